@@ -1,0 +1,2 @@
+export { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS } from './embedded.js';
+export type { EmbeddedBroker, EmbeddedBrokerOptions } from './embedded.js';

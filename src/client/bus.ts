@@ -1,0 +1,279 @@
+/**
+ * `connect()` and the Bus: wires the transport, the directory, the requester, the
+ * handlers and the subscriptions, and routes each incoming message to them by topic kind.
+ */
+import { hostname } from 'node:os';
+import { decode, EVERYONE, type DecodeResult, type Envelope } from '../protocol/envelope.js';
+import { CancelledError, InvalidMessageError, NotSentError, TimeoutError } from '../protocol/errors.js';
+import { checkClientId, checkPath, logTopic, notificationTopic, parseTopic, PRESENCE_FILTER, presenceTopic } from '../protocol/topics.js';
+import { Directory } from './directory.js';
+import { Handlers } from './handlers.js';
+import { resolveOptions, type ResolvedOptions } from './options.js';
+import { Requester } from './requester.js';
+import { Subscriptions } from './subscriptions.js';
+import { Transport } from './transport.js';
+import type {
+  ConnectOptions,
+  Delivery,
+  Handler,
+  HandleOptions,
+  Lane,
+  PresenceInfo,
+  ReceivedMessage,
+  Registration,
+  RequestOptions,
+  SendOptions,
+  Step,
+  SubscribeOptions,
+  Subscription,
+} from './types.js';
+
+/** Connects to the broker; resolves once connected and the directory of handlers is loaded. */
+export async function connect(options: ConnectOptions): Promise<Bus> {
+  const problem = checkClientId(options.id);
+  if (problem) throw new TypeError(problem);
+  const bus = new Bus(resolveOptions(options));
+  try {
+    await bus.ready;
+  } catch (error) {
+    await bus.close();
+    throw error;
+  }
+  return bus;
+}
+
+export class Bus {
+  readonly id: string;
+  /** The clients known from their presence and the actions they serve. */
+  readonly directory = new Directory();
+  readonly ready: Promise<void>;
+  private readonly transport: Transport;
+  private readonly requester: Requester;
+  private readonly handlers: Handlers;
+  private readonly subscriptions: Subscriptions;
+  private readonly since = Date.now();
+  private closed = false;
+  private announcing: Promise<void> = Promise.resolve();
+  private directoryLoaded!: () => void;
+
+  /** Use `connect()`. */
+  constructor(private readonly options: ResolvedOptions) {
+    this.id = options.id;
+    this.transport = new Transport(
+      options,
+      { topic: presenceTopic(this.id), payload: this.presenceBody('dead') },
+      (topic, payload, retained, lane) => this.route(topic, payload, retained, lane),
+      (lane, reconnected) => this.onConnect(lane, reconnected),
+    );
+    this.requester = new Requester(options, this.transport, this.directory);
+    this.handlers = new Handlers(options, this.transport, () => this.announce());
+    this.subscriptions = new Subscriptions(options, this.transport);
+    const directoryLoaded = new Promise<void>((resolve) => (this.directoryLoaded = resolve));
+    this.ready = this.transport.ready().then(() => directoryLoaded);
+    this.ready.catch(() => {});
+  }
+
+  get logger() {
+    return this.options.logger;
+  }
+
+  /** True while the main connection is up. */
+  get connected(): boolean {
+    return this.transport.connected;
+  }
+
+  /** Requests waiting for their final response. */
+  get inFlight(): number {
+    return this.requester.inFlight;
+  }
+
+  /**
+   * Sends a command and resolves with the final response's payload.
+   * Rejects with `RemoteError` (the handler's error code), `TimeoutError`, `NoHandlerError`,
+   * `HandlerGoneError`, `CancelledError` or `NotSentError`. Always settles.
+   */
+  request<T = unknown>(action: string, payload?: unknown, options?: RequestOptions): Promise<T> {
+    if (this.closed) return Promise.reject(new NotSentError('the client is closed'));
+    return this.requester.request(action, payload, options) as Promise<T>;
+  }
+
+  /** Sends a command and yields each progress response, then the final one (seed 000: "20%, 50%, 80%, done"). */
+  call(action: string, payload?: unknown, options?: RequestOptions): AsyncIterableIterator<Step> {
+    if (this.closed) throw new NotSentError('the client is closed');
+    return this.requester.call(action, payload, options);
+  }
+
+  /** Serves `action`: subscribes to its request topics and announces it in the presence. */
+  handle(action: string, handler: Handler, options?: HandleOptions): Promise<Registration> {
+    const problem = checkPath(action);
+    if (problem) return Promise.reject(new TypeError(problem));
+    return this.handlers.handle(action, handler, options);
+  }
+
+  /** Publishes a notification on `<category>/notification`. */
+  notify(category: string, payload: unknown, options: SendOptions & { destination?: string } = {}): void {
+    this.sendEnvelope(notificationTopic(category), { type: 'notification', payload, destination: options.destination ?? EVERYONE }, options);
+  }
+
+  /** Publishes a log record on `<category>/log`. */
+  log(category: string, level: 'debug' | 'info' | 'warn' | 'error', message: string, data?: unknown): void {
+    this.sendEnvelope(logTopic(category), { type: 'log', payload: { level, message, ...(data !== undefined && { data }) }, destination: EVERYONE }, {});
+  }
+
+  /** Publishes a ready-made envelope (or any JSON) on any topic, as `relais pub` does. */
+  publish(topic: string, message: unknown, options: SendOptions & { retain?: boolean; qos?: 0 | 1 } = {}): void {
+    if (this.closed) throw new NotSentError('the client is closed');
+    const body = typeof message === 'string' ? message : JSON.stringify(message);
+    this.transport.send({ topic, body, qos: options.qos ?? 1, priority: options.priority ?? 'normal', ...(options.retain && { retain: true }), ...(options.deadline !== undefined && { deadline: options.deadline }) });
+  }
+
+  subscribe(filter: string, options?: SubscribeOptions & { includeInvalid?: false }): Promise<Subscription<ReceivedMessage>>;
+  subscribe(filter: string, options: SubscribeOptions & { includeInvalid: true }): Promise<Subscription<Delivery>>;
+  subscribe(filter: string, callback: (message: ReceivedMessage) => void, options?: SubscribeOptions): Promise<Subscription<never>>;
+  subscribe(
+    filter: string,
+    callbackOrOptions?: SubscribeOptions | ((message: ReceivedMessage) => void),
+    maybeOptions?: SubscribeOptions,
+  ): Promise<Subscription<Delivery>> {
+    if (this.closed) return Promise.reject(new NotSentError('the client is closed'));
+    const callback = typeof callbackOrOptions === 'function' ? callbackOrOptions : undefined;
+    const options = (typeof callbackOrOptions === 'function' ? maybeOptions : callbackOrOptions) ?? {};
+    return this.subscriptions.subscribe(filter, options, callback as ((delivery: Delivery) => void) | undefined);
+  }
+
+  /**
+   * Resolves once some alive client (or `target`) announces `action`; rejects with
+   * `TimeoutError` after `timeout` ms (default: the request time-out). For a client that
+   * starts before the handlers it needs.
+   */
+  waitForHandler(action: string, options: { target?: string; timeout?: number; signal?: AbortSignal } = {}): Promise<void> {
+    const available = () => (options.target ? this.directory.serves(options.target, action) : this.directory.providers(action).size > 0);
+    if (available()) return Promise.resolve();
+    const timeout = options.timeout ?? this.options.timeout;
+    const timeoutError = new TimeoutError(`no handler for ${action}${options.target ? ` on ${options.target}` : ''} appeared within ${timeout} ms`);
+    return new Promise((resolve, reject) => {
+      const done = (error?: unknown) => {
+        clearTimeout(timer);
+        this.directory.off('change', onChange);
+        options.signal?.removeEventListener('abort', onAbort);
+        if (error) reject(error);
+        else resolve();
+      };
+      const onChange = () => {
+        if (available()) done();
+      };
+      const onAbort = () => done(new CancelledError(`stopped waiting for a handler of ${action}`, { cause: options.signal?.reason }));
+      const timer = setTimeout(() => done(timeoutError), timeout);
+      this.directory.on('change', onChange);
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Clients known from presence, with their status and actions. */
+  clients(): Array<{ id: string } & PresenceInfo> {
+    return this.directory.list().map(([id, info]) => ({ id, ...info }));
+  }
+
+  private sendEnvelope(topic: string, fields: Pick<Envelope, 'type' | 'payload' | 'destination'>, options: SendOptions): void {
+    if (this.closed) throw new NotSentError('the client is closed');
+    const priority = options.priority ?? 'normal';
+    const envelope: Envelope = { v: 1, ...fields, source: this.id, priority, ts: Date.now(), ...(options.deadline !== undefined && { deadline: options.deadline }) };
+    this.transport.send({ topic, body: JSON.stringify(envelope), qos: 1, priority, ...(options.deadline !== undefined && { deadline: options.deadline }) });
+  }
+
+  private presenceBody(status: PresenceInfo['status']): string {
+    const info: PresenceInfo = {
+      status,
+      actions: status === 'alive' ? this.handlers?.actions('main') ?? [] : [],
+      realtimeActions: status === 'alive' ? this.handlers?.actions('realtime') ?? [] : [],
+      since: this.since,
+      host: hostname(),
+      pid: process.pid,
+      ...this.options.info,
+    };
+    const envelope: Envelope = { v: 1, type: 'notification', source: this.id, destination: EVERYONE, payload: info, ts: Date.now() };
+    return JSON.stringify(envelope);
+  }
+
+  /** Publishes this client's presence (retained) and resolves once the broker has it. protocol §7 */
+  private announce(): Promise<void> {
+    // Serialised so the broker keeps the latest list, whatever order the acks come in.
+    this.announcing = this.announcing
+      .catch(() => {})
+      .then(() => (this.transport.connected ? this.transport.publishNow(presenceTopic(this.id), this.presenceBody('alive'), true) : undefined));
+    return this.announcing;
+  }
+
+  private onConnect(lane: Lane, reconnected: boolean): void {
+    if (lane !== 'main') return;
+    if (!reconnected) {
+      // The directory is loaded when our own presence comes back: the broker sends the
+      // retained presences for the subscription before it (protocol §7.2).
+      void this.transport.subscribe(PRESENCE_FILTER, 'main').then(
+        () => this.announce(),
+        (error: Error) => this.logger.error({ err: error.message }, 'cannot subscribe to presence; requests will not check handlers'),
+      );
+    } else {
+      void this.announce().catch((error: Error) => this.logger.warn({ err: error.message }, 'presence not republished'));
+    }
+  }
+
+  private route(topic: string, payload: Buffer, retained: boolean, lane: Lane): void {
+    let cached: DecodeResult | undefined;
+    const decoded = () => (cached ??= payload.length === 0 ? EMPTY_MESSAGE : decode(payload, this.options.maxMessageBytes));
+    const parsed = parseTopic(topic);
+    switch (parsed.kind) {
+      case 'response':
+        if (parsed.requester === this.id) {
+          const result = decoded();
+          if (result.ok && result.envelope.type === 'response') this.requester.onResponse(result.envelope);
+          else if (!result.ok) this.logger.warn({ topic, err: result.error.message }, 'invalid response');
+        }
+        break;
+      case 'request':
+        if (parsed.target === undefined || parsed.target === this.id) this.handlers.onRequest(parsed.action, parsed.target !== undefined, decoded());
+        break;
+      case 'cancel':
+        this.handlers.onCancel(decoded());
+        break;
+      case 'presence': {
+        const result = decoded();
+        this.directory.update(parsed.clientId, result.ok ? result.envelope : undefined);
+        if (parsed.clientId === this.id && result.ok) this.directoryLoaded();
+        break;
+      }
+      default:
+        break;
+    }
+    this.subscriptions.dispatch(topic, () => payload.toString('utf8'), decoded, retained);
+  }
+
+  /** Stops serving, announces `stopped`, fails what is pending and disconnects. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.handlers.abortAll();
+    this.requester.failAll(new NotSentError('the client closed before the response came'));
+    this.subscriptions.closeAll();
+    if (this.transport.connected) {
+      await this.transport.publishNow(presenceTopic(this.id), this.presenceBody('stopped'), true).catch(() => {});
+    }
+    await this.transport.close();
+  }
+
+  /** Drops the connection as a crash would: no `stopped` presence, the broker fires the Last Will. */
+  async kill(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.handlers.abortAll();
+    this.requester.failAll(new NotSentError('the client was killed'));
+    this.subscriptions.closeAll();
+    await this.transport.kill();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+const EMPTY_MESSAGE: DecodeResult = { ok: false, error: new InvalidMessageError('empty message (a cleared retained topic)') };

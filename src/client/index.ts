@@ -1,0 +1,3 @@
+export { connect, Bus } from './bus.js';
+export { DEFAULTS } from './options.js';
+export type * from './types.js';

@@ -1,0 +1,39 @@
+import pino, { type Logger } from 'pino';
+import type { ConnectOptions } from './types.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol/envelope.js';
+
+/** Every default of the client in one place; each field is documented on `ConnectOptions`. */
+export const DEFAULTS = {
+  broker: 'mqtt://127.0.0.1:1883',
+  timeout: 30_000,
+  realtimeLane: true,
+  maxOfflineMessages: 1000,
+  maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+  reconnectDelay: 100,
+  reconnectMaxDelay: 5000,
+  connectTimeout: 10_000,
+  keepalive: 30,
+  checkHandlers: true,
+} as const;
+
+export type ResolvedOptions = Required<Omit<ConnectOptions, 'username' | 'password' | 'tls' | 'info'>> &
+  Pick<ConnectOptions, 'username' | 'password' | 'tls' | 'info'>;
+
+export function resolveOptions(options: ConnectOptions): ResolvedOptions {
+  const logger: Logger =
+    options.logger ??
+    pino({ name: 'relais', level: process.env.RELAIS_LOG_LEVEL ?? 'warn' }, pino.destination({ fd: 2, sync: true }));
+  const defined = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
+  return {
+    ...DEFAULTS,
+    broker: process.env.RELAIS_BROKER ?? DEFAULTS.broker,
+    ...defined,
+    logger,
+  } as ResolvedOptions;
+}
+
+/** MQTT.js speaks `mqtt+unix://`; Relais accepts the friendlier `unix:///path`. */
+export function toMqttUrl(broker: string): string {
+  if (broker.startsWith('unix://')) return `mqtt+unix://${broker.slice('unix://'.length)}`;
+  return broker;
+}

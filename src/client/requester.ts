@@ -1,0 +1,265 @@
+/**
+ * The requesting side (protocol §4): the table of pending requests, their time-outs,
+ * progress, cancellation, and the fast failures (no handler, handler gone).
+ */
+import { randomBytes } from 'node:crypto';
+import { EVERYONE, type Envelope, type Priority } from '../protocol/envelope.js';
+import {
+  CancelledError,
+  fromWire,
+  HandlerGoneError,
+  NoHandlerError,
+  type RelaisError,
+  ResponseCode,
+  TimeoutError,
+} from '../protocol/errors.js';
+import { cancelTopic, checkClientId, checkPath, requestTopic, responseTopic } from '../protocol/topics.js';
+import type { Directory } from './directory.js';
+import type { ResolvedOptions } from './options.js';
+import type { Transport } from './transport.js';
+import type { Lane, RequestOptions, Step } from './types.js';
+import { AsyncQueue } from './async-queue.js';
+
+interface Pending {
+  action: string;
+  target?: string;
+  /** Id of the client answering, once a response came. */
+  handler?: string;
+  priority: Priority;
+  onStep(step: Step): void;
+  fail(error: RelaisError): void;
+}
+
+export class Requester {
+  private readonly pending = new Map<string, Pending>();
+  private readonly responseSubscriptions = new Map<string, Promise<void>>();
+  /** Random per-connection prefix + counter: unique tokens without a random draw per request. */
+  private readonly tokenPrefix = randomBytes(6).toString('base64url');
+  private tokenCounter = 0;
+
+  constructor(
+    private readonly options: ResolvedOptions,
+    private readonly transport: Transport,
+    private readonly directory: Directory,
+  ) {
+    directory.on('gone', (clientId) => this.onClientGone(clientId));
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Resolves with the final response's payload; rejects with a typed error. */
+  request(action: string, payload: unknown, options: RequestOptions = {}): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.start(action, payload, options, {
+        onStep: (step) => {
+          if (step.kind === 'final') resolve(step.payload);
+        },
+        fail: reject,
+      });
+    });
+  }
+
+  /** Yields every progress response, then the final one; an error response throws. */
+  call(action: string, payload: unknown, options: RequestOptions = {}): AsyncIterableIterator<Step> {
+    let cancel: (() => void) | undefined;
+    const queue = new AsyncQueue<Step>(Infinity, () => cancel?.());
+    cancel = this.start(action, payload, options, {
+      onStep: (step) => {
+        queue.push(step);
+        if (step.kind === 'final') queue.end();
+      },
+      fail: (error) => queue.end(error),
+    });
+    return queue;
+  }
+
+  /**
+   * Starts a request. Returns a function that cancels it (used when a `call` consumer stops early).
+   * Every path ends in exactly one of `onStep(final)` or `fail`.
+   */
+  private start(
+    action: string,
+    payload: unknown,
+    options: RequestOptions,
+    sink: { onStep(step: Step): void; fail(error: unknown): void },
+  ): () => void {
+    // Created now so its stack shows the caller, not a timer (STYLE: errors).
+    const timeout = options.timeout ?? this.options.timeout;
+    const timeoutError = new TimeoutError(`no final response to ${action} within ${timeout} ms`);
+    const problem = checkPath(action) ?? (options.target !== undefined && options.target !== EVERYONE ? checkClientId(options.target) : undefined);
+    if (problem) {
+      sink.fail(new TypeError(problem));
+      return () => {};
+    }
+    const target = options.target === EVERYONE ? undefined : options.target;
+    const missing = this.missingHandler(action, target, options.checkHandlers ?? this.options.checkHandlers);
+    if (missing) {
+      sink.fail(missing);
+      return () => {};
+    }
+    if (options.signal?.aborted) {
+      sink.fail(new CancelledError(`request to ${action} cancelled before it was sent`, { cause: options.signal.reason }));
+      return () => {};
+    }
+
+    const token = options.token ?? `${this.tokenPrefix}.${(this.tokenCounter++).toString(36)}`;
+    const priority = options.priority ?? 'normal';
+    const deadline = options.deadline ?? Date.now() + timeout;
+    let settled = false;
+    const finish = () => {
+      settled = true;
+      this.pending.delete(token);
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+    };
+    const entry: Pending = {
+      action,
+      priority,
+      ...(target !== undefined && { target }),
+      onStep: (step) => {
+        if (settled) return;
+        if (step.kind === 'final') finish();
+        sink.onStep(step);
+      },
+      fail: (error) => {
+        if (settled) return;
+        finish();
+        sink.fail(error);
+      },
+    };
+    const cancel = (error: RelaisError, reason: string) => {
+      if (settled) return;
+      this.sendCancel(entry, token, reason);
+      entry.fail(error);
+    };
+    const onAbort = () =>
+      cancel(new CancelledError(`request to ${action} cancelled by the caller`, { cause: options.signal?.reason }), 'cancelled by the requester');
+    const timer = setTimeout(() => cancel(timeoutError, 'requester time-out'), timeout);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    this.pending.set(token, entry);
+
+    const envelope: Envelope = {
+      v: 1,
+      type: 'command',
+      source: this.options.id,
+      destination: target ?? EVERYONE,
+      token,
+      payload: payload ?? {},
+      priority,
+      deadline,
+      ts: Date.now(),
+    };
+    const lane: Lane = priority === 'realtime' && this.transport.realtime ? 'realtime' : 'main';
+    const send = () => {
+      if (settled) return;
+      try {
+        this.transport.send({
+          topic: requestTopic(action, target),
+          body: JSON.stringify(envelope),
+          qos: 1,
+          priority,
+          deadline,
+          onDropped: (error) => entry.fail(error),
+        });
+      } catch (error) {
+        entry.fail(error as RelaisError);
+      }
+    };
+    const subscribed = this.ensureResponseSubscription(action, lane);
+    if (subscribed === true) send();
+    else subscribed.then(send, (error: Error) => entry.fail(new NoHandlerError(`cannot subscribe to the responses of ${action}: ${error.message}`, { cause: error })));
+    return () => cancel(new CancelledError(`call to ${action} stopped by its consumer`), 'consumer stopped reading');
+  }
+
+  private missingHandler(action: string, target: string | undefined, check: boolean): NoHandlerError | undefined {
+    if (!check) return undefined;
+    if (target !== undefined) {
+      if (this.directory.serves(target, action)) return undefined;
+      const info = this.directory.get(target);
+      const why = !info ? 'is not connected' : info.status !== 'alive' ? `is ${info.status}` : `does not serve it (serves: ${info.actions.join(', ') || 'nothing'})`;
+      return new NoHandlerError(`no handler for ${action}: target ${target} ${why}`);
+    }
+    if (this.directory.providers(action).size > 0) return undefined;
+    return new NoHandlerError(`no connected client serves ${action}`);
+  }
+
+  /** True when already subscribed (the hot path stays synchronous), else the pending SUBACK. */
+  private ensureResponseSubscription(action: string, lane: Lane): true | Promise<void> {
+    const key = `${lane} ${action}`;
+    const existing = this.responseSubscriptions.get(key);
+    if (existing && (existing as Promise<void> & { done?: boolean }).done) return true;
+    if (existing) return existing;
+    const subscribing = this.transport.subscribe(responseTopic(action, this.options.id), lane).then(
+      () => {
+        (subscribing as Promise<void> & { done?: boolean }).done = true;
+      },
+      (error: Error) => {
+        this.responseSubscriptions.delete(key);
+        throw error;
+      },
+    );
+    this.responseSubscriptions.set(key, subscribing);
+    return subscribing;
+  }
+
+  /** A response arrived on `<action>/response/<me>`. protocol §4.3 */
+  onResponse(envelope: Envelope): void {
+    const token = envelope.token;
+    const entry = token === undefined ? undefined : this.pending.get(token);
+    if (!entry || token === undefined) {
+      this.options.logger.debug({ token, source: envelope.source }, 'response for no pending request (late, or answered already)');
+      return;
+    }
+    entry.handler ??= envelope.source;
+    const code = envelope.code ?? ResponseCode.OK;
+    if (envelope.final === false) {
+      entry.onStep({
+        kind: 'progress',
+        ...(envelope.progress !== undefined && { progress: envelope.progress }),
+        payload: envelope.payload,
+        source: envelope.source,
+        token,
+      });
+    } else if (code === ResponseCode.OK) {
+      entry.onStep({ kind: 'final', payload: envelope.payload, code, source: envelope.source, token });
+    } else {
+      entry.fail(fromWire(envelope.error, code, envelope.source, envelope.payload));
+    }
+  }
+
+  /** A client's presence went from alive to stopped/dead: fail what only it could answer. */
+  private onClientGone(clientId: string): void {
+    for (const entry of [...this.pending.values()]) {
+      const servedByIt = entry.handler === clientId || entry.target === clientId;
+      const nobodyLeft = entry.handler === undefined && entry.target === undefined && this.directory.providers(entry.action).size === 0;
+      if (servedByIt || nobodyLeft) {
+        entry.fail(new HandlerGoneError(`handler ${entry.handler ?? entry.target ?? clientId} of ${entry.action} disconnected before answering`));
+      }
+    }
+  }
+
+  private sendCancel(entry: Pending, token: string, reason: string): void {
+    const envelope: Envelope = {
+      v: 1,
+      type: 'cancel',
+      source: this.options.id,
+      destination: entry.handler ?? entry.target ?? EVERYONE,
+      token,
+      payload: { reason },
+      priority: entry.priority,
+      ts: Date.now(),
+    };
+    try {
+      this.transport.send({ topic: cancelTopic(entry.action), body: JSON.stringify(envelope), qos: 1, priority: entry.priority, deadline: Date.now() + 5000 });
+    } catch {
+      // Offline or closed: the handler's own deadline will stop it.
+    }
+  }
+
+  /** Fails every pending request (the client is closing). */
+  failAll(error: RelaisError): void {
+    for (const entry of [...this.pending.values()]) entry.fail(error);
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * Application subscriptions (protocol §8): MQTT filters delivered as async iterators or
+ * to a callback, validated envelopes only unless invalid ones are asked for.
+ */
+import { checkFilter, topicMatches } from '../protocol/topics.js';
+import type { DecodeResult } from '../protocol/envelope.js';
+import { AsyncQueue } from './async-queue.js';
+import type { ResolvedOptions } from './options.js';
+import type { Transport } from './transport.js';
+import type { Delivery, Lane, SubscribeOptions, Subscription } from './types.js';
+
+interface Entry {
+  filter: string;
+  includeInvalid: boolean;
+  deliver(delivery: Delivery): void;
+  dropped(): number;
+  end(): void;
+}
+
+const INVALID_TEXT_LIMIT = 4096;
+
+export class Subscriptions {
+  private readonly entries = new Set<Entry>();
+  /** How many entries use each filter on each lane, so the MQTT subscription is shared. */
+  private readonly filterUse = new Map<string, number>();
+
+  constructor(
+    private readonly options: ResolvedOptions,
+    private readonly transport: Transport,
+  ) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  async subscribe(filter: string, options: SubscribeOptions, callback?: (delivery: Delivery) => void): Promise<Subscription<Delivery>> {
+    const problem = checkFilter(filter);
+    if (problem) throw new TypeError(problem);
+    const lane: Lane = options.lane === 'realtime' && this.transport.realtime ? 'realtime' : 'main';
+    const useKey = `${lane} ${filter}`;
+    let closed = false;
+    const unsubscribe = async () => {
+      if (closed) return;
+      closed = true;
+      this.entries.delete(entry);
+      queue?.end();
+      const left = (this.filterUse.get(useKey) ?? 1) - 1;
+      if (left > 0) this.filterUse.set(useKey, left);
+      else {
+        this.filterUse.delete(useKey);
+        await this.transport.unsubscribe(filter, lane);
+      }
+    };
+    const queue = callback ? undefined : new AsyncQueue<Delivery>(options.bufferSize ?? 10_000, () => void unsubscribe());
+    let warnedDrop = false;
+    const entry: Entry = {
+      filter,
+      includeInvalid: options.includeInvalid ?? false,
+      deliver: (delivery) => {
+        if (callback) {
+          try {
+            callback(delivery);
+          } catch (error) {
+            this.options.logger.warn({ filter, err: (error as Error).message }, 'subscription callback threw');
+          }
+          return;
+        }
+        const before = queue!.dropped;
+        queue!.push(delivery);
+        if (queue!.dropped > before && !warnedDrop) {
+          warnedDrop = true;
+          this.options.logger.warn({ filter }, 'slow subscriber: dropping the oldest messages');
+        }
+      },
+      dropped: () => queue?.dropped ?? 0,
+      end: () => queue?.end(),
+    };
+    this.filterUse.set(useKey, (this.filterUse.get(useKey) ?? 0) + 1);
+    this.entries.add(entry);
+    try {
+      await this.transport.subscribe(filter, lane, options.qos ?? 1);
+    } catch (error) {
+      await unsubscribe();
+      throw error;
+    }
+    const iterable = queue ?? emptyIterator();
+    return {
+      filter,
+      get dropped() {
+        return entry.dropped();
+      },
+      unsubscribe,
+      [Symbol.asyncIterator]: () => iterable,
+    };
+  }
+
+  /** Delivers one incoming message to every matching subscription. */
+  dispatch(topic: string, text: () => string, decoded: () => DecodeResult, retained: boolean): void {
+    if (this.entries.size === 0) return;
+    for (const entry of this.entries) {
+      if (!topicMatches(entry.filter, topic)) continue;
+      const result = decoded();
+      if (result.ok) entry.deliver({ topic, envelope: result.envelope, retained });
+      else if (entry.includeInvalid) entry.deliver({ topic, invalid: result.error.message, text: text().slice(0, INVALID_TEXT_LIMIT), retained });
+      else this.options.logger.warn({ topic, err: result.error.message }, 'invalid message on a subscribed topic');
+    }
+  }
+
+  closeAll(): void {
+    for (const entry of this.entries) entry.end();
+    this.entries.clear();
+  }
+}
+
+function emptyIterator(): AsyncIterableIterator<never> {
+  const iterator: AsyncIterableIterator<never> = {
+    next: () => Promise.resolve({ value: undefined as never, done: true }),
+    [Symbol.asyncIterator]: () => iterator,
+  };
+  return iterator;
+}

@@ -1,0 +1,243 @@
+/**
+ * The MQTT connections of one client: the main one and, optionally, the real-time lane
+ * (protocol §6). Owns reconnection with jittered backoff, the bounded offline queue and
+ * the priority-ordered outbound queue. Knows nothing of envelopes.
+ */
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import type { Priority } from '../protocol/envelope.js';
+import { NotSentError } from '../protocol/errors.js';
+import type { Lane } from './types.js';
+import { toMqttUrl, type ResolvedOptions } from './options.js';
+
+export interface OutboundMessage {
+  topic: string;
+  body: string;
+  qos: 0 | 1;
+  retain?: boolean;
+  priority: Priority;
+  deadline?: number;
+  /** Called when the message is dropped instead of sent (deadline passed offline, client closed). */
+  onDropped?: (error: NotSentError) => void;
+}
+
+export type IncomingHandler = (topic: string, payload: Buffer, retained: boolean, lane: Lane) => void;
+
+/** Bytes the socket may hold before lower-priority messages wait in our queue instead. */
+const SOCKET_HIGH_WATER = 64 * 1024;
+const PRIORITY_ORDER: readonly Priority[] = ['realtime', 'high', 'normal', 'low'];
+
+export class Transport {
+  readonly main: MqttClient;
+  readonly realtime?: MqttClient;
+  private readonly queues: Record<Priority, OutboundMessage[]> = { realtime: [], high: [], normal: [], low: [] };
+  private queued = 0;
+  private closing = false;
+  private reconnectAttempts = 0;
+  private reconnectTimers = new Set<NodeJS.Timeout>();
+
+  constructor(
+    private readonly options: ResolvedOptions,
+    will: { topic: string; payload: string },
+    private readonly onIncoming: IncomingHandler,
+    private readonly onConnect: (lane: Lane, reconnected: boolean) => void,
+  ) {
+    this.main = this.open(options.id, will, 'main');
+    if (options.realtimeLane) this.realtime = this.open(`${options.id}~rt`, undefined, 'realtime');
+  }
+
+  get logger(): Logger {
+    return this.options.logger;
+  }
+
+  get connected(): boolean {
+    return this.main.connected;
+  }
+
+  /** Resolves on the first connection of every lane; rejects with a clear reason otherwise. */
+  async ready(): Promise<void> {
+    const lanes = [this.main, ...(this.realtime ? [this.realtime] : [])];
+    await Promise.all(lanes.map((client) => this.firstConnect(client)));
+  }
+
+  private firstConnect(client: MqttClient): Promise<void> {
+    if (client.connected) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const broker = this.options.broker;
+      const timer = setTimeout(() => fail(new Error(`no answer from the broker at ${broker} within ${this.options.connectTimeout} ms`)), this.options.connectTimeout);
+      const fail = (error: Error) => {
+        cleanup();
+        reject(new NotSentError(`cannot connect to the broker at ${broker}: ${error.message}`, { cause: error }));
+      };
+      const onError = (error: Error) => fail(error);
+      const onClose = () => fail(new Error('connection closed before CONNACK'));
+      const onConnect = () => {
+        cleanup();
+        resolve();
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        client.off('error', onError);
+        client.off('close', onClose);
+        client.off('connect', onConnect);
+      };
+      client.on('error', onError);
+      client.on('close', onClose);
+      client.on('connect', onConnect);
+    });
+  }
+
+  private open(clientId: string, will: { topic: string; payload: string } | undefined, lane: Lane): MqttClient {
+    const { options } = this;
+    const mqttOptions: IClientOptions = {
+      clientId,
+      protocolVersion: 4, // MQTT 3.1.1: Aedes and NATS do not speak 5 (protocol §1)
+      clean: true,
+      keepalive: options.keepalive,
+      reconnectPeriod: 0, // we reconnect ourselves, with jitter
+      connectTimeout: options.connectTimeout,
+      resubscribe: true,
+      ...(options.username !== undefined && { username: options.username }),
+      ...(options.password !== undefined && { password: options.password }),
+      ...(options.tls ?? {}),
+      ...(will && { will: { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: true } }),
+    };
+    const client = mqtt.connect(toMqttUrl(options.broker), mqttOptions);
+    let everConnected = false;
+    client.on('connect', () => {
+      this.reconnectAttempts = 0;
+      const stream = (client as unknown as { stream?: { setNoDelay?: (on: boolean) => void; on?: (e: string, f: () => void) => void } }).stream;
+      stream?.setNoDelay?.(true);
+      if (lane === 'main') stream?.on?.('drain', () => this.pump());
+      if (everConnected) this.logger.info({ lane, broker: options.broker }, 'reconnected');
+      this.onConnect(lane, everConnected);
+      everConnected = true;
+      if (lane === 'main') this.pump();
+    });
+    client.on('message', (topic, payload, packet) => this.onIncoming(topic, payload, packet.retain, lane));
+    client.on('error', (error) => {
+      if (!this.closing) this.logger.warn({ lane, err: error.message }, 'MQTT connection error');
+    });
+    client.on('close', () => {
+      if (this.closing || !everConnected) return;
+      this.scheduleReconnect(client, lane);
+    });
+    return client;
+  }
+
+  private scheduleReconnect(client: MqttClient, lane: Lane): void {
+    const { reconnectDelay, reconnectMaxDelay } = this.options;
+    const ceiling = Math.min(reconnectMaxDelay, reconnectDelay * 2 ** Math.min(this.reconnectAttempts, 16));
+    this.reconnectAttempts += 1;
+    const delay = Math.round(Math.random() * ceiling); // "full jitter": clients that lost the broker together do not return together
+    this.logger.warn({ lane, delay }, 'connection lost; reconnecting');
+    const timer = setTimeout(() => {
+      this.reconnectTimers.delete(timer);
+      if (!this.closing && !client.connected && !client.reconnecting) client.reconnect();
+    }, delay);
+    this.reconnectTimers.add(timer);
+  }
+
+  private laneFor(priority: Priority): MqttClient {
+    return priority === 'realtime' && this.realtime ? this.realtime : this.main;
+  }
+
+  /**
+   * Sends a message, or queues it: behind the socket's high-water mark it waits in the
+   * priority queue; while disconnected it waits in the bounded offline queue.
+   * Throws `NotSentError` when the client is closed or the offline queue is full.
+   */
+  send(message: OutboundMessage): void {
+    if (this.closing) throw new NotSentError('the client is closed');
+    const client = this.laneFor(message.priority);
+    if (client !== this.main && client.connected) {
+      this.write(client, message);
+      return;
+    }
+    if (this.queued === 0 && this.main.connected && this.socketHasRoom()) {
+      this.write(this.main, message);
+      return;
+    }
+    if (!this.main.connected && this.queued >= this.options.maxOfflineMessages) {
+      throw new NotSentError(`offline queue full (${this.options.maxOfflineMessages} messages) while disconnected from ${this.options.broker}`);
+    }
+    this.queues[message.priority].push(message);
+    this.queued += 1;
+  }
+
+  private socketHasRoom(): boolean {
+    const stream = (this.main as unknown as { stream?: { writableLength?: number } }).stream;
+    return (stream?.writableLength ?? 0) < SOCKET_HIGH_WATER;
+  }
+
+  private write(client: MqttClient, message: OutboundMessage): void {
+    client.publish(message.topic, message.body, { qos: message.qos, retain: message.retain ?? false }, (error) => {
+      if (error && !this.closing) this.logger.warn({ topic: message.topic, err: error.message }, 'publish failed');
+    });
+  }
+
+  /** Drains the queue in priority order while connected and the socket has room; drops what expired. */
+  private pump(): void {
+    if (this.queued === 0) return;
+    const now = Date.now();
+    for (const priority of PRIORITY_ORDER) {
+      const queue = this.queues[priority];
+      while (queue.length > 0) {
+        const client = this.laneFor(priority);
+        if (!client.connected || (client === this.main && !this.socketHasRoom())) break;
+        const message = queue.shift()!;
+        this.queued -= 1;
+        if (message.deadline !== undefined && message.deadline <= now) {
+          message.onDropped?.(new NotSentError(`deadline passed before ${message.topic} could be sent (disconnected or backlogged)`));
+          continue;
+        }
+        this.write(client, message);
+      }
+    }
+  }
+
+  subscribe(filter: string, lane: Lane, qos: 0 | 1 = 1): Promise<void> {
+    const client = lane === 'realtime' && this.realtime ? this.realtime : this.main;
+    return new Promise((resolve, reject) => {
+      client.subscribe(filter, { qos }, (error, granted) => {
+        if (error) return reject(error);
+        if (granted?.some((grant) => grant.qos === 128)) return reject(new Error(`the broker refused the subscription to ${filter}`));
+        resolve();
+      });
+    });
+  }
+
+  unsubscribe(filter: string, lane: Lane): Promise<void> {
+    const client = lane === 'realtime' && this.realtime ? this.realtime : this.main;
+    if (!client.connected) return Promise.resolve();
+    return new Promise((resolve) => client.unsubscribe(filter, () => resolve()));
+  }
+
+  /** Publishes directly on the main connection and resolves once the broker has it (QoS 1). */
+  publishNow(topic: string, body: string, retain: boolean): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.main.publish(topic, body, { qos: 1, retain }, (error) => (error ? reject(error) : resolve())),
+    );
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    for (const timer of this.reconnectTimers) clearTimeout(timer);
+    const dropped = new NotSentError('the client closed before the message could be sent');
+    for (const priority of PRIORITY_ORDER) {
+      for (const message of this.queues[priority].splice(0)) message.onDropped?.(dropped);
+    }
+    this.queued = 0;
+    const lanes = [this.main, ...(this.realtime ? [this.realtime] : [])];
+    await Promise.all(lanes.map((client) => new Promise<void>((resolve) => client.end(false, {}, () => resolve()))));
+  }
+
+  /** Drops the connections without a clean DISCONNECT, as a crash would (the will fires). For tests and tools. */
+  async kill(): Promise<void> {
+    this.closing = true;
+    for (const timer of this.reconnectTimers) clearTimeout(timer);
+    const lanes = [this.main, ...(this.realtime ? [this.realtime] : [])];
+    await Promise.all(lanes.map((client) => new Promise<void>((resolve) => client.end(true, {}, () => resolve()))));
+  }
+}

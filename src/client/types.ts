@@ -1,0 +1,147 @@
+/**
+ * The public surface of the Relais client library, documented in one place.
+ * Implementation lives in the other files of this folder.
+ */
+import type { Logger } from 'pino';
+import type { Envelope, Priority } from '../protocol/envelope.js';
+
+export type { Envelope, Priority };
+
+/** Which MQTT connection carries a subscription or a message (protocol §6). */
+export type Lane = 'main' | 'realtime';
+
+export interface ConnectOptions {
+  /** This client's id: its MQTT client id, the `source` of what it sends and the `<requester>` of its response topics. */
+  id: string;
+  /**
+   * Broker URL: `mqtt://host:port`, `mqtts://host:port`, `ws://host:port/path`, `wss://...`,
+   * or `unix:///path/to/socket`. Default `RELAIS_BROKER` from the environment, else `mqtt://127.0.0.1:1883`.
+   */
+  broker?: string;
+  username?: string;
+  password?: string;
+  /** Extra TLS options for `mqtts://` / `wss://` (ca, cert, key, rejectUnauthorized...). */
+  tls?: Record<string, unknown>;
+  /** Default time-out of `request`/`call`, in ms. Default 30 000. */
+  timeout?: number;
+  /** Open a second connection for `realtime` traffic so it never waits behind bulk messages. Default true. */
+  realtimeLane?: boolean;
+  /** Messages kept while disconnected, at most. Beyond, sending fails with `NotSentError`. Default 1000. */
+  maxOfflineMessages?: number;
+  /** Largest message accepted or sent, in bytes. Default 1 MiB. */
+  maxMessageBytes?: number;
+  /** First reconnect delay in ms; doubles each try up to `reconnectMaxDelay`, with full jitter. Default 100. */
+  reconnectDelay?: number;
+  /** Longest reconnect delay in ms. Default 5000. */
+  reconnectMaxDelay?: number;
+  /** How long the first connection may take before `connect` rejects, in ms. Default 10 000. */
+  connectTimeout?: number;
+  /** MQTT keep-alive in seconds; also how fast the broker notices a silent death. Default 30. */
+  keepalive?: number;
+  /**
+   * Fail a request at once with `NoHandlerError` when no client announces the action (protocol §7).
+   * Turn off to talk to handlers that do not announce themselves (plain MQTT peers). Default true.
+   */
+  checkHandlers?: boolean;
+  /** Where the library logs (bad input, dropped messages, reconnects). Default: pino to stderr at `RELAIS_LOG_LEVEL` or `warn`. */
+  logger?: Logger;
+  /** Free-form facts published in this client's presence (host, version, role...). */
+  info?: Record<string, unknown>;
+}
+
+export interface SendOptions {
+  priority?: Priority;
+  /** Epoch ms after which the message is useless: not sent late from the offline queue. */
+  deadline?: number;
+}
+
+export interface RequestOptions extends SendOptions {
+  /** Id of the one client that must handle the command (`<action>/request/<target>`). */
+  target?: string;
+  /** Time-out in ms; the request rejects with `TimeoutError` after it. Default: the connect option. */
+  timeout?: number;
+  /** Aborting it rejects with `CancelledError` and sends a cancel message to the handler. */
+  signal?: AbortSignal;
+  /** Overrides `ConnectOptions.checkHandlers` for this request. */
+  checkHandlers?: boolean;
+  /** Token to use instead of a generated one. Must be unique. */
+  token?: string;
+}
+
+/** One response of a streamed call. */
+export type Step =
+  | { kind: 'progress'; progress?: number; payload: unknown; source: string; token: string }
+  | { kind: 'final'; payload: unknown; code: number; source: string; token: string };
+
+export interface HandlerContext {
+  readonly action: string;
+  readonly token: string;
+  /** Id of the requester. */
+  readonly source: string;
+  readonly priority: Priority;
+  /** Epoch ms by which the requester stops waiting; undefined when it gave none. */
+  readonly deadline?: number;
+  /** Aborted when the requester cancels or the deadline passes. */
+  readonly signal: AbortSignal;
+  /** The whole request envelope. */
+  readonly envelope: Envelope;
+  /** Sends a progress response: `fraction` in [0, 1], `data` any JSON. */
+  progress(fraction: number | undefined, data?: unknown): void;
+}
+
+/** Serves an action: returns the result (any JSON) or throws (becomes an error response). */
+export type Handler = (payload: any, ctx: HandlerContext) => unknown | Promise<unknown>;
+
+export interface HandleOptions {
+  /** `realtime` serves this action on the real-time connection. Default `main`. */
+  lane?: Lane;
+}
+
+export interface Registration {
+  /** Stops serving: unsubscribes and updates the presence. */
+  close(): Promise<void>;
+}
+
+export interface SubscribeOptions {
+  lane?: Lane;
+  /** MQTT QoS of the subscription. Default 1. */
+  qos?: 0 | 1;
+  /** Also deliver messages that are not valid envelopes (as `InvalidMessage`). Default false. */
+  includeInvalid?: boolean;
+  /** Messages kept for a slow consumer; beyond, the oldest are dropped with a log line. Default 10 000. */
+  bufferSize?: number;
+}
+
+export interface ReceivedMessage {
+  topic: string;
+  envelope: Envelope;
+  /** Delivered from the broker's retained store rather than live. */
+  retained: boolean;
+}
+
+export interface InvalidMessage {
+  topic: string;
+  /** Why it is not a valid envelope, naming the field. */
+  invalid: string;
+  /** The raw text (first 4 KiB). */
+  text: string;
+  retained: boolean;
+}
+
+export type Delivery = ReceivedMessage | InvalidMessage;
+
+export interface Subscription<T = ReceivedMessage> extends AsyncIterable<T> {
+  readonly filter: string;
+  /** Number of messages dropped because the consumer was too slow. */
+  readonly dropped: number;
+  unsubscribe(): Promise<void>;
+}
+
+/** What a client announces about itself (retained on `relais/presence/<id>`, protocol §7). */
+export interface PresenceInfo {
+  status: 'alive' | 'stopped' | 'dead';
+  actions: string[];
+  realtimeActions?: string[];
+  since: number;
+  [extra: string]: unknown;
+}

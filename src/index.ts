@@ -1,0 +1,22 @@
+/** The `relais` package: the client library, the protocol helpers and the embedded broker. */
+export { connect, Bus, DEFAULTS } from './client/index.js';
+export type * from './client/types.js';
+export {
+  RelaisError,
+  TimeoutError,
+  NoHandlerError,
+  HandlerGoneError,
+  CancelledError,
+  InvalidMessageError,
+  PayloadTooLargeError,
+  NotAuthorizedError,
+  NotSentError,
+  RemoteError,
+  ResponseCode,
+  toWire,
+  fromWire,
+} from './protocol/errors.js';
+export { toBase64, fromBase64, isBase64Value, type Base64Value } from './protocol/binary.js';
+export { PROTOCOL_VERSION, PRIORITIES, MESSAGE_TYPES, EVERYONE, decode, encode, validate } from './protocol/envelope.js';
+export { requestTopic, responseTopic, notificationTopic, cancelTopic, logTopic, presenceTopic, parseTopic, topicMatches } from './protocol/topics.js';
+export { startEmbeddedBroker, BrokerStartError, type EmbeddedBroker, type EmbeddedBrokerOptions } from './broker/index.js';

@@ -1,0 +1,135 @@
+/**
+ * The message envelope (protocol §3): one UTF-8 JSON object per MQTT message.
+ * Pure: encoding, decoding and validation, no I/O.
+ */
+import { z } from 'zod';
+import { InvalidMessageError, PayloadTooLargeError, type WireError } from './errors.js';
+
+export const PROTOCOL_VERSION = 1;
+
+export const MESSAGE_TYPES = ['command', 'response', 'notification', 'log', 'cancel'] as const;
+export type MessageType = (typeof MESSAGE_TYPES)[number];
+
+export const PRIORITIES = ['realtime', 'high', 'normal', 'low'] as const;
+export type Priority = (typeof PRIORITIES)[number];
+
+/** Destination meaning "every client". */
+export const EVERYONE = '*';
+
+/** Default largest encoded message accepted, in bytes (protocol §3.4). */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
+
+const wireErrorSchema = z.object({
+  name: z.string().max(200),
+  message: z.string().max(64 * 1024),
+  details: z.unknown().optional(),
+});
+
+const idString = z.string().min(1).max(256);
+
+export const envelopeSchema = z
+  .object({
+    v: z.number().int().positive().optional(),
+    type: z.enum(MESSAGE_TYPES),
+    source: idString,
+    destination: idString,
+    token: z.string().min(1).max(256).optional(),
+    payload: z.unknown(),
+    code: z.number().int().nonnegative().optional(),
+    final: z.boolean().optional(),
+    progress: z.number().min(0).max(1).optional(),
+    error: wireErrorSchema.optional(),
+    priority: z.enum(PRIORITIES).optional(),
+    deadline: z.number().int().nonnegative().optional(),
+    ts: z.number().nonnegative().optional(),
+  })
+  .superRefine((message, ctx) => {
+    if ((message.type === 'response' || message.type === 'cancel') && message.token === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['token'], message: `a ${message.type} must carry the token of its command` });
+    }
+  });
+
+/** A validated message. Unknown extra fields are kept as they came (forward compatibility, protocol §3.3). */
+export interface Envelope {
+  v?: number;
+  type: MessageType;
+  source: string;
+  destination: string;
+  token?: string;
+  payload: unknown;
+  code?: number;
+  final?: boolean;
+  progress?: number;
+  error?: WireError;
+  priority?: Priority;
+  deadline?: number;
+  ts?: number;
+  [extra: string]: unknown;
+}
+
+export type DecodeResult =
+  | { ok: true; envelope: Envelope }
+  | {
+      ok: false;
+      error: InvalidMessageError | PayloadTooLargeError;
+      /** What could be read of the sender, so an error can go back to it. */
+      sender?: { source: string; token?: string };
+    };
+
+/** Reads and validates one message. Never throws. */
+export function decode(bytes: Uint8Array | string, maxBytes = DEFAULT_MAX_MESSAGE_BYTES): DecodeResult {
+  const size = typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.byteLength;
+  if (size > maxBytes) {
+    return { ok: false, error: new PayloadTooLargeError(`message of ${size} bytes is over the ${maxBytes}-byte limit`) };
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(typeof bytes === 'string' ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  } catch (cause) {
+    return { ok: false, error: new InvalidMessageError(`message is not valid JSON: ${(cause as Error).message}`, { cause }) };
+  }
+  return validate(parsed);
+}
+
+/** Validates an already-parsed value as an envelope. Never throws. */
+export function validate(value: unknown): DecodeResult {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, error: new InvalidMessageError(`message must be a JSON object, got ${describe(value)}`) };
+  }
+  const sender = senderOf(value as Record<string, unknown>);
+  if (!('payload' in value)) {
+    return { ok: false, error: new InvalidMessageError("field 'payload' is required"), ...(sender && { sender }) };
+  }
+  const result = envelopeSchema.safeParse(value);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const field = issue.path.length ? issue.path.join('.') : '(message)';
+      return `field '${field}': ${issue.message}`;
+    });
+    return {
+      ok: false,
+      error: new InvalidMessageError(`invalid message: ${problems.join('; ')}`, { details: { issues: problems } }),
+      ...(sender && { sender }),
+    };
+  }
+  // The original object is returned so unknown fields survive; zod only checked it.
+  return { ok: true, envelope: value as Envelope };
+}
+
+function senderOf(value: Record<string, unknown>): { source: string; token?: string } | undefined {
+  if (typeof value.source !== 'string' || value.source.length === 0) return undefined;
+  return typeof value.token === 'string' && value.token.length > 0
+    ? { source: value.source, token: value.token }
+    : { source: value.source };
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}
+
+/** Encodes an envelope; stamps the protocol version. */
+export function encode(envelope: Envelope): string {
+  return JSON.stringify(envelope.v === undefined ? { v: PROTOCOL_VERSION, ...envelope } : envelope);
+}

@@ -1,0 +1,148 @@
+/**
+ * One error class per failure (protocol §5). Each has a stable string `code`; the
+ * errors that travel in a response also have a numeric wire `responseCode`, and
+ * `toWire()` / `fromWire()` let a handler's error arrive typed at the caller.
+ */
+
+/** Numeric response codes (protocol §5.1). 0 ok, 1 generic error, 2-99 Relais, >= 100 free for modules. */
+export const ResponseCode = {
+  OK: 0,
+  ERROR: 1,
+  INVALID_REQUEST: 2,
+  NO_HANDLER: 3,
+  NOT_AUTHORIZED: 4,
+  CANCELLED: 5,
+  DEADLINE_EXCEEDED: 6,
+  PAYLOAD_TOO_LARGE: 7,
+} as const;
+
+/** What an error looks like inside a response envelope (`error` field). */
+export interface WireError {
+  name: string;
+  message: string;
+  /** Module-defined details; plain JSON. */
+  details?: unknown;
+}
+
+export class RelaisError extends Error {
+  /** Stable machine-readable code, e.g. `TIMEOUT`. */
+  readonly code: string;
+  /** Code used when this error is sent in a response. */
+  readonly responseCode: number;
+  readonly details?: unknown;
+
+  constructor(code: string, message: string, options: { cause?: unknown; responseCode?: number; details?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.responseCode = options.responseCode ?? ResponseCode.ERROR;
+    if (options.details !== undefined) this.details = options.details;
+  }
+}
+
+/** The request got no final response before its time-out. */
+export class TimeoutError extends RelaisError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('TIMEOUT', message, { ...options, responseCode: ResponseCode.DEADLINE_EXCEEDED });
+  }
+}
+
+/** No connected client serves the action (or the target is offline). */
+export class NoHandlerError extends RelaisError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('NO_HANDLER', message, { ...options, responseCode: ResponseCode.NO_HANDLER });
+  }
+}
+
+/** The handler that was serving the request disconnected before answering. */
+export class HandlerGoneError extends RelaisError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('HANDLER_GONE', message, options);
+  }
+}
+
+/** The caller aborted the request, or the handler was cancelled. */
+export class CancelledError extends RelaisError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('CANCELLED', message, { ...options, responseCode: ResponseCode.CANCELLED });
+  }
+}
+
+/** A message does not follow the protocol; `message` names the field. */
+export class InvalidMessageError extends RelaisError {
+  constructor(message: string, options: { cause?: unknown; details?: unknown } = {}) {
+    super('INVALID_MESSAGE', message, { ...options, responseCode: ResponseCode.INVALID_REQUEST });
+  }
+}
+
+export class PayloadTooLargeError extends RelaisError {
+  constructor(message: string) {
+    super('PAYLOAD_TOO_LARGE', message, { responseCode: ResponseCode.PAYLOAD_TOO_LARGE });
+  }
+}
+
+export class NotAuthorizedError extends RelaisError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('NOT_AUTHORIZED', message, { ...options, responseCode: ResponseCode.NOT_AUTHORIZED });
+  }
+}
+
+/** The message could not be sent: the client is closed, or its offline queue is full, or its deadline passed offline. */
+export class NotSentError extends RelaisError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('NOT_SENT', message, options);
+  }
+}
+
+/** A handler answered with a non-zero code. `responseCode` is that code; `payload` what came with it. */
+export class RemoteError extends RelaisError {
+  /** Name of the error class on the handler's side. */
+  readonly remoteName: string;
+  readonly payload: unknown;
+  /** Id of the client that answered. */
+  readonly handler: string;
+
+  constructor(wire: WireError, responseCode: number, handler: string, payload?: unknown) {
+    super('REMOTE', wire.message, { responseCode, details: wire.details });
+    this.remoteName = wire.name;
+    this.payload = payload;
+    this.handler = handler;
+  }
+}
+
+/** The part of an error that goes on the wire. Stack traces stay local (no internals leak). */
+export function toWire(error: unknown): { responseCode: number; error: WireError } {
+  if (error instanceof RemoteError) {
+    return { responseCode: error.responseCode, error: { name: error.remoteName, message: error.message, details: error.details } };
+  }
+  if (error instanceof Error) {
+    const candidate = (error as { responseCode?: unknown; code?: unknown }).responseCode;
+    const legacy = (error as { code?: unknown }).code;
+    const responseCode = isResponseCode(candidate) ? candidate : isResponseCode(legacy) ? legacy : ResponseCode.ERROR;
+    const wire: WireError = { name: error.name || 'Error', message: error.message };
+    const details = (error as { details?: unknown }).details;
+    if (details !== undefined) wire.details = details;
+    return { responseCode: responseCode === ResponseCode.OK ? ResponseCode.ERROR : responseCode, error: wire };
+  }
+  return { responseCode: ResponseCode.ERROR, error: { name: 'Error', message: String(error) } };
+}
+
+function isResponseCode(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 1;
+}
+
+/** The typed error for an error response. Relais' own codes come back as their own classes. */
+export function fromWire(wire: WireError | undefined, responseCode: number, handler: string, payload?: unknown): RelaisError {
+  const shape: WireError = wire ?? { name: 'Error', message: `handler ${handler} answered with code ${responseCode}` };
+  const cause = new RemoteError(shape, responseCode, handler, payload);
+  switch (responseCode) {
+    case ResponseCode.NO_HANDLER:
+      return new NoHandlerError(shape.message, { cause });
+    case ResponseCode.NOT_AUTHORIZED:
+      return new NotAuthorizedError(shape.message, { cause });
+    case ResponseCode.INVALID_REQUEST:
+      return new InvalidMessageError(shape.message, { cause, details: shape.details });
+    default:
+      return cause;
+  }
+}

@@ -1,0 +1,4 @@
+export * from './topics.js';
+export * from './envelope.js';
+export * from './errors.js';
+export * from './binary.js';

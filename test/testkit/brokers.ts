@@ -1,0 +1,152 @@
+/**
+ * Real brokers for tests and benchmarks: the embedded Aedes one and a Mosquitto process,
+ * each on a free port of 127.0.0.1, each disposable. No fixed ports, no sleeps.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { startEmbeddedBroker } from '../../src/broker/index.js';
+
+export type BrokerKind = 'aedes' | 'mosquitto';
+
+export interface TestBroker {
+  kind: BrokerKind;
+  /** `mqtt://127.0.0.1:<port>` */
+  url: string;
+  /** `unix://...` when the broker also listens on a Unix socket. */
+  unixUrl?: string;
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** True when `binary` is on the PATH (or in /usr/sbin, where Debian puts mosquitto). */
+export function hasBinary(binary: string): boolean {
+  return findBinary(binary) !== undefined;
+}
+
+export function findBinary(binary: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin'];
+  for (const dir of dirs) {
+    const candidate = path.join(dir, binary);
+    if (dir && fs.existsSync(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+/**
+ * Whether tests needing `binary` run. When it is absent: a loud line and a skip, or a
+ * failure when RELAIS_REQUIRE_PEERS=1 (CI installs the peers and sets it).
+ */
+export function peerGate(binary: string, what: string): { run: boolean; skip: string | false } {
+  if (hasBinary(binary)) return { run: true, skip: false };
+  if (process.env.RELAIS_REQUIRE_PEERS === '1') {
+    throw new Error(`${binary} is required (RELAIS_REQUIRE_PEERS=1) for ${what} but is not installed`);
+  }
+  const line = `!!! SKIPPING ${what}: ${binary} is not installed (apt-get install ${binary === 'mosquitto' ? 'mosquitto mosquitto-clients' : binary}) !!!`;
+  console.error(`\n${'!'.repeat(line.length)}\n${line}\n${'!'.repeat(line.length)}\n`);
+  return { run: false, skip: `${binary} not installed` };
+}
+
+export async function startAedes(options: { unix?: boolean } = {}): Promise<TestBroker> {
+  const dir = options.unix ? fs.mkdtempSync(path.join(os.tmpdir(), 'relais-aedes-')) : undefined;
+  const broker = await startEmbeddedBroker({ port: 0, ...(dir && { unixPath: path.join(dir, 'broker.sock') }) });
+  const close = async () => {
+    await broker.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  };
+  return { kind: 'aedes', url: broker.url!, ...(broker.unixUrl && { unixUrl: broker.unixUrl }), close, [Symbol.asyncDispose]: close };
+}
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Mosquitto as the project configures it (protocol §1): no-delay, raised queues, loopback only. */
+export function mosquittoConfig(port: number, socketPath?: string): string {
+  return [
+    'persistence false',
+    'log_dest stderr',
+    'log_type error',
+    'log_type warning',
+    'log_type notice',
+    'log_type information',
+    'user root',
+    `listener ${port} 127.0.0.1`,
+    'allow_anonymous true',
+    // DEPENDENCIES.md: without it a progress+final pair stalls ~40 ms on delayed ACK.
+    'set_tcp_nodelay true',
+    // DEPENDENCIES.md: the defaults (1000 queued, 20 in flight) drop messages silently under load.
+    'max_queued_messages 1000000',
+    'max_inflight_messages 0',
+    ...(socketPath ? [`listener 0 ${socketPath}`, 'allow_anonymous true'] : []),
+    '',
+  ].join('\n');
+}
+
+export async function startMosquitto(options: { unix?: boolean } = {}): Promise<TestBroker> {
+  const binary = findBinary('mosquitto');
+  if (!binary) throw new Error('mosquitto is not installed');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-mosquitto-'));
+  const socketPath = options.unix ? path.join(dir, 'mosquitto.sock') : undefined;
+  const port = await freePort();
+  const configPath = path.join(dir, 'mosquitto.conf');
+  fs.writeFileSync(configPath, mosquittoConfig(port, socketPath));
+  const child = spawn(binary, ['-c', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+  await waitForLine(child, /mosquitto version .* running/, 10_000, 'mosquitto');
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    if (child.exitCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  return {
+    kind: 'mosquitto',
+    url: `mqtt://127.0.0.1:${port}`,
+    ...(socketPath && { unixUrl: `unix://${socketPath}` }),
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+export function startBroker(kind: BrokerKind, options: { unix?: boolean } = {}): Promise<TestBroker> {
+  return kind === 'aedes' ? startAedes(options) : startMosquitto(options);
+}
+
+/** Resolves when the child's stderr prints a line matching `pattern`; rejects on exit or time-out. */
+export function waitForLine(child: ChildProcess, pattern: RegExp, timeout: number, label: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => finish(new Error(`${label} did not start within ${timeout} ms; it said:\n${seen}`)), timeout);
+    const onData = (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (pattern.test(seen)) finish();
+    };
+    const onExit = (code: number | null) => finish(new Error(`${label} exited with ${code} before it was ready; it said:\n${seen}`));
+    const finish = (error?: Error) => {
+      clearTimeout(timer);
+      child.stderr?.off('data', onData);
+      child.off('exit', onExit);
+      if (error) reject(error);
+      else resolve();
+    };
+    child.stderr?.on('data', onData);
+    child.once('exit', onExit);
+  });
+}
+
+/** Runs a command to completion (for mosquitto_pub and friends). */
+export function runSync(command: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(command, args, { encoding: 'utf8', timeout: 10_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
