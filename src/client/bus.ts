@@ -2,6 +2,7 @@
  * `connect()` and the Bus: wires the transport, the directory, the requester, the
  * handlers and the subscriptions, and routes each incoming message to them by topic kind.
  */
+import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { decode, EVERYONE, type DecodeResult, type Envelope } from '../protocol/envelope.js';
 import { CancelledError, InvalidMessageError, NotSentError, TimeoutError } from '../protocol/errors.js';
@@ -42,7 +43,7 @@ export async function connect(options: ConnectOptions): Promise<Bus> {
   return bus;
 }
 
-export class Bus {
+export class Bus extends EventEmitter<{ online: []; offline: [] }> {
   readonly id: string;
   /** The clients known from their presence and the actions they serve. */
   readonly directory = new Directory();
@@ -52,24 +53,40 @@ export class Bus {
   private readonly handlers: Handlers;
   private readonly subscriptions: Subscriptions;
   private readonly since = Date.now();
+  private presenceSeq = 0;
+  private settleTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private announcing: Promise<void> = Promise.resolve();
   private directoryLoaded!: () => void;
+  private failLoading!: (error: Error) => void;
 
   /** Use `connect()`. */
   constructor(private readonly options: ResolvedOptions) {
+    super();
     this.id = options.id;
     this.transport = new Transport(
       options,
       { topic: presenceTopic(this.id), payload: this.presenceBody('dead') },
       (topic, payload, retained, lane) => this.route(topic, payload, retained, lane),
       (lane, reconnected) => this.onConnect(lane, reconnected),
+      (lane) => {
+        if (lane === 'main') this.emit('offline');
+      },
     );
     this.requester = new Requester(options, this.transport, this.directory);
     this.handlers = new Handlers(options, this.transport, () => this.announce());
     this.subscriptions = new Subscriptions(options, this.transport);
-    const directoryLoaded = new Promise<void>((resolve) => (this.directoryLoaded = resolve));
-    this.ready = this.transport.ready().then(() => directoryLoaded);
+    const directoryLoaded = new Promise<void>((resolve, reject) => {
+      this.directoryLoaded = resolve;
+      this.failLoading = reject;
+    });
+    this.ready = this.transport.ready().then(() => {
+      const timer = setTimeout(
+        () => this.failLoading(new NotSentError(`connected to ${options.broker}, but our presence did not come back within ${options.connectTimeout} ms (does the broker's ACL allow relais/presence/#?)`)),
+        options.connectTimeout,
+      );
+      return directoryLoaded.finally(() => clearTimeout(timer));
+    });
     this.ready.catch(() => {});
   }
 
@@ -183,13 +200,15 @@ export class Bus {
 
   private presenceBody(status: PresenceInfo['status']): string {
     const info: PresenceInfo = {
+      // Caller facts first, so they cannot overwrite the fields the protocol relies on.
+      host: hostname(),
+      pid: process.pid,
+      ...this.options.info,
       status,
       actions: status === 'alive' ? this.handlers?.actions('main') ?? [] : [],
       realtimeActions: status === 'alive' ? this.handlers?.actions('realtime') ?? [] : [],
       since: this.since,
-      host: hostname(),
-      pid: process.pid,
-      ...this.options.info,
+      seq: this.presenceSeq++,
     };
     const envelope: Envelope = { v: 1, type: 'notification', source: this.id, destination: EVERYONE, payload: info, ts: Date.now() };
     return JSON.stringify(envelope);
@@ -211,10 +230,12 @@ export class Bus {
       // retained presences for the subscription before it (protocol §7.2).
       void this.transport.subscribe(PRESENCE_FILTER, 'main').then(
         () => this.announce(),
-        (error: Error) => this.logger.error({ err: error.message }, 'cannot subscribe to presence; requests will not check handlers'),
-      );
+        (error: Error) => this.failLoading(new NotSentError(`cannot subscribe to relais/presence/+: ${error.message}`, { cause: error })),
+      ).catch((error: Error) => this.failLoading(new NotSentError(`cannot publish our presence: ${error.message}`, { cause: error })));
     } else {
+      this.directory.beginReload();
       void this.announce().catch((error: Error) => this.logger.warn({ err: error.message }, 'presence not republished'));
+      this.emit('online');
     }
   }
 
@@ -231,15 +252,24 @@ export class Bus {
         }
         break;
       case 'request':
-        if (parsed.target === undefined || parsed.target === this.id) this.handlers.onRequest(parsed.action, parsed.target !== undefined, decoded());
+        // Only for actions served here: a client that merely subscribes to '#' must not answer.
+        if (parsed.target === this.id || (parsed.target === undefined && this.handlers.serves(parsed.action))) {
+          this.handlers.onRequest(parsed.action, parsed.target !== undefined, decoded());
+        }
         break;
       case 'cancel':
-        this.handlers.onCancel(decoded());
+        if (this.handlers.serves(parsed.action)) this.handlers.onCancel(decoded());
         break;
       case 'presence': {
         const result = decoded();
         this.directory.update(parsed.clientId, result.ok ? result.envelope : undefined);
-        if (parsed.clientId === this.id && result.ok) this.directoryLoaded();
+        if (parsed.clientId === this.id && result.ok && !this.directory.settled && !this.settleTimer) {
+          this.directoryLoaded();
+          this.settleTimer = setTimeout(() => {
+            this.settleTimer = undefined;
+            this.directory.endReload();
+          }, this.options.directorySettle);
+        }
         break;
       }
       default:
@@ -252,6 +282,7 @@ export class Bus {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.settleTimer);
     this.handlers.abortAll();
     this.requester.failAll(new NotSentError('the client closed before the response came'));
     this.subscriptions.closeAll();
@@ -265,6 +296,7 @@ export class Bus {
   async kill(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.settleTimer);
     this.handlers.abortAll();
     this.requester.failAll(new NotSentError('the client was killed'));
     this.subscriptions.closeAll();

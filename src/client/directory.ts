@@ -7,16 +7,47 @@ import { EventEmitter } from 'node:events';
 import type { Envelope } from '../protocol/envelope.js';
 import type { PresenceInfo } from './types.js';
 
-export class Directory extends EventEmitter<{ gone: [clientId: string]; change: [clientId: string, info: PresenceInfo | undefined] }> {
+export class Directory extends EventEmitter<{
+  gone: [clientId: string];
+  change: [clientId: string, info: PresenceInfo | undefined];
+  settled: [];
+}> {
   private readonly clients = new Map<string, PresenceInfo>();
   private readonly providersByAction = new Map<string, Set<string>>();
 
+  /** Entries not confirmed since the last reconnection (the broker may have restarted without them). */
+  private unconfirmed?: Set<string>;
+
+  /**
+   * False while the retained presences may still be arriving (protocol §7.2): a broker may
+   * send them after later live messages, so "nobody serves X" is only trusted once settled.
+   */
+  settled = false;
+
+  /** After a reconnection: every entry must be confirmed again by the retained presences. */
+  beginReload(): void {
+    this.settled = false;
+    this.unconfirmed = new Set(this.clients.keys());
+  }
+
+  /** The retained presences are in: forget what was not confirmed since the reconnection. */
+  endReload(): void {
+    const stale = this.unconfirmed;
+    this.unconfirmed = undefined;
+    this.settled = true;
+    for (const clientId of stale ?? []) this.update(clientId, undefined);
+    this.emit('settled');
+  }
+
   /** Records a presence message; `undefined` means the retained presence was cleared. */
   update(clientId: string, envelope: Envelope | undefined): void {
+    this.unconfirmed?.delete(clientId);
     const info = envelope ? toPresence(envelope.payload) : undefined;
     const before = this.clients.get(clientId);
+    if (info && before && isStale(info, before)) return;
     if (before) for (const action of allActions(before)) this.providersByAction.get(action)?.delete(clientId);
     if (info) {
+      if (before && info.status === 'dead') info.seq = Math.max(info.seq ?? 0, before.seq ?? 0);
       this.clients.set(clientId, info);
       if (info.status === 'alive') {
         for (const action of allActions(info)) {
@@ -52,6 +83,17 @@ export class Directory extends EventEmitter<{ gone: [clientId: string]; change: 
 
 const EMPTY: ReadonlySet<string> = new Set();
 
+/**
+ * Presences can arrive out of order (a broker may send a retained copy after a newer live
+ * one), so each carries the client's start time and a counter (protocol §7.1). A Last
+ * Will (`dead`) is written at connection time with an old counter and still applies.
+ */
+function isStale(incoming: PresenceInfo, known: PresenceInfo): boolean {
+  if (incoming.since !== known.since) return incoming.since < known.since;
+  if (incoming.status === 'dead') return false;
+  return (incoming.seq ?? 0) <= (known.seq ?? 0);
+}
+
 function allActions(info: PresenceInfo): string[] {
   return info.realtimeActions ? [...info.actions, ...info.realtimeActions] : info.actions;
 }
@@ -67,5 +109,6 @@ function toPresence(payload: unknown): PresenceInfo | undefined {
     actions: strings(candidate.actions),
     realtimeActions: strings(candidate.realtimeActions),
     since: typeof candidate.since === 'number' ? candidate.since : 0,
+    seq: typeof candidate.seq === 'number' ? candidate.seq : 0,
   };
 }

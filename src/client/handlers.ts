@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { EVERYONE, type DecodeResult, type Envelope, type Priority } from '../protocol/envelope.js';
 import { CancelledError, PayloadTooLargeError, ResponseCode, TimeoutError, toWire, type WireError } from '../protocol/errors.js';
-import { cancelTopic, requestTopic, responseTopic } from '../protocol/topics.js';
+import { cancelTopic, checkClientId, requestTopic, responseTopic } from '../protocol/topics.js';
 import type { ResolvedOptions } from './options.js';
 import type { Transport } from './transport.js';
 import type { Handler, HandlerContext, HandleOptions, Lane, Registration } from './types.js';
@@ -26,6 +26,10 @@ export class Handlers {
     private readonly transport: Transport,
     private readonly announce: () => Promise<void>,
   ) {}
+
+  serves(action: string): boolean {
+    return this.served.has(action);
+  }
 
   /** Actions served, by lane, for the presence message. */
   actions(lane: Lane): string[] {
@@ -68,7 +72,15 @@ export class Handlers {
       this.options.logger.warn({ action, type: request.type, source: request.source }, 'ignored a non-command message on a request topic');
       return;
     }
-    if (!targeted && request.destination !== EVERYONE && request.destination !== this.options.id) return;
+    if (!targeted && request.destination !== EVERYONE && request.destination !== this.options.id) {
+      this.options.logger.debug({ action, destination: request.destination }, 'command for another destination ignored');
+      return;
+    }
+    const badSource = checkClientId(request.source);
+    if (badSource) {
+      this.options.logger.warn({ action, source: request.source }, `command refused, no response possible: ${badSource}`);
+      return;
+    }
     const token = request.token ?? randomUUID();
     const priority = request.priority ?? 'normal';
     const served = this.served.get(action);
@@ -134,7 +146,10 @@ export class Handlers {
 
   /** A cancel arrived on `<action>/cancel`: abort the matching request, if we run it. protocol §4.4 */
   onCancel(decoded: DecodeResult): void {
-    if (!decoded.ok || decoded.envelope.type !== 'cancel') return;
+    if (!decoded.ok || decoded.envelope.type !== 'cancel') {
+      this.options.logger.warn({ err: decoded.ok ? `type ${decoded.envelope.type}` : decoded.error.message }, 'invalid cancel ignored');
+      return;
+    }
     const { source, token, payload } = decoded.envelope;
     const controller = this.running.get(`${source} ${token}`);
     if (!controller) return;

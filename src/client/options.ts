@@ -14,6 +14,7 @@ export const DEFAULTS = {
   connectTimeout: 10_000,
   keepalive: 30,
   checkHandlers: true,
+  directorySettle: 500,
 } as const;
 
 export type ResolvedOptions = Required<Omit<ConnectOptions, 'username' | 'password' | 'tls' | 'info'>> &

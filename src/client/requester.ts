@@ -86,7 +86,8 @@ export class Requester {
     sink: { onStep(step: Step): void; fail(error: unknown): void },
   ): () => void {
     // Created now so its stack shows the caller, not a timer (STYLE: errors).
-    const timeout = options.timeout ?? this.options.timeout;
+    // A caller's deadline earlier than the time-out wins: nobody waits past it.
+    const timeout = Math.max(0, Math.min(options.timeout ?? this.options.timeout, options.deadline !== undefined ? options.deadline - Date.now() : Infinity));
     const timeoutError = new TimeoutError(`no final response to ${action} within ${timeout} ms`);
     const problem = checkPath(action) ?? (options.target !== undefined && options.target !== EVERYONE ? checkClientId(options.target) : undefined);
     if (problem) {
@@ -94,8 +95,9 @@ export class Requester {
       return () => {};
     }
     const target = options.target === EVERYONE ? undefined : options.target;
-    const missing = this.missingHandler(action, target, options.checkHandlers ?? this.options.checkHandlers);
-    if (missing) {
+    const checkHandlers = options.checkHandlers ?? this.options.checkHandlers;
+    const missing = this.missingHandler(action, target, checkHandlers);
+    if (missing && this.directory.settled) {
       sink.fail(missing);
       return () => {};
     }
@@ -106,7 +108,7 @@ export class Requester {
 
     const token = options.token ?? `${this.tokenPrefix}.${(this.tokenCounter++).toString(36)}`;
     const priority = options.priority ?? 'normal';
-    const deadline = options.deadline ?? Date.now() + timeout;
+    const deadline = Date.now() + timeout;
     let settled = false;
     const finish = () => {
       settled = true;
@@ -139,6 +141,14 @@ export class Requester {
     const timer = setTimeout(() => cancel(timeoutError, 'requester time-out'), timeout);
     options.signal?.addEventListener('abort', onAbort, { once: true });
     this.pending.set(token, entry);
+    if (missing) {
+      // The directory is still loading: send anyway, and judge once it has settled.
+      this.directory.once('settled', () => {
+        if (entry.handler !== undefined) return;
+        const stillMissing = this.missingHandler(action, target, checkHandlers);
+        if (stillMissing) cancel(stillMissing, 'no handler');
+      });
+    }
 
     const envelope: Envelope = {
       v: 1,

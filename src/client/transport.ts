@@ -33,14 +33,13 @@ export class Transport {
   private readonly queues: Record<Priority, OutboundMessage[]> = { realtime: [], high: [], normal: [], low: [] };
   private queued = 0;
   private closing = false;
-  private reconnectAttempts = 0;
-  private reconnectTimers = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly options: ResolvedOptions,
     will: { topic: string; payload: string },
     private readonly onIncoming: IncomingHandler,
     private readonly onConnect: (lane: Lane, reconnected: boolean) => void,
+    private readonly onDisconnect: (lane: Lane) => void = () => {},
   ) {
     this.main = this.open(options.id, will, 'main');
     if (options.realtimeLane) this.realtime = this.open(`${options.id}~rt`, undefined, 'realtime');
@@ -94,7 +93,9 @@ export class Transport {
       protocolVersion: 4, // MQTT 3.1.1: Aedes and NATS do not speak 5 (protocol §1)
       clean: true,
       keepalive: options.keepalive,
-      reconnectPeriod: 0, // we reconnect ourselves, with jitter
+      // MQTT.js only re-subscribes after a reconnection it made itself, so it reconnects, and
+      // we re-draw its period after each attempt to get jittered exponential backoff.
+      reconnectPeriod: this.backoff(0),
       connectTimeout: options.connectTimeout,
       resubscribe: true,
       ...(options.username !== undefined && { username: options.username }),
@@ -104,38 +105,45 @@ export class Transport {
     };
     const client = mqtt.connect(toMqttUrl(options.broker), mqttOptions);
     let everConnected = false;
+    let attempts = 0;
     client.on('connect', () => {
-      this.reconnectAttempts = 0;
+      attempts = 0;
+      client.options.reconnectPeriod = this.backoff(0);
       const stream = (client as unknown as { stream?: { setNoDelay?: (on: boolean) => void; on?: (e: string, f: () => void) => void } }).stream;
       stream?.setNoDelay?.(true);
       if (lane === 'main') stream?.on?.('drain', () => this.pump());
       if (everConnected) this.logger.info({ lane, broker: options.broker }, 'reconnected');
       this.onConnect(lane, everConnected);
       everConnected = true;
-      if (lane === 'main') this.pump();
+      this.pump();
     });
     client.on('message', (topic, payload, packet) => this.onIncoming(topic, payload, packet.retain, lane));
     client.on('error', (error) => {
       if (!this.closing) this.logger.warn({ lane, err: error.message }, 'MQTT connection error');
     });
+    let up = false;
+    client.on('connect', () => (up = true));
     client.on('close', () => {
       if (this.closing || !everConnected) return;
-      this.scheduleReconnect(client, lane);
+      if (up) {
+        up = false;
+        this.logger.warn({ lane, broker: options.broker }, 'connection lost; reconnecting');
+        this.onDisconnect(lane);
+      }
+      attempts += 1;
+      client.options.reconnectPeriod = this.backoff(attempts);
     });
     return client;
   }
 
-  private scheduleReconnect(client: MqttClient, lane: Lane): void {
+  /**
+   * Delay before reconnection attempt `attempt`: "full jitter" exponential backoff, so clients
+   * that lost the broker together do not all return in the same millisecond.
+   */
+  private backoff(attempt: number): number {
     const { reconnectDelay, reconnectMaxDelay } = this.options;
-    const ceiling = Math.min(reconnectMaxDelay, reconnectDelay * 2 ** Math.min(this.reconnectAttempts, 16));
-    this.reconnectAttempts += 1;
-    const delay = Math.round(Math.random() * ceiling); // "full jitter": clients that lost the broker together do not return together
-    this.logger.warn({ lane, delay }, 'connection lost; reconnecting');
-    const timer = setTimeout(() => {
-      this.reconnectTimers.delete(timer);
-      if (!this.closing && !client.connected && !client.reconnecting) client.reconnect();
-    }, delay);
-    this.reconnectTimers.add(timer);
+    const ceiling = Math.min(reconnectMaxDelay, reconnectDelay * 2 ** Math.min(attempt, 16));
+    return Math.max(1, Math.round(Math.random() * ceiling));
   }
 
   private laneFor(priority: Priority): MqttClient {
@@ -223,7 +231,6 @@ export class Transport {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    for (const timer of this.reconnectTimers) clearTimeout(timer);
     const dropped = new NotSentError('the client closed before the message could be sent');
     for (const priority of PRIORITY_ORDER) {
       for (const message of this.queues[priority].splice(0)) message.onDropped?.(dropped);
@@ -236,8 +243,9 @@ export class Transport {
   /** Drops the connections without a clean DISCONNECT, as a crash would (the will fires). For tests and tools. */
   async kill(): Promise<void> {
     this.closing = true;
-    for (const timer of this.reconnectTimers) clearTimeout(timer);
     const lanes = [this.main, ...(this.realtime ? [this.realtime] : [])];
+    // Destroying the socket first guarantees no DISCONNECT packet goes out, so the will fires.
+    for (const client of lanes) (client as unknown as { stream?: { destroy(): void } }).stream?.destroy();
     await Promise.all(lanes.map((client) => new Promise<void>((resolve) => client.end(true, {}, () => resolve()))));
   }
 }

@@ -43,6 +43,12 @@ export interface ConnectOptions {
    * Turn off to talk to handlers that do not announce themselves (plain MQTT peers). Default true.
    */
   checkHandlers?: boolean;
+  /**
+   * How long after (re)connecting the directory of handlers is taken as complete, in ms. Before,
+   * a request for an action nobody announces is sent anyway and fails with NoHandlerError only at
+   * this point (some brokers, Aedes among them, deliver retained presences late). Default 500.
+   */
+  directorySettle?: number;
   /** Where the library logs (bad input, dropped messages, reconnects). Default: pino to stderr at `RELAIS_LOG_LEVEL` or `warn`. */
   logger?: Logger;
   /** Free-form facts published in this client's presence (host, version, role...). */
@@ -142,6 +148,9 @@ export interface PresenceInfo {
   status: 'alive' | 'stopped' | 'dead';
   actions: string[];
   realtimeActions?: string[];
+  /** When this client instance started (epoch ms). */
   since: number;
+  /** Counter of this instance's presence messages, to drop ones that arrive out of order. */
+  seq?: number;
   [extra: string]: unknown;
 }

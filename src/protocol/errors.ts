@@ -140,6 +140,10 @@ export function fromWire(wire: WireError | undefined, responseCode: number, hand
       return new NoHandlerError(shape.message, { cause });
     case ResponseCode.NOT_AUTHORIZED:
       return new NotAuthorizedError(shape.message, { cause });
+    case ResponseCode.CANCELLED:
+      return new CancelledError(shape.message, { cause });
+    case ResponseCode.DEADLINE_EXCEEDED:
+      return new TimeoutError(shape.message, { cause });
     case ResponseCode.INVALID_REQUEST:
       return new InvalidMessageError(shape.message, { cause, details: shape.details });
     default:

@@ -19,13 +19,15 @@ export type ParsedTopic =
   | { kind: 'presence'; clientId: string }
   | { kind: 'other' };
 
-const ID_PATTERN = /^[A-Za-z0-9_.:@~-]{1,128}$/;
+// '~' is kept out of ids: a client's real-time connection uses `<id>~rt` as MQTT client id.
+const ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
 
 /** Why `id` is not a valid client id, or undefined when it is. protocol §2.1 */
 export function checkClientId(id: string): string | undefined {
   if (typeof id !== 'string' || !ID_PATTERN.test(id)) {
-    return `client id ${JSON.stringify(id)} must be 1-128 characters among letters, digits and _ . : @ ~ -`;
+    return `client id ${JSON.stringify(id)} must be 1-128 characters among letters, digits and _ . : @ -`;
   }
+  if ((RESERVED_SEGMENTS as readonly string[]).includes(id)) return `client id ${JSON.stringify(id)} is a reserved topic word`;
   return undefined;
 }
 

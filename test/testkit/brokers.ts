@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { startEmbeddedBroker } from '../../src/broker/index.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../../src/broker/index.js';
 
 export type BrokerKind = 'aedes' | 'mosquitto';
 
@@ -17,6 +17,10 @@ export interface TestBroker {
   url: string;
   /** `unix://...` when the broker also listens on a Unix socket. */
   unixUrl?: string;
+  /** Stops the broker as a crash would (clients see their connection drop). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and socket. */
+  start(): Promise<void>;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -51,12 +55,26 @@ export function peerGate(binary: string, what: string): { run: boolean; skip: st
 
 export async function startAedes(options: { unix?: boolean } = {}): Promise<TestBroker> {
   const dir = options.unix ? fs.mkdtempSync(path.join(os.tmpdir(), 'relais-aedes-')) : undefined;
-  const broker = await startEmbeddedBroker({ port: 0, ...(dir && { unixPath: path.join(dir, 'broker.sock') }) });
+  const unixPath = dir && path.join(dir, 'broker.sock');
+  let broker: EmbeddedBroker | undefined = await startEmbeddedBroker({ port: 0, ...(unixPath && { unixPath }) });
+  const port = broker.port!;
+  const stop = async () => {
+    const running = broker;
+    broker = undefined;
+    if (running) {
+      // Destroy the sockets first so clients see a dropped connection, as with a crash.
+      for (const client of Object.values((running.aedes as unknown as { clients: Record<string, { conn: { destroy(): void } }> }).clients)) client.conn.destroy();
+      await running.close();
+    }
+  };
+  const start = async () => {
+    broker ??= await startEmbeddedBroker({ port, ...(unixPath && { unixPath }) });
+  };
   const close = async () => {
-    await broker.close();
+    await stop();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   };
-  return { kind: 'aedes', url: broker.url!, ...(broker.unixUrl && { unixUrl: broker.unixUrl }), close, [Symbol.asyncDispose]: close };
+  return { kind: 'aedes', url: broker.url!, ...(broker.unixUrl && { unixUrl: broker.unixUrl }), stop, start, close, [Symbol.asyncDispose]: close };
 }
 
 export async function freePort(): Promise<number> {
@@ -97,23 +115,33 @@ export async function startMosquitto(options: { unix?: boolean } = {}): Promise<
   const port = await freePort();
   const configPath = path.join(dir, 'mosquitto.conf');
   fs.writeFileSync(configPath, mosquittoConfig(port, socketPath));
-  const child = spawn(binary, ['-c', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
-  await waitForLine(child, /mosquitto version .* running/, 10_000, 'mosquitto');
-  let closed = false;
-  const close = async () => {
-    if (closed) return;
-    closed = true;
-    if (child.exitCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    if (child) return;
+    const started = spawn(binary, ['-c', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = started;
+    await waitForLine(started, /mosquitto version .* running/, 10_000, 'mosquitto');
+  };
+  const stop = async () => {
+    const running = child;
+    child = undefined;
+    if (running && running.exitCode === null) {
+      const exited = new Promise((resolve) => running.once('exit', resolve));
+      running.kill('SIGKILL');
       await exited;
     }
+  };
+  const close = async () => {
+    await stop();
     fs.rmSync(dir, { recursive: true, force: true });
   };
+  await start();
   return {
     kind: 'mosquitto',
     url: `mqtt://127.0.0.1:${port}`,
     ...(socketPath && { unixUrl: `unix://${socketPath}` }),
+    stop,
+    start,
     close,
     [Symbol.asyncDispose]: close,
   };

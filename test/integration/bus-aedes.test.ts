@@ -1,0 +1,3 @@
+import { busContract } from './bus-contract.js';
+
+busContract('aedes', { skip: false });

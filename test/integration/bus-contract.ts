@@ -1,0 +1,306 @@
+/**
+ * The behaviour every broker must give Relais: run against the embedded Aedes broker and
+ * against Mosquitto (bus-aedes.test.ts, bus-mosquitto.test.ts).
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { on, once } from 'node:events';
+import mqtt from 'mqtt';
+import {
+  CancelledError,
+  HandlerGoneError,
+  NoHandlerError,
+  NotSentError,
+  PayloadTooLargeError,
+  RemoteError,
+  TimeoutError,
+  type Bus,
+  type HandlerContext,
+  type Step,
+} from '../../src/index.js';
+import { setup, uniqueId, waitFor, type BrokerKind, type Kit } from '../testkit/index.js';
+
+/** A handler and a requester that already knows about it. */
+async function pair(kit: Kit, action: string, handler: (payload: any, ctx: HandlerContext) => unknown) {
+  const server = await kit.connect(uniqueId('server'));
+  const client = await kit.connect(uniqueId('client'));
+  await server.handle(action, handler);
+  await client.waitForHandler(action, { timeout: 5000 });
+  return { server, client };
+}
+
+export function busContract(kind: BrokerKind, options: { skip: string | false }): void {
+  describe(`bus contract on ${kind}`, { skip: options.skip, timeout: 60_000 }, () => {
+    let kit: Kit;
+    before(async () => {
+      kit = await setup(kind);
+    });
+    after(async () => {
+      await kit?.cleanup();
+    });
+
+    it('request - resolves with the handler result, untargeted and targeted', async () => {
+      const { server, client } = await pair(kit, 'demo/echo', (payload, ctx) => ({ echo: payload, from: ctx.source }));
+      assert.deepEqual(await client.request('demo/echo', { a: 1 }), { echo: { a: 1 }, from: client.id });
+      assert.deepEqual(await client.request('demo/echo', { b: 2 }, { target: server.id }), { echo: { b: 2 }, from: client.id });
+    });
+
+    it('call - yields 20%, 50%, 80% then the final response, in order', async () => {
+      const { client } = await pair(kit, 'demo/install', async (payload: { name: string }, ctx) => {
+        for (const fraction of [0.2, 0.5, 0.8]) ctx.progress(fraction, { step: `installing ${payload.name}` });
+        return { installed: payload.name };
+      });
+      const transcript: string[] = [];
+      for await (const step of client.call('demo/install', { name: 'weather' })) {
+        transcript.push(step.kind === 'progress' ? `progress ${step.progress} ${(step.payload as { step: string }).step}` : `final ${step.code} ${JSON.stringify(step.payload)}`);
+      }
+      assert.deepEqual(transcript, [
+        'progress 0.2 installing weather',
+        'progress 0.5 installing weather',
+        'progress 0.8 installing weather',
+        'final 0 {"installed":"weather"}',
+      ]);
+    });
+
+    it('request - an error thrown by the handler arrives as a typed RemoteError with its code', async () => {
+      const { server, client } = await pair(kit, 'demo/fail', () => {
+        throw Object.assign(new Error('disk sda is full'), { responseCode: 104, details: { disk: 'sda' } });
+      });
+      await assert.rejects(client.request('demo/fail', {}), (error: unknown) => {
+        assert.ok(error instanceof RemoteError);
+        assert.equal(error.responseCode, 104);
+        assert.equal(error.message, 'disk sda is full');
+        assert.deepEqual(error.details, { disk: 'sda' });
+        assert.equal(error.handler, server.id);
+        return true;
+      });
+      // The handler's process lives on and keeps serving.
+      await assert.rejects(client.request('demo/fail', {}), RemoteError);
+    });
+
+    it('request - ends with TimeoutError when the handler never answers, and the handler sees its deadline', async () => {
+      let handlerAborted!: (reason: unknown) => void;
+      const aborted = new Promise((resolve) => (handlerAborted = resolve));
+      const { client } = await pair(kit, 'demo/silent', (_payload, ctx) => {
+        ctx.signal.addEventListener('abort', () => handlerAborted(ctx.signal.reason));
+        return new Promise(() => {});
+      });
+      await assert.rejects(client.request('demo/silent', {}, { timeout: 300 }), (error: unknown) => {
+        assert.ok(error instanceof TimeoutError);
+        assert.match(error.message, /no final response to demo\/silent within 300 ms/);
+        assert.match(error.stack ?? '', /bus-contract/, 'the stack shows the caller');
+        return true;
+      });
+      const reason = await aborted;
+      assert.ok(reason instanceof Error);
+    });
+
+    // The 5 s test time-out against a 30 s request time-out is what proves "fast".
+    it('request - fails fast with NoHandlerError when no client serves the action', { timeout: 5000 }, async () => {
+      const client = await kit.connect(uniqueId('client'));
+      if (!client.directory.settled) await once(client.directory, 'settled');
+      await assert.rejects(client.request('demo/nobody', {}, { timeout: 30_000 }), (error: unknown) => {
+        assert.ok(error instanceof NoHandlerError);
+        assert.equal(error.message, 'no connected client serves demo/nobody');
+        return true;
+      });
+      await assert.rejects(client.request('demo/nobody', {}, { target: 'vm-offline' }), /target vm-offline is not connected/);
+    });
+
+    it('cancel - aborting the caller signal rejects with CancelledError and aborts the handler', async () => {
+      let started!: () => void;
+      const handlerStarted = new Promise<void>((resolve) => (started = resolve));
+      let handlerCancelled!: (reason: unknown) => void;
+      const cancelled = new Promise((resolve) => (handlerCancelled = resolve));
+      const { client } = await pair(kit, 'demo/long', (_payload, ctx) => {
+        ctx.signal.addEventListener('abort', () => handlerCancelled(ctx.signal.reason));
+        started();
+        return new Promise(() => {});
+      });
+      const controller = new AbortController();
+      const request = client.request('demo/long', {}, { signal: controller.signal, timeout: 10_000 });
+      await handlerStarted;
+      controller.abort();
+      await assert.rejects(request, CancelledError);
+      const reason = await cancelled;
+      assert.ok(reason instanceof CancelledError);
+      assert.match((reason as Error).message, /cancelled by the requester/);
+    });
+
+    it('call - stopping the iteration early cancels the handler', async () => {
+      let handlerCancelled!: () => void;
+      const cancelled = new Promise<void>((resolve) => (handlerCancelled = resolve));
+      const { client } = await pair(kit, 'demo/stream', (_payload, ctx) => {
+        ctx.signal.addEventListener('abort', () => handlerCancelled());
+        ctx.progress(0.1, 'first');
+        return new Promise(() => {});
+      });
+      const seen: Step[] = [];
+      for await (const step of client.call('demo/stream', {}, { timeout: 10_000 })) {
+        seen.push(step);
+        break;
+      }
+      await cancelled;
+      assert.equal(seen[0]?.kind, 'progress');
+    });
+
+    it('request - ends with HandlerGoneError when the handler dies mid-request', async () => {
+      let started!: () => void;
+      const handlerStarted = new Promise<void>((resolve) => (started = resolve));
+      const { server, client } = await pair(kit, 'demo/doomed', () => {
+        started();
+        return new Promise(() => {});
+      });
+      const request = client.request('demo/doomed', {}, { timeout: 20_000 });
+      await handlerStarted;
+      await server.kill();
+      await assert.rejects(request, (error: unknown) => {
+        assert.ok(error instanceof HandlerGoneError);
+        assert.match(error.message, /disconnected before answering/);
+        return true;
+      });
+      assert.equal(client.directory.get(server.id)?.status, 'dead');
+    });
+
+    it('presence - a clean close is announced as stopped and the action disappears', async () => {
+      const { server, client } = await pair(kit, 'demo/leaving', () => 'ok');
+      await server.close();
+      await waitFor(() => (client.directory.get(server.id)?.status === 'stopped' ? true : undefined), client.directory, 'change');
+      await assert.rejects(client.request('demo/leaving', {}), NoHandlerError);
+    });
+
+    it('bad input - malformed and invalid commands get a precise error or a log line, never a crash', async () => {
+      const { server } = await pair(kit, 'demo/strict', () => 'ok');
+      const raw = await mqtt.connectAsync(kit.broker.url, { clientId: uniqueId('raw'), protocolVersion: 4 });
+      try {
+        // Buffered from now on: a response may arrive before publishAsync resolves.
+        const inbox = on(raw as unknown as NodeJS.EventEmitter, 'message', { signal: AbortSignal.timeout(10_000) });
+        await raw.subscribeAsync('demo/strict/response/vm-raw', { qos: 1 });
+        await raw.publishAsync('demo/strict/request', '{not json', { qos: 1 });
+        await raw.publishAsync('demo/strict/request', Buffer.from([0xff, 0xfe, 0x00]), { qos: 1 });
+        await raw.publishAsync('demo/strict/request', JSON.stringify({ type: 'command', source: 'vm-raw', destination: '*', token: 'bad-1', payload: {}, priority: 'urgent' }), { qos: 1 });
+        const [, body] = (await inbox.next()).value as [string, Buffer];
+        const response = JSON.parse(body.toString());
+        assert.equal(response.type, 'response');
+        assert.equal(response.token, 'bad-1');
+        assert.equal(response.code, 2);
+        assert.match(response.error.message, /field 'priority'/);
+        // The handler still serves.
+        await raw.publishAsync('demo/strict/request', JSON.stringify({ type: 'command', source: 'vm-raw', destination: '*', token: 'good-1', payload: {} }), { qos: 1 });
+        const [, goodBody] = (await inbox.next()).value as [string, Buffer];
+        assert.deepEqual(JSON.parse(goodBody.toString()), { ...JSON.parse(goodBody.toString()), token: 'good-1', code: 0, payload: 'ok', source: server.id });
+      } finally {
+        await raw.endAsync();
+      }
+    });
+
+    it('bad input - an oversized request is refused with PayloadTooLargeError', async () => {
+      const server = await kit.connect(uniqueId('server'), { maxMessageBytes: 4096 });
+      const client = await kit.connect(uniqueId('client'));
+      await server.handle('demo/small', () => 'ok');
+      await client.waitForHandler('demo/small');
+      await assert.rejects(client.request('demo/small', { blob: 'x'.repeat(10_000) }), (error: unknown) => {
+        // The handler cannot read the sender of an oversized message, so the requester times out
+        // unless the handler answers; Relais' handler reads nothing past the limit: see protocol §3.4.
+        assert.ok(error instanceof TimeoutError || error instanceof PayloadTooLargeError, String(error));
+        return true;
+      });
+    });
+
+    it('notify - subscribers get notifications through wildcards, as iterator and callback', async () => {
+      const publisher = await kit.connect(uniqueId('pub'));
+      const listener = await kit.connect(uniqueId('sub'));
+      const subscription = await listener.subscribe('system/+/new_file/notification');
+      const viaCallback: unknown[] = [];
+      let gotCallback!: () => void;
+      const callbackDone = new Promise<void>((resolve) => (gotCallback = resolve));
+      await listener.subscribe('system/#', (message) => {
+        viaCallback.push(message.envelope.payload);
+        gotCallback();
+      });
+      publisher.notify('system/disk/new_file', { disk: 'usb0', filepath: '/a.txt', size_in_bytes: 3 });
+      const iterator = subscription[Symbol.asyncIterator]();
+      const { value } = await iterator.next();
+      assert.equal(value.topic, 'system/disk/new_file/notification');
+      assert.equal(value.envelope.type, 'notification');
+      assert.equal(value.envelope.source, publisher.id);
+      assert.deepEqual(value.envelope.payload, { disk: 'usb0', filepath: '/a.txt', size_in_bytes: 3 });
+      await callbackDone;
+      assert.deepEqual(viaCallback, [{ disk: 'usb0', filepath: '/a.txt', size_in_bytes: 3 }]);
+      await subscription.unsubscribe();
+      assert.deepEqual(await iterator.next(), { value: undefined, done: true });
+    });
+
+    it('priority - a realtime request is served on the real-time lane', async () => {
+      const server = await kit.connect(uniqueId('server'));
+      const client = await kit.connect(uniqueId('client'));
+      await server.handle('demo/alarm', (_payload, ctx) => ({ priority: ctx.priority }), { lane: 'realtime' });
+      await client.waitForHandler('demo/alarm');
+      assert.deepEqual(await client.request('demo/alarm', {}, { priority: 'realtime' }), { priority: 'realtime' });
+      assert.deepEqual(client.directory.get(server.id)?.realtimeActions, ['demo/alarm']);
+    });
+
+    it('offline - messages sent while disconnected are queued and delivered after reconnection', async () => {
+      const publisher = await kit.connect(uniqueId('pub'), { reconnectDelay: 50 });
+      const listener = await kit.connect(uniqueId('sub'));
+      const subscription = await listener.subscribe('demo/offline/notification');
+      const iterator = subscription[Symbol.asyncIterator]();
+      const offline = once(publisher, 'offline');
+      dropConnection(publisher);
+      await offline;
+      publisher.notify('demo/offline', { sent: 'while offline' });
+      await once(publisher, 'online');
+      const { value } = await iterator.next();
+      assert.deepEqual(value.envelope.payload, { sent: 'while offline' });
+    });
+
+    it('reconnect - after a broker restart clients come back, resubscribe and serve again; expired messages are never sent late', async () => {
+      const received: string[] = [];
+      const server = await kit.connect(uniqueId('server'), { reconnectDelay: 20, reconnectMaxDelay: 200 });
+      const client = await kit.connect(uniqueId('client'), { reconnectDelay: 20, reconnectMaxDelay: 200 });
+      await server.handle('demo/restart', (payload: { n: string }) => {
+        received.push(payload.n);
+        return payload.n;
+      });
+      await client.waitForHandler('demo/restart');
+      assert.equal(await client.request('demo/restart', { n: 'before' }), 'before');
+      const offline = once(client, 'offline');
+      await kit.broker.stop();
+      await offline;
+      // Sent while the broker is down with a 200 ms deadline: it must fail locally, never reach the handler.
+      await assert.rejects(client.request('demo/restart', { n: 'expired' }, { timeout: 200 }), (error: unknown) => error instanceof TimeoutError || error instanceof NotSentError);
+      const back = Promise.all([once(client, 'online'), once(server, 'online')]);
+      await kit.broker.start();
+      await back;
+      await client.waitForHandler('demo/restart', { timeout: 5000 });
+      await waitFor(() => (server.directory.get(server.id)?.status === 'alive' ? true : undefined), server.directory, 'change');
+      assert.equal(await client.request('demo/restart', { n: 'after' }, { timeout: 5000 }), 'after');
+      assert.deepEqual(received, ['before', 'after']);
+    });
+
+    it('close - ends pending requests and does not hang while the broker is gone', async () => {
+      const { client } = await pair(kit, 'demo/hang', () => new Promise(() => {}));
+      const rejected = assert.rejects(client.request('demo/hang', {}, { timeout: 20_000 }), NotSentError);
+      await client.close();
+      await rejected;
+      await assert.rejects(client.request('demo/hang', {}), /the client is closed/);
+    });
+
+    it('lifecycle - await using closes the client', async () => {
+      let id: string;
+      {
+        await using bus = await kit.connect(uniqueId('scoped'));
+        id = bus.id;
+        assert.ok(bus.connected);
+      }
+      const observer = await kit.connect(uniqueId('observer'));
+      await waitFor(() => (observer.directory.get(id)?.status === 'stopped' ? true : undefined), observer.directory, 'change');
+    });
+  });
+}
+
+/** Cuts a client's socket as a network loss would; the client reconnects by itself. */
+export function dropConnection(bus: Bus): void {
+  const transport = (bus as unknown as { transport: { main: { stream: { destroy(): void } } } }).transport;
+  transport.main.stream.destroy();
+}

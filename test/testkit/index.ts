@@ -1,0 +1,56 @@
+/**
+ * `setup()` gives a test a real broker and a way to connect clients to it; `cleanup()`
+ * closes every client and the broker. Nothing is left listening after a test file.
+ */
+import { once } from 'node:events';
+import { connect, type Bus, type ConnectOptions } from '../../src/index.js';
+import { startBroker, type BrokerKind, type TestBroker } from './brokers.js';
+import pino from 'pino';
+
+export * from './brokers.js';
+
+export interface Kit {
+  broker: TestBroker;
+  /** Connects a client to the kit's broker (closed by `cleanup`). */
+  connect(id: string, options?: Partial<ConnectOptions>): Promise<Bus>;
+  cleanup(): Promise<void>;
+}
+
+let counter = 0;
+/** A fresh client id, unique within this process. */
+export function uniqueId(prefix: string): string {
+  counter += 1;
+  return `${prefix}-${process.pid}-${counter}`;
+}
+
+/** Quiet unless RELAIS_TEST_LOG is set: tests provoke warnings on purpose. */
+export const testLogger = pino({ level: process.env.RELAIS_TEST_LOG ?? 'silent' });
+
+export async function setup(kind: BrokerKind, options: { unix?: boolean } = {}): Promise<Kit> {
+  const broker = await startBroker(kind, options);
+  const clients: Bus[] = [];
+  return {
+    broker,
+    async connect(id, extra = {}) {
+      const bus = await connect({ id, broker: broker.url, logger: testLogger, ...extra });
+      clients.push(bus);
+      return bus;
+    },
+    async cleanup() {
+      await Promise.all(clients.map((bus) => bus.close()));
+      await broker.close();
+    },
+  };
+}
+
+/** Resolves with the first event `name` of `emitter` for which `predicate` holds, or rejects after `timeout` ms. */
+export async function waitFor<T>(check: () => T | undefined, emitter: NodeJS.EventEmitter, event: string, timeout = 5000): Promise<T> {
+  const first = check();
+  if (first !== undefined) return first;
+  const signal = AbortSignal.timeout(timeout);
+  for (;;) {
+    await once(emitter, event, { signal });
+    const value = check();
+    if (value !== undefined) return value;
+  }
+}
