@@ -66,7 +66,7 @@ export class Bus extends EventEmitter<{ online: []; offline: [] }> {
     this.id = options.id;
     this.transport = new Transport(
       options,
-      { topic: presenceTopic(this.id), payload: this.presenceBody('dead') },
+      { topic: presenceTopic(this.id), payload: options.ephemeral ? '' : this.presenceBody('dead') },
       (topic, payload, retained, lane) => this.route(topic, payload, retained, lane),
       (lane, reconnected) => this.onConnect(lane, reconnected),
       (lane) => {
@@ -287,7 +287,8 @@ export class Bus extends EventEmitter<{ online: []; offline: [] }> {
     this.requester.failAll(new NotSentError('the client closed before the response came'));
     this.subscriptions.closeAll();
     if (this.transport.connected) {
-      await this.transport.publishNow(presenceTopic(this.id), this.presenceBody('stopped'), true).catch(() => {});
+      const farewell = this.options.ephemeral ? '' : this.presenceBody('stopped');
+      await this.transport.publishNow(presenceTopic(this.id), farewell, true).catch(() => {});
     }
     await this.transport.close();
   }

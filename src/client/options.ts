@@ -15,6 +15,7 @@ export const DEFAULTS = {
   keepalive: 30,
   checkHandlers: true,
   directorySettle: 500,
+  ephemeral: false,
 } as const;
 
 export type ResolvedOptions = Required<Omit<ConnectOptions, 'username' | 'password' | 'tls' | 'info'>> &

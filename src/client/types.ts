@@ -51,6 +51,11 @@ export interface ConnectOptions {
   directorySettle?: number;
   /** Where the library logs (bad input, dropped messages, reconnects). Default: pino to stderr at `RELAIS_LOG_LEVEL` or `warn`. */
   logger?: Logger;
+  /**
+   * A short-lived client (a CLI command, a test): on close or death its retained presence is
+   * cleared instead of left as `stopped`/`dead`, so it leaves no trace in the directory. Default false.
+   */
+  ephemeral?: boolean;
   /** Free-form facts published in this client's presence (host, version, role...). */
   info?: Record<string, unknown>;
 }

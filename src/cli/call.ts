@@ -1,0 +1,86 @@
+/**
+ * `relais call`: send a command, show its progress, print the result.
+ * Exit 0 on code 0, 1 on an error code, 3 when no handler, 124 on time-out.
+ */
+import { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { PRIORITIES, type Priority } from '../protocol/envelope.js';
+import { CancelledError, NoHandlerError, RelaisError, RemoteError, TimeoutError } from '../protocol/errors.js';
+import { checkClientId, checkPath } from '../protocol/topics.js';
+import { addConnectionOptions, connectCli, fail, EXIT, onInterrupt, parseJsonArgument, writeLine, type GlobalOptions } from './common.js';
+
+interface CallOptions extends GlobalOptions {
+  target?: string;
+  timeout: string;
+  priority: string;
+  json?: boolean;
+}
+
+export function callCommand(): Command {
+  return addConnectionOptions(new Command('call'))
+    .description('send a command and wait for its final response (progress bar on a terminal, JSON lines otherwise)')
+    .argument('<action>', 'action path, e.g. system/disks/list_disks')
+    .argument('[json]', 'payload (JSON)', '{}')
+    .option('-t, --target <id>', 'the one client that must handle it')
+    .option('--timeout <seconds>', 'give up after this many seconds', '30')
+    .option('-p, --priority <priority>', `one of ${PRIORITIES.join(', ')}`, 'normal')
+    .option('--json', 'JSON lines even on a terminal')
+    .action(async (action: string, json: string, options: CallOptions) => {
+      const problem = checkPath(action) ?? (options.target ? checkClientId(options.target) : undefined);
+      if (problem) fail(EXIT.USAGE, problem);
+      const seconds = Number(options.timeout);
+      if (!(seconds > 0)) fail(EXIT.USAGE, `--timeout must be a positive number of seconds, got ${options.timeout}`);
+      if (!PRIORITIES.includes(options.priority as Priority)) fail(EXIT.USAGE, `--priority must be one of ${PRIORITIES.join(', ')}`);
+      const payload = parseJsonArgument(json, 'the payload');
+      const interactive = process.stdout.isTTY && !options.json;
+      const bus = await connectCli(options);
+      const controller = new AbortController();
+      onInterrupt(() => controller.abort(new Error('interrupted')));
+      const bar = interactive
+        ? new cliProgress.SingleBar({ format: `${action} [{bar}] {percentage}% {detail}`, stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
+        : undefined;
+      let exitCode: number = EXIT.OK;
+      try {
+        bar?.start(100, 0, { detail: '' });
+        for await (const step of bus.call(action, payload, {
+          timeout: seconds * 1000,
+          priority: options.priority as Priority,
+          signal: controller.signal,
+          ...(options.target && { target: options.target }),
+        })) {
+          if (!interactive) writeLine(step);
+          else if (step.kind === 'progress') {
+            bar?.update(step.progress === undefined ? bar.getProgress() * 100 : Math.round(step.progress * 100), { detail: describe(step.payload) });
+          } else {
+            bar?.update(100, { detail: 'done' });
+            bar?.stop();
+            process.stdout.write(`${JSON.stringify(step.payload, null, 2)}\n`);
+          }
+        }
+      } catch (error) {
+        bar?.stop();
+        exitCode = exitCodeOf(error);
+        const wire = error instanceof RemoteError
+          ? { kind: 'error', code: error.responseCode, error: { name: error.remoteName, message: error.message, ...(error.details !== undefined && { details: error.details }) }, source: error.handler }
+          : { kind: 'error', code: error instanceof RelaisError ? error.responseCode : 1, error: { name: (error as Error).name, message: (error as Error).message } };
+        if (!interactive) writeLine(wire);
+        process.stderr.write(`relais: ${(error as Error).message}\n`);
+      } finally {
+        await bus.close();
+      }
+      process.exit(exitCode);
+    });
+}
+
+function exitCodeOf(error: unknown): number {
+  if (error instanceof NoHandlerError) return EXIT.NO_HANDLER;
+  if (error instanceof TimeoutError) return EXIT.TIMEOUT;
+  if (error instanceof CancelledError) return EXIT.INTERRUPTED;
+  return EXIT.ERROR;
+}
+
+function describe(payload: unknown): string {
+  if (payload === null || payload === undefined) return '';
+  const text = typeof payload === 'string' ? payload : JSON.stringify(payload);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}

@@ -1,0 +1,67 @@
+/** What every CLI command shares: how it finds the broker, names itself and reads JSON. */
+import { hostname } from 'node:os';
+import { Command, Option } from 'commander';
+import pino from 'pino';
+import { connect, type Bus } from '../client/index.js';
+import { DEFAULTS } from '../client/options.js';
+
+export interface GlobalOptions {
+  broker: string;
+  id?: string;
+  verbose?: boolean;
+}
+
+/** Exit codes of `relais call` (and the others where they apply). */
+export const EXIT = { OK: 0, ERROR: 1, USAGE: 2, NO_HANDLER: 3, TIMEOUT: 124, INTERRUPTED: 130 } as const;
+
+export function addConnectionOptions(command: Command): Command {
+  return command
+    .addOption(new Option('-b, --broker <url>', 'broker URL (mqtt://, mqtts://, ws://, unix:///path)').env('RELAIS_BROKER').default(DEFAULTS.broker))
+    .addOption(new Option('--id <id>', 'client id on the bus (default: cli-<host>-<pid>)').env('RELAIS_ID'))
+    .option('-v, --verbose', 'log what the library does (to stderr)');
+}
+
+export function defaultId(): string {
+  const host = hostname().replace(/[^A-Za-z0-9_.:@-]/g, '-').slice(0, 60) || 'host';
+  return `cli-${host}-${process.pid}`;
+}
+
+export async function connectCli(options: GlobalOptions, extra: { ephemeral?: boolean } = {}): Promise<Bus> {
+  return connect({
+    id: options.id ?? defaultId(),
+    broker: options.broker,
+    ephemeral: extra.ephemeral ?? true,
+    logger: pino({ name: 'relais', level: options.verbose ? 'debug' : (process.env.RELAIS_LOG_LEVEL ?? 'warn') }, pino.destination({ fd: 2, sync: true })),
+  });
+}
+
+/** Parses a JSON argument or exits with a message that says where it is wrong. */
+export function parseJsonArgument(text: string | undefined, what: string): unknown {
+  if (text === undefined) return {};
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    fail(EXIT.USAGE, `${what} is not valid JSON: ${(error as Error).message}\n  got: ${text.slice(0, 200)}`);
+  }
+}
+
+export function fail(code: number, message: string): never {
+  process.stderr.write(`relais: ${message}\n`);
+  process.exit(code);
+}
+
+export function writeLine(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+/** Runs `stop` on Ctrl-C / SIGTERM, once. */
+export function onInterrupt(stop: (signal: NodeJS.Signals) => void): void {
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    stop(signal);
+  };
+  process.once('SIGINT', handler);
+  process.once('SIGTERM', handler);
+}

@@ -1,0 +1,20 @@
+/** The `relais` command: one file per sub-command. */
+import { Command } from 'commander';
+import { callCommand } from './call.js';
+import { pubCommand, notifyCommand } from './pub.js';
+import { serveCommand } from './serve.js';
+import { startCommand } from './start.js';
+import { subCommand } from './sub.js';
+import { fail, EXIT } from './common.js';
+
+const program = new Command('relais')
+  .description('Relais: commands with progress, notifications and events over MQTT')
+  .version('0.1.0')
+  .addCommand(startCommand())
+  .addCommand(pubCommand())
+  .addCommand(notifyCommand())
+  .addCommand(subCommand())
+  .addCommand(callCommand())
+  .addCommand(serveCommand());
+
+program.parseAsync(process.argv).catch((error: Error) => fail(EXIT.USAGE, error.message));
