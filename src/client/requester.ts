@@ -9,6 +9,7 @@ import {
   fromWire,
   HandlerGoneError,
   NoHandlerError,
+  PayloadTooLargeError,
   type RelaisError,
   ResponseCode,
   TimeoutError,
@@ -162,12 +163,23 @@ export class Requester {
       ts: Date.now(),
     };
     const lane: Lane = priority === 'realtime' && this.transport.realtime ? 'realtime' : 'main';
+    let body: string;
+    try {
+      body = JSON.stringify(envelope);
+    } catch (cause) {
+      entry.fail(new TypeError(`the payload of ${action} is not JSON: ${(cause as Error).message}`) as never);
+      return () => {};
+    }
+    if (Buffer.byteLength(body) > this.options.maxMessageBytes) {
+      entry.fail(new PayloadTooLargeError(`the request to ${action} is ${Buffer.byteLength(body)} bytes, over the ${this.options.maxMessageBytes}-byte limit`));
+      return () => {};
+    }
     const send = () => {
       if (settled) return;
       try {
         this.transport.send({
           topic: requestTopic(action, target),
-          body: JSON.stringify(envelope),
+          body,
           qos: 1,
           priority,
           deadline,

@@ -80,7 +80,9 @@ export type DecodeResult =
 export function decode(bytes: Uint8Array | string, maxBytes = DEFAULT_MAX_MESSAGE_BYTES): DecodeResult {
   const size = typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.byteLength;
   if (size > maxBytes) {
-    return { ok: false, error: new PayloadTooLargeError(`message of ${size} bytes is over the ${maxBytes}-byte limit`) };
+    const error = new PayloadTooLargeError(`message of ${size} bytes is over the ${maxBytes}-byte limit`);
+    const sender = senderFromHead(typeof bytes === 'string' ? bytes.slice(0, HEAD_BYTES) : Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(HEAD_BYTES, bytes.byteLength)).toString('utf8'));
+    return { ok: false, error, ...(sender && { sender }) };
   }
   let parsed: unknown;
   try {
@@ -114,6 +116,22 @@ export function validate(value: unknown): DecodeResult {
   }
   // The original object is returned so unknown fields survive; zod only checked it.
   return { ok: true, envelope: value as Envelope };
+}
+
+const HEAD_BYTES = 1024;
+const HEAD_SOURCE = /"source"\s*:\s*"([A-Za-z0-9_.:@-]{1,128})"/;
+const HEAD_TOKEN = /"token"\s*:\s*"([^"\\]{1,256})"/;
+
+/**
+ * An oversized message is not parsed; its sender and token are looked for in its first
+ * KiB only, so an error can still go back to it (protocol §3.4). Senders that write
+ * `source` and `token` before `payload`, as Relais does, always get one.
+ */
+function senderFromHead(head: string): { source: string; token?: string } | undefined {
+  const source = HEAD_SOURCE.exec(head)?.[1];
+  if (!source) return undefined;
+  const token = HEAD_TOKEN.exec(head)?.[1];
+  return token ? { source, token } : { source };
 }
 
 function senderOf(value: Record<string, unknown>): { source: string; token?: string } | undefined {

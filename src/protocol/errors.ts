@@ -76,8 +76,8 @@ export class InvalidMessageError extends RelaisError {
 }
 
 export class PayloadTooLargeError extends RelaisError {
-  constructor(message: string) {
-    super('PAYLOAD_TOO_LARGE', message, { responseCode: ResponseCode.PAYLOAD_TOO_LARGE });
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('PAYLOAD_TOO_LARGE', message, { ...options, responseCode: ResponseCode.PAYLOAD_TOO_LARGE });
   }
 }
 
@@ -144,6 +144,8 @@ export function fromWire(wire: WireError | undefined, responseCode: number, hand
       return new CancelledError(shape.message, { cause });
     case ResponseCode.DEADLINE_EXCEEDED:
       return new TimeoutError(shape.message, { cause });
+    case ResponseCode.PAYLOAD_TOO_LARGE:
+      return new PayloadTooLargeError(shape.message, { cause });
     case ResponseCode.INVALID_REQUEST:
       return new InvalidMessageError(shape.message, { cause, details: shape.details });
     default:

@@ -194,17 +194,21 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       }
     });
 
-    it('bad input - an oversized request is refused with PayloadTooLargeError', async () => {
+    it('bad input - an oversized request is refused with PayloadTooLargeError, by the handler and before sending', async () => {
       const server = await kit.connect(uniqueId('server'), { maxMessageBytes: 4096 });
       const client = await kit.connect(uniqueId('client'));
       await server.handle('demo/small', () => 'ok');
       await client.waitForHandler('demo/small');
       await assert.rejects(client.request('demo/small', { blob: 'x'.repeat(10_000) }), (error: unknown) => {
-        // The handler cannot read the sender of an oversized message, so the requester times out
-        // unless the handler answers; Relais' handler reads nothing past the limit: see protocol §3.4.
-        assert.ok(error instanceof TimeoutError || error instanceof PayloadTooLargeError, String(error));
+        assert.ok(error instanceof PayloadTooLargeError, String(error));
+        assert.match(error.message, /over the 4096-byte limit/);
+        assert.ok(error.cause instanceof RemoteError, 'the refusal came from the handler');
         return true;
       });
+      const strict = await kit.connect(uniqueId('strict'), { maxMessageBytes: 4096 });
+      await strict.waitForHandler('demo/small');
+      await assert.rejects(strict.request('demo/small', { blob: 'x'.repeat(10_000) }), /over the 4096-byte limit/);
+      assert.equal(await strict.request('demo/small', { blob: 'small' }), 'ok');
     });
 
     it('notify - subscribers get notifications through wildcards, as iterator and callback', async () => {

@@ -1,0 +1,129 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { runCli, startCli, type RunningCli } from '../testkit/cli.js';
+
+describe('relais CLI', { timeout: 120_000 }, () => {
+  let broker: RunningCli;
+  let env: Record<string, string>;
+  let dataDir: string;
+  const running: RunningCli[] = [];
+  const serve = (action: string, script: string) => {
+    const child = startCli(['serve', action, '--', process.execPath, '-e', script], env);
+    running.push(child);
+    return child;
+  };
+
+  before(async () => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-cli-'));
+    broker = startCli(['start', '--port', '0', '--data-dir', dataDir]);
+    const [, url] = await broker.waitFor(/listening on (mqtt:\/\/\S+)/);
+    env = { RELAIS_BROKER: url!, RELAIS_LOG_LEVEL: 'error' };
+  });
+
+  after(async () => {
+    await Promise.all(running.map((child) => child.stop()));
+    await broker?.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('start - prints where it listens and makes its Unix socket', () => {
+    assert.match(broker.output(), /listening on mqtt:\/\/127\.0\.0\.1:\d+ and unix:\/\/\S+relais\.sock/);
+    assert.ok(fs.existsSync(path.join(dataDir, 'relais.sock')));
+  });
+
+  it('start - refuses a taken port with a clear message', async () => {
+    const port = env.RELAIS_BROKER!.split(':').pop()!;
+    const result = await runCli(['start', '--port', port, '--data-dir', path.join(dataDir, 'second')]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, new RegExp(`TCP 127\\.0\\.0\\.1:${port} is already in use`));
+  });
+
+  it('serve + call - progress lines then the result, exit 0', async () => {
+    const server = serve(
+      'cli/install',
+      `let input = ''; process.stdin.on('data', (c) => (input += c)).on('end', () => {
+        for (const p of [20, 50, 80]) console.log(JSON.stringify({ progress: p, step: 'step ' + p }));
+        console.log('some plain text the program prints');
+        console.log(JSON.stringify({ installed: JSON.parse(input).name }));
+      });`,
+    );
+    await server.waitFor(/serving cli\/install/);
+    const result = await runCli(['call', 'cli/install', '{"name":"weather"}'], env);
+    assert.equal(result.code, 0, result.stderr);
+    const lines = result.stdout.trim().split('\n').map((line) => JSON.parse(line));
+    assert.deepEqual(
+      lines.map((line) => (line.kind === 'progress' ? `${line.progress} ${line.payload.step}` : `final ${JSON.stringify(line.payload)}`)),
+      ['0.2 step 20', '0.5 step 50', '0.8 step 80', 'final {"installed":"weather"}'],
+    );
+  });
+
+  it('serve + call - a failing program is an error response carrying its stderr, exit 1', async () => {
+    const server = serve('cli/broken', `console.error('cannot open /dev/sdz'); process.exit(4);`);
+    await server.waitFor(/serving cli\/broken/);
+    const result = await runCli(['call', 'cli/broken'], env);
+    assert.equal(result.code, 1);
+    const line = JSON.parse(result.stdout.trim());
+    assert.equal(line.kind, 'error');
+    assert.equal(line.code, 1);
+    assert.match(line.error.message, /exited with code 4: cannot open \/dev\/sdz/);
+    assert.match(result.stderr, /cannot open \/dev\/sdz/);
+  });
+
+  it('call - exit 3 when nobody serves the action', async () => {
+    const result = await runCli(['call', 'cli/nobody', '{}'], env);
+    assert.equal(result.code, 3);
+    assert.match(result.stderr, /no connected client serves cli\/nobody/);
+  });
+
+  it('call - exit 124 on time-out, and the program is stopped', async () => {
+    const server = serve('cli/slow', `process.on('SIGTERM', () => { console.error('stopped by cancel'); process.exit(143); }); setInterval(() => {}, 1000);`);
+    await server.waitFor(/serving cli\/slow/);
+    const result = await runCli(['call', 'cli/slow', '{}', '--timeout', '0.5'], env);
+    assert.equal(result.code, 124);
+    assert.match(result.stderr, /no final response to cli\/slow within 500 ms/);
+  });
+
+  it('call - bad JSON is refused before connecting, exit 2', async () => {
+    const result = await runCli(['call', 'cli/install', '{oops'], env);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /the payload is not valid JSON/);
+  });
+
+  it('sub + notify - one JSON line per message, with the envelope', async () => {
+    const listener = startCli(['sub', 'cli/#', '--count', '1'], env);
+    running.push(listener);
+    await listener.waitFor(/subscribed to cli\/#/);
+    const sent = await runCli(['notify', 'cli/alerts', '{"level":"warning"}', '--id', 'cli-notifier'], env);
+    assert.equal(sent.code, 0, sent.stderr);
+    await listener.waitFor(/"topic":"cli\/alerts\/notification"/);
+    assert.equal(await listener.stop(), 0);
+    const line = JSON.parse(listener.output().split('\n').find((text) => text.startsWith('{'))!);
+    assert.equal(line.envelope.type, 'notification');
+    assert.equal(line.envelope.source, 'cli-notifier');
+    assert.deepEqual(line.envelope.payload, { level: 'warning' });
+  });
+
+  it('pub - publishes raw JSON that sub shows as invalid when it is not an envelope', async () => {
+    const listener = startCli(['sub', 'raw/topic', '--count', '1'], env);
+    running.push(listener);
+    await listener.waitFor(/subscribed to raw\/topic/);
+    const sent = await runCli(['pub', 'raw/topic', '{"temperature":21.5}'], env);
+    assert.equal(sent.code, 0, sent.stderr);
+    await listener.waitFor(/"invalid"/);
+    const line = JSON.parse(listener.output().split('\n').find((text) => text.startsWith('{'))!);
+    assert.equal(line.topic, 'raw/topic');
+    assert.match(line.invalid, /field 'payload' is required|field 'type'/);
+    assert.equal(line.text, '{"temperature":21.5}');
+  });
+
+  it('start - SIGINT stops the broker cleanly with exit 0', async () => {
+    const second = startCli(['start', '--port', '0', '--data-dir', path.join(dataDir, 'third')]);
+    await second.waitFor(/listening on/);
+    const code = await second.stop('SIGINT');
+    assert.equal(code, 0, `exit ${code} / ${second.child.signalCode}; output:\n${second.output()}`);
+    assert.match(second.output(), /stopped/);
+  });
+});
