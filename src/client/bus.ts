@@ -280,12 +280,7 @@ export class Bus extends EventEmitter<{ online: []; offline: [] }> {
 
   /** Stops serving, announces `stopped`, fails what is pending and disconnects. */
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    clearTimeout(this.settleTimer);
-    this.handlers.abortAll();
-    this.requester.failAll(new NotSentError('the client closed before the response came'));
-    this.subscriptions.closeAll();
+    if (!this.stopLocally('the client closed before the response came')) return;
     if (this.transport.connected) {
       const farewell = this.options.ephemeral ? '' : this.presenceBody('stopped');
       await this.transport.publishNow(presenceTopic(this.id), farewell, true).catch(() => {});
@@ -295,13 +290,19 @@ export class Bus extends EventEmitter<{ online: []; offline: [] }> {
 
   /** Drops the connection as a crash would: no `stopped` presence, the broker fires the Last Will. */
   async kill(): Promise<void> {
-    if (this.closed) return;
+    if (!this.stopLocally('the client was killed')) return;
+    await this.transport.kill();
+  }
+
+  /** What close and kill share: end everything in flight here. False when already stopped. */
+  private stopLocally(reason: string): boolean {
+    if (this.closed) return false;
     this.closed = true;
     clearTimeout(this.settleTimer);
     this.handlers.abortAll();
-    this.requester.failAll(new NotSentError('the client was killed'));
+    this.requester.failAll(new NotSentError(reason));
     this.subscriptions.closeAll();
-    await this.transport.kill();
+    return true;
   }
 
   [Symbol.asyncDispose](): Promise<void> {
