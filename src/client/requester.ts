@@ -90,6 +90,10 @@ export class Requester {
     // A caller's deadline earlier than the time-out wins: nobody waits past it.
     const timeout = Math.max(0, Math.min(options.timeout ?? this.options.timeout, options.deadline !== undefined ? options.deadline - Date.now() : Infinity));
     const timeoutError = new TimeoutError(`no final response to ${action} within ${timeout} ms`);
+    if (timeout <= 0) {
+      sink.fail(new TimeoutError(`the deadline of the request to ${action} has already passed; nothing was sent`));
+      return () => {};
+    }
     const problem = checkPath(action) ?? (options.target !== undefined && options.target !== EVERYONE ? checkClientId(options.target) : undefined);
     if (problem) {
       sink.fail(new TypeError(problem));
