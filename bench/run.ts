@@ -1,0 +1,202 @@
+/**
+ * Relais benchmark: Relais against raw MQTT.js (the layer below) doing the same exchange on
+ * the same broker, in one run, for the embedded Aedes broker (in a child process, plus an
+ * in-process figure) and Mosquitto.
+ *
+ *   npm run bench                       # full run, both brokers (~3.5 min on 2 cores)
+ *   npm run bench -- --quick            # smaller run (~30 s)
+ *   npm run bench -- --broker aedes     # aedes | mosquitto | both (default)
+ *   npm run bench -- --only request,progress   # request, pubsub, realtime, progress
+ *   npm run bench -- --no-inproc --no-control  # skip the in-process Aedes / the Nagle control
+ *   npm run bench -- --rt-receiver both # real-time client B in its own process (child, default), with A (same), or both
+ *
+ * Tables (markdown) go to stdout, progress lines to stderr. Scenarios: bench/scenarios/.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { findBinary } from '../test/testkit/brokers.js';
+import { startBenchBroker, type BenchBroker, type BenchBrokerKind } from './lib/brokers.js';
+import { log, renderTable, type Table } from './lib/util.js';
+import { progressTables, runProgress, type ProgressConfig, type ProgressResult } from './scenarios/progress.js';
+import { pubSubTables, runPubSub, type PubSubConfig, type PubSubResult } from './scenarios/pubsub.js';
+import { realtimeTables, runRealtime, type ReceiverPlace, type RealtimeConfig, type RealtimeResult } from './scenarios/realtime.js';
+import { requestTables, runRequest, type RequestConfig, type RequestResult } from './scenarios/request.js';
+
+const SCENARIOS = ['request', 'pubsub', 'realtime', 'progress'] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    broker: { type: 'string', default: 'both' },
+    only: { type: 'string' },
+    'no-inproc': { type: 'boolean', default: false },
+    'no-control': { type: 'boolean', default: false },
+    'rt-receiver': { type: 'string', default: 'child' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+if (flags.help) {
+  process.stdout.write(
+    'usage: npm run bench -- [--quick] [--broker aedes|mosquitto|both] [--only request,pubsub,realtime,progress] [--no-inproc] [--no-control] [--rt-receiver child|same|both]\n',
+  );
+  process.exit(0);
+}
+
+const quick = flags.quick ?? false;
+const brokerFlag = flags.broker ?? 'both';
+if (!['aedes', 'mosquitto', 'both'].includes(brokerFlag)) {
+  process.stderr.write(`--broker must be aedes, mosquitto or both, not ${brokerFlag}\n`);
+  process.exit(2);
+}
+const only = new Set<Scenario>(
+  flags.only
+    ? flags.only.split(',').map((name) => {
+        const scenario = name.trim() as Scenario;
+        if (!SCENARIOS.includes(scenario)) {
+          process.stderr.write(`unknown scenario ${name}; choose among ${SCENARIOS.join(', ')}\n`);
+          process.exit(2);
+        }
+        return scenario;
+      })
+    : SCENARIOS,
+);
+
+const rtReceiverFlag = flags['rt-receiver'] ?? 'child';
+if (!['child', 'same', 'both'].includes(rtReceiverFlag)) {
+  process.stderr.write(`--rt-receiver must be child, same or both, not ${rtReceiverFlag}\n`);
+  process.exit(2);
+}
+const rtReceivers: ReceiverPlace[] = rtReceiverFlag === 'both' ? ['child', 'same'] : [rtReceiverFlag as ReceiverPlace];
+
+const config = quick
+  ? {
+      request: { warmup: 200, sequential: 1000, batch: 250, inFlight: 100, concurrentTotal: 5000, rounds: 1 } satisfies RequestConfig,
+      pubsub: { messages: 20_000, rounds: 1, chunk: 500 } satisfies PubSubConfig,
+      realtime: { bulkMessages: 800, transfers: 1, rounds: 1, idleSamples: 200, bulkBytes: 64 * 1024, window: 16, steadyMBps: 100, modes: ['steady', 'burst'], receivers: rtReceivers } satisfies RealtimeConfig,
+      progress: { warmup: 50, calls: 300, batch: 100 } satisfies ProgressConfig,
+      control: { warmup: 2, calls: 20, batch: 10 } satisfies ProgressConfig,
+    }
+  : {
+      request: { warmup: 500, sequential: 5000, batch: 500, inFlight: 100, concurrentTotal: 20_000, rounds: 2 } satisfies RequestConfig,
+      pubsub: { messages: 100_000, rounds: 2, chunk: 500 } satisfies PubSubConfig,
+      realtime: { bulkMessages: 800, transfers: 3, rounds: 2, idleSamples: 300, bulkBytes: 64 * 1024, window: 16, steadyMBps: 100, modes: ['steady', 'paced', 'burst'], receivers: rtReceivers } satisfies RealtimeConfig,
+      progress: { warmup: 100, calls: 2000, batch: 250 } satisfies ProgressConfig,
+      control: { warmup: 5, calls: 60, batch: 30 } satisfies ProgressConfig,
+    };
+
+// Which broker runs which scenarios.
+const plan: Array<{ kind: BenchBrokerKind; scenarios: Scenario[] }> = [];
+const hasMosquitto = findBinary('mosquitto') !== undefined;
+if (brokerFlag !== 'mosquitto') {
+  plan.push({ kind: 'aedes', scenarios: [...only] });
+  if (!flags['no-inproc'] && !quick) plan.push({ kind: 'aedes-inproc', scenarios: [...only].filter((s) => s === 'request' || s === 'progress') });
+}
+if (brokerFlag !== 'aedes') {
+  if (!hasMosquitto) {
+    process.stderr.write('mosquitto is not installed (apt-get install mosquitto); run with --broker aedes\n');
+    process.exit(2);
+  }
+  plan.push({ kind: 'mosquitto', scenarios: [...only] });
+  if (!flags['no-control'] && only.has('progress')) plan.push({ kind: 'mosquitto-nagle', scenarios: ['progress'] });
+}
+
+// Every broker started is closed on the way out, whatever happens.
+const live = new Set<BenchBroker>();
+async function closeBrokers(): Promise<void> {
+  await Promise.all([...live].map((broker) => broker.close().catch(() => {})));
+  live.clear();
+}
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    if (interrupted) return;
+    interrupted = true;
+    log(`${signal}: closing the brokers`);
+    void closeBrokers().finally(() => process.exit(130));
+  });
+}
+const watchdogMs = quick ? 3 * 60_000 : 9 * 60_000;
+const watchdog = setTimeout(() => {
+  log(`the benchmark ran over ${watchdogMs / 60_000} minutes; stopping`);
+  void closeBrokers().finally(() => process.exit(1));
+}, watchdogMs);
+watchdog.unref();
+
+const results = {
+  request: [] as RequestResult[],
+  pubsub: [] as PubSubResult[],
+  realtime: [] as RealtimeResult[],
+  progress: [] as ProgressResult[],
+};
+
+const started = Date.now();
+const loadBefore = os.loadavg();
+const codeAtStart = codeVersion();
+let failed = false;
+for (const step of plan) {
+  if (step.scenarios.length === 0) continue;
+  log(`starting ${step.kind}`);
+  const broker = await startBenchBroker(step.kind);
+  live.add(broker);
+  try {
+    for (const scenario of step.scenarios) {
+      try {
+        if (scenario === 'request') results.request.push(await runRequest(broker, config.request));
+        if (scenario === 'pubsub') results.pubsub.push(await runPubSub(broker, config.pubsub));
+        if (scenario === 'realtime') results.realtime.push(await runRealtime(broker, config.realtime));
+        if (scenario === 'progress') results.progress.push(await runProgress(broker, step.kind === 'mosquitto-nagle' ? config.control : config.progress));
+      } catch (error) {
+        failed = true;
+        log(`${broker.label}: ${scenario} FAILED: ${(error as Error).stack ?? error}`);
+      }
+    }
+  } finally {
+    await broker.close();
+    live.delete(broker);
+  }
+}
+clearTimeout(watchdog);
+
+const tables: Table[] = [
+  ...(results.request.length ? requestTables(results.request) : []),
+  ...(results.pubsub.length ? pubSubTables(results.pubsub, config.pubsub) : []),
+  ...(results.realtime.length ? realtimeTables(results.realtime, config.realtime) : []),
+  ...(results.progress.length ? progressTables(results.progress) : []),
+];
+
+process.stdout.write(`## Relais vs raw MQTT.js${quick ? ' (--quick)' : ''}\n\n${environment()}\n\n`);
+for (const table of tables) process.stdout.write(`${renderTable(table)}\n`);
+log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s${failed ? ' (some scenarios FAILED, see above)' : ''}`);
+if (failed) process.exitCode = 1;
+
+/** The commit measured, and whether src/ had uncommitted changes (the working tree is what runs). */
+function codeVersion(): string {
+  const git = (args: string[]) => spawnSync('git', args, { encoding: 'utf8', timeout: 5000 }).stdout?.trim() ?? '';
+  const dirty = git(['status', '--porcelain', '--', 'src']).split('\n').filter(Boolean).length;
+  return `commit ${git(['rev-parse', '--short', 'HEAD']) || '?'}${dirty ? ` + ${dirty} uncommitted file(s) in src/` : ''}`;
+}
+
+function environment(): string {
+  const version = (pkg: string) => {
+    try {
+      return (JSON.parse(fs.readFileSync(new URL(`../node_modules/${pkg}/package.json`, import.meta.url), 'utf8')) as { version: string }).version;
+    } catch {
+      return '?';
+    }
+  };
+  const mosquitto = findBinary('mosquitto');
+  const mosquittoVersion = mosquitto ? (spawnSync(mosquitto, ['-h'], { encoding: 'utf8', timeout: 5000 }).stdout.match(/mosquitto version (\S+)/)?.[1] ?? '?') : 'absent';
+  const codeAtEnd = codeVersion();
+  return [
+    `- code: ${codeAtStart}${codeAtEnd !== codeAtStart ? ` at the start, ${codeAtEnd} at the end (src/ changed during the run)` : ''}`,
+    `- date: ${new Date().toISOString()}`,
+    `- machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.type()} ${os.release()}`,
+    `- Node ${process.version}; mqtt (MQTT.js) ${version('mqtt')}; aedes ${version('aedes')}; Mosquitto ${mosquittoVersion}`,
+    `- load average (1 min) just before the run: ${loadBefore[0]!.toFixed(2)} (anything else running on the 2 cores skews the figures; the run itself keeps both busy)`,
+    `- all clients in this process; Aedes in a child process unless marked in-process; everything on 127.0.0.1 (TCP)`,
+  ].join('\n');
+}
