@@ -275,7 +275,7 @@ export class Bus extends EventEmitter<{ online: []; offline: [] }> {
       default:
         break;
     }
-    this.subscriptions.dispatch(topic, () => payload.toString('utf8'), decoded, retained);
+    this.subscriptions.dispatch(topic, lane, () => payload.toString('utf8'), decoded, retained);
   }
 
   /** Stops serving, announces `stopped`, fails what is pending and disconnects. */

@@ -11,6 +11,7 @@ import type { Delivery, Lane, SubscribeOptions, Subscription } from './types.js'
 
 interface Entry {
   filter: string;
+  lane: Lane;
   includeInvalid: boolean;
   deliver(delivery: Delivery): void;
   dropped(): number;
@@ -55,6 +56,7 @@ export class Subscriptions {
     let warnedDrop = false;
     const entry: Entry = {
       filter,
+      lane,
       includeInvalid: options.includeInvalid ?? false,
       deliver: (delivery) => {
         if (callback) {
@@ -95,10 +97,11 @@ export class Subscriptions {
   }
 
   /** Delivers one incoming message to every matching subscription. */
-  dispatch(topic: string, text: () => string, decoded: () => DecodeResult, retained: boolean): void {
+  dispatch(topic: string, lane: Lane, text: () => string, decoded: () => DecodeResult, retained: boolean): void {
     if (this.entries.size === 0) return;
     for (const entry of this.entries) {
-      if (!topicMatches(entry.filter, topic)) continue;
+      // A message arrives once per connection whose subscriptions match: each lane delivers its own.
+      if (entry.lane !== lane || !topicMatches(entry.filter, topic)) continue;
       const result = decoded();
       if (result.ok) entry.deliver({ topic, envelope: result.envelope, retained });
       else if (entry.includeInvalid) entry.deliver({ topic, invalid: result.error.message, text: text().slice(0, INVALID_TEXT_LIMIT), retained });

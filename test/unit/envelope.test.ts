@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { decode, encode, validate } from '../../src/protocol/envelope.js';
+import { decode, encode, envelopeSchema, validate } from '../../src/protocol/envelope.js';
 import { fromBase64, isBase64Value, toBase64 } from '../../src/protocol/binary.js';
 import { InvalidMessageError, PayloadTooLargeError } from '../../src/protocol/errors.js';
 
@@ -87,6 +87,34 @@ describe('envelope', () => {
         const result = validate({ type, source: 'a', destination: '*', payload });
         assert.ok(result.ok, !result.ok ? result.error.message : '');
       }),
+    );
+  });
+
+  it('envelope - the fast path never accepts what the zod schema refuses', () => {
+    const anyOf = <T>(arb: fc.Arbitrary<T>) => fc.oneof(arb, fc.jsonValue(), fc.constant(undefined));
+    const candidate = fc.record({
+      v: anyOf(fc.integer({ min: -1, max: 3 })),
+      type: anyOf(fc.constantFrom('command', 'response', 'notification', 'log', 'cancel')),
+      source: anyOf(fc.string({ maxLength: 3 })),
+      destination: anyOf(fc.string({ maxLength: 3 })),
+      token: anyOf(fc.string({ maxLength: 3 })),
+      payload: fc.jsonValue(),
+      code: anyOf(fc.oneof(fc.integer({ min: -2, max: 200 }), fc.double())),
+      final: anyOf(fc.boolean()),
+      progress: anyOf(fc.double({ min: -1, max: 2 })),
+      priority: anyOf(fc.constantFrom('realtime', 'high', 'normal', 'low', 'urgent')),
+      deadline: anyOf(fc.oneof(fc.integer(), fc.double())),
+      ts: anyOf(fc.double()),
+      error: anyOf(fc.record({ name: anyOf(fc.string()), message: anyOf(fc.string()) })),
+    }, { requiredKeys: ['payload'] });
+    fc.assert(
+      fc.property(candidate, (value) => {
+        const object = JSON.parse(JSON.stringify(value));
+        const ours = validate(object).ok;
+        const zods = envelopeSchema.safeParse(object).success;
+        assert.equal(ours, zods, JSON.stringify(object));
+      }),
+      { numRuns: 5000 },
     );
   });
 
