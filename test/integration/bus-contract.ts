@@ -244,6 +244,33 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       assert.deepEqual(client.directory.get(server.id)?.realtimeActions, ['demo/alarm']);
     });
 
+    it('priority - a message matching subscriptions on both lanes reaches each subscription once', async () => {
+      const publisher = await kit.connect(uniqueId('pub'));
+      const listener = await kit.connect(uniqueId('sub'));
+      const onMain: string[] = [];
+      const onRealtime: string[] = [];
+      let markerSeen!: () => void;
+      const marker = new Promise<void>((resolve) => (markerSeen = resolve));
+      let realtimeSeen!: () => void;
+      const realtime = new Promise<void>((resolve) => (realtimeSeen = resolve));
+      await listener.subscribe('lanes/#', (message) => {
+        onMain.push(message.topic);
+        if (message.topic === 'lanes/end/notification') markerSeen();
+      });
+      await listener.subscribe('lanes/alarm/notification', (message) => {
+        onRealtime.push(message.topic);
+        realtimeSeen();
+      }, { lane: 'realtime' });
+      publisher.notify('lanes/alarm', { level: 'critical' }, { priority: 'realtime' });
+      await realtime;
+      // The broker fanned the alarm out to both connections when it got it, so on the main
+      // connection it comes before this marker, published only after the alarm was seen.
+      publisher.notify('lanes/end', {});
+      await marker;
+      assert.deepEqual(onRealtime, ['lanes/alarm/notification']);
+      assert.deepEqual(onMain, ['lanes/alarm/notification', 'lanes/end/notification']);
+    });
+
     it('offline - messages sent while disconnected are queued and delivered after reconnection', async () => {
       const publisher = await kit.connect(uniqueId('pub'), { reconnectDelay: 50 });
       const listener = await kit.connect(uniqueId('sub'));
