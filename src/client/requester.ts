@@ -27,13 +27,21 @@ interface Pending {
   /** Id of the client answering, once a response came. */
   handler?: string;
   priority: Priority;
+  checkHandlers: boolean;
+  /** Sent before the directory settled with no handler known: judged at settle time. */
+  awaitingDirectory: boolean;
   onStep(step: Step): void;
-  fail(error: RelaisError): void;
+  fail(error: unknown): void;
+  /** Fails the request and tells the handler to stop. */
+  cancel(error: RelaisError, reason: string): void;
 }
+
+const NOTHING_TO_CANCEL = () => {};
 
 export class Requester {
   private readonly pending = new Map<string, Pending>();
-  private readonly responseSubscriptions = new Map<string, Promise<void>>();
+  /** `true` once subscribed, the pending SUBACK before. */
+  private readonly responseSubscriptions = new Map<string, true | Promise<void>>();
   /** Random per-connection prefix + counter: unique tokens without a random draw per request. */
   private readonly tokenPrefix = randomBytes(6).toString('base64url');
   private tokenCounter = 0;
@@ -44,6 +52,7 @@ export class Requester {
     private readonly directory: Directory,
   ) {
     directory.on('gone', (clientId) => this.onClientGone(clientId));
+    directory.on('settled', () => this.onDirectorySettled());
   }
 
   get inFlight(): number {
@@ -86,75 +95,16 @@ export class Requester {
     options: RequestOptions,
     sink: { onStep(step: Step): void; fail(error: unknown): void },
   ): () => void {
-    // Created now so its stack shows the caller, not a timer (STYLE: errors).
     // A caller's deadline earlier than the time-out wins: nobody waits past it.
     const timeout = Math.max(0, Math.min(options.timeout ?? this.options.timeout, options.deadline !== undefined ? options.deadline - Date.now() : Infinity));
+    // Created now so its stack shows the caller, not a timer (STYLE: errors).
     const timeoutError = new TimeoutError(`no final response to ${action} within ${timeout} ms`);
-    if (timeout <= 0) {
-      sink.fail(new TimeoutError(`the deadline of the request to ${action} has already passed; nothing was sent`));
-      return () => {};
-    }
-    const problem = checkPath(action) ?? (options.target !== undefined && options.target !== EVERYONE ? checkClientId(options.target) : undefined);
-    if (problem) {
-      sink.fail(new TypeError(problem));
-      return () => {};
-    }
     const target = options.target === EVERYONE ? undefined : options.target;
     const checkHandlers = options.checkHandlers ?? this.options.checkHandlers;
     const missing = this.missingHandler(action, target, checkHandlers);
-    if (missing && this.directory.settled) {
-      sink.fail(missing);
-      return () => {};
-    }
-    if (options.signal?.aborted) {
-      sink.fail(new CancelledError(`request to ${action} cancelled before it was sent`, { cause: options.signal.reason }));
-      return () => {};
-    }
-
-    const token = options.token ?? `${this.tokenPrefix}.${(this.tokenCounter++).toString(36)}`;
     const priority = options.priority ?? 'normal';
+    const token = options.token ?? `${this.tokenPrefix}.${(this.tokenCounter++).toString(36)}`;
     const deadline = Date.now() + timeout;
-    let settled = false;
-    const finish = () => {
-      settled = true;
-      this.pending.delete(token);
-      clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
-    };
-    const entry: Pending = {
-      action,
-      priority,
-      ...(target !== undefined && { target }),
-      onStep: (step) => {
-        if (settled) return;
-        if (step.kind === 'final') finish();
-        sink.onStep(step);
-      },
-      fail: (error) => {
-        if (settled) return;
-        finish();
-        sink.fail(error);
-      },
-    };
-    const cancel = (error: RelaisError, reason: string) => {
-      if (settled) return;
-      this.sendCancel(entry, token, reason);
-      entry.fail(error);
-    };
-    const onAbort = () =>
-      cancel(new CancelledError(`request to ${action} cancelled by the caller`, { cause: options.signal?.reason }), 'cancelled by the requester');
-    const timer = setTimeout(() => cancel(timeoutError, 'requester time-out'), timeout);
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    this.pending.set(token, entry);
-    if (missing) {
-      // The directory is still loading: send anyway, and judge once it has settled.
-      this.directory.once('settled', () => {
-        if (entry.handler !== undefined) return;
-        const stillMissing = this.missingHandler(action, target, checkHandlers);
-        if (stillMissing) cancel(stillMissing, 'no handler');
-      });
-    }
-
     const envelope: Envelope = {
       v: 1,
       type: 'command',
@@ -166,37 +116,99 @@ export class Requester {
       deadline,
       ts: Date.now(),
     };
+    const body = this.refuse(action, target, timeout, missing, options.signal, envelope);
+    if (typeof body !== 'string') {
+      sink.fail(body);
+      return NOTHING_TO_CANCEL;
+    }
+
+    let settled = false;
+    const finish = () => {
+      settled = true;
+      this.pending.delete(token);
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+    };
+    const entry: Pending = {
+      action,
+      priority,
+      checkHandlers,
+      // The directory is still loading: send anyway, and judge once it has settled.
+      awaitingDirectory: missing !== undefined,
+      ...(target !== undefined && { target }),
+      onStep: (step) => {
+        if (settled) return;
+        if (step.kind === 'final') finish();
+        sink.onStep(step);
+      },
+      fail: (error) => {
+        if (settled) return;
+        finish();
+        sink.fail(error);
+      },
+      cancel: (error, reason) => {
+        if (settled) return;
+        this.sendCancel(entry, token, reason);
+        entry.fail(error);
+      },
+    };
+    const onAbort = () =>
+      entry.cancel(new CancelledError(`request to ${action} cancelled by the caller`, { cause: options.signal?.reason }), 'cancelled by the requester');
+    const timer = setTimeout(() => entry.cancel(timeoutError, 'requester time-out'), timeout);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    this.pending.set(token, entry);
+
+    const send = () => {
+      if (settled) return;
+      try {
+        this.transport.send({ topic: requestTopic(action, target), body, qos: 1, priority, deadline, onDropped: (error) => entry.fail(error) });
+      } catch (error) {
+        entry.fail(error);
+      }
+    };
     const lane: Lane = priority === 'realtime' && this.transport.realtime ? 'realtime' : 'main';
+    const subscribed = this.ensureResponseSubscription(action, lane);
+    if (subscribed === true) send();
+    else subscribed.then(send, (error: Error) => entry.fail(new NoHandlerError(`cannot subscribe to the responses of ${action}: ${error.message}`, { cause: error })));
+    return () => entry.cancel(new CancelledError(`call to ${action} stopped by its consumer`), 'consumer stopped reading');
+  }
+
+  /** The encoded command, or why it must not be sent at all (nothing is registered or sent then). */
+  private refuse(
+    action: string,
+    target: string | undefined,
+    timeout: number,
+    missing: NoHandlerError | undefined,
+    signal: AbortSignal | undefined,
+    envelope: Envelope,
+  ): string | Error {
+    if (timeout <= 0) return new TimeoutError(`the deadline of the request to ${action} has already passed; nothing was sent`);
+    const problem = checkPath(action) ?? (target !== undefined ? checkClientId(target) : undefined);
+    if (problem) return new TypeError(problem);
+    if (missing && this.directory.settled) return missing;
+    if (signal?.aborted) return new CancelledError(`request to ${action} cancelled before it was sent`, { cause: signal.reason });
     let body: string;
     try {
       body = JSON.stringify(envelope);
     } catch (cause) {
-      entry.fail(new TypeError(`the payload of ${action} is not JSON: ${(cause as Error).message}`) as never);
-      return () => {};
+      return new TypeError(`the payload of ${action} is not JSON: ${(cause as Error).message}`);
     }
-    if (Buffer.byteLength(body) > this.options.maxMessageBytes) {
-      entry.fail(new PayloadTooLargeError(`the request to ${action} is ${Buffer.byteLength(body)} bytes, over the ${this.options.maxMessageBytes}-byte limit`));
-      return () => {};
+    const size = Buffer.byteLength(body);
+    if (size > this.options.maxMessageBytes) {
+      return new PayloadTooLargeError(`the request to ${action} is ${size} bytes, over the ${this.options.maxMessageBytes}-byte limit`);
     }
-    const send = () => {
-      if (settled) return;
-      try {
-        this.transport.send({
-          topic: requestTopic(action, target),
-          body,
-          qos: 1,
-          priority,
-          deadline,
-          onDropped: (error) => entry.fail(error),
-        });
-      } catch (error) {
-        entry.fail(error as RelaisError);
-      }
-    };
-    const subscribed = this.ensureResponseSubscription(action, lane);
-    if (subscribed === true) send();
-    else subscribed.then(send, (error: Error) => entry.fail(new NoHandlerError(`cannot subscribe to the responses of ${action}: ${error.message}`, { cause: error })));
-    return () => cancel(new CancelledError(`call to ${action} stopped by its consumer`), 'consumer stopped reading');
+    return body;
+  }
+
+  /** The directory has settled: requests sent while it loaded now learn whether anyone serves them. */
+  private onDirectorySettled(): void {
+    for (const entry of [...this.pending.values()]) {
+      if (!entry.awaitingDirectory) continue;
+      entry.awaitingDirectory = false;
+      if (entry.handler !== undefined) continue;
+      const missing = this.missingHandler(entry.action, entry.target, entry.checkHandlers);
+      if (missing) entry.cancel(missing, 'no handler');
+    }
   }
 
   private missingHandler(action: string, target: string | undefined, check: boolean): NoHandlerError | undefined {
@@ -215,11 +227,10 @@ export class Requester {
   private ensureResponseSubscription(action: string, lane: Lane): true | Promise<void> {
     const key = `${lane} ${action}`;
     const existing = this.responseSubscriptions.get(key);
-    if (existing && (existing as Promise<void> & { done?: boolean }).done) return true;
     if (existing) return existing;
     const subscribing = this.transport.subscribe(responseTopic(action, this.options.id), lane).then(
       () => {
-        (subscribing as Promise<void> & { done?: boolean }).done = true;
+        this.responseSubscriptions.set(key, true);
       },
       (error: Error) => {
         this.responseSubscriptions.delete(key);
@@ -259,7 +270,8 @@ export class Requester {
   private onClientGone(clientId: string): void {
     for (const entry of [...this.pending.values()]) {
       const servedByIt = entry.handler === clientId || entry.target === clientId;
-      const nobodyLeft = entry.handler === undefined && entry.target === undefined && this.directory.providers(entry.action).size === 0;
+      const nobodyLeft =
+        entry.handler === undefined && entry.target === undefined && !entry.awaitingDirectory && this.directory.providers(entry.action).size === 0;
       if (servedByIt || nobodyLeft) {
         entry.fail(new HandlerGoneError(`handler ${entry.handler ?? entry.target ?? clientId} of ${entry.action} disconnected before answering`));
       }
@@ -285,7 +297,7 @@ export class Requester {
   }
 
   /** Fails every pending request (the client is closing). */
-  failAll(error: RelaisError): void {
+  failAll(error: Error): void {
     for (const entry of [...this.pending.values()]) entry.fail(error);
   }
 }

@@ -107,6 +107,14 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       await assert.rejects(client.request('demo/nobody', {}, { target: 'vm-offline' }), /target vm-offline is not connected/);
     });
 
+    it('request - sent before the directory settles, it still ends with NoHandlerError once it has', { timeout: 5000 }, async () => {
+      const client = await kit.connect(uniqueId('client'), { directorySettle: 300 });
+      assert.equal(client.directory.settled, false);
+      const settled = once(client.directory, 'settled');
+      await assert.rejects(client.request('demo/nobody-yet', {}, { timeout: 30_000 }), NoHandlerError);
+      await settled;
+    });
+
     it('cancel - aborting the caller signal rejects with CancelledError and aborts the handler', async () => {
       let started!: () => void;
       const handlerStarted = new Promise<void>((resolve) => (started = resolve));
