@@ -2,7 +2,7 @@
  * Real brokers for tests and benchmarks: the embedded Aedes one and a Mosquitto process,
  * each on a free port of 127.0.0.1, each disposable. No fixed ports, no sleeps.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -171,10 +171,4 @@ export function waitForLine(child: ChildProcess, pattern: RegExp, timeout: numbe
     child.stderr?.on('data', onData);
     child.once('exit', onExit);
   });
-}
-
-/** Runs a command to completion (for mosquitto_pub and friends). */
-export function runSync(command: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(command, args, { encoding: 'utf8', timeout: 10_000 });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
