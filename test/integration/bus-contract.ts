@@ -196,7 +196,8 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
         // The handler still serves.
         await raw.publishAsync('demo/strict/request', JSON.stringify({ type: 'command', source: 'vm-raw', destination: '*', token: 'good-1', payload: {} }), { qos: 1 });
         const [, goodBody] = (await inbox.next()).value as [string, Buffer];
-        assert.deepEqual(JSON.parse(goodBody.toString()), { ...JSON.parse(goodBody.toString()), token: 'good-1', code: 0, payload: 'ok', source: server.id });
+        const good = JSON.parse(goodBody.toString());
+        assert.deepEqual([good.token, good.code, good.payload, good.source], ['good-1', 0, 'ok', server.id]);
       } finally {
         await raw.endAsync();
       }
