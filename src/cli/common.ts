@@ -54,7 +54,7 @@ export function writeLine(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value)}\n`);
 }
 
-/** Runs `stop` on Ctrl-C / SIGTERM, once. */
+/** Runs `stop` on Ctrl-C / SIGTERM, once. Install it before printing that the command is ready: a script may signal as soon as it reads that line. */
 export function onInterrupt(stop: (signal: NodeJS.Signals) => void): void {
   let stopping = false;
   const handler = (signal: NodeJS.Signals) => {

@@ -28,11 +28,11 @@ export function serveCommand(): Command {
       if (!program) fail(EXIT.USAGE, 'give the program to run after --');
       const bus = await connectCli(options, { ephemeral: false });
       await bus.handle(action, (payload, ctx) => runProgram(program, args, payload, ctx), { lane: options.lane === 'realtime' ? 'realtime' : 'main' });
-      process.stderr.write(`relais: serving ${action} with ${[program, ...args].join(' ')} as ${bus.id}\n`);
       onInterrupt(async () => {
         await bus.close();
         process.exit(EXIT.OK);
       });
+      process.stderr.write(`relais: serving ${action} with ${[program, ...args].join(' ')} as ${bus.id}\n`);
     });
 }
 

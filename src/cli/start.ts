@@ -16,14 +16,15 @@ export function startCommand(): Command {
       const unixPath = path.resolve(options.dataDir, 'relais.sock');
       try {
         const broker = await startEmbeddedBroker({ host: options.host, port, unixPath });
-        process.stdout.write(`relais: broker listening on ${broker.url} and ${broker.unixUrl}\n`);
-        process.stdout.write(`relais: clients connect with --broker ${broker.url} (or RELAIS_BROKER); Ctrl-C stops\n`);
+        // Ctrl-C is wired before the announcement: whoever reads "listening" may signal at once.
         onInterrupt(async (signal) => {
           process.stdout.write(`relais: ${signal} received, stopping\n`);
           await broker.close();
           process.stdout.write('relais: stopped\n');
           process.exit(EXIT.OK);
         });
+        process.stdout.write(`relais: broker listening on ${broker.url} and ${broker.unixUrl}\n`);
+        process.stdout.write(`relais: clients connect with --broker ${broker.url} (or RELAIS_BROKER); Ctrl-C stops\n`);
       } catch (error) {
         if (error instanceof BrokerStartError) fail(EXIT.ERROR, error.message);
         throw error;

@@ -32,7 +32,7 @@ export function subCommand(): Command {
       for (const filter of filters) {
         await bus.subscribe(filter, print as never, { includeInvalid: !options.validOnly });
       }
-      process.stderr.write(`relais: subscribed to ${filters.join(' ')}\n`);
       onInterrupt(() => void stop());
+      process.stderr.write(`relais: subscribed to ${filters.join(' ')}\n`);
     });
 }
