@@ -111,13 +111,13 @@ export class Bus extends EventEmitter<{ online: []; offline: [] }> {
    */
   request<T = unknown>(action: string, payload?: unknown, options?: RequestOptions): Promise<T> {
     if (this.closed) return Promise.reject(new NotSentError('the client is closed'));
-    return this.requester.request(action, payload, options) as Promise<T>;
+    return this.requester.request(action, payload, options, Bus.prototype.request) as Promise<T>;
   }
 
   /** Sends a command and yields each progress response, then the final one (seed 000: "20%, 50%, 80%, done"). */
   call(action: string, payload?: unknown, options?: RequestOptions): AsyncIterableIterator<Step> {
     if (this.closed) throw new NotSentError('the client is closed');
-    return this.requester.call(action, payload, options);
+    return this.requester.call(action, payload, options, Bus.prototype.call);
   }
 
   /** Serves `action`: subscribes to its request topics and announces it in the presence. */

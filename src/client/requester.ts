@@ -13,6 +13,7 @@ import {
   type RelaisError,
   ResponseCode,
   TimeoutError,
+  withCallerStack,
 } from '../protocol/errors.js';
 import { cancelTopic, checkClientId, checkPath, requestTopic, responseTopic } from '../protocol/topics.js';
 import type { Directory } from './directory.js';
@@ -59,10 +60,13 @@ export class Requester {
     return this.pending.size;
   }
 
-  /** Resolves with the final response's payload; rejects with a typed error. */
-  request(action: string, payload: unknown, options: RequestOptions = {}): Promise<unknown> {
+  /**
+   * Resolves with the final response's payload; rejects with a typed error.
+   * `caller` is the public method the application called: a time-out's stack starts below it.
+   */
+  request(action: string, payload: unknown, options: RequestOptions = {}, caller: Function = Requester.prototype.request): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.start(action, payload, options, {
+      this.start(action, payload, options, caller, {
         onStep: (step) => {
           if (step.kind === 'final') resolve(step.payload);
         },
@@ -72,10 +76,10 @@ export class Requester {
   }
 
   /** Yields every progress response, then the final one; an error response throws. */
-  call(action: string, payload: unknown, options: RequestOptions = {}): AsyncIterableIterator<Step> {
+  call(action: string, payload: unknown, options: RequestOptions = {}, caller: Function = Requester.prototype.call): AsyncIterableIterator<Step> {
     let cancel: (() => void) | undefined;
     const queue = new AsyncQueue<Step>(Infinity, () => cancel?.());
-    cancel = this.start(action, payload, options, {
+    cancel = this.start(action, payload, options, caller, {
       onStep: (step) => {
         queue.push(step);
         if (step.kind === 'final') queue.end();
@@ -93,12 +97,13 @@ export class Requester {
     action: string,
     payload: unknown,
     options: RequestOptions,
+    caller: Function,
     sink: { onStep(step: Step): void; fail(error: unknown): void },
   ): () => void {
     // A caller's deadline earlier than the time-out wins: nobody waits past it.
     const timeout = Math.max(0, Math.min(options.timeout ?? this.options.timeout, options.deadline !== undefined ? options.deadline - Date.now() : Infinity));
     // Created now so its stack shows the caller, not a timer (STYLE: errors).
-    const timeoutError = new TimeoutError(`no final response to ${action} within ${timeout} ms`);
+    const timeoutError = withCallerStack(() => new TimeoutError(`no final response to ${action} within ${timeout} ms`), caller);
     const target = options.target === EVERYONE ? undefined : options.target;
     const checkHandlers = options.checkHandlers ?? this.options.checkHandlers;
     const missing = this.missingHandler(action, target, checkHandlers);

@@ -76,6 +76,17 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       });
       // The handler's process lives on and keeps serving.
       await assert.rejects(client.request('demo/fail', {}), RemoteError);
+      // A rejected promise is answered the same way as a synchronous throw.
+      await server.handle('demo/fail-later', async () => {
+        await Promise.resolve();
+        throw Object.assign(new Error('disk sdb is full'), { responseCode: 105 });
+      });
+      await assert.rejects(client.request('demo/fail-later', {}), (error: unknown) => {
+        assert.ok(error instanceof RemoteError);
+        assert.equal(error.responseCode, 105);
+        assert.equal(error.message, 'disk sdb is full');
+        return true;
+      });
     });
 
     it('request - ends with TimeoutError when the handler never answers, and the handler sees its deadline', async () => {
@@ -88,7 +99,8 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       await assert.rejects(client.request('demo/silent', {}, { timeout: 300 }), (error: unknown) => {
         assert.ok(error instanceof TimeoutError);
         assert.match(error.message, /no final response to demo\/silent within 300 ms/);
-        assert.match(error.stack ?? '', /bus-contract/, 'the stack shows the caller');
+        const firstFrame = (error.stack ?? '').split('\n').find((line) => line.trimStart().startsWith('at '));
+        assert.match(firstFrame ?? '', /bus-contract/, `the stack starts at the caller, not inside Relais:\n${error.stack}`);
         return true;
       });
       const reason = await aborted;
@@ -161,12 +173,14 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       });
       const request = client.request('demo/doomed', {}, { timeout: 20_000 });
       await handlerStarted;
-      await server.kill();
-      await assert.rejects(request, (error: unknown) => {
+      // Watched before the kill: the will can arrive before kill() resolves.
+      const failed = assert.rejects(request, (error: unknown) => {
         assert.ok(error instanceof HandlerGoneError);
         assert.match(error.message, /disconnected before answering/);
         return true;
       });
+      await server.kill();
+      await failed;
       assert.equal(client.directory.get(server.id)?.status, 'dead');
     });
 
