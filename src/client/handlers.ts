@@ -8,6 +8,7 @@ import { EVERYONE, type DecodeResult, type Envelope, type Priority } from '../pr
 import { CancelledError, PayloadTooLargeError, ResponseCode, TimeoutError, toWire, type WireError } from '../protocol/errors.js';
 import { cancelTopic, checkClientId, requestTopic, responseTopic } from '../protocol/topics.js';
 import type { ResolvedOptions } from './options.js';
+import { RunningRequest } from './running-request.js';
 import type { Transport } from './transport.js';
 import type { Handler, HandlerContext, HandleOptions, Lane, Registration } from './types.js';
 
@@ -19,7 +20,7 @@ interface Served {
 export class Handlers {
   private readonly served = new Map<string, Served>();
   /** Requests being handled, by `<requester> <token>`, to cancel them. */
-  private readonly running = new Map<string, AbortController>();
+  private readonly running = new Map<string, RunningRequest>();
 
   constructor(
     private readonly options: ResolvedOptions,
@@ -92,20 +93,13 @@ export class Handlers {
       this.replyError(action, request.source, token, priority, ResponseCode.DEADLINE_EXCEEDED, { name: 'TimeoutError', message: `request ${token} arrived after its deadline` });
       return;
     }
-    void this.run(action, served.handler, request, token, priority);
+    this.run(action, served.handler, request, token, priority);
   }
 
-  private async run(action: string, handler: Handler, request: Envelope, token: string, priority: Priority): Promise<void> {
+  private run(action: string, handler: Handler, request: Envelope, token: string, priority: Priority): void {
     const key = `${request.source} ${token}`;
-    const controller = new AbortController();
-    this.running.set(key, controller);
-    let deadlineTimer: NodeJS.Timeout | undefined;
-    if (request.deadline !== undefined) {
-      deadlineTimer = setTimeout(
-        () => controller.abort(new TimeoutError(`deadline of request ${token} passed`)),
-        Math.max(0, request.deadline - Date.now()),
-      );
-    }
+    const running = new RunningRequest(token, request.deadline);
+    this.running.set(key, running);
     let finished = false;
     const ctx: HandlerContext = {
       action,
@@ -113,10 +107,12 @@ export class Handlers {
       source: request.source,
       priority,
       ...(request.deadline !== undefined && { deadline: request.deadline }),
-      signal: controller.signal,
+      get signal() {
+        return running.signal;
+      },
       envelope: request,
       progress: (fraction, data) => {
-        if (finished || controller.signal.aborted) return;
+        if (finished || running.aborted) return;
         if (fraction !== undefined && !(fraction >= 0 && fraction <= 1)) {
           throw new RangeError(`progress must be a fraction between 0 and 1, got ${fraction}`);
         }
@@ -127,21 +123,32 @@ export class Handlers {
         });
       },
     };
-    try {
-      const result = await handler(request.payload, ctx);
+    const end = () => {
       finished = true;
-      this.reply(action, request.source, token, priority, { code: ResponseCode.OK, payload: result ?? null });
-    } catch (error) {
-      finished = true;
-      const cancelled = controller.signal.aborted;
-      const reason = cancelled ? (controller.signal.reason as Error) : error;
-      const { responseCode, error: wire } = toWire(cancelled && !(error instanceof CancelledError || error instanceof TimeoutError) ? reason : error);
-      if (!cancelled) this.options.logger.warn({ action, token, err: wire.message }, 'handler failed');
-      this.reply(action, request.source, token, priority, { code: responseCode, error: wire, payload: null });
-    } finally {
-      clearTimeout(deadlineTimer);
+      running.end();
       this.running.delete(key);
+    };
+    const succeed = (result: unknown) => {
+      end();
+      this.reply(action, request.source, token, priority, { code: ResponseCode.OK, payload: result ?? null });
+    };
+    const fail = (error: unknown) => {
+      end();
+      const reason = running.abortReason;
+      const { responseCode, error: wire } = toWire(reason && !(error instanceof CancelledError || error instanceof TimeoutError) ? reason : error);
+      if (!reason) this.options.logger.warn({ action, token, err: wire.message }, 'handler failed');
+      this.reply(action, request.source, token, priority, { code: responseCode, error: wire, payload: null });
+    };
+    let outcome: unknown;
+    try {
+      outcome = handler(request.payload, ctx);
+    } catch (error) {
+      fail(error);
+      return;
     }
+    // A plain value is answered in this turn, so its response leaves with the request's PUBACK.
+    if (isThenable(outcome)) Promise.resolve(outcome).then(succeed, fail);
+    else succeed(outcome);
   }
 
   /** A cancel arrived on `<action>/cancel`: abort the matching request, if we run it. protocol §4.4 */
@@ -151,10 +158,10 @@ export class Handlers {
       return;
     }
     const { source, token, payload } = decoded.envelope;
-    const controller = this.running.get(`${source} ${token}`);
-    if (!controller) return;
+    const running = this.running.get(`${source} ${token}`);
+    if (!running) return;
     const reason = typeof (payload as { reason?: unknown })?.reason === 'string' ? (payload as { reason: string }).reason : 'cancelled';
-    controller.abort(new CancelledError(`request ${token} cancelled: ${reason}`));
+    running.abort(new CancelledError(`request ${token} cancelled: ${reason}`));
   }
 
   private replyError(action: string, requester: string, token: string, priority: Priority, code: number, error: WireError): void {
@@ -197,6 +204,10 @@ export class Handlers {
 
   /** Aborts every running handler (the client is closing). */
   abortAll(): void {
-    for (const controller of this.running.values()) controller.abort(new CancelledError('the serving client is closing'));
+    for (const running of this.running.values()) running.abort(new CancelledError('the serving client is closing'));
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
 }

@@ -1,0 +1,57 @@
+/**
+ * One request being handled: was it cancelled, has its deadline passed. The AbortSignal and
+ * the deadline timer are made only when the handler reads `ctx.signal`: most handlers never
+ * do, and the two cost more than the rest of a request's dispatch.
+ */
+import { TimeoutError } from '../protocol/errors.js';
+
+export class RunningRequest {
+  private controller?: AbortController;
+  private timer?: NodeJS.Timeout;
+  private reason?: Error;
+
+  constructor(
+    private readonly token: string,
+    private readonly deadline: number | undefined,
+  ) {}
+
+  /** Aborted on cancel, on the deadline, or when the serving client closes. */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      const controller = new AbortController();
+      if (this.aborted) controller.abort(this.reason);
+      else if (this.deadline !== undefined) {
+        this.timer = setTimeout(() => this.abort(this.deadlineError()), this.deadline - Date.now());
+      }
+      this.controller = controller;
+    }
+    return this.controller.signal;
+  }
+
+  /** Cancelled, or past its deadline (noticed here even when nobody made the signal). */
+  get aborted(): boolean {
+    if (!this.reason && this.deadline !== undefined && Date.now() >= this.deadline) this.abort(this.deadlineError());
+    return this.reason !== undefined;
+  }
+
+  /** Why it was aborted; undefined while it runs normally. */
+  get abortReason(): Error | undefined {
+    return this.aborted ? this.reason : undefined;
+  }
+
+  abort(reason: Error): void {
+    if (this.reason) return;
+    this.reason = reason;
+    clearTimeout(this.timer);
+    this.controller?.abort(reason);
+  }
+
+  /** The handler has answered: its deadline no longer matters. */
+  end(): void {
+    clearTimeout(this.timer);
+  }
+
+  private deadlineError(): TimeoutError {
+    return new TimeoutError(`deadline of request ${this.token} passed`);
+  }
+}
