@@ -26,6 +26,20 @@ export type IncomingHandler = (topic: string, payload: Buffer, retained: boolean
 /** Bytes the socket may hold before lower-priority messages wait in our queue instead. */
 const SOCKET_HIGH_WATER = 64 * 1024;
 const PRIORITY_ORDER: readonly Priority[] = ['realtime', 'high', 'normal', 'low'];
+/** MQTT.js calls its debug logger on every packet; unless DEBUG asks for it, that is wasted work. */
+const MQTT_LOG = process.env.DEBUG ? {} : { log: () => {} };
+
+interface Socket {
+  setNoDelay?(on: boolean): void;
+  on?(event: string, listener: () => void): void;
+  cork?(): void;
+  uncork?(): void;
+  writableLength?: number;
+}
+
+function socketOf(client: MqttClient): Socket | undefined {
+  return (client as unknown as { stream?: Socket }).stream;
+}
 
 export class Transport {
   readonly main: MqttClient;
@@ -33,6 +47,7 @@ export class Transport {
   private readonly queues: Record<Priority, OutboundMessage[]> = { realtime: [], high: [], normal: [], low: [] };
   private queued = 0;
   private closing = false;
+  private mainCorked = false;
 
   constructor(
     private readonly options: ResolvedOptions,
@@ -102,6 +117,7 @@ export class Transport {
       ...(options.password !== undefined && { password: options.password }),
       ...(options.tls ?? {}),
       ...(will && { will: { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: true } }),
+      ...MQTT_LOG,
     };
     const client = mqtt.connect(toMqttUrl(options.broker), mqttOptions);
     let everConnected = false;
@@ -109,7 +125,7 @@ export class Transport {
     client.on('connect', () => {
       attempts = 0;
       client.options.reconnectPeriod = this.backoff(0);
-      const stream = (client as unknown as { stream?: { setNoDelay?: (on: boolean) => void; on?: (e: string, f: () => void) => void } }).stream;
+      const stream = socketOf(client);
       stream?.setNoDelay?.(true);
       if (lane === 'main') stream?.on?.('drain', () => this.pump());
       if (everConnected) this.logger.info({ lane, broker: options.broker }, 'reconnected');
@@ -117,6 +133,7 @@ export class Transport {
       everConnected = true;
       this.pump();
     });
+    if (lane === 'main') client.on('packetreceive', () => this.coalesceMainWrites());
     client.on('message', (topic, payload, packet) => this.onIncoming(topic, payload, packet.retain, lane));
     client.on('error', (error) => {
       if (!this.closing) this.logger.warn({ lane, err: error.message }, 'MQTT connection error');
@@ -174,8 +191,30 @@ export class Transport {
   }
 
   private socketHasRoom(): boolean {
-    const stream = (this.main as unknown as { stream?: { writableLength?: number } }).stream;
-    return (stream?.writableLength ?? 0) < SOCKET_HIGH_WATER;
+    return (socketOf(this.main)?.writableLength ?? 0) < SOCKET_HIGH_WATER;
+  }
+
+  /**
+   * Holds the main socket's writes while an incoming packet is being handled. MQTT.js writes a
+   * request's PUBACK as soon as the request is delivered; the handler's response follows a few
+   * microtasks later, as does the next request of a caller that was awaiting a response.
+   * Released once the microtask queue has drained (a microtask that schedules a tick), they
+   * leave in one system call instead of two: +60 % requests/s with 100 in flight, the same
+   * sequential latency (bench/RESULTS.md). Unlike Nagle there is no timer, and the real-time
+   * lane is never held.
+   */
+  private coalesceMainWrites(): void {
+    if (this.mainCorked) return;
+    const stream = socketOf(this.main);
+    if (!stream?.cork || !stream.uncork) return;
+    this.mainCorked = true;
+    stream.cork();
+    queueMicrotask(() =>
+      process.nextTick(() => {
+        this.mainCorked = false;
+        stream.uncork!();
+      }),
+    );
   }
 
   private write(client: MqttClient, message: OutboundMessage): void {
