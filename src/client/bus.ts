@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { decode, EVERYONE, type DecodeResult, type Envelope } from '../protocol/envelope.js';
-import { CancelledError, InvalidMessageError, NotSentError, TimeoutError } from '../protocol/errors.js';
+import { CancelledError, InvalidMessageError, NotSentError, stackFromCaller, TimeoutError } from '../protocol/errors.js';
 import { checkClientId, checkPath, logTopic, notificationTopic, parseTopic, PRESENCE_FILTER, presenceTopic } from '../protocol/topics.js';
 import { Directory } from './directory.js';
 import { Handlers } from './handlers.js';
@@ -109,15 +109,35 @@ export class Bus extends EventEmitter<{ online: []; offline: [] }> {
    * Rejects with `RemoteError` (the handler's error code), `TimeoutError`, `NoHandlerError`,
    * `HandlerGoneError`, `CancelledError` or `NotSentError`. Always settles.
    */
-  request<T = unknown>(action: string, payload?: unknown, options?: RequestOptions): Promise<T> {
-    if (this.closed) return Promise.reject(new NotSentError('the client is closed'));
-    return this.requester.request(action, payload, options, Bus.prototype.request) as Promise<T>;
+  async request<T = unknown>(action: string, payload?: unknown, options?: RequestOptions): Promise<T> {
+    try {
+      if (this.closed) throw new NotSentError('the client is closed');
+      return (await this.requester.request(action, payload, options)) as T;
+    } catch (error) {
+      stackFromCaller(error, Bus.prototype.request);
+      throw error;
+    }
   }
 
   /** Sends a command and yields each progress response, then the final one (seed 000: "20%, 50%, 80%, done"). */
   call(action: string, payload?: unknown, options?: RequestOptions): AsyncIterableIterator<Step> {
     if (this.closed) throw new NotSentError('the client is closed');
-    return this.requester.call(action, payload, options, Bus.prototype.call);
+    const steps = this.requester.call(action, payload, options);
+    const next = async (): Promise<IteratorResult<Step>> => {
+      try {
+        return await steps.next();
+      } catch (error) {
+        stackFromCaller(error, next);
+        throw error;
+      }
+    };
+    return {
+      next,
+      return: () => steps.return!(),
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
   }
 
   /** Serves `action`: subscribes to its request topics and announces it in the presence. */
@@ -300,7 +320,7 @@ export class Bus extends EventEmitter<{ online: []; offline: [] }> {
     this.closed = true;
     clearTimeout(this.settleTimer);
     this.handlers.abortAll();
-    this.requester.failAll(new NotSentError(reason));
+    this.requester.failAll(() => new NotSentError(reason));
     this.subscriptions.closeAll();
     return true;
   }

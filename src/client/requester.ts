@@ -13,7 +13,6 @@ import {
   type RelaisError,
   ResponseCode,
   TimeoutError,
-  withCallerStack,
 } from '../protocol/errors.js';
 import { cancelTopic, checkClientId, checkPath, requestTopic, responseTopic } from '../protocol/topics.js';
 import type { Directory } from './directory.js';
@@ -60,13 +59,10 @@ export class Requester {
     return this.pending.size;
   }
 
-  /**
-   * Resolves with the final response's payload; rejects with a typed error.
-   * `caller` is the public method the application called: a time-out's stack starts below it.
-   */
-  request(action: string, payload: unknown, options: RequestOptions = {}, caller: Function = Requester.prototype.request): Promise<unknown> {
+  /** Resolves with the final response's payload; rejects with a typed error. */
+  request(action: string, payload: unknown, options: RequestOptions = {}): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.start(action, payload, options, caller, {
+      this.start(action, payload, options, {
         onStep: (step) => {
           if (step.kind === 'final') resolve(step.payload);
         },
@@ -76,10 +72,10 @@ export class Requester {
   }
 
   /** Yields every progress response, then the final one; an error response throws. */
-  call(action: string, payload: unknown, options: RequestOptions = {}, caller: Function = Requester.prototype.call): AsyncIterableIterator<Step> {
+  call(action: string, payload: unknown, options: RequestOptions = {}): AsyncIterableIterator<Step> {
     let cancel: (() => void) | undefined;
     const queue = new AsyncQueue<Step>(Infinity, () => cancel?.());
-    cancel = this.start(action, payload, options, caller, {
+    cancel = this.start(action, payload, options, {
       onStep: (step) => {
         queue.push(step);
         if (step.kind === 'final') queue.end();
@@ -97,13 +93,10 @@ export class Requester {
     action: string,
     payload: unknown,
     options: RequestOptions,
-    caller: Function,
     sink: { onStep(step: Step): void; fail(error: unknown): void },
   ): () => void {
     // A caller's deadline earlier than the time-out wins: nobody waits past it.
     const timeout = Math.max(0, Math.min(options.timeout ?? this.options.timeout, options.deadline !== undefined ? options.deadline - Date.now() : Infinity));
-    // Created now so its stack shows the caller, not a timer (STYLE: errors).
-    const timeoutError = withCallerStack(() => new TimeoutError(`no final response to ${action} within ${timeout} ms`), caller);
     const target = options.target === EVERYONE ? undefined : options.target;
     const checkHandlers = options.checkHandlers ?? this.options.checkHandlers;
     const missing = this.missingHandler(action, target, checkHandlers);
@@ -159,7 +152,8 @@ export class Requester {
     };
     const onAbort = () =>
       entry.cancel(new CancelledError(`request to ${action} cancelled by the caller`, { cause: options.signal?.reason }), 'cancelled by the requester');
-    const timer = setTimeout(() => entry.cancel(timeoutError, 'requester time-out'), timeout);
+    // Its stack is taken again where the application awaits (Bus.request, Bus.call).
+    const timer = setTimeout(() => entry.cancel(new TimeoutError(`no final response to ${action} within ${timeout} ms`), 'requester time-out'), timeout);
     options.signal?.addEventListener('abort', onAbort, { once: true });
     this.pending.set(token, entry);
 
@@ -301,8 +295,8 @@ export class Requester {
     }
   }
 
-  /** Fails every pending request (the client is closing). */
-  failAll(error: Error): void {
-    for (const entry of [...this.pending.values()]) entry.fail(error);
+  /** Fails every pending request (the client is closing), each with its own error: callers restack theirs. */
+  failAll(makeError: () => Error): void {
+    for (const entry of [...this.pending.values()]) entry.fail(makeError());
   }
 }

@@ -270,9 +270,8 @@ export class Transport {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    const dropped = new NotSentError('the client closed before the message could be sent');
     for (const priority of PRIORITY_ORDER) {
-      for (const message of this.queues[priority].splice(0)) message.onDropped?.(dropped);
+      for (const message of this.queues[priority].splice(0)) message.onDropped?.(new NotSentError('the client closed before the message could be sent'));
     }
     this.queued = 0;
     const lanes = [this.main, ...(this.realtime ? [this.realtime] : [])];

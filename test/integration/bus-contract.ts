@@ -96,15 +96,33 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
         ctx.signal.addEventListener('abort', () => handlerAborted(ctx.signal.reason));
         return new Promise(() => {});
       });
-      await assert.rejects(client.request('demo/silent', {}, { timeout: 300 }), (error: unknown) => {
-        assert.ok(error instanceof TimeoutError);
-        assert.match(error.message, /no final response to demo\/silent within 300 ms/);
-        const firstFrame = (error.stack ?? '').split('\n').find((line) => line.trimStart().startsWith('at '));
-        assert.match(firstFrame ?? '', /bus-contract/, `the stack starts at the caller, not inside Relais:\n${error.stack}`);
-        return true;
-      });
+      const error = await client.request('demo/silent', {}, { timeout: 300 }).then(
+        () => assert.fail('resolved without an answer'),
+        (failure: unknown) => failure,
+      );
+      assert.ok(error instanceof TimeoutError);
+      assert.match(error.message, /no final response to demo\/silent within 300 ms/);
       const reason = await aborted;
       assert.ok(reason instanceof Error);
+    });
+
+    it('errors - a time-out\'s stack starts where the application awaits, for request and call', async () => {
+      await pair(kit, 'demo/mute', () => new Promise(() => {}));
+      const client = await kit.connect(uniqueId('client'));
+      await client.waitForHandler('demo/mute', { timeout: 5000 });
+      // The first frame outside Node's own code (its microtask runner may come first).
+      const firstFrame = (error: unknown) => ((error as Error).stack ?? '').split('\n').find((line) => /^\s*at /.test(line) && !line.includes('(node:'));
+      async function applicationRequest() {
+        await client.request('demo/mute', {}, { timeout: 100 });
+      }
+      async function applicationCall() {
+        for await (const step of client.call('demo/mute', {}, { timeout: 100 })) assert.fail(`unexpected step ${step.kind}`);
+      }
+      for (const [name, run] of [['applicationRequest', applicationRequest], ['applicationCall', applicationCall]] as const) {
+        const error = await run().then(() => assert.fail(`${name} resolved`), (failure: unknown) => failure);
+        assert.ok(error instanceof TimeoutError, String(error));
+        assert.match(firstFrame(error) ?? '', new RegExp(`at async ${name} .*bus-contract`), `not the caller's frame:\n${(error as Error).stack}`);
+      }
     });
 
     // The 5 s test time-out against a 30 s request time-out is what proves "fast".
