@@ -107,7 +107,8 @@ export class Bus extends EventEmitter<{ online: []; offline: [] }> {
   /**
    * Sends a command and resolves with the final response's payload.
    * Rejects with `RemoteError` (the handler's error code), `TimeoutError`, `NoHandlerError`,
-   * `HandlerGoneError`, `CancelledError` or `NotSentError`. Always settles.
+   * `HandlerGoneError`, `CancelledError` or `NotSentError`. Always settles. The error's stack
+   * starts at the application function that awaits this call (V8 async stack traces).
    */
   async request<T = unknown>(action: string, payload?: unknown, options?: RequestOptions): Promise<T> {
     try {
