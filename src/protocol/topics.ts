@@ -31,8 +31,25 @@ export function checkClientId(id: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Paths already found valid: a client checks the same few actions on every request and
+ * response. Bounded, so a stream of made-up names cannot grow it.
+ */
+const knownValidPaths = new Set<string>();
+const KNOWN_VALID_PATHS_KEPT = 4096;
+
 /** Why `name` is not a valid action or category path, or undefined when it is. protocol §2.1 */
 export function checkPath(name: string, what: 'action' | 'category' = 'action'): string | undefined {
+  if (knownValidPaths.has(name)) return undefined;
+  const problem = findPathProblem(name, what);
+  if (problem === undefined) {
+    if (knownValidPaths.size >= KNOWN_VALID_PATHS_KEPT) knownValidPaths.clear();
+    knownValidPaths.add(name);
+  }
+  return problem;
+}
+
+function findPathProblem(name: string, what: 'action' | 'category'): string | undefined {
   if (typeof name !== 'string' || name.length === 0) return `${what} must be a non-empty string`;
   if (name.length > 512) return `${what} is longer than 512 characters`;
   if (name.startsWith('$')) return `${what} ${JSON.stringify(name)} may not start with '$' (broker-reserved)`;

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import {
   cancelTopic,
   checkFilter,
+  checkPath,
   notificationTopic,
   parseTopic,
   presenceTopic,
@@ -72,5 +73,14 @@ describe('topics', () => {
     assert.equal(checkFilter('a/#/b'), "filter \"a/#/b\": '#' must be a whole last level");
     assert.equal(checkFilter('a/b+'), "filter \"a/b+\": '+' must be a whole level");
     assert.equal(checkFilter('a/+/#'), undefined);
+  });
+
+  it('topics - answers stay the same past the bound of remembered valid paths', () => {
+    for (let i = 0; i < 10_000; i++) assert.equal(checkPath(`fleet/unit${i}/reboot`), undefined);
+    assert.equal(checkPath('fleet/unit1/reboot'), undefined);
+    for (let round = 0; round < 2; round++) {
+      assert.match(checkPath('fleet/request') ?? '', /reserved segment 'request'/);
+      assert.match(checkPath('fleet//reboot') ?? '', /empty segment/);
+    }
   });
 });
