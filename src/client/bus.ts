@@ -304,7 +304,10 @@ export class Bus extends EventEmitter<{ online: []; offline: [] }> {
     if (!this.stopLocally('the client closed before the response came')) return;
     if (this.transport.connected) {
       const farewell = this.options.ephemeral ? '' : this.presenceBody('stopped');
-      await this.transport.publishNow(presenceTopic(this.id), farewell, true).catch(() => {});
+      // Bounded: a broker that just died would never acknowledge it.
+      await this.transport.publishNow(presenceTopic(this.id), farewell, true, Transport.CLOSE_GRACE_MS).catch((error: Error) => {
+        this.logger.warn({ err: error.message }, 'farewell presence not acknowledged; the will may announce this client as dead');
+      });
     }
     await this.transport.close();
   }

@@ -29,8 +29,12 @@ const PRIORITY_ORDER: readonly Priority[] = ['realtime', 'high', 'normal', 'low'
 /** MQTT.js calls its debug logger on every packet; unless DEBUG asks for it, that is wasted work. */
 const MQTT_LOG = process.env.DEBUG ? {} : { log: () => {} };
 
+/** How long `close()` waits for the broker to acknowledge messages in flight. */
+const CLOSE_GRACE_MS = 2000;
+
 interface Socket {
   setNoDelay?(on: boolean): void;
+  destroy?(): void;
   on?(event: string, listener: () => void): void;
   cork?(): void;
   uncork?(): void;
@@ -122,21 +126,28 @@ export class Transport {
     const client = mqtt.connect(toMqttUrl(options.broker), mqttOptions);
     let everConnected = false;
     let attempts = 0;
+    let lostAt = 0;
+    let errorsThisOutage = 0;
     client.on('connect', () => {
-      attempts = 0;
-      client.options.reconnectPeriod = this.backoff(0);
       const stream = socketOf(client);
       stream?.setNoDelay?.(true);
       if (lane === 'main') stream?.on?.('drain', () => this.pump());
-      if (everConnected) this.logger.info({ lane, broker: options.broker }, 'reconnected');
+      if (everConnected) this.logger.info({ lane, broker: options.broker, attempts, downMs: Date.now() - lostAt }, 'reconnected');
+      attempts = 0;
+      errorsThisOutage = 0;
+      client.options.reconnectPeriod = this.backoff(0);
       this.onConnect(lane, everConnected);
       everConnected = true;
       this.pump();
     });
     if (lane === 'main') client.on('packetreceive', () => this.coalesceMainWrites());
     client.on('message', (topic, payload, packet) => this.onIncoming(topic, payload, packet.retain, lane));
+    // One warning per outage: a broker that is down for an hour must not write a line per attempt.
     client.on('error', (error) => {
-      if (!this.closing) this.logger.warn({ lane, err: error.message }, 'MQTT connection error');
+      if (this.closing) return;
+      errorsThisOutage += 1;
+      const level = errorsThisOutage === 1 ? 'warn' : 'debug';
+      this.logger[level]({ lane, broker: options.broker, err: error.message, attempts }, errorsThisOutage === 1 ? 'MQTT connection error' : 'MQTT connection error (again)');
     });
     let up = false;
     client.on('connect', () => (up = true));
@@ -144,6 +155,7 @@ export class Transport {
       if (this.closing || !everConnected) return;
       if (up) {
         up = false;
+        lostAt = Date.now();
         this.logger.warn({ lane, broker: options.broker }, 'connection lost; reconnecting');
         this.onDisconnect(lane);
       }
@@ -260,12 +272,27 @@ export class Transport {
     return new Promise((resolve) => client.unsubscribe(filter, () => resolve()));
   }
 
-  /** Publishes directly on the main connection and resolves once the broker has it (QoS 1). */
-  publishNow(topic: string, body: string, retain: boolean): Promise<void> {
-    return new Promise((resolve, reject) =>
-      this.main.publish(topic, body, { qos: 1, retain }, (error) => (error ? reject(error) : resolve())),
-    );
+  /**
+   * Publishes directly on the main connection and resolves once the broker has it (QoS 1).
+   * With `within`, rejects with `NotSentError` when the broker has not acknowledged it by then.
+   */
+  publishNow(topic: string, body: string, retain: boolean, within?: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const settle = (error?: Error) => {
+        clearTimeout(timer);
+        this.main.off('close', onClose);
+        if (error) reject(error);
+        else resolve();
+      };
+      const timer = within === undefined ? undefined : setTimeout(() => settle(new NotSentError(`the broker did not acknowledge ${topic} within ${within} ms`)), within);
+      const onClose = () => settle(new NotSentError(`the connection closed before the broker acknowledged ${topic}`));
+      if (within !== undefined) this.main.once('close', onClose);
+      this.main.publish(topic, body, { qos: 1, retain }, (error) => settle(error ?? undefined));
+    });
   }
+
+  /** How long `close()` waits for the broker's acknowledgements. */
+  static readonly CLOSE_GRACE_MS = CLOSE_GRACE_MS;
 
   async close(): Promise<void> {
     if (this.closing) return;
@@ -275,7 +302,30 @@ export class Transport {
     }
     this.queued = 0;
     const lanes = [this.main, ...(this.realtime ? [this.realtime] : [])];
-    await Promise.all(lanes.map((client) => new Promise<void>((resolve) => client.end(false, {}, () => resolve()))));
+    await Promise.all(lanes.map((client) => this.end(client)));
+  }
+
+  /**
+   * Ends a connection, waiting for the broker to acknowledge what is in flight, but not
+   * forever: MQTT.js's clean end waits for those acknowledgements even when the broker is
+   * gone, which made `close()` hang when the broker was down.
+   */
+  private end(client: MqttClient): Promise<void> {
+    return new Promise((resolve) => {
+      if (!client.connected) {
+        client.end(true, {}, () => resolve());
+        return;
+      }
+      const giveUp = setTimeout(() => {
+        this.logger.warn({ broker: this.options.broker, graceMs: CLOSE_GRACE_MS }, 'the broker did not acknowledge the last messages in time; connection dropped');
+        socketOf(client)?.destroy?.();
+        resolve();
+      }, CLOSE_GRACE_MS);
+      client.end(false, {}, () => {
+        clearTimeout(giveUp);
+        resolve();
+      });
+    });
   }
 
   /** Drops the connections without a clean DISCONNECT, as a crash would (the will fires). For tests and tools. */
