@@ -1,30 +1,44 @@
 /**
  * The embedded broker: Aedes in this process, so `relais start` needs nothing installed.
- * Listeners: TCP (default 127.0.0.1:1883) and a Unix socket (protocol §1).
+ * Listeners (protocol §1): TCP (default 127.0.0.1:1883), a Unix socket, and on request MQTT
+ * over WebSocket (browsers, mobile web views) and MQTT over TLS (other machines).
  */
 import { Aedes } from 'aedes';
-import net from 'node:net';
 import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
+import { createWebSocketStream, WebSocketServer } from 'ws';
 
 export interface EmbeddedBrokerOptions {
-  /** TCP host to bind. Default `127.0.0.1` (least exposure; pass `0.0.0.0` to serve the network). */
+  /** Address every network listener binds. Default `127.0.0.1` (least exposure; `0.0.0.0` serves the network). */
   host?: string;
   /** TCP port; 0 picks a free one. Default 1883. `false` disables the TCP listener. */
   port?: number | false;
   /** Path of a Unix socket listener; none when absent. */
   unixPath?: string;
+  /** Port of an MQTT-over-WebSocket listener (any path, subprotocol `mqtt`); 0 picks a free one. None when absent. */
+  wsPort?: number;
+  /** An MQTT-over-TLS listener: PEM certificate chain and private key; port 8883 unless given (0 picks a free one). */
+  tls?: { cert: string | Buffer; key: string | Buffer; port?: number };
 }
 
-export const BROKER_DEFAULTS = { host: '127.0.0.1', port: 1883 } as const;
+export const BROKER_DEFAULTS = { host: '127.0.0.1', port: 1883, tlsPort: 8883 } as const;
 
 export interface EmbeddedBroker {
   readonly aedes: Aedes;
   /** `mqtt://host:port` of the TCP listener, when there is one. */
   readonly url?: string;
+  readonly port?: number;
   /** `unix://path` of the Unix socket listener, when there is one. */
   readonly unixUrl?: string;
-  readonly port?: number;
+  /** `ws://host:port` of the WebSocket listener, when there is one. */
+  readonly wsUrl?: string;
+  readonly wsPort?: number;
+  /** `mqtts://host:port` of the TLS listener, when there is one. */
+  readonly tlsUrl?: string;
+  readonly tlsPort?: number;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -41,6 +55,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   const port = options.port === undefined ? BROKER_DEFAULTS.port : options.port;
   const aedes = await Aedes.createBroker({ id: 'relais-embedded' });
   const servers: net.Server[] = [];
+  let webSockets: WebSocketServer | undefined;
 
   // DEPENDENCIES.md "Nagle stall": a progress response followed by the final one would wait
   // ~40 ms on the peer's delayed ACK; no-delay on every accepted socket removes it.
@@ -50,36 +65,59 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   };
 
   const closeAll = async () => {
-    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    // Stop accepting first, then drop the clients: a server's close waits for its connections.
+    const closed = servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
+    for (const socket of webSockets?.clients ?? []) socket.terminate();
+    webSockets?.close();
     await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    for (const server of servers) if (server instanceof http.Server) server.closeAllConnections();
+    await Promise.all(closed);
+  };
+  const bindTcp = async (server: net.Server, wanted: number, scheme: string, label: string) => {
+    await listen(server, { host, port: wanted }, `${label} ${host}:${wanted}`);
+    servers.push(server);
+    const bound = (server.address() as net.AddressInfo).port;
+    return { port: bound, url: `${scheme}://${host.includes(':') ? `[${host}]` : host}:${bound}` };
   };
 
   try {
-    let url: string | undefined;
-    let boundPort: number | undefined;
+    const listeners: Partial<Record<'url' | 'port' | 'unixUrl' | 'wsUrl' | 'wsPort' | 'tlsUrl' | 'tlsPort', string | number>> = {};
     if (port !== false) {
-      const server = net.createServer(accept);
-      await listen(server, { host, port }, `TCP ${host}:${port}`);
-      servers.push(server);
-      boundPort = (server.address() as net.AddressInfo).port;
-      url = `mqtt://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+      const tcp = await bindTcp(net.createServer(accept), port, 'mqtt', 'TCP');
+      Object.assign(listeners, { url: tcp.url, port: tcp.port });
     }
-    let unixUrl: string | undefined;
     if (options.unixPath) {
       await removeStaleSocket(options.unixPath);
       fs.mkdirSync(path.dirname(options.unixPath), { recursive: true });
       const server = net.createServer(accept);
       await listen(server, { path: options.unixPath }, `Unix socket ${options.unixPath}`);
       servers.push(server);
-      unixUrl = `unix://${options.unixPath}`;
+      listeners.unixUrl = `unix://${options.unixPath}`;
     }
-    const broker: EmbeddedBroker = {
-      aedes,
-      ...(url !== undefined && { url, port: boundPort }),
-      ...(unixUrl !== undefined && { unixUrl }),
-      close: closeAll,
-      [Symbol.asyncDispose]: closeAll,
-    };
+    if (options.wsPort !== undefined) {
+      const server = http.createServer((_request, response) => {
+        response.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
+        response.end('This is an MQTT-over-WebSocket endpoint: connect with an MQTT client (subprotocol mqtt).\n');
+      });
+      webSockets = new WebSocketServer({ server });
+      webSockets.on('connection', (socket, request) => {
+        request.socket.setNoDelay(true);
+        aedes.handle(createWebSocketStream(socket));
+      });
+      const ws = await bindTcp(server, options.wsPort, 'ws', 'WebSocket');
+      Object.assign(listeners, { wsUrl: ws.url, wsPort: ws.port });
+    }
+    if (options.tls) {
+      let server: tls.Server;
+      try {
+        server = tls.createServer({ cert: options.tls.cert, key: options.tls.key }, accept);
+      } catch (error) {
+        throw new BrokerStartError(`the TLS certificate or key is not usable: ${(error as Error).message}`, { cause: error });
+      }
+      const secure = await bindTcp(server, options.tls.port ?? BROKER_DEFAULTS.tlsPort, 'mqtts', 'TLS');
+      Object.assign(listeners, { tlsUrl: secure.url, tlsPort: secure.port });
+    }
+    const broker = { aedes, ...listeners, close: closeAll, [Symbol.asyncDispose]: closeAll } as EmbeddedBroker;
     return broker;
   } catch (error) {
     await closeAll();
@@ -91,7 +129,7 @@ function listen(server: net.Server, where: net.ListenOptions, label: string): Pr
   return new Promise((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
       if (error.code === 'EADDRINUSE') {
-        reject(new BrokerStartError(`${label} is already in use: another broker may be running (choose another with --port, or stop it)`, { cause: error }));
+        reject(new BrokerStartError(`${label} is already in use: another broker may be running (choose another port, or stop it)`, { cause: error }));
       } else if (error.code === 'EACCES') {
         reject(new BrokerStartError(`no permission to listen on ${label}`, { cause: error }));
       } else {

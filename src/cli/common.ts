@@ -1,4 +1,5 @@
 /** What every CLI command shares: how it finds the broker, names itself and reads JSON. */
+import fs from 'node:fs';
 import { hostname } from 'node:os';
 import { Command, Option } from 'commander';
 import pino from 'pino';
@@ -8,6 +9,7 @@ import { DEFAULTS } from '../client/options.js';
 export interface GlobalOptions {
   broker: string;
   id?: string;
+  ca?: string;
   verbose?: boolean;
 }
 
@@ -18,6 +20,7 @@ export function addConnectionOptions(command: Command): Command {
   return command
     .addOption(new Option('-b, --broker <url>', 'broker URL (mqtt://, mqtts://, ws://, unix:///path)').env('RELAIS_BROKER').default(DEFAULTS.broker))
     .addOption(new Option('--id <id>', 'client id on the bus (default: cli-<host>-<pid>)').env('RELAIS_ID'))
+    .addOption(new Option('--ca <file>', 'PEM certificate(s) to trust for an mqtts:// or wss:// broker, besides the system ones').env('RELAIS_CA'))
     .option('-v, --verbose', 'log what the library does (to stderr)');
 }
 
@@ -30,9 +33,18 @@ export async function connectCli(options: GlobalOptions, extra: { ephemeral?: bo
   return connect({
     id: options.id ?? defaultId(),
     broker: options.broker,
+    ...(options.ca !== undefined && { tls: { ca: readCa(options.ca) } }),
     ephemeral: extra.ephemeral ?? true,
     logger: pino({ name: 'relais', level: options.verbose ? 'debug' : (process.env.RELAIS_LOG_LEVEL ?? 'warn') }, pino.destination({ fd: 2, sync: true })),
   });
+}
+
+function readCa(file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (error) {
+    fail(EXIT.USAGE, `--ca: cannot read ${file}: ${(error as Error).message}`);
+  }
 }
 
 /** Parses a JSON argument or exits with a message that says where it is wrong. */

@@ -1,21 +1,40 @@
 /** `relais start`: the embedded broker (the main job on the default install). */
+import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS } from '../broker/index.js';
+import { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, type EmbeddedBrokerOptions } from '../broker/index.js';
 import { fail, EXIT, onInterrupt } from './common.js';
+
+interface StartOptions {
+  port: string;
+  host: string;
+  dataDir: string;
+  wsPort?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsPort: string;
+}
 
 export function startCommand(): Command {
   return new Command('start')
-    .description('start the embedded broker (TCP and a Unix socket in the data directory)')
+    .description('start the embedded broker (TCP and a Unix socket in the data directory; WebSocket and TLS on request)')
     .option('-p, --port <port>', 'TCP port (0 picks a free one)', String(BROKER_DEFAULTS.port))
-    .option('-H, --host <host>', 'TCP address to bind (0.0.0.0 serves the network)', BROKER_DEFAULTS.host)
+    .option('-H, --host <host>', 'address of the network listeners (0.0.0.0 serves the network)', BROKER_DEFAULTS.host)
     .option('-d, --data-dir <dir>', 'data directory (holds the Unix socket)', process.env.RELAIS_DATA_DIR ?? '.relais')
-    .action(async (options: { port: string; host: string; dataDir: string }) => {
-      const port = Number(options.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) fail(EXIT.USAGE, `--port must be a port number, got ${options.port}`);
-      const unixPath = path.resolve(options.dataDir, 'relais.sock');
+    .option('--ws-port <port>', 'also serve MQTT over WebSocket on this port (0 picks a free one)')
+    .option('--tls-cert <file>', 'also serve MQTT over TLS with this PEM certificate chain (needs --tls-key)')
+    .option('--tls-key <file>', 'private key (PEM) of --tls-cert')
+    .option('--tls-port <port>', 'TLS port', String(BROKER_DEFAULTS.tlsPort))
+    .action(async (options: StartOptions) => {
+      const brokerOptions: EmbeddedBrokerOptions = {
+        host: options.host,
+        port: portOption(options.port, '--port'),
+        unixPath: path.resolve(options.dataDir, 'relais.sock'),
+        ...(options.wsPort !== undefined && { wsPort: portOption(options.wsPort, '--ws-port') }),
+        ...tlsOption(options),
+      };
       try {
-        const broker = await startEmbeddedBroker({ host: options.host, port, unixPath });
+        const broker = await startEmbeddedBroker(brokerOptions);
         // Ctrl-C is wired before the announcement: whoever reads "listening" may signal at once.
         onInterrupt(async (signal) => {
           process.stdout.write(`relais: ${signal} received, stopping\n`);
@@ -23,11 +42,31 @@ export function startCommand(): Command {
           process.stdout.write('relais: stopped\n');
           process.exit(EXIT.OK);
         });
-        process.stdout.write(`relais: broker listening on ${broker.url} and ${broker.unixUrl}\n`);
-        process.stdout.write(`relais: clients connect with --broker ${broker.url} (or RELAIS_BROKER); Ctrl-C stops\n`);
+        const urls = [broker.url, broker.unixUrl, broker.wsUrl, broker.tlsUrl].filter((url) => url !== undefined);
+        process.stdout.write(`relais: broker listening on ${urls.join(' and ')}\n`);
+        process.stdout.write(`relais: clients connect with --broker ${broker.url ?? broker.unixUrl} (or RELAIS_BROKER); Ctrl-C stops\n`);
       } catch (error) {
         if (error instanceof BrokerStartError) fail(EXIT.ERROR, error.message);
         throw error;
       }
     });
+}
+
+function portOption(text: string, flag: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) fail(EXIT.USAGE, `${flag} must be a port number, got ${text}`);
+  return port;
+}
+
+function tlsOption(options: StartOptions): Pick<EmbeddedBrokerOptions, 'tls'> {
+  if (options.tlsCert === undefined && options.tlsKey === undefined) return {};
+  if (options.tlsCert === undefined || options.tlsKey === undefined) fail(EXIT.USAGE, '--tls-cert and --tls-key go together');
+  const read = (file: string, flag: string) => {
+    try {
+      return fs.readFileSync(file);
+    } catch (error) {
+      fail(EXIT.USAGE, `${flag}: cannot read ${file}: ${(error as Error).message}`);
+    }
+  };
+  return { tls: { cert: read(options.tlsCert, '--tls-cert'), key: read(options.tlsKey, '--tls-key'), port: portOption(options.tlsPort, '--tls-port') } };
 }

@@ -2,6 +2,7 @@
  * The public surface of the Relais client library, documented in one place.
  * Implementation lives in the other files of this folder.
  */
+import type { IClientOptions } from 'mqtt';
 import type { Logger } from 'pino';
 import type { Envelope, Priority } from '../protocol/envelope.js';
 
@@ -20,8 +21,12 @@ export interface ConnectOptions {
   broker?: string;
   username?: string;
   password?: string;
-  /** Extra TLS options for `mqtts://` / `wss://` (ca, cert, key, rejectUnauthorized...). */
-  tls?: Record<string, unknown>;
+  /**
+   * TLS for `mqtts://` / `wss://`: `ca` to trust a private or self-signed broker certificate
+   * (else the system's CAs), `cert` + `key` for client-certificate authentication.
+   * `rejectUnauthorized: false` turns checking off; never do that outside a test.
+   */
+  tls?: Pick<IClientOptions, 'ca' | 'cert' | 'key' | 'servername' | 'rejectUnauthorized'>;
   /** Default time-out of `request`/`call`, in ms. Default 30 000. */
   timeout?: number;
   /** Open a second connection for `realtime` traffic so it never waits behind bulk messages. Default true. */

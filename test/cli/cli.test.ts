@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { makeTlsCertificate, peerGate } from '../testkit/brokers.js';
 import { runCli, startCli, type RunningCli } from '../testkit/cli.js';
+
+const openssl = peerGate('openssl', 'the CLI TLS test (a certificate is made for each run)');
 
 describe('relais CLI', { timeout: 120_000 }, () => {
   let broker: RunningCli;
@@ -117,6 +120,24 @@ describe('relais CLI', { timeout: 120_000 }, () => {
     assert.equal(line.topic, 'raw/topic');
     assert.match(line.invalid, /field 'payload' is required|field 'type'/);
     assert.equal(line.text, '{"temperature":21.5}');
+  });
+
+  it('start --ws-port --tls-*: serve over WebSocket, call over TLS with --ca; without it the certificate is refused', { skip: openssl.skip }, async () => {
+    const tlsDir = path.join(dataDir, 'tls');
+    fs.mkdirSync(tlsDir);
+    const { certPath, keyPath } = makeTlsCertificate(tlsDir);
+    const secure = startCli(['start', '--port', '0', '--ws-port', '0', '--tls-port', '0', '--tls-cert', certPath, '--tls-key', keyPath, '--data-dir', tlsDir]);
+    running.push(secure);
+    const [, wsUrl, tlsUrl] = await secure.waitFor(/listening on .* (ws:\/\/\S+) and (mqtts:\/\/\S+)/);
+    const server = startCli(['serve', 'cli/secure', '--broker', wsUrl!, '--', process.execPath, '-e', 'process.stdin.pipe(process.stdout)'], { RELAIS_LOG_LEVEL: 'error' });
+    running.push(server);
+    await server.waitFor(/serving cli\/secure/);
+    const trusted = await runCli(['call', 'cli/secure', '{"over":"tls"}', '--broker', tlsUrl!, '--ca', certPath], { RELAIS_LOG_LEVEL: 'error' });
+    assert.equal(trusted.code, 0, trusted.stderr);
+    assert.deepEqual(JSON.parse(trusted.stdout.trim().split('\n').pop()!).payload, { over: 'tls' });
+    const untrusted = await runCli(['call', 'cli/secure', '{}', '--broker', tlsUrl!], { RELAIS_LOG_LEVEL: 'error' });
+    assert.notEqual(untrusted.code, 0);
+    assert.match(untrusted.stderr, /cannot connect to the broker at mqtts:.*self[- ]signed certificate/);
   });
 
   it('start - SIGINT stops the broker cleanly with exit 0', async () => {

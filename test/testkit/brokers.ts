@@ -2,7 +2,7 @@
  * Real brokers for tests and benchmarks: the embedded Aedes one and a Mosquitto process,
  * each on a free port of 127.0.0.1, each disposable. No fixed ports, no sleeps.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -17,6 +17,12 @@ export interface TestBroker {
   url: string;
   /** `unix://...` when the broker also listens on a Unix socket. */
   unixUrl?: string;
+  /** `ws://127.0.0.1:<port>` when asked for (`websocket: true`). */
+  wsUrl?: string;
+  /** `mqtts://127.0.0.1:<port>` when asked for (`tls: true`); its certificate is `tlsCa`. */
+  tlsUrl?: string;
+  /** PEM of the self-signed certificate the TLS listener presents (clients trust it as CA). */
+  tlsCa?: string;
   /** Stops the broker as a crash would (clients see their connection drop). */
   stop(): Promise<void>;
   /** Starts it again on the same port and socket. */
@@ -53,11 +59,24 @@ export function peerGate(binary: string, what: string): { run: boolean; skip: st
   return { run: false, skip: `${binary} not installed` };
 }
 
-export async function startAedes(options: { unix?: boolean } = {}): Promise<TestBroker> {
-  const dir = options.unix ? fs.mkdtempSync(path.join(os.tmpdir(), 'relais-aedes-')) : undefined;
-  const unixPath = dir && path.join(dir, 'broker.sock');
-  let broker: EmbeddedBroker | undefined = await startEmbeddedBroker({ port: 0, ...(unixPath && { unixPath }) });
-  const port = broker.port!;
+export interface BrokerOptions {
+  unix?: boolean;
+  websocket?: boolean;
+  tls?: boolean;
+}
+
+export async function startAedes(options: BrokerOptions = {}): Promise<TestBroker> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-aedes-'));
+  const unixPath = options.unix ? path.join(dir, 'broker.sock') : undefined;
+  const certificate = options.tls ? makeTlsCertificate(dir) : undefined;
+  const listeners = (ports: { port: number; wsPort?: number; tlsPort?: number }) => ({
+    port: ports.port,
+    ...(unixPath && { unixPath }),
+    ...(options.websocket && { wsPort: ports.wsPort ?? 0 }),
+    ...(certificate && { tls: { cert: certificate.cert, key: certificate.key, port: ports.tlsPort ?? 0 } }),
+  });
+  let broker: EmbeddedBroker | undefined = await startEmbeddedBroker(listeners({ port: 0 }));
+  const ports = { port: broker.port!, ...(broker.wsPort !== undefined && { wsPort: broker.wsPort }), ...(broker.tlsPort !== undefined && { tlsPort: broker.tlsPort }) };
   const stop = async () => {
     const running = broker;
     broker = undefined;
@@ -68,13 +87,40 @@ export async function startAedes(options: { unix?: boolean } = {}): Promise<Test
     }
   };
   const start = async () => {
-    broker ??= await startEmbeddedBroker({ port, ...(unixPath && { unixPath }) });
+    broker ??= await startEmbeddedBroker(listeners(ports));
   };
   const close = async () => {
     await stop();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
   };
-  return { kind: 'aedes', url: broker.url!, ...(broker.unixUrl && { unixUrl: broker.unixUrl }), stop, start, close, [Symbol.asyncDispose]: close };
+  return {
+    kind: 'aedes',
+    url: broker.url!,
+    ...(broker.unixUrl && { unixUrl: broker.unixUrl }),
+    ...(broker.wsUrl && { wsUrl: broker.wsUrl }),
+    ...(broker.tlsUrl && certificate && { tlsUrl: broker.tlsUrl, tlsCa: certificate.cert }),
+    stop,
+    start,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/**
+ * A self-signed certificate for 127.0.0.1 and localhost, made with openssl in `dir`, valid
+ * one day. Clients trust it by passing it as their CA.
+ */
+export function makeTlsCertificate(dir: string): { cert: string; key: string; certPath: string; keyPath: string } {
+  const openssl = findBinary('openssl');
+  if (!openssl) throw new Error('openssl is not installed');
+  const certPath = path.join(dir, 'broker.crt');
+  const keyPath = path.join(dir, 'broker.key');
+  execFileSync(openssl, [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    '-keyout', keyPath, '-out', certPath,
+  ], { stdio: 'pipe' });
+  return { cert: fs.readFileSync(certPath, 'utf8'), key: fs.readFileSync(keyPath, 'utf8'), certPath, keyPath };
 }
 
 export async function freePort(): Promise<number> {
@@ -86,7 +132,11 @@ export async function freePort(): Promise<number> {
 }
 
 /** Mosquitto as the project configures it (protocol §1): no-delay, raised queues, loopback only. */
-export function mosquittoConfig(port: number, socketPath?: string): string {
+export function mosquittoConfig(
+  port: number,
+  socketPath?: string,
+  extra: { wsPort?: number; tls?: { port: number; certPath: string; keyPath: string } } = {},
+): string {
   return [
     'persistence false',
     'log_dest stderr',
@@ -102,19 +152,24 @@ export function mosquittoConfig(port: number, socketPath?: string): string {
     // DEPENDENCIES.md: the defaults (1000 queued, 20 in flight) drop messages silently under load.
     'max_queued_messages 1000000',
     'max_inflight_messages 0',
-    ...(socketPath ? [`listener 0 ${socketPath}`, 'allow_anonymous true'] : []),
+    ...(socketPath ? [`listener 0 ${socketPath}`] : []),
+    ...(extra.wsPort !== undefined ? [`listener ${extra.wsPort} 127.0.0.1`, 'protocol websockets'] : []),
+    ...(extra.tls ? [`listener ${extra.tls.port} 127.0.0.1`, `certfile ${extra.tls.certPath}`, `keyfile ${extra.tls.keyPath}`] : []),
     '',
   ].join('\n');
 }
 
-export async function startMosquitto(options: { unix?: boolean } = {}): Promise<TestBroker> {
+export async function startMosquitto(options: BrokerOptions = {}): Promise<TestBroker> {
   const binary = findBinary('mosquitto');
   if (!binary) throw new Error('mosquitto is not installed');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-mosquitto-'));
   const socketPath = options.unix ? path.join(dir, 'mosquitto.sock') : undefined;
   const port = await freePort();
+  const wsPort = options.websocket ? await freePort() : undefined;
+  const certificate = options.tls ? makeTlsCertificate(dir) : undefined;
+  const tls = certificate && { port: await freePort(), certPath: certificate.certPath, keyPath: certificate.keyPath };
   const configPath = path.join(dir, 'mosquitto.conf');
-  fs.writeFileSync(configPath, mosquittoConfig(port, socketPath));
+  fs.writeFileSync(configPath, mosquittoConfig(port, socketPath, { ...(wsPort !== undefined && { wsPort }), ...(tls && { tls }) }));
   let child: ChildProcess | undefined;
   const start = async () => {
     if (child) return;
@@ -140,6 +195,8 @@ export async function startMosquitto(options: { unix?: boolean } = {}): Promise<
     kind: 'mosquitto',
     url: `mqtt://127.0.0.1:${port}`,
     ...(socketPath && { unixUrl: `unix://${socketPath}` }),
+    ...(wsPort !== undefined && { wsUrl: `ws://127.0.0.1:${wsPort}` }),
+    ...(tls && certificate && { tlsUrl: `mqtts://127.0.0.1:${tls.port}`, tlsCa: certificate.cert }),
     stop,
     start,
     close,
@@ -147,7 +204,7 @@ export async function startMosquitto(options: { unix?: boolean } = {}): Promise<
   };
 }
 
-export function startBroker(kind: BrokerKind, options: { unix?: boolean } = {}): Promise<TestBroker> {
+export function startBroker(kind: BrokerKind, options: BrokerOptions = {}): Promise<TestBroker> {
   return kind === 'aedes' ? startAedes(options) : startMosquitto(options);
 }
 

@@ -4,7 +4,7 @@
  */
 import { once } from 'node:events';
 import { connect, type Bus, type ConnectOptions } from '../../src/index.js';
-import { startBroker, type BrokerKind, type TestBroker } from './brokers.js';
+import { startBroker, type BrokerKind, type BrokerOptions, type TestBroker } from './brokers.js';
 import pino from 'pino';
 
 export * from './brokers.js';
@@ -26,7 +26,7 @@ export function uniqueId(prefix: string): string {
 /** Quiet unless RELAIS_TEST_LOG is set: tests provoke warnings on purpose. */
 export const testLogger = pino({ level: process.env.RELAIS_TEST_LOG ?? 'silent' });
 
-export async function setup(kind: BrokerKind, options: { unix?: boolean } = {}): Promise<Kit> {
+export async function setup(kind: BrokerKind, options: BrokerOptions = {}): Promise<Kit> {
   const broker = await startBroker(kind, options);
   const clients: Bus[] = [];
   return {

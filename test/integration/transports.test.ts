@@ -1,0 +1,90 @@
+/**
+ * Every broker URL a client accepts (mqtt://, unix://, ws://, mqtts://) reaches the same bus,
+ * on the embedded broker and on Mosquitto, each listening on all four at once.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { peerGate, setup, testLogger, uniqueId, type BrokerKind, type Kit } from '../testkit/index.js';
+import { connect, NotSentError } from '../../src/index.js';
+
+const openssl = peerGate('openssl', 'the mqtts:// tests (a certificate is made for each run)');
+const mosquitto = peerGate('mosquitto', 'the transport tests on Mosquitto');
+
+for (const kind of ['aedes', 'mosquitto'] as BrokerKind[]) {
+  describe(`transports on ${kind}`, { skip: kind === 'mosquitto' ? mosquitto.skip : false, timeout: 60_000 }, () => {
+    let kit: Kit;
+    before(async () => {
+      kit = await setup(kind, { unix: true, websocket: true, tls: openssl.run });
+    });
+    after(async () => {
+      await kit?.cleanup();
+    });
+
+    it('connect - clients on mqtt://, unix://, ws:// and mqtts:// call one handler and hear one another', async () => {
+      const server = await kit.connect(uniqueId('server'));
+      await server.handle('demo/transport', async (payload: { from: string }, ctx) => {
+        ctx.progress(0.5);
+        return { heard: payload.from };
+      });
+      const urls: Array<[string, string | undefined]> = [
+        ['unix', kit.broker.unixUrl],
+        ['ws', kit.broker.wsUrl],
+        ['mqtts', kit.broker.tlsUrl],
+      ];
+      const listener = await kit.connect(uniqueId('listener'));
+      const heard: string[] = [];
+      const allHeard = new Promise<void>((resolve) =>
+        void listener.subscribe('demo/transports/notification', (message) => {
+          heard.push((message.envelope.payload as { from: string }).from);
+          if (heard.length === urls.filter(([, url]) => url).length) resolve();
+        }),
+      );
+      for (const [scheme, url] of urls) {
+        if (!url) {
+          assert.equal(scheme, 'mqtts', 'only the TLS listener may be missing (no openssl)');
+          continue;
+        }
+        assert.ok(url.startsWith(`${scheme}://`), url);
+        const client = await kit.connect(uniqueId(`client-${scheme}`), {
+          broker: url,
+          ...(scheme === 'mqtts' && { tls: { ca: kit.broker.tlsCa } }),
+        });
+        await client.waitForHandler('demo/transport', { timeout: 5000 });
+        const steps = [];
+        for await (const step of client.call('demo/transport', { from: scheme })) steps.push(step.kind === 'final' ? step.payload : step.progress);
+        assert.deepEqual(steps, [0.5, { heard: scheme }], `over ${url}`);
+        client.notify('demo/transports', { from: scheme });
+      }
+      await allHeard;
+      assert.deepEqual(heard.sort(), urls.filter(([, url]) => url).map(([scheme]) => scheme).sort());
+    });
+
+    it('connect - mqtts:// refuses a broker whose certificate it does not trust, with the reason', { skip: openssl.skip }, async () => {
+      await assert.rejects(
+        connect({ id: uniqueId('untrusting'), broker: kit.broker.tlsUrl!, logger: testLogger, connectTimeout: 5000 }),
+        (error: unknown) => {
+          assert.ok(error instanceof NotSentError, String(error));
+          assert.match(error.message, new RegExp(`cannot connect to the broker at ${kit.broker.tlsUrl!.replace(/[.]/g, '\\.')}: .*self[- ]signed certificate`));
+          return true;
+        },
+      );
+    });
+
+    if (kind === 'aedes') {
+      it('connect - a browser opening the WebSocket port as a page is told what it is (426)', async () => {
+        const { status, body } = await new Promise<{ status?: number; body: string }>((resolve, reject) => {
+          http
+            .get(kit.broker.wsUrl!.replace('ws://', 'http://'), (response) => {
+              let body = '';
+              response.on('data', (chunk: Buffer) => (body += chunk));
+              response.on('end', () => resolve({ status: response.statusCode, body }));
+            })
+            .on('error', reject);
+        });
+        assert.equal(status, 426);
+        assert.match(body, /MQTT-over-WebSocket endpoint/);
+      });
+    }
+  });
+}
