@@ -65,7 +65,7 @@ export function notificationBody(source: string, payload: unknown, priority: 'no
   return JSON.stringify({ v: 1, type: 'notification', payload, destination: '*', source, priority, ts: Date.now() });
 }
 
-/** Sends commands on `<action>/request`, matches responses on `<action>/response/<id>` by token. */
+/** Sends commands on `<action>/request/<target>`, matches responses on `<action>/response/<id>` by token. */
 export class RawRequester {
   private readonly pending = new Map<string, { onFinal: (payload: unknown) => void; onProgress?: (envelope: { progress?: number }) => void }>();
   private readonly prefix = randomBytes(6).toString('base64url');
@@ -76,6 +76,7 @@ export class RawRequester {
     readonly client: MqttClient,
     readonly id: string,
     readonly action: string,
+    readonly target: string,
   ) {
     this.responseTopic = `${action}/response/${id}`;
     client.on('message', (topic, payload) => {
@@ -92,9 +93,9 @@ export class RawRequester {
     });
   }
 
-  static async create(url: string, id: string, action: string): Promise<RawRequester> {
+  static async create(url: string, id: string, action: string, target: string): Promise<RawRequester> {
     const client = await rawConnect(url, id);
-    const requester = new RawRequester(client, id, action);
+    const requester = new RawRequester(client, id, action, target);
     await rawSubscribe(client, requester.responseTopic, 1);
     return requester;
   }
@@ -107,15 +108,18 @@ export class RawRequester {
   request(payload: unknown, onProgress?: (envelope: { progress?: number }) => void): Promise<unknown> {
     const token = `${this.prefix}.${(this.counter++).toString(36)}`;
     const now = Date.now();
-    const body = JSON.stringify({ v: 1, type: 'command', source: this.id, destination: '*', token, payload, priority: 'normal', deadline: now + 30_000, ts: now });
+    const body = JSON.stringify({ v: 1, type: 'command', source: this.id, destination: this.target, token, payload, priority: 'normal', deadline: now + 30_000, ts: now });
     return new Promise((resolve) => {
       this.pending.set(token, { onFinal: resolve, ...(onProgress && { onProgress }) });
-      this.client.publish(`${this.action}/request`, body, { qos: 1 });
+      this.client.publish(`${this.action}/request/${this.target}`, body, { qos: 1 });
     });
   }
 }
 
-/** Serves `<action>/request`: `steps` progress responses, then the final one echoing the payload. */
+/**
+ * Serves `<action>/request/<id>`: `steps` progress responses, then the final one echoing the
+ * payload. Targeted, as Relais sends a request without `target` to the handler it picks.
+ */
 export class RawResponder {
   private constructor(
     readonly client: MqttClient,
@@ -123,7 +127,7 @@ export class RawResponder {
     readonly action: string,
     steps: readonly number[],
   ) {
-    const requestTopic = `${action}/request`;
+    const requestTopic = `${action}/request/${id}`;
     client.on('message', (topic, payload) => {
       if (topic !== requestTopic) return;
       const request = JSON.parse(payload.toString('utf8')) as { source: string; token: string; payload: unknown; priority?: string };
@@ -142,7 +146,7 @@ export class RawResponder {
   static async create(url: string, id: string, action: string, steps: readonly number[] = []): Promise<RawResponder> {
     const client = await rawConnect(url, id);
     const responder = new RawResponder(client, id, action, steps);
-    await rawSubscribe(client, `${action}/request`, 1);
+    await rawSubscribe(client, `${action}/request/${id}`, 1);
     return responder;
   }
 }

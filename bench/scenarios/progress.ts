@@ -42,7 +42,7 @@ export async function runProgress(broker: BenchBroker, config: ProgressConfig): 
     });
     await client.waitForHandler('bench/steps', { timeout: 10_000 });
     rawServer = await RawResponder.create(broker.url, 'bench-pg-rw-s', 'rawmq/steps', STEPS);
-    rawClient = await RawRequester.create(broker.url, 'bench-pg-rw-c', 'rawmq/steps');
+    rawClient = await RawRequester.create(broker.url, 'bench-pg-rw-c', 'rawmq/steps', 'bench-pg-rw-s');
     const relais = client;
     const raw = rawClient;
 

@@ -40,7 +40,7 @@ export async function runRequest(broker: BenchBroker, config: RequestConfig): Pr
     await server.handle('bench/echo', (payload) => payload);
     await client.waitForHandler('bench/echo', { timeout: 10_000 });
     rawServer = await RawResponder.create(broker.url, 'bench-rr-rw-s', 'rawmq/echo');
-    rawClient = await RawRequester.create(broker.url, 'bench-rr-rw-c', 'rawmq/echo');
+    rawClient = await RawRequester.create(broker.url, 'bench-rr-rw-c', 'rawmq/echo', 'bench-rr-rw-s');
     const relais = client;
     const raw = rawClient;
 

@@ -45,6 +45,9 @@ export class Requester {
   /** Random per-connection prefix + counter: unique tokens without a random draw per request. */
   private readonly tokenPrefix = randomBytes(6).toString('base64url');
   private tokenCounter = 0;
+  /** Requests pending per handler, to send the next one to the least busy. */
+  private readonly loadByHandler = new Map<string, number>();
+  private rotation = 0;
 
   constructor(
     private readonly options: ResolvedOptions,
@@ -97,7 +100,9 @@ export class Requester {
   ): () => void {
     // A caller's deadline earlier than the time-out wins: nobody waits past it.
     const timeout = Math.max(0, Math.min(options.timeout ?? this.options.timeout, options.deadline !== undefined ? options.deadline - Date.now() : Infinity));
-    const target = options.target === EVERYONE ? undefined : options.target;
+    // No target: the library picks one serving client, so "any handler" runs it once;
+    // '*' asks every serving client (reads, discovery; protocol §4.6).
+    const target = options.target === EVERYONE ? undefined : (options.target ?? this.pickHandler(action));
     const checkHandlers = options.checkHandlers ?? this.options.checkHandlers;
     const missing = this.missingHandler(action, target, checkHandlers);
     const priority = options.priority ?? 'normal';
@@ -121,8 +126,10 @@ export class Requester {
     }
 
     let settled = false;
+    if (target !== undefined) this.addLoad(target, 1);
     const finish = () => {
       settled = true;
+      if (target !== undefined) this.addLoad(target, -1);
       this.pending.delete(token);
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);
@@ -197,6 +204,35 @@ export class Requester {
       return new PayloadTooLargeError(`the request to ${action} is ${size} bytes, over the ${this.options.maxMessageBytes}-byte limit`);
     }
     return body;
+  }
+
+  /**
+   * The alive client serving `action` with the fewest requests pending from us, taking turns
+   * among equals; undefined when the directory knows none (then the command goes untargeted:
+   * a handler that does not announce itself still gets it, and §7.2 judges it at settle time).
+   */
+  private pickHandler(action: string): string | undefined {
+    const providers = this.directory.providers(action);
+    if (providers.size <= 1) return providers.values().next().value;
+    const ids = [...providers];
+    const first = this.rotation++ % ids.length;
+    let best: string | undefined;
+    let bestLoad = Infinity;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[(first + i) % ids.length]!;
+      const load = this.loadByHandler.get(id) ?? 0;
+      if (load < bestLoad) {
+        best = id;
+        bestLoad = load;
+      }
+    }
+    return best;
+  }
+
+  private addLoad(handler: string, delta: number): void {
+    const load = (this.loadByHandler.get(handler) ?? 0) + delta;
+    if (load > 0) this.loadByHandler.set(handler, load);
+    else this.loadByHandler.delete(handler);
   }
 
   /** The directory has settled: requests sent while it loaded now learn whether anyone serves them. */

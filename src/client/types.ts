@@ -72,7 +72,12 @@ export interface SendOptions {
 }
 
 export interface RequestOptions extends SendOptions {
-  /** Id of the one client that must handle the command (`<action>/request/<target>`). */
+  /**
+   * Id of the one client that must handle the command (`<action>/request/<target>`).
+   * Absent: the library picks one alive client serving the action (the one with the fewest
+   * requests pending from this client, in turn among equals), so the command runs once.
+   * `'*'`: every client serving it runs it and the first final response wins (reads, discovery).
+   */
   target?: string;
   /** Time-out in ms; the request rejects with `TimeoutError` after it. Default: the connect option. */
   timeout?: number;

@@ -45,6 +45,32 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       assert.deepEqual(await client.request('demo/echo', { b: 2 }, { target: server.id }), { echo: { b: 2 }, from: client.id });
     });
 
+    it('request - with two handlers, an untargeted request runs on exactly one, taking turns; target * runs on both', async () => {
+      const runs: string[] = [];
+      let broadcastSeen!: () => void;
+      const bothSawBroadcast = new Promise<void>((resolve) => (broadcastSeen = resolve));
+      const serve = async () => {
+        const server = await kit.connect(uniqueId('server'));
+        await server.handle('demo/shared', (payload: { n: number }) => {
+          runs.push(`${payload.n} ${server.id}`);
+          if (runs.filter((run) => run.startsWith('broadcast ')).length === 2) broadcastSeen();
+          return server.id;
+        });
+        return server;
+      };
+      const [first, second] = await Promise.all([serve(), serve()]);
+      const client = await kit.connect(uniqueId('client'));
+      await waitFor(() => (client.directory.providers('demo/shared').size === 2 ? true : undefined), client.directory, 'change');
+      const answeredBy: string[] = [];
+      for (let n = 0; n < 6; n++) answeredBy.push((await client.request('demo/shared', { n })) as string);
+      assert.equal(runs.length, 6, `each request ran once:\n${runs.join('\n')}`);
+      assert.deepEqual(answeredBy.sort(), [first.id, first.id, first.id, second.id, second.id, second.id].sort());
+      runs.length = 0;
+      await client.request('demo/shared', { n: 'broadcast' }, { target: '*' });
+      await bothSawBroadcast;
+      assert.deepEqual(runs.sort(), [`broadcast ${first.id}`, `broadcast ${second.id}`].sort());
+    });
+
     it('call - yields 20%, 50%, 80% then the final response, in order', async () => {
       const { client } = await pair(kit, 'demo/install', async (payload: { name: string }, ctx) => {
         for (const fraction of [0.2, 0.5, 0.8]) ctx.progress(fraction, { step: `installing ${payload.name}` });
