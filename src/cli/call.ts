@@ -21,12 +21,12 @@ export function callCommand(): Command {
     .description('send a command and wait for its final response (progress bar on a terminal, JSON lines otherwise)')
     .argument('<action>', 'action path, e.g. system/disks/list_disks')
     .argument('[json]', 'payload (JSON)', '{}')
-    .option('-t, --target <id>', 'the one client that must handle it')
+    .option('-t, --target <id>', "the one client that must handle it; '*' for every client serving it (default: one the library picks)")
     .option('--timeout <seconds>', 'give up after this many seconds', '30')
     .option('-p, --priority <priority>', `one of ${PRIORITIES.join(', ')}`, 'normal')
     .option('--json', 'JSON lines even on a terminal')
     .action(async (action: string, json: string, options: CallOptions) => {
-      const problem = checkPath(action) ?? (options.target ? checkClientId(options.target) : undefined);
+      const problem = checkPath(action) ?? (options.target && options.target !== '*' ? checkClientId(options.target) : undefined);
       if (problem) fail(EXIT.USAGE, problem);
       const seconds = Number(options.timeout);
       if (!(seconds > 0)) fail(EXIT.USAGE, `--timeout must be a positive number of seconds, got ${options.timeout}`);
