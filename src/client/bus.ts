@@ -82,7 +82,7 @@ export class Bus extends EventEmitter<{ online: []; offline: [] }> {
     });
     this.ready = this.transport.ready().then(() => {
       const timer = setTimeout(
-        () => this.failLoading(new NotSentError(`connected to ${options.broker}, but our presence did not come back within ${options.connectTimeout} ms (does the broker's ACL allow relais/presence/#?)`)),
+        () => this.failLoading(new NotSentError(`connected to ${this.transport.brokerLabel}, but our presence did not come back within ${options.connectTimeout} ms (does the broker's ACL allow relais/presence/#?)`)),
         options.connectTimeout,
       );
       return directoryLoaded.finally(() => clearTimeout(timer));

@@ -39,3 +39,15 @@ export function toMqttUrl(broker: string): string {
   if (broker.startsWith('unix://')) return `mqtt+unix://${broker.slice('unix://'.length)}`;
   return broker;
 }
+
+/** The broker URL with its password masked, for logs and error messages: no secret in a log. */
+export function redactBroker(broker: string): string {
+  try {
+    const url = new URL(broker);
+    if (!url.password) return broker;
+    url.password = '***';
+    return url.toString();
+  } catch {
+    return broker.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
+  }
+}

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Priority } from '../protocol/envelope.js';
 import { NotSentError } from '../protocol/errors.js';
 import type { Lane } from './types.js';
-import { toMqttUrl, type ResolvedOptions } from './options.js';
+import { redactBroker, toMqttUrl, type ResolvedOptions } from './options.js';
 
 export interface OutboundMessage {
   topic: string;
@@ -52,6 +52,8 @@ export class Transport {
   private queued = 0;
   private closing = false;
   private mainCorked = false;
+  /** The broker URL as logs and errors show it (password masked). */
+  readonly brokerLabel: string;
 
   constructor(
     private readonly options: ResolvedOptions,
@@ -60,6 +62,7 @@ export class Transport {
     private readonly onConnect: (lane: Lane, reconnected: boolean) => void,
     private readonly onDisconnect: (lane: Lane) => void = () => {},
   ) {
+    this.brokerLabel = redactBroker(options.broker);
     this.main = this.open(options.id, will, 'main');
     if (options.realtimeLane) this.realtime = this.open(`${options.id}~rt`, undefined, 'realtime');
   }
@@ -81,7 +84,7 @@ export class Transport {
   private firstConnect(client: MqttClient): Promise<void> {
     if (client.connected) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const broker = this.options.broker;
+      const broker = this.brokerLabel;
       const timer = setTimeout(() => fail(new Error(`no answer from the broker at ${broker} within ${this.options.connectTimeout} ms`)), this.options.connectTimeout);
       const fail = (error: Error) => {
         cleanup();
@@ -132,7 +135,7 @@ export class Transport {
       const stream = socketOf(client);
       stream?.setNoDelay?.(true);
       if (lane === 'main') stream?.on?.('drain', () => this.pump());
-      if (everConnected) this.logger.info({ lane, broker: options.broker, attempts, downMs: Date.now() - lostAt }, 'reconnected');
+      if (everConnected) this.logger.info({ lane, broker: this.brokerLabel, attempts, downMs: Date.now() - lostAt }, 'reconnected');
       attempts = 0;
       errorsThisOutage = 0;
       client.options.reconnectPeriod = this.backoff(0);
@@ -147,7 +150,7 @@ export class Transport {
       if (this.closing) return;
       errorsThisOutage += 1;
       const level = errorsThisOutage === 1 ? 'warn' : 'debug';
-      this.logger[level]({ lane, broker: options.broker, err: error.message, attempts }, errorsThisOutage === 1 ? 'MQTT connection error' : 'MQTT connection error (again)');
+      this.logger[level]({ lane, broker: this.brokerLabel, err: error.message, attempts }, errorsThisOutage === 1 ? 'MQTT connection error' : 'MQTT connection error (again)');
     });
     let up = false;
     client.on('connect', () => (up = true));
@@ -156,7 +159,7 @@ export class Transport {
       if (up) {
         up = false;
         lostAt = Date.now();
-        this.logger.warn({ lane, broker: options.broker }, 'connection lost; reconnecting');
+        this.logger.warn({ lane, broker: this.brokerLabel }, 'connection lost; reconnecting');
         this.onDisconnect(lane);
       }
       attempts += 1;
@@ -196,7 +199,7 @@ export class Transport {
       return;
     }
     if (!this.main.connected && this.queued >= this.options.maxOfflineMessages) {
-      throw new NotSentError(`offline queue full (${this.options.maxOfflineMessages} messages) while disconnected from ${this.options.broker}`);
+      throw new NotSentError(`offline queue full (${this.options.maxOfflineMessages} messages) while disconnected from ${this.brokerLabel}`);
     }
     this.queues[message.priority].push(message);
     this.queued += 1;
@@ -317,7 +320,7 @@ export class Transport {
         return;
       }
       const giveUp = setTimeout(() => {
-        this.logger.warn({ broker: this.options.broker, graceMs: CLOSE_GRACE_MS }, 'the broker did not acknowledge the last messages in time; connection dropped');
+        this.logger.warn({ broker: this.brokerLabel, graceMs: CLOSE_GRACE_MS }, 'the broker did not acknowledge the last messages in time; connection dropped');
         socketOf(client)?.destroy?.();
         resolve();
       }, CLOSE_GRACE_MS);
