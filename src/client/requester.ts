@@ -193,6 +193,10 @@ export class Requester {
     if (problem) return new TypeError(problem);
     if (missing && this.directory.settled) return missing;
     if (signal?.aborted) return new CancelledError(`request to ${action} cancelled before it was sent`, { cause: signal.reason });
+    const token = envelope.token!;
+    if (typeof token !== 'string' || token.length === 0 || token.length > 256) return new TypeError(`token must be a string of 1 to 256 characters`);
+    // Two pending requests with one token would each take the other's responses.
+    if (this.pending.has(token)) return new TypeError(`token ${token} is already used by a pending request; tokens must be unique`);
     let body: string;
     try {
       body = JSON.stringify(envelope);

@@ -71,6 +71,21 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       assert.deepEqual(runs.sort(), [`broadcast ${first.id}`, `broadcast ${second.id}`].sort());
     });
 
+    it('request - a caller-supplied token already pending is refused at once; the first request is unharmed', async () => {
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const { client } = await pair(kit, 'demo/tokens', async (payload: { n: number }) => {
+        await released;
+        return payload.n;
+      });
+      const first = client.request('demo/tokens', { n: 1 }, { token: 'job-42' });
+      await assert.rejects(client.request('demo/tokens', { n: 2 }, { token: 'job-42' }), /token job-42 is already used by a pending request/);
+      await assert.rejects(client.request('demo/tokens', { n: 3 }, { token: '' }), /token must be a string of 1 to 256 characters/);
+      release();
+      assert.equal(await first, 1);
+      assert.equal(await client.request('demo/tokens', { n: 4 }, { token: 'job-42' }), 4, 'the token is free again once its request ended');
+    });
+
     it('call - yields 20%, 50%, 80% then the final response, in order', async () => {
       const { client } = await pair(kit, 'demo/install', async (payload: { name: string }, ctx) => {
         for (const fraction of [0.2, 0.5, 0.8]) ctx.progress(fraction, { step: `installing ${payload.name}` });
