@@ -1,6 +1,7 @@
 /** What every CLI command shares: how it finds the broker, names itself and reads JSON. */
 import fs from 'node:fs';
 import { hostname } from 'node:os';
+import { Writable } from 'node:stream';
 import { Command, Option } from 'commander';
 import pino from 'pino';
 import { connect, type Bus } from '../client/index.js';
@@ -35,8 +36,41 @@ export async function connectCli(options: GlobalOptions, extra: { ephemeral?: bo
     broker: options.broker,
     ...(options.ca !== undefined && { tls: { ca: readCa(options.ca) } }),
     ephemeral: extra.ephemeral ?? true,
-    logger: pino({ name: 'relais', level: options.verbose ? 'debug' : (process.env.RELAIS_LOG_LEVEL ?? 'warn') }, pino.destination({ fd: 2, sync: true })),
+    logger: pino(
+      { name: 'relais', level: options.verbose ? 'debug' : (process.env.RELAIS_LOG_LEVEL ?? 'warn') },
+      process.env.RELAIS_LOG_FORMAT === 'json' ? pino.destination({ fd: 2, sync: true }) : readableLogLines(),
+    ),
   });
+}
+
+/**
+ * The library's log lines as a person reads them on stderr: `relais: warn: connection lost;
+ * reconnecting (lane=main broker=...)`. RELAIS_LOG_FORMAT=json keeps pino's JSON lines.
+ */
+function readableLogLines(): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) {
+        if (line) process.stderr.write(`${readableLogLine(line)}\n`);
+      }
+      done();
+    },
+  });
+}
+
+function readableLogLine(line: string): string {
+  let record: Record<string, unknown>;
+  try {
+    record = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return line;
+  }
+  const { level, msg, time: _time, pid: _pid, hostname: _hostname, name: _name, ...details } = record;
+  const label = typeof level === 'number' ? (pino.levels.labels[level] ?? String(level)) : String(level);
+  const extra = Object.entries(details)
+    .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
+    .join(' ');
+  return `relais: ${label}: ${String(msg ?? '')}${extra ? ` (${extra})` : ''}`;
 }
 
 function readCa(file: string): Buffer {

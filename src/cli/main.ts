@@ -17,4 +17,5 @@ const program = new Command('relais')
   .addCommand(callCommand())
   .addCommand(serveCommand());
 
-program.parseAsync(process.argv).catch((error: Error) => fail(EXIT.USAGE, error.message));
+// Usage mistakes exit 2 where they are found; what gets here failed at run time (e.g. no broker).
+program.parseAsync(process.argv).catch((error: Error) => fail(EXIT.ERROR, error.message));

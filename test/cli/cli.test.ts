@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { makeTlsCertificate, peerGate } from '../testkit/brokers.js';
+import { freePort, makeTlsCertificate, peerGate } from '../testkit/brokers.js';
 import { runCli, startCli, type RunningCli } from '../testkit/cli.js';
 
 const openssl = peerGate('openssl', 'the CLI TLS test (a certificate is made for each run)');
@@ -138,6 +138,15 @@ describe('relais CLI', { timeout: 120_000 }, () => {
     const untrusted = await runCli(['call', 'cli/secure', '{}', '--broker', tlsUrl!], { RELAIS_LOG_LEVEL: 'error' });
     assert.notEqual(untrusted.code, 0);
     assert.match(untrusted.stderr, /cannot connect to the broker at mqtts:.*self[- ]signed certificate/);
+  });
+
+  it('call - no broker there: readable lines on stderr (no JSON, no password), exit 1', async () => {
+    const port = await freePort();
+    const result = await runCli(['call', 'cli/anything', '{}', '--broker', `mqtt://alice:hunter2@127.0.0.1:${port}`], { RELAIS_LOG_LEVEL: 'warn' });
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, new RegExp(`^relais: cannot connect to the broker at mqtt://alice:\\*\\*\\*@127\\.0\\.0\\.1:${port}: connect ECONNREFUSED`, 'm'));
+    assert.match(result.stderr, /^relais: warn: MQTT connection error \(.*err=connect ECONNREFUSED/m);
+    assert.doesNotMatch(result.stderr, /"level"|hunter2/);
   });
 
   it('start - SIGINT stops the broker cleanly with exit 0', async () => {
