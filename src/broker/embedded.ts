@@ -26,6 +26,12 @@ export interface EmbeddedBrokerOptions {
 
 export const BROKER_DEFAULTS = { host: '127.0.0.1', port: 1883, tlsPort: 8883 } as const;
 
+/** Whether `host` only accepts connections from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return bare === 'localhost' || bare === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare);
+}
+
 export interface EmbeddedBroker {
   readonly aedes: Aedes;
   /** `mqtt://host:port` of the TCP listener, when there is one. */

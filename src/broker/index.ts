@@ -1,2 +1,2 @@
-export { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS } from './embedded.js';
+export { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, isLoopbackHost } from './embedded.js';
 export type { EmbeddedBroker, EmbeddedBrokerOptions } from './embedded.js';

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, type EmbeddedBrokerOptions } from '../broker/index.js';
+import { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, isLoopbackHost, type EmbeddedBrokerOptions } from '../broker/index.js';
 import { fail, EXIT, onInterrupt } from './common.js';
 
 interface StartOptions {
@@ -45,6 +45,10 @@ export function startCommand(): Command {
         const urls = [broker.url, broker.unixUrl, broker.wsUrl, broker.tlsUrl].filter((url) => url !== undefined);
         process.stdout.write(`relais: broker listening on ${urls.join(' and ')}\n`);
         process.stdout.write(`relais: clients connect with --broker ${broker.url ?? broker.unixUrl} (or RELAIS_BROKER); Ctrl-C stops\n`);
+        if (!isLoopbackHost(options.host)) {
+          // The embedded broker has no authentication yet: say so when it leaves this machine.
+          process.stderr.write(`relais: warning: listening on ${options.host} without authentication: anyone who can reach this address can send commands and read every message\n`);
+        }
       } catch (error) {
         if (error instanceof BrokerStartError) fail(EXIT.ERROR, error.message);
         throw error;
