@@ -71,6 +71,19 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       assert.deepEqual(runs.sort(), [`broadcast ${first.id}`, `broadcast ${second.id}`].sort());
     });
 
+    it('request - the least busy handler gets the next request, so one that hangs (or died unnoticed) is passed over', async () => {
+      const stuck = await kit.connect(uniqueId('stuck'));
+      await stuck.handle('demo/busy', () => new Promise(() => {}));
+      const healthy = await kit.connect(uniqueId('healthy'));
+      await healthy.handle('demo/busy', () => 'done');
+      const client = await kit.connect(uniqueId('client'));
+      await waitFor(() => (client.directory.providers('demo/busy').size === 2 ? true : undefined), client.directory, 'change');
+      const hanging = client.request('demo/busy', {}, { target: stuck.id, timeout: 20_000 }).catch((error: unknown) => error);
+      for (let n = 0; n < 4; n++) assert.equal(await client.request('demo/busy', { n }, { timeout: 5000 }), 'done');
+      await client.close();
+      assert.ok((await hanging) instanceof NotSentError);
+    });
+
     it('request - a caller-supplied token already pending is refused at once; the first request is unharmed', async () => {
       let release!: () => void;
       const released = new Promise<void>((resolve) => (release = resolve));
