@@ -9,6 +9,7 @@ import {
   fromWire,
   HandlerGoneError,
   NoHandlerError,
+  NotSentError,
   PayloadTooLargeError,
   type RelaisError,
   ResponseCode,
@@ -175,7 +176,7 @@ export class Requester {
     const lane: Lane = priority === 'realtime' && this.transport.realtime ? 'realtime' : 'main';
     const subscribed = this.ensureResponseSubscription(action, lane);
     if (subscribed === true) send();
-    else subscribed.then(send, (error: Error) => entry.fail(new NoHandlerError(`cannot subscribe to the responses of ${action}: ${error.message}`, { cause: error })));
+    else subscribed.then(send, (error: Error) => entry.fail(new NotSentError(`request to ${action} not sent: subscribing to its responses failed: ${error.message}`, { cause: error })));
     return () => entry.cancel(new CancelledError(`call to ${action} stopped by its consumer`), 'consumer stopped reading');
   }
 

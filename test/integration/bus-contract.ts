@@ -39,10 +39,42 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       await kit?.cleanup();
     });
 
-    it('request - resolves with the handler result, untargeted and targeted', async () => {
-      const { server, client } = await pair(kit, 'demo/echo', (payload, ctx) => ({ echo: payload, from: ctx.source }));
+    it('request - resolves with the handler result, untargeted and targeted; the handler sees who asks, the token and the deadline', async () => {
+      const seen: Array<{ action: string; source: string; token: string; deadline?: number; priority: string }> = [];
+      const { server, client } = await pair(kit, 'demo/echo', (payload, ctx) => {
+        seen.push({ action: ctx.action, source: ctx.source, token: ctx.token, ...(ctx.deadline !== undefined && { deadline: ctx.deadline }), priority: ctx.priority });
+        return { echo: payload, from: ctx.source };
+      });
       assert.deepEqual(await client.request('demo/echo', { a: 1 }), { echo: { a: 1 }, from: client.id });
-      assert.deepEqual(await client.request('demo/echo', { b: 2 }, { target: server.id }), { echo: { b: 2 }, from: client.id });
+      const before = Date.now();
+      assert.deepEqual(await client.request('demo/echo', { b: 2 }, { target: server.id, token: 'echo-2', timeout: 4000, priority: 'high' }), { echo: { b: 2 }, from: client.id });
+      assert.equal(seen.length, 2);
+      assert.deepEqual({ ...seen[1], deadline: undefined }, { action: 'demo/echo', source: client.id, token: 'echo-2', deadline: undefined, priority: 'high' });
+      assert.ok(seen[1]!.deadline! >= before + 4000 && seen[1]!.deadline! <= Date.now() + 4000, `deadline ${seen[1]!.deadline} is the caller's time-out from now`);
+      assert.notEqual(seen[0]!.token, seen[1]!.token);
+    });
+
+    it('request - in flight when the broker dies, it still ends; one that could not even subscribe says so', { timeout: 20_000 }, async () => {
+      let handlerHasIt!: () => void;
+      const received = new Promise<void>((resolve) => (handlerHasIt = resolve));
+      const { client } = await pair(kit, 'demo/orphaned', (payload: { hang?: boolean }) => {
+        if (!payload.hang) return 'ok';
+        handlerHasIt();
+        return new Promise(() => {});
+      });
+      assert.equal(await client.request('demo/orphaned', {}), 'ok');
+      const inFlight = client.request('demo/orphaned', { hang: true }, { timeout: 1500 }).then(() => 'resolved', (error: unknown) => error);
+      await received;
+      // A first request to another action, whose response subscription the dying broker never confirms.
+      const firstOfItsKind = client.request('demo/never-subscribed', {}, { timeout: 1500, checkHandlers: false }).then(() => 'resolved', (error: unknown) => error);
+      await kit.broker.stop();
+      try {
+        const [late, unsent] = await Promise.all([inFlight, firstOfItsKind]);
+        assert.ok(late instanceof TimeoutError, String(late));
+        assert.ok(unsent instanceof NotSentError || unsent instanceof TimeoutError, String(unsent));
+      } finally {
+        await kit.broker.start();
+      }
     });
 
     it('request - with two handlers, an untargeted request runs on exactly one, taking turns; target * runs on both', async () => {
