@@ -52,6 +52,8 @@ export class Transport {
   private queued = 0;
   private closing = false;
   private mainCorked = false;
+  /** Work waiting for a reconnection, run (and so ended) when the client closes instead. */
+  private readonly afterClose = new Set<() => void>();
   /** The broker URL as logs and errors show it (password masked). */
   readonly brokerLabel: string;
 
@@ -258,15 +260,40 @@ export class Transport {
     }
   }
 
+  /**
+   * Subscribes, and resolves on the broker's SUBACK. A connection lost before the SUBACK is
+   * not a failure: the subscription is made again once reconnected (or fails with
+   * `NotSentError` if the client closes first). A refusal by the broker rejects.
+   */
   subscribe(filter: string, lane: Lane, qos: 0 | 1 = 1): Promise<void> {
     const client = lane === 'realtime' && this.realtime ? this.realtime : this.main;
     return new Promise((resolve, reject) => {
-      client.subscribe(filter, { qos }, (error, granted) => {
-        if (error) return reject(error);
-        if (granted?.some((grant) => grant.qos === 128)) return reject(new Error(`the broker refused the subscription to ${filter}`));
-        resolve();
-      });
+      const attempt = () => {
+        if (this.closing) return reject(new NotSentError(`the client closed before subscribing to ${filter}`));
+        client.subscribe(filter, { qos }, (error, granted) => {
+          if (error && !this.closing && !client.connected) {
+            this.logger.debug({ filter, err: error.message }, 'subscription interrupted by a lost connection; retrying once reconnected');
+            this.onceConnected(client, attempt);
+            return;
+          }
+          if (error) return reject(error);
+          if (granted?.some((grant) => grant.qos === 128)) return reject(new Error(`the broker refused the subscription to ${filter}`));
+          resolve();
+        });
+      };
+      attempt();
     });
+  }
+
+  /** Runs `then` at the next connection of `client`, or at close (where it finds `closing` set). */
+  private onceConnected(client: MqttClient, then: () => void): void {
+    const run = () => {
+      this.afterClose.delete(run);
+      client.off('connect', run);
+      then();
+    };
+    this.afterClose.add(run);
+    client.once('connect', run);
   }
 
   unsubscribe(filter: string, lane: Lane): Promise<void> {
@@ -300,6 +327,7 @@ export class Transport {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    for (const waiting of [...this.afterClose]) waiting();
     for (const priority of PRIORITY_ORDER) {
       for (const message of this.queues[priority].splice(0)) message.onDropped?.(new NotSentError('the client closed before the message could be sent'));
     }
@@ -334,6 +362,7 @@ export class Transport {
   /** Drops the connections without a clean DISCONNECT, as a crash would (the will fires). For tests and tools. */
   async kill(): Promise<void> {
     this.closing = true;
+    for (const waiting of [...this.afterClose]) waiting();
     const lanes = [this.main, ...(this.realtime ? [this.realtime] : [])];
     // Destroying the socket first guarantees no DISCONNECT packet goes out, so the will fires.
     for (const client of lanes) (client as unknown as { stream?: { destroy(): void } }).stream?.destroy();
