@@ -3,6 +3,7 @@
  * handlers and the subscriptions, and routes each incoming message to them by topic kind.
  */
 import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { decode, EVERYONE, type DecodeResult, type Envelope } from '../protocol/envelope.js';
 import { CancelledError, InvalidMessageError, NotSentError, stackFromCaller, TimeoutError } from '../protocol/errors.js';
@@ -43,7 +44,12 @@ export async function connect(options: ConnectOptions): Promise<Bus> {
   return bus;
 }
 
-export class Bus extends EventEmitter<{ online: []; offline: [] }> {
+/**
+ * A connected client. Events: `offline` (the main connection dropped; the library
+ * reconnects), `online` (it is back; subscriptions and presence are being restored), `replaced` (another client
+ * started with this id; this one has stopped, protocol §7.5).
+ */
+export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [other: PresenceInfo] }> {
   readonly id: string;
   /** The clients known from their presence and the actions they serve. */
   readonly directory = new Directory();
@@ -53,9 +59,14 @@ export class Bus extends EventEmitter<{ online: []; offline: [] }> {
   private readonly handlers: Handlers;
   private readonly subscriptions: Subscriptions;
   private readonly since = Date.now();
+  /** Tells this instance's presence from another client's that uses the same id. */
+  private readonly instance = randomBytes(6).toString('base64url');
+  private readonly olderTwinsSeen = new Set<string>();
   private presenceSeq = 0;
   private settleTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** What calls made after the end are told. */
+  private closedBecause = 'the client is closed';
   private announcing: Promise<void> = Promise.resolve();
   private directoryLoaded!: () => void;
   private failLoading!: (error: Error) => void;
@@ -112,7 +123,7 @@ export class Bus extends EventEmitter<{ online: []; offline: [] }> {
    */
   async request<T = unknown>(action: string, payload?: unknown, options?: RequestOptions): Promise<T> {
     try {
-      if (this.closed) throw new NotSentError('the client is closed');
+      if (this.closed) throw new NotSentError(this.closedBecause);
       return (await this.requester.request(action, payload, options)) as T;
     } catch (error) {
       stackFromCaller(error, Bus.prototype.request);
@@ -122,7 +133,7 @@ export class Bus extends EventEmitter<{ online: []; offline: [] }> {
 
   /** Sends a command and yields each progress response, then the final one (seed 000: "20%, 50%, 80%, done"). */
   call(action: string, payload?: unknown, options?: RequestOptions): AsyncIterableIterator<Step> {
-    if (this.closed) throw new NotSentError('the client is closed');
+    if (this.closed) throw new NotSentError(this.closedBecause);
     const steps = this.requester.call(action, payload, options);
     const next = async (): Promise<IteratorResult<Step>> => {
       try {
@@ -160,7 +171,7 @@ export class Bus extends EventEmitter<{ online: []; offline: [] }> {
 
   /** Publishes a ready-made envelope (or any JSON) on any topic, as `relais pub` does. */
   publish(topic: string, message: unknown, options: SendOptions & { retain?: boolean; qos?: 0 | 1 } = {}): void {
-    if (this.closed) throw new NotSentError('the client is closed');
+    if (this.closed) throw new NotSentError(this.closedBecause);
     const body = typeof message === 'string' ? message : JSON.stringify(message);
     this.transport.send({ topic, body, qos: options.qos ?? 1, priority: options.priority ?? 'normal', ...(options.retain && { retain: true }), ...(options.deadline !== undefined && { deadline: options.deadline }) });
   }
@@ -173,7 +184,7 @@ export class Bus extends EventEmitter<{ online: []; offline: [] }> {
     callbackOrOptions?: SubscribeOptions | ((message: ReceivedMessage) => void),
     maybeOptions?: SubscribeOptions,
   ): Promise<Subscription<Delivery>> {
-    if (this.closed) return Promise.reject(new NotSentError('the client is closed'));
+    if (this.closed) return Promise.reject(new NotSentError(this.closedBecause));
     const callback = typeof callbackOrOptions === 'function' ? callbackOrOptions : undefined;
     const options = (typeof callbackOrOptions === 'function' ? maybeOptions : callbackOrOptions) ?? {};
     return this.subscriptions.subscribe(filter, options, callback as ((delivery: Delivery) => void) | undefined);
@@ -213,7 +224,7 @@ export class Bus extends EventEmitter<{ online: []; offline: [] }> {
   }
 
   private sendEnvelope(topic: string, fields: Pick<Envelope, 'type' | 'payload' | 'destination'>, options: SendOptions): void {
-    if (this.closed) throw new NotSentError('the client is closed');
+    if (this.closed) throw new NotSentError(this.closedBecause);
     const priority = options.priority ?? 'normal';
     const envelope: Envelope = { v: 1, ...fields, source: this.id, priority, ts: Date.now(), ...(options.deadline !== undefined && { deadline: options.deadline }) };
     this.transport.send({ topic, body: JSON.stringify(envelope), qos: 1, priority, ...(options.deadline !== undefined && { deadline: options.deadline }) });
@@ -230,6 +241,7 @@ export class Bus extends EventEmitter<{ online: []; offline: [] }> {
       realtimeActions: status === 'alive' ? this.handlers?.actions('realtime') ?? [] : [],
       since: this.since,
       seq: this.presenceSeq++,
+      instance: this.instance,
     };
     const envelope: Envelope = { v: 1, type: 'notification', source: this.id, destination: EVERYONE, payload: info, ts: Date.now() };
     return JSON.stringify(envelope);
@@ -284,7 +296,14 @@ export class Bus extends EventEmitter<{ online: []; offline: [] }> {
       case 'presence': {
         const result = decoded();
         this.directory.update(parsed.clientId, result.ok ? result.envelope : undefined);
-        if (parsed.clientId === this.id && result.ok && !this.directory.settled && !this.settleTimer) {
+        if (parsed.clientId !== this.id || !result.ok) break;
+        const presence = result.envelope.payload as Partial<PresenceInfo> | null;
+        const instance = presence?.instance;
+        if (instance !== undefined && instance !== this.instance) {
+          this.onSameId(presence as PresenceInfo);
+          break;
+        }
+        if (!this.directory.settled && !this.settleTimer) {
           this.directoryLoaded();
           this.settleTimer = setTimeout(() => {
             this.settleTimer = undefined;
@@ -316,6 +335,33 @@ export class Bus extends EventEmitter<{ online: []; offline: [] }> {
   async kill(): Promise<void> {
     if (!this.stopLocally('the client was killed')) return;
     await this.transport.kill();
+  }
+
+  /**
+   * Another client announced itself with our id. The broker keeps one connection per id and
+   * drops the other each time one connects, so the two would knock each other off for ever.
+   * Like the broker, the last one started wins: the older stops, says why, and emits
+   * `replaced`; it leaves without a farewell or a will, which would mark the id gone.
+   * The other's presence counts when `alive`, and when `dead`: that is its will, fired
+   * because our reconnection knocked it off. A `stopped` one has left for good.
+   */
+  private onSameId(other: PresenceInfo): void {
+    if (other.status === 'stopped' || this.closed) return;
+    const otherIsNewer = other.since > this.since || (other.since === this.since && String(other.instance) > this.instance);
+    const where = `host ${String(other.host ?? '?')}, pid ${String(other.pid ?? '?')}`;
+    if (!otherIsNewer) {
+      if (this.olderTwinsSeen.has(String(other.instance))) return;
+      this.olderTwinsSeen.add(String(other.instance));
+      this.logger.warn({ id: this.id, other: where }, 'an older client uses our id; it gives way to this one');
+      return;
+    }
+    const message = `another client connected with the id ${this.id} (${where}): only one connection may hold an id, so this one stops; give each client its own id`;
+    this.logger.error({ id: this.id, other: where, otherSince: other.since, since: this.since }, message);
+    this.failLoading(new NotSentError(message));
+    if (!this.stopLocally(message)) return;
+    this.closedBecause = `the client is closed: ${message}`;
+    this.emit('replaced', other);
+    void this.transport.close();
   }
 
   /** What close and kill share: end everything in flight here. False when already stopped. */

@@ -16,6 +16,7 @@ import {
   TimeoutError,
   type Bus,
   type HandlerContext,
+  type PresenceInfo,
   type Step,
 } from '../../src/index.js';
 import { setup, uniqueId, waitFor, type BrokerKind, type Kit } from '../testkit/index.js';
@@ -452,6 +453,42 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       } finally {
         await kit.broker.start();
       }
+    });
+
+    it('presence - a second client with the same id takes it over; the first stops and says why instead of fighting', { timeout: 20_000 }, async () => {
+      const id = uniqueId('twin');
+      const fast = { reconnectDelay: 20, reconnectMaxDelay: 200 };
+      const first = await kit.connect(id, fast);
+      await first.handle('demo/twin', () => 'first');
+      const replaced = once(first, 'replaced');
+      const second = await kit.connect(id, fast);
+      await second.handle('demo/twin', () => 'second');
+      const [other] = (await replaced) as [PresenceInfo];
+      // Seen alive, or as its will ('dead') fired when the first one's reconnection knocked it off.
+      assert.ok(other.status === 'alive' || other.status === 'dead', other.status);
+      assert.equal(other.pid, process.pid);
+      await assert.rejects(first.request('demo/twin', {}), /another client connected with the id .* so this one stops/);
+      const caller = await kit.connect(uniqueId('caller'));
+      // The second one was knocked off once by the first's last reconnection: wait for its own
+      // announcement (sent once it has resubscribed), not a stale one of the first.
+      await waitFor(() => {
+        const presence = caller.directory.get(id);
+        return presence?.status === 'alive' && presence.instance === other.instance ? true : undefined;
+      }, caller.directory, 'change');
+      for (let n = 0; n < 3; n++) assert.equal(await caller.request('demo/twin', {}, { target: id, timeout: 5000 }), 'second');
+      assert.equal(second.connected, true);
+    });
+
+    it('handle - a broker that dies before confirming the subscription does not fail the registration', { timeout: 20_000 }, async () => {
+      const fast = { reconnectDelay: 20, reconnectMaxDelay: 200 };
+      const server = await kit.connect(uniqueId('server'), fast);
+      const client = await kit.connect(uniqueId('client'), fast);
+      const registering = server.handle('demo/late-suback', () => 'served');
+      await kit.broker.stop();
+      await kit.broker.start();
+      await registering;
+      await client.waitForHandler('demo/late-suback', { timeout: 5000 });
+      assert.equal(await client.request('demo/late-suback', {}, { timeout: 5000 }), 'served');
     });
 
     it('lifecycle - await using closes the client', async () => {
