@@ -31,7 +31,7 @@ export function defaultId(): string {
 }
 
 export async function connectCli(options: GlobalOptions, extra: { ephemeral?: boolean } = {}): Promise<Bus> {
-  return connect({
+  const bus = await connect({
     id: options.id ?? defaultId(),
     broker: options.broker,
     ...(options.ca !== undefined && { tls: { ca: readCa(options.ca) } }),
@@ -41,6 +41,9 @@ export async function connectCli(options: GlobalOptions, extra: { ephemeral?: bo
       process.env.RELAIS_LOG_FORMAT === 'json' ? pino.destination({ fd: 2, sync: true }) : readableLogLines(),
     ),
   });
+  // Another client took our id (protocol §7.5); the library has said so on stderr.
+  bus.on('replaced', () => process.exit(EXIT.ERROR));
+  return bus;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -138,6 +139,22 @@ describe('relais CLI', { timeout: 120_000 }, () => {
     const untrusted = await runCli(['call', 'cli/secure', '{}', '--broker', tlsUrl!], { RELAIS_LOG_LEVEL: 'error' });
     assert.notEqual(untrusted.code, 0);
     assert.match(untrusted.stderr, /cannot connect to the broker at mqtts:.*self[- ]signed certificate/);
+  });
+
+  it('serve - a second serve with the same --id takes over; the first exits 1 and says why', async () => {
+    const program = ['--', process.execPath, '-e', 'process.stdin.resume(); process.stdin.on("end", () => console.log(JSON.stringify({ pid: process.ppid })))'];
+    const first = startCli(['serve', 'cli/twin', '--id', 'cli-twin', ...program], env);
+    running.push(first);
+    await first.waitFor(/serving cli\/twin/);
+    const second = startCli(['serve', 'cli/twin', '--id', 'cli-twin', ...program], env);
+    running.push(second);
+    await second.waitFor(/serving cli\/twin/);
+    const exitCode = first.child.exitCode ?? (await once(first.child, 'exit'))[0];
+    assert.equal(exitCode, 1, first.output());
+    assert.match(first.output(), /relais: error: another client connected with the id cli-twin .* so this one stops/);
+    const result = await runCli(['call', 'cli/twin', '{}', '--target', 'cli-twin', '--timeout', '10'], env);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(JSON.parse(result.stdout.trim().split('\n').pop()!).payload.pid, second.child.pid);
   });
 
   it('call - no broker there: readable lines on stderr (no JSON, no password), exit 1', async () => {
