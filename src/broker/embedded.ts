@@ -20,6 +20,13 @@ export interface EmbeddedBrokerOptions {
   unixPath?: string;
   /** Port of an MQTT-over-WebSocket listener (any path, subprotocol `mqtt`); 0 picks a free one. None when absent. */
   wsPort?: number;
+  /**
+   * Web page origins (`https://ui.example:8443`) allowed to open the WebSocket listener; `*`
+   * allows any. A browser sends its page's origin, so without this any web site the user
+   * visits could command the bus through `ws://127.0.0.1`. Clients that send no `Origin`
+   * (programs, not browsers) are always accepted. Default: none.
+   */
+  wsOrigins?: readonly string[];
   /** An MQTT-over-TLS listener: PEM certificate chain and private key; port 8883 unless given (0 picks a free one). */
   tls?: { cert: string | Buffer; key: string | Buffer; port?: number };
 }
@@ -61,6 +68,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   const port = options.port === undefined ? BROKER_DEFAULTS.port : options.port;
   const aedes = await Aedes.createBroker({ id: 'relais-embedded' });
   const servers: net.Server[] = [];
+  const sockets = new Set<net.Socket>();
   let webSockets: WebSocketServer | undefined;
 
   // DEPENDENCIES.md "Nagle stall": a progress response followed by the final one would wait
@@ -71,16 +79,24 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   };
 
   const closeAll = async () => {
-    // Stop accepting first, then drop the clients: a server's close waits for its connections.
+    // Stop accepting first, then drop the clients: a server's close waits for its connections,
+    // including ones Aedes does not own yet (a TLS handshake, a socket that never sent CONNECT).
     const closed = servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
     for (const socket of webSockets?.clients ?? []) socket.terminate();
     webSockets?.close();
     await new Promise<void>((resolve) => aedes.close(() => resolve()));
-    for (const server of servers) if (server instanceof http.Server) server.closeAllConnections();
+    for (const socket of sockets) socket.destroy();
     await Promise.all(closed);
   };
+  const track = (server: net.Server) => {
+    server.on('connection', (socket: net.Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
+    return server;
+  };
   const bindTcp = async (server: net.Server, wanted: number, scheme: string, label: string) => {
-    await listen(server, { host, port: wanted }, `${label} ${host}:${wanted}`);
+    await listen(track(server), { host, port: wanted }, `${label} ${host}:${wanted}`);
     servers.push(server);
     const bound = (server.address() as net.AddressInfo).port;
     return { port: bound, url: `${scheme}://${host.includes(':') ? `[${host}]` : host}:${bound}` };
@@ -95,7 +111,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
     if (options.unixPath) {
       await removeStaleSocket(options.unixPath);
       fs.mkdirSync(path.dirname(options.unixPath), { recursive: true });
-      const server = net.createServer(accept);
+      const server = track(net.createServer(accept));
       await listen(server, { path: options.unixPath }, `Unix socket ${options.unixPath}`);
       servers.push(server);
       listeners.unixUrl = `unix://${options.unixPath}`;
@@ -105,12 +121,19 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
         response.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
         response.end('This is an MQTT-over-WebSocket endpoint: connect with an MQTT client (subprotocol mqtt).\n');
       });
-      webSockets = new WebSocketServer({ server });
+      // Bound before the WebSocket server is attached: it would turn a busy port into an
+      // unhandled 'error' event instead of the BrokerStartError listen() gives.
+      const ws = await bindTcp(server, options.wsPort, 'ws', 'WebSocket');
+      const origins = new Set(options.wsOrigins ?? []);
+      webSockets = new WebSocketServer({
+        server,
+        verifyClient: ({ origin }: { origin?: string }) => !origin || origins.has('*') || origins.has(origin),
+      });
+      webSockets.on('error', () => {}); // the HTTP server's errors, already reported by listen()
       webSockets.on('connection', (socket, request) => {
         request.socket.setNoDelay(true);
         aedes.handle(createWebSocketStream(socket));
       });
-      const ws = await bindTcp(server, options.wsPort, 'ws', 'WebSocket');
       Object.assign(listeners, { wsUrl: ws.url, wsPort: ws.port });
     }
     if (options.tls) {

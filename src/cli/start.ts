@@ -10,6 +10,7 @@ interface StartOptions {
   host: string;
   dataDir: string;
   wsPort?: string;
+  wsOrigin?: string[];
   tlsCert?: string;
   tlsKey?: string;
   tlsPort: string;
@@ -22,6 +23,7 @@ export function startCommand(): Command {
     .option('-H, --host <host>', 'address of the network listeners (0.0.0.0 serves the network)', BROKER_DEFAULTS.host)
     .option('-d, --data-dir <dir>', 'data directory (holds the Unix socket)', process.env.RELAIS_DATA_DIR ?? '.relais')
     .option('--ws-port <port>', 'also serve MQTT over WebSocket on this port (0 picks a free one)')
+    .option('--ws-origin <origin...>', "web page origins allowed on the WebSocket port, e.g. https://ui.example ('*': any page; default: none, programs only)")
     .option('--tls-cert <file>', 'also serve MQTT over TLS with this PEM certificate chain (needs --tls-key)')
     .option('--tls-key <file>', 'private key (PEM) of --tls-cert')
     .option('--tls-port <port>', 'TLS port', String(BROKER_DEFAULTS.tlsPort))
@@ -30,7 +32,7 @@ export function startCommand(): Command {
         host: options.host,
         port: portOption(options.port, '--port'),
         unixPath: path.resolve(options.dataDir, 'relais.sock'),
-        ...(options.wsPort !== undefined && { wsPort: portOption(options.wsPort, '--ws-port') }),
+        ...(options.wsPort !== undefined && { wsPort: portOption(options.wsPort, '--ws-port'), wsOrigins: options.wsOrigin ?? [] }),
         ...tlsOption(options),
       };
       try {
@@ -45,6 +47,9 @@ export function startCommand(): Command {
         const urls = [broker.url, broker.unixUrl, broker.wsUrl, broker.tlsUrl].filter((url) => url !== undefined);
         process.stdout.write(`relais: broker listening on ${urls.join(' and ')}\n`);
         process.stdout.write(`relais: clients connect with --broker ${broker.url ?? broker.unixUrl} (or RELAIS_BROKER); Ctrl-C stops\n`);
+        if (broker.wsUrl && options.wsOrigin?.includes('*')) {
+          process.stderr.write('relais: warning: --ws-origin * lets any web page the users of this machine open send commands and read every message\n');
+        }
         if (!isLoopbackHost(options.host)) {
           // The embedded broker has no authentication yet: say so when it leaves this machine.
           process.stderr.write(`relais: warning: listening on ${options.host} without authentication: anyone who can reach this address can send commands and read every message\n`);

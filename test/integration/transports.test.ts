@@ -3,9 +3,16 @@
  * on the embedded broker and on Mosquitto, each listening on all four at once.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import http from 'node:http';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { WebSocket } from 'ws';
+import { BrokerStartError, startEmbeddedBroker } from '../../src/broker/index.js';
 import { after, before, describe, it } from 'node:test';
-import { peerGate, setup, testLogger, uniqueId, type BrokerKind, type Kit } from '../testkit/index.js';
+import { makeTlsCertificate, peerGate, setup, testLogger, uniqueId, type BrokerKind, type Kit } from '../testkit/index.js';
 import { connect, NotSentError } from '../../src/index.js';
 
 const openssl = peerGate('openssl', 'the mqtts:// tests (a certificate is made for each run)');
@@ -72,6 +79,53 @@ for (const kind of ['aedes', 'mosquitto'] as BrokerKind[]) {
     });
 
     if (kind === 'aedes') {
+      it('embedded broker - a web page from another origin is refused at the WebSocket port; allowed origins and programs are not', async () => {
+        await using broker = await startEmbeddedBroker({ port: false, wsPort: 0, wsOrigins: ['https://ui.example'] });
+        const opens = (origin?: string) =>
+          new Promise<string>((resolve) => {
+            const socket = new WebSocket(broker.wsUrl!, 'mqtt', origin ? { origin } : {});
+            socket.once('open', () => {
+              socket.close();
+              resolve('open');
+            });
+            socket.once('unexpected-response', (_request, response) => {
+              resolve(`refused ${response.statusCode}`);
+              socket.terminate();
+            });
+            socket.once('error', (error) => resolve(`error ${error.message}`));
+          });
+        assert.equal(await opens('https://evil.example'), 'refused 401');
+        assert.equal(await opens('https://ui.example'), 'open');
+        assert.equal(await opens(undefined), 'open');
+      });
+
+      it('embedded broker - a busy WebSocket port is a clear start error, not a crash', async () => {
+        const squatter = net.createServer();
+        await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+        const busy = (squatter.address() as net.AddressInfo).port;
+        try {
+          await assert.rejects(startEmbeddedBroker({ port: 0, wsPort: busy }), (error: unknown) => {
+            assert.ok(error instanceof BrokerStartError, String(error));
+            assert.match(error.message, new RegExp(`WebSocket 127\\.0\\.0\\.1:${busy} is already in use`));
+            return true;
+          });
+        } finally {
+          squatter.close();
+        }
+      });
+
+      it('embedded broker - close() does not wait for sockets that never sent CONNECT or finished a TLS handshake', { timeout: 10_000 }, async () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-close-'));
+        const certificate = openssl.run ? makeTlsCertificate(dir) : undefined;
+        const broker = await startEmbeddedBroker({ port: 0, ...(certificate && { tls: { cert: certificate.cert, key: certificate.key, port: 0 } }) });
+        fs.rmSync(dir, { recursive: true, force: true });
+        const idle = [net.connect(broker.port!, '127.0.0.1'), ...(broker.tlsPort ? [net.connect(broker.tlsPort, '127.0.0.1')] : [])];
+        await Promise.all(idle.map((socket) => once(socket, 'connect')));
+        const closed = Promise.all(idle.map((socket) => once(socket, 'close')));
+        await broker.close();
+        await closed;
+      });
+
       it('connect - a browser opening the WebSocket port as a page is told what it is (426)', async () => {
         const { status, body } = await new Promise<{ status?: number; body: string }>((resolve, reject) => {
           http
