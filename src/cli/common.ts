@@ -42,7 +42,7 @@ export async function connectCli(options: GlobalOptions, extra: { ephemeral?: bo
     ),
   });
   // Another client took our id (protocol §7.5); the library has said so on stderr.
-  bus.on('replaced', () => process.exit(EXIT.ERROR));
+  bus.on('replaced', () => void bus.close().finally(() => process.exit(EXIT.ERROR)));
   return bus;
 }
 

@@ -62,6 +62,9 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
   /** Tells this instance's presence from another client's that uses the same id. */
   private readonly instance = randomBytes(6).toString('base64url');
   private readonly olderTwinsSeen = new Set<string>();
+  private readonly newerTwinWills = new Map<string, number[]>();
+  /** Set by close, kill or a takeover: what a later close() waits for. */
+  private ending: Promise<void> = Promise.resolve();
   private presenceSeq = 0;
   private settleTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -319,22 +322,26 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
   }
 
   /** Stops serving, announces `stopped`, fails what is pending and disconnects. */
-  async close(): Promise<void> {
-    if (!this.stopLocally('the client closed before the response came')) return;
-    if (this.transport.connected) {
-      const farewell = this.options.ephemeral ? '' : this.presenceBody('stopped');
-      // Bounded: a broker that just died would never acknowledge it.
-      await this.transport.publishNow(presenceTopic(this.id), farewell, true, Transport.CLOSE_GRACE_MS).catch((error: Error) => {
-        this.logger.warn({ err: error.message }, 'farewell presence not acknowledged; the will may announce this client as dead');
-      });
-    }
-    await this.transport.close();
+  close(): Promise<void> {
+    if (!this.stopLocally('the client closed before the response came')) return this.ending;
+    this.ending = (async () => {
+      if (this.transport.connected) {
+        const farewell = this.options.ephemeral ? '' : this.presenceBody('stopped');
+        // Bounded: a broker that just died would never acknowledge it.
+        await this.transport.publishNow(presenceTopic(this.id), farewell, true, Transport.CLOSE_GRACE_MS).catch((error: Error) => {
+          this.logger.warn({ err: error.message }, 'farewell presence not acknowledged; the will may announce this client as dead');
+        });
+      }
+      await this.transport.close();
+    })();
+    return this.ending;
   }
 
   /** Drops the connection as a crash would: no `stopped` presence, the broker fires the Last Will. */
-  async kill(): Promise<void> {
-    if (!this.stopLocally('the client was killed')) return;
-    await this.transport.kill();
+  kill(): Promise<void> {
+    if (!this.stopLocally('the client was killed')) return this.ending;
+    this.ending = this.transport.kill();
+    return this.ending;
   }
 
   /**
@@ -342,8 +349,8 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
    * drops the other each time one connects, so the two would knock each other off for ever.
    * Like the broker, the last one started wins: the older stops, says why, and emits
    * `replaced`; it leaves without a farewell or a will, which would mark the id gone.
-   * The other's presence counts when `alive`, and when `dead`: that is its will, fired
-   * because our reconnection knocked it off. A `stopped` one has left for good.
+   * The other's presence counts when `alive`, and when its will (`dead`) comes twice: fired
+   * each time our reconnection knocks it off. A `stopped` one has left for good.
    */
   private onSameId(other: PresenceInfo): void {
     if (other.status === 'stopped' || this.closed) return;
@@ -355,13 +362,31 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
       this.logger.warn({ id: this.id, other: where }, 'an older client uses our id; it gives way to this one');
       return;
     }
+    if (other.status === 'dead' && !this.sawTwice(String(other.instance))) {
+      // One will of a later instance may be a duplicate that crashed: nothing to give way to.
+      this.logger.warn({ id: this.id, other: where }, 'a client started later with our id has died (its will); carrying on');
+      return;
+    }
     const message = `another client connected with the id ${this.id} (${where}): only one connection may hold an id, so this one stops; give each client its own id`;
     this.logger.error({ id: this.id, other: where, otherSince: other.since, since: this.since }, message);
     this.failLoading(new NotSentError(message));
     if (!this.stopLocally(message)) return;
     this.closedBecause = `the client is closed: ${message}`;
+    // Closing starts before listeners run, so one that exits the process still leaves cleanly.
+    this.ending = this.transport.close();
     this.emit('replaced', other);
-    void this.transport.close();
+  }
+
+  /**
+   * Whether the wills of the later instance `instance` came twice within 10 s: a live twin's
+   * will fires each time our reconnection knocks it off; a crashed one's fires once.
+   */
+  private sawTwice(instance: string): boolean {
+    const now = Date.now();
+    const recent = (this.newerTwinWills.get(instance) ?? []).filter((at) => now - at < 10_000);
+    recent.push(now);
+    this.newerTwinWills.set(instance, recent);
+    return recent.length >= 2;
   }
 
   /** What close and kill share: end everything in flight here. False when already stopped. */

@@ -479,6 +479,27 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       assert.equal(second.connected, true);
     });
 
+    it('presence - one will of a later client with our id (a duplicate that crashed) does not stop us', async () => {
+      const survivor = await kit.connect(uniqueId('survivor'));
+      await survivor.handle('demo/survivor', () => 'still here');
+      let replaced = false;
+      survivor.on('replaced', () => (replaced = true));
+      const ghostWill = { v: 1, type: 'notification', source: survivor.id, destination: '*', ts: Date.now(),
+        payload: { status: 'dead', actions: [], since: Date.now() + 60_000, seq: 0, instance: 'crashed-duplicate', host: 'elsewhere', pid: 1 } };
+      const noticed = waitFor(() => (survivor.directory.get(survivor.id)?.instance === 'crashed-duplicate' ? true : undefined), survivor.directory, 'change');
+      const raw = await mqtt.connectAsync(kit.broker.url, { clientId: uniqueId('raw'), protocolVersion: 4 });
+      try {
+        await raw.publishAsync(`relais/presence/${survivor.id}`, JSON.stringify(ghostWill), { qos: 1, retain: true });
+        await noticed;
+      } finally {
+        await raw.endAsync();
+      }
+      const caller = await kit.connect(uniqueId('caller'));
+      assert.equal(await caller.request('demo/survivor', {}, { target: survivor.id, checkHandlers: false, timeout: 5000 }), 'still here');
+      assert.equal(replaced, false);
+      assert.equal(survivor.connected, true);
+    });
+
     it('handle - a broker that dies before confirming the subscription does not fail the registration', { timeout: 20_000 }, async () => {
       const fast = { reconnectDelay: 20, reconnectMaxDelay: 200 };
       const server = await kit.connect(uniqueId('server'), fast);
