@@ -255,7 +255,12 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
     // Serialised so the broker keeps the latest list, whatever order the acks come in.
     this.announcing = this.announcing
       .catch(() => {})
-      .then(() => (this.transport.connected ? this.transport.publishNow(presenceTopic(this.id), this.presenceBody('alive'), true) : undefined));
+      .then(() => (this.transport.connected ? this.transport.publishNow(presenceTopic(this.id), this.presenceBody('alive'), true) : undefined))
+      .catch((error: unknown) => {
+        // A connection lost on the way is not a failure: every reconnection announces again.
+        if (this.transport.connected || this.closed) throw error;
+        this.logger.debug({ err: (error as Error).message }, 'presence not acknowledged before the connection dropped; it is republished on reconnection');
+      });
     return this.announcing;
   }
 

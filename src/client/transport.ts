@@ -276,6 +276,7 @@ export class Transport {
             this.onceConnected(client, attempt);
             return;
           }
+          if (error && this.closing) return reject(new NotSentError(`the client closed before subscribing to ${filter}`, { cause: error }));
           if (error) return reject(error);
           if (granted?.some((grant) => grant.qos === 128)) return reject(new Error(`the broker refused the subscription to ${filter}`));
           resolve();
@@ -304,7 +305,8 @@ export class Transport {
 
   /**
    * Publishes directly on the main connection and resolves once the broker has it (QoS 1).
-   * With `within`, rejects with `NotSentError` when the broker has not acknowledged it by then.
+   * Rejects with `NotSentError` if the connection closes first (MQTT.js would keep it for a
+   * resend and never call back) or, with `within`, if the broker has not acknowledged it by then.
    */
   publishNow(topic: string, body: string, retain: boolean, within?: number): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -316,7 +318,7 @@ export class Transport {
       };
       const timer = within === undefined ? undefined : setTimeout(() => settle(new NotSentError(`the broker did not acknowledge ${topic} within ${within} ms`)), within);
       const onClose = () => settle(new NotSentError(`the connection closed before the broker acknowledged ${topic}`));
-      if (within !== undefined) this.main.once('close', onClose);
+      this.main.once('close', onClose);
       this.main.publish(topic, body, { qos: 1, retain }, (error) => settle(error ?? undefined));
     });
   }

@@ -512,6 +512,22 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       assert.equal(await client.request('demo/late-suback', {}, { timeout: 5000 }), 'served');
     });
 
+    it('handle - pending when the broker dies and the client then closes, it still settles', { timeout: 15_000 }, async () => {
+      const server = await kit.connect(uniqueId('server'), { reconnectDelay: 20, reconnectMaxDelay: 200 });
+      const registering = server.handle('demo/never-registered', () => 'x').then(
+        () => 'registered',
+        (error: unknown) => error,
+      );
+      await kit.broker.stop();
+      try {
+        await server.close();
+        const outcome = await registering;
+        assert.ok(outcome === 'registered' || outcome instanceof NotSentError, String(outcome));
+      } finally {
+        await kit.broker.start();
+      }
+    });
+
     it('lifecycle - await using closes the client', async () => {
       let id: string;
       {
