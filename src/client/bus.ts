@@ -10,7 +10,7 @@ import { CancelledError, InvalidMessageError, NotSentError, stackFromCaller, Tim
 import { checkClientId, checkPath, logTopic, notificationTopic, parseTopic, PRESENCE_FILTER, presenceTopic } from '../protocol/topics.js';
 import { Directory } from './directory.js';
 import { Handlers } from './handlers.js';
-import { resolveOptions, type ResolvedOptions } from './options.js';
+import { checkTimeout, resolveOptions, type ResolvedOptions } from './options.js';
 import { Requester } from './requester.js';
 import { Subscriptions } from './subscriptions.js';
 import { Transport } from './transport.js';
@@ -202,6 +202,8 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
     const available = () => (options.target ? this.directory.serves(options.target, action) : this.directory.providers(action).size > 0);
     if (available()) return Promise.resolve();
     const timeout = options.timeout ?? this.options.timeout;
+    const badTimeout = checkTimeout(timeout);
+    if (badTimeout) return Promise.reject(new RangeError(badTimeout));
     const timeoutError = new TimeoutError(`no handler for ${action}${options.target ? ` on ${options.target}` : ''} appeared within ${timeout} ms`);
     return new Promise((resolve, reject) => {
       const done = (error?: unknown) => {

@@ -2,6 +2,15 @@ import pino, { type Logger } from 'pino';
 import type { ConnectOptions } from './types.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol/envelope.js';
 
+/** The longest delay a Node timer keeps (~24.8 days); a longer one fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Why `timeout` cannot time anything, or undefined when it can. */
+export function checkTimeout(timeout: number, what = 'timeout'): string | undefined {
+  if (!(timeout <= MAX_TIMER_MS)) return `${what} must be a number of ms up to ${MAX_TIMER_MS} (24.8 days), got ${timeout}`;
+  return undefined;
+}
+
 /** Every default of the client in one place; each field is documented on `ConnectOptions`. */
 export const DEFAULTS = {
   broker: 'mqtt://127.0.0.1:1883',

@@ -17,7 +17,7 @@ import {
 } from '../protocol/errors.js';
 import { cancelTopic, checkClientId, checkPath, requestTopic, responseTopic } from '../protocol/topics.js';
 import type { Directory } from './directory.js';
-import type { ResolvedOptions } from './options.js';
+import { checkTimeout, type ResolvedOptions } from './options.js';
 import type { Transport } from './transport.js';
 import type { Lane, RequestOptions, Step } from './types.js';
 import { AsyncQueue } from './async-queue.js';
@@ -190,6 +190,8 @@ export class Requester {
     envelope: Envelope,
   ): string | Error {
     if (timeout <= 0) return new TimeoutError(`the deadline of the request to ${action} has already passed; nothing was sent`);
+    const badTimeout = checkTimeout(timeout);
+    if (badTimeout) return new RangeError(badTimeout);
     const problem = checkPath(action) ?? (target !== undefined ? checkClientId(target) : undefined);
     if (problem) return new TypeError(problem);
     if (missing && this.directory.settled) return missing;

@@ -4,11 +4,13 @@
  * do, and the two cost more than the rest of a request's dispatch.
  */
 import { TimeoutError } from '../protocol/errors.js';
+import { MAX_TIMER_MS } from './options.js';
 
 export class RunningRequest {
   private controller?: AbortController;
   private timer?: NodeJS.Timeout;
   private reason?: Error;
+  private ended = false;
 
   constructor(
     private readonly token: string,
@@ -20,7 +22,9 @@ export class RunningRequest {
     if (!this.controller) {
       const controller = new AbortController();
       if (this.aborted) controller.abort(this.reason);
-      else if (this.deadline !== undefined) {
+      // Once the handler has answered, or for a deadline beyond what a Node timer can hold
+      // (it would fire at once), no timer: `aborted` still notices the deadline when asked.
+      else if (this.deadline !== undefined && !this.ended && this.deadline - Date.now() <= MAX_TIMER_MS) {
         this.timer = setTimeout(() => this.abort(this.deadlineError()), this.deadline - Date.now());
       }
       this.controller = controller;
@@ -48,6 +52,7 @@ export class RunningRequest {
 
   /** The handler has answered: its deadline no longer matters. */
   end(): void {
+    this.ended = true;
     clearTimeout(this.timer);
   }
 

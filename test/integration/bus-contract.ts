@@ -127,6 +127,9 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       const first = client.request('demo/tokens', { n: 1 }, { token: 'job-42' });
       await assert.rejects(client.request('demo/tokens', { n: 2 }, { token: 'job-42' }), /token job-42 is already used by a pending request/);
       await assert.rejects(client.request('demo/tokens', { n: 3 }, { token: '' }), /token must be a string of 1 to 256 characters/);
+      // Node would fire a timer over 2^31-1 ms at once: refused instead of timing out at once.
+      await assert.rejects(client.request('demo/tokens', { n: 5 }, { timeout: 30 * 24 * 3600 * 1000 }), (error: unknown) => error instanceof RangeError && /up to 2147483647/.test(error.message));
+      await assert.rejects(client.waitForHandler('demo/absent', { timeout: Infinity }), RangeError);
       release();
       assert.equal(await first, 1);
       assert.equal(await client.request('demo/tokens', { n: 4 }, { token: 'job-42' }), 4, 'the token is free again once its request ended');

@@ -47,4 +47,19 @@ describe('running request', () => {
     running.end();
     assert.equal(running.signal.aborted, false);
   });
+
+  it('running request - a deadline beyond what a Node timer holds (24.8 days) arms no timer, which would fire at once', () => {
+    const running = new RunningRequest('t6', Date.now() + 30 * 24 * 3600 * 1000);
+    assert.equal(running.signal.aborted, false);
+    // White-box: Node turns a delay over 2^31-1 ms into 1 ms, so the only safe timer is none.
+    assert.equal((running as unknown as { timer?: unknown }).timer, undefined);
+    assert.equal(running.aborted, false);
+  });
+
+  it('running request - a signal first read after the handler answered arms no deadline timer', () => {
+    const running = new RunningRequest('t7', Date.now() + 60_000);
+    running.end();
+    assert.equal(running.signal.aborted, false);
+    assert.equal((running as unknown as { timer?: unknown }).timer, undefined);
+  });
 });
