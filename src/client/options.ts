@@ -49,14 +49,18 @@ export function toMqttUrl(broker: string): string {
   return broker;
 }
 
-/** The broker URL with its password masked, for logs and error messages: no secret in a log. */
+/**
+ * The broker URL with its password and query masked, for logs and error messages: no secret
+ * in a log (a WebSocket URL may carry a token in its query).
+ */
 export function redactBroker(broker: string): string {
   try {
     const url = new URL(broker);
-    if (!url.password) return broker;
-    url.password = '***';
+    if (!url.password && !url.search) return broker;
+    if (url.password) url.password = '***';
+    if (url.search) url.search = '?***';
     return url.toString();
   } catch {
-    return broker.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
+    return broker.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@').replace(/\?.*$/, '?***');
   }
 }

@@ -297,9 +297,17 @@ export class Transport {
     client.once('connect', run);
   }
 
+  /**
+   * Unsubscribes. Offline, MQTT.js is still told, or it would subscribe again on reconnection;
+   * the broker kept nothing for our clean session, so there is nothing to wait for.
+   */
   unsubscribe(filter: string, lane: Lane): Promise<void> {
     const client = lane === 'realtime' && this.realtime ? this.realtime : this.main;
-    if (!client.connected) return Promise.resolve();
+    if (this.closing) return Promise.resolve();
+    if (!client.connected) {
+      client.unsubscribe(filter, () => {});
+      return Promise.resolve();
+    }
     return new Promise((resolve) => client.unsubscribe(filter, () => resolve()));
   }
 

@@ -11,6 +11,7 @@ describe('addresses', () => {
     assert.equal(redactBroker('mqtt://alice@broker.lan:1883'), 'mqtt://alice@broker.lan:1883');
     assert.equal(redactBroker('mqtt://127.0.0.1:1883'), 'mqtt://127.0.0.1:1883');
     assert.equal(redactBroker('unix:///run/relais.sock'), 'unix:///run/relais.sock');
+    assert.equal(redactBroker('wss://gw.example/mqtt?token=abc123&x=1'), 'wss://gw.example/mqtt?***');
     // Not a URL at all: still no password left behind.
     assert.equal(redactBroker('mqtt://eve:pw@[bad'), 'mqtt://eve:***@[bad');
   });
