@@ -138,7 +138,8 @@ function senderFromHead(head: string): { source: string; token?: string } | unde
 const TYPE_SET: ReadonlySet<unknown> = new Set(MESSAGE_TYPES);
 const PRIORITY_SET: ReadonlySet<unknown> = new Set(PRIORITIES);
 const isId = (value: unknown) => typeof value === 'string' && value.length >= 1 && value.length <= 256;
-const isCount = (value: unknown) => Number.isInteger(value) && (value as number) >= 0;
+// Safe integers, as zod's int() demands: 2^53 is an integer, and refused there.
+const isCount = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
 const absentOr = (value: unknown, check: (value: unknown) => boolean) => value === undefined || check(value);
 
 /**
@@ -154,7 +155,7 @@ function isPlainlyValid(m: Record<string, unknown>): boolean {
     isId(m.destination) &&
     absentOr(m.token, isId) &&
     (m.token !== undefined || (m.type !== 'response' && m.type !== 'cancel')) &&
-    absentOr(m.v, (v) => Number.isInteger(v) && (v as number) > 0) &&
+    absentOr(m.v, (v) => Number.isSafeInteger(v) && (v as number) > 0) &&
     absentOr(m.code, isCount) &&
     absentOr(m.final, (v) => typeof v === 'boolean') &&
     absentOr(m.progress, (v) => typeof v === 'number' && v >= 0 && v <= 1) &&

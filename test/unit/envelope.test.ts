@@ -93,17 +93,18 @@ describe('envelope', () => {
   it('envelope - the fast path never accepts what the zod schema refuses', () => {
     const anyOf = <T>(arb: fc.Arbitrary<T>) => fc.oneof(arb, fc.jsonValue(), fc.constant(undefined));
     const candidate = fc.record({
-      v: anyOf(fc.integer({ min: -1, max: 3 })),
+      v: anyOf(fc.oneof(fc.integer({ min: -1, max: 3 }), fc.constant(2 ** 53))),
       type: anyOf(fc.constantFrom('command', 'response', 'notification', 'log', 'cancel')),
       source: anyOf(fc.string({ maxLength: 3 })),
       destination: anyOf(fc.string({ maxLength: 3 })),
       token: anyOf(fc.string({ maxLength: 3 })),
       payload: fc.jsonValue(),
-      code: anyOf(fc.oneof(fc.integer({ min: -2, max: 200 }), fc.double())),
+      // Integers at the edge of safety too: 2^53 passes Number.isInteger but not zod's int().
+      code: anyOf(fc.oneof(fc.integer({ min: -2, max: 200 }), fc.double(), fc.constantFrom(2 ** 53, Number.MAX_SAFE_INTEGER, -(2 ** 53)))),
       final: anyOf(fc.boolean()),
       progress: anyOf(fc.double({ min: -1, max: 2 })),
       priority: anyOf(fc.constantFrom('realtime', 'high', 'normal', 'low', 'urgent')),
-      deadline: anyOf(fc.oneof(fc.integer(), fc.double())),
+      deadline: anyOf(fc.oneof(fc.integer(), fc.double(), fc.constantFrom(2 ** 53, Number.MAX_SAFE_INTEGER, 2 ** 53 + 2))),
       ts: anyOf(fc.double()),
       error: anyOf(fc.record({ name: anyOf(fc.string()), message: anyOf(fc.string()) })),
     }, { requiredKeys: ['payload'] });
@@ -116,6 +117,16 @@ describe('envelope', () => {
       }),
       { numRuns: 5000 },
     );
+  });
+
+  it('envelope - integers past 2^53 are refused by the fast path as by zod (found by the property above)', () => {
+    const base = { type: 'command', source: 's', destination: '*', token: 't', payload: {} };
+    for (const field of ['deadline', 'code', 'v'] as const) {
+      const object = { ...base, [field]: 2 ** 53 };
+      assert.equal(envelopeSchema.safeParse(object).success, false, field);
+      assert.equal(validate(object).ok, false, `${field} = 2^53 must be refused`);
+    }
+    assert.equal(validate({ ...base, deadline: Number.MAX_SAFE_INTEGER }).ok, true);
   });
 
   it('binary - Base64 round-trips any bytes and refuses non-Base64', () => {
