@@ -13,7 +13,7 @@ import { Handlers } from './handlers.js';
 import { checkTimeout, resolveOptions, type ResolvedOptions } from './options.js';
 import { Requester } from './requester.js';
 import { Subscriptions } from './subscriptions.js';
-import { Transport } from './transport.js';
+import { CLOSE_GRACE_MS, Transport } from './transport.js';
 import type {
   ConnectOptions,
   Delivery,
@@ -46,8 +46,8 @@ export async function connect(options: ConnectOptions): Promise<Bus> {
 
 /**
  * A connected client. Events: `offline` (the main connection dropped; the library
- * reconnects), `online` (it is back; subscriptions and presence are being restored), `replaced` (another client
- * started with this id; this one has stopped, protocol §7.5).
+ * reconnects), `online` (it is back; subscriptions and presence are being restored),
+ * `replaced` (another client started with this id; this one has stopped, protocol §7.5).
  */
 export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [other: PresenceInfo] }> {
   readonly id: string;
@@ -335,7 +335,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
       if (this.transport.connected) {
         const farewell = this.options.ephemeral ? '' : this.presenceBody('stopped');
         // Bounded: a broker that just died would never acknowledge it.
-        await this.transport.publishNow(presenceTopic(this.id), farewell, true, Transport.CLOSE_GRACE_MS).catch((error: Error) => {
+        await this.transport.publishNow(presenceTopic(this.id), farewell, true, CLOSE_GRACE_MS).catch((error: Error) => {
           this.logger.warn({ err: error.message }, 'farewell presence not acknowledged; the will may announce this client as dead');
         });
       }

@@ -30,7 +30,7 @@ const PRIORITY_ORDER: readonly Priority[] = ['realtime', 'high', 'normal', 'low'
 const MQTT_LOG = process.env.DEBUG ? {} : { log: () => {} };
 
 /** How long `close()` waits for the broker to acknowledge messages in flight. */
-const CLOSE_GRACE_MS = 2000;
+export const CLOSE_GRACE_MS = 2000;
 
 interface Socket {
   setNoDelay?(on: boolean): void;
@@ -330,9 +330,6 @@ export class Transport {
       this.main.publish(topic, body, { qos: 1, retain }, (error) => settle(error ?? undefined));
     });
   }
-
-  /** How long `close()` waits for the broker's acknowledgements. */
-  static readonly CLOSE_GRACE_MS = CLOSE_GRACE_MS;
 
   async close(): Promise<void> {
     if (this.closing) return;
