@@ -3,7 +3,7 @@
  * (protocol §6). Owns reconnection with jittered backoff, the bounded offline queue and
  * the priority-ordered outbound queue. Knows nothing of envelopes.
  */
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type ISubscriptionMap, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { Priority } from '../protocol/envelope.js';
 import { NotSentError } from '../protocol/errors.js';
@@ -29,6 +29,12 @@ const PRIORITY_ORDER: readonly Priority[] = ['realtime', 'high', 'normal', 'low'
 /** MQTT.js calls its debug logger on every packet; unless DEBUG asks for it, that is wasted work. */
 const MQTT_LOG = process.env.DEBUG ? {} : { log: () => {} };
 
+/** A connection dropped sooner than this after CONNACK counts as "young"; so many in a row suggest a twin. */
+const YOUNG_CONNECTION_MS = 1000;
+const YOUNG_DROPS_SUSPECT = 3;
+/** Reconnection pause (to twice this, at random) once a twin is suspected. */
+const TAKEOVER_PAUSE_MS = 500;
+
 /** How long `close()` waits for the broker to acknowledge messages in flight. */
 export const CLOSE_GRACE_MS = 2000;
 
@@ -52,8 +58,8 @@ export class Transport {
   private queued = 0;
   private closing = false;
   private mainCorked = false;
-  /** Work waiting for a reconnection, run (and so ended) when the client closes instead. */
-  private readonly afterClose = new Set<() => void>();
+  /** Work waiting for a connection's next CONNACK, run (and so ended) at close instead. */
+  private readonly waitingForConnect = new Map<MqttClient, Array<() => void>>();
   /** The broker URL as logs and errors show it (password masked). */
   readonly brokerLabel: string;
 
@@ -134,6 +140,9 @@ export class Transport {
     let lostAt = 0;
     let errorsThisOutage = 0;
     client.on('connect', () => {
+      const waiting = this.waitingForConnect.get(client);
+      this.waitingForConnect.delete(client);
+      for (const run of waiting ?? []) run();
       const stream = socketOf(client);
       stream?.setNoDelay?.(true);
       if (lane === 'main') stream?.on?.('drain', () => this.pump());
@@ -155,17 +164,29 @@ export class Transport {
       this.logger[level]({ lane, broker: this.brokerLabel, err: error.message, attempts }, errorsThisOutage === 1 ? 'MQTT connection error' : 'MQTT connection error (again)');
     });
     let up = false;
-    client.on('connect', () => (up = true));
+    let upSince = 0;
+    let youngDrops = 0;
+    client.on('connect', () => {
+      up = true;
+      upSince = Date.now();
+    });
     client.on('close', () => {
       if (this.closing || !everConnected) return;
       if (up) {
         up = false;
         lostAt = Date.now();
+        youngDrops = lostAt - upSince < YOUNG_CONNECTION_MS ? youngDrops + 1 : 0;
+        if (youngDrops === YOUNG_DROPS_SUSPECT) {
+          this.logger.warn({ lane, broker: this.brokerLabel, clientId }, `the broker dropped this connection right after accepting it ${youngDrops} times: another client is probably using the id ${clientId}; reconnecting more slowly`);
+        }
         this.logger.warn({ lane, broker: this.brokerLabel }, 'connection lost; reconnecting');
         this.onDisconnect(lane);
       }
       attempts += 1;
-      client.options.reconnectPeriod = this.backoff(attempts);
+      // Two clients with one id knock each other off at once, too fast for either to hear the
+      // other's presence (§7.5): slowing down lets the presences through.
+      const pause = youngDrops >= YOUNG_DROPS_SUSPECT ? TAKEOVER_PAUSE_MS * (1 + Math.random()) : 0;
+      client.options.reconnectPeriod = Math.max(this.backoff(attempts), pause);
     });
     return client;
   }
@@ -270,10 +291,14 @@ export class Transport {
     return new Promise((resolve, reject) => {
       const attempt = () => {
         if (this.closing) return reject(new NotSentError(`the client closed before subscribing to ${filter}`));
-        client.subscribe(filter, { qos }, (error, granted) => {
+        // `resubscribe` makes MQTT.js send a real SUBSCRIBE even for a filter it already holds
+        // for resubscription, so a retry gets the broker's answer (a refusal included).
+        // MQTT.js reads `resubscribe` from the map at run time; its types do not list it.
+        const subscription = { [filter]: { qos }, resubscribe: true } as unknown as ISubscriptionMap;
+        client.subscribe(subscription, (error, granted) => {
           if (error && !this.closing && !client.connected) {
             this.logger.debug({ filter, err: error.message }, 'subscription interrupted by a lost connection; retrying once reconnected');
-            this.onceConnected(client, attempt);
+            this.afterNextConnect(client, attempt);
             return;
           }
           if (error && this.closing) return reject(new NotSentError(`the client closed before subscribing to ${filter}`, { cause: error }));
@@ -286,15 +311,18 @@ export class Transport {
     });
   }
 
-  /** Runs `then` at the next connection of `client`, or at close (where it finds `closing` set). */
-  private onceConnected(client: MqttClient, then: () => void): void {
-    const run = () => {
-      this.afterClose.delete(run);
-      client.off('connect', run);
-      then();
-    };
-    this.afterClose.add(run);
-    client.once('connect', run);
+  /** Runs `run` at the next CONNACK of `client`, or at close (where it finds `closing` set). */
+  private afterNextConnect(client: MqttClient, run: () => void): void {
+    const waiting = this.waitingForConnect.get(client) ?? [];
+    waiting.push(run);
+    this.waitingForConnect.set(client, waiting);
+  }
+
+  /** Ends what waits for a reconnection: each one sees `closing` and fails. */
+  private releaseWaiters(): void {
+    const waiting = [...this.waitingForConnect.values()].flat();
+    this.waitingForConnect.clear();
+    for (const run of waiting) run();
   }
 
   /**
@@ -334,7 +362,7 @@ export class Transport {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    for (const waiting of [...this.afterClose]) waiting();
+    this.releaseWaiters();
     for (const priority of PRIORITY_ORDER) {
       for (const message of this.queues[priority].splice(0)) message.onDropped?.(new NotSentError('the client closed before the message could be sent'));
     }
@@ -369,7 +397,7 @@ export class Transport {
   /** Drops the connections without a clean DISCONNECT, as a crash would (the will fires). For tests and tools. */
   async kill(): Promise<void> {
     this.closing = true;
-    for (const waiting of [...this.afterClose]) waiting();
+    this.releaseWaiters();
     const lanes = [this.main, ...(this.realtime ? [this.realtime] : [])];
     // Destroying the socket first guarantees no DISCONNECT packet goes out, so the will fires.
     for (const client of lanes) (client as unknown as { stream?: { destroy(): void } }).stream?.destroy();
