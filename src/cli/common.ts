@@ -61,7 +61,7 @@ function readableLogLines(): Writable {
   });
 }
 
-function readableLogLine(line: string): string {
+export function readableLogLine(line: string): string {
   let record: Record<string, unknown>;
   try {
     record = JSON.parse(line) as Record<string, unknown>;
@@ -71,9 +71,15 @@ function readableLogLine(line: string): string {
   const { level, msg, time: _time, pid: _pid, hostname: _hostname, name: _name, ...details } = record;
   const label = typeof level === 'number' ? (pino.levels.labels[level] ?? String(level)) : String(level);
   const extra = Object.entries(details)
-    .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
+    .map(([key, value]) => `${key}=${typeof value === 'string' ? printable(value) : JSON.stringify(value)}`)
     .join(' ');
-  return `relais: ${label}: ${String(msg ?? '')}${extra ? ` (${extra})` : ''}`;
+  return `relais: ${label}: ${printable(String(msg ?? ''))}${extra ? ` (${extra})` : ''}`;
+}
+
+/** Text as is, or JSON-quoted when it holds control characters: remote input must not forge lines or drive the terminal. */
+function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return /[\u0000-\u001f\u007f]/.test(text) ? JSON.stringify(text) : text;
 }
 
 function readCa(file: string): Buffer {

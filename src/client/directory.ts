@@ -42,7 +42,9 @@ export class Directory extends EventEmitter<{
   /** Records a presence message; `undefined` means the retained presence was cleared. */
   update(clientId: string, envelope: Envelope | undefined): void {
     this.unconfirmed?.delete(clientId);
-    const info = envelope ? toPresence(envelope.payload) : undefined;
+    let info = envelope ? toPresence(envelope.payload) : undefined;
+    // An ephemeral client that is gone leaves no trace: its will reads as a cleared presence.
+    if (info?.ephemeral === true && info.status !== 'alive') info = undefined;
     const before = this.clients.get(clientId);
     if (info && before && isStale(info, before)) return;
     if (before) for (const action of allActions(before)) this.providersByAction.get(action)?.delete(clientId);

@@ -11,6 +11,26 @@ export function checkTimeout(timeout: number, what = 'timeout'): string | undefi
   return undefined;
 }
 
+const BROKER_SCHEMES = new Set(['mqtt:', 'mqtts:', 'tcp:', 'tls:', 'ssl:', 'ws:', 'wss:', 'unix:', 'mqtt+unix:']);
+
+/** Why the resolved options cannot work, or undefined. The URL is not repeated: it may hold a password. */
+export function checkOptions(options: ResolvedOptions): string | undefined {
+  let scheme: string;
+  try {
+    scheme = new URL(options.broker).protocol;
+  } catch {
+    scheme = '';
+  }
+  if (!BROKER_SCHEMES.has(scheme)) {
+    return 'the broker URL must be mqtt://, mqtts://, ws://, wss:// or unix:// followed by [user:password@]host:port (or a path for unix); it is not repeated here as it may hold a password';
+  }
+  for (const name of ['timeout', 'connectTimeout', 'directorySettle', 'reconnectDelay', 'reconnectMaxDelay'] as const) {
+    const problem = checkTimeout(options[name], name);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
 /** Every default of the client in one place; each field is documented on `ConnectOptions`. */
 export const DEFAULTS = {
   broker: 'mqtt://127.0.0.1:1883',
@@ -61,6 +81,7 @@ export function redactBroker(broker: string): string {
     if (url.search) url.search = '?***';
     return url.toString();
   } catch {
-    return broker.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@').replace(/\?.*$/, '?***');
+    // Not a URL: mask everything up to the last '@', whatever it holds, and any query.
+    return broker.replace(/^([a-z+]+:\/\/)?.*@/i, '$1***@').replace(/\?.*$/, '?***');
   }
 }

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isLoopbackHost } from '../../src/broker/embedded.js';
-import { redactBroker, toMqttUrl } from '../../src/client/options.js';
+import { checkOptions, redactBroker, resolveOptions, toMqttUrl } from '../../src/client/options.js';
+import { readableLogLine } from '../../src/cli/common.js';
+import { testLogger } from '../testkit/index.js';
 
 describe('addresses', () => {
   it('addresses - a password in a broker URL is masked, everything else kept', () => {
@@ -12,8 +14,21 @@ describe('addresses', () => {
     assert.equal(redactBroker('mqtt://127.0.0.1:1883'), 'mqtt://127.0.0.1:1883');
     assert.equal(redactBroker('unix:///run/relais.sock'), 'unix:///run/relais.sock');
     assert.equal(redactBroker('wss://gw.example/mqtt?token=abc123&x=1'), 'wss://gw.example/mqtt?***');
-    // Not a URL at all: still no password left behind.
-    assert.equal(redactBroker('mqtt://eve:pw@[bad'), 'mqtt://eve:***@[bad');
+    // Not a URL at all: still no password left behind, wherever it sits.
+    assert.equal(redactBroker('mqtt://eve:pw@[bad'), 'mqtt://***@[bad');
+    assert.equal(redactBroker('mqtt://user:pa/ss@host'), 'mqtt://***@host');
+  });
+
+  it('addresses - connect options that cannot work are refused without repeating the URL', () => {
+    const base = resolveOptions({ id: 'x', logger: testLogger });
+    assert.equal(checkOptions(base), undefined);
+    for (const broker of ['user:secret@host:1', 'mqtt://user:pa/ss@host', 'http://host', 'not a url']) {
+      const problem = checkOptions({ ...base, broker });
+      assert.match(problem ?? '', /the broker URL must be mqtt:\/\/, mqtts:\/\/, ws:\/\/, wss:\/\/ or unix:\/\//, broker);
+      assert.ok(!problem!.includes('secret') && !problem!.includes('pa/ss'), problem);
+    }
+    assert.match(checkOptions({ ...base, connectTimeout: 30 * 24 * 3600 * 1000 }) ?? '', /connectTimeout must be a number of ms up to 2147483647/);
+    assert.match(checkOptions({ ...base, directorySettle: Number.NaN }) ?? '', /directorySettle/);
   });
 
   it('addresses - unix:// becomes the URL MQTT.js understands', () => {
@@ -24,5 +39,13 @@ describe('addresses', () => {
   it('addresses - only loopback hosts count as local', () => {
     for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', 'LOCALHOST']) assert.equal(isLoopbackHost(host), true, host);
     for (const host of ['0.0.0.0', '::', '192.168.1.10', 'broker.lan', '128.0.0.1']) assert.equal(isLoopbackHost(host), false, host);
+  });
+
+  it('addresses - log lines shown to a person cannot be forged by remote text', () => {
+    const record = JSON.stringify({ level: 40, msg: 'invalid request', source: 'evil\nrelais: error: forged \u001b[2J', action: 'a/b' });
+    const line = readableLogLine(record);
+    assert.equal(line.split('\n').length, 1, line);
+    assert.ok(!line.includes('\u001b'), 'no raw escape character');
+    assert.match(line, /^relais: warn: invalid request \(source="evil\\nrelais: error: forged \\u001b\[2J" action=a\/b\)$/);
   });
 });
