@@ -10,7 +10,7 @@ import { CancelledError, InvalidMessageError, NotSentError, stackFromCaller, Tim
 import { checkClientId, checkPath, logTopic, notificationTopic, parseTopic, PRESENCE_FILTER, presenceTopic } from '../protocol/topics.js';
 import { Directory } from './directory.js';
 import { Handlers } from './handlers.js';
-import { checkTimeout, resolveOptions, type ResolvedOptions } from './options.js';
+import { checkOptions, checkTimeout, resolveOptions, type ResolvedOptions } from './options.js';
 import { Requester } from './requester.js';
 import { Subscriptions } from './subscriptions.js';
 import { CLOSE_GRACE_MS, Transport } from './transport.js';
@@ -31,10 +31,18 @@ import type {
 } from './types.js';
 
 /** Connects to the broker; resolves once connected and the directory of handlers is loaded. */
+/** Pause between a reconnection and our presence, for the retained presences to arrive first. */
+const REANNOUNCE_DELAY_MS = 100;
+/** How long after a later instance's will a lost connection means that instance is alive (§7.5). */
+const TWIN_WINDOW_MS = 10_000;
+
 export async function connect(options: ConnectOptions): Promise<Bus> {
   const problem = checkClientId(options.id);
   if (problem) throw new TypeError(problem);
-  const bus = new Bus(resolveOptions(options));
+  const resolved = resolveOptions(options);
+  const badOption = checkOptions(resolved);
+  if (badOption) throw new TypeError(badOption);
+  const bus = new Bus(resolved);
   try {
     await bus.ready;
   } catch (error) {
@@ -63,13 +71,18 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
   private readonly instance = randomBytes(6).toString('base64url');
   private readonly olderTwinsSeen = new Set<string>();
   private readonly newerTwinWills = new Map<string, number[]>();
+  /** A later instance whose will we saw: if we are knocked off before `until`, it is alive. */
+  private suspectedTwin: { other: PresenceInfo; until: number } | undefined;
   /** Set by close, kill or a takeover: what a later close() waits for. */
   private ending: Promise<void> = Promise.resolve();
   private presenceSeq = 0;
   private settleTimer: NodeJS.Timeout | undefined;
+  private reannounceTimer: NodeJS.Timeout | undefined;
   private closed = false;
   /** What calls made after the end are told. */
   private closedBecause = 'the client is closed';
+  /** Waits (waitForHandler) to end when the client stops. */
+  private readonly onStop = new Set<() => void>();
   private announcing: Promise<void> = Promise.resolve();
   private directoryLoaded!: () => void;
   private failLoading!: (error: Error) => void;
@@ -80,11 +93,15 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
     this.id = options.id;
     this.transport = new Transport(
       options,
-      { topic: presenceTopic(this.id), payload: options.ephemeral ? '' : this.presenceBody('dead') },
+      // Ephemeral clients too: an empty will would hide a takeover from the other client (§7.5).
+      { topic: presenceTopic(this.id), payload: this.presenceBody('dead') },
       (topic, payload, retained, lane) => this.route(topic, payload, retained, lane),
       (lane, reconnected) => this.onConnect(lane, reconnected),
       (lane) => {
-        if (lane === 'main') this.emit('offline');
+        if (lane !== 'main') return;
+        // Knocked off soon after a later instance's will: that instance is alive, and took the id back.
+        if (this.suspectedTwin && Date.now() < this.suspectedTwin.until) this.giveWay(this.suspectedTwin.other);
+        else this.emit('offline');
       },
     );
     this.requester = new Requester(options, this.transport, this.directory);
@@ -157,6 +174,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
 
   /** Serves `action`: subscribes to its request topics and announces it in the presence. */
   handle(action: string, handler: Handler, options?: HandleOptions): Promise<Registration> {
+    if (this.closed) return Promise.reject(new NotSentError(this.closedBecause));
     const problem = checkPath(action);
     if (problem) return Promise.reject(new TypeError(problem));
     return this.handlers.handle(action, handler, options);
@@ -199,6 +217,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
    * starts before the handlers it needs.
    */
   waitForHandler(action: string, options: { target?: string; timeout?: number; signal?: AbortSignal } = {}): Promise<void> {
+    if (this.closed) return Promise.reject(new NotSentError(this.closedBecause));
     const available = () => (options.target ? this.directory.serves(options.target, action) : this.directory.providers(action).size > 0);
     if (available()) return Promise.resolve();
     const timeout = options.timeout ?? this.options.timeout;
@@ -209,10 +228,13 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
       const done = (error?: unknown) => {
         clearTimeout(timer);
         this.directory.off('change', onChange);
+        this.onStop.delete(onStop);
         options.signal?.removeEventListener('abort', onAbort);
         if (error) reject(error);
         else resolve();
       };
+      const onStop = () => done(new NotSentError(this.closedBecause));
+      this.onStop.add(onStop);
       const onChange = () => {
         if (available()) done();
       };
@@ -247,9 +269,19 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
       since: this.since,
       seq: this.presenceSeq++,
       instance: this.instance,
+      ...(this.options.ephemeral && { ephemeral: true }),
     };
     const envelope: Envelope = { v: 1, type: 'notification', source: this.id, destination: EVERYONE, payload: info, ts: Date.now() };
     return JSON.stringify(envelope);
+  }
+
+  /** Clears the retained presence on our topic, then announces ours: directories forget the other instance first. */
+  private reclaimPresence(): void {
+    this.announcing = this.announcing
+      .catch(() => {})
+      .then(() => (this.transport.connected ? this.transport.publishNow(presenceTopic(this.id), '', true) : undefined))
+      .catch(() => {});
+    void this.announce().catch((error: Error) => this.logger.warn({ err: error.message }, 'presence not republished'));
   }
 
   /** Publishes this client's presence (retained) and resolves once the broker has it. protocol §7 */
@@ -277,7 +309,13 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
       ).catch((error: Error) => this.failLoading(new NotSentError(`cannot publish our presence: ${error.message}`, { cause: error })));
     } else {
       this.directory.beginReload();
-      void this.announce().catch((error: Error) => this.logger.warn({ err: error.message }, 'presence not republished'));
+      // Announced a moment later, once the broker has replayed the retained presences: ours
+      // published first would overwrite what another client with our id left there (§7.5).
+      clearTimeout(this.reannounceTimer);
+      this.reannounceTimer = setTimeout(() => {
+        if (this.closed || !this.transport.connected) return;
+        void this.announce().catch((error: Error) => this.logger.warn({ err: error.message }, 'presence not republished'));
+      }, REANNOUNCE_DELAY_MS);
       this.emit('online');
     }
   }
@@ -364,21 +402,31 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
     const otherIsNewer = other.since > this.since || (other.since === this.since && String(other.instance) > this.instance);
     const where = `host ${String(other.host ?? '?')}, pid ${String(other.pid ?? '?')}`;
     if (!otherIsNewer) {
-      if (this.olderTwinsSeen.has(String(other.instance))) return;
+      // A dead earlier instance is our own predecessor's will; only a live one is a twin.
+      if (other.status !== 'alive' || this.olderTwinsSeen.has(String(other.instance))) return;
       this.olderTwinsSeen.add(String(other.instance));
       this.logger.warn({ id: this.id, other: where }, 'an older client uses our id; it gives way to this one');
       return;
     }
     if (other.status === 'dead' && !this.sawTwice(String(other.instance))) {
-      // One will of a later instance may be a duplicate that crashed: nothing to give way to.
+      // One will of a later instance: a duplicate that crashed, or a live twin our reconnection
+      // knocked off, which will knock us off in turn. Carry on, but give way if that happens soon.
+      // Its will outranks our presence everywhere (§7.1 ordering), so clear it and announce again.
+      this.suspectedTwin = { other, until: Date.now() + TWIN_WINDOW_MS };
       this.logger.warn({ id: this.id, other: where }, 'a client started later with our id has died (its will); carrying on');
+      this.reclaimPresence();
       return;
     }
+    this.giveWay(other);
+  }
+
+  /** Stops because another client holds our id (§7.5). */
+  private giveWay(other: PresenceInfo): void {
+    const where = `host ${String(other.host ?? '?')}, pid ${String(other.pid ?? '?')}`;
     const message = `another client connected with the id ${this.id} (${where}): only one connection may hold an id, so this one stops; give each client its own id`;
     this.logger.error({ id: this.id, other: where, otherSince: other.since, since: this.since }, message);
     this.failLoading(new NotSentError(message));
-    if (!this.stopLocally(message)) return;
-    this.closedBecause = `the client is closed: ${message}`;
+    if (!this.stopLocally(message, `the client is closed: ${message}`)) return;
     // Closing starts before listeners run, so one that exits the process still leaves cleanly.
     this.ending = this.transport.close();
     this.emit('replaced', other);
@@ -390,16 +438,19 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
    */
   private sawTwice(instance: string): boolean {
     const now = Date.now();
-    const recent = (this.newerTwinWills.get(instance) ?? []).filter((at) => now - at < 10_000);
+    const recent = (this.newerTwinWills.get(instance) ?? []).filter((at) => now - at < TWIN_WINDOW_MS);
     recent.push(now);
     this.newerTwinWills.set(instance, recent);
     return recent.length >= 2;
   }
 
   /** What close and kill share: end everything in flight here. False when already stopped. */
-  private stopLocally(reason: string): boolean {
+  private stopLocally(reason: string, closedBecause = 'the client is closed'): boolean {
     if (this.closed) return false;
     this.closed = true;
+    this.closedBecause = closedBecause;
+    clearTimeout(this.reannounceTimer);
+    for (const stop of [...this.onStop]) stop();
     clearTimeout(this.settleTimer);
     this.handlers.abortAll();
     this.requester.failAll(() => new NotSentError(reason));

@@ -482,9 +482,11 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       assert.equal(second.connected, true);
     });
 
-    it('presence - one will of a later client with our id (a duplicate that crashed) does not stop us', async () => {
+    it('presence - one will of a later client with our id (a duplicate that crashed) does not stop us, and clients see us again', async () => {
       const survivor = await kit.connect(uniqueId('survivor'));
       await survivor.handle('demo/survivor', () => 'still here');
+      const earlyCaller = await kit.connect(uniqueId('early-caller'));
+      await earlyCaller.waitForHandler('demo/survivor', { target: survivor.id, timeout: 5000 });
       let replaced = false;
       survivor.on('replaced', () => (replaced = true));
       const ghostWill = { v: 1, type: 'notification', source: survivor.id, destination: '*', ts: Date.now(),
@@ -497,10 +499,37 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       } finally {
         await raw.endAsync();
       }
-      const caller = await kit.connect(uniqueId('caller'));
-      assert.equal(await caller.request('demo/survivor', {}, { target: survivor.id, checkHandlers: false, timeout: 5000 }), 'still here');
+      // The survivor clears the will and announces again: a client that was already running,
+      // whose directory took the newer 'dead', finds it alive without any special option.
+      await waitFor(() => {
+        const presence = earlyCaller.directory.get(survivor.id);
+        return presence?.status === 'alive' && presence.instance !== 'crashed-duplicate' ? true : undefined;
+      }, earlyCaller.directory, 'change');
+      assert.equal(await earlyCaller.request('demo/survivor', {}, { target: survivor.id, timeout: 5000 }), 'still here');
       assert.equal(replaced, false);
       assert.equal(survivor.connected, true);
+    });
+
+    it('presence - ephemeral clients that share an id settle too (their wills are not empty)', { timeout: 20_000 }, async () => {
+      const id = uniqueId('ephemeral-twin');
+      const fast = { reconnectDelay: 20, reconnectMaxDelay: 200, ephemeral: true };
+      const first = await kit.connect(id, fast);
+      const replaced = once(first, 'replaced');
+      const second = await kit.connect(id, fast);
+      await replaced;
+      await second.handle('demo/ephemeral-twin', () => 'second');
+      const caller = await kit.connect(uniqueId('caller'));
+      await caller.waitForHandler('demo/ephemeral-twin', { target: id, timeout: 5000 });
+      assert.equal(await caller.request('demo/ephemeral-twin', {}, { target: id, timeout: 5000 }), 'second');
+    });
+
+    it('lifecycle - calls after close fail at once with the reason, and a pending waitForHandler ends', async () => {
+      const client = await kit.connect(uniqueId('closing'));
+      const waiting = client.waitForHandler('demo/nobody-ever', { timeout: 20_000 }).then(() => 'resolved', (error: unknown) => error);
+      await client.close();
+      assert.ok((await waiting) instanceof NotSentError);
+      await assert.rejects(client.waitForHandler('demo/nobody-ever'), /the client is closed/);
+      await assert.rejects(client.handle('demo/late', () => 1), /the client is closed/);
     });
 
     it('handle - a broker that dies before confirming the subscription does not fail the registration', { timeout: 20_000 }, async () => {
