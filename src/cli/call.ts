@@ -7,6 +7,7 @@ import cliProgress from 'cli-progress';
 import { PRIORITIES, type Priority } from '../protocol/envelope.js';
 import { CancelledError, NoHandlerError, RelaisError, RemoteError, TimeoutError } from '../protocol/errors.js';
 import { checkClientId, checkPath } from '../protocol/topics.js';
+import { MAX_TIMER_MS } from '../client/options.js';
 import { addConnectionOptions, connectCli, fail, EXIT, onInterrupt, parseJsonArgument, writeLine, type GlobalOptions } from './common.js';
 
 interface CallOptions extends GlobalOptions {
@@ -29,7 +30,9 @@ export function callCommand(): Command {
       const problem = checkPath(action) ?? (options.target && options.target !== '*' ? checkClientId(options.target) : undefined);
       if (problem) fail(EXIT.USAGE, problem);
       const seconds = Number(options.timeout);
-      if (!(seconds > 0)) fail(EXIT.USAGE, `--timeout must be a positive number of seconds, got ${options.timeout}`);
+      if (!(seconds > 0) || seconds * 1000 > MAX_TIMER_MS) {
+        fail(EXIT.USAGE, `--timeout must be a positive number of seconds up to ${Math.floor(MAX_TIMER_MS / 1000)} (24.8 days), got ${options.timeout}`);
+      }
       if (!PRIORITIES.includes(options.priority as Priority)) fail(EXIT.USAGE, `--priority must be one of ${PRIORITIES.join(', ')}`);
       const payload = parseJsonArgument(json, 'the payload');
       const interactive = process.stdout.isTTY && !options.json;

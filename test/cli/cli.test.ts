@@ -90,6 +90,12 @@ describe('relais CLI', { timeout: 120_000 }, () => {
     assert.match(result.stderr, /no final response to cli\/slow within 500 ms/);
   });
 
+  it('call - a time-out longer than a timer can hold is a usage error, exit 2', async () => {
+    const result = await runCli(['call', 'cli/anything', '{}', '--timeout', '3000000'], env);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /--timeout must be a positive number of seconds up to 2147483 \(24\.8 days\), got 3000000/);
+  });
+
   it('call - bad JSON is refused before connecting, exit 2', async () => {
     const result = await runCli(['call', 'cli/install', '{oops'], env);
     assert.equal(result.code, 2);
