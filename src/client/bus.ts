@@ -3,7 +3,6 @@
  * handlers and the subscriptions, and routes each incoming message to them by topic kind.
  */
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { decode, EVERYONE, type DecodeResult, type Envelope } from '../protocol/envelope.js';
 import { CancelledError, InvalidMessageError, NotSentError, stackFromCaller, TimeoutError } from '../protocol/errors.js';
@@ -14,6 +13,7 @@ import { checkOptions, checkTimeout, resolveOptions, type ResolvedOptions } from
 import { Requester } from './requester.js';
 import { Subscriptions } from './subscriptions.js';
 import { CLOSE_GRACE_MS, Transport } from './transport.js';
+import { TwinWatch } from './twins.js';
 import type {
   ConnectOptions,
   Delivery,
@@ -33,8 +33,6 @@ import type {
 /** Connects to the broker; resolves once connected and the directory of handlers is loaded. */
 /** Pause between a reconnection and our presence, for the retained presences to arrive first. */
 const REANNOUNCE_DELAY_MS = 100;
-/** How long after a later instance's will a lost connection means that instance is alive (§7.5). */
-const TWIN_WINDOW_MS = 10_000;
 
 export async function connect(options: ConnectOptions): Promise<Bus> {
   const problem = checkClientId(options.id);
@@ -66,13 +64,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
   private readonly requester: Requester;
   private readonly handlers: Handlers;
   private readonly subscriptions: Subscriptions;
-  private readonly since = Date.now();
-  /** Tells this instance's presence from another client's that uses the same id. */
-  private readonly instance = randomBytes(6).toString('base64url');
-  private readonly olderTwinsSeen = new Set<string>();
-  private readonly newerTwinWills = new Map<string, number[]>();
-  /** A later instance whose will we saw: if we are knocked off before `until`, it is alive. */
-  private suspectedTwin: { other: PresenceInfo; until: number } | undefined;
+  private readonly twins = new TwinWatch(Date.now());
   /** Set by close, kill or a takeover: what a later close() waits for. */
   private ending: Promise<void> = Promise.resolve();
   private presenceSeq = 0;
@@ -99,8 +91,8 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
       (lane, reconnected) => this.onConnect(lane, reconnected),
       (lane) => {
         if (lane !== 'main') return;
-        // Knocked off soon after a later instance's will: that instance is alive, and took the id back.
-        if (this.suspectedTwin && Date.now() < this.suspectedTwin.until) this.giveWay(this.suspectedTwin.other);
+        const twin = this.twins.knockedOffBy();
+        if (twin) this.giveWay(twin);
         else this.emit('offline');
       },
     );
@@ -266,9 +258,9 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
       status,
       actions: status === 'alive' ? this.handlers?.actions('main') ?? [] : [],
       realtimeActions: status === 'alive' ? this.handlers?.actions('realtime') ?? [] : [],
-      since: this.since,
+      since: this.twins.since,
       seq: this.presenceSeq++,
-      instance: this.instance,
+      instance: this.twins.instance,
       ...(this.options.ephemeral && { ephemeral: true }),
     };
     const envelope: Envelope = { v: 1, type: 'notification', source: this.id, destination: EVERYONE, payload: info, ts: Date.now() };
@@ -346,8 +338,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
         this.directory.update(parsed.clientId, result.ok ? result.envelope : undefined);
         if (parsed.clientId !== this.id || !result.ok) break;
         const presence = result.envelope.payload as Partial<PresenceInfo> | null;
-        const instance = presence?.instance;
-        if (instance !== undefined && instance !== this.instance) {
+        if (this.twins.isOther(presence?.instance)) {
           this.onSameId(presence as PresenceInfo);
           break;
         }
@@ -389,59 +380,41 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
     return this.ending;
   }
 
-  /**
-   * Another client announced itself with our id. The broker keeps one connection per id and
-   * drops the other each time one connects, so the two would knock each other off for ever.
-   * Like the broker, the last one started wins: the older stops, says why, and emits
-   * `replaced`; it leaves without a farewell or a will, which would mark the id gone.
-   * The other's presence counts when `alive`, and when its will (`dead`) comes twice: fired
-   * each time our reconnection knocks it off. A `stopped` one has left for good.
-   */
+  /** Another client announced itself with our id (§7.5): act on the verdict. */
   private onSameId(other: PresenceInfo): void {
-    if (other.status === 'stopped' || this.closed) return;
-    const otherIsNewer = other.since > this.since || (other.since === this.since && String(other.instance) > this.instance);
+    if (this.closed) return;
     const where = `host ${String(other.host ?? '?')}, pid ${String(other.pid ?? '?')}`;
-    if (!otherIsNewer) {
-      // A dead earlier instance is our own predecessor's will; only a live one is a twin.
-      if (other.status !== 'alive' || this.olderTwinsSeen.has(String(other.instance))) return;
-      this.olderTwinsSeen.add(String(other.instance));
-      this.logger.warn({ id: this.id, other: where }, 'an older client uses our id; it gives way to this one');
-      return;
+    switch (this.twins.judge(other)) {
+      case 'older-twin':
+        this.logger.warn({ id: this.id, other: where }, 'an older client uses our id; it gives way to this one');
+        break;
+      case 'suspected-twin':
+        // Carry on, but give way if knocked off soon. Its will outranks our presence everywhere
+        // (§7.1 ordering), so clear it and announce again.
+        this.logger.warn({ id: this.id, other: where }, 'a client started later with our id has died (its will); carrying on');
+        this.reclaimPresence();
+        break;
+      case 'give-way':
+        this.giveWay(other);
+        break;
+      case 'ignore':
+        break;
     }
-    if (other.status === 'dead' && !this.sawTwice(String(other.instance))) {
-      // One will of a later instance: a duplicate that crashed, or a live twin our reconnection
-      // knocked off, which will knock us off in turn. Carry on, but give way if that happens soon.
-      // Its will outranks our presence everywhere (§7.1 ordering), so clear it and announce again.
-      this.suspectedTwin = { other, until: Date.now() + TWIN_WINDOW_MS };
-      this.logger.warn({ id: this.id, other: where }, 'a client started later with our id has died (its will); carrying on');
-      this.reclaimPresence();
-      return;
-    }
-    this.giveWay(other);
   }
 
-  /** Stops because another client holds our id (§7.5). */
+  /**
+   * Stops because another client holds our id: says why, fails what is pending, and leaves
+   * without a farewell (which would mark the id `stopped` under the winner).
+   */
   private giveWay(other: PresenceInfo): void {
     const where = `host ${String(other.host ?? '?')}, pid ${String(other.pid ?? '?')}`;
     const message = `another client connected with the id ${this.id} (${where}): only one connection may hold an id, so this one stops; give each client its own id`;
-    this.logger.error({ id: this.id, other: where, otherSince: other.since, since: this.since }, message);
+    this.logger.error({ id: this.id, other: where, otherSince: other.since, since: this.twins.since }, message);
     this.failLoading(new NotSentError(message));
     if (!this.stopLocally(message, `the client is closed: ${message}`)) return;
     // Closing starts before listeners run, so one that exits the process still leaves cleanly.
     this.ending = this.transport.close();
     this.emit('replaced', other);
-  }
-
-  /**
-   * Whether the wills of the later instance `instance` came twice within 10 s: a live twin's
-   * will fires each time our reconnection knocks it off; a crashed one's fires once.
-   */
-  private sawTwice(instance: string): boolean {
-    const now = Date.now();
-    const recent = (this.newerTwinWills.get(instance) ?? []).filter((at) => now - at < TWIN_WINDOW_MS);
-    recent.push(now);
-    this.newerTwinWills.set(instance, recent);
-    return recent.length >= 2;
   }
 
   /** What close and kill share: end everything in flight here. False when already stopped. */
