@@ -383,7 +383,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
   /** Another client announced itself with our id (§7.5): act on the verdict. */
   private onSameId(other: PresenceInfo): void {
     if (this.closed) return;
-    const where = `host ${String(other.host ?? '?')}, pid ${String(other.pid ?? '?')}`;
+    const where = whereItRuns(other);
     switch (this.twins.judge(other)) {
       case 'older-twin':
         this.logger.warn({ id: this.id, other: where }, 'an older client uses our id; it gives way to this one');
@@ -407,7 +407,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
    * without a farewell (which would mark the id `stopped` under the winner).
    */
   private giveWay(other: PresenceInfo): void {
-    const where = `host ${String(other.host ?? '?')}, pid ${String(other.pid ?? '?')}`;
+    const where = whereItRuns(other);
     const message = `another client connected with the id ${this.id} (${where}): only one connection may hold an id, so this one stops; give each client its own id`;
     this.logger.error({ id: this.id, other: where, otherSince: other.since, since: this.twins.since }, message);
     this.failLoading(new NotSentError(message));
@@ -437,3 +437,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
 }
 
 const EMPTY_MESSAGE: DecodeResult = { ok: false, error: new InvalidMessageError('empty message (a cleared retained topic)') };
+
+function whereItRuns(presence: PresenceInfo): string {
+  return `host ${String(presence.host ?? '?')}, pid ${String(presence.pid ?? '?')}`;
+}
