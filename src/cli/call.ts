@@ -4,10 +4,7 @@
  */
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { PRIORITIES, type Priority } from '../protocol/envelope.js';
-import { CancelledError, NoHandlerError, RelaisError, RemoteError, TimeoutError } from '../protocol/errors.js';
-import { checkClientId, checkPath } from '../protocol/topics.js';
-import { MAX_TIMER_MS } from '../client/options.js';
+import { CancelledError, checkClientId, checkPath, checkTimeout, MAX_TIMER_MS, NoHandlerError, PRIORITIES, RemoteError, TimeoutError, toWire, type Priority } from '../index.js';
 import { addConnectionOptions, connectCli, fail, EXIT, onInterrupt, parseJsonArgument, writeLine, type GlobalOptions } from './common.js';
 
 interface CallOptions extends GlobalOptions {
@@ -30,7 +27,7 @@ export function callCommand(): Command {
       const problem = checkPath(action) ?? (options.target && options.target !== '*' ? checkClientId(options.target) : undefined);
       if (problem) fail(EXIT.USAGE, problem);
       const seconds = Number(options.timeout);
-      if (!(seconds > 0) || seconds * 1000 > MAX_TIMER_MS) {
+      if (!(seconds > 0) || checkTimeout(seconds * 1000)) {
         fail(EXIT.USAGE, `--timeout must be a positive number of seconds up to ${Math.floor(MAX_TIMER_MS / 1000)} (24.8 days), got ${options.timeout}`);
       }
       if (!PRIORITIES.includes(options.priority as Priority)) fail(EXIT.USAGE, `--priority must be one of ${PRIORITIES.join(', ')}`);
@@ -52,7 +49,9 @@ export function callCommand(): Command {
           ...(options.target && { target: options.target }),
         })) {
           if (!interactive) writeLine(step);
-          else if (step.kind === 'progress') {
+          else if (step.kind === 'accepted') {
+            bar?.update(step.progress === undefined ? bar.getProgress() * 100 : Math.round(step.progress * 100), { detail: `accepted by ${step.source}` });
+          } else if (step.kind === 'progress') {
             bar?.update(step.progress === undefined ? bar.getProgress() * 100 : Math.round(step.progress * 100), { detail: describe(step.payload) });
           } else {
             bar?.update(100, { detail: 'done' });
@@ -63,10 +62,8 @@ export function callCommand(): Command {
       } catch (error) {
         bar?.stop();
         exitCode = exitCodeOf(error);
-        const wire = error instanceof RemoteError
-          ? { kind: 'error', code: error.responseCode, error: { name: error.remoteName, message: error.message, ...(error.details !== undefined && { details: error.details }) }, source: error.handler }
-          : { kind: 'error', code: error instanceof RelaisError ? error.responseCode : 1, error: { name: (error as Error).name, message: (error as Error).message } };
-        if (!interactive) writeLine(wire);
+        const { responseCode, error: wire } = toWire(error);
+        if (!interactive) writeLine({ kind: 'error', code: responseCode, error: wire, ...(error instanceof RemoteError && { source: error.handler }) });
         process.stderr.write(`relais: ${(error as Error).message}\n`);
       } finally {
         await bus.close();

@@ -4,8 +4,7 @@ import { hostname } from 'node:os';
 import { Writable } from 'node:stream';
 import { Command, Option } from 'commander';
 import pino from 'pino';
-import { connect, type Bus } from '../client/index.js';
-import { DEFAULTS } from '../client/options.js';
+import { connect, DEFAULTS, type Bus } from '../index.js';
 
 export interface GlobalOptions {
   broker: string;
@@ -26,7 +25,8 @@ export function addConnectionOptions(command: Command): Command {
 }
 
 export function defaultId(): string {
-  const host = hostname().replace(/[^A-Za-z0-9_.:@-]/g, '-').slice(0, 60) || 'host';
+  // Dots too: the NATS MQTT gateway before 2.10 refuses topics holding one (protocol §2.1).
+  const host = hostname().replace(/[^A-Za-z0-9_:@-]/g, '-').slice(0, 60) || 'host';
   return `cli-${host}-${process.pid}`;
 }
 
@@ -34,7 +34,7 @@ export async function connectCli(options: GlobalOptions, extra: { ephemeral?: bo
   const bus = await connect({
     id: options.id ?? defaultId(),
     broker: options.broker,
-    ...(options.ca !== undefined && { tls: { ca: readCa(options.ca) } }),
+    ...(options.ca !== undefined && { tls: { ca: readFileOption(options.ca, '--ca') } }),
     ephemeral: extra.ephemeral ?? true,
     logger: pino(
       { name: 'relais', level: options.verbose ? 'debug' : (process.env.RELAIS_LOG_LEVEL ?? 'warn') },
@@ -82,11 +82,12 @@ function printable(text: string): string {
   return /[\u0000-\u001f\u007f]/.test(text) ? JSON.stringify(text) : text;
 }
 
-function readCa(file: string): Buffer {
+/** Reads a file named by an option (a PEM certificate or key), or exits 2 saying which option and why. */
+export function readFileOption(file: string, flag: string): Buffer {
   try {
     return fs.readFileSync(file);
   } catch (error) {
-    fail(EXIT.USAGE, `--ca: cannot read ${file}: ${(error as Error).message}`);
+    fail(EXIT.USAGE, `${flag}: cannot read ${file}: ${(error as Error).message}`);
   }
 }
 

@@ -1,6 +1,6 @@
 /** `relais pub` and `relais notify`: send one message and leave. */
 import { Command } from 'commander';
-import { checkFilter, checkPath } from '../protocol/topics.js';
+import { checkPath, checkTopicName } from '../index.js';
 import { addConnectionOptions, connectCli, fail, EXIT, parseJsonArgument, type GlobalOptions } from './common.js';
 
 export function pubCommand(): Command {
@@ -10,7 +10,8 @@ export function pubCommand(): Command {
     .argument('<json>', 'message body (JSON)')
     .option('-r, --retain', 'ask the broker to retain it')
     .action(async (topic: string, json: string, options: GlobalOptions & { retain?: boolean }) => {
-      if (checkFilter(topic) || topic.includes('+') || topic.includes('#')) fail(EXIT.USAGE, `cannot publish on ${JSON.stringify(topic)}: a topic has no wildcards`);
+      const problem = checkTopicName(topic);
+      if (problem) fail(EXIT.USAGE, problem);
       const message = parseJsonArgument(json, 'the message');
       const bus = await connectCli(options);
       bus.publish(topic, message, { ...(options.retain && { retain: true }) });

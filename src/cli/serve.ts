@@ -8,9 +8,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { Command } from 'commander';
-import { RelaisError } from '../protocol/errors.js';
-import { checkPath } from '../protocol/topics.js';
-import type { HandlerContext } from '../client/types.js';
+import { checkPath, RelaisError, type HandlerContext } from '../index.js';
 import { addConnectionOptions, connectCli, fail, EXIT, onInterrupt, type GlobalOptions } from './common.js';
 
 const STDERR_KEPT = 4096;

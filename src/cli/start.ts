@@ -1,9 +1,8 @@
 /** `relais start`: the embedded broker (the main job on the default install). */
-import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, isLoopbackHost, type EmbeddedBrokerOptions } from '../broker/index.js';
-import { fail, EXIT, onInterrupt } from './common.js';
+import { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, isLoopbackHost, type EmbeddedBrokerOptions } from '../index.js';
+import { fail, EXIT, onInterrupt, readFileOption } from './common.js';
 
 interface StartOptions {
   port: string;
@@ -70,12 +69,5 @@ function portOption(text: string, flag: string): number {
 function tlsOption(options: StartOptions): Pick<EmbeddedBrokerOptions, 'tls'> {
   if (options.tlsCert === undefined && options.tlsKey === undefined) return {};
   if (options.tlsCert === undefined || options.tlsKey === undefined) fail(EXIT.USAGE, '--tls-cert and --tls-key go together');
-  const read = (file: string, flag: string) => {
-    try {
-      return fs.readFileSync(file);
-    } catch (error) {
-      fail(EXIT.USAGE, `${flag}: cannot read ${file}: ${(error as Error).message}`);
-    }
-  };
-  return { tls: { cert: read(options.tlsCert, '--tls-cert'), key: read(options.tlsKey, '--tls-key'), port: portOption(options.tlsPort, '--tls-port') } };
+  return { tls: { cert: readFileOption(options.tlsCert, '--tls-cert'), key: readFileOption(options.tlsKey, '--tls-key'), port: portOption(options.tlsPort, '--tls-port') } };
 }

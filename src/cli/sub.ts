@@ -1,7 +1,6 @@
 /** `relais sub`: one JSON line per message on stdout. */
 import { Command } from 'commander';
-import { checkFilter } from '../protocol/topics.js';
-import type { Delivery } from '../client/types.js';
+import { checkFilter, type Delivery } from '../index.js';
 import { addConnectionOptions, connectCli, fail, EXIT, onInterrupt, writeLine, type GlobalOptions } from './common.js';
 
 export function subCommand(): Command {

@@ -8,7 +8,8 @@ import type { Envelope } from '../protocol/envelope.js';
 import type { PresenceInfo } from './types.js';
 
 export class Directory extends EventEmitter<{
-  gone: [clientId: string];
+  /** A client left `alive`: `info` is its new presence (`stopped`, `dead`), undefined when forgotten. */
+  gone: [clientId: string, info: PresenceInfo | undefined];
   change: [clientId: string, info: PresenceInfo | undefined];
   settled: [];
 }> {
@@ -17,24 +18,56 @@ export class Directory extends EventEmitter<{
 
   /** Entries not confirmed since the last reconnection (the broker may have restarted without them). */
   private unconfirmed?: Set<string>;
+  private isSettled = false;
+  private settleTimer: NodeJS.Timeout | undefined;
+  private markLoaded!: () => void;
+
+  /** Resolves when this client's own presence first comes back: the retained presences came before it (protocol §7.2). */
+  readonly loaded = new Promise<void>((resolve) => (this.markLoaded = resolve));
+
+  /** @param settleMs how long after our own presence comes back the directory is taken as complete (`directorySettle`). */
+  constructor(private readonly settleMs = 0) {
+    super();
+  }
 
   /**
    * False while the retained presences may still be arriving (protocol §7.2): a broker may
    * send them after later live messages, so "nobody serves X" is only trusted once settled.
    */
-  settled = false;
+  get settled(): boolean {
+    return this.isSettled;
+  }
 
   /** After a reconnection: every entry must be confirmed again by the retained presences. */
   beginReload(): void {
-    this.settled = false;
+    this.isSettled = false;
     this.unconfirmed = new Set(this.clients.keys());
   }
 
+  /**
+   * Our own presence came back from the broker: the retained presences it had came before
+   * it, though some brokers (Aedes) still send a few late, so the directory settles
+   * `settleMs` later (protocol §7.2).
+   */
+  ownPresenceBack(): void {
+    this.markLoaded();
+    if (this.isSettled || this.settleTimer) return;
+    this.settleTimer = setTimeout(() => {
+      this.settleTimer = undefined;
+      this.endReload();
+    }, this.settleMs);
+  }
+
+  /** The client is stopping: no more settling. */
+  stop(): void {
+    clearTimeout(this.settleTimer);
+  }
+
   /** The retained presences are in: forget what was not confirmed since the reconnection. */
-  endReload(): void {
+  private endReload(): void {
     const stale = this.unconfirmed;
     this.unconfirmed = undefined;
-    this.settled = true;
+    this.isSettled = true;
     for (const clientId of stale ?? []) this.update(clientId, undefined);
     this.emit('settled');
   }
@@ -62,7 +95,7 @@ export class Directory extends EventEmitter<{
       this.clients.delete(clientId);
     }
     this.emit('change', clientId, info);
-    if (before?.status === 'alive' && info?.status !== 'alive') this.emit('gone', clientId);
+    if (before?.status === 'alive' && info?.status !== 'alive') this.emit('gone', clientId, info);
   }
 
   /** Ids of the alive clients that announce `action`. */

@@ -1,13 +1,16 @@
 /**
- * The serving side (protocol §4.2): the actions this client handles, the requests in
- * progress, their cancellation and deadlines. A handler's failure becomes an error
- * response; it never reaches the process.
+ * The serving side (protocol §4.2): the actions this client handles, the commands in
+ * progress and those recently finished, acknowledgement (§4.7), duplicates (§4.8),
+ * cancellation and deadlines. A handler's failure becomes an error response; it never
+ * reaches the process.
  */
 import { randomUUID } from 'node:crypto';
-import { EVERYONE, type DecodeResult, type Envelope, type Priority } from '../protocol/envelope.js';
+import { encode, EVERYONE, type DecodeResult, type Envelope, type Priority } from '../protocol/envelope.js';
 import { CancelledError, PayloadTooLargeError, ResponseCode, TimeoutError, toWire, type WireError } from '../protocol/errors.js';
+import { responseMessage, type ResponseStep } from '../protocol/messages.js';
 import { cancelTopic, checkClientId, requestTopic, responseTopic } from '../protocol/topics.js';
 import type { ResolvedOptions } from './options.js';
+import { RecentTokens } from './recent-tokens.js';
 import { RunningRequest } from './running-request.js';
 import type { Transport } from './transport.js';
 import type { Handler, HandlerContext, HandleOptions, Lane, Registration } from './types.js';
@@ -17,16 +20,31 @@ interface Served {
   lane: Lane;
 }
 
+/** Where the answers to one command go, and how (protocol §4.3). */
+interface ReplyTo {
+  action: string;
+  requester: string;
+  token: string;
+  priority: Priority;
+  /** Answers travel at the QoS the command came with (protocol §1.3). */
+  qos: 0 | 1;
+}
+
 export class Handlers {
   private readonly served = new Map<string, Served>();
-  /** Requests being handled, by `<requester> <token>`, to cancel them. */
+  /** Commands being handled, by `<requester> <token>`. */
   private readonly running = new Map<string, RunningRequest>();
+  private readonly finished = new RecentTokens();
 
   constructor(
     private readonly options: ResolvedOptions,
     private readonly transport: Transport,
     private readonly announce: () => Promise<void>,
   ) {}
+
+  private get logger() {
+    return this.options.logger;
+  }
 
   serves(action: string): boolean {
     return this.served.has(action);
@@ -39,7 +57,7 @@ export class Handlers {
 
   async handle(action: string, handler: Handler, options: HandleOptions = {}): Promise<Registration> {
     if (this.served.has(action)) throw new Error(`${action} is already handled by this client`);
-    const lane: Lane = options.lane === 'realtime' && this.transport.realtime ? 'realtime' : 'main';
+    const lane = this.transport.laneOf(options.lane);
     const topics = [requestTopic(action), requestTopic(action, this.options.id), cancelTopic(action)];
     this.served.set(action, { handler, lane });
     try {
@@ -58,86 +76,104 @@ export class Handlers {
     };
   }
 
-  /** A message arrived on `<action>/request[/<me>]`. */
-  onRequest(action: string, targeted: boolean, decoded: DecodeResult): void {
+  /** A message arrived on `<action>/request[/<me>]` (the checks of protocol §4.2, in order). */
+  onRequest(action: string, targeted: boolean, decoded: DecodeResult, qos: 0 | 1): void {
     if (!decoded.ok) {
-      this.options.logger.warn({ action, err: decoded.error.message, source: decoded.sender?.source }, 'invalid request');
+      this.logger.warn({ action, err: decoded.error.message, source: decoded.sender?.source }, 'invalid request');
       if (decoded.sender) {
         const { responseCode, error } = toWire(decoded.error);
-        this.reply(action, decoded.sender.source, decoded.sender.token ?? 'none', 'normal', { code: responseCode, error, payload: null });
+        this.reply({ action, requester: decoded.sender.source, token: decoded.sender.token ?? 'none', priority: 'normal', qos }, { step: 'error', code: responseCode, error });
       }
       return;
     }
     const request = decoded.envelope;
     if (request.type !== 'command') {
-      this.options.logger.warn({ action, type: request.type, source: request.source }, 'ignored a non-command message on a request topic');
+      this.logger.warn({ action, type: request.type, source: request.source }, 'ignored a non-command message on a request topic');
       return;
     }
     if (!targeted && request.destination !== EVERYONE && request.destination !== this.options.id) {
-      this.options.logger.debug({ action, destination: request.destination }, 'command for another destination ignored');
+      this.logger.debug({ action, destination: request.destination }, 'command for another destination ignored');
       return;
     }
     const badSource = checkClientId(request.source);
     if (badSource) {
-      this.options.logger.warn({ action, source: request.source }, `command refused, no response possible: ${badSource}`);
+      this.logger.warn({ action, source: request.source }, `command refused, no response possible: ${badSource}`);
       return;
     }
-    const token = request.token ?? randomUUID();
-    const priority = request.priority ?? 'normal';
+    const to: ReplyTo = { action, requester: request.source, token: request.token ?? randomUUID(), priority: request.priority ?? 'normal', qos };
     const served = this.served.get(action);
-    if (!served) {
-      this.replyError(action, request.source, token, priority, ResponseCode.NO_HANDLER, { name: 'NoHandlerError', message: `${this.options.id} does not serve ${action}` });
+    if (!served) return this.refuse(to, ResponseCode.NO_HANDLER, { name: 'NoHandlerError', message: `${this.options.id} does not serve ${action}` });
+    if (this.answerDuplicate(to)) return;
+    const now = Date.now();
+    if (request.deadline !== undefined && request.deadline <= now) {
+      return this.refuse(to, ResponseCode.DEADLINE_EXCEEDED, { name: 'TimeoutError', message: `request ${to.token} arrived after its deadline` });
+    }
+    if (request.acceptBy !== undefined && request.acceptBy < now) {
+      // The requester has sent it elsewhere by now, or asks about a command we do not know
+      // (acceptBy 0): running it could run it twice (protocol §4.7).
+      const late = now - request.acceptBy;
+      const message = request.acceptBy === 0
+        ? `request ${to.token} is not known here (finished and forgotten, or never received); it was not run`
+        : `request ${to.token} reached ${this.options.id} ${late} ms after its acceptance deadline; it was not run (if this keeps happening, check that the clocks agree)`;
+      this.logger.warn({ action, token: to.token, requester: to.requester, lateMs: late }, 'command not accepted');
+      this.reply(to, { step: 'error', code: ResponseCode.DEADLINE_EXCEEDED, error: { name: 'TimeoutError', message }, notRun: true });
       return;
     }
-    if (request.deadline !== undefined && request.deadline <= Date.now()) {
-      this.replyError(action, request.source, token, priority, ResponseCode.DEADLINE_EXCEEDED, { name: 'TimeoutError', message: `request ${token} arrived after its deadline` });
-      return;
-    }
-    this.run(action, served.handler, request, token, priority);
+    this.run(served.handler, request, to);
   }
 
-  private run(action: string, handler: Handler, request: Envelope, token: string, priority: Priority): void {
-    const key = `${request.source} ${token}`;
-    const running = new RunningRequest(token, request.deadline);
+  /** The same command again (protocol §4.8): its status, or the final response already sent. */
+  private answerDuplicate(to: ReplyTo): boolean {
+    const key = `${to.requester} ${to.token}`;
+    const running = this.running.get(key);
+    if (running) {
+      this.reply(to, { step: 'accepted', ...(running.lastProgress !== undefined && { progress: running.lastProgress }) });
+      return true;
+    }
+    const done = this.finished.get(key);
+    if (!done) return false;
+    this.logger.debug({ action: to.action, token: to.token, requester: to.requester }, 'command received again: answered with its result');
+    if (done.body !== undefined) this.send(to, done.body);
+    else this.reply(to, { step: 'error', code: ResponseCode.ERROR, error: { name: 'Error', message: `request ${to.token} already ran here; its result is no longer kept` } });
+    return true;
+  }
+
+  private run(handler: Handler, request: Envelope, to: ReplyTo): void {
+    const key = `${to.requester} ${to.token}`;
+    const running = new RunningRequest(to.token, request.deadline);
     this.running.set(key, running);
-    let finished = false;
     const ctx: HandlerContext = {
-      action,
-      token,
-      source: request.source,
-      priority,
+      action: to.action,
+      token: to.token,
+      source: to.requester,
+      priority: to.priority,
       ...(request.deadline !== undefined && { deadline: request.deadline }),
       get signal() {
         return running.signal;
       },
       envelope: request,
       progress: (fraction, data) => {
-        if (finished || running.aborted) return;
+        if (running.ended || running.aborted) return;
         if (fraction !== undefined && !(fraction >= 0 && fraction <= 1)) {
           throw new RangeError(`progress must be a fraction between 0 and 1, got ${fraction}`);
         }
-        this.reply(action, request.source, token, priority, {
-          final: false,
-          ...(fraction !== undefined && { progress: fraction }),
-          payload: data ?? null,
-        });
+        if (fraction !== undefined) running.lastProgress = fraction;
+        this.reply(to, { step: 'progress', ...(fraction !== undefined && { progress: fraction }), payload: data ?? null });
       },
     };
-    const end = () => {
-      finished = true;
+    const finish = (answer: ResponseStep) => {
+      if (running.ended) return;
       running.end();
       this.running.delete(key);
+      const body = this.reply(to, answer);
+      if (body !== undefined) this.finished.remember(key, body, request.deadline);
     };
-    const succeed = (result: unknown) => {
-      end();
-      this.reply(action, request.source, token, priority, { code: ResponseCode.OK, payload: result ?? null });
-    };
+    const succeed = (result: unknown) => finish({ step: 'result', payload: result });
     const fail = (error: unknown) => {
-      end();
       const reason = running.abortReason;
       const { responseCode, error: wire } = toWire(reason && !(error instanceof CancelledError || error instanceof TimeoutError) ? reason : error);
-      if (!reason) this.options.logger.warn({ action, token, err: wire.message }, 'handler failed');
-      this.reply(action, request.source, token, priority, { code: responseCode, error: wire, payload: null });
+      if (!reason) this.logger.warn({ action: to.action, token: to.token, err: wire.message }, 'handler failed');
+      finish({ step: 'error', code: responseCode, error: wire });
     };
     let outcome: unknown;
     try {
@@ -146,15 +182,23 @@ export class Handlers {
       fail(error);
       return;
     }
-    // A plain value is answered in this turn, so its response leaves with the request's PUBACK.
-    if (isThenable(outcome)) Promise.resolve(outcome).then(succeed, fail);
-    else succeed(outcome);
+    // A plain value is answered in this turn, its response in the same write as what came
+    // with the command: no acknowledgement needed, nothing added.
+    if (!isThenable(outcome)) return succeed(outcome);
+    Promise.resolve(outcome).then(succeed, fail);
+    // A handler that finishes within the microtasks of this turn is answered before the
+    // socket's writes are released (Connection.coalesceWrites); a slower one is acknowledged.
+    queueMicrotask(() =>
+      process.nextTick(() => {
+        if (!running.ended) this.reply(to, { step: 'accepted' });
+      }),
+    );
   }
 
-  /** A cancel arrived on `<action>/cancel`: abort the matching request, if we run it. protocol §4.4 */
+  /** A cancel arrived on `<action>/cancel`: abort the matching command, if we run it. protocol §4.4 */
   onCancel(decoded: DecodeResult): void {
     if (!decoded.ok || decoded.envelope.type !== 'cancel') {
-      this.options.logger.warn({ err: decoded.ok ? `type ${decoded.envelope.type}` : decoded.error.message }, 'invalid cancel ignored');
+      this.logger.warn({ err: decoded.ok ? `type ${decoded.envelope.type}` : decoded.error.message }, 'invalid cancel ignored');
       return;
     }
     const { source, token, payload } = decoded.envelope;
@@ -164,41 +208,35 @@ export class Handlers {
     running.abort(new CancelledError(`request ${token} cancelled: ${reason}`));
   }
 
-  private replyError(action: string, requester: string, token: string, priority: Priority, code: number, error: WireError): void {
-    this.options.logger.warn({ action, token, requester, err: error.message }, 'request refused');
-    this.reply(action, requester, token, priority, { code, error, payload: null });
+  private refuse(to: ReplyTo, code: number, error: WireError): void {
+    this.logger.warn({ action: to.action, token: to.token, requester: to.requester, err: error.message }, 'request refused');
+    this.reply(to, { step: 'error', code, error });
   }
 
-  private reply(action: string, requester: string, token: string, priority: Priority, fields: Partial<Envelope>): void {
-    const envelope: Envelope = {
-      v: 1,
-      type: 'response',
-      source: this.options.id,
-      destination: requester,
-      token,
-      final: true,
-      payload: null,
-      ...fields,
-      priority,
-      ts: Date.now(),
-    };
-    let body: string;
+  /** Sends one answer; returns its wire text (undefined if it could not be made). */
+  private reply(to: ReplyTo, answer: ResponseStep): string | undefined {
+    const envelope = responseMessage({ source: this.options.id, destination: to.requester, token: to.token, priority: to.priority }, answer);
+    const body = this.encodeAnswer(envelope, to);
+    this.send(to, body);
+    return body;
+  }
+
+  /** The answer's text; one that is not JSON or too large becomes an error answer (protocol §3.4, §5.1). */
+  private encodeAnswer(envelope: Envelope, to: ReplyTo): string {
     try {
-      body = JSON.stringify(envelope);
-    } catch (cause) {
-      const message = `the result of ${action} is not JSON: ${(cause as Error).message}`;
-      body = JSON.stringify({ ...envelope, payload: null, final: true, code: ResponseCode.ERROR, error: { name: 'TypeError', message } });
-      this.options.logger.warn({ action, token }, message);
+      return encode(envelope, { maxBytes: this.options.maxMessageBytes, what: `the response of ${to.action}` });
+    } catch (problem) {
+      const { responseCode, error } = toWire(problem instanceof PayloadTooLargeError ? problem : new TypeError((problem as Error).message));
+      this.logger.warn({ action: to.action, token: to.token }, error.message);
+      return encode(responseMessage({ source: this.options.id, destination: to.requester, token: to.token, priority: to.priority }, { step: 'error', code: responseCode, error }));
     }
-    if (Buffer.byteLength(body) > this.options.maxMessageBytes) {
-      const tooLarge = toWire(new PayloadTooLargeError(`the response of ${action} is over the ${this.options.maxMessageBytes}-byte limit`));
-      body = JSON.stringify({ ...envelope, payload: null, final: true, code: tooLarge.responseCode, error: tooLarge.error });
-      this.options.logger.warn({ action, token }, tooLarge.error.message);
-    }
+  }
+
+  private send(to: ReplyTo, body: string): void {
     try {
-      this.transport.send({ topic: responseTopic(action, requester), body, qos: 1, priority });
+      this.transport.send({ topic: responseTopic(to.action, to.requester), body, qos: to.qos, priority: to.priority });
     } catch (error) {
-      this.options.logger.warn({ action, token, err: (error as Error).message }, 'response not sent');
+      this.logger.warn({ action: to.action, token: to.token, err: (error as Error).message }, 'response not sent');
     }
   }
 

@@ -1,3 +1,3 @@
 export { connect, Bus } from './bus.js';
-export { DEFAULTS } from './options.js';
+export { DEFAULTS, checkTimeout, MAX_TIMER_MS } from './options.js';
 export type * from './types.js';

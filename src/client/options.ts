@@ -5,7 +5,7 @@ import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol/envelope.js';
 /** The longest delay a Node timer keeps (~24.8 days); a longer one fires at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** Why `timeout` cannot time anything, or undefined when it can. */
+/** Why `timeout` (ms) cannot time anything, or undefined when it can: a Node timer fires at once past MAX_TIMER_MS. */
 export function checkTimeout(timeout: number, what = 'timeout'): string | undefined {
   if (!(timeout <= MAX_TIMER_MS)) return `${what} must be a number of ms up to ${MAX_TIMER_MS} (24.8 days), got ${timeout}`;
   return undefined;
@@ -24,7 +24,7 @@ export function checkOptions(options: ResolvedOptions): string | undefined {
   if (!BROKER_SCHEMES.has(scheme)) {
     return 'the broker URL must be mqtt://, mqtts://, ws://, wss:// or unix:// followed by [user:password@]host:port (or a path for unix); it is not repeated here as it may hold a password';
   }
-  for (const name of ['timeout', 'connectTimeout', 'directorySettle', 'reconnectDelay', 'reconnectMaxDelay'] as const) {
+  for (const name of ['timeout', 'ackTimeout', 'reconnectGrace', 'connectTimeout', 'directorySettle', 'reconnectDelay', 'reconnectMaxDelay'] as const) {
     const problem = checkTimeout(options[name], name);
     if (problem) return problem;
   }
@@ -35,6 +35,8 @@ export function checkOptions(options: ResolvedOptions): string | undefined {
 export const DEFAULTS = {
   broker: 'mqtt://127.0.0.1:1883',
   timeout: 30_000,
+  ackTimeout: 2000,
+  reconnectGrace: 10_000,
   realtimeLane: true,
   maxOfflineMessages: 1000,
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,

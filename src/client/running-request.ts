@@ -10,7 +10,9 @@ export class RunningRequest {
   private controller?: AbortController;
   private timer?: NodeJS.Timeout;
   private reason?: Error;
-  private ended = false;
+  private isEnded = false;
+  /** The last fraction the handler reported, for a duplicate's status (protocol §4.8). */
+  lastProgress?: number;
 
   constructor(
     private readonly token: string,
@@ -24,7 +26,7 @@ export class RunningRequest {
       if (this.aborted) controller.abort(this.reason);
       // Once the handler has answered, or for a deadline beyond what a Node timer can hold
       // (it would fire at once), no timer: `aborted` still notices the deadline when asked.
-      else if (this.deadline !== undefined && !this.ended && this.deadline - Date.now() <= MAX_TIMER_MS) {
+      else if (this.deadline !== undefined && !this.isEnded && this.deadline - Date.now() <= MAX_TIMER_MS) {
         this.timer = setTimeout(() => this.abort(this.deadlineError()), this.deadline - Date.now());
       }
       this.controller = controller;
@@ -52,8 +54,13 @@ export class RunningRequest {
 
   /** The handler has answered: its deadline no longer matters. */
   end(): void {
-    this.ended = true;
+    this.isEnded = true;
     clearTimeout(this.timer);
+  }
+
+  /** The final response is decided: nothing more is sent for this command. */
+  get ended(): boolean {
+    return this.isEnded;
   }
 
   private deadlineError(): TimeoutError {

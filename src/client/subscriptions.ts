@@ -30,14 +30,10 @@ export class Subscriptions {
     private readonly transport: Transport,
   ) {}
 
-  get size(): number {
-    return this.entries.size;
-  }
-
   async subscribe(filter: string, options: SubscribeOptions, callback?: (delivery: Delivery) => void): Promise<Subscription<Delivery>> {
     const problem = checkFilter(filter);
     if (problem) throw new TypeError(problem);
-    const lane: Lane = options.lane === 'realtime' && this.transport.realtime ? 'realtime' : 'main';
+    const lane = this.transport.laneOf(options.lane);
     const useKey = `${lane} ${filter}`;
     let closed = false;
     const unsubscribe = async () => {

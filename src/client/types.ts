@@ -29,6 +29,19 @@ export interface ConnectOptions {
   tls?: Pick<IClientOptions, 'ca' | 'cert' | 'key' | 'servername' | 'rejectUnauthorized'>;
   /** Default time-out of `request`/`call`, in ms. Default 30 000. */
   timeout?: number;
+  /**
+   * How long a request waits for the handler's acknowledgement, in ms, when the handler
+   * announces that it acknowledges (protocol §4.7). Without it in time the handler is taken as
+   * gone: a request without a target goes to another provider, a targeted one fails with
+   * `HandlerGoneError`. Default 2000.
+   */
+  ackTimeout?: number;
+  /**
+   * How long a request already acknowledged waits for its handler to come back after the
+   * handler's connection (or ours) was lost, in ms, before failing with `HandlerGoneError`
+   * (protocol §4.7). It covers a broker restart. Default 10 000.
+   */
+  reconnectGrace?: number;
   /** Open a second connection for `realtime` traffic so it never waits behind bulk messages. Default true. */
   realtimeLane?: boolean;
   /** Messages kept while disconnected, at most. Beyond, sending fails with `NotSentError`. Default 1000. */
@@ -87,10 +100,16 @@ export interface RequestOptions extends SendOptions {
   checkHandlers?: boolean;
   /** Token to use instead of a generated one. Must be unique. */
   token?: string;
+  /** Overrides `ConnectOptions.ackTimeout` for this request. */
+  ackTimeout?: number;
 }
 
-/** One response of a streamed call. */
+/**
+ * One step of a streamed call: `accepted` (the handler `source` took the command; protocol
+ * §4.7), then progress responses, then the final one.
+ */
 export type Step =
+  | { kind: 'accepted'; progress?: number; source: string; token: string }
   | { kind: 'progress'; progress?: number; payload: unknown; source: string; token: string }
   | { kind: 'final'; payload: unknown; code: number; source: string; token: string };
 
@@ -167,5 +186,11 @@ export interface PresenceInfo {
   since: number;
   /** Counter of this instance's presence messages, to drop ones that arrive out of order. */
   seq?: number;
+  /** Random per start: tells this instance from another client with the same id (protocol §7.5). */
+  instance?: string;
+  /** The client acknowledges commands and remembers their tokens (protocol §4.7). */
+  acks?: boolean;
+  /** A short-lived client: a presence of it that is not `alive` reads as forgotten. */
+  ephemeral?: boolean;
   [extra: string]: unknown;
 }

@@ -41,6 +41,8 @@ export const envelopeSchema = z
     error: wireErrorSchema.optional(),
     priority: z.enum(PRIORITIES).optional(),
     deadline: z.number().int().nonnegative().optional(),
+    acceptBy: z.number().int().nonnegative().optional(),
+    accepted: z.boolean().optional(),
     ts: z.number().nonnegative().optional(),
   })
   .superRefine((message, ctx) => {
@@ -63,6 +65,10 @@ export interface Envelope {
   error?: WireError;
   priority?: Priority;
   deadline?: number;
+  /** Command: a handler that acknowledges must not start it after this time (protocol §4.7). */
+  acceptBy?: number;
+  /** Response: `true` on the acknowledgement step; `false` on a final that refused to run the command (protocol §4.7). */
+  accepted?: boolean;
   ts?: number;
   [extra: string]: unknown;
 }
@@ -161,6 +167,8 @@ function isPlainlyValid(m: Record<string, unknown>): boolean {
     absentOr(m.progress, (v) => typeof v === 'number' && v >= 0 && v <= 1) &&
     absentOr(m.priority, (v) => PRIORITY_SET.has(v)) &&
     absentOr(m.deadline, isCount) &&
+    absentOr(m.acceptBy, isCount) &&
+    absentOr(m.accepted, (v) => typeof v === 'boolean') &&
     absentOr(m.ts, (v) => typeof v === 'number' && v >= 0 && Number.isFinite(v)) &&
     absentOr(error, (v) => typeof v === 'object' && v !== null && !Array.isArray(v) && typeof error!.name === 'string' && error!.name.length <= 200 && typeof error!.message === 'string' && error!.message.length <= 64 * 1024)
   );
@@ -179,7 +187,31 @@ function describe(value: unknown): string {
   return `a ${typeof value}`;
 }
 
-/** Encodes an envelope; stamps the protocol version. */
-export function encode(envelope: Envelope): string {
-  return JSON.stringify(envelope.v === undefined ? { v: PROTOCOL_VERSION, ...envelope } : envelope);
+/**
+ * Encodes an envelope as its wire text (stamping the protocol version), the one place a
+ * message is serialised and measured. Throws `TypeError` when it is not JSON (a BigInt, a
+ * cycle) and `PayloadTooLargeError` when its UTF-8 form is over `maxBytes` (protocol §3.4);
+ * `what` names the message in both.
+ */
+export function encode(envelope: Envelope, options: { maxBytes?: number; what?: string } = {}): string {
+  return encodeJson(envelope.v === undefined ? { v: PROTOCOL_VERSION, ...envelope } : envelope, options);
+}
+
+/** Any JSON value (or a string, sent as is) as wire text, with the checks of `encode`. */
+export function encodeJson(value: unknown, options: { maxBytes?: number; what?: string } = {}): string {
+  const what = options.what ?? 'the message';
+  let body: string | undefined;
+  try {
+    body = typeof value === 'string' ? value : JSON.stringify(value);
+  } catch (cause) {
+    throw new TypeError(`${what} is not JSON: ${(cause as Error).message}`, { cause });
+  }
+  if (body === undefined) throw new TypeError(`${what} is not JSON: ${typeof value}`);
+  const maxBytes = options.maxBytes ?? Infinity;
+  // A UTF-16 unit is at most 3 bytes of UTF-8: short texts need no count.
+  if (body.length * 3 > maxBytes) {
+    const size = Buffer.byteLength(body);
+    if (size > maxBytes) throw new PayloadTooLargeError(`${what} is ${size} bytes, over the ${maxBytes}-byte limit`);
+  }
+  return body;
 }

@@ -1,4 +1,5 @@
 export * from './topics.js';
 export * from './envelope.js';
+export * from './messages.js';
 export * from './errors.js';
 export * from './binary.js';

@@ -38,6 +38,23 @@ export function checkClientId(id: string): string | undefined {
 const knownValidPaths = new Set<string>();
 const KNOWN_VALID_PATHS_KEPT = 4096;
 
+/**
+ * Limits every topic the library sends or subscribes to respects (protocol §2.1). A packet a
+ * broker refuses makes it drop the connection, so they are checked before anything is sent:
+ * - levels: Aedes drops a connection on a topic of more than 100 levels;
+ * - bytes: MQTT's length prefix holds 65 535 bytes of UTF-8;
+ * - U+0000 and malformed UTF-16 (a lone surrogate has no UTF-8): Mosquitto drops the connection;
+ * - whitespace (in Relais names only): the NATS MQTT gateway drops the connection.
+ */
+export const MAX_TOPIC_LEVELS = 100;
+export const MAX_TOPIC_BYTES = 65_535;
+/** An action or category: `<path>/response/<id>` must stay within MAX_TOPIC_LEVELS. */
+export const MAX_PATH_LEVELS = MAX_TOPIC_LEVELS - 2;
+export const MAX_PATH_LENGTH = 512;
+
+// eslint-disable-next-line no-control-regex
+const CONTROL_OR_SPACE = /[\s\u0000-\u001f\u007f]/u;
+
 /** Why `name` is not a valid action or category path, or undefined when it is. protocol §2.1 */
 export function checkPath(name: string, what: 'action' | 'category' = 'action'): string | undefined {
   if (knownValidPaths.has(name)) return undefined;
@@ -51,21 +68,52 @@ export function checkPath(name: string, what: 'action' | 'category' = 'action'):
 
 function findPathProblem(name: string, what: 'action' | 'category'): string | undefined {
   if (typeof name !== 'string' || name.length === 0) return `${what} must be a non-empty string`;
-  if (name.length > 512) return `${what} is longer than 512 characters`;
-  if (name.startsWith('$')) return `${what} ${JSON.stringify(name)} may not start with '$' (broker-reserved)`;
+  if (name.length > MAX_PATH_LENGTH) return `${what} is longer than ${MAX_PATH_LENGTH} characters`;
+  const shown = JSON.stringify(name.length > 80 ? `${name.slice(0, 77)}...` : name);
+  if (name.startsWith('$')) return `${what} ${shown} may not start with '$' (broker-reserved)`;
+  if (CONTROL_OR_SPACE.test(name)) return `${what} ${shown} may not contain spaces or control characters`;
+  const textProblem = checkTopicText(name, what);
+  if (textProblem) return textProblem;
   const segments = name.split('/');
+  if (segments.length > MAX_PATH_LEVELS) return `${what} ${shown} has ${segments.length} levels; at most ${MAX_PATH_LEVELS}`;
   for (const segment of segments) {
-    if (segment.length === 0) return `${what} ${JSON.stringify(name)} has an empty segment`;
+    if (segment.length === 0) return `${what} ${shown} has an empty segment`;
     if (segment.includes('+') || segment.includes('#')) {
-      return `${what} ${JSON.stringify(name)} may not contain the MQTT wildcards + or #`;
+      return `${what} ${shown} may not contain the MQTT wildcards + or #`;
     }
     if ((RESERVED_SEGMENTS as readonly string[]).includes(segment)) {
-      return `${what} ${JSON.stringify(name)} may not contain the reserved segment '${segment}'`;
+      return `${what} ${shown} may not contain the reserved segment '${segment}'`;
     }
   }
   if (segments[0] === SYSTEM_ROOT && segments[1] === 'presence') {
-    return `${what} ${JSON.stringify(name)} is inside the reserved ${PRESENCE_PREFIX} tree`;
+    return `${what} ${shown} is inside the reserved ${PRESENCE_PREFIX} tree`;
   }
+  return undefined;
+}
+
+/** What every topic name and filter must respect, whatever the broker: bytes, levels, characters. */
+function checkTopicText(text: string, what: string): string | undefined {
+  if (typeof text !== 'string' || text.length === 0) return `a ${what} must be a non-empty string`;
+  const shown = JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text);
+  if (text.includes('\u0000')) return `${what} ${shown} contains the character U+0000`;
+  if (!text.isWellFormed()) return `${what} ${shown} is not valid Unicode (a lone surrogate has no UTF-8 form)`;
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_TOPIC_BYTES) return `${what} is ${bytes} bytes of UTF-8; at most ${MAX_TOPIC_BYTES}`;
+  let levels = 1;
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 47) levels++;
+  if (levels > MAX_TOPIC_LEVELS) return `${what} ${shown} has ${levels} levels; brokers accept at most ${MAX_TOPIC_LEVELS}`;
+  return undefined;
+}
+
+/**
+ * Why `topic` cannot be published on, or undefined. protocol §2.1: no wildcards, not a
+ * broker-reserved `$` topic (Mosquitto drops `$SYS` publishes silently), within the limits.
+ */
+export function checkTopicName(topic: string): string | undefined {
+  const problem = checkTopicText(topic, 'topic');
+  if (problem) return problem;
+  if (topic.includes('+') || topic.includes('#')) return `cannot publish on ${JSON.stringify(topic)}: a topic name has no wildcards (+ and # are for subscriptions)`;
+  if (topic.startsWith('$')) return `cannot publish on ${JSON.stringify(topic)}: topics starting with '$' are reserved for the broker`;
   return undefined;
 }
 
@@ -155,9 +203,10 @@ export function topicMatches(filter: string, topic: string): boolean {
   return f.length === t.length;
 }
 
-/** Why `filter` is not a valid MQTT subscription filter, or undefined. */
+/** Why `filter` is not a valid MQTT subscription filter, or undefined. protocol §2.1 */
 export function checkFilter(filter: string): string | undefined {
-  if (typeof filter !== 'string' || filter.length === 0) return 'a topic filter must be a non-empty string';
+  const problem = checkTopicText(filter, 'topic filter');
+  if (problem) return problem;
   const parts = filter.split('/');
   for (let i = 0; i < parts.length; i++) {
     const part = parts[i]!;

@@ -14,8 +14,8 @@ describe('relais CLI', { timeout: 120_000 }, () => {
   let env: Record<string, string>;
   let dataDir: string;
   const running: RunningCli[] = [];
-  const serve = (action: string, script: string) => {
-    const child = startCli(['serve', action, '--', process.execPath, '-e', script], env);
+  const serve = (action: string, script: string, id?: string) => {
+    const child = startCli(['serve', action, ...(id ? ['--id', id] : []), '--', process.execPath, '-e', script], env);
     running.push(child);
     return child;
   };
@@ -53,15 +53,15 @@ describe('relais CLI', { timeout: 120_000 }, () => {
         console.log('some plain text the program prints');
         console.log(JSON.stringify({ installed: JSON.parse(input).name }));
       });`,
+      'cli-installer',
     );
     await server.waitFor(/serving cli\/install/);
     const result = await runCli(['call', 'cli/install', '{"name":"weather"}'], env);
     assert.equal(result.code, 0, result.stderr);
     const lines = result.stdout.trim().split('\n').map((line) => JSON.parse(line));
-    assert.deepEqual(
-      lines.map((line) => (line.kind === 'progress' ? `${line.progress} ${line.payload.step}` : `final ${JSON.stringify(line.payload)}`)),
-      ['0.2 step 20', '0.5 step 50', '0.8 step 80', 'final {"installed":"weather"}'],
-    );
+    const show = (line: { kind: string; progress?: number; source?: string; payload?: { step?: string } }) =>
+      line.kind === 'accepted' ? `accepted by ${line.source}` : line.kind === 'progress' ? `${line.progress} ${line.payload!.step}` : `final ${JSON.stringify(line.payload)}`;
+    assert.deepEqual(lines.map(show), ['accepted by cli-installer', '0.2 step 20', '0.5 step 50', '0.8 step 80', 'final {"installed":"weather"}']);
   });
 
   it('serve + call - a failing program is an error response carrying its stderr, exit 1', async () => {
@@ -69,7 +69,8 @@ describe('relais CLI', { timeout: 120_000 }, () => {
     await server.waitFor(/serving cli\/broken/);
     const result = await runCli(['call', 'cli/broken'], env);
     assert.equal(result.code, 1);
-    const line = JSON.parse(result.stdout.trim());
+    const [accepted, line] = result.stdout.trim().split('\n').map((text) => JSON.parse(text));
+    assert.equal(accepted.kind, 'accepted');
     assert.equal(line.kind, 'error');
     assert.equal(line.code, 1);
     assert.match(line.error.message, /exited with code 4: cannot open \/dev\/sdz/);

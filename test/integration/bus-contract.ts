@@ -117,10 +117,12 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       assert.ok((await hanging) instanceof NotSentError);
     });
 
-    it('request - a caller-supplied token already pending is refused at once; the first request is unharmed', async () => {
+    it('request - a caller-supplied token already pending is refused at once; the first request is unharmed; sent again, it is not run again', async () => {
       let release!: () => void;
       const released = new Promise<void>((resolve) => (release = resolve));
+      let runs = 0;
       const { client } = await pair(kit, 'demo/tokens', async (payload: { n: number }) => {
+        runs += 1;
         await released;
         return payload.n;
       });
@@ -132,19 +134,24 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       await assert.rejects(client.waitForHandler('demo/absent', { timeout: Infinity }), RangeError);
       release();
       assert.equal(await first, 1);
-      assert.equal(await client.request('demo/tokens', { n: 4 }, { token: 'job-42' }), 4, 'the token is free again once its request ended');
+      // protocol §4.8: a token names one command; sent again, the handler answers what it already sent.
+      assert.equal(await client.request('demo/tokens', { n: 4 }, { token: 'job-42' }), 1, 'answered from the handler\'s memory');
+      assert.equal(runs, 1, 'the handler ran the token once');
+      assert.equal(await client.request('demo/tokens', { n: 6 }, { token: 'job-43' }), 6);
     });
 
     it('call - yields 20%, 50%, 80% then the final response, in order', async () => {
-      const { client } = await pair(kit, 'demo/install', async (payload: { name: string }, ctx) => {
+      const { server, client } = await pair(kit, 'demo/install', async (payload: { name: string }, ctx) => {
         for (const fraction of [0.2, 0.5, 0.8]) ctx.progress(fraction, { step: `installing ${payload.name}` });
         return { installed: payload.name };
       });
       const transcript: string[] = [];
       for await (const step of client.call('demo/install', { name: 'weather' })) {
-        transcript.push(step.kind === 'progress' ? `progress ${step.progress} ${(step.payload as { step: string }).step}` : `final ${step.code} ${JSON.stringify(step.payload)}`);
+        if (step.kind === 'accepted') transcript.push(`accepted by ${step.source === server.id ? 'the server' : step.source}`);
+        else transcript.push(step.kind === 'progress' ? `progress ${step.progress} ${(step.payload as { step: string }).step}` : `final ${step.code} ${JSON.stringify(step.payload)}`);
       }
       assert.deepEqual(transcript, [
+        'accepted by the server',
         'progress 0.2 installing weather',
         'progress 0.5 installing weather',
         'progress 0.8 installing weather',
@@ -206,7 +213,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
         await client.request('demo/mute', {}, { timeout: 100 });
       }
       async function applicationCall() {
-        for await (const step of client.call('demo/mute', {}, { timeout: 100 })) assert.fail(`unexpected step ${step.kind}`);
+        for await (const step of client.call('demo/mute', {}, { timeout: 100 })) assert.equal(step.kind, 'accepted', `unexpected step ${step.kind}`);
       }
       for (const [name, run] of [['applicationRequest', applicationRequest], ['applicationCall', applicationCall]] as const) {
         const error = await run().then(() => assert.fail(`${name} resolved`), (failure: unknown) => failure);
@@ -266,25 +273,30 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       const seen: Step[] = [];
       for await (const step of client.call('demo/stream', {}, { timeout: 10_000 })) {
         seen.push(step);
-        break;
+        if (step.kind === 'progress') break;
       }
       await cancelled;
-      assert.equal(seen[0]?.kind, 'progress');
+      assert.deepEqual(seen.map((step) => step.kind), ['accepted', 'progress']);
     });
 
     it('request - ends with HandlerGoneError when the handler dies mid-request', async () => {
       let started!: () => void;
       const handlerStarted = new Promise<void>((resolve) => (started = resolve));
-      const { server, client } = await pair(kit, 'demo/doomed', () => {
+      const server = await kit.connect(uniqueId('server'));
+      await server.handle('demo/doomed', () => {
         started();
         return new Promise(() => {});
       });
-      const request = client.request('demo/doomed', {}, { timeout: 20_000 });
+      // A handler whose connection drops gets `reconnectGrace` to come back and answer (protocol §4.7).
+      const client = await kit.connect(uniqueId('client'), { reconnectGrace: 300 });
+      await client.waitForHandler('demo/doomed', { timeout: 5000 });
+      const steps = client.call('demo/doomed', {}, { timeout: 20_000 });
+      assert.equal((await steps.next()).value?.kind, 'accepted');
       await handlerStarted;
       // Watched before the kill: the will can arrive before kill() resolves.
-      const failed = assert.rejects(request, (error: unknown) => {
+      const failed = assert.rejects(steps.next(), (error: unknown) => {
         assert.ok(error instanceof HandlerGoneError);
-        assert.match(error.message, /disconnected before answering/);
+        assert.match(error.message, /lost its connection and did not come back within 300 ms/);
         return true;
       });
       await server.kill();
@@ -575,6 +587,5 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
 
 /** Cuts a client's socket as a network loss would; the client reconnects by itself. */
 export function dropConnection(bus: Bus): void {
-  const transport = (bus as unknown as { transport: { main: { stream: { destroy(): void } } } }).transport;
-  transport.main.stream.destroy();
+  (bus as unknown as { transport: { main: { dropSocket(): void } } }).transport.main.dropSocket();
 }

@@ -1,0 +1,363 @@
+/**
+ * One MQTT connection (a lane, protocol §6.2): its reconnection with jittered exponential
+ * backoff, the subscriptions it must hold (made again at every reconnection), the guard
+ * against packets the broker refuses (protocol §1.4) and the coalescing of writes.
+ * Knows nothing of envelopes.
+ */
+import mqtt, { Store, type IClientOptions, type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import { NotSentError } from '../protocol/errors.js';
+import { toMqttUrl, type ResolvedOptions } from './options.js';
+import { MAX_STRIKES, ReplayGuardStore } from './replay-guard.js';
+import { YoungDrops } from './twins.js';
+import type { Lane } from './types.js';
+import { waitFor } from './wait.js';
+
+/** Bytes the socket may hold before lower-priority messages wait in the outbound queue instead. */
+const SOCKET_HIGH_WATER = 64 * 1024;
+/** A connection up this long resets the backoff: one that keeps dropping sooner backs off further. */
+export const STABLE_CONNECTION_MS = 5000;
+/** How long `close()` waits for the broker to acknowledge messages in flight. */
+export const CLOSE_GRACE_MS = 2000;
+/** MQTT.js calls its debug logger on every packet; unless DEBUG asks for it, that is wasted work. */
+const MQTT_LOG = process.env.DEBUG ? {} : { log: () => {} };
+
+export interface ConnectionHooks {
+  message(topic: string, payload: Buffer, retained: boolean, qos: 0 | 1): void;
+  connected(reconnected: boolean): void;
+  disconnected(): void;
+  /** The socket has room again after being full. */
+  drained(): void;
+}
+
+interface Socket {
+  setNoDelay?(on: boolean): void;
+  destroy?(): void;
+  on?(event: string, listener: () => void): void;
+  cork?(): void;
+  uncork?(): void;
+  writableLength?: number;
+}
+
+interface WantedSubscription {
+  qos: 0 | 1;
+  confirmed: boolean;
+  strikes: number;
+  waiters: Array<{ resolve(): void; reject(error: Error): void }>;
+}
+
+export class Connection {
+  private readonly client: MqttClient;
+  private readonly outgoing = new ReplayGuardStore();
+  private readonly incoming = new Store();
+  private readonly wanted = new Map<string, WantedSubscription>();
+  /** SUBSCRIBEs sent and not yet answered, oldest first: the first is blamed for a drop. */
+  private readonly subscribing: string[] = [];
+  private readonly young = new YoungDrops();
+  private closing = false;
+  private everConnected = false;
+  private connackSeen = false;
+  private attempt = 0;
+  private upSince = 0;
+  private lostAt = 0;
+  private errorsThisOutage = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private corked = false;
+
+  constructor(
+    private readonly options: ResolvedOptions,
+    readonly clientId: string,
+    readonly lane: Lane,
+    readonly brokerLabel: string,
+    will: { topic: string; payload: string } | undefined,
+    private readonly hooks: ConnectionHooks,
+  ) {
+    const mqttOptions: IClientOptions = {
+      clientId,
+      protocolVersion: 4, // MQTT 3.1.1: Aedes and NATS do not speak 5 (protocol §1.1)
+      clean: true,
+      keepalive: options.keepalive,
+      // Reconnection is ours (backoff that survives a CONNACK), and so is resubscription.
+      reconnectPeriod: 0,
+      resubscribe: false,
+      connectTimeout: options.connectTimeout,
+      outgoingStore: this.outgoing,
+      incomingStore: this.incoming,
+      ...(options.username !== undefined && { username: options.username }),
+      ...(options.password !== undefined && { password: options.password }),
+      ...(options.tls ?? {}),
+      ...(will && { will: { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: true } }),
+      ...MQTT_LOG,
+    };
+    this.client = mqtt.connect(toMqttUrl(options.broker), mqttOptions);
+    this.client.on('packetreceive', (packet) => {
+      if (packet.cmd === 'connack') this.connackSeen = true;
+      // The main lane holds its writes while a packet is handled (see coalesceWrites).
+      if (lane === 'main') this.coalesceWrites();
+    });
+    this.client.on('message', (topic, payload, packet) => hooks.message(topic, payload, packet.retain, packet.qos === 0 ? 0 : 1));
+    this.client.on('connect', () => this.onConnect());
+    this.client.on('close', () => this.onClose());
+    // One warning per outage: a broker that is down for an hour must not write a line per attempt.
+    this.client.on('error', (error) => {
+      if (this.closing) return;
+      this.errorsThisOutage += 1;
+      const first = this.errorsThisOutage === 1;
+      this.logger[first ? 'warn' : 'debug']({ lane, broker: brokerLabel, err: error.message, attempts: this.attempt }, first ? 'MQTT connection error' : 'MQTT connection error (again)');
+    });
+  }
+
+  private get logger(): Logger {
+    return this.options.logger;
+  }
+
+  get connected(): boolean {
+    return this.client.connected;
+  }
+
+  /** Resolves on the first CONNACK; rejects with `NotSentError` saying why otherwise. */
+  ready(): Promise<void> {
+    if (this.client.connected) return Promise.resolve();
+    const broker = this.brokerLabel;
+    const failure = (why: string, cause?: Error) => new NotSentError(`cannot connect to the broker at ${broker}: ${why}`, cause && { cause });
+    return waitFor<void>(
+      { timeout: this.options.connectTimeout, timeoutError: () => failure(`no answer from the broker at ${broker} within ${this.options.connectTimeout} ms`) },
+      (settle) => {
+        const onError = (error: Error) => settle(failure(error.message, error));
+        const onClose = () => settle(failure('connection closed before CONNACK'));
+        const onConnect = () => settle(undefined);
+        this.client.on('error', onError).on('close', onClose).on('connect', onConnect);
+        return () => this.client.off('error', onError).off('close', onClose).off('connect', onConnect);
+      },
+    );
+  }
+
+  private onConnect(): void {
+    this.upSince = Date.now();
+    this.young.connected(this.upSince);
+    this.errorsThisOutage = 0;
+    const socket = this.socket();
+    socket?.setNoDelay?.(true);
+    socket?.on?.('drain', () => this.hooks.drained());
+    if (this.everConnected) this.logger.info({ lane: this.lane, broker: this.brokerLabel, attempts: this.attempt, downMs: Date.now() - this.lostAt }, 'reconnected');
+    const reconnected = this.everConnected;
+    this.everConnected = true;
+    // A clean session: the broker kept nothing, every subscription is made again.
+    for (const [filter, wanted] of this.wanted) {
+      wanted.confirmed = false;
+      this.sendSubscribe(filter);
+    }
+    this.hooks.connected(reconnected);
+  }
+
+  private onClose(): void {
+    if (this.closing) return;
+    const now = Date.now();
+    const hadSession = this.connackSeen;
+    this.connackSeen = false;
+    if (hadSession) this.blameOldestPending();
+    if (this.upSince > 0) {
+      // The connection was up (its 'connect' was emitted): an outage starts.
+      const suspectTwin = this.young.dropped(now);
+      if (suspectTwin) {
+        this.logger.warn({ lane: this.lane, broker: this.brokerLabel, clientId: this.clientId }, `the broker dropped this connection right after accepting it 3 times: another client is probably using the id ${this.clientId}; reconnecting more slowly`);
+      }
+      if (now - this.upSince >= STABLE_CONNECTION_MS) this.attempt = 0;
+      this.upSince = 0;
+      this.lostAt = now;
+      this.logger.warn({ lane: this.lane, broker: this.brokerLabel }, 'connection lost; reconnecting');
+      this.hooks.disconnected();
+    }
+    if (!this.everConnected) return; // the first connection's failure is reported by ready()
+    const delay = Math.max(backoff(this.attempt, this.options.reconnectDelay, this.options.reconnectMaxDelay), this.young.pause());
+    this.attempt += 1;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => {
+      if (!this.closing) this.client.reconnect({ outgoingStore: this.outgoing, incomingStore: this.incoming });
+    }, delay);
+  }
+
+  /**
+   * The connection dropped after a CONNACK: the oldest packet the broker has not answered is
+   * likely what made it drop (protocol §1.4). Struck twice, it is given up.
+   */
+  private blameOldestPending(): void {
+    const culprit = this.outgoing.strikeOldest();
+    if (culprit) {
+      this.logger.warn({ lane: this.lane, topic: culprit.topic }, `the broker dropped the connection ${MAX_STRIKES} times while this message was unacknowledged: it is given up so that it cannot keep the client off the broker (a topic, size or permission the broker refuses?)`);
+      this.client.removeOutgoingMessage(culprit.messageId);
+    }
+    const filter = this.subscribing[0];
+    this.subscribing.length = 0;
+    const wanted = filter === undefined ? undefined : this.wanted.get(filter);
+    if (filter === undefined || !wanted) return;
+    wanted.strikes += 1;
+    if (wanted.strikes < MAX_STRIKES) return;
+    this.wanted.delete(filter);
+    const error = new NotSentError(`the broker dropped the connection ${MAX_STRIKES} times when subscribing to ${filter}: it refuses this filter`);
+    this.logger.warn({ lane: this.lane, filter }, error.message);
+    for (const waiter of wanted.waiters.splice(0)) waiter.reject(error);
+  }
+
+  /**
+   * Subscribes, and resolves on the broker's SUBACK. The subscription is made again after
+   * every reconnection; a connection lost before the SUBACK is not a failure (it is retried
+   * once reconnected). A refusal by the broker rejects, as does `close()`.
+   */
+  subscribe(filter: string, qos: 0 | 1 = 1): Promise<void> {
+    if (this.closing) return Promise.reject(new NotSentError(`the client closed before subscribing to ${filter}`));
+    let wanted = this.wanted.get(filter);
+    if (wanted?.confirmed && wanted.qos === qos) return Promise.resolve();
+    const changed = wanted !== undefined && wanted.qos !== qos;
+    if (!wanted) this.wanted.set(filter, (wanted = { qos, confirmed: false, strikes: 0, waiters: [] }));
+    wanted.qos = qos;
+    wanted.confirmed = false;
+    const waiting = new Promise<void>((resolve, reject) => wanted.waiters.push({ resolve, reject }));
+    if (this.client.connected && (changed || !this.subscribing.includes(filter))) this.sendSubscribe(filter);
+    return waiting;
+  }
+
+  private sendSubscribe(filter: string): void {
+    const wanted = this.wanted.get(filter);
+    if (!wanted) return;
+    this.subscribing.push(filter);
+    this.client.subscribe(filter, { qos: wanted.qos }, (error, granted) => {
+      const index = this.subscribing.indexOf(filter);
+      if (index >= 0) this.subscribing.splice(index, 1);
+      if (this.wanted.get(filter) !== wanted) return; // unsubscribed or given up meanwhile
+      if (error) {
+        // Lost with the connection: made again at the next CONNACK (or failed by close()).
+        if (!this.client.connected || this.closing) return;
+        this.wanted.delete(filter);
+        for (const waiter of wanted.waiters.splice(0)) waiter.reject(error);
+        return;
+      }
+      if (granted?.some((grant) => grant.qos === 128)) {
+        this.wanted.delete(filter);
+        const refused = new Error(`the broker refused the subscription to ${filter}`);
+        for (const waiter of wanted.waiters.splice(0)) waiter.reject(refused);
+        return;
+      }
+      wanted.confirmed = true;
+      wanted.strikes = 0;
+      for (const waiter of wanted.waiters.splice(0)) waiter.resolve();
+    });
+  }
+
+  /** Stops a subscription; it is not made again at reconnection. */
+  unsubscribe(filter: string): Promise<void> {
+    const wanted = this.wanted.get(filter);
+    this.wanted.delete(filter);
+    for (const waiter of wanted?.waiters.splice(0) ?? []) waiter.reject(new NotSentError(`unsubscribed from ${filter} before the broker confirmed it`));
+    if (this.closing || !this.client.connected) return Promise.resolve();
+    return new Promise((resolve) => this.client.unsubscribe(filter, () => resolve()));
+  }
+
+  /** Whether the socket can take more now (it holds less than 64 KiB). */
+  hasRoom(): boolean {
+    return (this.socket()?.writableLength ?? 0) < SOCKET_HIGH_WATER;
+  }
+
+  /** Writes a PUBLISH. `onDropped` hears of a QoS 1 message given up by the replay guard. */
+  write(topic: string, body: string, qos: 0 | 1, retain: boolean, onDropped?: (error: NotSentError) => void): void {
+    this.client.publish(topic, body, { qos, retain }, (error) => {
+      // 'Connection closed' is not final: MQTT.js sends a QoS 1 message again after reconnecting.
+      if (!error || this.closing || error.message === 'Connection closed') return;
+      this.logger.warn({ topic, err: error.message }, 'publish failed');
+      onDropped?.(new NotSentError(`${topic} not sent: ${error.message}`, { cause: error }));
+    });
+  }
+
+  /**
+   * Publishes at QoS 1 and resolves once the broker has it. Rejects with `NotSentError` if the
+   * connection closes first or, with `within`, if the broker has not acknowledged it by then.
+   */
+  publishNow(topic: string, body: string, retain: boolean, within?: number): Promise<void> {
+    return waitFor<void>(
+      { ...(within !== undefined && { timeout: within }), timeoutError: () => new NotSentError(`the broker did not acknowledge ${topic} within ${within} ms`) },
+      (settle) => {
+        const onClose = () => settle(new NotSentError(`the connection closed before the broker acknowledged ${topic}`));
+        this.client.once('close', onClose);
+        this.client.publish(topic, body, { qos: 1, retain }, (error) => settle(error ?? undefined));
+        return () => this.client.off('close', onClose);
+      },
+    );
+  }
+
+  /**
+   * Holds the socket's writes while an incoming packet is handled: MQTT.js writes a request's
+   * PUBACK at once, the handler's response follows a few microtasks later, as does the next
+   * request of a caller that awaited a response. Released once the microtask queue has
+   * drained, they leave in one system call instead of two (bench/RESULTS.md). Unlike Nagle
+   * there is no timer; only the main lane does this, the real-time lane is never held.
+   */
+  private coalesceWrites(): void {
+    if (this.corked) return;
+    const socket = this.socket();
+    if (!socket?.cork || !socket.uncork) return;
+    this.corked = true;
+    socket.cork();
+    queueMicrotask(() =>
+      process.nextTick(() => {
+        this.corked = false;
+        socket.uncork!();
+      }),
+    );
+  }
+
+  /** Ends the connection; waits for the broker to acknowledge what is in flight, at most CLOSE_GRACE_MS. */
+  close(): Promise<void> {
+    this.stop('the client closed');
+    return new Promise((resolve) => {
+      if (!this.client.connected) {
+        this.client.end(true, {}, () => resolve());
+        return;
+      }
+      // MQTT.js's clean end waits for acknowledgements even from a broker that is gone.
+      const giveUp = setTimeout(() => {
+        this.logger.warn({ broker: this.brokerLabel, graceMs: CLOSE_GRACE_MS }, 'the broker did not acknowledge the last messages in time; connection dropped');
+        this.socket()?.destroy?.();
+        resolve();
+      }, CLOSE_GRACE_MS);
+      this.client.end(false, {}, () => {
+        clearTimeout(giveUp);
+        resolve();
+      });
+    });
+  }
+
+  /** Drops the connection without a DISCONNECT, as a crash would (the will fires). */
+  kill(): Promise<void> {
+    this.stop('the client was killed');
+    // Destroying the socket first guarantees no DISCONNECT packet goes out.
+    this.socket()?.destroy?.();
+    return new Promise((resolve) => this.client.end(true, {}, () => resolve()));
+  }
+
+  private stop(why: string): void {
+    if (this.closing) return;
+    this.closing = true;
+    clearTimeout(this.reconnectTimer);
+    for (const [filter, wanted] of this.wanted) {
+      for (const waiter of wanted.waiters.splice(0)) waiter.reject(new NotSentError(`${why} before subscribing to ${filter}`));
+    }
+  }
+
+  /** Cuts the socket as a network loss would; the connection comes back by itself. For tests and tools. */
+  dropSocket(): void {
+    this.socket()?.destroy?.();
+  }
+
+  private socket(): Socket | undefined {
+    return (this.client as unknown as { stream?: Socket }).stream;
+  }
+}
+
+/**
+ * Delay before reconnection attempt `attempt` (0 first): "full jitter" exponential backoff,
+ * so clients that lost the broker together do not all come back in the same millisecond.
+ */
+export function backoff(attempt: number, first: number, max: number, random = Math.random()): number {
+  const ceiling = Math.min(max, first * 2 ** Math.min(attempt, 16));
+  return Math.max(1, Math.round(random * ceiling));
+}

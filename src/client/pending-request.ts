@@ -1,0 +1,312 @@
+/**
+ * One request on the requesting side, from the command to its end (protocol §4.1, §4.7):
+ * the handler it went to, its acknowledgement, the time-outs, the resending after a lost
+ * connection, the move to another handler. Every path ends in exactly one `onStep(final)`
+ * or `fail()`. The mirror of `RunningRequest` on the serving side.
+ */
+import { encode, type Envelope, type Priority } from '../protocol/envelope.js';
+import { CancelledError, fromWire, HandlerGoneError, NoHandlerError, type RelaisError, ResponseCode, TimeoutError } from '../protocol/errors.js';
+import { cancelMessage, commandMessage, restampAcceptBy } from '../protocol/messages.js';
+import { cancelTopic, requestTopic } from '../protocol/topics.js';
+import type { Directory } from './directory.js';
+import type { ResolvedOptions } from './options.js';
+import type { Transport } from './transport.js';
+import type { Lane, PresenceInfo, Step } from './types.js';
+import { arm } from './wait.js';
+
+/** What a pending request needs from the requester that holds it. */
+export interface RequestServices {
+  readonly options: ResolvedOptions;
+  readonly transport: Transport;
+  readonly directory: Directory;
+  /** The least busy provider of `action` outside `exclude` (protocol §4.6). */
+  pick(action: string, exclude: ReadonlySet<string>): string | undefined;
+  /** A provider did not acknowledge: pass it over for a while. */
+  suspect(handler: string): void;
+  cleared(handler: string): void;
+  /** The request has ended: forget it. */
+  ended(request: PendingRequest): void;
+}
+
+export interface StepSink {
+  onStep(step: Step): void;
+  fail(error: unknown): void;
+}
+
+export interface RequestInit {
+  action: string;
+  payload: unknown;
+  token: string;
+  priority: Priority;
+  lane: Lane;
+  timeout: number;
+  ackTimeout: number;
+  /** An id, `*` for every provider, or undefined to let the library pick one. */
+  target: string | undefined;
+  checkHandlers: boolean;
+  signal: AbortSignal | undefined;
+  /** Sent while the directory was still loading, with no provider known: judged once it settles. */
+  awaitingDirectory: boolean;
+}
+
+/** Room left for the acknowledgement's way back: a handler must accept a little before the requester gives up. */
+const ackAllowance = (ackTimeout: number) => Math.min(ackTimeout / 4, 250);
+/** How many handlers an untargeted request is offered to, at most (protocol §4.7). */
+const MAX_OFFERS = 2;
+
+export class PendingRequest {
+  readonly token: string;
+  readonly action: string;
+  readonly lane: Lane;
+  readonly priority: Priority;
+  readonly deadline: number;
+  /** The handler the command went to; undefined when sent untargeted. */
+  assignee: string | undefined;
+  /** The first client that answered (what a broadcast's cancel and "handler gone" go by). */
+  responder: string | undefined;
+  awaitingDirectory: boolean;
+  private readonly broadcast: boolean;
+  private readonly picked: boolean;
+  private readonly offered = new Set<string>();
+  private assigneeInstance: unknown;
+  /** The assignee acknowledges (its presence says so): QoS 0, acceptBy, resending (protocol §4.7). */
+  private acks = false;
+  private accepted = false;
+  private written = false;
+  private finished = false;
+  private body = '';
+  private disarm: () => void = () => {};
+  private ackTimer: NodeJS.Timeout | undefined;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private readonly init: RequestInit;
+
+  constructor(
+    private readonly services: RequestServices,
+    init: RequestInit,
+    private readonly sink: StepSink,
+  ) {
+    this.init = init;
+    this.token = init.token;
+    this.action = init.action;
+    this.lane = init.lane;
+    this.priority = init.priority;
+    this.deadline = Date.now() + init.timeout;
+    this.broadcast = init.target === '*';
+    this.picked = init.target === undefined;
+    this.awaitingDirectory = init.awaitingDirectory;
+    this.assign(this.picked ? services.pick(init.action, this.offered) : this.broadcast ? undefined : init.target);
+  }
+
+  /** Starts the clock: the time-out and the caller's signal. Then `send()`. */
+  begin(): void {
+    const { timeout, signal } = this.init;
+    // Its stack is taken again where the application awaits (Bus.request, Bus.call).
+    this.disarm = arm({
+      timeout,
+      onTimeout: () => this.cancel(new TimeoutError(`no final response to ${this.action} within ${timeout} ms`), 'requester time-out'),
+      ...(signal && { signal }),
+      onAbort: () => this.cancel(new CancelledError(`request to ${this.action} cancelled by the caller`, { cause: signal?.reason }), 'cancelled by the requester'),
+    });
+  }
+
+  /** The command's wire text, checked (JSON, size) before anything is registered or sent. */
+  encodeCommand(): void {
+    const envelope: Envelope = commandMessage({
+      source: this.services.options.id,
+      destination: this.assignee ?? '*',
+      token: this.token,
+      payload: this.init.payload,
+      priority: this.priority,
+      deadline: this.deadline,
+      ...(this.acks && { acceptBy: Date.now() + this.init.ackTimeout }),
+    });
+    this.body = encode(envelope, { maxBytes: this.services.options.maxMessageBytes, what: `the request to ${this.action}` });
+  }
+
+  private assign(handler: string | undefined): void {
+    this.assignee = handler;
+    if (handler !== undefined) this.offered.add(handler);
+    const info = handler === undefined ? undefined : this.services.directory.get(handler);
+    this.acks = info?.acks === true && info.status === 'alive';
+    this.assigneeInstance = info?.instance;
+  }
+
+  /**
+   * Writes the command (again). Commands to a handler that acknowledges go at QoS 0 with a
+   * fresh `acceptBy`, and the acknowledgement is awaited from the moment they are written;
+   * an accepted command is sent again as a pure status query (`acceptBy` 0). protocol §4.7
+   */
+  send(): void {
+    if (this.finished) return;
+    this.written = false;
+    const asQuery = this.accepted;
+    try {
+      this.services.transport.send({
+        topic: requestTopic(this.action, this.assignee),
+        body: this.acks ? () => restampAcceptBy(this.body, asQuery ? 0 : Date.now() + this.init.ackTimeout - ackAllowance(this.init.ackTimeout)) : this.body,
+        qos: this.acks ? 0 : 1,
+        priority: this.priority,
+        deadline: this.deadline,
+        onDropped: (error) => this.fail(error),
+        onWritten: () => {
+          this.written = true;
+          if (this.acks && !this.accepted) this.armAckTimer();
+        },
+      });
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  private armAckTimer(): void {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = setTimeout(() => this.onNoAcknowledgement(), this.init.ackTimeout);
+  }
+
+  /** No acknowledgement in time: the handler is treated as gone (protocol §4.7). */
+  private onNoAcknowledgement(): void {
+    if (this.finished || this.accepted || this.assignee === undefined) return;
+    this.services.suspect(this.assignee);
+    this.moveOn(`did not acknowledge within ${this.init.ackTimeout} ms (stopped, overloaded or unreachable)`);
+  }
+
+  /** The assignee will not run it: offer it to another provider when the library chose it, else fail. */
+  private moveOn(why: string): void {
+    const gone = this.assignee;
+    const next = this.picked && this.offered.size < MAX_OFFERS ? this.services.pick(this.action, this.offered) : undefined;
+    if (next === undefined) {
+      const elsewhere = this.picked && this.offered.size < MAX_OFFERS ? '; no other client serves it' : '';
+      return this.fail(new HandlerGoneError(`handler ${gone} of ${this.action} ${why}${elsewhere}`));
+    }
+    this.services.options.logger.info({ action: this.action, token: this.token, from: gone, to: next }, `request sent to another handler: ${gone} ${why}`);
+    this.assign(next);
+    try {
+      this.encodeCommand();
+    } catch (error) {
+      return this.fail(error);
+    }
+    this.send();
+  }
+
+  /** A response with our token arrived on our response topic. protocol §4.3 */
+  onResponse(envelope: Envelope): void {
+    if (this.finished) return;
+    const source = envelope.source;
+    // Only the handler the command went to answers it; another one is late, or forged.
+    if (this.assignee !== undefined && source !== this.assignee) {
+      this.services.options.logger.debug({ token: this.token, source, assignee: this.assignee }, 'response from another client than the one the request went to; ignored');
+      return;
+    }
+    const code = envelope.code ?? ResponseCode.OK;
+    if (envelope.final !== false && code !== ResponseCode.OK && envelope.accepted === false && !this.accepted && this.acks) {
+      // It refused to run it (it came after its acceptance deadline): never ran there.
+      return this.moveOn(`did not take it in time: ${envelope.error?.message ?? 'refused'}`);
+    }
+    this.heardFrom(source);
+    if (envelope.final === false) {
+      const step: Step = envelope.accepted === true
+        ? { kind: 'accepted', source, token: this.token }
+        : { kind: 'progress', payload: envelope.payload, source, token: this.token };
+      if (envelope.progress !== undefined) step.progress = envelope.progress;
+      this.sink.onStep(step);
+    } else if (code === ResponseCode.OK) {
+      this.end();
+      this.sink.onStep({ kind: 'final', payload: envelope.payload, code, source, token: this.token });
+    } else {
+      this.fail(fromWire(envelope.error, code, source, envelope.payload));
+    }
+  }
+
+  private heardFrom(source: string): void {
+    this.responder ??= source;
+    if (this.assignee === undefined) return;
+    this.accepted = true;
+    clearTimeout(this.ackTimer);
+    clearTimeout(this.graceTimer);
+    this.graceTimer = undefined;
+    this.services.cleared(source);
+  }
+
+  /** `clientId` is alive again (or anew): if it is our handler coming back, ask what became of the command. */
+  onBack(clientId: string, info: PresenceInfo): void {
+    if (this.finished || clientId !== this.assignee || this.graceTimer === undefined) return;
+    if (this.assigneeInstance !== undefined && info.instance !== this.assigneeInstance) {
+      return this.fail(new HandlerGoneError(`handler ${clientId} of ${this.action} restarted before answering`));
+    }
+    this.send();
+  }
+
+  /** `clientId` left `alive` (stopped, dead, or forgotten when `info` is undefined). protocol §7.3 */
+  onGone(clientId: string, info: PresenceInfo | undefined): void {
+    if (this.finished) return;
+    const handler = this.assignee ?? this.responder;
+    if (handler === undefined) {
+      // Sent untargeted to nobody known: it fails when no provider is left.
+      if (!this.awaitingDirectory && this.services.directory.providers(this.action).size === 0) {
+        this.fail(new HandlerGoneError(`handler ${clientId} of ${this.action} disconnected before answering`));
+      }
+      return;
+    }
+    if (clientId !== handler) return;
+    if (!this.acks || info?.status === 'stopped') {
+      // A handler that left cleanly answered what it had taken; one that does not acknowledge cannot be asked again.
+      if (this.acks && !this.accepted && this.picked) return this.moveOn('stopped before taking it');
+      return this.fail(new HandlerGoneError(`handler ${clientId} of ${this.action} disconnected before answering`));
+    }
+    // Dead or forgotten: its connection may come back. Before acceptance the acknowledgement
+    // timer decides; after, it has `reconnectGrace` to return and answer.
+    if (this.accepted) this.awaitReturn(`lost its connection and did not come back within ${this.services.options.reconnectGrace} ms`);
+  }
+
+  /** Our connection for this request dropped: the acknowledgement timer waits for it to return. */
+  onDisconnected(): void {
+    clearTimeout(this.ackTimer);
+  }
+
+  /** Our connection is back: what may have been lost is sent again (protocol §4.7). */
+  onReconnected(): void {
+    if (this.finished || !this.written || !this.acks) return;
+    if (this.accepted) this.awaitReturn(`did not answer within ${this.services.options.reconnectGrace} ms after the connection came back`);
+    this.send();
+  }
+
+  private awaitReturn(why: string): void {
+    if (this.graceTimer !== undefined) return;
+    this.graceTimer = setTimeout(() => this.fail(new HandlerGoneError(`handler ${this.assignee} of ${this.action} ${why}`)), this.services.options.reconnectGrace);
+  }
+
+  /** The directory has settled: a request sent while it loaded learns whether anyone serves it. */
+  onDirectorySettled(missing: () => NoHandlerError | undefined): void {
+    if (!this.awaitingDirectory) return;
+    this.awaitingDirectory = false;
+    if (this.responder !== undefined) return;
+    const error = missing();
+    if (error) this.cancel(error, 'no handler');
+  }
+
+  /** Fails the request and tells the handler to stop. protocol §4.4 */
+  cancel(error: RelaisError, reason: string): void {
+    if (this.finished) return;
+    const envelope = cancelMessage({ source: this.services.options.id, destination: this.responder ?? this.assignee ?? '*', token: this.token, reason, priority: this.priority });
+    try {
+      this.services.transport.send({ topic: cancelTopic(this.action), body: encode(envelope), qos: 1, priority: this.priority, deadline: Date.now() + 5000 });
+    } catch {
+      // Offline or closed: the handler's own deadline will stop it.
+    }
+    this.fail(error);
+  }
+
+  fail(error: unknown): void {
+    if (this.finished) return;
+    this.end();
+    this.sink.fail(error);
+  }
+
+  private end(): void {
+    this.finished = true;
+    this.disarm();
+    clearTimeout(this.ackTimer);
+    clearTimeout(this.graceTimer);
+    this.services.ended(this);
+  }
+}

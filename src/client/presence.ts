@@ -1,0 +1,167 @@
+/**
+ * This client's own presence (protocol §7): the will it leaves with the broker, its `alive`
+ * announcements (serialised so the broker keeps the latest), the re-announcement after a
+ * reconnection, the farewell, and what to do about another client using its id (§7.5).
+ */
+import { hostname } from 'node:os';
+import { presenceMessage } from '../protocol/messages.js';
+import { presenceTopic } from '../protocol/topics.js';
+import { encode } from '../protocol/envelope.js';
+import type { ResolvedOptions } from './options.js';
+import { CLOSE_GRACE_MS } from './connection.js';
+import type { Transport } from './transport.js';
+import { TwinWatch } from './twins.js';
+import type { Lane, PresenceInfo } from './types.js';
+
+/** Pause between a reconnection and our presence, for the retained presences to arrive first (§7.5). */
+export const REANNOUNCE_DELAY_MS = 100;
+
+export interface PresenceEvents {
+  /** Another client took our id (§7.5): this one must stop. */
+  replaced(other: PresenceInfo, message: string): void;
+}
+
+export class Presence {
+  readonly twins = new TwinWatch(Date.now());
+  readonly topic: string;
+  private seq = 0;
+  private announcing: Promise<void> = Promise.resolve();
+  private reannounceTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private transport!: Transport;
+
+  constructor(
+    private readonly options: ResolvedOptions,
+    private readonly actions: (lane: Lane) => string[],
+    private readonly events: PresenceEvents,
+  ) {
+    this.topic = presenceTopic(options.id);
+  }
+
+  /** The transport is made with our will (`will()`), so it comes after. */
+  attach(transport: Transport): void {
+    this.transport = transport;
+  }
+
+  private get logger() {
+    return this.options.logger;
+  }
+
+  /** The Last Will: `dead`, flagged ephemeral for an ephemeral client (an empty will would hide a takeover, §7.5). */
+  will(): { topic: string; payload: string } {
+    return { topic: this.topic, payload: this.body('dead') };
+  }
+
+  private body(status: PresenceInfo['status']): string {
+    const alive = status === 'alive';
+    const info: PresenceInfo = {
+      // Caller facts first, so they cannot overwrite the fields the protocol relies on.
+      host: hostname(),
+      pid: process.pid,
+      ...this.options.info,
+      status,
+      actions: alive ? this.actions('main') : [],
+      realtimeActions: alive ? this.actions('realtime') : [],
+      since: this.twins.since,
+      seq: this.seq++,
+      instance: this.twins.instance,
+      // This library acknowledges commands and remembers their tokens (protocol §4.7).
+      acks: true,
+      ...(this.options.ephemeral && { ephemeral: true }),
+    };
+    return encode(presenceMessage(this.options.id, info));
+  }
+
+  /** Publishes `alive` (retained) and resolves once the broker has it. Serialised: the broker keeps the latest list. */
+  announce(): Promise<void> {
+    return this.enqueue(() => this.body('alive'), 'announce');
+  }
+
+  private enqueue(body: () => string, what: string): Promise<void> {
+    this.announcing = this.announcing
+      .catch(() => {})
+      .then(() => (this.transport.connected ? this.transport.publishNow(this.topic, body(), true) : undefined))
+      .catch((error: unknown) => {
+        // A connection lost on the way is not a failure: every reconnection announces again.
+        if (this.transport.connected || this.stopped) throw error;
+        this.logger.debug({ err: (error as Error).message, what }, 'presence not acknowledged before the connection dropped; it is republished on reconnection');
+      });
+    return this.announcing;
+  }
+
+  /** After a reconnection: announce a moment later, once the broker has replayed the retained presences (§7.5). */
+  reannounceSoon(): void {
+    clearTimeout(this.reannounceTimer);
+    this.reannounceTimer = setTimeout(() => {
+      if (this.stopped || !this.transport.connected) return;
+      this.announce().catch((error: Error) => this.logger.warn({ err: error.message }, 'presence not republished'));
+    }, REANNOUNCE_DELAY_MS);
+  }
+
+  /**
+   * A presence arrived on our own topic. Returns true when it is ours (the directory's loading
+   * barrier waits for it); another instance's is judged as a twin (§7.5).
+   */
+  onOwnTopic(info: PresenceInfo): boolean {
+    if (!this.twins.isOther(info.instance)) return true;
+    if (this.stopped) return false;
+    const where = whereItRuns(info);
+    switch (this.twins.judge(info)) {
+      case 'older-twin':
+        this.logger.warn({ id: this.options.id, other: where }, 'an older client uses our id; it gives way to this one');
+        break;
+      case 'suspected-twin':
+        // Its will outranks our presence everywhere (§7.1 ordering): clear it and announce again.
+        this.logger.warn({ id: this.options.id, other: where }, 'a client started later with our id has died (its will); carrying on');
+        this.reclaim();
+        break;
+      case 'give-way':
+        this.giveWay(info);
+        break;
+      case 'ignore':
+        break;
+    }
+    return false;
+  }
+
+  /** Our main connection dropped: true when the suspected twin explains it (it is alive and took the id back). */
+  knockedOff(): boolean {
+    const twin = this.twins.knockedOffBy();
+    if (twin) this.giveWay(twin);
+    return twin !== undefined;
+  }
+
+  private giveWay(other: PresenceInfo): void {
+    const where = whereItRuns(other);
+    const message = `another client connected with the id ${this.options.id} (${where}): only one connection may hold an id, so this one stops; give each client its own id`;
+    this.logger.error({ id: this.options.id, other: where, otherSince: other.since, since: this.twins.since }, message);
+    this.events.replaced(other, message);
+  }
+
+  /** Clears the retained presence on our topic, then announces ours: directories forget the other instance first. */
+  private reclaim(): void {
+    void this.enqueue(() => '', 'clear').catch(() => {});
+    this.announce().catch((error: Error) => this.logger.warn({ err: error.message }, 'presence not republished'));
+  }
+
+  /** On a clean close: `stopped` (or cleared, for an ephemeral client), bounded in time. */
+  async farewell(): Promise<void> {
+    this.stop();
+    if (!this.transport.connected) return;
+    const body = this.options.ephemeral ? '' : this.body('stopped');
+    // Bounded: a broker that just died would never acknowledge it.
+    await this.transport
+      .publishNow(this.topic, body, true, CLOSE_GRACE_MS)
+      .catch((error: Error) => this.logger.warn({ err: error.message }, 'farewell presence not acknowledged; the will may announce this client as dead'));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.reannounceTimer);
+  }
+}
+
+function whereItRuns(presence: PresenceInfo): string {
+  return `host ${String(presence.host ?? '?')}, pid ${String(presence.pid ?? '?')}`;
+}
+

@@ -1,0 +1,76 @@
+/**
+ * MQTT.js's outgoing store, made safe against a packet the broker refuses (protocol §1.4).
+ *
+ * MQTT.js keeps every unacknowledged QoS 1 PUBLISH and sends it again before anything else
+ * after a reconnection. A broker that refuses a packet by dropping the connection (a topic
+ * it does not accept, a size or an ACL it enforces that way) would then drop every
+ * reconnection too, for ever. The broker handles packets in order, so the oldest packet
+ * still unacknowledged when the connection drops is the likely culprit: it gets a strike.
+ * At `MAX_STRIKES` it is taken out of the store (its sender is told), so the client comes
+ * back; one unrelated drop costs an innocent packet nothing.
+ */
+import { Readable } from 'node:stream';
+import type { IStore, Packet } from 'mqtt';
+
+export const MAX_STRIKES = 2;
+
+type Callback = (error?: Error, packet?: Packet) => void;
+
+export class ReplayGuardStore implements IStore {
+  /** Unacknowledged packets by message id, oldest first. */
+  private readonly inflight = new Map<number, Packet>();
+  private readonly strikes = new Map<number, number>();
+
+  put(packet: Packet, cb: (error?: Error) => void): this {
+    const id = (packet as { messageId?: number }).messageId!;
+    this.inflight.delete(id);
+    this.strikes.delete(id);
+    this.inflight.set(id, packet);
+    cb?.();
+    return this;
+  }
+
+  createStream(): never {
+    return Readable.from([...this.inflight.values()], { objectMode: true }) as never;
+  }
+
+  del(packet: Pick<Packet, 'messageId'>, cb: Callback): this {
+    const id = packet.messageId!;
+    const stored = this.inflight.get(id);
+    this.inflight.delete(id);
+    this.strikes.delete(id);
+    if (stored) cb?.(undefined, stored);
+    else cb?.(new Error('missing packet'));
+    return this;
+  }
+
+  get(packet: Pick<Packet, 'messageId'>, cb: Callback): this {
+    const stored = this.inflight.get(packet.messageId!);
+    if (stored) cb(undefined, stored);
+    else cb(new Error('missing packet'));
+    return this;
+  }
+
+  close(cb: (error?: Error) => void): void {
+    cb?.();
+  }
+
+  get size(): number {
+    return this.inflight.size;
+  }
+
+  /**
+   * The connection dropped: strikes the oldest unacknowledged packet. Returns it when it has
+   * now reached `MAX_STRIKES` and must be removed (the caller removes it through MQTT.js, so
+   * its callback is told).
+   */
+  strikeOldest(): { messageId: number; topic: string } | undefined {
+    const oldest = this.inflight.entries().next();
+    if (oldest.done) return undefined;
+    const [messageId, packet] = oldest.value;
+    const strikes = (this.strikes.get(messageId) ?? 0) + 1;
+    this.strikes.set(messageId, strikes);
+    if (strikes < MAX_STRIKES) return undefined;
+    return { messageId, topic: String((packet as { topic?: unknown }).topic ?? '?') };
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * One builder per message kind (protocol §3.2): the only place an envelope is put together.
+ * Keys come in the documented order, `source` and `token` before `payload`, so a receiver that
+ * refuses an oversized message still finds whom to answer in its first KiB (protocol §3.4).
+ */
+import { EVERYONE, PROTOCOL_VERSION, type Envelope, type Priority } from './envelope.js';
+import type { WireError } from './errors.js';
+
+export function commandMessage(fields: {
+  source: string;
+  destination: string;
+  token: string;
+  payload: unknown;
+  priority: Priority;
+  deadline: number;
+  /** Only for a handler that acknowledges (protocol §4.7). */
+  acceptBy?: number;
+}): Envelope {
+  return {
+    v: PROTOCOL_VERSION,
+    type: 'command',
+    source: fields.source,
+    destination: fields.destination,
+    token: fields.token,
+    payload: fields.payload ?? {},
+    priority: fields.priority,
+    deadline: fields.deadline,
+    ts: Date.now(),
+    // Last, so that a command sent again gets a new one without being encoded again.
+    ...(fields.acceptBy !== undefined && { acceptBy: fields.acceptBy }),
+  };
+}
+
+const ACCEPT_BY_KEY = ',"acceptBy":';
+
+/** A command's wire text with a new `acceptBy` (the command was built with one, written last). */
+export function restampAcceptBy(body: string, acceptBy: number): string {
+  const at = body.lastIndexOf(ACCEPT_BY_KEY);
+  if (at < 0) throw new TypeError('this command carries no acceptBy to renew');
+  return `${body.slice(0, at)}${ACCEPT_BY_KEY}${acceptBy}}`;
+}
+
+/** What distinguishes the steps of one command's answer (protocol §4.3, §4.7). */
+export type ResponseStep =
+  | { step: 'accepted'; progress?: number }
+  | { step: 'progress'; progress?: number; payload: unknown }
+  | { step: 'result'; payload: unknown }
+  | { step: 'error'; code: number; error: WireError; notRun?: true };
+
+export function responseMessage(
+  fields: { source: string; destination: string; token: string; priority: Priority },
+  answer: ResponseStep,
+): Envelope {
+  const head = { v: PROTOCOL_VERSION, type: 'response' as const, source: fields.source, destination: fields.destination, token: fields.token };
+  const tail = { priority: fields.priority, ts: Date.now() };
+  switch (answer.step) {
+    case 'accepted':
+      return { ...head, final: false, accepted: true, payload: null, ...(answer.progress !== undefined && { progress: answer.progress }), ...tail };
+    case 'progress':
+      return { ...head, final: false, payload: answer.payload ?? null, ...(answer.progress !== undefined && { progress: answer.progress }), ...tail };
+    case 'result':
+      return { ...head, final: true, payload: answer.payload ?? null, code: 0, ...tail };
+    case 'error':
+      return { ...head, final: true, payload: null, code: answer.code, error: answer.error, ...(answer.notRun && { accepted: false }), ...tail };
+  }
+}
+
+export function cancelMessage(fields: { source: string; destination: string; token: string; reason: string; priority: Priority }): Envelope {
+  return {
+    v: PROTOCOL_VERSION,
+    type: 'cancel',
+    source: fields.source,
+    destination: fields.destination,
+    token: fields.token,
+    payload: { reason: fields.reason },
+    priority: fields.priority,
+    ts: Date.now(),
+  };
+}
+
+export function notificationMessage(fields: { source: string; destination?: string; payload: unknown; priority: Priority; deadline?: number }): Envelope {
+  return {
+    v: PROTOCOL_VERSION,
+    type: 'notification',
+    source: fields.source,
+    destination: fields.destination ?? EVERYONE,
+    payload: fields.payload,
+    priority: fields.priority,
+    ...(fields.deadline !== undefined && { deadline: fields.deadline }),
+    ts: Date.now(),
+  };
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export function logMessage(fields: { source: string; level: LogLevel; message: string; data?: unknown }): Envelope {
+  return {
+    v: PROTOCOL_VERSION,
+    type: 'log',
+    source: fields.source,
+    destination: EVERYONE,
+    payload: { level: fields.level, message: fields.message, ...(fields.data !== undefined && { data: fields.data }) },
+    priority: 'normal',
+    ts: Date.now(),
+  };
+}
+
+/** A presence (protocol §7.1): a notification with no priority, retained on `relais/presence/<id>`. */
+export function presenceMessage(source: string, info: Record<string, unknown>): Envelope {
+  return { v: PROTOCOL_VERSION, type: 'notification', source, destination: EVERYONE, payload: info, ts: Date.now() };
+}
