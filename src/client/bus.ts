@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { decode, encode, encodeJson, type DecodeResult, type Envelope } from '../protocol/envelope.js';
-import { CancelledError, InvalidMessageError, NotSentError, stackFromCaller, TimeoutError } from '../protocol/errors.js';
+import { InvalidMessageError, NotSentError, stackFromCaller } from '../protocol/errors.js';
 import { logMessage, notificationMessage, type LogLevel } from '../protocol/messages.js';
 import { checkClientId, checkPath, checkTopicName, logTopic, notificationTopic, parseTopic, PRESENCE_FILTER } from '../protocol/topics.js';
 import { Directory } from './directory.js';
@@ -70,8 +70,8 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
   private closed = false;
   /** What calls made after the end are told. */
   private closedBecause = 'the client is closed';
-  /** Waits (waitForHandler) to end when the client stops. */
-  private readonly onStop = new Set<() => void>();
+  /** Aborted when the client stops, with why: what waits (waitForHandler) ends then. */
+  private readonly stopped = new AbortController();
   private failLoading!: (error: Error) => void;
 
   /** Use `connect()`. */
@@ -219,31 +219,10 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
    */
   waitForHandler(action: string, options: { target?: string; timeout?: number; signal?: AbortSignal } = {}): Promise<void> {
     if (this.closed) return Promise.reject(new NotSentError(this.closedBecause));
-    const available = () => (options.target ? this.directory.serves(options.target, action) : this.directory.providers(action).size > 0);
-    if (available()) return Promise.resolve();
     const timeout = options.timeout ?? this.options.timeout;
     const badTimeout = checkTimeout(timeout);
     if (badTimeout) return Promise.reject(new RangeError(badTimeout));
-    return waitFor<void>(
-      {
-        timeout,
-        timeoutError: () => new TimeoutError(`no handler for ${action}${options.target ? ` on ${options.target}` : ''} appeared within ${timeout} ms`),
-        ...(options.signal && { signal: options.signal }),
-        abortError: () => new CancelledError(`stopped waiting for a handler of ${action}`, { cause: options.signal?.reason }),
-      },
-      (settle) => {
-        const onStop = () => settle(new NotSentError(this.closedBecause));
-        const onChange = () => {
-          if (available()) settle(undefined);
-        };
-        this.onStop.add(onStop);
-        this.directory.on('change', onChange);
-        return () => {
-          this.onStop.delete(onStop);
-          this.directory.off('change', onChange);
-        };
-      },
-    );
+    return this.directory.waitForProvider(action, { ...options, timeout, stopped: this.stopped.signal });
   }
 
   /** Clients known from presence, with their status and actions. */
@@ -349,7 +328,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
     this.closedBecause = closedBecause;
     this.presence.stop();
     this.directory.stop();
-    for (const stop of [...this.onStop]) stop();
+    this.stopped.abort(new NotSentError(closedBecause));
     this.handlers.abortAll();
     this.requester.failAll(() => new NotSentError(reason));
     this.subscriptions.closeAll();

@@ -8,15 +8,14 @@ import mqtt, { Store, type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { NotSentError } from '../protocol/errors.js';
 import { toMqttUrl, type ResolvedOptions } from './options.js';
+import { HeldSubscriptions } from './held-subscriptions.js';
+import { ReconnectSchedule } from './reconnect.js';
 import { MAX_STRIKES, ReplayGuardStore } from './replay-guard.js';
-import { YoungDrops } from './twins.js';
 import type { Lane } from './types.js';
 import { waitFor } from './wait.js';
 
 /** Bytes the socket may hold before lower-priority messages wait in the outbound queue instead. */
 const SOCKET_HIGH_WATER = 64 * 1024;
-/** A connection up this long resets the backoff: one that keeps dropping sooner backs off further. */
-export const STABLE_CONNECTION_MS = 5000;
 /** How long `close()` waits for the broker to acknowledge messages in flight. */
 export const CLOSE_GRACE_MS = 2000;
 /** MQTT.js calls its debug logger on every packet; unless DEBUG asks for it, that is wasted work. */
@@ -39,26 +38,16 @@ interface Socket {
   writableLength?: number;
 }
 
-interface WantedSubscription {
-  qos: 0 | 1;
-  confirmed: boolean;
-  strikes: number;
-  waiters: Array<{ resolve(): void; reject(error: Error): void }>;
-}
-
 export class Connection {
   private readonly client: MqttClient;
   private readonly outgoing = new ReplayGuardStore();
   private readonly incoming = new Store();
-  private readonly wanted = new Map<string, WantedSubscription>();
-  /** SUBSCRIBEs sent and not yet answered, oldest first: the first is blamed for a drop. */
-  private readonly subscribing: string[] = [];
-  private readonly young = new YoungDrops();
+  private readonly subscriptions: HeldSubscriptions;
+  private readonly schedule: ReconnectSchedule;
   private closing = false;
   private everConnected = false;
   private connackSeen = false;
-  private attempt = 0;
-  private upSince = 0;
+  private up = false;
   private lostAt = 0;
   private errorsThisOutage = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -72,6 +61,7 @@ export class Connection {
     will: { topic: string; payload: string } | undefined,
     private readonly hooks: ConnectionHooks,
   ) {
+    this.schedule = new ReconnectSchedule(options.reconnectDelay, options.reconnectMaxDelay);
     const mqttOptions: IClientOptions = {
       clientId,
       protocolVersion: 4, // MQTT 3.1.1: Aedes and NATS do not speak 5 (protocol §1.1)
@@ -90,6 +80,7 @@ export class Connection {
       ...MQTT_LOG,
     };
     this.client = mqtt.connect(toMqttUrl(options.broker), mqttOptions);
+    this.subscriptions = new HeldSubscriptions(this.client, options.logger, lane);
     this.client.on('packetreceive', (packet) => {
       if (packet.cmd === 'connack') this.connackSeen = true;
       // The main lane holds its writes while a packet is handled (see coalesceWrites).
@@ -103,7 +94,7 @@ export class Connection {
       if (this.closing) return;
       this.errorsThisOutage += 1;
       const first = this.errorsThisOutage === 1;
-      this.logger[first ? 'warn' : 'debug']({ lane, broker: brokerLabel, err: error.message, attempts: this.attempt }, first ? 'MQTT connection error' : 'MQTT connection error (again)');
+      this.logger[first ? 'warn' : 'debug']({ lane, broker: brokerLabel, err: error.message, attempts: this.schedule.attempts }, first ? 'MQTT connection error' : 'MQTT connection error (again)');
     });
   }
 
@@ -133,48 +124,39 @@ export class Connection {
   }
 
   private onConnect(): void {
-    this.upSince = Date.now();
-    this.young.connected(this.upSince);
+    this.up = true;
+    this.schedule.connected();
     this.errorsThisOutage = 0;
     const socket = this.socket();
     socket?.setNoDelay?.(true);
     socket?.on?.('drain', () => this.hooks.drained());
-    if (this.everConnected) this.logger.info({ lane: this.lane, broker: this.brokerLabel, attempts: this.attempt, downMs: Date.now() - this.lostAt }, 'reconnected');
+    if (this.everConnected) this.logger.info({ lane: this.lane, broker: this.brokerLabel, attempts: this.schedule.attempts, downMs: Date.now() - this.lostAt }, 'reconnected');
     const reconnected = this.everConnected;
     this.everConnected = true;
-    // A clean session: the broker kept nothing, every subscription is made again.
-    for (const [filter, wanted] of this.wanted) {
-      wanted.confirmed = false;
-      this.sendSubscribe(filter);
-    }
+    this.subscriptions.renewAll();
     this.hooks.connected(reconnected);
   }
 
   private onClose(): void {
     if (this.closing) return;
-    const now = Date.now();
     const hadSession = this.connackSeen;
     this.connackSeen = false;
     if (hadSession) this.blameOldestPending();
-    if (this.upSince > 0) {
+    if (this.up) {
       // The connection was up (its 'connect' was emitted): an outage starts.
-      const suspectTwin = this.young.dropped(now);
-      if (suspectTwin) {
+      this.up = false;
+      this.lostAt = Date.now();
+      if (this.schedule.dropped(this.lostAt)) {
         this.logger.warn({ lane: this.lane, broker: this.brokerLabel, clientId: this.clientId }, `the broker dropped this connection right after accepting it 3 times: another client is probably using the id ${this.clientId}; reconnecting more slowly`);
       }
-      if (now - this.upSince >= STABLE_CONNECTION_MS) this.attempt = 0;
-      this.upSince = 0;
-      this.lostAt = now;
       this.logger.warn({ lane: this.lane, broker: this.brokerLabel }, 'connection lost; reconnecting');
       this.hooks.disconnected();
     }
     if (!this.everConnected) return; // the first connection's failure is reported by ready()
-    const delay = Math.max(backoff(this.attempt, this.options.reconnectDelay, this.options.reconnectMaxDelay), this.young.pause());
-    this.attempt += 1;
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => {
       if (!this.closing) this.client.reconnect({ outgoingStore: this.outgoing, incomingStore: this.incoming });
-    }, delay);
+    }, this.schedule.nextDelay());
   }
 
   /**
@@ -187,68 +169,18 @@ export class Connection {
       this.logger.warn({ lane: this.lane, topic: culprit.topic }, `the broker dropped the connection ${MAX_STRIKES} times while this message was unacknowledged: it is given up so that it cannot keep the client off the broker (a topic, size or permission the broker refuses?)`);
       this.client.removeOutgoingMessage(culprit.messageId);
     }
-    const filter = this.subscribing[0];
-    this.subscribing.length = 0;
-    const wanted = filter === undefined ? undefined : this.wanted.get(filter);
-    if (filter === undefined || !wanted) return;
-    wanted.strikes += 1;
-    if (wanted.strikes < MAX_STRIKES) return;
-    this.wanted.delete(filter);
-    const error = new NotSentError(`the broker dropped the connection ${MAX_STRIKES} times when subscribing to ${filter}: it refuses this filter`);
-    this.logger.warn({ lane: this.lane, filter }, error.message);
-    for (const waiter of wanted.waiters.splice(0)) waiter.reject(error);
+    this.subscriptions.blameOldest();
   }
 
-  /**
-   * Subscribes, and resolves on the broker's SUBACK. The subscription is made again after
-   * every reconnection; a connection lost before the SUBACK is not a failure (it is retried
-   * once reconnected). A refusal by the broker rejects, as does `close()`.
-   */
+  /** Subscribes; resolves on the broker's SUBACK (see HeldSubscriptions.want). */
   subscribe(filter: string, qos: 0 | 1 = 1): Promise<void> {
     if (this.closing) return Promise.reject(new NotSentError(`the client closed before subscribing to ${filter}`));
-    let wanted = this.wanted.get(filter);
-    if (wanted?.confirmed && wanted.qos === qos) return Promise.resolve();
-    const changed = wanted !== undefined && wanted.qos !== qos;
-    if (!wanted) this.wanted.set(filter, (wanted = { qos, confirmed: false, strikes: 0, waiters: [] }));
-    wanted.qos = qos;
-    wanted.confirmed = false;
-    const waiting = new Promise<void>((resolve, reject) => wanted.waiters.push({ resolve, reject }));
-    if (this.client.connected && (changed || !this.subscribing.includes(filter))) this.sendSubscribe(filter);
-    return waiting;
-  }
-
-  private sendSubscribe(filter: string): void {
-    const wanted = this.wanted.get(filter);
-    if (!wanted) return;
-    this.subscribing.push(filter);
-    this.client.subscribe(filter, { qos: wanted.qos }, (error, granted) => {
-      const index = this.subscribing.indexOf(filter);
-      if (index >= 0) this.subscribing.splice(index, 1);
-      if (this.wanted.get(filter) !== wanted) return; // unsubscribed or given up meanwhile
-      if (error) {
-        // Lost with the connection: made again at the next CONNACK (or failed by close()).
-        if (!this.client.connected || this.closing) return;
-        this.wanted.delete(filter);
-        for (const waiter of wanted.waiters.splice(0)) waiter.reject(error);
-        return;
-      }
-      if (granted?.some((grant) => grant.qos === 128)) {
-        this.wanted.delete(filter);
-        const refused = new Error(`the broker refused the subscription to ${filter}`);
-        for (const waiter of wanted.waiters.splice(0)) waiter.reject(refused);
-        return;
-      }
-      wanted.confirmed = true;
-      wanted.strikes = 0;
-      for (const waiter of wanted.waiters.splice(0)) waiter.resolve();
-    });
+    return this.subscriptions.want(filter, qos);
   }
 
   /** Stops a subscription; it is not made again at reconnection. */
   unsubscribe(filter: string): Promise<void> {
-    const wanted = this.wanted.get(filter);
-    this.wanted.delete(filter);
-    for (const waiter of wanted?.waiters.splice(0) ?? []) waiter.reject(new NotSentError(`unsubscribed from ${filter} before the broker confirmed it`));
+    this.subscriptions.drop(filter);
     if (this.closing || !this.client.connected) return Promise.resolve();
     return new Promise((resolve) => this.client.unsubscribe(filter, () => resolve()));
   }
@@ -338,9 +270,7 @@ export class Connection {
     if (this.closing) return;
     this.closing = true;
     clearTimeout(this.reconnectTimer);
-    for (const [filter, wanted] of this.wanted) {
-      for (const waiter of wanted.waiters.splice(0)) waiter.reject(new NotSentError(`${why} before subscribing to ${filter}`));
-    }
+    this.subscriptions.rejectAll(why);
   }
 
   /** Cuts the socket as a network loss would; the connection comes back by itself. For tests and tools. */
@@ -351,13 +281,4 @@ export class Connection {
   private socket(): Socket | undefined {
     return (this.client as unknown as { stream?: Socket }).stream;
   }
-}
-
-/**
- * Delay before reconnection attempt `attempt` (0 first): "full jitter" exponential backoff,
- * so clients that lost the broker together do not all come back in the same millisecond.
- */
-export function backoff(attempt: number, first: number, max: number, random = Math.random()): number {
-  const ceiling = Math.min(max, first * 2 ** Math.min(attempt, 16));
-  return Math.max(1, Math.round(random * ceiling));
 }

@@ -5,7 +5,9 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Envelope } from '../protocol/envelope.js';
+import { CancelledError, TimeoutError } from '../protocol/errors.js';
 import type { PresenceInfo } from './types.js';
+import { waitFor } from './wait.js';
 
 export class Directory extends EventEmitter<{
   /** A client left `alive`: `info` is its new presence (`stopped`, `dead`), undefined when forgotten. */
@@ -105,6 +107,37 @@ export class Directory extends EventEmitter<{
 
   serves(clientId: string, action: string): boolean {
     return this.providers(action).has(clientId);
+  }
+
+  /**
+   * Resolves once some alive client (or `target`) announces `action`; rejects with
+   * `TimeoutError` after `timeout` ms, `CancelledError` when `signal` aborts, and with the
+   * reason of `stopped` when the client stops.
+   */
+  waitForProvider(action: string, options: { target?: string; timeout: number; signal?: AbortSignal; stopped: AbortSignal }): Promise<void> {
+    const available = () => (options.target ? this.serves(options.target, action) : this.providers(action).size > 0);
+    if (available()) return Promise.resolve();
+    return waitFor<void>(
+      {
+        timeout: options.timeout,
+        timeoutError: () => new TimeoutError(`no handler for ${action}${options.target ? ` on ${options.target}` : ''} appeared within ${options.timeout} ms`),
+        ...(options.signal && { signal: options.signal }),
+        abortError: () => new CancelledError(`stopped waiting for a handler of ${action}`, { cause: options.signal?.reason }),
+      },
+      (settle) => {
+        const onStop = () => settle(options.stopped.reason as Error);
+        const onChange = () => {
+          if (available()) settle(undefined);
+        };
+        if (options.stopped.aborted) return onStop();
+        options.stopped.addEventListener('abort', onStop, { once: true });
+        this.on('change', onChange);
+        return () => {
+          options.stopped.removeEventListener('abort', onStop);
+          this.off('change', onChange);
+        };
+      },
+    );
   }
 
   get(clientId: string): PresenceInfo | undefined {
