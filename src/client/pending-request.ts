@@ -77,6 +77,9 @@ export class PendingRequest {
   private body = '';
   private disarm: () => void = () => {};
   private ackTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** The acceptance deadline of the current offer (protocol §4.7). */
+  private acceptBy: number | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
   private readonly init: RequestInit;
 
@@ -132,25 +135,31 @@ export class PendingRequest {
   }
 
   /**
-   * Writes the command (again). Commands to a handler that acknowledges go at QoS 0 with a
-   * fresh `acceptBy`, and the acknowledgement is awaited from the moment they are written;
-   * an accepted command is sent again as a pure status query (`acceptBy` 0). protocol §4.7
+   * Writes the command (again). To a handler that acknowledges it goes at QoS 0 with an
+   * `acceptBy` set when it is written, and the acknowledgement is awaited from then; half-way
+   * it is written once more with the same `acceptBy` (a QoS 0 message lost in a reconnection
+   * costs half an ack time-out, not the request); once accepted it is sent again only as a
+   * status query (`acceptBy` 0). protocol §4.7
    */
-  send(): void {
+  send(mode: 'offer' | 'retry' = 'offer'): void {
     if (this.finished) return;
-    this.written = false;
-    const asQuery = this.accepted;
+    const { ackTimeout } = this.init;
+    const acceptBy = () => {
+      if (this.accepted) return 0;
+      if (mode === 'offer' || this.acceptBy === undefined) this.acceptBy = Date.now() + ackTimeout - ackAllowance(ackTimeout);
+      return this.acceptBy;
+    };
     try {
       this.services.transport.send({
         topic: requestTopic(this.action, this.assignee),
-        body: this.acks ? () => restampAcceptBy(this.body, asQuery ? 0 : Date.now() + this.init.ackTimeout - ackAllowance(this.init.ackTimeout)) : this.body,
+        body: this.acks ? () => restampAcceptBy(this.body, acceptBy()) : this.body,
         qos: this.acks ? 0 : 1,
         priority: this.priority,
         deadline: this.deadline,
         onDropped: (error) => this.fail(error),
         onWritten: () => {
           this.written = true;
-          if (this.acks && !this.accepted) this.armAckTimer();
+          if (mode === 'offer' && this.acks && !this.accepted) this.armAckTimers();
         },
       });
     } catch (error) {
@@ -158,9 +167,15 @@ export class PendingRequest {
     }
   }
 
-  private armAckTimer(): void {
-    clearTimeout(this.ackTimer);
+  private armAckTimers(): void {
+    this.clearAckTimers();
     this.ackTimer = setTimeout(() => this.onNoAcknowledgement(), this.init.ackTimeout);
+    this.retryTimer = setTimeout(() => this.send('retry'), this.init.ackTimeout / 2);
+  }
+
+  private clearAckTimers(): void {
+    clearTimeout(this.ackTimer);
+    clearTimeout(this.retryTimer);
   }
 
   /** No acknowledgement in time: the handler is treated as gone (protocol §4.7). */
@@ -221,7 +236,7 @@ export class PendingRequest {
     this.responder ??= source;
     if (this.assignee === undefined) return;
     this.accepted = true;
-    clearTimeout(this.ackTimer);
+    this.clearAckTimers();
     clearTimeout(this.graceTimer);
     this.graceTimer = undefined;
     this.services.cleared(source);
@@ -260,7 +275,7 @@ export class PendingRequest {
 
   /** Our connection for this request dropped: the acknowledgement timer waits for it to return. */
   onDisconnected(): void {
-    clearTimeout(this.ackTimer);
+    this.clearAckTimers();
   }
 
   /** Our connection is back: what may have been lost is sent again (protocol §4.7). */
@@ -305,7 +320,7 @@ export class PendingRequest {
   private end(): void {
     this.finished = true;
     this.disarm();
-    clearTimeout(this.ackTimer);
+    this.clearAckTimers();
     clearTimeout(this.graceTimer);
     this.services.ended(this);
   }

@@ -72,10 +72,10 @@ function findPathProblem(name: string, what: 'action' | 'category'): string | un
   const shown = JSON.stringify(name.length > 80 ? `${name.slice(0, 77)}...` : name);
   if (name.startsWith('$')) return `${what} ${shown} may not start with '$' (broker-reserved)`;
   if (CONTROL_OR_SPACE.test(name)) return `${what} ${shown} may not contain spaces or control characters`;
-  const textProblem = checkTopicText(name, what);
-  if (textProblem) return textProblem;
   const segments = name.split('/');
   if (segments.length > MAX_PATH_LEVELS) return `${what} ${shown} has ${segments.length} levels; at most ${MAX_PATH_LEVELS}`;
+  const textProblem = checkTopicText(name, what);
+  if (textProblem) return textProblem;
   for (const segment of segments) {
     if (segment.length === 0) return `${what} ${shown} has an empty segment`;
     if (segment.includes('+') || segment.includes('#')) {

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../src/broker/index.js';
 
-export type BrokerKind = 'aedes' | 'mosquitto';
+export type BrokerKind = 'aedes' | 'mosquitto' | 'nats';
 
 export interface TestBroker {
   kind: BrokerKind;
@@ -204,7 +204,8 @@ export async function startMosquitto(options: BrokerOptions = {}): Promise<TestB
   };
 }
 
-export function startBroker(kind: BrokerKind, options: BrokerOptions = {}): Promise<TestBroker> {
+export async function startBroker(kind: BrokerKind, options: BrokerOptions = {}): Promise<TestBroker> {
+  if (kind === 'nats') return (await import('./nats.js')).startNats();
   return kind === 'aedes' ? startAedes(options) : startMosquitto(options);
 }
 

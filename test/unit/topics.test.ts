@@ -3,8 +3,12 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
   cancelTopic,
+  checkClientId,
   checkFilter,
   checkPath,
+  checkTopicName,
+  MAX_PATH_LEVELS,
+  MAX_TOPIC_LEVELS,
   notificationTopic,
   parseTopic,
   presenceTopic,
@@ -82,5 +86,29 @@ describe('topics', () => {
       assert.match(checkPath('fleet/request') ?? '', /reserved segment 'request'/);
       assert.match(checkPath('fleet//reboot') ?? '', /empty segment/);
     }
+  });
+
+  it('topics - limits brokers enforce by dropping the connection are refused before sending (protocol §2.1)', () => {
+    const levels = (n: number) => Array.from({ length: n }, (_, i) => `l${i}`).join('/');
+    assert.equal(MAX_TOPIC_LEVELS, 100);
+    assert.equal(checkTopicName(levels(100)), undefined);
+    assert.match(checkTopicName(levels(101)) ?? '', /has 101 levels; brokers accept at most 100/);
+    assert.match(checkFilter(levels(101)) ?? '', /has 101 levels/);
+    assert.match(checkPath(levels(121)) ?? '', /has 121 levels; at most 98/);
+    assert.equal(checkPath(levels(MAX_PATH_LEVELS)), undefined, 'the longest action still makes a topic within 100 levels');
+    assert.throws(() => responseTopic(levels(MAX_PATH_LEVELS + 1), 'vm-x'), /at most 98/);
+    assert.match(checkTopicName('x/+/y') ?? '', /a topic name has no wildcards/);
+    assert.match(checkTopicName('x/#') ?? '', /no wildcards/);
+    assert.match(checkTopicName('$SYS/broker') ?? '', /reserved for the broker/);
+    assert.equal(checkFilter('$SYS/#'), undefined, 'reading $SYS is fine');
+    assert.match(checkTopicName('a\u0000b') ?? '', /U\+0000/);
+    assert.match(checkTopicName('a\ud800b') ?? '', /lone surrogate/);
+    assert.match(checkTopicName('x'.repeat(65_536)) ?? '', /65536 bytes of UTF-8; at most 65535/);
+    assert.match(checkTopicName('é'.repeat(40_000)) ?? '', /80000 bytes/);
+    assert.match(checkTopicName('') ?? '', /non-empty/);
+    assert.equal(checkTopicName('sensors/Field Devices/temp'), undefined, 'MQTT allows spaces in topics');
+    assert.match(checkPath('Field Devices/temp') ?? '', /spaces or control characters/, 'not in Relais names: the NATS gateway drops them');
+    assert.match(checkPath('a/b\tc') ?? '', /spaces or control characters/);
+    assert.equal(checkClientId('poller.site-2'), undefined);
   });
 });
