@@ -64,7 +64,9 @@ export class Handlers {
       await Promise.all(topics.map((topic) => this.transport.subscribe(topic, lane)));
       await this.announce();
     } catch (error) {
+      // Not served: nothing of it may stay held (a refused filter would be retried at each reconnection).
       this.served.delete(action);
+      await Promise.all(topics.map((topic) => this.transport.unsubscribe(topic, lane)));
       throw error;
     }
     return {

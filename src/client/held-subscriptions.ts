@@ -1,8 +1,13 @@
 /**
  * The subscriptions one connection must hold (protocol §1.1: clean sessions, so the broker
  * keeps none across a reconnection). Each is made again at every CONNACK, and its callers
- * wait for the broker's SUBACK however many reconnections that takes. A filter the broker
- * answers by dropping the connection is given up after MAX_STRIKES drops (protocol §1.4).
+ * wait for the broker's SUBACK however many reconnections that takes.
+ *
+ * A filter the broker answers by dropping the connection is given up after MAX_STRIKES drops
+ * (protocol §1.4). Which one it was is only certain with one SUBSCRIBE in flight (a broker may
+ * handle several at once, and the SUBACKs before the drop may be lost with it): after a drop
+ * with SUBSCRIBEs unanswered, the next connection makes them again one at a time, and only a
+ * drop then strikes the one in flight.
  */
 import type { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
@@ -19,8 +24,12 @@ interface Held {
 
 export class HeldSubscriptions {
   private readonly held = new Map<string, Held>();
-  /** SUBSCRIBEs sent and not yet answered, oldest first: the first is blamed for a drop. */
+  /** SUBSCRIBEs sent and not yet answered. */
   private readonly inFlight: string[] = [];
+  /** One at a time, since the last connection dropped with SUBSCRIBEs unanswered. */
+  private careful = false;
+  /** In careful mode, the filters still to make, in order. */
+  private readonly waiting: string[] = [];
 
   constructor(
     private readonly client: MqttClient,
@@ -40,7 +49,9 @@ export class HeldSubscriptions {
     held.qos = qos;
     held.confirmed = false;
     const waiting = new Promise<void>((resolve, reject) => held.waiters.push({ resolve, reject }));
-    if (this.client.connected && (changed || !this.inFlight.includes(filter))) this.send(filter);
+    if (!this.client.connected || (!changed && (this.inFlight.includes(filter) || this.waiting.includes(filter)))) return waiting;
+    if (this.careful && (this.inFlight.length > 0 || this.waiting.length > 0)) this.waiting.push(filter);
+    else this.send(filter);
     return waiting;
   }
 
@@ -54,24 +65,41 @@ export class HeldSubscriptions {
   /** A new connection: the broker kept nothing, every subscription is made again. */
   renewAll(): void {
     this.inFlight.length = 0;
-    for (const [filter, held] of this.held) {
-      held.confirmed = false;
-      this.send(filter);
+    this.waiting.length = 0;
+    for (const held of this.held.values()) held.confirmed = false;
+    if (!this.careful) {
+      for (const filter of this.held.keys()) this.send(filter);
+      return;
     }
+    this.waiting.push(...this.held.keys());
+    this.sendNext();
   }
 
-  /** The connection dropped after a CONNACK: the oldest unanswered SUBSCRIBE gets a strike. */
+  /** The connection dropped after a CONNACK: a SUBSCRIBE left unanswered may be the cause. */
   blameOldest(): void {
-    const filter = this.inFlight[0];
+    const suspects = [...this.inFlight];
     this.inFlight.length = 0;
-    const held = filter === undefined ? undefined : this.held.get(filter);
-    if (filter === undefined || !held) return;
+    if (suspects.length === 0) return;
+    if (!this.careful || suspects.length > 1) {
+      this.careful = true;
+      return;
+    }
+    const filter = suspects[0]!;
+    const held = this.held.get(filter);
+    if (!held) return;
     held.strikes += 1;
     if (held.strikes < MAX_STRIKES) return;
     this.held.delete(filter);
     const error = new NotSentError(`the broker dropped the connection ${MAX_STRIKES} times when subscribing to ${filter}: it refuses this filter`);
     this.logger.warn({ lane: this.lane, filter }, error.message);
     for (const waiter of held.waiters.splice(0)) waiter.reject(error);
+  }
+
+  /** Careful mode: the next filter, once the previous one is answered; back to normal when all are. */
+  private sendNext(): void {
+    const filter = this.waiting.shift();
+    if (filter !== undefined) this.send(filter);
+    else if (this.inFlight.length === 0) this.careful = false;
   }
 
   /** The client is closing: everyone waiting is told why. */
@@ -88,18 +116,22 @@ export class HeldSubscriptions {
     this.client.subscribe(filter, { qos: held.qos }, (error, granted) => {
       const index = this.inFlight.indexOf(filter);
       if (index >= 0) this.inFlight.splice(index, 1);
-      if (this.held.get(filter) !== held) return; // dropped or given up meanwhile
+      if (this.held.get(filter) !== held) {
+        if (this.careful && this.client.connected) this.sendNext();
+        return; // dropped or given up meanwhile
+      }
       // Lost with the connection: made again at the next CONNACK (or failed by the close).
       if (error && !this.client.connected) return;
       const refusal = error ?? (granted?.some((grant) => grant.qos === 128) ? new Error(`the broker refused the subscription to ${filter}`) : undefined);
       if (refusal) {
         this.held.delete(filter);
         for (const waiter of held.waiters.splice(0)) waiter.reject(refusal);
-        return;
+      } else {
+        held.confirmed = true;
+        held.strikes = 0;
+        for (const waiter of held.waiters.splice(0)) waiter.resolve();
       }
-      held.confirmed = true;
-      held.strikes = 0;
-      for (const waiter of held.waiters.splice(0)) waiter.resolve();
+      if (this.careful) this.sendNext();
     });
   }
 }

@@ -117,6 +117,18 @@ describe('relais CLI', { timeout: 120_000 }, () => {
     assert.deepEqual(line.envelope.payload, { level: 'warning' });
   });
 
+  it('pub, notify - a topic no broker would take is a usage error (exit 2) and nothing is sent', async () => {
+    const wildcard = await runCli(['pub', 'x/+/y', '{}'], env);
+    assert.equal(wildcard.code, 2, wildcard.stderr);
+    assert.match(wildcard.stderr, /cannot publish on "x\/\+\/y": a topic name has no wildcards/);
+    const deep = Array.from({ length: 121 }, (_, i) => `l${i}`).join('/');
+    const tooDeep = await runCli(['notify', deep, '{}'], env);
+    assert.equal(tooDeep.code, 2, tooDeep.stderr);
+    assert.match(tooDeep.stderr, /has 121 levels; at most 98/);
+    const serveDeep = await runCli(['serve', deep, '--', 'true'], env);
+    assert.equal(serveDeep.code, 2, serveDeep.stderr);
+  });
+
   it('pub - publishes raw JSON that sub shows as invalid when it is not an envelope', async () => {
     const listener = startCli(['sub', 'raw/topic', '--count', '1'], env);
     running.push(listener);

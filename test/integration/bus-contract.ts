@@ -354,6 +354,26 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       assert.equal(await strict.request('demo/small', { blob: 'small' }), 'ok');
     });
 
+    it('topics - a wildcard, too many levels or a reserved topic fail at once with the reason, nothing is sent and the client stays on the bus', async () => {
+      const { client } = await pair(kit, 'demo/steady', () => 'still here');
+      let offline = 0;
+      client.on('offline', () => (offline += 1));
+      const deep = Array.from({ length: 121 }, (_, i) => `l${i}`).join('/');
+      assert.throws(() => client.publish('x/+/y', {}), (error: unknown) => error instanceof TypeError && /a topic name has no wildcards/.test(error.message));
+      assert.throws(() => client.publish('$SYS/broker/x', {}), /reserved for the broker/);
+      assert.throws(() => client.publish(`${deep}/x`, {}), /122 levels; brokers accept at most 100/);
+      assert.throws(() => client.notify(deep, {}), /121 levels; at most 98/);
+      assert.throws(() => client.log('demo/with space', 'info', 'x'), /spaces or control characters/);
+      assert.throws(() => client.notify('demo/big', 'x'.repeat(2 * 1024 * 1024)), PayloadTooLargeError);
+      await assert.rejects(client.handle(deep, () => 1), /121 levels/);
+      await assert.rejects(client.subscribe(`${deep}/#`), /122 levels/);
+      await assert.rejects(client.request(deep, {}), TypeError);
+      // Still connected, never dropped, still served.
+      assert.equal(await client.request('demo/steady', {}), 'still here');
+      assert.equal(client.connected, true);
+      assert.equal(offline, 0);
+    });
+
     it('notify - subscribers get notifications through wildcards, as iterator and callback', async () => {
       const publisher = await kit.connect(uniqueId('pub'));
       const listener = await kit.connect(uniqueId('sub'));

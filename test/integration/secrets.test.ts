@@ -4,25 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
-import pino from 'pino';
 import { connect, NotSentError } from '../../src/index.js';
-import { freePort, startAedes, uniqueId, type TestBroker } from '../testkit/index.js';
+import { freePort, recordingLogger, startAedes, uniqueId, type TestBroker } from '../testkit/index.js';
 
 const PASSWORD = 's3cret-Pa55';
-
-/** A logger that keeps every line it is given, at every level. */
-function recordingLogger() {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(chunk.toString());
-      done();
-    },
-  });
-  return { logger: pino({ level: 'trace' }, sink), lines };
-}
 
 describe('secrets', () => {
   let broker: TestBroker | undefined;

@@ -3,6 +3,7 @@
  * closes every client and the broker. Nothing is left listening after a test file.
  */
 import { once } from 'node:events';
+import { Writable } from 'node:stream';
 import { connect, type Bus, type ConnectOptions } from '../../src/index.js';
 import { startBroker, type BrokerKind, type BrokerOptions, type TestBroker } from './brokers.js';
 import pino from 'pino';
@@ -53,4 +54,16 @@ export async function waitFor<T>(check: () => T | undefined, emitter: NodeJS.Eve
     const value = check();
     if (value !== undefined) return value;
   }
+}
+
+/** A logger that keeps every line it is given, at every level, parsed. */
+export function recordingLogger(): { logger: pino.Logger; lines: string[]; records: () => Array<Record<string, unknown>> } {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  return { logger: pino({ level: 'trace' }, sink), lines, records: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>) };
 }

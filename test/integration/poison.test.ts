@@ -1,0 +1,119 @@
+/**
+ * A packet the broker refuses by dropping the connection must not keep the client off the
+ * bus (protocol §1.4): MQTT.js sends an unacknowledged QoS 1 message, and the library makes
+ * its subscriptions again, first thing after every reconnection. Brokers that drop instead
+ * of answering: Aedes when an authorisation hook fails, the NATS gateway for topics it cannot
+ * map (a space). The library gives such a packet up after two drops, says so, and carries on.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { Aedes } from 'aedes';
+import { connect, NotSentError, type Bus } from '../../src/index.js';
+import { peerGate, recordingLogger, uniqueId, type TestBroker } from '../testkit/index.js';
+import { startNats } from '../testkit/nats.js';
+
+const fast = { reconnectDelay: 20, reconnectMaxDelay: 200 };
+
+/** Aedes whose hooks refuse `forbidden/...` the way Aedes does for MQTT 3.1.1: by dropping the connection. */
+async function refusingAedes() {
+  const refuse = (topic: string) => topic.startsWith('forbidden/');
+  const aedes = await Aedes.createBroker({
+    authorizePublish: (_client, packet, done) => done(refuse(packet.topic) ? new Error('not allowed') : null),
+    authorizeSubscribe: (_client, sub, done) => done(refuse(sub.topic) ? new Error('not allowed') : null, sub),
+  });
+  const connections = new Map<string, number>();
+  aedes.on('client', (client) => connections.set(client.id, (connections.get(client.id) ?? 0) + 1));
+  const server = net.createServer((socket) => {
+    socket.setNoDelay(true);
+    aedes.handle(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  const close = async () => {
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  return { url, connections, close };
+}
+
+/** Serves demo/alive on `server`; resolves once `bus` can reach it, proving `bus` is back on the bus. */
+async function stillServes(bus: Bus, server: Bus): Promise<void> {
+  await bus.waitForHandler('demo/alive', { timeout: 5000 });
+  assert.equal(await bus.request('demo/alive', { from: bus.id }, { timeout: 5000 }), `hello ${bus.id}`);
+  assert.equal(await server.request('demo/alive', { from: server.id }, { timeout: 5000 }), `hello ${server.id}`);
+}
+
+describe('poison - on an Aedes that drops connections to refuse', { timeout: 60_000 }, () => {
+  let broker: Awaited<ReturnType<typeof refusingAedes>>;
+  const clients: Bus[] = [];
+  let server: Bus;
+  before(async () => {
+    broker = await refusingAedes();
+    server = await connect({ id: uniqueId('server'), broker: broker.url, logger: recordingLogger().logger });
+    clients.push(server);
+    await server.handle('demo/alive', (payload: { from: string }) => `hello ${payload.from}`);
+  });
+  after(async () => {
+    await Promise.all(clients.map((bus) => bus.close()));
+    await broker?.close();
+  });
+
+  it('poison - a QoS 1 message the broker refuses is given up after two drops; the client comes back, says so and still works', async () => {
+    const { logger, records } = recordingLogger();
+    const bus = await connect({ id: uniqueId('publisher'), broker: broker.url, logger, ...fast });
+    clients.push(bus);
+    let offline = 0;
+    bus.on('offline', () => (offline += 1));
+    bus.publish('forbidden/topic', { secret: 'nope' });
+    await once(bus, 'offline');
+    // Back for good: the second drop gives the message up, the third connection stays.
+    await stillServes(bus, server);
+    const givenUp = records().find((record) => /given up so that it cannot keep the client off the broker/.test(String(record.msg)));
+    assert.equal(givenUp?.topic, 'forbidden/topic', 'the warning names the refused topic');
+    // Two drops, one outage: the second came while the message was sent again, before the
+    // connection was back; the third connection holds.
+    assert.equal(offline, 1);
+    assert.equal(broker.connections.get(bus.id), 3);
+    assert.equal(bus.connected, true);
+  });
+
+  it('poison - a subscription the broker refuses by dropping the connection ends with NotSentError after two drops; handle() too', async () => {
+    const bus = await connect({ id: uniqueId('subscriber'), broker: broker.url, logger: recordingLogger().logger, ...fast });
+    clients.push(bus);
+    await assert.rejects(bus.subscribe('forbidden/#'), (error: unknown) => error instanceof NotSentError && /dropped the connection 2 times when subscribing to forbidden\/#/.test(error.message));
+    await assert.rejects(bus.handle('forbidden/action', () => 'never'), NotSentError);
+    await stillServes(bus, server);
+    // Each refusal costs at most three drops (one, then two with the filter alone in flight), then none.
+    const connections = broker.connections.get(bus.id) ?? 0;
+    assert.ok(connections >= 4 && connections <= 7, `connections: ${connections}`);
+  });
+});
+
+const nats = peerGate('nats-server', 'the poisoned-topic test on the NATS MQTT gateway');
+
+describe('poison - on the NATS MQTT gateway', { skip: nats.skip, timeout: 60_000 }, () => {
+  let broker: TestBroker;
+  const clients: Bus[] = [];
+  before(async () => {
+    broker = await startNats();
+  });
+  after(async () => {
+    await Promise.all(clients.map((bus) => bus.close()));
+    await broker?.close();
+  });
+
+  it('poison - a topic the gateway cannot map (a space) costs two reconnections, not the client', async () => {
+    const server = await connect({ id: uniqueId('server'), broker: broker.url, logger: recordingLogger().logger });
+    clients.push(server);
+    await server.handle('demo/alive', (payload: { from: string }) => `hello ${payload.from}`);
+    const bus = await connect({ id: uniqueId('publisher'), broker: broker.url, logger: recordingLogger().logger, ...fast });
+    clients.push(bus);
+    // MQTT allows spaces in a topic (so the library does); the NATS gateway drops the connection.
+    bus.publish('sensors/Field Devices/temp', { celsius: 21 });
+    await once(bus, 'offline');
+    await stillServes(bus, server);
+    assert.equal(bus.connected, true);
+  });
+});
