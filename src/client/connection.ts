@@ -82,7 +82,7 @@ export class Connection {
     this.client = mqtt.connect(toMqttUrl(options.broker), mqttOptions);
     this.subscriptions = new HeldSubscriptions(this.client, options.logger, lane);
     this.client.on('packetreceive', (packet) => {
-      if (packet.cmd === 'connack') this.connackSeen = true;
+      if (packet.cmd === 'connack' && !packet.returnCode) this.connackSeen = true;
       // The main lane holds its writes while a packet is handled (see coalesceWrites).
       if (lane === 'main') this.coalesceWrites();
     });
