@@ -3,9 +3,11 @@
  * The payload goes to its stdin as JSON; each stdout line that is a JSON object with a
  * `progress` field is a progress response; the last JSON line is the result; a non-zero
  * exit is an error response carrying stderr. The command line is fixed by whoever starts
- * `serve`: requesters only reach the program's stdin, never its arguments or a shell.
+ * `serve`: requesters only reach the program's stdin, never its arguments or a shell. A
+ * cancelled or timed-out request stops the program's whole process group (SIGTERM, then
+ * SIGKILL 2 s later).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { Command } from 'commander';
 import { checkPath, RelaisError, type HandlerContext } from '../index.js';
@@ -34,12 +36,28 @@ export function serveCommand(): Command {
     });
 }
 
+/** How long a cancelled program has after SIGTERM before its whole process group gets SIGKILL. */
+const KILL_GRACE_MS = 2000;
+
+/** Signals the program's process group: what it started itself stops with it (a shell's children, say). */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    // The group is gone already.
+  }
+}
+
 function runProgram(program: string, args: string[], payload: unknown, ctx: HandlerContext): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // Its own process group, so that a cancel stops everything it started.
+    const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     let result: unknown = null;
     let stderr = '';
-    const onAbort = () => child.kill('SIGTERM');
+    const onAbort = () => {
+      signalGroup(child, 'SIGTERM');
+      setTimeout(() => signalGroup(child, 'SIGKILL'), KILL_GRACE_MS).unref();
+    };
     ctx.signal.addEventListener('abort', onAbort, { once: true });
     child.stdin.on('error', () => {}); // the program may exit without reading its input
     child.stdin.end(JSON.stringify(payload));

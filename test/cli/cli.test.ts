@@ -83,12 +83,33 @@ describe('relais CLI', { timeout: 120_000 }, () => {
     assert.match(result.stderr, /no connected client serves cli\/nobody/);
   });
 
-  it('call - exit 124 on time-out, and the program is stopped', async () => {
-    const server = serve('cli/slow', `process.on('SIGTERM', () => { console.error('stopped by cancel'); process.exit(143); }); setInterval(() => {}, 1000);`);
+  it('call - exit 124 on time-out, and the program is stopped, with what it started', async () => {
+    const pidFile = path.join(dataDir, 'slow.pids');
+    // The program starts a child of its own and does not pass SIGTERM on: only its process group reaches both.
+    const server = serve(
+      'cli/slow',
+      `const child = require('child_process').spawn('sleep', ['300'], { stdio: 'ignore' });
+       require('fs').writeFileSync(${JSON.stringify(pidFile)}, process.pid + ' ' + child.pid);
+       process.stdin.resume(); process.on('SIGTERM', () => {}); setInterval(() => {}, 1000);`,
+    );
     await server.waitFor(/serving cli\/slow/);
-    const result = await runCli(['call', 'cli/slow', '{}', '--timeout', '0.5'], env);
+    const result = await runCli(['call', 'cli/slow', '{}', '--timeout', '1'], env);
     assert.equal(result.code, 124);
-    assert.match(result.stderr, /no final response to cli\/slow within 500 ms/);
+    assert.match(result.stderr, /no final response to cli\/slow within 1000 ms/);
+    const pids = fs.readFileSync(pidFile, 'utf8').split(' ').map(Number);
+    assert.equal(pids.length, 2);
+    // Ignoring SIGTERM, the program is killed 2 s later with everything it started.
+    const gone = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    };
+    const deadline = Date.now() + 8000;
+    while (!pids.every(gone) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(pids.filter((pid) => !gone(pid)), [], 'the program and its child are gone');
   });
 
   it('call - a time-out longer than a timer can hold is a usage error, exit 2', async () => {

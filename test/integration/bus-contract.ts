@@ -34,7 +34,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
   describe(`bus contract on ${kind}`, { skip: options.skip, timeout: 60_000 }, () => {
     let kit: Kit;
     before(async () => {
-      kit = await setup(kind);
+      kit = await setup(kind, { observePublishers: kind !== 'nats' });
     });
     after(async () => {
       await kit?.cleanup();
@@ -404,13 +404,30 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       assert.deepEqual(await iterator.next(), { value: undefined, done: true });
     });
 
-    it('priority - a realtime request is served on the real-time lane', async () => {
+    it('priority - a realtime command and its response travel on the <id>~rt connections, a normal one on the main ones', { skip: kind === 'nats' && 'the NATS gateway does not say who published' }, async () => {
       const server = await kit.connect(uniqueId('server'));
       const client = await kit.connect(uniqueId('client'));
       await server.handle('demo/alarm', (_payload, ctx) => ({ priority: ctx.priority }), { lane: 'realtime' });
       await client.waitForHandler('demo/alarm');
-      assert.deepEqual(await client.request('demo/alarm', {}, { priority: 'realtime' }), { priority: 'realtime' });
       assert.deepEqual(client.directory.get(server.id)?.realtimeActions, ['demo/alarm']);
+      const seen: string[] = [];
+      const onPublish = (clientId: string, topic: string) => {
+        if (topic.startsWith('demo/alarm/')) seen.push(`${clientId} ${topic}`);
+      };
+      kit.broker.publishers!.on('publish', onPublish);
+      try {
+        assert.deepEqual(await client.request('demo/alarm', {}, { priority: 'realtime' }), { priority: 'realtime' });
+        assert.deepEqual(await client.request('demo/alarm', {}, { priority: 'normal' }), { priority: 'normal' });
+        await waitFor(() => (seen.length >= 4 ? true : undefined), kit.broker.publishers!, 'publish');
+      } finally {
+        kit.broker.publishers!.off('publish', onPublish);
+      }
+      assert.deepEqual(seen, [
+        `${client.id}~rt demo/alarm/request/${server.id}`,
+        `${server.id}~rt demo/alarm/response/${client.id}`,
+        `${client.id} demo/alarm/request/${server.id}`,
+        `${server.id} demo/alarm/response/${client.id}`,
+      ]);
     });
 
     it('priority - a message matching subscriptions on both lanes reaches each subscription once', async () => {

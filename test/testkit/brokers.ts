@@ -3,6 +3,7 @@
  * each on a free port of 127.0.0.1, each disposable. No fixed ports, no sleeps.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -23,6 +24,8 @@ export interface TestBroker {
   tlsUrl?: string;
   /** PEM of the self-signed certificate the TLS listener presents (clients trust it as CA). */
   tlsCa?: string;
+  /** With `observePublishers`: who published what, seen at the broker. */
+  publishers?: PublisherEvents;
   /** Stops the broker as a crash would (clients see their connection drop). */
   stop(): Promise<void>;
   /** Starts it again on the same port and socket. */
@@ -63,7 +66,12 @@ export interface BrokerOptions {
   unix?: boolean;
   websocket?: boolean;
   tls?: boolean;
+  /** Report which MQTT client id published each message (`TestBroker.publishers`). */
+  observePublishers?: boolean;
 }
+
+/** Emits `publish` (clientId, topic) for each message a client publishes, as the broker saw it. */
+export type PublisherEvents = EventEmitter<{ publish: [clientId: string, topic: string] }>;
 
 export async function startAedes(options: BrokerOptions = {}): Promise<TestBroker> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-aedes-'));
@@ -75,7 +83,12 @@ export async function startAedes(options: BrokerOptions = {}): Promise<TestBroke
     ...(options.websocket && { wsPort: ports.wsPort ?? 0 }),
     ...(certificate && { tls: { cert: certificate.cert, key: certificate.key, port: ports.tlsPort ?? 0 } }),
   });
-  let broker: EmbeddedBroker | undefined = await startEmbeddedBroker(listeners({ port: 0 }));
+  const publishers: PublisherEvents | undefined = options.observePublishers ? new EventEmitter() : undefined;
+  const observe = (started: EmbeddedBroker) => {
+    if (publishers) started.aedes.on('publish', (packet, client) => client && publishers.emit('publish', client.id, packet.topic));
+    return started;
+  };
+  let broker: EmbeddedBroker | undefined = observe(await startEmbeddedBroker(listeners({ port: 0 })));
   const ports = { port: broker.port!, ...(broker.wsPort !== undefined && { wsPort: broker.wsPort }), ...(broker.tlsPort !== undefined && { tlsPort: broker.tlsPort }) };
   const stop = async () => {
     const running = broker;
@@ -87,7 +100,7 @@ export async function startAedes(options: BrokerOptions = {}): Promise<TestBroke
     }
   };
   const start = async () => {
-    broker ??= await startEmbeddedBroker(listeners(ports));
+    broker ??= observe(await startEmbeddedBroker(listeners(ports)));
   };
   const close = async () => {
     await stop();
@@ -96,6 +109,7 @@ export async function startAedes(options: BrokerOptions = {}): Promise<TestBroke
   return {
     kind: 'aedes',
     url: broker.url!,
+    ...(publishers && { publishers }),
     ...(broker.unixUrl && { unixUrl: broker.unixUrl }),
     ...(broker.wsUrl && { wsUrl: broker.wsUrl }),
     ...(broker.tlsUrl && certificate && { tlsUrl: broker.tlsUrl, tlsCa: certificate.cert }),
@@ -135,7 +149,7 @@ export async function freePort(): Promise<number> {
 export function mosquittoConfig(
   port: number,
   socketPath?: string,
-  extra: { wsPort?: number; tls?: { port: number; certPath: string; keyPath: string } } = {},
+  extra: { wsPort?: number; tls?: { port: number; certPath: string; keyPath: string }; debugLog?: boolean } = {},
 ): string {
   return [
     'persistence false',
@@ -144,6 +158,8 @@ export function mosquittoConfig(
     'log_type warning',
     'log_type notice',
     'log_type information',
+    // "Received PUBLISH from <client id> (...)": who published what (observePublishers).
+    ...(extra.debugLog ? ['log_type debug'] : []),
     'user root',
     `listener ${port} 127.0.0.1`,
     'allow_anonymous true',
@@ -169,13 +185,26 @@ export async function startMosquitto(options: BrokerOptions = {}): Promise<TestB
   const certificate = options.tls ? makeTlsCertificate(dir) : undefined;
   const tls = certificate && { port: await freePort(), certPath: certificate.certPath, keyPath: certificate.keyPath };
   const configPath = path.join(dir, 'mosquitto.conf');
-  fs.writeFileSync(configPath, mosquittoConfig(port, socketPath, { ...(wsPort !== undefined && { wsPort }), ...(tls && { tls }) }));
+  fs.writeFileSync(configPath, mosquittoConfig(port, socketPath, { ...(wsPort !== undefined && { wsPort }), ...(tls && { tls }), debugLog: options.observePublishers ?? false }));
+  const publishers: PublisherEvents | undefined = options.observePublishers ? new EventEmitter() : undefined;
   let child: ChildProcess | undefined;
   const start = async () => {
     if (child) return;
     const started = spawn(binary, ['-c', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
     child = started;
     await waitForLine(started, /mosquitto version .* running/, 10_000, 'mosquitto');
+    if (publishers) {
+      // Read on for good: a debug log left unread would fill the pipe and stall the broker.
+      let partial = '';
+      started.stderr!.on('data', (chunk: Buffer) => {
+        const lines = (partial + chunk.toString()).split('\n');
+        partial = lines.pop()!;
+        for (const line of lines) {
+          const seen = /Received PUBLISH from (\S+) \(d\d, q\d, r\d, m\d+, '([^']*)'/.exec(line);
+          if (seen) publishers.emit('publish', seen[1]!, seen[2]!);
+        }
+      });
+    }
   };
   const stop = async () => {
     const running = child;
@@ -194,6 +223,7 @@ export async function startMosquitto(options: BrokerOptions = {}): Promise<TestB
   return {
     kind: 'mosquitto',
     url: `mqtt://127.0.0.1:${port}`,
+    ...(publishers && { publishers }),
     ...(socketPath && { unixUrl: `unix://${socketPath}` }),
     ...(wsPort !== undefined && { wsUrl: `ws://127.0.0.1:${wsPort}` }),
     ...(tls && certificate && { tlsUrl: `mqtts://127.0.0.1:${tls.port}`, tlsCa: certificate.cert }),
