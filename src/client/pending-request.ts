@@ -77,7 +77,6 @@ export class PendingRequest {
   private body = '';
   private disarm: () => void = () => {};
   private ackTimer: NodeJS.Timeout | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
   /** The acceptance deadline of the current offer (protocol §4.7). */
   private acceptBy: number | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
@@ -167,15 +166,18 @@ export class PendingRequest {
     }
   }
 
+  /** One timer: half-way the command is written again, at the end the handler is taken as gone. */
   private armAckTimers(): void {
     this.clearAckTimers();
-    this.ackTimer = setTimeout(() => this.onNoAcknowledgement(), this.init.ackTimeout);
-    this.retryTimer = setTimeout(() => this.send('retry'), this.init.ackTimeout / 2);
+    const half = this.init.ackTimeout / 2;
+    this.ackTimer = setTimeout(() => {
+      this.send('retry');
+      this.ackTimer = setTimeout(() => this.onNoAcknowledgement(), half);
+    }, half);
   }
 
   private clearAckTimers(): void {
     clearTimeout(this.ackTimer);
-    clearTimeout(this.retryTimer);
   }
 
   /** No acknowledgement in time: the handler is treated as gone (protocol §4.7). */

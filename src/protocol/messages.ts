@@ -16,7 +16,7 @@ export function commandMessage(fields: {
   /** Only for a handler that acknowledges (protocol §4.7). */
   acceptBy?: number;
 }): Envelope {
-  return {
+  const command: Envelope = {
     v: PROTOCOL_VERSION,
     type: 'command',
     source: fields.source,
@@ -26,9 +26,10 @@ export function commandMessage(fields: {
     priority: fields.priority,
     deadline: fields.deadline,
     ts: Date.now(),
-    // Last, so that a command sent again gets a new one without being encoded again.
-    ...(fields.acceptBy !== undefined && { acceptBy: fields.acceptBy }),
   };
+  // Last, so that a command sent again gets a new one without being encoded again.
+  if (fields.acceptBy !== undefined) command.acceptBy = fields.acceptBy;
+  return command;
 }
 
 const ACCEPT_BY_KEY = ',"acceptBy":';
@@ -51,17 +52,24 @@ export function responseMessage(
   fields: { source: string; destination: string; token: string; priority: Priority },
   answer: ResponseStep,
 ): Envelope {
-  const head = { v: PROTOCOL_VERSION, type: 'response' as const, source: fields.source, destination: fields.destination, token: fields.token };
-  const tail = { priority: fields.priority, ts: Date.now() };
+  // Literal objects, keys in wire order: this runs once per answer (no spread on the hot path).
+  const { source, destination, token, priority } = fields;
+  const v = PROTOCOL_VERSION;
   switch (answer.step) {
-    case 'accepted':
-      return { ...head, final: false, accepted: true, payload: null, ...(answer.progress !== undefined && { progress: answer.progress }), ...tail };
-    case 'progress':
-      return { ...head, final: false, payload: answer.payload ?? null, ...(answer.progress !== undefined && { progress: answer.progress }), ...tail };
     case 'result':
-      return { ...head, final: true, payload: answer.payload ?? null, code: 0, ...tail };
+      return { v, type: 'response', source, destination, token, final: true, payload: answer.payload ?? null, code: 0, priority, ts: Date.now() };
+    case 'accepted':
+      return answer.progress === undefined
+        ? { v, type: 'response', source, destination, token, final: false, accepted: true, payload: null, priority, ts: Date.now() }
+        : { v, type: 'response', source, destination, token, final: false, accepted: true, payload: null, progress: answer.progress, priority, ts: Date.now() };
+    case 'progress':
+      return answer.progress === undefined
+        ? { v, type: 'response', source, destination, token, final: false, payload: answer.payload ?? null, priority, ts: Date.now() }
+        : { v, type: 'response', source, destination, token, final: false, payload: answer.payload ?? null, progress: answer.progress, priority, ts: Date.now() };
     case 'error':
-      return { ...head, final: true, payload: null, code: answer.code, error: answer.error, ...(answer.notRun && { accepted: false }), ...tail };
+      return answer.notRun
+        ? { v, type: 'response', source, destination, token, final: true, payload: null, code: answer.code, error: answer.error, accepted: false, priority, ts: Date.now() }
+        : { v, type: 'response', source, destination, token, final: true, payload: null, code: answer.code, error: answer.error, priority, ts: Date.now() };
   }
 }
 

@@ -157,8 +157,24 @@ export function presenceTopic(clientId: string): string {
 /** Filter matching every client's presence. */
 export const PRESENCE_FILTER = `${PRESENCE_PREFIX}+`;
 
+/**
+ * Topics already read: a client sees the same few (its actions, its response topics) on
+ * every message. Bounded, so a stream of made-up topics cannot grow it.
+ */
+const parsedTopics = new Map<string, ParsedTopic>();
+const PARSED_TOPICS_KEPT = 4096;
+
 /** Reads what a topic is. Never throws: anything outside the scheme is `{ kind: 'other' }`. */
 export function parseTopic(topic: string): ParsedTopic {
+  let parsed = parsedTopics.get(topic);
+  if (parsed) return parsed;
+  parsed = readTopic(topic);
+  if (parsedTopics.size >= PARSED_TOPICS_KEPT) parsedTopics.clear();
+  parsedTopics.set(topic, parsed);
+  return parsed;
+}
+
+function readTopic(topic: string): ParsedTopic {
   if (topic.startsWith(PRESENCE_PREFIX)) {
     const clientId = topic.slice(PRESENCE_PREFIX.length);
     return checkClientId(clientId) ? { kind: 'other' } : { kind: 'presence', clientId };
