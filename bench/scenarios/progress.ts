@@ -2,7 +2,7 @@
  * Scenario 4, a progress stream: a call answered by 3 progress responses and the final
  * one, sequentially. The broker writes 4 packets back to back to a quiet client: the
  * pattern that stalls ~40 ms per call on a delayed ACK when the broker's sockets keep
- * Nagle on (DEPENDENCIES.md). Relais `call` + `ctx.progress` against raw MQTT.js doing
+ * Nagle on (protocol §1.2). Relais `call` + `ctx.progress` against raw MQTT.js doing
  * the same 4 responses by hand.
  */
 import type { Bus } from '../../src/index.js';

@@ -71,7 +71,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   const sockets = new Set<net.Socket>();
   let webSockets: WebSocketServer | undefined;
 
-  // DEPENDENCIES.md "Nagle stall": a progress response followed by the final one would wait
+  // protocol §1.2: a progress response followed by the final one would wait
   // ~40 ms on the peer's delayed ACK; no-delay on every accepted socket removes it.
   const accept = (socket: net.Socket) => {
     socket.setNoDelay(true);

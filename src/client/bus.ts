@@ -53,9 +53,10 @@ export async function connect(options: ConnectOptions): Promise<Bus> {
 /**
  * A connected client. Events: `offline` (the main connection dropped; the library
  * reconnects), `online` (it is back; subscriptions and presence are being restored),
+ * `lane` (a connection, main or real-time, went down or came back up, protocol §6.2),
  * `replaced` (another client started with this id; this one has stopped, protocol §7.5).
  */
-export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [other: PresenceInfo] }> {
+export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: Lane, up: boolean]; replaced: [other: PresenceInfo] }> {
   readonly id: string;
   /** The clients known from their presence and the actions they serve. */
   readonly directory: Directory;
@@ -250,12 +251,17 @@ export class Bus extends EventEmitter<{ online: []; offline: []; replaced: [othe
       this.presence.reannounceSoon();
       this.emit('online');
     }
-    if (reconnected) this.requester.onReconnected(lane);
+    if (reconnected) {
+      this.requester.onReconnected(lane);
+      this.emit('lane', lane, true);
+    }
   }
 
   private onDisconnected(lane: Lane): void {
     this.requester.onDisconnected(lane);
-    if (lane === 'main' && !this.presence.knockedOff()) this.emit('offline');
+    if (lane === 'main' && this.presence.knockedOff()) return;
+    if (lane === 'main') this.emit('offline');
+    this.emit('lane', lane, false);
   }
 
   private onMessage(topic: string, payload: Buffer, retained: boolean, qos: 0 | 1, lane: Lane): void {

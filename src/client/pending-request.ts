@@ -158,7 +158,9 @@ export class PendingRequest {
         onDropped: (error) => this.fail(error),
         onWritten: () => {
           this.written = true;
-          if (mode === 'offer' && this.acks && !this.accepted) this.armAckTimers();
+          // Its answers come on its lane: while that is down, nothing can come back; the
+          // lane's return sends it again and starts the wait (onReconnected).
+          if (mode === 'offer' && this.acks && !this.accepted && this.services.transport.connection(this.lane).connected) this.armAckTimers();
         },
       });
     } catch (error) {

@@ -7,11 +7,10 @@
 import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
 import { describe, it, before, after } from 'node:test';
-import net from 'node:net';
-import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 import { connect, HandlerGoneError, type Bus, type ConnectOptions } from '../../src/index.js';
 import { peerGate, setup, testLogger, uniqueId, waitFor, type BrokerKind, type Kit } from '../testkit/index.js';
+import { startHookedAedes, type HookedAedes } from '../testkit/hooked-aedes.js';
 
 /** A raw MQTT client collecting what arrives on `filter`. */
 async function spy(url: string, filter: string) {
@@ -221,29 +220,8 @@ function ackContract(kind: BrokerKind, skip: string | false): void {
   });
 }
 
-/** An Aedes whose door can be closed to some client ids (their CONNECT is refused), to keep a client away for a while. */
-async function aedesWithDoor() {
-  const closed = new Set<string>();
-  const aedes = await Aedes.createBroker({ authenticate: (client, _user, _password, done) => done(null, !closed.has(client.id)) });
-  const server = net.createServer((socket) => {
-    socket.setNoDelay(true);
-    aedes.handle(socket);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    closed,
-    /** Cuts a client's connection as a network loss would: the broker publishes its will. */
-    cut: (clientId: string) => (aedes as unknown as { clients: Record<string, { conn: { destroy(): void } }> }).clients[clientId]?.conn.destroy(),
-    close: async () => {
-      await new Promise<void>((resolve) => aedes.close(() => resolve()));
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
 describe('acks - a handler that loses its connection', { timeout: 60_000 }, () => {
-  let broker: Awaited<ReturnType<typeof aedesWithDoor>>;
+  let broker: HookedAedes;
   const clients: Bus[] = [];
   const join = async (id: string, options: Partial<ConnectOptions> = {}) => {
     const bus = await connect({ id, broker: broker.url, logger: testLogger, reconnectDelay: 20, reconnectMaxDelay: 200, ...options });
@@ -251,7 +229,7 @@ describe('acks - a handler that loses its connection', { timeout: 60_000 }, () =
     return bus;
   };
   before(async () => {
-    broker = await aedesWithDoor();
+    broker = await startHookedAedes();
   });
   after(async () => {
     await Promise.all(clients.map((bus) => bus.close()));

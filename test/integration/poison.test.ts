@@ -7,36 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { Aedes } from 'aedes';
 import { connect, NotSentError, type Bus } from '../../src/index.js';
 import { peerGate, recordingLogger, uniqueId, type TestBroker } from '../testkit/index.js';
 import { startNats } from '../testkit/nats.js';
+import { startHookedAedes, type HookedAedes } from '../testkit/hooked-aedes.js';
 
 const fast = { reconnectDelay: 20, reconnectMaxDelay: 200 };
-
-/** Aedes whose hooks refuse `forbidden/...` the way Aedes does for MQTT 3.1.1: by dropping the connection. */
-async function refusingAedes() {
-  const refuse = (topic: string) => topic.startsWith('forbidden/');
-  const aedes = await Aedes.createBroker({
-    authorizePublish: (_client, packet, done) => done(refuse(packet.topic) ? new Error('not allowed') : null),
-    authorizeSubscribe: (_client, sub, done) => done(refuse(sub.topic) ? new Error('not allowed') : null, sub),
-  });
-  const connections = new Map<string, number>();
-  aedes.on('client', (client) => connections.set(client.id, (connections.get(client.id) ?? 0) + 1));
-  const server = net.createServer((socket) => {
-    socket.setNoDelay(true);
-    aedes.handle(socket);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
-  const close = async () => {
-    await new Promise<void>((resolve) => aedes.close(() => resolve()));
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  };
-  return { url, connections, close };
-}
 
 /** Serves demo/alive on `server`; resolves once `bus` can reach it, proving `bus` is back on the bus. */
 async function stillServes(bus: Bus, server: Bus): Promise<void> {
@@ -46,11 +23,11 @@ async function stillServes(bus: Bus, server: Bus): Promise<void> {
 }
 
 describe('poison - on an Aedes that drops connections to refuse', { timeout: 60_000 }, () => {
-  let broker: Awaited<ReturnType<typeof refusingAedes>>;
+  let broker: HookedAedes;
   const clients: Bus[] = [];
   let server: Bus;
   before(async () => {
-    broker = await refusingAedes();
+    broker = await startHookedAedes({ refuse: (topic) => topic.startsWith('forbidden/') });
     server = await connect({ id: uniqueId('server'), broker: broker.url, logger: recordingLogger().logger });
     clients.push(server);
     await server.handle('demo/alive', (payload: { from: string }) => `hello ${payload.from}`);

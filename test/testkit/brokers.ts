@@ -163,9 +163,9 @@ export function mosquittoConfig(
     'user root',
     `listener ${port} 127.0.0.1`,
     'allow_anonymous true',
-    // DEPENDENCIES.md: without it a progress+final pair stalls ~40 ms on delayed ACK.
+    // protocol §1.2: without it a progress+final pair stalls ~40 ms on delayed ACK.
     'set_tcp_nodelay true',
-    // DEPENDENCIES.md: the defaults (1000 queued, 20 in flight) drop messages silently under load.
+    // protocol §1.2: the defaults (1000 queued, 20 in flight) drop messages silently under load.
     'max_queued_messages 1000000',
     'max_inflight_messages 0',
     ...(socketPath ? [`listener 0 ${socketPath}`] : []),

@@ -44,7 +44,10 @@ export async function setup(kind: BrokerKind, options: BrokerOptions = {}): Prom
   };
 }
 
-/** Resolves with the first event `name` of `emitter` for which `predicate` holds, or rejects after `timeout` ms. */
+/**
+ * Resolves with `check()`'s value as soon as it is defined: at once, or after one of the
+ * `event`s of `emitter`; rejects after `timeout` ms.
+ */
 export async function waitFor<T>(check: () => T | undefined, emitter: NodeJS.EventEmitter, event: string, timeout = 5000): Promise<T> {
   const first = check();
   if (first !== undefined) return first;

@@ -1,6 +1,6 @@
 /**
  * nats-server with its MQTT gateway (the clustered engine a deployment may use instead of one
- * broker), on free ports of 127.0.0.1, its JetStream store in a temporary folder. DEPENDENCIES.md:
+ * broker), on free ports of 127.0.0.1, its JetStream store in a temporary folder. As measured:
  * the gateway needs `server_name`, a `jetstream {}` block and `mqtt { listen }`; it speaks
  * MQTT 3.1.1 with QoS 0 and 1 only.
  */
