@@ -1,16 +1,16 @@
 /**
  * `connect()` and the Bus, the facade: wires the transport, the directory, the presence, the
- * requester, the handlers and the subscriptions, hands each incoming message to the part
- * its topic names (inbound.ts), and stops them together.
+ * requester, the handlers and the subscriptions, has each incoming message delivered to the
+ * part its topic names (inbound.ts), and stops them together.
  */
 import { EventEmitter } from 'node:events';
-import { decode, encode, encodeJson, type DecodeResult, type Envelope } from '../protocol/envelope.js';
-import { InvalidMessageError, NotSentError, stackFromCaller } from '../protocol/errors.js';
+import { encode, encodeJson, type Envelope } from '../protocol/envelope.js';
+import { NotSentError, stackFromCaller } from '../protocol/errors.js';
 import { logMessage, notificationMessage, type LogLevel } from '../protocol/messages.js';
-import { checkClientId, checkPath, checkTopicName, logTopic, notificationTopic, parseTopic, PRESENCE_FILTER } from '../protocol/topics.js';
+import { checkClientId, checkPath, checkTopicName, logTopic, notificationTopic, PRESENCE_FILTER } from '../protocol/topics.js';
 import { Directory } from './directory.js';
 import { Handlers } from './handlers.js';
-import { routeOf } from './inbound.js';
+import { deliver, type ClientParts } from './inbound.js';
 import { checkOptions, checkTimeout, resolveOptions, type ResolvedOptions } from './options.js';
 import { Presence } from './presence.js';
 import { Requester } from './requester.js';
@@ -66,6 +66,8 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
   private readonly requester: Requester;
   private readonly handlers: Handlers;
   private readonly subscriptions: Subscriptions;
+  /** What an incoming message may be handed to (inbound.ts). */
+  private readonly parts: ClientParts;
   /** Set by close, kill or a takeover: what a later close() waits for. */
   private ending: Promise<void> = Promise.resolve();
   private closed = false;
@@ -82,7 +84,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
     this.directory = new Directory(options.directorySettle);
     this.presence = new Presence(options, (lane) => this.handlers.actions(lane), { replaced: (other, message) => this.giveWay(other, message) });
     this.transport = new Transport(options, this.presence.will(), {
-      message: (topic, payload, retained, qos, lane) => this.onMessage(topic, payload, retained, qos, lane),
+      message: (topic, payload, retained, qos, lane) => deliver(this.parts, { topic, payload, retained, qos, lane }),
       connected: (lane, reconnected) => this.onConnected(lane, reconnected),
       disconnected: (lane) => this.onDisconnected(lane),
     });
@@ -90,6 +92,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
     this.requester = new Requester(options, this.transport, this.directory);
     this.handlers = new Handlers(options, this.transport, () => this.presence.announce());
     this.subscriptions = new Subscriptions(options, this.transport);
+    this.parts = { options, directory: this.directory, presence: this.presence, requester: this.requester, handlers: this.handlers, subscriptions: this.subscriptions };
     const loadingFailed = new Promise<never>((_, reject) => (this.failLoading = reject));
     loadingFailed.catch(() => {});
     this.ready = this.transport.ready().then(() =>
@@ -264,40 +267,6 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
     this.emit('lane', lane, false);
   }
 
-  private onMessage(topic: string, payload: Buffer, retained: boolean, qos: 0 | 1, lane: Lane): void {
-    let cached: DecodeResult | undefined;
-    const decoded = () => (cached ??= payload.length === 0 ? EMPTY_MESSAGE : decode(payload, this.options.maxMessageBytes));
-    const route = routeOf(parseTopic(topic), this.id, (action) => this.handlers.serves(action));
-    switch (route.to) {
-      case 'requester': {
-        const result = decoded();
-        if (result.ok && result.envelope.type === 'response') this.requester.onResponse(result.envelope);
-        else if (!result.ok) this.logger.warn({ topic, err: result.error.message }, 'invalid response');
-        break;
-      }
-      case 'handlers':
-        this.handlers.onRequest(route.action, route.targeted, decoded(), qos);
-        break;
-      case 'cancel':
-        this.handlers.onCancel(decoded());
-        break;
-      case 'presence':
-        this.onPresence(route.clientId, decoded());
-        break;
-      case 'subscriptions':
-        break;
-    }
-    this.subscriptions.dispatch(topic, lane, () => payload.toString('utf8'), decoded, retained);
-  }
-
-  private onPresence(clientId: string, result: DecodeResult): void {
-    this.directory.update(clientId, result.ok ? result.envelope : undefined);
-    if (clientId !== this.id || !result.ok) return;
-    const payload = result.envelope.payload;
-    const info = (typeof payload === 'object' && payload !== null ? payload : {}) as PresenceInfo;
-    if (this.presence.onOwnTopic(info)) this.directory.ownPresenceBack();
-  }
-
   /** Stops serving, announces `stopped`, fails what is pending and disconnects. */
   close(): Promise<void> {
     if (!this.stopLocally('the client closed before the response came')) return this.ending;
@@ -345,5 +314,3 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
     return this.close();
   }
 }
-
-const EMPTY_MESSAGE: DecodeResult = { ok: false, error: new InvalidMessageError('empty message (a cleared retained topic)') };

@@ -1,9 +1,18 @@
 /**
- * Which part of the client acts on an incoming message, from its topic alone (protocol §2.2,
- * §4.2). Pure: testable without a broker. Whatever the answer, the message also reaches the
- * application subscriptions that match it (protocol §8.3).
+ * Incoming messages (protocol §2.2, §4.2): which part of the client acts on one, from its
+ * topic alone (`routeOf`, pure, testable without a broker), and its delivery there. Whatever
+ * the route, the message also reaches the application subscriptions that match it (§8.3).
  */
-import type { ParsedTopic } from '../protocol/topics.js';
+import { decode, type DecodeResult } from '../protocol/envelope.js';
+import { InvalidMessageError } from '../protocol/errors.js';
+import { parseTopic, type ParsedTopic } from '../protocol/topics.js';
+import type { Directory } from './directory.js';
+import type { Handlers } from './handlers.js';
+import type { ResolvedOptions } from './options.js';
+import type { Presence } from './presence.js';
+import type { Requester } from './requester.js';
+import type { Subscriptions } from './subscriptions.js';
+import type { Lane, PresenceInfo } from './types.js';
 
 export type Route =
   /** A response on our own `<action>/response/<me>`: the requester. */
@@ -34,4 +43,54 @@ export function routeOf(topic: ParsedTopic, self: string, serves: (action: strin
     default:
       return SUBSCRIPTIONS_ONLY;
   }
+}
+
+/** The parts of a client an incoming message may be handed to. */
+export interface ClientParts {
+  options: ResolvedOptions;
+  directory: Directory;
+  presence: Presence;
+  requester: Requester;
+  handlers: Handlers;
+  subscriptions: Subscriptions;
+}
+
+const EMPTY_MESSAGE: DecodeResult = { ok: false, error: new InvalidMessageError('empty message (a cleared retained topic)') };
+
+/** Decodes a message (once, and only if someone reads it) and hands it to the parts that act on it. */
+export function deliver(parts: ClientParts, message: { topic: string; payload: Buffer; retained: boolean; qos: 0 | 1; lane: Lane }): void {
+  const { topic, payload } = message;
+  const { options, handlers } = parts;
+  let cached: DecodeResult | undefined;
+  const decoded = () => (cached ??= payload.length === 0 ? EMPTY_MESSAGE : decode(payload, options.maxMessageBytes));
+  const route = routeOf(parseTopic(topic), options.id, (action) => handlers.serves(action));
+  switch (route.to) {
+    case 'requester': {
+      const result = decoded();
+      if (result.ok && result.envelope.type === 'response') parts.requester.onResponse(result.envelope);
+      else if (!result.ok) options.logger.warn({ topic, err: result.error.message }, 'invalid response');
+      break;
+    }
+    case 'handlers':
+      handlers.onRequest(route.action, route.targeted, decoded(), message.qos);
+      break;
+    case 'cancel':
+      handlers.onCancel(decoded());
+      break;
+    case 'presence':
+      onPresence(parts, route.clientId, decoded());
+      break;
+    case 'subscriptions':
+      break;
+  }
+  parts.subscriptions.dispatch(topic, message.lane, () => payload.toString('utf8'), decoded, message.retained);
+}
+
+function onPresence(parts: ClientParts, clientId: string, result: DecodeResult): void {
+  parts.directory.update(clientId, result.ok ? result.envelope : undefined);
+  if (clientId !== parts.options.id || !result.ok) return;
+  const payload = result.envelope.payload;
+  const info = (typeof payload === 'object' && payload !== null ? payload : {}) as PresenceInfo;
+  // Our own presence back: the directory's loading barrier (§7.2); another instance's: a twin (§7.5).
+  if (parts.presence.onOwnTopic(info)) parts.directory.ownPresenceBack();
 }

@@ -43,7 +43,6 @@ export interface RequestInit {
   ackTimeout: number;
   /** An id, `*` for every provider, or undefined to let the library pick one. */
   target: string | undefined;
-  checkHandlers: boolean;
   signal: AbortSignal | undefined;
   /** Sent while the directory was still loading, with no provider known: judged once it settles. */
   awaitingDirectory: boolean;
@@ -65,7 +64,6 @@ export class PendingRequest {
   /** The first client that answered (what a broadcast's cancel and "handler gone" go by). */
   responder: string | undefined;
   awaitingDirectory: boolean;
-  private readonly broadcast: boolean;
   private readonly picked: boolean;
   private readonly offered = new Set<string>();
   private assigneeInstance: unknown;
@@ -93,10 +91,9 @@ export class PendingRequest {
     this.lane = init.lane;
     this.priority = init.priority;
     this.deadline = Date.now() + init.timeout;
-    this.broadcast = init.target === '*';
     this.picked = init.target === undefined;
     this.awaitingDirectory = init.awaitingDirectory;
-    this.assign(this.picked ? services.pick(init.action, this.offered) : this.broadcast ? undefined : init.target);
+    this.assign(this.picked ? services.pick(init.action, this.offered) : init.target === '*' ? undefined : init.target);
   }
 
   /** Starts the clock: the time-out and the caller's signal. Then `send()`. */

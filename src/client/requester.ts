@@ -153,7 +153,6 @@ export class Requester {
         timeout,
         ackTimeout,
         target,
-        checkHandlers,
         signal: options.signal,
         awaitingDirectory: false,
       },

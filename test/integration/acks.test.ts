@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
 import { describe, it, before, after } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
-import { connect, HandlerGoneError, type Bus, type ConnectOptions } from '../../src/index.js';
-import { peerGate, setup, testLogger, uniqueId, waitFor, type BrokerKind, type Kit } from '../testkit/index.js';
+import { HandlerGoneError, type Bus, type ConnectOptions } from '../../src/index.js';
+import { peerGate, setup, uniqueId, waitFor, type BrokerKind, type Kit } from '../testkit/index.js';
 import { startHookedAedes, type HookedAedes } from '../testkit/hooked-aedes.js';
 
 /** A raw MQTT client collecting what arrives on `filter`. */
@@ -222,17 +222,11 @@ function ackContract(kind: BrokerKind, skip: string | false): void {
 
 describe('acks - a handler that loses its connection', { timeout: 60_000 }, () => {
   let broker: HookedAedes;
-  const clients: Bus[] = [];
-  const join = async (id: string, options: Partial<ConnectOptions> = {}) => {
-    const bus = await connect({ id, broker: broker.url, logger: testLogger, reconnectDelay: 20, reconnectMaxDelay: 200, ...options });
-    clients.push(bus);
-    return bus;
-  };
+  const join = (id: string, options: Partial<ConnectOptions> = {}) => broker.join(id, options);
   before(async () => {
     broker = await startHookedAedes();
   });
   after(async () => {
-    await Promise.all(clients.map((bus) => bus.close()));
     await broker?.close();
   });
 

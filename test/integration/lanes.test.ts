@@ -6,25 +6,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { connect, type Bus } from '../../src/index.js';
 import { startHookedAedes, type HookedAedes } from '../testkit/hooked-aedes.js';
-import { testLogger, uniqueId, waitFor } from '../testkit/index.js';
+import { uniqueId, waitFor } from '../testkit/index.js';
 
 const ACK_TIMEOUT = 300;
 
 describe('lanes', { timeout: 30_000 }, () => {
   let broker: HookedAedes;
-  const clients: Bus[] = [];
-  const join = async (id: string) => {
-    const bus = await connect({ id, broker: broker.url, logger: testLogger, reconnectDelay: 20, reconnectMaxDelay: 200, ackTimeout: ACK_TIMEOUT });
-    clients.push(bus);
-    return bus;
-  };
+  const join = (id: string) => broker.join(id, { ackTimeout: ACK_TIMEOUT });
   before(async () => {
     broker = await startHookedAedes();
   });
   after(async () => {
-    await Promise.all(clients.map((bus) => bus.close()));
     await broker?.close();
   });
 

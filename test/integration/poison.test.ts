@@ -24,23 +24,19 @@ async function stillServes(bus: Bus, server: Bus): Promise<void> {
 
 describe('poison - on an Aedes that drops connections to refuse', { timeout: 60_000 }, () => {
   let broker: HookedAedes;
-  const clients: Bus[] = [];
   let server: Bus;
   before(async () => {
     broker = await startHookedAedes({ refuse: (topic) => topic.startsWith('forbidden/') });
-    server = await connect({ id: uniqueId('server'), broker: broker.url, logger: recordingLogger().logger });
-    clients.push(server);
+    server = await broker.join(uniqueId('server'));
     await server.handle('demo/alive', (payload: { from: string }) => `hello ${payload.from}`);
   });
   after(async () => {
-    await Promise.all(clients.map((bus) => bus.close()));
     await broker?.close();
   });
 
   it('poison - a QoS 1 message the broker refuses is given up after two drops; the client comes back, says so and still works', async () => {
     const { logger, records } = recordingLogger();
-    const bus = await connect({ id: uniqueId('publisher'), broker: broker.url, logger, ...fast });
-    clients.push(bus);
+    const bus = await broker.join(uniqueId('publisher'), { logger });
     let offline = 0;
     bus.on('offline', () => (offline += 1));
     bus.publish('forbidden/topic', { secret: 'nope' });
@@ -57,8 +53,7 @@ describe('poison - on an Aedes that drops connections to refuse', { timeout: 60_
   });
 
   it('poison - a subscription the broker refuses by dropping the connection ends with NotSentError after two drops; handle() too', async () => {
-    const bus = await connect({ id: uniqueId('subscriber'), broker: broker.url, logger: recordingLogger().logger, ...fast });
-    clients.push(bus);
+    const bus = await broker.join(uniqueId('subscriber'));
     await assert.rejects(bus.subscribe('forbidden/#'), (error: unknown) => error instanceof NotSentError && /dropped the connection 2 times when subscribing to forbidden\/#/.test(error.message));
     await assert.rejects(bus.handle('forbidden/action', () => 'never'), NotSentError);
     await stillServes(bus, server);

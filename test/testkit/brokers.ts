@@ -187,38 +187,19 @@ export async function startMosquitto(options: BrokerOptions = {}): Promise<TestB
   const configPath = path.join(dir, 'mosquitto.conf');
   fs.writeFileSync(configPath, mosquittoConfig(port, socketPath, { ...(wsPort !== undefined && { wsPort }), ...(tls && { tls }), debugLog: options.observePublishers ?? false }));
   const publishers: PublisherEvents | undefined = options.observePublishers ? new EventEmitter() : undefined;
-  let child: ChildProcess | undefined;
-  const start = async () => {
-    if (child) return;
-    const started = spawn(binary, ['-c', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
-    child = started;
-    await waitForLine(started, /mosquitto version .* running/, 10_000, 'mosquitto');
-    if (publishers) {
-      // Read on for good: a debug log left unread would fill the pipe and stall the broker.
-      let partial = '';
-      started.stderr!.on('data', (chunk: Buffer) => {
-        const lines = (partial + chunk.toString()).split('\n');
-        partial = lines.pop()!;
-        for (const line of lines) {
-          const seen = /Received PUBLISH from (\S+) \(d\d, q\d, r\d, m\d+, '([^']*)'/.exec(line);
-          if (seen) publishers.emit('publish', seen[1]!, seen[2]!);
-        }
-      });
-    }
-  };
-  const stop = async () => {
-    const running = child;
-    child = undefined;
-    if (running && running.exitCode === null) {
-      const exited = new Promise((resolve) => running.once('exit', resolve));
-      running.kill('SIGKILL');
-      await exited;
-    }
-  };
-  const close = async () => {
-    await stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
+  const { start, stop, close } = brokerProcess(binary, ['-c', configPath], /mosquitto version .* running/, 'mosquitto', dir, (started) => {
+    if (!publishers) return;
+    // Read on for good: a debug log left unread would fill the pipe and stall the broker.
+    let partial = '';
+    started.stderr!.on('data', (chunk: Buffer) => {
+      const lines = (partial + chunk.toString()).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) {
+        const seen = /Received PUBLISH from (\S+) \(d\d, q\d, r\d, m\d+, '([^']*)'/.exec(line);
+        if (seen) publishers.emit('publish', seen[1]!, seen[2]!);
+      }
+    });
+  });
   await start();
   return {
     kind: 'mosquitto',
@@ -237,6 +218,35 @@ export async function startMosquitto(options: BrokerOptions = {}): Promise<TestB
 export async function startBroker(kind: BrokerKind, options: BrokerOptions = {}): Promise<TestBroker> {
   if (kind === 'nats') return (await import('./nats.js')).startNats();
   return kind === 'aedes' ? startAedes(options) : startMosquitto(options);
+}
+
+/**
+ * A broker in a child process that says on stderr when it is ready: started and stopped as a
+ * crash would (SIGKILL), its folder removed on close. `onStart` sees each process started.
+ */
+export function brokerProcess(binary: string, args: string[], ready: RegExp, label: string, dir: string, onStart?: (child: ChildProcess) => void) {
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    if (child) return;
+    const started = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = started;
+    await waitForLine(started, ready, 15_000, label);
+    onStart?.(started);
+  };
+  const stop = async () => {
+    const running = child;
+    child = undefined;
+    if (running && running.exitCode === null) {
+      const exited = new Promise((resolve) => running.once('exit', resolve));
+      running.kill('SIGKILL');
+      await exited;
+    }
+  };
+  const close = async () => {
+    await stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  return { start, stop, close };
 }
 
 /** Resolves when the child's stderr prints a line matching `pattern`; rejects on exit or time-out. */

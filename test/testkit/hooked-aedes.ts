@@ -7,7 +7,9 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { Aedes } from 'aedes';
+import { connect, type Bus, type ConnectOptions } from '../../src/index.js';
 import type { PublisherEvents } from './brokers.js';
+import { testLogger } from './index.js';
 
 export interface HookedAedes {
   url: string;
@@ -20,6 +22,9 @@ export interface HookedAedes {
   disconnects: EventEmitter<{ disconnect: [clientId: string] }>;
   /** Cuts a client's connection as a network loss would: the broker publishes its will. */
   cut(clientId: string): void;
+  /** Connects a quiet client that reconnects fast (closed by `close`). */
+  join(id: string, options?: Partial<ConnectOptions>): Promise<Bus>;
+  /** Closes the clients joined, then the broker. */
   close(): Promise<void>;
 }
 
@@ -42,14 +47,22 @@ export async function startHookedAedes(options: { refuse?: (topic: string) => bo
     aedes.handle(socket);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  const clients: Bus[] = [];
   return {
-    url: `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    url,
     connections,
     closed,
     publishers,
     disconnects,
     cut: (clientId) => (aedes as unknown as { clients: Record<string, { conn: { destroy(): void } }> }).clients[clientId]?.conn.destroy(),
+    join: async (id, options = {}) => {
+      const bus = await connect({ id, broker: url, logger: testLogger, reconnectDelay: 20, reconnectMaxDelay: 200, ...options });
+      clients.push(bus);
+      return bus;
+    },
     close: async () => {
+      await Promise.all(clients.map((bus) => bus.close()));
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

@@ -4,11 +4,10 @@
  * the gateway needs `server_name`, a `jetstream {}` block and `mqtt { listen }`; it speaks
  * MQTT 3.1.1 with QoS 0 and 1 only.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { findBinary, freePort, waitForLine, type TestBroker } from './brokers.js';
+import { brokerProcess, findBinary, freePort, type TestBroker } from './brokers.js';
 
 export async function startNats(): Promise<TestBroker> {
   const binary = findBinary('nats-server');
@@ -26,26 +25,7 @@ export async function startNats(): Promise<TestBroker> {
       '',
     ].join('\n'),
   );
-  let child: ChildProcess | undefined;
-  const start = async () => {
-    if (child) return;
-    const started = spawn(binary, ['-c', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
-    child = started;
-    await waitForLine(started, /Server is ready/, 15_000, 'nats-server');
-  };
-  const stop = async () => {
-    const running = child;
-    child = undefined;
-    if (running && running.exitCode === null) {
-      const exited = new Promise((resolve) => running.once('exit', resolve));
-      running.kill('SIGKILL');
-      await exited;
-    }
-  };
-  const close = async () => {
-    await stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
+  const { start, stop, close } = brokerProcess(binary, ['-c', configPath], /Server is ready/, 'nats-server', dir);
   await start();
   return { kind: 'nats', url: `mqtt://127.0.0.1:${mqttPort}`, stop, start, close, [Symbol.asyncDispose]: close };
 }
