@@ -22,7 +22,7 @@ export class HandlerChoice {
    * The provider to use, or undefined when the directory knows none outside `exclude`.
    * `loads()` tells the requests pending per handler; it is asked only when there is a choice.
    */
-  pick(action: string, loads: () => ReadonlyMap<string, number>, exclude?: ReadonlySet<string>): string | undefined {
+  pick(action: string, loads: () => ReadonlyMap<string, number>, exclude?: ReadonlySet<string> | undefined): string | undefined {
     const providers = this.directory.providers(action);
     if (providers.size <= 1 && !exclude?.size) return providers.values().next().value;
     const candidates = [...providers].filter((id) => !exclude?.has(id));

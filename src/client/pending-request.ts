@@ -20,7 +20,7 @@ export interface RequestServices {
   readonly transport: Transport;
   readonly directory: Directory;
   /** The least busy provider of `action` outside `exclude` (protocol §4.6). */
-  pick(action: string, exclude: ReadonlySet<string>): string | undefined;
+  pick(action: string, exclude: ReadonlySet<string> | undefined): string | undefined;
   /** A provider did not acknowledge: pass it over for a while. */
   suspect(handler: string): void;
   cleared(handler: string): void;
@@ -48,8 +48,6 @@ export interface RequestInit {
   awaitingDirectory: boolean;
 }
 
-/** Room left for the acknowledgement's way back: a handler must accept a little before the requester gives up. */
-const ackAllowance = (ackTimeout: number) => Math.min(ackTimeout / 4, 250);
 /** How many handlers an untargeted request is offered to, at most (protocol §4.7). */
 const MAX_OFFERS = 2;
 
@@ -65,7 +63,8 @@ export class PendingRequest {
   responder: string | undefined;
   awaitingDirectory: boolean;
   private readonly picked: boolean;
-  private readonly offered = new Set<string>();
+  /** The handlers it was offered to before the current one (made only when it moves). */
+  private previous: Set<string> | undefined;
   private assigneeInstance: unknown;
   /** The assignee acknowledges (its presence says so): QoS 0, acceptBy, resending (protocol §4.7). */
   private acks = false;
@@ -75,7 +74,7 @@ export class PendingRequest {
   private body = '';
   private disarm: () => void = () => {};
   private ackTimer: NodeJS.Timeout | undefined;
-  /** The acceptance deadline of the current offer (protocol §4.7). */
+  /** The acceptance deadline the command's text carries (protocol §4.7): the current offer's, or 0 for a status query. */
   private acceptBy: number | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
   private readonly init: RequestInit;
@@ -93,7 +92,7 @@ export class PendingRequest {
     this.deadline = Date.now() + init.timeout;
     this.picked = init.target === undefined;
     this.awaitingDirectory = init.awaitingDirectory;
-    this.assign(this.picked ? services.pick(init.action, this.offered) : init.target === '*' ? undefined : init.target);
+    this.assign(this.picked ? services.pick(init.action, undefined) : init.target === '*' ? undefined : init.target);
   }
 
   /** Starts the clock: the time-out and the caller's signal. Then `send()`. */
@@ -110,6 +109,7 @@ export class PendingRequest {
 
   /** The command's wire text, checked (JSON, size) before anything is registered or sent. */
   encodeCommand(): void {
+    this.acceptBy = this.acks ? this.newAcceptBy() : undefined;
     const envelope: Envelope = commandMessage({
       source: this.services.options.id,
       destination: this.assignee ?? '*',
@@ -117,14 +117,20 @@ export class PendingRequest {
       payload: this.init.payload,
       priority: this.priority,
       deadline: this.deadline,
-      ...(this.acks && { acceptBy: Date.now() + this.init.ackTimeout }),
+      ...(this.acceptBy !== undefined && { acceptBy: this.acceptBy }),
     });
     this.body = encode(envelope, { maxBytes: this.services.options.maxMessageBytes, what: `the request to ${this.action}` });
   }
 
+  /** When a handler must have taken the command written now: leaves room for its acknowledgement to travel back. */
+  private newAcceptBy(): number {
+    const { ackTimeout } = this.init;
+    return Date.now() + ackTimeout - Math.min(ackTimeout / 4, 250);
+  }
+
   private assign(handler: string | undefined): void {
+    if (this.assignee !== undefined && handler !== this.assignee) (this.previous ??= new Set()).add(this.assignee);
     this.assignee = handler;
-    if (handler !== undefined) this.offered.add(handler);
     const info = handler === undefined ? undefined : this.services.directory.get(handler);
     this.acks = info?.acks === true && info.status === 'alive';
     this.assigneeInstance = info?.instance;
@@ -139,16 +145,21 @@ export class PendingRequest {
    */
   send(mode: 'offer' | 'retry' = 'offer'): void {
     if (this.finished) return;
-    const { ackTimeout } = this.init;
-    const acceptBy = () => {
-      if (this.accepted) return 0;
-      if (mode === 'offer' || this.acceptBy === undefined) this.acceptBy = Date.now() + ackTimeout - ackAllowance(ackTimeout);
-      return this.acceptBy;
+    const body = (): string => {
+      const wanted = this.accepted ? 0 : mode === 'retry' ? this.acceptBy! : this.newAcceptBy();
+      // The text is renewed only when it carries another acceptBy: not on a first write,
+      // which happens within the millisecond of its encoding.
+      const current = this.acceptBy!;
+      if (wanted !== current && !(wanted > 0 && current > 0 && wanted - current <= 2)) {
+        this.body = restampAcceptBy(this.body, wanted);
+        this.acceptBy = wanted;
+      }
+      return this.body;
     };
     try {
       this.services.transport.send({
         topic: requestTopic(this.action, this.assignee),
-        body: this.acks ? () => restampAcceptBy(this.body, acceptBy()) : this.body,
+        body: this.acks ? body : this.body,
         qos: this.acks ? 0 : 1,
         priority: this.priority,
         deadline: this.deadline,
@@ -189,9 +200,11 @@ export class PendingRequest {
   /** The assignee will not run it: offer it to another provider when the library chose it, else fail. */
   private moveOn(why: string): void {
     const gone = this.assignee;
-    const next = this.picked && this.offered.size < MAX_OFFERS ? this.services.pick(this.action, this.offered) : undefined;
+    const offers = 1 + (this.previous?.size ?? 0);
+    const offered = new Set(this.previous).add(gone!);
+    const next = this.picked && offers < MAX_OFFERS ? this.services.pick(this.action, offered) : undefined;
     if (next === undefined) {
-      const elsewhere = this.picked && this.offered.size < MAX_OFFERS ? '; no other client serves it' : '';
+      const elsewhere = this.picked && offers < MAX_OFFERS ? '; no other client serves it' : '';
       return this.fail(new HandlerGoneError(`handler ${gone} of ${this.action} ${why}${elsewhere}`));
     }
     this.services.options.logger.info({ action: this.action, token: this.token, from: gone, to: next }, `request sent to another handler: ${gone} ${why}`);
