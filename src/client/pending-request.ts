@@ -26,6 +26,8 @@ export interface RequestServices {
   cleared(handler: string): void;
   /** The request has ended: forget it. */
   ended(request: PendingRequest): void;
+  /** Two consecutive steps of one answer, for the Nagle watch. */
+  steps(previous: { ts: number; at: number }, next: { ts: number; at: number }): void;
 }
 
 export interface StepSink {
@@ -77,6 +79,8 @@ export class PendingRequest {
   /** The acceptance deadline the command's text carries (protocol §4.7): the current offer's, or 0 for a status query. */
   private acceptBy: number | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
+  /** When the last step was made (its `ts`) and when it arrived, for the Nagle watch. */
+  private lastStep: { ts: number; at: number } | undefined;
   private readonly init: RequestInit;
 
   constructor(
@@ -232,6 +236,11 @@ export class PendingRequest {
       return this.moveOn(`did not take it in time: ${envelope.error?.message ?? 'refused'}`);
     }
     this.heardFrom(source);
+    if (envelope.ts !== undefined) {
+      const step = { ts: envelope.ts, at: Date.now() };
+      if (this.lastStep) this.services.steps(this.lastStep, step);
+      this.lastStep = step;
+    }
     if (envelope.final === false) {
       const step: Step = envelope.accepted === true
         ? { kind: 'accepted', source, token: this.token }

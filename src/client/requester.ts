@@ -10,6 +10,7 @@ import { checkClientId, checkPath, responseTopic } from '../protocol/topics.js';
 import { AsyncQueue } from './async-queue.js';
 import type { Directory } from './directory.js';
 import { HandlerChoice } from './handler-choice.js';
+import { NagleWatch } from './nagle-watch.js';
 import { checkTimeout, type ResolvedOptions } from './options.js';
 import { PendingRequest, type RequestServices, type StepSink } from './pending-request.js';
 import type { Transport } from './transport.js';
@@ -27,6 +28,7 @@ export class Requester {
   private tokenCounter = 0;
   private readonly choice: HandlerChoice;
   private readonly services: RequestServices;
+  private readonly nagle: NagleWatch;
 
   constructor(
     private readonly options: ResolvedOptions,
@@ -34,6 +36,7 @@ export class Requester {
     private readonly directory: Directory,
   ) {
     this.choice = new HandlerChoice(directory);
+    this.nagle = new NagleWatch((message) => options.logger.warn({ broker: transport.brokerLabel }, message));
     this.services = {
       options,
       transport,
@@ -42,6 +45,7 @@ export class Requester {
       suspect: (handler) => this.choice.suspect(handler, SUSPICION_IN_ACK_TIMEOUTS * options.ackTimeout),
       cleared: (handler) => this.choice.clear(handler),
       ended: (request) => this.pending.delete(request.token),
+      steps: (previous, next) => this.nagle.steps(previous, next),
     };
     directory.on('gone', (clientId, info) => {
       for (const request of [...this.pending.values()]) request.onGone(clientId, info);

@@ -28,7 +28,11 @@ export interface HookedAedes {
   close(): Promise<void>;
 }
 
-export async function startHookedAedes(options: { refuse?: (topic: string) => boolean } = {}): Promise<HookedAedes> {
+/**
+ * @param options.refuse topics whose PUBLISH or SUBSCRIBE is refused
+ * @param options.noDelay `false` leaves Nagle's algorithm on the accepted sockets, as a plain Aedes does
+ */
+export async function startHookedAedes(options: { refuse?: (topic: string) => boolean; noDelay?: boolean } = {}): Promise<HookedAedes> {
   const refuse = options.refuse ?? (() => false);
   const closed = new Set<string>();
   const aedes = await Aedes.createBroker({
@@ -43,7 +47,7 @@ export async function startHookedAedes(options: { refuse?: (topic: string) => bo
   aedes.on('clientDisconnect', (client) => disconnects.emit('disconnect', client.id));
   aedes.on('publish', (packet, client) => client && publishers.emit('publish', client.id, packet.topic));
   const server = net.createServer((socket) => {
-    socket.setNoDelay(true);
+    if (options.noDelay !== false) socket.setNoDelay(true);
     aedes.handle(socket);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
