@@ -16,6 +16,7 @@ import path from 'node:path';
 import { findBinary, freePort, mosquittoConfig, waitForLine } from '../../test/testkit/brokers.js';
 import { withDeadline } from '../lib/util.js';
 import { PeerProcess } from './process.js';
+import { track } from './reaper.js';
 
 export type PeerBrokerKind = 'embedded' | 'aedes-plain' | 'mosquitto' | 'mosquitto-default' | 'nats-mqtt' | 'nats';
 
@@ -99,7 +100,7 @@ async function startDaemon(kind: PeerBrokerKind, binaryName: string, args: (dir:
     fs.rmSync(dir, { recursive: true, force: true });
   };
   try {
-    child = spawn(binary, args(dir), { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = track(spawn(binary, args(dir), { stdio: ['ignore', 'ignore', 'pipe'] }));
     await waitForLine(child, ready, 15_000, binaryName);
   } catch (error) {
     await close();

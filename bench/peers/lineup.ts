@@ -9,6 +9,7 @@ import { log } from '../lib/util.js';
 import { startPeerBroker, type PeerBroker, type PeerBrokerKind } from './brokers.js';
 import { processId, type Contender } from './contenders.js';
 import { PeerProcess } from './process.js';
+import { killAll } from './reaper.js';
 
 export interface Running {
   contender: Contender;
@@ -99,9 +100,9 @@ export class Lineup {
     this.brokers.clear();
   }
 
-  /** For an interruption: SIGKILL the Node children now; brokers are closed (bounded) as usual. */
+  /** For an interruption: SIGKILL every child now, those still starting included, then tidy up as usual. */
   async abort(): Promise<void> {
-    for (const peer of this.processes) peer.kill();
+    killAll();
     await this.stop();
   }
 

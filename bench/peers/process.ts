@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { log, withDeadline } from '../lib/util.js';
 import { encodeLine, parseReply, type Command, type ReadyReply, type Reply, type ResultReply } from './protocol.js';
+import { track } from './reaper.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -50,7 +51,7 @@ export class PeerProcess {
 
   /** Starts bench/peers/<file> with `args`; resolves with the process once it printed its ready line. */
   static async start(label: string, file: string, args: string[], readyMs = 30_000): Promise<{ peer: PeerProcess; ready: ReadyReply }> {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, file), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = track(spawn(process.execPath, ['--import', 'tsx', path.join(here, file), ...args], { stdio: ['pipe', 'pipe', 'pipe'] }));
     const peer = new PeerProcess(label, child);
     try {
       const ready = await peer.next(readyMs, 'ready');
@@ -82,11 +83,6 @@ export class PeerProcess {
       }
     }
     return this.replies.find((reply): reply is ResultReply => reply.peer === 'result');
-  }
-
-  /** Kills at once (the benchmark is being interrupted). */
-  kill(): void {
-    if (this.exitCode === undefined) this.child.kill('SIGKILL');
   }
 
   private async next(timeoutMs: number, what: string): Promise<Reply> {
