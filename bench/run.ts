@@ -95,7 +95,7 @@ const config = quick
       realtime: { bulkMessages: 800, transfers: 1, rounds: 1, idleSamples: 200, bulkBytes: 64 * 1024, window: 16, steadyMBps: 100, modes: ['steady', 'burst'], receivers: rtReceivers } satisfies RealtimeConfig,
       progress: { warmup: 50, calls: 300, batch: 100 } satisfies ProgressConfig,
       control: { warmup: 2, calls: 20, batch: 10 } satisfies ProgressConfig,
-      peers: { rounds: 1, warmup: 100, warmupCapMs: 500, sequential: 300, sequentialCapMs: 1500, inFlight: 100, loadMs: 750, repeats: 4 } satisfies PeersConfig,
+      peers: { rounds: 1, warmup: 100, warmupCapMs: 500, warmupLoadMs: 500, sequential: 300, sequentialCapMs: 1500, inFlight: 100, loadMs: 750, repeats: 4 } satisfies PeersConfig,
     }
   : {
       request: { warmup: 500, sequential: 5000, batch: 500, inFlight: 100, concurrentTotal: 20_000, rounds: 2 } satisfies RequestConfig,
@@ -103,7 +103,7 @@ const config = quick
       realtime: { bulkMessages: 800, transfers: 3, rounds: 2, idleSamples: 300, bulkBytes: 64 * 1024, window: 16, steadyMBps: 100, modes: ['steady', 'paced', 'burst'], receivers: rtReceivers } satisfies RealtimeConfig,
       progress: { warmup: 100, calls: 2000, batch: 250 } satisfies ProgressConfig,
       control: { warmup: 5, calls: 60, batch: 30 } satisfies ProgressConfig,
-      peers: { rounds: 3, warmup: 300, warmupCapMs: 1000, sequential: 1000, sequentialCapMs: 4000, inFlight: 100, loadMs: 2000, repeats: 10 } satisfies PeersConfig,
+      peers: { rounds: 3, warmup: 300, warmupCapMs: 500, warmupLoadMs: 1000, sequential: 1000, sequentialCapMs: 3000, inFlight: 100, loadMs: 2000, repeats: 8 } satisfies PeersConfig,
     };
 const peersFilter = flags['peers-filter']?.split(',').map((part) => part.trim()).filter(Boolean);
 

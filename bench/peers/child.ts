@@ -100,7 +100,7 @@ async function execute(command: Command, side: RequesterSide | HandlerSide, driv
       return;
     }
     if (!driver) throw new Error(`${command.cmd} is a requester command`);
-    if (command.cmd === 'warmup') reply(await driver.warmup(command.count, command.capMs));
+    if (command.cmd === 'warmup') reply(await driver.warmup(command.count, command.capMs, command.inFlight, command.loadMs));
     else if (command.cmd === 'sequential') reply(await driver.sequential(command.count, command.capMs));
     else if (command.cmd === 'load') reply(await driver.load(command.inFlight, command.durationMs));
     else throw new Error(`unknown command ${(command as { cmd: string }).cmd}`);

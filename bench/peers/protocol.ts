@@ -4,7 +4,7 @@
  * I/O here, so the parent and every child share one definition.
  *
  *   child  → {"peer":"ready","pid":123,"url":"tcp://…"}         once connected and serving / found its handler
- *   parent → {"cmd":"warmup","count":300,"capMs":1000}         requester: round trips whose times are thrown away
+ *   parent → {"cmd":"warmup","count":300,"capMs":1000,"inFlight":100,"loadMs":1000}   requester: untimed round trips, then an untimed load
  *   parent → {"cmd":"sequential","count":1500,"capMs":5000}    requester: one at a time, until count or capMs
  *   parent → {"cmd":"load","inFlight":100,"durationMs":2500}   requester: inFlight at a time for durationMs
  *   parent → {"cmd":"count"}                                   handler: how many requests it served
@@ -19,7 +19,7 @@
 export type Role = 'requester' | 'handler';
 
 export type Command =
-  | { cmd: 'warmup'; count: number; capMs: number }
+  | { cmd: 'warmup'; count: number; capMs: number; inFlight: number; loadMs: number }
   | { cmd: 'sequential'; count: number; capMs: number }
   | { cmd: 'load'; inFlight: number; durationMs: number }
   | { cmd: 'count' };

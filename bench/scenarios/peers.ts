@@ -26,6 +26,8 @@ export interface PeersConfig {
   rounds: number;
   warmup: number;
   warmupCapMs: number;
+  /** Untimed load at the end of the warm-up: in the first round, and a quarter of it in later ones. */
+  warmupLoadMs: number;
   sequential: number;
   sequentialCapMs: number;
   inFlight: number;
@@ -118,7 +120,7 @@ export async function runPeers(config: PeersConfig): Promise<PeersResult> {
         const result = results.get(running.contender.id)!;
         if (result.failed) continue;
         try {
-          await runRound(running, result, config, budget);
+          await runRound(running, result, config, budget, round);
           result.rounds++;
         } catch (error) {
           result.failed = (error as Error).message;
@@ -149,12 +151,14 @@ export async function runPeers(config: PeersConfig): Promise<PeersResult> {
 }
 
 /** One round of one contender: warm-up, sequential, load (with the CPU of its three processes). */
-async function runRound(running: Running, result: ContenderResult, config: PeersConfig, budget: { repeats: number }): Promise<void> {
+async function runRound(running: Running, result: ContenderResult, config: PeersConfig, budget: { repeats: number }, round: number): Promise<void> {
   const { requester } = running;
   // Bounded: on a machine shared with other work the rows say how much of it there was ("rest of the machine").
   await waitForQuiet(3000, 0.15, 250);
   const slack = STALL_MS + 10_000;
-  expectPhase(await requester.command({ cmd: 'warmup', count: config.warmup, capMs: config.warmupCapMs }, config.warmupCapMs + slack), result);
+  const warmupLoadMs = round === 0 ? config.warmupLoadMs : Math.round(config.warmupLoadMs / 4);
+  const warmup = { cmd: 'warmup', count: config.warmup, capMs: config.warmupCapMs, inFlight: config.inFlight, loadMs: warmupLoadMs } as const;
+  expectPhase(await requester.command(warmup, config.warmupCapMs + warmupLoadMs + slack), result);
   const sequential = expectPhase(await requester.command({ cmd: 'sequential', count: config.sequential, capMs: config.sequentialCapMs }, config.sequentialCapMs + slack), result);
   result.sequential.push(...sequential.samples);
 
