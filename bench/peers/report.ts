@@ -105,7 +105,11 @@ function sameBrokerTable(find: (family: Family, broker?: PeerBrokerKind) => Figu
     title: 'Peers: Relais against the others on the same broker (Relais / other)',
     columns: ['broker', 'ratio', 'sequential p50', 'sequential p99', 'req/s', 'p99 under load', 'CPU per request'],
     rows,
-    notes: ['latency and CPU ratios above 1.00x: Relais is slower or costlier; req/s ratio below 1.00x: Relais carries less'],
+    notes: [
+      'latency and CPU ratios above 1.00x: Relais is slower or costlier; req/s ratio below 1.00x: Relais carries less',
+      'on plain Aedes and on Mosquitto at its defaults, every QoS 1 round trip waits ~44 ms (Nagle on the broker: a PUBACK then the PUBLISH); QoS 0 has no PUBACK to wait behind, hence the large sequential ratios there',
+      'the raw MQTT.js clients set no-delay on their own sockets, as Relais does; Moleculer\'s MQTT.js client does not (its default)',
+    ],
   };
 }
 
@@ -113,12 +117,12 @@ function acrossTable(all: Figures[], find: (family: Family, broker?: PeerBrokerK
   const embedded = find('relais', 'embedded');
   const mosquitto = find('relais', 'mosquitto');
   const raw0 = find('raw-qos0', 'mosquitto');
-  // Raw MQTT.js on the other brokers is in the same-broker table; here the stacks a user would pick instead.
-  const others = all.filter((f) => usable(f) && f.result.contender.family !== 'relais' && (!f.result.contender.family.startsWith('raw') || f.result.contender.broker === 'embedded' || f.result.contender.broker === 'mosquitto'));
+  // The stacks a user would pick instead; raw MQTT.js only on the well-configured Mosquitto (the other brokers: the same-broker table).
+  const others = all.filter((f) => usable(f) && f.result.contender.family !== 'relais' && (!f.result.contender.family.startsWith('raw') || f.result.contender.broker === 'mosquitto'));
   const against = (relais: Figures | undefined, other: Figures) =>
     usable(relais) ? [ratio(relais.seq.p50 / other.seq.p50), ratio(relais.tput / other.tput), ratio(relais.cpuPerRequest / other.cpuPerRequest)] : ['', '', ''];
   const rows = others.map((other) => [
-    `${other.result.contender.label} (${brokerLabel(other.result.contender)})`,
+    other.result.contender.broker ? `${other.result.contender.label} on ${brokerLabel(other.result.contender)}` : other.result.contender.label,
     ...against(embedded, other),
     ...against(mosquitto, other),
     usable(raw0) && raw0 !== other ? `${ratio(other.seq.p50 / raw0.seq.p50)} / ${ratio(other.tput / raw0.tput)}` : '',
