@@ -1,16 +1,23 @@
 /**
  * Relais benchmark: Relais against raw MQTT.js (the layer below) doing the same exchange on
  * the same broker, in one run, for the embedded Aedes broker (in a child process, plus an
- * in-process figure) and Mosquitto.
+ * in-process figure) and Mosquitto. With --peers, also Relais against the stacks people use
+ * instead (raw MQTT.js QoS 0/1, Moleculer, NATS, bare TCP), requester, handler and broker
+ * each in its own process (bench/scenarios/peers.ts, bench/peers/).
  *
  *   npm run bench                       # full run, both brokers (~3.5 min on 2 cores)
  *   npm run bench -- --quick            # smaller run (~30 s)
- *   npm run bench -- --broker aedes     # aedes | mosquitto | both (default)
- *   npm run bench -- --only request,progress   # request, pubsub, realtime, progress
+ *   npm run bench -- --broker aedes     # aedes | mosquitto | both (default); not used by peers
+ *   npm run bench -- --only request,progress   # request, pubsub, realtime, progress, peers
  *   npm run bench -- --no-inproc --no-control  # skip the in-process Aedes / the Nagle control
  *   npm run bench -- --rt-receiver both # real-time client B in its own process (child, default), with A (same), or both
+ *   npm run bench -- --peers            # the four scenarios, then the peers comparison (~4.5 min more)
+ *   npm run bench -- --only peers       # the peers comparison alone (~4.5 min; with --quick ~1.5 min)
+ *   npm run bench -- --only peers --peers-filter relais,nats   # only contenders whose id contains one of these
  *
- * Tables (markdown) go to stdout, progress lines to stderr. Scenarios: bench/scenarios/.
+ * Peers whose binary (mosquitto, nats-server) or npm package (moleculer, nats) is missing are
+ * skipped with a loud line. Tables (markdown) go to stdout, progress lines to stderr.
+ * Scenarios: bench/scenarios/.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -19,13 +26,17 @@ import { parseArgs } from 'node:util';
 import { findBinary } from '../test/testkit/brokers.js';
 import { startBenchBroker, type BenchBroker, type BenchBrokerKind } from './lib/brokers.js';
 import { log, renderTable, type Table } from './lib/util.js';
+import { peersTables } from './peers/report.js';
+import { abortPeers, runPeers, type PeersConfig, type PeersResult } from './scenarios/peers.js';
 import { progressTables, runProgress, type ProgressConfig, type ProgressResult } from './scenarios/progress.js';
 import { pubSubTables, runPubSub, type PubSubConfig, type PubSubResult } from './scenarios/pubsub.js';
 import { realtimeTables, runRealtime, type ReceiverPlace, type RealtimeConfig, type RealtimeResult } from './scenarios/realtime.js';
 import { requestTables, runRequest, type RequestConfig, type RequestResult } from './scenarios/request.js';
 
-const SCENARIOS = ['request', 'pubsub', 'realtime', 'progress'] as const;
+const SCENARIOS = ['request', 'pubsub', 'realtime', 'progress', 'peers'] as const;
 type Scenario = (typeof SCENARIOS)[number];
+/** Run when --only is not given; peers only with --peers. */
+const DEFAULT_SCENARIOS: Scenario[] = ['request', 'pubsub', 'realtime', 'progress'];
 
 const { values: flags } = parseArgs({
   options: {
@@ -35,13 +46,15 @@ const { values: flags } = parseArgs({
     'no-inproc': { type: 'boolean', default: false },
     'no-control': { type: 'boolean', default: false },
     'rt-receiver': { type: 'string', default: 'child' },
+    peers: { type: 'boolean', default: false },
+    'peers-filter': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
 if (flags.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--broker aedes|mosquitto|both] [--only request,pubsub,realtime,progress] [--no-inproc] [--no-control] [--rt-receiver child|same|both]\n',
+    'usage: npm run bench -- [--quick] [--broker aedes|mosquitto|both] [--only request,pubsub,realtime,progress,peers] [--no-inproc] [--no-control] [--rt-receiver child|same|both] [--peers] [--peers-filter id,...]\n',
   );
   process.exit(0);
 }
@@ -62,8 +75,11 @@ const only = new Set<Scenario>(
         }
         return scenario;
       })
-    : SCENARIOS,
+    : [...DEFAULT_SCENARIOS, ...(flags.peers ? (['peers'] as const) : [])],
 );
+const runsPeers = only.has('peers');
+/** The scenarios that run once per broker of the plan below (peers brings its own brokers). */
+const perBroker = [...only].filter((scenario) => scenario !== 'peers');
 
 const rtReceiverFlag = flags['rt-receiver'] ?? 'child';
 if (!['child', 'same', 'both'].includes(rtReceiverFlag)) {
@@ -79,6 +95,7 @@ const config = quick
       realtime: { bulkMessages: 800, transfers: 1, rounds: 1, idleSamples: 200, bulkBytes: 64 * 1024, window: 16, steadyMBps: 100, modes: ['steady', 'burst'], receivers: rtReceivers } satisfies RealtimeConfig,
       progress: { warmup: 50, calls: 300, batch: 100 } satisfies ProgressConfig,
       control: { warmup: 2, calls: 20, batch: 10 } satisfies ProgressConfig,
+      peers: { rounds: 1, warmup: 100, warmupCapMs: 500, warmupLoadMs: 500, sequential: 300, sequentialCapMs: 1500, inFlight: 100, loadMs: 750, repeats: 4 } satisfies PeersConfig,
     }
   : {
       request: { warmup: 500, sequential: 5000, batch: 500, inFlight: 100, concurrentTotal: 20_000, rounds: 2 } satisfies RequestConfig,
@@ -86,21 +103,23 @@ const config = quick
       realtime: { bulkMessages: 800, transfers: 3, rounds: 2, idleSamples: 300, bulkBytes: 64 * 1024, window: 16, steadyMBps: 100, modes: ['steady', 'paced', 'burst'], receivers: rtReceivers } satisfies RealtimeConfig,
       progress: { warmup: 100, calls: 2000, batch: 250 } satisfies ProgressConfig,
       control: { warmup: 5, calls: 60, batch: 30 } satisfies ProgressConfig,
+      peers: { rounds: 3, warmup: 300, warmupCapMs: 500, warmupLoadMs: 1000, sequential: 1000, sequentialCapMs: 3000, inFlight: 100, loadMs: 2000, repeats: 8 } satisfies PeersConfig,
     };
+const peersFilter = flags['peers-filter']?.split(',').map((part) => part.trim()).filter(Boolean);
 
 // Which broker runs which scenarios.
 const plan: Array<{ kind: BenchBrokerKind; scenarios: Scenario[] }> = [];
 const hasMosquitto = findBinary('mosquitto') !== undefined;
-if (brokerFlag !== 'mosquitto') {
-  plan.push({ kind: 'aedes', scenarios: [...only] });
-  if (!flags['no-inproc'] && !quick) plan.push({ kind: 'aedes-inproc', scenarios: [...only].filter((s) => s === 'request' || s === 'progress') });
+if (brokerFlag !== 'mosquitto' && perBroker.length) {
+  plan.push({ kind: 'aedes', scenarios: perBroker });
+  if (!flags['no-inproc'] && !quick) plan.push({ kind: 'aedes-inproc', scenarios: perBroker.filter((s) => s === 'request' || s === 'progress') });
 }
-if (brokerFlag !== 'aedes') {
+if (brokerFlag !== 'aedes' && perBroker.length) {
   if (!hasMosquitto) {
     process.stderr.write('mosquitto is not installed (apt-get install mosquitto); run with --broker aedes\n');
     process.exit(2);
   }
-  plan.push({ kind: 'mosquitto', scenarios: [...only] });
+  plan.push({ kind: 'mosquitto', scenarios: perBroker });
   if (!flags['no-control'] && only.has('progress')) plan.push({ kind: 'mosquitto-nagle', scenarios: ['progress'] });
 }
 
@@ -109,6 +128,7 @@ const live = new Set<BenchBroker>();
 async function closeBrokers(): Promise<void> {
   await Promise.all([...live].map((broker) => broker.close().catch(() => {})));
   live.clear();
+  await abortPeers();
 }
 let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -119,7 +139,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     void closeBrokers().finally(() => process.exit(130));
   });
 }
-const watchdogMs = quick ? 3 * 60_000 : 9 * 60_000;
+const watchdogMs = (quick ? 3 * 60_000 : 9 * 60_000) * (perBroker.length ? 1 : 0) + (runsPeers ? (quick ? 3 * 60_000 : 8 * 60_000) : 0);
 const watchdog = setTimeout(() => {
   log(`the benchmark ran over ${watchdogMs / 60_000} minutes; stopping`);
   void closeBrokers().finally(() => process.exit(1));
@@ -131,6 +151,7 @@ const results = {
   pubsub: [] as PubSubResult[],
   realtime: [] as RealtimeResult[],
   progress: [] as ProgressResult[],
+  peers: undefined as PeersResult | undefined,
 };
 
 const started = Date.now();
@@ -159,6 +180,18 @@ for (const step of plan) {
     live.delete(broker);
   }
 }
+let peersSeconds = 0;
+if (runsPeers) {
+  const peersStarted = Date.now();
+  try {
+    results.peers = await runPeers({ ...config.peers, ...(peersFilter && { filter: peersFilter }) });
+    if (results.peers.results.some((result) => result.failed) || results.peers.leftovers.length) failed = true;
+  } catch (error) {
+    failed = true;
+    log(`peers FAILED: ${(error as Error).stack ?? error}`);
+  }
+  peersSeconds = (Date.now() - peersStarted) / 1000;
+}
 clearTimeout(watchdog);
 
 const tables: Table[] = [
@@ -168,8 +201,15 @@ const tables: Table[] = [
   ...(results.progress.length ? progressTables(results.progress) : []),
 ];
 
-process.stdout.write(`## Relais vs raw MQTT.js${quick ? ' (--quick)' : ''}\n\n${environment()}\n\n`);
-for (const table of tables) process.stdout.write(`${renderTable(table)}\n`);
+if (tables.length) {
+  process.stdout.write(`## Relais vs raw MQTT.js${quick ? ' (--quick)' : ''}\n\n${environment('all clients in this process; Aedes in a child process unless marked in-process; everything on 127.0.0.1 (TCP)')}\n\n`);
+  for (const table of tables) process.stdout.write(`${renderTable(table)}\n`);
+}
+if (results.peers) {
+  const setup = 'requester, handler and broker each in its own process (one broker process per kind, shared in turns); everything on 127.0.0.1 (TCP)';
+  process.stdout.write(`## Peers, each process apart${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n${peersEnvironment()}\n\n`);
+  for (const table of peersTables(results.peers)) process.stdout.write(`${renderTable(table)}\n`);
+}
 log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s${failed ? ' (some scenarios FAILED, see above)' : ''}`);
 if (failed) process.exitCode = 1;
 
@@ -180,23 +220,36 @@ function codeVersion(): string {
   return `commit ${git(['rev-parse', '--short', 'HEAD']) || '?'}${dirty ? ` + ${dirty} uncommitted file(s) in src/` : ''}`;
 }
 
-function environment(): string {
-  const version = (pkg: string) => {
-    try {
-      return (JSON.parse(fs.readFileSync(new URL(`../node_modules/${pkg}/package.json`, import.meta.url), 'utf8')) as { version: string }).version;
-    } catch {
-      return '?';
-    }
-  };
-  const mosquitto = findBinary('mosquitto');
-  const mosquittoVersion = mosquitto ? (spawnSync(mosquitto, ['-h'], { encoding: 'utf8', timeout: 5000 }).stdout.match(/mosquitto version (\S+)/)?.[1] ?? '?') : 'absent';
+function packageVersion(pkg: string): string {
+  try {
+    return (JSON.parse(fs.readFileSync(new URL(`../node_modules/${pkg}/package.json`, import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'absent';
+  }
+}
+
+function binaryVersion(name: string, args: string[], pattern: RegExp): string {
+  const binary = findBinary(name);
+  if (!binary) return 'absent';
+  const out = spawnSync(binary, args, { encoding: 'utf8', timeout: 5000 });
+  return `${out.stdout ?? ''}${out.stderr ?? ''}`.match(pattern)?.[1] ?? '?';
+}
+
+function environment(setup: string): string {
   const codeAtEnd = codeVersion();
   return [
     `- code: ${codeAtStart}${codeAtEnd !== codeAtStart ? ` at the start, ${codeAtEnd} at the end (src/ changed during the run)` : ''}`,
     `- date: ${new Date().toISOString()}`,
     `- machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.type()} ${os.release()}`,
-    `- Node ${process.version}; mqtt (MQTT.js) ${version('mqtt')}; aedes ${version('aedes')}; Mosquitto ${mosquittoVersion}`,
+    `- Node ${process.version}; mqtt (MQTT.js) ${packageVersion('mqtt')}; aedes ${packageVersion('aedes')}; Mosquitto ${binaryVersion('mosquitto', ['-h'], /mosquitto version (\S+)/)}`,
     `- load average (1 min) just before the run: ${loadBefore[0]!.toFixed(2)} (anything else running on the 2 cores skews the figures; the run itself keeps both busy)`,
-    `- all clients in this process; Aedes in a child process unless marked in-process; everything on 127.0.0.1 (TCP)`,
+    `- ${setup}`,
+  ].join('\n');
+}
+
+function peersEnvironment(): string {
+  return [
+    `- moleculer ${packageVersion('moleculer')}; nats (nats.js) ${packageVersion('nats')}; nats-server ${binaryVersion('nats-server', ['--version'], /v(\d+\.\d+\.\d+)/)}`,
+    `- wall time of the peers scenario: ${peersSeconds.toFixed(0)} s`,
   ].join('\n');
 }

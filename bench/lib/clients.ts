@@ -65,7 +65,10 @@ export function notificationBody(source: string, payload: unknown, priority: 'no
   return JSON.stringify({ v: 1, type: 'notification', payload, destination: '*', source, priority, ts: Date.now() });
 }
 
-/** Sends commands on `<action>/request/<target>`, matches responses on `<action>/response/<id>` by token. */
+/**
+ * Sends commands on `<action>/request/<target>`, matches responses on `<action>/response/<id>` by token.
+ * QoS 1 unless told (the peers benchmark also runs it at QoS 0, what most hand-written clients use).
+ */
 export class RawRequester {
   private readonly pending = new Map<string, { onFinal: (payload: unknown) => void; onProgress?: (envelope: { progress?: number }) => void }>();
   private readonly prefix = randomBytes(6).toString('base64url');
@@ -77,6 +80,7 @@ export class RawRequester {
     readonly id: string,
     readonly action: string,
     readonly target: string,
+    readonly qos: 0 | 1,
   ) {
     this.responseTopic = `${action}/response/${id}`;
     client.on('message', (topic, payload) => {
@@ -93,10 +97,10 @@ export class RawRequester {
     });
   }
 
-  static async create(url: string, id: string, action: string, target: string): Promise<RawRequester> {
+  static async create(url: string, id: string, action: string, target: string, qos: 0 | 1 = 1): Promise<RawRequester> {
     const client = await rawConnect(url, id);
-    const requester = new RawRequester(client, id, action, target);
-    await rawSubscribe(client, requester.responseTopic, 1);
+    const requester = new RawRequester(client, id, action, target, qos);
+    await rawSubscribe(client, requester.responseTopic, qos);
     return requester;
   }
 
@@ -111,7 +115,7 @@ export class RawRequester {
     const body = JSON.stringify({ v: 1, type: 'command', source: this.id, destination: this.target, token, payload, priority: 'normal', deadline: now + 30_000, ts: now });
     return new Promise((resolve) => {
       this.pending.set(token, { onFinal: resolve, ...(onProgress && { onProgress }) });
-      this.client.publish(`${this.action}/request/${this.target}`, body, { qos: 1 });
+      this.client.publish(`${this.action}/request/${this.target}`, body, { qos: this.qos });
     });
   }
 }
@@ -121,32 +125,37 @@ export class RawRequester {
  * payload. Targeted, as Relais sends a request without `target` to the handler it picks.
  */
 export class RawResponder {
+  /** Requests answered so far. */
+  served = 0;
+
   private constructor(
     readonly client: MqttClient,
     readonly id: string,
     readonly action: string,
     steps: readonly number[],
+    qos: 0 | 1,
   ) {
     const requestTopic = `${action}/request/${id}`;
     client.on('message', (topic, payload) => {
       if (topic !== requestTopic) return;
       const request = JSON.parse(payload.toString('utf8')) as { source: string; token: string; payload: unknown; priority?: string };
+      this.served++;
       const responseTopic = `${action}/response/${request.source}`;
       const priority = request.priority ?? 'normal';
       // Same fields, same order as src/client/handlers.ts reply().
       for (const progress of steps) {
         const body = JSON.stringify({ v: 1, type: 'response', source: id, destination: request.source, token: request.token, final: false, payload: null, progress, priority, ts: Date.now() });
-        client.publish(responseTopic, body, { qos: 1 });
+        client.publish(responseTopic, body, { qos });
       }
       const body = JSON.stringify({ v: 1, type: 'response', source: id, destination: request.source, token: request.token, final: true, payload: request.payload ?? null, code: 0, priority, ts: Date.now() });
-      client.publish(responseTopic, body, { qos: 1 });
+      client.publish(responseTopic, body, { qos });
     });
   }
 
-  static async create(url: string, id: string, action: string, steps: readonly number[] = []): Promise<RawResponder> {
+  static async create(url: string, id: string, action: string, steps: readonly number[] = [], qos: 0 | 1 = 1): Promise<RawResponder> {
     const client = await rawConnect(url, id);
-    const responder = new RawResponder(client, id, action, steps);
-    await rawSubscribe(client, `${action}/request/${id}`, 1);
+    const responder = new RawResponder(client, id, action, steps, qos);
+    await rawSubscribe(client, `${action}/request/${id}`, qos);
     return responder;
   }
 }

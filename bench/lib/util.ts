@@ -93,6 +93,37 @@ export function processCpuSeconds(pid: number | undefined): number | undefined {
   }
 }
 
+/**
+ * CPU seconds the whole machine spent busy (all cores: user, nice, system, irq, softirq) and
+ * stolen by the hypervisor, from the first line of /proc/stat; undefined when unreadable.
+ */
+export function machineCpuSeconds(): { busy: number; steal: number } | undefined {
+  try {
+    const fields = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
+    return { busy: (user + nice + system + irq + softirq) / 100, steal: steal / 100 };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Waits until the machine is nearly idle — at most `share` of one core busy over a window of
+ * `windowMs` — or `capMs` passed. Resolves with the busy share of the last window (in cores).
+ */
+export async function waitForQuiet(capMs: number, share = 0.1, windowMs = 500): Promise<{ waitedMs: number; busy: number }> {
+  const start = performance.now();
+  for (;;) {
+    const before = machineCpuSeconds();
+    const t0 = performance.now();
+    await sleep(windowMs);
+    const after = machineCpuSeconds();
+    const busy = before && after ? (after.busy - before.busy) / ((performance.now() - t0) / 1000) : 0;
+    const waitedMs = performance.now() - start;
+    if (busy <= share || waitedMs >= capMs) return { waitedMs, busy };
+  }
+}
+
 /** Measures the wall time and the CPU use of this process (the clients) and of the broker process. */
 export class CpuMeter {
   private readonly wall0 = performance.now();

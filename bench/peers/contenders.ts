@@ -1,0 +1,78 @@
+/**
+ * Who runs in the peers benchmark: each contender is a requester process and a handler
+ * process (bench/peers/<file>) talking through one broker process (brokers.ts), or directly
+ * for the TCP floor. Each runs at its own default delivery guarantee.
+ */
+import { createRequire } from 'node:module';
+import { findBinary } from '../../test/testkit/brokers.js';
+import { BROKER_BINARY, BROKER_LABELS, type PeerBrokerKind } from './brokers.js';
+
+export type Family = 'relais' | 'raw-qos0' | 'raw-qos1' | 'moleculer-mqtt' | 'moleculer-nats' | 'nats' | 'tcp';
+
+export interface Contender {
+  /** Unique, short, used in process ids: `relais@mosquitto`. */
+  id: string;
+  family: Family;
+  label: string;
+  /** The broker it talks through; none for the TCP floor. */
+  broker?: PeerBrokerKind;
+  /** File under bench/peers/. */
+  file: string;
+  /** Extra arguments for both sides. */
+  args: string[];
+  /** What a request and its response are on the wire: the delivery guarantee. */
+  guarantee: string;
+  /** npm packages its processes load. */
+  packages: string[];
+}
+
+export const FAMILY_LABELS: Record<Family, string> = {
+  relais: 'Relais',
+  'raw-qos0': 'raw MQTT.js QoS 0',
+  'raw-qos1': 'raw MQTT.js QoS 1',
+  'moleculer-mqtt': 'Moleculer, MQTT transporter',
+  'moleculer-nats': 'Moleculer, NATS transporter',
+  nats: 'NATS native (nats.js)',
+  tcp: 'bare TCP echo (floor)',
+};
+
+/** The MQTT brokers Relais and raw MQTT.js both run on, in table order. */
+export const MQTT_BROKERS: PeerBrokerKind[] = ['embedded', 'aedes-plain', 'mosquitto', 'mosquitto-default', 'nats-mqtt'];
+
+export function allContenders(): Contender[] {
+  const list: Contender[] = [];
+  for (const broker of MQTT_BROKERS) {
+    list.push({ id: `relais@${broker}`, family: 'relais', label: FAMILY_LABELS.relais, broker, file: 'relais.ts', args: [], guarantee: 'QoS 1 every hop', packages: ['mqtt'] });
+    list.push({ id: `raw0@${broker}`, family: 'raw-qos0', label: FAMILY_LABELS['raw-qos0'], broker, file: 'mqtt-raw.ts', args: ['--qos', '0'], guarantee: 'QoS 0', packages: ['mqtt'] });
+    list.push({ id: `raw1@${broker}`, family: 'raw-qos1', label: FAMILY_LABELS['raw-qos1'], broker, file: 'mqtt-raw.ts', args: ['--qos', '1'], guarantee: 'QoS 1', packages: ['mqtt'] });
+  }
+  list.push({ id: 'moleculer@mosquitto', family: 'moleculer-mqtt', label: FAMILY_LABELS['moleculer-mqtt'], broker: 'mosquitto', file: 'moleculer.ts', args: [], guarantee: 'QoS 0 (its default)', packages: ['moleculer', 'mqtt'] });
+  list.push({ id: 'moleculer@nats', family: 'moleculer-nats', label: FAMILY_LABELS['moleculer-nats'], broker: 'nats', file: 'moleculer.ts', args: [], guarantee: 'at most once (core NATS)', packages: ['moleculer', 'nats'] });
+  list.push({ id: 'nats@nats', family: 'nats', label: FAMILY_LABELS.nats, broker: 'nats', file: 'nats.ts', args: [], guarantee: 'at most once (core NATS)', packages: ['nats'] });
+  list.push({ id: 'tcp', family: 'tcp', label: FAMILY_LABELS.tcp, file: 'tcp.ts', args: [], guarantee: 'TCP only', packages: [] });
+  return list;
+}
+
+export function brokerLabel(contender: Contender): string {
+  return contender.broker ? BROKER_LABELS[contender.broker] : 'none';
+}
+
+/** Why a contender cannot run here (a binary or an npm package is missing), or undefined. */
+export function missing(contender: Contender): string | undefined {
+  const binary = contender.broker && BROKER_BINARY[contender.broker];
+  if (binary && !findBinary(binary)) return `${binary} is not installed (apt-get install ${binary === 'mosquitto' ? 'mosquitto mosquitto-clients' : binary})`;
+  const require = createRequire(import.meta.url);
+  for (const name of contender.packages) {
+    try {
+      require.resolve(name);
+    } catch {
+      return `the npm package ${name} is not installed (npm ci installs the devDependencies)`;
+    }
+  }
+  return undefined;
+}
+
+/** Process ids: safe as Relais client ids, MQTT client ids and Moleculer node ids. */
+export function processId(contender: Contender, role: 'r' | 'h'): string {
+  return `peers-${contender.id.replace(/[^A-Za-z0-9_.:-]/g, '-')}-${role}`;
+}
