@@ -7,14 +7,15 @@
 import { randomBytes } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import pino from 'pino';
-import { Bus, connect, type ConnectOptions } from '../../src/index.js';
+import type { Bus, ConnectOptions } from '../../src/index.js';
+import { relais } from './relais.js';
 import { withDeadline } from './util.js';
 
 /** Relais warnings still reach stderr; the benchmark must not produce any. */
 const logger = pino({ name: 'relais-bench', level: process.env.RELAIS_LOG_LEVEL ?? 'warn' }, pino.destination({ fd: 2, sync: true }));
 
 export function relaisConnect(url: string, id: string, extra: Partial<ConnectOptions> = {}): Promise<Bus> {
-  return withDeadline(connect({ id, broker: url, logger, timeout: 30_000, ...extra }), 15_000, `Relais connect ${id}`);
+  return withDeadline(relais.connect({ id, broker: url, logger, timeout: 30_000, ...extra }), 15_000, `Relais connect ${id}`);
 }
 
 /**
@@ -54,7 +55,7 @@ export async function closeAll(closers: Array<Bus | MqttClient | undefined>): Pr
   await Promise.all(
     closers.map(async (item) => {
       if (!item) return;
-      if (item instanceof Bus) await withDeadline(item.close(), 5000, 'Relais close').catch(() => item.kill());
+      if (item instanceof relais.Bus) await withDeadline(item.close(), 5000, 'Relais close').catch(() => item.kill());
       else await rawEnd(item);
     }),
   );

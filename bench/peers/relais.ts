@@ -1,10 +1,10 @@
 /**
- * Relais through its public API at the library's defaults (QoS 1 every hop, the real-time
- * lane's second connection, presence): `handle('bench/echo', p => p)` and, after
+ * Relais through its public API at the library's defaults (acknowledged requests at QoS 0,
+ * the real-time lane's second connection, presence), compiled (bench/lib/relais.ts): `handle('bench/echo', p => p)` and, after
  * `waitForHandler`, `request('bench/echo', payload)`. Only the logger is given (quiet).
  */
 import pino from 'pino';
-import { connect } from '../../src/index.js';
+import { relais } from '../lib/relais.js';
 import { runPeer } from './child.js';
 
 const ACTION = 'bench/echo';
@@ -12,7 +12,7 @@ const logger = pino({ name: 'relais-peers', level: process.env.RELAIS_LOG_LEVEL 
 
 await runPeer({
   async requester({ url, id }) {
-    const bus = await connect({ id, broker: url, logger });
+    const bus = await relais.connect({ id, broker: url, logger });
     await bus.waitForHandler(ACTION, { timeout: 15_000 });
     return {
       send: (payload) => bus.request(ACTION, payload),
@@ -20,7 +20,7 @@ await runPeer({
     };
   },
   async handler({ url, id }) {
-    const bus = await connect({ id, broker: url, logger });
+    const bus = await relais.connect({ id, broker: url, logger });
     let served = 0;
     await bus.handle(ACTION, (payload) => {
       served++;
