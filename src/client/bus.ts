@@ -135,6 +135,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
       if (this.closed) throw new NotSentError(this.closedBecause);
       return (await this.requester.request(action, payload, options)) as T;
     } catch (error) {
+      // Captured again after the await: V8's async stack trace then shows the application's awaiting function.
       stackFromCaller(error, Bus.prototype.request);
       throw error;
     }
@@ -198,7 +199,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
     if (this.closed) throw new NotSentError(this.closedBecause);
     const problem = checkTopicName(topic);
     if (problem) throw new TypeError(problem);
-    const body = encodeJson(message, { maxBytes: this.options.maxMessageBytes, what: `the message for ${topic}` });
+    const body = encodeJson(message, { maxBytes: this.options.maxMessageBytes, what: () => `the message for ${topic}` });
     this.transport.send({ topic, body, qos: options.qos ?? 1, priority: options.priority ?? 'normal', ...(options.retain && { retain: true }), ...(options.deadline !== undefined && { deadline: options.deadline }) });
   }
 
@@ -236,7 +237,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
 
   private sendEnvelope(topic: string, envelope: Envelope, options: SendOptions): void {
     if (this.closed) throw new NotSentError(this.closedBecause);
-    const body = encode(envelope, { maxBytes: this.options.maxMessageBytes, what: `the ${envelope.type} for ${topic}` });
+    const body = encode(envelope, { maxBytes: this.options.maxMessageBytes, what: () => `the ${envelope.type} for ${topic}` });
     const priority = envelope.priority ?? 'normal';
     this.transport.send({ topic, body, qos: 1, priority, ...(options.deadline !== undefined && { deadline: options.deadline }) });
   }

@@ -226,7 +226,7 @@ export class Handlers {
   /** The answer's text; one that is not JSON or too large becomes an error answer (protocol §3.4, §5.1). */
   private encodeAnswer(envelope: Envelope, to: ReplyTo): string {
     try {
-      return encode(envelope, { maxBytes: this.options.maxMessageBytes, what: `the response of ${to.action}` });
+      return encode(envelope, { maxBytes: this.options.maxMessageBytes, what: () => `the response of ${to.action}` });
     } catch (problem) {
       const { responseCode, error } = toWire(problem instanceof PayloadTooLargeError ? problem : new TypeError((problem as Error).message));
       this.logger.warn({ action: to.action, token: to.token }, error.message);

@@ -123,7 +123,7 @@ export class PendingRequest {
       deadline: this.deadline,
       ...(this.acceptBy !== undefined && { acceptBy: this.acceptBy }),
     });
-    this.body = encode(envelope, { maxBytes: this.services.options.maxMessageBytes, what: `the request to ${this.action}` });
+    this.body = encode(envelope, { maxBytes: this.services.options.maxMessageBytes, what: () => `the request to ${this.action}` });
   }
 
   /** When a handler must have taken the command written now: leaves room for its acknowledgement to travel back. */

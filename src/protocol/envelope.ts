@@ -187,31 +187,37 @@ function describe(value: unknown): string {
   return `a ${typeof value}`;
 }
 
+export interface EncodeOptions {
+  maxBytes?: number;
+  /** Names the message in an error; a function is called only then (no text made per message). */
+  what?: string | (() => string);
+}
+
 /**
  * Encodes an envelope as its wire text (stamping the protocol version), the one place a
  * message is serialised and measured. Throws `TypeError` when it is not JSON (a BigInt, a
  * cycle) and `PayloadTooLargeError` when its UTF-8 form is over `maxBytes` (protocol §3.4);
  * `what` names the message in both.
  */
-export function encode(envelope: Envelope, options: { maxBytes?: number; what?: string } = {}): string {
+export function encode(envelope: Envelope, options: EncodeOptions = {}): string {
   return encodeJson(envelope.v === undefined ? { v: PROTOCOL_VERSION, ...envelope } : envelope, options);
 }
 
 /** Any JSON value (or a string, sent as is) as wire text, with the checks of `encode`. */
-export function encodeJson(value: unknown, options: { maxBytes?: number; what?: string } = {}): string {
-  const what = options.what ?? 'the message';
+export function encodeJson(value: unknown, options: EncodeOptions = {}): string {
+  const what = () => (typeof options.what === 'function' ? options.what() : (options.what ?? 'the message'));
   let body: string | undefined;
   try {
     body = typeof value === 'string' ? value : JSON.stringify(value);
   } catch (cause) {
-    throw new TypeError(`${what} is not JSON: ${(cause as Error).message}`, { cause });
+    throw new TypeError(`${what()} is not JSON: ${(cause as Error).message}`, { cause });
   }
-  if (body === undefined) throw new TypeError(`${what} is not JSON: ${typeof value}`);
+  if (body === undefined) throw new TypeError(`${what()} is not JSON: ${typeof value}`);
   const maxBytes = options.maxBytes ?? Infinity;
   // A UTF-16 unit is at most 3 bytes of UTF-8: short texts need no count.
   if (body.length * 3 > maxBytes) {
     const size = Buffer.byteLength(body);
-    if (size > maxBytes) throw new PayloadTooLargeError(`${what} is ${size} bytes, over the ${maxBytes}-byte limit`);
+    if (size > maxBytes) throw new PayloadTooLargeError(`${what()} is ${size} bytes, over the ${maxBytes}-byte limit`);
   }
   return body;
 }

@@ -121,11 +121,23 @@ function assertValid(problem: string | undefined): void {
   if (problem) throw new TypeError(problem);
 }
 
+/** Targeted request topics already made, by action then target: one per request otherwise. Bounded. */
+const targetedTopics = new Map<string, Map<string, string>>();
+
 export function requestTopic(action: string, target?: string): string {
   assertValid(checkPath(action));
   if (target === undefined || target === '*') return `${action}/request`;
+  let byTarget = targetedTopics.get(action);
+  const known = byTarget?.get(target);
+  if (known !== undefined) return known;
   assertValid(checkClientId(target));
-  return `${action}/request/${target}`;
+  if (!byTarget || byTarget.size >= KNOWN_VALID_PATHS_KEPT) {
+    if (targetedTopics.size >= KNOWN_VALID_PATHS_KEPT) targetedTopics.clear();
+    targetedTopics.set(action, (byTarget = new Map()));
+  }
+  const topic = `${action}/request/${target}`;
+  byTarget.set(target, topic);
+  return topic;
 }
 
 export function responseTopic(action: string, requester: string): string {
