@@ -12,6 +12,7 @@ import type { Directory } from './directory.js';
 import type { ResolvedOptions } from './options.js';
 import type { Transport } from './transport.js';
 import type { Lane, PresenceInfo, Step } from './types.js';
+import type { AckClock, AwaitingAck } from './ack-clock.js';
 import { arm } from './wait.js';
 
 /** What a pending request needs from the requester that holds it. */
@@ -28,6 +29,7 @@ export interface RequestServices {
   ended(request: PendingRequest): void;
   /** Two consecutive steps of one answer, for the Nagle watch. */
   steps(previous: { ts: number; at: number }, next: { ts: number; at: number }): void;
+  readonly ackClock: AckClock;
 }
 
 export interface StepSink {
@@ -53,7 +55,7 @@ export interface RequestInit {
 /** How many handlers an untargeted request is offered to, at most (protocol §4.7). */
 const MAX_OFFERS = 2;
 
-export class PendingRequest {
+export class PendingRequest implements AwaitingAck {
   readonly token: string;
   readonly action: string;
   readonly lane: Lane;
@@ -75,7 +77,6 @@ export class PendingRequest {
   private finished = false;
   private body = '';
   private disarm: () => void = () => {};
-  private ackTimer: NodeJS.Timeout | undefined;
   /** The acceptance deadline the command's text carries (protocol §4.7): the current offer's, or 0 for a status query. */
   private acceptBy: number | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
@@ -180,18 +181,23 @@ export class PendingRequest {
     }
   }
 
-  /** One timer: half-way the command is written again, at the end the handler is taken as gone. */
+  /** Half-way the command is written again, at the end the handler is taken as gone (AckClock). */
   private armAckTimers(): void {
-    this.clearAckTimers();
-    const half = this.init.ackTimeout / 2;
-    this.ackTimer = setTimeout(() => {
-      this.send('retry');
-      this.ackTimer = setTimeout(() => this.onNoAcknowledgement(), half);
-    }, half);
+    this.services.ackClock.start(this, this.init.ackTimeout);
   }
 
   private clearAckTimers(): void {
-    clearTimeout(this.ackTimer);
+    this.services.ackClock.stop(this);
+  }
+
+  /** AckClock: half-way through the ack time-out. */
+  retry(): void {
+    this.send('retry');
+  }
+
+  /** AckClock: the ack time-out is over. */
+  expire(): void {
+    this.onNoAcknowledgement();
   }
 
   /** No acknowledgement in time: the handler is treated as gone (protocol §4.7). */
@@ -236,7 +242,8 @@ export class PendingRequest {
       return this.moveOn(`did not take it in time: ${envelope.error?.message ?? 'refused'}`);
     }
     this.heardFrom(source);
-    if (envelope.ts !== undefined) {
+    if (envelope.ts !== undefined && (this.lastStep !== undefined || envelope.final === false)) {
+      // Only answers in several steps are watched (an answer in one message costs nothing).
       const step = { ts: envelope.ts, at: Date.now() };
       if (this.lastStep) this.services.steps(this.lastStep, step);
       this.lastStep = step;

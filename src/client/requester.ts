@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { EVERYONE, type Envelope } from '../protocol/envelope.js';
 import { CancelledError, NoHandlerError, NotSentError, TimeoutError } from '../protocol/errors.js';
 import { checkClientId, checkPath, responseTopic } from '../protocol/topics.js';
+import { AckClock } from './ack-clock.js';
 import { AsyncQueue } from './async-queue.js';
 import type { Directory } from './directory.js';
 import { HandlerChoice } from './handler-choice.js';
@@ -22,7 +23,7 @@ const SUSPICION_IN_ACK_TIMEOUTS = 15;
 export class Requester {
   private readonly pending = new Map<string, PendingRequest>();
   /** `true` once subscribed, the pending SUBACK before. */
-  private readonly responseSubscriptions = new Map<string, true | Promise<void>>();
+  private readonly responseSubscriptions: Record<Lane, Map<string, true | Promise<void>>> = { main: new Map(), realtime: new Map() };
   /** Random per-connection prefix + counter: unique tokens without a random draw per request. */
   private readonly tokenPrefix = randomBytes(6).toString('base64url');
   private tokenCounter = 0;
@@ -46,6 +47,7 @@ export class Requester {
       cleared: (handler) => this.choice.clear(handler),
       ended: (request) => this.pending.delete(request.token),
       steps: (previous, next) => this.nagle.steps(previous, next),
+      ackClock: new AckClock(),
     };
     directory.on('gone', (clientId, info) => {
       for (const request of [...this.pending.values()]) request.onGone(clientId, info);
@@ -183,19 +185,19 @@ export class Requester {
 
   /** True when already subscribed (the hot path stays synchronous), else the pending SUBACK. */
   private ensureResponseSubscription(action: string, lane: Lane): true | Promise<void> {
-    const key = `${lane} ${action}`;
-    const existing = this.responseSubscriptions.get(key);
+    const known = this.responseSubscriptions[lane];
+    const existing = known.get(action);
     if (existing) return existing;
     const subscribing = this.transport.subscribe(responseTopic(action, this.options.id), lane).then(
       () => {
-        this.responseSubscriptions.set(key, true);
+        known.set(action, true);
       },
       (error: Error) => {
-        this.responseSubscriptions.delete(key);
+        known.delete(action);
         throw error;
       },
     );
-    this.responseSubscriptions.set(key, subscribing);
+    known.set(action, subscribing);
     return subscribing;
   }
 

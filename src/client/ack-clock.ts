@@ -1,0 +1,62 @@
+/**
+ * When requests waiting for their acknowledgement (protocol §4.7) are written again, then
+ * taken as gone: one sweep for all of them instead of a timer per request, which the common
+ * case (an answer within a millisecond) would make and clear for nothing. The sweep runs only
+ * while some request waits, every quarter of the shortest ack time-out among them.
+ */
+
+export interface AwaitingAck {
+  /** Half-way: write the command once more. */
+  retry(): void;
+  /** The end: take the handler as gone. */
+  expire(): void;
+}
+
+interface Waiting {
+  retryAt: number;
+  expireAt: number;
+  retried: boolean;
+}
+
+/** The sweep is never faster than this, whatever the ack time-out. */
+const FASTEST_SWEEP_MS = 10;
+
+export class AckClock {
+  private readonly waiting = new Map<AwaitingAck, Waiting>();
+  private sweep: NodeJS.Timeout | undefined;
+  private period = Infinity;
+
+  /** `request` waits from now for up to `ackTimeout` ms. */
+  start(request: AwaitingAck, ackTimeout: number, now = Date.now()): void {
+    this.waiting.set(request, { retryAt: now + ackTimeout / 2, expireAt: now + ackTimeout, retried: false });
+    const period = Math.max(FASTEST_SWEEP_MS, ackTimeout / 4);
+    if (this.sweep && period >= this.period) return;
+    clearInterval(this.sweep);
+    this.period = period;
+    this.sweep = setInterval(() => this.tick(), period);
+    this.sweep.unref?.();
+  }
+
+  stop(request: AwaitingAck): void {
+    this.waiting.delete(request);
+  }
+
+  /** Retries and expiries due by `now`; the sweep stops at the first tick with nobody waiting. */
+  tick(now = Date.now()): void {
+    if (this.waiting.size === 0) {
+      clearInterval(this.sweep);
+      this.sweep = undefined;
+      this.period = Infinity;
+      return;
+    }
+    for (const [request, waiting] of [...this.waiting]) {
+      if (now >= waiting.expireAt) {
+        this.stop(request);
+        request.expire();
+      } else if (!waiting.retried && now >= waiting.retryAt) {
+        waiting.retried = true;
+        request.retry();
+      }
+    }
+  }
+}
