@@ -16,6 +16,9 @@ import { waitFor } from './wait.js';
 
 /** Bytes the socket may hold before lower-priority messages wait in the outbound queue instead. */
 const SOCKET_HIGH_WATER = 64 * 1024;
+const PLAIN_QOS0 = Object.freeze({ qos: 0 as const, retain: false });
+const RETAINED_QOS0 = Object.freeze({ qos: 0 as const, retain: true });
+
 /** How long `close()` waits for the broker to acknowledge messages in flight. */
 export const CLOSE_GRACE_MS = 2000;
 /** MQTT.js calls its debug logger on every packet; unless DEBUG asks for it, that is wasted work. */
@@ -192,6 +195,11 @@ export class Connection {
 
   /** Writes a PUBLISH. `onDropped` hears of a QoS 1 message given up by the replay guard. */
   write(topic: string, body: string, qos: 0 | 1, retain: boolean, onDropped?: (error: NotSentError) => void): void {
+    // A QoS 0 message written to a connected socket has nothing more to report: no callback made for it.
+    if (qos === 0 && !onDropped) {
+      this.client.publish(topic, body, retain ? RETAINED_QOS0 : PLAIN_QOS0);
+      return;
+    }
     this.client.publish(topic, body, { qos, retain }, (error) => {
       // 'Connection closed' is not final: MQTT.js sends a QoS 1 message again after reconnecting.
       if (!error || this.closing || error.message === 'Connection closed') return;

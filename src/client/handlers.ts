@@ -105,7 +105,8 @@ export class Handlers {
     const to: ReplyTo = { action, requester: request.source, token: request.token ?? randomUUID(), priority: request.priority ?? 'normal', qos };
     const served = this.served.get(action);
     if (!served) return this.refuse(to, ResponseCode.NO_HANDLER, { name: 'NoHandlerError', message: `${this.options.id} does not serve ${action}` });
-    if (this.answerDuplicate(to)) return;
+    const key = `${to.requester} ${to.token}`;
+    if (this.answerDuplicate(key, to)) return;
     const now = Date.now();
     if (request.deadline !== undefined && request.deadline <= now) {
       return this.refuse(to, ResponseCode.DEADLINE_EXCEEDED, { name: 'TimeoutError', message: `request ${to.token} arrived after its deadline` });
@@ -121,12 +122,11 @@ export class Handlers {
       this.reply(to, { step: 'error', code: ResponseCode.DEADLINE_EXCEEDED, error: { name: 'TimeoutError', message }, notRun: true });
       return;
     }
-    this.run(served.handler, request, to);
+    this.run(served.handler, request, to, key);
   }
 
   /** The same command again (protocol §4.8): its status, or the final response already sent. */
-  private answerDuplicate(to: ReplyTo): boolean {
-    const key = `${to.requester} ${to.token}`;
+  private answerDuplicate(key: string, to: ReplyTo): boolean {
     const running = this.running.get(key);
     if (running) {
       this.reply(to, { step: 'accepted', ...(running.lastProgress !== undefined && { progress: running.lastProgress }) });
@@ -140,8 +140,8 @@ export class Handlers {
     return true;
   }
 
-  private run(handler: Handler, request: Envelope, to: ReplyTo): void {
-    const key = `${to.requester} ${to.token}`;
+  /** Runs the handler; `key` (`<requester> <token>`) names the command in `running` and `finished`. */
+  private run(handler: Handler, request: Envelope, to: ReplyTo, key: string): void {
     const running = new RunningRequest(to.token, request.deadline);
     this.running.set(key, running);
     const ctx: HandlerContext = {
