@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { findBinary, freePort, waitForLine, type TestBroker } from './brokers.js';
+import { findBinary, freePort, freezer, waitForLine, type TestBroker } from './brokers.js';
 
 export async function startNats(): Promise<TestBroker> {
   const binary = findBinary('nats-server');
@@ -47,5 +47,5 @@ export async function startNats(): Promise<TestBroker> {
     fs.rmSync(dir, { recursive: true, force: true });
   };
   await start();
-  return { kind: 'nats', url: `mqtt://127.0.0.1:${mqttPort}`, stop, start, close, [Symbol.asyncDispose]: close };
+  return { kind: 'nats', url: `mqtt://127.0.0.1:${mqttPort}`, stop, start, ...freezer(() => child), close, [Symbol.asyncDispose]: close };
 }
