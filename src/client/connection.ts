@@ -256,8 +256,10 @@ export class Connection {
       // MQTT.js's clean end waits for acknowledgements even from a broker that is gone.
       const giveUp = setTimeout(() => {
         this.logger.warn({ broker: this.brokerLabel, graceMs: CLOSE_GRACE_MS }, 'the broker did not acknowledge the last messages in time; connection dropped');
+        // Resolved once MQTT.js has seen the socket close, so that `connected` reads false after close().
+        if (!this.client.connected) return resolve();
+        this.client.once('close', () => resolve());
         this.socket()?.destroy?.();
-        resolve();
       }, CLOSE_GRACE_MS);
       this.client.end(false, {}, () => {
         clearTimeout(giveUp);

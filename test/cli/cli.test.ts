@@ -119,7 +119,9 @@ describe('relais CLI', { timeout: 120_000 }, () => {
   });
 
   it('call - bad JSON is refused before connecting, exit 2', async () => {
-    const result = await runCli(['call', 'cli/install', '{oops'], env);
+    // Nobody listens there: a call that tried to connect first would fail on that instead (exit 1).
+    const nowhere = `mqtt://127.0.0.1:${await freePort()}`;
+    const result = await runCli(['call', 'cli/install', '{oops', '--broker', nowhere], env);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /the payload is not valid JSON/);
   });

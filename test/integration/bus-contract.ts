@@ -4,7 +4,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { on, once } from 'node:events';
+import { EventEmitter, on, once } from 'node:events';
 import mqtt from 'mqtt';
 import {
   CancelledError,
@@ -19,7 +19,7 @@ import {
   type PresenceInfo,
   type Step,
 } from '../../src/index.js';
-import { setup, uniqueId, waitFor, type BrokerKind, type Kit } from '../testkit/index.js';
+import { recordingLogger, setup, uniqueId, waitFor, within, type BrokerKind, type Kit } from '../testkit/index.js';
 
 /** A handler and a requester that already knows about it. */
 async function pair(kit: Kit, action: string, handler: (payload: any, ctx: HandlerContext) => unknown) {
@@ -41,16 +41,23 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
     });
 
     it('request - resolves with the handler result, untargeted and targeted; the handler sees who asks, the token and the deadline', async () => {
-      const seen: Array<{ action: string; source: string; token: string; deadline?: number; priority: string }> = [];
-      const { server, client } = await pair(kit, 'demo/echo', (payload, ctx) => {
-        seen.push({ action: ctx.action, source: ctx.source, token: ctx.token, ...(ctx.deadline !== undefined && { deadline: ctx.deadline }), priority: ctx.priority });
+      const seen: Array<{ by: string; action: string; source: string; token: string; deadline?: number; priority: string }> = [];
+      const echo = (by: string) => (payload: unknown, ctx: HandlerContext) => {
+        seen.push({ by, action: ctx.action, source: ctx.source, token: ctx.token, ...(ctx.deadline !== undefined && { deadline: ctx.deadline }), priority: ctx.priority });
         return { echo: payload, from: ctx.source };
-      });
+      };
+      // Two providers: a targeted request must run on its target, not on whichever the library would pick.
+      const [server, other] = await Promise.all([kit.connect(uniqueId('server')), kit.connect(uniqueId('other'))]);
+      await Promise.all([server.handle('demo/echo', echo(server.id)), other.handle('demo/echo', echo(other.id))]);
+      const client = await kit.connect(uniqueId('client'));
+      await waitFor(() => (client.directory.providers('demo/echo').size === 2 ? true : undefined), client.directory, 'change');
       assert.deepEqual(await client.request('demo/echo', { a: 1 }), { echo: { a: 1 }, from: client.id });
       const before = Date.now();
       assert.deepEqual(await client.request('demo/echo', { b: 2 }, { target: server.id, token: 'echo-2', timeout: 4000, priority: 'high' }), { echo: { b: 2 }, from: client.id });
-      assert.equal(seen.length, 2);
-      assert.deepEqual({ ...seen[1], deadline: undefined }, { action: 'demo/echo', source: client.id, token: 'echo-2', deadline: undefined, priority: 'high' });
+      assert.deepEqual(await client.request('demo/echo', { c: 3 }, { target: server.id }), { echo: { c: 3 }, from: client.id });
+      assert.equal(seen.length, 3);
+      assert.deepEqual(seen.map((run) => run.by).slice(1), [server.id, server.id], 'the targeted requests ran on their target');
+      assert.deepEqual({ ...seen[1], deadline: undefined }, { by: server.id, action: 'demo/echo', source: client.id, token: 'echo-2', deadline: undefined, priority: 'high' });
       assert.ok(seen[1]!.deadline! >= before + 4000 && seen[1]!.deadline! <= Date.now() + 4000, `deadline ${seen[1]!.deadline} is the caller's time-out from now`);
       assert.notEqual(seen[0]!.token, seen[1]!.token);
     });
@@ -100,7 +107,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       assert.deepEqual(answeredBy.sort(), [first.id, first.id, first.id, second.id, second.id, second.id].sort());
       runs.length = 0;
       await client.request('demo/shared', { n: 'broadcast' }, { target: '*' });
-      await bothSawBroadcast;
+      await within(bothSawBroadcast, 5000, 'the broadcast on both handlers');
       assert.deepEqual(runs.sort(), [`broadcast ${first.id}`, `broadcast ${second.id}`].sort());
     });
 
@@ -187,20 +194,33 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
     });
 
     it('request - ends with TimeoutError when the handler never answers, and the handler sees its deadline', async () => {
-      let handlerAborted!: (reason: unknown) => void;
-      const aborted = new Promise((resolve) => (handlerAborted = resolve));
+      const aborted = new EventEmitter();
       const { client } = await pair(kit, 'demo/silent', (_payload, ctx) => {
-        ctx.signal.addEventListener('abort', () => handlerAborted(ctx.signal.reason));
+        ctx.signal.addEventListener('abort', () => aborted.emit(ctx.token, ctx.signal.reason));
         return new Promise(() => {});
       });
-      const error = await client.request('demo/silent', {}, { timeout: 300 }).then(
+      const cancelled = within(once(aborted, 'silent-1'), 5000, 'the handler\'s abort');
+      const error = await client.request('demo/silent', {}, { timeout: 300, token: 'silent-1' }).then(
         () => assert.fail('resolved without an answer'),
         (failure: unknown) => failure,
       );
       assert.ok(error instanceof TimeoutError);
       assert.match(error.message, /no final response to demo\/silent within 300 ms/);
-      const reason = await aborted;
-      assert.ok(reason instanceof Error);
+      // Told by the requester's cancel, or by its own deadline, whichever came first.
+      const [reason] = await cancelled;
+      assert.ok(reason instanceof CancelledError || reason instanceof TimeoutError, String(reason));
+      // A command with a deadline and no requester left to cancel it: the deadline alone stops the handler.
+      const expired = within(once(aborted, 'silent-2'), 5000, 'the handler\'s abort at its deadline');
+      const raw = await mqtt.connectAsync(kit.broker.url, { clientId: uniqueId('raw'), protocolVersion: 4 });
+      try {
+        const command = { type: 'command', source: uniqueId('gone'), destination: '*', token: 'silent-2', payload: {}, deadline: Date.now() + 300 };
+        await raw.publishAsync('demo/silent/request', JSON.stringify(command), { qos: 1 });
+        const [atDeadline] = await expired;
+        assert.ok(atDeadline instanceof TimeoutError, String(atDeadline));
+        assert.match(atDeadline.message, /deadline of request silent-2 passed/);
+      } finally {
+        await raw.endAsync();
+      }
     });
 
     it('errors - a time-out\'s stack starts where the application awaits, for request and call', async () => {
@@ -263,19 +283,22 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
     });
 
     it('call - stopping the iteration early cancels the handler', async () => {
-      let handlerCancelled!: () => void;
-      const cancelled = new Promise<void>((resolve) => (handlerCancelled = resolve));
+      let handlerCancelled!: (reason: unknown) => void;
+      const cancelled = new Promise((resolve) => (handlerCancelled = resolve));
       const { client } = await pair(kit, 'demo/stream', (_payload, ctx) => {
-        ctx.signal.addEventListener('abort', () => handlerCancelled());
+        ctx.signal.addEventListener('abort', () => handlerCancelled(ctx.signal.reason));
         ctx.progress(0.1, 'first');
         return new Promise(() => {});
       });
       const seen: Step[] = [];
-      for await (const step of client.call('demo/stream', {}, { timeout: 10_000 })) {
+      // A deadline far beyond the test's wait: only the cancel can abort the handler in time.
+      for await (const step of client.call('demo/stream', {}, { timeout: 60_000 })) {
         seen.push(step);
         if (step.kind === 'progress') break;
       }
-      await cancelled;
+      const reason = await within(cancelled, 5000, 'the handler\'s abort');
+      assert.ok(reason instanceof CancelledError, String(reason));
+      assert.match(reason.message, /consumer stopped reading/);
       assert.deepEqual(seen.map((step) => step.kind), ['accepted', 'progress']);
     });
 
@@ -312,7 +335,9 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
     });
 
     it('bad input - malformed and invalid commands get a precise error or a log line, never a crash', async () => {
-      const { server } = await pair(kit, 'demo/strict', () => 'ok');
+      const { logger, records } = recordingLogger();
+      const server = await kit.connect(uniqueId('server'), { logger });
+      await server.handle('demo/strict', () => 'ok');
       const raw = await mqtt.connectAsync(kit.broker.url, { clientId: uniqueId('raw'), protocolVersion: 4 });
       try {
         // Buffered from now on: a response may arrive before publishAsync resolves.
@@ -332,6 +357,9 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
         const [, goodBody] = (await inbox.next()).value as [string, Buffer];
         const good = JSON.parse(goodBody.toString());
         assert.deepEqual([good.token, good.code, good.payload, good.source], ['good-1', 0, 'ok', server.id]);
+        // The two that name no sender to answer were logged, with why, before the good one was served.
+        const warnings = records().filter((record) => record.level === 40 && record.msg === 'invalid request').map((record) => String(record.err));
+        assert.equal(warnings.filter((err) => /not valid JSON/.test(err)).length, 2, warnings.join('\n'));
       } finally {
         await raw.endAsync();
       }
@@ -350,7 +378,12 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       });
       const strict = await kit.connect(uniqueId('strict'), { maxMessageBytes: 4096 });
       await strict.waitForHandler('demo/small');
-      await assert.rejects(strict.request('demo/small', { blob: 'x'.repeat(10_000) }), /over the 4096-byte limit/);
+      await assert.rejects(strict.request('demo/small', { blob: 'x'.repeat(10_000) }), (error: unknown) => {
+        assert.ok(error instanceof PayloadTooLargeError, String(error));
+        assert.match(error.message, /the request to demo\/small is \d+ bytes, over the 4096-byte limit/);
+        assert.equal(error.cause, undefined, 'refused here, not by the handler');
+        return true;
+      });
       assert.equal(await strict.request('demo/small', { blob: 'small' }), 'ok');
     });
 
@@ -387,14 +420,14 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       });
       publisher.notify('system/disk/new_file', { disk: 'usb0', filepath: '/a.txt', size_in_bytes: 3 });
       const iterator = subscription[Symbol.asyncIterator]();
-      const { value } = await iterator.next();
+      const { value } = await within(iterator.next(), 5000, 'the notification on system/+/new_file');
       assert.equal(value.topic, 'system/disk/new_file/notification');
       assert.equal(value.envelope.type, 'notification');
       assert.equal(value.envelope.source, publisher.id);
       assert.deepEqual(value.envelope.payload, { disk: 'usb0', filepath: '/a.txt', size_in_bytes: 3 });
       // A marker published after it arrives after every copy of it (one connection keeps order).
       publisher.notify('system/end', {});
-      await marker;
+      await within(marker, 5000, 'the marker notification');
       // The NATS gateway sends one copy per matching subscription of the client, as MQTT allows
       // [MQTT-3.3.5-1], and each reaches every matching subscription (protocol §8.3).
       const copies = kind === 'nats' ? 2 : 1;
@@ -448,11 +481,11 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
         realtimeSeen();
       }, { lane: 'realtime' });
       publisher.notify('lanes/alarm', { level: 'critical' }, { priority: 'realtime' });
-      await realtime;
+      await within(realtime, 5000, 'the alarm on the real-time lane');
       // The broker fanned the alarm out to both connections when it got it, so on the main
       // connection it comes before this marker, published only after the alarm was seen.
       publisher.notify('lanes/end', {});
-      await marker;
+      await within(marker, 5000, 'the marker notification');
       assert.deepEqual(onRealtime, ['lanes/alarm/notification']);
       assert.deepEqual(onMain, ['lanes/alarm/notification', 'lanes/end/notification']);
     });
@@ -467,7 +500,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       await offline;
       publisher.notify('demo/offline', { sent: 'while offline' });
       await once(publisher, 'online');
-      const { value } = await iterator.next();
+      const { value } = await within(iterator.next(), 5000, 'the notification sent while offline');
       assert.deepEqual(value.envelope.payload, { sent: 'while offline' });
     });
 
@@ -484,11 +517,27 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       const offline = once(client, 'offline');
       await kit.broker.stop();
       await offline;
+      // What the client publishes from now on, as the broker sees it (not on NATS, which does not say).
+      const published: string[] = [];
+      const onPublish = (clientId: string, topic: string) => {
+        if (clientId === client.id) published.push(topic);
+      };
+      kit.broker.publishers?.on('publish', onPublish);
       // Sent while the broker is down with a 200 ms deadline: it must fail locally, never reach the handler.
       await assert.rejects(client.request('demo/restart', { n: 'expired' }, { timeout: 200 }), (error: unknown) => error instanceof TimeoutError || error instanceof NotSentError);
       const back = Promise.all([once(client, 'online'), once(server, 'online')]);
       await kit.broker.start();
       await back;
+      if (kit.broker.publishers) {
+        // Whatever waited in the offline queue left at the reconnection, before this marker.
+        client.notify('demo/restart/marker', {});
+        try {
+          await waitFor(() => (published.includes('demo/restart/marker/notification') ? true : undefined), kit.broker.publishers, 'publish');
+        } finally {
+          kit.broker.publishers.off('publish', onPublish);
+        }
+        assert.deepEqual(published.filter((topic) => topic.startsWith('demo/restart/request')), [], 'the expired command never left the client');
+      }
       await client.waitForHandler('demo/restart', { timeout: 5000 });
       await waitFor(() => (server.directory.get(server.id)?.status === 'alive' ? true : undefined), server.directory, 'change');
       assert.equal(await client.request('demo/restart', { n: 'after' }, { timeout: 5000 }), 'after');
@@ -496,20 +545,31 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
     });
 
     it('close - ends pending requests, and ends even when the broker is gone', { timeout: 15_000 }, async () => {
-      const { client } = await pair(kit, 'demo/hang', () => new Promise(() => {}));
-      const rejected = assert.rejects(client.request('demo/hang', {}, { timeout: 20_000 }), NotSentError);
+      let started!: () => void;
+      const handlerStarted = new Promise<void>((resolve) => (started = resolve));
+      const { client } = await pair(kit, 'demo/hang', () => {
+        started();
+        return new Promise(() => {});
+      });
+      const rejected = assert.rejects(client.request('demo/hang', {}, { timeout: 20_000 }), (error: unknown) => error instanceof NotSentError && /the client closed before the response came/.test(error.message));
+      // In flight for real: sent, and running at the handler.
+      await within(handlerStarted, 5000, 'the handler\'s start');
       await client.close();
-      await rejected;
+      await within(rejected, 5000, 'the pending request\'s end');
       await assert.rejects(client.request('demo/hang', {}), /the client is closed/);
-      // MQTT.js's clean end waits for acknowledgements a dead broker never sends: close() used to hang here.
-      const orphan = await kit.connect(uniqueId('orphan'), { reconnectDelay: 20, reconnectMaxDelay: 200 });
+      // A broker that hangs keeps the connection open and never acknowledges: MQTT.js's clean end
+      // waits for acknowledgements it never sends, and close() used to hang here. That costs two
+      // grace periods (4 s) and is the client's own doing, so it is checked on the embedded broker;
+      // on the others the broker is gone as after a crash.
+      const orphan = await kit.connect(uniqueId('orphan'));
       await orphan.handle('demo/orphan', () => 'ok');
-      await kit.broker.stop();
+      const hung = kind === 'aedes';
+      await (hung ? kit.broker.freeze() : kit.broker.stop());
       try {
-        await orphan.close();
+        await within(orphan.close(), 10_000, 'close() with the broker gone');
         assert.equal(orphan.connected, false);
       } finally {
-        await kit.broker.start();
+        await (hung ? kit.broker.thaw() : kit.broker.start());
       }
     });
 

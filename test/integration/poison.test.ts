@@ -80,12 +80,16 @@ describe('poison - on the NATS MQTT gateway', { skip: nats.skip, timeout: 60_000
     const server = await connect({ id: uniqueId('server'), broker: broker.url, logger: recordingLogger().logger });
     clients.push(server);
     await server.handle('demo/alive', (payload: { from: string }) => `hello ${payload.from}`);
-    const bus = await connect({ id: uniqueId('publisher'), broker: broker.url, logger: recordingLogger().logger, ...fast });
+    const { logger, records } = recordingLogger();
+    const bus = await connect({ id: uniqueId('publisher'), broker: broker.url, logger, ...fast });
     clients.push(bus);
     // MQTT allows spaces in a topic (so the library does); the NATS gateway drops the connection.
     bus.publish('sensors/Field Devices/temp', { celsius: 21 });
     await once(bus, 'offline');
     await stillServes(bus, server);
     assert.equal(bus.connected, true);
+    const givenUp = records().find((record) => /given up so that it cannot keep the client off the broker/.test(String(record.msg)));
+    assert.equal(givenUp?.topic, 'sensors/Field Devices/temp', 'the warning names the refused topic');
+    assert.match(String(givenUp?.msg), /dropped the connection 2 times/);
   });
 });

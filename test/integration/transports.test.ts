@@ -12,7 +12,7 @@ import path from 'node:path';
 import { WebSocket } from 'ws';
 import { BrokerStartError, startEmbeddedBroker } from '../../src/broker/index.js';
 import { after, before, describe, it } from 'node:test';
-import { makeTlsCertificate, peerGate, setup, testLogger, uniqueId, type BrokerKind, type Kit } from '../testkit/index.js';
+import { makeTlsCertificate, peerGate, setup, testLogger, uniqueId, within, type BrokerKind, type Kit } from '../testkit/index.js';
 import { connect, NotSentError } from '../../src/index.js';
 
 const openssl = peerGate('openssl', 'the mqtts:// tests (a certificate is made for each run)');
@@ -68,8 +68,13 @@ for (const kind of ['aedes', 'mosquitto'] as BrokerKind[]) {
     });
 
     it('connect - mqtts:// refuses a broker whose certificate it does not trust, with the reason', { skip: openssl.skip }, async () => {
+      // Closed again should it connect after all: a client left open would keep the test process alive.
+      const connecting = connect({ id: uniqueId('untrusting'), broker: kit.broker.tlsUrl!, logger: testLogger, connectTimeout: 5000 });
       await assert.rejects(
-        connect({ id: uniqueId('untrusting'), broker: kit.broker.tlsUrl!, logger: testLogger, connectTimeout: 5000 }),
+        connecting.then(async (bus) => {
+          await bus.close();
+          return bus;
+        }),
         (error: unknown) => {
           assert.ok(error instanceof NotSentError, String(error));
           assert.match(error.message, new RegExp(`cannot connect to the broker at ${kit.broker.tlsUrl!.replace(/[.]/g, '\\.')}: .*self[- ]signed certificate`));
@@ -122,8 +127,13 @@ for (const kind of ['aedes', 'mosquitto'] as BrokerKind[]) {
         const idle = [net.connect(broker.port!, '127.0.0.1'), ...(broker.tlsPort ? [net.connect(broker.tlsPort, '127.0.0.1')] : [])];
         await Promise.all(idle.map((socket) => once(socket, 'connect')));
         const closed = Promise.all(idle.map((socket) => once(socket, 'close')));
-        await broker.close();
-        await closed;
+        try {
+          await within(broker.close(), 5000, 'the broker\'s close');
+          await within(closed, 5000, 'the idle sockets\' close');
+        } finally {
+          // Left open, they would keep the test process alive after a failure.
+          for (const socket of idle) socket.destroy();
+        }
       });
 
       it('connect - a browser opening the WebSocket port as a page is told what it is (426)', async () => {

@@ -30,6 +30,10 @@ export interface TestBroker {
   stop(): Promise<void>;
   /** Starts it again on the same port and socket. */
   start(): Promise<void>;
+  /** Hangs the broker: connections stay open, nothing is read or answered (a stopped process, a dead host). */
+  freeze(): Promise<void>;
+  /** Lets a frozen broker go on. */
+  thaw(): Promise<void>;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -102,6 +106,14 @@ export async function startAedes(options: BrokerOptions = {}): Promise<TestBroke
   const start = async () => {
     broker ??= observe(await startEmbeddedBroker(listeners(ports)));
   };
+  // In process, so it cannot be stopped like a process: it stops reading its clients instead.
+  const connected = () => Object.values((broker?.aedes as unknown as { clients?: Record<string, { pause(): void; resume(): void }> } | undefined)?.clients ?? {});
+  const freeze = async () => {
+    for (const client of connected()) client.pause();
+  };
+  const thaw = async () => {
+    for (const client of connected()) client.resume();
+  };
   const close = async () => {
     await stop();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -115,6 +127,8 @@ export async function startAedes(options: BrokerOptions = {}): Promise<TestBroke
     ...(broker.tlsUrl && certificate && { tlsUrl: broker.tlsUrl, tlsCa: certificate.cert }),
     stop,
     start,
+    freeze,
+    thaw,
     close,
     [Symbol.asyncDispose]: close,
   };
@@ -187,7 +201,7 @@ export async function startMosquitto(options: BrokerOptions = {}): Promise<TestB
   const configPath = path.join(dir, 'mosquitto.conf');
   fs.writeFileSync(configPath, mosquittoConfig(port, socketPath, { ...(wsPort !== undefined && { wsPort }), ...(tls && { tls }), debugLog: options.observePublishers ?? false }));
   const publishers: PublisherEvents | undefined = options.observePublishers ? new EventEmitter() : undefined;
-  const { start, stop, close } = brokerProcess(binary, ['-c', configPath], /mosquitto version .* running/, 'mosquitto', dir, (started) => {
+  const { start, stop, close, current } = brokerProcess(binary, ['-c', configPath], /mosquitto version .* running/, 'mosquitto', dir, (started) => {
     if (!publishers) return;
     // Read on for good: a debug log left unread would fill the pipe and stall the broker.
     let partial = '';
@@ -201,6 +215,7 @@ export async function startMosquitto(options: BrokerOptions = {}): Promise<TestB
     });
   });
   await start();
+  const { freeze, thaw } = freezer(current);
   return {
     kind: 'mosquitto',
     url: `mqtt://127.0.0.1:${port}`,
@@ -210,8 +225,18 @@ export async function startMosquitto(options: BrokerOptions = {}): Promise<TestB
     ...(tls && certificate && { tlsUrl: `mqtts://127.0.0.1:${tls.port}`, tlsCa: certificate.cert }),
     stop,
     start,
+    freeze,
+    thaw,
     close,
     [Symbol.asyncDispose]: close,
+  };
+}
+
+/** `freeze()` and `thaw()` for a broker that is a process: SIGSTOP and SIGCONT. */
+export function freezer(child: () => ChildProcess | undefined): Pick<TestBroker, 'freeze' | 'thaw'> {
+  return {
+    freeze: async () => void child()?.kill('SIGSTOP'),
+    thaw: async () => void child()?.kill('SIGCONT'),
   };
 }
 
@@ -246,7 +271,7 @@ export function brokerProcess(binary: string, args: string[], ready: RegExp, lab
     await stop();
     fs.rmSync(dir, { recursive: true, force: true });
   };
-  return { start, stop, close };
+  return { start, stop, close, current: () => child };
 }
 
 /** Resolves when the child's stderr prints a line matching `pattern`; rejects on exit or time-out. */

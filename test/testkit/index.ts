@@ -59,6 +59,19 @@ export async function waitFor<T>(check: () => T | undefined, emitter: NodeJS.Eve
   }
 }
 
+/** Resolves as `promise` does, or rejects after `timeout` ms saying that `what` did not happen: a wait that always ends. */
+export async function within<T>(promise: Promise<T>, timeout: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${timeout} ms`)), timeout);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** A logger that keeps every line it is given, at every level, parsed. */
 export function recordingLogger(): { logger: pino.Logger; lines: string[]; records: () => Array<Record<string, unknown>> } {
   const lines: string[] = [];

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { brokerProcess, findBinary, freePort, type TestBroker } from './brokers.js';
+import { brokerProcess, findBinary, freePort, freezer, type TestBroker } from './brokers.js';
 
 export async function startNats(): Promise<TestBroker> {
   const binary = findBinary('nats-server');
@@ -25,7 +25,7 @@ export async function startNats(): Promise<TestBroker> {
       '',
     ].join('\n'),
   );
-  const { start, stop, close } = brokerProcess(binary, ['-c', configPath], /Server is ready/, 'nats-server', dir);
+  const { start, stop, close, current } = brokerProcess(binary, ['-c', configPath], /Server is ready/, 'nats-server', dir);
   await start();
-  return { kind: 'nats', url: `mqtt://127.0.0.1:${mqttPort}`, stop, start, close, [Symbol.asyncDispose]: close };
+  return { kind: 'nats', url: `mqtt://127.0.0.1:${mqttPort}`, stop, start, ...freezer(current), close, [Symbol.asyncDispose]: close };
 }
