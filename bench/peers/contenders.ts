@@ -42,7 +42,7 @@ export const MQTT_BROKERS: PeerBrokerKind[] = ['embedded', 'aedes-plain', 'mosqu
 export function allContenders(): Contender[] {
   const list: Contender[] = [];
   for (const broker of MQTT_BROKERS) {
-    list.push({ id: `relais@${broker}`, family: 'relais', label: FAMILY_LABELS.relais, broker, file: 'relais.ts', args: [], guarantee: 'QoS 1 every hop', packages: ['mqtt'] });
+    list.push({ id: `relais@${broker}`, family: 'relais', label: FAMILY_LABELS.relais, broker, file: 'relais.ts', args: [], guarantee: 'acknowledged end to end, QoS 0', packages: ['mqtt'] });
     list.push({ id: `raw0@${broker}`, family: 'raw-qos0', label: FAMILY_LABELS['raw-qos0'], broker, file: 'mqtt-raw.ts', args: ['--qos', '0'], guarantee: 'QoS 0', packages: ['mqtt'] });
     list.push({ id: `raw1@${broker}`, family: 'raw-qos1', label: FAMILY_LABELS['raw-qos1'], broker, file: 'mqtt-raw.ts', args: ['--qos', '1'], guarantee: 'QoS 1', packages: ['mqtt'] });
   }
