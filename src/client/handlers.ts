@@ -11,26 +11,18 @@ import { responseMessage, type ResponseStep } from '../protocol/messages.js';
 import { cancelTopic, checkClientId, requestTopic, responseTopic } from '../protocol/topics.js';
 import type { ResolvedOptions } from './options.js';
 import { RecentTokens } from './recent-tokens.js';
-import { RunningRequest } from './running-request.js';
+import { Command, type ProgressSink, type ReplyTo } from './command.js';
+import type { RunningRequest } from './running-request.js';
 import type { Transport } from './transport.js';
-import type { Handler, HandlerContext, HandleOptions, Lane, Registration } from './types.js';
+import type { Handler, HandleOptions, Lane, Registration } from './types.js';
 
 interface Served {
   handler: Handler;
   lane: Lane;
 }
 
-/** Where the answers to one command go, and how (protocol §4.3). */
-interface ReplyTo {
-  action: string;
-  requester: string;
-  token: string;
-  priority: Priority;
-  /** Answers travel at the QoS the command came with (protocol §1.3). */
-  qos: 0 | 1;
-}
 
-export class Handlers {
+export class Handlers implements ProgressSink {
   private readonly served = new Map<string, Served>();
   /** Commands being handled, by `<requester> <token>`. */
   private readonly running = new Map<string, RunningRequest>();
@@ -142,59 +134,51 @@ export class Handlers {
 
   /** Runs the handler; `key` (`<requester> <token>`) names the command in `running` and `finished`. */
   private run(handler: Handler, request: Envelope, to: ReplyTo, key: string): void {
-    const running = new RunningRequest(to.token, request.deadline);
-    this.running.set(key, running);
-    const ctx: HandlerContext = {
-      action: to.action,
-      token: to.token,
-      source: to.requester,
-      priority: to.priority,
-      ...(request.deadline !== undefined && { deadline: request.deadline }),
-      get signal() {
-        return running.signal;
-      },
-      envelope: request,
-      progress: (fraction, data) => {
-        if (running.ended || running.aborted) return;
-        if (fraction !== undefined && !(fraction >= 0 && fraction <= 1)) {
-          throw new RangeError(`progress must be a fraction between 0 and 1, got ${fraction}`);
-        }
-        if (fraction !== undefined) running.lastProgress = fraction;
-        this.reply(to, { step: 'progress', ...(fraction !== undefined && { progress: fraction }), payload: data ?? null });
-      },
-    };
-    const finish = (answer: ResponseStep) => {
-      if (running.ended) return;
-      running.end();
-      this.running.delete(key);
-      const body = this.reply(to, answer);
-      if (body !== undefined) this.finished.remember(key, body, request.deadline);
-    };
-    const succeed = (result: unknown) => finish({ step: 'result', payload: result });
-    const fail = (error: unknown) => {
-      const reason = running.abortReason;
-      const { responseCode, error: wire } = toWire(reason && !(error instanceof CancelledError || error instanceof TimeoutError) ? reason : error);
-      if (!reason) this.logger.warn({ action: to.action, token: to.token, err: wire.message }, 'handler failed');
-      finish({ step: 'error', code: responseCode, error: wire });
-    };
+    const command = new Command(to, request, key, this);
+    this.running.set(key, command);
     let outcome: unknown;
     try {
-      outcome = handler(request.payload, ctx);
+      outcome = handler(request.payload, command);
     } catch (error) {
-      fail(error);
+      this.fail(command, error);
       return;
     }
     // A plain value is answered in this turn, its response in the same write as what came
     // with the command: no acknowledgement needed, nothing added.
-    if (!isThenable(outcome)) return succeed(outcome);
-    Promise.resolve(outcome).then(succeed, fail);
+    if (!isThenable(outcome)) return this.finish(command, { step: 'result', payload: outcome });
+    // Promise.resolve: a thenable that throws in its then() fails the command, not the client.
+    Promise.resolve(outcome).then(
+      (result) => this.finish(command, { step: 'result', payload: result }),
+      (error: unknown) => this.fail(command, error),
+    );
     // A handler that finishes within the microtasks of this turn is answered before the
     // socket's writes are released (Connection.coalesceWrites); a slower one is acknowledged.
     queueMicrotask(() =>
       process.nextTick(() => {
-        if (!running.ended) this.reply(to, { step: 'accepted' });
+        if (!command.ended) this.reply(command, { step: 'accepted' });
       }),
     );
+  }
+
+  /** ProgressSink: a progress step of a running command. */
+  progress(command: Command, fraction: number | undefined, data: unknown): void {
+    this.reply(command, { step: 'progress', ...(fraction !== undefined && { progress: fraction }), payload: data ?? null });
+  }
+
+  private fail(command: Command, error: unknown): void {
+    const reason = command.abortReason;
+    const { responseCode, error: wire } = toWire(reason && !(error instanceof CancelledError || error instanceof TimeoutError) ? reason : error);
+    if (!reason) this.logger.warn({ action: command.action, token: command.token, err: wire.message }, 'handler failed');
+    this.finish(command, { step: 'error', code: responseCode, error: wire });
+  }
+
+  /** The final answer: sent once, and remembered for duplicates (protocol §4.8). */
+  private finish(command: Command, answer: ResponseStep): void {
+    if (command.ended) return;
+    command.end();
+    this.running.delete(command.key);
+    const body = this.reply(command, answer);
+    if (body !== undefined) this.finished.remember(command.key, body, command.deadline);
   }
 
   /** A cancel arrived on `<action>/cancel`: abort the matching command, if we run it. protocol §4.4 */

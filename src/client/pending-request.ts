@@ -5,57 +5,18 @@
  * or `fail()`. The mirror of `RunningRequest` on the serving side.
  */
 import { encode, type Envelope, type Priority } from '../protocol/envelope.js';
-import { CancelledError, fromWire, HandlerGoneError, NoHandlerError, type RelaisError, ResponseCode, TimeoutError } from '../protocol/errors.js';
+import { CancelledError, fromWire, HandlerGoneError, NoHandlerError, type NotSentError, type RelaisError, ResponseCode, TimeoutError } from '../protocol/errors.js';
 import { cancelMessage, commandMessage, restampAcceptBy } from '../protocol/messages.js';
 import { cancelTopic, requestTopic } from '../protocol/topics.js';
-import type { Directory } from './directory.js';
-import type { ResolvedOptions } from './options.js';
-import type { Transport } from './transport.js';
+import type { AwaitingAck } from './ack-clock.js';
+import type { OutboundMessage } from './transport.js';
 import type { Lane, PresenceInfo, Step } from './types.js';
-import type { AckClock, AwaitingAck } from './ack-clock.js';
-import { arm } from './wait.js';
-
-/** What a pending request needs from the requester that holds it. */
-export interface RequestServices {
-  readonly options: ResolvedOptions;
-  readonly transport: Transport;
-  readonly directory: Directory;
-  /** The least busy provider of `action` outside `exclude` (protocol §4.6). */
-  pick(action: string, exclude: ReadonlySet<string> | undefined): string | undefined;
-  /** A provider did not acknowledge: pass it over for a while. */
-  suspect(handler: string): void;
-  cleared(handler: string): void;
-  /** The request has ended: forget it. */
-  ended(request: PendingRequest): void;
-  /** Two consecutive steps of one answer, for the Nagle watch. */
-  steps(previous: { ts: number; at: number }, next: { ts: number; at: number }): void;
-  readonly ackClock: AckClock;
-}
-
-export interface StepSink {
-  onStep(step: Step): void;
-  fail(error: unknown): void;
-}
-
-export interface RequestInit {
-  action: string;
-  payload: unknown;
-  token: string;
-  priority: Priority;
-  lane: Lane;
-  timeout: number;
-  ackTimeout: number;
-  /** An id, `*` for every provider, or undefined to let the library pick one. */
-  target: string | undefined;
-  signal: AbortSignal | undefined;
-  /** Sent while the directory was still loading, with no provider known: judged once it settles. */
-  awaitingDirectory: boolean;
-}
+import type { RequestInit, RequestServices, StepSink } from './request-services.js';
 
 /** How many handlers an untargeted request is offered to, at most (protocol §4.7). */
 const MAX_OFFERS = 2;
 
-export class PendingRequest implements AwaitingAck {
+export class PendingRequest implements AwaitingAck, OutboundMessage {
   readonly token: string;
   readonly action: string;
   readonly lane: Lane;
@@ -75,14 +36,19 @@ export class PendingRequest implements AwaitingAck {
   private accepted = false;
   private written = false;
   private finished = false;
-  private body = '';
-  private disarm: () => void = () => {};
+  /** The command's wire text (its acceptBy renewed in place when needed). */
+  private text = '';
+  private timer: NodeJS.Timeout | undefined;
+  private forgetSignal: (() => void) | undefined;
   /** The acceptance deadline the command's text carries (protocol §4.7): the current offer's, or 0 for a status query. */
   private acceptBy: number | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
   /** When the last step was made (its `ts`) and when it arrived, for the Nagle watch. */
   private lastStep: { ts: number; at: number } | undefined;
   private readonly init: RequestInit;
+  /** OutboundMessage: where the command goes (targeted at the assignee, or untargeted). */
+  topic = '';
+  private sendMode: 'offer' | 'retry' = 'offer';
 
   constructor(
     private readonly services: RequestServices,
@@ -103,13 +69,17 @@ export class PendingRequest implements AwaitingAck {
   /** Starts the clock: the time-out and the caller's signal. Then `send()`. */
   begin(): void {
     const { timeout, signal } = this.init;
-    // Its stack is taken again where the application awaits (Bus.request, Bus.call).
-    this.disarm = arm({
-      timeout,
-      onTimeout: () => this.cancel(new TimeoutError(`no final response to ${this.action} within ${timeout} ms`), 'requester time-out'),
-      ...(signal && { signal }),
-      onAbort: () => this.cancel(new CancelledError(`request to ${this.action} cancelled by the caller`, { cause: signal?.reason }), 'cancelled by the requester'),
-    });
+    this.timer = setTimeout(timedOut, timeout, this);
+    if (signal) {
+      const onAbort = () => this.cancel(new CancelledError(`request to ${this.action} cancelled by the caller`, { cause: signal.reason }), 'cancelled by the requester');
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.forgetSignal = () => signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** The request's own time-out. Its stack is taken again where the application awaits (Bus.request, Bus.call). */
+  timedOut(): void {
+    this.cancel(new TimeoutError(`no final response to ${this.action} within ${this.init.timeout} ms`), 'requester time-out');
   }
 
   /** The command's wire text, checked (JSON, size) before anything is registered or sent. */
@@ -124,7 +94,7 @@ export class PendingRequest implements AwaitingAck {
       deadline: this.deadline,
       ...(this.acceptBy !== undefined && { acceptBy: this.acceptBy }),
     });
-    this.body = encode(envelope, { maxBytes: this.services.options.maxMessageBytes, what: () => `the request to ${this.action}` });
+    this.text = encode(envelope, { maxBytes: this.services.options.maxMessageBytes, what: () => `the request to ${this.action}` });
   }
 
   /** When a handler must have taken the command written now: leaves room for its acknowledgement to travel back. */
@@ -136,6 +106,7 @@ export class PendingRequest implements AwaitingAck {
   private assign(handler: string | undefined): void {
     if (this.assignee !== undefined && handler !== this.assignee) (this.previous ??= new Set()).add(this.assignee);
     this.assignee = handler;
+    this.topic = requestTopic(this.action, handler);
     const info = handler === undefined ? undefined : this.services.directory.get(handler);
     this.acks = info?.acks === true && info.status === 'alive';
     this.assigneeInstance = info?.instance;
@@ -150,35 +121,45 @@ export class PendingRequest implements AwaitingAck {
    */
   send(mode: 'offer' | 'retry' = 'offer'): void {
     if (this.finished) return;
-    const body = (): string => {
-      const wanted = this.accepted ? 0 : mode === 'retry' ? this.acceptBy! : this.newAcceptBy();
-      // The text is renewed only when it carries another acceptBy: not on a first write,
-      // which happens within the millisecond of its encoding.
-      const current = this.acceptBy!;
-      if (wanted !== current && !(wanted > 0 && current > 0 && wanted - current <= 2)) {
-        this.body = restampAcceptBy(this.body, wanted);
-        this.acceptBy = wanted;
-      }
-      return this.body;
-    };
+    this.sendMode = mode;
     try {
-      this.services.transport.send({
-        topic: requestTopic(this.action, this.assignee),
-        body: this.acks ? body : this.body,
-        qos: this.acks ? 0 : 1,
-        priority: this.priority,
-        deadline: this.deadline,
-        onDropped: (error) => this.fail(error),
-        onWritten: () => {
-          this.written = true;
-          // Its answers come on its lane: while that is down, nothing can come back; the
-          // lane's return sends it again and starts the wait (onReconnected).
-          if (mode === 'offer' && this.acks && !this.accepted && this.services.transport.connection(this.lane).connected) this.armAckTimers();
-        },
-      });
+      // The request is its own outbound message (topic, body(), onWritten()...): nothing made per send.
+      this.services.transport.send(this);
     } catch (error) {
       this.fail(error);
     }
+  }
+
+  /** OutboundMessage: QoS 0 to a handler that acknowledges, 1 otherwise (protocol §1.3). */
+  get qos(): 0 | 1 {
+    return this.acks ? 0 : 1;
+  }
+
+  /** OutboundMessage: the text, made when written, with the acceptBy the write needs. */
+  body(): string {
+    if (!this.acks) return this.text;
+    const wanted = this.accepted ? 0 : this.sendMode === 'retry' ? this.acceptBy! : this.newAcceptBy();
+    // The text is renewed only when it carries another acceptBy: not on a first write,
+    // which happens within the millisecond of its encoding.
+    const current = this.acceptBy!;
+    if (wanted !== current && !(wanted > 0 && current > 0 && wanted - current <= 2)) {
+      this.text = restampAcceptBy(this.text, wanted);
+      this.acceptBy = wanted;
+    }
+    return this.text;
+  }
+
+  /** OutboundMessage: never written (deadline passed offline, client closed). */
+  onDropped(error: NotSentError): void {
+    this.fail(error);
+  }
+
+  /** OutboundMessage: written. */
+  onWritten(): void {
+    this.written = true;
+    // Its answers come on its lane: while that is down, nothing can come back; the lane's
+    // return sends it again and starts the wait (onReconnected).
+    if (this.sendMode === 'offer' && this.acks && !this.accepted && this.services.transport.connection(this.lane).connected) this.armAckTimers();
   }
 
   /** Half-way the command is written again, at the end the handler is taken as gone (AckClock). */
@@ -349,9 +330,14 @@ export class PendingRequest implements AwaitingAck {
 
   private end(): void {
     this.finished = true;
-    this.disarm();
+    clearTimeout(this.timer);
+    this.forgetSignal?.();
     this.clearAckTimers();
     clearTimeout(this.graceTimer);
     this.services.ended(this);
   }
+}
+
+function timedOut(request: PendingRequest): void {
+  request.timedOut();
 }

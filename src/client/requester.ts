@@ -13,7 +13,8 @@ import type { Directory } from './directory.js';
 import { HandlerChoice } from './handler-choice.js';
 import { NagleWatch } from './nagle-watch.js';
 import { checkTimeout, type ResolvedOptions } from './options.js';
-import { PendingRequest, type RequestServices, type StepSink } from './pending-request.js';
+import { PendingRequest } from './pending-request.js';
+import type { RequestServices, StepSink } from './request-services.js';
 import type { Transport } from './transport.js';
 import type { Lane, RequestOptions, Step } from './types.js';
 

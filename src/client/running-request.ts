@@ -15,8 +15,8 @@ export class RunningRequest {
   lastProgress?: number;
 
   constructor(
-    private readonly token: string,
-    private readonly deadline: number | undefined,
+    readonly token: string,
+    readonly deadline: number | undefined,
   ) {}
 
   /** Aborted on cancel, on the deadline, or when the serving client closes. */

@@ -1,0 +1,58 @@
+/**
+ * One command a handler runs: what the handler reads (`ctx`, protocol §4.2), where its
+ * answers go (protocol §4.3), and whether it was cancelled or is past its deadline (the
+ * RunningRequest it extends). One object per command, its methods on the prototype: the
+ * context of a handler that answers at once costs one allocation.
+ */
+import type { Envelope, Priority } from '../protocol/envelope.js';
+import { RunningRequest } from './running-request.js';
+import type { HandlerContext } from './types.js';
+
+/** Where the answers to one command go, and how (protocol §4.3). */
+export interface ReplyTo {
+  action: string;
+  requester: string;
+  token: string;
+  priority: Priority;
+  /** Answers travel at the QoS the command came with (protocol §1.3). */
+  qos: 0 | 1;
+}
+
+export interface ProgressSink {
+  progress(command: Command, fraction: number | undefined, data: unknown): void;
+}
+
+export class Command extends RunningRequest implements HandlerContext, ReplyTo {
+  readonly action: string;
+  readonly requester: string;
+  readonly priority: Priority;
+  readonly qos: 0 | 1;
+
+  constructor(
+    to: ReplyTo,
+    readonly envelope: Envelope,
+    /** `<requester> <token>`: its name among the commands running and finished. */
+    readonly key: string,
+    private readonly sink: ProgressSink,
+  ) {
+    super(to.token, envelope.deadline);
+    this.action = to.action;
+    this.requester = to.requester;
+    this.priority = to.priority;
+    this.qos = to.qos;
+  }
+
+  /** Id of the requester (HandlerContext). */
+  get source(): string {
+    return this.requester;
+  }
+
+  progress(fraction: number | undefined, data?: unknown): void {
+    if (this.ended || this.aborted) return;
+    if (fraction !== undefined && !(fraction >= 0 && fraction <= 1)) {
+      throw new RangeError(`progress must be a fraction between 0 and 1, got ${fraction}`);
+    }
+    if (fraction !== undefined) this.lastProgress = fraction;
+    this.sink.progress(this, fraction, data);
+  }
+}

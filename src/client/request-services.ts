@@ -1,0 +1,48 @@
+/**
+ * What a pending request (pending-request.ts) is made of and needs from the requester that
+ * holds it: the shape of its start, where its steps go, the services it calls.
+ */
+import type { Priority } from '../protocol/envelope.js';
+import type { AckClock } from './ack-clock.js';
+import type { Directory } from './directory.js';
+import type { ResolvedOptions } from './options.js';
+import type { PendingRequest } from './pending-request.js';
+import type { Transport } from './transport.js';
+import type { Lane, Step } from './types.js';
+
+/** What a pending request needs from the requester that holds it. */
+export interface RequestServices {
+  readonly options: ResolvedOptions;
+  readonly transport: Transport;
+  readonly directory: Directory;
+  /** The least busy provider of `action` outside `exclude` (protocol §4.6). */
+  pick(action: string, exclude: ReadonlySet<string> | undefined): string | undefined;
+  /** A provider did not acknowledge: pass it over for a while. */
+  suspect(handler: string): void;
+  cleared(handler: string): void;
+  /** The request has ended: forget it. */
+  ended(request: PendingRequest): void;
+  /** Two consecutive steps of one answer, for the Nagle watch. */
+  steps(previous: { ts: number; at: number }, next: { ts: number; at: number }): void;
+  readonly ackClock: AckClock;
+}
+
+export interface StepSink {
+  onStep(step: Step): void;
+  fail(error: unknown): void;
+}
+
+export interface RequestInit {
+  action: string;
+  payload: unknown;
+  token: string;
+  priority: Priority;
+  lane: Lane;
+  timeout: number;
+  ackTimeout: number;
+  /** An id, `*` for every provider, or undefined to let the library pick one. */
+  target: string | undefined;
+  signal: AbortSignal | undefined;
+  /** Sent while the directory was still loading, with no provider known: judged once it settles. */
+  awaitingDirectory: boolean;
+}
