@@ -5,30 +5,29 @@
  * while some request waits, every quarter of the shortest ack time-out among them.
  */
 
+/** A request that waits; the clock keeps its times on it (no object made per request). */
 export interface AwaitingAck {
+  ackRetryAt: number;
+  ackExpireAt: number;
   /** Half-way: write the command once more. */
   retry(): void;
   /** The end: take the handler as gone. */
   expire(): void;
 }
 
-interface Waiting {
-  retryAt: number;
-  expireAt: number;
-  retried: boolean;
-}
-
 /** The sweep is never faster than this, whatever the ack time-out. */
 const FASTEST_SWEEP_MS = 10;
 
 export class AckClock {
-  private readonly waiting = new Map<AwaitingAck, Waiting>();
+  private readonly waiting = new Set<AwaitingAck>();
   private sweep: NodeJS.Timeout | undefined;
   private period = Infinity;
 
   /** `request` waits from now for up to `ackTimeout` ms. */
   start(request: AwaitingAck, ackTimeout: number, now = Date.now()): void {
-    this.waiting.set(request, { retryAt: now + ackTimeout / 2, expireAt: now + ackTimeout, retried: false });
+    request.ackRetryAt = now + ackTimeout / 2;
+    request.ackExpireAt = now + ackTimeout;
+    this.waiting.add(request);
     const period = Math.max(FASTEST_SWEEP_MS, ackTimeout / 4);
     if (this.sweep && period >= this.period) return;
     clearInterval(this.sweep);
@@ -49,12 +48,12 @@ export class AckClock {
       this.period = Infinity;
       return;
     }
-    for (const [request, waiting] of [...this.waiting]) {
-      if (now >= waiting.expireAt) {
+    for (const request of [...this.waiting]) {
+      if (now >= request.ackExpireAt) {
         this.stop(request);
         request.expire();
-      } else if (!waiting.retried && now >= waiting.retryAt) {
-        waiting.retried = true;
+      } else if (now >= request.ackRetryAt) {
+        request.ackRetryAt = Infinity; // once
         request.retry();
       }
     }

@@ -48,6 +48,9 @@ export class PendingRequest implements AwaitingAck, OutboundMessage {
   private readonly init: RequestInit;
   /** OutboundMessage: where the command goes (targeted at the assignee, or untargeted). */
   topic = '';
+  /** AckClock's times for this request. */
+  ackRetryAt = Infinity;
+  ackExpireAt = Infinity;
   private sendMode: 'offer' | 'retry' = 'offer';
 
   constructor(
@@ -237,7 +240,8 @@ export class PendingRequest implements AwaitingAck, OutboundMessage {
       this.sink.onStep(step);
     } else if (code === ResponseCode.OK) {
       this.end();
-      this.sink.onStep({ kind: 'final', payload: envelope.payload, code, source, token: this.token });
+      if (this.sink.onResult) this.sink.onResult(envelope.payload);
+      else this.sink.onStep({ kind: 'final', payload: envelope.payload, code, source, token: this.token });
     } else {
       this.fail(fromWire(envelope.error, code, source, envelope.payload));
     }

@@ -27,8 +27,11 @@ export interface RequestServices {
   readonly ackClock: AckClock;
 }
 
+/** Where a request's steps go: `call()` wants each one, `request()` only the final payload (no Step made for it). */
 export interface StepSink {
   onStep(step: Step): void;
+  /** When present, the final answer goes here instead of an `onStep` with a final Step. */
+  onResult?(payload: unknown): void;
   fail(error: unknown): void;
 }
 

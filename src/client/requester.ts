@@ -80,12 +80,7 @@ export class Requester {
   /** Resolves with the final response's payload; rejects with a typed error. */
   request(action: string, payload: unknown, options: RequestOptions = {}): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.start(action, payload, options, {
-        onStep: (step) => {
-          if (step.kind === 'final') resolve(step.payload);
-        },
-        fail: reject,
-      });
+      this.start(action, payload, options, { onStep: ignoreStep, onResult: resolve, fail: reject });
     });
   }
 
@@ -232,3 +227,6 @@ export class Requester {
     for (const request of [...this.pending.values()]) request.fail(makeError());
   }
 }
+
+/** `request()` waits for the result only. */
+function ignoreStep(): void {}

@@ -6,8 +6,8 @@ describe('ack clock', () => {
   it('ack clock - a request still waiting is written again half-way, then expires at its ack time-out; one answered is left alone', () => {
     const clock = new AckClock();
     const events: string[] = [];
-    const waiting = { retry: () => events.push('retry'), expire: () => events.push('expire') };
-    const answered = { retry: () => events.push('answered retried'), expire: () => events.push('answered expired') };
+    const waiting = { ackRetryAt: 0, ackExpireAt: 0, retry: () => events.push('retry'), expire: () => events.push('expire') };
+    const answered = { ackRetryAt: 0, ackExpireAt: 0, retry: () => events.push('answered retried'), expire: () => events.push('answered expired') };
     clock.start(waiting, 2000, 0);
     clock.start(answered, 2000, 0);
     clock.stop(answered);
