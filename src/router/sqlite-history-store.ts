@@ -1,0 +1,178 @@
+/**
+ * The token history in one SQLite file (better-sqlite3, WAL): seed 002's columns (token, code,
+ * ctime, etime, data) plus what a user filters on. protocol §11.1
+ */
+import Database from 'better-sqlite3';
+import type { HistoryPage, HistoryRetention, HistoryRow, HistoryRowInput, HistoryStore, ResolvedHistoryQuery } from './history-store.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS history (
+  id        INTEGER PRIMARY KEY,
+  token     TEXT    NOT NULL,
+  kind      TEXT    NOT NULL,
+  code      INTEGER,
+  ctime     INTEGER NOT NULL,
+  etime     INTEGER NOT NULL,
+  action    TEXT    NOT NULL,
+  source    TEXT    NOT NULL,
+  target    TEXT,
+  progress  REAL,
+  priority  TEXT,
+  size      INTEGER NOT NULL,
+  truncated INTEGER NOT NULL DEFAULT 0,
+  data      TEXT    NOT NULL,
+  digest    TEXT    NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS history_token_digest ON history (token, digest);
+CREATE INDEX IF NOT EXISTS history_action ON history (action, id);
+CREATE INDEX IF NOT EXISTS history_source ON history (source, id);
+CREATE INDEX IF NOT EXISTS history_target ON history (target, id);
+CREATE INDEX IF NOT EXISTS history_code ON history (code, id);
+CREATE INDEX IF NOT EXISTS history_ctime ON history (ctime);
+CREATE INDEX IF NOT EXISTS history_etime ON history (etime);
+`;
+
+/** Filters, their column and comparison; the order is the order of the WHERE clause. */
+const FILTERS = [
+  ['token', 'token = ?'],
+  ['action', 'action = ?'],
+  ['source', 'source = ?'],
+  ['target', 'target = ?'],
+  ['kind', 'kind = ?'],
+  ['code', 'code = ?'],
+  ['ctimeFrom', 'ctime >= ?'],
+  ['ctimeTo', 'ctime < ?'],
+  ['etimeFrom', 'etime >= ?'],
+  ['etimeTo', 'etime < ?'],
+  ['afterId', 'id > ?'],
+  ['beforeId', 'id < ?'],
+] as const;
+
+const COLUMNS = 'id, token, kind, code, ctime, etime, action, source, target, progress, priority, size, truncated, data';
+
+interface StoredRow extends Omit<HistoryRow, 'truncated' | 'code' | 'target' | 'progress' | 'priority'> {
+  truncated: 0 | 1;
+  code: number | null;
+  target: string | null;
+  progress: number | null;
+  priority: string | null;
+}
+
+export interface SqliteHistoryOptions {
+  /** `normal` (default) survives a killed process; `full` also a power cut, at a cost per transaction. */
+  synchronous?: 'normal' | 'full';
+  /** The clock used for `ctime` (tests inject one). */
+  now?: () => number;
+}
+
+export class SqliteHistoryStore implements HistoryStore {
+  private readonly db: Database.Database;
+  private readonly insert: Database.Statement;
+  private readonly appendAll: (rows: readonly HistoryRowInput[]) => number;
+  private readonly queries = new Map<string, Database.Statement>();
+  private readonly now: () => number;
+
+  /** `file` is a path, or `:memory:`. Creates the schema if needed. */
+  constructor(file: string, options: SqliteHistoryOptions = {}) {
+    this.now = options.now ?? Date.now;
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+    this.db.exec(SCHEMA);
+    this.insert = this.db.prepare(
+      `INSERT OR IGNORE INTO history (token, kind, code, ctime, etime, action, source, target, progress, priority, size, truncated, data, digest)
+       VALUES (@token, @kind, @code, @ctime, @etime, @action, @source, @target, @progress, @priority, @size, @truncated, @data, @digest)`,
+    );
+    this.appendAll = this.db.transaction((rows: readonly HistoryRowInput[]) => {
+      const ctime = this.now();
+      let added = 0;
+      for (const row of rows) {
+        added += this.insert.run({
+          token: row.token,
+          kind: row.kind,
+          code: row.code ?? null,
+          ctime,
+          etime: row.etime,
+          action: row.action,
+          source: row.source,
+          target: row.target ?? null,
+          progress: row.progress ?? null,
+          priority: row.priority ?? null,
+          size: row.size,
+          truncated: row.truncated ? 1 : 0,
+          data: row.data,
+          digest: row.digest,
+        }).changes;
+      }
+      return added;
+    });
+  }
+
+  append(rows: readonly HistoryRowInput[]): number {
+    return rows.length === 0 ? 0 : this.appendAll(rows);
+  }
+
+  query(query: ResolvedHistoryQuery): HistoryPage {
+    const clauses: string[] = [];
+    const values: Array<string | number> = [];
+    for (const [field, clause] of FILTERS) {
+      const value = query[field];
+      if (value === undefined) continue;
+      clauses.push(clause);
+      values.push(value);
+    }
+    const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '';
+    const sql = `SELECT ${COLUMNS} FROM history ${where} ORDER BY id ${query.order === 'newest' ? 'DESC' : 'ASC'} LIMIT ?`;
+    let statement = this.queries.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.queries.set(sql, statement); // at most 2^12 × 2 shapes
+    }
+    // One more than asked tells whether there is a next page.
+    const stored = statement.all(...values, query.limit + 1) as StoredRow[];
+    const more = stored.length > query.limit;
+    return { rows: stored.slice(0, query.limit).map(toRow), more };
+  }
+
+  prune(retention: HistoryRetention, now: number, batch: number): number {
+    const byAge = this.db
+      .prepare('DELETE FROM history WHERE id IN (SELECT id FROM history WHERE ctime < ? ORDER BY id LIMIT ?)')
+      .run(now - retention.maxAgeMs, batch).changes;
+    if (byAge >= batch) return byAge;
+    // The id of the oldest row to keep; everything below it goes.
+    const keepFrom = this.db.prepare('SELECT id FROM history ORDER BY id DESC LIMIT 1 OFFSET ?').pluck().get(retention.maxRows - 1) as number | undefined;
+    if (keepFrom === undefined) return byAge;
+    const byCount = this.db
+      .prepare('DELETE FROM history WHERE id IN (SELECT id FROM history WHERE id < ? ORDER BY id LIMIT ?)')
+      .run(keepFrom, batch - byAge).changes;
+    return byAge + byCount;
+  }
+
+  count(): number {
+    return this.db.prepare('SELECT count(*) FROM history').pluck().get() as number;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+function toRow(stored: StoredRow): HistoryRow {
+  const row: HistoryRow = {
+    id: stored.id,
+    token: stored.token,
+    kind: stored.kind,
+    action: stored.action,
+    source: stored.source,
+    ctime: stored.ctime,
+    etime: stored.etime,
+    size: stored.size,
+    truncated: stored.truncated === 1,
+    data: stored.data,
+  };
+  if (stored.code !== null) row.code = stored.code;
+  if (stored.target !== null) row.target = stored.target;
+  if (stored.progress !== null) row.progress = stored.progress;
+  if (stored.priority !== null) row.priority = stored.priority;
+  return row;
+}

@@ -1,0 +1,169 @@
+/**
+ * `historyStoreContract()`: what every history store must do (protocol §11.1), run against
+ * each implementation (the SQLite file store today).
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseHistoryQuery, type HistoryRowInput, type HistoryStore } from '../../src/router/history-store.js';
+
+export interface StoreFactory {
+  /** A new empty store; `now` is its clock for ctime. */
+  open(now: () => number): HistoryStore;
+  /** Closes it and opens the same data again (a restart). */
+  reopen?(store: HistoryStore, now: () => number): HistoryStore;
+}
+
+let seq = 0;
+export function row(overrides: Partial<HistoryRowInput> = {}): HistoryRowInput {
+  seq += 1;
+  return {
+    token: 't1',
+    kind: 'command',
+    action: 'demo/echo',
+    source: 'ui',
+    etime: 1000,
+    data: '{"n":1}',
+    size: 7,
+    truncated: false,
+    digest: `d${seq}`,
+    ...overrides,
+  };
+}
+
+export function historyStoreContract(name: string, factory: StoreFactory): void {
+  describe(`history store contract (${name})`, () => {
+    const clock = { now: 10_000 };
+    const open = () => factory.open(() => clock.now);
+
+    it('history - a lifecycle comes back in order with every field', () => {
+      const store = open();
+      try {
+        store.append([
+          row({ kind: 'command', target: 'svc', priority: 'high' }),
+          row({ kind: 'accepted', source: 'svc', target: 'ui', code: undefined }),
+          row({ kind: 'progress', source: 'svc', target: 'ui', progress: 0.5 }),
+          row({ kind: 'final', source: 'svc', target: 'ui', code: 0, data: '{"ok":true}', size: 11 }),
+        ]);
+        const page = store.query(parseHistoryQuery({ token: 't1' }));
+        assert.deepEqual(page.rows.map((r) => r.kind), ['command', 'accepted', 'progress', 'final']);
+        assert.equal(page.more, false);
+        const [command, , progress, final] = page.rows;
+        assert.equal(command!.target, 'svc');
+        assert.equal(command!.priority, 'high');
+        assert.equal(command!.ctime, 10_000);
+        assert.equal(command!.etime, 1000);
+        assert.equal(progress!.progress, 0.5);
+        assert.equal(final!.code, 0);
+        assert.equal(final!.data, '{"ok":true}');
+        assert.ok(page.rows.every((r, i) => i === 0 || r.id > page.rows[i - 1]!.id), 'ids increase');
+      } finally {
+        store.close();
+      }
+    });
+
+    it('history - the same message twice (same token and digest) is stored once', () => {
+      const store = open();
+      try {
+        const once = row({ digest: 'same' });
+        assert.equal(store.append([once, once]), 1);
+        assert.equal(store.append([once]), 0);
+        assert.equal(store.count(), 1);
+        // The same digest under another token is another message.
+        assert.equal(store.append([{ ...once, token: 't2' }]), 1);
+      } finally {
+        store.close();
+      }
+    });
+
+    it('history - filters combine with AND (token, action, source, target, kind, code, times)', () => {
+      const store = open();
+      try {
+        store.append([
+          row({ token: 'a', action: 'x/one', source: 'ui', code: 0, kind: 'final', etime: 100 }),
+          row({ token: 'b', action: 'x/one', source: 'cli', code: 1, kind: 'final', etime: 200 }),
+          row({ token: 'c', action: 'x/two', source: 'ui', code: 1, kind: 'final', etime: 300 }),
+          row({ token: 'd', action: 'x/two', source: 'ui', target: 'h1', kind: 'command', etime: 400 }),
+        ]);
+        const tokens = (query: object) => store.query(parseHistoryQuery(query)).rows.map((r) => r.token);
+        assert.deepEqual(tokens({ action: 'x/one' }), ['a', 'b']);
+        assert.deepEqual(tokens({ action: 'x/two', code: 1 }), ['c']);
+        assert.deepEqual(tokens({ source: 'ui', kind: 'final' }), ['a', 'c']);
+        assert.deepEqual(tokens({ target: 'h1' }), ['d']);
+        assert.deepEqual(tokens({ etimeFrom: 200, etimeTo: 400 }), ['b', 'c']);
+        assert.deepEqual(tokens({ code: 0, source: 'cli' }), []);
+      } finally {
+        store.close();
+      }
+    });
+
+    it('history - pages forward with afterId and backward with newest first', () => {
+      const store = open();
+      try {
+        store.append(Array.from({ length: 25 }, (_, i) => row({ token: `p${i}` })));
+        const first = store.query(parseHistoryQuery({ limit: 10 }));
+        assert.equal(first.rows.length, 10);
+        assert.equal(first.more, true);
+        const second = store.query(parseHistoryQuery({ limit: 10, afterId: first.rows.at(-1)!.id }));
+        const third = store.query(parseHistoryQuery({ limit: 10, afterId: second.rows.at(-1)!.id }));
+        assert.equal(third.rows.length, 5);
+        assert.equal(third.more, false);
+        const all = [...first.rows, ...second.rows, ...third.rows].map((r) => r.token);
+        assert.deepEqual(all, Array.from({ length: 25 }, (_, i) => `p${i}`));
+        const newest = store.query(parseHistoryQuery({ limit: 3, order: 'newest' }));
+        assert.deepEqual(newest.rows.map((r) => r.token), ['p24', 'p23', 'p22']);
+        const before = store.query(parseHistoryQuery({ limit: 2, order: 'newest', beforeId: newest.rows.at(-1)!.id }));
+        assert.deepEqual(before.rows.map((r) => r.token), ['p21', 'p20']);
+      } finally {
+        store.close();
+      }
+    });
+
+    it('history - a bad query is refused naming the field', () => {
+      assert.throws(() => parseHistoryQuery({ colour: 'red' }), /colour/);
+      assert.throws(() => parseHistoryQuery({ limit: 1e9 }), /limit/);
+      assert.throws(() => parseHistoryQuery({ code: 'zero' }), /code/);
+      assert.throws(() => parseHistoryQuery({ order: 'random' }), /order/);
+    });
+
+    it('history - retention prunes by age, then by count, in batches, and recording goes on', () => {
+      const store = open();
+      try {
+        clock.now = 1_000;
+        store.append(Array.from({ length: 30 }, (_, i) => row({ token: `old${i}` })));
+        clock.now = 100_000;
+        store.append(Array.from({ length: 30 }, (_, i) => row({ token: `new${i}` })));
+        const retention = { maxAgeMs: 50_000, maxRows: 20 };
+        // Small batches: each call removes at most 8; the oldest go first.
+        assert.equal(store.prune(retention, 100_000, 8), 8);
+        assert.equal(store.query(parseHistoryQuery({ limit: 1 })).rows[0]!.token, 'old8');
+        store.append([row({ token: 'meanwhile' })]);
+        let removed = 8;
+        for (let n = store.prune(retention, 100_000, 8); n > 0; n = store.prune(retention, 100_000, 8)) removed += n;
+        assert.equal(removed, 30 + 11, 'the old rows by age, then the surplus over 20 by count');
+        assert.equal(store.count(), 20);
+        assert.equal(store.query(parseHistoryQuery({ order: 'newest', limit: 1 })).rows[0]!.token, 'meanwhile');
+      } finally {
+        store.close();
+        clock.now = 10_000;
+      }
+    });
+
+    if (factory.reopen) {
+      const reopen = factory.reopen;
+      it('history - rows survive closing and opening the store again, and ids keep increasing', () => {
+        let store = open();
+        store.append([row({ token: 'keep', digest: 'k1' })]);
+        const before = store.query(parseHistoryQuery({})).rows[0]!;
+        store = reopen(store, () => clock.now);
+        try {
+          assert.deepEqual(store.query(parseHistoryQuery({ token: 'keep' })).rows, [before]);
+          assert.equal(store.append([row({ token: 'keep', digest: 'k1' })]), 0, 'still recognised as a repeat');
+          store.append([row({ token: 'next' })]);
+          assert.ok(store.query(parseHistoryQuery({ token: 'next' })).rows[0]!.id > before.id);
+        } finally {
+          store.close();
+        }
+      });
+    }
+  });
+}
