@@ -9,7 +9,9 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
+import type { Duplex } from 'node:stream';
 import { createWebSocketStream, WebSocketServer } from 'ws';
+import { memoryPair } from './memory-pair.js';
 
 export interface EmbeddedBrokerOptions {
   /** Address every network listener binds. Default `127.0.0.1` (least exposure; `0.0.0.0` serves the network). */
@@ -52,6 +54,11 @@ export interface EmbeddedBroker {
   /** `mqtts://host:port` of the TLS listener, when there is one. */
   readonly tlsUrl?: string;
   readonly tlsPort?: number;
+  /**
+   * A new MQTT connection to this broker without a socket: give it to `connect({ stream })`.
+   * In-process clients (the router inside `relais start`) skip the TCP hop.
+   */
+  connectInProcess(): Duplex;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -68,7 +75,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   const port = options.port === undefined ? BROKER_DEFAULTS.port : options.port;
   const aedes = await Aedes.createBroker({ id: 'relais-embedded' });
   const servers: net.Server[] = [];
-  const sockets = new Set<net.Socket>();
+  const sockets = new Set<{ destroy(): void }>();
   let webSockets: WebSocketServer | undefined;
 
   // protocol §1.2: a progress response followed by the final one would wait
@@ -146,7 +153,14 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
       const secure = await bindTcp(server, options.tls.port ?? BROKER_DEFAULTS.tlsPort, 'mqtts', 'TLS');
       Object.assign(listeners, { tlsUrl: secure.url, tlsPort: secure.port });
     }
-    const broker = { aedes, ...listeners, close: closeAll, [Symbol.asyncDispose]: closeAll } as EmbeddedBroker;
+    const connectInProcess = () => {
+      const [client, server] = memoryPair();
+      sockets.add(server);
+      server.once('close', () => sockets.delete(server));
+      aedes.handle(server);
+      return client;
+    };
+    const broker = { aedes, ...listeners, connectInProcess, close: closeAll, [Symbol.asyncDispose]: closeAll } as EmbeddedBroker;
     return broker;
   } catch (error) {
     await closeAll();

@@ -4,7 +4,7 @@
  * against packets the broker refuses (protocol §1.4) and the coalescing of writes.
  * Knows nothing of envelopes.
  */
-import mqtt, { Store, type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { MqttClient, Store, type IClientOptions } from 'mqtt';
 import type { Logger } from 'pino';
 import { NotSentError } from '../protocol/errors.js';
 import { toMqttUrl, type ResolvedOptions } from './options.js';
@@ -68,7 +68,8 @@ export class Connection {
     const mqttOptions: IClientOptions = {
       clientId,
       protocolVersion: 4, // MQTT 3.1.1: Aedes and NATS do not speak 5 (protocol §1.1)
-      clean: true,
+      // A persistent session keeps what is published to us at QoS 1 while we are away (protocol §1.3).
+      clean: !(options.persistentSession && lane === 'main'),
       keepalive: options.keepalive,
       // Reconnection is ours (backoff that survives a CONNACK), and so is resubscription.
       reconnectPeriod: 0,
@@ -82,7 +83,8 @@ export class Connection {
       ...(will && { will: { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: true } }),
       ...MQTT_LOG,
     };
-    this.client = mqtt.connect(toMqttUrl(options.broker), mqttOptions);
+    const stream = options.stream;
+    this.client = stream ? new MqttClient(() => stream(), mqttOptions) : mqtt.connect(toMqttUrl(options.broker), mqttOptions);
     this.subscriptions = new HeldSubscriptions(this.client, options.logger, lane);
     this.client.on('packetreceive', (packet) => {
       if (packet.cmd === 'connack' && !packet.returnCode) this.connackSeen = true;

@@ -83,7 +83,7 @@ export function deliver(parts: ClientParts, message: { topic: string; payload: B
     case 'subscriptions':
       break;
   }
-  parts.subscriptions.dispatch(topic, message.lane, () => payload.toString('utf8'), decoded, message.retained);
+  parts.subscriptions.dispatch(topic, message.lane, payload, decoded, message.retained, message.qos);
 }
 
 function onPresence(parts: ClientParts, clientId: string, result: DecodeResult): void {

@@ -47,10 +47,11 @@ export const DEFAULTS = {
   checkHandlers: true,
   directorySettle: 500,
   ephemeral: false,
+  persistentSession: false,
 } as const;
 
-export type ResolvedOptions = Required<Omit<ConnectOptions, 'username' | 'password' | 'tls' | 'info'>> &
-  Pick<ConnectOptions, 'username' | 'password' | 'tls' | 'info'>;
+export type ResolvedOptions = Required<Omit<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream'>> &
+  Pick<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream'>;
 
 export function resolveOptions(options: ConnectOptions): ResolvedOptions {
   const logger: Logger =

@@ -93,14 +93,14 @@ export class Subscriptions {
   }
 
   /** Delivers one incoming message to every matching subscription. */
-  dispatch(topic: string, lane: Lane, text: () => string, decoded: () => DecodeResult, retained: boolean): void {
+  dispatch(topic: string, lane: Lane, raw: Buffer, decoded: () => DecodeResult, retained: boolean, qos: 0 | 1): void {
     if (this.entries.size === 0) return;
     for (const entry of this.entries) {
       // A message arrives once per connection whose subscriptions match: each lane delivers its own.
       if (entry.lane !== lane || !topicMatches(entry.filter, topic)) continue;
       const result = decoded();
-      if (result.ok) entry.deliver({ topic, envelope: result.envelope, retained });
-      else if (entry.includeInvalid) entry.deliver({ topic, invalid: result.error.message, text: text().slice(0, INVALID_TEXT_LIMIT), retained });
+      if (result.ok) entry.deliver({ topic, envelope: result.envelope, retained, qos, raw });
+      else if (entry.includeInvalid) entry.deliver({ topic, invalid: result.error.message, text: raw.toString('utf8', 0, INVALID_TEXT_LIMIT), retained, qos, raw });
       else this.options.logger.warn({ topic, err: result.error.message }, 'invalid message on a subscribed topic');
     }
   }

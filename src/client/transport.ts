@@ -38,7 +38,7 @@ export class Transport {
     will: { topic: string; payload: string },
     hooks: TransportHooks,
   ) {
-    this.brokerLabel = redactBroker(options.broker);
+    this.brokerLabel = options.stream ? 'the in-process broker' : redactBroker(options.broker);
     const open = (lane: Lane, clientId: string, withWill?: { topic: string; payload: string }) =>
       new Connection(options, clientId, lane, this.brokerLabel, withWill, {
         message: (topic, payload, retained, qos) => hooks.message(topic, payload, retained, qos, lane),

@@ -2,6 +2,7 @@
  * The public surface of the Relais client library, documented in one place.
  * Implementation lives in the other files of this folder.
  */
+import type { Duplex } from 'node:stream';
 import type { IClientOptions } from 'mqtt';
 import type { Logger } from 'pino';
 import type { Envelope, Priority } from '../protocol/envelope.js';
@@ -76,6 +77,17 @@ export interface ConnectOptions {
   ephemeral?: boolean;
   /** Free-form facts published in this client's presence (host, version, role...). */
   info?: Record<string, unknown>;
+  /**
+   * Connect over this stream instead of `broker` (called again for every reconnection): an
+   * in-process client of the embedded broker passes `() => broker.connectInProcess()`.
+   */
+  stream?: () => Duplex;
+  /**
+   * Keep this client's MQTT session at the broker between connections (clean session off, on
+   * the main lane): what is published at QoS 1 to its subscriptions while it is away is
+   * delivered when it comes back, where the broker keeps sessions (protocol §1.3). Default false.
+   */
+  persistentSession?: boolean;
 }
 
 export interface SendOptions {
@@ -157,6 +169,10 @@ export interface ReceivedMessage {
   envelope: Envelope;
   /** Delivered from the broker's retained store rather than live. */
   retained: boolean;
+  /** The QoS it was delivered at: a QoS 1 message is acknowledged to the broker when the callback returns. */
+  qos: 0 | 1;
+  /** The message's bytes as received (not a copy: do not modify). */
+  raw: Buffer;
 }
 
 export interface InvalidMessage {
@@ -166,6 +182,8 @@ export interface InvalidMessage {
   /** The raw text (first 4 KiB). */
   text: string;
   retained: boolean;
+  qos: 0 | 1;
+  raw: Buffer;
 }
 
 export type Delivery = ReceivedMessage | InvalidMessage;

@@ -79,8 +79,8 @@ export interface HistoryRetention {
 }
 
 export interface HistoryStore {
-  /** Stores rows in one transaction; a row whose (token, digest) is already stored is skipped. Returns how many were new. */
-  append(rows: readonly HistoryRowInput[]): number;
+  /** Stores rows in one transaction; a row whose (token, digest) is already stored is skipped. Returns the new rows as stored. */
+  append(rows: readonly HistoryRowInput[]): HistoryRow[];
   /** Rows matching the query, in its order, at most `limit`. */
   query(query: ResolvedHistoryQuery): HistoryPage;
   /** Removes at most `batch` rows past the retention; returns how many (call again while it returns `batch`). */

@@ -68,7 +68,7 @@ export interface SqliteHistoryOptions {
 export class SqliteHistoryStore implements HistoryStore {
   private readonly db: Database.Database;
   private readonly insert: Database.Statement;
-  private readonly appendAll: (rows: readonly HistoryRowInput[]) => number;
+  private readonly appendAll: (rows: readonly HistoryRowInput[]) => HistoryRow[];
   private readonly queries = new Map<string, Database.Statement>();
   private readonly now: () => number;
 
@@ -85,9 +85,9 @@ export class SqliteHistoryStore implements HistoryStore {
     );
     this.appendAll = this.db.transaction((rows: readonly HistoryRowInput[]) => {
       const ctime = this.now();
-      let added = 0;
+      const added: HistoryRow[] = [];
       for (const row of rows) {
-        added += this.insert.run({
+        const result = this.insert.run({
           token: row.token,
           kind: row.kind,
           code: row.code ?? null,
@@ -102,14 +102,17 @@ export class SqliteHistoryStore implements HistoryStore {
           truncated: row.truncated ? 1 : 0,
           data: row.data,
           digest: row.digest,
-        }).changes;
+        });
+        if (result.changes === 0) continue; // a repeat of a stored message
+        const { digest: _digest, ...stored } = row;
+        added.push({ ...stored, id: Number(result.lastInsertRowid), ctime });
       }
       return added;
     });
   }
 
-  append(rows: readonly HistoryRowInput[]): number {
-    return rows.length === 0 ? 0 : this.appendAll(rows);
+  append(rows: readonly HistoryRowInput[]): HistoryRow[] {
+    return rows.length === 0 ? [] : this.appendAll(rows);
   }
 
   query(query: ResolvedHistoryQuery): HistoryPage {

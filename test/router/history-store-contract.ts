@@ -38,13 +38,14 @@ export function historyStoreContract(name: string, factory: StoreFactory): void 
     it('history - a lifecycle comes back in order with every field', () => {
       const store = open();
       try {
-        store.append([
+        const appended = store.append([
           row({ kind: 'command', target: 'svc', priority: 'high' }),
           row({ kind: 'accepted', source: 'svc', target: 'ui', code: undefined }),
           row({ kind: 'progress', source: 'svc', target: 'ui', progress: 0.5 }),
           row({ kind: 'final', source: 'svc', target: 'ui', code: 0, data: '{"ok":true}', size: 11 }),
         ]);
         const page = store.query(parseHistoryQuery({ token: 't1' }));
+        assert.deepEqual(store.query(parseHistoryQuery({ token: 't1', kind: 'final' })).rows, [appended.at(-1)], 'append returns the rows as stored');
         assert.deepEqual(page.rows.map((r) => r.kind), ['command', 'accepted', 'progress', 'final']);
         assert.equal(page.more, false);
         const [command, , progress, final] = page.rows;
@@ -65,11 +66,11 @@ export function historyStoreContract(name: string, factory: StoreFactory): void 
       const store = open();
       try {
         const once = row({ digest: 'same' });
-        assert.equal(store.append([once, once]), 1);
-        assert.equal(store.append([once]), 0);
+        assert.equal(store.append([once, once]).length, 1);
+        assert.equal(store.append([once]).length, 0);
         assert.equal(store.count(), 1);
         // The same digest under another token is another message.
-        assert.equal(store.append([{ ...once, token: 't2' }]), 1);
+        assert.equal(store.append([{ ...once, token: 't2' }]).length, 1);
       } finally {
         store.close();
       }
@@ -157,7 +158,7 @@ export function historyStoreContract(name: string, factory: StoreFactory): void 
         store = reopen(store, () => clock.now);
         try {
           assert.deepEqual(store.query(parseHistoryQuery({ token: 'keep' })).rows, [before]);
-          assert.equal(store.append([row({ token: 'keep', digest: 'k1' })]), 0, 'still recognised as a repeat');
+          assert.equal(store.append([row({ token: 'keep', digest: 'k1' })]).length, 0, 'still recognised as a repeat');
           store.append([row({ token: 'next' })]);
           assert.ok(store.query(parseHistoryQuery({ token: 'next' })).rows[0]!.id > before.id);
         } finally {

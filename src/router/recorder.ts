@@ -1,0 +1,154 @@
+/**
+ * Turns what the router sees on the bus into history rows and stores them in batches
+ * (protocol §11.1): one transaction per turn of the event loop under a flood, and at once
+ * before a QoS 1 message is acknowledged to the broker, so an acknowledged message is stored.
+ */
+import { hash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { ReceivedMessage } from '../client/types.js';
+import { parseTopic } from '../protocol/topics.js';
+import type { Envelope } from '../protocol/envelope.js';
+import type { HistoryKind, HistoryRow, HistoryRowInput, HistoryStore } from './history-store.js';
+
+/** Actions under this prefix are the router's own services (history queries, registry...): not recorded. */
+export const ROUTER_NAMESPACE = 'relais/';
+
+export interface RecorderOptions {
+  /** A payload longer than this (bytes of JSON) is stored cut, flagged `truncated`. */
+  maxDataBytes: number;
+  /** Rows buffered before a flush is forced within the same turn. */
+  maxBatch: number;
+  logger: Logger;
+}
+
+export type RowListener = (rows: readonly HistoryRow[]) => void;
+
+export class Recorder {
+  private pending: HistoryRowInput[] = [];
+  private scheduled = false;
+  private readonly listeners = new Set<RowListener>();
+  /** Rows that could not be stored (the store failed); reported in metrics and logs. */
+  failed = 0;
+  recorded = 0;
+
+  constructor(
+    private readonly store: HistoryStore,
+    private readonly options: RecorderOptions,
+  ) {}
+
+  /** Called for every message on `#`; synchronous, so a QoS 1 message is stored before its PUBACK leaves. */
+  readonly onMessage = (message: ReceivedMessage): void => {
+    const row = rowOf(message, this.options.maxDataBytes);
+    if (!row) return;
+    this.pending.push(row);
+    if (message.qos === 1 || this.pending.length >= this.options.maxBatch) this.flush();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+  };
+
+  /** Stores a row that did not come from the bus (a put), at once; returns it as stored, or undefined for a repeat. */
+  storeNow(row: HistoryRowInput): HistoryRow | undefined {
+    this.flush();
+    const [stored] = this.store.append([row]);
+    if (stored) this.announce([stored]);
+    return stored;
+  }
+
+  /** Called with every batch of new rows, after they are committed. */
+  watch(listener: RowListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  readonly flush = (): void => {
+    this.scheduled = false;
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    let stored: HistoryRow[];
+    try {
+      stored = this.store.append(batch);
+    } catch (error) {
+      this.failed += batch.length;
+      this.options.logger.error({ err: (error as Error).message, rows: batch.length, failedSoFar: this.failed }, 'history: rows could not be stored');
+      return;
+    }
+    this.recorded += stored.length;
+    this.announce(stored);
+  };
+
+  private announce(rows: readonly HistoryRow[]): void {
+    if (rows.length === 0) return;
+    for (const listener of this.listeners) {
+      try {
+        listener(rows);
+      } catch (error) {
+        this.options.logger.error({ err: (error as Error).message }, 'history: a row listener failed');
+      }
+    }
+  }
+}
+
+/** The history row a message makes, or undefined when it is not part of a request's lifecycle. */
+export function rowOf(message: ReceivedMessage, maxDataBytes: number): HistoryRowInput | undefined {
+  const { envelope } = message;
+  const token = envelope.token;
+  if (typeof token !== 'string' || token.length === 0) return undefined;
+  const topic = parseTopic(message.topic);
+  let kind: HistoryKind;
+  let target: string | undefined;
+  switch (topic.kind) {
+    case 'request':
+      if (envelope.type !== 'command') return undefined;
+      kind = 'command';
+      target = topic.target ?? (envelope.destination === '*' ? '*' : undefined);
+      break;
+    case 'response':
+      if (envelope.type !== 'response') return undefined;
+      kind = responseKind(envelope);
+      target = topic.requester;
+      break;
+    case 'cancel':
+      kind = 'cancel';
+      target = topic.target;
+      break;
+    default:
+      return undefined;
+  }
+  if (topic.action.startsWith(ROUTER_NAMESPACE)) return undefined;
+  const { data, size, truncated } = capData(kind === 'error' ? { error: envelope.error ?? null, payload: envelope.payload ?? null } : envelope.payload, maxDataBytes);
+  return {
+    token,
+    kind,
+    action: topic.action,
+    source: envelope.source,
+    target,
+    code: typeof envelope.code === 'number' ? envelope.code : undefined,
+    progress: typeof envelope.progress === 'number' ? envelope.progress : undefined,
+    priority: envelope.priority,
+    etime: typeof envelope.ts === 'number' && Number.isFinite(envelope.ts) ? envelope.ts : Date.now(),
+    data,
+    size,
+    truncated,
+    // The same bytes to the same target are the same message: a retried command, a QoS 1 redelivery.
+    digest: `${target ?? ''}:${hash('sha1', message.raw, 'base64url')}`,
+  };
+}
+
+function responseKind(envelope: Envelope): HistoryKind {
+  if (envelope.final !== true) return envelope.accepted === true ? 'accepted' : 'progress';
+  return (envelope.code ?? 0) === 0 && envelope.error === undefined ? 'final' : 'error';
+}
+
+/** The payload as JSON, cut to `maxBytes`. */
+export function capData(payload: unknown, maxBytes: number): { data: string; size: number; truncated: boolean } {
+  const json = JSON.stringify(payload ?? null) ?? 'null';
+  const size = Buffer.byteLength(json);
+  if (size <= maxBytes) return { data: json, size, truncated: false };
+  // Cut on a character boundary: a lone half of a surrogate pair would not survive SQLite's UTF-8.
+  let data = Buffer.from(json).subarray(0, maxBytes).toString('utf8');
+  if (data.endsWith('\uFFFD')) data = data.slice(0, -1);
+  return { data, size, truncated: true };
+}

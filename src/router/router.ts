@@ -1,0 +1,115 @@
+/**
+ * The router: an ordinary bus client with privileges (protocol §11). It records every request's
+ * lifecycle (history), answers history queries and keeps the client registry. It is never on
+ * the request path: requests go from requester to handler through the broker, so stopping the
+ * router loses no request and slows none.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Duplex } from 'node:stream';
+import pino, { type Logger } from 'pino';
+import { connect, type Bus } from '../client/bus.js';
+import type { Registration, Subscription } from '../client/types.js';
+import type { HistoryRetention, HistoryStore } from './history-store.js';
+import { serveHistory } from './history-service.js';
+import { Recorder } from './recorder.js';
+import { SqliteHistoryStore } from './sqlite-history-store.js';
+
+export const ROUTER_DEFAULTS = {
+  id: 'relais-router',
+  /** Payload JSON kept per row; the rest is cut and the row flagged `truncated`. */
+  maxDataBytes: 8192,
+  retention: { maxAgeMs: 7 * 24 * 3600_000, maxRows: 1_000_000 } satisfies HistoryRetention,
+  /** How often retention runs, and how many rows each small delete removes (recording goes on between them). */
+  pruneEveryMs: 60_000,
+  pruneBatch: 2000,
+  maxBatch: 5000,
+} as const;
+
+export interface RouterOptions {
+  /** The router's client id (its MQTT session is kept under it). Default `relais-router`. */
+  id?: string;
+  /** Broker URL, when not in-process. */
+  broker?: string;
+  /** An in-process connection to the embedded broker (`() => broker.connectInProcess()`). */
+  stream?: () => Duplex;
+  username?: string;
+  password?: string;
+  /** The history's SQLite file (its directory is created). `:memory:` keeps nothing. */
+  database: string;
+  maxDataBytes?: number;
+  retention?: Partial<HistoryRetention>;
+  pruneEveryMs?: number;
+  pruneBatch?: number;
+  logger?: Logger;
+}
+
+export interface Router {
+  readonly bus: Bus;
+  readonly store: HistoryStore;
+  readonly recorder: Recorder;
+  /** Stores what is buffered, stops serving and recording, closes the database. */
+  close(): Promise<void>;
+}
+
+export async function startRouter(options: RouterOptions): Promise<Router> {
+  const logger = options.logger ?? pino({ name: 'relais-router', level: process.env.RELAIS_LOG_LEVEL ?? 'info' });
+  const retention = { ...ROUTER_DEFAULTS.retention, ...options.retention };
+  const maxDataBytes = options.maxDataBytes ?? ROUTER_DEFAULTS.maxDataBytes;
+  if (options.database !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(options.database)), { recursive: true });
+  const store = new SqliteHistoryStore(options.database);
+  const recorder = new Recorder(store, { maxDataBytes, maxBatch: ROUTER_DEFAULTS.maxBatch, logger });
+  let bus: Bus | undefined;
+  let everything: Subscription<never> | undefined;
+  const services: Registration[] = [];
+  let pruner: NodeJS.Timeout | undefined;
+
+  const close = async () => {
+    if (pruner) clearInterval(pruner);
+    await everything?.unsubscribe();
+    await Promise.all(services.map((service) => service.close()));
+    await bus?.close();
+    recorder.flush();
+    store.close();
+  };
+  try {
+    bus = await connect({
+      id: options.id ?? ROUTER_DEFAULTS.id,
+      ...(options.broker !== undefined && { broker: options.broker }),
+      ...(options.stream && { stream: options.stream }),
+      ...(options.username !== undefined && { username: options.username }),
+      ...(options.password !== undefined && { password: options.password }),
+      // What is published at QoS 1 while the router restarts is delivered when it is back (protocol §11.1).
+      persistentSession: true,
+      realtimeLane: false,
+      logger,
+      info: { role: 'router' },
+    });
+    everything = await bus.subscribe('#', recorder.onMessage, { qos: 1 });
+    services.push(...(await serveHistory(bus, store, recorder, { maxDataBytes })));
+    pruner = setInterval(() => prune(store, retention, options.pruneBatch ?? ROUTER_DEFAULTS.pruneBatch, logger), options.pruneEveryMs ?? ROUTER_DEFAULTS.pruneEveryMs);
+    pruner.unref();
+  } catch (error) {
+    await close().catch(() => {});
+    throw error;
+  }
+  return { bus, store, recorder, close };
+}
+
+/** One small delete per turn until the history is within its retention: recording goes on in between. */
+function prune(store: HistoryStore, retention: HistoryRetention, batch: number, logger: Logger): void {
+  let removed = 0;
+  const step = () => {
+    let n: number;
+    try {
+      n = store.prune(retention, Date.now(), batch);
+    } catch (error) {
+      logger.error({ err: (error as Error).message }, 'history: pruning failed');
+      return;
+    }
+    removed += n;
+    if (n === batch) setImmediate(step);
+    else if (removed > 0) logger.info({ removed }, 'history: old rows pruned');
+  };
+  step();
+}
