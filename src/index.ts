@@ -35,4 +35,16 @@ export {
   MAX_TOPIC_BYTES,
   MAX_PATH_LEVELS,
 } from './protocol/topics.js';
+export {
+  HISTORY_ACTIONS,
+  HISTORY_KINDS,
+  historyQuerySchema,
+  parseHistoryQuery,
+  matchesQuery,
+  type HistoryRow,
+  type HistoryKind,
+  type HistoryQuery,
+  type HistoryPage,
+} from './protocol/history.js';
+export type { FollowOptions } from './client/follow.js';
 export { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, isLoopbackHost, type EmbeddedBroker, type EmbeddedBrokerOptions } from './broker/index.js';

@@ -5,6 +5,8 @@
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { CancelledError, checkClientId, checkPath, checkTimeout, MAX_TIMER_MS, NoHandlerError, PRIORITIES, RemoteError, TimeoutError, toWire, type Priority } from '../index.js';
+import { randomBytes } from 'node:crypto';
+import type { Bus, RequestOptions } from '../index.js';
 import { addConnectionOptions, connectCli, fail, EXIT, onInterrupt, parseJsonArgument, writeLine, type GlobalOptions } from './common.js';
 
 interface CallOptions extends GlobalOptions {
@@ -12,6 +14,7 @@ interface CallOptions extends GlobalOptions {
   timeout: string;
   priority: string;
   json?: boolean;
+  detach?: boolean;
 }
 
 export function callCommand(): Command {
@@ -23,6 +26,7 @@ export function callCommand(): Command {
     .option('--timeout <seconds>', 'give up after this many seconds', '30')
     .option('-p, --priority <priority>', `one of ${PRIORITIES.join(', ')}`, 'normal')
     .option('--json', 'JSON lines even on a terminal')
+    .option('--detach', 'print the token at once, exit once a handler has the command; follow it with relais history --token T --follow')
     .action(async (action: string, json: string, options: CallOptions) => {
       const problem = checkPath(action) ?? (options.target && options.target !== '*' ? checkClientId(options.target) : undefined);
       if (problem) fail(EXIT.USAGE, problem);
@@ -34,6 +38,7 @@ export function callCommand(): Command {
       const payload = parseJsonArgument(json, 'the payload');
       const interactive = process.stdout.isTTY && !options.json;
       const bus = await connectCli(options);
+      if (options.detach) return detach(bus, action, payload, { timeout: seconds * 1000, priority: options.priority as Priority, ...(options.target && { target: options.target }) });
       const controller = new AbortController();
       onInterrupt(() => controller.abort(new Error('interrupted')));
       const bar = interactive
@@ -70,6 +75,29 @@ export function callCommand(): Command {
       }
       process.exit(exitCode);
     });
+}
+
+/**
+ * Sends the command under a token printed at once, and exits when a handler has it (its
+ * acknowledgement, or its first answer from a peer that does not acknowledge). Closing the
+ * connection then drops the request here without cancelling it: the handler goes on, and the
+ * router's history keeps its answers (protocol §11.2).
+ */
+async function detach(bus: Bus, action: string, payload: unknown, options: RequestOptions): Promise<never> {
+  const token = randomBytes(12).toString('base64url');
+  process.stdout.write(`${token}\n`);
+  const steps = bus.call(action, payload, { ...options, token });
+  let exitCode: number = EXIT.OK;
+  try {
+    // next(), not a for-await loop: leaving the loop would cancel the request.
+    const first = await steps.next();
+    if (!first.done) process.stderr.write(`relais: ${first.value.kind === 'final' ? 'answered' : 'accepted'} by ${first.value.source}\n`);
+  } catch (error) {
+    exitCode = exitCodeOf(error);
+    process.stderr.write(`relais: ${(error as Error).message}\n`);
+  }
+  await bus.close();
+  process.exit(exitCode);
 }
 
 function exitCodeOf(error: unknown): number {

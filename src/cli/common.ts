@@ -46,6 +46,11 @@ export async function connectCli(options: GlobalOptions, extra: { ephemeral?: bo
   return bus;
 }
 
+/** A logger for a long-running command (the router): readable lines on stderr, or JSON with RELAIS_LOG_FORMAT=json. */
+export function cliLogger(level: string, name: string): pino.Logger {
+  return pino({ name, level: process.env.RELAIS_LOG_LEVEL ?? level }, process.env.RELAIS_LOG_FORMAT === 'json' ? pino.destination({ fd: 2, sync: true }) : readableLogLines());
+}
+
 /**
  * The library's log lines as a person reads them on stderr: `relais: warn: connection lost;
  * reconnecting (lane=main broker=...)`. RELAIS_LOG_FORMAT=json keeps pino's JSON lines.

@@ -1,7 +1,9 @@
 /** The `relais` command: one file per sub-command. */
 import { Command } from 'commander';
 import { callCommand } from './call.js';
+import { historyCommand } from './history.js';
 import { pubCommand, notifyCommand } from './pub.js';
+import { routerCommand } from './router.js';
 import { serveCommand } from './serve.js';
 import { startCommand } from './start.js';
 import { subCommand } from './sub.js';
@@ -15,7 +17,9 @@ const program = new Command('relais')
   .addCommand(notifyCommand())
   .addCommand(subCommand())
   .addCommand(callCommand())
-  .addCommand(serveCommand());
+  .addCommand(serveCommand())
+  .addCommand(routerCommand())
+  .addCommand(historyCommand());
 
 // Usage mistakes exit 2 where they are found; what gets here failed at run time (e.g. no broker).
 program.parseAsync(process.argv).catch((error: Error) => fail(EXIT.ERROR, error.message));

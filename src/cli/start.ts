@@ -1,10 +1,13 @@
-/** `relais start`: the embedded broker (the main job on the default install). */
+/** `relais start`: the embedded broker and the router beside it (the main job on the default install). */
 import path from 'node:path';
 import { Command } from 'commander';
 import { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, isLoopbackHost, type EmbeddedBrokerOptions } from '../index.js';
-import { fail, EXIT, onInterrupt, readFileOption } from './common.js';
+import { startRouter, type Router } from '../router/router.js';
+import { cliLogger, fail, EXIT, onInterrupt, readFileOption } from './common.js';
+import { routerOptions, routerSettings, type RouterSettingsOptions } from './router.js';
 
-interface StartOptions {
+interface StartOptions extends RouterSettingsOptions {
+  router: boolean;
   port: string;
   host: string;
   dataDir: string;
@@ -16,11 +19,12 @@ interface StartOptions {
 }
 
 export function startCommand(): Command {
-  return new Command('start')
-    .description('start the embedded broker (TCP and a Unix socket in the data directory; WebSocket and TLS on request)')
+  return routerOptions(new Command('start'))
+    .description('start the embedded broker (TCP and a Unix socket in the data directory; WebSocket and TLS on request) and the router (request history in the data directory)')
+    .option('--no-router', 'the broker alone: no request history (run relais router elsewhere)')
     .option('-p, --port <port>', 'TCP port (0 picks a free one)', String(BROKER_DEFAULTS.port))
     .option('-H, --host <host>', 'address of the network listeners (0.0.0.0 serves the network)', BROKER_DEFAULTS.host)
-    .option('-d, --data-dir <dir>', 'data directory (holds the Unix socket)', process.env.RELAIS_DATA_DIR ?? '.relais')
+    .option('-d, --data-dir <dir>', 'data directory (holds the Unix socket and history.db)', process.env.RELAIS_DATA_DIR ?? '.relais')
     .option('--ws-port <port>', 'also serve MQTT over WebSocket on this port (0 picks a free one)')
     .option('--ws-origin <origin...>', "web page origins allowed on the WebSocket port, e.g. https://ui.example ('*': any page; default: none, programs only)")
     .option('--tls-cert <file>', 'also serve MQTT over TLS with this PEM certificate chain (needs --tls-key)')
@@ -34,17 +38,30 @@ export function startCommand(): Command {
         ...(options.wsPort !== undefined && { wsPort: portOption(options.wsPort, '--ws-port'), wsOrigins: options.wsOrigin ?? [] }),
         ...tlsOption(options),
       };
+      const settings = options.router ? routerSettings(options) : undefined;
       try {
         const broker = await startEmbeddedBroker(brokerOptions);
+        let router: Router | undefined;
         // Ctrl-C is wired before the announcement: whoever reads "listening" may signal at once.
         onInterrupt(async (signal) => {
           process.stdout.write(`relais: ${signal} received, stopping\n`);
+          await router?.close();
           await broker.close();
           process.stdout.write('relais: stopped\n');
           process.exit(EXIT.OK);
         });
         const urls = [broker.url, broker.unixUrl, broker.wsUrl, broker.tlsUrl].filter((url) => url !== undefined);
         process.stdout.write(`relais: broker listening on ${urls.join(' and ')}\n`);
+        if (settings) {
+          // In-process: the router reaches the broker without a TCP hop (protocol §11).
+          try {
+            router = await startRouter({ ...settings, stream: () => broker.connectInProcess(), logger: cliLogger('warn', 'relais-router') });
+          } catch (error) {
+            await broker.close();
+            fail(EXIT.ERROR, `the router did not start: ${(error as Error).message} (--no-router runs the broker alone)`);
+          }
+          process.stdout.write(`relais: router recording the request history to ${settings.database}\n`);
+        }
         process.stdout.write(`relais: clients connect with --broker ${broker.url ?? broker.unixUrl} (or RELAIS_BROKER); Ctrl-C stops\n`);
         if (broker.wsUrl && options.wsOrigin?.includes('*')) {
           process.stderr.write('relais: warning: --ws-origin * lets any web page the users of this machine open send commands and read every message\n');

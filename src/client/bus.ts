@@ -6,9 +6,11 @@
 import { EventEmitter } from 'node:events';
 import { encode, encodeJson, type Envelope } from '../protocol/envelope.js';
 import { NotSentError, stackFromCaller } from '../protocol/errors.js';
+import type { HistoryRow } from '../protocol/history.js';
 import { logMessage, notificationMessage, type LogLevel } from '../protocol/messages.js';
 import { checkClientId, checkPath, checkTopicName, logTopic, notificationTopic, PRESENCE_FILTER } from '../protocol/topics.js';
 import { Directory } from './directory.js';
+import { followToken, type FollowOptions } from './follow.js';
 import { Handlers } from './handlers.js';
 import { deliver, type ClientParts } from './inbound.js';
 import { checkOptions, checkTimeout, resolveOptions, type ResolvedOptions } from './options.js';
@@ -163,6 +165,15 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
         return this;
       },
     };
+  }
+
+  /**
+   * One request's lifecycle as the router recorded it (command, accepted, progress, final or
+   * error), replayed then live until its end: for a requester that restarted, or a viewer.
+   * Needs a router on the bus (`relais start` runs one).
+   */
+  follow(token: string, options?: FollowOptions): AsyncGenerator<HistoryRow> {
+    return followToken((action, payload, requestOptions) => this.call(action, payload, requestOptions), token, options);
   }
 
   /** Serves `action`: subscribes to its request topics and announces it in the presence. */

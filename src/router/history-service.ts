@@ -7,14 +7,8 @@ import type { Bus } from '../client/bus.js';
 import type { HandlerContext, Registration } from '../client/types.js';
 import { InvalidMessageError, NotAuthorizedError } from '../protocol/errors.js';
 import { checkPath } from '../protocol/topics.js';
-import { parseHistoryQuery, type HistoryPage, type HistoryRow, type HistoryStore } from './history-store.js';
+import { HISTORY_ACTIONS, historyQuerySchema, matchesQuery, parseHistoryQuery, type HistoryPage, type HistoryRow, type HistoryStore } from './history-store.js';
 import { capData, type Recorder } from './recorder.js';
-
-export const HISTORY_ACTIONS = {
-  get: 'relais/history/get',
-  put: 'relais/history/put',
-  follow: 'relais/history/follow',
-} as const;
 
 const putSchema = z
   .object({
@@ -28,7 +22,11 @@ const putSchema = z
   })
   .strict();
 
-const followSchema = z.object({ token: z.string().min(1).max(1024), afterId: z.number().int().nonnegative().optional() }).strict();
+/** Rows per progress step of follow: a step stays well under the message size limit (8 KiB of data per row at most). */
+const FOLLOW_STEP_ROWS = 100;
+
+/** follow takes the filters of get; with a token it ends with that request's lifecycle. */
+const followSchema = historyQuerySchema.omit({ order: true, limit: true, beforeId: true });
 
 /** A row that ends a lifecycle: `follow` stops after it. */
 export function endsLifecycle(row: HistoryRow): boolean {
@@ -92,36 +90,46 @@ function put(store: HistoryStore, recorder: Recorder, input: z.output<typeof put
 }
 
 /**
- * The lifecycle of a token: every stored row as a progress step, then the live ones, then the
- * last (final, error or put) as the answer. Rows are matched by id, so none is lost or doubled.
+ * Rows matching the filters: the stored ones, then the live ones, as progress steps that each
+ * carry an array of rows. With a
+ * token, the row that ends its lifecycle (final, error or put) is the answer; without, it goes
+ * on until the caller cancels or its deadline. Rows are matched by id: none lost or doubled.
  */
-async function follow(store: HistoryStore, recorder: Recorder, input: z.output<typeof followSchema>, ctx: HandlerContext): Promise<HistoryRow> {
+async function follow(store: HistoryStore, recorder: Recorder, filters: z.output<typeof followSchema>, ctx: HandlerContext): Promise<HistoryRow | null> {
   const queue: HistoryRow[] = [];
   let wake: (() => void) | undefined;
   // Watch first, then read the stored rows: both happen in this turn, and rows are only
   // committed in later turns, so each row is either read here or watched, never both.
   const stop = recorder.watch((rows) => {
-    for (const row of rows) if (row.token === input.token) queue.push(row);
+    for (const row of rows) if (matchesQuery(row, filters)) queue.push(row);
     if (queue.length > 0) wake?.();
   });
   const onAbort = () => wake?.();
   ctx.signal.addEventListener('abort', onAbort, { once: true });
   try {
-    let lastId = input.afterId ?? 0;
+    let lastId = filters.afterId ?? 0;
     const stored: HistoryRow[] = [];
-    for (let page = store.query(parseHistoryQuery({ token: input.token, afterId: lastId, limit: 1000 })); ; ) {
+    for (let page = store.query({ ...filters, afterId: lastId, order: 'oldest', limit: 1000 }); ; ) {
       stored.push(...page.rows);
       if (!page.more) break;
-      page = store.query(parseHistoryQuery({ token: input.token, afterId: page.rows.at(-1)!.id, limit: 1000 }));
+      page = store.query({ ...filters, afterId: page.rows.at(-1)!.id, order: 'oldest', limit: 1000 });
     }
     queue.unshift(...stored);
     for (;;) {
+      // One progress step per batch of rows: a follower of a busy bus gets a few large steps, not one per row.
+      const batch: HistoryRow[] = [];
+      let end: HistoryRow | undefined;
       for (const row of queue.splice(0)) {
         if (row.id <= lastId) continue;
         lastId = row.id;
-        if (endsLifecycle(row)) return row;
-        ctx.progress(undefined, row);
+        if (filters.token !== undefined && endsLifecycle(row)) {
+          end = row;
+          break;
+        }
+        batch.push(row);
       }
+      for (let from = 0; from < batch.length; from += FOLLOW_STEP_ROWS) ctx.progress(undefined, batch.slice(from, from + FOLLOW_STEP_ROWS));
+      if (end) return end;
       if (ctx.signal.aborted) throw ctx.signal.reason;
       await new Promise<void>((resolve) => (wake = resolve));
     }

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import pino, { type Logger } from 'pino';
 import { connect, type Bus } from '../client/bus.js';
-import type { Registration, Subscription } from '../client/types.js';
+import type { ConnectOptions, Registration, Subscription } from '../client/types.js';
 import type { HistoryRetention, HistoryStore } from './history-store.js';
 import { serveHistory } from './history-service.js';
 import { Recorder } from './recorder.js';
@@ -35,6 +35,7 @@ export interface RouterOptions {
   stream?: () => Duplex;
   username?: string;
   password?: string;
+  tls?: ConnectOptions['tls'];
   /** The history's SQLite file (its directory is created). `:memory:` keeps nothing. */
   database: string;
   maxDataBytes?: number;
@@ -79,6 +80,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
       ...(options.stream && { stream: options.stream }),
       ...(options.username !== undefined && { username: options.username }),
       ...(options.password !== undefined && { password: options.password }),
+      ...(options.tls && { tls: options.tls }),
       // What is published at QoS 1 while the router restarts is delivered when it is back (protocol §11.1).
       persistentSession: true,
       realtimeLane: false,

@@ -1,0 +1,64 @@
+/** `relais router`: the router alone, against any broker (Mosquitto, a cluster); `relais start` runs it for you. */
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { startRouter, ROUTER_DEFAULTS, type Router } from '../router/router.js';
+import { addConnectionOptions, cliLogger, fail, EXIT, onInterrupt, readFileOption, type GlobalOptions } from './common.js';
+
+export interface RouterSettingsOptions {
+  dataDir: string;
+  database?: string;
+  maxData: string;
+  keepDays: string;
+  keepRows: string;
+}
+
+interface RouterCommandOptions extends GlobalOptions, RouterSettingsOptions {}
+
+export function routerOptions(command: Command): Command {
+  return command
+    .option('--database <file>', 'history SQLite file (default: <data-dir>/history.db)')
+    .option('--max-data <bytes>', 'payload JSON kept per history row; longer ones are cut and flagged truncated', String(ROUTER_DEFAULTS.maxDataBytes))
+    .option('--keep-days <days>', 'history retention by age', String(ROUTER_DEFAULTS.retention.maxAgeMs / 86_400_000))
+    .option('--keep-rows <rows>', 'history retention by row count', String(ROUTER_DEFAULTS.retention.maxRows));
+}
+
+/** The router's settings from the command line; exits 2 on a bad value. */
+export function routerSettings(options: RouterSettingsOptions): { database: string; maxDataBytes: number; retention: { maxAgeMs: number; maxRows: number } } {
+  const positive = (text: string, flag: string) => {
+    const value = Number(text);
+    if (!(value > 0) || !Number.isFinite(value)) fail(EXIT.USAGE, `${flag} must be a positive number, got ${text}`);
+    return value;
+  };
+  return {
+    database: options.database ?? path.join(options.dataDir, 'history.db'),
+    maxDataBytes: Math.floor(positive(options.maxData, '--max-data')),
+    retention: { maxAgeMs: positive(options.keepDays, '--keep-days') * 86_400_000, maxRows: Math.floor(positive(options.keepRows, '--keep-rows')) },
+  };
+}
+
+export function routerCommand(): Command {
+  return routerOptions(addConnectionOptions(new Command('router')))
+    .addOption(new Option('-d, --data-dir <dir>', 'data directory (holds history.db)').env('RELAIS_DATA_DIR').default('.relais'))
+    .description('run the router alone against a broker: request history, client registry (relais start already runs one)')
+    .action(async (options: RouterCommandOptions) => {
+      const settings = routerSettings(options);
+      let router: Router;
+      try {
+        router = await startRouter({
+          ...settings,
+          broker: options.broker,
+          ...(options.id !== undefined && { id: options.id }),
+          ...(options.ca !== undefined && { tls: { ca: readFileOption(options.ca, '--ca') } }),
+          logger: cliLogger(options.verbose ? 'debug' : 'info', 'relais-router'),
+        });
+      } catch (error) {
+        fail(EXIT.ERROR, `the router did not start: ${(error as Error).message}`);
+      }
+      onInterrupt(async (signal) => {
+        process.stdout.write(`relais: ${signal} received, stopping the router\n`);
+        await router.close();
+        process.exit(EXIT.OK);
+      });
+      process.stdout.write(`relais: router recording the history to ${settings.database}; Ctrl-C stops\n`);
+    });
+}

@@ -1,0 +1,102 @@
+/**
+ * The router's request history on the wire (protocol §11.1, §11.2): the actions, what a row
+ * holds and what a query may filter on. Pure: no I/O.
+ */
+import { z } from 'zod';
+
+export const HISTORY_ACTIONS = {
+  get: 'relais/history/get',
+  put: 'relais/history/put',
+  follow: 'relais/history/follow',
+} as const;
+
+/** What a row records: one step of a request's lifecycle (protocol §11.1). */
+export const HISTORY_KINDS = ['command', 'accepted', 'progress', 'final', 'error', 'cancel', 'put'] as const;
+export type HistoryKind = (typeof HISTORY_KINDS)[number];
+
+export interface HistoryRowInput {
+  token: string;
+  kind: HistoryKind;
+  action: string;
+  /** Who sent it: the requester for a command or cancel, the handler for a response, the writer of a put. */
+  source: string;
+  /** To whom: the command's target (absent: any handler, `*`: all), the requester for a response. */
+  target?: string | undefined;
+  /** The response code (0 ok, 1 error, higher codes per module; protocol §5.1); absent for commands and cancels. */
+  code?: number | undefined;
+  progress?: number | undefined;
+  priority?: string | undefined;
+  /** When it happened (epoch ms): the envelope's `ts`, or the put's `etime`. */
+  etime: number;
+  /** The payload as JSON text, already capped: see `truncated`. */
+  data: string;
+  /** The payload's size in bytes before capping. */
+  size: number;
+  truncated: boolean;
+  /** Tells a repeated message (a retried command, a QoS 1 redelivery) from a new one: same token and digest = same message. */
+  digest: string;
+}
+
+export interface HistoryRow extends Omit<HistoryRowInput, 'digest'> {
+  /** Increases with every row: `afterId` pages and follows with it. */
+  id: number;
+  /** When the router stored it (epoch ms). */
+  ctime: number;
+}
+
+const text = z.string().min(1).max(1024);
+const time = z.number().int().nonnegative();
+
+/** A history query (GETLOG): every field given is ANDed, as in seed 002. */
+export const historyQuerySchema = z
+  .object({
+    token: text.optional(),
+    action: text.optional(),
+    source: text.optional(),
+    target: text.optional(),
+    kind: z.enum(HISTORY_KINDS).optional(),
+    code: z.number().int().optional(),
+    /** Rows stored at or after / before (epoch ms). */
+    ctimeFrom: time.optional(),
+    ctimeTo: time.optional(),
+    etimeFrom: time.optional(),
+    etimeTo: time.optional(),
+    /** Rows with an id above this one (paging forward, following). */
+    afterId: time.optional(),
+    /** Rows with an id below this one (paging backward from newest). */
+    beforeId: time.optional(),
+    order: z.enum(['oldest', 'newest']).default('oldest'),
+    limit: z.number().int().min(1).max(10_000).default(100),
+  })
+  .strict();
+export type HistoryQuery = z.input<typeof historyQuerySchema>;
+export type ResolvedHistoryQuery = z.output<typeof historyQuerySchema>;
+
+export interface HistoryPage {
+  rows: HistoryRow[];
+  /** More rows match past the last one returned (ask again with afterId / beforeId). */
+  more: boolean;
+}
+
+/** Whether a row passes a query's filters (what the store's WHERE does, for rows followed live). */
+export function matchesQuery(row: HistoryRow, query: Omit<ResolvedHistoryQuery, 'order' | 'limit'>): boolean {
+  return (
+    (query.token === undefined || row.token === query.token) &&
+    (query.action === undefined || row.action === query.action) &&
+    (query.source === undefined || row.source === query.source) &&
+    (query.target === undefined || row.target === query.target) &&
+    (query.kind === undefined || row.kind === query.kind) &&
+    (query.code === undefined || row.code === query.code) &&
+    (query.ctimeFrom === undefined || row.ctime >= query.ctimeFrom) &&
+    (query.ctimeTo === undefined || row.ctime < query.ctimeTo) &&
+    (query.etimeFrom === undefined || row.etime >= query.etimeFrom) &&
+    (query.etimeTo === undefined || row.etime < query.etimeTo) &&
+    (query.afterId === undefined || row.id > query.afterId) &&
+    (query.beforeId === undefined || row.id < query.beforeId)
+  );
+}
+
+/** Reads a query sent over the bus; throws a `ZodError` naming the bad field. */
+export function parseHistoryQuery(input: unknown): ResolvedHistoryQuery {
+  return historyQuerySchema.parse(input ?? {});
+}
