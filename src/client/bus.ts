@@ -94,6 +94,10 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
     this.requester = new Requester(options, this.transport, this.directory);
     this.handlers = new Handlers(options, this.transport, () => this.presence.announce());
     this.subscriptions = new Subscriptions(options, this.transport);
+    // Registered now, before any packet is read: a persistent session's kept messages come first.
+    for (const early of options.subscriptions ?? []) {
+      this.subscriptions.subscribe(early.filter, { qos: early.qos ?? 1 }, early.callback as (delivery: Delivery) => void).catch((error: Error) => options.logger.error({ filter: early.filter, err: error.message }, 'subscribing failed'));
+    }
     this.parts = { options, directory: this.directory, presence: this.presence, requester: this.requester, handlers: this.handlers, subscriptions: this.subscriptions };
     const loadingFailed = new Promise<never>((_, reject) => (this.failLoading = reject));
     loadingFailed.catch(() => {});

@@ -1,6 +1,7 @@
 import pino, { type Logger } from 'pino';
 import type { ConnectOptions } from './types.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol/envelope.js';
+import { checkFilter } from '../protocol/topics.js';
 
 /** The longest delay a Node timer keeps (~24.8 days); a longer one fires at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -23,6 +24,10 @@ export function checkOptions(options: ResolvedOptions): string | undefined {
   }
   if (!BROKER_SCHEMES.has(scheme)) {
     return 'the broker URL must be mqtt://, mqtts://, ws://, wss:// or unix:// followed by [user:password@]host:port (or a path for unix); it is not repeated here as it may hold a password';
+  }
+  for (const { filter } of options.subscriptions ?? []) {
+    const problem = checkFilter(filter);
+    if (problem) return `subscriptions: ${problem}`;
   }
   for (const name of ['timeout', 'ackTimeout', 'reconnectGrace', 'connectTimeout', 'directorySettle', 'reconnectDelay', 'reconnectMaxDelay'] as const) {
     const problem = checkTimeout(options[name], name);
@@ -50,8 +55,8 @@ export const DEFAULTS = {
   persistentSession: false,
 } as const;
 
-export type ResolvedOptions = Required<Omit<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream'>> &
-  Pick<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream'>;
+export type ResolvedOptions = Required<Omit<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions'>> &
+  Pick<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions'>;
 
 export function resolveOptions(options: ConnectOptions): ResolvedOptions {
   const logger: Logger =

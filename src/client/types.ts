@@ -88,6 +88,12 @@ export interface ConnectOptions {
    * delivered when it comes back, where the broker keeps sessions (protocol §1.3). Default false.
    */
   persistentSession?: boolean;
+  /**
+   * Subscriptions made before the connection opens, each with its callback. With
+   * `persistentSession`, what the broker kept while this client was away arrives right after
+   * the CONNACK, before `connect()` resolves: only these see it (the router records it).
+   */
+  subscriptions?: ReadonlyArray<{ filter: string; callback: (message: ReceivedMessage) => void; qos?: 0 | 1 }>;
 }
 
 export interface SendOptions {

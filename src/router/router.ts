@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import pino, { type Logger } from 'pino';
 import { connect, type Bus } from '../client/bus.js';
-import type { ConnectOptions, Registration, Subscription } from '../client/types.js';
+import type { ConnectOptions, Registration } from '../client/types.js';
 import type { HistoryRetention, HistoryStore } from './history-store.js';
 import { serveHistory } from './history-service.js';
 import { Recorder } from './recorder.js';
@@ -61,13 +61,11 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const store = new SqliteHistoryStore(options.database);
   const recorder = new Recorder(store, { maxDataBytes, maxBatch: ROUTER_DEFAULTS.maxBatch, logger });
   let bus: Bus | undefined;
-  let everything: Subscription<never> | undefined;
   const services: Registration[] = [];
   let pruner: NodeJS.Timeout | undefined;
 
   const close = async () => {
     if (pruner) clearInterval(pruner);
-    await everything?.unsubscribe();
     await Promise.all(services.map((service) => service.close()));
     await bus?.close();
     recorder.flush();
@@ -86,8 +84,9 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
       realtimeLane: false,
       logger,
       info: { role: 'router' },
+      // Before the connection opens: what the broker kept for the router's session comes first.
+      subscriptions: [{ filter: '#', callback: recorder.onMessage, qos: 1 }],
     });
-    everything = await bus.subscribe('#', recorder.onMessage, { qos: 1 });
     services.push(...(await serveHistory(bus, store, recorder, { maxDataBytes })));
     pruner = setInterval(() => prune(store, retention, options.pruneBatch ?? ROUTER_DEFAULTS.pruneBatch, logger), options.pruneEveryMs ?? ROUTER_DEFAULTS.pruneEveryMs);
     pruner.unref();

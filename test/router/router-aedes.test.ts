@@ -1,0 +1,3 @@
+import { routerContract } from './router-contract.js';
+
+routerContract('aedes', { skip: false });

@@ -1,0 +1,175 @@
+/**
+ * What the router does on any broker (protocol §11): run against the embedded Aedes broker
+ * and against Mosquitto (router-aedes.test.ts, router-mosquitto.test.ts).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import mqtt from 'mqtt';
+import { InvalidMessageError, NotAuthorizedError, RemoteError, type Bus, type HistoryPage, type HistoryRow } from '../../src/index.js';
+import { startRouter, type Router } from '../../src/router/index.js';
+import { parseHistoryQuery } from '../../src/protocol/history.js';
+import { setup, testLogger, uniqueId, type BrokerKind, type Kit } from '../testkit/index.js';
+
+/** Resolves when `check()` holds, checking after each batch the router stores; rejects after `timeout`. */
+export function untilRecorded(router: Router, check: () => boolean, timeout = 5000): Promise<void> {
+  if (check()) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      stop();
+      reject(new Error(`not recorded within ${timeout} ms`));
+    }, timeout);
+    const stop = router.recorder.watch(() => {
+      if (!check()) return;
+      clearTimeout(timer);
+      stop();
+      resolve();
+    });
+  });
+}
+
+export function rowsOf(router: Router, token: string): HistoryRow[] {
+  return router.store.query(parseHistoryQuery({ token, limit: 10_000 })).rows;
+}
+
+export function routerContract(kind: BrokerKind, options: { skip: string | false }): void {
+  describe(`router on ${kind}`, { skip: options.skip, timeout: 60_000 }, () => {
+    let kit: Kit;
+    let dir: string;
+    let router: Router;
+    let handler: Bus;
+    let client: Bus;
+    before(async () => {
+      kit = await setup(kind);
+      dir = mkdtempSync(join(tmpdir(), 'relais-router-'));
+      router = await startRouter({ broker: kit.broker.url, database: join(dir, 'history.db'), id: uniqueId('router'), logger: testLogger, maxDataBytes: 1024 });
+      handler = await kit.connect(uniqueId('handler'));
+      client = await kit.connect(uniqueId('client'));
+      await handler.handle('test/steps', async (payload: { fail?: boolean; wait?: number }, ctx) => {
+        ctx.progress(0.5, { half: true });
+        if (payload.wait) await new Promise((resolve) => setTimeout(resolve, payload.wait));
+        if (payload.fail) throw new Error('it failed on purpose');
+        return { done: true };
+      });
+      await client.waitForHandler('test/steps');
+      await client.waitForHandler('relais/history/get');
+    });
+    after(async () => {
+      await router?.close();
+      await kit?.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('router - records a request lifecycle: command, accepted, progress, final, with who sent what to whom', async () => {
+      let token = '';
+      for await (const step of client.call('test/steps', { wait: 20 })) token = step.token;
+      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'final'));
+      const rows = rowsOf(router, token);
+      assert.deepEqual(rows.map((row) => row.kind).sort(), ['accepted', 'command', 'final', 'progress']);
+      const command = rows.find((row) => row.kind === 'command')!;
+      assert.equal(command.source, client.id);
+      assert.equal(command.target, handler.id);
+      assert.equal(command.action, 'test/steps');
+      const final = rows.find((row) => row.kind === 'final')!;
+      assert.equal(final.source, handler.id);
+      assert.equal(final.target, client.id);
+      assert.equal(final.code, 0);
+      assert.equal(final.data, '{"done":true}');
+      assert.equal(rows.find((row) => row.kind === 'progress')!.progress, 0.5);
+    });
+
+    it('router - an error answer is recorded as an error row with its code and message', async () => {
+      const token = uniqueId('tok');
+      await assert.rejects(client.request('test/steps', { fail: true }, { token }), RemoteError);
+      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'error'));
+      const error = rowsOf(router, token).find((row) => row.kind === 'error')!;
+      assert.equal(error.code, 1);
+      assert.match(error.data, /it failed on purpose/);
+    });
+
+    it('router - get answers over the bus with filters ANDed; a bad query gets code 2 naming the field, and recording goes on', async () => {
+      const token = uniqueId('tok');
+      await client.request('test/steps', {}, { token });
+      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'final'));
+      const page = (await client.request('relais/history/get', { token, kind: 'final', source: handler.id })) as HistoryPage;
+      assert.equal(page.rows.length, 1);
+      assert.equal(page.rows[0]!.token, token);
+      const none = (await client.request('relais/history/get', { token, source: 'nobody' })) as HistoryPage;
+      assert.equal(none.rows.length, 0);
+      await assert.rejects(client.request('relais/history/get', { colour: 'red' }), (error: RemoteError) => error.code === 'INVALID_MESSAGE' && /colour/.test(error.message));
+      await assert.rejects(client.request('relais/history/get', { limit: 'all' }), /limit/);
+      const after = uniqueId('tok');
+      await client.request('test/steps', {}, { token: after });
+      await untilRecorded(router, () => rowsOf(router, after).some((row) => row.kind === 'final'));
+    });
+
+    it('router - a payload over the cap is stored cut and flagged truncated, with its real size', async () => {
+      const token = uniqueId('tok');
+      await client.request('test/steps', { blob: 'x'.repeat(5000) }, { token });
+      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'command'));
+      const command = rowsOf(router, token).find((row) => row.kind === 'command')!;
+      assert.equal(command.truncated, true);
+      assert.ok(command.size > 5000);
+      assert.ok(Buffer.byteLength(command.data) <= 1024);
+    });
+
+    it('router - put stores a result durably before it answers; a put for a foreign token is refused (code 4)', async () => {
+      const token = uniqueId('offline');
+      const stored = (await client.request('relais/history/put', { token, action: 'test/offline', code: 0, data: { done: 'offline' } })) as HistoryRow;
+      assert.equal(stored.kind, 'put');
+      assert.equal(stored.source, client.id);
+      // Read the file from another connection: the row is committed, not only in the router's memory.
+      const db = new Database(join(dir, 'history.db'), { readonly: true });
+      try {
+        assert.equal((db.prepare('SELECT count(*) FROM history WHERE token = ? AND kind = ?').pluck().get(token, 'put') as number), 1);
+      } finally {
+        db.close();
+      }
+      const stranger = await kit.connect(uniqueId('stranger'));
+      await assert.rejects(stranger.request('relais/history/put', { token, code: 1 }), (error: RemoteError) => error.code === new NotAuthorizedError('').code);
+      await assert.rejects(client.request('relais/history/put', { token: uniqueId('unknown') }), (error: RemoteError) => error.code === new InvalidMessageError('').code && /action/.test(error.message));
+    });
+
+    it('router - follow replays what already happened, then goes on live until the final, nothing lost or doubled', async () => {
+      const token = uniqueId('tok');
+      const running = client.request('test/steps', { wait: 300 }, { token });
+      // Start following once the command and the progress are stored, while the handler still works.
+      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'progress'));
+      const watcher = await kit.connect(uniqueId('watcher'));
+      const seen: HistoryRow[] = [];
+      for await (const row of watcher.follow(token, { timeout: 5000 })) seen.push(row);
+      await running;
+      assert.deepEqual(seen.map((row) => row.id), rowsOf(router, token).map((row) => row.id));
+      assert.equal(seen.at(-1)!.kind, 'final');
+      assert.equal(new Set(seen.map((row) => row.id)).size, seen.length);
+    });
+
+    it("router - the router's own actions are not recorded", async () => {
+      const token = uniqueId('tok');
+      await client.request('relais/history/get', { limit: 1 }, { token });
+      await client.request('test/steps', {}, { token: `${token}-next` });
+      await untilRecorded(router, () => rowsOf(router, `${token}-next`).some((row) => row.kind === 'final'));
+      assert.deepEqual(rowsOf(router, token), []);
+    });
+
+    it('router - a command from a plain MQTT peer at QoS 1 is recorded, and its redelivery is not recorded twice', async () => {
+      const token = uniqueId('foreign');
+      const peer = await mqtt.connectAsync(kit.broker.url, { clientId: uniqueId('peer'), protocolVersion: 4 });
+      try {
+        const message = JSON.stringify({ type: 'command', source: 'peer', destination: '*', token, payload: {} });
+        await peer.publishAsync('test/foreign/request', message, { qos: 1 });
+        await peer.publishAsync('test/foreign/request', message, { qos: 1, dup: true });
+        await untilRecorded(router, () => rowsOf(router, token).length > 0);
+        // A later message proves the repeat was seen and skipped, not still on its way.
+        await peer.publishAsync('test/foreign/request', JSON.stringify({ type: 'command', source: 'peer', destination: '*', token: `${token}-2`, payload: {} }), { qos: 1 });
+        await untilRecorded(router, () => rowsOf(router, `${token}-2`).length > 0);
+        assert.equal(rowsOf(router, token).length, 1);
+      } finally {
+        await peer.endAsync();
+      }
+    });
+  });
+}
