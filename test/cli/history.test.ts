@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { runCli, startCli, type RunningCli } from '../testkit/cli.js';
+
+describe('relais history (router inside relais start)', { timeout: 60_000 }, () => {
+  let broker: RunningCli;
+  let server: RunningCli;
+  let env: Record<string, string>;
+  let dataDir: string;
+
+  before(async () => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-history-cli-'));
+    broker = startCli(['start', '--port', '0', '--data-dir', dataDir]);
+    const [, url] = await broker.waitFor(/listening on (mqtt:\/\/\S+)/);
+    await broker.waitFor(/router recording/);
+    env = { RELAIS_BROKER: url!, RELAIS_LOG_LEVEL: 'error' };
+    // Answers after three progress steps, 150 ms apart: time to detach and follow mid-way.
+    server = startCli(['serve', 'cli/slow', '--', process.execPath, '-e', `process.stdin.resume().on('end', async () => {
+      for (const p of [20, 50, 80]) { console.log(JSON.stringify({ progress: p })); await new Promise((r) => setTimeout(r, 150)); }
+      console.log(JSON.stringify({ done: true }));
+    });`], env);
+    await server.waitFor(/serving cli\/slow/);
+  });
+
+  after(async () => {
+    await server?.stop();
+    await broker?.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('start - says where the router keeps the history, in the data directory', () => {
+    assert.match(broker.output(), new RegExp(`router recording the request history to ${path.join(dataDir, 'history.db').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    assert.ok(fs.existsSync(path.join(dataDir, 'history.db')));
+  });
+
+  it('call --detach then history --token --follow: the whole lifecycle, replayed then live, each step once', async () => {
+    const detached = await runCli(['call', 'cli/slow', '{"n":1}', '--detach'], env);
+    assert.equal(detached.code, 0, detached.stderr);
+    const token = detached.stdout.trim();
+    assert.match(token, /^[\w-]{8,}$/);
+    assert.match(detached.stderr, /accepted by/);
+    const followed = await runCli(['history', '--token', token, '--follow'], env);
+    assert.equal(followed.code, 0, followed.stderr);
+    const rows = followed.stdout.trim().split('\n').map((line) => JSON.parse(line) as { id: number; kind: string; progress?: number; data: string });
+    assert.deepEqual(rows.map((row) => row.kind), ['command', 'accepted', 'progress', 'progress', 'progress', 'final']);
+    assert.deepEqual(rows.filter((row) => row.kind === 'progress').map((row) => row.progress), [0.2, 0.5, 0.8]);
+    assert.equal(rows.at(-1)!.data, '{"done":true}');
+    assert.equal(new Set(rows.map((row) => row.id)).size, rows.length);
+  });
+
+  it('history - filters by action and kind, JSON lines in a pipe', async () => {
+    await runCli(['call', 'cli/slow', '{"n":2}'], env);
+    const result = await runCli(['history', '--action', 'cli/slow', '--kind', 'final', '--since', '10m'], env);
+    assert.equal(result.code, 0, result.stderr);
+    const rows = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as { kind: string; action: string });
+    assert.ok(rows.length >= 1);
+    assert.ok(rows.every((row) => row.kind === 'final' && row.action === 'cli/slow'));
+  });
+
+  it('history - a bad option is a usage error (exit 2) naming it', async () => {
+    const result = await runCli(['history', '--kind', 'bogus'], env);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /--kind must be one of/);
+    const since = await runCli(['history', '--since', 'yesterday-ish'], env);
+    assert.equal(since.code, 2);
+    assert.match(since.stderr, /--since/);
+  });
+
+  it('history - with no router on the bus: exit 3 and says the router is not running', async () => {
+    const bare = startCli(['start', '--port', '0', '--no-router', '--data-dir', path.join(dataDir, 'bare')]);
+    try {
+      const [, url] = await bare.waitFor(/listening on (mqtt:\/\/\S+)/);
+      const result = await runCli(['history'], { ...env, RELAIS_BROKER: url! });
+      assert.equal(result.code, 3, result.stderr);
+      assert.match(result.stderr, /no router is answering/);
+    } finally {
+      await bare.stop();
+    }
+  });
+});
