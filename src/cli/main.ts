@@ -5,6 +5,7 @@ import { historyCommand } from './history.js';
 import { pubCommand, notifyCommand } from './pub.js';
 import { routerCommand } from './router.js';
 import { serveCommand } from './serve.js';
+import { statsCommand } from './stats.js';
 import { startCommand } from './start.js';
 import { subCommand } from './sub.js';
 import { fail, EXIT } from './common.js';
@@ -19,7 +20,8 @@ const program = new Command('relais')
   .addCommand(callCommand())
   .addCommand(serveCommand())
   .addCommand(routerCommand())
-  .addCommand(historyCommand());
+  .addCommand(historyCommand())
+  .addCommand(statsCommand());
 
 // Usage mistakes exit 2 where they are found; what gets here failed at run time (e.g. no broker).
 program.parseAsync(process.argv).catch((error: Error) => fail(EXIT.ERROR, error.message));

@@ -12,6 +12,7 @@ import { connect, type Bus } from '../client/bus.js';
 import type { ConnectOptions, Registration } from '../client/types.js';
 import type { HistoryRetention, HistoryStore } from './history-store.js';
 import { serveHistory } from './history-service.js';
+import { Metrics } from './metrics.js';
 import { Recorder } from './recorder.js';
 import { SqliteHistoryStore } from './sqlite-history-store.js';
 
@@ -24,7 +25,12 @@ export const ROUTER_DEFAULTS = {
   pruneEveryMs: 60_000,
   pruneBatch: 2000,
   maxBatch: 5000,
+  /** How often the metrics notification is published (protocol §11.6). */
+  metricsEveryMs: 10_000,
 } as const;
+
+export const METRICS_CATEGORY = 'relais/metrics';
+export const METRICS_ACTION = 'relais/metrics/get';
 
 export interface RouterOptions {
   /** The router's client id (its MQTT session is kept under it). Default `relais-router`. */
@@ -42,6 +48,7 @@ export interface RouterOptions {
   retention?: Partial<HistoryRetention>;
   pruneEveryMs?: number;
   pruneBatch?: number;
+  metricsEveryMs?: number;
   logger?: Logger;
 }
 
@@ -49,6 +56,7 @@ export interface Router {
   readonly bus: Bus;
   readonly store: HistoryStore;
   readonly recorder: Recorder;
+  readonly metrics: Metrics;
   /** Stores what is buffered, stops serving and recording, closes the database. */
   close(): Promise<void>;
 }
@@ -60,12 +68,16 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   if (options.database !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(options.database)), { recursive: true });
   const store = new SqliteHistoryStore(options.database);
   const recorder = new Recorder(store, { maxDataBytes, maxBatch: ROUTER_DEFAULTS.maxBatch, logger });
+  const metrics = new Metrics();
+  recorder.watch(metrics.onRows);
   let bus: Bus | undefined;
   const services: Registration[] = [];
   let pruner: NodeJS.Timeout | undefined;
+  let publisher: NodeJS.Timeout | undefined;
 
   const close = async () => {
     if (pruner) clearInterval(pruner);
+    if (publisher) clearInterval(publisher);
     await Promise.all(services.map((service) => service.close()));
     await bus?.close();
     recorder.flush();
@@ -88,13 +100,24 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
       subscriptions: [{ filter: '#', callback: recorder.onMessage, qos: 1 }],
     });
     services.push(...(await serveHistory(bus, store, recorder, { maxDataBytes })));
+    services.push(await bus.handle(METRICS_ACTION, () => metrics.latest));
+    const connected = bus;
+    publisher = setInterval(() => {
+      const snapshot = metrics.roll();
+      try {
+        connected.notify(METRICS_CATEGORY, snapshot);
+      } catch (error) {
+        logger.warn({ err: (error as Error).message }, 'metrics not published');
+      }
+    }, options.metricsEveryMs ?? ROUTER_DEFAULTS.metricsEveryMs);
+    publisher.unref();
     pruner = setInterval(() => prune(store, retention, options.pruneBatch ?? ROUTER_DEFAULTS.pruneBatch, logger), options.pruneEveryMs ?? ROUTER_DEFAULTS.pruneEveryMs);
     pruner.unref();
   } catch (error) {
     await close().catch(() => {});
     throw error;
   }
-  return { bus, store, recorder, close };
+  return { bus, store, recorder, metrics, close };
 }
 
 /** One small delete per turn until the history is within its retention: recording goes on in between. */

@@ -60,6 +60,14 @@ describe('relais history (router inside relais start)', { timeout: 60_000 }, () 
     assert.ok(rows.every((row) => row.kind === 'final' && row.action === 'cli/slow'));
   });
 
+  it('stats - prints the latest metrics the router derived, as JSON in a pipe', async () => {
+    const result = await runCli(['stats'], env);
+    assert.equal(result.code, 0, result.stderr);
+    const snapshot = JSON.parse(result.stdout) as { from: number; until: number; actions: object; rowsPerSecond: number };
+    assert.equal(typeof snapshot.actions, 'object');
+    assert.ok(snapshot.until >= snapshot.from);
+  });
+
   it('history - a bad option is a usage error (exit 2) naming it', async () => {
     const result = await runCli(['history', '--kind', 'bogus'], env);
     assert.equal(result.code, 2);

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { InvalidMessageError, NotAuthorizedError, RemoteError, type Bus, type HistoryPage, type HistoryRow } from '../../src/index.js';
-import { startRouter, type Router } from '../../src/router/index.js';
+import { startRouter, type MetricsSnapshot, type Router } from '../../src/router/index.js';
 import { parseHistoryQuery } from '../../src/protocol/history.js';
 import { setup, testLogger, uniqueId, type BrokerKind, type Kit } from '../testkit/index.js';
 
@@ -45,7 +45,7 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
     before(async () => {
       kit = await setup(kind);
       dir = mkdtempSync(join(tmpdir(), 'relais-router-'));
-      router = await startRouter({ broker: kit.broker.url, database: join(dir, 'history.db'), id: uniqueId('router'), logger: testLogger, maxDataBytes: 1024 });
+      router = await startRouter({ broker: kit.broker.url, database: join(dir, 'history.db'), id: uniqueId('router'), logger: testLogger, maxDataBytes: 1024, metricsEveryMs: 300 });
       handler = await kit.connect(uniqueId('handler'));
       client = await kit.connect(uniqueId('client'));
       await handler.handle('test/steps', async (payload: { fail?: boolean; wait?: number }, ctx) => {
@@ -145,6 +145,27 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
       assert.deepEqual(seen.map((row) => row.id), rowsOf(router, token).map((row) => row.id));
       assert.equal(seen.at(-1)!.kind, 'final');
       assert.equal(new Set(seen.map((row) => row.id)).size, seen.length);
+    });
+
+    it('router - metrics: each interval publishes per-action requests, errors and latencies; get answers the latest', async () => {
+      const snapshots = await client.subscribe('relais/metrics/notification');
+      const done = Promise.all(Array.from({ length: 5 }, (_, n) => client.request('test/steps', { fail: n === 0 }).catch(() => 'failed')));
+      let requests = 0;
+      let errors = 0;
+      let latencies = 0;
+      const timeout = AbortSignal.timeout(5000);
+      for await (const message of snapshots) {
+        assert.ok(!timeout.aborted, 'the metrics did not count the 5 requests within 5 s');
+        const steps = (message.envelope.payload as MetricsSnapshot).actions['test/steps'];
+        requests += steps?.requests ?? 0;
+        errors += steps?.errors ?? 0;
+        latencies += steps?.latency?.samples ?? 0;
+        if (requests >= 5 && latencies >= 5) break;
+      }
+      await done;
+      assert.equal(errors, 1);
+      const latest = (await client.request('relais/metrics/get', {})) as MetricsSnapshot;
+      assert.ok(latest.until > latest.from);
     });
 
     it("router - the router's own actions are not recorded", async () => {
