@@ -41,6 +41,7 @@ export {
   historyQuerySchema,
   parseHistoryQuery,
   matchesQuery,
+  endsLifecycle,
   type HistoryRow,
   type HistoryKind,
   type HistoryQuery,

@@ -3,7 +3,7 @@
  * `--token T` shows one request as a timeline; `--follow` goes on live (protocol §11.2).
  */
 import { Command } from 'commander';
-import { HISTORY_ACTIONS, HISTORY_KINDS, NoHandlerError, type HistoryPage, type HistoryQuery, type HistoryRow, type Step } from '../index.js';
+import { endsLifecycle, HISTORY_ACTIONS, HISTORY_KINDS, NoHandlerError, type HistoryPage, type HistoryQuery, type HistoryRow, type Step } from '../index.js';
 import type { Bus } from '../index.js';
 import { addConnectionOptions, connectCli, fail, EXIT, onInterrupt, writeLine, type GlobalOptions } from './common.js';
 import { formatRow, formatTimelineStep } from './history-format.js';
@@ -54,8 +54,10 @@ export function historyCommand(): Command {
       try {
         const print = printer(interactive, options.token !== undefined);
         const shown = await showStored(bus, query, options.token !== undefined ? 10_000 : limit, print);
-        if (options.follow) await followLive(bus, { ...query, ...(shown !== undefined && { afterId: shown }) }, controller.signal, print);
-        else if (shown === undefined && interactive) process.stderr.write('relais: no matching rows in the history\n');
+        // A request already ended has nothing more to follow.
+        const ended = options.token !== undefined && shown.some(endsLifecycle);
+        if (options.follow && !ended) await followLive(bus, { ...query, ...(shown.length > 0 && { afterId: shown.at(-1)!.id }) }, controller.signal, print);
+        else if (shown.length === 0 && interactive) process.stderr.write('relais: no matching rows in the history\n');
       } catch (error) {
         if (error instanceof NoHandlerError) {
           exitCode = EXIT.NO_HANDLER;
@@ -106,15 +108,15 @@ function printer(interactive: boolean, timeline: boolean): Print {
   };
 }
 
-/** Prints the newest `limit` matching rows, oldest first; returns the last id shown. */
-async function showStored(bus: Bus, query: HistoryQuery, limit: number, print: Print): Promise<number | undefined> {
+/** Prints the newest `limit` matching rows, oldest first, and returns them. */
+async function showStored(bus: Bus, query: HistoryQuery, limit: number, print: Print): Promise<HistoryRow[]> {
   await bus.waitForHandler(HISTORY_ACTIONS.get, { timeout: 3000 }).catch(() => {
     throw new NoHandlerError(`no client serves ${HISTORY_ACTIONS.get}`);
   });
   const page = (await bus.request(HISTORY_ACTIONS.get, { ...query, order: 'newest', limit })) as HistoryPage;
   const rows = page.rows.reverse();
   for (const row of rows) print(row);
-  return rows.at(-1)?.id;
+  return rows;
 }
 
 /** New rows as the router records them, until the request ends (with a token) or Ctrl-C. */

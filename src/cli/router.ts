@@ -10,6 +10,7 @@ export interface RouterSettingsOptions {
   maxData: string;
   keepDays: string;
   keepRows: string;
+  admin?: string[];
 }
 
 interface RouterCommandOptions extends GlobalOptions, RouterSettingsOptions {}
@@ -19,11 +20,12 @@ export function routerOptions(command: Command): Command {
     .option('--database <file>', 'history SQLite file (default: <data-dir>/history.db)')
     .option('--max-data <bytes>', 'payload JSON kept per history row; longer ones are cut and flagged truncated', String(ROUTER_DEFAULTS.maxDataBytes))
     .option('--keep-days <days>', 'history retention by age', String(ROUTER_DEFAULTS.retention.maxAgeMs / 86_400_000))
-    .option('--keep-rows <rows>', 'history retention by row count', String(ROUTER_DEFAULTS.retention.maxRows));
+    .option('--keep-rows <rows>', 'history retention by row count', String(ROUTER_DEFAULTS.retention.maxRows))
+    .option('--admin <id...>', "client ids allowed to kill anyone's request (default: each requester only its own)");
 }
 
 /** The router's settings from the command line; exits 2 on a bad value. */
-export function routerSettings(options: RouterSettingsOptions): { database: string; maxDataBytes: number; retention: { maxAgeMs: number; maxRows: number } } {
+export function routerSettings(options: RouterSettingsOptions): { database: string; maxDataBytes: number; retention: { maxAgeMs: number; maxRows: number }; admins: string[] } {
   const positive = (text: string, flag: string) => {
     const value = Number(text);
     if (!(value > 0) || !Number.isFinite(value)) fail(EXIT.USAGE, `${flag} must be a positive number, got ${text}`);
@@ -33,6 +35,7 @@ export function routerSettings(options: RouterSettingsOptions): { database: stri
     database: options.database ?? path.join(options.dataDir, 'history.db'),
     maxDataBytes: Math.floor(positive(options.maxData, '--max-data')),
     retention: { maxAgeMs: positive(options.keepDays, '--keep-days') * 86_400_000, maxRows: Math.floor(positive(options.keepRows, '--keep-rows')) },
+    admins: options.admin ?? [],
   };
 }
 

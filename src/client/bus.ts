@@ -92,7 +92,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
     });
     this.presence.attach(this.transport);
     this.requester = new Requester(options, this.transport, this.directory);
-    this.handlers = new Handlers(options, this.transport, () => this.presence.announce());
+    this.handlers = new Handlers(options, this.transport, () => this.presence.announce(), (id) => this.directory.get(id)?.role === 'router');
     this.subscriptions = new Subscriptions(options, this.transport);
     // Registered now, before any packet is read: a persistent session's kept messages come first.
     for (const early of options.subscriptions ?? []) {

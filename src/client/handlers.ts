@@ -32,6 +32,8 @@ export class Handlers implements ProgressSink {
     private readonly options: ResolvedOptions,
     private readonly transport: Transport,
     private readonly announce: () => Promise<void>,
+    /** Whether a client is a router (its presence says `role: "router"`): it may cancel on a requester's behalf (protocol §11.5). */
+    private readonly isRouter: (clientId: string) => boolean = () => false,
   ) {}
 
   private get logger() {
@@ -188,9 +190,12 @@ export class Handlers implements ProgressSink {
       return;
     }
     const { source, token, payload } = decoded.envelope;
-    const running = this.running.get(`${source} ${token}`);
+    const fields = (typeof payload === 'object' && payload !== null ? payload : {}) as { reason?: unknown; requester?: unknown; by?: unknown };
+    let running = this.running.get(`${source} ${token}`);
+    // A kill relayed by the router names the requester it acts for (protocol §11.5).
+    if (!running && typeof fields.requester === 'string' && this.isRouter(source)) running = this.running.get(`${fields.requester} ${token}`);
     if (!running) return;
-    const reason = typeof (payload as { reason?: unknown })?.reason === 'string' ? (payload as { reason: string }).reason : 'cancelled';
+    const reason = typeof fields.reason === 'string' ? fields.reason : 'cancelled';
     running.abort(new CancelledError(`request ${token} cancelled: ${reason}`));
   }
 

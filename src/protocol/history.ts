@@ -100,3 +100,8 @@ export function matchesQuery(row: HistoryRow, query: Omit<ResolvedHistoryQuery, 
 export function parseHistoryQuery(input: unknown): ResolvedHistoryQuery {
   return historyQuerySchema.parse(input ?? {});
 }
+
+/** A row that ends a request's lifecycle: following a token stops after it. */
+export function endsLifecycle(row: HistoryRow): boolean {
+  return row.kind === 'final' || row.kind === 'error' || row.kind === 'put';
+}

@@ -73,14 +73,14 @@ export function responseMessage(
   }
 }
 
-export function cancelMessage(fields: { source: string; destination: string; token: string; reason: string; priority: Priority }): Envelope {
+export function cancelMessage(fields: { source: string; destination: string; token: string; reason: string; priority: Priority; onBehalfOf?: { requester: string; by: string } }): Envelope {
   return {
     v: PROTOCOL_VERSION,
     type: 'cancel',
     source: fields.source,
     destination: fields.destination,
     token: fields.token,
-    payload: { reason: fields.reason },
+    payload: fields.onBehalfOf ? { reason: fields.reason, ...fields.onBehalfOf } : { reason: fields.reason },
     priority: fields.priority,
     ts: Date.now(),
   };

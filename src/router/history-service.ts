@@ -7,7 +7,7 @@ import type { Bus } from '../client/bus.js';
 import type { HandlerContext, Registration } from '../client/types.js';
 import { InvalidMessageError, NotAuthorizedError } from '../protocol/errors.js';
 import { checkPath } from '../protocol/topics.js';
-import { HISTORY_ACTIONS, historyQuerySchema, matchesQuery, parseHistoryQuery, type HistoryPage, type HistoryRow, type HistoryStore } from './history-store.js';
+import { endsLifecycle, HISTORY_ACTIONS, historyQuerySchema, matchesQuery, parseHistoryQuery, type HistoryPage, type HistoryRow, type HistoryStore } from './history-store.js';
 import { capData, type Recorder } from './recorder.js';
 
 const putSchema = z
@@ -28,11 +28,6 @@ const FOLLOW_STEP_ROWS = 100;
 /** follow takes the filters of get; with a token it ends with that request's lifecycle. */
 const followSchema = historyQuerySchema.omit({ order: true, limit: true, beforeId: true });
 
-/** A row that ends a lifecycle: `follow` stops after it. */
-export function endsLifecycle(row: HistoryRow): boolean {
-  return row.kind === 'final' || row.kind === 'error' || row.kind === 'put';
-}
-
 export interface HistoryServiceOptions {
   maxDataBytes: number;
 }
@@ -46,7 +41,7 @@ export async function serveHistory(bus: Bus, store: HistoryStore, recorder: Reco
 }
 
 /** Bad input is the sender's mistake: code 2 naming the field, not a crash (protocol §5.2). */
-function parsed<T>(parse: () => T): T {
+export function parsed<T>(parse: () => T): T {
   try {
     return parse();
   } catch (error) {

@@ -12,6 +12,7 @@ import { connect, type Bus } from '../client/bus.js';
 import type { ConnectOptions, Registration } from '../client/types.js';
 import type { HistoryRetention, HistoryStore } from './history-store.js';
 import { serveHistory } from './history-service.js';
+import { serveKill } from './kill-service.js';
 import { Metrics } from './metrics.js';
 import { Recorder } from './recorder.js';
 import { SqliteHistoryStore } from './sqlite-history-store.js';
@@ -49,6 +50,8 @@ export interface RouterOptions {
   pruneEveryMs?: number;
   pruneBatch?: number;
   metricsEveryMs?: number;
+  /** Client ids allowed to kill anyone's request (protocol §11.5); by default only a request's requester may. */
+  admins?: readonly string[];
   logger?: Logger;
 }
 
@@ -101,6 +104,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     });
     services.push(...(await serveHistory(bus, store, recorder, { maxDataBytes })));
     services.push(await bus.handle(METRICS_ACTION, () => metrics.latest));
+    services.push(await serveKill(bus, store, { admins: options.admins ?? [] }));
     const connected = bus;
     publisher = setInterval(() => {
       const snapshot = metrics.roll();

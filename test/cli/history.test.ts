@@ -8,6 +8,7 @@ import { runCli, startCli, type RunningCli } from '../testkit/cli.js';
 describe('relais history (router inside relais start)', { timeout: 60_000 }, () => {
   let broker: RunningCli;
   let server: RunningCli;
+  let forever: RunningCli;
   let env: Record<string, string>;
   let dataDir: string;
 
@@ -23,10 +24,13 @@ describe('relais history (router inside relais start)', { timeout: 60_000 }, () 
       console.log(JSON.stringify({ done: true }));
     });`], env);
     await server.waitFor(/serving cli\/slow/);
+    forever = startCli(['serve', 'cli/forever', '--', process.execPath, '-e', `console.log(JSON.stringify({ progress: 1 })); setTimeout(() => {}, 60_000);`], env);
+    await forever.waitFor(/serving cli\/forever/);
   });
 
   after(async () => {
     await server?.stop();
+    await forever?.stop();
     await broker?.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
@@ -58,6 +62,24 @@ describe('relais history (router inside relais start)', { timeout: 60_000 }, () 
     const rows = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as { kind: string; action: string });
     assert.ok(rows.length >= 1);
     assert.ok(rows.every((row) => row.kind === 'final' && row.action === 'cli/slow'));
+  });
+
+  it('kill - the requester of a detached call kills it by token; the handler stops and the history shows the cancel', async () => {
+    const id = `detacher-${process.pid}`;
+    const detached = await runCli(['call', 'cli/forever', '{}', '--detach', '--id', id, '--timeout', '60'], env);
+    assert.equal(detached.code, 0, detached.stderr);
+    const token = detached.stdout.trim();
+    const refused = await runCli(['kill', token, '--id', `someone-else-${process.pid}`], env);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, new RegExp(`sent by ${id}: only it or an administrator may kill it`));
+    const killed = await runCli(['kill', token, '--id', id, '--reason', 'changed my mind'], env);
+    assert.equal(killed.code, 0, killed.stderr);
+    assert.equal((JSON.parse(killed.stdout) as { killed: boolean }).killed, true);
+    const followed = await runCli(['history', '--token', token, '--follow'], env);
+    const rows = followed.stdout.trim().split('\n').map((line) => JSON.parse(line) as { kind: string; code?: number; data: string });
+    assert.deepEqual(rows.map((row) => row.kind).filter((kind) => kind !== 'progress'), ['command', 'accepted', 'cancel', 'error']);
+    assert.match(rows.find((row) => row.kind === 'cancel')!.data, /changed my mind/);
+    assert.equal(rows.at(-1)!.code, 5);
   });
 
   it('stats - prints the latest metrics the router derived, as JSON in a pipe', async () => {

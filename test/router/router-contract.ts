@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
-import { InvalidMessageError, NotAuthorizedError, RemoteError, type Bus, type HistoryPage, type HistoryRow } from '../../src/index.js';
+import { CancelledError, InvalidMessageError, NotAuthorizedError, RemoteError, type Bus, type HistoryPage, type HistoryRow } from '../../src/index.js';
 import { startRouter, type MetricsSnapshot, type Router } from '../../src/router/index.js';
 import { parseHistoryQuery } from '../../src/protocol/history.js';
 import { setup, testLogger, uniqueId, type BrokerKind, type Kit } from '../testkit/index.js';
@@ -42,6 +42,7 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
     let router: Router;
     let handler: Bus;
     let client: Bus;
+    let aborted: Promise<string> | undefined;
     before(async () => {
       kit = await setup(kind);
       dir = mkdtempSync(join(tmpdir(), 'relais-router-'));
@@ -54,7 +55,14 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
         if (payload.fail) throw new Error('it failed on purpose');
         return { done: true };
       });
+      await handler.handle('test/long', (_payload: unknown, ctx) => {
+        aborted = new Promise((resolve) => ctx.signal.addEventListener('abort', () => resolve(String((ctx.signal.reason as Error)?.message)), { once: true }));
+        return aborted.then((why) => {
+          throw new Error(`stopped: ${why}`);
+        });
+      });
       await client.waitForHandler('test/steps');
+      await client.waitForHandler('test/long');
       await client.waitForHandler('relais/history/get');
     });
     after(async () => {
@@ -166,6 +174,24 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
       assert.equal(errors, 1);
       const latest = (await client.request('relais/metrics/get', {})) as MetricsSnapshot;
       assert.ok(latest.until > latest.from);
+    });
+
+    it('router - kill: the requester kills its request by token through the router, the handler is aborted, the history says who; others are refused', async () => {
+      const token = uniqueId('long');
+      const running = client.request('test/long', {}, { token, timeout: 10_000 });
+      running.catch(() => {});
+      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'accepted'));
+      const stranger = await kit.connect(uniqueId('stranger'));
+      await assert.rejects(stranger.request('relais/requests/kill', { token }), (error: RemoteError) => error.code === new NotAuthorizedError('').code);
+      const result = (await client.request('relais/requests/kill', { token, reason: 'no longer needed' })) as { killed: boolean; handler: string; by: string };
+      assert.deepEqual([result.killed, result.handler, result.by], [true, handler.id, client.id]);
+      assert.match(await aborted!, /no longer needed/);
+      await assert.rejects(running, (error: Error) => error instanceof CancelledError && /no longer needed/.test(error.message));
+      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'error'));
+      const cancel = rowsOf(router, token).find((row) => row.kind === 'cancel')!;
+      assert.equal(cancel.source, router.bus.id);
+      assert.equal(JSON.parse(cancel.data).by, client.id);
+      await assert.rejects(client.request('relais/requests/kill', { token }), /already ended/);
     });
 
     it("router - the router's own actions are not recorded", async () => {
