@@ -48,4 +48,5 @@ export {
   type HistoryPage,
 } from './protocol/history.js';
 export type { FollowOptions } from './client/follow.js';
+export type { FanOutOptions, FanOutResult, FanOutAnswer } from './client/fan-out.js';
 export { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, isLoopbackHost, type EmbeddedBroker, type EmbeddedBrokerOptions } from './broker/index.js';

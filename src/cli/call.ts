@@ -6,7 +6,7 @@ import { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { CancelledError, checkClientId, checkPath, checkTimeout, MAX_TIMER_MS, NoHandlerError, PRIORITIES, RemoteError, TimeoutError, toWire, type Priority } from '../index.js';
 import { randomBytes } from 'node:crypto';
-import type { Bus, RequestOptions } from '../index.js';
+import type { Bus, FanOutOptions, RequestOptions } from '../index.js';
 import { addConnectionOptions, connectCli, fail, EXIT, onInterrupt, parseJsonArgument, writeLine, type GlobalOptions } from './common.js';
 
 interface CallOptions extends GlobalOptions {
@@ -15,6 +15,8 @@ interface CallOptions extends GlobalOptions {
   priority: string;
   json?: boolean;
   detach?: boolean;
+  all?: boolean;
+  expect?: string[];
 }
 
 export function callCommand(): Command {
@@ -26,6 +28,8 @@ export function callCommand(): Command {
     .option('--timeout <seconds>', 'give up after this many seconds', '30')
     .option('-p, --priority <priority>', `one of ${PRIORITIES.join(', ')}`, 'normal')
     .option('--json', 'JSON lines even on a terminal')
+    .option('--all', 'send it to every client serving the action; print each answer by name and who did not answer')
+    .option('--expect <id...>', 'with --all: the clients that must answer (default: every one serving it now)')
     .option('--detach', 'print the token at once, exit once a handler has the command; follow it with relais history --token T --follow')
     .action(async (action: string, json: string, options: CallOptions) => {
       const problem = checkPath(action) ?? (options.target && options.target !== '*' ? checkClientId(options.target) : undefined);
@@ -38,6 +42,9 @@ export function callCommand(): Command {
       const payload = parseJsonArgument(json, 'the payload');
       const interactive = process.stdout.isTTY && !options.json;
       const bus = await connectCli(options);
+      if (options.expect && !options.all) fail(EXIT.USAGE, '--expect goes with --all');
+      if (options.all && (options.target || options.detach)) fail(EXIT.USAGE, '--all sends to every handler: it does not go with --target or --detach');
+      if (options.all) return fanOut(bus, action, payload, { timeout: seconds * 1000, priority: options.priority as Priority, ...(options.expect && { expect: options.expect }) }, process.stdout.isTTY && !options.json);
       if (options.detach) return detach(bus, action, payload, { timeout: seconds * 1000, priority: options.priority as Priority, ...(options.target && { target: options.target }) });
       const controller = new AbortController();
       onInterrupt(() => controller.abort(new Error('interrupted')));
@@ -98,6 +105,23 @@ async function detach(bus: Bus, action: string, payload: unknown, options: Reque
   }
   await bus.close();
   process.exit(exitCode);
+}
+
+/** `--all`: every answer by name, then who did not answer; exit 0 only when all answered without error. */
+async function fanOut(bus: Bus, action: string, payload: unknown, options: FanOutOptions, interactive: boolean): Promise<never> {
+  const result = await bus.requestAll(action, payload, options);
+  await bus.close();
+  if (result.answers.length === 0) fail(EXIT.NO_HANDLER, `no client serves ${action}`);
+  for (const answer of result.answers) {
+    const missing = result.missing.includes(answer.id);
+    if (!interactive) writeLine(answer.ok ? answer : { id: answer.id, ok: false, missing, error: toWire(answer.error).error });
+    else process.stdout.write(`${answer.ok ? 'ok  ' : missing ? 'none' : 'err '} ${answer.id}: ${answer.ok ? JSON.stringify(answer.payload) : answer.error.message}\n`);
+  }
+  const failed = result.answers.filter((answer) => !answer.ok).length - result.missing.length;
+  const summary = `${result.answers.length - failed - result.missing.length} of ${result.answers.length} answered ok${failed ? `, ${failed} with an error` : ''}${result.missing.length ? `; no answer from ${result.missing.join(', ')}` : ''}`;
+  if (interactive) process.stdout.write(`${summary}\n`);
+  else writeLine({ summary, missing: result.missing });
+  process.exit(result.missing.length > 0 ? EXIT.TIMEOUT : failed > 0 ? EXIT.ERROR : EXIT.OK);
 }
 
 function exitCodeOf(error: unknown): number {

@@ -10,6 +10,7 @@ import type { HistoryRow } from '../protocol/history.js';
 import { logMessage, notificationMessage, type LogLevel } from '../protocol/messages.js';
 import { checkClientId, checkPath, checkTopicName, logTopic, notificationTopic, PRESENCE_FILTER } from '../protocol/topics.js';
 import { Directory } from './directory.js';
+import { requestAll, type FanOutOptions, type FanOutResult } from './fan-out.js';
 import { followToken, type FollowOptions } from './follow.js';
 import { Handlers } from './handlers.js';
 import { deliver, type ClientParts } from './inbound.js';
@@ -178,6 +179,15 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
    */
   follow(token: string, options?: FollowOptions): AsyncGenerator<HistoryRow> {
     return followToken((action, payload, requestOptions) => this.call(action, payload, requestOptions), token, options);
+  }
+
+  /**
+   * Sends `action` to every client serving it (or to each of `expect`), one targeted request
+   * each, and resolves once all have answered or timed out: every answer by name, and the
+   * expected clients that did not answer (`relais call --all`).
+   */
+  requestAll(action: string, payload?: unknown, options?: FanOutOptions): Promise<FanOutResult> {
+    return requestAll((name, body, requestOptions) => this.request(name, body, requestOptions), [...this.directory.providers(action)], action, payload, options);
   }
 
   /** Serves `action`: subscribes to its request topics and announces it in the presence. */
