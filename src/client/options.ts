@@ -24,6 +24,7 @@ export function checkOptions(options: ResolvedOptions): string | undefined {
   if (!BROKER_SCHEMES.has(scheme)) {
     return 'the broker URL must be mqtt://, mqtts://, ws://, wss:// or unix:// followed by [user:password@]host:port (or a path for unix); it is not repeated here as it may hold a password';
   }
+  if (options.startup !== 'auto' && options.startup !== 'manual') return `startup must be 'auto' or 'manual', got ${JSON.stringify(options.startup)}`;
   for (const name of ['timeout', 'ackTimeout', 'reconnectGrace', 'connectTimeout', 'directorySettle', 'reconnectDelay', 'reconnectMaxDelay'] as const) {
     const problem = checkTimeout(options[name], name);
     if (problem) return problem;
@@ -47,6 +48,7 @@ export const DEFAULTS = {
   checkHandlers: true,
   directorySettle: 500,
   ephemeral: false,
+  startup: 'auto',
 } as const;
 
 export type ResolvedOptions = Required<Omit<ConnectOptions, 'username' | 'password' | 'tls' | 'info'>> &

@@ -76,6 +76,15 @@ export interface ConnectOptions {
   ephemeral?: boolean;
   /** Free-form facts published in this client's presence (host, version, role...). */
   info?: Record<string, unknown>;
+  /**
+   * How this client reports its start-up, as Domogik plugins do (`starting` → `alive` → `stopped`).
+   * `'auto'` (default): it is `alive` as soon as `connect()` resolves. `'manual'`: it is
+   * connected but announced as `starting` (presence `status: "alive"` with `lifecycle: "starting"`
+   * and no actions, protocol §7.1) until `bus.markReady()` is called, so no requester picks it as
+   * a handler while it loads its configuration; `handle()` may be called meanwhile and its actions
+   * are announced by `markReady()`.
+   */
+  startup?: 'auto' | 'manual';
 }
 
 export interface SendOptions {
@@ -192,5 +201,10 @@ export interface PresenceInfo {
   acks?: boolean;
   /** A short-lived client: a presence of it that is not `alive` reads as forgotten. */
   ephemeral?: boolean;
+  /**
+   * `"starting"` while a client with `startup: 'manual'` has not called `markReady()`; absent
+   * otherwise. Only with `status: "alive"` and no actions (protocol §7.1).
+   */
+  lifecycle?: 'starting';
   [extra: string]: unknown;
 }
