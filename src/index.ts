@@ -36,3 +36,15 @@ export {
   MAX_PATH_LEVELS,
 } from './protocol/topics.js';
 export { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, isLoopbackHost, type EmbeddedBroker, type EmbeddedBrokerOptions } from './broker/index.js';
+export {
+  REGISTRY_ACTIONS,
+  REGISTRY_CATEGORIES,
+  CLIENT_STATUSES,
+  UnknownClientError,
+  type ClientStatus,
+  type ClientSummary,
+  type ClientDetail,
+  type ClientListPayload,
+  type ClientDetailPayload,
+  type ClientDetailChanges,
+} from './protocol/registry.js';
