@@ -1,6 +1,7 @@
 /** The `relais` command: one file per sub-command. */
 import { Command } from 'commander';
 import { callCommand } from './call.js';
+import { clientsCommand } from './clients.js';
 import { pubCommand, notifyCommand } from './pub.js';
 import { serveCommand } from './serve.js';
 import { startCommand } from './start.js';
@@ -15,7 +16,8 @@ const program = new Command('relais')
   .addCommand(notifyCommand())
   .addCommand(subCommand())
   .addCommand(callCommand())
-  .addCommand(serveCommand());
+  .addCommand(serveCommand())
+  .addCommand(clientsCommand());
 
 // Usage mistakes exit 2 where they are found; what gets here failed at run time (e.g. no broker).
 program.parseAsync(process.argv).catch((error: Error) => fail(EXIT.ERROR, error.message));
