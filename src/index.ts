@@ -50,3 +50,15 @@ export {
 export type { FollowOptions } from './client/follow.js';
 export type { FanOutOptions, FanOutResult, FanOutAnswer } from './client/fan-out.js';
 export { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, isLoopbackHost, type EmbeddedBroker, type EmbeddedBrokerOptions } from './broker/index.js';
+export {
+  REGISTRY_ACTIONS,
+  REGISTRY_CATEGORIES,
+  CLIENT_STATUSES,
+  UnknownClientError,
+  type ClientStatus,
+  type ClientSummary,
+  type ClientDetail,
+  type ClientListPayload,
+  type ClientDetailPayload,
+  type ClientDetailChanges,
+} from './protocol/registry.js';

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { callCommand } from './call.js';
 import { historyCommand } from './history.js';
 import { killCommand } from './kill.js';
+import { clientsCommand } from './clients.js';
 import { pubCommand, notifyCommand } from './pub.js';
 import { routerCommand } from './router.js';
 import { serveCommand } from './serve.js';
@@ -23,7 +24,8 @@ const program = new Command('relais')
   .addCommand(routerCommand())
   .addCommand(historyCommand())
   .addCommand(statsCommand())
-  .addCommand(killCommand());
+  .addCommand(killCommand())
+  .addCommand(clientsCommand());
 
 // Usage mistakes exit 2 where they are found; what gets here failed at run time (e.g. no broker).
 program.parseAsync(process.argv).catch((error: Error) => fail(EXIT.ERROR, error.message));

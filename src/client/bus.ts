@@ -93,7 +93,13 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
     });
     this.presence.attach(this.transport);
     this.requester = new Requester(options, this.transport, this.directory);
-    this.handlers = new Handlers(options, this.transport, () => this.presence.announce(), (id) => this.directory.get(id)?.role === 'router');
+    this.handlers = new Handlers(
+      options,
+      this.transport,
+      () => this.presence.announce(),
+      () => !this.presence.isStarting,
+      (id) => this.directory.get(id)?.role === 'router',
+    );
     this.subscriptions = new Subscriptions(options, this.transport);
     // Registered now, before any packet is read: a persistent session's kept messages come first.
     for (const early of options.subscriptions ?? []) {
@@ -124,6 +130,22 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
   /** True while the main connection is up. */
   get connected(): boolean {
     return this.transport.connected;
+  }
+
+  /** True while a client connected with `startup: 'manual'` has not called `markReady()` (protocol §7.1). */
+  get starting(): boolean {
+    return this.presence.isStarting;
+  }
+
+  /**
+   * Ends the `starting` phase of a client connected with `startup: 'manual'`: its presence
+   * becomes `alive` with the actions it serves, so requesters may now pick it. Resolves once the
+   * broker has the presence (or, offline, at once: every reconnection announces it). Does
+   * nothing for a client that is not starting.
+   */
+  async markReady(): Promise<void> {
+    if (this.closed) throw new NotSentError(this.closedBecause);
+    await this.presence.markReady();
   }
 
   /** Requests waiting for their final response. */

@@ -86,7 +86,8 @@ export class Directory extends EventEmitter<{
     if (info) {
       if (before && info.status === 'dead') info.seq = Math.max(info.seq ?? 0, before.seq ?? 0);
       this.clients.set(clientId, info);
-      if (info.status === 'alive') {
+      // A starting client announces no actions; `lifecycle` is checked too, for a foreign peer that would (protocol §7.1).
+      if (info.status === 'alive' && info.lifecycle !== 'starting') {
         for (const action of allActions(info)) {
           let providers = this.providersByAction.get(action);
           if (!providers) this.providersByAction.set(action, (providers = new Set()));

@@ -32,6 +32,8 @@ export class Handlers implements ProgressSink {
     private readonly options: ResolvedOptions,
     private readonly transport: Transport,
     private readonly announce: () => Promise<void>,
+    /** False while the client is starting (`startup: 'manual'`, protocol §7.1): it serves nothing yet. */
+    private readonly accepting: () => boolean = () => true,
     /** Whether a client is a router (its presence says `role: "router"`): it may cancel on a requester's behalf (protocol §11.5). */
     private readonly isRouter: (clientId: string) => boolean = () => false,
   ) {}
@@ -40,8 +42,9 @@ export class Handlers implements ProgressSink {
     return this.options.logger;
   }
 
+  /** Whether `action` is served now: a starting client serves nothing, so untargeted commands are left to others. */
   serves(action: string): boolean {
-    return this.served.has(action);
+    return this.served.has(action) && this.accepting();
   }
 
   /** Actions served, by lane, for the presence message. */
@@ -97,8 +100,11 @@ export class Handlers implements ProgressSink {
       return;
     }
     const to: ReplyTo = { action, requester: request.source, token: request.token ?? randomUUID(), priority: request.priority ?? 'normal', qos };
-    const served = this.served.get(action);
-    if (!served) return this.refuse(to, ResponseCode.NO_HANDLER, { name: 'NoHandlerError', message: `${this.options.id} does not serve ${action}` });
+    const served = this.accepting() ? this.served.get(action) : undefined;
+    if (!served) {
+      const why = this.served.has(action) ? ' yet: it is starting' : '';
+      return this.refuse(to, ResponseCode.NO_HANDLER, { name: 'NoHandlerError', message: `${this.options.id} does not serve ${action}${why}` });
+    }
     const key = `${to.requester} ${to.token}`;
     if (this.answerDuplicate(key, to)) return;
     const now = Date.now();

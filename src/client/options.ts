@@ -29,6 +29,7 @@ export function checkOptions(options: ResolvedOptions): string | undefined {
     const problem = checkFilter(filter);
     if (problem) return `subscriptions: ${problem}`;
   }
+  if (options.startup !== 'auto' && options.startup !== 'manual') return `startup must be 'auto' or 'manual', got ${JSON.stringify(options.startup)}`;
   for (const name of ['timeout', 'ackTimeout', 'reconnectGrace', 'connectTimeout', 'directorySettle', 'reconnectDelay', 'reconnectMaxDelay'] as const) {
     const problem = checkTimeout(options[name], name);
     if (problem) return problem;
@@ -53,6 +54,7 @@ export const DEFAULTS = {
   directorySettle: 500,
   ephemeral: false,
   persistentSession: false,
+  startup: 'auto',
 } as const;
 
 export type ResolvedOptions = Required<Omit<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions'>> &

@@ -28,6 +28,8 @@ export class Presence {
   private announcing: Promise<void> = Promise.resolve();
   private reannounceTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** `startup: 'manual'` and `markReady()` not called yet: announced as starting, serving nothing (protocol §7.1). */
+  private starting: boolean;
   private transport!: Transport;
 
   constructor(
@@ -36,6 +38,19 @@ export class Presence {
     private readonly events: PresenceEvents,
   ) {
     this.topic = presenceTopic(options.id);
+    this.starting = options.startup === 'manual';
+  }
+
+  /** True until `markReady()` for a client started with `startup: 'manual'`. */
+  get isStarting(): boolean {
+    return this.starting;
+  }
+
+  /** The client has finished starting: announce it `alive` with its actions. Resolves once the broker has it. */
+  markReady(): Promise<void> {
+    if (!this.starting) return Promise.resolve();
+    this.starting = false;
+    return this.announce();
   }
 
   /** The transport is made with our will (`will()`), so it comes after. */
@@ -53,7 +68,11 @@ export class Presence {
   }
 
   private body(status: PresenceInfo['status']): string {
-    const alive = status === 'alive';
+    // A starting client is `alive` with no actions, so that directories of every version, which
+    // read an unknown status as an invalid presence and forget the client, keep it and never
+    // pick it as a handler; `lifecycle` says why it serves nothing yet (protocol §7.1).
+    const starting = status === 'alive' && this.starting;
+    const alive = status === 'alive' && !starting;
     const info: PresenceInfo = {
       // Caller facts first, so they cannot overwrite the fields the protocol relies on.
       host: hostname(),
@@ -68,6 +87,7 @@ export class Presence {
       // This library acknowledges commands and remembers their tokens (protocol §4.7).
       acks: true,
       ...(this.options.ephemeral && { ephemeral: true }),
+      ...(starting && { lifecycle: 'starting' as const }),
     };
     return encode(presenceMessage(this.options.id, info));
   }

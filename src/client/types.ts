@@ -94,6 +94,15 @@ export interface ConnectOptions {
    * the CONNACK, before `connect()` resolves: only these see it (the router records it).
    */
   subscriptions?: ReadonlyArray<{ filter: string; callback: (message: ReceivedMessage) => void; qos?: 0 | 1 }>;
+  /**
+   * How this client reports its start-up, as Domogik plugins do (`starting` → `alive` → `stopped`).
+   * `'auto'` (default): it is `alive` as soon as `connect()` resolves. `'manual'`: it is
+   * connected but announced as `starting` (presence `status: "alive"` with `lifecycle: "starting"`
+   * and no actions, protocol §7.1) until `bus.markReady()` is called, so no requester picks it as
+   * a handler while it loads its configuration; `handle()` may be called meanwhile and its actions
+   * are announced by `markReady()`.
+   */
+  startup?: 'auto' | 'manual';
 }
 
 export interface SendOptions {
@@ -216,5 +225,10 @@ export interface PresenceInfo {
   acks?: boolean;
   /** A short-lived client: a presence of it that is not `alive` reads as forgotten. */
   ephemeral?: boolean;
+  /**
+   * `"starting"` while a client with `startup: 'manual'` has not called `markReady()`; absent
+   * otherwise. Only with `status: "alive"` and no actions (protocol §7.1).
+   */
+  lifecycle?: 'starting';
   [extra: string]: unknown;
 }

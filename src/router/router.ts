@@ -1,6 +1,7 @@
 /**
  * The router: an ordinary bus client with privileges (protocol §11). It records every request's
- * lifecycle (history), answers history queries and keeps the client registry. It is never on
+ * lifecycle (history), answers history queries, relays kills, derives metrics and keeps the
+ * client registry. It is never on
  * the request path: requests go from requester to handler through the broker, so stopping the
  * router loses no request and slows none.
  */
@@ -14,6 +15,7 @@ import type { HistoryRetention, HistoryStore } from './history-store.js';
 import { serveHistory } from './history-service.js';
 import { serveKill } from './kill-service.js';
 import { Metrics } from './metrics.js';
+import { startRegistry, type Registry } from './registry.js';
 import { Recorder } from './recorder.js';
 import { SqliteHistoryStore } from './sqlite-history-store.js';
 
@@ -60,6 +62,7 @@ export interface Router {
   readonly store: HistoryStore;
   readonly recorder: Recorder;
   readonly metrics: Metrics;
+  readonly registry: Registry;
   /** Stores what is buffered, stops serving and recording, closes the database. */
   close(): Promise<void>;
 }
@@ -77,10 +80,12 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const services: Registration[] = [];
   let pruner: NodeJS.Timeout | undefined;
   let publisher: NodeJS.Timeout | undefined;
+  let registry: Registry | undefined;
 
   const close = async () => {
     if (pruner) clearInterval(pruner);
     if (publisher) clearInterval(publisher);
+    await registry?.close();
     await Promise.all(services.map((service) => service.close()));
     await bus?.close();
     recorder.flush();
@@ -105,6 +110,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     services.push(...(await serveHistory(bus, store, recorder, { maxDataBytes })));
     services.push(await bus.handle(METRICS_ACTION, () => metrics.latest));
     services.push(await serveKill(bus, store, { admins: options.admins ?? [] }));
+    registry = await startRegistry(bus, { logger });
     const connected = bus;
     publisher = setInterval(() => {
       const snapshot = metrics.roll();
@@ -121,7 +127,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     await close().catch(() => {});
     throw error;
   }
-  return { bus, store, recorder, metrics, close };
+  return { bus, store, recorder, metrics, registry: registry!, close };
 }
 
 /** One small delete per turn until the history is within its retention: recording goes on in between. */

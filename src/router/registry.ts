@@ -1,0 +1,117 @@
+/**
+ * The client registry (protocol §11.3, seed 004's manager): who is on the bus, with which
+ * status (`starting`, `alive`, `stopped`, `dead`, `unknown`), where, and serving what, from the
+ * retained presences (protocol §7.1). It answers `relais/clients/list/get` and
+ * `relais/clients/detail/get`, and publishes `relais/clients/list` and `relais/clients/detail`
+ * notifications on every change, coalesced. It uses the public library only, as any program.
+ */
+import type { Logger } from 'pino';
+import { PRESENCE_FILTER } from '../protocol/topics.js';
+import {
+  parseDetailRequest,
+  parseListRequest,
+  REGISTRY_ACTIONS,
+  REGISTRY_CATEGORIES,
+  UnknownClientError,
+  type ClientDetailPayload,
+  type ClientListPayload,
+} from '../protocol/registry.js';
+import { parseTopic, type Bus, type Delivery, type Registration } from '../index.js';
+import { Coalescer } from './coalescer.js';
+import { ClientTable, type PresenceReading } from './registry-table.js';
+
+export interface RegistryOptions {
+  /** Where the registry logs. Default: the bus's logger. */
+  logger?: Logger;
+  /**
+   * Least time between two notifications, in ms (protocol §11.3): changes within it go out
+   * together, in one list and one detail notification. Default 250.
+   */
+  notifyInterval?: number;
+}
+
+export const REGISTRY_DEFAULTS = { notifyInterval: 250 } as const;
+
+export interface Registry {
+  /** What `relais/clients/list/get` answers. */
+  list(): ClientListPayload;
+  /** What `relais/clients/detail/get` answers: every client, or only `id` (undefined if unknown). */
+  detail(id?: string): ClientDetailPayload | undefined;
+  /** Publishes what is pending, stops serving and stops reading presences. The bus stays open. */
+  close(): Promise<void>;
+}
+
+export async function startRegistry(bus: Bus, options: RegistryOptions = {}): Promise<Registry> {
+  const logger = options.logger ?? bus.logger;
+  const notifyInterval = options.notifyInterval ?? REGISTRY_DEFAULTS.notifyInterval;
+  if (!(notifyInterval >= 0 && notifyInterval <= 60_000)) throw new RangeError(`notifyInterval must be a number of ms from 0 to 60000, got ${notifyInterval}`);
+  const table = new ClientTable();
+  const notifier = new Coalescer(notifyInterval, () => publishChanges(bus, table, logger));
+  let closed = false;
+
+  const onPresence = (delivery: Delivery) => {
+    if (closed) return;
+    const topic = parseTopic(delivery.topic);
+    if (topic.kind !== 'presence') return;
+    if (table.apply(topic.clientId, readingOf(delivery), Date.now())) notifier.changed();
+  };
+  // Invalid ones too: a cleared or broken presence of a known client makes it `unknown`.
+  const subscription = await bus.subscribe(PRESENCE_FILTER, onPresence, { includeInvalid: true });
+  // The retained presences reached the bus's directory before this subscription existed; what
+  // arrives from now on comes here, and §7.1's ordering makes the overlap harmless.
+  const startedAt = Date.now();
+  for (const [id, info] of bus.directory.list()) table.apply(id, { kind: 'presence', payload: info }, startedAt, true);
+
+  let registrations: Registration[] = [];
+  try {
+    registrations = await Promise.all([
+      bus.handle(REGISTRY_ACTIONS.listGet, (payload: unknown) => {
+        parseListRequest(payload);
+        return table.list();
+      }),
+      bus.handle(REGISTRY_ACTIONS.detailGet, (payload: unknown) => {
+        const { id } = parseDetailRequest(payload);
+        const answer = table.details(id);
+        if (!answer) throw new UnknownClientError(id!);
+        return answer;
+      }),
+    ]);
+  } catch (error) {
+    closed = true;
+    await Promise.all([subscription.unsubscribe(), ...registrations.map((registration) => registration.close())]);
+    throw error;
+  }
+  if (table.size > 0) notifier.changed();
+  logger.info({ clients: table.size, notifyInterval }, 'client registry started');
+
+  return {
+    list: () => table.list(),
+    detail: (id) => table.details(id),
+    async close() {
+      if (closed) return;
+      closed = true;
+      notifier.flushNow();
+      notifier.close();
+      await Promise.all([subscription.unsubscribe(), ...registrations.map((registration) => registration.close())]);
+    },
+  };
+}
+
+function readingOf(delivery: Delivery): PresenceReading {
+  if ('envelope' in delivery) return { kind: 'presence', payload: delivery.envelope.payload };
+  // An empty retained message clears a presence (protocol §7.1).
+  return delivery.text === '' ? { kind: 'cleared' } : { kind: 'invalid', reason: delivery.invalid };
+}
+
+/** One list (every client) and one detail (the changed ones) notification, protocol §11.3. */
+function publishChanges(bus: Bus, table: ClientTable, logger: Logger): void {
+  const changes = table.takeChanges();
+  if (!changes) return;
+  try {
+    bus.notify(REGISTRY_CATEGORIES.list, table.list());
+    bus.notify(REGISTRY_CATEGORIES.detail, changes);
+  } catch (error) {
+    // Too large (protocol §3.4) or the bus closing: readers can still ask; never crash the router.
+    logger.error({ err: (error as Error).message, clients: table.size }, 'registry notification not sent');
+  }
+}
