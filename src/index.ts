@@ -48,6 +48,8 @@ export {
   type HistoryPage,
 } from './protocol/history.js';
 export type { FollowOptions } from './client/follow.js';
+export type { EventsOptions, EventGap } from './client/event-feed.js';
+export { EVENTS_ACTION, EVENTS_CATEGORY, EVENT_TYPES, eventsQuerySchema, type BusEvent, type EventType, type EventsPage, type EventBatch } from './protocol/events.js';
 export type { FanOutOptions, FanOutResult, FanOutAnswer } from './client/fan-out.js';
 export { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, isLoopbackHost, type EmbeddedBroker, type EmbeddedBrokerOptions } from './broker/index.js';
 export {

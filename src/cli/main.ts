@@ -1,6 +1,7 @@
 /** The `relais` command: one file per sub-command. */
 import { Command } from 'commander';
 import { callCommand } from './call.js';
+import { eventsCommand } from './events.js';
 import { historyCommand } from './history.js';
 import { killCommand } from './kill.js';
 import { clientsCommand } from './clients.js';
@@ -25,7 +26,8 @@ const program = new Command('relais')
   .addCommand(historyCommand())
   .addCommand(statsCommand())
   .addCommand(killCommand())
-  .addCommand(clientsCommand());
+  .addCommand(clientsCommand())
+  .addCommand(eventsCommand());
 
 // Usage mistakes exit 2 where they are found; what gets here failed at run time (e.g. no broker).
 program.parseAsync(process.argv).catch((error: Error) => fail(EXIT.ERROR, error.message));

@@ -55,7 +55,7 @@ export function startCommand(): Command {
         if (settings) {
           // In-process: the router reaches the broker without a TCP hop (protocol §11).
           try {
-            router = await startRouter({ ...settings, stream: () => broker.connectInProcess(), logger: cliLogger('warn', 'relais-router') });
+            router = await startRouter({ ...settings, stream: () => broker.connectInProcess(), persistentSession: false, logger: cliLogger('warn', 'relais-router') });
           } catch (error) {
             await broker.close();
             fail(EXIT.ERROR, `the router did not start: ${(error as Error).message} (--no-router runs the broker alone)`);

@@ -6,10 +6,12 @@
 import { EventEmitter } from 'node:events';
 import { encode, encodeJson, type Envelope } from '../protocol/envelope.js';
 import { NotSentError, stackFromCaller } from '../protocol/errors.js';
+import type { BusEvent } from '../protocol/events.js';
 import type { HistoryRow } from '../protocol/history.js';
 import { logMessage, notificationMessage, type LogLevel } from '../protocol/messages.js';
 import { checkClientId, checkPath, checkTopicName, logTopic, notificationTopic, PRESENCE_FILTER } from '../protocol/topics.js';
 import { Directory } from './directory.js';
+import { eventFeed, type EventGap, type EventsOptions } from './event-feed.js';
 import { requestAll, type FanOutOptions, type FanOutResult } from './fan-out.js';
 import { followToken, type FollowOptions } from './follow.js';
 import { Handlers } from './handlers.js';
@@ -201,6 +203,15 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
    */
   follow(token: string, options?: FollowOptions): AsyncGenerator<HistoryRow> {
     return followToken((action, payload, requestOptions) => this.call(action, payload, requestOptions), token, options);
+  }
+
+  /**
+   * The router's one event stream (client status changes, requests started and finished,
+   * notifications, logs at warning or above), from `since` or from now, across lost
+   * connections: each event once, in cursor order; a `gap` says how many retention removed.
+   */
+  events(options?: EventsOptions): AsyncGenerator<BusEvent | EventGap> {
+    return eventFeed(this, options);
   }
 
   /**

@@ -14,6 +14,8 @@ import type { ConnectOptions, Registration } from '../client/types.js';
 import type { HistoryRetention, HistoryStore } from './history-store.js';
 import { serveHistory } from './history-service.js';
 import { serveKill } from './kill-service.js';
+import { SqliteEventLog } from './event-log.js';
+import { EventStream } from './event-stream.js';
 import { Metrics } from './metrics.js';
 import { startRegistry, type Registry } from './registry.js';
 import { Recorder } from './recorder.js';
@@ -30,6 +32,8 @@ export const ROUTER_DEFAULTS = {
   maxBatch: 5000,
   /** How often the metrics notification is published (protocol §11.6). */
   metricsEveryMs: 10_000,
+  /** Events kept for consumers that resume (protocol §11.8); older ones are reported as missed. */
+  maxEvents: 100_000,
 } as const;
 
 export const METRICS_CATEGORY = 'relais/metrics';
@@ -52,6 +56,15 @@ export interface RouterOptions {
   pruneEveryMs?: number;
   pruneBatch?: number;
   metricsEveryMs?: number;
+  /**
+   * Keep the router's MQTT session at the broker across its restarts (protocol §11). Default
+   * true. Off inside `relais start`, where the router restarts only with its broker, and where
+   * Aedes's persistent sessions meet a race (a PUBACK for a message its queue has not stored
+   * yet drops the connection).
+   */
+  persistentSession?: boolean;
+  /** Events kept for resuming consumers. Default 100,000. */
+  maxEvents?: number;
   /** Client ids allowed to kill anyone's request (protocol §11.5); by default only a request's requester may. */
   admins?: readonly string[];
   logger?: Logger;
@@ -63,6 +76,8 @@ export interface Router {
   readonly recorder: Recorder;
   readonly metrics: Metrics;
   readonly registry: Registry;
+  /** Applies the retention now (it also runs every `pruneEveryMs`); resolves with how many rows and events it removed. */
+  prune(): Promise<{ history: number; events: number }>;
   /** Stores what is buffered, stops serving and recording, closes the database. */
   close(): Promise<void>;
 }
@@ -76,11 +91,15 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const recorder = new Recorder(store, { maxDataBytes, maxBatch: ROUTER_DEFAULTS.maxBatch, logger });
   const metrics = new Metrics();
   recorder.watch(metrics.onRows);
+  const eventLog = new SqliteEventLog(options.database === ':memory:' ? ':memory:' : eventsFile(options.database));
+  const events = new EventStream(eventLog, { maxDataBytes, logger });
+  recorder.watch(events.onRows);
   let bus: Bus | undefined;
   const services: Registration[] = [];
   let pruner: NodeJS.Timeout | undefined;
   let publisher: NodeJS.Timeout | undefined;
   let registry: Registry | undefined;
+  let pruneAll = async () => ({ history: 0, events: 0 });
 
   const close = async () => {
     if (pruner) clearInterval(pruner);
@@ -89,7 +108,9 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     await Promise.all(services.map((service) => service.close()));
     await bus?.close();
     recorder.flush();
+    events.flush();
     store.close();
+    eventLog.close();
   };
   try {
     bus = await connect({
@@ -100,17 +121,27 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
       ...(options.password !== undefined && { password: options.password }),
       ...(options.tls && { tls: options.tls }),
       // What is published at QoS 1 while the router restarts is delivered when it is back (protocol §11.1).
-      persistentSession: true,
+      persistentSession: options.persistentSession ?? true,
       realtimeLane: false,
       logger,
       info: { role: 'router' },
       // Before the connection opens: what the broker kept for the router's session comes first.
-      subscriptions: [{ filter: '#', callback: recorder.onMessage, qos: 1 }],
+      subscriptions: [
+        {
+          filter: '#',
+          callback: (message) => {
+            recorder.onMessage(message);
+            events.onMessage(message);
+          },
+          qos: 1,
+        },
+      ],
     });
     services.push(...(await serveHistory(bus, store, recorder, { maxDataBytes })));
     services.push(await bus.handle(METRICS_ACTION, () => metrics.latest));
     services.push(await serveKill(bus, store, { admins: options.admins ?? [] }));
     registry = await startRegistry(bus, { logger });
+    services.push(await events.serve(bus));
     const connected = bus;
     publisher = setInterval(() => {
       const snapshot = metrics.roll();
@@ -121,29 +152,46 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
       }
     }, options.metricsEveryMs ?? ROUTER_DEFAULTS.metricsEveryMs);
     publisher.unref();
-    pruner = setInterval(() => prune(store, retention, options.pruneBatch ?? ROUTER_DEFAULTS.pruneBatch, logger), options.pruneEveryMs ?? ROUTER_DEFAULTS.pruneEveryMs);
+    const pruneBatch = options.pruneBatch ?? ROUTER_DEFAULTS.pruneBatch;
+    const maxEvents = options.maxEvents ?? ROUTER_DEFAULTS.maxEvents;
+    pruneAll = async () => {
+      const [history, events] = await Promise.all([
+        pruneInSteps(() => store.prune(retention, Date.now(), pruneBatch), pruneBatch, logger, 'history'),
+        pruneInSteps(() => eventLog.prune(maxEvents, pruneBatch), pruneBatch, logger, 'events'),
+      ]);
+      return { history, events };
+    };
+    pruner = setInterval(() => void pruneAll(), options.pruneEveryMs ?? ROUTER_DEFAULTS.pruneEveryMs);
     pruner.unref();
   } catch (error) {
     await close().catch(() => {});
     throw error;
   }
-  return { bus, store, recorder, metrics, registry: registry!, close };
+  return { bus, store, recorder, metrics, registry: registry!, prune: () => pruneAll(), close };
 }
 
-/** One small delete per turn until the history is within its retention: recording goes on in between. */
-function prune(store: HistoryStore, retention: HistoryRetention, batch: number, logger: Logger): void {
-  let removed = 0;
-  const step = () => {
-    let n: number;
-    try {
-      n = store.prune(retention, Date.now(), batch);
-    } catch (error) {
-      logger.error({ err: (error as Error).message }, 'history: pruning failed');
-      return;
-    }
-    removed += n;
-    if (n === batch) setImmediate(step);
-    else if (removed > 0) logger.info({ removed }, 'history: old rows pruned');
-  };
-  step();
+/** `history.db` → `events.db` beside it. */
+function eventsFile(database: string): string {
+  return path.join(path.dirname(path.resolve(database)), 'events.db');
+}
+
+/** One small delete per turn until `removeBatch` removes less than `batch`: recording goes on in between. Resolves with the count removed. */
+function pruneInSteps(removeBatch: () => number, batch: number, logger: Logger, what: string): Promise<number> {
+  return new Promise((resolve) => {
+    let removed = 0;
+    const step = () => {
+      let n: number;
+      try {
+        n = removeBatch();
+      } catch (error) {
+        logger.error({ err: (error as Error).message }, `${what}: pruning failed`);
+        return resolve(removed);
+      }
+      removed += n;
+      if (n === batch) return setImmediate(step);
+      if (removed > 0) logger.info({ removed }, `${what}: old rows pruned`);
+      resolve(removed);
+    };
+    step();
+  });
 }

@@ -82,6 +82,20 @@ describe('relais history (router inside relais start)', { timeout: 60_000 }, () 
     assert.equal(rows.at(-1)!.code, 5);
   });
 
+  it('events - the newest events as JSON lines with increasing cursors; --since resumes after a cursor', async () => {
+    await runCli(['call', 'cli/slow', '{"n":3}'], env);
+    const result = await runCli(['events', '-n', '50'], env);
+    assert.equal(result.code, 0, result.stderr);
+    const events = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as { cursor: number; type: string; data: { action?: string } });
+    assert.ok(events.some((event) => event.type === 'request.started' && event.data.action === 'cli/slow'));
+    assert.ok(events.some((event) => event.type === 'request.finished' && event.data.action === 'cli/slow'));
+    assert.ok(events.every((event, i) => i === 0 || event.cursor === events[i - 1]!.cursor + 1), 'consecutive cursors');
+    const middle = events[Math.floor(events.length / 2)]!.cursor;
+    const resumed = await runCli(['events', '--since', String(middle)], env);
+    const after = resumed.stdout.trim().split('\n').map((line) => JSON.parse(line) as { cursor: number });
+    assert.equal(after[0]!.cursor, middle + 1);
+  });
+
   it('stats - prints the latest metrics the router derived, as JSON in a pipe', async () => {
     const result = await runCli(['stats'], env);
     assert.equal(result.code, 0, result.stderr);

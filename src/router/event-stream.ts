@@ -1,0 +1,129 @@
+/**
+ * One event stream for every screen (seed 000, protocol §11.8): client status changes,
+ * requests started and finished, notifications, logs at warning or above. Each event is
+ * stored with its cursor, then pushed; a consumer that lost its connection replays from
+ * its last cursor with `relais/events/get`.
+ */
+import type { Logger } from 'pino';
+import type { Bus } from '../client/bus.js';
+import type { ReceivedMessage, Registration } from '../client/types.js';
+import { EVENTS_ACTION, EVENTS_CATEGORY, eventsQuerySchema, type BusEvent } from '../protocol/events.js';
+import type { HistoryRow } from '../protocol/history.js';
+import { REGISTRY_CATEGORIES } from '../protocol/registry.js';
+import { parseTopic } from '../protocol/topics.js';
+import type { NewEvent, SqliteEventLog } from './event-log.js';
+import { parsed } from './history-service.js';
+import { capData } from './recorder.js';
+
+/** Events per pushed notification: a batch stays well under the message size limit. */
+const EVENTS_PER_MESSAGE = 100;
+/** Requests whose start is remembered for the duration of their end event. */
+const MAX_OPEN_REQUESTS = 100_000;
+const LOUD_LEVELS = new Set(['warn', 'error', 'fatal']);
+
+export interface EventStreamOptions {
+  maxDataBytes: number;
+  logger: Logger;
+}
+
+export class EventStream {
+  private pending: NewEvent[] = [];
+  private scheduled = false;
+  private readonly started = new Map<string, number>();
+
+  /** Set once connected: events stored before (what a persistent session kept) are replayed, not pushed. */
+  private bus: Bus | undefined;
+
+  constructor(
+    private readonly log: SqliteEventLog,
+    private readonly options: EventStreamOptions,
+  ) {}
+
+  serve(bus: Bus): Promise<Registration> {
+    this.bus = bus;
+    return bus.handle(EVENTS_ACTION, (payload: unknown) => {
+      const query = parsed(() => eventsQuerySchema.parse(payload ?? {}));
+      this.flush(); // what is buffered is older than the question
+      return this.log.page(query.since, query.limit);
+    });
+  }
+
+  /** Notifications and logs, from the router's subscription to everything. */
+  readonly onMessage = (message: ReceivedMessage): void => {
+    if (message.retained) return; // an old message, not something happening now
+    const topic = parseTopic(message.topic);
+    const { envelope } = message;
+    if (topic.kind === 'notification') {
+      if (topic.category === EVENTS_CATEGORY || topic.category === REGISTRY_CATEGORIES.list) return;
+      if (topic.category === REGISTRY_CATEGORIES.detail) return this.onClients(envelope.payload);
+      this.add({ type: 'notification', data: { category: topic.category, source: envelope.source, ...this.payloadOf(envelope.payload) } });
+    } else if (topic.kind === 'log') {
+      const log = (envelope.payload ?? {}) as { level?: unknown; message?: unknown; data?: unknown };
+      if (typeof log.level !== 'string' || !LOUD_LEVELS.has(log.level)) return;
+      this.add({ type: 'log', data: { category: topic.category, source: envelope.source, level: log.level, message: String(log.message ?? ''), ...this.payloadOf(log.data) } });
+    }
+  };
+
+  /** Requests started and finished, from the rows the recorder stored. */
+  readonly onRows = (rows: readonly HistoryRow[]): void => {
+    for (const row of rows) {
+      if (row.kind === 'command') {
+        if (this.started.size >= MAX_OPEN_REQUESTS) this.started.delete(this.started.keys().next().value!);
+        this.started.set(row.token, row.etime);
+        this.add({ type: 'request.started', data: { token: row.token, action: row.action, source: row.source, ...(row.target !== undefined && { target: row.target }) } });
+      } else if (row.kind === 'final' || row.kind === 'error') {
+        const start = this.started.get(row.token);
+        this.started.delete(row.token);
+        this.add({
+          type: 'request.finished',
+          data: { token: row.token, action: row.action, handler: row.source, requester: row.target, code: row.code ?? (row.kind === 'error' ? 1 : 0), ...(start !== undefined && { durationMs: row.etime - start }) },
+        });
+      }
+    }
+  };
+
+  /** The registry's detail notification carries only the clients that changed (protocol §11.3). */
+  private onClients(payload: unknown): void {
+    const clients = (payload as { clients?: Record<string, { status?: string; host?: string; pid?: number } | null> } | null)?.clients;
+    if (!clients || typeof clients !== 'object') return;
+    for (const [id, detail] of Object.entries(clients)) {
+      this.add({ type: 'client', data: { id, status: detail?.status ?? 'forgotten', ...(detail?.host !== undefined && { host: detail.host }), ...(detail?.pid !== undefined && { pid: detail.pid }) } });
+    }
+  }
+
+  private payloadOf(payload: unknown): Record<string, unknown> {
+    const { data, size, truncated } = capData(payload, this.options.maxDataBytes);
+    return truncated ? { truncated: true, size } : { payload: JSON.parse(data) as unknown };
+  }
+
+  private add(event: NewEvent): void {
+    this.pending.push(event);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  /** Stores the buffered events, then pushes them: a pushed event can always be replayed. */
+  readonly flush = (): void => {
+    this.scheduled = false;
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    let stored: BusEvent[];
+    try {
+      stored = this.log.append(batch);
+    } catch (error) {
+      this.options.logger.error({ err: (error as Error).message, events: batch.length }, 'events could not be stored');
+      return;
+    }
+    for (let from = 0; this.bus && from < stored.length; from += EVENTS_PER_MESSAGE) {
+      try {
+        this.bus.notify(EVENTS_CATEGORY, { events: stored.slice(from, from + EVENTS_PER_MESSAGE) });
+      } catch (error) {
+        // Stored all the same: consumers find them with relais/events/get.
+        this.options.logger.warn({ err: (error as Error).message }, 'events not pushed');
+      }
+    }
+  };
+}
