@@ -3,3 +3,4 @@ export * from './envelope.js';
 export * from './messages.js';
 export * from './errors.js';
 export * from './binary.js';
+export * from './logs.js';
