@@ -11,6 +11,8 @@ import { checkClientId, checkPath, checkTopicName, logTopic, notificationTopic, 
 import { Directory } from './directory.js';
 import { Handlers } from './handlers.js';
 import { deliver, type ClientParts } from './inbound.js';
+import { LogService } from './log-service.js';
+import { LOGS_ACTION } from '../protocol/logs.js';
 import { checkOptions, checkTimeout, resolveOptions, type ResolvedOptions } from './options.js';
 import { Presence } from './presence.js';
 import { Requester } from './requester.js';
@@ -77,12 +79,17 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
   private readonly stopped = new AbortController();
   private failLoading!: (error: Error) => void;
 
+  private readonly options: ResolvedOptions;
+
   /** Use `connect()`. */
-  constructor(private readonly options: ResolvedOptions) {
+  constructor(given: ResolvedOptions) {
     super();
+    // Logs on demand (protocol §11.4): every part logs through the logger that keeps its lines.
+    const logs = given.logs === false ? undefined : new LogService(given.id, given.logger, given.logs, given.broker, given.maxMessageBytes);
+    const options = (this.options = logs ? { ...given, logger: logs.logger } : given);
     this.id = options.id;
     this.directory = new Directory(options.directorySettle);
-    this.presence = new Presence(options, (lane) => this.handlers.actions(lane), { replaced: (other, message) => this.giveWay(other, message) });
+    this.presence = new Presence(options, (lane) => this.handlers.actions(lane), { replaced: (other, message) => this.giveWay(other, message) }, () => this.handlers.targetedActions());
     this.transport = new Transport(options, this.presence.will(), {
       message: (topic, payload, retained, qos, lane) => deliver(this.parts, { topic, payload, retained, qos, lane }),
       connected: (lane, reconnected) => this.onConnected(lane, reconnected),
@@ -91,6 +98,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
     this.presence.attach(this.transport);
     this.requester = new Requester(options, this.transport, this.directory);
     this.handlers = new Handlers(options, this.transport, () => this.presence.announce());
+    if (logs) this.handlers.serveTargeted(LOGS_ACTION, logs.serve);
     this.subscriptions = new Subscriptions(options, this.transport);
     this.parts = { options, directory: this.directory, presence: this.presence, requester: this.requester, handlers: this.handlers, subscriptions: this.subscriptions };
     const loadingFailed = new Promise<never>((_, reject) => (this.failLoading = reject));
@@ -110,6 +118,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
     this.ready.catch(() => {});
   }
 
+  /** The client's logger: what is logged through it (or a child) is also served by `relais logs` (protocol §11.4). */
   get logger() {
     return this.options.logger;
   }
