@@ -1,6 +1,7 @@
 /** The `relais` command: one file per sub-command. */
 import { Command } from 'commander';
 import { callCommand } from './call.js';
+import { logsCommand } from './logs.js';
 import { pubCommand, notifyCommand } from './pub.js';
 import { serveCommand } from './serve.js';
 import { startCommand } from './start.js';
@@ -15,6 +16,7 @@ const program = new Command('relais')
   .addCommand(notifyCommand())
   .addCommand(subCommand())
   .addCommand(callCommand())
+  .addCommand(logsCommand())
   .addCommand(serveCommand());
 
 // Usage mistakes exit 2 where they are found; what gets here failed at run time (e.g. no broker).
