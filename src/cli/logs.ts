@@ -115,7 +115,6 @@ function describeFailure(bus: Bus, clientId: string, error: unknown): string {
 
 function exitCodeOf(error: unknown): number {
   if (error instanceof NoHandlerError) return EXIT.NO_HANDLER;
-
   if (error instanceof TimeoutError) return EXIT.TIMEOUT;
   if (error instanceof CancelledError) return EXIT.INTERRUPTED;
   return EXIT.ERROR;

@@ -86,6 +86,19 @@ function logsSuite(kind: BrokerKind, skip: string | false): void {
       assert.deepEqual(messages(resumed), ['warn 1', 'error 1'], '`after` resumes after a line number');
     });
 
+    it('logs - the built-in action is announced apart: untargeted requests find no handler, users\' actions are chosen as before', async () => {
+      const { bus: server } = await serving();
+      await server.handle('demo/logs-echo', (payload: unknown) => payload);
+      const requester = await kit.connect(uniqueId('log-reader'));
+      await requester.waitForHandler('demo/logs-echo', { target: server.id, timeout: 5000 });
+      const presence = requester.directory.get(server.id)!;
+      assert.deepEqual(presence.actions, ['demo/logs-echo']);
+      assert.deepEqual(presence.targetedActions, [LOGS_ACTION]);
+      await assert.rejects(requester.request(LOGS_ACTION, {}, { timeout: 5000 }), NoHandlerError);
+      assert.deepEqual(await requester.request('demo/logs-echo', { a: 1 }, { timeout: 5000 }), { a: 1 });
+      await assert.rejects(server.handle(LOGS_ACTION, () => null), /already handled/);
+    });
+
     it('logs - a lower buffer level keeps debug lines that the destination does not get', async () => {
       const { bus: server, written } = await serving({ level: 'debug' }, 'warn');
       const requester = await kit.connect(uniqueId('log-reader'));
@@ -209,23 +222,32 @@ function logsSuite(kind: BrokerKind, skip: string | false): void {
 
     it('logs - the buffer is bounded in lines and bytes and keeps the newest', async () => {
       const maxLines = 50;
-      const maxBytes = 4096;
+      const maxBytes = 16 * 1024;
       const { bus: server } = await serving({ maxLines, maxBytes });
       const requester = await kit.connect(uniqueId('log-reader'));
-      const padding = 'x'.repeat(40);
-      for (let i = 0; i < 5000; i++) server.logger.info({ padding }, `line ${i}`);
-      server.logger.info({ huge: 'y'.repeat(maxBytes * 2) }, 'too large to keep');
-      server.logger.info('line last');
+      const newestKept = async (count: number) => {
+        const answer = await get(requester, server.id, { lines: 10_000 });
+        assert.ok(answer.kept.bytes <= maxBytes, `${answer.kept.bytes} bytes kept`);
+        assert.ok(answer.lines.length <= maxLines && answer.kept.lines === answer.lines.length, `${answer.lines.length} lines served`);
+        const numbered = messages(answer).map((message) => Number(message.replace(/^line /, '')));
+        assert.deepEqual(numbered, numbered.map((_, index) => count - numbered.length + index), 'the newest, consecutive: only the oldest were dropped');
+        return answer;
+      };
 
-      const answer = await get(requester, server.id, { lines: 10_000 });
-      assert.ok(answer.kept.bytes <= maxBytes, `${answer.kept.bytes} bytes kept`);
-      assert.ok(answer.lines.length <= maxLines && answer.kept.lines === answer.lines.length, `${answer.lines.length} lines served`);
-      const served = messages(answer);
-      assert.equal(served.at(-1), 'line last');
-      assert.match(served.at(-2)!, /a log line of \d+ bytes was not kept/);
-      const numbered = served.slice(0, -2).map((message) => Number(message.replace('line ', '')));
-      assert.equal(numbered.at(-1), 4999, 'the newest kept');
-      assert.deepEqual(numbered, numbered.map((_, index) => 4999 - (numbered.length - 1) + index), 'consecutive: only the oldest were dropped');
+      // Short lines: the count is the bound.
+      for (let i = 0; i < 5000; i++) server.logger.info(`line ${i}`);
+      assert.equal((await newestKept(5000)).lines.length, maxLines);
+
+      // Long lines: the bytes are.
+      const padding = 'x'.repeat(1000);
+      for (let i = 0; i < 5000; i++) server.logger.info({ padding }, `line ${i}`);
+      const long = await newestKept(5000);
+      assert.ok(long.lines.length < maxLines && long.kept.bytes > maxBytes - 1200, `${long.lines.length} lines, ${long.kept.bytes} bytes`);
+
+      // A line larger than the whole buffer is replaced by a short one saying so.
+      server.logger.info({ huge: 'y'.repeat(maxBytes * 2) }, 'too large to keep');
+      const last = await get(requester, server.id, { lines: 1 });
+      assert.match(messages(last)[0]!, /a log line of \d+ bytes was not kept/);
     });
 
     it('logs - a password in the broker URL never appears in a served line', async () => {
