@@ -91,9 +91,10 @@ export class LogBuffer {
     let bytes = 0;
     for (let i = this.count - 1; i >= 0 && picked.length < max; i--) {
       const line = this.ring[(this.start + i) % this.maxLines]!;
+      // Lines are in the order written: the first too old ends the search.
       if (filter.after !== undefined && line.seq <= filter.after) break;
       if (filter.since !== undefined && line.time < filter.since) break;
-      if (!matches(line, filter)) continue;
+      if (!atLevel(line, filter.level)) continue;
       if (bytes + line.bytes > maxBytes) return { lines: picked.reverse(), truncated: true };
       bytes += line.bytes + 1;
       picked.push(line);
@@ -108,8 +109,9 @@ export class LogBuffer {
   }
 }
 
-export function matches(line: KeptLine, filter: LineFilter): boolean {
-  return (filter.level === undefined || line.level >= filter.level) && (filter.since === undefined || line.time >= filter.since) && (filter.after === undefined || line.seq > filter.after);
+/** Whether `line` is at `level` or above (`after` and `since` are a matter of position: `select` stops at them). */
+export function atLevel(line: KeptLine, level: number | undefined): boolean {
+  return level === undefined || line.level >= level;
 }
 
 /**

@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import { BusyError } from '../protocol/errors.js';
 import { LOG_LINE_LEVELS, parseLogsRequest, type LogsAnswer, type LogsKept, type LogsRequest } from '../protocol/logs.js';
-import { captureLogs, LogBuffer, matches, type KeptLine, type LineFilter } from './log-buffer.js';
+import { atLevel, captureLogs, LogBuffer, type KeptLine, type LineFilter } from './log-buffer.js';
 import type { ResolvedLogsOptions, ResolvedOptions } from './options.js';
 import type { HandlerContext } from './types.js';
 
@@ -105,10 +105,9 @@ export class LogService {
       batchBytes = 0;
       ctx.progress(undefined, { lines, next });
     };
-    const newLines = { level: filter.level };
     return new Promise<LogsAnswer>((resolve, reject) => {
       const stopFollowing = this.buffer.follow((line) => {
-        if (!matches(line, newLines)) return;
+        if (!atLevel(line, filter.level)) return;
         // A batch over the message budget goes at once, before this line joins the next one.
         if (batchBytes + line.bytes > this.answerBytes) flush();
         batch.push(line);
