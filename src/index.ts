@@ -11,11 +11,13 @@ export {
   PayloadTooLargeError,
   NotAuthorizedError,
   NotSentError,
+  BusyError,
   RemoteError,
   ResponseCode,
   toWire,
   fromWire,
 } from './protocol/errors.js';
+export { LOGS_ACTION, LOG_LINE_LEVELS, DEFAULT_LOG_LINES, MAX_LOG_LINES, parseLogsRequest, type LogLineLevel, type LogsRequest, type LogsAnswer, type LogsProgress, type LogsKept } from './protocol/logs.js';
 export { toBase64, fromBase64, isBase64Value, type Base64Value } from './protocol/binary.js';
 export { PROTOCOL_VERSION, PRIORITIES, MESSAGE_TYPES, EVERYONE, decode, encode, validate } from './protocol/envelope.js';
 export {

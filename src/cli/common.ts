@@ -82,7 +82,7 @@ export function readableLogLine(line: string): string {
 }
 
 /** Text as is, or JSON-quoted when it holds control characters: remote input must not forge lines or drive the terminal. */
-function printable(text: string): string {
+export function printable(text: string): string {
   // eslint-disable-next-line no-control-regex
   return /[\u0000-\u001f\u007f]/.test(text) ? JSON.stringify(text) : text;
 }

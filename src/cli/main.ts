@@ -5,6 +5,7 @@ import { eventsCommand } from './events.js';
 import { historyCommand } from './history.js';
 import { killCommand } from './kill.js';
 import { clientsCommand } from './clients.js';
+import { logsCommand } from './logs.js';
 import { pubCommand, notifyCommand } from './pub.js';
 import { routerCommand } from './router.js';
 import { serveCommand } from './serve.js';
@@ -27,7 +28,8 @@ const program = new Command('relais')
   .addCommand(statsCommand())
   .addCommand(killCommand())
   .addCommand(clientsCommand())
-  .addCommand(eventsCommand());
+  .addCommand(eventsCommand())
+  .addCommand(logsCommand());
 
 // Usage mistakes exit 2 where they are found; what gets here failed at run time (e.g. no broker).
 program.parseAsync(process.argv).catch((error: Error) => fail(EXIT.ERROR, error.message));

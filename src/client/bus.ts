@@ -16,6 +16,8 @@ import { requestAll, type FanOutOptions, type FanOutResult } from './fan-out.js'
 import { followToken, type FollowOptions } from './follow.js';
 import { Handlers } from './handlers.js';
 import { deliver, type ClientParts } from './inbound.js';
+import { LogService } from './log-service.js';
+import { LOGS_ACTION } from '../protocol/logs.js';
 import { checkOptions, checkTimeout, resolveOptions, type ResolvedOptions } from './options.js';
 import { Presence } from './presence.js';
 import { Requester } from './requester.js';
@@ -82,12 +84,17 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
   private readonly stopped = new AbortController();
   private failLoading!: (error: Error) => void;
 
+  private readonly options: ResolvedOptions;
+
   /** Use `connect()`. */
-  constructor(private readonly options: ResolvedOptions) {
+  constructor(given: ResolvedOptions) {
     super();
+    // Logs on demand (protocol §11.4): every part logs through the logger that keeps its lines.
+    const logs = given.logs === false ? undefined : new LogService(given.id, given.logger, given.logs, given.broker, given.maxMessageBytes);
+    const options = (this.options = logs ? { ...given, logger: logs.logger } : given);
     this.id = options.id;
     this.directory = new Directory(options.directorySettle);
-    this.presence = new Presence(options, (lane) => this.handlers.actions(lane), { replaced: (other, message) => this.giveWay(other, message) });
+    this.presence = new Presence(options, (lane) => this.handlers.actions(lane), { replaced: (other, message) => this.giveWay(other, message) }, () => this.handlers.targetedActions());
     this.transport = new Transport(options, this.presence.will(), {
       message: (topic, payload, retained, qos, lane) => deliver(this.parts, { topic, payload, retained, qos, lane }),
       connected: (lane, reconnected) => this.onConnected(lane, reconnected),
@@ -102,6 +109,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
       () => !this.presence.isStarting,
       (id) => this.directory.get(id)?.role === 'router',
     );
+    if (logs) this.handlers.serveTargeted(LOGS_ACTION, logs.serve);
     this.subscriptions = new Subscriptions(options, this.transport);
     // Registered now, before any packet is read: a persistent session's kept messages come first.
     for (const early of options.subscriptions ?? []) {
@@ -125,6 +133,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
     this.ready.catch(() => {});
   }
 
+  /** The client's logger: what is logged through it (or a child) is also served by `relais logs` (protocol §11.4). */
   get logger() {
     return this.options.logger;
   }

@@ -106,8 +106,11 @@ export class Directory extends EventEmitter<{
     return this.providersByAction.get(action) ?? EMPTY;
   }
 
+  /** Whether `clientId` takes a command for `action` targeted at it: one it announces, or a built-in one (protocol §11.4). */
   serves(clientId: string, action: string): boolean {
-    return this.providers(action).has(clientId);
+    if (this.providers(action).has(clientId)) return true;
+    const info = this.clients.get(clientId);
+    return info?.status === 'alive' && info.targetedActions?.includes(action) === true;
   }
 
   /**
@@ -177,6 +180,7 @@ function toPresence(payload: unknown): PresenceInfo | undefined {
     status: candidate.status,
     actions: strings(candidate.actions),
     realtimeActions: strings(candidate.realtimeActions),
+    targetedActions: strings(candidate.targetedActions),
     since: typeof candidate.since === 'number' ? candidate.since : 0,
     seq: typeof candidate.seq === 'number' ? candidate.seq : 0,
   };

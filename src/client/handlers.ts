@@ -19,8 +19,9 @@ import type { Handler, HandleOptions, Lane, Registration } from './types.js';
 interface Served {
   handler: Handler;
   lane: Lane;
+  /** A built-in action served on `<action>/request/<me>` only (protocol §11.4). */
+  targetedOnly?: true;
 }
-
 
 export class Handlers implements ProgressSink {
   private readonly served = new Map<string, Served>();
@@ -49,7 +50,25 @@ export class Handlers implements ProgressSink {
 
   /** Actions served, by lane, for the presence message. */
   actions(lane: Lane): string[] {
-    return [...this.served.entries()].filter(([, served]) => served.lane === lane).map(([action]) => action);
+    return [...this.served.entries()].filter(([, served]) => served.lane === lane && !served.targetedOnly).map(([action]) => action);
+  }
+
+  /** Built-in actions served only when targeted: the presence lists them apart (`targetedActions`, protocol §11.4). */
+  targetedActions(): string[] {
+    return [...this.served.entries()].filter(([, served]) => served.targetedOnly).map(([action]) => action);
+  }
+
+  /**
+   * Serves a built-in action every library client has (protocol §11.4) on
+   * `<action>/request/<me>` and `<action>/cancel` only: as everyone serves it, an untargeted
+   * command for it means nothing. Subscribed before the first presence is published (the
+   * SUBSCRIBEs go first on the same connection), so no announce of its own.
+   */
+  serveTargeted(action: string, handler: Handler): void {
+    this.served.set(action, { handler, lane: 'main', targetedOnly: true });
+    for (const topic of [requestTopic(action, this.options.id), cancelTopic(action)]) {
+      this.transport.subscribe(topic, 'main').catch((error: Error) => this.logger.warn({ action, topic, err: error.message }, 'built-in action not served: subscribing failed'));
+    }
   }
 
   async handle(action: string, handler: Handler, options: HandleOptions = {}): Promise<Registration> {
@@ -100,10 +119,16 @@ export class Handlers implements ProgressSink {
       return;
     }
     const to: ReplyTo = { action, requester: request.source, token: request.token ?? randomUUID(), priority: request.priority ?? 'normal', qos };
-    const served = this.accepting() ? this.served.get(action) : undefined;
+    // A starting client serves nothing yet but its built-in actions (its logs help to see why it is slow to start).
+    const entry = this.served.get(action);
+    const served = entry && (entry.targetedOnly || this.accepting()) ? entry : undefined;
     if (!served) {
-      const why = this.served.has(action) ? ' yet: it is starting' : '';
+      const why = entry ? ' yet: it is starting' : '';
       return this.refuse(to, ResponseCode.NO_HANDLER, { name: 'NoHandlerError', message: `${this.options.id} does not serve ${action}${why}` });
+    }
+    if (served.targetedOnly && !targeted) {
+      this.logger.debug({ action, source: request.source }, 'untargeted command for a built-in action ignored (protocol §11.4)');
+      return;
     }
     const key = `${to.requester} ${to.token}`;
     if (this.answerDuplicate(key, to)) return;

@@ -1,7 +1,8 @@
 import pino, { type Logger } from 'pino';
-import type { ConnectOptions } from './types.js';
+import type { ConnectOptions, LogsOptions } from './types.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol/envelope.js';
 import { checkFilter } from '../protocol/topics.js';
+import { LOG_LINE_LEVELS } from '../protocol/logs.js';
 
 /** The longest delay a Node timer keeps (~24.8 days); a longer one fires at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -34,7 +35,22 @@ export function checkOptions(options: ResolvedOptions): string | undefined {
     const problem = checkTimeout(options[name], name);
     if (problem) return problem;
   }
-  return undefined;
+  return checkLogsOptions(options.logs);
+}
+
+function checkLogsOptions(logs: ResolvedLogsOptions | false): string | undefined {
+  if (logs === false) return undefined;
+  if (!isCount(logs.maxLines)) return `logs.maxLines must be a positive integer, got ${logs.maxLines}`;
+  if (!isCount(logs.maxBytes)) return `logs.maxBytes must be a positive integer, got ${logs.maxBytes}`;
+  if (!(logs.lockTimeout > 0)) return `logs.lockTimeout must be a positive number of ms, got ${logs.lockTimeout}`;
+  if (logs.level !== undefined && !Object.hasOwn(LOG_LINE_LEVELS, logs.level)) {
+    return `logs.level must be one of ${Object.keys(LOG_LINE_LEVELS).join(', ')}, got ${String(logs.level)}`;
+  }
+  return checkTimeout(logs.lockTimeout, 'logs.lockTimeout');
+}
+
+function isCount(value: unknown): boolean {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
 }
 
 /** Every default of the client in one place; each field is documented on `ConnectOptions`. */
@@ -55,22 +71,31 @@ export const DEFAULTS = {
   ephemeral: false,
   persistentSession: false,
   startup: 'auto',
+  /** protocol §11.4; `level` defaults to the logger's own. */
+  logs: { maxLines: 1000, maxBytes: 256 * 1024, lockTimeout: 60_000 },
 } as const;
 
-export type ResolvedOptions = Required<Omit<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions'>> &
-  Pick<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions'>;
+export type ResolvedLogsOptions = Required<Omit<LogsOptions, 'level'>> & Pick<LogsOptions, 'level'>;
+
+export type ResolvedOptions = Required<Omit<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions' | 'logs'>> &
+  Pick<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions'> & { logs: ResolvedLogsOptions | false };
 
 export function resolveOptions(options: ConnectOptions): ResolvedOptions {
   const logger: Logger =
     options.logger ??
     pino({ name: 'relais', level: process.env.RELAIS_LOG_LEVEL ?? 'warn' }, pino.destination({ fd: 2, sync: true }));
-  const defined = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
+  const defined = definedOnly(options);
   return {
     ...DEFAULTS,
     broker: process.env.RELAIS_BROKER ?? DEFAULTS.broker,
     ...defined,
     logger,
+    logs: options.logs === false ? false : { ...DEFAULTS.logs, ...definedOnly(options.logs ?? {}) },
   } as ResolvedOptions;
+}
+
+function definedOnly<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<T>;
 }
 
 /** MQTT.js speaks `mqtt+unix://`; Relais accepts the friendlier `unix:///path`. */

@@ -36,6 +36,8 @@ export class Presence {
     private readonly options: ResolvedOptions,
     private readonly actions: (lane: Lane) => string[],
     private readonly events: PresenceEvents,
+    /** Built-in actions served only when targeted (protocol §11.4). */
+    private readonly targetedActions: () => string[] = () => [],
   ) {
     this.topic = presenceTopic(options.id);
     this.starting = options.startup === 'manual';
@@ -81,6 +83,7 @@ export class Presence {
       status,
       actions: alive ? this.actions('main') : [],
       realtimeActions: alive ? this.actions('realtime') : [],
+      targetedActions: alive ? this.targetedActions() : [],
       since: this.twins.since,
       seq: this.seq++,
       instance: this.twins.instance,

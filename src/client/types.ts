@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { IClientOptions } from 'mqtt';
 import type { Logger } from 'pino';
 import type { Envelope, Priority } from '../protocol/envelope.js';
+import type { LogLineLevel } from '../protocol/logs.js';
 
 export type { Envelope, Priority };
 
@@ -103,6 +104,32 @@ export interface ConnectOptions {
    * are announced by `markReady()`.
    */
   startup?: 'auto' | 'manual';
+  /**
+   * Logs on demand (protocol §11.4): the client keeps its recent log lines (what `logger`, and
+   * `bus.logger`, write) in memory and serves them on the built-in action `relais/logs/get`.
+   * `false` keeps nothing and serves nothing. Defaults: see `LogsOptions`.
+   */
+  logs?: LogsOptions | false;
+}
+
+/** The log buffer of `ConnectOptions.logs`. */
+export interface LogsOptions {
+  /** Lines kept, at most; the oldest go first. Default 1000. */
+  maxLines?: number;
+  /** Bytes of log text kept, at most (UTF-8); the oldest lines go first. Default 262 144 (256 KiB). */
+  maxBytes?: number;
+  /**
+   * Lowest level kept. Default: the logger's own level (nothing more is logged than before).
+   * A lower one (`'debug'`) makes `relais logs --level debug` useful at the price of formatting
+   * those lines, which then reach the buffer only, not the logger's destination.
+   */
+  level?: LogLineLevel;
+  /**
+   * Longest time one retrieval holds this client's logs lock, in ms (seed 002: "au-delà de 1
+   * minute, on timeout"): a follow ends then (`ended: 'lock-timeout'`) and a caller that vanished
+   * frees the lock by then. Default 60 000.
+   */
+  lockTimeout?: number;
 }
 
 export interface SendOptions {
@@ -230,5 +257,10 @@ export interface PresenceInfo {
    * otherwise. Only with `status: "alive"` and no actions (protocol §7.1).
    */
   lifecycle?: 'starting';
+  /**
+   * Built-in actions it serves only when a command names it as target (`relais/logs/get`,
+   * protocol §11.4): apart from `actions`, so never picked for an untargeted request.
+   */
+  targetedActions?: string[];
   [extra: string]: unknown;
 }

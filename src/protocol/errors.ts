@@ -14,6 +14,7 @@ export const ResponseCode = {
   CANCELLED: 5,
   DEADLINE_EXCEEDED: 6,
   PAYLOAD_TOO_LARGE: 7,
+  BUSY: 8,
 } as const;
 
 /** What an error looks like inside a response envelope (`error` field). */
@@ -98,6 +99,16 @@ export class NotAuthorizedError extends RelaisError {
   }
 }
 
+/**
+ * The handler serves one such request at a time and another holds it (protocol §11.4: the logs
+ * lock); `details` say who holds it and until when at most. Try again once it ends.
+ */
+export class BusyError extends RelaisError {
+  constructor(message: string, options: { cause?: unknown; details?: unknown } = {}) {
+    super('BUSY', message, { ...options, responseCode: ResponseCode.BUSY });
+  }
+}
+
 /** The message could not be sent: the client is closed, or its offline queue is full, or its deadline passed offline. */
 export class NotSentError extends RelaisError {
   constructor(message: string, options: { cause?: unknown } = {}) {
@@ -157,6 +168,8 @@ export function fromWire(wire: WireError | undefined, responseCode: number, hand
       return new TimeoutError(shape.message, { cause });
     case ResponseCode.PAYLOAD_TOO_LARGE:
       return new PayloadTooLargeError(shape.message, { cause });
+    case ResponseCode.BUSY:
+      return new BusyError(shape.message, { cause, details: shape.details });
     case ResponseCode.INVALID_REQUEST:
       return new InvalidMessageError(shape.message, { cause, details: shape.details });
     default:

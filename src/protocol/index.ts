@@ -4,3 +4,4 @@ export * from './messages.js';
 export * from './errors.js';
 export * from './binary.js';
 export * from './registry.js';
+export * from './logs.js';
