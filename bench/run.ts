@@ -14,7 +14,7 @@
  *   npm run bench -- --peers            # the four scenarios, then the peers comparison (~4.5 min more)
  *   npm run bench -- --only peers       # the peers comparison alone (~4.5 min; with --quick ~1.5 min)
  *   npm run bench -- --only peers --peers-filter relais,nats   # only contenders whose id contains one of these
- *   npm run bench -- --only router      # the router (issue 6): SQLite rows/s, rows lost, cost on the request path (~3 min; --quick ~1 min)
+ *   npm run bench -- --only router      # the router (issue 6): SQLite rows/s, rows lost, cost on the request path (~1.5 min on a quiet machine, ~3 on a busy one; --quick ~1 min)
  *   npm run bench -- --router           # the default scenarios, then the router one
  *
  * The router scenario runs `relais start` with and without its router and, unless --broker aedes,
@@ -118,7 +118,7 @@ const config = quick
       control: { warmup: 5, calls: 60, batch: 30 } satisfies ProgressConfig,
       peers: { rounds: 3, warmup: 300, warmupCapMs: 500, warmupLoadMs: 1000, sequential: 1000, sequentialCapMs: 3000, inFlight: 100, loadMs: 2000, repeats: 8 } satisfies PeersConfig,
       router: {
-        peers: { rounds: 3, warmup: 300, warmupCapMs: 500, warmupLoadMs: 1000, sequential: 1000, sequentialCapMs: 3000, inFlight: 100, loadMs: 3000, repeats: 6 },
+        peers: { rounds: 3, warmup: 300, warmupCapMs: 500, warmupLoadMs: 1000, sequential: 1000, sequentialCapMs: 3000, inFlight: 100, loadMs: 3000, repeats: 12 },
         storeBatches: [1, 10, 100, 1000],
         storeMs: 1500,
         mosquitto: false,

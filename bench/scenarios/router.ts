@@ -65,7 +65,6 @@ export interface HistoryCheck {
   /** Command rows missing for requests sent, final rows missing for requests answered. */
   lostCommands: number;
   lostFinals: number;
-  settledMs?: number;
 }
 
 export interface RouterResult {
@@ -89,8 +88,6 @@ export async function runRouter(config: RouterConfig): Promise<RouterResult> {
     const sent = result?.totals?.sent ?? 0;
     const answered = result?.totals?.received ?? 0;
     const check: HistoryCheck = { kind: broker.kind, sent, answered, ...(result?.served !== undefined && { served: result.served }), lostCommands: NaN, lostFinals: NaN };
-    const settled = peers.settled.get(broker.history.database);
-    if (settled) check.settledMs = settled.waitedMs;
     try {
       check.counts = countHistory(broker.history.database, ACTION);
       check.lostCommands = sent - (check.counts.byKind.command ?? 0);
@@ -185,7 +182,7 @@ export function routerTables(run: RouterResult): Table[] {
   const find = (kind: PeerBrokerKind) => all.find((f) => f.result.contender.broker === kind && !f.result.skipped);
   const tables: Table[] = [];
 
-  const recording: string[][] = run.store.map((s) => [`store alone (one process), ${s.batch} rows per transaction`, rate(s.appendRowsPerSec), `${rate(s.recorderRowsPerSec)} with rowOf`, '', '', '']);
+  const recording: string[][] = run.store.map((s) => [`store alone (one process), ${s.batch} row(s) per transaction`, rate(s.appendRowsPerSec), `${rate(s.recorderRowsPerSec)} with rowOf`, '', '', '']);
   for (const kind of ['relais-start', 'mosquitto-router'] as const) {
     const f = find(kind);
     if (!f || f.result.loads.length === 0) continue;
@@ -227,7 +224,7 @@ export function routerTables(run: RouterResult): Table[] {
       ];
     }),
     notes: [
-      'after the last round the benchmark waits until the row count stays still for 1 s, then stops the broker (SIGTERM: relais start / relais router store what they hold and exit), then opens history.db read-only and counts the rows of action bench/echo by kind',
+      'after the last round the benchmark waits until the row count stays still for 0.5 s, then stops the broker (SIGTERM: relais start / relais router store what they hold and exit), then opens history.db read-only and counts the rows of action bench/echo by kind',
       'lost: requests sent minus command rows, requests answered minus final rows; every request of the run counts (warm-up, sequential and load phases)',
     ],
   });
