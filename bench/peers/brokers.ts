@@ -70,6 +70,24 @@ export interface BrokerHistory {
 }
 
 const relaisBin = fileURLToPath(new URL('../../bin/relais.js', import.meta.url));
+
+/** History data directories not removed yet: an interrupted run (Ctrl-C, watchdog) leaves none behind in the temp folder. */
+const historyDirs = new Set<string>();
+process.once('exit', () => {
+  for (const dir of historyDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function historyIn(dir: string, routerPid?: number): BrokerHistory {
+  historyDirs.add(dir);
+  return {
+    database: path.join(dir, 'history.db'),
+    ...(routerPid !== undefined && { routerPid }),
+    remove: () => {
+      fs.rmSync(dir, { recursive: true, force: true });
+      historyDirs.delete(dir);
+    },
+  };
+}
 /** Retention far above what a run records: pruning must not delete rows the check counts. */
 const KEEP_ROWS = '1000000000';
 
@@ -113,7 +131,7 @@ export async function startPeerBroker(kind: PeerBrokerKind): Promise<PeerBroker>
       const args = ['start', '--port', '0', '--data-dir', dir, ...(kind === 'relais-start' ? ['--keep-rows', KEEP_ROWS] : ['--no-router'])];
       try {
         const { child, close, match } = await startRelaisCli(kind, args, /clients connect with --broker (mqtt:\/\/\S+)/);
-        const history = kind === 'relais-start' ? { database: path.join(dir, 'history.db'), remove: () => fs.rmSync(dir, { recursive: true, force: true }) } : undefined;
+        const history = kind === 'relais-start' ? historyIn(dir) : undefined;
         return {
           kind,
           label: BROKER_LABELS[kind],
@@ -140,7 +158,7 @@ export async function startPeerBroker(kind: PeerBrokerKind): Promise<PeerBroker>
           label: BROKER_LABELS[kind],
           url: broker.url,
           pid: broker.pid,
-          history: { database: path.join(dir, 'history.db'), routerPid: router.child.pid!, remove: () => fs.rmSync(dir, { recursive: true, force: true }) },
+          history: historyIn(dir, router.child.pid!),
           // The router first: it stores what it holds while the broker is still there.
           close: async () => {
             await router.close();
