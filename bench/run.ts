@@ -14,7 +14,11 @@
  *   npm run bench -- --peers            # the four scenarios, then the peers comparison (~4.5 min more)
  *   npm run bench -- --only peers       # the peers comparison alone (~4.5 min; with --quick ~1.5 min)
  *   npm run bench -- --only peers --peers-filter relais,nats   # only contenders whose id contains one of these
+ *   npm run bench -- --only router      # the router (issue 6): SQLite rows/s, rows lost, cost on the request path (~1.5 min on a quiet machine, ~3 on a busy one; --quick ~1 min)
+ *   npm run bench -- --router           # the default scenarios, then the router one
  *
+ * The router scenario runs `relais start` with and without its router and, unless --broker aedes,
+ * Mosquitto with and without a `relais router` process (bench/scenarios/router.ts).
  * Peers whose binary (mosquitto, nats-server) or npm package (moleculer, nats) is missing are
  * skipped with a loud line. Tables (markdown) go to stdout, progress lines to stderr.
  * Scenarios: bench/scenarios/.
@@ -32,10 +36,11 @@ import { progressTables, runProgress, type ProgressConfig, type ProgressResult }
 import { pubSubTables, runPubSub, type PubSubConfig, type PubSubResult } from './scenarios/pubsub.js';
 import { realtimeTables, runRealtime, type ReceiverPlace, type RealtimeConfig, type RealtimeResult } from './scenarios/realtime.js';
 import { requestTables, runRequest, type RequestConfig, type RequestResult } from './scenarios/request.js';
+import { runRouter, routerTables, type RouterConfig, type RouterResult } from './scenarios/router.js';
 
-const SCENARIOS = ['request', 'pubsub', 'realtime', 'progress', 'peers'] as const;
+const SCENARIOS = ['request', 'pubsub', 'realtime', 'progress', 'peers', 'router'] as const;
 type Scenario = (typeof SCENARIOS)[number];
-/** Run when --only is not given; peers only with --peers. */
+/** Run when --only is not given; peers only with --peers, router only with --router (each takes minutes). */
 const DEFAULT_SCENARIOS: Scenario[] = ['request', 'pubsub', 'realtime', 'progress'];
 
 const { values: flags } = parseArgs({
@@ -47,6 +52,7 @@ const { values: flags } = parseArgs({
     'no-control': { type: 'boolean', default: false },
     'rt-receiver': { type: 'string', default: 'child' },
     peers: { type: 'boolean', default: false },
+    router: { type: 'boolean', default: false },
     'peers-filter': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -54,7 +60,7 @@ const { values: flags } = parseArgs({
 
 if (flags.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--broker aedes|mosquitto|both] [--only request,pubsub,realtime,progress,peers] [--no-inproc] [--no-control] [--rt-receiver child|same|both] [--peers] [--peers-filter id,...]\n',
+    'usage: npm run bench -- [--quick] [--broker aedes|mosquitto|both] [--only request,pubsub,realtime,progress,peers,router] [--no-inproc] [--no-control] [--rt-receiver child|same|both] [--peers] [--router] [--peers-filter id,...]\n',
   );
   process.exit(0);
 }
@@ -75,11 +81,12 @@ const only = new Set<Scenario>(
         }
         return scenario;
       })
-    : [...DEFAULT_SCENARIOS, ...(flags.peers ? (['peers'] as const) : [])],
+    : [...DEFAULT_SCENARIOS, ...(flags.peers ? (['peers'] as const) : []), ...(flags.router ? (['router'] as const) : [])],
 );
 const runsPeers = only.has('peers');
-/** The scenarios that run once per broker of the plan below (peers brings its own brokers). */
-const perBroker = [...only].filter((scenario) => scenario !== 'peers');
+const runsRouter = only.has('router');
+/** The scenarios that run once per broker of the plan below (peers and router bring their own brokers). */
+const perBroker = [...only].filter((scenario) => scenario !== 'peers' && scenario !== 'router');
 
 const rtReceiverFlag = flags['rt-receiver'] ?? 'child';
 if (!['child', 'same', 'both'].includes(rtReceiverFlag)) {
@@ -96,6 +103,12 @@ const config = quick
       progress: { warmup: 50, calls: 300, batch: 100 } satisfies ProgressConfig,
       control: { warmup: 2, calls: 20, batch: 10 } satisfies ProgressConfig,
       peers: { rounds: 1, warmup: 100, warmupCapMs: 500, warmupLoadMs: 500, sequential: 300, sequentialCapMs: 1500, inFlight: 100, loadMs: 750, repeats: 4 } satisfies PeersConfig,
+      router: {
+        peers: { rounds: 1, warmup: 100, warmupCapMs: 500, warmupLoadMs: 500, sequential: 300, sequentialCapMs: 1500, inFlight: 100, loadMs: 1500, repeats: 2 },
+        storeBatches: [10, 100, 1000],
+        storeMs: 500,
+        mosquitto: false,
+      } satisfies RouterConfig,
     }
   : {
       request: { warmup: 500, sequential: 5000, batch: 500, inFlight: 100, concurrentTotal: 20_000, rounds: 2 } satisfies RequestConfig,
@@ -104,6 +117,12 @@ const config = quick
       progress: { warmup: 100, calls: 2000, batch: 250 } satisfies ProgressConfig,
       control: { warmup: 5, calls: 60, batch: 30 } satisfies ProgressConfig,
       peers: { rounds: 3, warmup: 300, warmupCapMs: 500, warmupLoadMs: 1000, sequential: 1000, sequentialCapMs: 3000, inFlight: 100, loadMs: 2000, repeats: 8 } satisfies PeersConfig,
+      router: {
+        peers: { rounds: 3, warmup: 300, warmupCapMs: 500, warmupLoadMs: 1000, sequential: 1000, sequentialCapMs: 3000, inFlight: 100, loadMs: 3000, repeats: 12 },
+        storeBatches: [1, 10, 100, 1000],
+        storeMs: 1500,
+        mosquitto: false,
+      } satisfies RouterConfig,
     };
 const peersFilter = flags['peers-filter']?.split(',').map((part) => part.trim()).filter(Boolean);
 
@@ -139,7 +158,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     void closeBrokers().finally(() => process.exit(130));
   });
 }
-const watchdogMs = (quick ? 3 * 60_000 : 9 * 60_000) * (perBroker.length ? 1 : 0) + (runsPeers ? (quick ? 3 * 60_000 : 8 * 60_000) : 0);
+const watchdogMs =
+  (quick ? 3 * 60_000 : 9 * 60_000) * (perBroker.length ? 1 : 0) + (runsPeers ? (quick ? 3 * 60_000 : 8 * 60_000) : 0) + (runsRouter ? (quick ? 3 * 60_000 : 6 * 60_000) : 0);
 const watchdog = setTimeout(() => {
   log(`the benchmark ran over ${watchdogMs / 60_000} minutes; stopping`);
   void closeBrokers().finally(() => process.exit(1));
@@ -152,6 +172,7 @@ const results = {
   realtime: [] as RealtimeResult[],
   progress: [] as ProgressResult[],
   peers: undefined as PeersResult | undefined,
+  router: undefined as RouterResult | undefined,
 };
 
 const started = Date.now();
@@ -192,6 +213,21 @@ if (runsPeers) {
   }
   peersSeconds = (Date.now() - peersStarted) / 1000;
 }
+let routerSeconds = 0;
+if (runsRouter) {
+  const routerStarted = Date.now();
+  // With Mosquitto unless --broker aedes (or it is missing: a loud line, the relais start rows still run).
+  const withMosquitto = brokerFlag !== 'aedes' && hasMosquitto;
+  if (!withMosquitto && brokerFlag !== 'aedes') process.stderr.write('\n!!! router: mosquitto is not installed: the Mosquitto rows are skipped !!!\n\n');
+  try {
+    results.router = await runRouter({ ...config.router, mosquitto: withMosquitto });
+    if (results.router.failed) failed = true;
+  } catch (error) {
+    failed = true;
+    log(`router FAILED: ${(error as Error).stack ?? error}`);
+  }
+  routerSeconds = (Date.now() - routerStarted) / 1000;
+}
 clearTimeout(watchdog);
 
 const tables: Table[] = [
@@ -209,6 +245,11 @@ if (results.peers) {
   const setup = 'requester, handler and broker each in its own process (one broker process per kind, shared in turns); everything on 127.0.0.1 (TCP)';
   process.stdout.write(`## Peers, each process apart${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n${peersEnvironment()}\n\n`);
   for (const table of peersTables(results.peers)) process.stdout.write(`${renderTable(table)}\n`);
+}
+if (results.router) {
+  const setup = 'requester, handler and broker each in its own process (relais start: broker and router in one process); everything on 127.0.0.1 (TCP); the store alone in the benchmark process';
+  process.stdout.write(`## Router (issue 6)${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- better-sqlite3 ${packageVersion('better-sqlite3')}; wall time of the router scenario: ${routerSeconds.toFixed(0)} s\n\n`);
+  for (const table of routerTables(results.router)) process.stdout.write(`${renderTable(table)}\n`);
 }
 log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s${failed ? ' (some scenarios FAILED, see above)' : ''}`);
 if (failed) process.exitCode = 1;

@@ -57,6 +57,16 @@ export function brokerLabel(contender: Contender): string {
   return contender.broker ? BROKER_LABELS[contender.broker] : 'none';
 }
 
+/**
+ * The router scenario's contenders: the same Relais requester and handler processes on
+ * `relais start` with and without its router, and (when `mosquitto` is asked for) on
+ * Mosquitto with and without a router process beside it.
+ */
+export function routerContenders(withMosquitto: boolean): Contender[] {
+  const brokers: PeerBrokerKind[] = ['relais-start', 'relais-start-no-router', ...(withMosquitto ? (['mosquitto-router', 'mosquitto'] as const) : [])];
+  return brokers.map((broker) => ({ id: `relais@${broker}`, family: 'relais', label: FAMILY_LABELS.relais, broker, file: 'relais.ts', args: [], guarantee: 'acknowledged end to end, QoS 0', packages: ['mqtt', 'better-sqlite3'] }));
+}
+
 /** Why a contender cannot run here (a binary or an npm package is missing), or undefined. */
 export function missing(contender: Contender): string | undefined {
   const binary = contender.broker && BROKER_BINARY[contender.broker];

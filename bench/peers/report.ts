@@ -7,25 +7,26 @@ import { BUSY_SHARE, type ContenderResult, type PeersResult } from '../scenarios
 import { brokerLabel, FAMILY_LABELS, MQTT_BROKERS, type Family } from './contenders.js';
 import { BROKER_LABELS, type PeerBrokerKind } from './brokers.js';
 
-interface Figures {
+export interface Figures {
   result: ContenderResult;
   seq: Summary;
   loaded: Summary;
   /** Requests per second inside the load window: the median round's, and the lowest and highest. */
   tput: number;
   tputRange: [number, number];
-  cpuPercent: { requester: number; handler: number; broker?: number; others: number; steal: number };
+  cpuPercent: { requester: number; handler: number; broker?: number; router?: number; others: number; steal: number };
   /** CPU of all its processes per request answered in the load phases, µs. */
   cpuPerRequest: number;
 }
 
-function figures(result: ContenderResult): Figures {
+export function figures(result: ContenderResult): Figures {
   const { loads } = result;
   const sum = (pick: (load: ContenderResult['loads'][number]) => number) => loads.reduce((total, load) => total + pick(load), 0);
   const wall = sum((load) => load.elapsedMs);
   const percent = (cpuMs: number) => (wall > 0 ? (cpuMs / wall) * 100 : NaN);
   const broker = loads.some((load) => load.cpuMs.broker !== undefined) ? sum((load) => load.cpuMs.broker ?? 0) : undefined;
-  const cpuTotal = sum((load) => load.cpuMs.requester + load.cpuMs.handler + (load.cpuMs.broker ?? 0));
+  const router = loads.some((load) => load.cpuMs.router !== undefined) ? sum((load) => load.cpuMs.router ?? 0) : undefined;
+  const cpuTotal = sum((load) => load.cpuMs.requester + load.cpuMs.handler + (load.cpuMs.broker ?? 0) + (load.cpuMs.router ?? 0));
   const answered = sum((load) => load.samples.length);
   const rates = loads.map((load) => (load.completed / load.windowMs) * 1000).sort((a, b) => a - b);
   return {
@@ -38,6 +39,7 @@ function figures(result: ContenderResult): Figures {
       requester: percent(sum((load) => load.cpuMs.requester)),
       handler: percent(sum((load) => load.cpuMs.handler)),
       ...(broker !== undefined && { broker: percent(broker) }),
+      ...(router !== undefined && { router: percent(router) }),
       others: percent(sum((load) => load.cpuMs.others)),
       steal: percent(sum((load) => load.stealMs)),
     },
@@ -148,6 +150,6 @@ function ratios(relais: Figures, other: Figures): string[] {
   ];
 }
 
-function pct(value: number): string {
+export function pct(value: number): string {
   return Number.isFinite(value) ? `${value.toFixed(0)}` : 'n/a';
 }

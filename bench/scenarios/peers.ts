@@ -16,7 +16,9 @@
  * requests must equal what its requester sent.
  */
 import { log, machineCpuSeconds, processCpuSeconds, waitForQuiet } from '../lib/util.js';
+import type { PeerBroker } from '../peers/brokers.js';
 import { allContenders, missing, type Contender } from '../peers/contenders.js';
+import { HistoryReader } from '../peers/history.js';
 import { Lineup, type Running } from '../peers/lineup.js';
 import type { PhaseReply, Reply, Totals } from '../peers/protocol.js';
 import { STALL_MS } from '../peers/drive.js';
@@ -36,6 +38,8 @@ export interface PeersConfig {
   repeats: number;
   /** Run only the contenders whose id contains one of these (e.g. `relais,nats`). */
   filter?: string[];
+  /** Run these instead of every contender (the router scenario: bench/scenarios/router.ts). */
+  contenders?: Contender[];
 }
 
 export interface ContenderResult {
@@ -62,9 +66,17 @@ export interface LoadRun {
   /** Wall time of the phase, tail included, and the CPU ms used meanwhile. */
   elapsedMs: number;
   /** `others`: the rest of the machine (other programs, this benchmark's other processes) in the same time. */
-  cpuMs: { requester: number; handler: number; broker?: number; others: number };
+  cpuMs: { requester: number; handler: number; broker?: number; router?: number; others: number };
   /** CPU ms the hypervisor stole from the machine meanwhile. */
   stealMs: number;
+  /**
+   * On a broker with a router: history rows stored before and after the phase (HistoryReader.rows)
+   * and the time between the two reads; then how long the router took to store the rest (its
+   * row count still for DRAIN_STILL_MS), waited for so that the next window does not compete with it.
+   */
+  history?: { before: number; after: number; elapsedMs: number; drained: number; drainMs: number };
+  /** The requester's totals at the end of the phase. */
+  totals: Totals;
 }
 
 /** A window whose rest of the machine was busier than this (in cores) is run again, budget allowing. */
@@ -77,9 +89,15 @@ export interface PeersResult {
   leftovers: number[];
   /** Load windows run again in all (at most config.repeats). */
   repeated: number;
+  /** The brokers of the run (closed by now): where a router's history is, to check it afterwards. */
+  brokers: PeerBroker[];
+  /** Per history file: how long its router took, after the last load, to store everything it had been sent (rows stopped growing). */
+  settled: Map<string, { rows: number; waitedMs: number }>;
 }
 
 let current: Lineup | undefined;
+/** One read-only handle per history file, for the rows stored during each load window. */
+const readers = new Map<string, HistoryReader>();
 
 /** Ends every process of a run in progress (interrupt, watchdog). */
 export async function abortPeers(): Promise<void> {
@@ -88,7 +106,7 @@ export async function abortPeers(): Promise<void> {
 }
 
 export async function runPeers(config: PeersConfig): Promise<PeersResult> {
-  const chosen = allContenders().filter((contender) => !config.filter?.length || config.filter.some((part) => contender.id.includes(part)));
+  const chosen = (config.contenders ?? allContenders()).filter((contender) => !config.filter?.length || config.filter.some((part) => contender.id.includes(part)));
   const results = new Map<string, ContenderResult>();
   const runnable: Contender[] = [];
   for (const contender of chosen) {
@@ -105,6 +123,12 @@ export async function runPeers(config: PeersConfig): Promise<PeersResult> {
 
   const lineup = new Lineup();
   current = lineup;
+  const brokers: PeerBroker[] = [];
+  const settled = new Map<string, { rows: number; waitedMs: number }>();
+  /** Waits (bounded) until every router has stored what it was sent: its row count still for a second. */
+  const settleHistories = async () => {
+    for (const [database, reader] of readers) settled.set(database, await drainHistory(reader));
+  };
   const budget = { repeats: config.repeats };
   try {
     log(`peers: starting ${runnable.length} contenders (a requester and a handler process each) and their brokers`);
@@ -129,6 +153,8 @@ export async function runPeers(config: PeersConfig): Promise<PeersResult> {
       }
     }
 
+    await settleHistories();
+
     for (const running of lineup.running) {
       const result = results.get(running.contender.id)!;
       try {
@@ -142,12 +168,15 @@ export async function runPeers(config: PeersConfig): Promise<PeersResult> {
       check(result);
     }
   } finally {
+    brokers.push(...lineup.brokers.values());
+    for (const reader of readers.values()) reader.close();
+    readers.clear();
     await lineup.stop();
     current = undefined;
   }
   const leftovers = lineup.leftovers();
   if (leftovers.length) loud(`peers: ${leftovers.length} process(es) still alive after the run: pids ${leftovers.join(', ')}`);
-  return { config, results: [...results.values()], processes: lineup.started, leftovers, repeated: config.repeats - budget.repeats };
+  return { config, results: [...results.values()], processes: lineup.started, leftovers, repeated: config.repeats - budget.repeats, brokers, settled };
 }
 
 /** One round of one contender: warm-up, sequential, load (with the CPU of its three processes). */
@@ -174,12 +203,38 @@ async function runRound(running: Running, result: ContenderResult, config: Peers
   result.loads.push(load);
 }
 
+/** A router's row count is taken as final once it stayed still this long. */
+const DRAIN_STILL_MS = 500;
+
+/** Waits (bounded: 60 s) until a router has stored what it was sent: its row count still for DRAIN_STILL_MS. */
+async function drainHistory(reader: HistoryReader): Promise<{ rows: number; waitedMs: number }> {
+  const start = performance.now();
+  let rows = reader.rows();
+  let stillSince = start;
+  while (performance.now() - stillSince < DRAIN_STILL_MS && performance.now() - start < 60_000) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const now = reader.rows();
+    if (now !== rows) {
+      rows = now;
+      stillSince = performance.now();
+    }
+  }
+  return { rows, waitedMs: stillSince - start };
+}
+
 /** One load window, with the CPU of the contender's three processes and of the rest of the machine. */
 async function measureLoad(running: Running, result: ContenderResult, config: PeersConfig): Promise<LoadRun> {
+  const database = running.broker?.history?.database;
+  const reader = database === undefined ? undefined : (readers.get(database) ?? readers.set(database, new HistoryReader(database)).get(database)!);
+  const rows0 = reader?.rows();
+  const t0 = performance.now();
   const before = cpuSnapshot(running);
   const load = expectPhase(await running.requester.command({ cmd: 'load', inFlight: config.inFlight, durationMs: config.loadMs }, config.loadMs + STALL_MS + 10_000), result);
   const after = cpuSnapshot(running);
-  const ours = after.requester - before.requester + (after.handler - before.handler) + (after.broker - before.broker) + (after.self - before.self);
+  const rows1 = reader?.rows();
+  const elapsedMs = performance.now() - t0;
+  const drain = reader ? await drainHistory(reader) : undefined;
+  const ours = after.requester - before.requester + (after.handler - before.handler) + (after.broker - before.broker) + (after.router - before.router) + (after.self - before.self);
   return {
     samples: load.samples,
     completed: load.completed,
@@ -190,20 +245,24 @@ async function measureLoad(running: Running, result: ContenderResult, config: Pe
       requester: load.cpuMs,
       handler: (after.handler - before.handler) * 1000,
       ...(running.broker && { broker: (after.broker - before.broker) * 1000 }),
+      ...(running.broker?.history?.routerPid !== undefined && { router: (after.router - before.router) * 1000 }),
       others: Math.max(0, after.machine - before.machine - ours) * 1000,
     },
     stealMs: (after.steal - before.steal) * 1000,
+    ...(rows0 !== undefined && rows1 !== undefined && drain && { history: { before: rows0, after: rows1, elapsedMs, drained: drain.rows, drainMs: drain.waitedMs } }),
+    totals: load.totals,
   };
 }
 
-/** CPU seconds so far of the contender's three processes, of this one (the parent) and of the whole machine. */
-function cpuSnapshot(running: Running): { requester: number; handler: number; broker: number; self: number; machine: number; steal: number } {
+/** CPU seconds so far of the contender's three processes (four with a router process of its own), of this one (the parent) and of the whole machine. */
+function cpuSnapshot(running: Running): { requester: number; handler: number; broker: number; router: number; self: number; machine: number; steal: number } {
   const self = process.cpuUsage();
   const machine = machineCpuSeconds();
   return {
     requester: processCpuSeconds(running.requester.pid) ?? 0,
     handler: processCpuSeconds(running.handler.pid) ?? 0,
     broker: processCpuSeconds(running.broker?.pid) ?? 0,
+    router: processCpuSeconds(running.broker?.history?.routerPid) ?? 0,
     self: (self.user + self.system) / 1e6,
     machine: machine?.busy ?? 0,
     steal: machine?.steal ?? 0,
