@@ -13,7 +13,7 @@ import { REGISTRY_CATEGORIES } from '../protocol/registry.js';
 import { parseTopic } from '../protocol/topics.js';
 import type { NewEvent, SqliteEventLog } from './event-log.js';
 import { parsed } from './history-service.js';
-import { capData } from './recorder.js';
+import { capData, FLUSH_EVERY_MS } from './recorder.js';
 
 /** Events per pushed notification: a batch stays well under the message size limit. */
 const EVENTS_PER_MESSAGE = 100;
@@ -28,7 +28,7 @@ export interface EventStreamOptions {
 
 export class EventStream {
   private pending: NewEvent[] = [];
-  private scheduled = false;
+  private timer: NodeJS.Timeout | undefined;
   private readonly started = new Map<string, number>();
 
   /** Set once connected: events stored before (what a persistent session kept) are replayed, not pushed. */
@@ -98,15 +98,13 @@ export class EventStream {
 
   private add(event: NewEvent): void {
     this.pending.push(event);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.flush);
-    }
+    this.timer ??= setTimeout(this.flush, FLUSH_EVERY_MS);
   }
 
   /** Stores the buffered events, then pushes them: a pushed event can always be replayed. */
   readonly flush = (): void => {
-    this.scheduled = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];

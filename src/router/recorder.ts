@@ -1,7 +1,7 @@
 /**
  * Turns what the router sees on the bus into history rows and stores them in batches
- * (protocol §11.1): one transaction per turn of the event loop under a flood, and at once
- * before a QoS 1 message is acknowledged to the broker, so an acknowledged message is stored.
+ * (protocol §11.1): one transaction per ~10 ms under a flood, and at once before a QoS 1
+ * message is acknowledged to the broker, so an acknowledged message is stored.
  */
 import { hash } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -21,11 +21,18 @@ export interface RecorderOptions {
   logger: Logger;
 }
 
+/**
+ * How long rows wait for company before they are stored: one transaction per ~10 ms under a
+ * flood stores hundreds of rows at once (SQLite's cost is mostly per transaction: ~46k rows/s
+ * in batches of 30, ~100k in batches of 300, bench/RESULTS.md).
+ */
+export const FLUSH_EVERY_MS = 10;
+
 export type RowListener = (rows: readonly HistoryRow[]) => void;
 
 export class Recorder {
   private pending: HistoryRowInput[] = [];
-  private scheduled = false;
+  private timer: NodeJS.Timeout | undefined;
   private readonly listeners = new Set<RowListener>();
   /** Rows that could not be stored (the store failed); reported in metrics and logs. */
   failed = 0;
@@ -42,10 +49,7 @@ export class Recorder {
     if (!row) return;
     this.pending.push(row);
     if (message.qos === 1 || this.pending.length >= this.options.maxBatch) this.flush();
-    else if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.flush);
-    }
+    else this.timer ??= setTimeout(this.flush, FLUSH_EVERY_MS);
   };
 
   /** Stores a row that did not come from the bus (a put), at once; returns it as stored, or undefined for a repeat. */
@@ -63,7 +67,8 @@ export class Recorder {
   }
 
   readonly flush = (): void => {
-    this.scheduled = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];

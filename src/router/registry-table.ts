@@ -38,7 +38,7 @@ interface Presence {
 }
 
 /** Fields of the presence payload that the protocol defines; the rest is the client's `info`. */
-const PROTOCOL_FIELDS = new Set(['status', 'actions', 'realtimeActions', 'since', 'seq', 'instance', 'acks', 'ephemeral', 'lifecycle', 'host', 'pid']);
+const PROTOCOL_FIELDS = new Set(['status', 'actions', 'realtimeActions', 'targetedActions', 'since', 'seq', 'instance', 'acks', 'ephemeral', 'lifecycle', 'host', 'pid']);
 
 export class ClientTable {
   private readonly entries = new Map<string, Entry>();
