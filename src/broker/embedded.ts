@@ -59,6 +59,8 @@ export interface EmbeddedBroker {
    * In-process clients (the router inside `relais start`) skip the TCP hop.
    */
   connectInProcess(): Duplex;
+  /** Serves one MQTT connection carried by `stream` (a worker thread's port, protocol §11); closed with the broker. */
+  accept(stream: Duplex): void;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -153,14 +155,17 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
       const secure = await bindTcp(server, options.tls.port ?? BROKER_DEFAULTS.tlsPort, 'mqtts', 'TLS');
       Object.assign(listeners, { tlsUrl: secure.url, tlsPort: secure.port });
     }
+    const acceptStream = (stream: Duplex) => {
+      sockets.add(stream);
+      stream.once('close', () => sockets.delete(stream));
+      aedes.handle(stream);
+    };
     const connectInProcess = () => {
       const [client, server] = memoryPair();
-      sockets.add(server);
-      server.once('close', () => sockets.delete(server));
-      aedes.handle(server);
+      acceptStream(server);
       return client;
     };
-    const broker = { aedes, ...listeners, connectInProcess, close: closeAll, [Symbol.asyncDispose]: closeAll } as EmbeddedBroker;
+    const broker = { aedes, ...listeners, connectInProcess, accept: acceptStream, close: closeAll, [Symbol.asyncDispose]: closeAll } as EmbeddedBroker;
     return broker;
   } catch (error) {
     await closeAll();

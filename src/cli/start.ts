@@ -2,8 +2,8 @@
 import path from 'node:path';
 import { Command } from 'commander';
 import { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, isLoopbackHost, type EmbeddedBrokerOptions } from '../index.js';
-import { startRouter, type Router } from '../router/router.js';
-import { cliLogger, fail, EXIT, onInterrupt, readFileOption } from './common.js';
+import { startRouterThread, type RouterThread } from '../router/thread.js';
+import { fail, EXIT, onInterrupt, readFileOption } from './common.js';
 import { routerOptions, routerSettings, type RouterSettingsOptions } from './router.js';
 
 interface StartOptions extends RouterSettingsOptions {
@@ -41,7 +41,7 @@ export function startCommand(): Command {
       const settings = options.router ? routerSettings(options) : undefined;
       try {
         const broker = await startEmbeddedBroker(brokerOptions);
-        let router: Router | undefined;
+        let router: RouterThread | undefined;
         // Ctrl-C is wired before the announcement: whoever reads "listening" may signal at once.
         onInterrupt(async (signal) => {
           process.stdout.write(`relais: ${signal} received, stopping\n`);
@@ -53,9 +53,9 @@ export function startCommand(): Command {
         const urls = [broker.url, broker.unixUrl, broker.wsUrl, broker.tlsUrl].filter((url) => url !== undefined);
         process.stdout.write(`relais: broker listening on ${urls.join(' and ')}\n`);
         if (settings) {
-          // In-process: the router reaches the broker without a TCP hop (protocol §11).
+          // In a worker thread (its own core), reaching the broker without a TCP hop (protocol §11).
           try {
-            router = await startRouter({ ...settings, stream: () => broker.connectInProcess(), persistentSession: false, logger: cliLogger('warn', 'relais-router') });
+            router = await startRouterThread(broker, { ...settings, persistentSession: false });
           } catch (error) {
             await broker.close();
             fail(EXIT.ERROR, `the router did not start: ${(error as Error).message} (--no-router runs the broker alone)`);

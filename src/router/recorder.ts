@@ -138,7 +138,7 @@ export function rowOf(message: ReceivedMessage, maxDataBytes: number): HistoryRo
     size,
     truncated,
     // The same bytes to the same target are the same message: a retried command, a QoS 1 redelivery.
-    digest: `${target ?? ''}:${hash('sha1', message.raw, 'base64url')}`,
+    digest: `${target ?? ''}:${hash('sha1', message.raw, 'base64url').slice(0, 16)}`,
   };
 }
 
