@@ -48,6 +48,11 @@ export class EventStream {
     });
   }
 
+  /** From now on events are stored only (the router is closing): consumers replay them later. */
+  stopPushing(): void {
+    this.bus = undefined;
+  }
+
   /** Notifications and logs, from the router's subscription to everything. */
   readonly onMessage = (message: ReceivedMessage): void => {
     if (message.retained) return; // an old message, not something happening now

@@ -106,7 +106,9 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     if (publisher) clearInterval(publisher);
     await registry?.close();
     await Promise.all(services.map((service) => service.close()));
+    events.flush(); // pushed while the connection is still there
     await bus?.close();
+    events.stopPushing(); // what came in meanwhile is stored, for a replay
     recorder.flush();
     events.flush();
     store.close();
