@@ -1,7 +1,8 @@
 /** `relais events`: the router's one event stream, from a cursor, then live (protocol §11.8). */
 import { Command } from 'commander';
-import { EVENTS_ACTION, NoHandlerError, type BusEvent, type EventGap, type EventsPage } from '../index.js';
-import { addConnectionOptions, connectCli, fail, EXIT, onInterrupt, writeLine, type GlobalOptions } from './common.js';
+import { EVENTS_ACTION, type BusEvent, type EventGap, type EventsPage } from '../index.js';
+import { addConnectionOptions, fail, EXIT, writeLine, type GlobalOptions } from './common.js';
+import { withRouter } from './router-client.js';
 
 interface EventsCommandOptions extends GlobalOptions {
   since?: string;
@@ -45,44 +46,25 @@ export function eventsCommand(): Command {
       const lines = Number(options.lines);
       if (!Number.isInteger(lines) || lines < 1 || lines > 5000) fail(EXIT.USAGE, `--lines must be a whole number from 1 to 5000, got ${options.lines}`);
       const print = process.stdout.isTTY && !options.json ? (item: BusEvent | EventGap) => process.stdout.write(`${formatEvent(item)}\n`) : writeLine;
-      const bus = await connectCli(options);
-      const controller = new AbortController();
-      onInterrupt(() => controller.abort());
-      let exitCode: number = EXIT.OK;
-      try {
-        await bus.waitForHandler(EVENTS_ACTION, { timeout: 3000 }).catch(() => {
-          throw new NoHandlerError(`no client serves ${EVENTS_ACTION}`);
-        });
+      await withRouter(options, EVENTS_ACTION, 'the event stream comes from the router', async (bus, signal) => {
         let cursor = since;
         if (cursor === undefined) {
           const page = (await bus.request(EVENTS_ACTION, { limit: lines })) as EventsPage;
           for (const event of page.events) print(event);
           cursor = page.latest;
         }
-        const feed = bus.events({ since: cursor, signal: controller.signal });
-        if (options.follow) for await (const item of feed) print(item);
-        else {
-          // Up to now: what is stored after the cursor, without waiting for more.
-          for (let more = true; more; ) {
-            const page = (await bus.request(EVENTS_ACTION, { since: cursor, limit: 1000 })) as EventsPage;
-            if (page.missed) print({ type: 'gap', missed: page.missed, after: cursor });
-            for (const event of page.events) print(event);
-            cursor = page.events.at(-1)?.cursor ?? page.latest;
-            more = page.more;
-          }
-          await feed.return(undefined);
+        if (options.follow) {
+          for await (const item of bus.events({ since: cursor, signal })) print(item);
+          return;
         }
-      } catch (error) {
-        if (error instanceof NoHandlerError) {
-          exitCode = EXIT.NO_HANDLER;
-          process.stderr.write('relais: no router is answering: the event stream comes from the router (relais start runs one, or relais router)\n');
-        } else if (!controller.signal.aborted) {
-          exitCode = EXIT.ERROR;
-          process.stderr.write(`relais: ${(error as Error).message}\n`);
+        // Up to now: what is stored after the cursor, without waiting for more.
+        for (let more = true; more; ) {
+          const page = (await bus.request(EVENTS_ACTION, { since: cursor, limit: 1000 })) as EventsPage;
+          if (page.missed) print({ type: 'gap', missed: page.missed, after: cursor });
+          for (const event of page.events) print(event);
+          cursor = page.events.at(-1)?.cursor ?? page.latest;
+          more = page.more;
         }
-      } finally {
-        await bus.close();
-      }
-      process.exit(exitCode);
+      });
     });
 }

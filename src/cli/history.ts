@@ -3,9 +3,10 @@
  * `--token T` shows one request as a timeline; `--follow` goes on live (protocol §11.2).
  */
 import { Command } from 'commander';
-import { endsLifecycle, HISTORY_ACTIONS, HISTORY_KINDS, NoHandlerError, type HistoryPage, type HistoryQuery, type HistoryRow, type Step } from '../index.js';
+import { endsLifecycle, HISTORY_ACTIONS, HISTORY_KINDS, type HistoryPage, type HistoryQuery, type HistoryRow, type Step } from '../index.js';
 import type { Bus } from '../index.js';
-import { addConnectionOptions, connectCli, fail, EXIT, onInterrupt, writeLine, type GlobalOptions } from './common.js';
+import { addConnectionOptions, fail, EXIT, writeLine, type GlobalOptions } from './common.js';
+import { withRouter } from './router-client.js';
 import { formatRow, formatTimelineStep } from './history-format.js';
 
 interface HistoryOptions extends GlobalOptions {
@@ -47,29 +48,14 @@ export function historyCommand(): Command {
       const limit = Number(options.limit);
       if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) fail(EXIT.USAGE, `--limit must be a whole number from 1 to 10000, got ${options.limit}`);
       const interactive = process.stdout.isTTY && !options.json;
-      const bus = await connectCli(options);
-      const controller = new AbortController();
-      onInterrupt(() => controller.abort(new Error('interrupted')));
-      let exitCode: number = EXIT.OK;
-      try {
+      await withRouter(options, HISTORY_ACTIONS.get, 'the history is kept by the router', async (bus, signal) => {
         const print = printer(interactive, options.token !== undefined);
         const shown = await showStored(bus, query, options.token !== undefined ? 10_000 : limit, print);
         // A request already ended has nothing more to follow.
         const ended = options.token !== undefined && shown.some(endsLifecycle);
-        if (options.follow && !ended) await followLive(bus, { ...query, ...(shown.length > 0 && { afterId: shown.at(-1)!.id }) }, controller.signal, print);
+        if (options.follow && !ended) await followLive(bus, { ...query, ...(shown.length > 0 && { afterId: shown.at(-1)!.id }) }, signal, print);
         else if (shown.length === 0 && interactive) process.stderr.write('relais: no matching rows in the history\n');
-      } catch (error) {
-        if (error instanceof NoHandlerError) {
-          exitCode = EXIT.NO_HANDLER;
-          process.stderr.write('relais: no router is answering: the history is kept by the router (relais start runs one, or relais router)\n');
-        } else if (!controller.signal.aborted) {
-          exitCode = EXIT.ERROR;
-          process.stderr.write(`relais: ${(error as Error).message}\n`);
-        }
-      } finally {
-        await bus.close();
-      }
-      process.exit(exitCode);
+      });
     });
 }
 
@@ -110,9 +96,6 @@ function printer(interactive: boolean, timeline: boolean): Print {
 
 /** Prints the newest `limit` matching rows, oldest first, and returns them. */
 async function showStored(bus: Bus, query: HistoryQuery, limit: number, print: Print): Promise<HistoryRow[]> {
-  await bus.waitForHandler(HISTORY_ACTIONS.get, { timeout: 3000 }).catch(() => {
-    throw new NoHandlerError(`no client serves ${HISTORY_ACTIONS.get}`);
-  });
   const page = (await bus.request(HISTORY_ACTIONS.get, { ...query, order: 'newest', limit })) as HistoryPage;
   const rows = page.rows.reverse();
   for (const row of rows) print(row);

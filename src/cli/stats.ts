@@ -1,8 +1,9 @@
 /** `relais stats`: per-action request rates, errors and latencies, as the router derives them (protocol §11.6). */
 import { Command } from 'commander';
-import { NoHandlerError, notificationTopic } from '../index.js';
+import { notificationTopic } from '../index.js';
 import { METRICS_ACTION, METRICS_CATEGORY, type MetricsSnapshot } from '../router/index.js';
-import { addConnectionOptions, connectCli, EXIT, onInterrupt, writeLine, type GlobalOptions } from './common.js';
+import { addConnectionOptions, writeLine, type GlobalOptions } from './common.js';
+import { withRouter } from './router-client.js';
 
 interface StatsOptions extends GlobalOptions {
   watch?: boolean;
@@ -30,24 +31,11 @@ export function statsCommand(): Command {
     .action(async (options: StatsOptions) => {
       const interactive = process.stdout.isTTY && !options.json;
       const print = (snapshot: MetricsSnapshot) => (interactive ? process.stdout.write(`${formatSnapshot(snapshot)}\n`) : writeLine(snapshot));
-      const bus = await connectCli(options);
-      let exitCode: number = EXIT.OK;
-      try {
-        await bus.waitForHandler(METRICS_ACTION, { timeout: 3000 }).catch(() => {
-          throw new NoHandlerError(`no client serves ${METRICS_ACTION}`);
-        });
+      await withRouter(options, METRICS_ACTION, 'the metrics come from the router', async (bus, signal) => {
         print((await bus.request(METRICS_ACTION, {})) as MetricsSnapshot);
-        if (options.watch) {
-          const stopped = new Promise<void>((resolve) => onInterrupt(() => resolve()));
-          await bus.subscribe(notificationTopic(METRICS_CATEGORY), (message) => print(message.envelope.payload as MetricsSnapshot));
-          await stopped;
-        }
-      } catch (error) {
-        exitCode = error instanceof NoHandlerError ? EXIT.NO_HANDLER : EXIT.ERROR;
-        process.stderr.write(error instanceof NoHandlerError ? 'relais: no router is answering: the metrics come from the router (relais start runs one, or relais router)\n' : `relais: ${(error as Error).message}\n`);
-      } finally {
-        await bus.close();
-      }
-      process.exit(exitCode);
+        if (!options.watch) return;
+        await bus.subscribe(notificationTopic(METRICS_CATEGORY), (message) => print(message.envelope.payload as MetricsSnapshot));
+        await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+      });
     });
 }
