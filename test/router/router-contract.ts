@@ -194,6 +194,23 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
       await assert.rejects(client.request('relais/requests/kill', { token }), /already ended/);
     });
 
+    it('router - a requester that went away picks up its result after it restarts, with follow', async () => {
+      const id = uniqueId('restarting');
+      const token = uniqueId('tok');
+      let requester = await kit.connect(id);
+      await requester.waitForHandler('test/steps');
+      const lost = requester.request('test/steps', { wait: 300 }, { token });
+      lost.catch(() => {}); // ends when its requester closes: it does not cancel the handler
+      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'accepted'));
+      await requester.close();
+      requester = await kit.connect(id);
+      const rows: HistoryRow[] = [];
+      for await (const row of requester.follow(token, { timeout: 5000 })) rows.push(row);
+      assert.equal(rows.at(-1)!.kind, 'final');
+      assert.equal(rows.at(-1)!.data, '{"done":true}');
+      assert.equal(rows[0]!.kind, 'command');
+    });
+
     it("router - the router's own actions are not recorded", async () => {
       const token = uniqueId('tok');
       await client.request('relais/history/get', { limit: 1 }, { token });
