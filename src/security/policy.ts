@@ -221,15 +221,17 @@ function couldMatchOthersPresence(levels: readonly string[], self: string): bool
 }
 
 /** Publishing under relais/ (not presence), or subscribing to a request or cancel there: the router's and registry's ground. */
-function touchesSystem(levels: readonly string[], operation: Operation): boolean {
+export function touchesSystem(levels: readonly string[], operation: Operation): boolean {
   const first = levels[0]!;
   if (first !== SYSTEM_ROOT && !any(first)) return false;
   if (first === SYSTEM_ROOT && levels[1] === 'presence') return false;
   if (operation === 'publish') return true;
   const n = levels.length;
   if (levels.includes('#') || levels.includes('**')) return true;
-  const serving = ['request', 'cancel', '+'];
-  return serving.includes(levels[n - 1]!) || (n >= 2 && ['request', 'cancel', '+'].includes(levels[n - 2]!));
+  const last = levels[n - 1]!;
+  if (last === 'request' || last === 'cancel' || last === '+') return true;
+  // `<action>/request/<id>` (and `<action>/cancel/<id>`, protocol §2.2)
+  return n >= 2 && ['request', 'cancel', '+'].includes(levels[n - 2]!) && checkClientId(last) === undefined;
 }
 
 function appliesTo(rule: Rule, who: Resolved): boolean {

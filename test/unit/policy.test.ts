@@ -85,6 +85,8 @@ const ROWS: Row[] = [
   ['router', 'subscribe', 'relais/history/get/request', true, r(7)],
   ['router', 'publish', 'relais/history/get/response/OTHER', true, r(7)],
   ['router', 'publish', 'relais/events/notification', true, r(7)],
+  ['router', 'publish', 'demo/install/cancel', true, r(7)],
+  ['router', 'publish', 'demo/install/request', false, 'default-deny'],
   ['observer', 'publish', 'relais/history/get/request', false, 'default-deny'],
   // the logs every library client serves, targeted at itself (protocol §11.4)
   ['client', 'subscribe', 'relais/logs/get/request/SELF', true, r(0)],
