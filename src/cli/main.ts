@@ -7,6 +7,7 @@ import { killCommand } from './kill.js';
 import { clientsCommand } from './clients.js';
 import { logsCommand } from './logs.js';
 import { pubCommand, notifyCommand } from './pub.js';
+import { policyCommand } from './policy.js';
 import { routerCommand } from './router.js';
 import { serveCommand } from './serve.js';
 import { statsCommand } from './stats.js';
@@ -29,7 +30,8 @@ const program = new Command('relais')
   .addCommand(killCommand())
   .addCommand(clientsCommand())
   .addCommand(eventsCommand())
-  .addCommand(logsCommand());
+  .addCommand(logsCommand())
+  .addCommand(policyCommand());
 
 // Usage mistakes exit 2 where they are found; what gets here failed at run time (e.g. no broker).
 program.parseAsync(process.argv).catch((error: Error) => fail(EXIT.ERROR, error.message));

@@ -1,0 +1,144 @@
+/**
+ * The policy as a Mosquitto 2.0 ACL file and configuration fragment (issue 7 §4). Pure: the
+ * CLI writes the files. Mosquitto's ACLs only allow and know no roles, so:
+ * - rules for every identity become `pattern` lines (`${id}` → `%u`, the authenticated
+ *   username: the real-time lane `<id>~rt` connects with the same username);
+ * - rules for roles or identities become `user <name>` sections, one per identity the policy
+ *   knows (its `identities`, or named by a rule); a role nobody is known to hold is not exported;
+ * - `${path}` becomes `+`, `+/+`, ... up to `depth` levels;
+ * - a line that would let someone read others' responses or targeted requests, or write
+ *   another's presence, beyond what decide() allows, is left out (commented, with the reason);
+ * - a line whose wildcards also reach relais/ is kept and marked: Mosquitto cannot say "any
+ *   action except relais/...".
+ */
+import { SYSTEM_ROOT } from '../protocol/topics.js';
+import { builtinDenial, ruleName, touchesSystem, type Grant, type Operation, type Policy, type Rule } from './policy.js';
+
+export interface MosquittoExportOptions {
+  /** Where the ACL file will be, as mosquitto.conf names it. */
+  aclPath: string;
+  /** The password file mosquitto.conf names (made with `mosquitto_passwd`). */
+  passwordPath: string;
+  /** Levels `${path}` stands for, at most. Default 6. */
+  depth?: number;
+}
+
+export interface MosquittoExport {
+  acl: string;
+  conf: string;
+  /** What the export could not say exactly, one line each (also in the ACL file as comments). */
+  notes: string[];
+}
+
+const ACCESS: Record<Operation, 'read' | 'write'> = { subscribe: 'read', publish: 'write' };
+
+export function exportMosquitto(policy: Policy, options: MosquittoExportOptions): MosquittoExport {
+  const depth = options.depth ?? 6;
+  const notes: string[] = [];
+  const out: string[] = [
+    '# Mosquitto 2.0 ACL written by `relais policy export --mosquitto` from the Relais policy.',
+    '# Mosquitto allows only; it knows no roles and no deny rules: see docs/security.md.',
+    '',
+    '# Every authenticated identity (%u is its username; <id>~rt connects with the same username)',
+  ];
+  const emit = (lines: string[] & { seen?: Set<string> }, rule: Rule, index: number, operation: Operation, pattern: string, self: string, grants: ReadonlySet<Grant>, keyword: 'pattern' | 'topic') => {
+    for (const topic of expandPath(pattern, depth)) {
+      const line = `${keyword} ${ACCESS[operation]} ${topic}`;
+      lines.seen ??= new Set();
+      if (lines.seen.has(line)) continue;
+      lines.seen.add(line);
+      const denial = builtinDenial(topic.split('/'), operation, { self, grants });
+      // Mosquitto checks each delivered message against `read`: a wide filter cannot see more than its lines.
+      if (denial && denial !== 'wildcard-subscription') {
+        lines.push(`# left out (${ruleName(rule, index)}): ${line}  -- built-in ${denial}`);
+        notes.push(`${self === '%u' ? 'everyone' : self}: left out "${line}" (${ruleName(rule, index)}): it would break the built-in rule ${denial}`);
+        continue;
+      }
+      const levels = topic.split('/');
+      if (levels[0] !== SYSTEM_ROOT && !grants.has('system') && touchesSystem(levels, operation)) {
+        lines.push(`# wider on Mosquitto: also reaches ${SYSTEM_ROOT}/... topics (built-in relais-actions)`);
+        notes.push(`${self === '%u' ? 'everyone' : self}: "${line}" also reaches ${SYSTEM_ROOT}/... on Mosquitto (${ruleName(rule, index)})`);
+      }
+      lines.push(line);
+    }
+  };
+
+  policy.rules.forEach((rule, index) => {
+    if (rule.roles || rule.identities) return;
+    for (const operation of ['publish', 'subscribe'] as const) {
+      for (const pattern of rule[operation]) {
+        if (pattern.split('/').includes('${role}')) {
+          notes.push(`everyone: left out "${pattern}" (${ruleName(rule, index)}): \${role} needs roles`);
+          continue;
+        }
+        emit(out, rule, index, operation, pattern.replaceAll('${id}', '%u'), '%u', new Set(), 'pattern');
+      }
+    }
+  });
+
+  const identities = new Set(Object.keys(policy.identities));
+  for (const rule of policy.rules) for (const identity of rule.identities ?? []) identities.add(identity);
+  const heldRoles = new Set<string>();
+  for (const identity of [...identities].sort()) {
+    const entry = Object.hasOwn(policy.identities, identity) ? policy.identities[identity] : undefined;
+    const roles = new Set(entry?.roles ?? []);
+    for (const role of roles) heldRoles.add(role);
+    const grants = new Set<Grant>(entry?.grants ?? []);
+    for (const role of roles) for (const grant of policy.roles[role]?.grants ?? []) grants.add(grant);
+    const lines: string[] = [];
+    policy.rules.forEach((rule, index) => {
+      if (!rule.roles && !rule.identities) return;
+      if (!(rule.identities?.includes(identity) || rule.roles?.some((role) => roles.has(role)))) return;
+      for (const operation of ['publish', 'subscribe'] as const) {
+        for (const pattern of rule[operation]) {
+          const withId = pattern.replaceAll('${id}', identity);
+          const patterns = withId.includes('${role}') ? [...roles].filter((role) => rule.roles?.includes(role) ?? true).map((role) => withId.replaceAll('${role}', role)) : [withId];
+          for (const one of patterns) emit(lines, rule, index, operation, one, identity, grants, 'topic');
+        }
+      }
+    });
+    out.push('', `# ${identity}${roles.size ? ` (roles: ${[...roles].join(', ')})` : ''}`, `user ${identity}`, ...lines);
+  }
+  for (const role of Object.keys(policy.roles)) {
+    if (!heldRoles.has(role)) notes.push(`role ${role}: no known identity holds it, so its rules are not exported (list the identities under "identities")`);
+  }
+  return { acl: `${out.join('\n')}\n`, conf: mosquittoConf(options), notes };
+}
+
+/** `${path}` as 1..depth levels of '+'. */
+function expandPath(pattern: string, depth: number): string[] {
+  if (!pattern.split('/').includes('${path}')) return [pattern];
+  const result: string[] = [];
+  for (let n = 1; n <= depth; n++) {
+    const plus = Array.from({ length: n }, () => '+').join('/');
+    result.push(...expandPath(pattern.replace('${path}', plus), depth));
+  }
+  return result;
+}
+
+function mosquittoConf(options: MosquittoExportOptions): string {
+  return [
+    '# Mosquitto 2.0 configuration fragment written by `relais policy export --mosquitto`.',
+    '# Include it from mosquitto.conf (include_dir) or copy it there, then add your listeners.',
+    'per_listener_settings false',
+    'allow_anonymous false',
+    '# Create it with: mosquitto_passwd -c <file> <identity>  (then -b <file> <identity> <secret> for the others)',
+    `password_file ${options.passwordPath}`,
+    `acl_file ${options.aclPath}`,
+    '# protocol §1.2: without it a progress+final pair stalls ~40 ms on delayed ACK',
+    'set_tcp_nodelay true',
+    '# protocol §1.2: the defaults (1000 queued, 20 in flight) drop messages silently under load',
+    'max_queued_messages 1000000',
+    'max_inflight_messages 0',
+    '',
+    '# An external listener (issue 7 §2), TLS 1.3 with client certificates as identities:',
+    '# listener 8883',
+    '# tls_version tlsv1.3',
+    '# cafile /etc/relais/ca.crt',
+    '# certfile /etc/relais/broker.crt',
+    '# keyfile /etc/relais/broker.key',
+    '# require_certificate true',
+    '# use_identity_as_username true',
+    '',
+  ].join('\n');
+}

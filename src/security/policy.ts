@@ -1,0 +1,268 @@
+/**
+ * The authorisation policy as data (issue 7 §4): a schema for the policy file and a pure
+ * `decide()` from (identity, roles, publish|subscribe, topic) to allow/deny and the rule that
+ * decided. No I/O here: `loadPolicy()` in policy-file.ts reads the file; the embedded broker's
+ * hooks and the Mosquitto export (mosquitto-export.ts) call `decide()`.
+ *
+ * Order: the built-in rules (BUILTIN_RULES, which only deny) guard the topic contract
+ * (protocol §2), then the file's rules (which only allow) in order, then default deny.
+ */
+import { z } from 'zod';
+import { checkClientId, checkFilter, checkTopicName, SYSTEM_ROOT } from '../protocol/topics.js';
+
+/** What a role or an identity may be granted beyond the built-in rules. */
+export const GRANTS = ['wildcards', 'responses', 'requests', 'presence', 'system'] as const;
+export type Grant = (typeof GRANTS)[number];
+
+export type Operation = 'publish' | 'subscribe';
+
+/** Placeholders a pattern may hold. `${path}` is one or more whole levels (an action or category). */
+export const PLACEHOLDERS = ['${id}', '${role}', '${path}'] as const;
+
+const NAME = /^[A-Za-z0-9_.:@-]{1,128}$/;
+
+/** Why `pattern` is not a valid policy topic pattern, or undefined. */
+export function checkPattern(pattern: string): string | undefined {
+  const withoutPlaceholders = pattern.replaceAll('${id}', 'x').replaceAll('${role}', 'x').replaceAll('${path}', 'x');
+  if (withoutPlaceholders.includes('${')) return `unknown placeholder in ${JSON.stringify(pattern)}; known: ${PLACEHOLDERS.join(' ')}`;
+  for (const level of pattern.split('/')) {
+    if (level.includes('${') && !(PLACEHOLDERS as readonly string[]).includes(level)) {
+      return `a placeholder must be a whole level in ${JSON.stringify(pattern)}`;
+    }
+  }
+  return checkFilter(withoutPlaceholders);
+}
+
+const patternSchema = z.string().superRefine((value, ctx) => {
+  const problem = checkPattern(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+const nameSchema = (what: string) => z.string().regex(NAME, `${what} must be 1-128 characters among letters, digits and _ . : @ -`);
+
+export const ruleSchema = z
+  .object({
+    /** Shown by `relais policy check` and in denial logs beside the rule's index. */
+    name: z.string().min(1).optional(),
+    /** The rule applies to whoever holds one of these roles... */
+    roles: z.array(nameSchema('a role')).optional(),
+    /** ...or is one of these identities. Neither: every authenticated identity. */
+    identities: z.array(nameSchema('an identity')).optional(),
+    /** Topics it may publish on (MQTT wildcards and placeholders). */
+    publish: z.array(patternSchema).default([]),
+    /** Filters it may subscribe with: allowed when the pattern covers the whole filter. */
+    subscribe: z.array(patternSchema).default([]),
+  })
+  .strict();
+
+export const policySchema = z
+  .object({
+    version: z.literal(1),
+    /** Every role the rules and identities name, with what it is granted beyond the built-ins. */
+    roles: z.record(nameSchema('a role'), z.object({ description: z.string().optional(), grants: z.array(z.enum(GRANTS)).default([]) }).strict()),
+    /** Known identities: their roles (added to those authentication gives) and grants. Used by the Mosquitto export. */
+    identities: z
+      .record(nameSchema('an identity'), z.object({ roles: z.array(nameSchema('a role')).default([]), grants: z.array(z.enum(GRANTS)).default([]) }).strict())
+      .default({}),
+    rules: z.array(ruleSchema),
+  })
+  .strict()
+  .superRefine((policy, ctx) => {
+    const known = (role: string) => Object.hasOwn(policy.roles, role);
+    for (const [identity, entry] of Object.entries(policy.identities)) {
+      if (checkClientId(identity)) ctx.addIssue({ code: 'custom', path: ['identities', identity], message: checkClientId(identity)! });
+      entry.roles.forEach((role, i) => {
+        if (!known(role)) ctx.addIssue({ code: 'custom', path: ['identities', identity, 'roles', i], message: `unknown role ${JSON.stringify(role)} (declare it under "roles")` });
+      });
+    }
+    policy.rules.forEach((rule, r) => {
+      rule.roles?.forEach((role, i) => {
+        if (!known(role)) ctx.addIssue({ code: 'custom', path: ['rules', r, 'roles', i], message: `unknown role ${JSON.stringify(role)} (declare it under "roles")` });
+      });
+      if (rule.publish.length + rule.subscribe.length === 0) ctx.addIssue({ code: 'custom', path: ['rules', r], message: 'a rule needs at least one publish or subscribe pattern' });
+    });
+  });
+
+export type Policy = z.output<typeof policySchema>;
+export type PolicyInput = z.input<typeof policySchema>;
+export type Rule = z.output<typeof ruleSchema>;
+
+export class PolicyError extends Error {
+  override readonly name = 'PolicyError';
+}
+
+/** Validates a parsed policy file; throws PolicyError naming the first bad field (`rules[2].subscribe[0]: ...`). */
+export function parsePolicy(data: unknown, source = 'policy'): Policy {
+  const result = policySchema.safeParse(data);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const field = issue.path.map((part, i) => (typeof part === 'number' ? `[${part}]` : i === 0 ? String(part) : `.${String(part)}`)).join('') || '(top level)';
+  throw new PolicyError(`${source}: ${field}: ${issue.message}`);
+}
+
+export interface Subject {
+  /** The authenticated identity (MQTT client id; `<identity>~rt` is the same identity, protocol §6.2). Empty/absent: anonymous. */
+  identity?: string | undefined;
+  /** Roles authentication gives it; the policy's `identities` entry adds its own. */
+  roles?: readonly string[];
+}
+
+export interface Decision {
+  allow: boolean;
+  /** `builtin:<name>`, `rules[<i>]` or `rules[<i>] "<name>"`, or `default-deny`. */
+  rule: string;
+}
+
+/** The built-in rules, in the order they are checked. Each only denies; see docs/security-policy-draft.md. */
+export const BUILTIN_RULES = {
+  anonymous: 'an identity is required',
+  'invalid-topic': 'a topic name or filter brokers refuse (protocol §2.1)',
+  'wildcard-subscription': "a filter with '#' or a leading '+' needs the grant \"wildcards\"",
+  'others-responses': "reading <action>/response/<other> needs the grant \"responses\" (the seed's multicast)",
+  'others-requests': 'reading <action>/request/<other> needs the grant "requests"',
+  'others-presence': 'relais/presence/<id> is written only by <id> (and its Last Will)',
+  'relais-actions': `publishing under ${SYSTEM_ROOT}/, or serving its actions, needs a rule whose pattern starts with "${SYSTEM_ROOT}/" or the grant "system"`,
+} as const;
+
+/** The identity behind an MQTT client id: `<id>~rt` is the real-time lane of `<id>` (protocol §6.2). */
+export function identityOf(clientId: string): string {
+  return clientId.endsWith('~rt') ? clientId.slice(0, -3) : clientId;
+}
+
+interface Resolved {
+  self: string;
+  roles: Set<string>;
+  grants: Set<Grant>;
+}
+
+function resolve(policy: Policy, subject: Subject): Resolved | undefined {
+  if (!subject.identity) return undefined;
+  const self = identityOf(subject.identity);
+  const entry = Object.hasOwn(policy.identities, self) ? policy.identities[self] : undefined;
+  const roles = new Set([...(subject.roles ?? []), ...(entry?.roles ?? [])]);
+  const grants = new Set<Grant>(entry?.grants ?? []);
+  for (const role of roles) for (const grant of (Object.hasOwn(policy.roles, role) ? policy.roles[role]!.grants : [])) grants.add(grant);
+  return { self, roles, grants };
+}
+
+const deny = (rule: string): Decision => ({ allow: false, rule });
+
+/** Allow or deny `operation` on `topic` (a topic name to publish on, or a filter to subscribe with). Pure. */
+export function decide(policy: Policy, subject: Subject, operation: Operation, topic: string): Decision {
+  const who = resolve(policy, subject);
+  if (!who) return deny('builtin:anonymous');
+  if (operation === 'publish' ? checkTopicName(topic) : checkFilter(topic)) return deny('builtin:invalid-topic');
+  const levels = topic.split('/');
+  const guard = builtinDenial(levels, operation, who);
+  if (guard) return deny(`builtin:${guard}`);
+  const needsSystemRule = !who.grants.has('system') && touchesSystem(levels, operation);
+  const allowed = firstAllowingRule(policy, who, operation, levels, needsSystemRule);
+  if (allowed !== undefined) return { allow: true, rule: allowed };
+  // A rule would have allowed it but for the relais/ restriction: say which guard decided.
+  if (needsSystemRule && firstAllowingRule(policy, who, operation, levels, false) !== undefined) return deny('builtin:relais-actions');
+  return deny('default-deny');
+}
+
+function firstAllowingRule(policy: Policy, who: Resolved, operation: Operation, levels: readonly string[], needsSystemRule: boolean): string | undefined {
+  for (let i = 0; i < policy.rules.length; i++) {
+    const rule = policy.rules[i]!;
+    if (!appliesTo(rule, who)) continue;
+    for (const pattern of rule[operation]) {
+      for (const expanded of expand(pattern, who)) {
+        if (needsSystemRule && expanded[0] !== SYSTEM_ROOT) continue;
+        if (covers(expanded, levels)) return ruleName(rule, i);
+      }
+    }
+  }
+  return undefined;
+}
+
+export function ruleName(rule: Rule, index: number): string {
+  return rule.name ? `rules[${index}] ${JSON.stringify(rule.name)}` : `rules[${index}]`;
+}
+
+/** The name of the built-in rule that forbids this filter/topic to `who`, if one does. Exported for the Mosquitto export. */
+export function builtinDenial(levels: readonly string[], operation: Operation, who: { self: string; grants: ReadonlySet<Grant> }): keyof typeof BUILTIN_RULES | undefined {
+  if (operation === 'subscribe') {
+    if (!who.grants.has('wildcards') && (levels.includes('#') || levels[0] === '+')) return 'wildcard-subscription';
+    if (!who.grants.has('responses') && couldMatchOthers(levels, 'response', who.self)) return 'others-responses';
+    if (!who.grants.has('requests') && couldMatchOthers(levels, 'request', who.self)) return 'others-requests';
+  } else if (!who.grants.has('presence') && couldMatchOthersPresence(levels, who.self)) {
+    return 'others-presence';
+  }
+  return undefined;
+}
+
+// Levels of a filter: '+' one level, '#' the rest, '**' (from ${path}) one or more levels.
+const any = (level: string | undefined) => level === '+' || level === '#' || level === '**';
+
+/** Could `levels` match `<action>/<word>/<X>` where X is a client id other than `self`? */
+function couldMatchOthers(levels: readonly string[], word: string, self: string): boolean {
+  const n = levels.length;
+  if (levels.includes('#') || levels.slice(-2).includes('**')) return true;
+  if (n < 3) return false;
+  const before = levels[n - 2]!;
+  const last = levels[n - 1]!;
+  if (before !== word && !any(before)) return false;
+  if (last === '+') return true;
+  return last !== self && checkClientId(last) === undefined;
+}
+
+/** Could `levels` match `relais/presence/<X>` where X is not `self`? */
+function couldMatchOthersPresence(levels: readonly string[], self: string): boolean {
+  const shape = [SYSTEM_ROOT, 'presence'];
+  for (let i = 0; i < 3; i++) {
+    const level = levels[i];
+    if (level === undefined) return false;
+    if (level === '#' || (level === '**' && i < 2)) return true;
+    if (i < 2 && level !== shape[i] && !any(level)) return false;
+    if (i === 2) return levels.length === 3 ? any(level) || (level !== self && checkClientId(level) === undefined) : levels[3] === '#' || level === '**';
+  }
+  return false;
+}
+
+/** Publishing under relais/ (not presence), or subscribing to a request or cancel there: the router's and registry's ground. */
+export function touchesSystem(levels: readonly string[], operation: Operation): boolean {
+  const first = levels[0]!;
+  if (first !== SYSTEM_ROOT && !any(first)) return false;
+  if (first === SYSTEM_ROOT && levels[1] === 'presence') return false;
+  if (operation === 'publish') return true;
+  const n = levels.length;
+  if (levels.includes('#') || levels.includes('**')) return true;
+  const last = levels[n - 1]!;
+  if (last === 'request' || last === 'cancel' || last === '+') return true;
+  // `<action>/request/<id>` (and `<action>/cancel/<id>`, protocol §2.2)
+  return n >= 2 && ['request', 'cancel', '+'].includes(levels[n - 2]!) && checkClientId(last) === undefined;
+}
+
+function appliesTo(rule: Rule, who: Resolved): boolean {
+  if (!rule.roles && !rule.identities) return true;
+  return (rule.identities?.includes(who.self) ?? false) || (rule.roles?.some((role) => who.roles.has(role)) ?? false);
+}
+
+/** A pattern's levels with `${id}` and `${role}` put in (one pattern per role of the rule's subject), `${path}` as '**'. */
+function expand(pattern: string, who: Resolved): string[][] {
+  const levels = pattern.split('/').map((level) => (level === '${id}' ? who.self : level === '${path}' ? '**' : level));
+  if (!levels.includes('${role}')) return [levels];
+  return [...who.roles].map((role) => levels.map((level) => (level === '${role}' ? role : level)));
+}
+
+/** Does pattern `p` match every topic filter `f` can match (a topic name being a filter without wildcards)? */
+export function covers(p: readonly string[], f: readonly string[], pi = 0, fi = 0): boolean {
+  for (;;) {
+    const pl = p[pi];
+    const fl = f[fi];
+    if (pl === undefined) return fl === undefined;
+    if (pl === '#') return true; // [MQTT-4.7.1-2] '#' also matches the parent level
+    if (pl === '**') {
+      for (let k = fi + 1; k <= f.length; k++) {
+        if (f[k - 1] === '#') return false;
+        if (covers(p, f, pi + 1, k)) return true;
+      }
+      return false;
+    }
+    if (fl === undefined || fl === '#') return false;
+    if (pl !== '+' && pl !== fl) return false;
+    pi++;
+    fi++;
+  }
+}

@@ -1,0 +1,55 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { exportMosquitto } from '../../src/security/mosquitto-export.js';
+import { parsePolicy } from '../../src/security/policy.js';
+
+const files = { aclPath: '/etc/mosquitto/relais.acl', passwordPath: '/etc/mosquitto/relais.passwd' };
+const lines = (acl: string) => acl.split('\n').filter((line) => line && !line.startsWith('#'));
+
+describe('policy - Mosquitto export', () => {
+  const policy = parsePolicy({
+    version: 1,
+    roles: { client: {}, reader: { grants: ['wildcards'] }, nobody: {} },
+    identities: { alice: { roles: ['client'] }, rex: { roles: ['reader'] } },
+    rules: [
+      { name: 'all', publish: ['relais/presence/${id}'], subscribe: ['relais/presence/+'] },
+      { name: 'calls', roles: ['client'], publish: ['${path}/request'], subscribe: ['${path}/response/${id}'] },
+      { name: 'too wide', roles: ['reader'], publish: ['#'], subscribe: ['#', 'sensors/+/notification'] },
+      { name: 'one', identities: ['dev-1'], publish: ['home/${id}/state'] },
+      { name: 'nobody', roles: ['nobody'], publish: ['x/y'] },
+    ],
+  });
+  const exported = exportMosquitto(policy, { ...files, depth: 2 });
+
+  it('export - rules for everyone are pattern lines with %u for ${id}', () => {
+    assert.deepEqual(lines(exported.acl).slice(0, 2), ['pattern write relais/presence/%u', 'pattern read relais/presence/+']);
+  });
+
+  it('export - role rules become user sections of the identities holding the role, ${path} expanded by depth', () => {
+    const acl = lines(exported.acl);
+    const alice = acl.slice(acl.indexOf('user alice') + 1, acl.indexOf('user dev-1') === -1 ? undefined : acl.indexOf('user dev-1'));
+    assert.deepEqual(alice, ['topic write +/request', 'topic write +/+/request', 'topic read +/response/alice', 'topic read +/+/response/alice']);
+    assert.ok(acl.includes('user dev-1') && acl.includes('topic write home/dev-1/state'), 'an identity named by a rule has its section');
+  });
+
+  it("export - a line that would break a built-in rule is left out and said", () => {
+    const acl = lines(exported.acl);
+    const rex = acl.slice(acl.indexOf('user rex') + 1);
+    assert.ok(!rex.includes('topic write #'), 'write # would reach others\' presence');
+    assert.ok(!rex.includes('topic read #'), 'read # would reach others\' responses');
+    assert.ok(rex.includes('topic read sensors/+/notification'));
+    assert.match(exported.acl, /# left out \(rules\[2\] "too wide"\): topic write # {2}-- built-in others-presence/);
+    assert.ok(exported.notes.some((note) => /rex: left out "topic read #".*others-responses/.test(note)));
+  });
+
+  it('export - lines Mosquitto makes wider than decide() are marked, unheld roles noted', () => {
+    assert.match(exported.acl, /# wider on Mosquitto: also reaches relais\/\.\.\. topics.*\ntopic write \+\/request\n/);
+    assert.ok(exported.notes.some((note) => /role nobody: no known identity/.test(note)));
+  });
+
+  it('export - the configuration fragment', () => {
+    for (const line of ['per_listener_settings false', 'allow_anonymous false', `password_file ${files.passwordPath}`, `acl_file ${files.aclPath}`, 'set_tcp_nodelay true', 'max_queued_messages 1000000', 'max_inflight_messages 0']) {
+      assert.ok(exported.conf.split('\n').includes(line), line);
+    }
+  });
+});

@@ -1,0 +1,184 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { decide, identityOf, parsePolicy, PolicyError, type Operation, type Policy, type Subject } from '../../src/security/policy.js';
+import { DEFAULT_POLICY_DATA, defaultPolicy } from '../../src/security/default-policy.js';
+
+const policy = defaultPolicy();
+
+// Identity classes: `self` is the client's own id in the topics, OTHER someone else's.
+const SUBJECTS: Record<string, Subject> = {
+  client: { identity: 'alice', roles: ['client'] },
+  'client-rt': { identity: 'alice~rt', roles: ['client'] },
+  service: { identity: 'svc', roles: ['service'] },
+  router: { identity: 'relais-router' }, // its role comes from the policy's identities
+  admin: { identity: 'root', roles: ['admin'] },
+  observer: { identity: 'eve', roles: ['observer'] },
+  anonymous: { identity: undefined, roles: ['client'] },
+};
+const OTHER = 'zed';
+
+// [subject, operation, topic (SELF = the subject's identity), allow, rule that decided]
+type Row = [keyof typeof SUBJECTS, Operation, string, boolean, string];
+const r = (i: number) => `rules[${i}]`;
+const ROWS: Row[] = [
+  // own response / other's response
+  ['client', 'subscribe', 'demo/install/response/SELF', true, r(2)],
+  ['client', 'subscribe', 'demo/install/response/OTHER', false, 'builtin:others-responses'],
+  ['client', 'subscribe', 'demo/install/response/+', false, 'builtin:others-responses'],
+  ['client', 'subscribe', 'demo/+/+', false, 'builtin:others-responses'],
+  ['client-rt', 'subscribe', 'demo/install/response/SELF', true, r(2)],
+  ['client-rt', 'subscribe', 'demo/install/response/alice~rt', false, 'default-deny'],
+  ['service', 'subscribe', 'demo/install/response/OTHER', false, 'builtin:others-responses'],
+  ['router', 'subscribe', 'demo/install/response/OTHER', true, r(7)],
+  ['admin', 'subscribe', 'demo/install/response/OTHER', true, r(6)],
+  ['observer', 'subscribe', 'demo/install/response/SELF', false, 'default-deny'],
+  ['observer', 'subscribe', 'demo/install/response/OTHER', false, 'builtin:others-responses'],
+  ['anonymous', 'subscribe', 'demo/install/response/SELF', false, 'builtin:anonymous'],
+  // requests: to self, to another, to any handler
+  ['client', 'subscribe', 'demo/install/request/SELF', false, 'default-deny'],
+  ['client', 'subscribe', 'demo/install/request/OTHER', false, 'builtin:others-requests'],
+  ['client', 'publish', 'demo/install/request/OTHER', true, r(2)],
+  ['client', 'publish', 'demo/install/request', true, r(2)],
+  ['service', 'subscribe', 'demo/install/request/SELF', true, r(4)],
+  ['service', 'subscribe', 'demo/install/request', true, r(4)],
+  ['service', 'subscribe', 'demo/install/request/OTHER', false, 'builtin:others-requests'],
+  ['service', 'subscribe', 'demo/install/request/+', false, 'builtin:others-requests'],
+  ['service', 'publish', 'demo/install/response/OTHER', true, r(4)],
+  ['client', 'publish', 'demo/install/response/OTHER', false, 'default-deny'],
+  ['router', 'subscribe', 'demo/install/request/OTHER', true, r(7)],
+  ['observer', 'publish', 'demo/install/request', false, 'default-deny'],
+  ['anonymous', 'publish', 'demo/install/request', false, 'builtin:anonymous'],
+  // presence of self / of another
+  ['client', 'publish', 'relais/presence/SELF', true, r(0)],
+  ['client-rt', 'publish', 'relais/presence/SELF', true, r(0)],
+  ['client', 'publish', 'relais/presence/OTHER', false, 'builtin:others-presence'],
+  ['service', 'publish', 'relais/presence/OTHER', false, 'builtin:others-presence'],
+  ['router', 'publish', 'relais/presence/OTHER', false, 'builtin:others-presence'],
+  ['admin', 'publish', 'relais/presence/OTHER', false, 'builtin:others-presence'],
+  ['observer', 'publish', 'relais/presence/SELF', true, r(0)],
+  ['observer', 'subscribe', 'relais/presence/+', true, r(0)],
+  ['anonymous', 'publish', 'relais/presence/SELF', false, 'builtin:anonymous'],
+  // notifications
+  ['client', 'publish', 'system/disk/new_file/notification', true, r(2)],
+  ['client', 'subscribe', 'system/disk/new_file/notification', true, r(5)],
+  ['observer', 'subscribe', 'system/disk/new_file/notification', true, r(5)],
+  ['observer', 'subscribe', 'relais/events/notification', true, r(5)],
+  ['observer', 'publish', 'system/disk/new_file/notification', false, 'default-deny'],
+  ['observer', 'subscribe', '+/+/+/notification', false, 'builtin:wildcard-subscription'],
+  ['router', 'subscribe', '+/+/+/notification', true, r(7)],
+  // '#'
+  ['client', 'subscribe', '#', false, 'builtin:wildcard-subscription'],
+  ['client', 'subscribe', 'demo/#', false, 'builtin:wildcard-subscription'],
+  ['observer', 'subscribe', '#', false, 'builtin:wildcard-subscription'],
+  ['service', 'subscribe', '#', false, 'builtin:wildcard-subscription'],
+  ['router', 'subscribe', '#', true, r(7)],
+  ['admin', 'subscribe', '#', true, r(6)],
+  ['anonymous', 'subscribe', '#', false, 'builtin:anonymous'],
+  // the router's actions (relais/...)
+  ['client', 'publish', 'relais/history/get/request', true, r(3)],
+  ['client', 'subscribe', 'relais/history/get/response/SELF', true, r(2)],
+  ['client', 'publish', 'relais/requests/kill/request', false, 'builtin:relais-actions'],
+  ['client', 'publish', 'relais/events/notification', false, 'builtin:relais-actions'],
+  ['service', 'subscribe', 'relais/history/get/request', false, 'builtin:relais-actions'],
+  ['service', 'publish', 'relais/history/get/response/OTHER', false, 'builtin:relais-actions'],
+  ['admin', 'publish', 'relais/requests/kill/request', true, r(1)],
+  ['router', 'subscribe', 'relais/history/get/request', true, r(7)],
+  ['router', 'publish', 'relais/history/get/response/OTHER', true, r(7)],
+  ['router', 'publish', 'relais/events/notification', true, r(7)],
+  ['router', 'publish', 'demo/install/cancel', true, r(7)],
+  ['router', 'publish', 'demo/install/request', false, 'default-deny'],
+  ['observer', 'publish', 'relais/history/get/request', false, 'default-deny'],
+  // the logs every library client serves, targeted at itself (protocol §11.4)
+  ['client', 'subscribe', 'relais/logs/get/request/SELF', true, r(0)],
+  ['client', 'subscribe', 'relais/logs/get/request/OTHER', false, 'builtin:others-requests'],
+  // bad topics
+  ['router', 'publish', 'demo/+/request', false, 'builtin:invalid-topic'],
+  ['router', 'subscribe', 'demo/#/x', false, 'builtin:invalid-topic'],
+];
+
+describe('policy - decide() with the default policy', () => {
+  for (const [who, operation, template, allow, rule] of ROWS) {
+    const subject = SUBJECTS[who]!;
+    const self = subject.identity ? identityOf(subject.identity) : 'nobody';
+    const topic = template.replaceAll('SELF', self).replaceAll('OTHER', OTHER);
+    it(`decide - ${who} ${operation} ${topic}: ${allow ? 'allow' : 'deny'} by ${rule}`, () => {
+      const decision = decide(policy, subject, operation, topic);
+      assert.deepEqual({ allow: decision.allow, rule: decision.rule.split(' ')[0] }, { allow, rule }, JSON.stringify(decision));
+    });
+  }
+
+  it('decide - names the file rule with its name', () => {
+    assert.equal(decide(policy, SUBJECTS.client!, 'publish', 'relais/presence/alice').rule, `rules[0] ${JSON.stringify(DEFAULT_POLICY_DATA.rules[0]!.name)}`);
+  });
+});
+
+describe('policy - placeholders', () => {
+  const custom = (rules: unknown[], extra: Record<string, unknown> = {}): Policy =>
+    parsePolicy({ version: 1, roles: { ops: {}, dev: {} }, rules, ...extra });
+
+  it('placeholders - ${id} is the identity, without the real-time lane suffix', () => {
+    const p = custom([{ publish: ['home/${id}/state'] }]);
+    assert.equal(decide(p, { identity: 'lamp' }, 'publish', 'home/lamp/state').allow, true);
+    assert.equal(decide(p, { identity: 'lamp~rt' }, 'publish', 'home/lamp/state').allow, true);
+    assert.equal(decide(p, { identity: 'lamp' }, 'publish', 'home/fan/state').rule, 'default-deny');
+  });
+
+  it('placeholders - ${role} is each of the subject\'s roles', () => {
+    const p = custom([{ name: 'team boards', roles: ['ops', 'dev'], subscribe: ['boards/${role}/notification'] }]);
+    assert.deepEqual(decide(p, { identity: 'a', roles: ['dev'] }, 'subscribe', 'boards/dev/notification'), { allow: true, rule: 'rules[0] "team boards"' });
+    assert.equal(decide(p, { identity: 'a', roles: ['dev'] }, 'subscribe', 'boards/ops/notification').allow, false);
+  });
+
+  it('placeholders - ${path} is one or more whole levels', () => {
+    const p = custom([{ publish: ['${path}/request'] }]);
+    assert.equal(decide(p, { identity: 'a' }, 'publish', 'x/request').allow, true);
+    assert.equal(decide(p, { identity: 'a' }, 'publish', 'system/disks/list_disks/request').allow, true);
+    assert.equal(decide(p, { identity: 'a' }, 'publish', 'request').allow, false);
+  });
+
+  it('rules - a subscription is allowed only when a pattern covers the whole filter', () => {
+    const p = custom([{ identities: ['a'], subscribe: ['sensors/+/notification'] }], { roles: {} });
+    assert.equal(decide(p, { identity: 'a' }, 'subscribe', 'sensors/kitchen/notification').allow, true);
+    assert.equal(decide(p, { identity: 'a' }, 'subscribe', 'sensors/kitchen/x/notification').allow, false);
+    assert.equal(decide(p, { identity: 'b' }, 'subscribe', 'sensors/kitchen/notification').allow, false);
+  });
+
+  it('rules - grants on an identity widen the built-ins for it alone', () => {
+    const p = custom([{ subscribe: ['#'] }], { identities: { auditor: { grants: ['wildcards', 'responses', 'requests'] } } });
+    assert.equal(decide(p, { identity: 'auditor' }, 'subscribe', 'demo/#').allow, true);
+    assert.equal(decide(p, { identity: 'auditor' }, 'subscribe', 'demo/install/response/+').allow, true);
+    assert.equal(decide(p, { identity: 'other' }, 'subscribe', 'demo/install/response/+').rule, 'builtin:others-responses');
+  });
+
+  it('rules - an empty policy denies everything', () => {
+    const p = parsePolicy({ version: 1, roles: {}, rules: [] });
+    assert.deepEqual(decide(p, { identity: 'a' }, 'publish', 'relais/presence/a'), { allow: false, rule: 'default-deny' });
+  });
+});
+
+describe('policy - schema errors name the field', () => {
+  const base = () => structuredClone(DEFAULT_POLICY_DATA) as unknown as { rules: Record<string, unknown>[]; identities: Record<string, { roles: string[] }>; [key: string]: unknown };
+  const cases: [string, (data: ReturnType<typeof base>) => void, RegExp][] = [
+    ['a bad wildcard', (d) => (d.rules[2]!.subscribe = ['ok/+', 'a/#/b']), /^policy: rules\[2\]\.subscribe\[1\]: .*'#' must be a whole last level/],
+    ['an unknown placeholder', (d) => (d.rules[0]!.publish = ['x/${who}']), /^policy: rules\[0\]\.publish\[0\]: unknown placeholder/],
+    ['a placeholder inside a level', (d) => (d.rules[0]!.publish = ['x/id-${id}']), /^policy: rules\[0\]\.publish\[0\]: a placeholder must be a whole level/],
+    ['an undeclared role in a rule', (d) => (d.rules[3]!.roles = ['client', 'clint']), /^policy: rules\[3\]\.roles\[1\]: unknown role "clint"/],
+    ['an undeclared role of an identity', (d) => (d.identities['relais-router']!.roles = ['routr']), /^policy: identities\.relais-router\.roles\[0\]: unknown role "routr"/],
+    ['an unknown field in a rule', (d) => (d.rules[1]!.allow = true), /^policy: rules\[1\]: .*"allow"/],
+    ['an unknown grant', (d) => ((d.roles as Record<string, { grants: string[] }>).client!.grants = ['everything']), /^policy: roles\.client\.grants\[0\]: /],
+    ['a wrong version', (d) => (d.version = 2), /^policy: version: /],
+    ['rules missing', (d) => delete (d as Record<string, unknown>).rules, /^policy: rules: /],
+    ['a rule with no pattern', (d) => d.rules.push({ roles: ['client'] }), /^policy: rules\[8\]: a rule needs at least one/],
+  ];
+  for (const [what, breakIt, expected] of cases) {
+    it(`schema - ${what}`, () => {
+      const data = base();
+      breakIt(data);
+      assert.throws(() => parsePolicy(data), (error: Error) => error instanceof PolicyError && expected.test(error.message) ? true : assert.fail(`message: ${error.message}`));
+    });
+  }
+
+  it('schema - the default policy is valid', () => {
+    assert.doesNotThrow(() => parsePolicy(base()));
+  });
+});
