@@ -13,7 +13,8 @@ import { REGISTRY_CATEGORIES } from '../protocol/registry.js';
 import { parseTopic } from '../protocol/topics.js';
 import type { NewEvent, SqliteEventLog } from './event-log.js';
 import { parsed } from './history-service.js';
-import { capData, FLUSH_EVERY_MS } from './recorder.js';
+import { Batcher } from './batcher.js';
+import { capData } from './recorder.js';
 
 /** Events per pushed notification: a batch stays well under the message size limit. */
 const EVENTS_PER_MESSAGE = 100;
@@ -27,8 +28,7 @@ export interface EventStreamOptions {
 }
 
 export class EventStream {
-  private pending: NewEvent[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private readonly batcher = new Batcher<NewEvent>((batch) => this.storeAndPush(batch));
   private readonly started = new Map<string, number>();
 
   /** Set once connected: events stored before (what a persistent session kept) are replayed, not pushed. */
@@ -102,17 +102,16 @@ export class EventStream {
   }
 
   private add(event: NewEvent): void {
-    this.pending.push(event);
-    this.timer ??= setTimeout(this.flush, FLUSH_EVERY_MS);
+    this.batcher.add(event);
   }
 
-  /** Stores the buffered events, then pushes them: a pushed event can always be replayed. */
-  readonly flush = (): void => {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.pending.length === 0) return;
-    const batch = this.pending;
-    this.pending = [];
+  /** Stores and pushes what is pending now. */
+  flush(): void {
+    this.batcher.flush();
+  }
+
+  /** Stores the events, then pushes them: a pushed event can always be replayed. */
+  private storeAndPush(batch: NewEvent[]): void {
     let stored: BusEvent[];
     try {
       stored = this.log.append(batch);
@@ -128,5 +127,5 @@ export class EventStream {
         this.options.logger.warn({ err: (error as Error).message }, 'events not pushed');
       }
     }
-  };
+  }
 }

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { ReceivedMessage } from '../client/types.js';
 import { parseTopic } from '../protocol/topics.js';
 import type { Envelope } from '../protocol/envelope.js';
+import { Batcher } from './batcher.js';
 import type { HistoryKind, HistoryRow, HistoryRowInput, HistoryStore } from './history-store.js';
 
 /** Actions under this prefix are the router's own services (history queries, registry...): not recorded. */
@@ -21,18 +22,11 @@ export interface RecorderOptions {
   logger: Logger;
 }
 
-/**
- * How long rows wait for company before they are stored: one transaction per ~10 ms under a
- * flood stores hundreds of rows at once (SQLite's cost is mostly per transaction: ~46k rows/s
- * in batches of 30, ~100k in batches of 300, bench/RESULTS.md).
- */
-export const FLUSH_EVERY_MS = 10;
 
 export type RowListener = (rows: readonly HistoryRow[]) => void;
 
 export class Recorder {
-  private pending: HistoryRowInput[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private readonly batcher: Batcher<HistoryRowInput>;
   private readonly listeners = new Set<RowListener>();
   /** Rows that could not be stored (the store failed); reported in metrics and logs. */
   failed = 0;
@@ -41,15 +35,15 @@ export class Recorder {
   constructor(
     private readonly store: HistoryStore,
     private readonly options: RecorderOptions,
-  ) {}
+  ) {
+    this.batcher = new Batcher((batch) => this.storeBatch(batch), options.maxBatch);
+  }
 
   /** Called for every message on `#`; synchronous, so a QoS 1 message is stored before its PUBACK leaves. */
   readonly onMessage = (message: ReceivedMessage): void => {
     const row = rowOf(message, this.options.maxDataBytes);
     if (!row) return;
-    this.pending.push(row);
-    if (message.qos === 1 || this.pending.length >= this.options.maxBatch) this.flush();
-    else this.timer ??= setTimeout(this.flush, FLUSH_EVERY_MS);
+    this.batcher.add(row, message.qos === 1);
   };
 
   /** Stores a row that did not come from the bus (a put), at once; returns it as stored, or undefined for a repeat. */
@@ -66,12 +60,12 @@ export class Recorder {
     return () => this.listeners.delete(listener);
   }
 
-  readonly flush = (): void => {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.pending.length === 0) return;
-    const batch = this.pending;
-    this.pending = [];
+  /** Stores what is pending now. */
+  flush(): void {
+    this.batcher.flush();
+  }
+
+  private storeBatch(batch: HistoryRowInput[]): void {
     let stored: HistoryRow[];
     try {
       stored = this.store.append(batch);
@@ -82,7 +76,7 @@ export class Recorder {
     }
     this.recorded += stored.length;
     this.announce(stored);
-  };
+  }
 
   private announce(rows: readonly HistoryRow[]): void {
     if (rows.length === 0) return;
