@@ -12,7 +12,7 @@ import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { memoryPair } from './memory-pair.js';
-import { BROKER_LIMITS, guardReads, slowConsumerPolicy, type BrokerLimits } from './limits.js';
+import { BROKER_LIMITS, guardReads, rememberClientId, slowConsumerPolicy, type BrokerLimits } from './limits.js';
 
 export interface EmbeddedBrokerOptions {
   /** Address every network listener binds. Default `127.0.0.1` (least exposure; `0.0.0.0` serves the network). */
@@ -90,6 +90,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
     id: 'relais-embedded',
     connectTimeout: limits.connectTimeoutMs,
     keepaliveLimit: limits.maxKeepaliveSeconds,
+    preConnect: rememberClientId as never,
   });
   const logLimit = (_client: unknown, error: Error) => {
     if (error.message === 'keep alive limit exceeded') log(`refused a CONNECT: keep-alive 0 or over ${limits.maxKeepaliveSeconds} s (maxKeepaliveSeconds)`);

@@ -45,7 +45,7 @@ const CONNECT = 1;
 
 export type HeaderVerdict =
   | { ok: true }
-  | { ok: false; reason: 'too-large'; type: number; claimed: number }
+  | { ok: false; reason: 'too-large'; type: number; claimed: number; /** where its header starts in the last chunk (0 when in an earlier one) */ at: number }
   | { ok: false; reason: 'not-connect'; type: number }
   | { ok: false; reason: 'malformed' };
 
@@ -62,12 +62,14 @@ export class HeaderScanner {
   private lengthBytes = 0;
   private bodyLeft = 0;
   private packets = 0;
+  private headerAt = 0;
   private verdict: HeaderVerdict = { ok: true };
 
   constructor(private readonly maxPacketBytes: number) {}
 
   scan(chunk: Uint8Array): HeaderVerdict {
     let i = 0;
+    this.headerAt = 0;
     while (i < chunk.length && this.verdict.ok) {
       if (this.state === 'body') {
         const skipped = Math.min(this.bodyLeft, chunk.length - i);
@@ -78,6 +80,7 @@ export class HeaderScanner {
       }
       const byte = chunk[i++]!;
       if (this.state === 'type') {
+        this.headerAt = i - 1;
         this.type = byte >> 4;
         // [MQTT-3.1.0-1]: the first packet from a client must be CONNECT.
         if (this.packets === 0 && this.type !== CONNECT) this.verdict = { ok: false, reason: 'not-connect', type: this.type };
@@ -97,7 +100,7 @@ export class HeaderScanner {
       }
       this.packets++;
       if (this.length > this.maxPacketBytes) {
-        this.verdict = { ok: false, reason: 'too-large', type: this.type, claimed: this.length };
+        this.verdict = { ok: false, reason: 'too-large', type: this.type, claimed: this.length, at: this.headerAt };
       } else if (this.length > 0) {
         this.state = 'body';
         this.bodyLeft = this.length;
@@ -110,9 +113,20 @@ export class HeaderScanner {
 }
 
 /** What the broker says about a connection it cut: its client id when it has one, and its address. */
+const declaredIds = new WeakMap<object, string>();
+
+/**
+ * Aedes's `preConnect` hook, called as soon as a CONNECT is parsed: remembers the client id it
+ * declares, so a connection refused right after its CONNECT (in the same chunk) is named by it.
+ */
+export function rememberClientId(client: { conn: object }, packet: { clientId?: string }, callback: (error: Error | null, ok: boolean) => void): void {
+  if (packet.clientId) declaredIds.set(client.conn, packet.clientId);
+  callback(null, true);
+}
+
 export function describeConnection(stream: Duplex, address: string): string {
-  // Aedes sets `conn.client` on the streams it handles, and `client.id` once CONNECT is read.
-  const id = (stream as Duplex & { client?: { id?: string | null } }).client?.id;
+  // Aedes sets `conn.client` on the streams it handles, and `client.id` once CONNECT is handled.
+  const id = (stream as Duplex & { client?: { id?: string | null } }).client?.id ?? declaredIds.get(stream);
   return id ? `client ${id} (${address})` : `connection ${address} (no CONNECT yet)`;
 }
 
@@ -124,11 +138,19 @@ export function describeConnection(stream: Duplex, address: string): string {
 export function guardReads(stream: Duplex, address: string, maxPacketBytes: number, log: (line: string) => void): void {
   const scanner = new HeaderScanner(maxPacketBytes);
   const read = stream.read.bind(stream);
+  let refused = false;
   stream.read = (size?: number) => {
     const chunk = read(size) as Buffer | null;
-    if (chunk === null || stream.destroyed) return chunk;
+    if (chunk === null || stream.destroyed || refused) return refused ? null : chunk;
     const verdict = scanner.scan(chunk);
     if (verdict.ok) return chunk;
+    refused = true;
+    // The packets before the refused one (a CONNECT in the same chunk) still reach Aedes, so
+    // the log line can name the client id it declared.
+    setImmediate(refuse, verdict);
+    return verdict.reason === 'too-large' && verdict.at > 0 ? chunk.subarray(0, verdict.at) : null;
+  };
+  const refuse = (verdict: Exclude<HeaderVerdict, { ok: true }>) => {
     const who = describeConnection(stream, address);
     if (verdict.reason === 'too-large') {
       log(`closed ${who}: a packet of type ${verdict.type} claims ${verdict.claimed} bytes, over the limit of ${maxPacketBytes} (maxPacketBytes)`);
@@ -138,7 +160,6 @@ export function guardReads(stream: Duplex, address: string, maxPacketBytes: numb
       log(`closed ${who}: malformed remaining length (more than 4 bytes)`);
     }
     stream.destroy();
-    return null;
   };
 }
 

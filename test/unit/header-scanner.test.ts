@@ -44,8 +44,10 @@ describe('broker header scanner', () => {
   it('refuses a packet that claims more than the limit, from its header alone, however it is split', () => {
     const stream = Buffer.concat([connect, publish(500), publishHeader(MAX_REMAINING_LENGTH)]);
     fc.assert(fc.property(fc.array(fc.nat({ max: stream.length }), { maxLength: 10 }), (cuts) => {
-      assert.deepEqual(scanInPieces(new HeaderScanner(1000), stream, cuts), { ok: false, reason: 'too-large', type: 3, claimed: MAX_REMAINING_LENGTH });
+      assert.deepEqual({ ...scanInPieces(new HeaderScanner(1000), stream, cuts), at: 0 }, { ok: false, reason: 'too-large', type: 3, claimed: MAX_REMAINING_LENGTH, at: 0 });
     }));
+    // In one chunk, `at` is where the refused packet's header starts: what comes before it is whole.
+    assert.deepEqual(new HeaderScanner(1000).scan(stream), { ok: false, reason: 'too-large', type: 3, claimed: MAX_REMAINING_LENGTH, at: stream.length - 5 });
   });
 
   it('counts the limit on the remaining length: exactly the limit passes, one more does not', () => {
