@@ -53,7 +53,7 @@ export type { FollowOptions } from './client/follow.js';
 export type { EventsOptions, EventGap } from './client/event-feed.js';
 export { EVENTS_ACTION, EVENTS_CATEGORY, EVENT_TYPES, eventsQuerySchema, type BusEvent, type EventType, type EventsPage, type EventBatch } from './protocol/events.js';
 export type { FanOutOptions, FanOutResult, FanOutAnswer } from './client/fan-out.js';
-export { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, isLoopbackHost, type EmbeddedBroker, type EmbeddedBrokerOptions } from './broker/index.js';
+export { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, BROKER_LIMITS, isLoopbackHost, type EmbeddedBroker, type EmbeddedBrokerOptions, type BrokerLimits } from './broker/index.js';
 export {
   REGISTRY_ACTIONS,
   REGISTRY_CATEGORIES,

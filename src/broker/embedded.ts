@@ -12,6 +12,7 @@ import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { memoryPair } from './memory-pair.js';
+import { BROKER_LIMITS, guardReads, rememberClientId, slowConsumerPolicy, type BrokerLimits } from './limits.js';
 
 export interface EmbeddedBrokerOptions {
   /** Address every network listener binds. Default `127.0.0.1` (least exposure; `0.0.0.0` serves the network). */
@@ -31,6 +32,14 @@ export interface EmbeddedBrokerOptions {
   wsOrigins?: readonly string[];
   /** An MQTT-over-TLS listener: PEM certificate chain and private key; port 8883 unless given (0 picks a free one). */
   tls?: { cert: string | Buffer; key: string | Buffer; port?: number };
+  /**
+   * Resource limits on every network connection (packet size, CONNECT time-out, keep-alive,
+   * slow consumers); each field defaults to BROKER_LIMITS. In-process streams (`accept`,
+   * `connectInProcess`) are trusted: only the CONNECT time-out and keep-alive limit apply.
+   */
+  limits?: Partial<BrokerLimits>;
+  /** Where the broker says why it closed a connection (one line each). Default: standard error, prefixed `relais broker:`. */
+  log?: (line: string) => void;
 }
 
 export const BROKER_DEFAULTS = { host: '127.0.0.1', port: 1883, tlsPort: 8883 } as const;
@@ -75,7 +84,20 @@ export class BrokerStartError extends Error {
 export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): Promise<EmbeddedBroker> {
   const host = options.host ?? BROKER_DEFAULTS.host;
   const port = options.port === undefined ? BROKER_DEFAULTS.port : options.port;
-  const aedes = await Aedes.createBroker({ id: 'relais-embedded' });
+  const limits: BrokerLimits = { ...BROKER_LIMITS, ...definedFields(options.limits ?? {}) };
+  const log = options.log ?? ((line: string) => void process.stderr.write(`relais broker: ${line}\n`));
+  const aedes = await Aedes.createBroker({
+    id: 'relais-embedded',
+    connectTimeout: limits.connectTimeoutMs,
+    keepaliveLimit: limits.maxKeepaliveSeconds,
+    preConnect: rememberClientId as never,
+  });
+  const logLimit = (_client: unknown, error: Error) => {
+    if (error.message === 'keep alive limit exceeded') log(`refused a CONNECT: keep-alive 0 or over ${limits.maxKeepaliveSeconds} s (maxKeepaliveSeconds)`);
+    if (error.message === 'connect did not arrive in time') log(`closed a connection that sent no CONNECT within ${limits.connectTimeoutMs} ms (connectTimeoutMs)`);
+  };
+  aedes.on('clientError', logLimit);
+  aedes.on('connectionError', logLimit);
   const servers: net.Server[] = [];
   const sockets = new Set<{ destroy(): void }>();
   let webSockets: WebSocketServer | undefined;
@@ -84,7 +106,13 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   // ~40 ms on the peer's delayed ACK; no-delay on every accepted socket removes it.
   const accept = (socket: net.Socket) => {
     socket.setNoDelay(true);
-    aedes.handle(socket);
+    protect(socket, `${socket.remoteAddress ?? 'unix socket'}${socket.remotePort ? `:${socket.remotePort}` : ''}`);
+  };
+  // docs/security.md "Bounded resources (broker)": headers are checked before Aedes buffers a
+  // body, and a client that stops reading is cut off instead of holding every delivery.
+  const protect = (stream: Duplex, address: string) => {
+    guardReads(stream, address, limits.maxPacketBytes, log);
+    slowConsumerPolicy(aedes.handle(stream) as never, stream, address, limits, log);
   };
 
   const closeAll = async () => {
@@ -141,7 +169,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
       webSockets.on('error', () => {}); // the HTTP server's errors, already reported by listen()
       webSockets.on('connection', (socket, request) => {
         request.socket.setNoDelay(true);
-        aedes.handle(createWebSocketStream(socket));
+        protect(createWebSocketStream(socket), `websocket ${request.socket.remoteAddress}:${request.socket.remotePort}`);
       });
       Object.assign(listeners, { wsUrl: ws.url, wsPort: ws.port });
     }
@@ -171,6 +199,10 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
     await closeAll();
     throw error;
   }
+}
+
+function definedFields<T extends object>(partial: T): T {
+  return Object.fromEntries(Object.entries(partial).filter(([, value]) => value !== undefined)) as T;
 }
 
 function listen(server: net.Server, where: net.ListenOptions, label: string): Promise<void> {

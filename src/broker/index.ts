@@ -1,2 +1,4 @@
 export { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, isLoopbackHost } from './embedded.js';
 export type { EmbeddedBroker, EmbeddedBrokerOptions } from './embedded.js';
+export { BROKER_LIMITS, HeaderScanner, MAX_REMAINING_LENGTH } from './limits.js';
+export type { BrokerLimits, HeaderVerdict } from './limits.js';

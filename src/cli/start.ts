@@ -1,7 +1,7 @@
 /** `relais start`: the embedded broker and the router beside it (the main job on the default install). */
 import path from 'node:path';
 import { Command } from 'commander';
-import { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, isLoopbackHost, type EmbeddedBrokerOptions } from '../index.js';
+import { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, BROKER_LIMITS, isLoopbackHost, type EmbeddedBrokerOptions } from '../index.js';
 import { startRouterThread, type RouterThread } from '../router/thread.js';
 import { fail, EXIT, onInterrupt, readFileOption } from './common.js';
 import { routerOptions, routerSettings, type RouterSettingsOptions } from './router.js';
@@ -16,6 +16,11 @@ interface StartOptions extends RouterSettingsOptions {
   tlsCert?: string;
   tlsKey?: string;
   tlsPort: string;
+  maxPacket: string;
+  connectTimeout: string;
+  maxKeepalive: string;
+  maxBuffered: string;
+  stall: string;
 }
 
 export function startCommand(): Command {
@@ -30,6 +35,11 @@ export function startCommand(): Command {
     .option('--tls-cert <file>', 'also serve MQTT over TLS with this PEM certificate chain (needs --tls-key)')
     .option('--tls-key <file>', 'private key (PEM) of --tls-cert')
     .option('--tls-port <port>', 'TLS port', String(BROKER_DEFAULTS.tlsPort))
+    .option('--max-packet <bytes>', 'largest MQTT packet a client may send; a bigger one closes its connection at its header', String(BROKER_LIMITS.maxPacketBytes))
+    .option('--connect-timeout <ms>', 'close a connection that sends no CONNECT within this time', String(BROKER_LIMITS.connectTimeoutMs))
+    .option('--max-keepalive <seconds>', 'refuse a CONNECT whose keep-alive is 0 or above this', String(BROKER_LIMITS.maxKeepaliveSeconds))
+    .option('--max-buffered <bytes>', 'cut off a client with more than this many bytes waiting to be sent to it', String(BROKER_LIMITS.maxBufferedBytes))
+    .option('--stall <ms>', 'cut off a client whose connection does not drain for this long', String(BROKER_LIMITS.stallMs))
     .action(async (options: StartOptions) => {
       const brokerOptions: EmbeddedBrokerOptions = {
         host: options.host,
@@ -37,6 +47,13 @@ export function startCommand(): Command {
         unixPath: path.resolve(options.dataDir, 'relais.sock'),
         ...(options.wsPort !== undefined && { wsPort: portOption(options.wsPort, '--ws-port'), wsOrigins: options.wsOrigin ?? [] }),
         ...tlsOption(options),
+        limits: {
+          maxPacketBytes: positiveOption(options.maxPacket, '--max-packet'),
+          connectTimeoutMs: positiveOption(options.connectTimeout, '--connect-timeout'),
+          maxKeepaliveSeconds: positiveOption(options.maxKeepalive, '--max-keepalive'),
+          maxBufferedBytes: positiveOption(options.maxBuffered, '--max-buffered'),
+          stallMs: positiveOption(options.stall, '--stall'),
+        },
       };
       const settings = options.router ? routerSettings(options) : undefined;
       try {
@@ -81,6 +98,12 @@ function portOption(text: string, flag: string): number {
   const port = Number(text);
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail(EXIT.USAGE, `${flag} must be a port number, got ${text}`);
   return port;
+}
+
+function positiveOption(text: string, flag: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value <= 0) fail(EXIT.USAGE, `${flag} must be a positive whole number, got ${text}`);
+  return value;
 }
 
 function tlsOption(options: StartOptions): Pick<EmbeddedBrokerOptions, 'tls'> {

@@ -45,6 +45,12 @@ describe('relais CLI', { timeout: 120_000 }, () => {
     assert.match(result.stderr, new RegExp(`TCP 127\\.0\\.0\\.1:${port} is already in use`));
   });
 
+  it('start - refuses a limit that is not a positive whole number (exit 2)', async () => {
+    const result = await runCli(['start', '--port', '0', '--max-packet', '1MB', '--data-dir', path.join(dataDir, 'limits')]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /--max-packet must be a positive whole number, got 1MB/);
+  });
+
   it('serve + call - progress lines then the result, exit 0', async () => {
     const server = serve(
       'cli/install',

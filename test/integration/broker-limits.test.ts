@@ -1,0 +1,240 @@
+/**
+ * The embedded broker's bounded resources (docs/security.md "Bounded resources (broker)"),
+ * against the broker in its own process (its memory is read from /proc/<pid>/status) over real
+ * sockets: packets claiming huge lengths, a socket that never sends CONNECT, a first packet
+ * that is not CONNECT, keep-alive 0, and a `#` subscriber that stops reading during a burst.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter, once } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import mqtt from 'mqtt';
+import mqttPacket from 'mqtt-packet';
+import { connect, type Bus } from '../../src/index.js';
+import { BROKER_LIMITS, MAX_REMAINING_LENGTH } from '../../src/broker/index.js';
+import { testLogger, uniqueId, waitFor } from '../testkit/index.js';
+
+const FIXTURE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/limits-broker.ts');
+const ATTACKERS = 1000;
+/** Attackers sent before the baseline is read: V8's young generation grows to its working size (~45 MB) under any load, whatever its size. */
+const WARM_UP = 100;
+
+interface BrokerChild {
+  child: ChildProcess;
+  url: string;
+  port: number;
+  logs: string[];
+  events: EventEmitter;
+}
+
+async function startBrokerProcess(): Promise<BrokerChild> {
+  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, '{}'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const logs: string[] = [];
+  const events = new EventEmitter();
+  let errBuffer = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    errBuffer += chunk.toString();
+    const lines = errBuffer.split('\n');
+    errBuffer = lines.pop()!;
+    for (const line of lines) {
+      if (!line.startsWith('LOG ')) continue;
+      logs.push(line.slice(4));
+      events.emit('log');
+    }
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let outBuffer = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      outBuffer += chunk.toString();
+      const ready = /READY (\S+)/.exec(outBuffer);
+      if (ready) resolve(ready[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`the broker process exited (${code}) before it was ready`)));
+  });
+  return { child, url, port: Number(new URL(url).port), logs, events };
+}
+
+/** Resident memory of a process, in bytes (`field`: VmRSS now, VmHWM its peak so far). */
+function memory(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]) * 1024;
+}
+
+const connectPacket = (clientId: string, keepalive = 30) => mqttPacket.generate({ cmd: 'connect', clientId, keepalive, protocolVersion: 4, clean: true });
+
+/** A raw TCP connection to the broker that reports when it is closed. */
+function rawSocket(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => resolve(socket));
+    socket.on('error', () => {}); // writes after the broker closed it: expected
+    socket.once('error', reject);
+  });
+}
+
+function closed(socket: net.Socket, timeout: number): Promise<number> {
+  const started = Date.now();
+  if (socket.destroyed) return Promise.resolve(0);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`socket still open after ${timeout} ms`)), timeout);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve(Date.now() - started);
+    });
+  });
+}
+
+function waitForLog(broker: BrokerChild, pattern: RegExp, timeout: number): Promise<string> {
+  return waitFor(() => broker.logs.find((line) => pattern.test(line)), broker.events, 'log', timeout);
+}
+
+/** Sequential requests from `requester` to `echo/<tag>` until `stop` is set; their latencies, and the failures. */
+async function keepAsking(requester: Bus, action: string, stop: { done: boolean }) {
+  const latencies: number[] = [];
+  const failures: string[] = [];
+  for (let i = 0; !stop.done; i++) {
+    const started = performance.now();
+    try {
+      assert.equal(await requester.request(action, { i }, { timeout: 3000 }), i);
+      latencies.push(performance.now() - started);
+    } catch (error) {
+      failures.push((error as Error).message);
+    }
+  }
+  return { latencies, failures };
+}
+
+const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
+};
+
+describe('embedded broker limits', { timeout: 120_000 }, () => {
+  let broker: BrokerChild;
+  let handler: Bus;
+  let requester: Bus;
+  const action = `limits/echo-${process.pid}`;
+
+  before(async () => {
+    broker = await startBrokerProcess();
+    handler = await connect({ id: uniqueId('limits-handler'), broker: broker.url, logger: testLogger });
+    requester = await connect({ id: uniqueId('limits-requester'), broker: broker.url, logger: testLogger });
+    await handler.handle(action, (payload) => (payload as { i: number }).i);
+    assert.equal(await requester.request(action, { i: -1 }, { timeout: 5000 }), -1);
+  });
+  after(async () => {
+    await Promise.allSettled([handler?.close(), requester?.close()]);
+    broker?.child.stdin!.end();
+    if (broker && broker.child.exitCode === null) await Promise.race([once(broker.child, 'exit'), new Promise((r) => setTimeout(r, 3000))]);
+    broker?.child.kill('SIGKILL');
+  });
+
+  it(`${ATTACKERS} sockets claiming 256 MB packets are closed at their header, broker memory grows < 64 MB, a healthy client keeps answering`, async (t) => {
+    const pid = broker.child.pid!;
+    const idle = memory(pid, 'VmRSS');
+    const stop = { done: false };
+    const asking = keepAsking(requester, action, stop);
+    const header = Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]); // PUBLISH QoS 0, remaining length 268,435,455
+    const body = Buffer.alloc(64 * 1024, 0x61); // what a fast sender pushes after it: what Aedes would buffer
+    const closeTimes: number[] = [];
+    const trickles: NodeJS.Timeout[] = [];
+    const attack = async (n: number) => {
+      const socket = await rawSocket(broker.port);
+      const whenClosed = closed(socket, 20_000);
+      socket.write(Buffer.concat([connectPacket(`attacker-${n}`), header]));
+      socket.write(body);
+      const trickle = setInterval(() => socket.destroyed || socket.write(body.subarray(0, 64)), 100);
+      trickles.push(trickle);
+      closeTimes.push(await whenClosed.finally(() => clearInterval(trickle)));
+    };
+    let before = idle;
+    try {
+      for (let batch = 0; batch < WARM_UP + ATTACKERS; batch += 50) {
+        if (batch === WARM_UP) before = Math.max(memory(pid, 'VmHWM'), idle);
+        await Promise.all(Array.from({ length: 50 }, (_, i) => attack(batch + i)));
+      }
+    } finally {
+      for (const trickle of trickles) clearInterval(trickle);
+      stop.done = true;
+    }
+    const { latencies, failures } = await asking;
+    const growth = memory(pid, 'VmHWM') - before;
+    t.diagnostic(`RSS idle ${(idle / 2 ** 20).toFixed(1)} MB, after ${WARM_UP} warm-up attackers ${(before / 2 ** 20).toFixed(1)} MB, peak growth ${(growth / 2 ** 20).toFixed(1)} MB; close after header: p50 ${percentile(closeTimes, 50)} ms, max ${Math.max(...closeTimes)} ms; healthy requests ${latencies.length}, p99 ${percentile(latencies, 99).toFixed(1)} ms`);
+    assert.equal(closeTimes.length, WARM_UP + ATTACKERS);
+    assert.ok(Math.max(...closeTimes) < 5000, `every attacker closed within 5 s (slowest ${Math.max(...closeTimes)} ms)`);
+    assert.ok(growth < 64 * 2 ** 20, `broker peak RSS grew ${(growth / 2 ** 20).toFixed(1)} MB`);
+    assert.deepEqual(failures, []);
+    assert.ok(latencies.length > 0);
+    const line = await waitForLog(broker, /closed client attacker-\d+ \(127\.0\.0\.1:\d+\): a packet of type 3 claims 268435455 bytes/, 5000);
+    assert.ok(line.includes(`over the limit of ${BROKER_LIMITS.maxPacketBytes}`));
+    assert.equal(MAX_REMAINING_LENGTH, 268_435_455);
+  });
+
+  it('a socket that never sends CONNECT is closed after the CONNECT time-out', async () => {
+    const socket = await rawSocket(broker.port);
+    const took = await closed(socket, BROKER_LIMITS.connectTimeoutMs + 3000);
+    assert.ok(took >= BROKER_LIMITS.connectTimeoutMs - 100, `closed after ${took} ms`);
+    await waitForLog(broker, /sent no CONNECT within 5000 ms/, 2000);
+  });
+
+  it('a first packet that is not CONNECT closes the connection at once, with a log line', async () => {
+    const socket = await rawSocket(broker.port);
+    socket.write(mqttPacket.generate({ cmd: 'publish', topic: 'x/notification', payload: 'hi', qos: 0, retain: false, dup: false }));
+    assert.ok((await closed(socket, 2000)) < 2000);
+    await waitForLog(broker, /closed connection 127\.0\.0\.1:\d+ \(no CONNECT yet\): its first packet is of type 3, not CONNECT/, 2000);
+  });
+
+  it('a CONNECT with keep-alive 0 is refused (return code 6) and closed', async () => {
+    const socket = await rawSocket(broker.port);
+    const answer = new Promise<mqttPacket.Packet>((resolve) => {
+      const parser = mqttPacket.parser();
+      parser.on('packet', resolve);
+      socket.on('data', (chunk) => parser.parse(chunk));
+    });
+    socket.write(connectPacket('no-keepalive', 0));
+    assert.equal(((await answer) as mqttPacket.IConnackPacket).returnCode, 6);
+    await closed(socket, 2000);
+    await waitForLog(broker, /refused a CONNECT: keep-alive 0 or over 600 s/, 2000);
+  });
+
+  it('a # subscriber that stops reading during a burst is cut off; requests of healthy clients never time out', async (t) => {
+    const frozenId = uniqueId('frozen');
+    const frozen = await rawSocket(broker.port);
+    const subacked = new Promise<void>((resolve) => {
+      const parser = mqttPacket.parser();
+      parser.on('packet', (packet) => packet.cmd === 'suback' && resolve());
+      frozen.on('data', (chunk) => parser.parse(chunk));
+    });
+    frozen.write(connectPacket(frozenId));
+    frozen.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '#', qos: 0 }] }));
+    await subacked;
+    frozen.pause(); // reads nothing more: the kernel buffers fill, then the broker's (a paused socket sees no close either)
+
+    const stop = { done: false };
+    const asking = keepAsking(requester, action, stop);
+    const started = Date.now();
+    let line: string;
+    try {
+      // 400 x 64 KB: more than loopback's kernel buffers hold (~10 MB here), so the broker's fill.
+      const publisher = await mqtt.connectAsync(broker.url, { clientId: uniqueId('burst'), reconnectPeriod: 0 });
+      const payload = Buffer.alloc(64 * 1024, 0x62);
+      for (let i = 0; i < 400; i++) publisher.publish('limits/burst', payload, { qos: 0 });
+      await publisher.endAsync();
+      line = await waitForLog(broker, new RegExp(`cut off slow consumer client ${frozenId} \\(127\\.0\\.0\\.1:\\d+\\)`), BROKER_LIMITS.stallMs + 5000);
+      // Keep asking a while after the cut: the broker must be serving everyone normally.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    } finally {
+      stop.done = true;
+      frozen.destroy();
+    }
+    const cutAfter = Date.now() - started;
+    const { latencies, failures } = await asking;
+    t.diagnostic(`frozen subscriber cut off (${line}) within ${cutAfter} ms; healthy requests ${latencies.length}, p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${Math.max(...latencies).toFixed(1)} ms`);
+    assert.deepEqual(failures, []);
+    assert.ok(Math.max(...latencies) < 1000, `slowest healthy request ${Math.max(...latencies).toFixed(0)} ms`);
+    assert.match(line, /bytes (not read for 2000 ms|wait to be sent)/);
+  });
+});
