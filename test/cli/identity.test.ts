@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runCli } from '../testkit/cli.js';
+import { runCli, startCli } from '../testkit/cli.js';
+import { connect } from '../../src/index.js';
+import { testLogger } from '../testkit/index.js';
 import { IdentityStore, tokenFingerprint } from '../../src/security/identities.js';
 
 describe('identities (issue 7 §1)', { timeout: 60_000 }, () => {
@@ -60,5 +62,41 @@ describe('identities (issue 7 §1)', { timeout: 60_000 }, () => {
     assert.equal((await store.verify('svc-1', token)).ok, false);
     assert.match((await runCli(['identity', 'list', '--data-dir', dataDir])).stdout, /^svc-1\troles=service,client\tfingerprint=\w{16}\tcreated=\S+\trevoked=\S+\n$/);
     assert.equal((await runCli(['identity', 'revoke', 'nobody', '--data-dir', dataDir])).code, 1);
+  });
+
+  it('relais start --secure - without identities it refuses to start and says how to make one', async () => {
+    const result = await runCli(['start', '--secure', '--port', '0', '--no-router', '--data-dir', path.join(dir, 'empty')]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /no identities in \S+identities\.json: nobody could connect; create one with: relais identity add <name> --role client --token --data-dir /);
+  });
+
+  it('relais start --secure - the router runs, an identity with its token calls a handler, a client without one is refused', async () => {
+    const dataDir = path.join(dir, 'secure');
+    const store = new IdentityStore(path.join(dataDir, 'identities.json'));
+    const svcToken = (await store.add('svc', ['service'])).token;
+    const daveToken = (await store.add('dave', ['client'])).token;
+    const broker = startCli(['start', '--secure', '--port', '0', '--data-dir', dataDir]);
+    try {
+      const [, url] = await broker.waitFor(/listening on (mqtt:\/\/\S+)/);
+      await broker.waitFor(/security on: identities \S+identities\.json, policy \(the default policy\)/);
+      await broker.waitFor(/router recording/);
+      const svc = await connect({ id: 'svc', broker: url!, username: 'svc', password: svcToken, logger: testLogger });
+      try {
+        await svc.handle('demo/echo', (payload) => ({ echoed: payload }));
+        const host = url!.replace('mqtt://', '');
+        const called = await runCli(['call', 'demo/echo', '{"n":2}', '--broker', `mqtt://dave:${daveToken}@${host}`, '--id', 'dave', '--timeout', '5']);
+        assert.equal(called.code, 0, called.stderr);
+        assert.match(called.stdout, /"echoed"/);
+        const anonymous = await runCli(['call', 'demo/echo', '{}', '--broker', url!, '--id', 'dave', '--timeout', '3'], { RELAIS_LOG_LEVEL: 'error' });
+        assert.notEqual(anonymous.code, 0);
+        await broker.waitFor(/refused CONNECT of no identity \(no username\) \(client id "dave"\)/);
+        assert.ok(!broker.output().includes(daveToken) && !broker.output().includes(svcToken), 'a token in the broker output');
+        assert.doesNotMatch(broker.output(), /refused CONNECT of identity "relais-router"|without authentication/);
+      } finally {
+        await svc.close();
+      }
+    } finally {
+      assert.equal(await broker.stop('SIGINT'), 0, broker.output());
+    }
   });
 });
