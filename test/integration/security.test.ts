@@ -119,6 +119,15 @@ describe('security in the embedded broker', { timeout: 60_000 }, () => {
     await lane.endAsync();
   });
 
+  it('identity binding - a second connection of the same identity takes over the first; the first is closed', async () => {
+    const first = await raw('bob', 'bob', tokens.get('bob'));
+    const closed = within(new Promise<void>((resolve) => first.once('close', () => resolve())), 5000, 'the first connection to close');
+    const second = await raw('bob', 'bob', tokens.get('bob'));
+    await closed;
+    assert.ok(second.connected);
+    await second.endAsync();
+  });
+
   it('SUBSCRIBE - a denied filter gets 0x80 and the connection stays up', async () => {
     const bob = await raw('bob', 'bob', tokens.get('bob'));
     const before = broker.denials!.subscribe;
