@@ -43,7 +43,15 @@ export const BROKER_SOURCE = 'relais-broker';
 interface Who {
   identity: string;
   roles: string[];
+  /** `"source":"<identity>"`, for the fast path of the source check. */
+  sourceKey: string;
+  /** Decisions already made for this connection, by operation and topic, under `policy`. */
+  decisions: Map<string, Decision>;
+  policy?: Policy;
 }
+
+/** Decisions kept per connection (then forgotten all at once): its topics are few in practice. */
+const DECISIONS_KEPT = 1024;
 
 interface Client {
   id: string;
@@ -96,7 +104,7 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, trusted: WeakSet
         if (client.id !== verdict.name && client.id !== `${verdict.name}~rt`) {
           return refuse(done, 2, `refused CONNECT of ${tried} (client id ${clientId}): the client id must be the identity or ${verdict.name}~rt`);
         }
-        who.set(client.conn, { identity: verdict.name, roles: verdict.roles });
+        who.set(client.conn, { identity: verdict.name, roles: verdict.roles, sourceKey: `"source":${JSON.stringify(verdict.name)}`, decisions: new Map() });
         done(null, true);
       },
       (error: Error) => refuse(done, 5, `refused CONNECT of ${tried} (client id ${clientId}): ${error.message}`),
@@ -125,7 +133,7 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, trusted: WeakSet
     const subject = who.get(client.conn);
     let decision = judge(subject, 'publish', packet.topic);
     let envelope: Record<string, unknown> | undefined;
-    if (decision.allow && subject) {
+    if (decision.allow && subject && !sourceIsSurely(packet.payload, subject.sourceKey)) {
       envelope = jsonObject(packet.payload);
       if (envelope && typeof envelope.source === 'string' && envelope.source !== subject.identity) {
         denials.source++;
@@ -156,7 +164,19 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, trusted: WeakSet
 
   const judge = (subject: Who | undefined, operation: 'publish' | 'subscribe', topic: string): Decision => {
     if (!subject) return { allow: false, rule: 'builtin:anonymous' };
-    return decide(policy(), { identity: subject.identity, roles: subject.roles }, operation, topic);
+    // decide() is pure: a connection's decision on a topic holds until the policy changes.
+    const current = policy();
+    if (subject.policy !== current || subject.decisions.size >= DECISIONS_KEPT) {
+      subject.decisions.clear();
+      subject.policy = current;
+    }
+    const key = `${operation === 'publish' ? 'p' : 's'}${topic}`;
+    let decision = subject.decisions.get(key);
+    if (!decision) {
+      decision = decide(current, { identity: subject.identity, roles: subject.roles }, operation, topic);
+      subject.decisions.set(key, decision);
+    }
+    return decision;
   };
 
   return denials;
@@ -165,6 +185,24 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, trusted: WeakSet
 function describe(subject: Who | undefined, client: Client): string {
   if (!subject) return `unauthenticated client ${JSON.stringify(client.id)}`;
   return client.id === subject.identity ? `identity ${subject.identity}` : `identity ${subject.identity} (client id ${client.id})`;
+}
+
+/**
+ * True when `payload` cannot carry a `source` other than the identity's, without parsing it:
+ * no backslash (so no escaped key like "sour\u0063e", and no `"` inside a string value), and
+ * `"source"` occurs exactly once, as `"source":"<identity>"` (the library writes it so). A
+ * nested `source` alone would also be allowed by the full check. Anything else is parsed.
+ */
+function sourceIsSurely(payload: Buffer | string, sourceKey: string): boolean {
+  const text = payload;
+  const at = text.indexOf(sourceKey);
+  if (at < 0) return false;
+  const next = sourceKey.length + at;
+  if (text.indexOf('"source"', next) >= 0 || text.lastIndexOf('"source"', at - 1) >= 0) return false;
+  // A key of that name, followed by the identity's closing quote (not a longer name).
+  const after = typeof text === 'string' ? text.charCodeAt(next) : text[next];
+  if (after !== 0x2c && after !== 0x7d && after !== 0x20) return false;
+  return text.indexOf('\\') < 0;
 }
 
 /** The payload as a JSON object, when it is one (an envelope); else undefined. */

@@ -161,13 +161,16 @@ describe('security in the embedded broker', { timeout: 60_000 }, () => {
     // A notification allowed by topic but claiming to come from bob.
     await mallory.publishAsync('demo/n/notification', JSON.stringify({ type: 'notification', source: 'bob', destination: '*', payload: 'spoofed' }), { qos: 1 });
     await mallory.publishAsync('demo/n/notification', `  \n${JSON.stringify({ type: 'notification', source: 'bob', destination: '*', payload: 'spoofed, after white space' })}`, { qos: 1 });
+    // Its own name first, then another's: JSON.parse (what receivers use) keeps the last one.
+    await mallory.publishAsync('demo/n/notification', '{"type":"notification","source":"mallory","destination":"*","payload":"two sources","source":"bob"}', { qos: 1 });
+    await mallory.publishAsync('demo/n/notification', '{"type":"notification","source":"mallory","destination":"*","payload":"escaped key","sour\\u0063e":"bob"}', { qos: 1 });
     // Then an honest one on the same connection: delivered after the others would have been.
     await mallory.publishAsync('demo/n/notification', JSON.stringify({ type: 'notification', source: 'mallory', destination: '*', payload: 'honest' }), { qos: 1 });
     assert.equal((await box.next('demo/n/notification')).payload, 'honest');
     assert.deepEqual(box.seen, [], 'nothing denied was delivered');
     assert.ok(mallory.connected, 'the sender is still connected');
-    assert.equal(broker.denials!.publish - before.publish, 3);
-    assert.equal(broker.denials!.source - before.source, 2);
+    assert.equal(broker.denials!.publish - before.publish, 5);
+    assert.equal(broker.denials!.source - before.source, 4);
     assert.ok(logs.some((line) => line === 'denied publish on "demo/x/response/bob" for identity mallory: default-deny'), logs.join('\n'));
     assert.ok(logs.some((line) => line === 'denied publish on "demo/n/notification" for identity mallory: builtin:source (the envelope says "bob")'), logs.join('\n'));
     await mallory.endAsync();
