@@ -14,6 +14,7 @@ import { connect, NotAuthorizedError, type Bus } from '../../src/index.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../src/broker/index.js';
 import { IdentityStore } from '../../src/security/identities.js';
 import { defaultPolicy } from '../../src/security/default-policy.js';
+import { parsePolicy } from '../../src/security/policy.js';
 import { testLogger, within } from '../testkit/index.js';
 
 describe('security in the embedded broker', { timeout: 60_000 }, () => {
@@ -213,5 +214,31 @@ describe('security in the embedded broker', { timeout: 60_000 }, () => {
     const started = Date.now();
     await assert.rejects(dave.request('relais/requests/kill', { token: 'x' }, { timeout: 20_000 }), (error: Error) => error instanceof NotAuthorizedError || (error as { responseCode?: number }).responseCode === 4);
     assert.ok(Date.now() - started < 10_000, 'refused long before the time-out');
+  });
+});
+
+describe('security in the embedded broker - a new policy applies to connections already open', { timeout: 30_000 }, () => {
+  it('a topic denied, then allowed once the policy function returns a new policy (cached decisions dropped)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-security-reload-'));
+    const store = new IdentityStore(path.join(dir, 'identities.json'));
+    const token = (await store.add('zoe', ['client'])).token;
+    const strict = parsePolicy({ version: 1, roles: { client: {} }, rules: [{ publish: ['other/thing'] }] });
+    let current = strict;
+    const broker = await startEmbeddedBroker({ port: 0, security: { identities: store, policy: () => current }, log: () => {} });
+    const zoe = await mqtt.connectAsync(broker.url!, { clientId: 'zoe', username: 'zoe', password: token, protocolVersion: 4, reconnectPeriod: 0 });
+    try {
+      await zoe.publishAsync('demo/n/notification', 'x', { qos: 1 });
+      assert.equal(broker.denials!.publish, 1);
+      current = parsePolicy({ version: 1, roles: { client: {} }, rules: [{ publish: ['demo/#'] }] });
+      await zoe.publishAsync('demo/n/notification', 'x', { qos: 1 });
+      assert.equal(broker.denials!.publish, 1, 'the new policy allows it');
+      current = strict;
+      await zoe.publishAsync('demo/n/notification', 'x', { qos: 1 });
+      assert.equal(broker.denials!.publish, 2, 'and the old one denies it again');
+    } finally {
+      await zoe.endAsync(true);
+      await broker.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
