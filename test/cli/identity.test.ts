@@ -7,6 +7,7 @@ import { runCli, startCli } from '../testkit/cli.js';
 import { connect } from '../../src/index.js';
 import { testLogger } from '../testkit/index.js';
 import { IdentityStore, tokenFingerprint } from '../../src/security/identities.js';
+import { DEFAULT_POLICY_DATA } from '../../src/security/default-policy.js';
 
 describe('identities (issue 7 §1)', { timeout: 60_000 }, () => {
   let dir: string;
@@ -98,5 +99,26 @@ describe('identities (issue 7 §1)', { timeout: 60_000 }, () => {
     } finally {
       assert.equal(await broker.stop('SIGINT'), 0, broker.output());
     }
+  });
+
+  it('relais start --policy - a changed file is reloaded; an invalid one is refused and the old policy kept', async () => {
+    const dataDir = path.join(dir, 'reload');
+    const store = new IdentityStore(path.join(dataDir, 'identities.json'));
+    await store.add('ann', ['client']);
+    const policyFile = path.join(dataDir, 'my-policy.json');
+    fs.writeFileSync(policyFile, JSON.stringify(DEFAULT_POLICY_DATA));
+    const broker = startCli(['start', '--policy', policyFile, '--port', '0', '--no-router', '--data-dir', dataDir]);
+    try {
+      await broker.waitFor(new RegExp(`security on: identities \\S+identities\\.json, policy ${policyFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+      fs.writeFileSync(policyFile, JSON.stringify({ ...DEFAULT_POLICY_DATA, rules: [{ publish: ['a/#/b'] }] }));
+      await broker.waitFor(/the new policy is refused, the previous one stays in force: .*rules\[0\]\.publish\[0\]/, 8000);
+      fs.writeFileSync(policyFile, JSON.stringify({ ...DEFAULT_POLICY_DATA, rules: DEFAULT_POLICY_DATA.rules.slice(0, 2) }));
+      await broker.waitFor(/policy \S+my-policy\.json reloaded/, 8000);
+    } finally {
+      assert.equal(await broker.stop('SIGINT'), 0, broker.output());
+    }
+    const invalid = await runCli(['start', '--policy', path.join(dataDir, 'missing.json'), '--port', '0', '--no-router', '--data-dir', dataDir]);
+    assert.equal(invalid.code, 2);
+    assert.match(invalid.stderr, /invalid policy: \S+missing\.json: cannot read it/);
   });
 });
