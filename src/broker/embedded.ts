@@ -12,6 +12,7 @@ import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { memoryPair } from './memory-pair.js';
+import { enforce, type BrokerSecurity, type DenialCounts } from './enforce.js';
 import { BROKER_LIMITS, guardReads, rememberClientId, slowConsumerPolicy, type BrokerLimits } from './limits.js';
 
 export interface EmbeddedBrokerOptions {
@@ -40,6 +41,13 @@ export interface EmbeddedBrokerOptions {
   limits?: Partial<BrokerLimits>;
   /** Where the broker says why it closed a connection (one line each). Default: standard error, prefixed `relais broker:`. */
   log?: (line: string) => void;
+  /**
+   * Authentication and authorisation (docs/security.md "Identities and enforcement"): every
+   * network client must CONNECT as an identity of `identities` (username, token as password),
+   * with its identity as client id (or `<identity>~rt`); `policy` decides every SUBSCRIBE and
+   * PUBLISH. In-process streams (`connectInProcess`, `accept`) are trusted. Absent: no checks.
+   */
+  security?: BrokerSecurity;
 }
 
 export const BROKER_DEFAULTS = { host: '127.0.0.1', port: 1883, tlsPort: 8883 } as const;
@@ -70,6 +78,8 @@ export interface EmbeddedBroker {
   connectInProcess(): Duplex;
   /** Serves one MQTT connection carried by `stream` (a worker thread's port, protocol §11); closed with the broker. */
   accept(stream: Duplex): void;
+  /** With `security`: denials since the start, by kind (each is also logged). */
+  readonly denials?: DenialCounts;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -96,6 +106,9 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
     if (error.message === 'keep alive limit exceeded') log(`refused a CONNECT: keep-alive 0 or over ${limits.maxKeepaliveSeconds} s (maxKeepaliveSeconds)`);
     if (error.message === 'connect did not arrive in time') log(`closed a connection that sent no CONNECT within ${limits.connectTimeoutMs} ms (connectTimeoutMs)`);
   };
+  // In-process streams: the process's own clients (the router), trusted by the security hooks.
+  const trusted = new WeakSet<object>();
+  const denials = options.security ? enforce(aedes, options.security, trusted, log) : undefined;
   aedes.on('clientError', logLimit);
   aedes.on('connectionError', logLimit);
   const servers: net.Server[] = [];
@@ -186,6 +199,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
     const acceptStream = (stream: Duplex) => {
       sockets.add(stream);
       stream.once('close', () => sockets.delete(stream));
+      trusted.add(stream);
       aedes.handle(stream);
     };
     const connectInProcess = () => {
@@ -193,7 +207,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
       acceptStream(server);
       return client;
     };
-    const broker = { aedes, ...listeners, connectInProcess, accept: acceptStream, close: closeAll, [Symbol.asyncDispose]: closeAll } as EmbeddedBroker;
+    const broker = { aedes, ...listeners, ...(denials && { denials }), connectInProcess, accept: acceptStream, close: closeAll, [Symbol.asyncDispose]: closeAll } as EmbeddedBroker;
     return broker;
   } catch (error) {
     await closeAll();

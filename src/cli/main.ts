@@ -8,6 +8,7 @@ import { clientsCommand } from './clients.js';
 import { logsCommand } from './logs.js';
 import { pubCommand, notifyCommand } from './pub.js';
 import { policyCommand } from './policy.js';
+import { identityCommand } from './identity.js';
 import { routerCommand } from './router.js';
 import { serveCommand } from './serve.js';
 import { statsCommand } from './stats.js';
@@ -31,7 +32,8 @@ const program = new Command('relais')
   .addCommand(clientsCommand())
   .addCommand(eventsCommand())
   .addCommand(logsCommand())
-  .addCommand(policyCommand());
+  .addCommand(policyCommand())
+  .addCommand(identityCommand());
 
 // Usage mistakes exit 2 where they are found; what gets here failed at run time (e.g. no broker).
 program.parseAsync(process.argv).catch((error: Error) => fail(EXIT.ERROR, error.message));

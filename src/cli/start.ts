@@ -1,6 +1,12 @@
 /** `relais start`: the embedded broker and the router beside it (the main job on the default install). */
+import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
+import type { BrokerSecurity } from '../broker/enforce.js';
+import { defaultPolicy } from '../security/default-policy.js';
+import { IdentityError, IdentityStore } from '../security/identities.js';
+import { loadPolicy } from '../security/policy-file.js';
+import { PolicyError, type Policy } from '../security/policy.js';
 import { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, BROKER_LIMITS, isLoopbackHost, type EmbeddedBrokerOptions } from '../index.js';
 import { startRouterThread, type RouterThread } from '../router/thread.js';
 import { fail, EXIT, onInterrupt, readFileOption } from './common.js';
@@ -21,6 +27,9 @@ interface StartOptions extends RouterSettingsOptions {
   maxKeepalive: string;
   maxBuffered: string;
   stall: string;
+  secure?: boolean;
+  identities?: string;
+  policy?: string;
 }
 
 export function startCommand(): Command {
@@ -40,8 +49,13 @@ export function startCommand(): Command {
     .option('--max-keepalive <seconds>', 'refuse a CONNECT whose keep-alive is 0 or above this', String(BROKER_LIMITS.maxKeepaliveSeconds))
     .option('--max-buffered <bytes>', 'cut off a client with more than this many bytes waiting to be sent to it', String(BROKER_LIMITS.maxBufferedBytes))
     .option('--stall <ms>', 'cut off a client whose connection does not drain for this long', String(BROKER_LIMITS.stallMs))
+    .option('--secure', 'require an identity and token on every network connection and enforce the policy: <data-dir>/identities.json (relais identity add) and <data-dir>/policy.json (the default policy when absent)')
+    .option('--identities <file>', 'like --secure, with this identities file')
+    .option('--policy <file>', 'like --secure, with this policy file (JSON; re-read when it changes, a bad new one is refused and the old one kept)')
     .action(async (options: StartOptions) => {
+      const security = securityOption(options);
       const brokerOptions: EmbeddedBrokerOptions = {
+        ...(security && { security: security.options }),
         host: options.host,
         port: portOption(options.port, '--port'),
         unixPath: path.resolve(options.dataDir, 'relais.sock'),
@@ -63,6 +77,7 @@ export function startCommand(): Command {
         onInterrupt(async (signal) => {
           process.stdout.write(`relais: ${signal} received, stopping\n`);
           await router?.close();
+          security?.stop();
           await broker.close();
           process.stdout.write('relais: stopped\n');
           process.exit(EXIT.OK);
@@ -83,7 +98,9 @@ export function startCommand(): Command {
         if (broker.wsUrl && options.wsOrigin?.includes('*')) {
           process.stderr.write('relais: warning: --ws-origin * lets any web page the users of this machine open send commands and read every message\n');
         }
-        if (!isLoopbackHost(options.host)) {
+        if (security) {
+          process.stdout.write(`relais: security on: identities ${security.identitiesFile}, policy ${security.policyFile ?? '(the default policy)'}; clients connect with username <identity>, password <token>, client id <identity>\n`);
+        } else if (!isLoopbackHost(options.host)) {
           // The embedded broker has no authentication yet: say so when it leaves this machine.
           process.stderr.write(`relais: warning: listening on ${options.host} without authentication: anyone who can reach this address can send commands and read every message\n`);
         }
@@ -110,4 +127,39 @@ function tlsOption(options: StartOptions): Pick<EmbeddedBrokerOptions, 'tls'> {
   if (options.tlsCert === undefined && options.tlsKey === undefined) return {};
   if (options.tlsCert === undefined || options.tlsKey === undefined) fail(EXIT.USAGE, '--tls-cert and --tls-key go together');
   return { tls: { cert: readFileOption(options.tlsCert, '--tls-cert'), key: readFileOption(options.tlsKey, '--tls-key'), port: portOption(options.tlsPort, '--tls-port') } };
+}
+
+/** `--secure`, `--identities`, `--policy`: the broker's security, or undefined (off, the default). */
+function securityOption(options: StartOptions): { options: BrokerSecurity; identitiesFile: string; policyFile?: string; stop(): void } | undefined {
+  if (!options.secure && options.identities === undefined && options.policy === undefined) return undefined;
+  const identitiesFile = path.resolve(options.identities ?? path.join(options.dataDir, 'identities.json'));
+  const givenPolicy = options.policy ?? path.join(options.dataDir, 'policy.json');
+  const policyFile = options.policy !== undefined || fs.existsSync(givenPolicy) ? path.resolve(givenPolicy) : undefined;
+  try {
+    const identities = new IdentityStore(identitiesFile);
+    if (identities.list().length === 0) {
+      fail(EXIT.USAGE, `no identities in ${identitiesFile}: nobody could connect; create one with: relais identity add <name> --role client --token${options.identities === undefined ? ` --data-dir ${options.dataDir}` : ` --file ${identitiesFile}`}`);
+    }
+    let policy: Policy = policyFile ? loadPolicy(policyFile) : defaultPolicy();
+    // Reloaded without a restart (issue 7 §4); a bad new file keeps the policy in force.
+    const reload = () => {
+      try {
+        policy = loadPolicy(policyFile!);
+        process.stdout.write(`relais: policy ${policyFile} reloaded\n`);
+      } catch (error) {
+        process.stderr.write(`relais: the new policy is refused, the previous one stays in force: ${(error as Error).message}\n`);
+      }
+    };
+    if (policyFile) fs.watchFile(policyFile, { interval: 1000 }, (now, before) => now.mtimeMs !== before.mtimeMs && reload()).unref();
+    return {
+      options: { identities, policy: () => policy },
+      identitiesFile,
+      ...(policyFile && { policyFile }),
+      stop: () => policyFile && fs.unwatchFile(policyFile),
+    };
+  } catch (error) {
+    if (error instanceof PolicyError) fail(EXIT.USAGE, `invalid policy: ${error.message}`);
+    if (error instanceof IdentityError) fail(EXIT.USAGE, error.message);
+    throw error;
+  }
 }

@@ -1,0 +1,154 @@
+/**
+ * Identities with secret tokens (issue 7 §1): a JSON file of `{ name, roles, tokenHash,
+ * fingerprint, createdAt, revoked? }`. Tokens are stored as scrypt hashes with a random salt
+ * (node:crypto) and compared in constant time. The file is read again on every verification, so
+ * `relais identity revoke` takes effect at the next CONNECT without restarting the broker.
+ *
+ * Nothing here logs, and no error message carries a token.
+ */
+import { randomBytes, scrypt as scryptCallback, createHash, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { checkClientId } from '../protocol/topics.js';
+
+const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 } as const;
+const ROLE = /^[A-Za-z0-9_.:@-]{1,128}$/;
+
+function scrypt(secret: string, salt: Buffer, params: { N: number; r: number; p: number; keylen: number }): Promise<Buffer> {
+  const options: ScryptOptions = { N: params.N, r: params.r, p: params.p, maxmem: 64 * 1024 * 1024 };
+  return new Promise((resolve, reject) => scryptCallback(secret, salt, params.keylen, options, (error, key) => (error ? reject(error) : resolve(key))));
+}
+
+const identitySchema = z
+  .object({
+    name: z.string().min(1),
+    roles: z.array(z.string().regex(ROLE)).default([]),
+    /** `scrypt$N$r$p$<salt base64>$<hash base64>` */
+    tokenHash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/),
+    /** First 16 hex digits of the token's SHA-256: tells tokens apart in listings, reveals nothing usable. */
+    fingerprint: z.string().optional(),
+    createdAt: z.string(),
+    revoked: z.string().optional(),
+  })
+  .strict();
+
+const fileSchema = z.object({ version: z.literal(1), identities: z.array(identitySchema) }).strict();
+
+export type IdentityRecord = z.output<typeof identitySchema>;
+
+export class IdentityError extends Error {
+  override readonly name = 'IdentityError';
+}
+
+export type Verification =
+  | { ok: true; name: string; roles: string[] }
+  | { ok: false; reason: 'unknown identity' | 'revoked' | 'wrong token' | 'no token' | 'identity file unreadable'; detail?: string };
+
+/** Why `name` cannot be an identity, or undefined: it is also an MQTT client id (protocol §7.5). */
+export function checkIdentityName(name: string): string | undefined {
+  const problem = checkClientId(name);
+  if (problem) return problem;
+  if (name.endsWith('~rt')) return `an identity cannot end with ~rt: <identity>~rt is the real-time lane of <identity> (protocol §6.2)`;
+  return undefined;
+}
+
+export function tokenFingerprint(token: string): string {
+  return createHash('sha256').update(token).digest('hex').slice(0, 16);
+}
+
+async function hashToken(token: string): Promise<string> {
+  const salt = randomBytes(16);
+  const key = await scrypt(token, salt, SCRYPT);
+  return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${key.toString('base64')}`;
+}
+
+async function tokenMatches(token: string, stored: string): Promise<boolean> {
+  const [, n, r, p, salt, hash] = stored.split('$');
+  const expected = Buffer.from(hash!, 'base64');
+  const key = await scrypt(token, Buffer.from(salt!, 'base64'), { N: Number(n), r: Number(r), p: Number(p), keylen: expected.length });
+  return key.length === expected.length && timingSafeEqual(key, expected);
+}
+
+/** Spent on an unknown name so that it takes as long as a wrong token (no probing for names). */
+const DUMMY_HASH = `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${Buffer.alloc(16).toString('base64')}$${Buffer.alloc(32).toString('base64')}`;
+
+/** The identities file. Every method reads it afresh: revocations apply at once. */
+export class IdentityStore {
+  constructor(readonly file: string) {}
+
+  list(): IdentityRecord[] {
+    let text: string;
+    try {
+      text = fs.readFileSync(this.file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw new IdentityError(`${this.file}: cannot read it: ${(error as Error).message}`);
+    }
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch (error) {
+      throw new IdentityError(`${this.file}: not valid JSON: ${(error as Error).message}`);
+    }
+    const parsed = fileSchema.safeParse(data);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new IdentityError(`${this.file}: ${issue.path.join('.') || '(top level)'}: ${issue.message}`);
+    }
+    return parsed.data.identities;
+  }
+
+  /** Adds `name` with a new random token; returns the token (shown once, never stored) and its fingerprint. */
+  async add(name: string, roles: readonly string[] = []): Promise<{ token: string; fingerprint: string; record: IdentityRecord }> {
+    const problem = checkIdentityName(name);
+    if (problem) throw new IdentityError(`identity name ${JSON.stringify(name)}: ${problem}`);
+    for (const role of roles) if (!ROLE.test(role)) throw new IdentityError(`role ${JSON.stringify(role)}: 1-128 characters among letters, digits and _ . : @ -`);
+    const identities = this.list();
+    if (identities.some((identity) => identity.name === name && !identity.revoked)) {
+      throw new IdentityError(`identity ${name} exists already (revoke it first to issue a new token)`);
+    }
+    const token = `relais_${randomBytes(32).toString('base64url')}`;
+    const fingerprint = tokenFingerprint(token);
+    const record: IdentityRecord = { name, roles: [...new Set(roles)], tokenHash: await hashToken(token), fingerprint, createdAt: new Date().toISOString() };
+    // A revoked entry of the same name is replaced: its token stays refused (it is a new hash).
+    this.write([...identities.filter((identity) => identity.name !== name), record]);
+    return { token, fingerprint, record };
+  }
+
+  /** Marks `name` revoked; false when there is no such (unrevoked) identity. */
+  revoke(name: string): boolean {
+    const identities = this.list();
+    const found = identities.find((identity) => identity.name === name && !identity.revoked);
+    if (!found) return false;
+    found.revoked = new Date().toISOString();
+    this.write(identities);
+    return true;
+  }
+
+  /** Checks a CONNECT's username (identity name) and password (token). Never throws. */
+  async verify(name: string | undefined, token: string | Buffer | undefined): Promise<Verification> {
+    if (!name) return { ok: false, reason: 'unknown identity' };
+    if (token === undefined || token.length === 0) return { ok: false, reason: 'no token' };
+    let identities: IdentityRecord[];
+    try {
+      identities = this.list();
+    } catch (error) {
+      return { ok: false, reason: 'identity file unreadable', detail: (error as Error).message };
+    }
+    const found = identities.find((identity) => identity.name === name);
+    const secret = typeof token === 'string' ? token : token.toString('utf8');
+    const matches = await tokenMatches(secret, found?.tokenHash ?? DUMMY_HASH).catch(() => false);
+    if (!found) return { ok: false, reason: 'unknown identity' };
+    if (!matches) return { ok: false, reason: 'wrong token' };
+    if (found.revoked) return { ok: false, reason: 'revoked' };
+    return { ok: true, name: found.name, roles: found.roles };
+  }
+
+  private write(identities: IdentityRecord[]): void {
+    fs.mkdirSync(path.dirname(path.resolve(this.file)), { recursive: true });
+    const temporary = `${this.file}.${process.pid}.tmp`;
+    fs.writeFileSync(temporary, `${JSON.stringify({ version: 1, identities }, null, 2)}\n`, { mode: 0o600 });
+    fs.renameSync(temporary, this.file);
+  }
+}

@@ -1,0 +1,124 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { runCli, startCli } from '../testkit/cli.js';
+import { connect } from '../../src/index.js';
+import { testLogger } from '../testkit/index.js';
+import { IdentityStore, tokenFingerprint } from '../../src/security/identities.js';
+import { DEFAULT_POLICY_DATA } from '../../src/security/default-policy.js';
+
+describe('identities (issue 7 §1)', { timeout: 60_000 }, () => {
+  let dir: string;
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-identity-'));
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('store - a token verifies; a wrong one, an unknown name and a revoked identity do not; only a hash is stored', async () => {
+    const store = new IdentityStore(path.join(dir, 'store', 'identities.json'));
+    const { token, fingerprint } = await store.add('alice', ['client']);
+    assert.equal(fingerprint, tokenFingerprint(token));
+    const text = fs.readFileSync(store.file, 'utf8');
+    assert.ok(!text.includes(token), 'the token itself is not stored');
+    assert.match(text, /"tokenHash": "scrypt\$/);
+    assert.equal(fs.statSync(store.file).mode & 0o777, 0o600);
+    assert.deepEqual(await store.verify('alice', token), { ok: true, name: 'alice', roles: ['client'] });
+    assert.deepEqual(await store.verify('alice', Buffer.from(token)), { ok: true, name: 'alice', roles: ['client'] });
+    assert.equal((await store.verify('alice', `${token}x`)).ok, false);
+    assert.deepEqual(await store.verify('alice', 'nope'), { ok: false, reason: 'wrong token' });
+    assert.deepEqual(await store.verify('bob', token), { ok: false, reason: 'unknown identity' });
+    assert.deepEqual(await store.verify('alice', undefined), { ok: false, reason: 'no token' });
+    await assert.rejects(store.add('alice'), /exists already/);
+    await assert.rejects(store.add('x~rt'), /~rt/);
+    await assert.rejects(store.add('a/b'), /identity name/);
+    // Another store object on the same file (another process): revocation is seen at once.
+    assert.equal(new IdentityStore(store.file).revoke('alice'), true);
+    assert.deepEqual(await store.verify('alice', token), { ok: false, reason: 'revoked' });
+    assert.equal(store.revoke('alice'), false);
+  });
+
+  it('relais identity add / list / revoke - the token is printed once with its fingerprint', async () => {
+    const dataDir = path.join(dir, 'data');
+    const added = await runCli(['identity', 'add', 'svc-1', '--role', 'service', 'client', '--token', '--data-dir', dataDir]);
+    assert.equal(added.code, 0, added.stderr);
+    const token = /^(relais_[A-Za-z0-9_-]{43})$/m.exec(added.stdout)?.[1];
+    assert.ok(token, added.stdout);
+    assert.match(added.stdout, new RegExp(`fingerprint: ${tokenFingerprint(token)}`));
+    const store = new IdentityStore(path.join(dataDir, 'identities.json'));
+    assert.equal((await store.verify('svc-1', token)).ok, true);
+
+    const listed = await runCli(['identity', 'list', '--data-dir', dataDir, '--json']);
+    assert.equal(listed.code, 0, listed.stderr);
+    const entry = JSON.parse(listed.stdout.trim()) as Record<string, unknown>;
+    assert.equal(entry.name, 'svc-1');
+    assert.deepEqual(entry.roles, ['service', 'client']);
+    assert.equal(entry.fingerprint, tokenFingerprint(token));
+    assert.ok(!listed.stdout.includes(token) && !('tokenHash' in entry));
+
+    assert.equal((await runCli(['identity', 'add', 'svc-1', '--data-dir', dataDir])).code, 2);
+    const revoked = await runCli(['identity', 'revoke', 'svc-1', '--data-dir', dataDir]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.equal((await store.verify('svc-1', token)).ok, false);
+    assert.match((await runCli(['identity', 'list', '--data-dir', dataDir])).stdout, /^svc-1\troles=service,client\tfingerprint=\w{16}\tcreated=\S+\trevoked=\S+\n$/);
+    assert.equal((await runCli(['identity', 'revoke', 'nobody', '--data-dir', dataDir])).code, 1);
+  });
+
+  it('relais start --secure - without identities it refuses to start and says how to make one', async () => {
+    const result = await runCli(['start', '--secure', '--port', '0', '--no-router', '--data-dir', path.join(dir, 'empty')]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /no identities in \S+identities\.json: nobody could connect; create one with: relais identity add <name> --role client --token --data-dir /);
+  });
+
+  it('relais start --secure - the router runs, an identity with its token calls a handler, a client without one is refused', async () => {
+    const dataDir = path.join(dir, 'secure');
+    const store = new IdentityStore(path.join(dataDir, 'identities.json'));
+    const svcToken = (await store.add('svc', ['service'])).token;
+    const daveToken = (await store.add('dave', ['client'])).token;
+    const broker = startCli(['start', '--secure', '--port', '0', '--data-dir', dataDir]);
+    try {
+      const [, url] = await broker.waitFor(/listening on (mqtt:\/\/\S+)/);
+      await broker.waitFor(/security on: identities \S+identities\.json, policy \(the default policy\)/);
+      await broker.waitFor(/router recording/);
+      const svc = await connect({ id: 'svc', broker: url!, username: 'svc', password: svcToken, logger: testLogger });
+      try {
+        await svc.handle('demo/echo', (payload) => ({ echoed: payload }));
+        const host = url!.replace('mqtt://', '');
+        const called = await runCli(['call', 'demo/echo', '{"n":2}', '--broker', `mqtt://dave:${daveToken}@${host}`, '--id', 'dave', '--timeout', '5']);
+        assert.equal(called.code, 0, called.stderr);
+        assert.match(called.stdout, /"echoed"/);
+        const anonymous = await runCli(['call', 'demo/echo', '{}', '--broker', url!, '--id', 'dave', '--timeout', '3'], { RELAIS_LOG_LEVEL: 'error' });
+        assert.notEqual(anonymous.code, 0);
+        await broker.waitFor(/refused CONNECT of no identity \(no username\) \(client id "dave"\)/);
+        assert.ok(!broker.output().includes(daveToken) && !broker.output().includes(svcToken), 'a token in the broker output');
+        assert.doesNotMatch(broker.output(), /refused CONNECT of identity "relais-router"|without authentication/);
+      } finally {
+        await svc.close();
+      }
+    } finally {
+      assert.equal(await broker.stop('SIGINT'), 0, broker.output());
+    }
+  });
+
+  it('relais start --policy - a changed file is reloaded; an invalid one is refused and the old policy kept', async () => {
+    const dataDir = path.join(dir, 'reload');
+    const store = new IdentityStore(path.join(dataDir, 'identities.json'));
+    await store.add('ann', ['client']);
+    const policyFile = path.join(dataDir, 'my-policy.json');
+    fs.writeFileSync(policyFile, JSON.stringify(DEFAULT_POLICY_DATA));
+    const broker = startCli(['start', '--policy', policyFile, '--port', '0', '--no-router', '--data-dir', dataDir]);
+    try {
+      await broker.waitFor(new RegExp(`security on: identities \\S+identities\\.json, policy ${policyFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+      fs.writeFileSync(policyFile, JSON.stringify({ ...DEFAULT_POLICY_DATA, rules: [{ publish: ['a/#/b'] }] }));
+      await broker.waitFor(/the new policy is refused, the previous one stays in force: .*rules\[0\]\.publish\[0\]/, 8000);
+      fs.writeFileSync(policyFile, JSON.stringify({ ...DEFAULT_POLICY_DATA, rules: DEFAULT_POLICY_DATA.rules.slice(0, 2) }));
+      await broker.waitFor(/policy \S+my-policy\.json reloaded/, 8000);
+    } finally {
+      assert.equal(await broker.stop('SIGINT'), 0, broker.output());
+    }
+    const invalid = await runCli(['start', '--policy', path.join(dataDir, 'missing.json'), '--port', '0', '--no-router', '--data-dir', dataDir]);
+    assert.equal(invalid.code, 2);
+    assert.match(invalid.stderr, /invalid policy: \S+missing\.json: cannot read it/);
+  });
+});
