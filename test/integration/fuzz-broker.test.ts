@@ -120,7 +120,7 @@ function packet(rng: Rng, self: string): Buffer {
 function mangle(rng: Rng, frame: Buffer): Buffer {
   const out = Buffer.from(frame);
   switch (rng.int(5)) {
-    case 0: for (let n = 1 + rng.int(4); n > 0 && out.length; n--) out[rng.int(out.length)] ^= 1 << rng.int(8); return out;
+    case 0: for (let n = 1 + rng.int(4); n > 0 && out.length; n--) { const at = rng.int(out.length); out[at] = out[at]! ^ (1 << rng.int(8)); } return out;
     case 1: return out.subarray(0, rng.int(out.length));
     case 2: if (out.length > 1) out[1] = rng.int(256); return out; // the remaining length's first byte
     case 3: return Buffer.concat([out.subarray(0, 1), Buffer.from([0xff, 0xff, 0xff, 0x7f]), out.subarray(2)]); // claims 256 MB
