@@ -4,12 +4,11 @@
  * part its topic names (inbound.ts), and stops them together.
  */
 import { EventEmitter } from 'node:events';
-import { encode, encodeJson, type Envelope } from '../protocol/envelope.js';
-import { NotSentError, stackFromCaller } from '../protocol/errors.js';
+import { iterateFromCaller, NotSentError, stackFromCaller } from '../protocol/errors.js';
 import type { BusEvent } from '../protocol/events.js';
 import type { HistoryRow } from '../protocol/history.js';
-import { logMessage, notificationMessage, type LogLevel } from '../protocol/messages.js';
-import { checkClientId, checkPath, checkTopicName, logTopic, notificationTopic, PRESENCE_FILTER } from '../protocol/topics.js';
+import type { LogLevel } from '../protocol/messages.js';
+import { checkClientId, checkPath, PRESENCE_FILTER } from '../protocol/topics.js';
 import { Directory } from './directory.js';
 import { eventFeed, type EventGap, type EventsOptions } from './event-feed.js';
 import { requestAll, type FanOutOptions, type FanOutResult } from './fan-out.js';
@@ -20,6 +19,7 @@ import { LogService } from './log-service.js';
 import { LOGS_ACTION } from '../protocol/logs.js';
 import { checkOptions, checkTimeout, resolveOptions, type ResolvedOptions } from './options.js';
 import { Presence } from './presence.js';
+import { Publisher } from './publisher.js';
 import { Requester } from './requester.js';
 import { Subscriptions } from './subscriptions.js';
 import { Transport } from './transport.js';
@@ -73,6 +73,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
   private readonly requester: Requester;
   private readonly handlers: Handlers;
   private readonly subscriptions: Subscriptions;
+  private readonly publisher: Publisher;
   /** What an incoming message may be handed to (inbound.ts). */
   private readonly parts: ClientParts;
   /** Set by close, kill or a takeover: what a later close() waits for. */
@@ -111,10 +112,8 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
     );
     if (logs) this.handlers.serveTargeted(LOGS_ACTION, logs.serve);
     this.subscriptions = new Subscriptions(options, this.transport);
-    // Registered now, before any packet is read: a persistent session's kept messages come first.
-    for (const early of options.subscriptions ?? []) {
-      this.subscriptions.subscribe(early.filter, { qos: early.qos ?? 1 }, early.callback as (delivery: Delivery) => void).catch((error: Error) => options.logger.error({ filter: early.filter, err: error.message }, 'subscribing failed'));
-    }
+    this.publisher = new Publisher(options, this.transport, () => (this.closed ? this.closedBecause : undefined));
+    this.subscriptions.subscribeFromStart(options.subscriptions ?? []);
     this.parts = { options, directory: this.directory, presence: this.presence, requester: this.requester, handlers: this.handlers, subscriptions: this.subscriptions };
     const loadingFailed = new Promise<never>((_, reject) => (this.failLoading = reject));
     loadingFailed.catch(() => {});
@@ -187,22 +186,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
    */
   call(action: string, payload?: unknown, options?: RequestOptions): AsyncIterableIterator<Step> {
     if (this.closed) throw new NotSentError(this.closedBecause);
-    const steps = this.requester.call(action, payload, options);
-    const next = async (): Promise<IteratorResult<Step>> => {
-      try {
-        return await steps.next();
-      } catch (error) {
-        stackFromCaller(error, next);
-        throw error;
-      }
-    };
-    return {
-      next,
-      return: () => steps.return!(),
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-    };
+    return iterateFromCaller(this.requester.call(action, payload, options));
   }
 
   /**
@@ -242,19 +226,12 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
 
   /** Publishes a notification on `<category>/notification`. Throws `TypeError` for a bad category, `PayloadTooLargeError` past `maxMessageBytes`. */
   notify(category: string, payload: unknown, options: SendOptions & { destination?: string } = {}): void {
-    const envelope = notificationMessage({
-      source: this.id,
-      payload,
-      priority: options.priority ?? 'normal',
-      ...(options.destination !== undefined && { destination: options.destination }),
-      ...(options.deadline !== undefined && { deadline: options.deadline }),
-    });
-    this.sendEnvelope(notificationTopic(category), envelope, options);
+    this.publisher.notify(category, payload, options);
   }
 
   /** Publishes a log record on `<category>/log`. */
   log(category: string, level: LogLevel, message: string, data?: unknown): void {
-    this.sendEnvelope(logTopic(category), logMessage({ source: this.id, level, message, ...(data !== undefined && { data }) }), {});
+    this.publisher.log(category, level, message, data);
   }
 
   /**
@@ -263,11 +240,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
    * `PayloadTooLargeError` past `maxMessageBytes`: nothing is sent then.
    */
   publish(topic: string, message: unknown, options: SendOptions & { retain?: boolean; qos?: 0 | 1 } = {}): void {
-    if (this.closed) throw new NotSentError(this.closedBecause);
-    const problem = checkTopicName(topic);
-    if (problem) throw new TypeError(problem);
-    const body = encodeJson(message, { maxBytes: this.options.maxMessageBytes, what: () => `the message for ${topic}` });
-    this.transport.send({ topic, body, qos: options.qos ?? 1, priority: options.priority ?? 'normal', ...(options.retain && { retain: true }), ...(options.deadline !== undefined && { deadline: options.deadline }) });
+    this.publisher.publish(topic, message, options);
   }
 
   subscribe(filter: string, options?: SubscribeOptions & { includeInvalid?: false }): Promise<Subscription<ReceivedMessage>>;
@@ -300,13 +273,6 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
   /** Clients known from presence, with their status and actions. */
   clients(): Array<{ id: string } & PresenceInfo> {
     return this.directory.list().map(([id, info]) => ({ id, ...info }));
-  }
-
-  private sendEnvelope(topic: string, envelope: Envelope, options: SendOptions): void {
-    if (this.closed) throw new NotSentError(this.closedBecause);
-    const body = encode(envelope, { maxBytes: this.options.maxMessageBytes, what: () => `the ${envelope.type} for ${topic}` });
-    const priority = envelope.priority ?? 'normal';
-    this.transport.send({ topic, body, qos: 1, priority, ...(options.deadline !== undefined && { deadline: options.deadline }) });
   }
 
   private onConnected(lane: Lane, reconnected: boolean): void {

@@ -95,6 +95,16 @@ export class Subscriptions {
     };
   }
 
+  /**
+   * The `subscriptions` connect option, registered before any packet is read: what a persistent
+   * session kept arrives right after the CONNACK, and only these see it (protocol §11).
+   */
+  subscribeFromStart(early: NonNullable<ResolvedOptions['subscriptions']>): void {
+    for (const { filter, qos, callback } of early) {
+      this.subscribe(filter, { qos: qos ?? 1 }, callback as (delivery: Delivery) => void).catch((error: Error) => this.options.logger.error({ filter, err: error.message }, 'subscribing failed'));
+    }
+  }
+
   /** Delivers one incoming message to every matching subscription. */
   dispatch(topic: string, lane: Lane, raw: Buffer, decoded: () => DecodeResult, retained: boolean, qos: 0 | 1): void {
     if (this.entries.size === 0) return;

@@ -52,6 +52,25 @@ export function stackFromCaller(error: unknown, boundary: Function): void {
   if (error instanceof Error) Error.captureStackTrace(error, boundary);
 }
 
+/** `steps` whose errors get their stack from the application's awaiting function, as above. */
+export function iterateFromCaller<T>(steps: AsyncIterableIterator<T>): AsyncIterableIterator<T> {
+  const next = async (): Promise<IteratorResult<T>> => {
+    try {
+      return await steps.next();
+    } catch (error) {
+      stackFromCaller(error, next);
+      throw error;
+    }
+  };
+  return {
+    next,
+    return: () => steps.return!(),
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
 /** The request got no final response before its time-out. */
 export class TimeoutError extends RelaisError {
   constructor(message: string, options: { cause?: unknown } = {}) {
