@@ -5,58 +5,20 @@
  * that is not CONNECT, keep-alive 0, and a `#` subscriber that stops reading during a burst.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { EventEmitter, once } from 'node:events';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { connect, type Bus } from '../../src/index.js';
 import { BROKER_LIMITS, MAX_REMAINING_LENGTH } from '../../src/broker/index.js';
+import { startBrokerProcess, type BrokerProcess } from '../testkit/broker-process.js';
 import { testLogger, uniqueId, waitFor } from '../testkit/index.js';
 
-const FIXTURE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/limits-broker.ts');
 const ATTACKERS = 1000;
 /** Attackers sent before the baseline is read: V8's young generation grows to its working size (~45 MB) under any load, whatever its size. */
 const WARM_UP = 100;
-
-interface BrokerChild {
-  child: ChildProcess;
-  url: string;
-  port: number;
-  logs: string[];
-  events: EventEmitter;
-}
-
-async function startBrokerProcess(): Promise<BrokerChild> {
-  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, '{}'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const logs: string[] = [];
-  const events = new EventEmitter();
-  let errBuffer = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    errBuffer += chunk.toString();
-    const lines = errBuffer.split('\n');
-    errBuffer = lines.pop()!;
-    for (const line of lines) {
-      if (!line.startsWith('LOG ')) continue;
-      logs.push(line.slice(4));
-      events.emit('log');
-    }
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let outBuffer = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      outBuffer += chunk.toString();
-      const ready = /READY (\S+)/.exec(outBuffer);
-      if (ready) resolve(ready[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`the broker process exited (${code}) before it was ready`)));
-  });
-  return { child, url, port: Number(new URL(url).port), logs, events };
-}
 
 /** Resident memory of a process, in bytes (`field`: VmRSS now, VmHWM its peak so far). */
 function memory(pid: number, field: 'VmRSS' | 'VmHWM'): number {
@@ -87,7 +49,7 @@ function closed(socket: net.Socket, timeout: number): Promise<number> {
   });
 }
 
-function waitForLog(broker: BrokerChild, pattern: RegExp, timeout: number): Promise<string> {
+function waitForLog(broker: BrokerProcess, pattern: RegExp, timeout: number): Promise<string> {
   return waitFor(() => broker.logs.find((line) => pattern.test(line)), broker.events, 'log', timeout);
 }
 
@@ -113,13 +75,13 @@ const percentile = (values: number[], p: number) => {
 };
 
 describe('embedded broker limits', { timeout: 120_000 }, () => {
-  let broker: BrokerChild;
+  let broker: BrokerProcess;
   let handler: Bus;
   let requester: Bus;
   const action = `limits/echo-${process.pid}`;
 
   before(async () => {
-    broker = await startBrokerProcess();
+    broker = await startBrokerProcess({ limits: {} });
     handler = await connect({ id: uniqueId('limits-handler'), broker: broker.url, logger: testLogger });
     requester = await connect({ id: uniqueId('limits-requester'), broker: broker.url, logger: testLogger });
     await handler.handle(action, (payload) => (payload as { i: number }).i);
@@ -127,9 +89,7 @@ describe('embedded broker limits', { timeout: 120_000 }, () => {
   });
   after(async () => {
     await Promise.allSettled([handler?.close(), requester?.close()]);
-    broker?.child.stdin!.end();
-    if (broker && broker.child.exitCode === null) await Promise.race([once(broker.child, 'exit'), new Promise((r) => setTimeout(r, 3000))]);
-    broker?.child.kill('SIGKILL');
+    await broker?.stop();
   });
 
   it(`${ATTACKERS} sockets claiming 256 MB packets are closed at their header, broker memory grows < 64 MB, a healthy client keeps answering`, async (t) => {

@@ -7,20 +7,18 @@
  * FUZZ_SEED=<n> replays a run.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, scryptSync } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import mqttPacket from 'mqtt-packet';
 import { connect, type Bus } from '../../src/index.js';
 import { IdentityStore } from '../../src/security/identities.js';
 import { testLogger } from '../testkit/index.js';
+import { startBrokerProcess, type BrokerProcess } from '../testkit/broker-process.js';
 
-const FIXTURE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/secure-broker.ts');
 const SEED = Number(process.env.FUZZ_SEED ?? 20261201);
 const FRAMES = Number(process.env.FUZZ_FRAMES ?? 100_000);
 /** Raw sockets open at once; each sends a batch of frames then closes. */
@@ -182,22 +180,11 @@ function cheapHash(token: string): string {
 
 describe('fuzz - the embedded broker with security on under mutated frames and envelopes', { timeout: 120_000 }, () => {
   let dir: string;
-  let child: ChildProcess;
+  let broker: BrokerProcess;
   let port: number;
-  let exited: { code: number | null; signal: string | null } | undefined;
-  const output: string[] = [];
-  let logLines = 0;
   const buses: Bus[] = [];
   const tokens = new Map<string, string>();
   const attackers: Array<{ name: string; token: string }> = [];
-  const gcReports: Array<{ heapUsed: number; rss: number }> = [];
-  /** A full collection in the broker process; its heap and RSS after it. */
-  const collect = async () => {
-    const seen = gcReports.length;
-    child.stdin!.write('gc\n');
-    while (gcReports.length === seen) await new Promise((resolve) => setTimeout(resolve, 20));
-    return gcReports[gcReports.length - 1]!;
-  };
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-fuzz-broker-'));
@@ -211,29 +198,8 @@ describe('fuzz - the embedded broker with security on under mutated frames and e
       file.identities.push({ name, roles: [i % 4 === 0 ? 'service' : 'client'], tokenHash: cheapHash(token), createdAt: new Date().toISOString() });
     }
     fs.writeFileSync(store.file, JSON.stringify(file));
-    child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', FIXTURE, store.file], { stdio: ['pipe', 'pipe', 'pipe'] });
-    child.once('exit', (code, signal) => (exited = { code, signal }));
-    let errBuffer = '';
-    child.stderr!.on('data', (chunk: Buffer) => {
-      errBuffer += chunk.toString();
-      const lines = errBuffer.split('\n');
-      errBuffer = lines.pop()!;
-      for (const line of lines) {
-        if (line.startsWith('LOG ')) logLines++;
-        else if (output.length < 200) output.push(line); // anything else: a crash's stack, a warning
-      }
-    });
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout!.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        for (const gc of out.matchAll(/GC (\d+) (\d+)\n/g)) gcReports.push({ heapUsed: Number(gc[1]), rss: Number(gc[2]) });
-        out = out.replace(/GC \d+ \d+\n/g, '');
-        const ready = /READY (\S+)/.exec(out);
-        if (ready) resolve(ready[1]!);
-      });
-      child.once('exit', (code) => reject(new Error(`the broker process exited (${code}) before it was ready: ${output.join('\n')}`)));
-    });
+    broker = await startBrokerProcess({ identities: store.file }, { exposeGc: true });
+    const url = broker.url;
     port = Number(new URL(url).port);
     const options = (id: string) => ({ id, broker: url, username: id, password: tokens.get(id)!, logger: testLogger });
     const svc = await connect(options('svc'));
@@ -245,17 +211,16 @@ describe('fuzz - the embedded broker with security on under mutated frames and e
   });
   after(async () => {
     await Promise.all(buses.map((bus) => bus.close().catch(() => {})));
-    child?.stdin?.end();
-    if (child && !exited) await new Promise((resolve) => child.once('exit', resolve));
+    await broker?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it(`fuzz - ${FRAMES.toLocaleString('en')} mutated frames and envelopes over raw sockets: the broker stays up, a healthy pair never fails, RSS returns near its baseline`, async (t) => {
     t.diagnostic(`seed ${SEED} (replay: FUZZ_SEED=${SEED} node --import tsx --test test/integration/fuzz-broker.test.ts)`);
-    const pid = child.pid!;
+    const pid = broker.child.pid!;
     const req = buses[1]!;
     for (let i = 0; i < 50; i++) assert.equal(await req.request('demo/echo', i, { timeout: 5000 }), i); // warm
-    const base = await collect();
+    const base = await broker.gc();
     const baseline = memory(pid, 'VmRSS');
     const rng = prng(SEED);
     const started = Date.now();
@@ -278,7 +243,7 @@ describe('fuzz - the embedded broker with security on under mutated frames and e
     let sent = 0;
     let sockets = 0;
     const lane = async (i: number) => {
-      while (sent < FRAMES && !exited) {
+      while (sent < FRAMES && !broker.exited) {
         const next = plan(rng, attackers[i]!);
         sent += next.count;
         sockets++;
@@ -294,26 +259,25 @@ describe('fuzz - the embedded broker with security on under mutated frames and e
     }
     const attackMs = Date.now() - started;
     const peak = memory(pid, 'VmHWM');
-    assert.equal(exited, undefined, `the broker process exited: ${JSON.stringify(exited)}\n${output.join('\n')}`);
+    assert.equal(broker.exited, undefined, `the broker process exited: ${JSON.stringify(broker.exited)}\n${broker.other.join('\n')}`);
 
-    // Memory: the sockets are closed; give the collector a few seconds to return what they held.
-    // Memory: the sockets are closed; a full collection, then RSS (V8 and malloc keep some pages).
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    const end = await collect();
+    // Memory: the sockets are closed; a full collection, then RSS (V8 and malloc keep some pages,
+    // returned over a few seconds: RSS is read again, once a second, for 5 s at most).
+    const end = await broker.gc();
     let after = memory(pid, 'VmRSS');
     for (let waited = 0; after - baseline > RSS_SLACK / 2 && waited < 5000; waited += 1000) {
       await new Promise((resolve) => setTimeout(resolve, 1000));
-      await collect();
+      await broker.gc();
       after = memory(pid, 'VmRSS');
     }
     for (let i = 0; i < 20; i++) assert.equal(await req.request('demo/echo', i, { timeout: 5000 }), i);
-    t.diagnostic(`${sent.toLocaleString('en')} frames over ${sockets} sockets in ${attackMs} ms; healthy requests ${requests}, failed ${failures.length}; broker log lines ${logLines}; RSS baseline ${mb(baseline)}, peak ${mb(peak)}, after ${mb(after)} (${after >= baseline ? '+' : ''}${mb(after - baseline)}); V8 heap used ${mb(base.heapUsed)} before, ${mb(end.heapUsed)} after`);
+    t.diagnostic(`${sent.toLocaleString('en')} frames over ${sockets} sockets in ${attackMs} ms; healthy requests ${requests}, failed ${failures.length}; broker log lines ${broker.logs.length}; RSS baseline ${mb(baseline)}, peak ${mb(peak)}, after ${mb(after)} (${after >= baseline ? '+' : ''}${mb(after - baseline)}); V8 heap used ${mb(base.heapUsed)} before, ${mb(end.heapUsed)} after`);
     assert.ok(end.heapUsed - base.heapUsed < 16 * 2 ** 20, `the broker's heap kept ${mb(end.heapUsed - base.heapUsed)} after a full collection: a leak`);
     assert.ok(sent >= FRAMES);
     assert.deepEqual(failures, [], 'the healthy pair failed requests');
     assert.ok(requests > 50, `only ${requests} healthy requests were answered during the attack`);
-    assert.equal(exited, undefined, `the broker process exited: ${JSON.stringify(exited)}\n${output.join('\n')}`);
+    assert.equal(broker.exited, undefined, `the broker process exited: ${JSON.stringify(broker.exited)}\n${broker.other.join('\n')}`);
     assert.ok(after - baseline < RSS_SLACK, `broker RSS ${mb(after)} is ${mb(after - baseline)} above its baseline ${mb(baseline)} (allowed ${mb(RSS_SLACK)})`);
-    assert.deepEqual(output.filter((line) => /Error|uncaught|FATAL/i.test(line)), [], 'the broker wrote errors');
+    assert.deepEqual(broker.other.filter((line) => /Error|uncaught|FATAL/i.test(line)), [], 'the broker wrote errors');
   });
 });
