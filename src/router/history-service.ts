@@ -22,6 +22,9 @@ const putSchema = z
   })
   .strict();
 
+/** Stored rows one follow replays at most before live ones: a follow of everything is refused, not held in memory. */
+const MAX_REPLAY = 100_000;
+
 /** Rows per progress step of follow: a step stays well under the message size limit (8 KiB of data per row at most). */
 const FOLLOW_STEP_ROWS = 100;
 
@@ -93,37 +96,46 @@ function put(store: HistoryStore, recorder: Recorder, input: z.output<typeof put
 async function follow(store: HistoryStore, recorder: Recorder, filters: z.output<typeof followSchema>, ctx: HandlerContext): Promise<HistoryRow | null> {
   const queue: HistoryRow[] = [];
   let wake: (() => void) | undefined;
-  // Watch first, then read the stored rows: both happen in this turn, and rows are only
-  // committed in later turns, so each row is either read here or watched, never both.
+  // Watch before reading: a row committed meanwhile is then both read and watched, and its id
+  // (never above lastId twice) keeps it from being sent twice.
   const stop = recorder.watch((rows) => {
     for (const row of rows) if (matchesQuery(row, filters)) queue.push(row);
     if (queue.length > 0) wake?.();
   });
   const onAbort = () => wake?.();
   ctx.signal.addEventListener('abort', onAbort, { once: true });
-  try {
-    let lastId = filters.afterId ?? 0;
-    const stored: HistoryRow[] = [];
-    for (let page = store.query({ ...filters, afterId: lastId, order: 'oldest', limit: 1000 }); ; ) {
-      stored.push(...page.rows);
-      if (!page.more) break;
-      page = store.query({ ...filters, afterId: page.rows.at(-1)!.id, order: 'oldest', limit: 1000 });
-    }
-    queue.unshift(...stored);
-    for (;;) {
-      // One progress step per batch of rows: a follower of a busy bus gets a few large steps, not one per row.
-      const batch: HistoryRow[] = [];
-      let end: HistoryRow | undefined;
-      for (const row of queue.splice(0)) {
-        if (row.id <= lastId) continue;
-        lastId = row.id;
-        if (filters.token !== undefined && endsLifecycle(row)) {
-          end = row;
-          break;
-        }
-        batch.push(row);
+  let lastId = filters.afterId ?? 0;
+  /** Sends the rows after lastId as progress steps of up to 100; returns the row that ends the request, if one came. */
+  const send = (rows: readonly HistoryRow[]): HistoryRow | undefined => {
+    const batch: HistoryRow[] = [];
+    let end: HistoryRow | undefined;
+    for (const row of rows) {
+      if (row.id <= lastId) continue;
+      lastId = row.id;
+      if (filters.token !== undefined && endsLifecycle(row)) {
+        end = row;
+        break;
       }
-      for (let from = 0; from < batch.length; from += FOLLOW_STEP_ROWS) ctx.progress(undefined, batch.slice(from, from + FOLLOW_STEP_ROWS));
+      batch.push(row);
+    }
+    for (let from = 0; from < batch.length; from += FOLLOW_STEP_ROWS) ctx.progress(undefined, batch.slice(from, from + FOLLOW_STEP_ROWS));
+    return end;
+  };
+  try {
+    // The stored rows, a page per turn (recording goes on between pages), at most MAX_REPLAY.
+    let replayed = 0;
+    for (let more = true; more; ) {
+      const page = store.query({ ...filters, afterId: lastId, order: 'oldest', limit: 1000 });
+      const end = send(page.rows);
+      if (end) return end;
+      replayed += page.rows.length;
+      more = page.more;
+      if (more && replayed >= MAX_REPLAY) throw new InvalidMessageError(`more than ${MAX_REPLAY} stored rows match: narrow the filters, or give afterId or ctimeFrom`);
+      if (more) await new Promise((resolve) => setImmediate(resolve));
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+    }
+    for (;;) {
+      const end = send(queue.splice(0));
       if (end) return end;
       if (ctx.signal.aborted) throw ctx.signal.reason;
       await new Promise<void>((resolve) => (wake = resolve));

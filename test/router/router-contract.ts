@@ -211,6 +211,14 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
       assert.equal(rows[0]!.kind, 'command');
     });
 
+    it('router - a follow that would replay more than 100,000 stored rows is refused with code 2, and the router goes on', async () => {
+      const action = `test/bulk-${uniqueId('a')}`;
+      router.store.append(Array.from({ length: 100_001 }, (_, n) => ({ token: `bulk-${n}`, kind: 'command' as const, action, source: 'bulk', etime: 0, data: 'null', size: 4, truncated: false, digest: `d${n}` })));
+      await assert.rejects(client.request('relais/history/follow', { action }, { timeout: 10_000 }), (error: RemoteError) => error.code === new InvalidMessageError('').code && /more than 100000 stored rows/.test(error.message));
+      const page = (await client.request('relais/history/get', { action, order: 'newest', limit: 1 })) as HistoryPage;
+      assert.equal(page.rows[0]!.token, 'bulk-100000');
+    });
+
     it("router - the router's own actions are not recorded", async () => {
       const token = uniqueId('tok');
       await client.request('relais/history/get', { limit: 1 }, { token });
