@@ -25,7 +25,12 @@ const FRAMES = Number(process.env.FUZZ_FRAMES ?? 100_000);
 const LANES = 16;
 const FRAMES_PER_SOCKET = 25;
 /** How far above its baseline the broker's RSS may stay once the sockets are gone and a full GC ran (measured +61 MB at seed 20261201: pages V8 and malloc keep, not live objects; the heap check below is the leak check). */
-const RSS_SLACK = 96 * 2 ** 20;
+/**
+ * RSS after the attack, over the baseline: V8 and malloc keep pages they freed (measured +60 to
+ * +101 MB here, run to run), so this bound only catches a gross leak; the live heap's 16 MB is
+ * the real check.
+ */
+const RSS_SLACK = 160 * 2 ** 20;
 /** Retained messages are stored by design (one per topic, up to 1 MiB each): kept off unless FUZZ_RETAIN=1, so the RSS check measures leaks, not the store. */
 const RETAIN = process.env.FUZZ_RETAIN === '1';
 
