@@ -12,6 +12,10 @@ import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { memoryPair } from './memory-pair.js';
+import { BrokerStartError, listen } from './listen.js';
+import { listenPrivately, removeStaleSocket } from './unix-socket.js';
+
+export { BrokerStartError };
 import { enforce, type BrokerSecurity, type DenialCounts } from './enforce.js';
 import { BROKER_LIMITS, guardReads, rememberClientId, slowConsumerPolicy, type BrokerLimits } from './limits.js';
 
@@ -22,6 +26,10 @@ export interface EmbeddedBrokerOptions {
   port?: number | false;
   /** Path of a Unix socket listener; none when absent. */
   unixPath?: string;
+  /** File mode of the Unix socket: 0o600 (the default: the broker's user only) or 0o660 with `unixGroup`. */
+  unixMode?: number;
+  /** Group (name or gid) that owns the Unix socket, for `unixMode` 0o660. */
+  unixGroup?: string | number;
   /** Port of an MQTT-over-WebSocket listener (any path, subprotocol `mqtt`); 0 picks a free one. None when absent. */
   wsPort?: number;
   /**
@@ -31,8 +39,13 @@ export interface EmbeddedBrokerOptions {
    * (programs, not browsers) are always accepted. Default: none.
    */
   wsOrigins?: readonly string[];
-  /** An MQTT-over-TLS listener: PEM certificate chain and private key; port 8883 unless given (0 picks a free one). */
-  tls?: { cert: string | Buffer; key: string | Buffer; port?: number };
+  /**
+   * An MQTT-over-TLS listener (TLS 1.3 only): PEM certificate chain and private key; port 8883
+   * unless given (0 picks a free one), on `host` unless given. With `ca`, clients may present a
+   * certificate signed by it: with `security` on, its CN is their identity (docs/security.md);
+   * a certificate that does not verify (unknown CA, expired) is refused at the handshake.
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer; port?: number; host?: string };
   /**
    * Resource limits on every network connection (packet size, CONNECT time-out, keep-alive,
    * slow consumers); each field defaults to BROKER_LIMITS. In-process streams (`accept`,
@@ -82,13 +95,6 @@ export interface EmbeddedBroker {
   readonly denials?: DenialCounts;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
-}
-
-export class BrokerStartError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'BrokerStartError';
-  }
 }
 
 export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): Promise<EmbeddedBroker> {
@@ -145,11 +151,11 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
     });
     return server;
   };
-  const bindTcp = async (server: net.Server, wanted: number, scheme: string, label: string) => {
-    await listen(track(server), { host, port: wanted }, `${label} ${host}:${wanted}`);
+  const bindTcp = async (server: net.Server, wanted: number, scheme: string, label: string, on = host) => {
+    await listen(track(server), { host: on, port: wanted }, `${label} ${on}:${wanted}`);
     servers.push(server);
     const bound = (server.address() as net.AddressInfo).port;
-    return { port: bound, url: `${scheme}://${host.includes(':') ? `[${host}]` : host}:${bound}` };
+    return { port: bound, url: `${scheme}://${on.includes(':') ? `[${on}]` : on}:${bound}` };
   };
 
   try {
@@ -162,7 +168,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
       await removeStaleSocket(options.unixPath);
       fs.mkdirSync(path.dirname(options.unixPath), { recursive: true });
       const server = track(net.createServer(accept));
-      await listen(server, { path: options.unixPath }, `Unix socket ${options.unixPath}`);
+      await listenPrivately(server, options.unixPath, options.unixMode ?? 0o600, options.unixGroup);
       servers.push(server);
       listeners.unixUrl = `unix://${options.unixPath}`;
     }
@@ -189,11 +195,28 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
     if (options.tls) {
       let server: tls.Server;
       try {
-        server = tls.createServer({ cert: options.tls.cert, key: options.tls.key }, accept);
+        server = tls.createServer(
+          {
+            cert: options.tls.cert,
+            key: options.tls.key,
+            minVersion: 'TLSv1.3', // issue 7 §2: the external listener speaks TLS 1.3 only
+            ...(options.tls.ca !== undefined && { ca: options.tls.ca, requestCert: true, rejectUnauthorized: false }),
+          },
+          (socket) => {
+            // Certificates are optional (token clients send none), but one that fails to verify is refused here.
+            const refused = presentedButUnverified(socket);
+            if (refused) {
+              log(`refused the client certificate of ${socket.remoteAddress}:${socket.remotePort} (${refused})`);
+              return void socket.destroy();
+            }
+            accept(socket);
+          },
+        );
       } catch (error) {
         throw new BrokerStartError(`the TLS certificate or key is not usable: ${(error as Error).message}`, { cause: error });
       }
-      const secure = await bindTcp(server, options.tls.port ?? BROKER_DEFAULTS.tlsPort, 'mqtts', 'TLS');
+      server.on('tlsClientError', (error: Error & { code?: string }, socket: tls.TLSSocket) => log(`refused a TLS handshake from ${socket.remoteAddress}:${socket.remotePort}: ${error.code ?? error.message}`));
+      const secure = await bindTcp(server, options.tls.port ?? BROKER_DEFAULTS.tlsPort, 'mqtts', 'TLS', options.tls.host ?? host);
       Object.assign(listeners, { tlsUrl: secure.url, tlsPort: secure.port });
     }
     const acceptStream = (stream: Duplex) => {
@@ -219,31 +242,13 @@ function definedFields<T extends object>(partial: T): T {
   return Object.fromEntries(Object.entries(partial).filter(([, value]) => value !== undefined)) as T;
 }
 
-function listen(server: net.Server, where: net.ListenOptions, label: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'EADDRINUSE') {
-        reject(new BrokerStartError(`${label} is already in use: another broker may be running (choose another port, or stop it)`, { cause: error }));
-      } else if (error.code === 'EACCES') {
-        reject(new BrokerStartError(`no permission to listen on ${label}`, { cause: error }));
-      } else {
-        reject(new BrokerStartError(`cannot listen on ${label}: ${error.message}`, { cause: error }));
-      }
-    });
-    server.listen(where, () => resolve());
-  });
-}
 
-/** A socket file left by a crashed broker blocks `listen`; one nobody answers on is removed. */
-async function removeStaleSocket(socketPath: string): Promise<void> {
-  if (!fs.existsSync(socketPath)) return;
-  const alive = await new Promise<boolean>((resolve) => {
-    const probe = net.connect(socketPath);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-  if (!alive) fs.unlinkSync(socketPath);
+/** Why a client's certificate is refused (its verification error, e.g. CERT_HAS_EXPIRED), or undefined: none sent, or it verified. */
+function presentedButUnverified(socket: tls.TLSSocket): string | undefined {
+  if (socket.authorized) return undefined;
+  const certificate = socket.getPeerCertificate();
+  if (!certificate || Object.keys(certificate).length === 0) return undefined;
+  const error = socket.authorizationError as unknown as Error | string | null;
+  const subject = typeof certificate.subject?.CN === 'string' ? `CN ${JSON.stringify(certificate.subject.CN)}: ` : '';
+  return `${subject}${typeof error === 'string' ? error : (error?.message ?? 'not verified')}`;
 }

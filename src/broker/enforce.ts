@@ -2,8 +2,10 @@
  * Enforcement in the embedded broker (issue 7 §2-§4, docs/security.md "Identities and
  * enforcement"): Aedes's hooks call the identity store and the pure `decide()`.
  *
- * - CONNECT: username = identity, password = token (IdentityStore.verify, the file read afresh so
- *   revocations apply at once); the client id must be the identity or `<identity>~rt`.
+ * - CONNECT: a client certificate the TLS listener verified names the identity (its CN; it must
+ *   be the one on record for that identity); otherwise username = identity, password = token
+ *   (IdentityStore.verify). The file is read afresh each time, so revocations apply at once. The
+ *   client id must be the identity or `<identity>~rt`.
  *   Refused with return code 4 (no/wrong credentials), 5 (revoked, identities unreadable) or
  *   2 (client id not the identity's), and a log line naming the identity tried and why.
  * - SUBSCRIBE: denied filters get 0x80 in the SUBACK; the connection stays up.
@@ -16,10 +18,11 @@
  * `relais start`) are trusted: no credentials, no policy.
  */
 import type { Aedes } from 'aedes';
+import { TLSSocket } from 'node:tls';
 import { ResponseCode } from '../protocol/errors.js';
 import { responseMessage } from '../protocol/messages.js';
 import { parseTopic, responseTopic } from '../protocol/topics.js';
-import { IdentityStore } from '../security/identities.js';
+import { IdentityStore, type Verification } from '../security/identities.js';
 import { decide, type Decision, type Policy } from '../security/policy.js';
 
 export interface BrokerSecurity {
@@ -92,21 +95,31 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, trusted: WeakSet
 
   broker.authenticate = (client, username, password, done) => {
     if (trusted.has(client.conn)) return done(null, true);
-    const tried = username === undefined ? 'no identity (no username)' : `identity ${JSON.stringify(username)}`;
     const clientId = JSON.stringify(client.id);
+    const admit = (verdict: Verification, tried: string) => {
+      if (!verdict.ok) {
+        const why = verdict.reason === 'identity file unreadable' ? `${verdict.reason}: ${verdict.detail ?? ''}` : verdict.reason;
+        return refuse(done, verdict.reason === 'revoked' || verdict.reason === 'identity file unreadable' ? 5 : 4, `refused CONNECT of ${tried} (client id ${clientId}): ${why}`);
+      }
+      // Identity binding (protocol §7.5, §6.2): nobody else's id, whatever its credentials.
+      if (client.id !== verdict.name && client.id !== `${verdict.name}~rt`) {
+        return refuse(done, 2, `refused CONNECT of ${tried} (client id ${clientId}): the client id must be the identity or ${verdict.name}~rt`);
+      }
+      who.set(client.conn, { identity: verdict.name, roles: verdict.roles, sourceKey: `"source":${JSON.stringify(verdict.name)}`, decisions: new Map() });
+      done(null, true);
+    };
+    // A certificate the TLS listener verified against the CA names the identity (its CN).
+    const certificate = verifiedPeerCertificate(client.conn);
+    if (certificate) {
+      const tried = `certificate identity ${JSON.stringify(certificate.name)}`;
+      if (username !== undefined && username !== certificate.name) {
+        return refuse(done, 4, `refused CONNECT of ${tried} (client id ${clientId}): the username ${JSON.stringify(username)} is not the certificate's identity`);
+      }
+      return admit(store.verifyCertificate(certificate.name, certificate.fingerprint), tried);
+    }
+    const tried = username === undefined ? 'no identity (no username)' : `identity ${JSON.stringify(username)}`;
     store.verify(username, password).then(
-      (verdict) => {
-        if (!verdict.ok) {
-          const why = verdict.reason === 'identity file unreadable' ? `${verdict.reason}: ${verdict.detail ?? ''}` : verdict.reason;
-          return refuse(done, verdict.reason === 'revoked' || verdict.reason === 'identity file unreadable' ? 5 : 4, `refused CONNECT of ${tried} (client id ${clientId}): ${why}`);
-        }
-        // Identity binding (protocol §7.5, §6.2): nobody else's id, whatever its credentials.
-        if (client.id !== verdict.name && client.id !== `${verdict.name}~rt`) {
-          return refuse(done, 2, `refused CONNECT of ${tried} (client id ${clientId}): the client id must be the identity or ${verdict.name}~rt`);
-        }
-        who.set(client.conn, { identity: verdict.name, roles: verdict.roles, sourceKey: `"source":${JSON.stringify(verdict.name)}`, decisions: new Map() });
-        done(null, true);
-      },
+      (verdict) => admit(verdict, tried),
       (error: Error) => refuse(done, 5, `refused CONNECT of ${tried} (client id ${clientId}): ${error.message}`),
     );
   };
@@ -180,6 +193,14 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, trusted: WeakSet
   };
 
   return denials;
+}
+
+/** The identity (CN) and fingerprint of a client certificate TLS verified against the CA, if any. */
+function verifiedPeerCertificate(conn: object): { name: string; fingerprint: string } | undefined {
+  if (!(conn instanceof TLSSocket) || !conn.authorized) return undefined;
+  const certificate = conn.getPeerCertificate();
+  const name = certificate.subject?.CN;
+  return typeof name === 'string' && certificate.fingerprint256 ? { name, fingerprint: certificate.fingerprint256 } : undefined;
 }
 
 function describe(subject: Who | undefined, client: Client): string {

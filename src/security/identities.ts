@@ -1,8 +1,10 @@
 /**
- * Identities with secret tokens (issue 7 §1): a JSON file of `{ name, roles, tokenHash,
- * fingerprint, createdAt, revoked? }`. Tokens are stored as scrypt hashes with a random salt
- * (node:crypto) and compared in constant time. The file is read again on every verification, so
- * `relais identity revoke` takes effect at the next CONNECT without restarting the broker.
+ * Identities (issue 7 §1): a JSON file of `{ name, roles, tokenHash?, fingerprint?, certificate?,
+ * createdAt, revoked? }`. An identity holds a secret token, a client certificate, or both.
+ * Tokens are stored as scrypt hashes with a random salt (node:crypto) and compared in constant
+ * time; a certificate is recorded by its SHA-256 fingerprint, so only the one issued last for a
+ * name is accepted. The file is read again on every verification, so `relais identity revoke`
+ * takes effect at the next CONNECT without restarting the broker.
  *
  * Nothing here logs, and no error message carries a token.
  */
@@ -25,13 +27,16 @@ const identitySchema = z
     name: z.string().min(1),
     roles: z.array(z.string().regex(ROLE)).default([]),
     /** `scrypt$N$r$p$<salt base64>$<hash base64>` */
-    tokenHash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/),
+    tokenHash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/).optional(),
     /** First 16 hex digits of the token's SHA-256: tells tokens apart in listings, reveals nothing usable. */
     fingerprint: z.string().optional(),
+    /** The client certificate issued to this identity (its CN is the name). */
+    certificate: z.object({ fingerprint: z.string().regex(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/), serial: z.string(), notAfter: z.string() }).strict().optional(),
     createdAt: z.string(),
     revoked: z.string().optional(),
   })
-  .strict();
+  .strict()
+  .refine((identity) => identity.tokenHash !== undefined || identity.certificate !== undefined, { message: 'an identity needs a tokenHash or a certificate' });
 
 const fileSchema = z.object({ version: z.literal(1), identities: z.array(identitySchema) }).strict();
 
@@ -43,7 +48,14 @@ export class IdentityError extends Error {
 
 export type Verification =
   | { ok: true; name: string; roles: string[] }
-  | { ok: false; reason: 'unknown identity' | 'revoked' | 'wrong token' | 'no token' | 'identity file unreadable'; detail?: string };
+  | { ok: false; reason: 'unknown identity' | 'revoked' | 'wrong token' | 'no token' | 'certificate not on record' | 'identity file unreadable'; detail?: string };
+
+/** A client certificate issued for an identity (src/security/pki.ts). */
+export interface CertificateRecord {
+  fingerprint: string;
+  serial: string;
+  notAfter: string;
+}
 
 /** Why `name` cannot be an identity, or undefined: it is also an MQTT client id (protocol §7.5). */
 export function checkIdentityName(name: string): string | undefined {
@@ -101,19 +113,40 @@ export class IdentityStore {
 
   /** Adds `name` with a new random token; returns the token (shown once, never stored) and its fingerprint. */
   async add(name: string, roles: readonly string[] = []): Promise<{ token: string; fingerprint: string; record: IdentityRecord }> {
+    const { token, fingerprint, record } = await this.issue(name, roles, true);
+    return { token: token!, fingerprint: fingerprint!, record };
+  }
+
+  /** Adds `name` with the client certificate issued for it, and a token too when `withToken`. */
+  addWithCertificate(name: string, roles: readonly string[], certificate: CertificateRecord, withToken: boolean): Promise<{ token?: string; fingerprint?: string; record: IdentityRecord }> {
+    return this.issue(name, roles, withToken, certificate);
+  }
+
+  private async issue(name: string, roles: readonly string[], withToken: boolean, certificate?: CertificateRecord): Promise<{ token?: string; fingerprint?: string; record: IdentityRecord }> {
+    this.checkFree(name, roles);
+    const identities = this.list();
+    const token = withToken ? `relais_${randomBytes(32).toString('base64url')}` : undefined;
+    const fingerprint = token && tokenFingerprint(token);
+    const record: IdentityRecord = {
+      name,
+      roles: [...new Set(roles)],
+      ...(token && { tokenHash: await hashToken(token), fingerprint }),
+      ...(certificate && { certificate }),
+      createdAt: new Date().toISOString(),
+    };
+    // A revoked entry of the same name is replaced: its token stays refused (it is a new hash).
+    this.write([...identities.filter((identity) => identity.name !== name), record]);
+    return { ...(token && { token, fingerprint }), record };
+  }
+
+  /** Throws unless `add(name, roles)` can succeed: a valid name no unrevoked identity holds, valid roles. */
+  checkFree(name: string, roles: readonly string[] = []): void {
     const problem = checkIdentityName(name);
     if (problem) throw new IdentityError(`identity name ${JSON.stringify(name)}: ${problem}`);
     for (const role of roles) if (!ROLE.test(role)) throw new IdentityError(`role ${JSON.stringify(role)}: 1-128 characters among letters, digits and _ . : @ -`);
-    const identities = this.list();
-    if (identities.some((identity) => identity.name === name && !identity.revoked)) {
-      throw new IdentityError(`identity ${name} exists already (revoke it first to issue a new token)`);
+    if (this.list().some((identity) => identity.name === name && !identity.revoked)) {
+      throw new IdentityError(`identity ${name} exists already (revoke it first to issue new credentials)`);
     }
-    const token = `relais_${randomBytes(32).toString('base64url')}`;
-    const fingerprint = tokenFingerprint(token);
-    const record: IdentityRecord = { name, roles: [...new Set(roles)], tokenHash: await hashToken(token), fingerprint, createdAt: new Date().toISOString() };
-    // A revoked entry of the same name is replaced: its token stays refused (it is a new hash).
-    this.write([...identities.filter((identity) => identity.name !== name), record]);
-    return { token, fingerprint, record };
   }
 
   /** Marks `name` revoked; false when there is no such (unrevoked) identity. */
@@ -139,9 +172,28 @@ export class IdentityStore {
     const found = identities.find((identity) => identity.name === name);
     const secret = typeof token === 'string' ? token : token.toString('utf8');
     const matches = await tokenMatches(secret, found?.tokenHash ?? DUMMY_HASH).catch(() => false);
+    if (found && !found.tokenHash) return { ok: false, reason: 'wrong token' };
     if (!found) return { ok: false, reason: 'unknown identity' };
     if (!matches) return { ok: false, reason: 'wrong token' };
     if (found.revoked) return { ok: false, reason: 'revoked' };
+    return { ok: true, name: found.name, roles: found.roles };
+  }
+
+  /**
+   * Checks the identity a TLS client certificate names (its CN), the chain already verified by
+   * TLS: the identity must exist, not be revoked, and have been issued this very certificate.
+   */
+  verifyCertificate(name: string, fingerprint: string): Verification {
+    let identities: IdentityRecord[];
+    try {
+      identities = this.list();
+    } catch (error) {
+      return { ok: false, reason: 'identity file unreadable', detail: (error as Error).message };
+    }
+    const found = identities.find((identity) => identity.name === name);
+    if (!found) return { ok: false, reason: 'unknown identity' };
+    if (found.revoked) return { ok: false, reason: 'revoked' };
+    if (found.certificate?.fingerprint !== fingerprint) return { ok: false, reason: 'certificate not on record' };
     return { ok: true, name: found.name, roles: found.roles };
   }
 
