@@ -10,6 +10,8 @@ export interface GlobalOptions {
   broker: string;
   id?: string;
   ca?: string;
+  cert?: string;
+  key?: string;
   verbose?: boolean;
 }
 
@@ -21,6 +23,8 @@ export function addConnectionOptions(command: Command): Command {
     .addOption(new Option('-b, --broker <url>', 'broker URL (mqtt://, mqtts://, ws://, unix:///path)').env('RELAIS_BROKER').default(DEFAULTS.broker))
     .addOption(new Option('--id <id>', 'client id on the bus (default: cli-<host>-<pid>)').env('RELAIS_ID'))
     .addOption(new Option('--ca <file>', 'PEM certificate(s) to trust for an mqtts:// or wss:// broker, besides the system ones').env('RELAIS_CA'))
+    .addOption(new Option('--cert <file>', 'client certificate (PEM) for an mqtts:// broker: its CN is the identity (relais identity add --cert)').env('RELAIS_CERT'))
+    .addOption(new Option('--key <file>', 'private key (PEM) of --cert').env('RELAIS_KEY'))
     .option('-v, --verbose', 'log what the library does (to stderr)');
 }
 
@@ -34,7 +38,9 @@ export async function connectCli(options: GlobalOptions, extra: { ephemeral?: bo
   const bus = await connect({
     id: options.id ?? defaultId(),
     broker: options.broker,
-    ...(options.ca !== undefined && { tls: { ca: readFileOption(options.ca, '--ca') } }),
+    ...tlsOptions(options),
+    // A token from the environment, never the command line (other users see it in ps).
+    ...(process.env.RELAIS_TOKEN && { username: options.id ?? defaultId(), password: process.env.RELAIS_TOKEN }),
     ephemeral: extra.ephemeral ?? true,
     logger: pino(
       { name: 'relais', level: options.verbose ? 'debug' : (process.env.RELAIS_LOG_LEVEL ?? 'warn') },
@@ -44,6 +50,16 @@ export async function connectCli(options: GlobalOptions, extra: { ephemeral?: bo
   // Another client took our id (protocol §7.5); the library has said so on stderr.
   bus.on('replaced', () => void bus.close().finally(() => process.exit(EXIT.ERROR)));
   return bus;
+}
+
+function tlsOptions(options: GlobalOptions): { tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer } } {
+  if ((options.cert === undefined) !== (options.key === undefined)) fail(EXIT.USAGE, '--cert and --key go together');
+  const tls = {
+    ...(options.ca !== undefined && { ca: readFileOption(options.ca, '--ca') }),
+    ...(options.cert !== undefined && { cert: readFileOption(options.cert, '--cert') }),
+    ...(options.key !== undefined && { key: readFileOption(options.key, '--key') }),
+  };
+  return Object.keys(tls).length > 0 ? { tls } : {};
 }
 
 /** A logger for a long-running command (the router): readable lines on stderr, or JSON with RELAIS_LOG_FORMAT=json. */

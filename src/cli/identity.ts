@@ -1,12 +1,17 @@
-/** `relais identity add | revoke | list`: identities with secret tokens (issue 7 §1, docs/security.md). */
+/** `relais identity add | revoke | list`: identities with secret tokens or client certificates (issue 7 §1, docs/security.md). */
+import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { IdentityError, IdentityStore } from '../security/identities.js';
-import { EXIT, fail } from './common.js';
+import { issueCertificate, PkiError } from '../security/pki.js';
+import { EXIT, fail, readFileOption } from './common.js';
+import { certificateRecord } from './init.js';
+import { ConfigError, readStartConfig, type StartConfig } from './start-config.js';
 
 interface FileOptions {
   dataDir: string;
   file?: string;
+  config?: string;
 }
 
 /** Usage mistakes exit 2 (Commander's own exit code is 1). */
@@ -15,11 +20,22 @@ const usageExits = (command: Command) => command.exitOverride((error) => process
 function withFile(command: Command): Command {
   return usageExits(command)
     .option('-d, --data-dir <dir>', 'data directory (the identities are <dir>/identities.json)', process.env.RELAIS_DATA_DIR ?? '.relais')
-    .option('--file <file>', 'the identities file (instead of <data-dir>/identities.json)');
+    .option('--file <file>', 'the identities file (instead of <data-dir>/identities.json)')
+    .option('-c, --config <file>', 'the set-up relais init wrote: its identities file and CA');
+}
+
+function configOf(options: FileOptions): StartConfig | undefined {
+  if (options.config === undefined) return undefined;
+  try {
+    return readStartConfig(path.resolve(options.config));
+  } catch (error) {
+    if (error instanceof ConfigError) fail(EXIT.USAGE, `invalid configuration: ${error.message}`);
+    throw error;
+  }
 }
 
 export function identitiesFile(options: FileOptions): string {
-  return path.resolve(options.file ?? path.join(options.dataDir, 'identities.json'));
+  return path.resolve(options.file ?? configOf(options)?.identities ?? path.join(options.dataDir, 'identities.json'));
 }
 
 function guarded<T>(run: () => T): T {
@@ -31,24 +47,62 @@ function guarded<T>(run: () => T): T {
   }
 }
 
+interface AddOptions extends FileOptions {
+  role?: string[];
+  token?: boolean;
+  cert?: boolean;
+  out?: string;
+  days: string;
+}
+
 function addCommand(): Command {
   return withFile(new Command('add'))
-    .description('add an identity with a new secret token; the token is printed once, only its hash is stored')
-    .argument('<name>', 'the identity: MQTT username and client id (its real-time lane is <name>~rt)')
+    .description('add an identity with a secret token (printed once, only its hash is stored) or a client certificate from the CA, or both')
+    .argument('<name>', 'the identity: MQTT username and client id (its real-time lane is <name>~rt); a certificate\'s CN')
     .option('--role <role...>', 'roles of the identity in the policy (client, service, admin, observer, router in the default one)')
-    .option('--token', 'issue a secret token (the only kind of credential so far; the default)')
-    .action(async (name: string, options: FileOptions & { role?: string[] }) => {
+    .option('--token', 'issue a secret token (the default without --cert)')
+    .option('--cert', 'issue a client certificate signed by the CA of --config: <out>/<name>.crt and <name>.key (0600)')
+    .option('--out <dir>', 'where --cert writes the certificate and key (default: the directory of --config)')
+    .option('--days <n>', 'validity of the certificate in days', '365')
+    .action(async (name: string, options: AddOptions) => {
       const store = new IdentityStore(identitiesFile(options));
+      const roles = options.role ?? [];
       try {
-        const { token, fingerprint } = await store.add(name, options.role ?? []);
-        process.stdout.write(`identity ${name} added to ${store.file}${options.role?.length ? ` (roles: ${options.role.join(', ')})` : ''}\n`);
-        process.stdout.write(`token (shown once, keep it secret; connect with username ${name} and this password):\n${token}\n`);
-        process.stdout.write(`fingerprint: ${fingerprint}\n`);
+        store.checkFree(name, roles);
+        const issued = options.cert ? await issueFor(name, options) : undefined;
+        const { token, fingerprint } = issued ? await store.addWithCertificate(name, roles, certificateRecord(issued.certificate), options.token === true) : await store.add(name, roles);
+        process.stdout.write(`identity ${name} added to ${store.file}${roles.length ? ` (roles: ${roles.join(', ')})` : ''}\n`);
+        if (issued) {
+          process.stdout.write(`certificate ${issued.files.cert} and key ${issued.files.key} (give both to the client; connect with --cert and --key, client id ${name})\n`);
+          process.stdout.write(`certificate fingerprint: ${issued.certificate.fingerprint}, valid until ${issued.certificate.notAfter.toISOString()}\n`);
+        }
+        if (token) {
+          process.stdout.write(`token (shown once, keep it secret; connect with username ${name} and this password, or RELAIS_TOKEN):\n${token}\n`);
+          process.stdout.write(`token fingerprint: ${fingerprint}\n`);
+        }
       } catch (error) {
-        if (error instanceof IdentityError) fail(EXIT.USAGE, error.message);
+        if (error instanceof IdentityError || error instanceof PkiError) fail(EXIT.USAGE, error.message);
         throw error;
       }
     });
+}
+
+/** Issues `name`'s client certificate with the CA of `--config`, written beside it (or in --out). */
+async function issueFor(name: string, options: AddOptions) {
+  const config = configOf(options);
+  if (!config?.ca) fail(EXIT.USAGE, `--cert needs the CA: give --config <dir>/relais.json (written by relais init)${config ? '; this config has no "ca" entry' : ''}`);
+  const days = Number(options.days);
+  if (!Number.isInteger(days) || days < 1) fail(EXIT.USAGE, `--days must be a positive whole number, got ${options.days}`);
+  const ca = { cert: readFileOption(config.ca.cert, 'the CA certificate').toString(), key: readFileOption(config.ca.key, 'the CA key').toString() };
+  const certificate = await issueCertificate(ca, { commonName: name, usage: 'client', days });
+  const out = path.resolve(options.out ?? path.dirname(path.resolve(options.config!)));
+  fs.mkdirSync(out, { recursive: true, mode: 0o700 });
+  const files = { cert: path.join(out, `${name}.crt`), key: path.join(out, `${name}.key`) };
+  // 'w' not 'wx': reissuing after a revocation replaces the old files (the old certificate is refused anyway).
+  fs.writeFileSync(files.cert, certificate.cert, { mode: 0o644 });
+  fs.writeFileSync(files.key, certificate.key, { mode: 0o600 });
+  fs.chmodSync(files.key, 0o600);
+  return { certificate, files };
 }
 
 function revokeCommand(): Command {
@@ -64,17 +118,20 @@ function revokeCommand(): Command {
 
 function listCommand(): Command {
   return withFile(new Command('list'))
-    .description('list the identities: name, roles, token fingerprint, created, revoked')
+    .description('list the identities: name, roles, token and certificate fingerprints, created, revoked')
     .option('--json', 'one JSON line per identity (no token hash)')
     .action((options: FileOptions & { json?: boolean }) => {
       const store = new IdentityStore(identitiesFile(options));
       for (const { tokenHash: _hash, ...identity } of guarded(() => store.list())) {
         if (options.json) process.stdout.write(`${JSON.stringify(identity)}\n`);
-        else process.stdout.write(`${identity.name}\troles=${identity.roles.join(',') || '-'}\tfingerprint=${identity.fingerprint ?? '-'}\tcreated=${identity.createdAt}${identity.revoked ? `\trevoked=${identity.revoked}` : ''}\n`);
+        else {
+          const certificate = identity.certificate ? `\tcertificate=${identity.certificate.fingerprint} (until ${identity.certificate.notAfter})` : '';
+          process.stdout.write(`${identity.name}\troles=${identity.roles.join(',') || '-'}\tfingerprint=${identity.fingerprint ?? '-'}${certificate}\tcreated=${identity.createdAt}${identity.revoked ? `\trevoked=${identity.revoked}` : ''}\n`);
+        }
       }
     });
 }
 
 export function identityCommand(): Command {
-  return new Command('identity').description('manage identities and their secret tokens').addCommand(addCommand()).addCommand(revokeCommand()).addCommand(listCommand());
+  return new Command('identity').description('manage identities: secret tokens and client certificates').addCommand(addCommand()).addCommand(revokeCommand()).addCommand(listCommand());
 }

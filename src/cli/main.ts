@@ -9,6 +9,7 @@ import { logsCommand } from './logs.js';
 import { pubCommand, notifyCommand } from './pub.js';
 import { policyCommand } from './policy.js';
 import { identityCommand } from './identity.js';
+import { initCommand } from './init.js';
 import { routerCommand } from './router.js';
 import { serveCommand } from './serve.js';
 import { statsCommand } from './stats.js';
@@ -20,6 +21,7 @@ const program = new Command('relais')
   .description('Relais: commands with progress, notifications and events over MQTT')
   .version('0.1.0')
   .addCommand(startCommand())
+  .addCommand(initCommand())
   .addCommand(pubCommand())
   .addCommand(notifyCommand())
   .addCommand(subCommand())

@@ -2,15 +2,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import type { BrokerSecurity } from '../broker/enforce.js';
-import { defaultPolicy } from '../security/default-policy.js';
-import { IdentityError, IdentityStore } from '../security/identities.js';
-import { loadPolicy } from '../security/policy-file.js';
-import { PolicyError, type Policy } from '../security/policy.js';
 import { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, BROKER_LIMITS, isLoopbackHost, type EmbeddedBrokerOptions } from '../index.js';
 import { startRouterThread, type RouterThread } from '../router/thread.js';
 import { fail, EXIT, onInterrupt, readFileOption } from './common.js';
 import { routerOptions, routerSettings, type RouterSettingsOptions } from './router.js';
+import { applyStartConfig, ConfigError, readStartConfig } from './start-config.js';
+import { securityFromFlags } from './start-security.js';
 
 interface StartOptions extends RouterSettingsOptions {
   router: boolean;
@@ -21,7 +18,13 @@ interface StartOptions extends RouterSettingsOptions {
   wsOrigin?: string[];
   tlsCert?: string;
   tlsKey?: string;
+  tlsCa?: string;
   tlsPort: string;
+  tlsHost?: string;
+  socketMode: string;
+  socketGroup?: string;
+  config?: string;
+  insecure?: boolean;
   maxPacket: string;
   connectTimeout: string;
   maxKeepalive: string;
@@ -44,6 +47,12 @@ export function startCommand(): Command {
     .option('--tls-cert <file>', 'also serve MQTT over TLS with this PEM certificate chain (needs --tls-key)')
     .option('--tls-key <file>', 'private key (PEM) of --tls-cert')
     .option('--tls-port <port>', 'TLS port', String(BROKER_DEFAULTS.tlsPort))
+    .option('--tls-host <host>', 'address of the TLS listener (default: --host); 0.0.0.0 serves the network')
+    .option('--tls-ca <file>', 'CA certificate (PEM) whose client certificates are accepted: with security on, the CN is the identity')
+    .option('--socket-mode <mode>', 'file mode of the Unix socket: 0600 (this user) or 0660 (and --socket-group)', '0600')
+    .option('--socket-group <group>', 'group (name or gid) given the Unix socket')
+    .option('-c, --config <file>', 'read the settings from this file (relais init writes one); flags given here win')
+    .option('--insecure', 'allow a listener beyond loopback without TLS and authentication (anyone who reaches it can command the bus)')
     .option('--max-packet <bytes>', 'largest MQTT packet a client may send; a bigger one closes its connection at its header', String(BROKER_LIMITS.maxPacketBytes))
     .option('--connect-timeout <ms>', 'close a connection that sends no CONNECT within this time', String(BROKER_LIMITS.connectTimeoutMs))
     .option('--max-keepalive <seconds>', 'refuse a CONNECT whose keep-alive is 0 or above this', String(BROKER_LIMITS.maxKeepaliveSeconds))
@@ -52,13 +61,17 @@ export function startCommand(): Command {
     .option('--secure', 'require an identity and token on every network connection and enforce the policy: <data-dir>/identities.json (relais identity add) and <data-dir>/policy.json (the default policy when absent)')
     .option('--identities <file>', 'like --secure, with this identities file')
     .option('--policy <file>', 'like --secure, with this policy file (JSON; re-read when it changes, a bad new one is refused and the old one kept)')
-    .action(async (options: StartOptions) => {
-      const security = securityOption(options);
+    .action(async (given: StartOptions, command: Command) => {
+      const options = withConfig(given, command);
+      refuseExposure(options);
+      const security = securityFromFlags(options);
       const brokerOptions: EmbeddedBrokerOptions = {
         ...(security && { security: security.options }),
         host: options.host,
         port: portOption(options.port, '--port'),
         unixPath: path.resolve(options.dataDir, 'relais.sock'),
+        unixMode: socketModeOption(options.socketMode),
+        ...(options.socketGroup !== undefined && { unixGroup: options.socketGroup }),
         ...(options.wsPort !== undefined && { wsPort: portOption(options.wsPort, '--ws-port'), wsOrigins: options.wsOrigin ?? [] }),
         ...tlsOption(options),
         limits: {
@@ -70,6 +83,10 @@ export function startCommand(): Command {
         },
       };
       const settings = options.router ? routerSettings(options) : undefined;
+      // The history holds payloads and the socket commands the bus: what start creates is this
+      // user's (umask 077); with a 0660 socket, the group may only traverse to it (0710).
+      process.umask(0o077);
+      fs.mkdirSync(options.dataDir, { recursive: true, mode: options.socketMode === '0660' ? 0o710 : 0o700 });
       try {
         const broker = await startEmbeddedBroker(brokerOptions);
         let router: RouterThread | undefined;
@@ -99,10 +116,10 @@ export function startCommand(): Command {
           process.stderr.write('relais: warning: --ws-origin * lets any web page the users of this machine open send commands and read every message\n');
         }
         if (security) {
-          process.stdout.write(`relais: security on: identities ${security.identitiesFile}, policy ${security.policyFile ?? '(the default policy)'}; clients connect with username <identity>, password <token>, client id <identity>\n`);
-        } else if (!isLoopbackHost(options.host)) {
-          // The embedded broker has no authentication yet: say so when it leaves this machine.
-          process.stderr.write(`relais: warning: listening on ${options.host} without authentication: anyone who can reach this address can send commands and read every message\n`);
+          process.stdout.write(`relais: security on: identities ${security.identitiesFile}, policy ${security.policyFile ?? '(the default policy)'}; clients connect with username <identity>, password <token>, client id <identity>${options.tlsCa ? ', or over TLS with a certificate of the CA' : ''} (SIGHUP reloads the policy)\n`);
+        } else {
+          process.on('SIGHUP', () => process.stdout.write('relais: SIGHUP: security is off, no policy to reload\n'));
+          if (options.insecure) process.stderr.write('relais: warning: --insecure: listening beyond loopback without TLS and authentication: anyone who can reach it can send commands and read every message\n');
         }
       } catch (error) {
         if (error instanceof BrokerStartError) fail(EXIT.ERROR, error.message);
@@ -124,42 +141,55 @@ function positiveOption(text: string, flag: string): number {
 }
 
 function tlsOption(options: StartOptions): Pick<EmbeddedBrokerOptions, 'tls'> {
-  if (options.tlsCert === undefined && options.tlsKey === undefined) return {};
+  if (options.tlsCert === undefined && options.tlsKey === undefined) {
+    if (options.tlsCa !== undefined) fail(EXIT.USAGE, '--tls-ca needs the TLS listener: --tls-cert and --tls-key');
+    return {};
+  }
   if (options.tlsCert === undefined || options.tlsKey === undefined) fail(EXIT.USAGE, '--tls-cert and --tls-key go together');
-  return { tls: { cert: readFileOption(options.tlsCert, '--tls-cert'), key: readFileOption(options.tlsKey, '--tls-key'), port: portOption(options.tlsPort, '--tls-port') } };
+  return {
+    tls: {
+      cert: readFileOption(options.tlsCert, '--tls-cert'),
+      key: readFileOption(options.tlsKey, '--tls-key'),
+      ...(options.tlsCa !== undefined && { ca: readFileOption(options.tlsCa, '--tls-ca') }),
+      port: portOption(options.tlsPort, '--tls-port'),
+      ...(options.tlsHost !== undefined && { host: options.tlsHost }),
+    },
+  };
 }
 
-/** `--secure`, `--identities`, `--policy`: the broker's security, or undefined (off, the default). */
-function securityOption(options: StartOptions): { options: BrokerSecurity; identitiesFile: string; policyFile?: string; stop(): void } | undefined {
-  if (!options.secure && options.identities === undefined && options.policy === undefined) return undefined;
-  const identitiesFile = path.resolve(options.identities ?? path.join(options.dataDir, 'identities.json'));
-  const givenPolicy = options.policy ?? path.join(options.dataDir, 'policy.json');
-  const policyFile = options.policy !== undefined || fs.existsSync(givenPolicy) ? path.resolve(givenPolicy) : undefined;
+function socketModeOption(text: string): number {
+  if (text !== '0600' && text !== '0660') fail(EXIT.USAGE, `--socket-mode must be 0600 or 0660, got ${text}`);
+  return parseInt(text, 8);
+}
+
+function withConfig(options: StartOptions, command: Command): StartOptions {
+  if (options.config === undefined) return options;
   try {
-    const identities = new IdentityStore(identitiesFile);
-    if (identities.list().length === 0) {
-      fail(EXIT.USAGE, `no identities in ${identitiesFile}: nobody could connect; create one with: relais identity add <name> --role client --token${options.identities === undefined ? ` --data-dir ${options.dataDir}` : ` --file ${identitiesFile}`}`);
-    }
-    let policy: Policy = policyFile ? loadPolicy(policyFile) : defaultPolicy();
-    // Reloaded without a restart (issue 7 §4); a bad new file keeps the policy in force.
-    const reload = () => {
-      try {
-        policy = loadPolicy(policyFile!);
-        process.stdout.write(`relais: policy ${policyFile} reloaded\n`);
-      } catch (error) {
-        process.stderr.write(`relais: the new policy is refused, the previous one stays in force: ${(error as Error).message}\n`);
-      }
-    };
-    if (policyFile) fs.watchFile(policyFile, { interval: 1000 }, (now, before) => now.mtimeMs !== before.mtimeMs && reload()).unref();
-    return {
-      options: { identities, policy: () => policy },
-      identitiesFile,
-      ...(policyFile && { policyFile }),
-      stop: () => policyFile && fs.unwatchFile(policyFile),
-    };
+    return applyStartConfig(command, options, readStartConfig(path.resolve(options.config)));
   } catch (error) {
-    if (error instanceof PolicyError) fail(EXIT.USAGE, `invalid policy: ${error.message}`);
-    if (error instanceof IdentityError) fail(EXIT.USAGE, error.message);
+    if (error instanceof ConfigError) fail(EXIT.USAGE, `invalid configuration: ${error.message}`);
     throw error;
   }
 }
+
+/**
+ * Issue 7 §1: nothing listens beyond loopback without TLS and authentication, unless the
+ * operator says --insecure. The plain TCP and WebSocket listeners have no TLS, so they stay on
+ * loopback; the TLS listener may leave it once identities are required.
+ */
+function refuseExposure(options: StartOptions): void {
+  if (options.insecure) return;
+  const secured = options.secure || options.identities !== undefined || options.policy !== undefined;
+  const exposed: string[] = [];
+  if (!isLoopbackHost(options.host)) exposed.push(`${options.host}:${options.port} (plain TCP${options.wsPort !== undefined ? ' and WebSocket' : ''}, no TLS)`);
+  const tlsHost = options.tlsHost ?? options.host;
+  if (options.tlsCert !== undefined && !isLoopbackHost(tlsHost) && !secured) exposed.push(`${tlsHost}:${options.tlsPort} (TLS without authentication)`);
+  if (exposed.length === 0) return;
+  fail(
+    EXIT.USAGE,
+    `refusing to listen on ${exposed.join(' and ')}: anyone who can reach it could send commands and read every message.\n` +
+      '  For a secure set-up: relais init --dir <dir>, then relais start --config <dir>/relais.json (TLS 1.3 and identities on the network, plain TCP on loopback).\n' +
+      '  To take the risk anyway: add --insecure.',
+  );
+}
+

@@ -114,6 +114,8 @@ export class Subscriptions {
       const result = decoded();
       if (result.ok) entry.deliver({ topic, envelope: result.envelope, retained, qos, raw });
       else if (entry.includeInvalid) entry.deliver({ topic, invalid: result.error.message, text: raw.toString('utf8', 0, INVALID_TEXT_LIMIT), retained, qos, raw });
+      // An empty message clears a retained topic (a client that left cleared its presence): routine.
+      else if (raw.length === 0) this.options.logger.debug({ topic }, 'a retained message was cleared');
       else this.options.logger.warn({ topic, err: result.error.message }, 'invalid message on a subscribed topic');
     }
   }

@@ -1,5 +1,10 @@
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { stringify as stringifyYaml } from 'yaml';
+import { loadPolicy } from '../../src/security/policy-file.js';
 import { decide, identityOf, parsePolicy, PolicyError, type Operation, type Policy, type Subject } from '../../src/security/policy.js';
 import { DEFAULT_POLICY_DATA, defaultPolicy } from '../../src/security/default-policy.js';
 
@@ -180,5 +185,34 @@ describe('policy - schema errors name the field', () => {
 
   it('schema - the default policy is valid', () => {
     assert.doesNotThrow(() => parsePolicy(base()));
+  });
+});
+
+describe('policy - files (JSON or YAML)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-policy-file-'));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const write = (name: string, text: string) => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, text);
+    return file;
+  };
+
+  it('files - a YAML policy is read like its JSON twin', () => {
+    const yaml = write('policy.yaml', stringifyYaml(DEFAULT_POLICY_DATA));
+    const json = write('policy.json', JSON.stringify(DEFAULT_POLICY_DATA));
+    const subject: Subject = { identity: 'ann', roles: ['client'] };
+    for (const topic of ['relais/presence/ann', 'relais/presence/bob', 'demo/echo/request']) {
+      assert.deepEqual(decide(loadPolicy(yaml), subject, 'publish', topic), decide(loadPolicy(json), subject, 'publish', topic));
+    }
+  });
+
+  it('files - a YAML "billion laughs" is refused, not expanded', () => {
+    const levels = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 1; i < 9; i++) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    assert.throws(() => loadPolicy(write('bomb.yml', levels.join('\n'))), (error: Error) => error instanceof PolicyError && /not valid YAML: .*alias/i.test(error.message));
+  });
+
+  it('files - broken YAML names the file and the line', () => {
+    assert.throws(() => loadPolicy(write('broken.yaml', 'version: 1\nroles: [\n')), /broken\.yaml: not valid YAML: .*line/i);
   });
 });

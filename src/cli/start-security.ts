@@ -1,0 +1,67 @@
+/**
+ * `relais start`'s security options (issue 7, docs/security.md): the identities file and the
+ * policy, reloaded without a restart (file watch and SIGHUP; a bad new file keeps the old one).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { BrokerSecurity } from '../broker/enforce.js';
+import { defaultPolicy } from '../security/default-policy.js';
+import { IdentityError, IdentityStore } from '../security/identities.js';
+import { loadPolicy } from '../security/policy-file.js';
+import { PolicyError, type Policy } from '../security/policy.js';
+import { fail, EXIT } from './common.js';
+
+export interface SecurityFlags {
+  dataDir: string;
+  secure?: boolean;
+  identities?: string;
+  policy?: string;
+}
+
+export interface StartSecurity {
+  options: BrokerSecurity;
+  identitiesFile: string;
+  policyFile?: string;
+  stop(): void;
+}
+
+/** `--secure`, `--identities`, `--policy`: the broker's security, or undefined (off, the default). */
+export function securityFromFlags(options: SecurityFlags): StartSecurity | undefined {
+  if (!options.secure && options.identities === undefined && options.policy === undefined) return undefined;
+  const identitiesFile = path.resolve(options.identities ?? path.join(options.dataDir, 'identities.json'));
+  const givenPolicy = options.policy ?? path.join(options.dataDir, 'policy.json');
+  const policyFile = options.policy !== undefined || fs.existsSync(givenPolicy) ? path.resolve(givenPolicy) : undefined;
+  try {
+    const identities = new IdentityStore(identitiesFile);
+    if (identities.list().length === 0) {
+      fail(EXIT.USAGE, `no identities in ${identitiesFile}: nobody could connect; create one with: relais identity add <name> --role client --token${options.identities === undefined ? ` --data-dir ${options.dataDir}` : ` --file ${identitiesFile}`}`);
+    }
+    let policy: Policy = policyFile ? loadPolicy(policyFile) : defaultPolicy();
+    // Reloaded without a restart (issue 7 §4); a bad new file keeps the policy in force.
+    const reload = (why: string) => {
+      if (!policyFile) return void process.stdout.write(`relais: ${why}: the default policy is built in, nothing to reload (identities are read at every CONNECT)\n`);
+      try {
+        policy = loadPolicy(policyFile);
+        process.stdout.write(`relais: policy ${policyFile} reloaded (${why})\n`);
+      } catch (error) {
+        process.stderr.write(`relais: the new policy is refused, the previous one stays in force: ${(error as Error).message}\n`);
+      }
+    };
+    const onHangUp = () => reload('SIGHUP');
+    process.on('SIGHUP', onHangUp);
+    if (policyFile) fs.watchFile(policyFile, { interval: 1000 }, (now, before) => now.mtimeMs !== before.mtimeMs && reload('the file changed')).unref();
+    return {
+      options: { identities, policy: () => policy },
+      identitiesFile,
+      ...(policyFile && { policyFile }),
+      stop: () => {
+        process.off('SIGHUP', onHangUp);
+        if (policyFile) fs.unwatchFile(policyFile);
+      },
+    };
+  } catch (error) {
+    if (error instanceof PolicyError) fail(EXIT.USAGE, `invalid policy: ${error.message}`);
+    if (error instanceof IdentityError) fail(EXIT.USAGE, error.message);
+    throw error;
+  }
+}
