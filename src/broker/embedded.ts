@@ -6,6 +6,7 @@
 import { Aedes } from 'aedes';
 import fs from 'node:fs';
 import http from 'node:http';
+import { createServer as httpsCreateServer } from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -44,8 +45,10 @@ export interface EmbeddedBrokerOptions {
    * unless given (0 picks a free one), on `host` unless given. With `ca`, clients may present a
    * certificate signed by it: with `security` on, its CN is their identity (docs/security.md);
    * a certificate that does not verify (unknown CA, expired) is refused at the handshake.
+   * `wsPort` adds MQTT over WebSocket over TLS (wss://, for browsers beyond this machine), with
+   * the same certificates, origins and authentication.
    */
-  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer; port?: number; host?: string };
+  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer; port?: number; host?: string; wsPort?: number };
   /**
    * Resource limits on every network connection (packet size, CONNECT time-out, keep-alive,
    * slow consumers); each field defaults to BROKER_LIMITS. In-process streams (`accept`,
@@ -84,6 +87,9 @@ export interface EmbeddedBroker {
   /** `mqtts://host:port` of the TLS listener, when there is one. */
   readonly tlsUrl?: string;
   readonly tlsPort?: number;
+  /** `wss://host:port` of the WebSocket-over-TLS listener, when there is one. */
+  readonly wssUrl?: string;
+  readonly wssPort?: number;
   /**
    * A new MQTT connection to this broker without a socket: give it to `connect({ stream })`.
    * In-process clients (the router inside `relais start`) skip the TCP hop.
@@ -114,12 +120,14 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   };
   // In-process streams: the process's own clients (the router), trusted by the security hooks.
   const trusted = new WeakSet<object>();
-  const denials = options.security ? enforce(aedes, options.security, trusted, log) : undefined;
+  // The TLS socket under each secured connection: enforce reads its client certificate there.
+  const tlsPeers = new WeakMap<object, tls.TLSSocket>();
+  const denials = options.security ? enforce(aedes, options.security, { trusted, tlsPeers }, log) : undefined;
   aedes.on('clientError', logLimit);
   aedes.on('connectionError', logLimit);
   const servers: net.Server[] = [];
   const sockets = new Set<{ destroy(): void }>();
-  let webSockets: WebSocketServer | undefined;
+  const webSockets: WebSocketServer[] = [];
 
   // protocol §1.2: a progress response followed by the final one would wait
   // ~40 ms on the peer's delayed ACK; no-delay on every accepted socket removes it.
@@ -138,8 +146,10 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
     // Stop accepting first, then drop the clients: a server's close waits for its connections,
     // including ones Aedes does not own yet (a TLS handshake, a socket that never sent CONNECT).
     const closed = servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
-    for (const socket of webSockets?.clients ?? []) socket.terminate();
-    webSockets?.close();
+    for (const server of webSockets) {
+      for (const socket of server.clients) socket.terminate();
+      server.close();
+    }
     await new Promise<void>((resolve) => aedes.close(() => resolve()));
     for (const socket of sockets) socket.destroy();
     await Promise.all(closed);
@@ -158,8 +168,44 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
     return { port: bound, url: `${scheme}://${on.includes(':') ? `[${on}]` : on}:${bound}` };
   };
 
+  /** Serves MQTT over WebSocket on `server` (http or https; subprotocol mqtt), origins checked. */
+  const serveWebSockets = (server: http.Server) => {
+    const origins = new Set(options.wsOrigins ?? []);
+    const sockets = new WebSocketServer({
+      server,
+      verifyClient: ({ origin }: { origin?: string }) => !origin || origins.has('*') || origins.has(origin),
+    });
+    webSockets.push(sockets);
+    sockets.on('error', () => {}); // the HTTP server's errors, already reported by listen()
+    sockets.on('connection', (socket, request) => {
+      request.socket.setNoDelay(true);
+      const stream = createWebSocketStream(socket);
+      if (request.socket instanceof tls.TLSSocket) tlsPeers.set(stream, request.socket);
+      protect(stream, `websocket ${request.socket.remoteAddress}:${request.socket.remotePort}`);
+    });
+    return server;
+  };
+  /** Certificates are optional (token clients send none), but one that fails to verify is refused here. */
+  const verifiedPeer = (socket: tls.TLSSocket) => {
+    const refused = presentedButUnverified(socket);
+    if (!refused) return true;
+    log(`refused the client certificate of ${socket.remoteAddress}:${socket.remotePort} (${refused})`);
+    socket.destroy();
+    return false;
+  };
+  const secured = <T extends tls.Server>(create: () => T): T => {
+    let server: T;
+    try {
+      server = create();
+    } catch (error) {
+      throw new BrokerStartError(`the TLS certificate or key is not usable: ${(error as Error).message}`, { cause: error });
+    }
+    server.on('tlsClientError', (error: Error & { code?: string }, socket: tls.TLSSocket) => log(`refused a TLS handshake from ${socket.remoteAddress}:${socket.remotePort}: ${error.code ?? error.message}`));
+    return server;
+  };
+
   try {
-    const listeners: Partial<Record<'url' | 'port' | 'unixUrl' | 'wsUrl' | 'wsPort' | 'tlsUrl' | 'tlsPort', string | number>> = {};
+    const listeners: Partial<Record<'url' | 'port' | 'unixUrl' | 'wsUrl' | 'wsPort' | 'tlsUrl' | 'tlsPort' | 'wssUrl' | 'wssPort', string | number>> = {};
     if (port !== false) {
       const tcp = await bindTcp(net.createServer(accept), port, 'mqtt', 'TCP');
       Object.assign(listeners, { url: tcp.url, port: tcp.port });
@@ -173,51 +219,33 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
       listeners.unixUrl = `unix://${options.unixPath}`;
     }
     if (options.wsPort !== undefined) {
-      const server = http.createServer((_request, response) => {
-        response.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
-        response.end('This is an MQTT-over-WebSocket endpoint: connect with an MQTT client (subprotocol mqtt).\n');
-      });
-      // Bound before the WebSocket server is attached: it would turn a busy port into an
-      // unhandled 'error' event instead of the BrokerStartError listen() gives.
-      const ws = await bindTcp(server, options.wsPort, 'ws', 'WebSocket');
-      const origins = new Set(options.wsOrigins ?? []);
-      webSockets = new WebSocketServer({
-        server,
-        verifyClient: ({ origin }: { origin?: string }) => !origin || origins.has('*') || origins.has(origin),
-      });
-      webSockets.on('error', () => {}); // the HTTP server's errors, already reported by listen()
-      webSockets.on('connection', (socket, request) => {
-        request.socket.setNoDelay(true);
-        protect(createWebSocketStream(socket), `websocket ${request.socket.remoteAddress}:${request.socket.remotePort}`);
-      });
+      const ws = await bindTcp(serveWebSockets(http.createServer(explainWebSocketPort)), options.wsPort, 'ws', 'WebSocket');
       Object.assign(listeners, { wsUrl: ws.url, wsPort: ws.port });
     }
     if (options.tls) {
-      let server: tls.Server;
-      try {
-        server = tls.createServer(
-          {
-            cert: options.tls.cert,
-            key: options.tls.key,
-            minVersion: 'TLSv1.3', // issue 7 §2: the external listener speaks TLS 1.3 only
-            ...(options.tls.ca !== undefined && { ca: options.tls.ca, requestCert: true, rejectUnauthorized: false }),
-          },
-          (socket) => {
-            // Certificates are optional (token clients send none), but one that fails to verify is refused here.
-            const refused = presentedButUnverified(socket);
-            if (refused) {
-              log(`refused the client certificate of ${socket.remoteAddress}:${socket.remotePort} (${refused})`);
-              return void socket.destroy();
-            }
-            accept(socket);
-          },
-        );
-      } catch (error) {
-        throw new BrokerStartError(`the TLS certificate or key is not usable: ${(error as Error).message}`, { cause: error });
-      }
-      server.on('tlsClientError', (error: Error & { code?: string }, socket: tls.TLSSocket) => log(`refused a TLS handshake from ${socket.remoteAddress}:${socket.remotePort}: ${error.code ?? error.message}`));
-      const secure = await bindTcp(server, options.tls.port ?? BROKER_DEFAULTS.tlsPort, 'mqtts', 'TLS', options.tls.host ?? host);
+      const secureOptions: tls.TlsOptions = {
+        cert: options.tls.cert,
+        key: options.tls.key,
+        minVersion: 'TLSv1.3', // issue 7 §2: the external listener speaks TLS 1.3 only
+        ...(options.tls.ca !== undefined && { ca: options.tls.ca, requestCert: true, rejectUnauthorized: false }),
+      };
+      const tlsHost = options.tls.host ?? host;
+      const server = secured(() =>
+        tls.createServer(secureOptions, (socket) => {
+          if (!verifiedPeer(socket)) return;
+          tlsPeers.set(socket, socket);
+          accept(socket);
+        }),
+      );
+      const secure = await bindTcp(server, options.tls.port ?? BROKER_DEFAULTS.tlsPort, 'mqtts', 'TLS', tlsHost);
       Object.assign(listeners, { tlsUrl: secure.url, tlsPort: secure.port });
+      if (options.tls.wsPort !== undefined) {
+        const https = secured(() => httpsCreateServer(secureOptions, explainWebSocketPort));
+        // The certificate is checked once the handshake is done, before the HTTP upgrade is read.
+        https.on('secureConnection', (socket: tls.TLSSocket) => void verifiedPeer(socket));
+        const wss = await bindTcp(serveWebSockets(https), options.tls.wsPort, 'wss', 'WebSocket over TLS', tlsHost);
+        Object.assign(listeners, { wssUrl: wss.url, wssPort: wss.port });
+      }
     }
     const acceptStream = (stream: Duplex) => {
       sockets.add(stream);
@@ -244,6 +272,11 @@ function definedFields<T extends object>(partial: T): T {
 
 
 /** Why a client's certificate is refused (its verification error, e.g. CERT_HAS_EXPIRED), or undefined: none sent, or it verified. */
+function explainWebSocketPort(_request: http.IncomingMessage, response: http.ServerResponse): void {
+  response.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
+  response.end('This is an MQTT-over-WebSocket endpoint: connect with an MQTT client (subprotocol mqtt).\n');
+}
+
 function presentedButUnverified(socket: tls.TLSSocket): string | undefined {
   if (socket.authorized) return undefined;
   const certificate = socket.getPeerCertificate();

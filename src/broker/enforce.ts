@@ -18,7 +18,7 @@
  * `relais start`) are trusted: no credentials, no policy.
  */
 import type { Aedes } from 'aedes';
-import { TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { ResponseCode } from '../protocol/errors.js';
 import { responseMessage } from '../protocol/messages.js';
 import { parseTopic, responseTopic } from '../protocol/topics.js';
@@ -79,8 +79,12 @@ type AedesHooks = {
 
 const DROP = Symbol('relais denied');
 
-/** Installs the hooks on `aedes`; returns the denial counters. `trusted` holds the in-process streams. */
-export function enforce(aedes: Aedes, security: BrokerSecurity, trusted: WeakSet<object>, log: (line: string) => void): DenialCounts {
+/**
+ * Installs the hooks on `aedes`; returns the denial counters. `trusted` holds the in-process
+ * streams; `tlsPeers` maps a connection to its TLS socket (itself, or the one under a wss:// stream).
+ */
+export function enforce(aedes: Aedes, security: BrokerSecurity, connections: { trusted: WeakSet<object>; tlsPeers: WeakMap<object, TLSSocket> }, log: (line: string) => void): DenialCounts {
+  const { trusted, tlsPeers } = connections;
   const broker = aedes as unknown as AedesHooks;
   const store = typeof security.identities === 'string' ? new IdentityStore(security.identities) : security.identities;
   const policy = typeof security.policy === 'function' ? security.policy : () => security.policy as Policy;
@@ -109,7 +113,7 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, trusted: WeakSet
       done(null, true);
     };
     // A certificate the TLS listener verified against the CA names the identity (its CN).
-    const certificate = verifiedPeerCertificate(client.conn);
+    const certificate = verifiedPeerCertificate(tlsPeers.get(client.conn));
     if (certificate) {
       const tried = `certificate identity ${JSON.stringify(certificate.name)}`;
       if (username !== undefined && username !== certificate.name) {
@@ -196,8 +200,8 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, trusted: WeakSet
 }
 
 /** The identity (CN) and fingerprint of a client certificate TLS verified against the CA, if any. */
-function verifiedPeerCertificate(conn: object): { name: string; fingerprint: string } | undefined {
-  if (!(conn instanceof TLSSocket) || !conn.authorized) return undefined;
+function verifiedPeerCertificate(conn: TLSSocket | undefined): { name: string; fingerprint: string } | undefined {
+  if (!conn?.authorized) return undefined;
   const certificate = conn.getPeerCertificate();
   const name = certificate.subject?.CN;
   return typeof name === 'string' && certificate.fingerprint256 ? { name, fingerprint: certificate.fingerprint256 } : undefined;

@@ -20,7 +20,7 @@ export const startConfigSchema = z
     port: port.optional(),
     socket: z.object({ mode: z.enum(['0600', '0660']), group: z.union([z.string().min(1), z.number().int().min(0)]).optional() }).strict().optional(),
     /** The external interface: TLS 1.3, client certificates signed by `ca`, or tokens. */
-    tls: z.object({ host: z.string().min(1).optional(), port: port.optional(), cert: file, key: file, ca: file.optional() }).strict().optional(),
+    tls: z.object({ host: z.string().min(1).optional(), port: port.optional(), wsPort: port.optional(), cert: file, key: file, ca: file.optional() }).strict().optional(),
     /** The CA that issues client certificates (`relais identity add --cert`); the broker only needs `tls.ca`. */
     ca: z.object({ cert: file, key: file }).strict().optional(),
     identities: file.optional(),
@@ -73,6 +73,7 @@ function asOptions(config: StartConfig): Record<string, string | string[] | unde
     tlsCert: config.tls?.cert,
     tlsKey: config.tls?.key,
     tlsCa: config.tls?.ca,
+    wssPort: config.tls?.wsPort?.toString(),
     identities: config.identities,
     policy: config.policy,
     wsPort: config.ws?.port.toString(),

@@ -21,6 +21,7 @@ interface StartOptions extends RouterSettingsOptions {
   tlsCa?: string;
   tlsPort: string;
   tlsHost?: string;
+  wssPort?: string;
   socketMode: string;
   socketGroup?: string;
   config?: string;
@@ -48,6 +49,7 @@ export function startCommand(): Command {
     .option('--tls-key <file>', 'private key (PEM) of --tls-cert')
     .option('--tls-port <port>', 'TLS port', String(BROKER_DEFAULTS.tlsPort))
     .option('--tls-host <host>', 'address of the TLS listener (default: --host); 0.0.0.0 serves the network')
+    .option('--wss-port <port>', 'also serve MQTT over WebSocket over TLS (wss://, browsers beyond this machine) on this port, on --tls-host')
     .option('--tls-ca <file>', 'CA certificate (PEM) whose client certificates are accepted: with security on, the CN is the identity')
     .option('--socket-mode <mode>', 'file mode of the Unix socket: 0600 (this user) or 0660 (and --socket-group)', '0600')
     .option('--socket-group <group>', 'group (name or gid) given the Unix socket')
@@ -99,7 +101,7 @@ export function startCommand(): Command {
           process.stdout.write('relais: stopped\n');
           process.exit(EXIT.OK);
         });
-        const urls = [broker.url, broker.unixUrl, broker.wsUrl, broker.tlsUrl].filter((url) => url !== undefined);
+        const urls = [broker.url, broker.unixUrl, broker.wsUrl, broker.tlsUrl, broker.wssUrl].filter((url) => url !== undefined);
         process.stdout.write(`relais: broker listening on ${urls.join(' and ')}\n`);
         if (settings) {
           // In a worker thread (its own core), reaching the broker without a TCP hop (protocol §11).
@@ -142,7 +144,7 @@ function positiveOption(text: string, flag: string): number {
 
 function tlsOption(options: StartOptions): Pick<EmbeddedBrokerOptions, 'tls'> {
   if (options.tlsCert === undefined && options.tlsKey === undefined) {
-    if (options.tlsCa !== undefined) fail(EXIT.USAGE, '--tls-ca needs the TLS listener: --tls-cert and --tls-key');
+    if (options.tlsCa !== undefined || options.wssPort !== undefined) fail(EXIT.USAGE, `${options.tlsCa !== undefined ? '--tls-ca' : '--wss-port'} needs the TLS listener: --tls-cert and --tls-key`);
     return {};
   }
   if (options.tlsCert === undefined || options.tlsKey === undefined) fail(EXIT.USAGE, '--tls-cert and --tls-key go together');
@@ -153,6 +155,7 @@ function tlsOption(options: StartOptions): Pick<EmbeddedBrokerOptions, 'tls'> {
       ...(options.tlsCa !== undefined && { ca: readFileOption(options.tlsCa, '--tls-ca') }),
       port: portOption(options.tlsPort, '--tls-port'),
       ...(options.tlsHost !== undefined && { host: options.tlsHost }),
+      ...(options.wssPort !== undefined && { wsPort: portOption(options.wssPort, '--wss-port') }),
     },
   };
 }
@@ -183,7 +186,7 @@ function refuseExposure(options: StartOptions): void {
   const exposed: string[] = [];
   if (!isLoopbackHost(options.host)) exposed.push(`${options.host}:${options.port} (plain TCP${options.wsPort !== undefined ? ' and WebSocket' : ''}, no TLS)`);
   const tlsHost = options.tlsHost ?? options.host;
-  if (options.tlsCert !== undefined && !isLoopbackHost(tlsHost) && !secured) exposed.push(`${tlsHost}:${options.tlsPort} (TLS without authentication)`);
+  if (options.tlsCert !== undefined && !isLoopbackHost(tlsHost) && !secured) exposed.push(`${tlsHost}:${options.tlsPort}${options.wssPort !== undefined ? ` and :${options.wssPort}` : ''} (TLS without authentication)`);
   if (exposed.length === 0) return;
   fail(
     EXIT.USAGE,

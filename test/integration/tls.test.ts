@@ -52,7 +52,7 @@ describe('TLS listener with client certificates (embedded broker, security on)',
     bobToken = (await store.add('bob', ['service'])).token;
     broker = await startEmbeddedBroker({
       port: false,
-      tls: { cert: server.cert, key: server.key, ca: ca.cert, port: 0 },
+      tls: { cert: server.cert, key: server.key, ca: ca.cert, port: 0, wsPort: 0 },
       security: { identities: store.file, policy: defaultPolicy() },
       log: (line) => {
         logs.push(line);
@@ -83,8 +83,8 @@ describe('TLS listener with client certificates (embedded broker, security on)',
     );
 
   /** CONNACK 0 → 'connected'; a refusal → its return code; a closed handshake → 'closed'. */
-  function attempt(clientId: string, options: { cert?: IssuedCertificate; username?: string; password?: string } = {}): Promise<'connected' | 'closed' | number> {
-    const client = mqtt.connect(broker.tlsUrl!, {
+  function attempt(clientId: string, options: { cert?: IssuedCertificate; username?: string; password?: string; url?: string } = {}): Promise<'connected' | 'closed' | number> {
+    const client = mqtt.connect(options.url ?? broker.tlsUrl!, {
       clientId,
       protocolVersion: 4,
       reconnectPeriod: 0,
@@ -152,6 +152,18 @@ describe('TLS listener with client certificates (embedded broker, security on)',
   it('tokens over TLS - no certificate and no token is refused (4); a token is enough', async () => {
     assert.equal(await attempt('bob'), 4);
     assert.equal(await attempt('bob', { username: 'bob', password: bobToken }), 'connected');
+  });
+
+  it('wss:// - MQTT over WebSocket over TLS: the same certificates and tokens; no credentials refused (4); a bad certificate refused', async () => {
+    const url = broker.wssUrl!.replace('127.0.0.1', 'localhost');
+    assert.equal(await attempt('alice', { url, cert: certs.get('alice') }), 'connected');
+    assert.equal(await attempt('bob', { url, username: 'bob', password: bobToken }), 'connected');
+    assert.equal(await attempt('bob', { url }), 4);
+    assert.equal(await attempt('bob', { url, cert: certs.get('alice') }), 2);
+    const erinRefusals = () => logs.filter((line) => /refused the client certificate .*CN "erin"/.test(line)).length;
+    const before = erinRefusals();
+    assert.notEqual(await attempt('erin', { url, cert: certs.get('erin') }), 'connected');
+    assert.equal(erinRefusals(), before + 1, 'the wss listener logs the refused certificate');
   });
 
   it('TLS 1.2 is refused on the external listener, with a log line', async () => {
