@@ -9,6 +9,7 @@ import { logsCommand } from './logs.js';
 import { pubCommand, notifyCommand } from './pub.js';
 import { policyCommand } from './policy.js';
 import { identityCommand } from './identity.js';
+import { contractsCommand } from './contracts.js';
 import { initCommand } from './init.js';
 import { routerCommand } from './router.js';
 import { serveCommand } from './serve.js';
@@ -35,7 +36,8 @@ const program = new Command('relais')
   .addCommand(eventsCommand())
   .addCommand(logsCommand())
   .addCommand(policyCommand())
-  .addCommand(identityCommand());
+  .addCommand(identityCommand())
+  .addCommand(contractsCommand());
 
 // Usage mistakes exit 2 where they are found; what gets here failed at run time (e.g. no broker).
 program.parseAsync(process.argv).catch((error: Error) => fail(EXIT.ERROR, error.message));

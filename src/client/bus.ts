@@ -16,6 +16,7 @@ import { followToken, type FollowOptions } from './follow.js';
 import { Handlers } from './handlers.js';
 import { deliver, type ClientParts } from './inbound.js';
 import { LogService } from './log-service.js';
+import { CONTRACTS_ACTION } from './contracts.js';
 import { LOGS_ACTION } from '../protocol/logs.js';
 import { checkOptions, checkTimeout, resolveOptions, type ResolvedOptions } from './options.js';
 import { Presence } from './presence.js';
@@ -95,7 +96,13 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
     const options = (this.options = logs ? { ...given, logger: logs.logger } : given);
     this.id = options.id;
     this.directory = new Directory(options.directorySettle);
-    this.presence = new Presence(options, (lane) => this.handlers.actions(lane), { replaced: (other, message) => this.giveWay(other, message) }, () => this.handlers.targetedActions());
+    this.presence = new Presence(
+      options,
+      (lane) => this.handlers.actions(lane),
+      { replaced: (other, message) => this.giveWay(other, message) },
+      () => this.handlers.targetedActions(),
+      () => Object.fromEntries(Object.entries(this.handlers.contracts()).map(([action, contract]) => [action, contract.hash])),
+    );
     this.transport = new Transport(options, this.presence.will(), {
       message: (topic, payload, retained, qos, lane) => deliver(this.parts, { topic, payload, retained, qos, lane }),
       connected: (lane, reconnected) => this.onConnected(lane, reconnected),
@@ -111,6 +118,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
       (id) => this.directory.get(id)?.role === 'router',
     );
     if (logs) this.handlers.serveTargeted(LOGS_ACTION, logs.serve);
+    this.handlers.serveTargeted(CONTRACTS_ACTION, () => ({ actions: this.handlers.contracts() }));
     this.subscriptions = new Subscriptions(options, this.transport);
     this.publisher = new Publisher(options, this.transport, () => (this.closed ? this.closedBecause : undefined));
     this.subscriptions.subscribeFromStart(options.subscriptions ?? []);

@@ -15,10 +15,12 @@ import { Command, type ProgressSink, type ReplyTo } from './command.js';
 import type { RunningRequest } from './running-request.js';
 import type { Transport } from './transport.js';
 import type { Handler, HandleOptions, Lane, Registration } from './types.js';
+import { describeContract, withContract, type ContractDescription } from './contracts.js';
 
 interface Served {
   handler: Handler;
   lane: Lane;
+  contract?: ContractDescription;
   /** A built-in action served on `<action>/request/<me>` only (protocol §11.4). */
   targetedOnly?: true;
 }
@@ -53,6 +55,11 @@ export class Handlers implements ProgressSink {
     return [...this.served.entries()].filter(([, served]) => served.lane === lane && !served.targetedOnly).map(([action]) => action);
   }
 
+  /** The declared contracts, by action (protocol §7.6). */
+  contracts(): Record<string, ContractDescription> {
+    return Object.fromEntries([...this.served.entries()].flatMap(([action, served]) => (served.contract ? [[action, served.contract]] : [])));
+  }
+
   /** Built-in actions served only when targeted: the presence lists them apart (`targetedActions`, protocol §11.4). */
   targetedActions(): string[] {
     return [...this.served.entries()].filter(([, served]) => served.targetedOnly).map(([action]) => action);
@@ -75,7 +82,9 @@ export class Handlers implements ProgressSink {
     if (this.served.has(action)) throw new Error(`${action} is already handled by this client`);
     const lane = this.transport.laneOf(options.lane);
     const topics = [requestTopic(action), requestTopic(action, this.options.id), cancelTopic(action)];
-    this.served.set(action, { handler, lane });
+    const { input, output, description } = options;
+    const typed = input || output || description !== undefined;
+    this.served.set(action, typed ? { handler: withContract(action, handler, { input, output }), lane, contract: describeContract({ input, output, description }) } : { handler, lane });
     try {
       await Promise.all(topics.map((topic) => this.transport.subscribe(topic, lane)));
       await this.announce();

@@ -38,6 +38,8 @@ export class Presence {
     private readonly events: PresenceEvents,
     /** Built-in actions served only when targeted (protocol §11.4). */
     private readonly targetedActions: () => string[] = () => [],
+    /** Hashes of the declared contracts, by action (protocol §7.6). */
+    private readonly contracts: () => Record<string, string> = () => ({}),
   ) {
     this.topic = presenceTopic(options.id);
     this.starting = options.startup === 'manual';
@@ -69,6 +71,12 @@ export class Presence {
     return { topic: this.topic, payload: this.body('dead') };
   }
 
+  /** `contracts`, only when there are some: presence is retained for every client, keep it small. */
+  private contractField(): { contracts?: Record<string, string> } {
+    const contracts = this.contracts();
+    return Object.keys(contracts).length > 0 ? { contracts } : {};
+  }
+
   private body(status: PresenceInfo['status']): string {
     // A starting client is `alive` with no actions, so that directories of every version, which
     // read an unknown status as an invalid presence and forget the client, keep it and never
@@ -84,6 +92,7 @@ export class Presence {
       actions: alive ? this.actions('main') : [],
       realtimeActions: alive ? this.actions('realtime') : [],
       targetedActions: alive ? this.targetedActions() : [],
+      ...(alive && this.contractField()),
       since: this.twins.since,
       seq: this.seq++,
       instance: this.twins.instance,

@@ -2,6 +2,7 @@
  * The public surface of the Relais client library, documented in one place.
  * Implementation lives in the other files of this folder.
  */
+import type { ZodType } from 'zod';
 import type { Duplex } from 'node:stream';
 import type { IClientOptions } from 'mqtt';
 import type { Logger } from 'pino';
@@ -189,6 +190,15 @@ export type Handler = (payload: any, ctx: HandlerContext) => unknown | Promise<u
 export interface HandleOptions {
   /** `realtime` serves this action on the real-time connection. Default `main`. */
   lane?: Lane;
+  /**
+   * zod schema of the payload: a payload that does not match is refused before the handler runs
+   * (code 2, the message names the field) and the handler gets the parsed value (protocol §7.6).
+   */
+  input?: ZodType;
+  /** zod schema of the result: checked before it is sent (not with NODE_ENV=production); a mismatch is an error response. */
+  output?: ZodType;
+  /** One line describing the action, for `relais contracts` and the AsyncAPI document. */
+  description?: string;
 }
 
 export interface Registration {
@@ -262,5 +272,7 @@ export interface PresenceInfo {
    * protocol §11.4): apart from `actions`, so never picked for an untargeted request.
    */
   targetedActions?: string[];
+  /** Actions with a declared contract, and its hash (protocol §7.6); `relais/contracts/get` gives them whole. */
+  contracts?: Record<string, string>;
   [extra: string]: unknown;
 }

@@ -19,9 +19,9 @@ export const DEFAULT_POLICY_DATA = {
   },
   rules: [
     {
-      name: 'every identity: its presence, the directory, and the logs every library client serves (protocol §7, §11.4)',
-      publish: ['relais/presence/${id}', 'relais/logs/get/response/+'],
-      subscribe: ['relais/presence/+', 'relais/logs/get/request/${id}', 'relais/logs/get/cancel'],
+      name: 'every identity: its presence, the directory, and the logs and contracts every library client serves (protocol §7, §11.4)',
+      publish: ['relais/presence/${id}', 'relais/logs/get/response/+', 'relais/contracts/get/response/+'],
+      subscribe: ['relais/presence/+', 'relais/logs/get/request/${id}', 'relais/logs/get/cancel', 'relais/contracts/get/request/${id}', 'relais/contracts/get/cancel'],
     },
     {
       name: 'admins kill requests (protocol §11.5)',
@@ -40,7 +40,7 @@ export const DEFAULT_POLICY_DATA = {
       publish: [
         'relais/history/get/request', 'relais/history/follow/request', 'relais/history/follow/cancel', 'relais/history/put/request',
         'relais/clients/list/get/request', 'relais/clients/detail/get/request', 'relais/events/get/request', 'relais/metrics/get/request',
-        'relais/logs/get/request/+', 'relais/logs/get/cancel',
+        'relais/logs/get/request/+', 'relais/logs/get/cancel', 'relais/contracts/get/request/+',
       ],
     },
     {

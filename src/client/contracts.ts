@@ -1,0 +1,78 @@
+/**
+ * Typed contracts (issue 8 §7, protocol §7.6): a handler may declare the zod schemas of its
+ * payload and of its result. Payloads are validated before the handler runs (code 2 naming the
+ * field); results are checked unless NODE_ENV is `production`. Each contract is announced in
+ * presence by a hash, and served whole, as JSON Schema, by `relais/contracts/get`.
+ */
+import { createHash } from 'node:crypto';
+import { z, type ZodType } from 'zod';
+import { InvalidMessageError, RelaisError } from '../protocol/errors.js';
+import type { Handler, HandlerContext } from './types.js';
+
+export const CONTRACTS_ACTION = 'relais/contracts/get';
+
+export interface Contract {
+  /** The payload: validated (and parsed: defaults, coercions) before the handler sees it. */
+  input?: ZodType;
+  /** The result: checked before it is sent, except with NODE_ENV=production. */
+  output?: ZodType;
+  /** One line for people (`relais contracts`, the AsyncAPI document). */
+  description?: string;
+}
+
+/** A contract as it travels: JSON Schemas (draft 7) and the hash presence announces. */
+export interface ContractDescription {
+  input?: Record<string, unknown>;
+  output?: Record<string, unknown>;
+  description?: string;
+  /** First 16 hex digits of the SHA-256 of the above, as JSON: tells contracts apart. */
+  hash: string;
+}
+
+/** The handler's result did not match its declared output (a bug on the serving side). */
+export class ContractError extends RelaisError {
+  constructor(message: string, details?: unknown) {
+    super('CONTRACT', message, { details });
+  }
+}
+
+/** The first issues of a failed parse, each as `<where>.<path>: <message>`. */
+function issuesOf(error: z.ZodError, where: string): { text: string; issues: Array<{ path: string; message: string }> } {
+  const issues = error.issues.slice(0, 10).map((issue) => ({ path: [where, ...issue.path.map(String)].join('.'), message: issue.message }));
+  return { text: issues.map((issue) => `${issue.path}: ${issue.message}`).join('; '), issues };
+}
+
+/** `handler` behind its contract's checks; a plain (not promised) result stays plain. */
+export function withContract(action: string, handler: Handler, contract: Contract, checkResults = process.env.NODE_ENV !== 'production'): Handler {
+  const output = checkResults ? contract.output : undefined;
+  const checkResult = (result: unknown) => {
+    const parsed = output!.safeParse(result);
+    if (parsed.success) return parsed.data;
+    const { text, issues } = issuesOf(parsed.error, 'result');
+    throw new ContractError(`${action} answered a result that breaks its contract: ${text}`, { issues });
+  };
+  return (payload: unknown, context: HandlerContext) => {
+    let input = payload;
+    if (contract.input) {
+      const parsed = contract.input.safeParse(payload);
+      if (!parsed.success) {
+        const { text, issues } = issuesOf(parsed.error, 'payload');
+        throw new InvalidMessageError(`invalid payload for ${action}: ${text}`, { details: { issues } });
+      }
+      input = parsed.data;
+    }
+    const result = handler(input, context);
+    if (!output) return result;
+    return typeof (result as { then?: unknown } | null)?.then === 'function' ? Promise.resolve(result).then(checkResult) : checkResult(result);
+  };
+}
+
+export function describeContract(contract: Contract): ContractDescription {
+  const schema = (type: ZodType, io: 'input' | 'output') => z.toJSONSchema(type, { target: 'draft-7', io, unrepresentable: 'any' }) as Record<string, unknown>;
+  const body = {
+    ...(contract.input && { input: schema(contract.input, 'input') }),
+    ...(contract.output && { output: schema(contract.output, 'output') }),
+    ...(contract.description !== undefined && { description: contract.description }),
+  };
+  return { ...body, hash: createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16) };
+}
