@@ -1,6 +1,8 @@
 /** The `relais` command: one file per sub-command. */
 import { Command } from 'commander';
+import { agentCommand } from './agent.js';
 import { callCommand } from './call.js';
+import { execCommand } from './exec.js';
 import { eventsCommand } from './events.js';
 import { historyCommand } from './history.js';
 import { killCommand } from './kill.js';
@@ -37,7 +39,9 @@ const program = new Command('relais')
   .addCommand(logsCommand())
   .addCommand(policyCommand())
   .addCommand(identityCommand())
-  .addCommand(contractsCommand());
+  .addCommand(contractsCommand())
+  .addCommand(agentCommand())
+  .addCommand(execCommand());
 
 // Usage mistakes exit 2 where they are found; what gets here failed at run time (e.g. no broker).
 program.parseAsync(process.argv).catch((error: Error) => fail(EXIT.ERROR, error.message));

@@ -47,6 +47,43 @@ export class Command extends RunningRequest implements HandlerContext, ReplyTo {
     return this.requester;
   }
 
+  /** Progress responses sent but not yet handed to a socket, and who waits for them (`drained()`). */
+  private unwritten = 0;
+  private drainWaiters?: Array<() => void>;
+
+  /** A progress response is about to be sent: returns what to call (once) when it is written or dropped. */
+  progressQueued(): () => void {
+    this.unwritten += 1;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.unwritten -= 1;
+      if (this.unwritten === 0) this.releaseDrainWaiters();
+    };
+  }
+
+  drained(): Promise<void> {
+    if (this.unwritten === 0 || this.ended || this.aborted) return Promise.resolve();
+    return new Promise((resolve) => (this.drainWaiters ??= []).push(resolve));
+  }
+
+  private releaseDrainWaiters(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = undefined;
+    for (const resolve of waiters ?? []) resolve();
+  }
+
+  override abort(reason: Error): void {
+    super.abort(reason);
+    this.releaseDrainWaiters();
+  }
+
+  override end(): void {
+    super.end();
+    this.releaseDrainWaiters();
+  }
+
   progress(fraction: number | undefined, data?: unknown): void {
     if (this.ended || this.aborted) return;
     if (fraction !== undefined && !(fraction >= 0 && fraction <= 1)) {

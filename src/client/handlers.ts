@@ -204,7 +204,8 @@ export class Handlers implements ProgressSink {
 
   /** ProgressSink: a progress step of a running command. */
   progress(command: Command, fraction: number | undefined, data: unknown): void {
-    this.reply(command, { step: 'progress', ...(fraction !== undefined && { progress: fraction }), payload: data ?? null });
+    const written = command.progressQueued();
+    this.reply(command, { step: 'progress', ...(fraction !== undefined && { progress: fraction }), payload: data ?? null }, written);
   }
 
   private fail(command: Command, error: unknown): void {
@@ -245,10 +246,10 @@ export class Handlers implements ProgressSink {
   }
 
   /** Sends one answer; returns its wire text (undefined if it could not be made). */
-  private reply(to: ReplyTo, answer: ResponseStep): string | undefined {
+  private reply(to: ReplyTo, answer: ResponseStep, onWritten?: () => void): string | undefined {
     const envelope = responseMessage({ source: this.options.id, destination: to.requester, token: to.token, priority: to.priority }, answer);
     const body = this.encodeAnswer(envelope, to);
-    this.send(to, body);
+    this.send(to, body, onWritten);
     return body;
   }
 
@@ -263,10 +264,11 @@ export class Handlers implements ProgressSink {
     }
   }
 
-  private send(to: ReplyTo, body: string): void {
+  private send(to: ReplyTo, body: string, onWritten?: () => void): void {
     try {
-      this.transport.send({ topic: responseTopic(to.action, to.requester), body, qos: to.qos, priority: to.priority });
+      this.transport.send({ topic: responseTopic(to.action, to.requester), body, qos: to.qos, priority: to.priority, ...(onWritten && { onWritten, onDropped: onWritten }) });
     } catch (error) {
+      onWritten?.();
       this.logger.warn({ action: to.action, token: to.token, err: (error as Error).message }, 'response not sent');
     }
   }

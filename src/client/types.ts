@@ -182,6 +182,13 @@ export interface HandlerContext {
   readonly envelope: Envelope;
   /** Sends a progress response: `fraction` in [0, 1], `data` any JSON. */
   progress(fraction: number | undefined, data?: unknown): void;
+  /**
+   * Resolves once every progress response sent so far has been handed to the socket (or given
+   * up), at once when none waits, and when the command ends or is aborted. A handler that
+   * streams (a command's output) awaits it before reading more: its producer slows down to
+   * what the connection carries instead of filling memory.
+   */
+  drained(): Promise<void>;
 }
 
 /** Serves an action: returns the result (any JSON) or throws (becomes an error response). */

@@ -1,0 +1,73 @@
+/**
+ * What every agent service is (docs/agent.md): a module that serves its actions on the bus,
+ * lists what it sees as components (`system/components/discover`), and stops cleanly.
+ */
+import type { Logger } from 'pino';
+import type { Bus, Handler } from '../client/index.js';
+import type { ZodType } from 'zod';
+import { InvalidMessageError, RelaisError } from '../protocol/errors.js';
+
+/** One entry of `system/components/discover` (seed 001). */
+export interface Component {
+  id: string;
+  label: string;
+  type: string;
+}
+
+export interface AgentService {
+  /** Its name in the config (`services.<name>`) and in presence (`info.services`). */
+  readonly name: string;
+  /** The actions it serves, by name. */
+  readonly actions: Record<string, Handler>;
+  /** Starts what runs beside the actions (a watcher). */
+  start?(): Promise<void> | void;
+  components?(): Component[] | Promise<Component[]>;
+  stop?(): Promise<void> | void;
+}
+
+/** The seed 001 error notification (`system/events/error/notification`), level 3 = error as in syslog. */
+export const ERROR_CATEGORY = 'system/events/error';
+export const ERROR_LEVEL = 3;
+
+/** What a service gets from the agent. */
+export interface ServiceContext {
+  bus: Bus;
+  logger: Logger;
+  /** Says on the bus that a service failed (seed 001 `TypeEvenement.ERREUR`), and logs it. */
+  reportError(module: string, description: string): void;
+}
+
+export function errorReporter(bus: Bus, logger: Logger): ServiceContext['reportError'] {
+  return (module, description) => {
+    logger.error({ module }, description);
+    try {
+      bus.notify(ERROR_CATEGORY, { module, datetime: new Date().toISOString(), level: ERROR_LEVEL, description });
+    } catch (error) {
+      logger.warn({ module, err: (error as Error).message }, 'error notification not sent');
+    }
+  };
+}
+
+/**
+ * Wraps a handler so that a failure that is not the requester's doing (an I/O error, a bug)
+ * is also announced as a service error. Refusals (a RelaisError naming a bad request) are
+ * the requester's business and only go back to it.
+ */
+export function reportingFailures(module: string, action: string, handler: Handler, context: ServiceContext): Handler {
+  return async (payload, ctx) => {
+    try {
+      return await handler(payload, ctx);
+    } catch (error) {
+      if (!(error instanceof RelaisError)) context.reportError(module, `${action} failed: ${(error as Error).message}`);
+      throw error;
+    }
+  };
+}
+
+/** The payload checked against `schema`, or an InvalidMessageError (code 2) naming the field. */
+export function parsePayload<T>(schema: ZodType<T>, payload: unknown, action: string): T {
+  const parsed = schema.safeParse(payload ?? {});
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  throw new InvalidMessageError(`${action}: payload${issue.path.map((key) => `.${String(key)}`).join('')}: ${issue.message}`);
+}
