@@ -4,13 +4,16 @@ import { hostname } from 'node:os';
 import { Writable } from 'node:stream';
 import { Command, Option } from 'commander';
 import pino from 'pino';
-import { connect, DEFAULTS, type Bus } from '../index.js';
+import { connect, DEFAULTS, type Bus, type ConnectOptions } from '../index.js';
+import { loadSigningKeys, readPrivateKey, SigningKeysError } from '../security/signing-keys.js';
 
 export interface GlobalOptions {
   broker: string;
   id?: string;
   ca?: string;
   verbose?: boolean;
+  signingKey?: string;
+  verifyKeys?: string;
 }
 
 /** Exit codes of `relais call` (and the others where they apply). */
@@ -21,6 +24,8 @@ export function addConnectionOptions(command: Command): Command {
     .addOption(new Option('-b, --broker <url>', 'broker URL (mqtt://, mqtts://, ws://, unix:///path)').env('RELAIS_BROKER').default(DEFAULTS.broker))
     .addOption(new Option('--id <id>', 'client id on the bus (default: cli-<host>-<pid>)').env('RELAIS_ID'))
     .addOption(new Option('--ca <file>', 'PEM certificate(s) to trust for an mqtts:// or wss:// broker, besides the system ones').env('RELAIS_CA'))
+    .addOption(new Option('--signing-key <file>', 'sign what this command sends with this Ed25519 private key (relais identity keygen; protocol §12)').env('RELAIS_SIGNING_KEY'))
+    .addOption(new Option('--verify-keys <file>', 'refuse received messages not signed by a key of this public keys file (protocol §12.4)').env('RELAIS_VERIFY_KEYS'))
     .option('-v, --verbose', 'log what the library does (to stderr)');
 }
 
@@ -36,6 +41,7 @@ export async function connectCli(options: GlobalOptions, extra: { ephemeral?: bo
     broker: options.broker,
     ...(options.ca !== undefined && { tls: { ca: readFileOption(options.ca, '--ca') } }),
     ephemeral: extra.ephemeral ?? true,
+    ...signatureOptions(options),
     logger: pino(
       { name: 'relais', level: options.verbose ? 'debug' : (process.env.RELAIS_LOG_LEVEL ?? 'warn') },
       process.env.RELAIS_LOG_FORMAT === 'json' ? pino.destination({ fd: 2, sync: true }) : readableLogLines(),
@@ -44,6 +50,22 @@ export async function connectCli(options: GlobalOptions, extra: { ephemeral?: bo
   // Another client took our id (protocol §7.5); the library has said so on stderr.
   bus.on('replaced', () => void bus.close().finally(() => process.exit(EXIT.ERROR)));
   return bus;
+}
+
+/** `--signing-key` and `--verify-keys` as connect options; a bad file exits 2 naming the option, the file and the field. */
+function signatureOptions(options: GlobalOptions): Pick<ConnectOptions, 'signing' | 'verify'> {
+  const read = <T>(flag: string, run: () => T): T => {
+    try {
+      return run();
+    } catch (error) {
+      if (error instanceof SigningKeysError) fail(EXIT.USAGE, `${flag}: ${error.message}`);
+      throw error;
+    }
+  };
+  return {
+    ...(options.signingKey !== undefined && { signing: { privateKey: read('--signing-key', () => readPrivateKey(options.signingKey!)) } }),
+    ...(options.verifyKeys !== undefined && { verify: { keys: read('--verify-keys', () => loadSigningKeys(options.verifyKeys!)) } }),
+  };
 }
 
 /** A logger for a long-running command (the router): readable lines on stderr, or JSON with RELAIS_LOG_FORMAT=json. */

@@ -10,11 +10,15 @@ import { pubCommand, notifyCommand } from './pub.js';
 import { policyCommand } from './policy.js';
 import { identityCommand } from './identity.js';
 import { routerCommand } from './router.js';
+import { signingKeyCommands } from './signing-keys.js';
 import { serveCommand } from './serve.js';
 import { statsCommand } from './stats.js';
 import { startCommand } from './start.js';
 import { subCommand } from './sub.js';
 import { fail, EXIT } from './common.js';
+
+const identity = identityCommand();
+signingKeyCommands(identity);
 
 const program = new Command('relais')
   .description('Relais: commands with progress, notifications and events over MQTT')
@@ -33,7 +37,7 @@ const program = new Command('relais')
   .addCommand(eventsCommand())
   .addCommand(logsCommand())
   .addCommand(policyCommand())
-  .addCommand(identityCommand());
+  .addCommand(identity);
 
 // Usage mistakes exit 2 where they are found; what gets here failed at run time (e.g. no broker).
 program.parseAsync(process.argv).catch((error: Error) => fail(EXIT.ERROR, error.message));

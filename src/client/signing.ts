@@ -8,7 +8,8 @@ import type { Logger } from 'pino';
 import type { DecodeResult } from '../protocol/envelope.js';
 import { isSignable, keyIdOf, parsePublicKey, readSignature, signatureMatches, signBody } from '../protocol/signature.js';
 import { ReplayWindows } from './replay-window.js';
-import type { PublicSigningKey, RefusalReason, SignatureStats, SigningOptions, VerifyOptions } from './types.js';
+import type { PublicSigningKey } from '../protocol/signature.js';
+import type { RefusalReason, SignatureStats, SigningOptions, VerifyOptions } from './types.js';
 
 export const REFUSAL_REASONS: readonly RefusalReason[] = ['unsigned', 'malformed', 'unknown-key', 'revoked-key', 'wrong-identity', 'forged', 'stale', 'replayed'];
 

@@ -7,9 +7,10 @@ import type { Duplex } from 'node:stream';
 import type { IClientOptions } from 'mqtt';
 import type { Logger } from 'pino';
 import type { Envelope, Priority } from '../protocol/envelope.js';
+import type { PublicSigningKey } from '../protocol/signature.js';
 import type { LogLineLevel } from '../protocol/logs.js';
 
-export type { Envelope, Priority };
+export type { Envelope, Priority, PublicSigningKey };
 
 /** Which MQTT connection carries a subscription or a message (protocol §6). */
 export type Lane = 'main' | 'realtime';
@@ -128,15 +129,6 @@ export interface ConnectOptions {
 export interface SigningOptions {
   /** The Ed25519 private key: a KeyObject or PEM text (PKCS #8). */
   privateKey: KeyObject | string;
-}
-
-/** A public key a receiver trusts: messages signed with it are taken as sent by `identity`. */
-export interface PublicSigningKey {
-  identity: string;
-  /** KeyObject, PEM (SPKI) or the base64 of the 32 raw key bytes. Its id is computed from it, never read. */
-  publicKey: KeyObject | string;
-  /** Messages signed with a revoked key are refused. */
-  revoked?: boolean | string;
 }
 
 export interface VerifyOptions {

@@ -19,6 +19,15 @@ const TAIL_START = ',"sig":{"kid":"';
 /** The whole appended member; anything else after `,"sig":{"kid":"` is a malformed signature. */
 const TAIL = /^,"sig":\{"kid":"([0-9a-f]{16})","boot":"([0-9a-f]{16})","seq":(\d{1,16}),"ts":(\d{1,16}),"sig":"([A-Za-z0-9+/]{86}==)"\}\}$/;
 
+/** A public key a receiver trusts: messages signed with it are taken as sent by `identity`. */
+export interface PublicSigningKey {
+  identity: string;
+  /** KeyObject, PEM (SPKI) or the base64 of the 32 raw key bytes. Its id is computed from it, never read. */
+  publicKey: KeyObject | string;
+  /** Messages signed with a revoked key are refused. */
+  revoked?: boolean | string;
+}
+
 /** What the `sig` member says besides the signature itself. */
 export interface SignatureHeader {
   /** Key id: the first 16 hex digits of the SHA-256 of the raw 32-byte public key (`keyIdOf`). */
