@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { decode, encode } from '../../src/protocol/envelope.js';
 import { commandMessage, notificationMessage } from '../../src/protocol/messages.js';
@@ -7,6 +10,7 @@ import { keyIdOf, parsePublicKey, rawPublicKey, readSignature } from '../../src/
 import { Signer, Verifier, type Verdict } from '../../src/client/signing.js';
 import { ReplayWindows, WINDOW } from '../../src/client/replay-window.js';
 import type { VerifyOptions } from '../../src/client/types.js';
+import { generateSigningKey, listSigningKeys, loadSigningKeys, readPrivateKey, revokeSigningKey } from '../../src/security/signing-keys.js';
 
 const TOPIC = 'demo/echo/request/h1';
 
@@ -158,5 +162,26 @@ describe('signed envelopes', () => {
     assert.throws(() => parsePublicKey('AAAA'), /base64 of 32 raw/);
     const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'pem', type: 'spki' }).toString();
     assert.throws(() => parsePublicKey(rsa), /Ed25519/);
+  });
+
+  it('signing keys file - keygen writes a 0600 private key and registers its public key; a key id that is not its key\'s is refused naming the field', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-signing-keys-'));
+    try {
+      const file = path.join(dir, 'signing-keys.json');
+      const { kid, privateKeyFile } = generateSigningKey(file, 'alice', path.join(dir, 'keys'));
+      assert.equal(fs.statSync(privateKeyFile).mode & 0o777, 0o600);
+      assert.equal(keyIdOf(readPrivateKey(privateKeyFile)), kid);
+      assert.throws(() => generateSigningKey(file, 'alice', path.join(dir, 'keys')), /exists already/);
+      assert.deepEqual(loadSigningKeys(file).map((key) => key.identity), ['alice']);
+      assert.ok(revokeSigningKey(file, kid));
+      assert.ok(listSigningKeys(file)[0]!.revoked);
+      const data = JSON.parse(fs.readFileSync(file, 'utf8')) as { keys: Record<string, unknown> };
+      fs.writeFileSync(file, JSON.stringify({ version: 1, keys: { '0123456789abcdef': data.keys[kid] } }));
+      assert.throws(() => listSigningKeys(file), /field 'keys\.0123456789abcdef': this key's id is [0-9a-f]{16}/);
+      fs.writeFileSync(file, JSON.stringify({ version: 1, keys: { [kid]: { identity: 'alice', publicKey: 'AAAA', createdAt: 'x' } } }));
+      assert.throws(() => listSigningKeys(file), new RegExp(`field 'keys\\.${kid}\\.publicKey'`));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
