@@ -78,6 +78,8 @@ function measureMicro(count: number): { micro: MicroResult[]; messageBytes: { un
   const data = Buffer.from(body);
   const signature = sign(null, data, privateKey);
   const signer = new Signer({ privateKey });
+  // The verifying side signs too (a client that requires signatures must), with its own key.
+  const receiver = new Signer({ privateKey: generateKeyPairSync('ed25519').privateKey });
   const signedTexts = Array.from({ length: count }, () => Buffer.from(signer.sign(TOPIC, body)));
   const micro: MicroResult[] = [];
   micro.push({ what: 'Ed25519 sign alone (crypto.sign)', us: perCall(count, () => sign(null, data, privateKey)) });
@@ -85,11 +87,11 @@ function measureMicro(count: number): { micro: MicroResult[]; messageBytes: { un
   micro.push({ what: 'Signer.sign: sign + append the sig member', us: perCall(count, () => signer.sign(TOPIC, body)) });
   micro.push({ what: 'envelope decode alone (done anyway, verifying or not)', us: perCall(count, (i) => decode(signedTexts[i]!)) });
   // A new verifier per loop: each message is new to it (no replay refusal measured as a pass).
-  let verifier = new Verifier({ keys: [{ identity: 'peers-relais-r', publicKey }] }, undefined, 'peers-relais-h');
+  let verifier = new Verifier({ keys: [{ identity: 'peers-relais-r', publicKey }] }, receiver, 'peers-relais-h');
   micro.push({
     what: 'Verifier.check: decode, read sig, verify, skew, replay window',
     us: perCall(count, (i) => {
-      if (i === 0) verifier = new Verifier({ keys: [{ identity: 'peers-relais-r', publicKey }] }, undefined, 'peers-relais-h');
+      if (i === 0) verifier = new Verifier({ keys: [{ identity: 'peers-relais-r', publicKey }] }, receiver, 'peers-relais-h');
       const text = signedTexts[i]!;
       if (!verifier.check(TOPIC, text, () => decode(text), true).ok) throw new Error('a genuine message was refused');
     }),

@@ -62,6 +62,7 @@ function signatureOptions(options: GlobalOptions): Pick<ConnectOptions, 'signing
       throw error;
     }
   };
+  if (options.verifyKeys !== undefined && options.signingKey === undefined) fail(EXIT.USAGE, '--verify-keys needs --signing-key too: a client that requires signatures must sign what it sends (its own presence comes back to it)');
   return {
     ...(options.signingKey !== undefined && { signing: { privateKey: read('--signing-key', () => readPrivateKey(options.signingKey!)) } }),
     ...(options.verifyKeys !== undefined && { verify: { keys: read('--verify-keys', () => loadSigningKeys(options.verifyKeys!)) } }),

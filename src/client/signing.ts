@@ -75,6 +75,8 @@ export class Verifier {
 
   constructor(options: VerifyOptions, own: Signer | undefined, identity: string) {
     this.require = options.require ?? true;
+    // Our presence comes back through this check, and the directory waits for it (protocol §7.2).
+    if (this.require && !own) throw new TypeError('verify.require needs signing too: this client\'s own messages (its presence) must pass its own check; give signing.privateKey, or verify.require: false');
     this.maxSkewMs = options.maxSkewMs ?? 30_000;
     if (!(this.maxSkewMs > 0)) throw new TypeError(`verify.maxSkewMs must be a positive number of ms, got ${options.maxSkewMs}`);
     const maxSenders = options.maxSenders ?? 10_000;

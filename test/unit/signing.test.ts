@@ -21,13 +21,15 @@ function keyPair(): { privateKey: KeyObject; publicKey: KeyObject } {
 const alice = keyPair();
 const bob = keyPair();
 const stranger = keyPair();
+/** The verifying client's own key: a client that requires signatures signs too. */
+const receiver = new Signer({ privateKey: keyPair().privateKey });
 const keys = [
   { identity: 'alice', publicKey: alice.publicKey },
   { identity: 'bob', publicKey: bob.publicKey.export({ format: 'pem', type: 'spki' }).toString() },
 ];
 
 function verifier(options: Partial<VerifyOptions> = {}): Verifier {
-  return new Verifier({ keys, ...options }, undefined, 'h1');
+  return new Verifier({ keys, ...options }, receiver, 'h1');
 }
 
 function command(source = 'alice'): string {
@@ -39,6 +41,7 @@ function check(v: Verifier, topic: string, text: string, now?: number): Verdict 
   return v.check(topic, payload, () => decode(payload), true, now);
 }
 
+const NO_SIGNER = undefined;
 const refusedFor = (verdict: Verdict) => (verdict.ok ? 'admitted' : verdict.reason);
 
 describe('signed envelopes', () => {
@@ -128,9 +131,14 @@ describe('signed envelopes', () => {
     assert.equal(refusedFor(check(verifier({ require: false }), TOPIC, forged)), 'unknown-key');
   });
 
+  it('signing - a client that requires signatures must sign: its own presence comes back through its check', () => {
+    assert.throws(() => new Verifier({ keys }, NO_SIGNER, 'h1'), /verify.require needs signing/);
+    assert.doesNotThrow(() => new Verifier({ keys, require: false }, NO_SIGNER, 'h1'));
+  });
+
   it('signing - a revoked key and a sig member not written as §12.2 says are refused', () => {
     const signed = new Signer({ privateKey: alice.privateKey }).sign(TOPIC, command());
-    const revoked = new Verifier({ keys: [{ identity: 'alice', publicKey: alice.publicKey, revoked: '2026-12-01T00:00:00Z' }] }, undefined, 'h1');
+    const revoked = new Verifier({ keys: [{ identity: 'alice', publicKey: alice.publicKey, revoked: '2026-12-01T00:00:00Z' }] }, receiver, 'h1');
     assert.equal(refusedFor(check(revoked, TOPIC, signed)), 'revoked-key');
     const spaced = signed.replace('"seq":', '"seq": ');
     assert.equal(refusedFor(check(verifier(), TOPIC, spaced)), 'malformed');
@@ -139,10 +147,10 @@ describe('signed envelopes', () => {
   it('signing - a resolver is asked for unknown key ids and cannot substitute another key', () => {
     const signed = new Signer({ privateKey: alice.privateKey }).sign(TOPIC, command());
     const asked: string[] = [];
-    const honest = new Verifier({ keys: (kid) => (asked.push(kid), { identity: 'alice', publicKey: alice.publicKey }) }, undefined, 'h1');
+    const honest = new Verifier({ keys: (kid) => (asked.push(kid), { identity: 'alice', publicKey: alice.publicKey }) }, receiver, 'h1');
     assert.equal(refusedFor(check(honest, TOPIC, signed)), 'admitted');
     assert.deepEqual(asked, [keyIdOf(alice.publicKey)]);
-    const lying = new Verifier({ keys: () => ({ identity: 'alice', publicKey: bob.publicKey }) }, undefined, 'h1');
+    const lying = new Verifier({ keys: () => ({ identity: 'alice', publicKey: bob.publicKey }) }, receiver, 'h1');
     assert.equal(refusedFor(check(lying, TOPIC, signed)), 'unknown-key');
   });
 
