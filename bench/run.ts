@@ -133,7 +133,7 @@ const config = quick
       } satisfies RouterConfig,
       signing: {
         peers: { rounds: 3, warmup: 300, warmupCapMs: 500, warmupLoadMs: 1000, sequential: 1000, sequentialCapMs: 3000, inFlight: 100, loadMs: 2000, repeats: 6 },
-        micro: 10_000,
+        micro: 5000,
         mosquitto: false,
       } satisfies SigningConfig,
     };
