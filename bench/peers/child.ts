@@ -19,6 +19,8 @@ export interface PeerArgs {
   qos: 0 | 1;
   /** The other side's id, for a requester that addresses its handler by name (raw MQTT). */
   peer: string;
+  /** Relais only: a folder with `<id>.key` and `signing-keys.json`, to sign and verify (bench/scenarios/signing.ts). */
+  signing: string;
 }
 
 export interface RequesterSide {
@@ -49,13 +51,13 @@ export function peerArgs(argv = process.argv.slice(2)): PeerArgs {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { url: { type: 'string', default: '' }, id: { type: 'string', default: `peer-${process.pid}` }, qos: { type: 'string', default: '1' }, peer: { type: 'string', default: '' } },
+    options: { url: { type: 'string', default: '' }, id: { type: 'string', default: `peer-${process.pid}` }, qos: { type: 'string', default: '1' }, peer: { type: 'string', default: '' }, signing: { type: 'string', default: '' } },
   });
   const role = positionals[0];
   if (role !== 'requester' && role !== 'handler') throw new Error(`the first argument must be requester or handler, not ${role}`);
   const qos = Number(values.qos);
   if (qos !== 0 && qos !== 1) throw new Error(`--qos must be 0 or 1, not ${values.qos}`);
-  return { role, url: values.url ?? '', id: values.id ?? `peer-${process.pid}`, qos, peer: values.peer ?? '' };
+  return { role, url: values.url ?? '', id: values.id ?? `peer-${process.pid}`, qos, peer: values.peer ?? '', signing: values.signing ?? '' };
 }
 
 export async function runPeer(roles: PeerRoles): Promise<void> {

@@ -2,25 +2,40 @@
  * Relais through its public API at the library's defaults (acknowledged requests at QoS 0,
  * the real-time lane's second connection, presence), compiled (bench/lib/relais.ts): `handle('bench/echo', p => p)` and, after
  * `waitForHandler`, `request('bench/echo', payload)`. Only the logger is given (quiet).
+ * With `--signing <dir>`, both sides sign with `<dir>/<id>.key` and require signatures by the
+ * keys of `<dir>/signing-keys.json` (protocol §12; bench/scenarios/signing.ts).
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import pino from 'pino';
+import type { ConnectOptions } from '../../src/index.js';
 import { relais } from '../lib/relais.js';
-import { runPeer } from './child.js';
+import { runPeer, type PeerArgs } from './child.js';
 
 const ACTION = 'bench/echo';
 const logger = pino({ name: 'relais-peers', level: process.env.RELAIS_LOG_LEVEL ?? 'warn' }, pino.destination({ fd: 2, sync: true }));
 
+/** The signing and verify options of `--signing <dir>`, through the public API only. */
+function signed({ signing, id }: PeerArgs): Pick<ConnectOptions, 'signing' | 'verify'> {
+  if (!signing) return {};
+  const file = JSON.parse(fs.readFileSync(path.join(signing, 'signing-keys.json'), 'utf8')) as { keys: Record<string, { identity: string; publicKey: string }> };
+  return {
+    signing: { privateKey: fs.readFileSync(path.join(signing, `${id}.key`), 'utf8') },
+    verify: { keys: Object.values(file.keys).map(({ identity, publicKey }) => ({ identity, publicKey })), require: true },
+  };
+}
+
 await runPeer({
-  async requester({ url, id }) {
-    const bus = await relais.connect({ id, broker: url, logger });
+  async requester(args) {
+    const bus = await relais.connect({ id: args.id, broker: args.url, logger, ...signed(args) });
     await bus.waitForHandler(ACTION, { timeout: 15_000 });
     return {
       send: (payload) => bus.request(ACTION, payload),
       close: () => bus.close(),
     };
   },
-  async handler({ url, id }) {
-    const bus = await relais.connect({ id, broker: url, logger });
+  async handler(args) {
+    const bus = await relais.connect({ id: args.id, broker: args.url, logger, ...signed(args) });
     let served = 0;
     await bus.handle(ACTION, (payload) => {
       served++;

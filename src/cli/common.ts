@@ -4,7 +4,8 @@ import { hostname } from 'node:os';
 import { Writable } from 'node:stream';
 import { Command, Option } from 'commander';
 import pino from 'pino';
-import { connect, DEFAULTS, type Bus } from '../index.js';
+import { connect, DEFAULTS, type Bus, type ConnectOptions } from '../index.js';
+import { loadSigningKeys, readPrivateKey, SigningKeysError } from '../security/signing-keys.js';
 
 export interface GlobalOptions {
   broker: string;
@@ -13,6 +14,8 @@ export interface GlobalOptions {
   cert?: string;
   key?: string;
   verbose?: boolean;
+  signingKey?: string;
+  verifyKeys?: string;
 }
 
 /** Exit codes of `relais call` (and the others where they apply). */
@@ -25,6 +28,8 @@ export function addConnectionOptions(command: Command): Command {
     .addOption(new Option('--ca <file>', 'PEM certificate(s) to trust for an mqtts:// or wss:// broker, besides the system ones').env('RELAIS_CA'))
     .addOption(new Option('--cert <file>', 'client certificate (PEM) for an mqtts:// broker: its CN is the identity (relais identity add --cert)').env('RELAIS_CERT'))
     .addOption(new Option('--key <file>', 'private key (PEM) of --cert').env('RELAIS_KEY'))
+    .addOption(new Option('--signing-key <file>', 'sign what this command sends with this Ed25519 private key (relais identity keygen; protocol §12)').env('RELAIS_SIGNING_KEY'))
+    .addOption(new Option('--verify-keys <file>', 'refuse received messages not signed by a key of this public keys file (protocol §12.4)').env('RELAIS_VERIFY_KEYS'))
     .option('-v, --verbose', 'log what the library does (to stderr)');
 }
 
@@ -42,6 +47,7 @@ export async function connectCli(options: GlobalOptions, extra: { ephemeral?: bo
     // A token from the environment, never the command line (other users see it in ps).
     ...(process.env.RELAIS_TOKEN && { username: options.id ?? defaultId(), password: process.env.RELAIS_TOKEN }),
     ephemeral: extra.ephemeral ?? true,
+    ...signatureOptions(options),
     logger: pino(
       { name: 'relais', level: options.verbose ? 'debug' : (process.env.RELAIS_LOG_LEVEL ?? 'warn') },
       process.env.RELAIS_LOG_FORMAT === 'json' ? pino.destination({ fd: 2, sync: true }) : readableLogLines(),
@@ -60,6 +66,23 @@ function tlsOptions(options: GlobalOptions): { tls?: { ca?: Buffer; cert?: Buffe
     ...(options.key !== undefined && { key: readFileOption(options.key, '--key') }),
   };
   return Object.keys(tls).length > 0 ? { tls } : {};
+}
+
+/** `--signing-key` and `--verify-keys` as connect options; a bad file exits 2 naming the option, the file and the field. */
+function signatureOptions(options: GlobalOptions): Pick<ConnectOptions, 'signing' | 'verify'> {
+  const read = <T>(flag: string, run: () => T): T => {
+    try {
+      return run();
+    } catch (error) {
+      if (error instanceof SigningKeysError) fail(EXIT.USAGE, `${flag}: ${error.message}`);
+      throw error;
+    }
+  };
+  if (options.verifyKeys !== undefined && options.signingKey === undefined) fail(EXIT.USAGE, '--verify-keys needs --signing-key too: a client that requires signatures must sign what it sends (its own presence comes back to it)');
+  return {
+    ...(options.signingKey !== undefined && { signing: { privateKey: read('--signing-key', () => readPrivateKey(options.signingKey!)) } }),
+    ...(options.verifyKeys !== undefined && { verify: { keys: read('--verify-keys', () => loadSigningKeys(options.verifyKeys!)) } }),
+  };
 }
 
 /** A logger for a long-running command (the router): readable lines on stderr, or JSON with RELAIS_LOG_FORMAT=json. */

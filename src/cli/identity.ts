@@ -7,6 +7,7 @@ import { issueCertificate, PkiError } from '../security/pki.js';
 import { EXIT, fail, readFileOption } from './common.js';
 import { certificateRecord } from './init.js';
 import { ConfigError, readStartConfig, type StartConfig } from './start-config.js';
+import { signingKeyCommands } from './signing-keys.js';
 
 interface FileOptions {
   dataDir: string;
@@ -133,5 +134,7 @@ function listCommand(): Command {
 }
 
 export function identityCommand(): Command {
-  return new Command('identity').description('manage identities: secret tokens and client certificates').addCommand(addCommand()).addCommand(revokeCommand()).addCommand(listCommand());
+  const command = new Command('identity').description('manage identities: secret tokens, client certificates and signing keys').addCommand(addCommand()).addCommand(revokeCommand()).addCommand(listCommand());
+  signingKeyCommands(command);
+  return command;
 }

@@ -20,6 +20,7 @@ import { startCommand } from './start.js';
 import { subCommand } from './sub.js';
 import { fail, EXIT } from './common.js';
 
+
 const program = new Command('relais')
   .description('Relais: commands with progress, notifications and events over MQTT')
   .version('0.1.0')

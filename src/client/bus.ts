@@ -22,6 +22,7 @@ import { checkOptions, checkTimeout, resolveOptions, type ResolvedOptions } from
 import { Presence } from './presence.js';
 import { Publisher } from './publisher.js';
 import { Requester } from './requester.js';
+import { Signer, Verifier } from './signing.js';
 import { Subscriptions } from './subscriptions.js';
 import { Transport } from './transport.js';
 import type {
@@ -32,9 +33,11 @@ import type {
   Lane,
   PresenceInfo,
   ReceivedMessage,
+  Refusal,
   Registration,
   RequestOptions,
   SendOptions,
+  SignatureStats,
   Step,
   SubscribeOptions,
   Subscription,
@@ -62,9 +65,10 @@ export async function connect(options: ConnectOptions): Promise<Bus> {
  * A connected client. Events: `offline` (the main connection dropped; the library
  * reconnects), `online` (it is back; subscriptions and presence are being restored),
  * `lane` (a connection, main or real-time, went down or came back up, protocol §6.2),
- * `replaced` (another client started with this id; this one has stopped, protocol §7.5).
+ * `replaced` (another client started with this id; this one has stopped, protocol §7.5),
+ * `refused` (with `verify`: a received message was refused, protocol §12.4).
  */
-export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: Lane, up: boolean]; replaced: [other: PresenceInfo] }> {
+export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: Lane, up: boolean]; replaced: [other: PresenceInfo]; refused: [refusal: Refusal] }> {
   readonly id: string;
   /** The clients known from their presence and the actions they serve. */
   readonly directory: Directory;
@@ -75,6 +79,8 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
   private readonly handlers: Handlers;
   private readonly subscriptions: Subscriptions;
   private readonly publisher: Publisher;
+  private readonly signer: Signer | undefined;
+  private readonly verifier: Verifier | undefined;
   /** What an incoming message may be handed to (inbound.ts). */
   private readonly parts: ClientParts;
   /** Set by close, kill or a takeover: what a later close() waits for. */
@@ -96,6 +102,9 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
     const options = (this.options = logs ? { ...given, logger: logs.logger } : given);
     this.id = options.id;
     this.directory = new Directory(options.directorySettle);
+    // protocol §12: made first, so that a bad key fails connect() before anything is opened.
+    this.signer = options.signing ? new Signer(options.signing) : undefined;
+    this.verifier = options.verify ? new Verifier(options.verify, this.signer, options.id) : undefined;
     this.presence = new Presence(
       options,
       (lane) => this.handlers.actions(lane),
@@ -107,7 +116,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
       message: (topic, payload, retained, qos, lane) => deliver(this.parts, { topic, payload, retained, qos, lane }),
       connected: (lane, reconnected) => this.onConnected(lane, reconnected),
       disconnected: (lane) => this.onDisconnected(lane),
-    });
+    }, this.signer);
     this.presence.attach(this.transport);
     this.requester = new Requester(options, this.transport, this.directory);
     this.handlers = new Handlers(
@@ -122,7 +131,10 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
     this.subscriptions = new Subscriptions(options, this.transport);
     this.publisher = new Publisher(options, this.transport, () => (this.closed ? this.closedBecause : undefined));
     this.subscriptions.subscribeFromStart(options.subscriptions ?? []);
-    this.parts = { options, directory: this.directory, presence: this.presence, requester: this.requester, handlers: this.handlers, subscriptions: this.subscriptions };
+    this.parts = {
+      options, directory: this.directory, presence: this.presence, requester: this.requester, handlers: this.handlers, subscriptions: this.subscriptions,
+      ...(this.verifier && { verifier: this.verifier, refused: (refusal: Refusal) => this.emit('refused', refusal) }),
+    };
     const loadingFailed = new Promise<never>((_, reject) => (this.failLoading = reject));
     loadingFailed.catch(() => {});
     this.ready = this.transport.ready().then(() =>
@@ -164,6 +176,14 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
   async markReady(): Promise<void> {
     if (this.closed) throw new NotSentError(this.closedBecause);
     await this.presence.markReady();
+  }
+
+  /**
+   * Signed envelopes (protocol §12): how many messages this client signed, and with `verify`
+   * how many it verified and refused, by reason. Undefined fields: that side is off.
+   */
+  get signatures(): { signed?: number; kid?: string } & Partial<SignatureStats> {
+    return { ...(this.signer && { signed: this.signer.signed, kid: this.signer.kid }), ...this.verifier?.stats };
   }
 
   /** Requests waiting for their final response. */

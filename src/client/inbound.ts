@@ -11,8 +11,9 @@ import type { Handlers } from './handlers.js';
 import type { ResolvedOptions } from './options.js';
 import type { Presence } from './presence.js';
 import type { Requester } from './requester.js';
+import { Verifier } from './signing.js';
 import type { Subscriptions } from './subscriptions.js';
-import type { Lane, PresenceInfo } from './types.js';
+import type { Lane, PresenceInfo, Refusal } from './types.js';
 
 export type Route =
   /** A response on our own `<action>/response/<me>`: the requester. */
@@ -53,6 +54,10 @@ export interface ClientParts {
   requester: Requester;
   handlers: Handlers;
   subscriptions: Subscriptions;
+  /** With the `verify` option: what refuses unsigned, forged, replayed or stale messages (protocol §12.4). */
+  verifier?: Verifier;
+  /** Told of each message the verifier refused (after its warning line). */
+  refused?: (refusal: Refusal) => void;
 }
 
 const EMPTY_MESSAGE: DecodeResult = { ok: false, error: new InvalidMessageError('empty message (a cleared retained topic)') };
@@ -63,7 +68,9 @@ export function deliver(parts: ClientParts, message: { topic: string; payload: B
   const { options, handlers } = parts;
   let cached: DecodeResult | undefined;
   const decoded = () => (cached ??= payload.length === 0 ? EMPTY_MESSAGE : decode(payload, options.maxMessageBytes));
-  const route = routeOf(parseTopic(topic), options.id, (action) => handlers.serves(action));
+  const parsed = parseTopic(topic);
+  if (parts.verifier && !admitted(parts, parts.verifier, message, parsed, decoded)) return;
+  const route = routeOf(parsed, options.id, (action) => handlers.serves(action));
   switch (route.to) {
     case 'requester': {
       const result = decoded();
@@ -84,6 +91,22 @@ export function deliver(parts: ClientParts, message: { topic: string; payload: B
       break;
   }
   parts.subscriptions.dispatch(topic, message.lane, payload, decoded, message.retained, message.qos);
+}
+
+/**
+ * The verifier's word on a message, before any part of the client or any subscription sees it
+ * (protocol §12.4). A presence is old by nature (retained, or a will written at connect time), as
+ * is any retained message: their signature is checked, not their freshness. A cleared presence
+ * (empty payload) has nothing to sign and passes.
+ */
+function admitted(parts: ClientParts, verifier: Verifier, message: { topic: string; payload: Buffer; retained: boolean; lane: Lane }, parsed: ParsedTopic, decoded: () => DecodeResult): boolean {
+  const presence = parsed.kind === 'presence';
+  if (presence && message.payload.length === 0) return true;
+  const verdict = verifier.check(message.topic, message.payload, decoded, !presence && !message.retained);
+  if (verdict.ok) return true;
+  Verifier.log(parts.options.logger, message.topic, verdict);
+  parts.refused?.({ topic: message.topic, reason: verdict.reason, lane: message.lane, ...(verdict.source !== undefined && { source: verdict.source }) });
+  return false;
 }
 
 function onPresence(parts: ClientParts, clientId: string, result: DecodeResult): void {

@@ -77,8 +77,8 @@ export const DEFAULTS = {
 
 export type ResolvedLogsOptions = Required<Omit<LogsOptions, 'level'>> & Pick<LogsOptions, 'level'>;
 
-export type ResolvedOptions = Required<Omit<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions' | 'logs'>> &
-  Pick<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions'> & { logs: ResolvedLogsOptions | false };
+export type ResolvedOptions = Required<Omit<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions' | 'logs' | 'signing' | 'verify'>> &
+  Pick<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions' | 'signing' | 'verify'> & { logs: ResolvedLogsOptions | false };
 
 export function resolveOptions(options: ConnectOptions): ResolvedOptions {
   const logger: Logger =

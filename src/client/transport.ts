@@ -8,6 +8,7 @@ import { NotSentError } from '../protocol/errors.js';
 import { Connection } from './connection.js';
 import { redactBroker, type ResolvedOptions } from './options.js';
 import { OutboundQueue, type Queued } from './outbound-queue.js';
+import type { Signer } from './signing.js';
 import type { Lane } from './types.js';
 
 export interface OutboundMessage extends Queued {
@@ -37,7 +38,10 @@ export class Transport {
     private readonly options: ResolvedOptions,
     will: { topic: string; payload: string },
     hooks: TransportHooks,
+    /** Signs every message on its way to a connection, the will included (protocol §12). */
+    private readonly signer?: Signer,
   ) {
+    if (signer) will = { topic: will.topic, payload: signer.sign(will.topic, will.payload) };
     this.brokerLabel = options.stream ? 'the in-process broker' : redactBroker(options.broker);
     const open = (lane: Lane, clientId: string, withWill?: { topic: string; payload: string }) =>
       new Connection(options, clientId, lane, this.brokerLabel, withWill, {
@@ -100,7 +104,9 @@ export class Transport {
   }
 
   private write(connection: Connection, message: OutboundMessage): void {
-    const body = typeof message.body === 'string' ? message.body : message.body();
+    const text = typeof message.body === 'string' ? message.body : message.body();
+    // Signed when written, not when queued: the sequence follows the order on the wire (protocol §12.3).
+    const body = this.signer ? this.signer.sign(message.topic, text) : text;
     connection.write(message.topic, body, message.qos, message.retain ?? false, message.onDropped);
     message.onWritten?.();
   }
@@ -125,7 +131,7 @@ export class Transport {
 
   /** Publishes on the main connection (QoS 1) and resolves once the broker has it (presence). */
   publishNow(topic: string, body: string, retain: boolean, within?: number): Promise<void> {
-    return this.main.publishNow(topic, body, retain, within);
+    return this.main.publishNow(topic, this.signer ? this.signer.sign(topic, body) : body, retain, within);
   }
 
   async close(): Promise<void> {

@@ -3,13 +3,15 @@
  * Implementation lives in the other files of this folder.
  */
 import type { ZodType } from 'zod';
+import type { KeyObject } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { IClientOptions } from 'mqtt';
 import type { Logger } from 'pino';
 import type { Envelope, Priority } from '../protocol/envelope.js';
+import type { PublicSigningKey } from '../protocol/signature.js';
 import type { LogLineLevel } from '../protocol/logs.js';
 
-export type { Envelope, Priority };
+export type { Envelope, Priority, PublicSigningKey };
 
 /** Which MQTT connection carries a subscription or a message (protocol §6). */
 export type Lane = 'main' | 'realtime';
@@ -111,6 +113,64 @@ export interface ConnectOptions {
    * `false` keeps nothing and serves nothing. Defaults: see `LogsOptions`.
    */
   logs?: LogsOptions | false;
+  /**
+   * Sign every message this client writes with this Ed25519 key (protocol §12): receivers that
+   * verify then know the message comes from the identity the key is registered to, for this
+   * topic, once, and recently. Make a key with `relais identity keygen`.
+   */
+  signing?: SigningOptions;
+  /**
+   * Check the signatures of what this client receives (protocol §12.4), before any handler,
+   * requester, directory or subscription sees it. What is refused is dropped, logged (one
+   * warning: topic, claimed source, reason) and counted (`bus.signatures`, event `refused`).
+   */
+  verify?: VerifyOptions;
+}
+
+export interface SigningOptions {
+  /** The Ed25519 private key: a KeyObject or PEM text (PKCS #8). */
+  privateKey: KeyObject | string;
+}
+
+export interface VerifyOptions {
+  /**
+   * The keys trusted: a list (as `loadSigningKeys()` reads from a keys file), or a function
+   * from a key id to its key, asked for every message signed with a key not in the list (it may
+   * revoke at once; return KeyObjects, parsing PEM each time is slow).
+   */
+  keys: ReadonlyArray<PublicSigningKey> | ((kid: string) => PublicSigningKey | undefined);
+  /**
+   * Refuse unsigned messages too. Default true. With false, unsigned messages pass (a network
+   * moving to signatures) but a signed one that fails any check is still refused.
+   */
+  require?: boolean;
+  /** Largest difference between a signature's time and this client's clock, in ms. Default 30 000. */
+  maxSkewMs?: number;
+  /** Senders (key and start) whose replay windows are kept, at most; least recently heard forgotten first. Default 10 000. */
+  maxSenders?: number;
+}
+
+/** Why a received message was refused (protocol §12.4). */
+export type RefusalReason = 'unsigned' | 'malformed' | 'unknown-key' | 'revoked-key' | 'wrong-identity' | 'forged' | 'stale' | 'replayed';
+
+/** `bus.signatures`: what the verifier let through and refused since connect. */
+export interface SignatureStats {
+  /** Messages whose signature held. */
+  verified: number;
+  refused: Record<RefusalReason, number>;
+  /** Replay windows held now. */
+  sendersTracked?: number;
+  /** Windows forgotten while a replay of theirs could still have been fresh (more than `maxSenders` active senders). */
+  unsafeEvictions?: number;
+}
+
+/** A message refused by the verifier (event `refused` of the Bus). */
+export interface Refusal {
+  topic: string;
+  /** The `source` it claims, when it could be read. */
+  source?: string;
+  reason: RefusalReason;
+  lane: Lane;
 }
 
 /** The log buffer of `ConnectOptions.logs`. */
