@@ -97,6 +97,13 @@ export interface EmbeddedBroker {
   connectInProcess(): Duplex;
   /** Serves one MQTT connection carried by `stream` (a worker thread's port, protocol §11); closed with the broker. */
   accept(stream: Duplex): void;
+  /**
+   * Serves one MQTT connection from outside the process that arrived some other way (the web
+   * server's `/mqtt` WebSocket): untrusted, like a listener's, so the limits and the security
+   * apply. `address` names it in log lines; `tlsSocket` is the TLS socket beneath, if any
+   * (its client certificate then names the identity). Closed with the broker.
+   */
+  serveConnection(stream: Duplex, address: string, tlsSocket?: tls.TLSSocket): void;
   /** With `security`: denials since the start, by kind (each is also logged). */
   readonly denials?: DenialCounts;
   close(): Promise<void>;
@@ -258,7 +265,13 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
       acceptStream(server);
       return client;
     };
-    const broker = { aedes, ...listeners, ...(denials && { denials }), connectInProcess, accept: acceptStream, close: closeAll, [Symbol.asyncDispose]: closeAll } as EmbeddedBroker;
+    const serveConnection = (stream: Duplex, address: string, tlsSocket?: tls.TLSSocket) => {
+      sockets.add(stream);
+      stream.once('close', () => sockets.delete(stream));
+      if (tlsSocket) tlsPeers.set(stream, tlsSocket);
+      protect(stream, address);
+    };
+    const broker = { aedes, ...listeners, ...(denials && { denials }), connectInProcess, accept: acceptStream, serveConnection, close: closeAll, [Symbol.asyncDispose]: closeAll } as EmbeddedBroker;
     return broker;
   } catch (error) {
     await closeAll();

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -238,6 +239,39 @@ describe('security in the embedded broker - a new policy applies to connections 
     } finally {
       await zoe.endAsync(true);
       await broker.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('security in the embedded broker - connections handed in from outside (serveConnection)', { timeout: 30_000 }, () => {
+  it('serveConnection - a stream from outside is untrusted: no credentials refused (4) and logged, a token accepted', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-serve-connection-'));
+    const store = new IdentityStore(path.join(dir, 'identities.json'));
+    const token = (await store.add('ann', ['client'])).token;
+    const logs: string[] = [];
+    const broker = await startEmbeddedBroker({ port: false, security: { identities: store.file, policy: defaultPolicy() }, log: (line) => logs.push(line) });
+    // Another server of this process (as the web server's /mqtt) hands its sockets to the broker.
+    const server = net.createServer((socket) => broker.serveConnection(socket, `handed-in ${socket.remotePort}`));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    const outcome = (options: mqtt.IClientOptions) =>
+      within(
+        new Promise<number | 'connected'>((resolve) => {
+          const client = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 0, ...options });
+          client.once('connect', () => void client.endAsync().then(() => resolve('connected')));
+          client.once('error', (error: Error & { code?: number }) => void client.endAsync(true).then(() => resolve(error.code ?? -1)));
+        }),
+        5000,
+        'a CONNACK',
+      );
+    try {
+      assert.equal(await outcome({ clientId: 'ann' }), 4);
+      assert.ok(logs.some((line) => /refused CONNECT of no identity \(no username\) \(client id "ann"\)/.test(line)), logs.join('\n'));
+      assert.equal(await outcome({ clientId: 'ann', username: 'ann', password: token }), 'connected');
+    } finally {
+      await broker.close();
+      server.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
