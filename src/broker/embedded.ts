@@ -13,7 +13,7 @@ import type { Duplex } from 'node:stream';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { memoryPair } from './memory-pair.js';
 import { enforce, type BrokerSecurity, type DenialCounts } from './enforce.js';
-import { BROKER_LIMITS, guardReads, rememberClientId, slowConsumerPolicy, type BrokerLimits } from './limits.js';
+import { BROKER_LIMITS, guardReads, noCutOffs, rememberClientId, slowConsumerPolicy, type BrokerLimits, type CutOffCounts } from './limits.js';
 
 export interface EmbeddedBrokerOptions {
   /** Address every network listener binds. Default `127.0.0.1` (least exposure; `0.0.0.0` serves the network). */
@@ -80,6 +80,10 @@ export interface EmbeddedBroker {
   accept(stream: Duplex): void;
   /** With `security`: denials since the start, by kind (each is also logged). */
   readonly denials?: DenialCounts;
+  /** Connections closed by each resource limit since the start (each is also logged). */
+  readonly cutOffs: CutOffCounts;
+  /** When the broker started (epoch ms). */
+  readonly startedAt: number;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -94,6 +98,7 @@ export class BrokerStartError extends Error {
 export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): Promise<EmbeddedBroker> {
   const host = options.host ?? BROKER_DEFAULTS.host;
   const port = options.port === undefined ? BROKER_DEFAULTS.port : options.port;
+  const startedAt = Date.now();
   const limits: BrokerLimits = { ...BROKER_LIMITS, ...definedFields(options.limits ?? {}) };
   const log = options.log ?? ((line: string) => void process.stderr.write(`relais broker: ${line}\n`));
   const aedes = await Aedes.createBroker({
@@ -102,9 +107,16 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
     keepaliveLimit: limits.maxKeepaliveSeconds,
     preConnect: rememberClientId as never,
   });
+  const cutOffs = noCutOffs();
   const logLimit = (_client: unknown, error: Error) => {
-    if (error.message === 'keep alive limit exceeded') log(`refused a CONNECT: keep-alive 0 or over ${limits.maxKeepaliveSeconds} s (maxKeepaliveSeconds)`);
-    if (error.message === 'connect did not arrive in time') log(`closed a connection that sent no CONNECT within ${limits.connectTimeoutMs} ms (connectTimeoutMs)`);
+    if (error.message === 'keep alive limit exceeded') {
+      cutOffs.keepalive++;
+      log(`refused a CONNECT: keep-alive 0 or over ${limits.maxKeepaliveSeconds} s (maxKeepaliveSeconds)`);
+    }
+    if (error.message === 'connect did not arrive in time') {
+      cutOffs.connectTimeout++;
+      log(`closed a connection that sent no CONNECT within ${limits.connectTimeoutMs} ms (connectTimeoutMs)`);
+    }
   };
   // In-process streams: the process's own clients (the router), trusted by the security hooks.
   const trusted = new WeakSet<object>();
@@ -124,8 +136,8 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   // docs/security.md "Bounded resources (broker)": headers are checked before Aedes buffers a
   // body, and a client that stops reading is cut off instead of holding every delivery.
   const protect = (stream: Duplex, address: string) => {
-    guardReads(stream, address, limits.maxPacketBytes, log);
-    slowConsumerPolicy(aedes.handle(stream) as never, stream, address, limits, log);
+    guardReads(stream, address, limits.maxPacketBytes, log, cutOffs);
+    slowConsumerPolicy(aedes.handle(stream) as never, stream, address, limits, log, cutOffs);
   };
 
   const closeAll = async () => {
@@ -207,7 +219,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
       acceptStream(server);
       return client;
     };
-    const broker = { aedes, ...listeners, ...(denials && { denials }), connectInProcess, accept: acceptStream, close: closeAll, [Symbol.asyncDispose]: closeAll } as EmbeddedBroker;
+    const broker = { aedes, ...listeners, ...(denials && { denials }), cutOffs, startedAt, connectInProcess, accept: acceptStream, close: closeAll, [Symbol.asyncDispose]: closeAll } as EmbeddedBroker;
     return broker;
   } catch (error) {
     await closeAll();

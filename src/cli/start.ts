@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import type { BrokerSecurity } from '../broker/enforce.js';
+import { startBrokerService } from '../broker/broker-service.js';
 import { defaultPolicy } from '../security/default-policy.js';
 import { IdentityError, IdentityStore } from '../security/identities.js';
 import { loadPolicy } from '../security/policy-file.js';
@@ -72,12 +73,14 @@ export function startCommand(): Command {
       const settings = options.router ? routerSettings(options) : undefined;
       try {
         const broker = await startEmbeddedBroker(brokerOptions);
+        const brokerService = await startBrokerService(broker); // relais/broker/stats/get (protocol §11.9)
         let router: RouterThread | undefined;
         // Ctrl-C is wired before the announcement: whoever reads "listening" may signal at once.
         onInterrupt(async (signal) => {
           process.stdout.write(`relais: ${signal} received, stopping\n`);
           await router?.close();
           security?.stop();
+          await brokerService.close();
           await broker.close();
           process.stdout.write('relais: stopped\n');
           process.exit(EXIT.OK);
