@@ -16,6 +16,7 @@
  *   npm run bench -- --only peers --peers-filter relais,nats   # only contenders whose id contains one of these
  *   npm run bench -- --only router      # the router (issue 6): SQLite rows/s, rows lost, cost on the request path (~1.5 min on a quiet machine, ~3 on a busy one; --quick ~1 min)
  *   npm run bench -- --router           # the default scenarios, then the router one
+ *   npm run bench -- --only security    # issue 7: the checks' cost (security on / off) and the slow-consumer fault (~2 min; --quick ~1 min)
  *
  * The router scenario runs `relais start` with and without its router and, unless --broker aedes,
  * Mosquitto with and without a `relais router` process (bench/scenarios/router.ts).
@@ -37,10 +38,11 @@ import { pubSubTables, runPubSub, type PubSubConfig, type PubSubResult } from '.
 import { realtimeTables, runRealtime, type ReceiverPlace, type RealtimeConfig, type RealtimeResult } from './scenarios/realtime.js';
 import { requestTables, runRequest, type RequestConfig, type RequestResult } from './scenarios/request.js';
 import { runRouter, routerTables, type RouterConfig, type RouterResult } from './scenarios/router.js';
+import { runSecurity, securityTables, type SecurityConfig, type SecurityResult } from './scenarios/security.js';
 
-const SCENARIOS = ['request', 'pubsub', 'realtime', 'progress', 'peers', 'router'] as const;
+const SCENARIOS = ['request', 'pubsub', 'realtime', 'progress', 'peers', 'router', 'security'] as const;
 type Scenario = (typeof SCENARIOS)[number];
-/** Run when --only is not given; peers only with --peers, router only with --router (each takes minutes). */
+/** Run when --only is not given; peers only with --peers, router only with --router, security only with --only (each takes minutes). */
 const DEFAULT_SCENARIOS: Scenario[] = ['request', 'pubsub', 'realtime', 'progress'];
 
 const { values: flags } = parseArgs({
@@ -60,7 +62,7 @@ const { values: flags } = parseArgs({
 
 if (flags.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--broker aedes|mosquitto|both] [--only request,pubsub,realtime,progress,peers,router] [--no-inproc] [--no-control] [--rt-receiver child|same|both] [--peers] [--router] [--peers-filter id,...]\n',
+    'usage: npm run bench -- [--quick] [--broker aedes|mosquitto|both] [--only request,pubsub,realtime,progress,peers,router,security] [--no-inproc] [--no-control] [--rt-receiver child|same|both] [--peers] [--router] [--peers-filter id,...]\n',
   );
   process.exit(0);
 }
@@ -85,8 +87,9 @@ const only = new Set<Scenario>(
 );
 const runsPeers = only.has('peers');
 const runsRouter = only.has('router');
-/** The scenarios that run once per broker of the plan below (peers and router bring their own brokers). */
-const perBroker = [...only].filter((scenario) => scenario !== 'peers' && scenario !== 'router');
+const runsSecurity = only.has('security');
+/** The scenarios that run once per broker of the plan below (peers, router and security bring their own brokers). */
+const perBroker = [...only].filter((scenario) => scenario !== 'peers' && scenario !== 'router' && scenario !== 'security');
 
 const rtReceiverFlag = flags['rt-receiver'] ?? 'child';
 if (!['child', 'same', 'both'].includes(rtReceiverFlag)) {
@@ -109,6 +112,10 @@ const config = quick
         storeMs: 500,
         mosquitto: false,
       } satisfies RouterConfig,
+      security: {
+        peers: { rounds: 2, warmup: 100, warmupCapMs: 500, warmupLoadMs: 500, sequential: 300, sequentialCapMs: 1500, inFlight: 100, loadMs: 1500, repeats: 2 },
+        slowConsumer: { rounds: 1, inFlight: 10, windowMs: 3500, burstAtMs: 300, count: 150, bytes: 64 * 1024 },
+      } satisfies SecurityConfig,
     }
   : {
       request: { warmup: 500, sequential: 5000, batch: 500, inFlight: 100, concurrentTotal: 20_000, rounds: 2 } satisfies RequestConfig,
@@ -123,6 +130,10 @@ const config = quick
         storeMs: 1500,
         mosquitto: false,
       } satisfies RouterConfig,
+      security: {
+        peers: { rounds: 3, warmup: 300, warmupCapMs: 500, warmupLoadMs: 1000, sequential: 1000, sequentialCapMs: 3000, inFlight: 100, loadMs: 2000, repeats: 4 },
+        slowConsumer: { rounds: 3, inFlight: 10, windowMs: 3500, burstAtMs: 300, count: 150, bytes: 64 * 1024 },
+      } satisfies SecurityConfig,
     };
 const peersFilter = flags['peers-filter']?.split(',').map((part) => part.trim()).filter(Boolean);
 
@@ -159,7 +170,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 const watchdogMs =
-  (quick ? 3 * 60_000 : 9 * 60_000) * (perBroker.length ? 1 : 0) + (runsPeers ? (quick ? 3 * 60_000 : 8 * 60_000) : 0) + (runsRouter ? (quick ? 3 * 60_000 : 6 * 60_000) : 0);
+  (quick ? 3 * 60_000 : 9 * 60_000) * (perBroker.length ? 1 : 0) + (runsPeers ? (quick ? 3 * 60_000 : 8 * 60_000) : 0) + (runsRouter ? (quick ? 3 * 60_000 : 6 * 60_000) : 0) + (runsSecurity ? (quick ? 3 * 60_000 : 5 * 60_000) : 0);
 const watchdog = setTimeout(() => {
   log(`the benchmark ran over ${watchdogMs / 60_000} minutes; stopping`);
   void closeBrokers().finally(() => process.exit(1));
@@ -173,6 +184,7 @@ const results = {
   progress: [] as ProgressResult[],
   peers: undefined as PeersResult | undefined,
   router: undefined as RouterResult | undefined,
+  security: undefined as SecurityResult | undefined,
 };
 
 const started = Date.now();
@@ -228,6 +240,18 @@ if (runsRouter) {
   }
   routerSeconds = (Date.now() - routerStarted) / 1000;
 }
+let securitySeconds = 0;
+if (runsSecurity) {
+  const securityStarted = Date.now();
+  try {
+    results.security = await runSecurity(config.security);
+    if (results.security.failed) failed = true;
+  } catch (error) {
+    failed = true;
+    log(`security FAILED: ${(error as Error).stack ?? error}`);
+  }
+  securitySeconds = (Date.now() - securityStarted) / 1000;
+}
 clearTimeout(watchdog);
 
 const tables: Table[] = [
@@ -250,6 +274,11 @@ if (results.router) {
   const setup = 'requester, handler and broker each in its own process (relais start: broker and router in one process); everything on 127.0.0.1 (TCP); the store alone in the benchmark process';
   process.stdout.write(`## Router (issue 6)${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- better-sqlite3 ${packageVersion('better-sqlite3')}; wall time of the router scenario: ${routerSeconds.toFixed(0)} s\n\n`);
   for (const table of routerTables(results.router)) process.stdout.write(`${renderTable(table)}\n`);
+}
+if (results.security) {
+  const setup = 'every client and the broker each in its own process (relais start --no-router); everything on 127.0.0.1 (TCP)';
+  process.stdout.write(`## Security (issue 7)${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- wall time of the security scenario: ${securitySeconds.toFixed(0)} s\n\n`);
+  for (const table of securityTables(results.security)) process.stdout.write(`${renderTable(table)}\n`);
 }
 log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s${failed ? ' (some scenarios FAILED, see above)' : ''}`);
 if (failed) process.exitCode = 1;
