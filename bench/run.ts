@@ -17,6 +17,7 @@
  *   npm run bench -- --only router      # the router (issue 6): SQLite rows/s, rows lost, cost on the request path (~1.5 min on a quiet machine, ~3 on a busy one; --quick ~1 min)
  *   npm run bench -- --router           # the default scenarios, then the router one
  *   npm run bench -- --only signing     # signed envelopes (issue 7 §5): µs per sign / verify, requests signed vs not (~1.5 min; --quick ~40 s)
+ *   npm run bench -- --only security    # issue 7: the checks' cost (security on / off) and the slow-consumer fault (~2 min; --quick ~1 min)
  *
  * The router scenario runs `relais start` with and without its router and, unless --broker aedes,
  * Mosquitto with and without a `relais router` process (bench/scenarios/router.ts).
@@ -39,10 +40,11 @@ import { realtimeTables, runRealtime, type ReceiverPlace, type RealtimeConfig, t
 import { requestTables, runRequest, type RequestConfig, type RequestResult } from './scenarios/request.js';
 import { runRouter, routerTables, type RouterConfig, type RouterResult } from './scenarios/router.js';
 import { runSigning, signingTables, type SigningConfig, type SigningResult } from './scenarios/signing.js';
+import { runSecurity, securityTables, type SecurityConfig, type SecurityResult } from './scenarios/security.js';
 
-const SCENARIOS = ['request', 'pubsub', 'realtime', 'progress', 'peers', 'router', 'signing'] as const;
+const SCENARIOS = ['request', 'pubsub', 'realtime', 'progress', 'peers', 'router', 'signing', 'security'] as const;
 type Scenario = (typeof SCENARIOS)[number];
-/** Run when --only is not given; peers only with --peers, router only with --router (each takes minutes). */
+/** Run when --only is not given; peers only with --peers, router only with --router, security only with --only (each takes minutes). */
 const DEFAULT_SCENARIOS: Scenario[] = ['request', 'pubsub', 'realtime', 'progress'];
 
 const { values: flags } = parseArgs({
@@ -62,7 +64,7 @@ const { values: flags } = parseArgs({
 
 if (flags.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--broker aedes|mosquitto|both] [--only request,pubsub,realtime,progress,peers,router,signing] [--no-inproc] [--no-control] [--rt-receiver child|same|both] [--peers] [--router] [--peers-filter id,...]\n',
+    'usage: npm run bench -- [--quick] [--broker aedes|mosquitto|both] [--only request,pubsub,realtime,progress,peers,router,signing,security] [--no-inproc] [--no-control] [--rt-receiver child|same|both] [--peers] [--router] [--peers-filter id,...]\n',
   );
   process.exit(0);
 }
@@ -88,8 +90,9 @@ const only = new Set<Scenario>(
 const runsPeers = only.has('peers');
 const runsRouter = only.has('router');
 const runsSigning = only.has('signing');
-/** The scenarios that run once per broker of the plan below (peers, router and signing bring their own brokers). */
-const perBroker = [...only].filter((scenario) => scenario !== 'peers' && scenario !== 'router' && scenario !== 'signing');
+const runsSecurity = only.has('security');
+/** The scenarios that run once per broker of the plan below (peers, router, signing and security bring their own brokers). */
+const perBroker = [...only].filter((scenario) => scenario !== 'peers' && scenario !== 'router' && scenario !== 'signing' && scenario !== 'security');
 
 const rtReceiverFlag = flags['rt-receiver'] ?? 'child';
 if (!['child', 'same', 'both'].includes(rtReceiverFlag)) {
@@ -117,6 +120,10 @@ const config = quick
         micro: 2000,
         mosquitto: false,
       } satisfies SigningConfig,
+      security: {
+        peers: { rounds: 2, warmup: 100, warmupCapMs: 500, warmupLoadMs: 500, sequential: 300, sequentialCapMs: 1500, inFlight: 100, loadMs: 1500, repeats: 2 },
+        slowConsumer: { rounds: 1, inFlight: 10, windowMs: 3500, burstAtMs: 300, count: 150, bytes: 64 * 1024 },
+      } satisfies SecurityConfig,
     }
   : {
       request: { warmup: 500, sequential: 5000, batch: 500, inFlight: 100, concurrentTotal: 20_000, rounds: 2 } satisfies RequestConfig,
@@ -136,6 +143,10 @@ const config = quick
         micro: 5000,
         mosquitto: false,
       } satisfies SigningConfig,
+      security: {
+        peers: { rounds: 3, warmup: 300, warmupCapMs: 500, warmupLoadMs: 1000, sequential: 1000, sequentialCapMs: 3000, inFlight: 100, loadMs: 2000, repeats: 4 },
+        slowConsumer: { rounds: 3, inFlight: 10, windowMs: 3500, burstAtMs: 300, count: 150, bytes: 64 * 1024 },
+      } satisfies SecurityConfig,
     };
 const peersFilter = flags['peers-filter']?.split(',').map((part) => part.trim()).filter(Boolean);
 
@@ -172,7 +183,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 const watchdogMs =
-  (quick ? 3 * 60_000 : 9 * 60_000) * (perBroker.length ? 1 : 0) + (runsPeers ? (quick ? 3 * 60_000 : 8 * 60_000) : 0) + (runsRouter ? (quick ? 3 * 60_000 : 6 * 60_000) : 0) + (runsSigning ? (quick ? 3 * 60_000 : 5 * 60_000) : 0);
+  (quick ? 3 * 60_000 : 9 * 60_000) * (perBroker.length ? 1 : 0) + (runsPeers ? (quick ? 3 * 60_000 : 8 * 60_000) : 0) + (runsRouter ? (quick ? 3 * 60_000 : 6 * 60_000) : 0) + (runsSigning ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsSecurity ? (quick ? 3 * 60_000 : 5 * 60_000) : 0);
 const watchdog = setTimeout(() => {
   log(`the benchmark ran over ${watchdogMs / 60_000} minutes; stopping`);
   void closeBrokers().finally(() => process.exit(1));
@@ -187,6 +198,7 @@ const results = {
   peers: undefined as PeersResult | undefined,
   router: undefined as RouterResult | undefined,
   signing: undefined as SigningResult | undefined,
+  security: undefined as SecurityResult | undefined,
 };
 
 const started = Date.now();
@@ -256,6 +268,18 @@ if (runsSigning) {
   }
   signingSeconds = (Date.now() - signingStarted) / 1000;
 }
+let securitySeconds = 0;
+if (runsSecurity) {
+  const securityStarted = Date.now();
+  try {
+    results.security = await runSecurity(config.security);
+    if (results.security.failed) failed = true;
+  } catch (error) {
+    failed = true;
+    log(`security FAILED: ${(error as Error).stack ?? error}`);
+  }
+  securitySeconds = (Date.now() - securityStarted) / 1000;
+}
 clearTimeout(watchdog);
 
 const tables: Table[] = [
@@ -283,6 +307,11 @@ if (results.signing) {
   const setup = 'requester, handler and broker each in its own process; everything on 127.0.0.1 (TCP); the micro loops in the benchmark process (src/ through tsx)';
   process.stdout.write(`## Signed envelopes (issue 7 §5)${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- wall time of the signing scenario: ${signingSeconds.toFixed(0)} s\n\n`);
   for (const table of signingTables(results.signing)) process.stdout.write(`${renderTable(table)}\n`);
+}
+if (results.security) {
+  const setup = 'every client and the broker each in its own process (relais start --no-router); everything on 127.0.0.1 (TCP)';
+  process.stdout.write(`## Security (issue 7)${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- wall time of the security scenario: ${securitySeconds.toFixed(0)} s\n\n`);
+  for (const table of securityTables(results.security)) process.stdout.write(`${renderTable(table)}\n`);
 }
 log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s${failed ? ' (some scenarios FAILED, see above)' : ''}`);
 if (failed) process.exitCode = 1;

@@ -11,6 +11,8 @@
  * - `relais-start`: the real `bin/relais.js start` (embedded broker and, in the same process,
  *   the router on the in-memory stream, history in a temp data directory), for the router scenario;
  * - `relais-start-no-router`: the same with `--no-router` (the broker alone);
+ * - `relais-start-secure`: `relais start --no-router --secure` (identities, the default policy,
+ *   the source check); each process gets an identity of its own (`urlFor`);
  * - `mosquitto-router`: `mosquitto` plus the router as its own process (`bin/relais.js router --broker URL`).
  *
  * A broker with a router says where its history is (`history`): the data directory outlives
@@ -23,11 +25,12 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { findBinary, freePort, mosquittoConfig, waitForLine } from '../../test/testkit/brokers.js';
+import { IdentityStore } from '../../src/security/identities.js';
 import { log, withDeadline } from '../lib/util.js';
 import { PeerProcess } from './process.js';
 import { track } from './reaper.js';
 
-export type PeerBrokerKind = 'embedded' | 'aedes-plain' | 'mosquitto' | 'mosquitto-default' | 'nats-mqtt' | 'nats' | 'relais-start' | 'relais-start-no-router' | 'mosquitto-router';
+export type PeerBrokerKind = 'embedded' | 'aedes-plain' | 'mosquitto' | 'mosquitto-default' | 'nats-mqtt' | 'nats' | 'relais-start' | 'relais-start-no-router' | 'relais-start-secure' | 'mosquitto-router';
 
 export const BROKER_LABELS: Record<PeerBrokerKind, string> = {
   embedded: 'embedded (Aedes, no-delay)',
@@ -38,6 +41,7 @@ export const BROKER_LABELS: Record<PeerBrokerKind, string> = {
   nats: 'nats-server (core NATS)',
   'relais-start': 'relais start (broker + router, one process)',
   'relais-start-no-router': 'relais start --no-router',
+  'relais-start-secure': 'relais start --no-router --secure',
   'mosquitto-router': 'Mosquitto, set_tcp_nodelay + relais router process',
 };
 
@@ -57,6 +61,10 @@ export interface PeerBroker {
   pid: number;
   /** Where the router of this broker records (relais-start, mosquitto-router). */
   history?: BrokerHistory;
+  /** With security on: the URL (with an identity's credentials) for process `id` in `role`. */
+  urlFor?(id: string, role: 'requester' | 'handler'): Promise<string>;
+  /** What `relais start` wrote on stderr so far (its broker's log lines), with when each line came (performance.now()). */
+  stderr?: Array<{ at: number; line: string }>;
   close(): Promise<void>;
 }
 
@@ -126,18 +134,33 @@ export async function startPeerBroker(kind: PeerBrokerKind): Promise<PeerBroker>
       return startDaemon(kind, 'nats-server', () => ['-a', '127.0.0.1', '-p', String(port)], /Server is ready/, `nats://127.0.0.1:${port}`);
     }
     case 'relais-start':
-    case 'relais-start-no-router': {
+    case 'relais-start-no-router':
+    case 'relais-start-secure': {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), `relais-bench-${kind}-`));
       const args = ['start', '--port', '0', '--data-dir', dir, ...(kind === 'relais-start' ? ['--keep-rows', KEEP_ROWS] : ['--no-router'])];
+      // --secure refuses to start with no identity; the processes' own are added when they start.
+      const identities = kind === 'relais-start-secure' ? new IdentityStore(path.join(dir, 'identities.json')) : undefined;
+      if (identities) {
+        await identities.add('bench-admin', ['admin']);
+        args.push('--secure');
+      }
       try {
-        const { child, close, match } = await startRelaisCli(kind, args, /clients connect with --broker (mqtt:\/\/\S+)/);
+        const { child, close, match, stderr } = await startRelaisCli(kind, args, /clients connect with --broker (mqtt:\/\/\S+)/);
         const history = kind === 'relais-start' ? historyIn(dir) : undefined;
+        const url = match[1]!;
         return {
           kind,
           label: BROKER_LABELS[kind],
-          url: match[1]!,
+          url,
           pid: child.pid!,
+          stderr,
           ...(history && { history }),
+          ...(identities && {
+            urlFor: async (id: string, role: 'requester' | 'handler') => {
+              const { token } = await identities.add(id, [role === 'handler' ? 'service' : 'client']);
+              return url.replace('mqtt://', `mqtt://${id}:${token}@`);
+            },
+          }),
           close: async () => {
             await close();
             if (!history) fs.rmSync(dir, { recursive: true, force: true });
@@ -179,7 +202,7 @@ export async function startPeerBroker(kind: PeerBrokerKind): Promise<PeerBroker>
  * a line matching `ready`. Closed by SIGTERM (relais start and relais router flush the history
  * and exit), SIGKILL after 10 s.
  */
-async function startRelaisCli(label: string, args: string[], ready: RegExp): Promise<{ child: ChildProcess; match: RegExpMatchArray; close(): Promise<void> }> {
+async function startRelaisCli(label: string, args: string[], ready: RegExp): Promise<{ child: ChildProcess; match: RegExpMatchArray; stderr: Array<{ at: number; line: string }>; close(): Promise<void> }> {
   const child = track(spawn(process.execPath, [relaisBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RELAIS_LOG_LEVEL: process.env.RELAIS_LOG_LEVEL ?? 'warn' } }));
   const exited = () => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
   const close = async () => {
@@ -191,8 +214,13 @@ async function startRelaisCli(label: string, args: string[], ready: RegExp): Pro
       await withDeadline(exited(), 5000, `${label} exit after SIGKILL`).catch(() => {});
     });
   };
+  const stderr: Array<{ at: number; line: string }> = [];
   child.stderr!.on('data', (chunk: Buffer) => {
-    for (const line of chunk.toString().split('\n')) if (line.trim()) process.stderr.write(`[${label}] ${line}\n`);
+    for (const line of chunk.toString().split('\n')) {
+      if (!line.trim()) continue;
+      if (stderr.length < 10_000) stderr.push({ at: performance.now(), line });
+      process.stderr.write(`[${label}] ${line}\n`);
+    }
   });
   const lines = createInterface({ input: child.stdout! });
   try {
@@ -207,7 +235,7 @@ async function startRelaisCli(label: string, args: string[], ready: RegExp): Pro
       30_000,
       `${label} start`,
     );
-    return { child, match, close };
+    return { child, match, stderr, close };
   } catch (error) {
     await close();
     throw error;

@@ -86,3 +86,13 @@ export function missing(contender: Contender): string | undefined {
 export function processId(contender: Contender, role: 'r' | 'h'): string {
   return `peers-${contender.id.replace(/[^A-Za-z0-9_.:-]/g, '-')}-${role}`;
 }
+
+/**
+ * The security scenario's contenders (issue 7 §3): the same Relais requester and handler
+ * processes on `relais start --no-router` with `--secure` (identities, policy, source check)
+ * and without.
+ */
+export function securityContenders(): Contender[] {
+  const brokers: PeerBrokerKind[] = ['relais-start-secure', 'relais-start-no-router'];
+  return brokers.map((broker) => ({ id: `relais@${broker}`, family: 'relais', label: FAMILY_LABELS.relais, broker, file: 'relais.ts', args: [], guarantee: 'acknowledged end to end, QoS 0', packages: ['mqtt'] }));
+}

@@ -65,9 +65,10 @@ export class Lineup {
   private async startContender(contender: Contender): Promise<Running> {
     const broker = contender.broker ? this.brokers.get(contender.broker) : undefined;
     const handlerId = processId(contender, 'h');
-    const handler = await this.spawn(`${contender.id} handler`, contender.file, ['handler', '--url', broker?.url ?? '', '--id', handlerId, ...contender.args]);
+    const handlerUrl = (await broker?.urlFor?.(handlerId, 'handler')) ?? broker?.url ?? '';
+    const handler = await this.spawn(`${contender.id} handler`, contender.file, ['handler', '--url', handlerUrl, '--id', handlerId, ...contender.args]);
     try {
-      const url = broker?.url ?? handler.url;
+      const url = (await broker?.urlFor?.(processId(contender, 'r'), 'requester')) ?? broker?.url ?? handler.url;
       if (!url) throw new Error('no broker and the handler gave no url');
       const requester = await this.spawn(`${contender.id} requester`, contender.file, ['requester', '--url', url, '--id', processId(contender, 'r'), '--peer', handlerId, ...contender.args]);
       return { contender, ...(broker && { broker }), requester: requester.peer, handler: handler.peer };

@@ -18,7 +18,7 @@ import { listenPrivately, removeStaleSocket } from './unix-socket.js';
 
 export { BrokerStartError };
 import { enforce, type BrokerSecurity, type DenialCounts } from './enforce.js';
-import { BROKER_LIMITS, guardReads, rememberClientId, slowConsumerPolicy, type BrokerLimits } from './limits.js';
+import { BROKER_LIMITS, guardReads, noCutOffs, rememberClientId, slowConsumerPolicy, type BrokerLimits, type CutOffCounts } from './limits.js';
 
 export interface EmbeddedBrokerOptions {
   /** Address every network listener binds. Default `127.0.0.1` (least exposure; `0.0.0.0` serves the network). */
@@ -106,6 +106,10 @@ export interface EmbeddedBroker {
   serveConnection(stream: Duplex, address: string, tlsSocket?: tls.TLSSocket): void;
   /** With `security`: denials since the start, by kind (each is also logged). */
   readonly denials?: DenialCounts;
+  /** Connections closed by each resource limit since the start (each is also logged). */
+  readonly cutOffs: CutOffCounts;
+  /** When the broker started (epoch ms). */
+  readonly startedAt: number;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -113,6 +117,7 @@ export interface EmbeddedBroker {
 export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): Promise<EmbeddedBroker> {
   const host = options.host ?? BROKER_DEFAULTS.host;
   const port = options.port === undefined ? BROKER_DEFAULTS.port : options.port;
+  const startedAt = Date.now();
   const limits: BrokerLimits = { ...BROKER_LIMITS, ...definedFields(options.limits ?? {}) };
   const log = options.log ?? ((line: string) => void process.stderr.write(`relais broker: ${line}\n`));
   const aedes = await Aedes.createBroker({
@@ -121,9 +126,16 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
     keepaliveLimit: limits.maxKeepaliveSeconds,
     preConnect: rememberClientId as never,
   });
+  const cutOffs = noCutOffs();
   const logLimit = (_client: unknown, error: Error) => {
-    if (error.message === 'keep alive limit exceeded') log(`refused a CONNECT: keep-alive 0 or over ${limits.maxKeepaliveSeconds} s (maxKeepaliveSeconds)`);
-    if (error.message === 'connect did not arrive in time') log(`closed a connection that sent no CONNECT within ${limits.connectTimeoutMs} ms (connectTimeoutMs)`);
+    if (error.message === 'keep alive limit exceeded') {
+      cutOffs.keepalive++;
+      log(`refused a CONNECT: keep-alive 0 or over ${limits.maxKeepaliveSeconds} s (maxKeepaliveSeconds)`);
+    }
+    if (error.message === 'connect did not arrive in time') {
+      cutOffs.connectTimeout++;
+      log(`closed a connection that sent no CONNECT within ${limits.connectTimeoutMs} ms (connectTimeoutMs)`);
+    }
   };
   // In-process streams: the process's own clients (the router), trusted by the security hooks.
   const trusted = new WeakSet<object>();
@@ -145,8 +157,8 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   // docs/security.md "Bounded resources (broker)": headers are checked before Aedes buffers a
   // body, and a client that stops reading is cut off instead of holding every delivery.
   const protect = (stream: Duplex, address: string) => {
-    guardReads(stream, address, limits.maxPacketBytes, log);
-    slowConsumerPolicy(aedes.handle(stream) as never, stream, address, limits, log);
+    guardReads(stream, address, limits.maxPacketBytes, log, cutOffs);
+    slowConsumerPolicy(aedes.handle(stream) as never, stream, address, limits, log, cutOffs);
   };
 
   const closeAll = async () => {
@@ -271,7 +283,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
       if (tlsSocket) tlsPeers.set(stream, tlsSocket);
       protect(stream, address);
     };
-    const broker = { aedes, ...listeners, ...(denials && { denials }), connectInProcess, accept: acceptStream, serveConnection, close: closeAll, [Symbol.asyncDispose]: closeAll } as EmbeddedBroker;
+    const broker = { aedes, ...listeners, ...(denials && { denials }), cutOffs, startedAt, connectInProcess, accept: acceptStream, serveConnection, close: closeAll, [Symbol.asyncDispose]: closeAll } as EmbeddedBroker;
     return broker;
   } catch (error) {
     await closeAll();

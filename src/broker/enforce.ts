@@ -38,6 +38,23 @@ export interface DenialCounts {
   subscribe: number;
   publish: number;
   source: number;
+  /**
+   * By the rule that decided (`builtin:source`, `rules[2] "..."`, `default-deny`), and for
+   * CONNECT by reason (`connect:wrong token`). At most RULES_COUNTED rules; the others are
+   * counted together under OTHER_RULES.
+   */
+  byRule: Map<string, number>;
+}
+
+/** Rules counted apart: a policy has few, but the count must stay bounded whatever the policy. */
+export const RULES_COUNTED = 256;
+export const OTHER_RULES = '(other rules)';
+
+function countRule(byRule: Map<string, number>, rule: string): void {
+  // The source rule quotes the claimed source, chosen by the sender: counted under the rule alone.
+  const key = rule.startsWith('builtin:source') ? 'builtin:source' : rule;
+  const counted = byRule.has(key) || byRule.size < RULES_COUNTED - 1 ? key : OTHER_RULES;
+  byRule.set(counted, (byRule.get(counted) ?? 0) + 1);
 }
 
 /** The source of the error responses the broker itself sends for an untargeted command. */
@@ -89,10 +106,11 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: { t
   const store = typeof security.identities === 'string' ? new IdentityStore(security.identities) : security.identities;
   const policy = typeof security.policy === 'function' ? security.policy : () => security.policy as Policy;
   const who = new WeakMap<object, Who>();
-  const denials: DenialCounts = { connect: 0, subscribe: 0, publish: 0, source: 0 };
+  const denials: DenialCounts = { connect: 0, subscribe: 0, publish: 0, source: 0, byRule: new Map() };
 
-  const refuse = (done: Parameters<AedesHooks['authenticate']>[3], returnCode: 2 | 4 | 5, line: string) => {
+  const refuse = (done: Parameters<AedesHooks['authenticate']>[3], returnCode: 2 | 4 | 5, line: string, reason: string) => {
     denials.connect++;
+    countRule(denials.byRule, `connect:${reason}`);
     log(line);
     done(Object.assign(new Error(line), { returnCode }), false);
   };
@@ -103,11 +121,11 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: { t
     const admit = (verdict: Verification, tried: string) => {
       if (!verdict.ok) {
         const why = verdict.reason === 'identity file unreadable' ? `${verdict.reason}: ${verdict.detail ?? ''}` : verdict.reason;
-        return refuse(done, verdict.reason === 'revoked' || verdict.reason === 'identity file unreadable' ? 5 : 4, `refused CONNECT of ${tried} (client id ${clientId}): ${why}`);
+        return refuse(done, verdict.reason === 'revoked' || verdict.reason === 'identity file unreadable' ? 5 : 4, `refused CONNECT of ${tried} (client id ${clientId}): ${why}`, verdict.reason);
       }
       // Identity binding (protocol §7.5, §6.2): nobody else's id, whatever its credentials.
       if (client.id !== verdict.name && client.id !== `${verdict.name}~rt`) {
-        return refuse(done, 2, `refused CONNECT of ${tried} (client id ${clientId}): the client id must be the identity or ${verdict.name}~rt`);
+        return refuse(done, 2, `refused CONNECT of ${tried} (client id ${clientId}): the client id must be the identity or ${verdict.name}~rt`, 'client id not the identity');
       }
       who.set(client.conn, { identity: verdict.name, roles: verdict.roles, sourceKey: `"source":${JSON.stringify(verdict.name)}`, decisions: new Map() });
       done(null, true);
@@ -117,14 +135,14 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: { t
     if (certificate) {
       const tried = `certificate identity ${JSON.stringify(certificate.name)}`;
       if (username !== undefined && username !== certificate.name) {
-        return refuse(done, 4, `refused CONNECT of ${tried} (client id ${clientId}): the username ${JSON.stringify(username)} is not the certificate's identity`);
+        return refuse(done, 4, `refused CONNECT of ${tried} (client id ${clientId}): the username ${JSON.stringify(username)} is not the certificate's identity`, 'username not the certificate identity');
       }
       return admit(store.verifyCertificate(certificate.name, certificate.fingerprint), tried);
     }
     const tried = username === undefined ? 'no identity (no username)' : `identity ${JSON.stringify(username)}`;
     store.verify(username, password).then(
       (verdict) => admit(verdict, tried),
-      (error: Error) => refuse(done, 5, `refused CONNECT of ${tried} (client id ${clientId}): ${error.message}`),
+      (error: Error) => refuse(done, 5, `refused CONNECT of ${tried} (client id ${clientId}): ${error.message}`, 'identities not verified'),
     );
   };
 
@@ -134,6 +152,7 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: { t
     const decision = judge(subject, 'subscribe', subscription.topic);
     if (decision.allow) return done(null, subscription);
     denials.subscribe++;
+    countRule(denials.byRule, decision.rule);
     log(`denied subscribe to ${JSON.stringify(subscription.topic)} for ${describe(subject, client)}: ${decision.rule}`);
     done(null, null); // 0x80 in the SUBACK, connection kept
   };
@@ -159,6 +178,7 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: { t
     }
     if (decision.allow) return done(null);
     denials.publish++;
+    countRule(denials.byRule, decision.rule);
     log(`denied publish on ${JSON.stringify(packet.topic)} for ${describe(subject, client)}: ${decision.rule}`);
     if (packet.qos === 2) return done(new Error(`publish on ${packet.topic} not authorised (${decision.rule})`));
     (packet as PublishPacket & { [DROP]?: true })[DROP] = true;

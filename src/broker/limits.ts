@@ -38,6 +38,22 @@ export const BROKER_LIMITS: Readonly<BrokerLimits> = Object.freeze({
   stallMs: 2000,
 });
 
+/** Connections each limit closed since the broker started (shown by `relais stats`, protocol §11.9). */
+export interface CutOffCounts {
+  /** A packet over `maxPacketBytes`, a first packet that is not CONNECT, or a malformed length. */
+  packet: number;
+  /** No CONNECT within `connectTimeoutMs`. */
+  connectTimeout: number;
+  /** A CONNECT with keep-alive 0 or over `maxKeepaliveSeconds`. */
+  keepalive: number;
+  /** Over `maxBufferedBytes` waiting, or not drained for `stallMs`. */
+  slowConsumer: number;
+}
+
+export function noCutOffs(): CutOffCounts {
+  return { packet: 0, connectTimeout: 0, keepalive: 0, slowConsumer: 0 };
+}
+
 /** The largest remaining length a 4-byte MQTT varint can carry (MQTT 3.1.1 §2.2.3). */
 export const MAX_REMAINING_LENGTH = 268_435_455;
 
@@ -135,7 +151,7 @@ export function describeConnection(stream: Duplex, address: string): string {
  * `stream.read()` on 'readable'; a chunk that breaks a limit is never given to it, and the
  * stream is destroyed. Call before handing the stream to Aedes.
  */
-export function guardReads(stream: Duplex, address: string, maxPacketBytes: number, log: (line: string) => void): void {
+export function guardReads(stream: Duplex, address: string, maxPacketBytes: number, log: (line: string) => void, counts?: CutOffCounts): void {
   const scanner = new HeaderScanner(maxPacketBytes);
   const read = stream.read.bind(stream);
   let refused = false;
@@ -151,6 +167,7 @@ export function guardReads(stream: Duplex, address: string, maxPacketBytes: numb
     return verdict.reason === 'too-large' && verdict.at > 0 ? chunk.subarray(0, verdict.at) : null;
   };
   const refuse = (verdict: Exclude<HeaderVerdict, { ok: true }>) => {
+    if (counts) counts.packet++;
     const who = describeConnection(stream, address);
     if (verdict.reason === 'too-large') {
       log(`closed ${who}: a packet of type ${verdict.type} claims ${verdict.claimed} bytes, over the limit of ${maxPacketBytes} (maxPacketBytes)`);
@@ -173,7 +190,7 @@ interface DrainingClient {
  * 60 s drain time-out). Here a write is done as soon as the bytes are queued; the queued bytes
  * are bounded (`maxBufferedBytes`) and must drain within `stallMs`, or the client is cut off.
  */
-export function slowConsumerPolicy(client: DrainingClient, stream: Duplex, address: string, limits: Pick<BrokerLimits, 'maxBufferedBytes' | 'stallMs'>, log: (line: string) => void): void {
+export function slowConsumerPolicy(client: DrainingClient, stream: Duplex, address: string, limits: Pick<BrokerLimits, 'maxBufferedBytes' | 'stallMs'>, log: (line: string) => void, counts?: CutOffCounts): void {
   let stalled: NodeJS.Timeout | undefined;
   const drained = () => {
     clearTimeout(stalled);
@@ -182,6 +199,7 @@ export function slowConsumerPolicy(client: DrainingClient, stream: Duplex, addre
   const cut = (why: string) => {
     drained();
     if (stream.destroyed) return;
+    if (counts) counts.slowConsumer++;
     log(`cut off slow consumer ${describeConnection(stream, address)}: ${why}`);
     stream.destroy();
   };

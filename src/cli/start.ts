@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
+import { startBrokerService } from '../broker/broker-service.js';
 import { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, BROKER_LIMITS, isLoopbackHost, type EmbeddedBrokerOptions } from '../index.js';
 import { startRouterThread, type RouterThread } from '../router/thread.js';
 import { fail, EXIT, onInterrupt, readFileOption } from './common.js';
@@ -91,12 +92,14 @@ export function startCommand(): Command {
       fs.mkdirSync(options.dataDir, { recursive: true, mode: options.socketMode === '0660' ? 0o710 : 0o700 });
       try {
         const broker = await startEmbeddedBroker(brokerOptions);
+        const brokerService = await startBrokerService(broker); // relais/broker/stats/get (protocol §11.9)
         let router: RouterThread | undefined;
         // Ctrl-C is wired before the announcement: whoever reads "listening" may signal at once.
         onInterrupt(async (signal) => {
           process.stdout.write(`relais: ${signal} received, stopping\n`);
           await router?.close();
           security?.stop();
+          await brokerService.close();
           await broker.close();
           process.stdout.write('relais: stopped\n');
           process.exit(EXIT.OK);

@@ -65,6 +65,11 @@ export const DEFAULT_POLICY_DATA = {
       publish: ['relais/${path}/response/+', 'relais/${path}/notification', '${path}/cancel'],
       subscribe: ['#'],
     },
+    {
+      name: "admins read the embedded broker's denial and connection counts (protocol §11.9)",
+      roles: ['admin'],
+      publish: ['relais/broker/stats/get/request'],
+    },
   ],
 } satisfies PolicyInput;
 

@@ -1,0 +1,67 @@
+/**
+ * The embedded broker's own service on the bus (protocol §11.9): an ordinary in-process client,
+ * `relais-broker`, that answers `relais/broker/stats/get` with the broker's denial counts,
+ * open connections and resource-limit cut-offs. `relais start` runs the router in a worker
+ * thread, so these counts, which live in the broker's thread, are served from here.
+ */
+import type { Logger } from 'pino';
+import { connect, type Bus } from '../client/bus.js';
+import { InvalidMessageError } from '../protocol/errors.js';
+import { BROKER_STATS_ACTION, brokerStatsQuerySchema, type BrokerStats } from '../protocol/broker-stats.js';
+import type { EmbeddedBroker } from './embedded.js';
+import { BROKER_SOURCE } from './enforce.js';
+
+export interface BrokerService {
+  readonly bus: Bus;
+  close(): Promise<void>;
+}
+
+/** What `broker` has counted so far, with the `top` rules that denied most. */
+export function brokerStats(broker: EmbeddedBroker, top: number, now = Date.now()): BrokerStats {
+  const denials = broker.denials;
+  return {
+    startedAt: broker.startedAt,
+    now,
+    uptimeSeconds: Math.floor((now - broker.startedAt) / 1000),
+    connections: { open: broker.aedes.connectedClients },
+    denials: denials
+      ? {
+          connect: denials.connect,
+          subscribe: denials.subscribe,
+          publish: denials.publish,
+          source: denials.source,
+          topRules: [...denials.byRule]
+            .sort(([a, m], [b, n]) => n - m || a.localeCompare(b))
+            .slice(0, top)
+            .map(([rule, count]) => ({ rule, count })),
+          rules: denials.byRule.size,
+        }
+      : null,
+    cutOffs: { ...broker.cutOffs },
+  };
+}
+
+/** Connects `relais-broker` to `broker` in-process (trusted: no token, no policy) and serves the stats action. */
+export async function startBrokerService(broker: EmbeddedBroker, options: { logger?: Logger } = {}): Promise<BrokerService> {
+  const bus = await connect({
+    id: BROKER_SOURCE,
+    stream: () => broker.connectInProcess(),
+    realtimeLane: false,
+    info: { role: 'broker' },
+    ...(options.logger && { logger: options.logger }),
+  });
+  try {
+    await bus.handle(BROKER_STATS_ACTION, (payload: unknown) => {
+      const query = brokerStatsQuerySchema.safeParse(payload ?? {});
+      if (!query.success) {
+        // Bad input is the sender's mistake: code 2 naming the field (protocol §5.2).
+        throw new InvalidMessageError(`bad query: ${query.error.issues.map((issue) => `${issue.path.join('.') || '(payload)'}: ${issue.message}`).join('; ')}`);
+      }
+      return brokerStats(broker, query.data.top);
+    });
+  } catch (error) {
+    await bus.close();
+    throw error;
+  }
+  return { bus, close: () => bus.close() };
+}
