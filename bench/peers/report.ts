@@ -49,6 +49,22 @@ export function figures(result: ContenderResult): Figures {
 
 const usable = (f: Figures | undefined): f is Figures => f !== undefined && !f.result.failed && !f.result.skipped && f.result.rounds > 0;
 
+/** The cells a row of an on/off comparison shares: sequential p50/p99, throughput, loaded p50/p99, CPU % per process, CPU µs per request. */
+export function figureCells(f: Figures): string[] {
+  return [
+    `${ms(f.seq.p50)} / ${ms(f.seq.p99)}`,
+    f.result.loads.length > 1 ? `${rate(f.tput)} (${rate(f.tputRange[0])}–${rate(f.tputRange[1])})` : rate(f.tput),
+    `${ms(f.loaded.p50)} / ${ms(f.loaded.p99)}`,
+    `${pct(f.cpuPercent.broker ?? NaN)} / ${pct(f.cpuPercent.requester)} / ${pct(f.cpuPercent.handler)}`,
+    f.cpuPerRequest.toFixed(0),
+  ];
+}
+
+/** Whether every request of a run was answered (the last cell of those rows). */
+export function checkedCell(f: Figures): string {
+  return f.result.failed ? `**FAILED**: ${f.result.failed}` : `${f.result.totals?.sent.toLocaleString('en-US')} sent = answered = served`;
+}
+
 export function peersTables(run: PeersResult): Table[] {
   const all = run.results.map(figures);
   const find = (family: Family, broker?: PeerBrokerKind) => all.find((f) => f.result.contender.family === family && f.result.contender.broker === broker);

@@ -12,7 +12,7 @@
 import { log, ms, rate, ratio, summarize, type Table } from '../lib/util.js';
 import { BROKER_LABELS, type PeerBrokerKind } from '../peers/brokers.js';
 import { securityContenders } from '../peers/contenders.js';
-import { figures, pct, type Figures } from '../peers/report.js';
+import { checkedCell, figureCells, figures, pct, type Figures } from '../peers/report.js';
 import { runPeers, type PeersConfig, type PeersResult } from './peers.js';
 import { runSlowConsumer, SET_UPS, type SetUp, type SlowConsumerConfig, type SlowConsumerResult } from './slow-consumer.js';
 
@@ -49,13 +49,9 @@ function checksTable(run: SecurityResult): Table {
   const row = (f: Figures, state: string) => [
     BROKER_LABELS[f.result.contender.broker!],
     state,
-    `${ms(f.seq.p50)} / ${ms(f.seq.p99)}`,
-    f.result.loads.length > 1 ? `${rate(f.tput)} (${rate(f.tputRange[0])}–${rate(f.tputRange[1])})` : rate(f.tput),
-    `${ms(f.loaded.p50)} / ${ms(f.loaded.p99)}`,
-    `${pct(f.cpuPercent.broker ?? NaN)} / ${pct(f.cpuPercent.requester)} / ${pct(f.cpuPercent.handler)}`,
-    f.cpuPerRequest.toFixed(0),
+    ...figureCells(f),
     `${pct(f.cpuPercent.others)}${f.result.repeated ? `, ${f.result.repeated} window(s) run again` : ''}`,
-    f.result.failed ? `**FAILED**: ${f.result.failed}` : `${f.result.totals?.sent.toLocaleString('en-US')} sent = answered = served`,
+    checkedCell(f),
   ];
   const rows = [...(on ? [row(on, 'on')] : []), ...(off ? [row(off, 'off')] : [])];
   if (on && off) {

@@ -20,7 +20,7 @@ import { generateSigningKey } from '../../src/security/signing-keys.js';
 import { log, ms, rate, ratio, type Table } from '../lib/util.js';
 import type { PeerBrokerKind } from '../peers/brokers.js';
 import { FAMILY_LABELS, processId, type Contender } from '../peers/contenders.js';
-import { figures, pct, type Figures } from '../peers/report.js';
+import { checkedCell, figureCells, figures, type Figures } from '../peers/report.js';
 import { runPeers, type PeersConfig, type PeersResult } from './peers.js';
 
 export interface SigningConfig {
@@ -137,16 +137,7 @@ export function signingTables(run: SigningResult): Table[] {
     const on = find(`relais-signed@${broker}`);
     const off = find(`relais@${broker}`);
     if (!on || !off) continue;
-    const row = (f: Figures, state: string) => [
-      broker === 'embedded' ? 'embedded (Aedes, no-delay)' : 'Mosquitto, set_tcp_nodelay',
-      state,
-      `${ms(f.seq.p50)} / ${ms(f.seq.p99)}`,
-      f.result.loads.length > 1 ? `${rate(f.tput)} (${rate(f.tputRange[0])}–${rate(f.tputRange[1])})` : rate(f.tput),
-      `${ms(f.loaded.p50)} / ${ms(f.loaded.p99)}`,
-      `${pct(f.cpuPercent.broker ?? NaN)} / ${pct(f.cpuPercent.requester)} / ${pct(f.cpuPercent.handler)}`,
-      f.cpuPerRequest.toFixed(0),
-      f.result.failed ? `**FAILED**: ${f.result.failed}` : `${f.result.totals?.sent.toLocaleString('en-US')} sent = answered = served`,
-    ];
+    const row = (f: Figures, state: string) => [broker === 'embedded' ? 'embedded (Aedes, no-delay)' : 'Mosquitto, set_tcp_nodelay', state, ...figureCells(f), checkedCell(f)];
     rows.push(row(on, 'signed + verified'), row(off, 'off'));
     rows.push([rows[rows.length - 1]![0]!, '**on / off**', `${ratio(on.seq.p50 / off.seq.p50)} / ${ratio(on.seq.p99 / off.seq.p99)}`, `**${ratio(on.tput / off.tput)}**`, `${ratio(on.loaded.p50 / off.loaded.p50)} / ${ratio(on.loaded.p99 / off.loaded.p99)}`, '', ratio(on.cpuPerRequest / off.cpuPerRequest), '']);
   }

@@ -163,13 +163,8 @@ export class IdentityStore {
   async verify(name: string | undefined, token: string | Buffer | undefined): Promise<Verification> {
     if (!name) return { ok: false, reason: 'unknown identity' };
     if (token === undefined || token.length === 0) return { ok: false, reason: 'no token' };
-    let identities: IdentityRecord[];
-    try {
-      identities = this.list();
-    } catch (error) {
-      return { ok: false, reason: 'identity file unreadable', detail: (error as Error).message };
-    }
-    const found = identities.find((identity) => identity.name === name);
+    const { found, unreadable } = this.lookup(name);
+    if (unreadable) return unreadable;
     const secret = typeof token === 'string' ? token : token.toString('utf8');
     const matches = await tokenMatches(secret, found?.tokenHash ?? DUMMY_HASH).catch(() => false);
     if (found && !found.tokenHash) return { ok: false, reason: 'wrong token' };
@@ -184,17 +179,21 @@ export class IdentityStore {
    * TLS: the identity must exist, not be revoked, and have been issued this very certificate.
    */
   verifyCertificate(name: string, fingerprint: string): Verification {
-    let identities: IdentityRecord[];
-    try {
-      identities = this.list();
-    } catch (error) {
-      return { ok: false, reason: 'identity file unreadable', detail: (error as Error).message };
-    }
-    const found = identities.find((identity) => identity.name === name);
+    const { found, unreadable } = this.lookup(name);
+    if (unreadable) return unreadable;
     if (!found) return { ok: false, reason: 'unknown identity' };
     if (found.revoked) return { ok: false, reason: 'revoked' };
     if (found.certificate?.fingerprint !== fingerprint) return { ok: false, reason: 'certificate not on record' };
     return { ok: true, name: found.name, roles: found.roles };
+  }
+
+  /** The record of `name`, for the verifiers: an unreadable file is a refusal to give, not a throw. */
+  private lookup(name: string): { found?: IdentityRecord; unreadable?: Verification } {
+    try {
+      return { found: this.list().find((identity) => identity.name === name) };
+    } catch (error) {
+      return { unreadable: { ok: false, reason: 'identity file unreadable', detail: (error as Error).message } };
+    }
   }
 
   private write(identities: IdentityRecord[]): void {
