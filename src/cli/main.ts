@@ -1,5 +1,6 @@
 /** The `relais` command: one file per sub-command. */
 import { Command } from 'commander';
+import { bridgeCommand } from './bridge.js';
 import { callCommand } from './call.js';
 import { eventsCommand } from './events.js';
 import { historyCommand } from './history.js';
@@ -33,7 +34,8 @@ const program = new Command('relais')
   .addCommand(eventsCommand())
   .addCommand(logsCommand())
   .addCommand(policyCommand())
-  .addCommand(identityCommand());
+  .addCommand(identityCommand())
+  .addCommand(bridgeCommand());
 
 // Usage mistakes exit 2 where they are found; what gets here failed at run time (e.g. no broker).
 program.parseAsync(process.argv).catch((error: Error) => fail(EXIT.ERROR, error.message));
