@@ -188,10 +188,10 @@ describe('line bridge, connect mode', { timeout: 30_000 }, () => {
     server.on('connection', (socket) => accepted.push(socket));
     try {
       server.listen(socketPath);
-      await once(server, 'connection');
+      await within(once(server, 'connection'), 5000, 'the bridge connecting once the peer listens');
       await waitAttached(bridge);
       accepted[0]!.destroy();
-      await once(server, 'connection');
+      await within(once(server, 'connection'), 5000, 'the bridge connecting again after the peer went away');
       await waitAttached(bridge);
       const peer = new LinePeer(accepted[1]!);
       const seen = nextMessage(watcher, 'device/back/notification');
