@@ -1,6 +1,7 @@
 /** The `relais` command: one file per sub-command. */
 import { Command } from 'commander';
 import { agentCommand } from './agent.js';
+import { bridgeCommand } from './bridge.js';
 import { callCommand } from './call.js';
 import { execCommand } from './exec.js';
 import { eventsCommand } from './events.js';
@@ -42,7 +43,8 @@ const program = new Command('relais')
   .addCommand(identityCommand())
   .addCommand(contractsCommand())
   .addCommand(agentCommand())
-  .addCommand(execCommand());
+  .addCommand(execCommand())
+  .addCommand(bridgeCommand());
 
 // Usage mistakes exit 2 where they are found; what gets here failed at run time (e.g. no broker).
 program.parseAsync(process.argv).catch((error: Error) => fail(EXIT.ERROR, error.message));
