@@ -8,7 +8,7 @@ import { EventEmitter, once } from 'node:events';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { BusyError, InvalidMessageError, LOGS_ACTION, NoHandlerError, type Bus, type LogsAnswer, type LogsOptions, type LogsProgress, type ReceivedMessage, type Step } from '../../src/index.js';
+import { BusyError, InvalidMessageError, CONTRACTS_ACTION, LOGS_ACTION, NoHandlerError, type Bus, type LogsAnswer, type LogsOptions, type LogsProgress, type ReceivedMessage, type Step } from '../../src/index.js';
 import { peerGate, setup, uniqueId, waitFor, within, type BrokerKind, type Kit } from '../testkit/index.js';
 
 const PASSWORD = 'Logs-s3cret-Pa55';
@@ -93,7 +93,7 @@ function logsSuite(kind: BrokerKind, skip: string | false): void {
       await requester.waitForHandler('demo/logs-echo', { target: server.id, timeout: 5000 });
       const presence = requester.directory.get(server.id)!;
       assert.deepEqual(presence.actions, ['demo/logs-echo']);
-      assert.deepEqual(presence.targetedActions, [LOGS_ACTION]);
+      assert.deepEqual(presence.targetedActions, [LOGS_ACTION, CONTRACTS_ACTION]);
       await assert.rejects(requester.request(LOGS_ACTION, {}, { timeout: 5000 }), NoHandlerError);
       assert.deepEqual(await requester.request('demo/logs-echo', { a: 1 }, { timeout: 5000 }), { a: 1 });
       await assert.rejects(server.handle(LOGS_ACTION, () => null), /already handled/);
