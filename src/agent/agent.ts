@@ -10,7 +10,7 @@ import { componentsService } from './components.js';
 import { commandService } from './command.js';
 import type { AgentConfig } from './config.js';
 import { disksService } from './disks.js';
-import { errorReporter, type AgentService, type ServiceContext } from './service.js';
+import { errorReporter, serveAction, type AgentService, type ServiceContext } from './service.js';
 import { benchmarkService } from './benchmark.js';
 
 export interface AgentOptions {
@@ -49,7 +49,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   try {
     for (const name of names) services.push(makeService(name, config, context, () => services));
     for (const service of services) {
-      for (const [action, handler] of Object.entries(service.actions)) await bus.handle(action, handler);
+      for (const [action, served] of Object.entries(service.actions)) await serveAction(bus, action, served);
       await service.start?.();
     }
     await bus.markReady();

@@ -14,13 +14,14 @@ import { BusyError } from '../protocol/errors.js';
 import { openForWriting, resolveExisting } from './confine.js';
 import type { BenchmarkConfig, DisksConfig } from './config.js';
 import { resolveDisks } from './disks.js';
-import { parsePayload, reportingFailures, type AgentService, type ServiceContext } from './service.js';
+import { reportingFailures, type AgentService, type ServiceContext } from './service.js';
 
 export const BENCHMARK_ACTION = 'system/misc/benchmark';
 export const PING_ACTION = 'system/misc/benchmark/ping';
 const MODULES = ['cpu', 'disk', 'bus'] as const;
 type Module = (typeof MODULES)[number];
-const schema = z.object({ module: z.union([z.literal(''), z.enum(MODULES)]).default('') });
+// A missing payload is `{}`: every module (seed 001 sends `module: ""`).
+const schema = z.object({ module: z.union([z.literal(''), z.enum(MODULES)]).default('') }).default({ module: '' });
 
 const CPU_BYTES = 64 * 1024 * 1024;
 const CHUNK = 1024 * 1024;
@@ -94,8 +95,7 @@ export function benchmarkService(config: BenchmarkConfig, disks: DisksConfig, co
 
   const measure: Record<Module, (signal: AbortSignal) => Promise<unknown>> = { cpu, disk: diskSpeed, bus: busRoundTrip };
 
-  const benchmark = async (payload: unknown, ctx: HandlerContext) => {
-    const { module } = parsePayload(schema, payload, BENCHMARK_ACTION);
+  const benchmark = async ({ module }: z.output<typeof schema>, ctx: HandlerContext) => {
     if (running) throw new BusyError('a benchmark is already running on this agent; try again once it has finished');
     running = true;
     try {
@@ -115,7 +115,11 @@ export function benchmarkService(config: BenchmarkConfig, disks: DisksConfig, co
   return {
     name: 'benchmark',
     actions: {
-      [BENCHMARK_ACTION]: reportingFailures('benchmark', BENCHMARK_ACTION, benchmark, context),
+      [BENCHMARK_ACTION]: {
+        description: 'measures this host (cpu, disk, bus): started, a progress step per module, finished',
+        input: schema,
+        handler: reportingFailures('benchmark', BENCHMARK_ACTION, benchmark, context),
+      },
       [PING_ACTION]: () => ({}),
     },
   };

@@ -10,7 +10,7 @@ import { BusyError, CancelledError, InvalidMessageError, RelaisError, TimeoutErr
 import { allow, describeCommand, type AllowedCommand, type CommandLine } from './allow-list.js';
 import type { CommandConfig } from './config.js';
 import { runCommand, SpawnError, type OutputStep, type RunOutcome } from './command-runner.js';
-import { parsePayload, type AgentService, type ServiceContext } from './service.js';
+import { typed, type AgentService, type ServiceContext } from './service.js';
 
 export const COMMAND_ACTIONS = { run: 'system/command/run', batch: 'system/command/batch' } as const;
 
@@ -18,6 +18,21 @@ const commandLine = z.union([z.array(z.string().max(64 * 1024)).min(1).max(1000)
 const item = z.object({ command: commandLine, timeout: z.number().positive().optional(), continue_on_error: z.boolean().default(false) });
 const runSchema = item.omit({ continue_on_error: true });
 const batchSchema = z.union([z.array(item).min(1).max(100), z.object({ commands: z.array(item).min(1).max(100) }).transform((value) => value.commands)]);
+
+/** A command's result (the final answer of run, each entry of batch's), as its contract says (protocol §7.6). */
+const resultSchema = z.object({
+  command: z.string(),
+  rule: z.string(),
+  exitCode: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  durationMs: z.number().min(0),
+  outputBytes: z.number().int().min(0),
+  truncated: z.boolean(),
+  tail: z.array(z.object({ stream: z.enum(['stdout', 'stderr']), line: z.string() })),
+  timedOut: z.boolean(),
+  killed: z.object({ reason: z.enum(['timeout', 'cancelled']), signals: z.array(z.string()) }).optional(),
+});
+const batchResultSchema = z.object({ results: z.array(resultSchema), completed: z.boolean(), stoppedAt: z.number().int().min(0).optional() });
 
 /** One command's result in a final answer. */
 export type CommandResult = { command: string; rule: string } & Omit<RunOutcome, 'killed'> & { timedOut: boolean; killed?: RunOutcome['killed'] };
@@ -88,8 +103,7 @@ export function commandService(config: CommandConfig, context: ServiceContext): 
   return {
     name: 'command',
     actions: {
-      [COMMAND_ACTIONS.run]: async (payload, ctx) => {
-        const request = parsePayload(runSchema, payload, COMMAND_ACTIONS.run);
+      [COMMAND_ACTIONS.run]: typed('runs one allowed command; its output lines are progress steps', runSchema, resultSchema, async (request, ctx) => {
         const allowed = check(request.command, ctx);
         const timeoutMs = timeoutOf(request.timeout, 'timeout');
         return withSlot(async () => {
@@ -97,10 +111,9 @@ export function commandService(config: CommandConfig, context: ServiceContext): 
           if (result.killed) throw killedError(result, timeoutMs / 1000, ctx, result);
           return result;
         });
-      },
+      }),
 
-      [COMMAND_ACTIONS.batch]: async (payload, ctx) => {
-        const items = parsePayload(batchSchema, payload, COMMAND_ACTIONS.batch);
+      [COMMAND_ACTIONS.batch]: typed('runs allowed commands in order, as Gorgone does: [{command, timeout, continue_on_error}]', batchSchema, batchResultSchema, async (items, ctx) => {
         // Every command is checked before any runs: a batch runs whole or not at all.
         const plan = items.map((entry, index) => ({ ...entry, allowed: check(entry.command, ctx), timeoutMs: timeoutOf(entry.timeout, `[${index}].timeout`) }));
         return withSlot(async () => {
@@ -114,7 +127,7 @@ export function commandService(config: CommandConfig, context: ServiceContext): 
           }
           return { results, completed: true };
         });
-      },
+      }),
     },
     components: () => [{ id: `rule-set:${config.ruleSet}`, label: `command allow-list ${config.ruleSet} (${config.rules.length} rules)`, type: 'command-rule-set' }],
   };

@@ -7,22 +7,30 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import type { Handler } from '../client/index.js';
 import { fromBase64 } from '../protocol/binary.js';
 import type { DisksConfig } from './config.js';
 import { DiskError, kindOf, openForWriting, PARTIAL_PREFIX, resolveExisting, type Disk } from './confine.js';
 import { copyBetweenDisks, footprintOf } from './disk-io.js';
 import { DiskWatcher, NEW_FILE_CATEGORY } from './disk-watch.js';
-import { parsePayload, reportingFailures, type AgentService, type Component, type ServiceContext } from './service.js';
+import { reportingFailures, typed, type AgentService, type Component, type ServiceContext, type TypedAction } from './service.js';
 
 const diskId = z.string().min(1).max(64);
 const filepath = z.string().min(1);
+/** The seed 001 shapes of payloads and answers (its "Liste des topics"), as contracts (protocol §7.6). */
 const schemas = {
   listFiles: z.object({ disk: diskId }),
   onDisk: z.object({ disk: diskId, filepath }),
   betweenDisks: z.object({ source_disk: diskId, filepath, target_disk: diskId }),
   toRepository: z.object({ source_disk: diskId, filepath }),
   create: z.object({ disk: diskId, filepath, data: z.union([z.string(), z.object({ $base64: z.string() })]) }),
+  ok: z.object({ status: z.literal('ok') }),
+  disks: z.object({ disks: z.array(z.object({ label: z.string(), id: z.string() })) }),
+  files: z.object({
+    disk: z.string(),
+    files: z.array(z.object({ path: z.string(), size: z.number().int().min(0), name: z.string(), type: z.enum(['file', 'folder']) })),
+    truncated: z.literal(true).optional(),
+  }),
+  footprint: z.object({ footprint: z.string().regex(/^[0-9a-f]{64}$/) }),
 };
 
 interface FileEntry {
@@ -61,35 +69,35 @@ export function disksService(config: DisksConfig, context: ServiceContext): Agen
   };
   const ok = { status: 'ok' } as const;
 
-  const handlers: Record<string, Handler> = {
-    [DISK_ACTIONS.listDisks]: () => ({ disks: [...disks.values()].map((disk) => ({ label: disk.label, id: disk.id })) }),
+  const handlers: Record<string, TypedAction> = {
+    [DISK_ACTIONS.listDisks]: {
+      description: 'the disks of this agent (seed 001 LISTE_DISQUES)',
+      output: schemas.disks,
+      handler: () => ({ disks: [...disks.values()].map((disk) => ({ label: disk.label, id: disk.id })) }),
+    },
 
-    [DISK_ACTIONS.listFiles]: async (payload) => {
-      const { disk: id } = parsePayload(schemas.listFiles, payload, DISK_ACTIONS.listFiles);
+    [DISK_ACTIONS.listFiles]: typed('the files and folders of a disk', schemas.listFiles, schemas.files, async ({ disk: id }) => {
       const disk = diskNamed(id);
       const files: FileEntry[] = [];
       const truncated = await listFolder(disk, disk.root, '', files, config.maxListEntries);
-      return { disk: disk.id, files, ...(truncated && { truncated: true }) };
-    },
+      return { disk: disk.id, files, ...(truncated && { truncated: true as const }) };
+    }),
 
-    [DISK_ACTIONS.readFile]: async (payload, ctx) => {
-      const request = parsePayload(schemas.toRepository, payload, DISK_ACTIONS.readFile);
+    [DISK_ACTIONS.readFile]: typed('copies a file into the local repository disk, then announces it (system/disk/new_file)', schemas.toRepository, schemas.ok, async (request, ctx) => {
       if (config.repository === undefined) throw new DiskError('this agent has no local repository (services.disks.repository)', 'no-repository');
       const repository = diskNamed(config.repository);
       const bytes = await copyBetweenDisks(diskNamed(request.source_disk), repository, request.filepath, ctx);
       // The file is now in the local repository: say so, as the seed's FICHIER event does.
       context.bus.notify(NEW_FILE_CATEGORY, { disk: repository.id, filepath: request.filepath, size_in_bytes: bytes });
       return ok;
-    },
+    }),
 
-    [DISK_ACTIONS.copyFile]: async (payload, ctx) => {
-      const request = parsePayload(schemas.betweenDisks, payload, DISK_ACTIONS.copyFile);
+    [DISK_ACTIONS.copyFile]: typed('copies a file from one disk to another, streamed, with progress', schemas.betweenDisks, schemas.ok, async (request, ctx) => {
       await copyBetweenDisks(diskNamed(request.source_disk), diskNamed(request.target_disk), request.filepath, ctx);
       return ok;
-    },
+    }),
 
-    [DISK_ACTIONS.removeFile]: async (payload) => {
-      const request = parsePayload(schemas.onDisk, payload, DISK_ACTIONS.removeFile);
+    [DISK_ACTIONS.removeFile]: typed('removes a regular file from a read-write disk', schemas.onDisk, schemas.ok, async (request) => {
       const disk = diskNamed(request.disk);
       if (disk.readOnly) throw new DiskError(`disk ${disk.id} is read-only`, 'read-only');
       const real = await resolveExisting(disk, request.filepath);
@@ -97,15 +105,13 @@ export function disksService(config: DisksConfig, context: ServiceContext): Agen
       if (!stat.isFile()) throw new DiskError(`${request.filepath} on disk ${disk.id} is ${kindOf(stat)}: only regular files are removed`, 'not-a-file');
       await fs.promises.unlink(real);
       return ok;
-    },
+    }),
 
-    [DISK_ACTIONS.footprint]: async (payload, ctx) => {
-      const request = parsePayload(schemas.onDisk, payload, DISK_ACTIONS.footprint);
-      return { footprint: await footprintOf(diskNamed(request.disk), request.filepath, ctx.signal) };
-    },
+    [DISK_ACTIONS.footprint]: typed('the SHA-256 of a file, hex', schemas.onDisk, schemas.footprint, async (request, ctx) => ({
+      footprint: await footprintOf(diskNamed(request.disk), request.filepath, ctx.signal),
+    })),
 
-    [DISK_ACTIONS.createFile]: async (payload) => {
-      const request = parsePayload(schemas.create, payload, DISK_ACTIONS.createFile);
+    [DISK_ACTIONS.createFile]: typed('writes a file (data: text, or {$base64}); never visible half-written', schemas.create, schemas.ok, async (request) => {
       let bytes: Uint8Array;
       try {
         bytes = fromBase64(request.data);
@@ -121,10 +127,10 @@ export function disksService(config: DisksConfig, context: ServiceContext): Agen
       }
       await file.commit();
       return ok;
-    },
+    }),
   };
 
-  const actions = Object.fromEntries(Object.entries(handlers).map(([action, handler]) => [action, reportingFailures('disks', action, handler, context)]));
+  const actions = Object.fromEntries(Object.entries(handlers).map(([action, served]) => [action, { ...served, handler: reportingFailures('disks', action, served.handler, context) }]));
   return {
     name: 'disks',
     actions,

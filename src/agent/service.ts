@@ -3,8 +3,9 @@
  * lists what it sees as components (`system/components/discover`), and stops cleanly.
  */
 import type { Logger } from 'pino';
-import type { Bus, Handler } from '../client/index.js';
-import type { ZodType } from 'zod';
+import type { Bus, Handler, HandlerContext } from '../client/index.js';
+import type { Contract } from '../client/contracts.js';
+import type { z, ZodType } from 'zod';
 import { InvalidMessageError, RelaisError } from '../protocol/errors.js';
 
 /** One entry of `system/components/discover` (seed 001). */
@@ -14,11 +15,16 @@ export interface Component {
   type: string;
 }
 
+/** An action with its contract (protocol §7.6): the seed's payload and answer shapes, checked by the library. */
+export interface TypedAction extends Contract {
+  handler: Handler;
+}
+
 export interface AgentService {
   /** Its name in the config (`services.<name>`) and in presence (`info.services`). */
   readonly name: string;
-  /** The actions it serves, by name. */
-  readonly actions: Record<string, Handler>;
+  /** The actions it serves, by name: typed (the norm) or a bare handler. */
+  readonly actions: Record<string, TypedAction | Handler>;
   /** Starts what runs beside the actions (a watcher). */
   start?(): Promise<void> | void;
   components?(): Component[] | Promise<Component[]>;
@@ -62,6 +68,18 @@ export function reportingFailures(module: string, action: string, handler: Handl
       throw error;
     }
   };
+}
+
+/** An action whose handler gets the payload as `input` parses it, and answers as `output` says. */
+export function typed<I extends z.ZodType, O extends z.ZodType>(description: string, input: I, output: O, handler: (payload: z.output<I>, ctx: HandlerContext) => Promise<z.input<O>>): TypedAction {
+  return { description, input, output, handler };
+}
+
+/** Serves `action` of a service on `bus`, with its contract when it declares one. */
+export function serveAction(bus: Bus, action: string, served: TypedAction | Handler): Promise<unknown> {
+  if (typeof served === 'function') return bus.handle(action, served);
+  const { handler, ...contract } = served;
+  return bus.handle(action, handler, contract);
 }
 
 /** The payload checked against `schema`, or an InvalidMessageError (code 2) naming the field. */
