@@ -12,6 +12,7 @@ import type { AgentConfig } from './config.js';
 import { disksService } from './disks.js';
 import { errorReporter, type AgentService, type ServiceContext } from './service.js';
 import { benchmarkService } from './benchmark.js';
+import { transferService } from './transfer.js';
 
 export interface AgentOptions {
   id: string;
@@ -30,10 +31,11 @@ export interface Agent {
 
 /** The services the config enables, in the order they start. */
 export function enabledServices(config: AgentConfig): string[] {
-  const { disks, command, components, benchmark } = config.services;
+  const { disks, command, components, benchmark, transfer } = config.services;
   return [
     ...(disks?.enabled ? ['disks'] : []),
     ...(command?.enabled ? ['command'] : []),
+    ...(transfer?.enabled ? ['transfer'] : []),
     ...(benchmark?.enabled ? ['benchmark'] : []),
     // Discovery is on unless switched off: it reveals only what the other services serve and the host's device names.
     ...(components?.enabled !== false ? ['components'] : []),
@@ -49,7 +51,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   try {
     for (const name of names) services.push(makeService(name, config, context, () => services));
     for (const service of services) {
-      for (const [action, handler] of Object.entries(service.actions)) await bus.handle(action, handler);
+      for (const [action, handler] of Object.entries(service.actions)) await bus.handle(action, handler, service.contracts?.[action]);
       await service.start?.();
     }
     await bus.markReady();
@@ -70,12 +72,14 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
 }
 
 function makeService(name: string, config: AgentConfig, context: ServiceContext, all: () => AgentService[]): AgentService {
-  const { disks, command, benchmark } = config.services;
+  const { disks, command, benchmark, transfer } = config.services;
   switch (name) {
     case 'disks':
       return disksService(disks!, context);
     case 'command':
       return commandService(command!, context);
+    case 'transfer':
+      return transferService(transfer!, disks!, context);
     case 'benchmark':
       return benchmarkService(benchmark!, disks!, context);
     default:

@@ -3,7 +3,7 @@
  * lists what it sees as components (`system/components/discover`), and stops cleanly.
  */
 import type { Logger } from 'pino';
-import type { Bus, Handler } from '../client/index.js';
+import type { Bus, HandleOptions, Handler } from '../client/index.js';
 import type { ZodType } from 'zod';
 import { InvalidMessageError, RelaisError } from '../protocol/errors.js';
 
@@ -19,6 +19,8 @@ export interface AgentService {
   readonly name: string;
   /** The actions it serves, by name. */
   readonly actions: Record<string, Handler>;
+  /** The typed contracts of its actions (protocol §7.6), by action: payloads checked before the handler runs. */
+  readonly contracts?: Record<string, Pick<HandleOptions, 'input' | 'output' | 'description'>>;
   /** Starts what runs beside the actions (a watcher). */
   start?(): Promise<void> | void;
   components?(): Component[] | Promise<Component[]>;

@@ -1,0 +1,218 @@
+/**
+ * File transfer (issue 8 §3, docs/agent.md "File transfer"): `sendPath` / `fetchPath` against
+ * an agent on a real embedded broker, with real temporary folders.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { RemoteError, type Bus } from '../../src/index.js';
+import { PARTIAL_PREFIX } from '../../src/agent/confine.js';
+import { fetchPath, sendPath } from '../../src/agent/transfer-client.js';
+import { partialNameOf, TRANSFER_ACTIONS, transferIdOf, type PutBeginAnswer } from '../../src/agent/transfer-protocol.js';
+import { toBase64 } from '../../src/protocol/binary.js';
+import { startTcpProxy } from '../testkit/tcp-proxy.js';
+import { uniqueId } from '../testkit/index.js';
+import { startAgentKit, type AgentKit } from './agent-kit.js';
+
+const BASE = path.join(os.tmpdir(), 'transfer-helper');
+function tempDir(name: string): string {
+  fs.mkdirSync(BASE, { recursive: true });
+  return fs.mkdtempSync(path.join(BASE, `${name}-`));
+}
+
+function sha256(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+/** A file of `size` bytes of a fast deterministic pattern (no two MiB alike). */
+function patternFile(file: string, size: number): void {
+  const block = Buffer.alloc(1024 * 1024);
+  for (let i = 0; i < block.length; i += 1) block[i] = (i * 31 + (i >> 10)) & 0xff;
+  const fd = fs.openSync(file, 'w');
+  try {
+    for (let at = 0, n = 0; at < size; at += block.length, n += 1) {
+      block.writeUInt32BE(n, 0);
+      fs.writeSync(fd, block, 0, Math.min(block.length, size - at));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function remoteReason(error: unknown): string | undefined {
+  return error instanceof RemoteError ? (error.details as { reason?: string } | undefined)?.reason : undefined;
+}
+
+describe('transfer - relais send / fetch against an agent', () => {
+  let env: AgentKit;
+  let disk: string;
+  let readOnly: string;
+  let local: string;
+  const limit = 8 * 1024 * 1024;
+
+  before(async () => {
+    disk = tempDir('disk');
+    readOnly = tempDir('ro');
+    local = tempDir('local');
+    fs.writeFileSync(path.join(readOnly, 'kept.txt'), 'read-only');
+    env = await startAgentKit({
+      services: {
+        disks: { disks: { data: { path: disk }, ro: { path: readOnly, readOnly: true } } },
+        transfer: { maxFileBytes: limit, chunkBytes: 64 * 1024, window: 4 },
+      },
+    });
+  });
+  after(async () => {
+    await env.cleanup();
+    for (const dir of [disk, readOnly, local]) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('send - a file arrives whole under its final name, its SHA-256 checked', async () => {
+    const source = path.join(local, 'one.bin');
+    patternFile(source, 1_000_003);
+    const summary = await sendPath(env.caller, env.agent.bus.id, source, 'data', 'in/one.bin');
+    const received = path.join(disk, 'in/one.bin');
+    assert.equal(sha256(received), sha256(source));
+    assert.equal(summary.files[0]!.sha256, sha256(source));
+    assert.deepEqual(fs.readdirSync(path.join(disk, 'in')), ['one.bin'], 'no partial file left');
+  });
+
+  it('send - a folder tree arrives file by file', async () => {
+    const tree = path.join(local, 'tree');
+    fs.mkdirSync(path.join(tree, 'a/b'), { recursive: true });
+    fs.writeFileSync(path.join(tree, 'top.txt'), 'top');
+    fs.writeFileSync(path.join(tree, 'a/b/deep.txt'), 'deep');
+    fs.writeFileSync(path.join(tree, 'a/empty.txt'), '');
+    patternFile(path.join(tree, 'a/big.bin'), 300_000);
+    const summary = await sendPath(env.caller, env.agent.bus.id, tree, 'data', 'copy');
+    assert.deepEqual(summary.files.map((file) => file.path).sort(), ['copy/a/b/deep.txt', 'copy/a/big.bin', 'copy/a/empty.txt', 'copy/top.txt']);
+    for (const name of ['top.txt', 'a/b/deep.txt', 'a/empty.txt', 'a/big.bin']) assert.equal(sha256(path.join(disk, 'copy', name)), sha256(path.join(tree, name)), name);
+  });
+
+  it('fetch - a file and a folder tree come back with matching SHA-256', async () => {
+    fs.mkdirSync(path.join(disk, 'out/sub'), { recursive: true });
+    patternFile(path.join(disk, 'out/file.bin'), 777_777);
+    fs.writeFileSync(path.join(disk, 'out/sub/note.txt'), 'note');
+    const target = path.join(local, 'fetched.bin');
+    await fetchPath(env.caller, env.agent.bus.id, 'data', 'out/file.bin', target);
+    assert.equal(sha256(target), sha256(path.join(disk, 'out/file.bin')));
+    const folder = path.join(local, 'fetched-tree');
+    const summary = await fetchPath(env.caller, env.agent.bus.id, 'data', 'out', folder);
+    assert.equal(summary.files.length, 2);
+    assert.equal(sha256(path.join(folder, 'file.bin')), sha256(path.join(disk, 'out/file.bin')));
+    assert.equal(fs.readFileSync(path.join(folder, 'sub/note.txt'), 'utf8'), 'note');
+    assert.ok(!fs.readdirSync(folder).some((name) => name.startsWith(PARTIAL_PREFIX)), 'no partial file left');
+  });
+
+  it('send - escapes out of the disk and a read-only disk are refused with code 1, nothing written', async () => {
+    const source = path.join(local, 'small.txt');
+    fs.writeFileSync(source, 'small');
+    fs.symlinkSync(os.tmpdir(), path.join(disk, 'outside'));
+    for (const [target, filepath, reason] of [
+      ['data', '../escape.txt', 'parent-segment'],
+      ['data', '/etc/escape.txt', 'absolute-path'],
+      ['data', 'outside/escape.txt', 'symlink-escape'],
+      ['ro', 'new.txt', 'read-only'],
+    ] as const) {
+      await assert.rejects(sendPath(env.caller, env.agent.bus.id, source, target, filepath), (error: unknown) => {
+        assert.ok(error instanceof RemoteError, String(error));
+        assert.equal(error.responseCode, 1);
+        assert.equal(remoteReason(error), reason, error.message);
+        return true;
+      });
+    }
+    assert.ok(!fs.existsSync(path.join(os.tmpdir(), 'escape.txt')));
+    assert.deepEqual(fs.readdirSync(readOnly), ['kept.txt']);
+    await assert.rejects(fetchPath(env.caller, env.agent.bus.id, 'data', 'outside/x', path.join(local, 'x')), (error: unknown) => remoteReason(error) === 'symlink-escape' || remoteReason(error) === 'not-found');
+  });
+
+  it('send - a file over the size limit is refused before anything is written', async () => {
+    const source = path.join(local, 'huge.bin');
+    patternFile(source, limit + 1);
+    await assert.rejects(sendPath(env.caller, env.agent.bus.id, source, 'data', 'limit/new-folder/huge.bin'), (error: unknown) => {
+      assert.equal(remoteReason(error), 'too-large', String(error));
+      assert.match((error as Error).message, /over this agent's limit of 8388608/);
+      return true;
+    });
+    assert.ok(!fs.existsSync(path.join(disk, 'limit')), 'not even the folder was made');
+  });
+
+  it('send - a transfer paused mid-way shows only its partial file; sending again resumes from it', async () => {
+    const source = path.join(local, 'paused.bin');
+    patternFile(source, 1_000_000);
+    const bytes = fs.readFileSync(source);
+    const agentId = env.agent.bus.id;
+    const hash = sha256(source);
+    const transfer = transferIdOf('put', agentId, 'data', 'paused/file.bin', bytes.length, hash);
+    // The sender stops after three chunks: the agent has a prefix, under the partial name only.
+    const begin = await env.caller.request<PutBeginAnswer>(TRANSFER_ACTIONS.putBegin, { transfer, disk: 'data', filepath: 'paused/file.bin', size: bytes.length, sha256: hash }, { target: agentId });
+    assert.equal(begin.offset, 0);
+    for (let at = 0; at < 3 * begin.chunkBytes; at += begin.chunkBytes) {
+      await env.caller.request(TRANSFER_ACTIONS.putChunk, { transfer, generation: begin.generation, offset: at, data: toBase64(bytes.subarray(at, at + begin.chunkBytes)) }, { target: agentId });
+    }
+    assert.deepEqual(fs.readdirSync(path.join(disk, 'paused')), [partialNameOf(transfer)]);
+    assert.equal(fs.statSync(path.join(disk, 'paused', partialNameOf(transfer))).size, 3 * begin.chunkBytes);
+    // A chunk out of order is refused: the partial file stays a prefix.
+    await assert.rejects(
+      env.caller.request(TRANSFER_ACTIONS.putChunk, { transfer, generation: begin.generation, offset: 5 * begin.chunkBytes, data: toBase64(bytes.subarray(0, 10)) }, { target: agentId }),
+      (error: unknown) => remoteReason(error) === 'offset-mismatch',
+    );
+    const summary = await sendPath(env.caller, agentId, source, 'data', 'paused/file.bin');
+    assert.deepEqual(summary.resumed, [{ file: 'paused/file.bin', offset: 3 * begin.chunkBytes }]);
+    assert.equal(summary.bytes, bytes.length - 3 * begin.chunkBytes, 'only the rest was sent');
+    assert.equal(sha256(path.join(disk, 'paused/file.bin')), hash);
+    assert.deepEqual(fs.readdirSync(path.join(disk, 'paused')), ['file.bin']);
+  });
+
+  it('send - a chunk that does not match the announced SHA-256 fails the check and is never moved into place', async () => {
+    const agentId = env.agent.bus.id;
+    const claimed = createHash('sha256').update('something else').digest('hex');
+    const transfer = transferIdOf('put', agentId, 'data', 'bad/hash.txt', 5, claimed);
+    const begin = await env.caller.request<PutBeginAnswer>(TRANSFER_ACTIONS.putBegin, { transfer, disk: 'data', filepath: 'bad/hash.txt', size: 5, sha256: claimed }, { target: agentId });
+    await env.caller.request(TRANSFER_ACTIONS.putChunk, { transfer, generation: begin.generation, offset: 0, data: toBase64(Buffer.from('hello')) }, { target: agentId });
+    await assert.rejects(env.caller.request(TRANSFER_ACTIONS.putEnd, { transfer, generation: begin.generation }, { target: agentId }), (error: unknown) => remoteReason(error) === 'hash-mismatch');
+    assert.deepEqual(fs.readdirSync(path.join(disk, 'bad')), []);
+  });
+});
+
+describe('transfer - a 200 MB file across a lost connection', () => {
+  it('send - the connection is cut in the middle; the transfer resumes from an offset > 0 and the SHA-256 matches', { timeout: 180_000 }, async () => {
+    const disk = tempDir('big-disk');
+    const local = tempDir('big-local');
+    const env = await startAgentKit({ services: { disks: { disks: { data: { path: disk } } }, transfer: {} } });
+    const proxy = await startTcpProxy(Number(new URL(env.kit.broker.url).port));
+    let sender: Bus | undefined;
+    try {
+      const size = 200 * 1024 * 1024;
+      const source = path.join(local, 'big.bin');
+      patternFile(source, size);
+      sender = await env.kit.connect(uniqueId('sender'), { broker: proxy.url });
+      let cutAt = 0;
+      sender.on('offline', () => (proxy.refuse = false)); // it is down for real: let it back
+      const summary = await sendPath(sender, env.agent.bus.id, source, 'data', 'big/big.bin', {
+        onProgress(done) {
+          if (cutAt === 0 && done >= size / 2) {
+            cutAt = done;
+            proxy.refuse = true;
+            assert.ok(proxy.cut() > 0);
+          }
+        },
+      });
+      assert.ok(cutAt > 0, 'the connection was cut');
+      assert.ok(proxy.accepted >= 2, 'the sender connected again');
+      assert.equal(summary.resumed.length, 1, JSON.stringify(summary.resumed));
+      assert.ok(summary.resumed[0]!.offset > 0, 'resumed from what the agent had, not from 0');
+      assert.ok(summary.resumed[0]!.offset >= cutAt, `resumed at ${summary.resumed[0]!.offset}, at least what was acknowledged before the cut (${cutAt})`);
+      assert.equal(sha256(path.join(disk, 'big/big.bin')), sha256(source));
+      assert.deepEqual(fs.readdirSync(path.join(disk, 'big')), ['big.bin']);
+    } finally {
+      await proxy.close();
+      await env.cleanup();
+      fs.rmSync(disk, { recursive: true, force: true });
+      fs.rmSync(local, { recursive: true, force: true });
+    }
+  });
+});
