@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { agentCommand } from './agent.js';
 import { callCommand } from './call.js';
 import { execCommand } from './exec.js';
+import { fetchCommand, sendCommand } from './transfer.js';
 import { eventsCommand } from './events.js';
 import { historyCommand } from './history.js';
 import { killCommand } from './kill.js';
@@ -42,7 +43,9 @@ const program = new Command('relais')
   .addCommand(identityCommand())
   .addCommand(contractsCommand())
   .addCommand(agentCommand())
-  .addCommand(execCommand());
+  .addCommand(execCommand())
+  .addCommand(sendCommand())
+  .addCommand(fetchCommand());
 
 // Usage mistakes exit 2 where they are found; what gets here failed at run time (e.g. no broker).
 program.parseAsync(process.argv).catch((error: Error) => fail(EXIT.ERROR, error.message));

@@ -13,6 +13,7 @@ import { PARTIAL_PREFIX } from '../../src/agent/confine.js';
 import { fetchPath, sendPath } from '../../src/agent/transfer-client.js';
 import { partialNameOf, TRANSFER_ACTIONS, transferIdOf, type PutBeginAnswer } from '../../src/agent/transfer-protocol.js';
 import { toBase64 } from '../../src/protocol/binary.js';
+import { runCli } from '../testkit/cli.js';
 import { startTcpProxy } from '../testkit/tcp-proxy.js';
 import { uniqueId } from '../testkit/index.js';
 import { startAgentKit, type AgentKit } from './agent-kit.js';
@@ -165,6 +166,25 @@ describe('transfer - relais send / fetch against an agent', () => {
     assert.equal(summary.bytes, bytes.length - 3 * begin.chunkBytes, 'only the rest was sent');
     assert.equal(sha256(path.join(disk, 'paused/file.bin')), hash);
     assert.deepEqual(fs.readdirSync(path.join(disk, 'paused')), ['file.bin']);
+  });
+
+  it('relais send / fetch - the CLI moves a file both ways, with plain progress lines off a terminal', async () => {
+    const source = path.join(local, 'cli.bin');
+    patternFile(source, 2_500_000);
+    const cliEnv = { RELAIS_BROKER: env.kit.broker.url };
+    const sent = await runCli(['send', env.agent.bus.id, source, 'data:cli/'], cliEnv);
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.match(sent.stderr, /send 100% 2\.5\/2\.5 MB [\d.]+ MB\/s ETA 0 s/);
+    assert.match(sent.stdout, new RegExp(`cli/cli.bin  2500000 bytes  sha256 ${sha256(source)}`));
+    const back = path.join(local, 'cli-back.bin');
+    const fetched = await runCli(['fetch', env.agent.bus.id, 'data:cli/cli.bin', back], cliEnv);
+    assert.equal(fetched.code, 0, fetched.stderr);
+    assert.equal(sha256(back), sha256(source));
+    const refused = await runCli(['send', env.agent.bus.id, source, 'ro:cli.bin'], cliEnv);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /disk ro is read-only/);
+    const usage = await runCli(['send', env.agent.bus.id, source, 'no-disk-given'], cliEnv);
+    assert.equal(usage.code, 2);
   });
 
   it('send - a chunk that does not match the announced SHA-256 fails the check and is never moved into place', async () => {
