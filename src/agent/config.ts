@@ -106,6 +106,19 @@ export const agentConfigSchema = z.strictObject({
         maxTransfers: z.number().int().min(1).max(10_000).default(TRANSFER_DEFAULTS.maxTransfers),
       })
       .optional(),
+    logs: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** The log files served, by source name: a requester names a source, never a path. */
+        files: z.record(name, z.string().refine((value) => path.isAbsolute(value), 'must be an absolute path')).default({}),
+        /** Serve the system journal as source `journal` (through journalctl, when the host has it). */
+        journal: z.boolean().default(true),
+        /** Bytes read backwards from a file's end, at most, to find the lines asked for. */
+        maxScanBytes: z.number().int().min(64 * 1024).default(64 * 1024 * 1024),
+        /** Follows served at once; more get code 8 (busy). */
+        maxFollows: z.number().int().min(1).max(1000).default(8),
+      })
+      .optional(),
     benchmark: z
       .strictObject({
         enabled: z.boolean().default(true),
@@ -123,6 +136,7 @@ export type DisksConfig = NonNullable<AgentConfig['services']['disks']>;
 export type DiskConfig = DisksConfig['disks'][string];
 export type CommandConfig = NonNullable<AgentConfig['services']['command']>;
 export type TransferConfig = NonNullable<AgentConfig['services']['transfer']>;
+export type LogsConfig = NonNullable<AgentConfig['services']['logs']>;
 export type BenchmarkConfig = NonNullable<AgentConfig['services']['benchmark']>;
 
 export class AgentConfigError extends Error {
