@@ -16,6 +16,7 @@
  *   npm run bench -- --only peers --peers-filter relais,nats   # only contenders whose id contains one of these
  *   npm run bench -- --only router      # the router (issue 6): SQLite rows/s, rows lost, cost on the request path (~1.5 min on a quiet machine, ~3 on a busy one; --quick ~1 min)
  *   npm run bench -- --router           # the default scenarios, then the router one
+ *   npm run bench -- --only transfer    # the agent (issue 8): file transfer MB/s against cp and raw MQTT.js chunks, relais exec output latency (~30 s; --quick: 64 MB)
  *   npm run bench -- --only signing     # signed envelopes (issue 7 §5): µs per sign / verify, requests signed vs not (~1.5 min; --quick ~40 s)
  *
  * The router scenario runs `relais start` with and without its router and, unless --broker aedes,
@@ -39,8 +40,9 @@ import { realtimeTables, runRealtime, type ReceiverPlace, type RealtimeConfig, t
 import { requestTables, runRequest, type RequestConfig, type RequestResult } from './scenarios/request.js';
 import { runRouter, routerTables, type RouterConfig, type RouterResult } from './scenarios/router.js';
 import { runSigning, signingTables, type SigningConfig, type SigningResult } from './scenarios/signing.js';
+import { runTransfer, transferTables, type TransferResult } from './scenarios/transfer.js';
 
-const SCENARIOS = ['request', 'pubsub', 'realtime', 'progress', 'peers', 'router', 'signing'] as const;
+const SCENARIOS = ['request', 'pubsub', 'realtime', 'progress', 'peers', 'router', 'signing', 'transfer'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 /** Run when --only is not given; peers only with --peers, router only with --router (each takes minutes). */
 const DEFAULT_SCENARIOS: Scenario[] = ['request', 'pubsub', 'realtime', 'progress'];
@@ -88,8 +90,9 @@ const only = new Set<Scenario>(
 const runsPeers = only.has('peers');
 const runsRouter = only.has('router');
 const runsSigning = only.has('signing');
+const runsTransfer = only.has('transfer');
 /** The scenarios that run once per broker of the plan below (peers, router and signing bring their own brokers). */
-const perBroker = [...only].filter((scenario) => scenario !== 'peers' && scenario !== 'router' && scenario !== 'signing');
+const perBroker = [...only].filter((scenario) => scenario !== 'peers' && scenario !== 'router' && scenario !== 'signing' && scenario !== 'transfer');
 
 const rtReceiverFlag = flags['rt-receiver'] ?? 'child';
 if (!['child', 'same', 'both'].includes(rtReceiverFlag)) {
@@ -172,7 +175,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 const watchdogMs =
-  (quick ? 3 * 60_000 : 9 * 60_000) * (perBroker.length ? 1 : 0) + (runsPeers ? (quick ? 3 * 60_000 : 8 * 60_000) : 0) + (runsRouter ? (quick ? 3 * 60_000 : 6 * 60_000) : 0) + (runsSigning ? (quick ? 3 * 60_000 : 5 * 60_000) : 0);
+  (quick ? 3 * 60_000 : 9 * 60_000) * (perBroker.length ? 1 : 0) + (runsPeers ? (quick ? 3 * 60_000 : 8 * 60_000) : 0) + (runsRouter ? (quick ? 3 * 60_000 : 6 * 60_000) : 0) + (runsSigning ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsTransfer ? 3 * 60_000 : 0);
 const watchdog = setTimeout(() => {
   log(`the benchmark ran over ${watchdogMs / 60_000} minutes; stopping`);
   void closeBrokers().finally(() => process.exit(1));
@@ -256,6 +259,15 @@ if (runsSigning) {
   }
   signingSeconds = (Date.now() - signingStarted) / 1000;
 }
+let transferResult: TransferResult | undefined;
+if (runsTransfer) {
+  try {
+    transferResult = await runTransfer({ fileBytes: (quick ? 64 : 256) * 1024 * 1024, lines: quick ? 100 : 300 });
+  } catch (error) {
+    failed = true;
+    log(`transfer FAILED: ${(error as Error).stack ?? error}`);
+  }
+}
 clearTimeout(watchdog);
 
 const tables: Table[] = [
@@ -283,6 +295,11 @@ if (results.signing) {
   const setup = 'requester, handler and broker each in its own process; everything on 127.0.0.1 (TCP); the micro loops in the benchmark process (src/ through tsx)';
   process.stdout.write(`## Signed envelopes (issue 7 §5)${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- wall time of the signing scenario: ${signingSeconds.toFixed(0)} s\n\n`);
   for (const table of signingTables(results.signing)) process.stdout.write(`${renderTable(table)}\n`);
+}
+if (transferResult) {
+  const setup = 'broker (Aedes), agent (relais agent), each sender and receiver in its own process; everything on 127.0.0.1 (TCP); files in os.tmpdir()';
+  process.stdout.write(`## Agent (issue 8)${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n\n`);
+  for (const table of transferTables(transferResult)) process.stdout.write(`${renderTable(table)}\n`);
 }
 log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s${failed ? ' (some scenarios FAILED, see above)' : ''}`);
 if (failed) process.exitCode = 1;
