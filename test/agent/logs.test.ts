@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { LOGS_ACTION, RemoteError, type LogsAnswer, type LogsProgress } from '../../src/index.js';
 import { startAgentKit, type AgentKit } from './agent-kit.js';
 import { within } from '../testkit/index.js';
+import { runCli, startCli } from '../testkit/cli.js';
 
 const BASE = path.join(os.tmpdir(), 'transfer-helper');
 
@@ -54,7 +55,11 @@ describe('agent logs - configured files through relais/logs/get', () => {
     // Far more lines than 1 MiB holds: the answer stops at the scan bound and says so.
     const bounded = await ask({ source: 'syslog', lines: 10_000, pattern: 'ERROR' });
     assert.equal(bounded.truncated, true);
-    assert.ok(bounded.lines.length < 10_000 && bounded.lines.length > 1000, String(bounded.lines.length));
+    // Every line returned lies in the last MiB of the file: nothing before it was read.
+    const lineBytes = fs.statSync(big).size / bigLines;
+    const oldest = Number(/^line (\d+)/.exec(String(bounded.lines[0]!.msg))![1]);
+    assert.ok(oldest >= bigLines - Math.ceil((1024 * 1024) / lineBytes) - 1, `oldest line ${oldest} is before the last MiB`);
+    assert.ok(bounded.lines.length > 1000, String(bounded.lines.length));
   });
 
   it('pattern and level - only matching lines', async () => {
@@ -90,6 +95,24 @@ describe('agent logs - configured files through relais/logs/get', () => {
     assert.deepEqual(rest, ['after truncation']);
     controller.abort();
     await iterator.return?.();
+  });
+
+  it('relais logs <agent> --source syslog -n 50 --follow - the tail, then appended lines, until Ctrl-C', async () => {
+    const cliEnv = { RELAIS_BROKER: env.kit.broker.url };
+    const plain = await runCli(['logs', env.agent.bus.id, '--source', 'syslog', '-n', '3', '--pattern', 'ERROR'], cliEnv);
+    assert.equal(plain.code, 0, plain.stderr);
+    const printed = plain.stdout.trim().split('\n').map((line) => JSON.parse(line) as { msg: string });
+    assert.equal(printed.length, 3);
+    for (const line of printed) assert.match(line.msg, /ERROR disk full/);
+    const follow = startCli(['logs', env.agent.bus.id, '--source', 'syslog', '-n', '50', '--follow'], cliEnv);
+    try {
+      await follow.waitFor(new RegExp(`line ${bigLines - 1} `), 15_000);
+      fs.appendFileSync(big, 'a line appended while following\n');
+      await follow.waitFor(/a line appended while following/, 15_000);
+      assert.equal(follow.output().split('\n').filter((line) => line.startsWith('{')).length, 51);
+    } finally {
+      assert.equal(await follow.stop('SIGINT'), 0);
+    }
   });
 
   it('refused - a source the config does not name (no path from the requester)', async () => {

@@ -15,7 +15,9 @@ import { partialNameOf, TRANSFER_ACTIONS, transferIdOf, type PutBeginAnswer } fr
 import { toBase64 } from '../../src/protocol/binary.js';
 import { runCli } from '../testkit/cli.js';
 import { startTcpProxy } from '../testkit/tcp-proxy.js';
-import { uniqueId } from '../testkit/index.js';
+import { testLogger, uniqueId } from '../testkit/index.js';
+import { startAgent, type Agent } from '../../src/agent/agent.js';
+import { parseAgentConfig } from '../../src/agent/config.js';
 import { startAgentKit, type AgentKit } from './agent-kit.js';
 
 const BASE = path.join(os.tmpdir(), 'transfer-helper');
@@ -195,6 +197,39 @@ describe('transfer - relais send / fetch against an agent', () => {
     await env.caller.request(TRANSFER_ACTIONS.putChunk, { transfer, generation: begin.generation, offset: 0, data: toBase64(Buffer.from('hello')) }, { target: agentId });
     await assert.rejects(env.caller.request(TRANSFER_ACTIONS.putEnd, { transfer, generation: begin.generation }, { target: agentId }), (error: unknown) => remoteReason(error) === 'hash-mismatch');
     assert.deepEqual(fs.readdirSync(path.join(disk, 'bad')), []);
+  });
+});
+
+describe('transfer - an agent restarted mid-transfer', () => {
+  it('send - the new agent finds the partial file on disk, hashes it again and the transfer resumes from it', async () => {
+    const disk = tempDir('restart-disk');
+    const local = tempDir('restart-local');
+    const config = { services: { disks: { disks: { data: { path: disk } } }, transfer: { chunkBytes: 64 * 1024 } } };
+    const env = await startAgentKit(config);
+    let second: Agent | undefined;
+    try {
+      const source = path.join(local, 'file.bin');
+      patternFile(source, 700_000);
+      const bytes = fs.readFileSync(source);
+      const agentId = env.agent.bus.id;
+      const hash = sha256(source);
+      const transfer = transferIdOf('put', agentId, 'data', 'r/file.bin', bytes.length, hash);
+      const begin = await env.caller.request<PutBeginAnswer>(TRANSFER_ACTIONS.putBegin, { transfer, disk: 'data', filepath: 'r/file.bin', size: bytes.length, sha256: hash }, { target: agentId });
+      for (let at = 0; at < 4 * begin.chunkBytes; at += begin.chunkBytes) {
+        await env.caller.request(TRANSFER_ACTIONS.putChunk, { transfer, generation: begin.generation, offset: at, data: toBase64(bytes.subarray(at, at + begin.chunkBytes)) }, { target: agentId });
+      }
+      await env.agent.close();
+      second = await startAgent({ id: agentId, config: parseAgentConfig(config), logger: testLogger, connection: { broker: env.kit.broker.url } });
+      await env.caller.waitForHandler(TRANSFER_ACTIONS.putBegin, { target: agentId, timeout: 5000 });
+      const summary = await sendPath(env.caller, agentId, source, 'data', 'r/file.bin');
+      assert.deepEqual(summary.resumed, [{ file: 'r/file.bin', offset: 4 * begin.chunkBytes }]);
+      assert.equal(sha256(path.join(disk, 'r/file.bin')), hash);
+    } finally {
+      await second?.close();
+      await env.kit.cleanup();
+      fs.rmSync(disk, { recursive: true, force: true });
+      fs.rmSync(local, { recursive: true, force: true });
+    }
   });
 });
 
