@@ -57,6 +57,13 @@ export async function sendPath(bus: Bus, agent: string, local: string, disk: str
 export async function fetchPath(bus: Bus, agent: string, disk: string, filepath: string, local: string, options: TransferOptions = {}): Promise<TransferSummary> {
   const first = await bus.request<GetBeginAnswer>(TRANSFER_ACTIONS.getBegin, { disk, filepath }, { target: agent, signal: options.signal });
   if (first.type === 'folder') {
+    // The paths come from the agent: none may lead out of the local folder.
+    for (const file of first.files) {
+      const segments = file.path.split('/');
+      if (path.isAbsolute(file.path) || segments.some((segment) => segment === '..' || segment === '' || segment.includes('\\') || segment.includes('\0'))) {
+        throw new TransferError(`${agent} listed ${JSON.stringify(file.path)} in ${disk}:${filepath}: not a relative path inside the folder; nothing fetched`, 'invalid-data');
+      }
+    }
     const job = new Job(first.files.reduce((sum, file) => sum + file.size, 0), options);
     for (const file of first.files) await fetchFile(bus, agent, disk, joinRemote(filepath, file.path), path.join(local, ...file.path.split('/')), job);
     return job.summary;

@@ -189,6 +189,21 @@ describe('transfer - relais send / fetch against an agent', () => {
     assert.equal(usage.code, 2);
   });
 
+  it('fetch - a folder listing whose paths lead out of the local folder is refused before anything is written', async () => {
+    const hostile = await env.kit.connect(uniqueId('hostile-agent'));
+    await hostile.handle(TRANSFER_ACTIONS.getBegin, () => ({ type: 'folder', files: [{ path: '../escaped.txt', size: 1 }] }));
+    await env.caller.waitForHandler(TRANSFER_ACTIONS.getBegin, { target: hostile.id, timeout: 5000 });
+    const target = path.join(local, 'hostile');
+    await assert.rejects(fetchPath(env.caller, hostile.id, 'data', 'x', target), /listed "..\/escaped.txt" in data:x: not a relative path inside the folder/);
+    assert.ok(!fs.existsSync(path.join(local, 'escaped.txt')));
+    assert.ok(!fs.existsSync(target));
+  });
+
+  it('config - transfer without disks, or a chunk over the message limit, stops the agent naming the field', () => {
+    assert.throws(() => parseAgentConfig({ services: { transfer: {} } }), /services\.transfer: transfers go to and from the disks of services\.disks/);
+    assert.throws(() => parseAgentConfig({ services: { disks: { disks: {} }, transfer: { chunkBytes: 1024 * 1024 } } }), /services\.transfer\.chunkBytes: Too big/);
+  });
+
   it('send - a chunk that does not match the announced SHA-256 fails the check and is never moved into place', async () => {
     const agentId = env.agent.bus.id;
     const claimed = createHash('sha256').update('something else').digest('hex');
@@ -233,6 +248,43 @@ describe('transfer - an agent restarted mid-transfer', () => {
   });
 });
 
+describe('transfer - a fetch across a lost connection', () => {
+  it('fetch - the connection is cut in the middle; the fetch continues from its local partial file and the SHA-256 matches', { timeout: 60_000 }, async () => {
+    const disk = tempDir('fetch-cut-disk');
+    const local = tempDir('fetch-cut-local');
+    const env = await startAgentKit({ services: { disks: { disks: { data: { path: disk } } }, transfer: { chunkBytes: 64 * 1024 } } });
+    const proxy = await startTcpProxy(Number(new URL(env.kit.broker.url).port));
+    try {
+      const size = 16 * 1024 * 1024;
+      patternFile(path.join(disk, 'remote.bin'), size);
+      const fetcher = await env.kit.connect(uniqueId('fetcher'), { broker: proxy.url });
+      let cutAt = 0;
+      fetcher.on('offline', () => (proxy.refuse = false));
+      const target = path.join(local, 'fetched.bin');
+      const summary = await fetchPath(fetcher, env.agent.bus.id, 'data', 'remote.bin', target, {
+        onProgress(done) {
+          if (cutAt === 0 && done >= size / 2) {
+            cutAt = done;
+            proxy.refuse = true;
+            assert.ok(proxy.cut() > 0);
+          }
+        },
+      });
+      assert.ok(cutAt > 0);
+      assert.equal(summary.resumed.length, 1, JSON.stringify(summary.resumed));
+      assert.ok(summary.resumed[0]!.offset >= cutAt, `resumed at ${summary.resumed[0]!.offset}, cut at ${cutAt}`);
+      assert.equal(summary.bytes, size, 'each byte fetched once: nothing before the cut was asked again');
+      assert.equal(sha256(target), sha256(path.join(disk, 'remote.bin')));
+      assert.deepEqual(fs.readdirSync(local), ['fetched.bin']);
+    } finally {
+      await proxy.close();
+      await env.cleanup();
+      fs.rmSync(disk, { recursive: true, force: true });
+      fs.rmSync(local, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('transfer - a 200 MB file across a lost connection', () => {
   it('send - the connection is cut in the middle; the transfer resumes from an offset > 0 and the SHA-256 matches', { timeout: 180_000 }, async () => {
     const disk = tempDir('big-disk');
@@ -261,6 +313,7 @@ describe('transfer - a 200 MB file across a lost connection', () => {
       assert.equal(summary.resumed.length, 1, JSON.stringify(summary.resumed));
       assert.ok(summary.resumed[0]!.offset > 0, 'resumed from what the agent had, not from 0');
       assert.ok(summary.resumed[0]!.offset >= cutAt, `resumed at ${summary.resumed[0]!.offset}, at least what was acknowledged before the cut (${cutAt})`);
+      assert.ok(summary.bytes <= size, `${summary.bytes} bytes acknowledged in all: what the agent had was not sent again`);
       assert.equal(sha256(path.join(disk, 'big/big.bin')), sha256(source));
       assert.deepEqual(fs.readdirSync(path.join(disk, 'big')), ['big.bin']);
     } finally {
