@@ -8,42 +8,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { RemoteError, type Bus } from '../../src/index.js';
+import { RemoteError } from '../../src/index.js';
 import { PARTIAL_PREFIX } from '../../src/agent/confine.js';
 import { fetchPath, sendPath } from '../../src/agent/transfer-client.js';
 import { partialNameOf, TRANSFER_ACTIONS, transferIdOf, type PutBeginAnswer } from '../../src/agent/transfer-protocol.js';
 import { toBase64 } from '../../src/protocol/binary.js';
 import { runCli } from '../testkit/cli.js';
-import { startTcpProxy } from '../testkit/tcp-proxy.js';
-import { testLogger, uniqueId } from '../testkit/index.js';
-import { startAgent, type Agent } from '../../src/agent/agent.js';
+import { uniqueId } from '../testkit/index.js';
 import { parseAgentConfig } from '../../src/agent/config.js';
 import { startAgentKit, type AgentKit } from './agent-kit.js';
-
-const BASE = path.join(os.tmpdir(), 'transfer-helper');
-function tempDir(name: string): string {
-  fs.mkdirSync(BASE, { recursive: true });
-  return fs.mkdtempSync(path.join(BASE, `${name}-`));
-}
-
-function sha256(file: string): string {
-  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
-}
-
-/** A file of `size` bytes of a fast deterministic pattern (no two MiB alike). */
-function patternFile(file: string, size: number): void {
-  const block = Buffer.alloc(1024 * 1024);
-  for (let i = 0; i < block.length; i += 1) block[i] = (i * 31 + (i >> 10)) & 0xff;
-  const fd = fs.openSync(file, 'w');
-  try {
-    for (let at = 0, n = 0; at < size; at += block.length, n += 1) {
-      block.writeUInt32BE(n, 0);
-      fs.writeSync(fd, block, 0, Math.min(block.length, size - at));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-}
+import { patternFile, sha256, tempDir } from './transfer-kit.js';
 
 function remoteReason(error: unknown): string | undefined {
   return error instanceof RemoteError ? (error.details as { reason?: string } | undefined)?.reason : undefined;
@@ -212,115 +186,5 @@ describe('transfer - relais send / fetch against an agent', () => {
     await env.caller.request(TRANSFER_ACTIONS.putChunk, { transfer, generation: begin.generation, offset: 0, data: toBase64(Buffer.from('hello')) }, { target: agentId });
     await assert.rejects(env.caller.request(TRANSFER_ACTIONS.putEnd, { transfer, generation: begin.generation }, { target: agentId }), (error: unknown) => remoteReason(error) === 'hash-mismatch');
     assert.deepEqual(fs.readdirSync(path.join(disk, 'bad')), []);
-  });
-});
-
-describe('transfer - an agent restarted mid-transfer', () => {
-  it('send - the new agent finds the partial file on disk, hashes it again and the transfer resumes from it', async () => {
-    const disk = tempDir('restart-disk');
-    const local = tempDir('restart-local');
-    const config = { services: { disks: { disks: { data: { path: disk } } }, transfer: { chunkBytes: 64 * 1024 } } };
-    const env = await startAgentKit(config);
-    let second: Agent | undefined;
-    try {
-      const source = path.join(local, 'file.bin');
-      patternFile(source, 700_000);
-      const bytes = fs.readFileSync(source);
-      const agentId = env.agent.bus.id;
-      const hash = sha256(source);
-      const transfer = transferIdOf('put', agentId, 'data', 'r/file.bin', bytes.length, hash);
-      const begin = await env.caller.request<PutBeginAnswer>(TRANSFER_ACTIONS.putBegin, { transfer, disk: 'data', filepath: 'r/file.bin', size: bytes.length, sha256: hash }, { target: agentId });
-      for (let at = 0; at < 4 * begin.chunkBytes; at += begin.chunkBytes) {
-        await env.caller.request(TRANSFER_ACTIONS.putChunk, { transfer, generation: begin.generation, offset: at, data: toBase64(bytes.subarray(at, at + begin.chunkBytes)) }, { target: agentId });
-      }
-      await env.agent.close();
-      second = await startAgent({ id: agentId, config: parseAgentConfig(config), logger: testLogger, connection: { broker: env.kit.broker.url } });
-      await env.caller.waitForHandler(TRANSFER_ACTIONS.putBegin, { target: agentId, timeout: 5000 });
-      const summary = await sendPath(env.caller, agentId, source, 'data', 'r/file.bin');
-      assert.deepEqual(summary.resumed, [{ file: 'r/file.bin', offset: 4 * begin.chunkBytes }]);
-      assert.equal(sha256(path.join(disk, 'r/file.bin')), hash);
-    } finally {
-      await second?.close();
-      await env.kit.cleanup();
-      fs.rmSync(disk, { recursive: true, force: true });
-      fs.rmSync(local, { recursive: true, force: true });
-    }
-  });
-});
-
-describe('transfer - a fetch across a lost connection', () => {
-  it('fetch - the connection is cut in the middle; the fetch continues from its local partial file and the SHA-256 matches', { timeout: 60_000 }, async () => {
-    const disk = tempDir('fetch-cut-disk');
-    const local = tempDir('fetch-cut-local');
-    const env = await startAgentKit({ services: { disks: { disks: { data: { path: disk } } }, transfer: { chunkBytes: 64 * 1024 } } });
-    const proxy = await startTcpProxy(Number(new URL(env.kit.broker.url).port));
-    try {
-      const size = 16 * 1024 * 1024;
-      patternFile(path.join(disk, 'remote.bin'), size);
-      const fetcher = await env.kit.connect(uniqueId('fetcher'), { broker: proxy.url });
-      let cutAt = 0;
-      fetcher.on('offline', () => (proxy.refuse = false));
-      const target = path.join(local, 'fetched.bin');
-      const summary = await fetchPath(fetcher, env.agent.bus.id, 'data', 'remote.bin', target, {
-        onProgress(done) {
-          if (cutAt === 0 && done >= size / 2) {
-            cutAt = done;
-            proxy.refuse = true;
-            assert.ok(proxy.cut() > 0);
-          }
-        },
-      });
-      assert.ok(cutAt > 0);
-      assert.equal(summary.resumed.length, 1, JSON.stringify(summary.resumed));
-      assert.ok(summary.resumed[0]!.offset >= cutAt, `resumed at ${summary.resumed[0]!.offset}, cut at ${cutAt}`);
-      assert.equal(summary.bytes, size, 'each byte fetched once: nothing before the cut was asked again');
-      assert.equal(sha256(target), sha256(path.join(disk, 'remote.bin')));
-      assert.deepEqual(fs.readdirSync(local), ['fetched.bin']);
-    } finally {
-      await proxy.close();
-      await env.cleanup();
-      fs.rmSync(disk, { recursive: true, force: true });
-      fs.rmSync(local, { recursive: true, force: true });
-    }
-  });
-});
-
-describe('transfer - a 200 MB file across a lost connection', () => {
-  it('send - the connection is cut in the middle; the transfer resumes from an offset > 0 and the SHA-256 matches', { timeout: 180_000 }, async () => {
-    const disk = tempDir('big-disk');
-    const local = tempDir('big-local');
-    const env = await startAgentKit({ services: { disks: { disks: { data: { path: disk } } }, transfer: {} } });
-    const proxy = await startTcpProxy(Number(new URL(env.kit.broker.url).port));
-    let sender: Bus | undefined;
-    try {
-      const size = 200 * 1024 * 1024;
-      const source = path.join(local, 'big.bin');
-      patternFile(source, size);
-      sender = await env.kit.connect(uniqueId('sender'), { broker: proxy.url });
-      let cutAt = 0;
-      sender.on('offline', () => (proxy.refuse = false)); // it is down for real: let it back
-      const summary = await sendPath(sender, env.agent.bus.id, source, 'data', 'big/big.bin', {
-        onProgress(done) {
-          if (cutAt === 0 && done >= size / 2) {
-            cutAt = done;
-            proxy.refuse = true;
-            assert.ok(proxy.cut() > 0);
-          }
-        },
-      });
-      assert.ok(cutAt > 0, 'the connection was cut');
-      assert.ok(proxy.accepted >= 2, 'the sender connected again');
-      assert.equal(summary.resumed.length, 1, JSON.stringify(summary.resumed));
-      assert.ok(summary.resumed[0]!.offset > 0, 'resumed from what the agent had, not from 0');
-      assert.ok(summary.resumed[0]!.offset >= cutAt, `resumed at ${summary.resumed[0]!.offset}, at least what was acknowledged before the cut (${cutAt})`);
-      assert.ok(summary.bytes <= size, `${summary.bytes} bytes acknowledged in all: what the agent had was not sent again`);
-      assert.equal(sha256(path.join(disk, 'big/big.bin')), sha256(source));
-      assert.deepEqual(fs.readdirSync(path.join(disk, 'big')), ['big.bin']);
-    } finally {
-      await proxy.close();
-      await env.cleanup();
-      fs.rmSync(disk, { recursive: true, force: true });
-      fs.rmSync(local, { recursive: true, force: true });
-    }
   });
 });
