@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Bus } from '../client/index.js';
 import { toBase64 } from '../protocol/binary.js';
-import { BusyError, CancelledError, HandlerGoneError, NotSentError, RemoteError, TimeoutError } from '../protocol/errors.js';
+import { BusyError, CancelledError, HandlerGoneError, NoHandlerError, NotSentError, RemoteError, TimeoutError } from '../protocol/errors.js';
 import { hashRange } from './disk-io.js';
 import { LostConnection, moveWindow, type ChunkRequest } from './transfer-window.js';
 import { partialNameOf, TRANSFER_ACTIONS, transferIdOf, TransferError, type GetBeginAnswer, type GetFileAnswer, type PutBeginAnswer } from './transfer-protocol.js';
@@ -105,7 +105,7 @@ async function sendFile(bus: Bus, agent: string, local: string, disk: string, fi
     const sha256 = (await hashRange(source, size, createHash('sha256'), job.options.signal)).digest('hex');
     const transfer = transferIdOf('put', agent, disk, filepath, size, sha256);
     const counted = job.done;
-    await withResumption(bus, job, async (attempt) => {
+    await withResumption(bus, job, agent, TRANSFER_ACTIONS.putBegin, async (attempt) => {
       const begin = await bus.request<PutBeginAnswer>(TRANSFER_ACTIONS.putBegin, { transfer, disk, filepath, size, sha256 }, { target: agent, signal: job.options.signal });
       job.done = counted + begin.offset;
       if (attempt > 0 || begin.offset > 0) job.resumed(filepath, begin.offset, attempt);
@@ -135,7 +135,7 @@ async function fetchFile(bus: Bus, agent: string, disk: string, filepath: string
   const counted = job.done;
   let result: { size: number; sha256: string } | undefined;
   try {
-    await withResumption(bus, job, async (attempt) => {
+    await withResumption(bus, job, agent, TRANSFER_ACTIONS.getBegin, async (attempt) => {
       const begin = attempt === 0 && known ? known : await bus.request<GetBeginAnswer>(TRANSFER_ACTIONS.getBegin, { disk, filepath }, { target: agent, signal: job.options.signal });
       if (begin.type !== 'file') throw new TransferError(`${disk}:${filepath} became a folder during the transfer`, 'changed');
       known = begin;
@@ -187,29 +187,33 @@ async function discard(handle: fs.promises.FileHandle, file: string): Promise<vo
 }
 
 /**
- * Runs `attempt` until it completes: after a lost connection or a refused chunk it waits for
- * the connection, then runs again (which begins again and continues from the receiver's
- * offset). Gives up after `maxAttempts` attempts in a row that moved nothing.
+ * Runs `attempt` until it completes: after a lost connection, a refused chunk or the agent
+ * going away (once the transfer had begun) it waits for the connection and for the agent to
+ * serve `begin` again, then runs again (which begins again and continues from the receiving
+ * end's offset). Gives up after `maxAttempts` attempts in a row that moved nothing.
  */
-async function withResumption(bus: Bus, job: Job, attempt: (count: number) => Promise<true>): Promise<void> {
+async function withResumption(bus: Bus, job: Job, agent: string, begin: string, attempt: (count: number) => Promise<true>): Promise<void> {
   let idle = 0;
   for (let count = 0; ; count += 1) {
     const before = job.done;
     try {
       return void (await attempt(count));
     } catch (error) {
-      job.options.onRetry?.(error);
-      if (!resumable(error) || job.options.signal?.aborted) throw error;
+      if (!resumable(error, count) || job.options.signal?.aborted) throw error;
       if (job.done === before && ++idle >= job.options.maxAttempts) throw error;
       if (job.done > before) idle = 0;
-      await online(bus, job.options.reconnectTimeout, job.options.signal);
+      job.options.onRetry?.(error);
+      const { reconnectTimeout: timeout, signal } = job.options;
+      await online(bus, timeout, signal);
+      await bus.waitForHandler(begin, { target: agent, timeout, ...(signal && { signal }) });
     }
   }
 }
 
-/** Errors after which the transfer goes on from where the receiver is. */
-function resumable(error: unknown): boolean {
+/** Errors after which the transfer goes on from where the receiving end is. An agent not there at the first attempt is an answer, not a lost connection. */
+function resumable(error: unknown, attempt: number): boolean {
   if (error instanceof TimeoutError || error instanceof HandlerGoneError || error instanceof NotSentError || error instanceof BusyError || error instanceof LostConnection) return true;
+  if (error instanceof NoHandlerError) return attempt > 0;
   if (error instanceof CancelledError) return false;
   const reason = error instanceof RemoteError ? (error.details as { reason?: string } | undefined)?.reason : undefined;
   if (error instanceof RemoteError && error.responseCode === 8) return true; // busy

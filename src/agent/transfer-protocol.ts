@@ -90,7 +90,7 @@ export type GetBeginAnswer = z.infer<typeof transferSchemas.getBegin.output>;
 export type GetFileAnswer = Extract<GetBeginAnswer, { type: 'file' }>;
 
 /** Why a transfer step was refused (`details.reason`), code 1 like the disks' refusals. */
-export type TransferRefusal = 'too-large' | 'unknown-transfer' | 'stale-generation' | 'offset-mismatch' | 'incomplete' | 'hash-mismatch' | 'chunk-too-large' | 'invalid-data' | 'changed';
+export type TransferRefusal = 'transfer-conflict' | 'too-large' | 'unknown-transfer' | 'stale-generation' | 'offset-mismatch' | 'incomplete' | 'hash-mismatch' | 'chunk-too-large' | 'invalid-data' | 'changed';
 
 /** A refused transfer step: code 1, `details: { status: 'error', reason, ...facts }` (as DiskError). */
 export class TransferError extends RelaisError {

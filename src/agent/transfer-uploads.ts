@@ -55,7 +55,9 @@ export class Uploads {
     // Refused before anything is written, not even a folder.
     if (size > this.settings.maxFileBytes) throw new TransferError(`${filepath} is ${size} bytes, over this agent's limit of ${this.settings.maxFileBytes} (services.transfer.maxFileBytes)`, 'too-large', { limit: this.settings.maxFileBytes });
     let upload = this.uploads.get(transfer);
-    if (upload && (upload.disk.id !== disk.id || upload.filepath !== filepath)) throw new TransferError(`transfer ${transfer} writes ${upload.filepath} on disk ${upload.disk.id}, not ${filepath} on ${disk.id}`, 'unknown-transfer');
+    if (upload && (upload.disk.id !== disk.id || upload.filepath !== filepath || upload.size !== size || upload.sha256 !== request.sha256)) {
+      throw new TransferError(`transfer ${transfer} is ${upload.filepath} on disk ${upload.disk.id} (${upload.size} bytes, SHA-256 ${upload.sha256}), not this file`, 'transfer-conflict');
+    }
     if (upload) {
       upload.generation += 1;
       await upload.queue; // the earlier attempt's writes end before its offset is told

@@ -51,6 +51,39 @@ describe('transfer - an agent restarted mid-transfer', () => {
   });
 });
 
+describe('transfer - the agent restarted while a sender is sending', () => {
+  it('send - the sender waits for the agent to be back and continues from what it kept on disk', { timeout: 60_000 }, async () => {
+    const disk = tempDir('restart-live-disk');
+    const local = tempDir('restart-live-local');
+    const config = { services: { disks: { disks: { data: { path: disk } } }, transfer: { chunkBytes: 64 * 1024 } } };
+    const env = await startAgentKit(config);
+    const agentId = env.agent.bus.id;
+    let second: Promise<Agent> | undefined;
+    try {
+      const size = 8 * 1024 * 1024;
+      const source = path.join(local, 'file.bin');
+      patternFile(source, size);
+      let stoppedAt = 0;
+      const summary = await sendPath(env.caller, agentId, source, 'data', 'live/file.bin', {
+        onProgress(done) {
+          if (stoppedAt > 0 || done < size / 2) return;
+          stoppedAt = done;
+          second = env.agent.close().then(() => startAgent({ id: agentId, config: parseAgentConfig(config), logger: testLogger, connection: { broker: env.kit.broker.url } }));
+        },
+      });
+      assert.ok(second, 'the agent was restarted');
+      assert.equal(summary.resumed.length, 1, JSON.stringify(summary.resumed));
+      assert.ok(summary.resumed[0]!.offset >= stoppedAt, `resumed at ${summary.resumed[0]!.offset}, stopped at ${stoppedAt}`);
+      assert.equal(sha256(path.join(disk, 'live/file.bin')), sha256(source));
+    } finally {
+      await (await second)?.close();
+      await env.kit.cleanup();
+      fs.rmSync(disk, { recursive: true, force: true });
+      fs.rmSync(local, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('transfer - a fetch across a lost connection', () => {
   it('fetch - the connection is cut in the middle; the fetch continues from its local partial file and the SHA-256 matches', { timeout: 60_000 }, async () => {
     const disk = tempDir('fetch-cut-disk');
