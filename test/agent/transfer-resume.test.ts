@@ -64,13 +64,21 @@ describe('transfer - the agent restarted while a sender is sending', () => {
       const source = path.join(local, 'file.bin');
       patternFile(source, size);
       let stoppedAt = 0;
+      let stopped: Promise<void> | undefined;
+      const retries: string[] = [];
       const summary = await sendPath(env.caller, agentId, source, 'data', 'live/file.bin', {
         onProgress(done) {
           if (stoppedAt > 0 || done < size / 2) return;
           stoppedAt = done;
-          second = env.agent.close().then(() => startAgent({ id: agentId, config: parseAgentConfig(config), logger: testLogger, connection: { broker: env.kit.broker.url } }));
+          stopped = env.agent.close();
+        },
+        // The agent comes back only once the sender has seen it go: the sender must wait for it.
+        onRetry(error) {
+          retries.push((error as Error).name);
+          second ??= stopped!.then(() => startAgent({ id: agentId, config: parseAgentConfig(config), logger: testLogger, connection: { broker: env.kit.broker.url } }));
         },
       });
+      assert.ok(retries.length >= 1, 'the sender saw the agent go');
       assert.ok(second, 'the agent was restarted');
       assert.equal(summary.resumed.length, 1, JSON.stringify(summary.resumed));
       assert.ok(summary.resumed[0]!.offset >= stoppedAt, `resumed at ${summary.resumed[0]!.offset}, stopped at ${stoppedAt}`);
