@@ -9,6 +9,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LOGS_ACTION, RemoteError, type LogsAnswer, type LogsProgress } from '../../src/index.js';
 import { startAgentKit, type AgentKit } from './agent-kit.js';
+import { tailLines } from '../../src/agent/log-files.js';
 import { within } from '../testkit/index.js';
 import { runCli, startCli } from '../testkit/cli.js';
 
@@ -60,6 +61,16 @@ describe('agent logs - configured files through relais/logs/get', () => {
     const oldest = Number(/^line (\d+)/.exec(String(bounded.lines[0]!.msg))![1]);
     assert.ok(oldest >= bigLines - Math.ceil((1024 * 1024) / lineBytes) - 1, `oldest line ${oldest} is before the last MiB`);
     assert.ok(bounded.lines.length > 1000, String(bounded.lines.length));
+  });
+
+  it('tail - a short file: every complete line from the first, the line still being written left for later', async () => {
+    const file = path.join(dir, 'short.log');
+    fs.writeFileSync(file, 'first\nsecond\nthird\npartial');
+    const tail = await tailLines(file, 10, () => true, 1024 * 1024);
+    assert.deepEqual(tail.lines.map((line) => line.text), ['first', 'second', 'third']);
+    assert.equal(tail.end, 'first\nsecond\nthird\n'.length);
+    const after = await tailLines(file, 10, () => true, 1024 * 1024, 'first\n'.length);
+    assert.deepEqual(after.lines.map((line) => line.text), ['second', 'third']);
   });
 
   it('pattern and level - only matching lines', async () => {
