@@ -3,6 +3,7 @@
  * service of `relais send` (put_*) and `relais fetch` (get_*), on the disks of the disks
  * service, every path confined the same way (confine.ts). The wire is transfer-protocol.ts.
  */
+import type { z } from 'zod';
 import type { HandleOptions, Handler } from '../client/index.js';
 import type { DisksConfig, TransferConfig } from './config.js';
 import { DiskError, type Disk } from './confine.js';
@@ -14,7 +15,7 @@ import { Uploads } from './transfer-uploads.js';
 
 export type TransferSettings = Pick<TransferConfig, 'maxFileBytes' | 'chunkBytes' | 'window' | 'idleTimeout' | 'maxTransfers'>;
 
-type Input<K extends keyof typeof transferSchemas> = (typeof transferSchemas)[K]['input']['_output'];
+type Input<K extends keyof typeof transferSchemas> = z.infer<(typeof transferSchemas)[K]['input']>;
 
 export function transferService(config: TransferConfig, disksConfig: DisksConfig, context: ServiceContext): AgentService {
   const disks = resolveDisks(disksConfig);
