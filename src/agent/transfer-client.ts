@@ -41,6 +41,8 @@ export interface TransferSummary {
 }
 
 const DEFAULTS = { chunkTimeout: 30_000, maxAttempts: 20, reconnectTimeout: 300_000 };
+/** get_begin hashes the whole file and put_end syncs it (and a resumed put_begin hashes the partial file): minutes for gigabytes on a slow disk. */
+const SLOW_STEP_TIMEOUT = 600_000;
 
 /** Sends a local file, or every regular file under a local folder, to `disk:filepath` on `agent`. */
 export async function sendPath(bus: Bus, agent: string, local: string, disk: string, filepath: string, options: TransferOptions = {}): Promise<TransferSummary> {
@@ -55,7 +57,7 @@ export async function sendPath(bus: Bus, agent: string, local: string, disk: str
 
 /** Fetches `disk:filepath` of `agent` (a file, or a folder's files) to `local`. */
 export async function fetchPath(bus: Bus, agent: string, disk: string, filepath: string, local: string, options: TransferOptions = {}): Promise<TransferSummary> {
-  const first = await bus.request<GetBeginAnswer>(TRANSFER_ACTIONS.getBegin, { disk, filepath }, { target: agent, signal: options.signal });
+  const first = await bus.request<GetBeginAnswer>(TRANSFER_ACTIONS.getBegin, { disk, filepath }, { target: agent, signal: options.signal, timeout: SLOW_STEP_TIMEOUT });
   if (first.type === 'folder') {
     // The paths come from the agent: none may lead out of the local folder.
     for (const file of first.files) {
@@ -106,7 +108,7 @@ async function sendFile(bus: Bus, agent: string, local: string, disk: string, fi
     const transfer = transferIdOf('put', agent, disk, filepath, size, sha256);
     const counted = job.done;
     await withResumption(bus, job, agent, TRANSFER_ACTIONS.putBegin, async (attempt) => {
-      const begin = await bus.request<PutBeginAnswer>(TRANSFER_ACTIONS.putBegin, { transfer, disk, filepath, size, sha256 }, { target: agent, signal: job.options.signal });
+      const begin = await bus.request<PutBeginAnswer>(TRANSFER_ACTIONS.putBegin, { transfer, disk, filepath, size, sha256 }, { target: agent, signal: job.options.signal, timeout: SLOW_STEP_TIMEOUT });
       job.done = counted + begin.offset;
       if (attempt > 0 || begin.offset > 0) job.resumed(filepath, begin.offset, attempt);
       // Reads one after the other, so the chunks are sent in order: the agent writes them in the order they come.
@@ -118,7 +120,7 @@ async function sendFile(bus: Bus, agent: string, local: string, disk: string, fi
         return length;
       };
       await moveWindow(bus, begin.offset, size, begin, chunkOf, (bytes) => job.moved(bytes), job.options.signal);
-      await bus.request(TRANSFER_ACTIONS.putEnd, { transfer, generation: begin.generation }, { target: agent, signal: job.options.signal });
+      await bus.request(TRANSFER_ACTIONS.putEnd, { transfer, generation: begin.generation }, { target: agent, signal: job.options.signal, timeout: SLOW_STEP_TIMEOUT });
       return true;
     });
     job.finished(filepath, size, sha256);
@@ -136,7 +138,7 @@ async function fetchFile(bus: Bus, agent: string, disk: string, filepath: string
   let result: { size: number; sha256: string } | undefined;
   try {
     await withResumption(bus, job, agent, TRANSFER_ACTIONS.getBegin, async (attempt) => {
-      const begin = attempt === 0 && known ? known : await bus.request<GetBeginAnswer>(TRANSFER_ACTIONS.getBegin, { disk, filepath }, { target: agent, signal: job.options.signal });
+      const begin = attempt === 0 && known ? known : await bus.request<GetBeginAnswer>(TRANSFER_ACTIONS.getBegin, { disk, filepath }, { target: agent, signal: job.options.signal, timeout: SLOW_STEP_TIMEOUT });
       if (begin.type !== 'file') throw new TransferError(`${disk}:${filepath} became a folder during the transfer`, 'changed');
       known = begin;
       const id = transferIdOf('get', agent, disk, filepath, begin.size, begin.sha256);
