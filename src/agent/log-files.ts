@@ -73,12 +73,12 @@ function textOf(bytes: Buffer): string {
 }
 
 /**
- * Follows a file from `position`: each time it grows, its new complete lines go to `onLines`;
+ * Follows a file from `position`: each time it grows, its new complete lines go to `onLines` (awaited);
  * when it shrinks or is another file (rotation), `onRestart` is told and it is read from its start.
  * Polls its stat (fs.watchFile): works for files replaced under the same name, which inotify on the
  * old file misses.
  */
-export function followFile(file: string, start: { position: number; ino: number }, onLines: (lines: FileLine[]) => void, onRestart: (why: 'truncated' | 'rotated') => void, interval = 200): () => void {
+export function followFile(file: string, start: { position: number; ino: number }, onLines: (lines: FileLine[]) => Promise<void> | void, onRestart: (why: 'truncated' | 'rotated') => void, interval = 200): () => void {
   let { position, ino } = start;
   let carry = Buffer.alloc(0);
   let reading = false;
@@ -123,7 +123,8 @@ export function followFile(file: string, start: { position: number; ino: number 
         }
         const rest = data.subarray(from);
         carry = Buffer.from(rest.length > MAX_LINE_BYTES ? rest.subarray(0, MAX_LINE_BYTES) : rest);
-        if (lines.length > 0) onLines(lines);
+        // The next block is read once these are sent (backpressure: a fast-growing file does not fill the memory).
+        if (lines.length > 0) await onLines(lines);
       }
     } finally {
       await handle.close();

@@ -51,7 +51,9 @@ export function agentLogSources(config: LogsConfig, logger: Logger): AgentLogSou
     return new Promise<LogsAnswer>((_, reject) => {
       const send = (sent: FileLine[]) => {
         const picked = sent.map((line) => ({ line: parsedLine(line.text), end: line.end })).filter(({ line }) => keep(line));
-        if (picked.length > 0) ctx.progress(undefined, { lines: picked.map(({ line }) => line), next: picked.at(-1)!.end });
+        if (picked.length === 0) return;
+        ctx.progress(undefined, { lines: picked.map(({ line }) => line), next: picked.at(-1)!.end });
+        return ctx.drained();
       };
       const stop = followFile(file, { position: tail.end, ino: tail.ino }, send, (why) => ctx.progress(undefined, { lines: [{ level: LOG_LINE_LEVELS.warn, time: Date.now(), msg: `relais: ${request.source} was ${why}; reading it from its start` }], next: 0 }));
       const end = () => {
@@ -80,8 +82,12 @@ export function agentLogSources(config: LogsConfig, logger: Logger): AgentLogSou
         const complete = buffered.split('\n');
         buffered = complete.pop()!.slice(0, 1024 * 1024);
         const picked = complete.map(journalLine).filter((line): line is Line => line !== undefined && keep(line));
-        if (request.follow && picked.length > 0) ctx.progress(undefined, { lines: picked, next: 0 });
-        else lines.push(...picked);
+        if (!request.follow) return void lines.push(...picked);
+        if (picked.length === 0) return;
+        ctx.progress(undefined, { lines: picked, next: 0 });
+        // journalctl waits (its pipe fills) while the lines sent are not yet written out.
+        child.stdout.pause();
+        void ctx.drained().then(() => child.stdout.resume());
       });
       const onAbort = () => child.kill('SIGTERM');
       ctx.signal.addEventListener('abort', onAbort, { once: true });
