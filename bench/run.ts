@@ -16,6 +16,7 @@
  *   npm run bench -- --only peers --peers-filter relais,nats   # only contenders whose id contains one of these
  *   npm run bench -- --only router      # the router (issue 6): SQLite rows/s, rows lost, cost on the request path (~1.5 min on a quiet machine, ~3 on a busy one; --quick ~1 min)
  *   npm run bench -- --router           # the default scenarios, then the router one
+ *   npm run bench -- --only transfer    # the agent (issue 8): file transfer MB/s against cp and raw MQTT.js chunks, relais exec output latency (~30 s; --quick: 64 MB)
  *   npm run bench -- --only signing     # signed envelopes (issue 7 §5): µs per sign / verify, requests signed vs not (~1.5 min; --quick ~40 s)
  *   npm run bench -- --only security    # issue 7: the checks' cost (security on / off) and the slow-consumer fault (~2 min; --quick ~1 min)
  *
@@ -41,8 +42,9 @@ import { requestTables, runRequest, type RequestConfig, type RequestResult } fro
 import { runRouter, routerTables, type RouterConfig, type RouterResult } from './scenarios/router.js';
 import { runSigning, signingTables, type SigningConfig, type SigningResult } from './scenarios/signing.js';
 import { runSecurity, securityTables, type SecurityConfig, type SecurityResult } from './scenarios/security.js';
+import { runTransfer, transferTables, type TransferResult } from './scenarios/transfer.js';
 
-const SCENARIOS = ['request', 'pubsub', 'realtime', 'progress', 'peers', 'router', 'signing', 'security'] as const;
+const SCENARIOS = ['request', 'pubsub', 'realtime', 'progress', 'peers', 'router', 'signing', 'security', 'transfer'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 /** Run when --only is not given; peers only with --peers, router only with --router, security only with --only (each takes minutes). */
 const DEFAULT_SCENARIOS: Scenario[] = ['request', 'pubsub', 'realtime', 'progress'];
@@ -64,7 +66,7 @@ const { values: flags } = parseArgs({
 
 if (flags.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--broker aedes|mosquitto|both] [--only request,pubsub,realtime,progress,peers,router,signing,security] [--no-inproc] [--no-control] [--rt-receiver child|same|both] [--peers] [--router] [--peers-filter id,...]\n',
+    'usage: npm run bench -- [--quick] [--broker aedes|mosquitto|both] [--only request,pubsub,realtime,progress,peers,router,signing,security,transfer] [--no-inproc] [--no-control] [--rt-receiver child|same|both] [--peers] [--router] [--peers-filter id,...]\n',
   );
   process.exit(0);
 }
@@ -91,8 +93,9 @@ const runsPeers = only.has('peers');
 const runsRouter = only.has('router');
 const runsSigning = only.has('signing');
 const runsSecurity = only.has('security');
-/** The scenarios that run once per broker of the plan below (peers, router, signing and security bring their own brokers). */
-const perBroker = [...only].filter((scenario) => scenario !== 'peers' && scenario !== 'router' && scenario !== 'signing' && scenario !== 'security');
+const runsTransfer = only.has('transfer');
+/** The scenarios that run once per broker of the plan below (peers, router, signing, security and transfer bring their own brokers). */
+const perBroker = [...only].filter((scenario) => !['peers', 'router', 'signing', 'security', 'transfer'].includes(scenario));
 
 const rtReceiverFlag = flags['rt-receiver'] ?? 'child';
 if (!['child', 'same', 'both'].includes(rtReceiverFlag)) {
@@ -183,7 +186,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 const watchdogMs =
-  (quick ? 3 * 60_000 : 9 * 60_000) * (perBroker.length ? 1 : 0) + (runsPeers ? (quick ? 3 * 60_000 : 8 * 60_000) : 0) + (runsRouter ? (quick ? 3 * 60_000 : 6 * 60_000) : 0) + (runsSigning ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsSecurity ? (quick ? 3 * 60_000 : 5 * 60_000) : 0);
+  (quick ? 3 * 60_000 : 9 * 60_000) * (perBroker.length ? 1 : 0) + (runsPeers ? (quick ? 3 * 60_000 : 8 * 60_000) : 0) + (runsRouter ? (quick ? 3 * 60_000 : 6 * 60_000) : 0) + (runsSigning ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsSecurity ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsTransfer ? 3 * 60_000 : 0);
 const watchdog = setTimeout(() => {
   log(`the benchmark ran over ${watchdogMs / 60_000} minutes; stopping`);
   void closeBrokers().finally(() => process.exit(1));
@@ -280,6 +283,15 @@ if (runsSecurity) {
   }
   securitySeconds = (Date.now() - securityStarted) / 1000;
 }
+let transferResult: TransferResult | undefined;
+if (runsTransfer) {
+  try {
+    transferResult = await runTransfer({ fileBytes: (quick ? 64 : 256) * 1024 * 1024, lines: quick ? 100 : 300 });
+  } catch (error) {
+    failed = true;
+    log(`transfer FAILED: ${(error as Error).stack ?? error}`);
+  }
+}
 clearTimeout(watchdog);
 
 const tables: Table[] = [
@@ -312,6 +324,11 @@ if (results.security) {
   const setup = 'every client and the broker each in its own process (relais start --no-router); everything on 127.0.0.1 (TCP)';
   process.stdout.write(`## Security (issue 7)${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- wall time of the security scenario: ${securitySeconds.toFixed(0)} s\n\n`);
   for (const table of securityTables(results.security)) process.stdout.write(`${renderTable(table)}\n`);
+}
+if (transferResult) {
+  const setup = 'broker (Aedes), agent (relais agent), each sender and receiver in its own process; everything on 127.0.0.1 (TCP); files in os.tmpdir()';
+  process.stdout.write(`## Agent (issue 8)${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n\n`);
+  for (const table of transferTables(transferResult)) process.stdout.write(`${renderTable(table)}\n`);
 }
 log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s${failed ? ' (some scenarios FAILED, see above)' : ''}`);
 if (failed) process.exitCode = 1;

@@ -12,6 +12,8 @@ import type { AgentConfig } from './config.js';
 import { disksService } from './disks.js';
 import { errorReporter, serveAction, type AgentService, type ServiceContext } from './service.js';
 import { benchmarkService } from './benchmark.js';
+import { transferService } from './transfer.js';
+import { agentLogSources } from './logs.js';
 
 export interface AgentOptions {
   id: string;
@@ -30,10 +32,12 @@ export interface Agent {
 
 /** The services the config enables, in the order they start. */
 export function enabledServices(config: AgentConfig): string[] {
-  const { disks, command, components, benchmark } = config.services;
+  const { disks, command, components, benchmark, transfer, logs } = config.services;
   return [
     ...(disks?.enabled ? ['disks'] : []),
     ...(command?.enabled ? ['command'] : []),
+    ...(transfer?.enabled ? ['transfer'] : []),
+    ...(logs?.enabled ? ['logs'] : []),
     ...(benchmark?.enabled ? ['benchmark'] : []),
     // Discovery is on unless switched off: it reveals only what the other services serve and the host's device names.
     ...(components?.enabled !== false ? ['components'] : []),
@@ -43,11 +47,18 @@ export function enabledServices(config: AgentConfig): string[] {
 export async function startAgent(options: AgentOptions): Promise<Agent> {
   const { config, logger } = options;
   const names = enabledServices(config);
-  const bus = await connect({ ...options.connection, id: options.id, logger, startup: 'manual', info: { role: 'agent', services: names } });
+  // The log files and journal go through the client's own relais/logs/get, chosen by `source` (protocol §11.4).
+  const logSources = config.services.logs?.enabled ? agentLogSources(config.services.logs, logger) : undefined;
+  const given = options.connection?.logs;
+  const logs = given === false || !logSources ? given : { ...given, sources: logSources };
+  const bus = await connect({ ...options.connection, ...(logs !== undefined && { logs }), id: options.id, logger, startup: 'manual', info: { role: 'agent', services: names } });
   const context: ServiceContext = { bus, logger, reportError: errorReporter(bus, logger) };
   const services: AgentService[] = [];
   try {
-    for (const name of names) services.push(makeService(name, config, context, () => services));
+    for (const name of names) {
+      if (name === 'logs') services.push({ name, actions: {}, components: () => logSources!.names().map((source) => ({ id: `log:${source}`, label: `log source ${source}`, type: 'log-source' })), stop: () => logSources!.close() });
+      else services.push(makeService(name, config, context, () => services));
+    }
     for (const service of services) {
       for (const [action, served] of Object.entries(service.actions)) await serveAction(bus, action, served);
       await service.start?.();
@@ -70,12 +81,14 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
 }
 
 function makeService(name: string, config: AgentConfig, context: ServiceContext, all: () => AgentService[]): AgentService {
-  const { disks, command, benchmark } = config.services;
+  const { disks, command, benchmark, transfer } = config.services;
   switch (name) {
     case 'disks':
       return disksService(disks!, context);
     case 'command':
       return commandService(command!, context);
+    case 'transfer':
+      return transferService(transfer!, disks!, context);
     case 'benchmark':
       return benchmarkService(benchmark!, disks!, context);
     default:

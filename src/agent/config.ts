@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { MAX_CHUNK_BYTES, TRANSFER_DEFAULTS } from './transfer-protocol.js';
 
 export const AGENT_DEFAULTS = {
   maxListEntries: 5000,
@@ -92,6 +93,32 @@ export const agentConfigSchema = z.strictObject({
         maxRunning: z.number().int().min(1).max(1000).default(AGENT_DEFAULTS.command.maxRunning),
       })
       .optional(),
+    transfer: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** The largest file sent to or fetched from this agent, in bytes. */
+        maxFileBytes: z.number().int().min(1).default(TRANSFER_DEFAULTS.maxFileBytes),
+        /** Bytes of file per chunk message (protocol §3.4: its Base64 must fit a message). */
+        chunkBytes: z.number().int().min(4096).max(MAX_CHUNK_BYTES).default(TRANSFER_DEFAULTS.chunkBytes),
+        /** Chunks a requester keeps in flight. */
+        window: z.number().int().min(1).max(64).default(TRANSFER_DEFAULTS.window),
+        idleTimeout: seconds.default(TRANSFER_DEFAULTS.idleTimeout),
+        maxTransfers: z.number().int().min(1).max(10_000).default(TRANSFER_DEFAULTS.maxTransfers),
+      })
+      .optional(),
+    logs: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** The log files served, by source name: a requester names a source, never a path. */
+        files: z.record(name, z.string().refine((value) => path.isAbsolute(value), 'must be an absolute path')).default({}),
+        /** Serve the system journal as source `journal` (through journalctl, when the host has it). */
+        journal: z.boolean().default(true),
+        /** Bytes read backwards from a file's end, at most, to find the lines asked for. */
+        maxScanBytes: z.number().int().min(64 * 1024).default(64 * 1024 * 1024),
+        /** Follows served at once; more get code 8 (busy). */
+        maxFollows: z.number().int().min(1).max(1000).default(8),
+      })
+      .optional(),
     benchmark: z
       .strictObject({
         enabled: z.boolean().default(true),
@@ -108,6 +135,8 @@ export type AgentConfig = z.infer<typeof agentConfigSchema>;
 export type DisksConfig = NonNullable<AgentConfig['services']['disks']>;
 export type DiskConfig = DisksConfig['disks'][string];
 export type CommandConfig = NonNullable<AgentConfig['services']['command']>;
+export type TransferConfig = NonNullable<AgentConfig['services']['transfer']>;
+export type LogsConfig = NonNullable<AgentConfig['services']['logs']>;
 export type BenchmarkConfig = NonNullable<AgentConfig['services']['benchmark']>;
 
 export class AgentConfigError extends Error {
@@ -143,6 +172,9 @@ export function parseAgentConfig(value: unknown, source = 'the agent config'): A
       seen.add(rule.name);
     });
     if (command.defaultTimeout > command.maxTimeout) throw new AgentConfigError(`${source}: services.command.defaultTimeout: over maxTimeout (${command.maxTimeout})`);
+  }
+  if (config.services.transfer?.enabled && !disks?.enabled) {
+    throw new AgentConfigError(`${source}: services.transfer: transfers go to and from the disks of services.disks, which is not enabled`);
   }
   const benchmark = config.services.benchmark;
   if (benchmark?.enabled) {

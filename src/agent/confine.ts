@@ -133,11 +133,8 @@ export interface FileBeingWritten {
   discard(): Promise<void>;
 }
 
-/**
- * Opens a new file to be written at `filepath`, under a partial name beside it: the final
- * name shows only complete files. Missing folders are made one at a time, each checked.
- */
-export async function openForWriting(disk: Disk, filepath: string): Promise<FileBeingWritten> {
+/** The folder (made if missing) and final path of a file to be written at `filepath`, both confined to the disk. */
+export async function prepareDestination(disk: Disk, filepath: string): Promise<{ folder: string; final: string }> {
   if (disk.readOnly) throw new DiskError(`disk ${disk.id} is read-only`, 'read-only');
   const segments = segmentsOf(disk, filepath);
   const base = segments.pop()!;
@@ -155,8 +152,54 @@ export async function openForWriting(disk: Disk, filepath: string): Promise<File
     folder = real;
   }
   const final = path.join(folder, base);
+  await checkReplaceable(disk, filepath, final);
+  return { folder, final };
+}
+
+/** Only a regular file (or nothing) may be replaced by a written file. */
+async function checkReplaceable(disk: Disk, filepath: string, final: string): Promise<void> {
   const existing = await fs.promises.lstat(final).catch(() => undefined);
   if (existing && !existing.isFile()) throw new DiskError(`${filepath} on disk ${disk.id} exists and is ${kindOf(existing)}: only a regular file may be replaced`, 'not-a-file');
+}
+
+/**
+ * Opens (creating it when missing) the partial file `name` in a folder `prepareDestination`
+ * made, to write from its current end: a transfer resumes where it stopped. The caller closes it.
+ */
+export async function openPartial(disk: Disk, filepath: string, folder: string, name: string): Promise<{ handle: FileHandle; path: string; size: number }> {
+  const partial = path.join(folder, name);
+  const handle = await fs.promises.open(partial, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o640).catch((error: unknown) => {
+    throw notFound(disk, filepath, error);
+  });
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new DiskError(`the partial file of ${filepath} on disk ${disk.id} is ${kindOf(stat)}`, 'not-a-file');
+    await checkOpened(disk, handle, filepath);
+    return { handle, path: partial, size: stat.size };
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+}
+
+/** Moves a complete partial file (synced by the caller) under its final name, after checking that name again. */
+export async function commitPartial(disk: Disk, filepath: string, partial: string, final: string): Promise<void> {
+  await checkReplaceable(disk, filepath, final);
+  await fs.promises.rename(partial, final).catch((error: unknown) => {
+    throw notFound(disk, filepath, error);
+  });
+  // The rename is durable once the folder is synced (a crash after it must not bring the partial back).
+  const folder = await fs.promises.open(path.dirname(final), constants.O_RDONLY).catch(() => undefined);
+  await folder?.sync().catch(() => {});
+  await folder?.close();
+}
+
+/**
+ * Opens a new file to be written at `filepath`, under a partial name beside it: the final
+ * name shows only complete files. Missing folders are made one at a time, each checked.
+ */
+export async function openForWriting(disk: Disk, filepath: string): Promise<FileBeingWritten> {
+  const { folder, final } = await prepareDestination(disk, filepath);
   const partial = path.join(folder, `${PARTIAL_PREFIX}${randomBytes(6).toString('hex')}`);
   const handle = await fs.promises.open(partial, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o640).catch((error: unknown) => {
     throw notFound(disk, filepath, error);

@@ -2,7 +2,7 @@
  * The streaming parts of the disks service: a copy between disks with progress, and a
  * file's SHA-256. Both go through one 1 MiB buffer: a file of any size costs that much memory.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import type { HandlerContext } from '../client/index.js';
 import { openForReading, openForWriting, type Disk } from './confine.js';
@@ -60,4 +60,17 @@ export async function footprintOf(disk: Disk, filepath: string, signal: AbortSig
   } finally {
     await source.handle.close().catch(() => {});
   }
+}
+
+/** Feeds bytes [0, length) of an open file to `hash` (positional reads: the file's position is left alone). */
+export async function hashRange(handle: FileHandle, length: number, hash: Hash, signal?: AbortSignal): Promise<Hash> {
+  const buffer = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, Math.max(length, 1)));
+  for (let at = 0; at < length; ) {
+    signal?.throwIfAborted();
+    const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, length - at), at);
+    if (bytesRead === 0) break;
+    hash.update(buffer.subarray(0, bytesRead));
+    at += bytesRead;
+  }
+  return hash;
 }

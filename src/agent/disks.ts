@@ -33,7 +33,7 @@ const schemas = {
   footprint: z.object({ footprint: z.string().regex(/^[0-9a-f]{64}$/) }),
 };
 
-interface FileEntry {
+export interface FileEntry {
   path: string;
   size: number;
   name: string;
@@ -145,7 +145,7 @@ export function disksService(config: DisksConfig, context: ServiceContext): Agen
  * listed as what they point to when that is inside the disk, and not followed into folders
  * (no loops); devices, FIFOs, sockets and partial files are left out.
  */
-async function listFolder(disk: Disk, folder: string, relative: string, files: FileEntry[], max: number): Promise<boolean> {
+export async function listFolder(disk: Disk, folder: string, relative: string, files: FileEntry[], max: number): Promise<boolean> {
   const entries = await fs.promises.readdir(folder, { withFileTypes: true });
   entries.sort((a, b) => a.name.localeCompare(b.name));
   for (const entry of entries) {

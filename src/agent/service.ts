@@ -5,8 +5,8 @@
 import type { Logger } from 'pino';
 import type { Bus, Handler, HandlerContext } from '../client/index.js';
 import type { Contract } from '../client/contracts.js';
-import type { z, ZodType } from 'zod';
-import { InvalidMessageError, RelaisError } from '../protocol/errors.js';
+import type { z } from 'zod';
+import { RelaisError } from '../protocol/errors.js';
 
 /** One entry of `system/components/discover` (seed 001). */
 export interface Component {
@@ -80,12 +80,4 @@ export function serveAction(bus: Bus, action: string, served: TypedAction | Hand
   if (typeof served === 'function') return bus.handle(action, served);
   const { handler, ...contract } = served;
   return bus.handle(action, handler, contract);
-}
-
-/** The payload checked against `schema`, or an InvalidMessageError (code 2) naming the field. */
-export function parsePayload<T>(schema: ZodType<T>, payload: unknown, action: string): T {
-  const parsed = schema.safeParse(payload ?? {});
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0]!;
-  throw new InvalidMessageError(`${action}: payload${issue.path.map((key) => `.${String(key)}`).join('')}: ${issue.message}`);
 }

@@ -27,6 +27,8 @@ import { addConnectionOptions, connectCli, EXIT, fail, onInterrupt, printable, t
 interface LogsCommandOptions extends GlobalOptions {
   lines: string;
   level?: string;
+  pattern?: string;
+  source?: string;
   follow?: boolean;
   json?: boolean;
   timeout: string;
@@ -41,6 +43,8 @@ export function logsCommand(): Command {
     .argument('<client-id>', 'the client whose logs to read')
     .option('-n, --lines <n>', `the newest lines to print, up to ${MAX_LOG_LINES}`, '100')
     .option('-l, --level <level>', `only lines at this level and above: ${Object.keys(LOG_LINE_LEVELS).join(', ')}`)
+    .option('-p, --pattern <text>', 'only lines containing this text (plain text, not a regular expression)')
+    .option('-s, --source <name>', "another log the client serves: an agent's configured log files by name, or journal (docs/agent.md)")
     .option('-f, --follow', 'then print new lines as they are written, until Ctrl-C')
     .option('--json', 'JSON lines even on a terminal')
     .option('--timeout <seconds>', 'give up waiting for the answer after this many seconds', '30')
@@ -61,7 +65,7 @@ export function logsCommand(): Command {
       onInterrupt(() => controller.abort(new Error('interrupted')));
       let exitCode: number = EXIT.OK;
       try {
-        const request = { lines, ...(level && { level }) };
+        const request = { lines, ...(level && { level }), ...(options.pattern && { pattern: options.pattern }), ...(options.source && { source: options.source }) };
         if (!options.follow) {
           const answer = await bus.request<LogsAnswer>(LOGS_ACTION, request, { target: clientId, timeout: seconds * 1000, signal: controller.signal });
           answer.lines.forEach(print);
@@ -80,7 +84,7 @@ export function logsCommand(): Command {
 }
 
 /** Follows until `signal` aborts; each time the client's lock times out, asks again after the last line seen. */
-async function follow(bus: Bus, clientId: string, request: { lines: number; level?: LogLineLevel }, print: (line: Record<string, unknown>) => void, signal: AbortSignal): Promise<void> {
+async function follow(bus: Bus, clientId: string, request: { lines: number; level?: LogLineLevel; pattern?: string; source?: string }, print: (line: Record<string, unknown>) => void, signal: AbortSignal): Promise<void> {
   let payload: Record<string, unknown> = { ...request, follow: true };
   for (;;) {
     let next: number | undefined;
@@ -92,11 +96,12 @@ async function follow(bus: Bus, clientId: string, request: { lines: number; leve
       if (step.kind === 'final' && (step.payload as LogsAnswer).ended !== 'lock-timeout') return;
     }
     // Every line after the last one seen, however many were written in between.
-    payload = { ...(request.level && { level: request.level }), lines: MAX_LOG_LINES, follow: true, ...(next !== undefined && { after: next }) };
+    payload = { ...request, lines: MAX_LOG_LINES, follow: true, ...(next !== undefined && { after: next }) };
   }
 }
 
 function noteWhatIsKept(answer: LogsAnswer, asked: LogLineLevel | undefined, clientId: string): void {
+  if (answer.unavailable) process.stderr.write(`relais: note: this source is unavailable on ${clientId}: ${answer.unavailable}\n`);
   const kept = LOG_LINE_LEVELS[answer.kept.level as LogLineLevel];
   if (asked !== undefined && kept !== undefined && LOG_LINE_LEVELS[asked] < kept) {
     process.stderr.write(`relais: note: ${clientId} keeps lines at ${answer.kept.level} and above (its connect option logs.level)\n`);

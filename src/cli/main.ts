@@ -4,6 +4,7 @@ import { agentCommand } from './agent.js';
 import { bridgeCommand } from './bridge.js';
 import { callCommand } from './call.js';
 import { execCommand } from './exec.js';
+import { fetchCommand, sendCommand } from './transfer.js';
 import { eventsCommand } from './events.js';
 import { historyCommand } from './history.js';
 import { killCommand } from './kill.js';
@@ -44,7 +45,9 @@ const program = new Command('relais')
   .addCommand(contractsCommand())
   .addCommand(agentCommand())
   .addCommand(execCommand())
-  .addCommand(bridgeCommand());
+  .addCommand(bridgeCommand())
+  .addCommand(sendCommand())
+  .addCommand(fetchCommand());
 
 // Usage mistakes exit 2 where they are found; what gets here failed at run time (e.g. no broker).
 program.parseAsync(process.argv).catch((error: Error) => fail(EXIT.ERROR, error.message));

@@ -23,6 +23,8 @@ export interface LineFilter {
   level?: number;
   since?: number;
   after?: number;
+  /** Only lines whose text contains this. */
+  pattern?: string;
 }
 
 export class LogBuffer {
@@ -94,7 +96,7 @@ export class LogBuffer {
       // Lines are in the order written: the first too old ends the search.
       if (filter.after !== undefined && line.seq <= filter.after) break;
       if (filter.since !== undefined && line.time < filter.since) break;
-      if (!atLevel(line, filter.level)) continue;
+      if (!atLevel(line, filter.level) || !hasPattern(line, filter.pattern)) continue;
       if (bytes + line.bytes > maxBytes) return { lines: picked.reverse(), truncated: true };
       bytes += line.bytes + 1;
       picked.push(line);
@@ -107,6 +109,11 @@ export class LogBuffer {
     this.followers.add(follower);
     return () => this.followers.delete(follower);
   }
+}
+
+/** Whether `line` contains `pattern` (a plain substring). */
+export function hasPattern(line: KeptLine, pattern: string | undefined): boolean {
+  return pattern === undefined || line.text.includes(pattern);
 }
 
 /** Whether `line` is at `level` or above (`after` and `since` are a matter of position: `select` stops at them). */

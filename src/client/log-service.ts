@@ -7,9 +7,9 @@
  * the lock runs out. One retrieval at a time: the lock.
  */
 import type { Logger } from 'pino';
-import { BusyError } from '../protocol/errors.js';
+import { BusyError, RelaisError } from '../protocol/errors.js';
 import { LOG_LINE_LEVELS, parseLogsRequest, type LogsAnswer, type LogsKept, type LogsRequest } from '../protocol/logs.js';
-import { atLevel, captureLogs, LogBuffer, type KeptLine, type LineFilter } from './log-buffer.js';
+import { atLevel, captureLogs, hasPattern, LogBuffer, type KeptLine, type LineFilter } from './log-buffer.js';
 import type { ResolvedLogsOptions, ResolvedOptions } from './options.js';
 import type { HandlerContext } from './types.js';
 
@@ -51,6 +51,11 @@ export class LogService {
   /** The handler of `relais/logs/get` (protocol §11.4). Bad input is an error answer (code 2), never a crash. */
   readonly serve = (payload: unknown, ctx: HandlerContext): LogsAnswer | Promise<LogsAnswer> => {
     const request = parseLogsRequest(payload);
+    // Another log than the client's own (an agent's files): its server has its own limits, not this lock.
+    if (request.source !== undefined) {
+      if (!this.settings.sources) throw new RelaisError('NO_SUCH_LOG', `${this.id} serves only its own log lines: it has no log source ${request.source}`, { details: { reason: 'unknown-source' } });
+      return this.settings.sources.serve({ ...request, source: request.source }, ctx);
+    }
     this.lock(ctx);
     if (!request.follow) {
       try {
@@ -107,7 +112,7 @@ export class LogService {
     };
     return new Promise<LogsAnswer>((resolve, reject) => {
       const stopFollowing = this.buffer.follow((line) => {
-        if (!atLevel(line, filter.level)) return;
+        if (!atLevel(line, filter.level) || !hasPattern(line, filter.pattern)) return;
         // A batch over the message budget goes at once, before this line joins the next one.
         if (batchBytes + line.bytes > this.answerBytes) flush();
         batch.push(line);
@@ -142,6 +147,7 @@ function filterOf(request: LogsRequest): LineFilter {
     ...(request.level !== undefined && { level: LOG_LINE_LEVELS[request.level] }),
     ...(request.since !== undefined && { since: request.since }),
     ...(request.after !== undefined && { after: request.after }),
+    ...(request.pattern !== undefined && { pattern: request.pattern }),
   };
 }
 

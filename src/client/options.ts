@@ -75,7 +75,7 @@ export const DEFAULTS = {
   logs: { maxLines: 1000, maxBytes: 256 * 1024, lockTimeout: 60_000 },
 } as const;
 
-export type ResolvedLogsOptions = Required<Omit<LogsOptions, 'level'>> & Pick<LogsOptions, 'level'>;
+export type ResolvedLogsOptions = Required<Omit<LogsOptions, 'level' | 'sources'>> & Pick<LogsOptions, 'level' | 'sources'>;
 
 export type ResolvedOptions = Required<Omit<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions' | 'logs' | 'signing' | 'verify'>> &
   Pick<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions' | 'signing' | 'verify'> & { logs: ResolvedLogsOptions | false };

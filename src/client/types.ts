@@ -9,7 +9,7 @@ import type { IClientOptions } from 'mqtt';
 import type { Logger } from 'pino';
 import type { Envelope, Priority } from '../protocol/envelope.js';
 import type { PublicSigningKey } from '../protocol/signature.js';
-import type { LogLineLevel } from '../protocol/logs.js';
+import type { LogLineLevel, LogsAnswer, LogsRequest } from '../protocol/logs.js';
 
 export type { Envelope, Priority, PublicSigningKey };
 
@@ -191,6 +191,17 @@ export interface LogsOptions {
    * frees the lock by then. Default 60 000.
    */
   lockTimeout?: number;
+  /**
+   * Other logs this client serves on `relais/logs/get` (protocol §11.4): a request naming a
+   * `source` goes to `serve` (the agent's configured files and journal, src/agent/logs.ts).
+   * Without it, such a request is refused (code 1).
+   */
+  sources?: LogSources;
+}
+
+/** Serves the requests of `relais/logs/get` that name a `source` (protocol §11.4). */
+export interface LogSources {
+  serve(request: LogsRequest & { source: string }, ctx: HandlerContext): LogsAnswer | Promise<LogsAnswer>;
 }
 
 export interface SendOptions {

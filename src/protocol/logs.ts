@@ -31,7 +31,14 @@ export interface LogsRequest {
   after?: number;
   /** Keep the request open and send each new matching line in a progress step. */
   follow: boolean;
+  /** Only lines containing this text (a plain substring, not a regular expression: a request cannot make the server spin). */
+  pattern?: string;
+  /** Another log the client serves (an agent's configured files, `journal`); absent: the client's own lines. */
+  source?: string;
 }
+
+/** The most characters of a `pattern`. */
+export const MAX_LOG_PATTERN = 1000;
 
 /** What the client keeps, told in every final answer so a caller knows what it may ask for. */
 export interface LogsKept {
@@ -58,6 +65,8 @@ export interface LogsAnswer extends LogsProgress {
   truncated?: true;
   /** Why a follow ended by itself: its hold on the client's logs lock ran out (ask again with `after: next`). */
   ended?: 'lock-timeout';
+  /** The source asked for exists but cannot be served on this host (e.g. no `journalctl`): not an error. */
+  unavailable?: string;
 }
 
 const requestSchema = z.strictObject({
@@ -66,6 +75,8 @@ const requestSchema = z.strictObject({
   since: z.number().int().min(0).optional(),
   after: z.number().int().min(0).optional(),
   follow: z.boolean().optional(),
+  pattern: z.string().min(1).max(MAX_LOG_PATTERN).optional(),
+  source: z.string().regex(/^[A-Za-z0-9_.:@-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 _ . : @ -').optional(),
 });
 
 /** The checked request; throws `InvalidMessageError` naming each bad field. No payload (null) means every default. */
@@ -75,6 +86,10 @@ export function parseLogsRequest(payload: unknown): LogsRequest {
     const problems = result.error.issues.map((issue) => `field '${issue.path.length ? issue.path.join('.') : '(payload)'}': ${issue.message}`);
     throw new InvalidMessageError(`invalid ${LOGS_ACTION} request: ${problems.join('; ')}`, { details: { issues: problems } });
   }
-  const { lines = DEFAULT_LOG_LINES, follow = false, level, since, after } = result.data;
-  return { lines, follow, ...(level !== undefined && { level }), ...(since !== undefined && { since }), ...(after !== undefined && { after }) };
+  const { lines = DEFAULT_LOG_LINES, follow = false, level, since, after, pattern, source } = result.data;
+  return {
+    lines, follow,
+    ...(level !== undefined && { level }), ...(since !== undefined && { since }), ...(after !== undefined && { after }),
+    ...(pattern !== undefined && { pattern }), ...(source !== undefined && { source }),
+  };
 }

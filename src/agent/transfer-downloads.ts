@@ -1,0 +1,121 @@
+/**
+ * The serving end of `relais fetch` on the agent (docs/agent.md "File transfer"): `get_begin`
+ * opens a file of a disk (confined), hashes it and keeps it open; `get_chunk` reads any range
+ * of it, so the fetcher asks for what it still lacks after a lost connection. A folder answers
+ * the list of its files, each then fetched on its own.
+ */
+import { randomBytes, createHash } from 'node:crypto';
+import fs from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { toBase64 } from '../protocol/binary.js';
+import { BusyError } from '../protocol/errors.js';
+import { openForReading, resolveExisting, segmentsOf, type Disk } from './confine.js';
+import { hashRange } from './disk-io.js';
+import { listFolder, type FileEntry } from './disks.js';
+import { TransferError, type GetBeginAnswer } from './transfer-protocol.js';
+import type { TransferSettings } from './transfer.js';
+
+interface Download {
+  id: string;
+  filepath: string;
+  handle: FileHandle;
+  size: number;
+  mtimeMs: number;
+  reading: number;
+  idle?: NodeJS.Timeout;
+}
+
+export class Downloads {
+  private readonly downloads = new Map<string, Download>();
+
+  constructor(
+    private readonly settings: TransferSettings & { maxListEntries: number },
+    private readonly logger: Logger,
+    private readonly othersOpen: () => number,
+  ) {}
+
+  get open(): number {
+    return this.downloads.size;
+  }
+
+  async begin(disk: Disk, filepath: string, requester: string, signal: AbortSignal): Promise<GetBeginAnswer> {
+    const real = await resolveExisting(disk, filepath);
+    if ((await fs.promises.stat(real)).isDirectory()) {
+      const relative = segmentsOf(disk, filepath).join('/');
+      const entries: FileEntry[] = [];
+      const truncated = await listFolder(disk, real, relative, entries, this.settings.maxListEntries);
+      const files = entries.filter((entry) => entry.type === 'file').map((entry) => ({ path: entry.path.slice(relative.length + 1), size: entry.size }));
+      return { type: 'folder', files, ...(truncated && { truncated: true }) };
+    }
+    if (this.open + this.othersOpen() >= this.settings.maxTransfers) throw new BusyError(`this agent has ${this.settings.maxTransfers} transfers open (services.transfer.maxTransfers); try again later`);
+    const opened = await openForReading(disk, filepath);
+    try {
+      if (opened.size > this.settings.maxFileBytes) {
+        throw new TransferError(`${filepath} is ${opened.size} bytes, over this agent's limit of ${this.settings.maxFileBytes} (services.transfer.maxFileBytes)`, 'too-large', { limit: this.settings.maxFileBytes });
+      }
+      const { mtimeMs } = await opened.handle.stat();
+      const sha256 = (await hashRange(opened.handle, opened.size, createHash('sha256'), signal)).digest('hex');
+      const download: Download = { id: randomBytes(16).toString('hex'), filepath, handle: opened.handle, size: opened.size, mtimeMs, reading: 0 };
+      this.downloads.set(download.id, download);
+      this.touch(download);
+      this.logger.info({ transfer: download.id, disk: disk.id, filepath, size: opened.size, requester }, 'download started');
+      return { type: 'file', transfer: download.id, size: opened.size, sha256, chunkBytes: this.settings.chunkBytes, window: this.settings.window };
+    } catch (error) {
+      await opened.handle.close().catch(() => {});
+      throw error;
+    }
+  }
+
+  async chunk(request: { transfer: string; offset: number; length: number }): Promise<{ offset: number; data: { $base64: string } }> {
+    const download = this.named(request.transfer);
+    const { offset, length } = request;
+    if (length > this.settings.chunkBytes) throw new TransferError(`a chunk of ${length} bytes is over ${this.settings.chunkBytes} (services.transfer.chunkBytes)`, 'chunk-too-large');
+    if (offset + length > download.size) throw new TransferError(`${offset} + ${length} is past the end of ${download.filepath} (${download.size} bytes)`, 'offset-mismatch', { size: download.size });
+    if (download.reading >= this.settings.window * 2) throw new BusyError(`transfer ${download.id} has ${download.reading} chunks being read already`);
+    download.reading += 1;
+    this.touch(download);
+    try {
+      const stat = await download.handle.stat();
+      if (stat.size !== download.size || stat.mtimeMs !== download.mtimeMs) throw new TransferError(`${download.filepath} changed since the transfer began: begin it again`, 'changed');
+      const bytes = Buffer.allocUnsafe(length);
+      let read = 0;
+      while (read < length) {
+        const { bytesRead } = await download.handle.read(bytes, read, length - read, offset + read);
+        if (bytesRead === 0) throw new TransferError(`${download.filepath} ended before ${offset + length}: begin it again`, 'changed');
+        read += bytesRead;
+      }
+      return { offset, data: toBase64(bytes) };
+    } finally {
+      download.reading -= 1;
+    }
+  }
+
+  async end(transfer: string): Promise<{ status: 'ok' }> {
+    const download = this.downloads.get(transfer);
+    if (download) await this.close_(download);
+    return { status: 'ok' };
+  }
+
+  private named(transfer: string): Download {
+    const download = this.downloads.get(transfer);
+    if (!download) throw new TransferError(`no download ${transfer} is open on this agent (it ended, or was idle too long): begin it again`, 'unknown-transfer');
+    return download;
+  }
+
+  private touch(download: Download): void {
+    clearTimeout(download.idle);
+    download.idle = setTimeout(() => void this.close_(download), this.settings.idleTimeout * 1000);
+    download.idle.unref();
+  }
+
+  private async close_(download: Download): Promise<void> {
+    clearTimeout(download.idle);
+    this.downloads.delete(download.id);
+    await download.handle.close().catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.downloads.values()].map((download) => this.close_(download)));
+  }
+}
