@@ -46,6 +46,8 @@ export class Connection {
   private readonly outgoing = new ReplayGuardStore();
   private readonly incoming = new Store();
   private readonly subscriptions: HeldSubscriptions;
+  /** UNSUBSCRIBEs not yet acknowledged, by filter: a new SUBSCRIBE of one waits for it. */
+  private readonly unsubscribing = new Map<string, Promise<void>>();
   private readonly schedule: ReconnectSchedule;
   private closing = false;
   private everConnected = false;
@@ -177,17 +179,28 @@ export class Connection {
     this.subscriptions.blameOldest();
   }
 
-  /** Subscribes; resolves on the broker's SUBACK (see HeldSubscriptions.want). */
+  /**
+   * Subscribes; resolves on the broker's SUBACK (see HeldSubscriptions.want). After an
+   * UNSUBSCRIBE of the same filter, waits for its UNSUBACK first: Aedes may apply the two out
+   * of order and leave the filter unsubscribed (an SSE stream reconnecting lost every event).
+   */
   subscribe(filter: string, qos: 0 | 1 = 1): Promise<void> {
     if (this.closing) return Promise.reject(new NotSentError(`the client closed before subscribing to ${filter}`));
+    const leaving = this.unsubscribing.get(filter);
+    if (leaving) return leaving.then(() => this.subscribe(filter, qos));
     return this.subscriptions.want(filter, qos);
   }
 
-  /** Stops a subscription; it is not made again at reconnection. */
+  /** Stops a subscription; it is not made again at reconnection. Resolves on the UNSUBACK (or the connection's end). */
   unsubscribe(filter: string): Promise<void> {
     this.subscriptions.drop(filter);
     if (this.closing || !this.client.connected) return Promise.resolve();
-    return new Promise((resolve) => this.client.unsubscribe(filter, () => resolve()));
+    // MQTT.js calls back on the UNSUBACK, or with an error when the connection ends first.
+    const done: Promise<void> = new Promise<void>((resolve) => this.client.unsubscribe(filter, () => resolve())).finally(() => {
+      if (this.unsubscribing.get(filter) === done) this.unsubscribing.delete(filter);
+    });
+    this.unsubscribing.set(filter, done);
+    return done;
   }
 
   /** Whether the socket can take more now (it holds less than 64 KiB). */

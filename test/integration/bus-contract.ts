@@ -464,6 +464,18 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
       ]);
     });
 
+    it('subscribe - a filter unsubscribed and at once subscribed again keeps delivering (its UNSUBSCRIBE cannot overtake the SUBSCRIBE)', async () => {
+      const publisher = await kit.connect(uniqueId('pub'));
+      const listener = await kit.connect(uniqueId('sub'));
+      const first = await listener.subscribe('resub/topic/notification', () => {});
+      void first.unsubscribe(); // not awaited: a stream that reconnects does just this
+      const again = await listener.subscribe('resub/topic/notification');
+      publisher.notify('resub/topic', { n: 1 });
+      const { value } = await within(again[Symbol.asyncIterator]().next(), 5000, 'the notification after subscribing again');
+      assert.deepEqual(value.envelope.payload, { n: 1 });
+      await again.unsubscribe();
+    });
+
     it('priority - a message matching subscriptions on both lanes reaches each subscription once', async () => {
       const publisher = await kit.connect(uniqueId('pub'));
       const listener = await kit.connect(uniqueId('sub'));
