@@ -10,6 +10,7 @@ import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type pino from 'pino';
@@ -95,6 +96,11 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   }
   const bus = await connect({ id: options.id ?? WEB_DEFAULTS.id, stream: () => options.broker.connectInProcess(), info: { role: 'web' }, ...(options.logger && { logger: options.logger }) });
   const app = Fastify({ bodyLimit: options.bodyLimit ?? WEB_DEFAULTS.bodyLimit, forceCloseConnections: true, logger: false });
+  const upgraded = new Set<Duplex>();
+  app.server.on('upgrade', (_request, socket: Duplex) => {
+    upgraded.add(socket);
+    socket.once('close', () => upgraded.delete(socket));
+  });
   try {
     const table: RouteTable = [];
     const context: WebContext = { app, bus, guard: makeGuard(options.security, log), table, log, sent: new SentRequests(), directorySettledAt: Date.now() + DEFAULTS.directorySettle + 200 };
@@ -131,7 +137,10 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   }
   const bound = (app.server.address() as { port: number }).port;
   const close = async () => {
-    await app.close();
+    const closing = app.close();
+    // Upgraded sockets (WebSockets, and upgrades refused by a hook) are no longer the HTTP server's to close.
+    for (const socket of upgraded) socket.destroy();
+    await closing;
     await bus.close();
   };
   return { url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}/`, port: bound, bus, close, [Symbol.asyncDispose]: close };
@@ -160,6 +169,7 @@ function sameOrigin(origin: string, request: FastifyRequest): boolean {
 
 /** Gorgone clients may post JSON without saying so (curl -d): their routes parse any body as JSON; others answer 415. */
 function acceptGorgoneBodies(app: FastifyInstance): void {
+  app.removeContentTypeParser('text/plain');
   app.addContentTypeParser('*', { parseAs: 'string' }, (request, body, done) => {
     if (!isGorgonePath(request.url)) return done(new ApiError(415, 'unsupported_media_type', 'send the body as JSON: Content-Type: application/json'), undefined);
     if (body === '') return done(null, undefined);

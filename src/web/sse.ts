@@ -42,9 +42,8 @@ export async function serveEventStream(context: WebContext, caller: Caller | und
   response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
   response.write(`retry: 2000\n: relais event stream${cursor === undefined ? ' from now' : ` after cursor ${cursor}`}\n\n`);
   const heartbeat = setInterval(() => response.write(': keep-alive\n\n'), HEARTBEAT_MS);
-  const stop = () => stopped.abort();
-  request.raw.socket.once('close', stop);
-  response.once('close', stop);
+  // The response closes when the client goes (its socket closes); the socket may be a reused keep-alive one.
+  response.once('close', () => stopped.abort());
   // A reader slower than the stream: wait for the socket to drain rather than buffer without bound.
   const send = async (text: string) => {
     if (response.write(text) || stopped.signal.aborted) return;
@@ -68,7 +67,6 @@ export async function serveEventStream(context: WebContext, caller: Caller | und
   } finally {
     open -= 1;
     clearInterval(heartbeat);
-    request.raw.socket.off('close', stop);
     response.end();
   }
   return reply;
