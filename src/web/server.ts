@@ -19,6 +19,8 @@ import type { BrokerSecurity } from '../broker/enforce.js';
 import { isLoopbackHost, type EmbeddedBroker } from '../broker/embedded.js';
 import { connect, type Bus } from '../client/index.js';
 import { DEFAULTS } from '../client/options.js';
+import { EVENTS_CATEGORY } from '../protocol/events.js';
+import { notificationTopic } from '../protocol/topics.js';
 import { relaisRoutes } from './api-routes.js';
 import { makeGuard } from './auth.js';
 import { SentRequests, type WebContext } from './context.js';
@@ -95,6 +97,10 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     throw new WebStartError(`refusing to serve the web page and HTTP API on ${host}:${port} without security: anyone who can reach it could send commands and read every message (turn security on, or accept the risk with --insecure)`);
   }
   const bus = await connect({ id: options.id ?? WEB_DEFAULTS.id, stream: () => options.broker.connectInProcess(), info: { role: 'web' }, ...(options.logger && { logger: options.logger }) });
+  // Held for the server's life, so event streams opening and closing (sse.ts) share one MQTT
+  // subscription: a filter unsubscribed and at once subscribed again by the library loses its
+  // subscription at the broker (measured: 50 of 50; reported to the library's owner).
+  await bus.subscribe(notificationTopic(EVENTS_CATEGORY), () => {});
   const app = Fastify({ bodyLimit: options.bodyLimit ?? WEB_DEFAULTS.bodyLimit, forceCloseConnections: true, logger: false });
   const upgraded = new Set<Duplex>();
   app.server.on('upgrade', (_request, socket: Duplex) => {

@@ -132,7 +132,9 @@ describe('HTTP API of relais start', { timeout: 120_000 }, () => {
     const first = await openStream(`${base}/api/events/stream?since=${latest}`);
     assert.match(first.response.headers.get('content-type') ?? '', /^text\/event-stream/);
     for (const n of [1, 2, 3]) handler.notify('test/sse', { n });
-    await first.until((messages) => notified(messages).includes(3));
+    await first.until((messages) => notified(messages).includes(3)).catch((error: Error) => {
+      throw new Error(`${error.message}\nrelais start said:\n${start.output().slice(-3000)}`);
+    });
     await first.close();
     const lastId = first.messages.at(-1)!.id!;
     for (const n of [4, 5, 6]) handler.notify('test/sse', { n });
