@@ -96,6 +96,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   if (!options.security && !options.insecure && !isLoopbackHost(host)) {
     throw new WebStartError(`refusing to serve the web page and HTTP API on ${host}:${port} without security: anyone who can reach it could send commands and read every message (turn security on, or accept the risk with --insecure)`);
   }
+  if (options.security && !isLoopbackHost(host)) log(`warning: serving ${host}:${port} over plain HTTP: identities' tokens cross the network in clear (put a TLS proxy in front)`);
   const bus = await connect({ id: options.id ?? WEB_DEFAULTS.id, stream: () => options.broker.connectInProcess(), info: { role: 'web' }, ...(options.logger && { logger: options.logger }) });
   // Held for the server's life, so event streams opening and closing (sse.ts) share one MQTT
   // subscription: a filter unsubscribed and at once subscribed again by the library loses its
@@ -115,6 +116,8 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     app.setErrorHandler((error: FastifyError, request, reply) => {
       const apiError = asApiError(error);
       if (apiError.status >= 500) log(`${request.method} ${request.url.split('?')[0]}: ${error.message}`);
+      // Bad input gets a line too: the route and the code, not the message (a JSON error quotes the body).
+      else if (apiError.status === 400 || apiError.status === 413 || apiError.status === 415) log(`refused ${request.method} ${request.url.split('?')[0]}: ${apiError.status} ${apiError.code}`);
       if (apiError.status === 401) reply.header('www-authenticate', 'Bearer realm="relais", Basic realm="relais"');
       return reply.code(apiError.status).send(isGorgonePath(request.url) ? gorgoneError(apiError) : errorBody(apiError));
     });

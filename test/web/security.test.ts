@@ -17,7 +17,7 @@ import { defaultPolicy } from '../../src/security/default-policy.js';
 import { IdentityStore } from '../../src/security/identities.js';
 import { startWebServer, WebStartError, type WebServer } from '../../src/web/server.js';
 import { testLogger, within } from '../testkit/index.js';
-import { http, tempDir } from './web-kit.js';
+import { http, openStream, tempDir } from './web-kit.js';
 
 describe('web server with security on', { timeout: 60_000 }, () => {
   let dir: string;
@@ -76,6 +76,26 @@ describe('web server with security on', { timeout: 60_000 }, () => {
     assert.equal((await http('GET', `${base}/api/history`, { headers: bearer('olga') })).status, 403);
     assert.equal((await http('GET', `${base}/api/history`, { headers: bearer('alice') })).status, 200);
     assert.equal((await http('GET', `${base}/api/log/t1`, { headers: bearer('olga') })).body.error, 'http_error_403');
+  });
+
+  it('event stream: an observer reads it live, but resuming asks the router, which its policy denies (403)', async () => {
+    const live = await openStream(`${base}/api/events/stream`, bearer('olga'));
+    try {
+      assert.equal(live.response.status, 200);
+      handler.notify('test/observed', { n: 1 });
+      await live.until((messages) => messages.some((m) => m.data.type === 'notification' && m.data.data.category === 'test/observed'));
+    } finally {
+      await live.close();
+    }
+    assert.equal((await http('GET', `${base}/api/events/stream`, { headers: { ...bearer('olga'), 'last-event-id': '1' } })).status, 403);
+    assert.equal((await http('GET', `${base}/api/events?since=0`, { headers: bearer('olga') })).status, 403);
+    assert.equal((await http('GET', `${base}/api/events/stream`)).status, 401);
+    const resumed = await openStream(`${base}/api/events/stream`, { ...bearer('alice'), 'last-event-id': '0' });
+    try {
+      await resumed.until((messages) => messages.some((m) => Number(m.id) === 1));
+    } finally {
+      await resumed.close();
+    }
   });
 
   it("kill: the requester's own request, or an admin; anyone else 403", async () => {
