@@ -228,6 +228,29 @@ describe('HTTP API of relais start', { timeout: 120_000 }, () => {
     assert.equal(document.paths['/api/core/action/command'].post.requestBody.content['application/json'].schema.type, 'array');
   });
 
+  it('relais start - the config file sets the web server (web.port, web.enabled); SIGINT stops it, port closed', async () => {
+    const configFile = path.join(dir, 'relais.json');
+    fs.writeFileSync(configFile, JSON.stringify({ version: 1, port: 0, dataDir: 'third', web: { port: 0 } }));
+    const third = startCli(['start', '--config', configFile]);
+    try {
+      const [, url] = await third.waitFor(/web page and HTTP API on (http:\/\/\S+)/);
+      assert.notEqual(new URL(url!).port, '8080', 'web.port 0 of the file, not the flag default');
+      assert.equal((await http('GET', `${url}api/history?limit=1`)).status, 200);
+      assert.equal(await third.stop('SIGINT'), 0);
+      await assert.rejects(fetch(`${url}api/history`), 'the web server is closed with relais start');
+    } finally {
+      await third.stop();
+    }
+    fs.writeFileSync(configFile, JSON.stringify({ version: 1, port: 0, dataDir: 'fourth', web: { enabled: false } }));
+    const fourth = startCli(['start', '--config', configFile]);
+    try {
+      await fourth.waitFor(/clients connect with/);
+      assert.doesNotMatch(fourth.output(), /web page/);
+    } finally {
+      assert.equal(await fourth.stop('SIGINT'), 0);
+    }
+  });
+
   it('relais start - a busy web port fails clearly, naming --web-port', async () => {
     const busy = net.createServer();
     await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
