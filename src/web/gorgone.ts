@@ -7,11 +7,11 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { HISTORY_ACTIONS, type HistoryPage } from '../protocol/history.js';
-import { requestTopic } from '../protocol/topics.js';
+import { checkClientId, requestTopic } from '../protocol/topics.js';
 import { ask, newToken, providersSettled, type WebContext } from './context.js';
 import { ApiError } from './errors.js';
 import { BATCH_ACTION, filterLog, gorgoneLog } from './gorgone-log.js';
-import { route, type RouteSpec } from './route.js';
+import { route } from './route.js';
 
 /** Gorgone's default per-command time-out (seconds), used to bound the whole batch. */
 const GORGONE_COMMAND_TIMEOUT_S = 30;
@@ -30,7 +30,7 @@ export function gorgoneError(error: ApiError): { error: string; message: string 
   return { error: error.code, message: error.message };
 }
 
-const nodeParams = z.object({ id: z.string().min(1).max(128).describe('the node: the agent client id') }).strict();
+const nodeParams = z.object({ id: z.string().refine((value) => !checkClientId(value), 'a client id (protocol §2.1)').describe('the node: the agent client id') }).strict();
 const logParams = z.object({ token: z.string().min(1).max(1024) }).strict();
 const nodeLogParams = nodeParams.extend({ token: z.string().min(1).max(1024) }).strict();
 const logQuery = z
@@ -120,5 +120,3 @@ async function agentOfThisHost(context: WebContext): Promise<string[]> {
     .map((client) => client.id)
     .sort();
 }
-
-export type { RouteSpec };

@@ -204,6 +204,8 @@ describe('HTTP API of relais start', { timeout: 120_000 }, () => {
     assert.deepEqual([method.status, method.body], [405, { error: 'method_unknown', message: 'Method not implemented' }]);
     const decode = await http('POST', `${base}/api/core/action/command`, { body: '[{"command": ' });
     assert.deepEqual([decode.status, decode.body], [400, { error: 'decode_error', message: 'Cannot decode response' }]);
+    const badNode = await http('POST', `${base}/api/nodes/a+b/core/action/command`, { body: [{ command: 'echo hi' }] });
+    assert.equal(badNode.status, 400, badNode.text);
     const notArray = await http('POST', `${base}/api/core/action/command`, { body: { command: 'echo hi' } });
     assert.equal(notArray.status, 400);
     assert.equal(notArray.body.error, 'bad_request');
