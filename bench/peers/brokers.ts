@@ -128,7 +128,7 @@ export async function startPeerBroker(kind: PeerBrokerKind): Promise<PeerBroker>
     case 'relais-start':
     case 'relais-start-no-router': {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), `relais-bench-${kind}-`));
-      const args = ['start', '--port', '0', '--data-dir', dir, ...(kind === 'relais-start' ? ['--keep-rows', KEEP_ROWS] : ['--no-router'])];
+      const args = ['start', '--web-port', '0', '--port', '0', '--data-dir', dir, ...(kind === 'relais-start' ? ['--keep-rows', KEEP_ROWS] : ['--no-router'])];
       try {
         const { child, close, match } = await startRelaisCli(kind, args, /clients connect with --broker (mqtt:\/\/\S+)/);
         const history = kind === 'relais-start' ? historyIn(dir) : undefined;
