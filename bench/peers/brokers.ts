@@ -137,7 +137,7 @@ export async function startPeerBroker(kind: PeerBrokerKind): Promise<PeerBroker>
     case 'relais-start-no-router':
     case 'relais-start-secure': {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), `relais-bench-${kind}-`));
-      const args = ['start', '--port', '0', '--data-dir', dir, ...(kind === 'relais-start' ? ['--keep-rows', KEEP_ROWS] : ['--no-router'])];
+      const args = ['start', '--web-port', '0', '--port', '0', '--data-dir', dir, ...(kind === 'relais-start' ? ['--keep-rows', KEEP_ROWS] : ['--no-router'])];
       // --secure refuses to start with no identity; the processes' own are added when they start.
       const identities = kind === 'relais-start-secure' ? new IdentityStore(path.join(dir, 'identities.json')) : undefined;
       if (identities) {

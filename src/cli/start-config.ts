@@ -26,6 +26,8 @@ export const startConfigSchema = z
     identities: file.optional(),
     policy: file.optional(),
     ws: z.object({ port, origins: z.array(z.string()).optional() }).strict().optional(),
+    /** The web page and HTTP API (docs/http-api.md): `enabled: false` is --no-web. */
+    web: z.object({ enabled: z.boolean().optional(), host: z.string().min(1).optional(), port: port.optional() }).strict().optional(),
   })
   .strict();
 
@@ -61,7 +63,7 @@ export function readStartConfig(configFile: string): StartConfig {
 }
 
 /** The config as `relais start` option values (strings, as if typed), by option key. */
-function asOptions(config: StartConfig): Record<string, string | string[] | undefined> {
+function asOptions(config: StartConfig): Record<string, string | string[] | boolean | undefined> {
   return {
     dataDir: config.dataDir,
     host: config.host,
@@ -78,6 +80,9 @@ function asOptions(config: StartConfig): Record<string, string | string[] | unde
     policy: config.policy,
     wsPort: config.ws?.port.toString(),
     wsOrigin: config.ws?.origins,
+    web: config.web?.enabled,
+    webHost: config.web?.host,
+    webPort: config.web?.port?.toString(),
   };
 }
 

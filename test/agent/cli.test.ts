@@ -26,7 +26,7 @@ describe('relais agent and relais exec as real processes', { timeout: 90_000 }, 
 
   before(async () => {
     dir = tempDir('cli');
-    broker = startCli(['start', '--port', '0', '--data-dir', path.join(dir, 'data')]);
+    broker = startCli(['start', '--web-port', '0', '--port', '0', '--data-dir', path.join(dir, 'data')]);
     const [, url] = await broker.waitFor(/listening on (mqtt:\/\/\S+)/);
     env = { RELAIS_BROKER: url!, RELAIS_LOG_LEVEL: 'error' };
     fs.mkdirSync(path.join(dir, 'disk'));

@@ -22,7 +22,7 @@ describe('relais CLI', { timeout: 120_000 }, () => {
 
   before(async () => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-cli-'));
-    broker = startCli(['start', '--port', '0', '--data-dir', dataDir]);
+    broker = startCli(['start', '--web-port', '0', '--port', '0', '--data-dir', dataDir]);
     const [, url] = await broker.waitFor(/listening on (mqtt:\/\/\S+)/);
     env = { RELAIS_BROKER: url!, RELAIS_LOG_LEVEL: 'error' };
   });
@@ -40,13 +40,13 @@ describe('relais CLI', { timeout: 120_000 }, () => {
 
   it('start - refuses a taken port with a clear message', async () => {
     const port = env.RELAIS_BROKER!.split(':').pop()!;
-    const result = await runCli(['start', '--port', port, '--data-dir', path.join(dataDir, 'second')]);
+    const result = await runCli(['start', '--web-port', '0', '--port', port, '--data-dir', path.join(dataDir, 'second')]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, new RegExp(`TCP 127\\.0\\.0\\.1:${port} is already in use`));
   });
 
   it('start - refuses a limit that is not a positive whole number (exit 2)', async () => {
-    const result = await runCli(['start', '--port', '0', '--max-packet', '1MB', '--data-dir', path.join(dataDir, 'limits')]);
+    const result = await runCli(['start', '--web-port', '0', '--port', '0', '--max-packet', '1MB', '--data-dir', path.join(dataDir, 'limits')]);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /--max-packet must be a positive whole number, got 1MB/);
   });
@@ -175,7 +175,7 @@ describe('relais CLI', { timeout: 120_000 }, () => {
     const tlsDir = path.join(dataDir, 'tls');
     fs.mkdirSync(tlsDir);
     const { certPath, keyPath } = makeTlsCertificate(tlsDir);
-    const secure = startCli(['start', '--port', '0', '--ws-port', '0', '--tls-port', '0', '--tls-cert', certPath, '--tls-key', keyPath, '--data-dir', tlsDir]);
+    const secure = startCli(['start', '--web-port', '0', '--port', '0', '--ws-port', '0', '--tls-port', '0', '--tls-cert', certPath, '--tls-key', keyPath, '--data-dir', tlsDir]);
     running.push(secure);
     const [, wsUrl, tlsUrl] = await secure.waitFor(/listening on .* (ws:\/\/\S+) and (mqtts:\/\/\S+)/);
     const server = startCli(['serve', 'cli/secure', '--broker', wsUrl!, '--', process.execPath, '-e', 'process.stdin.pipe(process.stdout)'], { RELAIS_LOG_LEVEL: 'error' });
@@ -215,7 +215,7 @@ describe('relais CLI', { timeout: 120_000 }, () => {
   });
 
   it('start - SIGINT stops the broker cleanly with exit 0', async () => {
-    const second = startCli(['start', '--port', '0', '--data-dir', path.join(dataDir, 'third')]);
+    const second = startCli(['start', '--web-port', '0', '--port', '0', '--data-dir', path.join(dataDir, 'third')]);
     await second.waitFor(/listening on/);
     const code = await second.stop('SIGINT');
     assert.equal(code, 0, `exit ${code} / ${second.child.signalCode}; output:\n${second.output()}`);

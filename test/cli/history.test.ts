@@ -14,7 +14,7 @@ describe('relais history (router inside relais start)', { timeout: 60_000 }, () 
 
   before(async () => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-history-cli-'));
-    broker = startCli(['start', '--port', '0', '--data-dir', dataDir]);
+    broker = startCli(['start', '--web-port', '0', '--port', '0', '--data-dir', dataDir]);
     const [, url] = await broker.waitFor(/listening on (mqtt:\/\/\S+)/);
     await broker.waitFor(/router recording/);
     env = { RELAIS_BROKER: url!, RELAIS_LOG_LEVEL: 'error' };
@@ -114,7 +114,7 @@ describe('relais history (router inside relais start)', { timeout: 60_000 }, () 
   });
 
   it('history - with no router on the bus: exit 3 and says the router is not running', async () => {
-    const bare = startCli(['start', '--port', '0', '--no-router', '--data-dir', path.join(dataDir, 'bare')]);
+    const bare = startCli(['start', '--web-port', '0', '--port', '0', '--no-router', '--data-dir', path.join(dataDir, 'bare')]);
     try {
       const [, url] = await bare.waitFor(/listening on (mqtt:\/\/\S+)/);
       const result = await runCli(['history'], { ...env, RELAIS_BROKER: url! });

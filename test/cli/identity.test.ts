@@ -66,7 +66,7 @@ describe('identities (issue 7 §1)', { timeout: 60_000 }, () => {
   });
 
   it('relais start --secure - without identities it refuses to start and says how to make one', async () => {
-    const result = await runCli(['start', '--secure', '--port', '0', '--no-router', '--data-dir', path.join(dir, 'empty')]);
+    const result = await runCli(['start', '--web-port', '0', '--secure', '--port', '0', '--no-router', '--data-dir', path.join(dir, 'empty')]);
     assert.equal(result.code, 2, result.stderr);
     assert.match(result.stderr, /no identities in \S+identities\.json: nobody could connect; create one with: relais identity add <name> --role client --token --data-dir /);
   });
@@ -76,7 +76,7 @@ describe('identities (issue 7 §1)', { timeout: 60_000 }, () => {
     const store = new IdentityStore(path.join(dataDir, 'identities.json'));
     const svcToken = (await store.add('svc', ['service'])).token;
     const daveToken = (await store.add('dave', ['client'])).token;
-    const broker = startCli(['start', '--secure', '--port', '0', '--data-dir', dataDir]);
+    const broker = startCli(['start', '--web-port', '0', '--secure', '--port', '0', '--data-dir', dataDir]);
     try {
       const [, url] = await broker.waitFor(/listening on (mqtt:\/\/\S+)/);
       await broker.waitFor(/security on: identities \S+identities\.json, policy \(the default policy\)/);
@@ -107,7 +107,7 @@ describe('identities (issue 7 §1)', { timeout: 60_000 }, () => {
     await store.add('ann', ['client']);
     const policyFile = path.join(dataDir, 'my-policy.json');
     fs.writeFileSync(policyFile, JSON.stringify(DEFAULT_POLICY_DATA));
-    const broker = startCli(['start', '--policy', policyFile, '--port', '0', '--no-router', '--data-dir', dataDir]);
+    const broker = startCli(['start', '--web-port', '0', '--policy', policyFile, '--port', '0', '--no-router', '--data-dir', dataDir]);
     try {
       await broker.waitFor(new RegExp(`security on: identities \\S+identities\\.json, policy ${policyFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
       fs.writeFileSync(policyFile, JSON.stringify({ ...DEFAULT_POLICY_DATA, rules: [{ publish: ['a/#/b'] }] }));
@@ -117,7 +117,7 @@ describe('identities (issue 7 §1)', { timeout: 60_000 }, () => {
     } finally {
       assert.equal(await broker.stop('SIGINT'), 0, broker.output());
     }
-    const invalid = await runCli(['start', '--policy', path.join(dataDir, 'missing.json'), '--port', '0', '--no-router', '--data-dir', dataDir]);
+    const invalid = await runCli(['start', '--web-port', '0', '--policy', path.join(dataDir, 'missing.json'), '--port', '0', '--no-router', '--data-dir', dataDir]);
     assert.equal(invalid.code, 2);
     assert.match(invalid.stderr, /invalid policy: \S+missing\.json: cannot read it/);
   });

@@ -38,7 +38,7 @@ describe('relais init and relais start --config', { timeout: 120_000 }, () => {
   });
 
   it('start --config - TLS on the network, identities by certificate and token; a certificate issued later works and its revocation applies without a restart', async () => {
-    const broker = startCli(['start', '--config', config, '--port', '0', '--tls-port', '0']);
+    const broker = startCli(['start', '--web-port', '0', '--config', config, '--port', '0', '--tls-port', '0']);
     try {
       const [, port] = await broker.waitFor(/mqtts:\/\/0\.0\.0\.0:(\d+)/);
       await broker.waitFor(/router recording/);
@@ -69,7 +69,7 @@ describe('relais init and relais start --config', { timeout: 120_000 }, () => {
   it('start --config - SIGHUP reloads the policy; a broken one is refused and the old one kept', async () => {
     const policyFile = path.join(setUp, 'policy.json');
     const good = fs.readFileSync(policyFile, 'utf8');
-    const broker = startCli(['start', '--config', config, '--port', '0', '--tls-port', '0', '--no-router']);
+    const broker = startCli(['start', '--web-port', '0', '--config', config, '--port', '0', '--tls-port', '0', '--no-router']);
     try {
       await broker.waitFor(/SIGHUP reloads the policy/);
       broker.child.kill('SIGHUP');
@@ -88,12 +88,12 @@ describe('relais init and relais start --config', { timeout: 120_000 }, () => {
 
   it('start - a plain listener beyond loopback is refused with how to secure it; --insecure starts with a warning', async () => {
     const dataDir = path.join(root, 'exposed');
-    const refused = await runCli(['start', '--host', '0.0.0.0', '--port', '0', '--no-router', '--data-dir', dataDir]);
+    const refused = await runCli(['start', '--web-port', '0', '--host', '0.0.0.0', '--port', '0', '--no-router', '--data-dir', dataDir]);
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /refusing to listen on 0\.0\.0\.0:0 \(plain TCP, no TLS\)/);
     assert.match(refused.stderr, /relais init --dir <dir>, then relais start --config <dir>\/relais\.json/);
     assert.match(refused.stderr, /--insecure/);
-    const insecure = startCli(['start', '--host', '0.0.0.0', '--port', '0', '--no-router', '--insecure', '--data-dir', dataDir]);
+    const insecure = startCli(['start', '--web-port', '0', '--host', '0.0.0.0', '--port', '0', '--no-router', '--insecure', '--data-dir', dataDir]);
     try {
       await insecure.waitFor(/listening on mqtt:\/\/0\.0\.0\.0:\d+/);
       await insecure.waitFor(/warning: --insecure/);

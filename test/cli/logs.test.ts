@@ -24,7 +24,7 @@ describe('relais logs', { timeout: 90_000 }, () => {
 
   before(async () => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-logs-cli-'));
-    broker = startCli(['start', '--port', '0', '--data-dir', dataDir]);
+    broker = startCli(['start', '--web-port', '0', '--port', '0', '--data-dir', dataDir]);
     const [, url] = await broker.waitFor(/listening on (mqtt:\/\/\S+)/);
     env = { RELAIS_BROKER: url!, RELAIS_LOG_LEVEL: 'error' };
     client = spawn(process.execPath, ['--import', 'tsx', FIXTURE, url!, clientId, '100'], { stdio: ['ignore', 'ignore', 'pipe'] });

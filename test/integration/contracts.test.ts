@@ -81,7 +81,7 @@ describe('relais contracts (CLI)', { timeout: 90_000 }, () => {
   let handler: Bus;
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-contracts-'));
-    relais = startCli(['start', '--port', '0', '--data-dir', dir]);
+    relais = startCli(['start', '--web-port', '0', '--port', '0', '--data-dir', dir]);
     url = (await relais.waitFor(/listening on (mqtt:\/\/\S+)/))[1]!;
     await relais.waitFor(/router recording/);
     handler = await connect({ id: 'imaging', broker: url, logger: testLogger });

@@ -12,9 +12,17 @@ export interface CliResult {
 }
 
 /** Runs `relais ...args` to completion (killed after `timeout` ms). */
+/**
+ * The environment of the CLI processes: tests run side by side, so a `relais start` that does
+ * not name its web port takes a free one rather than 8080 (RELAIS_WEB_PORT).
+ */
+function cliEnvironment(env: Record<string, string>): NodeJS.ProcessEnv {
+  return { ...process.env, RELAIS_WEB_PORT: '0', ...env };
+}
+
 export function runCli(args: string[], env: Record<string, string> = {}, timeout = 20_000): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [RELAIS_BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [RELAIS_BIN, ...args], { env: cliEnvironment(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
@@ -41,7 +49,7 @@ export interface RunningCli {
 
 /** Starts a long-running `relais ...args` (start, serve, sub). */
 export function startCli(args: string[], env: Record<string, string> = {}): RunningCli {
-  const child = spawn(process.execPath, [RELAIS_BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [RELAIS_BIN, ...args], { env: cliEnvironment(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let seen = '';
   const listeners = new Set<() => void>();
   const onData = (chunk: Buffer) => {
