@@ -8,6 +8,7 @@ import { fail, EXIT, onInterrupt, readFileOption } from './common.js';
 import { routerOptions, routerSettings, type RouterSettingsOptions } from './router.js';
 import { applyStartConfig, ConfigError, readStartConfig } from './start-config.js';
 import { securityFromFlags } from './start-security.js';
+import { startWebServer, WEB_DEFAULTS, WebStartError, type WebServer } from '../web/server.js';
 
 interface StartOptions extends RouterSettingsOptions {
   router: boolean;
@@ -34,6 +35,9 @@ interface StartOptions extends RouterSettingsOptions {
   secure?: boolean;
   identities?: string;
   policy?: string;
+  web: boolean;
+  webPort: string;
+  webHost: string;
 }
 
 export function startCommand(): Command {
@@ -63,6 +67,9 @@ export function startCommand(): Command {
     .option('--secure', 'require an identity and token on every network connection and enforce the policy: <data-dir>/identities.json (relais identity add) and <data-dir>/policy.json (the default policy when absent)')
     .option('--identities <file>', 'like --secure, with this identities file')
     .option('--policy <file>', 'like --secure, with this policy file (JSON; re-read when it changes, a bad new one is refused and the old one kept)')
+    .option('--web-port <port>', 'port of the web page, MQTT over WebSocket at /mqtt and the HTTP API (0 picks a free one)', String(WEB_DEFAULTS.port))
+    .option('--web-host <host>', 'address of the web server (beyond loopback it needs security, or --insecure)', WEB_DEFAULTS.host)
+    .option('--no-web', 'no web page and no HTTP API')
     .action(async (given: StartOptions, command: Command) => {
       const options = withConfig(given, command);
       refuseExposure(options);
@@ -84,7 +91,10 @@ export function startCommand(): Command {
           stallMs: positiveOption(options.stall, '--stall'),
         },
       };
+      const webPort = options.web ? portOption(options.webPort, '--web-port') : undefined;
+      // The API sends commands as relais-web on behalf of its callers: it may ask the router to kill any (it checks the caller first).
       const settings = options.router ? routerSettings(options) : undefined;
+      if (settings && options.web) settings.admins = [...settings.admins, WEB_DEFAULTS.id];
       // The history holds payloads and the socket commands the bus: what start creates is this
       // user's (umask 077); with a 0660 socket, the group may only traverse to it (0710).
       process.umask(0o077);
@@ -92,9 +102,11 @@ export function startCommand(): Command {
       try {
         const broker = await startEmbeddedBroker(brokerOptions);
         let router: RouterThread | undefined;
+        let web: WebServer | undefined;
         // Ctrl-C is wired before the announcement: whoever reads "listening" may signal at once.
         onInterrupt(async (signal) => {
           process.stdout.write(`relais: ${signal} received, stopping\n`);
+          await web?.close();
           await router?.close();
           security?.stop();
           await broker.close();
@@ -112,6 +124,17 @@ export function startCommand(): Command {
             fail(EXIT.ERROR, `the router did not start: ${(error as Error).message} (--no-router runs the broker alone)`);
           }
           process.stdout.write(`relais: router recording the request history to ${settings.database}\n`);
+        }
+        if (webPort !== undefined) {
+          try {
+            web = await startWebServer({ broker, host: options.webHost, port: webPort, ...(security && { security: security.options }), ...(options.insecure && { insecure: true }) });
+          } catch (error) {
+            if (!(error instanceof WebStartError)) throw error;
+            await router?.close();
+            await broker.close();
+            fail(error.addressInUse ? EXIT.ERROR : EXIT.USAGE, `${error.message}${error.addressInUse ? ' (choose another port with --web-port, or --no-web)' : ''}`);
+          }
+          process.stdout.write(`relais: web page and HTTP API on ${web.url} (MQTT over WebSocket at ${web.url.replace(/^http/, 'ws')}mqtt)\n`);
         }
         process.stdout.write(`relais: clients connect with --broker ${broker.url ?? broker.unixUrl} (or RELAIS_BROKER); Ctrl-C stops\n`);
         if (broker.wsUrl && options.wsOrigin?.includes('*')) {

@@ -1,0 +1,204 @@
+/**
+ * Relais's own HTTP API (docs/http-api.md): send a command, read the history, the registry and
+ * the event stream, kill a request. Each route asks the bus what `relais` CLI commands ask, as
+ * the client `relais-web`, after checking the caller against the policy (auth.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import { HISTORY_ACTIONS } from '../protocol/history.js';
+import { REGISTRY_ACTIONS } from '../protocol/registry.js';
+import { EVENTS_ACTION } from '../protocol/events.js';
+import { InvalidMessageError } from '../protocol/errors.js';
+import { requestTopic } from '../protocol/topics.js';
+import { ApiError, fromBusError } from './errors.js';
+import { providersSettled, type WebContext } from './context.js';
+import { route } from './route.js';
+import * as s from './schemas.js';
+import { serveEventStream, wantsEventStream } from './sse.js';
+
+const KILL_ACTION = 'relais/requests/kill';
+/** How long the API waits for the router's answer to a query. */
+const QUERY_TIMEOUT_MS = 10_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+export function newToken(): string {
+  return randomBytes(12).toString('base64url');
+}
+
+/** Asks the router (or any handler) and turns its failure into an HTTP error. */
+export async function ask(context: WebContext, action: string, payload: unknown, what: string): Promise<unknown> {
+  try {
+    return await context.bus.request(action, payload, { timeout: QUERY_TIMEOUT_MS });
+  } catch (error) {
+    throw fromBusError(error, what);
+  }
+}
+
+export function relaisRoutes(context: WebContext): void {
+  const { app, table, guard, bus } = context;
+
+  route(
+    app,
+    table,
+    guard,
+    {
+      method: 'POST',
+      url: '/api/actions/*',
+      path: '/api/actions/{action}',
+      tag: 'requests',
+      summary: 'send a command: the JSON body is its payload; 202 with its token at once, the request goes on on the bus and its lifecycle lands in the history',
+      params: s.actionParams,
+      query: s.actionQuery,
+      status: 202,
+      response: s.tokenAnswer,
+      errors: [400, 404, 413, 415],
+    },
+    async ({ params, query, body, caller }) => {
+      const action = params['*'];
+      guard.authorise(caller, 'publish', requestTopic(action, query.target));
+      if ((await providersSettled(context, action, query.target)).length === 0) {
+        throw new ApiError(404, 'unknown_action', query.target && query.target !== '*' ? `${query.target} is not alive or does not serve ${action}` : `no client serves ${action}`);
+      }
+      const token = newToken();
+      context.sent.remember(token, caller?.identity, action);
+      const steps = bus.call(action, body ?? null, {
+        token,
+        timeout: query.timeout ?? DEFAULT_REQUEST_TIMEOUT_MS,
+        ...(query.target !== undefined && { target: query.target }),
+        ...(query.priority !== undefined && { priority: query.priority }),
+      });
+      // The request goes on without the HTTP caller: its steps land in the router's history.
+      void (async () => {
+        try {
+          for await (const _step of steps);
+        } catch (error) {
+          context.log(`request ${token} (${action}) ended: ${(error as Error).message}`);
+        }
+      })();
+      return { token };
+    },
+  );
+
+  route(
+    app,
+    table,
+    guard,
+    { method: 'GET', url: '/api/history', path: '/api/history', tag: 'history', summary: "the router's history rows (protocol §11.2 relais/history/get); filters ANDed", query: s.historyQuery, status: 200, response: s.historyPage, errors: [400, 503, 504] },
+    async ({ query, caller }) => {
+      guard.authorise(caller, 'publish', requestTopic(HISTORY_ACTIONS.get));
+      return ask(context, HISTORY_ACTIONS.get, query, 'the history');
+    },
+  );
+
+  route(
+    app,
+    table,
+    guard,
+    { method: 'GET', url: '/api/history/:token', path: '/api/history/{token}', tag: 'history', summary: "one request's rows, oldest first: its whole lifecycle", params: s.tokenParams, status: 200, response: s.historyPage, errors: [404, 503, 504] },
+    async ({ params, caller }) => {
+      guard.authorise(caller, 'publish', requestTopic(HISTORY_ACTIONS.get));
+      const page = (await ask(context, HISTORY_ACTIONS.get, { token: params.token, limit: 10_000 }, 'the history')) as { rows: unknown[] };
+      if (page.rows.length === 0) throw new ApiError(404, 'unknown_token', `token ${params.token} is not in the history`);
+      return page;
+    },
+  );
+
+  route(
+    app,
+    table,
+    guard,
+    { method: 'GET', url: '/api/clients', path: '/api/clients', tag: 'clients', summary: "the router's client registry (protocol §11.3 relais/clients/list/get)", status: 200, response: s.clientList, errors: [503, 504] },
+    async ({ caller }) => {
+      guard.authorise(caller, 'publish', requestTopic(REGISTRY_ACTIONS.listGet));
+      return ask(context, REGISTRY_ACTIONS.listGet, {}, 'the client registry');
+    },
+  );
+
+  route(
+    app,
+    table,
+    guard,
+    { method: 'GET', url: '/api/clients/:id', path: '/api/clients/{id}', tag: 'clients', summary: 'one client in detail (relais/clients/detail/get): served actions, info', params: s.clientParams, status: 200, response: s.clientList, errors: [400, 404, 503, 504] },
+    async ({ params, caller }) => {
+      guard.authorise(caller, 'publish', requestTopic(REGISTRY_ACTIONS.detailGet));
+      return ask(context, REGISTRY_ACTIONS.detailGet, { id: params.id }, 'the client registry');
+    },
+  );
+
+  route(
+    app,
+    table,
+    guard,
+    {
+      method: 'GET',
+      url: '/api/events',
+      path: '/api/events',
+      tag: 'events',
+      summary: "the router's event stream (protocol §11.8 relais/events/get); with Accept: text/event-stream, the live stream as /api/events/stream",
+      query: s.eventsQuery,
+      status: 200,
+      response: s.eventsPage,
+      errors: [400, 503, 504],
+    },
+    async ({ query, caller, request, reply }) => {
+      guard.authorise(caller, 'publish', requestTopic(EVENTS_ACTION));
+      if (wantsEventStream(request)) return serveEventStream(context, caller, request, reply, query.since);
+      return ask(context, EVENTS_ACTION, query, 'the event stream');
+    },
+  );
+
+  route(
+    app,
+    table,
+    guard,
+    {
+      method: 'GET',
+      url: '/api/events/stream',
+      path: '/api/events/stream',
+      tag: 'events',
+      summary: 'the event stream as Server-Sent Events: id = cursor; resumes after Last-Event-ID (or since) without a gap; event "gap" when retention removed events',
+      query: s.streamQuery,
+      status: 200,
+      produces: 'text/event-stream',
+      errors: [400],
+    },
+    async ({ query, caller, request, reply }) => {
+      guard.authorise(caller, 'publish', requestTopic(EVENTS_ACTION));
+      return serveEventStream(context, caller, request, reply, query.since);
+    },
+  );
+
+  route(
+    app,
+    table,
+    guard,
+    {
+      method: 'POST',
+      url: '/api/kill/:token',
+      path: '/api/kill/{token}',
+      tag: 'requests',
+      summary: 'cancel a running request by its token (protocol §11.5); optional body {"reason"}',
+      params: s.tokenParams,
+      body: s.killBody,
+      status: 200,
+      response: s.killAnswer,
+      errors: [404, 409, 503, 504],
+    },
+    async ({ params, body, caller }) => {
+      const sent = context.sent.get(params.token);
+      // Whoever sent a request through the API may cancel it, as a requester cancels its own
+      // (protocol §4.4); killing anyone else's needs the right to ask the router for a kill.
+      const own = sent !== undefined && (!guard.secured || sent.identity === caller?.identity);
+      if (own) guard.authorise(caller, 'publish', `${sent.action}/cancel`);
+      else guard.authorise(caller, 'publish', requestTopic(KILL_ACTION));
+      const reason = body?.reason ?? `killed over HTTP${caller ? ` by ${caller.identity}` : ''}`;
+      try {
+        return await bus.request(KILL_ACTION, { token: params.token, reason }, { timeout: QUERY_TIMEOUT_MS });
+      } catch (error) {
+        if (error instanceof InvalidMessageError) {
+          throw new ApiError(/is not in the history/.test(error.message) ? 404 : 409, /is not in the history/.test(error.message) ? 'unknown_token' : 'not_running', error.message);
+        }
+        throw fromBusError(error, 'the kill');
+      }
+    },
+  );
+}

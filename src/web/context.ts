@@ -1,0 +1,56 @@
+/** What every route module shares: the bus client, the guard, the route table and the log. */
+import type { FastifyInstance } from 'fastify';
+import type { Bus } from '../client/bus.js';
+import type { Guard } from './auth.js';
+import type { RouteTable } from './route.js';
+
+export interface WebContext {
+  app: FastifyInstance;
+  bus: Bus;
+  guard: Guard;
+  table: RouteTable;
+  log: (line: string) => void;
+  /** Requests sent through the API, by token: who asked (the caller's identity when security is on). Bounded. */
+  sent: SentRequests;
+  /** When the bus client's directory can be trusted to list every handler (protocol §7.2). */
+  directorySettledAt: number;
+}
+
+const KEPT = 10_000;
+
+/** The requests the API sent, newest kept: a kill checks who sent one (docs/http-api.md "Kill"). */
+export class SentRequests {
+  private readonly byToken = new Map<string, { identity: string | undefined; action: string }>();
+
+  remember(token: string, identity: string | undefined, action: string): void {
+    if (this.byToken.size >= KEPT) this.byToken.delete(this.byToken.keys().next().value!);
+    this.byToken.set(token, { identity, action });
+  }
+
+  get(token: string): { identity: string | undefined; action: string } | undefined {
+    return this.byToken.get(token);
+  }
+}
+
+/** The clients the bus client's directory says serve `action` (to `target` when given), alive. */
+export function providers(bus: Bus, action: string, target?: string): string[] {
+  return bus
+    .clients()
+    .filter((client) => client.status === 'alive' && client.lifecycle !== 'starting')
+    .filter((client) => target === undefined || target === '*' || client.id === target)
+    .filter((client) => client.actions.includes(action) || client.realtimeActions?.includes(action) || (target !== undefined && target !== '*' && client.targetedActions?.includes(action)))
+    .map((client) => client.id);
+}
+
+/** `providers`, waiting while the directory settles after the API's connection (protocol §7.2). */
+export async function providersSettled(context: WebContext, action: string, target?: string): Promise<string[]> {
+  const found = providers(context.bus, action, target);
+  const unsettledFor = context.directorySettledAt - Date.now();
+  if (found.length > 0 || unsettledFor <= 0) return found;
+  try {
+    await context.bus.waitForHandler(action, { ...(target !== undefined && target !== '*' && { target }), timeout: unsettledFor });
+  } catch {
+    return [];
+  }
+  return providers(context.bus, action, target);
+}

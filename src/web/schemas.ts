@@ -1,0 +1,115 @@
+/**
+ * The HTTP API's request and answer schemas (zod 4): the routes validate with them and
+ * openapi.ts turns them into the OpenAPI document. Query strings are text, so numbers are
+ * coerced; the router validates its own payloads again (protocol §11.2, §11.8).
+ */
+import { z } from 'zod';
+import { HISTORY_KINDS } from '../protocol/history.js';
+import { checkClientId, checkPath } from '../protocol/topics.js';
+import { PRIORITIES } from '../protocol/envelope.js';
+
+const count = z.coerce.number().int().nonnegative();
+const text = z.string().min(1).max(1024);
+
+export const tokenParams = z.object({ token: text.describe('a request token') }).strict();
+
+export const actionParams = z
+  .object({
+    '*': z
+      .string()
+      .superRefine((value, ctx) => {
+        const problem = checkPath(value, 'action');
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .describe('the action, a slash path such as demo/install (protocol §2)'),
+  })
+  .strict();
+
+export const actionQuery = z
+  .object({
+    target: z
+      .string()
+      .refine((value) => value === '*' || !checkClientId(value), 'a client id (protocol §2.1) or *')
+      .optional()
+      .describe('the one client that must handle it; * for every client serving it; absent: one of them'),
+    priority: z.enum(PRIORITIES).optional().describe('protocol §6.1; default normal'),
+    timeout: z.coerce.number().int().min(1).max(24 * 3600 * 1000).optional().describe('ms; default 30000'),
+  })
+  .strict();
+
+export const tokenAnswer = z.object({ token: z.string().describe('the request token: GET /api/history/{token} follows it') });
+
+export const historyQuery = z
+  .object({
+    token: text.optional(),
+    action: text.optional(),
+    source: text.optional(),
+    target: text.optional(),
+    kind: z.enum(HISTORY_KINDS).optional(),
+    code: z.coerce.number().int().optional(),
+    ctimeFrom: count.optional(),
+    ctimeTo: count.optional(),
+    etimeFrom: count.optional(),
+    etimeTo: count.optional(),
+    afterId: count.optional(),
+    beforeId: count.optional(),
+    order: z.enum(['oldest', 'newest']).optional(),
+    limit: z.coerce.number().int().min(1).max(10_000).optional(),
+  })
+  .strict();
+
+export const historyRow = z
+  .object({
+    id: z.number().int(),
+    token: z.string(),
+    kind: z.enum(HISTORY_KINDS),
+    action: z.string(),
+    source: z.string(),
+    target: z.string().optional(),
+    code: z.number().int().optional(),
+    progress: z.number().optional(),
+    priority: z.string().optional(),
+    etime: z.number().int(),
+    ctime: z.number().int(),
+    data: z.string().describe('the payload as JSON text, cut to the router --max-data'),
+    size: z.number().int(),
+    truncated: z.boolean(),
+  })
+  .describe('protocol §11.1');
+
+export const historyPage = z.object({ rows: z.array(historyRow), more: z.boolean() });
+
+export const clientParams = z.object({ id: z.string().refine((value) => !checkClientId(value), 'a client id (protocol §2.1)') }).strict();
+
+const clientSummary = z
+  .object({
+    status: z.enum(['starting', 'alive', 'stopped', 'dead', 'unknown']),
+    host: z.string().optional(),
+    pid: z.number().int().optional(),
+    version: z.string().optional(),
+    connectedSince: z.number().int().optional(),
+    lastSeen: z.number().int(),
+  })
+  .passthrough()
+  .describe('protocol §11.3; a detail adds actions, realtimeActions, since, instance, info, reason');
+
+export const clientList = z.object({ revision: z.number().int(), clients: z.record(z.string(), clientSummary) });
+
+export const eventsQuery = z
+  .object({
+    since: count.optional().describe('events after this cursor; absent: the newest limit'),
+    limit: z.coerce.number().int().min(1).max(5000).optional(),
+  })
+  .strict();
+
+export const streamQuery = z.object({ since: count.optional().describe('resume after this cursor (the Last-Event-ID header wins)') }).strict();
+
+const busEvent = z.object({ cursor: z.number().int(), time: z.number().int(), type: z.string(), data: z.record(z.string(), z.unknown()) }).describe('protocol §11.8');
+
+export const eventsPage = z.object({ events: z.array(busEvent), more: z.boolean(), latest: z.number().int(), missed: z.number().int().optional() });
+
+export const killBody = z.object({ reason: z.string().max(1024).optional() }).strict().optional();
+
+export const killAnswer = z.object({ killed: z.literal(true), token: z.string(), action: z.string(), requester: z.string(), handler: z.string(), by: z.string() });
+
+export const errorAnswer = z.object({ error: z.object({ code: z.string(), message: z.string() }) });

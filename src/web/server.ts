@@ -1,0 +1,211 @@
+/**
+ * The web server of `relais start` (issue 9, docs/http-api.md): the page's static files at `/`,
+ * MQTT over WebSocket at `/mqtt` (an untrusted connection of the embedded broker, so the page
+ * authenticates like any client), and the HTTP API, whose routes reach the bus as the
+ * in-process client `relais-web` after checking each caller against the same identities and
+ * policy (auth.ts).
+ */
+import fastifyStatic from '@fastify/static';
+import fastifyWebsocket from '@fastify/websocket';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import fs from 'node:fs';
+import path from 'node:path';
+import { TLSSocket } from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import type pino from 'pino';
+import { createWebSocketStream } from 'ws';
+import type { BrokerSecurity } from '../broker/enforce.js';
+import { isLoopbackHost, type EmbeddedBroker } from '../broker/embedded.js';
+import { connect, type Bus } from '../client/index.js';
+import { DEFAULTS } from '../client/options.js';
+import { relaisRoutes } from './api-routes.js';
+import { makeGuard } from './auth.js';
+import { SentRequests, type WebContext } from './context.js';
+import { ApiError, errorBody } from './errors.js';
+import { gorgoneError, gorgoneRoutes, isGorgonePath } from './gorgone.js';
+import { openApiDocument } from './openapi.js';
+import type { RouteTable } from './route.js';
+
+export const WEB_DEFAULTS = {
+  host: '127.0.0.1',
+  port: 8080,
+  /** The API's client id on the bus: the `source` of the commands it sends. */
+  id: 'relais-web',
+  /** Largest request body, in bytes (the bus's own message limit, protocol §3.4). */
+  bodyLimit: 1024 * 1024,
+} as const;
+
+export interface WebServerOptions {
+  /** The embedded broker: `/mqtt` connections and the API's own client go to it. */
+  broker: EmbeddedBroker;
+  /** Address to listen on. Default 127.0.0.1. */
+  host?: string;
+  /** Port; 0 picks a free one. Default 8080. */
+  port?: number;
+  /** The broker's identities and policy: when given, every API request must authenticate and the policy decides. */
+  security?: BrokerSecurity;
+  /** Allow a host beyond loopback without security (anyone who reaches it can command the bus). */
+  insecure?: boolean;
+  /** Folder of the page's built files. Default: the package's `dist/web/`. */
+  pageDir?: string;
+  /** Default 1 MiB. */
+  bodyLimit?: number;
+  /** Default `relais-web`. */
+  id?: string;
+  /** Where refusals and failures are told (one line each). Default: standard error, prefixed `relais web:`. */
+  log?: (line: string) => void;
+  /** The library logger of the API's bus client. */
+  logger?: pino.Logger;
+}
+
+export interface WebServer {
+  /** `http://host:port/`. */
+  readonly url: string;
+  readonly port: number;
+  readonly bus: Bus;
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** The web server cannot start: exposure refused, or its address is busy. */
+export class WebStartError extends Error {
+  override readonly name = 'WebStartError';
+  constructor(
+    message: string,
+    /** The address is in use (another port would do), rather than refused by policy. */
+    readonly addressInUse = false,
+  ) {
+    super(message);
+  }
+}
+
+const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const DEFAULT_PAGE_DIR = path.join(packageRoot, 'dist', 'web');
+export const PAGE_NOT_BUILT = 'the web page is not built: run npm run build\n';
+
+/** Files the TypeScript build puts beside the page (this server's own modules): never served. */
+const isServerModule = (pathName: string) => /^\/[^/]+\.(js|js\.map|d\.ts|d\.ts\.map)$/.test(pathName);
+
+export async function startWebServer(options: WebServerOptions): Promise<WebServer> {
+  const host = options.host ?? WEB_DEFAULTS.host;
+  const port = options.port ?? WEB_DEFAULTS.port;
+  const log = options.log ?? ((line: string) => void process.stderr.write(`relais web: ${line}\n`));
+  if (!options.security && !options.insecure && !isLoopbackHost(host)) {
+    throw new WebStartError(`refusing to serve the web page and HTTP API on ${host}:${port} without security: anyone who can reach it could send commands and read every message (turn security on, or accept the risk with --insecure)`);
+  }
+  const bus = await connect({ id: options.id ?? WEB_DEFAULTS.id, stream: () => options.broker.connectInProcess(), info: { role: 'web' }, ...(options.logger && { logger: options.logger }) });
+  const app = Fastify({ bodyLimit: options.bodyLimit ?? WEB_DEFAULTS.bodyLimit, forceCloseConnections: true, logger: false });
+  try {
+    const table: RouteTable = [];
+    const context: WebContext = { app, bus, guard: makeGuard(options.security, log), table, log, sent: new SentRequests(), directorySettledAt: Date.now() + DEFAULTS.directorySettle + 200 };
+    guardOrigin(app);
+    acceptGorgoneBodies(app);
+    app.setErrorHandler((error: FastifyError, request, reply) => {
+      const apiError = asApiError(error);
+      if (apiError.status >= 500) log(`${request.method} ${request.url.split('?')[0]}: ${error.message}`);
+      if (apiError.status === 401) reply.header('www-authenticate', 'Bearer realm="relais", Basic realm="relais"');
+      return reply.code(apiError.status).send(isGorgonePath(request.url) ? gorgoneError(apiError) : errorBody(apiError));
+    });
+    await app.register(fastifyWebsocket);
+    app.get('/mqtt', { websocket: true }, (socket, request) => {
+      const raw = request.raw.socket;
+      raw.setNoDelay(true); // protocol §1.2: progress then final must not wait for a delayed ACK
+      options.broker.serveConnection(createWebSocketStream(socket), `web ${raw.remoteAddress}:${raw.remotePort}`, raw instanceof TLSSocket ? raw : undefined);
+    });
+    relaisRoutes(context);
+    gorgoneRoutes(context);
+    const version = (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+    app.get('/api/openapi.json', async () => openApiDocument(table, version));
+    await servePage(app, options.pageDir ?? DEFAULT_PAGE_DIR);
+    answerUnknown(app, table);
+    try {
+      await app.listen({ host, port });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new WebStartError(`the web server cannot listen on ${host}:${port}: ${code === 'EADDRINUSE' ? 'the port is in use' : (error as Error).message}`, code === 'EADDRINUSE');
+    }
+  } catch (error) {
+    await app.close().catch(() => {});
+    await bus.close();
+    throw error;
+  }
+  const bound = (app.server.address() as { port: number }).port;
+  const close = async () => {
+    await app.close();
+    await bus.close();
+  };
+  return { url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}/`, port: bound, bus, close, [Symbol.asyncDispose]: close };
+}
+
+/**
+ * A page of another site may not use this server through the visitor's browser (with security
+ * off, `ws://127.0.0.1:8080/mqtt` would let it command the bus): a request whose `Origin` is
+ * not this server's own is refused. Programs (curl, MQTT.js in Node) send no Origin.
+ */
+function guardOrigin(app: FastifyInstance): void {
+  app.addHook('onRequest', async (request) => {
+    const origin = request.headers.origin;
+    if (origin === undefined || origin === 'null' ? origin === undefined : sameOrigin(origin, request)) return;
+    throw new ApiError(403, 'forbidden_origin', `requests from pages of ${origin} are refused: only this server's own page may use it`);
+  });
+}
+
+function sameOrigin(origin: string, request: FastifyRequest): boolean {
+  try {
+    return new URL(origin).host === request.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+/** Gorgone clients may post JSON without saying so (curl -d): their routes parse any body as JSON; others answer 415. */
+function acceptGorgoneBodies(app: FastifyInstance): void {
+  app.addContentTypeParser('*', { parseAs: 'string' }, (request, body, done) => {
+    if (!isGorgonePath(request.url)) return done(new ApiError(415, 'unsupported_media_type', 'send the body as JSON: Content-Type: application/json'), undefined);
+    if (body === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(body as string));
+    } catch {
+      done(new ApiError(400, 'bad_json', 'the body is not valid JSON'), undefined);
+    }
+  });
+}
+
+function asApiError(error: FastifyError): ApiError {
+  if (error instanceof ApiError) return error;
+  switch (error.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new ApiError(400, 'bad_json', `the body is not valid JSON: ${error.message}`);
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ApiError(413, 'payload_too_large', error.message);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ApiError(415, 'unsupported_media_type', 'send the body as JSON: Content-Type: application/json');
+  }
+  if (error instanceof SyntaxError || (error.statusCode === 400 && /JSON/i.test(error.message))) return new ApiError(400, 'bad_json', `the body is not valid JSON: ${error.message}`);
+  if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) return new ApiError(error.statusCode, 'bad_request', error.message);
+  return new ApiError(500, 'internal', 'internal error (logged by the server)');
+}
+
+/** The built page at `/`, or a clear 503 while it is not built. */
+async function servePage(app: FastifyInstance, pageDir: string): Promise<void> {
+  if (!fs.existsSync(path.join(pageDir, 'index.html'))) {
+    app.get('/', async (_request, reply) => reply.code(503).type('text/plain; charset=utf-8').send(PAGE_NOT_BUILT));
+    return;
+  }
+  await app.register(fastifyStatic, { root: pageDir, prefix: '/', allowedPath: (pathName) => !isServerModule(pathName) });
+}
+
+/** Unknown routes: a wrong method on a known path, or no such path (Gorgone's replies on its paths). */
+function answerUnknown(app: FastifyInstance, table: RouteTable): void {
+  const patterns = table.map((spec) => ({ method: spec.method, pattern: new RegExp(`^${spec.url.replace(/:\w+/g, '[^/]+').replace('*', '.+')}$`) }));
+  app.setNotFoundHandler(async (request, reply) => {
+    const pathName = request.url.split('?')[0]!;
+    const known = patterns.some(({ pattern }) => pattern.test(pathName));
+    if (isGorgonePath(request.url)) {
+      return known ? reply.code(405).send({ error: 'method_unknown', message: 'Method not implemented' }) : reply.code(404).send({ error: 'endpoint_unknown', message: 'endpoint not implemented' });
+    }
+    if (known) return reply.code(405).send(errorBody(new ApiError(405, 'method_not_allowed', `${request.method} is not served on ${pathName}`)));
+    return reply.code(404).send(errorBody(new ApiError(404, 'not_found', `nothing is served at ${pathName} (GET /api/openapi.json lists the API)`)));
+  });
+}

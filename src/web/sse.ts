@@ -1,0 +1,75 @@
+/**
+ * The event stream as Server-Sent Events (docs/http-api.md "Events"): each event of
+ * `bus.events()` (protocol §11.8) is one SSE message whose `id` is its cursor, so a browser's
+ * EventSource, or any client sending `Last-Event-ID`, resumes after the last one it handled
+ * without a gap or a duplicate. Events removed by retention come as one `event: gap` message.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { EVENTS_CATEGORY } from '../protocol/events.js';
+import { notificationTopic } from '../protocol/topics.js';
+import type { Caller } from './auth.js';
+import type { WebContext } from './context.js';
+import { ApiError } from './errors.js';
+
+/** Streams open at once, at most: each holds a subscription of the API's bus client. */
+const MAX_STREAMS = 256;
+/** A comment line this often keeps proxies and idle-connection timers from closing a quiet stream. */
+const HEARTBEAT_MS = 15_000;
+
+let open = 0;
+
+export function wantsEventStream(request: FastifyRequest): boolean {
+  return (request.headers.accept ?? '').includes('text/event-stream');
+}
+
+/** The cursor to resume after: `Last-Event-ID` (a reconnecting EventSource sends it), else `since`. */
+function resumeCursor(request: FastifyRequest, since: number | undefined): number | undefined {
+  const header = request.headers['last-event-id'];
+  if (header === undefined || Array.isArray(header)) return since;
+  const cursor = Number(header);
+  if (!Number.isSafeInteger(cursor) || cursor < 0) throw new ApiError(400, 'bad_request', `Last-Event-ID must be an event cursor (a whole number), got ${JSON.stringify(header)}`);
+  return cursor;
+}
+
+export async function serveEventStream(context: WebContext, caller: Caller | undefined, request: FastifyRequest, reply: FastifyReply, since: number | undefined): Promise<FastifyReply> {
+  context.guard.authorise(caller, 'subscribe', notificationTopic(EVENTS_CATEGORY));
+  const cursor = resumeCursor(request, since);
+  if (open >= MAX_STREAMS) throw new ApiError(503, 'too_many_streams', `${MAX_STREAMS} event streams are open already; try again later`);
+  open += 1;
+  const stopped = new AbortController();
+  const response = reply.raw;
+  reply.hijack();
+  response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  response.write(`retry: 2000\n: relais event stream${cursor === undefined ? ' from now' : ` after cursor ${cursor}`}\n\n`);
+  const heartbeat = setInterval(() => response.write(': keep-alive\n\n'), HEARTBEAT_MS);
+  const stop = () => stopped.abort();
+  request.raw.socket.once('close', stop);
+  response.once('close', stop);
+  // A reader slower than the stream: wait for the socket to drain rather than buffer without bound.
+  const send = async (text: string) => {
+    if (response.write(text) || stopped.signal.aborted) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        response.off('drain', done);
+        stopped.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      response.once('drain', done);
+      stopped.signal.addEventListener('abort', done, { once: true });
+    });
+  };
+  try {
+    for await (const item of context.bus.events({ ...(cursor !== undefined && { since: cursor }), signal: stopped.signal })) {
+      if (item.type === 'gap') await send(`event: gap\ndata: ${JSON.stringify(item)}\n\n`);
+      else await send(`id: ${item.cursor}\ndata: ${JSON.stringify(item)}\n\n`);
+    }
+  } catch (error) {
+    if (!stopped.signal.aborted) context.log(`event stream ended: ${(error as Error).message}`);
+  } finally {
+    open -= 1;
+    clearInterval(heartbeat);
+    request.raw.socket.off('close', stop);
+    response.end();
+  }
+  return reply;
+}
