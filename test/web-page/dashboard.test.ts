@@ -1,0 +1,145 @@
+/**
+ * The page end to end, as a user sees it (issue 9): `relais start` serving it, a real agent and
+ * a `relais serve` handler, Debian's chromium. Each scenario leaves a screenshot in
+ * test-artifacts/web/.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Browser, Page } from 'playwright-core';
+import { runCli, type RunningCli } from '../testkit/cli.js';
+import { chromiumGate, launchChromium, screenshot, startAgent, startProgressHandler, startStack, type Stack } from './page-kit.js';
+
+const gate = chromiumGate();
+/** protocol §1.1: the broker notices a silent death within 1.5 × the 30 s keep-alive. */
+const KEEPALIVE_WINDOW_MS = 45_000;
+const STEPS_SCRIPT = 'cat >/dev/null; for p in 0.25 0.5 0.75 1; do echo "{\\"progress\\": $p, \\"step\\": $p}"; sleep 0.1; done; echo "{\\"installed\\": true}"';
+
+describe('the dashboard page in chromium', { skip: gate.skip, timeout: 180_000 }, () => {
+  let stack: Stack;
+  let agent: RunningCli;
+  let handler: RunningCli;
+  let browser: Browser;
+  let page: Page;
+  const agentId = `web-agent-${process.pid}`;
+  const handlerId = `web-steps-${process.pid}`;
+
+  before(async () => {
+    stack = await startStack('dashboard');
+    [agent, handler] = await Promise.all([startAgent(stack, agentId), startProgressHandler(stack, handlerId, 'demo/steps', STEPS_SCRIPT)]);
+    browser = await launchChromium();
+    page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
+    page.on('pageerror', (error) => console.error(`page error: ${error.message}`));
+    await page.goto(`${stack.pageUrl}#/clients`);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await Promise.all([agent?.stop(), handler?.stop()]);
+    await stack?.stop();
+  });
+
+  it('clients - the table shows the agent alive, with its host and actions', async () => {
+    const row = page.locator(`tr[data-client="${agentId}"]`);
+    await row.and(page.locator('[data-status="alive"]')).waitFor({ timeout: 15_000 });
+    assert.match(await row.innerText(), /system\/command\/run/);
+    assert.equal(await row.locator('.status').innerText(), 'alive');
+    await screenshot(page, 'clients-alive');
+  });
+
+  it('console - a command shows acceptance, a progress bar reaching 100 % and the result', async () => {
+    await page.getByRole('link', { name: 'Console' }).click();
+    await page.getByLabel('Action').selectOption('demo/steps');
+    await page.getByLabel('Payload (JSON)').fill('{"name": "w"}');
+    await page.getByRole('button', { name: 'Send' }).click();
+    const run = page.locator('.run').first();
+    await run.locator('.run-state[data-state="done"]').waitFor({ timeout: 15_000 });
+    assert.match(await run.locator('.run-state').innerText(), new RegExp(`Accepted by ${handlerId}`));
+    assert.equal(await run.locator('progress').getAttribute('data-percent'), '100');
+    assert.match(await run.locator('.percent').innerText(), /100 %/);
+    // Each progress step streamed in, in order, then the result.
+    assert.match(await run.locator('.output').innerText(), /"step":0\.25[\s\S]*"step":0\.5[\s\S]*"step":0\.75[\s\S]*"step":1/);
+    assert.match(await run.locator('.result').innerText(), /"installed": true/);
+    await screenshot(page, 'console-progress');
+  });
+
+  it('console - an invalid JSON payload is refused before sending', async () => {
+    await page.getByLabel('Payload (JSON)').fill('{"name": ');
+    assert.equal(await page.getByRole('button', { name: 'Send' }).isDisabled(), true);
+    assert.match(await page.locator('#payload-problems').innerText(), /not JSON/);
+    await page.getByLabel('Payload (JSON)').fill('{}');
+  });
+
+  it('console - cancel stops a long command on the agent', async () => {
+    await page.getByLabel('Action').selectOption('system/command/run');
+    await page.getByLabel('Target').selectOption(agentId);
+    await page.getByLabel('Payload (JSON)').fill(JSON.stringify({ command: ['/bin/sh', '-c', 'echo started; sleep 1000'] }));
+    await page.getByRole('button', { name: 'Send' }).click();
+    const run = page.locator('.run').first();
+    await run.locator('.output', { hasText: 'started' }).waitFor({ timeout: 15_000 });
+    const token = await run.getAttribute('data-token');
+    await run.getByRole('button', { name: 'Cancel' }).click();
+    await run.locator('.run-state[data-state="failed"]').waitFor({ timeout: 5_000 });
+    assert.match(await run.locator('.error-answer').innerText(), /CancelledError \(code 5\)/);
+    // The agent really stopped it: its process group was killed on the cancel.
+    await agent.waitFor(new RegExp(`command ended \\(.*token=${token!.replace('.', '\\.')}.*killed`), 10_000);
+    await screenshot(page, 'console-cancel');
+  });
+
+  it('clients - an agent killed with SIGKILL turns dead within the keep-alive window', async () => {
+    const doomedId = `web-doomed-${process.pid}`;
+    const doomed = await startAgent(stack, doomedId);
+    await page.getByRole('link', { name: 'Clients' }).click();
+    const row = page.locator(`tr[data-client="${doomedId}"]`);
+    await row.and(page.locator('[data-status="alive"]')).waitFor({ timeout: 15_000 });
+    await doomed.stop('SIGKILL');
+    await row.and(page.locator('[data-status="dead"]')).waitFor({ timeout: KEEPALIVE_WINDOW_MS });
+    assert.equal(await row.locator('.status').innerText(), 'dead');
+    await screenshot(page, 'clients-dead');
+  });
+
+  it('events - the list shows the clients coming and going and the requests', async () => {
+    await page.getByRole('link', { name: 'Events' }).click();
+    const events = page.locator('ol.events');
+    await events.locator(`li[data-type="client"]`, { hasText: `web-doomed-${process.pid}` }).filter({ has: page.locator('[data-status="dead"]') }).waitFor({ timeout: 10_000 });
+    await events.locator('li[data-type="request.finished"]', { hasText: 'demo/steps done' }).waitFor({ timeout: 10_000 });
+    await events.locator('li[data-type="request.started"]', { hasText: 'system/command/run' }).waitFor({ timeout: 10_000 });
+    await events.locator('li[data-type="request.finished"]', { hasText: 'system/command/run failed, code 5' }).waitFor({ timeout: 10_000 });
+    await screenshot(page, 'events');
+  });
+
+  it('events - after a reload the stream resumes from its cursor without a gap, and says so', async () => {
+    const before = await cursorsShown(page);
+    const last = Math.max(...before);
+    // The page is gone while requests run; the tab's sessionStorage keeps its cursor.
+    await page.goto('about:blank');
+    for (let i = 0; i < 3; i++) {
+      const call = await runCli(['call', 'demo/steps', '{}'], stack.env);
+      assert.equal(call.code, 0, call.stderr);
+    }
+    await page.goto(`${stack.pageUrl}#/events`);
+    const notice = page.locator('[data-notice="resumed"]');
+    await notice.waitFor({ timeout: 15_000 });
+    assert.match(await notice.innerText(), new RegExp(`Resumed after the reload from cursor ${last}: \\d+ new events?, no gap`));
+    await page.locator('li[data-type="request.finished"]').nth(3).waitFor({ timeout: 10_000 });
+    const after = await cursorsShown(page);
+    const newest = Math.max(...after);
+    assert.ok(newest >= last + 6, `the 3 calls' started and finished events are shown (newest ${newest}, last before ${last})`);
+    for (let cursor = last + 1; cursor <= newest; cursor++) assert.ok(after.includes(cursor), `event ${cursor} is shown: no gap after ${last}`);
+    await screenshot(page, 'events-resumed');
+  });
+
+  it('layout - on a phone-sized screen nothing overflows sideways and the clients read as cards', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${stack.pageUrl}#/clients`);
+    await page.locator(`tr[data-client="${agentId}"]`).waitFor({ timeout: 15_000 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the page is ${overflow} px wider than the screen`);
+    assert.equal(await page.locator(`tr[data-client="${agentId}"]`).evaluate((row) => getComputedStyle(row).display), 'block');
+    await screenshot(page, 'phone-clients');
+    await page.setViewportSize({ width: 1100, height: 800 });
+  });
+});
+
+async function cursorsShown(page: Page): Promise<number[]> {
+  return page.locator('ol.events li[data-cursor]').evaluateAll((items) => items.map((item) => Number(item.getAttribute('data-cursor'))));
+}
