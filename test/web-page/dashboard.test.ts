@@ -62,6 +62,30 @@ describe('the dashboard page in chromium', { skip: gate.skip, timeout: 180_000 }
     await screenshot(page, 'console-progress');
   });
 
+  it('history - the token opens as a timeline: sent, accepted, progress, final, with who did each step', async () => {
+    const run = page.locator('.run').first();
+    const token = (await run.getAttribute('data-token'))!;
+    await run.getByRole('link', { name: token }).click();
+    const steps = page.locator('ol.timeline li');
+    await steps.locator('text=final').waitFor({ timeout: 10_000 });
+    const kinds = await steps.evaluateAll((items) => items.map((item) => item.getAttribute('data-kind')));
+    assert.equal(kinds[0], 'command');
+    assert.equal(kinds[kinds.length - 1], 'final');
+    assert.deepEqual(kinds.filter((kind) => kind === 'progress').length, 4);
+    assert.ok(kinds.indexOf('accepted') < kinds.indexOf('progress'), `accepted before progress: ${kinds.join(', ')}`);
+    assert.match(await steps.first().innerText(), /sent\s+by web-\S+ to web-steps/);
+    assert.match(await steps.last().innerText(), new RegExp(`\\+\\d+ ms.*final\\s+from ${handlerId}\\s+code 0`));
+    assert.match(await page.locator('#timeline-title + p').innerText(), /demo\/steps, ended in \d+ ms/);
+    await screenshot(page, 'history-timeline');
+    // The search finds it by action and code.
+    await page.getByRole('link', { name: '← Search' }).click();
+    await page.getByLabel('Action').fill('demo/steps');
+    await page.getByLabel('Code').fill('0');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.locator(`table.history tr[data-token="${token}"]`).waitFor({ timeout: 10_000 });
+    await page.getByRole('link', { name: 'Console' }).click();
+  });
+
   it('console - an invalid JSON payload is refused before sending', async () => {
     await page.getByLabel('Payload (JSON)').fill('{"name": ');
     assert.equal(await page.getByRole('button', { name: 'Send' }).isDisabled(), true);
@@ -126,6 +150,32 @@ describe('the dashboard page in chromium', { skip: gate.skip, timeout: 180_000 }
     assert.ok(newest >= last + 6, `the 3 calls' started and finished events are shown (newest ${newest}, last before ${last})`);
     for (let cursor = last + 1; cursor <= newest; cursor++) assert.ok(after.includes(cursor), `event ${cursor} is shown: no gap after ${last}`);
     await screenshot(page, 'events-resumed');
+  });
+
+  it('topics - the tree shows the topics seen, with counts and the last message', async () => {
+    await page.getByRole('link', { name: 'Topics' }).click();
+    await page.locator('.tree').waitFor();
+    const call = await runCli(['call', 'demo/steps', '{"from":"topics"}', '--id', `web-topics-${process.pid}`], stack.env);
+    assert.equal(call.code, 0, call.stderr);
+    const topic = page.locator(`button[data-topic="demo/steps/response/web-topics-${process.pid}"]`);
+    await topic.waitFor({ timeout: 10_000 });
+    await topic.click();
+    // The detail follows the topic live: its last message ends as the final answer.
+    await page.locator('.topic-detail pre', { hasText: '"installed": true' }).waitFor({ timeout: 10_000 });
+    const count = Number(/^web-topics-\d+ (\d+) · /.exec(await topic.innerText())?.[1]);
+    assert.ok(count >= 5, `the 4 progress steps and the final were counted (${count})`);
+    assert.equal(await page.locator('[data-testid="topics-denied"]').count(), 0);
+    await screenshot(page, 'topics');
+  });
+
+  it('metrics - request rate, error rate and latency charts per action, from the router', async () => {
+    await page.getByRole('link', { name: 'Metrics' }).click();
+    // The router publishes a snapshot every 10 s (protocol §11.6).
+    const section = page.locator('section.metrics-action[data-action="demo/steps"]');
+    await section.waitFor({ timeout: 25_000 });
+    assert.equal(await section.locator('svg').count(), 3);
+    assert.match(await section.locator('svg').last().getAttribute('aria-label') ?? '', /Latency: latest p50 \d/);
+    await screenshot(page, 'metrics');
   });
 
   it('layout - on a phone-sized screen nothing overflows sideways and the clients read as cards', async () => {
