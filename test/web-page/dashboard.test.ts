@@ -182,9 +182,10 @@ describe('the dashboard page in chromium', { skip: gate.skip, timeout: 180_000 }
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(`${stack.pageUrl}#/clients`);
     await page.locator(`tr[data-client="${agentId}"]`).waitFor({ timeout: 15_000 });
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    // Strings: the test's tsconfig has no DOM types; this runs in the page.
+    const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
     assert.ok(overflow <= 0, `the page is ${overflow} px wider than the screen`);
-    assert.equal(await page.locator(`tr[data-client="${agentId}"]`).evaluate((row) => getComputedStyle(row).display), 'block');
+    assert.equal(await page.evaluate<string>(`getComputedStyle(document.querySelector('tr[data-client="${agentId}"]')).display`), 'block');
     await screenshot(page, 'phone-clients');
     await page.setViewportSize({ width: 1100, height: 800 });
   });

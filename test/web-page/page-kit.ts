@@ -2,11 +2,12 @@
  * What the page's end-to-end tests share: `relais start` serving the page, a real agent and a
  * `relais serve` handler beside it, and Debian's chromium driven by playwright-core.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { startCli, type RunningCli } from '../testkit/cli.js';
+import { runCli, startCli, type RunningCli } from '../testkit/cli.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
@@ -40,24 +41,60 @@ export interface Stack {
   pageUrl: string;
   /** For the CLI clients of the test: RELAIS_BROKER. */
   env: Record<string, string>;
+  /** With security on: each identity's token. */
+  tokens: Record<string, string>;
   dir: string;
   stop(): Promise<void>;
 }
 
-/** `relais start` on free ports, serving the page (`--web-port 0`), its data in a fresh folder. */
-export async function startStack(name: string): Promise<Stack> {
+/**
+ * `relais start` on free ports, serving the page (`--web-port 0`), its data in a fresh folder.
+ * With `identities` (name → roles), security is on (`--secure`, the default policy) and
+ * `tokens` holds each identity's token, as `relais identity add` printed it.
+ */
+export async function startStack(name: string, identities?: Record<string, string[]>): Promise<Stack> {
   const dir = tempDir(name);
-  const broker = startCli(['start', '--port', '0', '--web-port', '0', '--data-dir', path.join(dir, 'data')]);
+  const dataDir = path.join(dir, 'data');
+  const tokens: Record<string, string> = {};
+  for (const [identity, roles] of Object.entries(identities ?? {})) {
+    const added = await runCli(['identity', 'add', identity, '--role', ...roles, '--data-dir', dataDir]);
+    const token = /^relais_\S+$/m.exec(added.stdout)?.[0];
+    if (added.code !== 0 || !token) throw new Error(`relais identity add ${identity} failed: ${added.stderr}`);
+    tokens[identity] = token;
+  }
+  const broker = startCli(['start', '--port', '0', '--web-port', '0', '--data-dir', dataDir, ...(identities ? ['--secure'] : [])]);
   const [, brokerUrl] = await broker.waitFor(/listening on (mqtt:\/\/\S+)/);
   const [pageUrl] = await broker.waitFor(/http:\/\/127\.0\.0\.1:\d+\/?/);
   return {
     broker,
     pageUrl: pageUrl.endsWith('/') ? pageUrl : `${pageUrl}/`,
     env: { RELAIS_BROKER: brokerUrl!, RELAIS_LOG_LEVEL: 'error' },
+    tokens,
     dir,
     async stop() {
       await broker.stop();
       fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** test/web-page/contract-handler.ts in its own process: `demo/resize` with a contract (protocol §7.6). */
+export async function startContractHandler(stack: Stack, id: string, token?: string): Promise<{ stop(): Promise<void> }> {
+  const script = path.join(path.dirname(new URL(import.meta.url).pathname), 'contract-handler.ts');
+  const child = spawn(process.execPath, ['--import', 'tsx', script, stack.env.RELAIS_BROKER!, id], {
+    env: { ...process.env, ...(token && { RELAIS_TOKEN: token }) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    let seen = '';
+    child.stdout!.on('data', (chunk: Buffer) => (seen += chunk) && seen.includes('READY') && resolve());
+    void exited.then(() => reject(new Error(`the contract handler exited before READY: ${seen}`)));
+  });
+  return {
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
     },
   };
 }

@@ -150,7 +150,13 @@ export class Bus {
     let granted = true;
     if (first) {
       granted = await new Promise<boolean>((resolve, reject) =>
-        this.client.subscribe(filter, { qos: 1 }, (error, grants) => (error ? reject(error) : resolve((grants ?? []).every((grant) => grant.qos !== 128)))),
+        this.client.subscribe(filter, { qos: 1 }, (error, grants) => {
+          // MQTT.js reports a SUBACK of 0x80 (3.1.1: "failure") as an error carrying the packet.
+          const refused = (error as (Error & { packet?: { granted?: unknown[] } }) | null)?.packet?.granted?.some((code) => typeof code === 'number' && (code & 0x80) !== 0);
+          if (refused) resolve(false);
+          else if (error) reject(error);
+          else resolve((grants ?? []).every((grant) => grant.qos !== 128));
+        }),
       );
     }
     if (!granted) {
