@@ -178,6 +178,24 @@ describe('the dashboard page in chromium', { skip: gate.skip, timeout: 180_000 }
     await screenshot(page, 'metrics');
   });
 
+  it('keyboard - a command is sent from the console with the keyboard alone', async () => {
+    await page.goto(`${stack.pageUrl}#/clients`);
+    await page.locator(`tr[data-client="${agentId}"]`).waitFor({ timeout: 15_000 });
+    await tabTo(page, 'nav a[href="#/console"]');
+    await page.keyboard.press('Enter');
+    await tabTo(page, 'select[name="action"]');
+    await page.keyboard.type('demo/steps');
+    await tabTo(page, 'textarea[name="payload"]');
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type('{"by": "keyboard"}');
+    await tabTo(page, 'button[type="submit"]');
+    await page.keyboard.press('Enter');
+    const run = page.locator('.run').first();
+    await run.locator('.run-state[data-state="done"]').waitFor({ timeout: 15_000 });
+    assert.match(await run.locator('h2').innerText(), /^demo\/steps → web-steps/);
+    await screenshot(page, 'keyboard-console');
+  });
+
   it('layout - on a phone-sized screen nothing overflows sideways and the clients read as cards', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(`${stack.pageUrl}#/clients`);
@@ -193,4 +211,13 @@ describe('the dashboard page in chromium', { skip: gate.skip, timeout: 180_000 }
 
 async function cursorsShown(page: Page): Promise<number[]> {
   return page.locator('ol.events li[data-cursor]').evaluateAll((items) => items.map((item) => Number(item.getAttribute('data-cursor'))));
+}
+
+/** Presses Tab until `selector` has the focus: it must be reachable in the focus order. */
+async function tabTo(page: Page, selector: string): Promise<void> {
+  for (let presses = 0; presses < 40; presses++) {
+    await page.keyboard.press('Tab');
+    if (await page.locator(selector).evaluate((element) => element === element.ownerDocument.activeElement)) return;
+  }
+  assert.fail(`${selector} was not reached with 40 presses of Tab`);
 }
