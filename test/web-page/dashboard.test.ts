@@ -5,7 +5,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, Page, WebSocketRoute } from 'playwright-core';
 import { runCli, type RunningCli } from '../testkit/cli.js';
 import { chromiumGate, launchChromium, screenshot, startAgent, startProgressHandler, startStack, type Stack } from './page-kit.js';
 
@@ -150,6 +150,42 @@ describe('the dashboard page in chromium', { skip: gate.skip, timeout: 180_000 }
     assert.ok(newest >= last + 6, `the 3 calls' started and finished events are shown (newest ${newest}, last before ${last})`);
     for (let cursor = last + 1; cursor <= newest; cursor++) assert.ok(after.includes(cursor), `event ${cursor} is shown: no gap after ${last}`);
     await screenshot(page, 'events-resumed');
+  });
+
+  it('events - after a network drop the stream resumes from its cursor without a gap, and says so', async () => {
+    // The page's WebSocket goes through playwright: cut it, and refuse new ones, to drop the network.
+    const dropped = await browser.newPage({ viewport: { width: 1100, height: 800 } });
+    let offline = false;
+    const sockets = new Set<WebSocketRoute>();
+    await dropped.routeWebSocket(/\/mqtt$/, (socket) => {
+      if (offline) return void socket.close({ code: 4000, reason: 'offline' });
+      socket.connectToServer();
+      sockets.add(socket);
+    });
+    try {
+      await dropped.goto(`${stack.pageUrl}#/events`);
+      await dropped.locator('[data-notice="started"]').waitFor({ timeout: 15_000 });
+      await dropped.locator('ol.events li[data-cursor]').first().waitFor();
+      const last = Math.max(...(await cursorsShown(dropped)));
+      offline = true;
+      for (const socket of sockets) await socket.close({ code: 4000, reason: 'network drop' });
+      await dropped.locator('[data-testid="connection"]', { hasText: 'reconnecting' }).waitFor({ timeout: 10_000 });
+      for (let i = 0; i < 2; i++) {
+        const call = await runCli(['call', 'demo/steps', '{}'], stack.env);
+        assert.equal(call.code, 0, call.stderr);
+      }
+      offline = false;
+      const notice = dropped.locator('[data-notice="resumed"]');
+      await notice.waitFor({ timeout: 15_000 });
+      assert.match(await notice.innerText(), new RegExp(`Resumed after the connection came back from cursor ${last}: \\d+ new events?, no gap`));
+      const after = await cursorsShown(dropped);
+      const newest = Math.max(...after);
+      assert.ok(newest >= last + 4, `the 2 calls' started and finished events are shown (newest ${newest}, last before ${last})`);
+      for (let cursor = last + 1; cursor <= newest; cursor++) assert.ok(after.includes(cursor), `event ${cursor} is shown: no gap after ${last}`);
+      await screenshot(dropped, 'events-network-drop');
+    } finally {
+      await dropped.close();
+    }
   });
 
   it('topics - the tree shows the topics seen, with counts and the last message', async () => {
