@@ -44,7 +44,8 @@ export async function watchClients(bus: Bus): Promise<Store<ClientsState>> {
     }
   };
   if (!subscription.granted) store.set({ ...store.value, problem: 'the policy does not let this identity follow the client registry; the list is not live' });
-  await load();
+  // Not awaited: the page shows itself at once, and the list when it comes.
+  void load();
   // Notifications published while the connection was down are lost: read the whole list again.
   let dropped = false;
   bus.onState((state) => {

@@ -3,7 +3,6 @@
  * (`info.contracts`, a hash per action), and turned into a check of the payload with zod's own
  * JSON Schema reader, the library the handler validates with.
  */
-import { z } from 'zod';
 import type { ClientDetail } from '../../../src/protocol/registry.js';
 import type { Bus } from '../bus/bus.js';
 
@@ -32,14 +31,4 @@ export async function fetchContract(bus: Bus, holder: { id: string }, action: st
   const answer = await bus.ask<{ actions: Record<string, Omit<Contract, 'from'>> }>(CONTRACTS_ACTION, {}, { target: holder.id });
   const contract = answer.actions?.[action];
   return contract ? { ...contract, from: holder.id } : undefined;
-}
-
-/** A check of payloads against the contract's input schema; throws when zod cannot read the schema. */
-export function payloadChecker(schema: unknown): (payload: unknown) => string[] {
-  const checker = z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0]);
-  return (payload) => {
-    const result = checker.safeParse(payload);
-    if (result.success) return [];
-    return result.error.issues.slice(0, 10).map((issue) => `${issue.path.length ? `payload.${issue.path.join('.')}` : 'payload'}: ${issue.message}`);
-  };
 }

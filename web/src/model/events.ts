@@ -31,7 +31,8 @@ export async function watchEvents(bus: Bus): Promise<EventsModel> {
     onEvents: add,
     onNotice: (notice) => store.update((state) => ({ ...state, notices: [...state.notices, notice].slice(-5) })),
   });
-  await feed.start();
+  // Not awaited: the page shows itself at once, and the events when they come.
+  feed.start().catch((error: Error) => store.update((state) => ({ ...state, notices: [...state.notices, { kind: 'error', text: `could not follow the event stream: ${error.message}` }] })));
   return {
     store,
     setPaused: (paused) =>

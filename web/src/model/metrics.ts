@@ -42,10 +42,6 @@ export async function watchMetrics(bus: Bus): Promise<Store<MetricsState>> {
     if (envelope?.type === 'notification') add(envelope.payload as MetricsSnapshot);
   });
   if (!subscription.granted) store.set({ ...store.value, problem: 'the policy does not let this identity read relais/metrics/notification' });
-  try {
-    add(await bus.ask<MetricsSnapshot | null>(METRICS_ACTION, {}));
-  } catch (error) {
-    store.set({ ...store.value, problem: `could not read the metrics (${METRICS_ACTION}): ${(error as Error).message}` });
-  }
+  bus.ask<MetricsSnapshot | null>(METRICS_ACTION, {}).then(add, (error: Error) => store.set({ ...store.value, problem: `could not read the metrics (${METRICS_ACTION}): ${error.message}` }));
   return store;
 }

@@ -5,7 +5,7 @@
  */
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { PRIORITIES, type Priority } from '../../../src/protocol/envelope.js';
-import { contractHolder, fetchContract, payloadChecker, type Contract } from '../model/contracts.js';
+import { contractHolder, fetchContract, type Contract } from '../model/contracts.js';
 import type { Session } from '../session.js';
 import { pretty } from '../ui/format.js';
 import { useStore } from '../ui/store.js';
@@ -33,7 +33,7 @@ export function ConsoleView({ session }: { session: Session }) {
   const [target, setTarget] = useState(query.get('target') ?? ANY);
   const [priority, setPriority] = useState<Priority>('normal');
   const [timeoutSeconds, setTimeoutSeconds] = useState(30);
-  const [contract, setContract] = useState<{ contract?: Contract; note?: string }>({});
+  const [contract, setContract] = useState<{ contract?: Contract; note?: string; check?: (payload: unknown) => string[] }>({});
   const [runs, setRuns] = useState<Run[]>([]);
 
   const chosen = action || actions[0] || '';
@@ -43,10 +43,17 @@ export function ConsoleView({ session }: { session: Session }) {
     setContract({});
     if (!holder) return;
     let current = true;
-    fetchContract(session.bus, holder, chosen).then(
-      (found) => current && setContract(found ? { contract: found } : {}),
-      (error: Error) => current && setContract({ note: `its contract could not be read from ${holder.id}: ${error.message}` }),
-    );
+    fetchContract(session.bus, holder, chosen)
+      .then(async (found) => {
+        if (!found) return current && setContract({});
+        const { payloadChecker } = await import('../model/contract-check.js');
+        try {
+          if (current) setContract({ contract: found, check: payloadChecker(found.input) });
+        } catch (error) {
+          if (current) setContract({ contract: found, note: `the contract's schema cannot be checked here (${(error as Error).message}); the handler checks it` });
+        }
+      })
+      .catch((error: Error) => current && setContract({ note: `its contract could not be read from ${holder.id}: ${error.message}` }));
     return () => void (current = false);
   }, [chosen, holder?.id, holder?.hash]);
 
@@ -57,13 +64,8 @@ export function ConsoleView({ session }: { session: Session }) {
     } catch (error) {
       return { problems: [`not JSON: ${(error as Error).message}`] };
     }
-    if (!contract.contract) return { payload, problems: [] };
-    try {
-      return { payload, problems: payloadChecker(contract.contract.input)(payload) };
-    } catch (error) {
-      return { payload, problems: [], note: `the contract's schema cannot be checked here (${(error as Error).message}); the handler checks it` };
-    }
-  }, [payloadText, contract.contract]);
+    return { payload, problems: contract.check ? contract.check(payload) : [] };
+  }, [payloadText, contract.check]);
 
   const send = (event: Event) => {
     event.preventDefault();
@@ -92,7 +94,6 @@ export function ConsoleView({ session }: { session: Session }) {
         </label>
         <div id="payload-problems" role="alert" class="problem">{check.problems.map((problem) => <div>{problem}</div>)}</div>
         {contract.note && <p class="hint">{contract.note}</p>}
-        {check.note && <p class="hint">{check.note}</p>}
         {contract.contract && (
           <details>
             <summary>Contract of {chosen} (from {contract.contract.from})</summary>
