@@ -25,7 +25,7 @@ describe('the dashboard page in chromium', { skip: gate.skip, timeout: 180_000 }
 
   before(async () => {
     stack = await startStack('dashboard');
-    [agent, handler] = await Promise.all([startAgent(stack, agentId), startProgressHandler(stack, handlerId, 'demo/steps', STEPS_SCRIPT)]);
+    [agent, handler] = await Promise.all([startAgent(stack, agentId), startProgressHandler(stack, handlerId, 'demo/steps', STEPS_SCRIPT, { RELAIS_LOG_LEVEL: 'warn' })]);
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
     page.on('pageerror', (error) => console.error(`page error: ${error.message}`));
@@ -109,10 +109,27 @@ describe('the dashboard page in chromium', { skip: gate.skip, timeout: 180_000 }
     await screenshot(page, 'console-cancel');
   });
 
+  it("clients - a client's page shows its details, its recent events and, on demand, its logs", async () => {
+    // Something for the handler's log (kept from warn, as it logs): a request that is no envelope.
+    const published = await runCli(['pub', `demo/steps/request/${handlerId}`, '{"not": "an envelope"}'], stack.env);
+    assert.equal(published.code, 0, published.stderr);
+    await page.getByRole('navigation').getByRole('link', { name: 'Clients' }).click();
+    await page.getByRole('link', { name: handlerId, exact: true }).click();
+    await page.locator('#client-title', { hasText: handlerId }).waitFor({ timeout: 5_000 });
+    assert.match(await page.locator('dl.details').innerText(), /Actions\s+demo\/steps/);
+    // Its recent events: the command it ran for the console.
+    await page.locator('ol.events li[data-type="request.finished"]', { hasText: 'demo/steps done' }).first().waitFor({ timeout: 10_000 });
+    assert.equal(await page.locator('pre.logs').count(), 0, 'no logs before they are asked for');
+    await page.getByRole('button', { name: 'Fetch logs' }).click();
+    // relais/logs/get answered (protocol §11.4): its warning about the bad request is there.
+    await page.locator('pre.logs', { hasText: /WARN\s+invalid request/ }).waitFor({ timeout: 10_000 });
+    await screenshot(page, 'client-page');
+  });
+
   it('clients - an agent killed with SIGKILL turns dead within the keep-alive window', async () => {
     const doomedId = `web-doomed-${process.pid}`;
     const doomed = await startAgent(stack, doomedId);
-    await page.getByRole('link', { name: 'Clients' }).click();
+    await page.getByRole('navigation').getByRole('link', { name: 'Clients' }).click();
     const row = page.locator(`tr[data-client="${doomedId}"]`);
     await row.and(page.locator('[data-status="alive"]')).waitFor({ timeout: 15_000 });
     await doomed.stop('SIGKILL');
@@ -121,7 +138,7 @@ describe('the dashboard page in chromium', { skip: gate.skip, timeout: 180_000 }
     await screenshot(page, 'clients-dead');
   });
 
-  it('events - the list shows the clients coming and going and the requests', async () => {
+  it('events - the list shows clients coming and going and the requests; Pause holds new ones; filters narrow it', async () => {
     await page.getByRole('link', { name: 'Events' }).click();
     const events = page.locator('ol.events');
     await events.locator(`li[data-type="client"]`, { hasText: `web-doomed-${process.pid}` }).filter({ has: page.locator('[data-status="dead"]') }).waitFor({ timeout: 10_000 });
@@ -129,6 +146,24 @@ describe('the dashboard page in chromium', { skip: gate.skip, timeout: 180_000 }
     await events.locator('li[data-type="request.started"]', { hasText: 'system/command/run' }).waitFor({ timeout: 10_000 });
     await events.locator('li[data-type="request.finished"]', { hasText: 'system/command/run failed, code 5' }).waitFor({ timeout: 10_000 });
     await screenshot(page, 'events');
+    // Pause holds new events back (and counts them) until Resume.
+    const shown = (await cursorsShown(page)).length;
+    await page.getByRole('button', { name: 'Pause' }).click();
+    const call = await runCli(['call', 'demo/steps', '{}'], stack.env);
+    assert.equal(call.code, 0, call.stderr);
+    await page.getByRole('button', { name: /^Resume \([1-9]\d* waiting\)$/ }).waitFor({ timeout: 10_000 });
+    assert.equal((await cursorsShown(page)).length, shown, 'nothing added while paused');
+    await page.getByRole('button', { name: /^Resume/ }).click();
+    await page.getByRole('button', { name: 'Pause' }).waitFor();
+    assert.ok((await cursorsShown(page)).length > shown, 'the held events are shown on Resume');
+    // Filters: by type, and by source.
+    await page.getByLabel('Type').selectOption('request.finished');
+    assert.deepEqual(new Set(await page.locator('ol.events li').evaluateAll((items) => items.map((item) => item.getAttribute('data-type')))), new Set(['request.finished']));
+    await page.getByLabel('Type').selectOption('');
+    await page.getByLabel('Source').fill(`web-doomed-${process.pid}`);
+    assert.ok((await page.locator('ol.events li').allInnerTexts()).every((text) => text.includes(`web-doomed-${process.pid}`)));
+    await page.getByLabel('Source').fill('');
+
   });
 
   it('events - after a reload the stream resumes from its cursor without a gap, and says so', async () => {

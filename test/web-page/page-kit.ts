@@ -113,8 +113,8 @@ export async function startAgent(stack: Stack, id: string): Promise<RunningCli> 
  * `relais serve <action>` running a shell script that reports progress as JSON lines
  * (src/cli/serve.ts): `{"progress": f}` steps, then its result.
  */
-export async function startProgressHandler(stack: Stack, id: string, action: string, script: string): Promise<RunningCli> {
-  const handler = startCli(['serve', action, '--id', id, '--', '/bin/sh', '-c', script], stack.env);
+export async function startProgressHandler(stack: Stack, id: string, action: string, script: string, env: Record<string, string> = {}): Promise<RunningCli> {
+  const handler = startCli(['serve', action, '--id', id, '--', '/bin/sh', '-c', script], { ...stack.env, ...env });
   await handler.waitFor(/serving \S+ with/);
   return handler;
 }
