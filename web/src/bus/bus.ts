@@ -39,10 +39,11 @@ export interface Subscription {
   close(): void;
 }
 
-/** The WebSocket URL of the bus: `?broker=` when given, else `/mqtt` on the page's own origin. */
+/**
+ * The WebSocket URL of the bus: `/mqtt` beside the page, on its own origin. Never taken from the
+ * page's address: a link could otherwise send a user's token to another server.
+ */
 export function defaultBrokerUrl(location: Location): string {
-  const given = new URLSearchParams(location.search).get('broker');
-  if (given) return given;
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const folder = location.pathname.replace(/[^/]*$/, '');
   return `${scheme}//${location.host}${folder}mqtt`;
