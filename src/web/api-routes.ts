@@ -3,35 +3,19 @@
  * the event stream, kill a request. Each route asks the bus what `relais` CLI commands ask, as
  * the client `relais-web`, after checking the caller against the policy (auth.ts).
  */
-import { randomBytes } from 'node:crypto';
 import { HISTORY_ACTIONS } from '../protocol/history.js';
 import { REGISTRY_ACTIONS } from '../protocol/registry.js';
 import { EVENTS_ACTION } from '../protocol/events.js';
 import { InvalidMessageError } from '../protocol/errors.js';
 import { requestTopic } from '../protocol/topics.js';
 import { ApiError, fromBusError } from './errors.js';
-import { providersSettled, type WebContext } from './context.js';
+import { ask, newToken, providersSettled, QUERY_TIMEOUT_MS, type WebContext } from './context.js';
 import { route } from './route.js';
 import * as s from './schemas.js';
 import { serveEventStream, wantsEventStream } from './sse.js';
 
 const KILL_ACTION = 'relais/requests/kill';
-/** How long the API waits for the router's answer to a query. */
-const QUERY_TIMEOUT_MS = 10_000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
-
-export function newToken(): string {
-  return randomBytes(12).toString('base64url');
-}
-
-/** Asks the router (or any handler) and turns its failure into an HTTP error. */
-export async function ask(context: WebContext, action: string, payload: unknown, what: string): Promise<unknown> {
-  try {
-    return await context.bus.request(action, payload, { timeout: QUERY_TIMEOUT_MS });
-  } catch (error) {
-    throw fromBusError(error, what);
-  }
-}
 
 export function relaisRoutes(context: WebContext): void {
   const { app, table, guard, bus } = context;
@@ -140,8 +124,8 @@ export function relaisRoutes(context: WebContext): void {
       errors: [400, 503, 504],
     },
     async ({ query, caller, request, reply }) => {
-      guard.authorise(caller, 'publish', requestTopic(EVENTS_ACTION));
       if (wantsEventStream(request)) return serveEventStream(context, caller, request, reply, query.since);
+      guard.authorise(caller, 'publish', requestTopic(EVENTS_ACTION));
       return ask(context, EVENTS_ACTION, query, 'the event stream');
     },
   );
@@ -161,10 +145,7 @@ export function relaisRoutes(context: WebContext): void {
       produces: 'text/event-stream',
       errors: [400],
     },
-    async ({ query, caller, request, reply }) => {
-      guard.authorise(caller, 'publish', requestTopic(EVENTS_ACTION));
-      return serveEventStream(context, caller, request, reply, query.since);
-    },
+    async ({ query, caller, request, reply }) => serveEventStream(context, caller, request, reply, query.since),
   );
 
   route(

@@ -1,8 +1,27 @@
-/** What every route module shares: the bus client, the guard, the route table and the log. */
+/** What every route module shares: the bus client, the guard, the route table, the log, and asking the bus. */
+import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { Bus } from '../client/bus.js';
 import type { Guard } from './auth.js';
+import { fromBusError } from './errors.js';
 import type { RouteTable } from './route.js';
+
+/** How long the API waits for the router's answer to a query. */
+export const QUERY_TIMEOUT_MS = 10_000;
+
+/** A request token made by the API (the library's are as long). */
+export function newToken(): string {
+  return randomBytes(12).toString('base64url');
+}
+
+/** Asks the router (or any handler) and turns its failure into an HTTP error. */
+export async function ask(context: WebContext, action: string, payload: unknown, what: string): Promise<unknown> {
+  try {
+    return await context.bus.request(action, payload, { timeout: QUERY_TIMEOUT_MS });
+  } catch (error) {
+    throw fromBusError(error, what);
+  }
+}
 
 export interface WebContext {
   app: FastifyInstance;

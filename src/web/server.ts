@@ -10,6 +10,7 @@ import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type pino from 'pino';
@@ -18,6 +19,8 @@ import type { BrokerSecurity } from '../broker/enforce.js';
 import { isLoopbackHost, type EmbeddedBroker } from '../broker/embedded.js';
 import { connect, type Bus } from '../client/index.js';
 import { DEFAULTS } from '../client/options.js';
+import { EVENTS_CATEGORY } from '../protocol/events.js';
+import { notificationTopic } from '../protocol/topics.js';
 import { relaisRoutes } from './api-routes.js';
 import { makeGuard } from './auth.js';
 import { SentRequests, type WebContext } from './context.js';
@@ -93,8 +96,18 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   if (!options.security && !options.insecure && !isLoopbackHost(host)) {
     throw new WebStartError(`refusing to serve the web page and HTTP API on ${host}:${port} without security: anyone who can reach it could send commands and read every message (turn security on, or accept the risk with --insecure)`);
   }
+  if (options.security && !isLoopbackHost(host)) log(`warning: serving ${host}:${port} over plain HTTP: identities' tokens cross the network in clear (put a TLS proxy in front)`);
   const bus = await connect({ id: options.id ?? WEB_DEFAULTS.id, stream: () => options.broker.connectInProcess(), info: { role: 'web' }, ...(options.logger && { logger: options.logger }) });
+  // Held for the server's life, so event streams opening and closing (sse.ts) share one MQTT
+  // subscription: a filter unsubscribed and at once subscribed again by the library loses its
+  // subscription at the broker (measured: 50 of 50; reported to the library's owner).
+  await bus.subscribe(notificationTopic(EVENTS_CATEGORY), () => {});
   const app = Fastify({ bodyLimit: options.bodyLimit ?? WEB_DEFAULTS.bodyLimit, forceCloseConnections: true, logger: false });
+  const upgraded = new Set<Duplex>();
+  app.server.on('upgrade', (_request, socket: Duplex) => {
+    upgraded.add(socket);
+    socket.once('close', () => upgraded.delete(socket));
+  });
   try {
     const table: RouteTable = [];
     const context: WebContext = { app, bus, guard: makeGuard(options.security, log), table, log, sent: new SentRequests(), directorySettledAt: Date.now() + DEFAULTS.directorySettle + 200 };
@@ -103,6 +116,8 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     app.setErrorHandler((error: FastifyError, request, reply) => {
       const apiError = asApiError(error);
       if (apiError.status >= 500) log(`${request.method} ${request.url.split('?')[0]}: ${error.message}`);
+      // Bad input gets a line too: the route and the code, not the message (a JSON error quotes the body).
+      else if (apiError.status === 400 || apiError.status === 413 || apiError.status === 415) log(`refused ${request.method} ${request.url.split('?')[0]}: ${apiError.status} ${apiError.code}`);
       if (apiError.status === 401) reply.header('www-authenticate', 'Bearer realm="relais", Basic realm="relais"');
       return reply.code(apiError.status).send(isGorgonePath(request.url) ? gorgoneError(apiError) : errorBody(apiError));
     });
@@ -131,7 +146,10 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   }
   const bound = (app.server.address() as { port: number }).port;
   const close = async () => {
-    await app.close();
+    const closing = app.close();
+    // Upgraded sockets (WebSockets, and upgrades refused by a hook) are no longer the HTTP server's to close.
+    for (const socket of upgraded) socket.destroy();
+    await closing;
     await bus.close();
   };
   return { url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}/`, port: bound, bus, close, [Symbol.asyncDispose]: close };
@@ -160,6 +178,7 @@ function sameOrigin(origin: string, request: FastifyRequest): boolean {
 
 /** Gorgone clients may post JSON without saying so (curl -d): their routes parse any body as JSON; others answer 415. */
 function acceptGorgoneBodies(app: FastifyInstance): void {
+  app.removeContentTypeParser('text/plain');
   app.addContentTypeParser('*', { parseAs: 'string' }, (request, body, done) => {
     if (!isGorgonePath(request.url)) return done(new ApiError(415, 'unsupported_media_type', 'send the body as JSON: Content-Type: application/json'), undefined);
     if (body === '') return done(null, undefined);

@@ -5,10 +5,10 @@
  * without a gap or a duplicate. Events removed by retention come as one `event: gap` message.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { EVENTS_CATEGORY } from '../protocol/events.js';
-import { notificationTopic } from '../protocol/topics.js';
+import { EVENTS_ACTION, EVENTS_CATEGORY, type EventsPage } from '../protocol/events.js';
+import { notificationTopic, requestTopic } from '../protocol/topics.js';
 import type { Caller } from './auth.js';
-import type { WebContext } from './context.js';
+import { ask, type WebContext } from './context.js';
 import { ApiError } from './errors.js';
 
 /** Streams open at once, at most: each holds a subscription of the API's bus client. */
@@ -32,19 +32,23 @@ function resumeCursor(request: FastifyRequest, since: number | undefined): numbe
 }
 
 export async function serveEventStream(context: WebContext, caller: Caller | undefined, request: FastifyRequest, reply: FastifyReply, since: number | undefined): Promise<FastifyReply> {
+  // Live events are what a subscriber to the stream reads; resuming also asks the router (protocol §11.8).
   context.guard.authorise(caller, 'subscribe', notificationTopic(EVENTS_CATEGORY));
-  const cursor = resumeCursor(request, since);
+  let cursor = resumeCursor(request, since);
+  if (cursor !== undefined) context.guard.authorise(caller, 'publish', requestTopic(EVENTS_ACTION));
+  // "From now" is pinned to the router's latest cursor before the stream is answered: whatever
+  // happens after the answer's headers is in it, and a client that never saw an id can resume.
+  else cursor = ((await ask(context, EVENTS_ACTION, { limit: 1 }, 'the event stream')) as EventsPage).latest;
   if (open >= MAX_STREAMS) throw new ApiError(503, 'too_many_streams', `${MAX_STREAMS} event streams are open already; try again later`);
   open += 1;
   const stopped = new AbortController();
   const response = reply.raw;
   reply.hijack();
   response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-  response.write(`retry: 2000\n: relais event stream${cursor === undefined ? ' from now' : ` after cursor ${cursor}`}\n\n`);
+  response.write(`retry: 2000\n: relais event stream after cursor ${cursor}\n\n`);
   const heartbeat = setInterval(() => response.write(': keep-alive\n\n'), HEARTBEAT_MS);
-  const stop = () => stopped.abort();
-  request.raw.socket.once('close', stop);
-  response.once('close', stop);
+  // The response closes when the client goes (its socket closes); the socket may be a reused keep-alive one.
+  response.once('close', () => stopped.abort());
   // A reader slower than the stream: wait for the socket to drain rather than buffer without bound.
   const send = async (text: string) => {
     if (response.write(text) || stopped.signal.aborted) return;
@@ -59,7 +63,7 @@ export async function serveEventStream(context: WebContext, caller: Caller | und
     });
   };
   try {
-    for await (const item of context.bus.events({ ...(cursor !== undefined && { since: cursor }), signal: stopped.signal })) {
+    for await (const item of context.bus.events({ since: cursor, signal: stopped.signal })) {
       if (item.type === 'gap') await send(`event: gap\ndata: ${JSON.stringify(item)}\n\n`);
       else await send(`id: ${item.cursor}\ndata: ${JSON.stringify(item)}\n\n`);
     }
@@ -68,7 +72,6 @@ export async function serveEventStream(context: WebContext, caller: Caller | und
   } finally {
     open -= 1;
     clearInterval(heartbeat);
-    request.raw.socket.off('close', stop);
     response.end();
   }
   return reply;
