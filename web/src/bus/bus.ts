@@ -57,6 +57,7 @@ function pageClientId(credentials?: Credentials): string {
 }
 
 const CONNECT_TIMEOUT_MS = 10_000;
+const UTF8 = new TextDecoder();
 
 export async function connectBus(url: string, credentials?: Credentials): Promise<Bus> {
   const id = pageClientId(credentials);
@@ -197,7 +198,7 @@ export class Bus {
   }
 
   private dispatch(topic: string, bytes: Uint8Array, retain: boolean): void {
-    const text = new TextDecoder().decode(bytes);
+    const text = UTF8.decode(bytes);
     let envelope: Envelope | undefined;
     if (text.startsWith('{')) {
       try {

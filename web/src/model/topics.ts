@@ -34,6 +34,7 @@ let started: Promise<void> | undefined;
 export function watchTopics(bus: Bus): Promise<void> {
   started ??= (async () => {
     const pending = new Map<string, TopicInfo>();
+    const seen = new Set<string>();
     let scheduled = false;
     const flush = () => {
       scheduled = false;
@@ -41,8 +42,11 @@ export function watchTopics(bus: Bus): Promise<void> {
       pending.clear();
     };
     const subscription = await bus.subscribe('#', ({ topic, text, retain }) => {
+      if (!seen.has(topic)) {
+        if (seen.size >= TOPICS_KEPT) return;
+        seen.add(topic);
+      }
       const known = pending.get(topic) ?? topicsStore.value.topics[topic];
-      if (!known && Object.keys(topicsStore.value.topics).length >= TOPICS_KEPT) return;
       const now = Date.now();
       const recent = (known?.recent ?? []).filter((at) => at > now - RATE_WINDOW_MS);
       recent.push(now);
