@@ -97,8 +97,12 @@ function checkTopicText(text: string, what: string): string | undefined {
   const shown = JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text);
   if (text.includes('\u0000')) return `${what} ${shown} contains the character U+0000`;
   if (!text.isWellFormed()) return `${what} ${shown} is not valid Unicode (a lone surrogate has no UTF-8 form)`;
-  const bytes = Buffer.byteLength(text);
-  if (bytes > MAX_TOPIC_BYTES) return `${what} is ${bytes} bytes of UTF-8; at most ${MAX_TOPIC_BYTES}`;
+  // A UTF-16 unit is at most 3 bytes of UTF-8: short texts need no count. TextEncoder, not
+  // Buffer, so that the page (web/) builds its topics with this very file.
+  if (text.length * 3 > MAX_TOPIC_BYTES) {
+    const bytes = new TextEncoder().encode(text).byteLength;
+    if (bytes > MAX_TOPIC_BYTES) return `${what} is ${bytes} bytes of UTF-8; at most ${MAX_TOPIC_BYTES}`;
+  }
   let levels = 1;
   for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 47) levels++;
   if (levels > MAX_TOPIC_LEVELS) return `${what} ${shown} has ${levels} levels; brokers accept at most ${MAX_TOPIC_LEVELS}`;

@@ -49,7 +49,7 @@ export interface WebServerOptions {
   security?: BrokerSecurity;
   /** Allow a host beyond loopback without security (anyone who reaches it can command the bus). */
   insecure?: boolean;
-  /** Folder of the page's built files. Default: the package's `dist/web/`. */
+  /** Folder of the page's built files. Default: the package's `dist/page/`. */
   pageDir?: string;
   /** Default 1 MiB. */
   bodyLimit?: number;
@@ -83,11 +83,9 @@ export class WebStartError extends Error {
 }
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const DEFAULT_PAGE_DIR = path.join(packageRoot, 'dist', 'web');
+export const DEFAULT_PAGE_DIR = path.join(packageRoot, 'dist', 'page');
 export const PAGE_NOT_BUILT = 'the web page is not built: run npm run build\n';
 
-/** Files the TypeScript build puts beside the page (this server's own modules): never served. */
-const isServerModule = (pathName: string) => /^\/[^/]+\.(js|js\.map|d\.ts|d\.ts\.map)$/.test(pathName);
 
 export async function startWebServer(options: WebServerOptions): Promise<WebServer> {
   const host = options.host ?? WEB_DEFAULTS.host;
@@ -212,7 +210,7 @@ async function servePage(app: FastifyInstance, pageDir: string): Promise<void> {
     app.get('/', async (_request, reply) => reply.code(503).type('text/plain; charset=utf-8').send(PAGE_NOT_BUILT));
     return;
   }
-  await app.register(fastifyStatic, { root: pageDir, prefix: '/', allowedPath: (pathName) => !isServerModule(pathName) });
+  await app.register(fastifyStatic, { root: pageDir, prefix: '/' });
 }
 
 /** Unknown routes: a wrong method on a known path, or no such path (Gorgone's replies on its paths). */

@@ -138,12 +138,11 @@ describe('web server with security on', { timeout: 60_000 }, () => {
     await assert.rejects(started, (error: Error) => error instanceof WebStartError && /without security/.test(error.message));
   });
 
-  it('serves the built page from its folder (never the server modules beside it), and 503 when it is not built', async () => {
+  it('serves the built page from its folder (the package dist/page holds no server module), and 503 when it is not built', async () => {
     const pageDir = path.join(dir, 'page');
     fs.mkdirSync(path.join(pageDir, 'assets'), { recursive: true });
     fs.writeFileSync(path.join(pageDir, 'index.html'), '<!doctype html><title>Relais</title>');
     fs.writeFileSync(path.join(pageDir, 'assets', 'index-abc.js'), 'console.log(1)');
-    fs.writeFileSync(path.join(pageDir, 'server.js'), 'secret server code');
     const open = await startWebServer({ broker, port: 0, pageDir, insecure: true, id: 'relais-web-page', logger: testLogger });
     try {
       const url = open.url.replace(/\/$/, '');
@@ -151,9 +150,17 @@ describe('web server with security on', { timeout: 60_000 }, () => {
       assert.equal(page.status, 200);
       assert.match(page.text, /<title>Relais<\/title>/);
       assert.equal((await http('GET', `${url}/assets/index-abc.js`)).text, 'console.log(1)');
-      assert.equal((await http('GET', `${url}/server.js`)).status, 404);
     } finally {
       await open.close();
+    }
+    // The package's own build (npm run build): the page, and none of the server's modules.
+    const built = await startWebServer({ broker, port: 0, insecure: true, id: 'relais-web-built', logger: testLogger });
+    try {
+      const url = built.url.replace(/\/$/, '');
+      assert.match((await http('GET', `${url}/`)).text, /<!doctype html>/i);
+      for (const module of ['server.js', 'web/server.js', 'auth.js', '../web/server.js']) assert.equal((await http('GET', `${url}/${module}`)).status, 404, module);
+    } finally {
+      await built.close();
     }
     const missing = await startWebServer({ broker, port: 0, pageDir: path.join(dir, 'absent'), id: 'relais-web-none', logger: testLogger });
     try {

@@ -1,0 +1,34 @@
+/**
+ * An action's contract (protocol §7.6): asked of a client that announces one in its presence
+ * (`info.contracts`, a hash per action), and turned into a check of the payload with zod's own
+ * JSON Schema reader, the library the handler validates with.
+ */
+import type { ClientDetail } from '../../../src/protocol/registry.js';
+import type { Bus } from '../bus/bus.js';
+
+/** protocol §7.6 (the constant lives in src/client/contracts.ts, a Node module). */
+export const CONTRACTS_ACTION = 'relais/contracts/get';
+
+export interface Contract {
+  input: unknown;
+  output: unknown;
+  description?: string;
+  hash: string;
+  /** Who told us. */
+  from: string;
+}
+
+/** The client that announces a contract for `action`, if any, and its hash. */
+export function contractHolder(clients: Record<string, ClientDetail>, action: string): { id: string; hash: string } | undefined {
+  for (const [id, client] of Object.entries(clients)) {
+    const hash = (client.info.contracts as Record<string, unknown> | undefined)?.[action];
+    if (client.status === 'alive' && typeof hash === 'string') return { id, hash };
+  }
+  return undefined;
+}
+
+export async function fetchContract(bus: Bus, holder: { id: string }, action: string): Promise<Contract | undefined> {
+  const answer = await bus.ask<{ actions: Record<string, Omit<Contract, 'from'>> }>(CONTRACTS_ACTION, {}, { target: holder.id });
+  const contract = answer.actions?.[action];
+  return contract ? { ...contract, from: holder.id } : undefined;
+}

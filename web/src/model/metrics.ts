@@ -1,0 +1,47 @@
+/**
+ * The router's metrics (protocol §11.6) kept as time series per action for the charts: the
+ * latest snapshot at start (`relais/metrics/get`), then one per notification.
+ */
+import type { ActionMetrics, MetricsSnapshot } from '../../../src/router/metrics.js';
+import { notificationTopic } from '../../../src/protocol/topics.js';
+import type { Bus } from '../bus/bus.js';
+import { Store } from '../ui/store.js';
+
+/** protocol §11.6 (the router's constants live in src/router/router.ts, a Node module). */
+export const METRICS_CATEGORY = 'relais/metrics';
+export const METRICS_ACTION = 'relais/metrics/get';
+/** An hour of 10-second intervals. */
+const POINTS_KEPT = 360;
+
+export interface MetricsPoint extends ActionMetrics {
+  until: number;
+}
+
+export interface MetricsState {
+  /** Per action, oldest first. */
+  series: Record<string, MetricsPoint[]>;
+  snapshots: number;
+  problem?: string;
+}
+
+export async function watchMetrics(bus: Bus): Promise<Store<MetricsState>> {
+  const store = new Store<MetricsState>({ series: {}, snapshots: 0 });
+  const seen = new Set<number>();
+  const add = (snapshot: MetricsSnapshot | null | undefined) => {
+    if (!snapshot || typeof snapshot.until !== 'number' || !snapshot.actions || seen.has(snapshot.until)) return;
+    seen.add(snapshot.until);
+    store.update((state) => {
+      const series = { ...state.series };
+      for (const [action, metrics] of Object.entries(snapshot.actions)) {
+        series[action] = [...(series[action] ?? []), { ...metrics, until: snapshot.until }].sort((a, b) => a.until - b.until).slice(-POINTS_KEPT);
+      }
+      return { ...state, series, snapshots: state.snapshots + 1 };
+    });
+  };
+  const subscription = await bus.subscribe(notificationTopic(METRICS_CATEGORY), ({ envelope }) => {
+    if (envelope?.type === 'notification') add(envelope.payload as MetricsSnapshot);
+  });
+  if (!subscription.granted) store.set({ ...store.value, problem: 'the policy does not let this identity read relais/metrics/notification' });
+  bus.ask<MetricsSnapshot | null>(METRICS_ACTION, {}).then(add, (error: Error) => store.set({ ...store.value, problem: `could not read the metrics (${METRICS_ACTION}): ${error.message}` }));
+  return store;
+}

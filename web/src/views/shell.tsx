@@ -1,0 +1,70 @@
+/** The frame every view shares: navigation (real links, hash routes), connection state, log out. */
+import { useEffect, useState } from 'preact/hooks';
+import { logOut, type Session } from '../session.js';
+import { ClientPage } from './client-page.js';
+import { ClientsView } from './clients.js';
+import { ConsoleView } from './console.js';
+import { EventsView } from './events.js';
+import { HistoryView } from './history.js';
+import { MetricsView } from './metrics.js';
+import { TopicsView } from './topics.js';
+
+const VIEWS = [
+  ['clients', 'Clients'],
+  ['events', 'Events'],
+  ['console', 'Console'],
+  ['history', 'History'],
+  ['topics', 'Topics'],
+  ['metrics', 'Metrics'],
+] as const;
+
+function useRoute(): string[] {
+  // `#/<view>/<id>?<query>`: the query (the console's preset action) is read by the view itself.
+  const read = () => window.location.hash.replace(/^#\/?/, '').replace(/\?.*$/, '').split('/').map(decodeURIComponent);
+  const [route, setRoute] = useState(read);
+  useEffect(() => {
+    const onChange = () => setRoute(read());
+    window.addEventListener('hashchange', onChange);
+    return () => window.removeEventListener('hashchange', onChange);
+  }, []);
+  return route;
+}
+
+export function Shell({ session, onLogOut }: { session: Session; onLogOut: () => void }) {
+  const [view = 'clients', ...rest] = useRoute();
+  const [state, setState] = useState(session.bus.state);
+  useEffect(() => session.bus.onState(setState), [session]);
+  const current = VIEWS.some(([name]) => name === view) ? view : 'clients';
+  useEffect(() => {
+    document.title = `Relais — ${VIEWS.find(([name]) => name === current)![1]}`;
+    document.getElementById('main')?.focus();
+  }, [current]);
+  return (
+    <div class="shell">
+      <header>
+        <a class="skip" href="#main" onClick={(event) => (event.preventDefault(), document.getElementById('main')?.focus())}>Skip to content</a>
+        <span class="brand">Relais</span>
+        <nav aria-label="Views">
+          {VIEWS.map(([name, label]) => (
+            <a href={`#/${name}`} aria-current={name === current ? 'page' : undefined}>{label}</a>
+          ))}
+        </nav>
+        <span class={`connection ${state}`} role="status" data-testid="connection">
+          {state === 'connected' ? 'connected' : state === 'reconnecting' ? 'reconnecting…' : 'closed'}
+          {session.bus.identity ? ` as ${session.bus.identity}` : ''}
+        </span>
+        {session.bus.identity && (
+          <button type="button" onClick={() => (logOut(session), onLogOut())}>Log out</button>
+        )}
+      </header>
+      <main id="main" tabIndex={-1}>
+        {current === 'clients' && (rest[0] ? <ClientPage session={session} id={rest[0]} /> : <ClientsView session={session} />)}
+        {current === 'events' && <EventsView session={session} />}
+        {current === 'console' && <ConsoleView session={session} />}
+        {current === 'history' && <HistoryView session={session} token={rest[0]} />}
+        {current === 'topics' && <TopicsView session={session} />}
+        {current === 'metrics' && <MetricsView session={session} />}
+      </main>
+    </div>
+  );
+}
