@@ -52,7 +52,9 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const given = options.connection?.logs;
   const logs = given === false || !logSources ? given : { ...given, sources: logSources };
   const bus = await connect({ ...options.connection, ...(logs !== undefined && { logs }), id: options.id, logger, startup: 'manual', info: { role: 'agent', services: names } });
-  const context: ServiceContext = { bus, logger, reportError: errorReporter(bus, logger) };
+  // From here on the agent logs through the bus's logger, whose lines `relais logs <agent>` serves (protocol §11.4).
+  const served = bus.logger;
+  const context: ServiceContext = { bus, logger: served, reportError: errorReporter(bus, served) };
   const services: AgentService[] = [];
   try {
     for (const name of names) {
@@ -65,16 +67,16 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     }
     await bus.markReady();
   } catch (error) {
-    await stopAll(services, logger);
+    await stopAll(services, served);
     await bus.close();
     throw error;
   }
-  logger.info({ id: options.id, services: names }, 'agent ready');
+  served.info({ id: options.id, services: names }, 'agent ready');
   return {
     bus,
     services: names,
     async close() {
-      await stopAll(services, logger);
+      await stopAll(services, served);
       await bus.close();
     },
   };

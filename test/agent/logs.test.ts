@@ -145,6 +145,9 @@ describe('agent logs - configured files through relais/logs/get', () => {
     const answer = await ask({ lines: 1000, pattern: 'says hello' });
     assert.deepEqual(answer.lines.map((line) => line.msg), ['the agent says hello']);
     assert.equal(answer.kept.maxLines, 1000);
+    // What the agent itself logs (its start, its services) is among them: it logs through the bus's logger.
+    const own = await ask({ lines: 1000, pattern: 'agent ready' });
+    assert.equal(own.lines.length, 1, 'the agent logs through the logger whose lines it serves');
   });
 
   it('journal - served through journalctl when the host has it, else reported unavailable', async () => {
