@@ -13,6 +13,7 @@ import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { memoryPair } from './memory-pair.js';
+import { presentedButUnverified } from '../security/peer-certificate.js';
 import { BrokerStartError, listen } from './listen.js';
 import { listenPrivately, removeStaleSocket } from './unix-socket.js';
 
@@ -296,17 +297,7 @@ function definedFields<T extends object>(partial: T): T {
 }
 
 
-/** Why a client's certificate is refused (its verification error, e.g. CERT_HAS_EXPIRED), or undefined: none sent, or it verified. */
 function explainWebSocketPort(_request: http.IncomingMessage, response: http.ServerResponse): void {
   response.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
   response.end('This is an MQTT-over-WebSocket endpoint: connect with an MQTT client (subprotocol mqtt).\n');
-}
-
-function presentedButUnverified(socket: tls.TLSSocket): string | undefined {
-  if (socket.authorized) return undefined;
-  const certificate = socket.getPeerCertificate();
-  if (!certificate || Object.keys(certificate).length === 0) return undefined;
-  const error = socket.authorizationError as unknown as Error | string | null;
-  const subject = typeof certificate.subject?.CN === 'string' ? `CN ${JSON.stringify(certificate.subject.CN)}: ` : '';
-  return `${subject}${typeof error === 'string' ? error : (error?.message ?? 'not verified')}`;
 }

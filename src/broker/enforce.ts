@@ -19,6 +19,7 @@
  */
 import type { Aedes } from 'aedes';
 import type { TLSSocket } from 'node:tls';
+import { verifiedPeerCertificate } from '../security/peer-certificate.js';
 import { ResponseCode } from '../protocol/errors.js';
 import { responseMessage } from '../protocol/messages.js';
 import { parseTopic, responseTopic } from '../protocol/topics.js';
@@ -219,13 +220,6 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: { t
   return denials;
 }
 
-/** The identity (CN) and fingerprint of a client certificate TLS verified against the CA, if any. */
-function verifiedPeerCertificate(conn: TLSSocket | undefined): { name: string; fingerprint: string } | undefined {
-  if (!conn?.authorized) return undefined;
-  const certificate = conn.getPeerCertificate();
-  const name = certificate.subject?.CN;
-  return typeof name === 'string' && certificate.fingerprint256 ? { name, fingerprint: certificate.fingerprint256 } : undefined;
-}
 
 function describe(subject: Who | undefined, client: Client): string {
   if (!subject) return `unauthenticated client ${JSON.stringify(client.id)}`;

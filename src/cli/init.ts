@@ -71,6 +71,8 @@ export function initCommand(): Command {
         ca: { cert: INIT_FILES.caCert, key: INIT_FILES.caKey },
         identities: INIT_FILES.identities,
         policy: INIT_FILES.policy,
+        // The dashboard and HTTP API on the network too, over HTTPS with the same identities.
+        web: { host: options.tlsHost, port: 8443, tls: true },
       };
       write(INIT_FILES.config, `${JSON.stringify(config, null, 2)}\n`);
 
@@ -91,6 +93,7 @@ export function initCommand(): Command {
           `  relais start --config ${path.join(dir, INIT_FILES.config)}`,
           `  relais clients --broker ${reach} --ca ${path.join(dir, INIT_FILES.caCert)} --cert ${path.join(dir, `${options.admin}.crt`)} --key ${path.join(dir, `${options.admin}.key`)} --id ${options.admin}`,
           `  relais identity add <name> --role client --cert --config ${path.join(dir, INIT_FILES.config)}`,
+          `  https://${hosts[3] ?? 'localhost'}:8443/ : the dashboard and HTTP API (identity ${options.admin} and its token, or its certificate)`,
           '',
         ].join('\n'),
       );

@@ -27,7 +27,7 @@ export const startConfigSchema = z
     policy: file.optional(),
     ws: z.object({ port, origins: z.array(z.string()).optional() }).strict().optional(),
     /** The web page and HTTP API (docs/http-api.md): `enabled: false` is --no-web. */
-    web: z.object({ enabled: z.boolean().optional(), host: z.string().min(1).optional(), port: port.optional() }).strict().optional(),
+    web: z.object({ enabled: z.boolean().optional(), host: z.string().min(1).optional(), port: port.optional(), tls: z.boolean().optional() }).strict().optional(),
   })
   .strict();
 
@@ -83,6 +83,7 @@ function asOptions(config: StartConfig): Record<string, string | string[] | bool
     web: config.web?.enabled,
     webHost: config.web?.host,
     webPort: config.web?.port?.toString(),
+    webTls: config.web?.tls,
   };
 }
 

@@ -39,6 +39,7 @@ interface StartOptions extends RouterSettingsOptions {
   web: boolean;
   webPort: string;
   webHost: string;
+  webTls?: boolean;
 }
 
 export function startCommand(): Command {
@@ -70,6 +71,7 @@ export function startCommand(): Command {
     .option('--policy <file>', 'like --secure, with this policy file (JSON; re-read when it changes, a bad new one is refused and the old one kept)')
     .option('--web-port <port>', 'port of the web page, MQTT over WebSocket at /mqtt and the HTTP API (0 picks a free one; RELAIS_WEB_PORT)', process.env.RELAIS_WEB_PORT ?? String(WEB_DEFAULTS.port))
     .option('--web-host <host>', 'address of the web server (beyond loopback it needs security, or --insecure)', WEB_DEFAULTS.host)
+    .option('--web-tls', 'serve the web page and HTTP API over HTTPS (TLS 1.3) with --tls-cert and --tls-key; with --tls-ca, client certificates name the caller')
     .option('--no-web', 'no web page and no HTTP API')
     .action(async (given: StartOptions, command: Command) => {
       const options = withConfig(given, command);
@@ -130,7 +132,8 @@ export function startCommand(): Command {
         }
         if (webPort !== undefined) {
           try {
-            web = await startWebServer({ broker, host: options.webHost, port: webPort, ...(security && { security: security.options }), ...(options.insecure && { insecure: true }) });
+            const webTls = options.webTls ? brokerOptions.tls : undefined;
+            web = await startWebServer({ broker, host: options.webHost, port: webPort, ...(security && { security: security.options }), ...(options.insecure && { insecure: true }), ...(webTls && { tls: { cert: webTls.cert, key: webTls.key, ...(webTls.ca !== undefined && { ca: webTls.ca }) } }) });
           } catch (error) {
             if (!(error instanceof WebStartError)) throw error;
             await router?.close();
@@ -170,7 +173,8 @@ function positiveOption(text: string, flag: string): number {
 
 function tlsOption(options: StartOptions): Pick<EmbeddedBrokerOptions, 'tls'> {
   if (options.tlsCert === undefined && options.tlsKey === undefined) {
-    if (options.tlsCa !== undefined || options.wssPort !== undefined) fail(EXIT.USAGE, `${options.tlsCa !== undefined ? '--tls-ca' : '--wss-port'} needs the TLS listener: --tls-cert and --tls-key`);
+    const needing = options.tlsCa !== undefined ? '--tls-ca' : options.wssPort !== undefined ? '--wss-port' : options.webTls ? '--web-tls' : undefined;
+    if (needing) fail(EXIT.USAGE, `${needing} needs the TLS certificate: --tls-cert and --tls-key`);
     return {};
   }
   if (options.tlsCert === undefined || options.tlsKey === undefined) fail(EXIT.USAGE, '--tls-cert and --tls-key go together');

@@ -2,10 +2,12 @@
  * Who sends an HTTP request, and whether the policy lets them (docs/http-api.md
  * "Authentication"). The API reaches the bus through a trusted in-process connection, so it
  * checks here what the broker checks for a network client (src/broker/enforce.ts): the same
- * identities (`Authorization: Bearer <identity>:<token>`, or Basic with the identity as user
- * name) and the same `decide()` for every topic the request makes the API publish on.
+ * identities (over HTTPS a client certificate of the CA; else `Authorization: Bearer
+ * <identity>:<token>`, or Basic with the identity as user name) and the same `decide()` for every topic the request makes the API publish on.
  */
+import { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
+import { verifiedPeerCertificate } from '../security/peer-certificate.js';
 import type { BrokerSecurity } from '../broker/enforce.js';
 import { IdentityStore } from '../security/identities.js';
 import { decide, type Operation, type Policy } from '../security/policy.js';
@@ -52,6 +54,15 @@ export function makeGuard(security: BrokerSecurity | undefined, log: (line: stri
   return {
     secured: true,
     async authenticate(request) {
+      // Over HTTPS, a client certificate the CA signed names the caller, as at the broker.
+      const socket = request.raw.socket;
+      const certificate = socket instanceof TLSSocket ? verifiedPeerCertificate(socket) : undefined;
+      if (certificate) {
+        const verdict = store.verifyCertificate(certificate.name, certificate.fingerprint);
+        if (verdict.ok) return { identity: verdict.name, roles: verdict.roles };
+        log(`refused ${request.method} ${request.url.split('?')[0]} for certificate identity ${JSON.stringify(certificate.name)}: ${verdict.reason}`);
+        throw unauthorised(`certificate identity ${JSON.stringify(certificate.name)} refused: ${verdict.reason}`);
+      }
       const given = credentials(request.headers.authorization);
       if (!given) throw unauthorised('an identity is required: Authorization: Bearer <identity>:<token> (or Basic with the identity as user name)');
       const verdict = await store.verify(given.name, given.token);

@@ -11,7 +11,8 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest }
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
-import { TLSSocket } from 'node:tls';
+import tls, { TLSSocket } from 'node:tls';
+import { presentedButUnverified } from '../security/peer-certificate.js';
 import { fileURLToPath } from 'node:url';
 import type pino from 'pino';
 import { createWebSocketStream } from 'ws';
@@ -49,6 +50,11 @@ export interface WebServerOptions {
   security?: BrokerSecurity;
   /** Allow a host beyond loopback without security (anyone who reaches it can command the bus). */
   insecure?: boolean;
+  /**
+   * Serve HTTPS (TLS 1.3) with this PEM certificate and key, as the broker's TLS listener does;
+   * with `ca`, a client certificate it signed names the caller's identity (docs/http-api.md).
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer };
   /** Folder of the page's built files. Default: the package's `dist/page/`. */
   pageDir?: string;
   /** Default 1 MiB. */
@@ -94,13 +100,14 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   if (!options.security && !options.insecure && !isLoopbackHost(host)) {
     throw new WebStartError(`refusing to serve the web page and HTTP API on ${host}:${port} without security: anyone who can reach it could send commands and read every message (turn security on, or accept the risk with --insecure)`);
   }
-  if (options.security && !isLoopbackHost(host)) log(`warning: serving ${host}:${port} over plain HTTP: identities' tokens cross the network in clear (put a TLS proxy in front)`);
+  if (options.security && !options.tls && !isLoopbackHost(host)) log(`warning: serving ${host}:${port} over plain HTTP: identities' tokens cross the network in clear (--web-tls serves HTTPS)`);
   const bus = await connect({ id: options.id ?? WEB_DEFAULTS.id, stream: () => options.broker.connectInProcess(), info: { role: 'web' }, ...(options.logger && { logger: options.logger }) });
   // Held for the server's life, so event streams opening and closing (sse.ts) share one MQTT
   // subscription: a filter unsubscribed and at once subscribed again by the library loses its
   // subscription at the broker (measured: 50 of 50; reported to the library's owner).
   await bus.subscribe(notificationTopic(EVENTS_CATEGORY), () => {});
-  const app = Fastify({ bodyLimit: options.bodyLimit ?? WEB_DEFAULTS.bodyLimit, forceCloseConnections: true, logger: false });
+  const app = Fastify({ bodyLimit: options.bodyLimit ?? WEB_DEFAULTS.bodyLimit, forceCloseConnections: true, logger: false, ...(options.tls && { https: httpsOptions(options.tls) }) });
+  if (options.tls) refuseUnverifiedCertificates(app.server as unknown as tls.Server, log);
   const upgraded = new Set<Duplex>();
   app.server.on('upgrade', (_request, socket: Duplex) => {
     upgraded.add(socket);
@@ -150,7 +157,23 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     await closing;
     await bus.close();
   };
-  return { url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}/`, port: bound, bus, close, [Symbol.asyncDispose]: close };
+  return { url: `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${bound}/`, port: bound, bus, close, [Symbol.asyncDispose]: close };
+}
+
+/** TLS 1.3 only, as the broker's external listener; client certificates asked for, not required (token callers send none). */
+function httpsOptions(given: NonNullable<WebServerOptions['tls']>): tls.TlsOptions {
+  return { cert: given.cert, key: given.key, minVersion: 'TLSv1.3', ...(given.ca !== undefined && { ca: given.ca, requestCert: true, rejectUnauthorized: false }) };
+}
+
+/** A client certificate that does not verify (unknown CA, expired) ends the connection after the handshake, with a log line. */
+function refuseUnverifiedCertificates(server: tls.Server, log: (line: string) => void): void {
+  server.on('secureConnection', (socket: tls.TLSSocket) => {
+    const refused = presentedButUnverified(socket);
+    if (!refused) return;
+    log(`refused the client certificate of ${socket.remoteAddress}:${socket.remotePort} (${refused})`);
+    socket.destroy();
+  });
+  server.on('tlsClientError', (error: Error & { code?: string }, socket: tls.TLSSocket) => log(`refused a TLS handshake from ${socket.remoteAddress}:${socket.remotePort}: ${error.code ?? error.message}`));
 }
 
 /**

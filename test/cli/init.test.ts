@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -41,7 +42,19 @@ describe('relais init and relais start --config', { timeout: 120_000 }, () => {
     const broker = startCli(['start', '--web-port', '0', '--config', config, '--port', '0', '--tls-port', '0']);
     try {
       const [, port] = await broker.waitFor(/mqtts:\/\/0\.0\.0\.0:(\d+)/);
+      const [, webPort] = await broker.waitFor(/web page and HTTP API on https:\/\/0\.0\.0\.0:(\d+)\//);
       await broker.waitFor(/router recording/);
+      // The dashboard's HTTPS: the admin's certificate is an identity there too; no credentials, 401.
+      const get = (files?: { cert: string; key: string }) =>
+        new Promise<number>((resolve, reject) => {
+          const request = https.get({ host: 'localhost', port: Number(webPort), path: '/api/clients', ca: fs.readFileSync(path.join(setUp, 'ca.crt')), ...(files && { cert: fs.readFileSync(files.cert), key: fs.readFileSync(files.key) }) }, (response) => {
+            response.resume();
+            resolve(response.statusCode!);
+          });
+          request.on('error', reject);
+        });
+      assert.equal(await get({ cert: path.join(setUp, 'admin.crt'), key: path.join(setUp, 'admin.key') }), 200);
+      assert.equal(await get(), 401);
       const url = `mqtts://localhost:${port}`;
       const tlsFlags = (name: string) => ['--broker', url, '--ca', path.join(setUp, 'ca.crt'), '--cert', path.join(setUp, `${name}.crt`), '--key', path.join(setUp, `${name}.key`), '--id', name];
       const byCertificate = await runCli(['clients', ...tlsFlags('admin')]);
