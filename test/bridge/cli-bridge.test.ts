@@ -8,9 +8,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tty from 'node:tty';
-import { peerGate, setup, uniqueId, within, type Kit } from '../testkit/index.js';
+import { peerGate, setup, subscribedForNext, uniqueId, within, type Kit } from '../testkit/index.js';
 import { runCli, startCli, type RunningCli } from '../testkit/cli.js';
-import type { Bus, ReceivedMessage } from '../../src/index.js';
+import type { Bus } from '../../src/index.js';
 import { parseXpl } from '../../src/bridge/xpl/message.js';
 import { fixture } from './xpl-fixtures.js';
 import { LinePeer } from './line-peer.js';
@@ -21,17 +21,6 @@ const serialport = await import('serialport' as string).then(
   () => false,
 );
 if (!serialport) console.error('\n!!! SKIPPING the serial forwarding test: the serialport package is not installed (npm install serialport@13.0.0) !!!\n');
-
-async function nextMessage(bus: Bus, filter: string, timeout = 10_000): Promise<ReceivedMessage> {
-  let found!: (message: ReceivedMessage) => void;
-  const arrived = new Promise<ReceivedMessage>((resolve) => (found = resolve));
-  const subscription = await bus.subscribe(filter, (message) => found(message));
-  try {
-    return await within(arrived, timeout, `a message on ${filter}`);
-  } finally {
-    await subscription.unsubscribe();
-  }
-}
 
 describe('relais bridge (CLI)', { timeout: 60_000 }, () => {
   let kit: Kit;
@@ -59,7 +48,7 @@ describe('relais bridge (CLI)', { timeout: 60_000 }, () => {
     await bridge.waitFor(/line bridge for vm-cli ready/);
     const socket = net.createConnection(socketPath);
     await once(socket, 'connect');
-    const seen = nextMessage(watcher, 'device/connect/notification');
+    const { arrived: seen } = await subscribedForNext(watcher, 'device/connect/notification');
     new LinePeer(socket).send({ type: 'notification', source: 'vm-cli', destination: 'tous', payload: { categorie: 'device', evenement: 'connect', data: { chemin: '/mnt/usb_in' } } });
     const message = await seen;
     assert.equal(message.envelope.source, 'vm-cli');
@@ -91,7 +80,7 @@ describe('relais bridge (CLI)', { timeout: 60_000 }, () => {
       assert.ok(heartbeat.ok);
       assert.equal(heartbeat.message.schema, 'hbeat.app');
       assert.equal(Object.fromEntries(heartbeat.message.body).port, port);
-      const seen = nextMessage(watcher, 'xpl/sensor/basic/notification');
+      const { arrived: seen } = await subscribedForNext(watcher, 'xpl/sensor/basic/notification');
       hub.send(fixture('sensor-basic-temp.txt'), Number(port), '127.0.0.1');
       assert.equal(((await seen).envelope.payload as { source: string }).source, 'tonyt-1wire.house');
     } finally {
@@ -136,7 +125,7 @@ describe('relais bridge (CLI)', { timeout: 60_000 }, () => {
       const peer = new LinePeer(stream);
       try {
         await watcher.waitForHandler('system/disks/list_disks', { target: 'vm-serial', timeout: 10_000 });
-        const seen = nextMessage(watcher, 'device/serial/notification');
+        const { arrived: seen } = await subscribedForNext(watcher, 'device/serial/notification');
         peer.sendRaw('garbage\n\xff\n');
         peer.send({ type: 'notification', source: 'vm-serial', destination: 'tous', payload: { categorie: 'device', evenement: 'serial', data: 42 } });
         assert.equal((await seen).envelope.payload, 42);

@@ -5,23 +5,11 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { setup, testLogger, uniqueId, within, type Kit } from '../testkit/index.js';
-import type { Bus, ReceivedMessage } from '../../src/index.js';
+import { setup, subscribedForNext, testLogger, uniqueId, within, type Kit } from '../testkit/index.js';
+import type { Bus } from '../../src/index.js';
 import { LineBridge } from '../../src/bridge/line/line-bridge.js';
 import { connectSocket, listenSocket, type Transport } from '../../src/bridge/line/transports.js';
 import { LinePeer } from './line-peer.js';
-
-/** The next message on `filter` that satisfies `match`. */
-async function nextMessage(bus: Bus, filter: string, match: (message: ReceivedMessage) => boolean = () => true, timeout = 5000): Promise<ReceivedMessage> {
-  let found!: (message: ReceivedMessage) => void;
-  const arrived = new Promise<ReceivedMessage>((resolve) => (found = resolve));
-  const subscription = await bus.subscribe(filter, (message) => match(message) && found(message));
-  try {
-    return await within(arrived, timeout, `a message on ${filter}`);
-  } finally {
-    await subscription.unsubscribe();
-  }
-}
 
 describe('line bridge (PSEC MVP protocol) over a Unix socket', { timeout: 60_000 }, () => {
   let kit: Kit;
@@ -61,14 +49,14 @@ describe('line bridge (PSEC MVP protocol) over a Unix socket', { timeout: 60_000
   });
 
   it('notification - an MVP notification is published on its catalogue category or <categorie>/<evenement>, tous becoming *', async () => {
-    const catalogue = nextMessage(gui, 'system/disk/new_file/notification');
+    const catalogue = (await subscribedForNext(gui, 'system/disk/new_file/notification', { timeout: 5000 })).arrived;
     peer.send({ type: 'notification', source: peerId, destination: 'tous', payload: { evenement: 'fichier', data: { disk: 'usb1', filepath: '/a.txt', size_in_bytes: 3 } } });
     const seen = await catalogue;
     assert.equal(seen.envelope.source, peerId);
     assert.equal(seen.envelope.destination, '*');
     assert.deepEqual(seen.envelope.payload, { disk: 'usb1', filepath: '/a.txt', size_in_bytes: 3 });
 
-    const device = nextMessage(gui, 'device/connect/notification');
+    const device = (await subscribedForNext(gui, 'device/connect/notification', { timeout: 5000 })).arrived;
     peer.send({ type: 'notification', source: peerId, destination: 'vm-gui', payload: { categorie: 'device', evenement: 'connect', data: { chemin: '/mnt/usb_in' } } });
     assert.deepEqual((await device).envelope.payload, { chemin: '/mnt/usb_in' });
   });
@@ -138,7 +126,7 @@ describe('line bridge (PSEC MVP protocol) over a Unix socket', { timeout: 60_000
     const problems: string[] = [];
     const onSkipped = (problem: string) => problems.push(problem);
     bridge.on('skipped', onSkipped);
-    const good = nextMessage(gui, 'device/good/notification');
+    const good = (await subscribedForNext(gui, 'device/good/notification', { timeout: 5000 })).arrived;
     peer.sendRaw('{"type": "notification", "source": \n');
     peer.sendRaw(`${JSON.stringify({ type: 'evenement', source: peerId, destination: 'tous', payload: {} })}\n`);
     peer.sendRaw(`${JSON.stringify({ type: 'notification', source: peerId, destination: 'tous', payload: { evenement: 'x', data: 'y'.repeat(70_000) } })}\n`);
@@ -194,7 +182,7 @@ describe('line bridge, connect mode', { timeout: 30_000 }, () => {
       await within(once(server, 'connection'), 5000, 'the bridge connecting again after the peer went away');
       await waitAttached(bridge);
       const peer = new LinePeer(accepted[1]!);
-      const seen = nextMessage(watcher, 'device/back/notification');
+      const seen = (await subscribedForNext(watcher, 'device/back/notification', { timeout: 5000 })).arrived;
       peer.send({ type: 'notification', source: peerId, destination: 'tous', payload: { categorie: 'device', evenement: 'back', data: true } });
       assert.equal((await seen).envelope.payload, true);
     } finally {

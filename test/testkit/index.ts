@@ -4,7 +4,7 @@
  */
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
-import { connect, type Bus, type ConnectOptions } from '../../src/index.js';
+import { connect, type Bus, type ConnectOptions, type ReceivedMessage } from '../../src/index.js';
 import { startBroker, type BrokerKind, type BrokerOptions, type TestBroker } from './brokers.js';
 import pino from 'pino';
 
@@ -82,4 +82,19 @@ export function recordingLogger(): { logger: pino.Logger; lines: string[]; recor
     },
   });
   return { logger: pino({ level: 'trace' }, sink), lines, records: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>) };
+}
+
+/**
+ * Subscribes to `filter` and resolves once the subscription is in place, so that whatever is
+ * sent after is seen, with `arrived`: the next message on it that `match` accepts (then the
+ * subscription ends), or a time-out error.
+ */
+export async function subscribedForNext(bus: Bus, filter: string, options: { match?: (message: ReceivedMessage) => boolean; timeout?: number } = {}): Promise<{ arrived: Promise<ReceivedMessage> }> {
+  const match = options.match ?? (() => true);
+  let found!: (message: ReceivedMessage) => void;
+  const next = new Promise<ReceivedMessage>((resolve) => (found = resolve));
+  const subscription = await bus.subscribe(filter, (message) => match(message) && found(message));
+  const arrived = within(next, options.timeout ?? 10_000, `a message on ${filter}`).finally(() => subscription.unsubscribe());
+  arrived.catch(() => {}); // the test awaits it; a failure elsewhere first must not become an unhandled rejection
+  return { arrived };
 }
