@@ -8,7 +8,7 @@ import { iterateFromCaller, NotSentError, stackFromCaller } from '../protocol/er
 import type { BusEvent } from '../protocol/events.js';
 import type { HistoryRow } from '../protocol/history.js';
 import type { LogLevel } from '../protocol/messages.js';
-import { checkClientId, checkPath, PRESENCE_FILTER } from '../protocol/topics.js';
+import { checkClientId, checkPath } from '../protocol/topics.js';
 import { Directory } from './directory.js';
 import { eventFeed, type EventGap, type EventsOptions } from './event-feed.js';
 import { requestAll, type FanOutOptions, type FanOutResult } from './fan-out.js';
@@ -23,6 +23,7 @@ import { Presence } from './presence.js';
 import { Publisher } from './publisher.js';
 import { Requester } from './requester.js';
 import { Signer, Verifier } from './signing.js';
+import { Startup } from './startup.js';
 import { Subscriptions } from './subscriptions.js';
 import { Transport } from './transport.js';
 import type {
@@ -42,7 +43,6 @@ import type {
   SubscribeOptions,
   Subscription,
 } from './types.js';
-import { waitFor } from './wait.js';
 
 /** Connects to the broker; resolves once connected and the directory of handlers is loaded. */
 export async function connect(options: ConnectOptions): Promise<Bus> {
@@ -90,7 +90,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
   private closedBecause = 'the client is closed';
   /** Aborted when the client stops, with why: what waits (waitForHandler) ends then. */
   private readonly stopped = new AbortController();
-  private failLoading!: (error: Error) => void;
+  private readonly startup: Startup;
 
   private readonly options: ResolvedOptions;
 
@@ -135,21 +135,8 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
       options, directory: this.directory, presence: this.presence, requester: this.requester, handlers: this.handlers, subscriptions: this.subscriptions,
       ...(this.verifier && { verifier: this.verifier, refused: (refusal: Refusal) => this.emit('refused', refusal) }),
     };
-    const loadingFailed = new Promise<never>((_, reject) => (this.failLoading = reject));
-    loadingFailed.catch(() => {});
-    this.ready = this.transport.ready().then(() =>
-      waitFor<void>(
-        {
-          timeout: options.connectTimeout,
-          timeoutError: () => new NotSentError(`connected to ${this.transport.brokerLabel}, but our presence did not come back within ${options.connectTimeout} ms (does the broker's ACL allow relais/presence/#?)`),
-        },
-        (settle) => {
-          this.directory.loaded.then(() => settle(undefined));
-          loadingFailed.catch((error: Error) => settle(error));
-        },
-      ),
-    );
-    this.ready.catch(() => {});
+    this.startup = new Startup(this.transport, this.directory, this.presence, options.connectTimeout);
+    this.ready = this.startup.ready;
   }
 
   /** The client's logger: what is logged through it (or a child) is also served by `relais logs` (protocol §11.4). */
@@ -305,12 +292,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
 
   private onConnected(lane: Lane, reconnected: boolean): void {
     if (lane === 'main' && !reconnected) {
-      // The directory is loaded when our own presence comes back: the broker sends the
-      // retained presences for the subscription before it (protocol §7.2).
-      this.transport.subscribe(PRESENCE_FILTER, 'main').then(
-        () => this.presence.announce().catch((error: Error) => this.failLoading(new NotSentError(`cannot publish our presence: ${error.message}`, { cause: error }))),
-        (error: Error) => this.failLoading(new NotSentError(`cannot subscribe to relais/presence/+: ${error.message}`, { cause: error })),
-      );
+      this.startup.begin();
     } else if (lane === 'main') {
       this.directory.beginReload();
       this.presence.reannounceSoon();
@@ -351,7 +333,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
    * farewell (which would mark the id `stopped` under the winner).
    */
   private giveWay(other: PresenceInfo, message: string): void {
-    this.failLoading(new NotSentError(message));
+    this.startup.fail(new NotSentError(message));
     if (!this.stopLocally(message, `the client is closed: ${message}`)) return;
     // Closing starts before listeners run, so one that exits the process still leaves cleanly.
     this.ending = this.transport.close();

@@ -5,7 +5,7 @@
  * reaches the process.
  */
 import { randomUUID } from 'node:crypto';
-import { encode, EVERYONE, type DecodeResult, type Envelope, type Priority } from '../protocol/envelope.js';
+import { encode, EVERYONE, type DecodeResult, type Envelope } from '../protocol/envelope.js';
 import { CancelledError, PayloadTooLargeError, ResponseCode, TimeoutError, toWire, type WireError } from '../protocol/errors.js';
 import { responseMessage, type ResponseStep } from '../protocol/messages.js';
 import { cancelTopic, checkClientId, requestTopic, responseTopic } from '../protocol/topics.js';

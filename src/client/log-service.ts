@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { BusyError, RelaisError } from '../protocol/errors.js';
 import { LOG_LINE_LEVELS, parseLogsRequest, type LogsAnswer, type LogsKept, type LogsRequest } from '../protocol/logs.js';
 import { atLevel, captureLogs, hasPattern, LogBuffer, type KeptLine, type LineFilter } from './log-buffer.js';
-import type { ResolvedLogsOptions, ResolvedOptions } from './options.js';
+import type { ResolvedLogsOptions } from './options.js';
 import type { HandlerContext } from './types.js';
 
 /** A follow sends what was written within this many ms in one progress step: a burst is one message, not hundreds. */

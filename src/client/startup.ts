@@ -1,0 +1,54 @@
+/**
+ * A client's first connection (protocol §7.2): subscribe to the presences, announce our own,
+ * and be ready once it comes back, the broker having sent every retained presence before it,
+ * so the directory is loaded. Fails with NotSentError when any step cannot be done, or when
+ * another client takes our id meanwhile (§7.5).
+ */
+import { NotSentError } from '../protocol/errors.js';
+import { PRESENCE_FILTER } from '../protocol/topics.js';
+import type { Directory } from './directory.js';
+import type { Presence } from './presence.js';
+import type { Transport } from './transport.js';
+import { waitFor } from './wait.js';
+
+export class Startup {
+  /** Resolves when the client is connected and its directory loaded. */
+  readonly ready: Promise<void>;
+  private failLoading!: (error: Error) => void;
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly directory: Directory,
+    private readonly presence: Presence,
+    connectTimeout: number,
+  ) {
+    const loadingFailed = new Promise<never>((_, reject) => (this.failLoading = reject));
+    loadingFailed.catch(() => {});
+    this.ready = transport.ready().then(() =>
+      waitFor<void>(
+        {
+          timeout: connectTimeout,
+          timeoutError: () => new NotSentError(`connected to ${transport.brokerLabel}, but our presence did not come back within ${connectTimeout} ms (does the broker's ACL allow relais/presence/#?)`),
+        },
+        (settle) => {
+          this.directory.loaded.then(() => settle(undefined));
+          loadingFailed.catch((error: Error) => settle(error));
+        },
+      ),
+    );
+    this.ready.catch(() => {});
+  }
+
+  /** The main lane's first CONNACK: subscribe to the presences, then announce ours. */
+  begin(): void {
+    this.transport.subscribe(PRESENCE_FILTER, 'main').then(
+      () => this.presence.announce().catch((error: Error) => this.fail(new NotSentError(`cannot publish our presence: ${error.message}`, { cause: error }))),
+      (error: Error) => this.fail(new NotSentError(`cannot subscribe to relais/presence/+: ${error.message}`, { cause: error })),
+    );
+  }
+
+  /** Ends a start that has not finished (a no-op once ready). */
+  fail(error: Error): void {
+    this.failLoading(error);
+  }
+}
