@@ -5,7 +5,8 @@
  * thread, so these counts, which live in the broker's thread, are served from here.
  */
 import type { Logger } from 'pino';
-import { connect, type Bus } from '../client/bus.js';
+import type { Bus } from '../client/bus.js';
+import { connect } from '../client/connect.js';
 import { InvalidMessageError } from '../protocol/errors.js';
 import { BROKER_STATS_ACTION, brokerStatsQuerySchema, type BrokerStats } from '../protocol/broker-stats.js';
 import type { EmbeddedBroker } from './embedded.js';

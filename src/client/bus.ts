@@ -8,7 +8,7 @@ import { iterateFromCaller, NotSentError, stackFromCaller } from '../protocol/er
 import type { BusEvent } from '../protocol/events.js';
 import type { HistoryRow } from '../protocol/history.js';
 import type { LogLevel } from '../protocol/messages.js';
-import { checkClientId, checkPath } from '../protocol/topics.js';
+import { checkPath } from '../protocol/topics.js';
 import { Directory } from './directory.js';
 import { eventFeed, type EventGap, type EventsOptions } from './event-feed.js';
 import { requestAll, type FanOutOptions, type FanOutResult } from './fan-out.js';
@@ -18,7 +18,7 @@ import { deliver, type ClientParts } from './inbound.js';
 import { LogService } from './log-service.js';
 import { CONTRACTS_ACTION } from './contracts.js';
 import { LOGS_ACTION } from '../protocol/logs.js';
-import { checkOptions, checkTimeout, resolveOptions, type ResolvedOptions } from './options.js';
+import { checkTimeout, type ResolvedOptions } from './options.js';
 import { Presence } from './presence.js';
 import { Publisher } from './publisher.js';
 import { Requester } from './requester.js';
@@ -27,7 +27,6 @@ import { Startup } from './startup.js';
 import { Subscriptions } from './subscriptions.js';
 import { Transport } from './transport.js';
 import type {
-  ConnectOptions,
   Delivery,
   Handler,
   HandleOptions,
@@ -43,23 +42,6 @@ import type {
   SubscribeOptions,
   Subscription,
 } from './types.js';
-
-/** Connects to the broker; resolves once connected and the directory of handlers is loaded. */
-export async function connect(options: ConnectOptions): Promise<Bus> {
-  const problem = checkClientId(options.id);
-  if (problem) throw new TypeError(problem);
-  const resolved = resolveOptions(options);
-  const badOption = checkOptions(resolved);
-  if (badOption) throw new TypeError(badOption);
-  const bus = new Bus(resolved);
-  try {
-    await bus.ready;
-  } catch (error) {
-    await bus.close();
-    throw error;
-  }
-  return bus;
-}
 
 /**
  * A connected client. Events: `offline` (the main connection dropped; the library
@@ -110,7 +92,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
       (lane) => this.handlers.actions(lane),
       { replaced: (other, message) => this.giveWay(other, message) },
       () => this.handlers.targetedActions(),
-      () => Object.fromEntries(Object.entries(this.handlers.contracts()).map(([action, contract]) => [action, contract.hash])),
+      () => this.handlers.contractHashes(),
     );
     this.transport = new Transport(options, this.presence.will(), {
       message: (topic, payload, retained, qos, lane) => deliver(this.parts, { topic, payload, retained, qos, lane }),

@@ -60,6 +60,11 @@ export class Handlers implements ProgressSink {
     return Object.fromEntries([...this.served.entries()].flatMap(([action, served]) => (served.contract ? [[action, served.contract]] : [])));
   }
 
+  /** The hash of each declared contract, by action: what presence announces (protocol §7.6). */
+  contractHashes(): Record<string, string> {
+    return Object.fromEntries(Object.entries(this.contracts()).map(([action, contract]) => [action, contract.hash]));
+  }
+
   /** Built-in actions served only when targeted: the presence lists them apart (`targetedActions`, protocol §11.4). */
   targetedActions(): string[] {
     return [...this.served.entries()].filter(([, served]) => served.targetedOnly).map(([action]) => action);

@@ -1,0 +1,200 @@
+/**
+ * The public surface of the library, part 1: how a client connects (`connect()`'s options,
+ * signing and verification, logs on demand). Part 2, what it does once connected, is types.ts,
+ * which re-exports this file: import from there.
+ */
+import type { KeyObject } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type { IClientOptions } from 'mqtt';
+import type { Logger } from 'pino';
+import type { PublicSigningKey } from '../protocol/signature.js';
+import type { LogLineLevel, LogsAnswer, LogsRequest } from '../protocol/logs.js';
+import type { HandlerContext, Lane, ReceivedMessage } from './types.js';
+
+export interface ConnectOptions {
+  /** This client's id: its MQTT client id, the `source` of what it sends and the `<requester>` of its response topics. */
+  id: string;
+  /**
+   * Broker URL: `mqtt://host:port`, `mqtts://host:port`, `ws://host:port/path`, `wss://...`,
+   * or `unix:///path/to/socket`. Default `RELAIS_BROKER` from the environment, else `mqtt://127.0.0.1:1883`.
+   */
+  broker?: string;
+  username?: string;
+  password?: string;
+  /**
+   * TLS for `mqtts://` / `wss://`: `ca` to trust a private or self-signed broker certificate
+   * (else the system's CAs), `cert` + `key` for client-certificate authentication.
+   * `rejectUnauthorized: false` turns checking off; never do that outside a test.
+   */
+  tls?: Pick<IClientOptions, 'ca' | 'cert' | 'key' | 'servername' | 'rejectUnauthorized'>;
+  /** Default time-out of `request`/`call`, in ms. Default 30 000. */
+  timeout?: number;
+  /**
+   * How long a request waits for the handler's acknowledgement, in ms, when the handler
+   * announces that it acknowledges (protocol §4.7). Without it in time the handler is taken as
+   * gone: a request without a target goes to another provider, a targeted one fails with
+   * `HandlerGoneError`. Default 2000.
+   */
+  ackTimeout?: number;
+  /**
+   * How long a request already acknowledged waits for its handler to come back after the
+   * handler's connection (or ours) was lost, in ms, before failing with `HandlerGoneError`
+   * (protocol §4.7). It covers a broker restart. Default 10 000.
+   */
+  reconnectGrace?: number;
+  /** Open a second connection for `realtime` traffic so it never waits behind bulk messages. Default true. */
+  realtimeLane?: boolean;
+  /** Messages kept while disconnected, at most. Beyond, sending fails with `NotSentError`. Default 1000. */
+  maxOfflineMessages?: number;
+  /** Largest message accepted or sent, in bytes. Default 1 MiB. */
+  maxMessageBytes?: number;
+  /** First reconnect delay in ms; doubles each try up to `reconnectMaxDelay`, with full jitter. Default 100. */
+  reconnectDelay?: number;
+  /** Longest reconnect delay in ms. Default 5000. */
+  reconnectMaxDelay?: number;
+  /** How long the first connection may take before `connect` rejects, in ms. Default 10 000. */
+  connectTimeout?: number;
+  /** MQTT keep-alive in seconds; also how fast the broker notices a silent death. Default 30. */
+  keepalive?: number;
+  /**
+   * Fail a request at once with `NoHandlerError` when no client announces the action (protocol §7).
+   * Turn off to talk to handlers that do not announce themselves (plain MQTT peers). Default true.
+   */
+  checkHandlers?: boolean;
+  /**
+   * How long after (re)connecting the directory of handlers is taken as complete, in ms. Before,
+   * a request for an action nobody announces is sent anyway and fails with NoHandlerError only at
+   * this point (some brokers, Aedes among them, deliver retained presences late). Default 500.
+   */
+  directorySettle?: number;
+  /** Where the library logs (bad input, dropped messages, reconnects). Default: pino to stderr at `RELAIS_LOG_LEVEL` or `warn`. */
+  logger?: Logger;
+  /**
+   * A short-lived client (a CLI command, a test): on close or death its retained presence is
+   * cleared instead of left as `stopped`/`dead`, so it leaves no trace in the directory. Default false.
+   */
+  ephemeral?: boolean;
+  /** Free-form facts published in this client's presence (host, version, role...). */
+  info?: Record<string, unknown>;
+  /**
+   * Connect over this stream instead of `broker` (called again for every reconnection): an
+   * in-process client of the embedded broker passes `() => broker.connectInProcess()`.
+   */
+  stream?: () => Duplex;
+  /**
+   * Keep this client's MQTT session at the broker between connections (clean session off, on
+   * the main lane): what is published at QoS 1 to its subscriptions while it is away is
+   * delivered when it comes back, where the broker keeps sessions (protocol §1.3). Default false.
+   */
+  persistentSession?: boolean;
+  /**
+   * Subscriptions made before the connection opens, each with its callback. With
+   * `persistentSession`, what the broker kept while this client was away arrives right after
+   * the CONNACK, before `connect()` resolves: only these see it (the router records it).
+   */
+  subscriptions?: ReadonlyArray<{ filter: string; callback: (message: ReceivedMessage) => void; qos?: 0 | 1 }>;
+  /**
+   * How this client reports its start-up, as Domogik plugins do (`starting` → `alive` → `stopped`).
+   * `'auto'` (default): it is `alive` as soon as `connect()` resolves. `'manual'`: it is
+   * connected but announced as `starting` (presence `status: "alive"` with `lifecycle: "starting"`
+   * and no actions, protocol §7.1) until `bus.markReady()` is called, so no requester picks it as
+   * a handler while it loads its configuration; `handle()` may be called meanwhile and its actions
+   * are announced by `markReady()`.
+   */
+  startup?: 'auto' | 'manual';
+  /**
+   * Logs on demand (protocol §11.4): the client keeps its recent log lines (what `logger`, and
+   * `bus.logger`, write) in memory and serves them on the built-in action `relais/logs/get`.
+   * `false` keeps nothing and serves nothing. Defaults: see `LogsOptions`.
+   */
+  logs?: LogsOptions | false;
+  /**
+   * Sign every message this client writes with this Ed25519 key (protocol §12): receivers that
+   * verify then know the message comes from the identity the key is registered to, for this
+   * topic, once, and recently. Make a key with `relais identity keygen`.
+   */
+  signing?: SigningOptions;
+  /**
+   * Check the signatures of what this client receives (protocol §12.4), before any handler,
+   * requester, directory or subscription sees it. What is refused is dropped, logged (one
+   * warning: topic, claimed source, reason) and counted (`bus.signatures`, event `refused`).
+   */
+  verify?: VerifyOptions;
+}
+
+export interface SigningOptions {
+  /** The Ed25519 private key: a KeyObject or PEM text (PKCS #8). */
+  privateKey: KeyObject | string;
+}
+
+export interface VerifyOptions {
+  /**
+   * The keys trusted: a list (as `loadSigningKeys()` reads from a keys file), or a function
+   * from a key id to its key, asked for every message signed with a key not in the list (it may
+   * revoke at once; return KeyObjects, parsing PEM each time is slow).
+   */
+  keys: ReadonlyArray<PublicSigningKey> | ((kid: string) => PublicSigningKey | undefined);
+  /**
+   * Refuse unsigned messages too. Default true. With false, unsigned messages pass (a network
+   * moving to signatures) but a signed one that fails any check is still refused.
+   */
+  require?: boolean;
+  /** Largest difference between a signature's time and this client's clock, in ms. Default 30 000. */
+  maxSkewMs?: number;
+  /** Senders (key and start) whose replay windows are kept, at most; least recently heard forgotten first. Default 10 000. */
+  maxSenders?: number;
+}
+
+/** Why a received message was refused (protocol §12.4). */
+export type RefusalReason = 'unsigned' | 'malformed' | 'unknown-key' | 'revoked-key' | 'wrong-identity' | 'forged' | 'stale' | 'replayed';
+
+/** `bus.signatures`: what the verifier let through and refused since connect. */
+export interface SignatureStats {
+  /** Messages whose signature held. */
+  verified: number;
+  refused: Record<RefusalReason, number>;
+  /** Replay windows held now. */
+  sendersTracked?: number;
+  /** Windows forgotten while a replay of theirs could still have been fresh (more than `maxSenders` active senders). */
+  unsafeEvictions?: number;
+}
+
+/** A message refused by the verifier (event `refused` of the Bus). */
+export interface Refusal {
+  topic: string;
+  /** The `source` it claims, when it could be read. */
+  source?: string;
+  reason: RefusalReason;
+  lane: Lane;
+}
+
+/** The log buffer of `ConnectOptions.logs`. */
+export interface LogsOptions {
+  /** Lines kept, at most; the oldest go first. Default 1000. */
+  maxLines?: number;
+  /** Bytes of log text kept, at most (UTF-8); the oldest lines go first. Default 262 144 (256 KiB). */
+  maxBytes?: number;
+  /**
+   * Lowest level kept. Default: the logger's own level (nothing more is logged than before).
+   * A lower one (`'debug'`) makes `relais logs --level debug` useful at the price of formatting
+   * those lines, which then reach the buffer only, not the logger's destination.
+   */
+  level?: LogLineLevel;
+  /**
+   * Longest time one retrieval holds this client's logs lock, in ms (seed 002: "au-delà de 1
+   * minute, on timeout"): a follow ends then (`ended: 'lock-timeout'`) and a caller that vanished
+   * frees the lock by then. Default 60 000.
+   */
+  lockTimeout?: number;
+  /**
+   * Other logs this client serves on `relais/logs/get` (protocol §11.4): a request naming a
+   * `source` goes to `serve` (the agent's configured files and journal, src/agent/logs.ts).
+   * Without it, such a request is refused (code 1).
+   */
+  sources?: LogSources;
+}
+
+/** Serves the requests of `relais/logs/get` that name a `source` (protocol §11.4). */
+export interface LogSources {
+  serve(request: LogsRequest & { source: string }, ctx: HandlerContext): LogsAnswer | Promise<LogsAnswer>;
+}
