@@ -4,7 +4,7 @@
  * coerced; the router validates its own payloads again (protocol §11.2, §11.8).
  */
 import { z } from 'zod';
-import { HISTORY_KINDS } from '../protocol/history.js';
+import { HISTORY_KINDS, historyQuerySchema } from '../protocol/history.js';
 import { checkClientId, checkPath } from '../protocol/topics.js';
 import { PRIORITIES } from '../protocol/envelope.js';
 
@@ -39,24 +39,18 @@ export const actionQuery = z
 
 export const tokenAnswer = z.object({ token: z.string().describe('the request token: GET /api/history/{token} follows it') });
 
-export const historyQuery = z
-  .object({
-    token: text.optional(),
-    action: text.optional(),
-    source: text.optional(),
-    target: text.optional(),
-    kind: z.enum(HISTORY_KINDS).optional(),
-    code: z.coerce.number().int().optional(),
-    ctimeFrom: count.optional(),
-    ctimeTo: count.optional(),
-    etimeFrom: count.optional(),
-    etimeTo: count.optional(),
-    afterId: count.optional(),
-    beforeId: count.optional(),
-    order: z.enum(['oldest', 'newest']).optional(),
-    limit: z.coerce.number().int().min(1).max(10_000).optional(),
-  })
-  .strict();
+/** The router's own history query (protocol §11.2), its numbers read from a URL's text. */
+export const historyQuery = historyQuerySchema.extend({
+  code: z.coerce.number().int().optional(),
+  ctimeFrom: count.optional(),
+  ctimeTo: count.optional(),
+  etimeFrom: count.optional(),
+  etimeTo: count.optional(),
+  afterId: count.optional(),
+  beforeId: count.optional(),
+  order: z.enum(['oldest', 'newest']).optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).optional(),
+});
 
 export const historyRow = z
   .object({
