@@ -68,3 +68,13 @@ export async function collectNotifications(bus: Bus, category: string): Promise<
   });
   return { received, events };
 }
+
+/** Whether a process has ended (gone, or a zombie nobody has reaped yet). */
+export function ended(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}

@@ -5,17 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { within } from '../testkit/index.js';
 import { runCli, startCli, type RunningCli } from '../testkit/cli.js';
-import { tempDir } from './agent-kit.js';
-
-/** Whether a process has ended (gone, or a zombie nobody has reaped yet). */
-function ended(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
-}
+import { ended, tempDir } from './agent-kit.js';
 
 describe('relais agent and relais exec as real processes', { timeout: 90_000 }, () => {
   let broker: RunningCli;

@@ -10,20 +10,10 @@ import { waitFor } from '../testkit/index.js';
 
 /** The payload of a progress or final step. */
 const payloadOf = (step: Step): unknown => (step.kind === 'accepted' ? undefined : step.payload);
-import { startAgentKit, tempDir, type AgentKit } from './agent-kit.js';
+import { ended, startAgentKit, tempDir, type AgentKit } from './agent-kit.js';
 
 const SH = { name: 'sh', program: '/bin/sh', args: ['-c', { pattern: '.*' }], moreArgs: { pattern: '.*', max: 4 } };
 const ECHO = { name: 'echo', program: '/bin/echo', args: [{ pattern: '[a-z]+' }] };
-
-/** Whether a process has ended (gone, or a zombie nobody has reaped yet). */
-function ended(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
-}
 
 type Output = { output?: Array<{ stream: string; line: string }>; truncated?: true; marker?: string; index?: number };
 const linesOf = (steps: Step[]) => steps.flatMap((step) => (step.kind === 'progress' ? ((step.payload as Output).output ?? []) : []));

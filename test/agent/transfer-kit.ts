@@ -3,6 +3,9 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Bus } from '../../src/index.js';
+import { TRANSFER_ACTIONS, transferIdOf, type PutBeginAnswer } from '../../src/agent/transfer-protocol.js';
+import { toBase64 } from '../../src/protocol/binary.js';
 
 const BASE = path.join(os.tmpdir(), 'transfer-helper');
 export function tempDir(name: string): string {
@@ -27,4 +30,19 @@ export function patternFile(file: string, size: number): void {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * Begins sending `source` to `<disk>:<filepath>` on `agentId` and sends its first `chunks`
+ * chunks only, as a sender stopped mid-way would: the agent then holds a partial file.
+ */
+export async function sendFirstChunks(caller: Bus, agentId: string, source: string, disk: string, filepath: string, chunks: number) {
+  const bytes = fs.readFileSync(source);
+  const hash = sha256(source);
+  const transfer = transferIdOf('put', agentId, disk, filepath, bytes.length, hash);
+  const begin = await caller.request<PutBeginAnswer>(TRANSFER_ACTIONS.putBegin, { transfer, disk, filepath, size: bytes.length, sha256: hash }, { target: agentId });
+  for (let at = begin.offset; at < chunks * begin.chunkBytes; at += begin.chunkBytes) {
+    await caller.request(TRANSFER_ACTIONS.putChunk, { transfer, generation: begin.generation, offset: at, data: toBase64(bytes.subarray(at, at + begin.chunkBytes)) }, { target: agentId });
+  }
+  return { bytes, hash, transfer, begin };
 }

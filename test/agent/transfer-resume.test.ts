@@ -11,12 +11,11 @@ import type { Bus } from '../../src/index.js';
 import { startAgent, type Agent } from '../../src/agent/agent.js';
 import { parseAgentConfig } from '../../src/agent/config.js';
 import { fetchPath, sendPath } from '../../src/agent/transfer-client.js';
-import { TRANSFER_ACTIONS, transferIdOf, type PutBeginAnswer } from '../../src/agent/transfer-protocol.js';
-import { toBase64 } from '../../src/protocol/binary.js';
+import { TRANSFER_ACTIONS } from '../../src/agent/transfer-protocol.js';
 import { startTcpProxy } from '../testkit/tcp-proxy.js';
 import { testLogger, uniqueId } from '../testkit/index.js';
 import { startAgentKit } from './agent-kit.js';
-import { patternFile, sha256, tempDir } from './transfer-kit.js';
+import { patternFile, sendFirstChunks, sha256, tempDir } from './transfer-kit.js';
 
 describe('transfer - an agent restarted mid-transfer', () => {
   it('send - the new agent finds the partial file on disk, hashes it again and the transfer resumes from it', async () => {
@@ -28,14 +27,8 @@ describe('transfer - an agent restarted mid-transfer', () => {
     try {
       const source = path.join(local, 'file.bin');
       patternFile(source, 700_000);
-      const bytes = fs.readFileSync(source);
       const agentId = env.agent.bus.id;
-      const hash = sha256(source);
-      const transfer = transferIdOf('put', agentId, 'data', 'r/file.bin', bytes.length, hash);
-      const begin = await env.caller.request<PutBeginAnswer>(TRANSFER_ACTIONS.putBegin, { transfer, disk: 'data', filepath: 'r/file.bin', size: bytes.length, sha256: hash }, { target: agentId });
-      for (let at = 0; at < 4 * begin.chunkBytes; at += begin.chunkBytes) {
-        await env.caller.request(TRANSFER_ACTIONS.putChunk, { transfer, generation: begin.generation, offset: at, data: toBase64(bytes.subarray(at, at + begin.chunkBytes)) }, { target: agentId });
-      }
+      const { hash, begin } = await sendFirstChunks(env.caller, agentId, source, 'data', 'r/file.bin', 4);
       await env.agent.close();
       second = await startAgent({ id: agentId, config: parseAgentConfig(config), logger: testLogger, connection: { broker: env.kit.broker.url } });
       await env.caller.waitForHandler(TRANSFER_ACTIONS.putBegin, { target: agentId, timeout: 5000 });

@@ -19,7 +19,7 @@ import { RELAIS_BIN, runCli } from '../testkit/cli.js';
 import { hasBinary, uniqueId, within } from '../testkit/index.js';
 import { parseAgentConfig } from '../../src/agent/config.js';
 import { startAgentKit, type AgentKit } from './agent-kit.js';
-import { patternFile, sha256, tempDir } from './transfer-kit.js';
+import { patternFile, sendFirstChunks, sha256, tempDir } from './transfer-kit.js';
 
 function remoteReason(error: unknown): string | undefined {
   return error instanceof RemoteError ? (error.details as { reason?: string } | undefined)?.reason : undefined;
@@ -122,16 +122,10 @@ describe('transfer - relais send / fetch against an agent', () => {
   it('send - a transfer paused mid-way shows only its partial file; sending again resumes from it', async () => {
     const source = path.join(local, 'paused.bin');
     patternFile(source, 1_000_000);
-    const bytes = fs.readFileSync(source);
     const agentId = env.agent.bus.id;
-    const hash = sha256(source);
-    const transfer = transferIdOf('put', agentId, 'data', 'paused/file.bin', bytes.length, hash);
     // The sender stops after three chunks: the agent has a prefix, under the partial name only.
-    const begin = await env.caller.request<PutBeginAnswer>(TRANSFER_ACTIONS.putBegin, { transfer, disk: 'data', filepath: 'paused/file.bin', size: bytes.length, sha256: hash }, { target: agentId });
+    const { bytes, hash, transfer, begin } = await sendFirstChunks(env.caller, agentId, source, 'data', 'paused/file.bin', 3);
     assert.equal(begin.offset, 0);
-    for (let at = 0; at < 3 * begin.chunkBytes; at += begin.chunkBytes) {
-      await env.caller.request(TRANSFER_ACTIONS.putChunk, { transfer, generation: begin.generation, offset: at, data: toBase64(bytes.subarray(at, at + begin.chunkBytes)) }, { target: agentId });
-    }
     assert.deepEqual(fs.readdirSync(path.join(disk, 'paused')), [partialNameOf(transfer)]);
     assert.equal(fs.statSync(path.join(disk, 'paused', partialNameOf(transfer))).size, 3 * begin.chunkBytes);
     // A chunk out of order is refused: the partial file stays a prefix.
