@@ -46,7 +46,8 @@ export async function serveEventStream(context: WebContext, caller: Caller | und
   reply.hijack();
   response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
   response.write(`retry: 2000\n: relais event stream after cursor ${cursor}\n\n`);
-  const heartbeat = setInterval(() => response.write(': keep-alive\n\n'), HEARTBEAT_MS);
+  // Only to an idle socket: a reader that stopped must not collect heartbeats either.
+  const heartbeat = setInterval(() => response.writableLength === 0 && response.write(': keep-alive\n\n'), HEARTBEAT_MS);
   // The response closes when the client goes (its socket closes); the socket may be a reused keep-alive one.
   response.once('close', () => stopped.abort());
   // A reader slower than the stream: wait for the socket to drain rather than buffer without bound.
