@@ -19,7 +19,7 @@ import { listenPrivately, removeStaleSocket } from './unix-socket.js';
 
 export { BrokerStartError };
 import { enforce, type BrokerSecurity, type DenialCounts } from './enforce.js';
-import { BROKER_LIMITS, guardReads, noCutOffs, rememberClientId, slowConsumerPolicy, type BrokerLimits, type CutOffCounts } from './limits.js';
+import { BROKER_LIMITS, guardReads, noCutOffs, checkConnect, rememberConnect, slowConsumerPolicy, type BrokerLimits, type CutOffCounts } from './limits.js';
 
 export interface EmbeddedBrokerOptions {
   /** Address every network listener binds. Default `127.0.0.1` (least exposure; `0.0.0.0` serves the network). */
@@ -124,15 +124,10 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   const aedes = await Aedes.createBroker({
     id: 'relais-embedded',
     connectTimeout: limits.connectTimeoutMs,
-    keepaliveLimit: limits.maxKeepaliveSeconds,
-    preConnect: rememberClientId as never,
+    preConnect: rememberConnect as never,
   });
   const cutOffs = noCutOffs();
   const logLimit = (_client: unknown, error: Error) => {
-    if (error.message === 'keep alive limit exceeded') {
-      cutOffs.keepalive++;
-      log(`refused a CONNECT: keep-alive 0 or over ${limits.maxKeepaliveSeconds} s (maxKeepaliveSeconds)`);
-    }
     if (error.message === 'connect did not arrive in time') {
       cutOffs.connectTimeout++;
       log(`closed a connection that sent no CONNECT within ${limits.connectTimeoutMs} ms (connectTimeoutMs)`);
@@ -143,6 +138,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   // The TLS socket under each secured connection: enforce reads its client certificate there.
   const tlsPeers = new WeakMap<object, tls.TLSSocket>();
   const denials = options.security ? enforce(aedes, options.security, { trusted, tlsPeers }, log) : undefined;
+  checkConnect(aedes, limits.maxKeepaliveSeconds, log, cutOffs);
   aedes.on('clientError', logLimit);
   aedes.on('connectionError', logLimit);
   const servers: net.Server[] = [];
@@ -153,6 +149,8 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   // ~40 ms on the peer's delayed ACK; no-delay on every accepted socket removes it.
   const accept = (socket: net.Socket) => {
     socket.setNoDelay(true);
+    // A client with keep-alive 0 never pings: the kernel's probes find its socket if it goes half-open.
+    socket.setKeepAlive(true, limits.tcpKeepaliveMs);
     protect(socket, `${socket.remoteAddress ?? 'unix socket'}${socket.remotePort ? `:${socket.remotePort}` : ''}`);
   };
   // docs/security.md "Bounded resources (broker)": headers are checked before Aedes buffers a
@@ -199,6 +197,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
     sockets.on('error', () => {}); // the HTTP server's errors, already reported by listen()
     sockets.on('connection', (socket, request) => {
       request.socket.setNoDelay(true);
+      request.socket.setKeepAlive(true, limits.tcpKeepaliveMs);
       const stream = createWebSocketStream(socket);
       if (request.socket instanceof tls.TLSSocket) tlsPeers.set(stream, request.socket);
       protect(stream, `websocket ${request.socket.remoteAddress}:${request.socket.remotePort}`);

@@ -20,10 +20,16 @@ export interface BrokerLimits {
   /** A connection that sends no CONNECT within this many ms is closed. Default 5000 (Aedes: 30 s). */
   connectTimeoutMs: number;
   /**
-   * Largest keep-alive a client may ask for, in seconds; a CONNECT with keep-alive 0 (never
-   * checked) or above this is refused (CONNACK return code 6, then closed). Default 600.
+   * Largest keep-alive a client may ask for, in seconds; 0 (the default) sets no limit. With a
+   * limit, a CONNECT asking for more, or for keep-alive 0 (the client never pings), is refused
+   * with CONNACK return code 2, "identifier rejected", as Mosquitto's `max_keepalive` does
+   * (MQTT 3.1.1 §3.2.2.3 has no code for it), then closed. Keep-alive 0 is legal (MQTT 3.1.1
+   * §3.1.2.10) and the default of several clients: half-open sockets of such clients are found
+   * by TCP keep-alive probes (`tcpKeepaliveMs`) and by the slow-consumer cut-off instead.
    */
   maxKeepaliveSeconds: number;
+  /** Idle time after which the kernel probes an accepted TCP connection (SO_KEEPALIVE). Default 60000. */
+  tcpKeepaliveMs: number;
   /** A client whose unsent outgoing bytes exceed this is cut off at once. Default 8 MiB. */
   maxBufferedBytes: number;
   /** A client whose socket has not drained for this many ms while bytes wait is cut off. Default 2000. */
@@ -33,7 +39,8 @@ export interface BrokerLimits {
 export const BROKER_LIMITS: Readonly<BrokerLimits> = Object.freeze({
   maxPacketBytes: DEFAULT_MAX_MESSAGE_BYTES + 64 * 1024,
   connectTimeoutMs: 5000,
-  maxKeepaliveSeconds: 600,
+  maxKeepaliveSeconds: 0,
+  tcpKeepaliveMs: 60_000,
   maxBufferedBytes: 8 * 1024 * 1024,
   stallMs: 2000,
 });
@@ -44,7 +51,7 @@ export interface CutOffCounts {
   packet: number;
   /** No CONNECT within `connectTimeoutMs`. */
   connectTimeout: number;
-  /** A CONNECT with keep-alive 0 or over `maxKeepaliveSeconds`. */
+  /** A CONNECT refused by `maxKeepaliveSeconds` (never, unless the operator set one). */
   keepalive: number;
   /** Over `maxBufferedBytes` waiting, or not drained for `stallMs`. */
   slowConsumer: number;
@@ -128,21 +135,54 @@ export class HeaderScanner {
   }
 }
 
-/** What the broker says about a connection it cut: its client id when it has one, and its address. */
-const declaredIds = new WeakMap<object, string>();
+/** What each connection declared in its CONNECT: its client id (to name it in log lines), keep-alive and clean flag. */
+const declared = new WeakMap<object, { clientId: string; keepalive: number; clean: boolean }>();
 
 /**
- * Aedes's `preConnect` hook, called as soon as a CONNECT is parsed: remembers the client id it
- * declares, so a connection refused right after its CONNECT (in the same chunk) is named by it.
+ * Aedes's `preConnect` hook, called as soon as a CONNECT is parsed: remembers what it declares,
+ * so a connection refused right after its CONNECT (in the same chunk) is named by its client
+ * id, and for `checkConnect`.
  */
-export function rememberClientId(client: { conn: object }, packet: { clientId?: string }, callback: (error: Error | null, ok: boolean) => void): void {
-  if (packet.clientId) declaredIds.set(client.conn, packet.clientId);
+export function rememberConnect(client: { conn: object }, packet: { clientId?: string; keepalive?: number; clean?: boolean }, callback: (error: Error | null, ok: boolean) => void): void {
+  declared.set(client.conn, { clientId: packet.clientId ?? '', keepalive: packet.keepalive ?? 0, clean: packet.clean !== false });
   callback(null, true);
+}
+
+type Authenticate = (client: { conn: object; id: string }, username: string | undefined, password: Buffer | undefined, done: (error: (Error & { returnCode?: number }) | null, ok?: boolean) => void) => void;
+
+/**
+ * The CONNECT checks Aedes does not make, each refused with a return code MQTT 3.1.1 defines
+ * (§3.2.2.3: 0 to 5; Aedes's own `keepaliveLimit` answers 6, which 3.1.1 clients cannot read):
+ * - a zero-length client id with clean session 0: 2, identifier rejected [MQTT-3.1.3-8]
+ *   (Aedes would make up an id, so the session could never be found again);
+ * - with `maxKeepaliveSeconds`, keep-alive 0 or above it: 2, as Mosquitto's `max_keepalive`.
+ * Wraps Aedes's `authenticate`, the first step after the CONNECT is read, so install it after
+ * the security hooks: nothing is authenticated for a connection refused here.
+ */
+export function checkConnect(aedes: object, maxKeepaliveSeconds: number, log: (line: string) => void, counts: CutOffCounts): void {
+  const broker = aedes as { authenticate: Authenticate };
+  const authenticate = broker.authenticate;
+  const refuse = (done: Parameters<Authenticate>[3], line: string) => {
+    log(line);
+    done(Object.assign(new Error(line), { returnCode: 2 }), false);
+  };
+  broker.authenticate = function (client, username, password, done) {
+    const connect = declared.get(client.conn) ?? { clientId: client.id, keepalive: 0, clean: true };
+    if (connect.clientId === '' && !connect.clean) {
+      return refuse(done, 'refused a CONNECT with a zero-length client id and clean session 0: the broker cannot find such a session again [MQTT-3.1.3-8]');
+    }
+    const keepalive = connect.keepalive;
+    if (maxKeepaliveSeconds && (keepalive === 0 || keepalive > maxKeepaliveSeconds)) {
+      counts.keepalive++;
+      return refuse(done, `refused CONNECT of client ${JSON.stringify(client.id).slice(0, 200)}: keep-alive ${keepalive === 0 ? '0 (never pings)' : `${keepalive} s`}, the limit is 1 to ${maxKeepaliveSeconds} s (maxKeepaliveSeconds)`);
+    }
+    authenticate.call(this, client, username, password, done);
+  };
 }
 
 export function describeConnection(stream: Duplex, address: string): string {
   // Aedes sets `conn.client` on the streams it handles, and `client.id` once CONNECT is handled.
-  const id = (stream as Duplex & { client?: { id?: string | null } }).client?.id ?? declaredIds.get(stream);
+  const id = (stream as Duplex & { client?: { id?: string | null } }).client?.id ?? (declared.get(stream)?.clientId || undefined);
   return id ? `client ${id} (${address})` : `connection ${address} (no CONNECT yet)`;
 }
 

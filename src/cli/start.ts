@@ -30,7 +30,7 @@ interface StartOptions extends RouterSettingsOptions {
   insecure?: boolean;
   maxPacket: string;
   connectTimeout: string;
-  maxKeepalive: string;
+  maxKeepalive?: string;
   maxBuffered: string;
   stall: string;
   secure?: boolean;
@@ -63,7 +63,7 @@ export function startCommand(): Command {
     .option('--insecure', 'allow a listener beyond loopback without TLS and authentication (anyone who reaches it can command the bus)')
     .option('--max-packet <bytes>', 'largest MQTT packet a client may send; a bigger one closes its connection at its header', String(BROKER_LIMITS.maxPacketBytes))
     .option('--connect-timeout <ms>', 'close a connection that sends no CONNECT within this time', String(BROKER_LIMITS.connectTimeoutMs))
-    .option('--max-keepalive <seconds>', 'refuse a CONNECT whose keep-alive is 0 or above this', String(BROKER_LIMITS.maxKeepaliveSeconds))
+    .option('--max-keepalive <seconds>', 'refuse (CONNACK code 2) a CONNECT whose keep-alive is 0 or above this; default: any keep-alive, 0 included, as MQTT 3.1.1 allows')
     .option('--max-buffered <bytes>', 'cut off a client with more than this many bytes waiting to be sent to it', String(BROKER_LIMITS.maxBufferedBytes))
     .option('--stall <ms>', 'cut off a client whose connection does not drain for this long', String(BROKER_LIMITS.stallMs))
     .option('--secure', 'require an identity and token on every network connection and enforce the policy: <data-dir>/identities.json (relais identity add) and <data-dir>/policy.json (the default policy when absent)')
@@ -89,7 +89,7 @@ export function startCommand(): Command {
         limits: {
           maxPacketBytes: positiveOption(options.maxPacket, '--max-packet'),
           connectTimeoutMs: positiveOption(options.connectTimeout, '--connect-timeout'),
-          maxKeepaliveSeconds: positiveOption(options.maxKeepalive, '--max-keepalive'),
+          ...(options.maxKeepalive !== undefined && { maxKeepaliveSeconds: positiveOption(options.maxKeepalive, '--max-keepalive') }),
           maxBufferedBytes: positiveOption(options.maxBuffered, '--max-buffered'),
           stallMs: positiveOption(options.stall, '--stall'),
         },

@@ -2,10 +2,10 @@
  * The embedded broker's bounded resources (docs/security.md "Bounded resources (broker)"),
  * against the broker in its own process (its memory is read from /proc/<pid>/status) over real
  * sockets: packets claiming huge lengths, a socket that never sends CONNECT, a first packet
- * that is not CONNECT, keep-alive 0, and a `#` subscriber that stops reading during a burst.
+ * that is not CONNECT, keep-alive 0 (accepted) and an operator's keep-alive limit, and a `#` subscriber that stops reading during a burst.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -47,6 +47,25 @@ function closed(socket: net.Socket, timeout: number): Promise<number> {
       resolve(Date.now() - started);
     });
   });
+}
+
+/** The packets a raw socket receives, awaited one command at a time. */
+function readPackets(socket: net.Socket): { next(cmd: string, timeout?: number): Promise<mqttPacket.Packet> } {
+  const parser = mqttPacket.parser();
+  const seen: mqttPacket.Packet[] = [];
+  const events = new (class extends EventEmitter {})();
+  parser.on('packet', (packet) => {
+    seen.push(packet);
+    events.emit('packet');
+  });
+  socket.on('data', (chunk) => parser.parse(chunk));
+  return {
+    next: (cmd, timeout = 5000) =>
+      waitFor(() => {
+        const at = seen.findIndex((packet) => packet.cmd === cmd);
+        return at < 0 ? undefined : seen.splice(at, 1)[0];
+      }, events, 'packet', timeout),
+  };
 }
 
 function waitForLog(broker: BrokerProcess, pattern: RegExp, timeout: number): Promise<string> {
@@ -147,17 +166,51 @@ describe('embedded broker limits', { timeout: 120_000 }, () => {
     await waitForLog(broker, /closed connection 127\.0\.0\.1:\d+ \(no CONNECT yet\): its first packet is of type 3, not CONNECT/, 2000);
   });
 
-  it('a CONNECT with keep-alive 0 is refused (return code 6) and closed', async () => {
+  it('a CONNECT with keep-alive 0 is accepted (MQTT 3.1.1 §3.1.2.10: keep-alive off), and the connection is served', async () => {
     const socket = await rawSocket(broker.port);
-    const answer = new Promise<mqttPacket.Packet>((resolve) => {
-      const parser = mqttPacket.parser();
-      parser.on('packet', resolve);
-      socket.on('data', (chunk) => parser.parse(chunk));
-    });
-    socket.write(connectPacket('no-keepalive', 0));
-    assert.equal(((await answer) as mqttPacket.IConnackPacket).returnCode, 6);
-    await closed(socket, 2000);
-    await waitForLog(broker, /refused a CONNECT: keep-alive 0 or over 600 s/, 2000);
+    const packets = readPackets(socket);
+    socket.write(connectPacket(uniqueId('no-keepalive'), 0));
+    assert.equal(((await packets.next('connack')) as mqttPacket.IConnackPacket).returnCode, 0);
+    socket.write(mqttPacket.generate({ cmd: 'pingreq' }));
+    await packets.next('pingresp');
+    socket.destroy();
+  });
+
+  it('a zero-length client id: assigned one with clean session 1, refused with return code 2 with clean session 0 [MQTT-3.1.3-8]', async () => {
+    for (const [clean, code] of [[true, 0], [false, 2]] as const) {
+      const socket = await rawSocket(broker.port);
+      const packets = readPackets(socket);
+      // mqtt-packet will not write this CONNECT: clear the clean-session bit of its flags byte
+      // (after the 2-byte fixed header, "\0\4MQTT" and the protocol level) by hand.
+      const packet = mqttPacket.generate({ cmd: 'connect', clientId: '', keepalive: 30, protocolVersion: 4, clean: true });
+      if (!clean) packet[9] = packet[9]! & ~0x02;
+      socket.write(packet);
+      assert.equal(((await packets.next('connack')) as mqttPacket.IConnackPacket).returnCode, code, `clean session ${clean}`);
+      socket.destroy();
+    }
+    await waitForLog(broker, /zero-length client id and clean session 0/, 2000);
+  });
+
+  it('with --max-keepalive, keep-alive 0 and a keep-alive over the limit are refused with return code 2 (never a code outside 0-5), and logged', async () => {
+    const limited = await startBrokerProcess({ limits: { maxKeepaliveSeconds: 60 } });
+    try {
+      for (const keepalive of [0, 61]) {
+        const socket = await rawSocket(limited.port);
+        const packets = readPackets(socket);
+        socket.write(connectPacket(uniqueId('keepalive'), keepalive));
+        assert.equal(((await packets.next('connack')) as mqttPacket.IConnackPacket).returnCode, 2);
+        await closed(socket, 2000);
+      }
+      await waitForLog(limited, /keep-alive 0 \(never pings\), the limit is 1 to 60 s \(maxKeepaliveSeconds\)/, 2000);
+      await waitForLog(limited, /keep-alive 61 s, the limit is 1 to 60 s/, 2000);
+      const socket = await rawSocket(limited.port);
+      const packets = readPackets(socket);
+      socket.write(connectPacket(uniqueId('keepalive'), 60));
+      assert.equal(((await packets.next('connack')) as mqttPacket.IConnackPacket).returnCode, 0);
+      socket.destroy();
+    } finally {
+      await limited.stop();
+    }
   });
 
   it('a # subscriber that stops reading during a burst is cut off; requests of healthy clients never time out', async (t) => {

@@ -24,7 +24,8 @@ import { runCli, startCli, type RunningCli } from '../testkit/cli.js';
 import { peerGate, setup, testLogger, waitFor, within, type Kit } from '../testkit/index.js';
 import { EventEmitter } from 'node:events';
 
-const LIMITS = { connectTimeoutMs: 300, stallMs: 300, maxPacketBytes: 64 * 1024 };
+// A keep-alive limit is the operator's choice (none by default): set here so its cut-off is counted.
+const LIMITS = { connectTimeoutMs: 300, stallMs: 300, maxPacketBytes: 64 * 1024, maxKeepaliveSeconds: 600 };
 
 /** The SUBACK code of one filter (mqtt.js turns 0x80 into an error that carries the packet). */
 function subackCode(client: MqttClient, filter: string): Promise<number> {
