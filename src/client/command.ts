@@ -47,6 +47,9 @@ export class Command extends RunningRequest implements HandlerContext, ReplyTo {
     return this.requester;
   }
 
+  /** A progress response was sent: it tells the requester the command was taken, as an acknowledgement would (protocol §4.7). */
+  answered = false;
+
   /** Progress responses sent but not yet handed to a socket, and who waits for them (`drained()`). */
   private unwritten = 0;
   private drainWaiters?: Array<() => void>;
@@ -90,6 +93,7 @@ export class Command extends RunningRequest implements HandlerContext, ReplyTo {
       throw new RangeError(`progress must be a fraction between 0 and 1, got ${fraction}`);
     }
     if (fraction !== undefined) this.lastProgress = fraction;
+    this.answered = true;
     this.sink.progress(this, fraction, data);
   }
 }

@@ -145,7 +145,7 @@ export class Handlers implements ProgressSink {
       return;
     }
     const key = `${to.requester} ${to.token}`;
-    if (this.answerDuplicate(key, to)) return;
+    if (this.answerDuplicate(key, to, request.acceptBy !== undefined)) return;
     const now = Date.now();
     if (request.deadline !== undefined && request.deadline <= now) {
       return this.refuse(to, ResponseCode.DEADLINE_EXCEEDED, { name: 'TimeoutError', message: `request ${to.token} arrived after its deadline` });
@@ -161,14 +161,19 @@ export class Handlers implements ProgressSink {
       this.reply(to, { step: 'error', code: ResponseCode.DEADLINE_EXCEEDED, error: { name: 'TimeoutError', message }, notRun: true });
       return;
     }
-    this.run(served.handler, request, to, key);
+    this.run(served.handler, request, to, key, request.acceptBy !== undefined);
   }
 
-  /** The same command again (protocol §4.8): its status, or the final response already sent. */
-  private answerDuplicate(key: string, to: ReplyTo): boolean {
+  /**
+   * The same command again (protocol §4.8): its status, or the final response already sent. The
+   * status of a running one is an acknowledgement, sent only to a requester that asks for them
+   * (`acceptBy`, §4.7); a plain command repeated (a QoS 1 redelivery) gets nothing more until its final.
+   */
+  private answerDuplicate(key: string, to: ReplyTo, wantsAcks: boolean): boolean {
     const running = this.running.get(key);
     if (running) {
-      this.reply(to, { step: 'accepted', ...(running.lastProgress !== undefined && { progress: running.lastProgress }) });
+      if (wantsAcks) this.reply(to, { step: 'accepted', ...(running.lastProgress !== undefined && { progress: running.lastProgress }) });
+      else this.logger.debug({ action: to.action, token: to.token, requester: to.requester }, 'command received again while it runs: its final will answer it');
       return true;
     }
     const done = this.finished.get(key);
@@ -179,8 +184,13 @@ export class Handlers implements ProgressSink {
     return true;
   }
 
-  /** Runs the handler; `key` (`<requester> <token>`) names the command in `running` and `finished`. */
-  private run(handler: Handler, request: Envelope, to: ReplyTo, key: string): void {
+  /**
+   * Runs the handler; `key` (`<requester> <token>`) names the command in `running` and
+   * `finished`. `wantsAcks`: the command carries `acceptBy`, so its requester waits for an
+   * acknowledgement (protocol §4.7); a foreign requester that did not ask reads exactly the
+   * steps the handler sends.
+   */
+  private run(handler: Handler, request: Envelope, to: ReplyTo, key: string, wantsAcks: boolean): void {
     const command = new Command(to, request, key, this);
     this.running.set(key, command);
     let outcome: unknown;
@@ -199,10 +209,12 @@ export class Handlers implements ProgressSink {
       (error: unknown) => this.fail(command, error),
     );
     // A handler that finishes within the microtasks of this turn is answered before the
-    // socket's writes are released (Connection.coalesceWrites); a slower one is acknowledged.
+    // socket's writes are released (Connection.coalesceWrites); a slower one is acknowledged,
+    // unless its progress already told the requester it has the command.
+    if (!wantsAcks) return;
     queueMicrotask(() =>
       process.nextTick(() => {
-        if (!command.ended) this.reply(command, { step: 'accepted' });
+        if (!command.ended && !command.answered) this.reply(command, { step: 'accepted' });
       }),
     );
   }

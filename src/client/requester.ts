@@ -85,8 +85,9 @@ export class Requester {
   }
 
   /**
-   * Yields each step: `accepted` (from each handler, before its first other step, even when it
-   * answered too fast to acknowledge), progress, then the final one; an error response throws.
+   * Yields each step as it came over the wire: `accepted` (once per handler, when it
+   * acknowledged: a handler that answers at once, or does not acknowledge, sends none,
+   * protocol §4.7), progress, then the final one; an error response throws.
    */
   call(action: string, payload: unknown, options: RequestOptions = {}): AsyncIterableIterator<Step> {
     let request: PendingRequest | undefined;
@@ -94,9 +95,11 @@ export class Requester {
     const acceptedBy = new Set<string>();
     request = this.start(action, payload, options, {
       onStep: (step) => {
-        if (step.kind !== 'accepted' && !acceptedBy.has(step.source)) queue.push({ kind: 'accepted', source: step.source, token: step.token });
-        if (step.kind === 'accepted' && acceptedBy.has(step.source)) return;
-        acceptedBy.add(step.source);
+        // A repeated acknowledgement (the answer to a command written again, protocol §4.8) says nothing new.
+        if (step.kind === 'accepted') {
+          if (acceptedBy.has(step.source)) return;
+          acceptedBy.add(step.source);
+        }
         queue.push(step);
         if (step.kind === 'final') queue.end();
       },

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
+import mqtt from 'mqtt';
 import path from 'node:path';
 import { freePort, makeTlsCertificate, peerGate } from '../testkit/brokers.js';
 import { runCli, startCli, type RunningCli } from '../testkit/cli.js';
@@ -81,6 +82,26 @@ describe('relais CLI', { timeout: 120_000 }, () => {
     assert.equal(line.code, 1);
     assert.match(line.error.message, /exited with code 4: cannot open \/dev\/sdz/);
     assert.match(result.stderr, /cannot open \/dev\/sdz/);
+  });
+
+  it('call - shows only the steps that came over the wire: a plain MQTT handler that answers once is shown answering once (no made-up "accepted")', async () => {
+    // A foreign handler (MQTT.js alone, no Relais library): it announces nothing and acknowledges nothing.
+    const handler = await mqtt.connectAsync(env.RELAIS_BROKER!, { clientId: 'raw-cli-handler', protocolVersion: 4 });
+    try {
+      handler.on('message', (_topic, payload) => {
+        const command = JSON.parse(payload.toString()) as { source: string; token: string };
+        const answer = { type: 'response', source: 'raw-cli-handler', destination: command.source, token: command.token, final: true, code: 0, payload: { raw: true } };
+        void handler.publishAsync(`cli/raw/response/${command.source}`, JSON.stringify(answer), { qos: 1 });
+      });
+      await handler.subscribeAsync('cli/raw/request/raw-cli-handler', { qos: 1 });
+      const result = await runCli(['call', 'cli/raw', '{}', '--target', 'raw-cli-handler'], env);
+      assert.equal(result.code, 0, result.stderr);
+      const lines = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as { kind: string; payload: unknown });
+      assert.deepEqual(lines.map((line) => line.kind), ['final']);
+      assert.deepEqual(lines[0]!.payload, { raw: true });
+    } finally {
+      await handler.endAsync();
+    }
   });
 
   it('call - exit 3 when nobody serves the action', async () => {

@@ -128,7 +128,8 @@ function ackContract(kind: BrokerKind, skip: string | false): void {
       const requester = uniqueId('raw-requester');
       const watcher = await spy(kit.broker.url, `demo/ack/once/response/${requester}`);
       raws.push(watcher.client);
-      const command = JSON.stringify({ type: 'command', source: requester, destination: server.id, token: 'same-token', payload: {}, deadline: Date.now() + 30_000 });
+      // acceptBy: a requester that asks for acknowledgements (protocol §4.7), as the library does.
+      const command = JSON.stringify({ type: 'command', source: requester, destination: server.id, token: 'same-token', payload: {}, deadline: Date.now() + 30_000, acceptBy: Date.now() + 30_000 });
       const publisher = await mqtt.connectAsync(kit.broker.url, { clientId: requester, protocolVersion: 4 });
       raws.push(publisher);
       await publisher.publishAsync(`demo/ack/once/request/${server.id}`, command, { qos: 1 });
@@ -142,6 +143,34 @@ function ackContract(kind: BrokerKind, skip: string | false): void {
       const shape = watcher.seen.map(({ body }) => (body.final === false ? `accepted=${body.accepted}` : `final ${JSON.stringify(body.payload)}`));
       assert.deepEqual(shape, ['accepted=true', 'accepted=true', 'final {"runs":1}', 'final {"runs":1}']);
       assert.equal(runs, 1);
+    });
+
+    it('acks - a plain command (no acceptBy) is not acknowledged: its requester reads the final alone, even when it sends the command again while it runs', async () => {
+      let runs = 0;
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const server = await kit.connect(uniqueId('server'));
+      await server.handle('demo/ack/plain', async () => {
+        runs += 1;
+        await released;
+        return { runs };
+      });
+      await server.handle('demo/ack/probe', () => 'probed');
+      const requester = uniqueId('raw-requester');
+      const watcher = await spy(kit.broker.url, `demo/ack/+/response/${requester}`);
+      raws.push(watcher.client);
+      const command = (action: string, token: string) => JSON.stringify({ type: 'command', source: requester, destination: server.id, token, payload: {} });
+      const publisher = await mqtt.connectAsync(kit.broker.url, { clientId: requester, protocolVersion: 4 });
+      raws.push(publisher);
+      await publisher.publishAsync(`demo/ack/plain/request/${server.id}`, command('demo/ack/plain', 'plain-token'), { qos: 1 });
+      await publisher.publishAsync(`demo/ack/plain/request/${server.id}`, command('demo/ack/plain', 'plain-token'), { qos: 1 });
+      // The handler reads one connection's messages in order: once the probe is answered, both copies were seen.
+      await publisher.publishAsync(`demo/ack/probe/request/${server.id}`, command('demo/ack/probe', 'probe-token'), { qos: 1 });
+      await watcher.until(1);
+      release();
+      await watcher.until(2);
+      assert.deepEqual(watcher.seen.map(({ topic, body }) => `${topic.split('/')[2]} final=${body.final}`), ['probe final=true', 'plain final=true']);
+      assert.deepEqual(watcher.seen[1]!.body.payload, { runs: 1 });
     });
 
     it('acks - a command that arrives after its acceptance deadline, or its deadline, is not run; the requester is told (code 6)', async () => {

@@ -47,6 +47,32 @@ for (const kind of kinds) {
       assert.equal(response.destination, 'vm-x');
       assert.deepEqual(response.payload, { a: 1 });
     });
+
+    it('interop - a plain mosquitto_pub command to a handler that takes its time gets one response, the final: no acknowledgement it did not ask for', async () => {
+      const server = await kit.connect(uniqueId('slow'));
+      await server.handle('system/demo/slow', async (payload) => {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return payload;
+      });
+      const port = new URL(kit.broker.url).port;
+      const sub = spawn('stdbuf', ['-oL', findBinary('mosquitto_sub')!, '-h', '127.0.0.1', '-p', port, '-t', 'system/demo/slow/response/vm-y', '-C', '1', '-W', '10', '-d'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const answer = new Promise<string>((resolve) => {
+        let text = '';
+        sub.stdout.on('data', (chunk: Buffer) => (text += chunk));
+        sub.on('close', () => resolve(text));
+      });
+      await waitForSuback(sub);
+      const pub = spawn(findBinary('mosquitto_pub')!, [
+        '-h', '127.0.0.1', '-p', port, '-q', '1', '-t', `system/demo/slow/request/${server.id}`,
+        '-m', '{"type":"command","source":"vm-y","destination":"*","token":"t2","payload":{"b":2}}',
+      ]);
+      assert.equal(await new Promise((resolve) => pub.on('close', resolve)), 0);
+      const lines = (await answer).split('\n').filter((line) => line.startsWith('{'));
+      assert.equal(lines.length, 1, await answer);
+      const response = JSON.parse(lines[0]!);
+      assert.equal(response.final, true, `the first response is the final one: ${lines[0]}`);
+      assert.deepEqual(response.payload, { b: 2 });
+    });
   });
 }
 
