@@ -29,7 +29,7 @@ export function callCommand(): Command {
     .option('-p, --priority <priority>', `one of ${PRIORITIES.join(', ')}`, 'normal')
     .option('--json', 'JSON lines even on a terminal')
     .option('--all', 'send it to every client serving the action; print each answer by name and who did not answer')
-    .option('--expect <id...>', 'with --all: the clients that must answer (default: every one serving it now)')
+    .option('--expect <id...>', 'with --all: clients that must answer, besides every one serving it now')
     .option('--detach', 'print the token at once, exit once a handler has the command; follow it with relais history --token T --follow')
     .action(async (action: string, json: string, options: CallOptions) => {
       const problem = checkPath(action) ?? (options.target && options.target !== '*' ? checkClientId(options.target) : undefined);
@@ -107,21 +107,30 @@ async function detach(bus: Bus, action: string, payload: unknown, options: Reque
   process.exit(exitCode);
 }
 
-/** `--all`: every answer by name, then who did not answer; exit 0 only when all answered without error. */
+/**
+ * `--all`: every answer by name, then who did not answer (protocol §11.7). Exit 0 when all
+ * answered without error; 124 when one asked did not answer in time; else 3 when an expected
+ * one does not serve the action (or nobody does); else 1 when one answered with an error.
+ */
 async function fanOut(bus: Bus, action: string, payload: unknown, options: FanOutOptions, interactive: boolean): Promise<never> {
   const result = await bus.requestAll(action, payload, options);
   await bus.close();
   if (result.answers.length === 0) fail(EXIT.NO_HANDLER, `no client serves ${action}`);
   for (const answer of result.answers) {
-    const missing = result.missing.includes(answer.id);
-    if (!interactive) writeLine(answer.ok ? answer : { id: answer.id, ok: false, missing, error: toWire(answer.error).error });
-    else process.stdout.write(`${answer.ok ? 'ok  ' : missing ? 'none' : 'err '} ${answer.id}: ${answer.ok ? JSON.stringify(answer.payload) : answer.error.message}\n`);
+    const why = result.absent.includes(answer.id) ? 'absent' : result.silent.includes(answer.id) ? 'silent' : undefined;
+    if (!interactive) writeLine(answer.ok ? answer : { id: answer.id, ok: false, ...(why && { missing: why }), error: toWire(answer.error).error });
+    else process.stdout.write(`${answer.ok ? 'ok  ' : why ? 'none' : 'err '} ${answer.id}: ${answer.ok ? JSON.stringify(answer.payload) : answer.error.message}\n`);
   }
   const failed = result.answers.filter((answer) => !answer.ok).length - result.missing.length;
-  const summary = `${result.answers.length - failed - result.missing.length} of ${result.answers.length} answered ok${failed ? `, ${failed} with an error` : ''}${result.missing.length ? `; no answer from ${result.missing.join(', ')}` : ''}`;
+  const answered = result.answers.length - failed - result.missing.length;
+  const summary = [
+    `${answered} of ${result.answers.length} answered ok${failed ? `, ${failed} with an error` : ''}`,
+    ...(result.silent.length ? [`no answer in time from ${result.silent.join(', ')}`] : []),
+    ...(result.absent.length ? [`not serving ${action}: ${result.absent.join(', ')}`] : []),
+  ].join('; ');
   if (interactive) process.stdout.write(`${summary}\n`);
-  else writeLine({ summary, missing: result.missing });
-  process.exit(result.missing.length > 0 ? EXIT.TIMEOUT : failed > 0 ? EXIT.ERROR : EXIT.OK);
+  else writeLine({ summary, missing: result.missing, absent: result.absent, silent: result.silent });
+  process.exit(result.silent.length > 0 ? EXIT.TIMEOUT : result.absent.length > 0 ? EXIT.NO_HANDLER : failed > 0 ? EXIT.ERROR : EXIT.OK);
 }
 
 function exitCodeOf(error: unknown): number {

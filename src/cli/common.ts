@@ -19,7 +19,8 @@ export interface GlobalOptions {
 }
 
 /** Exit codes of `relais call` (and the others where they apply). */
-export const EXIT = { OK: 0, ERROR: 1, USAGE: 2, NO_HANDLER: 3, TIMEOUT: 124, INTERRUPTED: 130 } as const;
+/** Exit codes: NOT_CONFIRMED, an action was sent but its effect was not seen (a kill the handler did not confirm). */
+export const EXIT = { OK: 0, ERROR: 1, USAGE: 2, NO_HANDLER: 3, NOT_CONFIRMED: 4, TIMEOUT: 124, INTERRUPTED: 130 } as const;
 
 export function addConnectionOptions(command: Command): Command {
   return command

@@ -3,11 +3,11 @@ import { NoHandlerError, type Bus } from '../index.js';
 import { connectCli, EXIT, onInterrupt, type GlobalOptions } from './common.js';
 
 /**
- * Connects, waits (3 s) for a router serving `action`, runs `work`, closes and exits: 0, 3 when
- * no router answers (saying what needs one: `needs`), 1 with the error's message otherwise.
- * Ctrl-C aborts `signal` and ends with 0.
+ * Connects, waits (3 s) for a router serving `action`, runs `work`, closes and exits: 0 (or the
+ * code `work` returns), 3 when no router answers (saying what needs one: `needs`), 1 with the
+ * error's message otherwise. Ctrl-C aborts `signal` and ends with 0.
  */
-export async function withRouter(options: GlobalOptions, action: string, needs: string, work: (bus: Bus, signal: AbortSignal) => Promise<void>): Promise<never> {
+export async function withRouter(options: GlobalOptions, action: string, needs: string, work: (bus: Bus, signal: AbortSignal) => Promise<void | number>): Promise<never> {
   const bus = await connectCli(options);
   const controller = new AbortController();
   onInterrupt(() => controller.abort(new Error('interrupted')));
@@ -16,7 +16,7 @@ export async function withRouter(options: GlobalOptions, action: string, needs: 
     await bus.waitForHandler(action, { timeout: 3000 }).catch(() => {
       throw new NoHandlerError(`no client serves ${action}`);
     });
-    await work(bus, controller.signal);
+    exitCode = (await work(bus, controller.signal)) ?? EXIT.OK;
   } catch (error) {
     if (error instanceof NoHandlerError) {
       exitCode = EXIT.NO_HANDLER;

@@ -11,6 +11,7 @@ export interface RouterSettingsOptions {
   keepDays: string;
   keepRows: string;
   admin?: string[];
+  killBy?: string;
 }
 
 interface RouterCommandOptions extends GlobalOptions, RouterSettingsOptions {}
@@ -21,11 +22,12 @@ export function routerOptions(command: Command): Command {
     .option('--max-data <bytes>', 'payload JSON kept per history row; longer ones are cut and flagged truncated', String(ROUTER_DEFAULTS.maxDataBytes))
     .option('--keep-days <days>', 'history retention by age', String(ROUTER_DEFAULTS.retention.maxAgeMs / 86_400_000))
     .option('--keep-rows <rows>', 'history retention by row count', String(ROUTER_DEFAULTS.retention.maxRows))
-    .option('--admin <id...>', "client ids allowed to kill anyone's request (default: each requester only its own)");
+    .option('--admin <id...>', "client ids allowed to kill anyone's request (default: each requester only its own)")
+    .option('--kill-by <who>', "who may kill a request besides --admin: identity (its requester's) or anyone (relais start's default without security; otherwise identity)");
 }
 
 /** The router's settings from the command line; exits 2 on a bad value. */
-export function routerSettings(options: RouterSettingsOptions): { database: string; maxDataBytes: number; retention: { maxAgeMs: number; maxRows: number }; admins: string[] } {
+export function routerSettings(options: RouterSettingsOptions, secured = true): { database: string; maxDataBytes: number; retention: { maxAgeMs: number; maxRows: number }; admins: string[]; killBy: 'identity' | 'anyone' } {
   const positive = (text: string, flag: string) => {
     const value = Number(text);
     if (!(value > 0) || !Number.isFinite(value)) fail(EXIT.USAGE, `${flag} must be a positive number, got ${text}`);
@@ -36,7 +38,15 @@ export function routerSettings(options: RouterSettingsOptions): { database: stri
     maxDataBytes: Math.floor(positive(options.maxData, '--max-data')),
     retention: { maxAgeMs: positive(options.keepDays, '--keep-days') * 86_400_000, maxRows: Math.floor(positive(options.keepRows, '--keep-rows')) },
     admins: options.admin ?? [],
+    killBy: killByOption(options.killBy, secured),
   };
+}
+
+/** Without security any client id can be claimed, so a rule by identity would only get in the way (protocol §11.5). */
+function killByOption(given: string | undefined, secured: boolean): 'identity' | 'anyone' {
+  if (given === undefined) return secured ? 'identity' : 'anyone';
+  if (given !== 'identity' && given !== 'anyone') fail(EXIT.USAGE, `--kill-by must be identity or anyone, got ${given}`);
+  return given;
 }
 
 export function routerCommand(): Command {

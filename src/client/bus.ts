@@ -3,7 +3,7 @@
  * requester, the handlers and the subscriptions, has each incoming message delivered to the
  * part its topic names (inbound.ts), and stops them together.
  */
-import { EventEmitter } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { iterateFromCaller, NotSentError, stackFromCaller } from '../protocol/errors.js';
 import type { BusEvent } from '../protocol/events.js';
 import type { HistoryRow } from '../protocol/history.js';
@@ -205,11 +205,13 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
   }
 
   /**
-   * Sends `action` to every client serving it (or to each of `expect`), one targeted request
-   * each, and resolves once all have answered or timed out: every answer by name, and the
-   * expected clients that did not answer (`relais call --all`).
+   * Sends `action` to every client serving it and to each of `expect`, one targeted request
+   * each, and resolves once all have answered or timed out: every answer by name, and who did
+   * not answer, apart by why (`relais call --all`, protocol §11.7).
    */
-  requestAll(action: string, payload?: unknown, options?: FanOutOptions): Promise<FanOutResult> {
+  async requestAll(action: string, payload?: unknown, options: FanOutOptions = {}): Promise<FanOutResult> {
+    // "Every client serving it now" needs the whole directory: a broker may send the retained presences late (protocol §7.2).
+    if (!this.directory.settled) await once(this.directory, 'settled', { signal: AbortSignal.timeout(options.timeout ?? this.options.timeout) }).catch(() => {});
     return requestAll((name, body, requestOptions) => this.request(name, body, requestOptions), [...this.directory.providers(action)], action, payload, options);
   }
 

@@ -1,31 +1,35 @@
 /**
- * Fan-out with expectations (issue 6 §5): one targeted request to each client serving an
- * action, every answer collected by name, and the expected clients that did not answer named.
- * Targeted requests keep every guarantee of a single one (acknowledgement, time-out,
- * HandlerGoneError), at one message per client instead of one broadcast.
+ * Fan-out with expectations (protocol §11.7): one targeted request to each client serving an
+ * action, and to each expected one, every answer collected by name, and who did not answer
+ * named, apart by why. Targeted requests keep every guarantee of a single one (acknowledgement,
+ * time-out, HandlerGoneError), at one message per client instead of one broadcast.
  */
 import { HandlerGoneError, NoHandlerError, TimeoutError } from '../protocol/errors.js';
 import type { RequestOptions } from './types.js';
 
 export interface FanOutOptions extends Omit<RequestOptions, 'target' | 'token'> {
-  /** The clients that should answer; default: every client serving the action when the call starts. */
+  /** Clients that must answer, besides every client serving the action when the call starts. */
   expect?: readonly string[];
 }
 
 export type FanOutAnswer = { id: string; ok: true; payload: unknown } | { id: string; ok: false; error: Error };
 
 export interface FanOutResult {
-  /** One per client asked, in the order of `expect` (or of the directory). */
+  /** One per client asked: the expected ones first, in the order of `expect`, then the other providers. */
   answers: FanOutAnswer[];
-  /** Expected clients with no answer: not serving the action, gone, or too slow. */
+  /** Every client asked that did not answer: `absent` and `silent` together. */
   missing: string[];
+  /** Expected clients that do not serve the action (not connected, stopped, serving other actions): told at once, nothing sent. */
+  absent: string[];
+  /** Clients that took no part in time: past the time-out, or gone before answering. */
+  silent: string[];
 }
 
 type Request = (action: string, payload: unknown, options: RequestOptions) => Promise<unknown>;
 
 export async function requestAll(request: Request, providers: readonly string[], action: string, payload: unknown, options: FanOutOptions = {}): Promise<FanOutResult> {
-  const { expect, ...requestOptions } = options;
-  const targets = [...new Set(expect ?? providers)];
+  const { expect = [], ...requestOptions } = options;
+  const targets = [...new Set([...expect, ...providers])];
   const answers = await Promise.all(
     targets.map(async (id): Promise<FanOutAnswer> => {
       try {
@@ -35,7 +39,9 @@ export async function requestAll(request: Request, providers: readonly string[],
       }
     }),
   );
-  // An error answer is an answer; no answer is a time-out, a handler gone, or nobody serving.
-  const unanswered = (answer: FanOutAnswer) => !answer.ok && (answer.error instanceof TimeoutError || answer.error instanceof HandlerGoneError || answer.error instanceof NoHandlerError);
-  return { answers, missing: answers.filter(unanswered).map((answer) => answer.id) };
+  // An error answer is an answer; no answer is nobody serving (absent), or a time-out or a handler gone (silent).
+  const idsWhere = (test: (error: Error) => boolean) => answers.flatMap((answer) => (!answer.ok && test(answer.error) ? [answer.id] : []));
+  const absent = idsWhere((error) => error instanceof NoHandlerError);
+  const silent = idsWhere((error) => error instanceof TimeoutError || error instanceof HandlerGoneError);
+  return { answers, missing: [...absent, ...silent], absent, silent };
 }

@@ -11,8 +11,39 @@ export const HISTORY_ACTIONS = {
 } as const;
 
 /** What a row records: one step of a request's lifecycle (protocol §11.1). */
-export const HISTORY_KINDS = ['command', 'accepted', 'progress', 'final', 'error', 'cancel', 'put'] as const;
+export const HISTORY_KINDS = ['command', 'accepted', 'progress', 'final', 'error', 'cancel', 'put', 'kill'] as const;
 export type HistoryKind = (typeof HISTORY_KINDS)[number];
+
+/** Cancels a running request by its token, through the router (protocol §11.5). */
+export const KILL_ACTION = 'relais/requests/kill';
+
+/**
+ * What a kill saw (protocol §11.5): `cancelled`, the handler answered code 5; `handler-gone`,
+ * its presence left `alive` before it answered; `finished`, it answered with another code (the
+ * cancel came too late, or was ignored); `unconfirmed`, nothing within the wait.
+ */
+export const KILL_OUTCOMES = ['cancelled', 'handler-gone', 'finished', 'unconfirmed'] as const;
+export type KillOutcome = (typeof KILL_OUTCOMES)[number];
+
+/** How long a kill waits for the handler to confirm, by default and at most (ms; protocol §11.5). */
+export const KILL_WAIT_MS = { default: 5000, max: 60_000 } as const;
+
+/** The answer of a kill (protocol §11.5). */
+export interface KillResult {
+  /** True only when the outcome is `cancelled` or `handler-gone`. */
+  killed: boolean;
+  outcome: KillOutcome;
+  token: string;
+  action: string;
+  requester: string;
+  /** The handler the cancel was sent to (`*` when the history does not say which one took it), or the one that answered. */
+  handler: string;
+  by: string;
+  /** How long the router waited for the outcome (ms). */
+  waitedMs: number;
+  /** The code of the request's last answer, when one came. */
+  code?: number;
+}
 
 export interface HistoryRowInput {
   token: string;

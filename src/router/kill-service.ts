@@ -1,56 +1,151 @@
 /**
- * Kill (seed 002's KILL), relayed by the router (protocol §11.5): any allowed client cancels a
+ * Kill (seed 002's KILL), relayed by the router (protocol §11.5): an allowed client cancels a
  * running request by its token alone, even one whose requester has gone away. The router finds
- * the request in the history and sends the cancel to its handler on the requester's behalf.
+ * the request in the history, sends the cancel to its handler on the requester's behalf, and
+ * answers what happened: killed only once the handler's code-5 answer (or its disappearance)
+ * is seen, else that the cancel was sent and not confirmed. The outcome is a history row.
  */
 import { z } from 'zod';
 import type { Bus } from '../client/bus.js';
 import type { HandlerContext, Registration } from '../client/types.js';
-import { InvalidMessageError, NotAuthorizedError } from '../protocol/errors.js';
-import { endsLifecycle, parseHistoryQuery } from '../protocol/history.js';
+import { InvalidMessageError, NotAuthorizedError, ResponseCode } from '../protocol/errors.js';
+import { endsLifecycle, KILL_ACTION, KILL_WAIT_MS, parseHistoryQuery, type KillOutcome, type KillResult } from '../protocol/history.js';
 import { cancelMessage } from '../protocol/messages.js';
 import { cancelTopic } from '../protocol/topics.js';
-import type { HistoryStore } from './history-store.js';
+import type { HistoryRow, HistoryStore } from './history-store.js';
 import { parsed } from './history-service.js';
+import type { Recorder } from './recorder.js';
 
-export const KILL_ACTION = 'relais/requests/kill';
+export { KILL_ACTION, type KillResult };
 
-const killSchema = z.object({ token: z.string().min(1).max(1024), reason: z.string().max(1024).optional() }).strict();
-
-export interface KillResult {
-  killed: true;
-  token: string;
-  action: string;
-  requester: string;
-  /** The handler the cancel was sent to, or `*` when the history does not say which one took it. */
-  handler: string;
-  by: string;
-}
+const killSchema = z
+  .object({
+    token: z.string().min(1).max(1024),
+    reason: z.string().max(1024).optional(),
+    /** How long to wait for the handler's answer to the cancel (ms). */
+    wait: z.number().int().min(0).max(KILL_WAIT_MS.max).optional(),
+  })
+  .strict();
 
 export interface KillOptions {
-  /** Client ids allowed to kill anyone's request; everyone else only their own. */
+  /** Client ids allowed to kill anyone's request. */
   admins: readonly string[];
+  /**
+   * Who else may kill a request: `identity`, its requester's identity (the envelope's `source`,
+   * which a secured broker binds to the connection's identity, whichever of its connections or
+   * processes sends it); `anyone` (a bus without security, where any id can be claimed anyway).
+   */
+  allowed: 'identity' | 'anyone';
 }
 
-export function serveKill(bus: Bus, store: HistoryStore, options: KillOptions): Promise<Registration> {
-  return bus.handle(KILL_ACTION, (payload: unknown, ctx) => kill(bus, store, parsed(() => killSchema.parse(payload)), ctx, options));
+export function serveKill(bus: Bus, store: HistoryStore, recorder: Recorder, options: KillOptions): Promise<Registration> {
+  return bus.handle(KILL_ACTION, (payload: unknown, ctx) => kill(bus, store, recorder, parsed(() => killSchema.parse(payload)), ctx, options));
 }
 
-function kill(bus: Bus, store: HistoryStore, input: z.output<typeof killSchema>, ctx: HandlerContext, options: KillOptions): KillResult {
-  const rows = store.query(parseHistoryQuery({ token: input.token, limit: 10_000 })).rows;
-  const command = rows.find((row) => row.kind === 'command');
-  if (!command) throw new InvalidMessageError(`token ${input.token} is not in the history: nothing to kill`);
-  const ended = rows.find(endsLifecycle);
-  if (ended) throw new InvalidMessageError(`request ${input.token} has already ended (${ended.kind}${ended.code === undefined ? '' : `, code ${ended.code}`})`);
-  const requester = command.source;
-  if (ctx.source !== requester && !options.admins.includes(ctx.source)) {
-    throw new NotAuthorizedError(`request ${input.token} was sent by ${requester}: only it or an administrator may kill it`);
+async function kill(bus: Bus, store: HistoryStore, recorder: Recorder, input: z.output<typeof killSchema>, ctx: HandlerContext, options: KillOptions): Promise<KillResult> {
+  // Watched before reading: an end committed meanwhile is seen either way.
+  const ending = waitForEnd(recorder, input.token);
+  try {
+    const rows = store.query(parseHistoryQuery({ token: input.token, limit: 10_000 })).rows;
+    const command = rows.find((row) => row.kind === 'command');
+    if (!command) throw new InvalidMessageError(`token ${input.token} is not in the history: nothing to kill`);
+    const ended = rows.find(endsLifecycle);
+    if (ended) throw new InvalidMessageError(`request ${input.token} has already ended (${ended.kind}${ended.code === undefined ? '' : `, code ${ended.code}`})`);
+    const requester = command.source;
+    // An envelope's source is its sender's client id, which security binds to its identity (protocol §2.1, docs/security.md).
+    const own = options.allowed === 'anyone' || ctx.source === requester;
+    if (!own && !options.admins.includes(ctx.source)) {
+      throw new NotAuthorizedError(`request ${input.token} was sent by ${requester}: only its identity or an administrator may kill it`);
+    }
+    // The handler that answered it; else the one it was sent to; else whoever serves it.
+    const answered = [...rows].reverse().find((row) => row.kind === 'accepted' || row.kind === 'progress');
+    const handler = answered?.source ?? (command.target && command.target !== '*' ? command.target : '*');
+    const reason = input.reason ?? `killed by ${ctx.source}`;
+    const envelope = cancelMessage({ source: bus.id, destination: handler, token: input.token, reason, priority: 'high', onBehalfOf: { requester, by: ctx.source } });
+    const wait = input.wait ?? KILL_WAIT_MS.default;
+    const started = Date.now();
+    const gone = handler === '*' ? undefined : waitForGone(bus, handler);
+    try {
+      await bus.publish(cancelTopic(command.action), envelope, { qos: 1 });
+      ctx.progress(undefined, { cancelSent: true, handler });
+      const seen = await Promise.race([ending.promise, ...(gone ? [gone.promise] : []), delay(wait, ctx.signal)]);
+      const outcome = outcomeOf(seen);
+      const result: KillResult = {
+        killed: outcome === 'cancelled' || outcome === 'handler-gone',
+        outcome,
+        token: input.token,
+        action: command.action,
+        requester,
+        handler: seen && seen !== 'gone' ? seen.source : handler,
+        by: ctx.source,
+        waitedMs: Date.now() - started,
+        ...(seen && seen !== 'gone' && seen.code !== undefined && { code: seen.code }),
+      };
+      record(recorder, result, ctx.token);
+      return result;
+    } finally {
+      gone?.stop();
+    }
+  } finally {
+    ending.stop();
   }
-  // The handler that answered it; else the one it was sent to; else whoever serves it.
-  const answered = [...rows].reverse().find((row) => row.kind === 'accepted' || row.kind === 'progress');
-  const handler = answered?.source ?? (command.target && command.target !== '*' ? command.target : '*');
-  const reason = input.reason ?? `killed by ${ctx.source}`;
-  const envelope = cancelMessage({ source: bus.id, destination: handler, token: input.token, reason, priority: 'high', onBehalfOf: { requester, by: ctx.source } });
-  bus.publish(cancelTopic(command.action), envelope, { qos: 1 });
-  return { killed: true, token: input.token, action: command.action, requester, handler, by: ctx.source };
+}
+
+/** What the first thing seen says: the request's end, its handler's disappearance, or nothing in time. */
+function outcomeOf(seen: HistoryRow | 'gone' | undefined): KillOutcome {
+  if (seen === undefined) return 'unconfirmed';
+  if (seen === 'gone') return 'handler-gone';
+  return seen.code === ResponseCode.CANCELLED ? 'cancelled' : 'finished';
+}
+
+/** The outcome on the killed token's timeline (protocol §11.1, kind `kill`): who killed it, and what happened. */
+function record(recorder: Recorder, result: KillResult, killToken: string): void {
+  const data = JSON.stringify({ outcome: result.outcome, by: result.by, waitedMs: result.waitedMs });
+  recorder.storeNow({
+    token: result.token,
+    kind: 'kill',
+    action: result.action,
+    source: result.by,
+    target: result.handler,
+    ...(result.killed && { code: ResponseCode.CANCELLED }),
+    etime: Date.now(),
+    data,
+    size: Buffer.byteLength(data),
+    truncated: false,
+    digest: `kill:${killToken}`,
+  });
+}
+
+function waitForEnd(recorder: Recorder, token: string): { promise: Promise<HistoryRow>; stop(): void } {
+  let stop!: () => void;
+  const promise = new Promise<HistoryRow>((resolve) => {
+    stop = recorder.watch((rows) => {
+      const end = rows.find((row) => row.token === token && endsLifecycle(row));
+      if (end) resolve(end);
+    });
+  });
+  return { promise, stop };
+}
+
+/** Resolves when `handler`'s presence leaves `alive` (its will, a clean stop): it cannot answer any more. */
+function waitForGone(bus: Bus, handler: string): { promise: Promise<'gone'>; stop(): void } {
+  let stop!: () => void;
+  const promise = new Promise<'gone'>((resolve) => {
+    const onGone = (clientId: string) => clientId === handler && resolve('gone');
+    bus.directory.on('gone', onGone);
+    stop = () => bus.directory.off('gone', onGone);
+    const info = bus.directory.get(handler);
+    if (info && info.status !== 'alive') resolve('gone');
+  });
+  return { promise, stop };
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<undefined> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => resolve(undefined), ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    }, { once: true });
+  });
 }

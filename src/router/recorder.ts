@@ -111,7 +111,8 @@ export function rowOf(message: ReceivedMessage, maxDataBytes: number): HistoryRo
       break;
     case 'cancel':
       kind = 'cancel';
-      target = topic.target;
+      // A cancel's topic names no one (protocol §4.4): its destination is the handler it is for, or `*`.
+      target = envelope.destination;
       break;
     default:
       return undefined;

@@ -68,6 +68,8 @@ export interface RouterOptions {
   maxEvents?: number;
   /** Client ids allowed to kill anyone's request (protocol §11.5); by default only a request's requester may. */
   admins?: readonly string[];
+  /** Who else may kill a request (protocol §11.5): its requester's identity (the default), or anyone (a bus without security). */
+  killBy?: 'identity' | 'anyone';
   logger?: Logger;
 }
 
@@ -142,7 +144,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     });
     services.push(...(await serveHistory(bus, store, recorder, { maxDataBytes })));
     services.push(await bus.handle(METRICS_ACTION, () => metrics.latest));
-    services.push(await serveKill(bus, store, { admins: options.admins ?? [] }));
+    services.push(await serveKill(bus, store, recorder, { admins: options.admins ?? [], allowed: options.killBy ?? 'identity' }));
     registry = await startRegistry(bus, { logger });
     services.push(await events.serve(bus));
     const connected = bus;

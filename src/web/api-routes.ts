@@ -3,7 +3,7 @@
  * the event stream, kill a request. Each route asks the bus what `relais` CLI commands ask, as
  * the client `relais-web`, after checking the caller against the policy (auth.ts).
  */
-import { HISTORY_ACTIONS } from '../protocol/history.js';
+import { HISTORY_ACTIONS, KILL_ACTION, KILL_WAIT_MS } from '../protocol/history.js';
 import { REGISTRY_ACTIONS } from '../protocol/registry.js';
 import { EVENTS_ACTION } from '../protocol/events.js';
 import { InvalidMessageError } from '../protocol/errors.js';
@@ -14,7 +14,6 @@ import { route } from './route.js';
 import * as s from './schemas.js';
 import { serveEventStream, wantsEventStream } from './sse.js';
 
-const KILL_ACTION = 'relais/requests/kill';
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 export function relaisRoutes(context: WebContext): void {
@@ -157,7 +156,7 @@ export function relaisRoutes(context: WebContext): void {
       url: '/api/kill/:token',
       path: '/api/kill/{token}',
       tag: 'requests',
-      summary: 'cancel a running request by its token (protocol §11.5); optional body {"reason"}',
+      summary: 'cancel a running request by its token (protocol §11.5); optional body {"reason", "wait"}; killed is true only once the handler confirmed (its code-5 answer) or disappeared',
       params: s.tokenParams,
       body: s.killBody,
       status: 200,
@@ -172,8 +171,9 @@ export function relaisRoutes(context: WebContext): void {
       if (own) guard.authorise(caller, 'publish', `${sent.action}/cancel`);
       else guard.authorise(caller, 'publish', requestTopic(KILL_ACTION));
       const reason = body?.reason ?? `killed over HTTP${caller ? ` by ${caller.identity}` : ''}`;
+      const wait = body?.wait ?? KILL_WAIT_MS.default;
       try {
-        return await bus.request(KILL_ACTION, { token: params.token, reason }, { timeout: QUERY_TIMEOUT_MS });
+        return await bus.request(KILL_ACTION, { token: params.token, reason, wait }, { timeout: wait + QUERY_TIMEOUT_MS });
       } catch (error) {
         if (error instanceof InvalidMessageError) {
           throw new ApiError(/is not in the history/.test(error.message) ? 404 : 409, /is not in the history/.test(error.message) ? 'unknown_token' : 'not_running', error.message);

@@ -54,6 +54,8 @@ function convert(row: HistoryRow): Array<{ code: number; data: Record<string, un
       return [{ code: GORGONE_CODES.continue, data: { message: 'command output', handler: row.source, ...(row.progress !== undefined && { progress: row.progress }), output: payload ?? row.data } }];
     case 'cancel':
       return [{ code: GORGONE_CODES.continue, data: { message: 'cancel requested', by: row.source, details: payload ?? row.data } }];
+    case 'kill':
+      return [{ code: GORGONE_CODES.continue, data: { message: 'kill outcome', by: row.source, details: payload ?? row.data } }];
     case 'put':
       return [{ code: row.code ? GORGONE_CODES.finishKo : GORGONE_CODES.finishOk, data: typeof payload === 'object' && payload !== null && !Array.isArray(payload) ? { ...payload } : { message: payload ?? row.data } }];
     case 'error': {

@@ -4,7 +4,7 @@
  * coerced; the router validates its own payloads again (protocol §11.2, §11.8).
  */
 import { z } from 'zod';
-import { HISTORY_KINDS, historyQuerySchema } from '../protocol/history.js';
+import { HISTORY_KINDS, historyQuerySchema, KILL_OUTCOMES, KILL_WAIT_MS } from '../protocol/history.js';
 import { checkClientId, checkPath } from '../protocol/topics.js';
 import { PRIORITIES } from '../protocol/envelope.js';
 
@@ -102,8 +102,22 @@ const busEvent = z.object({ cursor: z.number().int(), time: z.number().int(), ty
 
 export const eventsPage = z.object({ events: z.array(busEvent), more: z.boolean(), latest: z.number().int(), missed: z.number().int().optional() });
 
-export const killBody = z.object({ reason: z.string().max(1024).optional() }).strict().optional();
+export const killBody = z
+  .object({ reason: z.string().max(1024).optional(), wait: z.number().int().min(0).max(KILL_WAIT_MS.max).optional().describe(`ms to wait for the handler to confirm (default ${KILL_WAIT_MS.default})`) })
+  .strict()
+  .optional();
 
-export const killAnswer = z.object({ killed: z.literal(true), token: z.string(), action: z.string(), requester: z.string(), handler: z.string(), by: z.string() });
+/** protocol §11.5: `killed` is true only once the handler's code-5 answer, or its disappearance, was seen. */
+export const killAnswer = z.object({
+  killed: z.boolean(),
+  outcome: z.enum(KILL_OUTCOMES),
+  token: z.string(),
+  action: z.string(),
+  requester: z.string(),
+  handler: z.string(),
+  by: z.string(),
+  waitedMs: z.number(),
+  code: z.number().optional(),
+});
 
 export const errorAnswer = z.object({ error: z.object({ code: z.string(), message: z.string() }) });

@@ -104,6 +104,17 @@ describe('relais CLI', { timeout: 120_000 }, () => {
     }
   });
 
+  it('call --all --expect - every serving client is called, plus the expected ones; expected ones that are absent: exit 3, named', async () => {
+    const server = serve('cli/fan', `process.stdin.resume().on('end', () => console.log(JSON.stringify({ from: 'fan' })));`);
+    const [, id] = await server.waitFor(/serving cli\/fan with .* as (\S+)\n/);
+    const result = await runCli(['call', 'cli/fan', '{}', '--all', '--expect', 'vm-1', 'vm-2', '--timeout', '10'], env);
+    assert.equal(result.code, 3, result.stdout + result.stderr);
+    const lines = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as { id?: string; ok?: boolean; missing?: string; absent?: string[]; summary?: string });
+    assert.deepEqual(lines.find((line) => line.id === id), { id, ok: true, payload: { from: 'fan' } });
+    assert.deepEqual(lines.filter((line) => line.missing === 'absent').map((line) => line.id), ['vm-1', 'vm-2']);
+    assert.deepEqual(lines.at(-1)!.absent, ['vm-1', 'vm-2']);
+  });
+
   it('call - exit 3 when nobody serves the action', async () => {
     const result = await runCli(['call', 'cli/nobody', '{}'], env);
     assert.equal(result.code, 3);

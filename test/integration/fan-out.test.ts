@@ -31,10 +31,13 @@ describe('fan-out with expectations (requestAll)', { timeout: 30_000 }, () => {
     const failed = byId.get(failing!.id)!;
     assert.ok(!failed.ok && failed.error instanceof RemoteError && /disk full/.test(failed.error.message));
     assert.deepEqual(all.missing, [silent!.id]);
+    assert.deepEqual([all.silent, all.absent], [[silent!.id], []]);
 
+    // Every provider is asked, plus the expected ones: those that do not serve the action are named apart, at once.
     const absent = uniqueId('absent');
     const expected = await caller.requestAll('fan/who', {}, { timeout: 800, expect: [fast!.id, absent] });
-    assert.deepEqual(expected.answers.map((answer) => answer.id), [fast!.id, absent]);
-    assert.deepEqual(expected.missing, [absent], 'an expected client that does not serve the action is named at once');
+    assert.deepEqual(expected.answers.map((answer) => answer.id).sort(), [fast!.id, absent, failing!.id, silent!.id].sort());
+    assert.deepEqual(expected.answers.slice(0, 2).map((answer) => answer.id), [fast!.id, absent], 'the expected ones first, in their order');
+    assert.deepEqual([expected.absent, expected.silent], [[absent], [silent!.id]]);
   });
 });

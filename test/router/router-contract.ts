@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { CancelledError, InvalidMessageError, NotAuthorizedError, RemoteError, type Bus, type HistoryPage, type HistoryRow } from '../../src/index.js';
 import { startRouter, type MetricsSnapshot, type Router } from '../../src/router/index.js';
-import { parseHistoryQuery } from '../../src/protocol/history.js';
+import { parseHistoryQuery, type KillResult } from '../../src/protocol/history.js';
 import { setup, testLogger, uniqueId, type BrokerKind, type Kit } from '../testkit/index.js';
 
 /** Resolves when `check()` holds, checking after each batch the router stores; rejects after `timeout`. */
@@ -76,7 +76,8 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
       for await (const step of client.call('test/steps', { wait: 20 })) token = step.token;
       await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'final'));
       const rows = rowsOf(router, token);
-      assert.deepEqual(rows.map((row) => row.kind).sort(), ['accepted', 'command', 'final', 'progress']);
+      // Its progress left in the command's turn and stands for the acknowledgement (protocol §4.7).
+      assert.deepEqual(rows.map((row) => row.kind).sort(), ['command', 'final', 'progress']);
       const command = rows.find((row) => row.kind === 'command')!;
       assert.equal(command.source, client.id);
       assert.equal(command.target, handler.id);
@@ -183,15 +184,56 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
       await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'accepted'));
       const stranger = await kit.connect(uniqueId('stranger'));
       await assert.rejects(stranger.request('relais/requests/kill', { token }), (error: RemoteError) => error.code === new NotAuthorizedError('').code);
-      const result = (await client.request('relais/requests/kill', { token, reason: 'no longer needed' })) as { killed: boolean; handler: string; by: string };
-      assert.deepEqual([result.killed, result.handler, result.by], [true, handler.id, client.id]);
+      const result = (await client.request('relais/requests/kill', { token, reason: 'no longer needed' })) as KillResult;
+      assert.deepEqual([result.killed, result.outcome, result.code, result.handler, result.by], [true, 'cancelled', 5, handler.id, client.id]);
       assert.match(await aborted!, /no longer needed/);
       await assert.rejects(running, (error: Error) => error instanceof CancelledError && /no longer needed/.test(error.message));
       await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'error'));
       const cancel = rowsOf(router, token).find((row) => row.kind === 'cancel')!;
       assert.equal(cancel.source, router.bus.id);
       assert.equal(JSON.parse(cancel.data).by, client.id);
+      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'kill'));
+      const outcome = rowsOf(router, token).find((row) => row.kind === 'kill')!;
+      assert.deepEqual([outcome.source, outcome.code, JSON.parse(outcome.data).outcome], [client.id, 5, 'cancelled']);
       await assert.rejects(client.request('relais/requests/kill', { token }), /already ended/);
+    });
+
+    it('router - kill: a handler that ignores the cancel is not reported killed: "unconfirmed" after the wait, then "finished" with its code; the history says so', async () => {
+      let release!: () => void;
+      const stubborn = await kit.connect(uniqueId('stubborn'));
+      await stubborn.handle('test/stubborn', () => new Promise((resolve) => (release = () => resolve('done anyway'))));
+      await client.waitForHandler('test/stubborn', { timeout: 5000 });
+      const token = uniqueId('stubborn');
+      const running = client.request('test/stubborn', {}, { token, timeout: 20_000 });
+      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'accepted'));
+      const unconfirmed = (await client.request('relais/requests/kill', { token, wait: 300 })) as KillResult;
+      assert.deepEqual([unconfirmed.killed, unconfirmed.outcome, unconfirmed.handler], [false, 'unconfirmed', stubborn.id]);
+      assert.ok(unconfirmed.waitedMs >= 300, `waited ${unconfirmed.waitedMs} ms`);
+      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'kill'));
+      const recorded = rowsOf(router, token).find((row) => row.kind === 'kill')!;
+      assert.deepEqual([recorded.code, JSON.parse(recorded.data).outcome], [undefined, 'unconfirmed']);
+      // Killed again, it finishes meanwhile: the kill says it ended on its own, with its code.
+      const second = client.request('relais/requests/kill', { token, wait: 10_000 }) as Promise<KillResult>;
+      await untilRecorded(router, () => rowsOf(router, token).filter((row) => row.kind === 'cancel').length === 2);
+      release();
+      assert.equal(await running, 'done anyway');
+      const finished = await second;
+      assert.deepEqual([finished.killed, finished.outcome, finished.code], [false, 'finished', 0]);
+    });
+
+    it('router - kill: a handler that dies after the cancel counts as killed ("handler-gone")', async () => {
+      const doomed = await kit.connect(uniqueId('doomed'));
+      await doomed.handle('test/doomed', () => new Promise(() => {}));
+      await client.waitForHandler('test/doomed', { timeout: 5000 });
+      const token = uniqueId('doomed');
+      const running = client.request('test/doomed', {}, { token, timeout: 20_000 });
+      running.catch(() => {});
+      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'accepted'));
+      const kill = client.request('relais/requests/kill', { token, wait: 20_000 }) as Promise<KillResult>;
+      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'cancel'));
+      await doomed.kill();
+      const result = await kill;
+      assert.deepEqual([result.killed, result.outcome, result.handler], [true, 'handler-gone', doomed.id]);
     });
 
     it('router - a requester that went away picks up its result after it restarts, with follow', async () => {
@@ -201,7 +243,7 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
       await requester.waitForHandler('test/steps');
       const lost = requester.request('test/steps', { wait: 300 }, { token });
       lost.catch(() => {}); // ends when its requester closes: it does not cancel the handler
-      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'accepted'));
+      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'progress'));
       await requester.close();
       requester = await kit.connect(id);
       const rows: HistoryRow[] = [];
