@@ -21,23 +21,8 @@ for (const kind of kinds) {
     it('interop - a mosquitto_pub command reaches a library handler; mosquitto_sub sees the answer with token t1', async () => {
       const server = await kit.connect(uniqueId('echo'));
       await server.handle('system/demo/echo', (payload) => payload);
-      const port = new URL(kit.broker.url).port;
-      // stdbuf: mosquitto_sub block-buffers a piped stdout, which would hide its SUBACK line.
-      const sub = spawn('stdbuf', ['-oL', findBinary('mosquitto_sub')!, '-h', '127.0.0.1', '-p', port, '-t', 'system/demo/echo/response/vm-x', '-C', '1', '-W', '10', '-d'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      const answer = new Promise<string>((resolve) => {
-        let text = '';
-        sub.stdout.on('data', (chunk: Buffer) => (text += chunk));
-        sub.on('close', () => resolve(text));
-      });
-      // -d prints "received SUBACK" once subscribed: only then is the command sent.
-      await waitForSuback(sub);
-      const pub = spawn(findBinary('mosquitto_pub')!, [
-        '-h', '127.0.0.1', '-p', port, '-q', '1', '-t', 'system/demo/echo/request',
-        '-m', '{"type":"command","source":"vm-x","destination":"*","token":"t1","payload":{"a":1}}',
-      ]);
-      assert.equal(await new Promise((resolve) => pub.on('close', resolve)), 0);
-      const lines = (await answer).split('\n').filter((line) => line.startsWith('{'));
-      assert.equal(lines.length, 1, await answer);
+      const lines = await exchange(kit.broker.url, 'system/demo/echo/response/vm-x', 'system/demo/echo/request', '{"type":"command","source":"vm-x","destination":"*","token":"t1","payload":{"a":1}}');
+      assert.equal(lines.length, 1, lines.join('\n'));
       const response = JSON.parse(lines[0]!);
       assert.equal(response.type, 'response');
       assert.equal(response.token, 't1');
@@ -54,26 +39,33 @@ for (const kind of kinds) {
         await new Promise((resolve) => setTimeout(resolve, 300));
         return payload;
       });
-      const port = new URL(kit.broker.url).port;
-      const sub = spawn('stdbuf', ['-oL', findBinary('mosquitto_sub')!, '-h', '127.0.0.1', '-p', port, '-t', 'system/demo/slow/response/vm-y', '-C', '1', '-W', '10', '-d'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      const answer = new Promise<string>((resolve) => {
-        let text = '';
-        sub.stdout.on('data', (chunk: Buffer) => (text += chunk));
-        sub.on('close', () => resolve(text));
-      });
-      await waitForSuback(sub);
-      const pub = spawn(findBinary('mosquitto_pub')!, [
-        '-h', '127.0.0.1', '-p', port, '-q', '1', '-t', `system/demo/slow/request/${server.id}`,
-        '-m', '{"type":"command","source":"vm-y","destination":"*","token":"t2","payload":{"b":2}}',
-      ]);
-      assert.equal(await new Promise((resolve) => pub.on('close', resolve)), 0);
-      const lines = (await answer).split('\n').filter((line) => line.startsWith('{'));
-      assert.equal(lines.length, 1, await answer);
+      const lines = await exchange(kit.broker.url, 'system/demo/slow/response/vm-y', `system/demo/slow/request/${server.id}`, '{"type":"command","source":"vm-y","destination":"*","token":"t2","payload":{"b":2}}');
+      assert.equal(lines.length, 1, lines.join('\n'));
       const response = JSON.parse(lines[0]!);
       assert.equal(response.final, true, `the first response is the final one: ${lines[0]}`);
       assert.deepEqual(response.payload, { b: 2 });
     });
   });
+}
+
+/**
+ * `mosquitto_sub -C 1` on `responses`, then `mosquitto_pub -q 1` of `command` on `topic` once
+ * it has subscribed: the JSON lines the subscriber printed (the first message only).
+ */
+async function exchange(url: string, responses: string, topic: string, command: string): Promise<string[]> {
+  const port = new URL(url).port;
+  // stdbuf: mosquitto_sub block-buffers a piped stdout, which would hide its SUBACK line.
+  const sub = spawn('stdbuf', ['-oL', findBinary('mosquitto_sub')!, '-h', '127.0.0.1', '-p', port, '-t', responses, '-C', '1', '-W', '10', '-d'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const answer = new Promise<string>((resolve) => {
+    let text = '';
+    sub.stdout.on('data', (chunk: Buffer) => (text += chunk));
+    sub.on('close', () => resolve(text));
+  });
+  // -d prints "received SUBACK" once subscribed: only then is the command sent.
+  await waitForSuback(sub);
+  const pub = spawn(findBinary('mosquitto_pub')!, ['-h', '127.0.0.1', '-p', port, '-q', '1', '-t', topic, '-m', command]);
+  assert.equal(await new Promise((resolve) => pub.on('close', resolve)), 0);
+  return (await answer).split('\n').filter((line) => line.startsWith('{'));
 }
 
 function waitForSuback(child: ReturnType<typeof spawn>): Promise<void> {

@@ -100,7 +100,7 @@ function byToken(rows: HistoryRow[]): Found[] {
   return [...found.values()].sort((a, b) => b.first - a.first);
 }
 
-const STEP_NAMES: Record<HistoryRow['kind'], string> = { command: 'sent', accepted: 'accepted', progress: 'progress', final: 'final', error: 'error', cancel: 'cancel', put: 'result stored' };
+const STEP_NAMES: Record<HistoryRow['kind'], string> = { command: 'sent', accepted: 'accepted', progress: 'progress', final: 'final', error: 'error', cancel: 'cancel', put: 'result stored', kill: 'kill outcome' };
 
 function Timeline({ session, token }: { session: Session; token: string }) {
   const [state, setState] = useState<{ rows?: HistoryRow[]; problem?: string }>({});
