@@ -68,6 +68,7 @@ export const historyRow = z
     data: z.string().describe('the payload as JSON text, cut to the router --max-data'),
     size: z.number().int(),
     truncated: z.boolean(),
+    raw: z.boolean().optional().describe('data is the whole message as it came: its payload could not be encoded again (nested too deeply)'),
   })
   .describe('protocol §11.1');
 
