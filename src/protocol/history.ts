@@ -23,6 +23,8 @@ export interface HistoryRowInput {
    * when it did), the handler for a response, the author of a put.
    */
   source: string;
+  /** The trusted intermediary (the HTTP API) that sent it for `source` (protocol §3.1 `onBehalfOf`); absent otherwise. */
+  via?: string | undefined;
   /** To whom: the command's target (absent: any handler, `*`: all), the requester for a response. */
   target?: string | undefined;
   /** The response code (0 ok, 1 error, higher codes per module; protocol §5.1); absent for commands and cancels. */

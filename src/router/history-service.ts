@@ -81,6 +81,7 @@ function put(store: HistoryStore, recorder: Recorder, input: z.output<typeof put
     kind: 'put',
     action,
     source: author,
+    via: author === ctx.source ? undefined : ctx.source,
     target: known?.source,
     code: input.code,
     etime: input.etime ?? Date.now(),

@@ -123,11 +123,13 @@ export function rowOf(message: ReceivedMessage, maxDataBytes: number, delegates?
   }
   if (topic.action.startsWith(ROUTER_NAMESPACE)) return undefined;
   const { data, size, truncated, raw } = capData(kind === 'error' ? { error: envelope.error ?? null, payload: envelope.payload ?? null } : envelope.payload, maxDataBytes, message.raw);
+  const author = kind === 'command' && delegates?.has(envelope.source) ? authorOf(envelope) : envelope.source;
   return {
     token,
     kind,
     action: topic.action,
-    source: kind === 'command' && delegates?.has(envelope.source) ? authorOf(envelope) : envelope.source,
+    source: author,
+    via: author === envelope.source ? undefined : envelope.source,
     target,
     code: typeof envelope.code === 'number' ? envelope.code : undefined,
     progress: typeof envelope.progress === 'number' ? envelope.progress : undefined,

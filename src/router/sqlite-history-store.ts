@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS history (
   truncated INTEGER NOT NULL DEFAULT 0,
   data      TEXT    NOT NULL,
   digest    TEXT    NOT NULL,
-  raw       INTEGER NOT NULL DEFAULT 0
+  raw       INTEGER NOT NULL DEFAULT 0,
+  via       TEXT
 );
 -- Each index costs every insert (~1.5 µs a row here): those of the common filters only. A code
 -- or etime filter walks the action/source/target/ctime index it is combined with, or the ids.
@@ -59,11 +60,12 @@ const FILTERS = [
 const PARTY_OF_TOKEN = 'EXISTS (SELECT 1 FROM history p WHERE p.token = history.token AND (p.source = ? OR p.target = ?))';
 const TOKENS_OF_PARTY = 'token IN (SELECT token FROM history WHERE source = ? UNION SELECT token FROM history WHERE target = ?)';
 
-const COLUMNS = 'id, token, kind, code, ctime, etime, action, source, target, progress, priority, size, truncated, data, raw';
+const COLUMNS = 'id, token, kind, code, ctime, etime, action, source, target, progress, priority, size, truncated, data, raw, via';
 
-interface StoredRow extends Omit<HistoryRow, 'truncated' | 'raw' | 'code' | 'target' | 'progress' | 'priority'> {
+interface StoredRow extends Omit<HistoryRow, 'truncated' | 'raw' | 'via' | 'code' | 'target' | 'progress' | 'priority'> {
   truncated: 0 | 1;
   raw: 0 | 1;
+  via: string | null;
   code: number | null;
   target: string | null;
   progress: number | null;
@@ -93,13 +95,13 @@ export class SqliteHistoryStore implements HistoryStore {
     this.db.pragma('wal_autocheckpoint = 10000');
     this.db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     this.db.exec(SCHEMA);
-    // A history written before the raw flag (protocol §11.1) gets the column, every row 0.
-    if (!(this.db.pragma('table_info(history)') as Array<{ name: string }>).some((column) => column.name === 'raw')) {
-      this.db.exec('ALTER TABLE history ADD COLUMN raw INTEGER NOT NULL DEFAULT 0');
-    }
+    // A history written before these columns (protocol §11.1) gets them, empty for its rows.
+    const columns = new Set((this.db.pragma('table_info(history)') as Array<{ name: string }>).map((column) => column.name));
+    if (!columns.has('raw')) this.db.exec('ALTER TABLE history ADD COLUMN raw INTEGER NOT NULL DEFAULT 0');
+    if (!columns.has('via')) this.db.exec('ALTER TABLE history ADD COLUMN via TEXT');
     this.insert = this.db.prepare(
-      `INSERT OR IGNORE INTO history (token, kind, code, ctime, etime, action, source, target, progress, priority, size, truncated, data, digest, raw)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR IGNORE INTO history (token, kind, code, ctime, etime, action, source, target, progress, priority, size, truncated, data, digest, raw, via)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.appendAll = this.db.transaction((rows: readonly HistoryRowInput[]) => {
       const ctime = this.now();
@@ -122,6 +124,7 @@ export class SqliteHistoryStore implements HistoryStore {
           row.data,
           row.digest,
           row.raw ? 1 : 0,
+          row.via ?? null,
         );
         if (result.changes === 0) continue; // a repeat of a stored message
         const { digest: _digest, ...stored } = row;
@@ -198,6 +201,7 @@ function toRow(stored: StoredRow): HistoryRow {
     data: stored.data,
   };
   if (stored.raw === 1) row.raw = true;
+  if (stored.via !== null) row.via = stored.via;
   if (stored.code !== null) row.code = stored.code;
   if (stored.target !== null) row.target = stored.target;
   if (stored.progress !== null) row.progress = stored.progress;

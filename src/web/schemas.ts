@@ -59,6 +59,7 @@ export const historyRow = z
     kind: z.enum(HISTORY_KINDS),
     action: z.string(),
     source: z.string(),
+    via: z.string().optional().describe('the intermediary (relais-web) that sent it for source'),
     target: z.string().optional(),
     code: z.number().int().optional(),
     progress: z.number().optional(),

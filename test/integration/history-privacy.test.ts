@@ -50,7 +50,7 @@ describe('history privacy with security on', { timeout: 90_000 }, () => {
     // As relais start sets it up: the HTTP API's identity is the process's own, and the router trusts it to name its caller.
     const security = { identities: store, policy: loadPolicy(policyFile), inProcessOnly: ['relais-web'] };
     broker = await startEmbeddedBroker({ port: 0, security, log: (line) => brokerLog.push(line) });
-    router = await startRouter({ stream: () => broker.connectInProcess(), database: path.join(dir, 'history.db'), logger: testLogger, access: { identities: store.file, policy: policyFile, delegates: ['relais-web'] } });
+    router = await startRouter({ stream: () => broker.connectInProcess(), database: path.join(dir, 'history.db'), logger: testLogger, admins: ['relais-web'], access: { identities: store.file, policy: policyFile, delegates: ['relais-web'] } });
     for (const name of ['alice', 'bob', 'dora', 'svc', 'root', 'olga'] as const) {
       buses.set(name, await connect({ id: name, broker: broker.url!, username: name, password: tokens.get(name)!, realtimeLane: false, logger: testLogger }));
     }
@@ -58,7 +58,10 @@ describe('history privacy with security on', { timeout: 90_000 }, () => {
     await bus('svc').handle('demo/deep', () => 'ran');
     await bus('svc').handle('demo/hold', async (_payload, ctx) => {
       ctx.progress(0.5, { holding: true });
-      await new Promise<void>((resolve) => holds.set(ctx.token, resolve));
+      await new Promise<void>((resolve, reject) => {
+        holds.set(ctx.token, resolve);
+        ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true });
+      });
       return { done: true };
     });
     for (const name of ['alice', 'bob', 'dora', 'root', 'olga'] as const) await bus(name).waitForHandler('demo/hold');
@@ -219,10 +222,25 @@ describe('history privacy with security on', { timeout: 90_000 }, () => {
     const following = followAs('root', token);
     release(token);
     assertTrueEnd(await following, token);
-    assert.equal(rowsOf(router, note)[0]!.source, 'alice');
+    assert.deepEqual([rowsOf(router, note)[0]!.source, rowsOf(router, note)[0]!.via], ['alice', 'relais-web']);
     assert.equal(rowsOf(router, token).find((row) => row.kind === 'command')!.source, 'alice');
     assert.ok((await get('alice', { token })).rows.length >= 2);
     assert.equal((await http('GET', `${base}/api/history/${token}`, { headers: bearer('bob') })).status, 404);
+  });
+
+  it('kill - alice kills over HTTP the request she sent through it: the handler is aborted, the history names her as the requester and the API as its carrier', async () => {
+    const sent = await http('POST', `${base}/api/actions/demo/hold`, { body: {}, headers: bearer('alice') });
+    assert.equal(sent.status, 202, sent.text);
+    const token = sent.body.token as string;
+    await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'progress'));
+    const command = rowsOf(router, token).find((row) => row.kind === 'command')!;
+    assert.deepEqual([command.source, command.via], ['alice', 'relais-web']);
+    const killed = await http('POST', `${base}/api/kill/${token}`, { headers: bearer('alice') });
+    assert.equal(killed.status, 200, killed.text);
+    assert.equal(killed.body.requester, 'alice');
+    await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'error'));
+    const end = rowsOf(router, token).find((row) => row.kind === 'error')!;
+    assert.deepEqual([end.source, end.code], ['svc', 5], 'the handler was aborted');
   });
 
   it('puts - on a token the history has not seen, the put opens it for its author alone', async () => {

@@ -30,7 +30,7 @@ historyStoreContract('SQLite file, WAL', {
   },
 });
 
-it('sqlite - a history written before the raw flag opens with the column added, its rows not raw', () => {
+it('sqlite - a history written before the raw and via columns opens with them added, empty for its rows', () => {
   const file = join(dir, 'before-raw.db');
   const old = new Database(file);
   old.exec(`CREATE TABLE history (id INTEGER PRIMARY KEY, token TEXT NOT NULL, kind TEXT NOT NULL, code INTEGER, ctime INTEGER NOT NULL, etime INTEGER NOT NULL,
@@ -39,9 +39,11 @@ it('sqlite - a history written before the raw flag opens with the column added, 
   old.close();
   const store = new SqliteHistoryStore(file);
   try {
-    assert.equal('raw' in store.query(parseHistoryQuery({ token: 'old' })).rows[0]!, false);
-    store.append([row({ token: 'new', raw: true })]);
-    assert.equal(store.query(parseHistoryQuery({ token: 'new' })).rows[0]!.raw, true);
+    const before = store.query(parseHistoryQuery({ token: 'old' })).rows[0]!;
+    assert.equal('raw' in before || 'via' in before, false);
+    store.append([row({ token: 'new', raw: true, via: 'relais-web' })]);
+    const added = store.query(parseHistoryQuery({ token: 'new' })).rows[0]!;
+    assert.deepEqual([added.raw, added.via], [true, 'relais-web']);
   } finally {
     store.close();
   }
