@@ -31,6 +31,12 @@ export interface BrokerSecurity {
   identities: string | IdentityStore;
   /** The policy, or a function giving the current one (a reloaded file). */
   policy: Policy | (() => Policy);
+  /**
+   * Identities only the process's own in-process clients may be: a network CONNECT (or an HTTP
+   * API caller) proving one is refused. `relais start` lists the HTTP API's `relais-web`, whom
+   * the router trusts to name the identity it asks for (protocol §11.2).
+   */
+  inProcessOnly?: readonly string[];
 }
 
 /** Denials since the broker started, by kind. `source` denials are also counted in `publish`. */
@@ -124,6 +130,9 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: { t
       if (!verdict.ok) {
         const why = verdict.reason === 'identity file unreadable' ? `${verdict.reason}: ${verdict.detail ?? ''}` : verdict.reason;
         return refuse(done, verdict.reason === 'revoked' || verdict.reason === 'identity file unreadable' ? 5 : 4, `refused CONNECT of ${tried} (client id ${clientId}): ${why}`, verdict.reason);
+      }
+      if (security.inProcessOnly?.includes(verdict.name)) {
+        return refuse(done, 5, `refused CONNECT of ${tried} (client id ${clientId}): ${verdict.name} is reserved for this process's own clients`, 'identity reserved');
       }
       // Identity binding (protocol §7.5, §6.2): nobody else's id, whatever its credentials.
       if (client.id !== verdict.name && client.id !== `${verdict.name}~rt`) {

@@ -14,7 +14,10 @@ export interface RouterSettingsOptions {
   killBy?: string;
 }
 
-interface RouterCommandOptions extends GlobalOptions, RouterSettingsOptions {}
+interface RouterCommandOptions extends GlobalOptions, RouterSettingsOptions {
+  identities?: string;
+  policy?: string;
+}
 
 export function routerOptions(command: Command): Command {
   return command
@@ -52,9 +55,12 @@ function killByOption(given: string | undefined, secured: boolean): 'identity' |
 export function routerCommand(): Command {
   return routerOptions(addConnectionOptions(new Command('router')))
     .addOption(new Option('-d, --data-dir <dir>', 'data directory (holds history.db)').env('RELAIS_DATA_DIR').default('.relais'))
+    .option('--identities <file>', "the broker's identities file: the history is then private, each identity reads the rows of its own requests (protocol §11.2)")
+    .option('--policy <file>', 'with --identities: the policy whose history:read-all grant lets a role read every row (default: the default policy)')
     .description('run the router alone against a broker: request history, client registry (relais start already runs one)')
     .action(async (options: RouterCommandOptions) => {
       const settings = routerSettings(options);
+      if (options.policy !== undefined && options.identities === undefined) fail(EXIT.USAGE, '--policy needs --identities: the roles of each identity come from it');
       let router: Router;
       try {
         router = await startRouter({
@@ -62,6 +68,7 @@ export function routerCommand(): Command {
           broker: options.broker,
           ...(options.id !== undefined && { id: options.id }),
           ...(options.ca !== undefined && { tls: { ca: readFileOption(options.ca, '--ca') } }),
+          ...(options.identities !== undefined && { access: { identities: path.resolve(options.identities), ...(options.policy !== undefined && { policy: path.resolve(options.policy) }) } }),
           logger: cliLogger(options.verbose ? 'debug' : 'info', 'relais-router'),
         });
       } catch (error) {

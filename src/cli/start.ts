@@ -77,6 +77,8 @@ export function startCommand(): Command {
       const options = withConfig(given, command);
       refuseExposure(options);
       const security = securityFromFlags(options);
+      // The HTTP API asks the router on behalf of its callers (protocol §11.2): nobody else may be it.
+      if (security && options.web) security.options.inProcessOnly = [WEB_DEFAULTS.id];
       const brokerOptions: EmbeddedBrokerOptions = {
         ...(security && { security: security.options }),
         host: options.host,
@@ -123,7 +125,9 @@ export function startCommand(): Command {
         if (settings) {
           // In a worker thread (its own core), reaching the broker without a TCP hop (protocol §11).
           try {
-            router = await startRouterThread(broker, { ...settings, persistentSession: false });
+            // With security on, the history is private: the router reads the identities and policy the broker enforces (protocol §11.2).
+            const access = security && { identities: security.identitiesFile, ...(security.policyFile !== undefined && { policy: security.policyFile }), delegates: options.web ? [WEB_DEFAULTS.id] : [] };
+            router = await startRouterThread(broker, { ...settings, persistentSession: false, ...(access && { access }) });
           } catch (error) {
             await broker.close();
             fail(EXIT.ERROR, `the router did not start: ${(error as Error).message} (--no-router runs the broker alone)`);

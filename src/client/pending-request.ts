@@ -96,6 +96,7 @@ export class PendingRequest implements AwaitingAck, OutboundMessage {
       priority: this.priority,
       deadline: this.deadline,
       ...(this.acceptBy !== undefined && { acceptBy: this.acceptBy }),
+      ...(this.init.onBehalfOf !== undefined && { onBehalfOf: this.init.onBehalfOf }),
     });
     this.text = encode(envelope, { maxBytes: this.services.options.maxMessageBytes, what: () => `the request to ${this.action}` });
   }

@@ -48,4 +48,5 @@ export interface RequestInit {
   signal: AbortSignal | undefined;
   /** Sent while the directory was still loading, with no provider known: judged once it settles. */
   awaitingDirectory: boolean;
+  onBehalfOf?: string | undefined;
 }

@@ -3,7 +3,6 @@
  * table of pending requests (each a `PendingRequest`), and tells them what concerns them:
  * responses, presence changes, the directory settling, the connection dropping and coming back.
  */
-import { randomBytes } from 'node:crypto';
 import { EVERYONE, type Envelope } from '../protocol/envelope.js';
 import { CancelledError, NoHandlerError, NotSentError, TimeoutError } from '../protocol/errors.js';
 import { checkClientId, checkPath, responseTopic } from '../protocol/topics.js';
@@ -14,6 +13,7 @@ import { HandlerChoice } from './handler-choice.js';
 import { NagleWatch } from './nagle-watch.js';
 import { checkTimeout, type ResolvedOptions } from './options.js';
 import { PendingRequest } from './pending-request.js';
+import { newToken } from './tokens.js';
 import type { RequestServices, StepSink } from './request-services.js';
 import type { Transport } from './transport.js';
 import type { Lane, RequestOptions, Step } from './types.js';
@@ -25,9 +25,6 @@ export class Requester {
   private readonly pending = new Map<string, PendingRequest>();
   /** `true` once subscribed, the pending SUBACK before. */
   private readonly responseSubscriptions: Record<Lane, Map<string, true | Promise<void>>> = { main: new Map(), realtime: new Map() };
-  /** Random per-connection prefix + counter: unique tokens without a random draw per request. */
-  private readonly tokenPrefix = randomBytes(6).toString('base64url');
-  private tokenCounter = 0;
   private readonly choice: HandlerChoice;
   private readonly services: RequestServices;
   private readonly nagle: NagleWatch;
@@ -139,10 +136,10 @@ export class Requester {
     const badTiming = checkTimeout(timeout) ?? checkTimeout(ackTimeout, 'ackTimeout');
     if (badTiming) throw new RangeError(badTiming);
     const target = options.target;
-    const problem = checkPath(action) ?? (target !== undefined && target !== EVERYONE ? checkClientId(target) : undefined);
+    const problem = checkPath(action) ?? (target !== undefined && target !== EVERYONE ? checkClientId(target) : undefined) ?? (options.onBehalfOf !== undefined ? checkClientId(options.onBehalfOf) : undefined);
     if (problem) throw new TypeError(problem);
     if (options.signal?.aborted) throw new CancelledError(`request to ${action} cancelled before it was sent`, { cause: options.signal.reason });
-    const token = options.token ?? `${this.tokenPrefix}.${(this.tokenCounter++).toString(36)}`;
+    const token = options.token ?? newToken();
     if (typeof token !== 'string' || token.length === 0 || token.length > 256) throw new TypeError('token must be a string of 1 to 256 characters');
     // Two pending requests with one token would each take the other's responses.
     if (this.pending.has(token)) throw new TypeError(`token ${token} is already used by a pending request; tokens must be unique`);
@@ -160,6 +157,7 @@ export class Requester {
         target,
         signal: options.signal,
         awaitingDirectory: false,
+        onBehalfOf: options.onBehalfOf,
       },
       sink,
     );

@@ -37,6 +37,12 @@ export interface RequestOptions extends SendOptions {
   token?: string;
   /** Overrides `ConnectOptions.ackTimeout` for this request. */
   ackTimeout?: number;
+  /**
+   * The identity this command is sent for, by a client trusted to act for others (the HTTP
+   * API): the router records it as the command's author and answers history queries as it
+   * (protocol §3.1, §11.2). Ignored by the router from anyone else.
+   */
+  onBehalfOf?: string;
 }
 
 /**

@@ -49,8 +49,13 @@ export interface HistoryRowInput {
   token: string;
   kind: HistoryKind;
   action: string;
-  /** Who sent it: the requester for a command or cancel, the handler for a response, the writer of a put. */
+  /**
+   * Who sent it: the requester for a command or cancel (the identity the HTTP API sent it for,
+   * when it did), the handler for a response, the author of a put.
+   */
   source: string;
+  /** The trusted intermediary (the HTTP API) that sent it for `source` (protocol §3.1 `onBehalfOf`); absent otherwise. */
+  via?: string | undefined;
   /** To whom: the command's target (absent: any handler, `*`: all), the requester for a response. */
   target?: string | undefined;
   /** The response code (0 ok, 1 error, higher codes per module; protocol §5.1); absent for commands and cancels. */
@@ -59,11 +64,16 @@ export interface HistoryRowInput {
   priority?: string | undefined;
   /** When it happened (epoch ms): the envelope's `ts`, or the put's `etime`. */
   etime: number;
-  /** The payload as JSON text, already capped: see `truncated`. */
+  /** The payload as JSON text, already capped: see `truncated` (and `raw`). */
   data: string;
   /** The payload's size in bytes before capping. */
   size: number;
   truncated: boolean;
+  /**
+   * `data` is the whole message as it came (UTF-8 text, capped like any data), because its
+   * payload could not be encoded again as JSON (nested too deeply). Absent otherwise.
+   */
+  raw?: boolean | undefined;
   /** Tells a repeated message (a retried command, a QoS 1 redelivery) from a new one: same token and digest = same message. */
   digest: string;
 }

@@ -15,6 +15,8 @@ export function commandMessage(fields: {
   deadline: number;
   /** Only for a handler that acknowledges (protocol §4.7). */
   acceptBy?: number;
+  /** The identity a trusted intermediary (the HTTP API) sends it for (protocol §3.1, §11.2). */
+  onBehalfOf?: string;
 }): Envelope {
   const command: Envelope = {
     v: PROTOCOL_VERSION,
@@ -27,6 +29,7 @@ export function commandMessage(fields: {
     deadline: fields.deadline,
     ts: Date.now(),
   };
+  if (fields.onBehalfOf !== undefined) command.onBehalfOf = fields.onBehalfOf;
   // Last, so that a command sent again gets a new one without being encoded again.
   if (fields.acceptBy !== undefined) command.acceptBy = fields.acceptBy;
   return command;

@@ -61,11 +61,11 @@ export class EventStream {
     if (topic.kind === 'notification') {
       if (topic.category === EVENTS_CATEGORY || topic.category === REGISTRY_CATEGORIES.list) return;
       if (topic.category === REGISTRY_CATEGORIES.detail) return this.onClients(envelope.payload);
-      this.add({ type: 'notification', data: { category: topic.category, source: envelope.source, ...this.payloadOf(envelope.payload) } });
+      this.add({ type: 'notification', data: { category: topic.category, source: envelope.source, ...this.payloadOf(envelope.payload, message.raw) } });
     } else if (topic.kind === 'log') {
       const log = (envelope.payload ?? {}) as { level?: unknown; message?: unknown; data?: unknown };
       if (typeof log.level !== 'string' || !LOUD_LEVELS.has(log.level)) return;
-      this.add({ type: 'log', data: { category: topic.category, source: envelope.source, level: log.level, message: String(log.message ?? ''), ...this.payloadOf(log.data) } });
+      this.add({ type: 'log', data: { category: topic.category, source: envelope.source, level: log.level, message: String(log.message ?? ''), ...this.payloadOf(log.data, message.raw) } });
     }
   };
 
@@ -96,8 +96,10 @@ export class EventStream {
     }
   }
 
-  private payloadOf(payload: unknown): Record<string, unknown> {
-    const { data, size, truncated } = capData(payload, this.options.maxDataBytes);
+  /** The payload as the event carries it; one that cannot be encoded again (nested too deeply) is told by its size alone. */
+  private payloadOf(payload: unknown, message: Buffer): Record<string, unknown> {
+    const { data, size, truncated, raw } = capData(payload, this.options.maxDataBytes, message);
+    if (raw) return { raw: true, size };
     return truncated ? { truncated: true, size } : { payload: JSON.parse(data) as unknown };
   }
 

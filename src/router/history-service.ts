@@ -7,7 +7,8 @@ import type { Bus } from '../client/bus.js';
 import type { HandlerContext, Registration } from '../client/types.js';
 import { InvalidMessageError, NotAuthorizedError } from '../protocol/errors.js';
 import { checkPath } from '../protocol/topics.js';
-import { endsLifecycle, HISTORY_ACTIONS, historyQuerySchema, matchesQuery, parseHistoryQuery, type HistoryPage, type HistoryRow, type HistoryStore } from './history-store.js';
+import type { HistoryAccess } from './history-access.js';
+import { endsLifecycle, HISTORY_ACTIONS, historyQuerySchema, matchesQuery, parseHistoryQuery, type HistoryPage, type HistoryRow, type HistoryScope, type HistoryStore } from './history-store.js';
 import { capData, type Recorder } from './recorder.js';
 
 const putSchema = z
@@ -35,11 +36,12 @@ export interface HistoryServiceOptions {
   maxDataBytes: number;
 }
 
-export async function serveHistory(bus: Bus, store: HistoryStore, recorder: Recorder, options: HistoryServiceOptions): Promise<Registration[]> {
+/** Each action answers for the identity that asks (`access.asker`), within what it may read (protocol §11.2). */
+export async function serveHistory(bus: Bus, store: HistoryStore, recorder: Recorder, access: HistoryAccess, options: HistoryServiceOptions): Promise<Registration[]> {
   return Promise.all([
-    bus.handle(HISTORY_ACTIONS.get, (payload: unknown): HistoryPage => store.query(parsed(() => parseHistoryQuery(payload)))),
-    bus.handle(HISTORY_ACTIONS.put, (payload: unknown, ctx) => put(store, recorder, parsed(() => putSchema.parse(payload)), ctx, options)),
-    bus.handle(HISTORY_ACTIONS.follow, (payload: unknown, ctx) => follow(store, recorder, parsed(() => followSchema.parse(payload)), ctx)),
+    bus.handle(HISTORY_ACTIONS.get, (payload: unknown, ctx): HistoryPage => store.query(parsed(() => parseHistoryQuery(payload)), access.scopeOf(access.asker(ctx)))),
+    bus.handle(HISTORY_ACTIONS.put, (payload: unknown, ctx) => put(store, recorder, parsed(() => putSchema.parse(payload)), access.asker(ctx), ctx, options)),
+    bus.handle(HISTORY_ACTIONS.follow, (payload: unknown, ctx) => follow(store, recorder, parsed(() => followSchema.parse(payload)), access.scopeOf(access.asker(ctx)), ctx)),
   ]);
 }
 
@@ -56,25 +58,30 @@ export function parsed<T>(parse: () => T): T {
   }
 }
 
-/** PUTLOG: stores a result for a token, durably, before answering. Only a party to the token may. */
-function put(store: HistoryStore, recorder: Recorder, input: z.output<typeof putSchema>, ctx: HandlerContext, options: HistoryServiceOptions): HistoryRow {
-  const known = store.query(parseHistoryQuery({ token: input.token, limit: 1 })).rows[0];
-  if (known) {
-    const parties = store.query(parseHistoryQuery({ token: input.token, limit: 10_000 })).rows.flatMap((row) => [row.source, row.target]);
-    if (!parties.includes(ctx.source)) {
-      throw new NotAuthorizedError(`token ${input.token} belongs to ${known.source}: only the requester or a handler of it may put a result`);
-    }
+/**
+ * PUTLOG: stores a result for a token, durably, before answering, written by `author` (protocol
+ * §11.2). On a token the history knows, only a party to it may (read-all does not let one
+ * write); on a new one, the put opens it and its author is its only party.
+ */
+function put(store: HistoryStore, recorder: Recorder, input: z.output<typeof putSchema>, author: string, ctx: HandlerContext, options: HistoryServiceOptions): HistoryRow {
+  recorder.flush(); // a command received before this put is known before it is judged
+  const tokenQuery = parseHistoryQuery({ token: input.token, limit: 1 });
+  const known = store.query(tokenQuery).rows[0];
+  if (known && store.query(tokenQuery, { party: author }).rows.length === 0) {
+    // Whose it is stays unsaid: a stranger learns nothing of the token.
+    throw new NotAuthorizedError(`${author} may not put a result for token ${input.token}: only its requester or one of its handlers may`);
   }
   const action = input.action ?? known?.action;
   if (action === undefined) throw new InvalidMessageError('action: required for a token the history does not know');
   const problem = checkPath(action, 'action');
   if (problem) throw new InvalidMessageError(problem);
-  const { data, size, truncated } = capData(input.data ?? null, options.maxDataBytes);
+  const { data, size, truncated } = capDataOrRefuse(input.data ?? null, options.maxDataBytes);
   const stored = recorder.storeNow({
     token: input.token,
     kind: 'put',
     action,
-    source: ctx.source,
+    source: author,
+    via: author === ctx.source ? undefined : ctx.source,
     target: known?.source,
     code: input.code,
     etime: input.etime ?? Date.now(),
@@ -87,19 +94,30 @@ function put(store: HistoryStore, recorder: Recorder, input: z.output<typeof put
   return stored ?? store.query(parseHistoryQuery({ token: input.token, kind: 'put', order: 'newest', limit: 1 })).rows[0]!;
 }
 
+/** A put's data as stored; data JSON cannot write again (nested too deeply) is the sender's mistake. */
+function capDataOrRefuse(data: unknown, maxBytes: number): ReturnType<typeof capData> {
+  try {
+    return capData(data, maxBytes);
+  } catch (error) {
+    throw new InvalidMessageError(`data: cannot be stored as JSON (${(error as Error).message}); nest it less deeply`);
+  }
+}
+
 /**
- * Rows matching the filters: the stored ones, then the live ones, as progress steps that each
- * carry an array of rows. With a
+ * Rows matching the filters within `scope`: the stored ones, then the live ones, as progress
+ * steps that each carry an array of rows. With a
  * token, the row that ends its lifecycle (final, error or put) is the answer; without, it goes
  * on until the caller cancels or its deadline. Rows are matched by id: none lost or doubled.
  */
-async function follow(store: HistoryStore, recorder: Recorder, filters: z.output<typeof followSchema>, ctx: HandlerContext): Promise<HistoryRow | null> {
+async function follow(store: HistoryStore, recorder: Recorder, filters: z.output<typeof followSchema>, scope: HistoryScope | undefined, ctx: HandlerContext): Promise<HistoryRow | null> {
   const queue: HistoryRow[] = [];
   let wake: (() => void) | undefined;
+  // A live row is in scope when the store says its token is the party's: the same query as for stored rows.
+  const inScope = (row: HistoryRow) => scope === undefined || store.query(parseHistoryQuery({ token: row.token, limit: 1 }), scope).rows.length > 0;
   // Watch before reading: a row committed meanwhile is then both read and watched, and its id
   // (never above lastId twice) keeps it from being sent twice.
   const stop = recorder.watch((rows) => {
-    for (const row of rows) if (matchesQuery(row, filters)) queue.push(row);
+    for (const row of rows) if (matchesQuery(row, filters) && inScope(row)) queue.push(row);
     if (queue.length > 0) wake?.();
   });
   const onAbort = () => wake?.();
@@ -125,7 +143,7 @@ async function follow(store: HistoryStore, recorder: Recorder, filters: z.output
     // The stored rows, a page per turn (recording goes on between pages), at most MAX_REPLAY.
     let replayed = 0;
     for (let more = true; more; ) {
-      const page = store.query({ ...filters, afterId: lastId, order: 'oldest', limit: 1000 });
+      const page = store.query({ ...filters, afterId: lastId, order: 'oldest', limit: 1000 }, scope);
       const end = send(page.rows);
       if (end) return end;
       replayed += page.rows.length;

@@ -61,7 +61,8 @@ async function kill(bus: Bus, store: HistoryStore, recorder: Recorder, input: z.
     const answered = [...rows].reverse().find((row) => row.kind === 'accepted' || row.kind === 'progress');
     const handler = answered?.source ?? (command.target && command.target !== '*' ? command.target : '*');
     const reason = input.reason ?? `killed by ${ctx.source}`;
-    const envelope = cancelMessage({ source: bus.id, destination: handler, token: input.token, reason, priority: 'high', onBehalfOf: { requester, by: ctx.source } });
+    // The handler knows the request by the client that sent it: the intermediary, when one sent it for the requester (protocol §11.1 `via`).
+    const envelope = cancelMessage({ source: bus.id, destination: handler, token: input.token, reason, priority: 'high', onBehalfOf: { requester: command.via ?? requester, by: ctx.source } });
     const wait = input.wait ?? KILL_WAIT_MS.default;
     const started = Date.now();
     const gone = handler === '*' ? undefined : waitForGone(bus, handler);

@@ -6,7 +6,7 @@
 import { hash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ReceivedMessage } from '../client/types.js';
-import { parseTopic } from '../protocol/topics.js';
+import { checkClientId, parseTopic } from '../protocol/topics.js';
 import type { Envelope } from '../protocol/envelope.js';
 import { Batcher } from './batcher.js';
 import type { HistoryKind, HistoryRow, HistoryRowInput, HistoryStore } from './history-store.js';
@@ -20,6 +20,8 @@ export interface RecorderOptions {
   /** Rows buffered before a flush is forced within the same turn. */
   maxBatch: number;
   logger: Logger;
+  /** Clients whose commands name their author in `onBehalfOf` (the HTTP API; protocol §11.1). */
+  delegates?: ReadonlySet<string>;
 }
 
 
@@ -41,7 +43,7 @@ export class Recorder {
 
   /** Called for every message on `#`; synchronous, so a QoS 1 message is stored before its PUBACK leaves. */
   readonly onMessage = (message: ReceivedMessage): void => {
-    const row = rowOf(message, this.options.maxDataBytes);
+    const row = rowOf(message, this.options.maxDataBytes, this.options.delegates);
     if (!row) return;
     this.batcher.add(row, message.qos === 1);
   };
@@ -90,8 +92,11 @@ export class Recorder {
   }
 }
 
-/** The history row a message makes, or undefined when it is not part of a request's lifecycle. */
-export function rowOf(message: ReceivedMessage, maxDataBytes: number): HistoryRowInput | undefined {
+/**
+ * The history row a message makes, or undefined when it is not part of a request's lifecycle.
+ * A command from one of `delegates` is written by the identity its `onBehalfOf` names.
+ */
+export function rowOf(message: ReceivedMessage, maxDataBytes: number, delegates?: ReadonlySet<string>): HistoryRowInput | undefined {
   const { envelope } = message;
   const token = envelope.token;
   if (typeof token !== 'string' || token.length === 0) return undefined;
@@ -118,12 +123,14 @@ export function rowOf(message: ReceivedMessage, maxDataBytes: number): HistoryRo
       return undefined;
   }
   if (topic.action.startsWith(ROUTER_NAMESPACE)) return undefined;
-  const { data, size, truncated } = capData(kind === 'error' ? { error: envelope.error ?? null, payload: envelope.payload ?? null } : envelope.payload, maxDataBytes);
+  const { data, size, truncated, raw } = capData(kind === 'error' ? { error: envelope.error ?? null, payload: envelope.payload ?? null } : envelope.payload, maxDataBytes, message.raw);
+  const author = kind === 'command' && delegates?.has(envelope.source) ? authorOf(envelope) : envelope.source;
   return {
     token,
     kind,
     action: topic.action,
-    source: envelope.source,
+    source: author,
+    via: author === envelope.source ? undefined : envelope.source,
     target,
     code: typeof envelope.code === 'number' ? envelope.code : undefined,
     progress: typeof envelope.progress === 'number' ? envelope.progress : undefined,
@@ -132,6 +139,7 @@ export function rowOf(message: ReceivedMessage, maxDataBytes: number): HistoryRo
     data,
     size,
     truncated,
+    raw,
     // The same bytes to the same target are the same message: a retried command, a QoS 1 redelivery.
     digest: `${target ?? ''}:${hash('sha1', message.raw, 'base64url').slice(0, 16)}`,
   };
@@ -142,9 +150,37 @@ function responseKind(envelope: Envelope): HistoryKind {
   return (envelope.code ?? 0) === 0 && envelope.error === undefined ? 'final' : 'error';
 }
 
-/** The payload as JSON, cut to `maxBytes`. */
-export function capData(payload: unknown, maxBytes: number): { data: string; size: number; truncated: boolean } {
-  const json = JSON.stringify(payload ?? null) ?? 'null';
+/** The identity a delegate's command names in `onBehalfOf` when it is a client id, else the delegate. */
+function authorOf(envelope: Envelope): string {
+  const named = envelope.onBehalfOf;
+  return typeof named === 'string' && checkClientId(named) === undefined ? named : envelope.source;
+}
+
+export interface CappedData {
+  data: string;
+  size: number;
+  truncated: boolean;
+  /** `data` is the message's own bytes: its payload could not be encoded again (protocol §11.1). */
+  raw?: true;
+}
+
+/**
+ * The payload as JSON, cut to `maxBytes`. JSON.parse reads any depth but JSON.stringify
+ * recurses, so a payload nested deeply enough arrives and cannot be written again: then the
+ * message's bytes are kept instead, flagged `raw` (without `message`, that throws).
+ */
+export function capData(payload: unknown, maxBytes: number, message?: Buffer): CappedData {
+  let json: string;
+  try {
+    json = JSON.stringify(payload ?? null) ?? 'null';
+  } catch (error) {
+    if (!message) throw error;
+    return { ...cut(message.toString('utf8'), maxBytes), raw: true };
+  }
+  return cut(json, maxBytes);
+}
+
+function cut(json: string, maxBytes: number): CappedData {
   const size = Buffer.byteLength(json);
   if (size <= maxBytes) return { data: json, size, truncated: false };
   // Cut on a character boundary: a lone half of a surrogate pair would not survive SQLite's UTF-8.

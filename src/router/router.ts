@@ -12,6 +12,7 @@ import pino, { type Logger } from 'pino';
 import type { Bus } from '../client/bus.js';
 import { connect } from '../client/connect.js';
 import type { ConnectOptions, Registration } from '../client/types.js';
+import { HistoryAccess, type HistoryAccessOptions } from './history-access.js';
 import type { HistoryRetention, HistoryStore } from './history-store.js';
 import { serveHistory } from './history-service.js';
 import { serveKill } from './kill-service.js';
@@ -70,6 +71,12 @@ export interface RouterOptions {
   admins?: readonly string[];
   /** Who else may kill a request (protocol §11.5): its requester's identity (the default), or anyone (a bus without security). */
   killBy?: 'identity' | 'anyone';
+  /**
+   * With security on, who reads which history rows (protocol §11.2, docs/security.md "History
+   * privacy"): the identities file and policy the broker enforces, and the delegates that ask on
+   * behalf of an identity (the HTTP API). Absent (security off): every client reads every row.
+   */
+  access?: HistoryAccessOptions;
   logger?: Logger;
 }
 
@@ -90,8 +97,9 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const retention = { ...ROUTER_DEFAULTS.retention, ...options.retention };
   const maxDataBytes = options.maxDataBytes ?? ROUTER_DEFAULTS.maxDataBytes;
   if (options.database !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(options.database)), { recursive: true });
+  const access = new HistoryAccess(options.access, logger); // first: a bad identities or policy file stops here
   const store = new SqliteHistoryStore(options.database);
-  const recorder = new Recorder(store, { maxDataBytes, maxBatch: ROUTER_DEFAULTS.maxBatch, logger });
+  const recorder = new Recorder(store, { maxDataBytes, maxBatch: ROUTER_DEFAULTS.maxBatch, logger, delegates: access.delegates });
   const metrics = new Metrics();
   recorder.watch(metrics.onRows);
   const eventLog = new SqliteEventLog(options.database === ':memory:' ? ':memory:' : eventsFile(options.database));
@@ -142,7 +150,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
         },
       ],
     });
-    services.push(...(await serveHistory(bus, store, recorder, { maxDataBytes })));
+    services.push(...(await serveHistory(bus, store, recorder, access, { maxDataBytes })));
     services.push(await bus.handle(METRICS_ACTION, () => metrics.latest));
     services.push(await serveKill(bus, store, recorder, { admins: options.admins ?? [], allowed: options.killBy ?? 'identity' }));
     registry = await startRegistry(bus, { logger });

@@ -8,11 +8,11 @@ import { parsePolicy, type Policy, type PolicyInput } from './policy.js';
 export const DEFAULT_POLICY_DATA = {
   version: 1,
   roles: {
-    admin: { description: 'operates the bus: calls any action, reads everything, may kill requests', grants: ['wildcards', 'responses', 'requests', 'system'] },
+    admin: { description: 'operates the bus: calls any action, reads everything (the whole history too), may kill requests', grants: ['wildcards', 'responses', 'requests', 'system', 'history:read-all'] },
     router: { description: 'the router and registry (protocol §11): reads everything, serves the relais/ actions', grants: ['wildcards', 'responses', 'requests', 'system'] },
     service: { description: 'serves actions (a handler, an agent)', grants: [] },
     client: { description: 'calls actions, reads its own responses, publishes notifications and logs', grants: [] },
-    observer: { description: 'reads notifications and the event stream', grants: [] },
+    observer: { description: 'reads notifications, the event stream, the client registry and metrics; of the history, only what it is a party to unless granted history:read-all', grants: [] },
   },
   identities: {
     'relais-router': { roles: ['router'] },
@@ -37,9 +37,12 @@ export const DEFAULT_POLICY_DATA = {
     {
       name: 'clients ask the router (history, clients, events, metrics, logs of others)',
       roles: ['client', 'service', 'admin'],
+      // Each untargeted and targeted (`/+`): the library sends a request to the router it found (protocol §4.6).
       publish: [
         'relais/history/get/request', 'relais/history/follow/request', 'relais/history/follow/cancel', 'relais/history/put/request',
         'relais/clients/list/get/request', 'relais/clients/detail/get/request', 'relais/events/get/request', 'relais/metrics/get/request',
+        'relais/history/get/request/+', 'relais/history/follow/request/+', 'relais/history/put/request/+',
+        'relais/clients/list/get/request/+', 'relais/clients/detail/get/request/+', 'relais/events/get/request/+', 'relais/metrics/get/request/+',
         'relais/logs/get/request/+', 'relais/logs/get/cancel', 'relais/contracts/get/request/+',
       ],
     },
@@ -69,6 +72,16 @@ export const DEFAULT_POLICY_DATA = {
       name: "admins read the embedded broker's denial and connection counts (protocol §11.9)",
       roles: ['admin'],
       publish: ['relais/broker/stats/get/request'],
+    },
+    {
+      name: 'observers ask the router what they may read: the history (their own rows, or all with history:read-all), clients, events, metrics',
+      roles: ['observer'],
+      publish: [
+        'relais/history/get/request', 'relais/history/get/request/+', 'relais/history/follow/request', 'relais/history/follow/request/+', 'relais/history/follow/cancel',
+        'relais/clients/list/get/request', 'relais/clients/list/get/request/+', 'relais/clients/detail/get/request', 'relais/clients/detail/get/request/+',
+        'relais/events/get/request', 'relais/events/get/request/+', 'relais/metrics/get/request', 'relais/metrics/get/request/+',
+      ],
+      subscribe: ['relais/${path}/response/${id}'],
     },
   ],
 } satisfies PolicyInput;

@@ -10,8 +10,11 @@
 import { z } from 'zod';
 import { checkClientId, checkFilter, checkTopicName, SYSTEM_ROOT } from '../protocol/topics.js';
 
-/** What a role or an identity may be granted beyond the built-in rules. */
-export const GRANTS = ['wildcards', 'responses', 'requests', 'presence', 'system'] as const;
+/**
+ * What a role or an identity may be granted beyond the built-in rules. `history:read-all` is
+ * the router's, not the broker's: it reads every row of the history (protocol §11.2).
+ */
+export const GRANTS = ['wildcards', 'responses', 'requests', 'presence', 'system', 'history:read-all'] as const;
 export type Grant = (typeof GRANTS)[number];
 
 export type Operation = 'publish' | 'subscribe';
@@ -142,6 +145,11 @@ function resolve(policy: Policy, subject: Subject): Resolved | undefined {
   const grants = new Set<Grant>(entry?.grants ?? []);
   for (const role of roles) for (const grant of (Object.hasOwn(policy.roles, role) ? policy.roles[role]!.grants : [])) grants.add(grant);
   return { self, roles, grants };
+}
+
+/** Whether `subject` holds `grant`, through one of its roles or its own `identities` entry. Pure. */
+export function holdsGrant(policy: Policy, subject: Subject, grant: Grant): boolean {
+  return resolve(policy, subject)?.grants.has(grant) ?? false;
 }
 
 const deny = (rule: string): Decision => ({ allow: false, rule });

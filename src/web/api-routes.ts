@@ -9,7 +9,7 @@ import { EVENTS_ACTION } from '../protocol/events.js';
 import { InvalidMessageError } from '../protocol/errors.js';
 import { requestTopic } from '../protocol/topics.js';
 import { ApiError, fromBusError } from './errors.js';
-import { ask, newToken, providersSettled, QUERY_TIMEOUT_MS, type WebContext } from './context.js';
+import { ask, checkSendable, forCaller, newToken, providersSettled, QUERY_TIMEOUT_MS, type WebContext } from './context.js';
 import { route } from './route.js';
 import * as s from './schemas.js';
 import { serveEventStream, wantsEventStream } from './sse.js';
@@ -38,6 +38,7 @@ export function relaisRoutes(context: WebContext): void {
     async ({ params, query, body, caller }) => {
       const action = params['*'];
       guard.authorise(caller, 'publish', requestTopic(action, query.target));
+      checkSendable(body);
       if ((await providersSettled(context, action, query.target)).length === 0) {
         throw new ApiError(404, 'unknown_action', query.target && query.target !== '*' ? `${query.target} is not alive or does not serve ${action}` : `no client serves ${action}`);
       }
@@ -48,6 +49,7 @@ export function relaisRoutes(context: WebContext): void {
         timeout: query.timeout ?? DEFAULT_REQUEST_TIMEOUT_MS,
         ...(query.target !== undefined && { target: query.target }),
         ...(query.priority !== undefined && { priority: query.priority }),
+        ...forCaller(caller),
       });
       // The request goes on without the HTTP caller: its steps land in the router's history.
       void (async () => {
@@ -68,7 +70,7 @@ export function relaisRoutes(context: WebContext): void {
     { method: 'GET', url: '/api/history', path: '/api/history', tag: 'history', summary: "the router's history rows (protocol §11.2 relais/history/get); filters ANDed", query: s.historyQuery, status: 200, response: s.historyPage, errors: [400, 503, 504] },
     async ({ query, caller }) => {
       guard.authorise(caller, 'publish', requestTopic(HISTORY_ACTIONS.get));
-      return ask(context, HISTORY_ACTIONS.get, query, 'the history');
+      return ask(context, HISTORY_ACTIONS.get, query, 'the history', caller);
     },
   );
 
@@ -79,7 +81,7 @@ export function relaisRoutes(context: WebContext): void {
     { method: 'GET', url: '/api/history/:token', path: '/api/history/{token}', tag: 'history', summary: "one request's rows, oldest first: its whole lifecycle", params: s.tokenParams, status: 200, response: s.historyPage, errors: [404, 503, 504] },
     async ({ params, caller }) => {
       guard.authorise(caller, 'publish', requestTopic(HISTORY_ACTIONS.get));
-      const page = (await ask(context, HISTORY_ACTIONS.get, { token: params.token, limit: 10_000 }, 'the history')) as { rows: unknown[] };
+      const page = (await ask(context, HISTORY_ACTIONS.get, { token: params.token, limit: 10_000 }, 'the history', caller)) as { rows: unknown[] };
       if (page.rows.length === 0) throw new ApiError(404, 'unknown_token', `token ${params.token} is not in the history`);
       return page;
     },
@@ -92,7 +94,7 @@ export function relaisRoutes(context: WebContext): void {
     { method: 'GET', url: '/api/clients', path: '/api/clients', tag: 'clients', summary: "the router's client registry (protocol §11.3 relais/clients/list/get)", status: 200, response: s.clientList, errors: [503, 504] },
     async ({ caller }) => {
       guard.authorise(caller, 'publish', requestTopic(REGISTRY_ACTIONS.listGet));
-      return ask(context, REGISTRY_ACTIONS.listGet, {}, 'the client registry');
+      return ask(context, REGISTRY_ACTIONS.listGet, {}, 'the client registry', caller);
     },
   );
 
@@ -103,7 +105,7 @@ export function relaisRoutes(context: WebContext): void {
     { method: 'GET', url: '/api/clients/:id', path: '/api/clients/{id}', tag: 'clients', summary: 'one client in detail (relais/clients/detail/get): served actions, info', params: s.clientParams, status: 200, response: s.clientList, errors: [400, 404, 503, 504] },
     async ({ params, caller }) => {
       guard.authorise(caller, 'publish', requestTopic(REGISTRY_ACTIONS.detailGet));
-      return ask(context, REGISTRY_ACTIONS.detailGet, { id: params.id }, 'the client registry');
+      return ask(context, REGISTRY_ACTIONS.detailGet, { id: params.id }, 'the client registry', caller);
     },
   );
 
@@ -125,7 +127,7 @@ export function relaisRoutes(context: WebContext): void {
     async ({ query, caller, request, reply }) => {
       if (wantsEventStream(request)) return serveEventStream(context, caller, request, reply, query.since);
       guard.authorise(caller, 'publish', requestTopic(EVENTS_ACTION));
-      return ask(context, EVENTS_ACTION, query, 'the event stream');
+      return ask(context, EVENTS_ACTION, query, 'the event stream', caller);
     },
   );
 

@@ -51,6 +51,12 @@ export function makeGuard(security: BrokerSecurity | undefined, log: (line: stri
   const policy = (): Policy => (typeof security.policy === 'function' ? security.policy() : security.policy);
   const allows = (caller: Caller | undefined, operation: Operation, topic: string) =>
     decide(policy(), caller ? { identity: caller.identity, roles: caller.roles } : {}, operation, topic).allow;
+  /** The API acts on behalf of its caller (protocol §11.2): never as one of the process's own clients. */
+  const callerOf = (verdict: { name: string; roles: string[] }, request: FastifyRequest): Caller => {
+    if (!security.inProcessOnly?.includes(verdict.name)) return { identity: verdict.name, roles: verdict.roles };
+    log(`refused ${request.method} ${request.url.split('?')[0]} for identity ${JSON.stringify(verdict.name)}: reserved for this process's own clients`);
+    throw unauthorised(`identity ${JSON.stringify(verdict.name)} is reserved for this process's own clients`);
+  };
   return {
     secured: true,
     async authenticate(request) {
@@ -59,7 +65,7 @@ export function makeGuard(security: BrokerSecurity | undefined, log: (line: stri
       const certificate = socket instanceof TLSSocket ? verifiedPeerCertificate(socket) : undefined;
       if (certificate) {
         const verdict = store.verifyCertificate(certificate.name, certificate.fingerprint);
-        if (verdict.ok) return { identity: verdict.name, roles: verdict.roles };
+        if (verdict.ok) return callerOf(verdict, request);
         log(`refused ${request.method} ${request.url.split('?')[0]} for certificate identity ${JSON.stringify(certificate.name)}: ${verdict.reason}`);
         throw unauthorised(`certificate identity ${JSON.stringify(certificate.name)} refused: ${verdict.reason}`);
       }
@@ -71,7 +77,7 @@ export function makeGuard(security: BrokerSecurity | undefined, log: (line: stri
         log(`refused ${request.method} ${request.url.split('?')[0]} for identity ${JSON.stringify(given.name)}: ${verdict.reason}`);
         throw unauthorised(`identity ${JSON.stringify(given.name)} refused: ${verdict.reason === 'identity file unreadable' ? 'the identities cannot be read' : 'unknown identity, wrong token or revoked'}`);
       }
-      return { identity: verdict.name, roles: verdict.roles };
+      return callerOf(verdict, request);
     },
     authorise(caller, operation, ...topics) {
       for (const topic of topics) {

@@ -1,25 +1,45 @@
 /** What every route module shares: the bus client, the guard, the route table, the log, and asking the bus. */
-import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { Bus } from '../client/bus.js';
-import type { Guard } from './auth.js';
-import { fromBusError } from './errors.js';
+import type { RequestOptions } from '../client/types.js';
+import { encodeJson } from '../protocol/envelope.js';
+import type { Caller, Guard } from './auth.js';
+import { ApiError, fromBusError } from './errors.js';
 import type { RouteTable } from './route.js';
 
 /** How long the API waits for the router's answer to a query. */
 export const QUERY_TIMEOUT_MS = 10_000;
 
-/** A request token made by the API (the library's are as long). */
-export function newToken(): string {
-  return randomBytes(12).toString('base64url');
+/** A request token made by the API: the library's own (random, protocol §3.1). */
+export { newToken } from '../client/tokens.js';
+
+/**
+ * What the API sends on the bus it sends for its caller (protocol §11.2): the command names the
+ * caller's identity, so the router records it as the author and answers as it would the caller.
+ */
+export function forCaller(caller: Caller | undefined): Pick<RequestOptions, 'onBehalfOf'> {
+  return caller ? { onBehalfOf: caller.identity } : {};
 }
 
-/** Asks the router (or any handler) and turns its failure into an HTTP error. */
-export async function ask(context: WebContext, action: string, payload: unknown, what: string): Promise<unknown> {
+/** Asks the router (or any handler) for `caller` and turns its failure into an HTTP error. */
+export async function ask(context: WebContext, action: string, payload: unknown, what: string, caller: Caller | undefined): Promise<unknown> {
   try {
-    return await context.bus.request(action, payload, { timeout: QUERY_TIMEOUT_MS });
+    return await context.bus.request(action, payload, { timeout: QUERY_TIMEOUT_MS, ...forCaller(caller) });
   } catch (error) {
     throw fromBusError(error, what);
+  }
+}
+
+/**
+ * A body the bus cannot carry is refused here (400), not after answering 202: JSON.parse reads
+ * any depth, but encoding it again recurses, and fails on a body nested deeply enough.
+ */
+export function checkSendable(body: unknown): void {
+  try {
+    encodeJson(body ?? null, { what: 'the body' });
+  } catch (error) {
+    const why = error instanceof RangeError || (error as Error).cause instanceof RangeError ? 'it is nested too deeply to be encoded again' : (error as Error).message;
+    throw new ApiError(400, 'unsendable_body', `the body cannot be sent on the bus: ${why}`);
   }
 }
 

@@ -8,7 +8,7 @@ import os from 'node:os';
 import { z } from 'zod';
 import { HISTORY_ACTIONS, type HistoryPage } from '../protocol/history.js';
 import { checkClientId, requestTopic } from '../protocol/topics.js';
-import { ask, newToken, providersSettled, type WebContext } from './context.js';
+import { ask, checkSendable, forCaller, newToken, providersSettled, type WebContext } from './context.js';
 import { ApiError } from './errors.js';
 import { BATCH_ACTION, filterLog, gorgoneLog } from './gorgone-log.js';
 import { route } from './route.js';
@@ -66,19 +66,20 @@ export function gorgoneRoutes(context: WebContext): void {
 
   const runCommands = async (node: string | undefined, commands: z.output<typeof commandsBody>, caller: Parameters<typeof guard.authorise>[0]) => {
     guard.authorise(caller, 'publish', requestTopic(BATCH_ACTION, node));
+    checkSendable(commands);
     const agent = node !== undefined ? (await providersSettled(context, BATCH_ACTION, node))[0] : (await agentOfThisHost(context))[0];
     const token = newToken();
     if (agent === undefined) {
       const why = node !== undefined ? `node ${node} is not alive or does not serve ${BATCH_ACTION}` : `no agent serving ${BATCH_ACTION} runs on this host (${os.hostname()}): start relais agent with services.command`;
       // The log ends at once, with the reason, where a Gorgone client will look for it.
-      await ask(context, HISTORY_ACTIONS.put, { token, action: BATCH_ACTION, code: 1, data: { message: why } }, 'writing the log');
+      await ask(context, HISTORY_ACTIONS.put, { token, action: BATCH_ACTION, code: 1, data: { message: why } }, 'writing the log', caller);
       context.log(`Gorgone command ${token} not run: ${why}`);
       return { token };
     }
     guard.authorise(caller, 'publish', requestTopic(BATCH_ACTION, agent));
     const budgetMs = commands.reduce((sum, command) => sum + (command.timeout ?? GORGONE_COMMAND_TIMEOUT_S) * 1000, MARGIN_MS);
     context.sent.remember(token, caller?.identity, BATCH_ACTION);
-    const steps = bus.call(BATCH_ACTION, commands, { token, target: agent, timeout: Math.min(budgetMs, 24 * 3600 * 1000) });
+    const steps = bus.call(BATCH_ACTION, commands, { token, target: agent, timeout: Math.min(budgetMs, 24 * 3600 * 1000), ...forCaller(caller) });
     void (async () => {
       try {
         for await (const _step of steps);
@@ -99,7 +100,7 @@ export function gorgoneRoutes(context: WebContext): void {
 
   const readLog = async (token: string, query: z.output<typeof logQuery>, caller: Parameters<typeof guard.authorise>[0]) => {
     guard.authorise(caller, 'publish', requestTopic(HISTORY_ACTIONS.get));
-    const page = (await ask(context, HISTORY_ACTIONS.get, { token, limit: 10_000 }, 'the log')) as HistoryPage;
+    const page = (await ask(context, HISTORY_ACTIONS.get, { token, limit: 10_000 }, 'the log', caller)) as HistoryPage;
     const data = filterLog(gorgoneLog(page.rows), query);
     if (page.rows.length === 0) return { error: 'no_log', message: 'No log found for token', data: [], token };
     return { message: 'Logs found', token, data };

@@ -59,6 +59,7 @@ export const historyRow = z
     kind: z.enum(HISTORY_KINDS),
     action: z.string(),
     source: z.string(),
+    via: z.string().optional().describe('the intermediary (relais-web) that sent it for source'),
     target: z.string().optional(),
     code: z.number().int().optional(),
     progress: z.number().optional(),
@@ -68,6 +69,7 @@ export const historyRow = z
     data: z.string().describe('the payload as JSON text, cut to the router --max-data'),
     size: z.number().int(),
     truncated: z.boolean(),
+    raw: z.boolean().optional().describe('data is the whole message as it came: its payload could not be encoded again (nested too deeply)'),
   })
   .describe('protocol §11.1');
 

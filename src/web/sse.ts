@@ -38,7 +38,7 @@ export async function serveEventStream(context: WebContext, caller: Caller | und
   if (cursor !== undefined) context.guard.authorise(caller, 'publish', requestTopic(EVENTS_ACTION));
   // "From now" is pinned to the router's latest cursor before the stream is answered: whatever
   // happens after the answer's headers is in it, and a client that never saw an id can resume.
-  else cursor = ((await ask(context, EVENTS_ACTION, { limit: 1 }, 'the event stream')) as EventsPage).latest;
+  else cursor = ((await ask(context, EVENTS_ACTION, { limit: 1 }, 'the event stream', caller)) as EventsPage).latest;
   if (open >= MAX_STREAMS) throw new ApiError(503, 'too_many_streams', `${MAX_STREAMS} event streams are open already; try again later`);
   open += 1;
   const stopped = new AbortController();

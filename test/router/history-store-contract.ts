@@ -119,6 +119,43 @@ export function historyStoreContract(name: string, factory: StoreFactory): void 
       }
     });
 
+    it('history - a scope gives the rows of the tokens its party sent, handled, or opened with a put; with a token filter too (protocol §11.2)', () => {
+      const store = open();
+      try {
+        store.append([
+          row({ token: 'a1', source: 'alice', target: 'svc' }),
+          row({ token: 'a1', kind: 'final', source: 'svc', target: 'alice', code: 0 }),
+          row({ token: 'b1', source: 'bob', target: 'svc' }),
+          row({ token: 'b1', kind: 'final', source: 'svc', target: 'bob', code: 0 }),
+          row({ token: 'b2', source: 'bob' }),
+          row({ token: 'p1', kind: 'put', source: 'carol', code: 0 }),
+        ]);
+        const tokens = (party: string, query: Record<string, unknown> = {}) => [...new Set(store.query(parseHistoryQuery({ limit: 100, ...query }), { party }).rows.map((r) => r.token))];
+        assert.deepEqual(tokens('alice'), ['a1']);
+        assert.deepEqual(tokens('bob'), ['b1', 'b2']);
+        assert.deepEqual(tokens('svc'), ['a1', 'b1'], 'the handler: what it was sent or answered');
+        assert.deepEqual(tokens('carol'), ['p1']);
+        assert.deepEqual(tokens('alice', { token: 'b1' }), []);
+        assert.deepEqual(tokens('alice', { source: 'bob' }), []);
+        assert.equal(store.query(parseHistoryQuery({ token: 'b1' }), { party: 'bob' }).rows.length, 2, 'every row of a token of its own, the handler\'s final too');
+        assert.deepEqual(tokens('*'), [], 'a target of * is nobody');
+        assert.equal(store.query(parseHistoryQuery({ limit: 100 })).rows.length, 6, 'no scope: every row');
+      } finally {
+        store.close();
+      }
+    });
+
+    it('history - the raw flag comes back when set, absent otherwise (protocol §11.1)', () => {
+      const store = open();
+      try {
+        store.append([row({ token: 'r1', raw: true, truncated: true, data: '{"v":1,"type":"command"', size: 200_000 }), row({ token: 'r2' })]);
+        assert.equal(store.query(parseHistoryQuery({ token: 'r1' })).rows[0]!.raw, true);
+        assert.equal('raw' in store.query(parseHistoryQuery({ token: 'r2' })).rows[0]!, false);
+      } finally {
+        store.close();
+      }
+    });
+
     it('history - a bad query is refused naming the field', () => {
       assert.throws(() => parseHistoryQuery({ colour: 'red' }), /colour/);
       assert.throws(() => parseHistoryQuery({ limit: 1e9 }), /limit/);

@@ -1,9 +1,12 @@
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after } from 'node:test';
+import { after, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { parseHistoryQuery } from '../../src/router/history-store.js';
 import { SqliteHistoryStore } from '../../src/router/sqlite-history-store.js';
-import { historyStoreContract } from './history-store-contract.js';
+import { historyStoreContract, row } from './history-store-contract.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'relais-history-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -25,4 +28,23 @@ historyStoreContract('SQLite file, WAL', {
     paths.set(again, file);
     return again;
   },
+});
+
+it('sqlite - a history written before the raw and via columns opens with them added, empty for its rows', () => {
+  const file = join(dir, 'before-raw.db');
+  const old = new Database(file);
+  old.exec(`CREATE TABLE history (id INTEGER PRIMARY KEY, token TEXT NOT NULL, kind TEXT NOT NULL, code INTEGER, ctime INTEGER NOT NULL, etime INTEGER NOT NULL,
+    action TEXT NOT NULL, source TEXT NOT NULL, target TEXT, progress REAL, priority TEXT, size INTEGER NOT NULL, truncated INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL, digest TEXT NOT NULL)`);
+  old.prepare("INSERT INTO history (token, kind, ctime, etime, action, source, size, data, digest) VALUES ('old', 'command', 1, 1, 'demo/echo', 'ui', 2, '{}', 'd')").run();
+  old.close();
+  const store = new SqliteHistoryStore(file);
+  try {
+    const before = store.query(parseHistoryQuery({ token: 'old' })).rows[0]!;
+    assert.equal('raw' in before || 'via' in before, false);
+    store.append([row({ token: 'new', raw: true, via: 'relais-web' })]);
+    const added = store.query(parseHistoryQuery({ token: 'new' })).rows[0]!;
+    assert.deepEqual([added.raw, added.via], [true, 'relais-web']);
+  } finally {
+    store.close();
+  }
 });

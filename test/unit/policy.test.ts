@@ -92,7 +92,20 @@ const ROWS: Row[] = [
   ['router', 'publish', 'relais/events/notification', true, r(7)],
   ['router', 'publish', 'demo/install/cancel', true, r(7)],
   ['router', 'publish', 'demo/install/request', false, 'default-deny'],
-  ['observer', 'publish', 'relais/history/get/request', false, 'default-deny'],
+  // what the library sends: targeted at the router it found (protocol §4.6)
+  ['client', 'publish', 'relais/history/get/request/relais-router', true, r(3)],
+  ['client', 'publish', 'relais/history/follow/request/relais-router', true, r(3)],
+  ['client', 'publish', 'relais/metrics/get/request/relais-router', true, r(3)],
+  ['service', 'publish', 'relais/clients/list/get/request/relais-router', true, r(3)],
+  ['client', 'publish', 'relais/requests/kill/request/relais-router', false, 'builtin:relais-actions'],
+  // observers ask the router what they may read, but write nothing to the history
+  ['observer', 'publish', 'relais/history/get/request', true, r(9)],
+  ['observer', 'publish', 'relais/history/get/request/relais-router', true, r(9)],
+  ['observer', 'publish', 'relais/events/get/request/relais-router', true, r(9)],
+  ['observer', 'subscribe', 'relais/history/get/response/SELF', true, r(9)],
+  ['observer', 'subscribe', 'relais/history/get/response/OTHER', false, 'builtin:others-responses'],
+  ['observer', 'publish', 'relais/history/put/request', false, 'default-deny'],
+  ['observer', 'publish', 'relais/history/put/request/relais-router', false, 'default-deny'],
   // the logs every library client serves, targeted at itself (protocol §11.4)
   ['client', 'subscribe', 'relais/logs/get/request/SELF', true, r(0)],
   ['client', 'subscribe', 'relais/logs/get/request/OTHER', false, 'builtin:others-requests'],
