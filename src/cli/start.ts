@@ -97,9 +97,7 @@ export function startCommand(): Command {
         },
       };
       const webPort = options.web ? portOption(options.webPort, '--web-port') : undefined;
-      // The API sends commands as relais-web on behalf of its callers: it may ask the router to kill any (it checks the caller first).
       const settings = options.router ? routerSettings(options, security !== undefined) : undefined;
-      if (settings && options.web) settings.admins = [...settings.admins, WEB_DEFAULTS.id];
       // The history holds payloads and the socket commands the bus: what start creates is this
       // user's (umask 077); with a 0660 socket, the group may only traverse to it (0710).
       process.umask(0o077);

@@ -17,7 +17,7 @@ import { checkClientId } from '../protocol/topics.js';
 import { defaultPolicy } from '../security/default-policy.js';
 import { IdentityStore } from '../security/identities.js';
 import { loadPolicy } from '../security/policy-file.js';
-import { holdsGrant, type Policy } from '../security/policy.js';
+import { holdsGrant, type Grant, type Policy } from '../security/policy.js';
 import type { HistoryScope } from './history-store.js';
 
 /** The grant that lifts history privacy (docs/security.md "History privacy"). */
@@ -72,6 +72,12 @@ export class HistoryAccess {
     if (typeof named === 'string' && checkClientId(named) === undefined && !this.delegates.has(named)) return named;
     if (!this.private) return ctx.source;
     throw new NotAuthorizedError(`${ctx.source} asks the history on behalf of an identity: onBehalfOf must name one`);
+  }
+
+  /** Whether `identity` holds `grant` (always, with security off: there is no policy to say otherwise). */
+  holds(identity: string, grant: Grant): boolean {
+    if (!this.identities || !this.policy) return true;
+    return holdsGrant(this.policy(), { identity, roles: this.identities.current().get(identity) ?? [] }, grant);
   }
 
   /** The rows `identity` may read: undefined for all of them (security off, or `history:read-all`). */

@@ -14,6 +14,7 @@ import { cancelMessage } from '../protocol/messages.js';
 import { cancelTopic } from '../protocol/topics.js';
 import type { HistoryRow, HistoryStore } from './history-store.js';
 import { parsed } from './history-service.js';
+import type { HistoryAccess } from './history-access.js';
 import type { Recorder } from './recorder.js';
 
 export { KILL_ACTION, type KillResult };
@@ -28,7 +29,7 @@ const killSchema = z
   .strict();
 
 export interface KillOptions {
-  /** Client ids allowed to kill anyone's request. */
+  /** Client ids allowed to kill anyone's request, besides identities granted `requests:kill-any`. */
   admins: readonly string[];
   /**
    * Who else may kill a request: `identity`, its requester's identity (the envelope's `source`,
@@ -38,11 +39,16 @@ export interface KillOptions {
   allowed: 'identity' | 'anyone';
 }
 
-export function serveKill(bus: Bus, store: HistoryStore, recorder: Recorder, options: KillOptions): Promise<Registration> {
-  return bus.handle(KILL_ACTION, (payload: unknown, ctx) => kill(bus, store, recorder, parsed(() => killSchema.parse(payload)), ctx, options));
+/** The grant that lets an identity kill anyone's request (docs/security.md). */
+export const KILL_ANY_GRANT = 'requests:kill-any';
+
+export function serveKill(bus: Bus, store: HistoryStore, recorder: Recorder, access: HistoryAccess, options: KillOptions): Promise<Registration> {
+  return bus.handle(KILL_ACTION, (payload: unknown, ctx) => kill(bus, store, recorder, access, parsed(() => killSchema.parse(payload)), ctx, options));
 }
 
-async function kill(bus: Bus, store: HistoryStore, recorder: Recorder, input: z.output<typeof killSchema>, ctx: HandlerContext, options: KillOptions): Promise<KillResult> {
+async function kill(bus: Bus, store: HistoryStore, recorder: Recorder, access: HistoryAccess, input: z.output<typeof killSchema>, ctx: HandlerContext, options: KillOptions): Promise<KillResult> {
+  // Who asks: the sender, or the caller the HTTP API names (protocol §3.1 onBehalfOf).
+  const asker = access.asker(ctx);
   // Watched before reading: an end committed meanwhile is seen either way.
   const ending = waitForEnd(recorder, input.token);
   try {
@@ -53,16 +59,16 @@ async function kill(bus: Bus, store: HistoryStore, recorder: Recorder, input: z.
     if (ended) throw new InvalidMessageError(`request ${input.token} has already ended (${ended.kind}${ended.code === undefined ? '' : `, code ${ended.code}`})`);
     const requester = command.source;
     // An envelope's source is its sender's client id, which security binds to its identity (protocol §2.1, docs/security.md).
-    const own = options.allowed === 'anyone' || ctx.source === requester;
-    if (!own && !options.admins.includes(ctx.source)) {
+    const own = options.allowed === 'anyone' || asker === requester;
+    if (!own && !options.admins.includes(asker) && !(access.private && access.holds(asker, KILL_ANY_GRANT))) {
       throw new NotAuthorizedError(`request ${input.token} was sent by ${requester}: only its identity or an administrator may kill it`);
     }
     // The handler that answered it; else the one it was sent to; else whoever serves it.
     const answered = [...rows].reverse().find((row) => row.kind === 'accepted' || row.kind === 'progress');
     const handler = answered?.source ?? (command.target && command.target !== '*' ? command.target : '*');
-    const reason = input.reason ?? `killed by ${ctx.source}`;
+    const reason = input.reason ?? `killed by ${asker}`;
     // The handler knows the request by the client that sent it: the intermediary, when one sent it for the requester (protocol §11.1 `via`).
-    const envelope = cancelMessage({ source: bus.id, destination: handler, token: input.token, reason, priority: 'high', onBehalfOf: { requester: command.via ?? requester, by: ctx.source } });
+    const envelope = cancelMessage({ source: bus.id, destination: handler, token: input.token, reason, priority: 'high', onBehalfOf: { requester: command.via ?? requester, by: asker } });
     const wait = input.wait ?? KILL_WAIT_MS.default;
     const started = Date.now();
     const gone = handler === '*' ? undefined : waitForGone(bus, handler);
@@ -78,7 +84,7 @@ async function kill(bus: Bus, store: HistoryStore, recorder: Recorder, input: z.
         action: command.action,
         requester,
         handler: seen && seen !== 'gone' ? seen.source : handler,
-        by: ctx.source,
+        by: asker,
         waitedMs: Date.now() - started,
         ...(seen && seen !== 'gone' && seen.code !== undefined && { code: seen.code }),
       };

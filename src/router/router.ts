@@ -152,7 +152,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     });
     services.push(...(await serveHistory(bus, store, recorder, access, { maxDataBytes })));
     services.push(await bus.handle(METRICS_ACTION, () => metrics.latest));
-    services.push(await serveKill(bus, store, recorder, { admins: options.admins ?? [], allowed: options.killBy ?? 'identity' }));
+    services.push(await serveKill(bus, store, recorder, access, { admins: options.admins ?? [], allowed: options.killBy ?? 'identity' }));
     registry = await startRegistry(bus, { logger });
     services.push(await events.serve(bus));
     const connected = bus;

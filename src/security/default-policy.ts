@@ -8,7 +8,7 @@ import { parsePolicy, type Policy, type PolicyInput } from './policy.js';
 export const DEFAULT_POLICY_DATA = {
   version: 1,
   roles: {
-    admin: { description: 'operates the bus: calls any action, reads everything (the whole history too), may kill requests', grants: ['wildcards', 'responses', 'requests', 'system', 'history:read-all'] },
+    admin: { description: 'operates the bus: calls any action, reads everything (the whole history too), may kill requests', grants: ['wildcards', 'responses', 'requests', 'system', 'history:read-all', 'requests:kill-any'] },
     router: { description: 'the router and registry (protocol §11): reads everything, serves the relais/ actions', grants: ['wildcards', 'responses', 'requests', 'system'] },
     service: { description: 'serves actions (a handler, an agent)', grants: [] },
     client: { description: 'calls actions, reads its own responses, publishes notifications and logs', grants: [] },
@@ -24,9 +24,9 @@ export const DEFAULT_POLICY_DATA = {
       subscribe: ['relais/presence/+', 'relais/logs/get/request/${id}', 'relais/logs/get/cancel', 'relais/contracts/get/request/${id}', 'relais/contracts/get/cancel'],
     },
     {
-      name: 'admins kill requests (protocol §11.5)',
-      roles: ['admin'],
-      publish: ['relais/requests/kill/request'],
+      name: "clients kill their own requests, admins anyone's: the router checks whose (requests:kill-any, protocol §11.5)",
+      roles: ['client', 'service', 'admin'],
+      publish: ['relais/requests/kill/request', 'relais/requests/kill/request/+'],
     },
     {
       name: 'clients call actions and read their own responses',

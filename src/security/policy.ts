@@ -11,10 +11,11 @@ import { z } from 'zod';
 import { checkClientId, checkFilter, checkTopicName, SYSTEM_ROOT } from '../protocol/topics.js';
 
 /**
- * What a role or an identity may be granted beyond the built-in rules. `history:read-all` is
- * the router's, not the broker's: it reads every row of the history (protocol §11.2).
+ * What a role or an identity may be granted beyond the built-in rules. `history:read-all` and
+ * `requests:kill-any` are the router's, not the broker's: reading every row of the history
+ * (protocol §11.2), killing anyone's request (§11.5).
  */
-export const GRANTS = ['wildcards', 'responses', 'requests', 'presence', 'system', 'history:read-all'] as const;
+export const GRANTS = ['wildcards', 'responses', 'requests', 'presence', 'system', 'history:read-all', 'requests:kill-any'] as const;
 export type Grant = (typeof GRANTS)[number];
 
 export type Operation = 'publish' | 'subscribe';

@@ -43,7 +43,6 @@ export function relaisRoutes(context: WebContext): void {
         throw new ApiError(404, 'unknown_action', query.target && query.target !== '*' ? `${query.target} is not alive or does not serve ${action}` : `no client serves ${action}`);
       }
       const token = newToken();
-      context.sent.remember(token, caller?.identity, action);
       const steps = bus.call(action, body ?? null, {
         token,
         timeout: query.timeout ?? DEFAULT_REQUEST_TIMEOUT_MS,
@@ -166,16 +165,13 @@ export function relaisRoutes(context: WebContext): void {
       errors: [404, 409, 503, 504],
     },
     async ({ params, body, caller }) => {
-      const sent = context.sent.get(params.token);
-      // Whoever sent a request through the API may cancel it, as a requester cancels its own
-      // (protocol §4.4); killing anyone else's needs the right to ask the router for a kill.
-      const own = sent !== undefined && (!guard.secured || sent.identity === caller?.identity);
-      if (own) guard.authorise(caller, 'publish', `${sent.action}/cancel`);
-      else guard.authorise(caller, 'publish', requestTopic(KILL_ACTION));
+      // The router checks whose request it is, for the caller the API names (protocol §11.5): its
+      // own, or anyone's with requests:kill-any.
+      guard.authorise(caller, 'publish', requestTopic(KILL_ACTION));
       const reason = body?.reason ?? `killed over HTTP${caller ? ` by ${caller.identity}` : ''}`;
       const wait = body?.wait ?? KILL_WAIT_MS.default;
       try {
-        return await bus.request(KILL_ACTION, { token: params.token, reason, wait }, { timeout: wait + QUERY_TIMEOUT_MS });
+        return await bus.request(KILL_ACTION, { token: params.token, reason, wait }, { timeout: wait + QUERY_TIMEOUT_MS, ...forCaller(caller) });
       } catch (error) {
         if (error instanceof InvalidMessageError) {
           throw new ApiError(/is not in the history/.test(error.message) ? 404 : 409, /is not in the history/.test(error.message) ? 'unknown_token' : 'not_running', error.message);

@@ -49,26 +49,8 @@ export interface WebContext {
   guard: Guard;
   table: RouteTable;
   log: (line: string) => void;
-  /** Requests sent through the API, by token: who asked (the caller's identity when security is on). Bounded. */
-  sent: SentRequests;
   /** When the bus client's directory can be trusted to list every handler (protocol §7.2). */
   directorySettledAt: number;
-}
-
-const KEPT = 10_000;
-
-/** The requests the API sent, newest kept: a kill checks who sent one (docs/http-api.md "Kill"). */
-export class SentRequests {
-  private readonly byToken = new Map<string, { identity: string | undefined; action: string }>();
-
-  remember(token: string, identity: string | undefined, action: string): void {
-    if (this.byToken.size >= KEPT) this.byToken.delete(this.byToken.keys().next().value!);
-    this.byToken.set(token, { identity, action });
-  }
-
-  get(token: string): { identity: string | undefined; action: string } | undefined {
-    return this.byToken.get(token);
-  }
 }
 
 /** The clients the bus client's directory says serve `action` (to `target` when given), alive. */

@@ -78,7 +78,6 @@ export function gorgoneRoutes(context: WebContext): void {
     }
     guard.authorise(caller, 'publish', requestTopic(BATCH_ACTION, agent));
     const budgetMs = commands.reduce((sum, command) => sum + (command.timeout ?? GORGONE_COMMAND_TIMEOUT_S) * 1000, MARGIN_MS);
-    context.sent.remember(token, caller?.identity, BATCH_ACTION);
     const steps = bus.call(BATCH_ACTION, commands, { token, target: agent, timeout: Math.min(budgetMs, 24 * 3600 * 1000), ...forCaller(caller) });
     void (async () => {
       try {

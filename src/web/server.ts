@@ -24,7 +24,7 @@ import { EVENTS_CATEGORY } from '../protocol/events.js';
 import { notificationTopic } from '../protocol/topics.js';
 import { relaisRoutes } from './api-routes.js';
 import { makeGuard } from './auth.js';
-import { SentRequests, type WebContext } from './context.js';
+import type { WebContext } from './context.js';
 import { ApiError, errorBody } from './errors.js';
 import { gorgoneError, gorgoneRoutes, isGorgonePath } from './gorgone.js';
 import { openApiDocument } from './openapi.js';
@@ -115,7 +115,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   });
   try {
     const table: RouteTable = [];
-    const context: WebContext = { app, bus, guard: makeGuard(options.security, log), table, log, sent: new SentRequests(), directorySettledAt: Date.now() + DEFAULTS.directorySettle + 200 };
+    const context: WebContext = { app, bus, guard: makeGuard(options.security, log), table, log, directorySettledAt: Date.now() + DEFAULTS.directorySettle + 200 };
     guardOrigin(app);
     acceptGorgoneBodies(app);
     app.setErrorHandler((error: FastifyError, request, reply) => {

@@ -50,7 +50,7 @@ describe('history privacy with security on', { timeout: 90_000 }, () => {
     // As relais start sets it up: the HTTP API's identity is the process's own, and the router trusts it to name its caller.
     const security = { identities: store, policy: loadPolicy(policyFile), inProcessOnly: ['relais-web'] };
     broker = await startEmbeddedBroker({ port: 0, security, log: (line) => brokerLog.push(line) });
-    router = await startRouter({ stream: () => broker.connectInProcess(), database: path.join(dir, 'history.db'), logger: testLogger, admins: ['relais-web'], access: { identities: store.file, policy: policyFile, delegates: ['relais-web'] } });
+    router = await startRouter({ stream: () => broker.connectInProcess(), database: path.join(dir, 'history.db'), logger: testLogger, access: { identities: store.file, policy: policyFile, delegates: ['relais-web'] } });
     for (const name of ['alice', 'bob', 'dora', 'svc', 'root', 'olga'] as const) {
       buses.set(name, await connect({ id: name, broker: broker.url!, username: name, password: tokens.get(name)!, realtimeLane: false, logger: testLogger }));
     }
@@ -237,10 +237,24 @@ describe('history privacy with security on', { timeout: 90_000 }, () => {
     assert.deepEqual([command.source, command.via], ['alice', 'relais-web']);
     const killed = await http('POST', `${base}/api/kill/${token}`, { headers: bearer('alice') });
     assert.equal(killed.status, 200, killed.text);
-    assert.equal(killed.body.requester, 'alice');
+    assert.deepEqual([killed.body.requester, killed.body.by, killed.body.killed, killed.body.outcome], ['alice', 'alice', true, 'cancelled']);
     await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'error'));
     const end = rowsOf(router, token).find((row) => row.kind === 'error')!;
     assert.deepEqual([end.source, end.code], ['svc', 5], 'the handler was aborted');
+  });
+
+  it("kill - another client identity cannot kill alice's request, over HTTP (403) or MQTT (code 4); an admin (requests:kill-any) can", async () => {
+    const sent = await http('POST', `${base}/api/actions/demo/hold`, { body: {}, headers: bearer('alice') });
+    const token = sent.body.token as string;
+    await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'progress'));
+    const overHttp = await http('POST', `${base}/api/kill/${token}`, { headers: bearer('bob') });
+    assert.equal(overHttp.status, 403, overHttp.text);
+    assert.match(overHttp.body.error.message, /only its identity or an administrator may kill it/);
+    await assert.rejects(bus('bob').request('relais/requests/kill', { token }), NotAuthorizedError);
+    assert.ok(!rowsOf(router, token).some((row) => row.kind === 'cancel'), 'no cancel was sent for bob');
+    const byAdmin = await http('POST', `${base}/api/kill/${token}`, { headers: bearer('root') });
+    assert.equal(byAdmin.status, 200, byAdmin.text);
+    assert.deepEqual([byAdmin.body.by, byAdmin.body.killed], ['root', true]);
   });
 
   it('puts - on a token the history has not seen, the put opens it for its author alone', async () => {
