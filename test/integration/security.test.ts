@@ -182,10 +182,10 @@ describe('security in the embedded broker', { timeout: 60_000 }, () => {
   it('PUBLISH - a denied command gets a code-4 error response instead of its time-out (topic denied, and source spoofed)', async () => {
     const alice = await raw('alice', 'alice', tokens.get('alice'));
     const box = inbox(alice);
-    await alice.subscribeAsync(['relais/requests/kill/response/alice', 'demo/echo/response/alice'], { qos: 1 });
-    // Only admins kill requests (default policy).
-    await alice.publishAsync('relais/requests/kill/request', JSON.stringify({ v: 1, type: 'command', source: 'alice', destination: '*', token: 'k1', payload: { token: 'x' }, priority: 'high', deadline: Date.now() + 5000 }), { qos: 1 });
-    const refused = await box.next('relais/requests/kill/response/alice');
+    await alice.subscribeAsync(['relais/broker/stats/get/response/alice', 'demo/echo/response/alice'], { qos: 1 });
+    // Only admins read the broker's statistics (default policy).
+    await alice.publishAsync('relais/broker/stats/get/request', JSON.stringify({ v: 1, type: 'command', source: 'alice', destination: '*', token: 'k1', payload: {}, priority: 'high', deadline: Date.now() + 5000 }), { qos: 1 });
+    const refused = await box.next('relais/broker/stats/get/response/alice');
     assert.equal(refused.type, 'response');
     assert.equal(refused.code, 4);
     assert.equal(refused.final, true);
@@ -193,7 +193,7 @@ describe('security in the embedded broker', { timeout: 60_000 }, () => {
     assert.equal(refused.destination, 'alice');
     assert.equal(refused.priority, 'high');
     assert.equal((refused.error as { name: string }).name, 'NotAuthorizedError');
-    assert.match((refused.error as { message: string }).message, /not authorised to publish on relais\/requests\/kill\/request \(builtin:relais-actions\)/);
+    assert.match((refused.error as { message: string }).message, /not authorised to publish on relais\/broker\/stats\/get\/request \(builtin:relais-actions\)/);
     // A command claiming another sender: refused, and the real sender (alice) is told.
     await alice.publishAsync('demo/echo/request/svc', JSON.stringify({ v: 1, type: 'command', source: 'bob', destination: 'svc', token: 'e1', payload: {}, priority: 'normal', deadline: Date.now() + 5000 }), { qos: 1 });
     const spoofed = await box.next('demo/echo/response/alice');
@@ -213,7 +213,7 @@ describe('security in the embedded broker', { timeout: 60_000 }, () => {
     buses.push(dave);
     assert.deepEqual(await dave.request('demo/echo', { n: 1 }, { timeout: 5000 }), { echoed: { n: 1 } });
     const started = Date.now();
-    await assert.rejects(dave.request('relais/requests/kill', { token: 'x' }, { timeout: 20_000 }), (error: Error) => error instanceof NotAuthorizedError || (error as { responseCode?: number }).responseCode === 4);
+    await assert.rejects(dave.request('relais/broker/stats/get', {}, { timeout: 20_000 }), (error: Error) => error instanceof NotAuthorizedError || (error as { responseCode?: number }).responseCode === 4);
     assert.ok(Date.now() - started < 10_000, 'refused long before the time-out');
   });
 });

@@ -82,7 +82,9 @@ const ROWS: Row[] = [
   // the router's actions (relais/...)
   ['client', 'publish', 'relais/history/get/request', true, r(3)],
   ['client', 'subscribe', 'relais/history/get/response/SELF', true, r(2)],
-  ['client', 'publish', 'relais/requests/kill/request', false, 'builtin:relais-actions'],
+  ['client', 'publish', 'relais/requests/kill/request', true, r(1)],
+  ['client', 'publish', 'relais/broker/stats/get/request', false, 'builtin:relais-actions'],
+  ['observer', 'publish', 'relais/requests/kill/request', false, 'default-deny'],
   ['client', 'publish', 'relais/events/notification', false, 'builtin:relais-actions'],
   ['service', 'subscribe', 'relais/history/get/request', false, 'builtin:relais-actions'],
   ['service', 'publish', 'relais/history/get/response/OTHER', false, 'builtin:relais-actions'],
@@ -97,7 +99,7 @@ const ROWS: Row[] = [
   ['client', 'publish', 'relais/history/follow/request/relais-router', true, r(3)],
   ['client', 'publish', 'relais/metrics/get/request/relais-router', true, r(3)],
   ['service', 'publish', 'relais/clients/list/get/request/relais-router', true, r(3)],
-  ['client', 'publish', 'relais/requests/kill/request/relais-router', false, 'builtin:relais-actions'],
+  ['client', 'publish', 'relais/requests/kill/request/relais-router', true, r(1)],
   // observers ask the router what they may read, but write nothing to the history
   ['observer', 'publish', 'relais/history/get/request', true, r(9)],
   ['observer', 'publish', 'relais/history/get/request/relais-router', true, r(9)],
