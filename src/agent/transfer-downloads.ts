@@ -5,12 +5,11 @@
  * the list of its files, each then fetched on its own.
  */
 import { randomBytes, createHash } from 'node:crypto';
-import fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { toBase64 } from '../protocol/binary.js';
 import { BusyError } from '../protocol/errors.js';
-import { openForReading, resolveExisting, segmentsOf, type Disk } from './confine.js';
+import { openFolder, openForReading, segmentsOf, statExisting, type Disk } from './confine.js';
 import { hashRange } from './disk-io.js';
 import { listFolder, type FileEntry } from './disks.js';
 import { TransferError, type GetBeginAnswer } from './transfer-protocol.js';
@@ -40,11 +39,11 @@ export class Downloads {
   }
 
   async begin(disk: Disk, filepath: string, requester: string, signal: AbortSignal): Promise<GetBeginAnswer> {
-    const real = await resolveExisting(disk, filepath);
-    if ((await fs.promises.stat(real)).isDirectory()) {
+    if ((await statExisting(disk, filepath)).isDirectory()) {
       const relative = segmentsOf(disk, filepath).join('/');
       const entries: FileEntry[] = [];
-      const truncated = await listFolder(disk, real, relative, entries, this.settings.maxListEntries);
+      const folder = await openFolder(disk, filepath);
+      const truncated = await listFolder(folder, relative, entries, this.settings.maxListEntries).finally(() => folder.close());
       const files = entries.filter((entry) => entry.type === 'file').map((entry) => ({ path: entry.path.slice(relative.length + 1), size: entry.size }));
       return { type: 'folder', files, ...(truncated && { truncated: true }) };
     }

@@ -6,12 +6,11 @@
  * `put_begin` of the same transfer answers its length, and the sender continues from there.
  */
 import { createHash, type Hash } from 'node:crypto';
-import fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { BusyError } from '../protocol/errors.js';
 import { fromBase64, type Base64Value } from '../protocol/binary.js';
-import { commitPartial, openPartial, prepareDestination, type Disk } from './confine.js';
+import { commitPartial, openPartial, prepareDestination, removePartial, type Destination, type Disk } from './confine.js';
 import { hashRange } from './disk-io.js';
 import { partialNameOf, TransferError, type PutBeginAnswer } from './transfer-protocol.js';
 import type { TransferSettings } from './transfer.js';
@@ -22,8 +21,9 @@ interface Upload {
   filepath: string;
   size: number;
   sha256: string;
-  final: string;
-  partial: string;
+  /** Its folder, held open, and its final name there: the partial file is renamed in that very folder. */
+  destination: Destination;
+  partialName: string;
   handle: FileHandle;
   /** Bytes written and hashed: the partial file's length. */
   offset: number;
@@ -72,8 +72,12 @@ export class Uploads {
 
   private async open_(request: { transfer: string; disk: Disk; filepath: string; size: number; sha256: string }): Promise<Upload> {
     const { transfer, disk, filepath } = request;
-    const { folder, final } = await prepareDestination(disk, filepath);
-    const opened = await openPartial(disk, filepath, folder, partialNameOf(transfer));
+    const destination = await prepareDestination(disk, filepath);
+    const partialName = partialNameOf(transfer);
+    const opened = await openPartial(disk, filepath, destination, partialName).catch(async (error: unknown) => {
+      await destination.folder.close();
+      throw error;
+    });
     let offset = opened.size;
     try {
       if (offset > request.size) {
@@ -83,17 +87,19 @@ export class Uploads {
       }
       // What an earlier run of the agent received is hashed again: the hash so far lived in its memory.
       const hash = await hashRange(opened.handle, offset, createHash('sha256'));
-      const upload: Upload = { ...request, id: transfer, final, partial: opened.path, handle: opened.handle, offset, hash, generation: 1, queue: Promise.resolve(), queued: 0 };
+      const upload: Upload = { ...request, id: transfer, destination, partialName, handle: opened.handle, offset, hash, generation: 1, queue: Promise.resolve(), queued: 0 };
       // Another begin of the same transfer may have raced this one: the first one opened wins.
       const raced = this.uploads.get(transfer);
       if (raced) {
         await opened.handle.close();
+        await destination.folder.close();
         return raced;
       }
       this.uploads.set(transfer, upload);
       return upload;
     } catch (error) {
       await opened.handle.close().catch(() => {});
+      await destination.folder.close();
       throw error;
     }
   }
@@ -152,7 +158,8 @@ export class Uploads {
     this.forget(upload);
     if (received !== upload.sha256) {
       await upload.handle.close().catch(() => {});
-      await fs.promises.unlink(upload.partial).catch(() => {});
+      await removePartial(upload.destination, upload.partialName);
+      await upload.destination.folder.close();
       this.logger.warn({ transfer: upload.id, disk: upload.disk.id, filepath: upload.filepath, expected: upload.sha256, received }, 'upload refused: SHA-256 mismatch');
       throw new TransferError(`${upload.filepath}: the SHA-256 of what was received (${received}) is not the sender's (${upload.sha256}); the partial file is removed`, 'hash-mismatch');
     }
@@ -161,7 +168,11 @@ export class Uploads {
     } finally {
       await upload.handle.close().catch(() => {});
     }
-    await commitPartial(upload.disk, upload.filepath, upload.partial, upload.final);
+    try {
+      await commitPartial(upload.disk, upload.filepath, upload.destination, upload.partialName);
+    } finally {
+      await upload.destination.folder.close();
+    }
     this.logger.info({ transfer: upload.id, disk: upload.disk.id, filepath: upload.filepath, size: upload.size }, 'upload complete');
     return { status: 'ok', disk: upload.disk.id, filepath: upload.filepath, size: upload.size, sha256: received };
   }
@@ -177,7 +188,7 @@ export class Uploads {
     upload.idle = setTimeout(() => {
       this.forget(upload);
       this.logger.info({ transfer: upload.id, offset: upload.offset }, 'upload idle: its file is closed, its partial file kept to resume');
-      void upload.queue.then(() => upload.handle.close()).catch(() => {});
+      void upload.queue.then(() => upload.handle.close()).catch(() => {}).then(() => upload.destination.folder.close());
     }, this.settings.idleTimeout * 1000);
     upload.idle.unref();
   }
@@ -190,6 +201,6 @@ export class Uploads {
   async close(): Promise<void> {
     const open = [...this.uploads.values()];
     for (const upload of open) this.forget(upload);
-    await Promise.all(open.map((upload) => upload.queue.then(() => upload.handle.close()).catch(() => {})));
+    await Promise.all(open.map((upload) => upload.queue.then(() => upload.handle.close()).catch(() => {}).then(() => upload.destination.folder.close())));
   }
 }
