@@ -11,27 +11,13 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PARTIAL_PREFIX } from '../../src/agent/confine.js';
 import { RemoteError } from '../../src/index.js';
-import { startAgentKit, tempDir, type AgentKit } from './agent-kit.js';
+import { entriesUnder, startAgentKit, tempDir, type AgentKit } from './agent-kit.js';
 import { startSwapper, swapGate } from './swap-kit.js';
 
 /** Attempts per action; measured: today's path-based code shows the race well within this many (docs/agent.md). */
 const ATTEMPTS = Number(process.env.RELAIS_RACE_ATTEMPTS ?? 400);
 /** Requests in flight at once, so the attempts finish in seconds. */
 const PARALLEL = 8;
-
-/** Every entry under `root`, without following symlinks: relative path → kind. */
-function tree(root: string): Map<string, string> {
-  const found = new Map<string, string>();
-  const walk = (folder: string, prefix: string) => {
-    for (const entry of fs.readdirSync(folder, { withFileTypes: true })) {
-      const relative = prefix ? `${prefix}/${entry.name}` : entry.name;
-      found.set(relative, entry.isDirectory() ? 'folder' : entry.isSymbolicLink() ? 'symlink' : 'file');
-      if (entry.isDirectory()) walk(path.join(folder, entry.name), relative);
-    }
-  };
-  walk(root, '');
-  return found;
-}
 
 /** Runs `attempt(i)` for i in [0, count), `PARALLEL` at a time; returns what each settled to. */
 async function attempts<T>(count: number, attempt: (i: number) => Promise<T>): Promise<Array<PromiseSettledResult<T>>> {
@@ -103,11 +89,11 @@ describe('confinement - a folder of the disk swapped with a symlink out of it, i
     const pair = await swapping('w', () => {});
     const results = await attempts(ATTEMPTS, (i) => call('system/disks/create_file', { disk: 'data', filepath: i % 2 ? `w/f-${i}.txt` : `w/deep/f-${i}.txt`, data: Buffer.from(`attacker content ${i}`).toString('base64') }));
     const real = await pair.stop();
-    const leaked = [...tree(pair.out).keys()];
+    const leaked = [...entriesUnder(pair.out).keys()];
     const ok = results.flatMap((result, i) => (result.status === 'fulfilled' ? [i] : []));
     console.error(`create_file under a swapped folder: ${ok.length}/${ATTEMPTS} ok, ${leaked.length} entries made outside the disk: ${leaked.slice(0, 5).join(', ')}`);
     assert.deepEqual(leaked, [], 'written or made outside the disk');
-    const partials = [...tree(base).keys()].filter((entry) => path.basename(entry).startsWith(PARTIAL_PREFIX));
+    const partials = [...entriesUnder(base).keys()].filter((entry) => path.basename(entry).startsWith(PARTIAL_PREFIX));
     assert.deepEqual(partials, [], 'partial files left behind');
     for (const i of ok) assert.equal(fs.readFileSync(path.join(real, i % 2 ? `f-${i}.txt` : `deep/f-${i}.txt`), 'utf8'), `attacker content ${i}`, `ok answered for f-${i} but it is not in the disk`);
     console.error(`  refused: ${JSON.stringify(refusals(results))}`);
