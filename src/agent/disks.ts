@@ -149,9 +149,10 @@ export async function listFolder(folder: DiskFolder, relative: string, files: Fi
     if (files.length >= max) return true;
     const entryPath = relative ? `${relative}/${entry.name}` : entry.name;
     if (entry.isDirectory()) {
-      const child = await folder.child(entry.name, entryPath).catch(() => undefined);
-      if (!(child instanceof DiskFolder)) continue; // swapped or gone since it was read
       files.push({ path: entryPath, size: 0, name: entry.name, type: 'folder' });
+      // Gone, unreadable, or swapped for a symlink since it was read: listed, not entered.
+      const child = await folder.child(entry.name, entryPath).catch(() => undefined);
+      if (!(child instanceof DiskFolder)) continue;
       const cut = await listFolder(child, entryPath, files, max).finally(() => child.close());
       if (cut) return true;
     } else if (entry.isFile()) {

@@ -13,13 +13,17 @@ export interface Swept {
   bytes: number;
 }
 
-/** Removes the partial files of `disk` last written more than `olderThanMs` ago, but those `inUse` names. */
-export async function removeStalePartials(disk: Disk, olderThanMs: number, inUse: (partialName: string) => boolean): Promise<Swept> {
+/**
+ * Removes the partial files of `disk` last written more than `olderThanMs` ago, but those
+ * `inUse` names; stops early (with what it removed so far) once `signal` aborts.
+ */
+export async function removeStalePartials(disk: Disk, olderThanMs: number, inUse: (partialName: string) => boolean, signal: AbortSignal): Promise<Swept> {
   const cutoff = Date.now() - olderThanMs;
   const swept: Swept = { removed: 0, bytes: 0 };
   const visit = async (folder: DiskFolder, relative: string): Promise<void> => {
     const entries = await fs.promises.readdir(folder.at(), { withFileTypes: true }).catch(() => []);
     for (const entry of entries) {
+      if (signal.aborted) return;
       const entryPath = relative ? `${relative}/${entry.name}` : entry.name;
       if (entry.isDirectory()) {
         const child = await folder.child(entry.name, entryPath).catch(() => undefined);

@@ -55,11 +55,13 @@ export function transferService(config: TransferConfig, disksConfig: DisksConfig
 
   // Partial files nobody wrote for idleTimeout are swept at start and every idleTimeout after (docs/agent.md "Limits").
   const writable = [...disks.values()].filter((disk) => !disk.readOnly);
+  const stopping = new AbortController(); // a sweep of a large disk does not hold up the agent's stop
   const sweep = () =>
     uploads.sweep(async (inUse) => {
       for (const disk of writable) {
+        if (stopping.signal.aborted) return;
         try {
-          const swept = await removeStalePartials(disk, config.idleTimeout * 1000, inUse);
+          const swept = await removeStalePartials(disk, config.idleTimeout * 1000, inUse, stopping.signal);
           logger[swept.removed > 0 ? 'info' : 'debug']({ disk: disk.id, ...swept, olderThanSeconds: config.idleTimeout }, 'stale partial files swept');
         } catch (error) {
           context.reportError('transfer', `sweeping the partial files of disk ${disk.id} failed: ${(error as Error).message}`);
@@ -101,6 +103,7 @@ export function transferService(config: TransferConfig, disksConfig: DisksConfig
     },
     async stop() {
       clearInterval(sweeps);
+      stopping.abort();
       await Promise.all([uploads.close(), downloads.close()]);
     },
   };
