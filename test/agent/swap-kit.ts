@@ -10,8 +10,7 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { findBinary } from '../testkit/index.js';
-import { within } from '../testkit/index.js';
+import { findBinary, within } from '../testkit/index.js';
 
 const PYTHON = '/usr/bin/python3';
 

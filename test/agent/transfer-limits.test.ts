@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Bus } from '../../src/index.js';
-import { BusyError, RemoteError } from '../../src/index.js';
+import { BusyError, NotAuthorizedError, NotSentError, RemoteError } from '../../src/index.js';
 import { startAgent, type Agent } from '../../src/agent/agent.js';
 import { parseAgentConfig } from '../../src/agent/config.js';
 import { PARTIAL_PREFIX } from '../../src/agent/confine.js';
@@ -17,7 +17,8 @@ import { fetchPath, sendPath } from '../../src/agent/transfer-client.js';
 import { TRANSFER_ACTIONS, transferIdOf, uploadPartialNameOf, type GetFileAnswer, type PutBeginAnswer } from '../../src/agent/transfer-protocol.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../src/broker/index.js';
 import { toBase64 } from '../../src/protocol/binary.js';
-import { defaultPolicy } from '../../src/security/default-policy.js';
+import { DEFAULT_POLICY_DATA } from '../../src/security/default-policy.js';
+import { parsePolicy, type PolicyInput } from '../../src/security/policy.js';
 import { IdentityStore } from '../../src/security/identities.js';
 import mqtt from 'mqtt';
 import { connect } from '../../src/index.js';
@@ -42,7 +43,7 @@ function uploadOf(agent: string, file: string, disk: string, filepath: string) {
 
 const partialsUnder = (root: string) => [...entriesUnder(root).keys()].filter((entry) => path.basename(entry).startsWith(PARTIAL_PREFIX)).sort();
 
-describe('transfer - each transfer belongs to the identity that began it', () => {
+describe('transfer - each transfer belongs to the identity that began it', { timeout: 60_000 }, () => {
   let env: AgentKit;
   let disk: string;
   let local: string;
@@ -130,8 +131,15 @@ describe('transfer - with security on, identities enforced by the broker', { tim
     disk = path.join(dir, 'disk');
     fs.mkdirSync(disk);
     const store = new IdentityStore(path.join(dir, 'identities.json'));
-    for (const [identity, role] of [['files-agent', 'service'], ['alice', 'client'], ['mallory', 'client']] as const) tokens.set(identity, (await store.add(identity, [role])).token);
-    broker = await startEmbeddedBroker({ port: 0, security: { identities: store.file, policy: defaultPolicy() }, log: () => {} });
+    for (const [identity, role] of [['files-agent', 'service'], ['alice', 'client'], ['mallory', 'client'], ['root', 'admin'], ['watcher', 'observer']] as const) tokens.set(identity, (await store.add(identity, [role])).token);
+    // The default policy, with the operator's grants for file transfers spelled out (docs/security.md): clients and admins call them, agents serve them.
+    const data = structuredClone(DEFAULT_POLICY_DATA) as PolicyInput;
+    data.rules = [
+      ...data.rules,
+      { name: 'file transfers with agents', roles: ['client', 'admin'], publish: ['system/files/+/request/+'], subscribe: ['system/files/+/response/${id}'] },
+      { name: 'agents serve file transfers', roles: ['service'], subscribe: ['system/files/+/request/${id}'], publish: ['system/files/+/response/+'] },
+    ];
+    broker = await startEmbeddedBroker({ port: 0, security: { identities: store.file, policy: parsePolicy(data, 'test policy') }, log: () => {} });
     agent = await startAgent({
       id: 'files-agent',
       config: parseAgentConfig({ services: { disks: { disks: { data: { path: disk } } }, transfer: { chunkBytes: 64 * 1024, window: 2 } } }),
@@ -174,9 +182,23 @@ describe('transfer - with security on, identities enforced by the broker', { tim
       await raw.endAsync(true);
     }
   });
+
+  it('send - an admin sends and fetches too; an observer may not begin a transfer (refused by the broker: never sent, or NotAuthorized)', async () => {
+    const root = await as('root');
+    await root.waitForHandler(TRANSFER_ACTIONS.putBegin, { target: 'files-agent', timeout: 10_000 });
+    const source = path.join(dir, 'root.bin');
+    patternFile(source, 100_000);
+    await sendPath(root, 'files-agent', source, 'data', 'root.bin');
+    await fetchPath(root, 'files-agent', 'data', 'root.bin', path.join(dir, 'root-back.bin'));
+    assert.equal(sha256(path.join(dir, 'root-back.bin')), sha256(source));
+    const watcher = await as('watcher');
+    const { begin } = uploadOf('files-agent', source, 'data', 'watcher.bin');
+    await assert.rejects(watcher.request(TRANSFER_ACTIONS.putBegin, begin, { target: 'files-agent', timeout: 20_000 }), (error: Error) => error instanceof NotAuthorizedError || error instanceof NotSentError);
+    assert.ok(!fs.existsSync(path.join(disk, 'watcher.bin')));
+  });
 });
 
-describe('transfer - the slots and bytes of one identity are bounded', () => {
+describe('transfer - the slots and bytes of one identity are bounded', { timeout: 60_000 }, () => {
   let env: AgentKit;
   let disk: string;
   let local: string;
@@ -264,13 +286,16 @@ describe('transfer - a silent transfer is freed after the silence its progress e
     await env.caller.request(TRANSFER_ACTIONS.putBegin, stalled.begin, { target: agent });
     // Far along: 3 of 4 chunks, then silence.
     const farBegin = await env.caller.request<PutBeginAnswer>(TRANSFER_ACTIONS.putBegin, far.begin, { target: agent });
-    for (let at = 0; at < 3 * farBegin.chunkBytes; at += farBegin.chunkBytes) await put(far, farBegin.generation, at, farBegin.chunkBytes);
-    const farSilentFrom = Date.now();
+    let farSilentFrom = 0; // taken before the last chunk is sent: the agent's clock starts after it
+    for (let at = 0; at < 3 * farBegin.chunkBytes; at += farBegin.chunkBytes) {
+      farSilentFrom = Date.now();
+      await put(far, farBegin.generation, at, farBegin.chunkBytes);
+    }
     // Slow: a chunk every 0.4 s, far longer than stallTimeout in all.
     const slowDone = (async () => {
       const begun = await env.caller.request<PutBeginAnswer>(TRANSFER_ACTIONS.putBegin, slow.begin, { target: agent });
       for (let at = 0; at < slow.bytes.length; at += begun.chunkBytes) {
-        await new Promise((resolve) => setTimeout(resolve, 400)); // the pace of a slow link: what this test is about
+        if (at > 0) await new Promise((resolve) => setTimeout(resolve, 400)); // the pace of a slow link: what this test is about
         await put(slow, begun.generation, at, begun.chunkBytes);
       }
       return env.caller.request(TRANSFER_ACTIONS.putEnd, { transfer: slow.begin.transfer, generation: begun.generation }, { target: agent });
