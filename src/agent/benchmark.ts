@@ -7,11 +7,10 @@
  * broker to this agent's own `system/misc/benchmark/ping`). `module: ""` runs them all.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 import { z } from 'zod';
 import type { HandlerContext } from '../client/index.js';
 import { BusyError } from '../protocol/errors.js';
-import { openForWriting, resolveExisting } from './confine.js';
+import { openForReading, openForWriting, removeFile } from './confine.js';
 import type { BenchmarkConfig, DisksConfig } from './config.js';
 import { resolveDisks } from './disks.js';
 import { reportingFailures, type AgentService, type ServiceContext } from './service.js';
@@ -64,10 +63,9 @@ export function benchmarkService(config: BenchmarkConfig, disks: DisksConfig, co
       await file.discard();
       throw error;
     }
-    const real = await resolveExisting(disk, name);
     try {
       const started = performance.now();
-      const handle = await fs.promises.open(real, 'r');
+      const { handle } = await openForReading(disk, name);
       try {
         const buffer = Buffer.allocUnsafe(CHUNK);
         while ((await handle.read(buffer, 0, CHUNK)).bytesRead > 0) signal.throwIfAborted();
@@ -77,7 +75,7 @@ export function benchmarkService(config: BenchmarkConfig, disks: DisksConfig, co
       const readMs = performance.now() - started;
       return { disk: disk.id, bytes: config.fileBytes, writeMBps: rate(config.fileBytes, writeMs), readMBps: rate(config.fileBytes, readMs), readMayBeCached: true };
     } finally {
-      await fs.promises.unlink(real).catch(() => {});
+      await removeFile(disk, name).catch(() => {});
     }
   }
 

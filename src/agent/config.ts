@@ -102,8 +102,15 @@ export const agentConfigSchema = z.strictObject({
         chunkBytes: z.number().int().min(4096).max(MAX_CHUNK_BYTES).default(TRANSFER_DEFAULTS.chunkBytes),
         /** Chunks a requester keeps in flight. */
         window: z.number().int().min(1).max(64).default(TRANSFER_DEFAULTS.window),
+        /** The longest silence a transfer gets (one nearly done); also the age at which an unresumed partial file is swept. */
         idleTimeout: seconds.default(TRANSFER_DEFAULTS.idleTimeout),
+        /** The silence a transfer that has moved nothing gets; its progress earns it more, up to idleTimeout. */
+        stallTimeout: seconds.default(TRANSFER_DEFAULTS.stallTimeout),
         maxTransfers: z.number().int().min(1).max(10_000).default(TRANSFER_DEFAULTS.maxTransfers),
+        /** Transfers one identity may have open at once. */
+        maxTransfersPerIdentity: z.number().int().min(1).max(10_000).default(TRANSFER_DEFAULTS.maxTransfersPerIdentity),
+        /** Bytes of uploads (announced sizes) one identity may have open at once. */
+        maxBytesPerIdentity: z.number().int().min(1).default(TRANSFER_DEFAULTS.maxBytesPerIdentity),
       })
       .optional(),
     logs: z
@@ -176,6 +183,8 @@ export function parseAgentConfig(value: unknown, source = 'the agent config'): A
   if (config.services.transfer?.enabled && !disks?.enabled) {
     throw new AgentConfigError(`${source}: services.transfer: transfers go to and from the disks of services.disks, which is not enabled`);
   }
+  const transfer = config.services.transfer;
+  if (transfer && transfer.stallTimeout > transfer.idleTimeout) throw new AgentConfigError(`${source}: services.transfer.stallTimeout: over idleTimeout (${transfer.idleTimeout})`);
   const benchmark = config.services.benchmark;
   if (benchmark?.enabled) {
     const disk = disks?.disks[benchmark.disk];

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { PARTIAL_PREFIX, resolveExisting, type Disk } from './confine.js';
+import { PARTIAL_PREFIX, statExisting, type Disk } from './confine.js';
 import type { ServiceContext } from './service.js';
 
 export const NEW_FILE_CATEGORY = 'system/disk/new_file';
@@ -46,9 +46,7 @@ export class DiskWatcher {
   private async onChange(disk: Disk, filepath: string): Promise<void> {
     if (path.posix.basename(filepath).startsWith(PARTIAL_PREFIX)) return;
     const seen = this.present.get(disk.id)!;
-    const stat = await resolveExisting(disk, filepath)
-      .then((real) => fs.promises.stat(real))
-      .catch(() => undefined);
+    const stat = await statExisting(disk, filepath).catch(() => undefined);
     if (!stat?.isFile()) {
       seen.delete(filepath);
       return;

@@ -5,11 +5,10 @@
  * (`details: { status: "error", reason }`).
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { z } from 'zod';
 import { fromBase64 } from '../protocol/binary.js';
 import type { DisksConfig } from './config.js';
-import { DiskError, kindOf, openForWriting, PARTIAL_PREFIX, resolveExisting, type Disk } from './confine.js';
+import { DiskError, DiskFolder, openForWriting, PARTIAL_PREFIX, removeFile, statExisting, type Disk } from './confine.js';
 import { copyBetweenDisks, footprintOf } from './disk-io.js';
 import { DiskWatcher, NEW_FILE_CATEGORY } from './disk-watch.js';
 import { reportingFailures, typed, type AgentService, type Component, type ServiceContext, type TypedAction } from './service.js';
@@ -79,7 +78,8 @@ export function disksService(config: DisksConfig, context: ServiceContext): Agen
     [DISK_ACTIONS.listFiles]: typed('the files and folders of a disk', schemas.listFiles, schemas.files, async ({ disk: id }) => {
       const disk = diskNamed(id);
       const files: FileEntry[] = [];
-      const truncated = await listFolder(disk, disk.root, '', files, config.maxListEntries);
+      const root = await DiskFolder.root(disk);
+      const truncated = await listFolder(root, '', files, config.maxListEntries).finally(() => root.close());
       return { disk: disk.id, files, ...(truncated && { truncated: true as const }) };
     }),
 
@@ -98,12 +98,7 @@ export function disksService(config: DisksConfig, context: ServiceContext): Agen
     }),
 
     [DISK_ACTIONS.removeFile]: typed('removes a regular file from a read-write disk', schemas.onDisk, schemas.ok, async (request) => {
-      const disk = diskNamed(request.disk);
-      if (disk.readOnly) throw new DiskError(`disk ${disk.id} is read-only`, 'read-only');
-      const real = await resolveExisting(disk, request.filepath);
-      const stat = await fs.promises.lstat(real);
-      if (!stat.isFile()) throw new DiskError(`${request.filepath} on disk ${disk.id} is ${kindOf(stat)}: only regular files are removed`, 'not-a-file');
-      await fs.promises.unlink(real);
+      await removeFile(diskNamed(request.disk), request.filepath);
       return ok;
     }),
 
@@ -141,27 +136,30 @@ export function disksService(config: DisksConfig, context: ServiceContext): Agen
 }
 
 /**
- * Lists a folder and its sub-folders, at most `max` entries (true when cut). Symlinks are
- * listed as what they point to when that is inside the disk, and not followed into folders
- * (no loops); devices, FIFOs, sockets and partial files are left out.
+ * Lists a folder (held open) and its sub-folders, at most `max` entries (true when cut).
+ * Sub-folders are opened inside it, never through a symlink; symlinks are listed as what
+ * they point to when that is inside the disk, and not followed into folders (no loops);
+ * devices, FIFOs, sockets and partial files are left out.
  */
-export async function listFolder(disk: Disk, folder: string, relative: string, files: FileEntry[], max: number): Promise<boolean> {
-  const entries = await fs.promises.readdir(folder, { withFileTypes: true });
+export async function listFolder(folder: DiskFolder, relative: string, files: FileEntry[], max: number): Promise<boolean> {
+  const entries = await fs.promises.readdir(folder.at(), { withFileTypes: true });
   entries.sort((a, b) => a.name.localeCompare(b.name));
   for (const entry of entries) {
     if (entry.name.startsWith(PARTIAL_PREFIX)) continue;
     if (files.length >= max) return true;
     const entryPath = relative ? `${relative}/${entry.name}` : entry.name;
-    const full = path.join(folder, entry.name);
     if (entry.isDirectory()) {
       files.push({ path: entryPath, size: 0, name: entry.name, type: 'folder' });
-      if (await listFolder(disk, full, entryPath, files, max)) return true;
+      // Gone, unreadable, or swapped for a symlink since it was read: listed, not entered.
+      const child = await folder.child(entry.name, entryPath).catch(() => undefined);
+      if (!(child instanceof DiskFolder)) continue;
+      const cut = await listFolder(child, entryPath, files, max).finally(() => child.close());
+      if (cut) return true;
     } else if (entry.isFile()) {
-      const stat = await fs.promises.lstat(full).catch(() => undefined);
-      if (stat) files.push({ path: entryPath, size: stat.size, name: entry.name, type: 'file' });
+      const stat = await fs.promises.lstat(folder.at(entry.name)).catch(() => undefined);
+      if (stat?.isFile()) files.push({ path: entryPath, size: stat.size, name: entry.name, type: 'file' });
     } else if (entry.isSymbolicLink()) {
-      const target = await resolveExisting(disk, entryPath).catch(() => undefined);
-      const stat = target === undefined ? undefined : await fs.promises.stat(target).catch(() => undefined);
+      const stat = await statExisting(folder.disk, entryPath).catch(() => undefined);
       if (stat?.isFile()) files.push({ path: entryPath, size: stat.size, name: entry.name, type: 'file' });
       else if (stat?.isDirectory()) files.push({ path: entryPath, size: 0, name: entry.name, type: 'folder' });
     }

@@ -1,5 +1,5 @@
 /**
- * File transfer on the bus (issue 8 §3, seed 002 SENDFILES; docs/agent.md "File transfer"),
+ * File transfer on the bus (seed 002 SENDFILES; docs/agent.md "File transfer"),
  * the pure part: action names, payload contracts, limits, transfer ids and the names of
  * partial files. No I/O: the agent side is transfer.ts, the requester side transfer-client.ts.
  *
@@ -41,10 +41,16 @@ export const TRANSFER_DEFAULTS = {
   window: 8,
   /** The largest file accepted in either direction. */
   maxFileBytes: 4 * 1024 * 1024 * 1024,
-  /** Seconds a transfer may stay silent before its open file is closed (its partial file stays, to resume). */
+  /** Seconds a transfer that has moved nearly all its file may stay silent; also the age at which a partial file nobody resumes is swept. */
   idleTimeout: 600,
-  /** Transfers open at once on an agent; more get code 8 (busy). */
+  /** Seconds a transfer that has moved nothing may stay silent (its progress earns it more, up to idleTimeout). */
+  stallTimeout: 60,
+  /** Transfers open at once on an agent, both directions; more get code 8 (busy). */
   maxTransfers: 16,
+  /** Transfers one identity may have open at once on an agent; more get code 8. */
+  maxTransfersPerIdentity: 4,
+  /** Bytes of uploads (their announced sizes) one identity may have open at once on an agent; more get code 8. */
+  maxBytesPerIdentity: 8 * 1024 * 1024 * 1024,
 } as const;
 
 /** A transfer id: 32 lowercase hex digits (also the suffix of the partial file's name). */
@@ -107,6 +113,15 @@ export function transferIdOf(...parts: Array<string | number>): string {
 /** The name of the partial file of a transfer, beside its destination. */
 export function partialNameOf(transfer: string): string {
   return `${PARTIAL_PREFIX}${transfer}`;
+}
+
+/**
+ * The name of an upload's partial file on the agent: of the requester's identity and its
+ * transfer id together, so another identity naming the same transfer id never touches it,
+ * and the same sender finds it again after the agent restarts.
+ */
+export function uploadPartialNameOf(identity: string, transfer: string): string {
+  return partialNameOf(transferIdOf('upload', identity, transfer));
 }
 
 /** The chunks of a file from `start`: offset and length of each, in order. */

@@ -78,3 +78,17 @@ export function ended(pid: number): boolean {
     return true;
   }
 }
+
+/** Every entry under `root`, as paths relative to it, without following symlinks (Node 20's recursive readdir follows them). */
+export function entriesUnder(root: string): Map<string, 'folder' | 'symlink' | 'file'> {
+  const found = new Map<string, 'folder' | 'symlink' | 'file'>();
+  const walk = (folder: string, prefix: string) => {
+    for (const entry of fs.readdirSync(folder, { withFileTypes: true })) {
+      const relative = prefix ? `${prefix}/${entry.name}` : entry.name;
+      found.set(relative, entry.isDirectory() ? 'folder' : entry.isSymbolicLink() ? 'symlink' : 'file');
+      if (entry.isDirectory()) walk(path.join(folder, entry.name), relative);
+    }
+  };
+  walk(root, '');
+  return found;
+}

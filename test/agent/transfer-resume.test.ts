@@ -1,5 +1,5 @@
 /**
- * File transfer resumption (issue 8 §3, docs/agent.md "File transfer"): after an agent
+ * File transfer resumption (docs/agent.md "File transfer"): after an agent
  * restart, and across a connection cut for real (a TCP proxy whose sockets are destroyed)
  * while a 200 MB file is sent and while a file is fetched.
  */

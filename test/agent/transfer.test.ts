@@ -1,5 +1,5 @@
 /**
- * File transfer (issue 8 §3, docs/agent.md "File transfer"): `sendPath` / `fetchPath` against
+ * File transfer (docs/agent.md "File transfer"): `sendPath` / `fetchPath` against
  * an agent on a real embedded broker, with real temporary folders.
  */
 import assert from 'node:assert/strict';
@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { RemoteError } from '../../src/index.js';
 import { PARTIAL_PREFIX } from '../../src/agent/confine.js';
 import { fetchPath, sendPath } from '../../src/agent/transfer-client.js';
-import { partialNameOf, TRANSFER_ACTIONS, transferIdOf, type PutBeginAnswer } from '../../src/agent/transfer-protocol.js';
+import { TRANSFER_ACTIONS, transferIdOf, uploadPartialNameOf, type PutBeginAnswer } from '../../src/agent/transfer-protocol.js';
 import { toBase64 } from '../../src/protocol/binary.js';
 import { RELAIS_BIN, runCli } from '../testkit/cli.js';
 import { hasBinary, uniqueId, within } from '../testkit/index.js';
@@ -126,8 +126,9 @@ describe('transfer - relais send / fetch against an agent', () => {
     // The sender stops after three chunks: the agent has a prefix, under the partial name only.
     const { bytes, hash, transfer, begin } = await sendFirstChunks(env.caller, agentId, source, 'data', 'paused/file.bin', 3);
     assert.equal(begin.offset, 0);
-    assert.deepEqual(fs.readdirSync(path.join(disk, 'paused')), [partialNameOf(transfer)]);
-    assert.equal(fs.statSync(path.join(disk, 'paused', partialNameOf(transfer))).size, 3 * begin.chunkBytes);
+    const partial = uploadPartialNameOf(env.caller.id, transfer);
+    assert.deepEqual(fs.readdirSync(path.join(disk, 'paused')), [partial]);
+    assert.equal(fs.statSync(path.join(disk, 'paused', partial)).size, 3 * begin.chunkBytes);
     // A chunk out of order is refused: the partial file stays a prefix.
     await assert.rejects(
       env.caller.request(TRANSFER_ACTIONS.putChunk, { transfer, generation: begin.generation, offset: 5 * begin.chunkBytes, data: toBase64(bytes.subarray(0, 10)) }, { target: agentId }),
