@@ -13,6 +13,8 @@ import type { Bus } from '../client/bus.js';
 import { connect } from '../client/connect.js';
 import type { ConnectOptions, Registration } from '../client/types.js';
 import type { HistoryRetention, HistoryStore } from './history-store.js';
+import { ROUTER_ID } from '../protocol/history-feed.js';
+import { BrokerFeed } from './broker-feed.js';
 import { serveHistory } from './history-service.js';
 import { serveKill } from './kill-service.js';
 import { SqliteEventLog } from './event-log.js';
@@ -23,7 +25,7 @@ import { Recorder } from './recorder.js';
 import { SqliteHistoryStore } from './sqlite-history-store.js';
 
 export const ROUTER_DEFAULTS = {
-  id: 'relais-router',
+  id: ROUTER_ID,
   /** Payload JSON kept per row; the rest is cut and the row flagged `truncated`. */
   maxDataBytes: 8192,
   retention: { maxAgeMs: 7 * 24 * 3600_000, maxRows: 1_000_000 } satisfies HistoryRetention,
@@ -95,6 +97,8 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const eventLog = new SqliteEventLog(options.database === ':memory:' ? ':memory:' : eventsFile(options.database));
   const events = new EventStream(eventLog, { maxDataBytes, logger });
   recorder.watch(events.onRows);
+  const routerId = options.id ?? ROUTER_DEFAULTS.id;
+  const feed = new BrokerFeed({ id: routerId, recorder, events, store, logger });
   let bus: Bus | undefined;
   const services: Registration[] = [];
   let pruner: NodeJS.Timeout | undefined;
@@ -117,7 +121,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   };
   try {
     bus = await connect({
-      id: options.id ?? ROUTER_DEFAULTS.id,
+      id: routerId,
       ...(options.broker !== undefined && { broker: options.broker }),
       ...(options.stream && { stream: options.stream }),
       ...(options.username !== undefined && { username: options.username }),
@@ -133,6 +137,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
         {
           filter: '#',
           callback: (message) => {
+            if (feed.onMessage(message)) return;
             recorder.onMessage(message);
             events.onMessage(message);
           },
@@ -140,6 +145,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
         },
       ],
     });
+    feed.start(bus);
     services.push(...(await serveHistory(bus, store, recorder, { maxDataBytes })));
     services.push(await bus.handle(METRICS_ACTION, () => metrics.latest));
     services.push(await serveKill(bus, store, { admins: options.admins ?? [] }));
