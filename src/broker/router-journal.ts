@@ -146,7 +146,8 @@ export class RouterJournal {
       this.miss(kind);
       return release?.();
     }
-    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    // A copy: the packet's payload may be a view of a whole socket read, which keeping would keep.
+    const payload = Buffer.from(packet.payload);
     const bytes = payload.length + packet.topic.length + ENTRY_OVERHEAD;
     if (this.messages >= this.options.maxMessages || this.bytes + bytes > this.options.maxBytes) {
       this.miss(kind);
