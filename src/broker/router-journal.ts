@@ -94,7 +94,7 @@ export interface RouterJournalCounts {
   bytes: number;
   /** Messages not kept since the start (the journal was full), all reported to the router or waiting to be. */
   missed: number;
-  /** PUBACKs sent before the router had stored the message (it was away or stalled): buffered only. */
+  /** PUBACKs sent before the router had stored the message: it was away or stalled (the message waits in the journal), or the journal was full (missed). */
   acknowledgedUnstored: number;
   routerConnected: boolean;
 }
@@ -119,6 +119,8 @@ export class RouterJournal {
   private stallTimer: NodeJS.Timeout | undefined;
   private router: JournalClient | undefined;
   private stalled = false;
+  /** Entries whose PUBACK waits. */
+  private held = 0;
   private missed = 0;
   private acknowledgedUnstored = 0;
   active: boolean;
@@ -155,7 +157,8 @@ export class RouterJournal {
       return;
     }
     const held = release && this.holding ? release : undefined;
-    if (release && !held) this.acknowledged(release);
+    if (held) this.held += 1;
+    else this.acknowledged(release);
     this.entries.push({ seq: this.nextSeq++, kind, topic: packet.topic, payload, bytes, release: held });
     this.messages += 1;
     this.bytes += bytes;
@@ -172,7 +175,10 @@ export class RouterJournal {
       this.head += 1;
       this.bytes -= entry.bytes;
       if (entry.kind !== 'gap') this.messages -= 1;
-      entry.release?.();
+      if (entry.release) {
+        this.held -= 1;
+        entry.release();
+      }
     }
     if (this.fedTo < this.head) this.fedTo = this.head;
     this.compact();
@@ -305,11 +311,12 @@ export class RouterJournal {
   }
 
   private releaseHeld(): void {
-    for (let i = this.head; i < this.entries.length; i += 1) {
+    for (let i = this.head; this.held > 0 && i < this.entries.length; i += 1) {
       const entry = this.entries[i]!;
       if (!entry.release) continue;
       const release = entry.release;
       entry.release = undefined;
+      this.held -= 1;
       this.acknowledgedUnstored += 1;
       release();
     }
