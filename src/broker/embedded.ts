@@ -19,7 +19,8 @@ import { listenPrivately, removeStaleSocket } from './unix-socket.js';
 
 export { BrokerStartError };
 import { enforce, type BrokerSecurity, type DenialCounts } from './enforce.js';
-import { installRouterJournal, ROUTER_JOURNAL_DEFAULTS, type RouterJournal, type RouterJournalOptions } from './router-journal.js';
+import { ROUTER_JOURNAL_DEFAULTS, type RouterJournal, type RouterJournalOptions } from './router-journal.js';
+import { installRouterJournal } from './router-journal-hooks.js';
 import { BROKER_LIMITS, guardReads, noCutOffs, rememberClientId, slowConsumerPolicy, type BrokerLimits, type CutOffCounts } from './limits.js';
 
 export interface EmbeddedBrokerOptions {

@@ -17,9 +17,8 @@
  * answers it only after storing everything it received before it (MQTT keeps a connection's
  * order), so an answer `through N` confirms every message up to N.
  */
-import type { Aedes } from 'aedes';
 import { encode } from '../protocol/envelope.js';
-import { feedMessage, HISTORY_FEED_TOPIC, HISTORY_STORED_TOPIC, recordedKind, ROUTER_ID, storedPayloadSchema, type FeedPayload, type HistoryGap, type RecordedKind } from '../protocol/history-feed.js';
+import { feedMessage, HISTORY_FEED_TOPIC, ROUTER_ID, type FeedPayload, type HistoryGap, type RecordedKind } from '../protocol/history-feed.js';
 
 export interface RouterJournalOptions {
   /** The client id of the router the journal keeps messages for. */
@@ -58,15 +57,15 @@ export const STALL_MS = 1000;
 /** Bytes counted per message besides its topic and payload (the entry, the packet). */
 const ENTRY_OVERHEAD = 128;
 /** The packets the journal feeds are marked with this broker id, so the router's forward hook lets them through. */
-const JOURNAL_ID = 'relais-router-journal';
+export const JOURNAL_ID = 'relais-router-journal';
 
-interface JournalClient {
+export interface JournalClient {
   id: string;
   closed: boolean;
   publish(message: { topic: string; payload: Buffer; qos: 0; retain: false; brokerId: string }, done: () => void): void;
 }
 
-interface Packet {
+export interface Packet {
   topic: string;
   payload: Buffer | string;
   qos: number;
@@ -74,7 +73,7 @@ interface Packet {
   brokerId?: string;
 }
 
-type Release = () => void;
+export type Release = () => void;
 
 interface Entry {
   seq: number;
@@ -344,118 +343,3 @@ function feedPayload(routerId: string, payload: FeedPayload): Buffer {
 }
 
 function noop(): void {}
-
-interface Client {
-  id: string;
-  closed: boolean;
-  clean: boolean;
-}
-
-type Hooks = {
-  authorizePublish: (client: Client | null, packet: Packet, done: (error?: Error | null) => void) => void;
-  authorizeForward: (client: Client, packet: Packet) => Packet | null | undefined;
-  published: (packet: Packet, client: Client | null, done: (error?: Error | null) => void) => void;
-  publish: (packet: Packet, client: Client | null, done?: (error?: Error) => void) => void;
-};
-
-/**
- * Installs the journal on `aedes`, around the hooks already there (install it after the
- * security's, so that a refused PUBLISH never reaches it).
- */
-export function installRouterJournal(aedes: Aedes, options: RouterJournalOptions, log: (line: string) => void): RouterJournal {
-  const journal = new RouterJournal(options, log);
-  const broker = aedes as unknown as Hooks;
-  const { routerId } = options;
-  /** PUBACKs waiting for the journal to keep their message, by the message's payload (the same Buffer in Aedes's copy of the packet). */
-  const waiting = new WeakMap<object, Release>();
-  /** Incoming packets already published (or consumed): Aedes's own publish after the PUBACK is skipped. */
-  const published = new WeakSet<object>();
-
-  const previousPublished = broker.published;
-  broker.published = (packet, client, done) => {
-    if (packet.brokerId !== JOURNAL_ID) {
-      const release = waiting.get(packet.payload as object);
-      if (release) waiting.delete(packet.payload as object);
-      const kind = recordedKind(packet.topic);
-      if (kind) journal.keep(packet, kind, release);
-      else release?.();
-    }
-    previousPublished.call(aedes, packet, client, done);
-  };
-
-  const onward = (broker.publish as Hooks['publish']).bind(aedes);
-  broker.publish = (packet, client, done) => {
-    if (published.has(packet)) {
-      published.delete(packet);
-      return void done?.();
-    }
-    onward(packet, client, done);
-  };
-
-  const previousAuthorizePublish = broker.authorizePublish;
-  broker.authorizePublish = (client, packet, done) => {
-    if (client?.id === routerId && packet.topic === HISTORY_STORED_TOPIC) {
-      const through = storedThrough(packet.payload);
-      if (through !== undefined) journal.confirm(through);
-      published.add(packet); // for the journal only
-      return done(null);
-    }
-    if (packet.topic === HISTORY_FEED_TOPIC) {
-      // Only the journal feeds the router: a sync from anyone else could confirm what it has not stored.
-      log(`dropped a message on ${HISTORY_FEED_TOPIC} from client ${JSON.stringify(client?.id ?? '(the broker)')}: only the broker's journal sends it`);
-      published.add(packet);
-      return done(null);
-    }
-    previousAuthorizePublish.call(aedes, client, packet, (error) => {
-      const payload = packet.payload;
-      // The router's own QoS 1 messages (the cancels of kill) are not held: its answer to the journal comes after them on its connection.
-      if (error || packet.qos !== 1 || !journal.holding || client?.id === routerId || !Buffer.isBuffer(payload) || payload.length === 0 || !recordedKind(packet.topic)) return done(error);
-      // The PUBACK (sent by Aedes when `done` is called) waits for the router to have stored the
-      // message (protocol §1.3), so it is published first, a turn later as Aedes would have (the
-      // same order against the other messages); Aedes's own publish after the PUBACK is skipped.
-      let acknowledged = false;
-      const release = () => {
-        if (acknowledged) return;
-        acknowledged = true;
-        done(null);
-      };
-      waiting.set(payload, release);
-      published.add(packet);
-      setImmediate(() =>
-        onward(packet, client, () => {
-          // Not kept (a policy refused it, or it failed): acknowledged as Aedes would have.
-          if (waiting.get(payload) !== release) return;
-          waiting.delete(payload);
-          release();
-        }),
-      );
-    });
-  };
-
-  const previousAuthorizeForward = broker.authorizeForward;
-  broker.authorizeForward = (client, packet) => {
-    // The router gets commands, responses and cancels from the journal, not also from its
-    // subscription. Except a QoS 1 one to a persistent session: Aedes has queued it for that
-    // session, and a refused forward there clears another queued message, whose delivery then
-    // fails and drops the connection. The router stores that copy once (§11.1: same digest).
-    if (client.id === routerId && packet.brokerId !== JOURNAL_ID && (packet.qos === 0 || client.clean) && recordedKind(packet.topic)) return null;
-    return previousAuthorizeForward.call(aedes, client, packet);
-  };
-
-  aedes.on('connackSent', (connack: { returnCode?: number }, client: unknown) => {
-    if ((client as Client).id === routerId && !connack.returnCode) journal.attach(client as JournalClient);
-  });
-  aedes.on('clientDisconnect', (client: unknown) => journal.detach(client as JournalClient));
-  aedes.on('closed', () => journal.close());
-  return journal;
-}
-
-function storedThrough(payload: Buffer | string): number | undefined {
-  try {
-    const envelope = JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8')) as { payload?: unknown };
-    const parsed = storedPayloadSchema.safeParse(envelope?.payload);
-    return parsed.success ? parsed.data.through : undefined;
-  } catch {
-    return undefined;
-  }
-}
