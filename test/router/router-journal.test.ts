@@ -81,11 +81,14 @@ describe('the router journal of the embedded broker', { timeout: 60_000 }, () =>
     const observer = await connect({ id: 'journal-observer', broker: broker.url!, logger: testLogger });
     let router: Router | undefined;
     try {
-      const all = published(broker, 'test/journal/request', 120);
-      for (let i = 0; i < 120; i += 1) {
-        const { topic, body } = command(`gap-${i}`);
-        await peer.publishAsync(topic, body, { qos: 0 });
-      }
+      // 60 commands, 40 responses, 20 cancels, in that order: the first 50 fit.
+      const messages = [
+        ...Array.from({ length: 60 }, (_, i) => command(`gap-${i}`)),
+        ...Array.from({ length: 40 }, (_, i) => ({ topic: 'test/journal/response/journal-peer', body: JSON.stringify({ type: 'response', source: 'journal-handler', destination: 'journal-peer', token: `gap-${i}`, final: true, code: 0, payload: {} }) })),
+        ...Array.from({ length: 20 }, (_, i) => ({ topic: 'test/journal/cancel', body: JSON.stringify({ type: 'cancel', source: 'journal-peer', destination: '*', token: `gap-${i}`, payload: {} }) })),
+      ];
+      const all = published(broker, 'test/journal/cancel', 20);
+      for (const { topic, body } of messages) await peer.publishAsync(topic, body, { qos: 0 });
       await all;
       assert.deepEqual({ kept: broker.routerJournal!.counts().kept, missed: broker.routerJournal!.counts().missed }, { kept: 50, missed: 70 });
 
@@ -97,12 +100,12 @@ describe('the router journal of the embedded broker', { timeout: 60_000 }, () =>
       assert.equal(gaps.length, 1, 'one history.gap event');
       const gap = gaps[0]!.data;
       assert.equal(gap.by, 'broker');
-      assert.deepEqual({ missed: gap.missed, commands: gap.commands, responses: gap.responses, cancels: gap.cancels }, { missed: 70, commands: 70, responses: 0, cancels: 0 });
+      assert.deepEqual({ missed: gap.missed, commands: gap.commands, responses: gap.responses, cancels: gap.cancels }, { missed: 70, commands: 10, responses: 40, cancels: 20 });
       assert.ok((gap.from as number) <= (gap.to as number));
 
       // What fit was stored before the gap was reported: the 50 oldest, in order.
-      const rows = router.store.query(parseHistoryQuery({ action: 'test/journal', kind: 'command', limit: 1000 })).rows;
-      assert.deepEqual(rows.map((row) => row.token), Array.from({ length: 50 }, (_, i) => `gap-${i}`));
+      const rows = router.store.query(parseHistoryQuery({ action: 'test/journal', limit: 1000 })).rows;
+      assert.deepEqual(rows.map((row) => `${row.kind} ${row.token}`), Array.from({ length: 50 }, (_, i) => `command gap-${i}`));
     } finally {
       await observer.close();
       await router?.close();
