@@ -19,6 +19,8 @@ import { listenPrivately, removeStaleSocket } from './unix-socket.js';
 
 export { BrokerStartError };
 import { enforce, type BrokerSecurity, type DenialCounts } from './enforce.js';
+import { ROUTER_JOURNAL_DEFAULTS, type RouterJournal, type RouterJournalOptions } from './router-journal.js';
+import { installRouterJournal } from './router-journal-hooks.js';
 import { BROKER_LIMITS, guardReads, noCutOffs, checkConnect, rememberConnect, slowConsumerPolicy, type BrokerLimits, type CutOffCounts } from './limits.js';
 
 export interface EmbeddedBrokerOptions {
@@ -65,6 +67,11 @@ export interface EmbeddedBrokerOptions {
    * PUBLISH. In-process streams (`connectInProcess`, `accept`) are trusted. Absent: no checks.
    */
   security?: BrokerSecurity;
+  /**
+   * What the broker keeps for the router until it has stored it (protocol §11.1 "The journal");
+   * each field defaults to ROUTER_JOURNAL_DEFAULTS. `false`: none.
+   */
+  routerJournal?: Partial<RouterJournalOptions> | false;
 }
 
 export const BROKER_DEFAULTS = { host: '127.0.0.1', port: 1883, tlsPort: 8883 } as const;
@@ -109,6 +116,8 @@ export interface EmbeddedBroker {
   readonly denials?: DenialCounts;
   /** Connections closed by each resource limit since the start (each is also logged). */
   readonly cutOffs: CutOffCounts;
+  /** What is kept for the router (absent with `routerJournal: false`). */
+  readonly routerJournal?: RouterJournal;
   /** When the broker started (epoch ms). */
   readonly startedAt: number;
   close(): Promise<void>;
@@ -139,6 +148,8 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   const tlsPeers = new WeakMap<object, tls.TLSSocket>();
   const denials = options.security ? enforce(aedes, options.security, { trusted, tlsPeers }, log) : undefined;
   checkConnect(aedes, limits.maxKeepaliveSeconds, log, cutOffs);
+  // After the security's hooks: a PUBLISH it refuses never reaches the journal.
+  const routerJournal = options.routerJournal === false ? undefined : installRouterJournal(aedes, { ...ROUTER_JOURNAL_DEFAULTS, ...definedFields(options.routerJournal ?? {}) }, log);
   aedes.on('clientError', logLimit);
   aedes.on('connectionError', logLimit);
   const servers: net.Server[] = [];
@@ -283,7 +294,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
       if (tlsSocket) tlsPeers.set(stream, tlsSocket);
       protect(stream, address);
     };
-    const broker = { aedes, ...listeners, ...(denials && { denials }), cutOffs, startedAt, connectInProcess, accept: acceptStream, serveConnection, close: closeAll, [Symbol.asyncDispose]: closeAll } as EmbeddedBroker;
+    const broker = { aedes, ...listeners, ...(denials && { denials }), ...(routerJournal && { routerJournal }), cutOffs, startedAt, connectInProcess, accept: acceptStream, serveConnection, close: closeAll, [Symbol.asyncDispose]: closeAll } as EmbeddedBroker;
     return broker;
   } catch (error) {
     await closeAll();

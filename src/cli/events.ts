@@ -26,6 +26,10 @@ export function formatEvent(item: BusEvent | EventGap): string {
         return `${d.action} ${d.handler} -> ${d.requester} code ${d.code}${d.durationMs === undefined ? '' : ` ${d.durationMs} ms`} ${d.token}`;
       case 'log':
         return `${d.level} ${d.category} ${d.source}: ${d.message}`;
+      case 'history.gap':
+        return d.missed === null
+          ? `the router was away from ${new Date(Number(d.from)).toISOString()}: what was published meanwhile may be missing from the history`
+          : `${d.missed} not recorded (${d.commands} commands, ${d.responses} responses, ${d.cancels} cancels) from ${new Date(Number(d.from)).toISOString()} to ${new Date(Number(d.to)).toISOString()}`;
       default:
         return `${d.category} from ${d.source} ${d.truncated ? `(${d.size} B, cut)` : JSON.stringify(d.payload)}`;
     }

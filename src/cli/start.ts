@@ -88,6 +88,8 @@ export function startCommand(): Command {
         ...(options.socketGroup !== undefined && { unixGroup: options.socketGroup }),
         ...(options.wsPort !== undefined && { wsPort: portOption(options.wsPort, '--ws-port'), wsOrigins: options.wsOrigin ?? [] }),
         ...tlsOption(options),
+        // With its router on the way, what is published before it connects is kept for it too (protocol §11.1).
+        routerJournal: { fromStart: options.router },
         limits: {
           maxPacketBytes: positiveOption(options.maxPacket, '--max-packet'),
           connectTimeoutMs: positiveOption(options.connectTimeout, '--connect-timeout'),

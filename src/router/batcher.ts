@@ -15,6 +15,11 @@ export class Batcher<T> {
     private readonly maxBatch = 5000,
   ) {}
 
+  /** Items waiting for the next store call. */
+  get size(): number {
+    return this.pending.length;
+  }
+
   /** Adds an item; `now` stores what is pending at once (a QoS 1 message before its PUBACK). */
   add(item: T, now = false): void {
     this.pending.push(item);

@@ -87,6 +87,16 @@ export class EventStream {
     }
   };
 
+  /**
+   * Requests the history did not record (protocol §11.8 `history.gap`): reported by the embedded
+   * broker's journal with exact counts, or by the router itself after an absence on a broker that
+   * keeps no journal. Stored at once: the journal is told only after.
+   */
+  onGap(data: Record<string, unknown>): void {
+    this.add({ type: 'history.gap', data });
+    this.flush();
+  }
+
   /** The registry's detail notification carries only the clients that changed (protocol §11.3). */
   private onClients(payload: unknown): void {
     const clients = (payload as { clients?: Record<string, { status?: string; host?: string; pid?: number } | null> } | null)?.clients;

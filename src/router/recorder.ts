@@ -1,7 +1,8 @@
 /**
  * Turns what the router sees on the bus into history rows and stores them in batches
- * (protocol §11.1): one transaction per ~10 ms under a flood, and at once before a QoS 1
- * message is acknowledged to the broker, so an acknowledged message is stored.
+ * (protocol §11.1): one transaction per ~10 ms under a flood, at once before a QoS 1
+ * message is acknowledged to the broker, and at once when the embedded broker's journal asks
+ * (a sync), so that what is acknowledged is stored. Rows the store refused are tried again.
  */
 import { hash } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -10,6 +11,9 @@ import { checkClientId, parseTopic } from '../protocol/topics.js';
 import type { Envelope } from '../protocol/envelope.js';
 import { Batcher } from './batcher.js';
 import type { HistoryKind, HistoryRow, HistoryRowInput, HistoryStore } from './history-store.js';
+
+/** Rows the store refused, kept to be tried again with the next batch; past this many they are given up (counted in `failed`). */
+const MAX_UNSTORED = 10_000;
 
 /** Actions under this prefix are the router's own services (history queries, registry...): not recorded. */
 export const ROUTER_NAMESPACE = 'relais/';
@@ -33,6 +37,8 @@ export class Recorder {
   /** Rows that could not be stored (the store failed); reported in metrics and logs. */
   failed = 0;
   recorded = 0;
+  /** Rows the store refused last time, tried again first at the next flush. */
+  private unstored: HistoryRowInput[] = [];
 
   constructor(
     private readonly store: HistoryStore,
@@ -64,16 +70,26 @@ export class Recorder {
 
   /** Stores what is pending now. */
   flush(): void {
-    this.batcher.flush();
+    if (this.batcher.size === 0 && this.unstored.length > 0) this.storeBatch([]);
+    else this.batcher.flush();
+  }
+
+  /** Whether every row received so far is stored (none is waiting for another try). */
+  get allStored(): boolean {
+    return this.unstored.length === 0;
   }
 
   private storeBatch(batch: HistoryRowInput[]): void {
+    const rows = this.unstored.length > 0 ? [...this.unstored, ...batch] : batch;
+    this.unstored = [];
     let stored: HistoryRow[];
     try {
-      stored = this.store.append(batch);
+      stored = this.store.append(rows);
     } catch (error) {
-      this.failed += batch.length;
-      this.options.logger.error({ err: (error as Error).message, rows: batch.length, failedSoFar: this.failed }, 'history: rows could not be stored');
+      const kept = rows.length <= MAX_UNSTORED;
+      if (kept) this.unstored = rows;
+      else this.failed += rows.length;
+      this.options.logger.error({ err: (error as Error).message, rows: rows.length, failedSoFar: this.failed }, kept ? 'history: rows could not be stored (tried again at the next batch)' : 'history: rows could not be stored');
       return;
     }
     this.recorded += stored.length;

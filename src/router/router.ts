@@ -14,6 +14,8 @@ import { connect } from '../client/connect.js';
 import type { ConnectOptions, Registration } from '../client/types.js';
 import { HistoryAccess, type HistoryAccessOptions } from './history-access.js';
 import type { HistoryRetention, HistoryStore } from './history-store.js';
+import { ROUTER_ID } from '../protocol/history-feed.js';
+import { BrokerFeed } from './broker-feed.js';
 import { serveHistory } from './history-service.js';
 import { serveKill } from './kill-service.js';
 import { SqliteEventLog } from './event-log.js';
@@ -24,7 +26,7 @@ import { Recorder } from './recorder.js';
 import { SqliteHistoryStore } from './sqlite-history-store.js';
 
 export const ROUTER_DEFAULTS = {
-  id: 'relais-router',
+  id: ROUTER_ID,
   /** Payload JSON kept per row; the rest is cut and the row flagged `truncated`. */
   maxDataBytes: 8192,
   retention: { maxAgeMs: 7 * 24 * 3600_000, maxRows: 1_000_000 } satisfies HistoryRetention,
@@ -105,6 +107,8 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const eventLog = new SqliteEventLog(options.database === ':memory:' ? ':memory:' : eventsFile(options.database));
   const events = new EventStream(eventLog, { maxDataBytes, logger });
   recorder.watch(events.onRows);
+  const routerId = options.id ?? ROUTER_DEFAULTS.id;
+  const feed = new BrokerFeed({ id: routerId, recorder, events, store, logger });
   let bus: Bus | undefined;
   const services: Registration[] = [];
   let pruner: NodeJS.Timeout | undefined;
@@ -127,7 +131,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   };
   try {
     bus = await connect({
-      id: options.id ?? ROUTER_DEFAULTS.id,
+      id: routerId,
       ...(options.broker !== undefined && { broker: options.broker }),
       ...(options.stream && { stream: options.stream }),
       ...(options.username !== undefined && { username: options.username }),
@@ -143,6 +147,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
         {
           filter: '#',
           callback: (message) => {
+            if (feed.onMessage(message)) return;
             recorder.onMessage(message);
             events.onMessage(message);
           },
@@ -150,6 +155,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
         },
       ],
     });
+    feed.start(bus);
     services.push(...(await serveHistory(bus, store, recorder, access, { maxDataBytes })));
     services.push(await bus.handle(METRICS_ACTION, () => metrics.latest));
     services.push(await serveKill(bus, store, recorder, access, { admins: options.admins ?? [], allowed: options.killBy ?? 'identity' }));

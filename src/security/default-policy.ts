@@ -63,9 +63,9 @@ export const DEFAULT_POLICY_DATA = {
       subscribe: ['#'],
     },
     {
-      name: 'the router records everything, serves relais/, publishes its notifications and the cancels of kill (protocol §11)',
+      name: 'the router records everything, serves relais/, publishes its notifications, the cancels of kill and its answers to the broker journal (protocol §11)',
       roles: ['router'],
-      publish: ['relais/${path}/response/+', 'relais/${path}/notification', '${path}/cancel'],
+      publish: ['relais/${path}/response/+', 'relais/${path}/notification', '${path}/cancel', 'relais/history/stored'],
       subscribe: ['#'],
     },
     {

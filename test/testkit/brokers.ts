@@ -182,6 +182,8 @@ export function mosquittoConfig(
     // protocol §1.2: the defaults (1000 queued, 20 in flight) drop messages silently under load.
     'max_queued_messages 1000000',
     'max_inflight_messages 0',
+    // protocol §1.2, §11.1: a persistent session (the router's) keeps QoS 0 messages too while it is away.
+    'queue_qos0_messages true',
     ...(socketPath ? [`listener 0 ${socketPath}`] : []),
     ...(extra.wsPort !== undefined ? [`listener ${extra.wsPort} 127.0.0.1`, 'protocol websockets'] : []),
     ...(extra.tls ? [`listener ${extra.tls.port} 127.0.0.1`, `certfile ${extra.tls.certPath}`, `keyfile ${extra.tls.keyPath}`] : []),
