@@ -1,21 +1,27 @@
 /**
- * The policy `relais init` writes (issue 7 §1, §4): five roles. The built-in rules
- * (policy.ts BUILTIN_RULES) still apply on top: these rules only say what each role may do
- * within the topic contract.
+ * The policy `relais init` writes (issue 7 §1, §4; docs/security.md "The default policy"): six
+ * roles. The built-in rules (policy.ts BUILTIN_RULES) still apply on top: these rules only say
+ * what each role may do within the topic contract. Least privilege: a service serves only the
+ * actions its identity entry lists in `serves`, and the agents' actions (`system/`) are called
+ * only by the roles a rule names.
  */
 import { parsePolicy, type Policy, type PolicyInput } from './policy.js';
 
 export const DEFAULT_POLICY_DATA = {
   version: 1,
   roles: {
-    admin: { description: 'operates the bus: calls any action, reads everything, may kill requests', grants: ['wildcards', 'responses', 'requests', 'system'] },
-    router: { description: 'the router and registry (protocol §11): reads everything, serves the relais/ actions', grants: ['wildcards', 'responses', 'requests', 'system'] },
-    service: { description: 'serves actions (a handler, an agent)', grants: [] },
+    admin: { description: "operates the bus: calls any action (the agents' too), reads everything, may kill requests", grants: ['wildcards', 'responses', 'requests', 'system', 'restricted'] },
+    router: { description: 'the router and registry (protocol §11): reads everything, serves the relais/ actions', grants: ['wildcards', 'responses', 'requests', 'system', 'restricted'] },
+    service: { description: 'serves the actions its identity lists in "serves" (a handler, an agent); calls actions as a client does', grants: [] },
     client: { description: 'calls actions, reads its own responses, publishes notifications and logs', grants: [] },
     observer: { description: 'reads notifications and the event stream', grants: [] },
+    'agent-user': { description: "calls the agents' actions (system/...: disks, files, commands, benchmark); give it beside client", grants: [] },
   },
   identities: {
     'relais-router': { roles: ['router'] },
+  },
+  restricted: {
+    system: "the agents' actions (docs/agent.md): reading and removing files, running commands; called only by admin and agent-user, served only by identities that list them in serves",
   },
   rules: [
     {
@@ -44,10 +50,10 @@ export const DEFAULT_POLICY_DATA = {
       ],
     },
     {
-      name: 'services serve actions: any-handler and targeted commands, cancels; answer anyone',
+      name: 'services serve the actions their identity lists in serves: any-handler and targeted commands, cancels; answer anyone; call them on themselves',
       roles: ['service'],
-      publish: ['${path}/response/+'],
-      subscribe: ['${path}/request', '${path}/request/${id}', '${path}/cancel'],
+      publish: ['${serves}/response/+', '${serves}/request/${id}'],
+      subscribe: ['${serves}/request', '${serves}/request/${id}', '${serves}/cancel'],
     },
     {
       name: 'notifications and the event stream are readable by observers and clients',
@@ -69,6 +75,12 @@ export const DEFAULT_POLICY_DATA = {
       name: "admins read the embedded broker's denial and connection counts (protocol §11.9)",
       roles: ['admin'],
       publish: ['relais/broker/stats/get/request'],
+    },
+    {
+      name: "agent users call the agents' actions (docs/agent.md)",
+      roles: ['agent-user'],
+      publish: ['system/${path}/request', 'system/${path}/request/+', 'system/${path}/cancel'],
+      subscribe: ['system/${path}/response/${id}'],
     },
   ],
 } satisfies PolicyInput;
