@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { startRouter, ROUTER_DEFAULTS, type Router } from '../router/router.js';
-import { addConnectionOptions, cliLogger, fail, EXIT, onInterrupt, readFileOption, type GlobalOptions } from './common.js';
+import { addConnectionOptions, cliLogger, connectionOptions, fail, EXIT, onInterrupt, type GlobalOptions } from './common.js';
 
 export interface RouterSettingsOptions {
   dataDir: string;
@@ -45,13 +45,16 @@ export function routerCommand(): Command {
     .description('run the router alone against a broker: request history, client registry (relais start already runs one)')
     .action(async (options: RouterCommandOptions) => {
       const settings = routerSettings(options);
+      // The router answers for the bus (its presence says role "router"): it does not sign yet (docs/security.md "Signed envelopes").
+      if (options.signingKey !== undefined || options.verifyKeys !== undefined) fail(EXIT.USAGE, 'relais router does not sign or verify envelopes yet: leave out --signing-key and --verify-keys');
+      // Its identity is relais-router unless --id says otherwise: a token is that identity's.
+      const id = options.id ?? ROUTER_DEFAULTS.id;
       let router: Router;
       try {
         router = await startRouter({
           ...settings,
-          broker: options.broker,
-          ...(options.id !== undefined && { id: options.id }),
-          ...(options.ca !== undefined && { tls: { ca: readFileOption(options.ca, '--ca') } }),
+          ...connectionOptions({ ...options, id }),
+          id,
           logger: cliLogger(options.verbose ? 'debug' : 'info', 'relais-router'),
         });
       } catch (error) {
