@@ -86,8 +86,14 @@ export const DEFAULT_POLICY_DATA = {
   ],
 } satisfies PolicyInput;
 
-export function defaultPolicy(): Policy {
-  return parsePolicy(structuredClone(DEFAULT_POLICY_DATA), 'default policy');
+/**
+ * The default policy; `serves` grants services the actions they serve (`{ billing: ['billing/#'] }`,
+ * what `relais identity add --serves` writes into a policy file): without it a service serves nothing.
+ */
+export function defaultPolicy(options: { serves?: Readonly<Record<string, readonly string[]>> } = {}): Policy {
+  const data: PolicyInput = structuredClone(DEFAULT_POLICY_DATA);
+  for (const [identity, serves] of Object.entries(options.serves ?? {})) data.identities = { ...data.identities, [identity]: { ...data.identities?.[identity], serves: [...serves] } };
+  return parsePolicy(data, 'default policy');
 }
 
 /**
