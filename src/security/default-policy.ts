@@ -1,5 +1,5 @@
 /**
- * The policy `relais init` writes (issue 7 §1, §4; docs/security.md "The default policy"): six
+ * The policy `relais init` writes (docs/security.md "The default policy"): six
  * roles. The built-in rules (policy.ts BUILTIN_RULES) still apply on top: these rules only say
  * what each role may do within the topic contract. Least privilege: a service serves only the
  * actions its identity entry lists in `serves`, and the agents' actions (`system/`) are called
