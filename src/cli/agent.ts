@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { startAgent, type Agent } from '../agent/agent.js';
 import { AgentConfigError, loadAgentConfig, type AgentConfig } from '../agent/config.js';
-import { addConnectionOptions, cliLogger, fail, EXIT, onInterrupt, readFileOption, type GlobalOptions } from './common.js';
+import { addConnectionOptions, cliConnectOptions, cliLogger, fail, EXIT, onInterrupt, type GlobalOptions } from './common.js';
 
 interface AgentCommandOptions extends GlobalOptions {
   config?: string;
@@ -27,7 +27,7 @@ export function agentCommand(): Command {
           id: options.id,
           config,
           logger: cliLogger(options.verbose ? 'debug' : 'info', 'relais-agent'),
-          connection: { broker: options.broker, ...(options.ca !== undefined && { tls: { ca: readFileOption(options.ca, '--ca') } }) },
+          connection: cliConnectOptions(options),
         });
       } catch (error) {
         fail(EXIT.ERROR, `the agent did not start: ${(error as Error).message}`);

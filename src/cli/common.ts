@@ -13,6 +13,7 @@ export interface GlobalOptions {
   ca?: string;
   cert?: string;
   key?: string;
+  tokenFile?: string;
   verbose?: boolean;
   signingKey?: string;
   verifyKeys?: string;
@@ -29,10 +30,22 @@ export function addConnectionOptions(command: Command): Command {
     .addOption(new Option('--ca <file>', 'PEM certificate(s) to trust for an mqtts:// or wss:// broker, besides the system ones').env('RELAIS_CA'))
     .addOption(new Option('--cert <file>', 'client certificate (PEM) for an mqtts:// broker: its CN is the identity (relais identity add --cert)').env('RELAIS_CERT'))
     .addOption(new Option('--key <file>', 'private key (PEM) of --cert').env('RELAIS_KEY'))
+    .addOption(new Option('--token-file <file>', "a file holding the identity's token (relais identity add): the password, username --id").env('RELAIS_TOKEN_FILE'))
     .addOption(new Option('--signing-key <file>', 'sign what this command sends with this Ed25519 private key (relais identity keygen; protocol §12)').env('RELAIS_SIGNING_KEY'))
     .addOption(new Option('--verify-keys <file>', 'refuse received messages not signed by a key of this public keys file (protocol §12.4)').env('RELAIS_VERIFY_KEYS'))
-    .option('-v, --verbose', 'log what the library does (to stderr)');
+    .option('-v, --verbose', 'log what the library does (to stderr)')
+    .addHelpText('after', CREDENTIALS_HELP);
 }
+
+/** What every command's --help says about credentials (docs/security.md "CLI credentials"). */
+export const CREDENTIALS_HELP = `
+Credentials (every command takes them the same way):
+  RELAIS_TOKEN=<token>          the identity's token (relais identity add), with --id <identity>;
+                                from the environment, never on the command line (ps shows it)
+  --token-file <file>           the same, read from a file (RELAIS_TOKEN_FILE)
+  --cert <file> --key <file>    a client certificate over mqtts:// or wss:// (RELAIS_CERT, RELAIS_KEY);
+                                its CN is the identity: give it as --id too
+  --ca <file>                   the CA that signed the broker's certificate (RELAIS_CA)`;
 
 export function defaultId(): string {
   // Dots too: the NATS MQTT gateway before 2.10 refuses topics holding one (protocol §2.1).
@@ -40,15 +53,36 @@ export function defaultId(): string {
   return `cli-${host}-${process.pid}`;
 }
 
+/**
+ * The broker and the credentials of every command, from the same flags and environment: the
+ * token (RELAIS_TOKEN or --token-file, never the command line: other users see it in ps), the
+ * client certificate and the CA. Exits 2 naming what is missing or unreadable.
+ */
+export function connectionOptions(options: GlobalOptions): Pick<ConnectOptions, 'broker' | 'username' | 'password' | 'tls'> {
+  const token = tokenOption(options);
+  if (token !== undefined && options.id === undefined) fail(EXIT.USAGE, `a token (${options.tokenFile !== undefined ? '--token-file' : 'RELAIS_TOKEN'}) is the password of an identity: give it with --id <identity> (or RELAIS_ID)`);
+  return { broker: options.broker, ...tlsOptions(options), ...(token !== undefined && { username: options.id!, password: token }) };
+}
+
+function tokenOption(options: GlobalOptions): string | undefined {
+  if (options.tokenFile !== undefined) {
+    const token = readFileOption(options.tokenFile, '--token-file').toString('utf8').trim();
+    if (token === '') fail(EXIT.USAGE, `--token-file: ${options.tokenFile} is empty`);
+    return token;
+  }
+  return process.env.RELAIS_TOKEN || undefined;
+}
+
+/** connectionOptions() with the signing and verifying keys (protocol §12): what a command's bus connects with. */
+export function cliConnectOptions(options: GlobalOptions): Pick<ConnectOptions, 'broker' | 'username' | 'password' | 'tls' | 'signing' | 'verify'> {
+  return { ...connectionOptions(options), ...signatureOptions(options) };
+}
+
 export async function connectCli(options: GlobalOptions, extra: { ephemeral?: boolean } = {}): Promise<Bus> {
   const bus = await connect({
     id: options.id ?? defaultId(),
-    broker: options.broker,
-    ...tlsOptions(options),
-    // A token from the environment, never the command line (other users see it in ps).
-    ...(process.env.RELAIS_TOKEN && { username: options.id ?? defaultId(), password: process.env.RELAIS_TOKEN }),
+    ...cliConnectOptions(options),
     ephemeral: extra.ephemeral ?? true,
-    ...signatureOptions(options),
     logger: pino(
       { name: 'relais', level: options.verbose ? 'debug' : (process.env.RELAIS_LOG_LEVEL ?? 'warn') },
       process.env.RELAIS_LOG_FORMAT === 'json' ? pino.destination({ fd: 2, sync: true }) : readableLogLines(),

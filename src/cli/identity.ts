@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { IdentityError, IdentityStore } from '../security/identities.js';
+import { loadPolicy, setServes } from '../security/policy-file.js';
+import { checkServedPattern, PolicyError } from '../security/policy.js';
 import { issueCertificate, PkiError } from '../security/pki.js';
 import { EXIT, fail, readFileOption } from './common.js';
 import { certificateRecord } from './init.js';
@@ -50,17 +52,35 @@ function guarded<T>(run: () => T): T {
 
 interface AddOptions extends FileOptions {
   role?: string[];
+  serves?: string[];
+  policy?: string;
   token?: boolean;
   cert?: boolean;
   out?: string;
   days: string;
 }
 
+/** Before anything is written: each served pattern is an action pattern, and the policy file (if any) is valid. */
+function checkServes(serves: readonly string[], policyFile: string): void {
+  for (const served of serves) {
+    const problem = checkServedPattern(served);
+    if (problem) fail(EXIT.USAGE, `--serves ${served}: ${problem}`);
+  }
+  if (fs.existsSync(policyFile)) loadPolicy(policyFile);
+}
+
+/** The policy file `relais start` reads for these options: --policy, the one of --config, or <data-dir>/policy.json (--secure). */
+function policyFileOf(options: AddOptions): string {
+  return path.resolve(options.policy ?? configOf(options)?.policy ?? path.join(options.dataDir, 'policy.json'));
+}
+
 function addCommand(): Command {
   return withFile(new Command('add'))
     .description('add an identity with a secret token (printed once, only its hash is stored) or a client certificate from the CA, or both')
     .argument('<name>', 'the identity: MQTT username and client id (its real-time lane is <name>~rt); a certificate\'s CN')
-    .option('--role <role...>', 'roles of the identity in the policy (client, service, admin, observer, router in the default one)')
+    .option('--role <role...>', 'roles of the identity in the policy (client, service, admin, observer, agent-user, router in the default one)')
+    .option('--serves <action...>', "the actions this service may serve, written to its entry in the policy file (+ is one level, a last # any levels below: 'billing/#'); a service serves nothing else")
+    .option('--policy <file>', 'the policy file --serves writes to (default: the one of --config, else <data-dir>/policy.json; made from the default policy when absent)')
     .option('--token', 'issue a secret token (the default without --cert)')
     .option('--cert', 'issue a client certificate signed by the CA of --config: <out>/<name>.crt and <name>.key (0600)')
     .option('--out <dir>', 'where --cert writes the certificate and key (default: the directory of --config)')
@@ -70,9 +90,16 @@ function addCommand(): Command {
       const roles = options.role ?? [];
       try {
         store.checkFree(name, roles);
+        if (options.serves) checkServes(options.serves, policyFileOf(options));
+        if (options.serves && !roles.includes('service')) process.stderr.write(`relais: note: --serves is used by the rules of the role service (in the default policy); ${name} is given ${roles.join(', ') || 'no role'}\n`);
         const issued = options.cert ? await issueFor(name, options) : undefined;
         const { token, fingerprint } = issued ? await store.addWithCertificate(name, roles, certificateRecord(issued.certificate), options.token === true) : await store.add(name, roles);
         process.stdout.write(`identity ${name} added to ${store.file}${roles.length ? ` (roles: ${roles.join(', ')})` : ''}\n`);
+        if (options.serves) {
+          const policyFile = policyFileOf(options);
+          const { created } = setServes(policyFile, name, options.serves);
+          process.stdout.write(`${name} serves ${options.serves.join(', ')}: written to ${policyFile}${created ? ' (made from the default policy)' : ''}; a running relais start reloads it within a second\n`);
+        }
         if (issued) {
           process.stdout.write(`certificate ${issued.files.cert} and key ${issued.files.key} (give both to the client; connect with --cert and --key, client id ${name})\n`);
           process.stdout.write(`certificate fingerprint: ${issued.certificate.fingerprint}, valid until ${issued.certificate.notAfter.toISOString()}\n`);
@@ -83,6 +110,7 @@ function addCommand(): Command {
         }
       } catch (error) {
         if (error instanceof IdentityError || error instanceof PkiError) fail(EXIT.USAGE, error.message);
+        if (error instanceof PolicyError) fail(EXIT.USAGE, `--serves: ${error.message}`);
         throw error;
       }
     });

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
 import { BROKER_DEFAULTS } from '../index.js';
-import { DEFAULT_POLICY_DATA } from '../security/default-policy.js';
+import { defaultPolicyYaml } from '../security/default-policy.js';
 import { IdentityStore } from '../security/identities.js';
 import { createCertificateAuthority, issueCertificate, type IssuedCertificate } from '../security/pki.js';
 import { EXIT, fail } from './common.js';
@@ -24,7 +24,7 @@ interface InitOptions {
   tlsPort: string;
 }
 
-export const INIT_FILES = { config: 'relais.json', caCert: 'ca.crt', caKey: 'ca.key', brokerCert: 'broker.crt', brokerKey: 'broker.key', identities: 'identities.json', policy: 'policy.json' } as const;
+export const INIT_FILES = { config: 'relais.json', caCert: 'ca.crt', caKey: 'ca.key', brokerCert: 'broker.crt', brokerKey: 'broker.key', identities: 'identities.json', policy: 'policy.yaml' } as const;
 
 export function initCommand(): Command {
   return new Command('init')
@@ -61,7 +61,7 @@ export function initCommand(): Command {
       write(`${options.admin}.crt`, admin.cert);
       write(`${options.admin}.key`, admin.key, 0o600);
       const { token, fingerprint } = await store.addWithCertificate(options.admin, ['admin'], certificateRecord(admin), true);
-      write(INIT_FILES.policy, `${JSON.stringify(DEFAULT_POLICY_DATA, null, 2)}\n`);
+      write(INIT_FILES.policy, defaultPolicyYaml());
       const config: StartConfig = {
         version: 1,
         dataDir: 'data',
@@ -84,7 +84,7 @@ export function initCommand(): Command {
           `  ${INIT_FILES.caCert} ${INIT_FILES.caKey}  the CA (keep ca.key offline if you can: it issues identities)`,
           `  ${INIT_FILES.brokerCert} ${INIT_FILES.brokerKey}  the broker's certificate, for ${hosts.join(', ')}`,
           `  ${options.admin}.crt ${options.admin}.key  the administrator's certificate (fingerprint ${admin.fingerprint})`,
-          `  ${INIT_FILES.identities}  identities (hashes only); ${INIT_FILES.policy}: the default policy (SIGHUP or a save reloads it)`,
+          `  ${INIT_FILES.identities}  identities (hashes only); ${INIT_FILES.policy}: the default policy, commented (SIGHUP or a save reloads it)`,
           '',
           `administrator token (shown once; username ${options.admin}, fingerprint ${fingerprint}):`,
           token,
@@ -93,6 +93,7 @@ export function initCommand(): Command {
           `  relais start --config ${path.join(dir, INIT_FILES.config)}`,
           `  relais clients --broker ${reach} --ca ${path.join(dir, INIT_FILES.caCert)} --cert ${path.join(dir, `${options.admin}.crt`)} --key ${path.join(dir, `${options.admin}.key`)} --id ${options.admin}`,
           `  relais identity add <name> --role client --cert --config ${path.join(dir, INIT_FILES.config)}`,
+          `  relais identity add <name> --role service --serves '<action>/#' --cert --config ${path.join(dir, INIT_FILES.config)}   (a service serves only what --serves grants)`,
           `  https://${hosts[3] ?? 'localhost'}:8443/ : the dashboard and HTTP API (identity ${options.admin} and its token, or its certificate)`,
           '',
         ].join('\n'),

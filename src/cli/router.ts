@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { startRouter, ROUTER_DEFAULTS, type Router } from '../router/router.js';
-import { addConnectionOptions, cliLogger, fail, EXIT, onInterrupt, readFileOption, type GlobalOptions } from './common.js';
+import { addConnectionOptions, cliLogger, connectionOptions, fail, EXIT, onInterrupt, type GlobalOptions } from './common.js';
 
 export interface RouterSettingsOptions {
   dataDir: string;
@@ -61,13 +61,16 @@ export function routerCommand(): Command {
     .action(async (options: RouterCommandOptions) => {
       const settings = routerSettings(options);
       if (options.policy !== undefined && options.identities === undefined) fail(EXIT.USAGE, '--policy needs --identities: the roles of each identity come from it');
+      // The router answers for the bus (its presence says role "router"): it does not sign yet (docs/security.md "Signed envelopes").
+      if (options.signingKey !== undefined || options.verifyKeys !== undefined) fail(EXIT.USAGE, 'relais router does not sign or verify envelopes yet: leave out --signing-key and --verify-keys');
+      // Its identity is relais-router unless --id says otherwise: a token is that identity's.
+      const id = options.id ?? ROUTER_DEFAULTS.id;
       let router: Router;
       try {
         router = await startRouter({
           ...settings,
-          broker: options.broker,
-          ...(options.id !== undefined && { id: options.id }),
-          ...(options.ca !== undefined && { tls: { ca: readFileOption(options.ca, '--ca') } }),
+          ...connectionOptions({ ...options, id }),
+          id,
           ...(options.identities !== undefined && { access: { identities: path.resolve(options.identities), ...(options.policy !== undefined && { policy: path.resolve(options.policy) }) } }),
           logger: cliLogger(options.verbose ? 'debug' : 'info', 'relais-router'),
         });

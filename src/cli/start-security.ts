@@ -21,7 +21,10 @@ export interface SecurityFlags {
 export interface StartSecurity {
   options: BrokerSecurity;
   identitiesFile: string;
+  /** The policy file read at start, if there was one. */
   policyFile?: string;
+  /** The file whose changes are read: policyFile, or where --secure looks for one. */
+  watchedPolicy: string;
   stop(): void;
 }
 
@@ -29,8 +32,9 @@ export interface StartSecurity {
 export function securityFromFlags(options: SecurityFlags): StartSecurity | undefined {
   if (!options.secure && options.identities === undefined && options.policy === undefined) return undefined;
   const identitiesFile = path.resolve(options.identities ?? path.join(options.dataDir, 'identities.json'));
-  const givenPolicy = options.policy ?? path.join(options.dataDir, 'policy.json');
-  const policyFile = options.policy !== undefined || fs.existsSync(givenPolicy) ? path.resolve(givenPolicy) : undefined;
+  // Watched even while absent: `relais identity add --serves` may write it from the default policy.
+  const watchedPolicy = path.resolve(options.policy ?? path.join(options.dataDir, 'policy.json'));
+  const policyFile = options.policy !== undefined || fs.existsSync(watchedPolicy) ? watchedPolicy : undefined;
   try {
     const identities = new IdentityStore(identitiesFile);
     if (identities.list().length === 0) {
@@ -39,24 +43,25 @@ export function securityFromFlags(options: SecurityFlags): StartSecurity | undef
     let policy: Policy = policyFile ? loadPolicy(policyFile) : defaultPolicy();
     // Reloaded without a restart (issue 7 §4); a bad new file keeps the policy in force.
     const reload = (why: string) => {
-      if (!policyFile) return void process.stdout.write(`relais: ${why}: the default policy is built in, nothing to reload (identities are read at every CONNECT)\n`);
+      if (!fs.existsSync(watchedPolicy)) return void process.stdout.write(`relais: ${why}: no ${watchedPolicy}: the policy in force stays (identities are read at every CONNECT)\n`);
       try {
-        policy = loadPolicy(policyFile);
-        process.stdout.write(`relais: policy ${policyFile} reloaded (${why})\n`);
+        policy = loadPolicy(watchedPolicy);
+        process.stdout.write(`relais: policy ${watchedPolicy} reloaded (${why})\n`);
       } catch (error) {
         process.stderr.write(`relais: the new policy is refused, the previous one stays in force: ${(error as Error).message}\n`);
       }
     };
     const onHangUp = () => reload('SIGHUP');
     process.on('SIGHUP', onHangUp);
-    if (policyFile) fs.watchFile(policyFile, { interval: 1000 }, (now, before) => now.mtimeMs !== before.mtimeMs && reload('the file changed')).unref();
+    fs.watchFile(watchedPolicy, { interval: 1000 }, (now, before) => now.mtimeMs !== before.mtimeMs && reload('the file changed')).unref();
     return {
       options: { identities, policy: () => policy },
       identitiesFile,
       ...(policyFile && { policyFile }),
+      watchedPolicy,
       stop: () => {
         process.off('SIGHUP', onHangUp);
-        if (policyFile) fs.unwatchFile(policyFile);
+        fs.unwatchFile(watchedPolicy);
       },
     };
   } catch (error) {

@@ -66,9 +66,9 @@ export function startCommand(): Command {
     .option('--max-keepalive <seconds>', 'refuse (CONNACK code 2) a CONNECT whose keep-alive is 0 or above this; default: any keep-alive, 0 included, as MQTT 3.1.1 allows')
     .option('--max-buffered <bytes>', 'cut off a client with more than this many bytes waiting to be sent to it', String(BROKER_LIMITS.maxBufferedBytes))
     .option('--stall <ms>', 'cut off a client whose connection does not drain for this long', String(BROKER_LIMITS.stallMs))
-    .option('--secure', 'require an identity and token on every network connection and enforce the policy: <data-dir>/identities.json (relais identity add) and <data-dir>/policy.json (the default policy when absent)')
+    .option('--secure', 'require an identity and token on every network connection and enforce the policy: <data-dir>/identities.json (relais identity add) and <data-dir>/policy.json (the default policy while absent)')
     .option('--identities <file>', 'like --secure, with this identities file')
-    .option('--policy <file>', 'like --secure, with this policy file (JSON; re-read when it changes, a bad new one is refused and the old one kept)')
+    .option('--policy <file>', 'like --secure, with this policy file (JSON, or YAML by its extension; re-read when it changes, a bad new one is refused and the old one kept)')
     .option('--web-port <port>', 'port of the web page, MQTT over WebSocket at /mqtt and the HTTP API (0 picks a free one; RELAIS_WEB_PORT)', process.env.RELAIS_WEB_PORT ?? String(WEB_DEFAULTS.port))
     .option('--web-host <host>', 'address of the web server (beyond loopback it needs security, or --insecure)', WEB_DEFAULTS.host)
     .option('--web-tls', 'serve the web page and HTTP API over HTTPS (TLS 1.3) with --tls-cert and --tls-key; with --tls-ca, client certificates name the caller')
@@ -151,7 +151,7 @@ export function startCommand(): Command {
           process.stderr.write('relais: warning: --ws-origin * lets any web page the users of this machine open send commands and read every message\n');
         }
         if (security) {
-          process.stdout.write(`relais: security on: identities ${security.identitiesFile}, policy ${security.policyFile ?? '(the default policy)'}; clients connect with username <identity>, password <token>, client id <identity>${options.tlsCa ? ', or over TLS with a certificate of the CA' : ''} (SIGHUP reloads the policy)\n`);
+          process.stdout.write(`relais: security on: identities ${security.identitiesFile}, policy ${security.policyFile ?? `(the default policy until ${security.watchedPolicy} is written)`}; clients connect with username <identity>, password <token>, client id <identity>${options.tlsCa ? ', or over TLS with a certificate of the CA' : ''} (SIGHUP reloads the policy)\n`);
         } else {
           process.on('SIGHUP', () => process.stdout.write('relais: SIGHUP: security is off, no policy to reload\n'));
           if (options.insecure) process.stderr.write('relais: warning: --insecure: listening beyond loopback without TLS and authentication: anyone who can reach it can send commands and read every message\n');

@@ -1,21 +1,28 @@
 /**
- * The policy `relais init` writes (issue 7 §1, §4): five roles. The built-in rules
- * (policy.ts BUILTIN_RULES) still apply on top: these rules only say what each role may do
- * within the topic contract.
+ * The policy `relais init` writes (docs/security.md "The default policy"): six
+ * roles. The built-in rules (policy.ts BUILTIN_RULES) still apply on top: these rules only say
+ * what each role may do within the topic contract. Least privilege: a service serves only the
+ * actions its identity entry lists in `serves`, and the agents' actions (`system/`) are called
+ * only by the roles a rule names.
  */
+import { Document, isScalar, visit, type YAMLMap, type YAMLSeq } from 'yaml';
 import { parsePolicy, type Policy, type PolicyInput } from './policy.js';
 
 export const DEFAULT_POLICY_DATA = {
   version: 1,
   roles: {
-    admin: { description: 'operates the bus: calls any action, reads everything (the whole history too), may kill requests', grants: ['wildcards', 'responses', 'requests', 'system', 'history:read-all', 'requests:kill-any'] },
-    router: { description: 'the router and registry (protocol §11): reads everything, serves the relais/ actions', grants: ['wildcards', 'responses', 'requests', 'system'] },
-    service: { description: 'serves actions (a handler, an agent)', grants: [] },
+    admin: { description: "operates the bus: calls any action (the agents' too), reads everything (the whole history too), may kill anyone's requests", grants: ['wildcards', 'responses', 'requests', 'system', 'restricted', 'history:read-all', 'requests:kill-any'] },
+    router: { description: 'the router and registry (protocol §11): reads everything, serves the relais/ actions', grants: ['wildcards', 'responses', 'requests', 'system', 'restricted'] },
+    service: { description: 'serves the actions its identity lists in "serves" (a handler, an agent); calls actions as a client does', grants: [] },
     client: { description: 'calls actions, reads its own responses, publishes notifications and logs', grants: [] },
     observer: { description: 'reads notifications, the event stream, the client registry and metrics; of the history, only what it is a party to unless granted history:read-all', grants: [] },
+    'agent-user': { description: "calls the agents' actions (system/...: disks, files, commands, benchmark); give it beside client", grants: [] },
   },
   identities: {
     'relais-router': { roles: ['router'] },
+  },
+  restricted: {
+    system: "the agents' actions (docs/agent.md): reading and removing files, running commands; called only by admin and agent-user, served only by identities that list them in serves",
   },
   rules: [
     {
@@ -47,10 +54,10 @@ export const DEFAULT_POLICY_DATA = {
       ],
     },
     {
-      name: 'services serve actions: any-handler and targeted commands, cancels; answer anyone',
+      name: 'services serve the actions their identity lists in serves: any-handler and targeted commands, cancels; answer anyone; call them on themselves',
       roles: ['service'],
-      publish: ['${path}/response/+'],
-      subscribe: ['${path}/request', '${path}/request/${id}', '${path}/cancel'],
+      publish: ['${serves}/response/+', '${serves}/request/${id}'],
+      subscribe: ['${serves}/request', '${serves}/request/${id}', '${serves}/cancel'],
     },
     {
       name: 'notifications and the event stream are readable by observers and clients',
@@ -83,9 +90,75 @@ export const DEFAULT_POLICY_DATA = {
       ],
       subscribe: ['relais/${path}/response/${id}'],
     },
+    {
+      name: "agent users call the agents' actions (docs/agent.md)",
+      roles: ['agent-user'],
+      publish: ['system/${path}/request', 'system/${path}/request/+', 'system/${path}/cancel'],
+      subscribe: ['system/${path}/response/${id}'],
+    },
   ],
 } satisfies PolicyInput;
 
-export function defaultPolicy(): Policy {
-  return parsePolicy(structuredClone(DEFAULT_POLICY_DATA), 'default policy');
+/**
+ * The default policy; `serves` grants services the actions they serve (`{ billing: ['billing/#'] }`,
+ * what `relais identity add --serves` writes into a policy file): without it a service serves nothing.
+ */
+export function defaultPolicy(options: { serves?: Readonly<Record<string, readonly string[]>> } = {}): Policy {
+  const data: PolicyInput = structuredClone(DEFAULT_POLICY_DATA);
+  for (const [identity, serves] of Object.entries(options.serves ?? {})) data.identities = { ...data.identities, [identity]: { ...data.identities?.[identity], serves: [...serves] } };
+  return parsePolicy(data, 'default policy');
+}
+
+/**
+ * The default policy as the YAML file `relais init` writes: the same data (loading it gives
+ * defaultPolicy()), with comments that tell the operator how to grant what least privilege
+ * leaves out. YAML so that the comments survive (`relais identity add --serves` keeps them).
+ */
+export function defaultPolicyYaml(): string {
+  const doc = new Document(structuredClone(DEFAULT_POLICY_DATA));
+  doc.commentBefore = [
+    ' The Relais authorisation policy (docs/security.md "Authorisation policy"), written by relais init.',
+    ' Saving it (or kill -HUP) reloads it in a running relais start; a file that does not validate is',
+    ' refused with the reason, and the policy in force stays. Try a decision without a broker:',
+    '   relais policy check policy.yaml <identity> pub|sub <topic> --role <role>',
+    '',
+    ' A decision: the built-in rules deny first (others\' responses and targeted requests, others\'',
+    ' presence, wildcards, relais/ and the restricted roots below), then the first rule that applies',
+    ' to the identity and covers the topic allows; otherwise deny.',
+    ' Least privilege: a service serves only the actions its identity lists under "serves", and the',
+    ' agents\' actions (system/...) are called only by the roles a rule names (admin, agent-user).',
+  ].join('\n');
+  const comment = (key: string, text: string[]) => {
+    const pair = (doc.contents as YAMLMap).items.find((item) => isScalar(item.key) && item.key.value === key);
+    if (pair && isScalar(pair.key)) pair.key.commentBefore = text.join('\n');
+  };
+  comment('roles', [
+    ' Roles: relais identity add <name> --role <role> gives them (several: --role client agent-user).',
+    ' grants lift built-in rules: wildcards (# and leading +), responses (others\' answers), requests',
+    ' (others\' targeted commands), presence, system (the relais/ actions), restricted (the roots below).',
+  ]);
+  comment('identities', [
+    ' Identities the policy knows: roles added to those of the identities file, grants of their own, and',
+    ' "serves": the actions a service may serve (+ is one level; a last # is any levels below). E.g.',
+    '   billing:',
+    '     serves: [billing/#]',
+    '   vm-1:',
+    "     serves: ['system/#']          # an agent (relais agent --id vm-1)",
+    " relais identity add billing --role service --serves 'billing/#' writes the entry here.",
+    ' List an identity with its roles too for relais policy export --mosquitto (Mosquitto knows no roles).',
+  ]);
+  comment('restricted', [
+    ' Roots of actions that a generic ${path} does not reach (built-in restricted-actions): calling,',
+    ' answering or serving <root>/... needs a rule whose pattern begins with <root>/, or the grant',
+    ' "restricted". The agents\' actions read and remove files and run commands: grant them to a',
+    ' role with a rule of its own, e.g. only listing disks:',
+    '   - name: support lists disks',
+    '     roles: [support]',
+    '     publish: [system/disks/list_disks/request/+]',
+  ]);
+  for (const seq of [doc.getIn(['rules'], true), doc.getIn(['roles'], true), doc.getIn(['identities'], true)]) {
+    // Short lists of names on one line, as a person writes them.
+    visit(seq as YAMLMap | YAMLSeq, { Seq: (_key, node) => void (node.items.every(isScalar) && node.items.map((item) => String(item.value)).join(', ').length <= 90 && (node.flow = true)) });
+  }
+  return doc.toString({ lineWidth: 0, flowCollectionPadding: false });
 }

@@ -8,33 +8,52 @@
  * (protocol §2), then the file's rules (which only allow) in order, then default deny.
  */
 import { z } from 'zod';
-import { checkClientId, checkFilter, checkTopicName, SYSTEM_ROOT } from '../protocol/topics.js';
+import { checkClientId, checkFilter, checkPath, checkTopicName, SYSTEM_ROOT } from '../protocol/topics.js';
 
 /**
  * What a role or an identity may be granted beyond the built-in rules. `history:read-all` and
  * `requests:kill-any` are the router's, not the broker's: reading every row of the history
  * (protocol §11.2), killing anyone's request (§11.5).
  */
-export const GRANTS = ['wildcards', 'responses', 'requests', 'presence', 'system', 'history:read-all', 'requests:kill-any'] as const;
+export const GRANTS = ['wildcards', 'responses', 'requests', 'presence', 'system', 'restricted', 'history:read-all', 'requests:kill-any'] as const;
 export type Grant = (typeof GRANTS)[number];
 
 export type Operation = 'publish' | 'subscribe';
 
-/** Placeholders a pattern may hold. `${path}` is one or more whole levels (an action or category). */
-export const PLACEHOLDERS = ['${id}', '${role}', '${path}'] as const;
+/**
+ * Placeholders a pattern may hold. `${path}` is one or more whole levels (an action or category);
+ * `${serves}` is each action pattern the identity's entry lists in `serves` (none: the pattern
+ * allows nothing), so one rule says "a service serves what it is granted, and only that".
+ */
+export const PLACEHOLDERS = ['${id}', '${role}', '${path}', '${serves}'] as const;
 
 const NAME = /^[A-Za-z0-9_.:@-]{1,128}$/;
 
 /** Why `pattern` is not a valid policy topic pattern, or undefined. */
 export function checkPattern(pattern: string): string | undefined {
-  const withoutPlaceholders = pattern.replaceAll('${id}', 'x').replaceAll('${role}', 'x').replaceAll('${path}', 'x');
+  let withoutPlaceholders = pattern;
+  for (const placeholder of PLACEHOLDERS) withoutPlaceholders = withoutPlaceholders.replaceAll(placeholder, 'x');
   if (withoutPlaceholders.includes('${')) return `unknown placeholder in ${JSON.stringify(pattern)}; known: ${PLACEHOLDERS.join(' ')}`;
   for (const level of pattern.split('/')) {
     if (level.includes('${') && !(PLACEHOLDERS as readonly string[]).includes(level)) {
       return `a placeholder must be a whole level in ${JSON.stringify(pattern)}`;
     }
   }
+  if (pattern.split('/').filter((level) => level === '${serves}').length > 1) return `\${serves} may appear once in ${JSON.stringify(pattern)}`;
   return checkFilter(withoutPlaceholders);
+}
+
+/**
+ * Why `pattern` is not an action pattern for `serves`, or undefined: an action (protocol §2.1)
+ * whose levels may be `+` (one level) or, last, `#` (the levels below, any number).
+ */
+export function checkServedPattern(pattern: string): string | undefined {
+  const problem = checkFilter(pattern);
+  if (problem) return problem;
+  if (pattern === '#') return undefined;
+  const named = pattern.replace(/\/#$/, '').split('/').map((level) => (level === '+' ? 'x' : level)).join('/');
+  const pathProblem = checkPath(named);
+  return pathProblem && `action pattern ${JSON.stringify(pattern)}: ${pathProblem}`;
 }
 
 const patternSchema = z.string().superRefine((value, ctx) => {
@@ -42,6 +61,15 @@ const patternSchema = z.string().superRefine((value, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 const nameSchema = (what: string) => z.string().regex(NAME, `${what} must be 1-128 characters among letters, digits and _ . : @ -`);
+const servedSchema = z.string().superRefine((value, ctx) => {
+  const problem = checkServedPattern(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+/** Why `root` cannot be restricted, or undefined: it is the first level of actions (`system` for the agents', docs/agent.md). */
+function checkRoot(root: string): string | undefined {
+  const problem = root.includes('/') ? 'a root is one level' : root === SYSTEM_ROOT ? `${SYSTEM_ROOT}/ is guarded by the built-in rule relais-actions already` : checkPath(root);
+  return problem && `restricted root ${JSON.stringify(root)}: ${problem}`;
+}
 
 export const ruleSchema = z
   .object({
@@ -63,15 +91,31 @@ export const policySchema = z
     version: z.literal(1),
     /** Every role the rules and identities name, with what it is granted beyond the built-ins. */
     roles: z.record(nameSchema('a role'), z.object({ description: z.string().optional(), grants: z.array(z.enum(GRANTS)).default([]) }).strict()),
-    /** Known identities: their roles (added to those authentication gives) and grants. Used by the Mosquitto export. */
+    /**
+     * Known identities: their roles (added to those authentication gives), grants, and the
+     * actions they serve (`${serves}`: `billing/#`, `demo/echo`). Used by the Mosquitto export.
+     */
     identities: z
-      .record(nameSchema('an identity'), z.object({ roles: z.array(nameSchema('a role')).default([]), grants: z.array(z.enum(GRANTS)).default([]) }).strict())
+      .record(
+        nameSchema('an identity'),
+        z.object({ roles: z.array(nameSchema('a role')).default([]), grants: z.array(z.enum(GRANTS)).default([]), serves: z.array(servedSchema).default([]) }).strict(),
+      )
       .default({}),
+    /**
+     * Roots of actions a generic pattern does not reach (built-in restricted-actions): calling,
+     * answering or serving `<root>/...` needs a rule whose pattern begins with `<root>/`, or the
+     * grant "restricted". The value says why, for whoever reads the file.
+     */
+    restricted: z.record(z.string(), z.string()).default({}),
     rules: z.array(ruleSchema),
   })
   .strict()
   .superRefine((policy, ctx) => {
     const known = (role: string) => Object.hasOwn(policy.roles, role);
+    for (const root of Object.keys(policy.restricted)) {
+      const problem = checkRoot(root);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['restricted', root], message: problem });
+    }
     for (const [identity, entry] of Object.entries(policy.identities)) {
       if (checkClientId(identity)) ctx.addIssue({ code: 'custom', path: ['identities', identity], message: checkClientId(identity)! });
       entry.roles.forEach((role, i) => {
@@ -125,6 +169,7 @@ export const BUILTIN_RULES = {
   'others-requests': 'reading <action>/request/<other> needs the grant "requests"',
   'others-presence': 'relais/presence/<id> is written only by <id> (and its Last Will)',
   'relais-actions': `publishing under ${SYSTEM_ROOT}/, or serving its actions, needs a rule whose pattern starts with "${SYSTEM_ROOT}/" or the grant "system"`,
+  'restricted-actions': 'calling, answering or serving an action under a root the policy lists in "restricted" needs a rule whose pattern starts with that root, or the grant "restricted"',
 } as const;
 
 /** The identity behind an MQTT client id: `<id>~rt` is the real-time lane of `<id>` (protocol §6.2). */
@@ -136,6 +181,8 @@ interface Resolved {
   self: string;
   roles: Set<string>;
   grants: Set<Grant>;
+  /** What `${serves}` stands for: the levels of each served action pattern (`#` as nothing or '**'). */
+  serves: string[][];
 }
 
 function resolve(policy: Policy, subject: Subject): Resolved | undefined {
@@ -145,7 +192,15 @@ function resolve(policy: Policy, subject: Subject): Resolved | undefined {
   const roles = new Set([...(subject.roles ?? []), ...(entry?.roles ?? [])]);
   const grants = new Set<Grant>(entry?.grants ?? []);
   for (const role of roles) for (const grant of (Object.hasOwn(policy.roles, role) ? policy.roles[role]!.grants : [])) grants.add(grant);
-  return { self, roles, grants };
+  return { self, roles, grants, serves: (entry?.serves ?? []).flatMap(servedLevels) };
+}
+
+/** An action pattern's levels; a last `#` is the levels below it, any number: none, or '**' (one or more). */
+export function servedLevels(pattern: string): string[][] {
+  const levels = pattern.split('/');
+  if (levels.at(-1) !== '#') return [levels];
+  const above = levels.slice(0, -1);
+  return above.length === 0 ? [['**']] : [above, [...above, '**']];
 }
 
 /** Whether `subject` holds `grant`, through one of its roles or its own `identities` entry. Pure. */
@@ -163,21 +218,25 @@ export function decide(policy: Policy, subject: Subject, operation: Operation, t
   const levels = topic.split('/');
   const guard = builtinDenial(levels, operation, who);
   if (guard) return deny(`builtin:${guard}`);
-  const needsSystemRule = !who.grants.has('system') && touchesSystem(levels, operation);
-  const allowed = firstAllowingRule(policy, who, operation, levels, needsSystemRule);
+  // The relais/ ground and the restricted roots are reached only by a pattern that names them.
+  const requiredRoot =
+    !who.grants.has('system') && touchesSystem(levels, operation) ? SYSTEM_ROOT : !who.grants.has('restricted') && touchesRestricted(policy, levels, operation) ? levels[0] : undefined;
+  const allowed = firstAllowingRule(policy, who, operation, levels, requiredRoot);
   if (allowed !== undefined) return { allow: true, rule: allowed };
-  // A rule would have allowed it but for the relais/ restriction: say which guard decided.
-  if (needsSystemRule && firstAllowingRule(policy, who, operation, levels, false) !== undefined) return deny('builtin:relais-actions');
+  // A rule would have allowed it but for the root restriction: say which guard decided.
+  if (requiredRoot !== undefined && firstAllowingRule(policy, who, operation, levels, undefined) !== undefined) {
+    return deny(requiredRoot === SYSTEM_ROOT ? 'builtin:relais-actions' : 'builtin:restricted-actions');
+  }
   return deny('default-deny');
 }
 
-function firstAllowingRule(policy: Policy, who: Resolved, operation: Operation, levels: readonly string[], needsSystemRule: boolean): string | undefined {
+function firstAllowingRule(policy: Policy, who: Resolved, operation: Operation, levels: readonly string[], requiredRoot: string | undefined): string | undefined {
   for (let i = 0; i < policy.rules.length; i++) {
     const rule = policy.rules[i]!;
     if (!appliesTo(rule, who)) continue;
     for (const pattern of rule[operation]) {
       for (const expanded of expand(pattern, who)) {
-        if (needsSystemRule && expanded[0] !== SYSTEM_ROOT) continue;
+        if (requiredRoot !== undefined && expanded[0] !== requiredRoot) continue;
         if (covers(expanded, levels)) return ruleName(rule, i);
       }
     }
@@ -243,16 +302,41 @@ export function touchesSystem(levels: readonly string[], operation: Operation): 
   return n >= 2 && ['request', 'cancel', '+'].includes(levels[n - 2]!) && checkClientId(last) === undefined;
 }
 
+/**
+ * Calling, cancelling or answering (publish), or serving (subscribe), an action under a root the
+ * policy restricts. Only a filter whose first level names the root counts: one that begins with
+ * a wildcard needs the grant "wildcards", whose holders read everything anyway.
+ */
+export function touchesRestricted(policy: Policy, levels: readonly string[], operation: Operation): boolean {
+  return Object.hasOwn(policy.restricted, levels[0]!) && isActionTraffic(levels, operation);
+}
+
+/** Could `levels` be `<action>/request[/<id>]`, `<action>/cancel[/<id>]` or, for a publish, `<action>/response/<id>`? */
+export function isActionTraffic(levels: readonly string[], operation: Operation): boolean {
+  const n = levels.length;
+  if (levels.includes('#')) return true;
+  const last = levels[n - 1]!;
+  const before = n >= 2 ? levels[n - 2]! : undefined;
+  const words = operation === 'publish' ? ['request', 'cancel', 'response'] : ['request', 'cancel'];
+  if (n >= 2 && (last === 'request' || last === 'cancel' || any(last))) return true;
+  return n >= 3 && before !== undefined && (words.includes(before) || any(before)) && (any(last) || checkClientId(last) === undefined);
+}
+
 function appliesTo(rule: Rule, who: Resolved): boolean {
   if (!rule.roles && !rule.identities) return true;
   return (rule.identities?.includes(who.self) ?? false) || (rule.roles?.some((role) => who.roles.has(role)) ?? false);
 }
 
-/** A pattern's levels with `${id}` and `${role}` put in (one pattern per role of the rule's subject), `${path}` as '**'. */
+/**
+ * A pattern's levels with `${id}` and `${role}` put in (one pattern per role of the rule's
+ * subject), `${path}` as '**', `${serves}` as each action the identity serves (none: no pattern).
+ */
 function expand(pattern: string, who: Resolved): string[][] {
   const levels = pattern.split('/').map((level) => (level === '${id}' ? who.self : level === '${path}' ? '**' : level));
-  if (!levels.includes('${role}')) return [levels];
-  return [...who.roles].map((role) => levels.map((level) => (level === '${role}' ? role : level)));
+  const byRole = levels.includes('${role}') ? [...who.roles].map((role) => levels.map((level) => (level === '${role}' ? role : level))) : [levels];
+  const at = levels.indexOf('${serves}');
+  if (at === -1) return byRole;
+  return byRole.flatMap((one) => who.serves.map((served) => [...one.slice(0, at), ...served, ...one.slice(at + 1)]));
 }
 
 /** Does pattern `p` match every topic filter `f` can match (a topic name being a filter without wildcards)? */

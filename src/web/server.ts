@@ -9,6 +9,7 @@ import fastifyStatic from '@fastify/static';
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import fs from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import tls, { TLSSocket } from 'node:tls';
@@ -116,13 +117,13 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   try {
     const table: RouteTable = [];
     const context: WebContext = { app, bus, guard: makeGuard(options.security, log), table, log, directorySettledAt: Date.now() + DEFAULTS.directorySettle + 200 };
-    guardOrigin(app);
+    guardOrigin(app, options.security ? undefined : { insecure: options.insecure === true });
     acceptGorgoneBodies(app);
     app.setErrorHandler((error: FastifyError, request, reply) => {
       const apiError = asApiError(error);
       if (apiError.status >= 500) log(`${request.method} ${request.url.split('?')[0]}: ${error.message}`);
       // Bad input gets a line too: the route and the code, not the message (a JSON error quotes the body).
-      else if (apiError.status === 400 || apiError.status === 413 || apiError.status === 415) log(`refused ${request.method} ${request.url.split('?')[0]}: ${apiError.status} ${apiError.code}`);
+      else if (apiError.status === 400 || apiError.status === 413 || apiError.status === 415 || apiError.code === 'forbidden_host' || apiError.code === 'forbidden_origin') log(`refused ${request.method} ${request.url.split('?')[0]}: ${apiError.status} ${apiError.code}`);
       if (apiError.status === 401) reply.header('www-authenticate', 'Bearer realm="relais", Basic realm="relais"');
       return reply.code(apiError.status).send(isGorgonePath(request.url) ? gorgoneError(apiError) : errorBody(apiError));
     });
@@ -180,18 +181,41 @@ function refuseUnverifiedCertificates(server: tls.Server, log: (line: string) =>
  * A page of another site may not use this server through the visitor's browser (with security
  * off, `ws://127.0.0.1:8080/mqtt` would let it command the bus): a request whose `Origin` is
  * not this server's own is refused. Programs (curl, MQTT.js in Node) send no Origin.
+ *
+ * With security off, `Origin == Host` is not enough: a page of `evil.example` whose name the
+ * attacker re-points to 127.0.0.1 (DNS rebinding) is then "this server's own". So the `Host`
+ * must be a loopback name (localhost, 127.x.x.x, ::1), which no attacker's page can have; with
+ * --insecure beyond loopback, an address too (a rebound page has a name, never an address).
  */
-function guardOrigin(app: FastifyInstance): void {
+function guardOrigin(app: FastifyInstance, open: { insecure: boolean } | undefined): void {
   app.addHook('onRequest', async (request) => {
+    const host = request.headers.host;
+    if (open && host !== undefined && !answersTo(hostName(host), open.insecure)) {
+      throw new ApiError(403, 'forbidden_host', `with security off, this server answers only to loopback names (localhost, 127.0.0.1, [::1])${open.insecure ? ' and addresses' : ''}: not to ${JSON.stringify(host.slice(0, 100))}, which a page of another site can take (DNS rebinding)`);
+    }
     const origin = request.headers.origin;
     if (origin === undefined || origin === 'null' ? origin === undefined : sameOrigin(origin, request)) return;
-    throw new ApiError(403, 'forbidden_origin', `requests from pages of ${origin} are refused: only this server's own page may use it`);
+    throw new ApiError(403, 'forbidden_origin', `requests from pages of ${String(origin).slice(0, 100)} are refused: only this server's own page may use it`);
   });
+}
+
+function answersTo(name: string, insecure: boolean): boolean {
+  return isLoopbackHost(name) || (insecure && isIP(name.replace(/^\[|\]$/g, '')) !== 0);
+}
+
+/** The name of a Host header (`[::1]:8080` → `[::1]`), or '' when it is not one. */
+function hostName(host: string): string {
+  try {
+    return new URL(`http://${host}`).hostname;
+  } catch {
+    return '';
+  }
 }
 
 function sameOrigin(origin: string, request: FastifyRequest): boolean {
   try {
-    return new URL(origin).host === request.headers.host;
+    // Both through URL: host names compare without case, as browsers treat them.
+    return request.headers.host !== undefined && new URL(origin).host === new URL(`http://${request.headers.host}`).host;
   } catch {
     return false;
   }

@@ -139,6 +139,8 @@ describe('transfer - with security on, identities enforced by the broker', { tim
       { name: 'file transfers with agents', roles: ['client', 'admin'], publish: ['system/files/+/request/+'], subscribe: ['system/files/+/response/${id}'] },
       { name: 'agents serve file transfers', roles: ['service'], subscribe: ['system/files/+/request/${id}'], publish: ['system/files/+/response/+'] },
     ];
+    // An agent serves what its identity's `serves` lists (the default policy's least privilege).
+    data.identities = { ...data.identities, 'files-agent': { serves: ['system/#'] } };
     broker = await startEmbeddedBroker({ port: 0, security: { identities: store.file, policy: parsePolicy(data, 'test policy') }, log: () => {} });
     agent = await startAgent({
       id: 'files-agent',

@@ -71,18 +71,23 @@ describe('identities (issue 7 §1)', { timeout: 60_000 }, () => {
     assert.match(result.stderr, /no identities in \S+identities\.json: nobody could connect; create one with: relais identity add <name> --role client --token --data-dir /);
   });
 
-  it('relais start --secure - the router runs, an identity with its token calls a handler, a client without one is refused', async () => {
+  it('relais start --secure - the router runs, a service added with --serves while it runs serves that and nothing else, a client calls it with its token, a client without one is refused', async () => {
     const dataDir = path.join(dir, 'secure');
     const store = new IdentityStore(path.join(dataDir, 'identities.json'));
-    const svcToken = (await store.add('svc', ['service'])).token;
     const daveToken = (await store.add('dave', ['client'])).token;
     const broker = startCli(['start', '--web-port', '0', '--secure', '--port', '0', '--data-dir', dataDir]);
     try {
       const [, url] = await broker.waitFor(/listening on (mqtt:\/\/\S+)/);
-      await broker.waitFor(/security on: identities \S+identities\.json, policy \(the default policy\)/);
+      await broker.waitFor(/security on: identities \S+identities\.json, policy \(the default policy until \S+policy\.json is written\)/);
       await broker.waitFor(/router recording/);
+      const added = await runCli(['identity', 'add', 'svc', '--role', 'service', '--serves', 'demo/#', '--data-dir', dataDir]);
+      assert.equal(added.code, 0, added.stderr);
+      assert.match(added.stdout, /svc serves demo\/#: written to \S+policy\.json \(made from the default policy\)/);
+      const svcToken = /^(relais_\S+)$/m.exec(added.stdout)![1]!;
+      await broker.waitFor(/policy \S+policy\.json reloaded \(the file changed\)/, 8000);
       const svc = await connect({ id: 'svc', broker: url!, username: 'svc', password: svcToken, logger: testLogger });
       try {
+        await assert.rejects(svc.handle('billing/echo', () => ({})), /Subscribe error|refused the subscription/, 'billing/echo is not what it serves');
         await svc.handle('demo/echo', (payload) => ({ echoed: payload }));
         const host = url!.replace('mqtt://', '');
         const called = await runCli(['call', 'demo/echo', '{"n":2}', '--broker', `mqtt://dave:${daveToken}@${host}`, '--id', 'dave', '--timeout', '5']);

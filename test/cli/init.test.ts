@@ -9,7 +9,8 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DEFAULT_POLICY_DATA } from '../../src/security/default-policy.js';
+import { DEFAULT_POLICY_DATA, defaultPolicy } from '../../src/security/default-policy.js';
+import { loadPolicy } from '../../src/security/policy-file.js';
 import { runCli, startCli } from '../testkit/cli.js';
 
 describe('relais init and relais start --config', { timeout: 120_000 }, () => {
@@ -79,14 +80,38 @@ describe('relais init and relais start --config', { timeout: 120_000 }, () => {
     }
   });
 
+  it('init - the policy is the default one in YAML, with comments that say how to grant serving and the agents\' actions; identity add --serves writes its entry and keeps them', async () => {
+    const policyFile = path.join(setUp, 'policy.yaml');
+    const text = fs.readFileSync(policyFile, 'utf8');
+    assert.deepEqual(loadPolicy(policyFile), defaultPolicy());
+    assert.match(text, /^# .*relais identity add billing --role service --serves 'billing\/#' writes the entry here\.$/m);
+    assert.match(text, /^# .*The agents' actions read and remove files and run commands: grant them to a$/m);
+    const check = (...args: string[]) => runCli(['policy', 'check', policyFile, ...args]);
+    const clientRuns = await check('alice', 'pub', 'system/command/run/request/vm-1', '--role', 'client');
+    assert.equal(clientRuns.code, 1, clientRuns.stdout);
+    assert.match(clientRuns.stdout, /^deny publish system\/command\/run\/request\/vm-1 for alice: builtin:restricted-actions$/m);
+
+    const added = await runCli(['identity', 'add', 'billing', '--role', 'service', '--serves', 'billing/#', '--config', config]);
+    assert.equal(added.code, 0, added.stderr);
+    const after = fs.readFileSync(policyFile, 'utf8');
+    assert.ok(after.startsWith(text.split('\nidentities:')[0]!), 'the comments and what precedes the identities are kept');
+    assert.match(after, /^ {2}billing:\n {4}serves: \[billing\/#\]$/m);
+    assert.equal((await check('billing', 'sub', 'billing/invoice/request', '--role', 'service')).code, 0);
+    assert.equal((await check('billing', 'sub', 'shop/order/request', '--role', 'service')).code, 1);
+    const refused = await runCli(['identity', 'add', 'shop', '--role', 'service', '--serves', 'shop/request', '--config', config]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /--serves shop\/request: action pattern "shop\/request": .*reserved segment 'request'/);
+    assert.doesNotMatch(fs.readFileSync(path.join(setUp, 'identities.json'), 'utf8'), /"shop"/, 'nothing added when --serves is refused');
+  });
+
   it('start --config - SIGHUP reloads the policy; a broken one is refused and the old one kept', async () => {
-    const policyFile = path.join(setUp, 'policy.json');
+    const policyFile = path.join(setUp, 'policy.yaml');
     const good = fs.readFileSync(policyFile, 'utf8');
     const broker = startCli(['start', '--web-port', '0', '--config', config, '--port', '0', '--tls-port', '0', '--no-router']);
     try {
       await broker.waitFor(/SIGHUP reloads the policy/);
       broker.child.kill('SIGHUP');
-      await broker.waitFor(/policy \S+policy\.json reloaded \(SIGHUP\)/);
+      await broker.waitFor(/policy \S+policy\.yaml reloaded \(SIGHUP\)/);
       // Written with its old mtime kept, so only the signal can make the broker read it.
       const { atime, mtime } = fs.statSync(policyFile);
       fs.writeFileSync(policyFile, JSON.stringify({ ...DEFAULT_POLICY_DATA, rules: [{ publish: ['a/#/b'] }] }));

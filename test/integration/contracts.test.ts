@@ -124,7 +124,7 @@ describe('typed contracts under the default policy', { timeout: 30_000 }, () => 
   let broker: EmbeddedBroker;
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-contracts-policy-'));
-    broker = await startEmbeddedBroker({ port: 0, security: { identities: path.join(dir, 'identities.json'), policy: defaultPolicy() }, log: () => {} });
+    broker = await startEmbeddedBroker({ port: 0, security: { identities: path.join(dir, 'identities.json'), policy: defaultPolicy({ serves: { svc: ['image/#'] } }) }, log: () => {} });
   });
   after(async () => {
     await broker?.close();

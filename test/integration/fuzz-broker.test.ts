@@ -203,7 +203,7 @@ describe('fuzz - the embedded broker with security on under mutated frames and e
       file.identities.push({ name, roles: [i % 4 === 0 ? 'service' : 'client'], tokenHash: cheapHash(token), createdAt: new Date().toISOString() });
     }
     fs.writeFileSync(store.file, JSON.stringify(file));
-    broker = await startBrokerProcess({ identities: store.file }, { exposeGc: true });
+    broker = await startBrokerProcess({ identities: store.file, serves: { svc: ['demo/#'] } }, { exposeGc: true });
     const url = broker.url;
     port = Number(new URL(url).port);
     const options = (id: string) => ({ id, broker: url, username: id, password: tokens.get(id)!, logger: testLogger });

@@ -19,11 +19,13 @@ import { waitFor } from '../testkit/index.js';
 /** The identities of the table and their role (each class once). */
 export const IDENTITIES = { alice: 'client', svc: 'service', 'relais-router': 'router', root: 'admin' } as const;
 export type Identity = keyof typeof IDENTITIES;
+/** What the table's service serves (`relais identity add svc --role service --serves 'demo/#'`). */
+const SERVES: Partial<Record<Identity, string[]>> = { svc: ['demo/#'] };
 
 /** The default policy, with the table's identities named (the Mosquitto export needs them). */
 export function tablePolicy(): Policy {
-  const data = structuredClone(DEFAULT_POLICY_DATA) as { identities: Record<string, { roles: string[] }> };
-  for (const [identity, role] of Object.entries(IDENTITIES)) data.identities[identity] = { roles: [role] };
+  const data = structuredClone(DEFAULT_POLICY_DATA) as { identities: Record<string, { roles: string[]; serves?: string[] }> };
+  for (const [identity, role] of Object.entries(IDENTITIES)) data.identities[identity] = { roles: [role], ...(SERVES[identity as Identity] && { serves: SERVES[identity as Identity] }) };
   return parsePolicy(data);
 }
 
@@ -65,6 +67,9 @@ export const SUBSCRIPTIONS: SubscribeRow[] = [
   { identity: 'svc', clientId: 'svc', filter: 'demo/install/request', allowed: true, publisher: 'alice', sentinel: 'demo/other/request/svc' },
   { identity: 'svc', clientId: 'svc', filter: 'demo/install/request/alice', allowed: false, publisher: 'alice', sentinel: 'demo/install/request/svc' },
   { identity: 'svc', clientId: 'svc', filter: 'demo/install/response/alice', allowed: false, publisher: 'svc', sentinel: 'demo/install/request/svc' },
+  // a service serves only what it is granted: another's untargeted requests of other actions stay out of its reach
+  { identity: 'svc', clientId: 'svc', filter: 'other/install/request', allowed: false, publisher: 'alice', sentinel: 'demo/other/request/svc' },
+  { identity: 'svc', clientId: 'svc', filter: 'system/command/run/request', allowed: false, publisher: 'root', sentinel: 'demo/other/request/svc' },
   { identity: 'relais-router', clientId: 'relais-router', filter: 'demo/install/response/alice', allowed: true, publisher: 'svc', sentinel: 'demo/install/response/svc' },
   { identity: 'root', clientId: 'root', filter: 'demo/install/response/alice', allowed: true, publisher: 'svc', sentinel: 'demo/install/response/root' },
 ];
@@ -78,6 +83,12 @@ export const PUBLICATIONS: PublishRow[] = [
   { identity: 'alice', clientId: 'alice', topic: 'relais/metrics/get/request', allowed: true },
   { identity: 'svc', clientId: 'svc', topic: 'demo/install/response/alice', allowed: true },
   { identity: 'svc', clientId: 'svc', topic: 'demo/news/notification', allowed: true },
+  { identity: 'svc', clientId: 'svc', topic: 'other/install/response/alice', allowed: false },
+  // the agents' actions (restricted root system/): not every client's to call
+  { identity: 'alice', clientId: 'alice', topic: 'system/disks/remove_file/request/svc', allowed: false },
+  { identity: 'alice', clientId: 'alice~rt', topic: 'system/command/run/request', allowed: false },
+  { identity: 'svc', clientId: 'svc', topic: 'system/command/run/cancel', allowed: false },
+  { identity: 'root', clientId: 'root', topic: 'system/command/run/request/svc', allowed: true },
   { identity: 'root', clientId: 'root', topic: 'relais/requests/kill/request', allowed: true },
   { identity: 'relais-router', clientId: 'relais-router', topic: 'relais/history/get/response/alice', allowed: true },
 ];

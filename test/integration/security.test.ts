@@ -35,7 +35,7 @@ describe('security in the embedded broker', { timeout: 60_000 }, () => {
     ];
     for (const [name, roles] of people) tokens.set(name, (await store.add(name, roles)).token);
     store.revoke('carol');
-    broker = await startEmbeddedBroker({ port: 0, security: { identities: store.file, policy: defaultPolicy() }, log: (line) => logs.push(line) });
+    broker = await startEmbeddedBroker({ port: 0, security: { identities: store.file, policy: defaultPolicy({ serves: { svc: ['demo/#'] } }) }, log: (line) => logs.push(line) });
   });
   after(async () => {
     await Promise.all(buses.map((bus) => bus.close()));

@@ -53,7 +53,7 @@ describe('TLS listener with client certificates (embedded broker, security on)',
     broker = await startEmbeddedBroker({
       port: false,
       tls: { cert: server.cert, key: server.key, ca: ca.cert, port: 0, wsPort: 0 },
-      security: { identities: store.file, policy: defaultPolicy() },
+      security: { identities: store.file, policy: defaultPolicy({ serves: { bob: ['tls/#'] } }) },
       log: (line) => {
         logs.push(line);
         logged.emit('line', line);

@@ -53,3 +53,37 @@ describe('policy - Mosquitto export', () => {
     }
   });
 });
+
+describe('policy - Mosquitto export of serves and restricted roots', () => {
+  const policy = parsePolicy({
+    version: 1,
+    roles: { client: {}, service: {}, ops: { grants: ['restricted'] } },
+    identities: { alice: { roles: ['client'] }, svc: { roles: ['service'], serves: ['shop/#'] }, agent: { roles: ['service'], serves: ['vault/open'] }, root: { roles: ['ops'] } },
+    restricted: { vault: 'secrets' },
+    rules: [
+      { name: 'everyone serves', subscribe: ['${serves}/request'] },
+      { name: 'calls', roles: ['client', 'service', 'ops'], publish: ['${path}/request'] },
+      { name: 'serving', roles: ['service'], subscribe: ['${serves}/request', '${serves}/request/${id}'] },
+    ],
+  });
+  const exported = exportMosquitto(policy, { ...files, depth: 2 });
+  const section = (identity: string) => {
+    const acl = exported.acl.split('\n');
+    const start = acl.indexOf(`user ${identity}`);
+    const end = acl.findIndex((line, i) => i > start && line.startsWith('user '));
+    return acl.slice(start + 1, end === -1 ? undefined : end).filter((line) => line && !line.startsWith('#'));
+  };
+
+  it('export - ${serves} is each served action of the identity, a last # as the levels below up to the depth', () => {
+    assert.deepEqual(section('svc').filter((line) => line.startsWith('topic read')), ['topic read shop/request', 'topic read shop/+/request', 'topic read shop/request/svc', 'topic read shop/+/request/svc']);
+    assert.ok(exported.notes.some((note) => /everyone: left out "\$\{serves\}\/request".*needs identities/.test(note)));
+  });
+
+  it('export - a restricted root is denied to whoever reaches it only through wildcards, and marked wider where named lines reach it too', () => {
+    assert.deepEqual(section('alice').filter((line) => line.startsWith('topic deny')), ['topic deny vault/request', 'topic deny vault/+/request']);
+    assert.deepEqual(section('root').filter((line) => line.startsWith('topic deny')), [], 'the grant "restricted" lifts it');
+    const agent = section('agent');
+    assert.ok(!agent.includes('topic deny vault/+/request'), 'a deny would take its own vault/open/request away');
+    assert.ok(exported.notes.some((note) => /agent: "write \+\/\+\/request" also reaches vault\/\+\/request on Mosquitto/.test(note)));
+  });
+});

@@ -8,13 +8,19 @@ import { loadPolicy } from '../../src/security/policy-file.js';
 import { decide, identityOf, parsePolicy, PolicyError, type Operation, type Policy, type Subject } from '../../src/security/policy.js';
 import { DEFAULT_POLICY_DATA, defaultPolicy } from '../../src/security/default-policy.js';
 
-const policy = defaultPolicy();
+// The default policy, with what its services serve (the operator's `relais identity add --serves`).
+const SERVES: Record<string, string[]> = { svc: ['demo/#'], agent: ['system/#'], wide: ['#'] };
+const policy = parsePolicy({ ...DEFAULT_POLICY_DATA, identities: { ...DEFAULT_POLICY_DATA.identities, ...Object.fromEntries(Object.entries(SERVES).map(([id, serves]) => [id, { serves }])) } });
 
 // Identity classes: `self` is the client's own id in the topics, OTHER someone else's.
 const SUBJECTS: Record<string, Subject> = {
   client: { identity: 'alice', roles: ['client'] },
   'client-rt': { identity: 'alice~rt', roles: ['client'] },
-  service: { identity: 'svc', roles: ['service'] },
+  service: { identity: 'svc', roles: ['service'] }, // serves demo/#
+  'service-serving-nothing': { identity: 'idle', roles: ['service'] },
+  'service-serving-all': { identity: 'wide', roles: ['service'] }, // serves '#'
+  agent: { identity: 'agent', roles: ['service'] }, // serves system/#
+  'agent-user': { identity: 'ops', roles: ['client', 'agent-user'] },
   router: { identity: 'relais-router' }, // its role comes from the policy's identities
   admin: { identity: 'root', roles: ['admin'] },
   observer: { identity: 'eve', roles: ['observer'] },
@@ -49,6 +55,42 @@ const ROWS: Row[] = [
   ['service', 'subscribe', 'demo/install/request/OTHER', false, 'builtin:others-requests'],
   ['service', 'subscribe', 'demo/install/request/+', false, 'builtin:others-requests'],
   ['service', 'publish', 'demo/install/response/OTHER', true, r(4)],
+  // a service serves what its identity lists in serves, and nothing else
+  ['service', 'subscribe', 'demo/request', true, r(4)],
+  ['service', 'subscribe', 'demo/a/b/c/request/SELF', true, r(4)],
+  ['service', 'subscribe', 'demo/install/cancel', true, r(4)],
+  ['service', 'subscribe', 'other/install/request', false, 'default-deny'],
+  ['service', 'subscribe', 'other/install/request/SELF', false, 'default-deny'],
+  ['service', 'subscribe', 'other/install/cancel', false, 'default-deny'],
+  ['service', 'publish', 'other/install/response/OTHER', false, 'default-deny'],
+  ['service', 'publish', 'other/install/request/OTHER', true, r(2)],
+  ['service-serving-nothing', 'subscribe', 'demo/install/request', false, 'default-deny'],
+  ['service-serving-nothing', 'subscribe', 'demo/install/request/SELF', false, 'default-deny'],
+  ['service-serving-nothing', 'publish', 'demo/install/response/OTHER', false, 'default-deny'],
+  ['service-serving-all', 'subscribe', 'billing/invoice/request', true, r(4)],
+  ['service-serving-all', 'subscribe', 'system/disks/list_disks/request', false, 'builtin:restricted-actions'],
+  ['service-serving-all', 'publish', 'system/disks/list_disks/response/OTHER', false, 'builtin:restricted-actions'],
+  // the agents' actions (restricted root system/): called by admins and agent users, served by what serves them
+  ['client', 'publish', 'system/disks/remove_file/request/OTHER', false, 'builtin:restricted-actions'],
+  ['client', 'publish', 'system/command/run/request', false, 'builtin:restricted-actions'],
+  ['client', 'publish', 'system/command/run/cancel', false, 'builtin:restricted-actions'],
+  ['client', 'subscribe', 'system/command/run/response/SELF', true, r(2)],
+  ['service', 'publish', 'system/command/run/request/OTHER', false, 'builtin:restricted-actions'],
+  ['service', 'subscribe', 'system/disks/list_disks/request', false, 'default-deny'],
+  ['observer', 'publish', 'system/command/run/request/OTHER', false, 'default-deny'],
+  ['admin', 'publish', 'system/command/run/request/OTHER', true, r(2)],
+  ['agent-user', 'publish', 'system/command/run/request/OTHER', true, r(10)],
+  ['agent-user', 'publish', 'system/command/run/cancel', true, r(10)],
+  ['agent-user', 'subscribe', 'system/command/run/response/SELF', true, r(2)],
+  ['agent-user', 'publish', 'system/command/run/response/OTHER', false, 'default-deny'],
+  ['agent', 'subscribe', 'system/disks/list_disks/request/SELF', true, r(4)],
+  ['agent', 'subscribe', 'system/disks/list_disks/request', true, r(4)],
+  ['agent', 'publish', 'system/disks/list_disks/response/OTHER', true, r(4)],
+  ['agent', 'publish', 'system/misc/benchmark/ping/request/SELF', true, r(4)],
+  ['agent', 'publish', 'system/misc/benchmark/ping/request/OTHER', false, 'builtin:restricted-actions'],
+  ['agent', 'publish', 'system/disk/new_file/notification', true, r(2)],
+  ['router', 'publish', 'system/command/run/cancel', true, r(7)],
+  ['router', 'subscribe', 'system/command/run/request/OTHER', true, r(7)],
   ['client', 'publish', 'demo/install/response/OTHER', false, 'default-deny'],
   ['router', 'subscribe', 'demo/install/request/OTHER', true, r(7)],
   ['observer', 'publish', 'demo/install/request', false, 'default-deny'],
@@ -86,8 +128,9 @@ const ROWS: Row[] = [
   ['client', 'publish', 'relais/broker/stats/get/request', false, 'builtin:relais-actions'],
   ['observer', 'publish', 'relais/requests/kill/request', false, 'default-deny'],
   ['client', 'publish', 'relais/events/notification', false, 'builtin:relais-actions'],
-  ['service', 'subscribe', 'relais/history/get/request', false, 'builtin:relais-actions'],
-  ['service', 'publish', 'relais/history/get/response/OTHER', false, 'builtin:relais-actions'],
+  ['service-serving-all', 'subscribe', 'relais/history/get/request', false, 'builtin:relais-actions'],
+  ['service-serving-all', 'publish', 'relais/history/get/response/OTHER', false, 'builtin:relais-actions'],
+  ['service', 'subscribe', 'relais/history/get/request', false, 'default-deny'],
   ['admin', 'publish', 'relais/requests/kill/request', true, r(1)],
   ['router', 'subscribe', 'relais/history/get/request', true, r(7)],
   ['router', 'publish', 'relais/history/get/response/OTHER', true, r(7)],
@@ -170,6 +213,26 @@ describe('policy - placeholders', () => {
     assert.equal(decide(p, { identity: 'other' }, 'subscribe', 'demo/install/response/+').rule, 'builtin:others-responses');
   });
 
+  it('placeholders - ${serves} is each action the identity serves: + one level, a last # any below', () => {
+    const p = custom([{ subscribe: ['${serves}/request'] }], { identities: { svc: { serves: ['shop/+/orders', 'billing/#'] }, idle: {} } });
+    const allows = (identity: string, topic: string) => decide(p, { identity }, 'subscribe', topic).allow;
+    assert.equal(allows('svc', 'shop/eu/orders/request'), true);
+    assert.equal(allows('svc', 'shop/eu/x/orders/request'), false);
+    assert.equal(allows('svc', 'billing/request'), true);
+    assert.equal(allows('svc', 'billing/a/b/request'), true);
+    assert.equal(allows('svc', 'billingx/request'), false);
+    assert.equal(allows('idle', 'billing/request'), false, 'an identity that serves nothing');
+    assert.equal(allows('stranger', 'billing/request'), false, 'an identity the policy does not list');
+  });
+
+  it('rules - a restricted root is reached only by a pattern that names it, or the grant', () => {
+    const p = custom([{ publish: ['${path}/request'] }, { identities: ['ops'], publish: ['vault/${path}/request'] }], { restricted: { vault: 'secrets' }, identities: { root: { grants: ['restricted'] } } });
+    assert.deepEqual(decide(p, { identity: 'a' }, 'publish', 'vault/open/request'), { allow: false, rule: 'builtin:restricted-actions' });
+    assert.deepEqual(decide(p, { identity: 'a' }, 'publish', 'vaults/open/request'), { allow: true, rule: 'rules[0]' });
+    assert.deepEqual(decide(p, { identity: 'ops' }, 'publish', 'vault/open/request'), { allow: true, rule: 'rules[1]' });
+    assert.deepEqual(decide(p, { identity: 'root' }, 'publish', 'vault/open/request'), { allow: true, rule: 'rules[0]' });
+  });
+
   it('rules - an empty policy denies everything', () => {
     const p = parsePolicy({ version: 1, roles: {}, rules: [] });
     assert.deepEqual(decide(p, { identity: 'a' }, 'publish', 'relais/presence/a'), { allow: false, rule: 'default-deny' });
@@ -188,6 +251,11 @@ describe('policy - schema errors name the field', () => {
     ['an unknown grant', (d) => ((d.roles as Record<string, { grants: string[] }>).client!.grants = ['everything']), /^policy: roles\.client\.grants\[0\]: /],
     ['a wrong version', (d) => (d.version = 2), /^policy: version: /],
     ['rules missing', (d) => delete (d as Record<string, unknown>).rules, /^policy: rules: /],
+    ['a served pattern that is no action', (d) => (d.identities.svc = { serves: ['demo/request'] } as never), /^policy: identities\.svc\.serves\[0\]: action pattern "demo\/request": .*reserved segment 'request'/],
+    ['a served pattern with # inside', (d) => (d.identities.svc = { serves: ['demo/#/x'] } as never), /^policy: identities\.svc\.serves\[0\]: .*'#' must be a whole last level/],
+    ['${serves} twice in a pattern', (d) => (d.rules[4]!.subscribe = ['${serves}/x/${serves}/request']), /^policy: rules\[4\]\.subscribe\[0\]: \$\{serves\} may appear once/],
+    ['a restricted root of two levels', (d) => (d.restricted = { 'a/b': 'x' }), /^policy: restricted\.a\/b: restricted root "a\/b": a root is one level/],
+    ['relais/ as a restricted root', (d) => (d.restricted = { relais: 'x' }), /^policy: restricted\.relais: .*relais-actions already/],
     ['a rule with no pattern', (d) => d.rules.push({ roles: ['client'] }), new RegExp(`^policy: rules\\[${DEFAULT_POLICY_DATA.rules.length}\\]: a rule needs at least one`)],
   ];
   for (const [what, breakIt, expected] of cases) {

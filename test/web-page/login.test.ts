@@ -18,7 +18,7 @@ describe('the dashboard page on a secure bus', { skip: gate.skip, timeout: 120_0
   const consoleLines: string[] = [];
 
   before(async () => {
-    stack = await startStack('login', { 'web-user': ['client'], 'web-resizer': ['service'] });
+    stack = await startStack('login', { 'web-user': ['client'], 'web-resizer': ['service'] }, { 'web-resizer': ['demo/#'] });
     handler = await startContractHandler(stack, 'web-resizer', stack.tokens['web-resizer']);
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1100, height: 800 } });

@@ -50,14 +50,15 @@ export interface Stack {
 /**
  * `relais start` on free ports, serving the page (`--web-port 0`), its data in a fresh folder.
  * With `identities` (name → roles), security is on (`--secure`, the default policy) and
- * `tokens` holds each identity's token, as `relais identity add` printed it.
+ * `tokens` holds each identity's token, as `relais identity add` printed it; `serves` names
+ * what each service serves (`relais identity add --serves`).
  */
-export async function startStack(name: string, identities?: Record<string, string[]>): Promise<Stack> {
+export async function startStack(name: string, identities?: Record<string, string[]>, serves: Record<string, string[]> = {}): Promise<Stack> {
   const dir = tempDir(name);
   const dataDir = path.join(dir, 'data');
   const tokens: Record<string, string> = {};
   for (const [identity, roles] of Object.entries(identities ?? {})) {
-    const added = await runCli(['identity', 'add', identity, '--role', ...roles, '--data-dir', dataDir]);
+    const added = await runCli(['identity', 'add', identity, '--role', ...roles, ...(serves[identity] ? ['--serves', ...serves[identity]] : []), '--data-dir', dataDir]);
     const token = /^relais_\S+$/m.exec(added.stdout)?.[0];
     if (added.code !== 0 || !token) throw new Error(`relais identity add ${identity} failed: ${added.stderr}`);
     tokens[identity] = token;
