@@ -81,12 +81,13 @@ export const DEFAULT_POLICY_DATA = {
       publish: ['relais/broker/stats/get/request'],
     },
     {
-      name: 'observers ask the router what they may read: the history (their own rows, or all with history:read-all), clients, events, metrics',
+      name: 'observers ask the router what they may read: the history (their own rows, or all with history:read-all), clients, events, metrics; and the contracts clients serve',
       roles: ['observer'],
       publish: [
         'relais/history/get/request', 'relais/history/get/request/+', 'relais/history/follow/request', 'relais/history/follow/request/+', 'relais/history/follow/cancel',
         'relais/clients/list/get/request', 'relais/clients/list/get/request/+', 'relais/clients/detail/get/request', 'relais/clients/detail/get/request/+',
         'relais/events/get/request', 'relais/events/get/request/+', 'relais/metrics/get/request', 'relais/metrics/get/request/+',
+        'relais/contracts/get/request/+',
       ],
       subscribe: ['relais/${path}/response/${id}'],
     },

@@ -37,7 +37,7 @@ const EXPECTED: Record<string, Record<Role, Verdict>> = {
   // The policy lets clients and services ask for a kill; the router then kills only their own requests (protocol §11.5).
   kill: { admin: 'allowed', service: 'allowed', client: 'allowed', observer: 'denied' },
   exec: { admin: 'allowed', service: 'denied', client: 'denied', observer: 'denied' },
-  contracts: { admin: 'allowed', service: 'allowed', client: 'allowed', observer: 'denied' },
+  contracts: { admin: 'allowed', service: 'allowed', client: 'allowed', observer: 'allowed' },
 };
 
 /** The identity each role runs as; the others are the helpers' (relais identity add in before()). */

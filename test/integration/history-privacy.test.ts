@@ -46,7 +46,8 @@ describe('history privacy with security on', { timeout: 90_000 }, () => {
     const store = new IdentityStore(path.join(dir, 'identities.json'));
     for (const [name, role] of Object.entries(ROLES)) tokens.set(name as Name, (await store.add(name, [role])).token);
     policyFile = path.join(dir, 'policy.json');
-    fs.writeFileSync(policyFile, JSON.stringify(DEFAULT_POLICY_DATA));
+    // The default policy; the service serves demo/ (relais identity add svc --serves 'demo/#').
+    fs.writeFileSync(policyFile, JSON.stringify({ ...DEFAULT_POLICY_DATA, identities: { ...DEFAULT_POLICY_DATA.identities, svc: { serves: ['demo/#'] } } }));
     // As relais start sets it up: the HTTP API's identity is the process's own, and the router trusts it to name its caller.
     const security = { identities: store, policy: loadPolicy(policyFile), inProcessOnly: ['relais-web'] };
     broker = await startEmbeddedBroker({ port: 0, security, log: (line) => brokerLog.push(line) });
@@ -148,7 +149,8 @@ describe('history privacy with security on', { timeout: 90_000 }, () => {
     granted.roles.observer!.grants = ['history:read-all'];
     fs.writeFileSync(policyFile, JSON.stringify(granted));
     assert.ok((await get('olga', { token: bobToken })).rows.length >= 2, 'the grant in the policy file did not apply');
-    fs.writeFileSync(policyFile, JSON.stringify(DEFAULT_POLICY_DATA));
+    // The default policy; the service serves demo/ (relais identity add svc --serves 'demo/#').
+    fs.writeFileSync(policyFile, JSON.stringify({ ...DEFAULT_POLICY_DATA, identities: { ...DEFAULT_POLICY_DATA.identities, svc: { serves: ['demo/#'] } } }));
     assert.deepEqual((await get('olga', { token: bobToken })).rows, []);
   });
 
@@ -306,7 +308,8 @@ describe('history privacy with security on', { timeout: 90_000 }, () => {
       raw.end(true);
     }
     for (const [url, body] of [[`${base}/api/actions/demo/echo`, deep], [`${base}/api/core/action/command`, `[{"command":"true","extra":${deep}}]`]] as const) {
-      const refused = await http('POST', url, { body, headers: { ...bearer('alice'), 'content-type': 'application/json' } });
+      // As an admin: the Gorgone route runs the agents' command action, which clients may not call.
+      const refused = await http('POST', url, { body, headers: { ...bearer('root'), 'content-type': 'application/json' } });
       assert.equal(refused.status, 400, refused.text);
       assert.match(refused.text, /cannot be sent on the bus: it is nested too deeply/);
     }
