@@ -187,6 +187,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false })
         await Promise.resolve();
         throw Object.assign(new Error('disk sdb is full'), { responseCode: 105 });
       });
+      await client.waitForHandler('demo/fail-later', { timeout: 10_000 }); // its presence reaches the client after handle() resolves
       await assert.rejects(client.request('demo/fail-later', {}), (error: unknown) => {
         assert.ok(error instanceof RemoteError);
         assert.equal(error.responseCode, 105);
