@@ -2,7 +2,7 @@
  * `setup()` gives a test a real broker and a way to connect clients to it; `cleanup()`
  * closes every client and the broker. Nothing is left listening after a test file.
  */
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { Writable } from 'node:stream';
 import { connect, type Bus, type ConnectOptions, type ReceivedMessage } from '../../src/index.js';
 import { startBroker, type BrokerKind, type BrokerOptions, type TestBroker } from './brokers.js';
@@ -72,16 +72,18 @@ export async function within<T>(promise: Promise<T>, timeout: number, what: stri
   }
 }
 
-/** A logger that keeps every line it is given, at every level, parsed. */
-export function recordingLogger(): { logger: pino.Logger; lines: string[]; records: () => Array<Record<string, unknown>> } {
+/** A logger that keeps every line it is given, at every level, parsed; `events` emits `line` for each. */
+export function recordingLogger(): { logger: pino.Logger; lines: string[]; records: () => Array<Record<string, unknown>>; events: EventEmitter } {
   const lines: string[] = [];
+  const events = new EventEmitter();
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
       lines.push(chunk.toString());
+      events.emit('line');
       done();
     },
   });
-  return { logger: pino({ level: 'trace' }, sink), lines, records: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>) };
+  return { logger: pino({ level: 'trace' }, sink), lines, records: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>), events };
 }
 
 /**
