@@ -40,6 +40,8 @@ export class PendingRequest implements AwaitingAck, OutboundMessage {
   /** The assignee acknowledges (its presence says so): QoS 0, acceptBy, resending (protocol §4.7). */
   private acks = false;
   private accepted = false;
+  /** A status query (acceptBy 0) was written: a refusal now means the handler no longer knows the command. */
+  private statusAsked = false;
   private written = false;
   private finished = false;
   /** The command's wire text (its acceptBy renewed in place when needed). */
@@ -159,6 +161,7 @@ export class PendingRequest implements AwaitingAck, OutboundMessage {
   body(): string {
     if (!this.acks) return this.text;
     const wanted = this.accepted ? 0 : this.sendMode === 'retry' ? this.acceptBy! : this.newAcceptBy();
+    if (wanted === 0) this.statusAsked = true;
     // The text is renewed only when it carries another acceptBy: not on a first write,
     // which happens within the millisecond of its encoding.
     const current = this.acceptBy!;
@@ -294,7 +297,9 @@ export class PendingRequest implements AwaitingAck, OutboundMessage {
       // It did not run it: it came after its acceptance deadline, or, asked after a lost
       // connection, it no longer knows the command (restarted, or forgot it; protocol §4.7).
       if (!this.accepted) return this.onRefused(envelope, code);
-      return this.fail(new HandlerGoneError(`handler ${source} of ${this.action} no longer knows the request (restarted, or forgot it): ${envelope.error?.message ?? 'refused'}`));
+      if (this.statusAsked) return this.fail(new HandlerGoneError(`handler ${source} of ${this.action} no longer knows the request (restarted, or forgot it): ${envelope.error?.message ?? 'refused'}`));
+      this.services.options.logger.debug({ action: this.action, token: this.token, handler: source }, 'a copy of the request refused after it was taken; ignored');
+      return;
     }
     this.heardFrom(source);
     if (envelope.ts !== undefined && (this.lastStep !== undefined || envelope.final === false)) {
