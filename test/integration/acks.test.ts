@@ -10,7 +10,7 @@ import { EventEmitter, once } from 'node:events';
 import { describe, it, before, after } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
 import { HandlerGoneError, TimeoutError, type Bus, type ConnectOptions } from '../../src/index.js';
-import { peerGate, setup, uniqueId, waitFor, type BrokerKind, type Kit } from '../testkit/index.js';
+import { peerGate, setup, SUITE_TIMEOUT, uniqueId, waitFor, type BrokerKind, type Kit } from '../testkit/index.js';
 import { startHookedAedes, type HookedAedes } from '../testkit/hooked-aedes.js';
 
 /** A raw MQTT client collecting what arrives on `filter`. */
@@ -71,7 +71,7 @@ async function hungHandler(url: string, action: string, options: { answerAfter?:
 }
 
 function ackContract(kind: BrokerKind, skip: string | false): void {
-  describe(`acks on ${kind}`, { skip, timeout: 60_000 }, () => {
+  describe(`acks on ${kind}`, { skip, timeout: SUITE_TIMEOUT }, () => {
     let kit: Kit;
     const raws: MqttClient[] = [];
     before(async () => {
@@ -296,7 +296,7 @@ function ackContract(kind: BrokerKind, skip: string | false): void {
   });
 }
 
-describe('acks - a handler that loses its connection', { timeout: 60_000 }, () => {
+describe('acks - a handler that loses its connection', { timeout: SUITE_TIMEOUT }, () => {
   let broker: HookedAedes;
   const join = (id: string, options: Partial<ConnectOptions> = {}) => broker.join(id, options);
   before(async () => {

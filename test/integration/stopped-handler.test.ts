@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { HandlerGoneError, TimeoutError } from '../../src/index.js';
-import { recordingLogger, setup, uniqueId, waitFor, type Kit } from '../testkit/index.js';
+import { recordingLogger, setup, SUITE_TIMEOUT, uniqueId, waitFor, type Kit } from '../testkit/index.js';
 
 const FIXTURE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/handler-process.ts');
 
@@ -49,7 +49,7 @@ function startHandler(url: string, workMs: number): Promise<HandlerProcess> {
   });
 }
 
-describe('stopped handler', { timeout: 90_000 }, () => {
+describe('stopped handler', { timeout: SUITE_TIMEOUT }, () => {
   let kit: Kit;
   const processes: HandlerProcess[] = [];
   before(async () => {

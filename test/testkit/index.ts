@@ -17,6 +17,13 @@ export interface Kit {
   cleanup(): Promise<void>;
 }
 
+/**
+ * The time-out of a suite of bus tests. It only catches a hang (each wait in a test has its
+ * own time-out): on a saturated machine (`npm run test:loaded`, docs/reliability.md) a contract
+ * suite of thirty tests takes minutes, and that is late, not wrong.
+ */
+export const SUITE_TIMEOUT = 300_000;
+
 let counter = 0;
 /** A fresh client id, unique within this process. */
 export function uniqueId(prefix: string): string {
