@@ -50,8 +50,8 @@ export class PendingRequest implements AwaitingAck, OutboundMessage {
   private forgetSignal: (() => void) | undefined;
   /** The acceptance deadline the command's text carries (protocol §4.7): the current offer's, or 0 for a status query. */
   private acceptBy: number | undefined;
-  /** The first acceptBy offered to the current handler: a refusal before it shows clocks that disagree. */
-  private firstAcceptBy: number | undefined;
+  /** The current handler was offered the command again (new acceptBy): a refusal before the first one passed then says nothing of its clock. */
+  private offeredAgain = false;
   /** How long the current offer waits for the handler's first answer (failure-detector.ts). */
   private ackWait = 0;
   /** How many times the current handler's wait ended without an answer: each doubles the next one. */
@@ -105,7 +105,6 @@ export class PendingRequest implements AwaitingAck, OutboundMessage {
   encodeCommand(): void {
     if (this.acks) this.ackWait = this.services.ackDeadline(this.assignee!, this.init.ackTimeout);
     this.acceptBy = this.acks ? this.newAcceptBy() : undefined;
-    this.firstAcceptBy = this.acceptBy;
     const envelope: Envelope = commandMessage({
       source: this.services.options.id,
       destination: this.assignee ?? '*',
@@ -132,6 +131,7 @@ export class PendingRequest implements AwaitingAck, OutboundMessage {
     this.assigneeInstance = info?.instance;
     this.offeredAt = 0;
     this.misses = 0;
+    this.offeredAgain = false;
   }
 
   /**
@@ -229,13 +229,13 @@ export class PendingRequest implements AwaitingAck, OutboundMessage {
   /** The handler refused the command as arriving after its acceptBy (protocol §4.7): it never ran there. */
   private onRefused(envelope: Envelope, code: number): void {
     const now = Date.now();
-    if (this.firstAcceptBy !== undefined && now < this.firstAcceptBy) {
-      // No command we sent it could be late by our clock: its clock is ahead of ours.
+    if (!this.offeredAgain && now < this.acceptBy!) {
+      // The only acceptBy we sent it has not passed by our clock: its clock is ahead of ours.
       const next = this.alternative(false);
       if (next !== undefined) return this.moveTo(next, `refused it before its acceptance deadline (check that the clocks agree): ${envelope.error?.message ?? 'refused'}`);
       return this.fail(fromWire(envelope.error, code, envelope.source, envelope.payload));
     }
-    if (this.acceptBy !== undefined && now < this.acceptBy) {
+    if (now < this.acceptBy!) {
       this.services.options.logger.debug({ action: this.action, token: this.token, handler: envelope.source }, 'an earlier copy of the request was refused as late; a later one may still be taken');
       return;
     }
@@ -272,6 +272,7 @@ export class PendingRequest implements AwaitingAck, OutboundMessage {
 
   /** The same handler is offered the command again with a new acceptBy, and its (longer) deadline to answer. */
   private offerAgain(): void {
+    this.offeredAgain = true;
     this.ackWait = this.services.ackDeadline(this.assignee!, this.init.ackTimeout, this.misses);
     this.services.options.logger.debug({ action: this.action, token: this.token, handler: this.assignee, waitMs: Math.round(this.ackWait) }, 'request offered again to its handler');
     this.send();
@@ -389,6 +390,7 @@ export class PendingRequest implements AwaitingAck, OutboundMessage {
    */
   private reoffer(): void {
     if (!this.accepted) {
+      this.offeredAgain = true;
       this.offeredAt = 0;
       this.misses = 0;
       this.ackWait = this.services.ackDeadline(this.assignee!, this.init.ackTimeout);

@@ -42,9 +42,11 @@ interface HungHandler {
  * commands and never answers: a process frozen, or a broken peer. With `answerAfter`, it
  * answers the first copy of each command that many ms late, whatever its acceptBy: a handler
  * slower than any deadline it is given. With `forgetful`, it acknowledges each command and then
- * answers a status query (acceptBy 0) as a handler that no longer knows the token does.
+ * answers a status query (acceptBy 0) as a handler that no longer knows the token does. With
+ * `clockAhead`, it refuses every command at once as past its acceptBy, as a handler whose clock
+ * is ahead of the requester's does.
  */
-async function hungHandler(url: string, action: string, options: { answerAfter?: number; forgetful?: boolean } = {}): Promise<HungHandler> {
+async function hungHandler(url: string, action: string, options: { answerAfter?: number; forgetful?: boolean; clockAhead?: boolean } = {}): Promise<HungHandler> {
   const id = uniqueId('hung');
   const presenceTopic = `relais/presence/${id}`;
   const since = Date.now();
@@ -59,6 +61,7 @@ async function hungHandler(url: string, action: string, options: { answerAfter?:
     events.emit('command');
     const answer = (body: object) => client.publish(`${action}/response/${command.source}`, JSON.stringify({ type: 'response', source: id, destination: command.source, token: command.token, ...body }), { qos: 0 });
     if (first && options.answerAfter !== undefined) setTimeout(() => answer({ final: true, payload: { late: command.payload } }), options.answerAfter);
+    if (options.clockAhead) answer({ final: true, accepted: false, code: 6, payload: null, error: { name: 'TimeoutError', message: `request ${command.token} reached ${id} 60000 ms after its acceptance deadline; it was not run (if this keeps happening, check that the clocks agree)` } });
     if (options.forgetful) {
       answer(command.acceptBy === 0
         ? { final: true, accepted: false, code: 6, payload: null, error: { name: 'TimeoutError', message: `request ${command.token} is not known here` } }
@@ -139,6 +142,20 @@ function ackContract(kind: BrokerKind, skip: string | false): void {
       await client.waitForHandler('demo/ack/slow-peer');
       assert.deepEqual(await client.request('demo/ack/slow-peer', { n: 1 }, { target: slow.id, timeout: 10_000 }), { late: { n: 1 } });
       assert.deepEqual(await client.request('demo/ack/slow-peer', { n: 2 }, { timeout: 10_000 }), { late: { n: 2 } }, 'the only provider, suspected, is waited for');
+    });
+
+    it('acks - a handler whose clock is ahead refuses at once: a targeted request fails with its error (code 6), one without target moves to another provider', async () => {
+      const ahead = await hungHandler(kit.broker.url, 'demo/ack/clock', { clockAhead: true });
+      raws.push(ahead.client);
+      const client = await kit.connect(uniqueId('client'), { ackTimeout: 5000 });
+      await client.waitForHandler('demo/ack/clock');
+      // Its own error, not the requester's time-out ("no final response within 20000 ms").
+      await assert.rejects(client.request('demo/ack/clock', {}, { target: ahead.id, timeout: 20_000 }), (error: unknown) => error instanceof TimeoutError && /check that the clocks agree/.test(error.message));
+      const other = await kit.connect(uniqueId('other'));
+      await other.handle('demo/ack/clock', () => 'from the other');
+      await waitFor(() => (client.directory.providers('demo/ack/clock').size === 2 ? true : undefined), client.directory, 'change');
+      const answers = await Promise.all(Array.from({ length: 4 }, () => client.request('demo/ack/clock', {}, { timeout: 20_000 })));
+      assert.deepEqual(answers, Array(4).fill('from the other'));
     });
 
     it('acks - a handler that took a request and no longer knows it when asked after a reconnection: HandlerGoneError', async () => {
