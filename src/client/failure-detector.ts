@@ -55,7 +55,7 @@ export class FailureDetector {
    */
   deadline(handler: string, ackTimeout: number, misses = 0): number {
     const record = this.handlers.get(handler);
-    const estimate = record !== undefined && record.srtt === record.srtt ? Math.max(ackTimeout, record.srtt + 4 * record.rttvar) : ackTimeout;
+    const estimate = record !== undefined && !Number.isNaN(record.srtt) ? Math.max(ackTimeout, record.srtt + 4 * record.rttvar) : ackTimeout;
     return Math.min(CEILING_IN_ACK_TIMEOUTS * ackTimeout, misses === 0 ? estimate : estimate * 2 ** misses);
   }
 
@@ -63,7 +63,7 @@ export class FailureDetector {
   answered(handler: string, rtt: number): void {
     const record = this.recordOf(handler);
     const sample = rtt > 0 ? rtt : 0;
-    if (record.srtt !== record.srtt) {
+    if (Number.isNaN(record.srtt)) {
       record.srtt = sample;
       record.rttvar = sample / 2;
     } else {
