@@ -1,8 +1,9 @@
 /**
- * When requests waiting for their acknowledgement (protocol §4.7) are written again, then
- * taken as gone: one sweep for all of them instead of a timer per request, which the common
- * case (an answer within a millisecond) would make and clear for nothing. The sweep runs only
- * while some request waits, every quarter of the shortest ack time-out among them.
+ * When requests waiting for their handler's first answer (protocol §4.7) are written again,
+ * then given up waiting for (the handler is suspected, failure-detector.ts): one sweep for all
+ * of them instead of a timer per request, which the common case (an answer within a
+ * millisecond) would make and clear for nothing. The sweep runs only while some request waits,
+ * every quarter of the shortest wait among them.
  */
 
 /** A request that waits; the clock keeps its times on it (no object made per request). */
@@ -11,7 +12,7 @@ export interface AwaitingAck {
   ackExpireAt: number;
   /** Half-way: write the command once more. */
   retry(): void;
-  /** The end: take the handler as gone. */
+  /** The end of the wait: the handler is suspected. */
   expire(): void;
 }
 
@@ -23,12 +24,12 @@ export class AckClock {
   private sweep: NodeJS.Timeout | undefined;
   private period = Infinity;
 
-  /** `request` waits from now for up to `ackTimeout` ms. */
-  start(request: AwaitingAck, ackTimeout: number, now = Date.now()): void {
-    request.ackRetryAt = now + ackTimeout / 2;
-    request.ackExpireAt = now + ackTimeout;
+  /** `request` waits from now for up to `wait` ms (its handler's deadline, failure-detector.ts). */
+  start(request: AwaitingAck, wait: number, now = Date.now()): void {
+    request.ackRetryAt = now + wait / 2;
+    request.ackExpireAt = now + wait;
     this.waiting.add(request);
-    const period = Math.max(FASTEST_SWEEP_MS, ackTimeout / 4);
+    const period = Math.max(FASTEST_SWEEP_MS, wait / 4);
     if (this.sweep && period >= this.period) return;
     clearInterval(this.sweep);
     this.period = period;

@@ -30,10 +30,12 @@ export interface ConnectOptions {
   /** Default time-out of `request`/`call`, in ms. Default 30 000. */
   timeout?: number;
   /**
-   * How long a request waits for the handler's acknowledgement, in ms, when the handler
-   * announces that it acknowledges (protocol §4.7). Without it in time the handler is taken as
-   * gone: a request without a target goes to another provider, a targeted one fails with
-   * `HandlerGoneError`. Default 2000.
+   * The least time a request waits for a first answer (acknowledgement, progress or final) from
+   * a handler that announces that it acknowledges, in ms, and the wait for a handler not heard
+   * from yet (protocol §4.7). The wait adapts per handler to the round trips this client sees
+   * (SRTT + 4·RTTVAR), up to 8 × `ackTimeout`. Without an answer in time the handler is
+   * suspected, not taken as gone: a request without a target moves once to a provider that is
+   * not suspected; otherwise it is offered again and waits for its own `timeout`. Default 2000.
    */
   ackTimeout?: number;
   /**

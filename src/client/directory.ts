@@ -22,6 +22,8 @@ export class Directory extends EventEmitter<{
   private unconfirmed?: Set<string>;
   private isSettled = false;
   private settleTimer: NodeJS.Timeout | undefined;
+  /** When our own presence came back: the settling is not drawn out past MAX_SETTLE_IN_WINDOWS windows from there. */
+  private settleStartedAt = 0;
   private markLoaded!: () => void;
 
   /** Resolves when this client's own presence first comes back: the retained presences came before it (protocol §7.2). */
@@ -48,12 +50,21 @@ export class Directory extends EventEmitter<{
 
   /**
    * Our own presence came back from the broker: the retained presences it had came before
-   * it, though some brokers (Aedes) still send a few late, so the directory settles
-   * `settleMs` later (protocol §7.2).
+   * it, though some brokers (Aedes) still send some late, for seconds on a loaded machine with
+   * many of them, so the directory settles once no presence has come for `settleMs` (protocol
+   * §7.2): forgetting a client whose retained presence is merely late would fail its requests
+   * with NoHandlerError.
    */
   ownPresenceBack(): void {
     this.markLoaded();
     if (this.isSettled || this.settleTimer) return;
+    this.settleStartedAt = Date.now();
+    this.armSettle();
+  }
+
+  /** The directory settles `settleMs` from now, unless a presence comes first. */
+  private armSettle(): void {
+    clearTimeout(this.settleTimer);
     this.settleTimer = setTimeout(() => {
       this.settleTimer = undefined;
       this.endReload();
@@ -77,6 +88,8 @@ export class Directory extends EventEmitter<{
   /** Records a presence message; `undefined` means the retained presence was cleared. */
   update(clientId: string, envelope: Envelope | undefined): void {
     this.unconfirmed?.delete(clientId);
+    // Presences still coming: the settling waits for them to stop, within its bound.
+    if (this.settleTimer && Date.now() - this.settleStartedAt < MAX_SETTLE_IN_WINDOWS * this.settleMs) this.armSettle();
     let info = envelope ? toPresence(envelope.payload) : undefined;
     // An ephemeral client that is gone leaves no trace: its will reads as a cleared presence.
     if (info?.ephemeral === true && info.status !== 'alive') info = undefined;
@@ -154,6 +167,9 @@ export class Directory extends EventEmitter<{
 }
 
 const EMPTY: ReadonlySet<string> = new Set();
+
+/** The settling ends at the latest this many `settleMs` windows after our own presence came back (protocol §7.2). */
+const MAX_SETTLE_IN_WINDOWS = 20;
 
 /**
  * Presences can arrive out of order (a broker may send a retained copy after a newer live

@@ -15,11 +15,14 @@ export interface RequestServices {
   readonly options: ResolvedOptions;
   readonly transport: Transport;
   readonly directory: Directory;
-  /** The least busy provider of `action` outside `exclude` (protocol §4.6). */
-  pick(action: string, exclude: ReadonlySet<string> | undefined): string | undefined;
-  /** A provider did not acknowledge: pass it over for a while. */
-  suspect(handler: string): void;
-  cleared(handler: string): void;
+  /** The least busy provider of `action` outside `exclude`, a suspected one only when `unsuspectedOnly` is not set and nobody else is left (protocol §4.6). */
+  pick(action: string, exclude: ReadonlySet<string> | undefined, unsuspectedOnly?: boolean): string | undefined;
+  /** How long to wait for `handler`'s first answer to a command written now, after `misses` waits in vain, in ms (failure-detector.ts). */
+  ackDeadline(handler: string, ackTimeout: number, misses?: number): number;
+  /** `handler` gave no first answer within `waited` ms: it is suspected (protocol §4.7). */
+  suspect(handler: string, ackTimeout: number, waited: number): void;
+  /** `handler` gave its first answer to a command `rtt` ms after it was written. */
+  answered(handler: string, rtt: number): void;
   /** The request has ended: forget it. */
   ended(request: PendingRequest): void;
   /** Two consecutive steps of one answer, for the Nagle watch. */

@@ -9,6 +9,7 @@ import { checkClientId, checkPath, responseTopic } from '../protocol/topics.js';
 import { AckClock } from './ack-clock.js';
 import { AsyncQueue } from './async-queue.js';
 import type { Directory } from './directory.js';
+import { FailureDetector } from './failure-detector.js';
 import { HandlerChoice } from './handler-choice.js';
 import { NagleWatch } from './nagle-watch.js';
 import { checkTimeout, type ResolvedOptions } from './options.js';
@@ -18,13 +19,11 @@ import type { RequestServices, StepSink } from './request-services.js';
 import type { Transport } from './transport.js';
 import type { Lane, RequestOptions, Step } from './types.js';
 
-/** How long a handler that did not acknowledge is passed over, at most, in ack time-outs. */
-const SUSPICION_IN_ACK_TIMEOUTS = 15;
-
 export class Requester {
   private readonly pending = new Map<string, PendingRequest>();
   /** `true` once subscribed, the pending SUBACK before. */
   private readonly responseSubscriptions: Record<Lane, Map<string, true | Promise<void>>> = { main: new Map(), realtime: new Map() };
+  private readonly detector: FailureDetector;
   private readonly choice: HandlerChoice;
   private readonly services: RequestServices;
   private readonly nagle: NagleWatch;
@@ -34,15 +33,21 @@ export class Requester {
     private readonly transport: Transport,
     private readonly directory: Directory,
   ) {
-    this.choice = new HandlerChoice(directory);
+    this.detector = new FailureDetector((handler) => directory.get(handler));
+    this.choice = new HandlerChoice(directory, this.detector);
     this.nagle = new NagleWatch((message) => options.logger.warn({ broker: transport.brokerLabel }, message));
     this.services = {
       options,
       transport,
       directory,
-      pick: (action, exclude) => this.choice.pick(action, () => this.loadByHandler(), exclude),
-      suspect: (handler) => this.choice.suspect(handler, SUSPICION_IN_ACK_TIMEOUTS * options.ackTimeout),
-      cleared: (handler) => this.choice.clear(handler),
+      pick: (action, exclude, unsuspectedOnly) => this.choice.pick(action, () => this.loadByHandler(), exclude, unsuspectedOnly),
+      ackDeadline: (handler, ackTimeout, misses) => this.detector.deadline(handler, ackTimeout, misses),
+      suspect: (handler, ackTimeout, waited) => {
+        if (this.detector.missed(handler, ackTimeout, Date.now())) {
+          options.logger.info({ handler, waitedMs: Math.round(waited) }, `handler ${handler} gave no answer within ${Math.round(waited)} ms: suspected (busy, stopped or unreachable); requests go to other providers while there are, else wait for it`);
+        }
+      },
+      answered: (handler, rtt) => this.detector.answered(handler, rtt),
       ended: (request) => this.pending.delete(request.token),
       steps: (previous, next) => this.nagle.steps(previous, next),
       ackClock: new AckClock(),
@@ -51,6 +56,7 @@ export class Requester {
       for (const request of [...this.pending.values()]) request.onGone(clientId, info);
     });
     directory.on('change', (clientId, info) => {
+      this.detector.presenceChanged(clientId, info);
       if (info?.status !== 'alive') return;
       for (const request of [...this.pending.values()]) request.onBack(clientId, info);
     });

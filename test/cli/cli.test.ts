@@ -6,11 +6,11 @@ import os from 'node:os';
 import mqtt from 'mqtt';
 import path from 'node:path';
 import { freePort, makeTlsCertificate, peerGate } from '../testkit/brokers.js';
-import { runCli, startCli, type RunningCli } from '../testkit/cli.js';
+import { CLI_SUITE_TIMEOUT, runCli, startCli, type RunningCli } from '../testkit/cli.js';
 
 const openssl = peerGate('openssl', 'the CLI TLS test (a certificate is made for each run)');
 
-describe('relais CLI', { timeout: 120_000 }, () => {
+describe('relais CLI', { timeout: CLI_SUITE_TIMEOUT }, () => {
   let broker: RunningCli;
   let env: Record<string, string>;
   let dataDir: string;

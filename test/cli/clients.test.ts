@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { formatTable } from '../../src/cli/clients.js';
 import { startRegistry, type Registry } from '../../src/router/registry.js';
-import { runCli, startCli, type RunningCli } from '../testkit/cli.js';
+import { CLI_SUITE_TIMEOUT, runCli, startCli, type RunningCli } from '../testkit/cli.js';
 import { setup, testLogger, uniqueId, type Kit } from '../testkit/index.js';
 
-describe('relais clients', { timeout: 60_000 }, () => {
+describe('relais clients', { timeout: CLI_SUITE_TIMEOUT }, () => {
   let kit: Kit;
   let bare: Kit;
   let registry: Registry;

@@ -5,9 +5,9 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import type { KillResult } from '../../src/protocol/history.js';
-import { runCli, startCli, type RunningCli } from '../testkit/cli.js';
+import { CLI_SUITE_TIMEOUT, runCli, startCli, type RunningCli } from '../testkit/cli.js';
 
-describe('relais history (router inside relais start)', { timeout: 60_000 }, () => {
+describe('relais history (router inside relais start)', { timeout: CLI_SUITE_TIMEOUT }, () => {
   let broker: RunningCli;
   let server: RunningCli;
   let forever: RunningCli;

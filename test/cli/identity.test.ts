@@ -3,13 +3,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runCli, startCli } from '../testkit/cli.js';
+import { CLI_SUITE_TIMEOUT, runCli, startCli } from '../testkit/cli.js';
 import { connect } from '../../src/index.js';
 import { testLogger } from '../testkit/index.js';
 import { IdentityStore, tokenFingerprint } from '../../src/security/identities.js';
 import { DEFAULT_POLICY_DATA } from '../../src/security/default-policy.js';
 
-describe('identities (issue 7 §1)', { timeout: 60_000 }, () => {
+describe('identities (issue 7 §1)', { timeout: CLI_SUITE_TIMEOUT }, () => {
   let dir: string;
   before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-identity-'));

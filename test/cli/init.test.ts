@@ -11,9 +11,9 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_POLICY_DATA, defaultPolicy } from '../../src/security/default-policy.js';
 import { loadPolicy } from '../../src/security/policy-file.js';
-import { runCli, startCli } from '../testkit/cli.js';
+import { CLI_SUITE_TIMEOUT, runCli, startCli } from '../testkit/cli.js';
 
-describe('relais init and relais start --config', { timeout: 120_000 }, () => {
+describe('relais init and relais start --config', { timeout: CLI_SUITE_TIMEOUT }, () => {
   let root: string;
   let setUp: string;
   let config: string;

@@ -11,11 +11,11 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { waitForLine } from '../testkit/brokers.js';
-import { runCli, startCli, type RunningCli } from '../testkit/cli.js';
+import { CLI_SUITE_TIMEOUT, runCli, startCli, type RunningCli } from '../testkit/cli.js';
 
 const FIXTURE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/logging-process.ts');
 
-describe('relais logs', { timeout: 90_000 }, () => {
+describe('relais logs', { timeout: CLI_SUITE_TIMEOUT }, () => {
   let broker: RunningCli;
   let dataDir: string;
   let env: Record<string, string>;

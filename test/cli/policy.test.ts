@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runCli } from '../testkit/cli.js';
+import { CLI_SUITE_TIMEOUT, runCli } from '../testkit/cli.js';
 import { DEFAULT_POLICY_DATA } from '../../src/security/default-policy.js';
 
-describe('relais policy', { timeout: 60_000 }, () => {
+describe('relais policy', { timeout: CLI_SUITE_TIMEOUT }, () => {
   let dir: string;
   let policyFile: string;
   before(() => {

@@ -1,15 +1,16 @@
 /**
  * Acknowledged requests (protocol §4.7, §4.8), on each broker: a handler acknowledges what
- * it takes unless its answer leaves at once; a requester moves a request to another provider
- * when the one it chose does not acknowledge; nothing runs twice; a broker restart does not
- * fail requests whose handler is still working; peers that do not acknowledge work as before.
+ * it takes unless its answer leaves at once; a requester suspects a handler that does not
+ * answer in time and moves the request to another provider, or waits on (late is not gone:
+ * only presence says a handler is gone); nothing runs twice; a broker restart does not fail
+ * requests whose handler is still working; peers that do not acknowledge work as before.
  */
 import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
 import { describe, it, before, after } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
-import { HandlerGoneError, type Bus, type ConnectOptions } from '../../src/index.js';
-import { peerGate, setup, uniqueId, waitFor, type BrokerKind, type Kit } from '../testkit/index.js';
+import { HandlerGoneError, TimeoutError, type Bus, type ConnectOptions } from '../../src/index.js';
+import { peerGate, setup, SUITE_TIMEOUT, uniqueId, waitFor, type BrokerKind, type Kit } from '../testkit/index.js';
 import { startHookedAedes, type HookedAedes } from '../testkit/hooked-aedes.js';
 
 /** A raw MQTT client collecting what arrives on `filter`. */
@@ -27,24 +28,53 @@ async function spy(url: string, filter: string) {
   return { client, seen, until };
 }
 
+interface HungHandler {
+  id: string;
+  client: MqttClient;
+  /** Every command it received (copies included), in order. */
+  received: Array<{ token: string; acceptBy: number | undefined }>;
+  /** Emits `command` for each. */
+  events: EventEmitter;
+}
+
 /**
  * A peer that announces itself as a library handler that acknowledges (`acks: true`), takes
- * commands and never answers: a process frozen, or a broken peer.
+ * commands and never answers: a process frozen, or a broken peer. With `answerAfter`, it
+ * answers the first copy of each command that many ms late, whatever its acceptBy: a handler
+ * slower than any deadline it is given. With `forgetful`, it acknowledges each command and then
+ * answers a status query (acceptBy 0) as a handler that no longer knows the token does. With
+ * `clockAhead`, it refuses every command at once as past its acceptBy, as a handler whose clock
+ * is ahead of the requester's does.
  */
-async function hungHandler(url: string, action: string): Promise<{ id: string; client: MqttClient; received: string[] }> {
+async function hungHandler(url: string, action: string, options: { answerAfter?: number; forgetful?: boolean; clockAhead?: boolean } = {}): Promise<HungHandler> {
   const id = uniqueId('hung');
   const presenceTopic = `relais/presence/${id}`;
-  const presence = (status: string, seq: number) => JSON.stringify({ type: 'notification', source: id, destination: '*', payload: { status, actions: status === 'alive' ? [action] : [], since: Date.now(), seq, instance: 'frozen', acks: true } });
+  const since = Date.now();
+  const presence = (status: string, seq: number) => JSON.stringify({ type: 'notification', source: id, destination: '*', payload: { status, actions: status === 'alive' ? [action] : [], since, seq, instance: 'frozen', acks: true } });
   const client = await mqtt.connectAsync(url, { clientId: id, protocolVersion: 4, will: { topic: presenceTopic, payload: Buffer.from(presence('dead', 0)), qos: 1, retain: true } });
-  const received: string[] = [];
-  client.on('message', (_topic, payload) => received.push(String((JSON.parse(payload.toString()) as { token: string }).token)));
+  const received: HungHandler['received'] = [];
+  const events = new EventEmitter();
+  client.on('message', (_topic, payload) => {
+    const command = JSON.parse(payload.toString()) as { token: string; source: string; acceptBy?: number; payload: unknown };
+    const first = !received.some(({ token }) => token === command.token);
+    received.push({ token: command.token, acceptBy: command.acceptBy });
+    events.emit('command');
+    const answer = (body: object) => client.publish(`${action}/response/${command.source}`, JSON.stringify({ type: 'response', source: id, destination: command.source, token: command.token, ...body }), { qos: 0 });
+    if (first && options.answerAfter !== undefined) setTimeout(() => answer({ final: true, payload: { late: command.payload } }), options.answerAfter);
+    if (options.clockAhead) answer({ final: true, accepted: false, code: 6, payload: null, error: { name: 'TimeoutError', message: `request ${command.token} reached ${id} 60000 ms after its acceptance deadline; it was not run (if this keeps happening, check that the clocks agree)` } });
+    if (options.forgetful) {
+      answer(command.acceptBy === 0
+        ? { final: true, accepted: false, code: 6, payload: null, error: { name: 'TimeoutError', message: `request ${command.token} is not known here` } }
+        : { final: false, accepted: true, payload: null });
+    }
+  });
   await client.subscribeAsync([`${action}/request`, `${action}/request/${id}`], { qos: 1 });
   await client.publishAsync(presenceTopic, presence('alive', 1), { qos: 1, retain: true });
-  return { id, client, received };
+  return { id, client, received, events };
 }
 
 function ackContract(kind: BrokerKind, skip: string | false): void {
-  describe(`acks on ${kind}`, { skip, timeout: 60_000 }, () => {
+  describe(`acks on ${kind}`, { skip, timeout: SUITE_TIMEOUT }, () => {
     let kit: Kit;
     const raws: MqttClient[] = [];
     before(async () => {
@@ -77,7 +107,7 @@ function ackContract(kind: BrokerKind, skip: string | false): void {
       assert.deepEqual(watcher.seen.map(({ qos }) => qos), [0, 0, 0]);
     });
 
-    it('acks - requests sent to a handler that stops acknowledging move to another provider; a targeted one ends with HandlerGoneError', async () => {
+    it('acks - a handler that never answers is suspected, not gone: requests move to another provider; a targeted one is offered again and ends with TimeoutError at its own time-out; it stays in the directory', async () => {
       const hung = await hungHandler(kit.broker.url, 'demo/ack/shared');
       raws.push(hung.client);
       const healthy = await kit.connect(uniqueId('healthy'));
@@ -93,7 +123,66 @@ function ackContract(kind: BrokerKind, skip: string | false): void {
       assert.deepEqual(answers, [0, 1, 2, 3, 4, 5, 6, 7]);
       assert.deepEqual(runs.sort(), [0, 1, 2, 3, 4, 5, 6, 7], 'each ran once, on the healthy handler');
       assert.ok(hung.received.length > 0, 'some went to the hung handler first');
-      await assert.rejects(client.request('demo/ack/shared', {}, { target: hung.id, timeout: 10_000 }), (error: unknown) => error instanceof HandlerGoneError && /did not acknowledge within 300 ms/.test(error.message));
+      const token = uniqueId('targeted');
+      await assert.rejects(client.request('demo/ack/shared', {}, { target: hung.id, token, timeout: 2000 }), (error: unknown) => error instanceof TimeoutError && /within 2000 ms/.test(error.message));
+      // Each time its wait ended, it was offered the command again with a later acceptBy (protocol §4.7).
+      const offers = new Set(hung.received.filter((command) => command.token === token).map((command) => command.acceptBy));
+      assert.ok(offers.size >= 2, `offered ${offers.size} time(s)`);
+      assert.ok(client.directory.providers('demo/ack/shared').has(hung.id), 'a suspected handler stays in the directory');
+      // While it is suspected, requests without a target go to the other provider at once.
+      const received = hung.received.length;
+      assert.deepEqual(await Promise.all([10, 11, 12].map((n) => client.request('demo/ack/shared', { n }, { timeout: 10_000 }))), [10, 11, 12]);
+      assert.equal(hung.received.length, received, 'nothing more was offered to the suspected handler');
+    });
+
+    it('acks - a handler slower than its deadline is suspected, and its late answer still ends the request (no HandlerGoneError)', async () => {
+      const slow = await hungHandler(kit.broker.url, 'demo/ack/slow-peer', { answerAfter: 900 });
+      raws.push(slow.client);
+      const client = await kit.connect(uniqueId('client'), { ackTimeout: 150 });
+      await client.waitForHandler('demo/ack/slow-peer');
+      assert.deepEqual(await client.request('demo/ack/slow-peer', { n: 1 }, { target: slow.id, timeout: 10_000 }), { late: { n: 1 } });
+      assert.deepEqual(await client.request('demo/ack/slow-peer', { n: 2 }, { timeout: 10_000 }), { late: { n: 2 } }, 'the only provider, suspected, is waited for');
+    });
+
+    it('acks - a handler whose clock is ahead refuses at once: a targeted request fails with its error (code 6), one without target moves to another provider', async () => {
+      const ahead = await hungHandler(kit.broker.url, 'demo/ack/clock', { clockAhead: true });
+      raws.push(ahead.client);
+      const client = await kit.connect(uniqueId('client'), { ackTimeout: 5000 });
+      await client.waitForHandler('demo/ack/clock');
+      // Its own error, not the requester's time-out ("no final response within 20000 ms").
+      await assert.rejects(client.request('demo/ack/clock', {}, { target: ahead.id, timeout: 20_000 }), (error: unknown) => error instanceof TimeoutError && /check that the clocks agree/.test(error.message));
+      const other = await kit.connect(uniqueId('other'));
+      await other.handle('demo/ack/clock', () => 'from the other');
+      await waitFor(() => (client.directory.providers('demo/ack/clock').size === 2 ? true : undefined), client.directory, 'change');
+      const answers = await Promise.all(Array.from({ length: 4 }, () => client.request('demo/ack/clock', {}, { timeout: 20_000 })));
+      assert.deepEqual(answers, Array(4).fill('from the other'));
+    });
+
+    it('acks - a handler that took a request and no longer knows it when asked after a reconnection: HandlerGoneError', async () => {
+      const forgetful = await hungHandler(kit.broker.url, 'demo/ack/forgetful', { forgetful: true });
+      raws.push(forgetful.client);
+      const client = await kit.connect(uniqueId('client'), { reconnectDelay: 20, reconnectMaxDelay: 100 });
+      await client.waitForHandler('demo/ack/forgetful');
+      const steps = client.call('demo/ack/forgetful', {}, { timeout: 10_000 });
+      assert.equal((await steps.next()).value?.kind, 'accepted');
+      (client as unknown as { transport: { main: { dropSocket(): void } } }).transport.main.dropSocket();
+      await assert.rejects(steps.next(), (error: unknown) => error instanceof HandlerGoneError && /no longer knows the request/.test(error.message));
+      assert.ok(forgetful.received.some((command) => command.acceptBy === 0), 'it was asked with a status query');
+    });
+
+    it('acks - a targeted request to a handler that never answers ends with HandlerGoneError once its presence says it is gone (its will), not before', async () => {
+      const hung = await hungHandler(kit.broker.url, 'demo/ack/will');
+      raws.push(hung.client);
+      const client = await kit.connect(uniqueId('client'), { ackTimeout: 100, reconnectGrace: 300 });
+      await client.waitForHandler('demo/ack/will');
+      const token = uniqueId('doomed');
+      const outcome = client.request('demo/ack/will', {}, { target: hung.id, token, timeout: 20_000 });
+      outcome.catch(() => {});
+      // Given up waiting for more than once, and still pending.
+      await waitFor(() => (new Set(hung.received.filter((command) => command.token === token).map((command) => command.acceptBy)).size >= 3 ? true : undefined), hung.events, 'command');
+      hung.client.stream.destroy(); // its connection lost: the broker publishes its will
+      await assert.rejects(outcome, (error: unknown) => error instanceof HandlerGoneError && /lost its connection before taking the request and did not come back within 300 ms/.test(error.message));
+      assert.equal(client.directory.get(hung.id)?.status, 'dead');
     });
 
     it('acks - a peer that does not announce acknowledgement works as before: its commands at QoS 1, no acknowledgement awaited', async () => {
@@ -253,7 +342,7 @@ function ackContract(kind: BrokerKind, skip: string | false): void {
   });
 }
 
-describe('acks - a handler that loses its connection', { timeout: 60_000 }, () => {
+describe('acks - a handler that loses its connection', { timeout: SUITE_TIMEOUT }, () => {
   let broker: HookedAedes;
   const join = (id: string, options: Partial<ConnectOptions> = {}) => broker.join(id, options);
   before(async () => {

@@ -19,7 +19,7 @@ import {
   type PresenceInfo,
   type Step,
 } from '../../src/index.js';
-import { recordingLogger, setup, uniqueId, waitFor, within, type BrokerKind, type Kit } from '../testkit/index.js';
+import { recordingLogger, setup, SUITE_TIMEOUT, uniqueId, waitFor, within, type BrokerKind, type Kit } from '../testkit/index.js';
 
 /** A handler and a requester that already knows about it. */
 async function pair(kit: Kit, action: string, handler: (payload: any, ctx: HandlerContext) => unknown) {
@@ -31,7 +31,7 @@ async function pair(kit: Kit, action: string, handler: (payload: any, ctx: Handl
 }
 
 export function busContract(kind: BrokerKind, options: { skip: string | false }): void {
-  describe(`bus contract on ${kind}`, { skip: options.skip, timeout: 60_000 }, () => {
+  describe(`bus contract on ${kind}`, { skip: options.skip, timeout: SUITE_TIMEOUT }, () => {
     let kit: Kit;
     before(async () => {
       kit = await setup(kind, { observePublishers: kind !== 'nats' });

@@ -1,16 +1,19 @@
 /**
- * A handler process frozen with SIGSTOP while requests are in flight to it and to a second
- * provider (protocol §4.7): its Last Will cannot fire for 1.5 × keep-alive, so only the
- * missing acknowledgement tells. Every request ends; those it had not taken are answered by
- * the other one; when it wakes up it runs none of what was moved; nothing runs twice.
+ * A handler process frozen with SIGSTOP while requests are in flight to it (protocol §4.7):
+ * its Last Will cannot fire for 1.5 × keep-alive, so only the missing answer tells, and it
+ * tells "suspected", not "gone". With a second provider, every request ends; those it had not
+ * taken are answered by the other one; when it wakes up it runs none of what was moved;
+ * nothing runs twice. Alone, or targeted, requests wait for it: its answer when it resumes,
+ * TimeoutError when it does not in time, HandlerGoneError only once its will says it is gone.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { EventEmitter } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { recordingLogger, setup, uniqueId, waitFor, type Kit } from '../testkit/index.js';
+import { HandlerGoneError, TimeoutError } from '../../src/index.js';
+import { recordingLogger, setup, SUITE_TIMEOUT, uniqueId, waitFor, type Kit } from '../testkit/index.js';
 
 const FIXTURE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/handler-process.ts');
 
@@ -46,7 +49,7 @@ function startHandler(url: string, workMs: number): Promise<HandlerProcess> {
   });
 }
 
-describe('stopped handler', { timeout: 90_000 }, () => {
+describe('stopped handler', { timeout: SUITE_TIMEOUT }, () => {
   let kit: Kit;
   const processes: HandlerProcess[] = [];
   before(async () => {
@@ -121,5 +124,57 @@ describe('stopped handler', { timeout: 90_000 }, () => {
     assert.deepEqual([...counted.entries()].filter(([, count]) => count > 1), [], 'no token ran twice');
     const movedAway = new Set(outcomes.filter((outcome) => 'by' in outcome && outcome.by === healthy!.id).map((outcome) => outcome.token));
     assert.deepEqual(frozen!.runs.filter((token) => movedAway.has(token)), [], 'woken up, it ran nothing the other had answered');
+  });
+
+  it('acks - SIGSTOP the only handler: suspected, not gone; requests wait for it and get its answers when it resumes, TimeoutError when it does not in time, HandlerGoneError only once its will arrives', async () => {
+    // Alone: the handlers of the test before leave first.
+    await Promise.all(processes.splice(0).map(({ child }) => {
+      child.kill('SIGCONT');
+      child.kill('SIGTERM');
+      return child.exitCode === null && child.signalCode === null ? once(child, 'exit') : undefined;
+    }));
+    const frozen = await startHandler(kit.broker.url, 50);
+    processes.push(frozen);
+    const { logger, records, events } = recordingLogger();
+    const client = await kit.connect(uniqueId('client'), { ackTimeout: 200, reconnectGrace: 300, logger });
+    await waitFor(() => (client.directory.providers('demo/work').size === 1 && client.directory.providers('demo/work').has(frozen.id) ? true : undefined), client.directory, 'change');
+    assert.deepEqual(await client.request('demo/work', { n: 0 }, { target: frozen.id, timeout: 10_000 }), { n: 0, by: frozen.id });
+    const suspicions = () => records().filter((record) => String(record.msg).startsWith(`handler ${frozen.id} gave no answer`)).length;
+    const suspectedAgain = (before: number) => waitFor(() => (suspicions() > before ? true : undefined), events, 'line', 10_000);
+
+    // Resumed within their time-out: targeted or not, the requests get its answers.
+    frozen.child.kill('SIGSTOP');
+    const resumed = [
+      client.request('demo/work', { n: 1 }, { target: frozen.id, token: 'resumed-targeted', timeout: 20_000 }),
+      client.request('demo/work', { n: 2 }, { token: 'resumed-any', timeout: 20_000 }),
+    ];
+    await suspectedAgain(0);
+    frozen.child.kill('SIGCONT');
+    assert.deepEqual(await Promise.all(resumed), [{ n: 1, by: frozen.id }, { n: 2, by: frozen.id }]);
+
+    // Not resumed within their time-out: TimeoutError, and, resumed after, it runs none of them.
+    frozen.child.kill('SIGSTOP');
+    const late = await Promise.allSettled([
+      client.request('demo/work', { n: 3 }, { target: frozen.id, token: 'late-targeted', timeout: 1500 }),
+      client.request('demo/work', { n: 4 }, { token: 'late-any', timeout: 1500 }),
+    ]);
+    for (const outcome of late) assert.ok(outcome.status === 'rejected' && outcome.reason instanceof TimeoutError, String(outcome.status === 'rejected' ? outcome.reason : 'answered'));
+    frozen.child.kill('SIGCONT');
+    // A marker answered after them proves it read what waited in its socket (its RUN lines come in order).
+    assert.deepEqual(await client.request('demo/work', { n: -1 }, { target: frozen.id, token: 'marker', timeout: 10_000 }), { n: -1, by: frozen.id });
+    await waitFor(() => (frozen.runs.includes('marker') ? true : undefined), frozen.events, 'run');
+    assert.deepEqual(frozen.runs.filter((token) => token.startsWith('late-')), [], 'past their deadline, it ran none of them');
+
+    // Killed while frozen: its will says it is gone, and it does not come back within reconnectGrace.
+    frozen.child.kill('SIGSTOP');
+    const before = suspicions();
+    const doomed = client.request('demo/work', { n: 5 }, { target: frozen.id, token: 'doomed', timeout: 30_000 });
+    doomed.catch(() => {});
+    await suspectedAgain(before);
+    frozen.child.kill('SIGKILL');
+    await assert.rejects(doomed, (error: unknown) => error instanceof HandlerGoneError && /lost its connection before taking the request and did not come back within 300 ms/.test(error.message));
+    const counted = new Map<string, number>();
+    for (const token of frozen.runs) counted.set(token, (counted.get(token) ?? 0) + 1);
+    assert.deepEqual([...counted.entries()].filter(([, count]) => count > 1), [], 'no token ran twice');
   });
 });

@@ -12,7 +12,7 @@ import mqtt from 'mqtt';
 import { CancelledError, InvalidMessageError, NotAuthorizedError, RemoteError, type Bus, type HistoryPage, type HistoryRow } from '../../src/index.js';
 import { startRouter, type MetricsSnapshot, type Router } from '../../src/router/index.js';
 import { parseHistoryQuery, type KillResult } from '../../src/protocol/history.js';
-import { setup, testLogger, uniqueId, type BrokerKind, type Kit } from '../testkit/index.js';
+import { setup, SUITE_TIMEOUT, testLogger, uniqueId, type BrokerKind, type Kit } from '../testkit/index.js';
 
 /** Resolves when `check()` holds, checking after each batch the router stores; rejects after `timeout`. */
 export function untilRecorded(router: Router, check: () => boolean, timeout = 5000): Promise<void> {
@@ -36,7 +36,7 @@ export function rowsOf(router: Router, token: string): HistoryRow[] {
 }
 
 export function routerContract(kind: BrokerKind, options: { skip: string | false }): void {
-  describe(`router on ${kind}`, { skip: options.skip, timeout: 60_000 }, () => {
+  describe(`router on ${kind}`, { skip: options.skip, timeout: SUITE_TIMEOUT }, () => {
     let kit: Kit;
     let dir: string;
     let router: Router;
@@ -256,7 +256,7 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
     it('router - a follow that would replay more than 100,000 stored rows is refused with code 2, and the router goes on', async () => {
       const action = `test/bulk-${uniqueId('a')}`;
       router.store.append(Array.from({ length: 100_001 }, (_, n) => ({ token: `bulk-${n}`, kind: 'command' as const, action, source: 'bulk', etime: 0, data: 'null', size: 4, truncated: false, digest: `d${n}` })));
-      await assert.rejects(client.request('relais/history/follow', { action }, { timeout: 10_000 }), (error: RemoteError) => error.code === new InvalidMessageError('').code && /more than 100000 stored rows/.test(error.message));
+      await assert.rejects(client.request('relais/history/follow', { action }, { timeout: 60_000 }), (error: RemoteError) => error.code === new InvalidMessageError('').code && /more than 100000 stored rows/.test(error.message));
       const page = (await client.request('relais/history/get', { action, order: 'newest', limit: 1 })) as HistoryPage;
       assert.equal(page.rows[0]!.token, 'bulk-100000');
     });

@@ -5,6 +5,16 @@ import { fileURLToPath } from 'node:url';
 
 export const RELAIS_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/relais.js');
 
+/**
+ * The time-outs of CLI tests catch hangs; they must not fail a slow machine. A CLI start costs
+ * about 1.3 s of CPU (it loads every sub-command's modules), so on 2 cores shared with 8 busy
+ * processes one start takes 10 to 40 s (docs/reliability.md). A suite of CLI tests gets
+ * CLI_SUITE_TIMEOUT; one CLI run or one awaited line gets the defaults below.
+ */
+export const CLI_SUITE_TIMEOUT = 600_000;
+const RUN_TIMEOUT = 120_000;
+const LINE_TIMEOUT = 60_000;
+
 export interface CliResult {
   code: number | null;
   stdout: string;
@@ -20,7 +30,7 @@ function cliEnvironment(env: Record<string, string>): NodeJS.ProcessEnv {
   return { ...process.env, RELAIS_WEB_PORT: '0', ...env };
 }
 
-export function runCli(args: string[], env: Record<string, string> = {}, timeout = 20_000): Promise<CliResult> {
+export function runCli(args: string[], env: Record<string, string> = {}, timeout = RUN_TIMEOUT): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [RELAIS_BIN, ...args], { env: cliEnvironment(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -62,7 +72,7 @@ export function startCli(args: string[], env: Record<string, string> = {}): Runn
   return {
     child,
     output: () => seen,
-    waitFor(pattern, timeout = 10_000) {
+    waitFor(pattern, timeout = LINE_TIMEOUT) {
       return new Promise((resolve, reject) => {
         const check = () => {
           const match = seen.match(pattern);

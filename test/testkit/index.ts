@@ -2,7 +2,7 @@
  * `setup()` gives a test a real broker and a way to connect clients to it; `cleanup()`
  * closes every client and the broker. Nothing is left listening after a test file.
  */
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { Writable } from 'node:stream';
 import { connect, type Bus, type ConnectOptions, type ReceivedMessage } from '../../src/index.js';
 import { startBroker, type BrokerKind, type BrokerOptions, type TestBroker } from './brokers.js';
@@ -16,6 +16,13 @@ export interface Kit {
   connect(id: string, options?: Partial<ConnectOptions>): Promise<Bus>;
   cleanup(): Promise<void>;
 }
+
+/**
+ * The time-out of a suite of bus tests. It only catches a hang (each wait in a test has its
+ * own time-out): on a saturated machine (`npm run test:loaded`, docs/reliability.md) a contract
+ * suite of thirty tests takes minutes, and that is late, not wrong.
+ */
+export const SUITE_TIMEOUT = 300_000;
 
 let counter = 0;
 /** A fresh client id, unique within this process. */
@@ -72,16 +79,18 @@ export async function within<T>(promise: Promise<T>, timeout: number, what: stri
   }
 }
 
-/** A logger that keeps every line it is given, at every level, parsed. */
-export function recordingLogger(): { logger: pino.Logger; lines: string[]; records: () => Array<Record<string, unknown>> } {
+/** A logger that keeps every line it is given, at every level, parsed; `events` emits `line` for each. */
+export function recordingLogger(): { logger: pino.Logger; lines: string[]; records: () => Array<Record<string, unknown>>; events: EventEmitter } {
   const lines: string[] = [];
+  const events = new EventEmitter();
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
       lines.push(chunk.toString());
+      events.emit('line');
       done();
     },
   });
-  return { logger: pino({ level: 'trace' }, sink), lines, records: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>) };
+  return { logger: pino({ level: 'trace' }, sink), lines, records: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>), events };
 }
 
 /**
