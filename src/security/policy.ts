@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { checkClientId, checkFilter, checkTopicName, SYSTEM_ROOT } from '../protocol/topics.js';
+import { buildRuleIndex, findAllowingRules, type RuleIndex } from './policy-index.js';
 
 /** What a role or an identity may be granted beyond the built-in rules. */
 export const GRANTS = ['wildcards', 'responses', 'requests', 'presence', 'system'] as const;
@@ -146,8 +147,23 @@ function resolve(policy: Policy, subject: Subject): Resolved | undefined {
 
 const deny = (rule: string): Decision => ({ allow: false, rule });
 
-/** Allow or deny `operation` on `topic` (a topic name to publish on, or a filter to subscribe with). Pure. */
+/**
+ * Allow or deny `operation` on `topic` (a topic name to publish on, or a filter to subscribe
+ * with). Pure: the rules are looked up in an index compiled once per policy object
+ * (policy-index.ts), so a policy must not be changed once decided on (a reload makes a new one).
+ */
 export function decide(policy: Policy, subject: Subject, operation: Operation, topic: string): Decision {
+  return decideWith(firstAllowingRuleByIndex, policy, subject, operation, topic);
+}
+
+/** `decide()` scanning every rule in order: the definition the index must agree with (test/unit/policy.test.ts). */
+export function decideByScan(policy: Policy, subject: Subject, operation: Operation, topic: string): Decision {
+  return decideWith(firstAllowingRuleByScan, policy, subject, operation, topic);
+}
+
+type RuleFinder = (policy: Policy, who: Resolved, operation: Operation, levels: readonly string[], needsSystemRule: boolean) => string | undefined;
+
+function decideWith(firstAllowingRule: RuleFinder, policy: Policy, subject: Subject, operation: Operation, topic: string): Decision {
   const who = resolve(policy, subject);
   if (!who) return deny('builtin:anonymous');
   if (operation === 'publish' ? checkTopicName(topic) : checkFilter(topic)) return deny('builtin:invalid-topic');
@@ -162,18 +178,34 @@ export function decide(policy: Policy, subject: Subject, operation: Operation, t
   return deny('default-deny');
 }
 
-function firstAllowingRule(policy: Policy, who: Resolved, operation: Operation, levels: readonly string[], needsSystemRule: boolean): string | undefined {
+function firstAllowingRuleByScan(policy: Policy, who: Resolved, operation: Operation, levels: readonly string[], needsSystemRule: boolean): string | undefined {
   for (let i = 0; i < policy.rules.length; i++) {
     const rule = policy.rules[i]!;
-    if (!appliesTo(rule, who)) continue;
-    for (const pattern of rule[operation]) {
-      for (const expanded of expand(pattern, who)) {
-        if (needsSystemRule && expanded[0] !== SYSTEM_ROOT) continue;
-        if (covers(expanded, levels)) return ruleName(rule, i);
-      }
-    }
+    if (allowsByPatterns(rule, rule[operation], who, levels, needsSystemRule)) return ruleName(rule, i);
   }
   return undefined;
+}
+
+/** Whether `rule` applies to `who` and one of `patterns`, expanded for it, covers `levels` (and begins with relais/ when `needsSystemRule`). */
+function allowsByPatterns(rule: Rule, patterns: readonly string[], who: Resolved, levels: readonly string[], needsSystemRule: boolean): boolean {
+  if (!appliesTo(rule, who)) return false;
+  for (const pattern of patterns) {
+    for (const expanded of expand(pattern, who)) {
+      if (needsSystemRule && expanded[0] !== SYSTEM_ROOT) continue;
+      if (covers(expanded, levels)) return true;
+    }
+  }
+  return false;
+}
+
+const indexes = new WeakMap<Policy, Record<Operation, RuleIndex>>();
+
+function firstAllowingRuleByIndex(policy: Policy, who: Resolved, operation: Operation, levels: readonly string[], needsSystemRule: boolean): string | undefined {
+  let built = indexes.get(policy);
+  if (!built) indexes.set(policy, (built = { publish: buildRuleIndex(policy, 'publish'), subscribe: buildRuleIndex(policy, 'subscribe') }));
+  const found = findAllowingRules(built[operation], who, levels, (index, pattern) => allowsByPatterns(policy.rules[index]!, [pattern.join('/')], who, levels, false));
+  const allowed = needsSystemRule ? found.system : found.any;
+  return allowed === undefined ? undefined : ruleName(policy.rules[allowed]!, allowed);
 }
 
 export function ruleName(rule: Rule, index: number): string {
