@@ -142,7 +142,9 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   const trusted = new WeakSet<object>();
   // The TLS socket under each secured connection: enforce reads its client certificate there.
   const tlsPeers = new WeakMap<object, tls.TLSSocket>();
-  const denials = options.security ? enforce(aedes, options.security, { trusted, tlsPeers }, log) : undefined;
+  // Where each network connection comes from: failed authentications are counted by it.
+  const addresses = new WeakMap<object, string>();
+  const denials = options.security ? enforce(aedes, options.security, { trusted, tlsPeers, addresses }, log) : undefined;
   aedes.on('clientError', logLimit);
   aedes.on('connectionError', logLimit);
   const servers: net.Server[] = [];
@@ -158,6 +160,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   // docs/security.md "Bounded resources (broker)": headers are checked before Aedes buffers a
   // body, and a client that stops reading is cut off instead of holding every delivery.
   const protect = (stream: Duplex, address: string) => {
+    addresses.set(stream, address);
     guardReads(stream, address, limits.maxPacketBytes, log, cutOffs);
     slowConsumerPolicy(aedes.handle(stream) as never, stream, address, limits, log, cutOffs);
   };
