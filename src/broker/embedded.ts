@@ -161,7 +161,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   // body, and a client that stops reading is cut off instead of holding every delivery.
   const protect = (stream: Duplex, address: string) => {
     addresses.set(stream, address);
-    guardReads(stream, address, limits.maxPacketBytes, log, cutOffs);
+    guardReads(stream, address, limits, log, cutOffs);
     slowConsumerPolicy(aedes.handle(stream) as never, stream, address, limits, log, cutOffs);
   };
 

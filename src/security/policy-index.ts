@@ -23,8 +23,8 @@ interface Lowest {
 /** Where patterns end at a node: the lowest rule per kind of subject. */
 interface Ends {
   everyone?: Lowest;
-  byRole: Map<string, Lowest>;
-  byIdentity: Map<string, Lowest>;
+  byRole?: Map<string, Lowest>;
+  byIdentity?: Map<string, Lowest>;
 }
 
 interface Node {
@@ -79,11 +79,17 @@ function record(ends: Ends, rule: Rule, index: number, concrete: boolean): void 
     ends.everyone = lower(ends.everyone, index, concrete);
     return;
   }
-  for (const role of rule.roles ?? []) ends.byRole.set(role, lower(ends.byRole.get(role), index, concrete));
-  for (const identity of rule.identities ?? []) ends.byIdentity.set(identity, lower(ends.byIdentity.get(identity), index, concrete));
+  for (const role of rule.roles ?? []) {
+    const byRole = (ends.byRole ??= new Map());
+    byRole.set(role, lower(byRole.get(role), index, concrete));
+  }
+  for (const identity of rule.identities ?? []) {
+    const byIdentity = (ends.byIdentity ??= new Map());
+    byIdentity.set(identity, lower(byIdentity.get(identity), index, concrete));
+  }
 }
 
-const newEnds = (): Ends => ({ byRole: new Map(), byIdentity: new Map() });
+const newEnds = (): Ends => ({});
 
 export function buildRuleIndex(policy: Policy, operation: Operation): RuleIndex {
   const root: Node = {};
@@ -138,8 +144,8 @@ export function findAllowingRules(index: RuleIndex, who: IndexedSubject, levels:
       if (lowest.concrete < concrete) concrete = lowest.concrete;
     };
     pick(ends.everyone);
-    if (ends.byIdentity.size > 0) pick(ends.byIdentity.get(who.self));
-    if (ends.byRole.size > 0) for (const role of who.roles) pick(ends.byRole.get(role));
+    if (ends.byIdentity) pick(ends.byIdentity.get(who.self));
+    if (ends.byRole) for (const role of who.roles) pick(ends.byRole.get(role));
   };
   let states: Node[] = [index.root];
   for (const level of levels) {
