@@ -96,6 +96,10 @@ export class Authenticator {
   private readonly waiting = new Map<string, Check[]>();
   private waitingCount = 0;
   private running = 0;
+  /** Checks running per address, and when each address was last served (a turn number). */
+  private readonly runningFor = new Map<string, number>();
+  private readonly served = new Map<string, number>();
+  private turns = 0;
 
   constructor(
     readonly store: IdentityStore,
@@ -150,15 +154,25 @@ export class Authenticator {
     return createHmac('sha256', this.key).update(name).update('\0').update(secret).digest('base64');
   }
 
-  /** Serves waiting checks, one address after another, at most `concurrentChecks` at once. */
+  /**
+   * Serves waiting checks, at most `concurrentChecks` at once, one address after another: an
+   * address with no check running goes before one with a check running, and the one served
+   * least recently first.
+   */
   private pump(): void {
     while (this.running < this.limits.concurrentChecks && this.waiting.size > 0) {
-      const [address, queue] = this.waiting.entries().next().value as [string, Check[]];
+      let next: string | undefined;
+      let rank = Infinity;
+      for (const address of this.waiting.keys()) {
+        const busy = this.runningFor.has(address) ? 1 : 0;
+        const candidate = busy * 2 ** 52 + (this.served.get(address) ?? -1);
+        if (candidate < rank) [next, rank] = [address, candidate];
+      }
+      const queue = this.waiting.get(next!)!;
       const check = queue.shift()!;
       this.waitingCount--;
-      // Its turn is taken: the address goes to the back of the line.
-      this.waiting.delete(address);
-      if (queue.length > 0) this.waiting.set(address, queue);
+      if (queue.length === 0) this.waiting.delete(next!);
+      setBounded(this.served, next!, ++this.turns, this.limits.remembered);
       void this.run(check);
     }
   }
@@ -166,13 +180,20 @@ export class Authenticator {
   private async run(check: Check): Promise<void> {
     // Failures while it waited may have started a back-off: no scrypt then.
     const throttled = this.throttled(check.name, check.address);
-    if (throttled) return check.resolve(throttled);
+    if (throttled) {
+      check.resolve(throttled);
+      return this.pump();
+    }
     this.running++;
+    this.runningFor.set(check.address, (this.runningFor.get(check.address) ?? 0) + 1);
     let result: Verification;
     try {
       result = await this.store.verify(check.name, check.token);
     } finally {
       this.running--;
+      const left = this.runningFor.get(check.address)! - 1;
+      if (left > 0) this.runningFor.set(check.address, left);
+      else this.runningFor.delete(check.address);
     }
     this.account(check, result);
     check.resolve(result);
