@@ -32,7 +32,7 @@ import { ResponseCode } from '../protocol/errors.js';
 import { responseMessage } from '../protocol/messages.js';
 import { parseTopic, responseTopic } from '../protocol/topics.js';
 import { authenticatorFor, type Authentication, type AuthenticationLimits, type Throttled } from '../security/authenticator.js';
-import { onSecurityChange } from '../security/changes.js';
+import { onSecurityChange, type SecurityFollower } from '../security/changes.js';
 import { identityStoreOf, type IdentityStore } from '../security/identities.js';
 import { DampedLog, quoted } from '../security/log-text.js';
 import { verifiedPeerCertificate } from '../security/peer-certificate.js';
@@ -141,12 +141,15 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: Con
   const who = new WeakMap<object, Who>();
   const denials: DenialCounts = { connect: 0, subscribe: 0, publish: 0, source: 0, byRule: new Map() };
 
+  // Follows the security for live effect (set up below, once the hooks are in place).
+  let follower: SecurityFollower | undefined;
   const judge = (subject: Who | undefined, operation: 'publish' | 'subscribe', topic: string): Decision => {
     if (!subject) return { allow: false, rule: 'builtin:anonymous' };
     // decide() is pure: a connection's decision on a topic holds until the policy changes.
     const current = policy();
     const kept = subject.decisions;
     if (subject.policy !== current || kept.publish.size + kept.subscribe.size >= DECISIONS_KEPT || kept.characters >= DECISION_CHARACTERS_KEPT) {
+      if (subject.policy !== current) follower?.decidedUnder(current);
       kept.publish.clear();
       kept.subscribe.clear();
       kept.characters = 0;
@@ -292,7 +295,7 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: Con
   });
 
   // Live effect: within a second of a change, on every connection already open.
-  const stopFollowing = onSecurityChange(store, security.policy, (change) => {
+  follower = onSecurityChange(store, security.policy, (change) => {
     for (const { client, subject } of live.entries()) {
       if (change.identities) {
         const standing = store.standing(subject.identity, subject.credential);
@@ -310,7 +313,7 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: Con
       if (change.policy) live.recheck(client, subject);
     }
   });
-  (aedes as unknown as NodeJS.EventEmitter).once('closed', stopFollowing);
+  (aedes as unknown as NodeJS.EventEmitter).once('closed', () => follower?.stop());
 
   return denials;
 }

@@ -18,20 +18,37 @@ export interface SecurityChange {
   policy: boolean;
 }
 
-/** Calls `listener` at each change of the identities in force or of the policy; returns how to stop. */
-export function onSecurityChange(store: IdentityStore, policy: Policy | (() => Policy), listener: (change: SecurityChange) => void): () => void {
+export interface SecurityFollower {
+  /**
+   * Says that a decision was made under `policy`. A policy the poll has not seen (replaced and
+   * put back between two looks) makes the next look report a change anyway, so that what was
+   * decided under it is decided again.
+   */
+  decidedUnder(policy: Policy): void;
+  stop(): void;
+}
+
+/** Calls `listener` at each change of the identities in force or of the policy, until `stop()`. */
+export function onSecurityChange(store: IdentityStore, policy: Policy | (() => Policy), listener: (change: SecurityChange) => void): SecurityFollower {
   const stopIdentities = store.onChange(() => listener({ identities: true, policy: false }));
-  if (typeof policy !== 'function') return stopIdentities;
+  if (typeof policy !== 'function') return { decidedUnder: () => {}, stop: stopIdentities };
   let current = policy();
+  let unseen = false;
   const poll = setInterval(() => {
     const now = policy();
-    if (now === current) return;
+    if (now === current && !unseen) return;
     current = now;
+    unseen = false;
     listener({ identities: false, policy: true });
   }, POLICY_POLL_MS);
   poll.unref();
-  return () => {
-    stopIdentities();
-    clearInterval(poll);
+  return {
+    decidedUnder: (used) => {
+      if (used !== current) unseen = true;
+    },
+    stop: () => {
+      stopIdentities();
+      clearInterval(poll);
+    },
   };
 }

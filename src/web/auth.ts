@@ -18,7 +18,7 @@ import type { FastifyRequest } from 'fastify';
 import { verifiedPeerCertificate } from '../security/peer-certificate.js';
 import type { BrokerSecurity } from '../broker/enforce.js';
 import { authenticatorFor } from '../security/authenticator.js';
-import { onSecurityChange } from '../security/changes.js';
+import { onSecurityChange, type SecurityFollower } from '../security/changes.js';
 import { identityStoreOf } from '../security/identities.js';
 import { clipped, DampedLog, quoted } from '../security/log-text.js';
 import { decide, type Operation, type Policy } from '../security/policy.js';
@@ -80,9 +80,9 @@ export function makeGuard(security: BrokerSecurity | undefined, log: (line: stri
   // The security is watched only while there is something to follow.
   const sockets = new Map<Socket, Caller>();
   const streams = new Set<{ caller: Caller; holds: () => boolean; lost: (reason: string) => void }>();
-  let stopWatching: (() => void) | undefined;
+  let follower: SecurityFollower | undefined;
   const watch = () => {
-    stopWatching ??= onSecurityChange(store, security.policy, (change) => {
+    follower ??= onSecurityChange(store, security.policy, (change) => {
       const standings = new Map<Caller, ReturnType<typeof store.standing>>();
       const standingOf = (caller: Caller) => {
         if (!standings.has(caller)) standings.set(caller, caller.credential === undefined ? undefined : store.standing(caller.identity, caller.credential));
@@ -109,8 +109,8 @@ export function makeGuard(security: BrokerSecurity | undefined, log: (line: stri
   };
   const unwatchIfIdle = () => {
     if (sockets.size > 0 || streams.size > 0) return;
-    stopWatching?.();
-    stopWatching = undefined;
+    follower?.stop();
+    follower = undefined;
   };
   const followSocket = (socket: Socket, caller: Caller): Caller => {
     if (socket.destroyed) return caller;
@@ -178,6 +178,8 @@ export function makeGuard(security: BrokerSecurity | undefined, log: (line: stri
       };
       streams.add(stream);
       watch();
+      // It was allowed under the policy of now: if the change to it is not seen yet, it will be.
+      follower?.decidedUnder(policy());
       return () => {
         done = true;
         streams.delete(stream);

@@ -170,6 +170,19 @@ describe('live policy - a tightened policy drops what it no longer allows from l
     current = loose;
   });
 
+  it('policy replaced and put back between two looks - a subscription made under the passing policy is decided again under the one in force', async () => {
+    current = tight;
+    const alice = await secure.raw('alice');
+    await new Promise((resolve) => setTimeout(resolve, 500)); // the broker has seen the tight policy
+    const notice = noticeOf(alice, 'alice');
+    current = loose;
+    await alice.subscribeAsync('sensors/+', { qos: 1 }); // granted under the loose one...
+    current = tight; // ...which is gone again, most likely before the broker looked
+    const told = await notice;
+    assert.deepEqual(told.payload, { notice: 'subscriptions-dropped', dropped: [{ filter: 'sensors/+', rule: 'default-deny' }] });
+    current = loose;
+  });
+
   it('roles changed in the identities file - what the new roles no longer allow is dropped; the connection stays', async () => {
     const alice = await secure.raw('alice');
     await alice.subscribeAsync(['demo/x/response/alice', 'demo/n/notification'], { qos: 1 });
