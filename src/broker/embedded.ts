@@ -146,7 +146,9 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   const trusted = new WeakSet<object>();
   // The TLS socket under each secured connection: enforce reads its client certificate there.
   const tlsPeers = new WeakMap<object, tls.TLSSocket>();
-  const denials = options.security ? enforce(aedes, options.security, { trusted, tlsPeers }, log) : undefined;
+  // Where each network connection comes from: failed authentications are counted by it.
+  const addresses = new WeakMap<object, string>();
+  const denials = options.security ? enforce(aedes, options.security, { trusted, tlsPeers, addresses }, log) : undefined;
   checkConnect(aedes, limits.maxKeepaliveSeconds, log, cutOffs);
   // After the security's hooks: a PUBLISH it refuses never reaches the journal.
   const routerJournal = options.routerJournal === false ? undefined : installRouterJournal(aedes, { ...ROUTER_JOURNAL_DEFAULTS, ...definedFields(options.routerJournal ?? {}) }, log);
@@ -167,7 +169,8 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   // docs/security.md "Bounded resources (broker)": headers are checked before Aedes buffers a
   // body, and a client that stops reading is cut off instead of holding every delivery.
   const protect = (stream: Duplex, address: string) => {
-    guardReads(stream, address, limits.maxPacketBytes, log, cutOffs);
+    addresses.set(stream, address);
+    guardReads(stream, address, limits, log, cutOffs);
     slowConsumerPolicy(aedes.handle(stream) as never, stream, address, limits, log, cutOffs);
   };
 

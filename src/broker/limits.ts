@@ -17,6 +17,12 @@ export interface BrokerLimits {
    * maximum message (1 MiB) plus 64 KiB for the topic and the envelope's JSON.
    */
   maxPacketBytes: number;
+  /**
+   * Largest packet before the connection is authenticated (its CONNECT, and anything sent before
+   * the CONNACK), in bytes: a bigger one closes the connection at its fixed header. Default
+   * 16 KiB: an identity, a token, a client id and a presence will take well under it.
+   */
+  maxConnectBytes: number;
   /** A connection that sends no CONNECT within this many ms is closed. Default 5000 (Aedes: 30 s). */
   connectTimeoutMs: number;
   /**
@@ -38,6 +44,7 @@ export interface BrokerLimits {
 
 export const BROKER_LIMITS: Readonly<BrokerLimits> = Object.freeze({
   maxPacketBytes: DEFAULT_MAX_MESSAGE_BYTES + 64 * 1024,
+  maxConnectBytes: 16 * 1024,
   connectTimeoutMs: 5000,
   maxKeepaliveSeconds: 0,
   tcpKeepaliveMs: 60_000,
@@ -68,7 +75,17 @@ const CONNECT = 1;
 
 export type HeaderVerdict =
   | { ok: true }
-  | { ok: false; reason: 'too-large'; type: number; claimed: number; /** where its header starts in the last chunk (0 when in an earlier one) */ at: number }
+  | {
+      ok: false;
+      reason: 'too-large';
+      type: number;
+      claimed: number;
+      /** where its header starts in the last chunk (0 when in an earlier one) */
+      at: number;
+      /** the limit it broke: `maxConnectBytes` before authentication, else `maxPacketBytes` */
+      limit: number;
+      beforeAuthentication: boolean;
+    }
   | { ok: false; reason: 'not-connect'; type: number }
   | { ok: false; reason: 'malformed' };
 
@@ -87,8 +104,20 @@ export class HeaderScanner {
   private packets = 0;
   private headerAt = 0;
   private verdict: HeaderVerdict = { ok: true };
+  private authenticated: boolean;
 
-  constructor(private readonly maxPacketBytes: number) {}
+  /** `maxConnectBytes`, when given, bounds every packet until `authenticate()`: nothing large is buffered for a stranger. */
+  constructor(
+    private readonly maxPacketBytes: number,
+    private readonly maxConnectBytes?: number,
+  ) {
+    this.authenticated = maxConnectBytes === undefined;
+  }
+
+  /** The connection is authenticated (its CONNACK sent): packets up to `maxPacketBytes` from now on. */
+  authenticate(): void {
+    this.authenticated = true;
+  }
 
   scan(chunk: Uint8Array): HeaderVerdict {
     let i = 0;
@@ -122,8 +151,9 @@ export class HeaderScanner {
         continue;
       }
       this.packets++;
-      if (this.length > this.maxPacketBytes) {
-        this.verdict = { ok: false, reason: 'too-large', type: this.type, claimed: this.length, at: this.headerAt };
+      const limit = this.authenticated ? this.maxPacketBytes : Math.min(this.maxConnectBytes!, this.maxPacketBytes);
+      if (this.length > limit) {
+        this.verdict = { ok: false, reason: 'too-large', type: this.type, claimed: this.length, at: this.headerAt, limit, beforeAuthentication: !this.authenticated };
       } else if (this.length > 0) {
         this.state = 'body';
         this.bodyLeft = this.length;
@@ -191,13 +221,20 @@ export function describeConnection(stream: Duplex, address: string): string {
  * `stream.read()` on 'readable'; a chunk that breaks a limit is never given to it, and the
  * stream is destroyed. Call before handing the stream to Aedes.
  */
-export function guardReads(stream: Duplex, address: string, maxPacketBytes: number, log: (line: string) => void, counts?: CutOffCounts): void {
-  const scanner = new HeaderScanner(maxPacketBytes);
+export function guardReads(stream: Duplex, address: string, limits: Pick<BrokerLimits, 'maxPacketBytes' | 'maxConnectBytes'>, log: (line: string) => void, counts?: CutOffCounts): void {
+  const scanner = new HeaderScanner(limits.maxPacketBytes, limits.maxConnectBytes);
   const read = stream.read.bind(stream);
   let refused = false;
+  let authenticated = false;
   stream.read = (size?: number) => {
     const chunk = read(size) as Buffer | null;
     if (chunk === null || stream.destroyed || refused) return refused ? null : chunk;
+    // Aedes reads again only once the CONNECT is handled: a CONNACK sent (and the connection
+    // still open) means authenticated, and what follows may be as large as any packet.
+    if (!authenticated && (stream as Duplex & { client?: { connackSent?: boolean } }).client?.connackSent) {
+      authenticated = true;
+      scanner.authenticate();
+    }
     const verdict = scanner.scan(chunk);
     if (verdict.ok) return chunk;
     refused = true;
@@ -209,8 +246,10 @@ export function guardReads(stream: Duplex, address: string, maxPacketBytes: numb
   const refuse = (verdict: Exclude<HeaderVerdict, { ok: true }>) => {
     if (counts) counts.packet++;
     const who = describeConnection(stream, address);
-    if (verdict.reason === 'too-large') {
-      log(`closed ${who}: a packet of type ${verdict.type} claims ${verdict.claimed} bytes, over the limit of ${maxPacketBytes} (maxPacketBytes)`);
+    if (verdict.reason === 'too-large' && verdict.beforeAuthentication) {
+      log(`closed ${who}: a packet of type ${verdict.type} claims ${verdict.claimed} bytes before authentication, over the limit of ${verdict.limit} (maxConnectBytes)`);
+    } else if (verdict.reason === 'too-large') {
+      log(`closed ${who}: a packet of type ${verdict.type} claims ${verdict.claimed} bytes, over the limit of ${verdict.limit} (maxPacketBytes)`);
     } else if (verdict.reason === 'not-connect') {
       log(`closed ${who}: its first packet is of type ${verdict.type}, not CONNECT`);
     } else {

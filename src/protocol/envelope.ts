@@ -3,6 +3,7 @@
  * Pure: encoding, decoding and validation, no I/O.
  */
 import { z } from 'zod';
+import { envelopeText } from './encoding.js';
 import { InvalidMessageError, PayloadTooLargeError, type WireError } from './errors.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -82,17 +83,19 @@ export type DecodeResult =
       sender?: { source: string; token?: string };
     };
 
-/** Reads and validates one message. Never throws. */
+/** Reads and validates one message: UTF-8 JSON without a BOM (protocol §3, encoding.ts). Never throws. */
 export function decode(bytes: Uint8Array | string, maxBytes = DEFAULT_MAX_MESSAGE_BYTES): DecodeResult {
   const size = typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.byteLength;
   if (size > maxBytes) {
     const error = new PayloadTooLargeError(`message of ${size} bytes is over the ${maxBytes}-byte limit`);
-    const sender = senderFromHead(typeof bytes === 'string' ? bytes.slice(0, HEAD_BYTES) : Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(HEAD_BYTES, bytes.byteLength)).toString('utf8'));
+    const sender = senderFromHead(typeof bytes === 'string' ? bytes.slice(0, HEAD_BYTES) : LENIENT_UTF8.decode(bytes.subarray(0, HEAD_BYTES)));
     return { ok: false, error, ...(sender && { sender }) };
   }
+  const text = envelopeText(bytes);
+  if (!text.ok) return { ok: false, error: new InvalidMessageError(`message is not UTF-8 JSON: ${text.problem} (protocol §3)`) };
   let parsed: unknown;
   try {
-    parsed = JSON.parse(typeof bytes === 'string' ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+    parsed = JSON.parse(text.text);
   } catch (cause) {
     return { ok: false, error: new InvalidMessageError(`message is not valid JSON: ${(cause as Error).message}`, { cause }) };
   }
@@ -126,6 +129,8 @@ export function validate(value: unknown): DecodeResult {
 }
 
 const HEAD_BYTES = 1024;
+/** Only to look for the sender of an oversized message: its bytes are never parsed. */
+const LENIENT_UTF8 = new TextDecoder('utf-8', { ignoreBOM: true });
 const HEAD_SOURCE = /"source"\s*:\s*"([A-Za-z0-9_.:@-]{1,128})"/;
 const HEAD_TOKEN = /"token"\s*:\s*"([^"\\]{1,256})"/;
 

@@ -1,12 +1,18 @@
 /**
  * Identities (issue 7 §1): a JSON file of `{ name, roles, tokenHash?, fingerprint?, certificate?,
  * createdAt, revoked? }`. An identity holds a secret token, a client certificate, or both.
- * Tokens are stored as scrypt hashes with a random salt (node:crypto) and compared in constant
- * time; a certificate is recorded by its SHA-256 fingerprint, so only the one issued last for a
- * name is accepted. The file is read again on every verification, so `relais identity revoke`
- * takes effect at the next CONNECT without restarting the broker.
+ * Tokens are stored as scrypt hashes with a random salt (node:crypto, run on libuv's thread
+ * pool) and compared in constant time; a certificate is recorded by its SHA-256 fingerprint, so
+ * only the one issued last for a name is accepted.
  *
- * Nothing here logs, and no error message carries a token.
+ * Verifications read an index of the file made once and made again when the file changes (its
+ * inode, size and times, looked at before each verification, and watched for whoever follows
+ * changes: `onChange`), so `relais identity revoke` takes effect at the next CONNECT and, through
+ * `onChange`, on live connections (docs/security.md "Live revocation"). A file that stops being
+ * valid keeps the identities last read in force, with a log line, as a policy reload does.
+ * `list()` and the writers read the file itself.
+ *
+ * Nothing here logs a token, and no error message carries one.
  */
 import { randomBytes, scrypt as scryptCallback, createHash, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import fs from 'node:fs';
@@ -47,7 +53,8 @@ export class IdentityError extends Error {
 }
 
 export type Verification =
-  | { ok: true; name: string; roles: string[] }
+  /** `credential`: what was proved (the token's hash, or the certificate's fingerprint), for `standing()`. */
+  | { ok: true; name: string; roles: string[]; credential: string }
   | { ok: false; reason: 'unknown identity' | 'revoked' | 'wrong token' | 'no token' | 'certificate not on record' | 'identity file unreadable'; detail?: string };
 
 /** A client certificate issued for an identity (src/security/pki.ts). */
@@ -64,6 +71,8 @@ export function checkIdentityName(name: string): string | undefined {
   if (name.endsWith('~rt')) return `an identity cannot end with ~rt: <identity>~rt is the real-time lane of <identity> (protocol §6.2)`;
   return undefined;
 }
+
+const certificateCredential = (fingerprint: string) => `certificate ${fingerprint}`;
 
 export function tokenFingerprint(token: string): string {
   return createHash('sha256').update(token).digest('hex').slice(0, 16);
@@ -85,10 +94,41 @@ async function tokenMatches(token: string, stored: string): Promise<boolean> {
 /** Spent on an unknown name so that it takes as long as a wrong token (no probing for names). */
 const DUMMY_HASH = `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${Buffer.alloc(16).toString('base64')}$${Buffer.alloc(32).toString('base64')}`;
 
-/** The identities file. Every method reads it afresh: revocations apply at once. */
-export class IdentityStore {
-  constructor(readonly file: string) {}
+/** How often a followed file is looked at besides fs.watch (which may miss a change on some file systems). */
+const FOLLOW_POLL_MS = 500;
 
+/** Where a store says that a changed file was refused (default: standard error). */
+const STDERR_LOG = (line: string) => void process.stderr.write(`relais: ${line}\n`);
+
+const stores = new Map<string, IdentityStore>();
+
+/**
+ * The store of a file, one per file in the process (so that the broker and the HTTP API given
+ * the same path share its index and its Authenticator); a store given is returned as it is.
+ */
+export function identityStoreOf(identities: string | IdentityStore): IdentityStore {
+  if (typeof identities !== 'string') return identities;
+  const file = path.resolve(identities);
+  let store = stores.get(file);
+  if (!store) stores.set(file, (store = new IdentityStore(file)));
+  return store;
+}
+
+/** The identities file. */
+export class IdentityStore {
+  /** The identities in force, by name, and the version of the file they were read from. */
+  private index?: { version: string; byName: Map<string, IdentityRecord> };
+  /** A version of the file that did not validate, and why: not read again until it changes. */
+  private refused?: { version: string; reason: string };
+  private readonly listeners = new Set<() => void>();
+  private stopFollowing?: () => void;
+
+  constructor(
+    readonly file: string,
+    private readonly options: { log?: (line: string) => void } = {},
+  ) {}
+
+  /** Every identity of the file, read now (the writers and `relais identity list`); throws IdentityError naming the problem. */
   list(): IdentityRecord[] {
     let text: string;
     try {
@@ -159,7 +199,11 @@ export class IdentityStore {
     return true;
   }
 
-  /** Checks a CONNECT's username (identity name) and password (token). Never throws. */
+  /**
+   * Checks a CONNECT's username (identity name) and password (token): one scrypt, also for an
+   * unknown name (no probing for names). Never throws. Rate limits and the memory of verified
+   * tokens are the Authenticator's (authenticator.ts).
+   */
   async verify(name: string | undefined, token: string | Buffer | undefined): Promise<Verification> {
     if (!name) return { ok: false, reason: 'unknown identity' };
     if (token === undefined || token.length === 0) return { ok: false, reason: 'no token' };
@@ -171,7 +215,7 @@ export class IdentityStore {
     if (!found) return { ok: false, reason: 'unknown identity' };
     if (!matches) return { ok: false, reason: 'wrong token' };
     if (found.revoked) return { ok: false, reason: 'revoked' };
-    return { ok: true, name: found.name, roles: found.roles };
+    return { ok: true, name: found.name, roles: found.roles, credential: found.tokenHash! };
   }
 
   /**
@@ -184,16 +228,107 @@ export class IdentityStore {
     if (!found) return { ok: false, reason: 'unknown identity' };
     if (found.revoked) return { ok: false, reason: 'revoked' };
     if (found.certificate?.fingerprint !== fingerprint) return { ok: false, reason: 'certificate not on record' };
-    return { ok: true, name: found.name, roles: found.roles };
+    return { ok: true, name: found.name, roles: found.roles, credential: certificateCredential(fingerprint) };
+  }
+
+  /**
+   * Whether `name` still holds the `credential` it proved (a Verification's): not revoked, not
+   * removed, not issued new credentials since; with its roles now. Undefined when the file
+   * cannot tell (never read well).
+   */
+  standing(name: string, credential: string): { ok: true; roles: string[] } | { ok: false; reason: 'revoked' | 'no longer an identity' | 'issued new credentials' } | undefined {
+    const records = this.records();
+    if (!(records instanceof Map)) return undefined;
+    const found = records.get(name);
+    if (!found) return { ok: false, reason: 'no longer an identity' };
+    if (found.revoked) return { ok: false, reason: 'revoked' };
+    const holds = credential === found.tokenHash || (found.certificate !== undefined && credential === certificateCredential(found.certificate.fingerprint));
+    return holds ? { ok: true, roles: found.roles } : { ok: false, reason: 'issued new credentials' };
+  }
+
+  /** The record of `name` in force now (undefined: unknown, or the file was never read well). */
+  record(name: string): IdentityRecord | undefined {
+    const records = this.records();
+    return records instanceof Map ? records.get(name) : undefined;
+  }
+
+  /**
+   * Calls `listener` (soon, not within the caller's stack) each time the identities in force
+   * change; returns how to stop. While anyone listens, the file is watched (fs.watch on its
+   * folder, and a look every FOLLOW_POLL_MS).
+   */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    if (!this.stopFollowing) this.follow();
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) {
+        this.stopFollowing?.();
+        this.stopFollowing = undefined;
+      }
+    };
+  }
+
+  private follow(): void {
+    this.records(); // the version changes are measured against
+    const look = () => void this.records();
+    const folder = path.dirname(path.resolve(this.file));
+    const base = path.basename(this.file);
+    let watcher: fs.FSWatcher | undefined;
+    try {
+      watcher = fs.watch(folder, { persistent: false }, (_event, name) => (name === null || name === base) && look());
+      watcher.on('error', () => watcher?.close()); // the folder went away: the poll still looks
+    } catch {
+      // No watch here (a missing folder, a file system without it): the poll alone.
+    }
+    const poll = setInterval(look, FOLLOW_POLL_MS);
+    poll.unref();
+    this.stopFollowing = () => {
+      clearInterval(poll);
+      watcher?.close();
+    };
+  }
+
+  /** The version of the file on disk: its inode, size and times (a write or a rename changes one). */
+  private version(): string {
+    try {
+      const stat = fs.statSync(this.file, { bigint: true });
+      return `${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
+    } catch (error) {
+      return `absent:${(error as NodeJS.ErrnoException).code ?? ''}`;
+    }
+  }
+
+  /**
+   * The identities in force, by name: read again only when the file's version changed. A new
+   * version that does not validate is logged once and the previous identities kept; with none
+   * before it, the reason (verifications are then refused).
+   */
+  private records(): Map<string, IdentityRecord> | { unreadable: string } {
+    const version = this.version();
+    if (this.index?.version === version) return this.index.byName;
+    if (this.refused?.version === version) return this.index?.byName ?? { unreadable: this.refused.reason };
+    let records: IdentityRecord[];
+    try {
+      records = this.list();
+    } catch (error) {
+      const reason = (error as Error).message;
+      this.refused = { version, reason };
+      if (this.index) (this.options.log ?? STDERR_LOG)(`the identities file changed and is refused; the identities read before stay in force: ${reason}`);
+      return this.index?.byName ?? { unreadable: reason };
+    }
+    const first = this.index === undefined;
+    this.index = { version, byName: new Map(records.map((record) => [record.name, record])) };
+    this.refused = undefined;
+    if (!first && this.listeners.size > 0) queueMicrotask(() => this.listeners.forEach((listener) => listener()));
+    return this.index.byName;
   }
 
   /** The record of `name`, for the verifiers: an unreadable file is a refusal to give, not a throw. */
   private lookup(name: string): { found?: IdentityRecord; unreadable?: Verification } {
-    try {
-      return { found: this.list().find((identity) => identity.name === name) };
-    } catch (error) {
-      return { unreadable: { ok: false, reason: 'identity file unreadable', detail: (error as Error).message } };
-    }
+    const records = this.records();
+    if (records instanceof Map) return { found: records.get(name) };
+    return { unreadable: { ok: false, reason: 'identity file unreadable', detail: records.unreadable } };
   }
 
   private write(identities: IdentityRecord[]): void {

@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { checkClientId, checkFilter, checkPath, checkTopicName, SYSTEM_ROOT } from '../protocol/topics.js';
+import { buildRuleIndex, findAllowingRules, type RuleIndex } from './policy-index.js';
 
 /**
  * What a role or an identity may be granted beyond the built-in rules. `history:read-all` and
@@ -210,8 +211,24 @@ export function holdsGrant(policy: Policy, subject: Subject, grant: Grant): bool
 
 const deny = (rule: string): Decision => ({ allow: false, rule });
 
-/** Allow or deny `operation` on `topic` (a topic name to publish on, or a filter to subscribe with). Pure. */
+/**
+ * Allow or deny `operation` on `topic` (a topic name to publish on, or a filter to subscribe
+ * with). Pure: the rules are looked up in an index compiled once per policy object
+ * (policy-index.ts), so a policy must not be changed once decided on (a reload makes a new one).
+ */
 export function decide(policy: Policy, subject: Subject, operation: Operation, topic: string): Decision {
+  return decideWith(firstAllowingRuleByIndex, policy, subject, operation, topic);
+}
+
+/** `decide()` scanning every rule in order: the definition the index must agree with (test/unit/policy.test.ts). */
+export function decideByScan(policy: Policy, subject: Subject, operation: Operation, topic: string): Decision {
+  return decideWith(firstAllowingRuleByScan, policy, subject, operation, topic);
+}
+
+/** The first rule allowing `levels`; with `requiredRoot`, only a rule whose pattern, expanded, begins with that root counts. */
+type RuleFinder = (policy: Policy, who: Resolved, operation: Operation, levels: readonly string[], requiredRoot: string | undefined) => string | undefined;
+
+function decideWith(firstAllowingRule: RuleFinder, policy: Policy, subject: Subject, operation: Operation, topic: string): Decision {
   const who = resolve(policy, subject);
   if (!who) return deny('builtin:anonymous');
   if (operation === 'publish' ? checkTopicName(topic) : checkFilter(topic)) return deny('builtin:invalid-topic');
@@ -230,18 +247,37 @@ export function decide(policy: Policy, subject: Subject, operation: Operation, t
   return deny('default-deny');
 }
 
-function firstAllowingRule(policy: Policy, who: Resolved, operation: Operation, levels: readonly string[], requiredRoot: string | undefined): string | undefined {
+function firstAllowingRuleByScan(policy: Policy, who: Resolved, operation: Operation, levels: readonly string[], requiredRoot: string | undefined): string | undefined {
   for (let i = 0; i < policy.rules.length; i++) {
     const rule = policy.rules[i]!;
-    if (!appliesTo(rule, who)) continue;
-    for (const pattern of rule[operation]) {
-      for (const expanded of expand(pattern, who)) {
-        if (requiredRoot !== undefined && expanded[0] !== requiredRoot) continue;
-        if (covers(expanded, levels)) return ruleName(rule, i);
-      }
-    }
+    if (allowsByPatterns(rule, rule[operation], who, levels, requiredRoot)) return ruleName(rule, i);
   }
   return undefined;
+}
+
+/** Whether `rule` applies to `who` and one of `patterns`, expanded for it, covers `levels` (and begins with `requiredRoot` when given). */
+function allowsByPatterns(rule: Rule, patterns: readonly string[], who: Resolved, levels: readonly string[], requiredRoot: string | undefined): boolean {
+  if (!appliesTo(rule, who)) return false;
+  for (const pattern of patterns) {
+    for (const expanded of expand(pattern, who)) {
+      if (requiredRoot !== undefined && expanded[0] !== requiredRoot) continue;
+      if (covers(expanded, levels)) return true;
+    }
+  }
+  return false;
+}
+
+/** Each policy's index per operation, built at its first decision (57,000 rules: about half a second). */
+const indexes = new WeakMap<Policy, Partial<Record<Operation, RuleIndex>>>();
+
+function firstAllowingRuleByIndex(policy: Policy, who: Resolved, operation: Operation, levels: readonly string[], requiredRoot: string | undefined): string | undefined {
+  let built = indexes.get(policy);
+  if (!built) indexes.set(policy, (built = {}));
+  const index = (built[operation] ??= buildRuleIndex(policy, operation));
+  const found = findAllowingRules(index, who, levels, (rule, pattern, root) => allowsByPatterns(policy.rules[rule]!, [pattern.join('/')], who, levels, root));
+  // A pattern whose first level is concrete (a word, ${id}, ${role}) begins with the topic's own first level.
+  const allowed = requiredRoot === undefined ? found.any : levels[0] === requiredRoot ? found.concrete : undefined;
+  return allowed === undefined ? undefined : ruleName(policy.rules[allowed]!, allowed);
 }
 
 export function ruleName(rule: Rule, index: number): string {

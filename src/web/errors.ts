@@ -21,6 +21,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** Headers of the error reply (`retry-after` of a 429). */
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
   }

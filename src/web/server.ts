@@ -125,6 +125,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
       // Bad input gets a line too: the route and the code, not the message (a JSON error quotes the body).
       else if (apiError.status === 400 || apiError.status === 413 || apiError.status === 415 || apiError.code === 'forbidden_host' || apiError.code === 'forbidden_origin') log(`refused ${request.method} ${request.url.split('?')[0]}: ${apiError.status} ${apiError.code}`);
       if (apiError.status === 401) reply.header('www-authenticate', 'Bearer realm="relais", Basic realm="relais"');
+      if (apiError.headers) reply.headers(apiError.headers);
       return reply.code(apiError.status).send(isGorgonePath(request.url) ? gorgoneError(apiError) : errorBody(apiError));
     });
     await app.register(fastifyWebsocket);

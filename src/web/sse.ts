@@ -50,6 +50,15 @@ export async function serveEventStream(context: WebContext, caller: Caller | und
   const heartbeat = setInterval(() => response.writableLength === 0 && response.write(': keep-alive\n\n'), HEARTBEAT_MS);
   // The response closes when the client goes (its socket closes); the socket may be a reused keep-alive one.
   response.once('close', () => stopped.abort());
+  // Live effect (docs/security.md "Live revocation"): a caller revoked, or no longer allowed to
+  // read the stream, has it ended within a second, with a last message saying why.
+  const liveTopic = notificationTopic(EVENTS_CATEGORY);
+  let lost: string | undefined;
+  const unfollow = context.guard.follow(caller, () => context.guard.allows(caller, 'subscribe', liveTopic), (reason) => {
+    lost = reason;
+    context.log(`ended the event stream of identity ${caller?.identity}: ${reason}`);
+    stopped.abort();
+  });
   // A reader slower than the stream: wait for the socket to drain rather than buffer without bound.
   const send = async (text: string) => {
     if (response.write(text) || stopped.signal.aborted) return;
@@ -72,7 +81,9 @@ export async function serveEventStream(context: WebContext, caller: Caller | und
     if (!stopped.signal.aborted) context.log(`event stream ended: ${(error as Error).message}`);
   } finally {
     open -= 1;
+    unfollow();
     clearInterval(heartbeat);
+    if (lost !== undefined && !response.destroyed) response.write(`event: closed\ndata: ${JSON.stringify({ reason: lost })}\n\n`);
     response.end();
   }
   return reply;

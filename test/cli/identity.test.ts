@@ -8,6 +8,7 @@ import { connect } from '../../src/index.js';
 import { testLogger } from '../testkit/index.js';
 import { IdentityStore, tokenFingerprint } from '../../src/security/identities.js';
 import { DEFAULT_POLICY_DATA } from '../../src/security/default-policy.js';
+import mqtt from 'mqtt';
 
 describe('identities (issue 7 §1)', { timeout: CLI_SUITE_TIMEOUT }, () => {
   let dir: string;
@@ -24,8 +25,9 @@ describe('identities (issue 7 §1)', { timeout: CLI_SUITE_TIMEOUT }, () => {
     assert.ok(!text.includes(token), 'the token itself is not stored');
     assert.match(text, /"tokenHash": "scrypt\$/);
     assert.equal(fs.statSync(store.file).mode & 0o777, 0o600);
-    assert.deepEqual(await store.verify('alice', token), { ok: true, name: 'alice', roles: ['client'] });
-    assert.deepEqual(await store.verify('alice', Buffer.from(token)), { ok: true, name: 'alice', roles: ['client'] });
+    const record = store.list()[0]!;
+    assert.deepEqual(await store.verify('alice', token), { ok: true, name: 'alice', roles: ['client'], credential: record.tokenHash });
+    assert.deepEqual(await store.verify('alice', Buffer.from(token)), { ok: true, name: 'alice', roles: ['client'], credential: record.tokenHash });
     assert.equal((await store.verify('alice', `${token}x`)).ok, false);
     assert.deepEqual(await store.verify('alice', 'nope'), { ok: false, reason: 'wrong token' });
     assert.deepEqual(await store.verify('bob', token), { ok: false, reason: 'unknown identity' });
@@ -102,6 +104,46 @@ describe('identities (issue 7 §1)', { timeout: CLI_SUITE_TIMEOUT }, () => {
         await svc.close();
       }
     } finally {
+      assert.equal(await broker.stop('SIGINT'), 0, broker.output());
+    }
+  });
+
+  it('relais start --policy - live: `relais identity revoke` closes a connected client, and a saved policy drops a subscription it no longer allows, each within a second', async () => {
+    const dataDir = path.join(dir, 'live');
+    const store = new IdentityStore(path.join(dataDir, 'identities.json'));
+    const annToken = (await store.add('ann', ['client'])).token;
+    const benToken = (await store.add('ben', ['client'])).token;
+    const policyFile = path.join(dataDir, 'policy.json');
+    fs.writeFileSync(policyFile, JSON.stringify(DEFAULT_POLICY_DATA));
+    const broker = startCli(['start', '--web-port', '0', '--policy', policyFile, '--port', '0', '--no-router', '--data-dir', dataDir]);
+    const clients: mqtt.MqttClient[] = [];
+    try {
+      const [, url] = await broker.waitFor(/listening on (mqtt:\/\/\S+)/);
+      await broker.waitFor(/security on:/);
+      const raw = async (id: string, token: string) => {
+        const client = await mqtt.connectAsync(url!, { clientId: id, username: id, password: token, protocolVersion: 4, reconnectPeriod: 0 });
+        clients.push(client);
+        return client;
+      };
+      const ann = await raw('ann', annToken);
+      const annClosed = new Promise<number>((resolve) => ann.once('close', () => resolve(Date.now())));
+      const revokedAt = Date.now();
+      const revoked = await runCli(['identity', 'revoke', 'ann', '--data-dir', dataDir]);
+      assert.equal(revoked.code, 0, revoked.stderr);
+      const closedAt = await Promise.race([annClosed, new Promise<number>((_, reject) => setTimeout(() => reject(new Error(`ann still connected; output:\n${broker.output()}`)), 5000))]);
+      assert.ok(closedAt - revokedAt < 3000, `closed ${closedAt - revokedAt} ms after the revoke command started`);
+      await broker.waitFor(/disconnected identity ann: revoked/);
+      // ben reads notifications; a saved policy takes that away from clients.
+      const ben = await raw('ben', benToken);
+      await ben.subscribeAsync('demo/n/notification', { qos: 1 });
+      const told = new Promise<string>((resolve) => ben.on('message', (topic, payload) => topic === 'relais/broker/notice/ben/notification' && resolve(payload.toString())));
+      const rules = DEFAULT_POLICY_DATA.rules.map((rule) => ('roles' in rule && rule.roles ? { ...rule, roles: (rule.roles as string[]).filter((role) => role !== 'client') } : rule));
+      fs.writeFileSync(policyFile, JSON.stringify({ ...DEFAULT_POLICY_DATA, rules }));
+      const notice = JSON.parse(await Promise.race([told, new Promise<string>((_, reject) => setTimeout(() => reject(new Error(`no notice; output:\n${broker.output()}`)), 5000))])) as { payload: unknown };
+      assert.deepEqual(notice.payload, { notice: 'subscriptions-dropped', dropped: [{ filter: 'demo/n/notification', rule: 'default-deny' }] });
+      await broker.waitFor(/dropped the subscription to "demo\/n\/notification" of identity ben: default-deny/);
+    } finally {
+      await Promise.all(clients.map((client) => client.endAsync(true)));
       assert.equal(await broker.stop('SIGINT'), 0, broker.output());
     }
   });

@@ -36,7 +36,7 @@ export function eachLine(stream: Readable, onLine: (line: string) => void): void
   });
 }
 
-export async function startBrokerProcess(config: { limits?: object; identities?: string; serves?: Record<string, string[]> } = {}, options: { exposeGc?: boolean } = {}): Promise<BrokerProcess> {
+export async function startBrokerProcess(config: { limits?: object; identities?: string; policy?: string; serves?: Record<string, string[]> } = {}, options: { exposeGc?: boolean } = {}): Promise<BrokerProcess> {
   const child = spawn(process.execPath, [...(options.exposeGc ? ['--expose-gc'] : []), '--import', 'tsx', FIXTURE, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'pipe'] });
   const events = new EventEmitter();
   const logs: string[] = [];

@@ -44,16 +44,31 @@ describe('broker header scanner', () => {
   it('refuses a packet that claims more than the limit, from its header alone, however it is split', () => {
     const stream = Buffer.concat([connect, publish(500), publishHeader(MAX_REMAINING_LENGTH)]);
     fc.assert(fc.property(fc.array(fc.nat({ max: stream.length }), { maxLength: 10 }), (cuts) => {
-      assert.deepEqual({ ...scanInPieces(new HeaderScanner(1000), stream, cuts), at: 0 }, { ok: false, reason: 'too-large', type: 3, claimed: MAX_REMAINING_LENGTH, at: 0 });
+      assert.deepEqual({ ...scanInPieces(new HeaderScanner(1000), stream, cuts), at: 0 }, { ok: false, reason: 'too-large', type: 3, claimed: MAX_REMAINING_LENGTH, at: 0, limit: 1000, beforeAuthentication: false });
     }));
     // In one chunk, `at` is where the refused packet's header starts: what comes before it is whole.
-    assert.deepEqual(new HeaderScanner(1000).scan(stream), { ok: false, reason: 'too-large', type: 3, claimed: MAX_REMAINING_LENGTH, at: stream.length - 5 });
+    assert.deepEqual(new HeaderScanner(1000).scan(stream), { ok: false, reason: 'too-large', type: 3, claimed: MAX_REMAINING_LENGTH, at: stream.length - 5, limit: 1000, beforeAuthentication: false });
   });
 
   it('counts the limit on the remaining length: exactly the limit passes, one more does not', () => {
     const overhead = publish(0).length - 2; // topic length + topic
     assert.equal(new HeaderScanner(overhead + 200).scan(Buffer.concat([connect, publish(200)])).ok, true);
     assert.equal(new HeaderScanner(overhead + 199).scan(Buffer.concat([connect, publish(200)])).ok, false);
+  });
+
+  it('before authentication, bounds every packet by the smaller limit: a large CONNECT is refused at its header, however it is split', () => {
+    const big = mqttPacket.generate({ cmd: 'connect', clientId: 'c1', keepalive: 30, protocolVersion: 4, clean: true, username: 'x'.repeat(60_000), password: Buffer.alloc(1000) });
+    fc.assert(fc.property(fc.array(fc.nat({ max: 8 }), { maxLength: 4 }), (cuts) => {
+      const verdict = scanInPieces(new HeaderScanner(100_000, 16_384), big, cuts);
+      assert.deepEqual({ ...verdict, at: 0 }, { ok: false, reason: 'too-large', type: 1, claimed: big.length - 4, at: 0, limit: 16_384, beforeAuthentication: true });
+    }));
+    // A PUBLISH sent before the CONNACK is bounded the same way; after authenticate(), the packet limit applies.
+    const early = new HeaderScanner(100_000, 16_384);
+    assert.equal(early.scan(Buffer.concat([connect, publish(20_000)])).ok, false);
+    const later = new HeaderScanner(100_000, 16_384);
+    assert.equal(later.scan(connect).ok, true);
+    later.authenticate();
+    assert.equal(later.scan(publish(20_000)).ok, true);
   });
 
   it('refuses a first packet that is not CONNECT', () => {

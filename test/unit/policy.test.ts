@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import fc from 'fast-check';
 import { stringify as stringifyYaml } from 'yaml';
 import { loadPolicy } from '../../src/security/policy-file.js';
-import { decide, identityOf, parsePolicy, PolicyError, type Operation, type Policy, type Subject } from '../../src/security/policy.js';
+import { decide, decideByScan, GRANTS, identityOf, parsePolicy, PolicyError, type Operation, type Policy, type Subject } from '../../src/security/policy.js';
 import { DEFAULT_POLICY_DATA, defaultPolicy } from '../../src/security/default-policy.js';
 
 // The default policy, with what its services serve (the operator's `relais identity add --serves`).
@@ -236,6 +237,125 @@ describe('policy - placeholders', () => {
   it('rules - an empty policy denies everything', () => {
     const p = parsePolicy({ version: 1, roles: {}, rules: [] });
     assert.deepEqual(decide(p, { identity: 'a' }, 'publish', 'relais/presence/a'), { allow: false, rule: 'default-deny' });
+  });
+});
+
+describe('policy - the compiled index decides as the scan of every rule', () => {
+  // Small alphabets, so that random patterns, subjects and topics meet often.
+  const WORDS = ['a', 'b', 'relais', 'system', 'presence', 'request', 'response', 'cancel', 'notification', 'alice', 'r1', ''];
+  const ROLES = ['r1', 'r2', 'relais', 'a'];
+  const IDENTITIES = ['alice', 'bob', 'relais', 'a', 'r1'];
+  const patternLevel = fc.oneof(fc.constantFrom(...WORDS), fc.constantFrom('+', '${id}', '${role}', '${path}', '${serves}'));
+  /** What an identity serves: an action pattern, a last `#` standing for any levels below (none included). */
+  const served = fc
+    .tuple(fc.array(fc.constantFrom('a', 'b', 'system', 'relais', '+'), { minLength: 0, maxLength: 3 }), fc.boolean())
+    .map(([levels, hash]) => [...levels, ...(hash || levels.length === 0 ? ['#'] : [])].join('/'));
+  const pattern = fc
+    .tuple(fc.array(patternLevel, { minLength: 1, maxLength: 5 }), fc.boolean())
+    .map(([levels, hash]) => [...levels, ...(hash ? ['#'] : [])].join('/'));
+  const subset = <T>(values: readonly T[]) => fc.subarray([...values]);
+  const rule = fc.record(
+    {
+      roles: subset(ROLES),
+      identities: subset(IDENTITIES),
+      publish: fc.array(pattern, { maxLength: 3 }),
+      subscribe: fc.array(pattern, { maxLength: 3 }),
+      name: fc.constantFrom('one', 'two'),
+    },
+    { requiredKeys: ['publish', 'subscribe'] },
+  );
+  const policyData = fc.record({
+    grants: fc.dictionary(fc.constantFrom(...ROLES), subset(GRANTS)),
+    identityGrants: fc.dictionary(fc.constantFrom(...IDENTITIES), fc.record({ roles: subset(ROLES), grants: subset(GRANTS), serves: fc.array(served, { maxLength: 2 }) })),
+    restricted: fc.constantFrom(['system'], ['system', 'a'], []),
+    rules: fc.array(rule, { minLength: 1, maxLength: 14 }),
+  });
+  const subject = fc.record({ identity: fc.constantFrom(...IDENTITIES, 'alice~rt', 'zed', undefined), roles: subset(ROLES) });
+  // Half the topics under a guarded root, so that the built-in guards are met often.
+  const topic = fc
+    .tuple(fc.oneof(fc.constantFrom('system', 'relais', 'a'), fc.constantFrom(...WORDS), fc.constantFrom('+', 'zed')), fc.array(fc.oneof(fc.constantFrom(...WORDS), fc.constantFrom('+', 'zed')), { minLength: 0, maxLength: 6 }), fc.boolean())
+    .map(([first, levels, hash]) => [first, ...levels, ...(hash ? ['#'] : [])].join('/'));
+
+  const build = (data: { grants: Record<string, string[]>; identityGrants: Record<string, { roles: string[]; grants: string[]; serves: string[] }>; restricted: string[]; rules: Array<Record<string, unknown>> }): Policy | undefined => {
+    try {
+      const rules = data.rules.filter((r) => (r.publish as string[]).length + (r.subscribe as string[]).length > 0);
+      const restricted = Object.fromEntries(data.restricted.map((root) => [root, 'test']));
+      return parsePolicy({ version: 1, roles: Object.fromEntries(ROLES.map((role) => [role, { grants: data.grants[role] ?? [] }])), identities: data.identityGrants, restricted, rules });
+    } catch {
+      return undefined; // a pattern the schema refuses: not a policy
+    }
+  };
+
+  it('index - random policies, subjects and topics: the same decision and rule as the scan, both operations', () => {
+    let compared = 0;
+    let allowed = 0;
+    let system = 0;
+    let restrictedGuard = 0;
+    let byServes = 0;
+    fc.assert(
+      fc.property(policyData, fc.array(fc.tuple(subject, topic), { minLength: 1, maxLength: 20 }), (data, cases) => {
+        const p = build(data);
+        fc.pre(p !== undefined);
+        for (const [who, t] of cases) {
+          for (const operation of ['publish', 'subscribe'] as const) {
+            const expected = decideByScan(p!, who, operation, t);
+            assert.deepEqual(decide(p!, who, operation, t), expected, `${operation} ${t} for ${JSON.stringify(who)}`);
+            if (expected.allow) allowed++;
+            else if (expected.rule === "builtin:relais-actions") system++;
+            else if (expected.rule === 'builtin:restricted-actions') restrictedGuard++;
+            if (expected.allow && p!.rules[Number(/rules\[(\d+)\]/.exec(expected.rule)?.[1])]?.[operation].some((pattern) => pattern.includes('${serves}'))) byServes++;
+            compared++;
+          }
+        }
+      }),
+      { numRuns: 3000, seed: Number(process.env.POLICY_SEED ?? 20261214) },
+    );
+    assert.ok(compared > 20_000, `only ${compared} decisions compared`);
+    // The generators must reach allows and the relais/ guard, or the comparison says little.
+    assert.ok(allowed > 1000 && system > 10 && restrictedGuard > 10 && byServes > 50, `allowed ${allowed} (${byServes} by a \${serves} pattern), builtin:relais-actions ${system}, builtin:restricted-actions ${restrictedGuard}`);
+  });
+
+  it('index - the default policy: the same decision as the scan for every row above, and every role on a range of topics', () => {
+    const roles = ['client', 'service', 'observer', 'admin', 'router'];
+    for (const role of roles) {
+      for (const t of ['demo/x/request', 'demo/x/request/bob', 'demo/x/response/alice', 'demo/x/response/+', 'relais/history/get/request', 'relais/presence/alice', 'relais/presence/+', 'a/b/c/notification', '#', 'relais/#', 'relais/requests/kill/request', 'relais/logs/get/request/alice']) {
+        for (const operation of ['publish', 'subscribe'] as const) {
+          const who = { identity: 'alice', roles: [role] };
+          assert.deepEqual(decide(policy, who, operation, t), decideByScan(policy, who, operation, t), `${role} ${operation} ${t}`);
+        }
+      }
+    }
+  });
+
+  it('index - a policy of 50,000 rules: the decisions equal the scan\'s, and a fresh topic is decided without scanning the rules', () => {
+    const rules: unknown[] = [];
+    for (let i = 0; i < 25_000; i++) rules.push({ identities: [`dev-${i}`], publish: [`site/dev-${i}/\${path}/notification`, `home/\${id}/state`] });
+    for (let i = 0; i < 24_999; i++) rules.push({ roles: ['client'], subscribe: [`zone/${i}/+/notification`], publish: [`zone/${i}/\${path}/request`] });
+    rules.push({ name: 'last', roles: ['client'], publish: ['\${path}/request'] });
+    const big = parsePolicy({ version: 1, roles: { client: {} }, rules });
+    const who = (i: number) => ({ identity: `dev-${i}`, roles: ['client'] });
+    const topics = (i: number): Array<[Operation, string]> => [
+      ['publish', `site/dev-${i}/a/b/notification`],
+      ['publish', `site/dev-${i + 1}/a/notification`],
+      ['publish', `home/dev-${i}/state`],
+      ['publish', `zone/${i}/x/request`],
+      ['publish', `fresh/${i}/request`],
+      ['publish', `fresh/${i}/nothing`],
+      ['subscribe', `zone/${i}/+/notification`],
+      ['subscribe', `zone/${i}/#`],
+    ];
+    // The first decision builds the index; then 1,000 fresh topics are decided one by one.
+    decide(big, who(0), 'publish', 'x/request');
+    const started = performance.now();
+    for (let i = 0; i < 1000; i++) for (const [operation, t] of topics(i * 24)) decide(big, who(i * 24), operation, t);
+    const indexedMs = performance.now() - started;
+    // The scan, on a sample (it takes milliseconds each): the same answers.
+    for (let i = 0; i < 30; i++) {
+      const at = (i * 7919) % 24_999;
+      for (const [operation, t] of topics(at)) assert.deepEqual(decide(big, who(at), operation, t), decideByScan(big, who(at), operation, t), `${operation} ${t}`);
+    }
+    assert.equal(decide(big, who(3), 'publish', 'fresh/x/request').rule, 'rules[49999] "last"');
+    assert.ok(indexedMs < 2000, `8,000 indexed decisions took ${indexedMs.toFixed(0)} ms`);
   });
 });
 

@@ -17,7 +17,7 @@ import { defaultPolicy } from '../../src/security/default-policy.js';
 import { IdentityStore } from '../../src/security/identities.js';
 import { startWebServer, WebStartError, type WebServer } from '../../src/web/server.js';
 import { testLogger, within } from '../testkit/index.js';
-import { http, openStream, tempDir } from './web-kit.js';
+import { http, openStream, pollUntil, tempDir } from './web-kit.js';
 
 describe('web server with security on', { timeout: 60_000 }, () => {
   let dir: string;
@@ -100,9 +100,13 @@ describe('web server with security on', { timeout: 60_000 }, () => {
 
   it("kill: the requester's own request, or an admin; anyone else 403", async () => {
     await handler.handle('demo/wait', (_payload, ctx) => new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))));
+    // The API must have seen the handler's presence (a remembered token makes the POST quicker than that).
+    await web.bus.waitForHandler('demo/wait', { timeout: 5000 });
     const sent = await http('POST', `${base}/api/actions/demo/wait`, { body: {}, headers: bearer('alice') });
     assert.equal(sent.status, 202, sent.text);
     assert.equal((await http('POST', `${base}/api/kill/${sent.body.token}`, { headers: bearer('olga') })).status, 403);
+    // Kill looks the token up in the history: wait until the router has recorded the command.
+    await pollUntil(() => http('GET', `${base}/api/history/${sent.body.token}`, { headers: bearer('alice') }), (answer) => answer.status === 200 && answer.body.rows?.length > 0, 'the command in the history');
     const own = await http('POST', `${base}/api/kill/${sent.body.token}`, { headers: bearer('alice') });
     assert.equal(own.status, 200, own.text);
   });

@@ -1,7 +1,7 @@
 /**
  * The page reuses src/protocol/*. envelope.ts names Buffer on paths the page never takes
- * (`decode` of bytes; `encodeJson` with a byte limit): the page calls `validate` on parsed
- * JSON and `encode` without `maxBytes`. This declares just enough for those files to typecheck
+ * (`decode` of a string; `encodeJson` with a byte limit): the page decodes bytes and calls
+ * `encode` without `maxBytes`. This declares just enough for those files to typecheck
  * without Node's types, which would hide a real Node API slipping into the page.
  */
 declare const Buffer: {

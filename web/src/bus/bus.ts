@@ -5,7 +5,7 @@
  * subscriptions and their dispatch.
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { validate, type Envelope } from '../../../src/protocol/envelope.js';
+import { decode, type Envelope } from '../../../src/protocol/envelope.js';
 import { checkFilter, topicMatches } from '../../../src/protocol/topics.js';
 import { Requests, type RequestHandle, type RequestOptions, type WireFailure } from './request.js';
 
@@ -57,7 +57,8 @@ function pageClientId(credentials?: Credentials): string {
 }
 
 const CONNECT_TIMEOUT_MS = 10_000;
-const UTF8 = new TextDecoder();
+/** For display only; keeps a BOM visible rather than dropping it. */
+const UTF8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 export async function connectBus(url: string, credentials?: Credentials): Promise<Bus> {
   const id = pageClientId(credentials);
@@ -198,16 +199,11 @@ export class Bus {
   }
 
   private dispatch(topic: string, bytes: Uint8Array, retain: boolean): void {
+    // The topic view shows any payload as text; only what decode() accepts is an envelope, by
+    // the rule every reader of ours applies (a BOM or UTF-16 is not one, protocol §3).
     const text = UTF8.decode(bytes);
-    let envelope: Envelope | undefined;
-    if (text.startsWith('{')) {
-      try {
-        const checked = validate(JSON.parse(text));
-        if (checked.ok) envelope = checked.envelope;
-      } catch {
-        // Not JSON: delivered as text only (the topic view shows any payload).
-      }
-    }
+    const decoded = decode(bytes, Infinity);
+    const envelope: Envelope | undefined = decoded.ok ? decoded.envelope : undefined;
     const delivery: Delivery = { topic, text, retain, ...(envelope && { envelope }) };
     for (const [filter, set] of this.listeners) {
       if (!topicMatches(filter, topic)) continue;
