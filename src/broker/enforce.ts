@@ -36,7 +36,7 @@ import { onSecurityChange, type SecurityFollower } from '../security/changes.js'
 import { identityStoreOf, type IdentityStore } from '../security/identities.js';
 import { DampedLog, quoted } from '../security/log-text.js';
 import { verifiedPeerCertificate } from '../security/peer-certificate.js';
-import { decide, type Decision, type Policy } from '../security/policy.js';
+import { decide, hasRole, type Decision, type Policy } from '../security/policy.js';
 import { LiveConnections, type LiveClient } from './live-connections.js';
 import { isRelaisTopic, jsonObject, leniently, payloadEncodingProblem, sourceIsSurely, sourceKeyOf, type SourceKey } from './payload-check.js';
 
@@ -273,6 +273,11 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: Con
           decision = { allow: false, rule: `builtin:source (the envelope says ${quoted(envelope.source)})` };
         }
       }
+      // Handlers take a cancel relayed for a requester from a presence that says role "router"
+      // (protocol §11.5): only an identity of the policy's router role may say it.
+      if (decision.allow && parseTopic(packet.topic).kind === 'presence' && claimsRouterRole(envelope ?? claimedEnvelope(packet.payload)) && !hasRole(policy(), subject, 'router')) {
+        decision = { allow: false, rule: 'builtin:router-role (a presence saying role "router" from an identity without that role)' };
+      }
     }
     if (decision.allow) return done(null);
     denials.publish++;
@@ -341,6 +346,11 @@ function claimedEnvelope(payload: Buffer | string): Record<string, unknown> | un
   if (plain || typeof payload === 'string' || payload.length < 2) return plain;
   const unusual = payload[0] === 0xef || payload[0] === 0xfe || payload[0] === 0xff || payload[0] === 0 || payload[1] === 0;
   return unusual ? leniently(payload) : undefined;
+}
+
+function claimsRouterRole(envelope: Record<string, unknown> | undefined): boolean {
+  const payload = envelope?.payload;
+  return typeof payload === 'object' && payload !== null && (payload as { role?: unknown }).role === 'router';
 }
 
 function describe(subject: Who | undefined, client: { id: string }): string {

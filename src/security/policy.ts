@@ -204,6 +204,11 @@ export function servedLevels(pattern: string): string[][] {
   return above.length === 0 ? [['**']] : [above, [...above, '**']];
 }
 
+/** Whether `subject` has `role`, from authentication or its own `identities` entry. Pure. */
+export function hasRole(policy: Policy, subject: Subject, role: string): boolean {
+  return resolve(policy, subject)?.roles.has(role) ?? false;
+}
+
 /** Whether `subject` holds `grant`, through one of its roles or its own `identities` entry. Pure. */
 export function holdsGrant(policy: Policy, subject: Subject, grant: Grant): boolean {
   return resolve(policy, subject)?.grants.has(grant) ?? false;

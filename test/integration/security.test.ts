@@ -204,6 +204,44 @@ describe('security in the embedded broker', { timeout: 60_000 }, () => {
     await alice.endAsync();
   });
 
+  it("presence - a client cannot say role \"router\" in its presence, so it cannot kill another client's request as a router would", async () => {
+    const options = (id: string) => ({ id, broker: broker.url!, username: id, password: tokens.get(id)!, logger: testLogger, realtimeLane: false });
+    const svc = await connect(options('svc'));
+    buses.push(svc);
+    let aborted = false;
+    let release!: () => void;
+    const started = new Promise<void>((resolve) => {
+      void svc.handle('demo/held', (_payload, ctx) => {
+        ctx.signal.addEventListener('abort', () => (aborted = true));
+        resolve();
+        return new Promise((done) => (release = () => done('done')));
+      });
+    });
+    await svc.handle('demo/probe', () => 'probed');
+    const bob = await connect(options('bob'));
+    buses.push(bob);
+    await bob.waitForHandler('demo/held', { timeout: 5000 });
+    const running = bob.request('demo/held', {}, { token: 'held-1', timeout: 20_000 });
+    await within(started, 5000, 'the handler to start');
+    const mallory = await raw('mallory', 'mallory', tokens.get('mallory'));
+    const box = inbox(mallory);
+    await mallory.subscribeAsync(['relais/presence/mallory', 'demo/probe/response/mallory'], { qos: 1 });
+    const presence = (role: string, seq: number) => JSON.stringify({ v: 1, type: 'notification', source: 'mallory', destination: '*', payload: { status: 'alive', actions: [], since: 1, seq, role } });
+    await mallory.publishAsync('relais/presence/mallory', presence('router', 1), { qos: 1, retain: true });
+    await mallory.publishAsync('relais/presence/mallory', presence('demo', 2), { qos: 1, retain: true });
+    // The second (allowed) presence arrives; the first never did.
+    assert.equal(((await box.next('relais/presence/mallory')).payload as { role: string }).role, 'demo');
+    assert.ok(logs.some((line) => /denied publish on "relais\/presence\/mallory" for identity mallory: builtin:router-role/.test(line)), logs.join('\n'));
+    // A cancel relayed "for bob" by a client that is not a router: the handler ignores it. Its
+    // answer to a probe sent after it, on the same connection, says the cancel was read.
+    await mallory.publishAsync('demo/held/cancel', JSON.stringify({ v: 1, type: 'cancel', source: 'mallory', destination: 'svc', token: 'held-1', payload: { reason: 'forged', requester: 'bob', by: 'mallory' } }), { qos: 1 });
+    await mallory.publishAsync('demo/probe/request/svc', JSON.stringify({ v: 1, type: 'command', source: 'mallory', destination: 'svc', token: 'probe-1', payload: {} }), { qos: 1 });
+    await box.next('demo/probe/response/mallory');
+    assert.equal(aborted, false, 'the handler was aborted by a forged router cancel');
+    release();
+    assert.equal(await running, 'done');
+  });
+
   it('a Relais client with a valid identity works end to end under the default policy; a denied request fails fast with NotAuthorizedError', async () => {
     const options = (id: string) => ({ id, broker: broker.url!, username: id, password: tokens.get(id)!, logger: testLogger });
     const svc = await connect(options('svc'));

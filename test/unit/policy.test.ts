@@ -276,7 +276,7 @@ describe('policy - the compiled index decides as the scan of every rule', () => 
     .tuple(fc.oneof(fc.constantFrom('system', 'relais', 'a'), fc.constantFrom(...WORDS), fc.constantFrom('+', 'zed')), fc.array(fc.oneof(fc.constantFrom(...WORDS), fc.constantFrom('+', 'zed')), { minLength: 0, maxLength: 6 }), fc.boolean())
     .map(([first, levels, hash]) => [first, ...levels, ...(hash ? ['#'] : [])].join('/'));
 
-  const build = (data: { grants: Record<string, string[]>; identityGrants: Record<string, { roles: string[]; grants: string[]; serves: string[] }>; restricted: string[]; rules: Array<Record<string, unknown>> }): Policy | undefined => {
+  const build = (data: { grants: Record<string, string[]>; identityGrants: Record<string, { roles: string[]; grants: string[]; serves: string[] }>; restricted: readonly string[]; rules: Array<Record<string, unknown>> }): Policy | undefined => {
     try {
       const rules = data.rules.filter((r) => (r.publish as string[]).length + (r.subscribe as string[]).length > 0);
       const restricted = Object.fromEntries(data.restricted.map((root) => [root, 'test']));
