@@ -127,11 +127,12 @@ describe('identities (issue 7 §1)', { timeout: CLI_SUITE_TIMEOUT }, () => {
       };
       const ann = await raw('ann', annToken);
       const annClosed = new Promise<number>((resolve) => ann.once('close', () => resolve(Date.now())));
-      const revokedAt = Date.now();
       const revoked = await runCli(['identity', 'revoke', 'ann', '--data-dir', dataDir]);
       assert.equal(revoked.code, 0, revoked.stderr);
-      const closedAt = await Promise.race([annClosed, new Promise<number>((_, reject) => setTimeout(() => reject(new Error(`ann still connected; output:\n${broker.output()}`)), 5000))]);
-      assert.ok(closedAt - revokedAt < 3000, `closed ${closedAt - revokedAt} ms after the revoke command started`);
+      // Counted from the file's change, not from the command's start (a CLI start takes seconds on a busy machine).
+      const revokedAt = fs.statSync(path.join(dataDir, 'identities.json')).mtimeMs;
+      const closedAt = await Promise.race([annClosed, new Promise<number>((_, reject) => setTimeout(() => reject(new Error(`ann still connected; output:\n${broker.output()}`)), 10_000))]);
+      assert.ok(closedAt - revokedAt < 5000, `closed ${Math.round(closedAt - revokedAt)} ms after the identities file changed`);
       await broker.waitFor(/disconnected identity ann: revoked/);
       // ben reads notifications; a saved policy takes that away from clients.
       const ben = await raw('ben', benToken);

@@ -32,8 +32,11 @@ function disguises(json: string): Array<[string, Buffer, RegExp]> {
 }
 
 /** The default policy, and application topics `sensors/<room>` anyone may use (to reach the source check there). */
-const policyWithSensors = () =>
-  parsePolicy({ ...structuredClone(DEFAULT_POLICY_DATA), rules: [...structuredClone(DEFAULT_POLICY_DATA).rules, { name: 'sensors', publish: ['sensors/+'], subscribe: ['sensors/+'] }] });
+const policyWithSensors = () => {
+  const data = structuredClone(DEFAULT_POLICY_DATA);
+  // The service serves demo/ (relais identity add svc --serves 'demo/#').
+  return parsePolicy({ ...data, identities: { ...data.identities, svc: { serves: ['demo/#'] } }, rules: [...data.rules, { name: 'sensors', publish: ['sensors/+'], subscribe: ['sensors/+'] }] });
+};
 
 describe('envelope encoding - the broker refuses what is not UTF-8 JSON without a BOM on Relais topics', { timeout: 60_000 }, () => {
   let secure: SecureBroker;

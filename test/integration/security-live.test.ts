@@ -21,7 +21,8 @@ import { closed, inbox, startSecureBroker, type SecureBroker } from '../testkit/
 /** The default policy with an application topic, `sensors/<room>`: services publish there, clients read it. */
 function policyWith(extra: unknown[]): Policy {
   const data = structuredClone(DEFAULT_POLICY_DATA);
-  return parsePolicy({ ...data, rules: [...data.rules, ...extra] });
+  // The service serves demo/ (relais identity add svc --serves 'demo/#').
+  return parsePolicy({ ...data, identities: { ...data.identities, svc: { serves: ['demo/#'] } }, rules: [...data.rules, ...extra] });
 }
 const SENSORS_PUBLISHED = { name: 'services publish readings', roles: ['service'], publish: ['sensors/+'] };
 const SENSORS_READ = { name: 'clients read readings', roles: ['client'], subscribe: ['sensors/+'] };

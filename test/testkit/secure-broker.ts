@@ -52,7 +52,8 @@ export async function startSecureBroker(
     port: 0,
     ...(options.unix && { unixPath: path.join(dir, 'broker.sock') }),
     ...options.broker,
-    security: { identities: options.byPath ? store.file : store, policy: options.policy ?? defaultPolicy(), ...options.security },
+    // By default the default policy, its service `svc` serving demo/ (relais identity add svc --serves 'demo/#').
+    security: { identities: options.byPath ? store.file : store, policy: options.policy ?? defaultPolicy({ serves: { svc: ['demo/#'] } }), ...options.security },
     log,
   });
   const clients: MqttClient[] = [];
