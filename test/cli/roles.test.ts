@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect, type Bus } from '../../src/index.js';
-import { runCli, startCli, type CliResult, type RunningCli } from '../testkit/cli.js';
+import { CLI_SUITE_TIMEOUT, runCli, startCli, type CliResult, type RunningCli } from '../testkit/cli.js';
 import { testLogger, waitFor, within } from '../testkit/index.js';
 
 type Role = 'admin' | 'service' | 'client' | 'observer';
@@ -60,7 +60,7 @@ interface Cell {
   evidence: string;
 }
 
-describe('every daily CLI command as each default role, against relais start --config', { timeout: 600_000 }, () => {
+describe('every daily CLI command as each default role, against relais start --config', { timeout: CLI_SUITE_TIMEOUT }, () => {
   let root: string;
   let setUp: string;
   let config: string;

@@ -9,12 +9,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { runCli, startCli, type RunningCli } from '../testkit/cli.js';
+import { CLI_SUITE_TIMEOUT, runCli, startCli, type RunningCli } from '../testkit/cli.js';
 
 const ROLES = { admin: 'admin', svc: 'service', alice: 'client', olga: 'observer' } as const;
 type Name = keyof typeof ROLES;
 
-describe('router queries from the CLI under each default role (relais init, relais start --config)', { timeout: 300_000 }, () => {
+describe('router queries from the CLI under each default role (relais init, relais start --config)', { timeout: CLI_SUITE_TIMEOUT }, () => {
   let root: string;
   let broker: RunningCli;
   let server: RunningCli;
@@ -29,7 +29,7 @@ describe('router queries from the CLI under each default role (relais init, rela
     assert.equal(init.code, 0, init.stderr);
     const tokens = new Map<Name, string>([['admin', init.stdout.match(/administrator token .*:\n(relais_\S+)\n/)![1]!]]);
     for (const name of ['svc', 'alice', 'olga'] as const) {
-      const added = await runCli(['identity', 'add', name, '--role', ROLES[name], '--token', '--config', config]);
+      const added = await runCli(['identity', 'add', name, '--role', ROLES[name], '--token', '--config', config, ...(name === 'svc' ? ['--serves', 'demo/echo'] : [])]);
       assert.equal(added.code, 0, added.stderr);
       tokens.set(name, added.stdout.match(/token \(shown once.*\n(\S+)\n/)![1]!);
     }

@@ -248,7 +248,9 @@ describe('embedded broker limits', { timeout: 120_000 }, () => {
     const { latencies, failures } = await asking;
     t.diagnostic(`frozen subscriber cut off (${line}) within ${cutAfter} ms; healthy requests ${latencies.length}, p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${Math.max(...latencies).toFixed(1)} ms`);
     assert.deepEqual(failures, []);
-    assert.ok(Math.max(...latencies) < 1000, `slowest healthy request ${Math.max(...latencies).toFixed(0)} ms`);
+    // Without the slow-consumer policy every delivery waited for the frozen reader: ~58 s (Aedes's
+    // drain time-out). The bound leaves a busy machine room and still tells that apart.
+    assert.ok(Math.max(...latencies) < 10_000, `slowest healthy request ${Math.max(...latencies).toFixed(0)} ms`);
     assert.match(line, /bytes (not read for 2000 ms|wait to be sent)/);
   });
 });

@@ -240,6 +240,8 @@ describe('security in the embedded broker', { timeout: 60_000 }, () => {
     assert.equal(aborted, false, 'the handler was aborted by a forged router cancel');
     release();
     assert.equal(await running, 'done');
+    // The next test is svc again (one connection per identity).
+    await Promise.all([svc.close(), bob.close()]);
   });
 
   it('a Relais client with a valid identity works end to end under the default policy; a denied request fails fast with NotAuthorizedError', async () => {
