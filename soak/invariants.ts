@@ -1,0 +1,304 @@
+/**
+ * The guarantees, checked at the end against what every actor journaled (Jepsen's "history")
+ * and what the router kept. Each is one number that must be 0 (or a count of things that all
+ * held), with the first offending cases named. An invariant that cannot hold before another
+ * piece of work is merged says so in `expectedAfter`: it is still checked and reported exactly
+ * the same, and `--strict` fails the run on it like on any other.
+ */
+import type { BusEvent } from '../src/index.js';
+import type { HistoryRow } from '../src/protocol/history.js';
+import type { FaultRecord } from './faults.js';
+import type { DoneRecord, EndRecord, EventRecord, GapRecord, RunRecord, SentRecord, TransferRecord } from './records.js';
+import type { ResourceSample } from './resources.js';
+import type { PolicyFaultResult } from './policy-fault.js';
+import type { ExitRecord } from './supervisor.js';
+
+export interface InvariantResult {
+  name: string;
+  /** What it promises, in one line. */
+  promise: string;
+  holds: boolean;
+  /** The number that says it: violations, out of how many cases. */
+  figure: string;
+  /** The first violations, one line each (the report prints the first dozen, report.json keeps these). */
+  details: string[];
+  /** Known not to hold before this work is merged; the run fails on it only with --strict. */
+  expectedAfter?: string;
+}
+
+/** A request is late when it ends later than its time-out plus this. */
+export const DEADLINE_SLACK_MS = 1000;
+/** How far around a broker or disk fault a missing history row is put down to it. */
+export const FAULT_MARGIN_MS = 3000;
+/** End of run vs. before the faults: RSS at most base × factor + slack, descriptors at most base + slack. */
+export const RESOURCE_BOUNDS = { rssFactor: 1.5, rssSlackKb: 30 * 1024, fdSlack: 12 } as const;
+
+const MAX_DETAILS = 500;
+
+function result(name: string, promise: string, violations: string[], figure: string, expectedAfter?: string): InvariantResult {
+  return { name, promise, holds: violations.length === 0, figure, details: violations.slice(0, MAX_DETAILS), ...(expectedAfter && violations.length > 0 && { expectedAfter }) };
+}
+
+export interface RequesterJournal {
+  name: string;
+  sent: SentRecord[];
+  ends: EndRecord[];
+  done?: DoneRecord;
+}
+
+/** Every request ended (a result, an error or a time-out) within its time-out + 1 s. */
+export function requestsEnded(requesters: readonly RequesterJournal[]): InvariantResult {
+  const violations: string[] = [];
+  let sent = 0;
+  let worstLateness = -Infinity;
+  for (const requester of requesters) {
+    const ends = new Map(requester.ends.map((end) => [end.end, end]));
+    for (const request of requester.sent) {
+      sent += 1;
+      const end = ends.get(request.sent);
+      if (!end) {
+        violations.push(`${request.sent} (${request.action}, time-out ${request.timeout} ms) never ended`);
+        continue;
+      }
+      const lateness = end.at - request.at - request.timeout;
+      worstLateness = Math.max(worstLateness, lateness);
+      if (lateness > DEADLINE_SLACK_MS) violations.push(`${request.sent} ended ${end.at - request.at} ms after it was sent, time-out ${request.timeout} ms (${end.outcome}${end.error ? ` ${end.error}` : ''})`);
+    }
+    if (!requester.done) violations.push(`${requester.name} never wrote its done line (it did not finish its pending requests)`);
+    else if (requester.done.pending !== 0) violations.push(`${requester.name} stopped with ${requester.done.pending} request(s) pending`);
+  }
+  const worst = Number.isFinite(worstLateness) ? `; the latest ended ${worstLateness} ms ${worstLateness >= 0 ? 'after' : 'before'} its time-out` : '';
+  return result('requests ended', `every request ends (result, error or time-out) within its time-out + ${DEADLINE_SLACK_MS} ms`, violations, `${violations.length} of ${sent} requests not ended in time${worst}`);
+}
+
+/** No token ran twice (executions counted at the handlers). */
+export function executedOnce(runs: readonly RunRecord[]): InvariantResult {
+  const byToken = new Map<string, RunRecord[]>();
+  for (const run of runs) byToken.set(run.run, [...(byToken.get(run.run) ?? []), run]);
+  const violations: string[] = [];
+  for (const [token, executions] of byToken) {
+    if (executions.length > 1) violations.push(`${token} ran ${executions.length} times: ${executions.map((run) => `${run.by} at ${run.at}`).join(', ')}`);
+  }
+  return result('executed once', 'no command runs twice (executions counted per token at the handlers)', violations, `${violations.length} of ${byToken.size} tokens ran more than once (${runs.length} executions)`);
+}
+
+interface MissingRow {
+  token: string;
+  kind: string;
+  seenAt: number;
+  cause: string;
+}
+
+/**
+ * What a requester saw answered or acknowledged is in the history: the command, each
+ * acknowledgement, each progress step, the final (or the handler's error). Rows missing are
+ * put down to the fault in force when the requester saw them (a broker kill or freeze, a full
+ * disk), or to none.
+ */
+export function historyComplete(requesters: readonly RequesterJournal[], rows: readonly HistoryRow[], faults: readonly FaultRecord[], expectedAfter?: string): InvariantResult {
+  const byToken = new Map<string, Map<string, number>>();
+  for (const row of rows) {
+    const kinds = byToken.get(row.token) ?? new Map<string, number>();
+    kinds.set(row.kind, (kinds.get(row.kind) ?? 0) + 1);
+    byToken.set(row.token, kinds);
+  }
+  const missing: MissingRow[] = [];
+  let expected = 0;
+  for (const requester of requesters) {
+    for (const end of requester.ends) {
+      const seen: Array<[string, number[]]> = [];
+      const answered = end.outcome !== 'failed' || end.accepted.length > 0 || end.progress.length > 0;
+      if (!answered) continue;
+      seen.push(['command', [end.accepted[0] ?? end.progress[0] ?? end.final ?? end.at]]);
+      if (end.accepted.length > 0) seen.push(['accepted', end.accepted]);
+      // One progress message yielded twice is one row: count each fraction once.
+      const progress = end.progress.filter((_, index) => end.fractions.indexOf(end.fractions[index]!) === index);
+      if (progress.length > 0) seen.push(['progress', progress]);
+      if (end.outcome === 'ok') seen.push(['final', [end.final ?? end.at]]);
+      if (end.outcome === 'remote') seen.push(['error', [end.final ?? end.at]]);
+      const kinds = byToken.get(end.end);
+      for (const [kind, times] of seen) {
+        expected += times.length;
+        const have = kinds?.get(kind) ?? 0;
+        // The last ones seen are the ones a kill is likeliest to have cut off.
+        for (const seenAt of times.slice(have)) missing.push({ token: end.end, kind, seenAt, cause: causeAt(seenAt, faults) });
+      }
+    }
+  }
+  const causes = new Map<string, number>();
+  for (const row of missing) causes.set(row.cause, (causes.get(row.cause) ?? 0) + 1);
+  const split = [...causes].map(([cause, count]) => `${count} ${cause}`).join(', ');
+  const violations = missing.map((row) => `${row.token}: its ${row.kind} row, seen at ${row.seenAt}, is not in the history (${row.cause}${whenInFault(row.seenAt, faults)})`);
+  return result('history complete', 'every step a requester saw (command, acknowledgement, progress, final) is a row of the history', violations, `${missing.length} of ${expected} rows missing${split ? `: ${split}` : ''}`, expectedAfter);
+}
+
+/** Where a moment falls in relation to the nearest broker or disk fault: "; 1.2 s before it began", "; 0.4 s after it healed". */
+function whenInFault(at: number, faults: readonly FaultRecord[]): string {
+  let best: { distance: number; text: string } | undefined;
+  for (const record of faults) {
+    const { kind, id } = record.fault;
+    if (record.startedAt === undefined || (kind !== 'broker-kill' && kind !== 'broker-stop' && kind !== 'disk-full')) continue;
+    const healed = record.healedAt ?? record.startedAt;
+    const seconds = (ms: number) => `${(Math.abs(ms) / 1000).toFixed(2)} s`;
+    const candidate =
+      at < record.startedAt
+        ? { distance: record.startedAt - at, text: `${seconds(record.startedAt - at)} before #${id} began` }
+        : at <= healed
+          ? { distance: 0, text: `${seconds(at - record.startedAt)} into #${id}` }
+          : { distance: at - healed, text: `${seconds(at - healed)} after #${id} healed` };
+    if (!best || candidate.distance < best.distance) best = candidate;
+  }
+  return best ? `; ${best.text}` : '';
+}
+
+/** The fault a moment falls in: a broker kill or freeze, a full disk, or none. */
+export function causeAt(at: number, faults: readonly FaultRecord[]): string {
+  for (const record of faults) {
+    if (record.startedAt === undefined) continue;
+    const { kind, id } = record.fault;
+    if (kind !== 'broker-kill' && kind !== 'broker-stop' && kind !== 'disk-full') continue;
+    const until = (record.healedAt ?? Date.now()) + FAULT_MARGIN_MS;
+    if (at >= record.startedAt - FAULT_MARGIN_MS && at <= until) return `around fault #${id} ${kind}`;
+  }
+  return 'with no broker or disk fault near';
+}
+
+/**
+ * An event stream a consumer followed from cursor 0: each cursor once, in order, one more than
+ * the one before, or after a gap it reported with exactly the number skipped; the events it got
+ * are the router's (same type at the same cursor); no reported gap hides events the router
+ * still has; and it caught up with the router's last event.
+ */
+export function streamGapless(name: string, items: ReadonlyArray<EventRecord | GapRecord>, done: DoneRecord | undefined, router: { events: readonly BusEvent[] }, how: string): InvariantResult {
+  const stored = new Map(router.events.map((event) => [event.cursor, event]));
+  const violations: string[] = [];
+  let previous = 0;
+  let afterGap: number | undefined;
+  let received = 0;
+  let gaps = 0;
+  for (const item of items) {
+    if ('gap' in item) {
+      gaps += 1;
+      if (item.after !== previous) violations.push(`a gap of ${item.gap} reported after cursor ${item.after}, but the last event was ${previous}`);
+      for (let cursor = item.after + 1; cursor <= item.after + item.gap; cursor += 1) {
+        if (stored.has(cursor)) {
+          violations.push(`a gap reported event ${cursor} as missed, but the router has it`);
+          break;
+        }
+      }
+      afterGap = item.after + item.gap + 1;
+      continue;
+    }
+    received += 1;
+    const expected = afterGap ?? previous + 1;
+    if (item.cursor <= previous) violations.push(`event ${item.cursor} came again or out of order (after ${previous})`);
+    else if (item.cursor !== expected) violations.push(afterGap !== undefined ? `after a gap said the next event is ${afterGap}, event ${item.cursor} came` : `events ${expected}..${item.cursor - 1} skipped without a gap reported`);
+    const event = stored.get(item.cursor);
+    if (event && event.type !== item.type) violations.push(`event ${item.cursor} was a ${item.type} here but is a ${event.type} at the router`);
+    afterGap = undefined;
+    previous = Math.max(previous, item.cursor);
+  }
+  // It was told to stop once it had read up to the router's last event then: it must have got there.
+  const target = done?.caughtUpTo;
+  if (!done) violations.push('it never wrote its done line');
+  else if (target === undefined) violations.push('it could not ask the router for its last event when told to stop');
+  else if (previous < target) violations.push(`it stopped at event ${previous}; the router's last, when it was told to stop, was ${target}`);
+  return result(`events gapless (${name})`, `${how}: each event once and in order, or the gap reported exactly`, violations, `${violations.length} violations in ${received} events and ${gaps} gaps reported, up to cursor ${previous}${target !== undefined ? ` (the router's last at the stop: ${target})` : ''}`);
+}
+
+/** Files arrived byte-identical, or the CLI said they failed; none hung. */
+export function filesIdentical(transfers: readonly TransferRecord[]): InvariantResult {
+  const violations: string[] = [];
+  let identical = 0;
+  let failed = 0;
+  for (const transfer of transfers) {
+    const what = `${transfer.direction} ${transfer.file} (${transfer.size} bytes${transfer.agentKilled ? ', agent killed meanwhile' : ''})`;
+    if (transfer.hung) violations.push(`${what} did not end within its bound and was killed`);
+    else if (transfer.exitCode === 0 && !transfer.identical) violations.push(`${what} exited 0 but the bytes at the far end differ`);
+    else if (transfer.exitCode === 0) identical += 1;
+    else if (transfer.exitCode === 1 || transfer.exitCode === 3) failed += 1;
+    else violations.push(`${what} ended with exit ${transfer.exitCode} signal ${transfer.signal}: ${transfer.stderrTail ?? ''}`);
+  }
+  const killedDuring = transfers.filter((transfer) => transfer.agentKilled);
+  return result(
+    'files identical',
+    'a file transferred (relais send, relais fetch) is byte-identical at the far end, or the command reports it failed',
+    violations,
+    `${violations.length} of ${transfers.length} transfers wrong or hung; ${identical} identical, ${failed} reported failed; ${killedDuring.length} ran while the agent was killed (${killedDuring.filter((transfer) => transfer.exitCode === 0 && transfer.identical).length} of them completed identical)`,
+  );
+}
+
+/** Memory and descriptors of each long-lived process back within a bound of what they were before the faults. */
+export function resourcesBounded(baseline: ReadonlyMap<string, ResourceSample>, end: ReadonlyMap<string, ResourceSample>): InvariantResult {
+  const violations: string[] = [];
+  const lines: string[] = [];
+  for (const [name, before] of baseline) {
+    const after = end.get(name);
+    if (!after) {
+      violations.push(`${name}: not running at the end`);
+      continue;
+    }
+    const rssBound = before.rssKb * RESOURCE_BOUNDS.rssFactor + RESOURCE_BOUNDS.rssSlackKb;
+    const fdBound = before.fds + RESOURCE_BOUNDS.fdSlack;
+    lines.push(`${name} ${mb(before.rssKb)}→${mb(after.rssKb)} MB, ${before.fds}→${after.fds} fds`);
+    if (after.rssKb > rssBound) violations.push(`${name}: RSS ${mb(after.rssKb)} MB at the end, above its bound ${mb(rssBound)} MB (${mb(before.rssKb)} MB before the faults)`);
+    if (after.fds > fdBound) violations.push(`${name}: ${after.fds} open descriptors at the end, above its bound ${fdBound} (${before.fds} before the faults)`);
+  }
+  const verdict = result(
+    'resources bounded',
+    `RSS ≤ ${RESOURCE_BOUNDS.rssFactor} × before + ${RESOURCE_BOUNDS.rssSlackKb / 1024} MB and descriptors ≤ before + ${RESOURCE_BOUNDS.fdSlack}, for every long-lived process, once the faults stopped`,
+    violations,
+    `${violations.length} of ${baseline.size} processes over their bound`,
+  );
+  verdict.details.push(...(violations.length === 0 ? lines : []));
+  return verdict;
+}
+
+function mb(kb: number): string {
+  return (kb / 1024).toFixed(1);
+}
+
+/** No process ended that the soak did not end; no CLI run died of an uncaught error. */
+export function noCrash(exits: readonly ExitRecord[], transfers: readonly TransferRecord[]): InvariantResult {
+  const violations: string[] = [];
+  for (const exit of exits) {
+    if (!exit.meant) violations.push(`${exit.process} (pid ${exit.pid}) exited by itself: code ${exit.code} signal ${exit.signal}; last lines: ${(exit.tail ?? []).slice(-6).join(' | ')}`);
+  }
+  for (const transfer of transfers) {
+    if (transfer.stderrTail && /\n?\s+at .+\(.+:\d+:\d+\)/.test(transfer.stderrTail)) violations.push(`relais ${transfer.direction} ${transfer.file} died with a stack trace: ${transfer.stderrTail}`);
+  }
+  const meant = exits.filter((exit) => exit.meant).length;
+  return result('no crash', 'no process ends that the soak did not kill or stop', violations, `${violations.length} processes ended by themselves (${meant} ended by the soak)`);
+}
+
+/** Each broken policy file was refused, the old policy stayed in force, and the good file was reloaded. */
+export function policyKept(faults: readonly FaultRecord[]): InvariantResult {
+  const policies = faults.filter((record) => record.policy).map((record) => [record.fault.id, record.policy!] as const);
+  const violations: string[] = [];
+  for (const [id, policy] of policies) {
+    const wrong = describePolicy(policy);
+    if (wrong) violations.push(`fault #${id} (${policy.variant}): ${wrong}`);
+  }
+  return result('broken policy refused', 'a broken policy file is refused and the policy in force stays (an observer still may not command, a client still may)', violations, `${violations.length} of ${policies.length} broken policies not handled`);
+}
+
+function describePolicy(policy: PolicyFaultResult): string | undefined {
+  const wrong: string[] = [];
+  if (!policy.refused) wrong.push('no refusal was logged');
+  if (!policy.keptOld) wrong.push(`the probe got observer ${policy.probe?.observer ?? '?'} (403 expected) and client ${policy.probe?.client ?? '?'} (404 expected)${policy.note ? `, ${policy.note}` : ''}`);
+  if (!policy.restored) wrong.push('the good file was not reloaded');
+  return wrong.length > 0 ? wrong.join('; ') : undefined;
+}
+
+/** Every fault was done and undone (a process that does not come back is a finding of its own). */
+export function faultsHealed(faults: readonly FaultRecord[]): InvariantResult {
+  const violations = faults.filter((record) => record.outcome === 'failed').map((record) => `fault #${record.fault.id} ${record.fault.kind} ${record.fault.target}: ${record.note}`);
+  const done = faults.filter((record) => record.outcome === 'done').length;
+  const skipped = faults.filter((record) => record.outcome === 'skipped');
+  return result(
+    'faults healed',
+    'every fault injected is undone: a killed process starts again and serves, a link heals, the disk empties',
+    violations,
+    `${violations.length} of ${faults.length} faults did not heal; ${done} done, ${skipped.length} skipped${skipped.length ? ` (${skipped.map((record) => `#${record.fault.id} ${record.note}`).join('; ')})` : ''}`,
+  );
+}
