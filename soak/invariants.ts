@@ -137,7 +137,7 @@ function whenInFault(at: number, faults: readonly FaultRecord[]): string {
   let best: { distance: number; text: string } | undefined;
   for (const record of faults) {
     const { kind, id } = record.fault;
-    if (record.startedAt === undefined || (kind !== 'broker-kill' && kind !== 'broker-stop' && kind !== 'disk-full')) continue;
+    if (record.startedAt === undefined || !HISTORY_FAULTS.has(kind)) continue;
     const healed = record.healedAt ?? record.startedAt;
     const seconds = (ms: number) => `${(Math.abs(ms) / 1000).toFixed(2)} s`;
     const candidate =
@@ -151,17 +151,20 @@ function whenInFault(at: number, faults: readonly FaultRecord[]): string {
   return best ? `; ${best.text}` : '';
 }
 
-/** The fault a moment falls in: a broker kill or freeze, a full disk, or none. */
+/** The broker or disk fault a moment falls in (the one in force, else the nearest within the margin), or none. */
 export function causeAt(at: number, faults: readonly FaultRecord[]): string {
+  let best: { distance: number; record: FaultRecord } | undefined;
   for (const record of faults) {
-    if (record.startedAt === undefined) continue;
-    const { kind, id } = record.fault;
-    if (kind !== 'broker-kill' && kind !== 'broker-stop' && kind !== 'disk-full') continue;
-    const until = (record.healedAt ?? Date.now()) + FAULT_MARGIN_MS;
-    if (at >= record.startedAt - FAULT_MARGIN_MS && at <= until) return `around fault #${id} ${kind}`;
+    if (record.startedAt === undefined || !HISTORY_FAULTS.has(record.fault.kind)) continue;
+    const healed = record.healedAt ?? Date.now();
+    const distance = at < record.startedAt ? record.startedAt - at : at > healed ? at - healed : 0;
+    if (distance <= FAULT_MARGIN_MS && (!best || distance < best.distance)) best = { distance, record };
   }
-  return 'with no broker or disk fault near';
+  return best ? `around fault #${best.record.fault.id} ${best.record.fault.kind}` : 'with no broker or disk fault near';
 }
+
+/** The faults that can make the router miss rows: its process killed or frozen (with the broker), its disk full. */
+const HISTORY_FAULTS = new Set(['broker-kill', 'broker-stop', 'disk-full']);
 
 /**
  * An event stream a consumer followed from cursor 0: each cursor once, in order, one more than
@@ -258,17 +261,26 @@ function mb(kb: number): string {
   return (kb / 1024).toFixed(1);
 }
 
+/** A process that exits while starting because the broker cannot be reached says so and exits 1: what it should do. */
+const UNREACHABLE_AT_START = /did not start: cannot connect to the broker/;
+
 /** No process ended that the soak did not end; no CLI run died of an uncaught error. */
 export function noCrash(exits: readonly ExitRecord[], transfers: readonly TransferRecord[]): InvariantResult {
   const violations: string[] = [];
+  let unreachableAtStart = 0;
   for (const exit of exits) {
-    if (!exit.meant) violations.push(`${exit.process} (pid ${exit.pid}) exited by itself: code ${exit.code} signal ${exit.signal}; last lines: ${(exit.tail ?? []).slice(-6).join(' | ')}`);
+    if (exit.meant) continue;
+    if (exit.beforeReady && exit.code === 1 && (exit.tail ?? []).some((line) => UNREACHABLE_AT_START.test(line))) {
+      unreachableAtStart += 1;
+      continue;
+    }
+    violations.push(`${exit.process} (pid ${exit.pid}) exited by itself${exit.beforeReady ? ' while starting' : ''}: code ${exit.code} signal ${exit.signal}; last lines: ${(exit.tail ?? []).slice(-6).join(' | ')}`);
   }
   for (const transfer of transfers) {
     if (transfer.stderrTail && /\n?\s+at .+\(.+:\d+:\d+\)/.test(transfer.stderrTail)) violations.push(`relais ${transfer.direction} ${transfer.file} died with a stack trace: ${transfer.stderrTail}`);
   }
   const meant = exits.filter((exit) => exit.meant).length;
-  return result('no crash', 'no process ends that the soak did not kill or stop', violations, `${violations.length} processes ended by themselves (${meant} ended by the soak)`);
+  return result('no crash', 'no process ends that the soak did not kill or stop', violations, `${violations.length} processes ended by themselves (${meant} ended by the soak; ${unreachableAtStart} start(s) found the broker down, said so and exited 1, and were started again)`);
 }
 
 /** Each broken policy file was refused, the old policy stayed in force, and the good file was reloaded. */

@@ -28,11 +28,15 @@ export interface ExitRecord {
   at: number;
   /** The soak ended it (a kill -9 of the schedule, the final stop); false is a crash. */
   meant: boolean;
+  /** It ended while starting, before it said it was ready (the soak then starts it again, as a service manager would). */
+  beforeReady?: boolean;
   /** Its last lines of output, when it was not meant. */
   tail?: string[];
 }
 
 const TAIL_LINES = 40;
+
+class ExitedWhileStarting extends Error {}
 
 export class ManagedProcess {
   child: ChildProcess | undefined;
@@ -85,7 +89,25 @@ export class ManagedProcess {
     });
   }
 
+  /**
+   * Starts it and resolves once it is ready. One that exits while starting (a client that finds
+   * the broker down exits, as `relais agent` does) is started again after a pause, as systemd's
+   * Restart=on-failure would, until `readyTimeoutMs` has passed.
+   */
   async start(): Promise<void> {
+    const giveUp = Date.now() + (this.spec.readyTimeoutMs ?? 120_000);
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.startOnce(giveUp - Date.now());
+      } catch (error) {
+        if (!(error instanceof ExitedWhileStarting) || Date.now() + 1000 * attempt > giveUp) throw error;
+        this.log.write(`--- ${new Date().toISOString()} start attempt ${attempt} failed; again in ${attempt} s\n`);
+        await new Promise((resolve) => setTimeout(resolve, 1000 * Math.min(attempt, 5)));
+      }
+    }
+  }
+
+  private async startOnce(timeout: number): Promise<void> {
     if (this.running) throw new Error(`${this.name} is running already`);
     this.meantExit = false;
     this.endAsked = false;
@@ -105,20 +127,21 @@ export class ManagedProcess {
         for (const line of parts) this.line(line);
       });
     }
+    let ready = false;
     child.once('exit', (code, signal) => {
-      const record: ExitRecord = { process: this.name, pid: child.pid ?? -1, code, signal, at: Date.now(), meant: this.meantExit || (this.endAsked && code === 0) };
+      const record: ExitRecord = { process: this.name, pid: child.pid ?? -1, code, signal, at: Date.now(), meant: this.meantExit || (this.endAsked && code === 0), ...(!ready && { beforeReady: true }) };
       if (!record.meant) record.tail = this.lines.slice(-TAIL_LINES);
       this.exits.push(record);
       this.log.write(`--- ${new Date().toISOString()} exit of #${incarnation}: code ${code} signal ${signal}${record.meant ? '' : ' (NOT MEANT)'}\n`);
     });
-    const timeout = this.spec.readyTimeoutMs ?? 120_000;
-    const ready = this.nextLine(this.spec.ready, timeout);
+    const readyLine = this.nextLine(this.spec.ready, Math.max(timeout, 1000));
     const exited = once(child, 'exit').then(([code, signal]) => {
-      throw new Error(`${this.name} exited (code ${code}, signal ${signal}) before it was ready:\n${this.lines.slice(-15).join('\n')}`);
+      throw new ExitedWhileStarting(`${this.name} exited (code ${code}, signal ${signal}) before it was ready:\n${this.lines.slice(-15).join('\n')}`);
     });
-    ready.catch(() => {});
+    readyLine.catch(() => {});
     exited.catch(() => {});
-    await Promise.race([ready, exited]);
+    await Promise.race([readyLine, exited]);
+    ready = true;
   }
 
   /** kill -9, as a crash or the OOM killer would; resolves once it is gone. */

@@ -80,7 +80,10 @@ export class TransferLoop {
       const contents = transferFile(this.settings.seed, n);
       fs.writeFileSync(source, contents);
       const sent = await this.run('send', [this.settings.agent, source, `${this.settings.disk}:soak/${name}`], name, contents.length, () => sameBytes(contents, path.join(this.settings.diskPath, 'soak', name)));
-      if (sent.exitCode !== 0 || this.stopping) continue;
+      if (sent.exitCode !== 0 || this.stopping) {
+        await new Promise((resolve) => setTimeout(resolve, 2000)); // as a user would before trying again
+        continue;
+      }
       const back = path.join(this.settings.workDir, `${name}.back`);
       await this.run('fetch', [this.settings.agent, `${this.settings.disk}:soak/${name}`, back], name, contents.length, () => sameBytes(contents, back));
     }

@@ -21,7 +21,8 @@ export function actorSettings<T extends object>(): ActorSettings & T {
   return JSON.parse(text) as ActorSettings & T;
 }
 
-export function connectActor(settings: ActorSettings, extra: Partial<ConnectOptions> = {}): Promise<Bus> {
+/** Connects, or exits 1 with the reason, as `relais` commands do when the broker cannot be reached. */
+export async function connectActor(settings: ActorSettings, extra: Partial<ConnectOptions> = {}): Promise<Bus> {
   return connect({
     id: settings.id,
     broker: settings.broker,
@@ -29,7 +30,13 @@ export function connectActor(settings: ActorSettings, extra: Partial<ConnectOpti
     password: settings.token,
     logger: pino({ name: settings.id, level: process.env.RELAIS_LOG_LEVEL ?? 'warn' }, pino.destination({ fd: 2, sync: true })),
     ...extra,
-  });
+  }).catch((error: Error) => startFailed(error));
+}
+
+/** What a `relais` command does when it cannot start: one line saying why, exit 1. */
+export function startFailed(error: Error): never {
+  process.stderr.write(`relais: did not start: ${error.message}\n`);
+  process.exit(1);
 }
 
 /** `stop` on stdin runs `finish` once; SIGTERM closes the bus and exits at once. */

@@ -8,7 +8,7 @@
 import pino from 'pino';
 import { startAgent } from '../../src/agent/agent.js';
 import { loadAgentConfig } from '../../src/agent/config.js';
-import { actorSettings } from './actor.js';
+import { actorSettings, startFailed } from './actor.js';
 
 const settings = actorSettings<{ config: string }>();
 const agent = await startAgent({
@@ -16,6 +16,6 @@ const agent = await startAgent({
   config: loadAgentConfig(settings.config),
   logger: pino({ name: 'relais-agent', level: process.env.RELAIS_LOG_LEVEL ?? 'info' }, pino.destination({ fd: 2, sync: true })),
   connection: { broker: settings.broker, username: settings.id, password: settings.token },
-});
+}).catch((error: Error) => startFailed(error));
 process.on('SIGTERM', () => void agent.close().finally(() => process.exit(0)));
 process.stdout.write(`relais: agent ${settings.id} serving ${agent.services.join(', ')}\n`);
