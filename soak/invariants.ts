@@ -71,15 +71,24 @@ export function requestsEnded(requesters: readonly RequesterJournal[]): Invarian
   return result('requests ended', `every request ends (result, error or time-out) within its time-out + ${DEADLINE_SLACK_MS} ms`, violations, `${violations.length} of ${sent} requests not ended in time${worst}`);
 }
 
-/** No token ran twice (executions counted at the handlers). */
-export function executedOnce(runs: readonly RunRecord[]): InvariantResult {
+/**
+ * No token ran twice (executions counted at the handlers). A token that ran on several handlers
+ * because its requester sent it to every one (`destination` `*`: its directory knew no provider
+ * yet, protocol §4.6) is told apart from the others, and only those may be a known gap.
+ */
+export function executedOnce(runs: readonly RunRecord[], knownWhenSentToAll?: string): InvariantResult {
   const byToken = new Map<string, RunRecord[]>();
   for (const run of runs) byToken.set(run.run, [...(byToken.get(run.run) ?? []), run]);
   const violations: string[] = [];
+  let sentToAll = 0;
   for (const [token, executions] of byToken) {
-    if (executions.length > 1) violations.push(`${token} ran ${executions.length} times: ${executions.map((run) => `${run.by} at ${run.at}`).join(', ')}`);
+    if (executions.length <= 1) continue;
+    const toAll = executions.every((run) => run.destination === '*');
+    if (toAll) sentToAll += 1;
+    violations.push(`${token} ran ${executions.length} times${toAll ? ' (sent to every handler: destination *)' : ''}: ${executions.map((run) => `${run.by} at ${run.at}`).join(', ')}`);
   }
-  return result('executed once', 'no command runs twice (executions counted per token at the handlers)', violations, `${violations.length} of ${byToken.size} tokens ran more than once (${runs.length} executions)`);
+  const known = violations.length > 0 && sentToAll === violations.length ? knownWhenSentToAll : undefined;
+  return result('executed once', 'no command runs twice (executions counted per token at the handlers)', violations, `${violations.length} of ${byToken.size} tokens ran more than once (${runs.length} executions; ${sentToAll} of them sent to every handler)`, known);
 }
 
 interface MissingRow {
@@ -96,33 +105,33 @@ interface MissingRow {
  * disk), or to none.
  */
 export function historyComplete(requesters: readonly RequesterJournal[], rows: readonly HistoryRow[], faults: readonly FaultRecord[], expectedAfter?: string): InvariantResult {
-  const byToken = new Map<string, Map<string, number>>();
+  const byToken = new Map<string, { kinds: Map<string, number>; fractions: Set<number> }>();
   for (const row of rows) {
-    const kinds = byToken.get(row.token) ?? new Map<string, number>();
-    kinds.set(row.kind, (kinds.get(row.kind) ?? 0) + 1);
-    byToken.set(row.token, kinds);
+    const stored = byToken.get(row.token) ?? { kinds: new Map<string, number>(), fractions: new Set<number>() };
+    stored.kinds.set(row.kind, (stored.kinds.get(row.kind) ?? 0) + 1);
+    if (row.kind === 'progress' && row.progress !== undefined) stored.fractions.add(row.progress);
+    byToken.set(row.token, stored);
   }
   const missing: MissingRow[] = [];
   let expected = 0;
+  const need = (token: string, kind: string, seenAt: number, present: boolean) => {
+    expected += 1;
+    if (!present) missing.push({ token, kind, seenAt, cause: causeAt(seenAt, faults) });
+  };
   for (const requester of requesters) {
     for (const end of requester.ends) {
-      const seen: Array<[string, number[]]> = [];
       const answered = end.outcome !== 'failed' || end.accepted.length > 0 || end.progress.length > 0;
       if (!answered) continue;
-      seen.push(['command', [end.accepted[0] ?? end.progress[0] ?? end.final ?? end.at]]);
-      if (end.accepted.length > 0) seen.push(['accepted', end.accepted]);
-      // One progress message yielded twice is one row: count each fraction once.
-      const progress = end.progress.filter((_, index) => end.fractions.indexOf(end.fractions[index]!) === index);
-      if (progress.length > 0) seen.push(['progress', progress]);
-      if (end.outcome === 'ok') seen.push(['final', [end.final ?? end.at]]);
-      if (end.outcome === 'remote') seen.push(['error', [end.final ?? end.at]]);
-      const kinds = byToken.get(end.end);
-      for (const [kind, times] of seen) {
-        expected += times.length;
-        const have = kinds?.get(kind) ?? 0;
-        // The last ones seen are the ones a kill is likeliest to have cut off.
-        for (const seenAt of times.slice(have)) missing.push({ token: end.end, kind, seenAt, cause: causeAt(seenAt, faults) });
-      }
+      const stored = byToken.get(end.end);
+      const count = (kind: string) => stored?.kinds.get(kind) ?? 0;
+      need(end.end, 'command', end.accepted[0] ?? end.progress[0] ?? end.final ?? end.at, count('command') > 0);
+      end.accepted.forEach((at, index) => need(end.end, 'accepted', at, count('accepted') > index));
+      // Progress rows are matched by their fraction: one message yielded twice is one row.
+      const seenFractions = new Map<number, number>();
+      end.fractions.forEach((fraction, index) => seenFractions.has(fraction) || seenFractions.set(fraction, end.progress[index]!));
+      for (const [fraction, at] of seenFractions) need(end.end, `progress ${fraction}`, at, stored?.fractions.has(fraction) ?? false);
+      if (end.outcome === 'ok') need(end.end, 'final', end.final ?? end.at, count('final') > 0);
+      if (end.outcome === 'remote') need(end.end, 'error', end.final ?? end.at, count('error') > 0);
     }
   }
   const causes = new Map<string, number>();

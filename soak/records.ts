@@ -10,6 +10,8 @@ export interface RunRecord {
   by: string;
   requester: string;
   action: string;
+  /** The command's `destination`: this handler's id when it was sent to it, `*` when sent to every handler (protocol §4.6). */
+  destination: string;
   at: number;
 }
 

@@ -31,7 +31,8 @@ export interface TransferSettings {
 export class TransferLoop {
   private stopping = false;
   private running: Promise<void> | undefined;
-  private current: { direction: 'send' | 'fetch'; agentKilled: boolean } | undefined;
+  /** The transfer running now; `moving` once it has reported progress (bytes are travelling, not only the CLI starting). */
+  private current: { direction: 'send' | 'fetch'; agentKilled: boolean; moving: boolean } | undefined;
   private readonly journal: Journal;
   private readonly waiters = new Set<() => void>();
   readonly records: TransferRecord[] = [];
@@ -45,9 +46,9 @@ export class TransferLoop {
     this.running = this.loop();
   }
 
-  /** Resolves once a transfer is running (at once if one is), or after `timeoutMs`; true when one is. */
+  /** Resolves once a transfer is moving bytes (at once if one is), or after `timeoutMs`; true when one is. */
   async inFlight(timeoutMs: number): Promise<boolean> {
-    if (this.current) return true;
+    if (this.current?.moving) return true;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(done, timeoutMs);
       this.waiters.add(done);
@@ -58,7 +59,7 @@ export class TransferLoop {
         resolve();
       }
     });
-    return this.current !== undefined;
+    return this.current?.moving === true;
   }
 
   /** The agent is being killed: the transfer running now (if any) is marked. */
@@ -90,13 +91,20 @@ export class TransferLoop {
   }
 
   private async run(direction: 'send' | 'fetch', args: string[], file: string, size: number, identical: () => boolean): Promise<TransferRecord> {
-    this.current = { direction, agentKilled: false };
-    for (const wake of [...this.waiters]) wake();
+    const current = { direction, agentKilled: false, moving: false };
+    this.current = current;
     const startedAt = Date.now();
     const child = spawn(process.execPath, [RELAIS_BIN, direction, ...args], { env: this.settings.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stdout.resume();
-    child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-4000);
+      // Off a terminal the CLI prints a line per 10 % ("relais: send 10% …"): from the first one on, bytes are travelling.
+      if (!current.moving && PROGRESS_LINE.test(chunk.toString())) {
+        current.moving = true;
+        for (const wake of [...this.waiters]) wake();
+      }
+    });
     let hung = false;
     const bound = setTimeout(() => {
       hung = true;
@@ -104,7 +112,7 @@ export class TransferLoop {
     }, this.settings.boundMs);
     const [exitCode, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('close', (code, sig) => resolve([code, sig])));
     clearTimeout(bound);
-    const record: TransferRecord = { direction, file, size, startedAt, endedAt: Date.now(), exitCode, signal, hung, agentKilled: this.current.agentKilled };
+    const record: TransferRecord = { direction, file, size, startedAt, endedAt: Date.now(), exitCode, signal, hung, agentKilled: current.agentKilled };
     if (exitCode === 0) record.identical = identical();
     else {
       // The CLI's own verdict ("relais: send failed: …") first, then its last lines.
@@ -117,6 +125,8 @@ export class TransferLoop {
     return record;
   }
 }
+
+const PROGRESS_LINE = /relais: (send|fetch) [1-9]0% /;
 
 function sameBytes(expected: Buffer, file: string): boolean {
   try {

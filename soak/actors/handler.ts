@@ -5,6 +5,7 @@
  * the handler, kill -9 or not. Prints READY once serving.
  *   node --import tsx soak/actors/handler.ts (settings in SOAK_ACTOR_SETTINGS)
  */
+import type { HandlerContext } from '../../src/index.js';
 import { Journal } from '../journal.js';
 import type { RunRecord } from '../records.js';
 import { actorSettings, connectActor, onStop, sleep } from './actor.js';
@@ -19,10 +20,10 @@ const settings = actorSettings();
 const journal = new Journal(settings.journal);
 const bus = await connectActor(settings);
 
-const ran = (action: string, token: string, requester: string) => journal.write({ run: token, by: settings.id, requester, action, at: Date.now() } satisfies RunRecord);
+const ran = (ctx: HandlerContext) => journal.write({ run: ctx.token, by: settings.id, requester: ctx.source, action: ctx.action, destination: ctx.envelope.destination, at: Date.now() } satisfies RunRecord);
 
 await bus.handle('soak/work', async (payload: WorkPayload, ctx) => {
-  ran(ctx.action, ctx.token, ctx.source);
+  ran(ctx);
   const steps = Math.max(1, Math.min(20, Math.floor(payload?.steps ?? 1)));
   const each = Math.max(0, Number(payload?.workMs ?? 0)) / steps;
   for (let step = 1; step <= steps; step += 1) {
@@ -34,7 +35,7 @@ await bus.handle('soak/work', async (payload: WorkPayload, ctx) => {
 });
 
 await bus.handle('soak/fail', (_payload: unknown, ctx) => {
-  ran(ctx.action, ctx.token, ctx.source);
+  ran(ctx);
   throw Object.assign(new Error('soak/fail fails on purpose'), { code: 101 });
 });
 

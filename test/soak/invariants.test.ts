@@ -16,7 +16,7 @@ function requester(ends: EndRecord[], timeout = 1000): RequesterJournal {
 const answered = (token: string, at = T + 500): EndRecord => ({ end: token, at, outcome: 'ok', accepted: [T + 10], progress: [T + 20, T + 20], fractions: [0.5, 0.5], final: at, handler: 'handler-1' });
 
 function row(token: string, kind: HistoryRow['kind'], id: number): HistoryRow {
-  return { id, token, kind, action: 'soak/work', source: 'x', ctime: T, etime: T, size: 2, truncated: false, data: '{}' };
+  return { id, token, kind, action: 'soak/work', source: 'x', ctime: T, etime: T, size: 2, truncated: false, data: '{}', ...(kind === 'progress' && { progress: 0.5 }) };
 }
 
 test('requests ended - a request with no end, or one ending past its time-out + 1 s, is counted', () => {
@@ -29,12 +29,17 @@ test('requests ended - a request with no end, or one ending past its time-out + 
   assert.match(requestsEnded([journal]).details[0]!, /b .* never ended/);
 });
 
-test('executed once - a token run by two handlers is named', () => {
-  const run = (by: string) => ({ run: 't1', by, requester: 'r', action: 'soak/work', at: T });
+test('executed once - a token run by two handlers is named; only one sent to every handler may be a known gap', () => {
+  const run = (by: string, destination = by) => ({ run: 't1', by, requester: 'r', action: 'soak/work', destination, at: T });
   assert.ok(executedOnce([run('handler-1')]).holds);
-  const twice = executedOnce([run('handler-1'), run('handler-2')]);
+  const twice = executedOnce([run('handler-1'), run('handler-2')], 'a fix');
   assert.ok(!twice.holds);
+  assert.equal(twice.expectedAfter, undefined, 'two targeted runs of one token are never a known gap');
   assert.match(twice.details[0]!, /t1 ran 2 times: handler-1 .*handler-2/);
+  const toAll = executedOnce([run('handler-1', '*'), run('handler-2', '*')], 'a fix');
+  assert.ok(!toAll.holds);
+  assert.equal(toAll.expectedAfter, 'a fix');
+  assert.match(toAll.details[0]!, /sent to every handler/);
 });
 
 test('history complete - every step seen needs its row (a progress yielded twice is one row), put down to the fault around it', () => {
@@ -46,6 +51,8 @@ test('history complete - every step seen needs its row (a progress yielded twice
   assert.equal(missing.expectedAfter, 'later work');
   assert.match(missing.figure, /1 of 4 rows missing: 1 around fault #4 disk-full/);
   assert.match(missing.details[0]!, /a: its final row/);
+  const noProgress = historyComplete([requester([answered('a')])], rows.filter((stored) => stored.kind !== 'progress'), []);
+  assert.match(noProgress.details[0]!, /a: its progress 0.5 row, seen at/);
 });
 
 test('events gapless - a silent skip, a repeat, a wrong gap and stopping short are each named', () => {
