@@ -71,24 +71,62 @@ export function requestsEnded(requesters: readonly RequesterJournal[]): Invarian
   return result('requests ended', `every request ends (result, error or time-out) within its time-out + ${DEADLINE_SLACK_MS} ms`, violations, `${violations.length} of ${sent} requests not ended in time${worst}`);
 }
 
+/** Causes of a double run that need work elsewhere first (each a description of that work). */
+export interface KnownDoubleRuns {
+  /** Sent to every handler (`destination` `*`): the requester's directory knew no provider yet (protocol §4.6). */
+  sentToAll?: string;
+  /** Sent again to another handler although the first had acknowledged it in time (protocol §4.7). */
+  movedAfterAck?: string;
+}
+
 /**
- * No token ran twice (executions counted at the handlers). A token that ran on several handlers
- * because its requester sent it to every one (`destination` `*`: its directory knew no provider
- * yet, protocol §4.6) is told apart from the others, and only those may be a known gap.
+ * No token ran twice (executions counted at the handlers). A double run is told apart by what
+ * the history shows of it: sent to every handler; or moved to a second handler after the first
+ * had acknowledged it (its acknowledgement written before the command was sent again). Only
+ * those may be known gaps; any other double run fails the run.
  */
-export function executedOnce(runs: readonly RunRecord[], knownWhenSentToAll?: string): InvariantResult {
+export function executedOnce(runs: readonly RunRecord[], rows: readonly HistoryRow[], known: KnownDoubleRuns = {}): InvariantResult {
   const byToken = new Map<string, RunRecord[]>();
   for (const run of runs) byToken.set(run.run, [...(byToken.get(run.run) ?? []), run]);
+  const doubled = new Set([...byToken].filter(([, executions]) => executions.length > 1).map(([token]) => token));
+  const rowsOf = new Map<string, HistoryRow[]>();
+  for (const row of rows) if (doubled.has(row.token)) rowsOf.set(row.token, [...(rowsOf.get(row.token) ?? []), row]);
   const violations: string[] = [];
-  let sentToAll = 0;
-  for (const [token, executions] of byToken) {
-    if (executions.length <= 1) continue;
-    const toAll = executions.every((run) => run.destination === '*');
-    if (toAll) sentToAll += 1;
-    violations.push(`${token} ran ${executions.length} times${toAll ? ' (sent to every handler: destination *)' : ''}: ${executions.map((run) => `${run.by} at ${run.at}`).join(', ')}`);
+  const classes = { sentToAll: 0, movedAfterAck: 0, other: 0 };
+  for (const token of doubled) {
+    const executions = [...byToken.get(token)!].sort((a, b) => a.at - b.at);
+    const ran = executions.map((run) => `${run.by} at ${run.at}`).join(', ');
+    if (executions.every((run) => run.destination === '*')) {
+      classes.sentToAll += 1;
+      violations.push(`${token} ran ${executions.length} times (sent to every handler: destination *): ${ran}`);
+      continue;
+    }
+    const moved = movedAfterAck(executions, rowsOf.get(token) ?? []);
+    if (moved) classes.movedAfterAck += 1;
+    else classes.other += 1;
+    violations.push(`${token} ran ${executions.length} times${moved ? ` (${moved})` : ''}: ${ran}`);
   }
-  const known = violations.length > 0 && sentToAll === violations.length ? knownWhenSentToAll : undefined;
-  return result('executed once', 'no command runs twice (executions counted per token at the handlers)', violations, `${violations.length} of ${byToken.size} tokens ran more than once (${runs.length} executions; ${sentToAll} of them sent to every handler)`, known);
+  const knownOnly = violations.length > 0 && classes.other === 0 && (classes.sentToAll === 0 || known.sentToAll) && (classes.movedAfterAck === 0 || known.movedAfterAck);
+  const expectedAfter = knownOnly ? [classes.sentToAll ? known.sentToAll : undefined, classes.movedAfterAck ? known.movedAfterAck : undefined].filter(Boolean).join('; and ') : undefined;
+  return result(
+    'executed once',
+    'no command runs twice (executions counted per token at the handlers)',
+    violations,
+    `${violations.length} of ${byToken.size} tokens ran more than once (${runs.length} executions; ${classes.sentToAll} sent to every handler, ${classes.movedAfterAck} moved after an acknowledgement, ${classes.other} other)`,
+    expectedAfter,
+  );
+}
+
+/** Why a token ran on a second handler when the first had acknowledged it before the command was sent again, or undefined. */
+function movedAfterAck(executions: readonly RunRecord[], rows: readonly HistoryRow[]): string | undefined {
+  const [first, second] = executions as [RunRecord, RunRecord];
+  const answered = rows.filter((row) => row.source === first.by && row.kind !== 'command' && row.kind !== 'cancel').map((row) => row.etime);
+  const resent = rows.filter((row) => row.kind === 'command' && row.target === second.by).map((row) => row.etime);
+  if (answered.length === 0 || resent.length === 0) return undefined;
+  const acknowledged = Math.min(...answered);
+  const movedAt = Math.min(...resent);
+  if (acknowledged > movedAt) return undefined;
+  return `moved to ${second.by} ${movedAt - acknowledged} ms after ${first.by} had acknowledged it`;
 }
 
 interface MissingRow {
@@ -134,9 +172,17 @@ export function historyComplete(requesters: readonly RequesterJournal[], rows: r
       if (end.outcome === 'remote') need(end.end, 'error', end.final ?? end.at, count('error') > 0);
     }
   }
-  const causes = new Map<string, number>();
-  for (const row of missing) causes.set(row.cause, (causes.get(row.cause) ?? 0) + 1);
-  const split = [...causes].map(([cause, count]) => `${count} ${cause}`).join(', ');
+  // By kind of fault in the figure (a long run has hundreds of faults); each row names its fault.
+  const causes = new Map<string, { rows: number; faults: Set<string> }>();
+  for (const row of missing) {
+    const kind = /around fault (#\d+) (\S+)/.exec(row.cause);
+    const key = kind ? `around ${kind[2]}` : row.cause;
+    const entry = causes.get(key) ?? { rows: 0, faults: new Set<string>() };
+    entry.rows += 1;
+    if (kind) entry.faults.add(kind[1]!);
+    causes.set(key, entry);
+  }
+  const split = [...causes].map(([cause, entry]) => `${entry.rows} ${cause}${entry.faults.size ? ` (${entry.faults.size} of them)` : ''}`).join(', ');
   const violations = missing.map((row) => `${row.token}: its ${row.kind} row, seen at ${row.seenAt}, is not in the history (${row.cause}${whenInFault(row.seenAt, faults)})`);
   return result('history complete', 'every step a requester saw (command, acknowledgement, progress, final) is a row of the history', violations, `${missing.length} of ${expected} rows missing${split ? `: ${split}` : ''}`, expectedAfter);
 }

@@ -29,17 +29,24 @@ test('requests ended - a request with no end, or one ending past its time-out + 
   assert.match(requestsEnded([journal]).details[0]!, /b .* never ended/);
 });
 
-test('executed once - a token run by two handlers is named; only one sent to every handler may be a known gap', () => {
-  const run = (by: string, destination = by) => ({ run: 't1', by, requester: 'r', action: 'soak/work', destination, at: T });
-  assert.ok(executedOnce([run('handler-1')]).holds);
-  const twice = executedOnce([run('handler-1'), run('handler-2')], 'a fix');
+test('executed once - a token run by two handlers is named; only the known causes may be known gaps', () => {
+  const run = (by: string, at: number, destination = by) => ({ run: 't1', by, requester: 'r', action: 'soak/work', destination, at });
+  const known = { sentToAll: 'fix A', movedAfterAck: 'fix B' };
+  assert.ok(executedOnce([run('handler-1', T)], [], known).holds);
+  const twice = executedOnce([run('handler-1', T), run('handler-2', T + 5)], [], known);
   assert.ok(!twice.holds);
-  assert.equal(twice.expectedAfter, undefined, 'two targeted runs of one token are never a known gap');
+  assert.equal(twice.expectedAfter, undefined, 'two targeted runs the history cannot explain are never a known gap');
   assert.match(twice.details[0]!, /t1 ran 2 times: handler-1 .*handler-2/);
-  const toAll = executedOnce([run('handler-1', '*'), run('handler-2', '*')], 'a fix');
-  assert.ok(!toAll.holds);
-  assert.equal(toAll.expectedAfter, 'a fix');
+  const toAll = executedOnce([run('handler-1', T, '*'), run('handler-2', T, '*')], [], known);
+  assert.equal(toAll.expectedAfter, 'fix A');
   assert.match(toAll.details[0]!, /sent to every handler/);
+  const history = (kind: HistoryRow['kind'], source: string, etime: number, target?: string): HistoryRow => ({ ...row('t1', kind, 1), source, etime, ...(target && { target }) });
+  const acknowledgedFirst = [history('command', 'r', T - 50, 'handler-1'), history('accepted', 'handler-1', T, 'r'), history('command', 'r', T + 3000, 'handler-2')];
+  const moved = executedOnce([run('handler-1', T), run('handler-2', T + 3001)], acknowledgedFirst, known);
+  assert.equal(moved.expectedAfter, 'fix B');
+  assert.match(moved.details[0]!, /moved to handler-2 3000 ms after handler-1 had acknowledged it/);
+  const acknowledgedLate = [history('command', 'r', T - 50, 'handler-1'), history('accepted', 'handler-1', T + 4000, 'r'), history('command', 'r', T + 3000, 'handler-2')];
+  assert.equal(executedOnce([run('handler-1', T), run('handler-2', T + 3001)], acknowledgedLate, known).expectedAfter, undefined);
 });
 
 test('history complete - every step seen needs its row (a progress yielded twice is one row), put down to the fault around it', () => {
@@ -49,7 +56,7 @@ test('history complete - every step seen needs its row (a progress yielded twice
   const missing = historyComplete([requester([answered('a')])], rows.filter((stored) => stored.kind !== 'final'), [disk], 'later work');
   assert.ok(!missing.holds);
   assert.equal(missing.expectedAfter, 'later work');
-  assert.match(missing.figure, /1 of 4 rows missing: 1 around fault #4 disk-full/);
+  assert.match(missing.figure, /1 of 4 rows missing: 1 around disk-full \(1 of them\)/);
   assert.match(missing.details[0]!, /a: its final row/);
   const noProgress = historyComplete([requester([answered('a')])], rows.filter((stored) => stored.kind !== 'progress'), []);
   assert.match(noProgress.details[0]!, /a: its progress 0.5 row, seen at/);

@@ -12,7 +12,7 @@ import { REPO_ROOT } from '../../../soak/paths.js';
 const MINUTES = 3;
 const SEED = 1;
 
-test(`soak - every guarantee holds under ${MINUTES} minutes of seeded faults (seed ${SEED})`, { timeout: 20 * 60_000 }, async () => {
+test(`soak - every guarantee holds under ${MINUTES} minutes of seeded faults (seed ${SEED})`, { timeout: 20 * 60_000 }, async (t) => {
   const child = spawn(process.execPath, ['--import', 'tsx', 'soak/run.ts', '--minutes', String(MINUTES), '--seed', String(SEED)], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   for (const stream of [child.stdout, child.stderr]) {
@@ -21,6 +21,8 @@ test(`soak - every guarantee holds under ${MINUTES} minutes of seeded faults (se
       process.stdout.write(chunk);
     });
   }
+  // Timed out or cancelled: the soak heals its faults, stops its processes and unmounts its disk.
+  t.signal.addEventListener('abort', () => child.kill('SIGINT'), { once: true });
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
   assert.match(output.split('\n')[0]!, new RegExp(`^soak: seed ${SEED} \\(replay: npm run soak -- --minutes ${MINUTES} --seed ${SEED}\\)`), 'the seed is printed first');
   assert.match(output, /^verdict: PASS/m, 'the soak reports its verdict');
