@@ -4,6 +4,7 @@
  * client, transfers, faults, memory), the verdict, and the same as JSON in the run folder.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import type { Evidence } from './evidence.js';
 import type { FaultRecord } from './faults.js';
 import type { InvariantResult } from './invariants.js';
@@ -124,7 +125,7 @@ export function verdictOf(invariants: readonly InvariantResult[], strict: boolea
 
 export function printReport(summary: RunSummary, write: (line: string) => void): void {
   write('');
-  write(`soak: seed ${summary.seed}, ${summary.minutes} min of faults, schedule ${summary.scheduleDigest}; load average ${summary.loadAverage.start.map((load) => load.toFixed(1)).join(' ')} at the start, ${summary.loadAverage.end.map((load) => load.toFixed(1)).join(' ')} at the end (2 cores)`);
+  write(`soak: seed ${summary.seed}, ${summary.minutes} min of faults, schedule ${summary.scheduleDigest}; load average ${summary.loadAverage.start.map((load) => load.toFixed(1)).join(' ')} at the start, ${summary.loadAverage.end.map((load) => load.toFixed(1)).join(' ')} at the end (${os.cpus().length} cores)`);
   write('invariants:');
   for (const invariant of summary.invariants) {
     const mark = invariant.holds ? 'holds ' : invariant.expectedAfter ? 'BROKEN (known)' : 'BROKEN';

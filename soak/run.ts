@@ -86,7 +86,9 @@ try {
   deployment.transfers.start();
 
   const peak = new Map<string, ResourceSample>();
+  const loads: number[] = [];
   const sampling = setInterval(() => {
+    loads.push(os.loadavg()[0]!);
     for (const sample of sampleAll(deployment!).values()) {
       const before = peak.get(sample.process);
       if (!before || sample.rssKb > before.rssKb) peak.set(sample.process, sample);
@@ -150,7 +152,7 @@ try {
     loadAverage: { start: loadAtStart, end: os.loadavg() },
     runDir,
     invariants,
-    figures: figuresOf(evidence, runner.records, { historyRows: rows.length, events: events.events.length, unstoredRowLines: unstoredRows(), peak }),
+    figures: { ...figuresOf(evidence, runner.records, { historyRows: rows.length, events: events.events.length, unstoredRowLines: unstoredRows(), peak }), loadAverage1m: spread(loads), cores: os.cpus().length },
     verdict: verdictOf(invariants, options.strict),
     strict: options.strict,
   };
@@ -164,6 +166,13 @@ try {
   await deployment?.teardown().catch((problem) => process.stderr.write(`soak: teardown failed too: ${(problem as Error).message}\n`));
   process.stderr.write(`soak: journals and logs kept in ${runDir}\n`);
   process.exit(1);
+}
+
+/** The smallest, middle and largest of some samples. */
+function spread(values: number[]): { min?: number; median?: number; max?: number; samples: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  const round = (value: number | undefined) => (value === undefined ? undefined : +value.toFixed(1));
+  return { min: round(sorted[0]), median: round(sorted[Math.floor(sorted.length / 2)]), max: round(sorted.at(-1)), samples: sorted.length };
 }
 
 /** RSS and descriptors of every long-lived process running now, by name. */
