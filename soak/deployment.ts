@@ -93,10 +93,7 @@ async function deployParts(options: DeploymentOptions, started: { processes: Man
 
   const identities = new IdentityStore(path.join(dirs.config, 'identities.json'));
   const tokens = new Map<string, string>([['admin', adminToken]]);
-  const identity = async (name: string, role: string) => {
-    tokens.set(name, (await identities.add(name, [role])).token);
-    return { id: name, token: tokens.get(name)! };
-  };
+  const identity = async (name: string, role: string) => void tokens.set(name, (await identities.add(name, [role])).token);
   const handlerNames = Array.from({ length: options.handlers }, (_, i) => `handler-${i + 1}`);
   const requesterNames = Array.from({ length: options.requesters }, (_, i) => `requester-${i + 1}`);
   for (const name of [...handlerNames, 'agent-1']) await identity(name, 'service');
