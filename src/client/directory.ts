@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { Envelope } from '../protocol/envelope.js';
 import { CancelledError, TimeoutError } from '../protocol/errors.js';
-import type { PresenceInfo } from './types.js';
+import { judgePresence, orderAfter, parsePresence, type PresenceInfo, type PresenceOrder } from '../protocol/presence.js';
 import { waitFor } from './wait.js';
 
 export class Directory extends EventEmitter<{
@@ -90,14 +90,18 @@ export class Directory extends EventEmitter<{
     this.unconfirmed?.delete(clientId);
     // Presences still coming: the settling waits for them to stop, within its bound.
     if (this.settleTimer && Date.now() - this.settleStartedAt < MAX_SETTLE_IN_WINDOWS * this.settleMs) this.armSettle();
-    let info = envelope ? toPresence(envelope.payload) : undefined;
-    // An ephemeral client that is gone leaves no trace: its will reads as a cleared presence.
-    if (info?.ephemeral === true && info.status !== 'alive') info = undefined;
+    let info: PresenceInfo | undefined = envelope ? parsePresence(envelope.payload) : undefined;
     const before = this.clients.get(clientId);
-    if (info && before && isStale(info, before)) return;
+    if (info) {
+      // Presences can arrive out of order (a broker may send a retained copy after a newer live one): protocol §7.1.
+      const known = before && orderOf(before);
+      const verdict = judgePresence(info, known);
+      if (verdict === 'older') return;
+      if (verdict === 'forget') info = undefined;
+      else info.seq = orderAfter(info, known).seq;
+    }
     if (before) for (const action of allActions(before)) this.providersByAction.get(action)?.delete(clientId);
     if (info) {
-      if (before && info.status === 'dead') info.seq = Math.max(info.seq ?? 0, before.seq ?? 0);
       this.clients.set(clientId, info);
       // A starting client announces no actions; `lifecycle` is checked too, for a foreign peer that would (protocol §7.1).
       if (info.status === 'alive' && info.lifecycle !== 'starting') {
@@ -171,33 +175,11 @@ const EMPTY: ReadonlySet<string> = new Set();
 /** The settling ends at the latest this many `settleMs` windows after our own presence came back (protocol §7.2). */
 const MAX_SETTLE_IN_WINDOWS = 20;
 
-/**
- * Presences can arrive out of order (a broker may send a retained copy after a newer live
- * one), so each carries the client's start time and a counter (protocol §7.1). A Last
- * Will (`dead`) is written at connection time with an old counter and still applies.
- */
-function isStale(incoming: PresenceInfo, known: PresenceInfo): boolean {
-  if (incoming.since !== known.since) return incoming.since < known.since;
-  if (incoming.status === 'dead') return false;
-  return (incoming.seq ?? 0) <= (known.seq ?? 0);
+/** Where a presence the directory holds stands in its client's sequence (protocol §7.1). */
+function orderOf(info: PresenceInfo): PresenceOrder {
+  return { since: info.since, seq: info.seq ?? 0, instance: info.instance };
 }
 
 function allActions(info: PresenceInfo): string[] {
   return info.realtimeActions ? [...info.actions, ...info.realtimeActions] : info.actions;
-}
-
-function toPresence(payload: unknown): PresenceInfo | undefined {
-  if (typeof payload !== 'object' || payload === null) return undefined;
-  const candidate = payload as Partial<PresenceInfo>;
-  if (candidate.status !== 'alive' && candidate.status !== 'stopped' && candidate.status !== 'dead') return undefined;
-  const strings = (value: unknown) => (Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : []);
-  return {
-    ...candidate,
-    status: candidate.status,
-    actions: strings(candidate.actions),
-    realtimeActions: strings(candidate.realtimeActions),
-    targetedActions: strings(candidate.targetedActions),
-    since: typeof candidate.since === 'number' ? candidate.since : 0,
-    seq: typeof candidate.seq === 'number' ? candidate.seq : 0,
-  };
 }

@@ -140,32 +140,5 @@ export interface Subscription<T = ReceivedMessage> extends AsyncIterable<T> {
   unsubscribe(): Promise<void>;
 }
 
-/** What a client announces about itself (retained on `relais/presence/<id>`, protocol §7). */
-export interface PresenceInfo {
-  status: 'alive' | 'stopped' | 'dead';
-  actions: string[];
-  realtimeActions?: string[];
-  /** When this client instance started (epoch ms). */
-  since: number;
-  /** Counter of this instance's presence messages, to drop ones that arrive out of order. */
-  seq?: number;
-  /** Random per start: tells this instance from another client with the same id (protocol §7.5). */
-  instance?: string;
-  /** The client acknowledges commands and remembers their tokens (protocol §4.7). */
-  acks?: boolean;
-  /** A short-lived client: a presence of it that is not `alive` reads as forgotten. */
-  ephemeral?: boolean;
-  /**
-   * `"starting"` while a client with `startup: 'manual'` has not called `markReady()`; absent
-   * otherwise. Only with `status: "alive"` and no actions (protocol §7.1).
-   */
-  lifecycle?: 'starting';
-  /**
-   * Built-in actions it serves only when a command names it as target (`relais/logs/get`,
-   * protocol §11.4): apart from `actions`, so never picked for an untargeted request.
-   */
-  targetedActions?: string[];
-  /** Actions with a declared contract, and its hash (protocol §7.6); `relais/contracts/get` gives them whole. */
-  contracts?: Record<string, string>;
-  [extra: string]: unknown;
-}
+/** What a client announces about itself (retained on `relais/presence/<id>`): its shape lives with the protocol (protocol §7.1). */
+export type { PresenceInfo } from '../protocol/presence.js';

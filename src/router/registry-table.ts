@@ -5,6 +5,7 @@
  * after a newer presence never wins, and it remembers which clients changed since the last
  * notification (the coalescing of §11.3).
  */
+import { judgePresence, orderAfter, parsePresence, PRESENCE_FIELDS, type PresenceOrder } from '../protocol/presence.js';
 import type { ClientDetail, ClientDetailChanges, ClientDetailPayload, ClientListPayload, ClientStatus, ClientSummary } from '../protocol/registry.js';
 
 /** What arrived on a client's presence topic. */
@@ -18,7 +19,7 @@ export type PresenceReading =
 interface Entry {
   detail: ClientDetail;
   /** Ordering state of protocol §7.1; undefined once cleared or invalid: the next presence applies whatever it says. */
-  order: { since: number; seq: number; instance?: string } | undefined;
+  order: PresenceOrder | undefined;
   ephemeral: boolean;
 }
 
@@ -36,9 +37,6 @@ interface Presence {
   pid?: number;
   info: Record<string, unknown>;
 }
-
-/** Fields of the presence payload that the protocol defines; the rest is the client's `info`. */
-const PROTOCOL_FIELDS = new Set(['status', 'actions', 'realtimeActions', 'targetedActions', 'since', 'seq', 'instance', 'acks', 'ephemeral', 'lifecycle', 'host', 'pid']);
 
 export class ClientTable {
   private readonly entries = new Map<string, Entry>();
@@ -65,9 +63,10 @@ export class ClientTable {
     if (reading.kind !== 'presence') return this.lose(id, known, reading.kind === 'cleared' ? 'presence cleared' : `invalid presence: ${reading.reason}`, now);
     const presence = readPresence(reading.payload);
     if (!presence) return this.lose(id, known, 'invalid presence: its status is not alive, stopped or dead', now);
-    if (known?.order && isOlder(presence, known.order)) return false;
+    const verdict = judgePresence(presence, known?.order);
+    if (verdict === 'older') return false;
     // An ephemeral client that is gone leaves no trace (protocol §7.1).
-    if (presence.ephemeral && presence.status !== 'alive') return this.forget(id, known);
+    if (verdict === 'forget') return this.forget(id, known);
     const status: ClientStatus = presence.starting ? 'starting' : presence.status;
     const up = status === 'alive' || status === 'starting';
     const wasUp = known !== undefined && (known.detail.status === 'alive' || known.detail.status === 'starting') && known.detail.instance === presence.instance;
@@ -84,11 +83,7 @@ export class ClientTable {
       ...(presence.instance !== undefined && { instance: presence.instance }),
       info: presence.info,
     };
-    // A will carries seq 0 (made at connection time): keep the known counter (protocol §7.1).
-    const sameInstance = known?.order?.instance === presence.instance;
-    const seq = presence.status === 'dead' && sameInstance ? Math.max(presence.seq, known?.order?.seq ?? 0) : presence.seq;
-    const order = { since: presence.since, seq, ...(presence.instance !== undefined && { instance: presence.instance }) };
-    return this.store(id, known, { detail, order, ephemeral: presence.ephemeral });
+    return this.store(id, known, { detail, order: orderAfter(presence, known?.order), ephemeral: presence.ephemeral });
   }
 
   /** Cleared or invalid: `unknown` for a client seen before (an ephemeral one is forgotten); a clear for one never seen is nothing. */
@@ -159,38 +154,22 @@ function summaryOf(detail: ClientDetail): ClientSummary {
   };
 }
 
-/**
- * protocol §7.1 ordering: an earlier instance's presence is ignored, so is an older one of the
- * same instance; a will of the same instance always applies. A will of another instance that
- * started in the same millisecond never displaces this one: the old will must not win.
- */
-function isOlder(incoming: Presence, known: { since: number; seq: number; instance?: string }): boolean {
-  if (incoming.since !== known.since) return incoming.since < known.since;
-  const otherInstance = incoming.instance !== undefined && known.instance !== undefined && incoming.instance !== known.instance;
-  if (otherInstance) return incoming.status === 'dead';
-  if (incoming.status === 'dead') return false;
-  return incoming.seq <= known.seq;
-}
-
+/** A presence as the registry shows it: protocol §7.1's reading, and the fields it does not define as the client's `info`. */
 function readPresence(payload: unknown): Presence | undefined {
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return undefined;
-  const fields = payload as Record<string, unknown>;
-  const status = fields.status;
-  if (status !== 'alive' && status !== 'stopped' && status !== 'dead') return undefined;
-  const strings = (value: unknown) => (Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : []);
-  const info = Object.fromEntries(Object.entries(fields).filter(([key]) => !PROTOCOL_FIELDS.has(key)));
+  const read = parsePresence(payload);
+  if (!read) return undefined;
   return {
-    status,
-    since: typeof fields.since === 'number' ? fields.since : 0,
-    seq: typeof fields.seq === 'number' ? fields.seq : 0,
-    ...(typeof fields.instance === 'string' && { instance: fields.instance }),
-    ephemeral: fields.ephemeral === true,
-    starting: status === 'alive' && fields.lifecycle === 'starting',
-    actions: strings(fields.actions),
-    realtimeActions: strings(fields.realtimeActions),
-    ...(typeof fields.host === 'string' && { host: fields.host }),
-    ...(typeof fields.pid === 'number' && { pid: fields.pid }),
-    info,
+    status: read.status,
+    since: read.since,
+    seq: read.seq,
+    ...(read.instance !== undefined && { instance: read.instance }),
+    ephemeral: read.ephemeral === true,
+    starting: read.status === 'alive' && read.lifecycle === 'starting',
+    actions: read.actions,
+    realtimeActions: read.realtimeActions,
+    ...(typeof read.host === 'string' && { host: read.host }),
+    ...(typeof read.pid === 'number' && { pid: read.pid }),
+    info: Object.fromEntries(Object.entries(read).filter(([key]) => !PRESENCE_FIELDS.has(key))),
   };
 }
 
