@@ -4,6 +4,13 @@
  * of them instead of a timer per request, which the common case (an answer within a
  * millisecond) would make and clear for nothing. The sweep runs only while some request waits,
  * every quarter of the shortest wait among them.
+ *
+ * A wait ends only after what has arrived is read. A process frozen or starved wakes with its
+ * timers due before it reads its sockets (Node runs timers before I/O in a turn of its event
+ * loop): an answer that came in time may be waiting there, unread. So a wait found over is
+ * given up one turn later (setImmediate, after the I/O of the turn), unless an answer stopped
+ * it meanwhile; taking it for silence would move a command already taken elsewhere, and run it
+ * twice.
  */
 
 /** A request that waits; the clock keeps its times on it (no object made per request). */
@@ -21,11 +28,14 @@ const FASTEST_SWEEP_MS = 10;
 
 export class AckClock {
   private readonly waiting = new Set<AwaitingAck>();
+  /** Waits found over, given up at the end of this turn unless answered (or started again) meanwhile. */
+  private readonly expiring = new Set<AwaitingAck>();
   private sweep: NodeJS.Timeout | undefined;
   private period = Infinity;
 
   /** `request` waits from now for up to `wait` ms (its handler's deadline, failure-detector.ts). */
   start(request: AwaitingAck, wait: number, now = Date.now()): void {
+    this.expiring.delete(request);
     request.ackRetryAt = now + wait / 2;
     request.ackExpireAt = now + wait;
     this.waiting.add(request);
@@ -39,6 +49,7 @@ export class AckClock {
 
   stop(request: AwaitingAck): void {
     this.waiting.delete(request);
+    this.expiring.delete(request);
   }
 
   /** Retries and expiries due by `now`; the sweep stops at the first tick with nobody waiting. */
@@ -51,12 +62,20 @@ export class AckClock {
     }
     for (const request of [...this.waiting]) {
       if (now >= request.ackExpireAt) {
-        this.stop(request);
-        request.expire();
+        this.waiting.delete(request);
+        if (this.expiring.size === 0) setImmediate(() => this.giveUp());
+        this.expiring.add(request);
       } else if (now >= request.ackRetryAt) {
         request.ackRetryAt = Infinity; // once
         request.retry();
       }
     }
+  }
+
+  /** After the I/O of the turn: the waits over that no answer stopped. */
+  private giveUp(): void {
+    const over = [...this.expiring];
+    this.expiring.clear();
+    for (const request of over) request.expire();
   }
 }
