@@ -74,7 +74,7 @@ export function deliver(parts: ClientParts, message: { topic: string; payload: B
   switch (route.to) {
     case 'requester': {
       const result = decoded();
-      if (result.ok && result.envelope.type === 'response') parts.requester.onResponse(result.envelope);
+      if (result.ok && result.envelope.type === 'response') parts.requester.onResponse(result.envelope, message.lane);
       else if (!result.ok) options.logger.warn({ topic, err: result.error.message }, 'invalid response');
       break;
     }

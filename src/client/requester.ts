@@ -1,10 +1,13 @@
 /**
  * The requesting side (protocol §4): checks a request before anything is sent, keeps the
- * table of pending requests (each a `PendingRequest`), and tells them what concerns them:
- * responses, presence changes, the directory settling, the connection dropping and coming back.
+ * table of pending requests (each a `PendingRequest`, the shell of a `RequestLifecycle`) and
+ * tells them what concerns them: responses, presence changes, the directory settling, the
+ * connection dropping and coming back.
  */
 import { EVERYONE, type Envelope } from '../protocol/envelope.js';
 import { CancelledError, NoHandlerError, NotSentError, TimeoutError } from '../protocol/errors.js';
+import type { PresenceInfo } from '../protocol/presence.js';
+import type { Lane, RequestWorld, Step } from '../protocol/request-lifecycle.js';
 import { checkClientId, checkPath, responseTopic } from '../protocol/topics.js';
 import { AckClock } from './ack-clock.js';
 import { AsyncQueue } from './async-queue.js';
@@ -13,71 +16,50 @@ import { FailureDetector } from './failure-detector.js';
 import { HandlerChoice } from './handler-choice.js';
 import { NagleWatch } from './nagle-watch.js';
 import { checkTimeout, type ResolvedOptions } from './options.js';
-import { PendingRequest } from './pending-request.js';
+import { PendingRequest, type RequestSurroundings, type StepSink } from './pending-request.js';
 import { newToken } from './tokens.js';
-import type { RequestServices, StepSink } from './request-services.js';
 import type { Transport } from './transport.js';
-import type { Lane, RequestOptions, Step } from './types.js';
+import type { RequestOptions } from './types.js';
 
 export class Requester {
   private readonly pending = new Map<string, PendingRequest>();
   /** `true` once subscribed, the pending SUBACK before. */
   private readonly responseSubscriptions: Record<Lane, Map<string, true | Promise<void>>> = { main: new Map(), realtime: new Map() };
-  private readonly detector: FailureDetector;
-  private readonly choice: HandlerChoice;
-  private readonly services: RequestServices;
-  private readonly nagle: NagleWatch;
+  private readonly surroundings: RequestSurroundings;
 
   constructor(
     private readonly options: ResolvedOptions,
     private readonly transport: Transport,
     private readonly directory: Directory,
   ) {
-    this.detector = new FailureDetector((handler) => directory.get(handler));
-    this.choice = new HandlerChoice(directory, this.detector);
-    this.nagle = new NagleWatch((message) => options.logger.warn({ broker: transport.brokerLabel }, message));
-    this.services = {
-      options,
+    const detector = new FailureDetector((handler) => directory.get(handler));
+    this.surroundings = {
+      world: new DirectoryWorld(options, directory, new HandlerChoice(directory, detector), detector, this.pending),
       transport,
-      directory,
-      pick: (action, exclude, unsuspectedOnly) => this.choice.pick(action, () => this.loadByHandler(), exclude, unsuspectedOnly),
-      ackDeadline: (handler, ackTimeout, misses) => this.detector.deadline(handler, ackTimeout, misses),
-      suspect: (handler, ackTimeout, waited) => {
-        if (this.detector.missed(handler, ackTimeout, Date.now())) {
-          options.logger.info({ handler, waitedMs: Math.round(waited) }, `handler ${handler} gave no answer within ${Math.round(waited)} ms: suspected (busy, stopped or unreachable); requests go to other providers while there are, else wait for it`);
-        }
-      },
-      answered: (handler, rtt) => this.detector.answered(handler, rtt),
-      ended: (request) => this.pending.delete(request.token),
-      steps: (previous, next) => this.nagle.steps(previous, next),
       ackClock: new AckClock(),
+      detector,
+      nagle: new NagleWatch((message) => options.logger.warn({ broker: transport.brokerLabel }, message)),
+      logger: options.logger,
+      pending: this.pending,
     };
     directory.on('gone', (clientId, info) => {
-      for (const request of [...this.pending.values()]) request.onGone(clientId, info);
+      const now = Date.now();
+      for (const request of [...this.pending.values()]) request.lifecycle.presenceGone(clientId, info, now);
     });
     directory.on('change', (clientId, info) => {
-      this.detector.presenceChanged(clientId, info);
+      detector.presenceChanged(clientId, info);
       if (info?.status !== 'alive') return;
-      for (const request of [...this.pending.values()]) request.onBack(clientId, info);
+      const now = Date.now();
+      for (const request of [...this.pending.values()]) request.lifecycle.presenceBack(clientId, info, now);
     });
     directory.on('settled', () => {
-      for (const request of [...this.pending.values()]) {
-        request.onDirectorySettled(() => this.missingHandler(request.action, request.assignee));
-      }
+      const now = Date.now();
+      for (const request of [...this.pending.values()]) request.lifecycle.directorySettled(now);
     });
   }
 
   get inFlight(): number {
     return this.pending.size;
-  }
-
-  /** Requests pending per handler, derived from the table: the choice of the least busy needs it. */
-  private loadByHandler(): Map<string, number> {
-    const load = new Map<string, number>();
-    for (const request of this.pending.values()) {
-      if (request.assignee !== undefined) load.set(request.assignee, (load.get(request.assignee) ?? 0) + 1);
-    }
-    return load;
   }
 
   /** Resolves with the final response's payload; rejects with a typed error. */
@@ -94,15 +76,9 @@ export class Requester {
    */
   call(action: string, payload: unknown, options: RequestOptions = {}): AsyncIterableIterator<Step> {
     let request: PendingRequest | undefined;
-    const queue = new AsyncQueue<Step>(Infinity, () => request?.cancel(new CancelledError(`call to ${action} stopped by its consumer`), 'consumer stopped reading'));
-    const acceptedBy = new Set<string>();
+    const queue = new AsyncQueue<Step>(Infinity, () => request?.lifecycle.cancel(new CancelledError(`call to ${action} stopped by its consumer`), 'consumer stopped reading'));
     request = this.start(action, payload, options, {
       onStep: (step) => {
-        // A repeated acknowledgement (the answer to a command written again, protocol §4.8) says nothing new.
-        if (step.kind === 'accepted') {
-          if (acceptedBy.has(step.source)) return;
-          acceptedBy.add(step.source);
-        }
         queue.push(step);
         if (step.kind === 'final') queue.end();
       },
@@ -120,14 +96,13 @@ export class Requester {
       sink.fail(error);
       return undefined;
     }
-    this.pending.set(request.token, request);
     request.begin();
     const subscribed = this.ensureResponseSubscription(action, request.lane);
-    if (subscribed === true) request.send();
+    if (subscribed === true) request.lifecycle.subscribed();
     else {
       subscribed.then(
-        () => request.send(),
-        (error: Error) => request.fail(new NotSentError(`request to ${action} not sent: subscribing to its responses failed: ${error.message}`, { cause: error })),
+        () => request.lifecycle.subscribed(),
+        (error: Error) => request.lifecycle.fail(new NotSentError(`request to ${action} not sent: subscribing to its responses failed: ${error.message}`, { cause: error })),
       );
     }
     return request;
@@ -149,41 +124,19 @@ export class Requester {
     if (typeof token !== 'string' || token.length === 0 || token.length > 256) throw new TypeError('token must be a string of 1 to 256 characters');
     // Two pending requests with one token would each take the other's responses.
     if (this.pending.has(token)) throw new TypeError(`token ${token} is already used by a pending request; tokens must be unique`);
-    const checkHandlers = options.checkHandlers ?? this.options.checkHandlers;
-    const request = new PendingRequest(
-      this.services,
-      {
-        action,
-        payload,
-        token,
-        priority: options.priority ?? 'normal',
-        lane: this.transport.laneOf(options.priority),
-        timeout,
-        ackTimeout,
-        target,
-        signal: options.signal,
-        awaitingDirectory: false,
-        onBehalfOf: options.onBehalfOf,
-      },
-      sink,
-    );
-    const missing = checkHandlers ? this.missingHandler(action, request.assignee) : undefined;
-    // Once settled the directory is trusted; while it loads the command goes anyway, judged at settle time.
-    if (missing && this.directory.settled) throw missing;
-    request.awaitingDirectory = missing !== undefined;
-    request.encodeCommand();
-    return request;
-  }
-
-  private missingHandler(action: string, target: string | undefined): NoHandlerError | undefined {
-    if (target !== undefined) {
-      if (this.directory.serves(target, action)) return undefined;
-      const info = this.directory.get(target);
-      const why = !info ? 'is not connected' : info.status !== 'alive' ? `is ${info.status}` : `does not serve it (serves: ${info.actions.join(', ') || 'nothing'})`;
-      return new NoHandlerError(`no handler for ${action}: target ${target} ${why}`);
-    }
-    if (this.directory.providers(action).size > 0) return undefined;
-    return new NoHandlerError(`no connected client serves ${action}`);
+    const plan = {
+      action,
+      payload,
+      token,
+      priority: options.priority ?? 'normal',
+      lane: this.transport.laneOf(options.priority),
+      timeout,
+      ackTimeout,
+      target,
+      checkHandlers: options.checkHandlers ?? this.options.checkHandlers,
+      onBehalfOf: options.onBehalfOf,
+    };
+    return new PendingRequest(this.surroundings, plan, sink, options.signal);
   }
 
   /** True when already subscribed (the hot path stays synchronous), else the pending SUBACK. */
@@ -204,18 +157,18 @@ export class Requester {
     return subscribing;
   }
 
-  /** A response arrived on `<action>/response/<me>`. protocol §4.3 */
-  onResponse(envelope: Envelope): void {
+  /** A response arrived on `<action>/response/<me>`, on the connection of `lane`. protocol §4.3 */
+  onResponse(envelope: Envelope, lane: Lane): void {
     const request = envelope.token === undefined ? undefined : this.pending.get(envelope.token);
     if (!request) {
       this.options.logger.debug({ token: envelope.token, source: envelope.source }, 'response for no pending request (late, or answered already)');
       return;
     }
-    request.onResponse(envelope);
+    request.onResponse(envelope, lane);
   }
 
   onDisconnected(lane: Lane): void {
-    for (const request of this.pending.values()) if (request.lane === lane) request.onDisconnected();
+    for (const request of this.pending.values()) if (request.lane === lane) request.lifecycle.disconnected();
   }
 
   /** A lane is back: once its response subscriptions are made again, what may have been lost is sent again. */
@@ -223,7 +176,7 @@ export class Requester {
     for (const request of [...this.pending.values()]) {
       if (request.lane !== lane) continue;
       this.transport.subscribe(responseTopic(request.action, this.options.id), lane).then(
-        () => request.onReconnected(),
+        () => request.lifecycle.reconnected(),
         () => {}, // closing, or refused: the request's own timer ends it
       );
     }
@@ -231,7 +184,68 @@ export class Requester {
 
   /** Fails every pending request (the client is closing), each with its own error: callers restack theirs. */
   failAll(makeError: () => Error): void {
-    for (const request of [...this.pending.values()]) request.fail(makeError());
+    for (const request of [...this.pending.values()]) request.lifecycle.fail(makeError());
+  }
+}
+
+/** What a request reads of this client (protocol/request-lifecycle.ts `RequestWorld`): its directory, the choice of a handler, the waits. */
+class DirectoryWorld implements RequestWorld {
+  readonly self: string;
+  readonly maxMessageBytes: number;
+  readonly reconnectGrace: number;
+
+  constructor(
+    options: ResolvedOptions,
+    private readonly directory: Directory,
+    private readonly choice: HandlerChoice,
+    private readonly detector: FailureDetector,
+    private readonly pending: ReadonlyMap<string, PendingRequest>,
+  ) {
+    this.self = options.id;
+    this.maxMessageBytes = options.maxMessageBytes;
+    this.reconnectGrace = options.reconnectGrace;
+  }
+
+  get directorySettled(): boolean {
+    return this.directory.settled;
+  }
+
+  presence(handler: string): PresenceInfo | undefined {
+    return this.directory.get(handler);
+  }
+
+  hasProvider(action: string): boolean {
+    return this.directory.providers(action).size > 0;
+  }
+
+  pick(action: string, exclude: ReadonlySet<string> | undefined, unsuspectedOnly?: boolean): string | undefined {
+    return this.choice.pick(action, () => this.loadByHandler(), exclude, unsuspectedOnly);
+  }
+
+  ackDeadline(handler: string, ackTimeout: number, misses?: number): number {
+    return this.detector.deadline(handler, ackTimeout, misses);
+  }
+
+  /** protocol §7.3: a target absent, not alive or not serving the action; or nobody announcing it. */
+  missing(action: string, target: string | undefined): NoHandlerError | undefined {
+    if (target !== undefined) {
+      if (this.directory.serves(target, action)) return undefined;
+      const info = this.directory.get(target);
+      const why = !info ? 'is not connected' : info.status !== 'alive' ? `is ${info.status}` : `does not serve it (serves: ${info.actions.join(', ') || 'nothing'})`;
+      return new NoHandlerError(`no handler for ${action}: target ${target} ${why}`);
+    }
+    if (this.directory.providers(action).size > 0) return undefined;
+    return new NoHandlerError(`no connected client serves ${action}`);
+  }
+
+  /** Requests pending per handler, derived from the table: the choice of the least busy needs it. */
+  private loadByHandler(): Map<string, number> {
+    const load = new Map<string, number>();
+    for (const request of this.pending.values()) {
+      const assignee = request.assignee;
+      if (assignee !== undefined) load.set(assignee, (load.get(assignee) ?? 0) + 1);
+    }
+    return load;
   }
 }
 

@@ -5,13 +5,14 @@
  */
 import type { ZodType } from 'zod';
 import type { Envelope, Priority } from '../protocol/envelope.js';
+import type { Lane } from '../protocol/request-lifecycle.js';
 import type { PublicSigningKey } from '../protocol/signature.js';
 
 export type { Envelope, Priority, PublicSigningKey };
 export type * from './connect-options.js';
 
-/** Which MQTT connection carries a subscription or a message (protocol §6). */
-export type Lane = 'main' | 'realtime';
+/** Which MQTT connection carries a subscription or a message (protocol §6.2). */
+export type { Lane };
 
 export interface SendOptions {
   priority?: Priority;
@@ -45,14 +46,8 @@ export interface RequestOptions extends SendOptions {
   onBehalfOf?: string;
 }
 
-/**
- * One step of a streamed call: `accepted` (the handler `source` took the command; protocol
- * §4.7), then progress responses, then the final one.
- */
-export type Step =
-  | { kind: 'accepted'; progress?: number; source: string; token: string }
-  | { kind: 'progress'; progress?: number; payload: unknown; source: string; token: string }
-  | { kind: 'final'; payload: unknown; code: number; source: string; token: string };
+/** One step of a streamed call: `accepted`, progress, final (protocol §4.3, §4.7). */
+export type { Step } from '../protocol/request-lifecycle.js';
 
 export interface HandlerContext {
   readonly action: string;

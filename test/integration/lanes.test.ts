@@ -51,4 +51,25 @@ describe('lanes', { timeout: 30_000 }, () => {
     assert.deepEqual(await answer, { priority: 'realtime' });
     assert.deepEqual(seen.filter((line) => line.startsWith(client.id)).slice(0, 2), [`${client.id} demo/lane/alarm/notification`, `${client.id} demo/lane/request/${server.id}`], 'both left on the main connection');
   });
+
+  it('call - a client that made requests of both priorities on an action yields each step of a call once (its answers come on both connections)', async () => {
+    const server = await join(uniqueId('server'));
+    await server.handle('demo/steps', async (_payload, ctx) => {
+      // Steps apart in time, as a handler at work sends them: each one arrives before the final.
+      for (const fraction of [0.25, 0.5, 0.75]) {
+        ctx.progress(fraction, { fraction });
+        await delay(20);
+      }
+      return 'done';
+    });
+    const client = await join(uniqueId('client'));
+    await client.waitForHandler('demo/steps');
+    // Subscribed to the action's answers on the real-time lane, then on the main one.
+    assert.equal(await client.request('demo/steps', {}, { priority: 'realtime' }), 'done');
+    for (const priority of ['normal', 'realtime'] as const) {
+      const steps: string[] = [];
+      for await (const step of client.call('demo/steps', {}, { priority })) steps.push(step.kind === 'progress' ? `progress ${step.progress}` : step.kind);
+      assert.deepEqual(steps.filter((step) => step !== 'accepted'), ['progress 0.25', 'progress 0.5', 'progress 0.75', 'final'], `${priority} call`);
+    }
+  });
 });

@@ -72,7 +72,7 @@ function world(providers: 1 | 2) {
       : kind === 'progress' ? { final: false, payload: { step: 1 }, progress: 0.5 }
       : kind === 'final' ? { final: true, code: 0, payload: { done: source } }
       : { final: true, accepted: false, code: 6, payload: null, error: { name: 'TimeoutError', message: 'arrived after its acceptance deadline' } };
-    requester.onResponse({ ...base, ...body } as unknown as Envelope);
+    requester.onResponse({ ...base, ...body } as unknown as Envelope, 'main');
   };
   return { requester, written, presence, answer };
 }
