@@ -28,12 +28,7 @@ import { describeFault, planFaults, scheduleDigest } from './schedule.js';
 const KNOWN_TO_NEED: { historyComplete?: string; executedOnce: KnownDoubleRuns } = {
   historyComplete:
     'the complete-history work: rows a full disk refused stored once it has room (today the recorder drops them), and what clients publish while `relais start` restarts, before its router has subscribed, kept for the router (today lost)',
-  executedOnce: {
-    sentToAll:
-      'a requester that knows no provider yet (just connected, or the broker restarted and the presences are not back) sends an untargeted command, which every handler runs (protocol §4.6): it should wait for a provider within its time-out instead',
-    movedAfterAck:
-      'failure detection that reads what has arrived before it declares an acknowledgement missing: a requester frozen or starved (relais-web inside a frozen relais start) fires its acknowledgement timer on waking, before it reads the acknowledgement waiting for it, and moves the request to another handler (protocol §4.7)',
-  },
+  executedOnce: {},
 };
 
 const started = Date.now();

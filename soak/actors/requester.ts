@@ -104,7 +104,7 @@ async function historyLoop(): Promise<void> {
   }
 }
 
-// As an application does (README): a request sent before the directory knows a provider goes to every handler (protocol §4.6).
+// As an application does (README): a request sent before a provider is known waits for one within its own time-out (protocol §4.6).
 await bus.waitForHandler('soak/work', { timeout: 120_000 });
 const loops = [...Array.from({ length: settings.concurrency }, requestLoop), noteLoop(), historyLoop()];
 onStop(bus, async () => {

@@ -65,8 +65,9 @@ export interface ConnectOptions {
   checkHandlers?: boolean;
   /**
    * How long after (re)connecting the directory of handlers is taken as complete, in ms. Before,
-   * a request for an action nobody announces is sent anyway and fails with NoHandlerError only at
-   * this point (some brokers, Aedes among them, deliver retained presences late). Default 500.
+   * a request for an action nobody announces waits for a provider, and fails with NoHandlerError
+   * only at this point (some brokers, Aedes among them, deliver retained presences late;
+   * protocol §7.2). Default 500.
    */
   directorySettle?: number;
   /** Where the library logs (bad input, dropped messages, reconnects). Default: pino to stderr at `RELAIS_LOG_LEVEL` or `warn`. */
