@@ -1,12 +1,16 @@
 /**
  * `bus.events({ since })`: the router's event stream as one async iterator that survives lost
- * connections (protocol §11.8). Live events come pushed; whatever was missed (a gap in the
- * cursors, a reconnection) is replayed from the router first, so each event is yielded once,
- * in cursor order.
+ * connections (protocol §11.8). The shell of an `EventCursor` (protocol/event-cursor.ts, where
+ * the rules of resuming, replaying and gaps live): it subscribes to the live batches, asks the
+ * router what the cursor wants, waits, and yields.
  */
+import { EventCursor, type EventGap } from '../protocol/event-cursor.js';
 import { EVENTS_ACTION, EVENTS_CATEGORY, type BusEvent, type EventsPage } from '../protocol/events.js';
 import { notificationTopic } from '../protocol/topics.js';
-import type { Bus } from './bus.js';
+import type { ReceivedMessage, RequestOptions } from './types.js';
+import { arm } from './wait.js';
+
+export type { EventGap };
 
 export interface EventsOptions {
   /** Yield the events after this cursor (first those stored, then live ones); absent: from now on. */
@@ -15,99 +19,66 @@ export interface EventsOptions {
   signal?: AbortSignal;
 }
 
-/** Yielded when retention removed events before this consumer could read them. */
-export interface EventGap {
-  type: 'gap';
-  /** How many events were lost to retention. */
-  missed: number;
-  /** The cursor after which they were. */
-  after: number;
+/** What the feed needs of a connected client: the Bus has it. */
+export interface EventFeedClient {
+  subscribe(filter: string, callback: (message: ReceivedMessage) => void): Promise<{ unsubscribe(): Promise<void> }>;
+  request(action: string, payload: unknown, options?: RequestOptions): Promise<unknown>;
+  on(event: 'online', listener: () => void): unknown;
+  off(event: 'online', listener: () => void): unknown;
+  readonly logger: { debug(fields: object, message: string): void };
 }
 
-/** Live events held while catching up; beyond, they are dropped and replayed from the router. */
-const MAX_INBOX = 10_000;
-const PAGE = 1000;
 /** Pause between attempts while the router does not answer. */
 const RETRY_MS = 1000;
 
-export async function* eventFeed(bus: Bus, options: EventsOptions = {}): AsyncGenerator<BusEvent | EventGap> {
+export async function* eventFeed(client: EventFeedClient, options: EventsOptions = {}): AsyncGenerator<BusEvent | EventGap> {
   const { signal } = options;
-  let inbox: BusEvent[] = [];
+  const cursor = new EventCursor(options.since);
   let wake: (() => void) | undefined;
-  let resync = true;
   const poke = () => wake?.();
-  const subscription = await bus.subscribe(notificationTopic(EVENTS_CATEGORY), (message) => {
+  const subscription = await client.subscribe(notificationTopic(EVENTS_CATEGORY), (message) => {
     const events = (message.envelope.payload as { events?: BusEvent[] } | null)?.events;
     if (!Array.isArray(events)) return;
-    if (inbox.length + events.length > MAX_INBOX) {
-      inbox = []; // replayed from the router instead
-      resync = true;
-    } else inbox.push(...events);
+    cursor.pushed(events);
     poke();
   });
   const onOnline = () => {
-    resync = true; // what was pushed while we were away is in the router, not in our inbox
+    cursor.reconnected();
     poke();
   };
-  bus.on('online', onOnline);
+  client.on('online', onOnline);
   signal?.addEventListener('abort', poke);
-  let cursor = options.since;
   try {
     while (!signal?.aborted) {
-      if (resync) {
-        resync = false;
+      const ask = cursor.ask();
+      if (ask) {
+        let page: EventsPage;
         try {
-          if (cursor === undefined) cursor = ((await bus.request(EVENTS_ACTION, { limit: 1 }, { ...(signal && { signal }) })) as EventsPage).latest;
-          else {
-            for (let more = true; more; ) {
-              const page = (await bus.request(EVENTS_ACTION, { since: cursor, limit: PAGE }, { ...(signal && { signal }) })) as EventsPage;
-              if (page.missed) yield { type: 'gap', missed: page.missed, after: cursor };
-              for (const event of page.events) {
-                yield event;
-                cursor = event.cursor;
-              }
-              if (page.missed && page.events.length === 0) cursor = page.latest;
-              more = page.more;
-            }
-          }
+          page = (await client.request(EVENTS_ACTION, ask, { ...(signal && { signal }) })) as EventsPage;
         } catch (error) {
           if (signal?.aborted) return;
-          bus.logger.debug({ err: (error as Error).message }, 'events: the router did not answer; trying again');
-          resync = true;
+          client.logger.debug({ err: (error as Error).message }, 'events: the router did not answer; trying again');
+          cursor.failed();
           await pause(RETRY_MS, signal);
           continue;
         }
+        yield* cursor.answered(page);
+        continue;
       }
-      const batch = inbox;
-      inbox = [];
-      for (let i = 0; i < batch.length; i += 1) {
-        const event = batch[i]!;
-        if (event.cursor <= cursor!) continue; // already yielded by a replay
-        if (event.cursor > cursor! + 1) {
-          // A gap: replay from the router, which has these too.
-          resync = true;
-          break;
-        }
-        yield event;
-        cursor = event.cursor;
-      }
-      if (!resync && inbox.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+      yield* cursor.live();
+      if (cursor.idle) await new Promise<void>((resolve) => (wake = resolve));
     }
   } finally {
-    bus.off('online', onOnline);
+    client.off('online', onOnline);
     signal?.removeEventListener('abort', poke);
     await subscription.unsubscribe();
   }
 }
 
+/** Resolves after `ms`, or at once when `signal` aborts. */
 function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
+    if (signal?.aborted) return resolve();
+    arm({ timeout: ms, onTimeout: resolve, ...(signal && { signal }), onAbort: resolve });
   });
 }
