@@ -11,8 +11,17 @@ export const PROTOCOL_VERSION = 1;
 export const MESSAGE_TYPES = ['command', 'response', 'notification', 'log', 'cancel'] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
+/** Highest first: the order queued messages leave in (protocol §6.1). */
 export const PRIORITIES = ['realtime', 'high', 'normal', 'low'] as const;
 export type Priority = (typeof PRIORITIES)[number];
+
+/** `normal` unless told otherwise (protocol §6.1). */
+export const DEFAULT_PRIORITY: Priority = 'normal';
+
+/** The priority `value` names, or the default when it names none (a field read from an unchecked message). */
+export function priorityOf(value: unknown): Priority {
+  return PRIORITIES.includes(value as Priority) ? (value as Priority) : DEFAULT_PRIORITY;
+}
 
 /** Destination meaning "every client". */
 export const EVERYONE = '*';

@@ -10,6 +10,11 @@ export const RESERVED_SEGMENTS = ['request', 'response', 'notification', 'cancel
 export const SYSTEM_ROOT = 'relais';
 const PRESENCE_PREFIX = `${SYSTEM_ROOT}/presence/`;
 
+/** An action of Relais itself (the router's and the library's own services, under `relais/`): the history does not record it (protocol §11.1). */
+export function isSystemAction(action: string): boolean {
+  return action.startsWith(`${SYSTEM_ROOT}/`);
+}
+
 export type ParsedTopic =
   | { kind: 'request'; action: string; target?: string }
   | { kind: 'response'; action: string; requester: string }
