@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CONTRACTS_ACTION, InvalidMessageError, type ContractsAnswer } from '../../src/index.js';
 import { DISK_ACTIONS } from '../../src/agent/disks.js';
-import { COMMAND_ACTIONS } from '../../src/agent/command.js';
+import { REMOTE_COMMAND_ACTIONS } from '../../src/agent/remote-commands.js';
 import { startAgentKit, tempDir, type AgentKit } from './agent-kit.js';
 
 describe('agent contracts', { timeout: 60_000 }, () => {
@@ -29,7 +29,7 @@ describe('agent contracts', { timeout: 60_000 }, () => {
 
   it('contracts - every catalogue and command action announces its schemas (seed 001 shapes)', async () => {
     const { actions } = await env.caller.request<ContractsAnswer>(CONTRACTS_ACTION, {}, { target: env.agent.bus.id, timeout: 5000 });
-    for (const action of [...Object.values(DISK_ACTIONS), ...Object.values(COMMAND_ACTIONS)]) assert.ok(actions[action]?.output, `${action} has a declared result`);
+    for (const action of [...Object.values(DISK_ACTIONS), ...Object.values(REMOTE_COMMAND_ACTIONS)]) assert.ok(actions[action]?.output, `${action} has a declared result`);
     assert.deepEqual((actions[DISK_ACTIONS.copyFile]!.input as { required: string[] }).required, ['source_disk', 'filepath', 'target_disk']);
     assert.deepEqual(Object.keys((actions[DISK_ACTIONS.footprint]!.output as { properties: object }).properties), ['footprint']);
   });
