@@ -94,11 +94,6 @@ export async function issueCertificate(ca: PemPair, request: LeafRequest): Promi
   return { cert: pem, key: await privateKeyPem(keys.privateKey), fingerprint: node.fingerprint256, serial: node.serialNumber, notAfter: new Date(node.validTo) };
 }
 
-/** The SHA-256 fingerprint (`AB:CD:…`) of a PEM certificate. */
-export function certificateFingerprint(pem: string): string {
-  return new NodeCertificate(pem).fingerprint256;
-}
-
 function period(validity: Validity, defaultDays: number): { notBefore: Date; notAfter: Date } {
   const notBefore = validity.notBefore ?? new Date(Date.now() - 60_000);
   const notAfter = validity.notAfter ?? new Date(notBefore.getTime() + (validity.days ?? defaultDays) * DAY_MS);

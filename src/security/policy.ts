@@ -161,7 +161,7 @@ export interface Decision {
   rule: string;
 }
 
-/** The built-in rules, in the order they are checked. Each only denies; see docs/security-policy-draft.md. */
+/** The built-in rules, in the order they are checked. Each only denies (docs/security.md, "Built-in rules"). */
 export const BUILTIN_RULES = {
   anonymous: 'an identity is required',
   'invalid-topic': 'a topic name or filter brokers refuse (protocol §2.1)',
