@@ -1,5 +1,5 @@
 /**
- * Remote commands with live output (seed 002 COMMAND, seed 000's 'terminal'; docs/agent.md):
+ * Remote commands with live output (Gorgone's COMMAND; docs/agent.md "Remote commands"):
  * `system/command/run` runs one allowed command, `system/command/batch` several in order as
  * Gorgone does (`[{command, timeout, continue_on_error}]`). Output lines are progress steps;
  * the final answer carries the exit code, the duration and the tail of the output.

@@ -1,5 +1,5 @@
 /**
- * Enforcement in the embedded broker (issue 7 §2-§4, docs/security.md "Identities and
+ * Enforcement in the embedded broker (docs/security.md "Identities and
  * enforcement"): Aedes's hooks call the identity store, through the Authenticator, and the
  * pure `decide()`.
  *

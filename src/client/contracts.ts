@@ -1,5 +1,5 @@
 /**
- * Typed contracts (issue 8 §7, protocol §7.6): a handler may declare the zod schemas of its
+ * Typed contracts (protocol §7.6): a handler may declare the zod schemas of its
  * payload and of its result. Payloads are validated before the handler runs (code 2 naming the
  * field); results are checked unless NODE_ENV is `production`. Each contract is announced in
  * presence by a hash, and served whole, as JSON Schema, by `relais/contracts/get`.

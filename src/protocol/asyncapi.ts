@@ -1,6 +1,6 @@
 /**
- * An AsyncAPI 3.0 document of the actions served on the bus and their contracts (issue 8 §7,
- * protocol §7.6): per action, the command channel `<action>/request`, the targeted one
+ * An AsyncAPI 3.0 document of the actions served on the bus and their contracts
+ * (protocol §7.6): per action, the command channel `<action>/request`, the targeted one
  * `<action>/request/{target}`, and the reply channel `<action>/response/{requester}`; the
  * message payloads are Relais envelopes (protocol §3) whose `payload` is the declared schema.
  */

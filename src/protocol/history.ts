@@ -88,7 +88,7 @@ export interface HistoryRow extends Omit<HistoryRowInput, 'digest'> {
 const text = z.string().min(1).max(1024);
 const time = z.number().int().nonnegative();
 
-/** A history query (GETLOG): every field given is ANDed, as in seed 002. */
+/** A history query (protocol §11.2; Gorgone's GETLOG): every field given is ANDed. */
 export const historyQuerySchema = z
   .object({
     token: text.optional(),

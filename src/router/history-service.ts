@@ -1,5 +1,5 @@
 /**
- * The history as bus actions (protocol §11.2): get (seed 002's GETLOG), put (PUTLOG) and
+ * The history as bus actions (protocol §11.2): get (Gorgone's GETLOG), put (PUTLOG) and
  * follow (one request's lifecycle replayed from the history, then live until its end).
  */
 import { z } from 'zod';

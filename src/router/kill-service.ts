@@ -1,5 +1,5 @@
 /**
- * Kill (seed 002's KILL), relayed by the router (protocol §11.5): an allowed client cancels a
+ * Kill (Gorgone's KILL), relayed by the router (protocol §11.5): an allowed client cancels a
  * running request by its token alone, even one whose requester has gone away. The router finds
  * the request in the history, sends the cancel to its handler on the requester's behalf, and
  * answers what happened: killed only once the handler's code-5 answer (or its disappearance)

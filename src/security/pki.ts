@@ -1,6 +1,6 @@
 /**
- * A small certificate authority for `relais init` and `relais identity add --cert` (issue 7 §1,
- * docs/security.md "Certificates"): ECDSA P-256 keys and X.509 certificates made with
+ * A small certificate authority for `relais init` and `relais identity add --cert`
+ * (docs/security.md "Certificates"): ECDSA P-256 keys and X.509 certificates made with
  * @peculiar/x509 on Node's WebCrypto, never by shelling out to openssl. P-256 because every TLS
  * 1.3 stack speaks it (Node, OpenSSL under Mosquitto, browsers).
  */

@@ -1,5 +1,5 @@
 /**
- * Typed contracts (issue 8 §7, protocol §7.6): payloads checked before the handler runs,
+ * Typed contracts (protocol §7.6): payloads checked before the handler runs,
  * results checked in development, contracts announced in presence and served whole; the CLI
  * prints them and writes an AsyncAPI 3 document that a real AsyncAPI parser accepts.
  */
