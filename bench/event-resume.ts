@@ -1,5 +1,5 @@
 /**
- * Event resume after N missed events (issue 6): a consumer that was away while N events were
+ * Event resume after N missed events (protocol §11.8): a consumer that was away while N events were
  * stored catches up from its last cursor with bus.events({ since }). Embedded broker and router
  * in this process (the router on the in-memory stream), publisher and consumer over TCP.
  *   npm run build && node --import tsx bench/event-resume.ts [N]

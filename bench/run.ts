@@ -14,11 +14,11 @@
  *   npm run bench -- --peers            # the four scenarios, then the peers comparison (~4.5 min more)
  *   npm run bench -- --only peers       # the peers comparison alone (~4.5 min; with --quick ~1.5 min)
  *   npm run bench -- --only peers --peers-filter relais,nats   # only contenders whose id contains one of these
- *   npm run bench -- --only router      # the router (issue 6): SQLite rows/s, rows lost, cost on the request path (~1.5 min on a quiet machine, ~3 on a busy one; --quick ~1 min)
+ *   npm run bench -- --only router      # the router (protocol §11): SQLite rows/s, rows lost, cost on the request path (~1.5 min on a quiet machine, ~3 on a busy one; --quick ~1 min)
  *   npm run bench -- --router           # the default scenarios, then the router one
- *   npm run bench -- --only transfer    # the agent (issue 8): file transfer MB/s against cp and raw MQTT.js chunks, relais exec output latency (~30 s; --quick: 64 MB)
- *   npm run bench -- --only signing     # signed envelopes (issue 7 §5): µs per sign / verify, requests signed vs not (~1.5 min; --quick ~40 s)
- *   npm run bench -- --only security    # issue 7: the checks' cost (security on / off) and the slow-consumer fault (~2 min; --quick ~1 min)
+ *   npm run bench -- --only transfer    # the agent (docs/agent.md): file transfer MB/s against cp and raw MQTT.js chunks, relais exec output latency (~30 s; --quick: 64 MB)
+ *   npm run bench -- --only signing     # signed envelopes (protocol §12): µs per sign / verify, requests signed vs not (~1.5 min; --quick ~40 s)
+ *   npm run bench -- --only security    # security (docs/security.md): the checks' cost (security on / off) and the slow-consumer fault (~2 min; --quick ~1 min)
  *
  * The router scenario runs `relais start` with and without its router and, unless --broker aedes,
  * Mosquitto with and without a `relais router` process (bench/scenarios/router.ts).
@@ -312,22 +312,22 @@ if (results.peers) {
 }
 if (results.router) {
   const setup = 'requester, handler and broker each in its own process (relais start: broker and router in one process); everything on 127.0.0.1 (TCP); the store alone in the benchmark process';
-  process.stdout.write(`## Router (issue 6)${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- better-sqlite3 ${packageVersion('better-sqlite3')}; wall time of the router scenario: ${routerSeconds.toFixed(0)} s\n\n`);
+  process.stdout.write(`## Router${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- better-sqlite3 ${packageVersion('better-sqlite3')}; wall time of the router scenario: ${routerSeconds.toFixed(0)} s\n\n`);
   for (const table of routerTables(results.router)) process.stdout.write(`${renderTable(table)}\n`);
 }
 if (results.signing) {
   const setup = 'requester, handler and broker each in its own process; everything on 127.0.0.1 (TCP); the micro loops in the benchmark process (src/ through tsx)';
-  process.stdout.write(`## Signed envelopes (issue 7 §5)${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- wall time of the signing scenario: ${signingSeconds.toFixed(0)} s\n\n`);
+  process.stdout.write(`## Signed envelopes${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- wall time of the signing scenario: ${signingSeconds.toFixed(0)} s\n\n`);
   for (const table of signingTables(results.signing)) process.stdout.write(`${renderTable(table)}\n`);
 }
 if (results.security) {
   const setup = 'every client and the broker each in its own process (relais start --no-router); everything on 127.0.0.1 (TCP)';
-  process.stdout.write(`## Security (issue 7)${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- wall time of the security scenario: ${securitySeconds.toFixed(0)} s\n\n`);
+  process.stdout.write(`## Security${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- wall time of the security scenario: ${securitySeconds.toFixed(0)} s\n\n`);
   for (const table of securityTables(results.security)) process.stdout.write(`${renderTable(table)}\n`);
 }
 if (transferResult) {
   const setup = 'broker (Aedes), agent (relais agent), each sender and receiver in its own process; everything on 127.0.0.1 (TCP); files in os.tmpdir()';
-  process.stdout.write(`## Agent (issue 8)${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n\n`);
+  process.stdout.write(`## Agent${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n\n`);
   for (const table of transferTables(transferResult)) process.stdout.write(`${renderTable(table)}\n`);
 }
 log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s${failed ? ' (some scenarios FAILED, see above)' : ''}`);

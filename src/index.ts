@@ -53,7 +53,8 @@ export type { FollowOptions } from './client/follow.js';
 export type { EventsOptions, EventGap } from './client/event-feed.js';
 export { EVENTS_ACTION, EVENTS_CATEGORY, EVENT_TYPES, eventsQuerySchema, type BusEvent, type EventType, type EventsPage, type EventBatch } from './protocol/events.js';
 export type { FanOutOptions, FanOutResult, FanOutAnswer } from './client/fan-out.js';
-export { CONTRACTS_ACTION, ContractError, withContract, describeContract, type Contract, type ContractDescription } from './client/contracts.js';
+export { ContractError, withContract, describeContract, type Contract } from './client/contracts.js';
+export { CONTRACTS_ACTION, type ContractDescription, type ContractsAnswer } from './protocol/contracts.js';
 export { asyncApiDocument, type ServedContract } from './protocol/asyncapi.js';
 export { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, BROKER_LIMITS, isLoopbackHost, type EmbeddedBroker, type EmbeddedBrokerOptions, type BrokerLimits } from './broker/index.js';
 export {

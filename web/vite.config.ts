@@ -1,5 +1,5 @@
 /**
- * The page's build (issue 9): vite bundles web/ into dist/page/, which `relais start` serves
+ * The page's build (docs/web.md): vite bundles web/ into dist/page/, which `relais start` serves
  * (apart from dist/web/, where tsc puts the web server's own modules: nothing else is served).
  * No plugin: preact's JSX comes from web/tsconfig.json (`jsxImportSource`), which esbuild reads.
  */

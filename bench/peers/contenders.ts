@@ -88,7 +88,7 @@ export function processId(contender: Contender, role: 'r' | 'h'): string {
 }
 
 /**
- * The security scenario's contenders (issue 7 §3): the same Relais requester and handler
+ * The security scenario's contenders (docs/security.md "Identities and enforcement"): the same Relais requester and handler
  * processes on `relais start --no-router` with `--secure` (identities, policy, source check)
  * and without.
  */

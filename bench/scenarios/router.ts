@@ -1,5 +1,5 @@
 /**
- * Scenario "router" (issue 6): what recording the history costs, and how fast it records.
+ * Scenario "router" (protocol §11.1): what recording the history costs, and how fast it records.
  *
  * 1. The store alone, in this process: `SqliteHistoryStore.append` of realistic rows (made by
  *    the recorder's own `rowOf` from a command and a final as the library sends them), in

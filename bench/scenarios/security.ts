@@ -1,13 +1,13 @@
 /**
- * Scenario "security" (issue 7): two figures the issue sets targets for.
+ * Scenario "security" (docs/security.md): two figures with targets.
  *
- * 1. What the embedded broker's checks cost on the request path (§3: "≤ 10 % of request
- *    throughput"): the peers harness (bench/scenarios/peers.ts) with the Relais requester and
+ * 1. What the embedded broker's checks cost on the request path (target: at most
+ *    10 % of request throughput lost): the peers harness (bench/scenarios/peers.ts) with the Relais requester and
  *    handler processes on `relais start --no-router --secure` (each process its own identity and
  *    token; the default policy; the envelope source check on every PUBLISH) and on `relais start
  *    --no-router`, in interleaved rounds. No router either way: it would add its own cost.
- * 2. The slow-consumer fault (§6: "healthy clients' p99 within 20 % of the no-fault run while
- *    one subscriber is frozen"): bench/scenarios/slow-consumer.ts.
+ * 2. The slow-consumer fault (target: healthy clients' p99 within 20 % of the no-fault run
+ *    while one subscriber is frozen): bench/scenarios/slow-consumer.ts.
  */
 import { log, ms, rate, ratio, summarize, type Table } from '../lib/util.js';
 import { BROKER_LABELS, type PeerBrokerKind } from '../peers/brokers.js';

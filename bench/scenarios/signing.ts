@@ -1,5 +1,5 @@
 /**
- * Scenario "signing" (issue 7 §5, protocol §12): what signed envelopes cost.
+ * Scenario "signing" (protocol §12): what signed envelopes cost.
  *
  * 1. Per message, in this process: Ed25519 sign and verify alone (node:crypto) and the
  *    library's whole steps, `Signer.sign` (sign + append the `sig` member) and

@@ -1,5 +1,5 @@
 /**
- * Scenario "security", part 2 (issue 7 §6): a healthy Relais requester/handler pair during a
+ * Scenario "security", part 2 (docs/security.md "Bounded resources"): a healthy Relais requester/handler pair during a
  * burst, with one `#` subscriber frozen (SIGSTOP) and without. Processes: `relais start
  * --no-router` (the broker), the requester and the handler (bench/peers/relais.ts, the peers
  * harness's line protocol), a raw MQTT.js publisher of the burst and, per set-up, a raw MQTT.js

@@ -1,5 +1,5 @@
 /**
- * Agent (issue 8): file transfer throughput on loopback, in one run, against `cp` of the same
+ * Agent (docs/agent.md "File transfer"): file transfer throughput on loopback, in one run, against `cp` of the same
  * file (the floor) and the same file as raw MQTT.js chunks on the same broker (the layer
  * below); and command output latency, from a line printed on the agent to that line shown by
  * `relais exec`. Broker, agent and each client in its own process.

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { connect, type Bus, type ConnectOptions } from '../client/index.js';
 import { componentsService } from './components.js';
-import { commandService } from './command.js';
+import { remoteCommandService } from './remote-commands.js';
 import type { AgentConfig } from './config.js';
 import { disksService } from './disks.js';
 import { errorReporter, serveAction, type AgentService, type ServiceContext } from './service.js';
@@ -88,7 +88,7 @@ function makeService(name: string, config: AgentConfig, context: ServiceContext,
     case 'disks':
       return disksService(disks!, context);
     case 'command':
-      return commandService(command!, context);
+      return remoteCommandService(command!, context);
     case 'transfer':
       return transferService(transfer!, disks!, context);
     case 'benchmark':

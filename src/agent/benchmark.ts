@@ -1,5 +1,5 @@
 /**
- * `system/misc/benchmark` (seed 001 `START_BENCHMARK`): measures this host for real and
+ * `system/misc/benchmark` (PSEC's `START_BENCHMARK`, docs/agent.md "Benchmark"): measures this host for real and
  * reports `{status: "started"}`, then one progress step per module with its figures, then
  * `{status: "finished", results}`. Modules: `cpu` (SHA-256 of 64 MiB), `disk` (write with
  * fsync, then read back, of `fileBytes` on the configured disk; the read may come from the
@@ -19,7 +19,7 @@ export const BENCHMARK_ACTION = 'system/misc/benchmark';
 export const PING_ACTION = 'system/misc/benchmark/ping';
 const MODULES = ['cpu', 'disk', 'bus'] as const;
 type Module = (typeof MODULES)[number];
-// A missing payload is `{}`: every module (seed 001 sends `module: ""`).
+// A missing payload is `{}`: every module (PSEC sends `module: ""`).
 const schema = z.object({ module: z.union([z.literal(''), z.enum(MODULES)]).default('') }).default({ module: '' });
 
 const CPU_BYTES = 64 * 1024 * 1024;

@@ -1,5 +1,5 @@
 /**
- * `system/components/discover` (seed 001 `LISTE_COMPOSANTS`): what this host has that the bus
+ * `system/components/discover` (PSEC's `LISTE_COMPOSANTS`; docs/agent.md "Components"): what this host has that the bus
  * may care about, as `{ components: [{ id, label, type }] }`: the agent's disks and services,
  * and the devices it can see (block devices from /sys/block, network interfaces).
  */

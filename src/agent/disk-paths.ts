@@ -20,7 +20,7 @@ export interface Disk {
 /** Prefix of the files being written: never visible under their final name until complete. */
 export const PARTIAL_PREFIX = '.relais-partial-';
 
-/** A path refused or a file operation that failed: code 1 with the reason (seed 001 `status: error`). */
+/** A path refused or a file operation that failed: code 1 with the reason (PSEC's `status: error`; docs/agent.md "Disks catalogue"). */
 export class DiskError extends RelaisError {
   constructor(message: string, reason: string) {
     super('DISK_ERROR', message, { responseCode: ResponseCode.ERROR, details: { status: 'error', reason } });

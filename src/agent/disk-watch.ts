@@ -1,5 +1,5 @@
 /**
- * `system/disk/new_file/notification` (seed 001 `TypeEvenement.FICHIER`): a file that appears
+ * `system/disk/new_file/notification` (PSEC's `TypeEvenement.FICHIER`; docs/agent.md "Notifications"): a file that appears
  * in a watched disk is announced with `{ disk, filepath, size_in_bytes }`. A name is announced
  * when it appears as a regular file (files the agent writes appear complete, renamed from a
  * partial name; a file another program writes in place is announced when its name appears,

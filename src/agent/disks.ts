@@ -1,7 +1,7 @@
 /**
- * The PSEC disks catalogue (seed 001, "Liste des topics"; docs/agent.md): a disk is a
- * configured directory, every path confined to it (confine.ts). Success answers carry the
- * seed's shapes; a refusal or a failure is an error response, code 1, whose message says why
+ * The PSEC disks catalogue (its "Liste des topics"; docs/agent.md "Disks catalogue"): a disk is a
+ * configured directory, every path confined to it (confine.ts). Success answers carry
+ * PSEC's shapes; a refusal or a failure is an error response, code 1, whose message says why
  * (`details: { status: "error", reason }`).
  */
 import fs from 'node:fs';
@@ -15,7 +15,7 @@ import { reportingFailures, typed, type AgentService, type Component, type Servi
 
 const diskId = z.string().min(1).max(64);
 const filepath = z.string().min(1);
-/** The seed 001 shapes of payloads and answers (its "Liste des topics"), as contracts (protocol §7.6). */
+/** PSEC's shapes of payloads and answers (its "Liste des topics"), as contracts (protocol §7.6). */
 const schemas = {
   listFiles: z.object({ disk: diskId }),
   onDisk: z.object({ disk: diskId, filepath }),
@@ -70,7 +70,7 @@ export function disksService(config: DisksConfig, context: ServiceContext): Agen
 
   const handlers: Record<string, TypedAction> = {
     [DISK_ACTIONS.listDisks]: {
-      description: 'the disks of this agent (seed 001 LISTE_DISQUES)',
+      description: 'the disks of this agent (PSEC LISTE_DISQUES)',
       output: schemas.disks,
       handler: () => ({ disks: [...disks.values()].map((disk) => ({ label: disk.label, id: disk.id })) }),
     },
@@ -87,7 +87,7 @@ export function disksService(config: DisksConfig, context: ServiceContext): Agen
       if (config.repository === undefined) throw new DiskError('this agent has no local repository (services.disks.repository)', 'no-repository');
       const repository = diskNamed(config.repository);
       const bytes = await copyBetweenDisks(diskNamed(request.source_disk), repository, request.filepath, ctx);
-      // The file is now in the local repository: say so, as the seed's FICHIER event does.
+      // The file is now in the local repository: say so, as PSEC's FICHIER event does.
       context.bus.notify(NEW_FILE_CATEGORY, { disk: repository.id, filepath: request.filepath, size_in_bytes: bytes });
       return ok;
     }),

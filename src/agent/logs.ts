@@ -1,5 +1,5 @@
 /**
- * Logs from every host (issue 8 §4, seed 000; docs/agent.md "Logs"): the agent serves, on the
+ * Logs from every host (docs/agent.md "Logs"): the agent serves, on the
  * same `relais/logs/get` as every client (protocol §11.4), the log files its config names and
  * the system journal, chosen by the request's `source`; without one, its own lines as any
  * client. Only configured files: a requester names a source, never a path.

@@ -8,14 +8,14 @@ import type { Contract } from '../client/contracts.js';
 import type { z } from 'zod';
 import { RelaisError } from '../protocol/errors.js';
 
-/** One entry of `system/components/discover` (seed 001). */
+/** One entry of `system/components/discover` (docs/agent.md "Components"). */
 export interface Component {
   id: string;
   label: string;
   type: string;
 }
 
-/** An action with its contract (protocol §7.6): the seed's payload and answer shapes, checked by the library. */
+/** An action with its contract (protocol §7.6): PSEC's payload and answer shapes, checked by the library. */
 export interface TypedAction extends Contract {
   handler: Handler;
 }
@@ -31,7 +31,7 @@ export interface AgentService {
   stop?(): Promise<void> | void;
 }
 
-/** The seed 001 error notification (`system/events/error/notification`), level 3 = error as in syslog. */
+/** PSEC's error notification (`system/events/error/notification`; docs/agent.md), level 3 = error as in syslog. */
 export const ERROR_CATEGORY = 'system/events/error';
 export const ERROR_LEVEL = 3;
 
@@ -39,7 +39,7 @@ export const ERROR_LEVEL = 3;
 export interface ServiceContext {
   bus: Bus;
   logger: Logger;
-  /** Says on the bus that a service failed (seed 001 `TypeEvenement.ERREUR`), and logs it. */
+  /** Says on the bus that a service failed (PSEC's `TypeEvenement.ERREUR`), and logs it. */
   reportError(module: string, description: string): void;
 }
 

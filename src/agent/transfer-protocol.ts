@@ -1,5 +1,5 @@
 /**
- * File transfer on the bus (seed 002 SENDFILES; docs/agent.md "File transfer"),
+ * File transfer on the bus (Gorgone's SENDFILES; docs/agent.md "File transfer"),
  * the pure part: action names, payload contracts, limits, transfer ids and the names of
  * partial files. No I/O: the agent side is transfer.ts, the requester side transfer-client.ts.
  *

@@ -1,5 +1,5 @@
 /**
- * File transfer (seed 002 SENDFILES; docs/agent.md "File transfer"): the agent
+ * File transfer (Gorgone's SENDFILES; docs/agent.md "File transfer"): the agent
  * service of `relais send` (put_*) and `relais fetch` (get_*), on the disks of the disks
  * service, every path confined the same way (confine.ts). The wire is transfer-protocol.ts.
  */

@@ -259,7 +259,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
       const secureOptions: tls.TlsOptions = {
         cert: options.tls.cert,
         key: options.tls.key,
-        minVersion: 'TLSv1.3', // issue 7 §2: the external listener speaks TLS 1.3 only
+        minVersion: 'TLSv1.3', // docs/security.md "Listeners": the external listener speaks TLS 1.3 only
         ...(options.tls.ca !== undefined && { ca: options.tls.ca, requestCert: true, rejectUnauthorized: false }),
       };
       const tlsHost = options.tls.host ?? host;

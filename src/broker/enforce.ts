@@ -1,5 +1,5 @@
 /**
- * Enforcement in the embedded broker (issue 7 §2-§4, docs/security.md "Identities and
+ * Enforcement in the embedded broker (docs/security.md "Identities and
  * enforcement"): Aedes's hooks call the identity store, through the Authenticator, and the
  * pure `decide()`.
  *
@@ -29,6 +29,7 @@ import type { Aedes } from 'aedes';
 import type { TLSSocket } from 'node:tls';
 import { BROKER_NOTICE_SOURCE } from '../protocol/broker-notice.js';
 import { ResponseCode } from '../protocol/errors.js';
+import { priorityOf } from '../protocol/envelope.js';
 import { responseMessage } from '../protocol/messages.js';
 import { parseTopic, responseTopic } from '../protocol/topics.js';
 import { authenticatorFor, type Authentication, type AuthenticationLimits, type Throttled } from '../security/authenticator.js';
@@ -294,7 +295,7 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: Con
     const topic = parseTopic(packet.topic);
     if (topic.kind !== 'request' || !envelope || envelope.type !== 'command' || typeof envelope.token !== 'string') return;
     const target = topic.target ?? (typeof envelope.destination === 'string' && envelope.destination !== '*' ? envelope.destination : undefined);
-    const priority = envelope.priority === 'realtime' || envelope.priority === 'high' || envelope.priority === 'low' ? envelope.priority : 'normal';
+    const priority = priorityOf(envelope.priority);
     const answer = responseMessage(
       { source: target ?? BROKER_SOURCE, destination: identity, token: envelope.token, priority },
       { step: 'error', code: ResponseCode.NOT_AUTHORIZED, error: { name: 'NotAuthorizedError', message: `not authorised to publish on ${packet.topic} (${decision.rule})` } },

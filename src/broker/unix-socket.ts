@@ -1,12 +1,12 @@
-/** The Unix socket listener's file (issue 7 §2: the internal interface, for this user or one group). */
+/** The Unix socket listener's file (docs/security.md "Listeners": the internal interface, for this user or one group). */
 import fs from 'node:fs';
 import net from 'node:net';
 import { isMainThread } from 'node:worker_threads';
 import { BrokerStartError, listen } from './listen.js';
 
 /**
- * Listens on a Unix socket created with `mode` (issue 7 §2: the internal interface is for this
- * user, or a group): the umask is narrowed while the file is made, so it is never wider, even
+ * Listens on a Unix socket created with `mode` (docs/security.md "Listeners": the internal
+ * interface is for this user, or a group): the umask is narrowed while the file is made, so it is never wider, even
  * for an instant. Worker threads cannot change the umask: there the mode is set just after.
  */
 export async function listenPrivately(server: net.Server, socketPath: string, mode: number, group: string | number | undefined): Promise<void> {

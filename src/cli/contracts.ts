@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import { Command } from 'commander';
 import { REGISTRY_ACTIONS, type Bus, type ClientDetailPayload } from '../index.js';
-import { CONTRACTS_ACTION, type ContractDescription } from '../client/contracts.js';
+import { CONTRACTS_ACTION, type ContractDescription, type ContractsAnswer } from '../protocol/contracts.js';
 import { asyncApiDocument, type ServedContract } from '../protocol/asyncapi.js';
 import { addConnectionOptions, writeLine, type GlobalOptions } from './common.js';
 import { withRouter } from './router-client.js';
@@ -65,7 +65,7 @@ async function gather(bus: Bus): Promise<ServedContract[]> {
   const ask = (id: string) => {
     let answer = askers.get(id);
     if (!answer) {
-      answer = bus.request<{ actions: Record<string, ContractDescription> }>(CONTRACTS_ACTION, {}, { target: id, timeout: 5000 }).then((reply) => reply.actions);
+      answer = bus.request<ContractsAnswer>(CONTRACTS_ACTION, {}, { target: id, timeout: 5000 }).then((reply) => reply.actions);
       askers.set(id, answer);
     }
     return answer;

@@ -7,8 +7,8 @@
 import os from 'node:os';
 import { Command } from 'commander';
 import { CancelledError, checkClientId, NoHandlerError, NotAuthorizedError, RemoteError, TimeoutError } from '../index.js';
-import { COMMAND_ACTIONS } from '../agent/command.js';
-import type { OutputLine } from '../agent/command-runner.js';
+import { REMOTE_COMMAND_ACTIONS } from '../agent/remote-commands.js';
+import type { OutputLine } from '../agent/process-runner.js';
 import { addConnectionOptions, connectCli, fail, EXIT, onInterrupt, type GlobalOptions } from './common.js';
 
 /** Exit codes of `relais exec` beyond the remote command's own (the shell's conventions). */
@@ -38,7 +38,7 @@ export function execCommand(): Command {
       let exitCode: number = EXIT.OK;
       try {
         // The request outlives the command's own time-out, so the agent's answer (which says it was killed) arrives.
-        const steps = bus.call(COMMAND_ACTIONS.run, { command, timeout: seconds }, { target: agent, timeout: (seconds + 30) * 1000, signal: controller.signal });
+        const steps = bus.call(REMOTE_COMMAND_ACTIONS.run, { command, timeout: seconds }, { target: agent, timeout: (seconds + 30) * 1000, signal: controller.signal });
         for await (const step of steps) {
           if (step.kind === 'progress') show(step.payload);
           else if (step.kind === 'final') exitCode = exitCodeOf(step.payload as { exitCode: number | null; signal: string | null });

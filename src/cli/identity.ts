@@ -1,4 +1,4 @@
-/** `relais identity add | revoke | list`: identities with secret tokens or client certificates (issue 7 §1, docs/security.md). */
+/** `relais identity add | revoke | list`: identities with secret tokens or client certificates (docs/security.md "Identities and enforcement"). */
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';

@@ -1,5 +1,5 @@
 /**
- * `relais init [--dir D]`: a ready secure set-up in one command (issue 7 §1, docs/security.md
+ * `relais init [--dir D]`: a ready secure set-up in one command (docs/security.md
  * "A secure set-up in one command"): a small CA, the broker's certificate, an administrator
  * identity (certificate and token), the default policy, and the config `relais start --config`
  * reads. Keys are written 0600 in a 0700 directory; nothing secret is printed except the

@@ -1,4 +1,4 @@
-/** `relais kill <token>`: cancel a running request by its token, through the router (protocol §11.5, seed 002's KILL). */
+/** `relais kill <token>`: cancel a running request by its token, through the router (protocol §11.5; Gorgone's KILL). */
 import { Command } from 'commander';
 import { KILL_ACTION, KILL_WAIT_MS, type KillResult } from '../protocol/history.js';
 import { addConnectionOptions, EXIT, fail, writeLine, type GlobalOptions } from './common.js';

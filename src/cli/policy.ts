@@ -1,4 +1,4 @@
-/** `relais policy check` and `relais policy export`: the authorisation policy (issue 7 §4, docs/security.md). */
+/** `relais policy check` and `relais policy export`: the authorisation policy (docs/security.md "Authorisation policy"). */
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';

@@ -1,6 +1,6 @@
 /**
- * `relais identity keygen | keys | revoke-key`: Ed25519 signing keys of identities (issue 7 §5,
- * docs/security.md "Signed envelopes"). The private key goes to a file of its own (mode 0600);
+ * `relais identity keygen | keys | revoke-key`: Ed25519 signing keys of identities
+ * (docs/security.md "Signed envelopes"). The private key goes to a file of its own (mode 0600);
  * the public keys file is what every verifying receiver reads (`--verify-keys`).
  */
 import path from 'node:path';

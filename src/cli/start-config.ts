@@ -1,6 +1,6 @@
 /**
- * The configuration file `relais init` writes and `relais start --config` reads (issue 7 §1,
- * docs/security.md "A secure set-up in one command"). Every field stands for a `relais start`
+ * The configuration file `relais init` writes and `relais start --config` reads
+ * (docs/security.md "A secure set-up in one command"). Every field stands for a `relais start`
  * flag; a flag given on the command line wins over the file. Paths are relative to the file.
  */
 import fs from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * `relais start`'s security options (issue 7, docs/security.md): the identities file and the
+ * `relais start`'s security options (docs/security.md): the identities file and the
  * policy, reloaded without a restart (file watch and SIGHUP; a bad new file keeps the old one).
  */
 import fs from 'node:fs';
@@ -41,7 +41,7 @@ export function securityFromFlags(options: SecurityFlags): StartSecurity | undef
       fail(EXIT.USAGE, `no identities in ${identitiesFile}: nobody could connect; create one with: relais identity add <name> --role client --token${options.identities === undefined ? ` --data-dir ${options.dataDir}` : ` --file ${identitiesFile}`}`);
     }
     let policy: Policy = policyFile ? loadPolicy(policyFile) : defaultPolicy();
-    // Reloaded without a restart (issue 7 §4); a bad new file keeps the policy in force.
+    // Reloaded without a restart (docs/security.md "Live revocation"); a bad new file keeps the policy in force.
     const reload = (why: string) => {
       if (!fs.existsSync(watchedPolicy)) return void process.stdout.write(`relais: ${why}: no ${watchedPolicy}: the policy in force stays (identities are followed as their file changes)\n`);
       try {

@@ -210,7 +210,7 @@ function withConfig(options: StartOptions, command: Command): StartOptions {
 }
 
 /**
- * Issue 7 §1: nothing listens beyond loopback without TLS and authentication, unless the
+ * docs/security.md "Listeners": nothing listens beyond loopback without TLS and authentication, unless the
  * operator says --insecure. The plain TCP and WebSocket listeners have no TLS, so they stay on
  * loopback; the TLS listener may leave it once identities are required.
  */

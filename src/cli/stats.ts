@@ -5,7 +5,7 @@
 import { Command } from 'commander';
 import { NoHandlerError, NotAuthorizedError, notificationTopic, type Bus } from '../index.js';
 import { BROKER_STATS_ACTION, type BrokerStats } from '../protocol/broker-stats.js';
-import { METRICS_ACTION, METRICS_CATEGORY, type MetricsSnapshot } from '../router/index.js';
+import { METRICS_ACTION, METRICS_CATEGORY, type MetricsSnapshot } from '../protocol/metrics.js';
 import { addConnectionOptions, writeLine, type GlobalOptions } from './common.js';
 import { withRouter } from './router-client.js';
 

@@ -1,6 +1,6 @@
 /**
  * `relais send <agent> <local-path> <disk>:<path>` and `relais fetch <agent> <disk>:<path>
- * <local-path>` (issue 8 §3, docs/agent.md "File transfer"): a file or a folder's files, in
+ * <local-path>` (docs/agent.md "File transfer"): a file or a folder's files, in
  * chunks on the bus, with a progress bar on a terminal (bytes, rate, ETA) and plain lines
  * otherwise. A lost connection is waited out and the transfer continues from what the other
  * end has; running the same command again after an interruption resumes too.

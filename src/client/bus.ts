@@ -16,7 +16,7 @@ import { followToken, type FollowOptions } from './follow.js';
 import { Handlers } from './handlers.js';
 import { deliver, type ClientParts } from './inbound.js';
 import { LogService } from './log-service.js';
-import { CONTRACTS_ACTION } from './contracts.js';
+import { CONTRACTS_ACTION } from '../protocol/contracts.js';
 import { LOGS_ACTION } from '../protocol/logs.js';
 import { checkTimeout, type ResolvedOptions } from './options.js';
 import { Presence } from './presence.js';

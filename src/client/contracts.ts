@@ -1,15 +1,14 @@
 /**
- * Typed contracts (issue 8 §7, protocol §7.6): a handler may declare the zod schemas of its
+ * Typed contracts (protocol §7.6): a handler may declare the zod schemas of its
  * payload and of its result. Payloads are validated before the handler runs (code 2 naming the
  * field); results are checked unless NODE_ENV is `production`. Each contract is announced in
  * presence by a hash, and served whole, as JSON Schema, by `relais/contracts/get`.
  */
 import { createHash } from 'node:crypto';
 import { z, type ZodType } from 'zod';
+import type { ContractDescription } from '../protocol/contracts.js';
 import { InvalidMessageError, RelaisError } from '../protocol/errors.js';
 import type { Handler, HandlerContext } from './types.js';
-
-export const CONTRACTS_ACTION = 'relais/contracts/get';
 
 export interface Contract {
   /** The payload: validated (and parsed: defaults, coercions) before the handler sees it. */
@@ -18,15 +17,6 @@ export interface Contract {
   output?: ZodType;
   /** One line for people (`relais contracts`, the AsyncAPI document). */
   description?: string;
-}
-
-/** A contract as it travels: JSON Schemas (draft 7) and the hash presence announces. */
-export interface ContractDescription {
-  input?: Record<string, unknown>;
-  output?: Record<string, unknown>;
-  description?: string;
-  /** First 16 hex digits of the SHA-256 of the above, as JSON: tells contracts apart. */
-  hash: string;
 }
 
 /** The handler's result did not match its declared output (a bug on the serving side). */

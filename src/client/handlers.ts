@@ -15,7 +15,8 @@ import { Command, type ProgressSink, type ReplyTo } from './command.js';
 import type { RunningRequest } from './running-request.js';
 import type { Transport } from './transport.js';
 import type { Handler, HandleOptions, Lane, Registration } from './types.js';
-import { describeContract, withContract, type ContractDescription } from './contracts.js';
+import { describeContract, withContract } from './contracts.js';
+import type { ContractDescription } from '../protocol/contracts.js';
 
 interface Served {
   handler: Handler;

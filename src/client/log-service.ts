@@ -1,6 +1,5 @@
 /**
- * Logs on demand (protocol §11.4; seed 000 "remonter facilement les logs (à la demande)", seed
- * 002 "on lock le système si y'a une récupération en cours. Au delà de 1 minute, on timeout"):
+ * Logs on demand (protocol §11.4: one retrieval at a time, under a lock with a time-out):
  * the built-in handler of `relais/logs/get` that every library client serves on
  * `relais/logs/get/request/<its id>`. It answers the kept lines at once, or with `follow` sends
  * each new one in a progress step until the caller cancels, its deadline passes, or its hold on

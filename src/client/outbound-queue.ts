@@ -3,10 +3,8 @@
  * priority order. Pure: it knows neither sockets nor MQTT; the transport says, message by
  * message, whether and where it can be written now.
  */
-import type { Priority } from '../protocol/envelope.js';
+import { PRIORITIES, type Priority } from '../protocol/envelope.js';
 import { NotSentError } from '../protocol/errors.js';
-
-export const PRIORITY_ORDER: readonly Priority[] = ['realtime', 'high', 'normal', 'low'];
 
 export interface Queued {
   topic: string;
@@ -40,7 +38,7 @@ export class OutboundQueue<M extends Queued> {
    */
   drain(writer: (message: M) => boolean, now = Date.now()): void {
     if (this.count === 0) return;
-    for (const priority of PRIORITY_ORDER) {
+    for (const priority of PRIORITIES) {
       const queue = this.queues[priority];
       while (queue.length > 0) {
         const message = queue[0]!;
@@ -59,7 +57,7 @@ export class OutboundQueue<M extends Queued> {
 
   /** Empties the queue, telling every sender why. */
   clear(error: () => NotSentError): void {
-    for (const priority of PRIORITY_ORDER) {
+    for (const priority of PRIORITIES) {
       for (const message of this.queues[priority].splice(0)) message.onDropped?.(error());
     }
     this.count = 0;

@@ -1,10 +1,11 @@
 /**
- * An AsyncAPI 3.0 document of the actions served on the bus and their contracts (issue 8 §7,
- * protocol §7.6): per action, the command channel `<action>/request`, the targeted one
+ * An AsyncAPI 3.0 document of the actions served on the bus and their contracts
+ * (protocol §7.6): per action, the command channel `<action>/request`, the targeted one
  * `<action>/request/{target}`, and the reply channel `<action>/response/{requester}`; the
  * message payloads are Relais envelopes (protocol §3) whose `payload` is the declared schema.
  */
-import type { ContractDescription } from '../client/contracts.js';
+import type { ContractDescription } from './contracts.js';
+import { PRIORITIES } from './envelope.js';
 
 export interface ServedContract extends ContractDescription {
   action: string;
@@ -24,7 +25,7 @@ function envelope(type: 'command' | 'response', payload: Schema | undefined): Sc
       source: { type: 'string', description: 'client id of the sender' },
       destination: { type: 'string' },
       token: { type: 'string', description: 'the request token (protocol §4)' },
-      ...(type === 'command' ? { priority: { enum: ['realtime', 'high', 'normal', 'low'] }, deadline: { type: 'integer' } } : { code: { type: 'integer', description: 'protocol §5.1: 0 ok' }, progress: { type: 'number' } }),
+      ...(type === 'command' ? { priority: { enum: [...PRIORITIES] }, deadline: { type: 'integer' } } : { code: { type: 'integer', description: 'protocol §5.1: 0 ok' }, progress: { type: 'number' } }),
       payload: withoutDialect(payload ?? {}),
     },
   };

@@ -1,14 +1,15 @@
 /**
- * Binary data travels as Base64 (seed 001, protocol §3.5). A field holding bytes is
+ * Binary data travels as Base64 (protocol §3.5). A field holding bytes is
  * written `{ "$base64": "..." }` so a receiver can tell bytes from text.
  */
+import { decodeBase64, encodeBase64 } from './bytes.js';
 
 export interface Base64Value {
   $base64: string;
 }
 
 export function toBase64(bytes: Uint8Array): Base64Value {
-  return { $base64: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64') };
+  return { $base64: encodeBase64(bytes) };
 }
 
 export function isBase64Value(value: unknown): value is Base64Value {
@@ -22,5 +23,5 @@ export function fromBase64(value: Base64Value | string): Uint8Array {
   const text = typeof value === 'string' ? value : isBase64Value(value) ? value.$base64 : undefined;
   if (text === undefined) throw new TypeError('expected a Base64 string or { "$base64": string }');
   if (text.length % 4 !== 0 || !BASE64_PATTERN.test(text)) throw new TypeError('not valid Base64 (RFC 4648, padded)');
-  return new Uint8Array(Buffer.from(text, 'base64'));
+  return decodeBase64(text);
 }

@@ -3,6 +3,7 @@
  * Pure: encoding, decoding and validation, no I/O.
  */
 import { z } from 'zod';
+import { utf8ByteLength } from './bytes.js';
 import { envelopeText } from './encoding.js';
 import { InvalidMessageError, PayloadTooLargeError, type WireError } from './errors.js';
 
@@ -11,8 +12,17 @@ export const PROTOCOL_VERSION = 1;
 export const MESSAGE_TYPES = ['command', 'response', 'notification', 'log', 'cancel'] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
+/** Highest first: the order queued messages leave in (protocol §6.1). */
 export const PRIORITIES = ['realtime', 'high', 'normal', 'low'] as const;
 export type Priority = (typeof PRIORITIES)[number];
+
+/** `normal` unless told otherwise (protocol §6.1). */
+export const DEFAULT_PRIORITY: Priority = 'normal';
+
+/** The priority `value` names, or the default when it names none (a field read from an unchecked message). */
+export function priorityOf(value: unknown): Priority {
+  return PRIORITIES.includes(value as Priority) ? (value as Priority) : DEFAULT_PRIORITY;
+}
 
 /** Destination meaning "every client". */
 export const EVERYONE = '*';
@@ -85,7 +95,7 @@ export type DecodeResult =
 
 /** Reads and validates one message: UTF-8 JSON without a BOM (protocol §3, encoding.ts). Never throws. */
 export function decode(bytes: Uint8Array | string, maxBytes = DEFAULT_MAX_MESSAGE_BYTES): DecodeResult {
-  const size = typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.byteLength;
+  const size = typeof bytes === 'string' ? utf8ByteLength(bytes) : bytes.byteLength;
   if (size > maxBytes) {
     const error = new PayloadTooLargeError(`message of ${size} bytes is over the ${maxBytes}-byte limit`);
     const sender = senderFromHead(typeof bytes === 'string' ? bytes.slice(0, HEAD_BYTES) : LENIENT_UTF8.decode(bytes.subarray(0, HEAD_BYTES)));
@@ -221,7 +231,7 @@ export function encodeJson(value: unknown, options: EncodeOptions = {}): string 
   const maxBytes = options.maxBytes ?? Infinity;
   // A UTF-16 unit is at most 3 bytes of UTF-8: short texts need no count.
   if (body.length * 3 > maxBytes) {
-    const size = Buffer.byteLength(body);
+    const size = utf8ByteLength(body);
     if (size > maxBytes) throw new PayloadTooLargeError(`${what()} is ${size} bytes, over the ${maxBytes}-byte limit`);
   }
   return body;

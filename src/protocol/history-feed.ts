@@ -4,9 +4,10 @@
  * and the router's answer once it has stored what came before. Pure: no I/O.
  */
 import { z } from 'zod';
+import { BROKER_NOTICE_SOURCE } from './broker-notice.js';
 import { notificationMessage } from './messages.js';
 import type { Envelope } from './envelope.js';
-import { parseTopic, SYSTEM_ROOT } from './topics.js';
+import { isSystemAction, parseTopic } from './topics.js';
 
 /** The router's client id unless told otherwise (`relais start` runs it under this one). */
 export const ROUTER_ID = 'relais-router';
@@ -14,8 +15,8 @@ export const ROUTER_ID = 'relais-router';
 export const HISTORY_FEED_TOPIC = 'relais/history/feed';
 /** Router → broker: `{"through": N}`, everything the feed carried up to N is stored. */
 export const HISTORY_STORED_TOPIC = 'relais/history/stored';
-/** Who signs the feed's envelopes. */
-export const FEED_SOURCE = 'relais-broker';
+/** Who signs the feed's envelopes: the broker, as in its notices (protocol §11.10). */
+export const FEED_SOURCE = BROKER_NOTICE_SOURCE;
 
 export type RecordedKind = 'command' | 'response' | 'cancel';
 
@@ -26,7 +27,7 @@ export type RecordedKind = 'command' | 'response' | 'cancel';
 export function recordedKind(topic: string): RecordedKind | undefined {
   const parsed = parseTopic(topic);
   if (parsed.kind !== 'request' && parsed.kind !== 'response' && parsed.kind !== 'cancel') return undefined;
-  if (parsed.action.startsWith(`${SYSTEM_ROOT}/`)) return undefined;
+  if (isSystemAction(parsed.action)) return undefined;
   return parsed.kind === 'request' ? 'command' : parsed.kind;
 }
 

@@ -88,7 +88,7 @@ export interface HistoryRow extends Omit<HistoryRowInput, 'digest'> {
 const text = z.string().min(1).max(1024);
 const time = z.number().int().nonnegative();
 
-/** A history query (GETLOG): every field given is ANDed, as in seed 002. */
+/** A history query (protocol §11.2; Gorgone's GETLOG): every field given is ANDed. */
 export const historyQuerySchema = z
   .object({
     token: text.optional(),
@@ -112,6 +112,35 @@ export const historyQuerySchema = z
   .strict();
 export type HistoryQuery = z.input<typeof historyQuerySchema>;
 export type ResolvedHistoryQuery = z.output<typeof historyQuerySchema>;
+
+/** `relais/history/follow` takes the filters of `get`; with a token it ends with that request's lifecycle (protocol §11.2). */
+export const historyFollowSchema = historyQuerySchema.omit({ order: true, limit: true, beforeId: true });
+export type HistoryFollow = z.output<typeof historyFollowSchema>;
+
+/** `relais/history/put`: a request that ran off the bus, written into the history (protocol §11.2). */
+export const historyPutSchema = z
+  .object({
+    token: z.string().min(1).max(1024),
+    /** The action the token ran, when the history does not know the token yet. */
+    action: z.string().min(1).max(65_535).optional(),
+    code: z.number().int().default(0),
+    /** When the work ended (epoch ms); default now. */
+    etime: z.number().int().nonnegative().optional(),
+    data: z.unknown().optional(),
+  })
+  .strict();
+export type HistoryPut = z.output<typeof historyPutSchema>;
+
+/** `relais/requests/kill` (protocol §11.5). */
+export const killRequestSchema = z
+  .object({
+    token: z.string().min(1).max(1024),
+    reason: z.string().max(1024).optional(),
+    /** How long to wait for the handler's answer to the cancel (ms). */
+    wait: z.number().int().min(0).max(KILL_WAIT_MS.max).optional(),
+  })
+  .strict();
+export type KillRequest = z.output<typeof killRequestSchema>;
 
 export interface HistoryPage {
   rows: HistoryRow[];

@@ -7,19 +7,19 @@ import { z } from 'zod';
 import { InvalidMessageError, RelaisError } from './errors.js';
 import { checkClientId } from './topics.js';
 
-/** Seed 004's `clients.list.get` / `clients.detail.get`, on the topic scheme (protocol §2). */
+/** The registry's actions (protocol §11.3): Domogik MQ's `clients.list.get` / `clients.detail.get` on the topic scheme (protocol §2). */
 export const REGISTRY_ACTIONS = {
   listGet: 'relais/clients/list/get',
   detailGet: 'relais/clients/detail/get',
 } as const;
 
-/** Seed 004's `clients.list` / `clients.detail` categories: `<category>/notification`. */
+/** The registry's categories (protocol §11.3), Domogik MQ's `clients.list` / `clients.detail`: `<category>/notification`. */
 export const REGISTRY_CATEGORIES = {
   list: 'relais/clients/list',
   detail: 'relais/clients/detail',
 } as const;
 
-/** Seed 004's plugin statuses, in lower case as on the wire. */
+/** A client's statuses (protocol §11.3), Domogik MQ's plugin statuses in lower case. */
 export const CLIENT_STATUSES = ['starting', 'alive', 'stopped', 'dead', 'unknown'] as const;
 export type ClientStatus = (typeof CLIENT_STATUSES)[number];
 
@@ -46,7 +46,7 @@ export interface ClientDetail extends ClientSummary {
   since?: number;
   /** Random per start (protocol §7.1), when the client gives one. */
   instance?: string;
-  /** The client's free-form presence facts (role, version…), seed 004's `data`. */
+  /** The client's free-form presence facts (role, version…): every presence field protocol §7.1 does not define. */
   info: Record<string, unknown>;
   /** Why the status is `unknown`: `presence cleared`, or `invalid presence: …`. */
   reason?: string;

@@ -2,6 +2,7 @@
  * Every topic string Relais uses is built and parsed here (protocol §2).
  * Nobody else concatenates topic strings.
  */
+import { utf8ByteLength } from './bytes.js';
 
 /** Topic segments with a meaning in the scheme; an action or category may not contain them. */
 export const RESERVED_SEGMENTS = ['request', 'response', 'notification', 'cancel', 'log'] as const;
@@ -9,6 +10,11 @@ export const RESERVED_SEGMENTS = ['request', 'response', 'notification', 'cancel
 /** Root of the topics Relais itself owns (presence); actions may not start with it. */
 export const SYSTEM_ROOT = 'relais';
 const PRESENCE_PREFIX = `${SYSTEM_ROOT}/presence/`;
+
+/** An action of Relais itself (the router's and the library's own services, under `relais/`): the history does not record it (protocol §11.1). */
+export function isSystemAction(action: string): boolean {
+  return action.startsWith(`${SYSTEM_ROOT}/`);
+}
 
 export type ParsedTopic =
   | { kind: 'request'; action: string; target?: string }
@@ -97,10 +103,9 @@ function checkTopicText(text: string, what: string): string | undefined {
   const shown = JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text);
   if (text.includes('\u0000')) return `${what} ${shown} contains the character U+0000`;
   if (!text.isWellFormed()) return `${what} ${shown} is not valid Unicode (a lone surrogate has no UTF-8 form)`;
-  // A UTF-16 unit is at most 3 bytes of UTF-8: short texts need no count. TextEncoder, not
-  // Buffer, so that the page (web/) builds its topics with this very file.
+  // A UTF-16 unit is at most 3 bytes of UTF-8: short texts need no count.
   if (text.length * 3 > MAX_TOPIC_BYTES) {
-    const bytes = new TextEncoder().encode(text).byteLength;
+    const bytes = utf8ByteLength(text);
     if (bytes > MAX_TOPIC_BYTES) return `${what} is ${bytes} bytes of UTF-8; at most ${MAX_TOPIC_BYTES}`;
   }
   let levels = 1;

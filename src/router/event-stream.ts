@@ -1,5 +1,5 @@
 /**
- * One event stream for every screen (seed 000, protocol §11.8): client status changes,
+ * One event stream for every screen (protocol §11.8): client status changes,
  * requests started and finished, notifications, logs at warning or above. Each event is
  * stored with its cursor, then pushed; a consumer that lost its connection replays from
  * its last cursor with `relais/events/get`.

@@ -1,5 +1,5 @@
 /**
- * The history as bus actions (protocol §11.2): get (seed 002's GETLOG), put (PUTLOG) and
+ * The history as bus actions (protocol §11.2): get (Gorgone's GETLOG), put (PUTLOG) and
  * follow (one request's lifecycle replayed from the history, then live until its end).
  */
 import { z } from 'zod';
@@ -8,29 +8,14 @@ import type { HandlerContext, Registration } from '../client/types.js';
 import { InvalidMessageError, NotAuthorizedError } from '../protocol/errors.js';
 import { checkPath } from '../protocol/topics.js';
 import type { HistoryAccess } from './history-access.js';
-import { endsLifecycle, HISTORY_ACTIONS, historyQuerySchema, matchesQuery, parseHistoryQuery, type HistoryPage, type HistoryRow, type HistoryScope, type HistoryStore } from './history-store.js';
+import { endsLifecycle, HISTORY_ACTIONS, historyFollowSchema, historyPutSchema, matchesQuery, parseHistoryQuery, type HistoryFollow, type HistoryPage, type HistoryPut, type HistoryRow, type HistoryScope, type HistoryStore } from './history-store.js';
 import { capData, type Recorder } from './recorder.js';
-
-const putSchema = z
-  .object({
-    token: z.string().min(1).max(1024),
-    /** The action the token ran, when the history does not know the token yet. */
-    action: z.string().min(1).max(65_535).optional(),
-    code: z.number().int().default(0),
-    /** When the work ended (epoch ms); default now. */
-    etime: z.number().int().nonnegative().optional(),
-    data: z.unknown().optional(),
-  })
-  .strict();
 
 /** Stored rows one follow replays at most before live ones: a follow of everything is refused, not held in memory. */
 const MAX_REPLAY = 100_000;
 
 /** Rows per progress step of follow: a step stays well under the message size limit (8 KiB of data per row at most). */
 const FOLLOW_STEP_ROWS = 100;
-
-/** follow takes the filters of get; with a token it ends with that request's lifecycle. */
-const followSchema = historyQuerySchema.omit({ order: true, limit: true, beforeId: true });
 
 export interface HistoryServiceOptions {
   maxDataBytes: number;
@@ -40,8 +25,8 @@ export interface HistoryServiceOptions {
 export async function serveHistory(bus: Bus, store: HistoryStore, recorder: Recorder, access: HistoryAccess, options: HistoryServiceOptions): Promise<Registration[]> {
   return Promise.all([
     bus.handle(HISTORY_ACTIONS.get, (payload: unknown, ctx): HistoryPage => store.query(parsed(() => parseHistoryQuery(payload)), access.scopeOf(access.asker(ctx)))),
-    bus.handle(HISTORY_ACTIONS.put, (payload: unknown, ctx) => put(store, recorder, parsed(() => putSchema.parse(payload)), access.asker(ctx), ctx, options)),
-    bus.handle(HISTORY_ACTIONS.follow, (payload: unknown, ctx) => follow(store, recorder, parsed(() => followSchema.parse(payload)), access.scopeOf(access.asker(ctx)), ctx)),
+    bus.handle(HISTORY_ACTIONS.put, (payload: unknown, ctx) => put(store, recorder, parsed(() => historyPutSchema.parse(payload)), access.asker(ctx), ctx, options)),
+    bus.handle(HISTORY_ACTIONS.follow, (payload: unknown, ctx) => follow(store, recorder, parsed(() => historyFollowSchema.parse(payload)), access.scopeOf(access.asker(ctx)), ctx)),
   ]);
 }
 
@@ -63,7 +48,7 @@ export function parsed<T>(parse: () => T): T {
  * §11.2). On a token the history knows, only a party to it may (read-all does not let one
  * write); on a new one, the put opens it and its author is its only party.
  */
-function put(store: HistoryStore, recorder: Recorder, input: z.output<typeof putSchema>, author: string, ctx: HandlerContext, options: HistoryServiceOptions): HistoryRow {
+function put(store: HistoryStore, recorder: Recorder, input: HistoryPut, author: string, ctx: HandlerContext, options: HistoryServiceOptions): HistoryRow {
   recorder.flush(); // a command received before this put is known before it is judged
   const tokenQuery = parseHistoryQuery({ token: input.token, limit: 1 });
   const known = store.query(tokenQuery).rows[0];
@@ -109,7 +94,7 @@ function capDataOrRefuse(data: unknown, maxBytes: number): ReturnType<typeof cap
  * token, the row that ends its lifecycle (final, error or put) is the answer; without, it goes
  * on until the caller cancels or its deadline. Rows are matched by id: none lost or doubled.
  */
-async function follow(store: HistoryStore, recorder: Recorder, filters: z.output<typeof followSchema>, scope: HistoryScope | undefined, ctx: HandlerContext): Promise<HistoryRow | null> {
+async function follow(store: HistoryStore, recorder: Recorder, filters: HistoryFollow, scope: HistoryScope | undefined, ctx: HandlerContext): Promise<HistoryRow | null> {
   const queue: HistoryRow[] = [];
   let wake: (() => void) | undefined;
   // A live row is in scope when the store says its token is the party's: the same query as for stored rows.

@@ -1,5 +1,5 @@
 /**
- * The token history (seed 002's GETLOG / PUTLOG), as an interface any store implements; the
+ * The token history (protocol §11.1, §11.2; Gorgone's GETLOG / PUTLOG), as an interface any store implements; the
  * SQLite one is `sqlite-history-store.ts`. Rows and queries are the wire's (src/protocol/history.ts).
  */
 import type { HistoryPage, HistoryRow, HistoryRowInput, ResolvedHistoryQuery } from '../protocol/history.js';

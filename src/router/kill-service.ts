@@ -1,32 +1,20 @@
 /**
- * Kill (seed 002's KILL), relayed by the router (protocol §11.5): an allowed client cancels a
+ * Kill (Gorgone's KILL), relayed by the router (protocol §11.5): an allowed client cancels a
  * running request by its token alone, even one whose requester has gone away. The router finds
  * the request in the history, sends the cancel to its handler on the requester's behalf, and
  * answers what happened: killed only once the handler's code-5 answer (or its disappearance)
  * is seen, else that the cancel was sent and not confirmed. The outcome is a history row.
  */
-import { z } from 'zod';
 import type { Bus } from '../client/bus.js';
 import type { HandlerContext, Registration } from '../client/types.js';
 import { InvalidMessageError, NotAuthorizedError, ResponseCode } from '../protocol/errors.js';
-import { endsLifecycle, KILL_ACTION, KILL_WAIT_MS, parseHistoryQuery, type KillOutcome, type KillResult } from '../protocol/history.js';
+import { endsLifecycle, KILL_ACTION, KILL_WAIT_MS, killRequestSchema, parseHistoryQuery, type KillOutcome, type KillRequest, type KillResult } from '../protocol/history.js';
 import { cancelMessage } from '../protocol/messages.js';
 import { cancelTopic } from '../protocol/topics.js';
 import type { HistoryRow, HistoryStore } from './history-store.js';
 import { parsed } from './history-service.js';
 import type { HistoryAccess } from './history-access.js';
 import type { Recorder } from './recorder.js';
-
-export { KILL_ACTION, type KillResult };
-
-const killSchema = z
-  .object({
-    token: z.string().min(1).max(1024),
-    reason: z.string().max(1024).optional(),
-    /** How long to wait for the handler's answer to the cancel (ms). */
-    wait: z.number().int().min(0).max(KILL_WAIT_MS.max).optional(),
-  })
-  .strict();
 
 export interface KillOptions {
   /** Client ids allowed to kill anyone's request, besides identities granted `requests:kill-any`. */
@@ -43,10 +31,10 @@ export interface KillOptions {
 export const KILL_ANY_GRANT = 'requests:kill-any';
 
 export function serveKill(bus: Bus, store: HistoryStore, recorder: Recorder, access: HistoryAccess, options: KillOptions): Promise<Registration> {
-  return bus.handle(KILL_ACTION, (payload: unknown, ctx) => kill(bus, store, recorder, access, parsed(() => killSchema.parse(payload)), ctx, options));
+  return bus.handle(KILL_ACTION, (payload: unknown, ctx) => kill(bus, store, recorder, access, parsed(() => killRequestSchema.parse(payload)), ctx, options));
 }
 
-async function kill(bus: Bus, store: HistoryStore, recorder: Recorder, access: HistoryAccess, input: z.output<typeof killSchema>, ctx: HandlerContext, options: KillOptions): Promise<KillResult> {
+async function kill(bus: Bus, store: HistoryStore, recorder: Recorder, access: HistoryAccess, input: KillRequest, ctx: HandlerContext, options: KillOptions): Promise<KillResult> {
   // Who asks: the sender, or the caller the HTTP API names (protocol §3.1 onBehalfOf).
   const asker = access.asker(ctx);
   // Watched before reading: an end committed meanwhile is seen either way.

@@ -4,35 +4,12 @@
  * published as a notification and answered on request.
  */
 import type { HistoryRow } from '../protocol/history.js';
+import type { ActionMetrics, MetricsSnapshot } from '../protocol/metrics.js';
 
 /** Requests whose command was seen and whose end was not yet: bounded, the oldest forgotten first. */
 const MAX_OPEN_REQUESTS = 100_000;
 /** Latencies kept per action and interval for the percentiles (a uniform sample beyond). */
 const MAX_SAMPLES = 10_000;
-
-export interface ActionMetrics {
-  /** Commands sent in the interval. */
-  requests: number;
-  /** Requests that ended in the interval (final or error). */
-  completed: number;
-  errors: number;
-  /** requests per second over the interval. */
-  rate: number;
-  /** errors / completed, 0 when nothing completed. */
-  errorRate: number;
-  /** From the command's `ts` to the final's `ts` (ms), for requests whose command was seen. */
-  latency?: { p50: number; p90: number; p99: number; max: number; samples: number };
-}
-
-export interface MetricsSnapshot {
-  /** The interval covered (epoch ms, from inclusive, until exclusive). */
-  from: number;
-  until: number;
-  actions: Record<string, ActionMetrics>;
-  /** Rows the router stored in the interval, and per second. */
-  rows: number;
-  rowsPerSecond: number;
-}
 
 interface Window {
   requests: number;

@@ -7,16 +7,13 @@
 import { hash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ReceivedMessage } from '../client/types.js';
-import { checkClientId, parseTopic } from '../protocol/topics.js';
+import { checkClientId, isSystemAction, parseTopic } from '../protocol/topics.js';
 import type { Envelope } from '../protocol/envelope.js';
 import { Batcher } from './batcher.js';
 import type { HistoryKind, HistoryRow, HistoryRowInput, HistoryStore } from './history-store.js';
 
 /** Rows the store refused, kept to be tried again with the next batch; past this many they are given up (counted in `failed`). */
 const MAX_UNSTORED = 10_000;
-
-/** Actions under this prefix are the router's own services (history queries, registry...): not recorded. */
-export const ROUTER_NAMESPACE = 'relais/';
 
 export interface RecorderOptions {
   /** A payload longer than this (bytes of JSON) is stored cut, flagged `truncated`. */
@@ -138,7 +135,7 @@ export function rowOf(message: ReceivedMessage, maxDataBytes: number, delegates?
     default:
       return undefined;
   }
-  if (topic.action.startsWith(ROUTER_NAMESPACE)) return undefined;
+  if (isSystemAction(topic.action)) return undefined;
   const { data, size, truncated, raw } = capData(kind === 'error' ? { error: envelope.error ?? null, payload: envelope.payload ?? null } : envelope.payload, maxDataBytes, message.raw);
   const author = kind === 'command' && delegates?.has(envelope.source) ? authorOf(envelope) : envelope.source;
   return {

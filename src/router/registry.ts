@@ -1,5 +1,5 @@
 /**
- * The client registry (protocol §11.3, seed 004's manager): who is on the bus, with which
+ * The client registry (protocol §11.3; Domogik MQ's manager): who is on the bus, with which
  * status (`starting`, `alive`, `stopped`, `dead`, `unknown`), where, and serving what, from the
  * retained presences (protocol §7.1). It answers `relais/clients/list/get` and
  * `relais/clients/detail/get`, and publishes `relais/clients/list` and `relais/clients/detail`

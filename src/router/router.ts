@@ -21,6 +21,7 @@ import { serveKill } from './kill-service.js';
 import { SqliteEventLog } from './event-log.js';
 import { EventStream } from './event-stream.js';
 import { Metrics } from './metrics.js';
+import { METRICS_ACTION, METRICS_CATEGORY } from '../protocol/metrics.js';
 import { startRegistry, type Registry } from './registry.js';
 import { Recorder } from './recorder.js';
 import { SqliteHistoryStore } from './sqlite-history-store.js';
@@ -39,9 +40,6 @@ export const ROUTER_DEFAULTS = {
   /** Events kept for consumers that resume (protocol §11.8); older ones are reported as missed. */
   maxEvents: 100_000,
 } as const;
-
-export const METRICS_CATEGORY = 'relais/metrics';
-export const METRICS_ACTION = 'relais/metrics/get';
 
 export interface RouterOptions {
   /** The router's client id (its MQTT session is kept under it). Default `relais-router`. */

@@ -1,5 +1,5 @@
 /**
- * The token history in one SQLite file (better-sqlite3, WAL): seed 002's columns (token, code,
+ * The token history in one SQLite file (better-sqlite3, WAL): Gorgone's columns (token, code,
  * ctime, etime, data) plus what a user filters on. protocol §11.1
  */
 import Database from 'better-sqlite3';

@@ -1,5 +1,5 @@
 /**
- * Identities (issue 7 §1): a JSON file of `{ name, roles, tokenHash?, fingerprint?, certificate?,
+ * Identities (docs/security.md "Identities and enforcement"): a JSON file of `{ name, roles, tokenHash?, fingerprint?, certificate?,
  * createdAt, revoked? }`. An identity holds a secret token, a client certificate, or both.
  * Tokens are stored as scrypt hashes with a random salt (node:crypto, run on libuv's thread
  * pool) and compared in constant time; a certificate is recorded by its SHA-256 fingerprint, so

@@ -1,5 +1,6 @@
 /**
- * The policy as a Mosquitto 2.0 ACL file and configuration fragment (issue 7 §4). Pure: the
+ * The policy as a Mosquitto 2.0 ACL file and configuration fragment (docs/security.md
+ * "Export to Mosquitto"). Pure: the
  * CLI writes the files. Mosquitto's ACLs only allow and know no roles, so:
  * - rules for every identity become `pattern` lines (`${id}` → `%u`, the authenticated
  *   username: the real-time lane `<id>~rt` connects with the same username);
@@ -213,7 +214,7 @@ function mosquittoConf(options: MosquittoExportOptions): string {
     'max_queued_messages 1000000',
     'max_inflight_messages 0',
     '',
-    '# An external listener (issue 7 §2), TLS 1.3 with client certificates as identities:',
+    '# An external listener (docs/security.md "Listeners"), TLS 1.3 with client certificates as identities:',
     '# listener 8883',
     '# tls_version tlsv1.3',
     '# cafile /etc/relais/ca.crt',

@@ -1,6 +1,6 @@
 /**
- * A small certificate authority for `relais init` and `relais identity add --cert` (issue 7 §1,
- * docs/security.md "Certificates"): ECDSA P-256 keys and X.509 certificates made with
+ * A small certificate authority for `relais init` and `relais identity add --cert`
+ * (docs/security.md "Certificates"): ECDSA P-256 keys and X.509 certificates made with
  * @peculiar/x509 on Node's WebCrypto, never by shelling out to openssl. P-256 because every TLS
  * 1.3 stack speaks it (Node, OpenSSL under Mosquitto, browsers).
  */
@@ -92,11 +92,6 @@ export async function issueCertificate(ca: PemPair, request: LeafRequest): Promi
   const pem = cert.toString('pem');
   const node = new NodeCertificate(pem);
   return { cert: pem, key: await privateKeyPem(keys.privateKey), fingerprint: node.fingerprint256, serial: node.serialNumber, notAfter: new Date(node.validTo) };
-}
-
-/** The SHA-256 fingerprint (`AB:CD:…`) of a PEM certificate. */
-export function certificateFingerprint(pem: string): string {
-  return new NodeCertificate(pem).fingerprint256;
 }
 
 function period(validity: Validity, defaultDays: number): { notBefore: Date; notAfter: Date } {

@@ -1,5 +1,5 @@
 /**
- * The authorisation policy as data (issue 7 §4): a schema for the policy file and a pure
+ * The authorisation policy as data (docs/security.md "Authorisation policy"): a schema for the policy file and a pure
  * `decide()` from (identity, roles, publish|subscribe, topic) to allow/deny and the rule that
  * decided. No I/O here: `loadPolicy()` in policy-file.ts reads the file; the embedded broker's
  * hooks and the Mosquitto export (mosquitto-export.ts) call `decide()`.
@@ -161,12 +161,12 @@ export interface Decision {
   rule: string;
 }
 
-/** The built-in rules, in the order they are checked. Each only denies; see docs/security-policy-draft.md. */
+/** The built-in rules, in the order they are checked. Each only denies (docs/security.md, "Built-in rules"). */
 export const BUILTIN_RULES = {
   anonymous: 'an identity is required',
   'invalid-topic': 'a topic name or filter brokers refuse (protocol §2.1)',
   'wildcard-subscription': "a filter with '#' or a leading '+' needs the grant \"wildcards\"",
-  'others-responses': "reading <action>/response/<other> needs the grant \"responses\" (the seed's multicast)",
+  'others-responses': "reading <action>/response/<other> needs the grant \"responses\" (PSEC's multicast)",
   'others-requests': 'reading <action>/request/<other> needs the grant "requests"',
   'others-presence': 'relais/presence/<id> is written only by <id> (and its Last Will)',
   'relais-actions': `publishing under ${SYSTEM_ROOT}/, or serving its actions, needs a rule whose pattern starts with "${SYSTEM_ROOT}/" or the grant "system"`,

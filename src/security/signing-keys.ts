@@ -1,5 +1,5 @@
 /**
- * The public signing keys file (issue 7 §5, docs/security.md "Signed envelopes"): which
+ * The public signing keys file (docs/security.md "Signed envelopes"): which
  * Ed25519 key signs for which identity. Every receiver that verifies signatures gets a copy;
  * it holds no secret. Each private key lives in its own PEM file, mode 0600, on its owner's host.
  *

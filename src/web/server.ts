@@ -1,5 +1,5 @@
 /**
- * The web server of `relais start` (issue 9, docs/http-api.md): the page's static files at `/`,
+ * The web server of `relais start` (docs/web.md, docs/http-api.md): the page's static files at `/`,
  * MQTT over WebSocket at `/mqtt` (an untrusted connection of the embedded broker, so the page
  * authenticates like any client), and the HTTP API, whose routes reach the bus as the
  * in-process client `relais-web` after checking each caller against the same identities and

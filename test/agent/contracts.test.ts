@@ -1,5 +1,5 @@
 /**
- * The agent's actions declare the seed's shapes as contracts (issue 8 §7, protocol §7.6): a
+ * The agent's actions declare PSEC's shapes as contracts (protocol §7.6; docs/agent.md): a
  * payload that breaks them is refused before the service runs, naming the field, and the
  * registry-facing `relais/contracts/get` gives every action's schemas.
  */
@@ -7,9 +7,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CONTRACTS_ACTION, InvalidMessageError, type ContractDescription } from '../../src/index.js';
+import { CONTRACTS_ACTION, InvalidMessageError, type ContractsAnswer } from '../../src/index.js';
 import { DISK_ACTIONS } from '../../src/agent/disks.js';
-import { COMMAND_ACTIONS } from '../../src/agent/command.js';
+import { REMOTE_COMMAND_ACTIONS } from '../../src/agent/remote-commands.js';
 import { startAgentKit, tempDir, type AgentKit } from './agent-kit.js';
 
 describe('agent contracts', { timeout: 60_000 }, () => {
@@ -27,9 +27,9 @@ describe('agent contracts', { timeout: 60_000 }, () => {
   });
   after(() => env?.cleanup());
 
-  it('contracts - every catalogue and command action announces its schemas (seed 001 shapes)', async () => {
-    const { actions } = await env.caller.request<{ actions: Record<string, ContractDescription> }>(CONTRACTS_ACTION, {}, { target: env.agent.bus.id, timeout: 5000 });
-    for (const action of [...Object.values(DISK_ACTIONS), ...Object.values(COMMAND_ACTIONS)]) assert.ok(actions[action]?.output, `${action} has a declared result`);
+  it('contracts - every catalogue and command action announces its schemas (the PSEC shapes)', async () => {
+    const { actions } = await env.caller.request<ContractsAnswer>(CONTRACTS_ACTION, {}, { target: env.agent.bus.id, timeout: 5000 });
+    for (const action of [...Object.values(DISK_ACTIONS), ...Object.values(REMOTE_COMMAND_ACTIONS)]) assert.ok(actions[action]?.output, `${action} has a declared result`);
     assert.deepEqual((actions[DISK_ACTIONS.copyFile]!.input as { required: string[] }).required, ['source_disk', 'filepath', 'target_disk']);
     assert.deepEqual(Object.keys((actions[DISK_ACTIONS.footprint]!.output as { properties: object }).properties), ['footprint']);
   });

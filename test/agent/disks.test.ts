@@ -12,7 +12,7 @@ import { waitFor } from '../testkit/index.js';
 const payloadOf = (step: Step): unknown => (step.kind === 'accepted' ? undefined : step.payload);
 import { collectNotifications, startAgentKit, tempDir, type AgentKit } from './agent-kit.js';
 
-describe('agent disks (seed 001 catalogue)', { timeout: 60_000 }, () => {
+describe('agent disks (PSEC catalogue)', { timeout: 60_000 }, () => {
   let env: AgentKit;
   let root: string;
   let outside: string;
@@ -91,7 +91,7 @@ describe('agent disks (seed 001 catalogue)', { timeout: 60_000 }, () => {
     await refused('system/disks/create_file', { disk: 'usb', filepath: 'bad.txt', data: 'not base64!' }, 'invalid-data', /data: not valid Base64/);
   });
 
-  it('list_files - files and folders with the seed shape; links out, FIFOs and devices left out', async () => {
+  it('list_files - files and folders with the PSEC shape; links out, FIFOs and devices left out', async () => {
     fs.mkdirSync(path.join(dirs.usb, 'docs'), { recursive: true });
     fs.writeFileSync(path.join(dirs.usb, 'docs/a.txt'), 'abc');
     const answer = (await call('system/disks/list_files', { disk: 'usb' })) as { disk: string; files: Array<{ path: string }> };
@@ -183,7 +183,7 @@ describe('agent disks (seed 001 catalogue)', { timeout: 60_000 }, () => {
     assert.equal(note.envelope.source, env.agent.bus.id);
   });
 
-  it('a service that fails says so on system/events/error with the seed fields', async () => {
+  it('a service that fails says so on system/events/error with the PSEC fields', async () => {
     const errors = await collectNotifications(env.caller, 'system/events/error');
     fs.rmdirSync(dirs.gone);
     await assert.rejects(call('system/disks/list_files', { disk: 'gone' }), (error: RemoteError) => error.responseCode === 1);

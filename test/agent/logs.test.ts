@@ -1,5 +1,5 @@
 /**
- * Logs from every host (issue 8 §4, docs/agent.md "Logs"): an agent serves its configured log
+ * Logs from every host (docs/agent.md "Logs"): an agent serves its configured log
  * files (and the journal) on `relais/logs/get` with `source`, real files on disk.
  */
 import assert from 'node:assert/strict';

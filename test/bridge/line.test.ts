@@ -96,7 +96,7 @@ describe('line bridge (PSEC MVP protocol) over a Unix socket', { timeout: 60_000
     assert.deepEqual(await fromGui, { disks: ['for-gui'] });
   });
 
-  it('reponse - status "started" is a progress step, the next reponse the final (seed 001 benchmark)', async () => {
+  it('reponse - status "started" is a progress step, the next reponse the final (PSEC benchmark)', async () => {
     const steps: unknown[] = [];
     const done = (async () => {
       for await (const step of gui.call('system/misc/benchmark', { module: 'cpu' }, { target: peerId })) if (step.kind !== 'accepted') steps.push([step.kind, step.payload]);

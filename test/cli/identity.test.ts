@@ -10,7 +10,7 @@ import { IdentityStore, tokenFingerprint } from '../../src/security/identities.j
 import { DEFAULT_POLICY_DATA } from '../../src/security/default-policy.js';
 import mqtt from 'mqtt';
 
-describe('identities (issue 7 §1)', { timeout: CLI_SUITE_TIMEOUT }, () => {
+describe('identities', { timeout: CLI_SUITE_TIMEOUT }, () => {
   let dir: string;
   before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-identity-'));

@@ -1,5 +1,5 @@
 /**
- * `relais init` and `relais start --config` (issue 7 §1, §2): a secure set-up in one command,
+ * `relais init` and `relais start --config` (docs/security.md "A secure set-up in one command", "Listeners"): a secure set-up in one command,
  * certificates issued and revoked without a restart, and nothing exposed beyond loopback
  * without TLS and authentication unless --insecure.
  */

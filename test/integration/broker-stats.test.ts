@@ -1,6 +1,6 @@
 /**
- * The embedded broker's statistics on the bus (protocol §11.9, issue 7 §4 "the counts are
- * visible"): a real broker with security on and its `relais-broker` service; denials by kind
+ * The embedded broker's statistics on the bus (protocol §11.9: the counts are
+ * visible): a real broker with security on and its `relais-broker` service; denials by kind
  * and by rule, cut-offs by limit, who may ask; then `relais stats` against `relais start` (the
  * real binary) and against Mosquitto with a router beside it.
  */

@@ -1,5 +1,5 @@
 /**
- * Typed contracts (issue 8 §7, protocol §7.6): payloads checked before the handler runs,
+ * Typed contracts (protocol §7.6): payloads checked before the handler runs,
  * results checked in development, contracts announced in presence and served whole; the CLI
  * prints them and writes an AsyncAPI 3 document that a real AsyncAPI parser accepts.
  */
@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Parser } from '@asyncapi/parser';
 import { z } from 'zod';
-import { CONTRACTS_ACTION, InvalidMessageError, type Bus, type ContractDescription } from '../../src/index.js';
+import { CONTRACTS_ACTION, InvalidMessageError, type Bus, type ContractsAnswer } from '../../src/index.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../src/broker/index.js';
 import { IdentityStore } from '../../src/security/identities.js';
 import { defaultPolicy } from '../../src/security/default-policy.js';
@@ -65,7 +65,7 @@ describe('typed contracts', { timeout: 60_000 }, () => {
     const presence = caller.clients().find((client) => client.id === 'imaging');
     const announced = presence?.contracts as Record<string, string> | undefined;
     assert.match(announced?.['image/resize'] ?? '', /^[0-9a-f]{16}$/);
-    const { actions } = await caller.request<{ actions: Record<string, ContractDescription> }>(CONTRACTS_ACTION, {}, { target: 'imaging', timeout: 5000 });
+    const { actions } = await caller.request<ContractsAnswer>(CONTRACTS_ACTION, {}, { target: 'imaging', timeout: 5000 });
     const resize = actions['image/resize']!;
     assert.equal(resize.hash, announced!['image/resize']);
     assert.equal(resize.description, 'resizes an image');
@@ -139,7 +139,7 @@ describe('typed contracts under the default policy', { timeout: 30_000 }, () => 
     const client = await connect({ id: 'ann', broker: broker.url!, username: 'ann', password: ann, logger: testLogger });
     try {
       await service.handle('image/resize', () => ({ pixels: 1 }), { input: ResizeInput });
-      const { actions } = await client.request<{ actions: Record<string, ContractDescription> }>(CONTRACTS_ACTION, {}, { target: 'svc', timeout: 5000 });
+      const { actions } = await client.request<ContractsAnswer>(CONTRACTS_ACTION, {}, { target: 'svc', timeout: 5000 });
       assert.ok(actions['image/resize']);
       const { byRule, ...denials } = broker.denials!;
       assert.deepEqual(denials, { connect: 0, subscribe: 0, publish: 0, source: 0 }, JSON.stringify([...byRule]));

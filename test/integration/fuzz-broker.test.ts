@@ -1,5 +1,5 @@
 /**
- * Fuzz of the embedded broker with security on (issue 7 §6, docs/security.md "Fuzzing"): over
+ * Fuzz of the embedded broker with security on (docs/security.md "Fuzzing"): over
  * 100,000 mutated MQTT frames and envelopes, sent over many short-lived raw sockets to the broker
  * in its own process (identities + the default policy), while a healthy Relais requester and
  * handler keep answering. The broker must stay up, the healthy pair must not fail one request,

@@ -1,6 +1,6 @@
 /**
  * Random bytes and random JSON published on every topic a client listens to never crash
- * it and never stop it from serving (seed 000 / DESIGN "Bad input").
+ * it and never stop it from serving (protocol §5.2).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';

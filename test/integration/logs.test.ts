@@ -1,6 +1,6 @@
 /**
  * Logs on demand (protocol §11.4): every library client keeps its recent log lines and serves
- * them on `relais/logs/get/request/<its id>`, one retrieval at a time (the lock, seed 002),
+ * them on `relais/logs/get/request/<its id>`, one retrieval at a time (the lock),
  * with `follow` streaming new lines as progress steps. Run against Aedes and Mosquitto.
  */
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 /**
- * The embedded broker enforces what decide() says (issue 7 §4): the shared allow/deny table
+ * The embedded broker enforces what decide() says (docs/security.md "Authorisation policy"): the shared allow/deny table
  * (policy-table.ts) against `startEmbeddedBroker({ security })` with the identities in an
  * identity file (tokens as passwords) and plain MQTT.js clients.
  */

@@ -1,5 +1,5 @@
 /**
- * The exported Mosquitto ACL enforces what decide() says (issue 7 §4): the shared allow/deny
+ * The exported Mosquitto ACL enforces what decide() says (docs/security.md "Export to Mosquitto"): the shared allow/deny
  * table (policy-table.ts) against a real Mosquitto with the files `relais policy export`
  * writes, passwords made with mosquitto_passwd, and plain MQTT.js clients.
  */

@@ -1,7 +1,7 @@
 /**
- * One allow/deny table for every broker that enforces the policy (issue 7 §4 "the same
+ * One allow/deny table for every broker that enforces the policy (docs/security.md "Tests (policy)"): the same
  * table-driven test runs against the embedded broker and against Mosquitto with the exported
- * files"): identity class (client, its real-time lane, service, router, admin) × topic class
+ * files: identity class (client, its real-time lane, service, router, admin) × topic class
  * (own/others' responses, own/others' targeted requests, presence, wildcards, relais/ actions).
  * Each row's expectation is what decide() says, checked first; then the broker must agree with
  * plain MQTT.js clients: a denied SUBSCRIBE delivers nothing (SUBACK 0x80, or on Mosquitto

@@ -1,5 +1,5 @@
 /**
- * Enforcement in the embedded broker (issue 7 §2-§4, docs/security.md "Identities and
+ * Enforcement in the embedded broker (docs/security.md "Identities and
  * enforcement"): identities with tokens at CONNECT, identity binding, the default policy on
  * SUBSCRIBE and PUBLISH, the envelope `source` check, over real sockets.
  */

@@ -1,5 +1,5 @@
 /**
- * Signed envelopes end to end (issue 7 §5, protocol §12): a requester and a handler that both
+ * Signed envelopes end to end (protocol §12): a requester and a handler that both
  * sign and require signatures, on the embedded broker and on Mosquitto (which cannot check an
  * envelope's source), while a raw MQTT.js client forges, replays and sends stale messages.
  */

@@ -1,5 +1,5 @@
 /**
- * The external interface (issue 7 §2, docs/security.md "Certificates"): TLS 1.3 only, client
+ * The external interface (docs/security.md "Listeners", "Certificates"): TLS 1.3 only, client
  * certificates from the Relais CA naming the identity, tokens over TLS, and what is refused: an
  * unknown CA, an expired certificate, a revoked identity, a certificate reissued since, TLS 1.2.
  * And the internal interface: the Unix socket is the broker user's alone (mode 0600).

@@ -1,5 +1,5 @@
 /**
- * The page end to end, as a user sees it (issue 9): `relais start` serving it, a real agent and
+ * The page end to end, as a user sees it (docs/web.md): `relais start` serving it, a real agent and
  * a `relais serve` handler, Debian's chromium. Each scenario leaves a screenshot in
  * test-artifacts/web/.
  */

@@ -1,5 +1,5 @@
 /**
- * The PSEC catalogue (seed 001, "Liste des topics" and "Liste des notifications"): which MVP
+ * The PSEC catalogue (its "Liste des topics" and "Liste des notifications"; docs/bridges.md): which MVP
  * command name (`TypeCommande.*`, as the MVP library writes it: its value, e.g. `liste_disques`)
  * is which bus action, and which MVP event (`TypeEvenement.*`) is which notification category.
  * Names outside it pass through: an MVP `commande` that is itself a valid action is that action;

@@ -1,5 +1,5 @@
 /**
- * The PSEC MVP message on a line (seed 003): one JSON object per line,
+ * The PSEC MVP message on a line (docs/bridges.md, "Line protocol"): one JSON object per line,
  * `{"type": "notification"|"commande"|"reponse", "source", "destination", "payload"}`, with
  * `destination` a domain name or `tous`. Payloads as the MVP library writes them: a commande
  * `{"commande", "arguments"}`, a reponse `{"commande", "data"}`, a notification

@@ -1,5 +1,5 @@
 /**
- * The PSEC MVP line protocol on the bus (seeds 001, 003; docs/bridges.md): the bridge connects to
+ * The PSEC MVP line protocol on the bus (docs/bridges.md): the bridge connects to
  * the bus *as* the MVP peer (its client id is the peer's domain name), so the rest of the system
  * sees an ordinary client. Lines from the peer become bus messages; bus commands for the actions
  * it serves, and the notifications it follows, become lines. The line transport (a Unix socket,
@@ -185,7 +185,7 @@ export class LineBridge extends EventEmitter<{ attached: []; detached: []; skipp
       });
       command.fail(error);
     } else {
-      // Seed 001's benchmark answers `started` before `finished`: a step, not the end.
+      // PSEC's benchmark answers `started` before `finished`: a step, not the end.
       const started = typeof data === 'object' && data !== null && (data as { status?: unknown }).status === 'started';
       command.answer(data ?? null, !started);
     }

@@ -1,5 +1,5 @@
 /**
- * Auto-discovery (seed 000): "when a plugin detects a device not known for its technology, it
+ * Auto-discovery (docs/bridges.md, "xPL"; Domogik's wish): "when a plugin detects a device not known for its technology, it
  * sends an xPL message (with techno/address/type/reference) … so the UIs can offer to create it".
  * Each xPL message names up to two kinds of device: the application that sent it (its `source`)
  * and the devices its body addresses (`device=`, `address=`; a comma list names several). Each is

@@ -1,5 +1,5 @@
 /**
- * An xPL application on the bus (seed 000; docs/bridges.md, "xPL"): it listens on a UDP port,
+ * An xPL application on the bus (docs/bridges.md, "xPL"): it listens on a UDP port,
  * announces it with `hbeat.app` heartbeats so the machine's xPL hub forwards it every message,
  * publishes each message it receives as a bus notification (`xpl/<class>/<type>`) and each device
  * seen for the first time as `xpl/device/discovered`, and sends the xPL messages asked of it on

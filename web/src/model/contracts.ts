@@ -3,17 +3,11 @@
  * (`info.contracts`, a hash per action), and turned into a check of the payload with zod's own
  * JSON Schema reader, the library the handler validates with.
  */
+import { CONTRACTS_ACTION, type ContractDescription, type ContractsAnswer } from '../../../src/protocol/contracts.js';
 import type { ClientDetail } from '../../../src/protocol/registry.js';
 import type { Bus } from '../bus/bus.js';
 
-/** protocol §7.6 (the constant lives in src/client/contracts.ts, a Node module). */
-export const CONTRACTS_ACTION = 'relais/contracts/get';
-
-export interface Contract {
-  input: unknown;
-  output: unknown;
-  description?: string;
-  hash: string;
+export interface Contract extends ContractDescription {
   /** Who told us. */
   from: string;
 }
@@ -28,7 +22,7 @@ export function contractHolder(clients: Record<string, ClientDetail>, action: st
 }
 
 export async function fetchContract(bus: Bus, holder: { id: string }, action: string): Promise<Contract | undefined> {
-  const answer = await bus.ask<{ actions: Record<string, Omit<Contract, 'from'>> }>(CONTRACTS_ACTION, {}, { target: holder.id });
+  const answer = await bus.ask<ContractsAnswer>(CONTRACTS_ACTION, {}, { target: holder.id });
   const contract = answer.actions?.[action];
   return contract ? { ...contract, from: holder.id } : undefined;
 }

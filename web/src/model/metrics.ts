@@ -2,14 +2,11 @@
  * The router's metrics (protocol §11.6) kept as time series per action for the charts: the
  * latest snapshot at start (`relais/metrics/get`), then one per notification.
  */
-import type { ActionMetrics, MetricsSnapshot } from '../../../src/router/metrics.js';
+import { METRICS_ACTION, METRICS_CATEGORY, type ActionMetrics, type MetricsSnapshot } from '../../../src/protocol/metrics.js';
 import { notificationTopic } from '../../../src/protocol/topics.js';
 import type { Bus } from '../bus/bus.js';
 import { Store } from '../ui/store.js';
 
-/** protocol §11.6 (the router's constants live in src/router/router.ts, a Node module). */
-export const METRICS_CATEGORY = 'relais/metrics';
-export const METRICS_ACTION = 'relais/metrics/get';
 /** An hour of 10-second intervals. */
 const POINTS_KEPT = 360;
 

@@ -1,5 +1,5 @@
 /**
- * Remote commands with live output (seed 002 COMMAND, seed 000's 'terminal'; docs/agent.md):
+ * Remote commands with live output (Gorgone's COMMAND; docs/agent.md "Remote commands"):
  * `system/command/run` runs one allowed command, `system/command/batch` several in order as
  * Gorgone does (`[{command, timeout, continue_on_error}]`). Output lines are progress steps;
  * the final answer carries the exit code, the duration and the tail of the output.
@@ -9,10 +9,10 @@ import type { HandlerContext } from '../client/index.js';
 import { BusyError, CancelledError, InvalidMessageError, RelaisError, TimeoutError } from '../protocol/errors.js';
 import { allow, describeCommand, type AllowedCommand, type CommandLine } from './allow-list.js';
 import type { CommandConfig } from './config.js';
-import { runCommand, SpawnError, type OutputStep, type RunOutcome } from './command-runner.js';
+import { runProcess, SpawnError, type OutputStep, type RunOutcome } from './process-runner.js';
 import { typed, type AgentService, type ServiceContext } from './service.js';
 
-export const COMMAND_ACTIONS = { run: 'system/command/run', batch: 'system/command/batch' } as const;
+export const REMOTE_COMMAND_ACTIONS = { run: 'system/command/run', batch: 'system/command/batch' } as const;
 
 const commandLine = z.union([z.array(z.string().max(64 * 1024)).min(1).max(1000), z.string().min(1).max(64 * 1024)]);
 const item = z.object({ command: commandLine, timeout: z.number().positive().optional(), continue_on_error: z.boolean().default(false) });
@@ -47,7 +47,7 @@ function endedError(killedBy: 'timeout' | 'cancelled' | 'deadline', message: str
   return error;
 }
 
-export function commandService(config: CommandConfig, context: ServiceContext): AgentService {
+export function remoteCommandService(config: CommandConfig, context: ServiceContext): AgentService {
   let running = 0;
   const limits = { maxOutputBytes: config.maxOutputBytes, tailBytes: config.tailBytes, killGraceMs: config.killGrace * 1000 };
 
@@ -73,7 +73,7 @@ export function commandService(config: CommandConfig, context: ServiceContext): 
     context.logger.info({ rule: allowed.rule, requester: ctx.source, token: ctx.token, command: describeCommand(command) }, 'command started');
     let outcome: RunOutcome;
     try {
-      outcome = await runCommand(allowed, { timeoutMs, signal: ctx.signal, limits, emit });
+      outcome = await runProcess(allowed, { timeoutMs, signal: ctx.signal, limits, emit });
     } catch (error) {
       if (!(error instanceof SpawnError)) throw error;
       throw new RelaisError('SPAWN_FAILED', error.message, { details: { reason: 'spawn-failed', errno: error.errno } });
@@ -103,7 +103,7 @@ export function commandService(config: CommandConfig, context: ServiceContext): 
   return {
     name: 'command',
     actions: {
-      [COMMAND_ACTIONS.run]: typed('runs one allowed command; its output lines are progress steps', runSchema, resultSchema, async (request, ctx) => {
+      [REMOTE_COMMAND_ACTIONS.run]: typed('runs one allowed command; its output lines are progress steps', runSchema, resultSchema, async (request, ctx) => {
         const allowed = check(request.command, ctx);
         const timeoutMs = timeoutOf(request.timeout, 'timeout');
         return withSlot(async () => {
@@ -113,7 +113,7 @@ export function commandService(config: CommandConfig, context: ServiceContext): 
         });
       }),
 
-      [COMMAND_ACTIONS.batch]: typed('runs allowed commands in order, as Gorgone does: [{command, timeout, continue_on_error}]', batchSchema, batchResultSchema, async (items, ctx) => {
+      [REMOTE_COMMAND_ACTIONS.batch]: typed('runs allowed commands in order, as Gorgone does: [{command, timeout, continue_on_error}]', batchSchema, batchResultSchema, async (items, ctx) => {
         // Every command is checked before any runs: a batch runs whole or not at all.
         const plan = items.map((entry, index) => ({ ...entry, allowed: check(entry.command, ctx), timeoutMs: timeoutOf(entry.timeout, `[${index}].timeout`) }));
         return withSlot(async () => {

@@ -18,7 +18,7 @@ const ECHO = { name: 'echo', program: '/bin/echo', args: [{ pattern: '[a-z]+' }]
 type Output = { output?: Array<{ stream: string; line: string }>; truncated?: true; marker?: string; index?: number };
 const linesOf = (steps: Step[]) => steps.flatMap((step) => (step.kind === 'progress' ? ((step.payload as Output).output ?? []) : []));
 
-describe('agent commands (seed 002 COMMAND)', { timeout: 60_000 }, () => {
+describe('agent remote commands', { timeout: 60_000 }, () => {
   let env: AgentKit;
   let dir: string;
   const run = (command: string[] | string, options: { timeout?: number; signal?: AbortSignal } = {}) =>

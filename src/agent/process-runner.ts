@@ -1,5 +1,5 @@
 /**
- * Runs one allowed command (docs/agent.md "Commands"): its own process group, no stdin, its
+ * Runs one allowed command (docs/agent.md "Remote commands"): its own process group, no stdin, its
  * stdout and stderr read as lines and handed over as they come (`emit` is awaited before
  * reading more, so a slow bus slows the command instead of filling memory), forwarded output
  * cut at a byte limit with a marker, a bounded tail kept for the final answer, and the whole
@@ -68,7 +68,7 @@ function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
-export function runCommand(
+export function runProcess(
   command: AllowedCommand,
   options: { timeoutMs: number; signal: AbortSignal; limits: RunLimits; emit: (step: OutputStep) => Promise<void> },
 ): Promise<RunOutcome> {
