@@ -4,19 +4,10 @@
  * RunningRequest it extends). One object per command, its methods on the prototype: the
  * context of a handler that answers at once costs one allocation.
  */
+import type { ReplyTo } from '../protocol/command-admission.js';
 import type { Envelope, Priority } from '../protocol/envelope.js';
 import { RunningRequest } from './running-request.js';
 import type { HandlerContext } from './types.js';
-
-/** Where the answers to one command go, and how (protocol §4.3). */
-export interface ReplyTo {
-  action: string;
-  requester: string;
-  token: string;
-  priority: Priority;
-  /** Answers travel at the QoS the command came with (protocol §1.3). */
-  qos: 0 | 1;
-}
 
 export interface ProgressSink {
   progress(command: Command, fraction: number | undefined, data: unknown): void;

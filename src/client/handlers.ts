@@ -1,17 +1,19 @@
 /**
  * The serving side (protocol §4.2): the actions this client handles, the commands in
  * progress and those recently finished, acknowledgement (§4.7), duplicates (§4.8),
- * cancellation and deadlines. A handler's failure becomes an error response; it never
- * reaches the process.
+ * cancellation and deadlines. Which command runs is decided by the checks of
+ * protocol/command-admission.ts; this is their shell. A handler's failure becomes an error
+ * response; it never reaches the process.
  */
 import { randomUUID } from 'node:crypto';
-import { encode, EVERYONE, type DecodeResult, type Envelope } from '../protocol/envelope.js';
-import { CancelledError, PayloadTooLargeError, ResponseCode, TimeoutError, toWire, type WireError } from '../protocol/errors.js';
+import { admitCommand, type ReplyTo, type Serving, type ServingView } from '../protocol/command-admission.js';
+import { encode, type DecodeResult, type Envelope } from '../protocol/envelope.js';
+import { CancelledError, PayloadTooLargeError, ResponseCode, TimeoutError, toWire } from '../protocol/errors.js';
 import { responseMessage, type ResponseStep } from '../protocol/messages.js';
-import { cancelTopic, checkClientId, requestTopic, responseTopic } from '../protocol/topics.js';
+import { cancelTopic, requestTopic, responseTopic } from '../protocol/topics.js';
 import type { ResolvedOptions } from './options.js';
 import { RecentTokens } from './recent-tokens.js';
-import { Command, type ProgressSink, type ReplyTo } from './command.js';
+import { Command, type ProgressSink } from './command.js';
 import type { RunningRequest } from './running-request.js';
 import type { Transport } from './transport.js';
 import type { Handler, HandleOptions, Lane, Registration } from './types.js';
@@ -26,7 +28,7 @@ interface Served {
   targetedOnly?: true;
 }
 
-export class Handlers implements ProgressSink {
+export class Handlers implements ProgressSink, ServingView {
   private readonly served = new Map<string, Served>();
   /** Commands being handled, by `<requester> <token>`. */
   private readonly running = new Map<string, RunningRequest>();
@@ -109,60 +111,39 @@ export class Handlers implements ProgressSink {
     };
   }
 
-  /** A message arrived on `<action>/request[/<me>]` (the checks of protocol §4.2, in order). */
+  /** A message arrived on `<action>/request[/<me>]`: the checks of protocol §4.2 (command-admission.ts), then what they decide. */
   onRequest(action: string, targeted: boolean, decoded: DecodeResult, qos: 0 | 1): void {
-    if (!decoded.ok) {
-      this.logger.warn({ action, err: decoded.error.message, source: decoded.sender?.source }, 'invalid request');
-      if (decoded.sender) {
-        const { responseCode, error } = toWire(decoded.error);
-        this.reply({ action, requester: decoded.sender.source, token: decoded.sender.token ?? 'none', priority: 'normal', qos }, { step: 'error', code: responseCode, error });
+    const admission = admitCommand(action, targeted, decoded, qos, Date.now(), this, randomUUID);
+    switch (admission.kind) {
+      case 'drop': {
+        const { log, answer } = admission;
+        this.logger[log.level](log.fields, log.message);
+        if (answer) this.reply(answer.to, { step: 'error', code: answer.code, error: answer.error, ...(answer.notRun && { notRun: true }) });
+        return;
       }
-      return;
+      case 'duplicate':
+        return this.answerDuplicate(admission.key, admission.to, admission.wantsAcks);
+      case 'run':
+        return this.run(this.served.get(action)!.handler, admission.command, admission.to, admission.key, admission.wantsAcks);
     }
-    const request = decoded.envelope;
-    if (request.type !== 'command') {
-      this.logger.warn({ action, type: request.type, source: request.source }, 'ignored a non-command message on a request topic');
-      return;
-    }
-    if (!targeted && request.destination !== EVERYONE && request.destination !== this.options.id) {
-      this.logger.debug({ action, destination: request.destination }, 'command for another destination ignored');
-      return;
-    }
-    const badSource = checkClientId(request.source);
-    if (badSource) {
-      this.logger.warn({ action, source: request.source }, `command refused, no response possible: ${badSource}`);
-      return;
-    }
-    const to: ReplyTo = { action, requester: request.source, token: request.token ?? randomUUID(), priority: request.priority ?? 'normal', qos };
-    // A starting client serves nothing yet but its built-in actions (its logs help to see why it is slow to start).
+  }
+
+  /** ServingView: how `action` is served now. */
+  serving(action: string): Serving {
     const entry = this.served.get(action);
-    const served = entry && (entry.targetedOnly || this.accepting()) ? entry : undefined;
-    if (!served) {
-      const why = entry ? ' yet: it is starting' : '';
-      return this.refuse(to, ResponseCode.NO_HANDLER, { name: 'NoHandlerError', message: `${this.options.id} does not serve ${action}${why}` });
-    }
-    if (served.targetedOnly && !targeted) {
-      this.logger.debug({ action, source: request.source }, 'untargeted command for a built-in action ignored (protocol §11.4)');
-      return;
-    }
-    const key = `${to.requester} ${to.token}`;
-    if (this.answerDuplicate(key, to, request.acceptBy !== undefined)) return;
-    const now = Date.now();
-    if (request.deadline !== undefined && request.deadline <= now) {
-      return this.refuse(to, ResponseCode.DEADLINE_EXCEEDED, { name: 'TimeoutError', message: `request ${to.token} arrived after its deadline` });
-    }
-    if (request.acceptBy !== undefined && request.acceptBy < now) {
-      // The requester has sent it elsewhere by now, or asks about a command we do not know
-      // (acceptBy 0): running it could run it twice (protocol §4.7).
-      const late = now - request.acceptBy;
-      const message = request.acceptBy === 0
-        ? `request ${to.token} is not known here (finished and forgotten, or never received); it was not run`
-        : `request ${to.token} reached ${this.options.id} ${late} ms after its acceptance deadline; it was not run (if this keeps happening, check that the clocks agree)`;
-      this.logger.warn({ action, token: to.token, requester: to.requester, lateMs: late }, 'command not accepted');
-      this.reply(to, { step: 'error', code: ResponseCode.DEADLINE_EXCEEDED, error: { name: 'TimeoutError', message }, notRun: true });
-      return;
-    }
-    this.run(served.handler, request, to, key, request.acceptBy !== undefined);
+    if (!entry) return 'no';
+    if (entry.targetedOnly) return 'targeted-only';
+    return this.accepting() ? 'yes' : 'starting';
+  }
+
+  /** ServingView: the command runs here, or finished and is remembered (protocol §4.8). */
+  knows(key: string): boolean {
+    return this.running.has(key) || this.finished.get(key) !== undefined;
+  }
+
+  /** ServingView: this client's id. */
+  get self(): string {
+    return this.options.id;
   }
 
   /**
@@ -170,19 +151,18 @@ export class Handlers implements ProgressSink {
    * status of a running one is an acknowledgement, sent only to a requester that asks for them
    * (`acceptBy`, §4.7); a plain command repeated (a QoS 1 redelivery) gets nothing more until its final.
    */
-  private answerDuplicate(key: string, to: ReplyTo, wantsAcks: boolean): boolean {
+  private answerDuplicate(key: string, to: ReplyTo, wantsAcks: boolean): void {
     const running = this.running.get(key);
     if (running) {
       if (wantsAcks) this.reply(to, { step: 'accepted', ...(running.lastProgress !== undefined && { progress: running.lastProgress }) });
       else this.logger.debug({ action: to.action, token: to.token, requester: to.requester }, 'command received again while it runs: its final will answer it');
-      return true;
+      return;
     }
     const done = this.finished.get(key);
-    if (!done) return false;
+    if (!done) return;
     this.logger.debug({ action: to.action, token: to.token, requester: to.requester }, 'command received again: answered with its result');
     if (done.body !== undefined) this.send(to, done.body);
     else this.reply(to, { step: 'error', code: ResponseCode.ERROR, error: { name: 'Error', message: `request ${to.token} already ran here; its result is no longer kept` } });
-    return true;
   }
 
   /**
@@ -256,11 +236,6 @@ export class Handlers implements ProgressSink {
     if (!running) return;
     const reason = typeof fields.reason === 'string' ? fields.reason : 'cancelled';
     running.abort(new CancelledError(`request ${token} cancelled: ${reason}`));
-  }
-
-  private refuse(to: ReplyTo, code: number, error: WireError): void {
-    this.logger.warn({ action: to.action, token: to.token, requester: to.requester, err: error.message }, 'request refused');
-    this.reply(to, { step: 'error', code, error });
   }
 
   /** Sends one answer; returns its wire text (undefined if it could not be made). */
