@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import type { Bus } from '../client/bus.js';
 import type { HandlerContext, Registration } from '../client/types.js';
-import { InvalidMessageError, NotAuthorizedError, ResponseCode } from '../protocol/errors.js';
+import { NotAuthorizedError, RequestEndedError, ResponseCode, UnknownTokenError } from '../protocol/errors.js';
 import { endsLifecycle, KILL_ACTION, KILL_WAIT_MS, parseHistoryQuery, type KillOutcome, type KillResult } from '../protocol/history.js';
 import { cancelMessage } from '../protocol/messages.js';
 import { cancelTopic } from '../protocol/topics.js';
@@ -54,9 +54,13 @@ async function kill(bus: Bus, store: HistoryStore, recorder: Recorder, access: H
   try {
     const rows = store.query(parseHistoryQuery({ token: input.token, limit: 10_000 })).rows;
     const command = rows.find((row) => row.kind === 'command');
-    if (!command) throw new InvalidMessageError(`token ${input.token} is not in the history: nothing to kill`);
+    if (!command) throw new UnknownTokenError(`token ${input.token} is not in the history: nothing to kill`, { details: { token: input.token } });
     const ended = rows.find(endsLifecycle);
-    if (ended) throw new InvalidMessageError(`request ${input.token} has already ended (${ended.kind}${ended.code === undefined ? '' : `, code ${ended.code}`})`);
+    if (ended) {
+      throw new RequestEndedError(`request ${input.token} has already ended (${ended.kind}${ended.code === undefined ? '' : `, code ${ended.code}`})`, {
+        details: { token: input.token, kind: ended.kind, ...(ended.code !== undefined && { code: ended.code }) },
+      });
+    }
     const requester = command.source;
     // An envelope's source is its sender's client id, which security binds to its identity (protocol §2.1, docs/security.md).
     const own = options.allowed === 'anyone' || asker === requester;

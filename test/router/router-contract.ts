@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
-import { CancelledError, InvalidMessageError, NotAuthorizedError, RemoteError, type Bus, type HistoryPage, type HistoryRow } from '../../src/index.js';
+import { CancelledError, InvalidMessageError, NotAuthorizedError, RemoteError, RequestEndedError, UnknownTokenError, type Bus, type HistoryPage, type HistoryRow } from '../../src/index.js';
 import { startRouter, type MetricsSnapshot, type Router } from '../../src/router/index.js';
 import { parseHistoryQuery, type KillResult } from '../../src/protocol/history.js';
 import { setup, SUITE_TIMEOUT, testLogger, uniqueId, type BrokerKind, type Kit } from '../testkit/index.js';
@@ -219,6 +219,23 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
       assert.equal(await running, 'done anyway');
       const finished = await second;
       assert.deepEqual([finished.killed, finished.outcome, finished.code], [false, 'finished', 0]);
+    });
+
+    it('router - kill: an unknown token and a request that has ended are refused with code 2, each as its own error type naming the token', async () => {
+      const unknown = uniqueId('never-sent');
+      await assert.rejects(client.request('relais/requests/kill', { token: unknown }), (error: Error) => {
+        assert.ok(error instanceof UnknownTokenError, `${error.name}: ${error.message}`);
+        assert.deepEqual([error.responseCode, error.details], [2, { token: unknown }]);
+        return true;
+      });
+      const token = uniqueId('done');
+      await client.request('test/steps', {}, { token });
+      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'final'));
+      await assert.rejects(client.request('relais/requests/kill', { token }), (error: Error) => {
+        assert.ok(error instanceof RequestEndedError, `${error.name}: ${error.message}`);
+        assert.deepEqual([error.responseCode, error.details], [2, { token, kind: 'final', code: 0 }]);
+        return true;
+      });
     });
 
     it('router - kill: a handler that dies after the cancel counts as killed ("handler-gone")', async () => {
