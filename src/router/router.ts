@@ -18,7 +18,7 @@ import { ROUTER_ID } from '../protocol/history-feed.js';
 import { BrokerFeed } from './broker-feed.js';
 import { serveHistory } from './history-service.js';
 import { serveKill } from './kill-service.js';
-import { SqliteEventLog } from './event-log.js';
+import { SqliteEventLog } from './sqlite-event-log.js';
 import { EventStream } from './event-stream.js';
 import { Metrics } from './metrics.js';
 import { startRegistry, type Registry } from './registry.js';
