@@ -70,6 +70,7 @@ export function eventLogContract(name: string, factory: EventLogFactory): void {
         assert.equal(removed, 20);
         const resumed = log.page(5, 100);
         assert.deepEqual([numbers(resumed)[0], resumed.events.length, resumed.missed, resumed.latest], [21, 10, 15, 30], 'cursors 6 to 20 are gone');
+        assert.equal(log.page(19, 100).missed, 1, 'cursor 20 is gone');
         assert.equal(log.page(20, 100).missed, undefined, 'nothing missed after the oldest kept');
         assert.equal(log.prune(1, 100), 9);
         assert.deepEqual(log.page(undefined, 10).events.map((stored) => stored.cursor), [30]);
