@@ -4,6 +4,7 @@
  */
 export { startRouter, ROUTER_DEFAULTS, METRICS_ACTION, METRICS_CATEGORY, type Router, type RouterOptions } from './router.js';
 export type { MetricsSnapshot, ActionMetrics } from './metrics.js';
+export { KILL_BY, type KillBy } from './kill-service.js';
 export type { HistoryStore, HistoryRetention, HistoryScope } from './history-store.js';
 export type { EventLog, NewEvent } from './event-log.js';
 export { SqliteHistoryStore, type SqliteHistoryOptions } from './sqlite-history-store.js';

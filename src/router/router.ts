@@ -18,7 +18,7 @@ import type { EventLog } from './event-log.js';
 import { ROUTER_ID } from '../protocol/history-feed.js';
 import { BrokerFeed } from './broker-feed.js';
 import { serveHistory } from './history-service.js';
-import { serveKill } from './kill-service.js';
+import { serveKill, type KillBy } from './kill-service.js';
 import { SqliteEventLog } from './sqlite-event-log.js';
 import { EventStream } from './event-stream.js';
 import { Metrics } from './metrics.js';
@@ -85,7 +85,7 @@ export interface RouterOptions {
   /** Client ids allowed to kill anyone's request (protocol §11.5); by default only a request's requester may. */
   admins?: readonly string[];
   /** Who else may kill a request (protocol §11.5): its requester's identity (the default), or anyone (a bus without security). */
-  killBy?: 'identity' | 'anyone';
+  killBy?: KillBy;
   /**
    * With security on, who reads which history rows (protocol §11.2, docs/security.md "History
    * privacy"): the identities file and policy the broker enforces, and the delegates that ask on
@@ -121,7 +121,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const events = new EventStream(eventLog, { maxDataBytes, logger });
   recorder.watch(events.onRows);
   const routerId = options.id ?? ROUTER_DEFAULTS.id;
-  const feed = new BrokerFeed({ id: routerId, recorder, events, store: historyStore, logger });
+  const feed = new BrokerFeed({ id: routerId, recorder, events, historyStore, logger });
   let bus: Bus | undefined;
   const services: Registration[] = [];
   let pruner: NodeJS.Timeout | undefined;
@@ -170,7 +170,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     feed.start(bus);
     services.push(...(await serveHistory(bus, historyStore, recorder, access, { maxDataBytes })));
     services.push(await bus.handle(METRICS_ACTION, () => metrics.latest));
-    services.push(await serveKill(bus, historyStore, recorder, access, { admins: options.admins ?? [], allowed: options.killBy ?? 'identity' }));
+    services.push(await serveKill(bus, historyStore, recorder, access, { admins: options.admins ?? [], killBy: options.killBy ?? 'identity' }));
     registry = await startRegistry(bus, { logger });
     services.push(await events.serve(bus));
     const connected = bus;

@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseHistoryQuery, type HistoryRowInput, type HistoryStore } from '../../src/router/history-store.js';
+import { parseHistoryQuery, type HistoryRowInput } from '../../src/protocol/history.js';
+import type { HistoryStore } from '../../src/router/history-store.js';
 
 export interface HistoryStoreFactory {
   /** A new empty store; `now` is its clock for ctime. */
