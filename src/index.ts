@@ -8,6 +8,8 @@ export {
   HandlerGoneError,
   CancelledError,
   InvalidMessageError,
+  UnknownTokenError,
+  RequestEndedError,
   PayloadTooLargeError,
   NotAuthorizedError,
   NotSentError,

@@ -1,6 +1,8 @@
 /** `relais router`: the router alone, against any broker (Mosquitto, a cluster); `relais start` runs it for you. */
 import path from 'node:path';
 import { Command, Option } from 'commander';
+import type { HistoryRetention } from '../router/history-store.js';
+import { KILL_BY, type KillBy } from '../router/kill-service.js';
 import { startRouter, ROUTER_DEFAULTS, type Router } from '../router/router.js';
 import { addConnectionOptions, cliLogger, connectionOptions, fail, EXIT, onInterrupt, type GlobalOptions } from './common.js';
 
@@ -29,8 +31,17 @@ export function routerOptions(command: Command): Command {
     .option('--kill-by <who>', "who may kill a request besides --admin: identity (its requester's) or anyone (relais start's default without security; otherwise identity)");
 }
 
+/** What the command line sets of the router's options: its stores are SQLite ones, in `database`. */
+export interface RouterSettings {
+  database: string;
+  maxDataBytes: number;
+  retention: HistoryRetention;
+  admins: string[];
+  killBy: KillBy;
+}
+
 /** The router's settings from the command line; exits 2 on a bad value. */
-export function routerSettings(options: RouterSettingsOptions, secured = true): { database: string; maxDataBytes: number; retention: { maxAgeMs: number; maxRows: number }; admins: string[]; killBy: 'identity' | 'anyone' } {
+export function routerSettings(options: RouterSettingsOptions, secured = true): RouterSettings {
   const positive = (text: string, flag: string) => {
     const value = Number(text);
     if (!(value > 0) || !Number.isFinite(value)) fail(EXIT.USAGE, `${flag} must be a positive number, got ${text}`);
@@ -46,10 +57,10 @@ export function routerSettings(options: RouterSettingsOptions, secured = true): 
 }
 
 /** Without security any client id can be claimed, so a rule by identity would only get in the way (protocol §11.5). */
-function killByOption(given: string | undefined, secured: boolean): 'identity' | 'anyone' {
+function killByOption(given: string | undefined, secured: boolean): KillBy {
   if (given === undefined) return secured ? 'identity' : 'anyone';
-  if (given !== 'identity' && given !== 'anyone') fail(EXIT.USAGE, `--kill-by must be identity or anyone, got ${given}`);
-  return given;
+  if (!(KILL_BY as readonly string[]).includes(given)) fail(EXIT.USAGE, `--kill-by must be ${KILL_BY.join(' or ')}, got ${given}`);
+  return given as KillBy;
 }
 
 export function routerCommand(): Command {

@@ -102,10 +102,36 @@ export class CancelledError extends RelaisError {
 
 /** A message does not follow the protocol; `message` names the field. */
 export class InvalidMessageError extends RelaisError {
-  constructor(message: string, options: { cause?: unknown; details?: unknown } = {}) {
-    super('INVALID_MESSAGE', message, { ...options, responseCode: ResponseCode.INVALID_REQUEST });
+  constructor(message: string, options: { cause?: unknown; details?: unknown } = {}, code = 'INVALID_MESSAGE') {
+    super(code, message, { ...options, responseCode: ResponseCode.INVALID_REQUEST });
   }
 }
+
+/**
+ * A kill named a token the history does not hold (protocol §11.5): code 2, `error.name`
+ * `UnknownTokenError`, `details` `{token}`. The name is set here, not taken from the class,
+ * because callers tell it apart by it on the wire (`fromWire`).
+ */
+export class UnknownTokenError extends InvalidMessageError {
+  override readonly name = 'UnknownTokenError';
+  constructor(message: string, options: { cause?: unknown; details?: unknown } = {}) {
+    super(message, options, 'UNKNOWN_TOKEN');
+  }
+}
+
+/** A kill named a request that has already ended (protocol §11.5): code 2, `error.name` `RequestEndedError`, `details` `{token, kind, code?}` of its last row. */
+export class RequestEndedError extends InvalidMessageError {
+  override readonly name = 'RequestEndedError';
+  constructor(message: string, options: { cause?: unknown; details?: unknown } = {}) {
+    super(message, options, 'REQUEST_ENDED');
+  }
+}
+
+/** The refinements of code 2 a caller tells apart, by their wire `error.name` (protocol §5.1). */
+const INVALID_REQUEST_ERRORS = new Map<string, typeof InvalidMessageError>([
+  ['UnknownTokenError', UnknownTokenError],
+  ['RequestEndedError', RequestEndedError],
+]);
 
 export class PayloadTooLargeError extends RelaisError {
   constructor(message: string, options: { cause?: unknown } = {}) {
@@ -190,8 +216,10 @@ export function fromWire(wire: WireError | undefined, responseCode: number, hand
       return new PayloadTooLargeError(shape.message, { cause });
     case ResponseCode.BUSY:
       return new BusyError(shape.message, { cause, details: shape.details });
-    case ResponseCode.INVALID_REQUEST:
-      return new InvalidMessageError(shape.message, { cause, details: shape.details });
+    case ResponseCode.INVALID_REQUEST: {
+      const Refined = INVALID_REQUEST_ERRORS.get(shape.name) ?? InvalidMessageError;
+      return new Refined(shape.message, { cause, details: shape.details });
+    }
     default:
       return cause;
   }

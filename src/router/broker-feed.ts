@@ -18,7 +18,7 @@ export interface BrokerFeedOptions {
   id: string;
   recorder: Recorder;
   events: EventStream;
-  store: HistoryStore;
+  historyStore: HistoryStore;
   logger: Logger;
 }
 
@@ -35,7 +35,7 @@ export class BrokerFeed {
   /** Once connected: says hello now and after each reconnection. */
   start(bus: Bus): void {
     this.bus = bus;
-    const [newest] = this.options.store.query({ order: 'newest', limit: 1 }).rows;
+    const [newest] = this.options.historyStore.query({ order: 'newest', limit: 1 }).rows;
     this.awaySince = newest?.ctime;
     bus.on('offline', () => (this.awaySince ??= Date.now()));
     bus.on('online', () => this.hello());

@@ -11,7 +11,7 @@ import { EVENTS_ACTION, EVENTS_CATEGORY, eventsQuerySchema, type BusEvent } from
 import type { HistoryRow } from '../protocol/history.js';
 import { REGISTRY_CATEGORIES } from '../protocol/registry.js';
 import { parseTopic } from '../protocol/topics.js';
-import type { NewEvent, SqliteEventLog } from './event-log.js';
+import type { EventLog, NewEvent } from './event-log.js';
 import { parsed } from './history-service.js';
 import { Batcher } from './batcher.js';
 import { capData } from './recorder.js';
@@ -35,7 +35,7 @@ export class EventStream {
   private bus: Bus | undefined;
 
   constructor(
-    private readonly log: SqliteEventLog,
+    private readonly log: EventLog,
     private readonly options: EventStreamOptions,
   ) {}
 

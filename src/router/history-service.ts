@@ -8,7 +8,8 @@ import type { HandlerContext, Registration } from '../client/types.js';
 import { InvalidMessageError, NotAuthorizedError } from '../protocol/errors.js';
 import { checkPath } from '../protocol/topics.js';
 import type { HistoryAccess } from './history-access.js';
-import { endsLifecycle, HISTORY_ACTIONS, historyFollowSchema, historyPutSchema, matchesQuery, parseHistoryQuery, type HistoryFollow, type HistoryPage, type HistoryPut, type HistoryRow, type HistoryScope, type HistoryStore } from './history-store.js';
+import { endsLifecycle, HISTORY_ACTIONS, historyFollowSchema, historyPutSchema, matchesQuery, parseHistoryQuery, type HistoryFollow, type HistoryPage, type HistoryPut, type HistoryRow } from '../protocol/history.js';
+import type { HistoryScope, HistoryStore } from './history-store.js';
 import { capData, type Recorder } from './recorder.js';
 
 /** Stored rows one follow replays at most before live ones: a follow of everything is refused, not held in memory. */

@@ -1,10 +1,10 @@
 /**
- * The token history (protocol §11.1, §11.2; Gorgone's GETLOG / PUTLOG), as an interface any store implements; the
- * SQLite one is `sqlite-history-store.ts`. Rows and queries are the wire's (src/protocol/history.ts).
+ * The token history (protocol §11.1, §11.2; Gorgone's GETLOG / PUTLOG), as an interface any store implements: SQLite
+ * (`sqlite-history-store.ts`, the default), memory (`memory-history-store.ts`). Each passes
+ * `historyStoreContract()` (test/router/history-store-contract.ts). Rows and queries are the
+ * wire's, imported from src/protocol/history.ts, their one home.
  */
 import type { HistoryPage, HistoryRow, HistoryRowInput, ResolvedHistoryQuery } from '../protocol/history.js';
-
-export * from '../protocol/history.js';
 
 /** Retention: rows older than `maxAgeMs` or beyond the newest `maxRows` are pruned. */
 export interface HistoryRetention {

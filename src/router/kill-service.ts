@@ -7,24 +7,28 @@
  */
 import type { Bus } from '../client/bus.js';
 import type { HandlerContext, Registration } from '../client/types.js';
-import { InvalidMessageError, NotAuthorizedError, ResponseCode } from '../protocol/errors.js';
-import { endsLifecycle, KILL_ACTION, KILL_WAIT_MS, killRequestSchema, parseHistoryQuery, type KillOutcome, type KillRequest, type KillResult } from '../protocol/history.js';
+import { NotAuthorizedError, RequestEndedError, ResponseCode, UnknownTokenError } from '../protocol/errors.js';
+import { endsLifecycle, KILL_ACTION, KILL_WAIT_MS, killRequestSchema, parseHistoryQuery, type HistoryRow, type KillOutcome, type KillRequest, type KillResult } from '../protocol/history.js';
 import { cancelMessage } from '../protocol/messages.js';
 import { cancelTopic } from '../protocol/topics.js';
-import type { HistoryRow, HistoryStore } from './history-store.js';
+import type { HistoryStore } from './history-store.js';
 import { parsed } from './history-service.js';
 import type { HistoryAccess } from './history-access.js';
 import type { Recorder } from './recorder.js';
 
+/**
+ * Who else may kill a request (protocol §11.5): `identity`, its requester's identity (the
+ * envelope's `source`, which a secured broker binds to the connection's identity, whichever of
+ * its connections or processes sends it); `anyone` (a bus without security, where any id can be
+ * claimed anyway).
+ */
+export const KILL_BY = ['identity', 'anyone'] as const;
+export type KillBy = (typeof KILL_BY)[number];
+
 export interface KillOptions {
   /** Client ids allowed to kill anyone's request, besides identities granted `requests:kill-any`. */
   admins: readonly string[];
-  /**
-   * Who else may kill a request: `identity`, its requester's identity (the envelope's `source`,
-   * which a secured broker binds to the connection's identity, whichever of its connections or
-   * processes sends it); `anyone` (a bus without security, where any id can be claimed anyway).
-   */
-  allowed: 'identity' | 'anyone';
+  killBy: KillBy;
 }
 
 /** The grant that lets an identity kill anyone's request (docs/security.md). */
@@ -42,12 +46,16 @@ async function kill(bus: Bus, store: HistoryStore, recorder: Recorder, access: H
   try {
     const rows = store.query(parseHistoryQuery({ token: input.token, limit: 10_000 })).rows;
     const command = rows.find((row) => row.kind === 'command');
-    if (!command) throw new InvalidMessageError(`token ${input.token} is not in the history: nothing to kill`);
+    if (!command) throw new UnknownTokenError(`token ${input.token} is not in the history: nothing to kill`, { details: { token: input.token } });
     const ended = rows.find(endsLifecycle);
-    if (ended) throw new InvalidMessageError(`request ${input.token} has already ended (${ended.kind}${ended.code === undefined ? '' : `, code ${ended.code}`})`);
+    if (ended) {
+      throw new RequestEndedError(`request ${input.token} has already ended (${ended.kind}${ended.code === undefined ? '' : `, code ${ended.code}`})`, {
+        details: { token: input.token, kind: ended.kind, ...(ended.code !== undefined && { code: ended.code }) },
+      });
+    }
     const requester = command.source;
     // An envelope's source is its sender's client id, which security binds to its identity (protocol §2.1, docs/security.md).
-    const own = options.allowed === 'anyone' || asker === requester;
+    const own = options.killBy === 'anyone' || asker === requester;
     if (!own && !options.admins.includes(asker) && !(access.private && access.holds(asker, KILL_ANY_GRANT))) {
       throw new NotAuthorizedError(`request ${input.token} was sent by ${requester}: only its identity or an administrator may kill it`);
     }

@@ -10,7 +10,8 @@ import type { ReceivedMessage } from '../client/types.js';
 import { checkClientId, isSystemAction, parseTopic } from '../protocol/topics.js';
 import type { Envelope } from '../protocol/envelope.js';
 import { Batcher } from './batcher.js';
-import type { HistoryKind, HistoryRow, HistoryRowInput, HistoryStore } from './history-store.js';
+import type { HistoryKind, HistoryRow, HistoryRowInput } from '../protocol/history.js';
+import type { HistoryStore } from './history-store.js';
 
 /** Rows the store refused, kept to be tried again with the next batch; past this many they are given up (counted in `failed`). */
 const MAX_UNSTORED = 10_000;

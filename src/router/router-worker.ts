@@ -5,11 +5,11 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import pino from 'pino';
 import { PortStream } from '../broker/port-stream.js';
-import { startRouter, type RouterOptions } from './router.js';
-import type { ToMain, ToWorker } from './thread.js';
+import { startRouter } from './router.js';
+import type { RouterThreadOptions, ToMain, ToWorker } from './thread.js';
 
 const port = parentPort!;
-const settings = workerData as Omit<RouterOptions, 'stream' | 'broker' | 'logger'> & { logLevel: string };
+const settings = workerData as RouterThreadOptions & { logLevel: string };
 const pending = new Map<number, PortStream>();
 let nextConnection = 0;
 const send = (message: ToMain) => port.postMessage(message);

@@ -14,11 +14,12 @@ import { connect } from '../client/connect.js';
 import type { ConnectOptions, Registration } from '../client/types.js';
 import { HistoryAccess, type HistoryAccessOptions } from './history-access.js';
 import type { HistoryRetention, HistoryStore } from './history-store.js';
+import type { EventLog } from './event-log.js';
 import { ROUTER_ID } from '../protocol/history-feed.js';
 import { BrokerFeed } from './broker-feed.js';
 import { serveHistory } from './history-service.js';
-import { serveKill } from './kill-service.js';
-import { SqliteEventLog } from './event-log.js';
+import { serveKill, type KillBy } from './kill-service.js';
+import { SqliteEventLog } from './sqlite-event-log.js';
 import { EventStream } from './event-stream.js';
 import { Metrics } from './metrics.js';
 import { METRICS_ACTION, METRICS_CATEGORY } from '../protocol/metrics.js';
@@ -51,8 +52,20 @@ export interface RouterOptions {
   username?: string;
   password?: string;
   tls?: ConnectOptions['tls'];
-  /** The history's SQLite file (its directory is created). `:memory:` keeps nothing. */
-  database: string;
+  /**
+   * The SQLite file of the default stores (its directory is created): the history in it, the
+   * event log in `events.db` beside it; `:memory:` keeps nothing. Needed unless both stores
+   * below are given.
+   */
+  database?: string;
+  /**
+   * Where the history is kept (protocol §11.1): any `HistoryStore` (one that passes
+   * `historyStoreContract()`). Default: SQLite in `database`. A store given here is its giver's:
+   * the router does not close it.
+   */
+  historyStore?: HistoryStore;
+  /** Where the event stream is kept (protocol §11.8): any `EventLog`. Default: SQLite in `events.db` beside `database`. Not closed by the router either. */
+  eventLog?: EventLog;
   maxDataBytes?: number;
   retention?: Partial<HistoryRetention>;
   pruneEveryMs?: number;
@@ -70,7 +83,7 @@ export interface RouterOptions {
   /** Client ids allowed to kill anyone's request (protocol §11.5); by default only a request's requester may. */
   admins?: readonly string[];
   /** Who else may kill a request (protocol §11.5): its requester's identity (the default), or anyone (a bus without security). */
-  killBy?: 'identity' | 'anyone';
+  killBy?: KillBy;
   /**
    * With security on, who reads which history rows (protocol §11.2, docs/security.md "History
    * privacy"): the identities file and policy the broker enforces, and the delegates that ask on
@@ -82,13 +95,14 @@ export interface RouterOptions {
 
 export interface Router {
   readonly bus: Bus;
-  readonly store: HistoryStore;
+  readonly historyStore: HistoryStore;
+  readonly eventLog: EventLog;
   readonly recorder: Recorder;
   readonly metrics: Metrics;
   readonly registry: Registry;
   /** Applies the retention now (it also runs every `pruneEveryMs`); resolves with how many rows and events it removed. */
   prune(): Promise<{ history: number; events: number }>;
-  /** Stores what is buffered, stops serving and recording, closes the database. */
+  /** Stores what is buffered, stops serving and recording, closes the stores it opened (not those it was given). */
   close(): Promise<void>;
 }
 
@@ -96,17 +110,16 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const logger = options.logger ?? pino({ name: 'relais-router', level: process.env.RELAIS_LOG_LEVEL ?? 'info' });
   const retention = { ...ROUTER_DEFAULTS.retention, ...options.retention };
   const maxDataBytes = options.maxDataBytes ?? ROUTER_DEFAULTS.maxDataBytes;
-  if (options.database !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(options.database)), { recursive: true });
   const access = new HistoryAccess(options.access, logger); // first: a bad identities or policy file stops here
-  const store = new SqliteHistoryStore(options.database);
-  const recorder = new Recorder(store, { maxDataBytes, maxBatch: ROUTER_DEFAULTS.maxBatch, logger, delegates: access.delegates });
+  const stores = openStores(options);
+  const { historyStore, eventLog } = stores;
+  const recorder = new Recorder(historyStore, { maxDataBytes, maxBatch: ROUTER_DEFAULTS.maxBatch, logger, delegates: access.delegates });
   const metrics = new Metrics();
   recorder.watch(metrics.onRows);
-  const eventLog = new SqliteEventLog(options.database === ':memory:' ? ':memory:' : eventsFile(options.database));
   const events = new EventStream(eventLog, { maxDataBytes, logger });
   recorder.watch(events.onRows);
   const routerId = options.id ?? ROUTER_DEFAULTS.id;
-  const feed = new BrokerFeed({ id: routerId, recorder, events, store, logger });
+  const feed = new BrokerFeed({ id: routerId, recorder, events, historyStore, logger });
   let bus: Bus | undefined;
   const services: Registration[] = [];
   let pruner: NodeJS.Timeout | undefined;
@@ -124,8 +137,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     events.stopPushing(); // what came in meanwhile is stored, for a replay
     recorder.flush();
     events.flush();
-    store.close();
-    eventLog.close();
+    stores.close();
   };
   try {
     bus = await connect({
@@ -154,9 +166,9 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
       ],
     });
     feed.start(bus);
-    services.push(...(await serveHistory(bus, store, recorder, access, { maxDataBytes })));
+    services.push(...(await serveHistory(bus, historyStore, recorder, access, { maxDataBytes })));
     services.push(await bus.handle(METRICS_ACTION, () => metrics.latest));
-    services.push(await serveKill(bus, store, recorder, access, { admins: options.admins ?? [], allowed: options.killBy ?? 'identity' }));
+    services.push(await serveKill(bus, historyStore, recorder, access, { admins: options.admins ?? [], killBy: options.killBy ?? 'identity' }));
     registry = await startRegistry(bus, { logger });
     services.push(await events.serve(bus));
     const connected = bus;
@@ -173,7 +185,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     const maxEvents = options.maxEvents ?? ROUTER_DEFAULTS.maxEvents;
     pruneAll = async () => {
       const [history, events] = await Promise.all([
-        pruneInSteps(() => store.prune(retention, Date.now(), pruneBatch), pruneBatch, logger, 'history'),
+        pruneInSteps(() => historyStore.prune(retention, Date.now(), pruneBatch), pruneBatch, logger, 'history'),
         pruneInSteps(() => eventLog.prune(maxEvents, pruneBatch), pruneBatch, logger, 'events'),
       ]);
       return { history, events };
@@ -184,7 +196,27 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     await close().catch(() => {});
     throw error;
   }
-  return { bus, store, recorder, metrics, registry: registry!, prune: () => pruneAll(), close };
+  return { bus, historyStore, eventLog, recorder, metrics, registry: registry!, prune: () => pruneAll(), close };
+}
+
+/** The stores given, and SQLite ones in `database` for those not given; `close()` closes only the latter. */
+function openStores(options: Pick<RouterOptions, 'database' | 'historyStore' | 'eventLog'>): { historyStore: HistoryStore; eventLog: EventLog; close(): void } {
+  const opened: Array<HistoryStore | EventLog> = [];
+  const close = () => opened.forEach((store) => store.close());
+  let { historyStore, eventLog } = options;
+  try {
+    if (!historyStore || !eventLog) {
+      const { database } = options;
+      if (database === undefined) throw new TypeError('the router needs a database file, or both a historyStore and an eventLog');
+      if (database !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(database)), { recursive: true });
+      if (!historyStore) opened.push((historyStore = new SqliteHistoryStore(database)));
+      if (!eventLog) opened.push((eventLog = new SqliteEventLog(database === ':memory:' ? ':memory:' : eventsFile(database))));
+    }
+  } catch (error) {
+    close();
+    throw error;
+  }
+  return { historyStore, eventLog, close };
 }
 
 /** `history.db` → `events.db` beside it. */

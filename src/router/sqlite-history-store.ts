@@ -3,7 +3,8 @@
  * ctime, etime, data) plus what a user filters on. protocol §11.1
  */
 import Database from 'better-sqlite3';
-import type { HistoryPage, HistoryRetention, HistoryRow, HistoryRowInput, HistoryScope, HistoryStore, ResolvedHistoryQuery } from './history-store.js';
+import type { HistoryPage, HistoryRow, HistoryRowInput, ResolvedHistoryQuery } from '../protocol/history.js';
+import type { HistoryRetention, HistoryScope, HistoryStore } from './history-store.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS history (

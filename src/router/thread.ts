@@ -16,7 +16,8 @@ export interface RouterThread {
   close(): Promise<void>;
 }
 
-export type RouterThreadOptions = Omit<RouterOptions, 'stream' | 'broker' | 'logger'> & { logLevel?: string };
+/** What crosses to the thread is data: the stores are opened there, SQLite ones in `database`. */
+export type RouterThreadOptions = Omit<RouterOptions, 'stream' | 'broker' | 'logger' | 'database' | 'historyStore' | 'eventLog'> & { database: string; logLevel?: string };
 
 export function startRouterThread(broker: EmbeddedBroker, options: RouterThreadOptions): Promise<RouterThread> {
   // The compiled worker sits beside this file in dist/.

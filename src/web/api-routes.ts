@@ -6,7 +6,6 @@
 import { HISTORY_ACTIONS, KILL_ACTION, KILL_WAIT_MS } from '../protocol/history.js';
 import { REGISTRY_ACTIONS } from '../protocol/registry.js';
 import { EVENTS_ACTION } from '../protocol/events.js';
-import { InvalidMessageError } from '../protocol/errors.js';
 import { requestTopic } from '../protocol/topics.js';
 import { ApiError, fromBusError } from './errors.js';
 import { ask, checkSendable, forCaller, newToken, providersSettled, QUERY_TIMEOUT_MS, type WebContext } from './context.js';
@@ -173,9 +172,6 @@ export function relaisRoutes(context: WebContext): void {
       try {
         return await bus.request(KILL_ACTION, { token: params.token, reason, wait }, { timeout: wait + QUERY_TIMEOUT_MS, ...forCaller(caller) });
       } catch (error) {
-        if (error instanceof InvalidMessageError) {
-          throw new ApiError(/is not in the history/.test(error.message) ? 404 : 409, /is not in the history/.test(error.message) ? 'unknown_token' : 'not_running', error.message);
-        }
         throw fromBusError(error, 'the kill');
       }
     },

@@ -11,7 +11,9 @@ import {
   NotSentError,
   PayloadTooLargeError,
   RelaisError,
+  RequestEndedError,
   TimeoutError,
+  UnknownTokenError,
 } from '../protocol/errors.js';
 
 /** `{"error": {"code", "message"}}` with `status`. */
@@ -38,7 +40,8 @@ export function errorBody(error: ApiError): { error: { code: string; message: st
 
 /**
  * What a failed request to the router (or another handler) answers over HTTP: the router
- * missing is 503, its silence 504, a query it refused 400, a refusal 403; anything else 502.
+ * missing is 503, its silence 504, a query it refused 400, a refusal 403, a kill of an unknown
+ * token 404 and of a request that has ended 409; anything else 502.
  */
 export function fromBusError(error: unknown, what: string): ApiError {
   if (error instanceof ApiError) return error;
@@ -47,6 +50,9 @@ export function fromBusError(error: unknown, what: string): ApiError {
     return new ApiError(503, 'unavailable', `${what}: nobody answers (${message}); is the router running (relais start without --no-router)?`);
   }
   if (error instanceof TimeoutError) return new ApiError(504, 'timeout', `${what}: no answer in time (${message})`);
+  // A kill's refusals (protocol §11.5), told apart by their type before the code 2 they share.
+  if (error instanceof UnknownTokenError) return new ApiError(404, 'unknown_token', message);
+  if (error instanceof RequestEndedError) return new ApiError(409, 'not_running', message);
   if (error instanceof InvalidMessageError) return new ApiError(400, 'bad_request', message);
   if (error instanceof NotAuthorizedError) return new ApiError(403, 'forbidden', message);
   if (error instanceof PayloadTooLargeError) return new ApiError(413, 'payload_too_large', message);

@@ -1,12 +1,13 @@
 /**
  * `historyStoreContract()`: what every history store must do (protocol §11.1), run against
- * each implementation (the SQLite file store today).
+ * each implementation (sqlite-history-store.test.ts, memory-stores.test.ts).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseHistoryQuery, type HistoryRowInput, type HistoryStore } from '../../src/router/history-store.js';
+import { parseHistoryQuery, type HistoryRowInput } from '../../src/protocol/history.js';
+import type { HistoryStore } from '../../src/router/history-store.js';
 
-export interface StoreFactory {
+export interface HistoryStoreFactory {
   /** A new empty store; `now` is its clock for ctime. */
   open(now: () => number): HistoryStore;
   /** Closes it and opens the same data again (a restart). */
@@ -30,7 +31,7 @@ export function row(overrides: Partial<HistoryRowInput> = {}): HistoryRowInput {
   };
 }
 
-export function historyStoreContract(name: string, factory: StoreFactory): void {
+export function historyStoreContract(name: string, factory: HistoryStoreFactory): void {
   describe(`history store contract (${name})`, () => {
     const clock = { now: 10_000 };
     const open = () => factory.open(() => clock.now);
@@ -142,6 +143,49 @@ export function historyStoreContract(name: string, factory: StoreFactory): void 
         assert.equal(store.query(parseHistoryQuery({ limit: 100 })).rows.length, 6, 'no scope: every row');
       } finally {
         store.close();
+      }
+    });
+
+    it('history - store time and id bounds combine with a token filter, in either order', () => {
+      const store = open();
+      try {
+        for (const [i, now] of [1000, 2000, 3000, 4000].entries()) {
+          clock.now = now;
+          store.append([row({ token: 'b', digest: `b${i}` }), row({ token: `other${i}` })]);
+        }
+        const ids = store.query(parseHistoryQuery({ token: 'b' })).rows.map((r) => r.id);
+        const ctimes = (query: object) => store.query(parseHistoryQuery({ token: 'b', ...query })).rows.map((r) => r.ctime);
+        assert.deepEqual(ctimes({ ctimeFrom: 2000, ctimeTo: 4000 }), [2000, 3000]);
+        assert.deepEqual(ctimes({ afterId: ids[0], beforeId: ids[3] }), [2000, 3000]);
+        assert.deepEqual(ctimes({ beforeId: ids[3], order: 'newest', limit: 2 }), [3000, 2000]);
+        const page = store.query(parseHistoryQuery({ token: 'b', afterId: ids[1], order: 'newest', limit: 1 }));
+        assert.deepEqual([page.rows.map((r) => r.ctime), page.more], [[4000], true]);
+      } finally {
+        store.close();
+        clock.now = 10_000;
+      }
+    });
+
+    it('history - what retention removed is gone from every query, scopes included, and the same message stored again is new', () => {
+      const store = open();
+      try {
+        clock.now = 1000;
+        // alice asked svc for t1 long ago; only svc's late answer is recent.
+        const old = row({ token: 't1', source: 'alice', target: 'svc', digest: 'old' });
+        store.append([old, row({ token: 'gone', source: 'alice', digest: 'gone' })]);
+        clock.now = 100_000;
+        store.append([row({ token: 't1', kind: 'final', source: 'svc', code: 0, digest: 'late' })]);
+        assert.equal(store.prune({ maxAgeMs: 50_000, maxRows: 100 }, 100_000, 100), 2);
+        assert.deepEqual(store.query(parseHistoryQuery({ source: 'alice' })).rows, []);
+        assert.deepEqual(store.query(parseHistoryQuery({ limit: 100 }), { party: 'alice' }).rows, [], 'alice is no longer a party to t1');
+        assert.deepEqual(store.query(parseHistoryQuery({ token: 't1' }), { party: 'alice' }).rows, []);
+        assert.equal(store.query(parseHistoryQuery({ token: 't1' }), { party: 'svc' }).rows.length, 1);
+        assert.equal(store.append([old]).length, 1, 'stored again: nothing of it was left');
+        assert.equal(store.query(parseHistoryQuery({ token: 't1' }), { party: 'alice' }).rows.length, 2);
+        assert.equal(store.count(), 2);
+      } finally {
+        store.close();
+        clock.now = 10_000;
       }
     });
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
-import { CancelledError, InvalidMessageError, NotAuthorizedError, RemoteError, type Bus, type HistoryPage, type HistoryRow } from '../../src/index.js';
+import { CancelledError, InvalidMessageError, NotAuthorizedError, RemoteError, RequestEndedError, UnknownTokenError, type Bus, type HistoryPage, type HistoryRow } from '../../src/index.js';
 import { startRouter, type MetricsSnapshot, type Router } from '../../src/router/index.js';
 import { parseHistoryQuery, type KillResult } from '../../src/protocol/history.js';
 import { setup, SUITE_TIMEOUT, testLogger, uniqueId, type BrokerKind, type Kit } from '../testkit/index.js';
@@ -32,7 +32,7 @@ export function untilRecorded(router: Router, check: () => boolean, timeout = 50
 }
 
 export function rowsOf(router: Router, token: string): HistoryRow[] {
-  return router.store.query(parseHistoryQuery({ token, limit: 10_000 })).rows;
+  return router.historyStore.query(parseHistoryQuery({ token, limit: 10_000 })).rows;
 }
 
 export function routerContract(kind: BrokerKind, options: { skip: string | false }): void {
@@ -221,6 +221,23 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
       assert.deepEqual([finished.killed, finished.outcome, finished.code], [false, 'finished', 0]);
     });
 
+    it('router - kill: an unknown token and a request that has ended are refused with code 2, each as its own error type naming the token', async () => {
+      const unknown = uniqueId('never-sent');
+      await assert.rejects(client.request('relais/requests/kill', { token: unknown }), (error: Error) => {
+        assert.ok(error instanceof UnknownTokenError, `${error.name}: ${error.message}`);
+        assert.deepEqual([error.responseCode, error.details], [2, { token: unknown }]);
+        return true;
+      });
+      const token = uniqueId('done');
+      await client.request('test/steps', {}, { token });
+      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'final'));
+      await assert.rejects(client.request('relais/requests/kill', { token }), (error: Error) => {
+        assert.ok(error instanceof RequestEndedError, `${error.name}: ${error.message}`);
+        assert.deepEqual([error.responseCode, error.details], [2, { token, kind: 'final', code: 0 }]);
+        return true;
+      });
+    });
+
     it('router - kill: a handler that dies after the cancel counts as killed ("handler-gone")', async () => {
       const doomed = await kit.connect(uniqueId('doomed'));
       await doomed.handle('test/doomed', () => new Promise(() => {}));
@@ -255,7 +272,7 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
 
     it('router - a follow that would replay more than 100,000 stored rows is refused with code 2, and the router goes on', async () => {
       const action = `test/bulk-${uniqueId('a')}`;
-      router.store.append(Array.from({ length: 100_001 }, (_, n) => ({ token: `bulk-${n}`, kind: 'command' as const, action, source: 'bulk', etime: 0, data: 'null', size: 4, truncated: false, digest: `d${n}` })));
+      router.historyStore.append(Array.from({ length: 100_001 }, (_, n) => ({ token: `bulk-${n}`, kind: 'command' as const, action, source: 'bulk', etime: 0, data: 'null', size: 4, truncated: false, digest: `d${n}` })));
       await assert.rejects(client.request('relais/history/follow', { action }, { timeout: 60_000 }), (error: RemoteError) => error.code === new InvalidMessageError('').code && /more than 100000 stored rows/.test(error.message));
       const page = (await client.request('relais/history/get', { action, order: 'newest', limit: 1 })) as HistoryPage;
       assert.equal(page.rows[0]!.token, 'bulk-100000');

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { parseHistoryQuery } from '../../src/router/history-store.js';
+import { parseHistoryQuery } from '../../src/protocol/history.js';
 import { SqliteHistoryStore } from '../../src/router/sqlite-history-store.js';
 import { historyStoreContract, row } from './history-store-contract.js';
 

@@ -7,9 +7,11 @@ import {
   NotAuthorizedError,
   RelaisError,
   RemoteError,
+  RequestEndedError,
   ResponseCode,
   TimeoutError,
   toWire,
+  UnknownTokenError,
 } from '../../src/protocol/errors.js';
 
 describe('errors', () => {
@@ -39,6 +41,26 @@ describe('errors', () => {
       assert.ok(back instanceof klass, `${error.name} -> ${back.name}`);
       assert.ok(back.cause instanceof RemoteError);
     }
+  });
+
+  it('errors - the refusals of a kill travel as code 2 and come back as their own classes, told apart by type (protocol §11.5)', () => {
+    for (const [error, klass, code] of [
+      [new UnknownTokenError('token t is not in the history', { details: { token: 't' } }), UnknownTokenError, 'UNKNOWN_TOKEN'],
+      [new RequestEndedError('request t has already ended', { details: { token: 't', kind: 'final', code: 0 } }), RequestEndedError, 'REQUEST_ENDED'],
+    ] as const) {
+      const wire = toWire(error);
+      assert.equal(wire.responseCode, ResponseCode.INVALID_REQUEST);
+      assert.equal(wire.error.name, klass.name);
+      const back = fromWire(JSON.parse(JSON.stringify(wire.error)), wire.responseCode, 'relais-router');
+      assert.ok(back instanceof klass, `${error.name} -> ${back.name}`);
+      assert.ok(back instanceof InvalidMessageError, 'still a code-2 error for whoever does not tell them apart');
+      assert.equal(back.code, code);
+      assert.deepEqual(back.details, error.details);
+    }
+    const other = fromWire({ name: 'InvalidMessageError', message: 'bad query' }, ResponseCode.INVALID_REQUEST, 'relais-router');
+    assert.ok(!(other instanceof UnknownTokenError) && !(other instanceof RequestEndedError));
+    // Only own entries of the table count: a name from the prototype of an object is no error class.
+    assert.equal(fromWire({ name: 'constructor', message: 'x' }, ResponseCode.INVALID_REQUEST, 'h').constructor, InvalidMessageError);
   });
 
   it('errors - a plain throw becomes code 1 and never code 0; stacks stay home', () => {

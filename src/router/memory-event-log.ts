@@ -1,0 +1,92 @@
+/**
+ * The event log in the process's memory (protocol §11.8): the same store as the SQLite one (it
+ * passes `eventLogContract()`), for a router with no disk to write to. Nothing survives the
+ * process; `maxEvents` bounds it. Pure TypeScript: no Node module.
+ */
+import type { BusEvent, EventsPage } from '../protocol/events.js';
+import type { EventLog, NewEvent } from './event-log.js';
+
+export interface MemoryEventLogOptions {
+  /** The clock of each event's `time` (tests inject one). */
+  now?: () => number;
+}
+
+/** An event as kept: its data as JSON text, so that what is read back is a copy, as from a database. */
+interface KeptEvent extends Omit<BusEvent, 'data'> {
+  data: string;
+}
+
+export class MemoryEventLog implements EventLog {
+  /** By increasing cursor. */
+  private kept: KeptEvent[] = [];
+  private latest = 0;
+  private closed = false;
+  private readonly now: () => number;
+
+  constructor(options: MemoryEventLogOptions = {}) {
+    this.now = options.now ?? Date.now;
+  }
+
+  append(events: readonly NewEvent[]): BusEvent[] {
+    this.checkOpen();
+    const time = this.now();
+    // Encoded first: an event that is not JSON fails the whole append, as a transaction would.
+    const encoded = events.map((event) => JSON.stringify(event.data));
+    return events.map((event, i) => {
+      const cursor = (this.latest += 1);
+      this.kept.push({ cursor, time, type: event.type, data: encoded[i]! });
+      return { cursor, time, ...event };
+    });
+  }
+
+  page(since: number | undefined, limit: number): EventsPage {
+    this.checkOpen();
+    const latest = this.latest;
+    const from = since === undefined ? Math.max(0, this.kept.length - limit) : firstAfter(this.kept, since);
+    // One more than asked, after a cursor, tells whether more follow.
+    const chosen = this.kept.slice(from, from + limit + (since === undefined ? 0 : 1)).map(toEvent);
+    const more = chosen.length > limit;
+    const events = chosen.slice(0, limit);
+    const page: EventsPage = { events, more, latest };
+    if (since !== undefined && since < latest) {
+      // The first event after `since` should be since + 1; whatever is below the oldest kept is gone.
+      const first = events[0]?.cursor ?? latest + 1;
+      if (first > since + 1) page.missed = first - since - 1;
+    }
+    return page;
+  }
+
+  prune(maxEvents: number, batch: number): number {
+    this.checkOpen();
+    // The newest is always kept, as in SQLite: `latest` never goes back.
+    const surplus = this.kept.length - Math.max(1, maxEvents);
+    if (surplus <= 0) return 0;
+    return this.kept.splice(0, Math.min(surplus, batch)).length;
+  }
+
+  /** Lets the events go; any later call throws, as a closed database does. */
+  close(): void {
+    this.closed = true;
+    this.kept = [];
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new Error('the memory event log is closed');
+  }
+}
+
+function toEvent(kept: KeptEvent): BusEvent {
+  return { cursor: kept.cursor, time: kept.time, type: kept.type, data: JSON.parse(kept.data) as Record<string, unknown> };
+}
+
+/** The index of the first event whose cursor is above `cursor`. */
+function firstAfter(kept: readonly KeptEvent[], cursor: number): number {
+  let low = 0;
+  let high = kept.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (kept[middle]!.cursor <= cursor) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
