@@ -279,6 +279,15 @@ describe('request lifecycle - the protocol step by step', () => {
     assert.deepEqual([...new Set(shell.written.map((w) => w.destination))], ['h0']);
   });
 
+  it('request lifecycle - an expiry of the wait that comes after the acknowledgement was read changes nothing (protocol §4.7)', () => {
+    const { shell, request, world } = begin();
+    request.response(ack('h0'), 'main', shell.now + 150);
+    request.ackExpired(shell.now + 150); // a shell whose expiry was already due
+    world.suspected.add('h0');
+    assert.deepEqual([...new Set(shell.written.map((w) => w.destination))], ['h0']);
+    assert.deepEqual(shell.suspicions, []);
+  });
+
   it('request lifecycle - each handler\'s acknowledgement is yielded once, progress steps each once, in order', () => {
     const { shell, request } = begin();
     request.response(ack('h0'), 'main', shell.now);
@@ -494,25 +503,28 @@ describe('request lifecycle - while the directory settles (protocol §4.6, §7.2
 
 // ---- any order of events -------------------------------------------------------------------
 
+type Who = 0 | 1 | 2;
+const who = fc.constantFrom<Who>(0, 1, 2);
+
 type Event =
   | { kind: 'wait'; ms: number }
-  | { kind: 'answer'; from: 0 | 1; answer: 'ack' | 'progress' | 'final' | 'error' | 'refusal'; lane: Lane }
-  | { kind: 'presence'; who: 0 | 1; what: 'dead' | 'stopped' | 'alive-again' | 'restarted' | 'cleared' | 'appears' }
+  | { kind: 'answer'; from: Who; answer: 'ack' | 'progress' | 'final' | 'error' | 'refusal'; lane: Lane }
+  | { kind: 'presence'; who: Who; what: 'dead' | 'stopped' | 'alive-again' | 'restarted' | 'cleared' | 'appears' }
   | { kind: 'settled' }
   | { kind: 'lane'; up: boolean }
   | { kind: 'cancel' };
 
 const events: fc.Arbitrary<Event> = fc.oneof(
   fc.integer({ min: 0, max: 1500 }).map((ms): Event => ({ kind: 'wait', ms })),
-  fc.record({ kind: fc.constant('answer' as const), from: fc.constantFrom(0 as const, 1 as const), answer: fc.constantFrom('ack' as const, 'progress' as const, 'final' as const, 'error' as const, 'refusal' as const), lane: fc.constantFrom<Lane>('main', 'main', 'main', 'realtime') }),
-  fc.record({ kind: fc.constant('presence' as const), who: fc.constantFrom(0 as const, 1 as const), what: fc.constantFrom('dead' as const, 'stopped' as const, 'alive-again' as const, 'restarted' as const, 'cleared' as const, 'appears' as const) }),
+  fc.record({ kind: fc.constant('answer' as const), from: who, answer: fc.constantFrom('ack' as const, 'progress' as const, 'final' as const, 'error' as const, 'refusal' as const), lane: fc.constantFrom<Lane>('main', 'main', 'main', 'realtime') }),
+  fc.record({ kind: fc.constant('presence' as const), who, what: fc.constantFrom('dead' as const, 'stopped' as const, 'alive-again' as const, 'restarted' as const, 'cleared' as const, 'appears' as const) }),
   fc.constant<Event>({ kind: 'settled' }),
   fc.boolean().map((up): Event => ({ kind: 'lane', up })),
   fc.constant<Event>({ kind: 'cancel' }),
 );
 
 const starts: fc.Arbitrary<Start> = fc.record({
-  handlers: fc.constantFrom(0, 1, 2),
+  handlers: fc.constantFrom(0, 1, 2, 3),
   settled: fc.boolean(),
   target: fc.constantFrom<string | undefined>(undefined, undefined, 'h0', '*'),
   checkHandlers: fc.boolean(),
@@ -529,7 +541,7 @@ interface Start {
 
 /** Plays `script` on a request; returns the shell, whether a presence said a handler was gone, and who took it when. */
 function play(start: Start, script: Event[]) {
-  const ids = ['h0', 'h1'];
+  const ids = ['h0', 'h1', 'h2'];
   const world = new World(ids.slice(0, start.handlers));
   world.directorySettled = start.settled;
   const shell = new Shell();
