@@ -30,7 +30,7 @@ export class AckClock {
   private readonly waiting = new Set<AwaitingAck>();
   /** Waits found over, given up at the end of this turn unless answered (or started again) meanwhile. */
   private readonly expiring = new Set<AwaitingAck>();
-  private sweep: NodeJS.Timeout | undefined;
+  private sweep: ReturnType<typeof setInterval> | undefined;
   private period = Infinity;
 
   /** `request` waits from now for up to `wait` ms (its handler's deadline, failure-detector.ts). */
@@ -63,7 +63,7 @@ export class AckClock {
     for (const request of [...this.waiting]) {
       if (now >= request.ackExpireAt) {
         this.waiting.delete(request);
-        if (this.expiring.size === 0) setImmediate(() => this.giveUp());
+        if (this.expiring.size === 0) afterThisTurnsIo(() => this.giveUp());
         this.expiring.add(request);
       } else if (now >= request.ackRetryAt) {
         request.ackRetryAt = Infinity; // once
@@ -78,4 +78,14 @@ export class AckClock {
     this.expiring.clear();
     for (const request of over) request.expire();
   }
+}
+
+/**
+ * Runs `callback` once the I/O that is ready now has been read: Node's setImmediate (its check
+ * phase comes after the poll phase of the turn); elsewhere a task, queued behind the events
+ * already waiting.
+ */
+function afterThisTurnsIo(callback: () => void): void {
+  if (typeof globalThis.setImmediate === 'function') globalThis.setImmediate(callback);
+  else setTimeout(callback, 0);
 }

@@ -21,7 +21,7 @@ export class Directory extends EventEmitter<{
   /** Entries not confirmed since the last reconnection (the broker may have restarted without them). */
   private unconfirmed?: Set<string>;
   private isSettled = false;
-  private settleTimer: NodeJS.Timeout | undefined;
+  private settleTimer: ReturnType<typeof setTimeout> | undefined;
   /** When our own presence came back: the settling is not drawn out past MAX_SETTLE_IN_WINDOWS windows from there. */
   private settleStartedAt = 0;
   private markLoaded!: () => void;

@@ -5,7 +5,6 @@
  * protocol/command-admission.ts; this is their shell. A handler's failure becomes an error
  * response; it never reaches the process.
  */
-import { randomUUID } from 'node:crypto';
 import { admitCommand, type ReplyTo, type Serving, type ServingView } from '../protocol/command-admission.js';
 import { encode, type DecodeResult, type Envelope } from '../protocol/envelope.js';
 import { CancelledError, PayloadTooLargeError, ResponseCode, TimeoutError, toWire } from '../protocol/errors.js';
@@ -113,7 +112,7 @@ export class Handlers implements ProgressSink, ServingView {
 
   /** A message arrived on `<action>/request[/<me>]`: the checks of protocol §4.2 (command-admission.ts), then what they decide. */
   onRequest(action: string, targeted: boolean, decoded: DecodeResult, qos: 0 | 1): void {
-    const admission = admitCommand(action, targeted, decoded, qos, Date.now(), this, randomUUID);
+    const admission = admitCommand(action, targeted, decoded, qos, Date.now(), this, newUuid);
     switch (admission.kind) {
       case 'drop': {
         const { log, answer } = admission;
@@ -274,4 +273,9 @@ export class Handlers implements ProgressSink, ServingView {
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';
+}
+
+/** A name for the answers of a command that carries no token (protocol §4.2): Web Crypto, in Node as in a browser. */
+function newUuid(): string {
+  return globalThis.crypto.randomUUID();
 }

@@ -45,8 +45,8 @@ export class PendingRequest implements RequestEffects, OutboundMessage, Awaiting
   /** AckClock's times for this request. */
   ackRetryAt = Infinity;
   ackExpireAt = Infinity;
-  private deadlineTimer: NodeJS.Timeout | undefined;
-  private graceTimer: NodeJS.Timeout | undefined;
+  private deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+  private graceTimer: ReturnType<typeof setTimeout> | undefined;
   private forgetSignal: (() => void) | undefined;
   /** When the last step was made (its `ts`) and when it arrived, for the Nagle watch. */
   private lastStep: { ts: number; at: number } | undefined;

@@ -26,7 +26,7 @@ export class Presence {
   readonly topic: string;
   private seq = 0;
   private announcing: Promise<void> = Promise.resolve();
-  private reannounceTimer: NodeJS.Timeout | undefined;
+  private reannounceTimer: ReturnType<typeof setTimeout> | undefined;
   private stopped = false;
   /** `startup: 'manual'` and `markReady()` not called yet: announced as starting, serving nothing (protocol §7.1). */
   private starting: boolean;

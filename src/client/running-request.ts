@@ -8,7 +8,7 @@ import { MAX_TIMER_MS } from './options.js';
 
 export class RunningRequest {
   private controller?: AbortController;
-  private timer?: NodeJS.Timeout;
+  private timer?: ReturnType<typeof setTimeout>;
   private reason?: Error;
   private isEnded = false;
   /** The last fraction the handler reported, for a duplicate's status (protocol §4.8). */
