@@ -5,19 +5,21 @@
  * denied topic keeps its other work. Aedes's `authorizePublish` hook has two answers only (let it
  * through, or an error, which closes the connection: its docs, "Handler: authorizePublish"), and
  * `authorizeForward` runs per subscriber, after the message was retained, queued for offline
- * sessions and handed to the `published` hook. What the docs do allow is changing the packet in
+ * sessions and handed to the `published` hook. What its docs do allow is changing the packet in
  * `authorizePublish`; so the refused packet is let through emptied, on DROPPED_TOPIC, not
- * retained: Aedes acknowledges it (same packet id, same QoS) and publishes nothing anyone reads.
+ * retained: Aedes acknowledges it (same packet id, same QoS) and nobody reads it:
  *
- * Nobody reads DROPPED_TOPIC: a filter that begins with a wildcard never matches a topic that
- * begins with `$` [MQTT-4.7.2-1], Aedes queues `$SYS/` messages for no such filter either, and
- * no network client may subscribe to it by name (`$` topics are the broker's, and the policy's
- * built-in `invalid-topic` refuses the NUL level). test/integration/drop-denied.test.ts checks
- * each of these on Aedes itself, so an Aedes that changes them fails it.
+ * - a filter that begins with a wildcard never matches a topic that begins with `$`
+ *   [MQTT-4.7.2-1], and Aedes queues a `$SYS/` message for no such filter of an offline session;
+ * - a network client's filter that names `$SYS` and would match it is refused (`readsDropped`).
+ *
+ * test/integration/drop-denied.test.ts checks each of these on Aedes itself, so that an Aedes
+ * that changes one fails it.
  */
 
-/** The topic a refused PUBLISH is turned into. Its U+0000 keeps it out of every filter a client may use (protocol §2.1). */
-export const DROPPED_TOPIC = '$SYS/relais/\u0000dropped';
+/** The topic a refused PUBLISH is turned into. */
+export const DROPPED_TOPIC = '$SYS/relais/dropped';
+const DROPPED_LEVELS = DROPPED_TOPIC.split('/');
 
 /** The fields of a PUBLISH `authorizePublish` may change. */
 export interface PublishFields {
@@ -26,9 +28,20 @@ export interface PublishFields {
   retain: boolean;
 }
 
-/** Empties `packet` in place, so that Aedes acknowledges it and delivers, keeps and queues nothing. */
+/** Empties `packet` in place, so that Aedes acknowledges it and delivers, keeps and queues nothing anyone reads. */
 export function emptyForDrop(packet: PublishFields): void {
   packet.topic = DROPPED_TOPIC;
   packet.payload = Buffer.alloc(0);
   packet.retain = false;
+}
+
+/** Whether a subscription to `filter` would receive what is dropped (its first level must name `$SYS`: [MQTT-4.7.2-1]). */
+export function readsDropped(filter: string): boolean {
+  if (!filter.startsWith('$SYS/')) return false;
+  const levels = filter.split('/');
+  for (let i = 0; i < levels.length; i++) {
+    if (levels[i] === '#') return true;
+    if (i >= DROPPED_LEVELS.length || (levels[i] !== '+' && levels[i] !== DROPPED_LEVELS[i])) return false;
+  }
+  return levels.length === DROPPED_LEVELS.length;
 }

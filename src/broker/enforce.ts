@@ -32,7 +32,7 @@ import { DampedLog, quoted } from '../security/log-text.js';
 import { jsonObject } from '../security/payload-check.js';
 import { verifiedPeerCertificate } from '../security/peer-certificate.js';
 import type { Decision } from '../security/policy.js';
-import { emptyForDrop } from './drop-denied.js';
+import { emptyForDrop, readsDropped } from './drop-denied.js';
 import { LiveConnections, type LiveClient } from './live-connections.js';
 
 /** The broker's security: the Authorizer's settings (security/authorizer.ts). */
@@ -62,6 +62,9 @@ function countRule(byRule: Map<string, number>, rule: string): void {
   const counted = byRule.has(key) || byRule.size < RULES_COUNTED - 1 ? key : OTHER_RULES;
   byRule.set(counted, (byRule.get(counted) ?? 0) + 1);
 }
+
+/** A filter that would read the broker's dropped messages (drop-denied.ts). */
+const DROPPED_READ: Decision = Object.freeze({ allow: false, rule: 'builtin:dropped' });
 
 /** The source of the error responses the broker itself sends for an untargeted command (protocol §5.3). */
 export const BROKER_SOURCE = BROKER_NOTICE_SOURCE;
@@ -187,7 +190,8 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: Con
   broker.authorizeSubscribe = (client, subscription, done) => {
     if (!client || trusted.has(client.conn)) return done(null, subscription);
     const principal = who.get(client.conn);
-    const decision = authorizer.decide(principal, 'subscribe', subscription.topic);
+    // What the broker drops is no one's to read (drop-denied.ts).
+    const decision = readsDropped(subscription.topic) ? DROPPED_READ : authorizer.decide(principal, 'subscribe', subscription.topic);
     if (decision.allow) return done(null, subscription);
     denials.subscribe++;
     countRule(denials.byRule, decision.rule);
