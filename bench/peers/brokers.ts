@@ -25,6 +25,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { findBinary, freePort, mosquittoConfig, waitForLine } from '../../test/testkit/brokers.js';
+import { DEFAULT_POLICY_DATA } from '../../src/security/default-policy.js';
 import { IdentityStore } from '../../src/security/identities.js';
 import { log, withDeadline } from '../lib/util.js';
 import { PeerProcess } from './process.js';
@@ -142,6 +143,9 @@ export async function startPeerBroker(kind: PeerBrokerKind): Promise<PeerBroker>
       const identities = kind === 'relais-start-secure' ? new IdentityStore(path.join(dir, 'identities.json')) : undefined;
       if (identities) {
         await identities.add('bench-admin', ['admin']);
+        // Least privilege: a service serves what the policy grants it; the bench's handlers serve bench/.
+        const benchRule = { name: 'bench handlers serve bench/', roles: ['service'], publish: ['bench/${path}/response/+'], subscribe: ['bench/${path}/request', 'bench/${path}/request/${id}', 'bench/${path}/cancel'] };
+        fs.writeFileSync(path.join(dir, 'policy.json'), JSON.stringify({ ...DEFAULT_POLICY_DATA, rules: [...DEFAULT_POLICY_DATA.rules, benchRule] }));
         args.push('--secure');
       }
       try {

@@ -1,7 +1,8 @@
 /**
  * Relais's own HTTP API (docs/http-api.md): send a command, read the history, the registry and
  * the event stream, kill a request. Each route asks the bus what `relais` CLI commands ask, as
- * the client `relais-web`, after checking the caller against the policy (auth.ts).
+ * the client `relais-web`, and declares the topics it acts on for its caller (`access`), which
+ * the policy decides before the route runs (route.ts, auth.ts).
  */
 import { HISTORY_ACTIONS, KILL_ACTION, KILL_WAIT_MS } from '../protocol/history.js';
 import { REGISTRY_ACTIONS } from '../protocol/registry.js';
@@ -10,8 +11,9 @@ import { requestTopic } from '../protocol/topics.js';
 import { ApiError, fromBusError } from './errors.js';
 import { ask, checkSendable, forCaller, newToken, providersSettled, QUERY_TIMEOUT_MS, type WebContext } from './context.js';
 import { route } from './route.js';
+import { publishes } from './route-access.js';
 import * as s from './schemas.js';
-import { serveEventStream, wantsEventStream } from './sse.js';
+import { eventStreamAccess, serveEventStream, wantsEventStream } from './sse.js';
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
@@ -33,10 +35,10 @@ export function relaisRoutes(context: WebContext): void {
       status: 202,
       response: s.tokenAnswer,
       errors: [400, 404, 413, 415],
+      access: { acts: ({ params, query }) => [publishes(requestTopic(params['*'], query.target))] },
     },
     async ({ params, query, body, caller }) => {
       const action = params['*'];
-      guard.authorise(caller, 'publish', requestTopic(action, query.target));
       checkSendable(body);
       if ((await providersSettled(context, action, query.target)).length === 0) {
         throw new ApiError(404, 'unknown_action', query.target && query.target !== '*' ? `${query.target} is not alive or does not serve ${action}` : `no client serves ${action}`);
@@ -65,9 +67,8 @@ export function relaisRoutes(context: WebContext): void {
     app,
     table,
     guard,
-    { method: 'GET', url: '/api/history', path: '/api/history', tag: 'history', summary: "the router's history rows (protocol §11.2 relais/history/get); filters ANDed", query: s.historyQuery, status: 200, response: s.historyPage, errors: [400, 503, 504] },
+    { method: 'GET', url: '/api/history', path: '/api/history', tag: 'history', summary: "the router's history rows (protocol §11.2 relais/history/get); filters ANDed", query: s.historyQuery, status: 200, response: s.historyPage, errors: [400, 503, 504], access: { acts: () => [publishes(requestTopic(HISTORY_ACTIONS.get))] } },
     async ({ query, caller }) => {
-      guard.authorise(caller, 'publish', requestTopic(HISTORY_ACTIONS.get));
       return ask(context, HISTORY_ACTIONS.get, query, 'the history', caller);
     },
   );
@@ -76,9 +77,8 @@ export function relaisRoutes(context: WebContext): void {
     app,
     table,
     guard,
-    { method: 'GET', url: '/api/history/:token', path: '/api/history/{token}', tag: 'history', summary: "one request's rows, oldest first: its whole lifecycle", params: s.tokenParams, status: 200, response: s.historyPage, errors: [404, 503, 504] },
+    { method: 'GET', url: '/api/history/:token', path: '/api/history/{token}', tag: 'history', summary: "one request's rows, oldest first: its whole lifecycle", params: s.tokenParams, status: 200, response: s.historyPage, errors: [404, 503, 504], access: { acts: () => [publishes(requestTopic(HISTORY_ACTIONS.get))] } },
     async ({ params, caller }) => {
-      guard.authorise(caller, 'publish', requestTopic(HISTORY_ACTIONS.get));
       const page = (await ask(context, HISTORY_ACTIONS.get, { token: params.token, limit: 10_000 }, 'the history', caller)) as { rows: unknown[] };
       if (page.rows.length === 0) throw new ApiError(404, 'unknown_token', `token ${params.token} is not in the history`);
       return page;
@@ -89,9 +89,8 @@ export function relaisRoutes(context: WebContext): void {
     app,
     table,
     guard,
-    { method: 'GET', url: '/api/clients', path: '/api/clients', tag: 'clients', summary: "the router's client registry (protocol §11.3 relais/clients/list/get)", status: 200, response: s.clientList, errors: [503, 504] },
+    { method: 'GET', url: '/api/clients', path: '/api/clients', tag: 'clients', summary: "the router's client registry (protocol §11.3 relais/clients/list/get)", status: 200, response: s.clientList, errors: [503, 504], access: { acts: () => [publishes(requestTopic(REGISTRY_ACTIONS.listGet))] } },
     async ({ caller }) => {
-      guard.authorise(caller, 'publish', requestTopic(REGISTRY_ACTIONS.listGet));
       return ask(context, REGISTRY_ACTIONS.listGet, {}, 'the client registry', caller);
     },
   );
@@ -100,9 +99,8 @@ export function relaisRoutes(context: WebContext): void {
     app,
     table,
     guard,
-    { method: 'GET', url: '/api/clients/:id', path: '/api/clients/{id}', tag: 'clients', summary: 'one client in detail (relais/clients/detail/get): served actions, info', params: s.clientParams, status: 200, response: s.clientList, errors: [400, 404, 503, 504] },
+    { method: 'GET', url: '/api/clients/:id', path: '/api/clients/{id}', tag: 'clients', summary: 'one client in detail (relais/clients/detail/get): served actions, info', params: s.clientParams, status: 200, response: s.clientList, errors: [400, 404, 503, 504], access: { acts: () => [publishes(requestTopic(REGISTRY_ACTIONS.detailGet))] } },
     async ({ params, caller }) => {
-      guard.authorise(caller, 'publish', requestTopic(REGISTRY_ACTIONS.detailGet));
       return ask(context, REGISTRY_ACTIONS.detailGet, { id: params.id }, 'the client registry', caller);
     },
   );
@@ -121,10 +119,10 @@ export function relaisRoutes(context: WebContext): void {
       status: 200,
       response: s.eventsPage,
       errors: [400, 503, 504],
+      access: { acts: ({ query, request }) => (wantsEventStream(request) ? eventStreamAccess(request, query.since) : [publishes(requestTopic(EVENTS_ACTION))]) },
     },
     async ({ query, caller, request, reply }) => {
       if (wantsEventStream(request)) return serveEventStream(context, caller, request, reply, query.since);
-      guard.authorise(caller, 'publish', requestTopic(EVENTS_ACTION));
       return ask(context, EVENTS_ACTION, query, 'the event stream', caller);
     },
   );
@@ -143,6 +141,7 @@ export function relaisRoutes(context: WebContext): void {
       status: 200,
       produces: 'text/event-stream',
       errors: [400],
+      access: { acts: ({ query, request }) => eventStreamAccess(request, query.since) },
     },
     async ({ query, caller, request, reply }) => serveEventStream(context, caller, request, reply, query.since),
   );
@@ -162,11 +161,11 @@ export function relaisRoutes(context: WebContext): void {
       status: 200,
       response: s.killAnswer,
       errors: [404, 409, 503, 504],
+      // The router then checks whose request it is, for the caller the API names (protocol
+      // §11.5): its own, or anyone's with requests:kill-any.
+      access: { acts: () => [publishes(requestTopic(KILL_ACTION))] },
     },
     async ({ params, body, caller }) => {
-      // The router checks whose request it is, for the caller the API names (protocol §11.5): its
-      // own, or anyone's with requests:kill-any.
-      guard.authorise(caller, 'publish', requestTopic(KILL_ACTION));
       const reason = body?.reason ?? `killed over HTTP${caller ? ` by ${caller.identity}` : ''}`;
       const wait = body?.wait ?? KILL_WAIT_MS.default;
       try {

@@ -1,44 +1,37 @@
 /**
- * Who sends an HTTP request, and whether the policy lets them (docs/http-api.md
- * "Authentication"). The API reaches the bus through a trusted in-process connection, so it
- * checks here what the broker checks for a network client (src/broker/enforce.ts): the same
- * identities (over HTTPS a client certificate of the CA; else `Authorization: Bearer
- * <identity>:<token>`, or Basic with the identity as user name), through the same
- * Authenticator (rate limits per address and identity: a throttled caller gets 429 with
- * Retry-After; proved tokens remembered), and the same `decide()` for every topic the request
- * makes the API publish on.
+ * The HTTP door (docs/http-api.md "Authentication and authorisation"): who sends an HTTP
+ * request, and whether the policy lets them, asked of the Authorizer the broker's hooks ask
+ * (security/authorizer.ts), and turned into HTTP: 401 with `WWW-Authenticate`, 429 with
+ * `Retry-After`, 403 naming the topic and the rule. The API reaches the bus through a trusted
+ * in-process connection, so each route says which topics it acts on for its caller
+ * (route.ts); the caller proves an identity as at the broker (over HTTPS a client certificate
+ * of the CA; else `Authorization: Bearer <identity>:<token>`, or Basic with the identity as
+ * user name).
  *
  * Live effect (docs/security.md "Live revocation"): the sockets a caller authenticated on are
  * closed when its identity is revoked, and whoever holds something open for a caller (an event
- * stream) is told when the caller loses its identity or the right it holds.
+ * stream) is told when the caller loses its identity or the right it holds. Every request
+ * authenticates and is decided again under the identities and the policy of now.
  */
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
-import { verifiedPeerCertificate } from '../security/peer-certificate.js';
-import type { BrokerSecurity } from '../broker/enforce.js';
-import { authenticatorFor } from '../security/authenticator.js';
-import { onSecurityChange, type SecurityFollower } from '../security/changes.js';
-import { identityStoreOf } from '../security/identities.js';
+import { authorizerFor, isThrottled, type Admission, type BusAccess, type Principal, type SecuritySettings } from '../security/authorizer.js';
 import { clipped, DampedLog, quoted } from '../security/log-text.js';
-import { decide, type Operation, type Policy } from '../security/policy.js';
+import { verifiedPeerCertificate } from '../security/peer-certificate.js';
+import type { Operation } from '../security/policy.js';
 import { ApiError, forbidden, unauthorised } from './errors.js';
 
 /** An authenticated caller; `undefined` everywhere when security is off. */
-export interface Caller {
-  identity: string;
-  roles: string[];
-  /** What it proved (IdentityStore.standing checks it still holds). */
-  credential?: string;
-}
+export type Caller = Principal;
 
 export interface Guard {
   /** Whether requests must authenticate (security on). */
   readonly secured: boolean;
   /** The caller of `request`; throws a 401 ApiError when security is on and it does not prove an identity, 429 while it must wait. */
   authenticate(request: FastifyRequest): Promise<Caller | undefined>;
-  /** Throws a 403 ApiError unless `caller` may do `operation` on each of `topics` (always allowed when security is off). */
-  authorise(caller: Caller | undefined, operation: Operation, ...topics: string[]): void;
+  /** Throws a 403 ApiError unless `caller` may do each of `accesses` (always allowed when security is off). */
+  authorise(caller: Caller | undefined, accesses: readonly BusAccess[]): void;
   /** Whether `caller` may do `operation` on `topic`, without throwing. */
   allows(caller: Caller | undefined, operation: Operation, topic: string): boolean;
   /**
@@ -65,40 +58,49 @@ export function credentials(header: string | undefined): { name: string; token: 
 /** A revoked caller's socket is closed after this long (what it carries, such as an event stream, ends first with a reason). */
 const SOCKET_GRACE_MS = 250;
 
-export function makeGuard(security: BrokerSecurity | undefined, log: (line: string) => void): Guard {
+export function makeGuard(security: SecuritySettings | undefined, log: (line: string) => void): Guard {
   if (!security) {
     return { secured: false, authenticate: async () => undefined, authorise: () => {}, allows: () => true, follow: () => () => {} };
   }
-  const store = identityStoreOf(security.identities);
-  const authenticator = authenticatorFor(store, security.authentication);
+  const authorizer = authorizerFor(security);
   const throttledLog = new DampedLog(log);
-  const policy = (): Policy => (typeof security.policy === 'function' ? security.policy() : security.policy);
-  const allows = (caller: Caller | undefined, operation: Operation, topic: string) =>
-    decide(policy(), caller ? { identity: caller.identity, roles: caller.roles } : {}, operation, topic).allow;
-  /** The API acts on behalf of its caller (protocol §11.2): never as one of the process's own clients. */
-  const callerOf = (verdict: { name: string; roles: string[]; credential?: Caller['credential'] }, request: FastifyRequest): Caller => {
-    if (!security.inProcessOnly?.includes(verdict.name)) return { identity: verdict.name, roles: verdict.roles, ...(verdict.credential !== undefined && { credential: verdict.credential }) };
-    log(`refused ${request.method} ${clipped(request.url.split('?')[0] ?? '')} for identity ${quoted(verdict.name)}: reserved for this process's own clients`);
-    throw unauthorised(`identity ${JSON.stringify(verdict.name)} is reserved for this process's own clients`);
+
+  /** The caller an admission names, or the HTTP error of its refusal (logged with the identity tried, never a token). */
+  const callerOf = (admission: Admission, request: FastifyRequest, tried: string): Principal => {
+    if (admission.ok) return admission.principal;
+    const route = clipped(request.url.split('?')[0] ?? '');
+    if (isThrottled(admission)) {
+      const seconds = Math.ceil(admission.retryAfterMs / 1000);
+      throttledLog.line(`${admission.reason} ${admission.detail}`, `refused ${request.method} ${route} for ${tried}: ${admission.reason} (${admission.detail}; checked again in ${seconds} s)`);
+      throw new ApiError(429, 'too_many_attempts', `${admission.reason} (${admission.detail}): try again in ${seconds} s`, { 'retry-after': String(seconds) });
+    }
+    if (admission.reason === 'identity reserved') {
+      // The API acts on behalf of its caller (protocol §11.2): never as one of the process's own clients.
+      log(`refused ${request.method} ${route} for ${tried}: reserved for this process's own clients`);
+      throw unauthorised(`${tried} is reserved for this process's own clients`);
+    }
+    log(`refused ${request.method} ${route} for ${tried}: ${admission.reason}`);
+    if (tried.startsWith('certificate')) throw unauthorised(`${tried} refused: ${admission.reason}`);
+    throw unauthorised(`${tried} refused: ${admission.reason === 'identity file unreadable' ? 'the identities cannot be read' : 'unknown identity, wrong token or revoked'}`);
   };
 
   // What is followed for live effect: the sockets callers authenticated on, and open streams.
   // The security is watched only while there is something to follow.
   const sockets = new Map<Socket, Caller>();
   const streams = new Set<{ caller: Caller; holds: () => boolean; lost: (reason: string) => void }>();
-  let follower: SecurityFollower | undefined;
+  let unwatch: (() => void) | undefined;
   const watch = () => {
-    follower ??= onSecurityChange(store, security.policy, (change) => {
-      const standings = new Map<Caller, ReturnType<typeof store.standing>>();
+    unwatch ??= authorizer.onChange((change) => {
+      const standings = new Map<Caller, ReturnType<typeof authorizer.standing>>();
       const standingOf = (caller: Caller) => {
-        if (!standings.has(caller)) standings.set(caller, caller.credential === undefined ? undefined : store.standing(caller.identity, caller.credential));
+        if (!standings.has(caller)) standings.set(caller, authorizer.standing(caller));
         return standings.get(caller);
       };
       for (const stream of [...streams]) {
         const standing = change.identities ? standingOf(stream.caller) : undefined;
         if (standing && !standing.ok) stream.lost(standing.reason);
         else {
-          if (standing?.ok) stream.caller.roles = standing.roles;
+          if (standing?.ok) authorizer.refresh(stream.caller, standing.roles);
           if (!stream.holds()) stream.lost('no longer allowed by the policy');
         }
       }
@@ -115,8 +117,8 @@ export function makeGuard(security: BrokerSecurity | undefined, log: (line: stri
   };
   const unwatchIfIdle = () => {
     if (sockets.size > 0 || streams.size > 0) return;
-    follower?.stop();
-    follower = undefined;
+    unwatch?.();
+    unwatch = undefined;
   };
   const followSocket = (socket: Socket, caller: Caller): Caller => {
     if (socket.destroyed) return caller;
@@ -135,40 +137,24 @@ export function makeGuard(security: BrokerSecurity | undefined, log: (line: stri
   return {
     secured: true,
     async authenticate(request) {
-      const route = request.url.split('?')[0]!;
       const socket = request.raw.socket;
       // Over HTTPS, a client certificate the CA signed names the caller, as at the broker.
       const certificate = socket instanceof TLSSocket ? verifiedPeerCertificate(socket) : undefined;
       if (certificate) {
-        const verdict = store.verifyCertificate(certificate.name, certificate.fingerprint);
-        if (verdict.ok) return followSocket(socket, callerOf(verdict, request));
-        log(`refused ${request.method} ${clipped(route)} for certificate identity ${quoted(certificate.name)}: ${verdict.reason}`);
-        throw unauthorised(`certificate identity ${JSON.stringify(certificate.name)} refused: ${verdict.reason}`);
+        return followSocket(socket, callerOf(authorizer.admitCertificate(certificate.name, certificate.fingerprint), request, `certificate identity ${quoted(certificate.name)}`));
       }
       const given = credentials(request.headers.authorization);
       if (!given) throw unauthorised('an identity is required: Authorization: Bearer <identity>:<token> (or Basic with the identity as user name)');
-      const verdict = await authenticator.verifyToken(given.name, given.token, request.ip);
-      if (!verdict.ok) {
-        if (verdict.reason === 'too many failures' || verdict.reason === 'too many attempts at once') {
-          const seconds = Math.ceil(verdict.retryAfterMs / 1000);
-          throttledLog.line(`${verdict.reason} ${verdict.detail}`, `refused ${request.method} ${clipped(route)} for identity ${quoted(given.name)}: ${verdict.reason} (${verdict.detail}; checked again in ${seconds} s)`);
-          throw new ApiError(429, 'too_many_attempts', `${verdict.reason} (${verdict.detail}): try again in ${seconds} s`, { 'retry-after': String(seconds) });
-        }
-        // The identity tried and why, never the token (as the broker logs a refused CONNECT).
-        log(`refused ${request.method} ${clipped(route)} for identity ${quoted(given.name)}: ${verdict.reason}`);
-        throw unauthorised(`identity ${quoted(given.name)} refused: ${verdict.reason === 'identity file unreadable' ? 'the identities cannot be read' : 'unknown identity, wrong token or revoked'}`);
-      }
-      return followSocket(socket, callerOf(verdict, request));
+      return followSocket(socket, callerOf(await authorizer.admitToken(given.name, given.token, request.ip), request, `identity ${quoted(given.name)}`));
     },
-    authorise(caller, operation, ...topics) {
-      for (const topic of topics) {
-        const decision = decide(policy(), caller ? { identity: caller.identity, roles: caller.roles } : {}, operation, topic);
-        if (decision.allow) continue;
-        log(`denied ${operation} on ${quoted(topic)} for identity ${caller?.identity ?? '(none)'} over HTTP: ${decision.rule}`);
-        throw forbidden(`identity ${caller?.identity ?? '(none)'} may not ${operation} on ${topic} (${decision.rule})`);
-      }
+    authorise(caller, accesses) {
+      const denied = authorizer.firstDenied(caller, accesses);
+      if (!denied) return;
+      const { access, decision } = denied;
+      log(`denied ${access.operation} on ${quoted(access.topic)} for identity ${caller?.identity ?? '(none)'} over HTTP: ${decision.rule}`);
+      throw forbidden(`identity ${caller?.identity ?? '(none)'} may not ${access.operation} on ${access.topic} (${decision.rule})`);
     },
-    allows,
+    allows: (caller, operation, topic) => authorizer.decide(caller, operation, topic).allow,
     follow(caller, holds, lost) {
       if (!caller) return () => {};
       let done = false;
@@ -184,8 +170,8 @@ export function makeGuard(security: BrokerSecurity | undefined, log: (line: stri
       };
       streams.add(stream);
       watch();
-      // It was allowed under the policy of now: if the change to it is not seen yet, it will be.
-      follower?.decidedUnder(policy());
+      // It was allowed under the policy it was decided under: a change since is seen.
+      authorizer.followDecisionsOf(caller);
       return () => {
         done = true;
         streams.delete(stream);

@@ -12,6 +12,8 @@ import { ask, checkSendable, forCaller, newToken, providersSettled, type WebCont
 import { ApiError } from './errors.js';
 import { BATCH_ACTION, filterLog, gorgoneLog } from './gorgone-log.js';
 import { route } from './route.js';
+import { publishes } from './route-access.js';
+import type { BusAccess } from '../security/authorizer.js';
 
 /** Gorgone's default per-command time-out (seconds), used to bound the whole batch. */
 const GORGONE_COMMAND_TIMEOUT_S = 30;
@@ -64,8 +66,8 @@ const logAnswer = z.object({
 export function gorgoneRoutes(context: WebContext): void {
   const { app, table, guard, bus } = context;
 
-  const runCommands = async (node: string | undefined, commands: z.output<typeof commandsBody>, caller: Parameters<typeof guard.authorise>[0]) => {
-    guard.authorise(caller, 'publish', requestTopic(BATCH_ACTION, node));
+  type Caller = Parameters<typeof guard.authorise>[0];
+  const runCommands = async (node: string | undefined, commands: z.output<typeof commandsBody>, caller: Caller, authorise: (accesses: readonly BusAccess[]) => void) => {
     checkSendable(commands);
     const agent = node !== undefined ? (await providersSettled(context, BATCH_ACTION, node))[0] : (await agentOfThisHost(context))[0];
     const token = newToken();
@@ -76,7 +78,8 @@ export function gorgoneRoutes(context: WebContext): void {
       context.log(`Gorgone command ${token} not run: ${why}`);
       return { token };
     }
-    guard.authorise(caller, 'publish', requestTopic(BATCH_ACTION, agent));
+    // The agent found for this host: a command targeted at it.
+    authorise([publishes(requestTopic(BATCH_ACTION, agent))]);
     const budgetMs = commands.reduce((sum, command) => sum + (command.timeout ?? GORGONE_COMMAND_TIMEOUT_S) * 1000, MARGIN_MS);
     const steps = bus.call(BATCH_ACTION, commands, { token, target: agent, timeout: Math.min(budgetMs, 24 * 3600 * 1000), ...forCaller(caller) });
     void (async () => {
@@ -90,21 +93,28 @@ export function gorgoneRoutes(context: WebContext): void {
   };
 
   const commandSpec = { method: 'POST', tag: 'gorgone', body: commandsBody, status: 200, response: tokenAnswer, errors: [400] } as const;
-  route(app, table, guard, { ...commandSpec, url: '/api/core/action/command', path: '/api/core/action/command', summary: "Gorgone's COMMAND on the agent serving this host: [{command, timeout, continue_on_error}]; answers {token} at once" }, async ({ body, caller }) =>
-    runCommands(undefined, body, caller),
+  route(
+    app,
+    table,
+    guard,
+    { ...commandSpec, url: '/api/core/action/command', path: '/api/core/action/command', summary: "Gorgone's COMMAND on the agent serving this host: [{command, timeout, continue_on_error}]; answers {token} at once", access: { acts: () => [publishes(requestTopic(BATCH_ACTION))] } },
+    async ({ body, caller, authorise }) => runCommands(undefined, body, caller, authorise),
   );
-  route(app, table, guard, { ...commandSpec, url: '/api/nodes/:id/core/action/command', path: '/api/nodes/{id}/core/action/command', params: nodeParams, summary: "Gorgone's COMMAND on the node (agent) {id}" }, async ({ params, body, caller }) =>
-    runCommands(params.id, body, caller),
+  route(
+    app,
+    table,
+    guard,
+    { ...commandSpec, url: '/api/nodes/:id/core/action/command', path: '/api/nodes/{id}/core/action/command', params: nodeParams, summary: "Gorgone's COMMAND on the node (agent) {id}", access: { acts: ({ params }) => [publishes(requestTopic(BATCH_ACTION, params.id))] } },
+    async ({ params, body, caller, authorise }) => runCommands(params.id, body, caller, authorise),
   );
 
-  const readLog = async (token: string, query: z.output<typeof logQuery>, caller: Parameters<typeof guard.authorise>[0]) => {
-    guard.authorise(caller, 'publish', requestTopic(HISTORY_ACTIONS.get));
+  const readLog = async (token: string, query: z.output<typeof logQuery>, caller: Caller) => {
     const page = (await ask(context, HISTORY_ACTIONS.get, { token, limit: 10_000 }, 'the log', caller)) as HistoryPage;
     const data = filterLog(gorgoneLog(page.rows), query);
     if (page.rows.length === 0) return { error: 'no_log', message: 'No log found for token', data: [], token };
     return { message: 'Logs found', token, data };
   };
-  const logSpec = { method: 'GET', tag: 'gorgone', query: logQuery, status: 200, response: logAnswer, summary: "a token's log in Gorgone's shape, from the router's history" } as const;
+  const logSpec = { method: 'GET', tag: 'gorgone', query: logQuery, status: 200, response: logAnswer, summary: "a token's log in Gorgone's shape, from the router's history", access: { acts: () => [publishes(requestTopic(HISTORY_ACTIONS.get))] } } as const;
   route(app, table, guard, { ...logSpec, url: '/api/log/:token', path: '/api/log/{token}', params: logParams }, async ({ params, query, caller }) => readLog(params.token, query, caller));
   route(app, table, guard, { ...logSpec, url: '/api/nodes/:id/log/:token', path: '/api/nodes/{id}/log/{token}', params: nodeLogParams }, async ({ params, query, caller }) =>
     readLog(params.token, query, caller),

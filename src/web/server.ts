@@ -2,8 +2,8 @@
  * The web server of `relais start` (docs/web.md, docs/http-api.md): the page's static files at `/`,
  * MQTT over WebSocket at `/mqtt` (an untrusted connection of the embedded broker, so the page
  * authenticates like any client), and the HTTP API, whose routes reach the bus as the
- * in-process client `relais-web` after checking each caller against the same identities and
- * policy (auth.ts).
+ * in-process client `relais-web` after the Authorizer the broker asks has checked each caller
+ * (auth.ts). Every route says what it touches (route-access.ts): one that does not is refused.
  */
 import fastifyStatic from '@fastify/static';
 import fastifyWebsocket from '@fastify/websocket';
@@ -30,6 +30,7 @@ import { ApiError, errorBody } from './errors.js';
 import { gorgoneError, gorgoneRoutes, isGorgonePath } from './gorgone.js';
 import { openApiDocument } from './openapi.js';
 import type { RouteTable } from './route.js';
+import { registerWithAccess, requireDeclaredAccess, type DeclaredRoute, type RouteAccess } from './route-access.js';
 
 export const WEB_DEFAULTS = {
   host: '127.0.0.1',
@@ -73,6 +74,8 @@ export interface WebServer {
   readonly url: string;
   readonly port: number;
   readonly bus: Bus;
+  /** Every route the server registered (HEAD ones included), each with what it touches. */
+  readonly routes: readonly DeclaredRoute[];
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -109,6 +112,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   await bus.subscribe(notificationTopic(EVENTS_CATEGORY), () => {});
   const app = Fastify({ bodyLimit: options.bodyLimit ?? WEB_DEFAULTS.bodyLimit, forceCloseConnections: true, logger: false, ...(options.tls && { https: httpsOptions(options.tls) }) });
   if (options.tls) refuseUnverifiedCertificates(app.server as unknown as tls.Server, log);
+  const routes = requireDeclaredAccess(app);
   const upgraded = new Set<Duplex>();
   app.server.on('upgrade', (_request, socket: Duplex) => {
     upgraded.add(socket);
@@ -129,7 +133,8 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
       return reply.code(apiError.status).send(isGorgonePath(request.url) ? gorgoneError(apiError) : errorBody(apiError));
     });
     await app.register(fastifyWebsocket);
-    app.get('/mqtt', { websocket: true }, (socket, request) => {
+    const mqttAccess: RouteAccess = { broker: 'MQTT over WebSocket: the embedded broker authenticates the connection and decides each packet, as for a TCP client' };
+    app.get('/mqtt', { websocket: true, config: { access: mqttAccess } }, (socket, request) => {
       const raw = request.raw.socket;
       raw.setNoDelay(true); // protocol §1.2: progress then final must not wait for a delayed ACK
       options.broker.serveConnection(createWebSocketStream(socket), `web ${raw.remoteAddress}:${raw.remotePort}`, raw instanceof TLSSocket ? raw : undefined);
@@ -137,7 +142,8 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     relaisRoutes(context);
     gorgoneRoutes(context);
     const version = (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
-    app.get('/api/openapi.json', async () => openApiDocument(table, version));
+    const describedAccess: RouteAccess = { open: "the API's description: what anyone reading the docs may know" };
+    app.get('/api/openapi.json', { config: { access: describedAccess } }, async () => openApiDocument(table, version));
     await servePage(app, options.pageDir ?? DEFAULT_PAGE_DIR);
     answerUnknown(app, table);
     try {
@@ -159,7 +165,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     await closing;
     await bus.close();
   };
-  return { url: `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${bound}/`, port: bound, bus, close, [Symbol.asyncDispose]: close };
+  return { url: `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${bound}/`, port: bound, bus, routes, close, [Symbol.asyncDispose]: close };
 }
 
 /** TLS 1.3 only, as the broker's external listener; client certificates asked for, not required (token callers send none). */
@@ -252,13 +258,18 @@ function asApiError(error: FastifyError): ApiError {
   return new ApiError(500, 'internal', 'internal error (logged by the server)');
 }
 
+/** The page's files: public (the page itself authenticates at `/mqtt`). */
+const PAGE_ACCESS: RouteAccess = { open: "the page's built files: the page logs in at /mqtt like any client" };
+
 /** The built page at `/`, or a clear 503 while it is not built. */
 async function servePage(app: FastifyInstance, pageDir: string): Promise<void> {
   if (!fs.existsSync(path.join(pageDir, 'index.html'))) {
-    app.get('/', async (_request, reply) => reply.code(503).type('text/plain; charset=utf-8').send(PAGE_NOT_BUILT));
+    app.get('/', { config: { access: PAGE_ACCESS } }, async (_request, reply) => reply.code(503).type('text/plain; charset=utf-8').send(PAGE_NOT_BUILT));
     return;
   }
-  await app.register(fastifyStatic, { root: pageDir, prefix: '/' });
+  await registerWithAccess(app, PAGE_ACCESS, async (page) => {
+    await page.register(fastifyStatic, { root: pageDir, prefix: '/' });
+  });
 }
 
 /** Unknown routes: a wrong method on a known path, or no such path (Gorgone's replies on its paths). */

@@ -7,9 +7,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { EVENTS_ACTION, EVENTS_CATEGORY, type EventsPage } from '../protocol/events.js';
 import { notificationTopic, requestTopic } from '../protocol/topics.js';
+import type { BusAccess } from '../security/authorizer.js';
 import type { Caller } from './auth.js';
 import { ask, type WebContext } from './context.js';
 import { ApiError } from './errors.js';
+import { publishes, subscribes } from './route-access.js';
 
 /** Streams open at once, at most: each holds a subscription of the API's bus client. */
 const MAX_STREAMS = 256;
@@ -31,14 +33,21 @@ function resumeCursor(request: FastifyRequest, since: number | undefined): numbe
   return cursor;
 }
 
+/**
+ * What a stream's caller needs: live events are what a subscriber to the stream reads; resuming
+ * also asks the router (protocol §11.8). A bad `Last-Event-ID` is a 400 here.
+ */
+export function eventStreamAccess(request: FastifyRequest, since: number | undefined): BusAccess[] {
+  const live = subscribes(notificationTopic(EVENTS_CATEGORY));
+  return resumeCursor(request, since) === undefined ? [live] : [live, publishes(requestTopic(EVENTS_ACTION))];
+}
+
+/** The stream, once its caller is allowed what eventStreamAccess() lists (route.ts decided it). */
 export async function serveEventStream(context: WebContext, caller: Caller | undefined, request: FastifyRequest, reply: FastifyReply, since: number | undefined): Promise<FastifyReply> {
-  // Live events are what a subscriber to the stream reads; resuming also asks the router (protocol §11.8).
-  context.guard.authorise(caller, 'subscribe', notificationTopic(EVENTS_CATEGORY));
   let cursor = resumeCursor(request, since);
-  if (cursor !== undefined) context.guard.authorise(caller, 'publish', requestTopic(EVENTS_ACTION));
   // "From now" is pinned to the router's latest cursor before the stream is answered: whatever
   // happens after the answer's headers is in it, and a client that never saw an id can resume.
-  else cursor = ((await ask(context, EVENTS_ACTION, { limit: 1 }, 'the event stream', caller)) as EventsPage).latest;
+  if (cursor === undefined) cursor = ((await ask(context, EVENTS_ACTION, { limit: 1 }, 'the event stream', caller)) as EventsPage).latest;
   if (open >= MAX_STREAMS) throw new ApiError(503, 'too_many_streams', `${MAX_STREAMS} event streams are open already; try again later`);
   open += 1;
   const stopped = new AbortController();

@@ -1,0 +1,281 @@
+/**
+ * The one door check of the bus (docs/security.md "One check at both doors"): who a caller is,
+ * and what the policy lets it do, asked the same way by the embedded broker's hooks
+ * (broker/enforce.ts, for MQTT) and by the HTTP API (web/auth.ts), so that an identity gets the
+ * same answer at either door and a revocation or a new policy reaches both at once.
+ *
+ * - Authentication: a token through the Authenticator of the identities (rate limits, proved
+ *   tokens remembered, authenticator.ts), or a client certificate the TLS layer verified; an
+ *   identity reserved for the process's own clients is refused; an identity revoked while its
+ *   token was being checked is refused as if checked after.
+ * - Authorisation: `decide()` of policy.ts (pure) under the policy in force, for a publish or a
+ *   subscribe on a topic; the HTTP API's routes say which topics they act on (web/route.ts).
+ *   Each principal keeps the decisions made for it until the policy or its roles change.
+ *   `decidePublish` adds what a PUBLISH's payload claims (protocol §3, §11.5).
+ * - Live effect: `onChange` tells whoever holds live connections (the broker, the HTTP API's
+ *   event streams and sockets) of each change of the identities or the policy.
+ */
+import { parseTopic } from '../protocol/topics.js';
+import { authenticatorFor, type Authentication, type AuthenticationLimits, type Throttled } from './authenticator.js';
+import { onSecurityChange, type SecurityChange, type SecurityFollower } from './changes.js';
+import { identityStoreOf, type IdentityStore, type Verification } from './identities.js';
+import { quoted } from './log-text.js';
+import { isRelaisTopic, jsonObject, leniently, payloadEncodingProblem, sourceIsSurely, sourceKeyOf, type SourceKey } from './payload-check.js';
+import { decide, hasRole, holdsGrant, type Decision, type Grant, type Operation, type Policy } from './policy.js';
+
+/** What the doors are given: the identities, the policy, and who may not come in from outside. */
+export interface SecuritySettings {
+  /** The identities: a file (IdentityStore's JSON) or a store. */
+  identities: string | IdentityStore;
+  /** The policy, or a function giving the current one (a reloaded file). */
+  policy: Policy | (() => Policy);
+  /**
+   * Identities only the process's own in-process clients may be: a network CONNECT (or an HTTP
+   * API caller) proving one is refused. `relais start` lists the HTTP API's `relais-web`, whom
+   * the router trusts to name the identity it asks for (protocol §11.2).
+   */
+  inProcessOnly?: readonly string[];
+  /** Limits on failed token checks (docs/security.md "Failed authentications"); shared by everyone checking this store's tokens. */
+  authentication?: Partial<AuthenticationLimits>;
+}
+
+/**
+ * Decisions kept per principal (then forgotten all at once): its topics are few in practice.
+ * Bounded in number and in the characters of their topics (a topic may be 64 KiB).
+ */
+const DECISIONS_KEPT = 1024;
+const DECISION_CHARACTERS_KEPT = 64 * 1024;
+
+/** The decisions made for one principal under `policy`, by topic. */
+class DecisionMemo {
+  policy: Policy | undefined;
+  readonly publish = new Map<string, Decision>();
+  readonly subscribe = new Map<string, Decision>();
+  characters = 0;
+
+  clear(policy: Policy | undefined): void {
+    this.policy = policy;
+    this.publish.clear();
+    this.subscribe.clear();
+    this.characters = 0;
+  }
+}
+
+/** An authenticated identity, at either door. */
+export interface Principal extends SourceKey {
+  readonly identity: string;
+  /** Its roles now: `refresh()` changes them when the identities file does. */
+  readonly roles: readonly string[];
+  /** What it proved at authentication (a token's hash, a certificate's fingerprint): `standing()` checks it still holds. */
+  readonly credential: string;
+  /** The Authorizer's decisions for it. */
+  readonly memo: DecisionMemo;
+}
+
+/** Why the Authorizer refuses an identity beyond what the store and the Authenticator say. */
+export type StandingReason = 'revoked' | 'no longer an identity' | 'issued new credentials';
+
+export type Refusal =
+  | Exclude<Verification, { ok: true }>
+  | Throttled
+  /** Revoked, removed or given new credentials while its token was being checked. */
+  | { ok: false; reason: StandingReason; detail?: undefined }
+  /** One of `inProcessOnly`. */
+  | { ok: false; reason: 'identity reserved'; detail: string }
+  /** The check itself failed (it never should: the Authenticator does not throw). */
+  | { ok: false; reason: 'identities not verified'; detail: string };
+
+export type Admission = { ok: true; principal: Principal } | Refusal;
+
+/** A refusal without a check (too many failures or attempts): the caller waits `retryAfterMs`. */
+export function isThrottled(refusal: Refusal): refusal is Throttled {
+  return refusal.reason === 'too many failures' || refusal.reason === 'too many attempts at once';
+}
+
+/** One thing a caller does on the bus: what an HTTP route acts on, as the topics a client would use (web/route.ts). */
+export interface BusAccess {
+  operation: Operation;
+  topic: string;
+}
+
+/** The verdict on a PUBLISH, with the envelope it claims when one was read (to answer a denied command, protocol §5.3). */
+export interface PublishVerdict {
+  decision: Decision;
+  envelope?: Record<string, unknown> | undefined;
+}
+
+const ANONYMOUS: Decision = Object.freeze({ allow: false, rule: 'builtin:anonymous' });
+
+export class Authorizer {
+  readonly store: IdentityStore;
+  private readonly authenticator;
+  private readonly current: () => Policy;
+  private readonly listeners = new Set<(change: SecurityChange) => void>();
+  private follower: SecurityFollower | undefined;
+
+  constructor(readonly settings: SecuritySettings) {
+    this.store = identityStoreOf(settings.identities);
+    this.authenticator = authenticatorFor(this.store, settings.authentication);
+    const { policy } = settings;
+    this.current = typeof policy === 'function' ? policy : () => policy;
+  }
+
+  /** The policy in force. */
+  policy(): Policy {
+    return this.current();
+  }
+
+  /** Checks an identity's token for a caller at `address` (an IP address, or a label such as `unix socket`). Never throws. */
+  async admitToken(name: string | undefined, token: string | Buffer | undefined, address: string): Promise<Admission> {
+    let verdict: Authentication;
+    try {
+      verdict = await this.authenticator.verifyToken(name, token, address);
+    } catch (error) {
+      return { ok: false, reason: 'identities not verified', detail: (error as Error).message };
+    }
+    return this.admit(verdict);
+  }
+
+  /** Checks the identity a client certificate names, its chain already verified by TLS. */
+  admitCertificate(name: string, fingerprint: string): Admission {
+    return this.admit(this.store.verifyCertificate(name, fingerprint));
+  }
+
+  private admit(verdict: Authentication): Admission {
+    if (!verdict.ok) return verdict;
+    if (this.settings.inProcessOnly?.includes(verdict.name)) return { ok: false, reason: 'identity reserved', detail: `${verdict.name} is reserved for this process's own clients` };
+    // Revoked (or changed) while its token was being checked: as if checked after.
+    const standing = this.store.standing(verdict.name, verdict.credential);
+    if (standing && !standing.ok) return { ok: false, reason: standing.reason };
+    const principal: Principal = { identity: verdict.name, roles: standing?.roles ?? verdict.roles, credential: verdict.credential, memo: new DecisionMemo(), ...sourceKeyOf(verdict.name) };
+    return { ok: true, principal };
+  }
+
+  /** Whether `principal` still holds what it proved, with its roles now; undefined when the identities cannot tell. */
+  standing(principal: Principal): ReturnType<IdentityStore['standing']> {
+    return this.store.standing(principal.identity, principal.credential);
+  }
+
+  /** Gives `principal` its roles now; its decisions, made for the old ones, are made again. Returns whether they changed. */
+  refresh(principal: Principal, roles: readonly string[]): boolean {
+    if (roles.length === principal.roles.length && roles.every((role, i) => role === principal.roles[i])) return false;
+    (principal as { roles: readonly string[] }).roles = roles;
+    principal.memo.clear(undefined);
+    return true;
+  }
+
+  /** Allow or deny `operation` on `topic` for `principal` (none: anonymous) under the policy in force. */
+  decide(principal: Principal | undefined, operation: Operation, topic: string): Decision {
+    if (!principal) return ANONYMOUS;
+    // decide() is pure: a principal's decision on a topic holds until the policy changes.
+    const policy = this.current();
+    const memo = principal.memo;
+    if (memo.policy !== policy || memo.publish.size + memo.subscribe.size >= DECISIONS_KEPT || memo.characters >= DECISION_CHARACTERS_KEPT) {
+      if (memo.policy !== policy) this.follower?.decidedUnder(policy);
+      memo.clear(policy);
+    }
+    let decision = memo[operation].get(topic);
+    if (!decision) {
+      decision = decide(policy, { identity: principal.identity, roles: principal.roles }, operation, topic);
+      memo[operation].set(topic, decision);
+      memo.characters += topic.length;
+    }
+    return decision;
+  }
+
+  /** The first of `accesses` the policy denies `principal`, with the decision; undefined when all are allowed. */
+  firstDenied(principal: Principal | undefined, accesses: readonly BusAccess[]): { access: BusAccess; decision: Decision } | undefined {
+    for (const access of accesses) {
+      const decision = this.decide(principal, access.operation, access.topic);
+      if (!decision.allow) return { access, decision };
+    }
+    return undefined;
+  }
+
+  /**
+   * A PUBLISH by a network client: its topic decided, then, on a Relais topic, its payload's
+   * encoding (protocol §3: no reader may see another source than this check), the envelope's
+   * `source` (the principal's identity, or absent), and a presence saying role "router" from an
+   * identity without that role (handlers take a cancel relayed by a router, protocol §11.5).
+   */
+  decidePublish(principal: Principal | undefined, topic: string, payload: Buffer | string): PublishVerdict {
+    const decision = this.decide(principal, 'publish', topic);
+    if (!decision.allow || !principal) return { decision };
+    const problem = isRelaisTopic(topic) ? payloadEncodingProblem(payload) : undefined;
+    if (problem) return { decision: { allow: false, rule: `builtin:encoding (${problem})` }, envelope: leniently(payload) };
+    let envelope: Record<string, unknown> | undefined;
+    if (!sourceIsSurely(payload, principal)) {
+      envelope = claimedEnvelope(payload);
+      if (envelope && typeof envelope.source === 'string' && envelope.source !== principal.identity) {
+        return { decision: { allow: false, rule: `builtin:source (the envelope says ${quoted(envelope.source)})` }, envelope };
+      }
+    }
+    if (parseTopic(topic).kind === 'presence' && claimsRouterRole(envelope ?? claimedEnvelope(payload)) && !this.hasRole(principal, 'router')) {
+      return { decision: { allow: false, rule: 'builtin:router-role (a presence saying role "router" from an identity without that role)' }, envelope };
+    }
+    return { decision, envelope };
+  }
+
+  /** Whether `principal` has `role` (from the identities or the policy's own entry for it). */
+  hasRole(principal: Principal, role: string): boolean {
+    return hasRole(this.current(), principal, role);
+  }
+
+  /** Whether `principal` holds `grant` under the policy in force. */
+  holds(principal: Principal, grant: Grant): boolean {
+    return holdsGrant(this.current(), principal, grant);
+  }
+
+  /** Calls `listener` at each change of the identities in force or of the policy, until the returned function is called. */
+  onChange(listener: (change: SecurityChange) => void): () => void {
+    this.listeners.add(listener);
+    this.follower ??= onSecurityChange(this.store, this.settings.policy, (change) => {
+      for (const each of [...this.listeners]) each(change);
+    });
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size > 0) return;
+      this.follower?.stop();
+      this.follower = undefined;
+    };
+  }
+
+  /**
+   * Says that what was decided for `principal` is followed from now on (by an `onChange`
+   * listener): a policy changed since those decisions is reported as a change, even one put
+   * back before the follower looked.
+   */
+  followDecisionsOf(principal: Principal): void {
+    if (principal.memo.policy) this.follower?.decidedUnder(principal.memo.policy);
+  }
+}
+
+const authorizers = new WeakMap<SecuritySettings, Authorizer>();
+
+/**
+ * The Authorizer of `settings`, one per settings object: the broker and the HTTP API of one
+ * `relais start` are given the same object, so they share it (and its Authenticator, its
+ * follower of the identities and the policy).
+ */
+export function authorizerFor(settings: SecuritySettings): Authorizer {
+  let authorizer = authorizers.get(settings);
+  if (!authorizer) authorizers.set(settings, (authorizer = new Authorizer(settings)));
+  return authorizer;
+}
+
+/**
+ * The envelope a PUBLISH claims to be: JSON starting with `{`, or what a lenient reader (a BOM
+ * dropped, UTF-16 decoded) would take for one, so that no reader sees another source than the
+ * check (on non-Relais topics, where such payloads are not refused).
+ */
+export function claimedEnvelope(payload: Buffer | string): Record<string, unknown> | undefined {
+  const plain = jsonObject(payload);
+  if (plain || typeof payload === 'string' || payload.length < 2) return plain;
+  const unusual = payload[0] === 0xef || payload[0] === 0xfe || payload[0] === 0xff || payload[0] === 0 || payload[1] === 0;
+  return unusual ? leniently(payload) : undefined;
+}
+
+function claimsRouterRole(envelope: Record<string, unknown> | undefined): boolean {
+  const payload = envelope?.payload;
+  return typeof payload === 'object' && payload !== null && (payload as { role?: unknown }).role === 'router';
+}
