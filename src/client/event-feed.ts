@@ -4,19 +4,24 @@
  * the rules of resuming, replaying and gaps live): it subscribes to the live batches, asks the
  * router what the cursor wants, waits, and yields.
  */
-import { EventCursor, type EventGap } from '../protocol/event-cursor.js';
+import { EventCursor, type EventCatchUp, type EventGap } from '../protocol/event-cursor.js';
 import { EVENTS_ACTION, EVENTS_CATEGORY, type BusEvent, type EventsPage } from '../protocol/events.js';
 import { notificationTopic } from '../protocol/topics.js';
 import type { ReceivedMessage, RequestOptions } from './types.js';
 import { arm } from './wait.js';
 
-export type { EventGap };
+export type { EventCatchUp, EventGap };
 
 export interface EventsOptions {
   /** Yield the events after this cursor (first those stored, then live ones); absent: from now on. */
   since?: number;
   /** Ends the iteration. */
   signal?: AbortSignal;
+  /**
+   * Told each time the feed has read from the router what it had not seen: at the start (with
+   * `since`), after a reconnection, after a jump in the live cursors.
+   */
+  onCatchUp?: (catchUp: EventCatchUp) => void;
 }
 
 /** What the feed needs of a connected client: the Bus has it. */
@@ -62,7 +67,9 @@ export async function* eventFeed(client: EventFeedClient, options: EventsOptions
           await pause(RETRY_MS, signal);
           continue;
         }
-        yield* cursor.answered(page);
+        const { items, caughtUp } = cursor.answered(page);
+        yield* items;
+        if (caughtUp) options.onCatchUp?.(caughtUp);
         continue;
       }
       yield* cursor.live();

@@ -18,6 +18,21 @@ export interface EventGap {
   after: number;
 }
 
+/**
+ * One replay from the router, done: why it was needed (the start from a cursor, a reconnection,
+ * events missed live), where it read from and what it found. For a view that says "resumed
+ * from cursor C: N new events, no gap".
+ */
+export interface EventCatchUp {
+  reason: 'start' | 'reconnection' | 'gap';
+  /** The cursor it read from. */
+  after: number;
+  /** Events yielded by this catch-up. */
+  events: number;
+  /** Events retention removed before they could be read (also yielded as an `EventGap`). */
+  missed: number;
+}
+
 /** The payload of a `relais/events/get` to send (protocol §11.8). */
 export type EventsAsk = { limit: 1 } | { since: number; limit: number };
 
@@ -33,6 +48,10 @@ export class EventCursor {
   /** A replay is under way: its pages are being asked. */
   private replaying = false;
   private at: number | undefined;
+  /** Why the next replay is needed: a reconnection outranks events missed live. */
+  private nextReason: EventCatchUp['reason'] = 'start';
+  /** The replay under way, counted (none for the first answer of a feed started from now). */
+  private catchUp: EventCatchUp | undefined;
 
   /** @param since yield the events after this cursor (first those stored, then live ones); undefined: from now on. */
   constructor(since?: number) {
@@ -50,17 +69,22 @@ export class EventCursor {
       if (!this.replayWanted) return undefined;
       this.replayWanted = false;
       this.replaying = true;
+      this.catchUp = this.at === undefined ? undefined : { reason: this.nextReason, after: this.at, events: 0, missed: 0 };
+      this.nextReason = 'gap';
     }
     return this.at === undefined ? { limit: 1 } : { since: this.at, limit: EVENTS_PAGE };
   }
 
-  /** The router answered the last `ask()`: what to yield, in order (a gap first when retention removed some). */
-  answered(page: EventsPage): Array<BusEvent | EventGap> {
+  /**
+   * The router answered the last `ask()`: what to yield, in order (a gap first when retention
+   * removed some), and, when this page ends a replay, what that replay found.
+   */
+  answered(page: EventsPage): { items: Array<BusEvent | EventGap>; caughtUp?: EventCatchUp } {
     if (this.at === undefined) {
       // From now on: the newest cursor stored is where the live events take over.
       this.at = page.latest;
       this.replaying = false;
-      return [];
+      return { items: [] };
     }
     const items: Array<BusEvent | EventGap> = [];
     if (page.missed) items.push({ type: 'gap', missed: page.missed, after: this.at });
@@ -70,21 +94,30 @@ export class EventCursor {
       this.at = event.cursor;
     }
     if (page.missed && page.events.length === 0) this.at = Math.max(this.at, page.latest);
-    if (!page.more) this.replaying = false;
-    return items;
+    const catchUp = this.catchUp;
+    if (catchUp) {
+      catchUp.missed += page.missed ?? 0;
+      catchUp.events += items.length - (page.missed ? 1 : 0);
+    }
+    if (page.more) return { items };
+    this.replaying = false;
+    this.catchUp = undefined;
+    return catchUp ? { items, caughtUp: catchUp } : { items };
   }
 
-  /** The router did not answer the last `ask()`: it is asked again (after a pause the shell decides). */
+  /** The router did not answer the last `ask()`: it is asked again (after a pause the shell decides), for the same reason unless a reconnection came meanwhile. */
   failed(): void {
     this.replaying = false;
     this.replayWanted = true;
+    if (this.catchUp && this.nextReason === 'gap') this.nextReason = this.catchUp.reason;
+    this.catchUp = undefined;
   }
 
   /** A live batch arrived. Beyond `MAX_HELD_EVENTS` held, they are dropped and replayed from the router instead. */
   pushed(events: readonly BusEvent[]): void {
     if (this.held.length + events.length > MAX_HELD_EVENTS) {
       this.held = [];
-      this.replayWanted = true;
+      this.missedLive();
     } else {
       for (const event of events) this.held.push(event);
     }
@@ -93,6 +126,13 @@ export class EventCursor {
   /** The connection came back: what was pushed while away is in the router, not here. */
   reconnected(): void {
     this.replayWanted = true;
+    this.nextReason = 'reconnection';
+  }
+
+  /** Events were missed live: a replay, for a gap unless a reconnection asked for one already. */
+  private missedLive(): void {
+    this.replayWanted = true;
+    if (this.nextReason !== 'reconnection') this.nextReason = 'gap';
   }
 
   /**
@@ -107,7 +147,7 @@ export class EventCursor {
     for (const event of batch) {
       if (event.cursor <= this.at) continue; // yielded by a replay already
       if (event.cursor > this.at + 1) {
-        this.replayWanted = true;
+        this.missedLive();
         break;
       }
       out.push(event);

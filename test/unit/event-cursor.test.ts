@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { EVENTS_PAGE, EventCursor, MAX_HELD_EVENTS, type EventGap, type EventsAsk } from '../../src/protocol/event-cursor.js';
+import { EVENTS_PAGE, EventCursor, MAX_HELD_EVENTS, type EventCatchUp, type EventGap, type EventsAsk } from '../../src/protocol/event-cursor.js';
 import type { BusEvent, EventsPage } from '../../src/protocol/events.js';
 
 const event = (cursor: number): BusEvent => ({ cursor, time: cursor, type: 'notification', data: {} });
@@ -29,7 +29,7 @@ class Router {
 /** Asks and answers until the cursor reads live events; returns what it yielded. */
 function catchUp(cursor: EventCursor, router: Router, limit?: number): Array<BusEvent | EventGap> {
   const out: Array<BusEvent | EventGap> = [];
-  for (let ask = cursor.ask(); ask; ask = cursor.ask()) out.push(...cursor.answered(router.answer(ask, limit)));
+  for (let ask = cursor.ask(); ask; ask = cursor.ask()) out.push(...cursor.answered(router.answer(ask, limit)).items);
   out.push(...cursor.live());
   return out;
 }
@@ -41,7 +41,7 @@ describe('event cursor - resume, replay, gap (protocol §11.8)', () => {
     const router = Object.assign(new Router(), { latest: 7 });
     const cursor = new EventCursor();
     assert.deepEqual(cursor.ask(), { limit: 1 });
-    assert.deepEqual(cursor.answered(router.answer({ limit: 1 })), []);
+    assert.deepEqual(cursor.answered(router.answer({ limit: 1 })), { items: [] });
     assert.equal(cursor.cursor, 7);
     cursor.pushed([event(7), event(8), event(9)]);
     assert.deepEqual(cursors(cursor.live()), [8, 9]);
@@ -107,6 +107,45 @@ const steps: fc.Arbitrary<Step> = fc.oneof(
   fc.constant<Step>({ kind: 'read' }),
 );
 
+describe('event cursor - catch-up reports', () => {
+  /** Runs the replays that are due, returning what each one reported. */
+  const replays = (cursor: EventCursor, router: Router, down = false): EventCatchUp[] => {
+    const reports: EventCatchUp[] = [];
+    cursor.live(); // reading the live events finds a jump in their cursors
+    for (let ask = cursor.ask(); ask; ask = cursor.ask()) {
+      if (down) {
+        cursor.failed();
+        break;
+      }
+      const { caughtUp } = cursor.answered(router.answer(ask, 2));
+      if (caughtUp) reports.push(caughtUp);
+    }
+    cursor.live();
+    return reports;
+  };
+
+  it('event cursor - each replay reports why it ran, where it read from, and what it found, once it is done', () => {
+    const router = Object.assign(new Router(), { latest: 5, retainedFrom: 3 });
+    const cursor = new EventCursor(0);
+    assert.deepEqual(replays(cursor, router), [{ reason: 'start', after: 0, events: 3, missed: 2 }]);
+    router.latest = 7;
+    cursor.pushed([event(7)]); // 6 missed live
+    assert.deepEqual(replays(cursor, router), [{ reason: 'gap', after: 5, events: 2, missed: 0 }]);
+    router.latest = 8;
+    cursor.pushed([event(9)]); // a gap, then the connection dropped: the reconnection says why
+    cursor.live();
+    cursor.reconnected();
+    router.latest = 9;
+    assert.deepEqual(replays(cursor, router, true), [], 'the router did not answer');
+    assert.deepEqual(replays(cursor, router), [{ reason: 'reconnection', after: 7, events: 2, missed: 0 }], 'asked again for the same reason');
+  });
+
+  it('event cursor - a feed started from now reports nothing for its first answer', () => {
+    const cursor = new EventCursor();
+    assert.deepEqual(replays(cursor, Object.assign(new Router(), { latest: 3 })), []);
+  });
+});
+
 describe('event cursor - any interleaving (fast-check)', () => {
   it('event cursor - each event yielded once, in cursor order; every event after the start is yielded or counted in a gap', () => {
     fc.assert(
@@ -118,7 +157,7 @@ describe('event cursor - any interleaving (fast-check)', () => {
         const read = () => {
           for (let ask = cursor.ask(); ask; ask = cursor.ask()) {
             if (routerDown) return cursor.failed();
-            yielded.push(...cursor.answered(router.answer(ask, 4)));
+            yielded.push(...cursor.answered(router.answer(ask, 4)).items);
           }
           yielded.push(...cursor.live());
         };
