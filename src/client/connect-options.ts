@@ -7,7 +7,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { IClientOptions } from 'mqtt';
 import type { Logger } from 'pino';
-import type { PublicSigningKey } from '../protocol/signature.js';
+import type { PublicSigningKey } from '../security/ed25519.js';
 import type { LogLineLevel, LogsAnswer, LogsRequest } from '../protocol/logs.js';
 import type { HandlerContext, Lane, ReceivedMessage } from './types.js';
 
