@@ -62,3 +62,22 @@ export function envelopeText(bytes: Uint8Array | string): { ok: true; text: stri
   if (text.includes('\u0000')) return { ok: false, problem: NUL_PROBLEM };
   return { ok: true, text };
 }
+
+/**
+ * How many bytes `text` takes in UTF-8, as a message's size is counted (protocol §3.4). A lone
+ * surrogate counts 3, as the U+FFFD it would be written as. Any runtime: no Buffer.
+ */
+export function utf8ByteLength(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) continue;
+    if (unit < 0x800) bytes += 1;
+    else if (unit >= 0xd800 && unit < 0xdc00 && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      // A pair: two units, four bytes.
+      bytes += 2;
+      i += 1;
+    } else bytes += 2;
+  }
+  return bytes;
+}

@@ -3,7 +3,7 @@
  * Pure: encoding, decoding and validation, no I/O.
  */
 import { z } from 'zod';
-import { envelopeText } from './encoding.js';
+import { envelopeText, utf8ByteLength } from './encoding.js';
 import { InvalidMessageError, PayloadTooLargeError, type WireError } from './errors.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -85,7 +85,8 @@ export type DecodeResult =
 
 /** Reads and validates one message: UTF-8 JSON without a BOM (protocol §3, encoding.ts). Never throws. */
 export function decode(bytes: Uint8Array | string, maxBytes = DEFAULT_MAX_MESSAGE_BYTES): DecodeResult {
-  const size = typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.byteLength;
+  // A UTF-16 unit is at most 3 bytes of UTF-8: a short text needs no count.
+  const size = typeof bytes === 'string' ? (bytes.length * 3 > maxBytes ? utf8ByteLength(bytes) : 0) : bytes.byteLength;
   if (size > maxBytes) {
     const error = new PayloadTooLargeError(`message of ${size} bytes is over the ${maxBytes}-byte limit`);
     const sender = senderFromHead(typeof bytes === 'string' ? bytes.slice(0, HEAD_BYTES) : LENIENT_UTF8.decode(bytes.subarray(0, HEAD_BYTES)));
@@ -221,7 +222,7 @@ export function encodeJson(value: unknown, options: EncodeOptions = {}): string 
   const maxBytes = options.maxBytes ?? Infinity;
   // A UTF-16 unit is at most 3 bytes of UTF-8: short texts need no count.
   if (body.length * 3 > maxBytes) {
-    const size = Buffer.byteLength(body);
+    const size = utf8ByteLength(body);
     if (size > maxBytes) throw new PayloadTooLargeError(`${what()} is ${size} bytes, over the ${maxBytes}-byte limit`);
   }
   return body;

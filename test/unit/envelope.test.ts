@@ -2,7 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { decode, encode, envelopeSchema, validate } from '../../src/protocol/envelope.js';
-import { fromBase64, isBase64Value, toBase64 } from '../../src/protocol/binary.js';
+import { fromBase64, isBase64Value, portableFromBase64, portableToBase64, toBase64 } from '../../src/protocol/binary.js';
+import { utf8ByteLength } from '../../src/protocol/encoding.js';
 import { InvalidMessageError, PayloadTooLargeError } from '../../src/protocol/errors.js';
 
 const command = { type: 'command', source: 'vm-x', destination: '*', token: 't1', payload: { a: 1 } };
@@ -139,5 +140,26 @@ describe('envelope', () => {
     );
     assert.throws(() => fromBase64('not base64!'), /not valid Base64/);
     assert.throws(() => fromBase64({ nope: 1 } as never), /expected a Base64 string/);
+  });
+
+  it('binary - the portable Base64 of a browser writes and reads what Node\'s Buffer does', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 70_000 }), (bytes) => {
+        const text = Buffer.from(bytes).toString('base64');
+        assert.equal(portableToBase64(bytes), text);
+        assert.deepEqual(portableFromBase64(text), new Uint8Array(bytes));
+      }),
+      { numRuns: 30 },
+    );
+    // Past the 32 KiB chunks that String.fromCharCode is given at a time.
+    const large = Uint8Array.from({ length: 200_003 }, (_, at) => (at * 7919) & 0xff);
+    assert.equal(portableToBase64(large), Buffer.from(large).toString('base64'));
+    assert.deepEqual(portableFromBase64(Buffer.from(large).toString('base64')), large);
+  });
+
+  it('encoding - a message\'s UTF-8 size is counted as Node\'s Buffer counts it, lone surrogates included', () => {
+    fc.assert(fc.property(fc.string({ unit: 'binary' }), fc.string({ unit: fc.integer({ min: 0xd800, max: 0xdfff }).map((unit) => String.fromCharCode(unit)) }), (text, surrogates) => {
+      for (const sample of [text, surrogates, text + surrogates, surrogates + text]) assert.equal(utf8ByteLength(sample), Buffer.byteLength(sample), JSON.stringify(sample));
+    }));
   });
 });
