@@ -134,7 +134,7 @@ export class Verifier {
   }
 
   /** The one warning line of a refusal: topic, claimed source, why; never the payload. */
-  static log(logger: Logger, topic: string, verdict: Extract<Verdict, { ok: false }>): void {
+  logRefusal(logger: Logger, topic: string, verdict: Extract<Verdict, { ok: false }>): void {
     logger.warn({ topic, source: verdict.source ?? '(unreadable)', reason: verdict.reason }, `message refused: ${WHY[verdict.reason]}`);
   }
 }
