@@ -6,7 +6,7 @@
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { NotSentError } from '../protocol/errors.js';
+import { NotAuthorizedError, NotSentError } from '../protocol/errors.js';
 import { toMqttUrl, type ResolvedOptions } from './options.js';
 import { HeldSubscriptions } from './held-subscriptions.js';
 import { ReconnectSchedule } from './reconnect.js';
@@ -114,11 +114,20 @@ export class Connection {
     return this.client.connected;
   }
 
-  /** Resolves on the first CONNACK; rejects with `NotSentError` saying why otherwise. */
+  /**
+   * Resolves on the first CONNACK. Rejects with `NotAuthorizedError` when the broker refuses the
+   * credentials (CONNACK 4, bad user name or password; 5, not authorised: protocol §1.1), its
+   * `details.returnCode` saying which; with `NotSentError` saying why otherwise.
+   */
   ready(): Promise<void> {
     if (this.client.connected) return Promise.resolve();
     const broker = this.brokerLabel;
-    const failure = (why: string, cause?: Error) => new NotSentError(`cannot connect to the broker at ${broker}: ${why}`, cause && { cause });
+    const failure = (why: string, cause?: Error) => {
+      const returnCode = (cause as { code?: unknown } | undefined)?.code;
+      const message = `cannot connect to the broker at ${broker}: ${why}`;
+      if (returnCode === 4 || returnCode === 5) return new NotAuthorizedError(message, { cause, details: { returnCode } });
+      return new NotSentError(message, cause && { cause });
+    };
     return waitFor<void>(
       { timeout: this.options.connectTimeout, timeoutError: () => failure(`no answer from the broker at ${broker} within ${this.options.connectTimeout} ms`) },
       (settle) => {

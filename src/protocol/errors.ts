@@ -49,7 +49,8 @@ export class RelaisError extends Error {
  * nothing: capturing a stack when each request starts cost 11 % of a busy client's CPU.
  */
 export function stackFromCaller(error: unknown, boundary: Function): void {
-  if (error instanceof Error) Error.captureStackTrace(error, boundary);
+  // V8 only (Node, Chromium): elsewhere the stack stays as it was made.
+  if (error instanceof Error && typeof Error.captureStackTrace === 'function') Error.captureStackTrace(error, boundary);
 }
 
 /** `steps` whose errors get their stack from the application's awaiting function, as above. */
@@ -113,7 +114,7 @@ export class PayloadTooLargeError extends RelaisError {
 }
 
 export class NotAuthorizedError extends RelaisError {
-  constructor(message: string, options: { cause?: unknown } = {}) {
+  constructor(message: string, options: { cause?: unknown; details?: unknown } = {}) {
     super('NOT_AUTHORIZED', message, { ...options, responseCode: ResponseCode.NOT_AUTHORIZED });
   }
 }
