@@ -31,6 +31,7 @@ export interface ContractDescription {
 
 /** The handler's result did not match its declared output (a bug on the serving side). */
 export class ContractError extends RelaisError {
+  override readonly name = 'ContractError';
   constructor(message: string, details?: unknown) {
     super('CONTRACT', message, { details });
   }

@@ -122,8 +122,9 @@ export class HeldSubscriptions {
       }
       // Lost with the connection: made again at the next CONNACK (or failed by the close).
       if (error && !this.client.connected) return;
-      // A SUBACK of 0x80 (MQTT 3.1.1 §3.9.3): MQTT.js reports it as an error with that code.
-      const refused = (typeof (error as { code?: unknown } | null)?.code === 'number' && ((error as unknown as { code: number }).code & 0x80) !== 0) || granted?.some((grant) => grant.qos === 128);
+      // A SUBACK of 0x80 (MQTT 3.1.1 §3.9.3): MQTT.js reports it as an error carrying the SUBACK.
+      const codes = (error as { packet?: { granted?: unknown } } | null)?.packet?.granted;
+      const refused = (Array.isArray(codes) && codes.some((code) => typeof code === 'number' && (code & 0x80) !== 0)) || granted?.some((grant) => grant.qos === 128);
       const refusal = refused ? new NotAuthorizedError(`the broker refused the subscription to ${filter} (SUBACK 0x80): the policy does not let this client read it`, { cause: error ?? undefined }) : error;
       if (refusal) {
         this.held.delete(filter);

@@ -38,4 +38,17 @@ describe('relais/browser', () => {
     for (const nodeOnly of ['src/client/node-runtime.ts', 'src/client/signing.ts', 'src/client/log-service.ts', 'src/security/ed25519.ts']) assert.ok(!ours.includes(nodeOnly), `${nodeOnly} is not in it`);
     assert.deepEqual(ours.flatMap((input) => nodeGlobalsIn(path.join(ROOT, input))), []);
   });
+
+  it('browser entry - minified, as a page is, errors keep their names, on the wire too', async () => {
+    // The error modules alone: MQTT.js's browser build needs a browser to load.
+    const result = await build({
+      stdin: { contents: "export * from './src/protocol/errors.ts'; export { ContractError } from './src/client/contracts.ts'; export { UnknownClientError } from './src/protocol/registry.ts';", resolveDir: ROOT, loader: 'ts' },
+      bundle: true, platform: 'browser', format: 'esm', write: false, minify: true, logLevel: 'silent',
+    });
+    const bundle = await import(`data:text/javascript;base64,${Buffer.from(result.outputFiles[0]!.text).toString('base64')}`);
+    for (const name of ['TimeoutError', 'CancelledError', 'ContractError']) assert.equal(new bundle[name]('x').name, name);
+    assert.equal(new bundle.UnknownClientError('x').name, 'UnknownClientError');
+    assert.equal(new bundle.RelaisError('CODE', 'x').name, 'RelaisError');
+    assert.equal(bundle.toWire(new bundle.CancelledError('stopped')).error.name, 'CancelledError');
+  });
 });
