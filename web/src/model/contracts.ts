@@ -3,11 +3,8 @@
  * (`info.contracts`, a hash per action), and turned into a check of the payload with zod's own
  * JSON Schema reader, the library the handler validates with.
  */
-import type { ClientDetail } from '../../../src/protocol/registry.js';
-import type { Bus } from '../bus/bus.js';
-
-/** protocol §7.6 (the constant lives in src/client/contracts.ts, a Node module). */
-export const CONTRACTS_ACTION = 'relais/contracts/get';
+import { CONTRACTS_ACTION, type Bus, type ClientDetail } from 'relais/browser';
+import { QUERY_TIMEOUT_MS } from './query.js';
 
 export interface Contract {
   input: unknown;
@@ -28,7 +25,7 @@ export function contractHolder(clients: Record<string, ClientDetail>, action: st
 }
 
 export async function fetchContract(bus: Bus, holder: { id: string }, action: string): Promise<Contract | undefined> {
-  const answer = await bus.ask<{ actions: Record<string, Omit<Contract, 'from'>> }>(CONTRACTS_ACTION, {}, { target: holder.id });
+  const answer = await bus.request<{ actions: Record<string, Omit<Contract, 'from'>> }>(CONTRACTS_ACTION, {}, { target: holder.id, timeout: QUERY_TIMEOUT_MS });
   const contract = answer.actions?.[action];
   return contract ? { ...contract, from: holder.id } : undefined;
 }
