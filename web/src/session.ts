@@ -50,7 +50,7 @@ export async function openSession(credentials?: Credentials): Promise<Opening> {
       // One WebSocket per tab, and no trace in the directory once the tab is gone (protocol §7).
       realtimeLane: false,
       ephemeral: true,
-      info: { role: 'web-page' },
+      info: { app: 'relais-web' },
     });
     if (credentials) sessionStorage.setItem(CREDENTIALS_KEY, JSON.stringify(credentials));
     const stopping = new AbortController();
