@@ -13,6 +13,22 @@ export interface EventsOptions {
   since?: number;
   /** Ends the iteration. */
   signal?: AbortSignal;
+  /**
+   * Told each time the feed has read from the router what it had not seen: at the start (with
+   * `since`), after a reconnection, after a jump in the live cursors. For a view that says
+   * "resumed from cursor C: N new events, no gap".
+   */
+  onCatchUp?: (catchUp: EventCatchUp) => void;
+}
+
+export interface EventCatchUp {
+  reason: 'start' | 'reconnection' | 'gap';
+  /** The cursor it read from. */
+  after: number;
+  /** Events yielded by this catch-up. */
+  events: number;
+  /** Events retention removed before they could be read (also yielded as an `EventGap`). */
+  missed: number;
 }
 
 /** Yielded when retention removed events before this consumer could read them. */
@@ -35,18 +51,25 @@ export async function* eventFeed(bus: Bus, options: EventsOptions = {}): AsyncGe
   let inbox: BusEvent[] = [];
   let wake: (() => void) | undefined;
   let resync = true;
+  let reason: EventCatchUp['reason'] = 'start';
+  /** Events were missed live: the next catch-up is for a gap, unless a reconnection already asked for one. */
+  const missedLive = () => {
+    resync = true;
+    if (reason !== 'reconnection') reason = 'gap';
+  };
   const poke = () => wake?.();
   const subscription = await bus.subscribe(notificationTopic(EVENTS_CATEGORY), (message) => {
     const events = (message.envelope.payload as { events?: BusEvent[] } | null)?.events;
     if (!Array.isArray(events)) return;
     if (inbox.length + events.length > MAX_INBOX) {
       inbox = []; // replayed from the router instead
-      resync = true;
+      missedLive();
     } else inbox.push(...events);
     poke();
   });
   const onOnline = () => {
     resync = true; // what was pushed while we were away is in the router, not in our inbox
+    reason = 'reconnection';
     poke();
   };
   bus.on('online', onOnline);
@@ -56,24 +79,34 @@ export async function* eventFeed(bus: Bus, options: EventsOptions = {}): AsyncGe
     while (!signal?.aborted) {
       if (resync) {
         resync = false;
+        // Why this catch-up; a reconnection while it runs makes the next one.
+        const why: EventCatchUp['reason'] = reason;
+        reason = 'gap';
         try {
           if (cursor === undefined) cursor = ((await bus.request(EVENTS_ACTION, { limit: 1 }, { ...(signal && { signal }) })) as EventsPage).latest;
           else {
+            const caughtUp: EventCatchUp = { reason: why, after: cursor, events: 0, missed: 0 };
             for (let more = true; more; ) {
               const page = (await bus.request(EVENTS_ACTION, { since: cursor, limit: PAGE }, { ...(signal && { signal }) })) as EventsPage;
-              if (page.missed) yield { type: 'gap', missed: page.missed, after: cursor };
+              if (page.missed) {
+                caughtUp.missed += page.missed;
+                yield { type: 'gap', missed: page.missed, after: cursor };
+              }
               for (const event of page.events) {
+                caughtUp.events += 1;
                 yield event;
                 cursor = event.cursor;
               }
               if (page.missed && page.events.length === 0) cursor = page.latest;
               more = page.more;
             }
+            options.onCatchUp?.(caughtUp);
           }
         } catch (error) {
           if (signal?.aborted) return;
           bus.logger.debug({ err: (error as Error).message }, 'events: the router did not answer; trying again');
           resync = true;
+          if (reason === 'gap') reason = why;
           await pause(RETRY_MS, signal);
           continue;
         }
@@ -85,7 +118,7 @@ export async function* eventFeed(bus: Bus, options: EventsOptions = {}): AsyncGe
         if (event.cursor <= cursor!) continue; // already yielded by a replay
         if (event.cursor > cursor! + 1) {
           // A gap: replay from the router, which has these too.
-          resync = true;
+          missedLive();
           break;
         }
         yield event;

@@ -4,13 +4,14 @@
  * cancellation and deadlines. A handler's failure becomes an error response; it never
  * reaches the process.
  */
-import { randomUUID } from 'node:crypto';
 import { encode, EVERYONE, type DecodeResult, type Envelope } from '../protocol/envelope.js';
 import { CancelledError, PayloadTooLargeError, ResponseCode, TimeoutError, toWire, type WireError } from '../protocol/errors.js';
 import { responseMessage, type ResponseStep } from '../protocol/messages.js';
 import { cancelTopic, checkClientId, requestTopic, responseTopic } from '../protocol/topics.js';
 import type { ResolvedOptions } from './options.js';
 import { RecentTokens } from './recent-tokens.js';
+import { newToken } from './tokens.js';
+import { afterMicrotasks } from './runtime.js';
 import { Command, type ProgressSink, type ReplyTo } from './command.js';
 import type { RunningRequest } from './running-request.js';
 import type { Transport } from './transport.js';
@@ -90,8 +91,10 @@ export class Handlers implements ProgressSink {
     const topics = [requestTopic(action), requestTopic(action, this.options.id), cancelTopic(action)];
     const { input, output, description } = options;
     const typed = input || output || description !== undefined;
-    this.served.set(action, typed ? { handler: withContract(action, handler, { input, output }), lane, contract: describeContract({ input, output, description }) } : { handler, lane });
+    const served: Served = typed ? { handler: withContract(action, handler, { input, output }), lane } : { handler, lane };
+    this.served.set(action, served);
     try {
+      if (typed) served.contract = await describeContract({ input, output, description });
       await Promise.all(topics.map((topic) => this.transport.subscribe(topic, lane)));
       await this.announce();
     } catch (error) {
@@ -133,7 +136,7 @@ export class Handlers implements ProgressSink {
       this.logger.warn({ action, source: request.source }, `command refused, no response possible: ${badSource}`);
       return;
     }
-    const to: ReplyTo = { action, requester: request.source, token: request.token ?? randomUUID(), priority: request.priority ?? 'normal', qos };
+    const to: ReplyTo = { action, requester: request.source, token: request.token ?? newToken(), priority: request.priority ?? 'normal', qos };
     // A starting client serves nothing yet but its built-in actions (its logs help to see why it is slow to start).
     const entry = this.served.get(action);
     const served = entry && (entry.targetedOnly || this.accepting()) ? entry : undefined;
@@ -213,11 +216,9 @@ export class Handlers implements ProgressSink {
     // socket's writes are released (Connection.coalesceWrites); a slower one is acknowledged,
     // unless its progress already told the requester it has the command.
     if (!wantsAcks) return;
-    queueMicrotask(() =>
-      process.nextTick(() => {
-        if (!command.ended && !command.answered) this.reply(command, { step: 'accepted' });
-      }),
-    );
+    afterMicrotasks(() => {
+      if (!command.ended && !command.answered) this.reply(command, { step: 'accepted' });
+    });
   }
 
   /** ProgressSink: a progress step of a running command. */
