@@ -3,7 +3,6 @@
  * requester, the handlers and the subscriptions, has each incoming message delivered to the
  * part its topic names (inbound.ts), and stops them together.
  */
-import { EventEmitter, once } from 'node:events';
 import { iterateFromCaller, NotSentError, stackFromCaller } from '../protocol/errors.js';
 import type { BusEvent } from '../protocol/events.js';
 import type { HistoryRow } from '../protocol/history.js';
@@ -13,19 +12,21 @@ import { Directory } from './directory.js';
 import { eventFeed, type EventGap, type EventsOptions } from './event-feed.js';
 import { requestAll, type FanOutOptions, type FanOutResult } from './fan-out.js';
 import { followToken, type FollowOptions } from './follow.js';
+import { Emitter } from './emitter.js';
 import { Handlers } from './handlers.js';
 import { deliver, type ClientParts } from './inbound.js';
-import { LogService } from './log-service.js';
 import { CONTRACTS_ACTION } from '../protocol/contracts.js';
 import { LOGS_ACTION } from '../protocol/logs.js';
 import { checkTimeout, type ResolvedOptions } from './options.js';
 import { Presence } from './presence.js';
 import { Publisher } from './publisher.js';
 import { Requester } from './requester.js';
-import { Signer, Verifier } from './signing.js';
+import type { Runtime } from './runtime.js';
+import type { Signer, Verifier } from './signing.js';
 import { Startup } from './startup.js';
 import { Subscriptions } from './subscriptions.js';
 import { Transport } from './transport.js';
+import { waitFor } from './wait.js';
 import type {
   Delivery,
   Handler,
@@ -50,7 +51,7 @@ import type {
  * `replaced` (another client started with this id; this one has stopped, protocol §7.5),
  * `refused` (with `verify`: a received message was refused, protocol §12.4).
  */
-export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: Lane, up: boolean]; replaced: [other: PresenceInfo]; refused: [refusal: Refusal] }> {
+export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, up: boolean]; replaced: [other: PresenceInfo]; refused: [refusal: Refusal] }> {
   readonly id: string;
   /** The clients known from their presence and the actions they serve. */
   readonly directory: Directory;
@@ -77,16 +78,18 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
   private readonly options: ResolvedOptions;
 
   /** Use `connect()`. */
-  constructor(given: ResolvedOptions) {
+  constructor(given: ResolvedOptions, runtime: Runtime) {
     super();
     // Logs on demand (protocol §11.4): every part logs through the logger that keeps its lines.
-    const logs = given.logs === false ? undefined : new LogService(given.id, given.logger, given.logs, given.broker, given.maxMessageBytes);
+    const logs = given.logs === false ? undefined : runtime.logService?.(given, given.logs);
     const options = (this.options = logs ? { ...given, logger: logs.logger } : given);
     this.id = options.id;
     this.directory = new Directory(options.directorySettle);
     // protocol §12: made first, so that a bad key fails connect() before anything is opened.
-    this.signer = options.signing ? new Signer(options.signing) : undefined;
-    this.verifier = options.verify ? new Verifier(options.verify, this.signer, options.id) : undefined;
+    const signatures = (options.signing || options.verify) && runtime.signatures;
+    if ((options.signing || options.verify) && !signatures) throw new TypeError('signing and verify (protocol §12) need Ed25519 keys, which this runtime does not offer: they work in Node');
+    this.signer = options.signing && signatures ? signatures.signer(options.signing) : undefined;
+    this.verifier = options.verify && signatures ? signatures.verifier(options.verify, this.signer, options.id) : undefined;
     this.presence = new Presence(
       options,
       (lane) => this.handlers.actions(lane),
@@ -179,7 +182,7 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
 
   /**
    * Sends a command and yields its steps: `accepted` (by which handler), each progress
-   * response, then the final one (seed 000: "20%, 50%, 80%, done").
+   * response, then the final one (protocol §4.3).
    */
   call(action: string, payload?: unknown, options?: RequestOptions): AsyncIterableIterator<Step> {
     if (this.closed) throw new NotSentError(this.closedBecause);
@@ -211,7 +214,13 @@ export class Bus extends EventEmitter<{ online: []; offline: []; lane: [lane: La
    */
   async requestAll(action: string, payload?: unknown, options: FanOutOptions = {}): Promise<FanOutResult> {
     // "Every client serving it now" needs the whole directory: a broker may send the retained presences late (protocol §7.2).
-    if (!this.directory.settled) await once(this.directory, 'settled', { signal: AbortSignal.timeout(options.timeout ?? this.options.timeout) }).catch(() => {});
+    if (!this.directory.settled) {
+      await waitFor<void>({ timeout: options.timeout ?? this.options.timeout }, (settle) => {
+        const settled = () => settle(undefined);
+        this.directory.once('settled', settled);
+        return () => this.directory.off('settled', settled);
+      }).catch(() => {});
+    }
     return requestAll((name, body, requestOptions) => this.request(name, body, requestOptions), [...this.directory.providers(action)], action, payload, options);
   }
 

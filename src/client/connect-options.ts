@@ -7,7 +7,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { IClientOptions } from 'mqtt';
 import type { Logger } from 'pino';
-import type { PublicSigningKey } from '../protocol/signature.js';
+import type { PublicSigningKey } from '../security/ed25519.js';
 import type { LogLineLevel, LogsAnswer, LogsRequest } from '../protocol/logs.js';
 import type { HandlerContext, Lane, ReceivedMessage } from './types.js';
 
@@ -184,8 +184,8 @@ export interface LogsOptions {
    */
   level?: LogLineLevel;
   /**
-   * Longest time one retrieval holds this client's logs lock, in ms (seed 002: "au-delà de 1
-   * minute, on timeout"): a follow ends then (`ended: 'lock-timeout'`) and a caller that vanished
+   * Longest time one retrieval holds this client's logs lock, in ms (protocol §11.4, the
+   * lock's time-out): a follow ends then (`ended: 'lock-timeout'`) and a caller that vanished
    * frees the lock by then. Default 60 000.
    */
   lockTimeout?: number;

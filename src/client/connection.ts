@@ -4,14 +4,15 @@
  * against packets the broker refuses (protocol §1.4) and the coalescing of writes.
  * Knows nothing of envelopes.
  */
-import mqtt, { MqttClient, Store, type IClientOptions } from 'mqtt';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { NotSentError } from '../protocol/errors.js';
+import { NotAuthorizedError, NotSentError } from '../protocol/errors.js';
 import { toMqttUrl, type ResolvedOptions } from './options.js';
 import { HeldSubscriptions } from './held-subscriptions.js';
 import { ReconnectSchedule } from './reconnect.js';
 import { MAX_STRIKES, ReplayGuardStore } from './replay-guard.js';
 import type { Lane } from './types.js';
+import { afterMicrotasks, environmentVariable } from './runtime.js';
 import { waitFor } from './wait.js';
 
 /** Bytes the socket may hold before lower-priority messages wait in the outbound queue instead. */
@@ -22,7 +23,7 @@ const RETAINED_QOS0 = Object.freeze({ qos: 0 as const, retain: true });
 /** How long `close()` waits for the broker to acknowledge messages in flight. */
 export const CLOSE_GRACE_MS = 2000;
 /** MQTT.js calls its debug logger on every packet; unless DEBUG asks for it, that is wasted work. */
-const MQTT_LOG = process.env.DEBUG ? {} : { log: () => {} };
+const MQTT_LOG = environmentVariable('DEBUG') ? {} : { log: () => {} };
 
 export interface ConnectionHooks {
   message(topic: string, payload: Buffer, retained: boolean, qos: 0 | 1): void;
@@ -44,7 +45,7 @@ interface Socket {
 export class Connection {
   private readonly client: MqttClient;
   private readonly outgoing = new ReplayGuardStore();
-  private readonly incoming = new Store();
+  private readonly incoming = new mqtt.Store();
   private readonly subscriptions: HeldSubscriptions;
   /** UNSUBSCRIBEs not yet acknowledged, by filter: a new SUBSCRIBE of one waits for it. */
   private readonly unsubscribing = new Map<string, Promise<void>>();
@@ -55,7 +56,7 @@ export class Connection {
   private up = false;
   private lostAt = 0;
   private errorsThisOutage = 0;
-  private reconnectTimer: NodeJS.Timeout | undefined;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private corked = false;
 
   constructor(
@@ -82,11 +83,11 @@ export class Connection {
       ...(options.username !== undefined && { username: options.username }),
       ...(options.password !== undefined && { password: options.password }),
       ...(options.tls ?? {}),
-      ...(will && { will: { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: true } }),
+      ...(will && { will: { topic: will.topic, payload: will.payload, qos: 1, retain: true } }),
       ...MQTT_LOG,
     };
     const stream = options.stream;
-    this.client = stream ? new MqttClient(() => stream(), mqttOptions) : mqtt.connect(toMqttUrl(options.broker), mqttOptions);
+    this.client = stream ? new mqtt.MqttClient(() => stream(), mqttOptions) : mqtt.connect(toMqttUrl(options.broker), mqttOptions);
     this.subscriptions = new HeldSubscriptions(this.client, options.logger, lane);
     this.client.on('packetreceive', (packet) => {
       if (packet.cmd === 'connack' && !packet.returnCode) this.connackSeen = true;
@@ -113,11 +114,20 @@ export class Connection {
     return this.client.connected;
   }
 
-  /** Resolves on the first CONNACK; rejects with `NotSentError` saying why otherwise. */
+  /**
+   * Resolves on the first CONNACK. Rejects with `NotAuthorizedError` when the broker refuses the
+   * credentials (CONNACK 4, bad user name or password; 5, not authorised: protocol §1.1), its
+   * `details.returnCode` saying which; with `NotSentError` saying why otherwise.
+   */
   ready(): Promise<void> {
     if (this.client.connected) return Promise.resolve();
     const broker = this.brokerLabel;
-    const failure = (why: string, cause?: Error) => new NotSentError(`cannot connect to the broker at ${broker}: ${why}`, cause && { cause });
+    const failure = (why: string, cause?: Error) => {
+      const returnCode = (cause as { code?: unknown } | undefined)?.code;
+      const message = `cannot connect to the broker at ${broker}: ${why}`;
+      if (returnCode === 4 || returnCode === 5) return new NotAuthorizedError(message, { cause, details: { returnCode } });
+      return new NotSentError(message, cause && { cause });
+    };
     return waitFor<void>(
       { timeout: this.options.connectTimeout, timeoutError: () => failure(`no answer from the broker at ${broker} within ${this.options.connectTimeout} ms`) },
       (settle) => {
@@ -252,12 +262,10 @@ export class Connection {
     if (!socket?.cork || !socket.uncork) return;
     this.corked = true;
     socket.cork();
-    queueMicrotask(() =>
-      process.nextTick(() => {
-        this.corked = false;
-        socket.uncork!();
-      }),
-    );
+    afterMicrotasks(() => {
+      this.corked = false;
+      socket.uncork!();
+    });
   }
 
   /** Ends the connection; waits for the broker to acknowledge what is in flight, at most CLOSE_GRACE_MS. */

@@ -4,10 +4,10 @@
  * field); results are checked unless NODE_ENV is `production`. Each contract is announced in
  * presence by a hash, and served whole, as JSON Schema, by `relais/contracts/get`.
  */
-import { createHash } from 'node:crypto';
 import { z, type ZodType } from 'zod';
 import type { ContractDescription } from '../protocol/contracts.js';
 import { InvalidMessageError, RelaisError } from '../protocol/errors.js';
+import { environmentVariable } from './runtime.js';
 import type { Handler, HandlerContext } from './types.js';
 
 export interface Contract {
@@ -21,6 +21,7 @@ export interface Contract {
 
 /** The handler's result did not match its declared output (a bug on the serving side). */
 export class ContractError extends RelaisError {
+  override readonly name = 'ContractError';
   constructor(message: string, details?: unknown) {
     super('CONTRACT', message, { details });
   }
@@ -33,7 +34,7 @@ function issuesOf(error: z.ZodError, where: string): { text: string; issues: Arr
 }
 
 /** `handler` behind its contract's checks; a plain (not promised) result stays plain. */
-export function withContract(action: string, handler: Handler, contract: Contract, checkResults = process.env.NODE_ENV !== 'production'): Handler {
+export function withContract(action: string, handler: Handler, contract: Contract, checkResults = environmentVariable('NODE_ENV') !== 'production'): Handler {
   const output = checkResults ? contract.output : undefined;
   const checkResult = (result: unknown) => {
     const parsed = output!.safeParse(result);
@@ -57,12 +58,21 @@ export function withContract(action: string, handler: Handler, contract: Contrac
   };
 }
 
-export function describeContract(contract: Contract): ContractDescription {
+/** The contract as it travels. Asynchronous: its hash is Web Crypto's SHA-256, in any runtime. */
+export async function describeContract(contract: Contract): Promise<ContractDescription> {
   const schema = (type: ZodType, io: 'input' | 'output') => z.toJSONSchema(type, { target: 'draft-7', io, unrepresentable: 'any' }) as Record<string, unknown>;
   const body = {
     ...(contract.input && { input: schema(contract.input, 'input') }),
     ...(contract.output && { output: schema(contract.output, 'output') }),
     ...(contract.description !== undefined && { description: contract.description }),
   };
-  return { ...body, hash: createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16) };
+  return { ...body, hash: await contractHash(JSON.stringify(body)) };
+}
+
+/** The first 16 hex digits of the SHA-256 of `text` (protocol §7.6). */
+async function contractHash(text: string): Promise<string> {
+  const subtle = globalThis.crypto?.subtle;
+  if (!subtle) throw new TypeError("a contract's hash needs Web Crypto, which a browser offers only to a secure page (https, or http on localhost)");
+  const digest = new Uint8Array(await subtle.digest('SHA-256', new TextEncoder().encode(text)));
+  return Array.from(digest.subarray(0, 8), (byte) => byte.toString(16).padStart(2, '0')).join('');
 }

@@ -12,6 +12,8 @@ import { responseMessage, type ResponseStep } from '../protocol/messages.js';
 import { cancelTopic, requestTopic, responseTopic } from '../protocol/topics.js';
 import type { ResolvedOptions } from './options.js';
 import { RecentTokens } from './recent-tokens.js';
+import { newToken } from './tokens.js';
+import { afterMicrotasks } from './runtime.js';
 import { Command, type ProgressSink } from './command.js';
 import type { RunningRequest } from './running-request.js';
 import type { Transport } from './transport.js';
@@ -91,8 +93,10 @@ export class Handlers implements ProgressSink, ServingView {
     const topics = [requestTopic(action), requestTopic(action, this.options.id), cancelTopic(action)];
     const { input, output, description } = options;
     const typed = input || output || description !== undefined;
-    this.served.set(action, typed ? { handler: withContract(action, handler, { input, output }), lane, contract: describeContract({ input, output, description }) } : { handler, lane });
+    const served: Served = typed ? { handler: withContract(action, handler, { input, output }), lane } : { handler, lane };
+    this.served.set(action, served);
     try {
+      if (typed) served.contract = await describeContract({ input, output, description });
       await Promise.all(topics.map((topic) => this.transport.subscribe(topic, lane)));
       await this.announce();
     } catch (error) {
@@ -112,7 +116,7 @@ export class Handlers implements ProgressSink, ServingView {
 
   /** A message arrived on `<action>/request[/<me>]`: the checks of protocol §4.2 (command-admission.ts), then what they decide. */
   onRequest(action: string, targeted: boolean, decoded: DecodeResult, qos: 0 | 1): void {
-    const admission = admitCommand(action, targeted, decoded, qos, Date.now(), this, newUuid);
+    const admission = admitCommand(action, targeted, decoded, qos, Date.now(), this, newToken);
     switch (admission.kind) {
       case 'drop': {
         const { log, answer } = admission;
@@ -192,11 +196,9 @@ export class Handlers implements ProgressSink, ServingView {
     // socket's writes are released (Connection.coalesceWrites); a slower one is acknowledged,
     // unless its progress already told the requester it has the command.
     if (!wantsAcks) return;
-    queueMicrotask(() =>
-      process.nextTick(() => {
-        if (!command.ended && !command.answered) this.reply(command, { step: 'accepted' });
-      }),
-    );
+    afterMicrotasks(() => {
+      if (!command.ended && !command.answered) this.reply(command, { step: 'accepted' });
+    });
   }
 
   /** ProgressSink: a progress step of a running command. */
@@ -273,9 +275,4 @@ export class Handlers implements ProgressSink, ServingView {
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';
-}
-
-/** A name for the answers of a command that carries no token (protocol §4.2): Web Crypto, in Node as in a browser. */
-function newUuid(): string {
-  return globalThis.crypto.randomUUID();
 }

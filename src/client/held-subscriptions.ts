@@ -11,7 +11,7 @@
  */
 import type { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { NotSentError } from '../protocol/errors.js';
+import { NotAuthorizedError, NotSentError } from '../protocol/errors.js';
 import { MAX_STRIKES } from './replay-guard.js';
 import type { Lane } from './types.js';
 
@@ -122,7 +122,10 @@ export class HeldSubscriptions {
       }
       // Lost with the connection: made again at the next CONNACK (or failed by the close).
       if (error && !this.client.connected) return;
-      const refusal = error ?? (granted?.some((grant) => grant.qos === 128) ? new Error(`the broker refused the subscription to ${filter}`) : undefined);
+      // A SUBACK of 0x80 (MQTT 3.1.1 §3.9.3): MQTT.js reports it as an error carrying the SUBACK.
+      const codes = (error as { packet?: { granted?: unknown } } | null)?.packet?.granted;
+      const refused = (Array.isArray(codes) && codes.some((code) => typeof code === 'number' && (code & 0x80) !== 0)) || granted?.some((grant) => grant.qos === 128);
+      const refusal = refused ? new NotAuthorizedError(`the broker refused the subscription to ${filter} (SUBACK 0x80): the policy does not let this client read it`, { cause: error ?? undefined }) : error;
       if (refusal) {
         this.held.delete(filter);
         for (const waiter of held.waiters.splice(0)) waiter.reject(refusal);

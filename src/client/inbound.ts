@@ -11,7 +11,7 @@ import type { Handlers } from './handlers.js';
 import type { ResolvedOptions } from './options.js';
 import type { Presence } from './presence.js';
 import type { Requester } from './requester.js';
-import { Verifier } from './signing.js';
+import type { Verifier } from './signing.js';
 import type { Subscriptions } from './subscriptions.js';
 import type { Lane, PresenceInfo, Refusal } from './types.js';
 
@@ -104,7 +104,7 @@ function admitted(parts: ClientParts, verifier: Verifier, message: { topic: stri
   if (presence && message.payload.length === 0) return true;
   const verdict = verifier.check(message.topic, message.payload, decoded, !presence && !message.retained);
   if (verdict.ok) return true;
-  Verifier.log(parts.options.logger, message.topic, verdict);
+  verifier.logRefusal(parts.options.logger, message.topic, verdict);
   parts.refused?.({ topic: message.topic, reason: verdict.reason, lane: message.lane, ...(verdict.source !== undefined && { source: verdict.source }) });
   return false;
 }

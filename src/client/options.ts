@@ -1,8 +1,9 @@
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import type { ConnectOptions, LogsOptions } from './types.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol/envelope.js';
 import { checkFilter } from '../protocol/topics.js';
 import { LOG_LINE_LEVELS } from '../protocol/logs.js';
+import type { Runtime } from './runtime.js';
 
 /** The longest delay a Node timer keeps (~24.8 days); a longer one fires at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -78,18 +79,22 @@ export const DEFAULTS = {
 export type ResolvedLogsOptions = Required<Omit<LogsOptions, 'level' | 'sources'>> & Pick<LogsOptions, 'level' | 'sources'>;
 
 export type ResolvedOptions = Required<Omit<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions' | 'logs' | 'signing' | 'verify'>> &
-  Pick<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions' | 'signing' | 'verify'> & { logs: ResolvedLogsOptions | false };
+  Pick<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions' | 'signing' | 'verify'> & {
+    logs: ResolvedLogsOptions | false;
+    /** What the runtime says of where this client runs (host, pid), first in every presence (protocol §7.1). */
+    hostFacts: Record<string, unknown>;
+  };
 
-export function resolveOptions(options: ConnectOptions): ResolvedOptions {
-  const logger: Logger =
-    options.logger ??
-    pino({ name: 'relais', level: process.env.RELAIS_LOG_LEVEL ?? 'warn' }, pino.destination({ fd: 2, sync: true }));
+/** The options with every default filled in; the defaults that depend on the runtime (broker, logger, host facts) come from `runtime`. */
+export function resolveOptions(options: ConnectOptions, runtime: Runtime): ResolvedOptions {
+  const logger: Logger = options.logger ?? runtime.defaultLogger();
   const defined = definedOnly(options);
   return {
     ...DEFAULTS,
-    broker: process.env.RELAIS_BROKER ?? DEFAULTS.broker,
+    broker: runtime.defaultBroker(),
     ...defined,
     logger,
+    hostFacts: runtime.hostFacts(),
     logs: options.logs === false ? false : { ...DEFAULTS.logs, ...definedOnly(options.logs ?? {}) },
   } as ResolvedOptions;
 }

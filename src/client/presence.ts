@@ -3,7 +3,6 @@
  * announcements (serialised so the broker keeps the latest), the re-announcement after a
  * reconnection, the farewell, and what to do about another client using its id (§7.5).
  */
-import { hostname } from 'node:os';
 import { presenceMessage } from '../protocol/messages.js';
 import { presenceTopic } from '../protocol/topics.js';
 import { encode } from '../protocol/envelope.js';
@@ -85,8 +84,7 @@ export class Presence {
     const alive = status === 'alive' && !starting;
     const info: PresenceInfo = {
       // Caller facts first, so they cannot overwrite the fields the protocol relies on.
-      host: hostname(),
-      pid: process.pid,
+      ...this.options.hostFacts,
       ...this.options.info,
       status,
       actions: alive ? this.actions('main') : [],

@@ -8,51 +8,42 @@
  * still unacknowledged when the connection drops is the likely culprit: it gets a strike.
  * At `MAX_STRIKES` it is taken out of the store (its sender is told), so the client comes
  * back; one unrelated drop costs an innocent packet nothing.
+ *
+ * It extends MQTT.js's own store, whose `createStream` makes the stream MQTT.js reads the
+ * replay from, in Node and in its browser build alike.
  */
-import { Readable } from 'node:stream';
-import type { IStore, Packet } from 'mqtt';
+import mqtt, { type Packet } from 'mqtt';
 
 export const MAX_STRIKES = 2;
 
 type Callback = (error?: Error, packet?: Packet) => void;
 
-export class ReplayGuardStore implements IStore {
-  /** Unacknowledged packets by message id, oldest first. */
+const NOTHING = () => {};
+
+export class ReplayGuardStore extends mqtt.Store {
+  /** Unacknowledged packets by message id, oldest first (the store MQTT.js keeps is read only through its stream). */
   private readonly inflight = new Map<number, Packet>();
   private readonly strikes = new Map<number, number>();
 
-  put(packet: Packet, cb: (error?: Error) => void): this {
+  constructor() {
+    // Not `clean`: closing must not empty the store under a publish still settling.
+    super({ clean: false });
+  }
+
+  /** A packet stored again (a message id used again) goes to the end: it is the newest. */
+  override put(packet: Packet, cb: (error?: Error) => void): this {
     const id = (packet as { messageId?: number }).messageId!;
     this.inflight.delete(id);
     this.strikes.delete(id);
     this.inflight.set(id, packet);
-    cb?.();
-    return this;
+    super.del({ messageId: id }, NOTHING);
+    return super.put(packet, cb);
   }
 
-  createStream(): never {
-    return Readable.from([...this.inflight.values()], { objectMode: true }) as never;
-  }
-
-  del(packet: Pick<Packet, 'messageId'>, cb: Callback): this {
-    const id = packet.messageId!;
-    const stored = this.inflight.get(id);
-    this.inflight.delete(id);
-    this.strikes.delete(id);
-    if (stored) cb?.(undefined, stored);
-    else cb?.(new Error('missing packet'));
-    return this;
-  }
-
-  get(packet: Pick<Packet, 'messageId'>, cb: Callback): this {
-    const stored = this.inflight.get(packet.messageId!);
-    if (stored) cb(undefined, stored);
-    else cb(new Error('missing packet'));
-    return this;
-  }
-
-  close(cb: (error?: Error) => void): void {
-    cb?.();
+  override del(packet: Pick<Packet, 'messageId'>, cb: Callback): this {
+    this.inflight.delete(packet.messageId!);
+    this.strikes.delete(packet.messageId!);
+    return super.del(packet, cb);
   }
 
   get size(): number {

@@ -6,9 +6,9 @@
 import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { DecodeResult } from '../protocol/envelope.js';
-import { isSignable, keyIdOf, parsePublicKey, readSignature, signatureMatches, signBody } from '../protocol/signature.js';
+import { isSignable, readSignature } from '../protocol/signature.js';
+import { keyIdOf, parsePublicKey, signatureMatches, signBody, type PublicSigningKey } from '../security/ed25519.js';
 import { ReplayWindows } from './replay-window.js';
-import type { PublicSigningKey } from '../protocol/signature.js';
 import type { RefusalReason, SignatureStats, SigningOptions, VerifyOptions } from './types.js';
 
 export const REFUSAL_REASONS: readonly RefusalReason[] = ['unsigned', 'malformed', 'unknown-key', 'revoked-key', 'wrong-identity', 'forged', 'stale', 'replayed'];
@@ -134,7 +134,7 @@ export class Verifier {
   }
 
   /** The one warning line of a refusal: topic, claimed source, why; never the payload. */
-  static log(logger: Logger, topic: string, verdict: Extract<Verdict, { ok: false }>): void {
+  logRefusal(logger: Logger, topic: string, verdict: Extract<Verdict, { ok: false }>): void {
     logger.warn({ topic, source: verdict.source ?? '(unreadable)', reason: verdict.reason }, `message refused: ${WHY[verdict.reason]}`);
   }
 }

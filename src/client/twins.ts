@@ -4,7 +4,7 @@
  * off for ever. This judges each presence of another instance seen on our own presence topic;
  * the Bus acts on the verdict. Like the broker, the last one started wins.
  */
-import { randomBytes } from 'node:crypto';
+import { randomText } from './tokens.js';
 import type { PresenceInfo } from './types.js';
 
 /** How long after a later instance's will a lost connection means that instance is alive. */
@@ -22,7 +22,7 @@ export type TwinVerdict =
 
 export class TwinWatch {
   /** Tells this instance's presence from another client's that uses the same id. */
-  readonly instance = randomBytes(6).toString('base64url');
+  readonly instance = randomText(6);
   private readonly olderSeen = new Set<string>();
   private readonly laterWills = new Map<string, number[]>();
   private suspected: { other: PresenceInfo; until: number } | undefined;

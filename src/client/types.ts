@@ -6,7 +6,7 @@
 import type { ZodType } from 'zod';
 import type { Envelope, Priority } from '../protocol/envelope.js';
 import type { Lane } from '../protocol/request-lifecycle.js';
-import type { PublicSigningKey } from '../protocol/signature.js';
+import type { PublicSigningKey } from '../security/ed25519.js';
 
 export type { Envelope, Priority, PublicSigningKey };
 export type * from './connect-options.js';

@@ -95,7 +95,8 @@ export type DecodeResult =
 
 /** Reads and validates one message: UTF-8 JSON without a BOM (protocol §3, encoding.ts). Never throws. */
 export function decode(bytes: Uint8Array | string, maxBytes = DEFAULT_MAX_MESSAGE_BYTES): DecodeResult {
-  const size = typeof bytes === 'string' ? utf8ByteLength(bytes) : bytes.byteLength;
+  // A UTF-16 unit is at most 3 bytes of UTF-8: a short text needs no count.
+  const size = typeof bytes === 'string' ? (bytes.length * 3 > maxBytes ? utf8ByteLength(bytes) : 0) : bytes.byteLength;
   if (size > maxBytes) {
     const error = new PayloadTooLargeError(`message of ${size} bytes is over the ${maxBytes}-byte limit`);
     const sender = senderFromHead(typeof bytes === 'string' ? bytes.slice(0, HEAD_BYTES) : LENIENT_UTF8.decode(bytes.subarray(0, HEAD_BYTES)));

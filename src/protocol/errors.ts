@@ -34,7 +34,9 @@ export class RelaisError extends Error {
 
   constructor(code: string, message: string, options: { cause?: unknown; responseCode?: number; details?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = new.target.name;
+    // Relais' own classes write their names out, which a minifier cannot rename; an application's
+    // subclass gets its class name.
+    this.name = new.target === RelaisError ? 'RelaisError' : new.target.name;
     this.code = code;
     this.responseCode = options.responseCode ?? ResponseCode.ERROR;
     if (options.details !== undefined) this.details = options.details;
@@ -74,6 +76,8 @@ export function iterateFromCaller<T>(steps: AsyncIterableIterator<T>): AsyncIter
 
 /** The request got no final response before its time-out. */
 export class TimeoutError extends RelaisError {
+  // Written out: a minifier renames classes, and the name travels on the wire (toWire).
+  override readonly name = 'TimeoutError';
   constructor(message: string, options: { cause?: unknown } = {}) {
     super('TIMEOUT', message, { ...options, responseCode: ResponseCode.DEADLINE_EXCEEDED });
   }
@@ -81,6 +85,7 @@ export class TimeoutError extends RelaisError {
 
 /** No connected client serves the action (or the target is offline). */
 export class NoHandlerError extends RelaisError {
+  override readonly name = 'NoHandlerError';
   constructor(message: string, options: { cause?: unknown } = {}) {
     super('NO_HANDLER', message, { ...options, responseCode: ResponseCode.NO_HANDLER });
   }
@@ -88,6 +93,7 @@ export class NoHandlerError extends RelaisError {
 
 /** The handler that was serving the request disconnected before answering. */
 export class HandlerGoneError extends RelaisError {
+  override readonly name = 'HandlerGoneError';
   constructor(message: string, options: { cause?: unknown } = {}) {
     super('HANDLER_GONE', message, options);
   }
@@ -95,6 +101,7 @@ export class HandlerGoneError extends RelaisError {
 
 /** The caller aborted the request, or the handler was cancelled. */
 export class CancelledError extends RelaisError {
+  override readonly name = 'CancelledError';
   constructor(message: string, options: { cause?: unknown } = {}) {
     super('CANCELLED', message, { ...options, responseCode: ResponseCode.CANCELLED });
   }
@@ -102,6 +109,7 @@ export class CancelledError extends RelaisError {
 
 /** A message does not follow the protocol; `message` names the field. */
 export class InvalidMessageError extends RelaisError {
+  override readonly name: string = 'InvalidMessageError';
   constructor(message: string, options: { cause?: unknown; details?: unknown } = {}, code = 'INVALID_MESSAGE') {
     super(code, message, { ...options, responseCode: ResponseCode.INVALID_REQUEST });
   }
@@ -134,13 +142,15 @@ const INVALID_REQUEST_ERRORS = new Map<string, typeof InvalidMessageError>([
 ]);
 
 export class PayloadTooLargeError extends RelaisError {
+  override readonly name = 'PayloadTooLargeError';
   constructor(message: string, options: { cause?: unknown } = {}) {
     super('PAYLOAD_TOO_LARGE', message, { ...options, responseCode: ResponseCode.PAYLOAD_TOO_LARGE });
   }
 }
 
 export class NotAuthorizedError extends RelaisError {
-  constructor(message: string, options: { cause?: unknown } = {}) {
+  override readonly name = 'NotAuthorizedError';
+  constructor(message: string, options: { cause?: unknown; details?: unknown } = {}) {
     super('NOT_AUTHORIZED', message, { ...options, responseCode: ResponseCode.NOT_AUTHORIZED });
   }
 }
@@ -150,6 +160,7 @@ export class NotAuthorizedError extends RelaisError {
  * lock); `details` say who holds it and until when at most. Try again once it ends.
  */
 export class BusyError extends RelaisError {
+  override readonly name = 'BusyError';
   constructor(message: string, options: { cause?: unknown; details?: unknown } = {}) {
     super('BUSY', message, { ...options, responseCode: ResponseCode.BUSY });
   }
@@ -157,6 +168,7 @@ export class BusyError extends RelaisError {
 
 /** The message could not be sent: the client is closed, or its offline queue is full, or its deadline passed offline. */
 export class NotSentError extends RelaisError {
+  override readonly name = 'NotSentError';
   constructor(message: string, options: { cause?: unknown } = {}) {
     super('NOT_SENT', message, options);
   }
@@ -164,6 +176,7 @@ export class NotSentError extends RelaisError {
 
 /** A handler answered with a non-zero code. `responseCode` is that code; `payload` what came with it. */
 export class RemoteError extends RelaisError {
+  override readonly name = 'RemoteError';
   /** Name of the error class on the handler's side. */
   readonly remoteName: string;
   readonly payload: unknown;

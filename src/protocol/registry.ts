@@ -76,6 +76,7 @@ const clientId = z.string().refine((id) => checkClientId(id) === undefined, { me
 
 /** `relais/clients/detail/get` named a client the registry has never seen (or has forgotten). */
 export class UnknownClientError extends RelaisError {
+  override readonly name = 'UnknownClientError';
   constructor(id: string) {
     super('UNKNOWN_CLIENT', `the registry knows no client ${JSON.stringify(id)}`, { details: { id } });
   }

@@ -12,7 +12,7 @@ import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:cryp
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { keyIdOf, parsePublicKey, type PublicSigningKey } from '../protocol/signature.js';
+import { keyIdOf, parsePublicKey, type PublicSigningKey } from './ed25519.js';
 import { checkClientId } from '../protocol/topics.js';
 
 const entrySchema = z

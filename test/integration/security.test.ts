@@ -256,6 +256,17 @@ describe('security in the embedded broker', { timeout: 60_000 }, () => {
     await assert.rejects(dave.request('relais/broker/stats/get', {}, { timeout: 20_000 }), (error: Error) => error instanceof NotAuthorizedError || (error as { responseCode?: number }).responseCode === 4);
     assert.ok(Date.now() - started < 10_000, 'refused long before the time-out');
   });
+
+  it('a Relais client tells its refusals apart: NotAuthorizedError with the CONNACK code at connect, and for a denied filter, the connection staying up', async () => {
+    const options = (id: string, password = tokens.get(id)!) => ({ id, broker: broker.url!, username: id, password, logger: testLogger });
+    const refusedWith = (error: unknown) => (error instanceof NotAuthorizedError ? (error.details as { returnCode?: number }).returnCode : `not a NotAuthorizedError: ${String(error)}`);
+    assert.equal(await connect(options('dave', 'relais_not-the-token')).then(() => 'connected', refusedWith), 4);
+    assert.equal(await connect(options('carol')).then(() => 'connected', refusedWith), 5);
+    const dave = await connect(options('dave'));
+    buses.push(dave);
+    await assert.rejects(dave.subscribe('#'), (error: unknown) => error instanceof NotAuthorizedError && /refused the subscription to #/.test(error.message));
+    assert.ok(dave.connected, 'the connection stays up');
+  });
 });
 
 describe('security in the embedded broker - a new policy applies to connections already open', { timeout: 30_000 }, () => {

@@ -13,7 +13,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { connect, type Bus, type Refusal } from '../../src/index.js';
 import { encode } from '../../src/protocol/envelope.js';
 import { commandMessage, responseMessage } from '../../src/protocol/messages.js';
-import { keyIdOf, signBody } from '../../src/protocol/signature.js';
+import { keyIdOf, signBody } from '../../src/security/ed25519.js';
 import { generateSigningKey, loadSigningKeys, readPrivateKey } from '../../src/security/signing-keys.js';
 import { peerGate, recordingLogger, startBroker, uniqueId, waitFor, within, type BrokerKind, type TestBroker } from '../testkit/index.js';
 

@@ -10,7 +10,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Bus, BusEvent, EventGap, EventsPage } from '../../src/index.js';
+import type { Bus, BusEvent, EventCatchUp, EventGap, EventsPage } from '../../src/index.js';
 import { startRouter, type Router } from '../../src/router/index.js';
 import { setup, testLogger, uniqueId, waitFor, type Kit } from '../testkit/index.js';
 
@@ -52,16 +52,17 @@ async function cuttableLink(brokerUrl: string) {
 /** Collects what `bus.events()` yields, with an event per item. */
 function collect(bus: Bus, since?: number) {
   const items: Array<BusEvent | EventGap> = [];
+  const catchUps: EventCatchUp[] = [];
   const emitter = new EventEmitter();
   const controller = new AbortController();
   const done = (async () => {
-    for await (const item of bus.events({ ...(since !== undefined && { since }), signal: controller.signal })) {
+    for await (const item of bus.events({ ...(since !== undefined && { since }), signal: controller.signal, onCatchUp: (catchUp) => catchUps.push(catchUp) })) {
       items.push(item);
       emitter.emit('item');
     }
   })();
   const notified = () => items.filter((item): item is BusEvent => item.type === 'notification' && (item.data.category as string) === 'test/ev').map((item) => (item.data.payload as { n: number }).n);
-  return { items, emitter, notified, stop: () => (controller.abort(), done) };
+  return { items, catchUps, emitter, notified, stop: () => (controller.abort(), done) };
 }
 
 /** Resolves once the router has stored events up to `cursor`: its latest, asked after each pushed batch. */
@@ -127,6 +128,12 @@ describe('event stream', { timeout: 60_000 }, () => {
       const theirs = cursors(reference.items).filter((cursor) => cursor >= mine[0]! && cursor <= mine.at(-1)!);
       assert.deepEqual(mine, theirs);
       assert.ok(seen.items.every((item) => item.type !== 'gap'));
+      // What a view says ("resumed from cursor C: N new events, no gap"): the start, then the reconnection's catch-up.
+      assert.deepEqual({ ...seen.catchUps[0], events: undefined }, { reason: 'start', after: start, events: undefined, missed: 0 });
+      const back = seen.catchUps.find((catchUp) => catchUp.reason === 'reconnection');
+      assert.ok(back, `a catch-up after the reconnection: ${JSON.stringify(seen.catchUps)}`);
+      assert.equal(back.missed, 0);
+      assert.ok(back.events >= 20, `the 20 notifications published while cut off came with it (${back.events} events)`);
     } finally {
       await seen.stop();
       await reference.stop();
@@ -152,6 +159,10 @@ describe('event stream', { timeout: 60_000 }, () => {
       const first = resumed.items[1] as BusEvent;
       assert.equal(first.cursor, start + gap.missed + 1, 'the gap counts exactly the events removed');
       assert.ok(gap.missed >= 60, `at least 60 of the 100 are past retention (missed ${gap.missed})`);
+      await waitFor(() => (resumed.catchUps.length > 0 ? true : undefined), resumed.emitter, 'item');
+      const [caughtUp] = resumed.catchUps;
+      assert.deepEqual({ ...caughtUp, events: undefined }, { reason: 'start', after: start, events: undefined, missed: gap.missed });
+      assert.ok(caughtUp!.events >= 100 - gap.missed, `the events kept after the gap were counted (${caughtUp!.events})`);
     } finally {
       await resumed.stop();
     }

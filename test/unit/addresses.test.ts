@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isLoopbackHost } from '../../src/broker/embedded.js';
+import { nodeRuntime } from '../../src/client/node-runtime.js';
 import { checkOptions, redactBroker, resolveOptions, toMqttUrl } from '../../src/client/options.js';
 import { readableLogLine } from '../../src/cli/common.js';
 import { testLogger } from '../testkit/index.js';
@@ -20,7 +21,7 @@ describe('addresses', () => {
   });
 
   it('addresses - connect options that cannot work are refused without repeating the URL', () => {
-    const base = resolveOptions({ id: 'x', logger: testLogger });
+    const base = resolveOptions({ id: 'x', logger: testLogger }, nodeRuntime);
     assert.equal(checkOptions(base), undefined);
     for (const broker of ['user:secret@host:1', 'mqtt://user:pa/ss@host', 'http://host', 'not a url']) {
       const problem = checkOptions({ ...base, broker });

@@ -140,4 +140,5 @@ describe('envelope', () => {
     assert.throws(() => fromBase64('not base64!'), /not valid Base64/);
     assert.throws(() => fromBase64({ nope: 1 } as never), /expected a Base64 string/);
   });
+
 });

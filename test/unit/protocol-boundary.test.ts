@@ -18,12 +18,6 @@ const protocolDir = path.join(repo, 'src', 'protocol');
 /** Packages a protocol module may import: each checked to run in a browser as in Node. */
 const RUNTIME_AGNOSTIC_PACKAGES = new Set(['zod']);
 
-/**
- * Known exceptions, by file name. signature.ts still verifies with node:crypto: it is being
- * moved onto a runtime-agnostic implementation; remove it from here when that lands.
- */
-const NOT_YET_AGNOSTIC = new Set(['signature.ts']);
-
 const protocolFiles = fs
   .readdirSync(protocolDir)
   .filter((name) => name.endsWith('.ts'))
@@ -62,7 +56,6 @@ describe('protocol boundary', () => {
   it('protocol boundary - src/protocol imports nothing from the rest of src/ and no Node module', () => {
     const problems: string[] = [];
     for (const name of protocolFiles) {
-      if (NOT_YET_AGNOSTIC.has(name)) continue;
       for (const { specifier, line } of moduleSpecifiers(path.join(protocolDir, name))) {
         const problem = importProblem(specifier);
         if (problem) problems.push(`src/protocol/${name}:${line} imports '${specifier}', which ${problem}`);
@@ -75,7 +68,7 @@ describe('protocol boundary', () => {
     const webConfig = ts.readConfigFile(path.join(repo, 'web', 'tsconfig.json'), ts.sys.readFile);
     assert.equal(webConfig.error, undefined);
     const { options } = ts.parseJsonConfigFileContent(webConfig.config, ts.sys, path.join(repo, 'web'));
-    const roots = protocolFiles.filter((name) => !NOT_YET_AGNOSTIC.has(name)).map((name) => path.join(protocolDir, name));
+    const roots = protocolFiles.map((name) => path.join(protocolDir, name));
     const program = ts.createProgram(roots, { ...options, types: [], noEmit: true });
     const problems = ts.getPreEmitDiagnostics(program).map((diagnostic) => {
       const where = diagnostic.file ? `${path.relative(repo, diagnostic.file.fileName)}:${diagnostic.file.getLineAndCharacterOfPosition(diagnostic.start ?? 0).line + 1}` : '(config)';
@@ -84,7 +77,4 @@ describe('protocol boundary', () => {
     assert.deepEqual(problems, []);
   });
 
-  it('protocol boundary - the known exceptions still exist (an exception that is gone is removed from the list)', () => {
-    for (const name of NOT_YET_AGNOSTIC) assert.ok(protocolFiles.includes(name), `src/protocol/${name} is listed in NOT_YET_AGNOSTIC but does not exist`);
-  });
 });

@@ -109,6 +109,29 @@ describe('the dashboard page in chromium', { skip: gate.skip, timeout: 180_000 }
     await screenshot(page, 'console-cancel');
   });
 
+  it('console - without a target, two commands at once go to two providers: the least busy, as the library picks', async () => {
+    const secondId = `${handlerId}-b`;
+    const second = await startProgressHandler(stack, secondId, 'demo/steps', STEPS_SCRIPT, { RELAIS_LOG_LEVEL: 'warn' });
+    try {
+      await page.getByRole('navigation').getByRole('link', { name: 'Clients' }).click();
+      await page.locator(`tr[data-client="${secondId}"][data-status="alive"]`).waitFor({ timeout: 15_000 });
+      await page.getByRole('link', { name: 'Console' }).click();
+      await page.getByLabel('Action').selectOption('demo/steps');
+      await page.getByLabel('Target').selectOption({ label: 'any provider (the least busy)' });
+      await page.getByLabel('Payload (JSON)').fill('{}');
+      // The second while the first runs (its steps take 0.4 s): the other provider is less busy.
+      await page.getByRole('button', { name: 'Send' }).click();
+      await page.locator('.run').first().locator('.run-state[data-state="accepted"], .run-state[data-state="done"]').waitFor({ timeout: 10_000 });
+      await page.getByRole('button', { name: 'Send' }).click();
+      const runs = page.locator('.run');
+      for (const at of [0, 1]) await runs.nth(at).locator('.run-state[data-state="done"]').waitFor({ timeout: 15_000 });
+      const targets = await Promise.all([0, 1].map(async (at) => /→ (\S+)/.exec(await runs.nth(at).locator('h2').innerText())?.[1]));
+      assert.deepEqual(new Set(targets), new Set([handlerId, secondId]), `one each: ${targets.join(', ')}`);
+    } finally {
+      await second.stop();
+    }
+  });
+
   it("clients - a client's page shows its details, its recent events and, on demand, its logs", async () => {
     // Something for the handler's log (kept from warn, as it logs): a request that is no envelope.
     const published = await runCli(['pub', `demo/steps/request/${handlerId}`, '{"not": "an envelope"}'], stack.env);

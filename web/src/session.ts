@@ -1,38 +1,65 @@
 /**
  * Logging in: anonymous first (a broker without security lets the page in as is), the form
- * when the broker answers CONNACK 4 or 5. The identity and token are kept in sessionStorage
- * (this tab only, gone when it closes) so that a reload does not ask again; never in the page.
+ * when the broker refuses the credentials (CONNACK 4 or 5). The identity and token are kept in
+ * sessionStorage (this tab only, gone when it closes) so that a reload does not ask again;
+ * never in the page. The page is a client of the bus through `relais/browser`, as any UI is
+ * (docs/browser.md).
  */
-import { connectBus, ConnectRefusedError, defaultBrokerUrl, type Bus, type Credentials } from './bus/bus.js';
+import { connect, NotAuthorizedError, pageBrokerUrl, type Bus } from 'relais/browser';
 import { watchClients, type ClientsState } from './model/clients.js';
+import { watchConnection, type ConnectionState } from './model/connection.js';
 import { watchEvents, type EventsModel } from './model/events.js';
 import { watchMetrics, type MetricsState } from './model/metrics.js';
 import type { Store } from './ui/store.js';
 
 const CREDENTIALS_KEY = 'relais.credentials';
+/** How long the page waits for the bus to answer a connect. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+export interface Credentials {
+  identity: string;
+  token: string;
+}
 
 export interface Session {
   bus: Bus;
   url: string;
+  /** Who the page is logged in as; undefined on a bus without security. */
+  identity?: string;
+  connection: Store<ConnectionState>;
   clients: Store<ClientsState>;
   events: EventsModel;
   metrics: Store<MetricsState>;
+  /** Ends what follows the bus (the event stream) before the bus closes. */
+  stopping: AbortController;
 }
 
 export type Opening = { session: Session } | { login: string };
 
 export async function openSession(credentials?: Credentials): Promise<Opening> {
-  const url = defaultBrokerUrl(window.location);
+  // The page's own `/mqtt`, never an address taken from the page's URL (docs/web.md).
+  const url = pageBrokerUrl(window.location);
   const given = credentials ?? storedCredentials();
   try {
-    const bus = await connectBus(url, given);
+    const bus = await connect({
+      // The broker requires the identity as client id (docs/security.md).
+      id: given?.identity ?? anonymousId(),
+      broker: url,
+      ...(given && { username: given.identity, password: given.token }),
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      // One WebSocket per tab, and no trace in the directory once the tab is gone (protocol §7).
+      realtimeLane: false,
+      ephemeral: true,
+      info: { app: 'relais-web' },
+    });
     if (credentials) sessionStorage.setItem(CREDENTIALS_KEY, JSON.stringify(credentials));
-    const [clients, events, metrics] = await Promise.all([watchClients(bus), watchEvents(bus), watchMetrics(bus)]);
-    return { session: { bus, url, clients, events, metrics } };
+    const stopping = new AbortController();
+    const [clients, events, metrics] = await Promise.all([watchClients(bus), watchEvents(bus, stopping.signal), watchMetrics(bus)]);
+    return { session: { bus, url, ...(given && { identity: given.identity }), connection: watchConnection(bus), clients, events, metrics, stopping } };
   } catch (error) {
-    if (error instanceof ConnectRefusedError && (error.returnCode === 4 || error.returnCode === 5)) {
+    if (error instanceof NotAuthorizedError) {
       sessionStorage.removeItem(CREDENTIALS_KEY);
-      return { login: given ? `${error.message}.` : 'This bus needs an identity and a token.' };
+      return { login: given ? `${refusal(error)}.` : 'This bus needs an identity and a token.' };
     }
     throw error;
   }
@@ -40,7 +67,21 @@ export async function openSession(credentials?: Credentials): Promise<Opening> {
 
 export function logOut(session: Session): void {
   sessionStorage.removeItem(CREDENTIALS_KEY);
-  session.bus.close();
+  session.stopping.abort();
+  session.connection.set('closed');
+  void session.bus.close();
+}
+
+/** The broker's reason, from the CONNACK's return code (protocol §1.1). */
+function refusal(error: NotAuthorizedError): string {
+  const returnCode = (error.details as { returnCode?: number } | undefined)?.returnCode;
+  return returnCode === 5 ? 'this identity is not authorised to connect' : 'the broker refused the identity or token';
+}
+
+/** A client id for a page on a bus without security. */
+function anonymousId(): string {
+  const random = crypto.getRandomValues(new Uint32Array(2));
+  return `web-${random[0]!.toString(36)}${random[1]!.toString(36)}`;
 }
 
 function storedCredentials(): Credentials | undefined {

@@ -3,9 +3,8 @@
  * notifications first, then ask for every client's detail, and apply the notifications whose
  * revision is larger than the answer's.
  */
-import { REGISTRY_ACTIONS, REGISTRY_CATEGORIES, type ClientDetail, type ClientDetailChanges, type ClientDetailPayload } from '../../../src/protocol/registry.js';
-import { notificationTopic } from '../../../src/protocol/topics.js';
-import type { Bus } from '../bus/bus.js';
+import { notificationTopic, NotAuthorizedError, REGISTRY_ACTIONS, REGISTRY_CATEGORIES, type Bus, type ClientDetail, type ClientDetailChanges, type ClientDetailPayload } from 'relais/browser';
+import { QUERY_TIMEOUT_MS } from './query.js';
 import { Store } from '../ui/store.js';
 
 export interface ClientsState {
@@ -30,31 +29,34 @@ export async function watchClients(bus: Bus): Promise<Store<ClientsState>> {
     }
     store.set({ ...state, clients, revision: changes.revision });
   };
-  const subscription = await bus.subscribe(notificationTopic(REGISTRY_CATEGORIES.detail), ({ envelope }) => {
-    const payload = envelope?.type === 'notification' ? (envelope.payload as ClientDetailChanges | null) : null;
-    if (payload && typeof payload.revision === 'number' && payload.clients) apply(payload);
-  });
+  const granted = await bus
+    .subscribe(notificationTopic(REGISTRY_CATEGORIES.detail), ({ envelope }) => {
+      const payload = envelope.type === 'notification' ? (envelope.payload as ClientDetailChanges | null) : null;
+      if (payload && typeof payload.revision === 'number' && payload.clients) apply(payload);
+    })
+    .then(
+      () => true,
+      (error: unknown) => {
+        if (error instanceof NotAuthorizedError) return false;
+        throw error;
+      },
+    );
   const load = async () => {
     try {
-      const answer = await bus.ask<ClientDetailPayload>(REGISTRY_ACTIONS.detailGet, {});
+      const answer = await bus.request<ClientDetailPayload>(REGISTRY_ACTIONS.detailGet, {}, { timeout: QUERY_TIMEOUT_MS });
       store.set({ clients: answer.clients, revision: answer.revision, loaded: true });
       for (const changes of early.splice(0)) apply(changes);
     } catch (error) {
       store.set({ ...store.value, loaded: true, problem: `could not read the client registry (${REGISTRY_ACTIONS.detailGet}): ${(error as Error).message}` });
     }
   };
-  if (!subscription.granted) store.set({ ...store.value, problem: 'the policy does not let this identity follow the client registry; the list is not live' });
+  if (!granted) store.set({ ...store.value, problem: 'the policy does not let this identity follow the client registry; the list is not live' });
   // Not awaited: the page shows itself at once, and the list when it comes.
   void load();
   // Notifications published while the connection was down are lost: read the whole list again.
-  let dropped = false;
-  bus.onState((state) => {
-    if (state === 'reconnecting') dropped = true;
-    else if (state === 'connected' && dropped) {
-      dropped = false;
-      store.set({ ...store.value, loaded: false });
-      void load();
-    }
+  bus.on('online', () => {
+    store.set({ ...store.value, loaded: false });
+    void load();
   });
   return store;
 }

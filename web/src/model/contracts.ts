@@ -3,9 +3,8 @@
  * (`info.contracts`, a hash per action), and turned into a check of the payload with zod's own
  * JSON Schema reader, the library the handler validates with.
  */
-import { CONTRACTS_ACTION, type ContractDescription, type ContractsAnswer } from '../../../src/protocol/contracts.js';
-import type { ClientDetail } from '../../../src/protocol/registry.js';
-import type { Bus } from '../bus/bus.js';
+import { CONTRACTS_ACTION, type Bus, type ClientDetail, type ContractDescription, type ContractsAnswer } from 'relais/browser';
+import { QUERY_TIMEOUT_MS } from './query.js';
 
 export interface Contract extends ContractDescription {
   /** Who told us. */
@@ -22,7 +21,7 @@ export function contractHolder(clients: Record<string, ClientDetail>, action: st
 }
 
 export async function fetchContract(bus: Bus, holder: { id: string }, action: string): Promise<Contract | undefined> {
-  const answer = await bus.ask<ContractsAnswer>(CONTRACTS_ACTION, {}, { target: holder.id });
+  const answer = await bus.request<ContractsAnswer>(CONTRACTS_ACTION, {}, { target: holder.id, timeout: QUERY_TIMEOUT_MS });
   const contract = answer.actions?.[action];
   return contract ? { ...contract, from: holder.id } : undefined;
 }

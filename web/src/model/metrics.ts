@@ -3,8 +3,8 @@
  * latest snapshot at start (`relais/metrics/get`), then one per notification.
  */
 import { METRICS_ACTION, METRICS_CATEGORY, type ActionMetrics, type MetricsSnapshot } from '../../../src/protocol/metrics.js';
-import { notificationTopic } from '../../../src/protocol/topics.js';
-import type { Bus } from '../bus/bus.js';
+import { notificationTopic, NotAuthorizedError, type Bus } from 'relais/browser';
+import { QUERY_TIMEOUT_MS } from './query.js';
 import { Store } from '../ui/store.js';
 
 /** An hour of 10-second intervals. */
@@ -35,10 +35,14 @@ export async function watchMetrics(bus: Bus): Promise<Store<MetricsState>> {
       return { ...state, series, snapshots: state.snapshots + 1 };
     });
   };
-  const subscription = await bus.subscribe(notificationTopic(METRICS_CATEGORY), ({ envelope }) => {
-    if (envelope?.type === 'notification') add(envelope.payload as MetricsSnapshot);
-  });
-  if (!subscription.granted) store.set({ ...store.value, problem: 'the policy does not let this identity read relais/metrics/notification' });
-  bus.ask<MetricsSnapshot | null>(METRICS_ACTION, {}).then(add, (error: Error) => store.set({ ...store.value, problem: `could not read the metrics (${METRICS_ACTION}): ${error.message}` }));
+  await bus
+    .subscribe(notificationTopic(METRICS_CATEGORY), ({ envelope }) => {
+      if (envelope.type === 'notification') add(envelope.payload as MetricsSnapshot);
+    })
+    .catch((error: unknown) => {
+      if (!(error instanceof NotAuthorizedError)) throw error;
+      store.set({ ...store.value, problem: 'the policy does not let this identity read relais/metrics/notification' });
+    });
+  bus.request<MetricsSnapshot | null>(METRICS_ACTION, {}, { timeout: QUERY_TIMEOUT_MS }).then(add, (error: Error) => store.set({ ...store.value, problem: `could not read the metrics (${METRICS_ACTION}): ${error.message}` }));
   return store;
 }

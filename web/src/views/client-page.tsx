@@ -1,7 +1,8 @@
-/** One client (issue 9): its registry detail, its recent events, and its logs on demand (protocol §11.4). */
+/** One client: its registry detail, its recent events, and its logs on demand (protocol §11.4). */
 import { useState } from 'preact/hooks';
 import type { BusEvent } from '../../../src/protocol/events.js';
 import { LOG_LINE_LEVEL_NAMES, LOGS_ACTION, type LogsAnswer } from '../../../src/protocol/logs.js';
+import { QUERY_TIMEOUT_MS } from '../model/query.js';
 import type { Session } from '../session.js';
 import { ago, brief, clock, dateTime } from '../ui/format.js';
 import { useNow } from '../ui/hooks.js';
@@ -57,7 +58,7 @@ function Logs({ session, id, alive }: { session: Session; id: string; alive: boo
     setState({ busy: true });
     try {
       const payload = { lines, ...(level && { level }) };
-      setAnswer(await session.bus.ask<LogsAnswer>(LOGS_ACTION, payload, { target: id }));
+      setAnswer(await session.bus.request<LogsAnswer>(LOGS_ACTION, payload, { target: id, timeout: QUERY_TIMEOUT_MS }));
       setState({ busy: false });
     } catch (error) {
       setState({ busy: false, problem: (error as Error).message });

@@ -1,4 +1,4 @@
-/** Clients (issue 9): every client of the registry, live, with filter and sort. */
+/** Clients: every client of the registry, live, with filter and sort. */
 import { useState } from 'preact/hooks';
 import type { ClientDetail } from '../../../src/protocol/registry.js';
 import { CLIENT_STATUSES } from '../../../src/protocol/registry.js';

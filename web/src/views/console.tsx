@@ -1,17 +1,18 @@
 /**
- * Console (issue 9): pick an action the registry knows, write its JSON payload (checked, and
+ * Console: pick an action the registry knows, write its JSON payload (checked, and
  * against the action's contract when it has one, protocol §7.6), choose target, priority and
  * time-out, send; the run panel follows it.
  */
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { PRIORITIES, type Priority } from '../../../src/protocol/envelope.js';
+import { PRIORITIES, type Priority } from 'relais/browser';
 import { contractHolder, fetchContract, type Contract } from '../model/contracts.js';
+import { startRun, type Run } from '../model/run.js';
 import type { Session } from '../session.js';
 import { pretty } from '../ui/format.js';
 import { useStore } from '../ui/store.js';
-import { RunPanel, type Run } from './run-panel.js';
+import { RunPanel } from './run-panel.js';
 
-/** "Whoever serves it": the page picks one alive provider, as the library does (protocol §4.6). */
+/** "Whoever serves it": the library picks the alive provider with the fewest requests pending from this page, in rotation among equals (protocol §4.6). */
 const ANY = '';
 const ALL = '*';
 
@@ -70,10 +71,8 @@ export function ConsoleView({ session }: { session: Session }) {
   const send = (event: Event) => {
     event.preventDefault();
     if (check.problems.length > 0 || !chosen) return;
-    // Any provider: one alive client is picked and the command is targeted at it (protocol §4.6).
-    const to = target === ANY ? providers[0] : target;
-    const handle = session.bus.request(chosen, check.payload, { ...(to !== undefined && { target: to }), priority, timeoutMs: timeoutSeconds * 1000 });
-    setRuns((old) => [{ id: handle.token, action: chosen, target: to ?? ALL, handle }, ...old].slice(0, 10));
+    const run = startRun(session.bus, chosen, check.payload, { ...(target !== ANY && { target }), priority, timeout: timeoutSeconds * 1000 });
+    setRuns((old) => [run, ...old].slice(0, 10));
   };
 
   return (
@@ -104,7 +103,7 @@ export function ConsoleView({ session }: { session: Session }) {
           <label>
             Target
             <select name="target" value={target} onChange={(event) => setTarget(event.currentTarget.value)}>
-              <option value={ANY}>any provider{providers[0] ? ` (${providers[0]})` : ''}</option>
+              <option value={ANY}>any provider (the least busy)</option>
               {providers.map((id) => <option value={id}>{id}</option>)}
               <option value={ALL}>all providers (*)</option>
             </select>
@@ -121,9 +120,9 @@ export function ConsoleView({ session }: { session: Session }) {
           </label>
         </div>
         <button type="submit" disabled={!chosen || check.problems.length > 0}>Send</button>
-        {chosen && providers.length === 0 && <p class="hint">No alive client serves {chosen} now: the command would wait for its time-out.</p>}
+        {chosen && providers.length === 0 && <p class="hint">No alive client serves {chosen} now: the command would fail at once (NoHandlerError).</p>}
       </form>
-      {runs.map((run) => <RunPanel key={run.id} run={run} />)}
+      {runs.map((run) => <RunPanel key={run.token} run={run} />)}
     </section>
   );
 }

@@ -1,4 +1,4 @@
-/** Events (issue 9): the router's unified stream (protocol §11.8), live, filtered, pausable, resumed. */
+/** Events: the router's unified stream (protocol §11.8), live, filtered, pausable, resumed. */
 import { useState } from 'preact/hooks';
 import { EVENT_TYPES, type BusEvent } from '../../../src/protocol/events.js';
 import type { Session } from '../session.js';

@@ -1,6 +1,7 @@
-/** History (issue 9): search the router's rows (protocol §11.2) and open one token as a timeline. */
+/** History: search the router's rows (protocol §11.2) and open one token as a timeline. */
 import { useEffect, useState } from 'preact/hooks';
 import { HISTORY_ACTIONS, HISTORY_KINDS, type HistoryPage, type HistoryQuery, type HistoryRow } from '../../../src/protocol/history.js';
+import { QUERY_TIMEOUT_MS } from '../model/query.js';
 import type { Session } from '../session.js';
 import { brief, dateTime, duration } from '../ui/format.js';
 import { CodeBadge } from '../ui/status.js';
@@ -31,7 +32,7 @@ function Search({ session }: { session: Session }) {
     if (form.to) query.etimeTo = new Date(form.to).getTime();
     setResult({ busy: true });
     try {
-      const page = await session.bus.ask<HistoryPage>(HISTORY_ACTIONS.get, query);
+      const page = await session.bus.request<HistoryPage>(HISTORY_ACTIONS.get, query, { timeout: QUERY_TIMEOUT_MS });
       setResult({ found: byToken(page.rows), more: page.more });
     } catch (error) {
       setResult({ problem: (error as Error).message });
@@ -105,7 +106,7 @@ const STEP_NAMES: Record<HistoryRow['kind'], string> = { command: 'sent', accept
 function Timeline({ session, token }: { session: Session; token: string }) {
   const [state, setState] = useState<{ rows?: HistoryRow[]; problem?: string }>({});
   useEffect(() => {
-    session.bus.ask<HistoryPage>(HISTORY_ACTIONS.get, { token, limit: 1000 }).then(
+    session.bus.request<HistoryPage>(HISTORY_ACTIONS.get, { token, limit: 1000 }, { timeout: QUERY_TIMEOUT_MS }).then(
       (page) => setState({ rows: page.rows }),
       (error: Error) => setState({ problem: error.message }),
     );

@@ -1,6 +1,6 @@
 /** The login form: identity and token (docs/security.md). The token field is never filled in by the page. */
 import { useState } from 'preact/hooks';
-import type { Credentials } from '../bus/bus.js';
+import type { Credentials } from '../session.js';
 
 export function Login({ reason, busy, onSubmit }: { reason: string; busy: boolean; onSubmit: (credentials: Credentials) => void }) {
   const [identity, setIdentity] = useState('');

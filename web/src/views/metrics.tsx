@@ -1,4 +1,4 @@
-/** Metrics (issue 9): per action, request rate, error rate and latency percentiles (protocol §11.6). */
+/** Metrics: per action, request rate, error rate and latency percentiles (protocol §11.6). */
 import type { Session } from '../session.js';
 import { LineChart } from '../ui/chart.js';
 import { dateTime } from '../ui/format.js';

@@ -1,21 +1,14 @@
 /** One command sent from the console: acceptance, progress bar, streamed output, cancel, the end. */
 import { useEffect, useState } from 'preact/hooks';
-import type { RequestEnd, RequestHandle, RequestStep } from '../bus/request.js';
+import type { Run, RunEnd, RunStep } from '../model/run.js';
 import { duration, pretty } from '../ui/format.js';
-
-export interface Run {
-  id: string;
-  action: string;
-  target: string;
-  handle: RequestHandle;
-}
 
 interface Seen {
   sentAt?: number;
   acceptedBy?: string;
   progress?: number;
   output: string[];
-  end?: RequestEnd;
+  end?: RunEnd;
 }
 
 /** Output lines kept on screen per run. */
@@ -25,8 +18,8 @@ export function RunPanel({ run }: { run: Run }) {
   const [seen, setSeen] = useState<Seen>({ output: [] });
   useEffect(() => {
     let current = true;
-    const stop = run.handle.watch((step) => current && setSeen((old) => apply(old, step)));
-    void run.handle.done.then((end) => current && setSeen((old) => ({ ...old, end })));
+    const stop = run.watch((step) => current && setSeen((old) => apply(old, step)));
+    void run.done.then((end) => current && setSeen((old) => ({ ...old, end })));
     return () => {
       current = false;
       stop();
@@ -34,10 +27,12 @@ export function RunPanel({ run }: { run: Run }) {
   }, [run]);
   const running = !seen.end;
   const percent = seen.end?.ok ? 100 : seen.progress === undefined ? undefined : Math.round(seen.progress * 100);
+  // Without a target the library picks the provider: known from its first answer.
+  const target = run.target ?? seen.acceptedBy ?? (seen.end?.ok ? seen.end.by : undefined) ?? 'any provider';
   return (
-    <article class="run" data-token={run.id} aria-label={`command ${run.action}`}>
+    <article class="run" data-token={run.token} aria-label={`command ${run.action}`}>
       <h2>
-        {run.action} → {run.target} <a href={`#/history/${encodeURIComponent(run.id)}`}>{run.id}</a>
+        {run.action} → {target} <a href={`#/history/${encodeURIComponent(run.token)}`}>{run.token}</a>
       </h2>
       <p class="run-state" data-state={running ? (seen.acceptedBy ? 'accepted' : seen.sentAt ? 'sent' : 'sending') : seen.end!.ok ? 'done' : 'failed'}>
         {!seen.sentAt && running && 'Sending…'}
@@ -49,7 +44,7 @@ export function RunPanel({ run }: { run: Run }) {
       <div class="progress-line">
         <progress max={100} value={percent} aria-label="progress" data-percent={percent ?? ''} />
         <span class="percent">{percent === undefined ? (running ? 'working…' : '') : `${percent} %`}</span>
-        {running && <button type="button" class="cancel" onClick={() => run.handle.cancel()}>Cancel</button>}
+        {running && <button type="button" class="cancel" onClick={() => run.cancel()}>Cancel</button>}
       </div>
       {seen.output.length > 0 && <pre class="output" aria-label="output">{seen.output.join('\n')}</pre>}
       {seen.end && (seen.end.ok ? (
@@ -64,7 +59,7 @@ export function RunPanel({ run }: { run: Run }) {
   );
 }
 
-function apply(old: Seen, step: RequestStep): Seen {
+function apply(old: Seen, step: RunStep): Seen {
   switch (step.kind) {
     case 'sent':
       return { ...old, sentAt: step.at };

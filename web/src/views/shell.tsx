@@ -1,5 +1,6 @@
 /** The frame every view shares: navigation (real links, hash routes), connection state, log out. */
 import { useEffect, useState } from 'preact/hooks';
+import { useStore } from '../ui/store.js';
 import { logOut, type Session } from '../session.js';
 import { ClientPage } from './client-page.js';
 import { ClientsView } from './clients.js';
@@ -32,8 +33,7 @@ function useRoute(): string[] {
 
 export function Shell({ session, onLogOut }: { session: Session; onLogOut: () => void }) {
   const [view = 'clients', ...rest] = useRoute();
-  const [state, setState] = useState(session.bus.state);
-  useEffect(() => session.bus.onState(setState), [session]);
+  const state = useStore(session.connection);
   const current = VIEWS.some(([name]) => name === view) ? view : 'clients';
   useEffect(() => {
     document.title = `Relais — ${VIEWS.find(([name]) => name === current)![1]}`;
@@ -51,9 +51,9 @@ export function Shell({ session, onLogOut }: { session: Session; onLogOut: () =>
         </nav>
         <span class={`connection ${state}`} role="status" data-testid="connection">
           {state === 'connected' ? 'connected' : state === 'reconnecting' ? 'reconnecting…' : 'closed'}
-          {session.bus.identity ? ` as ${session.bus.identity}` : ''}
+          {session.identity ? ` as ${session.identity}` : ''}
         </span>
-        {session.bus.identity && (
+        {session.identity && (
           <button type="button" onClick={() => (logOut(session), onLogOut())}>Log out</button>
         )}
       </header>

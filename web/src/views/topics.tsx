@@ -1,4 +1,4 @@
-/** Topics (issue 9): the tree of topics seen under `#`, with rates and last messages (MQTT Explorer's view). */
+/** Topics: the tree of topics seen under `#`, with rates and last messages (MQTT Explorer's view). */
 import { useEffect, useState } from 'preact/hooks';
 import { rateOf, topicsStore, watchTopics, type TopicInfo } from '../model/topics.js';
 import type { Session } from '../session.js';

@@ -1,0 +1,77 @@
+/**
+ * What both entry points export: the client (but `connect()`, which each entry makes with its
+ * runtime), its errors and the protocol helpers. `relais` (src/index.ts) adds Node's `connect()`
+ * and the embedded broker; `relais/browser` (src/browser.ts) the browser's `connect()`.
+ */
+export { Bus } from './client/bus.js';
+export { DEFAULTS, checkTimeout, MAX_TIMER_MS } from './client/options.js';
+export { newToken } from './client/tokens.js';
+export type * from './client/types.js';
+export {
+  RelaisError,
+  TimeoutError,
+  NoHandlerError,
+  HandlerGoneError,
+  CancelledError,
+  InvalidMessageError,
+  UnknownTokenError,
+  RequestEndedError,
+  PayloadTooLargeError,
+  NotAuthorizedError,
+  NotSentError,
+  BusyError,
+  RemoteError,
+  ResponseCode,
+  toWire,
+  fromWire,
+} from './protocol/errors.js';
+export { LOGS_ACTION, LOG_LINE_LEVELS, DEFAULT_LOG_LINES, MAX_LOG_LINES, parseLogsRequest, type LogLineLevel, type LogsRequest, type LogsAnswer, type LogsProgress, type LogsKept } from './protocol/logs.js';
+export { toBase64, fromBase64, isBase64Value, type Base64Value } from './protocol/binary.js';
+export { PROTOCOL_VERSION, PRIORITIES, MESSAGE_TYPES, EVERYONE, decode, encode, validate } from './protocol/envelope.js';
+export {
+  requestTopic,
+  responseTopic,
+  notificationTopic,
+  cancelTopic,
+  logTopic,
+  presenceTopic,
+  parseTopic,
+  topicMatches,
+  checkClientId,
+  checkPath,
+  checkFilter,
+  checkTopicName,
+  MAX_TOPIC_LEVELS,
+  MAX_TOPIC_BYTES,
+  MAX_PATH_LEVELS,
+} from './protocol/topics.js';
+export {
+  HISTORY_ACTIONS,
+  HISTORY_KINDS,
+  historyQuerySchema,
+  parseHistoryQuery,
+  matchesQuery,
+  endsLifecycle,
+  type HistoryRow,
+  type HistoryKind,
+  type HistoryQuery,
+  type HistoryPage,
+} from './protocol/history.js';
+export type { FollowOptions } from './client/follow.js';
+export type { EventsOptions, EventGap, EventCatchUp } from './client/event-feed.js';
+export { EVENTS_ACTION, EVENTS_CATEGORY, EVENT_TYPES, eventsQuerySchema, type BusEvent, type EventType, type EventsPage, type EventBatch } from './protocol/events.js';
+export type { FanOutOptions, FanOutResult, FanOutAnswer } from './client/fan-out.js';
+export { ContractError, withContract, describeContract, type Contract } from './client/contracts.js';
+export { CONTRACTS_ACTION, type ContractDescription, type ContractsAnswer } from './protocol/contracts.js';
+export {
+  REGISTRY_ACTIONS,
+  REGISTRY_CATEGORIES,
+  CLIENT_STATUSES,
+  UnknownClientError,
+  type ClientStatus,
+  type ClientSummary,
+  type ClientDetail,
+  type ClientListPayload,
+  type ClientDetailPayload,
+  type ClientDetailChanges,
+} from './protocol/registry.js';
