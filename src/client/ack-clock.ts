@@ -13,6 +13,8 @@
  * twice.
  */
 
+import { afterPendingIo } from './runtime.js';
+
 /** A request that waits; the clock keeps its times on it (no object made per request). */
 export interface AwaitingAck {
   ackRetryAt: number;
@@ -63,7 +65,7 @@ export class AckClock {
     for (const request of [...this.waiting]) {
       if (now >= request.ackExpireAt) {
         this.waiting.delete(request);
-        if (this.expiring.size === 0) afterThisTurnsIo(() => this.giveUp());
+        if (this.expiring.size === 0) afterPendingIo(() => this.giveUp());
         this.expiring.add(request);
       } else if (now >= request.ackRetryAt) {
         request.ackRetryAt = Infinity; // once
@@ -78,14 +80,4 @@ export class AckClock {
     this.expiring.clear();
     for (const request of over) request.expire();
   }
-}
-
-/**
- * Runs `callback` once the I/O that is ready now has been read: Node's setImmediate (its check
- * phase comes after the poll phase of the turn); elsewhere a task, queued behind the events
- * already waiting.
- */
-function afterThisTurnsIo(callback: () => void): void {
-  if (typeof globalThis.setImmediate === 'function') globalThis.setImmediate(callback);
-  else setTimeout(callback, 0);
 }

@@ -41,3 +41,13 @@ export function afterMicrotasks(callback: () => void): void {
   if (nodeProcess?.nextTick) queueMicrotask(() => nodeProcess.nextTick!(callback));
   else setTimeout(callback, 0);
 }
+
+/**
+ * Runs `callback` once the I/O that is ready now has been read: in Node, setImmediate (its check
+ * phase comes after the poll phase of the turn, whose timers ran before); elsewhere, a task
+ * queued behind the events already waiting. What a timer decides from silence waits for it.
+ */
+export function afterPendingIo(callback: () => void): void {
+  if (typeof globalThis.setImmediate === 'function') globalThis.setImmediate(callback);
+  else setTimeout(callback, 0);
+}
