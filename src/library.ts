@@ -57,11 +57,11 @@ export {
   type HistoryQuery,
   type HistoryPage,
 } from './protocol/history.js';
-export type { FollowOptions } from './client/follow.js';
-export type { EventsOptions, EventGap, EventCatchUp } from './client/event-feed.js';
+export type { FollowOptions } from './client/requesting/index.js';
+export type { EventsOptions, EventGap, EventCatchUp } from './client/requesting/index.js';
 export { EVENTS_ACTION, EVENTS_CATEGORY, EVENT_TYPES, eventsQuerySchema, type BusEvent, type EventType, type EventsPage, type EventBatch } from './protocol/events.js';
-export type { FanOutOptions, FanOutResult, FanOutAnswer } from './client/fan-out.js';
-export { ContractError, withContract, describeContract, type Contract } from './client/contracts.js';
+export type { FanOutOptions, FanOutResult, FanOutAnswer } from './client/requesting/index.js';
+export { ContractError, withContract, describeContract, type Contract } from './client/serving/index.js';
 export { CONTRACTS_ACTION, type ContractDescription, type ContractsAnswer } from './protocol/contracts.js';
 export {
   REGISTRY_ACTIONS,

@@ -143,7 +143,7 @@ export class RawResponder {
       this.served++;
       const responseTopic = `${action}/response/${request.source}`;
       const priority = request.priority ?? 'normal';
-      // Same fields, same order as src/client/handlers.ts reply().
+      // Same fields, same order as src/client/serving/handlers.ts reply().
       for (const progress of steps) {
         const body = JSON.stringify({ v: 1, type: 'response', source: id, destination: request.source, token: request.token, final: false, payload: null, progress, priority, ts: Date.now() });
         client.publish(responseTopic, body, { qos });

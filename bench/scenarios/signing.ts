@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { generateKeyPairSync, sign, verify } from 'node:crypto';
-import { Signer, Verifier } from '../../src/client/signing.js';
+import { Signer, Verifier } from '../../src/client/connection/signing.js';
 import { decode, encode } from '../../src/protocol/envelope.js';
 import { commandMessage } from '../../src/protocol/messages.js';
 import { generateSigningKey } from '../../src/security/signing-keys.js';

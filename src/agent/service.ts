@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import type { Bus, Handler, HandlerContext } from '../client/index.js';
-import type { Contract } from '../client/contracts.js';
+import type { Contract } from '../client/serving/index.js';
 import type { z } from 'zod';
 import { RelaisError } from '../protocol/errors.js';
 

@@ -8,24 +8,18 @@ import type { BusEvent } from '../protocol/events.js';
 import type { HistoryRow } from '../protocol/history.js';
 import type { LogLevel } from '../protocol/messages.js';
 import { checkPath } from '../protocol/topics.js';
-import { Directory } from './directory.js';
-import { eventFeed, type EventGap, type EventsOptions } from './event-feed.js';
-import { requestAll, type FanOutOptions, type FanOutResult } from './fan-out.js';
-import { followToken, type FollowOptions } from './follow.js';
 import { Emitter } from './emitter.js';
-import { Handlers } from './handlers.js';
+import { Transport, type Signer, type Verifier } from './connection/index.js';
+import { Directory, Presence, Startup } from './presence/index.js';
+import { eventFeed, followToken, requestAll, Requester, type EventGap, type EventsOptions, type FanOutOptions, type FanOutResult, type FollowOptions } from './requesting/index.js';
+import { Handlers } from './serving/index.js';
 import { deliver, type ClientParts } from './inbound.js';
 import { CONTRACTS_ACTION } from '../protocol/contracts.js';
 import { LOGS_ACTION } from '../protocol/logs.js';
 import { checkTimeout, type ResolvedOptions } from './options.js';
-import { Presence } from './presence.js';
 import { Publisher } from './publisher.js';
-import { Requester } from './requester.js';
 import type { Runtime } from './runtime.js';
-import type { Signer, Verifier } from './signing.js';
-import { Startup } from './startup.js';
 import { Subscriptions } from './subscriptions.js';
-import { Transport } from './transport.js';
 import { waitFor } from './wait.js';
 import type {
   Delivery,

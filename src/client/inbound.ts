@@ -6,12 +6,11 @@
 import { decode, type DecodeResult } from '../protocol/envelope.js';
 import { InvalidMessageError } from '../protocol/errors.js';
 import { parseTopic, type ParsedTopic } from '../protocol/topics.js';
-import type { Directory } from './directory.js';
-import type { Handlers } from './handlers.js';
+import type { Verifier } from './connection/index.js';
 import type { ResolvedOptions } from './options.js';
-import type { Presence } from './presence.js';
-import type { Requester } from './requester.js';
-import type { Verifier } from './signing.js';
+import type { Directory, Presence } from './presence/index.js';
+import type { Requester } from './requesting/index.js';
+import type { Handlers } from './serving/index.js';
 import type { Subscriptions } from './subscriptions.js';
 import type { Lane, PresenceInfo, Refusal } from './types.js';
 

@@ -5,10 +5,10 @@
  */
 import { hostname } from 'node:os';
 import pino from 'pino';
-import { LogService } from './log-service.js';
+import { LogService } from './serving/log-service.js';
 import { DEFAULTS } from './options.js';
 import type { Runtime } from './runtime.js';
-import { Signer, Verifier } from './signing.js';
+import { Signer, Verifier } from './connection/signing.js';
 
 export const nodeRuntime: Runtime = {
   defaultBroker: () => process.env.RELAIS_BROKER ?? DEFAULTS.broker,

@@ -8,7 +8,7 @@ import { NotSentError } from '../protocol/errors.js';
 import { logMessage, notificationMessage, type LogLevel } from '../protocol/messages.js';
 import { checkTopicName, logTopic, notificationTopic } from '../protocol/topics.js';
 import type { ResolvedOptions } from './options.js';
-import type { Transport } from './transport.js';
+import type { Transport } from './connection/index.js';
 import type { SendOptions } from './types.js';
 
 export class Publisher {

@@ -4,9 +4,9 @@
  * of the client names no Node API, so a browser bundle of it holds no Node module.
  */
 import type { Logger } from 'pino';
-import type { LogService } from './log-service.js';
+import type { LogService } from './serving/index.js';
 import type { ResolvedLogsOptions, ResolvedOptions } from './options.js';
-import type { Signer, Verifier } from './signing.js';
+import type { Signer, Verifier } from './connection/index.js';
 import type { SigningOptions, VerifyOptions } from './types.js';
 
 export interface Runtime {

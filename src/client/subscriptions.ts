@@ -6,7 +6,7 @@ import { checkFilter, PRESENCE_FILTER, topicMatches } from '../protocol/topics.j
 import type { DecodeResult } from '../protocol/envelope.js';
 import { AsyncQueue } from './async-queue.js';
 import type { ResolvedOptions } from './options.js';
-import type { Transport } from './transport.js';
+import type { Transport } from './connection/index.js';
 import type { Delivery, Lane, SubscribeOptions, Subscription } from './types.js';
 
 interface Entry {

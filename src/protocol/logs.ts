@@ -1,7 +1,7 @@
 /**
  * The wire contract of logs on demand (protocol §11.4), pure: the built-in action's name, its
  * request payload (checked, with an error naming the field) and the shape of its answers.
- * Every library client serves it; src/client/log-service.ts is the serving side.
+ * Every library client serves it; src/client/serving/log-service.ts is the serving side.
  */
 import { z } from 'zod';
 import { InvalidMessageError } from './errors.js';

@@ -2,7 +2,7 @@
  * Signed envelopes (protocol §12): the layout of the `sig` member and the text an Ed25519
  * signature covers. Pure: no key is handled here, so any runtime can read and write the layout;
  * the Node signer and verifier are src/security/ed25519.ts (keys, sign, verify) and
- * src/client/signing.ts (the replay window and the policy of what to refuse).
+ * src/client/connection/signing.ts (the replay window and the policy of what to refuse).
  *
  * A signed message is the envelope's wire text with one member appended, last, written exactly so:
  *

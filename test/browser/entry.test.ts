@@ -34,15 +34,15 @@ describe('relais/browser', () => {
   it('browser entry - bundles for the browser with no Node module, and names no Node global', async () => {
     const result = await build({ entryPoints: [path.join(ROOT, 'src/browser.ts')], absWorkingDir: ROOT, bundle: true, platform: 'browser', format: 'esm', write: false, metafile: true, logLevel: 'silent' });
     const ours = Object.keys(result.metafile.inputs).filter((input) => input.startsWith('src/'));
-    assert.ok(ours.includes('src/client/requester.ts') && ours.includes('src/client/event-feed.ts'), 'the client\'s own request and event-feed code is in it');
-    for (const nodeOnly of ['src/client/node-runtime.ts', 'src/client/signing.ts', 'src/client/log-service.ts', 'src/security/ed25519.ts']) assert.ok(!ours.includes(nodeOnly), `${nodeOnly} is not in it`);
+    assert.ok(ours.includes('src/client/requesting/requester.ts') && ours.includes('src/client/requesting/event-feed.ts'), 'the client\'s own request and event-feed code is in it');
+    for (const nodeOnly of ['src/client/node-runtime.ts', 'src/client/connection/signing.ts', 'src/client/serving/log-service.ts', 'src/security/ed25519.ts']) assert.ok(!ours.includes(nodeOnly), `${nodeOnly} is not in it`);
     assert.deepEqual(ours.flatMap((input) => nodeGlobalsIn(path.join(ROOT, input))), []);
   });
 
   it('browser entry - minified, as a page is, errors keep their names, on the wire too', async () => {
     // The error modules alone: MQTT.js's browser build needs a browser to load.
     const result = await build({
-      stdin: { contents: "export * from './src/protocol/errors.ts'; export { ContractError } from './src/client/contracts.ts'; export { UnknownClientError } from './src/protocol/registry.ts';", resolveDir: ROOT, loader: 'ts' },
+      stdin: { contents: "export * from './src/protocol/errors.ts'; export { ContractError } from './src/client/serving/contracts.ts'; export { UnknownClientError } from './src/protocol/registry.ts';", resolveDir: ROOT, loader: 'ts' },
       bundle: true, platform: 'browser', format: 'esm', write: false, minify: true, logLevel: 'silent',
     });
     const bundle = await import(`data:text/javascript;base64,${Buffer.from(result.outputFiles[0]!.text).toString('base64')}`);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { AckClock } from '../../src/client/ack-clock.js';
+import { AckClock } from '../../src/client/requesting/ack-clock.js';
 
 /** Lets the callbacks of this turn of the event loop run, setImmediate's included. */
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
-import { Directory } from '../../src/client/directory.js';
+import { Directory } from '../../src/client/presence/directory.js';
 import type { Envelope } from '../../src/protocol/envelope.js';
 
 const SETTLE = 500;

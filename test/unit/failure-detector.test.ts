@@ -1,11 +1,11 @@
 /**
- * The failure detector (src/client/failure-detector.ts, protocol §4.7): the acknowledgement
+ * The failure detector (src/client/requesting/failure-detector.ts, protocol §4.7): the acknowledgement
  * deadline learnt per handler, suspicion, and what lifts it. Pure: times are passed in.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { CEILING_IN_ACK_TIMEOUTS, FailureDetector, SUSPICION_IN_ACK_TIMEOUTS, type KnownPresence } from '../../src/client/failure-detector.js';
+import { CEILING_IN_ACK_TIMEOUTS, FailureDetector, SUSPICION_IN_ACK_TIMEOUTS, type KnownPresence } from '../../src/client/requesting/failure-detector.js';
 
 const presences = new Map<string, KnownPresence>();
 const detector = () => new FailureDetector((handler) => presences.get(handler) ?? { since: 1, seq: 1 });

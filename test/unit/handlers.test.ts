@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
-import { Handlers } from '../../src/client/handlers.js';
+import { Handlers } from '../../src/client/serving/handlers.js';
 import type { ResolvedOptions } from '../../src/client/options.js';
-import type { Transport } from '../../src/client/transport.js';
+import type { Transport } from '../../src/client/connection/transport.js';
 import type { HandlerContext } from '../../src/client/types.js';
 import { decode, type Envelope } from '../../src/protocol/envelope.js';
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import pino from 'pino';
-import { captureLogs, LogBuffer } from '../../src/client/log-buffer.js';
+import { captureLogs, LogBuffer } from '../../src/client/serving/log-buffer.js';
 
 const line = (msg: string, level = 30) => JSON.stringify({ level, msg });
 const texts = (buffer: LogBuffer, filter = {}, max = 1000) => buffer.select(filter, max, 1 << 20).lines.map((kept) => (JSON.parse(kept.text) as { msg: string }).msg);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { NagleWatch } from '../../src/client/nagle-watch.js';
+import { NagleWatch } from '../../src/client/requesting/nagle-watch.js';
 
 describe('nagle watch', () => {
   it('nagle watch - steps made together that arrive ~40 ms apart three times in a minute make one warning naming the fix', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { OutboundQueue, type Queued } from '../../src/client/outbound-queue.js';
+import { OutboundQueue, type Queued } from '../../src/client/connection/outbound-queue.js';
 import { NotSentError } from '../../src/protocol/errors.js';
 
 type Message = Queued & { id: string };

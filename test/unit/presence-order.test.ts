@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { Directory } from '../../src/client/directory.js';
+import { Directory } from '../../src/client/presence/directory.js';
 import type { Envelope } from '../../src/protocol/envelope.js';
 import { isOlderPresence, judgePresence, orderAfter, parsePresence, type PresenceInfo, type PresenceOrder } from '../../src/protocol/presence.js';
 import { ClientTable } from '../../src/router/registry-table.js';

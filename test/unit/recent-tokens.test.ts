@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { RecentTokens, REMEMBER_AT_MOST_MS, REMEMBER_WITHOUT_DEADLINE_MS } from '../../src/client/recent-tokens.js';
+import { RecentTokens, REMEMBER_AT_MOST_MS, REMEMBER_WITHOUT_DEADLINE_MS } from '../../src/client/serving/recent-tokens.js';
 
 describe('recent tokens', () => {
   it('recent tokens - a finished command is remembered until its deadline, then forgotten', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { backoff, ReconnectSchedule, STABLE_CONNECTION_MS } from '../../src/client/reconnect.js';
-import { TAKEOVER_PAUSE_MS } from '../../src/client/twins.js';
+import { backoff, ReconnectSchedule, STABLE_CONNECTION_MS } from '../../src/client/connection/reconnect.js';
+import { TAKEOVER_PAUSE_MS } from '../../src/client/connection/reconnect.js';
 
 describe('reconnect', () => {
   it('reconnect - the backoff ceiling doubles from the first delay up to the maximum, with full jitter', () => {

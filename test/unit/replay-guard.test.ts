@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Packet } from 'mqtt';
-import { MAX_STRIKES, ReplayGuardStore } from '../../src/client/replay-guard.js';
+import { MAX_STRIKES, ReplayGuardStore } from '../../src/client/connection/replay-guard.js';
 
 const publish = (messageId: number, topic: string) => ({ cmd: 'publish', messageId, topic, qos: 1, payload: 'x' }) as unknown as Packet;
 const put = (store: ReplayGuardStore, packet: Packet) => store.put(packet, () => {});

@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it, mock } from 'node:test';
 import fc from 'fast-check';
 import pino from 'pino';
-import { Directory } from '../../src/client/directory.js';
+import { Directory } from '../../src/client/presence/directory.js';
 import type { ResolvedOptions } from '../../src/client/options.js';
-import { Requester } from '../../src/client/requester.js';
-import type { Transport } from '../../src/client/transport.js';
+import { Requester } from '../../src/client/requesting/requester.js';
+import type { Transport } from '../../src/client/connection/transport.js';
 import type { Envelope } from '../../src/protocol/envelope.js';
 import { HandlerGoneError } from '../../src/protocol/errors.js';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
 import { CancelledError, TimeoutError } from '../../src/protocol/errors.js';
-import { RunningRequest } from '../../src/client/running-request.js';
+import { RunningRequest } from '../../src/client/serving/running-request.js';
 
 describe('running request', () => {
   it('running request - a cancel that came before the handler looked at its signal is still seen', () => {

@@ -8,8 +8,8 @@ import { decode, encode } from '../../src/protocol/envelope.js';
 import { commandMessage, notificationMessage } from '../../src/protocol/messages.js';
 import { readSignature } from '../../src/protocol/signature.js';
 import { keyIdOf, parsePublicKey, rawPublicKey } from '../../src/security/ed25519.js';
-import { Signer, Verifier, type Verdict } from '../../src/client/signing.js';
-import { ReplayWindows, WINDOW } from '../../src/client/replay-window.js';
+import { Signer, Verifier, type Verdict } from '../../src/client/connection/signing.js';
+import { ReplayWindows, WINDOW } from '../../src/client/connection/replay-window.js';
 import type { VerifyOptions } from '../../src/client/types.js';
 import { generateSigningKey, listSigningKeys, loadSigningKeys, readPrivateKey, revokeSigningKey } from '../../src/security/signing-keys.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { TWIN_WINDOW_MS, TwinWatch } from '../../src/client/twins.js';
+import { TWIN_WINDOW_MS, TwinWatch } from '../../src/client/presence/twins.js';
 import type { PresenceInfo } from '../../src/client/types.js';
 
 const presence = (status: PresenceInfo['status'], since: number, instance: string): PresenceInfo => ({ status, actions: [], since, instance });

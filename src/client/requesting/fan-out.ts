@@ -4,8 +4,8 @@
  * named, apart by why. Targeted requests keep every guarantee of a single one (acknowledgement,
  * time-out, HandlerGoneError), at one message per client instead of one broadcast.
  */
-import { HandlerGoneError, NoHandlerError, TimeoutError } from '../protocol/errors.js';
-import type { RequestOptions } from './types.js';
+import { HandlerGoneError, NoHandlerError, TimeoutError } from '../../protocol/errors.js';
+import type { RequestOptions } from '../types.js';
 
 export interface FanOutOptions extends Omit<RequestOptions, 'target' | 'token'> {
   /** Clients that must answer, besides every client serving the action when the call starts. */

@@ -6,15 +6,15 @@
  * serving side.
  */
 import type { Logger } from 'pino';
-import { encode, type Priority } from '../protocol/envelope.js';
-import { CancelledError, type NotSentError } from '../protocol/errors.js';
-import { cancelMessage } from '../protocol/messages.js';
-import { RequestLifecycle, type Lane, type RequestEffects, type RequestPlan, type RequestWorld, type ResponseFields, type Step } from '../protocol/request-lifecycle.js';
-import { cancelTopic } from '../protocol/topics.js';
+import { encode, type Priority } from '../../protocol/envelope.js';
+import { CancelledError, type NotSentError } from '../../protocol/errors.js';
+import { cancelMessage } from '../../protocol/messages.js';
+import { RequestLifecycle, type Lane, type RequestEffects, type RequestPlan, type RequestWorld, type ResponseFields, type Step } from '../../protocol/request-lifecycle.js';
+import { cancelTopic } from '../../protocol/topics.js';
 import type { AckClock, AwaitingAck } from './ack-clock.js';
 import type { FailureDetector } from './failure-detector.js';
 import type { NagleWatch } from './nagle-watch.js';
-import type { OutboundMessage, Transport } from './transport.js';
+import type { OutboundMessage, Transport } from '../connection/index.js';
 
 /** Where a request's steps go: `call()` wants each one, `request()` only the final payload (no Step made for it). */
 export interface StepSink {

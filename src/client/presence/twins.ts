@@ -4,8 +4,8 @@
  * off for ever. This judges each presence of another instance seen on our own presence topic;
  * the Bus acts on the verdict. Like the broker, the last one started wins.
  */
-import { randomText } from './tokens.js';
-import type { PresenceInfo } from './types.js';
+import { randomText } from '../tokens.js';
+import type { PresenceInfo } from '../types.js';
 
 /** How long after a later instance's will a lost connection means that instance is alive. */
 export const TWIN_WINDOW_MS = 10_000;
@@ -56,36 +56,5 @@ export class TwinWatch {
   /** Our main connection dropped: the suspected twin, if it came within the window (it is alive and took the id back). */
   knockedOffBy(now = Date.now()): PresenceInfo | undefined {
     return this.suspected && now < this.suspected.until ? this.suspected.other : undefined;
-  }
-}
-
-/** A connection dropped sooner than this after its CONNACK counts as "young". */
-export const YOUNG_CONNECTION_MS = 1000;
-/** So many young drops in a row suggest another client with our id (protocol §7.5). */
-export const YOUNG_DROPS_SUSPECT = 3;
-/** Least reconnection pause, to twice this at random, once a twin is suspected: the two must hear each other's presence. */
-export const TAKEOVER_PAUSE_MS = 500;
-
-/**
- * Connections the broker drops right after accepting them: two clients with one id knock
- * each other off at once, each reconnection firing the other's will (protocol §7.5).
- */
-export class YoungDrops {
-  private count = 0;
-  private upSince = 0;
-
-  connected(now = Date.now()): void {
-    this.upSince = now;
-  }
-
-  /** The connection dropped; true exactly when this drop makes a twin likely (say so once). */
-  dropped(now = Date.now()): boolean {
-    this.count = now - this.upSince < YOUNG_CONNECTION_MS ? this.count + 1 : 0;
-    return this.count === YOUNG_DROPS_SUSPECT;
-  }
-
-  /** Least delay before the next attempt: a pause once a twin is suspected, else none. */
-  pause(random = Math.random()): number {
-    return this.count >= YOUNG_DROPS_SUSPECT ? TAKEOVER_PAUSE_MS * (1 + random) : 0;
   }
 }

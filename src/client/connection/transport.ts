@@ -3,13 +3,13 @@
  * the one place that decides which connection a message or a subscription uses. Messages
  * that cannot be written now wait in the outbound queue (protocol §6.1, §6.3).
  */
-import type { Priority } from '../protocol/envelope.js';
-import { NotSentError } from '../protocol/errors.js';
+import type { Priority } from '../../protocol/envelope.js';
+import { NotSentError } from '../../protocol/errors.js';
 import { Connection } from './connection.js';
-import { redactBroker, type ResolvedOptions } from './options.js';
+import { redactBroker, type ResolvedOptions } from '../options.js';
 import { OutboundQueue, type Queued } from './outbound-queue.js';
 import type { Signer } from './signing.js';
-import type { Lane } from './types.js';
+import type { Lane } from '../types.js';
 
 export interface OutboundMessage extends Queued {
   /** The wire text, or a function making it when the message is written (a command stamps its `acceptBy` then). */

@@ -13,7 +13,7 @@
  * twice.
  */
 
-import { afterPendingIo } from './runtime.js';
+import { afterPendingIo } from '../runtime.js';
 
 /** A request that waits; the clock keeps its times on it (no object made per request). */
 export interface AwaitingAck {

@@ -5,21 +5,21 @@
  * protocol/command-admission.ts; this is their shell. A handler's failure becomes an error
  * response; it never reaches the process.
  */
-import { admitCommand, type ReplyTo, type Serving, type ServingView } from '../protocol/command-admission.js';
-import { encode, type DecodeResult, type Envelope } from '../protocol/envelope.js';
-import { CancelledError, PayloadTooLargeError, ResponseCode, TimeoutError, toWire } from '../protocol/errors.js';
-import { responseMessage, type ResponseStep } from '../protocol/messages.js';
-import { cancelTopic, requestTopic, responseTopic } from '../protocol/topics.js';
-import type { ResolvedOptions } from './options.js';
+import { admitCommand, type ReplyTo, type Serving, type ServingView } from '../../protocol/command-admission.js';
+import { encode, type DecodeResult, type Envelope } from '../../protocol/envelope.js';
+import { CancelledError, PayloadTooLargeError, ResponseCode, TimeoutError, toWire } from '../../protocol/errors.js';
+import { responseMessage, type ResponseStep } from '../../protocol/messages.js';
+import { cancelTopic, requestTopic, responseTopic } from '../../protocol/topics.js';
+import type { ResolvedOptions } from '../options.js';
 import { RecentTokens } from './recent-tokens.js';
-import { newToken } from './tokens.js';
-import { afterMicrotasks } from './runtime.js';
+import { newToken } from '../tokens.js';
+import { afterMicrotasks } from '../runtime.js';
 import { Command, type ProgressSink } from './command.js';
 import type { RunningRequest } from './running-request.js';
-import type { Transport } from './transport.js';
-import type { Handler, HandleOptions, Lane, Registration } from './types.js';
+import type { Transport } from '../connection/index.js';
+import type { Handler, HandleOptions, Lane, Registration } from '../types.js';
 import { describeContract, withContract } from './contracts.js';
-import type { ContractDescription } from '../protocol/contracts.js';
+import type { ContractDescription } from '../../protocol/contracts.js';
 
 interface Served {
   handler: Handler;

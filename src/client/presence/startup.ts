@@ -4,12 +4,12 @@
  * so the directory is loaded. Fails with NotSentError when any step cannot be done, or when
  * another client takes our id meanwhile (§7.5).
  */
-import { NotSentError } from '../protocol/errors.js';
-import { PRESENCE_FILTER } from '../protocol/topics.js';
+import { NotSentError } from '../../protocol/errors.js';
+import { PRESENCE_FILTER } from '../../protocol/topics.js';
 import type { Directory } from './directory.js';
 import type { Presence } from './presence.js';
-import type { Transport } from './transport.js';
-import { waitFor } from './wait.js';
+import type { Transport } from '../connection/index.js';
+import { waitFor } from '../wait.js';
 
 export class Startup {
   /** Resolves when the client is connected and its directory loaded. */

@@ -4,7 +4,7 @@
  * (failure-detector.ts: it did not answer within its deadline lately) is passed over while
  * another provider is not suspected (protocol §4.7); it stays in the directory.
  */
-import type { Directory } from './directory.js';
+import type { Directory } from '../presence/index.js';
 import type { FailureDetector } from './failure-detector.js';
 
 export class HandlerChoice {

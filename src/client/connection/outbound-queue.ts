@@ -3,8 +3,8 @@
  * priority order. Pure: it knows neither sockets nor MQTT; the transport says, message by
  * message, whether and where it can be written now.
  */
-import { PRIORITIES, type Priority } from '../protocol/envelope.js';
-import { NotSentError } from '../protocol/errors.js';
+import { PRIORITIES, type Priority } from '../../protocol/envelope.js';
+import { NotSentError } from '../../protocol/errors.js';
 
 export interface Queued {
   topic: string;

@@ -5,7 +5,7 @@
  * land here as well as where they went before.
  */
 import pino, { type Logger } from 'pino';
-import { LOG_LINE_LEVELS, type LogLineLevel } from '../protocol/logs.js';
+import { LOG_LINE_LEVELS, type LogLineLevel } from '../../protocol/logs.js';
 
 /** One kept line: the text pino wrote (without its newline) and what filters read without parsing it. */
 export interface KeptLine {

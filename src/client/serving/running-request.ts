@@ -3,8 +3,8 @@
  * the deadline timer are made only when the handler reads `ctx.signal`: most handlers never
  * do, and the two cost more than the rest of a request's dispatch.
  */
-import { TimeoutError } from '../protocol/errors.js';
-import { MAX_TIMER_MS } from './options.js';
+import { TimeoutError } from '../../protocol/errors.js';
+import { MAX_TIMER_MS } from '../options.js';
 
 export class RunningRequest {
   private controller?: AbortController;

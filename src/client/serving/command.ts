@@ -4,10 +4,10 @@
  * RunningRequest it extends). One object per command, its methods on the prototype: the
  * context of a handler that answers at once costs one allocation.
  */
-import type { ReplyTo } from '../protocol/command-admission.js';
-import type { Envelope, Priority } from '../protocol/envelope.js';
+import type { ReplyTo } from '../../protocol/command-admission.js';
+import type { Envelope, Priority } from '../../protocol/envelope.js';
 import { RunningRequest } from './running-request.js';
-import type { HandlerContext } from './types.js';
+import type { HandlerContext } from '../types.js';
 
 export interface ProgressSink {
   progress(command: Command, fraction: number | undefined, data: unknown): void;

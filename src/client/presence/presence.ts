@@ -3,14 +3,13 @@
  * announcements (serialised so the broker keeps the latest), the re-announcement after a
  * reconnection, the farewell, and what to do about another client using its id (§7.5).
  */
-import { presenceMessage } from '../protocol/messages.js';
-import { presenceTopic } from '../protocol/topics.js';
-import { encode } from '../protocol/envelope.js';
-import type { ResolvedOptions } from './options.js';
-import { CLOSE_GRACE_MS } from './connection.js';
-import type { Transport } from './transport.js';
+import { presenceMessage } from '../../protocol/messages.js';
+import { presenceTopic } from '../../protocol/topics.js';
+import { encode } from '../../protocol/envelope.js';
+import type { ResolvedOptions } from '../options.js';
+import { CLOSE_GRACE_MS, type Transport } from '../connection/index.js';
 import { TwinWatch } from './twins.js';
-import type { Lane, PresenceInfo } from './types.js';
+import type { Lane, PresenceInfo } from '../types.js';
 
 /** Pause between a reconnection and our presence, for the retained presences to arrive first (§7.5). */
 export const REANNOUNCE_DELAY_MS = 100;

@@ -6,14 +6,14 @@
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { NotAuthorizedError, NotSentError } from '../protocol/errors.js';
-import { toMqttUrl, type ResolvedOptions } from './options.js';
+import { NotAuthorizedError, NotSentError } from '../../protocol/errors.js';
+import { toMqttUrl, type ResolvedOptions } from '../options.js';
 import { HeldSubscriptions } from './held-subscriptions.js';
 import { ReconnectSchedule } from './reconnect.js';
 import { MAX_STRIKES, ReplayGuardStore } from './replay-guard.js';
-import type { Lane } from './types.js';
-import { afterMicrotasks, environmentVariable } from './runtime.js';
-import { waitFor } from './wait.js';
+import type { Lane } from '../types.js';
+import { afterMicrotasks, environmentVariable } from '../runtime.js';
+import { waitFor } from '../wait.js';
 
 /** Bytes the socket may hold before lower-priority messages wait in the outbound queue instead. */
 const SOCKET_HIGH_WATER = 64 * 1024;

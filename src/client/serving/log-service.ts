@@ -6,11 +6,11 @@
  * the lock runs out. One retrieval at a time: the lock.
  */
 import type { Logger } from 'pino';
-import { BusyError, RelaisError } from '../protocol/errors.js';
-import { LOG_LINE_LEVELS, parseLogsRequest, type LogsAnswer, type LogsKept, type LogsRequest } from '../protocol/logs.js';
+import { BusyError, RelaisError } from '../../protocol/errors.js';
+import { LOG_LINE_LEVELS, parseLogsRequest, type LogsAnswer, type LogsKept, type LogsRequest } from '../../protocol/logs.js';
 import { atLevel, captureLogs, hasPattern, LogBuffer, type KeptLine, type LineFilter } from './log-buffer.js';
-import type { ResolvedLogsOptions } from './options.js';
-import type { HandlerContext } from './types.js';
+import type { ResolvedLogsOptions } from '../options.js';
+import type { HandlerContext } from '../types.js';
 
 /** A follow sends what was written within this many ms in one progress step: a burst is one message, not hundreds. */
 export const FOLLOW_BATCH_MS = 100;

@@ -5,11 +5,11 @@
  */
 import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { DecodeResult } from '../protocol/envelope.js';
-import { isSignable, readSignature } from '../protocol/signature.js';
-import { keyIdOf, parsePublicKey, signatureMatches, signBody, type PublicSigningKey } from '../security/ed25519.js';
+import type { DecodeResult } from '../../protocol/envelope.js';
+import { isSignable, readSignature } from '../../protocol/signature.js';
+import { keyIdOf, parsePublicKey, signatureMatches, signBody, type PublicSigningKey } from '../../security/ed25519.js';
 import { ReplayWindows } from './replay-window.js';
-import type { RefusalReason, SignatureStats, SigningOptions, VerifyOptions } from './types.js';
+import type { RefusalReason, SignatureStats, SigningOptions, VerifyOptions } from '../types.js';
 
 export const REFUSAL_REASONS: readonly RefusalReason[] = ['unsigned', 'malformed', 'unknown-key', 'revoked-key', 'wrong-identity', 'forged', 'stale', 'replayed'];
 

@@ -11,9 +11,9 @@
  */
 import type { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { NotAuthorizedError, NotSentError } from '../protocol/errors.js';
+import { NotAuthorizedError, NotSentError } from '../../protocol/errors.js';
 import { MAX_STRIKES } from './replay-guard.js';
-import type { Lane } from './types.js';
+import type { Lane } from '../types.js';
 
 interface Held {
   qos: 0 | 1;

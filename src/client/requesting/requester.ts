@@ -4,22 +4,22 @@
  * tells them what concerns them: responses, presence changes, the directory settling, the
  * connection dropping and coming back.
  */
-import { EVERYONE, type Envelope } from '../protocol/envelope.js';
-import { CancelledError, NoHandlerError, NotSentError, TimeoutError } from '../protocol/errors.js';
-import type { PresenceInfo } from '../protocol/presence.js';
-import type { Lane, RequestWorld, Step } from '../protocol/request-lifecycle.js';
-import { checkClientId, checkPath, responseTopic } from '../protocol/topics.js';
+import { EVERYONE, type Envelope } from '../../protocol/envelope.js';
+import { CancelledError, NoHandlerError, NotSentError, TimeoutError } from '../../protocol/errors.js';
+import type { PresenceInfo } from '../../protocol/presence.js';
+import type { Lane, RequestWorld, Step } from '../../protocol/request-lifecycle.js';
+import { checkClientId, checkPath, responseTopic } from '../../protocol/topics.js';
 import { AckClock } from './ack-clock.js';
-import { AsyncQueue } from './async-queue.js';
-import type { Directory } from './directory.js';
+import { AsyncQueue } from '../async-queue.js';
+import type { Directory } from '../presence/index.js';
 import { FailureDetector } from './failure-detector.js';
 import { HandlerChoice } from './handler-choice.js';
 import { NagleWatch } from './nagle-watch.js';
-import { checkTimeout, type ResolvedOptions } from './options.js';
+import { checkTimeout, type ResolvedOptions } from '../options.js';
 import { PendingRequest, type RequestSurroundings, type StepSink } from './pending-request.js';
-import { newToken } from './tokens.js';
-import type { Transport } from './transport.js';
-import type { RequestOptions } from './types.js';
+import { newToken } from '../tokens.js';
+import type { Transport } from '../connection/index.js';
+import type { RequestOptions } from '../types.js';
 
 export class Requester {
   private readonly pending = new Map<string, PendingRequest>();

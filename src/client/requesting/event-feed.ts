@@ -4,11 +4,11 @@
  * the rules of resuming, replaying and gaps live): it subscribes to the live batches, asks the
  * router what the cursor wants, waits, and yields.
  */
-import { EventCursor, type EventCatchUp, type EventGap } from '../protocol/event-cursor.js';
-import { EVENTS_ACTION, EVENTS_CATEGORY, type BusEvent, type EventsPage } from '../protocol/events.js';
-import { notificationTopic } from '../protocol/topics.js';
-import type { ReceivedMessage, RequestOptions } from './types.js';
-import { arm } from './wait.js';
+import { EventCursor, type EventCatchUp, type EventGap } from '../../protocol/event-cursor.js';
+import { EVENTS_ACTION, EVENTS_CATEGORY, type BusEvent, type EventsPage } from '../../protocol/events.js';
+import { notificationTopic } from '../../protocol/topics.js';
+import type { ReceivedMessage, RequestOptions } from '../types.js';
+import { arm } from '../wait.js';
 
 export type { EventCatchUp, EventGap };
 

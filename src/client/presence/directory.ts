@@ -3,11 +3,11 @@
  * every client publishes on `relais/presence/<id>` (protocol §7). Lets a request fail
  * fast with NoHandlerError and notices a handler's death (its Last Will).
  */
-import type { Envelope } from '../protocol/envelope.js';
-import { CancelledError, TimeoutError } from '../protocol/errors.js';
-import { judgePresence, orderAfter, parsePresence, type PresenceInfo, type PresenceOrder } from '../protocol/presence.js';
-import { Emitter } from './emitter.js';
-import { waitFor } from './wait.js';
+import type { Envelope } from '../../protocol/envelope.js';
+import { CancelledError, TimeoutError } from '../../protocol/errors.js';
+import { judgePresence, orderAfter, parsePresence, type PresenceInfo, type PresenceOrder } from '../../protocol/presence.js';
+import { Emitter } from '../emitter.js';
+import { waitFor } from '../wait.js';
 
 export class Directory extends Emitter<{
   /** A client left `alive`: `info` is its new presence (`stopped`, `dead`), undefined when forgotten. */

@@ -2,8 +2,8 @@
  * `bus.follow(token)`: one request's lifecycle from the router's history, replayed then live
  * until its end (protocol §11.2), by anyone, even a requester that restarted after sending it.
  */
-import { HISTORY_ACTIONS, type HistoryRow } from '../protocol/history.js';
-import type { RequestOptions, Step } from './types.js';
+import { HISTORY_ACTIONS, type HistoryRow } from '../../protocol/history.js';
+import type { RequestOptions, Step } from '../types.js';
 
 export interface FollowOptions extends Pick<RequestOptions, 'timeout' | 'signal'> {
   /** Rows up to this id were already seen: start after it. */

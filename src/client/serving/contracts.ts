@@ -5,10 +5,10 @@
  * presence by a hash, and served whole, as JSON Schema, by `relais/contracts/get`.
  */
 import { z, type ZodType } from 'zod';
-import type { ContractDescription } from '../protocol/contracts.js';
-import { InvalidMessageError, RelaisError } from '../protocol/errors.js';
-import { environmentVariable } from './runtime.js';
-import type { Handler, HandlerContext } from './types.js';
+import type { ContractDescription } from '../../protocol/contracts.js';
+import { InvalidMessageError, RelaisError } from '../../protocol/errors.js';
+import { environmentVariable } from '../runtime.js';
+import type { Handler, HandlerContext } from '../types.js';
 
 export interface Contract {
   /** The payload: validated (and parsed: defaults, coercions) before the handler sees it. */
