@@ -10,9 +10,12 @@ import { decode } from '../../src/protocol/envelope.js';
 import { envelopeText } from '../../src/protocol/encoding.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../src/broker/index.js';
 import mqtt from 'mqtt';
+import { connect } from '../../src/client/connect.js';
+import type { Bus } from '../../src/client/bus.js';
+import type { Delivery } from '../../src/client/types.js';
 import { DEFAULT_POLICY_DATA } from '../../src/security/default-policy.js';
 import { parsePolicy } from '../../src/security/policy.js';
-import { within } from '../testkit/index.js';
+import { testLogger, within } from '../testkit/index.js';
 import { inbox, startSecureBroker, type SecureBroker } from '../testkit/secure-broker.js';
 
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
@@ -104,17 +107,6 @@ describe('envelope encoding - the broker refuses what is not UTF-8 JSON without 
   });
 });
 
-/** What the page's Bus gives a subscriber (web/src/bus/bus.ts). */
-interface Delivery {
-  topic: string;
-  text: string;
-  envelope?: { source: string };
-}
-interface PageBus {
-  subscribe(filter: string, listener: (delivery: Delivery) => void): Promise<unknown>;
-  close(): void;
-}
-
 describe('envelope encoding - every decoder of ours refuses it the same way', { timeout: 30_000 }, () => {
   const forged = '{"type":"notification","source":"admin","destination":"*","payload":1}';
 
@@ -131,35 +123,31 @@ describe('envelope encoding - every decoder of ours refuses it the same way', { 
     assert.deepEqual(envelopeText(Buffer.from('{"a":"é"}')), { ok: true, text: '{"a":"é"}' });
   });
 
-  it('the page - a BOM or UTF-16 payload reaches its subscribers as text, never as an envelope from "admin"', async () => {
-    // The page's own module, as the browser runs it (imported by name: its DOM types are not this project's).
-    const pageModule = '../../web/src/bus/bus.js';
-    const { connectBus } = (await import(pageModule)) as { connectBus(url: string): Promise<PageBus> };
+  it('the library (the page runs it as relais/browser) - a BOM or UTF-16 payload reaches its subscribers as an invalid message with its text, never as an envelope from "admin"', async () => {
     let broker: EmbeddedBroker | undefined;
-    let page: PageBus | undefined;
+    let reader: Bus | undefined;
     const publisher = { client: undefined as mqtt.MqttClient | undefined };
     try {
       broker = await startEmbeddedBroker({ port: 0, wsPort: 0, log: () => {} });
-      page = await connectBus(broker.wsUrl!);
-      const deliveries: Delivery[] = [];
-      let arrived = () => {};
-      const all = new Promise<void>((resolve) => (arrived = resolve));
+      // Over the WebSocket listener, as the page connects.
+      reader = await connect({ id: 'page-reader', broker: broker.wsUrl!, logger: testLogger });
       // Resolves once the broker's SUBACK is back.
-      await page.subscribe('demo/n/notification', (delivery) => {
-        deliveries.push(delivery);
-        if (deliveries.length === 3) arrived();
-      });
+      const subscription = await reader.subscribe('demo/n/notification', { includeInvalid: true });
       publisher.client = await mqtt.connectAsync(broker.url!, { clientId: 'mallory', protocolVersion: 4, reconnectPeriod: 0 });
       await publisher.client.publishAsync('demo/n/notification', Buffer.concat([BOM, Buffer.from(forged)]), { qos: 1 });
       await publisher.client.publishAsync('demo/n/notification', utf16le(forged, true), { qos: 1 });
       await publisher.client.publishAsync('demo/n/notification', forged.replace('admin', 'mallory'), { qos: 1 });
-      await within(all, 5000, 'three deliveries to the page');
-      assert.equal(deliveries[0]!.envelope, undefined, 'BOM: no envelope');
-      assert.equal(deliveries[1]!.envelope, undefined, 'UTF-16: no envelope');
-      assert.equal(deliveries[2]!.envelope?.source, 'mallory', 'the plain one is an envelope');
-      assert.ok(deliveries[0]!.text.startsWith('\uFEFF'), 'the text shows its BOM');
+      const deliveries: Delivery[] = [];
+      const three = (async () => {
+        for await (const delivery of subscription) if (deliveries.push(delivery) === 3) return;
+      })();
+      await within(three, 5000, 'three deliveries to the reader');
+      assert.ok('invalid' in deliveries[0]!, 'BOM: no envelope');
+      assert.ok('invalid' in deliveries[1]!, 'UTF-16: no envelope');
+      assert.equal('envelope' in deliveries[2]! ? deliveries[2].envelope.source : undefined, 'mallory', 'the plain one is an envelope');
+      assert.ok('text' in deliveries[0]! && deliveries[0].text.startsWith('\uFEFF'), 'the text shows its BOM');
     } finally {
-      page?.close();
+      await reader?.close();
       await publisher.client?.endAsync(true);
       await broker?.close();
     }

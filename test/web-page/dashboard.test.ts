@@ -165,7 +165,7 @@ describe('the dashboard page in chromium', { skip: gate.skip, timeout: 180_000 }
     await page.getByRole('link', { name: 'Events' }).click();
     const events = page.locator('ol.events');
     await events.locator(`li[data-type="client"]`, { hasText: `web-doomed-${process.pid}` }).filter({ has: page.locator('[data-status="dead"]') }).waitFor({ timeout: 10_000 });
-    await events.locator('li[data-type="request.finished"]', { hasText: 'demo/steps done' }).waitFor({ timeout: 10_000 });
+    await events.locator('li[data-type="request.finished"]', { hasText: 'demo/steps done' }).first().waitFor({ timeout: 10_000 });
     await events.locator('li[data-type="request.started"]', { hasText: 'system/command/run' }).waitFor({ timeout: 10_000 });
     await events.locator('li[data-type="request.finished"]', { hasText: 'system/command/run failed, code 5' }).waitFor({ timeout: 10_000 });
     await screenshot(page, 'events');
