@@ -2,18 +2,27 @@
  * Turns what the router sees on the bus into history rows and stores them in batches
  * (protocol §11.1): one transaction per ~10 ms under a flood, at once before a QoS 1
  * message is acknowledged to the broker, and at once when the embedded broker's journal asks
- * (a sync), so that what is acknowledged is stored. Rows the store refused are tried again.
+ * (a sync), so that what is acknowledged is stored. Rows the store refused (a full disk) wait
+ * and are tried again with the next batch and every RETRY_EVERY_MS, so they are stored once
+ * the store has room even if nothing new comes; past MAX_UNSTORED waiting rows the newest are
+ * given up, counted by kind, and reported once the store works again (`onLoss`: a
+ * `history.gap` event, protocol §11.8).
  */
 import { hash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ReceivedMessage } from '../client/types.js';
 import { checkClientId, parseTopic } from '../protocol/topics.js';
 import type { Envelope } from '../protocol/envelope.js';
+import type { HistoryGap } from '../protocol/history-feed.js';
 import { Batcher } from './batcher.js';
 import type { HistoryKind, HistoryRow, HistoryRowInput, HistoryStore } from './history-store.js';
 
-/** Rows the store refused, kept to be tried again with the next batch; past this many they are given up (counted in `failed`). */
-const MAX_UNSTORED = 10_000;
+/** Rows the store refused, kept to be tried again; past this many the newest are given up (counted, and reported by `onLoss`). */
+export const MAX_UNSTORED = 10_000;
+/** While rows wait, the store is tried again this often, new rows or not. */
+export const RETRY_EVERY_MS = 250;
+/** While the store keeps refusing, one log line per this many ms. */
+const LOG_EVERY_MS = 10_000;
 
 /** Actions under this prefix are the router's own services (history queries, registry...): not recorded. */
 export const ROUTER_NAMESPACE = 'relais/';
@@ -30,15 +39,25 @@ export interface RecorderOptions {
 
 
 export type RowListener = (rows: readonly HistoryRow[]) => void;
+/** Rows given up (the store refused them past MAX_UNSTORED waiting), by kind, and when they happened (their etime). */
+export type LossListener = (loss: HistoryGap) => void;
 
 export class Recorder {
   private readonly batcher: Batcher<HistoryRowInput>;
   private readonly listeners = new Set<RowListener>();
-  /** Rows that could not be stored (the store failed); reported in metrics and logs. */
+  private readonly lossListeners = new Set<LossListener>();
+  private readonly caughtUpListeners = new Set<() => void>();
+  /** Rows given up since the router started (the store refused them past MAX_UNSTORED waiting). */
   failed = 0;
   recorded = 0;
-  /** Rows the store refused last time, tried again first at the next flush. */
+  /** Rows the store refused, oldest first, tried again first at the next flush. */
   private unstored: HistoryRowInput[] = [];
+  /** Rows given up since the store last worked: reported once it works again. */
+  private loss: HistoryGap | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** When the store began refusing (undefined while it works), and when that was last logged. */
+  private refusingSince: number | undefined;
+  private loggedAt = 0;
 
   constructor(
     private readonly store: HistoryStore,
@@ -68,6 +87,18 @@ export class Recorder {
     return () => this.listeners.delete(listener);
   }
 
+  /** Called once the store works again after rows were given up, with how many and of which kinds. */
+  onLoss(listener: LossListener): () => void {
+    this.lossListeners.add(listener);
+    return () => this.lossListeners.delete(listener);
+  }
+
+  /** Called when the rows that waited for the store are stored (allStored became true). */
+  onCaughtUp(listener: () => void): () => void {
+    this.caughtUpListeners.add(listener);
+    return () => this.caughtUpListeners.delete(listener);
+  }
+
   /** Stores what is pending now. */
   flush(): void {
     if (this.batcher.size === 0 && this.unstored.length > 0) this.storeBatch([]);
@@ -79,6 +110,17 @@ export class Recorder {
     return this.unstored.length === 0;
   }
 
+  /** Rows waiting for the store now. */
+  get waiting(): number {
+    return this.unstored.length;
+  }
+
+  /** Stops trying again (the router closes; what still waits is lost with it). */
+  close(): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+  }
+
   private storeBatch(batch: HistoryRowInput[]): void {
     const rows = this.unstored.length > 0 ? [...this.unstored, ...batch] : batch;
     this.unstored = [];
@@ -86,14 +128,51 @@ export class Recorder {
     try {
       stored = this.store.append(rows);
     } catch (error) {
-      const kept = rows.length <= MAX_UNSTORED;
-      if (kept) this.unstored = rows;
-      else this.failed += rows.length;
-      this.options.logger.error({ err: (error as Error).message, rows: rows.length, failedSoFar: this.failed }, kept ? 'history: rows could not be stored (tried again at the next batch)' : 'history: rows could not be stored');
+      this.refused(rows, error as Error);
       return;
     }
     this.recorded += stored.length;
+    const waited = this.refusingSince;
+    this.refusingSince = undefined;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    if (waited !== undefined) this.options.logger.info({ rows: rows.length, waitedMs: Date.now() - waited }, 'history: the store works again; the rows that waited for it are stored');
     this.announce(stored);
+    if (this.loss) {
+      const loss = this.loss;
+      this.loss = undefined;
+      for (const listener of this.lossListeners) listener(loss);
+    }
+    if (waited !== undefined) for (const listener of this.caughtUpListeners) listener();
+  }
+
+  /** The store refused `rows` (oldest first): the oldest MAX_UNSTORED wait for the next try, the rest are given up and counted. */
+  private refused(rows: HistoryRowInput[], error: Error): void {
+    const now = Date.now();
+    const first = this.refusingSince === undefined;
+    this.refusingSince ??= now;
+    this.unstored = rows.length > MAX_UNSTORED ? rows.slice(0, MAX_UNSTORED) : rows;
+    const given = rows.length > MAX_UNSTORED ? rows.slice(MAX_UNSTORED) : [];
+    if (given.length > 0) {
+      this.failed += given.length;
+      this.loss = countLoss(this.loss, given);
+    }
+    if (first || given.length > 0 || now - this.loggedAt >= LOG_EVERY_MS) {
+      this.loggedAt = now;
+      this.options.logger.error(
+        { err: error.message, waiting: this.unstored.length, givenUp: this.loss?.missed ?? 0, failedSoFar: this.failed },
+        given.length > 0
+          ? `history: rows could not be stored and ${MAX_UNSTORED} already wait: ${given.length} given up (reported as a history.gap event once the store works again)`
+          : 'history: rows could not be stored (tried again every few hundred ms and with the next batch)',
+      );
+    }
+    if (!this.retryTimer) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.flush();
+      }, RETRY_EVERY_MS);
+      this.retryTimer.unref();
+    }
   }
 
   private announce(rows: readonly HistoryRow[]): void {
@@ -106,6 +185,20 @@ export class Recorder {
       }
     }
   }
+}
+
+/** `loss` with `rows` added: counts by kind (as the journal counts, protocol §11.1), and the span of their etimes. */
+function countLoss(loss: HistoryGap | undefined, rows: readonly HistoryRowInput[]): HistoryGap {
+  const total = loss ?? { missed: 0, commands: 0, responses: 0, cancels: 0, from: Number.MAX_SAFE_INTEGER, to: 0 };
+  for (const row of rows) {
+    total.missed += 1;
+    if (row.kind === 'command') total.commands += 1;
+    else if (row.kind === 'cancel') total.cancels += 1;
+    else total.responses += 1;
+    total.from = Math.min(total.from, row.etime);
+    total.to = Math.max(total.to, row.etime);
+  }
+  return total;
 }
 
 /**
