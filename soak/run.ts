@@ -26,8 +26,6 @@ import { describeFault, planFaults, scheduleDigest } from './schedule.js';
  * the run only with --strict. Empty when everything is expected to hold.
  */
 const KNOWN_TO_NEED: { historyComplete?: string; executedOnce: KnownDoubleRuns } = {
-  historyComplete:
-    'the complete-history work: rows a full disk refused stored once it has room (today the recorder drops them), and what clients publish while `relais start` restarts, before its router has subscribed, kept for the router (today lost)',
   executedOnce: {
     sentToAll:
       'a requester that knows no provider yet (just connected, or the broker restarted and the presences are not back) sends an untargeted command, which every handler runs (protocol §4.6): it should wait for a provider within its time-out instead',

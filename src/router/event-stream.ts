@@ -154,7 +154,7 @@ export class EventStream {
       this.refused(events, error as Error);
       return;
     }
-    if (this.refusingSince !== undefined) this.options.logger.info({ events: events.length, givenUp: this.givenUp, waitedMs: Date.now() - this.refusingSince }, 'events: the store works again; the events that waited for it are stored');
+    if (this.refusingSince !== undefined) this.options.logger.warn({ events: events.length, givenUp: this.givenUp, waitedMs: Date.now() - this.refusingSince }, 'events: the store works again; the events that waited for it are stored');
     this.refusingSince = undefined;
     this.givenUp = 0;
     clearTimeout(this.retryTimer);

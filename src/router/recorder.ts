@@ -136,7 +136,8 @@ export class Recorder {
     this.refusingSince = undefined;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
-    if (waited !== undefined) this.options.logger.info({ rows: rows.length, waitedMs: Date.now() - waited }, 'history: the store works again; the rows that waited for it are stored');
+    // As loud as the refusal it ends: an operator who saw one sees the other.
+    if (waited !== undefined) this.options.logger.warn({ rows: rows.length, waitedMs: Date.now() - waited }, 'history: the store works again; the rows that waited for it are stored');
     this.announce(stored);
     if (this.loss) {
       const loss = this.loss;
