@@ -340,14 +340,26 @@ function mb(kb: number): string {
 
 /** A process that exits while starting because the broker cannot be reached says so and exits 1: what it should do. */
 const UNREACHABLE_AT_START = /did not start: cannot connect to the broker/;
+/** Any other reason a start gives up, said the same way. */
+const DID_NOT_START = /did not start: /;
+/** A start that gave up this long after the broker was killed or frozen, or while it was, is put down to it. */
+const BROKER_AWAY_MARGIN_MS = 15_000;
 
-/** No process ended that the soak did not end; no CLI run died of an uncaught error. */
-export function noCrash(exits: readonly ExitRecord[], transfers: readonly TransferRecord[]): InvariantResult {
+/**
+ * No process ended that the soak did not end; no CLI run died of an uncaught error. A process
+ * that gives up while starting because the broker is away (it says "did not start: …" and exits
+ * 1; the soak starts it again, as a service manager would) is not a crash: it found the broker
+ * unreachable, or the broker was killed or frozen during its start (`faults`).
+ */
+export function noCrash(exits: readonly ExitRecord[], transfers: readonly TransferRecord[], faults: readonly FaultRecord[] = []): InvariantResult {
   const violations: string[] = [];
   let unreachableAtStart = 0;
+  const brokerAwayAt = (at: number) =>
+    faults.some((record) => (record.fault.kind === 'broker-kill' || record.fault.kind === 'broker-stop') && record.startedAt !== undefined && record.startedAt <= at && at <= (record.healedAt ?? Infinity) + BROKER_AWAY_MARGIN_MS);
   for (const exit of exits) {
     if (exit.meant) continue;
-    if (exit.beforeReady && exit.code === 1 && (exit.tail ?? []).some((line) => UNREACHABLE_AT_START.test(line))) {
+    const said = (pattern: RegExp) => (exit.tail ?? []).some((line) => pattern.test(line));
+    if (exit.beforeReady && exit.code === 1 && (said(UNREACHABLE_AT_START) || (said(DID_NOT_START) && brokerAwayAt(exit.at)))) {
       unreachableAtStart += 1;
       continue;
     }
@@ -357,7 +369,7 @@ export function noCrash(exits: readonly ExitRecord[], transfers: readonly Transf
     if (transfer.stderrTail && /\n?\s+at .+\(.+:\d+:\d+\)/.test(transfer.stderrTail)) violations.push(`relais ${transfer.direction} ${transfer.file} died with a stack trace: ${transfer.stderrTail}`);
   }
   const meant = exits.filter((exit) => exit.meant).length;
-  return result('no crash', 'no process ends that the soak did not kill or stop', violations, `${violations.length} processes ended by themselves (${meant} ended by the soak; ${unreachableAtStart} start(s) found the broker down, said so and exited 1, and were started again)`);
+  return result('no crash', 'no process ends that the soak did not kill or stop', violations, `${violations.length} processes ended by themselves (${meant} ended by the soak; ${unreachableAtStart} start(s) found the broker down or lost it, said so and exited 1, and were started again)`);
 }
 
 /** Each broken policy file was refused, the old policy stayed in force, and the good file was reloaded. */

@@ -136,7 +136,7 @@ try {
     streamGapless('web client SSE', evidence.webClient.stream, evidence.webClient.done, events, 'GET /api/events/stream with Last-Event-ID'),
     filesIdentical(evidence.transfers),
     resourcesBounded(baseline, end),
-    noCrash([...exits, ...teardownExits], evidence.transfers),
+    noCrash([...exits, ...teardownExits], evidence.transfers, runner.records),
     policyKept(runner.records),
     faultsHealed(runner.records),
   ];

@@ -106,4 +106,11 @@ test('resources bounded and no crash - growth past the bound, and an exit nobody
   assert.ok(noCrash([{ ...exit, meant: true }], []).holds);
   assert.ok(noCrash([{ ...exit, meant: false, beforeReady: true, tail: ['relais: did not start: cannot connect to the broker at mqtt://x: connection closed before CONNACK'] }], []).holds);
   assert.match(noCrash([{ ...exit, meant: false, tail: ['TypeError: boom'] }], []).details[0]!, /handler-1 \(pid 9\) exited by itself: code 1/);
+  // A start that gave up because the broker was killed during it: put down to the kill, not before it nor long after.
+  const lostAtStart = { ...exit, meant: false, beforeReady: true, at: T + 5000, tail: ['relais: did not start: connected to mqtt://x, but our presence did not come back within 10000 ms'] };
+  const kill = (startedAt: number): FaultRecord => ({ fault: { id: 3, lane: 'infra', kind: 'broker-kill', target: 'relais-start', at: 0, durationMs: 1000 }, outcome: 'done', startedAt, healedAt: startedAt + 4000 });
+  assert.ok(noCrash([lostAtStart], [], [kill(T)]).holds);
+  assert.match(noCrash([lostAtStart], [], [kill(T)]).figure, /1 start\(s\) found the broker down or lost it/);
+  assert.ok(!noCrash([lostAtStart], [], [kill(T + 6000)]).holds, 'a kill after it gave up explains nothing');
+  assert.ok(!noCrash([lostAtStart], [], []).holds, 'without a broker fault, a start that gives up is a finding');
 });
