@@ -27,7 +27,7 @@ export interface FaultRecord {
 /** What relais start's router says when its stores refuse (a full disk), and when what waited is stored. */
 const REFUSED = { history: /history: rows could not be stored/, events: /events could not be stored/ };
 const CAUGHT_UP = { history: /history: the store works again/, events: /events: the store works again/ };
-/** How long after the disk is freed the router may take to store what waited (it tries every 250 ms). */
+/** How long after the disk is freed the router may take to store what waited (it tries at least once a second). */
 const DISK_CATCH_UP_MS = 60_000;
 
 export class FaultRunner {

@@ -2,8 +2,8 @@
  * One event stream for every screen (seed 000, protocol §11.8): client status changes,
  * requests started and finished, notifications, logs at warning or above. Each event is
  * stored with its cursor, then pushed; a consumer that lost its connection replays from
- * its last cursor with `relais/events/get`. Events the store refused (a full disk) wait and
- * are tried again with the next ones and every RETRY_EVERY_MS; past MAX_UNSTORED_EVENTS
+ * its last cursor with `relais/events/get`. Events the store refused (a full disk) wait in a
+ * WriteBacklog and are stored once it has room, before any newer one; past MAX_UNSTORED_EVENTS
  * waiting, the oldest are given up and leave their cursors unused, so every consumer is told
  * exactly how many it missed.
  */
@@ -17,7 +17,8 @@ import { parseTopic } from '../protocol/topics.js';
 import type { NewEvent, SqliteEventLog } from './event-log.js';
 import { parsed } from './history-service.js';
 import { Batcher } from './batcher.js';
-import { capData, RETRY_EVERY_MS } from './recorder.js';
+import { capData } from './recorder.js';
+import { WriteBacklog } from './write-backlog.js';
 
 /** Events per pushed notification: a batch stays well under the message size limit. */
 const EVENTS_PER_MESSAGE = 100;
@@ -26,8 +27,6 @@ const MAX_OPEN_REQUESTS = 100_000;
 const LOUD_LEVELS = new Set(['warn', 'error', 'fatal']);
 /** Events the store refused, kept to be tried again; past this many the oldest are given up (their cursors left unused). */
 export const MAX_UNSTORED_EVENTS = 10_000;
-/** While the store keeps refusing, one log line per this many ms. */
-const LOG_EVERY_MS = 10_000;
 
 export interface EventStreamOptions {
   maxDataBytes: number;
@@ -37,13 +36,10 @@ export interface EventStreamOptions {
 export class EventStream {
   private readonly batcher = new Batcher<NewEvent>((batch) => this.storeAndPush(batch));
   private readonly started = new Map<string, number>();
-  /** Events the store refused, oldest first, tried again before the next ones. */
-  private unstored: NewEvent[] = [];
+  /** Events the store refused, in order, waiting for it. */
+  private readonly backlog = new WriteBacklog<NewEvent>({ max: MAX_UNSTORED_EVENTS, giveUp: 'oldest', retry: () => this.flush() });
   /** Events given up since the store last worked: as many cursors are left unused before the next stored one. */
   private givenUp = 0;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private refusingSince: number | undefined;
-  private loggedAt = 0;
 
   /** Set once connected: events stored before (what a persistent session kept) are replayed, not pushed. */
   private bus: Bus | undefined;
@@ -131,34 +127,31 @@ export class EventStream {
     this.batcher.add(event);
   }
 
-  /** Stores and pushes what is pending now. */
+  /** Stores and pushes what is pending now (while the store refuses, it waits for the backlog's next attempt). */
   flush(): void {
-    if (this.batcher.size === 0 && (this.unstored.length > 0 || this.givenUp > 0)) this.storeAndPush([]);
+    if (this.batcher.size === 0 && (this.backlog.size > 0 || this.givenUp > 0)) this.storeAndPush([]);
     else this.batcher.flush();
   }
 
   /** Stops trying again (the router closes; what still waits is lost with it). */
   close(): void {
-    clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
+    this.backlog.close();
   }
 
   /** Stores the events (after those that waited), then pushes them: a pushed event can always be replayed. */
   private storeAndPush(batch: NewEvent[]): void {
-    const events = this.unstored.length > 0 ? [...this.unstored, ...batch] : batch;
-    this.unstored = [];
+    if (!this.backlog.mayTry) return this.giveUp(this.backlog.hold(batch).length);
+    const events = this.backlog.take(batch);
     let stored: BusEvent[];
     try {
       stored = this.log.append(events, this.givenUp);
     } catch (error) {
-      this.refused(events, error as Error);
+      this.giveUp(this.backlog.refused(events).length, error as Error);
       return;
     }
-    if (this.refusingSince !== undefined) this.options.logger.warn({ events: events.length, givenUp: this.givenUp, waitedMs: Date.now() - this.refusingSince }, 'events: the store works again; the events that waited for it are stored');
-    this.refusingSince = undefined;
+    const refusedMs = this.backlog.stored();
+    if (refusedMs !== undefined) this.options.logger.warn({ events: events.length, givenUp: this.givenUp, refusedMs }, 'events: the store works again; the events that waited for it are stored');
     this.givenUp = 0;
-    clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
     for (let from = 0; this.bus && from < stored.length; from += EVENTS_PER_MESSAGE) {
       try {
         this.bus.notify(EVENTS_CATEGORY, { events: stored.slice(from, from + EVENTS_PER_MESSAGE) });
@@ -169,29 +162,16 @@ export class EventStream {
     }
   }
 
-  /** The store refused `events` (oldest first): the newest MAX_UNSTORED_EVENTS wait, the older ones are given up and counted. */
-  private refused(events: NewEvent[], error: Error): void {
-    const now = Date.now();
-    const first = this.refusingSince === undefined;
-    this.refusingSince ??= now;
-    const over = Math.max(0, events.length - MAX_UNSTORED_EVENTS);
-    this.unstored = over > 0 ? events.slice(over) : events;
-    this.givenUp += over;
-    if (first || over > 0 || now - this.loggedAt >= LOG_EVERY_MS) {
-      this.loggedAt = now;
-      this.options.logger.error(
-        { err: error.message, waiting: this.unstored.length, givenUp: this.givenUp },
-        over > 0
-          ? `events could not be stored and ${MAX_UNSTORED_EVENTS} already wait: the ${over} oldest given up (their cursors stay unused: consumers are told how many they missed)`
-          : 'events could not be stored (tried again every few hundred ms and with the next ones)',
-      );
-    }
-    if (!this.retryTimer) {
-      this.retryTimer = setTimeout(() => {
-        this.retryTimer = undefined;
-        this.flush();
-      }, RETRY_EVERY_MS);
-      this.retryTimer.unref();
-    }
+  /** After a refusal (`error`) or while the store refuses: events given up past the bound are counted (as many cursors left unused) and logged. */
+  private giveUp(count: number, error?: Error): void {
+    const firstLoss = count > 0 && this.givenUp === 0;
+    this.givenUp += count;
+    if (!firstLoss && !(error && this.backlog.dueForLog())) return;
+    this.options.logger.error(
+      { ...(error && { err: error.message }), waiting: this.backlog.size, givenUp: this.givenUp },
+      this.givenUp > 0
+        ? `events could not be stored and ${MAX_UNSTORED_EVENTS} already wait: the oldest are given up (${this.givenUp} so far; their cursors stay unused, so consumers are told how many they missed)`
+        : 'events could not be stored (they wait and are tried again, new events or not)',
+    );
   }
 }

@@ -3,10 +3,9 @@
  * (protocol §11.1): one transaction per ~10 ms under a flood, at once before a QoS 1
  * message is acknowledged to the broker, and at once when the embedded broker's journal asks
  * (a sync), so that what is acknowledged is stored. Rows the store refused (a full disk) wait
- * and are tried again with the next batch and every RETRY_EVERY_MS, so they are stored once
- * the store has room even if nothing new comes; past MAX_UNSTORED waiting rows the newest are
- * given up, counted by kind, and reported once the store works again (`onLoss`: a
- * `history.gap` event, protocol §11.8).
+ * in a WriteBacklog and are stored once it has room, even if nothing new comes; past
+ * MAX_UNSTORED waiting, the newest are given up, counted by kind, and reported once the store
+ * works again (`onLoss`: a `history.gap` event, protocol §11.8).
  */
 import { hash } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -16,13 +15,10 @@ import type { Envelope } from '../protocol/envelope.js';
 import type { HistoryGap } from '../protocol/history-feed.js';
 import { Batcher } from './batcher.js';
 import type { HistoryKind, HistoryRow, HistoryRowInput, HistoryStore } from './history-store.js';
+import { WriteBacklog } from './write-backlog.js';
 
 /** Rows the store refused, kept to be tried again; past this many the newest are given up (counted, and reported by `onLoss`). */
 export const MAX_UNSTORED = 10_000;
-/** While rows wait, the store is tried again this often, new rows or not. */
-export const RETRY_EVERY_MS = 250;
-/** While the store keeps refusing, one log line per this many ms. */
-const LOG_EVERY_MS = 10_000;
 
 /** Actions under this prefix are the router's own services (history queries, registry...): not recorded. */
 export const ROUTER_NAMESPACE = 'relais/';
@@ -50,14 +46,10 @@ export class Recorder {
   /** Rows given up since the router started (the store refused them past MAX_UNSTORED waiting). */
   failed = 0;
   recorded = 0;
-  /** Rows the store refused, oldest first, tried again first at the next flush. */
-  private unstored: HistoryRowInput[] = [];
+  /** Rows the store refused, in order, waiting for it. */
+  private readonly backlog = new WriteBacklog<HistoryRowInput>({ max: MAX_UNSTORED, giveUp: 'newest', retry: () => this.flush() });
   /** Rows given up since the store last worked: reported once it works again. */
   private loss: HistoryGap | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
-  /** When the store began refusing (undefined while it works), and when that was last logged. */
-  private refusingSince: number | undefined;
-  private loggedAt = 0;
 
   constructor(
     private readonly store: HistoryStore,
@@ -99,81 +91,64 @@ export class Recorder {
     return () => this.caughtUpListeners.delete(listener);
   }
 
-  /** Stores what is pending now. */
+  /** Stores what is pending now (while the store refuses, it waits for the backlog's next attempt). */
   flush(): void {
-    if (this.batcher.size === 0 && this.unstored.length > 0) this.storeBatch([]);
+    if (this.batcher.size === 0 && this.backlog.size > 0) this.storeBatch([]);
     else this.batcher.flush();
   }
 
   /** Whether every row received so far is stored (none is waiting for another try). */
   get allStored(): boolean {
-    return this.unstored.length === 0;
+    return this.backlog.size === 0;
   }
 
   /** Rows waiting for the store now. */
   get waiting(): number {
-    return this.unstored.length;
+    return this.backlog.size;
   }
 
   /** Stops trying again (the router closes; what still waits is lost with it). */
   close(): void {
-    clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
+    this.backlog.close();
   }
 
   private storeBatch(batch: HistoryRowInput[]): void {
-    const rows = this.unstored.length > 0 ? [...this.unstored, ...batch] : batch;
-    this.unstored = [];
+    if (!this.backlog.mayTry) return this.giveUp(this.backlog.hold(batch));
+    const rows = this.backlog.take(batch);
     let stored: HistoryRow[];
     try {
       stored = this.store.append(rows);
     } catch (error) {
-      this.refused(rows, error as Error);
+      this.giveUp(this.backlog.refused(rows), error as Error);
       return;
     }
     this.recorded += stored.length;
-    const waited = this.refusingSince;
-    this.refusingSince = undefined;
-    clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
+    const refusedMs = this.backlog.stored();
     // As loud as the refusal it ends: an operator who saw one sees the other.
-    if (waited !== undefined) this.options.logger.warn({ rows: rows.length, waitedMs: Date.now() - waited }, 'history: the store works again; the rows that waited for it are stored');
+    if (refusedMs !== undefined) this.options.logger.warn({ rows: rows.length, refusedMs }, 'history: the store works again; the rows that waited for it are stored');
     this.announce(stored);
     if (this.loss) {
       const loss = this.loss;
       this.loss = undefined;
       for (const listener of this.lossListeners) listener(loss);
     }
-    if (waited !== undefined) for (const listener of this.caughtUpListeners) listener();
+    if (refusedMs !== undefined) for (const listener of this.caughtUpListeners) listener();
   }
 
-  /** The store refused `rows` (oldest first): the oldest MAX_UNSTORED wait for the next try, the rest are given up and counted. */
-  private refused(rows: HistoryRowInput[], error: Error): void {
-    const now = Date.now();
-    const first = this.refusingSince === undefined;
-    this.refusingSince ??= now;
-    this.unstored = rows.length > MAX_UNSTORED ? rows.slice(0, MAX_UNSTORED) : rows;
-    const given = rows.length > MAX_UNSTORED ? rows.slice(MAX_UNSTORED) : [];
-    if (given.length > 0) {
-      this.failed += given.length;
-      this.loss = countLoss(this.loss, given);
+  /** After a refusal (`error`) or while the store refuses: rows given up past the bound are counted, reported once the store works again, and logged. */
+  private giveUp(rows: readonly HistoryRowInput[], error?: Error): void {
+    const firstLoss = rows.length > 0 && this.loss === undefined;
+    if (rows.length > 0) {
+      this.failed += rows.length;
+      this.loss = countLoss(this.loss, rows);
     }
-    if (first || given.length > 0 || now - this.loggedAt >= LOG_EVERY_MS) {
-      this.loggedAt = now;
-      this.options.logger.error(
-        { err: error.message, waiting: this.unstored.length, givenUp: this.loss?.missed ?? 0, failedSoFar: this.failed },
-        given.length > 0
-          ? `history: rows could not be stored and ${MAX_UNSTORED} already wait: ${given.length} given up (reported as a history.gap event once the store works again)`
-          : 'history: rows could not be stored (tried again every few hundred ms and with the next batch)',
-      );
-    }
-    if (!this.retryTimer) {
-      this.retryTimer = setTimeout(() => {
-        this.retryTimer = undefined;
-        this.flush();
-      }, RETRY_EVERY_MS);
-      this.retryTimer.unref();
-    }
+    if (!firstLoss && !(error && this.backlog.dueForLog())) return;
+    this.options.logger.error(
+      { ...(error && { err: error.message }), waiting: this.backlog.size, givenUp: this.loss?.missed ?? 0, failedSoFar: this.failed },
+      this.loss
+        ? `history: rows could not be stored and ${MAX_UNSTORED} already wait: the newest are given up (${this.loss.missed} so far; reported as a history.gap event once the store works again)`
+        : 'history: rows could not be stored (they wait and are tried again, new rows or not)',
+    );
   }
 
   private announce(rows: readonly HistoryRow[]): void {
