@@ -104,7 +104,9 @@ export class EventStream {
    */
   onGap(data: Record<string, unknown>): void {
     this.add({ type: 'history.gap', data });
-    this.flush();
+    // Tried now even while the store refused events (the history's store just worked again, say).
+    if (this.backlog.mayTry) this.flush();
+    else this.backlog.retryNow();
   }
 
   /** The registry's detail notification carries only the clients that changed (protocol §11.3). */

@@ -65,9 +65,14 @@ export class Recorder {
     this.batcher.add(row, message.qos === 1);
   };
 
-  /** Stores a row that did not come from the bus (a put), at once; returns it as stored, or undefined for a repeat. */
+  /**
+   * Stores a row that did not come from the bus (a put), at once, after every row received
+   * before it; returns it as stored, or undefined for a repeat. Throws while the store refuses.
+   */
   storeNow(row: HistoryRowInput): HistoryRow | undefined {
-    this.flush();
+    if (this.backlog.mayTry) this.flush();
+    else this.backlog.retryNow();
+    if (this.backlog.size > 0) throw new Error(`the history's store refuses to write (${this.backlog.size} rows wait for it): nothing stored`);
     const [stored] = this.store.append([row]);
     if (stored) this.announce([stored]);
     return stored;

@@ -67,16 +67,21 @@ export class WriteBacklog<T> {
     if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
-        this.retrying = true;
-        try {
-          this.options.retry();
-        } finally {
-          this.retrying = false;
-        }
+        this.retryNow();
       }, this.delay);
       this.timer.unref();
     }
     return givenUp;
+  }
+
+  /** One attempt now, as the timer makes it (a write that must come after what waits asks for one). */
+  retryNow(): void {
+    this.retrying = true;
+    try {
+      this.options.retry();
+    } finally {
+      this.retrying = false;
+    }
   }
 
   /** The store took an attempt: returns for how long it had refused (undefined when it had not). */
