@@ -4,13 +4,16 @@
  * - `relais init` (a CA, the broker's certificate, the admin identity, the default policy), then
  *   `relais start --config` with security on: the embedded broker, the router recording the
  *   history into a data folder on its own small disk, the web page and HTTP API;
- * - one identity per role of the default policy: handlers and the agent are `service`, the
- *   requesters, the follower, the web client and the file transfers `client`, the policy probe
- *   `observer`; the checks read the whole history as `admin`;
+ * - one identity per role of the default policy, each with the least it needs (docs/security.md
+ *   "What each role may run"): handlers are `service` serving `soak/work` and `soak/fail`, the
+ *   agent `service` serving `system/#` (its actions); the requesters, the follower and the web
+ *   client are `client`, the file transfers `client` and `agent-user` (they call the agent's
+ *   actions); the policy probe `observer` and `client`; the checks read the whole history as
+ *   `admin`;
  * - every client reaches the broker (or the web server) through a proxy of its own, so a
  *   network fault hits one link as on a real network;
  * - handlers, requesters, the follower and the web client are the programs of soak/actors/;
- *   the agent is `relais agent`, the transfers `relais send` and `relais fetch`.
+ *   the agent is `relais agent --config`, the transfers `relais send` and `relais fetch`.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -19,12 +22,14 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { connect, type Bus } from '../src/index.js';
 import { IdentityStore } from '../src/security/identities.js';
+import { setServes } from '../src/security/policy-file.js';
 import { prepareHistoryDisk, type HistoryDisk } from './history-disk.js';
 import { actorCommand, RELAIS_BIN } from './paths.js';
 import type { PolicyProbe } from './policy-fault.js';
 import { ManagedProcess } from './supervisor.js';
 import { startFaultyProxy, type FaultyProxy } from './tcp-proxy.js';
 import { TransferLoop } from './transfers.js';
+import { HANDLER_ACTIONS } from './workload.js';
 import pino from 'pino';
 
 export interface DeploymentOptions {
@@ -89,17 +94,25 @@ async function deployParts(options: DeploymentOptions, started: { processes: Man
   const config = JSON.parse(fs.readFileSync(configFile, 'utf8')) as Record<string, unknown>;
   Object.assign(config, { dataDir: dirs.data, port: mqttPort, web: { host: '127.0.0.1', port: webPort, tls: false } });
   fs.writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
-  const policyFile = path.join(dirs.config, 'policy.json');
+  // The policy file relais init wrote (its name is in the config), relative to the config's folder.
+  const policyFile = path.resolve(dirs.config, String(config.policy));
 
+  // What `relais identity add <name> --role <role...> [--serves <action...>]` does, for each (the
+  // CLI's own functions: a CLI start per identity would take a minute on a busy machine).
   const identities = new IdentityStore(path.join(dirs.config, 'identities.json'));
   const tokens = new Map<string, string>([['admin', adminToken]]);
-  const identity = async (name: string, role: string) => void tokens.set(name, (await identities.add(name, [role])).token);
+  const identity = async (name: string, roles: string[], serves?: string[]) => {
+    tokens.set(name, (await identities.add(name, roles)).token);
+    if (serves) setServes(policyFile, name, serves);
+  };
   const handlerNames = Array.from({ length: options.handlers }, (_, i) => `handler-${i + 1}`);
   const requesterNames = Array.from({ length: options.requesters }, (_, i) => `requester-${i + 1}`);
-  for (const name of [...handlerNames, 'agent-1']) await identity(name, 'service');
-  for (const name of [...requesterNames, 'follower', 'web-client', 'transfer']) await identity(name, 'client');
-  await identity('probe-observer', 'observer');
-  await identity('probe-client', 'client');
+  for (const name of handlerNames) await identity(name, ['service'], [...HANDLER_ACTIONS]);
+  await identity('agent-1', ['service'], ['system/#']);
+  for (const name of [...requesterNames, 'follower', 'web-client']) await identity(name, ['client']);
+  await identity('transfer', ['client', 'agent-user']);
+  await identity('probe-observer', ['observer']);
+  await identity('probe-client', ['client']);
 
   const logFile = (name: string) => path.join(dirs.logs, `${name}.log`);
   const journal = (name: string) => path.join(dirs.journals, `${name}.jsonl`);
@@ -122,19 +135,21 @@ async function deployParts(options: DeploymentOptions, started: { processes: Man
   }
   const brokerUrl = (link: string) => `mqtt://127.0.0.1:${proxies.get(link)!.port}`;
   const settings = (name: string, extra: object = {}) => ({ id: name, token: tokens.get(name)!, broker: brokerUrl(name), journal: journal(name), seed: options.seed, ...extra });
-  const actor = (name: string, program: string, extra: object = {}, ready = /^READY/) =>
-    managed(new ManagedProcess({ name, command: process.execPath, ...actorCommand(program, settings(name, extra)), ready, logFile: logFile(name) }));
+  const actor = (name: string, program: string, extra: object = {}, ready = /^READY/, env: NodeJS.ProcessEnv = {}) => {
+    const command = actorCommand(program, settings(name, extra));
+    return managed(new ManagedProcess({ name, command: process.execPath, args: command.args, env: { ...command.env, ...env }, ready, logFile: logFile(name) }));
+  };
 
   const handlers = handlerNames.map((name) => actor(name, 'handler'));
   const agentConfig = path.join(runDir, 'agent.json');
   fs.writeFileSync(agentConfig, JSON.stringify({ services: { disks: { disks: { data: { path: dirs.agentDisk } } }, transfer: {} } }, null, 2));
   const clientEnv = (name: string) => ({ ...process.env, RELAIS_BROKER: brokerUrl(name), RELAIS_ID: name, RELAIS_TOKEN: tokens.get(name)! });
-  // What `relais agent --id agent-1 --config <file>` runs, with its token (soak/actors/agent.ts says why not the CLI yet).
-  const agent = actor('agent-1', 'agent', { config: agentConfig }, /agent agent-1 serving/);
+  const agent = managed(new ManagedProcess({ name: 'agent-1', command: process.execPath, args: [RELAIS_BIN, 'agent', '--config', agentConfig], env: clientEnv('agent-1'), ready: /agent agent-1 serving/, logFile: logFile('agent-1') }));
   const follower = actor('follower', 'follower');
   await Promise.all([...handlers, agent, follower].map((process) => process.start()));
 
-  const requesters = requesterNames.map((name) => actor(name, 'requester', { handlers: handlerNames, concurrency: options.concurrency, noteEveryMs: 1000, historyEveryMs: 4000 }));
+  // At info, a requester logs each request it moves to another handler and each handler it suspects (protocol §4.7): the evidence of a double run.
+  const requesters = requesterNames.map((name) => actor(name, 'requester', { handlers: handlerNames, concurrency: options.concurrency, noteEveryMs: 1000, historyEveryMs: 4000 }, /^READY/, { RELAIS_LOG_LEVEL: process.env.RELAIS_LOG_LEVEL ?? 'info' }));
   const webClient = actor('web-client', 'web-client', { web: `http://127.0.0.1:${proxies.get('web-client')!.port}`, historyEveryMs: 5000 });
   await Promise.all([...requesters, webClient].map((process) => process.start()));
 

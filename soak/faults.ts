@@ -24,6 +24,12 @@ export interface FaultRecord {
   filledBytes?: number;
 }
 
+/** What relais start's router says when its stores refuse (a full disk), and when what waited is stored. */
+const REFUSED = { history: /history: rows could not be stored/, events: /events could not be stored/ };
+const CAUGHT_UP = { history: /history: the store works again/, events: /events: the store works again/ };
+/** How long after the disk is freed the router may take to store what waited (it tries at least once a second). */
+const DISK_CATCH_UP_MS = 60_000;
+
 export class FaultRunner {
   readonly records: FaultRecord[] = [];
   private readonly abort = new AbortController();
@@ -107,11 +113,34 @@ export class FaultRunner {
           record.note = `!!! disk-full SKIPPED: ${deployment.disk.skipReason} !!!`;
           return;
         }
+        // What the router's stores refuse while the disk is full, they say; once the disk has room
+        // the router must store what waited by itself (protocol §11.1, §11.8): the fault is healed
+        // when it says so. (A store may take some rows while the disk is full, in pages it frees.)
+        const refused = { history: false, events: false };
+        const waiting = { history: false, events: false };
+        const stopWatching = deployment.broker.onLine((line) => {
+          for (const store of ['history', 'events'] as const) {
+            if (REFUSED[store].test(line)) refused[store] = waiting[store] = true;
+            if (CAUGHT_UP[store].test(line)) waiting[store] = false;
+          }
+        });
         try {
           record.filledBytes = deployment.disk.fill();
           await hold();
         } finally {
           deployment.disk.free();
+        }
+        try {
+          const late: string[] = [];
+          await Promise.all(
+            (['history', 'events'] as const)
+              .filter((store) => waiting[store])
+              .map((store) => deployment.broker.nextLine(CAUGHT_UP[store], DISK_CATCH_UP_MS).catch(() => void late.push(store))),
+          );
+          record.note = `refused: ${(['history', 'events'] as const).filter((store) => refused[store]).join(' and ') || 'nothing'}`;
+          if (late.length > 0) throw new Error(`the disk was freed, but the ${late.join(' and ')} that waited were not stored within ${DISK_CATCH_UP_MS / 1000} s (relais start did not say so)`);
+        } finally {
+          stopWatching();
         }
         return;
       }

@@ -30,6 +30,13 @@ export interface InvariantResult {
 export const DEADLINE_SLACK_MS = 1000;
 /** How far around a broker or disk fault a missing history row is put down to it. */
 export const FAULT_MARGIN_MS = 3000;
+/**
+ * A step a requester saw this shortly before a kill -9 of `relais start` may not be in the
+ * history: the broker's journal and the router's batch were in its memory (protocol §1.3: the
+ * journal keeps what the router has not stored "unless the broker process dies first"; QoS 0
+ * messages are never held). The router stores within ~10 ms; a loaded machine is slower.
+ */
+export const IN_FLIGHT_AT_KILL_MS = 2000;
 /** End of run vs. before the faults: RSS at most base × factor + slack, descriptors at most base + slack. */
 export const RESOURCE_BOUNDS = { rssFactor: 1.5, rssSlackKb: 30 * 1024, fdSlack: 12 } as const;
 
@@ -138,9 +145,11 @@ interface MissingRow {
 
 /**
  * What a requester saw answered or acknowledged is in the history: the command, each
- * acknowledgement, each progress step, the final (or the handler's error). Rows missing are
- * put down to the fault in force when the requester saw them (a broker kill or freeze, a full
- * disk), or to none.
+ * acknowledgement, each progress step, the final (or the handler's error). The one exception
+ * is the guarantee's own (protocol §1.3): what `relais start` held in memory when it was killed
+ * with SIGKILL, a step seen at most IN_FLIGHT_AT_KILL_MS before the kill; those are counted
+ * apart. Any other row missing breaks it, and is put down to the fault in force when the
+ * requester saw it (a broker kill or freeze, a full disk), or to none.
  */
 export function historyComplete(requesters: readonly RequesterJournal[], rows: readonly HistoryRow[], faults: readonly FaultRecord[], expectedAfter?: string): InvariantResult {
   const byToken = new Map<string, { kinds: Map<string, number>; fractions: Set<number> }>();
@@ -151,10 +160,14 @@ export function historyComplete(requesters: readonly RequesterJournal[], rows: r
     byToken.set(row.token, stored);
   }
   const missing: MissingRow[] = [];
+  const inFlightAtKill: MissingRow[] = [];
+  const kills = faults.filter((record) => record.fault.kind === 'broker-kill' && record.startedAt !== undefined).map((record) => record.startedAt!);
   let expected = 0;
   const need = (token: string, kind: string, seenAt: number, present: boolean) => {
     expected += 1;
-    if (!present) missing.push({ token, kind, seenAt, cause: causeAt(seenAt, faults) });
+    if (present) return;
+    const killedSoonAfter = kills.some((killedAt) => seenAt <= killedAt && killedAt - seenAt <= IN_FLIGHT_AT_KILL_MS);
+    (killedSoonAfter ? inFlightAtKill : missing).push({ token, kind, seenAt, cause: causeAt(seenAt, faults) });
   };
   for (const requester of requesters) {
     for (const end of requester.ends) {
@@ -184,7 +197,16 @@ export function historyComplete(requesters: readonly RequesterJournal[], rows: r
   }
   const split = [...causes].map(([cause, entry]) => `${entry.rows} ${cause}${entry.faults.size ? ` (${entry.faults.size} of them)` : ''}`).join(', ');
   const violations = missing.map((row) => `${row.token}: its ${row.kind} row, seen at ${row.seenAt}, is not in the history (${row.cause}${whenInFault(row.seenAt, faults)})`);
-  return result('history complete', 'every step a requester saw (command, acknowledgement, progress, final) is a row of the history', violations, `${missing.length} of ${expected} rows missing${split ? `: ${split}` : ''}`, expectedAfter);
+  const atKill = inFlightAtKill.length > 0 ? `; besides, ${inFlightAtKill.length} seen within ${IN_FLIGHT_AT_KILL_MS / 1000} s before a kill -9 of relais start (in its memory when it died: protocol §1.3)` : '';
+  const verdict = result(
+    'history complete',
+    `every step a requester saw (command, acknowledgement, progress, final) is a row of the history, but what relais start held when killed -9 (seen ≤ ${IN_FLIGHT_AT_KILL_MS / 1000} s before)`,
+    violations,
+    `${missing.length} of ${expected} rows missing${split ? `: ${split}` : ''}${atKill}`,
+    expectedAfter,
+  );
+  if (violations.length === 0) verdict.details.push(...inFlightAtKill.map((row) => `${row.token}: its ${row.kind} row, seen ${row.seenAt}, in flight at the kill (${row.cause}${whenInFault(row.seenAt, faults)})`));
+  return verdict;
 }
 
 /** Where a moment falls in relation to the nearest broker or disk fault: "; 1.2 s before it began", "; 0.4 s after it healed". */
@@ -318,14 +340,26 @@ function mb(kb: number): string {
 
 /** A process that exits while starting because the broker cannot be reached says so and exits 1: what it should do. */
 const UNREACHABLE_AT_START = /did not start: cannot connect to the broker/;
+/** Any other reason a start gives up, said the same way. */
+const DID_NOT_START = /did not start: /;
+/** A start that gave up this long after the broker was killed or frozen, or while it was, is put down to it. */
+const BROKER_AWAY_MARGIN_MS = 15_000;
 
-/** No process ended that the soak did not end; no CLI run died of an uncaught error. */
-export function noCrash(exits: readonly ExitRecord[], transfers: readonly TransferRecord[]): InvariantResult {
+/**
+ * No process ended that the soak did not end; no CLI run died of an uncaught error. A process
+ * that gives up while starting because the broker is away (it says "did not start: …" and exits
+ * 1; the soak starts it again, as a service manager would) is not a crash: it found the broker
+ * unreachable, or the broker was killed or frozen during its start (`faults`).
+ */
+export function noCrash(exits: readonly ExitRecord[], transfers: readonly TransferRecord[], faults: readonly FaultRecord[] = []): InvariantResult {
   const violations: string[] = [];
   let unreachableAtStart = 0;
+  const brokerAwayAt = (at: number) =>
+    faults.some((record) => (record.fault.kind === 'broker-kill' || record.fault.kind === 'broker-stop') && record.startedAt !== undefined && record.startedAt <= at && at <= (record.healedAt ?? Infinity) + BROKER_AWAY_MARGIN_MS);
   for (const exit of exits) {
     if (exit.meant) continue;
-    if (exit.beforeReady && exit.code === 1 && (exit.tail ?? []).some((line) => UNREACHABLE_AT_START.test(line))) {
+    const said = (pattern: RegExp) => (exit.tail ?? []).some((line) => pattern.test(line));
+    if (exit.beforeReady && exit.code === 1 && (said(UNREACHABLE_AT_START) || (said(DID_NOT_START) && brokerAwayAt(exit.at)))) {
       unreachableAtStart += 1;
       continue;
     }
@@ -335,7 +369,7 @@ export function noCrash(exits: readonly ExitRecord[], transfers: readonly Transf
     if (transfer.stderrTail && /\n?\s+at .+\(.+:\d+:\d+\)/.test(transfer.stderrTail)) violations.push(`relais ${transfer.direction} ${transfer.file} died with a stack trace: ${transfer.stderrTail}`);
   }
   const meant = exits.filter((exit) => exit.meant).length;
-  return result('no crash', 'no process ends that the soak did not kill or stop', violations, `${violations.length} processes ended by themselves (${meant} ended by the soak; ${unreachableAtStart} start(s) found the broker down, said so and exited 1, and were started again)`);
+  return result('no crash', 'no process ends that the soak did not kill or stop', violations, `${violations.length} processes ended by themselves (${meant} ended by the soak; ${unreachableAtStart} start(s) found the broker down or lost it, said so and exited 1, and were started again)`);
 }
 
 /** Each broken policy file was refused, the old policy stayed in force, and the good file was reloaded. */

@@ -8,6 +8,7 @@
  * back and must be reloaded.
  */
 import fs from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import type { ManagedProcess } from './supervisor.js';
 
 export const BROKEN_POLICIES = ['truncated', 'empty', 'unknown-role-granting-everything'] as const;
@@ -37,12 +38,16 @@ const NOTICE_MS = 30_000;
 
 export function brokenPolicyText(variant: BrokenPolicy, good: string): string {
   switch (variant) {
-    case 'truncated':
-      return good.slice(0, Math.floor(good.length / 2));
+    case 'truncated': {
+      // Half of the file, cut inside a list: a YAML file cut at a line's end may still be a valid, smaller policy.
+      const list = good.indexOf('[', Math.floor(good.length / 2));
+      return good.slice(0, list === -1 ? Math.floor(good.length / 2) : list + 1);
+    }
     case 'empty':
       return '';
     case 'unknown-role-granting-everything': {
-      const policy = JSON.parse(good) as { rules: unknown[] };
+      // The file is YAML (relais init) or JSON; JSON is YAML, and is what is written back.
+      const policy = parseYaml(good) as { rules: unknown[] };
       policy.rules.push({ name: 'everyone everything', roles: ['everyone'], publish: ['#'], subscribe: ['#'] });
       return JSON.stringify(policy, null, 2);
     }

@@ -6,8 +6,11 @@
  */
 import { deriveSeed, Random } from './random.js';
 
+/** What the handlers serve, and so all their identities may serve (`serves` in the policy). */
+export const HANDLER_ACTIONS = ['soak/work', 'soak/fail'] as const;
+
 export interface RequestPlan {
-  action: 'soak/work' | 'soak/fail';
+  action: (typeof HANDLER_ACTIONS)[number];
   /** The requester's time-out, ms. */
   timeout: number;
   /** How long the handler works; above `timeout` for the requests meant to time out. */

@@ -57,7 +57,10 @@ export async function sendPath(bus: Bus, agent: string, local: string, disk: str
 
 /** Fetches `disk:filepath` of `agent` (a file, or a folder's files) to `local`. */
 export async function fetchPath(bus: Bus, agent: string, disk: string, filepath: string, local: string, options: TransferOptions = {}): Promise<TransferSummary> {
-  const first = await bus.request<GetBeginAnswer>(TRANSFER_ACTIONS.getBegin, { disk, filepath }, { target: agent, signal: options.signal, timeout: SLOW_STEP_TIMEOUT });
+  // As send's put_begin: an agent that goes away while it hashes the file is waited for; one not there at all is the answer.
+  const first = await withResumption(bus, new Job(0, options), agent, TRANSFER_ACTIONS.getBegin, false, () =>
+    bus.request<GetBeginAnswer>(TRANSFER_ACTIONS.getBegin, { disk, filepath }, { target: agent, signal: options.signal, timeout: SLOW_STEP_TIMEOUT }),
+  );
   if (first.type === 'folder') {
     // The paths come from the agent: none may lead out of the local folder.
     for (const file of first.files) {
@@ -107,8 +110,9 @@ async function sendFile(bus: Bus, agent: string, local: string, disk: string, fi
     const sha256 = (await hashRange(source, size, createHash('sha256'), job.options.signal)).digest('hex');
     const transfer = transferIdOf('put', agent, disk, filepath, size, sha256);
     const counted = job.done;
-    await withResumption(bus, job, agent, TRANSFER_ACTIONS.putBegin, async (attempt) => {
+    await withResumption(bus, job, agent, TRANSFER_ACTIONS.putBegin, false, async (attempt, began) => {
       const begin = await bus.request<PutBeginAnswer>(TRANSFER_ACTIONS.putBegin, { transfer, disk, filepath, size, sha256 }, { target: agent, signal: job.options.signal, timeout: SLOW_STEP_TIMEOUT });
+      began();
       job.done = counted + begin.offset;
       if (attempt > 0 || begin.offset > 0) job.resumed(filepath, begin.offset, attempt);
       // Reads one after the other, so the chunks are sent in order: the agent writes them in the order they come.
@@ -137,7 +141,8 @@ async function fetchFile(bus: Bus, agent: string, disk: string, filepath: string
   const counted = job.done;
   let result: { size: number; sha256: string } | undefined;
   try {
-    await withResumption(bus, job, agent, TRANSFER_ACTIONS.getBegin, async (attempt) => {
+    // Begun already: fetchPath's get_begin was answered (and this file's comes from the same agent).
+    await withResumption(bus, job, agent, TRANSFER_ACTIONS.getBegin, true, async (attempt) => {
       const begin = attempt === 0 && known ? known : await bus.request<GetBeginAnswer>(TRANSFER_ACTIONS.getBegin, { disk, filepath }, { target: agent, signal: job.options.signal, timeout: SLOW_STEP_TIMEOUT });
       if (begin.type !== 'file') throw new TransferError(`${disk}:${filepath} became a folder during the transfer`, 'changed');
       known = begin;
@@ -190,18 +195,20 @@ async function discard(handle: fs.promises.FileHandle, file: string): Promise<vo
 
 /**
  * Runs `attempt` until it completes: after a lost connection, a refused chunk or the agent
- * going away (once the transfer had begun) it waits for the connection and for the agent to
- * serve `begin` again, then runs again (which begins again and continues from the receiving
- * end's offset). Gives up after `maxAttempts` attempts in a row that moved nothing.
+ * going away (once the transfer had begun: `begun`, or `began()` called by the attempt, or an
+ * attempt before) it waits for the connection and for the agent to serve `begin` again, then
+ * runs again (which begins again and continues from the receiving end's offset). Gives up
+ * after `maxAttempts` attempts in a row that moved nothing. The same for send and fetch.
  */
-async function withResumption(bus: Bus, job: Job, agent: string, begin: string, attempt: (count: number) => Promise<true>): Promise<void> {
+async function withResumption<T>(bus: Bus, job: Job, agent: string, begin: string, begun: boolean, attempt: (count: number, began: () => void) => Promise<T>): Promise<T> {
   let idle = 0;
+  const began = () => void (begun = true);
   for (let count = 0; ; count += 1) {
     const before = job.done;
     try {
-      return void (await attempt(count));
+      return await attempt(count, began);
     } catch (error) {
-      if (!resumable(error, count) || job.options.signal?.aborted) throw error;
+      if (!resumable(error, begun || count > 0) || job.options.signal?.aborted) throw error;
       if (job.done === before && ++idle >= job.options.maxAttempts) throw error;
       if (job.done > before) idle = 0;
       job.options.onRetry?.(error);
@@ -212,10 +219,10 @@ async function withResumption(bus: Bus, job: Job, agent: string, begin: string, 
   }
 }
 
-/** Errors after which the transfer goes on from where the receiving end is. An agent not there at the first attempt is an answer, not a lost connection. */
-function resumable(error: unknown, attempt: number): boolean {
+/** Errors after which the transfer goes on from where the receiving end is. An agent not there before the transfer began is an answer, not a lost connection. */
+function resumable(error: unknown, begun: boolean): boolean {
   if (error instanceof TimeoutError || error instanceof HandlerGoneError || error instanceof NotSentError || error instanceof BusyError || error instanceof LostConnection) return true;
-  if (error instanceof NoHandlerError) return attempt > 0;
+  if (error instanceof NoHandlerError) return begun;
   if (error instanceof CancelledError) return false;
   const reason = error instanceof RemoteError ? (error.details as { reason?: string } | undefined)?.reason : undefined;
   if (error instanceof RemoteError && error.responseCode === 8) return true; // busy

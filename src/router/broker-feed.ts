@@ -1,7 +1,8 @@
 /**
  * The router's side of the embedded broker's journal (protocol §11.1 "The journal"): it answers
- * each sync once everything the journal fed before it is stored, and records the gaps the
- * journal reports. On a broker without a journal (Mosquitto, NATS, another router id) its hello
+ * each sync once everything the journal fed before it is stored (at once, or when the rows the
+ * store refused are stored), and records the gaps the journal reports and the rows the store
+ * refused for too long. On a broker without a journal (Mosquitto, NATS, another router id) its hello
  * comes back to it: after an absence it then reports, as a `history.gap` event, that what was
  * published meanwhile may be missing (the broker cannot say how much).
  */
@@ -29,8 +30,20 @@ export class BrokerFeed {
   private unstoredWarned = false;
   /** An answer due before the connection was handed over (the journal feeds from the CONNACK on). */
   private unsent: number | undefined;
+  /** The last sync not answered because rows waited for the store: answered once they are stored. */
+  private unanswered: number | undefined;
 
-  constructor(private readonly options: BrokerFeedOptions) {}
+  constructor(private readonly options: BrokerFeedOptions) {
+    // Rows the store refused are stored later, whether or not the journal sends anything more.
+    options.recorder.onCaughtUp(() => {
+      if (this.unanswered === undefined || !options.recorder.allStored) return;
+      const through = this.unanswered;
+      this.unanswered = undefined;
+      this.unstoredWarned = false;
+      this.send(through, 0);
+    });
+    options.recorder.onLoss((loss) => this.reportLoss(loss));
+  }
 
   /** Once connected: says hello now and after each reconnection. */
   start(bus: Bus): void {
@@ -71,14 +84,23 @@ export class BrokerFeed {
     // What came before is stored first: the history's order is the journal's.
     this.options.recorder.flush();
     if ('gap' in feed.payload) this.reportGap(feed.payload.gap);
+    const through = 'sync' in feed.payload ? feed.payload.sync : feed.payload.seq;
     if (!this.options.recorder.allStored) {
-      // Not answered: the journal keeps the messages (and stops holding PUBACKs after a while).
+      // Not answered yet: the journal keeps the messages (and stops holding PUBACKs after a while).
       if (!this.unstoredWarned) this.options.logger.warn('history: rows wait for the store; the broker journal is not told they are stored');
       this.unstoredWarned = true;
+      this.unanswered = Math.max(this.unanswered ?? 0, through);
       return;
     }
     this.unstoredWarned = false;
-    this.send('sync' in feed.payload ? feed.payload.sync : feed.payload.seq, 0);
+    this.unanswered = undefined;
+    this.send(through, 0);
+  }
+
+  /** Rows the store refused past the recorder's bound: given up, reported exactly (protocol §11.8 `history.gap`, `by: store`). */
+  private reportLoss(loss: HistoryGap): void {
+    this.options.logger.warn({ ...loss }, `history: the store refused rows for too long: ${loss.missed} commands and responses were not recorded`);
+    this.options.events.onGap({ by: 'store', ...loss });
   }
 
   private reportGap(gap: HistoryGap): void {

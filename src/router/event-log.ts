@@ -2,7 +2,9 @@
  * The event stream's store (protocol §11.8), as an interface any store implements: SQLite
  * (`sqlite-event-log.ts`, the default), memory (`memory-event-log.ts`). Each passes
  * `eventLogContract()` (test/router/event-log-contract.ts). Events are the wire's
- * (src/protocol/events.ts).
+ * (src/protocol/events.ts). Events the router had to give up (its store refused them too long)
+ * leave their cursors unused: a page ends before such a hole, and the next one says how many
+ * were `missed`, as for the events retention removed.
  */
 import type { BusEvent, EventsPage } from '../protocol/events.js';
 
@@ -13,15 +15,34 @@ export interface EventLog {
   /**
    * Stores events in one transaction and returns them as stored: each with the next cursor, one
    * more than the last one ever given (never reused, even once pruned), and the store's time.
+   * `skipped` events given up before them leave as many cursors unused before the first (all or
+   * nothing, with the events).
    */
-  append(events: readonly NewEvent[]): BusEvent[];
+  append(events: readonly NewEvent[], skipped?: number): BusEvent[];
   /**
    * Events after cursor `since`, oldest first, at most `limit`, `more` when others follow; absent
    * `since`: the newest `limit`. `latest` is the last cursor ever given (0 before any), and
-   * `missed` how many events after `since` retention removed before they could be read.
+   * `missed` how many events after `since` retention removed, or the router gave up, before they
+   * could be read. A page after `since` ends before a hole in the cursors (`more`).
    */
   page(since: number | undefined, limit: number): EventsPage;
   /** Keeps the newest `maxEvents`; removes at most `batch` per call and returns how many (call again while it returns `batch`). */
   prune(maxEvents: number, batch: number): number;
   close(): void;
+}
+
+/**
+ * A page of `limit` events out of `rows` (read with one more after `since`, to tell whether more
+ * follow): after `since`, it ends before a hole in the cursors (events given up), so that the next
+ * page, starting after the hole, reports it as `missed`.
+ */
+export function endBeforeHole(rows: readonly BusEvent[], since: number | undefined, limit: number): { events: BusEvent[]; more: boolean } {
+  let more = since !== undefined && rows.length > limit;
+  let events = rows.slice(0, limit);
+  const hole = events.findIndex((event, index) => index > 0 && event.cursor !== events[index - 1]!.cursor + 1);
+  if (since !== undefined && hole > 0) {
+    events = events.slice(0, hole);
+    more = true;
+  }
+  return { events, more };
 }

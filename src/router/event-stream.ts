@@ -2,7 +2,10 @@
  * One event stream for every screen (protocol §11.8): client status changes,
  * requests started and finished, notifications, logs at warning or above. Each event is
  * stored with its cursor, then pushed; a consumer that lost its connection replays from
- * its last cursor with `relais/events/get`.
+ * its last cursor with `relais/events/get`. Events the store refused (a full disk) wait in a
+ * WriteBacklog and are stored once it has room, before any newer one; past MAX_UNSTORED_EVENTS
+ * waiting, the oldest are given up and leave their cursors unused, so every consumer is told
+ * exactly how many it missed.
  */
 import type { Logger } from 'pino';
 import type { Bus } from '../client/bus.js';
@@ -15,12 +18,15 @@ import type { EventLog, NewEvent } from './event-log.js';
 import { parsed } from './history-service.js';
 import { Batcher } from './batcher.js';
 import { capData } from './recorder.js';
+import { WriteBacklog } from './write-backlog.js';
 
 /** Events per pushed notification: a batch stays well under the message size limit. */
 const EVENTS_PER_MESSAGE = 100;
 /** Requests whose start is remembered for the duration of their end event. */
 const MAX_OPEN_REQUESTS = 100_000;
 const LOUD_LEVELS = new Set(['warn', 'error', 'fatal']);
+/** Events the store refused, kept to be tried again; past this many the oldest are given up (their cursors left unused). */
+export const MAX_UNSTORED_EVENTS = 10_000;
 
 export interface EventStreamOptions {
   maxDataBytes: number;
@@ -30,6 +36,10 @@ export interface EventStreamOptions {
 export class EventStream {
   private readonly batcher = new Batcher<NewEvent>((batch) => this.storeAndPush(batch));
   private readonly started = new Map<string, number>();
+  /** Events the store refused, in order, waiting for it. */
+  private readonly backlog = new WriteBacklog<NewEvent>({ max: MAX_UNSTORED_EVENTS, giveUp: 'oldest', retry: () => this.flush() });
+  /** Events given up since the store last worked: as many cursors are left unused before the next stored one. */
+  private givenUp = 0;
 
   /** Set once connected: events stored before (what a persistent session kept) are replayed, not pushed. */
   private bus: Bus | undefined;
@@ -94,7 +104,9 @@ export class EventStream {
    */
   onGap(data: Record<string, unknown>): void {
     this.add({ type: 'history.gap', data });
-    this.flush();
+    // Tried now even while the store refused events (the history's store just worked again, say).
+    if (this.backlog.mayTry) this.flush();
+    else this.backlog.retryNow();
   }
 
   /** The registry's detail notification carries only the clients that changed (protocol §11.3). */
@@ -117,20 +129,31 @@ export class EventStream {
     this.batcher.add(event);
   }
 
-  /** Stores and pushes what is pending now. */
+  /** Stores and pushes what is pending now (while the store refuses, it waits for the backlog's next attempt). */
   flush(): void {
-    this.batcher.flush();
+    if (this.batcher.size === 0 && (this.backlog.size > 0 || this.givenUp > 0)) this.storeAndPush([]);
+    else this.batcher.flush();
   }
 
-  /** Stores the events, then pushes them: a pushed event can always be replayed. */
+  /** Stops trying again (the router closes; what still waits is lost with it). */
+  close(): void {
+    this.backlog.close();
+  }
+
+  /** Stores the events (after those that waited), then pushes them: a pushed event can always be replayed. */
   private storeAndPush(batch: NewEvent[]): void {
+    if (!this.backlog.mayTry) return this.giveUp(this.backlog.hold(batch).length);
+    const events = this.backlog.take(batch);
     let stored: BusEvent[];
     try {
-      stored = this.log.append(batch);
+      stored = this.log.append(events, this.givenUp);
     } catch (error) {
-      this.options.logger.error({ err: (error as Error).message, events: batch.length }, 'events could not be stored');
+      this.giveUp(this.backlog.refused(events).length, error as Error);
       return;
     }
+    const refusedMs = this.backlog.stored();
+    if (refusedMs !== undefined) this.options.logger.warn({ events: events.length, givenUp: this.givenUp, refusedMs }, 'events: the store works again; the events that waited for it are stored');
+    this.givenUp = 0;
     for (let from = 0; this.bus && from < stored.length; from += EVENTS_PER_MESSAGE) {
       try {
         this.bus.notify(EVENTS_CATEGORY, { events: stored.slice(from, from + EVENTS_PER_MESSAGE) });
@@ -139,5 +162,18 @@ export class EventStream {
         this.options.logger.warn({ err: (error as Error).message }, 'events not pushed');
       }
     }
+  }
+
+  /** After a refusal (`error`) or while the store refuses: events given up past the bound are counted (as many cursors left unused) and logged. */
+  private giveUp(count: number, error?: Error): void {
+    const firstLoss = count > 0 && this.givenUp === 0;
+    this.givenUp += count;
+    if (!firstLoss && !(error && this.backlog.dueForLog())) return;
+    this.options.logger.error(
+      { ...(error && { err: error.message }), waiting: this.backlog.size, givenUp: this.givenUp },
+      this.givenUp > 0
+        ? `events could not be stored and ${MAX_UNSTORED_EVENTS} already wait: the oldest are given up (${this.givenUp} so far; their cursors stay unused, so consumers are told how many they missed)`
+        : 'events could not be stored (they wait and are tried again, new events or not)',
+    );
   }
 }

@@ -4,7 +4,7 @@
  * process; `maxEvents` bounds it. Pure TypeScript: no Node module.
  */
 import type { BusEvent, EventsPage } from '../protocol/events.js';
-import type { EventLog, NewEvent } from './event-log.js';
+import { endBeforeHole, type EventLog, type NewEvent } from './event-log.js';
 
 export interface MemoryEventLogOptions {
   /** The clock of each event's `time` (tests inject one). */
@@ -27,11 +27,12 @@ export class MemoryEventLog implements EventLog {
     this.now = options.now ?? Date.now;
   }
 
-  append(events: readonly NewEvent[]): BusEvent[] {
+  append(events: readonly NewEvent[], skipped = 0): BusEvent[] {
     this.checkOpen();
     const time = this.now();
     // Encoded first: an event that is not JSON fails the whole append, as a transaction would.
     const encoded = events.map((event) => JSON.stringify(event.data));
+    this.latest += skipped;
     return events.map((event, i) => {
       const cursor = (this.latest += 1);
       this.kept.push({ cursor, time, type: event.type, data: encoded[i]! });
@@ -45,8 +46,7 @@ export class MemoryEventLog implements EventLog {
     const from = since === undefined ? Math.max(0, this.kept.length - limit) : firstAfter(this.kept, since);
     // One more than asked, after a cursor, tells whether more follow.
     const chosen = this.kept.slice(from, from + limit + (since === undefined ? 0 : 1)).map(toEvent);
-    const more = chosen.length > limit;
-    const events = chosen.slice(0, limit);
+    const { events, more } = endBeforeHole(chosen, since, limit);
     const page: EventsPage = { events, more, latest };
     if (since !== undefined && since < latest) {
       // The first event after `since` should be since + 1; whatever is below the oldest kept is gone.

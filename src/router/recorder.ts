@@ -2,19 +2,24 @@
  * Turns what the router sees on the bus into history rows and stores them in batches
  * (protocol §11.1): one transaction per ~10 ms under a flood, at once before a QoS 1
  * message is acknowledged to the broker, and at once when the embedded broker's journal asks
- * (a sync), so that what is acknowledged is stored. Rows the store refused are tried again.
+ * (a sync), so that what is acknowledged is stored. Rows the store refused (a full disk) wait
+ * in a WriteBacklog and are stored once it has room, even if nothing new comes; past
+ * MAX_UNSTORED waiting, the newest are given up, counted by kind, and reported once the store
+ * works again (`onLoss`: a `history.gap` event, protocol §11.8).
  */
 import { hash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ReceivedMessage } from '../client/types.js';
 import { checkClientId, isSystemAction, parseTopic } from '../protocol/topics.js';
 import type { Envelope } from '../protocol/envelope.js';
+import type { HistoryGap } from '../protocol/history-feed.js';
 import { Batcher } from './batcher.js';
 import type { HistoryKind, HistoryRow, HistoryRowInput } from '../protocol/history.js';
 import type { HistoryStore } from './history-store.js';
+import { WriteBacklog } from './write-backlog.js';
 
-/** Rows the store refused, kept to be tried again with the next batch; past this many they are given up (counted in `failed`). */
-const MAX_UNSTORED = 10_000;
+/** Rows the store refused, kept to be tried again; past this many the newest are given up (counted, and reported by `onLoss`). */
+export const MAX_UNSTORED = 10_000;
 
 export interface RecorderOptions {
   /** A payload longer than this (bytes of JSON) is stored cut, flagged `truncated`. */
@@ -28,15 +33,21 @@ export interface RecorderOptions {
 
 
 export type RowListener = (rows: readonly HistoryRow[]) => void;
+/** Rows given up (the store refused them past MAX_UNSTORED waiting), by kind, and when they happened (their etime). */
+export type LossListener = (loss: HistoryGap) => void;
 
 export class Recorder {
   private readonly batcher: Batcher<HistoryRowInput>;
   private readonly listeners = new Set<RowListener>();
-  /** Rows that could not be stored (the store failed); reported in metrics and logs. */
+  private readonly lossListeners = new Set<LossListener>();
+  private readonly caughtUpListeners = new Set<() => void>();
+  /** Rows given up since the router started (the store refused them past MAX_UNSTORED waiting). */
   failed = 0;
   recorded = 0;
-  /** Rows the store refused last time, tried again first at the next flush. */
-  private unstored: HistoryRowInput[] = [];
+  /** Rows the store refused, in order, waiting for it. */
+  private readonly backlog = new WriteBacklog<HistoryRowInput>({ max: MAX_UNSTORED, giveUp: 'newest', retry: () => this.flush() });
+  /** Rows given up since the store last worked: reported once it works again. */
+  private loss: HistoryGap | undefined;
 
   constructor(
     private readonly store: HistoryStore,
@@ -52,9 +63,14 @@ export class Recorder {
     this.batcher.add(row, message.qos === 1);
   };
 
-  /** Stores a row that did not come from the bus (a put), at once; returns it as stored, or undefined for a repeat. */
+  /**
+   * Stores a row that did not come from the bus (a put), at once, after every row received
+   * before it; returns it as stored, or undefined for a repeat. Throws while the store refuses.
+   */
   storeNow(row: HistoryRowInput): HistoryRow | undefined {
-    this.flush();
+    if (this.backlog.mayTry) this.flush();
+    else this.backlog.retryNow();
+    if (this.backlog.size > 0) throw new Error(`the history's store refuses to write (${this.backlog.size} rows wait for it): nothing stored`);
     const [stored] = this.store.append([row]);
     if (stored) this.announce([stored]);
     return stored;
@@ -66,32 +82,76 @@ export class Recorder {
     return () => this.listeners.delete(listener);
   }
 
-  /** Stores what is pending now. */
+  /** Called once the store works again after rows were given up, with how many and of which kinds. */
+  onLoss(listener: LossListener): () => void {
+    this.lossListeners.add(listener);
+    return () => this.lossListeners.delete(listener);
+  }
+
+  /** Called when the rows that waited for the store are stored (allStored became true). */
+  onCaughtUp(listener: () => void): () => void {
+    this.caughtUpListeners.add(listener);
+    return () => this.caughtUpListeners.delete(listener);
+  }
+
+  /** Stores what is pending now (while the store refuses, it waits for the backlog's next attempt). */
   flush(): void {
-    if (this.batcher.size === 0 && this.unstored.length > 0) this.storeBatch([]);
+    if (this.batcher.size === 0 && this.backlog.size > 0) this.storeBatch([]);
     else this.batcher.flush();
   }
 
   /** Whether every row received so far is stored (none is waiting for another try). */
   get allStored(): boolean {
-    return this.unstored.length === 0;
+    return this.backlog.size === 0;
+  }
+
+  /** Rows waiting for the store now. */
+  get waiting(): number {
+    return this.backlog.size;
+  }
+
+  /** Stops trying again (the router closes; what still waits is lost with it). */
+  close(): void {
+    this.backlog.close();
   }
 
   private storeBatch(batch: HistoryRowInput[]): void {
-    const rows = this.unstored.length > 0 ? [...this.unstored, ...batch] : batch;
-    this.unstored = [];
+    if (!this.backlog.mayTry) return this.giveUp(this.backlog.hold(batch));
+    const rows = this.backlog.take(batch);
     let stored: HistoryRow[];
     try {
       stored = this.store.append(rows);
     } catch (error) {
-      const kept = rows.length <= MAX_UNSTORED;
-      if (kept) this.unstored = rows;
-      else this.failed += rows.length;
-      this.options.logger.error({ err: (error as Error).message, rows: rows.length, failedSoFar: this.failed }, kept ? 'history: rows could not be stored (tried again at the next batch)' : 'history: rows could not be stored');
+      this.giveUp(this.backlog.refused(rows), error as Error);
       return;
     }
     this.recorded += stored.length;
+    const refusedMs = this.backlog.stored();
+    // As loud as the refusal it ends: an operator who saw one sees the other.
+    if (refusedMs !== undefined) this.options.logger.warn({ rows: rows.length, refusedMs }, 'history: the store works again; the rows that waited for it are stored');
     this.announce(stored);
+    if (this.loss) {
+      const loss = this.loss;
+      this.loss = undefined;
+      for (const listener of this.lossListeners) listener(loss);
+    }
+    if (refusedMs !== undefined) for (const listener of this.caughtUpListeners) listener();
+  }
+
+  /** After a refusal (`error`) or while the store refuses: rows given up past the bound are counted, reported once the store works again, and logged. */
+  private giveUp(rows: readonly HistoryRowInput[], error?: Error): void {
+    const firstLoss = rows.length > 0 && this.loss === undefined;
+    if (rows.length > 0) {
+      this.failed += rows.length;
+      this.loss = countLoss(this.loss, rows);
+    }
+    if (!firstLoss && !(error && this.backlog.dueForLog())) return;
+    this.options.logger.error(
+      { ...(error && { err: error.message }), waiting: this.backlog.size, givenUp: this.loss?.missed ?? 0, failedSoFar: this.failed },
+      this.loss
+        ? `history: rows could not be stored and ${MAX_UNSTORED} already wait: the newest are given up (${this.loss.missed} so far; reported as a history.gap event once the store works again)`
+        : 'history: rows could not be stored (they wait and are tried again, new rows or not)',
+    );
   }
 
   private announce(rows: readonly HistoryRow[]): void {
@@ -104,6 +164,20 @@ export class Recorder {
       }
     }
   }
+}
+
+/** `loss` with `rows` added: counts by kind (as the journal counts, protocol §11.1), and the span of their etimes. */
+function countLoss(loss: HistoryGap | undefined, rows: readonly HistoryRowInput[]): HistoryGap {
+  const total = loss ?? { missed: 0, commands: 0, responses: 0, cancels: 0, from: Number.MAX_SAFE_INTEGER, to: 0 };
+  for (const row of rows) {
+    total.missed += 1;
+    if (row.kind === 'command') total.commands += 1;
+    else if (row.kind === 'cancel') total.cancels += 1;
+    else total.responses += 1;
+    total.from = Math.min(total.from, row.etime);
+    total.to = Math.max(total.to, row.etime);
+  }
+  return total;
 }
 
 /**

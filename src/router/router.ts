@@ -137,6 +137,9 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     events.stopPushing(); // what came in meanwhile is stored, for a replay
     recorder.flush();
     events.flush();
+    // What still waits for a refused store goes with the router: no retry after the files close.
+    recorder.close();
+    events.close();
     stores.close();
   };
   try {

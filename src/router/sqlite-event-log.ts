@@ -5,7 +5,7 @@
  */
 import Database from 'better-sqlite3';
 import type { BusEvent, EventsPage, EventType } from '../protocol/events.js';
-import type { EventLog, NewEvent } from './event-log.js';
+import { endBeforeHole, type EventLog, type NewEvent } from './event-log.js';
 
 export interface SqliteEventLogOptions {
   /** The clock of each event's `time` (tests inject one). */
@@ -15,7 +15,7 @@ export interface SqliteEventLogOptions {
 export class SqliteEventLog implements EventLog {
   private readonly db: Database.Database;
   private readonly insert: Database.Statement;
-  private readonly appendAll: (events: readonly NewEvent[]) => BusEvent[];
+  private readonly appendAll: (events: readonly NewEvent[], skipped: number) => BusEvent[];
   private readonly now: () => number;
 
   /** `file` is a path, or `:memory:`. Creates the table if needed. */
@@ -28,14 +28,18 @@ export class SqliteEventLog implements EventLog {
     this.db.pragma('synchronous = NORMAL');
     this.db.exec('CREATE TABLE IF NOT EXISTS events (cursor INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL)');
     this.insert = this.db.prepare('INSERT INTO events (time, type, data) VALUES (?, ?, ?)');
-    this.appendAll = this.db.transaction((events: readonly NewEvent[]) => {
+    const skip = this.db.prepare("UPDATE sqlite_sequence SET seq = seq + ? WHERE name = 'events'");
+    const skipFirst = this.db.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)");
+    this.appendAll = this.db.transaction((events: readonly NewEvent[], skipped: number) => {
+      // SQLite's AUTOINCREMENT takes the next cursor after sqlite_sequence's: raising it leaves a hole.
+      if (skipped > 0 && skip.run(skipped).changes === 0) skipFirst.run(skipped);
       const time = this.now();
       return events.map((event) => ({ cursor: Number(this.insert.run(time, event.type, JSON.stringify(event.data)).lastInsertRowid), time, ...event }));
     });
   }
 
-  append(events: readonly NewEvent[]): BusEvent[] {
-    return events.length === 0 ? [] : this.appendAll(events);
+  append(events: readonly NewEvent[], skipped = 0): BusEvent[] {
+    return events.length === 0 && skipped === 0 ? [] : this.appendAll(events, skipped);
   }
 
   page(since: number | undefined, limit: number): EventsPage {
@@ -45,8 +49,7 @@ export class SqliteEventLog implements EventLog {
         ? (this.db.prepare('SELECT * FROM (SELECT cursor, time, type, data FROM events ORDER BY cursor DESC LIMIT ?) ORDER BY cursor').all(limit) as StoredEvent[])
         : (this.db.prepare('SELECT cursor, time, type, data FROM events WHERE cursor > ? ORDER BY cursor LIMIT ?').all(since, limit + 1) as StoredEvent[])
     ).map(toEvent);
-    const more = since !== undefined && rows.length > limit;
-    const events = rows.slice(0, limit);
+    const { events, more } = endBeforeHole(rows, since, limit);
     const page: EventsPage = { events, more, latest };
     if (since !== undefined && since < latest) {
       // The first event after `since` should be since + 1; whatever is below the oldest kept is gone.

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import type { BusEvent } from '../../src/index.js';
 import type { HistoryRow } from '../../src/protocol/history.js';
 import type { FaultRecord } from '../../soak/faults.js';
-import { executedOnce, filesIdentical, historyComplete, noCrash, requestsEnded, resourcesBounded, streamGapless, type RequesterJournal } from '../../soak/invariants.js';
+import { executedOnce, filesIdentical, historyComplete, IN_FLIGHT_AT_KILL_MS, noCrash, requestsEnded, resourcesBounded, streamGapless, type RequesterJournal } from '../../soak/invariants.js';
 import type { EndRecord, TransferRecord } from '../../soak/records.js';
 
 const T = 1_800_000_000_000;
@@ -62,6 +62,21 @@ test('history complete - every step seen needs its row (a progress yielded twice
   assert.match(noProgress.details[0]!, /a: its progress 0.5 row, seen at/);
 });
 
+test('history complete - a step seen just before a kill -9 of relais start was in its memory: counted apart; earlier, it breaks the guarantee', () => {
+  const rows = [row('a', 'command', 1), row('a', 'accepted', 2), row('a', 'progress', 3)];
+  const killAt = (startedAt: number): FaultRecord => ({ fault: { id: 7, lane: 'infra', kind: 'broker-kill', target: 'relais-start', at: 0, durationMs: 1000 }, outcome: 'done', startedAt, healedAt: startedAt + 5000 });
+  // The final was seen at T + 500.
+  const inFlight = historyComplete([requester([answered('a')])], rows, [killAt(T + 500 + IN_FLIGHT_AT_KILL_MS)]);
+  assert.ok(inFlight.holds);
+  assert.match(inFlight.figure, /0 of 4 rows missing; besides, 1 seen within 2 s before a kill -9 of relais start/);
+  assert.match(inFlight.details[0]!, /a: its final row, seen .*, in flight at the kill/);
+  const earlier = historyComplete([requester([answered('a')])], rows, [killAt(T + 500 + IN_FLIGHT_AT_KILL_MS + 1)]);
+  assert.ok(!earlier.holds);
+  assert.match(earlier.figure, /1 of 4 rows missing: 1 around broker-kill/);
+  const after = historyComplete([requester([answered('a')])], rows, [killAt(T + 499)]);
+  assert.ok(!after.holds, 'a step seen after the kill began came from the restarted broker');
+});
+
 test('events gapless - a silent skip, a repeat, a wrong gap and stopping short are each named', () => {
   const router = { events: [1, 2, 3, 4, 5].map((cursor): BusEvent => ({ cursor, time: T, type: 'notification', data: {} })) };
   const event = (cursor: number) => ({ cursor, type: 'notification', at: T });
@@ -91,4 +106,11 @@ test('resources bounded and no crash - growth past the bound, and an exit nobody
   assert.ok(noCrash([{ ...exit, meant: true }], []).holds);
   assert.ok(noCrash([{ ...exit, meant: false, beforeReady: true, tail: ['relais: did not start: cannot connect to the broker at mqtt://x: connection closed before CONNACK'] }], []).holds);
   assert.match(noCrash([{ ...exit, meant: false, tail: ['TypeError: boom'] }], []).details[0]!, /handler-1 \(pid 9\) exited by itself: code 1/);
+  // A start that gave up because the broker was killed during it: put down to the kill, not before it nor long after.
+  const lostAtStart = { ...exit, meant: false, beforeReady: true, at: T + 5000, tail: ['relais: did not start: connected to mqtt://x, but our presence did not come back within 10000 ms'] };
+  const kill = (startedAt: number): FaultRecord => ({ fault: { id: 3, lane: 'infra', kind: 'broker-kill', target: 'relais-start', at: 0, durationMs: 1000 }, outcome: 'done', startedAt, healedAt: startedAt + 4000 });
+  assert.ok(noCrash([lostAtStart], [], [kill(T)]).holds);
+  assert.match(noCrash([lostAtStart], [], [kill(T)]).figure, /1 start\(s\) found the broker down or lost it/);
+  assert.ok(!noCrash([lostAtStart], [], [kill(T + 6000)]).holds, 'a kill after it gave up explains nothing');
+  assert.ok(!noCrash([lostAtStart], [], []).holds, 'without a broker fault, a start that gives up is a finding');
 });

@@ -13,6 +13,7 @@ import type { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { NotAuthorizedError, NotSentError } from '../../protocol/errors.js';
 import { MAX_STRIKES } from './replay-guard.js';
+import { subscriptionRefused } from './subscription-refusal.js';
 import type { Lane } from '../types.js';
 
 interface Held {
@@ -109,6 +110,12 @@ export class HeldSubscriptions {
     }
   }
 
+  /** Who subscribes, as the policy knows it: the user name, else the client id (the real-time lane's `<id>~rt` is `<id>`, protocol §2.1). */
+  private identity(): string {
+    const { username, clientId } = this.client.options;
+    return username || (clientId ?? '').split('~')[0]!;
+  }
+
   private send(filter: string): void {
     const held = this.held.get(filter);
     if (!held) return;
@@ -122,10 +129,10 @@ export class HeldSubscriptions {
       }
       // Lost with the connection: made again at the next CONNACK (or failed by the close).
       if (error && !this.client.connected) return;
-      // A SUBACK of 0x80 (MQTT 3.1.1 §3.9.3): MQTT.js reports it as an error carrying the SUBACK.
-      const codes = (error as { packet?: { granted?: unknown } } | null)?.packet?.granted;
-      const refused = (Array.isArray(codes) && codes.some((code) => typeof code === 'number' && (code & 0x80) !== 0)) || granted?.some((grant) => grant.qos === 128);
-      const refusal = refused ? new NotAuthorizedError(`the broker refused the subscription to ${filter} (SUBACK 0x80): the policy does not let this client read it`, { cause: error ?? undefined }) : error;
+      // SUBACK 0x80 (MQTT.js: "Subscribe error: Unspecified error", the SUBACK in `packet`): the broker's policy refused it.
+      const suback = (error as { packet?: { granted?: unknown[] } } | null)?.packet;
+      const refused = suback?.granted?.some((code) => typeof code === 'number' && (code & 0x80) !== 0) || granted?.some((grant) => grant.qos === 128);
+      const refusal = refused ? subscriptionRefused(filter, this.identity(), error ?? undefined) : error;
       if (refusal) {
         this.held.delete(filter);
         for (const waiter of held.waiters.splice(0)) waiter.reject(refusal);
