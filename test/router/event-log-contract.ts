@@ -58,6 +58,27 @@ export function eventLogContract(name: string, factory: EventLogFactory): void {
       }
     });
 
+    it('events - events given up leave their cursors unused: a page ends before the hole and the next says how many were missed', () => {
+      const log = open();
+      try {
+        log.append(events(0, 3));
+        const after = log.append(events(3, 2), 4);
+        assert.deepEqual(after.map((stored) => stored.cursor), [8, 9], 'four cursors left unused before them');
+        const before = log.page(0, 10);
+        assert.deepEqual(before.events.map((stored) => stored.cursor), [1, 2, 3], 'the page ends before the hole');
+        assert.equal(before.more, true);
+        assert.equal(before.missed, undefined);
+        const next = log.page(3, 10);
+        assert.deepEqual(next.events.map((stored) => stored.cursor), [8, 9]);
+        assert.equal(next.missed, 4, 'the next page says how many were given up');
+        assert.equal(next.latest, 9);
+        assert.deepEqual(log.append([], 2), [], 'a hole with no event after it yet');
+        assert.equal(log.append(events(5, 1))[0]!.cursor, 12);
+      } finally {
+        log.close();
+      }
+    });
+
     it('events - retention keeps the newest, in batches; cursors are never reused, and a page from a removed cursor says how many were missed', () => {
       const log = open();
       try {
