@@ -6,6 +6,7 @@
  * before the fault phase ends is recorded as skipped.
  */
 import type { Deployment } from './deployment.js';
+import { sleep } from './sleep.js';
 import { breakPolicy, type PolicyFaultResult } from './policy-fault.js';
 import type { Fault, Lane } from './schedule.js';
 
@@ -182,16 +183,4 @@ export class FaultRunner {
       set(proxy, false);
     }
   }
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }

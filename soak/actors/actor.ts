@@ -56,15 +56,3 @@ export function onStop(bus: Bus | undefined, finish: () => Promise<void>): void 
   });
   process.on('SIGTERM', () => void (bus ? bus.close() : Promise.resolve()).finally(() => process.exit(0)));
 }
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-  });
-}

@@ -7,7 +7,8 @@
  */
 import { Journal } from '../journal.js';
 import type { DoneRecord, EventRecord, GapRecord, NoteSeenRecord } from '../records.js';
-import { actorSettings, connectActor, onStop, sleep } from './actor.js';
+import { actorSettings, connectActor, onStop } from './actor.js';
+import { sleep } from '../sleep.js';
 
 const settings = actorSettings();
 const journal = new Journal(settings.journal);

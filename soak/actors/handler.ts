@@ -8,7 +8,8 @@
 import type { HandlerContext } from '../../src/index.js';
 import { Journal } from '../journal.js';
 import type { RunRecord } from '../records.js';
-import { actorSettings, connectActor, onStop, sleep } from './actor.js';
+import { actorSettings, connectActor, onStop } from './actor.js';
+import { sleep } from '../sleep.js';
 
 interface WorkPayload {
   workMs: number;

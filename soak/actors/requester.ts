@@ -12,7 +12,8 @@ import { Journal } from '../journal.js';
 import { Random } from '../random.js';
 import type { DoneRecord, EndRecord, HistoryQueryRecord, NoteSentRecord, SentRecord } from '../records.js';
 import { requestPlan } from '../workload.js';
-import { actorSettings, connectActor, onStop, sleep } from './actor.js';
+import { actorSettings, connectActor, onStop } from './actor.js';
+import { sleep } from '../sleep.js';
 
 const settings = actorSettings<{ handlers: string[]; concurrency: number; noteEveryMs: number; historyEveryMs: number }>();
 const journal = new Journal(settings.journal);

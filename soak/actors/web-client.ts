@@ -10,7 +10,8 @@
 import { Journal } from '../journal.js';
 import type { DoneRecord, EventRecord, GapRecord, HttpRecord } from '../records.js';
 import { webCommandPlan } from '../workload.js';
-import { actorSettings, onStop, sleep } from './actor.js';
+import { actorSettings, onStop } from './actor.js';
+import { sleep } from '../sleep.js';
 
 /** `broker` is unused here: the web client reaches the bus through `web`, the HTTP API's URL. */
 const settings = actorSettings<{ web: string; historyEveryMs: number }>();

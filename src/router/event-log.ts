@@ -32,11 +32,13 @@ export interface EventLog {
 }
 
 /**
- * A page of `limit` events out of `rows` (read with one more after `since`, to tell whether more
- * follow): after `since`, it ends before a hole in the cursors (events given up), so that the next
- * page, starting after the hole, reports it as `missed`.
+ * The page of `limit` events out of `rows` (read with one more after `since`, to tell whether
+ * more follow), `latest` the last cursor ever given. After `since`, it ends before a hole in the
+ * cursors (events given up), so that the next page, starting after the hole, reports it; and it
+ * says how many events after `since` are gone (`missed`: retention removed them or the router gave
+ * them up). Both stores answer with it, so that they agree.
  */
-export function endBeforeHole(rows: readonly BusEvent[], since: number | undefined, limit: number): { events: BusEvent[]; more: boolean } {
+export function eventsPage(rows: readonly BusEvent[], since: number | undefined, limit: number, latest: number): EventsPage {
   let more = since !== undefined && rows.length > limit;
   let events = rows.slice(0, limit);
   const hole = events.findIndex((event, index) => index > 0 && event.cursor !== events[index - 1]!.cursor + 1);
@@ -44,5 +46,11 @@ export function endBeforeHole(rows: readonly BusEvent[], since: number | undefin
     events = events.slice(0, hole);
     more = true;
   }
-  return { events, more };
+  const page: EventsPage = { events, more, latest };
+  if (since !== undefined && since < latest) {
+    // The first event after `since` should be since + 1: whatever is below the first one here is gone.
+    const first = events[0]?.cursor ?? latest + 1;
+    if (first > since + 1) page.missed = first - since - 1;
+  }
+  return page;
 }

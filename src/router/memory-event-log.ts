@@ -4,7 +4,7 @@
  * process; `maxEvents` bounds it. Pure TypeScript: no Node module.
  */
 import type { BusEvent, EventsPage } from '../protocol/events.js';
-import { endBeforeHole, type EventLog, type NewEvent } from './event-log.js';
+import { eventsPage, type EventLog, type NewEvent } from './event-log.js';
 
 export interface MemoryEventLogOptions {
   /** The clock of each event's `time` (tests inject one). */
@@ -46,14 +46,7 @@ export class MemoryEventLog implements EventLog {
     const from = since === undefined ? Math.max(0, this.kept.length - limit) : firstAfter(this.kept, since);
     // One more than asked, after a cursor, tells whether more follow.
     const chosen = this.kept.slice(from, from + limit + (since === undefined ? 0 : 1)).map(toEvent);
-    const { events, more } = endBeforeHole(chosen, since, limit);
-    const page: EventsPage = { events, more, latest };
-    if (since !== undefined && since < latest) {
-      // The first event after `since` should be since + 1; whatever is below the oldest kept is gone.
-      const first = events[0]?.cursor ?? latest + 1;
-      if (first > since + 1) page.missed = first - since - 1;
-    }
-    return page;
+    return eventsPage(chosen, since, limit, latest);
   }
 
   prune(maxEvents: number, batch: number): number {

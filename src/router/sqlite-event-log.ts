@@ -5,7 +5,7 @@
  */
 import Database from 'better-sqlite3';
 import type { BusEvent, EventsPage, EventType } from '../protocol/events.js';
-import { endBeforeHole, type EventLog, type NewEvent } from './event-log.js';
+import { eventsPage, type EventLog, type NewEvent } from './event-log.js';
 
 export interface SqliteEventLogOptions {
   /** The clock of each event's `time` (tests inject one). */
@@ -49,14 +49,7 @@ export class SqliteEventLog implements EventLog {
         ? (this.db.prepare('SELECT * FROM (SELECT cursor, time, type, data FROM events ORDER BY cursor DESC LIMIT ?) ORDER BY cursor').all(limit) as StoredEvent[])
         : (this.db.prepare('SELECT cursor, time, type, data FROM events WHERE cursor > ? ORDER BY cursor LIMIT ?').all(since, limit + 1) as StoredEvent[])
     ).map(toEvent);
-    const { events, more } = endBeforeHole(rows, since, limit);
-    const page: EventsPage = { events, more, latest };
-    if (since !== undefined && since < latest) {
-      // The first event after `since` should be since + 1; whatever is below the oldest kept is gone.
-      const first = events[0]?.cursor ?? latest + 1;
-      if (first > since + 1) page.missed = first - since - 1;
-    }
-    return page;
+    return eventsPage(rows, since, limit, latest);
   }
 
   prune(maxEvents: number, batch: number): number {
