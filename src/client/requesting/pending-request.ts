@@ -2,7 +2,7 @@
  * One request on the requesting side, in the Node client: the shell that gives its lifecycle
  * (protocol/request-lifecycle.ts, where every rule of protocol §4.1–§4.7 lives) what it needs
  * here — Node timers, the ack clock, the transport, the failure detector, the caller's
- * AbortSignal — and hands its steps and its end to the caller. The mirror of `Command` on the
+ * AbortSignal — and hands its steps and its end to the caller. The mirror of `CommandContext` on the
  * serving side.
  */
 import type { Logger } from 'pino';

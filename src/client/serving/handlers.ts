@@ -14,7 +14,7 @@ import type { ResolvedOptions } from '../options.js';
 import { RecentTokens } from './recent-tokens.js';
 import { newToken } from '../tokens.js';
 import { afterMicrotasks } from '../runtime.js';
-import { Command, type ProgressSink } from './command.js';
+import { CommandContext, type ProgressSink } from './command-context.js';
 import type { RunningRequest } from './running-request.js';
 import type { Transport } from '../connection/index.js';
 import type { Handler, HandleOptions, Lane, Registration } from '../types.js';
@@ -175,7 +175,7 @@ export class Handlers implements ProgressSink, ServingView {
    * steps the handler sends.
    */
   private run(handler: Handler, request: Envelope, to: ReplyTo, key: string, wantsAcks: boolean): void {
-    const command = new Command(to, request, key, this);
+    const command = new CommandContext(to, request, key, this);
     this.running.set(key, command);
     let outcome: unknown;
     try {
@@ -202,12 +202,12 @@ export class Handlers implements ProgressSink, ServingView {
   }
 
   /** ProgressSink: a progress step of a running command. */
-  progress(command: Command, fraction: number | undefined, data: unknown): void {
+  progress(command: CommandContext, fraction: number | undefined, data: unknown): void {
     const written = command.progressQueued();
     this.reply(command, { step: 'progress', ...(fraction !== undefined && { progress: fraction }), payload: data ?? null }, written);
   }
 
-  private fail(command: Command, error: unknown): void {
+  private fail(command: CommandContext, error: unknown): void {
     const reason = command.abortReason;
     const { responseCode, error: wire } = toWire(reason && !(error instanceof CancelledError || error instanceof TimeoutError) ? reason : error);
     if (!reason) this.logger.warn({ action: command.action, token: command.token, err: wire.message }, 'handler failed');
@@ -215,7 +215,7 @@ export class Handlers implements ProgressSink, ServingView {
   }
 
   /** The final answer: sent once, and remembered for duplicates (protocol §4.8). */
-  private finish(command: Command, answer: ResponseStep): void {
+  private finish(command: CommandContext, answer: ResponseStep): void {
     if (command.ended) return;
     command.end();
     this.running.delete(command.key);

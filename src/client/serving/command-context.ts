@@ -10,10 +10,10 @@ import { RunningRequest } from './running-request.js';
 import type { HandlerContext } from '../types.js';
 
 export interface ProgressSink {
-  progress(command: Command, fraction: number | undefined, data: unknown): void;
+  progress(command: CommandContext, fraction: number | undefined, data: unknown): void;
 }
 
-export class Command extends RunningRequest implements HandlerContext, ReplyTo {
+export class CommandContext extends RunningRequest implements HandlerContext, ReplyTo {
   readonly action: string;
   readonly requester: string;
   readonly priority: Priority;
