@@ -50,12 +50,12 @@ export async function runProgress(broker: BenchBroker, config: ProgressConfig): 
       relais: async () => {
         let steps = 0;
         for await (const step of relais.call('bench/steps', PAYLOAD)) {
-          // The handler answers within its turn: no acknowledgement on the wire, the library yields
-          // `accepted` before the first progress step all the same.
+          // The handler answers within its turn: its first progress step stands for the
+          // acknowledgement (protocol §4.7), and call() yields only steps that travelled.
           steps++;
           if (step.kind === 'final') break;
         }
-        if (steps !== STEPS.length + 2) throw new Error(`Relais call yielded ${steps} steps, expected ${STEPS.length + 2} (accepted, progress, final)`);
+        if (steps !== STEPS.length + 1) throw new Error(`Relais call yielded ${steps} steps, expected ${STEPS.length + 1} (progress, final)`);
       },
       raw: async () => {
         let progress = 0;
