@@ -95,6 +95,7 @@ describe('the router journal of the embedded broker', { timeout: 60_000 }, () =>
       // The journal feeds the router from its CONNACK on, before the router's own presence comes
       // back to it: by the time it is started, the gap is in its event stream.
       router = await startRouter({ broker: broker.url!, database: join(dir, 'history.db'), logger: testLogger });
+      await observer.waitForHandler('relais/events/get', { timeout: 10_000 });
       const replayed = (await observer.request('relais/events/get', { since: 0 })) as { events: Array<{ type: string; data: Record<string, unknown> }> };
       const gaps = replayed.events.filter((event) => event.type === 'history.gap');
       assert.equal(gaps.length, 1, 'one history.gap event');
