@@ -31,10 +31,12 @@ export const DEADLINE_SLACK_MS = 1000;
 /** How far around a broker or disk fault a missing history row is put down to it. */
 export const FAULT_MARGIN_MS = 3000;
 /**
- * A step a requester saw this shortly before a kill -9 of `relais start` may not be in the
- * history: the broker's journal and the router's batch were in its memory (protocol §1.3: the
- * journal keeps what the router has not stored "unless the broker process dies first"; QoS 0
- * messages are never held). The router stores within ~10 ms; a loaded machine is slower.
+ * A step a requester saw this shortly before a kill -9 of `relais start`, or after it and before
+ * the new one was started (what the dying broker had written was still on its way: in the
+ * proxy, in the requester's socket), may not be in the history: the broker's journal and the
+ * router's batch were in its memory (protocol §1.3: the journal keeps what the router has not
+ * stored "unless the broker process dies first"; QoS 0 messages are never held). The router
+ * stores within ~10 ms; a loaded machine is slower.
  */
 export const IN_FLIGHT_AT_KILL_MS = 2000;
 /** End of run vs. before the faults: RSS at most base × factor + slack, descriptors at most base + slack. */
@@ -147,8 +149,8 @@ interface MissingRow {
  * What a requester saw answered or acknowledged is in the history: the command, each
  * acknowledgement, each progress step, the final (or the handler's error). The one exception
  * is the guarantee's own (protocol §1.3): what `relais start` held in memory when it was killed
- * with SIGKILL, a step seen at most IN_FLIGHT_AT_KILL_MS before the kill; those are counted
- * apart. Any other row missing breaks it, and is put down to the fault in force when the
+ * with SIGKILL, a step seen from IN_FLIGHT_AT_KILL_MS before the kill until the new one was
+ * started; those are counted apart. Any other row missing breaks it, and is put down to the fault in force when the
  * requester saw it (a broker kill or freeze, a full disk), or to none.
  */
 export function historyComplete(requesters: readonly RequesterJournal[], rows: readonly HistoryRow[], faults: readonly FaultRecord[], expectedAfter?: string): InvariantResult {
@@ -161,12 +163,13 @@ export function historyComplete(requesters: readonly RequesterJournal[], rows: r
   }
   const missing: MissingRow[] = [];
   const inFlightAtKill: MissingRow[] = [];
-  const kills = faults.filter((record) => record.fault.kind === 'broker-kill' && record.startedAt !== undefined).map((record) => record.startedAt!);
+  // From a little before each kill until the new relais start is spawned (after the fault's hold): only the dying one could have sent it.
+  const kills = faults.filter((record) => record.fault.kind === 'broker-kill' && record.startedAt !== undefined).map((record) => ({ from: record.startedAt! - IN_FLIGHT_AT_KILL_MS, to: record.startedAt! + record.fault.durationMs }));
   let expected = 0;
   const need = (token: string, kind: string, seenAt: number, present: boolean) => {
     expected += 1;
     if (present) return;
-    const killedSoonAfter = kills.some((killedAt) => seenAt <= killedAt && killedAt - seenAt <= IN_FLIGHT_AT_KILL_MS);
+    const killedSoonAfter = kills.some((kill) => kill.from <= seenAt && seenAt <= kill.to);
     (killedSoonAfter ? inFlightAtKill : missing).push({ token, kind, seenAt, cause: causeAt(seenAt, faults) });
   };
   for (const requester of requesters) {
@@ -197,10 +200,10 @@ export function historyComplete(requesters: readonly RequesterJournal[], rows: r
   }
   const split = [...causes].map(([cause, entry]) => `${entry.rows} ${cause}${entry.faults.size ? ` (${entry.faults.size} of them)` : ''}`).join(', ');
   const violations = missing.map((row) => `${row.token}: its ${row.kind} row, seen at ${row.seenAt}, is not in the history (${row.cause}${whenInFault(row.seenAt, faults)})`);
-  const atKill = inFlightAtKill.length > 0 ? `; besides, ${inFlightAtKill.length} seen within ${IN_FLIGHT_AT_KILL_MS / 1000} s before a kill -9 of relais start (in its memory when it died: protocol §1.3)` : '';
+  const atKill = inFlightAtKill.length > 0 ? `; besides, ${inFlightAtKill.length} seen from ${IN_FLIGHT_AT_KILL_MS / 1000} s before a kill -9 of relais start until it was started again (in its memory when it died: protocol §1.3)` : '';
   const verdict = result(
     'history complete',
-    `every step a requester saw (command, acknowledgement, progress, final) is a row of the history, but what relais start held when killed -9 (seen ≤ ${IN_FLIGHT_AT_KILL_MS / 1000} s before)`,
+    `every step a requester saw (command, acknowledgement, progress, final) is a row of the history, but what relais start held when killed -9 (seen from ${IN_FLIGHT_AT_KILL_MS / 1000} s before the kill until it was started again)`,
     violations,
     `${missing.length} of ${expected} rows missing${split ? `: ${split}` : ''}${atKill}`,
     expectedAfter,
