@@ -4,7 +4,6 @@
  * SUBSCRIBE and PUBLISH, the envelope `source` check, over real sockets.
  */
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -17,6 +16,7 @@ import { IdentityStore } from '../../src/security/identities.js';
 import { defaultPolicy } from '../../src/security/default-policy.js';
 import { parsePolicy } from '../../src/security/policy.js';
 import { testLogger, within } from '../testkit/index.js';
+import { inbox } from '../testkit/secure-broker.js';
 
 describe('security in the embedded broker', { timeout: 60_000 }, () => {
   let dir: string;
@@ -64,31 +64,6 @@ describe('security in the embedded broker', { timeout: 60_000 }, () => {
       (caught: Error & { code?: number }) => caught,
     );
     return error.code!;
-  }
-  /** Messages arriving at `client`, with a wait for the next one on `topic`. */
-  function inbox(client: MqttClient) {
-    const seen: Array<{ topic: string; body: Record<string, unknown> }> = [];
-    const arrivals = new EventEmitter();
-    client.on('message', (topic, payload) => {
-      seen.push({ topic, body: JSON.parse(payload.toString()) as Record<string, unknown> });
-      arrivals.emit('message');
-    });
-    const next = (topic: string) =>
-      within(
-        new Promise<Record<string, unknown>>((resolve) => {
-          const look = () => {
-            const at = seen.findIndex((message) => message.topic === topic);
-            if (at < 0) return;
-            arrivals.off('message', look);
-            resolve(seen.splice(at, 1)[0]!.body);
-          };
-          arrivals.on('message', look);
-          look();
-        }),
-        5000,
-        `a message on ${topic}`,
-      );
-    return { seen, next };
   }
 
   it('CONNECT - no credentials, an unknown identity or a wrong token get 4; a revoked identity 5; the log names the identity, never the token', async () => {
