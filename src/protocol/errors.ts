@@ -85,9 +85,24 @@ export class TimeoutError extends RelaisError {
 
 /** No connected client serves the action (or the target is offline). */
 export class NoHandlerError extends RelaisError {
-  override readonly name = 'NoHandlerError';
+  override readonly name: string = 'NoHandlerError';
   constructor(message: string, options: { cause?: unknown } = {}) {
     super('NO_HANDLER', message, { ...options, responseCode: ResponseCode.NO_HANDLER });
+  }
+}
+
+/**
+ * The request's handler is a client of a site whose link is down (protocol §13.4): code 3 like
+ * NoHandlerError, so code that handles "nobody serves it" handles it too; `details` are
+ * `{site, since}` (since when the link has been down, epoch ms, when known).
+ */
+export class SiteUnreachableError extends NoHandlerError {
+  override readonly name: string = 'SiteUnreachableError';
+  override readonly code = 'SITE_UNREACHABLE';
+  override readonly details: { site: string; since?: number };
+  constructor(message: string, details: { site: string; since?: number }, options: { cause?: unknown } = {}) {
+    super(message, options);
+    this.details = details;
   }
 }
 
@@ -212,13 +227,21 @@ function isResponseCode(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 1;
 }
 
+function siteDetails(details: unknown): { site: string; since?: number } | undefined {
+  if (typeof details !== 'object' || details === null || typeof (details as { site?: unknown }).site !== 'string') return undefined;
+  const { site, since } = details as { site: string; since?: unknown };
+  return typeof since === 'number' ? { site, since } : { site };
+}
+
 /** The typed error for an error response. Relais' own codes come back as their own classes. */
 export function fromWire(wire: WireError | undefined, responseCode: number, handler: string, payload?: unknown): RelaisError {
   const shape: WireError = wire ?? { name: 'Error', message: `handler ${handler} answered with code ${responseCode}` };
   const cause = new RemoteError(shape, responseCode, handler, payload);
   switch (responseCode) {
-    case ResponseCode.NO_HANDLER:
-      return new NoHandlerError(shape.message, { cause });
+    case ResponseCode.NO_HANDLER: {
+      const site = shape.name === 'SiteUnreachableError' ? siteDetails(shape.details) : undefined;
+      return site ? new SiteUnreachableError(shape.message, site, { cause }) : new NoHandlerError(shape.message, { cause });
+    }
     case ResponseCode.NOT_AUTHORIZED:
       return new NotAuthorizedError(shape.message, { cause });
     case ResponseCode.CANCELLED:

@@ -5,3 +5,4 @@ export * from './errors.js';
 export * from './binary.js';
 export * from './registry.js';
 export * from './logs.js';
+export * from './sites.js';
