@@ -39,8 +39,8 @@ import { DampedLog, quoted } from '../security/log-text.js';
 import { jsonObject } from '../security/payload-check.js';
 import { verifiedPeerCertificate } from '../security/peer-certificate.js';
 import { covers, isSitesWideFilter, type Decision } from '../security/policy.js';
-import { SITE_CLAIM_RULE, SITE_ROLE } from '../security/site-claim.js';
-import { parseTopic } from '../protocol/topics.js';
+import { SITE_CLAIM_RULE } from '../security/site-claim.js';
+import { parseTopic, PRESENCE_FILTER } from '../protocol/topics.js';
 import { parseSiteTopic, SITES_ROOT } from '../protocol/sites.js';
 import { emptyForDrop, readsDropped } from './drop-denied.js';
 import { LiveConnections, type LiveClient } from './live-connections.js';
@@ -78,6 +78,7 @@ function countRule(byRule: Map<string, number>, rule: string): void {
 const DROPPED_READ: Decision = Object.freeze({ allow: false, rule: 'builtin:dropped' });
 
 const SITES_PREFIX = `${SITES_ROOT}/`;
+const PRESENCE_PREFIX = PRESENCE_FILTER.slice(0, -1);
 
 /** Whether one of `client`'s subscriptions other than a sites-wide filter (policy.ts) matches `topic`. */
 function readsBesidesSitesWide(client: LiveClient, topic: string): boolean {
@@ -175,6 +176,12 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: Con
     return client !== undefined && !client.closed;
   }, log);
   const speaking = (speaker: Principal, id: string) => siteClaims.check(speaker.identity, id);
+  /** Who published a retained presence (a Last Will too): a site principal (`site`), or a client of this broker's, whose id becomes local. */
+  const noteRetainedPresence = (packet: PublishPacket, site: string | undefined) => {
+    if (!packet.retain || !packet.topic.startsWith(PRESENCE_PREFIX)) return;
+    const parsed = parseTopic(packet.topic);
+    if (parsed.kind === 'presence') siteClaims.retainedPresence(parsed.clientId, site, packet.payload.length === 0);
+  };
   /** A refused claim is logged once per site and id (a link repeats it at each message). */
   const claimLog = new OnceLog(log);
 
@@ -250,12 +257,17 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: Con
   };
 
   broker.authorizePublish = (client, packet, done) => {
-    if (!client || trusted.has(client.conn)) return done(null);
+    if (!client || trusted.has(client.conn)) {
+      noteRetainedPresence(packet, undefined);
+      return done(null);
+    }
     if (packet.topic.startsWith('$SYS/')) return done(new Error('$SYS/ topic is reserved'));
     const principal = who.get(client.conn);
     const { decision, envelope, speaking: spoken } = authorizer.decidePublish(principal, packet.topic, packet.payload, speaking);
     if (decision.allow) {
+      // Recorded here, as it is allowed: the next PUBLISH (of any connection) is decided knowing it.
       if (spoken && principal) siteClaims.claim(principal.identity, spoken.ids);
+      noteRetainedPresence(packet, spoken && principal ? principal.identity : undefined);
       return done(null);
     }
     denials.publish++;
@@ -272,16 +284,6 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: Con
     // A site's command is answered to the requester it carried, when that is one it may speak for.
     if (principal) answerDenied(topic, envelope ?? jsonObject(payload), spoken?.requester ?? principal.identity, decision);
   };
-
-  // Who published each retained presence: a client of this broker's makes its id local (site-claim.ts).
-  (aedes as unknown as NodeJS.EventEmitter).on('publish', (packet: PublishPacket, client: LiveClient | null) => {
-    if (!packet.retain) return;
-    const parsed = parseTopic(packet.topic);
-    if (parsed.kind !== 'presence') return;
-    const principal = client ? who.get(client.conn) : undefined;
-    const site = principal && authorizer.hasRole(principal, SITE_ROLE) ? principal.identity : undefined;
-    siteClaims.retainedPresence(parsed.clientId, site, packet.payload.length === 0);
-  });
 
   // relais/sites/# is every identity's (protocol §13.4); the action traffic under it is not:
   // such a message goes only to a connection holding another subscription that matches it.
