@@ -26,9 +26,9 @@
  * then decided like a network client.
  * - Speaking for others (site-claims.ts, security/site-claim.ts): a principal with role `site`
  *   may use as `source` the ids no client of this broker has and no other site claimed.
- * - Topics under `relais/sites/` that every identity may read with one filter (protocol §13.4)
- *   are delivered only when the principal could subscribe to that very topic: the action
- *   traffic of `relais/sites/get` lives there too.
+ * - `relais/sites/#`, which every identity may read (protocol §13.4), delivers the links'
+ *   statuses, rosters and probes; the action traffic under it (`relais/sites/get`) goes only to
+ *   a connection holding another subscription that matches it.
  */
 import type { Aedes } from 'aedes';
 import type { TLSSocket } from 'node:tls';

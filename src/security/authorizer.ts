@@ -53,9 +53,12 @@ class DecisionMemo {
   readonly publish = new Map<string, Decision>();
   readonly subscribe = new Map<string, Decision>();
   characters = 0;
+  /** Whether the principal has the role `site` under `policy` (asked at each PUBLISH). */
+  site: boolean | undefined;
 
   clear(policy: Policy | undefined): void {
     this.policy = policy;
+    this.site = undefined;
     this.publish.clear();
     this.subscribe.clear();
     this.characters = 0;
@@ -245,7 +248,8 @@ export class Authorizer {
   decidePublish(principal: Principal | undefined, topic: string, payload: Buffer | string, speaking?: SpeakingCheck): PublishVerdict {
     const decision = this.decide(principal, 'publish', topic);
     if (!principal) return { decision };
-    const site = speaking !== undefined && this.hasRole(principal, SITE_ROLE);
+    // decide() just made the memo the policy's in force: the role is looked up once per policy.
+    const site = speaking !== undefined && (principal.memo.site ??= this.hasRole(principal, SITE_ROLE));
     if (!decision.allow) {
       // A command refused for its topic is answered to the requester it speaks for, when it may.
       const envelope = site ? claimedEnvelope(payload) : undefined;

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SiteClaims } from '../../src/broker/site-claims.js';
-import { decideSpeakingFor } from '../../src/security/site-claim.js';
+import { decideSpeakingFor, type SpokenIdFacts } from '../../src/security/site-claim.js';
 import { isSitesWideFilter } from '../../src/security/policy.js';
 
 const HOUR = 60 * 60 * 1000;
@@ -20,7 +20,7 @@ function claimsWith(limits: { maxClaims?: number; maxPresences?: number } = {}) 
 
 describe('site claims', () => {
   it('the rule: own ids and site:<own> need no claim; another site\'s address, this process\'s ids, local ids and others\' claims are refused', () => {
-    const free = { connected: false, presenceByLocal: false, claimant: undefined };
+    const free: SpokenIdFacts = { connected: false, presenceByLocal: false, claimant: undefined };
     assert.deepEqual(decideSpeakingFor('poller-1', 'poller-1', free), { allow: true, claims: false });
     assert.deepEqual(decideSpeakingFor('poller-1', 'site:poller-1', free), { allow: true, claims: false });
     assert.deepEqual(decideSpeakingFor('poller-1', 'agent-7', free), { allow: true, claims: true });
