@@ -152,6 +152,8 @@ describe('sites with security on: who a link may speak for, and what the role si
       [poller1, 'poller-1', 'demo/ping/notification', notification('alice', { marker: 'as-alice' }), /denied publish on "demo\/ping\/notification" for identity poller-1: builtin:site-claim \("alice" is a client of this broker\)/],
       [central, 'central', 'demo/ping/notification', notification('alice', { marker: 'as-alice-2' }), /for identity central: builtin:site-claim \("alice" is a client of this broker\)/],
       [poller1, 'poller-1', 'relais/presence/bob', presence('bob'), /builtin:site-claim \("bob" is a client of this broker: it published its presence here\)/],
+      [central, 'central', 'demo/ping/notification', notification('bob', { marker: 'as-bob' }), /for identity central: builtin:site-claim \("bob" is a client of this broker: it published its presence here\)/],
+      [central, 'central', 'demo/ping/notification', notification('relais-router', { marker: 'as-router' }), /for identity central: builtin:site-claim \("relais-router" is a client of this process/],
       // No source to check: the presence's own id is, so a site cannot clear the presence of a client here.
       [poller2, 'poller-2', 'relais/presence/alice', '', /for identity poller-2: builtin:site-claim \("alice" is a client of this broker\)/],
       [poller1, 'poller-1', 'demo/ping/notification', notification('agent-p2', { marker: 'as-agent-p2' }), /for identity poller-1: builtin:site-claim \("agent-p2" is a client of site poller-2\)/],
@@ -166,7 +168,7 @@ describe('sites with security on: who a link may speak for, and what the role si
       await secure.logged(line);
       if (topic.startsWith('relais/presence/')) assert.equal(deliveredCount(topic, ''), presenceBefore, `a refused presence on ${topic} was delivered`);
     }
-    for (const marker of ['as-alice', 'as-alice-2', 'as-agent-p2', 'as-site-p2', 'as-poller-2']) assert.equal(deliveredCount('demo/ping/notification', marker), 0, `${marker} was delivered`);
+    for (const marker of ['as-alice', 'as-alice-2', 'as-bob', 'as-router', 'as-agent-p2', 'as-site-p2', 'as-poller-2']) assert.equal(deliveredCount('demo/ping/notification', marker), 0, `${marker} was delivered`);
     assert.equal(claimDenials() - before, cases.length, 'each refusal is counted under builtin:site-claim');
     // A link repeats what it carries: the same refusal is logged once.
     await refusedThenMarker(poller1, 'demo/ping/notification', notification('alice'), 'poller-1');
