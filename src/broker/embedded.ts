@@ -64,7 +64,8 @@ export interface EmbeddedBrokerOptions {
    * Authentication and authorisation (docs/security.md "Identities and enforcement"): every
    * network client must CONNECT as an identity of `identities` (username, token as password),
    * with its identity as client id (or `<identity>~rt`); `policy` decides every SUBSCRIBE and
-   * PUBLISH. In-process streams (`connectInProcess`, `accept`) are trusted. Absent: no checks.
+   * PUBLISH. In-process streams (`connectInProcess`, `accept`) are trusted, except a link's
+   * (`connectInProcess({ identity })`). Absent: no checks.
    */
   security?: BrokerSecurity;
   /**
@@ -100,9 +101,14 @@ export interface EmbeddedBroker {
   readonly wssPort?: number;
   /**
    * A new MQTT connection to this broker without a socket: give it to `connect({ stream })`.
-   * In-process clients (the router inside `relais start`) skip the TCP hop.
+   * In-process clients (the router inside `relais start`) skip the TCP hop, and are trusted.
+   * With `identity` (a link's local connection, protocol §13.2) and `security` on, the stream
+   * is not trusted: it is admitted as that identity (its CONNECT's client id must be it or
+   * `<identity>~rt`; no credentials) with role `site` added to the roles the identities give
+   * it (it may have no entry; revoked, it is refused), and every SUBSCRIBE and PUBLISH on it is
+   * decided as a network client's. Without `security`, `identity` changes nothing.
    */
-  connectInProcess(): Duplex;
+  connectInProcess(options?: { identity?: string }): Duplex;
   /** Serves one MQTT connection carried by `stream` (a worker thread's port, protocol §11); closed with the broker. */
   accept(stream: Duplex): void;
   /**
@@ -148,7 +154,9 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   const tlsPeers = new WeakMap<object, tls.TLSSocket>();
   // Where each network connection comes from: failed authentications are counted by it.
   const addresses = new WeakMap<object, string>();
-  const denials = options.security ? enforce(aedes, options.security, { trusted, tlsPeers, addresses }, log) : undefined;
+  // The in-process streams of links, by the identity of the link's other end: checked, not trusted.
+  const links = new WeakMap<object, string>();
+  const denials = options.security ? enforce(aedes, options.security, { trusted, tlsPeers, addresses, links }, log) : undefined;
   checkConnect(aedes, limits.maxKeepaliveSeconds, log, cutOffs);
   // After the security's hooks: a PUBLISH it refuses never reaches the journal.
   const routerJournal = options.routerJournal === false ? undefined : installRouterJournal(aedes, { ...ROUTER_JOURNAL_DEFAULTS, ...definedFields(options.routerJournal ?? {}) }, log);
@@ -280,15 +288,17 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
         Object.assign(listeners, { wssUrl: wss.url, wssPort: wss.port });
       }
     }
-    const acceptStream = (stream: Duplex) => {
+    const handleInProcess = (stream: Duplex, linkIdentity: string | undefined) => {
       sockets.add(stream);
       stream.once('close', () => sockets.delete(stream));
-      trusted.add(stream);
+      if (linkIdentity !== undefined && denials) links.set(stream, linkIdentity);
+      else trusted.add(stream);
       aedes.handle(stream);
     };
-    const connectInProcess = () => {
+    const acceptStream = (stream: Duplex) => handleInProcess(stream, undefined);
+    const connectInProcess = (inProcess: { identity?: string } = {}) => {
       const [client, server] = memoryPair();
-      acceptStream(server);
+      handleInProcess(server, inProcess.identity);
       return client;
     };
     const serveConnection = (stream: Duplex, address: string, tlsSocket?: tls.TLSSocket) => {

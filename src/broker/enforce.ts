@@ -21,7 +21,14 @@
  *   subscription the policy no longer allows is dropped, within a second of the change.
  *
  * Streams the process hands Aedes itself (`connectInProcess`, `accept`: the router inside
- * `relais start`) are trusted: no credentials, no policy.
+ * `relais start`) are trusted: no credentials, no policy. Except a link's (`connectInProcess`
+ * with an identity, protocol §13.2): admitted as the other end's identity with role `site`,
+ * then decided like a network client.
+ * - Speaking for others (site-claims.ts, security/site-claim.ts): a principal with role `site`
+ *   may use as `source` the ids no client of this broker has and no other site claimed.
+ * - `relais/sites/#`, which every identity may read (protocol §13.4), delivers the links'
+ *   statuses, rosters and probes; the action traffic under it (`relais/sites/get`) goes only to
+ *   a connection holding another subscription that matches it.
  */
 import type { Aedes } from 'aedes';
 import type { TLSSocket } from 'node:tls';
@@ -31,9 +38,13 @@ import { authorizerFor, isThrottled, type Principal, type Refusal, type Security
 import { DampedLog, quoted } from '../security/log-text.js';
 import { jsonObject } from '../security/payload-check.js';
 import { verifiedPeerCertificate } from '../security/peer-certificate.js';
-import type { Decision } from '../security/policy.js';
+import { covers, isSitesWideFilter, type Decision } from '../security/policy.js';
+import { SITE_CLAIM_RULE } from '../security/site-claim.js';
+import { parseTopic, PRESENCE_FILTER } from '../protocol/topics.js';
+import { parseSiteTopic, SITES_ROOT } from '../protocol/sites.js';
 import { emptyForDrop, readsDropped } from './drop-denied.js';
 import { LiveConnections, type LiveClient } from './live-connections.js';
+import { SiteClaims } from './site-claims.js';
 
 /** The broker's security: the Authorizer's settings (security/authorizer.ts). */
 export type BrokerSecurity = SecuritySettings;
@@ -66,6 +77,32 @@ function countRule(byRule: Map<string, number>, rule: string): void {
 /** A filter that would read the broker's dropped messages (drop-denied.ts). */
 const DROPPED_READ: Decision = Object.freeze({ allow: false, rule: 'builtin:dropped' });
 
+const SITES_PREFIX = `${SITES_ROOT}/`;
+const PRESENCE_PREFIX = PRESENCE_FILTER.slice(0, -1);
+
+/** Whether one of `client`'s subscriptions other than a sites-wide filter (policy.ts) matches `topic`. */
+function readsBesidesSitesWide(client: LiveClient, topic: string): boolean {
+  const levels = topic.split('/');
+  for (const filter of Object.keys(client.subscriptions)) {
+    const filterLevels = filter.split('/');
+    if (!isSitesWideFilter(filterLevels) && covers(filterLevels, levels)) return true;
+  }
+  return false;
+}
+
+/** Lines logged once per key (bounded: past MAX_KEYS, the keys are forgotten and each may be logged once more). */
+class OnceLog {
+  private static readonly MAX_KEYS = 10_000;
+  private readonly logged = new Set<string>();
+  constructor(private readonly log: (line: string) => void) {}
+  line(key: string, line: string): void {
+    if (this.logged.has(key)) return;
+    if (this.logged.size >= OnceLog.MAX_KEYS) this.logged.clear();
+    this.logged.add(key);
+    this.log(`${line} (logged once for this site and id)`);
+  }
+}
+
 /** The source of the error responses the broker itself sends for an untargeted command (protocol §5.3). */
 export const BROKER_SOURCE = BROKER_NOTICE_SOURCE;
 
@@ -85,6 +122,8 @@ type AedesHooks = {
   authenticate: (client: LiveClient, username: string | undefined, password: Buffer | undefined, done: Done) => void;
   authorizeSubscribe: (client: LiveClient | null, subscription: { topic: string; qos: number }, done: (error: Error | null, subscription?: unknown) => void) => void;
   authorizePublish: (client: LiveClient | null, packet: PublishPacket, done: (error?: Error | null) => void) => void;
+  authorizeForward: (client: LiveClient, packet: PublishPacket) => PublishPacket | null | undefined;
+  clients: Record<string, LiveClient | undefined>;
   publish: (packet: Omit<PublishPacket, 'cmd'> & { cmd: 'publish' }, done?: (error?: Error) => void) => void;
 };
 
@@ -95,6 +134,8 @@ export interface Connections {
   tlsPeers: WeakMap<object, TLSSocket>;
   /** Where a network connection comes from, as logged (`10.0.0.7:50412`, `websocket 10.0.0.7:50412`, `unix socket`). */
   addresses: WeakMap<object, string>;
+  /** In-process streams of a link, by the identity of the link's other end: not trusted (protocol §13.2). */
+  links: WeakMap<object, string>;
 }
 
 /** The address failed authentications are counted by: the peer's IP without its port (or `unix socket`). */
@@ -125,11 +166,24 @@ function refusalText(refusal: Refusal): string {
 
 /** Installs the hooks on `aedes`; returns the denial counters. */
 export function enforce(aedes: Aedes, security: BrokerSecurity, connections: Connections, log: (line: string) => void): DenialCounts {
-  const { trusted, tlsPeers, addresses } = connections;
+  const { trusted, tlsPeers, addresses, links } = connections;
   const broker = aedes as unknown as AedesHooks;
   const authorizer = authorizerFor(security);
   const who = new WeakMap<object, Principal>();
   const denials: DenialCounts = { connect: 0, subscribe: 0, publish: 0, source: 0, byRule: new Map() };
+  const siteClaims = new SiteClaims((clientId) => {
+    const client = broker.clients[clientId];
+    return client !== undefined && !client.closed;
+  }, log);
+  const speaking = (speaker: Principal, id: string) => siteClaims.check(speaker.identity, id);
+  /** Who published a retained presence (a Last Will too): a site principal (`site`), or a client of this broker's, whose id becomes local. */
+  const noteRetainedPresence = (packet: PublishPacket, site: string | undefined) => {
+    if (!packet.retain || !packet.topic.startsWith(PRESENCE_PREFIX)) return;
+    const parsed = parseTopic(packet.topic);
+    if (parsed.kind === 'presence') siteClaims.retainedPresence(parsed.clientId, site, packet.payload.length === 0);
+  };
+  /** A refused claim is logged once per site and id (a link repeats it at each message). */
+  const claimLog = new OnceLog(log);
 
   const live = new LiveConnections<Principal>(
     (principal, filter) => authorizer.decide(principal, 'subscribe', filter),
@@ -174,6 +228,9 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: Con
       live.add(client, principal, (listener) => (client.conn as NodeJS.EventEmitter).once('close', listener));
       done(null, true);
     };
+    // A link's in-process stream: this process named the identity; the identities say whether it still stands.
+    const linkIdentity = links.get(client.conn);
+    if (linkIdentity !== undefined) return admit(authorizer.admitLink(linkIdentity), `link identity ${quoted(linkIdentity)}`);
     // A certificate the TLS listener verified against the CA names the identity (its CN).
     const certificate = verifiedPeerCertificate(tlsPeers.get(client.conn));
     if (certificate) {
@@ -200,20 +257,40 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: Con
   };
 
   broker.authorizePublish = (client, packet, done) => {
-    if (!client || trusted.has(client.conn)) return done(null);
+    if (!client || trusted.has(client.conn)) {
+      noteRetainedPresence(packet, undefined);
+      return done(null);
+    }
     if (packet.topic.startsWith('$SYS/')) return done(new Error('$SYS/ topic is reserved'));
     const principal = who.get(client.conn);
-    const { decision, envelope } = authorizer.decidePublish(principal, packet.topic, packet.payload);
-    if (decision.allow) return done(null);
+    const { decision, envelope, speaking: spoken } = authorizer.decidePublish(principal, packet.topic, packet.payload, speaking);
+    if (decision.allow) {
+      // Recorded here, as it is allowed: the next PUBLISH (of any connection) is decided knowing it.
+      if (spoken && principal) siteClaims.claim(principal.identity, spoken.ids);
+      noteRetainedPresence(packet, spoken && principal ? principal.identity : undefined);
+      return done(null);
+    }
     denials.publish++;
-    if (decision.rule.startsWith('builtin:source')) denials.source++;
+    const claimRefused = decision.rule.startsWith(SITE_CLAIM_RULE);
+    if (decision.rule.startsWith('builtin:source') || claimRefused) denials.source++;
     countRule(denials.byRule, decision.rule);
-    log(`denied publish on ${quoted(packet.topic)} for ${describe(principal, client)}: ${decision.rule}`);
+    const line = `denied publish on ${quoted(packet.topic)} for ${describe(principal, client)}: ${decision.rule}`;
+    if (claimRefused && principal) claimLog.line(`${principal.identity} ${decision.rule}`, line);
+    else log(line);
     if (packet.qos === 2) return done(new Error(`publish on ${packet.topic} not authorised (${decision.rule})`));
     const { topic, payload } = packet;
     emptyForDrop(packet);
     done(null);
-    if (principal) answerDenied(topic, envelope ?? jsonObject(payload), principal.identity, decision);
+    // A site's command is answered to the requester it carried, when that is one it may speak for.
+    if (principal) answerDenied(topic, envelope ?? jsonObject(payload), spoken?.requester ?? principal.identity, decision);
+  };
+
+  // relais/sites/# is every identity's (protocol §13.4); the action traffic under it is not:
+  // such a message goes only to a connection holding another subscription that matches it.
+  const forward = broker.authorizeForward;
+  broker.authorizeForward = (client, packet) => {
+    if (packet.topic.startsWith(SITES_PREFIX) && !trusted.has(client.conn) && parseSiteTopic(packet.topic) === undefined && !readsBesidesSitesWide(client, packet.topic)) return null;
+    return forward.call(aedes, client, packet);
   };
 
   /** A denied command: the broker's denial reply (protocol §5.3), so it is not left waiting. */

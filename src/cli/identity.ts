@@ -78,7 +78,7 @@ function addCommand(): Command {
   return withFile(new Command('add'))
     .description('add an identity with a secret token (printed once, only its hash is stored) or a client certificate from the CA, or both')
     .argument('<name>', 'the identity: MQTT username and client id (its real-time lane is <name>~rt); a certificate\'s CN')
-    .option('--role <role...>', 'roles of the identity in the policy (client, service, admin, observer, agent-user, router in the default one)')
+    .option('--role <role...>', 'roles of the identity in the policy (client, service, admin, observer, agent-user, router, site in the default one)')
     .option('--serves <action...>', "the actions this service may serve, written to its entry in the policy file (+ is one level, a last # any levels below: 'billing/#'); a service serves nothing else")
     .option('--policy <file>', 'the policy file --serves writes to (default: the one of --config, else <data-dir>/policy.json; made from the default policy when absent)')
     .option('--token', 'issue a secret token (the default without --cert)')

@@ -94,6 +94,7 @@ export function initCommand(): Command {
           `  relais clients --broker ${reach} --ca ${path.join(dir, INIT_FILES.caCert)} --cert ${path.join(dir, `${options.admin}.crt`)} --key ${path.join(dir, `${options.admin}.key`)} --id ${options.admin}`,
           `  relais identity add <name> --role client --cert --config ${path.join(dir, INIT_FILES.config)}`,
           `  relais identity add <name> --role service --serves '<action>/#' --cert --config ${path.join(dir, INIT_FILES.config)}   (a service serves only what --serves grants)`,
+          `  relais identity add <site> --role site --cert --config ${path.join(dir, INIT_FILES.config)}   (the other end of a link: a site at the central, the central at a site)`,
           `  https://${hosts[3] ?? 'localhost'}:8443/ : the dashboard and HTTP API (identity ${options.admin} and its token, or its certificate)`,
           '',
         ].join('\n'),

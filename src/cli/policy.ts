@@ -4,7 +4,8 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { exportMosquitto } from '../security/mosquitto-export.js';
 import { loadPolicy } from '../security/policy-file.js';
-import { decide, PolicyError, type Operation, type Policy } from '../security/policy.js';
+import { decide, hasRole, PolicyError, type Operation, type Policy } from '../security/policy.js';
+import { SITE_ROLE } from '../security/site-claim.js';
 import { EXIT, fail } from './common.js';
 
 /** Usage mistakes exit 2 (Commander's own exit code is 1). */
@@ -35,6 +36,12 @@ function checkCommand(): Command {
       const decision = decide(policy, { identity, roles: options.role ?? [] }, op, topic);
       if (options.json) process.stdout.write(`${JSON.stringify({ identity, operation: op, topic, ...decision })}\n`);
       else process.stdout.write(`${decision.allow ? 'allow' : 'deny'} ${op} ${topic} for ${identity}: ${decision.rule}\n`);
+      // What the topic alone does not decide for the other end of a link (docs/security.md "Sites").
+      if (decision.allow && op === 'publish' && hasRole(policy, { identity, roles: options.role ?? [] }, SITE_ROLE)) {
+        process.stderr.write(
+          `relais: note: ${identity} has the role ${SITE_ROLE}: the broker also checks whom it speaks for; the envelope's source (and a presence's id) must be ${identity}, site:${identity}, or an id no client of that broker has and no other site claimed (builtin:site-claim)\n`,
+        );
+      }
       process.exitCode = decision.allow ? EXIT.OK : EXIT.ERROR;
     });
 }

@@ -29,7 +29,8 @@ export interface DenialDetails {
  * of `type` "command" with a string `token`) on a request topic is answered.
  *
  * - topic: `<action>/response/<identity>`, the sender's own response topic (the identity it
- *   proved, whatever the envelope claims);
+ *   proved, whatever the envelope claims); for the other end of a link, the broker passes the
+ *   `source` it carried instead, when it may speak for it (docs/security.md "Sites");
  * - `source`: the command's target (the topic's, else a `destination` other than `*`), whom
  *   the requester waits for an answer from, else `relais-broker`;
  * - `token` and `priority` the command's (a priority it does not know: `normal`);

@@ -22,6 +22,7 @@ import { identityStoreOf, type IdentityStore, type Verification } from './identi
 import { quoted } from './log-text.js';
 import { isRelaisTopic, jsonObject, leniently, payloadEncodingProblem, sourceIsSurely, sourceKeyOf, type SourceKey } from './payload-check.js';
 import { decide, hasRole, holdsGrant, type Decision, type Grant, type Operation, type Policy } from './policy.js';
+import { SITE_ROLE, type SpeakingVerdict } from './site-claim.js';
 
 /** What the doors are given: the identities, the policy, and who may not come in from outside. */
 export interface SecuritySettings {
@@ -52,9 +53,12 @@ class DecisionMemo {
   readonly publish = new Map<string, Decision>();
   readonly subscribe = new Map<string, Decision>();
   characters = 0;
+  /** Whether the principal has the role `site` under `policy` (asked at each PUBLISH). */
+  site: boolean | undefined;
 
   clear(policy: Policy | undefined): void {
     this.policy = policy;
+    this.site = undefined;
     this.publish.clear();
     this.subscribe.clear();
     this.characters = 0;
@@ -70,7 +74,12 @@ export interface Principal extends SourceKey {
   readonly credential: string;
   /** The Authorizer's decisions for it. */
   readonly memo: DecisionMemo;
+  /** The other end of a link, admitted on an in-process stream without credentials (`admitLink`). */
+  readonly link?: true;
 }
+
+/** What a link principal "proved": nothing, it was named by this process (its standing is its identity's record, if any). */
+const LINK_CREDENTIAL = 'in-process link';
 
 /** Why the Authorizer refuses an identity beyond what the store and the Authenticator say. */
 export type StandingReason = 'revoked' | 'no longer an identity' | 'issued new credentials';
@@ -102,7 +111,16 @@ export interface BusAccess {
 export interface PublishVerdict {
   decision: Decision;
   envelope?: Record<string, unknown> | undefined;
+  /**
+   * A site principal speaking for others (site-claim.ts): the ids it speaks for in this PUBLISH
+   * (the broker records them as its claims once the PUBLISH is allowed), and the requester a
+   * denied command is answered to when its `source` is one the principal may use.
+   */
+  speaking?: { ids: string[]; requester?: string };
 }
+
+/** Whether a site principal may speak for an id on this broker (the broker's facts, site-claim.ts's rule). */
+export type SpeakingCheck = (speaker: Principal, id: string) => SpeakingVerdict;
 
 const ANONYMOUS: Decision = Object.freeze({ allow: false, rule: 'builtin:anonymous' });
 
@@ -151,9 +169,35 @@ export class Authorizer {
     return { ok: true, principal };
   }
 
+  /**
+   * The other end of a link, on an in-process stream this process opened for it (protocol
+   * §13.2): no credentials (this process named it), but the identity's standing and roles are
+   * those of its record, if the identities have one, with role `site` added; so the policy
+   * decides what it may do as for a network client. A revoked identity is refused.
+   */
+  admitLink(identity: string): Admission {
+    if (this.settings.inProcessOnly?.includes(identity)) return { ok: false, reason: 'identity reserved', detail: `${identity} is reserved for this process's own clients` };
+    const standing = this.linkStanding(identity);
+    if (!standing) return { ok: false, reason: 'identities not verified', detail: 'the identities file was never read well' };
+    if (!standing.ok) return { ok: false, reason: standing.reason };
+    const principal: Principal = { identity, roles: standing.roles, credential: LINK_CREDENTIAL, memo: new DecisionMemo(), link: true, ...sourceKeyOf(identity) };
+    return { ok: true, principal };
+  }
+
   /** Whether `principal` still holds what it proved, with its roles now; undefined when the identities cannot tell. */
   standing(principal: Principal): ReturnType<IdentityStore['standing']> {
+    if (principal.link) return this.linkStanding(principal.identity);
     return this.store.standing(principal.identity, principal.credential);
+  }
+
+  /** A link identity's standing: revoked if its record is; else its record's roles (none if absent) and `site`. */
+  private linkStanding(identity: string): ReturnType<IdentityStore['standing']> {
+    const known = this.store.lookUp(identity);
+    if (!known) return undefined;
+    const found = known.record;
+    if (found?.revoked) return { ok: false, reason: 'revoked' };
+    const roles = found?.roles ?? [];
+    return { ok: true, roles: roles.includes(SITE_ROLE) ? [...roles] : [...roles, SITE_ROLE] };
   }
 
   /** Gives `principal` its roles now; its decisions, made for the old ones, are made again. Returns whether they changed. */
@@ -197,23 +241,47 @@ export class Authorizer {
    * encoding (protocol §3: no reader may see another source than this check), the envelope's
    * `source` (the principal's identity, or absent), and a presence saying role "router" from an
    * identity without that role (handlers take a cancel relayed by a router, protocol §11.5).
+   *
+   * A principal with role `site` given `speaking` (the broker's check, site-claim.ts) may use
+   * as `source`, and publish the presence of, the ids that check allows instead of its own.
    */
-  decidePublish(principal: Principal | undefined, topic: string, payload: Buffer | string): PublishVerdict {
+  decidePublish(principal: Principal | undefined, topic: string, payload: Buffer | string, speaking?: SpeakingCheck): PublishVerdict {
     const decision = this.decide(principal, 'publish', topic);
-    if (!decision.allow || !principal) return { decision };
+    if (!principal) return { decision };
+    // decide() just made the memo the policy's in force: the role is looked up once per policy.
+    const site = speaking !== undefined && (principal.memo.site ??= this.hasRole(principal, SITE_ROLE));
+    if (!decision.allow) {
+      // A command refused for its topic is answered to the requester it speaks for, when it may.
+      const envelope = site ? claimedEnvelope(payload) : undefined;
+      const source = typeof envelope?.source === 'string' ? envelope.source : undefined;
+      return { decision, envelope, ...(site && source !== undefined && speaking(principal, source).allow && { speaking: { ids: [], requester: source } }) };
+    }
     const problem = isRelaisTopic(topic) ? payloadEncodingProblem(payload) : undefined;
     if (problem) return { decision: { allow: false, rule: `builtin:encoding (${problem})` }, envelope: leniently(payload) };
     let envelope: Record<string, unknown> | undefined;
+    const ids: string[] = [];
+    let requester: string | undefined;
     if (!sourceIsSurely(payload, principal)) {
       envelope = claimedEnvelope(payload);
       if (envelope && typeof envelope.source === 'string' && envelope.source !== principal.identity) {
-        return { decision: { allow: false, rule: `builtin:source (the envelope says ${quoted(envelope.source)})` }, envelope };
+        if (!site) return { decision: { allow: false, rule: `builtin:source (the envelope says ${quoted(envelope.source)})` }, envelope };
+        const verdict = speaking(principal, envelope.source);
+        if (!verdict.allow) return { decision: verdict, envelope };
+        ids.push(envelope.source);
+        requester = envelope.source;
       }
     }
-    if (parseTopic(topic).kind === 'presence' && claimsRouterRole(envelope ?? claimedEnvelope(payload)) && !this.hasRole(principal, 'router')) {
+    const parsed = parseTopic(topic);
+    if (parsed.kind === 'presence' && site && parsed.clientId !== principal.identity) {
+      // The presence of another id: the id the topic names must be one it may speak for too.
+      const verdict = speaking(principal, parsed.clientId);
+      if (!verdict.allow) return { decision: verdict, envelope };
+      if (!ids.includes(parsed.clientId)) ids.push(parsed.clientId);
+    }
+    if (parsed.kind === 'presence' && claimsRouterRole(envelope ?? claimedEnvelope(payload)) && !this.hasRole(principal, 'router')) {
       return { decision: { allow: false, rule: 'builtin:router-role (a presence saying role "router" from an identity without that role)' }, envelope };
     }
-    return { decision, envelope };
+    return { decision, envelope, ...(site && { speaking: { ids, ...(requester !== undefined && { requester }) } }) };
   }
 
   /** Whether `principal` has `role` (from the identities or the policy's own entry for it). */

@@ -1,5 +1,5 @@
 /**
- * The policy `relais init` writes (docs/security.md "The default policy"): six
+ * The policy `relais init` writes (docs/security.md "The default policy"): seven
  * roles. The built-in rules (policy.ts BUILTIN_RULES) still apply on top: these rules only say
  * what each role may do within the topic contract. Least privilege: a service serves only the
  * actions its identity entry lists in `serves`, and the agents' actions (`system/`) are called
@@ -17,6 +17,11 @@ export const DEFAULT_POLICY_DATA = {
     client: { description: 'calls actions, reads its own responses, publishes notifications and logs', grants: [] },
     observer: { description: 'reads notifications, the event stream, the client registry and metrics; of the history, only what it is a party to unless granted history:read-all', grants: [] },
     'agent-user': { description: "calls the agents' actions (system/...: disks, files, commands, benchmark); give it beside client", grants: [] },
+    site: {
+      description:
+        "the other end of a link (protocol §13): a site at the central, the central at a site. Carries commands and cancels to the clients it links, their responses, presences and notifications back, the link's status and roster; speaks only for ids no client here has and no other site claimed (builtin:site-claim); reads every history row (a central syncs a site's)",
+      grants: ['presence', 'responses', 'requests', 'system', 'history:read-all'],
+    },
   },
   identities: {
     'relais-router': { roles: ['router'] },
@@ -28,7 +33,7 @@ export const DEFAULT_POLICY_DATA = {
     {
       name: 'every identity: its presence, the directory, and the logs and contracts every library client serves (protocol §7, §11.4)',
       publish: ['relais/presence/${id}', 'relais/logs/get/response/+', 'relais/contracts/get/response/+'],
-      subscribe: ['relais/presence/+', 'relais/logs/get/request/${id}', 'relais/logs/get/cancel', 'relais/contracts/get/request/${id}', 'relais/contracts/get/cancel'],
+      subscribe: ['relais/presence/+', 'relais/sites/#', 'relais/logs/get/request/${id}', 'relais/logs/get/cancel', 'relais/contracts/get/request/${id}', 'relais/contracts/get/cancel'],
     },
     {
       name: "clients kill their own requests, admins anyone's: the router checks whose (requests:kill-any, protocol §11.5)",
@@ -97,6 +102,23 @@ export const DEFAULT_POLICY_DATA = {
       publish: ['system/${path}/request', 'system/${path}/request/+', 'system/${path}/cancel'],
       subscribe: ['system/${path}/response/${id}'],
     },
+    {
+      name: "a link's other end publishes its link's status, roster and round-trip probe, under its own name (protocol §13.2)",
+      roles: ['site'],
+      publish: ['relais/sites/${id}', 'relais/sites/${id}/clients', 'relais/sites/${id}/probe'],
+    },
+    {
+      name: "a link's other end carries commands and cancels to the clients it links, and their responses, presences, notifications and logs (protocol §13.2)",
+      roles: ['site'],
+      publish: ['relais/presence/+', '${path}/request', '${path}/request/+', '${path}/cancel', '${path}/response/+', '${path}/notification', '${path}/log'],
+      subscribe: ['${path}/request', '${path}/request/+', '${path}/cancel', '${path}/response/+', '${path}/notification'],
+    },
+    {
+      name: "a link's other end carries the agents' actions (system/...): the central's admins run the agents of its sites",
+      roles: ['site'],
+      publish: ['system/${path}/request', 'system/${path}/request/+', 'system/${path}/cancel', 'system/${path}/response/+'],
+      subscribe: ['system/${path}/request', 'system/${path}/request/+', 'system/${path}/cancel', 'system/${path}/response/+'],
+    },
   ],
 } satisfies PolicyInput;
 
@@ -127,7 +149,17 @@ export function defaultPolicyYaml(): string {
     ' presence, wildcards, relais/ and the restricted roots below), then the first rule that applies',
     ' to the identity and covers the topic allows; otherwise deny.',
     ' Least privilege: a service serves only the actions its identity lists under "serves", and the',
-    ' agents\' actions (system/...) are called only by the roles a rule names (admin, agent-user).',
+    ' agents\' actions (system/...) are called only by the roles a rule names (admin, agent-user, and',
+    ' site, which carries them across a link).',
+    '',
+    ' Sites (docs/security.md "Sites"): the other end of a link is admitted with the role site (its',
+    ' certificate: relais identity add poller-1 --cert --role site). This policy decides what it may do',
+    ' HERE, as the other\'s policy decides what this end may do there. To narrow what every site may do:',
+    ' edit the three rules of the role site (e.g. ${path} replaced by the roots their clients use:',
+    ' billing/${path}/request), or delete the one carrying the agents\' actions to keep system/ off every',
+    ' link. To narrow one site only: move those rules to a role of their own given to the other sites',
+    ' (--role site linked), and write narrower rules for this one; keep the role site on every link (its',
+    ' grants, and the check of which ids it may speak for).',
   ].join('\n');
   const comment = (key: string, text: string[]) => {
     const pair = (doc.contents as YAMLMap).items.find((item) => isScalar(item.key) && item.key.value === key);

@@ -252,6 +252,14 @@ export class IdentityStore {
     return records instanceof Map ? records.get(name) : undefined;
   }
 
+  /** What the identities say of `name` now: its record, if any (`{}`: none); undefined when the file was never read well. */
+  lookUp(name: string): { record?: IdentityRecord } | undefined {
+    const records = this.records();
+    if (!(records instanceof Map)) return undefined;
+    const record = records.get(name);
+    return record ? { record } : {};
+  }
+
   /**
    * Calls `listener` (soon, not within the caller's stack) each time the identities in force
    * change; returns how to stop. While anyone listens, the file is watched (fs.watch on its

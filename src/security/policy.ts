@@ -291,6 +291,7 @@ export function ruleName(rule: Rule, index: number): string {
 
 /** The name of the built-in rule that forbids this filter/topic to `who`, if one does. Exported for the Mosquitto export. */
 export function builtinDenial(levels: readonly string[], operation: Operation, who: { self: string; grants: ReadonlySet<Grant> }): keyof typeof BUILTIN_RULES | undefined {
+  if (operation === 'subscribe' && isSitesWideFilter(levels)) return undefined;
   if (operation === 'subscribe') {
     if (!who.grants.has('wildcards') && (levels.includes('#') || levels[0] === '+')) return 'wildcard-subscription';
     if (!who.grants.has('responses') && couldMatchOthers(levels, 'response', who.self)) return 'others-responses';
@@ -299,6 +300,23 @@ export function builtinDenial(levels: readonly string[], operation: Operation, w
     return 'others-presence';
   }
   return undefined;
+}
+
+/**
+ * A filter over the links' statuses and rosters (`relais/sites/#`, `relais/sites/+/clients`,
+ * protocol §13.4), which every library client reads: the wildcard and others' requests and
+ * responses built-ins do not apply to it, as what it could match besides those topics (the
+ * traffic of an action under `relais/sites/`, such as `relais/sites/get`) is not delivered
+ * through it (the embedded broker's forward check, docs/security.md "Sites"). A rule must
+ * still allow it.
+ */
+export function isSitesWideFilter(levels: readonly string[]): boolean {
+  if (levels[0] !== SYSTEM_ROOT || levels[1] !== 'sites' || levels.length < 3 || levels.length > 4) return false;
+  const [, , site, tail] = levels as [string, string, string, string | undefined];
+  const wildcard = site === '#' || site === '+' || tail === '#' || tail === '+';
+  if (!wildcard) return false;
+  if (tail === undefined) return true;
+  return (site === '+' || checkClientId(site) === undefined) && ['#', '+', 'clients', 'probe'].includes(tail);
 }
 
 // Levels of a filter: '+' one level, '#' the rest, '**' (from ${path}) one or more levels.
