@@ -39,12 +39,12 @@ import { DampedLog, quoted } from '../security/log-text.js';
 import { jsonObject } from '../security/payload-check.js';
 import { verifiedPeerCertificate } from '../security/peer-certificate.js';
 import { covers, isSitesWideFilter, type Decision } from '../security/policy.js';
-import { SITE_CLAIM_RULE } from '../security/site-claim.js';
+import { SITE_CLAIM_RULE, SITE_ROLE } from '../security/site-claim.js';
 import { parseTopic, PRESENCE_FILTER } from '../protocol/topics.js';
 import { parseSiteTopic, SITES_ROOT } from '../protocol/sites.js';
 import { emptyForDrop, readsDropped } from './drop-denied.js';
 import { LiveConnections, type LiveClient } from './live-connections.js';
-import { SiteClaims } from './site-claims.js';
+import { SiteClaims, SITE_CLAIM_LIMITS } from './site-claims.js';
 
 /** The broker's security: the Authorizer's settings (security/authorizer.ts). */
 export type BrokerSecurity = SecuritySettings;
@@ -174,7 +174,11 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: Con
   const siteClaims = new SiteClaims((clientId) => {
     const client = broker.clients[clientId];
     return client !== undefined && !client.closed;
-  }, log);
+  }, log, SITE_CLAIM_LIMITS, Date.now, (id) => {
+    if (!security.identitiesStayLocal) return false;
+    const record = authorizer.store.lookUp(id)?.record;
+    return record !== undefined && !record.roles.includes(SITE_ROLE);
+  });
   const speaking = (speaker: Principal, id: string) => siteClaims.check(speaker.identity, id);
   /** Who published a retained presence (a Last Will too): a site principal (`site`), or a client of this broker's, whose id becomes local. */
   const noteRetainedPresence = (packet: PublishPacket, site: string | undefined) => {

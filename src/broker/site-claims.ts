@@ -39,6 +39,8 @@ export class SiteClaims {
     private readonly log: (line: string) => void,
     private readonly limits: SiteClaimLimits = SITE_CLAIM_LIMITS,
     private readonly now: () => number = Date.now,
+    /** Whether `id` is an identity of this broker's own that no site may speak for (a central's; none at a site). */
+    private readonly isOwnIdentity: (id: string) => boolean = () => false,
   ) {}
 
   /** Whether the site principal `speaker` may speak for `id` now (nothing is claimed: `claim()` does, once its PUBLISH is allowed). */
@@ -47,6 +49,7 @@ export class SiteClaims {
       connected: this.isConnected(id) || this.isConnected(`${id}~rt`),
       presenceByLocal: this.presences.get(id) === LOCAL,
       claimant: this.claimant(id),
+      identityHere: this.isOwnIdentity(id),
     });
     if (verdict.allow && verdict.claims && this.claims.size >= this.limits.maxClaims && !this.sweep()) {
       return { allow: false, rule: `${SITE_CLAIM_RULE} (this broker holds ${this.limits.maxClaims} claims of sites already)` };

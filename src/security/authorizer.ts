@@ -36,6 +36,13 @@ export interface SecuritySettings {
    * the router trusts to name the identity it asks for (protocol §11.2).
    */
   inProcessOnly?: readonly string[];
+  /**
+   * The identities of this file are this broker's own: the other end of a link (role `site`)
+   * may not speak for one of them, connected or not (docs/security.md "Sites"). A central says
+   * so (a site must not send as the central's operators); a site does not, since its central
+   * speaks for the operators who command it.
+   */
+  identitiesStayLocal?: boolean;
   /** Limits on failed token checks (docs/security.md "Failed authentications"); shared by everyone checking this store's tokens. */
   authentication?: Partial<AuthenticationLimits>;
 }

@@ -24,6 +24,12 @@ export interface SpokenIdFacts {
   presenceByLocal: boolean;
   /** The site principal that holds the claim on it, if any (an expired claim is not one). */
   claimant: string | undefined;
+  /**
+   * It is an identity of this broker's own (not another link's end), and this broker keeps its
+   * identities to itself (a central, `SecuritySettings.identitiesStayLocal`): a site may not
+   * send as the central's operators while they are offline.
+   */
+  identityHere?: boolean;
 }
 
 /** The verdict: allowed (claiming the id when `claims`), or denied by SITE_CLAIM_RULE with why. */
@@ -37,6 +43,7 @@ export function decideSpeakingFor(speaker: string, id: string, facts: SpokenIdFa
   if (otherSite !== undefined) return deny(`${quoted(id)} is the router of site ${otherSite}, not of ${speaker}`);
   if (PROCESS_OWN_IDS.includes(id)) return deny(`${quoted(id)} is a client of this process, never carried by a link`);
   if (facts.connected) return deny(`${quoted(id)} is a client of this broker`);
+  if (facts.identityHere) return deny(`${quoted(id)} is an identity of this broker`);
   if (facts.presenceByLocal) return deny(`${quoted(id)} is a client of this broker: it published its presence here`);
   if (facts.claimant !== undefined && facts.claimant !== speaker) return deny(`${quoted(id)} is a client of site ${facts.claimant}`);
   return { allow: true, claims: facts.claimant === undefined };
