@@ -223,8 +223,10 @@ export class RequestLifecycle {
   /** Event: the request is registered; its own time-out starts. */
   start(): void {
     this.effects.armDeadline(this.plan.timeout);
+    if (!this.siteBlocked) return;
     const siteWait = this.plan.waitForSite ?? 0;
-    if (this.siteBlocked && siteWait < this.plan.timeout) this.effects.armSiteWait?.(siteWait);
+    if (siteWait < this.plan.timeout) this.effects.armSiteWait?.(siteWait);
+    this.effects.log('info', { action: this.action, token: this.token, handler: this.assigneeId, waitMs: Math.min(siteWait, this.plan.timeout) }, `request waits for its handler's site to come back: ${this.siteBlocked.message}`);
   }
 
   /** Event: the response subscription is in place (protocol §4.1 step 5): the command can go. */
