@@ -443,6 +443,8 @@ export class RequestLifecycle {
     this.siteBlocked = undefined;
     const missing = this.plan.checkHandlers && this.world.directorySettled ? this.world.missing(this.action, next) : undefined;
     if (missing) return this.fail(missing);
+    // The handler it waited for was never offered it: it does not count among the offers (MAX_OFFERS).
+    this.assigneeId = undefined;
     this.offerFirst(next, now);
   }
 
@@ -564,7 +566,9 @@ export class RequestLifecycle {
    */
   private alternative(unsuspectedOnly: boolean): string | undefined {
     if (!this.picked || 1 + (this.previous?.size ?? 0) >= MAX_OFFERS) return undefined;
-    return this.world.pick(this.action, new Set(this.previous).add(this.assigneeId!), unsuspectedOnly);
+    const next = this.world.pick(this.action, new Set(this.previous).add(this.assigneeId!), unsuspectedOnly);
+    // Never moved to a client of a site whose link is down (protocol §13.4): it would not get it.
+    return next !== undefined && this.world.unreachable?.(next) ? undefined : next;
   }
 
   /** Offers the command to `next` instead (same token, a new acceptBy). */

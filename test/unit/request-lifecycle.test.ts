@@ -58,7 +58,10 @@ class World implements RequestWorld {
   }
 
   pick(_action: string, exclude: ReadonlySet<string> | undefined, unsuspectedOnly = false): string | undefined {
-    const candidates = this.providers().filter((id) => !exclude?.has(id));
+    const all = this.providers().filter((id) => !exclude?.has(id));
+    // As HandlerChoice: the clients of a down site only when nobody else is left (protocol ยง13.4).
+    const reachable = all.filter((id) => !this.downSites.has(id));
+    const candidates = reachable.length > 0 ? reachable : all;
     const unsuspected = candidates.filter((id) => !this.suspected.has(id));
     return (unsuspected.length > 0 || unsuspectedOnly ? unsuspected : candidates)[0];
   }
@@ -728,11 +731,24 @@ describe('request lifecycle - a handler on a site whose link is down (protocol ย
     world.downSites.delete('h1');
     world.announce('h1', 'alive', 'h1-2'); // its presence carried again
     request.presenceBack('h1', world.presence('h1')!, shell.now);
-    // World.pick takes the first provider: h0 is still down, so the request stays waiting.
-    assert.equal(shell.written.length, 0);
-    world.downSites.delete('h0');
+    assert.deepEqual(shell.written.map((w) => w.destination), ['h1'], 'h0 is still down: the one that can be reached');
+  });
+
+  it('request lifecycle - once its site is up it goes to the handler that can be reached, which counts as its first offer; a silence never moves it to a down site', () => {
+    const world = new World(['h0', 'h1', 'h2']);
+    for (const id of ['h0', 'h1', 'h2']) world.downSites.set(id, down());
+    const { shell, request } = begin(world, { waitForSite: 2000 });
+    world.downSites.delete('h1');
     request.sitesChanged(shell.now);
-    assert.deepEqual(shell.written.map((w) => w.destination), ['h0']);
+    assert.deepEqual(shell.written.map((w) => w.destination), ['h1']);
+    // h1 silent: the only others are on down sites, so it is offered again to h1, not moved.
+    world.suspected.add('h1');
+    shell.wait(ACK_TIMEOUT);
+    assert.deepEqual(shell.written.map((w) => w.destination), ['h1', 'h1', 'h1']);
+    // h2's site back: the next silence moves it there, its one move (the handler it waited for was never offered it).
+    world.downSites.delete('h2');
+    shell.wait(2 * ACK_TIMEOUT);
+    assert.deepEqual(shell.written.map((w) => w.destination).slice(-1), ['h2']);
   });
 
   it('request lifecycle - cancelled while it waits for its site: CancelledError, and no cancel message (nothing was sent)', () => {
