@@ -3,21 +3,20 @@
  * answers `relais/sites/get`: each link's status, since when, pull or push, its round trip, the
  * site's clients and, on a central, where its history stands in the site's (the last sync).
  * A table, or JSON with `--json`; `--watch` asks again whenever a link's status or a roster
- * changes (and every 10 s, for the syncs). Exit 3 when no router answers, as `relais clients`.
+ * changes, and every `--interval` seconds (the syncs change without them). Exit 3 when no router answers, as `relais clients`.
  */
 import { Command } from 'commander';
-import { SITES_ACTION, type Bus, type SiteEntry, type SitesAnswer } from '../index.js';
-import { addConnectionOptions, EXIT, printable, writeLine, type GlobalOptions } from './common.js';
+import { checkTimeout, SITES_ACTION, type Bus, type SiteEntry, type SitesAnswer } from '../index.js';
+import { addConnectionOptions, EXIT, fail, printable, writeLine, type GlobalOptions } from './common.js';
 import { withRouter } from './router-client.js';
 
 interface SitesOptions extends GlobalOptions {
   json?: boolean;
   watch?: boolean;
+  interval: string;
 }
 
 const COLUMNS = ['SITE', 'STATUS', 'SINCE', 'MODE', 'RTT', 'CLIENTS', 'SYNCED TO', 'LAG', 'LAST SYNC'] as const;
-/** How often `--watch` asks again when nothing on the retained topics changed: the syncs change without them. */
-const WATCH_REFRESH_MS = 10_000;
 /** Changes coming together (a link coming up republishes its roster) make one redraw. */
 const WATCH_COALESCE_MS = 200;
 
@@ -26,26 +25,29 @@ export function sitesCommand(): Command {
     .description("the router's links to its sites: status, since when, mode, round trip, clients, and where the central's copy of each site's history stands")
     .option('--json', 'the router\'s answer as JSON (one line; with --watch, one line per answer)')
     .option('-w, --watch', 'keep updating as links go up and down (Ctrl-C to stop)')
-    .action((options: SitesOptions) =>
-      withRouter(options, SITES_ACTION, 'relais sites asks the router', async (bus, signal) => {
+    .option('--interval <seconds>', 'with --watch: also ask again this often, for the syncs', '10')
+    .action((options: SitesOptions) => {
+      const seconds = Number(options.interval);
+      if (!(seconds > 0) || checkTimeout(seconds * 1000)) fail(EXIT.USAGE, `--interval must be a positive number of seconds, got ${options.interval}`);
+      return withRouter(options, SITES_ACTION, 'relais sites asks the router', async (bus, signal) => {
         const show = (answer: SitesAnswer) => {
           if (options.json) writeLine(answer);
           else process.stdout.write(`${options.watch && process.stdout.isTTY ? '\x1b[2J\x1b[H' : ''}${formatSites(answer)}\n`);
         };
         show(await ask(bus));
         if (!options.watch) return EXIT.OK;
-        await watch(bus, signal, show);
+        await watch(bus, signal, show, seconds * 1000);
         return EXIT.OK;
-      }),
-    );
+      });
+    });
 }
 
 function ask(bus: Bus, signal?: AbortSignal): Promise<SitesAnswer> {
   return bus.request<SitesAnswer>(SITES_ACTION, {}, { timeout: 10_000, ...(signal && { signal }) });
 }
 
-/** Asks again on each change the library sees on `relais/sites/#`, and every WATCH_REFRESH_MS, until Ctrl-C (withRouter aborts `signal`). */
-async function watch(bus: Bus, signal: AbortSignal, show: (answer: SitesAnswer) => void): Promise<void> {
+/** Asks again on each change the library sees on the sites' topics, and every `refreshMs`, until Ctrl-C (withRouter aborts `signal`). */
+async function watch(bus: Bus, signal: AbortSignal, show: (answer: SitesAnswer) => void, refreshMs: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let asking = false;
   let again = false;
@@ -69,7 +71,7 @@ async function watch(bus: Bus, signal: AbortSignal, show: (answer: SitesAnswer) 
     timer = setTimeout(refresh, WATCH_COALESCE_MS);
   };
   bus.siteDirectory.on('change', soon);
-  const ticker = setInterval(() => void refresh(), WATCH_REFRESH_MS);
+  const ticker = setInterval(() => void refresh(), refreshMs);
   if (!process.stdout.isTTY) process.stderr.write('relais: watching the sites\n');
   await new Promise<void>((resolve) => {
     if (signal.aborted) return resolve();

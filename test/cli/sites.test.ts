@@ -110,6 +110,21 @@ describe('relais and sites (protocol §13.4)', { timeout: CLI_SUITE_TIMEOUT }, (
     assert.deepEqual(JSON.parse(json.stdout), ANSWER);
   });
 
+  it('sites - relais sites --watch asks the router again when a link changes', async () => {
+    // An hour between periodic questions: a second answer within the test comes from the change.
+    const watching = startCli(['sites', '--watch', '--json', '--interval', '3600', '--broker', kit.broker.url], env);
+    try {
+      await watching.waitFor(/watching the sites/);
+      const answers = () => watching.output().split('\n').filter((line) => line.startsWith('{"site":"central"')).length;
+      assert.equal(answers(), 1);
+      link.publish(siteClientsTopic('poller-7'), notificationMessage({ source: link.id, payload: { site: 'poller-7', clients: [member, 'agent-p7b'] }, priority: 'normal' }), { retain: true });
+      await watching.waitFor(/^\{"site":"central".*\n\{"site":"central"/ms);
+      assert.equal(answers(), 2);
+    } finally {
+      assert.equal(await watching.stop('SIGINT'), 0);
+    }
+  });
+
   it('sites - relais sites without a router: exit 3 saying so', async () => {
     const result = await runCli(['sites', '--broker', bare.broker.url], env);
     assert.equal(result.code, 3);
