@@ -75,3 +75,20 @@ export {
   type ClientDetailPayload,
   type ClientDetailChanges,
 } from './protocol/registry.js';
+// Sites (protocol §13): what the library knows of the links, and the error of a request to a site that cannot be reached.
+export { SiteUnreachableError } from './protocol/errors.js';
+export {
+  CENTRAL_SITE,
+  SITES_ACTION,
+  SITES_FILTER,
+  siteStatusTopic,
+  siteClientsTopic,
+  siteAddress,
+  siteOfAddress,
+  type SiteStatus,
+  type SiteClients,
+  type SiteEntry,
+  type SiteSyncState,
+  type SitesAnswer,
+} from './protocol/sites.js';
+export type { SiteView, DownSite } from './client/presence/index.js';

@@ -23,6 +23,8 @@ export interface TransferOptions {
   /** How long to wait for the connection to come back, in ms. Default 300 000. */
   reconnectTimeout?: number;
   signal?: AbortSignal;
+  /** Each request to an agent on a site whose link is down waits this long (ms) for the link before failing (protocol §13.4). */
+  waitForSite?: number;
   /** Files known and bytes moved so far (of every file), each time a chunk is acknowledged. */
   onProgress?(done: number, total: number): void;
   /** A file's transfer continues from `offset` (> 0: what the receiving end already had). */
@@ -59,7 +61,7 @@ export async function sendPath(bus: Bus, agent: string, local: string, disk: str
 export async function fetchPath(bus: Bus, agent: string, disk: string, filepath: string, local: string, options: TransferOptions = {}): Promise<TransferSummary> {
   // As send's put_begin: an agent that goes away while it hashes the file is waited for; one not there at all is the answer.
   const first = await withResumption(bus, new Job(0, options), agent, TRANSFER_ACTIONS.getBegin, false, () =>
-    bus.request<GetBeginAnswer>(TRANSFER_ACTIONS.getBegin, { disk, filepath }, { target: agent, signal: options.signal, timeout: SLOW_STEP_TIMEOUT }),
+    bus.request<GetBeginAnswer>(TRANSFER_ACTIONS.getBegin, { disk, filepath }, { target: agent, waitForSite: options.waitForSite, signal: options.signal, timeout: SLOW_STEP_TIMEOUT }),
   );
   if (first.type === 'folder') {
     // The paths come from the agent: none may lead out of the local folder.
@@ -111,7 +113,7 @@ async function sendFile(bus: Bus, agent: string, local: string, disk: string, fi
     const transfer = transferIdOf('put', agent, disk, filepath, size, sha256);
     const counted = job.done;
     await withResumption(bus, job, agent, TRANSFER_ACTIONS.putBegin, false, async (attempt, began) => {
-      const begin = await bus.request<PutBeginAnswer>(TRANSFER_ACTIONS.putBegin, { transfer, disk, filepath, size, sha256 }, { target: agent, signal: job.options.signal, timeout: SLOW_STEP_TIMEOUT });
+      const begin = await bus.request<PutBeginAnswer>(TRANSFER_ACTIONS.putBegin, { transfer, disk, filepath, size, sha256 }, { target: agent, waitForSite: job.options.waitForSite, signal: job.options.signal, timeout: SLOW_STEP_TIMEOUT });
       began();
       job.done = counted + begin.offset;
       if (attempt > 0 || begin.offset > 0) job.resumed(filepath, begin.offset, attempt);
@@ -120,11 +122,11 @@ async function sendFile(bus: Bus, agent: string, local: string, disk: string, fi
       const chunkOf: ChunkRequest = async ({ offset, length }, signal) => {
         const bytes = Buffer.allocUnsafe(length);
         await (reading = reading.then(() => source.read(bytes, 0, length, offset)));
-        await bus.request(TRANSFER_ACTIONS.putChunk, { transfer, generation: begin.generation, offset, data: toBase64(bytes) }, { target: agent, signal, timeout: job.options.chunkTimeout });
+        await bus.request(TRANSFER_ACTIONS.putChunk, { transfer, generation: begin.generation, offset, data: toBase64(bytes) }, { target: agent, waitForSite: job.options.waitForSite, signal, timeout: job.options.chunkTimeout });
         return length;
       };
       await moveWindow(bus, begin.offset, size, begin, chunkOf, (bytes) => job.moved(bytes), job.options.signal);
-      await bus.request(TRANSFER_ACTIONS.putEnd, { transfer, generation: begin.generation }, { target: agent, signal: job.options.signal, timeout: SLOW_STEP_TIMEOUT });
+      await bus.request(TRANSFER_ACTIONS.putEnd, { transfer, generation: begin.generation }, { target: agent, waitForSite: job.options.waitForSite, signal: job.options.signal, timeout: SLOW_STEP_TIMEOUT });
       return true;
     });
     job.finished(filepath, size, sha256);
@@ -143,7 +145,7 @@ async function fetchFile(bus: Bus, agent: string, disk: string, filepath: string
   try {
     // Begun already: fetchPath's get_begin was answered (and this file's comes from the same agent).
     await withResumption(bus, job, agent, TRANSFER_ACTIONS.getBegin, true, async (attempt) => {
-      const begin = attempt === 0 && known ? known : await bus.request<GetBeginAnswer>(TRANSFER_ACTIONS.getBegin, { disk, filepath }, { target: agent, signal: job.options.signal, timeout: SLOW_STEP_TIMEOUT });
+      const begin = attempt === 0 && known ? known : await bus.request<GetBeginAnswer>(TRANSFER_ACTIONS.getBegin, { disk, filepath }, { target: agent, waitForSite: job.options.waitForSite, signal: job.options.signal, timeout: SLOW_STEP_TIMEOUT });
       if (begin.type !== 'file') throw new TransferError(`${disk}:${filepath} became a folder during the transfer`, 'changed');
       known = begin;
       const id = transferIdOf('get', agent, disk, filepath, begin.size, begin.sha256);
@@ -159,7 +161,7 @@ async function fetchFile(bus: Bus, agent: string, disk: string, filepath: string
       if (attempt > 0 || offset > 0) job.resumed(filepath, offset, attempt);
       const writer = partial!;
       const chunkOf: ChunkRequest = async ({ offset: at, length }, signal) => {
-        const answer = await bus.request<{ data: { $base64: string } }>(TRANSFER_ACTIONS.getChunk, { transfer: begin.transfer, offset: at, length }, { target: agent, signal, timeout: job.options.chunkTimeout });
+        const answer = await bus.request<{ data: { $base64: string } }>(TRANSFER_ACTIONS.getChunk, { transfer: begin.transfer, offset: at, length }, { target: agent, waitForSite: job.options.waitForSite, signal, timeout: job.options.chunkTimeout });
         return Buffer.from(answer.data.$base64, 'base64');
       };
       // Chunks are written in order, as they are consumed: the partial file is always a prefix of the file.

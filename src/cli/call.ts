@@ -1,13 +1,14 @@
 /**
  * `relais call`: send a command, show its progress, print the result.
- * Exit 0 on code 0, 1 on an error code, 3 when no handler, 124 on time-out.
+ * Exit 0 on code 0, 1 on an error code, 3 when no handler (or its site's link is down,
+ * protocol §13.4), 124 on time-out.
  */
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { CancelledError, checkClientId, checkPath, checkTimeout, MAX_TIMER_MS, NoHandlerError, PRIORITIES, RemoteError, TimeoutError, toWire, type Priority } from '../index.js';
 import { randomBytes } from 'node:crypto';
 import type { Bus, FanOutOptions, RequestOptions } from '../index.js';
-import { addConnectionOptions, connectCli, fail, EXIT, onInterrupt, parseJsonArgument, writeLine, type GlobalOptions } from './common.js';
+import { addConnectionOptions, addWaitForSiteOption, connectCli, fail, failureLine, EXIT, onInterrupt, parseJsonArgument, waitForSiteOption, writeLine, type GlobalOptions } from './common.js';
 
 interface CallOptions extends GlobalOptions {
   target?: string;
@@ -17,10 +18,11 @@ interface CallOptions extends GlobalOptions {
   detach?: boolean;
   all?: boolean;
   expect?: string[];
+  waitForSite?: string;
 }
 
 export function callCommand(): Command {
-  return addConnectionOptions(new Command('call'))
+  return addWaitForSiteOption(addConnectionOptions(new Command('call')))
     .description('send a command and wait for its final response (progress bar on a terminal, JSON lines otherwise)')
     .argument('<action>', 'action path, e.g. system/disks/list_disks')
     .argument('[json]', 'payload (JSON)', '{}')
@@ -40,12 +42,14 @@ export function callCommand(): Command {
       }
       if (!PRIORITIES.includes(options.priority as Priority)) fail(EXIT.USAGE, `--priority must be one of ${PRIORITIES.join(', ')}`);
       const payload = parseJsonArgument(json, 'the payload');
+      const siteWait = waitForSiteOption(options);
       const interactive = process.stdout.isTTY && !options.json;
       const bus = await connectCli(options);
       if (options.expect && !options.all) fail(EXIT.USAGE, '--expect goes with --all');
       if (options.all && (options.target || options.detach)) fail(EXIT.USAGE, '--all sends to every handler: it does not go with --target or --detach');
       if (options.all) return fanOut(bus, action, payload, { timeout: seconds * 1000, priority: options.priority as Priority, ...(options.expect && { expect: options.expect }) }, process.stdout.isTTY && !options.json);
-      if (options.detach) return detach(bus, action, payload, { timeout: seconds * 1000, priority: options.priority as Priority, ...(options.target && { target: options.target }) });
+      if (options.all && options.waitForSite !== undefined) fail(EXIT.USAGE, '--all names the clients of a site whose link is down at once: it does not go with --wait-for-site');
+      if (options.detach) return detach(bus, action, payload, { timeout: seconds * 1000, priority: options.priority as Priority, ...siteWait, ...(options.target && { target: options.target }) }, options.waitForSite);
       const controller = new AbortController();
       onInterrupt(() => controller.abort(new Error('interrupted')));
       const bar = interactive
@@ -58,6 +62,7 @@ export function callCommand(): Command {
           timeout: seconds * 1000,
           priority: options.priority as Priority,
           signal: controller.signal,
+          ...siteWait,
           ...(options.target && { target: options.target }),
         })) {
           if (!interactive) writeLine(step);
@@ -76,7 +81,7 @@ export function callCommand(): Command {
         exitCode = exitCodeOf(error);
         const { responseCode, error: wire } = toWire(error);
         if (!interactive) writeLine({ kind: 'error', code: responseCode, error: wire, ...(error instanceof RemoteError && { source: error.handler }) });
-        process.stderr.write(`relais: ${(error as Error).message}\n`);
+        process.stderr.write(`relais: ${failureLine(error, options.waitForSite)}\n`);
       } finally {
         await bus.close();
       }
@@ -90,7 +95,7 @@ export function callCommand(): Command {
  * connection then drops the request here without cancelling it: the handler goes on, and the
  * router's history keeps its answers (protocol §11.2).
  */
-async function detach(bus: Bus, action: string, payload: unknown, options: RequestOptions): Promise<never> {
+async function detach(bus: Bus, action: string, payload: unknown, options: RequestOptions, waitForSite: string | undefined): Promise<never> {
   const token = randomBytes(12).toString('base64url');
   process.stdout.write(`${token}\n`);
   const steps = bus.call(action, payload, { ...options, token });
@@ -101,7 +106,7 @@ async function detach(bus: Bus, action: string, payload: unknown, options: Reque
     if (!first.done) process.stderr.write(`relais: ${first.value.kind === 'final' ? 'answered' : 'accepted'} by ${first.value.source}\n`);
   } catch (error) {
     exitCode = exitCodeOf(error);
-    process.stderr.write(`relais: ${(error as Error).message}\n`);
+    process.stderr.write(`relais: ${failureLine(error, waitForSite)}\n`);
   }
   await bus.close();
   process.exit(exitCode);
@@ -117,7 +122,7 @@ async function fanOut(bus: Bus, action: string, payload: unknown, options: FanOu
   await bus.close();
   if (result.answers.length === 0) fail(EXIT.NO_HANDLER, `no client serves ${action}`);
   for (const answer of result.answers) {
-    const why = result.absent.includes(answer.id) ? 'absent' : result.silent.includes(answer.id) ? 'silent' : undefined;
+    const why = result.absent.includes(answer.id) ? 'absent' : result.unreachable.includes(answer.id) ? 'unreachable' : result.silent.includes(answer.id) ? 'silent' : undefined;
     if (!interactive) writeLine(answer.ok ? answer : { id: answer.id, ok: false, ...(why && { missing: why }), error: toWire(answer.error).error });
     else process.stdout.write(`${answer.ok ? 'ok  ' : why ? 'none' : 'err '} ${answer.id}: ${answer.ok ? JSON.stringify(answer.payload) : answer.error.message}\n`);
   }
@@ -127,10 +132,11 @@ async function fanOut(bus: Bus, action: string, payload: unknown, options: FanOu
     `${answered} of ${result.answers.length} answered ok${failed ? `, ${failed} with an error` : ''}`,
     ...(result.silent.length ? [`no answer in time from ${result.silent.join(', ')}`] : []),
     ...(result.absent.length ? [`not serving ${action}: ${result.absent.join(', ')}`] : []),
+    ...(result.unreachable.length ? [`on a site whose link is down: ${result.unreachable.join(', ')}`] : []),
   ].join('; ');
   if (interactive) process.stdout.write(`${summary}\n`);
-  else writeLine({ summary, missing: result.missing, absent: result.absent, silent: result.silent });
-  process.exit(result.silent.length > 0 ? EXIT.TIMEOUT : result.absent.length > 0 ? EXIT.NO_HANDLER : failed > 0 ? EXIT.ERROR : EXIT.OK);
+  else writeLine({ summary, missing: result.missing, absent: result.absent, silent: result.silent, unreachable: result.unreachable });
+  process.exit(result.silent.length > 0 ? EXIT.TIMEOUT : result.absent.length + result.unreachable.length > 0 ? EXIT.NO_HANDLER : failed > 0 ? EXIT.ERROR : EXIT.OK);
 }
 
 function exitCodeOf(error: unknown): number {

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { Writable } from 'node:stream';
 import { Command, Option } from 'commander';
 import pino from 'pino';
-import { connect, DEFAULTS, type Bus, type ConnectOptions } from '../index.js';
+import { checkTimeout, connect, DEFAULTS, SiteUnreachableError, type Bus, type ConnectOptions } from '../index.js';
 import { loadSigningKeys, readPrivateKey, SigningKeysError } from '../security/signing-keys.js';
 
 export interface GlobalOptions {
@@ -178,6 +178,38 @@ export function parseJsonArgument(text: string | undefined, what: string): unkno
   } catch (error) {
     fail(EXIT.USAGE, `${what} is not valid JSON: ${(error as Error).message}\n  got: ${text.slice(0, 200)}`);
   }
+}
+
+/** A duration as a person writes it: `500ms`, `30s`, `10m`, `2h`, `1d`, or plain seconds; ms, or undefined when it is not one. */
+export function parseDuration(text: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!match) return undefined;
+  return Number(match[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
+}
+
+/** `--wait-for-site`, on the commands that send requests to a client that may be on a site (protocol §13.4). */
+export function addWaitForSiteOption(command: Command): Command {
+  return command.option('--wait-for-site <duration>', 'when the handler is on a site whose link is down, wait this long (30s, 10m) for the link to come back instead of failing at once (exit 3); within --timeout');
+}
+
+/** `--wait-for-site` as the request option `waitForSite` (ms), or exit 2 saying what it takes. */
+export function waitForSiteOption(options: { waitForSite?: string }): { waitForSite?: number } {
+  if (options.waitForSite === undefined) return {};
+  const ms = parseDuration(options.waitForSite);
+  if (ms === undefined || !(ms >= 0) || checkTimeout(Math.max(ms, 1))) fail(EXIT.USAGE, `--wait-for-site must be a duration like 30s or 10m, got ${options.waitForSite}`);
+  return { waitForSite: ms };
+}
+
+/**
+ * What a command says when its request failed: one line. For a site that cannot be reached
+ * (SiteUnreachableError, protocol §13.4), which site, since when, and what to do about it.
+ */
+export function failureLine(error: unknown, waitForSite?: string): string {
+  if (!(error instanceof SiteUnreachableError)) return (error as Error).message;
+  const { site, since } = error.details;
+  const when = since === undefined ? '' : ` since ${new Date(since).toISOString().replace(/\.\d{3}Z$/, 'Z')}`;
+  const advice = waitForSite === undefined ? '--wait-for-site 10m waits for it' : `it did not come back within --wait-for-site ${waitForSite}`;
+  return `site ${printable(site)} is unreachable${when} (its link is down); ${advice}`;
 }
 
 export function fail(code: number, message: string): never {

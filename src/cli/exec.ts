@@ -9,7 +9,7 @@ import { Command } from 'commander';
 import { CancelledError, checkClientId, NoHandlerError, NotAuthorizedError, RemoteError, TimeoutError } from '../index.js';
 import { REMOTE_COMMAND_ACTIONS } from '../agent/remote-commands.js';
 import type { OutputLine } from '../agent/process-runner.js';
-import { addConnectionOptions, connectCli, fail, EXIT, onInterrupt, type GlobalOptions } from './common.js';
+import { addConnectionOptions, addWaitForSiteOption, connectCli, fail, failureLine, EXIT, onInterrupt, waitForSiteOption, type GlobalOptions } from './common.js';
 
 /** Exit codes of `relais exec` beyond the remote command's own (the shell's conventions). */
 export const EXEC_EXIT = { REFUSED: 126, NOT_FOUND: 127, TIMEOUT: EXIT.TIMEOUT, INTERRUPTED: EXIT.INTERRUPTED, NO_HANDLER: EXIT.NO_HANDLER } as const;
@@ -17,10 +17,11 @@ export const EXEC_EXIT = { REFUSED: 126, NOT_FOUND: 127, TIMEOUT: EXIT.TIMEOUT, 
 interface ExecOptions extends GlobalOptions {
   timeout: string;
   shell?: boolean;
+  waitForSite?: string;
 }
 
 export function execCommand(): Command {
-  return addConnectionOptions(new Command('exec'))
+  return addWaitForSiteOption(addConnectionOptions(new Command('exec')))
     .description("run a command on an agent, its output live on this terminal; exits with the command's exit code (126 refused, 127 not found, 124 time-out, 130 interrupted)")
     .argument('<agent>', 'the id of the agent that runs it')
     .argument('<command...>', 'program (an absolute path, as the allow-list names it) and its arguments, after --')
@@ -32,20 +33,21 @@ export function execCommand(): Command {
       const seconds = Number(options.timeout);
       if (!(seconds > 0) || seconds > 2_000_000) fail(EXIT.USAGE, `--timeout must be a positive number of seconds, got ${options.timeout}`);
       const command = options.shell ? words.join(' ') : words;
+      const siteWait = waitForSiteOption(options);
       const bus = await connectCli(options);
       const controller = new AbortController();
       onInterrupt(() => controller.abort(new Error('interrupted')));
       let exitCode: number = EXIT.OK;
       try {
         // The request outlives the command's own time-out, so the agent's answer (which says it was killed) arrives.
-        const steps = bus.call(REMOTE_COMMAND_ACTIONS.run, { command, timeout: seconds }, { target: agent, timeout: (seconds + 30) * 1000, signal: controller.signal });
+        const steps = bus.call(REMOTE_COMMAND_ACTIONS.run, { command, timeout: seconds }, { target: agent, timeout: (seconds + 30) * 1000, signal: controller.signal, ...siteWait });
         for await (const step of steps) {
           if (step.kind === 'progress') show(step.payload);
           else if (step.kind === 'final') exitCode = exitCodeOf(step.payload as { exitCode: number | null; signal: string | null });
         }
       } catch (error) {
         exitCode = failureExitCode(error);
-        process.stderr.write(`relais: ${(error as Error).message}\n`);
+        process.stderr.write(`relais: ${failureLine(error, options.waitForSite)}\n`);
       } finally {
         await bus.close();
       }

@@ -9,6 +9,7 @@ import { eventsCommand } from './events.js';
 import { historyCommand } from './history.js';
 import { killCommand } from './kill.js';
 import { clientsCommand } from './clients.js';
+import { sitesCommand } from './sites.js';
 import { logsCommand } from './logs.js';
 import { pubCommand, notifyCommand } from './pub.js';
 import { policyCommand } from './policy.js';
@@ -38,6 +39,7 @@ const program = new Command('relais')
   .addCommand(statsCommand())
   .addCommand(killCommand())
   .addCommand(clientsCommand())
+  .addCommand(sitesCommand())
   .addCommand(eventsCommand())
   .addCommand(logsCommand())
   .addCommand(policyCommand())

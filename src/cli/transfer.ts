@@ -5,14 +5,15 @@
  * otherwise. A lost connection is waited out and the transfer continues from what the other
  * end has; running the same command again after an interruption resumes too.
  * Exit 0 when every file arrived and its SHA-256 matched; 1 on a refusal or a failure; 2 on a
- * usage mistake; 3 when the agent does not serve transfers; 130 on Ctrl-C.
+ * usage mistake; 3 when the agent does not serve transfers (or is on a site whose link is down,
+ * protocol §13.4); 130 on Ctrl-C.
  */
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { checkClientId, NoHandlerError } from '../index.js';
 import { fetchPath, sendPath, type TransferOptions, type TransferSummary } from '../agent/transfer-client.js';
 import { parseRemotePath } from '../agent/transfer-protocol.js';
-import { addConnectionOptions, connectCli, EXIT, fail, onInterrupt, printable, type GlobalOptions } from './common.js';
+import { addConnectionOptions, addWaitForSiteOption, connectCli, EXIT, fail, failureLine, onInterrupt, printable, waitForSiteOption, type GlobalOptions } from './common.js';
 
 type Direction = 'send' | 'fetch';
 
@@ -33,21 +34,23 @@ export function fetchCommand(): Command {
 }
 
 function transferCommand(direction: Direction): Command {
-  return addConnectionOptions(new Command(direction))
+  return addWaitForSiteOption(addConnectionOptions(new Command(direction)))
     .option('--no-progress', 'no progress bar or lines')
-    .action(async (agent: string, first: string, second: string, options: GlobalOptions & { progress: boolean }) => {
+    .action(async (agent: string, first: string, second: string, options: GlobalOptions & { progress: boolean; waitForSite?: string }) => {
       const problem = checkClientId(agent);
       if (problem) fail(EXIT.USAGE, problem);
       const remoteText = direction === 'send' ? second : first;
       const remote = parseRemotePath(remoteText);
       if (!remote) fail(EXIT.USAGE, `${remoteText}: give the agent side as <disk>:<path>, e.g. data:backups/today.tar`);
       const local = direction === 'send' ? first : second;
+      const siteWait = waitForSiteOption(options);
       const bus = await connectCli(options);
       const controller = new AbortController();
       onInterrupt(() => controller.abort(new Error('interrupted')));
       const display = options.progress ? progressDisplay(direction) : undefined;
       const transferOptions: TransferOptions = {
         signal: controller.signal,
+        ...siteWait,
         onProgress: display?.update,
         onResume: (file, offset) => display?.note(`${file}: continuing from byte ${offset}`),
         onRetry: (error) => display?.note(`interrupted (${(error as Error).message}); resuming when the connection is back`),
@@ -63,7 +66,7 @@ function transferCommand(direction: Direction): Command {
       } catch (error) {
         display?.stop();
         exitCode = controller.signal.aborted ? EXIT.INTERRUPTED : error instanceof NoHandlerError ? EXIT.NO_HANDLER : EXIT.ERROR;
-        process.stderr.write(`relais: ${direction} failed: ${(error as Error).message}\n`);
+        process.stderr.write(`relais: ${direction} failed: ${failureLine(error, options.waitForSite)}\n`);
         if (exitCode === EXIT.INTERRUPTED) process.stderr.write('relais: what was received is kept; the same command resumes it\n');
       } finally {
         await bus.close();

@@ -10,7 +10,7 @@ import type { LogLevel } from '../protocol/messages.js';
 import { checkPath } from '../protocol/topics.js';
 import { Emitter } from './emitter.js';
 import { Transport, type Signer, type Verifier } from './connection/index.js';
-import { Directory, Presence, Startup } from './presence/index.js';
+import { Directory, Presence, SiteDirectory, Startup, type SiteView } from './presence/index.js';
 import { eventFeed, followToken, requestAll, Requester, type EventGap, type EventsOptions, type FanOutOptions, type FanOutResult, type FollowOptions } from './requesting/index.js';
 import { Handlers } from './serving/index.js';
 import { deliver, type ClientParts } from './inbound.js';
@@ -49,6 +49,8 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
   readonly id: string;
   /** The clients known from their presence and the actions they serve. */
   readonly directory: Directory;
+  /** The sites' links and rosters (protocol §13.4): `change` when one changes. */
+  readonly siteDirectory: SiteDirectory;
   readonly ready: Promise<void>;
   private readonly transport: Transport;
   private readonly presence: Presence;
@@ -79,6 +81,9 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
     const options = (this.options = logs ? { ...given, logger: logs.logger } : given);
     this.id = options.id;
     this.directory = new Directory(options.directorySettle);
+    this.siteDirectory = new SiteDirectory(options.logger);
+    // Retained statuses not sent again after a reconnection were cleared meanwhile.
+    this.directory.on('settled', () => this.siteDirectory.endReload());
     // protocol §12: made first, so that a bad key fails connect() before anything is opened.
     const signatures = (options.signing || options.verify) && runtime.signatures;
     if ((options.signing || options.verify) && !signatures) throw new TypeError('signing and verify (protocol §12) need Ed25519 keys, which this runtime does not offer: they work in Node');
@@ -97,7 +102,7 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
       disconnected: (lane) => this.onDisconnected(lane),
     }, this.signer);
     this.presence.attach(this.transport);
-    this.requester = new Requester(options, this.transport, this.directory);
+    this.requester = new Requester(options, this.transport, this.directory, this.siteDirectory);
     this.handlers = new Handlers(
       options,
       this.transport,
@@ -111,10 +116,10 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
     this.publisher = new Publisher(options, this.transport, () => (this.closed ? this.closedBecause : undefined));
     this.subscriptions.subscribeFromStart(options.subscriptions ?? []);
     this.parts = {
-      options, directory: this.directory, presence: this.presence, requester: this.requester, handlers: this.handlers, subscriptions: this.subscriptions,
+      options, directory: this.directory, presence: this.presence, sites: this.siteDirectory, requester: this.requester, handlers: this.handlers, subscriptions: this.subscriptions,
       ...(this.verifier && { verifier: this.verifier, refused: (refusal: Refusal) => this.emit('refused', refusal) }),
     };
-    this.startup = new Startup(this.transport, this.directory, this.presence, options.connectTimeout);
+    this.startup = new Startup(this.transport, this.directory, this.presence, options.connectTimeout, options.logger);
     this.ready = this.startup.ready;
   }
 
@@ -272,6 +277,15 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
     return this.directory.waitForProvider(action, { ...options, timeout, stopped: this.stopped.signal });
   }
 
+  /**
+   * The sites this broker is linked to (protocol §13): each link's status (`up`, `down`, since
+   * when, pull or push, its round trip) and each site's roster, from their retained topics.
+   * Empty on a bus without sites. `siteDirectory.on('change', …)` tells when it changes.
+   */
+  sites(): SiteView[] {
+    return this.siteDirectory.list();
+  }
+
   /** Clients known from presence, with their status and actions. */
   clients(): Array<{ id: string } & PresenceInfo> {
     return this.directory.list().map(([id, info]) => ({ id, ...info }));
@@ -282,6 +296,7 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
       this.startup.begin();
     } else if (lane === 'main') {
       this.directory.beginReload();
+      this.siteDirectory.beginReload();
       this.presence.reannounceSoon();
       this.emit('online');
     }

@@ -5,10 +5,11 @@
  */
 import { decode, type DecodeResult } from '../protocol/envelope.js';
 import { InvalidMessageError } from '../protocol/errors.js';
+import { parseSiteTopic, SITES_ROOT, type SiteTopic } from '../protocol/sites.js';
 import { parseTopic, type ParsedTopic } from '../protocol/topics.js';
 import type { Verifier } from './connection/index.js';
 import type { ResolvedOptions } from './options.js';
-import type { Directory, Presence } from './presence/index.js';
+import type { Directory, Presence, SiteDirectory } from './presence/index.js';
 import type { Requester } from './requesting/index.js';
 import type { Handlers } from './serving/index.js';
 import type { Subscriptions } from './subscriptions.js';
@@ -22,13 +23,16 @@ export type Route =
   /** A cancel for an action this client serves. */
   | { to: 'cancel'; action: string }
   | { to: 'presence'; clientId: string }
+  /** A link's status or a site's roster (protocol §13.4). */
+  | { to: 'sites'; site: SiteTopic }
   /** Nothing in the client acts on it (a broad subscription brought it). */
   | { to: 'subscriptions' };
 
 const SUBSCRIPTIONS_ONLY: Route = { to: 'subscriptions' };
+const SITES_PREFIX = `${SITES_ROOT}/`;
 const REQUESTER: Route = { to: 'requester' };
 
-export function routeOf(topic: ParsedTopic, self: string, serves: (action: string) => boolean): Route {
+export function routeOf(topic: ParsedTopic, self: string, serves: (action: string) => boolean, raw?: string): Route {
   switch (topic.kind) {
     case 'response':
       return topic.requester === self ? REQUESTER : SUBSCRIPTIONS_ONLY;
@@ -40,8 +44,11 @@ export function routeOf(topic: ParsedTopic, self: string, serves: (action: strin
       return serves(topic.action) ? { to: 'cancel', action: topic.action } : SUBSCRIPTIONS_ONLY;
     case 'presence':
       return { to: 'presence', clientId: topic.clientId };
-    default:
-      return SUBSCRIPTIONS_ONLY;
+    default: {
+      // `relais/sites/...` is outside the scheme of protocol §2.2 (parseTopic says `other`).
+      const site = raw?.startsWith(SITES_PREFIX) ? parseSiteTopic(raw) : undefined;
+      return site ? { to: 'sites', site } : SUBSCRIPTIONS_ONLY;
+    }
   }
 }
 
@@ -50,6 +57,7 @@ export interface ClientParts {
   options: ResolvedOptions;
   directory: Directory;
   presence: Presence;
+  sites: SiteDirectory;
   requester: Requester;
   handlers: Handlers;
   subscriptions: Subscriptions;
@@ -69,7 +77,7 @@ export function deliver(parts: ClientParts, message: { topic: string; payload: B
   const decoded = () => (cached ??= payload.length === 0 ? EMPTY_MESSAGE : decode(payload, options.maxMessageBytes));
   const parsed = parseTopic(topic);
   if (parts.verifier && !admitted(parts, parts.verifier, message, parsed, decoded)) return;
-  const route = routeOf(parsed, options.id, (action) => handlers.serves(action));
+  const route = routeOf(parsed, options.id, (action) => handlers.serves(action), topic);
   switch (route.to) {
     case 'requester': {
       const result = decoded();
@@ -85,6 +93,9 @@ export function deliver(parts: ClientParts, message: { topic: string; payload: B
       break;
     case 'presence':
       onPresence(parts, route.clientId, decoded());
+      break;
+    case 'sites':
+      parts.sites.update(route.site, payload.length, decoded);
       break;
     case 'subscriptions':
       break;

@@ -2,6 +2,7 @@
  * Application subscriptions (protocol §8): MQTT filters delivered as async iterators or
  * to a callback, validated envelopes only unless invalid ones are asked for.
  */
+import { SITE_DIRECTORY_FILTERS } from '../protocol/sites.js';
 import { checkFilter, PRESENCE_FILTER, topicMatches } from '../protocol/topics.js';
 import type { DecodeResult } from '../protocol/envelope.js';
 import { AsyncQueue } from './async-queue.js';
@@ -45,9 +46,9 @@ export class Subscriptions {
       if (left > 0) this.filterUse.set(useKey, left);
       else {
         this.filterUse.delete(useKey);
-        // The client holds the presence filter for its own directory (protocol §7.2): an
-        // application reading presences (the registry) must not take it away when it stops.
-        if (filter === PRESENCE_FILTER && lane === 'main') return;
+        // The client holds the presence filter for its own directory (protocol §7.2), and the
+        // sites' (§13.4): an application reading them (the registry) must not take them away when it stops.
+        if ((filter === PRESENCE_FILTER || (SITE_DIRECTORY_FILTERS as readonly string[]).includes(filter)) && lane === 'main') return;
         await this.transport.unsubscribe(filter, lane);
       }
     };

@@ -44,6 +44,15 @@ export interface RequestOptions extends SendOptions {
    * (protocol §3.1, §11.2). Ignored by the router from anyone else.
    */
   onBehalfOf?: string;
+  /**
+   * When the handler (given as `target`, or the only kind of provider there is) is a client of
+   * a site whose link is down (protocol §13.4), the request fails at once with
+   * `SiteUnreachableError` (`details: {site, since}`), nothing sent. With `waitForSite` (ms) it
+   * waits that long for the link to come back up, then sends; else fails with that error at its
+   * end. Part of the time-out, never beyond it. A request already sent when the link drops is not
+   * failed: its answer may still come once the link is back, within its time-out.
+   */
+  waitForSite?: number;
 }
 
 /** One step of a streamed call: `accepted`, progress, final (protocol §4.3, §4.7). */

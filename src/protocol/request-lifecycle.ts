@@ -16,7 +16,7 @@
  * `stopped`, its will (then `reconnectGrace` to come back), or another instance.
  */
 import { encode, type Envelope, type Priority } from './envelope.js';
-import { fromWire, HandlerGoneError, NoHandlerError, type RelaisError, ResponseCode, TimeoutError } from './errors.js';
+import { fromWire, HandlerGoneError, NoHandlerError, type RelaisError, ResponseCode, type SiteUnreachableError, TimeoutError } from './errors.js';
 import { commandMessage, restampAcceptBy } from './messages.js';
 import type { PresenceInfo } from './presence.js';
 import { requestTopic } from './topics.js';
@@ -52,6 +52,12 @@ export interface RequestPlan {
   /** Fail fast when the directory knows nobody who serves it (protocol §7.3). */
   checkHandlers: boolean;
   onBehalfOf?: string | undefined;
+  /**
+   * How long (ms, within `timeout`) a request whose handler is on a site whose link is down
+   * waits for the link to come back before it fails with SiteUnreachableError (protocol §13.4).
+   * 0 or absent: it fails at once.
+   */
+  waitForSite?: number | undefined;
 }
 
 /** What the request reads of the requester around it. Queries only: nothing here has an effect. */
@@ -73,6 +79,11 @@ export interface RequestWorld {
   pick(action: string, exclude: ReadonlySet<string> | undefined, unsuspectedOnly?: boolean): string | undefined;
   /** How long to wait for `handler`'s first answer to a command written now, after `misses` waits in vain (protocol §4.7). */
   ackDeadline(handler: string, ackTimeout: number, misses?: number): number;
+  /**
+   * Why `handler` cannot be reached now: it is a client of a site whose link is down
+   * (SiteUnreachableError, protocol §13.4); undefined when it can, or when sites are unknown.
+   */
+  unreachable?(handler: string): SiteUnreachableError | undefined;
 }
 
 /** What the request asks of its shell. Each is an effect; none calls back into the request. */
@@ -88,6 +99,8 @@ export interface RequestEffects {
   /** Wait `wait` ms from `now` for the handler's first answer: `ackHalfway()` half-way, `ackExpired()` at the end. */
   awaitAnswer(wait: number, now: number): void;
   stopAwaitingAnswer(): void;
+  /** The request's wait for a site's link to come back (`waitForSite`) ends in `ms`: `siteWaitOver()` then (protocol §13.4). */
+  armSiteWait?(ms: number): void;
   /** The handler has `ms` to come back (protocol §4.7): `graceOver()` then. */
   armGrace(ms: number): void;
   clearGrace(): void;
@@ -125,6 +138,11 @@ export class RequestLifecycle {
   private awaitingDirectory = false;
   /** Picked by the library with no provider known while the directory settles: nothing sent yet (protocol §4.6). */
   private waitingForProvider = false;
+  /**
+   * Its handler is on a site whose link is down and it has `waitForSite`: nothing sent yet,
+   * it goes once the link is up (protocol §13.4). The error it fails with if not.
+   */
+  private siteBlocked: SiteUnreachableError | undefined;
   /** The response subscription is in place: the command may be written. */
   private ready = false;
   private readonly picked: boolean;
@@ -176,7 +194,12 @@ export class RequestLifecycle {
     this.deadline = now + plan.timeout;
     this.picked = plan.target === undefined;
     this.assign(this.picked ? world.pick(plan.action, undefined) : plan.target === '*' ? undefined : plan.target);
-    if (this.picked && this.assigneeId === undefined && !world.directorySettled) {
+    // A handler on a site whose link is down cannot get it (handler choice picks one only when every provider is): protocol §13.4.
+    const unreachable = this.assigneeId === undefined ? undefined : world.unreachable?.(this.assigneeId);
+    if (unreachable) {
+      if (!((plan.waitForSite ?? 0) > 0)) throw unreachable;
+      this.siteBlocked = unreachable;
+    } else if (this.picked && this.assigneeId === undefined && !world.directorySettled) {
       // Sent untargeted, it would run on every handler (protocol §4.6): it waits for one to be known.
       this.waitingForProvider = true;
     } else if (plan.checkHandlers) {
@@ -200,13 +223,17 @@ export class RequestLifecycle {
   /** Event: the request is registered; its own time-out starts. */
   start(): void {
     this.effects.armDeadline(this.plan.timeout);
+    if (!this.siteBlocked) return;
+    const siteWait = this.plan.waitForSite ?? 0;
+    if (siteWait < this.plan.timeout) this.effects.armSiteWait?.(siteWait);
+    this.effects.log('info', { action: this.action, token: this.token, handler: this.assigneeId, waitMs: Math.min(siteWait, this.plan.timeout) }, `request waits for its handler's site to come back: ${this.siteBlocked.message}`);
   }
 
   /** Event: the response subscription is in place (protocol §4.1 step 5): the command can go. */
   subscribed(): void {
     if (this.finished || this.ready) return;
     this.ready = true;
-    if (!this.waitingForProvider) this.send('offer');
+    if (!this.waitingForProvider && !this.siteBlocked) this.send('offer');
   }
 
   /**
@@ -320,6 +347,8 @@ export class RequestLifecycle {
   /** Event: `clientId` is alive again (or anew), or appeared. */
   presenceBack(clientId: string, info: PresenceInfo, now: number): void {
     if (this.finished) return;
+    // Another provider, not on a down site, may take a request the library chose the handler of.
+    if (this.siteBlocked) return this.picked ? this.sitesChanged(now) : undefined;
     if (this.waitingForProvider) {
       const next = this.world.pick(this.action, undefined);
       if (next !== undefined) this.offerFirst(next, now);
@@ -338,7 +367,7 @@ export class RequestLifecycle {
 
   /** Event: `clientId` left `alive` (stopped, dead, or forgotten when `info` is undefined). protocol §7.3 */
   presenceGone(clientId: string, info: PresenceInfo | undefined, now: number): void {
-    if (this.finished || this.waitingForProvider) return;
+    if (this.finished || this.waitingForProvider || this.siteBlocked) return;
     const handler = this.assigneeId ?? this.responder;
     if (handler === undefined) {
       // Sent untargeted to nobody known: it fails when no provider is left.
@@ -380,7 +409,7 @@ export class RequestLifecycle {
 
   /** Event: the directory has settled (protocol §7.2). */
   directorySettled(now: number): void {
-    if (this.finished) return;
+    if (this.finished || this.siteBlocked) return;
     if (this.waitingForProvider) {
       const next = this.world.pick(this.action, undefined);
       if (next !== undefined) return this.offerFirst(next, now);
@@ -397,9 +426,39 @@ export class RequestLifecycle {
     if (error) this.cancel(error, 'no handler');
   }
 
+  /**
+   * Event: a site's link status or roster changed (protocol §13.4). A request waiting for its
+   * handler's site goes once that site's link is up, or, when the library chose its handler,
+   * to a provider that can be reached.
+   */
+  sitesChanged(now: number): void {
+    if (this.finished || !this.siteBlocked) return;
+    const next = this.picked ? this.world.pick(this.action, undefined) : this.assigneeId;
+    if (next === undefined) return;
+    const unreachable = this.world.unreachable?.(next);
+    if (unreachable) {
+      this.siteBlocked = unreachable;
+      return;
+    }
+    this.siteBlocked = undefined;
+    const missing = this.plan.checkHandlers && this.world.directorySettled ? this.world.missing(this.action, next) : undefined;
+    if (missing) return this.fail(missing);
+    // The handler it waited for was never offered it: it does not count among the offers (MAX_OFFERS).
+    this.assigneeId = undefined;
+    this.offerFirst(next, now);
+  }
+
+  /** Event: the request's `waitForSite` passed with its handler's site still down: it fails, nothing was sent. */
+  siteWaitOver(): void {
+    if (this.finished || !this.siteBlocked) return;
+    this.fail(this.siteBlocked);
+  }
+
   /** Event: the request's own time-out fired (protocol §4.5). */
   timedOut(): void {
     if (this.finished) return;
+    // Its whole time-out spent waiting for a site: the site is why (waitForSite is never beyond the time-out).
+    if (this.siteBlocked) return this.fail(this.siteBlocked);
     const why = this.waitingForProvider ? `no handler of ${this.action} appeared within ${this.plan.timeout} ms; nothing was sent` : `no final response to ${this.action} within ${this.plan.timeout} ms`;
     this.cancel(new TimeoutError(why), 'requester time-out');
   }
@@ -507,7 +566,9 @@ export class RequestLifecycle {
    */
   private alternative(unsuspectedOnly: boolean): string | undefined {
     if (!this.picked || 1 + (this.previous?.size ?? 0) >= MAX_OFFERS) return undefined;
-    return this.world.pick(this.action, new Set(this.previous).add(this.assigneeId!), unsuspectedOnly);
+    const next = this.world.pick(this.action, new Set(this.previous).add(this.assigneeId!), unsuspectedOnly);
+    // Never moved to a client of a site whose link is down (protocol §13.4): it would not get it.
+    return next !== undefined && this.world.unreachable?.(next) ? undefined : next;
   }
 
   /** Offers the command to `next` instead (same token, a new acceptBy). */

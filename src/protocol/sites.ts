@@ -172,3 +172,10 @@ export interface SitesAnswer {
 }
 
 export const sitesQuerySchema = z.object({ site: z.string().optional() }).strict();
+
+/**
+ * What a library client subscribes to read the links' statuses and the rosters (protocol
+ * §13.4): both retained topics, not the link's round-trip probes, which every client would
+ * otherwise receive every 5 s per site. Covered by `SITES_FILTER` in a policy.
+ */
+export const SITE_DIRECTORY_FILTERS = [`${SITES_ROOT}/+`, `${SITES_ROOT}/+/clients`] as const;

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { HandlerGoneError, NoHandlerError, NotSentError, RemoteError, TimeoutError, CancelledError } from '../../src/protocol/errors.js';
+import { HandlerGoneError, NoHandlerError, NotSentError, RemoteError, SiteUnreachableError, TimeoutError, CancelledError } from '../../src/protocol/errors.js';
 import type { PresenceInfo } from '../../src/protocol/presence.js';
 import { RequestLifecycle, type Lane, type RequestEffects, type RequestPlan, type RequestWorld, type ResponseFields, type Step } from '../../src/protocol/request-lifecycle.js';
 
@@ -27,6 +27,8 @@ class World implements RequestWorld {
   directorySettled = true;
   readonly presences = new Map<string, PresenceInfo>();
   readonly suspected = new Set<string>();
+  /** Handlers on a site whose link is down (protocol §13.4), with the error a request to them gets. */
+  readonly downSites = new Map<string, SiteUnreachableError>();
 
   constructor(handlers: string[] = ['h0', 'h1']) {
     for (const id of handlers) this.announce(id, 'alive');
@@ -56,13 +58,20 @@ class World implements RequestWorld {
   }
 
   pick(_action: string, exclude: ReadonlySet<string> | undefined, unsuspectedOnly = false): string | undefined {
-    const candidates = this.providers().filter((id) => !exclude?.has(id));
+    const all = this.providers().filter((id) => !exclude?.has(id));
+    // As HandlerChoice: the clients of a down site only when nobody else is left (protocol §13.4).
+    const reachable = all.filter((id) => !this.downSites.has(id));
+    const candidates = reachable.length > 0 ? reachable : all;
     const unsuspected = candidates.filter((id) => !this.suspected.has(id));
     return (unsuspected.length > 0 || unsuspectedOnly ? unsuspected : candidates)[0];
   }
 
   ackDeadline(_handler: string, ackTimeout: number, misses = 0): number {
     return Math.min(8 * ackTimeout, ackTimeout * 2 ** misses);
+  }
+
+  unreachable(handler: string): SiteUnreachableError | undefined {
+    return this.downSites.get(handler);
   }
 }
 
@@ -94,6 +103,7 @@ class Shell implements RequestEffects {
   deadlineAt = Infinity;
   ack: { half: number; end: number } | undefined;
   graceAt = Infinity;
+  siteWaitAt = Infinity;
   request!: RequestLifecycle;
   world!: World;
   /** Effects asked after the end (none may come). */
@@ -120,6 +130,10 @@ class Shell implements RequestEffects {
   }
   stopAwaitingAnswer(): void {
     this.ack = undefined;
+  }
+  armSiteWait(ms: number): void {
+    this.note('armSiteWait');
+    this.siteWaitAt = this.now + ms;
   }
   armGrace(ms: number): void {
     this.note('armGrace');
@@ -158,6 +172,7 @@ class Shell implements RequestEffects {
     this.deadlineAt = Infinity;
     this.ack = undefined;
     this.graceAt = Infinity;
+    this.siteWaitAt = Infinity;
   }
 
   /** Lets `ms` pass, firing the timers due in their order. */
@@ -166,10 +181,13 @@ class Shell implements RequestEffects {
     for (;;) {
       const half = this.ack && this.ack.half !== Infinity ? this.ack.half : Infinity;
       const end = this.ack ? this.ack.end : Infinity;
-      const next = Math.min(this.deadlineAt, half, end, this.graceAt);
+      const next = Math.min(this.deadlineAt, half, end, this.graceAt, this.siteWaitAt);
       if (next > until) break;
       this.now = Math.max(this.now, next);
-      if (next === this.deadlineAt) {
+      if (next === this.siteWaitAt) {
+        this.siteWaitAt = Infinity;
+        this.request.siteWaitOver();
+      } else if (next === this.deadlineAt) {
         this.deadlineAt = Infinity;
         this.request.timedOut();
       } else if (next === end) {
@@ -662,5 +680,85 @@ describe('request lifecycle - any order of events (fast-check)', () => {
       if (outcome && !outcome.ok && outcome.error instanceof HandlerGoneError) assert.ok(goneSaid, String(outcome.error));
       if (shell.written.length === 0) assert.equal(shell.cancels.length, 0);
     });
+  });
+});
+
+describe('request lifecycle - a handler on a site whose link is down (protocol §13.4)', () => {
+  const down = () => new SiteUnreachableError('site poller-1 is unreachable since 2026-12-06T04:12:03Z (its link is down): h0 cannot be reached', { site: 'poller-1', since: 1 });
+
+  it('request lifecycle - targeted at it: fails at once with SiteUnreachableError, nothing written', () => {
+    const world = new World();
+    world.downSites.set('h0', down());
+    assert.throws(() => begin(world, { target: 'h0' }), SiteUnreachableError);
+  });
+
+  it('request lifecycle - with waitForSite: nothing written while the site is down; written once it is up, and answered', () => {
+    const world = new World();
+    world.downSites.set('h0', down());
+    const { shell, request } = begin(world, { target: 'h0', waitForSite: 1000 });
+    shell.wait(500);
+    request.sitesChanged(shell.now); // another site changed: still down
+    assert.deepEqual([shell.written.length, shell.outcomes.length], [0, 0]);
+    world.downSites.delete('h0');
+    request.sitesChanged(shell.now);
+    assert.deepEqual(shell.written.map((w) => [w.destination, w.at, w.acceptBy]), [['h0', T0 + 500, T0 + 500 + 75]], 'a fresh acceptBy, from when it was written');
+    request.response(final('h0', 7), 'main', shell.now);
+    assert.deepEqual(shell.outcomes, [{ ok: true, payload: 7, source: 'h0' }]);
+  });
+
+  it('request lifecycle - with waitForSite: still down at its end, it fails with SiteUnreachableError, no cancel; a wait as long as the time-out ends with the same error', () => {
+    const world = new World();
+    world.downSites.set('h0', down());
+    const { shell } = begin(world, { target: 'h0', waitForSite: 1000 });
+    shell.wait(999);
+    assert.equal(shell.outcomes.length, 0);
+    shell.wait(1);
+    assert.ok((shell.outcomes[0] as { error: unknown }).error instanceof SiteUnreachableError);
+    assert.deepEqual([shell.written.length, shell.cancels.length, shell.afterEnd], [0, 0, []]);
+
+    const whole = begin(world, { target: 'h0', waitForSite: TIMEOUT });
+    whole.shell.wait(TIMEOUT);
+    const error = (whole.shell.outcomes[0] as { error: unknown }).error;
+    assert.ok(error instanceof SiteUnreachableError, `the site is why, not the time-out: ${String(error)}`);
+  });
+
+  it('request lifecycle - chosen by the library with every provider on a down site: waits, then goes to the first that can be reached', () => {
+    const world = new World();
+    world.downSites.set('h0', down());
+    world.downSites.set('h1', down());
+    const { shell, request } = begin(world, { waitForSite: 2000 });
+    assert.equal(shell.written.length, 0);
+    world.downSites.delete('h1');
+    world.announce('h1', 'alive', 'h1-2'); // its presence carried again
+    request.presenceBack('h1', world.presence('h1')!, shell.now);
+    assert.deepEqual(shell.written.map((w) => w.destination), ['h1'], 'h0 is still down: the one that can be reached');
+  });
+
+  it('request lifecycle - once its site is up it goes to the handler that can be reached, which counts as its first offer; a silence never moves it to a down site', () => {
+    const world = new World(['h0', 'h1', 'h2']);
+    for (const id of ['h0', 'h1', 'h2']) world.downSites.set(id, down());
+    const { shell, request } = begin(world, { waitForSite: 2000 });
+    world.downSites.delete('h1');
+    request.sitesChanged(shell.now);
+    assert.deepEqual(shell.written.map((w) => w.destination), ['h1']);
+    // h1 silent: the only others are on down sites, so it is offered again to h1, not moved.
+    world.suspected.add('h1');
+    shell.wait(ACK_TIMEOUT);
+    assert.deepEqual(shell.written.map((w) => w.destination), ['h1', 'h1', 'h1']);
+    // h2's site back: the next silence moves it there, its one move (the handler it waited for was never offered it).
+    world.downSites.delete('h2');
+    shell.wait(2 * ACK_TIMEOUT);
+    assert.deepEqual(shell.written.map((w) => w.destination).slice(-1), ['h2']);
+  });
+
+  it('request lifecycle - cancelled while it waits for its site: CancelledError, and no cancel message (nothing was sent)', () => {
+    const world = new World();
+    world.downSites.set('h0', down());
+    const { shell, request } = begin(world, { target: 'h0', waitForSite: 1000 });
+    request.cancel(new CancelledError('stopped'), 'cancelled by the requester');
+    assert.ok((shell.outcomes[0] as { error: unknown }).error instanceof CancelledError);
+    assert.deepEqual([shell.written.length, shell.cancels.length], [0, 0]);
+    shell.wait(2000);
+    assert.equal(shell.outcomes.length, 1);
   });
 });

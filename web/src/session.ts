@@ -10,6 +10,7 @@ import { watchClients, type ClientsState } from './model/clients.js';
 import { watchConnection, type ConnectionState } from './model/connection.js';
 import { watchEvents, type EventsModel } from './model/events.js';
 import { watchMetrics, type MetricsState } from './model/metrics.js';
+import { watchSites, type SitesState } from './model/sites.js';
 import type { Store } from './ui/store.js';
 
 const CREDENTIALS_KEY = 'relais.credentials';
@@ -30,6 +31,7 @@ export interface Session {
   clients: Store<ClientsState>;
   events: EventsModel;
   metrics: Store<MetricsState>;
+  sites: Store<SitesState>;
   /** Ends what follows the bus (the event stream) before the bus closes. */
   stopping: AbortController;
 }
@@ -55,7 +57,7 @@ export async function openSession(credentials?: Credentials): Promise<Opening> {
     if (credentials) sessionStorage.setItem(CREDENTIALS_KEY, JSON.stringify(credentials));
     const stopping = new AbortController();
     const [clients, events, metrics] = await Promise.all([watchClients(bus), watchEvents(bus, stopping.signal), watchMetrics(bus)]);
-    return { session: { bus, url, ...(given && { identity: given.identity }), connection: watchConnection(bus), clients, events, metrics, stopping } };
+    return { session: { bus, url, ...(given && { identity: given.identity }), connection: watchConnection(bus), clients, events, metrics, sites: watchSites(bus, stopping.signal), stopping } };
   } catch (error) {
     if (error instanceof NotAuthorizedError) {
       sessionStorage.removeItem(CREDENTIALS_KEY);

@@ -4,7 +4,9 @@
  * so the directory is loaded. Fails with NotSentError when any step cannot be done, or when
  * another client takes our id meanwhile (§7.5).
  */
+import type { Logger } from 'pino';
 import { NotSentError } from '../../protocol/errors.js';
+import { SITE_DIRECTORY_FILTERS } from '../../protocol/sites.js';
 import { PRESENCE_FILTER } from '../../protocol/topics.js';
 import type { Directory } from './directory.js';
 import type { Presence } from './presence.js';
@@ -21,6 +23,7 @@ export class Startup {
     private readonly directory: Directory,
     private readonly presence: Presence,
     connectTimeout: number,
+    private readonly logger: Logger,
   ) {
     const loadingFailed = new Promise<never>((_, reject) => (this.failLoading = reject));
     loadingFailed.catch(() => {});
@@ -39,8 +42,16 @@ export class Startup {
     this.ready.catch(() => {});
   }
 
-  /** The main lane's first CONNACK: subscribe to the presences, then announce ours. */
+  /**
+   * The main lane's first CONNACK: subscribe to the sites' links and rosters (protocol §13.4)
+   * and to the presences, then announce ours. The sites' filters go first, so their retained
+   * messages come before our own presence, the loading barrier (§7.2); a broker that refuses them
+   * (a policy older than sites) costs this client only the fast failure for a site that is down.
+   */
   begin(): void {
+    for (const filter of SITE_DIRECTORY_FILTERS) {
+      this.transport.subscribe(filter, 'main').catch((error: Error) => this.logger.info({ err: error.message }, `not subscribed to ${filter}: requests to the clients of a site whose link is down are not failed at once`));
+    }
     this.transport.subscribe(PRESENCE_FILTER, 'main').then(
       () => this.presence.announce().catch((error: Error) => this.fail(new NotSentError(`cannot publish our presence: ${error.message}`, { cause: error }))),
       (error: Error) => this.fail(new NotSentError(`cannot subscribe to relais/presence/+: ${error.message}`, { cause: error })),

@@ -1,10 +1,11 @@
 /**
  * Which alive client gets a request sent without a target (protocol §4.6): the one with the
- * fewest requests pending from this client, taking turns among equals. A suspected client
- * (failure-detector.ts: it did not answer within its deadline lately) is passed over while
- * another provider is not suspected (protocol §4.7); it stays in the directory.
+ * fewest requests pending from this client, taking turns among equals. A client of a site whose
+ * link is down is passed over while another provider can be reached (protocol §13.4); a
+ * suspected client (failure-detector.ts: it did not answer within its deadline lately) while
+ * another provider is not suspected (protocol §4.7); both stay in the directory.
  */
-import type { Directory } from '../presence/index.js';
+import type { Directory, SiteDirectory } from '../presence/index.js';
 import type { FailureDetector } from './failure-detector.js';
 
 export class HandlerChoice {
@@ -13,6 +14,7 @@ export class HandlerChoice {
   constructor(
     private readonly directory: Directory,
     private readonly detector: FailureDetector,
+    private readonly sites?: SiteDirectory,
   ) {}
 
   /**
@@ -23,7 +25,11 @@ export class HandlerChoice {
   pick(action: string, loads: () => ReadonlyMap<string, number>, exclude?: ReadonlySet<string> | undefined, unsuspectedOnly = false): string | undefined {
     const providers = this.directory.providers(action);
     if (providers.size <= 1 && !exclude?.size && !unsuspectedOnly) return providers.values().next().value;
-    const candidates = [...providers].filter((id) => !exclude?.has(id));
+    let candidates = [...providers].filter((id) => !exclude?.has(id));
+    if (this.sites?.anyDown) {
+      const reachable = candidates.filter((id) => !this.sites!.down(id));
+      if (reachable.length > 0) candidates = reachable;
+    }
     const now = Date.now();
     const unsuspected = candidates.filter((id) => !this.detector.isSuspected(id, now));
     const pool = unsuspected.length > 0 || unsuspectedOnly ? unsuspected : candidates;

@@ -47,6 +47,7 @@ export class PendingRequest implements RequestEffects, OutboundMessage, Awaiting
   ackExpireAt = Infinity;
   private deadlineTimer: ReturnType<typeof setTimeout> | undefined;
   private graceTimer: ReturnType<typeof setTimeout> | undefined;
+  private siteWaitTimer: ReturnType<typeof setTimeout> | undefined;
   private forgetSignal: (() => void) | undefined;
   /** When the last step was made (its `ts`) and when it arrived, for the Nagle watch. */
   private lastStep: { ts: number; at: number } | undefined;
@@ -164,6 +165,10 @@ export class PendingRequest implements RequestEffects, OutboundMessage, Awaiting
     this.around.ackClock.stop(this);
   }
 
+  armSiteWait(ms: number): void {
+    this.siteWaitTimer = setTimeout(siteWaitOver, ms, this.lifecycle);
+  }
+
   armGrace(ms: number): void {
     this.graceTimer = setTimeout(graceOver, ms, this.lifecycle);
   }
@@ -212,6 +217,7 @@ export class PendingRequest implements RequestEffects, OutboundMessage, Awaiting
 
   private end(): void {
     clearTimeout(this.deadlineTimer);
+    clearTimeout(this.siteWaitTimer);
     this.clearGrace();
     this.forgetSignal?.();
     this.around.ackClock.stop(this);
@@ -221,6 +227,10 @@ export class PendingRequest implements RequestEffects, OutboundMessage, Awaiting
 
 function timedOut(lifecycle: RequestLifecycle): void {
   lifecycle.timedOut();
+}
+
+function siteWaitOver(lifecycle: RequestLifecycle): void {
+  lifecycle.siteWaitOver();
 }
 
 function graceOver(lifecycle: RequestLifecycle): void {

@@ -5,13 +5,13 @@
  * connection dropping and coming back.
  */
 import { EVERYONE, type Envelope } from '../../protocol/envelope.js';
-import { CancelledError, NoHandlerError, NotSentError, TimeoutError } from '../../protocol/errors.js';
+import { CancelledError, NoHandlerError, NotSentError, type SiteUnreachableError, TimeoutError } from '../../protocol/errors.js';
 import type { PresenceInfo } from '../../protocol/presence.js';
 import type { Lane, RequestWorld, Step } from '../../protocol/request-lifecycle.js';
 import { checkClientId, checkPath, responseTopic } from '../../protocol/topics.js';
 import { AckClock } from './ack-clock.js';
 import { AsyncQueue } from '../async-queue.js';
-import type { Directory } from '../presence/index.js';
+import { SiteDirectory, siteUnreachable, type Directory } from '../presence/index.js';
 import { FailureDetector } from './failure-detector.js';
 import { HandlerChoice } from './handler-choice.js';
 import { NagleWatch } from './nagle-watch.js';
@@ -31,10 +31,11 @@ export class Requester {
     private readonly options: ResolvedOptions,
     private readonly transport: Transport,
     private readonly directory: Directory,
+    sites: SiteDirectory = new SiteDirectory(options.logger),
   ) {
     const detector = new FailureDetector((handler) => directory.get(handler));
     this.surroundings = {
-      world: new DirectoryWorld(options, directory, new HandlerChoice(directory, detector), detector, this.pending),
+      world: new DirectoryWorld(options, directory, sites, new HandlerChoice(directory, detector, sites), detector, this.pending),
       transport,
       ackClock: new AckClock(),
       detector,
@@ -51,6 +52,10 @@ export class Requester {
       if (info?.status !== 'alive') return;
       const now = Date.now();
       for (const request of [...this.pending.values()]) request.lifecycle.presenceBack(clientId, info, now);
+    });
+    sites.on('change', () => {
+      const now = Date.now();
+      for (const request of [...this.pending.values()]) request.lifecycle.sitesChanged(now);
     });
     directory.on('settled', () => {
       const now = Date.now();
@@ -116,6 +121,8 @@ export class Requester {
     if (timeout <= 0) throw new TimeoutError(`the deadline of the request to ${action} has already passed; nothing was sent`);
     const badTiming = checkTimeout(timeout) ?? checkTimeout(ackTimeout, 'ackTimeout');
     if (badTiming) throw new RangeError(badTiming);
+    const waitForSite = options.waitForSite;
+    if (waitForSite !== undefined && !(typeof waitForSite === 'number' && waitForSite >= 0)) throw new RangeError(`waitForSite must be a number of ms, 0 or more, got ${String(waitForSite)}`);
     const target = options.target;
     const problem = checkPath(action) ?? (target !== undefined && target !== EVERYONE ? checkClientId(target) : undefined) ?? (options.onBehalfOf !== undefined ? checkClientId(options.onBehalfOf) : undefined);
     if (problem) throw new TypeError(problem);
@@ -135,6 +142,8 @@ export class Requester {
       target,
       checkHandlers: options.checkHandlers ?? this.options.checkHandlers,
       onBehalfOf: options.onBehalfOf,
+      // Part of the time-out, never beyond it (protocol §13.4).
+      waitForSite: waitForSite === undefined ? undefined : Math.min(waitForSite, timeout),
     };
     return new PendingRequest(this.surroundings, plan, sink, options.signal);
   }
@@ -197,6 +206,7 @@ class DirectoryWorld implements RequestWorld {
   constructor(
     options: ResolvedOptions,
     private readonly directory: Directory,
+    private readonly sites: SiteDirectory,
     private readonly choice: HandlerChoice,
     private readonly detector: FailureDetector,
     private readonly pending: ReadonlyMap<string, PendingRequest>,
@@ -236,6 +246,12 @@ class DirectoryWorld implements RequestWorld {
     }
     if (this.directory.providers(action).size > 0) return undefined;
     return new NoHandlerError(`no connected client serves ${action}`);
+  }
+
+  /** protocol §13.4: a client of a site whose link is down. */
+  unreachable(handler: string): SiteUnreachableError | undefined {
+    const down = this.sites.down(handler);
+    return down && siteUnreachable(down, handler);
   }
 
   /** Requests pending per handler, derived from the table: the choice of the least busy needs it. */

@@ -7,6 +7,7 @@ import { ago, dateTime } from '../ui/format.js';
 import { useNow } from '../ui/hooks.js';
 import { StatusBadge } from '../ui/status.js';
 import { useStore } from '../ui/store.js';
+import { siteOfClient } from '../model/sites.js';
 
 type SortKey = 'id' | 'status' | 'host' | 'connectedSince' | 'lastSeen';
 const COLUMNS: [SortKey, string][] = [
@@ -19,6 +20,7 @@ const COLUMNS: [SortKey, string][] = [
 
 export function ClientsView({ session }: { session: Session }) {
   const state = useStore(session.clients);
+  const sites = useStore(session.sites);
   const now = useNow();
   const [text, setText] = useState('');
   const [status, setStatus] = useState('');
@@ -56,6 +58,7 @@ export function ClientsView({ session }: { session: Session }) {
                   </button>
                 </th>
               ))}
+              <th scope="col">Site</th>
               <th scope="col">Actions served</th>
             </tr>
           </thead>
@@ -67,6 +70,7 @@ export function ClientsView({ session }: { session: Session }) {
                 <td data-label="Host">{client.host ?? '—'}{client.pid !== undefined ? ` (pid ${client.pid})` : ''}</td>
                 <td data-label="Connected since" title={dateTime(client.connectedSince)}>{client.connectedSince ? ago(client.connectedSince, now) : '—'}</td>
                 <td data-label="Last seen" title={dateTime(client.lastSeen)}>{ago(client.lastSeen, now)}</td>
+                <td data-label="Site" class="site">{siteOfClient(sites, id) ?? '—'}</td>
                 <td data-label="Actions" class="actions-list">{[...client.actions, ...client.realtimeActions].join(', ') || '—'}</td>
               </tr>
             ))}

@@ -8,10 +8,12 @@ import { ConsoleView } from './console.js';
 import { EventsView } from './events.js';
 import { HistoryView } from './history.js';
 import { MetricsView } from './metrics.js';
+import { SitesView } from './sites.js';
 import { TopicsView } from './topics.js';
 
 const VIEWS = [
   ['clients', 'Clients'],
+  ['sites', 'Sites'],
   ['events', 'Events'],
   ['console', 'Console'],
   ['history', 'History'],
@@ -59,6 +61,7 @@ export function Shell({ session, onLogOut }: { session: Session; onLogOut: () =>
       </header>
       <main id="main" tabIndex={-1}>
         {current === 'clients' && (rest[0] ? <ClientPage session={session} id={rest[0]} /> : <ClientsView session={session} />)}
+        {current === 'sites' && <SitesView session={session} />}
         {current === 'events' && <EventsView session={session} />}
         {current === 'console' && <ConsoleView session={session} />}
         {current === 'history' && <HistoryView session={session} token={rest[0]} />}
