@@ -268,6 +268,20 @@ describe('history privacy with security on', { timeout: 90_000 }, () => {
     assert.equal((await get('dora', { token: opened })).rows.length, 1);
   });
 
+  it('digests - rows come with their digest only for history:read-all (an admin); a client or a service gets code 4 saying why (protocol §13.5)', async () => {
+    const token = await echoAs('alice', { for: 'digests' });
+    const rows = (await get('root', { token, digests: true })).rows;
+    assert.ok(rows.length >= 2 && rows.every((row) => typeof row.digest === 'string' && row.digest.length > 0), JSON.stringify(rows));
+    assert.equal('digest' in (await get('root', { token })).rows[0]!, false, 'not asked, not given');
+    for (const name of ['alice', 'svc'] as const) {
+      await assert.rejects(get(name, { token, digests: true }), (error: RemoteError) => {
+        assert.equal(error.code, new NotAuthorizedError('').code);
+        assert.match(error.message, new RegExp(`digests: true needs history:read-all, which ${name} does not hold`));
+        return true;
+      });
+    }
+  });
+
   it("the HTTP API's identity is the process's own: a network CONNECT or an HTTP caller proving it is refused", async () => {
     const client = mqtt.connect(broker.url!, { clientId: 'relais-web', username: 'relais-web', password: tokens.get('relais-web')!, protocolVersion: 4, reconnectPeriod: 0 });
     const refused = await within(new Promise<Error & { code?: number }>((resolve) => client.once('error', resolve)), 5000, 'the refusal');
