@@ -156,6 +156,35 @@ export interface HistoryPage {
   more: boolean;
 }
 
+const optionalText = z.string().max(1024).optional();
+
+/** A row as another router sends it (a site's, to its central, protocol §13.5): checked before it is stored. */
+export const historyRowSchema = z
+  .object({
+    id: z.number().int().positive(),
+    token: text,
+    kind: z.enum(HISTORY_KINDS),
+    action: z.string().min(1).max(65_535),
+    source: text,
+    via: optionalText,
+    target: optionalText,
+    code: z.number().int().optional(),
+    progress: z.number().optional(),
+    priority: z.string().max(64).optional(),
+    etime: time,
+    ctime: time,
+    data: z.string().max(1 << 20),
+    size: z.number().int().nonnegative(),
+    truncated: z.boolean(),
+    raw: z.boolean().optional(),
+    site: optionalText,
+    digest: z.string().min(1).max(1024).optional(),
+  })
+  .strip();
+
+/** What `relais/history/get` answers, as a router that asks another one reads it. */
+export const historyPageSchema = z.object({ rows: z.array(historyRowSchema).max(10_000), more: z.boolean() }).strip();
+
 /** Whether a row passes a query's filters (what the store's WHERE does, for rows followed live). */
 export function matchesQuery(row: HistoryRow, query: Omit<ResolvedHistoryQuery, 'order' | 'limit' | 'digests'>): boolean {
   return (
