@@ -15,6 +15,7 @@ import type { Bus } from '../client/bus.js';
 import { HISTORY_ACTIONS, historyPageSchema, type HistoryPage, type HistoryRowInput } from '../protocol/history.js';
 import type { z } from 'zod';
 import { siteAddress, type SiteSyncState } from '../protocol/sites.js';
+import { ResponseCode } from '../protocol/errors.js';
 import type { HistoryStore, SiteSyncOutcome } from './history-store.js';
 import type { SiteChange, SiteWatch } from './site-watch.js';
 
@@ -147,8 +148,17 @@ export class SiteSync {
       };
       const newest = (await ask({ order: 'newest', limit: 1 })).rows[0]?.id ?? 0;
       lag = Math.max(0, newest - position);
+      let limit = this.pageRows;
       for (let more = true; more; ) {
-        const page = await ask({ afterId: position, order: 'oldest', limit: this.pageRows, digests: true });
+        let page: z.output<typeof historyPageSchema>;
+        try {
+          page = await ask({ afterId: position, order: 'oldest', limit, digests: true });
+        } catch (failure) {
+          // A page over the message size limit (protocol §3.4: rows of up to --max-data bytes each): ask for half as many, for the rest of this sync.
+          if ((failure as { responseCode?: unknown }).responseCode !== ResponseCode.PAYLOAD_TOO_LARGE || limit === 1 || stop.signal.aborted) throw failure;
+          limit = Math.max(1, Math.floor(limit / 2));
+          continue;
+        }
         if (stop.signal.aborted) throw stop.signal.reason; // a page that comes after the time-out is not written
         if (page.rows.length === 0) break;
         const last = page.rows.reduce((a, b) => (b.id > a.id ? b : a));
