@@ -27,10 +27,12 @@ import { parseHistoryQuery, type HistoryPage } from '../../src/protocol/history.
 import type { BusEvent } from '../../src/protocol/events.js';
 import type { ClientDetailPayload, ClientListPayload } from '../../src/protocol/registry.js';
 import { siteClientsTopic, siteStatusTopic, type SitesAnswer } from '../../src/protocol/sites.js';
-import { startCli, type RunningCli } from '../testkit/cli.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { testLogger, within } from '../testkit/index.js';
 
 const SITE = 'poller-1';
+const SITE_ROUTER = fileURLToPath(new URL('../fixtures/site-router-process.ts', import.meta.url));
 
 /** Resolves once `check()` holds (looked at every 20 ms), or fails naming `what` after 60 s. */
 function until(check: () => boolean, what: string, timeout = 60_000): Promise<void> {
@@ -62,7 +64,8 @@ describe('sites: what the routers do (protocol §13.5)', { timeout: 300_000 }, (
   let store: WatchedStore;
   let central: Router;
   let siteDb: string;
-  let siteRouter: RunningCli | undefined;
+  let siteRouter: ChildProcess | undefined;
+  let siteOutput = '';
   let link: Bus;
   let ui: Bus;
   let agent: Bus;
@@ -103,10 +106,29 @@ describe('sites: what the routers do (protocol §13.5)', { timeout: 300_000 }, (
     }
   }
 
+  /** The site's router, a real router with its own SQLite history, in a process the test can kill. */
   async function startSiteRouter(): Promise<void> {
-    siteRouter = startCli(['router', '--id', `site:${SITE}`, '--site', SITE, '--database', siteDb, '--broker', broker.url!]);
-    await siteRouter.waitFor(/router recording the history/);
+    const child = spawn(process.execPath, ['--import', 'tsx', SITE_ROUTER, broker.url!, SITE, siteDb], { stdio: ['ignore', 'pipe', 'pipe'] });
+    siteRouter = child;
+    child.stderr!.on('data', (chunk: Buffer) => (siteOutput += chunk));
+    await within(
+      new Promise<void>((resolve, reject) => {
+        child.stdout!.on('data', (chunk: Buffer) => String(chunk).includes('READY') && resolve());
+        child.once('exit', (code) => reject(new Error(`the site router exited (${code}) before it was ready: ${siteOutput}`)));
+      }),
+      60_000,
+      'the site router ready',
+    );
     await ui.waitForHandler('relais/history/get', { target: `site:${SITE}`, timeout: 60_000 });
+  }
+
+  /** Kills the site's router (kill -9) and waits for its end. */
+  async function killSiteRouter(): Promise<void> {
+    const child = siteRouter;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
   }
 
   before(async () => {
@@ -121,7 +143,7 @@ describe('sites: what the routers do (protocol §13.5)', { timeout: 300_000 }, (
     seed.close();
     broker = await startEmbeddedBroker({ port: 0 });
     store = new WatchedStore(path.join(dir, 'central-history.db'));
-    central = await startRouter({ stream: () => broker.connectInProcess(), database: path.join(dir, 'central', 'history.db'), historyStore: store, site: 'central', siteSyncIntervalMs: 3_600_000, siteSyncTimeoutMs: 20_000, logger: testLogger });
+    central = await startRouter({ stream: () => broker.connectInProcess(), database: path.join(dir, 'central', 'history.db'), historyStore: store, site: 'central', persistentSession: false, siteSyncIntervalMs: 3_600_000, siteSyncTimeoutMs: 20_000, logger: testLogger });
     link = await connect({ id: `link-${SITE}`, broker: broker.url!, realtimeLane: false, logger: testLogger });
     ui = await connect({ id: 'ui', broker: broker.url!, realtimeLane: false, logger: testLogger });
     agent = await connect({ id: 'agent-p1', broker: broker.url!, realtimeLane: false, logger: testLogger });
@@ -134,7 +156,7 @@ describe('sites: what the routers do (protocol §13.5)', { timeout: 300_000 }, (
   });
 
   after(async () => {
-    await siteRouter?.stop('SIGKILL');
+    await killSiteRouter();
     await Promise.all([link, ui, agent].map((bus) => bus?.close()));
     await central?.close();
     store?.close();
@@ -177,7 +199,8 @@ describe('sites: what the routers do (protocol §13.5)', { timeout: 300_000 }, (
 
     const again = syncEnded();
     await central.siteSync.trigger(SITE);
-    assert.deepEqual([(await again).data.outcome, (await again).data.rows], ['done', 0]);
+    const second = (await again).data;
+    assert.deepEqual([second.outcome, second.rows], ['done', 0], JSON.stringify(second));
     assert.equal(store.count(), centralBefore + siteTotal - liveAtCentral);
   });
 
@@ -192,7 +215,7 @@ describe('sites: what the routers do (protocol §13.5)', { timeout: 300_000 }, (
     // The first page is stored: the site's router dies (kill -9) before it answers the next.
     store.onPage = () => {
       store.onPage = undefined;
-      siteRouter!.child.kill('SIGKILL');
+      siteRouter!.kill('SIGKILL');
     };
     const cut = syncEnded();
     void central.siteSync.trigger(SITE);
@@ -203,7 +226,7 @@ describe('sites: what the routers do (protocol §13.5)', { timeout: 300_000 }, (
     assert.equal(interrupted.position, stopped);
 
     // The site restarts: its link goes down and comes back up, which starts a sync.
-    await siteRouter!.stop('SIGKILL');
+    await killSiteRouter();
     await startSiteRouter();
     linkStatus(SITE, 'down');
     const resumed = syncEnded();
@@ -310,6 +333,7 @@ describe('sites: what the routers do (protocol §13.5)', { timeout: 300_000 }, (
       stream: () => broker.connectInProcess(),
       database: path.join(dir, 'quick', 'history.db'),
       site: 'central-2',
+      persistentSession: false,
       siteSyncIntervalMs: 300,
       siteSyncTimeoutMs: 1500,
       logger: testLogger,
