@@ -12,7 +12,7 @@ interface ClientsOptions extends GlobalOptions {
   json?: boolean;
 }
 
-const COLUMNS = ['ID', 'STATUS', 'HOST', 'PID', 'VERSION', 'UP SINCE', 'LAST SEEN'] as const;
+const COLUMNS = ['ID', 'SITE', 'STATUS', 'HOST', 'PID', 'VERSION', 'UP SINCE', 'LAST SEEN'] as const;
 
 export function clientsCommand(): Command {
   return addConnectionOptions(new Command('clients'))
@@ -66,8 +66,8 @@ async function askList(bus: Bus): Promise<ClientListPayload> {
 }
 
 function summaryOf(detail: ClientSummary): ClientSummary {
-  const { status, host, pid, version, connectedSince, lastSeen } = detail;
-  return { status, ...(host !== undefined && { host }), ...(pid !== undefined && { pid }), ...(version !== undefined && { version }), ...(connectedSince !== undefined && { connectedSince }), lastSeen };
+  const { status, site, host, pid, version, connectedSince, lastSeen } = detail;
+  return { status, ...(site !== undefined && { site }), ...(host !== undefined && { host }), ...(pid !== undefined && { pid }), ...(version !== undefined && { version }), ...(connectedSince !== undefined && { connectedSince }), lastSeen };
 }
 
 /** Remote text as is, or JSON-quoted when it holds control characters: a presence must not drive the terminal. */
@@ -81,7 +81,7 @@ export function formatTable(clients: ReadonlyMap<string, ClientSummary>): string
   const time = (ms: number | undefined) => (ms === undefined ? '-' : new Date(ms).toISOString().replace('T', ' ').slice(0, 19));
   const rows = [...clients.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([id, client]) => [id, client.status, client.host ?? '-', client.pid === undefined ? '-' : String(client.pid), client.version ?? '-', time(client.connectedSince), time(client.lastSeen)].map(printable));
+    .map(([id, client]) => [id, client.site ?? '-', client.status, client.host ?? '-', client.pid === undefined ? '-' : String(client.pid), client.version ?? '-', time(client.connectedSince), time(client.lastSeen)].map(printable));
   const table = [[...COLUMNS], ...rows];
   const widths = COLUMNS.map((_, column) => Math.max(...table.map((row) => row[column]!.length)));
   const lines = table.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd());

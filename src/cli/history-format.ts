@@ -19,11 +19,12 @@ function percent(row: HistoryRow): string {
   return row.progress === undefined ? '' : ` ${Math.round(row.progress * 100)}%`;
 }
 
-/** `#12 2026-12-01 01:40:02.123 final demo/echo h -> ui code 0 tok3n {"ok":true}` */
+/** `#12 2026-12-01 01:40:02.123 final demo/echo h -> ui code 0 tok3n {"ok":true}`; a row pulled from a site says which: `#13 [poller-1] …`. */
 export function formatRow(row: HistoryRow): string {
   const code = row.code === undefined ? '' : ` code ${row.code}`;
   const to = row.target === undefined ? '' : ` -> ${row.target}`;
-  return `#${row.id} ${clock(row.etime)} ${row.kind.padEnd(8)} ${row.action} ${row.source}${to}${code}${percent(row)} ${row.token} ${shortData(row)}`.trimEnd();
+  const site = row.site === undefined ? '' : ` [${row.site}]`;
+  return `#${row.id}${site} ${clock(row.etime)} ${row.kind.padEnd(8)} ${row.action} ${row.source}${to}${code}${percent(row)} ${row.token} ${shortData(row)}`.trimEnd();
 }
 
 /** One step of a request's timeline, timed from its first row: `+12 ms  accepted by h`. */
@@ -48,5 +49,6 @@ export function formatTimelineStep(row: HistoryRow, first: HistoryRow): string {
         return `result put by ${row.source}, code ${row.code ?? 0}`;
     }
   })();
-  return `${offset}  ${what}${data ? `  ${data}` : ''}`;
+  const site = row.site === undefined ? '' : ` (site ${row.site})`;
+  return `${offset}  ${what}${site}${data ? `  ${data}` : ''}`;
 }

@@ -14,6 +14,7 @@ interface HistoryOptions extends GlobalOptions {
   action?: string;
   source?: string;
   target?: string;
+  site?: string;
   kind?: string;
   code?: string;
   since?: string;
@@ -37,6 +38,7 @@ export function historyCommand(): Command {
     .option('--action <action>', 'only this action')
     .option('--source <id>', 'only what this client sent')
     .option('--target <id>', 'only what was sent to this client')
+    .option('--site <name>', "only rows pulled from this site's history (protocol §13.5)")
     .option('--kind <kind>', `only these rows: ${HISTORY_KINDS.join(', ')}`)
     .option('--code <n>', 'only responses with this code (0 ok, 1 error...)')
     .option('--since <when>', 'only rows recorded since: 30s, 10m, 2h, 7d or a date')
@@ -65,6 +67,7 @@ function queryOf(options: HistoryOptions): HistoryQuery {
   if (options.action !== undefined) query.action = options.action;
   if (options.source !== undefined) query.source = options.source;
   if (options.target !== undefined) query.target = options.target;
+  if (options.site !== undefined) query.site = options.site;
   if (options.kind !== undefined) {
     if (!(HISTORY_KINDS as readonly string[]).includes(options.kind)) fail(EXIT.USAGE, `--kind must be one of ${HISTORY_KINDS.join(', ')}`);
     query.kind = options.kind as HistoryQuery['kind'];

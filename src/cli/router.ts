@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import type { HistoryRetention } from '../router/history-store.js';
 import { KILL_BY, type KillBy } from '../router/kill-service.js';
 import { startRouter, ROUTER_DEFAULTS, type Router } from '../router/router.js';
+import { checkSiteName } from '../protocol/sites.js';
 import { addConnectionOptions, cliLogger, connectionOptions, fail, EXIT, onInterrupt, type GlobalOptions } from './common.js';
 
 export interface RouterSettingsOptions {
@@ -14,6 +15,10 @@ export interface RouterSettingsOptions {
   keepRows: string;
   admin?: string[];
   killBy?: string;
+  siteSyncInterval: string;
+  siteSyncTimeout: string;
+  /** `relais router --site`, and `relais start --site` (protocol §13): the site this router is. */
+  site?: string;
 }
 
 interface RouterCommandOptions extends GlobalOptions, RouterSettingsOptions {
@@ -28,7 +33,9 @@ export function routerOptions(command: Command): Command {
     .option('--keep-days <days>', 'history retention by age', String(ROUTER_DEFAULTS.retention.maxAgeMs / 86_400_000))
     .option('--keep-rows <rows>', 'history retention by row count', String(ROUTER_DEFAULTS.retention.maxRows))
     .option('--admin <id...>', "client ids allowed to kill anyone's request (default: each requester only its own)")
-    .option('--kill-by <who>', "who may kill a request besides --admin: identity (its requester's) or anyone (relais start's default without security; otherwise identity)");
+    .option('--kill-by <who>', "who may kill a request besides --admin: identity (its requester's) or anyone (relais start's default without security; otherwise identity)")
+    .option('--site-sync-interval <ms>', "how often the history of each site whose link is up is pulled, besides after each reconnection (protocol §13.5)", String(ROUTER_DEFAULTS.siteSyncIntervalMs))
+    .option('--site-sync-timeout <ms>', "how long one pull of a site's history may hold that site's lock; the next one goes on from where it stopped", String(ROUTER_DEFAULTS.siteSyncTimeoutMs));
 }
 
 /** What the command line sets of the router's options: its stores are SQLite ones, in `database`. */
@@ -38,6 +45,9 @@ export interface RouterSettings {
   retention: HistoryRetention;
   admins: string[];
   killBy: KillBy;
+  site: string;
+  siteSyncIntervalMs: number;
+  siteSyncTimeoutMs: number;
 }
 
 /** The router's settings from the command line; exits 2 on a bad value. */
@@ -53,7 +63,24 @@ export function routerSettings(options: RouterSettingsOptions, secured = true): 
     retention: { maxAgeMs: positive(options.keepDays, '--keep-days') * 86_400_000, maxRows: Math.floor(positive(options.keepRows, '--keep-rows')) },
     admins: options.admin ?? [],
     killBy: killByOption(options.killBy, secured),
+    site: siteOption(options.site),
+    siteSyncIntervalMs: wholeMs(options.siteSyncInterval, '--site-sync-interval'),
+    siteSyncTimeoutMs: wholeMs(options.siteSyncTimeout, '--site-sync-timeout'),
   };
+}
+
+function siteOption(given: string | undefined): string {
+  if (given === undefined) return ROUTER_DEFAULTS.site;
+  const problem = checkSiteName(given);
+  if (problem) fail(EXIT.USAGE, `--site: ${problem}`);
+  return given;
+}
+
+/** A duration in whole ms, at least 1 and at most a timer's limit. */
+function wholeMs(text: string, flag: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 1 || value > 2 ** 31 - 1) fail(EXIT.USAGE, `${flag} must be a whole number of ms from 1 to ${2 ** 31 - 1}, got ${text}`);
+  return value;
 }
 
 /** Without security any client id can be claimed, so a rule by identity would only get in the way (protocol §11.5). */
@@ -68,6 +95,7 @@ export function routerCommand(): Command {
     .addOption(new Option('-d, --data-dir <dir>', 'data directory (holds history.db)').env('RELAIS_DATA_DIR').default('.relais'))
     .option('--identities <file>', "the broker's identities file: the history is then private, each identity reads the rows of its own requests (protocol §11.2)")
     .option('--policy <file>', 'with --identities: the policy whose history:read-all grant lets a role read every row (default: the default policy)')
+    .option('--site <name>', `the site this router is (protocol §13): it pulls the history of every other site whose roster it reads, asking as this name`, ROUTER_DEFAULTS.site)
     .description('run the router alone against a broker: request history, client registry (relais start already runs one)')
     .action(async (options: RouterCommandOptions) => {
       const settings = routerSettings(options);

@@ -76,6 +76,8 @@ export interface HistoryRowInput {
   raw?: boolean | undefined;
   /** Tells a repeated message (a retried command, a QoS 1 redelivery) from a new one: same token and digest = same message. */
   digest: string;
+  /** The site whose history the row was pulled from (protocol §13.5); absent for the router's own rows. */
+  site?: string | undefined;
 }
 
 export interface HistoryRow extends Omit<HistoryRowInput, 'digest'> {
@@ -83,6 +85,8 @@ export interface HistoryRow extends Omit<HistoryRowInput, 'digest'> {
   id: number;
   /** When the router stored it (epoch ms). */
   ctime: number;
+  /** The row's identity digest, only in an answer to `digests: true` (protocol §11.2, §13.5). */
+  digest?: string;
 }
 
 const text = z.string().min(1).max(1024);
@@ -106,15 +110,19 @@ export const historyQuerySchema = z
     afterId: time.optional(),
     /** Rows with an id below this one (paging backward from newest). */
     beforeId: time.optional(),
+    /** Rows pulled from this site's history (protocol §13.5). */
+    site: text.optional(),
     order: z.enum(['oldest', 'newest']).default('oldest'),
     limit: z.number().int().min(1).max(10_000).default(100),
+    /** Each row also carries its identity `digest` (a central syncing a site's history, protocol §13.5); needs `history:read-all`. */
+    digests: z.boolean().optional(),
   })
   .strict();
 export type HistoryQuery = z.input<typeof historyQuerySchema>;
 export type ResolvedHistoryQuery = z.output<typeof historyQuerySchema>;
 
 /** `relais/history/follow` takes the filters of `get`; with a token it ends with that request's lifecycle (protocol §11.2). */
-export const historyFollowSchema = historyQuerySchema.omit({ order: true, limit: true, beforeId: true });
+export const historyFollowSchema = historyQuerySchema.omit({ order: true, limit: true, beforeId: true, digests: true });
 export type HistoryFollow = z.output<typeof historyFollowSchema>;
 
 /** `relais/history/put`: a request that ran off the bus, written into the history (protocol §11.2). */
@@ -148,9 +156,39 @@ export interface HistoryPage {
   more: boolean;
 }
 
+const optionalText = z.string().max(1024).optional();
+
+/** A row as another router sends it (a site's, to its central, protocol §13.5): checked before it is stored. */
+export const historyRowSchema = z
+  .object({
+    id: z.number().int().positive(),
+    token: text,
+    kind: z.enum(HISTORY_KINDS),
+    action: z.string().min(1).max(65_535),
+    source: text,
+    via: optionalText,
+    target: optionalText,
+    code: z.number().int().optional(),
+    progress: z.number().optional(),
+    priority: z.string().max(64).optional(),
+    etime: time,
+    ctime: time,
+    data: z.string().max(1 << 20),
+    size: z.number().int().nonnegative(),
+    truncated: z.boolean(),
+    raw: z.boolean().optional(),
+    site: optionalText,
+    digest: z.string().min(1).max(1024).optional(),
+  })
+  .strip();
+
+/** What `relais/history/get` answers, as a router that asks another one reads it. */
+export const historyPageSchema = z.object({ rows: z.array(historyRowSchema).max(10_000), more: z.boolean() }).strip();
+
 /** Whether a row passes a query's filters (what the store's WHERE does, for rows followed live). */
-export function matchesQuery(row: HistoryRow, query: Omit<ResolvedHistoryQuery, 'order' | 'limit'>): boolean {
+export function matchesQuery(row: HistoryRow, query: Omit<ResolvedHistoryQuery, 'order' | 'limit' | 'digests'>): boolean {
   return (
+    (query.site === undefined || row.site === query.site) &&
     (query.token === undefined || row.token === query.token) &&
     (query.action === undefined || row.action === query.action) &&
     (query.source === undefined || row.source === query.source) &&

@@ -34,6 +34,8 @@ export interface ClientSummary {
   connectedSince?: number;
   /** Epoch ms, the registry's clock: when a presence of it last arrived. */
   lastSeen: number;
+  /** The site it is a client of, from the site's roster (protocol §13.5); absent for the central's own clients. */
+  site?: string;
 }
 
 /** One client in detail (`relais/clients/detail/get` and its notification). */
@@ -48,7 +50,7 @@ export interface ClientDetail extends ClientSummary {
   instance?: string;
   /** The client's free-form presence facts (role, version…): every presence field protocol §7.1 does not define. */
   info: Record<string, unknown>;
-  /** Why the status is `unknown`: `presence cleared`, or `invalid presence: …`. */
+  /** Why the status is `unknown`: `presence cleared`, `invalid presence: …`, or `site <name> unreachable since <ISO time>` (protocol §13.5). */
   reason?: string;
 }
 

@@ -109,6 +109,11 @@ export class EventStream {
     else this.backlog.retryNow();
   }
 
+  /** A link came up or went down, or a sync of a site's history ended (protocol §11.8, §13.5). */
+  onSite(type: 'site.up' | 'site.down' | 'site.sync', data: Record<string, unknown>): void {
+    this.add({ type, data });
+  }
+
   /** The registry's detail notification carries only the clients that changed (protocol §11.3). */
   private onClients(payload: unknown): void {
     const clients = (payload as { clients?: Record<string, { status?: string; host?: string; pid?: number } | null> } | null)?.clients;

@@ -7,7 +7,7 @@ import type { Bus } from '../client/bus.js';
 import type { HandlerContext, Registration } from '../client/types.js';
 import { InvalidMessageError, NotAuthorizedError } from '../protocol/errors.js';
 import { checkPath } from '../protocol/topics.js';
-import type { HistoryAccess } from './history-access.js';
+import { READ_ALL_GRANT, type HistoryAccess } from './history-access.js';
 import { endsLifecycle, HISTORY_ACTIONS, historyFollowSchema, historyPutSchema, matchesQuery, parseHistoryQuery, type HistoryFollow, type HistoryPage, type HistoryPut, type HistoryRow } from '../protocol/history.js';
 import type { HistoryScope, HistoryStore } from './history-store.js';
 import { capData, type Recorder } from './recorder.js';
@@ -25,7 +25,13 @@ export interface HistoryServiceOptions {
 /** Each action answers for the identity that asks (`access.asker`), within what it may read (protocol §11.2). */
 export async function serveHistory(bus: Bus, store: HistoryStore, recorder: Recorder, access: HistoryAccess, options: HistoryServiceOptions): Promise<Registration[]> {
   return Promise.all([
-    bus.handle(HISTORY_ACTIONS.get, (payload: unknown, ctx): HistoryPage => store.query(parsed(() => parseHistoryQuery(payload)), access.scopeOf(access.asker(ctx)))),
+    bus.handle(HISTORY_ACTIONS.get, (payload: unknown, ctx): HistoryPage => {
+      const query = parsed(() => parseHistoryQuery(payload));
+      const asker = access.asker(ctx);
+      // A row's digest is what a central needs to store a site's rows once (protocol §13.5): for those who read every row only.
+      if (query.digests && !access.holds(asker, READ_ALL_GRANT)) throw new NotAuthorizedError(`digests: true needs ${READ_ALL_GRANT}, which ${asker} does not hold (it is for a central syncing this history)`);
+      return store.query(query, access.scopeOf(asker));
+    }),
     bus.handle(HISTORY_ACTIONS.put, (payload: unknown, ctx) => put(store, recorder, parsed(() => historyPutSchema.parse(payload)), access.asker(ctx), ctx, options)),
     bus.handle(HISTORY_ACTIONS.follow, (payload: unknown, ctx) => follow(store, recorder, parsed(() => historyFollowSchema.parse(payload)), access.scopeOf(access.asker(ctx)), ctx)),
   ]);

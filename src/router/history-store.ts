@@ -5,6 +5,7 @@
  * wire's, imported from src/protocol/history.ts, their one home.
  */
 import type { HistoryPage, HistoryRow, HistoryRowInput, ResolvedHistoryQuery } from '../protocol/history.js';
+import type { SiteSyncState } from '../protocol/sites.js';
 
 /** Retention: rows older than `maxAgeMs` or beyond the newest `maxRows` are pruned. */
 export interface HistoryRetention {
@@ -21,11 +22,40 @@ export interface HistoryScope {
   party: string;
 }
 
+/** One page of a site's history as the central writes it (protocol §13.5): its rows and where the central then stands. */
+export interface SitePage {
+  /** The site's rows, oldest first, each with the digest the site stored it under. */
+  rows: readonly HistoryRowInput[];
+  /** The site's id of the last row of the page: the next page starts after it. */
+  position: number;
+  /** That row's `ctime` on the site. */
+  positionCtime?: number;
+  /** Rows the site still had past `position` when the sync began. */
+  lag: number;
+}
+
+/** How a sync of a site ended (protocol §13.5). */
+export type SiteSyncOutcome = NonNullable<SiteSyncState['lastSync']>;
+
+/** Where the central stands in a site's history, as the store keeps it (`site_sync`): a sync's lock is not stored. */
+export type StoredSiteSync = Omit<SiteSyncState, 'runningSince'>;
+
 export interface HistoryStore {
   /** Stores rows in one transaction; a row whose (token, digest) is already stored is skipped. Returns the new rows as stored. */
   append(rows: readonly HistoryRowInput[]): HistoryRow[];
   /** Rows matching the query and the scope, in its order, at most `limit`: the scope is part of the store's query, not a filter after it. */
   query(query: ResolvedHistoryQuery, scope?: HistoryScope): HistoryPage;
+  /**
+   * Stores a page of `site`'s history and the position after it in ONE transaction (protocol
+   * §13.5): both or neither. Rows get `site`; a row already stored (same token and digest: a row
+   * recorded live as it crossed the link, or a page stored before) is not stored again, and gets
+   * `site` if it had none. Returns the new rows as stored.
+   */
+  appendFromSite(site: string, page: SitePage): HistoryRow[];
+  /** Records how the last sync of `site` ended (and the lag it left). */
+  recordSiteSync(site: string, outcome: SiteSyncOutcome, lag?: number): void;
+  /** Where the central stands in each site's history it has synced: by site name. */
+  siteSyncs(): Record<string, StoredSiteSync>;
   /** Removes at most `batch` rows past the retention; returns how many (call again while it returns `batch`). */
   prune(retention: HistoryRetention, now: number, batch: number): number;
   /** Row count (for metrics and retention). */

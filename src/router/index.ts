@@ -11,3 +11,5 @@ export { SqliteHistoryStore, type SqliteHistoryOptions } from './sqlite-history-
 export { SqliteEventLog, type SqliteEventLogOptions } from './sqlite-event-log.js';
 export { MemoryHistoryStore, type MemoryHistoryOptions } from './memory-history-store.js';
 export { MemoryEventLog, type MemoryEventLogOptions } from './memory-event-log.js';
+export type { SitePage, SiteSyncOutcome, StoredSiteSync } from './history-store.js';
+export { SITE_SYNC_DEFAULTS, type SiteSync, type SiteSyncEvent } from './site-sync.js';

@@ -5,7 +5,7 @@
  * Pure TypeScript: no Node module.
  */
 import { matchesQuery, type HistoryPage, type HistoryRow, type HistoryRowInput, type ResolvedHistoryQuery } from '../protocol/history.js';
-import type { HistoryRetention, HistoryScope, HistoryStore } from './history-store.js';
+import type { HistoryRetention, HistoryScope, HistoryStore, SitePage, SiteSyncOutcome, StoredSiteSync } from './history-store.js';
 
 export interface MemoryHistoryOptions {
   /** The clock used for `ctime` (tests inject one). */
@@ -16,6 +16,7 @@ interface Entry {
   row: HistoryRow;
   /** The (token, digest) pair that makes a repeat. */
   key: string;
+  digest: string;
 }
 
 export class MemoryHistoryStore implements HistoryStore {
@@ -23,7 +24,9 @@ export class MemoryHistoryStore implements HistoryStore {
   private entries: Entry[] = [];
   /** Each token's rows, by increasing id: a token filter reads only these. */
   private readonly byToken = new Map<string, Entry[]>();
-  private readonly keys = new Set<string>();
+  private readonly keys = new Map<string, Entry>();
+  /** Where the central stands in each site's history (protocol §13.5). */
+  private readonly syncs = new Map<string, StoredSiteSync>();
   /** How many rows of each token each party is the source or target of (protocol §11.2 scope). */
   private readonly parties = new Map<string, Map<string, number>>();
   private lastId = 0;
@@ -41,8 +44,8 @@ export class MemoryHistoryStore implements HistoryStore {
     for (const input of rows) {
       const key = JSON.stringify([input.token, input.digest]);
       if (this.keys.has(key)) continue; // a repeat of a stored message
-      const entry = { row: rowOf(input, (this.lastId += 1), ctime), key };
-      this.keys.add(key);
+      const entry = { row: rowOf(input, (this.lastId += 1), ctime), key, digest: input.digest };
+      this.keys.set(key, entry);
       this.entries.push(entry);
       const ofToken = this.byToken.get(input.token);
       if (ofToken) ofToken.push(entry);
@@ -51,6 +54,33 @@ export class MemoryHistoryStore implements HistoryStore {
       added.push({ ...entry.row });
     }
     return added;
+  }
+
+  /** A page and its position together: nothing here can fail half-way, so this is one step, as SQLite's one transaction. */
+  appendFromSite(site: string, page: SitePage): HistoryRow[] {
+    this.checkOpen();
+    const added = this.append(page.rows.map((row) => ({ ...row, site: row.site ?? site })));
+    if (added.length < page.rows.length) {
+      // A row recorded live as it crossed the link is the same row: it now says whose history holds it.
+      for (const row of page.rows) {
+        const entry = this.keys.get(JSON.stringify([row.token, row.digest]));
+        if (entry && entry.row.site === undefined) entry.row.site = row.site ?? site;
+      }
+    }
+    const lastSync = this.syncs.get(site)?.lastSync;
+    this.syncs.set(site, { position: page.position, ...(page.positionCtime !== undefined && { positionCtime: page.positionCtime }), lag: page.lag, ...(lastSync && { lastSync }) });
+    return added;
+  }
+
+  recordSiteSync(site: string, outcome: SiteSyncOutcome, lag?: number): void {
+    this.checkOpen();
+    const before = this.syncs.get(site) ?? { position: 0 };
+    this.syncs.set(site, { ...before, ...(lag !== undefined && { lag }), lastSync: { ...outcome } });
+  }
+
+  siteSyncs(): Record<string, StoredSiteSync> {
+    this.checkOpen();
+    return Object.fromEntries([...this.syncs].sort(([a], [b]) => (a < b ? -1 : 1)).map(([site, sync]) => [site, structuredClone(sync)]));
   }
 
   query(query: ResolvedHistoryQuery, scope?: HistoryScope): HistoryPage {
@@ -62,9 +92,9 @@ export class MemoryHistoryStore implements HistoryStore {
     const found: HistoryRow[] = [];
     // One more than asked tells whether there is a next page.
     for (let i = newest ? to - 1 : from; newest ? i >= from : i < to; i += newest ? -1 : 1) {
-      const { row } = source[i]!;
+      const { row, digest } = source[i]!;
       if (!matchesQuery(row, query) || (scope && !this.isParty(scope.party, row.token))) continue;
-      found.push({ ...row });
+      found.push(query.digests ? { ...row, digest } : { ...row });
       if (found.length > query.limit) break;
     }
     return { rows: found.slice(0, query.limit), more: found.length > query.limit };
@@ -91,6 +121,7 @@ export class MemoryHistoryStore implements HistoryStore {
     this.entries = [];
     this.byToken.clear();
     this.keys.clear();
+    this.syncs.clear();
     this.parties.clear();
   }
 
@@ -156,6 +187,7 @@ function rowOf(input: HistoryRowInput, id: number, ctime: number): HistoryRow {
   };
   if (input.raw) row.raw = true;
   if (input.via !== undefined) row.via = input.via;
+  if (input.site !== undefined) row.site = input.site;
   if (input.code !== undefined) row.code = input.code;
   if (input.target !== undefined) row.target = input.target;
   if (input.progress !== undefined) row.progress = input.progress;

@@ -17,7 +17,10 @@ export type PresenceReading =
   | { kind: 'invalid'; reason: string };
 
 interface Entry {
+  /** What the registry shows: `base`, with the client's site and that site's link (protocol §13.5). */
   detail: ClientDetail;
+  /** What its presences say. */
+  base: ClientDetail;
   /** Ordering state of protocol §7.1; undefined once cleared or invalid: the next presence applies whatever it says. */
   order: PresenceOrder | undefined;
   ephemeral: boolean;
@@ -44,6 +47,12 @@ export class ClientTable {
   private readonly changed = new Set<string>();
   /** Counts visible changes (protocol §11.3 `revision`). */
   private revisionCount = 0;
+  /** The site of each client a site's roster lists (protocol §13.5). */
+  private readonly siteOf = new Map<string, string>();
+  /** Each site's roster, as last applied. */
+  private readonly members = new Map<string, ReadonlySet<string>>();
+  /** Sites whose link is down, and since when (epoch ms). */
+  private readonly downSince = new Map<string, number>();
 
   get revision(): number {
     return this.revisionCount;
@@ -69,13 +78,13 @@ export class ClientTable {
     if (verdict === 'forget') return this.forget(id, known);
     const status: ClientStatus = presence.starting ? 'starting' : presence.status;
     const up = status === 'alive' || status === 'starting';
-    const wasUp = known !== undefined && (known.detail.status === 'alive' || known.detail.status === 'starting') && known.detail.instance === presence.instance;
+    const wasUp = known !== undefined && (known.base.status === 'alive' || known.base.status === 'starting') && known.base.instance === presence.instance;
     const detail: ClientDetail = {
       status,
       ...(presence.host !== undefined && { host: presence.host }),
       ...(presence.pid !== undefined && { pid: presence.pid }),
       ...(typeof presence.info.version === 'string' && { version: presence.info.version }),
-      ...(up && { connectedSince: wasUp ? known.detail.connectedSince! : seeded ? presence.since : now }),
+      ...(up && { connectedSince: wasUp ? known.base.connectedSince! : seeded ? presence.since : now }),
       lastSeen: now,
       actions: up ? presence.actions : [],
       realtimeActions: up ? presence.realtimeActions : [],
@@ -83,16 +92,72 @@ export class ClientTable {
       ...(presence.instance !== undefined && { instance: presence.instance }),
       info: presence.info,
     };
-    return this.store(id, known, { detail, order: orderAfter(presence, known?.order), ephemeral: presence.ephemeral });
+    return this.store(id, known, { base: detail, order: orderAfter(presence, known?.order), ephemeral: presence.ephemeral });
+  }
+
+  /**
+   * A site's roster (protocol §13.2): its clients show `site`; those no longer listed lose it.
+   * Returns true when what the registry shows changed.
+   */
+  applyRoster(site: string, clients: readonly string[]): boolean {
+    const before = this.members.get(site) ?? new Set<string>();
+    const after = new Set(clients);
+    if (after.size > 0) this.members.set(site, after);
+    else this.members.delete(site);
+    let changed = false;
+    for (const id of before) {
+      if (after.has(id) || this.siteOf.get(id) !== site) continue;
+      this.siteOf.delete(id);
+      changed = this.refresh(id) || changed;
+    }
+    for (const id of after) {
+      if (this.siteOf.get(id) === site) continue;
+      this.siteOf.set(id, site);
+      changed = this.refresh(id) || changed;
+    }
+    return changed;
+  }
+
+  /**
+   * A site's link status: while it is down (since `downSince`, epoch ms), its clients are
+   * `unknown` whatever their presences last said; `undefined`, they show their presences again.
+   * Returns true when what the registry shows changed.
+   */
+  applySiteLink(site: string, downSince: number | undefined): boolean {
+    if (downSince === undefined) {
+      if (!this.downSince.delete(site)) return false;
+    } else {
+      if (this.downSince.has(site)) return false; // down since the first time it was seen down
+      this.downSince.set(site, downSince);
+    }
+    let changed = false;
+    for (const id of this.members.get(site) ?? []) if (this.siteOf.get(id) === site) changed = this.refresh(id) || changed;
+    return changed;
+  }
+
+  /** Shows `id` again from its presences and its site. */
+  private refresh(id: string): boolean {
+    const known = this.entries.get(id);
+    return known ? this.store(id, known, { base: known.base, order: known.order, ephemeral: known.ephemeral }) : false;
+  }
+
+  /** `base` as shown: with its site, and `unknown` while that site's link is down. */
+  private shown(id: string, base: ClientDetail): ClientDetail {
+    const site = this.siteOf.get(id);
+    if (site === undefined) return base;
+    const since = this.downSince.get(site);
+    if (since === undefined) return { ...base, site };
+    const { connectedSince: _connectedSince, ...rest } = base;
+    return { ...rest, site, status: 'unknown', reason: `site ${site} unreachable since ${new Date(since).toISOString()}`, actions: [], realtimeActions: [] };
   }
 
   /** Cleared or invalid: `unknown` for a client seen before (an ephemeral one is forgotten); a clear for one never seen is nothing. */
   private lose(id: string, known: Entry | undefined, reason: string, now: number): boolean {
     if (known?.ephemeral) return this.forget(id, known);
     if (!known && reason === 'presence cleared') return false;
-    const { connectedSince: _connectedSince, ...before } = known?.detail ?? { info: {} };
+    const { connectedSince: _connectedSince, ...before } = known?.base ?? { info: {} };
     const detail: ClientDetail = { ...before, status: 'unknown', reason, lastSeen: now, actions: [], realtimeActions: [] };
-    return this.store(id, known, { detail, order: undefined, ephemeral: false });
+    return this.store(id, known, { base: detail, order: undefined, ephemeral: false });
   }
 
   private forget(id: string, known: Entry | undefined): boolean {
@@ -102,7 +167,8 @@ export class ClientTable {
     return true;
   }
 
-  private store(id: string, known: Entry | undefined, entry: Entry): boolean {
+  private store(id: string, known: Entry | undefined, next: Omit<Entry, 'detail'>): boolean {
+    const entry: Entry = { ...next, detail: this.shown(id, next.base) };
     this.entries.set(id, entry);
     // lastSeen alone is no news: a reconnection storm must not make notifications.
     if (known && sameButLastSeen(known.detail, entry.detail)) return false;
@@ -143,9 +209,10 @@ export class ClientTable {
 }
 
 function summaryOf(detail: ClientDetail): ClientSummary {
-  const { status, host, pid, version, connectedSince, lastSeen } = detail;
+  const { status, host, pid, version, connectedSince, lastSeen, site } = detail;
   return {
     status,
+    ...(site !== undefined && { site }),
     ...(host !== undefined && { host }),
     ...(pid !== undefined && { pid }),
     ...(version !== undefined && { version }),

@@ -19,6 +19,7 @@ import {
 import { parseTopic, type Bus, type Delivery, type Registration } from '../index.js';
 import { Coalescer } from './coalescer.js';
 import { ClientTable, type PresenceReading } from './registry-table.js';
+import type { KnownStatus, SiteWatch } from './site-watch.js';
 
 export interface RegistryOptions {
   /** Where the registry logs. Default: the bus's logger. */
@@ -28,6 +29,8 @@ export interface RegistryOptions {
    * together, in one list and one detail notification. Default 250.
    */
   notifyInterval?: number;
+  /** The sites' links and rosters (protocol §13.5): their clients show `site`, and are `unknown` while their site's link is down. */
+  sites?: SiteWatch;
 }
 
 export const REGISTRY_DEFAULTS = { notifyInterval: 250 } as const;
@@ -61,6 +64,16 @@ export async function startRegistry(bus: Bus, options: RegistryOptions = {}): Pr
   // arrives from now on comes here, and §7.1's ordering makes the overlap harmless.
   const startedAt = Date.now();
   for (const [id, info] of bus.directory.list()) table.apply(id, { kind: 'presence', payload: info }, startedAt, true);
+  const { sites } = options;
+  const stopWatchingSites = sites?.watch((change) => {
+    if (closed) return;
+    const changed = change.kind === 'roster' ? table.applyRoster(change.site, change.after?.clients ?? []) : table.applySiteLink(change.site, downSince(change.after));
+    if (changed) notifier.changed();
+  });
+  for (const site of sites?.sites() ?? []) {
+    table.applyRoster(site, sites!.roster(site)?.clients ?? []);
+    table.applySiteLink(site, downSince(sites!.status(site)));
+  }
 
   let registrations: Registration[] = [];
   try {
@@ -78,6 +91,7 @@ export async function startRegistry(bus: Bus, options: RegistryOptions = {}): Pr
     ]);
   } catch (error) {
     closed = true;
+    stopWatchingSites?.();
     await Promise.all([subscription.unsubscribe(), ...registrations.map((registration) => registration.close())]);
     throw error;
   }
@@ -90,11 +104,17 @@ export async function startRegistry(bus: Bus, options: RegistryOptions = {}): Pr
     async close() {
       if (closed) return;
       closed = true;
+      stopWatchingSites?.();
       notifier.flushNow();
       notifier.close();
       await Promise.all([subscription.unsubscribe(), ...registrations.map((registration) => registration.close())]);
     },
   };
+}
+
+/** Since when a link is down (its status's `since`, else when this router saw it), or undefined while it is up or unknown. */
+function downSince(status: KnownStatus | undefined): number | undefined {
+  return status?.status === 'down' ? (status.since ?? status.seenAt) : undefined;
 }
 
 function readingOf(delivery: Delivery): PresenceReading {

@@ -26,6 +26,10 @@ import { METRICS_ACTION, METRICS_CATEGORY } from '../protocol/metrics.js';
 import { startRegistry, type Registry } from './registry.js';
 import { Recorder } from './recorder.js';
 import { SqliteHistoryStore } from './sqlite-history-store.js';
+import { CENTRAL_SITE, checkSiteName } from '../protocol/sites.js';
+import { SiteSync, SITE_SYNC_DEFAULTS } from './site-sync.js';
+import { SiteWatch } from './site-watch.js';
+import { serveSites } from './sites-service.js';
 
 export const ROUTER_DEFAULTS = {
   id: ROUTER_ID,
@@ -40,6 +44,11 @@ export const ROUTER_DEFAULTS = {
   metricsEveryMs: 10_000,
   /** Events kept for consumers that resume (protocol §11.8); older ones are reported as missed. */
   maxEvents: 100_000,
+  /** The site this router's `relais start` is (protocol §13): the central unless told. */
+  site: CENTRAL_SITE,
+  /** How often each site's history is pulled besides after each reconnection of its link, and how long one pull may hold its lock (protocol §13.5). */
+  siteSyncIntervalMs: SITE_SYNC_DEFAULTS.intervalMs,
+  siteSyncTimeoutMs: SITE_SYNC_DEFAULTS.timeoutMs,
 } as const;
 
 export interface RouterOptions {
@@ -80,6 +89,15 @@ export interface RouterOptions {
   persistentSession?: boolean;
   /** Events kept for resuming consumers. Default 100,000. */
   maxEvents?: number;
+  /**
+   * The site name of this router's `relais start` (protocol §13; default `central`): the id of
+   * the client that pulls the sites' histories, and the one site it never pulls.
+   */
+  site?: string;
+  /** How often each site's history is pulled (ms), besides after each reconnection of its link (protocol §13.5). Default 60 s. */
+  siteSyncIntervalMs?: number;
+  /** How long one pull of a site's history may hold the site's lock (ms); it goes on from its position next time. Default 60 s. */
+  siteSyncTimeoutMs?: number;
   /** Client ids allowed to kill anyone's request (protocol §11.5); by default only a request's requester may. */
   admins?: readonly string[];
   /** Who else may kill a request (protocol §11.5): its requester's identity (the default), or anyone (a bus without security). */
@@ -100,6 +118,8 @@ export interface Router {
   readonly recorder: Recorder;
   readonly metrics: Metrics;
   readonly registry: Registry;
+  /** The pull of the sites' histories (protocol §13.5). */
+  readonly siteSync: SiteSync;
   /** Applies the retention now (it also runs every `pruneEveryMs`); resolves with how many rows and events it removed. */
   prune(): Promise<{ history: number; events: number }>;
   /** Stores what is buffered, stops serving and recording, closes the stores it opened (not those it was given). */
@@ -110,6 +130,8 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const logger = options.logger ?? pino({ name: 'relais-router', level: process.env.RELAIS_LOG_LEVEL ?? 'info' });
   const retention = { ...ROUTER_DEFAULTS.retention, ...options.retention };
   const maxDataBytes = options.maxDataBytes ?? ROUTER_DEFAULTS.maxDataBytes;
+  const badSite = checkSiteName(options.site ?? ROUTER_DEFAULTS.site);
+  if (badSite) throw new TypeError(badSite);
   const access = new HistoryAccess(options.access, logger); // first: a bad identities or policy file stops here
   const stores = openStores(options);
   const { historyStore, eventLog } = stores;
@@ -125,11 +147,19 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   let pruner: NodeJS.Timeout | undefined;
   let publisher: NodeJS.Timeout | undefined;
   let registry: Registry | undefined;
+  const ownSite = options.site ?? ROUTER_DEFAULTS.site;
+  const sites = new SiteWatch(logger);
+  let siteSync: SiteSync | undefined;
+  /** The client that asks the sites' routers, under the site name (protocol §13.5): opened on the first sync. */
+  let asker: Promise<Bus> | undefined;
   let pruneAll = async () => ({ history: 0, events: 0 });
 
   const close = async () => {
     if (pruner) clearInterval(pruner);
     if (publisher) clearInterval(publisher);
+    await siteSync?.close();
+    await asker?.then((client) => client.close()).catch(() => {});
+    await sites.close();
     await registry?.close();
     await Promise.all(services.map((service) => service.close()));
     events.flush(); // pushed while the connection is still there
@@ -172,8 +202,40 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     services.push(...(await serveHistory(bus, historyStore, recorder, access, { maxDataBytes })));
     services.push(await bus.handle(METRICS_ACTION, () => metrics.latest));
     services.push(await serveKill(bus, historyStore, recorder, access, { admins: options.admins ?? [], killBy: options.killBy ?? 'identity' }));
-    registry = await startRegistry(bus, { logger });
+    await sites.start(bus);
+    sites.watch((change) => {
+      // A link seen changing (not a retained copy read at start): an event for every screen.
+      if (change.kind !== 'status' || change.retained || !change.after || change.after.status === change.before?.status) return;
+      const { site, status, mode, since } = change.after;
+      events.onSite(status === 'up' ? 'site.up' : 'site.down', { site, mode, ...(since !== undefined && { since }) });
+    });
+    registry = await startRegistry(bus, { logger, sites });
     services.push(await events.serve(bus));
+    siteSync = new SiteSync({
+      store: historyStore,
+      sites,
+      ownSite,
+      asker: () =>
+        (asker ??= connect({
+          id: ownSite,
+          ...(options.broker !== undefined && { broker: options.broker }),
+          ...(options.stream && { stream: options.stream }),
+          ...(options.username !== undefined && { username: options.username }),
+          ...(options.password !== undefined && { password: options.password }),
+          ...(options.tls && { tls: options.tls }),
+          realtimeLane: false,
+          logger,
+        }).catch((error: unknown) => {
+          asker = undefined; // tried again at the next sync
+          throw error;
+        })),
+      onSync: (event) => events.onSite('site.sync', { ...event }),
+      logger,
+      intervalMs: options.siteSyncIntervalMs ?? ROUTER_DEFAULTS.siteSyncIntervalMs,
+      timeoutMs: options.siteSyncTimeoutMs ?? ROUTER_DEFAULTS.siteSyncTimeoutMs,
+    });
+    const syncing = siteSync;
+    services.push(await serveSites(bus, ownSite, sites, () => syncing.states()));
     const connected = bus;
     publisher = setInterval(() => {
       const snapshot = metrics.roll();
@@ -199,7 +261,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     await close().catch(() => {});
     throw error;
   }
-  return { bus, historyStore, eventLog, recorder, metrics, registry: registry!, prune: () => pruneAll(), close };
+  return { bus, historyStore, eventLog, recorder, metrics, registry: registry!, siteSync: siteSync!, prune: () => pruneAll(), close };
 }
 
 /** The stores given, and SQLite ones in `database` for those not given; `close()` closes only the latter. */

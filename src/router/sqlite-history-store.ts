@@ -4,7 +4,7 @@
  */
 import Database from 'better-sqlite3';
 import type { HistoryPage, HistoryRow, HistoryRowInput, ResolvedHistoryQuery } from '../protocol/history.js';
-import type { HistoryRetention, HistoryScope, HistoryStore } from './history-store.js';
+import type { HistoryRetention, HistoryScope, HistoryStore, SitePage, SiteSyncOutcome, StoredSiteSync } from './history-store.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS history (
@@ -24,7 +24,21 @@ CREATE TABLE IF NOT EXISTS history (
   data      TEXT    NOT NULL,
   digest    TEXT    NOT NULL,
   raw       INTEGER NOT NULL DEFAULT 0,
-  via       TEXT
+  via       TEXT,
+  site      TEXT
+);
+-- Where the central stands in each site's history (protocol §13.5; Centreon's synchistory):
+-- written in the same transaction as the rows of each page.
+CREATE TABLE IF NOT EXISTS site_sync (
+  site           TEXT PRIMARY KEY,
+  position       INTEGER NOT NULL,
+  position_ctime INTEGER,
+  lag            INTEGER,
+  last_sync_at   INTEGER,
+  last_outcome   TEXT,
+  rows           INTEGER,
+  last_ms        INTEGER,
+  last_error     TEXT
 );
 -- Each index costs every insert (~1.5 µs a row here): those of the common filters only. A code
 -- or etime filter walks the action/source/target/ctime index it is combined with, or the ids.
@@ -49,6 +63,7 @@ const FILTERS = [
   ['etimeTo', 'etime < ?'],
   ['afterId', 'id > ?'],
   ['beforeId', 'id < ?'],
+  ['site', 'site = ?'],
 ] as const;
 
 /**
@@ -61,12 +76,14 @@ const FILTERS = [
 const PARTY_OF_TOKEN = 'EXISTS (SELECT 1 FROM history p WHERE p.token = history.token AND (p.source = ? OR p.target = ?))';
 const TOKENS_OF_PARTY = 'token IN (SELECT token FROM history WHERE source = ? UNION SELECT token FROM history WHERE target = ?)';
 
-const COLUMNS = 'id, token, kind, code, ctime, etime, action, source, target, progress, priority, size, truncated, data, raw, via';
+const COLUMNS = 'id, token, kind, code, ctime, etime, action, source, target, progress, priority, size, truncated, data, raw, via, site';
 
-interface StoredRow extends Omit<HistoryRow, 'truncated' | 'raw' | 'via' | 'code' | 'target' | 'progress' | 'priority'> {
+interface StoredRow extends Omit<HistoryRow, 'truncated' | 'raw' | 'via' | 'site' | 'code' | 'target' | 'progress' | 'priority'> {
   truncated: 0 | 1;
   raw: 0 | 1;
   via: string | null;
+  site: string | null;
+  digest?: string;
   code: number | null;
   target: string | null;
   progress: number | null;
@@ -84,6 +101,8 @@ export class SqliteHistoryStore implements HistoryStore {
   private readonly db: Database.Database;
   private readonly insert: Database.Statement;
   private readonly appendAll: (rows: readonly HistoryRowInput[]) => HistoryRow[];
+  private readonly appendSitePage: (site: string, page: SitePage) => HistoryRow[];
+  private readonly saveOutcome: Database.Statement;
   private readonly queries = new Map<string, Database.Statement>();
   private readonly now: () => number;
 
@@ -100,39 +119,98 @@ export class SqliteHistoryStore implements HistoryStore {
     const columns = new Set((this.db.pragma('table_info(history)') as Array<{ name: string }>).map((column) => column.name));
     if (!columns.has('raw')) this.db.exec('ALTER TABLE history ADD COLUMN raw INTEGER NOT NULL DEFAULT 0');
     if (!columns.has('via')) this.db.exec('ALTER TABLE history ADD COLUMN via TEXT');
+    if (!columns.has('site')) this.db.exec('ALTER TABLE history ADD COLUMN site TEXT');
+    // Partial: the router's own rows (no site) cost this index nothing on insert.
+    this.db.exec('CREATE INDEX IF NOT EXISTS history_site ON history (site, id) WHERE site IS NOT NULL');
     this.insert = this.db.prepare(
-      `INSERT OR IGNORE INTO history (token, kind, code, ctime, etime, action, source, target, progress, priority, size, truncated, data, digest, raw, via)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR IGNORE INTO history (token, kind, code, ctime, etime, action, source, target, progress, priority, size, truncated, data, digest, raw, via, site)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    this.appendAll = this.db.transaction((rows: readonly HistoryRowInput[]) => {
-      const ctime = this.now();
-      const added: HistoryRow[] = [];
-      for (const row of rows) {
-        // Positional, not named, parameters: ~1.5x the rows per second (no object to read per row).
-        const result = this.insert.run(
-          row.token,
-          row.kind,
-          row.code ?? null,
-          ctime,
-          row.etime,
-          row.action,
-          row.source,
-          row.target ?? null,
-          row.progress ?? null,
-          row.priority ?? null,
-          row.size,
-          row.truncated ? 1 : 0,
-          row.data,
-          row.digest,
-          row.raw ? 1 : 0,
-          row.via ?? null,
-        );
-        if (result.changes === 0) continue; // a repeat of a stored message
-        const { digest: _digest, ...stored } = row;
-        added.push({ ...stored, id: Number(result.lastInsertRowid), ctime });
-      }
+    const markSite = this.db.prepare('UPDATE history SET site = ? WHERE token = ? AND digest = ? AND site IS NULL');
+    const savePosition = this.db.prepare(
+      `INSERT INTO site_sync (site, position, position_ctime, lag) VALUES (?, ?, ?, ?)
+       ON CONFLICT (site) DO UPDATE SET position = excluded.position, position_ctime = excluded.position_ctime, lag = excluded.lag`,
+    );
+    this.saveOutcome = this.db.prepare(
+      `INSERT INTO site_sync (site, position, lag, last_sync_at, last_outcome, rows, last_ms, last_error) VALUES (?, 0, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (site) DO UPDATE SET lag = coalesce(excluded.lag, lag), last_sync_at = excluded.last_sync_at, last_outcome = excluded.last_outcome,
+         rows = excluded.rows, last_ms = excluded.last_ms, last_error = excluded.last_error`,
+    );
+    this.appendAll = this.db.transaction((rows: readonly HistoryRowInput[]) => this.insertRows(rows));
+    this.appendSitePage = this.db.transaction((site: string, page: SitePage) => {
+      const added = this.insertRows(page.rows.map((row) => ({ ...row, site: row.site ?? site })));
+      // A row recorded live as it crossed the link is the same row: it now says whose history holds it.
+      if (added.length < page.rows.length) for (const row of page.rows) markSite.run(row.site ?? site, row.token, row.digest);
+      savePosition.run(site, page.position, page.positionCtime ?? null, page.lag);
       return added;
     });
+  }
+
+  /** Inserts within the caller's transaction; returns the new rows as stored. */
+  private insertRows(rows: readonly HistoryRowInput[]): HistoryRow[] {
+    const ctime = this.now();
+    const added: HistoryRow[] = [];
+    for (const row of rows) {
+      // Positional, not named, parameters: ~1.5x the rows per second (no object to read per row).
+      const result = this.insert.run(
+        row.token,
+        row.kind,
+        row.code ?? null,
+        ctime,
+        row.etime,
+        row.action,
+        row.source,
+        row.target ?? null,
+        row.progress ?? null,
+        row.priority ?? null,
+        row.size,
+        row.truncated ? 1 : 0,
+        row.data,
+        row.digest,
+        row.raw ? 1 : 0,
+        row.via ?? null,
+        row.site ?? null,
+      );
+      if (result.changes === 0) continue; // a repeat of a stored message
+      const { digest: _digest, site, ...stored } = row;
+      added.push({ ...stored, ...(site !== undefined && { site }), id: Number(result.lastInsertRowid), ctime });
+    }
+    return added;
+  }
+
+  appendFromSite(site: string, page: SitePage): HistoryRow[] {
+    return this.appendSitePage(site, page);
+  }
+
+  recordSiteSync(site: string, outcome: SiteSyncOutcome, lag?: number): void {
+    this.saveOutcome.run(site, lag ?? null, outcome.at, outcome.outcome, outcome.rows, outcome.ms, outcome.error ?? null);
+  }
+
+  siteSyncs(): Record<string, StoredSiteSync> {
+    const stored = this.db.prepare('SELECT * FROM site_sync ORDER BY site').all() as Array<{
+      site: string;
+      position: number;
+      position_ctime: number | null;
+      lag: number | null;
+      last_sync_at: number | null;
+      last_outcome: 'done' | 'timeout' | 'failed' | null;
+      rows: number | null;
+      last_ms: number | null;
+      last_error: string | null;
+    }>;
+    const syncs: Record<string, StoredSiteSync> = {};
+    for (const row of stored) {
+      syncs[row.site] = {
+        position: row.position,
+        ...(row.position_ctime !== null && { positionCtime: row.position_ctime }),
+        ...(row.lag !== null && { lag: row.lag }),
+        ...(row.last_sync_at !== null &&
+          row.last_outcome !== null && {
+            lastSync: { at: row.last_sync_at, outcome: row.last_outcome, rows: row.rows ?? 0, ms: row.last_ms ?? 0, ...(row.last_error !== null && { error: row.last_error }) },
+          }),
+      };
+    }
+    return syncs;
   }
 
   append(rows: readonly HistoryRowInput[]): HistoryRow[] {
@@ -153,11 +231,11 @@ export class SqliteHistoryStore implements HistoryStore {
       values.push(scope.party, scope.party);
     }
     const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '';
-    const sql = `SELECT ${COLUMNS} FROM history ${where} ORDER BY id ${query.order === 'newest' ? 'DESC' : 'ASC'} LIMIT ?`;
+    const sql = `SELECT ${COLUMNS}${query.digests ? ', digest' : ''} FROM history ${where} ORDER BY id ${query.order === 'newest' ? 'DESC' : 'ASC'} LIMIT ?`;
     let statement = this.queries.get(sql);
     if (!statement) {
       statement = this.db.prepare(sql);
-      this.queries.set(sql, statement); // at most 2^12 × 2 × 2 shapes
+      this.queries.set(sql, statement); // at most 2^13 × 2 × 2 × 2 shapes
     }
     // One more than asked tells whether there is a next page.
     const stored = statement.all(...values, query.limit + 1) as StoredRow[];
@@ -203,6 +281,8 @@ function toRow(stored: StoredRow): HistoryRow {
   };
   if (stored.raw === 1) row.raw = true;
   if (stored.via !== null) row.via = stored.via;
+  if (stored.site !== null) row.site = stored.site;
+  if (stored.digest !== undefined) row.digest = stored.digest;
   if (stored.code !== null) row.code = stored.code;
   if (stored.target !== null) row.target = stored.target;
   if (stored.progress !== null) row.progress = stored.progress;

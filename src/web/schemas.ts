@@ -40,7 +40,7 @@ export const actionQuery = z
 export const tokenAnswer = z.object({ token: z.string().describe('the request token: GET /api/history/{token} follows it') });
 
 /** The router's own history query (protocol §11.2), its numbers read from a URL's text. */
-export const historyQuery = historyQuerySchema.extend({
+export const historyQuery = historyQuerySchema.omit({ digests: true }).extend({
   code: z.coerce.number().int().optional(),
   ctimeFrom: count.optional(),
   ctimeTo: count.optional(),
@@ -70,6 +70,7 @@ export const historyRow = z
     size: z.number().int(),
     truncated: z.boolean(),
     raw: z.boolean().optional().describe('data is the whole message as it came: its payload could not be encoded again (nested too deeply)'),
+    site: z.string().optional().describe("the site whose history the row was pulled from (protocol §13.5); absent for the router's own rows"),
   })
   .describe('protocol §11.1');
 
@@ -85,6 +86,7 @@ const clientSummary = z
     version: z.string().optional(),
     connectedSince: z.number().int().optional(),
     lastSeen: z.number().int(),
+    site: z.string().optional().describe('the site it is a client of (protocol §13.5); unknown while that site\'s link is down'),
   })
   .passthrough()
   .describe('protocol §11.3; a detail adds actions, realtimeActions, since, instance, info, reason');

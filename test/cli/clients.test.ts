@@ -56,17 +56,19 @@ describe('relais clients', { timeout: CLI_SUITE_TIMEOUT }, () => {
     assert.match(result.stderr, /no client registry answers relais\/clients\/list\/get: the router is not running/);
   });
 
-  it('clients - the terminal table has a row per client, sorted, and shows remote text harmlessly', () => {
+  it('clients - the terminal table has a row per client, sorted, with its site, and shows remote text harmlessly', () => {
     const table = formatTable(
       new Map([
         ['b-client', { status: 'dead' as const, host: 'vm\u001b[2J', pid: 7, lastSeen: 0 }],
         ['a-client', { status: 'alive' as const, host: 'vm', version: '1.0', connectedSince: 0, lastSeen: 0 }],
+        ['c-agent', { status: 'unknown' as const, site: 'poller-1', lastSeen: 0 }],
       ]),
     );
     const lines = table.split('\n');
-    assert.match(lines[0]!, /^ID\s+STATUS\s+HOST\s+PID\s+VERSION\s+UP SINCE\s+LAST SEEN$/);
-    assert.match(lines[1]!, /^a-client\s+alive\s+vm\s+-\s+1\.0\s+1970-01-01 00:00:00\s+1970-01-01 00:00:00$/);
-    assert.match(lines[2]!, /^b-client\s+dead\s+"vm\\u001b\[2J"\s+7\s+-\s+-\s+1970/);
-    assert.equal(lines[3], '2 clients');
+    assert.match(lines[0]!, /^ID\s+SITE\s+STATUS\s+HOST\s+PID\s+VERSION\s+UP SINCE\s+LAST SEEN$/);
+    assert.match(lines[1]!, /^a-client\s+-\s+alive\s+vm\s+-\s+1\.0\s+1970-01-01 00:00:00\s+1970-01-01 00:00:00$/);
+    assert.match(lines[2]!, /^b-client\s+-\s+dead\s+"vm\\u001b\[2J"\s+7\s+-\s+-\s+1970/);
+    assert.match(lines[3]!, /^c-agent\s+poller-1\s+unknown\s+-/);
+    assert.equal(lines[4], '3 clients');
   });
 });

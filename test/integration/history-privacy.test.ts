@@ -268,6 +268,36 @@ describe('history privacy with security on', { timeout: 90_000 }, () => {
     assert.equal((await get('dora', { token: opened })).rows.length, 1);
   });
 
+  it('digests - rows come with their digest only for history:read-all (an admin); a client or a service gets code 4 saying why (protocol §13.5)', async () => {
+    const token = await echoAs('alice', { for: 'digests' });
+    const rows = (await get('root', { token, digests: true })).rows;
+    assert.ok(rows.length >= 2 && rows.every((row) => typeof row.digest === 'string' && row.digest.length > 0), JSON.stringify(rows));
+    assert.equal('digest' in (await get('root', { token })).rows[0]!, false, 'not asked, not given');
+    for (const name of ['alice', 'svc'] as const) {
+      await assert.rejects(get(name, { token, digests: true }), (error: RemoteError) => {
+        assert.equal(error.code, new NotAuthorizedError('').code);
+        assert.match(error.message, new RegExp(`digests: true needs history:read-all, which ${name} does not hold`));
+        return true;
+      });
+    }
+  });
+
+  it('sites - relais/sites/get is served by the router under security: an admin asks it', async () => {
+    const answer = (await bus('root').request('relais/sites/get', {}, { target: 'relais-router' })) as { site: string; sites: Record<string, unknown> };
+    assert.deepEqual(answer, { site: 'central', sites: {} });
+  });
+
+  it(
+    'sites - a client, a service and an observer ask relais/sites/get too',
+    { todo: 'the default policy (src/security/default-policy.ts) lists relais/sites/get/request[/+] in neither "clients ask the router" nor "observers ask the router": the broker denies it (builtin:relais-actions, default-deny)' },
+    async () => {
+      for (const name of ['alice', 'svc', 'olga'] as const) {
+        const answer = (await bus(name).request('relais/sites/get', {}, { target: 'relais-router', timeout: 3000 })) as { site: string };
+        assert.equal(answer.site, 'central', name);
+      }
+    },
+  );
+
   it("the HTTP API's identity is the process's own: a network CONNECT or an HTTP caller proving it is refused", async () => {
     const client = mqtt.connect(broker.url!, { clientId: 'relais-web', username: 'relais-web', password: tokens.get('relais-web')!, protocolVersion: 4, reconnectPeriod: 0 });
     const refused = await within(new Promise<Error & { code?: number }>((resolve) => client.once('error', resolve)), 5000, 'the refusal');

@@ -200,6 +200,57 @@ export function historyStoreContract(name: string, factory: HistoryStoreFactory)
       }
     });
 
+    it('history - rows of a site carry it, the site filter finds them, and a row already recorded live is not stored twice (protocol §13.5)', () => {
+      const store = open();
+      try {
+        const crossed = row({ token: 'x1', source: 'ui', target: 'agent-p1', digest: 'agent-p1:crossed' });
+        const [live] = store.append([crossed, row({ token: 'own', digest: 'own' })]);
+        const pulled = [crossed, row({ token: 'x2', source: 'agent-p1', digest: 'local-1' }), row({ token: 'x2', kind: 'final', source: 'agent-p1', digest: 'local-2' })];
+        const added = store.appendFromSite('poller-1', { rows: pulled, position: 3, positionCtime: 5000, lag: 0 });
+        assert.deepEqual(added.map((r) => [r.token, r.site]), [['x2', 'poller-1'], ['x2', 'poller-1']], 'the row recorded live is not stored again');
+        assert.equal(store.count(), 4);
+        assert.equal(store.appendFromSite('poller-1', { rows: pulled, position: 3, lag: 0 }).length, 0, 'the same page twice: nothing new');
+        assert.equal(store.count(), 4);
+        const ofSite = store.query(parseHistoryQuery({ site: 'poller-1', limit: 100 })).rows;
+        assert.deepEqual(ofSite.map((r) => r.token), ['x1', 'x2', 'x2'], 'the live row now says the site holds it too, under its own id');
+        assert.equal(ofSite[0]!.id, live!.id);
+        assert.equal('site' in store.query(parseHistoryQuery({ token: 'own' })).rows[0]!, false, "the router's own rows have no site");
+        assert.deepEqual(store.query(parseHistoryQuery({ site: 'poller-2' })).rows, []);
+      } finally {
+        store.close();
+      }
+    });
+
+    it('history - digests: true gives each row the digest it is identified by, and only then', () => {
+      const store = open();
+      try {
+        store.append([row({ token: 'd1', digest: 'svc:abc' })]);
+        assert.equal(store.query(parseHistoryQuery({ token: 'd1', digests: true })).rows[0]!.digest, 'svc:abc');
+        assert.equal('digest' in store.query(parseHistoryQuery({ token: 'd1' })).rows[0]!, false);
+      } finally {
+        store.close();
+      }
+    });
+
+    it("history - a site's position is stored with its page, and the outcome of each sync beside it (protocol §13.5)", () => {
+      const store = open();
+      try {
+        assert.deepEqual(store.siteSyncs(), {});
+        store.appendFromSite('poller-1', { rows: [row({ token: 's1' })], position: 41, positionCtime: 7000, lag: 9 });
+        store.recordSiteSync('poller-1', { at: 12_000, outcome: 'timeout', rows: 1, ms: 60_000 });
+        store.recordSiteSync('poller-2', { at: 13_000, outcome: 'failed', rows: 0, ms: 5, error: 'no handler' });
+        assert.deepEqual(store.siteSyncs(), {
+          'poller-1': { position: 41, positionCtime: 7000, lag: 9, lastSync: { at: 12_000, outcome: 'timeout', rows: 1, ms: 60_000 } },
+          'poller-2': { position: 0, lastSync: { at: 13_000, outcome: 'failed', rows: 0, ms: 5, error: 'no handler' } },
+        });
+        store.appendFromSite('poller-1', { rows: [], position: 50, positionCtime: 8000, lag: 0 });
+        store.recordSiteSync('poller-1', { at: 14_000, outcome: 'done', rows: 0, ms: 3 }, 0);
+        assert.deepEqual(store.siteSyncs()['poller-1'], { position: 50, positionCtime: 8000, lag: 0, lastSync: { at: 14_000, outcome: 'done', rows: 0, ms: 3 } });
+      } finally {
+        store.close();
+      }
+    });
+
     it('history - a bad query is refused naming the field', () => {
       assert.throws(() => parseHistoryQuery({ colour: 'red' }), /colour/);
       assert.throws(() => parseHistoryQuery({ limit: 1e9 }), /limit/);
@@ -242,6 +293,18 @@ export function historyStoreContract(name: string, factory: HistoryStoreFactory)
           assert.equal(store.append([row({ token: 'keep', digest: 'k1' })]).length, 0, 'still recognised as a repeat');
           store.append([row({ token: 'next' })]);
           assert.ok(store.query(parseHistoryQuery({ token: 'next' })).rows[0]!.id > before.id);
+        } finally {
+          store.close();
+        }
+      });
+
+      it("history - a site's rows and position survive closing and opening the store again", () => {
+        let store = open();
+        store.appendFromSite('poller-1', { rows: [row({ token: 'kept', digest: 'kept' })], position: 12, positionCtime: 3000, lag: 4 });
+        store = reopen(store, () => clock.now);
+        try {
+          assert.deepEqual(store.siteSyncs(), { 'poller-1': { position: 12, positionCtime: 3000, lag: 4 } });
+          assert.equal(store.query(parseHistoryQuery({ site: 'poller-1' })).rows[0]!.token, 'kept');
         } finally {
           store.close();
         }

@@ -48,3 +48,39 @@ it('sqlite - a history written before the raw and via columns opens with them ad
     store.close();
   }
 });
+
+it('sqlite - a history written before the site column opens with it and the site_sync table, its rows the router\'s own', () => {
+  const file = join(dir, 'before-site.db');
+  const old = new Database(file);
+  old.exec(`CREATE TABLE history (id INTEGER PRIMARY KEY, token TEXT NOT NULL, kind TEXT NOT NULL, code INTEGER, ctime INTEGER NOT NULL, etime INTEGER NOT NULL,
+    action TEXT NOT NULL, source TEXT NOT NULL, target TEXT, progress REAL, priority TEXT, size INTEGER NOT NULL, truncated INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL,
+    digest TEXT NOT NULL, raw INTEGER NOT NULL DEFAULT 0, via TEXT)`);
+  old.exec('CREATE UNIQUE INDEX history_token_digest ON history (token, digest)');
+  old.prepare("INSERT INTO history (token, kind, ctime, etime, action, source, size, data, digest) VALUES ('old', 'command', 1, 1, 'demo/echo', 'ui', 2, '{}', 'd')").run();
+  old.close();
+  const store = new SqliteHistoryStore(file);
+  try {
+    assert.equal('site' in store.query(parseHistoryQuery({ token: 'old' })).rows[0]!, false);
+    store.appendFromSite('poller-1', { rows: [row({ token: 'old', digest: 'd' }), row({ token: 'new' })], position: 2, lag: 0 });
+    assert.deepEqual(store.query(parseHistoryQuery({ site: 'poller-1' })).rows.map((r) => r.token), ['old', 'new']);
+    assert.equal(store.count(), 2);
+    assert.equal(store.siteSyncs()['poller-1']!.position, 2);
+  } finally {
+    store.close();
+  }
+});
+
+it('sqlite - a page whose rows cannot be written leaves the position where it was (one transaction)', () => {
+  const file = join(dir, 'atomic-site.db');
+  const store = new SqliteHistoryStore(file);
+  try {
+    store.appendFromSite('poller-1', { rows: [row({ token: 'a' })], position: 1, lag: 0 });
+    // A value SQLite cannot bind: the second row fails after the first was inserted, and the whole page goes back.
+    const broken = { ...row({ token: 'b' }), data: {} as unknown as string };
+    assert.throws(() => store.appendFromSite('poller-1', { rows: [row({ token: 'c' }), broken], position: 3, lag: 0 }));
+    assert.equal(store.siteSyncs()['poller-1']!.position, 1);
+    assert.deepEqual(store.query(parseHistoryQuery({ site: 'poller-1' })).rows.map((r) => r.token), ['a']);
+  } finally {
+    store.close();
+  }
+});

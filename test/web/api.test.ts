@@ -95,6 +95,11 @@ describe('HTTP API of relais start', { timeout: 120_000 }, () => {
     assert.equal((await http('GET', `${base}/api/history?kind=finished`)).status, 400);
     assert.equal((await http('GET', `${base}/api/history?limit=0`)).status, 400);
     assert.equal((await http('GET', `${base}/api/history?colour=red`)).status, 400);
+    // Rows pulled from a site (protocol §13.5): none here, and the filter reaches the router.
+    const ofSite = await http('GET', `${base}/api/history?site=poller-1&action=demo/install`);
+    assert.equal(ofSite.status, 200, ofSite.text);
+    assert.deepEqual(ofSite.body.rows, []);
+    assert.equal((await http('GET', `${base}/api/history?digests=true`)).status, 400, 'digests are for a central over the bus, not the HTTP API');
     const unknown = await http('GET', `${base}/api/history/no-such-token`);
     assert.equal(unknown.status, 404);
     assert.equal(unknown.body.error.code, 'unknown_token');
@@ -227,6 +232,7 @@ describe('HTTP API of relais start', { timeout: 120_000 }, () => {
     assert.ok(send.responses['202'] && send.responses['404'] && send.responses['401'] && send.responses['403']);
     const kinds = document.paths['/api/history'].get.parameters.find((p: { name: string }) => p.name === 'kind').schema.enum;
     assert.ok(kinds.includes('progress'));
+    assert.ok(document.paths['/api/history'].get.parameters.some((p: { name: string }) => p.name === 'site'), 'the site filter is documented');
     assert.equal(document.paths['/api/core/action/command'].post.requestBody.content['application/json'].schema.type, 'array');
   });
 
