@@ -159,6 +159,12 @@ export class SiteLink {
       if (!this.heardOnSite.has(ROUTER_ID)) this.siteRouterPresenceChanged(undefined);
     }
     this.ready[side] = true;
+    if (this.linkIsUp() && this.status.status !== 'up') {
+      // The link comes back: what the central holds of the site is republished whole, before `up`.
+      this.published.clear();
+      this.publishedRouterPresence = undefined;
+      this.lastRoster = undefined;
+    }
     this.settle();
     if (!this.updateStatus()) void this.publishStatusOn(side);
   }
@@ -188,13 +194,17 @@ export class SiteLink {
 
   /** Whether the link is up changed: log it, say it on both brokers. Returns true when it changed. */
   private updateStatus(reason?: string): boolean {
-    const up = this.ready.central && this.ready.site && this.central.up && this.site.up;
+    const up = this.linkIsUp();
     if (!this.status.set(up ? 'up' : 'down', Date.now())) return false;
     const { site, mode } = this.options;
     if (up) this.log.info(`site ${site}: link up (${mode}, ${this.connection(this.wanSide).label})`);
     else this.log.warn(`site ${site}: link down: ${reason ?? 'connection lost'}`);
     void this.publishStatus();
     return true;
+  }
+
+  private linkIsUp(): boolean {
+    return this.ready.central && this.ready.site && this.central.up && this.site.up && !this.stopped;
   }
 
   private async publishStatus(): Promise<void> {
