@@ -81,6 +81,7 @@ export class SiteLink {
   private rosterTimer: NodeJS.Timeout | undefined;
   private lastRosterAt = 0;
   private settleQueued = false;
+  private settling: Promise<void> = Promise.resolve();
   /** Commands and cancels leave for the site in order, behind any subscription their responses need. */
   private toSite: Promise<void> = Promise.resolve();
   private readonly timers: NodeJS.Timeout[] = [];
@@ -166,6 +167,8 @@ export class SiteLink {
       this.lastRoster = undefined;
     }
     this.settle();
+    await this.settling;
+    if (this.generation[side] !== generation) return;
     if (!this.updateStatus()) void this.publishStatusOn(side);
   }
 
@@ -368,11 +371,18 @@ export class SiteLink {
     });
   }
 
-  /** Decides again who is carried and brings the central in line: presences, roster, subscriptions. */
+  /** Decides again who is carried and brings the central in line: subscriptions, presences, roster. One at a time. */
   private settle(): void {
+    this.settling = this.settling.then(() => this.settleNow());
+  }
+
+  private async settleNow(): Promise<void> {
     if (!this.ready.central || !this.ready.site || this.stopped) return;
     const change = this.members.settle();
     for (const { id, reason } of change.refused) this.log.warn(`site ${this.options.site}: ${id} is not carried to the central: ${reason}`);
+    // The subscriptions first: a requester that sees a presence may send at once.
+    const filters = this.filterChanges();
+    if (filters.added.length > 0) await this.central.subscribe(filters.added);
     for (const id of change.removed) {
       this.published.delete(id);
       void this.central.publish(presenceTopic(id), '', 1, true);
@@ -384,7 +394,7 @@ export class SiteLink {
       void this.central.publish(presenceTopic(id), bytes, 1, true);
     }
     this.publishRouterPresence();
-    this.followSubscriptions();
+    if (filters.removed.length > 0) void this.central.unsubscribe(filters.removed);
     this.scheduleRoster();
   }
 
@@ -398,14 +408,14 @@ export class SiteLink {
     void this.central.publish(presenceTopic(address), info ? encode(presenceMessage(address, siteRouterPresence(info))) : '', 1, true);
   }
 
-  private followSubscriptions(): void {
+  /** The command and cancel filters the central side must add and drop to follow the carried clients. */
+  private filterChanges(): { added: string[]; removed: string[] } {
     const wanted = this.members.centralFilters();
     const added = [...wanted].filter((filter) => !this.commandFilters.has(filter));
     const removed = [...this.commandFilters].filter((filter) => !wanted.has(filter));
     for (const filter of added) this.commandFilters.add(filter);
     for (const filter of removed) this.commandFilters.delete(filter);
-    if (added.length > 0) void this.central.subscribe(added);
-    if (removed.length > 0) void this.central.unsubscribe(removed);
+    return { added, removed };
   }
 
   private scheduleRoster(): void {

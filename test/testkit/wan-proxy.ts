@@ -42,9 +42,16 @@ export async function startWanProxy(targetPort: number, options: WanProxyOptions
   let accepted = 0;
   let isCut = false;
 
-  /** Pipes `from` into `to` with the delay of `latency`, never letting a later chunk pass an earlier one. */
+  /**
+   * Pipes `from` into `to` with the delay of `latency`, never letting a later chunk pass an
+   * earlier one. When `from` ends, `to` ends once the bytes in flight are delivered, as on a
+   * real network (a DISCONNECT is not lost); a cut destroys both at once.
+   */
   const delayed = (from: net.Socket, to: net.Socket, latency: Latency | undefined, count: (n: number) => void) => {
     let lastDue = 0;
+    from.on('end', () => {
+      setTimeout(() => to.end(), Math.max(0, lastDue - Date.now()));
+    });
     from.on('data', (chunk: Buffer) => {
       count(chunk.length);
       if (!latency) return void to.write(chunk);
@@ -57,19 +64,19 @@ export async function startWanProxy(targetPort: number, options: WanProxyOptions
     });
   };
 
-  const server = net.createServer((client) => {
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
     if (isCut) return void client.destroy();
     accepted += 1;
     client.setNoDelay(true);
-    const upstream = net.connect(targetPort, targetHost);
+    const upstream = net.connect({ port: targetPort, host: targetHost, allowHalfOpen: true });
     upstream.setNoDelay(true);
     delayed(client, upstream, options.toTarget, (n) => (bytes.toTarget += n));
     delayed(upstream, client, options.fromTarget, (n) => (bytes.fromTarget += n));
     for (const [socket, other] of [[client, upstream], [upstream, client]] as const) {
       open.add(socket);
-      socket.on('close', () => {
+      socket.on('close', (hadError) => {
         open.delete(socket);
-        other.destroy();
+        if (hadError) other.destroy();
       });
       socket.on('error', () => other.destroy());
     }
