@@ -72,15 +72,19 @@ function linkTests(mode: LinkMode): void {
       return bus;
     };
 
+    const openLink = () => {
+      const log = { info: (line: string) => logLines.push(line), warn: (line: string) => logLines.push(line) };
+      const options = { wan: { url: wan.url }, notifications: ['demo/#'], log };
+      return mode === 'pull' ? openUplink(site, SITE, options) : openDownlink(central, 'central', SITE, options);
+    };
+
     before(async () => {
       central = await startEmbeddedBroker({ port: 0, log: () => {} });
       site = await startEmbeddedBroker({ port: 0, log: () => {} });
       // A WAN of 20 ± 10 ms each way between the end that dials and the other.
       wan = await startWanProxy((mode === 'pull' ? central : site).port!, { toTarget: { ms: 20, jitterMs: 10 }, fromTarget: { ms: 20, jitterMs: 10 } });
       atCentral = await watch(central.url!, ['relais/presence/+', 'relais/sites/#', 'demo/#']);
-      const log = { info: (line: string) => logLines.push(line), warn: (line: string) => logLines.push(line) };
-      const options = { wan: { url: wan.url }, notifications: ['demo/#'], log };
-      link = mode === 'pull' ? openUplink(site, SITE, options) : openDownlink(central, 'central', SITE, options);
+      link = openLink();
       await atCentral.until(() => atCentral.payloadOf<SiteStatus>(siteStatusTopic(SITE))?.status === 'up' || undefined, 'the link up at the central');
     });
 
@@ -210,6 +214,18 @@ function linkTests(mode: LinkMode): void {
       }, 'a roster without agent-leaves');
       assert.ok(roster.clients.includes('agent-stays'));
       assert.ok(logLines.some((line) => /link down/.test(line)) && logLines.filter((line) => /link up/.test(line)).length >= 2, logLines.join('\n'));
+    });
+
+    it('restart - a new link clears at the central the clients the previous one carried that left the site since', async () => {
+      const leaver = await client(site, 'agent-gone', { ephemeral: true });
+      await atCentral.until(() => atCentral.payloadOf<SiteClients>(siteClientsTopic(SITE))?.clients.includes('agent-gone') || undefined, 'agent-gone in the roster');
+      await link.stop();
+      await atCentral.until(() => atCentral.payloadOf<SiteStatus>(siteStatusTopic(SITE))?.status === 'down' || undefined, 'the link down at the central');
+      await leaver.close();
+      assert.ok(atCentral.payloadOf(presenceTopic('agent-gone')), 'a stopped link clears nothing');
+      link = openLink(); // a new process: it knows of agent-gone only from its roster on the central
+      await atCentral.until(() => atCentral.payloadOf<SiteStatus>(siteStatusTopic(SITE))?.status === 'up' || undefined, 'the new link up at the central');
+      await atCentral.until(() => (atCentral.latest.get(presenceTopic('agent-gone'))?.length === 0 ? true : undefined), 'agent-gone cleared at the central');
     });
   });
 }
