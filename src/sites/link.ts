@@ -269,7 +269,7 @@ export class SiteLink {
 
   /** Protocol §13.2 item 4: a command for a carried client (or `site:<site>`) goes down unchanged. */
   private carryCommand(topic: string, parsed: Extract<ParsedTopic, { kind: 'request' }>, payload: Buffer, qos: 0 | 1): void {
-    if (this.ready.site) return; // the requester's library sees the link down (protocol §13.4)
+    if (!this.ready.site) return; // the requester's library sees the link down (protocol §13.4)
     let siteTopic = topic;
     const toSiteRouter = parsed.target === siteAddress(this.options.site);
     if (toSiteRouter) {
