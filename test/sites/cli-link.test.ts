@@ -64,6 +64,21 @@ describe('sites - relais start with --uplink, through a 200 ± 50 ms WAN', { tim
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it('start - clear usage errors (exit 2) for a bad site name, an uplink from the central, a bad downlink', async () => {
+    const data = ['--port', '0', '--no-web', '--no-router', '--data-dir', path.join(dir, 'usage')];
+    const cases: Array<[string[], RegExp]> = [
+      [['--site', 'poller:1'], /--site: site name "poller:1" may not contain ':'/],
+      [['--uplink', 'mqtts://central:8883'], /--uplink is for a site: give this start its site name with --site <name>/],
+      [['--downlink', 'poller-1'], /--downlink takes <site name>=<url>, got poller-1/],
+      [['--site', 'poller-1', '--uplink', 'ftp://central'], /the URL must start with mqtt:\/\/, mqtts:\/\/, ws:\/\/ or wss:\/\//],
+    ];
+    for (const [flags, message] of cases) {
+      const result = await runCli(['start', ...flags, ...data]);
+      assert.equal(result.code, 2, `${flags.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, message);
+    }
+  });
+
   it('start --site poller-1 --uplink: says so, comes up, and its clients and router appear on the central', async () => {
     site = startCli(['start', '--site', 'poller-1', '--uplink', wan.url, '--port', '0', '--web-port', '0', '--data-dir', path.join(dir, 'poller-1')], { RELAIS_LOG_LEVEL: 'error' });
     [, siteUrl] = (await site.waitFor(/listening on (mqtt:\/\/\S+)/, LINE_WAIT)) as unknown as [string, string];
