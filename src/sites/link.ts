@@ -50,6 +50,8 @@ export interface SiteLinkOptions extends LinkNames {
 
 /** Every message whose bytes the link parses is at most what the broker let through: no second limit here. */
 const ANY_SIZE = Number.POSITIVE_INFINITY;
+/** After the site side comes back, a client not heard again within this is taken as gone. */
+const STALE_PRESENCE_GRACE_MS = 2000;
 /** The sweep of remembered commands runs this often. */
 const SWEEP_INTERVAL_MS = 10_000;
 /** A full table of remembered commands is logged at its first forgotten command, then every this many. */
@@ -101,7 +103,7 @@ export class SiteLink {
       connection.on('down', (reason) => this.sideDown(side, reason));
       connection.on('attemptFailed', (reason) => this.attemptFailed(side, reason));
     }
-    this.central.on('message', (topic, payload, qos) => this.fromCentral(topic, payload, qos));
+    this.central.on('message', (topic, payload, qos, retained) => this.fromCentral(topic, payload, qos, retained));
     this.site.on('message', (topic, payload, qos) => this.fromSite(topic, payload, qos));
     this.timers.push(
       setInterval(() => this.status.status === 'up' && this.publishStatus(), LINK_TIMING.statusIntervalMs),
@@ -124,7 +126,12 @@ export class SiteLink {
     if (this.stopped) return;
     this.stopped = true;
     for (const timer of this.timers) clearInterval(timer);
-    clearTimeout(this.rosterTimer);
+    if (this.rosterTimer) {
+      // The roster is what a next link reads to clear the clients that leave meanwhile: it goes out first.
+      clearTimeout(this.rosterTimer);
+      this.rosterTimer = undefined;
+      await this.publishRoster();
+    }
     this.status.set('down', Date.now());
     await this.publishStatus();
     await Promise.all([this.central.close(), this.site.close()]);
@@ -149,15 +156,24 @@ export class SiteLink {
       filters.push(...(this.options.notifications ?? []), ...this.tokens.actions().map(everyResponseFilter));
     }
     await connection.subscribe(filters);
-    // The retained presences and rosters arrive before our own probe comes back: once it has,
-    // the picture of this broker is whole.
-    if (!(await this.barrier(side, generation))) return;
-    if (side === 'central') {
-      this.readingOwnRoster = false;
-      this.clearGoneMembers();
-    } else {
-      for (const id of this.members.siteIds()) if (!this.heardOnSite.has(id)) this.members.sitePresence(id, undefined);
-      if (!this.heardOnSite.has(ROUTER_ID)) this.siteRouterPresenceChanged(undefined);
+    // The retained presences and rosters come as a stream after the SUBACK, usually before our
+    // own probe comes back (two round trips, for a long stream): then the picture of this broker
+    // is whole. What comes later is still read (a late roster of the link's own included).
+    for (let trip = 0; trip < 2; trip++) if (!(await this.barrier(side, generation))) return;
+    if (side === 'central') this.readingOwnRoster = false;
+    else {
+      // A client not heard again left while the site side was away; the retained stream may
+      // still be coming, so it is judged a moment later (a false "left" would clear it centrally).
+      const unheard = this.members.siteIds().filter((id) => !this.heardOnSite.has(id));
+      if (unheard.length > 0 || (this.routerPresence && !this.heardOnSite.has(ROUTER_ID))) {
+        const judge = setTimeout(() => {
+          if (this.generation.site !== generation) return;
+          for (const id of unheard) if (!this.heardOnSite.has(id)) this.members.sitePresence(id, undefined);
+          if (!this.heardOnSite.has(ROUTER_ID)) this.siteRouterPresenceChanged(undefined);
+          this.settleSoon();
+        }, STALE_PRESENCE_GRACE_MS);
+        judge.unref();
+      }
     }
     this.ready[side] = true;
     if (this.linkIsUp() && this.status.status !== 'up') {
@@ -165,6 +181,7 @@ export class SiteLink {
       this.published.clear();
       this.publishedRouterPresence = undefined;
       this.lastRoster = undefined;
+      this.clearGoneMembers();
     }
     this.settle();
     await this.settling;
@@ -236,11 +253,11 @@ export class SiteLink {
 
   // --- from the central -----------------------------------------------------------------------
 
-  private fromCentral(topic: string, payload: Buffer, qos: 0 | 1): void {
+  private fromCentral(topic: string, payload: Buffer, qos: 0 | 1, retained: boolean): void {
     const siteTopic = parseSiteTopic(topic);
     if (siteTopic) {
       if (siteTopic.kind === 'probe') this.probeArrived(payload);
-      else if (siteTopic.kind === 'clients') this.rosterArrived(siteTopic.site, payload);
+      else if (siteTopic.kind === 'clients') this.rosterArrived(siteTopic.site, payload, retained);
       return;
     }
     const parsed = parseTopic(topic);
@@ -251,7 +268,7 @@ export class SiteLink {
     else if (parsed.kind === 'cancel') this.carryCancel(topic, payload, qos);
   }
 
-  private rosterArrived(site: string, payload: Buffer): void {
+  private rosterArrived(site: string, payload: Buffer, retained: boolean): void {
     let clients: string[] | undefined;
     if (payload.length > 0) {
       const decoded = decode(payload, ANY_SIZE);
@@ -260,7 +277,13 @@ export class SiteLink {
       clients = roster.data.clients;
     }
     if (site === this.options.site) {
-      if (this.readingOwnRoster) this.members.ownRoster(clients ?? []);
+      // The retained one is what the central held when this connection came (the link's echoes are not retained).
+      if (!this.readingOwnRoster && !retained) return;
+      this.members.ownRoster(clients ?? []);
+      if (this.status.status === 'up') {
+        this.clearGoneMembers(); // it came after the link was up: its clients that left are cleared now
+        this.settleSoon();
+      }
       return;
     }
     this.members.otherRoster(site, clients);
@@ -354,7 +377,7 @@ export class SiteLink {
 
   // --- membership -------------------------------------------------------------------------------
 
-  /** At a connection of the central side: ids the link carried before that have left the site are cleared there. */
+  /** As the link comes up, both sides read: ids it carried before this connection that have left the site are cleared on the central. */
   private clearGoneMembers(): void {
     for (const id of this.members.previouslyCarried()) {
       const gone = id === siteAddress(this.options.site) ? this.routerPresence === undefined : !this.members.isSiteClient(id);
@@ -423,14 +446,18 @@ export class SiteLink {
     const wait = Math.max(0, this.lastRosterAt + LINK_TIMING.rosterMinIntervalMs - Date.now());
     this.rosterTimer = setTimeout(() => {
       this.rosterTimer = undefined;
-      if (!this.ready.central || this.stopped) return;
-      const roster = JSON.stringify(this.members.roster());
-      if (roster === this.lastRoster) return;
-      this.lastRoster = roster;
-      this.lastRosterAt = Date.now();
-      const message = encode(notificationMessage({ source: this.options.site, payload: JSON.parse(roster), priority: 'normal' }));
-      void this.central.publish(siteClientsTopic(this.options.site), message, 1, true);
+      if (!this.stopped) void this.publishRoster();
     }, wait);
+  }
+
+  private async publishRoster(): Promise<void> {
+    if (!this.ready.central) return;
+    const roster = JSON.stringify(this.members.roster());
+    if (roster === this.lastRoster) return;
+    this.lastRoster = roster;
+    this.lastRosterAt = Date.now();
+    const message = encode(notificationMessage({ source: this.options.site, payload: JSON.parse(roster), priority: 'normal' }));
+    await this.central.publish(siteClientsTopic(this.options.site), message, 1, true);
   }
 
   private sweep(): void {

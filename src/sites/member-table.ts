@@ -73,7 +73,7 @@ export class MemberTable {
 
   /** The link's own roster as the central had it (read at each connection, before anything is republished). */
   ownRoster(ids: readonly string[]): void {
-    this.previousRoster = new Set(ids);
+    for (const id of ids) this.previousRoster.add(id);
   }
 
   /** The ids the link carried before this connection: those no longer on the site are cleared. */
