@@ -57,6 +57,13 @@ async function watch(url: string, filters: string[]) {
 }
 type Watch = Awaited<ReturnType<typeof watch>>;
 
+/** Waits until `bus` knows a handler of `action`; the error names the client that waited. */
+async function handlerSeen(bus: Bus, action: string): Promise<void> {
+  await bus.waitForHandler(action, { timeout: WAIT }).catch((error: Error) => {
+    throw new Error(`${bus.id}: ${error.message}`, { cause: error });
+  });
+}
+
 function linkTests(mode: LinkMode): void {
   describe(`sites - the link in ${mode} mode`, { timeout: SUITE_TIMEOUT }, () => {
     let central: EmbeddedBroker;
@@ -105,7 +112,7 @@ function linkTests(mode: LinkMode): void {
         return { installed: payload.name, on: SITE };
       });
       const ops = await client(central, 'ops-1');
-      await ops.waitForHandler('demo/install', { timeout: WAIT });
+      await handlerSeen(ops, 'demo/install');
       const transcript: string[] = [];
       for await (const step of ops.call('demo/install', { name: 'weather' }, { target: 'agent-p1', timeout: WAIT })) {
         if (step.kind === 'progress') transcript.push(`progress ${step.progress}`);
@@ -128,7 +135,7 @@ function linkTests(mode: LinkMode): void {
         return new Promise(() => {});
       });
       const ops = await client(central, 'ops-2');
-      await ops.waitForHandler('demo/long', { timeout: WAIT });
+      await handlerSeen(ops, 'demo/long');
       const controller = new AbortController();
       const request = ops.request('demo/long', {}, { target: 'agent-long', signal: controller.signal, timeout: 60_000 });
       await within(handlerStarted, WAIT, 'the handler on the site starting');
@@ -162,11 +169,11 @@ function linkTests(mode: LinkMode): void {
       const agent = await client(site, 'agent-local');
       await agent.handle('demo/local', (payload: { n: number }) => payload.n);
       const localRequester = await client(site, 'local-req');
-      await localRequester.waitForHandler('demo/local', { timeout: WAIT });
+      await handlerSeen(localRequester, 'demo/local');
       assert.equal(await localRequester.request('demo/local', { n: 1 }, { target: 'agent-local', timeout: WAIT }), 1);
       // Then one from the central: it crosses after the local one would have, on the same connection.
       const ops = await client(central, 'ops-3');
-      await ops.waitForHandler('demo/local', { timeout: WAIT });
+      await handlerSeen(ops, 'demo/local');
       assert.equal(await ops.request('demo/local', { n: 2 }, { target: 'agent-local', timeout: WAIT }), 2);
       await atCentral.until(() => atCentral.seen.find(({ topic }) => topic === 'demo/local/response/ops-3'), 'the central requester\'s response seen at the central');
       assert.deepEqual(atCentral.seen.filter(({ topic }) => topic === 'demo/local/response/local-req'), [], 'the local response crossed the link');
@@ -178,7 +185,7 @@ function linkTests(mode: LinkMode): void {
       // A round trip through the link after it: the link has read the central's dup-1 before the site's appears.
       const agent = await client(site, 'agent-dup-check');
       await agent.handle('demo/ping', () => 'pong');
-      await centralOne.waitForHandler('demo/ping', { timeout: WAIT });
+      await handlerSeen(centralOne, 'demo/ping');
       assert.equal(await centralOne.request('demo/ping', {}, { target: 'agent-dup-check', timeout: WAIT }), 'pong');
       await client(site, 'dup-1');
       const roster = await atCentral.until(() => {
