@@ -28,6 +28,14 @@ export const startConfigSchema = z
     ws: z.object({ port, origins: z.array(z.string()).optional() }).strict().optional(),
     /** The web page and HTTP API (docs/http-api.md): `enabled: false` is --no-web. */
     web: z.object({ enabled: z.boolean().optional(), host: z.string().min(1).optional(), port: port.optional(), tls: z.boolean().optional() }).strict().optional(),
+    /** This start's site name (protocol §13): --site. */
+    site: z.string().min(1).optional(),
+    /** A site's link to its central (pull): --uplink and its TLS files. Tokens stay out of the file: RELAIS_UPLINK_TOKEN. */
+    uplink: z.object({ url: z.string().min(1), ca: file.optional(), cert: file.optional(), key: file.optional() }).strict().optional(),
+    /** A central's links to its sites (push): --downlink <site>=<url> each, and the TLS files they share. Tokens: RELAIS_DOWNLINK_TOKEN. */
+    downlinks: z.object({ sites: z.record(z.string().min(1), z.string().min(1)), ca: file.optional(), cert: file.optional(), key: file.optional() }).strict().optional(),
+    /** --site-notifications. */
+    siteNotifications: z.array(z.string().min(1)).optional(),
   })
   .strict();
 
@@ -59,6 +67,8 @@ export function readStartConfig(configFile: string): StartConfig {
     ...(config.ca && { ca: { cert: at(config.ca.cert), key: at(config.ca.key) } }),
     ...(config.identities && { identities: at(config.identities) }),
     ...(config.policy && { policy: at(config.policy) }),
+    ...(config.uplink && { uplink: { ...config.uplink, ...(config.uplink.ca && { ca: at(config.uplink.ca) }), ...(config.uplink.cert && { cert: at(config.uplink.cert) }), ...(config.uplink.key && { key: at(config.uplink.key) }) } }),
+    ...(config.downlinks && { downlinks: { ...config.downlinks, ...(config.downlinks.ca && { ca: at(config.downlinks.ca) }), ...(config.downlinks.cert && { cert: at(config.downlinks.cert) }), ...(config.downlinks.key && { key: at(config.downlinks.key) }) } }),
   };
 }
 
@@ -84,6 +94,16 @@ function asOptions(config: StartConfig): Record<string, string | string[] | bool
     webHost: config.web?.host,
     webPort: config.web?.port?.toString(),
     webTls: config.web?.tls,
+    site: config.site,
+    uplink: config.uplink?.url,
+    uplinkCa: config.uplink?.ca,
+    uplinkCert: config.uplink?.cert,
+    uplinkKey: config.uplink?.key,
+    downlink: config.downlinks && Object.entries(config.downlinks.sites).map(([site, url]) => `${site}=${url}`),
+    downlinkCa: config.downlinks?.ca,
+    downlinkCert: config.downlinks?.cert,
+    downlinkKey: config.downlinks?.key,
+    siteNotifications: config.siteNotifications,
   };
 }
 

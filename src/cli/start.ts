@@ -9,9 +9,11 @@ import { fail, EXIT, onInterrupt, readFileOption } from './common.js';
 import { routerOptions, routerSettings, type RouterSettingsOptions } from './router.js';
 import { applyStartConfig, ConfigError, readStartConfig } from './start-config.js';
 import { securityFromFlags } from './start-security.js';
+import { isCentral, linkPeersOf, openLinks, planSites, siteOptions, type SiteFlags } from './start-sites.js';
+import type { SiteLink } from '../sites/link.js';
 import { startWebServer, WEB_DEFAULTS, WebStartError, type WebServer } from '../web/server.js';
 
-interface StartOptions extends RouterSettingsOptions {
+interface StartOptions extends Omit<RouterSettingsOptions, 'site'>, SiteFlags {
   router: boolean;
   port: string;
   host: string;
@@ -43,7 +45,7 @@ interface StartOptions extends RouterSettingsOptions {
 }
 
 export function startCommand(): Command {
-  return routerOptions(new Command('start'))
+  return siteOptions(routerOptions(new Command('start')))
     .description('start the embedded broker (TCP and a Unix socket in the data directory; WebSocket and TLS on request) and the router (request history in the data directory)')
     .option('--no-router', 'the broker alone: no request history (run relais router elsewhere)')
     .option('-p, --port <port>', 'TCP port (0 picks a free one)', String(BROKER_DEFAULTS.port))
@@ -77,6 +79,9 @@ export function startCommand(): Command {
       const options = withConfig(given, command);
       refuseExposure(options);
       const security = securityFromFlags(options);
+      const sites = planSites(options);
+      // A central keeps its identities to itself; a site lets its central speak for the operators who command it (docs/security.md "Sites").
+      if (security) security.options.identitiesStayLocal = isCentral(sites);
       // The HTTP API asks the router on behalf of its callers (protocol §11.2): nobody else may be it.
       if (security && options.web) security.options.inProcessOnly = [WEB_DEFAULTS.id];
       const brokerOptions: EmbeddedBrokerOptions = {
@@ -109,9 +114,12 @@ export function startCommand(): Command {
         const brokerService = await startBrokerService(broker); // relais/broker/stats/get (protocol §11.9)
         let router: RouterThread | undefined;
         let web: WebServer | undefined;
+        let links: SiteLink[] = [];
         // Ctrl-C is wired before the announcement: whoever reads "listening" may signal at once.
         onInterrupt(async (signal) => {
           process.stdout.write(`relais: ${signal} received, stopping\n`);
+          // Each link says `down` on both brokers first (protocol §13.2); nothing else is cleared.
+          await Promise.all(links.map((link) => link.stop()));
           await web?.close();
           await router?.close();
           security?.stop();
@@ -126,7 +134,7 @@ export function startCommand(): Command {
           // In a worker thread (its own core), reaching the broker without a TCP hop (protocol §11).
           try {
             // With security on, the history is private: the router reads the identities and policy the broker enforces (protocol §11.2).
-            const access = security && { identities: security.identitiesFile, ...(security.policyFile !== undefined && { policy: security.policyFile }), delegates: options.web ? [WEB_DEFAULTS.id] : [] };
+            const access = security && { identities: security.identitiesFile, ...(security.policyFile !== undefined && { policy: security.policyFile }), delegates: options.web ? [WEB_DEFAULTS.id] : [], linkPeers: linkPeersOf(sites) };
             router = await startRouterThread(broker, { ...settings, persistentSession: false, ...(access && { access }) });
           } catch (error) {
             await broker.close();
@@ -146,6 +154,8 @@ export function startCommand(): Command {
           }
           process.stdout.write(`relais: web page and HTTP API on ${web.url} (MQTT over WebSocket at ${web.url.replace(/^http/, 'ws')}mqtt)\n`);
         }
+        // protocol §13.1: the links start after the local services; an unreachable other end is retried, never fatal.
+        links = openLinks(broker, sites);
         process.stdout.write(`relais: clients connect with --broker ${broker.url ?? broker.unixUrl} (or RELAIS_BROKER); Ctrl-C stops\n`);
         if (broker.wsUrl && options.wsOrigin?.includes('*')) {
           process.stderr.write('relais: warning: --ws-origin * lets any web page the users of this machine open send commands and read every message\n');

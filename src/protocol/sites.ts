@@ -9,6 +9,8 @@ import { z } from 'zod';
 import { ROUTER_ID } from './history-feed.js';
 import { BROKER_NOTICE_SOURCE } from './broker-notice.js';
 import { checkClientId, SYSTEM_ROOT } from './topics.js';
+import { LOGS_ACTION } from './logs.js';
+import { CONTRACTS_ACTION } from './contracts.js';
 
 /** The site name of a `relais start` without `--site`: the central. */
 export const CENTRAL_SITE = 'central';
@@ -179,3 +181,85 @@ export const sitesQuerySchema = z.object({ site: z.string().optional() }).strict
  * otherwise receive every 5 s per site. Covered by `SITES_FILTER` in a policy.
  */
 export const SITE_DIRECTORY_FILTERS = [`${SITES_ROOT}/+`, `${SITES_ROOT}/+/clients`] as const;
+
+// ---------------------------------------------------------------------------------------------
+// The link (protocol §13.1, §13.2): what its two connections do, in numbers and pure rules.
+
+/** The link's timings (protocol §13.1, §13.2). */
+export const LINK_TIMING = {
+  /** `up` is published again this often, with the latest round trip and counts. */
+  statusIntervalMs: 10_000,
+  /** The WAN connection measures its round trip this often. */
+  probeIntervalMs: 5_000,
+  /** A roster is published at most this often (4 a second): a burst of presences makes one. */
+  rosterMinIntervalMs: 250,
+  /** MQTT keep-alive of the WAN connection. */
+  keepaliveSeconds: 30,
+  /** Reconnection of the WAN connection: full-jitter back-off from this, doubling… */
+  reconnectFirstMs: 100,
+  /** …to at most this. */
+  reconnectMaxMs: 30_000,
+} as const;
+
+/** How long the link remembers a command it carried down, so that its responses and cancels cross (protocol §13.2). */
+export const REMEMBERED_REQUESTS = {
+  /** At most this many: beyond, the oldest is forgotten (counted, logged). */
+  max: 100_000,
+  /** Kept this long past the command's `deadline`… */
+  afterDeadlineMs: 60_000,
+  /** …or this long after it crossed, for a command without one. */
+  withoutDeadlineMs: 600_000,
+} as const;
+
+/** Built-in actions every library client serves on `A/request/<its id>` (protocol §11.4, §7.6): carried for every member. */
+export const LIBRARY_BUILTIN_ACTIONS: readonly string[] = [LOGS_ACTION, CONTRACTS_ACTION];
+
+/** The moment a carried command is forgotten (protocol §13.2). */
+export function rememberedUntil(deadline: number | undefined, now: number): number {
+  return deadline !== undefined ? Math.max(deadline, now) + REMEMBERED_REQUESTS.afterDeadlineMs : now + REMEMBERED_REQUESTS.withoutDeadlineMs;
+}
+
+/**
+ * Whether a presence seen on a site's broker is one of the site's clients, whom the link carries
+ * to the central (protocol §13.2): not a process's own client (each site has its own router,
+ * reached as `site:<name>`), not a `site:` address, not the link's own connections.
+ */
+export function isSiteClientId(id: string, linkIds: readonly string[]): boolean {
+  return !PROCESS_OWN_IDS.includes(id) && !id.startsWith(SITE_ADDRESS_PREFIX) && !linkIds.includes(id);
+}
+
+/** Why the link does not carry a site's client up (protocol §13.2): another client of the central or of another site has its id. */
+export function duplicateReason(owner: { central: true } | { site: string }): string {
+  return 'central' in owner ? 'a client of the central has this id' : `a client of site ${owner.site} has this id`;
+}
+
+/**
+ * The presence of `site:<site>` on the central, made from the site router's (protocol §13.2):
+ * the same fields without `role` (the router role stays the central's own router's), serving
+ * only SITE_ROUTER_ACTIONS.
+ */
+export function siteRouterPresence(routerPresence: Record<string, unknown>): Record<string, unknown> {
+  const { role: _role, ...rest } = routerPresence;
+  const served = (list: unknown) => (Array.isArray(list) ? list.filter((action) => (SITE_ROUTER_ACTIONS as readonly unknown[]).includes(action)) : []);
+  return {
+    ...rest,
+    actions: served(routerPresence.actions),
+    ...(routerPresence.realtimeActions !== undefined && { realtimeActions: served(routerPresence.realtimeActions) }),
+    ...(routerPresence.targetedActions !== undefined && { targetedActions: served(routerPresence.targetedActions) }),
+  };
+}
+
+/**
+ * The payload of `relais/sites/<site>/probe` (QoS 0, never retained): the WAN connection's own
+ * round trip. `link` tells the link's messages from any other's on a broker with several links.
+ */
+export const siteProbeSchema = z.object({ link: z.string().max(256), sentAt: epochMs }).strict();
+export type SiteProbe = z.infer<typeof siteProbeSchema>;
+
+/** Every site's roster on a broker: the link reads the others' to refuse a duplicate id (protocol §13.2). */
+export const SITE_ROSTERS_FILTER = `${SITES_ROOT}/+/clients`;
+
+/** Every response of `action`, whoever the requester: what the link watches on a site for the commands it carried (protocol §13.2). */
+export function everyResponseFilter(action: string): string {
+  return `${action}/response/+`;
+}

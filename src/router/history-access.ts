@@ -17,6 +17,7 @@ import { checkClientId } from '../protocol/topics.js';
 import { defaultPolicy } from '../security/default-policy.js';
 import { IdentityStore } from '../security/identities.js';
 import { loadPolicy } from '../security/policy-file.js';
+import { SITE_ROLE } from '../security/site-claim.js';
 import { holdsGrant, type Grant, type Policy } from '../security/policy.js';
 import type { HistoryScope } from './history-store.js';
 
@@ -30,16 +31,24 @@ export interface HistoryAccessOptions {
   policy?: string | Policy;
   /** Client ids trusted to ask on behalf of an identity (`onBehalfOf`): the HTTP API of `relais start`. */
   delegates?: readonly string[];
+  /**
+   * The other ends of this process's links (protocol §13.1): the broker admits each as an
+   * identity with role `site` even without an entry in the identities file, so the router gives
+   * it that role too (a central pulls a site's rows as one, protocol §13.5).
+   */
+  linkPeers?: readonly string[];
 }
 
 export class HistoryAccess {
   readonly delegates: ReadonlySet<string>;
+  private readonly linkPeers: ReadonlySet<string>;
   private readonly identities: FileSnapshot<Map<string, string[]>> | undefined;
   private readonly policy: (() => Policy) | undefined;
 
   /** `options` absent: security off, every row open to every client. */
   constructor(options: HistoryAccessOptions | undefined, logger: Logger) {
     this.delegates = new Set(options?.delegates ?? []);
+    this.linkPeers = new Set(options?.linkPeers ?? []);
     if (!options) return;
     const store = new IdentityStore(options.identities);
     this.identities = new FileSnapshot(options.identities, () => new Map(store.list().map((identity) => [identity.name, identity.roles])), logger, 'identities');
@@ -77,14 +86,19 @@ export class HistoryAccess {
   /** Whether `identity` holds `grant` (always, with security off: there is no policy to say otherwise). */
   holds(identity: string, grant: Grant): boolean {
     if (!this.identities || !this.policy) return true;
-    return holdsGrant(this.policy(), { identity, roles: this.identities.current().get(identity) ?? [] }, grant);
+    return holdsGrant(this.policy(), { identity, roles: this.rolesOf(identity) }, grant);
+  }
+
+  /** The roles of `identity`: the identities file's, and `site` for the other end of one of this process's links (as the broker admits it). */
+  private rolesOf(identity: string): string[] {
+    const roles = this.identities?.current().get(identity) ?? [];
+    return this.linkPeers.has(identity) && !roles.includes(SITE_ROLE) ? [...roles, SITE_ROLE] : roles;
   }
 
   /** The rows `identity` may read: undefined for all of them (security off, or `history:read-all`). */
   scopeOf(identity: string): HistoryScope | undefined {
     if (!this.identities || !this.policy) return undefined;
-    const roles = this.identities.current().get(identity) ?? [];
-    return holdsGrant(this.policy(), { identity, roles }, READ_ALL_GRANT) ? undefined : { party: identity };
+    return holdsGrant(this.policy(), { identity, roles: this.rolesOf(identity) }, READ_ALL_GRANT) ? undefined : { party: identity };
   }
 }
 
