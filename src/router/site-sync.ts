@@ -58,6 +58,9 @@ export interface SiteSyncOptions {
 
 class SyncTimeout extends Error {}
 
+/** A question's own time-out is the sync's, plus this: the sync's deadline ends it first, as `timeout`. */
+const QUESTION_GRACE_MS = 1000;
+
 export class SiteSync {
   /** The locks: the sites a sync runs for now, and since when. */
   private readonly running = new Map<string, number>();
@@ -140,7 +143,7 @@ export class SiteSync {
     try {
       const bus = await this.bounded(this.options.asker(), stop.signal);
       const ask = async (query: Record<string, unknown>) => {
-        const answer = await this.bounded(bus.request<HistoryPage>(HISTORY_ACTIONS.get, query, { target: siteAddress(site), signal: stop.signal, timeout: Math.max(1, started + this.timeoutMs - Date.now()) }), stop.signal);
+        const answer = await this.bounded(bus.request<HistoryPage>(HISTORY_ACTIONS.get, query, { target: siteAddress(site), signal: stop.signal, timeout: Math.max(1, started + this.timeoutMs - Date.now()) + QUESTION_GRACE_MS }), stop.signal);
         // The site's answer is checked like any input from the network before a row of it is stored.
         const read = historyPageSchema.safeParse(answer);
         if (!read.success) throw new Error(`the site's router answered a page that is not one: ${read.error.issues.slice(0, 3).map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
