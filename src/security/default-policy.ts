@@ -56,6 +56,7 @@ export const DEFAULT_POLICY_DATA = {
         'relais/history/get/request/+', 'relais/history/follow/request/+', 'relais/history/put/request/+',
         'relais/clients/list/get/request/+', 'relais/clients/detail/get/request/+', 'relais/events/get/request/+', 'relais/metrics/get/request/+',
         'relais/logs/get/request/+', 'relais/logs/get/cancel', 'relais/contracts/get/request/+',
+        'relais/sites/get/request', 'relais/sites/get/request/+',
       ],
     },
     {
@@ -92,7 +93,7 @@ export const DEFAULT_POLICY_DATA = {
         'relais/history/get/request', 'relais/history/get/request/+', 'relais/history/follow/request', 'relais/history/follow/request/+', 'relais/history/follow/cancel',
         'relais/clients/list/get/request', 'relais/clients/list/get/request/+', 'relais/clients/detail/get/request', 'relais/clients/detail/get/request/+',
         'relais/events/get/request', 'relais/events/get/request/+', 'relais/metrics/get/request', 'relais/metrics/get/request/+',
-        'relais/contracts/get/request/+',
+        'relais/contracts/get/request/+', 'relais/sites/get/request', 'relais/sites/get/request/+',
       ],
       subscribe: ['relais/${path}/response/${id}'],
     },
