@@ -135,6 +135,29 @@ describe('a central and two sites (relais start ×3, agents on the sites, links 
     assert.equal(pushed.stdout, 'pushed\n');
   });
 
+  it('a signed answer crosses the link unchanged: a requester at the central that requires signatures verifies the site handler\'s (protocol §12)', async () => {
+    const keys = path.join(dir, 'signing-keys.json');
+    for (const name of ['signed-handler', 'signed-caller']) {
+      const made = await runCli(['identity', 'keygen', name, '--file', keys, '--out', path.join(dir, 'keys')]);
+      assert.equal(made.code, 0, made.stderr);
+    }
+    const handler = startCli(['serve', 'demo/signed', '--id', 'signed-handler', '--signing-key', path.join(dir, 'keys', 'signed-handler.key'), '--', '/bin/sh', '-c', 'cat >/dev/null; echo \'{"signed":true}\''], { ...on(poller1.url), RELAIS_LOG_LEVEL: 'info' });
+    processes.push(handler);
+    await centralBus.waitForHandler('demo/signed', { target: 'signed-handler', timeout: 60_000 });
+    const signedCall = ['call', 'demo/signed', '{}', '--target', 'signed-handler', '--id', 'signed-caller', '--signing-key', path.join(dir, 'keys', 'signed-caller.key'), '--verify-keys', keys];
+    const verified = await runCli(signedCall, on(central.url));
+    assert.equal(verified.code, 0, verified.stderr);
+    assert.deepEqual((JSON.parse(verified.stdout.trim().split('\n').at(-1)!) as { payload: unknown }).payload, { signed: true });
+    // The same handler unsigned: the verifying requester refuses its answer (what it verified above was the handler's signature).
+    await handler.stop();
+    const unsigned = startCli(['serve', 'demo/signed', '--id', 'signed-handler', '--', '/bin/sh', '-c', 'cat >/dev/null; echo \'{"signed":false}\''], { ...on(poller1.url), RELAIS_LOG_LEVEL: 'info' });
+    processes.push(unsigned);
+    await centralBus.waitForHandler('demo/signed', { target: 'signed-handler', timeout: 60_000 });
+    const refused = await runCli([...signedCall, '--timeout', '5'], on(central.url));
+    assert.notEqual(refused.code, 0, refused.stdout);
+    await unsigned.stop();
+  });
+
   it('relais clients at the central lists both sites\' clients with their site', async () => {
     const result = await runCli(['clients', '--json'], on(central.url));
     assert.equal(result.code, 0, result.stderr);
