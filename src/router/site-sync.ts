@@ -143,7 +143,9 @@ export class SiteSync {
     try {
       const bus = await this.bounded(this.options.asker(), stop.signal);
       const ask = async (query: Record<string, unknown>) => {
-        const answer = await this.bounded(bus.request<HistoryPage>(HISTORY_ACTIONS.get, query, { target: siteAddress(site), signal: stop.signal, timeout: Math.max(1, started + this.timeoutMs - Date.now()) + QUESTION_GRACE_MS }), stop.signal);
+        const left = Math.max(1, started + this.timeoutMs - Date.now());
+        // The sync starts when the router sees the link come up; its asking client may see that a moment later: it waits for it (protocol §13.4).
+        const answer = await this.bounded(bus.request<HistoryPage>(HISTORY_ACTIONS.get, query, { target: siteAddress(site), signal: stop.signal, timeout: left + QUESTION_GRACE_MS, waitForSite: left }), stop.signal);
         // The site's answer is checked like any input from the network before a row of it is stored.
         const read = historyPageSchema.safeParse(answer);
         if (!read.success) throw new Error(`the site's router answered a page that is not one: ${read.error.issues.slice(0, 3).map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);

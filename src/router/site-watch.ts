@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import type { Bus } from '../client/bus.js';
 import type { Delivery, Subscription } from '../client/types.js';
-import { parseSiteTopic, siteClientsSchema, SITES_FILTER, siteStatusSchema, type SiteClients, type SiteStatus } from '../protocol/sites.js';
+import { parseSiteTopic, siteClientsSchema, SITE_DIRECTORY_FILTERS, siteStatusSchema, type SiteClients, type SiteStatus } from '../protocol/sites.js';
 
 /** A link's status as this router saw it: the message, and when it arrived (epoch ms, this router's clock). */
 export interface KnownStatus extends SiteStatus {
@@ -26,21 +26,24 @@ export class SiteWatch {
   private readonly statuses = new Map<string, KnownStatus>();
   private readonly rosters = new Map<string, SiteClients>();
   private readonly listeners = new Set<SiteListener>();
-  private subscription: Subscription<never> | undefined;
+  private readonly subscriptions: Array<Subscription<never>> = [];
 
   constructor(
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Reads `relais/sites/#` from now on (the retained statuses and rosters first). */
+  /**
+   * Reads the links' statuses and the rosters from now on (the retained ones first); not the
+   * link's probes, which are not envelopes (protocol §13.2 item 8).
+   */
   async start(bus: Bus): Promise<void> {
     // Invalid ones too: an empty retained message clears a status or a roster.
-    this.subscription = await bus.subscribe(SITES_FILTER, (delivery) => this.onDelivery(delivery as Delivery), { includeInvalid: true });
+    for (const filter of SITE_DIRECTORY_FILTERS) this.subscriptions.push(await bus.subscribe(filter, (delivery) => this.onDelivery(delivery as Delivery), { includeInvalid: true }));
   }
 
   async close(): Promise<void> {
-    await this.subscription?.unsubscribe();
+    for (const subscription of this.subscriptions.splice(0)) await subscription.unsubscribe();
     this.listeners.clear();
   }
 
