@@ -19,6 +19,7 @@
  *   npm run bench -- --only transfer    # the agent (docs/agent.md): file transfer MB/s against cp and raw MQTT.js chunks, relais exec output latency (~30 s; --quick: 64 MB)
  *   npm run bench -- --only signing     # signed envelopes (protocol §12): µs per sign / verify, requests signed vs not (~1.5 min; --quick ~40 s)
  *   npm run bench -- --only security    # security (docs/security.md): the checks' cost (security on / off) and the slow-consumer fault (~2 min; --quick ~1 min)
+ *   npm run bench -- --only sites       # sites (protocol §13): requests across a link against one start, the link's CPU per message, the sync of 100,000 rows (~5 min on a busy machine; --quick ~2.5 min)
  *
  * The router scenario runs `relais start` with and without its router and, unless --broker aedes,
  * Mosquitto with and without a `relais router` process (bench/scenarios/router.ts).
@@ -42,9 +43,10 @@ import { requestTables, runRequest, type RequestConfig, type RequestResult } fro
 import { runRouter, routerTables, type RouterConfig, type RouterResult } from './scenarios/router.js';
 import { runSigning, signingTables, type SigningConfig, type SigningResult } from './scenarios/signing.js';
 import { runSecurity, securityTables, type SecurityConfig, type SecurityResult } from './scenarios/security.js';
+import { runSites, sitesTables, type SitesConfig, type SitesResult } from './scenarios/sites.js';
 import { runTransfer, transferTables, type TransferResult } from './scenarios/transfer.js';
 
-const SCENARIOS = ['request', 'pubsub', 'realtime', 'progress', 'peers', 'router', 'signing', 'security', 'transfer'] as const;
+const SCENARIOS = ['request', 'pubsub', 'realtime', 'progress', 'peers', 'router', 'signing', 'security', 'transfer', 'sites'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 /** Run when --only is not given; peers only with --peers, router only with --router, security only with --only (each takes minutes). */
 const DEFAULT_SCENARIOS: Scenario[] = ['request', 'pubsub', 'realtime', 'progress'];
@@ -66,7 +68,7 @@ const { values: flags } = parseArgs({
 
 if (flags.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--broker aedes|mosquitto|both] [--only request,pubsub,realtime,progress,peers,router,signing,security,transfer] [--no-inproc] [--no-control] [--rt-receiver child|same|both] [--peers] [--router] [--peers-filter id,...]\n',
+    'usage: npm run bench -- [--quick] [--broker aedes|mosquitto|both] [--only request,pubsub,realtime,progress,peers,router,signing,security,transfer,sites] [--no-inproc] [--no-control] [--rt-receiver child|same|both] [--peers] [--router] [--peers-filter id,...]\n',
   );
   process.exit(0);
 }
@@ -94,8 +96,9 @@ const runsRouter = only.has('router');
 const runsSigning = only.has('signing');
 const runsSecurity = only.has('security');
 const runsTransfer = only.has('transfer');
-/** The scenarios that run once per broker of the plan below (peers, router, signing, security and transfer bring their own brokers). */
-const perBroker = [...only].filter((scenario) => !['peers', 'router', 'signing', 'security', 'transfer'].includes(scenario));
+const runsSites = only.has('sites');
+/** The scenarios that run once per broker of the plan below (peers, router, signing, security, transfer and sites bring their own brokers). */
+const perBroker = [...only].filter((scenario) => !['peers', 'router', 'signing', 'security', 'transfer', 'sites'].includes(scenario));
 
 const rtReceiverFlag = flags['rt-receiver'] ?? 'child';
 if (!['child', 'same', 'both'].includes(rtReceiverFlag)) {
@@ -127,6 +130,12 @@ const config = quick
         peers: { rounds: 2, warmup: 100, warmupCapMs: 500, warmupLoadMs: 500, sequential: 300, sequentialCapMs: 1500, inFlight: 100, loadMs: 1500, repeats: 2 },
         slowConsumer: { rounds: 1, inFlight: 10, windowMs: 3500, burstAtMs: 300, count: 150, bytes: 64 * 1024 },
       } satisfies SecurityConfig,
+      sites: {
+        peers: { rounds: 1, warmup: 100, warmupCapMs: 500, warmupLoadMs: 500, sequential: 300, sequentialCapMs: 1500, inFlight: 100, loadMs: 1500, repeats: 1 },
+        syncRows: 20_000,
+        wan: true,
+        syncCapMs: 60_000,
+      } satisfies SitesConfig,
     }
   : {
       request: { warmup: 500, sequential: 5000, batch: 500, inFlight: 100, concurrentTotal: 20_000, rounds: 2 } satisfies RequestConfig,
@@ -150,6 +159,12 @@ const config = quick
         peers: { rounds: 3, warmup: 300, warmupCapMs: 500, warmupLoadMs: 1000, sequential: 1000, sequentialCapMs: 3000, inFlight: 100, loadMs: 2000, repeats: 4 },
         slowConsumer: { rounds: 3, inFlight: 10, windowMs: 3500, burstAtMs: 300, count: 150, bytes: 64 * 1024 },
       } satisfies SecurityConfig,
+      sites: {
+        peers: { rounds: 3, warmup: 300, warmupCapMs: 500, warmupLoadMs: 1000, sequential: 1000, sequentialCapMs: 3000, inFlight: 100, loadMs: 2000, repeats: 3 },
+        syncRows: 100_000,
+        wan: true,
+        syncCapMs: 90_000,
+      } satisfies SitesConfig,
     };
 const peersFilter = flags['peers-filter']?.split(',').map((part) => part.trim()).filter(Boolean);
 
@@ -186,7 +201,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 const watchdogMs =
-  (quick ? 3 * 60_000 : 9 * 60_000) * (perBroker.length ? 1 : 0) + (runsPeers ? (quick ? 3 * 60_000 : 8 * 60_000) : 0) + (runsRouter ? (quick ? 3 * 60_000 : 6 * 60_000) : 0) + (runsSigning ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsSecurity ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsTransfer ? 3 * 60_000 : 0);
+  (quick ? 3 * 60_000 : 9 * 60_000) * (perBroker.length ? 1 : 0) + (runsPeers ? (quick ? 3 * 60_000 : 8 * 60_000) : 0) + (runsRouter ? (quick ? 3 * 60_000 : 6 * 60_000) : 0) + (runsSigning ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsSecurity ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsTransfer ? 3 * 60_000 : 0) + (runsSites ? (quick ? 5 * 60_000 : 7 * 60_000) : 0);
 const watchdog = setTimeout(() => {
   log(`the benchmark ran over ${watchdogMs / 60_000} minutes; stopping`);
   void closeBrokers().finally(() => process.exit(1));
@@ -202,6 +217,7 @@ const results = {
   router: undefined as RouterResult | undefined,
   signing: undefined as SigningResult | undefined,
   security: undefined as SecurityResult | undefined,
+  sites: undefined as SitesResult | undefined,
 };
 
 const started = Date.now();
@@ -283,6 +299,18 @@ if (runsSecurity) {
   }
   securitySeconds = (Date.now() - securityStarted) / 1000;
 }
+let sitesSeconds = 0;
+if (runsSites) {
+  const sitesStarted = Date.now();
+  try {
+    results.sites = await runSites(config.sites);
+    if (results.sites.failed) failed = true;
+  } catch (error) {
+    failed = true;
+    log(`sites FAILED: ${(error as Error).stack ?? error}`);
+  }
+  sitesSeconds = (Date.now() - sitesStarted) / 1000;
+}
 let transferResult: TransferResult | undefined;
 if (runsTransfer) {
   try {
@@ -324,6 +352,11 @@ if (results.security) {
   const setup = 'every client and the broker each in its own process (relais start --no-router); everything on 127.0.0.1 (TCP)';
   process.stdout.write(`## Security${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- wall time of the security scenario: ${securitySeconds.toFixed(0)} s\n\n`);
   for (const table of securityTables(results.security)) process.stdout.write(`${renderTable(table)}\n`);
+}
+if (results.sites) {
+  const setup = 'every client and every relais start (central, site, lone start) each in its own process (the compiled CLI, bin/relais.js); everything on 127.0.0.1 (TCP), the WAN a TCP proxy in this process (test/testkit/wan-proxy.ts)';
+  process.stdout.write(`## Sites${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- better-sqlite3 ${packageVersion('better-sqlite3')}; wall time of the sites scenario: ${sitesSeconds.toFixed(0)} s\n\n`);
+  for (const table of sitesTables(results.sites)) process.stdout.write(`${renderTable(table)}\n`);
 }
 if (transferResult) {
   const setup = 'broker (Aedes), agent (relais agent), each sender and receiver in its own process; everything on 127.0.0.1 (TCP); files in os.tmpdir()';

@@ -13,7 +13,12 @@
  * - `relais-start-no-router`: the same with `--no-router` (the broker alone);
  * - `relais-start-secure`: `relais start --no-router --secure` (identities, the default policy,
  *   the source check); each process gets an identity of its own (`urlFor`);
- * - `mosquitto-router`: `mosquitto` plus the router as its own process (`bin/relais.js router --broker URL`).
+ * - `mosquitto-router`: `mosquitto` plus the router as its own process (`bin/relais.js router --broker URL`);
+ * - `relais-start-no-web`: `relais start --no-web` (broker and router), the lone start the sites scenario compares with;
+ * - `relais-sites-pull`: a central `relais start --no-web` and a site `relais start --no-web --site bench-site
+ *   --uplink <central's URL>` (pull, loopback), each its own process with its router; the requester
+ *   gets the central's URL, the handler the site's (`urlFor`); `site` is the site's process;
+ * - `relais-sites-on-site`: the same pair, requester and handler both on the site (the request never crosses the link).
  *
  * A broker with a router says where its history is (`history`): the data directory outlives
  * `close()` (the router flushes on SIGTERM), so the file can be checked afterwards; `history.remove()` deletes it.
@@ -31,7 +36,23 @@ import { log, withDeadline } from '../lib/util.js';
 import { PeerProcess } from './process.js';
 import { track } from './reaper.js';
 
-export type PeerBrokerKind = 'embedded' | 'aedes-plain' | 'mosquitto' | 'mosquitto-default' | 'nats-mqtt' | 'nats' | 'relais-start' | 'relais-start-no-router' | 'relais-start-secure' | 'mosquitto-router';
+export type PeerBrokerKind =
+  | 'embedded'
+  | 'aedes-plain'
+  | 'mosquitto'
+  | 'mosquitto-default'
+  | 'nats-mqtt'
+  | 'nats'
+  | 'relais-start'
+  | 'relais-start-no-router'
+  | 'relais-start-secure'
+  | 'mosquitto-router'
+  | 'relais-start-no-web'
+  | 'relais-sites-pull'
+  | 'relais-sites-on-site';
+
+/** The site name of the sites kinds (protocol §13). */
+export const BENCH_SITE = 'bench-site';
 
 export const BROKER_LABELS: Record<PeerBrokerKind, string> = {
   embedded: 'embedded (Aedes, no-delay)',
@@ -44,6 +65,9 @@ export const BROKER_LABELS: Record<PeerBrokerKind, string> = {
   'relais-start-no-router': 'relais start --no-router',
   'relais-start-secure': 'relais start --no-router --secure',
   'mosquitto-router': 'Mosquitto, set_tcp_nodelay + relais router process',
+  'relais-start-no-web': 'relais start --no-web (broker + router, alone)',
+  'relais-sites-pull': `central relais start + site relais start --site ${BENCH_SITE} --uplink (pull, loopback)`,
+  'relais-sites-on-site': `the same central + site pair, both clients on the site`,
 };
 
 /** The binary each kind needs; the Node brokers need only this repository. */
@@ -66,6 +90,8 @@ export interface PeerBroker {
   urlFor?(id: string, role: 'requester' | 'handler'): Promise<string>;
   /** What `relais start` wrote on stderr so far (its broker's log lines), with when each line came (performance.now()). */
   stderr?: Array<{ at: number; line: string }>;
+  /** The sites kinds: the site's `relais start` (its broker, router and the link's end), and its history file. */
+  site?: { pid: number; url: string; database: string };
   close(): Promise<void>;
 }
 
@@ -175,6 +201,41 @@ export async function startPeerBroker(kind: PeerBrokerKind): Promise<PeerBroker>
         throw error;
       }
     }
+    case 'relais-start-no-web': {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), `relais-bench-${kind}-`));
+      try {
+        const { child, close, match, stderr } = await startRelaisCli(kind, ['start', '--no-web', '--port', '0', '--data-dir', dir, '--keep-rows', KEEP_ROWS], /clients connect with --broker (mqtt:\/\/\S+)/);
+        return { kind, label: BROKER_LABELS[kind], url: match[1]!, pid: child.pid!, stderr, history: historyIn(dir), close };
+      } catch (error) {
+        fs.rmSync(dir, { recursive: true, force: true });
+        throw error;
+      }
+    }
+    case 'relais-sites-pull':
+    case 'relais-sites-on-site': {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), `relais-bench-${kind}-`));
+      historyDirs.add(dir);
+      const remove = () => {
+        fs.rmSync(dir, { recursive: true, force: true });
+        historyDirs.delete(dir);
+      };
+      const pair = await startSitePair(kind, dir).catch((error: unknown) => {
+        remove();
+        throw error;
+      });
+      const onSite = kind === 'relais-sites-on-site';
+      return {
+        kind,
+        label: BROKER_LABELS[kind],
+        url: pair.central.url,
+        pid: pair.central.pid,
+        site: { pid: pair.site.pid, url: pair.site.url, database: path.join(dir, 'site', 'history.db') },
+        // The router that sees the requester's commands first: the central's, or the site's when both clients are there.
+        history: { database: path.join(dir, onSite ? 'site' : 'central', 'history.db'), remove },
+        urlFor: async (_id, role) => (onSite || role === 'handler' ? pair.site.url : pair.central.url),
+        close: pair.close,
+      };
+    }
     case 'mosquitto-router': {
       const broker = await startPeerBroker('mosquitto');
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), `relais-bench-${kind}-`));
@@ -201,12 +262,69 @@ export async function startPeerBroker(kind: PeerBrokerKind): Promise<PeerBroker>
   }
 }
 
+export interface SitePairOptions {
+  /** Extra flags of the central's `relais start` (e.g. `--site-sync-interval`). */
+  centralArgs?: string[];
+  /** Extra flags of the site's. */
+  siteArgs?: string[];
+  /** Where the site dials instead of the central's URL (a WAN proxy in front of it); given the central's port. */
+  uplinkFor?(centralPort: number): Promise<string>;
+  /** Do not wait for the link to come up (the caller times it). */
+  noWaitForLink?: boolean;
+  /** Run once the central is ready, before the site starts (e.g. connect an observer). */
+  beforeSite?(central: RunningStart): Promise<void>;
+}
+
+export interface RunningStart {
+  pid: number;
+  url: string;
+  /** Resolves with performance.now() when a line of its standard output matches (lines already printed count). */
+  line(pattern: RegExp, timeoutMs: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/**
+ * A central `relais start --no-web` in `<dir>/central`, then a site `relais start --no-web --site
+ * bench-site --uplink <central>` in `<dir>/site` (protocol §13.1, pull), each with its router
+ * and retention far above a run; ready once the site printed `link up` (unless `noWaitForLink`).
+ * Closed site first (its link says `down` at the central), then the central.
+ */
+export async function startSitePair(label: string, dir: string, options: SitePairOptions = {}): Promise<{ central: RunningStart; site: RunningStart; close(): Promise<void> }> {
+  const common = ['--no-web', '--port', '0', '--keep-rows', KEEP_ROWS];
+  const start = async (name: string, args: string[]): Promise<RunningStart> => {
+    const cli = await startRelaisCli(`${label} ${name}`, ['start', ...common, '--data-dir', path.join(dir, name), ...args], /clients connect with --broker (mqtt:\/\/\S+)/);
+    return { pid: cli.child.pid!, url: cli.match[1]!, line: cli.line, close: cli.close };
+  };
+  const central = await start('central', options.centralArgs ?? []);
+  try {
+    await options.beforeSite?.(central);
+    const uplink = options.uplinkFor ? await options.uplinkFor(Number(new URL(central.url).port)) : central.url;
+    const site = await start('site', ['--site', BENCH_SITE, '--uplink', uplink, ...(options.siteArgs ?? [])]);
+    const close = async () => {
+      await site.close();
+      await central.close();
+    };
+    if (!options.noWaitForLink) await site.line(new RegExp(`site ${BENCH_SITE}: link up`), 30_000).catch(async (error: unknown) => {
+      await close();
+      throw error;
+    });
+    return { central, site, close };
+  } catch (error) {
+    await central.close();
+    throw error;
+  }
+}
+
 /**
  * `node bin/relais.js <args>` (the compiled CLI, as users run it); ready when its stdout prints
  * a line matching `ready`. Closed by SIGTERM (relais start and relais router flush the history
  * and exit), SIGKILL after 10 s.
  */
-async function startRelaisCli(label: string, args: string[], ready: RegExp): Promise<{ child: ChildProcess; match: RegExpMatchArray; stderr: Array<{ at: number; line: string }>; close(): Promise<void> }> {
+async function startRelaisCli(
+  label: string,
+  args: string[],
+  ready: RegExp,
+): Promise<{ child: ChildProcess; match: RegExpMatchArray; stderr: Array<{ at: number; line: string }>; line(pattern: RegExp, timeoutMs: number): Promise<number>; close(): Promise<void> }> {
   const child = track(spawn(process.execPath, [relaisBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RELAIS_LOG_LEVEL: process.env.RELAIS_LOG_LEVEL ?? 'warn' } }));
   const exited = () => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
   const close = async () => {
@@ -227,6 +345,25 @@ async function startRelaisCli(label: string, args: string[], ready: RegExp): Pro
     }
   });
   const lines = createInterface({ input: child.stdout! });
+  // Every standard output line with when it came, for line(): a line printed before the wait began counts.
+  const printed: Array<{ at: number; line: string }> = [];
+  lines.on('line', (text) => void (printed.length < 10_000 && printed.push({ at: performance.now(), line: text })));
+  const line = (pattern: RegExp, timeoutMs: number) =>
+    withDeadline(
+      new Promise<number>((resolve, reject) => {
+        const seen = printed.find((entry) => pattern.test(entry.line));
+        if (seen) return resolve(seen.at);
+        const onLine = (text: string) => {
+          if (!pattern.test(text)) return;
+          lines.off('line', onLine);
+          resolve(performance.now());
+        };
+        lines.on('line', onLine);
+        child.once('exit', (code) => reject(new Error(`${label} exited (${code}) before printing ${pattern}`)));
+      }),
+      timeoutMs,
+      `${label}: ${pattern}`,
+    );
   try {
     const match = await withDeadline(
       new Promise<RegExpMatchArray>((resolve, reject) => {
@@ -239,7 +376,7 @@ async function startRelaisCli(label: string, args: string[], ready: RegExp): Pro
       30_000,
       `${label} start`,
     );
-    return { child, match, stderr, close };
+    return { child, match, stderr, line, close };
   } catch (error) {
     await close();
     throw error;

@@ -96,3 +96,13 @@ export function securityContenders(): Contender[] {
   const brokers: PeerBrokerKind[] = ['relais-start-secure', 'relais-start-no-router'];
   return brokers.map((broker) => ({ id: `relais@${broker}`, family: 'relais', label: FAMILY_LABELS.relais, broker, file: 'relais.ts', args: [], guarantee: 'acknowledged end to end, QoS 0', packages: ['mqtt'] }));
 }
+
+/**
+ * The sites scenario's contenders (protocol §13): the same Relais requester and handler
+ * processes across a link (requester on a central, handler on its site), both on the site
+ * (the same pair of starts, the link idle), and both on a lone `relais start --no-web`.
+ */
+export function sitesContenders(): Contender[] {
+  const brokers: PeerBrokerKind[] = ['relais-sites-pull', 'relais-sites-on-site', 'relais-start-no-web'];
+  return brokers.map((broker) => ({ id: `relais@${broker}`, family: 'relais', label: FAMILY_LABELS.relais, broker, file: 'relais.ts', args: [], guarantee: 'acknowledged end to end, QoS 0', packages: ['mqtt', 'better-sqlite3'] }));
+}

@@ -14,7 +14,7 @@ export interface Figures {
   /** Requests per second inside the load window: the median round's, and the lowest and highest. */
   tput: number;
   tputRange: [number, number];
-  cpuPercent: { requester: number; handler: number; broker?: number; router?: number; others: number; steal: number };
+  cpuPercent: { requester: number; handler: number; broker?: number; router?: number; site?: number; others: number; steal: number };
   /** CPU of all its processes per request answered in the load phases, µs. */
   cpuPerRequest: number;
 }
@@ -26,7 +26,8 @@ export function figures(result: ContenderResult): Figures {
   const percent = (cpuMs: number) => (wall > 0 ? (cpuMs / wall) * 100 : NaN);
   const broker = loads.some((load) => load.cpuMs.broker !== undefined) ? sum((load) => load.cpuMs.broker ?? 0) : undefined;
   const router = loads.some((load) => load.cpuMs.router !== undefined) ? sum((load) => load.cpuMs.router ?? 0) : undefined;
-  const cpuTotal = sum((load) => load.cpuMs.requester + load.cpuMs.handler + (load.cpuMs.broker ?? 0) + (load.cpuMs.router ?? 0));
+  const site = loads.some((load) => load.cpuMs.site !== undefined) ? sum((load) => load.cpuMs.site ?? 0) : undefined;
+  const cpuTotal = sum((load) => load.cpuMs.requester + load.cpuMs.handler + (load.cpuMs.broker ?? 0) + (load.cpuMs.router ?? 0) + (load.cpuMs.site ?? 0));
   const answered = sum((load) => load.samples.length);
   const rates = loads.map((load) => (load.completed / load.windowMs) * 1000).sort((a, b) => a - b);
   return {
@@ -40,6 +41,7 @@ export function figures(result: ContenderResult): Figures {
       handler: percent(sum((load) => load.cpuMs.handler)),
       ...(broker !== undefined && { broker: percent(broker) }),
       ...(router !== undefined && { router: percent(router) }),
+      ...(site !== undefined && { site: percent(site) }),
       others: percent(sum((load) => load.cpuMs.others)),
       steal: percent(sum((load) => load.stealMs)),
     },

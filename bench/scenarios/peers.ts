@@ -66,7 +66,7 @@ export interface LoadRun {
   /** Wall time of the phase, tail included, and the CPU ms used meanwhile. */
   elapsedMs: number;
   /** `others`: the rest of the machine (other programs, this benchmark's other processes) in the same time. */
-  cpuMs: { requester: number; handler: number; broker?: number; router?: number; others: number };
+  cpuMs: { requester: number; handler: number; broker?: number; router?: number; site?: number; others: number };
   /** CPU ms the hypervisor stole from the machine meanwhile. */
   stealMs: number;
   /**
@@ -234,7 +234,7 @@ async function measureLoad(running: Running, result: ContenderResult, config: Pe
   const rows1 = reader?.rows();
   const elapsedMs = performance.now() - t0;
   const drain = reader ? await drainHistory(reader) : undefined;
-  const ours = after.requester - before.requester + (after.handler - before.handler) + (after.broker - before.broker) + (after.router - before.router) + (after.self - before.self);
+  const ours = after.requester - before.requester + (after.handler - before.handler) + (after.broker - before.broker) + (after.router - before.router) + (after.site - before.site) + (after.self - before.self);
   return {
     samples: load.samples,
     completed: load.completed,
@@ -246,6 +246,7 @@ async function measureLoad(running: Running, result: ContenderResult, config: Pe
       handler: (after.handler - before.handler) * 1000,
       ...(running.broker && { broker: (after.broker - before.broker) * 1000 }),
       ...(running.broker?.history?.routerPid !== undefined && { router: (after.router - before.router) * 1000 }),
+      ...(running.broker?.site !== undefined && { site: (after.site - before.site) * 1000 }),
       others: Math.max(0, after.machine - before.machine - ours) * 1000,
     },
     stealMs: (after.steal - before.steal) * 1000,
@@ -254,8 +255,8 @@ async function measureLoad(running: Running, result: ContenderResult, config: Pe
   };
 }
 
-/** CPU seconds so far of the contender's three processes (four with a router process of its own), of this one (the parent) and of the whole machine. */
-function cpuSnapshot(running: Running): { requester: number; handler: number; broker: number; router: number; self: number; machine: number; steal: number } {
+/** CPU seconds so far of the contender's three processes (four with a router process of its own, or a site's `relais start`), of this one (the parent) and of the whole machine. */
+function cpuSnapshot(running: Running): { requester: number; handler: number; broker: number; router: number; site: number; self: number; machine: number; steal: number } {
   const self = process.cpuUsage();
   const machine = machineCpuSeconds();
   return {
@@ -263,6 +264,7 @@ function cpuSnapshot(running: Running): { requester: number; handler: number; br
     handler: processCpuSeconds(running.handler.pid) ?? 0,
     broker: processCpuSeconds(running.broker?.pid) ?? 0,
     router: processCpuSeconds(running.broker?.history?.routerPid) ?? 0,
+    site: processCpuSeconds(running.broker?.site?.pid) ?? 0,
     self: (self.user + self.system) / 1e6,
     machine: machine?.busy ?? 0,
     steal: machine?.steal ?? 0,

@@ -46,21 +46,32 @@ export async function startWanProxy(targetPort: number, options: WanProxyOptions
    * Pipes `from` into `to` with the delay of `latency`, never letting a later chunk pass an
    * earlier one. When `from` ends, `to` ends once the bytes in flight are delivered, as on a
    * real network (a DISCONNECT is not lost); a cut destroys both at once.
+   * One queue and one timer per direction: a timer per chunk would not keep the order, as Node
+   * runs timers of different durations that fall due in the same millisecond in any order.
    */
   const delayed = (from: net.Socket, to: net.Socket, latency: Latency | undefined, count: (n: number) => void) => {
-    let lastDue = 0;
-    from.on('end', () => {
-      setTimeout(() => to.end(), Math.max(0, lastDue - Date.now()));
-    });
+    const queue: Array<{ due: number; chunk: Buffer | 'end' }> = [];
+    let timer: NodeJS.Timeout | undefined;
+    const deliver = () => {
+      timer = undefined;
+      while (queue.length > 0 && queue[0]!.due <= Date.now()) {
+        const { chunk } = queue.shift()!;
+        if (to.destroyed) continue;
+        if (chunk === 'end') to.end();
+        else to.write(chunk);
+      }
+      if (queue.length > 0) timer = setTimeout(deliver, queue[0]!.due - Date.now());
+    };
+    const enqueue = (due: number, chunk: Buffer | 'end') => {
+      queue.push({ due: Math.max(due, queue[queue.length - 1]?.due ?? 0), chunk });
+      timer ??= setTimeout(deliver, queue[0]!.due - Date.now());
+    };
+    from.on('end', () => enqueue(Date.now(), 'end'));
     from.on('data', (chunk: Buffer) => {
       count(chunk.length);
-      if (!latency) return void to.write(chunk);
+      if (!latency) return void (queue.length ? enqueue(Date.now(), chunk) : to.write(chunk));
       const jitter = latency.jitterMs ?? 0;
-      const due = Math.max(Date.now() + latency.ms + (Math.random() * 2 - 1) * jitter, lastDue);
-      lastDue = due;
-      setTimeout(() => {
-        if (!to.destroyed) to.write(chunk);
-      }, due - Date.now());
+      enqueue(Date.now() + latency.ms + (Math.random() * 2 - 1) * jitter, chunk);
     });
   };
 
