@@ -48,19 +48,32 @@ export async function startWanProxy(targetPort: number, options: WanProxyOptions
    * real network (a DISCONNECT is not lost); a cut destroys both at once.
    */
   const delayed = (from: net.Socket, to: net.Socket, latency: Latency | undefined, count: (n: number) => void) => {
-    let lastDue = 0;
-    from.on('end', () => {
-      setTimeout(() => to.end(), Math.max(0, lastDue - Date.now()));
-    });
+    // One FIFO drained by one timer at a time. A timer per chunk does not keep them in order:
+    // Node counts a timer from the loop's cached clock, not from Date.now(), so a chunk queued
+    // later in the same loop turn, due at the same time, gets a shorter delay and fires first;
+    // swapped bytes corrupt the MQTT stream and the broker drops the connection.
+    const queue: Array<{ due: number; chunk: Buffer | 'end' }> = [];
+    let timer: NodeJS.Timeout | undefined;
+    const drain = () => {
+      timer = undefined;
+      while (queue.length > 0 && queue[0]!.due <= Date.now()) {
+        const { chunk } = queue.shift()!;
+        if (to.destroyed) continue;
+        if (chunk === 'end') to.end();
+        else to.write(chunk);
+      }
+      if (queue.length > 0) timer = setTimeout(drain, Math.max(1, queue[0]!.due - Date.now()));
+    };
+    const push = (due: number, chunk: Buffer | 'end') => {
+      queue.push({ due: Math.max(due, queue.at(-1)?.due ?? 0), chunk });
+      if (!timer) timer = setTimeout(drain, Math.max(0, queue[0]!.due - Date.now()));
+    };
+    from.on('end', () => push(Date.now(), 'end'));
     from.on('data', (chunk: Buffer) => {
       count(chunk.length);
       if (!latency) return void to.write(chunk);
       const jitter = latency.jitterMs ?? 0;
-      const due = Math.max(Date.now() + latency.ms + (Math.random() * 2 - 1) * jitter, lastDue);
-      lastDue = due;
-      setTimeout(() => {
-        if (!to.destroyed) to.write(chunk);
-      }, due - Date.now());
+      push(Date.now() + latency.ms + (Math.random() * 2 - 1) * jitter, chunk);
     });
   };
 
