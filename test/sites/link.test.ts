@@ -220,6 +220,11 @@ function linkTests(mode: LinkMode): void {
       const leaver = await client(site, 'agent-leaves', { ephemeral: true });
       await atCentral.until(() => atCentral.payloadOf(presenceTopic('agent-leaves')), 'agent-leaves at the central');
       await atCentral.until(() => atCentral.payloadOf(presenceTopic('agent-stays')), 'agent-stays at the central');
+      // The roster follows the presences (at most 4 a second): the one read after the restore must be a new one.
+      await atCentral.until(() => {
+        const clients = atCentral.payloadOf<SiteClients>(siteClientsTopic(SITE))?.clients;
+        return clients?.includes('agent-stays') && clients.includes('agent-leaves') ? true : undefined;
+      }, 'agent-stays and agent-leaves in the roster');
       wan.cut();
       await atCentral.until(() => atCentral.payloadOf<SiteStatus>(siteStatusTopic(SITE))?.status === 'down' || undefined, 'the link down at the central');
       // While the WAN is cut: one client leaves the site, and the central loses what it held of another.
