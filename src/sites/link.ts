@@ -396,7 +396,11 @@ export class SiteLink {
 
   /** Decides again who is carried and brings the central in line: subscriptions, presences, roster. One at a time. */
   private settle(): void {
-    this.settling = this.settling.then(() => this.settleNow());
+    // A failed pass must not end the chain: every later settle would be skipped, and the central
+    // would stop hearing of the site's clients for as long as the process runs.
+    this.settling = this.settling
+      .then(() => this.settleNow())
+      .catch((error: unknown) => this.log.warn(`site ${this.options.site}: could not bring the central in line: ${error instanceof Error ? error.message : String(error)}`));
   }
 
   private async settleNow(): Promise<void> {
@@ -411,8 +415,9 @@ export class SiteLink {
       void this.central.publish(presenceTopic(id), '', 1, true);
     }
     for (const id of this.members.carried) {
-      const bytes = this.members.presenceOf(id)!.bytes;
-      if (this.published.get(id)?.equals(bytes)) continue;
+      // A client that left while the subscriptions were acknowledged: the next pass (queued by its empty presence) clears it.
+      const bytes = this.members.presenceOf(id)?.bytes;
+      if (!bytes || this.published.get(id)?.equals(bytes)) continue;
       this.published.set(id, bytes);
       void this.central.publish(presenceTopic(id), bytes, 1, true);
     }

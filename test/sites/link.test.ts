@@ -198,12 +198,33 @@ function linkTests(mode: LinkMode): void {
       assert.ok(logLines.some((line) => /dup-1 is not carried to the central: a client of the central has this id/.test(line)), logLines.join('\n'));
     });
 
+    it('leaving - a client that leaves while the link subscribes for a newcomer is cleared, and the link goes on carrying', async () => {
+      const leaver = await client(site, 'agent-brief', { ephemeral: true });
+      await atCentral.until(() => atCentral.payloadOf(presenceTopic('agent-brief')), 'agent-brief at the central');
+      // The newcomer's actions make the link subscribe on the central (a WAN round trip in pull
+      // mode); the leaver's empty presence reaches the link while that SUBSCRIBE is in flight.
+      const newcomer = await client(site, 'agent-new');
+      await newcomer.handle('demo/new', () => 'new');
+      await leaver.close();
+      const ops = await client(central, 'ops-4');
+      await handlerSeen(ops, 'demo/new');
+      assert.equal(await ops.request('demo/new', {}, { target: 'agent-new', timeout: WAIT }), 'new');
+      await atCentral.until(() => (atCentral.latest.get(presenceTopic('agent-brief'))?.length === 0 ? true : undefined), 'agent-brief cleared at the central');
+      await client(site, 'agent-later');
+      await atCentral.until(() => atCentral.payloadOf(presenceTopic('agent-later')), 'agent-later at the central');
+    });
+
     it('reconnection - cut: the status goes down; restored: up, presences republished, the clients that left cleared', async () => {
       await client(site, 'agent-stays');
       // Ephemeral: its presence is cleared when it closes (protocol §7.1), it leaves the site.
       const leaver = await client(site, 'agent-leaves', { ephemeral: true });
       await atCentral.until(() => atCentral.payloadOf(presenceTopic('agent-leaves')), 'agent-leaves at the central');
       await atCentral.until(() => atCentral.payloadOf(presenceTopic('agent-stays')), 'agent-stays at the central');
+      // The roster follows the presences (at most 4 a second): the one read after the restore must be a new one.
+      await atCentral.until(() => {
+        const clients = atCentral.payloadOf<SiteClients>(siteClientsTopic(SITE))?.clients;
+        return clients?.includes('agent-stays') && clients.includes('agent-leaves') ? true : undefined;
+      }, 'agent-stays and agent-leaves in the roster');
       wan.cut();
       await atCentral.until(() => atCentral.payloadOf<SiteStatus>(siteStatusTopic(SITE))?.status === 'down' || undefined, 'the link down at the central');
       // While the WAN is cut: one client leaves the site, and the central loses what it held of another.
