@@ -25,7 +25,8 @@ export function sitesAnswer(ownSite: string, sites: SiteWatch, syncs: Record<str
     const roster = sites.roster(site);
     const entry: SiteEntry = {
       status: status?.status ?? 'unknown',
-      ...(status?.since !== undefined && { since: status.since }),
+      // A will (a pulling site's connection lost) has no `since`: when this router saw it, as the registry says it (protocol §13.5).
+      ...(status && { since: status.since ?? status.seenAt }),
       ...(status && { mode: status.mode }),
       ...(status?.rttMs !== undefined && { rttMs: status.rttMs }),
       ...(status?.carried !== undefined && { carried: status.carried }),
