@@ -92,3 +92,17 @@ export function entriesUnder(root: string): Map<string, 'folder' | 'symlink' | '
   walk(root, '');
   return found;
 }
+
+/**
+ * Resolves whether `pid` has ended within `timeout` ms. A signal to a process group reaches
+ * every member at once, but on a loaded machine a member may run its exit a moment after the
+ * group's leader was reaped; /proc has no event to wait on, so it is looked at every 20 ms.
+ */
+export async function endsWithin(pid: number, timeout = 5000): Promise<boolean> {
+  const end = Date.now() + timeout;
+  while (!ended(pid)) {
+    if (Date.now() > end) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return true;
+}

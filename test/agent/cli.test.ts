@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { within } from '../testkit/index.js';
 import { runCli, startCli, type RunningCli } from '../testkit/cli.js';
-import { ended, tempDir } from './agent-kit.js';
+import { ended, endsWithin, tempDir } from './agent-kit.js';
 
 describe('relais agent and relais exec as real processes', { timeout: 90_000 }, () => {
   let broker: RunningCli;
@@ -73,7 +73,7 @@ describe('relais agent and relais exec as real processes', { timeout: 90_000 }, 
     const killed = await runCli(['kill', token, '--id', requester, '--json'], env);
     assert.equal(killed.code, 0, killed.stderr);
     await agent.waitFor(new RegExp(`command ended \\(.*token=${token}.*killed="?cancelled`), 10_000);
-    for (const pid of pids) assert.ok(ended(pid), `process ${pid} still runs after relais kill`);
+    for (const pid of pids) assert.ok(await endsWithin(pid), `process ${pid} still runs after relais kill`);
   });
 
   it('agent - a config with a bad field exits 2 naming it', async () => {

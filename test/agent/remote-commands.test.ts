@@ -10,7 +10,7 @@ import { waitFor } from '../testkit/index.js';
 
 /** The payload of a progress or final step. */
 const payloadOf = (step: Step): unknown => (step.kind === 'accepted' ? undefined : step.payload);
-import { ended, startAgentKit, tempDir, type AgentKit } from './agent-kit.js';
+import { ended, endsWithin, startAgentKit, tempDir, type AgentKit } from './agent-kit.js';
 
 const SH = { name: 'sh', program: '/bin/sh', args: ['-c', { pattern: '.*' }], moreArgs: { pattern: '.*', max: 4 } };
 const ECHO = { name: 'echo', program: '/bin/echo', args: [{ pattern: '[a-z]+' }] };
@@ -104,7 +104,7 @@ describe('agent remote commands', { timeout: 60_000 }, () => {
     assert.equal(pids.length, 2);
     const ended_ = await commandEnded(token);
     assert.equal(ended_.killed, 'cancelled');
-    for (const pid of pids) assert.ok(ended(pid), `process ${pid} still runs`);
+    for (const pid of pids) assert.ok(await endsWithin(pid), `process ${pid} still runs`);
   });
 
   it('a time-out kills the group, SIGKILL after the grace for what ignores SIGTERM, and the final says so (code 6)', async () => {
@@ -123,7 +123,7 @@ describe('agent remote commands', { timeout: 60_000 }, () => {
       },
     );
     assert.equal(pids.length, 1);
-    assert.ok(ended(pids[0]!), `process ${pids[0]} still runs`);
+    assert.ok(await endsWithin(pids[0]!), `process ${pids[0]} still runs`);
   });
 
   it('output beyond the configured size is cut with a marker; the tail still shows the end', async () => {
