@@ -127,6 +127,8 @@ export class LinkConnection extends EventEmitter<LinkConnectionEvents> {
     this.isUp = true;
     this.lastError = undefined;
     this.schedule.connected();
+    // As the library's own connections (protocol §1.2): a progress then its final must not wait for a delayed ACK. An in-process stream has no such setting.
+    (this.client as unknown as { stream?: { setNoDelay?: (on: boolean) => void } }).stream?.setNoDelay?.(true);
     // A subscription must be in place before `up` listeners publish what its answers need.
     if (this.wanted.size > 0) void this.send('subscribe', [...this.wanted]);
     this.emit('up');
