@@ -15,6 +15,7 @@
  * - Live effect: `onChange` tells whoever holds live connections (the broker, the HTTP API's
  *   event streams and sockets) of each change of the identities or the policy.
  */
+import { parseSiteTopic } from '../protocol/sites.js';
 import { parseTopic } from '../protocol/topics.js';
 import { authenticatorFor, type Authentication, type AuthenticationLimits, type Throttled } from './authenticator.js';
 import { onSecurityChange, type SecurityChange, type SecurityFollower } from './changes.js';
@@ -284,6 +285,16 @@ export class Authorizer {
       const verdict = speaking(principal, parsed.clientId);
       if (!verdict.allow) return { decision: verdict, envelope };
       if (!ids.includes(parsed.clientId)) ids.push(parsed.clientId);
+    }
+    if (site && parseSiteTopic(topic)?.kind === 'clients') {
+      // A roster says whose requests fail at once while the link is down (protocol §13.4): it may list only ids the site may speak for.
+      const listed = (envelope ?? claimedEnvelope(payload))?.payload;
+      const clients = typeof listed === 'object' && listed !== null && Array.isArray((listed as { clients?: unknown }).clients) ? (listed as { clients: unknown[] }).clients : [];
+      for (const id of clients) {
+        if (typeof id !== 'string') continue;
+        const verdict = speaking(principal, id);
+        if (!verdict.allow) return { decision: verdict, envelope };
+      }
     }
     if (parsed.kind === 'presence' && claimsRouterRole(envelope ?? claimedEnvelope(payload)) && !this.hasRole(principal, 'router')) {
       return { decision: { allow: false, rule: 'builtin:router-role (a presence saying role "router" from an identity without that role)' }, envelope };

@@ -40,5 +40,20 @@ for (const identitiesStayLocal of [true, false]) {
       await site.publishAsync('demo/who/notification', notification('poller-2', 'as-poller-2'), { qos: 1 });
       assert.equal(await marker(), 'as-poller-2');
     });
+
+    if (identitiesStayLocal) {
+      it("a site's roster may not list a client of this broker: it would make requests to them fail while the site is down", async () => {
+        const witness = await secure.raw('root');
+        const seen = inbox(witness);
+        await witness.subscribeAsync('relais/sites/poller-1/clients', { qos: 1 });
+        const site = await secure.raw('poller-1');
+        const roster = (clients: string[]) => JSON.stringify({ type: 'notification', source: 'poller-1', destination: '*', payload: { site: 'poller-1', clients } });
+        // One client's messages arrive in order: the second roster comes first if the first was dropped.
+        await site.publishAsync('relais/sites/poller-1/clients', roster(['agent-p1', 'alice']), { qos: 1 });
+        await site.publishAsync('relais/sites/poller-1/clients', roster(['agent-p1']), { qos: 1 });
+        assert.deepEqual(((await seen.next('relais/sites/poller-1/clients')).payload as { clients: string[] }).clients, ['agent-p1']);
+        await secure.logged(/site-claim.*"alice" is an identity of this broker/);
+      });
+    }
   });
 }
