@@ -177,7 +177,7 @@ describe('broker failover', { timeout: SUITE_TIMEOUT }, () => {
     const urls = [await deadUrl(`alice:${PASSWORD}@`), await deadUrl(), await deadUrl()];
     const { logger, lines } = recordingLogger();
     const error = await connect({ id: uniqueId('stranded'), broker: urls.join(','), logger, ...FAST }).then(
-      () => assert.fail('connected to closed ports'),
+      (bus) => bus.close().then(() => assert.fail('connected to closed ports')),
       (failure: unknown) => failure,
     );
     assert.ok(error instanceof NotSentError, String(error));
@@ -193,7 +193,7 @@ describe('broker failover', { timeout: SUITE_TIMEOUT }, () => {
   it('failover - a broker refusing the credentials fails connect() with NotAuthorizedError at once, not hidden behind the next URL', async () => {
     await using secure = await startSecureBroker([]);
     const error = await connect({ id: uniqueId('intruder'), broker: [secure.broker.url!, second.url], username: 'nobody', password: PASSWORD, logger: testLogger, ...FAST }).then(
-      () => assert.fail('connected with credentials the first broker refuses'),
+      (bus) => bus.close().then(() => assert.fail('connected with credentials the first broker refuses')),
       (failure: unknown) => failure,
     );
     assert.ok(error instanceof NotAuthorizedError, String(error));
@@ -204,7 +204,7 @@ describe('broker failover', { timeout: SUITE_TIMEOUT }, () => {
   it('failover - a list holding a bad URL is refused, naming which, without repeating it', async () => {
     for (const broker of [`${second.url},http://eve:${PASSWORD}@host:1`, [second.url, `eve:${PASSWORD}@host:1`], `${second.url},`]) {
       const error = await connect({ id: uniqueId('typo'), broker, logger: testLogger }).then(
-        () => assert.fail(`accepted ${String(broker)}`),
+        (bus) => bus.close().then(() => assert.fail(`accepted ${String(broker)}`)),
         (failure: unknown) => failure,
       );
       assert.ok(error instanceof TypeError, String(error));
