@@ -133,6 +133,14 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
     return this.transport.connected;
   }
 
+  /**
+   * The broker the main connection uses now (or is trying), its password masked: with several
+   * broker URLs, the one the client has moved to (protocol §1.3).
+   */
+  get broker(): string {
+    return this.transport.brokerLabel;
+  }
+
   /** True while a client connected with `startup: 'manual'` has not called `markReady()` (protocol §7.1). */
   get starting(): boolean {
     return this.presence.isStarting;
