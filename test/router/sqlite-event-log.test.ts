@@ -18,11 +18,16 @@ eventLogContract('SQLite file, WAL', {
     paths.set(log, file);
     return log;
   },
-  reopen(log, now) {
-    log.close();
+  async reopen(log, now) {
+    await log.close();
     const file = paths.get(log)!;
     const again = new SqliteEventLog(file, { now });
     paths.set(again, file);
     return again;
+  },
+  openSecond(first, now) {
+    const second = new SqliteEventLog(paths.get(first)!, { now });
+    paths.set(second, paths.get(first)!);
+    return second;
   },
 });
