@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import type { Bus } from '../client/bus.js';
 import type { ReceivedMessage, Registration } from '../client/types.js';
 import { EVENTS_ACTION, EVENTS_CATEGORY, eventsQuerySchema, type BusEvent } from '../protocol/events.js';
-import type { HistoryRow } from '../protocol/history.js';
+import type { HistoryRowInput } from '../protocol/history.js';
 import { REGISTRY_CATEGORIES } from '../protocol/registry.js';
 import { parseTopic } from '../protocol/topics.js';
 import type { EventLog, NewEvent } from './event-log.js';
@@ -82,19 +82,24 @@ export class EventStream {
     }
   };
 
-  /** Requests started and finished, from the rows the recorder stored. */
-  readonly onRows = (rows: readonly HistoryRow[]): void => {
+  /**
+   * Requests started and finished, from the rows the router saw once they are in the store
+   * (`Recorder.watchSeen`), keyed by the row: whichever router stored a row, and even if it died
+   * before storing its event, every router adds it and the store keeps it once.
+   */
+  readonly onRows = (rows: readonly HistoryRowInput[]): void => {
     for (const row of rows) {
       if (row.kind === 'command') {
         if (this.started.size >= MAX_OPEN_REQUESTS) this.started.delete(this.started.keys().next().value!);
         this.started.set(row.token, row.etime);
-        this.add({ type: 'request.started', data: { token: row.token, action: row.action, source: row.source, ...(row.target !== undefined && { target: row.target }) } });
+        this.add({ type: 'request.started', data: { token: row.token, action: row.action, source: row.source, ...(row.target !== undefined && { target: row.target }) }, key: `request.started\n${row.token}\n${row.digest}` });
       } else if (row.kind === 'final' || row.kind === 'error') {
         const start = this.started.get(row.token);
         this.started.delete(row.token);
         this.add({
           type: 'request.finished',
           data: { token: row.token, action: row.action, handler: row.source, requester: row.target, code: row.code ?? (row.kind === 'error' ? 1 : 0), ...(start !== undefined && { durationMs: row.etime - start }) },
+          key: `request.finished\n${row.token}\n${row.digest}`,
         });
       }
     }

@@ -8,7 +8,7 @@
 import type { Bus } from '../client/bus.js';
 import type { HandlerContext, Registration } from '../client/types.js';
 import { NotAuthorizedError, RequestEndedError, ResponseCode, UnknownTokenError } from '../protocol/errors.js';
-import { endsLifecycle, KILL_ACTION, KILL_WAIT_MS, killRequestSchema, parseHistoryQuery, type HistoryRow, type KillOutcome, type KillRequest, type KillResult } from '../protocol/history.js';
+import { endsLifecycle, KILL_ACTION, KILL_WAIT_MS, killRequestSchema, parseHistoryQuery, type HistoryRowInput, type KillOutcome, type KillRequest, type KillResult } from '../protocol/history.js';
 import { cancelMessage } from '../protocol/messages.js';
 import { cancelTopic } from '../protocol/topics.js';
 import type { HistoryStore } from './history-store.js';
@@ -95,7 +95,7 @@ async function kill(bus: Bus, store: HistoryStore, recorder: Recorder, access: H
 }
 
 /** What the first thing seen says: the request's end, its handler's disappearance, or nothing in time. */
-function outcomeOf(seen: HistoryRow | 'gone' | undefined): KillOutcome {
+function outcomeOf(seen: HistoryRowInput | 'gone' | undefined): KillOutcome {
   if (seen === undefined) return 'unconfirmed';
   if (seen === 'gone') return 'handler-gone';
   return seen.code === ResponseCode.CANCELLED ? 'cancelled' : 'finished';
@@ -119,10 +119,11 @@ async function record(recorder: Recorder, result: KillResult, killToken: string)
   });
 }
 
-function waitForEnd(recorder: Recorder, token: string): { promise: Promise<HistoryRow>; stop(): void } {
+/** The end of `token` once in the store, whichever router sharing it stored the row. */
+function waitForEnd(recorder: Recorder, token: string): { promise: Promise<HistoryRowInput>; stop(): void } {
   let stop!: () => void;
-  const promise = new Promise<HistoryRow>((resolve) => {
-    stop = recorder.watch((rows) => {
+  const promise = new Promise<HistoryRowInput>((resolve) => {
+    stop = recorder.watchSeen((rows) => {
       const end = rows.find((row) => row.token === token && endsLifecycle(row));
       if (end) resolve(end);
     });

@@ -37,7 +37,7 @@ export interface RecorderOptions {
 
 
 export type RowListener = (rows: readonly HistoryRow[]) => void;
-/** Rows the router saw on the bus, each once (its own dedupe of redeliveries), as they go to the store: stored by this router or by another sharing the store. */
+/** Rows the router saw on the bus, each once (its own dedupe of redeliveries), once they are in the store: stored by this router or by another sharing it. */
 export type SeenListener = (rows: readonly HistoryRowInput[]) => void;
 /** Rows given up (the store refused them past MAX_UNSTORED waiting), by kind, and when they happened (their etime). */
 export type LossListener = (loss: HistoryGap) => void;
@@ -86,9 +86,9 @@ export class Recorder {
     void this.backlog.retryNow();
     return this.batcher.exclusive(async () => {
       if (this.backlog.size > 0) throw new Error(`the history's store refuses to write (${this.backlog.size} rows wait for it): nothing stored`);
-      this.notifySeen([row]);
       const [stored] = await this.store.append([row]);
       if (stored) this.announce([stored]);
+      this.notifySeen([row]);
       return stored;
     });
   }
@@ -99,7 +99,11 @@ export class Recorder {
     return () => this.listeners.delete(listener);
   }
 
-  /** Called with every batch of rows the router saw (each once), as it goes to the store: what metrics count, whoever stores them. */
+  /**
+   * Called with every batch of rows the router saw (each once), once they are in the store,
+   * whoever stored them: what metrics count, and what a follow or a kill waits for, so that any
+   * router sharing the store answers the same.
+   */
   watchSeen(listener: SeenListener): () => void {
     this.seenListeners.add(listener);
     return () => this.seenListeners.delete(listener);
@@ -142,7 +146,6 @@ export class Recorder {
 
   /** One batch, run by the Batcher one at a time: the store is called in this body, before any `await`. */
   private async storeBatch(batch: HistoryRowInput[]): Promise<void> {
-    this.notifySeen(batch);
     if (!this.backlog.mayTry) return this.giveUp(this.backlog.hold(batch));
     const rows = this.backlog.take(batch);
     if (rows.length === 0) return;
@@ -158,6 +161,7 @@ export class Recorder {
     // As loud as the refusal it ends: an operator who saw one sees the other.
     if (refusedMs !== undefined) this.options.logger.warn({ rows: rows.length, refusedMs }, 'history: the store works again; the rows that waited for it are stored');
     this.announce(stored);
+    this.notifySeen(rows);
     if (this.loss) {
       const loss = this.loss;
       this.loss = undefined;

@@ -147,7 +147,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   // What the router saw, not only what it stored first: routers sharing a store answer the same figures.
   recorder.watchSeen(metrics.onRows);
   const events = new EventStream(eventLog, { maxDataBytes, logger });
-  recorder.watch(events.onRows);
+  recorder.watchSeen(events.onRows);
   const routerId = options.id ?? ROUTER_DEFAULTS.id;
   const feed = new BrokerFeed({ id: routerId, recorder, events, historyStore, logger });
   let bus: Bus | undefined;
