@@ -16,7 +16,7 @@ import { startEmbeddedBroker, type EmbeddedBroker } from '../../src/broker/index
 import { connect, type Bus, type BusEvent, type EventsPage, type HistoryPage } from '../../src/index.js';
 import type { HistoryRowInput } from '../../src/protocol/history.js';
 import { startRouter, type Router } from '../../src/router/index.js';
-import { testLogger, within } from '../testkit/index.js';
+import { recordingLogger, testLogger, within } from '../testkit/index.js';
 
 const ROUTER_PROCESS = fileURLToPath(new URL('./router-process.ts', import.meta.url));
 const ACTION = 'shared/echo';
@@ -208,5 +208,19 @@ describe('two routers on one store', { timeout: 180_000 }, () => {
     await assertEachRowOnce(client, 'relais-router-2', tokens);
     const events = await allEvents(client, 'relais-router-2');
     assertEventsOnce(events, tokens);
+  });
+});
+
+describe('a shared store URL', () => {
+  it('shared - a store that cannot be opened stops the router with an error naming its URL with the password masked', async () => {
+    const logs = recordingLogger();
+    const url = 'postgres://relais:s3cr%40et@127.0.0.1:1/relais';
+    const failed = await startRouter({ id: 'relais-router-nowhere', broker: 'mqtt://127.0.0.1:1', store: url, logger: logs.logger }).then(
+      () => assert.fail('the router started'),
+      (error: Error) => error,
+    );
+    assert.match(failed.message, /postgres:\/\/relais:\*\*\*@127\.0\.0\.1:1\/relais/);
+    assert.doesNotMatch(`${failed.message}\n${logs.lines.join('\n')}`, /s3cr/);
+    await assert.rejects(startRouter({ broker: 'mqtt://127.0.0.1:1', store: 'mysql://u:s3cret@host/db', logger: logs.logger }), (error: Error) => /not a postgres:\/\/ URL/.test(error.message) && !error.message.includes('s3cret'));
   });
 });
