@@ -78,7 +78,8 @@ export interface RouterResult {
 export async function runRouter(config: RouterConfig): Promise<RouterResult> {
   const quiet = await waitForQuiet(30_000);
   log(`router: the store alone (machine ${(quiet.busy * 100).toFixed(0)}% of a core busy after ${(quiet.waitedMs / 1000).toFixed(1)} s of waiting for quiet)`);
-  const store = config.storeBatches.map((batch) => measureStore(batch, config.storeMs));
+  const store: StoreRun[] = [];
+  for (const batch of config.storeBatches) store.push(await measureStore(batch, config.storeMs));
   log(`router: through the bus, relais start with and without its router${config.mosquitto ? ', Mosquitto with a router process and without' : ''}`);
   const peers = await runPeers({ ...config.peers, contenders: routerContenders(config.mosquitto) });
   const checks: HistoryCheck[] = [];
@@ -128,8 +129,8 @@ function messagePool(): ReceivedMessage[] {
 }
 
 /** Rows per second into a fresh file, `batch` rows per transaction, for `durationMs`: appended alone, and made by rowOf then appended. */
-function measureStore(batch: number, durationMs: number): StoreRun {
-  const timed = (withRowOf: boolean): number => {
+async function measureStore(batch: number, durationMs: number): Promise<StoreRun> {
+  const timed = async (withRowOf: boolean): Promise<number> => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-bench-store-'));
     const store = new SqliteHistoryStore(path.join(dir, 'history.db'));
     try {
@@ -140,18 +141,18 @@ function measureStore(batch: number, durationMs: number): StoreRun {
       const start = performance.now();
       while (performance.now() - start < durationMs && next + batch <= pool.length) {
         const slice = withRowOf ? pool.slice(next, next + batch).map((message) => rowOf(message, MAX_DATA_BYTES)!) : rows.slice(next, next + batch);
-        stored += store.append(slice).length;
+        stored += (await store.append(slice)).length;
         next += batch;
       }
       const elapsed = performance.now() - start;
       if (stored !== next) throw new Error(`store alone: ${next} rows appended, ${stored} stored`);
       return (stored / elapsed) * 1000;
     } finally {
-      store.close();
+      await store.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   };
-  const run = { batch, appendRowsPerSec: timed(false), recorderRowsPerSec: timed(true) };
+  const run = { batch, appendRowsPerSec: await timed(false), recorderRowsPerSec: await timed(true) };
   log(`router: store alone, batch ${batch}: ${rate(run.appendRowsPerSec)} rows/s appended, ${rate(run.recorderRowsPerSec)} with rowOf`);
   return run;
 }

@@ -120,7 +120,7 @@ export async function runSites(config: SitesConfig): Promise<SitesResult> {
   const template = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-bench-sites-rows-'));
   try {
     const written = performance.now();
-    const lastId = writeRows(path.join(template, 'history.db'), config.syncRows);
+    const lastId = await writeRows(path.join(template, 'history.db'), config.syncRows);
     log(`sites: ${config.syncRows.toLocaleString('en-US')} rows written into a site history in ${((performance.now() - written) / 1000).toFixed(1)} s`);
     for (const wan of config.wan ? [undefined, WAN] : [undefined]) {
       const quiet = await waitForQuiet(5000);
@@ -140,7 +140,7 @@ export async function runSites(config: SitesConfig): Promise<SitesResult> {
 }
 
 /** Rows as the recorder makes them from the traffic of a few agents: commands and their finals, several actions and clients. */
-function writeRows(file: string, count: number): number {
+async function writeRows(file: string, count: number): Promise<number> {
   const actions = ['system/exec', 'system/file/put', 'poller/check/host', 'poller/check/service', ACTION];
   const store = new SqliteHistoryStore(file);
   try {
@@ -162,13 +162,13 @@ function writeRows(file: string, count: number): number {
         ];
         for (const message of messages.slice(0, count - n * 2)) batch.push(rowOf(message, MAX_DATA_BYTES)!);
       }
-      const stored = store.append(batch);
+      const stored = await store.append(batch);
       last = stored[stored.length - 1]?.id ?? last;
       if (stored.length !== batch.length) throw new Error(`site rows: ${batch.length} appended, ${stored.length} stored`);
     }
     return last;
   } finally {
-    store.close();
+    await store.close();
   }
 }
 

@@ -5,11 +5,14 @@ import type { HistoryRetention } from '../router/history-store.js';
 import { KILL_BY, type KillBy } from '../router/kill-service.js';
 import { startRouter, ROUTER_DEFAULTS, type Router } from '../router/router.js';
 import { checkSiteName } from '../protocol/sites.js';
-import { addConnectionOptions, cliLogger, connectionOptions, fail, EXIT, onInterrupt, type GlobalOptions } from './common.js';
+import { redactStoreUrl } from '../router/shared-stores.js';
+import { addConnectionOptions, cliLogger, connectionOptions, fail, EXIT, onInterrupt, printable, type GlobalOptions } from './common.js';
 
 export interface RouterSettingsOptions {
   dataDir: string;
   database?: string;
+  /** `--store postgres://…`: the history and events in a database several routers share. */
+  store?: string;
   maxData: string;
   keepDays: string;
   keepRows: string;
@@ -29,6 +32,11 @@ interface RouterCommandOptions extends GlobalOptions, RouterSettingsOptions {
 export function routerOptions(command: Command): Command {
   return command
     .option('--database <file>', 'history SQLite file (default: <data-dir>/history.db)')
+    .addOption(
+      new Option('--store <url>', 'keep the history and events in PostgreSQL (postgres://user@host/db, or ?host=/socket/dir) instead of SQLite: routers on several nodes share it, each under its own --id').env(
+        'RELAIS_STORE',
+      ),
+    )
     .option('--max-data <bytes>', 'payload JSON kept per history row; longer ones are cut and flagged truncated', String(ROUTER_DEFAULTS.maxDataBytes))
     .option('--keep-days <days>', 'history retention by age', String(ROUTER_DEFAULTS.retention.maxAgeMs / 86_400_000))
     .option('--keep-rows <rows>', 'history retention by row count', String(ROUTER_DEFAULTS.retention.maxRows))
@@ -38,9 +46,10 @@ export function routerOptions(command: Command): Command {
     .option('--site-sync-timeout <ms>', "how long one pull of a site's history may hold that site's lock; the next one goes on from where it stopped", String(ROUTER_DEFAULTS.siteSyncTimeoutMs));
 }
 
-/** What the command line sets of the router's options: its stores are SQLite ones, in `database`. */
+/** What the command line sets of the router's options: its stores are SQLite ones in `database`, or those at `store`. */
 export interface RouterSettings {
   database: string;
+  store?: string;
   maxDataBytes: number;
   retention: HistoryRetention;
   admins: string[];
@@ -59,6 +68,7 @@ export function routerSettings(options: RouterSettingsOptions, secured = true): 
   };
   return {
     database: options.database ?? path.join(options.dataDir, 'history.db'),
+    ...(options.store !== undefined && { store: storeOption(options.store, options.database) }),
     maxDataBytes: Math.floor(positive(options.maxData, '--max-data')),
     retention: { maxAgeMs: positive(options.keepDays, '--keep-days') * 86_400_000, maxRows: Math.floor(positive(options.keepRows, '--keep-rows')) },
     admins: options.admin ?? [],
@@ -67,6 +77,17 @@ export function routerSettings(options: RouterSettingsOptions, secured = true): 
     siteSyncIntervalMs: wholeMs(options.siteSyncInterval, '--site-sync-interval'),
     siteSyncTimeoutMs: wholeMs(options.siteSyncTimeout, '--site-sync-timeout'),
   };
+}
+
+/** Where the router says it records: the store URL redacted (it may hold a password), or the SQLite file. */
+export function recordingTo(settings: Pick<RouterSettings, 'database' | 'store'>): string {
+  return settings.store !== undefined ? redactStoreUrl(settings.store) : settings.database;
+}
+
+function storeOption(given: string, database: string | undefined): string {
+  if (database !== undefined) fail(EXIT.USAGE, '--store and --database: one or the other (--store keeps both the history and the events in the database it names)');
+  if (!/^postgres(ql)?:\/\//i.test(given)) fail(EXIT.USAGE, `--store: ${printable(redactStoreUrl(given))}: the URL must start with postgres:// or postgresql://`);
+  return given;
 }
 
 function siteOption(given: string | undefined): string {
@@ -121,6 +142,6 @@ export function routerCommand(): Command {
         await router.close();
         process.exit(EXIT.OK);
       });
-      process.stdout.write(`relais: router recording the history to ${settings.database}; Ctrl-C stops\n`);
+      process.stdout.write(`relais: router recording the history to ${recordingTo(settings)}; Ctrl-C stops\n`);
     });
 }

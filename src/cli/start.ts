@@ -6,7 +6,7 @@ import { startBrokerService } from '../broker/broker-service.js';
 import { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, BROKER_LIMITS, isLoopbackHost, type EmbeddedBrokerOptions } from '../index.js';
 import { startRouterThread, type RouterThread } from '../router/thread.js';
 import { fail, EXIT, onInterrupt, readFileOption } from './common.js';
-import { routerOptions, routerSettings, type RouterSettingsOptions } from './router.js';
+import { recordingTo, routerOptions, routerSettings, type RouterSettingsOptions } from './router.js';
 import { applyStartConfig, ConfigError, readStartConfig } from './start-config.js';
 import { securityFromFlags } from './start-security.js';
 import { isCentral, linkPeersOf, openLinks, planSites, siteOptions, type SiteFlags } from './start-sites.js';
@@ -140,7 +140,7 @@ export function startCommand(): Command {
             await broker.close();
             fail(EXIT.ERROR, `the router did not start: ${(error as Error).message} (--no-router runs the broker alone)`);
           }
-          process.stdout.write(`relais: router recording the request history to ${settings.database}\n`);
+          process.stdout.write(`relais: router recording the request history to ${recordingTo(settings)}\n`);
         }
         if (webPort !== undefined) {
           try {

@@ -210,6 +210,6 @@ export function parseHistoryQuery(input: unknown): ResolvedHistoryQuery {
 }
 
 /** A row that ends a request's lifecycle: following a token stops after it. */
-export function endsLifecycle(row: HistoryRow): boolean {
+export function endsLifecycle(row: Pick<HistoryRow, 'kind'>): boolean {
   return row.kind === 'final' || row.kind === 'error' || row.kind === 'put';
 }

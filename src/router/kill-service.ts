@@ -8,7 +8,7 @@
 import type { Bus } from '../client/bus.js';
 import type { HandlerContext, Registration } from '../client/types.js';
 import { NotAuthorizedError, RequestEndedError, ResponseCode, UnknownTokenError } from '../protocol/errors.js';
-import { endsLifecycle, KILL_ACTION, KILL_WAIT_MS, killRequestSchema, parseHistoryQuery, type HistoryRow, type KillOutcome, type KillRequest, type KillResult } from '../protocol/history.js';
+import { endsLifecycle, KILL_ACTION, KILL_WAIT_MS, killRequestSchema, parseHistoryQuery, type HistoryRowInput, type KillOutcome, type KillRequest, type KillResult } from '../protocol/history.js';
 import { cancelMessage } from '../protocol/messages.js';
 import { cancelTopic } from '../protocol/topics.js';
 import type { HistoryStore } from './history-store.js';
@@ -44,7 +44,7 @@ async function kill(bus: Bus, store: HistoryStore, recorder: Recorder, access: H
   // Watched before reading: an end committed meanwhile is seen either way.
   const ending = waitForEnd(recorder, input.token);
   try {
-    const rows = store.query(parseHistoryQuery({ token: input.token, limit: 10_000 })).rows;
+    const rows = (await store.query(parseHistoryQuery({ token: input.token, limit: 10_000 }))).rows;
     const command = rows.find((row) => row.kind === 'command');
     if (!command) throw new UnknownTokenError(`token ${input.token} is not in the history: nothing to kill`, { details: { token: input.token } });
     const ended = rows.find(endsLifecycle);
@@ -84,7 +84,7 @@ async function kill(bus: Bus, store: HistoryStore, recorder: Recorder, access: H
         waitedMs: Date.now() - started,
         ...(seen && seen !== 'gone' && seen.code !== undefined && { code: seen.code }),
       };
-      record(recorder, result, ctx.token);
+      await record(recorder, result, ctx.token);
       return result;
     } finally {
       gone?.stop();
@@ -95,16 +95,16 @@ async function kill(bus: Bus, store: HistoryStore, recorder: Recorder, access: H
 }
 
 /** What the first thing seen says: the request's end, its handler's disappearance, or nothing in time. */
-function outcomeOf(seen: HistoryRow | 'gone' | undefined): KillOutcome {
+function outcomeOf(seen: HistoryRowInput | 'gone' | undefined): KillOutcome {
   if (seen === undefined) return 'unconfirmed';
   if (seen === 'gone') return 'handler-gone';
   return seen.code === ResponseCode.CANCELLED ? 'cancelled' : 'finished';
 }
 
 /** The outcome on the killed token's timeline (protocol §11.1, kind `kill`): who killed it, and what happened. */
-function record(recorder: Recorder, result: KillResult, killToken: string): void {
+async function record(recorder: Recorder, result: KillResult, killToken: string): Promise<void> {
   const data = JSON.stringify({ outcome: result.outcome, by: result.by, waitedMs: result.waitedMs });
-  recorder.storeNow({
+  await recorder.storeNow({
     token: result.token,
     kind: 'kill',
     action: result.action,
@@ -119,10 +119,11 @@ function record(recorder: Recorder, result: KillResult, killToken: string): void
   });
 }
 
-function waitForEnd(recorder: Recorder, token: string): { promise: Promise<HistoryRow>; stop(): void } {
+/** The end of `token` once in the store, whichever router sharing it stored the row. */
+function waitForEnd(recorder: Recorder, token: string): { promise: Promise<HistoryRowInput>; stop(): void } {
   let stop!: () => void;
-  const promise = new Promise<HistoryRow>((resolve) => {
-    stop = recorder.watch((rows) => {
+  const promise = new Promise<HistoryRowInput>((resolve) => {
+    stop = recorder.watchSeen((rows) => {
       const end = rows.find((row) => row.token === token && endsLifecycle(row));
       if (end) resolve(end);
     });

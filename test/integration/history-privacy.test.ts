@@ -84,7 +84,7 @@ describe('history privacy with security on', { timeout: 90_000 }, () => {
   async function echoAs(name: Name, payload: unknown): Promise<string> {
     let token = '';
     for await (const step of bus(name).call('demo/echo', payload)) token = step.token;
-    await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'final'));
+    await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'final'));
     return token;
   }
 
@@ -161,7 +161,7 @@ describe('history privacy with security on', { timeout: 90_000 }, () => {
     const done = (async () => {
       for await (const _step of steps);
     })();
-    await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'progress'));
+    await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'progress'));
     return { token, done };
   }
 
@@ -173,10 +173,10 @@ describe('history privacy with security on', { timeout: 90_000 }, () => {
   }
 
   /** The request ended with the handler's final, and nobody's put is stored on it. */
-  function assertTrueEnd(rows: HistoryRow[], token: string): void {
+  async function assertTrueEnd(rows: HistoryRow[], token: string): Promise<void> {
     const end = rows.at(-1)!;
     assert.deepEqual([end.kind, end.source, end.code], ['final', 'svc', 0], `follow ended on ${JSON.stringify(end)}`);
-    assert.deepEqual(rowsOf(router, token).filter((row) => row.kind === 'put'), [], `a forged put was stored on ${token}`);
+    assert.deepEqual((await rowsOf(router, token)).filter((row) => row.kind === 'put'), [], `a forged put was stored on ${token}`);
   }
 
   it("puts - a put on alice's predicted next token does not end her request: tokens are random, follow ends on the true final", async () => {
@@ -189,7 +189,7 @@ describe('history privacy with security on', { timeout: 90_000 }, () => {
     const following = followAs('alice', token);
     release(token);
     await done;
-    assertTrueEnd(await following, token);
+    await assertTrueEnd(await following, token);
     assert.match(token, /^[A-Za-z0-9_-]{16}$/, '96 random bits');
   });
 
@@ -206,26 +206,26 @@ describe('history privacy with security on', { timeout: 90_000 }, () => {
     const following = followAs('alice', token);
     release(token);
     await done;
-    assertTrueEnd(await following, token);
+    await assertTrueEnd(await following, token);
   });
 
   it('puts - over HTTP, the API acts for its caller: bob cannot put on the request alice sent through it; her own put and command name her, not the API', async () => {
     const sent = await http('POST', `${base}/api/actions/demo/hold`, { body: {}, headers: bearer('alice') });
     assert.equal(sent.status, 202, sent.text);
     const token = sent.body.token as string;
-    await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'progress'));
+    await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'progress'));
     const forged = await http('POST', `${base}/api/actions/relais/history/put`, { body: { token, code: 2, data: { forged: 'http' } }, headers: bearer('bob') });
     assert.equal(forged.status, 202, forged.text);
     // alice's own put through the API, sent after bob's: once it is stored, bob's has been judged.
     const note = `note-${token}`;
     const own = await http('POST', `${base}/api/actions/relais/history/put`, { body: { token: note, action: 'demo/note', code: 0, data: { by: 'alice' } }, headers: bearer('alice') });
     assert.equal(own.status, 202, own.text);
-    await untilRecorded(router, () => rowsOf(router, note).length > 0);
+    await untilRecorded(router, async () => (await rowsOf(router, note)).length > 0);
     const following = followAs('root', token);
     release(token);
-    assertTrueEnd(await following, token);
-    assert.deepEqual([rowsOf(router, note)[0]!.source, rowsOf(router, note)[0]!.via], ['alice', 'relais-web']);
-    assert.equal(rowsOf(router, token).find((row) => row.kind === 'command')!.source, 'alice');
+    await assertTrueEnd(await following, token);
+    assert.deepEqual([(await rowsOf(router, note))[0]!.source, (await rowsOf(router, note))[0]!.via], ['alice', 'relais-web']);
+    assert.equal((await rowsOf(router, token)).find((row) => row.kind === 'command')!.source, 'alice');
     assert.ok((await get('alice', { token })).rows.length >= 2);
     assert.equal((await http('GET', `${base}/api/history/${token}`, { headers: bearer('bob') })).status, 404);
   });
@@ -234,26 +234,26 @@ describe('history privacy with security on', { timeout: 90_000 }, () => {
     const sent = await http('POST', `${base}/api/actions/demo/hold`, { body: {}, headers: bearer('alice') });
     assert.equal(sent.status, 202, sent.text);
     const token = sent.body.token as string;
-    await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'progress'));
-    const command = rowsOf(router, token).find((row) => row.kind === 'command')!;
+    await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'progress'));
+    const command = (await rowsOf(router, token)).find((row) => row.kind === 'command')!;
     assert.deepEqual([command.source, command.via], ['alice', 'relais-web']);
     const killed = await http('POST', `${base}/api/kill/${token}`, { headers: bearer('alice') });
     assert.equal(killed.status, 200, killed.text);
     assert.deepEqual([killed.body.requester, killed.body.by, killed.body.killed, killed.body.outcome], ['alice', 'alice', true, 'cancelled']);
-    await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'error'));
-    const end = rowsOf(router, token).find((row) => row.kind === 'error')!;
+    await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'error'));
+    const end = (await rowsOf(router, token)).find((row) => row.kind === 'error')!;
     assert.deepEqual([end.source, end.code], ['svc', 5], 'the handler was aborted');
   });
 
   it("kill - another client identity cannot kill alice's request, over HTTP (403) or MQTT (code 4); an admin (requests:kill-any) can", async () => {
     const sent = await http('POST', `${base}/api/actions/demo/hold`, { body: {}, headers: bearer('alice') });
     const token = sent.body.token as string;
-    await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'progress'));
+    await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'progress'));
     const overHttp = await http('POST', `${base}/api/kill/${token}`, { headers: bearer('bob') });
     assert.equal(overHttp.status, 403, overHttp.text);
     assert.match(overHttp.body.error.message, /only its identity or an administrator may kill it/);
     await assert.rejects(bus('bob').request('relais/requests/kill', { token }), NotAuthorizedError);
-    assert.ok(!rowsOf(router, token).some((row) => row.kind === 'cancel'), 'no cancel was sent for bob');
+    assert.ok(!(await rowsOf(router, token)).some((row) => row.kind === 'cancel'), 'no cancel was sent for bob');
     const byAdmin = await http('POST', `${base}/api/kill/${token}`, { headers: bearer('root') });
     assert.equal(byAdmin.status, 200, byAdmin.text);
     assert.deepEqual([byAdmin.body.by, byAdmin.body.killed], ['root', true]);
@@ -310,8 +310,8 @@ describe('history privacy with security on', { timeout: 90_000 }, () => {
     try {
       const token = `deep-${Date.now()}`;
       await raw.publishAsync('demo/deep/request/svc', `{"v":1,"type":"command","source":"dora","destination":"svc","token":"${token}","payload":${deep}}`, { qos: 1 });
-      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'command'));
-      const command = rowsOf(router, token).find((row) => row.kind === 'command')!;
+      await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'command'));
+      const command = (await rowsOf(router, token)).find((row) => row.kind === 'command')!;
       assert.equal(command.raw, true);
       assert.equal(command.truncated, true);
       assert.ok(command.data.startsWith('{"v":1,"type":"command","source":"dora"'), command.data.slice(0, 80));

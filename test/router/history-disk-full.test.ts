@@ -27,9 +27,9 @@ const command = (token: string) => JSON.stringify({ type: 'command', source: 'di
 const note = (seq: number) => JSON.stringify({ type: 'notification', source: 'disk-peer', destination: '*', payload: { seq } });
 
 /** Polls `check` every 50 ms until it returns something, for at most `timeout` ms. */
-async function eventually<T>(check: () => T | undefined, timeout: number, what: string): Promise<T> {
+async function eventually<T>(check: () => T | undefined | Promise<T | undefined>, timeout: number, what: string): Promise<T> {
   for (const giveUp = Date.now() + timeout; ; ) {
-    const found = check();
+    const found = await check();
     if (found !== undefined) return found;
     if (Date.now() > giveUp) throw new Error(`not within ${timeout} ms: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -107,14 +107,14 @@ describe('the history and the event stream on a full disk', { timeout: SUITE_TIM
       await eventually(() => (router.recorder.waiting === 200 ? true : undefined), 30_000, 'the 200 commands waiting in the router');
       assert.ok(log.lines.some((line) => /history: rows could not be stored/.test(line)), 'the router says the store refused rows');
       assert.ok(log.lines.some((line) => /events could not be stored/.test(line)), 'the router says the store refused events');
-      assert.equal(router.historyStore.query(parseHistoryQuery({ action: 'disk/full', limit: 1000 })).rows.length, 0, 'none stored while the disk is full');
+      assert.equal((await router.historyStore.query(parseHistoryQuery({ action: 'disk/full', limit: 1000 }))).rows.length, 0, 'none stored while the disk is full');
       // A put cannot jump the queue: refused while rows wait, with the reason.
       await assert.rejects(reader.request('relais/history/put', { token: 'put-while-full', action: 'disk/put', data: 1 }, { target: router.bus.id, timeout: 30_000 }), /the history's store refuses to write \(200 rows wait for it\)/);
       disk.free();
       // Nothing more is published: the router's own retry stores them.
       const rows = await eventually(
-        () => {
-          const page = router.historyStore.query(parseHistoryQuery({ action: 'disk/full', limit: 1000 }));
+        async () => {
+          const page = await router.historyStore.query(parseHistoryQuery({ action: 'disk/full', limit: 1000 }));
           return page.rows.length === 200 ? page.rows : undefined;
         },
         30_000,
@@ -131,7 +131,7 @@ describe('the history and the event stream on a full disk', { timeout: SUITE_TIM
       assert.equal(router.recorder.failed, 0);
       // Once stored, a put comes after them.
       await reader.request('relais/history/put', { token: 'put-after', action: 'disk/put', data: 2 }, { target: router.bus.id, timeout: 30_000 });
-      const put = router.historyStore.query(parseHistoryQuery({ token: 'put-after', limit: 1 })).rows[0]!;
+      const put = (await router.historyStore.query(parseHistoryQuery({ token: 'put-after', limit: 1 }))).rows[0]!;
       assert.ok(rows.every((row) => row.id < put.id), 'the put after the rows that waited');
     } finally {
       await router.close();
@@ -147,7 +147,7 @@ describe('the history and the event stream on a full disk', { timeout: SUITE_TIM
       await eventually(() => (router.recorder.waiting >= 100 ? true : undefined), 30_000, 'the 100 commands waiting in the router');
       assert.ok(broker.routerJournal!.counts().kept >= 100, 'the journal keeps them meanwhile');
       disk.free();
-      await eventually(() => (router.historyStore.query(parseHistoryQuery({ action: 'disk/journal', limit: 1000 })).rows.length === 100 ? true : undefined), 30_000, 'the 100 commands in the history');
+      await eventually(async () => ((await router.historyStore.query(parseHistoryQuery({ action: 'disk/journal', limit: 1000 }))).rows.length === 100 ? true : undefined), 30_000, 'the 100 commands in the history');
       await eventually(() => (broker.routerJournal!.counts().kept === 0 ? true : undefined), 30_000, 'the journal told the rows are stored');
     } finally {
       await router.close();
@@ -166,7 +166,7 @@ describe('the history and the event stream on a full disk', { timeout: SUITE_TIM
       assert.ok(log.lines.some((line) => /history: rows could not be stored and 10000 already wait: the newest are given up/.test(line)), 'the router says it gave rows up');
       disk.free();
       const stored = await eventually(
-        () => (router.historyStore.count() === MAX_UNSTORED ? router.historyStore.query(parseHistoryQuery({ action: 'disk/bound', limit: MAX_UNSTORED })).rows : undefined),
+        async () => ((await router.historyStore.count()) === MAX_UNSTORED ? (await router.historyStore.query(parseHistoryQuery({ action: 'disk/bound', limit: MAX_UNSTORED }))).rows : undefined),
         60_000,
         `${MAX_UNSTORED} rows stored`,
       );

@@ -14,25 +14,28 @@ import { startRouter, type MetricsSnapshot, type Router } from '../../src/router
 import { parseHistoryQuery, type KillResult } from '../../src/protocol/history.js';
 import { setup, SUITE_TIMEOUT, testLogger, uniqueId, type BrokerKind, type Kit } from '../testkit/index.js';
 
-/** Resolves when `check()` holds, checking after each batch the router stores; rejects after `timeout`. */
-export function untilRecorded(router: Router, check: () => boolean, timeout = 5000): Promise<void> {
-  if (check()) return Promise.resolve();
+/** Resolves when `check()` holds, checking now and after each batch the router stores; rejects after `timeout`. */
+export function untilRecorded(router: Router, check: () => boolean | Promise<boolean>, timeout = 5000): Promise<void> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      stop();
-      reject(new Error(`not recorded within ${timeout} ms`));
-    }, timeout);
-    const stop = router.recorder.watch(() => {
-      if (!check()) return;
+    let done = false;
+    const finish = (error?: unknown) => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
       stop();
-      resolve();
-    });
+      if (error) reject(error as Error);
+      else resolve();
+    };
+    const attempt = () => void Promise.resolve(check()).then((holds) => holds && finish(), finish);
+    const timer = setTimeout(() => finish(new Error(`not recorded within ${timeout} ms`)), timeout);
+    // Watched before the first check: a batch stored while it reads is checked again.
+    const stop = router.recorder.watch(attempt);
+    attempt();
   });
 }
 
-export function rowsOf(router: Router, token: string): HistoryRow[] {
-  return router.historyStore.query(parseHistoryQuery({ token, limit: 10_000 })).rows;
+export async function rowsOf(router: Router, token: string): Promise<HistoryRow[]> {
+  return (await router.historyStore.query(parseHistoryQuery({ token, limit: 10_000 }))).rows;
 }
 
 export function routerContract(kind: BrokerKind, options: { skip: string | false }): void {
@@ -74,8 +77,8 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
     it('router - records a request lifecycle: command, accepted, progress, final, with who sent what to whom', async () => {
       let token = '';
       for await (const step of client.call('test/steps', { wait: 20 })) token = step.token;
-      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'final'));
-      const rows = rowsOf(router, token);
+      await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'final'));
+      const rows = await rowsOf(router, token);
       // Its progress left in the command's turn and stands for the acknowledgement (protocol §4.7).
       assert.deepEqual(rows.map((row) => row.kind).sort(), ['command', 'final', 'progress']);
       const command = rows.find((row) => row.kind === 'command')!;
@@ -93,8 +96,8 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
     it('router - an error answer is recorded as an error row with its code and message', async () => {
       const token = uniqueId('tok');
       await assert.rejects(client.request('test/steps', { fail: true }, { token }), RemoteError);
-      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'error'));
-      const error = rowsOf(router, token).find((row) => row.kind === 'error')!;
+      await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'error'));
+      const error = (await rowsOf(router, token)).find((row) => row.kind === 'error')!;
       assert.equal(error.code, 1);
       assert.match(error.data, /it failed on purpose/);
     });
@@ -102,7 +105,7 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
     it('router - get answers over the bus with filters ANDed; a bad query gets code 2 naming the field, and recording goes on', async () => {
       const token = uniqueId('tok');
       await client.request('test/steps', {}, { token });
-      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'final'));
+      await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'final'));
       const page = (await client.request('relais/history/get', { token, kind: 'final', source: handler.id })) as HistoryPage;
       assert.equal(page.rows.length, 1);
       assert.equal(page.rows[0]!.token, token);
@@ -112,14 +115,14 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
       await assert.rejects(client.request('relais/history/get', { limit: 'all' }), /limit/);
       const after = uniqueId('tok');
       await client.request('test/steps', {}, { token: after });
-      await untilRecorded(router, () => rowsOf(router, after).some((row) => row.kind === 'final'));
+      await untilRecorded(router, async () => (await rowsOf(router, after)).some((row) => row.kind === 'final'));
     });
 
     it('router - a payload over the cap is stored cut and flagged truncated, with its real size', async () => {
       const token = uniqueId('tok');
       await client.request('test/steps', { blob: 'x'.repeat(5000) }, { token });
-      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'command'));
-      const command = rowsOf(router, token).find((row) => row.kind === 'command')!;
+      await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'command'));
+      const command = (await rowsOf(router, token)).find((row) => row.kind === 'command')!;
       assert.equal(command.truncated, true);
       assert.ok(command.size > 5000);
       assert.ok(Buffer.byteLength(command.data) <= 1024);
@@ -146,12 +149,12 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
       const token = uniqueId('tok');
       const running = client.request('test/steps', { wait: 300 }, { token });
       // Start following once the command and the progress are stored, while the handler still works.
-      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'progress'));
+      await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'progress'));
       const watcher = await kit.connect(uniqueId('watcher'));
       const seen: HistoryRow[] = [];
       for await (const row of watcher.follow(token, { timeout: 5000 })) seen.push(row);
       await running;
-      assert.deepEqual(seen.map((row) => row.id), rowsOf(router, token).map((row) => row.id));
+      assert.deepEqual(seen.map((row) => row.id), (await rowsOf(router, token)).map((row) => row.id));
       assert.equal(seen.at(-1)!.kind, 'final');
       assert.equal(new Set(seen.map((row) => row.id)).size, seen.length);
     });
@@ -181,19 +184,19 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
       const token = uniqueId('long');
       const running = client.request('test/long', {}, { token, timeout: 10_000 });
       running.catch(() => {});
-      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'accepted'));
+      await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'accepted'));
       const stranger = await kit.connect(uniqueId('stranger'));
       await assert.rejects(stranger.request('relais/requests/kill', { token }), (error: RemoteError) => error.code === new NotAuthorizedError('').code);
       const result = (await client.request('relais/requests/kill', { token, reason: 'no longer needed' })) as KillResult;
       assert.deepEqual([result.killed, result.outcome, result.code, result.handler, result.by], [true, 'cancelled', 5, handler.id, client.id]);
       assert.match(await aborted!, /no longer needed/);
       await assert.rejects(running, (error: Error) => error instanceof CancelledError && /no longer needed/.test(error.message));
-      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'error'));
-      const cancel = rowsOf(router, token).find((row) => row.kind === 'cancel')!;
+      await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'error'));
+      const cancel = (await rowsOf(router, token)).find((row) => row.kind === 'cancel')!;
       assert.equal(cancel.source, router.bus.id);
       assert.equal(JSON.parse(cancel.data).by, client.id);
-      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'kill'));
-      const outcome = rowsOf(router, token).find((row) => row.kind === 'kill')!;
+      await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'kill'));
+      const outcome = (await rowsOf(router, token)).find((row) => row.kind === 'kill')!;
       assert.deepEqual([outcome.source, outcome.code, JSON.parse(outcome.data).outcome], [client.id, 5, 'cancelled']);
       await assert.rejects(client.request('relais/requests/kill', { token }), /already ended/);
     });
@@ -205,16 +208,16 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
       await client.waitForHandler('test/stubborn', { timeout: 5000 });
       const token = uniqueId('stubborn');
       const running = client.request('test/stubborn', {}, { token, timeout: 20_000 });
-      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'accepted'));
+      await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'accepted'));
       const unconfirmed = (await client.request('relais/requests/kill', { token, wait: 300 })) as KillResult;
       assert.deepEqual([unconfirmed.killed, unconfirmed.outcome, unconfirmed.handler], [false, 'unconfirmed', stubborn.id]);
       assert.ok(unconfirmed.waitedMs >= 300, `waited ${unconfirmed.waitedMs} ms`);
-      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'kill'));
-      const recorded = rowsOf(router, token).find((row) => row.kind === 'kill')!;
+      await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'kill'));
+      const recorded = (await rowsOf(router, token)).find((row) => row.kind === 'kill')!;
       assert.deepEqual([recorded.code, JSON.parse(recorded.data).outcome], [undefined, 'unconfirmed']);
       // Killed again, it finishes meanwhile: the kill says it ended on its own, with its code.
       const second = client.request('relais/requests/kill', { token, wait: 10_000 }) as Promise<KillResult>;
-      await untilRecorded(router, () => rowsOf(router, token).filter((row) => row.kind === 'cancel').length === 2);
+      await untilRecorded(router, async () => (await rowsOf(router, token)).filter((row) => row.kind === 'cancel').length === 2);
       release();
       assert.equal(await running, 'done anyway');
       const finished = await second;
@@ -230,7 +233,7 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
       });
       const token = uniqueId('done');
       await client.request('test/steps', {}, { token });
-      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'final'));
+      await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'final'));
       await assert.rejects(client.request('relais/requests/kill', { token }), (error: Error) => {
         assert.ok(error instanceof RequestEndedError, `${error.name}: ${error.message}`);
         assert.deepEqual([error.responseCode, error.details], [2, { token, kind: 'final', code: 0 }]);
@@ -245,9 +248,9 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
       const token = uniqueId('doomed');
       const running = client.request('test/doomed', {}, { token, timeout: 20_000 });
       running.catch(() => {});
-      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'accepted'));
+      await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'accepted'));
       const kill = client.request('relais/requests/kill', { token, wait: 20_000 }) as Promise<KillResult>;
-      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'cancel'));
+      await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'cancel'));
       await doomed.kill();
       const result = await kill;
       assert.deepEqual([result.killed, result.outcome, result.handler], [true, 'handler-gone', doomed.id]);
@@ -260,7 +263,7 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
       await requester.waitForHandler('test/steps');
       const lost = requester.request('test/steps', { wait: 300 }, { token });
       lost.catch(() => {}); // ends when its requester closes: it does not cancel the handler
-      await untilRecorded(router, () => rowsOf(router, token).some((row) => row.kind === 'progress'));
+      await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'progress'));
       await requester.close();
       requester = await kit.connect(id);
       const rows: HistoryRow[] = [];
@@ -272,7 +275,7 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
 
     it('router - a follow that would replay more than 100,000 stored rows is refused with code 2, and the router goes on', async () => {
       const action = `test/bulk-${uniqueId('a')}`;
-      router.historyStore.append(Array.from({ length: 100_001 }, (_, n) => ({ token: `bulk-${n}`, kind: 'command' as const, action, source: 'bulk', etime: 0, data: 'null', size: 4, truncated: false, digest: `d${n}` })));
+      await router.historyStore.append(Array.from({ length: 100_001 }, (_, n) => ({ token: `bulk-${n}`, kind: 'command' as const, action, source: 'bulk', etime: 0, data: 'null', size: 4, truncated: false, digest: `d${n}` })));
       await assert.rejects(client.request('relais/history/follow', { action }, { timeout: 60_000 }), (error: RemoteError) => error.code === new InvalidMessageError('').code && /more than 100000 stored rows/.test(error.message));
       const page = (await client.request('relais/history/get', { action, order: 'newest', limit: 1 })) as HistoryPage;
       assert.equal(page.rows[0]!.token, 'bulk-100000');
@@ -282,8 +285,8 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
       const token = uniqueId('tok');
       await client.request('relais/history/get', { limit: 1 }, { token });
       await client.request('test/steps', {}, { token: `${token}-next` });
-      await untilRecorded(router, () => rowsOf(router, `${token}-next`).some((row) => row.kind === 'final'));
-      assert.deepEqual(rowsOf(router, token), []);
+      await untilRecorded(router, async () => (await rowsOf(router, `${token}-next`)).some((row) => row.kind === 'final'));
+      assert.deepEqual(await rowsOf(router, token), []);
     });
 
     it('router - a command from a plain MQTT peer at QoS 1 is recorded, and its redelivery is not recorded twice', async () => {
@@ -293,11 +296,11 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
         const message = JSON.stringify({ type: 'command', source: 'peer', destination: '*', token, payload: {} });
         await peer.publishAsync('test/foreign/request', message, { qos: 1 });
         await peer.publishAsync('test/foreign/request', message, { qos: 1, dup: true });
-        await untilRecorded(router, () => rowsOf(router, token).length > 0);
+        await untilRecorded(router, async () => (await rowsOf(router, token)).length > 0);
         // A later message proves the repeat was seen and skipped, not still on its way.
         await peer.publishAsync('test/foreign/request', JSON.stringify({ type: 'command', source: 'peer', destination: '*', token: `${token}-2`, payload: {} }), { qos: 1 });
-        await untilRecorded(router, () => rowsOf(router, `${token}-2`).length > 0);
-        assert.equal(rowsOf(router, token).length, 1);
+        await untilRecorded(router, async () => (await rowsOf(router, `${token}-2`)).length > 0);
+        assert.equal((await rowsOf(router, token)).length, 1);
       } finally {
         await peer.endAsync();
       }

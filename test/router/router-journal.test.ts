@@ -105,7 +105,7 @@ describe('the router journal of the embedded broker', { timeout: 60_000 }, () =>
       assert.ok((gap.from as number) <= (gap.to as number));
 
       // What fit was stored before the gap was reported: the 50 oldest, in order.
-      const rows = router.historyStore.query(parseHistoryQuery({ action: 'test/journal', limit: 1000 })).rows;
+      const rows = (await router.historyStore.query(parseHistoryQuery({ action: 'test/journal', limit: 1000 }))).rows;
       assert.deepEqual(rows.map((row) => `${row.kind} ${row.token}`), Array.from({ length: 50 }, (_, i) => `command gap-${i}`));
     } finally {
       await observer.close();

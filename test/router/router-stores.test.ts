@@ -55,30 +55,30 @@ describe('router stores', { timeout: 60_000 }, () => {
     assert.equal(first.eventLog, eventLog);
     const token = uniqueId('remembered');
     await client.request('test/steps', {}, { token });
-    await untilRecorded(first, () => historyStore.query(parseHistoryQuery({ token })).rows.some((row) => row.kind === 'final'));
+    await untilRecorded(first, async () => (await historyStore.query(parseHistoryQuery({ token }))).rows.some((row) => row.kind === 'final'));
     const answered = (await client.request('relais/history/get', { token }, { target: first.bus.id })) as HistoryPage;
     assert.deepEqual(answered.rows.map((row) => row.kind), ['command', 'progress', 'final']);
     const events = (await client.request('relais/events/get', {}, { target: first.bus.id })) as EventsPage;
     const finished = events.events.find((event) => event.type === 'request.finished' && event.data.token === token);
     assert.ok(finished, 'the request.finished event is in the given event log');
-    assert.deepEqual(eventLog.page(finished.cursor - 1, 1).events, [finished]);
+    assert.deepEqual((await eventLog.page(finished.cursor - 1, 1)).events, [finished]);
     await assert.rejects(client.request('relais/requests/kill', { token: uniqueId('never-sent') }, { target: first.bus.id }), UnknownTokenError);
     await stop(first);
 
     // The stores are their giver's: still open, and a second router goes on with them.
-    assert.equal(historyStore.count(), 3);
+    assert.equal(await historyStore.count(), 3);
     const second = await start({ historyStore, eventLog });
     const again = (await client.request('relais/history/get', { token }, { target: second.bus.id })) as HistoryPage;
     assert.deepEqual(again.rows, answered.rows);
     const next = uniqueId('next');
     await client.request('test/steps', {}, { token: next });
-    await untilRecorded(second, () => historyStore.query(parseHistoryQuery({ token: next })).rows.length === 3);
+    await untilRecorded(second, async () => (await historyStore.query(parseHistoryQuery({ token: next }))).rows.length === 3);
     const later = (await client.request('relais/events/get', { since: finished.cursor }, { target: second.bus.id })) as EventsPage;
     assert.ok(later.events.some((event) => event.type === 'request.finished' && event.data.token === next));
     assert.equal(later.missed, undefined);
     await stop(second);
-    historyStore.close();
-    eventLog.close();
+    await historyStore.close();
+    await eventLog.close();
   });
 
   it('stores - a store not given is SQLite in the database directory, and closed with the router', async () => {
@@ -87,12 +87,12 @@ describe('router stores', { timeout: 60_000 }, () => {
     const router = await start({ database: join(sub, 'history.db'), eventLog });
     const token = uniqueId('mixed');
     await client.request('test/steps', {}, { token });
-    await untilRecorded(router, () => router.historyStore.query(parseHistoryQuery({ token })).rows.some((row) => row.kind === 'final'));
+    await untilRecorded(router, async () => (await router.historyStore.query(parseHistoryQuery({ token }))).rows.some((row) => row.kind === 'final'));
     assert.deepEqual(readdirSync(sub).filter((name) => name.endsWith('.db')), ['history.db'], 'no events.db: the event log was given');
     await stop(router);
-    assert.throws(() => router.historyStore.count(), /not open/, 'the SQLite store the router opened is closed with it');
-    assert.equal(eventLog.page(undefined, 1).latest > 0, true, 'the given event log is not');
-    eventLog.close();
+    await assert.rejects(router.historyStore.count(), /not open/, 'the SQLite store the router opened is closed with it');
+    assert.equal((await eventLog.page(undefined, 1)).latest > 0, true, 'the given event log is not');
+    await eventLog.close();
   });
 
   it('stores - without a database file, a router missing a store does not start, and says what it needs', async () => {

@@ -35,9 +35,9 @@ const SITE = 'poller-1';
 const SITE_ROUTER = fileURLToPath(new URL('../fixtures/site-router-process.ts', import.meta.url));
 
 /** Resolves once `check()` holds (looked at every 20 ms), or fails naming `what` after 60 s (and stops looking). */
-async function until(check: () => boolean, what: string, timeout = 60_000): Promise<void> {
+async function until(check: () => boolean | Promise<boolean>, what: string, timeout = 60_000): Promise<void> {
   const end = Date.now() + timeout;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > end) throw new Error(`${what} did not happen within ${timeout} ms`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -48,8 +48,8 @@ const SEEDED = 2500;
 class WatchedStore extends SqliteHistoryStore {
   readonly pages: Array<{ site: string; asked: number; position: number }> = [];
   onPage: ((page: SitePage) => void) | undefined;
-  override appendFromSite(site: string, page: SitePage): HistoryRow[] {
-    const added = super.appendFromSite(site, page);
+  override async appendFromSite(site: string, page: SitePage): Promise<HistoryRow[]> {
+    const added = await super.appendFromSite(site, page);
     this.pages.push({ site, asked: page.rows.length, position: page.position });
     this.onPage?.(page);
     return added;
@@ -135,10 +135,10 @@ describe('sites: what the routers do (protocol §13.5)', { timeout: 300_000 }, (
     fs.mkdirSync(path.dirname(siteDb));
     // The site's history holds rows the central never saw (recorded while the link was down).
     const seed = new SqliteHistoryStore(siteDb);
-    seed.append(
+    await seed.append(
       Array.from({ length: SEEDED }, (_, i) => ({ token: `seed-${i}`, kind: 'command' as const, action: 'demo/seed', source: 'agent-p1', target: 'local-ui', etime: 1_000 + i, data: `{"i":${i}}`, size: 8, truncated: false, digest: `seed:${i}` })),
     );
-    seed.close();
+    await seed.close();
     broker = await startEmbeddedBroker({ port: 0 });
     store = new WatchedStore(path.join(dir, 'central-history.db'));
     central = await startRouter({ stream: () => broker.connectInProcess(), database: path.join(dir, 'central', 'history.db'), historyStore: store, site: 'central', persistentSession: false, siteSyncIntervalMs: 3_600_000, siteSyncTimeoutMs: 20_000, logger: testLogger });
@@ -169,11 +169,12 @@ describe('sites: what the routers do (protocol §13.5)', { timeout: 300_000 }, (
       for await (const step of ui.call('demo/echo', { i }, { target: 'agent-p1' })) tokens.push(step.token);
     }
     const live = [...new Set(tokens)];
-    const recorded = () =>
-      live.every((token) => siteCount(`SELECT count(*) FROM history WHERE token = '${token}' AND kind = 'final'`) === 1 && store.query(parseHistoryQuery({ token, kind: 'final' })).rows.length === 1);
+    const recorded = async () =>
+      (await Promise.all(live.map(async (token) => siteCount(`SELECT count(*) FROM history WHERE token = '${token}' AND kind = 'final'`) === 1 && (await store.query(parseHistoryQuery({ token, kind: 'final' }))).rows.length === 1))).every(Boolean);
     await until(recorded, 'both routers recording the live requests');
-    const centralBefore = store.count();
-    const liveAtCentral = live.reduce((sum, token) => sum + store.query(parseHistoryQuery({ token, limit: 100 })).rows.length, 0);
+    const centralBefore = await store.count();
+    let liveAtCentral = 0;
+    for (const token of live) liveAtCentral += (await store.query(parseHistoryQuery({ token, limit: 100 }))).rows.length;
 
     const from = events.length;
     publishAsLink(siteClientsTopic(SITE), { site: SITE, clients: ['agent-p1', `site:${SITE}`] });
@@ -184,8 +185,8 @@ describe('sites: what the routers do (protocol §13.5)', { timeout: 300_000 }, (
     assert.equal(synced.data.outcome, 'done', JSON.stringify(synced.data));
     assert.equal(synced.data.rows, siteTotal - liveAtCentral, 'only the rows the central did not record live are new');
     assert.deepEqual([synced.data.position, synced.data.lag], [siteNewest, 0]);
-    assert.equal(store.count(), centralBefore + siteTotal - liveAtCentral, 'nothing stored twice');
-    const ofSite = store.query(parseHistoryQuery({ site: SITE, limit: 10_000 })).rows;
+    assert.equal(await store.count(), centralBefore + siteTotal - liveAtCentral, 'nothing stored twice');
+    const ofSite = (await store.query(parseHistoryQuery({ site: SITE, limit: 10_000 }))).rows;
     assert.equal(ofSite.length, siteTotal, "every row of the site's history is in the central's, once, with its site");
     assert.equal(new Set(ofSite.map((row) => `${row.token}:${row.kind}:${row.source}:${row.etime}`)).size, siteTotal);
     assert.ok(ofSite.some((row) => row.token === live[0] && row.kind === 'command'), 'a row recorded live now says the site holds it');
@@ -199,17 +200,17 @@ describe('sites: what the routers do (protocol §13.5)', { timeout: 300_000 }, (
     await central.siteSync.trigger(SITE);
     const second = (await again).data;
     assert.deepEqual([second.outcome, second.rows], ['done', 0], JSON.stringify(second));
-    assert.equal(store.count(), centralBefore + siteTotal - liveAtCentral);
+    assert.equal(await store.count(), centralBefore + siteTotal - liveAtCentral);
   });
 
   it('sync - the site router killed mid-sync: the next sync, after the link is back, goes on from the stored position, nothing doubled', async () => {
     // New rows on the site: 5 pages to pull.
     const more = new SqliteHistoryStore(siteDb);
-    more.append(Array.from({ length: 5000 }, (_, i) => ({ token: `late-${i}`, kind: 'command' as const, action: 'demo/seed', source: 'agent-p1', etime: 9_000 + i, data: '{}', size: 2, truncated: false, digest: `late:${i}` })));
-    more.close();
+    await more.append(Array.from({ length: 5000 }, (_, i) => ({ token: `late-${i}`, kind: 'command' as const, action: 'demo/seed', source: 'agent-p1', etime: 9_000 + i, data: '{}', size: 2, truncated: false, digest: `late:${i}` })));
+    await more.close();
     const siteTotal = siteCount();
     const pagesBefore = store.pages.length;
-    const positionBefore = store.siteSyncs()[SITE]!.position;
+    const positionBefore = (await store.siteSyncs())[SITE]!.position;
     // The first page is stored: the site's router dies (kill -9) before it answers the next.
     store.onPage = () => {
       store.onPage = undefined;
@@ -219,7 +220,7 @@ describe('sites: what the routers do (protocol §13.5)', { timeout: 300_000 }, (
     void central.siteSync.trigger(SITE);
     const interrupted = (await cut).data;
     assert.notEqual(interrupted.outcome, 'done', JSON.stringify(interrupted));
-    const stopped = store.siteSyncs()[SITE]!.position;
+    const stopped = (await store.siteSyncs())[SITE]!.position;
     assert.ok(stopped > positionBefore && stopped < siteCount('SELECT max(id) FROM history'), `stopped part-way: ${positionBefore} < ${stopped}`);
     assert.equal(interrupted.position, stopped);
 
@@ -233,7 +234,7 @@ describe('sites: what the routers do (protocol §13.5)', { timeout: 300_000 }, (
     assert.equal(done.outcome, 'done', JSON.stringify(done));
     const askedAfterRestart = store.pages.slice(pagesBefore + 1).reduce((sum, page) => sum + page.asked, 0);
     assert.equal(askedAfterRestart, siteCount(`SELECT count(*) FROM history WHERE id > ${stopped}`), 'the rows after the stored position, not from the start');
-    assert.equal(store.query(parseHistoryQuery({ site: SITE, limit: 10_000 })).rows.length, siteTotal, 'every row once');
+    assert.equal((await store.query(parseHistoryQuery({ site: SITE, limit: 10_000 }))).rows.length, siteTotal, 'every row once');
     assert.equal(done.lag, 0);
   });
 
@@ -297,7 +298,7 @@ describe('sites: what the routers do (protocol §13.5)', { timeout: 300_000 }, (
     // A site whose router takes the question and never answers, until released.
     const hanging = 'poller-2';
     const siteStore = new SqliteHistoryStore(path.join(dir, 'poller-2.db'));
-    siteStore.append(Array.from({ length: 30 }, (_, i) => ({ token: `p2-${i}`, kind: 'command' as const, action: 'demo/x', source: 'agent-p2', etime: i, data: '{}', size: 2, truncated: false, digest: `p2:${i}` })));
+    await siteStore.append(Array.from({ length: 30 }, (_, i) => ({ token: `p2-${i}`, kind: 'command' as const, action: 'demo/x', source: 'agent-p2', etime: i, data: '{}', size: 2, truncated: false, digest: `p2:${i}` })));
     const siteBus = await connect({ id: `site:${hanging}`, broker: broker.url!, realtimeLane: false, logger: testLogger });
     let asked = 0;
     let release: (() => void) | undefined;
@@ -313,7 +314,7 @@ describe('sites: what the routers do (protocol §13.5)', { timeout: 300_000 }, (
           ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true });
         });
       }
-      return siteStore.query(parseHistoryQuery(payload));
+      return await siteStore.query(parseHistoryQuery(payload));
     });
     await ui.waitForHandler('relais/history/get', { target: `site:${hanging}` });
     // A router of its own with a short time-out and interval: the interval fires while a sync holds the lock.
@@ -350,7 +351,7 @@ describe('sites: what the routers do (protocol §13.5)', { timeout: 300_000 }, (
       await until(() => quickSyncs.some((event) => event.data.outcome === 'done'), 'a sync that ends');
       const done = quickSyncs.find((event) => event.data.outcome === 'done')!.data;
       assert.deepEqual([done.rows, done.lag], [30, 0], 'retried from position 0: every row, once');
-      assert.equal(quick.historyStore.query(parseHistoryQuery({ site: hanging, limit: 100 })).rows.length, 30);
+      assert.equal((await quick.historyStore.query(parseHistoryQuery({ site: hanging, limit: 100 }))).rows.length, 30);
       // Syncs end one after another: each started after the previous one ended.
       const ends = quickSyncs.map((event) => event.time);
       const spans = quickSyncs.map((event, i) => [ends[i]! - (event.data.ms as number), ends[i]!] as const);
@@ -359,7 +360,7 @@ describe('sites: what the routers do (protocol §13.5)', { timeout: 300_000 }, (
       await watcher.close();
       await quick.close();
       await siteBus.close();
-      siteStore.close();
+      await siteStore.close();
     }
   });
 });
