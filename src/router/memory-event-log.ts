@@ -14,12 +14,15 @@ export interface MemoryEventLogOptions {
 /** An event as kept: its data as JSON text, so that what is read back is a copy, as from a database. */
 interface KeptEvent extends Omit<BusEvent, 'data'> {
   data: string;
+  key?: string;
 }
 
 export class MemoryEventLog implements EventLog {
   /** By increasing cursor. */
   private kept: KeptEvent[] = [];
   private latest = 0;
+  /** The keys of the kept events: an event whose key is here is a repeat (retention lets a key go with its event, as in SQLite). */
+  private readonly keys = new Set<string>();
   private closed = false;
   private readonly now: () => number;
 
@@ -27,20 +30,26 @@ export class MemoryEventLog implements EventLog {
     this.now = options.now ?? Date.now;
   }
 
-  append(events: readonly NewEvent[], skipped = 0): BusEvent[] {
+  async append(events: readonly NewEvent[], skipped = 0): Promise<BusEvent[]> {
     this.checkOpen();
     const time = this.now();
     // Encoded first: an event that is not JSON fails the whole append, as a transaction would.
     const encoded = events.map((event) => JSON.stringify(event.data));
     this.latest += skipped;
-    return events.map((event, i) => {
+    const stored: BusEvent[] = [];
+    for (const [i, { key, ...event }] of events.entries()) {
+      if (key !== undefined) {
+        if (this.keys.has(key)) continue; // stored already, by this router or another
+        this.keys.add(key);
+      }
       const cursor = (this.latest += 1);
-      this.kept.push({ cursor, time, type: event.type, data: encoded[i]! });
-      return { cursor, time, ...event };
-    });
+      this.kept.push({ cursor, time, type: event.type, data: encoded[i]!, ...(key !== undefined && { key }) });
+      stored.push({ cursor, time, ...event });
+    }
+    return stored;
   }
 
-  page(since: number | undefined, limit: number): EventsPage {
+  async page(since: number | undefined, limit: number): Promise<EventsPage> {
     this.checkOpen();
     const latest = this.latest;
     const from = since === undefined ? Math.max(0, this.kept.length - limit) : firstAfter(this.kept, since);
@@ -49,18 +58,21 @@ export class MemoryEventLog implements EventLog {
     return eventsPage(chosen, since, limit, latest);
   }
 
-  prune(maxEvents: number, batch: number): number {
+  async prune(maxEvents: number, batch: number): Promise<number> {
     this.checkOpen();
     // The newest is always kept, as in SQLite: `latest` never goes back.
     const surplus = this.kept.length - Math.max(1, maxEvents);
     if (surplus <= 0) return 0;
-    return this.kept.splice(0, Math.min(surplus, batch)).length;
+    const removed = this.kept.splice(0, Math.min(surplus, batch));
+    for (const { key } of removed) if (key !== undefined) this.keys.delete(key);
+    return removed.length;
   }
 
   /** Lets the events go; any later call throws, as a closed database does. */
-  close(): void {
+  async close(): Promise<void> {
     this.closed = true;
     this.kept = [];
+    this.keys.clear();
   }
 
   private checkOpen(): void {

@@ -37,8 +37,13 @@ export class MemoryHistoryStore implements HistoryStore {
     this.now = options.now ?? Date.now;
   }
 
-  append(rows: readonly HistoryRowInput[]): HistoryRow[] {
+  async append(rows: readonly HistoryRowInput[]): Promise<HistoryRow[]> {
     this.checkOpen();
+    return this.insertRows(rows);
+  }
+
+  /** Stores the rows not stored yet, in one step (nothing here can fail half-way); returns them as stored. */
+  private insertRows(rows: readonly HistoryRowInput[]): HistoryRow[] {
     const ctime = this.now();
     const added: HistoryRow[] = [];
     for (const input of rows) {
@@ -57,9 +62,9 @@ export class MemoryHistoryStore implements HistoryStore {
   }
 
   /** A page and its position together: nothing here can fail half-way, so this is one step, as SQLite's one transaction. */
-  appendFromSite(site: string, page: SitePage): HistoryRow[] {
+  async appendFromSite(site: string, page: SitePage): Promise<HistoryRow[]> {
     this.checkOpen();
-    const added = this.append(page.rows.map((row) => ({ ...row, site: row.site ?? site })));
+    const added = this.insertRows(page.rows.map((row) => ({ ...row, site: row.site ?? site })));
     if (added.length < page.rows.length) {
       // A row recorded live as it crossed the link is the same row: it now says whose history holds it.
       for (const row of page.rows) {
@@ -72,18 +77,18 @@ export class MemoryHistoryStore implements HistoryStore {
     return added;
   }
 
-  recordSiteSync(site: string, outcome: SiteSyncOutcome, lag?: number): void {
+  async recordSiteSync(site: string, outcome: SiteSyncOutcome, lag?: number): Promise<void> {
     this.checkOpen();
     const before = this.syncs.get(site) ?? { position: 0 };
     this.syncs.set(site, { ...before, ...(lag !== undefined && { lag }), lastSync: { ...outcome } });
   }
 
-  siteSyncs(): Record<string, StoredSiteSync> {
+  async siteSyncs(): Promise<Record<string, StoredSiteSync>> {
     this.checkOpen();
     return Object.fromEntries([...this.syncs].sort(([a], [b]) => (a < b ? -1 : 1)).map(([site, sync]) => [site, structuredClone(sync)]));
   }
 
-  query(query: ResolvedHistoryQuery, scope?: HistoryScope): HistoryPage {
+  async query(query: ResolvedHistoryQuery, scope?: HistoryScope): Promise<HistoryPage> {
     this.checkOpen();
     const source = query.token === undefined ? this.entries : (this.byToken.get(query.token) ?? []);
     const from = query.afterId === undefined ? 0 : firstAbove(source, query.afterId);
@@ -100,7 +105,7 @@ export class MemoryHistoryStore implements HistoryStore {
     return { rows: found.slice(0, query.limit), more: found.length > query.limit };
   }
 
-  prune(retention: HistoryRetention, now: number, batch: number): number {
+  async prune(retention: HistoryRetention, now: number, batch: number): Promise<number> {
     this.checkOpen();
     const cutoff = now - retention.maxAgeMs;
     const byAge = this.remove(this.oldest(batch, (row) => row.ctime < cutoff));
@@ -110,13 +115,13 @@ export class MemoryHistoryStore implements HistoryStore {
     return surplus > 0 ? byAge + this.remove(this.entries.slice(0, Math.min(surplus, batch - byAge))) : byAge;
   }
 
-  count(): number {
+  async count(): Promise<number> {
     this.checkOpen();
     return this.entries.length;
   }
 
   /** Lets the rows go; any later call throws, as a closed database does. */
-  close(): void {
+  async close(): Promise<void> {
     this.closed = true;
     this.entries = [];
     this.byToken.clear();

@@ -1,6 +1,10 @@
 /**
  * The token history in one SQLite file (better-sqlite3, WAL): Gorgone's columns (token, code,
  * ctime, etime, data) plus what a user filters on. protocol §11.1
+ *
+ * Synchronous inside: each method writes in its body, before it returns its promise, so that a
+ * message is stored before its PUBACK leaves (recorder.ts). Several handles (routers) may share
+ * the file: each append is one IMMEDIATE transaction.
  */
 import Database from 'better-sqlite3';
 import type { HistoryPage, HistoryRow, HistoryRowInput, ResolvedHistoryQuery } from '../protocol/history.js';
@@ -136,14 +140,14 @@ export class SqliteHistoryStore implements HistoryStore {
        ON CONFLICT (site) DO UPDATE SET lag = coalesce(excluded.lag, lag), last_sync_at = excluded.last_sync_at, last_outcome = excluded.last_outcome,
          rows = excluded.rows, last_ms = excluded.last_ms, last_error = excluded.last_error`,
     );
-    this.appendAll = this.db.transaction((rows: readonly HistoryRowInput[]) => this.insertRows(rows));
+    this.appendAll = this.db.transaction((rows: readonly HistoryRowInput[]) => this.insertRows(rows)).immediate;
     this.appendSitePage = this.db.transaction((site: string, page: SitePage) => {
       const added = this.insertRows(page.rows.map((row) => ({ ...row, site: row.site ?? site })));
       // A row recorded live as it crossed the link is the same row: it now says whose history holds it.
       if (added.length < page.rows.length) for (const row of page.rows) markSite.run(row.site ?? site, row.token, row.digest);
       savePosition.run(site, page.position, page.positionCtime ?? null, page.lag);
       return added;
-    });
+    }).immediate;
   }
 
   /** Inserts within the caller's transaction; returns the new rows as stored. */
@@ -178,15 +182,15 @@ export class SqliteHistoryStore implements HistoryStore {
     return added;
   }
 
-  appendFromSite(site: string, page: SitePage): HistoryRow[] {
+  async appendFromSite(site: string, page: SitePage): Promise<HistoryRow[]> {
     return this.appendSitePage(site, page);
   }
 
-  recordSiteSync(site: string, outcome: SiteSyncOutcome, lag?: number): void {
+  async recordSiteSync(site: string, outcome: SiteSyncOutcome, lag?: number): Promise<void> {
     this.saveOutcome.run(site, lag ?? null, outcome.at, outcome.outcome, outcome.rows, outcome.ms, outcome.error ?? null);
   }
 
-  siteSyncs(): Record<string, StoredSiteSync> {
+  async siteSyncs(): Promise<Record<string, StoredSiteSync>> {
     const stored = this.db.prepare('SELECT * FROM site_sync ORDER BY site').all() as Array<{
       site: string;
       position: number;
@@ -213,11 +217,11 @@ export class SqliteHistoryStore implements HistoryStore {
     return syncs;
   }
 
-  append(rows: readonly HistoryRowInput[]): HistoryRow[] {
+  async append(rows: readonly HistoryRowInput[]): Promise<HistoryRow[]> {
     return rows.length === 0 ? [] : this.appendAll(rows);
   }
 
-  query(query: ResolvedHistoryQuery, scope?: HistoryScope): HistoryPage {
+  async query(query: ResolvedHistoryQuery, scope?: HistoryScope): Promise<HistoryPage> {
     const clauses: string[] = [];
     const values: Array<string | number> = [];
     for (const [field, clause] of FILTERS) {
@@ -243,7 +247,7 @@ export class SqliteHistoryStore implements HistoryStore {
     return { rows: stored.slice(0, query.limit).map(toRow), more };
   }
 
-  prune(retention: HistoryRetention, now: number, batch: number): number {
+  async prune(retention: HistoryRetention, now: number, batch: number): Promise<number> {
     const byAge = this.db
       .prepare('DELETE FROM history WHERE id IN (SELECT id FROM history WHERE ctime < ? ORDER BY id LIMIT ?)')
       .run(now - retention.maxAgeMs, batch).changes;
@@ -257,11 +261,11 @@ export class SqliteHistoryStore implements HistoryStore {
     return byAge + byCount;
   }
 
-  count(): number {
+  async count(): Promise<number> {
     return this.db.prepare('SELECT count(*) FROM history').pluck().get() as number;
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
 }

@@ -21,16 +21,21 @@ historyStoreContract('SQLite file, WAL', {
     paths.set(store, file);
     return store;
   },
-  reopen(store, now) {
-    store.close();
+  async reopen(store, now) {
+    await store.close();
     const file = paths.get(store)!;
     const again = new SqliteHistoryStore(file, { now });
     paths.set(again, file);
     return again;
   },
+  openSecond(first, now) {
+    const second = new SqliteHistoryStore(paths.get(first)!, { now });
+    paths.set(second, paths.get(first)!);
+    return second;
+  },
 });
 
-it('sqlite - a history written before the raw and via columns opens with them added, empty for its rows', () => {
+it('sqlite - a history written before the raw and via columns opens with them added, empty for its rows', async () => {
   const file = join(dir, 'before-raw.db');
   const old = new Database(file);
   old.exec(`CREATE TABLE history (id INTEGER PRIMARY KEY, token TEXT NOT NULL, kind TEXT NOT NULL, code INTEGER, ctime INTEGER NOT NULL, etime INTEGER NOT NULL,
@@ -39,17 +44,17 @@ it('sqlite - a history written before the raw and via columns opens with them ad
   old.close();
   const store = new SqliteHistoryStore(file);
   try {
-    const before = store.query(parseHistoryQuery({ token: 'old' })).rows[0]!;
+    const before = (await store.query(parseHistoryQuery({ token: 'old' }))).rows[0]!;
     assert.equal('raw' in before || 'via' in before, false);
-    store.append([row({ token: 'new', raw: true, via: 'relais-web' })]);
-    const added = store.query(parseHistoryQuery({ token: 'new' })).rows[0]!;
+    await store.append([row({ token: 'new', raw: true, via: 'relais-web' })]);
+    const added = (await store.query(parseHistoryQuery({ token: 'new' }))).rows[0]!;
     assert.deepEqual([added.raw, added.via], [true, 'relais-web']);
   } finally {
-    store.close();
+    await store.close();
   }
 });
 
-it('sqlite - a history written before the site column opens with it and the site_sync table, its rows the router\'s own', () => {
+it('sqlite - a history written before the site column opens with it and the site_sync table, its rows the router\'s own', async () => {
   const file = join(dir, 'before-site.db');
   const old = new Database(file);
   old.exec(`CREATE TABLE history (id INTEGER PRIMARY KEY, token TEXT NOT NULL, kind TEXT NOT NULL, code INTEGER, ctime INTEGER NOT NULL, etime INTEGER NOT NULL,
@@ -60,27 +65,27 @@ it('sqlite - a history written before the site column opens with it and the site
   old.close();
   const store = new SqliteHistoryStore(file);
   try {
-    assert.equal('site' in store.query(parseHistoryQuery({ token: 'old' })).rows[0]!, false);
-    store.appendFromSite('poller-1', { rows: [row({ token: 'old', digest: 'd' }), row({ token: 'new' })], position: 2, lag: 0 });
-    assert.deepEqual(store.query(parseHistoryQuery({ site: 'poller-1' })).rows.map((r) => r.token), ['old', 'new']);
-    assert.equal(store.count(), 2);
-    assert.equal(store.siteSyncs()['poller-1']!.position, 2);
+    assert.equal('site' in (await store.query(parseHistoryQuery({ token: 'old' }))).rows[0]!, false);
+    await store.appendFromSite('poller-1', { rows: [row({ token: 'old', digest: 'd' }), row({ token: 'new' })], position: 2, lag: 0 });
+    assert.deepEqual((await store.query(parseHistoryQuery({ site: 'poller-1' }))).rows.map((r) => r.token), ['old', 'new']);
+    assert.equal(await store.count(), 2);
+    assert.equal((await store.siteSyncs())['poller-1']!.position, 2);
   } finally {
-    store.close();
+    await store.close();
   }
 });
 
-it('sqlite - a page whose rows cannot be written leaves the position where it was (one transaction)', () => {
+it('sqlite - a page whose rows cannot be written leaves the position where it was (one transaction)', async () => {
   const file = join(dir, 'atomic-site.db');
   const store = new SqliteHistoryStore(file);
   try {
-    store.appendFromSite('poller-1', { rows: [row({ token: 'a' })], position: 1, lag: 0 });
+    await store.appendFromSite('poller-1', { rows: [row({ token: 'a' })], position: 1, lag: 0 });
     // A value SQLite cannot bind: the second row fails after the first was inserted, and the whole page goes back.
     const broken = { ...row({ token: 'b' }), data: {} as unknown as string };
-    assert.throws(() => store.appendFromSite('poller-1', { rows: [row({ token: 'c' }), broken], position: 3, lag: 0 }));
-    assert.equal(store.siteSyncs()['poller-1']!.position, 1);
-    assert.deepEqual(store.query(parseHistoryQuery({ site: 'poller-1' })).rows.map((r) => r.token), ['a']);
+    await assert.rejects(store.appendFromSite('poller-1', { rows: [row({ token: 'c' }), broken], position: 3, lag: 0 }));
+    assert.equal((await store.siteSyncs())['poller-1']!.position, 1);
+    assert.deepEqual((await store.query(parseHistoryQuery({ site: 'poller-1' }))).rows.map((r) => r.token), ['a']);
   } finally {
-    store.close();
+    await store.close();
   }
 });
