@@ -14,19 +14,27 @@ const SHOWN_PARAMETERS = new Set(['host', 'port', 'dbname', 'user', 'application
 /**
  * The URL as logs and errors may show it: the password masked, and the value of any query
  * parameter that is not plainly a place or a name (`password=`, `sslpassword=`, `options=` can
- * hold secrets). A string that is not a URL is masked as a broker URL would be.
+ * hold secrets). Read by hand, not with `URL`, which refuses the host-less form pg takes for a
+ * Unix socket (`postgres://user@/db?host=/run/postgresql`). A URL whose parts are not plain (an
+ * `@` in the query, a `?` or a second `@` in the password) is masked whole after its scheme:
+ * too much rather than too little.
  */
 export function redactPostgresUrl(url: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return redactBroker(url);
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0];
+  if (!scheme) return redactBroker(url);
+  let rest = url.slice(scheme.length);
+  let credentials = '';
+  const at = rest.indexOf('@');
+  if (at !== rest.lastIndexOf('@') || rest.slice(0, Math.max(at, 0)).includes('?')) return `${scheme}***`;
+  if (at >= 0) {
+    const userinfo = rest.slice(0, at);
+    credentials = userinfo.includes(':') ? `${userinfo.slice(0, userinfo.indexOf(':'))}:***@` : `${userinfo}@`;
+    rest = rest.slice(at + 1);
   }
-  if (parsed.password) parsed.password = '***';
-  const shown = [...parsed.searchParams].map(([name, value]) => `${encodeURIComponent(name)}=${SHOWN_PARAMETERS.has(name) ? value : '***'}`);
-  parsed.search = '';
-  return `${parsed.toString()}${shown.length > 0 ? `?${shown.join('&')}` : ''}`;
+  const question = rest.indexOf('?');
+  if (question < 0) return `${scheme}${credentials}${rest}`;
+  const shown = [...new URLSearchParams(rest.slice(question + 1))].map(([name, value]) => `${name}=${SHOWN_PARAMETERS.has(name) ? value : '***'}`);
+  return `${scheme}${credentials}${rest.slice(0, question)}?${shown.join('&')}`;
 }
 
 /** A store's call PostgreSQL refused or could not answer: names the store, the call and the server; `code` is PostgreSQL's or the socket's. */
@@ -37,6 +45,12 @@ export class PostgresStoreError extends Error {
     this.name = 'PostgresStoreError';
     this.code = code;
   }
+}
+
+/** The connection failed (rather than the statement): the server went away, or had before the call. */
+function isConnectionLost(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return code === 'EPIPE' || code === 'ECONNRESET' || /Connection terminated|not queryable/.test((error as Error).message ?? '');
 }
 
 /** int8 (ids, times, counts) as numbers, not strings: every value the stores keep is below 2^53. For this pool only, not the process. */
@@ -100,49 +114,58 @@ export class PostgresDatabase {
 
   /** One statement; rejects with a `PostgresStoreError` naming `what`. */
   async query<Row extends pg.QueryResultRow>(what: string, sql: string, values?: readonly unknown[]): Promise<pg.QueryResult<Row>> {
-    this.checkOpen(what);
-    try {
-      const result = await this.pool.query<Row>(sql, values as unknown[] | undefined);
-      this.outage = false;
-      return result;
-    } catch (error) {
-      throw this.failure(what, error);
-    }
+    return this.transaction(what, (client) => client.query<Row>(sql, values as unknown[] | undefined), { begin: false });
   }
 
   /**
-   * `body` in one transaction on one connection: committed when it resolves, rolled back when
-   * it throws. A connection that failed is closed, not given back to the pool.
+   * `body` on one connection, in one transaction (unless `begin: false`, for one statement):
+   * committed when it resolves, rolled back when it throws. A connection that failed is closed,
+   * not given back to the pool. A connection that was idle in the pool may have died unnoticed
+   * (the server restarted, its close not yet read): when the first statement on it fails for
+   * that, the call is made once more on another, after pending socket events are read, so that
+   * the first call after PostgreSQL is back works.
    */
-  async transaction<T>(what: string, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    this.checkOpen(what);
-    let client: pg.PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (error) {
-      throw this.failure(what, error);
-    }
-    // A checked-out connection emits 'error' when the server goes away between two statements:
-    // heard here, so that it cannot end the process; the statement in flight rejects anyway.
-    let broken: unknown;
-    const onError = (error: Error) => {
-      broken = error;
-      this.noteOutage(error);
-    };
-    client.on('error', onError);
-    try {
-      await client.query('BEGIN');
-      const result = await body(client);
-      await client.query('COMMIT');
-      this.outage = false;
-      return result;
-    } catch (error) {
-      broken ??= error;
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw this.failure(what, error);
-    } finally {
-      client.off('error', onError);
-      client.release(broken !== undefined);
+  async transaction<T>(what: string, body: (client: pg.PoolClient) => Promise<T>, options: { begin?: boolean } = {}): Promise<T> {
+    const begin = options.begin ?? true;
+    for (let attempt = 1; ; attempt += 1) {
+      this.checkOpen(what);
+      let client: pg.PoolClient;
+      try {
+        client = await this.pool.connect();
+      } catch (error) {
+        throw this.failure(what, error);
+      }
+      // A checked-out connection emits 'error' when the server goes away between two
+      // statements: heard here, so that it cannot end the process; the statement in flight
+      // rejects anyway.
+      let broken: Error | undefined;
+      const onError = (error: Error) => {
+        broken = error;
+        this.noteOutage(error);
+      };
+      client.on('error', onError);
+      let first = true;
+      try {
+        if (begin) {
+          await client.query('BEGIN');
+          first = false;
+        }
+        const result = await body(client);
+        if (begin) await client.query('COMMIT');
+        this.outage = false;
+        return result;
+      } catch (error) {
+        broken ??= error instanceof Error ? error : new Error(String(error));
+        if (first && attempt === 1 && isConnectionLost(error)) {
+          await new Promise((resolve) => setImmediate(resolve));
+          continue;
+        }
+        if (begin) await client.query('ROLLBACK').catch(() => undefined);
+        throw this.failure(what, error);
+      } finally {
+        client.off('error', onError);
+        client.release(broken !== undefined);
+      }
     }
   }
 

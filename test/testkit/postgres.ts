@@ -5,10 +5,11 @@
  * (fsync off): the data lives as long as the test. `stop()` is a crash (immediate shutdown:
  * clients see their connections drop), `start()` the same data again, `close()` removes all.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { findBinary } from './brokers.js';
 
 export interface TestPostgres {
@@ -59,7 +60,6 @@ function settings(dir: string): string {
     "listen_addresses = ''",
     `unix_socket_directories = '${dir}'`,
     'fsync = off',
-    'synchronous_commit = off',
     'full_page_writes = off',
     'max_connections = 60',
     'shared_buffers = 32MB',
@@ -84,29 +84,42 @@ export async function startPostgres(): Promise<TestPostgres> {
   // As root, the server runs as `postgres`, which must own the folder (mkdtemp gives root 0700).
   const asRoot = process.getuid?.() === 0;
   const as = (command: string, args: string[]): [string, string[]] => (asRoot ? ['runuser', ['-u', 'postgres', '--', path.join(bin, command), ...args]] : [path.join(bin, command), args]);
-  const run = (command: string, args: string[]) => {
+  const failed = (command: string, args: string[], error: unknown) => {
+    const { stderr, stdout } = error as { stderr?: Buffer | string; stdout?: Buffer | string };
+    const log = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '';
+    return new Error(`${command} ${args[0] ?? ''} failed: ${stderr?.toString() ?? ''}${stdout?.toString() ?? ''}${log}`);
+  };
+  /** Asynchronous, so that the test's own sockets are read meanwhile (as a router's would be while its server restarts). */
+  const run = async (command: string, args: string[]) => {
+    const [file, argv] = as(command, args);
+    try {
+      await promisify(execFile)(file, argv, { cwd: dir });
+    } catch (error) {
+      throw failed(command, args, error);
+    }
+  };
+  const runSync = (command: string, args: string[]) => {
     const [file, argv] = as(command, args);
     try {
       execFileSync(file, argv, { stdio: 'pipe', cwd: dir });
     } catch (error) {
-      const { stderr, stdout } = error as { stderr?: Buffer; stdout?: Buffer };
-      const log = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '';
-      throw new Error(`${command} ${args[0] ?? ''} failed: ${stderr?.toString() ?? ''}${stdout?.toString() ?? ''}${log}`);
+      throw failed(command, args, error);
     }
   };
   if (asRoot) {
     const [uid, gid] = ['-u', '-g'].map((flag) => Number(execFileSync('id', [flag, 'postgres']).toString().trim()));
     fs.chownSync(dir, uid!, gid!);
   }
-  run('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '--encoding=UTF8', '--locale=C']);
+  await run('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '--encoding=UTF8', '--locale=C']);
   fs.appendFileSync(path.join(data, 'postgresql.conf'), settings(dir));
 
   let up = false;
-  const stopNow = () => run('pg_ctl', ['stop', '-D', data, '-m', 'immediate', '-w', '-t', '30']);
+  const stopArgs = ['stop', '-D', data, '-m', 'immediate', '-w', '-t', '30'];
+  const stopNow = () => runSync('pg_ctl', stopArgs);
   const start = async () => {
     if (up) return;
     // -w: pg_ctl returns once the server accepts connections (or fails after -t seconds, with the log).
-    run('pg_ctl', ['start', '-D', data, '-l', logFile, '-w', '-t', '60']);
+    await run('pg_ctl', ['start', '-D', data, '-l', logFile, '-w', '-t', '60']);
     up = true;
     running.add(stopNow);
   };
@@ -114,7 +127,7 @@ export async function startPostgres(): Promise<TestPostgres> {
     if (!up) return;
     up = false;
     running.delete(stopNow);
-    stopNow();
+    await run('pg_ctl', stopArgs);
   };
   const close = async () => {
     await stop();
