@@ -82,6 +82,7 @@ export class PostgresDatabase {
   private readonly pool: pg.Pool;
   private readonly password: string | undefined;
   private readonly logger: Logger;
+  private readonly maxConnections: number;
   /** An outage is logged once, when it is first seen; a call that works again ends it. */
   private outage = false;
   private ended: Promise<void> | undefined;
@@ -89,6 +90,7 @@ export class PostgresDatabase {
   constructor(url: string, options: PostgresDatabaseOptions) {
     this.label = redactPostgresUrl(url);
     this.logger = options.logger;
+    this.maxConnections = options.maxConnections ?? 4;
     let password: string | undefined;
     try {
       password = decodeURIComponent(new URL(url).password) || undefined;
@@ -98,7 +100,7 @@ export class PostgresDatabase {
     this.password = password;
     this.pool = new pg.Pool({
       connectionString: url,
-      max: options.maxConnections ?? 4,
+      max: this.maxConnections,
       // A server that does not answer a connection (a dead host) fails the call, which the router retries, instead of hanging it.
       connectionTimeoutMillis: 10_000,
       idleTimeoutMillis: 30_000,
@@ -122,7 +124,7 @@ export class PostgresDatabase {
    * committed when it resolves, rolled back when it throws. A connection that failed is closed,
    * not given back to the pool. A connection that was idle in the pool may have died unnoticed
    * (the server restarted, its close not yet read): when the first statement on it fails for
-   * that, the call is made once more on another, after pending socket events are read, so that
+   * that, nothing was done, and the call is made again on another (each fails at once), so that
    * the first call after PostgreSQL is back works.
    */
   async transaction<T>(what: string, body: (client: pg.PoolClient) => Promise<T>, options: { begin?: boolean } = {}): Promise<T> {
@@ -156,10 +158,8 @@ export class PostgresDatabase {
         return result;
       } catch (error) {
         broken ??= error instanceof Error ? error : new Error(String(error));
-        if (first && attempt === 1 && isConnectionLost(error)) {
-          await new Promise((resolve) => setImmediate(resolve));
-          continue;
-        }
+        // Each idle connection may be such a one: at most all of them, then a new one.
+        if (first && attempt <= this.maxConnections && isConnectionLost(error)) continue;
         if (begin) await client.query('ROLLBACK').catch(() => undefined);
         throw this.failure(what, error);
       } finally {

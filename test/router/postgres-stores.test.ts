@@ -5,6 +5,8 @@
  * tables at once.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { parseHistoryQuery } from '../../src/protocol/history.js';
@@ -12,7 +14,7 @@ import type { EventLog } from '../../src/router/event-log.js';
 import type { HistoryStore } from '../../src/router/history-store.js';
 import { openPostgresStores, PostgresStoreError, redactPostgresUrl } from '../../src/router/postgres-stores.js';
 import { recordingLogger, testLogger, within } from '../testkit/index.js';
-import { postgresGate, startPostgres, type TestPostgres } from '../testkit/postgres.js';
+import { findPostgresBin, postgresGate, startPostgres, type TestPostgres } from '../testkit/postgres.js';
 import { eventLogContract } from './event-log-contract.js';
 import { historyStoreContract, row } from './history-store-contract.js';
 
@@ -95,6 +97,21 @@ describe('postgres stores - a server that goes away and comes back', { skip: gat
     } finally {
       process.off('uncaughtException', onUnhandled);
       process.off('unhandledRejection', onUnhandled);
+      await stores.close();
+    }
+  });
+
+  it('postgres - connections that died idle in the pool, their close not yet read, do not fail the next call', async () => {
+    const url = await server.createDatabase();
+    const stores = await openPostgresStores(url, { logger: testLogger });
+    try {
+      await Promise.all(Array.from({ length: 4 }, () => stores.historyStore.count()));
+      // Synchronous: this process reads none of its sockets until the connections are gone, as a
+      // router busy elsewhere when PostgreSQL dropped them (a restart, a fail-over).
+      execFileSync(path.join(findPostgresBin()!, 'psql'), [url, '-Atc', "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity WHERE application_name = 'relais-router'"]);
+      assert.equal((await stores.historyStore.append([row({ token: 'next' })])).length, 1);
+      assert.equal(await stores.historyStore.count(), 1);
+    } finally {
       await stores.close();
     }
   });
