@@ -32,6 +32,8 @@ export class BrokerFeed {
   private unsent: number | undefined;
   /** The last sync not answered because rows waited for the store: answered once they are stored. */
   private unanswered: number | undefined;
+  /** The journal fed the router: it kept what the router did not hear, whatever the history's newest row says. */
+  private fed = false;
 
   constructor(private readonly options: BrokerFeedOptions) {
     // Rows the store refused are stored later, whether or not the journal sends anything more.
@@ -46,10 +48,15 @@ export class BrokerFeed {
   }
 
   /** Once connected: says hello now and after each reconnection. */
-  start(bus: Bus): void {
+  async start(bus: Bus): Promise<void> {
+    try {
+      const [newest] = (await this.options.historyStore.query({ order: 'newest', limit: 1 })).rows;
+      if (!this.fed) this.awaySince = newest?.ctime;
+    } catch (error) {
+      // Then an absence before this start goes unreported; the router still records.
+      this.options.logger.warn({ err: (error as Error).message }, 'history: the store could not say when the router last recorded');
+    }
     this.bus = bus;
-    const [newest] = this.options.historyStore.query({ order: 'newest', limit: 1 }).rows;
-    this.awaySince = newest?.ctime;
     bus.on('offline', () => (this.awaySince ??= Date.now()));
     bus.on('online', () => this.hello());
     this.hello();
@@ -76,15 +83,21 @@ export class BrokerFeed {
 
   private onFeed(message: ReceivedMessage): void {
     this.awaySince = undefined; // the journal kept what we did not hear
+    this.fed = true;
     const feed = readFeed(message.envelope.payload);
     if (!feed.ok) {
       this.options.logger.warn({ topic: message.topic, err: feed.error }, 'history: an unreadable message from the broker journal');
       return;
     }
-    // What came before is stored first: the history's order is the journal's.
-    this.options.recorder.flush();
-    if ('gap' in feed.payload) this.reportGap(feed.payload.gap);
+    // What came before is stored first (the history's order is the journal's), and the gap's event: the journal is answered once they are.
+    const stored = this.options.recorder.flush();
+    const gapStored = 'gap' in feed.payload ? this.reportGap(feed.payload.gap) : undefined;
     const through = 'sync' in feed.payload ? feed.payload.sync : feed.payload.seq;
+    void Promise.all([stored, gapStored]).then(() => this.answer(through));
+  }
+
+  /** After the rows fed before `through` went to the store: tells the journal they are stored, or, while they wait for the store, later. */
+  private answer(through: number): void {
     if (!this.options.recorder.allStored) {
       // Not answered yet: the journal keeps the messages (and stops holding PUBACKs after a while).
       if (!this.unstoredWarned) this.options.logger.warn('history: rows wait for the store; the broker journal is not told they are stored');
@@ -100,12 +113,12 @@ export class BrokerFeed {
   /** Rows the store refused past the recorder's bound: given up, reported exactly (protocol §11.8 `history.gap`, `by: store`). */
   private reportLoss(loss: HistoryGap): void {
     this.options.logger.warn({ ...loss }, `history: the store refused rows for too long: ${loss.missed} commands and responses were not recorded`);
-    this.options.events.onGap({ by: 'store', ...loss });
+    void this.options.events.onGap({ by: 'store', ...loss });
   }
 
-  private reportGap(gap: HistoryGap): void {
+  private reportGap(gap: HistoryGap): Promise<void> {
     this.options.logger.warn({ ...gap }, `history: the broker's journal was full: ${gap.missed} commands and responses were not recorded`);
-    this.options.events.onGap({ by: 'broker', ...gap });
+    return this.options.events.onGap({ by: 'broker', ...gap });
   }
 
   private reportAbsence(): void {
@@ -114,7 +127,7 @@ export class BrokerFeed {
     if (from === undefined) return;
     const to = Date.now();
     this.options.logger.warn({ from, to }, 'history: the router was away and this broker keeps no journal for it: what was published meanwhile may be missing from the history');
-    this.options.events.onGap({ by: 'router', missed: null, from, to });
+    void this.options.events.onGap({ by: 'router', missed: null, from, to });
   }
 
   /** The hello (nothing stored yet: 0) goes at QoS 1, so that on a broker without a journal it surely comes back. */

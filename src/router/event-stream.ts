@@ -5,7 +5,8 @@
  * its last cursor with `relais/events/get`. Events the store refused (a full disk) wait in a
  * WriteBacklog and are stored once it has room, before any newer one; past MAX_UNSTORED_EVENTS
  * waiting, the oldest are given up and leave their cursors unused, so every consumer is told
- * exactly how many it missed.
+ * exactly how many it missed. Events carry a key (an event is what happened, not which
+ * router saw it), so that routers sharing one store keep each once (protocol §11.8).
  */
 import type { Logger } from 'pino';
 import type { Bus } from '../client/bus.js';
@@ -17,8 +18,9 @@ import { parseTopic } from '../protocol/topics.js';
 import type { EventLog, NewEvent } from './event-log.js';
 import { parsed } from './history-service.js';
 import { Batcher } from './batcher.js';
-import { capData } from './recorder.js';
+import { capData, messageDigest } from './recorder.js';
 import { WriteBacklog } from './write-backlog.js';
+import { ClientEventKeys } from './client-event-keys.js';
 
 /** Events per pushed notification: a batch stays well under the message size limit. */
 const EVENTS_PER_MESSAGE = 100;
@@ -36,6 +38,7 @@ export interface EventStreamOptions {
 export class EventStream {
   private readonly batcher = new Batcher<NewEvent>((batch) => this.storeAndPush(batch));
   private readonly started = new Map<string, number>();
+  private readonly clientKeys = new ClientEventKeys();
   /** Events the store refused, in order, waiting for it. */
   private readonly backlog = new WriteBacklog<NewEvent>({ max: MAX_UNSTORED_EVENTS, giveUp: 'oldest', retry: () => this.flush() });
   /** Events given up since the store last worked: as many cursors are left unused before the next stored one. */
@@ -51,9 +54,9 @@ export class EventStream {
 
   serve(bus: Bus): Promise<Registration> {
     this.bus = bus;
-    return bus.handle(EVENTS_ACTION, (payload: unknown) => {
+    return bus.handle(EVENTS_ACTION, async (payload: unknown) => {
       const query = parsed(() => eventsQuerySchema.parse(payload ?? {}));
-      this.flush(); // what is buffered is older than the question
+      await this.flush(); // what is buffered is older than the question
       return this.log.page(query.since, query.limit);
     });
   }
@@ -71,11 +74,11 @@ export class EventStream {
     if (topic.kind === 'notification') {
       if (topic.category === EVENTS_CATEGORY || topic.category === REGISTRY_CATEGORIES.list) return;
       if (topic.category === REGISTRY_CATEGORIES.detail) return this.onClients(envelope.payload);
-      this.add({ type: 'notification', data: { category: topic.category, source: envelope.source, ...this.payloadOf(envelope.payload, message.raw) } });
+      this.add({ type: 'notification', data: { category: topic.category, source: envelope.source, ...this.payloadOf(envelope.payload, message.raw) }, key: messageKey(message) });
     } else if (topic.kind === 'log') {
       const log = (envelope.payload ?? {}) as { level?: unknown; message?: unknown; data?: unknown };
       if (typeof log.level !== 'string' || !LOUD_LEVELS.has(log.level)) return;
-      this.add({ type: 'log', data: { category: topic.category, source: envelope.source, level: log.level, message: String(log.message ?? ''), ...this.payloadOf(log.data, message.raw) } });
+      this.add({ type: 'log', data: { category: topic.category, source: envelope.source, level: log.level, message: String(log.message ?? ''), ...this.payloadOf(log.data, message.raw) }, key: messageKey(message) });
     }
   };
 
@@ -100,26 +103,34 @@ export class EventStream {
   /**
    * Requests the history did not record (protocol §11.8 `history.gap`): reported by the embedded
    * broker's journal with exact counts, or by the router itself after an absence on a broker that
-   * keeps no journal. Stored at once: the journal is told only after.
+   * keeps no journal. Stored at once (resolves once stored, or waiting for the store): the
+   * journal is told only after.
    */
-  onGap(data: Record<string, unknown>): void {
+  onGap(data: Record<string, unknown>): Promise<void> {
     this.add({ type: 'history.gap', data });
     // Tried now even while the store refused events (the history's store just worked again, say).
-    if (this.backlog.mayTry) this.flush();
-    else this.backlog.retryNow();
+    return this.backlog.retryNow();
   }
 
-  /** A link came up or went down, or a sync of a site's history ended (protocol §11.8, §13.5). */
+  /**
+   * A link came up or went down (keyed by site, status and since: every router sees the same
+   * change), or a sync of a site's history ended (this router's own sync) (protocol §11.8, §13.5).
+   */
   onSite(type: 'site.up' | 'site.down' | 'site.sync', data: Record<string, unknown>): void {
-    this.add({ type, data });
+    const since = data.since;
+    const key = type !== 'site.sync' && since !== undefined ? `${type}\n${String(data.site)}\n${String(since)}` : undefined;
+    this.add({ type, data, ...(key !== undefined && { key }) });
   }
 
   /** The registry's detail notification carries only the clients that changed (protocol §11.3). */
   private onClients(payload: unknown): void {
-    const clients = (payload as { clients?: Record<string, { status?: string; host?: string; pid?: number } | null> } | null)?.clients;
+    const clients = (payload as { clients?: Record<string, { status?: string; host?: string; pid?: number; since?: number; reason?: string } | null> } | null)?.clients;
     if (!clients || typeof clients !== 'object') return;
     for (const [id, detail] of Object.entries(clients)) {
-      this.add({ type: 'client', data: { id, status: detail?.status ?? 'forgotten', ...(detail?.host !== undefined && { host: detail.host }), ...(detail?.pid !== undefined && { pid: detail.pid }) } });
+      const status = detail?.status ?? 'forgotten';
+      const since = typeof detail?.since === 'number' ? detail.since : undefined;
+      const key = this.clientKeys.keyOf(id, { status, ...(since !== undefined && { since }), ...(typeof detail?.reason === 'string' && { reason: detail.reason }) });
+      this.add({ type: 'client', data: { id, status, ...(detail?.host !== undefined && { host: detail.host }), ...(detail?.pid !== undefined && { pid: detail.pid }) }, ...(key !== undefined && { key }) });
     }
   }
 
@@ -134,10 +145,9 @@ export class EventStream {
     this.batcher.add(event);
   }
 
-  /** Stores and pushes what is pending now (while the store refuses, it waits for the backlog's next attempt). */
-  flush(): void {
-    if (this.batcher.size === 0 && (this.backlog.size > 0 || this.givenUp > 0)) this.storeAndPush([]);
-    else this.batcher.flush();
+  /** Stores and pushes what is pending now (while the store refuses, it waits for the backlog's next attempt); resolves once done. */
+  flush(): Promise<void> {
+    return this.batcher.flush();
   }
 
   /** Stops trying again (the router closes; what still waits is lost with it). */
@@ -146,12 +156,13 @@ export class EventStream {
   }
 
   /** Stores the events (after those that waited), then pushes them: a pushed event can always be replayed. */
-  private storeAndPush(batch: NewEvent[]): void {
+  private async storeAndPush(batch: NewEvent[]): Promise<void> {
     if (!this.backlog.mayTry) return this.giveUp(this.backlog.hold(batch).length);
     const events = this.backlog.take(batch);
+    if (events.length === 0 && this.givenUp === 0) return;
     let stored: BusEvent[];
     try {
-      stored = this.log.append(events, this.givenUp);
+      stored = await this.log.append(events, this.givenUp);
     } catch (error) {
       this.giveUp(this.backlog.refused(events).length, error as Error);
       return;
@@ -181,4 +192,9 @@ export class EventStream {
         : 'events could not be stored (they wait and are tried again, new events or not)',
     );
   }
+}
+
+/** A notification or log event is its message: the same bytes on the same topic, whichever router saw them (or saw them again). */
+function messageKey(message: ReceivedMessage): string {
+  return `${message.topic}\n${messageDigest(message.raw)}`;
 }

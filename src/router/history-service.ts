@@ -25,7 +25,7 @@ export interface HistoryServiceOptions {
 /** Each action answers for the identity that asks (`access.asker`), within what it may read (protocol §11.2). */
 export async function serveHistory(bus: Bus, store: HistoryStore, recorder: Recorder, access: HistoryAccess, options: HistoryServiceOptions): Promise<Registration[]> {
   return Promise.all([
-    bus.handle(HISTORY_ACTIONS.get, (payload: unknown, ctx): HistoryPage => {
+    bus.handle(HISTORY_ACTIONS.get, (payload: unknown, ctx): Promise<HistoryPage> => {
       const query = parsed(() => parseHistoryQuery(payload));
       const asker = access.asker(ctx);
       // A row's digest is what a central needs to store a site's rows once (protocol §13.5): for those who read every row only.
@@ -55,11 +55,11 @@ export function parsed<T>(parse: () => T): T {
  * §11.2). On a token the history knows, only a party to it may (read-all does not let one
  * write); on a new one, the put opens it and its author is its only party.
  */
-function put(store: HistoryStore, recorder: Recorder, input: HistoryPut, author: string, ctx: HandlerContext, options: HistoryServiceOptions): HistoryRow {
-  recorder.flush(); // a command received before this put is known before it is judged
+async function put(store: HistoryStore, recorder: Recorder, input: HistoryPut, author: string, ctx: HandlerContext, options: HistoryServiceOptions): Promise<HistoryRow> {
+  await recorder.flush(); // a command received before this put is known before it is judged
   const tokenQuery = parseHistoryQuery({ token: input.token, limit: 1 });
-  const known = store.query(tokenQuery).rows[0];
-  if (known && store.query(tokenQuery, { party: author }).rows.length === 0) {
+  const known = (await store.query(tokenQuery)).rows[0];
+  if (known && (await store.query(tokenQuery, { party: author })).rows.length === 0) {
     // Whose it is stays unsaid: a stranger learns nothing of the token.
     throw new NotAuthorizedError(`${author} may not put a result for token ${input.token}: only its requester or one of its handlers may`);
   }
@@ -68,7 +68,7 @@ function put(store: HistoryStore, recorder: Recorder, input: HistoryPut, author:
   const problem = checkPath(action, 'action');
   if (problem) throw new InvalidMessageError(problem);
   const { data, size, truncated } = capDataOrRefuse(input.data ?? null, options.maxDataBytes);
-  const stored = recorder.storeNow({
+  const stored = await recorder.storeNow({
     token: input.token,
     kind: 'put',
     action,
@@ -83,7 +83,7 @@ function put(store: HistoryStore, recorder: Recorder, input: HistoryPut, author:
     digest: `put:${ctx.token}`,
   });
   // A repeat of the same put (same put token) answers with what is stored.
-  return stored ?? store.query(parseHistoryQuery({ token: input.token, kind: 'put', order: 'newest', limit: 1 })).rows[0]!;
+  return stored ?? (await store.query(parseHistoryQuery({ token: input.token, kind: 'put', order: 'newest', limit: 1 }))).rows[0]!;
 }
 
 /** A put's data as stored; data JSON cannot write again (nested too deeply) is the sender's mistake. */
@@ -102,14 +102,15 @@ function capDataOrRefuse(data: unknown, maxBytes: number): ReturnType<typeof cap
  * on until the caller cancels or its deadline. Rows are matched by id: none lost or doubled.
  */
 async function follow(store: HistoryStore, recorder: Recorder, filters: HistoryFollow, scope: HistoryScope | undefined, ctx: HandlerContext): Promise<HistoryRow | null> {
+  /** Live rows matching the filters, in order; their scope is judged when they are sent. */
   const queue: HistoryRow[] = [];
   let wake: (() => void) | undefined;
   // A live row is in scope when the store says its token is the party's: the same query as for stored rows.
-  const inScope = (row: HistoryRow) => scope === undefined || store.query(parseHistoryQuery({ token: row.token, limit: 1 }), scope).rows.length > 0;
+  const inScope = async (row: HistoryRow) => scope === undefined || (await store.query(parseHistoryQuery({ token: row.token, limit: 1 }), scope)).rows.length > 0;
   // Watch before reading: a row committed meanwhile is then both read and watched, and its id
   // (never above lastId twice) keeps it from being sent twice.
   const stop = recorder.watch((rows) => {
-    for (const row of rows) if (matchesQuery(row, filters) && inScope(row)) queue.push(row);
+    for (const row of rows) if (matchesQuery(row, filters)) queue.push(row);
     if (queue.length > 0) wake?.();
   });
   const onAbort = () => wake?.();
@@ -135,7 +136,7 @@ async function follow(store: HistoryStore, recorder: Recorder, filters: HistoryF
     // The stored rows, a page per turn (recording goes on between pages), at most MAX_REPLAY.
     let replayed = 0;
     for (let more = true; more; ) {
-      const page = store.query({ ...filters, afterId: lastId, order: 'oldest', limit: 1000 }, scope);
+      const page = await store.query({ ...filters, afterId: lastId, order: 'oldest', limit: 1000 }, scope);
       const end = send(page.rows);
       if (end) return end;
       replayed += page.rows.length;
@@ -145,7 +146,9 @@ async function follow(store: HistoryStore, recorder: Recorder, filters: HistoryF
       if (ctx.signal.aborted) throw ctx.signal.reason;
     }
     for (;;) {
-      const end = send(queue.splice(0));
+      const live: HistoryRow[] = [];
+      for (const row of queue.splice(0)) if (row.id > lastId && (await inScope(row))) live.push(row);
+      const end = send(live);
       if (end) return end;
       if (ctx.signal.aborted) throw ctx.signal.reason;
       await new Promise<void>((resolve) => (wake = resolve));

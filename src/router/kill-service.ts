@@ -44,7 +44,7 @@ async function kill(bus: Bus, store: HistoryStore, recorder: Recorder, access: H
   // Watched before reading: an end committed meanwhile is seen either way.
   const ending = waitForEnd(recorder, input.token);
   try {
-    const rows = store.query(parseHistoryQuery({ token: input.token, limit: 10_000 })).rows;
+    const rows = (await store.query(parseHistoryQuery({ token: input.token, limit: 10_000 }))).rows;
     const command = rows.find((row) => row.kind === 'command');
     if (!command) throw new UnknownTokenError(`token ${input.token} is not in the history: nothing to kill`, { details: { token: input.token } });
     const ended = rows.find(endsLifecycle);
@@ -84,7 +84,7 @@ async function kill(bus: Bus, store: HistoryStore, recorder: Recorder, access: H
         waitedMs: Date.now() - started,
         ...(seen && seen !== 'gone' && seen.code !== undefined && { code: seen.code }),
       };
-      record(recorder, result, ctx.token);
+      await record(recorder, result, ctx.token);
       return result;
     } finally {
       gone?.stop();
@@ -102,9 +102,9 @@ function outcomeOf(seen: HistoryRow | 'gone' | undefined): KillOutcome {
 }
 
 /** The outcome on the killed token's timeline (protocol §11.1, kind `kill`): who killed it, and what happened. */
-function record(recorder: Recorder, result: KillResult, killToken: string): void {
+async function record(recorder: Recorder, result: KillResult, killToken: string): Promise<void> {
   const data = JSON.stringify({ outcome: result.outcome, by: result.by, waitedMs: result.waitedMs });
-  recorder.storeNow({
+  await recorder.storeNow({
     token: result.token,
     kind: 'kill',
     action: result.action,

@@ -1,6 +1,6 @@
 /**
  * Per-action request rates, error rates and latency percentiles, derived from the rows the
- * router records (protocol §11.6): nothing is asked of the clients. One snapshot per interval,
+ * router sees on the bus (protocol §11.6): nothing is asked of the clients. One snapshot per interval,
  * published as a notification and answered on request.
  */
 import type { HistoryRow } from '../protocol/history.js';
@@ -31,8 +31,11 @@ export class Metrics {
     this.last = { from: this.from, until: this.from, actions: {}, rows: 0, rowsPerSecond: 0 };
   }
 
-  /** Feeds the rows of one stored batch. */
-  readonly onRows = (rows: readonly HistoryRow[]): void => {
+  /**
+   * Feeds the rows of one batch the router saw, each once, whether it or another router sharing
+   * the store stored them: every router then answers the same figures.
+   */
+  readonly onRows = (rows: readonly Pick<HistoryRow, 'kind' | 'token' | 'action' | 'etime'>[]): void => {
     this.rows += rows.length;
     for (const row of rows) {
       if (row.kind === 'command') {

@@ -2,7 +2,8 @@
  * Turns what the router sees on the bus into history rows and stores them in batches
  * (protocol §11.1): one transaction per ~10 ms under a flood, at once before a QoS 1
  * message is acknowledged to the broker, and at once when the embedded broker's journal asks
- * (a sync), so that what is acknowledged is stored. Rows the store refused (a full disk) wait
+ * (a sync), so that what is acknowledged is stored. Appends run one at a time, in order (the
+ * Batcher): rows that arrive while one runs wait for the next. Rows the store refused (a full disk) wait
  * in a WriteBacklog and are stored once it has room, even if nothing new comes; past
  * MAX_UNSTORED waiting, the newest are given up, counted by kind, and reported once the store
  * works again (`onLoss`: a `history.gap` event, protocol §11.8).
@@ -17,9 +18,12 @@ import { Batcher } from './batcher.js';
 import type { HistoryKind, HistoryRow, HistoryRowInput } from '../protocol/history.js';
 import type { HistoryStore } from './history-store.js';
 import { WriteBacklog } from './write-backlog.js';
+import { RecentKeys } from './recent-keys.js';
 
 /** Rows the store refused, kept to be tried again; past this many the newest are given up (counted, and reported by `onLoss`). */
 export const MAX_UNSTORED = 10_000;
+/** Rows remembered to tell a redelivery from a new row for the seen listeners (metrics): a redelivery comes within seconds. */
+const MAX_RECENT_ROWS = 100_000;
 
 export interface RecorderOptions {
   /** A payload longer than this (bytes of JSON) is stored cut, flagged `truncated`. */
@@ -33,16 +37,22 @@ export interface RecorderOptions {
 
 
 export type RowListener = (rows: readonly HistoryRow[]) => void;
+/** Rows the router saw on the bus, each once (its own dedupe of redeliveries), as they go to the store: stored by this router or by another sharing the store. */
+export type SeenListener = (rows: readonly HistoryRowInput[]) => void;
 /** Rows given up (the store refused them past MAX_UNSTORED waiting), by kind, and when they happened (their etime). */
 export type LossListener = (loss: HistoryGap) => void;
 
 export class Recorder {
   private readonly batcher: Batcher<HistoryRowInput>;
   private readonly listeners = new Set<RowListener>();
+  private readonly seenListeners = new Set<SeenListener>();
+  /** The rows seen lately, by token and digest: a redelivery is not seen twice. */
+  private readonly seen = new RecentKeys(MAX_RECENT_ROWS);
   private readonly lossListeners = new Set<LossListener>();
   private readonly caughtUpListeners = new Set<() => void>();
   /** Rows given up since the router started (the store refused them past MAX_UNSTORED waiting). */
   failed = 0;
+  /** Rows this router stored (not those another router sharing the store stored first). */
   recorded = 0;
   /** Rows the store refused, in order, waiting for it. */
   private readonly backlog = new WriteBacklog<HistoryRowInput>({ max: MAX_UNSTORED, giveUp: 'newest', retry: () => this.flush() });
@@ -56,7 +66,11 @@ export class Recorder {
     this.batcher = new Batcher((batch) => this.storeBatch(batch), options.maxBatch);
   }
 
-  /** Called for every message on `#`; synchronous, so a QoS 1 message is stored before its PUBACK leaves. */
+  /**
+   * Called for every message on `#`; a QoS 1 message is appended at once (a store that writes
+   * synchronously, SQLite, has stored it before its PUBACK leaves), or right after the append
+   * running, if one runs.
+   */
   readonly onMessage = (message: ReceivedMessage): void => {
     const row = rowOf(message, this.options.maxDataBytes, this.options.delegates);
     if (!row) return;
@@ -64,22 +78,31 @@ export class Recorder {
   };
 
   /**
-   * Stores a row that did not come from the bus (a put), at once, after every row received
-   * before it; returns it as stored, or undefined for a repeat. Throws while the store refuses.
+   * Stores a row that did not come from the bus (a put), after every row received before it;
+   * resolves with it as stored, or undefined for a repeat. Rejects while the store refuses.
    */
-  storeNow(row: HistoryRowInput): HistoryRow | undefined {
-    if (this.backlog.mayTry) this.flush();
-    else this.backlog.retryNow();
-    if (this.backlog.size > 0) throw new Error(`the history's store refuses to write (${this.backlog.size} rows wait for it): nothing stored`);
-    const [stored] = this.store.append([row]);
-    if (stored) this.announce([stored]);
-    return stored;
+  storeNow(row: HistoryRowInput): Promise<HistoryRow | undefined> {
+    // What waits for a refusing store is tried now: the put must come after it.
+    void this.backlog.retryNow();
+    return this.batcher.exclusive(async () => {
+      if (this.backlog.size > 0) throw new Error(`the history's store refuses to write (${this.backlog.size} rows wait for it): nothing stored`);
+      this.notifySeen([row]);
+      const [stored] = await this.store.append([row]);
+      if (stored) this.announce([stored]);
+      return stored;
+    });
   }
 
-  /** Called with every batch of new rows, after they are committed. */
+  /** Called with every batch of rows this router stored, after they are committed. */
   watch(listener: RowListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Called with every batch of rows the router saw (each once), as it goes to the store: what metrics count, whoever stores them. */
+  watchSeen(listener: SeenListener): () => void {
+    this.seenListeners.add(listener);
+    return () => this.seenListeners.delete(listener);
   }
 
   /** Called once the store works again after rows were given up, with how many and of which kinds. */
@@ -94,10 +117,12 @@ export class Recorder {
     return () => this.caughtUpListeners.delete(listener);
   }
 
-  /** Stores what is pending now (while the store refuses, it waits for the backlog's next attempt). */
-  flush(): void {
-    if (this.batcher.size === 0 && this.backlog.size > 0) this.storeBatch([]);
-    else this.batcher.flush();
+  /**
+   * Stores what is pending now (while the store refuses, it waits for the backlog's next
+   * attempt); resolves once it is stored, or waits for the store.
+   */
+  flush(): Promise<void> {
+    return this.batcher.flush();
   }
 
   /** Whether every row received so far is stored (none is waiting for another try). */
@@ -115,12 +140,15 @@ export class Recorder {
     this.backlog.close();
   }
 
-  private storeBatch(batch: HistoryRowInput[]): void {
+  /** One batch, run by the Batcher one at a time: the store is called in this body, before any `await`. */
+  private async storeBatch(batch: HistoryRowInput[]): Promise<void> {
+    this.notifySeen(batch);
     if (!this.backlog.mayTry) return this.giveUp(this.backlog.hold(batch));
     const rows = this.backlog.take(batch);
+    if (rows.length === 0) return;
     let stored: HistoryRow[];
     try {
-      stored = this.store.append(rows);
+      stored = await this.store.append(rows);
     } catch (error) {
       this.giveUp(this.backlog.refused(rows), error as Error);
       return;
@@ -152,6 +180,20 @@ export class Recorder {
         ? `history: rows could not be stored and ${MAX_UNSTORED} already wait: the newest are given up (${this.loss.missed} so far; reported as a history.gap event once the store works again)`
         : 'history: rows could not be stored (they wait and are tried again, new rows or not)',
     );
+  }
+
+  /** The rows of `batch` not seen lately, to the seen listeners. */
+  private notifySeen(batch: readonly HistoryRowInput[]): void {
+    if (this.seenListeners.size === 0) return;
+    const fresh = batch.filter((row) => this.seen.add(`${row.token}\n${row.digest}`));
+    if (fresh.length === 0) return;
+    for (const listener of this.seenListeners) {
+      try {
+        listener(fresh);
+      } catch (error) {
+        this.options.logger.error({ err: (error as Error).message }, 'history: a row listener failed');
+      }
+    }
   }
 
   private announce(rows: readonly HistoryRow[]): void {
@@ -229,8 +271,13 @@ export function rowOf(message: ReceivedMessage, maxDataBytes: number, delegates?
     truncated,
     raw,
     // The same bytes to the same target are the same message: a retried command, a QoS 1 redelivery.
-    digest: `${target ?? ''}:${hash('sha1', message.raw, 'base64url').slice(0, 16)}`,
+    digest: `${target ?? ''}:${messageDigest(message.raw)}`,
   };
+}
+
+/** What identifies a message by its bytes: the same bytes are the same message (a redelivery, or another router's copy of it). */
+export function messageDigest(raw: Buffer): string {
+  return hash('sha1', raw, 'base64url').slice(0, 16);
 }
 
 function responseKind(envelope: Envelope): HistoryKind {

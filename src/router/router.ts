@@ -30,6 +30,7 @@ import { CENTRAL_SITE, checkSiteName } from '../protocol/sites.js';
 import { SiteSync, SITE_SYNC_DEFAULTS } from './site-sync.js';
 import { SiteWatch } from './site-watch.js';
 import { serveSites } from './sites-service.js';
+import { openSharedStores } from './shared-stores.js';
 
 export const ROUTER_DEFAULTS = {
   id: ROUTER_ID,
@@ -75,6 +76,12 @@ export interface RouterOptions {
   historyStore?: HistoryStore;
   /** Where the event stream is kept (protocol §11.8): any `EventLog`. Default: SQLite in `events.db` beside `database`. Not closed by the router either. */
   eventLog?: EventLog;
+  /**
+   * Both stores in a database several routers share (protocol §11.8), instead of `database`:
+   * a `postgres://` (or `postgresql://`) URL. Each router keeps its own `id`; each row and event
+   * is stored once whichever router sees it. Opened and closed by the router.
+   */
+  store?: string;
   maxDataBytes?: number;
   retention?: Partial<HistoryRetention>;
   pruneEveryMs?: number;
@@ -133,11 +140,12 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const badSite = checkSiteName(options.site ?? ROUTER_DEFAULTS.site);
   if (badSite) throw new TypeError(badSite);
   const access = new HistoryAccess(options.access, logger); // first: a bad identities or policy file stops here
-  const stores = openStores(options);
+  const stores = await openStores(options, logger);
   const { historyStore, eventLog } = stores;
   const recorder = new Recorder(historyStore, { maxDataBytes, maxBatch: ROUTER_DEFAULTS.maxBatch, logger, delegates: access.delegates });
   const metrics = new Metrics();
-  recorder.watch(metrics.onRows);
+  // What the router saw, not only what it stored first: routers sharing a store answer the same figures.
+  recorder.watchSeen(metrics.onRows);
   const events = new EventStream(eventLog, { maxDataBytes, logger });
   recorder.watch(events.onRows);
   const routerId = options.id ?? ROUTER_DEFAULTS.id;
@@ -162,15 +170,14 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     await sites.close();
     await registry?.close();
     await Promise.all(services.map((service) => service.close()));
-    events.flush(); // pushed while the connection is still there
+    await events.flush(); // pushed while the connection is still there
     await bus?.close();
     events.stopPushing(); // what came in meanwhile is stored, for a replay
-    recorder.flush();
-    events.flush();
+    await Promise.all([recorder.flush(), events.flush()]);
     // What still waits for a refused store goes with the router: no retry after the files close.
     recorder.close();
     events.close();
-    stores.close();
+    await stores.close();
   };
   try {
     bus = await connect({
@@ -198,7 +205,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
         },
       ],
     });
-    feed.start(bus);
+    await feed.start(bus);
     services.push(...(await serveHistory(bus, historyStore, recorder, access, { maxDataBytes })));
     services.push(await bus.handle(METRICS_ACTION, () => metrics.latest));
     services.push(await serveKill(bus, historyStore, recorder, access, { admins: options.admins ?? [], killBy: options.killBy ?? 'identity' }));
@@ -264,10 +271,26 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   return { bus, historyStore, eventLog, recorder, metrics, registry: registry!, siteSync: siteSync!, prune: () => pruneAll(), close };
 }
 
-/** The stores given, and SQLite ones in `database` for those not given; `close()` closes only the latter. */
-function openStores(options: Pick<RouterOptions, 'database' | 'historyStore' | 'eventLog'>): { historyStore: HistoryStore; eventLog: EventLog; close(): void } {
+interface OpenedStores {
+  historyStore: HistoryStore;
+  eventLog: EventLog;
+  /** Closes the stores the router opened (not those it was given). */
+  close(): Promise<void>;
+}
+
+/**
+ * The stores given; else both in PostgreSQL when `store` is a postgres:// URL (routers on several
+ * nodes share it, protocol §11.8); else SQLite ones in `database` for those not given.
+ */
+async function openStores(options: Pick<RouterOptions, 'database' | 'historyStore' | 'eventLog' | 'store'>, logger: Logger): Promise<OpenedStores> {
+  if (options.store !== undefined) {
+    if (options.historyStore || options.eventLog) throw new TypeError('the router takes a store URL or stores, not both');
+    return openSharedStores(options.store, logger);
+  }
   const opened: Array<HistoryStore | EventLog> = [];
-  const close = () => opened.forEach((store) => store.close());
+  const close = async () => {
+    await Promise.all(opened.map((store) => store.close()));
+  };
   let { historyStore, eventLog } = options;
   try {
     if (!historyStore || !eventLog) {
@@ -278,7 +301,7 @@ function openStores(options: Pick<RouterOptions, 'database' | 'historyStore' | '
       if (!eventLog) opened.push((eventLog = new SqliteEventLog(database === ':memory:' ? ':memory:' : eventsFile(database))));
     }
   } catch (error) {
-    close();
+    await close();
     throw error;
   }
   return { historyStore, eventLog, close };
@@ -290,22 +313,20 @@ function eventsFile(database: string): string {
 }
 
 /** One small delete per turn until `removeBatch` removes less than `batch`: recording goes on in between. Resolves with the count removed. */
-function pruneInSteps(removeBatch: () => number, batch: number, logger: Logger, what: string): Promise<number> {
-  return new Promise((resolve) => {
-    let removed = 0;
-    const step = () => {
-      let n: number;
-      try {
-        n = removeBatch();
-      } catch (error) {
-        logger.error({ err: (error as Error).message }, `${what}: pruning failed`);
-        return resolve(removed);
-      }
-      removed += n;
-      if (n === batch) return setImmediate(step);
-      if (removed > 0) logger.info({ removed }, `${what}: old rows pruned`);
-      resolve(removed);
-    };
-    step();
-  });
+async function pruneInSteps(removeBatch: () => Promise<number>, batch: number, logger: Logger, what: string): Promise<number> {
+  let removed = 0;
+  for (;;) {
+    let n: number;
+    try {
+      n = await removeBatch();
+    } catch (error) {
+      logger.error({ err: (error as Error).message }, `${what}: pruning failed`);
+      return removed;
+    }
+    removed += n;
+    if (n < batch) break;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  if (removed > 0) logger.info({ removed }, `${what}: old rows pruned`);
+  return removed;
 }

@@ -88,8 +88,8 @@ export class SiteSync {
   }
 
   /** Where the central stands in each site's history it syncs, with the locks held now. */
-  states(): Record<string, SiteSyncState> {
-    const states: Record<string, SiteSyncState> = this.options.store.siteSyncs();
+  async states(): Promise<Record<string, SiteSyncState>> {
+    const states: Record<string, SiteSyncState> = await this.options.store.siteSyncs();
     for (const [site, since] of this.running) states[site] = { ...(states[site] ?? { position: 0 }), runningSince: since };
     return states;
   }
@@ -135,12 +135,13 @@ export class SiteSync {
     const stop = new AbortController();
     this.stops.add(stop);
     const deadline = setTimeout(() => stop.abort(new SyncTimeout(`the sync of site ${site} took longer than ${this.timeoutMs} ms`)), this.timeoutMs);
-    let position = this.options.store.siteSyncs()[site]?.position ?? 0;
+    let position = 0;
     let rows = 0;
     let lag = 0;
     let outcome: SiteSyncOutcome['outcome'] = 'done';
     let error: string | undefined;
     try {
+      position = (await this.options.store.siteSyncs())[site]?.position ?? 0;
       const bus = await this.bounded(this.options.asker(), stop.signal);
       const ask = async (query: Record<string, unknown>) => {
         const left = Math.max(1, started + this.timeoutMs - Date.now());
@@ -169,7 +170,7 @@ export class SiteSync {
         const last = page.rows.reduce((a, b) => (b.id > a.id ? b : a));
         if (last.id <= position) throw new Error(`the site's router answered rows at or before id ${position}, which was asked after`);
         const input = page.rows.map(siteRowInput);
-        rows += this.options.store.appendFromSite(site, { rows: input, position: last.id, positionCtime: last.ctime, lag: Math.max(0, newest - last.id) }).length;
+        rows += (await this.options.store.appendFromSite(site, { rows: input, position: last.id, positionCtime: last.ctime, lag: Math.max(0, newest - last.id) })).length;
         position = last.id;
         lag = Math.max(0, newest - position);
         more = page.more;
@@ -189,7 +190,7 @@ export class SiteSync {
     const ms = Date.now() - started;
     const event: SiteSyncEvent = { site, outcome, rows, ms, position, lag, ...(error !== undefined && { error }) };
     try {
-      this.options.store.recordSiteSync(site, { at: Date.now(), outcome, rows, ms, ...(error !== undefined && { error }) }, lag);
+      await this.options.store.recordSiteSync(site, { at: Date.now(), outcome, rows, ms, ...(error !== undefined && { error }) }, lag);
     } catch (failure) {
       this.options.logger.error({ site, err: (failure as Error).message }, 'sites: the outcome of a sync could not be stored');
     }

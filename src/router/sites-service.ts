@@ -8,10 +8,10 @@ import { SITES_ACTION, sitesQuerySchema, type SiteEntry, type SitesAnswer, type 
 import { parsed } from './history-service.js';
 import type { SiteWatch } from './site-watch.js';
 
-export function serveSites(bus: Bus, ownSite: string, sites: SiteWatch, syncStates: () => Record<string, SiteSyncState>): Promise<Registration> {
-  return bus.handle(SITES_ACTION, (payload: unknown): SitesAnswer => {
+export function serveSites(bus: Bus, ownSite: string, sites: SiteWatch, syncStates: () => Promise<Record<string, SiteSyncState>>): Promise<Registration> {
+  return bus.handle(SITES_ACTION, async (payload: unknown): Promise<SitesAnswer> => {
     const query = parsed(() => sitesQuerySchema.parse(payload ?? {}));
-    return sitesAnswer(ownSite, sites, syncStates(), query.site);
+    return sitesAnswer(ownSite, sites, await syncStates(), query.site);
   });
 }
 

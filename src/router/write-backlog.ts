@@ -18,8 +18,8 @@ export interface WriteBacklogOptions {
   max: number;
   /** Which are given up past `max`: the newest (the history, as the journal does) or the oldest (events: their cursors stay in order). */
   giveUp: 'newest' | 'oldest';
-  /** Makes one attempt (the caller's flush); called by the timer. */
-  retry: () => void;
+  /** Makes one attempt (the caller's flush, resolved once it ended); called by the timer. */
+  retry: () => Promise<void> | void;
 }
 
 export class WriteBacklog<T> {
@@ -29,7 +29,7 @@ export class WriteBacklog<T> {
   /** When the store began refusing; undefined while it works. */
   private since: number | undefined;
   private loggedAt = 0;
-  /** An attempt of the timer's is running: it tries the store even though the store refuses. */
+  /** An attempt is due (the timer's, or one asked for): the next batch tries the store even though the store refuses. */
   private retrying = false;
 
   constructor(private readonly options: WriteBacklogOptions) {}
@@ -39,13 +39,17 @@ export class WriteBacklog<T> {
     return this.items.length;
   }
 
-  /** Whether this batch should be tried now: the store works, or this is the timer's attempt. */
+  /** Whether this batch should be tried now: the store works, or an attempt is due. */
   get mayTry(): boolean {
     return this.since === undefined || this.retrying;
   }
 
-  /** The items to try, in order: those waiting, then `batch`. They no longer wait (give back those refused with `refused`). */
+  /**
+   * The items to try, in order: those waiting, then `batch` (the attempt due is made). They no
+   * longer wait: give back those refused with `refused`, tell `stored` of the others.
+   */
   take(batch: T[]): T[] {
+    this.retrying = false;
     const items = this.items.length > 0 ? [...this.items, ...batch] : batch;
     this.items = [];
     return items;
@@ -67,21 +71,17 @@ export class WriteBacklog<T> {
     if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
-        this.retryNow();
+        void this.retryNow();
       }, this.delay);
       this.timer.unref();
     }
     return givenUp;
   }
 
-  /** One attempt now, as the timer makes it (a write that must come after what waits asks for one). */
-  retryNow(): void {
+  /** One attempt now, as the timer makes it (a write that must come after what waits asks for one); resolves once it ended. */
+  retryNow(): Promise<void> {
     this.retrying = true;
-    try {
-      this.options.retry();
-    } finally {
-      this.retrying = false;
-    }
+    return Promise.resolve(this.options.retry());
   }
 
   /** The store took an attempt: returns for how long it had refused (undefined when it had not). */
