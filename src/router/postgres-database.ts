@@ -60,14 +60,17 @@ const types = {
 };
 
 /**
- * PostgreSQL's text cannot hold U+0000, which a JSON string can (`"\u0000"`): such a character,
- * in a site's row say, would make PostgreSQL refuse the whole batch again at each retry. It is
- * stored as U+FFFD instead (the same way each time, so that a repeat is still a repeat).
+ * PostgreSQL's text cannot hold U+0000, nor a lone surrogate, which a JSON string can
+ * (`"\u0000"`, `"\ud800"`): such a character, in a site's row say, would make PostgreSQL
+ * refuse the whole batch again at each retry. It is stored as U+FFFD instead (the same way each
+ * time, so that a repeat is still a repeat; a lone surrogate has no UTF-8 form anyway).
  */
 export function storableText(text: string): string;
 export function storableText(text: string | undefined): string | undefined;
 export function storableText(text: string | undefined): string | undefined {
-  return text !== undefined && text.includes('\u0000') ? text.replaceAll('\u0000', '\uFFFD') : text;
+  if (text === undefined) return text;
+  const whole = text.isWellFormed() ? text : text.toWellFormed();
+  return whole.includes('\u0000') ? whole.replaceAll('\u0000', '\uFFFD') : whole;
 }
 
 export interface PostgresDatabaseOptions {

@@ -169,10 +169,10 @@ describe('postgres stores - the tables', { skip: gate.skip, timeout: 120_000 }, 
     await assert.rejects(openPostgresStores(url, { logger: testLogger }), /version 99, written by a newer Relais; this one reads version 1/);
   });
 
-  it('postgres - a U+0000 in a row (which PostgreSQL text cannot hold) is stored as U+FFFD instead of failing the batch, and still recognised as a repeat', async () => {
+  it('postgres - a U+0000 or a lone surrogate in a row (which PostgreSQL text cannot hold) is stored as U+FFFD instead of failing the batch, and still recognised as a repeat', async () => {
     const stores = await openPostgresStores(await server.createDatabase(), { logger: testLogger });
     try {
-      const odd = row({ token: 'nul\u0000token', source: 'site\u0000x', data: '"\u0000"' });
+      const odd = row({ token: 'nul\u0000token', source: 'site\u0000x', target: 'lone\ud800', data: '"\u0000"' });
       const [stored] = await within(stores.historyStore.append([odd, row({ token: 'plain' })]), 10_000, 'the append');
       assert.equal(stored!.token, 'nul\uFFFDtoken');
       assert.equal((await stores.historyStore.query(parseHistoryQuery({ token: 'nul\u0000token' }))).rows.length, 1);
