@@ -1,0 +1,201 @@
+/**
+ * The connection pool the PostgreSQL stores share (`pg`): a few connections, errors that name
+ * the store and the server (its URL redacted) and never crash the process, transactions that
+ * give their connection back whatever happens. The pool reconnects by itself: a call made while
+ * the server is down rejects, the next one after it is back works.
+ */
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { redactBroker } from '../client/options.js';
+
+/** Query parameters of a PostgreSQL URL that say where and as whom, never a secret: shown in errors and logs. */
+const SHOWN_PARAMETERS = new Set(['host', 'port', 'dbname', 'user', 'application_name', 'sslmode', 'connect_timeout']);
+
+/**
+ * The URL as logs and errors may show it: the password masked, and the value of any query
+ * parameter that is not plainly a place or a name (`password=`, `sslpassword=`, `options=` can
+ * hold secrets). Read by hand, not with `URL`, which refuses the host-less form pg takes for a
+ * Unix socket (`postgres://user@/db?host=/run/postgresql`). A URL whose parts are not plain (an
+ * `@` in the query, a `?` or a second `@` in the password) is masked whole after its scheme:
+ * too much rather than too little.
+ */
+export function redactPostgresUrl(url: string): string {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0];
+  if (!scheme) return redactBroker(url);
+  let rest = url.slice(scheme.length);
+  let credentials = '';
+  const at = rest.indexOf('@');
+  if (at !== rest.lastIndexOf('@') || rest.slice(0, Math.max(at, 0)).includes('?')) return `${scheme}***`;
+  if (at >= 0) {
+    const userinfo = rest.slice(0, at);
+    credentials = userinfo.includes(':') ? `${userinfo.slice(0, userinfo.indexOf(':'))}:***@` : `${userinfo}@`;
+    rest = rest.slice(at + 1);
+  }
+  const question = rest.indexOf('?');
+  if (question < 0) return `${scheme}${credentials}${rest}`;
+  const shown = [...new URLSearchParams(rest.slice(question + 1))].map(([name, value]) => `${name}=${SHOWN_PARAMETERS.has(name) ? value : '***'}`);
+  return `${scheme}${credentials}${rest.slice(0, question)}?${shown.join('&')}`;
+}
+
+/** A store's call PostgreSQL refused or could not answer: names the store, the call and the server; `code` is PostgreSQL's or the socket's. */
+export class PostgresStoreError extends Error {
+  readonly code: string | undefined;
+  constructor(message: string, code: string | undefined) {
+    super(message);
+    this.name = 'PostgresStoreError';
+    this.code = code;
+  }
+}
+
+/** The connection failed (rather than the statement): the server went away, or had before the call. */
+function isConnectionLost(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return code === 'EPIPE' || code === 'ECONNRESET' || /Connection terminated|not queryable/.test((error as Error).message ?? '');
+}
+
+/** int8 (ids, times, counts) as numbers, not strings: every value the stores keep is below 2^53. For this pool only, not the process. */
+const INT8 = 20;
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === INT8 && format !== 'binary' ? Number : pg.types.getTypeParser(oid, format))) as typeof pg.types.getTypeParser,
+};
+
+/**
+ * PostgreSQL's text cannot hold U+0000, nor a lone surrogate, which a JSON string can
+ * (`"\u0000"`, `"\ud800"`): such a character, in a site's row say, would make PostgreSQL
+ * refuse the whole batch again at each retry. It is stored as U+FFFD instead (the same way each
+ * time, so that a repeat is still a repeat; a lone surrogate has no UTF-8 form anyway).
+ */
+export function storableText(text: string): string;
+export function storableText(text: string | undefined): string | undefined;
+export function storableText(text: string | undefined): string | undefined {
+  if (text === undefined) return text;
+  const whole = text.isWellFormed() ? text : text.toWellFormed();
+  return whole.includes('\u0000') ? whole.replaceAll('\u0000', '\uFFFD') : whole;
+}
+
+export interface PostgresDatabaseOptions {
+  logger: Logger;
+  /** Connections at most (default 4: appends run one at a time per store, queries beside them). */
+  maxConnections?: number;
+}
+
+export class PostgresDatabase {
+  /** The URL, redacted: what errors and logs name. */
+  readonly label: string;
+  private readonly pool: pg.Pool;
+  private readonly password: string | undefined;
+  private readonly logger: Logger;
+  private readonly maxConnections: number;
+  /** An outage is logged once, when it is first seen; a call that works again ends it. */
+  private outage = false;
+  private ended: Promise<void> | undefined;
+
+  constructor(url: string, options: PostgresDatabaseOptions) {
+    this.label = redactPostgresUrl(url);
+    this.logger = options.logger;
+    this.maxConnections = options.maxConnections ?? 4;
+    let password: string | undefined;
+    try {
+      password = decodeURIComponent(new URL(url).password) || undefined;
+    } catch {
+      password = undefined;
+    }
+    this.password = password;
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: this.maxConnections,
+      // A server that does not answer a connection (a dead host) fails the call, which the router retries, instead of hanging it.
+      connectionTimeoutMillis: 10_000,
+      idleTimeoutMillis: 30_000,
+      keepAlive: true,
+      application_name: 'relais-router',
+      types,
+    });
+    // pg's pool emits 'error' when an idle connection dies (the server restarted): without a
+    // listener that would end the process. The pool drops that connection and opens another
+    // at the next call.
+    this.pool.on('error', (error) => this.noteOutage(error));
+  }
+
+  /** One statement; rejects with a `PostgresStoreError` naming `what`. */
+  async query<Row extends pg.QueryResultRow>(what: string, sql: string, values?: readonly unknown[]): Promise<pg.QueryResult<Row>> {
+    return this.transaction(what, (client) => client.query<Row>(sql, values as unknown[] | undefined), { begin: false });
+  }
+
+  /**
+   * `body` on one connection, in one transaction (unless `begin: false`, for one statement):
+   * committed when it resolves, rolled back when it throws. A connection that failed is closed,
+   * not given back to the pool. A connection that was idle in the pool may have died unnoticed
+   * (the server restarted, its close not yet read): when the first statement on it fails for
+   * that, nothing was done, and the call is made again on another (each fails at once), so that
+   * the first call after PostgreSQL is back works.
+   */
+  async transaction<T>(what: string, body: (client: pg.PoolClient) => Promise<T>, options: { begin?: boolean } = {}): Promise<T> {
+    const begin = options.begin ?? true;
+    for (let attempt = 1; ; attempt += 1) {
+      this.checkOpen(what);
+      let client: pg.PoolClient;
+      try {
+        client = await this.pool.connect();
+      } catch (error) {
+        throw this.failure(what, error);
+      }
+      // A checked-out connection emits 'error' when the server goes away between two
+      // statements: heard here, so that it cannot end the process; the statement in flight
+      // rejects anyway.
+      let broken: Error | undefined;
+      const onError = (error: Error) => {
+        broken = error;
+        this.noteOutage(error);
+      };
+      client.on('error', onError);
+      let first = true;
+      try {
+        if (begin) {
+          await client.query('BEGIN');
+          first = false;
+        }
+        const result = await body(client);
+        if (begin) await client.query('COMMIT');
+        this.outage = false;
+        return result;
+      } catch (error) {
+        broken ??= error instanceof Error ? error : new Error(String(error));
+        // Each idle connection may be such a one: at most all of them, then a new one.
+        if (first && attempt <= this.maxConnections && isConnectionLost(error)) continue;
+        if (begin) await client.query('ROLLBACK').catch(() => undefined);
+        throw this.failure(what, error);
+      } finally {
+        client.off('error', onError);
+        client.release(broken !== undefined);
+      }
+    }
+  }
+
+  /** Ends the pool (idempotent): later calls reject. */
+  end(): Promise<void> {
+    this.ended ??= this.pool.end();
+    return this.ended;
+  }
+
+  private checkOpen(what: string): void {
+    if (this.ended) throw new PostgresStoreError(`${what} on ${this.label}: the store is closed`, undefined);
+  }
+
+  private noteOutage(error: Error): void {
+    if (this.outage) return;
+    this.outage = true;
+    this.logger.warn({ err: this.secretFree(error.message), store: this.label }, 'PostgreSQL: a connection was lost; the next calls reconnect');
+  }
+
+  private failure(what: string, error: unknown): PostgresStoreError {
+    const code = (error as { code?: unknown }).code;
+    const message = this.secretFree(error instanceof Error ? error.message : String(error));
+    return new PostgresStoreError(`${what} failed on ${this.label}: ${message}`, typeof code === 'string' ? code : undefined);
+  }
+
+  /** A driver's message never quotes the password; this makes sure. */
+  private secretFree(message: string): string {
+    return this.password ? message.split(this.password).join('***') : message;
+  }
+}
