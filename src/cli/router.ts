@@ -5,7 +5,7 @@ import type { HistoryRetention } from '../router/history-store.js';
 import { KILL_BY, type KillBy } from '../router/kill-service.js';
 import { startRouter, ROUTER_DEFAULTS, type Router } from '../router/router.js';
 import { checkSiteName } from '../protocol/sites.js';
-import { redactStoreUrl } from '../router/shared-stores.js';
+import { redactStoreUrl } from '../router/store-url.js';
 import { addConnectionOptions, cliLogger, connectionOptions, fail, EXIT, onInterrupt, printable, type GlobalOptions } from './common.js';
 
 export interface RouterSettingsOptions {

@@ -6,36 +6,7 @@
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { redactBroker } from '../client/options.js';
-
-/** Query parameters of a PostgreSQL URL that say where and as whom, never a secret: shown in errors and logs. */
-const SHOWN_PARAMETERS = new Set(['host', 'port', 'dbname', 'user', 'application_name', 'sslmode', 'connect_timeout']);
-
-/**
- * The URL as logs and errors may show it: the password masked, and the value of any query
- * parameter that is not plainly a place or a name (`password=`, `sslpassword=`, `options=` can
- * hold secrets). Read by hand, not with `URL`, which refuses the host-less form pg takes for a
- * Unix socket (`postgres://user@/db?host=/run/postgresql`). A URL whose parts are not plain (an
- * `@` in the query, a `?` or a second `@` in the password) is masked whole after its scheme:
- * too much rather than too little.
- */
-export function redactPostgresUrl(url: string): string {
-  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0];
-  if (!scheme) return redactBroker(url);
-  let rest = url.slice(scheme.length);
-  let credentials = '';
-  const at = rest.indexOf('@');
-  if (at !== rest.lastIndexOf('@') || rest.slice(0, Math.max(at, 0)).includes('?')) return `${scheme}***`;
-  if (at >= 0) {
-    const userinfo = rest.slice(0, at);
-    credentials = userinfo.includes(':') ? `${userinfo.slice(0, userinfo.indexOf(':'))}:***@` : `${userinfo}@`;
-    rest = rest.slice(at + 1);
-  }
-  const question = rest.indexOf('?');
-  if (question < 0) return `${scheme}${credentials}${rest}`;
-  const shown = [...new URLSearchParams(rest.slice(question + 1))].map(([name, value]) => `${name}=${SHOWN_PARAMETERS.has(name) ? value : '***'}`);
-  return `${scheme}${credentials}${rest.slice(0, question)}?${shown.join('&')}`;
-}
+import { maskStoreUrl, redactStoreUrl } from './store-url.js';
 
 /** A store's call PostgreSQL refused or could not answer: names the store, the call and the server; `code` is PostgreSQL's or the socket's. */
 export class PostgresStoreError extends Error {
@@ -83,24 +54,19 @@ export class PostgresDatabase {
   /** The URL, redacted: what errors and logs name. */
   readonly label: string;
   private readonly pool: pg.Pool;
-  private readonly password: string | undefined;
   private readonly logger: Logger;
   private readonly maxConnections: number;
   /** An outage is logged once, when it is first seen; a call that works again ends it. */
   private outage = false;
   private ended: Promise<void> | undefined;
 
-  constructor(url: string, options: PostgresDatabaseOptions) {
-    this.label = redactPostgresUrl(url);
+  constructor(
+    private readonly url: string,
+    options: PostgresDatabaseOptions,
+  ) {
+    this.label = redactStoreUrl(url);
     this.logger = options.logger;
     this.maxConnections = options.maxConnections ?? 4;
-    let password: string | undefined;
-    try {
-      password = decodeURIComponent(new URL(url).password) || undefined;
-    } catch {
-      password = undefined;
-    }
-    this.password = password;
     this.pool = new pg.Pool({
       connectionString: url,
       max: this.maxConnections,
@@ -185,17 +151,13 @@ export class PostgresDatabase {
   private noteOutage(error: Error): void {
     if (this.outage) return;
     this.outage = true;
-    this.logger.warn({ err: this.secretFree(error.message), store: this.label }, 'PostgreSQL: a connection was lost; the next calls reconnect');
+    this.logger.warn({ err: maskStoreUrl(error.message, this.url), store: this.label }, 'PostgreSQL: a connection was lost; the next calls reconnect');
   }
 
   private failure(what: string, error: unknown): PostgresStoreError {
     const code = (error as { code?: unknown }).code;
-    const message = this.secretFree(error instanceof Error ? error.message : String(error));
+    const message = maskStoreUrl(error instanceof Error ? error.message : String(error), this.url);
     return new PostgresStoreError(`${what} failed on ${this.label}: ${message}`, typeof code === 'string' ? code : undefined);
   }
 
-  /** A driver's message never quotes the password; this makes sure. */
-  private secretFree(message: string): string {
-    return this.password ? message.split(this.password).join('***') : message;
-  }
 }

@@ -11,7 +11,7 @@ import { PostgresEventLog } from './postgres-event-log.js';
 import { PostgresHistoryStore } from './postgres-history-store.js';
 import { ensureSchema } from './postgres-schema.js';
 
-export { redactPostgresUrl, PostgresStoreError } from './postgres-database.js';
+export { PostgresStoreError } from './postgres-database.js';
 
 export interface PostgresStoresOptions {
   logger: Logger;

@@ -4,7 +4,7 @@
  * line and error names it redacted.
  */
 import type { Logger } from 'pino';
-import { redactBroker } from '../client/options.js';
+import { maskStoreUrl, redactStoreUrl } from './store-url.js';
 import type { EventLog } from './event-log.js';
 import type { HistoryStore } from './history-store.js';
 
@@ -16,11 +16,6 @@ export interface SharedStores {
   close(): Promise<void>;
 }
 
-/** The module src/router/postgres-stores.ts, as the router uses it. */
-interface PostgresStoresModule {
-  openPostgresStores(url: string, options: { logger: Logger }): Promise<SharedStores>;
-}
-
 /** URL schemes of the shared stores. */
 const POSTGRES_URL = /^postgres(ql)?:\/\//i;
 
@@ -30,39 +25,12 @@ export async function openSharedStores(url: string, logger: Logger): Promise<Sha
   if (!POSTGRES_URL.test(url)) throw new TypeError(`store: ${label}: not a postgres:// URL (without one, the router keeps its history in SQLite)`);
   let stores: SharedStores;
   try {
-    // A path in a variable: TypeScript does not follow it, and `pg` loads only here.
-    const modulePath = './postgres-stores.js';
-    const postgres = (await import(modulePath)) as PostgresStoresModule;
+    // Loaded here only: a router on SQLite never loads `pg`.
+    const postgres = await import('./postgres-stores.js');
     stores = await postgres.openPostgresStores(url, { logger });
   } catch (error) {
-    throw new Error(`the store ${label} could not be opened: ${maskUrl((error as Error).message ?? String(error), url)}`);
+    throw new Error(`the store ${label} could not be opened: ${maskStoreUrl((error as Error).message ?? String(error), url)}`);
   }
   logger.info({ store: label }, 'router: history and events in a shared store');
   return stores;
-}
-
-/** The store URL with its password and query masked (a query may carry `password=`). */
-export function redactStoreUrl(url: string): string {
-  return redactBroker(url);
-}
-
-/** `text` with the URL, and its password as written and decoded, masked: a driver's error may quote either. */
-function maskUrl(text: string, url: string): string {
-  let masked = text.split(url).join(redactStoreUrl(url));
-  let password = '';
-  try {
-    password = new URL(url).password;
-  } catch {
-    // Not a URL: nothing more to find in it.
-  }
-  for (const secret of new Set([password, safeDecode(password)])) if (secret.length > 0) masked = masked.split(secret).join('***');
-  return masked;
-}
-
-function safeDecode(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
 }

@@ -12,7 +12,8 @@ import pg from 'pg';
 import { parseHistoryQuery } from '../../src/protocol/history.js';
 import type { EventLog } from '../../src/router/event-log.js';
 import type { HistoryStore } from '../../src/router/history-store.js';
-import { openPostgresStores, PostgresStoreError, redactPostgresUrl } from '../../src/router/postgres-stores.js';
+import { openPostgresStores, PostgresStoreError } from '../../src/router/postgres-stores.js';
+import { redactStoreUrl } from '../../src/router/store-url.js';
 import { recordingLogger, testLogger, within } from '../testkit/index.js';
 import { findPostgresBin, postgresGate, startPostgres, type TestPostgres } from '../testkit/postgres.js';
 import { eventLogContract } from './event-log-contract.js';
@@ -119,7 +120,7 @@ describe('postgres stores - a server that goes away and comes back', { skip: gat
   it('postgres - a password in the URL appears in no error and no log line, the URL does, masked', async () => {
     const password = 'hunter2-very-secret';
     const url = await server.createDatabase({ password });
-    assert.equal(redactPostgresUrl(`${url}&password=${password}&sslmode=disable`).includes(password), false);
+    assert.equal(redactStoreUrl(`${url}&password=${password}&sslmode=disable`).includes(password), false);
     const { logger, lines } = recordingLogger();
     const stores = await openPostgresStores(url, { logger });
     try {
