@@ -7,6 +7,7 @@
 import type { Bus } from './client/bus.js';
 import { browserRuntime } from './client/browser-runtime.js';
 import { openBus } from './client/open.js';
+import { brokerUrls } from './client/options.js';
 import type { ConnectOptions } from './client/types.js';
 
 export * from './library.js';
@@ -20,15 +21,18 @@ const BROWSER_SCHEMES = new Set(['ws:', 'wss:']);
  * Rejects with `NotAuthorizedError` when the broker refuses the credentials.
  */
 export async function connect(options: ConnectOptions): Promise<Bus> {
-  if (options.broker !== undefined) {
-    let scheme = '';
-    try {
-      scheme = new URL(options.broker).protocol;
-    } catch {
-      // Said below without the URL, which may hold a password.
-    }
-    if (!BROWSER_SCHEMES.has(scheme)) throw new TypeError('in a browser the broker URL must be ws:// or wss:// (MQTT over WebSocket); it is not repeated here as it may hold a password');
+  if (options.broker !== undefined && !brokerUrls(options.broker).every(isWebSocketUrl)) {
+    // Said without the URL, which may hold a password.
+    throw new TypeError('in a browser the broker URL must be ws:// or wss:// (MQTT over WebSocket), each one of a list; it is not repeated here as it may hold a password');
   }
   if (options.tls || options.stream) throw new TypeError('tls and stream are Node options: in a browser, the WebSocket of a wss:// URL uses the browser\'s TLS');
   return openBus(options, browserRuntime);
+}
+
+function isWebSocketUrl(url: string): boolean {
+  try {
+    return BROWSER_SCHEMES.has(new URL(url).protocol);
+  } catch {
+    return false;
+  }
 }

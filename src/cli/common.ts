@@ -25,7 +25,11 @@ export const EXIT = { OK: 0, ERROR: 1, USAGE: 2, NO_HANDLER: 3, NOT_CONFIRMED: 4
 
 export function addConnectionOptions(command: Command): Command {
   return command
-    .addOption(new Option('-b, --broker <url>', 'broker URL (mqtt://, mqtts://, ws://, unix:///path)').env('RELAIS_BROKER').default(DEFAULTS.broker))
+    .addOption(
+      new Option('-b, --broker <url>', 'broker URL (mqtt://, mqtts://, ws://, unix:///path), or several separated by commas, the nodes of one cluster: tried in turn, and the client moves to the next when its node is lost (protocol §1.3)')
+        .env('RELAIS_BROKER')
+        .default(DEFAULTS.broker),
+    )
     .addOption(new Option('--id <id>', 'client id on the bus (default: cli-<host>-<pid>)').env('RELAIS_ID'))
     .addOption(new Option('--ca <file>', 'PEM certificate(s) to trust for an mqtts:// or wss:// broker, besides the system ones').env('RELAIS_CA'))
     .addOption(new Option('--cert <file>', 'client certificate (PEM) for an mqtts:// broker: its CN is the identity (relais identity add --cert)').env('RELAIS_CERT'))
@@ -58,7 +62,7 @@ export function defaultId(): string {
  * token (RELAIS_TOKEN or --token-file, never the command line: other users see it in ps), the
  * client certificate and the CA. Exits 2 naming what is missing or unreadable.
  */
-export function connectionOptions(options: GlobalOptions): Pick<ConnectOptions, 'broker' | 'username' | 'password' | 'tls'> {
+export function connectionOptions(options: GlobalOptions): Pick<ConnectOptions, 'username' | 'password' | 'tls'> & { broker: string } {
   const token = tokenOption(options);
   if (token !== undefined && options.id === undefined) fail(EXIT.USAGE, `a token (${options.tokenFile !== undefined ? '--token-file' : 'RELAIS_TOKEN'}) is the password of an identity: give it with --id <identity> (or RELAIS_ID)`);
   return { broker: options.broker, ...tlsOptions(options), ...(token !== undefined && { username: options.id!, password: token }) };
@@ -74,7 +78,7 @@ function tokenOption(options: GlobalOptions): string | undefined {
 }
 
 /** connectionOptions() with the signing and verifying keys (protocol §12): what a command's bus connects with. */
-export function cliConnectOptions(options: GlobalOptions): Pick<ConnectOptions, 'broker' | 'username' | 'password' | 'tls' | 'signing' | 'verify'> {
+export function cliConnectOptions(options: GlobalOptions): Pick<ConnectOptions, 'username' | 'password' | 'tls' | 'signing' | 'verify'> & { broker: string } {
   return { ...connectionOptions(options), ...signatureOptions(options) };
 }
 

@@ -17,8 +17,13 @@ export interface ConnectOptions {
   /**
    * Broker URL: `mqtt://host:port`, `mqtts://host:port`, `ws://host:port/path`, `wss://...`,
    * or `unix:///path/to/socket`. Default `RELAIS_BROKER` from the environment, else `mqtt://127.0.0.1:1883`.
+   *
+   * Several URLs, the nodes of one cluster (or bridged brokers), as a list or one string
+   * separated by commas (`'mqtt://a:1883,mqtt://b:1883'`): the first connection tries each in
+   * turn; after a loss, each reconnection attempt goes to the next one (protocol §1.3). The
+   * credentials and TLS options are the same for all.
    */
-  broker?: string;
+  broker?: string | readonly string[];
   username?: string;
   password?: string;
   /**

@@ -16,17 +16,18 @@ export function checkTimeout(timeout: number, what = 'timeout'): string | undefi
 
 const BROKER_SCHEMES = new Set(['mqtt:', 'mqtts:', 'tcp:', 'tls:', 'ssl:', 'ws:', 'wss:', 'unix:', 'mqtt+unix:']);
 
-/** Why the resolved options cannot work, or undefined. The URL is not repeated: it may hold a password. */
+/**
+ * The broker URLs of `ConnectOptions.broker`: a list as given, or a string split at its
+ * commas (a comma inside a URL is written `%2C`). Spaces around each are ignored.
+ */
+export function brokerUrls(broker: string | readonly string[]): string[] {
+  return (typeof broker === 'string' ? broker.split(',') : [...broker]).map((url) => (typeof url === 'string' ? url.trim() : url));
+}
+
+/** Why the resolved options cannot work, or undefined. A URL is not repeated: it may hold a password. */
 export function checkOptions(options: ResolvedOptions): string | undefined {
-  let scheme: string;
-  try {
-    scheme = new URL(options.broker).protocol;
-  } catch {
-    scheme = '';
-  }
-  if (!BROKER_SCHEMES.has(scheme)) {
-    return 'the broker URL must be mqtt://, mqtts://, ws://, wss:// or unix:// followed by [user:password@]host:port (or a path for unix); it is not repeated here as it may hold a password';
-  }
+  const problem = checkBrokers(options.broker);
+  if (problem) return problem;
   for (const { filter } of options.subscriptions ?? []) {
     const problem = checkFilter(filter);
     if (problem) return `subscriptions: ${problem}`;
@@ -37,6 +38,31 @@ export function checkOptions(options: ResolvedOptions): string | undefined {
     if (problem) return problem;
   }
   return checkLogsOptions(options.logs);
+}
+
+const BROKER_URL_FORM = 'mqtt://, mqtts://, ws://, wss:// or unix:// followed by [user:password@]host:port (or a path for unix)';
+
+/** Why the broker URL, or one of the list, cannot work; a bad one is named by its place in the list, never repeated. */
+function checkBrokers(broker: string | readonly string[]): string | undefined {
+  if (typeof broker !== 'string' && !Array.isArray(broker)) return 'broker must be a URL, several separated by commas, or a list of URLs';
+  const urls = brokerUrls(broker);
+  if (urls.length === 0) return 'broker: the list of broker URLs is empty';
+  if (urls.length === 1) {
+    return isBrokerUrl(urls[0]) ? undefined : `the broker URL must be ${BROKER_URL_FORM}; it is not repeated here as it may hold a password`;
+  }
+  const bad = urls.findIndex((url) => !isBrokerUrl(url));
+  if (bad < 0) return undefined;
+  const what = urls[bad] === '' ? 'is empty' : `must be ${BROKER_URL_FORM}; it is not repeated here as it may hold a password`;
+  return `broker URL ${bad + 1} of ${urls.length} ${what}`;
+}
+
+function isBrokerUrl(url: unknown): boolean {
+  if (typeof url !== 'string') return false;
+  try {
+    return BROKER_SCHEMES.has(new URL(url).protocol);
+  } catch {
+    return false;
+  }
 }
 
 function checkLogsOptions(logs: ResolvedLogsOptions | false): string | undefined {

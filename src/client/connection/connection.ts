@@ -1,13 +1,14 @@
 /**
  * One MQTT connection (a lane, protocol §6.2): its reconnection with jittered exponential
- * backoff, the subscriptions it must hold (made again at every reconnection), the guard
+ * backoff, moving to the next broker of the list at each attempt (protocol §1.3), the subscriptions it must hold (made again at every reconnection), the guard
  * against packets the broker refuses (protocol §1.4) and the coalescing of writes.
  * Knows nothing of envelopes.
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { NotAuthorizedError, NotSentError } from '../../protocol/errors.js';
-import { toMqttUrl, type ResolvedOptions } from '../options.js';
+import type { ResolvedOptions } from '../options.js';
+import { BrokerEndpoints } from './broker-endpoints.js';
 import { HeldSubscriptions } from './held-subscriptions.js';
 import { ReconnectSchedule } from './reconnect.js';
 import { MAX_STRIKES, ReplayGuardStore } from './replay-guard.js';
@@ -58,17 +59,31 @@ export class Connection {
   private errorsThisOutage = 0;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private corked = false;
+  /** The brokers of the list; none over an in-process stream. */
+  private readonly endpoints: BrokerEndpoints | undefined;
+  /** The broker of the connection that was lost, while reconnecting: the 'reconnected' line says whether the client moved. */
+  private lostFrom: string | undefined;
+  /** The last error of the attempt under way: why it failed, once it closes. */
+  private attemptError: Error | undefined;
+  /** Why each attempt of the first connection failed, in order (protocol §1.3). */
+  private readonly firstFailures: Array<{ broker: string; why: string; error: Error | undefined }> = [];
+  /** Settles the first connection: undefined once connected, else why it cannot be made. */
+  private settleFirst!: (error?: Error) => void;
+  private readonly firstConnection: Promise<void>;
 
   constructor(
     private readonly options: ResolvedOptions,
     readonly clientId: string,
     readonly lane: Lane,
-    readonly brokerLabel: string,
     will: { topic: string; payload: string } | undefined,
     private readonly hooks: ConnectionHooks,
   ) {
+    this.firstConnection = new Promise<void>((resolve, reject) => {
+      this.settleFirst = (error) => (error ? reject(error) : resolve());
+    });
+    this.firstConnection.catch(() => {});
     this.schedule = new ReconnectSchedule(options.reconnectDelay, options.reconnectMaxDelay);
-    const mqttOptions: IClientOptions = {
+    const sessionOptions: IClientOptions = {
       clientId,
       protocolVersion: 4, // MQTT 3.1.1: Aedes and NATS do not speak 5 (protocol §1.1)
       // A persistent session keeps what is published to us at QoS 1 while we are away (protocol §1.3).
@@ -80,14 +95,24 @@ export class Connection {
       connectTimeout: options.connectTimeout,
       outgoingStore: this.outgoing,
       incomingStore: this.incoming,
-      ...(options.username !== undefined && { username: options.username }),
-      ...(options.password !== undefined && { password: options.password }),
-      ...(options.tls ?? {}),
       ...(will && { will: { topic: will.topic, payload: will.payload, qos: 1, retain: true } }),
       ...MQTT_LOG,
     };
+    // The same credentials and TLS options for every broker of the list (protocol §1.3).
+    const accessOptions: IClientOptions = {
+      ...(options.username !== undefined && { username: options.username }),
+      ...(options.password !== undefined && { password: options.password }),
+      ...(options.tls ?? {}),
+      ...MQTT_LOG,
+    };
     const stream = options.stream;
-    this.client = stream ? new mqtt.MqttClient(() => stream(), mqttOptions) : mqtt.connect(toMqttUrl(options.broker), mqttOptions);
+    if (stream) {
+      this.endpoints = undefined;
+      this.client = new mqtt.MqttClient(() => stream(), { ...sessionOptions, ...accessOptions });
+    } else {
+      this.endpoints = new BrokerEndpoints(options.broker, accessOptions);
+      this.client = new mqtt.MqttClient(this.endpoints.builder(), sessionOptions);
+    }
     this.subscriptions = new HeldSubscriptions(this.client, options.logger, lane);
     this.client.on('packetreceive', (packet) => {
       if (packet.cmd === 'connack' && !packet.returnCode) this.connackSeen = true;
@@ -100,10 +125,16 @@ export class Connection {
     // One warning per outage: a broker that is down for an hour must not write a line per attempt.
     this.client.on('error', (error) => {
       if (this.closing) return;
+      this.attemptError = error;
       this.errorsThisOutage += 1;
       const first = this.errorsThisOutage === 1;
-      this.logger[first ? 'warn' : 'debug']({ lane, broker: brokerLabel, err: error.message, attempts: this.schedule.attempts }, first ? 'MQTT connection error' : 'MQTT connection error (again)');
+      this.logger[first ? 'warn' : 'debug']({ lane, broker: this.brokerLabel, err: error.message, attempts: this.schedule.attempts }, first ? 'MQTT connection error' : 'MQTT connection error (again)');
     });
+  }
+
+  /** The broker this connection uses, or the one its attempt under way goes to, as logs and errors show it (password masked). */
+  get brokerLabel(): string {
+    return this.endpoints?.current.label ?? 'the in-process broker';
   }
 
   private get logger(): Logger {
@@ -115,29 +146,62 @@ export class Connection {
   }
 
   /**
-   * Resolves on the first CONNACK. Rejects with `NotAuthorizedError` when the broker refuses the
-   * credentials (CONNACK 4, bad user name or password; 5, not authorised: protocol §1.1), its
-   * `details.returnCode` saying which; with `NotSentError` saying why otherwise.
+   * Resolves on the first CONNACK, each broker of the list tried in turn (protocol §1.3).
+   * Rejects with `NotAuthorizedError` when a broker refuses the credentials (CONNACK 4, bad
+   * user name or password; 5, not authorised: protocol §1.1), its `details.returnCode` saying
+   * which, without trying the next; with `NotSentError` naming every broker tried and why it
+   * failed otherwise.
    */
   ready(): Promise<void> {
     if (this.client.connected) return Promise.resolve();
-    const broker = this.brokerLabel;
-    const failure = (why: string, cause?: Error) => {
-      const returnCode = (cause as { code?: unknown } | undefined)?.code;
-      const message = `cannot connect to the broker at ${broker}: ${why}`;
-      if (returnCode === 4 || returnCode === 5) return new NotAuthorizedError(message, { cause, details: { returnCode } });
-      return new NotSentError(message, cause && { cause });
-    };
+    // Each attempt ends by MQTT.js's own CONNACK time-out; this only bounds a stream that never closes.
+    const attempts = this.endpoints?.size ?? 1;
+    const timeout = this.options.connectTimeout * (attempts + 1);
     return waitFor<void>(
-      { timeout: this.options.connectTimeout, timeoutError: () => failure(`no answer from the broker at ${broker} within ${this.options.connectTimeout} ms`) },
-      (settle) => {
-        const onError = (error: Error) => settle(failure(error.message, error));
-        const onClose = () => settle(failure('connection closed before CONNACK'));
-        const onConnect = () => settle(undefined);
-        this.client.on('error', onError).on('close', onClose).on('connect', onConnect);
-        return () => this.client.off('error', onError).off('close', onClose).off('connect', onConnect);
-      },
+      { timeout, timeoutError: () => new NotSentError(`cannot connect to ${this.brokerLabel}: no answer within ${timeout} ms`) },
+      (settle) => void this.firstConnection.then(() => settle(undefined), (error: Error) => settle(error)),
     );
+  }
+
+  /**
+   * An attempt of the first connection closed before its CONNACK: the next broker of the list
+   * is tried at once, until each was; refused credentials end it at once (a node saying so is
+   * not a node that is down).
+   */
+  private firstAttemptFailed(): void {
+    const error = this.attemptError;
+    this.attemptError = undefined;
+    const why = !error ? 'connection closed before CONNACK' : error.message === 'connack timeout' ? `no answer within ${this.options.connectTimeout} ms` : error.message;
+    this.firstFailures.push({ broker: this.brokerLabel, why, error });
+    const returnCode = (error as { code?: unknown } | undefined)?.code;
+    if (returnCode === 4 || returnCode === 5) {
+      return this.settleFirst(new NotAuthorizedError(`cannot connect to the broker at ${this.brokerLabel}: ${why}`, { cause: error, details: { returnCode } }));
+    }
+    if (!this.endpoints || this.firstFailures.length >= this.endpoints.size) return this.settleFirst(this.firstConnectionError());
+    const failed = this.brokerLabel;
+    this.endpoints.next();
+    this.logger.debug({ lane: this.lane, failed, broker: this.brokerLabel, why }, 'cannot connect; trying the next broker');
+    this.reconnectTimer = setTimeout(() => this.attempt(), 0);
+  }
+
+  private firstConnectionError(): NotSentError {
+    const [only] = this.firstFailures;
+    if (this.firstFailures.length === 1 && only) return new NotSentError(`cannot connect to the broker at ${only.broker}: ${only.why}`, only.error && { cause: only.error });
+    const tried = this.firstFailures.map(({ broker, why }) => `${broker} (${why})`).join('; ');
+    return new NotSentError(`cannot connect to any of the ${this.firstFailures.length} brokers: ${tried}`);
+  }
+
+  /** Connects again, to the current broker of the list. */
+  private attempt(): void {
+    if (this.closing) return;
+    try {
+      this.client.reconnect({ outgoingStore: this.outgoing, incomingStore: this.incoming });
+    } catch (error) {
+      // A stream that cannot even be built (a URL MQTT.js refuses) fails this attempt like a refused socket.
+      this.attemptError = error as Error;
+      this.logger.warn({ lane: this.lane, broker: this.brokerLabel, err: (error as Error).message }, 'cannot open a connection');
+      this.onClose();
+    }
   }
 
   private onConnect(): void {
@@ -147,9 +211,15 @@ export class Connection {
     const socket = this.socket();
     socket?.setNoDelay?.(true);
     socket?.on?.('drain', () => this.hooks.drained());
-    if (this.everConnected) this.logger.info({ lane: this.lane, broker: this.brokerLabel, attempts: this.schedule.attempts, downMs: Date.now() - this.lostAt }, 'reconnected');
+    this.attemptError = undefined;
+    if (this.everConnected) {
+      const moved = this.lostFrom !== undefined && this.lostFrom !== this.brokerLabel;
+      this.logger.info({ lane: this.lane, broker: this.brokerLabel, ...(moved && { from: this.lostFrom }), attempts: this.schedule.attempts, downMs: Date.now() - this.lostAt }, moved ? `reconnected to another broker, ${this.brokerLabel}` : 'reconnected');
+    }
+    this.lostFrom = undefined;
     const reconnected = this.everConnected;
     this.everConnected = true;
+    this.settleFirst();
     this.subscriptions.renewAll();
     this.hooks.connected(reconnected);
   }
@@ -166,14 +236,19 @@ export class Connection {
       if (this.schedule.dropped(this.lostAt)) {
         this.logger.warn({ lane: this.lane, broker: this.brokerLabel, clientId: this.clientId }, `the broker dropped this connection right after accepting it 3 times: another client is probably using the id ${this.clientId}; reconnecting more slowly`);
       }
+      this.lostFrom = this.brokerLabel;
       this.logger.warn({ lane: this.lane, broker: this.brokerLabel }, 'connection lost; reconnecting');
       this.hooks.disconnected();
     }
-    if (!this.everConnected) return; // the first connection's failure is reported by ready()
     clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = setTimeout(() => {
-      if (!this.closing) this.client.reconnect({ outgoingStore: this.outgoing, incomingStore: this.incoming });
-    }, this.schedule.nextDelay());
+    if (!this.everConnected) return this.firstAttemptFailed();
+    this.attemptError = undefined;
+    const delay = this.schedule.nextDelay();
+    // Each attempt after a loss goes to the next broker of the list, the first one included
+    // (protocol §1.3): on a cluster any node will do, and the one just lost is the likeliest down.
+    if (this.endpoints && this.endpoints.size > 1) this.endpoints.next();
+    this.logger.debug({ lane: this.lane, broker: this.brokerLabel, delayMs: delay }, 'reconnecting');
+    this.reconnectTimer = setTimeout(() => this.attempt(), delay);
   }
 
   /**
@@ -303,6 +378,7 @@ export class Connection {
     if (this.closing) return;
     this.closing = true;
     clearTimeout(this.reconnectTimer);
+    this.settleFirst(new NotSentError(`cannot connect to the broker at ${this.brokerLabel}: ${why}`));
     this.subscriptions.rejectAll(why);
   }
 

@@ -6,7 +6,7 @@
 import type { Priority } from '../../protocol/envelope.js';
 import { NotSentError } from '../../protocol/errors.js';
 import { Connection } from './connection.js';
-import { redactBroker, type ResolvedOptions } from '../options.js';
+import type { ResolvedOptions } from '../options.js';
 import { OutboundQueue, type Queued } from './outbound-queue.js';
 import type { Signer } from './signing.js';
 import type { Lane } from '../types.js';
@@ -29,8 +29,6 @@ export interface TransportHooks {
 export class Transport {
   readonly main: Connection;
   readonly realtime?: Connection;
-  /** The broker URL as logs and errors show it (password masked). */
-  readonly brokerLabel: string;
   private readonly queue = new OutboundQueue<OutboundMessage>();
   private closing = false;
 
@@ -42,9 +40,8 @@ export class Transport {
     private readonly signer?: Signer,
   ) {
     if (signer) will = { topic: will.topic, payload: signer.sign(will.topic, will.payload) };
-    this.brokerLabel = options.stream ? 'the in-process broker' : redactBroker(options.broker);
     const open = (lane: Lane, clientId: string, withWill?: { topic: string; payload: string }) =>
-      new Connection(options, clientId, lane, this.brokerLabel, withWill, {
+      new Connection(options, clientId, lane, withWill, {
         message: (topic, payload, retained, qos) => hooks.message(topic, payload, retained, qos, lane),
         connected: (reconnected) => {
           this.pump();
@@ -60,6 +57,14 @@ export class Transport {
 
   get connected(): boolean {
     return this.main.connected;
+  }
+
+  /**
+   * The broker the main connection uses (or tries) now, as logs and errors show it (password
+   * masked): with several brokers it changes as the client moves (protocol §1.3).
+   */
+  get brokerLabel(): string {
+    return this.main.brokerLabel;
   }
 
   /** Resolves on the first connection of every lane; rejects with the reason otherwise. */

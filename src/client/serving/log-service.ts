@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { BusyError, RelaisError } from '../../protocol/errors.js';
 import { LOG_LINE_LEVELS, parseLogsRequest, type LogsAnswer, type LogsKept, type LogsRequest } from '../../protocol/logs.js';
 import { atLevel, captureLogs, hasPattern, LogBuffer, type KeptLine, type LineFilter } from './log-buffer.js';
-import type { ResolvedLogsOptions } from '../options.js';
+import { brokerUrls, type ResolvedLogsOptions } from '../options.js';
 import type { HandlerContext } from '../types.js';
 
 /** A follow sends what was written within this many ms in one progress step: a burst is one message, not hundreds. */
@@ -38,7 +38,7 @@ export class LogService {
     private readonly id: string,
     base: Logger,
     private readonly settings: ResolvedLogsOptions,
-    broker: string,
+    broker: string | readonly string[],
     maxMessageBytes: number,
   ) {
     this.buffer = new LogBuffer(settings.maxLines, settings.maxBytes, brokerSecrets(broker));
@@ -167,7 +167,11 @@ function parsed(line: KeptLine): Record<string, unknown> {
  * library logs the URL through `redactBroker` already; this also covers text it does not
  * control (an error message quoting the URL).
  */
-function brokerSecrets(broker: string): Array<readonly [string, string]> {
+function brokerSecrets(broker: string | readonly string[]): Array<readonly [string, string]> {
+  return brokerUrls(broker).flatMap(urlSecrets);
+}
+
+function urlSecrets(broker: string): Array<readonly [string, string]> {
   let url: URL;
   try {
     url = new URL(broker);
