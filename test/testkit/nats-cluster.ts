@@ -65,8 +65,16 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
   const binary = findBinary('nats-server');
   if (!binary) throw new Error('nats-server is not installed');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-nats-cluster-'));
+  // Nine ports asked one at a time: the kernel may hand one out twice once it is released.
+  const taken = new Set<number>();
+  const distinctPort = async () => {
+    for (;;) {
+      const port = await freePort();
+      if (!taken.has(port)) return taken.add(port), port;
+    }
+  };
   const ports = [];
-  for (let i = 0; i < nodes; i++) ports.push({ client: await freePort(), route: await freePort(), mqtt: await freePort() });
+  for (let i = 0; i < nodes; i++) ports.push({ client: await distinctPort(), route: await distinctPort(), mqtt: await distinctPort() });
   const routes = ports.map((port) => `nats-route://127.0.0.1:${port.route}`);
   const processes = ports.map((port, i) => {
     const nodeDir = path.join(dir, `n${i}`);
