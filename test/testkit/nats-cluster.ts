@@ -30,6 +30,8 @@ export interface NatsCluster {
   start(i: number | readonly number[]): Promise<void>;
   /** Whether node `i` runs. */
   running(i: number): boolean;
+  /** The process id of node `i`, while it runs (the benchmark reads its CPU time). */
+  pid(i: number): number | undefined;
   /** SIGSTOP / SIGCONT of node `i` (a frozen host). */
   freeze(i: number): Promise<void>;
   thaw(i: number): Promise<void>;
@@ -137,6 +139,7 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
       await ready();
     },
     running,
+    pid: (i) => processes[i]!.current()?.pid,
     freeze: async (i) => void processes[i]!.current()?.kill('SIGSTOP'),
     thaw: async (i) => void processes[i]!.current()?.kill('SIGCONT'),
     ready,
