@@ -206,7 +206,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 const watchdogMs =
-  (quick ? 3 * 60_000 : 9 * 60_000) * (perBroker.length ? 1 : 0) + (runsPeers ? (quick ? 3 * 60_000 : 8 * 60_000) : 0) + (runsRouter ? (quick ? 3 * 60_000 : 6 * 60_000) : 0) + (runsSigning ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsSecurity ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsTransfer ? 3 * 60_000 : 0) + (runsSites ? (quick ? 5 * 60_000 : 7 * 60_000) : 0);
+  (quick ? 3 * 60_000 : 9 * 60_000) * (perBroker.length ? 1 : 0) + (runsPeers ? (quick ? 3 * 60_000 : 8 * 60_000) : 0) + (runsRouter ? (quick ? 3 * 60_000 : 6 * 60_000) : 0) + (runsSigning ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsSecurity ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsTransfer ? 3 * 60_000 : 0) + (runsSites ? (quick ? 5 * 60_000 : 7 * 60_000) : 0) + (runsCluster ? (quick ? 3 * 60_000 : 5 * 60_000) : 0);
 const watchdog = setTimeout(() => {
   log(`the benchmark ran over ${watchdogMs / 60_000} minutes; stopping`);
   void closeBrokers().finally(() => process.exit(1));
