@@ -19,6 +19,7 @@
  *   npm run bench -- --only transfer    # the agent (docs/agent.md): file transfer MB/s against cp and raw MQTT.js chunks, relais exec output latency (~30 s; --quick: 64 MB)
  *   npm run bench -- --only signing     # signed envelopes (protocol §12): µs per sign / verify, requests signed vs not (~1.5 min; --quick ~40 s)
  *   npm run bench -- --only security    # security (docs/security.md): the checks' cost (security on / off) and the slow-consumer fault (~2 min; --quick ~1 min)
+ *   npm run bench -- --only cluster     # a 3-node NATS cluster (protocol §1.3): requester and handler on different nodes, Relais against raw MQTT.js QoS 0/1 and nats.js (~2 min; --quick ~1 min)
  *   npm run bench -- --only sites       # sites (protocol §13): requests across a link against one start, the link's CPU per message, the sync of 100,000 rows (~5 min on a busy machine; --quick ~2.5 min)
  *
  * The router scenario runs `relais start` with and without its router and, unless --broker aedes,
@@ -44,9 +45,10 @@ import { runRouter, routerTables, type RouterConfig, type RouterResult } from '.
 import { runSigning, signingTables, type SigningConfig, type SigningResult } from './scenarios/signing.js';
 import { runSecurity, securityTables, type SecurityConfig, type SecurityResult } from './scenarios/security.js';
 import { runSites, sitesTables, type SitesConfig, type SitesResult } from './scenarios/sites.js';
+import { clusterTables, runCluster, type ClusterConfig, type ClusterResult } from './scenarios/cluster.js';
 import { runTransfer, transferTables, type TransferResult } from './scenarios/transfer.js';
 
-const SCENARIOS = ['request', 'pubsub', 'realtime', 'progress', 'peers', 'router', 'signing', 'security', 'transfer', 'sites'] as const;
+const SCENARIOS = ['request', 'pubsub', 'realtime', 'progress', 'peers', 'router', 'signing', 'security', 'transfer', 'sites', 'cluster'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 /** Run when --only is not given; peers only with --peers, router only with --router, security only with --only (each takes minutes). */
 const DEFAULT_SCENARIOS: Scenario[] = ['request', 'pubsub', 'realtime', 'progress'];
@@ -68,7 +70,7 @@ const { values: flags } = parseArgs({
 
 if (flags.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--broker aedes|mosquitto|both] [--only request,pubsub,realtime,progress,peers,router,signing,security,transfer,sites] [--no-inproc] [--no-control] [--rt-receiver child|same|both] [--peers] [--router] [--peers-filter id,...]\n',
+    'usage: npm run bench -- [--quick] [--broker aedes|mosquitto|both] [--only request,pubsub,realtime,progress,peers,router,signing,security,transfer,sites,cluster] [--no-inproc] [--no-control] [--rt-receiver child|same|both] [--peers] [--router] [--peers-filter id,...]\n',
   );
   process.exit(0);
 }
@@ -97,8 +99,9 @@ const runsSigning = only.has('signing');
 const runsSecurity = only.has('security');
 const runsTransfer = only.has('transfer');
 const runsSites = only.has('sites');
+const runsCluster = only.has('cluster');
 /** The scenarios that run once per broker of the plan below (peers, router, signing, security, transfer and sites bring their own brokers). */
-const perBroker = [...only].filter((scenario) => !['peers', 'router', 'signing', 'security', 'transfer', 'sites'].includes(scenario));
+const perBroker = [...only].filter((scenario) => !['peers', 'router', 'signing', 'security', 'transfer', 'sites', 'cluster'].includes(scenario));
 
 const rtReceiverFlag = flags['rt-receiver'] ?? 'child';
 if (!['child', 'same', 'both'].includes(rtReceiverFlag)) {
@@ -136,6 +139,7 @@ const config = quick
         wan: true,
         syncCapMs: 60_000,
       } satisfies SitesConfig,
+      cluster: { peers: { rounds: 1, warmup: 100, warmupCapMs: 500, warmupLoadMs: 500, sequential: 300, sequentialCapMs: 1500, inFlight: 100, loadMs: 1500, repeats: 2 } } satisfies ClusterConfig,
     }
   : {
       request: { warmup: 500, sequential: 5000, batch: 500, inFlight: 100, concurrentTotal: 20_000, rounds: 2 } satisfies RequestConfig,
@@ -165,6 +169,7 @@ const config = quick
         wan: true,
         syncCapMs: 90_000,
       } satisfies SitesConfig,
+      cluster: { peers: { rounds: 3, warmup: 300, warmupCapMs: 500, warmupLoadMs: 1000, sequential: 1000, sequentialCapMs: 3000, inFlight: 100, loadMs: 2000, repeats: 4 } } satisfies ClusterConfig,
     };
 const peersFilter = flags['peers-filter']?.split(',').map((part) => part.trim()).filter(Boolean);
 
@@ -201,7 +206,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 const watchdogMs =
-  (quick ? 3 * 60_000 : 9 * 60_000) * (perBroker.length ? 1 : 0) + (runsPeers ? (quick ? 3 * 60_000 : 8 * 60_000) : 0) + (runsRouter ? (quick ? 3 * 60_000 : 6 * 60_000) : 0) + (runsSigning ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsSecurity ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsTransfer ? 3 * 60_000 : 0) + (runsSites ? (quick ? 5 * 60_000 : 7 * 60_000) : 0);
+  (quick ? 3 * 60_000 : 9 * 60_000) * (perBroker.length ? 1 : 0) + (runsPeers ? (quick ? 3 * 60_000 : 8 * 60_000) : 0) + (runsRouter ? (quick ? 3 * 60_000 : 6 * 60_000) : 0) + (runsSigning ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsSecurity ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsTransfer ? 3 * 60_000 : 0) + (runsSites ? (quick ? 5 * 60_000 : 7 * 60_000) : 0) + (runsCluster ? (quick ? 3 * 60_000 : 5 * 60_000) : 0);
 const watchdog = setTimeout(() => {
   log(`the benchmark ran over ${watchdogMs / 60_000} minutes; stopping`);
   void closeBrokers().finally(() => process.exit(1));
@@ -218,6 +223,7 @@ const results = {
   signing: undefined as SigningResult | undefined,
   security: undefined as SecurityResult | undefined,
   sites: undefined as SitesResult | undefined,
+  cluster: undefined as ClusterResult | undefined,
 };
 
 const started = Date.now();
@@ -311,6 +317,18 @@ if (runsSites) {
   }
   sitesSeconds = (Date.now() - sitesStarted) / 1000;
 }
+let clusterSeconds = 0;
+if (runsCluster) {
+  const clusterStarted = Date.now();
+  try {
+    results.cluster = await runCluster(config.cluster);
+    if (results.cluster.failed) failed = true;
+  } catch (error) {
+    failed = true;
+    log(`cluster FAILED: ${(error as Error).stack ?? error}`);
+  }
+  clusterSeconds = (Date.now() - clusterStarted) / 1000;
+}
 let transferResult: TransferResult | undefined;
 if (runsTransfer) {
   try {
@@ -357,6 +375,11 @@ if (results.sites) {
   const setup = 'every client and every relais start (central, site, lone start) each in its own process (the compiled CLI, bin/relais.js); everything on 127.0.0.1 (TCP), the WAN a TCP proxy in this process (test/testkit/wan-proxy.ts)';
   process.stdout.write(`## Sites${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- better-sqlite3 ${packageVersion('better-sqlite3')}; wall time of the sites scenario: ${sitesSeconds.toFixed(0)} s\n\n`);
   for (const table of sitesTables(results.sites)) process.stdout.write(`${renderTable(table)}\n`);
+}
+if (results.cluster) {
+  const setup = 'a 3-node nats-server cluster (routes, JetStream, the MQTT gateway with consumer_replicas 1 and consumer_memory_storage, protocol §1.3), each requester on node 0 and each handler on node 1, each in its own process; everything on 127.0.0.1 (TCP); the broker CPU column is node 1';
+  process.stdout.write(`## NATS cluster${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- nats-server ${binaryVersion('nats-server', ['--version'], /v(\d+\.\d+\.\d+)/)}, nats (nats.js) ${packageVersion('nats')}; wall time of the cluster scenario: ${clusterSeconds.toFixed(0)} s\n\n`);
+  for (const table of clusterTables(results.cluster)) process.stdout.write(`${renderTable(table)}\n`);
 }
 if (transferResult) {
   const setup = 'broker (Aedes), agent (relais agent), each sender and receiver in its own process; everything on 127.0.0.1 (TCP); files in os.tmpdir()';

@@ -29,6 +29,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { startNatsCluster, type NatsCluster } from '../../test/testkit/nats-cluster.js';
 import { findBinary, freePort, mosquittoConfig, waitForLine } from '../../test/testkit/brokers.js';
 import { DEFAULT_POLICY_DATA } from '../../src/security/default-policy.js';
 import { IdentityStore } from '../../src/security/identities.js';
@@ -49,7 +50,9 @@ export type PeerBrokerKind =
   | 'mosquitto-router'
   | 'relais-start-no-web'
   | 'relais-sites-pull'
-  | 'relais-sites-on-site';
+  | 'relais-sites-on-site'
+  | 'nats-cluster-mqtt'
+  | 'nats-cluster';
 
 /** The site name of the sites kinds (protocol §13). */
 export const BENCH_SITE = 'bench-site';
@@ -68,6 +71,8 @@ export const BROKER_LABELS: Record<PeerBrokerKind, string> = {
   'relais-start-no-web': 'relais start --no-web (broker + router, alone)',
   'relais-sites-pull': `central relais start + site relais start --site ${BENCH_SITE} --uplink (pull, loopback)`,
   'relais-sites-on-site': `the same central + site pair, both clients on the site`,
+  'nats-cluster-mqtt': '3-node nats-server cluster, MQTT gateway (requester on node 0, handler on node 1)',
+  'nats-cluster': '3-node nats-server cluster, core NATS (requester on node 0, handler on node 1)',
 };
 
 /** The binary each kind needs; the Node brokers need only this repository. */
@@ -77,6 +82,8 @@ export const BROKER_BINARY: Partial<Record<PeerBrokerKind, string>> = {
   'mosquitto-router': 'mosquitto',
   'nats-mqtt': 'nats-server',
   nats: 'nats-server',
+  'nats-cluster-mqtt': 'nats-server',
+  'nats-cluster': 'nats-server',
 };
 
 export interface PeerBroker {
@@ -156,6 +163,9 @@ export async function startPeerBroker(kind: PeerBrokerKind): Promise<PeerBroker>
         return ['-c', path.join(dir, 'nats.conf')];
       }, /Server is ready/, `mqtt://127.0.0.1:${mqttPort}`);
     }
+    case 'nats-cluster-mqtt':
+    case 'nats-cluster':
+      return clusterBroker(kind);
     case 'nats': {
       const port = await freePort();
       return startDaemon(kind, 'nats-server', () => ['-a', '127.0.0.1', '-p', String(port)], /Server is ready/, `nats://127.0.0.1:${port}`);
@@ -409,4 +419,33 @@ async function startDaemon(kind: PeerBrokerKind, binaryName: string, args: (dir:
   }
   child.stderr!.resume(); // its connection log lines are not read, but must not fill the pipe
   return { kind, label: BROKER_LABELS[kind], url, pid: child.pid!, close };
+}
+
+/**
+ * The two cluster kinds share one 3-node cluster (test/testkit/nats-cluster.ts, its
+ * recommended MQTT settings, protocol §1.3 "On a NATS cluster"): the MQTT contenders use its
+ * gateways, nats.js its client ports; each requester is on node 0, each handler on node 1.
+ * The broker's pid is node 1's (the handler's node; the other two are named in the log).
+ */
+let sharedCluster: { cluster: Promise<NatsCluster>; users: number } | undefined;
+async function clusterBroker(kind: 'nats-cluster-mqtt' | 'nats-cluster'): Promise<PeerBroker> {
+  sharedCluster ??= { cluster: startNatsCluster({ nodes: 3 }), users: 0 };
+  const shared = sharedCluster;
+  shared.users += 1;
+  const cluster = await shared.cluster;
+  const urls = kind === 'nats-cluster' ? cluster.natsUrls : cluster.urls;
+  log(`peers: ${kind}: node pids ${[0, 1, 2].map((i) => cluster.pid(i)).join(', ')}`);
+  return {
+    kind,
+    label: BROKER_LABELS[kind],
+    url: urls[1]!,
+    pid: cluster.pid(1)!,
+    urlFor: async (_id, role) => urls[role === 'handler' ? 1 : 0]!,
+    close: async () => {
+      shared.users -= 1;
+      if (shared.users > 0) return;
+      if (sharedCluster === shared) sharedCluster = undefined;
+      await cluster.close();
+    },
+  };
 }

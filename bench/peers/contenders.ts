@@ -106,3 +106,18 @@ export function sitesContenders(): Contender[] {
   const brokers: PeerBrokerKind[] = ['relais-sites-pull', 'relais-sites-on-site', 'relais-start-no-web'];
   return brokers.map((broker) => ({ id: `relais@${broker}`, family: 'relais', label: FAMILY_LABELS.relais, broker, file: 'relais.ts', args: [], guarantee: 'acknowledged end to end, QoS 0', packages: ['mqtt', 'better-sqlite3'] }));
 }
+
+/**
+ * The cluster scenario's contenders (protocol §1.3 "On a NATS cluster"): requester on node 0
+ * and handler on node 1 of one 3-node nats-server cluster, Relais against raw MQTT.js at QoS 0
+ * and 1 through the same gateways, and nats.js request/reply through the same nodes.
+ */
+export function clusterContenders(): Contender[] {
+  const broker: PeerBrokerKind = 'nats-cluster-mqtt';
+  return [
+    { id: `relais@${broker}`, family: 'relais', label: FAMILY_LABELS.relais, broker, file: 'relais.ts', args: [], guarantee: 'acknowledged end to end, QoS 0', packages: ['mqtt'] },
+    { id: `raw0@${broker}`, family: 'raw-qos0', label: FAMILY_LABELS['raw-qos0'], broker, file: 'mqtt-raw.ts', args: ['--qos', '0'], guarantee: 'QoS 0', packages: ['mqtt'] },
+    { id: `raw1@${broker}`, family: 'raw-qos1', label: FAMILY_LABELS['raw-qos1'], broker, file: 'mqtt-raw.ts', args: ['--qos', '1'], guarantee: 'QoS 1 (a JetStream write per message)', packages: ['mqtt'] },
+    { id: 'nats@nats-cluster', family: 'nats', label: FAMILY_LABELS.nats, broker: 'nats-cluster', file: 'nats.ts', args: [], guarantee: 'at most once (core NATS)', packages: ['nats'] },
+  ];
+}

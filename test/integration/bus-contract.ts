@@ -1,6 +1,7 @@
 /**
- * The behaviour every broker must give Relais: run against the embedded Aedes broker and
- * against Mosquitto (bus-aedes.test.ts, bus-mosquitto.test.ts).
+ * The behaviour every broker must give Relais: run against the embedded Aedes broker,
+ * Mosquitto, one NATS node (bus-aedes.test.ts, bus-mosquitto.test.ts, bus-nats.test.ts) and a
+ * NATS cluster with each client on the next node (test/cluster/bus-contract-cluster.test.ts).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,11 +31,11 @@ async function pair(kit: Kit, action: string, handler: (payload: any, ctx: Handl
   return { server, client };
 }
 
-export function busContract(kind: BrokerKind, options: { skip: string | false }): void {
-  describe(`bus contract on ${kind}`, { skip: options.skip, timeout: SUITE_TIMEOUT }, () => {
+export function busContract(kind: BrokerKind, options: { skip: string | false; name?: string; setup?: () => Promise<Kit> }): void {
+  describe(`bus contract on ${options.name ?? kind}`, { skip: options.skip, timeout: SUITE_TIMEOUT }, () => {
     let kit: Kit;
     before(async () => {
-      kit = await setup(kind, { observePublishers: kind !== 'nats' });
+      kit = await (options.setup?.() ?? setup(kind, { observePublishers: kind !== 'nats' }));
     });
     after(async () => {
       await kit?.cleanup();

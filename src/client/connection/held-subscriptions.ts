@@ -19,6 +19,10 @@ import type { Lane } from '../types.js';
 interface Held {
   qos: 0 | 1;
   confirmed: boolean;
+  /** The broker granted it once: a refusal when it is made again is taken as passing (below). */
+  granted: boolean;
+  /** Refusals in a row of a filter granted before: the wait before trying again doubles with each. */
+  refusals: number;
   strikes: number;
   waiters: Array<{ resolve(): void; reject(error: Error): void }>;
 }
@@ -46,7 +50,7 @@ export class HeldSubscriptions {
     let held = this.held.get(filter);
     if (held?.confirmed && held.qos === qos) return Promise.resolve();
     const changed = held !== undefined && held.qos !== qos;
-    if (!held) this.held.set(filter, (held = { qos, confirmed: false, strikes: 0, waiters: [] }));
+    if (!held) this.held.set(filter, (held = { qos, confirmed: false, granted: false, refusals: 0, strikes: 0, waiters: [] }));
     held.qos = qos;
     held.confirmed = false;
     const waiting = new Promise<void>((resolve, reject) => held.waiters.push({ resolve, reject }));
@@ -133,11 +137,24 @@ export class HeldSubscriptions {
       const suback = (error as { packet?: { granted?: unknown[] } } | null)?.packet;
       const refused = suback?.granted?.some((code) => typeof code === 'number' && (code & 0x80) !== 0) || granted?.some((grant) => grant.qos === 128);
       const refusal = refused ? subscriptionRefused(filter, this.identity(), error ?? undefined) : error;
-      if (refusal) {
+      if (refused && held.granted && this.client.connected) {
+        // Granted before, refused now that it is made again: not a policy (that would have
+        // refused it the first time) but a broker that cannot yet, as a node of a NATS
+        // cluster whose JetStream elects leaders after another node died (protocol §1.3,
+        // "On a NATS cluster"). Tried again, waiting longer each time, while connected.
+        held.refusals += 1;
+        const delay = Math.min(100 * 2 ** (held.refusals - 1), 2000);
+        if (held.refusals === 1) this.logger.warn({ lane: this.lane, filter, err: refusal!.message }, 'the broker refused a subscription it had granted before; trying again');
+        setTimeout(() => {
+          if (this.held.get(filter) === held && !held.confirmed && this.client.connected && !this.inFlight.includes(filter)) this.send(filter);
+        }, delay).unref?.();
+      } else if (refusal) {
         this.held.delete(filter);
         for (const waiter of held.waiters.splice(0)) waiter.reject(refusal);
       } else {
         held.confirmed = true;
+        held.granted = true;
+        held.refusals = 0;
         held.strikes = 0;
         for (const waiter of held.waiters.splice(0)) waiter.resolve();
       }
