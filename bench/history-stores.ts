@@ -42,11 +42,14 @@ async function measure(label: string, stores: HistoryStore[], batch: number): Pr
   let stored = 0;
   await Promise.all(
     stores.map(async (store) => {
-      for (const rowsOfBatch of batches) stored += (await store.append(rowsOfBatch)).length;
+      for (const rowsOfBatch of batches) {
+        const added = await store.append(rowsOfBatch); // awaited first: `stored += await …` would read `stored` before the wait
+        stored += added.length;
+      }
     }),
   );
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  console.log(`${label.padEnd(58)} batch ${String(batch).padStart(4)}: ${Math.round(TOTAL / seconds).toLocaleString('en')} rows/s (${stored} stored)`);
+  console.log(`${label.padEnd(66)} batch ${String(batch).padStart(4)}: ${Math.round(TOTAL / seconds).toLocaleString('en')} rows/s (${stored} stored)`);
 }
 
 console.log(`load average ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}; ${TOTAL} rows per line`);

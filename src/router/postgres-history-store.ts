@@ -9,35 +9,10 @@ import type pg from 'pg';
 import type { HistoryPage, HistoryRow, HistoryRowInput, ResolvedHistoryQuery } from '../protocol/history.js';
 import type { HistoryRetention, HistoryScope, HistoryStore, SitePage, SiteSyncOutcome, StoredSiteSync } from './history-store.js';
 import { storableText, type PostgresDatabase } from './postgres-database.js';
+import { historyPage, historyRowOf, historySelect, siteSyncsOf, type StoredHistoryRow, type StoredSiteSyncRow } from './history-sql.js';
 
 const STORE = 'the PostgreSQL history store';
 
-/** Filters and their comparison, given the place of the parameter; the order is the WHERE clause's. */
-const FILTERS = [
-  ['token', (p: string) => `token = ${p}`],
-  ['action', (p: string) => `action = ${p}`],
-  ['source', (p: string) => `source = ${p}`],
-  ['target', (p: string) => `target = ${p}`],
-  ['kind', (p: string) => `kind = ${p}`],
-  ['code', (p: string) => `code = ${p}`],
-  ['ctimeFrom', (p: string) => `ctime >= ${p}`],
-  ['ctimeTo', (p: string) => `ctime < ${p}`],
-  ['etimeFrom', (p: string) => `etime >= ${p}`],
-  ['etimeTo', (p: string) => `etime < ${p}`],
-  ['afterId', (p: string) => `id > ${p}`],
-  ['beforeId', (p: string) => `id < ${p}`],
-  ['site', (p: string) => `site = ${p}`],
-] as const;
-
-/**
- * The scope of a query (protocol §11.2), part of the SQL as in SQLite: with a token filter,
- * whether the party belongs to that token; otherwise the set of the party's tokens from the
- * source and target indexes.
- */
-const PARTY_OF_TOKEN = (p: string) => `EXISTS (SELECT 1 FROM relais_history p WHERE p.token = relais_history.token AND (p.source = ${p} OR p.target = ${p}))`;
-const TOKENS_OF_PARTY = (p: string) => `token IN (SELECT token FROM relais_history WHERE source = ${p} UNION SELECT token FROM relais_history WHERE target = ${p})`;
-
-const COLUMNS = 'id, token, kind, code, ctime, etime, action, source, target, progress, priority, size, truncated, data, raw, via, site';
 
 /**
  * A batch in one statement: the rows as one JSON array (JSON.stringify is native; an array per
@@ -59,39 +34,6 @@ const INSERT = `WITH input AS (
   FROM fresh ORDER BY n
   ON CONFLICT (token, digest) DO NOTHING
   RETURNING id, token, digest`;
-
-interface StoredRow {
-  id: number;
-  token: string;
-  kind: HistoryRow['kind'];
-  code: number | null;
-  ctime: number;
-  etime: number;
-  action: string;
-  source: string;
-  target: string | null;
-  progress: number | null;
-  priority: string | null;
-  size: number;
-  truncated: boolean;
-  data: string;
-  raw: boolean;
-  via: string | null;
-  site: string | null;
-  digest?: string;
-}
-
-interface StoredSiteSyncRow {
-  site: string;
-  position: number;
-  position_ctime: number | null;
-  lag: number | null;
-  last_sync_at: number | null;
-  last_outcome: 'done' | 'timeout' | 'failed' | null;
-  rows: number | null;
-  last_ms: number | null;
-  last_error: string | null;
-}
 
 export interface PostgresHistoryOptions {
   /** The clock used for `ctime` (tests inject one). */
@@ -149,37 +91,16 @@ export class PostgresHistoryStore implements HistoryStore {
 
   async siteSyncs(): Promise<Record<string, StoredSiteSync>> {
     const { rows } = await this.database.query<StoredSiteSyncRow>(`${STORE}: read the site syncs`, 'SELECT * FROM relais_site_sync ORDER BY site');
-    const syncs: Record<string, StoredSiteSync> = {};
-    for (const row of rows) {
-      syncs[row.site] = {
-        position: row.position,
-        ...(row.position_ctime !== null && { positionCtime: row.position_ctime }),
-        ...(row.lag !== null && { lag: row.lag }),
-        ...(row.last_sync_at !== null &&
-          row.last_outcome !== null && {
-            lastSync: { at: row.last_sync_at, outcome: row.last_outcome, rows: row.rows ?? 0, ms: row.last_ms ?? 0, ...(row.last_error !== null && { error: row.last_error }) },
-          }),
-      };
-    }
-    return syncs;
+    return siteSyncsOf(rows);
   }
 
   async query(query: ResolvedHistoryQuery, scope?: HistoryScope): Promise<HistoryPage> {
     const values: Array<string | number> = [];
-    /** The place of a new parameter: `$n`. */
-    const parameter = (value: string | number) => `$${values.push(typeof value === 'string' ? storableText(value) : value)}`;
-    const clauses: string[] = [];
-    for (const [field, clause] of FILTERS) {
-      const value = query[field];
-      if (value !== undefined) clauses.push(clause(parameter(value)));
-    }
-    if (scope) clauses.push((query.token !== undefined ? PARTY_OF_TOKEN : TOKENS_OF_PARTY)(parameter(scope.party)));
-    const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '';
-    // One more than asked tells whether there is a next page.
-    const sql = `SELECT ${COLUMNS}${query.digests ? ', digest' : ''} FROM relais_history ${where} ORDER BY id ${query.order === 'newest' ? 'DESC' : 'ASC'} LIMIT ${parameter(query.limit + 1)}`;
-    const { rows } = await this.database.query<StoredRow>(`${STORE}: query`, sql, values);
-    return { rows: rows.slice(0, query.limit).map(toRow), more: rows.length > query.limit };
+    const sql = historySelect('relais_history', query, scope, (value) => `$${values.push(typeof value === 'string' ? storableText(value) : value)}`);
+    const { rows } = await this.database.query<StoredHistoryRow>(`${STORE}: query`, sql, values);
+    return historyPage(rows, query.limit);
   }
+
 
   async prune(retention: HistoryRetention, now: number, batch: number): Promise<number> {
     const what = `${STORE}: prune`;
@@ -224,7 +145,7 @@ export class PostgresHistoryStore implements HistoryStore {
     const byKey = new Map(rows.map((row) => [JSON.stringify([row.token, row.digest]), row] as const).reverse());
     return inserted.rows
       .sort((a, b) => a.id - b.id)
-      .map((stored) => toRow(storedRowOf(byKey.get(JSON.stringify([stored.token, stored.digest]))!, stored.id, ctime)));
+      .map((stored) => historyRowOf(storedRowOf(byKey.get(JSON.stringify([stored.token, stored.digest]))!, stored.id, ctime)));
   }
 }
 
@@ -246,7 +167,7 @@ function storableRow(row: HistoryRowInput): HistoryRowInput {
 }
 
 /** A row as it reads back once stored: absent fields are NULL. */
-function storedRowOf(row: HistoryRowInput, id: number, ctime: number): StoredRow {
+function storedRowOf(row: HistoryRowInput, id: number, ctime: number): StoredHistoryRow {
   return {
     id,
     ctime,
@@ -266,28 +187,4 @@ function storedRowOf(row: HistoryRowInput, id: number, ctime: number): StoredRow
     via: row.via ?? null,
     site: row.site ?? null,
   };
-}
-
-function toRow(stored: StoredRow): HistoryRow {
-  const row: HistoryRow = {
-    id: stored.id,
-    token: stored.token,
-    kind: stored.kind,
-    action: stored.action,
-    source: stored.source,
-    ctime: stored.ctime,
-    etime: stored.etime,
-    size: stored.size,
-    truncated: stored.truncated,
-    data: stored.data,
-  };
-  if (stored.raw) row.raw = true;
-  if (stored.via !== null) row.via = stored.via;
-  if (stored.site !== null) row.site = stored.site;
-  if (stored.digest !== undefined) row.digest = stored.digest;
-  if (stored.code !== null) row.code = stored.code;
-  if (stored.target !== null) row.target = stored.target;
-  if (stored.progress !== null) row.progress = stored.progress;
-  if (stored.priority !== null) row.priority = stored.priority;
-  return row;
 }

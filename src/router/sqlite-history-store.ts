@@ -9,6 +9,7 @@
 import Database from 'better-sqlite3';
 import type { HistoryPage, HistoryRow, HistoryRowInput, ResolvedHistoryQuery } from '../protocol/history.js';
 import type { HistoryRetention, HistoryScope, HistoryStore, SitePage, SiteSyncOutcome, StoredSiteSync } from './history-store.js';
+import { historyPage, historyRowOf, historySelect, siteSyncsOf, type StoredHistoryRow, type StoredSiteSyncRow } from './history-sql.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS history (
@@ -52,47 +53,6 @@ CREATE INDEX IF NOT EXISTS history_source ON history (source, id);
 CREATE INDEX IF NOT EXISTS history_target ON history (target, id);
 CREATE INDEX IF NOT EXISTS history_ctime ON history (ctime);
 `;
-
-/** Filters, their column and comparison; the order is the order of the WHERE clause. */
-const FILTERS = [
-  ['token', 'token = ?'],
-  ['action', 'action = ?'],
-  ['source', 'source = ?'],
-  ['target', 'target = ?'],
-  ['kind', 'kind = ?'],
-  ['code', 'code = ?'],
-  ['ctimeFrom', 'ctime >= ?'],
-  ['ctimeTo', 'ctime < ?'],
-  ['etimeFrom', 'etime >= ?'],
-  ['etimeTo', 'etime < ?'],
-  ['afterId', 'id > ?'],
-  ['beforeId', 'id < ?'],
-  ['site', 'site = ?'],
-] as const;
-
-/**
- * The scope of a query (protocol §11.2): rows of the tokens the party is the source or target
- * of a row of. With a token filter, whether the party belongs to that one token (SQLite
- * evaluates it once, from the token index); otherwise the set of the party's tokens from the
- * source and target indexes (measured on 1M rows: 4-11 ms for a client's newest 100, ~0.4 s for
- * a handler of a quarter of them; the other form took 1.3 s for a party with no row).
- */
-const PARTY_OF_TOKEN = 'EXISTS (SELECT 1 FROM history p WHERE p.token = history.token AND (p.source = ? OR p.target = ?))';
-const TOKENS_OF_PARTY = 'token IN (SELECT token FROM history WHERE source = ? UNION SELECT token FROM history WHERE target = ?)';
-
-const COLUMNS = 'id, token, kind, code, ctime, etime, action, source, target, progress, priority, size, truncated, data, raw, via, site';
-
-interface StoredRow extends Omit<HistoryRow, 'truncated' | 'raw' | 'via' | 'site' | 'code' | 'target' | 'progress' | 'priority'> {
-  truncated: 0 | 1;
-  raw: 0 | 1;
-  via: string | null;
-  site: string | null;
-  digest?: string;
-  code: number | null;
-  target: string | null;
-  progress: number | null;
-  priority: string | null;
-}
 
 export interface SqliteHistoryOptions {
   /** `normal` (default) survives a killed process; `full` also a power cut, at a cost per transaction. */
@@ -191,30 +151,7 @@ export class SqliteHistoryStore implements HistoryStore {
   }
 
   async siteSyncs(): Promise<Record<string, StoredSiteSync>> {
-    const stored = this.db.prepare('SELECT * FROM site_sync ORDER BY site').all() as Array<{
-      site: string;
-      position: number;
-      position_ctime: number | null;
-      lag: number | null;
-      last_sync_at: number | null;
-      last_outcome: 'done' | 'timeout' | 'failed' | null;
-      rows: number | null;
-      last_ms: number | null;
-      last_error: string | null;
-    }>;
-    const syncs: Record<string, StoredSiteSync> = {};
-    for (const row of stored) {
-      syncs[row.site] = {
-        position: row.position,
-        ...(row.position_ctime !== null && { positionCtime: row.position_ctime }),
-        ...(row.lag !== null && { lag: row.lag }),
-        ...(row.last_sync_at !== null &&
-          row.last_outcome !== null && {
-            lastSync: { at: row.last_sync_at, outcome: row.last_outcome, rows: row.rows ?? 0, ms: row.last_ms ?? 0, ...(row.last_error !== null && { error: row.last_error }) },
-          }),
-      };
-    }
-    return syncs;
+    return siteSyncsOf(this.db.prepare('SELECT * FROM site_sync ORDER BY site').all() as StoredSiteSyncRow[]);
   }
 
   async append(rows: readonly HistoryRowInput[]): Promise<HistoryRow[]> {
@@ -222,29 +159,17 @@ export class SqliteHistoryStore implements HistoryStore {
   }
 
   async query(query: ResolvedHistoryQuery, scope?: HistoryScope): Promise<HistoryPage> {
-    const clauses: string[] = [];
     const values: Array<string | number> = [];
-    for (const [field, clause] of FILTERS) {
-      const value = query[field];
-      if (value === undefined) continue;
-      clauses.push(clause);
+    const sql = historySelect('history', query, scope, (value) => {
       values.push(value);
-    }
-    if (scope) {
-      clauses.push(query.token !== undefined ? PARTY_OF_TOKEN : TOKENS_OF_PARTY);
-      values.push(scope.party, scope.party);
-    }
-    const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '';
-    const sql = `SELECT ${COLUMNS}${query.digests ? ', digest' : ''} FROM history ${where} ORDER BY id ${query.order === 'newest' ? 'DESC' : 'ASC'} LIMIT ?`;
+      return '?';
+    });
     let statement = this.queries.get(sql);
     if (!statement) {
       statement = this.db.prepare(sql);
       this.queries.set(sql, statement); // at most 2^13 × 2 × 2 × 2 shapes
     }
-    // One more than asked tells whether there is a next page.
-    const stored = statement.all(...values, query.limit + 1) as StoredRow[];
-    const more = stored.length > query.limit;
-    return { rows: stored.slice(0, query.limit).map(toRow), more };
+    return historyPage(statement.all(...values) as StoredHistoryRow[], query.limit);
   }
 
   async prune(retention: HistoryRetention, now: number, batch: number): Promise<number> {
@@ -268,28 +193,4 @@ export class SqliteHistoryStore implements HistoryStore {
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
-}
-
-function toRow(stored: StoredRow): HistoryRow {
-  const row: HistoryRow = {
-    id: stored.id,
-    token: stored.token,
-    kind: stored.kind,
-    action: stored.action,
-    source: stored.source,
-    ctime: stored.ctime,
-    etime: stored.etime,
-    size: stored.size,
-    truncated: stored.truncated === 1,
-    data: stored.data,
-  };
-  if (stored.raw === 1) row.raw = true;
-  if (stored.via !== null) row.via = stored.via;
-  if (stored.site !== null) row.site = stored.site;
-  if (stored.digest !== undefined) row.digest = stored.digest;
-  if (stored.code !== null) row.code = stored.code;
-  if (stored.target !== null) row.target = stored.target;
-  if (stored.progress !== null) row.progress = stored.progress;
-  if (stored.priority !== null) row.priority = stored.priority;
-  return row;
 }
