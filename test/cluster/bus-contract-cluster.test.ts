@@ -11,4 +11,7 @@ busContract('nats', {
   name: 'a 3-node NATS cluster, requester and handler on different nodes',
   skip: peerGate('nats-server', 'the bus contract on a NATS cluster').skip,
   setup: () => setupNatsCluster({ nodes: 3 }),
+  // Presences, wills and subscriptions cross JetStream: on a loaded 2-core machine a handler
+  // took over 5 s to appear on another node, and a restart of every node over 15 s to settle.
+  patience: 4,
 });

@@ -22,17 +22,32 @@ import {
 } from '../../src/index.js';
 import { recordingLogger, setup, SUITE_TIMEOUT, uniqueId, waitFor, within, type BrokerKind, type Kit } from '../testkit/index.js';
 
-/** A handler and a requester that already knows about it. */
-async function pair(kit: Kit, action: string, handler: (payload: any, ctx: HandlerContext) => unknown) {
-  const server = await kit.connect(uniqueId('server'));
-  const client = await kit.connect(uniqueId('client'));
-  await server.handle(action, handler);
-  await client.waitForHandler(action, { timeout: 5000 });
-  return { server, client };
+
+export interface BusContractOptions {
+  skip: string | false;
+  name?: string;
+  setup?: () => Promise<Kit>;
+  /**
+   * How many times longer than on one broker the suite waits for what must happen (a handler
+   * to appear, an answer, a notification): on a cluster every presence and subscription goes
+   * through JetStream, slower on a loaded machine. Late, never wrong: the time-outs that the
+   * tests expect to expire are not scaled. Default 1.
+   */
+  patience?: number;
 }
 
-export function busContract(kind: BrokerKind, options: { skip: string | false; name?: string; setup?: () => Promise<Kit> }): void {
-  describe(`bus contract on ${options.name ?? kind}`, { skip: options.skip, timeout: SUITE_TIMEOUT }, () => {
+export function busContract(kind: BrokerKind, options: BusContractOptions): void {
+  /** A wait for something that must happen, scaled by the suite's patience. */
+  const wait = (ms: number) => ms * (options.patience ?? 1);
+  /** A handler and a requester that already knows about it. */
+  async function pair(kit: Kit, action: string, handler: (payload: any, ctx: HandlerContext) => unknown) {
+    const server = await kit.connect(uniqueId('server'));
+    const client = await kit.connect(uniqueId('client'));
+    await server.handle(action, handler);
+    await client.waitForHandler(action, { timeout: wait(5000) });
+    return { server, client };
+  }
+  describe(`bus contract on ${options.name ?? kind}`, { skip: options.skip, timeout: wait(SUITE_TIMEOUT) }, () => {
     let kit: Kit;
     before(async () => {
       kit = await (options.setup?.() ?? setup(kind, { observePublishers: kind !== 'nats' }));
@@ -63,7 +78,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
       assert.notEqual(seen[0]!.token, seen[1]!.token);
     });
 
-    it('request - in flight when the broker dies, it still ends; so does one waiting for its answers\' subscription, never sent', { timeout: 20_000 }, async () => {
+    it('request - in flight when the broker dies, it still ends; so does one waiting for its answers\' subscription, never sent', { timeout: wait(20_000) }, async () => {
       let handlerHasIt!: () => void;
       const received = new Promise<void>((resolve) => (handlerHasIt = resolve));
       const { client } = await pair(kit, 'demo/orphaned', (payload: { hang?: boolean }) => {
@@ -109,7 +124,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
       assert.deepEqual(answeredBy.sort(), [first.id, first.id, first.id, second.id, second.id, second.id].sort());
       runs.length = 0;
       await client.request('demo/shared', { n: 'broadcast' }, { target: '*' });
-      await within(bothSawBroadcast, 5000, 'the broadcast on both handlers');
+      await within(bothSawBroadcast, wait(5000), 'the broadcast on both handlers');
       assert.deepEqual(runs.sort(), [`broadcast ${first.id}`, `broadcast ${second.id}`].sort());
     });
 
@@ -121,7 +136,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
       const client = await kit.connect(uniqueId('client'));
       await waitFor(() => (client.directory.providers('demo/busy').size === 2 ? true : undefined), client.directory, 'change');
       const hanging = client.request('demo/busy', {}, { target: stuck.id, timeout: 20_000 }).catch((error: unknown) => error);
-      for (let n = 0; n < 4; n++) assert.equal(await client.request('demo/busy', { n }, { timeout: 5000 }), 'done');
+      for (let n = 0; n < 4; n++) assert.equal(await client.request('demo/busy', { n }, { timeout: wait(5000) }), 'done');
       await client.close();
       assert.ok((await hanging) instanceof NotSentError);
     });
@@ -188,7 +203,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
         await Promise.resolve();
         throw Object.assign(new Error('disk sdb is full'), { responseCode: 105 });
       });
-      await client.waitForHandler('demo/fail-later', { timeout: 10_000 }); // its presence reaches the client after handle() resolves
+      await client.waitForHandler('demo/fail-later', { timeout: wait(10_000) }); // its presence reaches the client after handle() resolves
       await assert.rejects(client.request('demo/fail-later', {}), (error: unknown) => {
         assert.ok(error instanceof RemoteError);
         assert.equal(error.responseCode, 105);
@@ -203,7 +218,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
         ctx.signal.addEventListener('abort', () => aborted.emit(ctx.token, ctx.signal.reason));
         return new Promise(() => {});
       });
-      const cancelled = within(once(aborted, 'silent-1'), 5000, 'the handler\'s abort');
+      const cancelled = within(once(aborted, 'silent-1'), wait(5000), 'the handler\'s abort');
       const error = await client.request('demo/silent', {}, { timeout: 300, token: 'silent-1' }).then(
         () => assert.fail('resolved without an answer'),
         (failure: unknown) => failure,
@@ -214,7 +229,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
       const [reason] = await cancelled;
       assert.ok(reason instanceof CancelledError || reason instanceof TimeoutError, String(reason));
       // A command with a deadline and no requester left to cancel it: the deadline alone stops the handler.
-      const expired = within(once(aborted, 'silent-2'), 5000, 'the handler\'s abort at its deadline');
+      const expired = within(once(aborted, 'silent-2'), wait(5000), 'the handler\'s abort at its deadline');
       const raw = await mqtt.connectAsync(kit.broker.url, { clientId: uniqueId('raw'), protocolVersion: 4 });
       try {
         const command = { type: 'command', source: uniqueId('gone'), destination: '*', token: 'silent-2', payload: {}, deadline: Date.now() + 300 };
@@ -230,7 +245,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
     it('errors - a time-out\'s stack starts where the application awaits, for request and call', async () => {
       await pair(kit, 'demo/mute', () => new Promise(() => {}));
       const client = await kit.connect(uniqueId('client'));
-      await client.waitForHandler('demo/mute', { timeout: 5000 });
+      await client.waitForHandler('demo/mute', { timeout: wait(5000) });
       // The first frame outside Node's own code (its microtask runner may come first).
       const firstFrame = (error: unknown) => ((error as Error).stack ?? '').split('\n').find((line) => /^\s*at /.test(line) && !line.includes('(node:'));
       async function applicationRequest() {
@@ -247,7 +262,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
     });
 
     // The 5 s test time-out against a 30 s request time-out is what proves "fast".
-    it('request - fails fast with NoHandlerError when no client serves the action', { timeout: 5000 }, async () => {
+    it('request - fails fast with NoHandlerError when no client serves the action', { timeout: wait(5000) }, async () => {
       const client = await kit.connect(uniqueId('client'));
       if (!client.directory.settled) await once(client.directory, 'settled');
       await assert.rejects(client.request('demo/nobody', {}, { timeout: 30_000 }), (error: unknown) => {
@@ -258,7 +273,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
       await assert.rejects(client.request('demo/nobody', {}, { target: 'vm-offline' }), /target vm-offline is not connected/);
     });
 
-    it('request - sent before the directory settles, it still ends with NoHandlerError once it has', { timeout: 5000 }, async () => {
+    it('request - sent before the directory settles, it still ends with NoHandlerError once it has', { timeout: wait(5000) }, async () => {
       const client = await kit.connect(uniqueId('client'), { directorySettle: 300 });
       assert.equal(client.directory.settled, false);
       const settled = once(client.directory, 'settled');
@@ -300,7 +315,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
         seen.push(step);
         if (step.kind === 'progress') break;
       }
-      const reason = await within(cancelled, 5000, 'the handler\'s abort');
+      const reason = await within(cancelled, wait(5000), 'the handler\'s abort');
       assert.ok(reason instanceof CancelledError, String(reason));
       assert.match(reason.message, /consumer stopped reading/);
       // Its progress left in the turn the command arrived in: no acknowledgement after it (protocol §4.7).
@@ -317,7 +332,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
       });
       // A handler whose connection drops gets `reconnectGrace` to come back and answer (protocol §4.7).
       const client = await kit.connect(uniqueId('client'), { reconnectGrace: 300 });
-      await client.waitForHandler('demo/doomed', { timeout: 5000 });
+      await client.waitForHandler('demo/doomed', { timeout: wait(5000) });
       const steps = client.call('demo/doomed', {}, { timeout: 20_000 });
       assert.equal((await steps.next()).value?.kind, 'accepted');
       await handlerStarted;
@@ -346,7 +361,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
       const raw = await mqtt.connectAsync(kit.broker.url, { clientId: uniqueId('raw'), protocolVersion: 4 });
       try {
         // Buffered from now on: a response may arrive before publishAsync resolves.
-        const inbox = on(raw as unknown as NodeJS.EventEmitter, 'message', { signal: AbortSignal.timeout(10_000) });
+        const inbox = on(raw as unknown as NodeJS.EventEmitter, 'message', { signal: AbortSignal.timeout(wait(10_000)) });
         await raw.subscribeAsync('demo/strict/response/vm-raw', { qos: 1 });
         await raw.publishAsync('demo/strict/request', '{not json', { qos: 1 });
         await raw.publishAsync('demo/strict/request', Buffer.from([0xff, 0xfe, 0x00]), { qos: 1 });
@@ -426,14 +441,14 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
       });
       publisher.notify('system/disk/new_file', { disk: 'usb0', filepath: '/a.txt', size_in_bytes: 3 });
       const iterator = subscription[Symbol.asyncIterator]();
-      const { value } = await within(iterator.next(), 5000, 'the notification on system/+/new_file');
+      const { value } = await within(iterator.next(), wait(5000), 'the notification on system/+/new_file');
       assert.equal(value.topic, 'system/disk/new_file/notification');
       assert.equal(value.envelope.type, 'notification');
       assert.equal(value.envelope.source, publisher.id);
       assert.deepEqual(value.envelope.payload, { disk: 'usb0', filepath: '/a.txt', size_in_bytes: 3 });
       // A marker published after it arrives after every copy of it (one connection keeps order).
       publisher.notify('system/end', {});
-      await within(marker, 5000, 'the marker notification');
+      await within(marker, wait(5000), 'the marker notification');
       // The NATS gateway sends one copy per matching subscription of the client, as MQTT allows
       // [MQTT-3.3.5-1], and each reaches every matching subscription (protocol §8.3).
       const copies = kind === 'nats' ? 2 : 1;
@@ -476,7 +491,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
       void first.unsubscribe(); // not awaited: a stream that reconnects does just this
       const again = await listener.subscribe('resub/topic/notification');
       publisher.notify('resub/topic', { n: 1 });
-      const { value } = await within(again[Symbol.asyncIterator]().next(), 5000, 'the notification after subscribing again');
+      const { value } = await within(again[Symbol.asyncIterator]().next(), wait(5000), 'the notification after subscribing again');
       assert.deepEqual(value.envelope.payload, { n: 1 });
       await again.unsubscribe();
     });
@@ -499,11 +514,11 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
         realtimeSeen();
       }, { lane: 'realtime' });
       publisher.notify('lanes/alarm', { level: 'critical' }, { priority: 'realtime' });
-      await within(realtime, 5000, 'the alarm on the real-time lane');
+      await within(realtime, wait(5000), 'the alarm on the real-time lane');
       // The broker fanned the alarm out to both connections when it got it, so on the main
       // connection it comes before this marker, published only after the alarm was seen.
       publisher.notify('lanes/end', {});
-      await within(marker, 5000, 'the marker notification');
+      await within(marker, wait(5000), 'the marker notification');
       assert.deepEqual(onRealtime, ['lanes/alarm/notification']);
       assert.deepEqual(onMain, ['lanes/alarm/notification', 'lanes/end/notification']);
     });
@@ -518,7 +533,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
       await offline;
       publisher.notify('demo/offline', { sent: 'while offline' });
       await once(publisher, 'online');
-      const { value } = await within(iterator.next(), 5000, 'the notification sent while offline');
+      const { value } = await within(iterator.next(), wait(5000), 'the notification sent while offline');
       assert.deepEqual(value.envelope.payload, { sent: 'while offline' });
     });
 
@@ -556,13 +571,13 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
         }
         assert.deepEqual(published.filter((topic) => topic.startsWith('demo/restart/request')), [], 'the expired command never left the client');
       }
-      await client.waitForHandler('demo/restart', { timeout: 5000 });
+      await client.waitForHandler('demo/restart', { timeout: wait(5000) });
       await waitFor(() => (server.directory.get(server.id)?.status === 'alive' ? true : undefined), server.directory, 'change');
-      assert.equal(await client.request('demo/restart', { n: 'after' }, { timeout: 5000 }), 'after');
+      assert.equal(await client.request('demo/restart', { n: 'after' }, { timeout: wait(5000) }), 'after');
       assert.deepEqual(received, ['before', 'after']);
     });
 
-    it('close - ends pending requests, and ends even when the broker is gone', { timeout: 15_000 }, async () => {
+    it('close - ends pending requests, and ends even when the broker is gone', { timeout: wait(15_000) }, async () => {
       let started!: () => void;
       const handlerStarted = new Promise<void>((resolve) => (started = resolve));
       const { client } = await pair(kit, 'demo/hang', () => {
@@ -571,9 +586,9 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
       });
       const rejected = assert.rejects(client.request('demo/hang', {}, { timeout: 20_000 }), (error: unknown) => error instanceof NotSentError && /the client closed before the response came/.test(error.message));
       // In flight for real: sent, and running at the handler.
-      await within(handlerStarted, 5000, 'the handler\'s start');
+      await within(handlerStarted, wait(5000), 'the handler\'s start');
       await client.close();
-      await within(rejected, 5000, 'the pending request\'s end');
+      await within(rejected, wait(5000), 'the pending request\'s end');
       await assert.rejects(client.request('demo/hang', {}), /the client is closed/);
       // A broker that hangs keeps the connection open and never acknowledges: MQTT.js's clean end
       // waits for acknowledgements it never sends, and close() used to hang here. That costs two
@@ -591,7 +606,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
       }
     });
 
-    it('presence - a second client with the same id takes it over; the first stops and says why instead of fighting', { timeout: 20_000 }, async () => {
+    it('presence - a second client with the same id takes it over; the first stops and says why instead of fighting', { timeout: wait(20_000) }, async () => {
       const id = uniqueId('twin');
       const fast = { reconnectDelay: 20, reconnectMaxDelay: 200 };
       const first = await kit.connect(id, fast);
@@ -613,7 +628,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
       }, caller.directory, 'change');
       // On NATS the first one's last reconnection knocked the second off: wait until it is back.
       if (!second.connected) await once(second, 'online');
-      for (let n = 0; n < 3; n++) assert.equal(await caller.request('demo/twin', {}, { target: id, timeout: 5000 }), 'second');
+      for (let n = 0; n < 3; n++) assert.equal(await caller.request('demo/twin', {}, { target: id, timeout: wait(5000) }), 'second');
       assert.equal(second.connected, true);
     });
 
@@ -621,7 +636,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
       const survivor = await kit.connect(uniqueId('survivor'));
       await survivor.handle('demo/survivor', () => 'still here');
       const earlyCaller = await kit.connect(uniqueId('early-caller'));
-      await earlyCaller.waitForHandler('demo/survivor', { target: survivor.id, timeout: 5000 });
+      await earlyCaller.waitForHandler('demo/survivor', { target: survivor.id, timeout: wait(5000) });
       let replaced = false;
       survivor.on('replaced', () => (replaced = true));
       const ghostWill = { v: 1, type: 'notification', source: survivor.id, destination: '*', ts: Date.now(),
@@ -640,12 +655,12 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
         const presence = earlyCaller.directory.get(survivor.id);
         return presence?.status === 'alive' && presence.instance !== 'crashed-duplicate' ? true : undefined;
       }, earlyCaller.directory, 'change');
-      assert.equal(await earlyCaller.request('demo/survivor', {}, { target: survivor.id, timeout: 5000 }), 'still here');
+      assert.equal(await earlyCaller.request('demo/survivor', {}, { target: survivor.id, timeout: wait(5000) }), 'still here');
       assert.equal(replaced, false);
       assert.equal(survivor.connected, true);
     });
 
-    it('presence - ephemeral clients that share an id settle too (their wills are not empty)', { timeout: 20_000 }, async () => {
+    it('presence - ephemeral clients that share an id settle too (their wills are not empty)', { timeout: wait(20_000) }, async () => {
       const id = uniqueId('ephemeral-twin');
       const fast = { reconnectDelay: 20, reconnectMaxDelay: 200, ephemeral: true };
       const first = await kit.connect(id, fast);
@@ -654,8 +669,8 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
       await replaced;
       await second.handle('demo/ephemeral-twin', () => 'second');
       const caller = await kit.connect(uniqueId('caller'));
-      await caller.waitForHandler('demo/ephemeral-twin', { target: id, timeout: 5000 });
-      assert.equal(await caller.request('demo/ephemeral-twin', {}, { target: id, timeout: 5000 }), 'second');
+      await caller.waitForHandler('demo/ephemeral-twin', { target: id, timeout: wait(5000) });
+      assert.equal(await caller.request('demo/ephemeral-twin', {}, { target: id, timeout: wait(5000) }), 'second');
     });
 
     it('lifecycle - calls after close fail at once with the reason, and a pending waitForHandler ends', async () => {
@@ -667,7 +682,7 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
       await assert.rejects(client.handle('demo/late', () => 1), /the client is closed/);
     });
 
-    it('handle - a broker that dies before confirming the subscription does not fail the registration', { timeout: 20_000 }, async () => {
+    it('handle - a broker that dies before confirming the subscription does not fail the registration', { timeout: wait(20_000) }, async () => {
       const fast = { reconnectDelay: 20, reconnectMaxDelay: 200 };
       const server = await kit.connect(uniqueId('server'), fast);
       const client = await kit.connect(uniqueId('client'), fast);
@@ -675,11 +690,11 @@ export function busContract(kind: BrokerKind, options: { skip: string | false; n
       await kit.broker.stop();
       await kit.broker.start();
       await registering;
-      await client.waitForHandler('demo/late-suback', { timeout: 5000 });
-      assert.equal(await client.request('demo/late-suback', {}, { timeout: 5000 }), 'served');
+      await client.waitForHandler('demo/late-suback', { timeout: wait(5000) });
+      assert.equal(await client.request('demo/late-suback', {}, { timeout: wait(5000) }), 'served');
     });
 
-    it('handle - pending when the broker dies and the client then closes, it still settles', { timeout: 15_000 }, async () => {
+    it('handle - pending when the broker dies and the client then closes, it still settles', { timeout: wait(15_000) }, async () => {
       const server = await kit.connect(uniqueId('server'), { reconnectDelay: 20, reconnectMaxDelay: 200 });
       const registering = server.handle('demo/never-registered', () => 'x').then(
         () => 'registered',
