@@ -36,7 +36,6 @@ export interface RecorderOptions {
 }
 
 
-export type RowListener = (rows: readonly HistoryRow[]) => void;
 /** Rows the router saw on the bus, each once (its own dedupe of redeliveries), once they are in the store: stored by this router or by another sharing it. */
 export type SeenListener = (rows: readonly HistoryRowInput[]) => void;
 /** Rows given up (the store refused them past MAX_UNSTORED waiting), by kind, and when they happened (their etime). */
@@ -44,7 +43,6 @@ export type LossListener = (loss: HistoryGap) => void;
 
 export class Recorder {
   private readonly batcher: Batcher<HistoryRowInput>;
-  private readonly listeners = new Set<RowListener>();
   private readonly seenListeners = new Set<SeenListener>();
   /** The rows seen lately, by token and digest: a redelivery is not seen twice. */
   private readonly seen = new RecentKeys(MAX_RECENT_ROWS);
@@ -87,16 +85,9 @@ export class Recorder {
     return this.batcher.exclusive(async () => {
       if (this.backlog.size > 0) throw new Error(`the history's store refuses to write (${this.backlog.size} rows wait for it): nothing stored`);
       const [stored] = await this.store.append([row]);
-      if (stored) this.announce([stored]);
       this.notifySeen([row]);
       return stored;
     });
-  }
-
-  /** Called with every batch of rows this router stored, after they are committed. */
-  watch(listener: RowListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
   }
 
   /**
@@ -160,7 +151,6 @@ export class Recorder {
     const refusedMs = this.backlog.stored();
     // As loud as the refusal it ends: an operator who saw one sees the other.
     if (refusedMs !== undefined) this.options.logger.warn({ rows: rows.length, refusedMs }, 'history: the store works again; the rows that waited for it are stored');
-    this.announce(stored);
     this.notifySeen(rows);
     if (this.loss) {
       const loss = this.loss;
@@ -194,17 +184,6 @@ export class Recorder {
     for (const listener of this.seenListeners) {
       try {
         listener(fresh);
-      } catch (error) {
-        this.options.logger.error({ err: (error as Error).message }, 'history: a row listener failed');
-      }
-    }
-  }
-
-  private announce(rows: readonly HistoryRow[]): void {
-    if (rows.length === 0) return;
-    for (const listener of this.listeners) {
-      try {
-        listener(rows);
       } catch (error) {
         this.options.logger.error({ err: (error as Error).message }, 'history: a row listener failed');
       }

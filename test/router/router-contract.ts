@@ -29,7 +29,7 @@ export function untilRecorded(router: Router, check: () => boolean | Promise<boo
     const attempt = () => void Promise.resolve(check()).then((holds) => holds && finish(), finish);
     const timer = setTimeout(() => finish(new Error(`not recorded within ${timeout} ms`)), timeout);
     // Watched before the first check: a batch stored while it reads is checked again.
-    const stop = router.recorder.watch(attempt);
+    const stop = router.recorder.watchSeen(attempt);
     attempt();
   });
 }
