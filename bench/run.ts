@@ -17,9 +17,15 @@
  *   npm run bench -- --only router      # the router (protocol §11): SQLite rows/s, rows lost, cost on the request path (~1.5 min on a quiet machine, ~3 on a busy one; --quick ~1 min)
  *   npm run bench -- --router           # the default scenarios, then the router one
  *   npm run bench -- --only transfer    # the agent (docs/agent.md): file transfer MB/s against cp and raw MQTT.js chunks, relais exec output latency (~30 s; --quick: 64 MB)
+ *   npm run bench -- --only sealing     # sealed payloads (protocol §3.6): µs per seal / open, requests sealed vs not (~2 min; --quick ~1 min)
  *   npm run bench -- --only signing     # signed envelopes (protocol §12): µs per sign / verify, requests signed vs not (~1.5 min; --quick ~40 s)
  *   npm run bench -- --only security    # security (docs/security.md): the checks' cost (security on / off) and the slow-consumer fault (~2 min; --quick ~1 min)
  *   npm run bench -- --only cluster     # a 3-node NATS cluster (protocol §1.3): requester and handler on different nodes, Relais against raw MQTT.js QoS 0/1 and nats.js (~2 min; --quick ~1 min)
+ *   npm run bench -- --only python      # the Python client (clients/python): Python → TS, TS → Python against TS → TS through one relais start, each client in its own process (~2.5 min; --quick ~1 min)
+ *   npm run bench -- --only pubsub-apart   # pub/sub with the publisher, 1 or 10 subscribers and the broker (relais start, Mosquitto) each in its own process: Relais notify/subscribe against raw MQTT.js QoS 0, CPU per process (~6 min; --quick ~2 min)
+ *   npm run bench -- --only idle        # 10,000 idle Relais clients on relais start (router on), in 4 fleet processes: memory per client, registry and directory settle times, CPU while idle (--quick: 2,000)
+ *   npm run bench -- --only idle --idle-clients 1000 --idle-processes 2   # another count of clients, over another count of processes
+ *   npm run bench -- --only idle --idle-lite   # presence-only peers (protocol §7.4: one connection, no directory) instead of library clients
  *   npm run bench -- --only sites       # sites (protocol §13): requests across a link against one start, the link's CPU per message, the sync of 100,000 rows (~5 min on a busy machine; --quick ~2.5 min)
  *
  * The router scenario runs `relais start` with and without its router and, unless --broker aedes,
@@ -38,17 +44,20 @@ import { log, renderTable, type Table } from './lib/util.js';
 import { peersTables } from './peers/report.js';
 import { abortPeers, runPeers, type PeersConfig, type PeersResult } from './scenarios/peers.js';
 import { progressTables, runProgress, type ProgressConfig, type ProgressResult } from './scenarios/progress.js';
-import { pubSubTables, runPubSub, type PubSubConfig, type PubSubResult } from './scenarios/pubsub.js';
+import { abortPubSubApart, pubSubApartTables, pubSubTables, runPubSub, runPubSubApart, type PubSubApartConfig, type PubSubApartResult, type PubSubConfig, type PubSubResult } from './scenarios/pubsub.js';
 import { realtimeTables, runRealtime, type ReceiverPlace, type RealtimeConfig, type RealtimeResult } from './scenarios/realtime.js';
 import { requestTables, runRequest, type RequestConfig, type RequestResult } from './scenarios/request.js';
 import { runRouter, routerTables, type RouterConfig, type RouterResult } from './scenarios/router.js';
 import { runSigning, signingTables, type SigningConfig, type SigningResult } from './scenarios/signing.js';
+import { runSealing, sealingTables, type SealingConfig, type SealingResult } from './scenarios/sealing.js';
 import { runSecurity, securityTables, type SecurityConfig, type SecurityResult } from './scenarios/security.js';
 import { runSites, sitesTables, type SitesConfig, type SitesResult } from './scenarios/sites.js';
 import { clusterTables, runCluster, type ClusterConfig, type ClusterResult } from './scenarios/cluster.js';
 import { runTransfer, transferTables, type TransferResult } from './scenarios/transfer.js';
+import { pythonTables, runPython, type PythonConfig, type PythonResult } from './scenarios/python.js';
+import { abortIdle, idleTables, runIdle, type IdleConfig, type IdleResult } from './scenarios/idle.js';
 
-const SCENARIOS = ['request', 'pubsub', 'realtime', 'progress', 'peers', 'router', 'signing', 'security', 'transfer', 'sites', 'cluster'] as const;
+const SCENARIOS = ['request', 'pubsub', 'realtime', 'progress', 'peers', 'router', 'signing', 'sealing', 'security', 'transfer', 'sites', 'cluster', 'python', 'idle', 'pubsub-apart'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 /** Run when --only is not given; peers only with --peers, router only with --router, security only with --only (each takes minutes). */
 const DEFAULT_SCENARIOS: Scenario[] = ['request', 'pubsub', 'realtime', 'progress'];
@@ -64,13 +73,16 @@ const { values: flags } = parseArgs({
     peers: { type: 'boolean', default: false },
     router: { type: 'boolean', default: false },
     'peers-filter': { type: 'string' },
+    'idle-clients': { type: 'string' },
+    'idle-processes': { type: 'string' },
+    'idle-lite': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
 if (flags.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--broker aedes|mosquitto|both] [--only request,pubsub,realtime,progress,peers,router,signing,security,transfer,sites,cluster] [--no-inproc] [--no-control] [--rt-receiver child|same|both] [--peers] [--router] [--peers-filter id,...]\n',
+    'usage: npm run bench -- [--quick] [--broker aedes|mosquitto|both] [--only request,pubsub,realtime,progress,peers,router,signing,sealing,security,transfer,sites,cluster,python,idle,pubsub-apart] [--no-inproc] [--no-control] [--rt-receiver child|same|both] [--peers] [--router] [--peers-filter id,...] [--idle-clients N] [--idle-processes P] [--idle-lite]\n',
   );
   process.exit(0);
 }
@@ -96,12 +108,16 @@ const only = new Set<Scenario>(
 const runsPeers = only.has('peers');
 const runsRouter = only.has('router');
 const runsSigning = only.has('signing');
+const runsSealing = only.has('sealing');
 const runsSecurity = only.has('security');
 const runsTransfer = only.has('transfer');
 const runsSites = only.has('sites');
 const runsCluster = only.has('cluster');
+const runsPython = only.has('python');
+const runsIdle = only.has('idle');
+const runsPubSubApart = only.has('pubsub-apart');
 /** The scenarios that run once per broker of the plan below (peers, router, signing, security, transfer and sites bring their own brokers). */
-const perBroker = [...only].filter((scenario) => !['peers', 'router', 'signing', 'security', 'transfer', 'sites', 'cluster'].includes(scenario));
+const perBroker = [...only].filter((scenario) => !['peers', 'router', 'signing', 'sealing', 'security', 'transfer', 'sites', 'cluster', 'python', 'idle', 'pubsub-apart'].includes(scenario));
 
 const rtReceiverFlag = flags['rt-receiver'] ?? 'child';
 if (!['child', 'same', 'both'].includes(rtReceiverFlag)) {
@@ -129,6 +145,11 @@ const config = quick
         micro: 2000,
         mosquitto: false,
       } satisfies SigningConfig,
+      sealing: {
+        peers: { rounds: 1, warmup: 100, warmupCapMs: 500, warmupLoadMs: 500, sequential: 300, sequentialCapMs: 1500, inFlight: 100, loadMs: 1500, repeats: 2 },
+        micro: 500,
+        mosquitto: false,
+      } satisfies SealingConfig,
       security: {
         peers: { rounds: 2, warmup: 100, warmupCapMs: 500, warmupLoadMs: 500, sequential: 300, sequentialCapMs: 1500, inFlight: 100, loadMs: 1500, repeats: 2 },
         slowConsumer: { rounds: 1, inFlight: 10, windowMs: 3500, burstAtMs: 300, count: 150, bytes: 64 * 1024 },
@@ -140,6 +161,10 @@ const config = quick
         syncCapMs: 60_000,
       } satisfies SitesConfig,
       cluster: { peers: { rounds: 1, warmup: 100, warmupCapMs: 500, warmupLoadMs: 500, sequential: 300, sequentialCapMs: 1500, inFlight: 100, loadMs: 1500, repeats: 2 } } satisfies ClusterConfig,
+      python: { peers: { rounds: 1, warmup: 100, warmupCapMs: 500, warmupLoadMs: 500, sequential: 300, sequentialCapMs: 1500, inFlight: 100, loadMs: 1500, repeats: 2 } } satisfies PythonConfig,
+      pubsubApart: { rounds: 1, messages: { 1: 20_000, 10: 5000 }, chunk: 500, brokers: ['relais-start', 'mosquitto'], sides: ['relais', 'raw'] } satisfies PubSubApartConfig,
+      // Library clients cost N² presence deliveries (bench/RESULTS.md): 2,000 take minutes to connect on 2 cores.
+      idle: { clients: 2000, processes: 2, concurrency: 25, rounds: 1, idleMs: 10_000, capMs: 12 * 60_000 } satisfies IdleConfig,
     }
   : {
       request: { warmup: 500, sequential: 5000, batch: 500, inFlight: 100, concurrentTotal: 20_000, rounds: 2 } satisfies RequestConfig,
@@ -159,6 +184,11 @@ const config = quick
         micro: 5000,
         mosquitto: false,
       } satisfies SigningConfig,
+      sealing: {
+        peers: { rounds: 3, warmup: 300, warmupCapMs: 500, warmupLoadMs: 1000, sequential: 1000, sequentialCapMs: 3000, inFlight: 100, loadMs: 2000, repeats: 6 },
+        micro: 2000,
+        mosquitto: false,
+      } satisfies SealingConfig,
       security: {
         peers: { rounds: 3, warmup: 300, warmupCapMs: 500, warmupLoadMs: 1000, sequential: 1000, sequentialCapMs: 3000, inFlight: 100, loadMs: 2000, repeats: 4 },
         slowConsumer: { rounds: 3, inFlight: 10, windowMs: 3500, burstAtMs: 300, count: 150, bytes: 64 * 1024 },
@@ -170,6 +200,11 @@ const config = quick
         syncCapMs: 90_000,
       } satisfies SitesConfig,
       cluster: { peers: { rounds: 3, warmup: 300, warmupCapMs: 500, warmupLoadMs: 1000, sequential: 1000, sequentialCapMs: 3000, inFlight: 100, loadMs: 2000, repeats: 4 } } satisfies ClusterConfig,
+      // Sized for 2 shared cores: 3 interleaved rounds, a 2 s window each; Python's sequential p50 being a few times TS's, 1000 fit in the 5 s cap.
+      python: { peers: { rounds: 3, warmup: 300, warmupCapMs: 1000, warmupLoadMs: 1000, sequential: 1000, sequentialCapMs: 5000, inFlight: 100, loadMs: 2000, repeats: 4 } } satisfies PythonConfig,
+      // Sized for 2 cores: 4 fleet processes of 2,500 clients (5,000 sockets) each; an idle window of 30 s covers a keep-alive period.
+      pubsubApart: { rounds: 3, messages: { 1: 50_000, 10: 20_000 }, chunk: 500, brokers: ['relais-start', 'mosquitto'], sides: ['relais', 'relais-q0', 'raw'] } satisfies PubSubApartConfig,
+      idle: { clients: 10_000, processes: 4, concurrency: 25, rounds: 2, idleMs: 30_000, capMs: 15 * 60_000 } satisfies IdleConfig,
     };
 const peersFilter = flags['peers-filter']?.split(',').map((part) => part.trim()).filter(Boolean);
 
@@ -195,6 +230,8 @@ async function closeBrokers(): Promise<void> {
   await Promise.all([...live].map((broker) => broker.close().catch(() => {})));
   live.clear();
   await abortPeers();
+  await abortIdle();
+  await abortPubSubApart();
 }
 let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -206,7 +243,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 const watchdogMs =
-  (quick ? 3 * 60_000 : 9 * 60_000) * (perBroker.length ? 1 : 0) + (runsPeers ? (quick ? 3 * 60_000 : 8 * 60_000) : 0) + (runsRouter ? (quick ? 3 * 60_000 : 6 * 60_000) : 0) + (runsSigning ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsSecurity ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsTransfer ? 3 * 60_000 : 0) + (runsSites ? (quick ? 5 * 60_000 : 7 * 60_000) : 0) + (runsCluster ? (quick ? 3 * 60_000 : 5 * 60_000) : 0);
+  (quick ? 3 * 60_000 : 9 * 60_000) * (perBroker.length ? 1 : 0) + (runsPeers ? (quick ? 3 * 60_000 : 8 * 60_000) : 0) + (runsRouter ? (quick ? 3 * 60_000 : 6 * 60_000) : 0) + (runsSigning ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsSealing ? (quick ? 4 * 60_000 : 7 * 60_000) : 0) + (runsSecurity ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsTransfer ? 3 * 60_000 : 0) + (runsSites ? (quick ? 5 * 60_000 : 7 * 60_000) : 0) + (runsCluster ? (quick ? 3 * 60_000 : 5 * 60_000) : 0) + (runsPython ? (quick ? 3 * 60_000 : 6 * 60_000) : 0) + (runsPubSubApart ? (quick ? 4 : 12) * 60_000 : 0) + (runsIdle ? config.idle.rounds * (config.idle.capMs + 5 * 60_000) : 0);
 const watchdog = setTimeout(() => {
   log(`the benchmark ran over ${watchdogMs / 60_000} minutes; stopping`);
   void closeBrokers().finally(() => process.exit(1));
@@ -221,9 +258,13 @@ const results = {
   peers: undefined as PeersResult | undefined,
   router: undefined as RouterResult | undefined,
   signing: undefined as SigningResult | undefined,
+  sealing: undefined as SealingResult | undefined,
   security: undefined as SecurityResult | undefined,
   sites: undefined as SitesResult | undefined,
   cluster: undefined as ClusterResult | undefined,
+  python: undefined as PythonResult | undefined,
+  idle: undefined as IdleResult | undefined,
+  pubsubApart: undefined as PubSubApartResult | undefined,
 };
 
 const started = Date.now();
@@ -293,6 +334,20 @@ if (runsSigning) {
   }
   signingSeconds = (Date.now() - signingStarted) / 1000;
 }
+let sealingSeconds = 0;
+if (runsSealing) {
+  const sealingStarted = Date.now();
+  const withMosquitto = brokerFlag !== 'aedes' && hasMosquitto;
+  if (!withMosquitto && brokerFlag !== 'aedes') process.stderr.write('\n!!! sealing: mosquitto is not installed: the Mosquitto rows are skipped !!!\n\n');
+  try {
+    results.sealing = await runSealing({ ...config.sealing, mosquitto: withMosquitto });
+    if (results.sealing.peers.results.some((result) => result.failed)) failed = true;
+  } catch (error) {
+    failed = true;
+    log(`sealing FAILED: ${(error as Error).stack ?? error}`);
+  }
+  sealingSeconds = (Date.now() - sealingStarted) / 1000;
+}
 let securitySeconds = 0;
 if (runsSecurity) {
   const securityStarted = Date.now();
@@ -328,6 +383,47 @@ if (runsCluster) {
     log(`cluster FAILED: ${(error as Error).stack ?? error}`);
   }
   clusterSeconds = (Date.now() - clusterStarted) / 1000;
+}
+let pythonSeconds = 0;
+if (runsPython) {
+  const pythonStarted = Date.now();
+  try {
+    results.python = await runPython(config.python);
+    if (results.python.failed) failed = true;
+  } catch (error) {
+    failed = true;
+    log(`python FAILED: ${(error as Error).stack ?? error}`);
+  }
+  pythonSeconds = (Date.now() - pythonStarted) / 1000;
+}
+let pubsubApartSeconds = 0;
+if (runsPubSubApart) {
+  const apartStarted = Date.now();
+  try {
+    results.pubsubApart = await runPubSubApart({ ...config.pubsubApart, brokers: config.pubsubApart.brokers.filter((kind) => (kind === 'mosquitto' ? brokerFlag !== 'aedes' && hasMosquitto : brokerFlag !== 'mosquitto')) });
+    if (results.pubsubApart.failed) failed = true;
+  } catch (error) {
+    failed = true;
+    log(`pubsub-apart FAILED: ${(error as Error).stack ?? error}`);
+  }
+  pubsubApartSeconds = (Date.now() - apartStarted) / 1000;
+}
+let idleSeconds = 0;
+if (runsIdle) {
+  const idleStarted = Date.now();
+  try {
+    results.idle = await runIdle({
+      ...config.idle,
+      ...(flags['idle-clients'] && { clients: Number(flags['idle-clients']) }),
+      ...(flags['idle-processes'] && { processes: Number(flags['idle-processes']) }),
+      ...(flags['idle-lite'] && { lite: true }),
+    });
+    if (results.idle.failed) failed = true;
+  } catch (error) {
+    failed = true;
+    log(`idle FAILED: ${(error as Error).stack ?? error}`);
+  }
+  idleSeconds = (Date.now() - idleStarted) / 1000;
 }
 let transferResult: TransferResult | undefined;
 if (runsTransfer) {
@@ -366,6 +462,11 @@ if (results.signing) {
   process.stdout.write(`## Signed envelopes${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- wall time of the signing scenario: ${signingSeconds.toFixed(0)} s\n\n`);
   for (const table of signingTables(results.signing)) process.stdout.write(`${renderTable(table)}\n`);
 }
+if (results.sealing) {
+  const setup = 'requester, handler and broker each in its own process; everything on 127.0.0.1 (TCP); the micro loops in the benchmark process (src/ through tsx)';
+  process.stdout.write(`## Sealed payloads${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- wall time of the sealing scenario: ${sealingSeconds.toFixed(0)} s\n\n`);
+  for (const table of sealingTables(results.sealing)) process.stdout.write(`${renderTable(table)}\n`);
+}
 if (results.security) {
   const setup = 'every client and the broker each in its own process (relais start --no-router); everything on 127.0.0.1 (TCP)';
   process.stdout.write(`## Security${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- wall time of the security scenario: ${securitySeconds.toFixed(0)} s\n\n`);
@@ -380,6 +481,21 @@ if (results.cluster) {
   const setup = 'a 3-node nats-server cluster (routes, JetStream, the MQTT gateway with consumer_replicas 1 and consumer_memory_storage, protocol §1.3), each requester on node 0 and each handler on node 1, each in its own process; everything on 127.0.0.1 (TCP); the broker CPU column is node 1';
   process.stdout.write(`## NATS cluster${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- nats-server ${binaryVersion('nats-server', ['--version'], /v(\d+\.\d+\.\d+)/)}, nats (nats.js) ${packageVersion('nats')}; wall time of the cluster scenario: ${clusterSeconds.toFixed(0)} s\n\n`);
   for (const table of clusterTables(results.cluster)) process.stdout.write(`${renderTable(table)}\n`);
+}
+if (results.python) {
+  const setup = 'the requester, the handler and relais start (embedded broker + router) each in its own process; the TS side bench/peers/relais.ts (dist/), the Python side bench/peers/python-peer.py (clients/python on PYTHONPATH); everything on 127.0.0.1 (TCP)';
+  process.stdout.write(`## Python client${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- wall time of the python scenario: ${pythonSeconds.toFixed(0)} s\n\n`);
+  for (const table of pythonTables(results.python)) process.stdout.write(`${renderTable(table)}\n`);
+}
+if (results.pubsubApart) {
+  const setup = 'the publisher, each subscriber and the broker each in its own process (relais start: broker + router, the compiled CLI; Mosquitto with the testkit config); clients compiled (dist/); everything on 127.0.0.1 (TCP)';
+  process.stdout.write(`## Pub/sub, every process apart${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- wall time of the pubsub-apart scenario: ${pubsubApartSeconds.toFixed(0)} s\n\n`);
+  for (const table of pubSubApartTables(results.pubsubApart)) process.stdout.write(`${renderTable(table)}\n`);
+}
+if (results.idle) {
+  const setup = 'relais start (embedded broker + router, the compiled CLI) in its own process; the idle clients in fleet processes (bench/peers/idle-fleet.ts, dist/), many clients each; the watcher and the fresh client in the bench process; everything on 127.0.0.1 (TCP)';
+  process.stdout.write(`## Idle clients${quick ? ' (--quick)' : ''}\n\n${environment(setup)}\n- wall time of the idle scenario: ${idleSeconds.toFixed(0)} s\n\n`);
+  for (const table of idleTables(results.idle)) process.stdout.write(`${renderTable(table)}\n`);
 }
 if (transferResult) {
   const setup = 'broker (Aedes), agent (relais agent), each sender and receiver in its own process; everything on 127.0.0.1 (TCP); files in os.tmpdir()';

@@ -19,6 +19,7 @@ export {
   PayloadTooLargeError,
   NotAuthorizedError,
   NotSentError,
+  SealingError,
   BusyError,
   RemoteError,
   ResponseCode,
@@ -27,7 +28,9 @@ export {
 } from './protocol/errors.js';
 export { LOGS_ACTION, LOG_LINE_LEVELS, DEFAULT_LOG_LINES, MAX_LOG_LINES, parseLogsRequest, type LogLineLevel, type LogsRequest, type LogsAnswer, type LogsProgress, type LogsKept } from './protocol/logs.js';
 export { toBase64, fromBase64, isBase64Value, type Base64Value } from './protocol/binary.js';
-export { PROTOCOL_VERSION, PRIORITIES, MESSAGE_TYPES, EVERYONE, decode, encode, validate } from './protocol/envelope.js';
+export { PROTOCOL_VERSION, PRIORITIES, MESSAGE_TYPES, EVERYONE, decode, encode, encodeMessage, validate } from './protocol/envelope.js';
+export { splitFrame, isBytes, HEADER_END, type WireBody, type Framed } from './protocol/framing.js';
+export { SEAL_ALGORITHM, SEAL_MEMBER, SEAL_FAILURES, MAX_SEAL_RECIPIENTS, isSealed, sealedFor, readSealMember, type SealMember, type SealFailure } from './protocol/sealing.js';
 export {
   requestTopic,
   responseTopic,
@@ -38,6 +41,10 @@ export {
   parseTopic,
   topicMatches,
   checkClientId,
+  parseClientId,
+  sessionClientId,
+  identityOfClientId,
+  type ClientIdParts,
   checkPath,
   checkFilter,
   checkTopicName,
@@ -92,3 +99,7 @@ export {
   type SitesAnswer,
 } from './protocol/sites.js';
 export type { SiteView, DownSite } from './client/presence/index.js';
+// The key-value store (protocol §14): bus.kv(bucket), bus.config(schema, { defaults }), the wire and its typed errors.
+export * from './protocol/kv.js';
+export { KvBucket, type KvValueEntry, type KvWatchEvent, type KvWatchOptions } from './client/kv.js';
+export type { ClientConfig, ConfigOptions } from './client/config.js';

@@ -185,3 +185,14 @@ export function renderTable(table: Table): string {
 export function log(message: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 }
+
+/** µs per call of `step`, median of five loops of `count` calls. */
+export function perCall(count: number, step: (i: number) => void): number {
+  const runs: number[] = [];
+  for (let run = 0; run < 5; run++) {
+    const start = performance.now();
+    for (let i = 0; i < count; i++) step(i);
+    runs.push(((performance.now() - start) * 1000) / count);
+  }
+  return runs.sort((a, b) => a - b)[2]!;
+}

@@ -3,7 +3,7 @@
  * roles, and this file does the rest (arguments, the line protocol of protocol.ts, closing
  * when stdin ends so that no child outlives the benchmark).
  *
- *   node --import tsx bench/peers/<contender>.ts requester|handler --url URL [--id ID] [--peer ID] [--qos 0|1]
+ *   node --import tsx bench/peers/<contender>.ts requester|handler --url URL [--id ID] [--peer ID] [--qos 0|1] [--action A]
  */
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -21,6 +21,10 @@ export interface PeerArgs {
   peer: string;
   /** Relais only: a folder with `<id>.key` and `signing-keys.json`, to sign and verify (bench/scenarios/signing.ts). */
   signing: string;
+  /** Relais only: a folder with `<id>.sealing.key` and `sealing-keys.json`, to seal requests both ways (bench/scenarios/sealing.ts). */
+  sealing: string;
+  /** Relais only: the action served and requested (default bench/echo); contenders sharing one bus each need their own (bench/scenarios/python.ts). */
+  action: string;
 }
 
 export interface RequesterSide {
@@ -51,13 +55,13 @@ export function peerArgs(argv = process.argv.slice(2)): PeerArgs {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { url: { type: 'string', default: '' }, id: { type: 'string', default: `peer-${process.pid}` }, qos: { type: 'string', default: '1' }, peer: { type: 'string', default: '' }, signing: { type: 'string', default: '' } },
+    options: { url: { type: 'string', default: '' }, id: { type: 'string', default: `peer-${process.pid}` }, qos: { type: 'string', default: '1' }, peer: { type: 'string', default: '' }, signing: { type: 'string', default: '' }, sealing: { type: 'string', default: '' }, action: { type: 'string', default: 'bench/echo' } },
   });
   const role = positionals[0];
   if (role !== 'requester' && role !== 'handler') throw new Error(`the first argument must be requester or handler, not ${role}`);
   const qos = Number(values.qos);
   if (qos !== 0 && qos !== 1) throw new Error(`--qos must be 0 or 1, not ${values.qos}`);
-  return { role, url: values.url ?? '', id: values.id ?? `peer-${process.pid}`, qos, peer: values.peer ?? '', signing: values.signing ?? '' };
+  return { role, url: values.url ?? '', id: values.id ?? `peer-${process.pid}`, qos, peer: values.peer ?? '', signing: values.signing ?? '', sealing: values.sealing ?? '', action: values.action ?? 'bench/echo' };
 }
 
 export async function runPeer(roles: PeerRoles): Promise<void> {

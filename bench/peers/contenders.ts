@@ -16,8 +16,15 @@ export interface Contender {
   label: string;
   /** The broker it talks through; none for the TCP floor. */
   broker?: PeerBrokerKind;
-  /** File under bench/peers/. */
+  /** File under bench/peers/ (a `.py` one runs on Python: process.ts). */
   file: string;
+  /** When the two sides are different programs (bench/scenarios/python.ts): the requester's and the handler's file, instead of `file`. */
+  requesterFile?: string;
+  handlerFile?: string;
+  /** Extra environment for both sides (a Python side's PYTHONPATH). */
+  env?: Record<string, string>;
+  /** Why it cannot run here beyond a binary or an npm package (a Python without paho), or undefined. */
+  unavailable?: () => string | undefined;
   /** Extra arguments for both sides. */
   args: string[];
   /** What a request and its response are on the wire: the delivery guarantee. */
@@ -69,6 +76,8 @@ export function routerContenders(withMosquitto: boolean): Contender[] {
 
 /** Why a contender cannot run here (a binary or an npm package is missing), or undefined. */
 export function missing(contender: Contender): string | undefined {
+  const unavailable = contender.unavailable?.();
+  if (unavailable) return unavailable;
   const binary = contender.broker && BROKER_BINARY[contender.broker];
   if (binary && !findBinary(binary)) return `${binary} is not installed (apt-get install ${binary === 'mosquitto' ? 'mosquitto mosquitto-clients' : binary})`;
   const require = createRequire(import.meta.url);

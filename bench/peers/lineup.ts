@@ -66,11 +66,11 @@ export class Lineup {
     const broker = contender.broker ? this.brokers.get(contender.broker) : undefined;
     const handlerId = processId(contender, 'h');
     const handlerUrl = (await broker?.urlFor?.(handlerId, 'handler')) ?? broker?.url ?? '';
-    const handler = await this.spawn(`${contender.id} handler`, contender.file, ['handler', '--url', handlerUrl, '--id', handlerId, ...contender.args]);
+    const handler = await this.spawn(`${contender.id} handler`, contender.handlerFile ?? contender.file, ['handler', '--url', handlerUrl, '--id', handlerId, ...contender.args], contender.env);
     try {
       const url = (await broker?.urlFor?.(processId(contender, 'r'), 'requester')) ?? broker?.url ?? handler.url;
       if (!url) throw new Error('no broker and the handler gave no url');
-      const requester = await this.spawn(`${contender.id} requester`, contender.file, ['requester', '--url', url, '--id', processId(contender, 'r'), '--peer', handlerId, ...contender.args]);
+      const requester = await this.spawn(`${contender.id} requester`, contender.requesterFile ?? contender.file, ['requester', '--url', url, '--id', processId(contender, 'r'), '--peer', handlerId, ...contender.args], contender.env);
       return { contender, ...(broker && { broker }), requester: requester.peer, handler: handler.peer };
     } catch (error) {
       await handler.peer.close(2000);
@@ -78,8 +78,8 @@ export class Lineup {
     }
   }
 
-  private async spawn(label: string, file: string, args: string[]): Promise<{ peer: PeerProcess; url?: string }> {
-    const { peer, ready } = await PeerProcess.start(label, file, args);
+  private async spawn(label: string, file: string, args: string[], env?: Record<string, string>): Promise<{ peer: PeerProcess; url?: string }> {
+    const { peer, ready } = await PeerProcess.start(label, file, args, undefined, env);
     this.processes.add(peer);
     this.pids.add(peer.pid);
     return { peer, ...(ready.url && { url: ready.url }) };

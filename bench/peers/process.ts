@@ -1,5 +1,6 @@
 /**
- * The parent side of a peer process (protocol.ts): starts `node --import tsx <script> …`,
+ * The parent side of a peer process (protocol.ts): starts `node --import tsx <script> …`
+ * (or, for a `.py` script, Debian's `/usr/bin/python3 <script> …`, RELAIS_PYTHON to change it),
  * waits (bounded) for its ready line, sends commands and waits (bounded) for each reply,
  * and ends it — stdin closed first, SIGKILL if it does not exit in time.
  */
@@ -12,6 +13,8 @@ import { encodeLine, parseReply, type Command, type ReadyReply, type Reply, type
 import { track } from './reaper.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+/** Debian's interpreter, whose dist-packages hold python3-paho-mqtt (a pyenv python3 first on the PATH has none). */
+export const PYTHON = process.env.RELAIS_PYTHON ?? '/usr/bin/python3';
 
 export class PeerProcess {
   private readonly replies: Reply[] = [];
@@ -49,9 +52,11 @@ export class PeerProcess {
     return this.child.pid!;
   }
 
-  /** Starts bench/peers/<file> with `args`; resolves with the process once it printed its ready line. */
-  static async start(label: string, file: string, args: string[], readyMs = 30_000): Promise<{ peer: PeerProcess; ready: ReadyReply }> {
-    const child = track(spawn(process.execPath, ['--import', 'tsx', path.join(here, file), ...args], { stdio: ['pipe', 'pipe', 'pipe'] }));
+  /** Starts bench/peers/<file> with `args` (and `env` added to this process's); resolves with the process once it printed its ready line. */
+  static async start(label: string, file: string, args: string[], readyMs = 30_000, env?: Record<string, string>): Promise<{ peer: PeerProcess; ready: ReadyReply }> {
+    const script = path.join(here, file);
+    const [command, commandArgs] = file.endsWith('.py') ? [PYTHON, [script, ...args]] : [process.execPath, ['--import', 'tsx', script, ...args]];
+    const child = track(spawn(command, commandArgs, { stdio: ['pipe', 'pipe', 'pipe'], ...(env && { env: { ...process.env, ...env } }) }));
     const peer = new PeerProcess(label, child);
     try {
       const ready = await peer.next(readyMs, 'ready');

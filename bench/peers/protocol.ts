@@ -22,7 +22,14 @@ export type Command =
   | { cmd: 'warmup'; count: number; capMs: number; inFlight: number; loadMs: number }
   | { cmd: 'sequential'; count: number; capMs: number }
   | { cmd: 'load'; inFlight: number; durationMs: number }
-  | { cmd: 'count' };
+  | { cmd: 'count' }
+  // The idle scenario's fleet (idle-fleet.ts): connect its clients; report its memory and CPU.
+  | { cmd: 'fleet-connect' }
+  | { cmd: 'fleet-stats' }
+  // The pub/sub scenario's processes (pubsub-child.ts): count a run, publish it, report what came.
+  | { cmd: 'ps-arm'; run: string; count: number }
+  | { cmd: 'ps-publish'; run: string; fanout: number; count: number; chunk: number }
+  | { cmd: 'ps-collect'; idleMs: number; capMs: number };
 
 /** What a requester sent and got back since it started: the honesty check of every row. */
 export interface Totals {
@@ -74,7 +81,42 @@ export interface ResultReply {
   served?: number;
 }
 
-export type Reply = ReadyReply | PhaseReply | CountReply | ErrorReply | ResultReply;
+/** A fleet process of the idle scenario (idle-fleet.ts): its clients, memory and CPU so far. */
+export interface FleetReply {
+  peer: 'fleet';
+  cmd: 'fleet-connect' | 'fleet-stats';
+  pid: number;
+  connected: number;
+  failed: number;
+  /** The first few connect failures. */
+  errors: string[];
+  /** Epoch ms when the first connect began and the last one resolved. */
+  firstAt?: number;
+  lastAt?: number;
+  rssBytes: number;
+  heapBytes: number;
+  /** CPU (user + system) of the process since it started. */
+  cpuMs: number;
+  /** The smallest directory (bus.clients().length) among a sample of its clients. */
+  directoryMin: number;
+}
+
+/** A pub/sub process (pubsub-child.ts): times are epoch ms with fractions (performance.timeOrigin + now()), CPU in ms over the command. */
+export interface PubSubReply {
+  peer: 'pubsub';
+  cmd: 'ps-arm' | 'ps-publish' | 'ps-collect';
+  cpuMs: number;
+  /** ps-publish: when the first message was handed to the library, and the last. */
+  startAt?: number;
+  /** ps-publish: the last handed over; ps-collect: the last message received. */
+  endAt?: number;
+  /** ps-collect. */
+  received?: number;
+  distinct?: number;
+  firstAt?: number;
+}
+
+export type Reply = ReadyReply | PhaseReply | CountReply | ErrorReply | ResultReply | FleetReply | PubSubReply;
 
 export function encodeLine(message: Command | Reply): string {
   return `${JSON.stringify(message)}\n`;

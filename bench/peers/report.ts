@@ -67,6 +67,35 @@ export function checkedCell(f: Figures): string {
   return f.result.failed ? `**FAILED**: ${f.result.failed}` : `${f.result.totals?.sent.toLocaleString('en-US')} sent = answered = served`;
 }
 
+/**
+ * A feature on / off with the same requester and handler processes, per broker (the signing
+ * and sealing scenarios): each broker's row with it, without it, and their ratios.
+ */
+export function onOffTable(run: PeersResult, options: { onId: string; onLabel: string; title: string; column: string; notes: string[] }): Table {
+  const all = run.results.map(figures);
+  const find = (id: string) => all.find((f) => f.result.contender.id === id && !f.result.skipped);
+  const rows: string[][] = [];
+  for (const broker of ['embedded', 'mosquitto'] as const) {
+    const on = find(`${options.onId}@${broker}`);
+    const off = find(`relais@${broker}`);
+    if (!on || !off) continue;
+    const label = broker === 'embedded' ? 'embedded (Aedes, no-delay)' : 'Mosquitto, set_tcp_nodelay';
+    const row = (f: Figures, state: string) => [label, state, ...figureCells(f), checkedCell(f)];
+    rows.push(row(on, options.onLabel), row(off, 'off'));
+    rows.push([label, '**on / off**', `${ratio(on.seq.p50 / off.seq.p50)} / ${ratio(on.seq.p99 / off.seq.p99)}`, `**${ratio(on.tput / off.tput)}**`, `${ratio(on.loaded.p50 / off.loaded.p50)} / ${ratio(on.loaded.p99 / off.loaded.p99)}`, '', ratio(on.cpuPerRequest / off.cpuPerRequest), '']);
+  }
+  const c = run.config;
+  return {
+    title: options.title,
+    columns: ['broker', options.column, 'sequential p50 / p99 (ms)', `req/s, ${c.inFlight} in flight (median round; lowest–highest)`, 'p50 / p99 under that load (ms)', 'CPU % broker / requester / handler', 'CPU µs per request (all processes)', 'checked'],
+    rows,
+    notes: [
+      `${c.rounds} round(s), interleaved: per round every set-up in turn (order reversed every other round), each a warm-up, ${c.sequential} sequential requests, then ${c.loadMs} ms with ${c.inFlight} in flight (the peers harness, bench/scenarios/peers.ts)`,
+      ...options.notes,
+    ],
+  };
+}
+
 export function peersTables(run: PeersResult): Table[] {
   const all = run.results.map(figures);
   const find = (family: Family, broker?: PeerBrokerKind) => all.find((f) => f.result.contender.family === family && f.result.contender.broker === broker);

@@ -17,10 +17,10 @@ import { Signer, Verifier } from '../../src/client/connection/signing.js';
 import { decode, encode } from '../../src/protocol/envelope.js';
 import { commandMessage } from '../../src/protocol/messages.js';
 import { generateSigningKey } from '../../src/security/signing-keys.js';
-import { log, ms, rate, ratio, type Table } from '../lib/util.js';
+import { log, perCall, type Table } from '../lib/util.js';
 import type { PeerBrokerKind } from '../peers/brokers.js';
 import { FAMILY_LABELS, processId, type Contender } from '../peers/contenders.js';
-import { checkedCell, figureCells, figures, type Figures } from '../peers/report.js';
+import { onOffTable } from '../peers/report.js';
 import { runPeers, type PeersConfig, type PeersResult } from './peers.js';
 
 export interface SigningConfig {
@@ -59,17 +59,6 @@ function contenders(dir: string, withMosquitto: boolean): Contender[] {
       packages: ['mqtt'],
     })),
   );
-}
-
-/** µs per call of `step`, median of five loops of `count` calls. */
-function perCall(count: number, step: (i: number) => void): number {
-  const runs: number[] = [];
-  for (let run = 0; run < 5; run++) {
-    const start = performance.now();
-    for (let i = 0; i < count; i++) step(i);
-    runs.push(((performance.now() - start) * 1000) / count);
-  }
-  return runs.sort((a, b) => a - b)[2]!;
 }
 
 function measureMicro(count: number): { micro: MicroResult[]; messageBytes: { unsigned: number; signed: number } } {
@@ -130,26 +119,14 @@ export function signingTables(run: SigningResult): Table[] {
       ],
     },
   ];
-  const all = run.peers.results.map(figures);
-  const find = (id: string) => all.find((f) => f.result.contender.id === id && !f.result.skipped);
-  const rows: string[][] = [];
-  for (const broker of ['embedded', 'mosquitto'] as const) {
-    const on = find(`relais-signed@${broker}`);
-    const off = find(`relais@${broker}`);
-    if (!on || !off) continue;
-    const row = (f: Figures, state: string) => [broker === 'embedded' ? 'embedded (Aedes, no-delay)' : 'Mosquitto, set_tcp_nodelay', state, ...figureCells(f), checkedCell(f)];
-    rows.push(row(on, 'signed + verified'), row(off, 'off'));
-    rows.push([rows[rows.length - 1]![0]!, '**on / off**', `${ratio(on.seq.p50 / off.seq.p50)} / ${ratio(on.seq.p99 / off.seq.p99)}`, `**${ratio(on.tput / off.tput)}**`, `${ratio(on.loaded.p50 / off.loaded.p50)} / ${ratio(on.loaded.p99 / off.loaded.p99)}`, '', ratio(on.cpuPerRequest / off.cpuPerRequest), '']);
-  }
-  const c = run.peers.config;
-  tables.push({
-    title: 'Signing: requests with signing and verification on / off (same requester and handler processes)',
-    columns: ['broker', 'signatures', 'sequential p50 / p99 (ms)', `req/s, ${c.inFlight} in flight (median round; lowest–highest)`, 'p50 / p99 under that load (ms)', 'CPU % broker / requester / handler', 'CPU µs per request (all processes)', 'checked'],
-    rows,
-    notes: [
-      `${c.rounds} round(s), interleaved: per round every set-up in turn (order reversed every other round), each a warm-up, ${c.sequential} sequential requests, then ${c.loadMs} ms with ${c.inFlight} in flight (the peers harness, bench/scenarios/peers.ts)`,
-      'signed + verified: both sides sign everything they write (presence included) and require signatures (connect options signing and verify, keys from a file made with generateSigningKey)',
-    ],
-  });
+  tables.push(
+    onOffTable(run.peers, {
+      onId: 'relais-signed',
+      onLabel: 'signed + verified',
+      title: 'Signing: requests with signing and verification on / off (same requester and handler processes)',
+      column: 'signatures',
+      notes: ['signed + verified: both sides sign everything they write (presence included) and require signatures (connect options signing and verify, keys from a file made with generateSigningKey)'],
+    }),
+  );
   return tables;
 }

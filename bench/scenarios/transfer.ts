@@ -121,7 +121,7 @@ export function transferTables(result: TransferResult): Table[] {
       rows: [
         ['cp (+ sync)', result.cpMBps.toFixed(0), '1.00x'],
         ['raw MQTT.js, 256 KiB chunks, QoS 1, 8 in flight', result.rawMBps.toFixed(0), (result.rawMBps / result.cpMBps).toFixed(2) + 'x'],
-        ['relais send (Base64 chunks, window 8, SHA-256, fsync)', result.relaisMBps.toFixed(0), (result.relaisMBps / result.cpMBps).toFixed(2) + 'x'],
+        ['relais send (binary chunks, protocol §3.5; window 8, SHA-256, fsync)', result.relaisMBps.toFixed(0), (result.relaisMBps / result.cpMBps).toFixed(2) + 'x'],
       ],
     },
     {

@@ -9,11 +9,10 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Bus } from '../client/index.js';
-import { toBase64 } from '../protocol/binary.js';
 import { BusyError, CancelledError, HandlerGoneError, NoHandlerError, NotSentError, RemoteError, TimeoutError } from '../protocol/errors.js';
 import { hashRange } from './disk-io.js';
 import { LostConnection, moveWindow, type ChunkRequest } from './transfer-window.js';
-import { partialNameOf, TRANSFER_ACTIONS, transferIdOf, TransferError, type GetBeginAnswer, type GetFileAnswer, type PutBeginAnswer } from './transfer-protocol.js';
+import { chunkBytesOf, partialNameOf, putChunkFrame, TRANSFER_ACTIONS, transferIdOf, TransferError, type GetBeginAnswer, type GetFileAnswer, type PutBeginAnswer } from './transfer-protocol.js';
 
 export interface TransferOptions {
   /** Each chunk's request gives up after this many ms (then the transfer resumes). Default 30 000. */
@@ -120,9 +119,10 @@ async function sendFile(bus: Bus, agent: string, local: string, disk: string, fi
       // Reads one after the other, so the chunks are sent in order: the agent writes them in the order they come.
       let reading: Promise<unknown> = Promise.resolve();
       const chunkOf: ChunkRequest = async ({ offset, length }, signal) => {
-        const bytes = Buffer.allocUnsafe(length);
+        // Read straight into the chunk's frame (protocol §3.5): no copy of the bytes before the message's own.
+        const { payload, bytes } = putChunkFrame({ transfer, generation: begin.generation, offset }, length);
         await (reading = reading.then(() => source.read(bytes, 0, length, offset)));
-        await bus.request(TRANSFER_ACTIONS.putChunk, { transfer, generation: begin.generation, offset, data: toBase64(bytes) }, { target: agent, waitForSite: job.options.waitForSite, signal, timeout: job.options.chunkTimeout });
+        await bus.request(TRANSFER_ACTIONS.putChunk, payload, { target: agent, waitForSite: job.options.waitForSite, signal, timeout: job.options.chunkTimeout });
         return length;
       };
       await moveWindow(bus, begin.offset, size, begin, chunkOf, (bytes) => job.moved(bytes), job.options.signal);
@@ -161,8 +161,9 @@ async function fetchFile(bus: Bus, agent: string, disk: string, filepath: string
       if (attempt > 0 || offset > 0) job.resumed(filepath, offset, attempt);
       const writer = partial!;
       const chunkOf: ChunkRequest = async ({ offset: at, length }, signal) => {
-        const answer = await bus.request<{ data: { $base64: string } }>(TRANSFER_ACTIONS.getChunk, { transfer: begin.transfer, offset: at, length }, { target: agent, waitForSite: job.options.waitForSite, signal, timeout: job.options.chunkTimeout });
-        return Buffer.from(answer.data.$base64, 'base64');
+        const answer = await bus.request(TRANSFER_ACTIONS.getChunk, { transfer: begin.transfer, offset: at, length }, { target: agent, waitForSite: job.options.waitForSite, signal, timeout: job.options.chunkTimeout });
+        const bytes = chunkBytesOf(answer);
+        return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       };
       // Chunks are written in order, as they are consumed: the partial file is always a prefix of the file.
       await moveWindow(bus, offset, begin.size, begin, chunkOf, (bytes) => job.moved(bytes), job.options.signal, async (bytes, at) => {

@@ -9,7 +9,6 @@
 import { randomBytes, createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { toBase64 } from '../protocol/binary.js';
 import { BusyError } from '../protocol/errors.js';
 import { openFolder, openForReading, segmentsOf, statExisting, type Disk } from './confine.js';
 import { hashRange } from './disk-io.js';
@@ -90,7 +89,7 @@ export class Downloads {
     }
   }
 
-  async chunk(request: { transfer: string; offset: number; length: number }, identity: string): Promise<{ offset: number; data: { $base64: string } }> {
+  async chunk(request: { transfer: string; offset: number; length: number }, identity: string): Promise<Uint8Array> {
     const download = this.named(request.transfer, identity);
     const { offset, length } = request;
     if (length > this.settings.chunkBytes) throw new TransferError(`a chunk of ${length} bytes is over ${this.settings.chunkBytes} (services.transfer.chunkBytes)`, 'chunk-too-large');
@@ -110,7 +109,7 @@ export class Downloads {
       // Progress: the silence it may keep starts again, longer the further it is.
       download.reached = Math.max(download.reached, offset + length);
       download.clock.restart(download.size === 0 ? 1 : download.reached / download.size);
-      return { offset, data: toBase64(bytes) };
+      return bytes;
     } finally {
       download.reading -= 1;
     }

@@ -3,8 +3,11 @@
  * the pure part: action names, payload contracts, limits, transfer ids and the names of
  * partial files. No I/O: the agent side is transfer.ts, the requester side transfer-client.ts.
  *
- * A file travels in chunks of Base64 (protocol §3.5), each chunk its own command and
- * acknowledged by its answer; a window of chunks is in flight. The receiver writes the
+ * A file travels in chunks of bytes, each chunk its own binary command (protocol §3.5) and
+ * acknowledged by its answer; a window of chunks is in flight. A `put_chunk`'s body is itself
+ * framed by the same rule: `{"transfer","generation","offset","body"}` LF the chunk's bytes; a
+ * `get_chunk` is answered with the bytes alone. (Base64 chunks inside JSON, `{ "data":
+ * { "$base64" } }`, as agents and clients sent before, are still accepted and understood.) The receiver writes the
  * chunks in order to a partial file `.relais-partial-<transfer id>` beside the destination,
  * so what it has is always one prefix of the file: its length is the offset to resume from,
  * which `put_begin` answers. The transfer id is derived from where the file goes and what it
@@ -15,6 +18,8 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol/envelope.js';
 import { RelaisError, ResponseCode } from '../protocol/errors.js';
+import { fromBase64 } from '../protocol/binary.js';
+import { bodyLengthProblem, frame, isBytes, splitFrame } from '../protocol/framing.js';
 import { PARTIAL_PREFIX } from './confine.js';
 
 export const TRANSFER_ACTIONS = {
@@ -27,8 +32,9 @@ export const TRANSFER_ACTIONS = {
 } as const;
 
 /**
- * Room a chunk's message needs beside its Base64 text (envelope, field names): the bytes of a
- * chunk are at most 3/4 of what is left under the message limit (protocol §3.4).
+ * Room a chunk's message needs beside its bytes (header, the chunk's own frame); kept at 3/4 of
+ * what is left under the message limit, so that a peer still sending Base64 chunks fits too
+ * (protocol §3.4).
  */
 const ENVELOPE_ROOM = 16 * 1024;
 /** The largest chunk whose message stays under DEFAULT_MAX_MESSAGE_BYTES, rounded down to 64 KiB. */
@@ -60,6 +66,66 @@ const diskId = z.string().min(1).max(64);
 const filepath = z.string().min(1).max(4096);
 const offset = z.number().int().min(0);
 const base64 = z.object({ $base64: z.string() });
+const generation = z.number().int();
+
+/** A chunk to write: where, and its bytes. */
+export interface PutChunk {
+  transfer: string;
+  generation: number;
+  offset: number;
+  data: Uint8Array;
+}
+
+/** A `put_chunk` payload: the chunk's place, LF, its bytes (the framing rule of protocol §3.5 once more). */
+export function putChunkPayload(chunk: Omit<PutChunk, 'data'>, bytes: Uint8Array): Uint8Array {
+  return frame(JSON.stringify({ transfer: chunk.transfer, generation: chunk.generation, offset: chunk.offset, body: bytes.length }), bytes);
+}
+
+/**
+ * A `put_chunk` payload with room for `length` bytes, to be filled in place (the sender reads the
+ * file straight into `bytes`): one copy of each chunk fewer than framing bytes already read.
+ */
+export function putChunkFrame(chunk: Omit<PutChunk, 'data'>, length: number): { payload: Buffer; bytes: Buffer } {
+  const header = Buffer.from(`${JSON.stringify({ transfer: chunk.transfer, generation: chunk.generation, offset: chunk.offset, body: length })}\n`);
+  const payload = Buffer.allocUnsafe(header.length + length);
+  header.copy(payload, 0);
+  return { payload, bytes: payload.subarray(header.length) };
+}
+
+const chunkPlace = z.strictObject({ transfer: transferId, generation, offset, body: offset });
+
+/** A framed chunk read back; issues name the field, as any payload's (code 2). */
+const framedChunk = z.instanceof(Uint8Array).transform((bytes, ctx): PutChunk => {
+  const framed = splitFrame(bytes);
+  const problem = framed ? bodyLengthProblem(framed) : 'a chunk is {"transfer","generation","offset","body"}, one LF, then its bytes';
+  if (problem) {
+    ctx.addIssue({ code: 'custom', message: problem });
+    return z.NEVER;
+  }
+  const place = chunkPlace.safeParse(framed!.header);
+  if (!place.success) {
+    for (const issue of place.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+    return z.NEVER;
+  }
+  return { transfer: place.data.transfer, generation: place.data.generation, offset: place.data.offset, data: framed!.body };
+});
+
+/** The Base64 chunk of earlier senders. */
+const base64Chunk = z.strictObject({ transfer: transferId, generation, offset, data: base64 }).transform((chunk, ctx): PutChunk => {
+  try {
+    return { ...chunk, data: fromBase64(chunk.data) };
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', path: ['data'], message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+/** A `get_chunk` answer: the bytes (or the `{ offset, data: { $base64 } }` of earlier agents). */
+export function chunkBytesOf(answer: unknown): Uint8Array {
+  if (isBytes(answer)) return answer;
+  const data = (answer as { data?: unknown } | null)?.data;
+  return fromBase64(data as { $base64: string });
+}
 
 export const transferSchemas = {
   putBegin: {
@@ -67,7 +133,13 @@ export const transferSchemas = {
     output: z.object({ transfer: transferId, offset, generation: z.number().int(), chunkBytes: z.number().int().positive(), window: z.number().int().positive() }),
   },
   putChunk: {
-    input: z.strictObject({ transfer: transferId, generation: z.number().int(), offset, data: base64 }),
+    // Bytes are a framed chunk, anything else a Base64 one: each with its own issues (a union would name neither).
+    input: z.unknown().transform((value, ctx): PutChunk => {
+      const parsed = (isBytes(value) ? framedChunk : base64Chunk).safeParse(value);
+      if (parsed.success) return parsed.data;
+      for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+      return z.NEVER;
+    }),
     output: z.object({ offset }),
   },
   putEnd: {
@@ -83,7 +155,7 @@ export const transferSchemas = {
   },
   getChunk: {
     input: z.strictObject({ transfer: transferId, offset, length: z.number().int().min(1).max(MAX_CHUNK_BYTES) }),
-    output: z.object({ offset, data: base64 }),
+    output: z.instanceof(Uint8Array),
   },
   getEnd: {
     input: z.strictObject({ transfer: transferId }),

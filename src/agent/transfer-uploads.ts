@@ -15,11 +15,10 @@ import { createHash, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { BusyError } from '../protocol/errors.js';
-import { fromBase64, type Base64Value } from '../protocol/binary.js';
 import { commitPartial, openPartial, prepareDestination, removePartial, type Destination, type Disk } from './confine.js';
 import { hashRange } from './disk-io.js';
 import { SilenceClock, type TransferSlots } from './transfer-limits.js';
-import { TransferError, uploadPartialNameOf, type PutBeginAnswer } from './transfer-protocol.js';
+import { TransferError, uploadPartialNameOf, type PutBeginAnswer, type PutChunk } from './transfer-protocol.js';
 import type { TransferSettings } from './transfer.js';
 
 interface UploadRequest {
@@ -158,17 +157,12 @@ export class Uploads {
    * Queues one chunk's write. Everything is checked before the first `await`, so chunks are
    * queued in the order they arrived (MQTT keeps the order of one sender's messages).
    */
-  chunk(request: { transfer: string; generation: number; offset: number; data: Base64Value }, identity: string): Promise<{ offset: number }> {
+  chunk(request: PutChunk, identity: string): Promise<{ offset: number }> {
     const upload = this.named(request.transfer, identity);
     if (request.generation !== upload.generation) {
       throw new TransferError(`chunk of an earlier attempt of transfer ${upload.transfer} (generation ${request.generation}, now ${upload.generation})`, 'stale-generation', { generation: upload.generation });
     }
-    let bytes: Uint8Array;
-    try {
-      bytes = fromBase64(request.data);
-    } catch (error) {
-      throw new TransferError(`data: ${(error as Error).message}`, 'invalid-data');
-    }
+    const bytes = request.data;
     if (bytes.length > this.settings.chunkBytes) throw new TransferError(`a chunk of ${bytes.length} bytes is over ${this.settings.chunkBytes} (services.transfer.chunkBytes)`, 'chunk-too-large');
     // A sender keeps at most `window` chunks in flight: more queued is not a sender of ours.
     if (upload.queued >= this.settings.window * 2) throw new BusyError(`transfer ${upload.transfer} has ${upload.queued} chunks queued already`);

@@ -3,6 +3,7 @@
  * service of `relais send` (put_*) and `relais fetch` (get_*), on the disks of the disks
  * service, every path confined the same way (confine.ts). The wire is transfer-protocol.ts.
  */
+import { identityOfClientId } from '../protocol/topics.js';
 import type { z } from 'zod';
 import type { HandleOptions, Handler } from '../client/index.js';
 import type { DisksConfig, TransferConfig } from './config.js';
@@ -35,22 +36,25 @@ export function transferService(config: TransferConfig, disksConfig: DisksConfig
     return disk;
   };
 
-  // A transfer belongs to its requester's identity: the envelope `source`, a client id (never
-  // the `~rt` lane's: protocol §2.1), which the broker holds to the connection's identity when
-  // security is on (docs/security.md). Without security it is only what the requester says.
+  // A transfer belongs to its requester's identity: the identity of the envelope `source`, a
+  // client id (never the `~rt` lane's), which the broker holds to the connection's identity
+  // when security is on (docs/security.md). All the sessions of an identity are one owner
+  // (protocol §2.1): a second `relais send`, a session of its own, resumes the first one's
+  // partial file. Without security it is only what the requester says.
+  const owner = (ctx: { source: string }) => identityOfClientId(ctx.source);
   const handlers: Record<string, Handler> = {
     [TRANSFER_ACTIONS.putBegin]: (payload, ctx) => {
       const request = payload as Input<'putBegin'>;
-      return uploads.begin({ ...request, disk: diskNamed(request.disk) }, ctx.source);
+      return uploads.begin({ ...request, disk: diskNamed(request.disk) }, owner(ctx));
     },
-    [TRANSFER_ACTIONS.putChunk]: (payload, ctx) => uploads.chunk(payload as Input<'putChunk'>, ctx.source),
-    [TRANSFER_ACTIONS.putEnd]: (payload, ctx) => uploads.end(payload as Input<'putEnd'>, ctx.source),
+    [TRANSFER_ACTIONS.putChunk]: (payload, ctx) => uploads.chunk(payload as Input<'putChunk'>, owner(ctx)),
+    [TRANSFER_ACTIONS.putEnd]: (payload, ctx) => uploads.end(payload as Input<'putEnd'>, owner(ctx)),
     [TRANSFER_ACTIONS.getBegin]: (payload, ctx) => {
       const request = payload as Input<'getBegin'>;
-      return downloads.begin(diskNamed(request.disk), request.filepath, ctx.source, ctx.signal);
+      return downloads.begin(diskNamed(request.disk), request.filepath, owner(ctx), ctx.signal);
     },
-    [TRANSFER_ACTIONS.getChunk]: (payload, ctx) => downloads.chunk(payload as Input<'getChunk'>, ctx.source),
-    [TRANSFER_ACTIONS.getEnd]: (payload, ctx) => downloads.end((payload as Input<'getEnd'>).transfer, ctx.source),
+    [TRANSFER_ACTIONS.getChunk]: (payload, ctx) => downloads.chunk(payload as Input<'getChunk'>, owner(ctx)),
+    [TRANSFER_ACTIONS.getEnd]: (payload, ctx) => downloads.end((payload as Input<'getEnd'>).transfer, owner(ctx)),
   };
 
   // Partial files nobody wrote for idleTimeout are swept at start and every idleTimeout after (docs/agent.md "Limits").
@@ -76,10 +80,10 @@ export function transferService(config: TransferConfig, disksConfig: DisksConfig
       'begin (or resume) writing a file to a disk: answers the offset to continue from. The upload is yours (your identity and the transfer id): ' +
       'code 8 when the agent (maxTransfers), your identity (maxTransfersPerIdentity) or your open uploads\' sizes (maxBytesPerIdentity) are at their limit; ' +
       'code 1 too-large over maxFileBytes or maxBytesPerIdentity. Silent longer than stallTimeout (more as it progresses, up to idleTimeout), it is abandoned and its partial file removed',
-    [TRANSFER_ACTIONS.putChunk]: 'write the next chunk (Base64) of a file you are sending, at the offset the receiver expects; code 1 unknown-transfer for an upload not yours or abandoned',
+    [TRANSFER_ACTIONS.putChunk]: 'write the next chunk of a file you are sending, at the offset the receiver expects: a binary payload, {"transfer","generation","offset","body"} LF the bytes (Base64 JSON still accepted); code 1 unknown-transfer for an upload not yours or abandoned',
     [TRANSFER_ACTIONS.putEnd]: 'check the SHA-256 of a file you sent, sync it and move it under its final name; code 1 unknown-transfer for an upload not yours or abandoned',
     [TRANSFER_ACTIONS.getBegin]: 'open a file of a disk to be fetched (its size and SHA-256), or list the files of a folder; code 8 at the same slot limits as put_begin',
-    [TRANSFER_ACTIONS.getChunk]: 'read a range of a file you are fetching, as Base64; code 1 unknown-transfer for a download not yours or abandoned',
+    [TRANSFER_ACTIONS.getChunk]: 'read a range of a file you are fetching: answered with its bytes (a binary payload); code 1 unknown-transfer for a download not yours or abandoned',
     [TRANSFER_ACTIONS.getEnd]: 'close a file you are fetching (another identity\'s is left alone)',
   };
   const schemaOf: Record<string, { input: HandleOptions['input']; output: HandleOptions['output'] }> = {

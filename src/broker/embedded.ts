@@ -22,6 +22,7 @@ import { enforce, type BrokerSecurity, type DenialCounts } from './enforce.js';
 import { ROUTER_JOURNAL_DEFAULTS, type RouterJournal, type RouterJournalOptions } from './router-journal.js';
 import { installRouterJournal } from './router-journal-hooks.js';
 import { BROKER_LIMITS, guardReads, noCutOffs, checkConnect, rememberConnect, slowConsumerPolicy, type BrokerLimits, type CutOffCounts } from './limits.js';
+import { countTraffic, noTraffic, type TrafficCounts } from './traffic.js';
 
 export interface EmbeddedBrokerOptions {
   /** Address every network listener binds. Default `127.0.0.1` (least exposure; `0.0.0.0` serves the network). */
@@ -63,7 +64,8 @@ export interface EmbeddedBrokerOptions {
   /**
    * Authentication and authorisation (docs/security.md "Identities and enforcement"): every
    * network client must CONNECT as an identity of `identities` (username, token as password),
-   * with its identity as client id (or `<identity>~rt`); `policy` decides every SUBSCRIBE and
+   * with its identity as client id, or a session `<identity>~<session>` up to the policy's
+   * `sessions.max` (each with its lane `~rt`, protocol §2.1); `policy` decides every SUBSCRIBE and
    * PUBLISH. In-process streams (`connectInProcess`, `accept`) are trusted, except a link's
    * (`connectInProcess({ identity })`). Absent: no checks.
    */
@@ -103,8 +105,8 @@ export interface EmbeddedBroker {
    * A new MQTT connection to this broker without a socket: give it to `connect({ stream })`.
    * In-process clients (the router inside `relais start`) skip the TCP hop, and are trusted.
    * With `identity` (a link's local connection, protocol §13.2) and `security` on, the stream
-   * is not trusted: it is admitted as that identity (its CONNECT's client id must be it or
-   * `<identity>~rt`; no credentials) with role `site` added to the roles the identities give
+   * is not trusted: it is admitted as that identity (its CONNECT's client id must be it, a
+   * session of it or either's `~rt`; no credentials) with role `site` added to the roles the identities give
    * it (it may have no entry; revoked, it is refused), and every SUBSCRIBE and PUBLISH on it is
    * decided as a network client's. Without `security`, `identity` changes nothing.
    */
@@ -122,6 +124,8 @@ export interface EmbeddedBroker {
   readonly denials?: DenialCounts;
   /** Connections closed by each resource limit since the start (each is also logged). */
   readonly cutOffs: CutOffCounts;
+  /** Messages and payload bytes in and out since the start (protocol §11.9). */
+  readonly traffic: TrafficCounts;
   /** What is kept for the router (absent with `routerJournal: false`). */
   readonly routerJournal?: RouterJournal;
   /** When the broker started (epoch ms). */
@@ -160,6 +164,9 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   checkConnect(aedes, limits.maxKeepaliveSeconds, log, cutOffs);
   // After the security's hooks: a PUBLISH it refuses never reaches the journal.
   const routerJournal = options.routerJournal === false ? undefined : installRouterJournal(aedes, { ...ROUTER_JOURNAL_DEFAULTS, ...definedFields(options.routerJournal ?? {}) }, log);
+  // Last on the hooks: each PUBLISH counted as it arrived, each copy as it leaves.
+  const traffic = noTraffic();
+  countTraffic(aedes, traffic);
   aedes.on('clientError', logLimit);
   aedes.on('connectionError', logLimit);
   const servers: net.Server[] = [];
@@ -202,7 +209,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
     return server;
   };
   const bindTcp = async (server: net.Server, wanted: number, scheme: string, label: string, on = host) => {
-    await listen(track(server), { host: on, port: wanted }, `${label} ${on}:${wanted}`);
+    await listen(track(server), { host: on, port: wanted }, `${label} ${on}:${wanted}`, label);
     servers.push(server);
     const bound = (server.address() as net.AddressInfo).port;
     return { port: bound, url: `${scheme}://${on.includes(':') ? `[${on}]` : on}:${bound}` };
@@ -307,7 +314,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
       if (tlsSocket) tlsPeers.set(stream, tlsSocket);
       protect(stream, address);
     };
-    const broker = { aedes, ...listeners, ...(denials && { denials }), ...(routerJournal && { routerJournal }), cutOffs, startedAt, connectInProcess, accept: acceptStream, serveConnection, close: closeAll, [Symbol.asyncDispose]: closeAll } as EmbeddedBroker;
+    const broker = { aedes, ...listeners, ...(denials && { denials }), ...(routerJournal && { routerJournal }), cutOffs, traffic, startedAt, connectInProcess, accept: acceptStream, serveConnection, close: closeAll, [Symbol.asyncDispose]: closeAll } as EmbeddedBroker;
     return broker;
   } catch (error) {
     await closeAll();

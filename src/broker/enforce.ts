@@ -5,11 +5,13 @@
  *
  * - CONNECT: a client certificate the TLS listener verified names the identity (its CN; it must
  *   be the one on record for that identity); otherwise username = identity, password = token.
- *   The client id must be the identity or `<identity>~rt`.
+ *   The client id must be the identity or one of its sessions `<identity>~<session>`, each
+ *   with its lane `~rt` (protocol §2.1, §6.2), and no more sessions at once than the policy's
+ *   `sessions.max` for the identity (sessions.ts).
  *   Refused with return code 4 (no/wrong credentials), 5 (revoked, identities unreadable, too
  *   many failures or attempts: docs/security.md "Failed authentications") or 2 (client id not
- *   the identity's), and a log line naming the identity tried and why, cut to a few hundred
- *   characters.
+ *   the identity's, sessions off or at their limit), and a log line naming the identity tried
+ *   and why, cut to a few hundred characters.
  * - SUBSCRIBE: denied filters get 0x80 in the SUBACK; the connection stays up.
  * - PUBLISH: a denied QoS 0/1 message is acknowledged as usual and dropped (drop-denied.ts:
  *   3.1.1 has no negative PUBACK); a denied command gets the broker's denial reply (protocol
@@ -17,8 +19,9 @@
  *   payload's encoding, a `source` other than the identity, a presence claiming role "router")
  *   is the Authorizer's `decidePublish`. A denied QoS 2 message closes the connection (Aedes's
  *   way; Relais never uses 2).
- * - Live connections (live-connections.ts): a revoked identity is disconnected, and a
- *   subscription the policy no longer allows is dropped, within a second of the change.
+ * - Live connections (live-connections.ts): a revoked identity is disconnected, a subscription
+ *   the policy no longer allows is dropped, and the sessions beyond a lowered `sessions.max`
+ *   (the latest first) are disconnected, within a second of the change.
  *
  * Streams the process hands Aedes itself (`connectInProcess`, `accept`: the router inside
  * `relais start`) are trusted: no credentials, no policy. Except a link's (`connectInProcess`
@@ -36,14 +39,15 @@ import { BROKER_NOTICE_SOURCE } from '../protocol/broker-notice.js';
 import { denialReply } from '../protocol/broker-denial.js';
 import { authorizerFor, isThrottled, type Principal, type Refusal, type SecuritySettings } from '../security/authorizer.js';
 import { DampedLog, quoted } from '../security/log-text.js';
-import { jsonObject } from '../security/payload-check.js';
+import { envelopeHead, jsonObject } from '../security/payload-check.js';
 import { verifiedPeerCertificate } from '../security/peer-certificate.js';
 import { covers, isSitesWideFilter, type Decision } from '../security/policy.js';
 import { SITE_CLAIM_RULE, SITE_ROLE } from '../security/site-claim.js';
-import { parseTopic, PRESENCE_FILTER } from '../protocol/topics.js';
+import { identityOfClientId, parseClientId, parseTopic, PRESENCE_FILTER } from '../protocol/topics.js';
 import { parseSiteTopic, SITES_ROOT } from '../protocol/sites.js';
 import { emptyForDrop, readsDropped } from './drop-denied.js';
 import { LiveConnections, type LiveClient } from './live-connections.js';
+import { SessionCount } from './sessions.js';
 import { SiteClaims, SITE_CLAIM_LIMITS } from './site-claims.js';
 
 /** The broker's security: the Authorizer's settings (security/authorizer.ts). */
@@ -171,12 +175,16 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: Con
   const authorizer = authorizerFor(security);
   const who = new WeakMap<object, Principal>();
   const denials: DenialCounts = { connect: 0, subscribe: 0, publish: 0, source: 0, byRule: new Map() };
-  const siteClaims = new SiteClaims((clientId) => {
+  /** The authenticated connections of each identity, by session (sessions.ts). */
+  const sessions = new SessionCount<LiveClient>();
+  const isOpen = (clientId: string) => {
     const client = broker.clients[clientId];
     return client !== undefined && !client.closed;
-  }, log, SITE_CLAIM_LIMITS, Date.now, (id) => {
+  };
+  // An id is local when a connection of its own or of its identity (any session, protocol §2.1) is open here.
+  const siteClaims = new SiteClaims((clientId) => isOpen(clientId) || isOpen(`${clientId}~rt`) || sessions.connected(identityOfClientId(clientId)), log, SITE_CLAIM_LIMITS, Date.now, (id) => {
     if (!security.identitiesStayLocal) return false;
-    const record = authorizer.store.lookUp(id)?.record;
+    const record = authorizer.store.lookUp(identityOfClientId(id))?.record;
     return record !== undefined && !record.roles.includes(SITE_ROLE);
   });
   const speaking = (speaker: Principal, id: string) => siteClaims.check(speaker.identity, id);
@@ -223,13 +231,26 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: Con
         }
         return refuse(done, returnCodeOf(admission), `refused CONNECT of ${tried} (client id ${clientId}): ${refusalText(admission)}`, admission.reason);
       }
-      const { principal } = admission;
-      // Identity binding (protocol §7.5, §6.2): nobody else's id, whatever its credentials.
-      if (client.id !== principal.identity && client.id !== `${principal.identity}~rt`) {
-        return refuse(done, 2, `refused CONNECT of ${tried} (client id ${clientId}): the client id must be the identity or ${principal.identity}~rt`, 'client id not the identity');
+      let { principal } = admission;
+      // Identity binding (protocol §2.1, §6.2, §7.5): nobody else's id, whatever its credentials.
+      const parts = parseClientId(client.id);
+      if ('problem' in parts || parts.identity !== principal.identity) {
+        return refuse(done, 2, `refused CONNECT of ${tried} (client id ${clientId}): the client id must be the identity, ${principal.identity}~<session> or either's ~rt`, 'client id not the identity');
+      }
+      if (parts.session !== undefined) {
+        const limit = authorizer.sessionLimit(principal);
+        const refusal = sessions.refusal(principal.identity, parts.session, limit);
+        if (refusal) return refuse(done, 2, `refused CONNECT of ${tried} (client id ${clientId}): ${refusal}`, limit === 0 ? 'sessions off' : 'too many sessions');
+        principal = authorizer.withSession(principal, parts.session);
       }
       who.set(client.conn, principal);
-      live.add(client, principal, (listener) => (client.conn as NodeJS.EventEmitter).once('close', listener));
+      sessions.add(principal.identity, parts.session, client);
+      live.add(client, principal, (listener) =>
+        (client.conn as NodeJS.EventEmitter).once('close', () => {
+          sessions.remove(principal.identity, parts.session, client);
+          listener();
+        }),
+      );
       done(null, true);
     };
     // A link's in-process stream: this process named the identity; the identities say whether it still stands.
@@ -286,7 +307,7 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: Con
     emptyForDrop(packet);
     done(null);
     // A site's command is answered to the requester it carried, when that is one it may speak for.
-    if (principal) answerDenied(topic, envelope ?? jsonObject(payload), spoken?.requester ?? principal.identity, decision);
+    if (principal) answerDenied(topic, envelope ?? jsonObject(envelopeHead(payload)), spoken?.requester ?? principal.clientId, decision);
   };
 
   // relais/sites/# is every identity's (protocol §13.4); the action traffic under it is not:
@@ -324,6 +345,14 @@ export function enforce(aedes: Aedes, security: BrokerSecurity, connections: Con
         }
       }
       if (change.policy) live.recheck(client, principal);
+    }
+    // A lower sessions.max (or new roles) cuts the sessions beyond it, the latest first.
+    if (change.policy || change.identities) {
+      for (const { client, subject: principal } of live.entries()) {
+        if (principal.session !== undefined && sessions.beyondLimit(principal.identity, principal.session, authorizer.sessionLimit(principal))) {
+          live.disconnect(client, principal, 'sessions over the limit');
+        }
+      }
     }
   });
   (aedes as unknown as NodeJS.EventEmitter).once('closed', stop);

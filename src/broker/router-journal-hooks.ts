@@ -6,6 +6,8 @@
  */
 import type { Aedes } from 'aedes';
 import { HISTORY_FEED_TOPIC, HISTORY_STORED_TOPIC, recordedKind, storedPayloadSchema } from '../protocol/history-feed.js';
+import { EVENTS_CATEGORY } from '../protocol/events.js';
+import { notificationTopic } from '../protocol/topics.js';
 import { JOURNAL_ID, RouterJournal, type JournalClient, type Packet, type Release, type RouterJournalOptions } from './router-journal.js';
 
 interface Client {
@@ -20,6 +22,9 @@ type Hooks = {
   published: (packet: Packet, client: Client | null, done: (error?: Error | null) => void) => void;
   publish: (packet: Packet, client: Client | null, done?: (error?: Error) => void) => void;
 };
+
+/** Where the router pushes the event stream (protocol §11.8). */
+const EVENTS_TOPIC = notificationTopic(EVENTS_CATEGORY);
 
 /**
  * Installs the journal on `aedes`, around the hooks already there (install it after the
@@ -101,7 +106,10 @@ export function installRouterJournal(aedes: Aedes, options: RouterJournalOptions
     // subscription. Except a QoS 1 one to a persistent session: Aedes has queued it for that
     // session, and a refused forward there clears another queued message, whose delivery then
     // fails and drops the connection. The router stores that copy once (§11.1: same digest).
-    if (client.id === routerId && packet.brokerId !== JOURNAL_ID && (packet.qos === 0 || client.clean) && recordedKind(packet.topic)) return null;
+    // Nor its own event pushes (protocol §11.8: the router makes no event of them): under a flood
+    // they are as many bytes as the commands and responses, and the router would parse and
+    // decode each batch only to drop it.
+    if (client.id === routerId && packet.brokerId !== JOURNAL_ID && (packet.qos === 0 || client.clean) && (recordedKind(packet.topic) || packet.topic === EVENTS_TOPIC)) return null;
     return previousAuthorizeForward.call(aedes, client, packet);
   };
 

@@ -34,7 +34,7 @@ export class SiteClaims {
   private sweptAt = -Infinity;
 
   constructor(
-    /** Whether a connection with this client id is open on the broker. */
+    /** Whether a connection with this client id, or of its identity (any session, protocol §2.1), is open on the broker. */
     private readonly isConnected: (clientId: string) => boolean,
     private readonly log: (line: string) => void,
     private readonly limits: SiteClaimLimits = SITE_CLAIM_LIMITS,

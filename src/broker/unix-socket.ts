@@ -12,7 +12,7 @@ import { BrokerStartError, listen } from './listen.js';
 export async function listenPrivately(server: net.Server, socketPath: string, mode: number, group: string | number | undefined): Promise<void> {
   const previous = isMainThread ? process.umask(0o777 & ~mode) : undefined;
   try {
-    await listen(server, { path: socketPath }, `Unix socket ${socketPath}`);
+    await listen(server, { path: socketPath }, `Unix socket ${socketPath}`, 'Unix socket');
   } finally {
     if (previous !== undefined) process.umask(previous);
   }

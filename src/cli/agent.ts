@@ -2,14 +2,17 @@
 import { Command } from 'commander';
 import { startAgent, type Agent } from '../agent/agent.js';
 import { AgentConfigError, loadAgentConfig, type AgentConfig } from '../agent/config.js';
-import { addConnectionOptions, cliConnectOptions, cliLogger, fail, EXIT, onInterrupt, type GlobalOptions } from './common.js';
+import { addConnectionOptions, cliConnectOptions, fail, EXIT, onInterrupt, type GlobalOptions } from './common.js';
+import { addLogFormatOption, logFormatOf } from './log-lines.js';
+import { commandLogger } from '../logging/log-lines.js';
 
 interface AgentCommandOptions extends GlobalOptions {
+  logFormat?: string;
   config?: string;
 }
 
 export function agentCommand(): Command {
-  return addConnectionOptions(new Command('agent'))
+  return addLogFormatOption(addConnectionOptions(new Command('agent')))
     .description("serve this host's built-in actions (disks, commands, components, benchmark) as the config file enables them")
     .option('-c, --config <file>', 'the agent config (JSON, docs/agent.md); without it only system/components/discover is served')
     .action(async (options: AgentCommandOptions) => {
@@ -26,7 +29,7 @@ export function agentCommand(): Command {
         agent = await startAgent({
           id: options.id,
           config,
-          logger: cliLogger(options.verbose ? 'debug' : 'info', 'relais-agent'),
+          logger: commandLogger(options.verbose ? 'debug' : 'info', 'relais-agent', logFormatOf(options)),
           connection: cliConnectOptions(options),
         });
       } catch (error) {

@@ -8,9 +8,12 @@ import { Command, Option } from 'commander';
 import { LineBridge, LINE_BRIDGE_DEFAULTS } from '../bridge/line/line-bridge.js';
 import { connectSocket, listenSocket, openSerial, type Transport } from '../bridge/line/transports.js';
 import { XplBridge, XPL_PORT } from '../bridge/xpl/xpl-bridge.js';
-import { addConnectionOptions, cliLogger, connectCli, fail, EXIT, onInterrupt, type GlobalOptions } from './common.js';
+import { addConnectionOptions, connectCli, fail, EXIT, onInterrupt, type GlobalOptions } from './common.js';
+import { addLogFormatOption, logFormatOf } from './log-lines.js';
+import { commandLogger } from '../logging/log-lines.js';
 
 interface LineOptions extends GlobalOptions {
+  logFormat?: string;
   socket?: string;
   listen?: boolean;
   serial?: string;
@@ -21,11 +24,13 @@ interface LineOptions extends GlobalOptions {
 }
 
 interface XplOptions extends GlobalOptions {
+  logFormat?: string;
   port: string;
   listenPort: string;
   interface?: string;
   broadcast?: string;
   source?: string;
+  standalone: boolean;
 }
 
 function positiveInteger(text: string, flag: string, min = 1): number {
@@ -35,7 +40,7 @@ function positiveInteger(text: string, flag: string, min = 1): number {
 }
 
 function lineCommand(): Command {
-  return addConnectionOptions(new Command('line'))
+  return addLogFormatOption(addConnectionOptions(new Command('line')))
     .description('PSEC MVP line protocol (JSON lines) with one peer, on the bus under the peer\'s id (--id)')
     .option('--socket <path>', 'Unix socket of the peer (connect to it; with --listen, listen on it)')
     .option('--listen', 'listen on --socket instead of connecting to it')
@@ -50,8 +55,8 @@ function lineCommand(): Command {
       if (options.id === undefined) fail(EXIT.USAGE, "--id <peer> is required: the bridge is on the bus under the MVP peer's name (its 'source')");
       const maxLineBytes = positiveInteger(options.maxLine, '--max-line');
       const baud = positiveInteger(options.baud, '--baud');
-      const logger = cliLogger(options.verbose ? 'debug' : 'info', 'relais-bridge');
-      const bus = await connectCli(options, { ephemeral: false });
+      const logger = commandLogger(options.verbose ? 'debug' : 'info', 'relais-bridge', logFormatOf(options));
+      const bus = await connectCli(options, { ephemeral: false, logger, info: { program: 'bridge line' } });
       const bridge = new LineBridge({ bus, serves: options.serves ?? [], notifications: options.notifications ?? [], maxLineBytes, logger });
       let transport: Transport;
       try {
@@ -84,10 +89,11 @@ function resolveInterface(name: string | undefined): { address: string; broadcas
 }
 
 function xplCommand(): Command {
-  return addConnectionOptions(new Command('xpl'))
+  return addLogFormatOption(addConnectionOptions(new Command('xpl')))
     .description('an xPL application: xPL messages become notifications on xpl/<class>/<type>, new devices xpl/device/discovered; the action xpl/send sends')
     .option('--port <port>', 'the xPL port heartbeats and sent messages go to', String(XPL_PORT))
-    .option('--listen-port <port>', 'port this application listens on, announced to the hub (0: any free one; the xPL port itself when there is no hub)', '0')
+    .option('--listen-port <port>', 'port this application listens on, announced to the hub (0: any free one)', '0')
+    .option('--no-standalone', 'never take the xPL port, even when no hub holds it (by default the bridge listens on it itself until a hub appears)')
     .option('--interface <name|address>', 'network interface (or its IPv4 address) to bind and announce (default: all, announcing 127.0.0.1)')
     .addOption(new Option('--broadcast <address>', 'where heartbeats and sent messages go (default: the interface broadcast address, else 255.255.255.255)'))
     .option('--source <vendor-device.instance>', 'xPL source of this application (default relais-bridge.<host>)')
@@ -96,21 +102,35 @@ function xplCommand(): Command {
       const listenPort = positiveInteger(options.listenPort, '--listen-port', 0);
       const { address, broadcast } = resolveInterface(options.interface);
       const instance = os.hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 16) || 'host';
-      const logger = cliLogger(options.verbose ? 'debug' : 'info', 'relais-bridge');
-      const bus = await connectCli({ ...options, id: options.id ?? `xpl-bridge-${instance}` }, { ephemeral: false });
-      const bridge = new XplBridge({ bus, source: options.source ?? `relais-bridge.${instance}`, bindAddress: address, listenPort, sendAddress: options.broadcast ?? broadcast, sendPort, logger });
+      const logger = commandLogger(options.verbose ? 'debug' : 'info', 'relais-bridge', logFormatOf(options));
+      const sendAddress = options.broadcast ?? broadcast;
+      const bridge = new XplBridge({ source: options.source ?? `relais-bridge.${instance}`, bindAddress: address, listenPort, sendAddress, sendPort, standalone: options.standalone, logger });
       try {
-        await bridge.start();
+        // Before connecting: the presence says which mode the bridge is in.
+        await bridge.bind();
       } catch (error) {
+        await bridge.close();
+        fail(EXIT.ERROR, `the xPL bridge did not start: ${(error as Error).message}`);
+      }
+      const bus = await connectCli({ ...options, id: options.id ?? `xpl-bridge-${instance}` }, { ephemeral: false, logger, info: { program: 'bridge xpl', xpl: bridge.status } });
+      try {
+        await bridge.start(bus);
+      } catch (error) {
+        await bridge.close();
         await bus.close();
         fail(EXIT.ERROR, `the xPL bridge did not start: ${(error as Error).message}`);
       }
+      bridge.on('mode', () => process.stdout.write(`relais: xPL bridge now in hub mode: a hub forwards to udp ${address}:${bridge.port}; the xPL port ${sendPort} is the hub's\n`));
       onInterrupt(async () => {
         await bridge.close();
         await bus.close();
         process.exit(EXIT.OK);
       });
-      process.stdout.write(`relais: xPL bridge ${bridge.source} listening on udp ${address}:${bridge.port}, sending to ${options.broadcast ?? broadcast}:${sendPort}; Ctrl-C stops\n`);
+      const mode =
+        bridge.mode === 'standalone'
+          ? `standalone mode (no hub holds the xPL port ${sendPort}: the bridge hears the broadcasts on it itself, and moves to hub mode when a hub appears)`
+          : `hub mode (${options.standalone ? `a hub holds the xPL port ${sendPort}` : 'standalone off'}: the hub forwards to this port)`;
+      process.stdout.write(`relais: xPL bridge ${bridge.source} listening on udp ${address}:${bridge.port}, sending to ${sendAddress}:${sendPort}, in ${mode}; Ctrl-C stops\n`);
     });
 }
 

@@ -5,12 +5,15 @@
  */
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { CancelledError, checkClientId, checkPath, checkTimeout, MAX_TIMER_MS, NoHandlerError, PRIORITIES, RemoteError, TimeoutError, toWire, type Priority } from '../index.js';
+import { CancelledError, checkClientId, checkPath, checkTimeout, isBytes, MAX_TIMER_MS, NoHandlerError, PRIORITIES, RemoteError, TimeoutError, toWire, type Priority } from '../library.js';
 import { randomBytes } from 'node:crypto';
-import type { Bus, FanOutOptions, RequestOptions } from '../index.js';
+import type { Bus, FanOutOptions, RequestOptions } from '../library.js';
+import { addFileOption, addRawOption, fileBytes, jsonWithBytes, writePayload } from './binary-payload.js';
 import { addConnectionOptions, addWaitForSiteOption, connectCli, fail, failureLine, EXIT, onInterrupt, parseJsonArgument, waitForSiteOption, writeLine, type GlobalOptions } from './common.js';
 
 interface CallOptions extends GlobalOptions {
+  file?: string;
+  raw?: boolean;
   target?: string;
   timeout: string;
   priority: string;
@@ -19,13 +22,14 @@ interface CallOptions extends GlobalOptions {
   all?: boolean;
   expect?: string[];
   waitForSite?: string;
+  seal?: boolean;
 }
 
 export function callCommand(): Command {
-  return addWaitForSiteOption(addConnectionOptions(new Command('call')))
+  return addRawOption(addFileOption(addWaitForSiteOption(addConnectionOptions(new Command('call'))), 'the payload'))
     .description('send a command and wait for its final response (progress bar on a terminal, JSON lines otherwise)')
     .argument('<action>', 'action path, e.g. system/disks/list_disks')
-    .argument('[json]', 'payload (JSON)', '{}')
+    .argument('[json]', 'payload (JSON); default {}')
     .option('-t, --target <id>', "the one client that must handle it; '*' for every client serving it (default: one the library picks)")
     .option('--timeout <seconds>', 'give up after this many seconds', '30')
     .option('-p, --priority <priority>', `one of ${PRIORITIES.join(', ')}`, 'normal')
@@ -33,7 +37,8 @@ export function callCommand(): Command {
     .option('--all', 'send it to every client serving the action; print each answer by name and who did not answer')
     .option('--expect <id...>', 'with --all: clients that must answer, besides every one serving it now')
     .option('--detach', 'print the token at once, exit once a handler has the command; follow it with relais history --token T --follow')
-    .action(async (action: string, json: string, options: CallOptions) => {
+    .option('--seal', "seal the payload for the handler's identity (its answers come back sealed for yours): with --sealing-keys and --sealing-key (protocol §3.6)")
+    .action(async (action: string, json: string | undefined, options: CallOptions) => {
       const problem = checkPath(action) ?? (options.target && options.target !== '*' ? checkClientId(options.target) : undefined);
       if (problem) fail(EXIT.USAGE, problem);
       const seconds = Number(options.timeout);
@@ -41,15 +46,18 @@ export function callCommand(): Command {
         fail(EXIT.USAGE, `--timeout must be a positive number of seconds up to ${Math.floor(MAX_TIMER_MS / 1000)} (24.8 days), got ${options.timeout}`);
       }
       if (!PRIORITIES.includes(options.priority as Priority)) fail(EXIT.USAGE, `--priority must be one of ${PRIORITIES.join(', ')}`);
-      const payload = parseJsonArgument(json, 'the payload');
+      if (options.seal) checkSealOptions(options);
+      const payload = options.file !== undefined ? fileBytes(options.file, json !== undefined) : parseJsonArgument(json ?? '{}', 'the payload');
       const siteWait = waitForSiteOption(options);
       const interactive = process.stdout.isTTY && !options.json;
       const bus = await connectCli(options);
       if (options.expect && !options.all) fail(EXIT.USAGE, '--expect goes with --all');
       if (options.all && (options.target || options.detach)) fail(EXIT.USAGE, '--all sends to every handler: it does not go with --target or --detach');
+      if (options.all && options.seal) fail(EXIT.USAGE, '--seal goes with one handler (--target, or the one the library picks), not --all');
+      const sealed = options.seal ? { seal: true } : {};
       if (options.all) return fanOut(bus, action, payload, { timeout: seconds * 1000, priority: options.priority as Priority, ...(options.expect && { expect: options.expect }) }, process.stdout.isTTY && !options.json);
       if (options.all && options.waitForSite !== undefined) fail(EXIT.USAGE, '--all names the clients of a site whose link is down at once: it does not go with --wait-for-site');
-      if (options.detach) return detach(bus, action, payload, { timeout: seconds * 1000, priority: options.priority as Priority, ...siteWait, ...(options.target && { target: options.target }) }, options.waitForSite);
+      if (options.detach) return detach(bus, action, payload, { timeout: seconds * 1000, priority: options.priority as Priority, ...siteWait, ...sealed, ...(options.target && { target: options.target }) }, options.waitForSite);
       const controller = new AbortController();
       onInterrupt(() => controller.abort(new Error('interrupted')));
       const bar = interactive
@@ -63,9 +71,12 @@ export function callCommand(): Command {
           priority: options.priority as Priority,
           signal: controller.signal,
           ...siteWait,
+          ...sealed,
           ...(options.target && { target: options.target }),
         })) {
-          if (!interactive) writeLine(step);
+          // A binary final with --raw is its bytes, even in a pipe (that is what --raw is for).
+          if (options.raw && step.kind === 'final' && isBytes(step.payload)) process.stdout.write(step.payload);
+          else if (!interactive) process.stdout.write(`${jsonWithBytes(step)}\n`);
           else if (step.kind === 'accepted') {
             bar?.update(step.progress === undefined ? bar.getProgress() * 100 : Math.round(step.progress * 100), { detail: `accepted by ${step.source}` });
           } else if (step.kind === 'progress') {
@@ -73,7 +84,7 @@ export function callCommand(): Command {
           } else {
             bar?.update(100, { detail: 'done' });
             bar?.stop();
-            process.stdout.write(`${JSON.stringify(step.payload, null, 2)}\n`);
+            writePayload(step.payload, options.raw);
           }
         }
       } catch (error) {
@@ -124,7 +135,7 @@ async function fanOut(bus: Bus, action: string, payload: unknown, options: FanOu
   for (const answer of result.answers) {
     const why = result.absent.includes(answer.id) ? 'absent' : result.unreachable.includes(answer.id) ? 'unreachable' : result.silent.includes(answer.id) ? 'silent' : undefined;
     if (!interactive) writeLine(answer.ok ? answer : { id: answer.id, ok: false, ...(why && { missing: why }), error: toWire(answer.error).error });
-    else process.stdout.write(`${answer.ok ? 'ok  ' : why ? 'none' : 'err '} ${answer.id}: ${answer.ok ? JSON.stringify(answer.payload) : answer.error.message}\n`);
+    else process.stdout.write(`${answer.ok ? 'ok  ' : why ? 'none' : 'err '} ${answer.id}: ${answer.ok ? jsonWithBytes(answer.payload) : answer.error.message}\n`);
   }
   const failed = result.answers.filter((answer) => !answer.ok).length - result.missing.length;
   const answered = result.answers.length - failed - result.missing.length;
@@ -139,6 +150,12 @@ async function fanOut(bus: Bus, action: string, payload: unknown, options: FanOu
   process.exit(result.silent.length > 0 ? EXIT.TIMEOUT : result.absent.length + result.unreachable.length > 0 ? EXIT.NO_HANDLER : failed > 0 ? EXIT.ERROR : EXIT.OK);
 }
 
+/** `--seal` needs the keys to seal for (the handler's) and the key to open the answer with (ours): else exit 2 saying which. */
+function checkSealOptions(options: CallOptions): void {
+  if (options.sealingKeys === undefined) fail(EXIT.USAGE, "--seal needs --sealing-keys (RELAIS_SEALING_KEYS): the public sealing keys file holding the handler identity's keys");
+  if (options.sealingKey === undefined) fail(EXIT.USAGE, '--seal needs --sealing-key (RELAIS_SEALING_KEY): the answer comes back sealed for your identity, and that private key opens it');
+}
+
 function exitCodeOf(error: unknown): number {
   if (error instanceof NoHandlerError) return EXIT.NO_HANDLER;
   if (error instanceof TimeoutError) return EXIT.TIMEOUT;
@@ -148,6 +165,6 @@ function exitCodeOf(error: unknown): number {
 
 function describe(payload: unknown): string {
   if (payload === null || payload === undefined) return '';
-  const text = typeof payload === 'string' ? payload : JSON.stringify(payload);
+  const text = typeof payload === 'string' ? payload : jsonWithBytes(payload);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }

@@ -1,30 +1,51 @@
 /**
- * `relais clients`: the client registry's list (protocol §11.3). A table on a terminal, one
- * JSON line per client in a pipe; `--watch` keeps updating from the registry's notifications.
+ * `relais clients`: the client registry (protocol §11.3), from its detail answer: each client's
+ * program, status, the actions it serves, version, where it runs, since when and when it was last
+ * seen; the sessions of one identity grouped under it (protocol §2.1). A table on a terminal, one JSON line per client in a pipe; `--watch` keeps it up to date
+ * from the registry's notifications, and on a terminal redraws it in place (as top does), asking
+ * again every 2 s so "last seen" moves (a change of it alone makes no notification).
  * Exit 3 when no registry answers (the router is not running), as `relais call` does.
  */
 import { Command } from 'commander';
-import { NoHandlerError, REGISTRY_ACTIONS, REGISTRY_CATEGORIES, type Bus, type ClientDetailChanges, type ClientListPayload, type ClientSummary } from '../index.js';
+import { NoHandlerError, parseClientId, REGISTRY_ACTIONS, REGISTRY_CATEGORIES, type Bus, type ClientDetail, type ClientDetailChanges, type ClientDetailPayload } from '../library.js';
 import { addConnectionOptions, connectCli, EXIT, fail, onInterrupt, writeLine, type GlobalOptions } from './common.js';
+import { formatColumns, formatDuration } from './table.js';
 
 interface ClientsOptions extends GlobalOptions {
   watch?: boolean;
   json?: boolean;
 }
 
-const COLUMNS = ['ID', 'SITE', 'STATUS', 'HOST', 'PID', 'VERSION', 'UP SINCE', 'LAST SEEN'] as const;
+/** How often `--watch` on a terminal asks the registry again, for "last seen". */
+const REFRESH_MS = 2000;
+const ACTIONS_WIDTH = 48;
+
+/** The terminal's alternate screen, cursor home, clear to the end of the line / screen (VT100), as top and nats-top redraw. */
+const SCREEN = { enter: '\x1b[?1049h\x1b[?25l', leave: '\x1b[?25h\x1b[?1049l', home: '\x1b[H', clearLine: '\x1b[K', clearBelow: '\x1b[J' } as const;
 
 export function clientsCommand(): Command {
   return addConnectionOptions(new Command('clients'))
-    .description("list the clients on the bus with their status, from the router's registry (a table on a terminal, JSON lines otherwise)")
-    .option('-w, --watch', 'keep updating as clients come and go (Ctrl-C to stop)')
+    .description("list the clients on the bus from the router's registry: program, status, actions, version, host, last seen (a table on a terminal, JSON lines otherwise)")
+    .option('-w, --watch', 'keep updating as clients come and go, redrawn in place on a terminal (Ctrl-C to stop)')
     .option('--json', 'JSON lines even on a terminal')
     .action(async (options: ClientsOptions) => {
       const interactive = process.stdout.isTTY && !options.json;
-      const bus = await connectCli(options);
-      const clients = new Map<string, ClientSummary>();
+      const bus = await connectCli(options, { info: { program: `clients${options.watch ? ' --watch' : ''}` } });
+      const clients = new Map<string, ClientDetail>();
       let revision = -1;
-      const show = () => process.stdout.write(`${interactive && options.watch ? '\x1b[2J\x1b[H' : ''}${formatTable(clients)}\n`);
+      const screen = interactive && options.watch;
+      const show = () => {
+        const table = formatTable(clients, Date.now());
+        if (!screen) return process.stdout.write(`${table}\n`);
+        // Each line overwrites the one drawn before, then what is left below goes: no flicker, no scroll-back.
+        process.stdout.write(`${SCREEN.home}${table.split('\n').map((line) => `${line}${SCREEN.clearLine}`).join('\n')}\n${SCREEN.clearBelow}`);
+      };
+      const apply = (answer: ClientDetailPayload) => {
+        if (answer.revision < revision) return;
+        revision = answer.revision;
+        clients.clear();
+        for (const [id, detail] of Object.entries(answer.clients)) clients.set(id, detail);
+      };
       if (options.watch) {
         // Subscribed before asking, so no change falls between the answer and the first notification.
         await bus.subscribe(`${REGISTRY_CATEGORIES.detail}/notification`, (message) => {
@@ -34,56 +55,125 @@ export function clientsCommand(): Command {
           for (const [id, detail] of Object.entries(changes.clients)) {
             if (detail) clients.set(id, detail);
             else clients.delete(id);
-            if (!interactive) writeLine(detail ? { id, ...summaryOf(detail) } : { id, forgotten: true });
+            if (!interactive) writeLine(detail ? { id, ...detail } : { id, forgotten: true });
           }
           if (interactive) show();
         });
       }
-      const list = await askList(bus);
-      if (list.revision > revision) {
-        revision = list.revision;
-        for (const [id, summary] of Object.entries(list.clients)) clients.set(id, summary);
-      }
+      apply(await askDetails(bus));
+      if (screen) process.stdout.write(SCREEN.enter);
       if (interactive) show();
-      else for (const [id, summary] of clients) writeLine({ id, ...summary });
+      else for (const [id, detail] of clients) writeLine({ id, ...detail });
       if (!options.watch) {
         await bus.close();
         process.exit(EXIT.OK);
       }
-      onInterrupt(() => void bus.close().finally(() => process.exit(EXIT.OK)));
+      const refresh = screen
+        ? setInterval(() => {
+            askDetails(bus).then(
+              (answer) => {
+                apply(answer);
+                show();
+              },
+              () => show(),
+            );
+          }, REFRESH_MS)
+        : undefined;
+      onInterrupt(() => {
+        if (refresh) clearInterval(refresh);
+        if (screen) process.stdout.write(SCREEN.leave);
+        void bus.close().finally(() => process.exit(EXIT.OK));
+      });
       if (!interactive) process.stderr.write('relais: watching the client registry\n');
     });
 }
 
-async function askList(bus: Bus): Promise<ClientListPayload> {
+async function askDetails(bus: Bus): Promise<ClientDetailPayload> {
   try {
-    return await bus.request<ClientListPayload>(REGISTRY_ACTIONS.listGet, {}, { timeout: 10_000 });
+    return await bus.request<ClientDetailPayload>(REGISTRY_ACTIONS.detailGet, {}, { timeout: 10_000 });
   } catch (error) {
+    if (!(error instanceof NoHandlerError)) throw error;
     await bus.close();
-    if (error instanceof NoHandlerError) fail(EXIT.NO_HANDLER, `no client registry answers ${REGISTRY_ACTIONS.listGet}: the router is not running (${error.message})`);
-    throw error;
+    fail(EXIT.NO_HANDLER, `no client registry answers ${REGISTRY_ACTIONS.detailGet}: the router is not running (${error.message})`);
   }
 }
 
-function summaryOf(detail: ClientSummary): ClientSummary {
-  const { status, site, host, pid, version, connectedSince, lastSeen } = detail;
-  return { status, ...(site !== undefined && { site }), ...(host !== undefined && { host }), ...(pid !== undefined && { pid }), ...(version !== undefined && { version }), ...(connectedSince !== undefined && { connectedSince }), lastSeen };
+/** What a client runs: the `program` of its presence (the CLI's `serve demo/install`, `sub #`), else its `role` in brackets. */
+function programOf(client: Pick<ClientDetail, 'info'>): string {
+  const { program, role } = client.info ?? {};
+  if (typeof program === 'string') return program;
+  return typeof role === 'string' ? `(${role})` : '-';
 }
 
-/** Remote text as is, or JSON-quoted when it holds control characters: a presence must not drive the terminal. */
-function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return /[\u0000-\u001f\u007f]/.test(text) ? JSON.stringify(text) : text;
+/** The actions it serves (real-time ones marked `rt:`), cut to a width with how many more. */
+function actionsOf(client: Pick<ClientDetail, 'actions' | 'realtimeActions'>): string {
+  const all = [...(client.actions ?? []), ...(client.realtimeActions ?? []).map((action) => `rt:${action}`)];
+  if (all.length === 0) return '-';
+  let text = '';
+  for (const [index, action] of all.entries()) {
+    const next = text ? `${text}, ${action}` : action;
+    const more = all.length - index - 1;
+    if (next.length + (more > 0 ? ` +${more}`.length : 0) > ACTIONS_WIDTH && text) return `${text} +${all.length - index}`;
+    text = next;
+  }
+  return text;
 }
 
-/** The clients as an aligned text table, sorted by id. */
-export function formatTable(clients: ReadonlyMap<string, ClientSummary>): string {
+/** `just now`, `12 s ago`, `3m 05s ago`. */
+function ago(ms: number | undefined, now: number): string {
+  if (ms === undefined) return '-';
+  const elapsed = Math.max(0, now - ms);
+  return elapsed < 1000 ? 'just now' : `${formatDuration(elapsed).replace(/^(\d+)\.\d s$/, '$1 s')} ago`;
+}
+
+const COLUMNS = ['ID', 'PROGRAM', 'STATUS', 'ACTIONS', 'VERSION', 'HOST', 'PID', 'UP SINCE', 'LAST SEEN'] as const;
+
+type ShownClient = Partial<ClientDetail> & Pick<ClientDetail, 'status' | 'lastSeen'>;
+
+/** A client's identity and session: the registry's fields, else read from its id (a router before sessions). */
+function identityAndSession(id: string, client: ShownClient): { identity: string; session?: string } {
+  if (client.identity !== undefined) return { identity: client.identity, ...(client.session !== undefined && { session: client.session }) };
+  const parts = parseClientId(id);
+  return 'problem' in parts ? { identity: id } : { identity: parts.identity, ...(parts.session !== undefined && { session: parts.session }) };
+}
+
+/**
+ * The clients as an aligned text table, by identity: the sessions of one identity
+ * (`alice~tab1`, protocol §2.1) indented under it, below a line naming the identity when it is
+ * not connected itself. A SITE column when one is a site's.
+ */
+export function formatTable(clients: ReadonlyMap<string, ShownClient>, now = Date.now()): string {
   const time = (ms: number | undefined) => (ms === undefined ? '-' : new Date(ms).toISOString().replace('T', ' ').slice(0, 19));
-  const rows = [...clients.entries()]
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([id, client]) => [id, client.site ?? '-', client.status, client.host ?? '-', client.pid === undefined ? '-' : String(client.pid), client.version ?? '-', time(client.connectedSince), time(client.lastSeen)].map(printable));
-  const table = [[...COLUMNS], ...rows];
-  const widths = COLUMNS.map((_, column) => Math.max(...table.map((row) => row[column]!.length)));
-  const lines = table.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd());
-  return `${lines.join('\n')}\n${rows.length} client${rows.length === 1 ? '' : 's'}`;
+  const sites = [...clients.values()].some((client) => client.site !== undefined);
+  const groups = new Map<string, Array<[string, ShownClient, string | undefined]>>();
+  for (const [id, client] of clients) {
+    const { identity, session } = identityAndSession(id, client);
+    let group = groups.get(identity);
+    if (!group) groups.set(identity, (group = []));
+    group.push([id, client, session]);
+  }
+  const blank = (first: string, second: string) => [first, second, ...Array<string>(COLUMNS.length - 2 + (sites ? 1 : 0)).fill('')];
+  const rows: string[][] = [];
+  for (const identity of [...groups.keys()].sort((a, b) => a.localeCompare(b))) {
+    // The identity's own connection first, then its sessions by name.
+    const members = groups.get(identity)!.sort(([a, , sa], [b, , sb]) => (sa === undefined ? -1 : sb === undefined ? 1 : sa.localeCompare(sb)) || a.localeCompare(b));
+    const sessions = members.filter(([, , session]) => session !== undefined).length;
+    if (sessions > 0 && members[0]![2] !== undefined) rows.push(blank(identity, `(${sessions} session${sessions === 1 ? '' : 's'})`));
+    for (const [id, client, session] of members) {
+      rows.push([
+        session === undefined ? id : `  ${id}`,
+        programOf({ info: client.info ?? {} }),
+        client.status,
+        actionsOf({ actions: client.actions ?? [], realtimeActions: client.realtimeActions ?? [] }),
+        client.version ?? '-',
+        client.host ?? '-',
+        client.pid === undefined ? '-' : String(client.pid),
+        time(client.connectedSince),
+        ago(client.lastSeen, now),
+        ...(sites ? [client.site ?? '-'] : []),
+      ]);
+    }
+  }
+  const table = formatColumns([...COLUMNS, ...(sites ? ['SITE'] : [])], rows);
+  return `${table}\n${clients.size} client${clients.size === 1 ? '' : 's'}`;
 }

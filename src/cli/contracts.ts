@@ -1,12 +1,12 @@
 /**
- * `relais contracts [--action A] [--json] [--asyncapi FILE]`: the contracts of the actions
+ * `relais contracts [--action A] [--json] [--asyncapi [FILE]]`: the contracts of the actions
  * served on the bus (protocol §7.6), gathered from the clients the router's registry lists:
  * each announces its contracts' hashes in presence, and one client per contract is asked
  * for it whole (`relais/contracts/get`).
  */
 import fs from 'node:fs';
 import { Command } from 'commander';
-import { REGISTRY_ACTIONS, type Bus, type ClientDetailPayload } from '../index.js';
+import { REGISTRY_ACTIONS, type Bus, type ClientDetailPayload } from '../library.js';
 import { CONTRACTS_ACTION, type ContractDescription, type ContractsAnswer } from '../protocol/contracts.js';
 import { asyncApiDocument, type ServedContract } from '../protocol/asyncapi.js';
 import { addConnectionOptions, writeLine, type GlobalOptions } from './common.js';
@@ -15,7 +15,8 @@ import { withRouter } from './router-client.js';
 interface ContractsOptions extends GlobalOptions {
   action?: string;
   json?: boolean;
-  asyncapi?: string;
+  /** `--asyncapi` alone: standard output; with a file name, that file. */
+  asyncapi?: string | true;
 }
 
 export function contractsCommand(): Command {
@@ -23,26 +24,31 @@ export function contractsCommand(): Command {
     .description('print the contracts (payload and result schemas) of the actions served on the bus, or write them as an AsyncAPI 3 document')
     .option('-a, --action <action>', 'only this action')
     .option('--json', 'one JSON line per contract')
-    .option('--asyncapi <file>', "write an AsyncAPI 3.0 document of the actions to this file ('-': standard output)")
+    .option('--asyncapi [file]', "print an AsyncAPI 3.0 document of the actions, or write it to this file ('-': standard output too)")
     .action((options: ContractsOptions) =>
       withRouter(options, REGISTRY_ACTIONS.detailGet, 'relais contracts lists the clients through the registry', async (bus) => {
         const contracts = (await gather(bus)).filter((contract) => options.action === undefined || contract.action === options.action);
+        if (contracts.length === 0) process.stderr.write(`relais: ${nothingDeclared(options.action)}${options.asyncapi !== undefined ? ': the AsyncAPI document has no channels' : ''}\n`);
         if (options.asyncapi !== undefined) {
           const text = `${JSON.stringify(asyncApiDocument(contracts), null, 2)}\n`;
-          if (options.asyncapi === '-') process.stdout.write(text);
+          if (options.asyncapi === true || options.asyncapi === '-') process.stdout.write(text);
           else {
             fs.writeFileSync(options.asyncapi, text);
             process.stderr.write(`relais: AsyncAPI 3.0 document of ${contracts.length} action(s) written to ${options.asyncapi}\n`);
           }
           return;
         }
-        if (contracts.length === 0) process.stderr.write(`relais: no ${options.action === undefined ? 'action on the bus declares' : `client serving ${options.action} declares`} a contract\n`);
         for (const contract of contracts) {
           if (options.json) writeLine(contract);
           else process.stdout.write(describe(contract));
         }
       }),
     );
+}
+
+/** What to say when no contract was found: no connected client declares one (contracts are optional, protocol §7.6). */
+function nothingDeclared(action: string | undefined): string {
+  return action === undefined ? 'no connected client declares a contract for its actions' : `no connected client serving ${action} declares a contract for it`;
 }
 
 /** Every distinct contract announced by a live client, fetched once each. */

@@ -1,6 +1,6 @@
 /** `relais events`: the router's one event stream, from a cursor, then live (protocol §11.8). */
 import { Command } from 'commander';
-import { EVENTS_ACTION, type BusEvent, type EventGap, type EventsPage } from '../index.js';
+import { EVENTS_ACTION, type BusEvent, type EventGap, type EventsPage } from '../library.js';
 import { addConnectionOptions, fail, EXIT, writeLine, type GlobalOptions } from './common.js';
 import { withRouter } from './router-client.js';
 

@@ -6,7 +6,7 @@
  */
 import os from 'node:os';
 import { Command } from 'commander';
-import { CancelledError, checkClientId, NoHandlerError, NotAuthorizedError, RemoteError, TimeoutError } from '../index.js';
+import { CancelledError, checkClientId, NoHandlerError, NotAuthorizedError, RemoteError, TimeoutError } from '../library.js';
 import { REMOTE_COMMAND_ACTIONS } from '../agent/remote-commands.js';
 import type { OutputLine } from '../agent/process-runner.js';
 import { addConnectionOptions, addWaitForSiteOption, connectCli, fail, failureLine, EXIT, onInterrupt, waitForSiteOption, type GlobalOptions } from './common.js';

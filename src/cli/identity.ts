@@ -9,7 +9,7 @@ import { issueCertificate, PkiError } from '../security/pki.js';
 import { EXIT, fail, readFileOption } from './common.js';
 import { certificateRecord } from './init.js';
 import { ConfigError, readStartConfig, type StartConfig } from './start-config.js';
-import { signingKeyCommands } from './signing-keys.js';
+import { identityKeyCommands } from './identity-keys.js';
 
 interface FileOptions {
   dataDir: string;
@@ -77,7 +77,7 @@ function policyFileOf(options: AddOptions): string {
 function addCommand(): Command {
   return withFile(new Command('add'))
     .description('add an identity with a secret token (printed once, only its hash is stored) or a client certificate from the CA, or both')
-    .argument('<name>', 'the identity: MQTT username and client id (its real-time lane is <name>~rt); a certificate\'s CN')
+    .argument('<name>', "the identity: MQTT username and client id (its sessions are <name>~<session>, its real-time lane <name>~rt; no ~ in it); a certificate's CN")
     .option('--role <role...>', 'roles of the identity in the policy (client, service, admin, observer, agent-user, router, site in the default one)')
     .option('--serves <action...>', "the actions this service may serve, written to its entry in the policy file (+ is one level, a last # any levels below: 'billing/#'); a service serves nothing else")
     .option('--policy <file>', 'the policy file --serves writes to (default: the one of --config, else <data-dir>/policy.json; made from the default policy when absent)')
@@ -162,7 +162,7 @@ function listCommand(): Command {
 }
 
 export function identityCommand(): Command {
-  const command = new Command('identity').description('manage identities: secret tokens, client certificates and signing keys').addCommand(addCommand()).addCommand(revokeCommand()).addCommand(listCommand());
-  signingKeyCommands(command);
+  const command = new Command('identity').description('manage identities: secret tokens, client certificates, signing and sealing keys').addCommand(addCommand()).addCommand(revokeCommand()).addCommand(listCommand());
+  identityKeyCommands(command);
   return command;
 }

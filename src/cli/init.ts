@@ -91,7 +91,8 @@ export function initCommand(): Command {
           '',
           'next:',
           `  relais start --config ${path.join(dir, INIT_FILES.config)}`,
-          `  relais clients --broker ${reach} --ca ${path.join(dir, INIT_FILES.caCert)} --cert ${path.join(dir, `${options.admin}.crt`)} --key ${path.join(dir, `${options.admin}.key`)} --id ${options.admin}`,
+          `  relais context add ${contextName(dir)} --broker ${reach} --ca ${path.join(dir, INIT_FILES.caCert)} --cert ${path.join(dir, `${options.admin}.crt`)} --key ${path.join(dir, `${options.admin}.key`)} --id ${options.admin} --select`,
+          `  relais clients   (every command then connects as ${options.admin} over TLS; --context <name> picks another context)`,
           `  relais identity add <name> --role client --cert --config ${path.join(dir, INIT_FILES.config)}`,
           `  relais identity add <name> --role service --serves '<action>/#' --cert --config ${path.join(dir, INIT_FILES.config)}   (a service serves only what --serves grants)`,
           `  relais identity add <site> --role site --cert --config ${path.join(dir, INIT_FILES.config)}   (the other end of a link: a site at the central, the central at a site)`,
@@ -100,6 +101,12 @@ export function initCommand(): Command {
         ].join('\n'),
       );
     });
+}
+
+/** A context name for the set-up in `dir` (relais context add): its folder's name where it is one. */
+function contextName(dir: string): string {
+  const name = path.basename(dir).replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
+  return name || 'local';
 }
 
 export function certificateRecord(issued: IssuedCertificate): { fingerprint: string; serial: string; notAfter: string } {

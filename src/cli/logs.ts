@@ -2,13 +2,14 @@
  * `relais logs <client-id>`: the recent log lines of a library client, served by the client
  * itself on the built-in action `relais/logs/get` (protocol §11.4). Readable lines on a
  * terminal, the JSON lines as pino wrote them otherwise (as `relais call` decides). With
- * `--follow`, new lines as they are written until Ctrl-C; when the client's logs lock times out
- * (a minute by default) the follow is asked again from the last line seen, without a gap.
- * Exit 0 (also when Ctrl-C ends a follow); 1 on an error (e.g. BUSY: another retrieval runs); 2 on a usage
+ * `--follow`, new lines as they are written until Ctrl-C; when the client ends the follow (after
+ * its `logs.lockTimeout`, a minute by default) it is asked again from the last line seen, without
+ * a gap. The client's own lines at info and above unless `--level` says otherwise; every line
+ * of a `--source` (a plain-text log file has no levels: asking one would hide all of it).
+ * Exit 0 (also when Ctrl-C ends a follow); 1 on an error (e.g. BUSY: too many follows run); 2 on a usage
  * mistake; 3 when the client is not connected; 124 on a time-out.
  */
 import { Command } from 'commander';
-import pino from 'pino';
 import {
   CancelledError,
   checkClientId,
@@ -21,8 +22,9 @@ import {
   type LogLineLevel,
   type LogsAnswer,
   type LogsProgress,
-} from '../index.js';
-import { addConnectionOptions, connectCli, EXIT, fail, onInterrupt, printable, type GlobalOptions } from './common.js';
+} from '../library.js';
+import { addConnectionOptions, connectCli, EXIT, fail, onInterrupt, type GlobalOptions } from './common.js';
+import { readableLogLine } from '../logging/log-lines.js';
 
 interface LogsCommandOptions extends GlobalOptions {
   lines: string;
@@ -42,7 +44,7 @@ export function logsCommand(): Command {
     .description('print the recent log lines of a client (readable on a terminal, JSON lines otherwise)')
     .argument('<client-id>', 'the client whose logs to read')
     .option('-n, --lines <n>', `the newest lines to print, up to ${MAX_LOG_LINES}`, '100')
-    .option('-l, --level <level>', `only lines at this level and above: ${Object.keys(LOG_LINE_LEVELS).join(', ')}`)
+    .option('-l, --level <level>', `only lines at this level and above: ${Object.keys(LOG_LINE_LEVELS).join(', ')} (default: info for the client's own lines, every line of a --source)`)
     .option('-p, --pattern <text>', 'only lines containing this text (plain text, not a regular expression)')
     .option('-s, --source <name>', "another log the client serves: an agent's configured log files by name, or journal (docs/agent.md)")
     .option('-f, --follow', 'then print new lines as they are written, until Ctrl-C')
@@ -59,13 +61,14 @@ export function logsCommand(): Command {
       const seconds = Number(options.timeout);
       if (!(seconds > 0 && seconds <= 24 * 3600)) fail(EXIT.USAGE, `--timeout must be a positive number of seconds up to a day, got ${options.timeout}`);
       const print = process.stdout.isTTY && !options.json ? printReadable : printJson;
-      const level = options.level as LogLineLevel | undefined;
+      // A source's lines may carry no level (a plain-text file passes no level filter, protocol §11.4): all of them unless asked.
+      const level = (options.level ?? (options.source === undefined ? 'info' : undefined)) as LogLineLevel | undefined;
       const bus = await connectCli(options);
       const controller = new AbortController();
       onInterrupt(() => controller.abort(new Error('interrupted')));
       let exitCode: number = EXIT.OK;
       try {
-        const request = { lines, ...(level && { level }), ...(options.pattern && { pattern: options.pattern }), ...(options.source && { source: options.source }) };
+        const request = { lines, ...(level !== undefined && { level }), ...(options.pattern && { pattern: options.pattern }), ...(options.source && { source: options.source }) };
         if (!options.follow) {
           const answer = await bus.request<LogsAnswer>(LOGS_ACTION, request, { target: clientId, timeout: seconds * 1000, signal: controller.signal });
           answer.lines.forEach(print);
@@ -129,13 +132,7 @@ function printJson(line: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(line)}\n`);
 }
 
-/** `2026-12-01 01:38:20.511 WARN  connection lost; reconnecting (lane=main broker=mqtt://…)`: remote text made printable. */
+/** `2026-12-01 01:38:20.511 WARN  relais: connection lost; reconnecting (lane=main broker=mqtt://…)`: remote text made printable. */
 function printReadable(line: Record<string, unknown>): void {
-  const { level, time, msg, pid: _pid, hostname: _hostname, ...fields } = line;
-  const label = (typeof level === 'number' ? (pino.levels.labels[level] ?? String(level)) : String(level)).toUpperCase().padEnd(5);
-  const when = typeof time === 'number' ? new Date(time).toISOString().replace('T', ' ').replace('Z', '') : String(time ?? '');
-  const extra = Object.entries(fields)
-    .map(([key, value]) => `${printable(key)}=${typeof value === 'string' ? printable(value) : JSON.stringify(value)}`)
-    .join(' ');
-  process.stdout.write(`${when} ${printable(label)} ${printable(String(msg ?? ''))}${extra ? ` (${extra})` : ''}\n`);
+  process.stdout.write(`${readableLogLine(JSON.stringify(line), { time: true })}\n`);
 }

@@ -1,55 +1,28 @@
-/** The `relais` command: one file per sub-command. */
+/**
+ * The `relais` command. It loads only the sub-command it is given (commands.ts): `relais pub`
+ * must not pay for the broker, SQLite and the web server that `relais start` loads. With no
+ * sub-command, `relais --help` lists them all from the table, loading none.
+ */
 import { Command } from 'commander';
-import { agentCommand } from './agent.js';
-import { bridgeCommand } from './bridge.js';
-import { callCommand } from './call.js';
-import { execCommand } from './exec.js';
-import { fetchCommand, sendCommand } from './transfer.js';
-import { eventsCommand } from './events.js';
-import { historyCommand } from './history.js';
-import { killCommand } from './kill.js';
-import { clientsCommand } from './clients.js';
-import { sitesCommand } from './sites.js';
-import { logsCommand } from './logs.js';
-import { pubCommand, notifyCommand } from './pub.js';
-import { policyCommand } from './policy.js';
-import { identityCommand } from './identity.js';
-import { contractsCommand } from './contracts.js';
-import { initCommand } from './init.js';
-import { routerCommand } from './router.js';
-import { serveCommand } from './serve.js';
-import { statsCommand } from './stats.js';
-import { startCommand } from './start.js';
-import { subCommand } from './sub.js';
-import { fail, EXIT } from './common.js';
+import { COMMANDS, namedCommand } from './commands.js';
+import { CREDENTIALS_HELP } from './credentials-help.js';
+import { EXIT, fail } from './exit.js';
 
+// `relais sub '#' | head -2`: once the reader has gone, leave quietly as mosquitto_sub does, not with an EPIPE stack.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(EXIT.OK);
+  throw error;
+});
 
 const program = new Command('relais')
   .description('Relais: commands with progress, notifications and events over MQTT')
   .version('0.1.0')
-  .addCommand(startCommand())
-  .addCommand(initCommand())
-  .addCommand(pubCommand())
-  .addCommand(notifyCommand())
-  .addCommand(subCommand())
-  .addCommand(callCommand())
-  .addCommand(serveCommand())
-  .addCommand(routerCommand())
-  .addCommand(historyCommand())
-  .addCommand(statsCommand())
-  .addCommand(killCommand())
-  .addCommand(clientsCommand())
-  .addCommand(sitesCommand())
-  .addCommand(eventsCommand())
-  .addCommand(logsCommand())
-  .addCommand(policyCommand())
-  .addCommand(identityCommand())
-  .addCommand(contractsCommand())
-  .addCommand(agentCommand())
-  .addCommand(execCommand())
-  .addCommand(bridgeCommand())
-  .addCommand(sendCommand())
-  .addCommand(fetchCommand());
+  .configureHelp({ subcommandTerm: (command) => `${command.name()} ${command.usage()}`.trim() })
+  .addHelpText('after', CREDENTIALS_HELP);
+
+const named = namedCommand(process.argv.slice(2));
+if (named) program.addCommand(await named.load());
+else for (const entry of COMMANDS) program.addCommand(new Command(entry.name).usage(entry.usage).description(entry.summary));
 
 // Usage mistakes exit 2 where they are found; what gets here failed at run time (e.g. no broker).
 program.parseAsync(process.argv).catch((error: Error) => fail(EXIT.ERROR, error.message));

@@ -24,7 +24,7 @@ function checkCommand(): Command {
   return usageExits(new Command('check'))
     .description('say whether <identity> may publish on / subscribe to <topic>, and which rule decided (exit 0 allow, 1 deny, 2 usage or invalid policy)')
     .argument('<policy-file>', 'the policy (JSON)')
-    .argument('<identity>', 'the identity (MQTT client id; <id>~rt is the same identity)')
+    .argument('<identity>', 'the identity, or the MQTT client id of one of its connections (<id>~rt, a session <id>~<session> and its ~rt: protocol §2.1)')
     .addArgument(new Command().createArgument('<operation>', 'pub or sub').choices(['pub', 'sub', 'publish', 'subscribe']))
     .argument('<topic>', 'a topic name (pub) or a filter (sub)')
     .option('--role <role...>', 'roles authentication gives the identity (the policy may add its own)')

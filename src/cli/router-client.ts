@@ -1,5 +1,5 @@
 /** What the CLI commands that ask the router share: finding it, Ctrl-C, and what their exit codes mean. */
-import { NoHandlerError, type Bus } from '../index.js';
+import { NoHandlerError, type Bus } from '../library.js';
 import { connectCli, EXIT, onInterrupt, type GlobalOptions } from './common.js';
 
 /**

@@ -1,12 +1,17 @@
 /** `relais router`: the router alone, against any broker (Mosquitto, a cluster); `relais start` runs it for you. */
+import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { kvConfigSchema, type KvConfig } from '../protocol/kv.js';
 import type { HistoryRetention } from '../router/history-store.js';
 import { KILL_BY, type KillBy } from '../router/kill-service.js';
 import { startRouter, ROUTER_DEFAULTS, type Router } from '../router/router.js';
 import { checkSiteName } from '../protocol/sites.js';
 import { redactStoreUrl } from '../router/store-url.js';
-import { addConnectionOptions, cliLogger, connectionOptions, fail, EXIT, onInterrupt, printable, type GlobalOptions } from './common.js';
+import { addConnectionOptions, connectionOptions, fail, EXIT, onInterrupt, printable, type GlobalOptions } from './common.js';
+import { addLogFormatOption, logFormatOf } from './log-lines.js';
+import { commandLogger } from '../logging/log-lines.js';
 
 export interface RouterSettingsOptions {
   dataDir: string;
@@ -22,9 +27,12 @@ export interface RouterSettingsOptions {
   siteSyncTimeout: string;
   /** `relais router --site`, and `relais start --site` (protocol §13): the site this router is. */
   site?: string;
+  /** `--kv-config <file>`: the key-value store's buckets (protocol §14.2), JSON or YAML. */
+  kvConfig?: string;
 }
 
 interface RouterCommandOptions extends GlobalOptions, RouterSettingsOptions {
+  logFormat?: string;
   identities?: string;
   policy?: string;
 }
@@ -43,7 +51,8 @@ export function routerOptions(command: Command): Command {
     .option('--admin <id...>', "client ids allowed to kill anyone's request (default: each requester only its own)")
     .option('--kill-by <who>', "who may kill a request besides --admin: identity (its requester's) or anyone (relais start's default without security; otherwise identity)")
     .option('--site-sync-interval <ms>', "how often the history of each site whose link is up is pulled, besides after each reconnection (protocol §13.5)", String(ROUTER_DEFAULTS.siteSyncIntervalMs))
-    .option('--site-sync-timeout <ms>', "how long one pull of a site's history may hold that site's lock; the next one goes on from where it stopped", String(ROUTER_DEFAULTS.siteSyncTimeoutMs));
+    .option('--site-sync-timeout <ms>', "how long one pull of a site's history may hold that site's lock; the next one goes on from where it stopped", String(ROUTER_DEFAULTS.siteSyncTimeoutMs))
+    .option('--kv-config <file>', "the key-value store's buckets, JSON or YAML: {buckets: {<name>: {historyDepth, maxValueBytes, ttl}}, defaults, createOnPut} (protocol §14.2, docs/kv.md)");
 }
 
 /** What the command line sets of the router's options: its stores are SQLite ones in `database`, or those at `store`. */
@@ -57,6 +66,7 @@ export interface RouterSettings {
   site: string;
   siteSyncIntervalMs: number;
   siteSyncTimeoutMs: number;
+  kv?: KvConfig;
 }
 
 /** The router's settings from the command line; exits 2 on a bad value. */
@@ -76,7 +86,21 @@ export function routerSettings(options: RouterSettingsOptions, secured = true): 
     site: siteOption(options.site),
     siteSyncIntervalMs: wholeMs(options.siteSyncInterval, '--site-sync-interval'),
     siteSyncTimeoutMs: wholeMs(options.siteSyncTimeout, '--site-sync-timeout'),
+    ...(options.kvConfig !== undefined && { kv: kvConfigOption(options.kvConfig) }),
   };
+}
+
+/** The key-value store's settings from their file; exits 2 naming the field when they are not valid. */
+function kvConfigOption(file: string): KvConfig {
+  let data: unknown;
+  try {
+    data = parseYaml(fs.readFileSync(file, 'utf8'));
+  } catch (error) {
+    fail(EXIT.USAGE, `--kv-config ${printable(file)}: ${(error as Error).message}`);
+  }
+  const parsed = kvConfigSchema.safeParse(data ?? {});
+  if (!parsed.success) fail(EXIT.USAGE, `--kv-config ${printable(file)}: ${parsed.error.issues.map((issue) => `${issue.path.join('.') || '(top level)'}: ${issue.message}`).join('; ')}`);
+  return data as KvConfig;
 }
 
 /** Where the router says it records: the store URL redacted (it may hold a password), or the SQLite file. */
@@ -112,7 +136,7 @@ function killByOption(given: string | undefined, secured: boolean): KillBy {
 }
 
 export function routerCommand(): Command {
-  return routerOptions(addConnectionOptions(new Command('router')))
+  return addLogFormatOption(routerOptions(addConnectionOptions(new Command('router'))))
     .addOption(new Option('-d, --data-dir <dir>', 'data directory (holds history.db)').env('RELAIS_DATA_DIR').default('.relais'))
     .option('--identities <file>', "the broker's identities file: the history is then private, each identity reads the rows of its own requests (protocol §11.2)")
     .option('--policy <file>', 'with --identities: the policy whose history:read-all grant lets a role read every row (default: the default policy)')
@@ -132,7 +156,7 @@ export function routerCommand(): Command {
           ...connectionOptions({ ...options, id }),
           id,
           ...(options.identities !== undefined && { access: { identities: path.resolve(options.identities), ...(options.policy !== undefined && { policy: path.resolve(options.policy) }) } }),
-          logger: cliLogger(options.verbose ? 'debug' : 'info', 'relais-router'),
+          logger: commandLogger(options.verbose ? 'debug' : 'info', 'relais-router', logFormatOf(options)),
         });
       } catch (error) {
         fail(EXIT.ERROR, `the router did not start: ${(error as Error).message}`);

@@ -6,9 +6,10 @@
  * changes, and every `--interval` seconds (the syncs change without them). Exit 3 when no router answers, as `relais clients`.
  */
 import { Command } from 'commander';
-import { checkTimeout, SITES_ACTION, type Bus, type SiteEntry, type SitesAnswer } from '../index.js';
+import { checkTimeout, SITES_ACTION, type Bus, type SiteEntry, type SitesAnswer } from '../library.js';
 import { addConnectionOptions, EXIT, fail, printable, writeLine, type GlobalOptions } from './common.js';
 import { withRouter } from './router-client.js';
+import { formatColumns } from './table.js';
 
 interface SitesOptions extends GlobalOptions {
   json?: boolean;
@@ -86,12 +87,9 @@ async function watch(bus: Bus, signal: AbortSignal, show: (answer: SitesAnswer) 
 export function formatSites(answer: SitesAnswer): string {
   const rows = Object.entries(answer.sites)
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([site, entry]) => [site, entry.status, time(entry.since), entry.mode ?? '-', entry.rttMs === undefined ? '-' : `${Math.round(entry.rttMs)} ms`, clients(entry), ...sync(entry)].map(printable));
-  const table = [[...COLUMNS], ...rows];
-  const widths = COLUMNS.map((_, column) => Math.max(...table.map((row) => row[column]!.length)));
-  const lines = table.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd());
+    .map(([site, entry]) => [site, entry.status, time(entry.since), entry.mode ?? '-', entry.rttMs === undefined ? '-' : `${Math.round(entry.rttMs)} ms`, clients(entry), ...sync(entry)]);
   const down = Object.values(answer.sites).filter((entry) => entry.status === 'down').length;
-  return `${lines.join('\n')}\n${rows.length} site${rows.length === 1 ? '' : 's'}${down ? `, ${down} down` : ''} (this router's site: ${printable(answer.site)})`;
+  return `${formatColumns(COLUMNS, rows)}\n${rows.length} site${rows.length === 1 ? '' : 's'}${down ? `, ${down} down` : ''} (this router's site: ${printable(answer.site)})`;
 }
 
 function time(ms: number | undefined): string {

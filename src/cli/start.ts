@@ -6,6 +6,8 @@ import { startBrokerService } from '../broker/broker-service.js';
 import { startEmbeddedBroker, BrokerStartError, BROKER_DEFAULTS, BROKER_LIMITS, isLoopbackHost, type EmbeddedBrokerOptions } from '../index.js';
 import { startRouterThread, type RouterThread } from '../router/thread.js';
 import { fail, EXIT, onInterrupt, readFileOption } from './common.js';
+import { addLogFormatOption, logFormatOf } from './log-lines.js';
+import { commandLogger, type LogFormat } from '../logging/log-lines.js';
 import { recordingTo, routerOptions, routerSettings, type RouterSettingsOptions } from './router.js';
 import { applyStartConfig, ConfigError, readStartConfig } from './start-config.js';
 import { securityFromFlags } from './start-security.js';
@@ -42,10 +44,11 @@ interface StartOptions extends Omit<RouterSettingsOptions, 'site'>, SiteFlags {
   webPort: string;
   webHost: string;
   webTls?: boolean;
+  logFormat?: LogFormat;
 }
 
 export function startCommand(): Command {
-  return siteOptions(routerOptions(new Command('start')))
+  return addLogFormatOption(siteOptions(routerOptions(new Command('start'))))
     .description('start the embedded broker (TCP and a Unix socket in the data directory; WebSocket and TLS on request) and the router (request history in the data directory)')
     .option('--no-router', 'the broker alone: no request history (run relais router elsewhere)')
     .option('-p, --port <port>', 'TCP port (0 picks a free one)', String(BROKER_DEFAULTS.port))
@@ -104,6 +107,11 @@ export function startCommand(): Command {
         },
       };
       const webPort = options.web ? portOption(options.webPort, '--web-port') : undefined;
+      // One format for every part's lines: the broker's, its service's, the router's (its thread) and the web server's.
+      const logFormat = logFormatOf(options);
+      const logLevel = 'info';
+      const brokerLogger = commandLogger(logLevel, 'relais-broker', logFormat);
+      brokerOptions.log = (line) => brokerLogger.warn(line);
       const settings = options.router ? routerSettings(options, security !== undefined) : undefined;
       // The history holds payloads and the socket commands the bus: what start creates is this
       // user's (umask 077); with a 0660 socket, the group may only traverse to it (0710).
@@ -111,7 +119,7 @@ export function startCommand(): Command {
       fs.mkdirSync(options.dataDir, { recursive: true, mode: options.socketMode === '0660' ? 0o710 : 0o700 });
       try {
         const broker = await startEmbeddedBroker(brokerOptions);
-        const brokerService = await startBrokerService(broker); // relais/broker/stats/get (protocol §11.9)
+        const brokerService = await startBrokerService(broker, { logger: commandLogger(logLevel, 'relais-broker', logFormat) }); // relais/broker/stats/get (protocol §11.9)
         let router: RouterThread | undefined;
         let web: WebServer | undefined;
         let links: SiteLink[] = [];
@@ -135,8 +143,9 @@ export function startCommand(): Command {
           try {
             // With security on, the history is private: the router reads the identities and policy the broker enforces (protocol §11.2).
             const access = security && { identities: security.identitiesFile, ...(security.policyFile !== undefined && { policy: security.policyFile }), delegates: options.web ? [WEB_DEFAULTS.id] : [], linkPeers: linkPeersOf(sites) };
-            router = await startRouterThread(broker, { ...settings, persistentSession: false, ...(access && { access }) });
+            router = await startRouterThread(broker, { ...settings, persistentSession: false, logLevel, logFormat, ...(access && { access }) });
           } catch (error) {
+            await brokerService.close();
             await broker.close();
             fail(EXIT.ERROR, `the router did not start: ${(error as Error).message} (--no-router runs the broker alone)`);
           }
@@ -145,12 +154,14 @@ export function startCommand(): Command {
         if (webPort !== undefined) {
           try {
             const webTls = options.webTls ? brokerOptions.tls : undefined;
-            web = await startWebServer({ broker, host: options.webHost, port: webPort, ...(security && { security: security.options }), ...(options.insecure && { insecure: true }), ...(webTls && { tls: { cert: webTls.cert, key: webTls.key, ...(webTls.ca !== undefined && { ca: webTls.ca }) } }) });
+            web = await startWebServer({ broker, host: options.webHost, port: webPort, logger: commandLogger(logLevel, 'relais-web', logFormat), ...(security && { security: security.options }), ...(options.insecure && { insecure: true }), ...(webTls && { tls: { cert: webTls.cert, key: webTls.key, ...(webTls.ca !== undefined && { ca: webTls.ca }) } }) });
           } catch (error) {
             if (!(error instanceof WebStartError)) throw error;
             await router?.close();
+            // Its client first: closed by the broker, it would warn "connection lost" before the reason.
+            await brokerService.close();
             await broker.close();
-            fail(error.addressInUse ? EXIT.ERROR : EXIT.USAGE, `${error.message}${error.addressInUse ? ' (choose another port with --web-port, or --no-web)' : ''}`);
+            fail(error.addressInUse ? EXIT.ERROR : EXIT.USAGE, `${error.message}${error.addressInUse ? ': choose another port with --web-port <port> (--web-port 0 picks a free one), or --no-web' : ''}`);
           }
           process.stdout.write(`relais: web page and HTTP API on ${web.url} (MQTT over WebSocket at ${web.url.replace(/^http/, 'ws')}mqtt)\n`);
         }
@@ -161,16 +172,28 @@ export function startCommand(): Command {
           process.stderr.write('relais: warning: --ws-origin * lets any web page the users of this machine open send commands and read every message\n');
         }
         if (security) {
-          process.stdout.write(`relais: security on: identities ${security.identitiesFile}, policy ${security.policyFile ?? `(the default policy until ${security.watchedPolicy} is written)`}; clients connect with username <identity>, password <token>, client id <identity>${options.tlsCa ? ', or over TLS with a certificate of the CA' : ''} (SIGHUP reloads the policy)\n`);
+          process.stdout.write(`relais: security on: identities ${security.identitiesFile}, policy ${security.policyFile ?? `(the default policy until ${security.watchedPolicy} is written)`}; clients connect with username <identity>, password <token>, client id <identity> or a session <identity>~<session>${options.tlsCa ? ', or over TLS with a certificate of the CA' : ''} (SIGHUP reloads the policy)\n`);
         } else {
           process.on('SIGHUP', () => process.stdout.write('relais: SIGHUP: security is off, no policy to reload\n'));
           if (options.insecure) process.stderr.write('relais: warning: --insecure: listening beyond loopback without TLS and authentication: anyone who can reach it can send commands and read every message\n');
         }
       } catch (error) {
-        if (error instanceof BrokerStartError) fail(EXIT.ERROR, error.message);
+        if (error instanceof BrokerStartError) fail(EXIT.ERROR, startFailure(error));
         throw error;
       }
     });
+}
+
+/** The option that moves each listener of the broker elsewhere. */
+const LISTENER_FLAGS: Record<string, string> = { TCP: '--port', WebSocket: '--ws-port', TLS: '--tls-port', 'WebSocket over TLS': '--wss-port', 'Unix socket': '--data-dir' };
+
+/** Why the broker did not start; for a taken address, the option that picks another one. */
+function startFailure(error: BrokerStartError): string {
+  const flag = error.listener === undefined ? undefined : LISTENER_FLAGS[error.listener];
+  if (!error.addressInUse || flag === undefined) return error.message;
+  const taken = error.message.replace(/ is already in use:.*$/s, '');
+  if (flag === '--data-dir') return `${taken} is already in use: another relais start runs with this data directory (stop it, or give another --data-dir)`;
+  return `${taken} is already in use, by another broker or program: choose another port with ${flag} <port> (${flag} 0 picks a free one), or stop what holds it`;
 }
 
 function portOption(text: string, flag: string): number {

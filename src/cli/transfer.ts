@@ -10,7 +10,7 @@
  */
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { checkClientId, NoHandlerError } from '../index.js';
+import { checkClientId, NoHandlerError } from '../library.js';
 import { fetchPath, sendPath, type TransferOptions, type TransferSummary } from '../agent/transfer-client.js';
 import { parseRemotePath } from '../agent/transfer-protocol.js';
 import { addConnectionOptions, addWaitForSiteOption, connectCli, EXIT, fail, failureLine, onInterrupt, printable, waitForSiteOption, type GlobalOptions } from './common.js';

@@ -5,7 +5,7 @@
  */
 import { iterateFromCaller, NotSentError, stackFromCaller } from '../protocol/errors.js';
 import type { BusEvent } from '../protocol/events.js';
-import type { HistoryRow } from '../protocol/history.js';
+import { HISTORY_ACTIONS, type HistoryPage, type HistoryQuery, type HistoryRow } from '../protocol/history.js';
 import type { LogLevel } from '../protocol/messages.js';
 import { checkPath } from '../protocol/topics.js';
 import { Emitter } from './emitter.js';
@@ -21,6 +21,10 @@ import { Publisher } from './publisher.js';
 import type { Runtime } from './runtime.js';
 import { Subscriptions } from './subscriptions.js';
 import { waitFor } from './wait.js';
+import type { Sealing } from './sealing.js';
+import { KvBucket } from './kv.js';
+import { openConfig, type ClientConfig, type ConfigOptions } from './config.js';
+import type { ZodType, z } from 'zod';
 import type {
   Delivery,
   Handler,
@@ -32,6 +36,7 @@ import type {
   Registration,
   RequestOptions,
   SendOptions,
+  SealingStats,
   SignatureStats,
   Step,
   SubscribeOptions,
@@ -60,6 +65,8 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
   private readonly publisher: Publisher;
   private readonly signer: Signer | undefined;
   private readonly verifier: Verifier | undefined;
+  /** Sealed payloads (protocol §3.6): present in Node even without the option (sealed messages are then left unopened, counted). */
+  private readonly sealingPart: Sealing | undefined;
   /** What an incoming message may be handed to (inbound.ts). */
   private readonly parts: ClientParts;
   /** Set by close, kill or a takeover: what a later close() waits for. */
@@ -89,6 +96,9 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
     if ((options.signing || options.verify) && !signatures) throw new TypeError('signing and verify (protocol §12) need Ed25519 keys, which this runtime does not offer: they work in Node');
     this.signer = options.signing && signatures ? signatures.signer(options.signing) : undefined;
     this.verifier = options.verify && signatures ? signatures.verifier(options.verify, this.signer, options.id) : undefined;
+    // protocol §3.6: a bad key fails connect() before anything is opened, too.
+    if (options.sealing && !runtime.sealing) throw new TypeError('sealing (protocol §3.6) needs X25519 keys, which this runtime does not offer: it works in Node');
+    this.sealingPart = runtime.sealing?.(options.sealing);
     this.presence = new Presence(
       options,
       (lane) => this.handlers.actions(lane),
@@ -102,21 +112,23 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
       disconnected: (lane) => this.onDisconnected(lane),
     }, this.signer);
     this.presence.attach(this.transport);
-    this.requester = new Requester(options, this.transport, this.directory, this.siteDirectory);
+    this.requester = new Requester(options, this.transport, this.directory, this.siteDirectory, this.sealingPart);
     this.handlers = new Handlers(
       options,
       this.transport,
       () => this.presence.announce(),
       () => !this.presence.isStarting,
       (id) => this.directory.get(id)?.role === 'router',
+      this.sealingPart,
     );
     if (logs) this.handlers.serveTargeted(LOGS_ACTION, logs.serve);
     this.handlers.serveTargeted(CONTRACTS_ACTION, () => ({ actions: this.handlers.contracts() }));
     this.subscriptions = new Subscriptions(options, this.transport);
-    this.publisher = new Publisher(options, this.transport, () => (this.closed ? this.closedBecause : undefined));
+    this.publisher = new Publisher(options, this.transport, () => (this.closed ? this.closedBecause : undefined), this.sealingPart);
     this.subscriptions.subscribeFromStart(options.subscriptions ?? []);
     this.parts = {
       options, directory: this.directory, presence: this.presence, sites: this.siteDirectory, requester: this.requester, handlers: this.handlers, subscriptions: this.subscriptions,
+      ...(this.sealingPart && { sealing: this.sealingPart }),
       ...(this.verifier && { verifier: this.verifier, refused: (refusal: Refusal) => this.emit('refused', refusal) }),
     };
     this.startup = new Startup(this.transport, this.directory, this.presence, options.connectTimeout, options.logger);
@@ -165,6 +177,14 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
     return { ...(this.signer && { signed: this.signer.signed, kid: this.signer.kid }), ...this.verifier?.stats };
   }
 
+  /**
+   * Sealed payloads (protocol §3.6): how many messages this client sealed and opened, and how
+   * many sealed messages it received but did not open, by why. Zeros where the runtime cannot seal.
+   */
+  get sealing(): SealingStats {
+    return this.sealingPart?.stats ?? { sealed: 0, opened: 0, refused: { 'not-for-me': 0, malformed: 0, undecryptable: 0 } };
+  }
+
   /** Requests waiting for their final response. */
   get inFlight(): number {
     return this.requester.inFlight;
@@ -201,8 +221,30 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
    * error), replayed then live until its end: for a requester that restarted, or a viewer.
    * Needs a router on the bus (`relais start` runs one).
    */
-  follow(token: string, options?: FollowOptions): AsyncGenerator<HistoryRow> {
-    return followToken((action, payload, requestOptions) => this.call(action, payload, requestOptions), token, options);
+  async *follow(token: string, options?: FollowOptions): AsyncGenerator<HistoryRow> {
+    for await (const row of followToken((action, payload, requestOptions) => this.call(action, payload, requestOptions), token, options)) yield this.openRow(row);
+  }
+
+  /**
+   * A page of the router's history (protocol §11.2; `relais/history/get`), as this client may
+   * read it (a requester its own rows). Sealed rows it holds a key for come opened (`openRows`).
+   */
+  async history(query: HistoryQuery = {}, options?: Pick<RequestOptions, 'timeout' | 'signal'>): Promise<HistoryPage> {
+    const page = await this.request<HistoryPage>(HISTORY_ACTIONS.get, query, options);
+    return { ...page, rows: this.openRows(page.rows) };
+  }
+
+  /**
+   * History rows (from `relais/history/get` or `follow`) with the sealed ones this client can
+   * open opened (protocol §3.6, §11.1): `opened: true`, `seal` kept, `data`/`size`/`sha256` the
+   * plaintext's. Rows not sealed, truncated, or not sealed for this client's keys: unchanged.
+   */
+  openRows<T extends HistoryRow>(rows: readonly T[]): T[] {
+    return rows.map((row) => this.openRow(row));
+  }
+
+  private openRow<T extends HistoryRow>(row: T): T {
+    return row.seal === undefined || !this.sealingPart ? row : this.sealingPart.openRow(row);
   }
 
   /**
@@ -231,6 +273,24 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
     return requestAll((name, body, requestOptions) => this.request(name, body, requestOptions), [...this.directory.providers(action)], action, payload, options);
   }
 
+  /**
+   * One bucket of the router's key-value store (protocol §14): get, put (compare-and-set with
+   * `expectRevision`), delete, keys, history, and a watch that survives lost connections.
+   * Needs a router on the bus (`relais start` runs one).
+   */
+  kv<T = unknown>(bucket: string): KvBucket<T> {
+    return new KvBucket<T>(this, bucket);
+  }
+
+  /**
+   * This client's configuration, `config/<its id>` in the key-value store (protocol §14.6): the
+   * schema is announced (the router checks every write against it, code 2 naming the field), the
+   * defaults written when there is none, and the changes followed while the client runs.
+   */
+  config<S extends ZodType>(schema: S, options: ConfigOptions<z.input<S>>): Promise<ClientConfig<z.output<S>>> {
+    return openConfig(this, this.id, schema, options);
+  }
+
   /** Serves `action`: subscribes to its request topics and announces it in the presence. */
   handle(action: string, handler: Handler, options?: HandleOptions): Promise<Registration> {
     if (this.closed) return Promise.reject(new NotSentError(this.closedBecause));
@@ -239,8 +299,12 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
     return this.handlers.handle(action, handler, options);
   }
 
-  /** Publishes a notification on `<category>/notification`. Throws `TypeError` for a bad category, `PayloadTooLargeError` past `maxMessageBytes`. */
-  notify(category: string, payload: unknown, options: SendOptions & { destination?: string } = {}): void {
+  /**
+   * Publishes a notification on `<category>/notification`. With `sealFor` (identities), its
+   * payload is sealed for them (protocol §3.6): `SealingError` when one has no sealing key, nothing sent.
+   * Throws `TypeError` for a bad category, `PayloadTooLargeError` past `maxMessageBytes`.
+   */
+  notify(category: string, payload: unknown, options: SendOptions & { destination?: string; sealFor?: readonly string[] } = {}): void {
     this.publisher.notify(category, payload, options);
   }
 
@@ -270,6 +334,11 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
     const callback = typeof callbackOrOptions === 'function' ? callbackOrOptions : undefined;
     const options = (typeof callbackOrOptions === 'function' ? maybeOptions : callbackOrOptions) ?? {};
     return this.subscriptions.subscribe(filter, options, callback as ((delivery: Delivery) => void) | undefined);
+  }
+
+  /** Whether the client has ended (close(), kill, or a take-over of its id): every call now fails with NotSentError. */
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   /**
@@ -319,6 +388,16 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
     if (lane === 'main' && this.presence.knockedOff()) return;
     if (lane === 'main') this.emit('offline');
     this.emit('lane', lane, false);
+  }
+
+  /**
+   * Changes facts this client announces in its presence (the `info` connect option, protocol
+   * §7.1: a mode, a version after an upgrade…) and publishes the presence again; resolves once
+   * the broker has it. The fields the protocol defines cannot be overwritten this way.
+   */
+  updateInfo(fields: Record<string, unknown>): Promise<void> {
+    if (this.closed) return Promise.reject(new NotSentError(this.closedBecause));
+    return this.presence.updateInfo(fields);
   }
 
   /** Stops serving, announces `stopped`, fails what is pending and disconnects. */

@@ -8,6 +8,8 @@ import type { Duplex } from 'node:stream';
 import type { IClientOptions } from 'mqtt';
 import type { Logger } from 'pino';
 import type { PublicSigningKey } from '../security/ed25519.js';
+import type { PublicSealingKey } from '../security/sealing.js';
+import type { SealFailure } from '../protocol/sealing.js';
 import type { LogLineLevel, LogsAnswer, LogsRequest } from '../protocol/logs.js';
 import type { HandlerContext, Lane, ReceivedMessage } from './types.js';
 
@@ -100,7 +102,7 @@ export interface ConnectOptions {
    * `persistentSession`, what the broker kept while this client was away arrives right after
    * the CONNACK, before `connect()` resolves: only these see it (the router records it).
    */
-  subscriptions?: ReadonlyArray<{ filter: string; callback: (message: ReceivedMessage) => void; qos?: 0 | 1 }>;
+  subscriptions?: ReadonlyArray<{ filter: string; callback: (message: ReceivedMessage) => void; qos?: 0 | 1; invalidLog?: 'warn' | 'debug' }>;
   /**
    * How this client reports its start-up, as Domogik plugins do (`starting` → `alive` → `stopped`).
    * `'auto'` (default): it is `alive` as soon as `connect()` resolves. `'manual'`: it is
@@ -128,6 +130,40 @@ export interface ConnectOptions {
    * warning: topic, claimed source, reason) and counted (`bus.signatures`, event `refused`).
    */
   verify?: VerifyOptions;
+  /**
+   * Sealed payloads (protocol §3.6): the keys this client seals for others with, and the private
+   * key it opens what is sealed for it with. Sealed messages for this client are opened before any
+   * handler, requester or subscription sees them (`envelope.seal` stays, informational).
+   */
+  sealing?: SealingOptions;
+}
+
+export interface SealingOptions {
+  /**
+   * The X25519 private key(s) this client opens with (KeyObject or PEM text, PKCS #8): several
+   * during a rotation, so that what was sealed for the old key still opens. Absent: this client
+   * only seals for others. Make one with `generateSealingKey()` (`relais identity keygen --seal`).
+   */
+  privateKey?: KeyObject | string | ReadonlyArray<KeyObject | string>;
+  /**
+   * The public sealing keys of the other identities (protocol §12.5): a list (as
+   * `loadSealingKeys()` reads from a sealing keys file), or a function from an identity to its
+   * keys, asked each time a message is sealed (a key it stops returning is no longer sealed for).
+   * A message for an identity is sealed for every key of it not revoked.
+   */
+  keys: ReadonlyArray<PublicSealingKey> | ((identity: string) => ReadonlyArray<PublicSealingKey> | undefined);
+  /** Seal every request to an application action (`seal: true` by default in `request()` and `call()`; not the router's and built-in `relais/…` actions, which hold no key). Default false. */
+  requests?: boolean;
+}
+
+/** `bus.sealing`: what this client sealed, opened and could not open since connect (protocol §3.6). */
+export interface SealingStats {
+  /** Messages sealed. */
+  sealed: number;
+  /** Sealed messages opened. */
+  opened: number;
+  /** Sealed messages not opened, by why. */
+  refused: Record<SealFailure, number>;
 }
 
 export interface SigningOptions {

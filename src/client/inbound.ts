@@ -3,10 +3,12 @@
  * topic alone (`routeOf`, pure, testable without a broker), and its delivery there. Whatever
  * the route, the message also reaches the application subscriptions that match it (§8.3).
  */
-import { decode, type DecodeResult } from '../protocol/envelope.js';
+import { decode, type DecodeResult, type Envelope } from '../protocol/envelope.js';
 import { InvalidMessageError } from '../protocol/errors.js';
 import { parseSiteTopic, SITES_ROOT, type SiteTopic } from '../protocol/sites.js';
+import { SEAL_MEMBER } from '../protocol/sealing.js';
 import { parseTopic, type ParsedTopic } from '../protocol/topics.js';
+import type { Sealing } from './sealing.js';
 import type { Verifier } from './connection/index.js';
 import type { ResolvedOptions } from './options.js';
 import type { Directory, Presence, SiteDirectory } from './presence/index.js';
@@ -65,7 +67,12 @@ export interface ClientParts {
   verifier?: Verifier;
   /** Told of each message the verifier refused (after its warning line). */
   refused?: (refusal: Refusal) => void;
+  /** What opens sealed messages for this client (protocol §3.6). Absent (a runtime without it): they stay unopened. */
+  sealing?: Sealing;
 }
+
+/** What became of a sealed message: opened, or why not (protocol §3.6). */
+export type SealState = { opened: true } | { opened: false; why: string };
 
 const EMPTY_MESSAGE: DecodeResult = { ok: false, error: new InvalidMessageError('empty message (a cleared retained topic)') };
 
@@ -74,20 +81,32 @@ export function deliver(parts: ClientParts, message: { topic: string; payload: B
   const { topic, payload } = message;
   const { options, handlers } = parts;
   let cached: DecodeResult | undefined;
-  const decoded = () => (cached ??= payload.length === 0 ? EMPTY_MESSAGE : decode(payload, options.maxMessageBytes));
+  // A sealed message (protocol §3.6) is opened where it is decoded, once, before anyone reads it.
+  let seal: SealState | undefined;
+  const decoded = () => {
+    if (cached) return cached;
+    cached = payload.length === 0 ? EMPTY_MESSAGE : decode(payload, options.maxMessageBytes);
+    if (cached.ok && cached.envelope[SEAL_MEMBER] !== undefined) ({ result: cached, seal } = opened(parts.sealing, cached.envelope));
+    return cached;
+  };
   const parsed = parseTopic(topic);
+  // Signatures cover the sealed bytes (protocol §12.2): checked before anything is opened.
   if (parts.verifier && !admitted(parts, parts.verifier, message, parsed, decoded)) return;
   const route = routeOf(parsed, options.id, (action) => handlers.serves(action), topic);
   switch (route.to) {
     case 'requester': {
       const result = decoded();
-      if (result.ok && result.envelope.type === 'response') parts.requester.onResponse(result.envelope, message.lane);
-      else if (!result.ok) options.logger.warn({ topic, err: result.error.message }, 'invalid response');
+      if (result.ok && result.envelope.type === 'response') {
+        if (seal?.opened === false) parts.requester.onUnopenedResponse(result.envelope, seal.why);
+        else parts.requester.onResponse(result.envelope, message.lane);
+      } else if (!result.ok) options.logger.warn({ topic, err: result.error.message }, 'invalid response');
       break;
     }
-    case 'handlers':
-      handlers.onRequest(route.action, route.targeted, decoded(), message.qos);
+    case 'handlers': {
+      const result = decoded();
+      handlers.onRequest(route.action, route.targeted, result, message.qos, seal?.opened === false ? { why: seal.why } : undefined);
       break;
+    }
     case 'cancel':
       handlers.onCancel(decoded());
       break;
@@ -100,7 +119,18 @@ export function deliver(parts: ClientParts, message: { topic: string; payload: B
     case 'subscriptions':
       break;
   }
-  parts.subscriptions.dispatch(topic, message.lane, payload, decoded, message.retained, message.qos);
+  parts.subscriptions.dispatch(topic, message.lane, payload, decoded, message.retained, message.qos, () => (seal === undefined ? undefined : seal.opened ? 'opened' : 'unopened'));
+}
+
+/**
+ * A received envelope with a `seal` member, opened when it is sealed for this client (protocol
+ * §3.6): the payload is then the plaintext; else it stays the ciphertext. `seal` stays either way.
+ */
+function opened(sealing: Sealing | undefined, envelope: Envelope): { result: DecodeResult; seal: SealState } {
+  if (!sealing) return { result: { ok: true, envelope }, seal: { opened: false, why: 'this runtime cannot open sealed messages' } };
+  const opening = sealing.open(envelope);
+  if (opening.ok) return { result: { ok: true, envelope: opening.envelope }, seal: { opened: true } };
+  return { result: { ok: true, envelope }, seal: { opened: false, why: `${opening.reason}: ${opening.why}` } };
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * The client in Node (src/client/runtime.ts): the broker and log level from the environment,
  * logs to stderr, the host name and pid in presence, logs on demand, and Ed25519 signatures
- * on node:crypto.
+ * and sealed payloads on node:crypto.
  */
 import { hostname } from 'node:os';
 import pino from 'pino';
@@ -9,6 +9,7 @@ import { LogService } from './serving/log-service.js';
 import { DEFAULTS } from './options.js';
 import type { Runtime } from './runtime.js';
 import { Signer, Verifier } from './connection/signing.js';
+import { Sealing } from './sealing.js';
 
 export const nodeRuntime: Runtime = {
   defaultBroker: () => process.env.RELAIS_BROKER ?? DEFAULTS.broker,
@@ -19,4 +20,5 @@ export const nodeRuntime: Runtime = {
     signer: (options) => new Signer(options),
     verifier: (options, own, identity) => new Verifier(options, own, identity),
   },
+  sealing: (options) => new Sealing(options),
 };

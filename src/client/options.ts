@@ -1,3 +1,4 @@
+import type { IClientOptions, MqttProtocol } from 'mqtt';
 import type { Logger } from 'pino';
 import type { ConnectOptions, LogsOptions } from './types.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol/envelope.js';
@@ -104,8 +105,8 @@ export const DEFAULTS = {
 
 export type ResolvedLogsOptions = Required<Omit<LogsOptions, 'level' | 'sources'>> & Pick<LogsOptions, 'level' | 'sources'>;
 
-export type ResolvedOptions = Required<Omit<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions' | 'logs' | 'signing' | 'verify'>> &
-  Pick<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions' | 'signing' | 'verify'> & {
+export type ResolvedOptions = Required<Omit<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions' | 'logs' | 'signing' | 'verify' | 'sealing'>> &
+  Pick<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions' | 'signing' | 'verify' | 'sealing'> & {
     logs: ResolvedLogsOptions | false;
     /** What the runtime says of where this client runs (host, pid), first in every presence (protocol §7.1). */
     hostFacts: Record<string, unknown>;
@@ -133,6 +134,39 @@ function definedOnly<T extends object>(options: T): Partial<T> {
 export function toMqttUrl(broker: string): string {
   if (broker.startsWith('unix://')) return `mqtt+unix://${broker.slice('unix://'.length)}`;
   return broker;
+}
+
+/**
+ * `broker` read with the WHATWG URL parser into the options `mqtt.connect` takes. Given a URL
+ * string, MQTT.js parses it with Node's legacy `url.parse()`, which Node 24 reports as
+ * deprecated (DEP0169) once MQTT.js is bundled with our code (the CLI bundle): outside
+ * node_modules the warning is printed. The fields are those MQTT.js takes from `url.parse`.
+ */
+export function brokerUrlOptions(broker: string): IClientOptions {
+  const url = new URL(toMqttUrl(broker));
+  const scheme = url.protocol.replace(/:$/, '');
+  const unixSocket = scheme.endsWith('+unix');
+  const username = decodedOrAsIs(url.username);
+  const password = decodedOrAsIs(url.password);
+  return {
+    protocol: (unixSocket ? scheme.slice(0, -'+unix'.length) : scheme) as MqttProtocol,
+    ...(unixSocket && { unixSocket: true }),
+    // An IPv6 literal is bracketed in a URL, not in a socket address.
+    host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+    ...(url.port !== '' && { port: Number(url.port) }),
+    ...(url.pathname !== '' && { path: url.pathname + url.search }),
+    query: Object.fromEntries(url.searchParams),
+    ...((username !== '' || password !== '') && { auth: url.password === '' ? username : `${username}:${password}` }),
+  };
+}
+
+/** Percent-decoded, or as written when it is not valid percent-encoding (a literal `%` in a password). */
+function decodedOrAsIs(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 /**

@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 import type { LogService } from './serving/index.js';
 import type { ResolvedLogsOptions, ResolvedOptions } from './options.js';
 import type { Signer, Verifier } from './connection/index.js';
-import type { SigningOptions, VerifyOptions } from './types.js';
+import type { Sealing } from './sealing.js';
+import type { SealingOptions, SigningOptions, VerifyOptions } from './types.js';
 
 export interface Runtime {
   /** What `ConnectOptions.broker` defaults to. */
@@ -23,6 +24,8 @@ export interface Runtime {
     signer(options: SigningOptions): Signer;
     verifier(options: VerifyOptions, own: Signer | undefined, identity: string): Verifier;
   };
+  /** Sealed payloads (protocol §3.6). Absent: the `sealing` option is refused, and sealed messages stay unopened. */
+  sealing?(options: SealingOptions | undefined): Sealing;
 }
 
 type ProcessLike = { env?: Record<string, string | undefined>; nextTick?(callback: () => void): void };

@@ -2,8 +2,7 @@
  * Application subscriptions (protocol §8): MQTT filters delivered as async iterators or
  * to a callback, validated envelopes only unless invalid ones are asked for.
  */
-import { SITE_DIRECTORY_FILTERS } from '../protocol/sites.js';
-import { checkFilter, PRESENCE_FILTER, topicMatches } from '../protocol/topics.js';
+import { checkFilter, topicMatches } from '../protocol/topics.js';
 import type { DecodeResult } from '../protocol/envelope.js';
 import { AsyncQueue } from './async-queue.js';
 import type { ResolvedOptions } from './options.js';
@@ -14,6 +13,7 @@ interface Entry {
   filter: string;
   lane: Lane;
   includeInvalid: boolean;
+  invalidLog: 'warn' | 'debug';
   deliver(delivery: Delivery): void;
   dropped(): number;
   end(): void;
@@ -46,10 +46,9 @@ export class Subscriptions {
       if (left > 0) this.filterUse.set(useKey, left);
       else {
         this.filterUse.delete(useKey);
-        // The client holds the presence filter for its own directory (protocol §7.2), and the
-        // sites' (§13.4): an application reading them (the registry) must not take them away when it stops.
-        if ((filter === PRESENCE_FILTER || (SITE_DIRECTORY_FILTERS as readonly string[]).includes(filter)) && lane === 'main') return;
-        await this.transport.unsubscribe(filter, lane);
+        // The transport keeps what the library holds itself: its directory's presence filters
+        // (protocol §7.2, §13.4), its response and request topics.
+        await this.transport.unsubscribe(filter, lane, 'application');
       }
     };
     const queue = callback ? undefined : new AsyncQueue<Delivery>(options.bufferSize ?? 10_000, () => void unsubscribe());
@@ -58,6 +57,7 @@ export class Subscriptions {
       filter,
       lane,
       includeInvalid: options.includeInvalid ?? false,
+      invalidLog: options.invalidLog ?? 'warn',
       deliver: (delivery) => {
         if (callback) {
           try {
@@ -80,7 +80,7 @@ export class Subscriptions {
     this.filterUse.set(useKey, (this.filterUse.get(useKey) ?? 0) + 1);
     this.entries.add(entry);
     try {
-      await this.transport.subscribe(filter, lane, options.qos ?? 1);
+      await this.transport.subscribe(filter, lane, options.qos ?? 1, 'application');
     } catch (error) {
       await unsubscribe();
       throw error;
@@ -101,23 +101,27 @@ export class Subscriptions {
    * session kept arrives right after the CONNACK, and only these see it (protocol §11).
    */
   subscribeFromStart(early: NonNullable<ResolvedOptions['subscriptions']>): void {
-    for (const { filter, qos, callback } of early) {
-      this.subscribe(filter, { qos: qos ?? 1 }, callback as (delivery: Delivery) => void).catch((error: Error) => this.options.logger.error({ filter, err: error.message }, 'subscribing failed'));
+    for (const { filter, qos, callback, invalidLog } of early) {
+      this.subscribe(filter, { qos: qos ?? 1, ...(invalidLog && { invalidLog }) }, callback as (delivery: Delivery) => void).catch((error: Error) => {
+        // Closing before the first connection was made: connect() rejects with the reason, once.
+        if (!this.transport.closed) this.options.logger.error({ filter, err: error.message }, 'subscribing failed');
+      });
     }
   }
 
-  /** Delivers one incoming message to every matching subscription. */
-  dispatch(topic: string, lane: Lane, raw: Buffer, decoded: () => DecodeResult, retained: boolean, qos: 0 | 1): void {
+  /** Delivers one incoming message to every matching subscription; `sealed` says what became of a sealed one (protocol §3.6), read after `decoded()`. */
+  dispatch(topic: string, lane: Lane, raw: Buffer, decoded: () => DecodeResult, retained: boolean, qos: 0 | 1, sealed: () => 'opened' | 'unopened' | undefined = () => undefined): void {
     if (this.entries.size === 0) return;
     for (const entry of this.entries) {
       // A message arrives once per connection whose subscriptions match: each lane delivers its own.
       if (entry.lane !== lane || !topicMatches(entry.filter, topic)) continue;
       const result = decoded();
-      if (result.ok) entry.deliver({ topic, envelope: result.envelope, retained, qos, raw });
+      const state = result.ok ? sealed() : undefined;
+      if (result.ok) entry.deliver(state === undefined ? { topic, envelope: result.envelope, retained, qos, raw } : { topic, envelope: result.envelope, retained, qos, raw, sealed: state });
       else if (entry.includeInvalid) entry.deliver({ topic, invalid: result.error.message, text: raw.toString('utf8', 0, INVALID_TEXT_LIMIT), retained, qos, raw });
       // An empty message clears a retained topic (a client that left cleared its presence): routine.
       else if (raw.length === 0) this.options.logger.debug({ topic }, 'a retained message was cleared');
-      else this.options.logger.warn({ topic, err: result.error.message }, 'invalid message on a subscribed topic');
+      else this.options.logger[entry.invalidLog]({ topic, err: result.error.message }, 'invalid message on a subscribed topic');
     }
   }
 

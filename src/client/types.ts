@@ -53,6 +53,13 @@ export interface RequestOptions extends SendOptions {
    * failed: its answer may still come once the link is back, within its time-out.
    */
   waitForSite?: number;
+  /**
+   * Seal the payload (protocol §3.6) for the target's identity, or for every identity serving
+   * the action (so that a retry elsewhere, §4.7, still reaches a handler that can open it); its
+   * answers come back sealed for this client. No sealing key known for the handler's identity:
+   * it fails at once with `SealingError`, nothing sent. Default: `sealing.requests` of connect.
+   */
+  seal?: boolean;
 }
 
 /** One step of a streamed call: `accepted`, progress, final (protocol §4.3, §4.7). */
@@ -68,8 +75,10 @@ export interface HandlerContext {
   readonly deadline?: number;
   /** Aborted when the requester cancels or the deadline passes. */
   readonly signal: AbortSignal;
-  /** The whole request envelope. */
+  /** The whole request envelope (a sealed one opened: `payload` is the plaintext, `seal` kept). */
   readonly envelope: Envelope;
+  /** The command came sealed (protocol §3.6): its answers go back sealed for the requester. */
+  readonly sealed: boolean;
   /** Sends a progress response: `fraction` in [0, 1], `data` any JSON. */
   progress(fraction: number | undefined, data?: unknown): void;
   /**
@@ -96,6 +105,8 @@ export interface HandleOptions {
   output?: ZodType;
   /** One line describing the action, for `relais contracts` and the AsyncAPI document. */
   description?: string;
+  /** `'require'`: an unsealed command is refused, code 3 (protocol §3.6), the handler not run. */
+  sealed?: 'require';
 }
 
 export interface Registration {
@@ -111,6 +122,12 @@ export interface SubscribeOptions {
   includeInvalid?: boolean;
   /** Messages kept for a slow consumer; beyond, the oldest are dropped with a log line. Default 10 000. */
   bufferSize?: number;
+  /**
+   * The level of the log line for a message that is not a valid envelope (when not
+   * `includeInvalid`). Default `warn` (protocol §5.2); `debug` for a subscription to everything
+   * (`#`), which also sees the plain MQTT traffic of standard clients: not a mistake there.
+   */
+  invalidLog?: 'warn' | 'debug';
 }
 
 export interface ReceivedMessage {
@@ -122,6 +139,12 @@ export interface ReceivedMessage {
   qos: 0 | 1;
   /** The message's bytes as received (not a copy: do not modify). */
   raw: Buffer;
+  /**
+   * A sealed message (protocol §3.6): `opened` (the envelope's payload is the plaintext) or
+   * `unopened` (not sealed for this client, or it did not open: the payload is the ciphertext
+   * bytes). Absent: the message was not sealed. `envelope.seal` stays in both cases.
+   */
+  sealed?: 'opened' | 'unopened';
 }
 
 export interface InvalidMessage {

@@ -17,7 +17,8 @@ export function brokerNoticeTopic(clientId: string): string {
 }
 
 /** Why the connection is being closed. */
-export type DisconnectReason = 'revoked' | 'no longer an identity' | 'issued new credentials';
+/** Why the connection is being closed: its identity's standing, or (`sessions over the limit`) a policy that now allows fewer sessions per identity (protocol §2.1). */
+export type DisconnectReason = 'revoked' | 'no longer an identity' | 'issued new credentials' | 'sessions over the limit';
 
 export type BrokerNotice =
   /** These filters no longer hold: the policy (or the identity's roles) changed; `rule` as `decide()` names it. */

@@ -18,6 +18,8 @@ export interface ReplyTo {
   priority: Priority;
   /** Answers travel at the QoS the command came with (protocol §1.3). */
   qos: 0 | 1;
+  /** The command came sealed: its answers' payloads go back sealed for the requester (protocol §3.6). */
+  sealed?: boolean;
 }
 
 /** How an action is served here: not at all, not yet (the client is starting, §7.1), on every request topic, or only when targeted (§11.4). */

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { utf8ByteLength } from './bytes.js';
 import { envelopeText } from './encoding.js';
 import { InvalidMessageError, PayloadTooLargeError, type WireError } from './errors.js';
+import { binaryHeader, bodyLengthProblem, frame, hasBinaryPayload, HEADER_END, isBytes, splitFrame, type Framed, type WireBody } from './framing.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -102,6 +103,11 @@ export function decode(bytes: Uint8Array | string, maxBytes = DEFAULT_MAX_MESSAG
     const sender = senderFromHead(typeof bytes === 'string' ? bytes.slice(0, HEAD_BYTES) : LENIENT_UTF8.decode(bytes.subarray(0, HEAD_BYTES)));
     return { ok: false, error, ...(sender && { sender }) };
   }
+  // A binary message (protocol §3.5): only a message holding an LF can be one (a memchr).
+  if (typeof bytes !== 'string' && bytes.indexOf(HEADER_END) >= 0) {
+    const framed = splitFrame(bytes);
+    if (framed) return decodeFramed(framed);
+  }
   const text = envelopeText(bytes);
   if (!text.ok) return { ok: false, error: new InvalidMessageError(`message is not UTF-8 JSON: ${text.problem} (protocol §3)`) };
   let parsed: unknown;
@@ -113,6 +119,24 @@ export function decode(bytes: Uint8Array | string, maxBytes = DEFAULT_MAX_MESSAG
   return validate(parsed);
 }
 
+/** A binary message's envelope: its header's members, the body bytes as `payload` where `body` was (protocol §3.5). */
+function decodeFramed(framed: Framed): DecodeResult {
+  const problem = bodyLengthProblem(framed);
+  if (problem) {
+    const sender = senderOf(framed.header);
+    return { ok: false, error: new InvalidMessageError(problem), ...(sender && { sender }) };
+  }
+  // A body much smaller than the buffer it views (a socket read holding other packets) is copied,
+  // so that keeping the payload does not keep the whole read; a large one is the buffer already.
+  const body = framed.body.byteLength * 2 < framed.body.buffer.byteLength ? Uint8Array.prototype.slice.call(framed.body) : framed.body;
+  const envelope: Record<string, unknown> = {};
+  for (const key of Object.keys(framed.header)) {
+    if (key === 'body') envelope.payload = body;
+    else envelope[key] = framed.header[key];
+  }
+  return validate(envelope);
+}
+
 /** Validates an already-parsed value as an envelope. Never throws. */
 export function validate(value: unknown): DecodeResult {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -120,7 +144,9 @@ export function validate(value: unknown): DecodeResult {
   }
   const sender = senderOf(value as Record<string, unknown>);
   if (!('payload' in value)) {
-    return { ok: false, error: new InvalidMessageError("field 'payload' is required"), ...(sender && { sender }) };
+    // A binary message's header without its LF and body is the likely mistake (protocol §3.5).
+    const why = 'body' in value ? "field 'payload' is required (a binary message's header is followed by one LF and its 'body' bytes, protocol §3.5)" : "field 'payload' is required";
+    return { ok: false, error: new InvalidMessageError(why), ...(sender && { sender }) };
   }
   if (isPlainlyValid(value as Record<string, unknown>)) return { ok: true, envelope: value as Envelope };
   const result = envelopeSchema.safeParse(value);
@@ -210,16 +236,32 @@ export interface EncodeOptions {
 }
 
 /**
- * Encodes an envelope as its wire text (stamping the protocol version), the one place a
- * message is serialised and measured. Throws `TypeError` when it is not JSON (a BigInt, a
- * cycle) and `PayloadTooLargeError` when its UTF-8 form is over `maxBytes` (protocol §3.4);
+ * Encodes an envelope as its wire form (stamping the protocol version), the one place a
+ * message is serialised and measured: JSON text, or the bytes of a binary message when its
+ * payload is a Uint8Array (protocol §3.5). Throws `TypeError` when it is not JSON (a BigInt, a
+ * cycle) and `PayloadTooLargeError` when its encoded form is over `maxBytes` (protocol §3.4);
  * `what` names the message in both.
  */
-export function encode(envelope: Envelope, options: EncodeOptions = {}): string {
-  return encodeJson(envelope.v === undefined ? { v: PROTOCOL_VERSION, ...envelope } : envelope, options);
+export function encodeMessage(envelope: Envelope, options: EncodeOptions = {}): WireBody {
+  return encodeWire(envelope.v === undefined ? { v: PROTOCOL_VERSION, ...envelope } : envelope, options);
 }
 
-/** Any JSON value (or a string, sent as is) as wire text, with the checks of `encode`. */
+/** `encodeMessage` of an envelope whose payload is JSON (presence, link status…): its text. */
+export function encode(envelope: Envelope, options: EncodeOptions = {}): string {
+  if (isBytes(envelope.payload)) throw new TypeError('this message has a bytes payload: it is a binary message, made by encodeMessage (protocol §3.5)');
+  return encodeMessage(envelope, options) as string;
+}
+
+/**
+ * What `publish` sends: an object whose `payload` is bytes as a binary message (protocol §3.5),
+ * bytes as they are, anything else as `encodeJson` does; with the same checks.
+ */
+export function encodeWire(value: unknown, options: EncodeOptions = {}): WireBody {
+  if (isBytes(value) || hasBinaryPayload(value)) return encodeBinary(value, options.maxBytes ?? Infinity, () => (typeof options.what === 'function' ? options.what() : (options.what ?? 'the message')));
+  return encodeJson(value, options);
+}
+
+/** Any JSON value (or a string, sent as is) as wire text, with the checks of `encodeMessage`. */
 export function encodeJson(value: unknown, options: EncodeOptions = {}): string {
   const what = () => (typeof options.what === 'function' ? options.what() : (options.what ?? 'the message'));
   let body: string | undefined;
@@ -236,4 +278,22 @@ export function encodeJson(value: unknown, options: EncodeOptions = {}): string 
     if (size > maxBytes) throw new PayloadTooLargeError(`${what()} is ${size} bytes, over the ${maxBytes}-byte limit`);
   }
   return body;
+}
+
+function encodeBinary(value: Uint8Array | { payload: Uint8Array }, maxBytes: number, what: () => string): Uint8Array {
+  if (isBytes(value)) {
+    if (value.length > maxBytes) throw new PayloadTooLargeError(`${what()} is ${value.length} bytes, over the ${maxBytes}-byte limit`);
+    return value;
+  }
+  const body = value.payload;
+  let headerText: string;
+  try {
+    headerText = JSON.stringify(binaryHeader(value as Record<string, unknown>, body.length));
+  } catch (cause) {
+    throw new TypeError(`${what()} is not JSON: ${(cause as Error).message}`, { cause });
+  }
+  // Header + LF + body (protocol §3.4): checked before a byte is copied.
+  const size = utf8ByteLength(headerText) + 1 + body.length;
+  if (size > maxBytes) throw new PayloadTooLargeError(`${what()} is ${size} bytes, over the ${maxBytes}-byte limit`);
+  return frame(headerText, body);
 }

@@ -189,6 +189,17 @@ export class NotSentError extends RelaisError {
   }
 }
 
+/**
+ * A payload could not be sealed or opened (protocol §3.6): no sealing key known for a recipient
+ * identity (the request is not sent), or a sealed answer that did not open.
+ */
+export class SealingError extends RelaisError {
+  override readonly name = 'SealingError';
+  constructor(message: string, options: { cause?: unknown; details?: unknown } = {}) {
+    super('SEALING', message, options);
+  }
+}
+
 /** A handler answered with a non-zero code. `responseCode` is that code; `payload` what came with it. */
 export class RemoteError extends RelaisError {
   override readonly name = 'RemoteError';

@@ -7,7 +7,7 @@ import { z } from 'zod';
 export const EVENTS_CATEGORY = 'relais/events';
 export const EVENTS_ACTION = 'relais/events/get';
 
-export const EVENT_TYPES = ['client', 'request.started', 'request.finished', 'notification', 'log', 'history.gap', 'site.up', 'site.down', 'site.sync'] as const;
+export const EVENT_TYPES = ['client', 'request.started', 'request.finished', 'notification', 'log', 'history.gap', 'site.up', 'site.down', 'site.sync', 'kv.put', 'kv.delete'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 /** One event: `cursor` increases by one from each event to the next, with no gap. */

@@ -3,6 +3,7 @@
  * holds and what a query may filter on. Pure: no I/O.
  */
 import { z } from 'zod';
+import { sealMemberSchema, type SealMember } from './sealing.js';
 
 export const HISTORY_ACTIONS = {
   get: 'relais/history/get',
@@ -74,6 +75,23 @@ export interface HistoryRowInput {
    * payload could not be encoded again as JSON (nested too deeply). Absent otherwise.
    */
   raw?: boolean | undefined;
+  /**
+   * A binary payload (protocol §3.5, §11.1): `data` is the Base64 of its bytes (the first ones,
+   * when `truncated`), `size` their count, `sha256` the hex SHA-256 of all of them. Absent for JSON.
+   */
+  sha256?: string | undefined;
+  /**
+   * A sealed payload (protocol §3.6, §11.1): the message's header `seal` member as it came. The
+   * row is then a binary row of the ciphertext (`data`, `size`, `sha256` are of the sealed body),
+   * whatever its kind; the router holds no key and never opens it. Absent for other payloads.
+   */
+  seal?: SealMember | undefined;
+  /**
+   * Never stored: set by the library on a sealed row it opened for its caller (`bus.history`,
+   * `bus.follow`). `seal` stays; `data`, `size`, `sha256` and `truncated` are then the plaintext's,
+   * as the row of the same payload unsealed would hold them.
+   */
+  opened?: true | undefined;
   /** Tells a repeated message (a retried command, a QoS 1 redelivery) from a new one: same token and digest = same message. */
   digest: string;
   /** The site whose history the row was pulled from (protocol §13.5); absent for the router's own rows. */
@@ -177,6 +195,8 @@ export const historyRowSchema = z
     size: z.number().int().nonnegative(),
     truncated: z.boolean(),
     raw: z.boolean().optional(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+    seal: sealMemberSchema.optional(),
     site: optionalText,
     digest: z.string().min(1).max(1024).optional(),
   })

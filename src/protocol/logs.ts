@@ -19,6 +19,9 @@ export const DEFAULT_LOG_LINES = 100;
 /** The most lines one request may ask for: a larger `lines` is refused, not silently cut. */
 export const MAX_LOG_LINES = 10_000;
 
+/** Follows one client serves at once (protocol §11.4): one more is refused with code 8 (`BusyError`). One-off retrievals are never refused. */
+export const MAX_LOG_FOLLOWS = 8;
+
 /** A request's payload, checked and with its defaults (protocol §11.4). */
 export interface LogsRequest {
   /** The newest `lines` matching lines (for a follow: the backlog sent first). */
@@ -63,7 +66,7 @@ export interface LogsAnswer extends LogsProgress {
   kept: LogsKept;
   /** Older matching lines were left out to keep the answer under the message size limit. */
   truncated?: true;
-  /** Why a follow ended by itself: its hold on the client's logs lock ran out (ask again with `after: next`). */
+  /** Why a follow ended by itself: it ran for the client's `logs.lockTimeout` (ask again with `after: next`). */
   ended?: 'lock-timeout';
   /** The source asked for exists but cannot be served on this host (e.g. no `journalctl`): not an error. */
   unavailable?: string;

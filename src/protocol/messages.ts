@@ -5,6 +5,7 @@
  */
 import { EVERYONE, PROTOCOL_VERSION, type Envelope, type Priority } from './envelope.js';
 import type { WireError } from './errors.js';
+import { frame, splitFrame, type WireBody } from './framing.js';
 
 export function commandMessage(fields: {
   source: string;
@@ -37,8 +38,18 @@ export function commandMessage(fields: {
 
 const ACCEPT_BY_KEY = ',"acceptBy":';
 
-/** A command's wire text with a new `acceptBy` (the command was built with one, written last). */
-export function restampAcceptBy(body: string, acceptBy: number): string {
+/**
+ * A command's wire form with a new `acceptBy` (the command was built with one, written last;
+ * in a binary message's header, protocol §3.5).
+ */
+export function restampAcceptBy(body: string, acceptBy: number): string;
+export function restampAcceptBy(body: WireBody, acceptBy: number): WireBody;
+export function restampAcceptBy(body: WireBody, acceptBy: number): WireBody {
+  if (typeof body !== 'string') {
+    const framed = splitFrame(body);
+    if (!framed) throw new TypeError('this command carries no acceptBy to renew');
+    return frame(restampAcceptBy(framed.headerText, acceptBy), framed.body);
+  }
   const at = body.lastIndexOf(ACCEPT_BY_KEY);
   if (at < 0) throw new TypeError('this command carries no acceptBy to renew');
   return `${body.slice(0, at)}${ACCEPT_BY_KEY}${acceptBy}}`;

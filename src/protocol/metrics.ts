@@ -1,7 +1,9 @@
 /**
  * The router's metrics on the wire (protocol §11.6): the notification category they are
- * published on, the action that answers the latest snapshot, and what a snapshot holds.
+ * published on, the action that answers the latest snapshot (or the last hour's), and what a
+ * snapshot holds.
  */
+import { z } from 'zod';
 
 export const METRICS_CATEGORY = 'relais/metrics';
 export const METRICS_ACTION = 'relais/metrics/get';
@@ -12,6 +14,8 @@ export interface ActionMetrics {
   /** Requests that ended in the interval (final or error). */
   completed: number;
   errors: number;
+  /** Of `errors`, those answered with code 2 (`InvalidMessageError` and its kinds): the requester's mistake, such as a kill of a request that has already ended. */
+  refused: number;
   /** requests per second over the interval. */
   rate: number;
   /** errors / completed, 0 when nothing completed. */
@@ -28,4 +32,15 @@ export interface MetricsSnapshot {
   /** Rows the router stored in the interval, and per second. */
   rows: number;
   rowsPerSecond: number;
+}
+
+/** How long the router keeps its published snapshots for `relais/metrics/get` with `since` (protocol §11.6): an hour. */
+export const METRICS_KEPT_MS = 3_600_000;
+
+/** `relais/metrics/get` takes `{}` (the latest snapshot) or `{"since": ms}` (the snapshots kept since then). */
+export const metricsQuerySchema = z.object({ since: z.number().int().nonnegative().optional() }).strict();
+
+/** The answer to `{"since": ms}`: the published snapshots that end after `since`, oldest first, at most the last hour's. */
+export interface MetricsHistory {
+  snapshots: MetricsSnapshot[];
 }

@@ -25,6 +25,10 @@ export type ClientStatus = (typeof CLIENT_STATUSES)[number];
 
 /** One client in a list (`relais/clients/list/get` and its notification). */
 export interface ClientSummary {
+  /** The identity of its client id (protocol §2.1): the id itself, or `alice` for `alice~tab1`. Sessions of one identity are grouped by it. */
+  identity: string;
+  /** The session of its client id (`tab1` for `alice~tab1`), when it has one. */
+  session?: string;
   status: ClientStatus;
   host?: string;
   pid?: number;
@@ -32,7 +36,7 @@ export interface ClientSummary {
   version?: string;
   /** Epoch ms: when the registry saw it come up (`starting` or `alive` after anything else); absent while it is down. */
   connectedSince?: number;
-  /** Epoch ms, the registry's clock: when a presence of it last arrived. */
+  /** Epoch ms, the registry's clock: when the router last saw a presence of it or any message it sent (protocol §11.3). */
   lastSeen: number;
   /** The site it is a client of, from the site's roster (protocol §13.5); absent for the central's own clients. */
   site?: string;

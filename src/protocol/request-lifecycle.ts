@@ -15,7 +15,8 @@
  * (its own time-out ends it). Only the handler's presence says it is gone (protocol §7.3):
  * `stopped`, its will (then `reconnectGrace` to come back), or another instance.
  */
-import { encode, type Envelope, type Priority } from './envelope.js';
+import { encodeMessage, type Envelope, type Priority } from './envelope.js';
+import type { WireBody } from './framing.js';
 import { fromWire, HandlerGoneError, NoHandlerError, type RelaisError, ResponseCode, type SiteUnreachableError, TimeoutError } from './errors.js';
 import { commandMessage, restampAcceptBy } from './messages.js';
 import type { PresenceInfo } from './presence.js';
@@ -58,6 +59,11 @@ export interface RequestPlan {
    * 0 or absent: it fails at once.
    */
   waitForSite?: number | undefined;
+  /**
+   * Seals the command's payload (protocol §3.6), called at each encoding: a command moved to
+   * another handler is sealed again for it. Throws what makes it impossible (no key).
+   */
+  seal?: ((command: Envelope) => Envelope) | undefined;
 }
 
 /** What the request reads of the requester around it. Queries only: nothing here has an effect. */
@@ -161,7 +167,7 @@ export class RequestLifecycle {
   private written = false;
   private finished = false;
   /** The command's wire text (its acceptBy renewed in place when needed). */
-  private text = '';
+  private text: WireBody = '';
   /** The acceptance deadline the text carries (protocol §4.7): the current offer's, or 0 for a status query. */
   private acceptBy: number | undefined;
   /** The current handler was offered the command again (new acceptBy): a refusal before the first one passed then says nothing of its clock. */
@@ -241,7 +247,7 @@ export class RequestLifecycle {
    * carries `acceptBy` = now + ¾ of its wait; a retry half-way, the same `acceptBy`; once
    * taken, `acceptBy` 0, a status query (protocol §4.7).
    */
-  commandText(now: number): string {
+  commandText(now: number): WireBody {
     if (!this.acks) return this.text;
     const wanted = this.accepted ? 0 : this.mode === 'retry' ? this.acceptBy! : this.acceptByFrom(now);
     if (wanted === 0) this.statusAsked = true;
@@ -504,7 +510,7 @@ export class RequestLifecycle {
       ...(this.acceptBy !== undefined && { acceptBy: this.acceptBy }),
       ...(this.plan.onBehalfOf !== undefined && { onBehalfOf: this.plan.onBehalfOf }),
     });
-    this.text = encode(envelope, { maxBytes: this.world.maxMessageBytes, what: () => `the request to ${this.action}` });
+    this.text = encodeMessage(this.plan.seal ? this.plan.seal(envelope) : envelope, { maxBytes: this.world.maxMessageBytes, what: () => `the request to ${this.action}` });
   }
 
   /** When a handler must have taken the command written at `now`: the last quarter of the wait is for its acknowledgement to travel back. */

@@ -46,6 +46,22 @@ export function signedText(topic: string, header: SignatureHeader, unsigned: str
   return `${DOMAIN}${NUL}${topic}${NUL}${header.kid}${NUL}${header.boot}${NUL}${header.seq}${NUL}${header.ts}${NUL}${unsigned}`;
 }
 
+const UTF8 = new TextEncoder();
+
+/**
+ * The bytes an Ed25519 signature covers: `signedText` in UTF-8 and, for a binary message, one
+ * NUL and its body (protocol §12.2, §3.5): `unsigned` is then the header without the sig member.
+ */
+export function signedBytes(topic: string, header: SignatureHeader, unsigned: string, body?: Uint8Array): Uint8Array {
+  const text = UTF8.encode(signedText(topic, header, unsigned));
+  if (!body) return text;
+  const bytes = new Uint8Array(text.length + 1 + body.length);
+  bytes.set(text, 0);
+  bytes[text.length] = 0;
+  bytes.set(body, text.length + 1);
+  return bytes;
+}
+
 /** Whether `body` is a JSON object text with at least one member, the only kind of text that is signed. */
 export function isSignable(body: string): boolean {
   return body.length > 2 && body.charCodeAt(0) === 0x7b && body.charCodeAt(body.length - 1) === 0x7d;

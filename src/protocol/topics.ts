@@ -25,15 +25,73 @@ export type ParsedTopic =
   | { kind: 'presence'; clientId: string }
   | { kind: 'other' };
 
-// '~' is kept out of ids: a client's real-time connection uses `<id>~rt` as MQTT client id.
-const ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
+// A base id has no '~': `~` separates a session (`<identity>~<session>`) and the real-time lane (`~rt`).
+const BASE_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
+const SESSION_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
+/** The suffix of a client's real-time connection: its MQTT client id is `<client id>~rt` (protocol §6.2). */
+export const REALTIME_LANE = 'rt';
 
-/** Why `id` is not a valid client id, or undefined when it is. protocol §2.1 */
-export function checkClientId(id: string): string | undefined {
-  if (typeof id !== 'string' || !ID_PATTERN.test(id)) {
-    return `client id ${JSON.stringify(id)} must be 1-128 characters among letters, digits and _ . : @ -`;
+/**
+ * An MQTT client id read by the grammar of protocol §2.1: `<identity>`, `<identity>~<session>`,
+ * each optionally followed by `~rt` (its real-time lane, protocol §6.2). Several sessions of one
+ * identity (two tabs of the page, the page and a CLI) are distinct client ids of one principal.
+ */
+export interface ClientIdParts {
+  /** The base id: with security on, the authenticated identity. */
+  identity: string;
+  /** The session, when the id has one: 1-32 of letters, digits, _ and -, never `rt`. */
+  session?: string;
+  /** `rt` when this is the real-time lane's MQTT client id. */
+  lane?: typeof REALTIME_LANE;
+}
+
+/** Why `mqttId` is not `<base>[~<session>][~rt]`, or its parts. The one parser of client ids (protocol §2.1). */
+export function parseClientId(mqttId: string): ClientIdParts | { problem: string } {
+  if (typeof mqttId !== 'string') return { problem: 'a client id must be a string' };
+  const parts = mqttId.split('~');
+  const lane = parts.length > 1 && parts.at(-1) === REALTIME_LANE ? REALTIME_LANE : undefined;
+  if (lane) parts.pop();
+  const [identity, session, ...rest] = parts as [string, string | undefined, ...string[]];
+  const shown = JSON.stringify(mqttId);
+  if (!BASE_ID_PATTERN.test(identity)) return { problem: `client id ${shown} must be 1-128 characters among letters, digits and _ . : @ -, optionally followed by ~<session>` };
+  if ((RESERVED_SEGMENTS as readonly string[]).includes(identity)) return { problem: `client id ${shown} is a reserved topic word` };
+  if (rest.length > 0) return { problem: `client id ${shown} has more than one ~<session>` };
+  if (session !== undefined) {
+    if (session === REALTIME_LANE) return { problem: `client id ${shown}: ~rt is the real-time lane, not a session` };
+    if (!SESSION_PATTERN.test(session)) return { problem: `client id ${shown}: a session (after ~) must be 1-32 characters among letters, digits, _ and -` };
   }
-  if ((RESERVED_SEGMENTS as readonly string[]).includes(id)) return `client id ${JSON.stringify(id)} is a reserved topic word`;
+  return { identity, ...(session !== undefined && { session }), ...(lane && { lane }) };
+}
+
+/** The client id `<identity>~<session>` (or `<identity>` without a session); throws TypeError naming what is wrong. */
+export function sessionClientId(identity: string, session?: string): string {
+  const id = session === undefined ? identity : `${identity}~${session}`;
+  assertValid(checkClientId(id) ?? (identity.includes('~') ? `identity ${JSON.stringify(identity)} cannot contain ~` : undefined));
+  return id;
+}
+
+/** The identity behind a client id or a lane's MQTT client id (`alice~tab1~rt` is `alice`); an id outside the grammar is its own. */
+export function identityOfClientId(mqttId: string): string {
+  const parts = parseClientId(mqttId);
+  return 'problem' in parts ? mqttId : parts.identity;
+}
+
+/** The client id a lane's MQTT client id belongs to (`alice~tab1~rt` is `alice~tab1`); an id outside the grammar is its own. */
+export function clientIdOfConnection(mqttId: string): string {
+  const parts = parseClientId(mqttId);
+  if ('problem' in parts) return mqttId;
+  return parts.session === undefined ? parts.identity : `${parts.identity}~${parts.session}`;
+}
+
+/** Why `id` is not a valid client id, or undefined when it is. A lane's `<id>~rt` is not one: it is an MQTT client id of `<id>`. protocol §2.1 */
+export function checkClientId(id: string): string | undefined {
+  if (typeof id === 'string' && BASE_ID_PATTERN.test(id)) {
+    // The common case, without '~': no split.
+    return (RESERVED_SEGMENTS as readonly string[]).includes(id) ? `client id ${JSON.stringify(id)} is a reserved topic word` : undefined;
+  }
+  const parts = parseClientId(id);
+  if ('problem' in parts) return parts.problem;
+  if (parts.lane) return `client id ${JSON.stringify(id)} ends with ~rt: that is the MQTT client id of a real-time lane (protocol §6.2), not a client id`;
   return undefined;
 }
 
@@ -224,20 +282,42 @@ function readTopic(topic: string): ParsedTopic {
   return { kind: 'other' };
 }
 
+const HASH = 0x23;
+const PLUS = 0x2b;
+
 /** MQTT topic filter matching (+ one level, # the rest), as brokers do it. [MQTT-4.7] */
 export function topicMatches(filter: string, topic: string): boolean {
   if (filter === topic) return true;
   // [MQTT-4.7.2-1] wildcards at the first level do not match topics starting with '$'
   if (topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) return false;
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    const part = f[i];
-    if (part === '#') return true;
-    if (i >= t.length) return false;
-    if (part !== '+' && part !== t[i]) return false;
+  // Level by level in place, without splitting: a client runs this for each of its subscriptions
+  // on every message it receives (the router, subscribed to everything, on every message of the bus).
+  let f = 0; // start of the filter's current level
+  let t = 0; // start of the topic's current level; topic.length + 1 once past its last level
+  for (;;) {
+    const fEnd = levelEnd(filter, f);
+    if (fEnd === f + 1 && filter.charCodeAt(f) === HASH) return true; // '#' matches the parent level too: 'a/#' matches 'a'
+    if (t > topic.length) return false; // the filter has more levels
+    const tEnd = levelEnd(topic, t);
+    const plus = fEnd === f + 1 && filter.charCodeAt(f) === PLUS;
+    if (!plus && !sameLevel(filter, f, fEnd, topic, t, tEnd)) return false;
+    if (fEnd === filter.length) return tEnd === topic.length;
+    f = fEnd + 1;
+    t = tEnd + 1;
   }
-  return f.length === t.length;
+}
+
+/** Whether `a` from `aStart` to `aEnd` and `b` from `bStart` to `bEnd` are the same text. */
+function sameLevel(a: string, aStart: number, aEnd: number, b: string, bStart: number, bEnd: number): boolean {
+  if (aEnd - aStart !== bEnd - bStart) return false;
+  for (let i = 0; i < aEnd - aStart; i++) if (a.charCodeAt(aStart + i) !== b.charCodeAt(bStart + i)) return false;
+  return true;
+}
+
+/** Where the level starting at `from` ends: the index of its '/', or the text's length. */
+function levelEnd(text: string, from: number): number {
+  const slash = text.indexOf('/', from);
+  return slash < 0 ? text.length : slash;
 }
 
 /** Why `filter` is not a valid MQTT subscription filter, or undefined. protocol §2.1 */

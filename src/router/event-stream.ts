@@ -8,17 +8,19 @@
  * exactly how many it missed. Events carry a key (an event is what happened, not which
  * router saw it), so that routers sharing one store keep each once (protocol §11.8).
  */
+import { hash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Bus } from '../client/bus.js';
 import type { ReceivedMessage, Registration } from '../client/types.js';
 import { EVENTS_ACTION, EVENTS_CATEGORY, eventsQuerySchema, type BusEvent } from '../protocol/events.js';
 import type { HistoryRowInput } from '../protocol/history.js';
+import type { SealMember } from '../protocol/sealing.js';
 import { REGISTRY_CATEGORIES } from '../protocol/registry.js';
 import { parseTopic } from '../protocol/topics.js';
 import type { EventLog, NewEvent } from './event-log.js';
 import { parsed } from './history-service.js';
 import { Batcher } from './batcher.js';
-import { capData, messageDigest } from './recorder.js';
+import { capData, messageDigest, sealOf } from './recorder.js';
 import { WriteBacklog } from './write-backlog.js';
 import { ClientEventKeys } from './client-event-keys.js';
 
@@ -74,7 +76,10 @@ export class EventStream {
     if (topic.kind === 'notification') {
       if (topic.category === EVENTS_CATEGORY || topic.category === REGISTRY_CATEGORIES.list) return;
       if (topic.category === REGISTRY_CATEGORIES.detail) return this.onClients(envelope.payload);
-      this.add({ type: 'notification', data: { category: topic.category, source: envelope.source, ...this.payloadOf(envelope.payload, message.raw) }, key: messageKey(message) });
+      const seal = sealOf(envelope);
+      // A sealed notification (protocol §3.6) is told by whom it is sealed for and its size; neither its ciphertext nor anything opened is in an event.
+      const payload = seal ? sealedSummary(seal, envelope.payload as Uint8Array) : this.payloadOf(envelope.payload, message.raw);
+      this.add({ type: 'notification', data: { category: topic.category, source: envelope.source, ...payload }, key: messageKey(message) });
     } else if (topic.kind === 'log') {
       const log = (envelope.payload ?? {}) as { level?: unknown; message?: unknown; data?: unknown };
       if (typeof log.level !== 'string' || !LOUD_LEVELS.has(log.level)) return;
@@ -127,6 +132,15 @@ export class EventStream {
     this.add({ type, data, ...(key !== undefined && { key }) });
   }
 
+  /**
+   * A change of the key-value store (protocol §14.7): bucket, key, revision, author and
+   * operation, never the value. Keyed by bucket and revision: routers sharing a store that both
+   * see the change keep it once.
+   */
+  onKv(type: 'kv.put' | 'kv.delete', data: { bucket: string; key: string; revision: number; author: string; operation: string }): void {
+    this.add({ type, data: { ...data }, key: `kv\n${data.bucket}\n${data.revision}` });
+  }
+
   /** The registry's detail notification carries only the clients that changed (protocol §11.3). */
   private onClients(payload: unknown): void {
     const clients = (payload as { clients?: Record<string, { status?: string; host?: string; pid?: number; since?: number; reason?: string } | null> } | null)?.clients;
@@ -141,8 +155,10 @@ export class EventStream {
 
   /** The payload as the event carries it; one that cannot be encoded again (nested too deeply) is told by its size alone. */
   private payloadOf(payload: unknown, message: Buffer): Record<string, unknown> {
-    const { data, size, truncated, raw } = capData(payload, this.options.maxDataBytes, message);
+    const { data, size, truncated, raw, sha256 } = capData(payload, this.options.maxDataBytes, message);
     if (raw) return { raw: true, size };
+    // A binary payload (protocol §3.5) is told by its size and digest; its bytes are in no event.
+    if (sha256) return { binary: true, size, sha256 };
     return truncated ? { truncated: true, size } : { payload: JSON.parse(data) as unknown };
   }
 
@@ -197,6 +213,11 @@ export class EventStream {
         : 'events could not be stored (they wait and are tried again, new events or not)',
     );
   }
+}
+
+/** What an event says of a sealed payload: the key ids it is sealed for, the ciphertext's size and digest. */
+function sealedSummary(seal: SealMember, ciphertext: Uint8Array): Record<string, unknown> {
+  return { sealed: true, kids: seal.to.map((recipient) => recipient.kid), size: ciphertext.length, sha256: hash('sha256', ciphertext, 'hex') };
 }
 
 /** A notification or log event is its message: the same bytes on the same topic, whichever router saw them (or saw them again). */

@@ -5,6 +5,8 @@
  * by the policy; the router reads the identities' roles and the policy from the files the broker
  * reads, again when they change. With security off (no identities file) every client reads
  * every row: any client may claim any id and subscribe to `#`, so the history hides nothing.
+ * A party is an identity: the rows of each of its sessions `<identity>~<session>` are its own
+ * (protocol §2.1; one principal, docs/security.md "Sessions").
  *
  * A delegate (the HTTP API of `relais start`) asks for the identity its caller proved: it names
  * it in the command's `onBehalfOf`; the router trusts that field from delegates only.
@@ -13,7 +15,7 @@ import fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { HandlerContext } from '../client/types.js';
 import { NotAuthorizedError } from '../protocol/errors.js';
-import { checkClientId } from '../protocol/topics.js';
+import { checkClientId, identityOfClientId } from '../protocol/topics.js';
 import { defaultPolicy } from '../security/default-policy.js';
 import { IdentityStore } from '../security/identities.js';
 import { loadPolicy } from '../security/policy-file.js';
@@ -83,9 +85,10 @@ export class HistoryAccess {
     throw new NotAuthorizedError(`${ctx.source} asks the history on behalf of an identity: onBehalfOf must name one`);
   }
 
-  /** Whether `identity` holds `grant` (always, with security off: there is no policy to say otherwise). */
-  holds(identity: string, grant: Grant): boolean {
+  /** Whether the identity of `clientId` holds `grant` (always, with security off: there is no policy to say otherwise). */
+  holds(clientId: string, grant: Grant): boolean {
     if (!this.identities || !this.policy) return true;
+    const identity = identityOfClientId(clientId);
     return holdsGrant(this.policy(), { identity, roles: this.rolesOf(identity) }, grant);
   }
 
@@ -95,9 +98,19 @@ export class HistoryAccess {
     return this.linkPeers.has(identity) && !roles.includes(SITE_ROLE) ? [...roles, SITE_ROLE] : roles;
   }
 
-  /** The rows `identity` may read: undefined for all of them (security off, or `history:read-all`). */
-  scopeOf(identity: string): HistoryScope | undefined {
+  /**
+   * The policy in force and the subject `clientId` is to it, for the key-value store's rules
+   * (protocol §14.8): roles are its identity's, `${id}` is read by the kv rules; undefined with security off.
+   */
+  policySubject(clientId: string): { policy: Policy; subject: { identity: string; roles: string[] } } | undefined {
     if (!this.identities || !this.policy) return undefined;
+    return { policy: this.policy(), subject: { identity: clientId, roles: this.rolesOf(identityOfClientId(clientId)) } };
+  }
+
+  /** The rows the identity of `clientId` may read (its sessions' too): undefined for all of them (security off, or `history:read-all`). */
+  scopeOf(clientId: string): HistoryScope | undefined {
+    if (!this.identities || !this.policy) return undefined;
+    const identity = identityOfClientId(clientId);
     return holdsGrant(this.policy(), { identity, roles: this.rolesOf(identity) }, READ_ALL_GRANT) ? undefined : { party: identity };
   }
 }

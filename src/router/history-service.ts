@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { Bus } from '../client/bus.js';
 import type { HandlerContext, Registration } from '../client/types.js';
 import { InvalidMessageError, NotAuthorizedError } from '../protocol/errors.js';
-import { checkPath } from '../protocol/topics.js';
+import { checkPath, identityOfClientId } from '../protocol/topics.js';
 import { READ_ALL_GRANT, type HistoryAccess } from './history-access.js';
 import { endsLifecycle, HISTORY_ACTIONS, historyFollowSchema, historyPutSchema, parseHistoryQuery, type HistoryFollow, type HistoryPage, type HistoryPut, type HistoryRow } from '../protocol/history.js';
 import type { HistoryScope, HistoryStore } from './history-store.js';
@@ -59,7 +59,8 @@ async function put(store: HistoryStore, recorder: Recorder, input: HistoryPut, a
   await recorder.flush(); // a command received before this put is known before it is judged
   const tokenQuery = parseHistoryQuery({ token: input.token, limit: 1 });
   const known = (await store.query(tokenQuery)).rows[0];
-  if (known && (await store.query(tokenQuery, { party: author })).rows.length === 0) {
+  // A party is an identity: any of its sessions may put for a token another session of it sent (protocol §2.1).
+  if (known && (await store.query(tokenQuery, { party: identityOfClientId(author) })).rows.length === 0) {
     // Whose it is stays unsaid: a stranger learns nothing of the token.
     throw new NotAuthorizedError(`${author} may not put a result for token ${input.token}: only its requester or one of its handlers may`);
   }

@@ -4,10 +4,10 @@
  * row and a site's sync read back. Only the placeholders differ (`?` in SQLite, `$n` in
  * PostgreSQL): each store passes how it adds a parameter.
  */
-import type { HistoryPage, HistoryRow, ResolvedHistoryQuery } from '../protocol/history.js';
+import type { HistoryPage, HistoryRow, HistoryRowInput, ResolvedHistoryQuery } from '../protocol/history.js';
 import type { HistoryScope, StoredSiteSync } from './history-store.js';
 
-const COLUMNS = 'id, token, kind, code, ctime, etime, action, source, target, progress, priority, size, truncated, data, raw, via, site';
+const COLUMNS = 'id, token, kind, code, ctime, etime, action, source, target, progress, priority, size, truncated, data, raw, via, site, sha256, seal';
 
 /** Filters and their comparison, before the parameter's placeholder; the order is the WHERE clause's. */
 const FILTERS = [
@@ -30,6 +30,19 @@ const FILTERS = [
 export type AddParameter = (value: string | number) => string;
 
 /**
+ * `column` begins with `prefix`, as a range of its index. The characters after a session's `~`
+ * are all below U+007F (protocol §2.1), so `[prefix, prefix + U+007F)` holds exactly the ids
+ * beginning with it when the column compares by code point (SQLite's BINARY; PostgreSQL's "C").
+ */
+export type StartsWith = (column: string, prefix: string, parameter: AddParameter) => string;
+
+const binaryStartsWith: StartsWith = (column, prefix, parameter) => `(${column} >= ${parameter(prefix)} AND ${column} < ${parameter(`${prefix}\u007f`)})`;
+
+/** PostgreSQL's text compares by the database's collation: the range is in "C" (indexed by relais_history_source_c, _target_c). */
+export const postgresStartsWith: StartsWith = (column, prefix, parameter) =>
+  `(${column} COLLATE "C" >= ${parameter(prefix)} AND ${column} COLLATE "C" < ${parameter(`${prefix}\u007f`)})`;
+
+/**
  * The SELECT of `query` on `table`, within `scope`, asking one row more than the query's limit
  * (it tells whether there is a next page: `historyPage`). The scope: rows of the tokens the party
  * is the source or target of a row of. With a token filter, whether the party belongs to that
@@ -37,18 +50,21 @@ export type AddParameter = (value: string | number) => string;
  * the source and target indexes (measured in SQLite on 1M rows: 4-11 ms for a client's newest
  * 100, ~0.4 s for a handler of a quarter of them; the other form took 1.3 s for a party with no row).
  */
-export function historySelect(table: string, query: ResolvedHistoryQuery, scope: HistoryScope | undefined, parameter: AddParameter): string {
+export function historySelect(table: string, query: ResolvedHistoryQuery, scope: HistoryScope | undefined, parameter: AddParameter, startsWith: StartsWith = binaryStartsWith): string {
   const clauses: string[] = [];
   for (const [field, comparison] of FILTERS) {
     const value = query[field];
     if (value !== undefined) clauses.push(`${comparison} ${parameter(value)}`);
   }
   if (scope) {
+    // The party is an identity: its rows are those of its client id and of its sessions `<identity>~<session>` (protocol §2.1).
     const { party } = scope;
+    const sessions = `${party}~`;
+    const of = (column: string) => `(${column} = ${parameter(party)} OR ${startsWith(column, sessions, parameter)})`;
     clauses.push(
       query.token !== undefined
-        ? `EXISTS (SELECT 1 FROM ${table} p WHERE p.token = ${table}.token AND (p.source = ${parameter(party)} OR p.target = ${parameter(party)}))`
-        : `token IN (SELECT token FROM ${table} WHERE source = ${parameter(party)} UNION SELECT token FROM ${table} WHERE target = ${parameter(party)})`,
+        ? `EXISTS (SELECT 1 FROM ${table} p WHERE p.token = ${table}.token AND (${of('p.source')} OR ${of('p.target')}))`
+        : `token IN (${['source', 'target'].flatMap((column) => [`SELECT token FROM ${table} WHERE ${column} = ${parameter(party)}`, `SELECT token FROM ${table} WHERE ${startsWith(column, sessions, parameter)}`]).join(' UNION ')})`,
     );
   }
   const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '';
@@ -74,6 +90,10 @@ export interface StoredHistoryRow {
   raw: boolean | 0 | 1;
   via: string | null;
   site: string | null;
+  /** A binary payload's SHA-256 (protocol §11.1); NULL for JSON. */
+  sha256: string | null;
+  /** A sealed payload's header `seal` member as JSON text (protocol §3.6, §11.1); NULL otherwise. */
+  seal: string | null;
   digest?: string;
 }
 
@@ -96,6 +116,9 @@ export function historyRowOf(stored: StoredHistoryRow): HistoryRow {
     data: stored.data,
   };
   if (stored.raw) row.raw = true;
+  if (stored.sha256 !== null && stored.sha256 !== undefined) row.sha256 = stored.sha256;
+  const seal = sealOfText(stored.seal);
+  if (seal !== undefined) row.seal = seal;
   if (stored.via !== null) row.via = stored.via;
   if (stored.site !== null) row.site = stored.site;
   if (stored.digest !== undefined) row.digest = stored.digest;
@@ -104,6 +127,22 @@ export function historyRowOf(stored: StoredHistoryRow): HistoryRow {
   if (stored.progress !== null) row.progress = stored.progress;
   if (stored.priority !== null) row.priority = stored.priority;
   return row;
+}
+
+/** The `seal` column's text for a row's seal member (protocol §11.1), NULL for a row not sealed. */
+export function sealText(row: Pick<HistoryRowInput, 'seal'>): string | null {
+  return row.seal === undefined ? null : JSON.stringify(row.seal);
+}
+
+/** The seal member the `seal` column holds; a column the router did not write (not JSON, not an object) reads as absent. */
+function sealOfText(text: string | null | undefined): HistoryRow['seal'] {
+  if (text === null || text === undefined) return undefined;
+  try {
+    const seal: unknown = JSON.parse(text);
+    return typeof seal === 'object' && seal !== null && !Array.isArray(seal) ? (seal as HistoryRow['seal']) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A row of the `site_sync` table, the same columns in both stores. */

@@ -7,10 +7,10 @@
  */
 import type { Bus } from '../client/bus.js';
 import type { HandlerContext, Registration } from '../client/types.js';
-import { NotAuthorizedError, RequestEndedError, ResponseCode, UnknownTokenError } from '../protocol/errors.js';
+import { InvalidMessageError, NotAuthorizedError, RequestEndedError, ResponseCode, UnknownTokenError } from '../protocol/errors.js';
 import { endsLifecycle, KILL_ACTION, KILL_WAIT_MS, killRequestSchema, parseHistoryQuery, type HistoryRowInput, type KillOutcome, type KillRequest, type KillResult } from '../protocol/history.js';
 import { cancelMessage } from '../protocol/messages.js';
-import { cancelTopic } from '../protocol/topics.js';
+import { cancelTopic, identityOfClientId } from '../protocol/topics.js';
 import type { HistoryStore } from './history-store.js';
 import { parsed } from './history-service.js';
 import type { HistoryAccess } from './history-access.js';
@@ -29,13 +29,23 @@ export interface KillOptions {
   /** Client ids allowed to kill anyone's request, besides identities granted `requests:kill-any`. */
   admins: readonly string[];
   killBy: KillBy;
+  /** Told of each kill refused as the requester's mistake (an unknown token, a request already ended): the metrics count them (protocol §11.6). */
+  onRefused?: (action: string) => void;
 }
 
 /** The grant that lets an identity kill anyone's request (docs/security.md). */
 export const KILL_ANY_GRANT = 'requests:kill-any';
 
 export function serveKill(bus: Bus, store: HistoryStore, recorder: Recorder, access: HistoryAccess, options: KillOptions): Promise<Registration> {
-  return bus.handle(KILL_ACTION, (payload: unknown, ctx) => kill(bus, store, recorder, access, parsed(() => killRequestSchema.parse(payload)), ctx, options));
+  return bus.handle(KILL_ACTION, async (payload: unknown, ctx) => {
+    try {
+      return await kill(bus, store, recorder, access, parsed(() => killRequestSchema.parse(payload)), ctx, options);
+    } catch (error) {
+      // Logged at debug by the handling client (code 2), so counted here to stay visible.
+      if (error instanceof InvalidMessageError) options.onRefused?.(KILL_ACTION);
+      throw error;
+    }
+  });
 }
 
 async function kill(bus: Bus, store: HistoryStore, recorder: Recorder, access: HistoryAccess, input: KillRequest, ctx: HandlerContext, options: KillOptions): Promise<KillResult> {
@@ -44,6 +54,10 @@ async function kill(bus: Bus, store: HistoryStore, recorder: Recorder, access: H
   // Watched before reading: an end committed meanwhile is seen either way.
   const ending = waitForEnd(recorder, input.token);
   try {
+    // The rows received before this kill (on the same connection, so its end if the requester saw
+    // it before killing) may wait in the recorder's batch: stored first, a kill of a request that
+    // has ended is refused as ended, not sent as a cancel the handler no longer needs.
+    await recorder.flush();
     const rows = (await store.query(parseHistoryQuery({ token: input.token, limit: 10_000 }))).rows;
     const command = rows.find((row) => row.kind === 'command');
     if (!command) throw new UnknownTokenError(`token ${input.token} is not in the history: nothing to kill`, { details: { token: input.token } });
@@ -54,9 +68,10 @@ async function kill(bus: Bus, store: HistoryStore, recorder: Recorder, access: H
       });
     }
     const requester = command.source;
-    // An envelope's source is its sender's client id, which security binds to its identity (protocol §2.1, docs/security.md).
-    const own = options.killBy === 'anyone' || asker === requester;
-    if (!own && !options.admins.includes(asker) && !(access.private && access.holds(asker, KILL_ANY_GRANT))) {
+    // An envelope's source is its sender's client id, which security binds to its identity (protocol §2.1, docs/security.md):
+    // any session of the requester's identity may kill it (one principal).
+    const own = options.killBy === 'anyone' || identityOfClientId(asker) === identityOfClientId(requester);
+    if (!own && !options.admins.includes(asker) && !options.admins.includes(identityOfClientId(asker)) && !(access.private && access.holds(asker, KILL_ANY_GRANT))) {
       throw new NotAuthorizedError(`request ${input.token} was sent by ${requester}: only its identity or an administrator may kill it`);
     }
     // The handler that answered it; else the one it was sent to; else whoever serves it.

@@ -5,6 +5,7 @@
  * Pure TypeScript: no Node module.
  */
 import { matchesQuery, type HistoryPage, type HistoryRow, type HistoryRowInput, type ResolvedHistoryQuery } from '../protocol/history.js';
+import { identityOfClientId } from '../protocol/topics.js';
 import type { HistoryRetention, HistoryScope, HistoryStore, SitePage, SiteSyncOutcome, StoredSiteSync } from './history-store.js';
 
 export interface MemoryHistoryOptions {
@@ -191,6 +192,8 @@ function rowOf(input: HistoryRowInput, id: number, ctime: number): HistoryRow {
     data: input.data,
   };
   if (input.raw) row.raw = true;
+  if (input.sha256 !== undefined) row.sha256 = input.sha256;
+  if (input.seal !== undefined) row.seal = input.seal;
   if (input.via !== undefined) row.via = input.via;
   if (input.site !== undefined) row.site = input.site;
   if (input.code !== undefined) row.code = input.code;
@@ -200,9 +203,11 @@ function rowOf(input: HistoryRowInput, id: number, ctime: number): HistoryRow {
   return row;
 }
 
-/** Who a row makes a party to its token: its source and its target. */
+/** Who a row makes a party to its token: the identities of its source and its target (a session's rows are its identity's, protocol §2.1). */
 function partiesOf(row: HistoryRow): string[] {
-  return row.target === undefined || row.target === row.source ? [row.source] : [row.source, row.target];
+  const source = identityOfClientId(row.source);
+  const target = row.target === undefined ? undefined : identityOfClientId(row.target);
+  return target === undefined || target === source ? [source] : [source, target];
 }
 
 /** The index of the first entry whose id is above `id` (entries are by increasing id). */

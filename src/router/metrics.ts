@@ -5,6 +5,7 @@
  */
 import type { HistoryRow } from '../protocol/history.js';
 import type { ActionMetrics, MetricsSnapshot } from '../protocol/metrics.js';
+import { ResponseCode } from '../protocol/errors.js';
 
 /** Requests whose command was seen and whose end was not yet: bounded, the oldest forgotten first. */
 const MAX_OPEN_REQUESTS = 100_000;
@@ -15,6 +16,7 @@ interface Window {
   requests: number;
   completed: number;
   errors: number;
+  refused: number;
   latencies: number[];
   seen: number;
 }
@@ -35,7 +37,7 @@ export class Metrics {
    * Feeds the rows of one batch the router saw, each once, whether it or another router sharing
    * the store stored them: every router then answers the same figures.
    */
-  readonly onRows = (rows: readonly Pick<HistoryRow, 'kind' | 'token' | 'action' | 'etime'>[]): void => {
+  readonly onRows = (rows: readonly Pick<HistoryRow, 'kind' | 'token' | 'action' | 'etime' | 'code'>[]): void => {
     this.rows += rows.length;
     for (const row of rows) {
       if (row.kind === 'command') {
@@ -46,6 +48,8 @@ export class Metrics {
         const window = this.window(row.action);
         window.completed += 1;
         if (row.kind === 'error') window.errors += 1;
+        // The requester's mistake (code 2, protocol §5.2): the handler logs it at debug only, so it is counted here.
+        if (row.kind === 'error' && row.code === ResponseCode.INVALID_REQUEST) window.refused += 1;
         const start = this.open.get(row.token);
         if (start) {
           this.open.delete(row.token);
@@ -53,6 +57,15 @@ export class Metrics {
         }
       }
     }
+  };
+
+  /**
+   * Counts a requester's mistake answered by one of the router's own services (a kill of a
+   * request that has already ended): their requests are not in the history (protocol §11.1),
+   * so their rows never reach `onRows`.
+   */
+  readonly refuse = (action: string): void => {
+    this.window(action).refused += 1;
   };
 
   /** Ends the current interval: its snapshot becomes `latest`. */
@@ -65,6 +78,7 @@ export class Metrics {
         requests: window.requests,
         completed: window.completed,
         errors: window.errors,
+        refused: window.refused,
         rate: round(window.requests / seconds),
         errorRate: window.completed === 0 ? 0 : round(window.errors / window.completed),
         ...(window.latencies.length > 0 && { latency: percentiles(window.latencies) }),
@@ -84,7 +98,7 @@ export class Metrics {
   private window(action: string): Window {
     let window = this.windows.get(action);
     if (!window) {
-      window = { requests: 0, completed: 0, errors: 0, latencies: [], seen: 0 };
+      window = { requests: 0, completed: 0, errors: 0, refused: 0, latencies: [], seen: 0 };
       this.windows.set(action, window);
     }
     return window;

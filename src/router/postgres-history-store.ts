@@ -9,7 +9,7 @@ import type pg from 'pg';
 import type { HistoryPage, HistoryRow, HistoryRowInput, ResolvedHistoryQuery } from '../protocol/history.js';
 import type { HistoryRetention, HistoryScope, HistoryStore, SitePage, SiteSyncOutcome, StoredSiteSync } from './history-store.js';
 import { storableText, type PostgresDatabase } from './postgres-database.js';
-import { historyPage, historyRowOf, historySelect, siteSyncsOf, type StoredHistoryRow, type StoredSiteSyncRow } from './history-sql.js';
+import { historyPage, historyRowOf, historySelect, postgresStartsWith, sealText, siteSyncsOf, type StoredHistoryRow, type StoredSiteSyncRow } from './history-sql.js';
 
 const STORE = 'the PostgreSQL history store';
 
@@ -22,15 +22,15 @@ const STORE = 'the PostgreSQL history store';
  */
 const INSERT = `WITH input AS (
     SELECT * FROM json_to_recordset($1::json) AS x (n int, token text, kind text, code bigint, etime bigint, action text, source text, target text,
-      progress float8, priority text, size bigint, truncated boolean, data text, digest text, raw boolean, via text, site text)
+      progress float8, priority text, size bigint, truncated boolean, data text, digest text, raw boolean, via text, site text, sha256 text, seal text)
   ), fresh AS (
     SELECT DISTINCT ON (token, digest) * FROM input
     WHERE NOT EXISTS (SELECT 1 FROM relais_history h WHERE h.token = input.token AND h.digest = input.digest)
     ORDER BY token, digest, n
   )
-  INSERT INTO relais_history (id, token, kind, code, ctime, etime, action, source, target, progress, priority, size, truncated, data, digest, raw, via, site)
+  INSERT INTO relais_history (id, token, kind, code, ctime, etime, action, source, target, progress, priority, size, truncated, data, digest, raw, via, site, sha256, seal)
   SELECT $2::bigint + row_number() OVER (ORDER BY n), token, kind, code, $3, etime, action, source, target, progress, priority, size, truncated, data, digest,
-    coalesce(raw, false), via, site
+    coalesce(raw, false), via, site, sha256, seal
   FROM fresh ORDER BY n
   ON CONFLICT (token, digest) DO NOTHING
   RETURNING id, token, digest`;
@@ -96,7 +96,7 @@ export class PostgresHistoryStore implements HistoryStore {
 
   async query(query: ResolvedHistoryQuery, scope?: HistoryScope): Promise<HistoryPage> {
     const values: Array<string | number> = [];
-    const sql = historySelect('relais_history', query, scope, (value) => `$${values.push(typeof value === 'string' ? storableText(value) : value)}`);
+    const sql = historySelect('relais_history', query, scope, (value) => `$${values.push(typeof value === 'string' ? storableText(value) : value)}`, postgresStartsWith);
     const { rows } = await this.database.query<StoredHistoryRow>(`${STORE}: query`, sql, values);
     return historyPage(rows, query.limit);
   }
@@ -138,7 +138,7 @@ export class PostgresHistoryStore implements HistoryStore {
     const counter = await client.query<{ value: number }>("SELECT value FROM relais_counters WHERE name = 'history' FOR UPDATE");
     const last = counter.rows[0]!.value;
     const ctime = this.now();
-    const batch = JSON.stringify(rows.map((row, n) => ({ n, ...row })));
+    const batch = JSON.stringify(rows.map((row, n) => ({ n, ...row, seal: sealText(row) })));
     const inserted = await client.query<{ id: number; token: string; digest: string }>(INSERT, [batch, last, ctime]);
     if (inserted.rows.length === 0) return [];
     await client.query("UPDATE relais_counters SET value = $1 WHERE name = 'history'", [last + inserted.rows.length]);
@@ -186,5 +186,7 @@ function storedRowOf(row: HistoryRowInput, id: number, ctime: number): StoredHis
     raw: row.raw === true,
     via: row.via ?? null,
     site: row.site ?? null,
+    sha256: row.sha256 ?? null,
+    seal: sealText(row),
   };
 }

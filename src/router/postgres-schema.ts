@@ -45,13 +45,22 @@ CREATE TABLE IF NOT EXISTS relais_history (
   digest    text    NOT NULL,
   raw       boolean NOT NULL DEFAULT false,
   via       text,
-  site      text
+  site      text,
+  sha256    text,
+  seal      text
 );
+-- A binary payload's SHA-256 (protocol §11.1), in tables made before it.
+ALTER TABLE relais_history ADD COLUMN IF NOT EXISTS sha256 text;
+-- A sealed payload's header seal member (protocol §3.6, §11.1), in tables made before it.
+ALTER TABLE relais_history ADD COLUMN IF NOT EXISTS seal text;
 -- The same message twice (a QoS 1 redelivery, or two routers recording one bus) is one row.
 CREATE UNIQUE INDEX IF NOT EXISTS relais_history_token_digest ON relais_history (token, digest);
 CREATE INDEX IF NOT EXISTS relais_history_action ON relais_history (action, id);
 CREATE INDEX IF NOT EXISTS relais_history_source ON relais_history (source, id);
 CREATE INDEX IF NOT EXISTS relais_history_target ON relais_history (target, id);
+-- An identity's rows include its sessions' (<identity>~<session>, protocol §2.1): a prefix range, in "C" order.
+CREATE INDEX IF NOT EXISTS relais_history_source_c ON relais_history ((source COLLATE "C"), id);
+CREATE INDEX IF NOT EXISTS relais_history_target_c ON relais_history ((target COLLATE "C"), id);
 CREATE INDEX IF NOT EXISTS relais_history_ctime ON relais_history (ctime);
 -- Partial: the router's own rows (no site) cost this index nothing on insert.
 CREATE INDEX IF NOT EXISTS relais_history_site ON relais_history (site, id) WHERE site IS NOT NULL;

@@ -10,6 +10,8 @@ import { PostgresDatabase } from './postgres-database.js';
 import { PostgresEventLog } from './postgres-event-log.js';
 import { PostgresHistoryStore } from './postgres-history-store.js';
 import { ensureSchema } from './postgres-schema.js';
+import type { KvStore } from './kv-store.js';
+import { ensureKvSchema, PostgresKvStore } from './postgres-kv-store.js';
 
 export { PostgresStoreError } from './postgres-database.js';
 
@@ -24,7 +26,9 @@ export interface PostgresStoresOptions {
 export interface PostgresStores {
   historyStore: HistoryStore;
   eventLog: EventLog;
-  /** Closes both stores and the pool. */
+  /** The key-value store (protocol §14). */
+  kvStore: KvStore;
+  /** Closes the stores and the pool. */
   close(): Promise<void>;
 }
 
@@ -38,6 +42,7 @@ export async function openPostgresStores(url: string, options: PostgresStoresOpt
   const database = new PostgresDatabase(url, { logger: options.logger, ...(options.maxConnections !== undefined && { maxConnections: options.maxConnections }) });
   try {
     await ensureSchema(database);
+    await ensureKvSchema(database);
   } catch (error) {
     await database.end();
     throw error;
@@ -50,11 +55,15 @@ export async function openPostgresStores(url: string, options: PostgresStoresOpt
   const clock = options.now ? { now: options.now } : {};
   const historyStore = new PostgresHistoryStore(database, { ...clock, onClose: release });
   const eventLog = new PostgresEventLog(database, { ...clock, onClose: release });
+  // The key-value store holds no share of the pool: it ends with the two others (callers that
+  // use only one of those close the other, as before the key-value store was added).
+  const kvStore = new PostgresKvStore(database);
   return {
     historyStore,
     eventLog,
+    kvStore,
     close: async () => {
-      await Promise.all([historyStore.close(), eventLog.close()]);
+      await Promise.all([historyStore.close(), eventLog.close(), kvStore.close()]);
     },
   };
 }

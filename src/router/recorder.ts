@@ -12,10 +12,14 @@ import { hash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ReceivedMessage } from '../client/types.js';
 import { checkClientId, isSystemAction, parseTopic } from '../protocol/topics.js';
+import { toBase64 } from '../protocol/binary.js';
+import { encodeBase64 } from '../protocol/bytes.js';
+import { isBytes } from '../protocol/framing.js';
 import type { Envelope } from '../protocol/envelope.js';
 import type { HistoryGap } from '../protocol/history-feed.js';
 import { Batcher } from './batcher.js';
 import type { HistoryKind, HistoryRow, HistoryRowInput } from '../protocol/history.js';
+import { readSealMember, SEAL_MEMBER, type SealMember } from '../protocol/sealing.js';
 import type { HistoryStore } from './history-store.js';
 import { WriteBacklog } from './write-backlog.js';
 import { RecentKeys } from './recent-keys.js';
@@ -236,7 +240,11 @@ export function rowOf(message: ReceivedMessage, maxDataBytes: number, delegates?
       return undefined;
   }
   if (isSystemAction(topic.action)) return undefined;
-  const { data, size, truncated, raw } = capData(kind === 'error' ? { error: envelope.error ?? null, payload: envelope.payload ?? null } : envelope.payload, maxDataBytes, message.raw);
+  const seal = sealOf(envelope);
+  // A sealed row is the ciphertext, whatever its kind (protocol §11.1): no one here can open it.
+  const { data, size, truncated, raw, sha256 } = seal
+    ? capBytes(envelope.payload as Uint8Array, maxDataBytes)
+    : capData(kind === 'error' ? { error: envelope.error ?? null, payload: jsonOf(envelope.payload) ?? null } : envelope.payload, maxDataBytes, message.raw);
   const author = kind === 'command' && delegates?.has(envelope.source) ? authorOf(envelope) : envelope.source;
   return {
     token,
@@ -253,6 +261,8 @@ export function rowOf(message: ReceivedMessage, maxDataBytes: number, delegates?
     size,
     truncated,
     raw,
+    sha256,
+    seal,
     // The same bytes to the same target are the same message: a retried command, a QoS 1 redelivery.
     digest: `${target ?? ''}:${messageDigest(message.raw)}`,
   };
@@ -280,6 +290,32 @@ export interface CappedData {
   truncated: boolean;
   /** `data` is the message's own bytes: its payload could not be encoded again (protocol §11.1). */
   raw?: true;
+  /** A binary payload (protocol §3.5): `data` is the Base64 of its first bytes, `size` counts them all, this is their SHA-256 (hex). */
+  sha256?: string;
+}
+
+/** A binary payload kept as a history row keeps it (protocol §11.1): the Base64 of as many bytes as `maxBytes` of text hold, the size and digest of all. */
+export function capBytes(bytes: Uint8Array, maxBytes: number): CappedData & { sha256: string } {
+  const kept = Math.floor(maxBytes / 4) * 3;
+  const truncated = bytes.length > kept;
+  return { data: encodeBase64(truncated ? bytes.subarray(0, kept) : bytes), size: bytes.length, truncated, sha256: hash('sha256', bytes, 'hex') };
+}
+
+/**
+ * The seal member of a sealed message (protocol §3.6): a binary message whose header's `seal`
+ * is well formed. Otherwise undefined: a malformed one no recipient can open either, and its
+ * body is kept as any binary payload.
+ */
+export function sealOf(envelope: Envelope): SealMember | undefined {
+  const member = envelope[SEAL_MEMBER];
+  if (member === undefined || !isBytes(envelope.payload)) return undefined;
+  const seal = readSealMember(member);
+  return typeof seal === 'string' ? undefined : seal;
+}
+
+/** Bytes nested in a JSON value (an error row's payload) as `{ "$base64" }` (protocol §3.5). */
+function jsonOf(payload: unknown): unknown {
+  return isBytes(payload) ? toBase64(payload) : payload;
 }
 
 /**
@@ -288,6 +324,7 @@ export interface CappedData {
  * message's bytes are kept instead, flagged `raw` (without `message`, that throws).
  */
 export function capData(payload: unknown, maxBytes: number, message?: Buffer): CappedData {
+  if (isBytes(payload)) return capBytes(payload, maxBytes);
   let json: string;
   try {
     json = JSON.stringify(payload ?? null) ?? 'null';

@@ -6,6 +6,7 @@
  * notification (the coalescing of §11.3).
  */
 import { judgePresence, orderAfter, parsePresence, PRESENCE_FIELDS, type PresenceOrder } from '../protocol/presence.js';
+import { parseClientId } from '../protocol/topics.js';
 import type { ClientDetail, ClientDetailChanges, ClientDetailPayload, ClientListPayload, ClientStatus, ClientSummary } from '../protocol/registry.js';
 
 /** What arrived on a client's presence topic. */
@@ -80,6 +81,7 @@ export class ClientTable {
     const up = status === 'alive' || status === 'starting';
     const wasUp = known !== undefined && (known.base.status === 'alive' || known.base.status === 'starting') && known.base.instance === presence.instance;
     const detail: ClientDetail = {
+      ...identityFields(id),
       status,
       ...(presence.host !== undefined && { host: presence.host }),
       ...(presence.pid !== undefined && { pid: presence.pid }),
@@ -93,6 +95,17 @@ export class ClientTable {
       info: presence.info,
     };
     return this.store(id, known, { base: detail, order: orderAfter(presence, known?.order), ephemeral: presence.ephemeral });
+  }
+
+  /**
+   * A message from `id` arrived at `now` (any message whose envelope's `source` it is): its
+   * `lastSeen` moves (protocol §11.3). Not a visible change: no revision, no notification.
+   */
+  seen(id: string, now: number): void {
+    const entry = this.entries.get(id);
+    if (!entry || entry.detail.lastSeen >= now) return;
+    entry.detail.lastSeen = now;
+    entry.base.lastSeen = now;
   }
 
   /**
@@ -155,7 +168,7 @@ export class ClientTable {
   private lose(id: string, known: Entry | undefined, reason: string, now: number): boolean {
     if (known?.ephemeral) return this.forget(id, known);
     if (!known && reason === 'presence cleared') return false;
-    const { connectedSince: _connectedSince, ...before } = known?.base ?? { info: {} };
+    const { connectedSince: _connectedSince, ...before }: Partial<ClientDetail> & Pick<ClientDetail, 'identity' | 'info'> = known?.base ?? { ...identityFields(id), info: {} };
     const detail: ClientDetail = { ...before, status: 'unknown', reason, lastSeen: now, actions: [], realtimeActions: [] };
     return this.store(id, known, { base: detail, order: undefined, ephemeral: false });
   }
@@ -208,9 +221,18 @@ export class ClientTable {
   }
 }
 
+/** `identity` and `session` of a client id (protocol §2.1); an id outside the grammar is its own identity. */
+function identityFields(id: string): Pick<ClientSummary, 'identity' | 'session'> {
+  const parts = parseClientId(id);
+  if ('problem' in parts) return { identity: id };
+  return { identity: parts.identity, ...(parts.session !== undefined && { session: parts.session }) };
+}
+
 function summaryOf(detail: ClientDetail): ClientSummary {
-  const { status, host, pid, version, connectedSince, lastSeen, site } = detail;
+  const { identity, session, status, host, pid, version, connectedSince, lastSeen, site } = detail;
   return {
+    identity,
+    ...(session !== undefined && { session }),
     status,
     ...(site !== undefined && { site }),
     ...(host !== undefined && { host }),

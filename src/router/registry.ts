@@ -13,6 +13,7 @@ import {
   REGISTRY_ACTIONS,
   REGISTRY_CATEGORIES,
   UnknownClientError,
+  type ClientDetail,
   type ClientDetailPayload,
   type ClientListPayload,
 } from '../protocol/registry.js';
@@ -40,6 +41,8 @@ export interface Registry {
   list(): ClientListPayload;
   /** What `relais/clients/detail/get` answers: every client, or only `id` (undefined if unknown). */
   detail(id?: string): ClientDetailPayload | undefined;
+  /** A message arrived from this client (its envelope's `source`): its `lastSeen` moves (protocol §11.3). */
+  seen(id: string): void;
   /** Publishes what is pending, stops serving and stops reading presences. The bus stays open. */
   close(): Promise<void>;
 }
@@ -56,7 +59,11 @@ export async function startRegistry(bus: Bus, options: RegistryOptions = {}): Pr
     if (closed) return;
     const topic = parseTopic(delivery.topic);
     if (topic.kind !== 'presence') return;
-    if (table.apply(topic.clientId, readingOf(delivery), Date.now())) notifier.changed();
+    const id = topic.clientId;
+    const before = table.details(id)?.clients[id]?.status;
+    if (!table.apply(id, readingOf(delivery), Date.now())) return;
+    notifier.changed();
+    logChange(logger, id, before, table.details(id)?.clients[id], delivery);
   };
   // Invalid ones too: a cleared or broken presence of a known client makes it `unknown`.
   const subscription = await bus.subscribe(PRESENCE_FILTER, onPresence, { includeInvalid: true });
@@ -101,6 +108,9 @@ export async function startRegistry(bus: Bus, options: RegistryOptions = {}): Pr
   return {
     list: () => table.list(),
     detail: (id) => table.details(id),
+    seen: (id) => {
+      if (!closed) table.seen(id, Date.now());
+    },
     async close() {
       if (closed) return;
       closed = true;
@@ -110,6 +120,24 @@ export async function startRegistry(bus: Bus, options: RegistryOptions = {}): Pr
       await Promise.all([subscription.unsubscribe(), ...registrations.map((registration) => registration.close())]);
     },
   };
+}
+
+/**
+ * One line when a client comes, goes or changes status (protocol §11.3): at info for a lasting
+ * client, at debug for a short-lived one (its presence says `ephemeral`: a one-shot CLI command
+ * comes and goes with every command, and is forgotten when it leaves, protocol §7.1).
+ */
+function logChange(logger: Logger, id: string, before: ClientDetail['status'] | undefined, after: ClientDetail | undefined, delivery: Delivery): void {
+  if (!after) {
+    logger.debug({ client: id, was: before }, `registry: client ${id} forgotten (a short-lived client that left)`);
+    return;
+  }
+  if (after.status === before) return;
+  const ephemeral = 'envelope' in delivery && (delivery.envelope.payload as { ephemeral?: unknown } | null)?.ephemeral === true;
+  const fields = { client: id, ...(before !== undefined && { was: before }), ...(after.reason !== undefined && { reason: after.reason }) };
+  const line = `registry: client ${id} ${after.status}`;
+  if (ephemeral) logger.debug(fields, line);
+  else logger.info(fields, line);
 }
 
 /** Since when a link is down (its status's `since`, else when this router saw it), or undefined while it is up or unknown. */
@@ -127,11 +155,17 @@ function readingOf(delivery: Delivery): PresenceReading {
 function publishChanges(bus: Bus, table: ClientTable, logger: Logger): void {
   const changes = table.takeChanges();
   if (!changes) return;
+  // Each on its own: past ~7,400 clients the whole list outgrows the message limit (protocol §3.4),
+  // and the changes must still reach the readers that follow them.
+  notifyOrLog(bus, logger, REGISTRY_CATEGORIES.detail, changes, table.size);
+  notifyOrLog(bus, logger, REGISTRY_CATEGORIES.list, table.list(), table.size);
+}
+
+function notifyOrLog(bus: Bus, logger: Logger, category: string, payload: unknown, clients: number): void {
   try {
-    bus.notify(REGISTRY_CATEGORIES.list, table.list());
-    bus.notify(REGISTRY_CATEGORIES.detail, changes);
+    bus.notify(category, payload);
   } catch (error) {
     // Too large (protocol §3.4) or the bus closing: readers can still ask; never crash the router.
-    logger.error({ err: (error as Error).message, clients: table.size }, 'registry notification not sent');
+    logger.error({ err: (error as Error).message, category, clients }, 'registry notification not sent');
   }
 }

@@ -3,13 +3,13 @@
  * core), connected to the broker of the main thread through MessagePorts (protocol §11).
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import pino from 'pino';
+import { commandLogger } from '../logging/log-lines.js';
 import { PortStream } from '../broker/port-stream.js';
 import { startRouter } from './router.js';
 import type { RouterThreadOptions, ToMain, ToWorker } from './thread.js';
 
 const port = parentPort!;
-const settings = workerData as RouterThreadOptions & { logLevel: string };
+const settings = workerData as RouterThreadOptions & { logLevel: string; logFormat: 'readable' | 'json' };
 const pending = new Map<number, PortStream>();
 let nextConnection = 0;
 const send = (message: ToMain) => port.postMessage(message);
@@ -32,8 +32,9 @@ port.on('message', (message: ToWorker & { port?: MessagePort }) => {
   }
 });
 
-const { logLevel, ...options } = settings;
-const routerReady = startRouter({ ...options, stream: connectToBroker, logger: pino({ name: 'relais-router', level: process.env.RELAIS_LOG_LEVEL ?? logLevel }, pino.destination({ fd: 2, sync: true })) });
+const { logLevel, logFormat, ...options } = settings;
+// Written from this thread straight to fd 2, in the format of the CLI that started it (src/logging/log-lines.ts).
+const routerReady = startRouter({ ...options, stream: connectToBroker, logger: commandLogger(logLevel, 'relais-router', logFormat) });
 routerReady.then(
   () => send({ type: 'ready' }),
   (error: Error) => send({ type: 'failed', message: error.message }),

@@ -13,6 +13,7 @@ import type { Bus } from '../client/bus.js';
 import { connect } from '../client/connect.js';
 import type { ConnectOptions, Registration } from '../client/types.js';
 import { HistoryAccess, type HistoryAccessOptions } from './history-access.js';
+import { lateLogger } from './late-logger.js';
 import type { HistoryRetention, HistoryStore } from './history-store.js';
 import type { EventLog } from './event-log.js';
 import { ROUTER_ID } from '../protocol/history-feed.js';
@@ -22,7 +23,8 @@ import { serveKill, type KillBy } from './kill-service.js';
 import { SqliteEventLog } from './sqlite-event-log.js';
 import { EventStream } from './event-stream.js';
 import { Metrics } from './metrics.js';
-import { METRICS_ACTION, METRICS_CATEGORY } from '../protocol/metrics.js';
+import { METRICS_CATEGORY } from '../protocol/metrics.js';
+import { RecentSnapshots, serveMetrics } from './metrics-service.js';
 import { startRegistry, type Registry } from './registry.js';
 import { Recorder } from './recorder.js';
 import { SqliteHistoryStore } from './sqlite-history-store.js';
@@ -31,6 +33,11 @@ import { SiteSync, SITE_SYNC_DEFAULTS } from './site-sync.js';
 import { SiteWatch } from './site-watch.js';
 import { serveSites } from './sites-service.js';
 import { openSharedStores } from './shared-stores.js';
+import type { KvStore } from './kv-store.js';
+import { KvService } from './kv-service.js';
+import { SqliteKvStore } from './sqlite-kv-store.js';
+import { MemoryKvStore } from './memory-kv-store.js';
+import { kvEventType, type KvConfig } from '../protocol/kv.js';
 
 export const ROUTER_DEFAULTS = {
   id: ROUTER_ID,
@@ -82,6 +89,14 @@ export interface RouterOptions {
    * is stored once whichever router sees it. Opened and closed by the router.
    */
   store?: string;
+  /**
+   * Where the key-value store is kept (protocol §14): any `KvStore`. Default: SQLite in
+   * `database` (its own tables), PostgreSQL with `store`, memory when only the two stores above
+   * are given. A store given here is its giver's: the router does not close it.
+   */
+  kvStore?: KvStore;
+  /** The key-value store's buckets: their settings, and whether a put makes a bucket (protocol §14.2). */
+  kv?: KvConfig;
   maxDataBytes?: number;
   retention?: Partial<HistoryRetention>;
   pruneEveryMs?: number;
@@ -122,6 +137,7 @@ export interface Router {
   readonly bus: Bus;
   readonly historyStore: HistoryStore;
   readonly eventLog: EventLog;
+  readonly kvStore: KvStore;
   readonly recorder: Recorder;
   readonly metrics: Metrics;
   readonly registry: Registry;
@@ -134,21 +150,33 @@ export interface Router {
 }
 
 export async function startRouter(options: RouterOptions): Promise<Router> {
-  const logger = options.logger ?? pino({ name: 'relais-router', level: process.env.RELAIS_LOG_LEVEL ?? 'info' });
+  const baseLogger = options.logger ?? pino({ name: 'relais-router', level: process.env.RELAIS_LOG_LEVEL ?? 'info' });
+  // Every part logs through the bus's logger once it is connected: its lines are kept for
+  // `relais logs relais-router` (protocol §11.4); before that, through the given one.
+  const late = lateLogger(baseLogger);
+  const logger = late.logger;
   const retention = { ...ROUTER_DEFAULTS.retention, ...options.retention };
   const maxDataBytes = options.maxDataBytes ?? ROUTER_DEFAULTS.maxDataBytes;
   const badSite = checkSiteName(options.site ?? ROUTER_DEFAULTS.site);
   if (badSite) throw new TypeError(badSite);
   const access = new HistoryAccess(options.access, logger); // first: a bad identities or policy file stops here
   const stores = await openStores(options, logger);
-  const { historyStore, eventLog } = stores;
+  const { historyStore, eventLog, kvStore } = stores;
   const recorder = new Recorder(historyStore, { maxDataBytes, maxBatch: ROUTER_DEFAULTS.maxBatch, logger, delegates: access.delegates });
   const metrics = new Metrics();
+  const recentSnapshots = new RecentSnapshots();
   // What the router saw, not only what it stored first: routers sharing a store answer the same figures.
   recorder.watchSeen(metrics.onRows);
   const events = new EventStream(eventLog, { maxDataBytes, logger });
   recorder.watchSeen(events.onRows);
   const routerId = options.id ?? ROUTER_DEFAULTS.id;
+  // Every change is an event in the one stream (protocol §14.7): never the value.
+  const kv = new KvService(kvStore, access, {
+    logger,
+    config: options.kv,
+    routerId,
+    onChange: (entry) => events.onKv(kvEventType(entry.operation), { bucket: entry.bucket, key: entry.key, revision: entry.revision, author: entry.author, operation: entry.operation }),
+  });
   const feed = new BrokerFeed({ id: routerId, recorder, events, historyStore, logger });
   let bus: Bus | undefined;
   const services: Registration[] = [];
@@ -169,6 +197,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     await asker?.then((client) => client.close()).catch(() => {});
     await sites.close();
     await registry?.close();
+    kv.close();
     await Promise.all(services.map((service) => service.close()));
     await events.flush(); // pushed while the connection is still there
     await bus?.close();
@@ -190,30 +219,39 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
       // What is published at QoS 1 while the router restarts is delivered when it is back (protocol §11.1).
       persistentSession: options.persistentSession ?? true,
       realtimeLane: false,
-      logger,
+      logger: baseLogger,
       info: { role: 'router' },
       // Before the connection opens: what the broker kept for the router's session comes first.
       subscriptions: [
         {
           filter: '#',
           callback: (message) => {
+            // Whatever a client sends says it is there: the registry's "last seen" (protocol §11.3).
+            registry?.seen(message.envelope.source);
             if (feed.onMessage(message)) return;
             recorder.onMessage(message);
             events.onMessage(message);
           },
           qos: 1,
+          // Standard MQTT clients publish plain payloads on the same broker: not a mistake, and a
+          // warning per message would fill the router's kept lines (protocol §5.2, §11.4).
+          invalidLog: 'debug',
         },
       ],
     });
+    late.switchTo(bus.logger);
     await feed.start(bus);
     services.push(...(await serveHistory(bus, historyStore, recorder, access, { maxDataBytes })));
-    services.push(await bus.handle(METRICS_ACTION, () => metrics.latest));
-    services.push(await serveKill(bus, historyStore, recorder, access, { admins: options.admins ?? [], killBy: options.killBy ?? 'identity' }));
+    services.push(...(await kv.serve(bus)));
+    services.push(await serveMetrics(bus, () => metrics.latest, recentSnapshots));
+    services.push(await serveKill(bus, historyStore, recorder, access, { admins: options.admins ?? [], killBy: options.killBy ?? 'identity', onRefused: metrics.refuse }));
     await sites.start(bus);
     sites.watch((change) => {
       // A link seen changing (not a retained copy read at start): an event for every screen.
       if (change.kind !== 'status' || change.retained || !change.after || change.after.status === change.before?.status) return;
       const { site, status, mode, since } = change.after;
+      if (status === 'up') logger.info({ site, mode }, `sites: the link to ${site} is up`);
+      else logger.warn({ site, mode, ...(since !== undefined && { since: new Date(since).toISOString() }) }, `sites: the link to ${site} is down`);
       events.onSite(status === 'up' ? 'site.up' : 'site.down', { site, mode, ...(since !== undefined && { since }) });
     });
     registry = await startRegistry(bus, { logger, sites });
@@ -231,7 +269,8 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
           ...(options.password !== undefined && { password: options.password }),
           ...(options.tls && { tls: options.tls }),
           realtimeLane: false,
-          logger,
+          // Its own client, with its own kept lines: not also kept in the router's.
+          logger: baseLogger,
         }).catch((error: unknown) => {
           asker = undefined; // tried again at the next sync
           throw error;
@@ -246,6 +285,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     const connected = bus;
     publisher = setInterval(() => {
       const snapshot = metrics.roll();
+      recentSnapshots.add(snapshot);
       try {
         connected.notify(METRICS_CATEGORY, snapshot);
       } catch (error) {
@@ -268,12 +308,13 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     await close().catch(() => {});
     throw error;
   }
-  return { bus, historyStore, eventLog, recorder, metrics, registry: registry!, siteSync: siteSync!, prune: () => pruneAll(), close };
+  return { bus, historyStore, eventLog, kvStore, recorder, metrics, registry: registry!, siteSync: siteSync!, prune: () => pruneAll(), close };
 }
 
 interface OpenedStores {
   historyStore: HistoryStore;
   eventLog: EventLog;
+  kvStore: KvStore;
   /** Closes the stores the router opened (not those it was given). */
   close(): Promise<void>;
 }
@@ -282,16 +323,16 @@ interface OpenedStores {
  * The stores given; else both in PostgreSQL when `store` is a postgres:// URL (routers on several
  * nodes share it, protocol §11.8); else SQLite ones in `database` for those not given.
  */
-async function openStores(options: Pick<RouterOptions, 'database' | 'historyStore' | 'eventLog' | 'store'>, logger: Logger): Promise<OpenedStores> {
+async function openStores(options: Pick<RouterOptions, 'database' | 'historyStore' | 'eventLog' | 'kvStore' | 'store'>, logger: Logger): Promise<OpenedStores> {
   if (options.store !== undefined) {
-    if (options.historyStore || options.eventLog) throw new TypeError('the router takes a store URL or stores, not both');
+    if (options.historyStore || options.eventLog || options.kvStore) throw new TypeError('the router takes a store URL or stores, not both');
     return openSharedStores(options.store, logger);
   }
-  const opened: Array<HistoryStore | EventLog> = [];
+  const opened: Array<HistoryStore | EventLog | KvStore> = [];
   const close = async () => {
     await Promise.all(opened.map((store) => store.close()));
   };
-  let { historyStore, eventLog } = options;
+  let { historyStore, eventLog, kvStore } = options;
   try {
     if (!historyStore || !eventLog) {
       const { database } = options;
@@ -300,11 +341,13 @@ async function openStores(options: Pick<RouterOptions, 'database' | 'historyStor
       if (!historyStore) opened.push((historyStore = new SqliteHistoryStore(database)));
       if (!eventLog) opened.push((eventLog = new SqliteEventLog(database === ':memory:' ? ':memory:' : eventsFile(database))));
     }
+    // The key-value store's tables live in the history's file (protocol §14); without a file, in memory.
+    if (!kvStore) opened.push((kvStore = options.database !== undefined ? new SqliteKvStore(options.database) : new MemoryKvStore()));
   } catch (error) {
     await close();
     throw error;
   }
-  return { historyStore, eventLog, close };
+  return { historyStore, eventLog, kvStore, close };
 }
 
 /** `history.db` → `events.db` beside it. */

@@ -7,12 +7,15 @@ import type { Logger } from 'pino';
 import { maskStoreUrl, redactStoreUrl } from './store-url.js';
 import type { EventLog } from './event-log.js';
 import type { HistoryStore } from './history-store.js';
+import type { KvStore } from './kv-store.js';
 
 /** What `openPostgresStores` gives (src/router/postgres-stores.ts). */
 export interface SharedStores {
   historyStore: HistoryStore;
   eventLog: EventLog;
-  /** Closes both (the pool). */
+  /** The key-value store (protocol §14). */
+  kvStore: KvStore;
+  /** Closes them all (the pool). */
   close(): Promise<void>;
 }
 

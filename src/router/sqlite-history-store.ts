@@ -9,7 +9,7 @@
 import Database from 'better-sqlite3';
 import type { HistoryPage, HistoryRow, HistoryRowInput, ResolvedHistoryQuery } from '../protocol/history.js';
 import type { HistoryRetention, HistoryScope, HistoryStore, SitePage, SiteSyncOutcome, StoredSiteSync } from './history-store.js';
-import { historyPage, historyRowOf, historySelect, siteSyncsOf, type StoredHistoryRow, type StoredSiteSyncRow } from './history-sql.js';
+import { historyPage, historyRowOf, historySelect, sealText, siteSyncsOf, type StoredHistoryRow, type StoredSiteSyncRow } from './history-sql.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS history (
@@ -30,7 +30,9 @@ CREATE TABLE IF NOT EXISTS history (
   digest    TEXT    NOT NULL,
   raw       INTEGER NOT NULL DEFAULT 0,
   via       TEXT,
-  site      TEXT
+  site      TEXT,
+  sha256    TEXT,
+  seal      TEXT
 );
 -- Where the central stands in each site's history (protocol §13.5; Centreon's synchistory):
 -- written in the same transaction as the rows of each page.
@@ -84,11 +86,13 @@ export class SqliteHistoryStore implements HistoryStore {
     if (!columns.has('raw')) this.db.exec('ALTER TABLE history ADD COLUMN raw INTEGER NOT NULL DEFAULT 0');
     if (!columns.has('via')) this.db.exec('ALTER TABLE history ADD COLUMN via TEXT');
     if (!columns.has('site')) this.db.exec('ALTER TABLE history ADD COLUMN site TEXT');
+    if (!columns.has('sha256')) this.db.exec('ALTER TABLE history ADD COLUMN sha256 TEXT');
+    if (!columns.has('seal')) this.db.exec('ALTER TABLE history ADD COLUMN seal TEXT');
     // Partial: the router's own rows (no site) cost this index nothing on insert.
     this.db.exec('CREATE INDEX IF NOT EXISTS history_site ON history (site, id) WHERE site IS NOT NULL');
     this.insert = this.db.prepare(
-      `INSERT OR IGNORE INTO history (token, kind, code, ctime, etime, action, source, target, progress, priority, size, truncated, data, digest, raw, via, site)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR IGNORE INTO history (token, kind, code, ctime, etime, action, source, target, progress, priority, size, truncated, data, digest, raw, via, site, sha256, seal)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const markSite = this.db.prepare('UPDATE history SET site = ? WHERE token = ? AND digest = ? AND site IS NULL');
     const savePosition = this.db.prepare(
@@ -134,6 +138,8 @@ export class SqliteHistoryStore implements HistoryStore {
         row.raw ? 1 : 0,
         row.via ?? null,
         row.site ?? null,
+        row.sha256 ?? null,
+        sealText(row),
       );
       if (result.changes === 0) continue; // a repeat of a stored message
       const { digest: _digest, site, ...stored } = row;

@@ -7,6 +7,7 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import type { EmbeddedBroker } from '../broker/embedded.js';
 import { PortStream } from '../broker/port-stream.js';
 import type { RouterOptions } from './router.js';
+import type { LogFormat } from '../logging/log-lines.js';
 
 export type ToMain = { type: 'connect'; id: number } | { type: 'ready' } | { type: 'failed'; message: string } | { type: 'closed' };
 export type ToWorker = { type: 'port'; id: number } | { type: 'close' };
@@ -17,11 +18,11 @@ export interface RouterThread {
 }
 
 /** What crosses to the thread is data: the stores are opened there, SQLite ones in `database`. */
-export type RouterThreadOptions = Omit<RouterOptions, 'stream' | 'broker' | 'logger' | 'database' | 'historyStore' | 'eventLog'> & { database: string; logLevel?: string };
+export type RouterThreadOptions = Omit<RouterOptions, 'stream' | 'broker' | 'logger' | 'database' | 'historyStore' | 'eventLog'> & { database: string; logLevel?: string; logFormat?: LogFormat };
 
 export function startRouterThread(broker: EmbeddedBroker, options: RouterThreadOptions): Promise<RouterThread> {
   // The compiled worker sits beside this file in dist/.
-  const worker = new Worker(new URL('./router-worker.js', import.meta.url), { workerData: { logLevel: 'warn', ...options } });
+  const worker = new Worker(new URL('./router-worker.js', import.meta.url), { workerData: { logLevel: 'warn', logFormat: 'json', ...options } });
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   const close = async () => {
     worker.postMessage({ type: 'close' } satisfies ToWorker);

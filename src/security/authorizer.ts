@@ -21,8 +21,8 @@ import { authenticatorFor, type Authentication, type AuthenticationLimits, type 
 import { onSecurityChange, type SecurityChange, type SecurityFollower } from './changes.js';
 import { identityStoreOf, type IdentityStore, type Verification } from './identities.js';
 import { quoted } from './log-text.js';
-import { isRelaisTopic, jsonObject, leniently, payloadEncodingProblem, sourceIsSurely, sourceKeyOf, type SourceKey } from './payload-check.js';
-import { decide, hasRole, holdsGrant, type Decision, type Grant, type Operation, type Policy } from './policy.js';
+import { envelopeHead, isRelaisTopic, jsonObject, leniently, payloadEncodingProblem, sourceIsSurely, sourceKeyOf, type SourceKey } from './payload-check.js';
+import { decide, hasRole, holdsGrant, sessionLimit, type Decision, type Grant, type Operation, type Policy } from './policy.js';
 import { SITE_ROLE, type SpeakingVerdict } from './site-claim.js';
 
 /** What the doors are given: the identities, the policy, and who may not come in from outside. */
@@ -76,6 +76,14 @@ class DecisionMemo {
 /** An authenticated identity, at either door. */
 export interface Principal extends SourceKey {
   readonly identity: string;
+  /**
+   * The client id it speaks as (protocol §2.1): the identity, or a session of it
+   * `<identity>~<session>` (`withSession`). The `source` it may use, what `${id}` and the topics
+   * a client owns are; the SourceKey is its.
+   */
+  readonly clientId: string;
+  /** The session of `clientId`, when it has one. */
+  readonly session?: string;
   /** Its roles now: `refresh()` changes them when the identities file does. */
   readonly roles: readonly string[];
   /** What it proved at authentication (a token's hash, a certificate's fingerprint): `standing()` checks it still holds. */
@@ -173,7 +181,7 @@ export class Authorizer {
     // Revoked (or changed) while its token was being checked: as if checked after.
     const standing = this.store.standing(verdict.name, verdict.credential);
     if (standing && !standing.ok) return { ok: false, reason: standing.reason };
-    const principal: Principal = { identity: verdict.name, roles: standing?.roles ?? verdict.roles, credential: verdict.credential, memo: new DecisionMemo(), ...sourceKeyOf(verdict.name) };
+    const principal: Principal = { identity: verdict.name, clientId: verdict.name, roles: standing?.roles ?? verdict.roles, credential: verdict.credential, memo: new DecisionMemo(), ...sourceKeyOf(verdict.name) };
     return { ok: true, principal };
   }
 
@@ -188,8 +196,22 @@ export class Authorizer {
     const standing = this.linkStanding(identity);
     if (!standing) return { ok: false, reason: 'identities not verified', detail: 'the identities file was never read well' };
     if (!standing.ok) return { ok: false, reason: standing.reason };
-    const principal: Principal = { identity, roles: standing.roles, credential: LINK_CREDENTIAL, memo: new DecisionMemo(), link: true, ...sourceKeyOf(identity) };
+    const principal: Principal = { identity, clientId: identity, roles: standing.roles, credential: LINK_CREDENTIAL, memo: new DecisionMemo(), link: true, ...sourceKeyOf(identity) };
     return { ok: true, principal };
+  }
+
+  /**
+   * `principal` speaking as its session `<identity>~<session>` (protocol §2.1): same identity,
+   * roles and standing; its own client id, source and decisions (`${id}` is the session's).
+   */
+  withSession(principal: Principal, session: string): Principal {
+    const clientId = `${principal.identity}~${session}`;
+    return { ...principal, clientId, session, memo: new DecisionMemo(), ...sourceKeyOf(clientId) };
+  }
+
+  /** How many sessions `principal`'s identity may hold at once under the policy in force (0: none). */
+  sessionLimit(principal: Principal): number {
+    return sessionLimit(this.current(), { identity: principal.identity, roles: principal.roles });
   }
 
   /** Whether `principal` still holds what it proved, with its roles now; undefined when the identities cannot tell. */
@@ -228,7 +250,7 @@ export class Authorizer {
     }
     let decision = memo[operation].get(topic);
     if (!decision) {
-      decision = decide(policy, { identity: principal.identity, roles: principal.roles }, operation, topic);
+      decision = decide(policy, { identity: principal.clientId, roles: principal.roles }, operation, topic);
       memo[operation].set(topic, decision);
       memo.characters += topic.length;
     }
@@ -247,15 +269,17 @@ export class Authorizer {
   /**
    * A PUBLISH by a network client: its topic decided, then, on a Relais topic, its payload's
    * encoding (protocol §3: no reader may see another source than this check), the envelope's
-   * `source` (the principal's identity, or absent), and a presence saying role "router" from an
+   * `source` (the principal's client id, or absent), and a presence saying role "router" from an
    * identity without that role (handlers take a cancel relayed by a router, protocol §11.5).
    *
    * A principal with role `site` given `speaking` (the broker's check, site-claim.ts) may use
    * as `source`, and publish the presence of, the ids that check allows instead of its own.
    */
-  decidePublish(principal: Principal | undefined, topic: string, payload: Buffer | string, speaking?: SpeakingCheck): PublishVerdict {
+  decidePublish(principal: Principal | undefined, topic: string, message: Buffer | string, speaking?: SpeakingCheck): PublishVerdict {
     const decision = this.decide(principal, 'publish', topic);
     if (!principal) return { decision };
+    // What follows reads the envelope: a binary message's header only (protocol §3.5).
+    const payload = envelopeHead(message);
     // decide() just made the memo the policy's in force: the role is looked up once per policy.
     const site = speaking !== undefined && (principal.memo.site ??= this.hasRole(principal, SITE_ROLE));
     if (!decision.allow) {
@@ -271,7 +295,7 @@ export class Authorizer {
     let requester: string | undefined;
     if (!sourceIsSurely(payload, principal)) {
       envelope = claimedEnvelope(payload);
-      if (envelope && typeof envelope.source === 'string' && envelope.source !== principal.identity) {
+      if (envelope && typeof envelope.source === 'string' && envelope.source !== principal.clientId) {
         if (!site) return { decision: { allow: false, rule: `builtin:source (the envelope says ${quoted(envelope.source)})` }, envelope };
         const verdict = speaking(principal, envelope.source);
         if (!verdict.allow) return { decision: verdict, envelope };
@@ -280,7 +304,7 @@ export class Authorizer {
       }
     }
     const parsed = parseTopic(topic);
-    if (parsed.kind === 'presence' && site && parsed.clientId !== principal.identity) {
+    if (parsed.kind === 'presence' && site && parsed.clientId !== principal.clientId) {
       // The presence of another id: the id the topic names must be one it may speak for too.
       const verdict = speaking(principal, parsed.clientId);
       if (!verdict.allow) return { decision: verdict, envelope };

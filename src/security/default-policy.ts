@@ -57,6 +57,7 @@ export const DEFAULT_POLICY_DATA = {
         'relais/clients/list/get/request/+', 'relais/clients/detail/get/request/+', 'relais/events/get/request/+', 'relais/metrics/get/request/+',
         'relais/logs/get/request/+', 'relais/logs/get/cancel', 'relais/contracts/get/request/+',
         'relais/sites/get/request', 'relais/sites/get/request/+',
+        'relais/kv/+/request', 'relais/kv/+/request/+', 'relais/kv/watch/cancel',
       ],
     },
     {
@@ -94,6 +95,8 @@ export const DEFAULT_POLICY_DATA = {
         'relais/clients/list/get/request', 'relais/clients/list/get/request/+', 'relais/clients/detail/get/request', 'relais/clients/detail/get/request/+',
         'relais/events/get/request', 'relais/events/get/request/+', 'relais/metrics/get/request', 'relais/metrics/get/request/+',
         'relais/contracts/get/request/+', 'relais/sites/get/request', 'relais/sites/get/request/+',
+        // The key-value store: the router lets an observer read only (the kv rules below).
+        'relais/kv/+/request', 'relais/kv/+/request/+', 'relais/kv/watch/cancel',
       ],
       subscribe: ['relais/${path}/response/${id}'],
     },
@@ -119,6 +122,26 @@ export const DEFAULT_POLICY_DATA = {
       roles: ['site'],
       publish: ['system/${path}/request', 'system/${path}/request/+', 'system/${path}/cancel', 'system/${path}/response/+'],
       subscribe: ['system/${path}/request', 'system/${path}/request/+', 'system/${path}/cancel', 'system/${path}/response/+'],
+    },
+  ],
+  // Who reads and writes which keys of the key-value store, decided by the router (protocol §14.8).
+  kv: [
+    {
+      name: "every client reads and writes its own configuration (config/<its id>) and announces its schema (config-schema/<its id>)",
+      roles: ['client', 'service', 'admin'],
+      read: ['config/${id}'],
+      write: ['config/${id}', 'config-schema/${id}'],
+    },
+    {
+      name: 'clients, services and observers read the shared buckets (every bucket but config); writing one needs a rule',
+      roles: ['client', 'service', 'observer'],
+      read: ['*'],
+    },
+    {
+      name: "admins read and write every bucket, every client's configuration included",
+      roles: ['admin'],
+      read: ['*', 'config'],
+      write: ['*', 'config'],
     },
   ],
 } satisfies PolicyInput;

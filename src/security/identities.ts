@@ -68,7 +68,8 @@ export interface CertificateRecord {
 export function checkIdentityName(name: string): string | undefined {
   const problem = checkClientId(name);
   if (problem) return problem;
-  if (name.endsWith('~rt')) return `an identity cannot end with ~rt: <identity>~rt is the real-time lane of <identity> (protocol §6.2)`;
+  // checkClientId lets `<base>~<session>` through: an identity is a base id alone.
+  if (name.includes('~')) return `an identity cannot contain ~: <identity>~<session> is a session of <identity>, <identity>~rt its real-time lane (protocol §2.1, §6.2)`;
   return undefined;
 }
 

@@ -12,13 +12,17 @@
  *   another's presence, beyond what decide() allows, is left out (commented, with the reason);
  * - a line whose wildcards also reach relais/ is kept and marked: Mosquitto cannot say "any
  *   action except relais/...".
+ * - sessions (`<identity>~<session>`, protocol §2.1) cannot be: an ACL line names a whole level,
+ *   `${id}` is `%u` (the identity), and `%c` is not bound to the username. A session would read
+ *   no answers; the export says so (a note, and a comment in the ACL). Sessions need the
+ *   embedded broker; on Mosquitto, clients connect with the identity itself as client id.
  * - the restricted roots (built-in restricted-actions) become `topic deny` lines in the section
  *   of each identity without the grant "restricted" whose lines would reach their requests or
  *   cancels: Mosquitto checks denials first. Where the identity also has lines naming the root,
  *   or for answers (a deny would also stop it reading its own), the line is marked wider.
  */
 import { checkClientId, SYSTEM_ROOT } from '../protocol/topics.js';
-import { builtinDenial, ruleName, touchesSystem, type Grant, type Operation, type Policy, type Rule } from './policy.js';
+import { builtinDenial, DEFAULT_MAX_SESSIONS, ruleName, touchesSystem, type Grant, type Operation, type Policy, type Rule } from './policy.js';
 
 /** A line the export allows: who may `read`/`write` which filter's levels. */
 interface Allowed {
@@ -134,6 +138,11 @@ export function exportMosquitto(policy: Policy, options: MosquittoExportOptions)
     }
     out.push('', `# ${identity}${roles.size ? ` (roles: ${[...roles].join(', ')})` : ''}`, `user ${identity}`, ...lines);
   }
+  const sessions = sessionsNote(policy);
+  if (sessions) {
+    notes.push(sessions);
+    out.push('', `# ${sessions}`);
+  }
   for (const role of Object.keys(policy.roles)) {
     if (!heldRoles.has(role)) notes.push(`role ${role}: no known identity holds it, so its rules are not exported (list the identities under "identities")`);
   }
@@ -197,6 +206,13 @@ function expandPath(pattern: string, depth: number): string[] {
     result.push(...expandPath(pattern.replace('${path}', plus), depth));
   }
   return result;
+}
+
+/** What the export says of sessions, when the policy allows any (docs/security.md "Sessions"). */
+function sessionsNote(policy: Policy): string | undefined {
+  const allowed = (policy.sessions?.max ?? DEFAULT_MAX_SESSIONS) > 0 || Object.values(policy.roles).some((role) => (role.sessions?.max ?? 0) > 0);
+  if (!allowed) return undefined;
+  return 'sessions (<identity>~<session>) are not exported: Mosquitto cannot bind them to the identity, and a session would read no answers (%u is the identity); on Mosquitto connect with the identity as client id (relais commands: --no-session). Sessions need the embedded broker.';
 }
 
 function mosquittoConf(options: MosquittoExportOptions): string {

@@ -5,7 +5,20 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { encodingProblem, envelopeText } from '../protocol/encoding.js';
+import { HEADER_END, splitFrame } from '../protocol/framing.js';
 import { parseTopic, SYSTEM_ROOT } from '../protocol/topics.js';
+
+/**
+ * The part of a PUBLISH that is the envelope: a binary message's header (protocol §3.5: the
+ * text before the first LF, by the rule every reader applies), else the whole payload. The body
+ * of a binary message is any bytes: its encoding is nobody's business, and a `"source"` in it is
+ * not the message's.
+ */
+export function envelopeHead(payload: Buffer | string): Buffer | string {
+  if (typeof payload === 'string' || payload.indexOf(HEADER_END) < 0) return payload;
+  const framed = splitFrame(payload);
+  return framed ? payload.subarray(0, payload.length - framed.body.length - 1) : payload;
+}
 
 /** A topic whose payload is an envelope (protocol §2.2), or anything under `relais/`. */
 export function isRelaisTopic(topic: string): boolean {

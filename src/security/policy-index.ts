@@ -57,7 +57,10 @@ export interface RuleIndex {
 
 /** The subject as decide() resolves it. */
 export interface IndexedSubject {
+  /** The client id: what `${id}` stands for. */
   self: string;
+  /** The identity: what a rule's `identities` name. */
+  identity: string;
   roles: ReadonlySet<string>;
 }
 
@@ -151,7 +154,7 @@ export function findAllowingRules(index: RuleIndex, who: IndexedSubject, levels:
       if (lowest.concrete < concrete) concrete = lowest.concrete;
     };
     pick(ends.everyone);
-    if (ends.byIdentity) pick(ends.byIdentity.get(who.self));
+    if (ends.byIdentity) pick(ends.byIdentity.get(who.identity));
     if (ends.byRole) for (const role of who.roles) pick(ends.byRole.get(role));
   };
   let states: Node[] = [index.root];

@@ -8,8 +8,9 @@
  * (protocol §2), then the file's rules (which only allow) in order, then default deny.
  */
 import { z } from 'zod';
-import { checkClientId, checkFilter, checkPath, checkTopicName, SYSTEM_ROOT } from '../protocol/topics.js';
+import { checkClientId, checkFilter, checkPath, checkTopicName, clientIdOfConnection, identityOfClientId, SYSTEM_ROOT } from '../protocol/topics.js';
 import { buildRuleIndex, findAllowingRules, type RuleIndex } from './policy-index.js';
+import { kvRuleSchema } from './kv-policy.js';
 
 /**
  * What a role or an identity may be granted beyond the built-in rules. `history:read-all` and
@@ -87,11 +88,24 @@ export const ruleSchema = z
   })
   .strict();
 
+/** Sessions an identity may hold at once by default (protocol §2.1 `<identity>~<session>`, docs/security.md "Sessions"). */
+export const DEFAULT_MAX_SESSIONS = 8;
+/** Bounded so that one identity cannot hold the broker's connections alone. */
+export const MAX_SESSIONS_LIMIT = 1000;
+
+/** `sessions: { max }`: how many `<identity>~<session>` client ids one identity may have connected at once; 0 turns sessions off. */
+const sessionsSchema = z.object({ max: z.number().int().min(0).max(MAX_SESSIONS_LIMIT) }).strict();
+
 export const policySchema = z
   .object({
     version: z.literal(1),
-    /** Every role the rules and identities name, with what it is granted beyond the built-ins. */
-    roles: z.record(nameSchema('a role'), z.object({ description: z.string().optional(), grants: z.array(z.enum(GRANTS)).default([]) }).strict()),
+    /** Every role the rules and identities name, with what it is granted beyond the built-ins; `sessions` replaces the top-level limit for its holders. */
+    roles: z.record(
+      nameSchema('a role'),
+      z.object({ description: z.string().optional(), grants: z.array(z.enum(GRANTS)).default([]), sessions: sessionsSchema.optional() }).strict(),
+    ),
+    /** Sessions per identity (docs/security.md "Sessions"); absent: DEFAULT_MAX_SESSIONS. A role's own `sessions` replaces it for that role's holders. */
+    sessions: sessionsSchema.optional(),
     /**
      * Known identities: their roles (added to those authentication gives), grants, and the
      * actions they serve (`${serves}`: `billing/#`, `demo/echo`). Used by the Mosquitto export.
@@ -109,6 +123,8 @@ export const policySchema = z
      */
     restricted: z.record(z.string(), z.string()).default({}),
     rules: z.array(ruleSchema),
+    /** Who reads and writes which keys of the key-value store (protocol §14.8, kv-policy.ts): decided by the router. */
+    kv: z.array(kvRuleSchema).default([]),
   })
   .strict()
   .superRefine((policy, ctx) => {
@@ -118,7 +134,8 @@ export const policySchema = z
       if (problem) ctx.addIssue({ code: 'custom', path: ['restricted', root], message: problem });
     }
     for (const [identity, entry] of Object.entries(policy.identities)) {
-      if (checkClientId(identity)) ctx.addIssue({ code: 'custom', path: ['identities', identity], message: checkClientId(identity)! });
+      const problem = checkClientId(identity) ?? (identity.includes('~') ? 'an identity cannot contain ~ (protocol §2.1)' : undefined);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['identities', identity], message: problem });
       entry.roles.forEach((role, i) => {
         if (!known(role)) ctx.addIssue({ code: 'custom', path: ['identities', identity, 'roles', i], message: `unknown role ${JSON.stringify(role)} (declare it under "roles")` });
       });
@@ -128,6 +145,12 @@ export const policySchema = z
         if (!known(role)) ctx.addIssue({ code: 'custom', path: ['rules', r, 'roles', i], message: `unknown role ${JSON.stringify(role)} (declare it under "roles")` });
       });
       if (rule.publish.length + rule.subscribe.length === 0) ctx.addIssue({ code: 'custom', path: ['rules', r], message: 'a rule needs at least one publish or subscribe pattern' });
+    });
+    policy.kv.forEach((rule, r) => {
+      rule.roles?.forEach((role, i) => {
+        if (!known(role)) ctx.addIssue({ code: 'custom', path: ['kv', r, 'roles', i], message: `unknown role ${JSON.stringify(role)} (declare it under "roles")` });
+      });
+      if (rule.read.length + rule.write.length === 0) ctx.addIssue({ code: 'custom', path: ['kv', r], message: 'a kv rule needs at least one read or write pattern' });
     });
   });
 
@@ -149,7 +172,12 @@ export function parsePolicy(data: unknown, source = 'policy'): Policy {
 }
 
 export interface Subject {
-  /** The authenticated identity (MQTT client id; `<identity>~rt` is the same identity, protocol §6.2). Empty/absent: anonymous. */
+  /**
+   * The MQTT client id of the connection (protocol §2.1): the authenticated identity, or one of
+   * its sessions `<identity>~<session>`, each with its lane `~rt` (protocol §6.2). Roles, grants
+   * and a rule's `identities` are the identity's; `${id}` and the topics a client owns
+   * (its responses, its presence, its targeted requests) are the client id's. Empty/absent: anonymous.
+   */
   identity?: string | undefined;
   /** Roles authentication gives it; the policy's `identities` entry adds its own. */
   roles?: readonly string[];
@@ -173,13 +201,28 @@ export const BUILTIN_RULES = {
   'restricted-actions': 'calling, answering or serving an action under a root the policy lists in "restricted" needs a rule whose pattern starts with that root, or the grant "restricted"',
 } as const;
 
-/** The identity behind an MQTT client id: `<id>~rt` is the real-time lane of `<id>` (protocol §6.2). */
+/** The identity behind an MQTT client id: `alice~tab1~rt` is a lane of a session of `alice` (protocol §2.1, §6.2). */
 export function identityOf(clientId: string): string {
-  return clientId.endsWith('~rt') ? clientId.slice(0, -3) : clientId;
+  return identityOfClientId(clientId);
+}
+
+/**
+ * How many sessions `subject`'s identity may hold at once (docs/security.md "Sessions"): the
+ * largest `sessions.max` of its roles that set one, else the policy's `sessions.max`, else
+ * DEFAULT_MAX_SESSIONS. 0: sessions off.
+ */
+export function sessionLimit(policy: Policy, subject: Subject): number {
+  const who = resolve(policy, subject);
+  if (!who) return 0;
+  const byRole = [...who.roles].flatMap((role) => (Object.hasOwn(policy.roles, role) && policy.roles[role]!.sessions ? [policy.roles[role]!.sessions!.max] : []));
+  return byRole.length > 0 ? Math.max(...byRole) : (policy.sessions?.max ?? DEFAULT_MAX_SESSIONS);
 }
 
 interface Resolved {
+  /** The client id (a session's `<identity>~<session>`, never the lane): what `${id}` and the ownership built-ins are. */
   self: string;
+  /** The identity: its entry, and a rule's `identities`. */
+  identity: string;
   roles: Set<string>;
   grants: Set<Grant>;
   /** What `${serves}` stands for: the levels of each served action pattern (`#` as nothing or '**'). */
@@ -188,12 +231,13 @@ interface Resolved {
 
 function resolve(policy: Policy, subject: Subject): Resolved | undefined {
   if (!subject.identity) return undefined;
-  const self = identityOf(subject.identity);
-  const entry = Object.hasOwn(policy.identities, self) ? policy.identities[self] : undefined;
+  const self = clientIdOfConnection(subject.identity);
+  const identity = identityOfClientId(subject.identity);
+  const entry = Object.hasOwn(policy.identities, identity) ? policy.identities[identity] : undefined;
   const roles = new Set([...(subject.roles ?? []), ...(entry?.roles ?? [])]);
   const grants = new Set<Grant>(entry?.grants ?? []);
   for (const role of roles) for (const grant of (Object.hasOwn(policy.roles, role) ? policy.roles[role]!.grants : [])) grants.add(grant);
-  return { self, roles, grants, serves: (entry?.serves ?? []).flatMap(servedLevels) };
+  return { self, identity, roles, grants, serves: (entry?.serves ?? []).flatMap(servedLevels) };
 }
 
 /** An action pattern's levels; a last `#` is the levels below it, any number: none, or '**' (one or more). */
@@ -383,7 +427,7 @@ export function isActionTraffic(levels: readonly string[], operation: Operation)
 
 function appliesTo(rule: Rule, who: Resolved): boolean {
   if (!rule.roles && !rule.identities) return true;
-  return (rule.identities?.includes(who.self) ?? false) || (rule.roles?.some((role) => who.roles.has(role)) ?? false);
+  return (rule.identities?.includes(who.identity) ?? false) || (rule.roles?.some((role) => who.roles.has(role)) ?? false);
 }
 
 /**

@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { ReconnectSchedule } from '../client/connection/reconnect.js';
-import { toMqttUrl } from '../client/options.js';
+import { brokerUrlOptions } from '../client/options.js';
 
 /** Subscriptions are sent in batches of this many filters (a member may serve many actions). */
 const FILTERS_PER_SUBSCRIBE = 200;
@@ -65,7 +65,7 @@ export class LinkConnection extends EventEmitter<LinkConnectionEvents> {
       log: () => {},
       ...options.mqtt,
     };
-    this.client = options.stream ? new mqtt.MqttClient(options.stream, mqttOptions) : mqtt.connect(toMqttUrl(options.url!), mqttOptions);
+    this.client = options.stream ? new mqtt.MqttClient(options.stream, mqttOptions) : mqtt.connect({ ...brokerUrlOptions(options.url!), ...mqttOptions });
     this.client.on('connect', () => this.onConnect());
     this.client.on('close', () => this.onClose());
     this.client.on('error', (error) => (this.lastError = error.message));

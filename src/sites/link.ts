@@ -10,7 +10,7 @@
  * router's answers and presence come up from `site:<site>`.
  */
 import { randomUUID } from 'node:crypto';
-import { decode, encode, type Envelope } from '../protocol/envelope.js';
+import { decode, encode, encodeMessage, type Envelope } from '../protocol/envelope.js';
 import { ROUTER_ID } from '../protocol/history-feed.js';
 import { notificationMessage, presenceMessage } from '../protocol/messages.js';
 import { parsePresence } from '../protocol/presence.js';
@@ -28,6 +28,7 @@ import {
   siteRouterPresence,
 } from '../protocol/sites.js';
 import { parseTopic, PRESENCE_FILTER, presenceTopic, requestTopic, type ParsedTopic } from '../protocol/topics.js';
+import { mqttPayload } from '../client/connection/connection.js';
 import type { LinkConnection } from './link-connection.js';
 import { LinkStatus, probePayload, readProbe, type LinkNames, type Side } from './link-status.js';
 import { MemberTable, siteRouterActions } from './member-table.js';
@@ -363,8 +364,8 @@ export class SiteLink {
     const remembered = token === undefined ? undefined : this.tokens.get(requester, token);
     if (!remembered) return; // between two clients of the site: it stays there
     let bytes: Buffer | string = payload;
-    // The requester's library takes answers only from the client it asked (protocol §4).
-    if (remembered.toSiteRouter && decoded.ok && decoded.envelope.source === ROUTER_ID) bytes = encode({ ...decoded.envelope, source: siteAddress(this.options.site) });
+    // The requester's library takes answers only from the client it asked (protocol §4); a binary answer stays binary (§3.5).
+    if (remembered.toSiteRouter && decoded.ok && decoded.envelope.source === ROUTER_ID) bytes = mqttPayload(encodeMessage({ ...decoded.envelope, source: siteAddress(this.options.site) }));
     void this.central.publish(topic, bytes, qos).then((sent) => sent && (this.status.carried.up += 1));
   }
 
@@ -483,3 +484,4 @@ function presenceIn(payload: Buffer): ReturnType<typeof parsePresence> {
   const decoded = decode(payload, ANY_SIZE);
   return decoded.ok ? parsePresence(decoded.envelope.payload) : undefined;
 }
+

@@ -15,6 +15,7 @@ import {
   TimeoutError,
   UnknownTokenError,
 } from '../protocol/errors.js';
+import { BucketNotFoundError, ConfigInvalidError, KeyNotFoundError, kvErrorOf, RevisionConflictError, ValueTooLargeError } from '../protocol/kv.js';
 
 /** `{"error": {"code", "message"}}` with `status`. */
 export class ApiError extends Error {
@@ -25,6 +26,8 @@ export class ApiError extends Error {
     message: string,
     /** Headers of the error reply (`retry-after` of a 429). */
     readonly headers?: Record<string, string>,
+    /** What a program needs to act on it (a conflict's `currentRevision`), as `error.details`. */
+    readonly details?: unknown,
   ) {
     super(message);
   }
@@ -34,8 +37,8 @@ export const unauthorised = (message: string) => new ApiError(401, 'unauthorized
 export const forbidden = (message: string) => new ApiError(403, 'forbidden', message);
 
 /** The body of an error reply. */
-export function errorBody(error: ApiError): { error: { code: string; message: string } } {
-  return { error: { code: error.code, message: error.message } };
+export function errorBody(error: ApiError): { error: { code: string; message: string; details?: unknown } } {
+  return { error: { code: error.code, message: error.message, ...(error.details !== undefined && { details: error.details }) } };
 }
 
 /**
@@ -46,6 +49,8 @@ export function errorBody(error: ApiError): { error: { code: string; message: st
 export function fromBusError(error: unknown, what: string): ApiError {
   if (error instanceof ApiError) return error;
   const message = error instanceof Error ? error.message : String(error);
+  const kv = kvError(error);
+  if (kv) return kv;
   if (error instanceof NoHandlerError || error instanceof HandlerGoneError || error instanceof NotSentError) {
     return new ApiError(503, 'unavailable', `${what}: nobody answers (${message}); is the router running (relais start without --no-router)?`);
   }
@@ -59,4 +64,19 @@ export function fromBusError(error: unknown, what: string): ApiError {
   if (error instanceof CancelledError) return new ApiError(503, 'cancelled', message);
   if (error instanceof RelaisError && (error as { remoteName?: string }).remoteName === 'UnknownClientError') return new ApiError(404, 'unknown_client', message);
   return new ApiError(502, 'bus_error', `${what}: ${message}`);
+}
+
+/**
+ * The key-value store's typed errors (protocol §14.5): a key without a value or a bucket that
+ * does not exist 404, a lost compare-and-set 409 with the current revision in `details`, a value
+ * over its bucket's limit 413, a configuration the client's schema refuses 400 naming the field.
+ */
+function kvError(error: unknown): ApiError | undefined {
+  const typed = kvErrorOf(error);
+  if (typed instanceof KeyNotFoundError) return new ApiError(404, 'key_not_found', typed.message, undefined, typed.details);
+  if (typed instanceof BucketNotFoundError) return new ApiError(404, 'bucket_not_found', typed.message, undefined, typed.details);
+  if (typed instanceof RevisionConflictError) return new ApiError(409, 'revision_conflict', typed.message, undefined, typed.details);
+  if (typed instanceof ValueTooLargeError) return new ApiError(413, 'value_too_large', typed.message, undefined, typed.details);
+  if (typed instanceof ConfigInvalidError) return new ApiError(400, 'config_invalid', typed.message, undefined, typed.details);
+  return undefined;
 }

@@ -12,7 +12,7 @@ import { ApiError } from './errors.js';
 import { accessConfig, type RouteAccess } from './route-access.js';
 
 export interface RouteSpec<P extends z.ZodType = z.ZodType, Q extends z.ZodType = z.ZodType, B extends z.ZodType = z.ZodType> {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** Fastify's form: `/api/history/:token`, `/api/actions/*`. */
   url: string;
   /** OpenAPI's form: `/api/history/{token}`, `/api/actions/{action}`. */

@@ -70,6 +70,11 @@ export const historyRow = z
     size: z.number().int(),
     truncated: z.boolean(),
     raw: z.boolean().optional().describe('data is the whole message as it came: its payload could not be encoded again (nested too deeply)'),
+    sha256: z.string().optional().describe('a binary payload (protocol §3.5, §11.1): data is the Base64 of its bytes (the first ones when truncated), size their count, this the SHA-256 (hex) of all of them'),
+    seal: z
+      .object({ alg: z.string(), form: z.enum(['json', 'bytes']), epk: z.string(), nonce: z.string(), to: z.array(z.object({ kid: z.string(), key: z.string() })) })
+      .optional()
+      .describe("a sealed payload (protocol §3.6, §11.1): the message header's seal member; data, size and sha256 are then of the ciphertext, which the router and this API never open (the recipients' library does)"),
     site: z.string().optional().describe("the site whose history the row was pulled from (protocol §13.5); absent for the router's own rows"),
   })
   .describe('protocol §11.1');
@@ -124,4 +129,4 @@ export const killAnswer = z.object({
   code: z.number().optional(),
 });
 
-export const errorAnswer = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+export const errorAnswer = z.object({ error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional().describe('what a program acts on: a revision conflict\'s currentRevision, the fields a configuration breaks') }) });

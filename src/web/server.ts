@@ -24,6 +24,7 @@ import { DEFAULTS } from '../client/options.js';
 import { EVENTS_CATEGORY } from '../protocol/events.js';
 import { notificationTopic } from '../protocol/topics.js';
 import { relaisRoutes } from './api-routes.js';
+import { kvRoutes } from './kv-routes.js';
 import { makeGuard } from './auth.js';
 import type { WebContext } from './context.js';
 import { ApiError, errorBody } from './errors.js';
@@ -140,6 +141,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
       options.broker.serveConnection(createWebSocketStream(socket), `web ${raw.remoteAddress}:${raw.remotePort}`, raw instanceof TLSSocket ? raw : undefined);
     });
     relaisRoutes(context);
+    kvRoutes(context);
     gorgoneRoutes(context);
     const version = (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
     const describedAccess: RouteAccess = { open: "the API's description: what anyone reading the docs may know" };
@@ -228,9 +230,17 @@ function sameOrigin(origin: string, request: FastifyRequest): boolean {
   }
 }
 
-/** Gorgone clients may post JSON without saying so (curl -d): their routes parse any body as JSON; others answer 415. */
+/**
+ * Gorgone clients may post JSON without saying so (curl -d): their routes parse any body as JSON; others answer 415.
+ * `POST /api/actions/<action>` also takes `application/octet-stream`: the bytes are the command's payload, sent as a
+ * binary message (protocol §3.5).
+ */
 function acceptGorgoneBodies(app: FastifyInstance): void {
   app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (request, body, done) => {
+    if (!request.url.startsWith(ACTIONS_PREFIX)) return done(new ApiError(415, 'unsupported_media_type', 'send the body as JSON: Content-Type: application/json (bytes only to /api/actions/<action>)'), undefined);
+    done(null, body);
+  });
   app.addContentTypeParser('*', { parseAs: 'string' }, (request, body, done) => {
     if (!isGorgonePath(request.url)) return done(new ApiError(415, 'unsupported_media_type', 'send the body as JSON: Content-Type: application/json'), undefined);
     if (body === '') return done(null, undefined);
@@ -241,6 +251,8 @@ function acceptGorgoneBodies(app: FastifyInstance): void {
     }
   });
 }
+
+const ACTIONS_PREFIX = '/api/actions/';
 
 function asApiError(error: FastifyError): ApiError {
   if (error instanceof ApiError) return error;

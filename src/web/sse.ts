@@ -25,7 +25,7 @@ export function wantsEventStream(request: FastifyRequest): boolean {
 }
 
 /** The cursor to resume after: `Last-Event-ID` (a reconnecting EventSource sends it), else `since`. */
-function resumeCursor(request: FastifyRequest, since: number | undefined): number | undefined {
+export function resumeCursor(request: FastifyRequest, since: number | undefined): number | undefined {
   const header = request.headers['last-event-id'];
   if (header === undefined || Array.isArray(header)) return since;
   const cursor = Number(header);
@@ -48,24 +48,59 @@ export async function serveEventStream(context: WebContext, caller: Caller | und
   // "From now" is pinned to the router's latest cursor before the stream is answered: whatever
   // happens after the answer's headers is in it, and a client that never saw an id can resume.
   if (cursor === undefined) cursor = ((await ask(context, EVENTS_ACTION, { limit: 1 }, 'the event stream', caller)) as EventsPage).latest;
+  const after = cursor;
+  return streamSse(context, caller, reply, {
+    what: 'event stream',
+    opening: `relais event stream after cursor ${after}`,
+    holds: subscribes(notificationTopic(EVENTS_CATEGORY)),
+    messages: async function* (signal) {
+      for await (const item of context.bus.events({ since: after, signal })) {
+        yield item.type === 'gap' ? { event: 'gap', data: item } : { id: String(item.cursor), data: item };
+      }
+    },
+  });
+}
+
+/** One Server-Sent Events message: `id` is what a client resumes after (`Last-Event-ID`). */
+export interface SseMessage {
+  id?: string;
+  event?: string;
+  data: unknown;
+}
+
+export interface SseStream {
+  /** For the log: `event stream`, `watch of bucket config`. */
+  what: string;
+  /** The comment line the stream opens with. */
+  opening: string;
+  /** What the caller must still be allowed, else the stream ends (live revocation). */
+  holds: BusAccess;
+  /** The messages, until `signal` aborts. */
+  messages: (signal: AbortSignal) => AsyncIterable<SseMessage>;
+}
+
+/**
+ * Answers with a Server-Sent Events stream of `stream.messages`: at most MAX_STREAMS at once,
+ * a heartbeat on a quiet stream, a slow reader waited for rather than buffered, and ended
+ * (with a last `closed` message saying why) when its caller loses its identity or the right to
+ * do `holds` (docs/security.md "Live revocation").
+ */
+export function streamSse(context: WebContext, caller: Caller | undefined, reply: FastifyReply, stream: SseStream): Promise<FastifyReply> {
   if (open >= MAX_STREAMS) throw new ApiError(503, 'too_many_streams', `${MAX_STREAMS} event streams are open already; try again later`);
   open += 1;
   const stopped = new AbortController();
   const response = reply.raw;
   reply.hijack();
   response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-  response.write(`retry: 2000\n: relais event stream after cursor ${cursor}\n\n`);
+  response.write(`retry: 2000\n: ${stream.opening}\n\n`);
   // Only to an idle socket: a reader that stopped must not collect heartbeats either.
   const heartbeat = setInterval(() => response.writableLength === 0 && response.write(': keep-alive\n\n'), HEARTBEAT_MS);
   // The response closes when the client goes (its socket closes); the socket may be a reused keep-alive one.
   response.once('close', () => stopped.abort());
-  // Live effect (docs/security.md "Live revocation"): a caller revoked, or no longer allowed to
-  // read the stream, has it ended within a second, with a last message saying why.
-  const liveTopic = notificationTopic(EVENTS_CATEGORY);
   let lost: string | undefined;
-  const unfollow = context.guard.follow(caller, () => context.guard.allows(caller, 'subscribe', liveTopic), (reason) => {
+  const unfollow = context.guard.follow(caller, () => context.guard.allows(caller, stream.holds.operation, stream.holds.topic), (reason) => {
     lost = reason;
-    context.log(`ended the event stream of identity ${caller?.identity}: ${reason}`);
+    context.log(`ended the ${stream.what} of identity ${caller?.identity}: ${reason}`);
     stopped.abort();
   });
   // A reader slower than the stream: wait for the socket to drain rather than buffer without bound.
@@ -81,19 +116,20 @@ export async function serveEventStream(context: WebContext, caller: Caller | und
       stopped.signal.addEventListener('abort', done, { once: true });
     });
   };
-  try {
-    for await (const item of context.bus.events({ since: cursor, signal: stopped.signal })) {
-      if (item.type === 'gap') await send(`event: gap\ndata: ${JSON.stringify(item)}\n\n`);
-      else await send(`id: ${item.cursor}\ndata: ${JSON.stringify(item)}\n\n`);
+  return (async () => {
+    try {
+      for await (const message of stream.messages(stopped.signal)) {
+        await send(`${message.event === undefined ? '' : `event: ${message.event}\n`}${message.id === undefined ? '' : `id: ${message.id}\n`}data: ${JSON.stringify(message.data)}\n\n`);
+      }
+    } catch (error) {
+      if (!stopped.signal.aborted) context.log(`${stream.what} ended: ${(error as Error).message}`);
+    } finally {
+      open -= 1;
+      unfollow();
+      clearInterval(heartbeat);
+      if (lost !== undefined && !response.destroyed) response.write(`event: closed\ndata: ${JSON.stringify({ reason: lost })}\n\n`);
+      response.end();
     }
-  } catch (error) {
-    if (!stopped.signal.aborted) context.log(`event stream ended: ${(error as Error).message}`);
-  } finally {
-    open -= 1;
-    unfollow();
-    clearInterval(heartbeat);
-    if (lost !== undefined && !response.destroyed) response.write(`event: closed\ndata: ${JSON.stringify({ reason: lost })}\n\n`);
-    response.end();
-  }
-  return reply;
+    return reply;
+  })();
 }

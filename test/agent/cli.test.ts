@@ -4,11 +4,11 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { within } from '../testkit/index.js';
-import { runCli, startCli, type RunningCli } from '../testkit/cli.js';
+import { runCli, startCli, startRelais, type RelaisStart, type RunningCli } from '../testkit/cli.js';
 import { ended, endsWithin, tempDir } from './agent-kit.js';
 
 describe('relais agent and relais exec as real processes', { timeout: 90_000 }, () => {
-  let broker: RunningCli;
+  let relais: RelaisStart;
   let agent: RunningCli;
   let dir: string;
   let env: Record<string, string>;
@@ -16,9 +16,8 @@ describe('relais agent and relais exec as real processes', { timeout: 90_000 }, 
 
   before(async () => {
     dir = tempDir('cli');
-    broker = startCli(['start', '--web-port', '0', '--port', '0', '--data-dir', path.join(dir, 'data')]);
-    const [, url] = await broker.waitFor(/listening on (mqtt:\/\/\S+)/);
-    env = { RELAIS_BROKER: url!, RELAIS_LOG_LEVEL: 'error' };
+    relais = await startRelais(['--data-dir', path.join(dir, 'data')]);
+    env = relais.env;
     fs.mkdirSync(path.join(dir, 'disk'));
     const config = {
       services: {
@@ -27,14 +26,14 @@ describe('relais agent and relais exec as real processes', { timeout: 90_000 }, 
       },
     };
     fs.writeFileSync(path.join(dir, 'agent.json'), JSON.stringify(config));
-    // Info level: the test waits on its "command ended" line.
-    agent = startCli(['agent', '--id', agentId, '--config', path.join(dir, 'agent.json')], { ...env, RELAIS_LOG_LEVEL: 'info' });
+    // Info level: the test waits on its "command ended" line, readable as on a terminal (a pipe gets pino's JSON).
+    agent = startCli(['agent', '--id', agentId, '--config', path.join(dir, 'agent.json'), '--log-format', 'readable'], { ...env, RELAIS_LOG_LEVEL: 'info' });
     await agent.waitFor(/agent \S+ serving disks, command, components/);
   });
 
   after(async () => {
     await agent?.stop();
-    await broker?.stop();
+    await relais?.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

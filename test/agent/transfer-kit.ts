@@ -4,8 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Bus } from '../../src/index.js';
-import { TRANSFER_ACTIONS, transferIdOf, type PutBeginAnswer } from '../../src/agent/transfer-protocol.js';
-import { toBase64 } from '../../src/protocol/binary.js';
+import { putChunkPayload, TRANSFER_ACTIONS, transferIdOf, type PutBeginAnswer } from '../../src/agent/transfer-protocol.js';
 
 const BASE = path.join(os.tmpdir(), 'transfer-helper');
 export function tempDir(name: string): string {
@@ -42,7 +41,7 @@ export async function sendFirstChunks(caller: Bus, agentId: string, source: stri
   const transfer = transferIdOf('put', agentId, disk, filepath, bytes.length, hash);
   const begin = await caller.request<PutBeginAnswer>(TRANSFER_ACTIONS.putBegin, { transfer, disk, filepath, size: bytes.length, sha256: hash }, { target: agentId });
   for (let at = begin.offset; at < chunks * begin.chunkBytes; at += begin.chunkBytes) {
-    await caller.request(TRANSFER_ACTIONS.putChunk, { transfer, generation: begin.generation, offset: at, data: toBase64(bytes.subarray(at, at + begin.chunkBytes)) }, { target: agentId });
+    await caller.request(TRANSFER_ACTIONS.putChunk, putChunkPayload({ transfer, generation: begin.generation, offset: at }, bytes.subarray(at, at + begin.chunkBytes)), { target: agentId });
   }
   return { bytes, hash, transfer, begin };
 }

@@ -24,7 +24,7 @@ import mqtt from 'mqtt';
 import { connect } from '../../src/index.js';
 import { testLogger, uniqueId, waitFor } from '../testkit/index.js';
 import { entriesUnder, startAgentKit, type AgentKit } from './agent-kit.js';
-import { patternFile, sha256, tempDir } from './transfer-kit.js';
+import { patternFile, sendFirstChunks, sha256, tempDir } from './transfer-kit.js';
 
 function reasonOf(error: unknown): string | undefined {
   return error instanceof RemoteError ? (error.details as { reason?: string } | undefined)?.reason : undefined;
@@ -107,8 +107,8 @@ describe('transfer - each transfer belongs to the identity that began it', { tim
     const alice = await env.caller.request<GetFileAnswer>(TRANSFER_ACTIONS.getBegin, { disk: 'data', filepath: 'shared.bin' }, { target: agent });
     await assert.rejects(mallory.request(TRANSFER_ACTIONS.getChunk, { transfer: alice.transfer, offset: 0, length: 1024 }, { target: agent }), (error: unknown) => reasonOf(error) === 'unknown-transfer');
     await mallory.request(TRANSFER_ACTIONS.getEnd, { transfer: alice.transfer }, { target: agent });
-    const chunk = await env.caller.request<{ offset: number }>(TRANSFER_ACTIONS.getChunk, { transfer: alice.transfer, offset: 0, length: 1024 }, { target: agent });
-    assert.equal(chunk.offset, 0, 'alice still reads her download');
+    const chunk = await env.caller.request<Buffer>(TRANSFER_ACTIONS.getChunk, { transfer: alice.transfer, offset: 0, length: 1024 }, { target: agent });
+    assert.equal(chunk.length, 1024, 'alice still reads her download');
     await env.caller.request(TRANSFER_ACTIONS.getEnd, { transfer: alice.transfer }, { target: agent });
   });
 });
@@ -237,6 +237,38 @@ describe('transfer - the slots and bytes of one identity are bounded', { timeout
     assert.equal(sha256(back), sha256(source));
   });
 
+  it('the sessions of one identity <identity>~<session> share its slots (protocol §2.1): a second session gets code 8 once the first holds four', async () => {
+    const agent = env.agent.bus.id;
+    const identity = uniqueId('tabs');
+    const first = await env.kit.connect(`${identity}~a`);
+    const second = await env.kit.connect(`${identity}~b`);
+    const begin = (bus: typeof first, i: number) =>
+      bus.request(TRANSFER_ACTIONS.putBegin, { transfer: transferIdOf('tabs', 100 + i), disk: 'data', filepath: `tabs/${i}.bin`, size: 1000, sha256: '0'.repeat(64) }, { target: agent });
+    for (let i = 0; i < 4; i++) await begin(first, i);
+    await assert.rejects(begin(second, 4), (error: BusyError) => {
+      assert.equal(error.responseCode, 8, String(error));
+      assert.equal(limitOf(error), 'maxTransfersPerIdentity');
+      assert.match(error.message, new RegExp(`^${identity} has 4 transfers open`));
+      return true;
+    });
+  });
+
+  it('a second session of an identity resumes the upload its first session began (one owner, protocol §2.1), as a second relais send does', async () => {
+    const agent = env.agent.bus.id;
+    const identity = uniqueId('sender');
+    const first = await env.kit.connect(`${identity}~cli-1`);
+    const source = path.join(local, 'resumed.bin');
+    patternFile(source, 300_000);
+    const started = await sendFirstChunks(first, agent, source, 'data', 'resumed.bin', 2);
+    await first.close();
+    const second = await env.kit.connect(`${identity}~cli-2`);
+    const again = await second.request<PutBeginAnswer>(TRANSFER_ACTIONS.putBegin, { transfer: started.transfer, disk: 'data', filepath: 'resumed.bin', size: started.bytes.length, sha256: started.hash }, { target: agent });
+    assert.equal(again.offset, 2 * started.begin.chunkBytes, 'it continues from where the first session stopped');
+    const other = await env.kit.connect(`${uniqueId('other')}~cli-1`);
+    const theirs = await other.request<PutBeginAnswer>(TRANSFER_ACTIONS.putBegin, { transfer: started.transfer, disk: 'data', filepath: 'resumed.bin', size: started.bytes.length, sha256: started.hash }, { target: agent });
+    assert.equal(theirs.offset, 0, "another identity's session begins its own");
+  });
+
   it('the sizes of one identity\'s open uploads are bounded: code 8 while others are open, code 1 too-large for a file over the bound', async () => {
     const agent = env.agent.bus.id;
     const filler = await env.kit.connect(uniqueId('filler'));
@@ -337,7 +369,8 @@ describe('transfer - partial files nobody resumes are swept', { timeout: 60_000 
     const outside = path.join(base, 'outside');
     fs.mkdirSync(path.join(disk, 'deep/er'), { recursive: true });
     fs.mkdirSync(outside);
-    const idleTimeout = 2;
+    // Long enough that the agent's start, however slow the machine, comes before the fresh file is as old.
+    const idleTimeout = 6;
     const aged = (file: string, content: string, secondsAgo: number) => {
       fs.writeFileSync(file, content);
       const then = new Date(Date.now() - secondsAgo * 1000);
@@ -345,7 +378,7 @@ describe('transfer - partial files nobody resumes are swept', { timeout: 60_000 
     };
     aged(path.join(disk, `${PARTIAL_PREFIX}old-root`), 'abandoned long ago', 3600);
     aged(path.join(disk, `deep/er/${PARTIAL_PREFIX}old-deep`), 'abandoned long ago', 3600);
-    aged(path.join(disk, `deep/${PARTIAL_PREFIX}fresh`), 'its sender may come back', 1);
+    aged(path.join(disk, `deep/${PARTIAL_PREFIX}fresh`), 'its sender may come back', 0);
     aged(path.join(disk, 'deep/report.txt'), 'not a partial file', 3600);
     aged(path.join(outside, `${PARTIAL_PREFIX}not-ours`), 'outside the disk', 3600);
     fs.symlinkSync(outside, path.join(disk, 'link-out'));
@@ -357,7 +390,7 @@ describe('transfer - partial files nobody resumes are swept', { timeout: 60_000 
       assert.deepEqual(partialsUnder(disk), [`deep/${PARTIAL_PREFIX}fresh`]);
       assert.ok(fs.existsSync(path.join(disk, 'deep/report.txt')));
       // idleTimeout later the fresh one is as old, and nobody came for it.
-      const second = await waitFor(() => sweeps()[1], env.logEvents, 'line', 10_000);
+      const second = await waitFor(() => sweeps()[1], env.logEvents, 'line', 30_000);
       assert.equal(second.removed, 1);
       assert.deepEqual(partialsUnder(disk), []);
       assert.deepEqual(fs.readdirSync(outside), [`${PARTIAL_PREFIX}not-ours`], 'the sweep did not follow the symlink out');

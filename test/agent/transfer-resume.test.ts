@@ -37,7 +37,8 @@ describe('transfer - an agent restarted mid-transfer', () => {
       assert.equal(sha256(path.join(disk, 'r/file.bin')), hash);
     } finally {
       await second?.close();
-      await env.kit.cleanup();
+      // The first agent too, when the test failed before closing it: left open it would reconnect for ever.
+      await env.cleanup();
       fs.rmSync(disk, { recursive: true, force: true });
       fs.rmSync(local, { recursive: true, force: true });
     }
@@ -67,8 +68,10 @@ describe('transfer - the agent restarted while a sender is sending', () => {
         },
         // The agent comes back only once the sender has seen it go: the sender must wait for it.
         onRetry(error) {
+          // A busy machine may make a chunk late before the agent stops: only a retry after the stop brings it back.
+          if (!stopped) return;
           retries.push((error as Error).name);
-          second ??= stopped!.then(() => startAgent({ id: agentId, config: parseAgentConfig(config), logger: testLogger, connection: { broker: env.kit.broker.url } }));
+          second ??= stopped.then(() => startAgent({ id: agentId, config: parseAgentConfig(config), logger: testLogger, connection: { broker: env.kit.broker.url } }));
         },
       });
       assert.ok(retries.length >= 1, 'the sender saw the agent go');
@@ -78,7 +81,8 @@ describe('transfer - the agent restarted while a sender is sending', () => {
       assert.equal(sha256(path.join(disk, 'live/file.bin')), sha256(source));
     } finally {
       await (await second)?.close();
-      await env.kit.cleanup();
+      // The first agent too, when the test failed before closing it: left open it would reconnect for ever.
+      await env.cleanup();
       fs.rmSync(disk, { recursive: true, force: true });
       fs.rmSync(local, { recursive: true, force: true });
     }
@@ -147,9 +151,12 @@ describe('transfer - a 200 MB file across a lost connection', () => {
       });
       assert.ok(cutAt > 0, 'the connection was cut');
       assert.ok(proxy.accepted >= 2, 'the sender connected again');
-      assert.equal(summary.resumed.length, 1, JSON.stringify(summary.resumed));
+      // One resumption for the cut; a busy machine may add some (a chunk answered too late is asked again from where the agent stands).
+      assert.ok(summary.resumed.length >= 1, 'the transfer resumed');
       assert.ok(summary.resumed[0]!.offset > 0, 'resumed from what the agent had, not from 0');
       assert.ok(summary.resumed[0]!.offset >= cutAt, `resumed at ${summary.resumed[0]!.offset}, at least what was acknowledged before the cut (${cutAt})`);
+      const offsets = summary.resumed.map((resumed) => resumed.offset);
+      assert.deepEqual(offsets, [...offsets].sort((a, b) => a - b), `each resumption from further on: ${offsets.join(', ')}`);
       assert.ok(summary.bytes <= size, `${summary.bytes} bytes acknowledged in all: what the agent had was not sent again`);
       assert.equal(sha256(path.join(disk, 'big/big.bin')), sha256(source));
       assert.deepEqual(fs.readdirSync(path.join(disk, 'big')), ['big.bin']);

@@ -59,6 +59,62 @@ describe('transfer - relais send / fetch against an agent', () => {
     assert.deepEqual(fs.readdirSync(path.join(disk, 'in')), ['one.bin'], 'no partial file left');
   });
 
+  it('send - chunks travel as binary messages (no Base64 on the wire), in both directions', async () => {
+    const source = path.join(local, 'wire.bin');
+    patternFile(source, 200_000);
+    // A bystander sees what travels (the caller's own response subscription is left alone).
+    const observer = await env.kit.connect(uniqueId('observer'));
+    const seen: Array<{ topic: string; raw: Buffer }> = [];
+    const watch = await observer.subscribe('system/files/+/request/#', (message) => void seen.push({ topic: message.topic, raw: message.raw }));
+    const answers: Buffer[] = [];
+    const answerWatch = await observer.subscribe(`system/files/get_chunk/response/${env.caller.id}`, (message) => void answers.push(message.raw));
+    try {
+      await sendPath(env.caller, env.agent.bus.id, source, 'data', 'wire.bin');
+      await fetchPath(env.caller, env.agent.bus.id, 'data', 'wire.bin', path.join(local, 'wire-back.bin'));
+    } finally {
+      await watch.unsubscribe();
+      await answerWatch.unsubscribe();
+    }
+    assert.equal(sha256(path.join(local, 'wire-back.bin')), sha256(source));
+    const chunks = seen.filter((message) => message.topic.startsWith(TRANSFER_ACTIONS.putChunk));
+    assert.ok(chunks.length >= 4, `chunks seen: ${chunks.length}`);
+    const binaryAnswers = answers.filter((answer) => answer.includes(0x0a));
+    assert.ok(binaryAnswers.length >= 4, `binary get_chunk answers: ${binaryAnswers.length}`);
+    assert.equal(answers.some((answer) => answer.includes('$base64')), false);
+    for (const chunk of [...chunks.map((message) => message.raw), ...binaryAnswers]) {
+      const lf = chunk.indexOf(0x0a);
+      const header = JSON.parse(chunk.subarray(0, lf).toString()) as { body: number };
+      assert.equal(header.body, chunk.length - lf - 1, 'a binary message, split at its first LF');
+      assert.equal(chunk.includes('$base64'), false);
+    }
+    // The largest chunk costs its bytes and a header, not a third more.
+    const largest = Math.max(...chunks.map((message) => message.raw.length));
+    assert.ok(largest < 64 * 1024 + 1024, `largest put_chunk message: ${largest} bytes`);
+  });
+
+  it('send - a put_chunk whose framing lies (body length, missing LF) gets code 2 naming it; the upload goes on', async () => {
+    const source = path.join(local, 'lies.bin');
+    patternFile(source, 100_000);
+    const bytes = fs.readFileSync(source);
+    const hash = sha256(source);
+    const agentId = env.agent.bus.id;
+    const transfer = transferIdOf('put', agentId, 'data', 'lies.bin', bytes.length, hash);
+    const begin = await env.caller.request<PutBeginAnswer>(TRANSFER_ACTIONS.putBegin, { transfer, disk: 'data', filepath: 'lies.bin', size: bytes.length, sha256: hash }, { target: agentId });
+    const place = (body: number) => Buffer.from(JSON.stringify({ transfer, generation: begin.generation, offset: 0, body }));
+    for (const [payload, pattern] of [
+      [Buffer.concat([place(10), Buffer.from([0x0a]), bytes.subarray(0, 5)]), /'body' is 10 bytes, 5 follow/],
+      [place(5), /one LF/],
+    ] as const) {
+      const error = await env.caller.request(TRANSFER_ACTIONS.putChunk, payload, { target: agentId }).catch((problem: unknown) => problem);
+      assert.ok(error instanceof RemoteError || (error as { responseCode?: number }).responseCode === 2, String(error));
+      assert.equal((error as { responseCode: number }).responseCode, 2);
+      assert.match((error as Error).message, pattern);
+    }
+    const summary = await sendPath(env.caller, agentId, source, 'data', 'lies.bin');
+    assert.equal(summary.files[0]!.sha256, hash);
+    assert.equal(sha256(path.join(disk, 'lies.bin')), hash);
+  });
+
   it('send - a folder tree arrives file by file', async () => {
     const tree = path.join(local, 'tree');
     fs.mkdirSync(path.join(tree, 'a/b'), { recursive: true });

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tty from 'node:tty';
 import { peerGate, setup, subscribedForNext, uniqueId, within, type Kit } from '../testkit/index.js';
-import { runCli, startCli, type RunningCli } from '../testkit/cli.js';
+import { CLI_SUITE_TIMEOUT, runCli, startCli, type RunningCli } from '../testkit/cli.js';
 import type { Bus } from '../../src/index.js';
 import { parseXpl } from '../../src/bridge/xpl/message.js';
 import { fixture } from './xpl-fixtures.js';
@@ -22,7 +22,7 @@ const serialport = await import('serialport' as string).then(
 );
 if (!serialport) console.error('\n!!! SKIPPING the serial forwarding test: the serialport package is not installed (npm install serialport@13.0.0) !!!\n');
 
-describe('relais bridge (CLI)', { timeout: 60_000 }, () => {
+describe('relais bridge (CLI)', { timeout: CLI_SUITE_TIMEOUT }, () => {
   let kit: Kit;
   let watcher: Bus;
   let dir: string;
@@ -85,6 +85,31 @@ describe('relais bridge (CLI)', { timeout: 60_000 }, () => {
       assert.equal(((await seen).envelope.payload as { source: string }).source, 'tonyt-1wire.house');
     } finally {
       hub.close();
+    }
+  });
+
+  it('bridge xpl - with no hub on the xPL port it says standalone mode, hears a message sent to that port, and its presence says standalone', async () => {
+    // A free port plays the xPL port: the real 3865 may be taken on this machine.
+    const probe = dgram.createSocket('udp4');
+    probe.bind(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const xplPort = probe.address().port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const id = uniqueId('xpl-alone');
+    const bridge = startCli(['bridge', 'xpl', '--interface', '127.0.0.1', '--broadcast', '127.0.0.1', '--port', String(xplPort), '--source', 'relais-bridge.alone', '--id', id], env());
+    running.push(bridge);
+    await bridge.waitFor(/in standalone mode \(no hub holds the xPL port \d+/);
+    await watcher.waitForHandler('xpl/send', { target: id, timeout: 10_000 });
+    const presence = watcher.clients().find((client) => client.id === id) as { xpl?: { mode: string; xplPort: number } } | undefined;
+    assert.equal(presence?.xpl?.mode, 'standalone');
+    assert.equal(presence?.xpl?.xplPort, xplPort);
+    const { arrived: seen } = await subscribedForNext(watcher, 'xpl/sensor/basic/notification');
+    const sender = dgram.createSocket('udp4');
+    try {
+      sender.send(fixture('sensor-basic-temp.txt'), xplPort, '127.0.0.1');
+      assert.equal(((await seen).envelope.payload as { source: string }).source, 'tonyt-1wire.house');
+    } finally {
+      sender.close();
     }
   });
 

@@ -58,8 +58,8 @@ describe('xPL bridge over UDP on loopback', { timeout: 60_000 }, () => {
     await once(hub, 'listening');
     sender = dgram.createSocket('udp4');
     const bus = await kit.connect(uniqueId('xpl-bridge'));
-    bridge = new XplBridge({ bus, source: 'relais-bridge.test', bindAddress: '127.0.0.1', listenPort: 0, sendAddress: '127.0.0.1', sendPort: hub.address().port, searchHeartbeatMs: 200, logger: testLogger });
-    await bridge.start();
+    bridge = new XplBridge({ source: 'relais-bridge.test', bindAddress: '127.0.0.1', listenPort: 0, sendAddress: '127.0.0.1', sendPort: hub.address().port, searchHeartbeatMs: 200, logger: testLogger });
+    await bridge.start(bus);
     ui = await kit.connect(uniqueId('ui'));
   });
 
@@ -78,6 +78,8 @@ describe('xPL bridge over UDP on loopback', { timeout: 60_000 }, () => {
     assert.deepEqual(Object.fromEntries(heartbeat.body).port, String(bridge.port));
     assert.deepEqual(Object.fromEntries(heartbeat.body)['remote-ip'], '127.0.0.1');
     assert.equal(bridge.hubConfirmed, false);
+    // The "hub" holds the xPL port alone: the bridge could not take it.
+    assert.equal(bridge.mode, 'hub');
     // A hub forwards every message to the applications it knows, the sender's own heartbeat included.
     const found = once(bridge, 'hub');
     hub.send(fixture('hbeat-app.txt').toString().replace(/acme-lamp\.livingroom/g, 'relais-bridge.test'), bridge.port, '127.0.0.1');

@@ -44,31 +44,32 @@ describe('relais clients', { timeout: CLI_SUITE_TIMEOUT }, () => {
     await watcher.waitFor(/watching the client registry/);
     const id = uniqueId('newcomer');
     const newcomer = await kit.connect(id);
-    await watcher.waitFor(new RegExp(`\\{"id":"${id}","status":"alive"`));
+    await watcher.waitFor(new RegExp(`\\{"id":"${id}",[^\\n]*"status":"alive"`));
     await newcomer.close();
-    await watcher.waitFor(new RegExp(`\\{"id":"${id}","status":"stopped"`));
+    await watcher.waitFor(new RegExp(`\\{"id":"${id}",[^\\n]*"status":"stopped"`));
     assert.equal(await watcher.stop('SIGINT'), 0);
   });
 
   it('clients - exit 3 and says the router is not running when no registry answers', async () => {
     const result = await runCli(['clients', '--broker', bare.broker.url], env);
     assert.equal(result.code, 3, result.stderr);
-    assert.match(result.stderr, /no client registry answers relais\/clients\/list\/get: the router is not running/);
+    assert.match(result.stderr, /no client registry answers relais\/clients\/detail\/get: the router is not running/);
   });
 
-  it('clients - the terminal table has a row per client, sorted, with its site, and shows remote text harmlessly', () => {
+  it('clients - the terminal table has a row per client, sorted, with its program, actions and site, and shows remote text harmlessly', () => {
     const table = formatTable(
       new Map([
-        ['b-client', { status: 'dead' as const, host: 'vm\u001b[2J', pid: 7, lastSeen: 0 }],
-        ['a-client', { status: 'alive' as const, host: 'vm', version: '1.0', connectedSince: 0, lastSeen: 0 }],
+        ['b-client', { status: 'dead' as const, host: 'vm\u001b[2J', pid: 7, lastSeen: 0, info: { program: 'sub #' } }],
+        ['a-client', { status: 'alive' as const, host: 'vm', version: '1.0', connectedSince: 0, lastSeen: 0, actions: ['demo/install', 'demo/echo'], info: { role: 'router' } }],
         ['c-agent', { status: 'unknown' as const, site: 'poller-1', lastSeen: 0 }],
       ]),
+      12_000,
     );
     const lines = table.split('\n');
-    assert.match(lines[0]!, /^ID\s+SITE\s+STATUS\s+HOST\s+PID\s+VERSION\s+UP SINCE\s+LAST SEEN$/);
-    assert.match(lines[1]!, /^a-client\s+-\s+alive\s+vm\s+-\s+1\.0\s+1970-01-01 00:00:00\s+1970-01-01 00:00:00$/);
-    assert.match(lines[2]!, /^b-client\s+-\s+dead\s+"vm\\u001b\[2J"\s+7\s+-\s+-\s+1970/);
-    assert.match(lines[3]!, /^c-agent\s+poller-1\s+unknown\s+-/);
+    assert.match(lines[0]!, /^ID\s+PROGRAM\s+STATUS\s+ACTIONS\s+VERSION\s+HOST\s+PID\s+UP SINCE\s+LAST SEEN\s+SITE$/);
+    assert.match(lines[1]!, /^a-client\s+\(router\)\s+alive\s+demo\/install, demo\/echo\s+1\.0\s+vm\s+-\s+1970-01-01 00:00:00\s+12 s ago\s+-$/);
+    assert.match(lines[2]!, /^b-client\s+sub #\s+dead\s+-\s+-\s+"vm\\u001b\[2J"\s+7\s+-\s+12 s ago/);
+    assert.match(lines[3]!, /^c-agent\s+-\s+unknown\s+.*poller-1$/);
     assert.equal(lines[4], '3 clients');
   });
 });

@@ -1,44 +1,32 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import type { KillResult } from '../../src/protocol/history.js';
-import { CLI_SUITE_TIMEOUT, runCli, startCli, type RunningCli } from '../testkit/cli.js';
+import { CLI_SUITE_TIMEOUT, runCli, startRelais, type RelaisStart } from '../testkit/cli.js';
 
 describe('relais history (router inside relais start)', { timeout: CLI_SUITE_TIMEOUT }, () => {
-  let broker: RunningCli;
-  let server: RunningCli;
-  let forever: RunningCli;
+  let relais: RelaisStart;
   let env: Record<string, string>;
   let dataDir: string;
 
   before(async () => {
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-history-cli-'));
-    broker = startCli(['start', '--web-port', '0', '--port', '0', '--data-dir', dataDir]);
-    const [, url] = await broker.waitFor(/listening on (mqtt:\/\/\S+)/);
-    await broker.waitFor(/router recording/);
-    env = { RELAIS_BROKER: url!, RELAIS_LOG_LEVEL: 'error' };
+    relais = await startRelais();
+    env = relais.env;
+    dataDir = relais.dataDir!;
     // Answers after three progress steps, 150 ms apart: time to detach and follow mid-way.
-    server = startCli(['serve', 'cli/slow', '--', process.execPath, '-e', `process.stdin.resume().on('end', async () => {
+    await relais.serve('cli/slow', [process.execPath, '-e', `process.stdin.resume().on('end', async () => {
       for (const p of [20, 50, 80]) { console.log(JSON.stringify({ progress: p })); await new Promise((r) => setTimeout(r, 150)); }
       console.log(JSON.stringify({ done: true }));
-    });`], env);
-    await server.waitFor(/serving cli\/slow/);
-    forever = startCli(['serve', 'cli/forever', '--', process.execPath, '-e', `console.log(JSON.stringify({ progress: 1 })); setTimeout(() => {}, 60_000);`], env);
-    await forever.waitFor(/serving cli\/forever/);
+    });`]);
+    await relais.serve('cli/forever', [process.execPath, '-e', `console.log(JSON.stringify({ progress: 1 })); setTimeout(() => {}, 60_000);`]);
   });
 
-  after(async () => {
-    await server?.stop();
-    await forever?.stop();
-    await broker?.stop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
-  });
+  after(() => relais?.close());
 
   it('start - says where the router keeps the history, in the data directory', () => {
-    assert.match(broker.output(), new RegExp(`router recording the request history to ${path.join(dataDir, 'history.db').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    assert.match(relais.cli.output(), new RegExp(`router recording the request history to ${path.join(dataDir, 'history.db').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     assert.ok(fs.existsSync(path.join(dataDir, 'history.db')));
   });
 
@@ -140,14 +128,13 @@ describe('relais history (router inside relais start)', { timeout: CLI_SUITE_TIM
   });
 
   it('history - with no router on the bus: exit 3 and says the router is not running', async () => {
-    const bare = startCli(['start', '--web-port', '0', '--port', '0', '--no-router', '--data-dir', path.join(dataDir, 'bare')]);
+    const bare = await startRelais(['--no-router']);
     try {
-      const [, url] = await bare.waitFor(/listening on (mqtt:\/\/\S+)/);
-      const result = await runCli(['history'], { ...env, RELAIS_BROKER: url! });
+      const result = await runCli(['history'], bare.env);
       assert.equal(result.code, 3, result.stderr);
       assert.match(result.stderr, /no router is answering/);
     } finally {
-      await bare.stop();
+      await bare.close();
     }
   });
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CLI_SUITE_TIMEOUT, runCli, startCli } from '../testkit/cli.js';
+import { CLI_SUITE_TIMEOUT, runCli, startCli, startRelais } from '../testkit/cli.js';
 import { connect } from '../../src/index.js';
 import { testLogger } from '../testkit/index.js';
 import { IdentityStore, tokenFingerprint } from '../../src/security/identities.js';
@@ -77,25 +77,24 @@ describe('identities', { timeout: CLI_SUITE_TIMEOUT }, () => {
     const dataDir = path.join(dir, 'secure');
     const store = new IdentityStore(path.join(dataDir, 'identities.json'));
     const daveToken = (await store.add('dave', ['client'])).token;
-    const broker = startCli(['start', '--web-port', '0', '--secure', '--port', '0', '--data-dir', dataDir]);
+    // The broker's lines as an operator reads them on a terminal (in a pipe, pino's JSON escapes their quotes).
+    const { cli: broker, url } = await startRelais(['--secure', '--data-dir', dataDir, '--log-format', 'readable']);
     try {
-      const [, url] = await broker.waitFor(/listening on (mqtt:\/\/\S+)/);
       await broker.waitFor(/security on: identities \S+identities\.json, policy \(the default policy until \S+policy\.json is written\)/);
-      await broker.waitFor(/router recording/);
       const added = await runCli(['identity', 'add', 'svc', '--role', 'service', '--serves', 'demo/#', '--data-dir', dataDir]);
       assert.equal(added.code, 0, added.stderr);
       assert.match(added.stdout, /svc serves demo\/#: written to \S+policy\.json \(made from the default policy\)/);
       const svcToken = /^(relais_\S+)$/m.exec(added.stdout)![1]!;
       await broker.waitFor(/policy \S+policy\.json reloaded \(the file changed\)/, 8000);
-      const svc = await connect({ id: 'svc', broker: url!, username: 'svc', password: svcToken, logger: testLogger });
+      const svc = await connect({ id: 'svc', broker: url, username: 'svc', password: svcToken, logger: testLogger });
       try {
         await assert.rejects(svc.handle('billing/echo', () => ({})), /Subscribe error|refused the subscription/, 'billing/echo is not what it serves');
         await svc.handle('demo/echo', (payload) => ({ echoed: payload }));
-        const host = url!.replace('mqtt://', '');
+        const host = url.replace('mqtt://', '');
         const called = await runCli(['call', 'demo/echo', '{"n":2}', '--broker', `mqtt://dave:${daveToken}@${host}`, '--id', 'dave', '--timeout', '5']);
         assert.equal(called.code, 0, called.stderr);
         assert.match(called.stdout, /"echoed"/);
-        const anonymous = await runCli(['call', 'demo/echo', '{}', '--broker', url!, '--id', 'dave', '--timeout', '3'], { RELAIS_LOG_LEVEL: 'error' });
+        const anonymous = await runCli(['call', 'demo/echo', '{}', '--broker', url, '--id', 'dave', '--timeout', '3'], { RELAIS_LOG_LEVEL: 'error' });
         assert.notEqual(anonymous.code, 0);
         await broker.waitFor(/refused CONNECT of no identity \(no username\) \(client id "dave"\)/);
         assert.ok(!broker.output().includes(daveToken) && !broker.output().includes(svcToken), 'a token in the broker output');
@@ -115,13 +114,13 @@ describe('identities', { timeout: CLI_SUITE_TIMEOUT }, () => {
     const benToken = (await store.add('ben', ['client'])).token;
     const policyFile = path.join(dataDir, 'policy.json');
     fs.writeFileSync(policyFile, JSON.stringify(DEFAULT_POLICY_DATA));
-    const broker = startCli(['start', '--web-port', '0', '--policy', policyFile, '--port', '0', '--no-router', '--data-dir', dataDir]);
+    // The broker's lines as an operator reads them on a terminal (in a pipe, pino's JSON escapes their quotes).
+    const { cli: broker, url } = await startRelais(['--policy', policyFile, '--no-router', '--data-dir', dataDir, '--log-format', 'readable']);
     const clients: mqtt.MqttClient[] = [];
     try {
-      const [, url] = await broker.waitFor(/listening on (mqtt:\/\/\S+)/);
       await broker.waitFor(/security on:/);
       const raw = async (id: string, token: string) => {
-        const client = await mqtt.connectAsync(url!, { clientId: id, username: id, password: token, protocolVersion: 4, reconnectPeriod: 0 });
+        const client = await mqtt.connectAsync(url, { clientId: id, username: id, password: token, protocolVersion: 4, reconnectPeriod: 0 });
         clients.push(client);
         return client;
       };

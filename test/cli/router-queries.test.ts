@@ -9,15 +9,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { CLI_SUITE_TIMEOUT, runCli, startCli, type RunningCli } from '../testkit/cli.js';
+import { CLI_SUITE_TIMEOUT, runCli, startRelais, type RelaisStart } from '../testkit/cli.js';
 
 const ROLES = { admin: 'admin', svc: 'service', alice: 'client', olga: 'observer' } as const;
 type Name = keyof typeof ROLES;
 
 describe('router queries from the CLI under each default role (relais init, relais start --config)', { timeout: CLI_SUITE_TIMEOUT }, () => {
   let root: string;
-  let broker: RunningCli;
-  let server: RunningCli;
+  let relais: RelaisStart | undefined;
   const env = new Map<Name, Record<string, string>>();
   let token = '';
 
@@ -33,20 +32,16 @@ describe('router queries from the CLI under each default role (relais init, rela
       assert.equal(added.code, 0, added.stderr);
       tokens.set(name, added.stdout.match(/token \(shown once.*\n(\S+)\n/)![1]!);
     }
-    broker = startCli(['start', '--config', config, '--port', '0', '--tls-port', '0', '--web-port', '0']);
-    const [, url] = await broker.waitFor(/listening on (mqtt:\/\/127\.0\.0\.1:\d+)/);
-    await broker.waitFor(/router recording/, 20_000);
-    for (const name of Object.keys(ROLES) as Name[]) env.set(name, { RELAIS_BROKER: url!, RELAIS_ID: name, RELAIS_TOKEN: tokens.get(name)!, RELAIS_LOG_LEVEL: 'error' });
-    server = startCli(['serve', 'demo/echo', '--', process.execPath, '-e', 'let s = ""; process.stdin.on("data", (c) => (s += c)).on("end", () => console.log(JSON.stringify({ echo: JSON.parse(s) })));'], env.get('svc')!);
-    await server.waitFor(/serving demo\/echo/);
+    relais = await startRelais(['--config', config, '--tls-port', '0']);
+    for (const name of Object.keys(ROLES) as Name[]) env.set(name, { RELAIS_BROKER: relais.url, RELAIS_ID: name, RELAIS_TOKEN: tokens.get(name)!, RELAIS_LOG_LEVEL: 'error' });
+    await relais.serve('demo/echo', [process.execPath, '-e', 'let s = ""; process.stdin.on("data", (c) => (s += c)).on("end", () => console.log(JSON.stringify({ echo: JSON.parse(s) })));'], { env: env.get('svc')! });
     const sent = await runCli(['call', 'demo/echo', '{"secret":"alice-secret"}', '--detach'], env.get('alice')!);
     assert.equal(sent.code, 0, sent.stderr);
     token = sent.stdout.trim();
   });
 
   after(async () => {
-    await server?.stop();
-    if (broker) assert.equal(await broker.stop('SIGINT'), 0, broker.output());
+    if (relais) assert.equal(await relais.close(), 0, relais.cli.output());
     fs.rmSync(root, { recursive: true, force: true });
   });
 
@@ -63,7 +58,7 @@ describe('router queries from the CLI under each default role (relais init, rela
         const result = await runCli([command], env.get(name)!);
         assert.equal(result.code, 0, `relais ${command} as ${name} (${ROLES[name]}): ${result.stderr}`);
         assert.doesNotMatch(result.stderr, /NotAuthorized|not authorised to publish/);
-        if (command === 'clients') assert.match(result.stdout, /"id":"relais-router","status":"alive"/);
+        if (command === 'clients') assert.match(result.stdout, /"id":"relais-router",[^\n]*"status":"alive"/);
       }
     });
   }
@@ -72,7 +67,8 @@ describe('router queries from the CLI under each default role (relais init, rela
     it(`${ROLES[name]} - follows alice's request to its final (bus.follow through relais history --follow)`, async () => {
       const rows = await historyOf(name, true);
       assert.equal(rows[0]!.kind, 'command');
-      assert.equal(rows[0]!.source, 'alice');
+      // A one-shot command with a token connects as a session of its identity (protocol §2.1).
+      assert.match(rows[0]!.source, /^alice(~cli-[\w-]+)?$/);
       assert.deepEqual([rows.at(-1)!.kind, rows.at(-1)!.source], ['final', 'svc']);
     });
   }

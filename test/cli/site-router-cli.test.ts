@@ -18,7 +18,7 @@ import { connect, type Bus } from '../../src/index.js';
 import type { BusEvent } from '../../src/protocol/events.js';
 import { siteClientsTopic, siteStatusTopic } from '../../src/protocol/sites.js';
 import { SqliteHistoryStore } from '../../src/router/index.js';
-import { CLI_SUITE_TIMEOUT, runCli, startCli, type RunningCli } from '../testkit/cli.js';
+import { CLI_SUITE_TIMEOUT, runCli, startRelais, type RelaisStart } from '../testkit/cli.js';
 import { testLogger, within } from '../testkit/index.js';
 
 const SITE = 'poller-9';
@@ -26,7 +26,7 @@ const SITE_ROUTER = fileURLToPath(new URL('../fixtures/site-router-process.ts', 
 
 describe('relais start pulls a site, relais history --site and relais clients show it', { timeout: CLI_SUITE_TIMEOUT }, () => {
   let dataDir: string;
-  let start: RunningCli;
+  let start: RelaisStart;
   let siteRouter: ChildProcess;
   let bus: Bus;
   let env: Record<string, string>;
@@ -38,13 +38,12 @@ describe('relais start pulls a site, relais history --site and relais clients sh
     const seed = new SqliteHistoryStore(siteDb);
     seed.append(Array.from({ length: 3 }, (_, i) => ({ token: `s-${i}`, kind: 'command' as const, action: 'demo/local', source: 'agent-p9', etime: 1000 + i, data: '{}', size: 2, truncated: false, digest: `s:${i}` })));
     seed.close();
-    start = startCli(['start', '--port', '0', '--no-web', '--site-sync-interval', '300', '--site-sync-timeout', '5000', '--data-dir', path.join(dataDir, 'central')]);
-    const [, url] = await start.waitFor(/listening on (mqtt:\/\/\S+)/);
-    await start.waitFor(/router recording/);
-    env = { RELAIS_BROKER: url!, RELAIS_LOG_LEVEL: 'error' };
-    siteRouter = spawn(process.execPath, ['--import', 'tsx', SITE_ROUTER, url!, SITE, siteDb], { stdio: ['ignore', 'pipe', 'inherit'] });
+    start = await startRelais(['--no-web', '--site-sync-interval', '300', '--site-sync-timeout', '5000', '--data-dir', path.join(dataDir, 'central')]);
+    const { url } = start;
+    env = start.env;
+    siteRouter = spawn(process.execPath, ['--import', 'tsx', SITE_ROUTER, url, SITE, siteDb], { stdio: ['ignore', 'pipe', 'inherit'] });
     await within(new Promise<void>((resolve) => siteRouter.stdout!.on('data', (chunk: Buffer) => String(chunk).includes('READY') && resolve())), 60_000, 'the site router ready');
-    bus = await connect({ id: 'agent-p9', broker: url!, realtimeLane: false, logger: testLogger });
+    bus = await connect({ id: 'agent-p9', broker: url, realtimeLane: false, logger: testLogger });
     await bus.waitForHandler('relais/history/get', { target: `site:${SITE}`, timeout: 60_000 });
     await bus.subscribe('relais/events/notification', (message) => {
       if (message.envelope.source !== 'relais-router') return;
@@ -59,7 +58,7 @@ describe('relais start pulls a site, relais history --site and relais clients sh
   after(async () => {
     siteRouter?.kill('SIGKILL');
     await bus?.close();
-    await start?.stop();
+    await start?.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { CLI_SUITE_TIMEOUT, runCli, startCli, type RunningCli } from '../testkit/cli.js';
+import { CLI_SUITE_TIMEOUT, runCli, startCli, startRelais, type RunningCli } from '../testkit/cli.js';
 
 describe('a subscription the policy refuses, as the CLI tells it', { timeout: CLI_SUITE_TIMEOUT }, () => {
   let root: string;
@@ -35,10 +35,9 @@ describe('a subscription the policy refuses, as the CLI tells it', { timeout: CL
     assert.equal(init.code, 0, init.stderr);
     // A service whose operator forgot --serves: it may serve nothing.
     await addIdentity('vm-lacking', ['--role', 'service']);
-    broker = startCli(['start', '--config', config, '--port', '0', '--tls-port', '0', '--web-port', '0']);
+    // The broker's lines as an operator reads them on a terminal (in a pipe, pino's JSON escapes their quotes).
+    ({ cli: broker, url } = await startRelais(['--config', config, '--tls-port', '0', '--log-format', 'readable']));
     running.push(broker);
-    url = (await broker.waitFor(/listening on (mqtt:\/\/127\.0\.0\.1:\d+)/, 120_000))[1]!;
-    await broker.waitFor(/router recording/, 60_000);
     agentConfig = path.join(root, 'agent.json');
     fs.writeFileSync(agentConfig, JSON.stringify({ services: { disks: { disks: { data: { path: root } } } } }));
   });

@@ -20,12 +20,14 @@ import { IdentityStore } from '../../src/security/identities.js';
 import { DEFAULT_POLICY_DATA, defaultPolicy } from '../../src/security/default-policy.js';
 import { decide, parsePolicy } from '../../src/security/policy.js';
 import { formatBrokerBlock } from '../../src/cli/stats.js';
-import { runCli, startCli, type RunningCli } from '../testkit/cli.js';
+import { CLI_SUITE_TIMEOUT, runCli, startCli, startRelais, type RelaisStart, type RunningCli } from '../testkit/cli.js';
 import { peerGate, setup, testLogger, waitFor, within, type Kit } from '../testkit/index.js';
 import { EventEmitter } from 'node:events';
 
 // A keep-alive limit is the operator's choice (none by default): set here so its cut-off is counted.
 const LIMITS = { connectTimeoutMs: 300, stallMs: 300, maxPacketBytes: 64 * 1024, maxKeepaliveSeconds: 600 };
+// The broker samples its counts every 10 s; faster here so a per-second figure is seen soon.
+const SAMPLE_EVERY_MS = 300;
 
 /** The SUBACK code of one filter (mqtt.js turns 0x80 into an error that carries the packet). */
 function subackCode(client: MqttClient, filter: string): Promise<number> {
@@ -54,7 +56,7 @@ describe('broker stats - the embedded broker with security on', { timeout: 60_00
       logged.emit('line');
     };
     broker = await startEmbeddedBroker({ port: 0, security: { identities: store.file, policy: defaultPolicy() }, limits: LIMITS, log });
-    service = await startBrokerService(broker, { logger: testLogger });
+    service = await startBrokerService(broker, { logger: testLogger, sampleEveryMs: SAMPLE_EVERY_MS });
     admin = await connect({ id: 'root', broker: broker.url!, username: 'root', password: tokens.get('root')!, logger: testLogger, realtimeLane: false });
   });
   after(async () => {
@@ -73,6 +75,44 @@ describe('broker stats - the embedded broker with security on', { timeout: 60_00
   const stats = (payload: unknown = {}) => admin.request<BrokerStats>(BROKER_STATS_ACTION, payload, { timeout: 5000 });
   const ruleCount = (answer: BrokerStats, rule: string) => answer.denials!.topRules.find((entry) => entry.rule === rule)?.count ?? 0;
   const waitForLog = (pattern: RegExp) => waitFor(() => logs.find((line) => pattern.test(line)), logged, 'line', 5000);
+
+  it('broker stats - each PUBLISH counts once in, each copy to a subscriber once out, with its payload bytes; per second and over a span', async () => {
+    const [alice, bob] = [await raw('alice'), await raw('bob')];
+    const topic = 'demo/traffic/notification';
+    const received = new EventEmitter();
+    let count = 0;
+    bob.on('message', () => (count++, received.emit('message')));
+    await bob.subscribeAsync(topic, { qos: 1 });
+    const before = await stats();
+    const since = Date.now();
+    const payload = JSON.stringify({ v: 1, type: 'notification', source: 'alice', destination: '*', payload: { fill: 'x'.repeat(10_000) } });
+    const size = Buffer.byteLength(payload);
+    for (let i = 0; i < 5; i++) await alice.publishAsync(topic, payload, { qos: 1 });
+    await waitFor(() => count >= 5 || undefined, received, 'message', 5000);
+
+    const answer = await stats({ since });
+    const delta = (now: BrokerStats, key: 'messages' | 'bytes', way: 'in' | 'out') => now[key][way] - before[key][way];
+    // Besides the five: the stats request and answers (small), so a payload counted twice would show.
+    const slack = 8 * 1024;
+    assert.ok(delta(answer, 'messages', 'in') >= 5 && delta(answer, 'messages', 'in') <= 12, `messages in ${delta(answer, 'messages', 'in')}`);
+    assert.ok(delta(answer, 'bytes', 'in') >= 5 * size && delta(answer, 'bytes', 'in') < 5 * size + slack, `bytes in ${delta(answer, 'bytes', 'in')}`);
+    assert.ok(delta(answer, 'messages', 'out') >= 5 && delta(answer, 'messages', 'out') <= 12, `messages out ${delta(answer, 'messages', 'out')}`);
+    assert.ok(delta(answer, 'bytes', 'out') >= 5 * size && delta(answer, 'bytes', 'out') < 5 * size + slack, `bytes out ${delta(answer, 'bytes', 'out')}`);
+    // The span holds the five from the sample before `since`: at most one interval earlier.
+    const span = answer.span!;
+    assert.ok(span.from <= since && since - span.from <= SAMPLE_EVERY_MS * 2, `span from ${since - span.from} ms before since`);
+    assert.ok(span.messages.in >= 5 && span.bytes.in >= 5 * size && span.bytes.out >= 5 * size, JSON.stringify(span));
+    assert.equal(span.messages.inPerSecond, Math.round((span.messages.in / ((span.until - span.from) / 1000)) * 100) / 100);
+    assert.equal(before.span, undefined, 'a span only when asked with since');
+    // Once an interval holding the burst is sampled, the per-second figure shows it.
+    let busiest = 0;
+    const deadline = Date.now() + 5000;
+    while (busiest * (SAMPLE_EVERY_MS / 1000) < size && Date.now() < deadline) {
+      busiest = Math.max(busiest, (await stats()).bytes.inPerSecond);
+      await new Promise((resolve) => setTimeout(resolve, SAMPLE_EVERY_MS / 3));
+    }
+    assert.ok(busiest * (SAMPLE_EVERY_MS / 1000) >= size, `bytes in per second ${busiest}: at least one message in an interval`);
+  });
 
   it('broker stats - a denied subscribe and a spoofed source are reported by kind and by rule', async () => {
     const before = await stats();
@@ -160,16 +200,17 @@ describe('broker stats - the embedded broker with security on', { timeout: 60_00
 
   it('broker stats - a bad query gets code 2 naming the field; top limits the rules listed', async () => {
     await assert.rejects(stats({ top: 0 }), (error: Error) => error instanceof InvalidMessageError && /top/.test(error.message));
+    await assert.rejects(stats({ since: 'yesterday' }), (error: Error) => error instanceof InvalidMessageError && /since/.test(error.message));
     const answer = await stats({ top: 1 });
     assert.equal(answer.denials!.topRules.length, 1);
     assert.ok(answer.denials!.rules >= 3);
-    assert.match(formatBrokerBlock(answer), /^broker: up \d+s, \d+ connection\(s\) open\n {2}denials: connect \d+, subscribe \d+, publish \d+ \(of which source \d+\)\n {4} +\d+ {2}\S+.*\n {4}\(\d+ more rule\(s\)\)\n {2}cut off: packet size 1, CONNECT time-out 1, keep-alive 1, slow consumer 1$/);
+    assert.match(formatBrokerBlock(answer), /^broker: up \d+s, \d+ connection\(s\) open\n {2}messages: [\d.]+\/s in, [\d.]+\/s out; \d+ in, \d+ out since the start\n {2}bytes: [\d.]+ \S+\/s in, [\d.]+ \S+\/s out; [\d.]+ \S+ in, [\d.]+ \S+ out since the start\n {2}denials: connect \d+, subscribe \d+, publish \d+ \(of which source \d+\)\n {4} +\d+ {2}\S+.*\n {4}\(\d+ more rule\(s\)\)\n {2}cut off: packet size 1, CONNECT time-out 1, keep-alive 1, slow consumer 1$/);
   });
 });
 
-describe('broker stats - relais stats, the real binary', { timeout: 60_000 }, () => {
+describe('broker stats - relais stats, the real binary', { timeout: CLI_SUITE_TIMEOUT }, () => {
   let dataDir: string;
-  let start: RunningCli;
+  let start: RelaisStart;
   let adminUrl: string;
   let aliceToken: string;
   let brokerUrl: string;
@@ -180,13 +221,12 @@ describe('broker stats - relais stats, the real binary', { timeout: 60_000 }, ()
     const store = new IdentityStore(path.join(dataDir, 'identities.json'));
     const rootToken = (await store.add('root', ['admin'])).token;
     aliceToken = (await store.add('alice', ['client'])).token;
-    start = startCli(['start', '--secure', '--port', '0', '--data-dir', dataDir], env);
-    [, brokerUrl] = (await start.waitFor(/listening on (mqtt:\/\/\S+)/)) as [string, string];
-    await start.waitFor(/router recording/);
+    start = await startRelais(['--secure', '--data-dir', dataDir], { env });
+    brokerUrl = start.url;
     adminUrl = brokerUrl.replace('mqtt://', `mqtt://root:${rootToken}@`);
   });
   after(async () => {
-    await start?.stop('SIGINT');
+    await start?.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
@@ -208,7 +248,7 @@ describe('broker stats - relais stats, the real binary', { timeout: 60_000 }, ()
   });
 });
 
-describe('broker stats - relais stats on Mosquitto (a router, no embedded broker)', { skip: peerGate('mosquitto', 'relais stats on Mosquitto').skip, timeout: 60_000 }, () => {
+describe('broker stats - relais stats on Mosquitto (a router, no embedded broker)', { skip: peerGate('mosquitto', 'relais stats on Mosquitto').skip, timeout: CLI_SUITE_TIMEOUT }, () => {
   let kit: Kit;
   let router: RunningCli;
   let dataDir: string;

@@ -496,6 +496,17 @@ export function busContract(kind: BrokerKind, options: BusContractOptions): void
       await again.unsubscribe();
     });
 
+    it("subscribe - an application that watches its own response topic and stops does not take the requester's answers away", async () => {
+      const { client } = await pair(kit, 'own/answers', (payload: { n: number }) => ({ n: payload.n }));
+      assert.deepEqual(await client.request('own/answers', { n: 1 }), { n: 1 });
+      const watched: unknown[] = [];
+      const watch = await client.subscribe(`own/answers/response/${client.id}`, (message) => watched.push(message.envelope.payload));
+      assert.deepEqual(await client.request('own/answers', { n: 2 }), { n: 2 });
+      await watch.unsubscribe();
+      assert.deepEqual(await client.request('own/answers', { n: 3 }, { timeout: wait(10_000) }), { n: 3 });
+      assert.ok(watched.some((payload) => (payload as { n?: number } | null)?.n === 2), JSON.stringify(watched));
+    });
+
     it('priority - a message matching subscriptions on both lanes reaches each subscription once', async () => {
       const publisher = await kit.connect(uniqueId('pub'));
       const listener = await kit.connect(uniqueId('sub'));

@@ -14,14 +14,14 @@ import { CONTRACTS_ACTION, InvalidMessageError, type Bus, type ContractsAnswer }
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../src/broker/index.js';
 import { IdentityStore } from '../../src/security/identities.js';
 import { defaultPolicy } from '../../src/security/default-policy.js';
-import { runCli, startCli } from '../testkit/cli.js';
+import { CLI_SUITE_TIMEOUT, runCli, startRelais, type RelaisStart } from '../testkit/cli.js';
 import { setup, testLogger, type Kit } from '../testkit/index.js';
 import { connect } from '../../src/index.js';
 
 const ResizeInput = z.object({ width: z.number().int().min(1), height: z.number().int().min(1), format: z.enum(['png', 'jpeg']).default('png') });
 const ResizeOutput = z.object({ pixels: z.number().int() });
 
-describe('typed contracts', { timeout: 60_000 }, () => {
+describe('typed contracts', { timeout: CLI_SUITE_TIMEOUT }, () => {
   let kit: Kit;
   let handler: Bus;
   let caller: Bus;
@@ -76,20 +76,19 @@ describe('typed contracts', { timeout: 60_000 }, () => {
 
 describe('relais contracts (CLI)', { timeout: 90_000 }, () => {
   let dir: string;
-  let relais: ReturnType<typeof startCli>;
+  let relais: RelaisStart;
   let url: string;
   let handler: Bus;
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-contracts-'));
-    relais = startCli(['start', '--web-port', '0', '--port', '0', '--data-dir', dir]);
-    url = (await relais.waitFor(/listening on (mqtt:\/\/\S+)/))[1]!;
-    await relais.waitFor(/router recording/);
+    relais = await startRelais(['--data-dir', dir]);
+    url = relais.url;
     handler = await connect({ id: 'imaging', broker: url, logger: testLogger });
     await handler.handle('image/resize', (payload: { width: number; height: number }) => ({ pixels: payload.width * payload.height }), { input: ResizeInput, output: ResizeOutput, description: 'resizes an image' });
   });
   after(async () => {
     await handler?.close();
-    await relais?.stop('SIGINT');
+    await relais?.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

@@ -3,7 +3,9 @@
  * each implementation (sqlite-history-store.test.ts, memory-stores.test.ts).
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
+import { SEAL_ALGORITHM } from '../../src/protocol/sealing.js';
 import { parseHistoryQuery, type HistoryRowInput } from '../../src/protocol/history.js';
 import type { HistoryStore } from '../../src/router/history-store.js';
 
@@ -64,6 +66,52 @@ export function historyStoreContract(name: string, factory: HistoryStoreFactory)
         assert.equal(final!.code, 0);
         assert.equal(final!.data, '{"ok":true}');
         assert.ok(page.rows.every((r, i) => i === 0 || r.id > page.rows[i - 1]!.id), 'ids increase');
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('history - a binary row keeps its bytes (Base64), size and SHA-256, and reads back marked so (protocol §11.1)', async () => {
+      const store = await open();
+      try {
+        const bytes = Buffer.from([0, 10, 255, 1, 2, 3]);
+        const sha256 = createHash('sha256').update(bytes).digest('hex');
+        const [stored] = await store.append([row({ token: 'bin1', data: bytes.toString('base64'), size: bytes.length, sha256 }), row({ token: 'bin1', kind: 'final', source: 'svc' })]);
+        assert.equal(stored!.sha256, sha256);
+        const page = await store.query(parseHistoryQuery({ token: 'bin1' }));
+        assert.equal(page.rows[0]!.sha256, sha256);
+        assert.deepEqual(Buffer.from(page.rows[0]!.data, 'base64'), bytes);
+        assert.equal(page.rows[0]!.size, 6);
+        assert.equal('sha256' in page.rows[1]!, false, 'a JSON row carries no sha256');
+        assert.deepEqual(page.rows[0], stored, 'append returns the row as stored');
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('history - a sealed row keeps its seal member and ciphertext, reads back marked so, also when pulled from a site (protocol §3.6, §11.1)', async () => {
+      const store = await open();
+      try {
+        const ciphertext = Buffer.from('not the plaintext, 16-byte tag..');
+        const sha256 = createHash('sha256').update(ciphertext).digest('hex');
+        const seal = {
+          alg: SEAL_ALGORITHM,
+          form: 'json' as const,
+          epk: Buffer.alloc(32, 1).toString('base64'),
+          nonce: Buffer.alloc(12, 2).toString('base64'),
+          to: [{ kid: '0123456789abcdef', key: Buffer.alloc(48, 3).toString('base64') }, { kid: 'fedcba9876543210', key: Buffer.alloc(48, 4).toString('base64') }],
+        };
+        const sealed = { data: ciphertext.toString('base64'), size: ciphertext.length, sha256, seal };
+        const [stored] = await store.append([row({ token: 'seal1', ...sealed }), row({ token: 'seal1', kind: 'final', source: 'svc' })]);
+        assert.deepEqual(stored!.seal, seal);
+        const page = await store.query(parseHistoryQuery({ token: 'seal1' }));
+        assert.deepEqual(page.rows[0], stored, 'append returns the row as stored');
+        assert.deepEqual(page.rows[0]!.seal, seal);
+        assert.deepEqual(Object.keys(page.rows[0]!.seal!), ['alg', 'form', 'epk', 'nonce', 'to'], 'the members in their wire order');
+        assert.deepEqual(Buffer.from(page.rows[0]!.data, 'base64'), ciphertext);
+        assert.equal('seal' in page.rows[1]!, false, 'a row not sealed carries no seal');
+        await store.appendFromSite('poller-1', { rows: [row({ token: 'seal2', ...sealed })], position: 1, lag: 0 });
+        assert.deepEqual((await store.query(parseHistoryQuery({ token: 'seal2' }))).rows[0]!.seal, seal, 'a row pulled from a site stays sealed');
       } finally {
         await store.close();
       }
@@ -147,6 +195,30 @@ export function historyStoreContract(name: string, factory: HistoryStoreFactory)
         assert.equal((await store.query(parseHistoryQuery({ token: 'b1' }), { party: 'bob' })).rows.length, 2, 'every row of a token of its own, the handler\'s final too');
         assert.deepEqual(await tokens('*'), [], 'a target of * is nobody');
         assert.equal((await store.query(parseHistoryQuery({ limit: 100 }))).rows.length, 6, 'no scope: every row');
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("history - an identity's scope holds the rows of each of its sessions <identity>~<session>, and of nobody else's (protocol §2.1, §11.2)", async () => {
+      const store = await open();
+      try {
+        await store.append([
+          row({ token: 's1', source: 'alice~tab1', target: 'svc' }),
+          row({ token: 's1', kind: 'final', source: 'svc', target: 'alice~tab1', code: 0 }),
+          row({ token: 's2', source: 'alice~cli-42-x', target: 'svc~b' }),
+          row({ token: 's3', source: 'alice' }),
+          row({ token: 'n1', source: 'alice2~tab1' }),
+          row({ token: 'n2', source: 'alicex' }),
+          row({ token: 'n3', source: 'ALICE~tab1' }),
+          row({ token: 'n4', source: 'bob', target: 'svc~alice' }),
+        ]);
+        const tokens = async (party: string, query: Record<string, unknown> = {}) => [...new Set((await store.query(parseHistoryQuery({ limit: 100, ...query }), { party })).rows.map((r) => r.token))].sort();
+        assert.deepEqual(await tokens('alice'), ['s1', 's2', 's3'], 'its own rows and its sessions\', not alice2\'s, alicex\'s or ALICE\'s');
+        assert.deepEqual(await tokens('alice', { token: 's2' }), ['s2'], 'with a token filter too');
+        assert.deepEqual(await tokens('alice', { token: 'n1' }), []);
+        assert.deepEqual(await tokens('svc'), ['n4', 's1', 's2'], 'a handler session svc~b is svc');
+        assert.equal((await store.query(parseHistoryQuery({ token: 's1' }), { party: 'alice' })).rows.length, 2, "the handler's final to a session too");
       } finally {
         await store.close();
       }

@@ -3,6 +3,7 @@
  * and against Mosquitto (router-aedes.test.ts, router-mosquitto.test.ts).
  */
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { CancelledError, InvalidMessageError, NotAuthorizedError, RemoteError, RequestEndedError, UnknownTokenError, type Bus, type HistoryPage, type HistoryRow } from '../../src/index.js';
 import { startRouter, type MetricsSnapshot, type Router } from '../../src/router/index.js';
+import { generateSealingKey, loadSealingKeys, readSealingPrivateKey } from '../../src/index.js';
 import { parseHistoryQuery, type KillResult } from '../../src/protocol/history.js';
 import { setup, SUITE_TIMEOUT, testLogger, uniqueId, type BrokerKind, type Kit } from '../testkit/index.js';
 
@@ -64,6 +66,8 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
           throw new Error(`stopped: ${why}`);
         });
       });
+      await handler.handle('test/reversed', (payload: Buffer) => Buffer.from(payload).reverse());
+      await client.waitForHandler('test/reversed');
       await client.waitForHandler('test/steps');
       await client.waitForHandler('test/long');
       await client.waitForHandler('relais/history/get');
@@ -126,6 +130,87 @@ export function routerContract(kind: BrokerKind, options: { skip: string | false
       assert.equal(command.truncated, true);
       assert.ok(command.size > 5000);
       assert.ok(Buffer.byteLength(command.data) <= 1024);
+    });
+
+    it('router - a binary command and answer (protocol §3.5) are recorded with their bytes, size and SHA-256; over the cap, cut with the digest of all', async () => {
+      const token = uniqueId('tok');
+      const small = Buffer.from([0, 10, 255, 0x7b]);
+      const answer = await client.request<Buffer>('test/reversed', small, { token });
+      assert.deepEqual([...answer], [...small].reverse());
+      await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'final'));
+      const rows = await rowsOf(router, token);
+      const command = rows.find((row) => row.kind === 'command')!;
+      const final = rows.find((row) => row.kind === 'final')!;
+      assert.equal(command.sha256, createHash('sha256').update(small).digest('hex'));
+      assert.deepEqual(Buffer.from(command.data, 'base64'), small);
+      assert.equal(command.size, 4);
+      assert.deepEqual(Buffer.from(final.data, 'base64'), Buffer.from(answer));
+      const large = randomBytes(5000);
+      const bigToken = uniqueId('tok');
+      await client.request('test/reversed', large, { token: bigToken });
+      await untilRecorded(router, async () => (await rowsOf(router, bigToken)).some((row) => row.kind === 'command'));
+      const cut = (await rowsOf(router, bigToken)).find((row) => row.kind === 'command')!;
+      assert.equal(cut.truncated, true);
+      assert.equal(cut.size, 5000);
+      assert.equal(cut.sha256, createHash('sha256').update(large).digest('hex'), 'the digest is of every byte');
+      assert.ok(cut.data.length <= 1024);
+      assert.deepEqual(Buffer.from(cut.data, 'base64'), large.subarray(0, Buffer.from(cut.data, 'base64').length));
+    });
+
+    it('router - a sealed request (protocol §3.6) is recorded as its ciphertext with its seal member, never opened; a sealed notification\'s event names its kids and size only', async () => {
+      const dirKeys = mkdtempSync(join(tmpdir(), 'relais-router-sealing-'));
+      const keysFile = join(dirKeys, 'sealing-keys.json');
+      const sealed: Bus[] = [];
+      try {
+        const ids = { handler: uniqueId('sealed-handler'), requester: uniqueId('sealed-requester') };
+        const made = Object.fromEntries(Object.entries(ids).map(([role, id]) => [role, generateSealingKey(keysFile, id, dirKeys)])) as Record<keyof typeof ids, { kid: string; privateKeyFile: string }>;
+        const open = (role: keyof typeof ids) => kit.connect(ids[role], { sealing: { privateKey: readSealingPrivateKey(made[role].privateKeyFile), keys: loadSealingKeys(keysFile) } });
+        const sealedHandler = await open('handler');
+        const requester = await open('requester');
+        sealed.push(sealedHandler, requester);
+        const secret = `sealed-secret-${uniqueId('s')}`;
+        await sealedHandler.handle('test/sealed', (payload: { secret: string }) => ({ back: payload.secret }), { sealed: 'require' });
+        await requester.waitForHandler('test/sealed');
+        const token = uniqueId('tok');
+        assert.deepEqual(await requester.request('test/sealed', { secret }, { token, seal: true }), { back: secret });
+        await untilRecorded(router, async () => (await rowsOf(router, token)).some((row) => row.kind === 'final'));
+        const rows = await rowsOf(router, token);
+        for (const kind of ['command', 'final'] as const) {
+          const row = rows.find((r) => r.kind === kind)!;
+          assert.ok(row.seal, `the ${kind} row is marked sealed`);
+          const ciphertext = Buffer.from(row.data, 'base64');
+          assert.equal(row.size, ciphertext.length);
+          assert.equal(row.sha256, createHash('sha256').update(ciphertext).digest('hex'), 'size and digest are of the ciphertext');
+          assert.ok(!ciphertext.includes(secret) && !row.data.includes(secret), `no plaintext in the ${kind} row`);
+          assert.equal(row.opened, undefined);
+        }
+        assert.deepEqual(rows.find((r) => r.kind === 'command')!.seal!.to.map((to) => to.kid).includes(made.handler.kid), true);
+        assert.deepEqual(rows.find((r) => r.kind === 'final')!.seal!.to.map((to) => to.kid), [made.requester.kid]);
+        // The requester reads its answers through the library, opened; the router's own store still holds ciphertext.
+        const page = await requester.history({ token });
+        assert.deepEqual(JSON.parse(page.rows.find((r) => r.kind === 'final')!.data), { back: secret });
+        const events = await client.subscribe('relais/events/notification');
+        const category = `test/sealed-news/${uniqueId('n')}`;
+        const seen = (async () => {
+          for await (const message of events) {
+            const found = (message.envelope.payload as { events: Array<{ type: string; data: Record<string, unknown> }> }).events.find((event) => event.type === 'notification' && event.data.category === category);
+            if (found) return found.data;
+          }
+          return undefined;
+        })();
+        requester.notify(category, { secret }, { sealFor: [ids.handler] });
+        const data = (await Promise.race([seen, new Promise((_, reject) => setTimeout(() => reject(new Error('no event for the sealed notification')), 10_000))])) as Record<string, unknown>;
+        await events.unsubscribe();
+        assert.equal(data.sealed, true);
+        assert.deepEqual(data.kids, [made.handler.kid]);
+        assert.equal(typeof data.size, 'number');
+        assert.match(String(data.sha256), /^[0-9a-f]{64}$/);
+        assert.equal('payload' in data, false);
+        assert.ok(!JSON.stringify(data).includes(secret));
+      } finally {
+        await Promise.all(sealed.map((bus) => bus.close()));
+        rmSync(dirKeys, { recursive: true, force: true });
+      }
     });
 
     it('router - put stores a result durably before it answers; a put for a foreign token is refused (code 4)', async () => {

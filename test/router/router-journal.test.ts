@@ -11,13 +11,16 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import { encode } from '../../src/protocol/envelope.js';
+import { EVENTS_CATEGORY } from '../../src/protocol/events.js';
 import { HISTORY_FEED_TOPIC, HISTORY_STORED_TOPIC, storedMessage } from '../../src/protocol/history-feed.js';
 import { parseHistoryQuery } from '../../src/protocol/history.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../src/broker/index.js';
 import { STALL_MS } from '../../src/broker/router-journal.js';
 import { connect } from '../../src/index.js';
 import { startRouter, type Router } from '../../src/router/index.js';
-import { testLogger, within } from '../testkit/index.js';
+import { testLogger, waitFor, within } from '../testkit/index.js';
+
+const EVENTS_TOPIC = `${EVENTS_CATEGORY}/notification`;
 
 function command(token: string, action = 'test/journal'): { topic: string; body: string } {
   return { topic: `${action}/request`, body: JSON.stringify({ type: 'command', source: 'journal-peer', destination: '*', token, payload: { token } }) };
@@ -164,6 +167,30 @@ describe('the router journal of the embedded broker', { timeout: 60_000 }, () =>
       assert.ok(!router.received.some((message) => message.topic === HISTORY_FEED_TOPIC && message.envelope.payload.sync === 999_999), 'the forged sync did not reach the router');
     } finally {
       await forger.endAsync();
+      await router.client.endAsync();
+      await broker.close();
+    }
+  });
+
+  it('journal - the router is not sent its own event pushes back (it makes no event of them), other subscribers are', async () => {
+    const broker = await startEmbeddedBroker({ port: 0 });
+    const router = await fakeRouter(broker.url!);
+    await router.client.subscribeAsync('#', { qos: 1 });
+    const screen = await mqtt.connectAsync(broker.url!, { clientId: 'journal-screen', protocolVersion: 4 });
+    let pushed = false;
+    screen.on('message', (topic) => (pushed ||= topic === EVENTS_TOPIC));
+    await screen.subscribeAsync(EVENTS_TOPIC, { qos: 1 });
+    try {
+      const events = encode({ type: 'notification', source: 'relais-router', destination: '*', payload: { events: [] } });
+      await router.client.publishAsync(EVENTS_TOPIC, events, { qos: 1 });
+      const after = command('after-the-push');
+      await router.client.publishAsync(after.topic, after.body, { qos: 0 });
+      await router.next((message) => message.topic === after.topic, 'the command after the push');
+      await waitFor(() => pushed || undefined, screen as unknown as NodeJS.EventEmitter, 'message', 10_000);
+      // Published before the command on the same connection: forwarded, it would have come first.
+      assert.ok(!router.received.some((message) => message.topic === EVENTS_TOPIC), 'the push did not come back to the router');
+    } finally {
+      await screen.endAsync();
       await router.client.endAsync();
       await broker.close();
     }

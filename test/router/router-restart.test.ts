@@ -13,7 +13,7 @@ import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { peerGate, setup, uniqueId, type BrokerKind } from '../testkit/index.js';
-import { startCli, type RunningCli } from '../testkit/cli.js';
+import { CLI_SUITE_TIMEOUT, startCli, type RunningCli } from '../testkit/cli.js';
 
 interface StoredRow {
   id: number;
@@ -50,7 +50,7 @@ function startRouterProcess(broker: string, dataDir: string): RunningCli {
 
 for (const kind of ['aedes', 'mosquitto', 'nats'] as BrokerKind[]) {
   const gate = kind === 'aedes' ? { skip: false as const } : peerGate(kind === 'nats' ? 'nats-server' : 'mosquitto', `the router restart on ${kind}`);
-  describe(`router restart on ${kind}`, { skip: gate.skip, timeout: 60_000 }, () => {
+  describe(`router restart on ${kind}`, { skip: gate.skip, timeout: CLI_SUITE_TIMEOUT }, () => {
     it(`router - kill -9 during a flood: committed rows all there, none twice, QoS 1 messages sent meanwhile recorded after the restart, ${kind === 'aedes' ? 'and no row lost' : 'and the absence reported'}`, async () => {
       const kit = await setup(kind);
       const dir = mkdtempSync(join(tmpdir(), 'relais-router-kill-'));

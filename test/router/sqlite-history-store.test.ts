@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { SEAL_ALGORITHM } from '../../src/protocol/sealing.js';
 import { parseHistoryQuery } from '../../src/protocol/history.js';
 import { SqliteHistoryStore } from '../../src/router/sqlite-history-store.js';
 import { historyStoreContract, row } from './history-store-contract.js';
@@ -70,6 +71,25 @@ it('sqlite - a history written before the site column opens with it and the site
     assert.deepEqual((await store.query(parseHistoryQuery({ site: 'poller-1' }))).rows.map((r) => r.token), ['old', 'new']);
     assert.equal(await store.count(), 2);
     assert.equal((await store.siteSyncs())['poller-1']!.position, 2);
+  } finally {
+    await store.close();
+  }
+});
+
+it('sqlite - a history written before the seal column opens with it added, its rows not sealed (protocol §11.1)', async () => {
+  const file = join(dir, 'before-seal.db');
+  const old = new Database(file);
+  old.exec(`CREATE TABLE history (id INTEGER PRIMARY KEY, token TEXT NOT NULL, kind TEXT NOT NULL, code INTEGER, ctime INTEGER NOT NULL, etime INTEGER NOT NULL,
+    action TEXT NOT NULL, source TEXT NOT NULL, target TEXT, progress REAL, priority TEXT, size INTEGER NOT NULL, truncated INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL,
+    digest TEXT NOT NULL, raw INTEGER NOT NULL DEFAULT 0, via TEXT, site TEXT, sha256 TEXT)`);
+  old.prepare("INSERT INTO history (token, kind, ctime, etime, action, source, size, data, digest) VALUES ('old', 'command', 1, 1, 'demo/echo', 'ui', 2, '{}', 'd')").run();
+  old.close();
+  const store = new SqliteHistoryStore(file);
+  try {
+    assert.equal('seal' in (await store.query(parseHistoryQuery({ token: 'old' }))).rows[0]!, false);
+    const seal = { alg: SEAL_ALGORITHM, form: 'bytes' as const, epk: 'ZQ==', nonce: 'bg==', to: [{ kid: '0123456789abcdef', key: 'aw==' }] };
+    await store.append([row({ token: 'new', data: 'AAE=', size: 2, sha256: 'a'.repeat(64), seal })]);
+    assert.deepEqual((await store.query(parseHistoryQuery({ token: 'new' }))).rows[0]!.seal, seal);
   } finally {
     await store.close();
   }

@@ -6,10 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../src/broker/index.js';
-import { CancelledError, connect, type Bus, type HandlerContext } from '../../src/index.js';
+import { CancelledError, connect, generateSealingKey, loadSealingKeys, readSealingPrivateKey, type Bus, type HandlerContext } from '../../src/index.js';
+import { generateSigningKey, loadSigningKeys, readPrivateKey } from '../../src/security/signing-keys.js';
 import { decode } from '../../src/protocol/envelope.js';
 import { siteClientsTopic, siteStatusTopic, type LinkMode, type SiteClients, type SiteStatus } from '../../src/protocol/sites.js';
 import { presenceTopic } from '../../src/protocol/topics.js';
@@ -121,6 +125,65 @@ function linkTests(mode: LinkMode): void {
       assert.deepEqual(transcript, ['progress 0.25', 'progress 0.5', 'final 0 {"installed":"weather","on":"poller-1"}']);
       // Untargeted too: the site's handler is a provider like any other.
       assert.deepEqual(await ops.request('demo/install', { name: 'clock' }, { timeout: WAIT }), { installed: 'clock', on: SITE });
+    });
+
+    it('sealed and signed - a request sealed for a site handler and signed crosses the link byte for byte and opens at the far end; the answer comes back sealed', async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-sites-sealed-'));
+      const atSite = await watch(site.url!, ['demo/sealed/#']);
+      try {
+        const ids = { agent: `agent-sealed-${mode}`, ops: `ops-sealed-${mode}` };
+        const signingFile = path.join(dir, 'signing-keys.json');
+        const sealingFile = path.join(dir, 'sealing-keys.json');
+        for (const id of Object.values(ids)) {
+          generateSigningKey(signingFile, id, dir);
+          generateSealingKey(sealingFile, id, dir);
+        }
+        const secured = async (where: EmbeddedBroker, id: string) => {
+          const bus = await connect({
+            id,
+            broker: where.url!,
+            logger: testLogger,
+            signing: { privateKey: readPrivateKey(path.join(dir, `${id}.key`)) },
+            verify: { keys: loadSigningKeys(signingFile), require: false },
+            sealing: { privateKey: readSealingPrivateKey(path.join(dir, `${id}.sealing.key`)), keys: loadSealingKeys(sealingFile) },
+          });
+          buses.push(bus);
+          return bus;
+        };
+        const secret = `sealed-across-${mode}-${process.pid}`;
+        const agent = await secured(site, ids.agent);
+        const opened: Array<{ payload: unknown; sealed: boolean }> = [];
+        await agent.handle(
+          'demo/sealed/echo',
+          (payload: { secret: string }, ctx: HandlerContext) => {
+            opened.push({ payload, sealed: ctx.sealed });
+            return { back: payload.secret, on: SITE };
+          },
+          { sealed: 'require' },
+        );
+        const ops = await secured(central, ids.ops);
+        await handlerSeen(ops, 'demo/sealed/echo');
+        const answer = await ops.request('demo/sealed/echo', { secret }, { target: ids.agent, seal: true, timeout: WAIT });
+        assert.deepEqual(answer, { back: secret, on: SITE });
+        assert.deepEqual(opened, [{ payload: { secret }, sealed: true }], 'the handler on the site opened it');
+        // Signed messages that fail are refused even with require off: none was (the link changed no byte).
+        const refused = (bus: Bus) => Object.entries(bus.signatures.refused ?? {}).filter(([reason, count]) => reason !== 'unsigned' && count > 0);
+        assert.deepEqual([...refused(ops), ...refused(agent)], [], 'no signed message refused on either side');
+        assert.ok((ops.signatures.verified ?? 0) > 0 && (agent.signatures.verified ?? 0) > 0, 'each side verified the other\'s messages');
+        // What crossed: the same bytes at both ends, sealed and signed, no plaintext on either broker.
+        const commandTopic = (topic: string) => topic.startsWith('demo/sealed/echo/request');
+        const sent = atCentral.seen.find((message) => commandTopic(message.topic))!;
+        const arrived = await atSite.until(() => atSite.seen.find((message) => commandTopic(message.topic)), 'the command at the site');
+        assert.ok(sent.payload.equals(arrived.payload), 'the link forwards the sealed command byte for byte');
+        const header = JSON.parse(sent.payload.subarray(0, sent.payload.indexOf(0x0a)).toString('utf8')) as Record<string, unknown>;
+        assert.ok(header.seal && header.sig, 'sealed and signed');
+        const final = await atCentral.until(() => atCentral.seen.find((message) => message.topic.startsWith('demo/sealed/echo/response') && message.payload.includes('"final":true')), 'the final at the central');
+        assert.ok(final.payload.includes('"seal":'), 'the answer came back sealed');
+        for (const message of [...atCentral.seen, ...atSite.seen]) assert.ok(!message.payload.includes(secret), `no plaintext on ${message.topic}`);
+      } finally {
+        await atSite.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it('cancel - aborting a request on the central aborts the handler on the site', async () => {

@@ -69,19 +69,23 @@ describe('a pulling site with security on (relais init on both, a site certifica
     const result = await runCli(['exec', 'agent-p1', ...asCentral('admin'), '--wait-for-site', '60s', '--', '/bin/sh', '-c', 'echo over tls'], quiet);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout, 'over tls\n');
-    // The live rows get their site from the next sync, every 2 s here.
+    // The live rows get their site from the next sync, every 2 s here. An `accepted` row is
+    // there only if the requester knew the agent's presence when it sent (protocol §4.7: no
+    // acknowledgement asked of a handler it does not know yet), which a loaded machine can delay.
+    const expected = ['command', 'progress', 'final'];
     const deadline = Date.now() + 60_000;
     let rows: HistoryRow[] = [];
     while (Date.now() < deadline) {
-      const history = await runCli(['history', ...asCentral('admin'), '--site', 'poller-1', '--action', 'system/command/run', '--json'], quiet);
+      const history = await runCli(['history', ...asCentral('admin'), '--site', 'poller-1', '--action', 'system/command/run', '--steps', '--json'], quiet);
       assert.equal(history.code, 0, history.stderr);
       rows = history.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as HistoryRow);
-      if (rows.some((row) => row.kind === 'final')) break;
+      if (expected.every((kind) => rows.some((row) => row.kind === kind))) break;
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
-    assert.deepEqual(new Set(rows.map((row) => row.kind)), new Set(['command', 'accepted', 'progress', 'final']), JSON.stringify(rows));
+    assert.deepEqual([...new Set(rows.map((row) => row.kind))].filter((kind) => kind !== 'accepted').sort(), [...expected].sort(), JSON.stringify(rows));
     assert.ok(rows.every((row) => row.site === 'poller-1'));
-    assert.equal(rows.find((row) => row.kind === 'command')?.source, 'admin');
+    // A one-shot CLI command authenticated as admin is a session of it (protocol §2.1: admin~cli-…).
+    assert.match(rows.find((row) => row.kind === 'command')?.source ?? '', /^admin~cli-/);
   });
 
   it("a client without the agents' role is refused by the central's policy, before anything crosses", async () => {

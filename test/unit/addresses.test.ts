@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isLoopbackHost } from '../../src/broker/embedded.js';
 import { nodeRuntime } from '../../src/client/node-runtime.js';
-import { checkOptions, redactBroker, resolveOptions, toMqttUrl } from '../../src/client/options.js';
+import { brokerUrlOptions, checkOptions, redactBroker, resolveOptions } from '../../src/client/options.js';
 import { readableLogLine } from '../../src/cli/common.js';
 import { testLogger } from '../testkit/index.js';
 
@@ -32,9 +32,16 @@ describe('addresses', () => {
     assert.match(checkOptions({ ...base, directorySettle: Number.NaN }) ?? '', /directorySettle/);
   });
 
-  it('addresses - unix:// becomes the URL MQTT.js understands', () => {
-    assert.equal(toMqttUrl('unix:///run/relais.sock'), 'mqtt+unix:///run/relais.sock');
-    assert.equal(toMqttUrl('mqtt://127.0.0.1:1883'), 'mqtt://127.0.0.1:1883');
+  it('addresses - a broker URL becomes the options MQTT.js would read from it, without url.parse (deprecated on Node 24)', () => {
+    assert.deepEqual(brokerUrlOptions('mqtt://127.0.0.1:1883'), { protocol: 'mqtt', host: '127.0.0.1', port: 1883, query: {} });
+    assert.deepEqual(brokerUrlOptions('mqtts://broker.example:8883'), { protocol: 'mqtts', host: 'broker.example', port: 8883, query: {} });
+    assert.deepEqual(brokerUrlOptions('unix:///run/relais.sock'), { protocol: 'mqtt', unixSocket: true, host: '', path: '/run/relais.sock', query: {} });
+    assert.deepEqual(brokerUrlOptions('ws://127.0.0.1:8080/mqtt?token=a%20b'), { protocol: 'ws', host: '127.0.0.1', port: 8080, path: '/mqtt?token=a%20b', query: { token: 'a b' } });
+    assert.deepEqual(brokerUrlOptions('wss://host/mqtt'), { protocol: 'wss', host: 'host', path: '/mqtt', query: {} });
+    assert.deepEqual(brokerUrlOptions('mqtt://[::1]:1883'), { protocol: 'mqtt', host: '::1', port: 1883, query: {} });
+    assert.deepEqual(brokerUrlOptions('mqtt://alice:p%40ss@host:1883'), { protocol: 'mqtt', host: 'host', port: 1883, query: {}, auth: 'alice:p@ss' });
+    // A password holding a literal % is no percent-encoding: kept as written, not a URIError.
+    assert.deepEqual(brokerUrlOptions('mqtt://alice:50%zz@host:1883'), { protocol: 'mqtt', host: 'host', port: 1883, query: {}, auth: 'alice:50%zz' });
   });
 
   it('addresses - only loopback hosts count as local', () => {

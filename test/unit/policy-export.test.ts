@@ -86,4 +86,12 @@ describe('policy - Mosquitto export of serves and restricted roots', () => {
     assert.ok(!agent.includes('topic deny vault/+/request'), 'a deny would take its own vault/open/request away');
     assert.ok(exported.notes.some((note) => /agent: "write \+\/\+\/request" also reaches vault\/\+\/request on Mosquitto/.test(note)));
   });
+
+  it('sessions are not exported: a note and an ACL comment say so (Mosquitto cannot bind <identity>~<session>); none when the policy has them off', () => {
+    const withSessions = exportMosquitto(parsePolicy({ version: 1, roles: {}, rules: [{ publish: ['relais/presence/${id}'] }] }), files);
+    assert.ok(withSessions.notes.some((note) => /sessions \(<identity>~<session>\) are not exported.*--no-session.*embedded broker/.test(note)));
+    assert.match(withSessions.acl, /^# sessions \(<identity>~<session>\) are not exported/m);
+    const without = exportMosquitto(parsePolicy({ version: 1, roles: {}, sessions: { max: 0 }, rules: [{ publish: ['relais/presence/${id}'] }] }), files);
+    assert.ok(!without.notes.some((note) => /sessions/.test(note)));
+  });
 });

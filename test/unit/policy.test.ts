@@ -6,7 +6,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { stringify as stringifyYaml } from 'yaml';
 import { loadPolicy } from '../../src/security/policy-file.js';
-import { decide, decideByScan, GRANTS, identityOf, parsePolicy, PolicyError, type Operation, type Policy, type Subject } from '../../src/security/policy.js';
+import { decide, decideByScan, DEFAULT_MAX_SESSIONS, GRANTS, identityOf, parsePolicy, PolicyError, sessionLimit, type Operation, type Policy, type Subject } from '../../src/security/policy.js';
 import { DEFAULT_POLICY_DATA, defaultPolicy } from '../../src/security/default-policy.js';
 
 // The default policy, with what its services serve (the operator's `relais identity add --serves`).
@@ -417,5 +417,48 @@ describe('policy - files (JSON or YAML)', () => {
 
   it('files - broken YAML names the file and the line', () => {
     assert.throws(() => loadPolicy(write('broken.yaml', 'version: 1\nroles: [\n')), /broken\.yaml: not valid YAML: .*line/i);
+  });
+});
+
+describe('policy - sessions <identity>~<session> (protocol §2.1, docs/security.md "Sessions")', () => {
+  const policy = defaultPolicy({ serves: { svc: ['demo/#'] } });
+  const both = (subject: Subject, operation: Operation, topic: string) => {
+    const decision = decide(policy, subject, operation, topic);
+    assert.deepEqual(decideByScan(policy, subject, operation, topic), decision, 'the index agrees with the scan');
+    return decision;
+  };
+  it("${id} and the owned topics are the session's; roles, grants, serves and a rule's identities are the identity's", () => {
+    const tab1 = { identity: 'alice~tab1', roles: ['client'] };
+    assert.equal(identityOf('alice~tab1~rt'), 'alice');
+    assert.equal(both(tab1, 'subscribe', 'demo/echo/response/alice~tab1').allow, true);
+    assert.equal(both({ ...tab1, identity: 'alice~tab1~rt' }, 'subscribe', 'demo/echo/response/alice~tab1').allow, true, 'its lane');
+    assert.equal(both(tab1, 'subscribe', 'demo/echo/response/alice~tab2').rule, 'builtin:others-responses');
+    assert.equal(both(tab1, 'subscribe', 'demo/echo/response/alice').rule, 'builtin:others-responses');
+    assert.equal(both(tab1, 'publish', 'relais/presence/alice~tab1').allow, true);
+    assert.equal(both(tab1, 'publish', 'relais/presence/alice').rule, 'builtin:others-presence');
+    // serves is the identity's entry: a service's session serves what the identity serves, targeted at the session.
+    const svcB = { identity: 'svc~b', roles: ['service'] };
+    assert.equal(both(svcB, 'subscribe', 'demo/echo/request').allow, true);
+    assert.equal(both(svcB, 'subscribe', 'demo/echo/request/svc~b').allow, true);
+    assert.equal(both(svcB, 'subscribe', 'demo/echo/request/svc').rule, 'builtin:others-requests');
+    // A rule naming an identity applies to its sessions.
+    const named = parsePolicy({ version: 1, roles: {}, rules: [{ identities: ['bob'], subscribe: ['x/notification'] }] });
+    assert.equal(decide(named, { identity: 'bob~s' }, 'subscribe', 'x/notification').allow, true);
+    assert.equal(decideByScan(named, { identity: 'bob~s' }, 'subscribe', 'x/notification').allow, true);
+    assert.equal(decide(named, { identity: 'bobby~s' }, 'subscribe', 'x/notification').allow, false);
+  });
+  it('sessions.max: the default, the policy\'s, the largest of the roles that set one; an identity cannot contain ~', () => {
+    assert.equal(sessionLimit(policy, { identity: 'alice', roles: ['client'] }), DEFAULT_MAX_SESSIONS);
+    const data = structuredClone(DEFAULT_POLICY_DATA) as Record<string, unknown> & { roles: Record<string, Record<string, unknown>> };
+    data.sessions = { max: 2 };
+    data.roles.observer = { ...data.roles.observer, sessions: { max: 0 } };
+    data.roles.admin = { ...data.roles.admin, sessions: { max: 20 } };
+    const set = parsePolicy(data);
+    assert.equal(sessionLimit(set, { identity: 'alice', roles: ['client'] }), 2);
+    assert.equal(sessionLimit(set, { identity: 'olga', roles: ['observer'] }), 0);
+    assert.equal(sessionLimit(set, { identity: 'ada', roles: ['observer', 'admin'] }), 20);
+    assert.throws(() => parsePolicy({ ...data, sessions: { max: -1 } }), /sessions\.max/);
+    assert.throws(() => parsePolicy({ ...data, sessions: { max: 1001 } }), /sessions\.max/);
+    assert.throws(() => parsePolicy({ ...data, identities: { 'alice~x': {} } }), /identities/);
   });
 });

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
+import { moduleSpecifiers } from '../testkit/module-imports.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const protocolDir = path.join(repo, 'src', 'protocol');
@@ -22,24 +23,6 @@ const protocolFiles = fs
   .readdirSync(protocolDir)
   .filter((name) => name.endsWith('.ts'))
   .sort();
-
-/** Every module a file names: static and dynamic imports, re-exports, `import('x').T` types, require calls. */
-function moduleSpecifiers(file: string): Array<{ specifier: string; line: number }> {
-  const source = ts.createSourceFile(file, fs.readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
-  const found: Array<{ specifier: string; line: number }> = [];
-  const add = (node: ts.Node | undefined) => {
-    if (node && ts.isStringLiteralLike(node)) found.push({ specifier: node.text, line: source.getLineAndCharacterOfPosition(node.getStart()).line + 1 });
-  };
-  const visit = (node: ts.Node): void => {
-    if (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) add(node.moduleSpecifier);
-    else if (ts.isImportEqualsDeclaration(node) && ts.isExternalModuleReference(node.moduleReference)) add(node.moduleReference.expression);
-    else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument)) add(node.argument.literal);
-    else if (ts.isCallExpression(node) && (node.expression.kind === ts.SyntaxKind.ImportKeyword || (ts.isIdentifier(node.expression) && node.expression.text === 'require'))) add(node.arguments[0]);
-    ts.forEachChild(node, visit);
-  };
-  visit(source);
-  return found;
-}
 
 /** Why `specifier`, imported by a file of src/protocol, breaks the boundary; undefined when it does not. */
 function importProblem(specifier: string): string | undefined {

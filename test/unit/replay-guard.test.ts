@@ -38,4 +38,34 @@ describe('replay guard', () => {
     put(store, publish(1, 'y'));
     assert.equal(store.strikeOldest(), undefined);
   });
+
+  it('replay guard - a packet stored again under its message id is replayed once, after the others', async () => {
+    const store = new ReplayGuardStore();
+    put(store, publish(1, 'first'));
+    put(store, publish(2, 'second'));
+    put(store, publish(1, 'first again')); // MQTT.js stores a packet again when it sends it again
+    const replayed: string[] = [];
+    for await (const packet of store.createStream() as AsyncIterable<{ topic: string }>) replayed.push(packet.topic);
+    assert.deepEqual(replayed, ['second', 'first again']);
+    assert.equal(store.size, 2);
+  });
+
+  it('replay guard - storing new packets builds no Error (each QoS 1 publish stores one)', () => {
+    const store = new ReplayGuardStore();
+    const RealError = globalThis.Error;
+    let built = 0;
+    globalThis.Error = class CountedError extends RealError {
+      constructor(...args: ConstructorParameters<ErrorConstructor>) {
+        super(...args);
+        built++;
+      }
+    } as ErrorConstructor;
+    try {
+      for (let id = 1; id <= 100; id++) put(store, publish(id, 'bench/f1/notification'));
+    } finally {
+      globalThis.Error = RealError;
+    }
+    assert.equal(built, 0);
+    assert.equal(store.size, 100);
+  });
 });

@@ -120,7 +120,7 @@ class Shell implements RequestEffects {
     this.note('write');
     if (!this.writable) throw new NotSentError('offline queue full');
     const text = this.request.commandText(this.now);
-    const body = JSON.parse(text) as { destination: string; acceptBy?: number };
+    const body = JSON.parse(text as string) as { destination: string; acceptBy?: number };
     this.written.push({ at: this.now, settled: this.world.directorySettled, topic: this.request.topic, qos: this.request.qos, destination: body.destination, ...(body.acceptBy !== undefined && { acceptBy: body.acceptBy }) });
     this.request.wasWritten(this.now, this.laneUp);
   }

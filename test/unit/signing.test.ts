@@ -63,6 +63,15 @@ describe('signed envelopes', () => {
     assert.equal(refusedFor(check(verifier(), TOPIC, tampered)), 'forged');
   });
 
+  it("signing - a key is its identity's: each session <identity>~<session> signs with it; another identity's session may not (protocol §2.1, §12)", () => {
+    const fromSession = new Signer({ privateKey: alice.privateKey }).sign(TOPIC, command('alice~tab1'));
+    assert.equal(refusedFor(check(verifier(), TOPIC, fromSession)), 'admitted');
+    const asBobSession = new Signer({ privateKey: alice.privateKey }).sign(TOPIC, command('bob~tab1'));
+    assert.equal(refusedFor(check(verifier(), TOPIC, asBobSession)), 'wrong-identity');
+    const aliceLookalike = new Signer({ privateKey: alice.privateKey }).sign(TOPIC, command('alicex~tab1'));
+    assert.equal(refusedFor(check(verifier(), TOPIC, aliceLookalike)), 'wrong-identity');
+  });
+
   it('signing - a signature by bob on a message claiming source alice is refused, as is a key nobody registered', () => {
     const byBob = new Signer({ privateKey: bob.privateKey }).sign(TOPIC, command('alice'));
     assert.equal(refusedFor(check(verifier(), TOPIC, byBob)), 'wrong-identity');

@@ -7,7 +7,11 @@ import {
   checkFilter,
   checkPath,
   checkTopicName,
+  clientIdOfConnection,
+  identityOfClientId,
   MAX_PATH_LEVELS,
+  parseClientId,
+  sessionClientId,
   MAX_TOPIC_LEVELS,
   notificationTopic,
   parseTopic,
@@ -74,9 +78,40 @@ describe('topics', () => {
     assert.ok(topicMatches('#', 'x/y'));
     assert.ok(!topicMatches('#', '$SYS/x'));
     assert.ok(!topicMatches('a/+', 'a/b/c'));
+    assert.ok(topicMatches('a/+', 'a/'));
+    assert.ok(!topicMatches('a/+', 'a'));
+    assert.ok(topicMatches('+/+', '/'));
+    assert.ok(!topicMatches('a/b', 'a/bc'));
     assert.equal(checkFilter('a/#/b'), "filter \"a/#/b\": '#' must be a whole last level");
     assert.equal(checkFilter('a/b+'), "filter \"a/b+\": '+' must be a whole level");
     assert.equal(checkFilter('a/+/#'), undefined);
+  });
+
+  it('topics - matches every filter and topic of up to four levels as the level-by-level definition does', () => {
+    // The definition, on split levels [MQTT-4.7]: topicMatches walks the text in place instead.
+    const byLevels = (filter: string, topic: string): boolean => {
+      if (filter === topic) return true;
+      if (topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) return false;
+      const f = filter.split('/');
+      const t = topic.split('/');
+      for (let i = 0; i < f.length; i++) {
+        if (f[i] === '#') return true;
+        if (i >= t.length || (f[i] !== '+' && f[i] !== t[i])) return false;
+      }
+      return f.length === t.length;
+    };
+    const levels = ['a', 'b', '', 'ab', '$x', '+', '#'];
+    const texts: string[] = [];
+    const grow = (prefix: string, depth: number) => {
+      for (const level of levels) {
+        const text = depth === 0 ? level : `${prefix}/${level}`;
+        texts.push(text);
+        if (depth < 3) grow(text, depth + 1);
+      }
+    };
+    grow('', 0);
+    const topics = texts.filter((text) => !text.includes('+') && !text.includes('#'));
+    for (const filter of texts) for (const topic of topics) assert.equal(topicMatches(filter, topic), byLevels(filter, topic), `${JSON.stringify(filter)} on ${JSON.stringify(topic)}`);
   });
 
   it('topics - answers stay the same past the bound of remembered valid paths', () => {
@@ -110,5 +145,32 @@ describe('topics', () => {
     assert.match(checkPath('Field Devices/temp') ?? '', /spaces or control characters/, 'not in Relais names: the NATS gateway drops them');
     assert.match(checkPath('a/b\tc') ?? '', /spaces or control characters/);
     assert.equal(checkClientId('poller.site-2'), undefined);
+  });
+
+  it('client ids - <identity>[~<session>], a lane adds ~rt: one parser, every other reading through it (protocol §2.1, §6.2)', () => {
+    assert.deepEqual(parseClientId('alice'), { identity: 'alice' });
+    assert.deepEqual(parseClientId('alice~tab1'), { identity: 'alice', session: 'tab1' });
+    assert.deepEqual(parseClientId('alice~rt'), { identity: 'alice', lane: 'rt' });
+    assert.deepEqual(parseClientId('alice~web-3f_x~rt'), { identity: 'alice', session: 'web-3f_x', lane: 'rt' });
+    assert.equal(identityOfClientId('alice~tab1~rt'), 'alice');
+    assert.equal(clientIdOfConnection('alice~tab1~rt'), 'alice~tab1');
+    assert.equal(clientIdOfConnection('alice~rt'), 'alice');
+    assert.equal(checkClientId('alice~tab1'), undefined);
+    assert.equal(checkClientId(`alice~${'s'.repeat(32)}`), undefined);
+    assert.match(checkClientId('alice~tab1~rt') ?? '', /real-time lane/);
+    assert.match(checkClientId('alice~rt') ?? '', /real-time lane/);
+    assert.match(checkClientId(`alice~${'s'.repeat(33)}`) ?? '', /1-32 characters/);
+    assert.match(checkClientId('alice~tab.1') ?? '', /1-32 characters/);
+    assert.match(checkClientId('alice~') ?? '', /1-32 characters/);
+    assert.match(checkClientId('~tab1') ?? '', /1-128 characters/);
+    assert.match(checkClientId('alice~a~b') ?? '', /more than one/);
+    assert.match(checkClientId('response~tab1') ?? '', /reserved/);
+    assert.equal(sessionClientId('alice', 'web-1'), 'alice~web-1');
+    assert.throws(() => sessionClientId('alice', 'rt'), /real-time lane/);
+    assert.throws(() => sessionClientId('alice~x', 'y'), /more than one/);
+    // Topics carry session ids like any other.
+    assert.deepEqual(parseTopic('demo/echo/response/alice~tab1'), { kind: 'response', action: 'demo/echo', requester: 'alice~tab1' });
+    assert.deepEqual(parseTopic('relais/presence/alice~tab1'), { kind: 'presence', clientId: 'alice~tab1' });
+    assert.deepEqual(parseTopic('relais/presence/alice~tab1~rt'), { kind: 'other' }, 'a lane has no presence of its own');
   });
 });

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { runCli, startCli, type RunningCli } from '../testkit/cli.js';
+import { runCli, startCli, startRelais, type RunningCli } from '../testkit/cli.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
@@ -29,6 +29,14 @@ export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
 }
 
+/** A new page of `browser` opened at `url`; what it throws is written on the test's stderr. */
+export async function openPage(browser: Browser, url: string, viewport = { width: 1280, height: 900 }): Promise<Page> {
+  const page = await browser.newPage({ viewport });
+  page.on('pageerror', (error) => console.error(`page error: ${error.message}`));
+  await page.goto(url);
+  return page;
+}
+
 export function tempDir(name: string): string {
   const base = path.join(os.tmpdir(), 'webpage-helper');
   fs.mkdirSync(base, { recursive: true });
@@ -36,14 +44,16 @@ export function tempDir(name: string): string {
 }
 
 export interface Stack {
-  broker: RunningCli;
-  /** The page's address, as `relais start` printed it. */
-  pageUrl: string;
+  readonly broker: RunningCli;
+  /** The page's address, as `relais start` printed it (another one after `restart`). */
+  readonly pageUrl: string;
   /** For the CLI clients of the test: RELAIS_BROKER. */
   env: Record<string, string>;
   /** With security on: each identity's token. */
   tokens: Record<string, string>;
   dir: string;
+  /** `relais start` stopped for `awayMs`, then started again on the same MQTT port with the same data (RelaisStart.restart). */
+  restart(awayMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -63,26 +73,29 @@ export async function startStack(name: string, identities?: Record<string, strin
     if (added.code !== 0 || !token) throw new Error(`relais identity add ${identity} failed: ${added.stderr}`);
     tokens[identity] = token;
   }
-  const broker = startCli(['start', '--port', '0', '--web-port', '0', '--data-dir', dataDir, ...(identities ? ['--secure'] : [])]);
-  const [, brokerUrl] = await broker.waitFor(/listening on (mqtt:\/\/\S+)/);
-  const [pageUrl] = await broker.waitFor(/http:\/\/127\.0\.0\.1:\d+\/?/);
+  const relais = await startRelais(['--data-dir', dataDir, ...(identities ? ['--secure'] : [])]);
   return {
-    broker,
-    pageUrl: pageUrl.endsWith('/') ? pageUrl : `${pageUrl}/`,
-    env: { RELAIS_BROKER: brokerUrl!, RELAIS_LOG_LEVEL: 'error' },
+    get broker() {
+      return relais.cli;
+    },
+    get pageUrl() {
+      return relais.webUrl!;
+    },
+    env: relais.env,
     tokens,
     dir,
+    restart: (awayMs) => relais.restart(awayMs),
     async stop() {
-      await broker.stop();
+      await relais.close();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
 }
 
 /** test/web-page/contract-handler.ts in its own process: `demo/resize` with a contract (protocol §7.6). */
-export async function startContractHandler(stack: Stack, id: string, token?: string): Promise<{ stop(): Promise<void> }> {
+export async function startContractHandler(stack: Stack, id: string, token?: string, info?: Record<string, unknown>): Promise<{ stop(): Promise<void> }> {
   const script = path.join(path.dirname(new URL(import.meta.url).pathname), 'contract-handler.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', script, stack.env.RELAIS_BROKER!, id], {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, stack.env.RELAIS_BROKER!, id, ...(info ? [JSON.stringify(info)] : [])], {
     env: { ...process.env, ...(token && { RELAIS_TOKEN: token }) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -98,6 +111,14 @@ export async function startContractHandler(stack: Stack, id: string, token?: str
       await exited;
     },
   };
+}
+
+/** Logs in on the page's form as `identity` (a stack with security on). */
+export async function logIn(page: Page, stack: Stack, identity: string): Promise<void> {
+  await page.getByLabel('Identity').fill(identity);
+  await page.getByLabel('Token').fill(stack.tokens[identity]!);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.locator('[data-testid="connection"]', { hasText: `connected as ${identity}` }).waitFor({ timeout: 15_000 });
 }
 
 /** `relais agent` allowed to run /bin/sh command lines (docs/agent.md), started and serving. */

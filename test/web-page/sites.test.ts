@@ -11,7 +11,7 @@ import type { Browser, Page } from 'playwright-core';
 import { connect, siteClientsTopic, siteStatusTopic, type Bus } from '../../src/index.js';
 import { notificationMessage } from '../../src/protocol/messages.js';
 import { testLogger } from '../testkit/index.js';
-import { chromiumGate, launchChromium, screenshot, startStack, type Stack } from './page-kit.js';
+import { chromiumGate, launchChromium, openPage, screenshot, startStack, type Stack } from './page-kit.js';
 
 const gate = chromiumGate();
 
@@ -36,9 +36,7 @@ describe('the page and sites in chromium', { skip: gate.skip, timeout: 180_000 }
     publish(siteClientsTopic('poller-2'), { site: 'poller-2', clients: ['agent-q', 'site:poller-2'], refused: [{ id: 'web-1', reason: 'a client of the central has this id' }] });
     publish(siteStatusTopic('poller-2'), { site: 'poller-2', status: 'up', since, mode: 'push', rttMs: 41.6 });
     browser = await launchChromium();
-    page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
-    page.on('pageerror', (error) => console.error(`page error: ${error.message}`));
-    await page.goto(`${stack.pageUrl}#/sites`);
+    page = await openPage(browser, `${stack.pageUrl}#/sites`, { width: 1100, height: 800 });
   });
 
   after(async () => {

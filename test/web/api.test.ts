@@ -9,13 +9,13 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect, type Bus } from '../../src/index.js';
 import { PRIORITIES } from '../../src/protocol/envelope.js';
-import { startCli, type RunningCli } from '../testkit/cli.js';
+import { startCli, startRelais, type RelaisStart, type RunningCli } from '../testkit/cli.js';
 import { testLogger, uniqueId } from '../testkit/index.js';
 import { http, openStream, pollUntil, tempDir, type Answer } from './web-kit.js';
 
 describe('HTTP API of relais start', { timeout: 120_000 }, () => {
   let dir: string;
-  let start: RunningCli;
+  let start: RelaisStart;
   let agent: RunningCli;
   let handler: Bus;
   let base: string;
@@ -26,11 +26,10 @@ describe('HTTP API of relais start', { timeout: 120_000 }, () => {
 
   before(async () => {
     dir = tempDir('api');
-    start = startCli(['start', '--port', '0', '--web-port', '0', '--data-dir', path.join(dir, 'data')], { RELAIS_LOG_LEVEL: 'error' });
-    const [, web] = await start.waitFor(/web page and HTTP API on (http:\/\/\S+)\//);
-    const [, broker] = await start.waitFor(/listening on (mqtt:\/\/\S+)/);
-    base = web!;
-    handler = await connect({ id: uniqueId('web-handler'), broker: broker!, logger: testLogger });
+    start = await startRelais(['--data-dir', path.join(dir, 'data')], { env: { RELAIS_LOG_LEVEL: 'error' } });
+    const broker = start.url;
+    base = start.webUrl!.replace(/\/$/, '');
+    handler = await connect({ id: uniqueId('web-handler'), broker, logger: testLogger });
     await handler.handle('demo/install', async (payload: { name: string }, ctx) => {
       for (const step of [0.2, 0.5, 0.8]) ctx.progress(step, { step });
       return { installed: payload.name };
@@ -38,7 +37,7 @@ describe('HTTP API of relais start', { timeout: 120_000 }, () => {
     await handler.handle('demo/slow', (_payload, ctx) => new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))));
     const config = { services: { command: { ruleSet: 'web-rules', rules: [{ name: 'echo', shell: true, command: { pattern: 'echo [a-z ]+|exit [0-9]' } }] } } };
     fs.writeFileSync(path.join(dir, 'agent.json'), JSON.stringify(config));
-    agent = startCli(['agent', '--id', agentId, '--config', path.join(dir, 'agent.json'), '--broker', broker!], { RELAIS_LOG_LEVEL: 'error' });
+    agent = startCli(['agent', '--id', agentId, '--config', path.join(dir, 'agent.json'), '--broker', broker], { RELAIS_LOG_LEVEL: 'error' });
     await agent.waitFor(/agent \S+ serving/, 15_000).catch(() => undefined);
     await handler.waitForHandler('system/command/batch', { target: agentId, timeout: 15_000 });
   });
@@ -46,7 +45,7 @@ describe('HTTP API of relais start', { timeout: 120_000 }, () => {
   after(async () => {
     await handler?.close();
     await agent?.stop();
-    await start?.stop();
+    await start?.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -138,7 +137,7 @@ describe('HTTP API of relais start', { timeout: 120_000 }, () => {
     assert.match(first.response.headers.get('content-type') ?? '', /^text\/event-stream/);
     for (const n of [1, 2, 3]) handler.notify('test/sse', { n });
     await first.until((messages) => notified(messages).includes(3)).catch((error: Error) => {
-      throw new Error(`${error.message}\nrelais start said:\n${start.output().slice(-3000)}`);
+      throw new Error(`${error.message}\nrelais start said:\n${start.cli.output().slice(-3000)}`);
     });
     await first.close();
     const lastId = first.messages.at(-1)!.id!;
@@ -223,9 +222,11 @@ describe('HTTP API of relais start', { timeout: 120_000 }, () => {
     assert.match(document.openapi, /^3\./);
     const routes = Object.entries(document.paths as Record<string, Record<string, unknown>>).flatMap(([route, methods]) => Object.keys(methods).map((method) => `${method.toUpperCase()} ${route}`));
     assert.deepEqual(routes.sort(), [
+      'DELETE /api/kv/{bucket}/entries/{key}',
       'GET /api/clients', 'GET /api/clients/{id}', 'GET /api/events', 'GET /api/events/stream', 'GET /api/history', 'GET /api/history/{token}',
+      'GET /api/kv', 'GET /api/kv/{bucket}/entries/{key}', 'GET /api/kv/{bucket}/history/{key}', 'GET /api/kv/{bucket}/keys', 'GET /api/kv/{bucket}/watch',
       'GET /api/log/{token}', 'GET /api/nodes/{id}/log/{token}', 'POST /api/actions/{action}', 'POST /api/core/action/command', 'POST /api/kill/{token}',
-      'POST /api/nodes/{id}/core/action/command',
+      'POST /api/nodes/{id}/core/action/command', 'PUT /api/kv/{bucket}/entries/{key}',
     ]);
     const send = document.paths['/api/actions/{action}'].post;
     assert.deepEqual(send.parameters.find((p: { name: string }) => p.name === 'priority').schema.enum, [...PRIORITIES]);
@@ -265,9 +266,11 @@ describe('HTTP API of relais start', { timeout: 120_000 }, () => {
     const port = (busy.address() as net.AddressInfo).port;
     const second = startCli(['start', '--port', '0', '--web-port', String(port), '--data-dir', path.join(dir, 'second')]);
     try {
-      const [line] = await second.waitFor(/cannot listen on 127\.0\.0\.1:\d+: the port is in use \(choose another port with --web-port, or --no-web\)/);
+      const [line] = await second.waitFor(/the web server cannot listen on 127\.0\.0\.1:\d+: the port is in use: choose another port with --web-port <port> \(--web-port 0 picks a free one\), or --no-web/);
       assert.ok(line);
       assert.equal(await second.stop(), 1);
+      // The reason alone: no warning of a client that lost the broker being stopped under it.
+      assert.doesNotMatch(second.output(), /connection lost/);
     } finally {
       busy.close();
     }

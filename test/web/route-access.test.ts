@@ -37,6 +37,13 @@ const SAMPLES: Record<string, { path: string; body?: unknown; headers?: Record<s
   'POST /api/nodes/:id/core/action/command': { path: '/api/nodes/vm-1/core/action/command', body: [{ command: 'true' }] },
   'GET /api/log/:token': { path: '/api/log/t1' },
   'GET /api/nodes/:id/log/:token': { path: '/api/nodes/vm-1/log/t1' },
+  'GET /api/kv': { path: '/api/kv' },
+  'GET /api/kv/:bucket/keys': { path: '/api/kv/settings/keys' },
+  'GET /api/kv/:bucket/entries/*': { path: '/api/kv/settings/entries/rooms/kitchen' },
+  'PUT /api/kv/:bucket/entries/*': { path: '/api/kv/settings/entries/rooms/kitchen', body: { value: 1 } },
+  'DELETE /api/kv/:bucket/entries/*': { path: '/api/kv/settings/entries/rooms/kitchen' },
+  'GET /api/kv/:bucket/history/*': { path: '/api/kv/settings/history/rooms/kitchen' },
+  'GET /api/kv/:bucket/watch': { path: '/api/kv/settings/watch', headers: { accept: 'text/event-stream' } },
 };
 
 describe('every route of the web server says what it touches, and is decided on it', { timeout: 60_000 }, () => {
@@ -95,7 +102,7 @@ describe('every route of the web server says what it touches, and is decided on 
     for (const { method, url, access } of web.routes) {
       if (!('acts' in access)) continue;
       const sample = SAMPLES[`${method === 'HEAD' ? 'GET' : method} ${url}`]!;
-      const send = (headers: Record<string, string>) => http(method, `${base}${sample.path}`, { headers: { ...sample.headers, ...headers }, ...(method === 'POST' && { body: sample.body }) });
+      const send = (headers: Record<string, string>) => http(method, `${base}${sample.path}`, { headers: { ...sample.headers, ...headers }, ...(sample.body !== undefined && { body: sample.body }) });
       assert.equal((await send({})).status, 401, `${method} ${url} without an identity`);
       const denied = await send({ authorization: `Bearer nobody:${token}` });
       assert.equal(denied.status, 403, `${method} ${url} as an identity with no rights: ${denied.text}`);

@@ -5,7 +5,7 @@
  * never in the page. The page is a client of the bus through `relais/browser`, as any UI is
  * (docs/browser.md).
  */
-import { connect, NotAuthorizedError, pageBrokerUrl, type Bus } from 'relais/browser';
+import { connect, NotAuthorizedError, pageBrokerUrl, sessionClientId, type Bus } from 'relais/browser';
 import { watchClients, type ClientsState } from './model/clients.js';
 import { watchConnection, type ConnectionState } from './model/connection.js';
 import { watchEvents, type EventsModel } from './model/events.js';
@@ -44,15 +44,16 @@ export async function openSession(credentials?: Credentials): Promise<Opening> {
   const given = credentials ?? storedCredentials();
   try {
     const bus = await connect({
-      // The broker requires the identity as client id (docs/security.md).
-      id: given?.identity ?? anonymousId(),
+      // Each tab is a session of the identity, `<identity>~web-<random>` (protocol §2.1): two tabs,
+      // or the page beside a CLI of the same identity, do not take each other's place (§7.5).
+      id: given ? sessionClientId(given.identity, tabSession()) : anonymousId(),
       broker: url,
       ...(given && { username: given.identity, password: given.token }),
       connectTimeout: CONNECT_TIMEOUT_MS,
       // One WebSocket per tab, and no trace in the directory once the tab is gone (protocol §7).
       realtimeLane: false,
       ephemeral: true,
-      info: { app: 'relais-web' },
+      info: { app: 'relais-web', program: 'web page' },
     });
     if (credentials) sessionStorage.setItem(CREDENTIALS_KEY, JSON.stringify(credentials));
     const stopping = new AbortController();
@@ -78,6 +79,15 @@ export function logOut(session: Session): void {
 function refusal(error: NotAuthorizedError): string {
   const returnCode = (error.details as { returnCode?: number } | undefined)?.returnCode;
   return returnCode === 5 ? 'this identity is not authorised to connect' : 'the broker refused the identity or token';
+}
+
+/**
+ * A session name for this page load: random, not kept (a duplicated tab copies sessionStorage,
+ * and would take the first tab's place); a reload's old connection closes with the page.
+ */
+function tabSession(): string {
+  const random = crypto.getRandomValues(new Uint32Array(2));
+  return `web-${random[0]!.toString(36)}${random[1]!.toString(36)}`;
 }
 
 /** A client id for a page on a bus without security. */

@@ -4,7 +4,7 @@
  * the list of one.
  */
 import mqtt, { type IClientOptions, type IStream, type MqttClient, type StreamBuilder } from 'mqtt';
-import { brokerUrls, redactBroker, toMqttUrl } from '../options.js';
+import { brokerUrlOptions, brokerUrls, redactBroker } from '../options.js';
 
 export interface BrokerEndpoint {
   /** The URL as logs and errors show it (password masked). */
@@ -25,7 +25,7 @@ export interface BrokerEndpoint {
  * each URL's path, so Unix sockets and WebSocket paths could not be in the list).
  */
 function endpoint(url: string, options: IClientOptions): BrokerEndpoint {
-  const parsed = mqtt.connect(toMqttUrl(url), { ...options, manualConnect: true, reconnectPeriod: 0 });
+  const parsed = mqtt.connect({ ...brokerUrlOptions(url), ...options, manualConnect: true, reconnectPeriod: 0 });
   // MQTT.js keeps the builder it made for the URL in a field its typings mark private.
   const builder = (parsed as unknown as { streamBuilder: StreamBuilder }).streamBuilder;
   return {

@@ -7,6 +7,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { NotAuthorizedError, NotSentError } from '../../protocol/errors.js';
+import type { WireBody } from '../../protocol/framing.js';
 import type { ResolvedOptions } from '../options.js';
 import { BrokerEndpoints } from './broker-endpoints.js';
 import { HeldSubscriptions } from './held-subscriptions.js';
@@ -128,7 +129,8 @@ export class Connection {
       this.attemptError = error;
       this.errorsThisOutage += 1;
       const first = this.errorsThisOutage === 1;
-      this.logger[first ? 'warn' : 'debug']({ lane, broker: this.brokerLabel, err: error.message, attempts: this.schedule.attempts }, first ? 'MQTT connection error' : 'MQTT connection error (again)');
+      // Before the first CONNACK, ready() rejects with this error (connect() throws it): a warning too would say it twice.
+      this.logger[first && this.everConnected ? 'warn' : 'debug']({ lane, broker: this.brokerLabel, err: error.message, attempts: this.schedule.attempts }, first ? 'MQTT connection error' : 'MQTT connection error (again)');
     });
   }
 
@@ -294,7 +296,8 @@ export class Connection {
   }
 
   /** Writes a PUBLISH. `onDropped` hears of a QoS 1 message given up by the replay guard. */
-  write(topic: string, body: string, qos: 0 | 1, retain: boolean, onDropped?: (error: NotSentError) => void): void {
+  write(topic: string, wire: WireBody, qos: 0 | 1, retain: boolean, onDropped?: (error: NotSentError) => void): void {
+    const body = mqttPayload(wire);
     // A QoS 0 message written to a connected socket has nothing more to report: no callback made for it.
     if (qos === 0 && !onDropped) {
       this.client.publish(topic, body, retain ? RETAINED_QOS0 : PLAIN_QOS0);
@@ -312,7 +315,8 @@ export class Connection {
    * Publishes at QoS 1 and resolves once the broker has it. Rejects with `NotSentError` if the
    * connection closes first or, with `within`, if the broker has not acknowledged it by then.
    */
-  publishNow(topic: string, body: string, retain: boolean, within?: number): Promise<void> {
+  publishNow(topic: string, wire: WireBody, retain: boolean, within?: number): Promise<void> {
+    const body = mqttPayload(wire);
     return waitFor<void>(
       { ...(within !== undefined && { timeout: within }), timeoutError: () => new NotSentError(`the broker did not acknowledge ${topic} within ${within} ms`) },
       (settle) => {
@@ -390,4 +394,16 @@ export class Connection {
   private socket(): Socket | undefined {
     return (this.client as unknown as { stream?: Socket }).stream;
   }
+}
+
+/** Node's Buffer, looked up on globalThis: this file is in the browser entry too (src/browser.ts), where there is none. */
+const NodeBuffer = (globalThis as { Buffer?: typeof Buffer }).Buffer;
+
+/**
+ * MQTT.js in Node takes text or a Buffer: a plain Uint8Array (a binary message, protocol §3.5)
+ * is viewed as one, not copied. A browser has no Buffer; its MQTT.js writes the bytes as they are.
+ */
+export function mqttPayload(body: WireBody): string | Buffer {
+  if (typeof body === 'string' || !NodeBuffer || NodeBuffer.isBuffer(body)) return body as string | Buffer;
+  return NodeBuffer.from(body.buffer, body.byteOffset, body.byteLength);
 }

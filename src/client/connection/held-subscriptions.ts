@@ -9,6 +9,7 @@
  * with SUBSCRIBEs unanswered, the next connection makes them again one at a time, and only a
  * drop then strikes the one in flight.
  */
+import { clientIdOfConnection } from '../../protocol/topics.js';
 import type { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { NotAuthorizedError, NotSentError } from '../../protocol/errors.js';
@@ -114,10 +115,10 @@ export class HeldSubscriptions {
     }
   }
 
-  /** Who subscribes, as the policy knows it: the user name, else the client id (the real-time lane's `<id>~rt` is `<id>`, protocol §2.1). */
+  /** Who subscribes, as the policy's ownership rules know it: the client id (a session's `<identity>~<session>`; the lane's `~rt` is its own client's, protocol §2.1). */
   private identity(): string {
     const { username, clientId } = this.client.options;
-    return username || (clientId ?? '').split('~')[0]!;
+    return clientId ? clientIdOfConnection(clientId) : (username ?? '');
   }
 
   private send(filter: string): void {

@@ -3,9 +3,11 @@
  * message through before it is written, and the `Verifier` that `deliver` (inbound.ts) asks
  * about every message received, before any part of the client or any subscription sees it.
  */
+import { identityOfClientId } from '../../protocol/topics.js';
 import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { DecodeResult } from '../../protocol/envelope.js';
+import { frame, HEADER_END, splitFrame, type WireBody } from '../../protocol/framing.js';
 import { isSignable, readSignature } from '../../protocol/signature.js';
 import { keyIdOf, parsePublicKey, signatureMatches, signBody, type PublicSigningKey } from '../../security/ed25519.js';
 import { ReplayWindows } from './replay-window.js';
@@ -46,12 +48,26 @@ export class Signer {
     this.kid = keyIdOf(this.publicKey);
   }
 
-  /** `body` with its signature for `topic`; a text that is not a JSON object is written as is. */
-  sign(topic: string, body: string): string {
-    if (!isSignable(body)) return body;
+  /**
+   * `body` with its signature for `topic`: a binary message's `sig` goes last in its header and
+   * covers its body too (protocol §12.2, §3.5); a text that is not a JSON object, or raw bytes,
+   * are written as they are.
+   */
+  sign(topic: string, body: string): string;
+  sign(topic: string, body: WireBody): WireBody;
+  sign(topic: string, body: WireBody): WireBody {
+    if (typeof body !== 'string') {
+      const framed = splitFrame(body);
+      if (!framed || !isSignable(framed.headerText)) return body;
+      return frame(this.signText(topic, framed.headerText, framed.body), framed.body);
+    }
+    return isSignable(body) ? this.signText(topic, body) : body;
+  }
+
+  private signText(topic: string, text: string, binaryBody?: Uint8Array): string {
     this.seq += 1;
     this.signed += 1;
-    return signBody(topic, body, { kid: this.kid, boot: this.boot, seq: this.seq, ts: Date.now() }, this.privateKey);
+    return signBody(topic, text, { kid: this.kid, boot: this.boot, seq: this.seq, ts: Date.now() }, this.privateKey, binaryBody);
   }
 }
 
@@ -84,7 +100,7 @@ export class Verifier {
     this.windows = new ReplayWindows(maxSenders, this.maxSkewMs);
     const table = new Map<string, KnownKey>();
     // Our own messages come back to our subscriptions (our presence among them).
-    if (own) table.set(own.kid, { identity, publicKey: own.publicKey, revoked: false });
+    if (own) table.set(own.kid, { identity: identityOfClientId(identity), publicKey: own.publicKey, revoked: false });
     const keys = options.keys;
     const resolver = typeof keys === 'function' ? keys : undefined;
     for (const key of typeof keys === 'function' ? [] : keys) {
@@ -108,13 +124,16 @@ export class Verifier {
     const envelope = result.ok ? result.envelope : undefined;
     const source = envelope?.source ?? (result.ok ? undefined : result.sender?.source);
     if (envelope?.sig === undefined) return this.refuseIf(this.require, 'unsigned', source);
-    const signature = readSignature(payload.toString('utf8'));
+    // A binary message's signature is in its header and covers its body (protocol §12.2, §3.5).
+    const framed = payload.indexOf(HEADER_END) >= 0 ? splitFrame(payload) : undefined;
+    const signature = readSignature(framed ? framed.headerText : payload.toString('utf8'));
     if (!signature) return this.refuse('malformed', source);
     const key = this.lookup(signature.kid);
     if (!key) return this.refuse('unknown-key', source);
     if (key.revoked) return this.refuse('revoked-key', source);
-    if (key.identity !== envelope.source) return this.refuse('wrong-identity', source);
-    if (!signatureMatches(topic, signature, key.publicKey)) return this.refuse('forged', source);
+    // A key is an identity's; each of its sessions `<identity>~<session>` signs with it (protocol §2.1, §12).
+    if (key.identity !== identityOfClientId(envelope.source)) return this.refuse('wrong-identity', source);
+    if (!signatureMatches(topic, signature, key.publicKey, framed?.body)) return this.refuse('forged', source);
     if (freshnessApplies) {
       if (Math.abs(now - signature.ts) > this.maxSkewMs) return this.refuse('stale', source);
       // Recorded only once the signature holds: a forger cannot move anyone's window.

@@ -9,11 +9,12 @@ import { Connection } from './connection.js';
 import type { ResolvedOptions } from '../options.js';
 import { OutboundQueue, type Queued } from './outbound-queue.js';
 import type { Signer } from './signing.js';
+import type { WireBody } from '../../protocol/framing.js';
 import type { Lane } from '../types.js';
 
 export interface OutboundMessage extends Queued {
-  /** The wire text, or a function making it when the message is written (a command stamps its `acceptBy` then). */
-  body: string | (() => string);
+  /** The wire form (text, or a binary message's bytes, protocol §3.5), or a function making it when the message is written (a command stamps its `acceptBy` then). */
+  body: WireBody | (() => WireBody);
   qos: 0 | 1;
   retain?: boolean;
   /** Told when the message is handed to a connection. */
@@ -26,10 +27,15 @@ export interface TransportHooks {
   disconnected(lane: Lane): void;
 }
 
+/** Who wants a subscription: the library's own machinery, or the application's `subscribe()`. */
+export type SubscriptionHolder = 'library' | 'application';
+
 export class Transport {
   readonly main: Connection;
   readonly realtime?: Connection;
   private readonly queue = new OutboundQueue<OutboundMessage>();
+  /** `<lane> <filter>` each holder wants (the application's are counted by Subscriptions). */
+  private readonly holders: Record<SubscriptionHolder, Set<string>> = { library: new Set(), application: new Set() };
   private closing = false;
 
   constructor(
@@ -57,6 +63,11 @@ export class Transport {
 
   get connected(): boolean {
     return this.main.connected;
+  }
+
+  /** Closed or killed: what was under way fails, and that is no news (the first connection's failure is told once, by connect()). */
+  get closed(): boolean {
+    return this.closing;
   }
 
   /**
@@ -109,7 +120,7 @@ export class Transport {
   }
 
   private write(connection: Connection, message: OutboundMessage): void {
-    const text = typeof message.body === 'string' ? message.body : message.body();
+    const text = typeof message.body === 'function' ? message.body() : message.body;
     // Signed when written, not when queued: the sequence follows the order on the wire (protocol §12.3).
     const body = this.signer ? this.signer.sign(message.topic, text) : text;
     connection.write(message.topic, body, message.qos, message.retain ?? false, message.onDropped);
@@ -126,16 +137,26 @@ export class Transport {
     });
   }
 
-  subscribe(filter: string, lane: Lane, qos: 0 | 1 = 1): Promise<void> {
+  /**
+   * Holds `filter` on `lane` for `holder`. The library (its response topics, its handlers'
+   * topics, the presence filters of its directory) and the application's subscriptions may
+   * want the same filter; MQTT has one subscription per filter, so it is given up only when
+   * neither holds it any more.
+   */
+  subscribe(filter: string, lane: Lane, qos: 0 | 1 = 1, holder: SubscriptionHolder = 'library'): Promise<void> {
+    this.holders[holder].add(`${lane} ${filter}`);
     return this.connection(lane).subscribe(filter, qos);
   }
 
-  unsubscribe(filter: string, lane: Lane): Promise<void> {
+  unsubscribe(filter: string, lane: Lane, holder: SubscriptionHolder = 'library'): Promise<void> {
+    const key = `${lane} ${filter}`;
+    this.holders[holder].delete(key);
+    if (this.holders[holder === 'library' ? 'application' : 'library'].has(key)) return Promise.resolve();
     return this.connection(lane).unsubscribe(filter);
   }
 
   /** Publishes on the main connection (QoS 1) and resolves once the broker has it (presence). */
-  publishNow(topic: string, body: string, retain: boolean, within?: number): Promise<void> {
+  publishNow(topic: string, body: WireBody, retain: boolean, within?: number): Promise<void> {
     return this.main.publishNow(topic, this.signer ? this.signer.sign(topic, body) : body, retain, within);
   }
 

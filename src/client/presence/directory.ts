@@ -21,6 +21,8 @@ export class Directory extends Emitter<{
   /** Entries not confirmed since the last reconnection (the broker may have restarted without them). */
   private unconfirmed?: Set<string>;
   private isSettled = false;
+  /** The client is closing or closed: nothing may arm a timer any more. */
+  private stopped = false;
   private settleTimer: ReturnType<typeof setTimeout> | undefined;
   /** When our own presence came back: the settling is not drawn out past MAX_SETTLE_IN_WINDOWS windows from there. */
   private settleStartedAt = 0;
@@ -65,15 +67,21 @@ export class Directory extends Emitter<{
   /** The directory settles `settleMs` from now, unless a presence comes first. */
   private armSettle(): void {
     clearTimeout(this.settleTimer);
+    if (this.stopped) return;
     this.settleTimer = setTimeout(() => {
       this.settleTimer = undefined;
       this.endReload();
     }, this.settleMs);
   }
 
-  /** The client is stopping: no more settling. */
+  /**
+   * The client is stopping: no more settling. Presences may still arrive while it closes (its
+   * own farewell comes back), and must not arm the timer again.
+   */
   stop(): void {
+    this.stopped = true;
     clearTimeout(this.settleTimer);
+    this.settleTimer = undefined;
   }
 
   /** The retained presences are in: forget what was not confirmed since the reconnection. */

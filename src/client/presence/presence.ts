@@ -29,6 +29,8 @@ export class Presence {
   /** `startup: 'manual'` and `markReady()` not called yet: announced as starting, serving nothing (protocol §7.1). */
   private starting: boolean;
   private transport!: Transport;
+  /** Facts changed since connecting (`updateInfo`), over the `info` connect option. */
+  private infoUpdates: Record<string, unknown> = {};
 
   constructor(
     private readonly options: ResolvedOptions,
@@ -53,6 +55,16 @@ export class Presence {
     if (!this.starting) return Promise.resolve();
     this.starting = false;
     return this.announce();
+  }
+
+  /**
+   * Changes facts of the client's free-form info (protocol §7.1) and announces them: a directory
+   * must not keep showing what is no longer true. Resolves once the broker has them (at once
+   * while offline: every reconnection announces).
+   */
+  updateInfo(fields: Record<string, unknown>): Promise<void> {
+    this.infoUpdates = { ...this.infoUpdates, ...fields };
+    return this.stopped ? Promise.resolve() : this.announce();
   }
 
   /** The transport is made with our will (`will()`), so it comes after. */
@@ -85,6 +97,7 @@ export class Presence {
       // Caller facts first, so they cannot overwrite the fields the protocol relies on.
       ...this.options.hostFacts,
       ...this.options.info,
+      ...this.infoUpdates,
       status,
       actions: alive ? this.actions('main') : [],
       realtimeActions: alive ? this.actions('realtime') : [],

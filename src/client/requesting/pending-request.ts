@@ -8,6 +8,7 @@
 import type { Logger } from 'pino';
 import { encode, type Priority } from '../../protocol/envelope.js';
 import { CancelledError, type NotSentError } from '../../protocol/errors.js';
+import type { WireBody } from '../../protocol/framing.js';
 import { cancelMessage } from '../../protocol/messages.js';
 import { RequestLifecycle, type Lane, type RequestEffects, type RequestPlan, type RequestWorld, type ResponseFields, type Step } from '../../protocol/request-lifecycle.js';
 import { cancelTopic } from '../../protocol/topics.js';
@@ -52,6 +53,8 @@ export class PendingRequest implements RequestEffects, OutboundMessage, Awaiting
   /** When the last step was made (its `ts`) and when it arrived, for the Nagle watch. */
   private lastStep: { ts: number; at: number } | undefined;
   private readonly ackTimeout: number;
+  /** The command goes sealed (protocol §3.6): its answers must come sealed too. */
+  readonly sealed: boolean;
 
   /** Throws what makes the request impossible (lifecycle's constructor): nothing is registered or sent then. */
   constructor(
@@ -61,6 +64,7 @@ export class PendingRequest implements RequestEffects, OutboundMessage, Awaiting
     private readonly signal: AbortSignal | undefined,
   ) {
     this.ackTimeout = plan.ackTimeout;
+    this.sealed = plan.seal !== undefined;
     this.lifecycle = new RequestLifecycle(plan, around.world, this, Date.now());
   }
 
@@ -123,7 +127,7 @@ export class PendingRequest implements RequestEffects, OutboundMessage, Awaiting
   }
 
   /** The text, made when written, with the acceptBy the write needs. */
-  body(): string {
+  body(): WireBody {
     return this.lifecycle.commandText(Date.now());
   }
 

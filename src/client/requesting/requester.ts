@@ -5,10 +5,10 @@
  * connection dropping and coming back.
  */
 import { EVERYONE, type Envelope } from '../../protocol/envelope.js';
-import { CancelledError, NoHandlerError, NotSentError, type SiteUnreachableError, TimeoutError } from '../../protocol/errors.js';
+import { CancelledError, NoHandlerError, NotSentError, SealingError, type SiteUnreachableError, TimeoutError } from '../../protocol/errors.js';
 import type { PresenceInfo } from '../../protocol/presence.js';
 import type { Lane, RequestWorld, Step } from '../../protocol/request-lifecycle.js';
-import { checkClientId, checkPath, responseTopic } from '../../protocol/topics.js';
+import { checkClientId, checkPath, responseTopic, SYSTEM_ROOT } from '../../protocol/topics.js';
 import { AckClock } from './ack-clock.js';
 import { AsyncQueue } from '../async-queue.js';
 import { SiteDirectory, siteUnreachable, type Directory } from '../presence/index.js';
@@ -19,6 +19,7 @@ import { checkTimeout, type ResolvedOptions } from '../options.js';
 import { PendingRequest, type RequestSurroundings, type StepSink } from './pending-request.js';
 import { newToken } from '../tokens.js';
 import type { Transport } from '../connection/index.js';
+import type { Sealing } from '../sealing.js';
 import type { RequestOptions } from '../types.js';
 
 export class Requester {
@@ -32,6 +33,8 @@ export class Requester {
     private readonly transport: Transport,
     private readonly directory: Directory,
     sites: SiteDirectory = new SiteDirectory(options.logger),
+    /** What seals commands (`seal: true`) and opened their answers (protocol §3.6). */
+    private readonly sealing?: Sealing,
   ) {
     const detector = new FailureDetector((handler) => directory.get(handler));
     this.surroundings = {
@@ -131,6 +134,9 @@ export class Requester {
     if (typeof token !== 'string' || token.length === 0 || token.length > 256) throw new TypeError('token must be a string of 1 to 256 characters');
     // Two pending requests with one token would each take the other's responses.
     if (this.pending.has(token)) throw new TypeError(`token ${token} is already used by a pending request; tokens must be unique`);
+    // `sealing.requests` is for the application's actions: the router and the built-in ones (`relais/…`) hold no sealing key.
+    const seal = options.seal ?? ((this.sealing?.requestsByDefault ?? false) && !action.startsWith(`${SYSTEM_ROOT}/`));
+    if (seal && !this.sealing) throw new SealingError('this runtime cannot seal (protocol §3.6): sealing works in Node');
     const plan = {
       action,
       payload,
@@ -144,8 +150,23 @@ export class Requester {
       onBehalfOf: options.onBehalfOf,
       // Part of the time-out, never beyond it (protocol §13.4).
       waitForSite: waitForSite === undefined ? undefined : Math.min(waitForSite, timeout),
+      seal: seal ? (command: Envelope) => this.sealCommand(command, action, target) : undefined,
     };
     return new PendingRequest(this.surroundings, plan, sink, options.signal);
+  }
+
+  /**
+   * A command sealed for its handler (protocol §3.6): the target's identity; else the handler
+   * it goes to, and every identity the directory says serves the action that has a key, so that
+   * a retry elsewhere (§4.7) reaches a handler that can open it; and this client's own identity
+   * when it has a key.
+   */
+  private sealCommand(command: Envelope, action: string, target: string | undefined): Envelope {
+    const sealing = this.sealing!;
+    // This client's own identity too, when it has a key: it reads its own command in the history (§11.2).
+    const self = this.options.id;
+    if (target !== undefined && target !== EVERYONE) return sealing.seal(command, [target], [self]);
+    return sealing.seal(command, command.destination === EVERYONE ? [] : [command.destination], [...this.directory.providers(action), self]);
   }
 
   /** True when already subscribed (the hot path stays synchronous), else the pending SUBACK. */
@@ -173,7 +194,20 @@ export class Requester {
       this.options.logger.debug({ token: envelope.token, source: envelope.source }, 'response for no pending request (late, or answered already)');
       return;
     }
+    // A sealed command's answers come sealed (protocol §3.6): a plaintext one is not its handler's.
+    if (request.sealed && envelope.seal === undefined && envelope.error === undefined && envelope.accepted !== true) {
+      this.options.logger.warn({ token: envelope.token, source: envelope.source }, 'answer to a sealed request came unsealed: refused');
+      request.lifecycle.fail(new SealingError(`the answer of ${envelope.source} to the sealed request ${envelope.token} came unsealed: refused (protocol §3.6)`));
+      return;
+    }
     request.onResponse(envelope, lane);
+  }
+
+  /** A sealed answer for us that did not open (protocol §3.6): its request fails, nothing else could read it. */
+  onUnopenedResponse(envelope: Envelope, why: string): void {
+    const request = envelope.token === undefined ? undefined : this.pending.get(envelope.token);
+    if (!request) return;
+    request.lifecycle.fail(new SealingError(`the sealed answer of ${envelope.source} to request ${envelope.token} did not open: ${why}`));
   }
 
   onDisconnected(lane: Lane): void {

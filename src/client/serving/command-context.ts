@@ -33,6 +33,11 @@ export class CommandContext extends RunningRequest implements HandlerContext, Re
     this.qos = to.qos;
   }
 
+  /** The command came sealed (HandlerContext, protocol §3.6). */
+  get sealed(): boolean {
+    return this.envelope.seal !== undefined;
+  }
+
   /** Id of the requester (HandlerContext). */
   get source(): string {
     return this.requester;

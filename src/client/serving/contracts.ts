@@ -7,6 +7,7 @@
 import { z, type ZodType } from 'zod';
 import type { ContractDescription } from '../../protocol/contracts.js';
 import { InvalidMessageError, RelaisError } from '../../protocol/errors.js';
+import { isBytes } from '../../protocol/framing.js';
 import { environmentVariable } from '../runtime.js';
 import type { Handler, HandlerContext } from '../types.js';
 
@@ -48,7 +49,9 @@ export function withContract(action: string, handler: Handler, contract: Contrac
       const parsed = contract.input.safeParse(payload);
       if (!parsed.success) {
         const { text, issues } = issuesOf(parsed.error, 'payload');
-        throw new InvalidMessageError(`invalid payload for ${action}: ${text}`, { details: { issues } });
+        // Bytes where JSON is wanted: say so rather than list the fields bytes lack (protocol §3.5).
+        const why = isBytes(payload) ? `the payload is ${payload.length} bytes (a binary message), this action takes JSON: ${text}` : text;
+        throw new InvalidMessageError(`invalid payload for ${action}: ${why}`, { details: { issues } });
       }
       input = parsed.data;
     }
@@ -70,7 +73,7 @@ export async function describeContract(contract: Contract): Promise<ContractDesc
 }
 
 /** The first 16 hex digits of the SHA-256 of `text` (protocol §7.6). */
-async function contractHash(text: string): Promise<string> {
+export async function contractHash(text: string): Promise<string> {
   const subtle = globalThis.crypto?.subtle;
   if (!subtle) throw new TypeError("a contract's hash needs Web Crypto, which a browser offers only to a secure page (https, or http on localhost)");
   const digest = new Uint8Array(await subtle.digest('SHA-256', new TextEncoder().encode(text)));

@@ -6,8 +6,12 @@
  * response; it never reaches the process.
  */
 import { admitCommand, type ReplyTo, type Serving, type ServingView } from '../../protocol/command-admission.js';
-import { encode, type DecodeResult, type Envelope } from '../../protocol/envelope.js';
-import { CancelledError, PayloadTooLargeError, ResponseCode, TimeoutError, toWire } from '../../protocol/errors.js';
+import { encode, encodeMessage, type DecodeResult, type Envelope } from '../../protocol/envelope.js';
+import type { WireBody } from '../../protocol/framing.js';
+import { CancelledError, PayloadTooLargeError, ResponseCode, SealingError, TimeoutError, toWire } from '../../protocol/errors.js';
+import { isSealed } from '../../protocol/sealing.js';
+import { identityOfClientId } from '../../protocol/topics.js';
+import type { Sealing } from '../sealing.js';
 import { responseMessage, type ResponseStep } from '../../protocol/messages.js';
 import { cancelTopic, requestTopic, responseTopic } from '../../protocol/topics.js';
 import type { ResolvedOptions } from '../options.js';
@@ -27,6 +31,13 @@ interface Served {
   contract?: ContractDescription;
   /** A built-in action served on `<action>/request/<me>` only (protocol §11.4). */
   targetedOnly?: true;
+  /** `sealed: 'require'`: unsealed commands are refused (protocol §3.6). */
+  sealedOnly?: true;
+}
+
+/** Why a sealed command was not opened here (deliver, inbound.ts). */
+export interface Unopened {
+  why: string;
 }
 
 export class Handlers implements ProgressSink, ServingView {
@@ -43,6 +54,8 @@ export class Handlers implements ProgressSink, ServingView {
     private readonly accepting: () => boolean = () => true,
     /** Whether a client is a router (its presence says `role: "router"`): it may cancel on a requester's behalf (protocol §11.5). */
     private readonly isRouter: (clientId: string) => boolean = () => false,
+    /** What seals the answers to sealed commands for their requesters (protocol §3.6). */
+    private readonly sealing?: Sealing,
   ) {}
 
   private get logger() {
@@ -83,7 +96,10 @@ export class Handlers implements ProgressSink, ServingView {
   serveTargeted(action: string, handler: Handler): void {
     this.served.set(action, { handler, lane: 'main', targetedOnly: true });
     for (const topic of [requestTopic(action, this.options.id), cancelTopic(action)]) {
-      this.transport.subscribe(topic, 'main').catch((error: Error) => this.logger.warn({ action, topic, err: error.message }, 'built-in action not served: subscribing failed'));
+      this.transport.subscribe(topic, 'main').catch((error: Error) => {
+        // A client closing (a first connection that failed, told once by connect()) serves nothing: not a warning of its own.
+        if (!this.transport.closed) this.logger.warn({ action, topic, err: error.message }, 'built-in action not served: subscribing failed');
+      });
     }
   }
 
@@ -92,8 +108,10 @@ export class Handlers implements ProgressSink, ServingView {
     const lane = this.transport.laneOf(options.lane);
     const topics = [requestTopic(action), requestTopic(action, this.options.id), cancelTopic(action)];
     const { input, output, description } = options;
+    if (options.sealed !== undefined && options.sealed !== 'require') throw new TypeError(`sealed must be 'require' or absent, got ${JSON.stringify(options.sealed)}`);
     const typed = input || output || description !== undefined;
     const served: Served = typed ? { handler: withContract(action, handler, { input, output }), lane } : { handler, lane };
+    if (options.sealed === 'require') served.sealedOnly = true;
     this.served.set(action, served);
     try {
       if (typed) served.contract = await describeContract({ input, output, description });
@@ -114,9 +132,22 @@ export class Handlers implements ProgressSink, ServingView {
     };
   }
 
-  /** A message arrived on `<action>/request[/<me>]`: the checks of protocol §4.2 (command-admission.ts), then what they decide. */
-  onRequest(action: string, targeted: boolean, decoded: DecodeResult, qos: 0 | 1): void {
+  /**
+   * A message arrived on `<action>/request[/<me>]`: the checks of protocol §4.2
+   * (command-admission.ts), then what they decide. `unopened`: it came sealed and did not open
+   * here (deliver, protocol §3.6).
+   */
+  onRequest(action: string, targeted: boolean, decoded: DecodeResult, qos: 0 | 1, unopened?: Unopened): void {
     const admission = admitCommand(action, targeted, decoded, qos, Date.now(), this, newToken);
+    if (admission.kind !== 'drop' && decoded.ok && isSealed(decoded.envelope)) admission.to.sealed = true;
+    if (admission.kind === 'run') {
+      const refusal = this.sealingRefusal(action, admission.command, admission.to, unopened);
+      if (refusal) {
+        this.logger.warn({ action, token: admission.to.token, requester: admission.to.requester, err: refusal.message }, 'sealed command refused');
+        // Not `accepted: false`: that says "came after its acceptBy" (§4.7), which a requester meets by offering it again.
+        return void this.reply({ ...admission.to, sealed: false }, { step: 'error', code: refusal.code, error: { name: refusal.name, message: refusal.message } });
+      }
+    }
     switch (admission.kind) {
       case 'drop': {
         const { log, answer } = admission;
@@ -129,6 +160,19 @@ export class Handlers implements ProgressSink, ServingView {
       case 'run':
         return this.run(this.served.get(action)!.handler, admission.command, admission.to, admission.key, admission.wantsAcks);
     }
+  }
+
+  /**
+   * Why a command may not run for sealing's sake (protocol §3.6), or undefined: it did not open
+   * here (code 2, the requester sealed it for other keys), it came unsealed to an action that
+   * takes sealed commands only (code 4), or its answer could not be sealed back (code 1: no
+   * sealing key for the requester's identity; never a plaintext answer to a sealed command).
+   */
+  private sealingRefusal(action: string, command: Envelope, to: ReplyTo, unopened: Unopened | undefined): { code: number; name: string; message: string } | undefined {
+    if (unopened) return { code: ResponseCode.INVALID_REQUEST, name: 'SealingError', message: `cannot open the sealed command: ${unopened.why}` };
+    if (this.served.get(action)?.sealedOnly && !isSealed(command)) return { code: ResponseCode.NOT_AUTHORIZED, name: 'NotAuthorizedError', message: 'this action takes sealed commands only (protocol §3.6)' };
+    if (to.sealed && !this.sealing?.canSealFor(to.requester)) return { code: ResponseCode.ERROR, name: 'SealingError', message: cannotSealAnswer(to.requester) };
+    return undefined;
   }
 
   /** ServingView: how `action` is served now. */
@@ -210,8 +254,21 @@ export class Handlers implements ProgressSink, ServingView {
   private fail(command: CommandContext, error: unknown): void {
     const reason = command.abortReason;
     const { responseCode, error: wire } = toWire(reason && !(error instanceof CancelledError || error instanceof TimeoutError) ? reason : error);
-    if (!reason) this.logger.warn({ action: command.action, token: command.token, err: wire.message }, 'handler failed');
+    if (!reason) this.logFailure(command, responseCode, wire.message);
     this.finish(command, { step: 'error', code: responseCode, error: wire });
+  }
+
+  /**
+   * A requester's mistake (code 2: a bad payload, a kill of a request that has already ended,
+   * protocol §5.2) is told to it in the answer and counted by the router's metrics (`refused`,
+   * protocol §11.6): a debug line here, not a warning of this client. A refusal (code 4) is
+   * worth knowing about without being a fault: info. Anything else is the handler's failure.
+   */
+  private logFailure(command: CommandContext, responseCode: number, message: string): void {
+    const fields = { action: command.action, token: command.token, requester: command.requester, err: message };
+    if (responseCode === ResponseCode.INVALID_REQUEST) this.logger.debug(fields, "request refused: the requester's mistake");
+    else if (responseCode === ResponseCode.NOT_AUTHORIZED) this.logger.info(fields, 'request refused: not authorized');
+    else this.logger.warn(fields, 'handler failed');
   }
 
   /** The final answer: sent once, and remembered for duplicates (protocol §4.8). */
@@ -234,13 +291,14 @@ export class Handlers implements ProgressSink, ServingView {
     let running = this.running.get(`${source} ${token}`);
     // A kill relayed by the router names the requester it acts for (protocol §11.5).
     if (!running && typeof fields.requester === 'string' && this.isRouter(source)) running = this.running.get(`${fields.requester} ${token}`);
-    if (!running) return;
+    // A cancel for a request this client does not run (over, or never here) is the sender's mistake or a race: nothing to do.
+    if (!running) return void this.logger.debug({ token, source }, 'cancel for no running request ignored');
     const reason = typeof fields.reason === 'string' ? fields.reason : 'cancelled';
     running.abort(new CancelledError(`request ${token} cancelled: ${reason}`));
   }
 
   /** Sends one answer; returns its wire text (undefined if it could not be made). */
-  private reply(to: ReplyTo, answer: ResponseStep, onWritten?: () => void): string | undefined {
+  private reply(to: ReplyTo, answer: ResponseStep, onWritten?: () => void): WireBody | undefined {
     const envelope = responseMessage({ source: this.options.id, destination: to.requester, token: to.token, priority: to.priority }, answer);
     const body = this.encodeAnswer(envelope, to);
     this.send(to, body, onWritten);
@@ -248,17 +306,24 @@ export class Handlers implements ProgressSink, ServingView {
   }
 
   /** The answer's text; one that is not JSON or too large becomes an error answer (protocol §3.4, §5.1). */
-  private encodeAnswer(envelope: Envelope, to: ReplyTo): string {
+  private encodeAnswer(envelope: Envelope, to: ReplyTo): WireBody {
     try {
-      return encode(envelope, { maxBytes: this.options.maxMessageBytes, what: () => `the response of ${to.action}` });
+      // The payload of an answer to a sealed command goes back sealed for its requester (protocol §3.6).
+      const sealed = to.sealed && envelope.error === undefined && envelope.accepted !== true ? this.sealAnswer(envelope, to.requester) : envelope;
+      return encodeMessage(sealed, { maxBytes: this.options.maxMessageBytes, what: () => `the response of ${to.action}` });
     } catch (problem) {
-      const { responseCode, error } = toWire(problem instanceof PayloadTooLargeError ? problem : new TypeError((problem as Error).message));
+      const { responseCode, error } = toWire(problem instanceof PayloadTooLargeError || problem instanceof SealingError ? problem : new TypeError((problem as Error).message));
       this.logger.warn({ action: to.action, token: to.token }, error.message);
       return encode(responseMessage({ source: this.options.id, destination: to.requester, token: to.token, priority: to.priority }, { step: 'error', code: responseCode, error }));
     }
   }
 
-  private send(to: ReplyTo, body: string, onWritten?: () => void): void {
+  private sealAnswer(envelope: Envelope, requester: string): Envelope {
+    if (!this.sealing?.canSealFor(requester)) throw new SealingError(cannotSealAnswer(requester));
+    return this.sealing.seal(envelope, [requester]);
+  }
+
+  private send(to: ReplyTo, body: WireBody, onWritten?: () => void): void {
     try {
       this.transport.send({ topic: responseTopic(to.action, to.requester), body, qos: to.qos, priority: to.priority, ...(onWritten && { onWritten, onDropped: onWritten }) });
     } catch (error) {
@@ -271,6 +336,10 @@ export class Handlers implements ProgressSink, ServingView {
   abortAll(): void {
     for (const running of this.running.values()) running.abort(new CancelledError('the serving client is closing'));
   }
+}
+
+function cannotSealAnswer(requester: string): string {
+  return `cannot seal the answer: no sealing key for identity ${identityOfClientId(requester)}`;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -1,13 +1,13 @@
 /**
- * Logs on demand (protocol §11.4: one retrieval at a time, under a lock with a time-out):
- * the built-in handler of `relais/logs/get` that every library client serves on
- * `relais/logs/get/request/<its id>`. It answers the kept lines at once, or with `follow` sends
- * each new one in a progress step until the caller cancels, its deadline passes, or its hold on
- * the lock runs out. One retrieval at a time: the lock.
+ * Logs on demand (protocol §11.4): the built-in handler of `relais/logs/get` that every library
+ * client serves on `relais/logs/get/request/<its id>`. It answers the kept lines at once, or
+ * with `follow` sends each new one in a progress step until the caller cancels, its deadline
+ * passes, or it has run for `lockTimeout`. A one-off answer holds nothing, so it is never
+ * refused; follows share the buffer's one stream of new lines, at most MAX_LOG_FOLLOWS at once.
  */
 import type { Logger } from 'pino';
 import { BusyError, RelaisError } from '../../protocol/errors.js';
-import { LOG_LINE_LEVELS, parseLogsRequest, type LogsAnswer, type LogsKept, type LogsRequest } from '../../protocol/logs.js';
+import { LOG_LINE_LEVELS, MAX_LOG_FOLLOWS, parseLogsRequest, type LogsAnswer, type LogsKept, type LogsRequest } from '../../protocol/logs.js';
 import { atLevel, captureLogs, hasPattern, LogBuffer, type KeptLine, type LineFilter } from './log-buffer.js';
 import { brokerUrls, type ResolvedLogsOptions } from '../options.js';
 import type { HandlerContext } from '../types.js';
@@ -17,7 +17,8 @@ export const FOLLOW_BATCH_MS = 100;
 /** Room left in an answer for the envelope and the `kept` summary (protocol §3.4 size limit). */
 const ANSWER_OVERHEAD_BYTES = 2048;
 
-interface LockHolder {
+/** A running follow: who asked, and until when it runs at the latest. */
+interface Follow {
   requester: string;
   token: string;
   since: number;
@@ -28,7 +29,8 @@ export class LogService {
   readonly buffer: LogBuffer;
   /** The client's logger: writes where the given one does and keeps its lines in `buffer`. */
   readonly logger: Logger;
-  private holder: LockHolder | undefined;
+  /** The follows running, by `<requester> <token>`. */
+  private readonly follows = new Map<string, Follow>();
   /** Text of the lines in one answer, at most: what fits in a message. */
   private readonly answerBytes: number;
   /** The lowest level kept, as answers report it. */
@@ -55,29 +57,27 @@ export class LogService {
       if (!this.settings.sources) throw new RelaisError('NO_SUCH_LOG', `${this.id} serves only its own log lines: it has no log source ${request.source}`, { details: { reason: 'unknown-source' } });
       return this.settings.sources.serve({ ...request, source: request.source }, ctx);
     }
-    this.lock(ctx);
-    if (!request.follow) {
-      try {
-        return this.answer(request);
-      } finally {
-        this.holder = undefined;
-      }
-    }
-    return this.follow(request, ctx).finally(() => (this.holder = undefined));
+    // Answered in this turn from the buffer: nothing is held, so nothing waits for it.
+    if (!request.follow) return this.answer(request);
+    const key = this.admitFollow(ctx);
+    return this.follow(request, ctx).finally(() => this.follows.delete(key));
   };
 
-  /** Takes the lock for `ctx`'s request, or throws `BusyError` naming who holds it (protocol §11.4). */
-  private lock(ctx: HandlerContext): void {
+  /** Counts `ctx`'s follow in, or throws `BusyError` naming the follows that run (protocol §11.4). */
+  private admitFollow(ctx: HandlerContext): string {
     const now = Date.now();
-    const holder = this.holder;
-    if (holder) {
+    if (this.follows.size >= MAX_LOG_FOLLOWS) {
+      const running = [...this.follows.values()];
+      const until = Math.min(...running.map((follow) => follow.until));
       throw new BusyError(
-        `the logs of ${this.id} are being read by ${holder.requester} (request ${holder.token}, for ${now - holder.since} ms); ` +
-          `one retrieval at a time: try again when it ends, at the latest in ${Math.max(0, holder.until - now)} ms`,
-        { details: { holder: holder.requester, token: holder.token, since: holder.since, until: holder.until } },
+        `the logs of ${this.id} are followed by ${running.length} readers already (${[...new Set(running.map((follow) => follow.requester))].join(', ')}); ` +
+          `at most ${MAX_LOG_FOLLOWS} follows at once: try again when one ends, at the latest in ${Math.max(0, until - now)} ms (a one-off retrieval is served meanwhile)`,
+        { details: { followers: running, until } },
       );
     }
-    this.holder = { requester: ctx.source, token: ctx.token, since: now, until: now + this.settings.lockTimeout };
+    const key = `${ctx.source} ${ctx.token}`;
+    this.follows.set(key, { requester: ctx.source, token: ctx.token, since: now, until: now + this.settings.lockTimeout });
+    return key;
   }
 
   private answer(request: LogsRequest): LogsAnswer {
@@ -87,9 +87,9 @@ export class LogService {
 
   /**
    * Sends the backlog, then each new matching line in progress steps. Ends when the caller
-   * cancels or its deadline passes (ctx.signal: the error answer says which), or when the lock
-   * times out: the final answer then says `ended: 'lock-timeout'`, and the caller may ask again
-   * with `after: next`. So a caller that vanished holds the lock no longer than `lockTimeout`.
+   * cancels or its deadline passes (ctx.signal: the error answer says which), or after
+   * `lockTimeout`: the final answer then says `ended: 'lock-timeout'`, and the caller may ask
+   * again with `after: next`. So a caller that vanished holds its follow no longer than that.
    */
   private follow(request: LogsRequest, ctx: HandlerContext): Promise<LogsAnswer> {
     const filter = filterOf(request);

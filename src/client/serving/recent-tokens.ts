@@ -5,6 +5,7 @@
  * Bounded in entries and bytes, oldest forgotten first; an entry is useless after its
  * command's deadline, when no requester waits for it any more.
  */
+import type { WireBody } from '../../protocol/framing.js';
 
 export const REMEMBERED_TOKENS = 100_000;
 export const REMEMBERED_BYTES = 32 * 1024 * 1024;
@@ -15,7 +16,7 @@ export const REMEMBER_AT_MOST_MS = 10 * 60_000;
 interface Finished {
   key: string;
   /** The final response as sent; undefined once dropped to stay within REMEMBERED_BYTES. */
-  body: string | undefined;
+  body: WireBody | undefined;
   expiresAt: number;
 }
 
@@ -50,7 +51,7 @@ export class RecentTokens {
   }
 
   /** Remembers a finished command and the final response it got. */
-  remember(key: string, body: string, deadline: number | undefined, now = Date.now()): void {
+  remember(key: string, body: WireBody, deadline: number | undefined, now = Date.now()): void {
     const previous = this.entries.get(key);
     if (previous) this.forget(previous);
     const expiresAt = Math.min(now + REMEMBER_AT_MOST_MS, deadline ?? now + REMEMBER_WITHOUT_DEADLINE_MS);

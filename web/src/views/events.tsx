@@ -2,21 +2,23 @@
 import { useState } from 'preact/hooks';
 import { EVENT_TYPES, type BusEvent } from '../../../src/protocol/events.js';
 import type { Session } from '../session.js';
-import { brief, clock } from '../ui/format.js';
+import { brief, clock, SealedPreview, sealedText } from '../ui/format.js';
 import { StatusBadge } from '../ui/status.js';
 import { useStore } from '../ui/store.js';
 
-const SHOWN = 500;
+/** Events per page of the list. */
+export const PAGE_SIZE = 50;
 
 export function EventsView({ session }: { session: Session }) {
   const state = useStore(session.events.store);
   const [type, setType] = useState('');
   const [category, setCategory] = useState('');
   const [source, setSource] = useState('');
-  const shown = state.events
-    .filter((event) => (!type || event.type === type) && (!category || String(event.data.category ?? '').includes(category)) && (!source || sourceOf(event).includes(source)))
-    .slice(-SHOWN)
-    .reverse();
+  const [internal, setInternal] = useState(false);
+  const noise = internal ? undefined : noiseOf(state.events);
+  const matching = state.events.filter((event) => (!type || event.type === type) && (!category || String(event.data.category ?? '').includes(category)) && (!source || sourceOf(event).includes(source)));
+  const shown = noise ? matching.filter((event) => !noise.has(event.cursor)) : matching;
+  const hidden = matching.length - shown.length;
   return (
     <section aria-labelledby="events-title">
       <h1 id="events-title">Events</h1>
@@ -39,12 +41,55 @@ export function EventsView({ session }: { session: Session }) {
           Source
           <input type="search" value={source} onInput={(event) => setSource(event.currentTarget.value)} placeholder="client id" />
         </label>
+        <label class="inline" title="the router's own notifications (relais/…: metrics every 10 s) and short-lived clients that came and went (a CLI command's alive and forgotten)">
+          <input type="checkbox" role="switch" name="internal" checked={internal} onChange={(event) => setInternal(event.currentTarget.checked)} /> Show internal
+        </label>
         <button type="button" aria-pressed={state.paused} onClick={() => session.events.setPaused(!state.paused)}>
           {state.paused ? `Resume (${state.waiting.length} waiting)` : 'Pause'}
         </button>
       </div>
-      {shown.length === 0 ? <p>No event{type || category || source ? ' matches' : ' yet'}.</p> : <ol class="events" reversed>{shown.map((event) => <EventRow event={event} />)}</ol>}
+      {hidden > 0 && <p class="hint" data-testid="hidden-count">{hidden} internal event{hidden === 1 ? '' : 's'} hidden (metrics, relais/ notifications, short-lived clients that came and went): “Show internal” shows them.</p>}
+      {/* Keyed by the filters: another filter is another list, shown from its newest page. */}
+      <PagedEvents key={`${type}|${category}|${source}|${internal}`} events={shown} empty={`No event${type || category || source ? ' matches' : ' yet'}.`} />
     </section>
+  );
+}
+
+/**
+ * The events a user does not look for by default (protocol §11.8): the router's own
+ * notifications and logs (category `relais/…`, its metrics every 10 s), and the `client` events
+ * of a short-lived client that has come and gone (an ephemeral client, a CLI command: its
+ * alive and its forgotten).
+ */
+export function noiseOf(events: BusEvent[]): Set<number> {
+  const forgotten = new Set(events.filter((event) => event.type === 'client' && event.data.status === 'forgotten').map((event) => String(event.data.id)));
+  const noise = new Set<number>();
+  for (const event of events) {
+    if ((event.type === 'notification' || event.type === 'log') && String(event.data.category ?? '').startsWith('relais/')) noise.add(event.cursor);
+    else if (event.type === 'client' && forgotten.has(String(event.data.id))) noise.add(event.cursor);
+  }
+  return noise;
+}
+
+/** Newest first, a page at a time (page 1 the newest). */
+export function PagedEvents({ events, empty }: { events: BusEvent[]; empty: string }) {
+  const [page, setPage] = useState(0);
+  const pages = Math.max(1, Math.ceil(events.length / PAGE_SIZE));
+  const current = Math.min(page, pages - 1);
+  const newestFirst = events.slice().reverse();
+  const shown = newestFirst.slice(current * PAGE_SIZE, (current + 1) * PAGE_SIZE);
+  if (events.length === 0) return <p>{empty}</p>;
+  return (
+    <>
+      <ol class="events" reversed start={events.length - current * PAGE_SIZE}>{shown.map((event) => <EventRow event={event} />)}</ol>
+      {pages > 1 && (
+        <nav class="pager" aria-label="event pages">
+          <button type="button" onClick={() => setPage(current - 1)} disabled={current === 0}>Newer</button>
+          <span>Page {current + 1} of {pages} ({events.length} events)</span>
+          <button type="button" onClick={() => setPage(current + 1)} disabled={current >= pages - 1}>Older</button>
+        </nav>
+      )}
+    </>
   );
 }
 
@@ -62,6 +107,14 @@ export function EventRow({ event }: { event: BusEvent }) {
   );
 }
 
+/** A notification event's payload (protocol §11.8): sealed (whom for, its size), binary (its size), cut (its size), or the payload. */
+function notificationText(data: Record<string, unknown>): string {
+  const size = Number(data.size);
+  if (data.sealed === true) return sealedText(new SealedPreview(Array.isArray(data.kids) ? data.kids.map(String) : [], size));
+  if (data.binary === true || data.truncated === true) return `(${size} bytes)`;
+  return brief(data.payload);
+}
+
 function EventText({ event }: { event: BusEvent }) {
   const d = event.data as Record<string, string | number | undefined>;
   const token = d.token !== undefined && <a href={`#/history/${encodeURIComponent(String(d.token))}`}>{String(d.token)}</a>;
@@ -73,7 +126,7 @@ function EventText({ event }: { event: BusEvent }) {
     case 'request.finished':
       return <span>{d.action} {d.code === 0 ? 'done' : `failed, code ${d.code}`} by {d.handler ?? '?'} for {d.requester} in {d.durationMs ?? '?'} ms ({token})</span>;
     case 'notification':
-      return <span>{d.category} from {d.source}: <code>{event.data.truncated ? `(${d.size} bytes)` : brief(event.data.payload)}</code></span>;
+      return <span>{d.category} from {d.source}: <code>{notificationText(event.data)}</code></span>;
     case 'log':
       return <span>{d.category} {String(d.level).toUpperCase()} from {d.source}: {d.message}</span>;
     default:

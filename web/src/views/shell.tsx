@@ -7,6 +7,7 @@ import { ClientsView } from './clients.js';
 import { ConsoleView } from './console.js';
 import { EventsView } from './events.js';
 import { HistoryView } from './history.js';
+import { KvView } from './kv.js';
 import { MetricsView } from './metrics.js';
 import { SitesView } from './sites.js';
 import { TopicsView } from './topics.js';
@@ -18,6 +19,7 @@ const VIEWS = [
   ['console', 'Console'],
   ['history', 'History'],
   ['topics', 'Topics'],
+  ['kv', 'Store'],
   ['metrics', 'Metrics'],
 ] as const;
 
@@ -36,17 +38,24 @@ function useRoute(): string[] {
 export function Shell({ session, onLogOut }: { session: Session; onLogOut: () => void }) {
   const [view = 'clients', ...rest] = useRoute();
   const state = useStore(session.connection);
+  // On a phone the navigation folds behind one button (style.css), so that the view has the screen.
+  const [menuOpen, setMenuOpen] = useState(false);
   const current = VIEWS.some(([name]) => name === view) ? view : 'clients';
   useEffect(() => {
     document.title = `Relais — ${VIEWS.find(([name]) => name === current)![1]}`;
     document.getElementById('main')?.focus();
-  }, [current]);
+    setMenuOpen(false);
+  }, [current, rest[0]]);
+  const label = VIEWS.find(([name]) => name === current)![1];
   return (
     <div class="shell">
       <header>
         <a class="skip" href="#main" onClick={(event) => (event.preventDefault(), document.getElementById('main')?.focus())}>Skip to content</a>
         <span class="brand">Relais</span>
-        <nav aria-label="Views">
+        <button type="button" class="menu-toggle" aria-expanded={menuOpen} aria-controls="views-nav" onClick={() => setMenuOpen(!menuOpen)}>
+          ☰ {label}
+        </button>
+        <nav aria-label="Views" id="views-nav" data-open={menuOpen ? '' : undefined}>
           {VIEWS.map(([name, label]) => (
             <a href={`#/${name}`} aria-current={name === current ? 'page' : undefined}>{label}</a>
           ))}
@@ -66,6 +75,7 @@ export function Shell({ session, onLogOut }: { session: Session; onLogOut: () =>
         {current === 'console' && <ConsoleView session={session} />}
         {current === 'history' && <HistoryView session={session} token={rest[0]} />}
         {current === 'topics' && <TopicsView session={session} />}
+        {current === 'kv' && <KvView session={session} route={rest} />}
         {current === 'metrics' && <MetricsView session={session} />}
       </main>
     </div>

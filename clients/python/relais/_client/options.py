@@ -1,0 +1,123 @@
+"""The connect options with every default in one place (the TS `src/client/options.ts`
+`DEFAULTS`), in seconds at this API (the wire is in ms, protocol §3), and the broker URLs
+parsed (protocol §1.2, §1.3: a comma list names the nodes of one bus).
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence, Union
+from urllib.parse import unquote, urlsplit
+
+from ..protocol.envelope import DEFAULT_MAX_MESSAGE_BYTES
+from .paho_adapter import Endpoint
+
+DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
+_DEFAULT_PORTS = {"mqtt": 1883, "tcp": 1883, "mqtts": 8883, "ssl": 8883, "tls": 8883, "ws": 80, "wss": 443}
+_FORM = "mqtt://, mqtts://, ws://, wss:// or unix:// followed by [user:password@]host:port (or a path for unix)"
+
+
+@dataclass
+class ResolvedOptions:
+    id: str
+    endpoints: list[Endpoint]
+    username: Optional[str] = None
+    password: Optional[str] = None
+    ca: Optional[str] = None
+    cert: Optional[str] = None
+    key: Optional[str] = None
+    timeout: float = 30.0
+    ack_timeout: float = 2.0
+    reconnect_grace: float = 10.0
+    realtime_lane: bool = True
+    max_offline_messages: int = 1000
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    reconnect_delay: float = 0.1
+    reconnect_max_delay: float = 5.0
+    connect_timeout: float = 10.0
+    keepalive: int = 30
+    check_handlers: bool = True
+    directory_settle: float = 0.5
+    ephemeral: bool = False
+    startup: str = "auto"
+    info: dict[str, Any] = field(default_factory=dict)
+    signing_key: Any = None
+    trusted_keys: Any = None
+    require_signatures: bool = True
+    max_signature_skew: float = 30.0
+    #: Logs on demand (protocol §11.4): max_lines, max_bytes, lock_timeout (s); None: off.
+    logs: Optional[dict] = None
+    host_facts: dict[str, Any] = field(default_factory=dict)
+
+
+def redact(url: str) -> str:
+    """The URL with its password and query masked: no secret in a log (protocol §1.3)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{userinfo}@{host}"
+    query = "?***" if parts.query else ""
+    return f"{parts.scheme}://{netloc}{parts.path}{query}"
+
+
+def parse_brokers(broker: Union[str, Sequence[str]]) -> list[Endpoint]:
+    """One endpoint per URL; a bad one is named by its place, never repeated (it may hold a password)."""
+    urls = [u.strip() for u in (broker.split(",") if isinstance(broker, str) else list(broker))]
+    if not urls or urls == [""]:
+        raise TypeError("broker: the list of broker URLs is empty")
+    endpoints: list[Endpoint] = []
+    for place, url in enumerate(urls, 1):
+        endpoint = _endpoint(url)
+        if endpoint is None:
+            what = "is empty" if url == "" else f"must be {_FORM}; it is not repeated here as it may hold a password"
+            raise TypeError(f"the broker URL {what}" if len(urls) == 1 else f"broker URL {place} of {len(urls)} {what}")
+        endpoints.append(endpoint)
+    transports = {e.transport for e in endpoints}
+    if len(transports) > 1:
+        raise TypeError("broker: every URL of the list must use WebSocket, or none (this client keeps one paho transport)")
+    return endpoints
+
+
+def _endpoint(url: str) -> Optional[Endpoint]:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    if scheme in ("unix", "mqtt+unix"):
+        path = unquote(parts.path)
+        if not path:
+            return None
+        return Endpoint("unix", "", 0, path, redact(url), username, password, parts.password)
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    try:
+        port = parts.port or _DEFAULT_PORTS[scheme]
+    except ValueError:
+        return None
+    normal = {"tcp": "mqtt", "ssl": "mqtts", "tls": "mqtts"}.get(scheme, scheme)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return Endpoint(normal, parts.hostname, port, path or "/", redact(url), username, password, parts.password)
+
+
+def host_facts() -> dict[str, Any]:
+    """Where this client runs, first in every presence (protocol §7.1)."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def env_broker() -> str:
+    return os.environ.get("RELAIS_BROKER") or DEFAULT_BROKER
+
+
+def check_seconds(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0) or value > 2**31 / 1000:
+        raise ValueError(f"{what} must be a number of seconds, 0 or more, got {value!r}")
+    return float(value)

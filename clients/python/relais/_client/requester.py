@@ -1,0 +1,440 @@
+"""The requesting side (protocol §4), a port of `src/client/requesting/requester.ts` and
+`pending-request.ts`: checks a request before anything is sent, keeps the table of pending
+requests, each the asyncio shell (timers, the transport, the failure detector) of a
+`RequestLifecycle` (`relais.protocol.request_lifecycle`, where every rule of §4.1-§4.7 lives),
+and tells them what concerns them: responses, presence changes, the directory settling, the
+connection dropping and coming back.
+
+Times: this API takes seconds; the lifecycle, like the wire, takes epoch ms.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, AsyncIterator, Callable, Optional
+
+from ..protocol.envelope import EVERYONE, encode
+from ..protocol.errors import CancelledError, NoHandlerError, NotSentError, TimeoutError
+from ..protocol.failure_detector import FailureDetector
+from ..protocol.handler_choice import HandlerChoice
+from ..protocol.messages import cancel_message
+from ..protocol.request_lifecycle import RequestLifecycle, RequestPlan
+from ..protocol.topics import cancel_topic, check_client_id, check_path, response_topic
+from .directory import Directory
+from .options import ResolvedOptions
+from .sites import SiteDirectory
+from .tokens import new_token
+from .transport import Outbound, Transport
+
+log = logging.getLogger("relais.requester")
+
+#: How long a cancel may wait in the offline queue (protocol §4.4).
+CANCEL_QUEUE_S = 5.0
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class _Sink:
+    """Where a request's steps go: `call()` wants each one, `request()` only the end."""
+
+    def __init__(self, on_step: Callable[[Any], None], on_result: Optional[Callable[[Any], None]], fail: Callable[[BaseException], None]) -> None:
+        self.on_step = on_step
+        self.on_result = on_result
+        self.fail = fail
+
+
+class PendingRequest:
+    """One request: the lifecycle's effects (RequestEffects) on asyncio, and its outbound message."""
+
+    def __init__(self, requester: "Requester", plan: RequestPlan, sink: _Sink) -> None:
+        self.requester = requester
+        self.loop = requester.loop
+        self.sink = sink
+        self.ack_timeout_ms = plan.ack_timeout
+        self._deadline_timer: Optional[asyncio.TimerHandle] = None
+        self._grace_timer: Optional[asyncio.TimerHandle] = None
+        self._site_timer: Optional[asyncio.TimerHandle] = None
+        self._ack_timers: list[asyncio.TimerHandle] = []
+        self.lifecycle = RequestLifecycle(plan, requester.world, self, _now_ms())
+
+    @property
+    def token(self) -> str:
+        return self.lifecycle.token
+
+    @property
+    def action(self) -> str:
+        return self.lifecycle.action
+
+    @property
+    def lane(self) -> str:
+        return self.lifecycle.lane
+
+    @property
+    def assignee(self) -> Optional[str]:
+        return self.lifecycle.assignee
+
+    def begin(self) -> None:
+        self.requester.pending[self.token] = self
+        self.lifecycle.start()
+
+    # ---- RequestEffects ------------------------------------------------------------------
+
+    def arm_deadline(self, ms: float) -> None:
+        self._deadline_timer = self.loop.call_later(ms / 1000, self.lifecycle.timed_out)
+
+    def write(self) -> None:
+        lifecycle = self.lifecycle
+        transport = self.requester.transport
+
+        def written() -> None:
+            lifecycle.was_written(_now_ms(), transport.connection(self.lane).connected)
+
+        def dropped(error: NotSentError) -> None:
+            lifecycle.fail(error)
+
+        # The text is made when written, with the acceptBy the write needs (§4.7).
+        transport.send(Outbound(lifecycle.topic, lambda: lifecycle.command_text(_now_ms()), qos=lifecycle.qos,
+                                priority=lifecycle.priority, deadline=lifecycle.deadline / 1000,
+                                on_written=written, on_dropped=dropped))
+
+    def await_answer(self, wait: float, now: float) -> None:
+        self.stop_awaiting_answer()
+        delay = max(0.0, (now + wait - _now_ms()) / 1000)
+        self._ack_timers = [
+            self.loop.call_later(delay / 2, self.lifecycle.ack_halfway),
+            # A wait ends only after what has arrived is read: the expiry runs behind the
+            # messages already handed to this loop (paho's thread queues them as callbacks).
+            self.loop.call_later(delay, lambda: self._ack_timers and self.loop.call_soon(self._expire)),
+        ]
+
+    def _expire(self) -> None:
+        if self._ack_timers:
+            self._ack_timers = []
+            self.lifecycle.ack_expired(_now_ms())
+
+    def stop_awaiting_answer(self) -> None:
+        for timer in self._ack_timers:
+            timer.cancel()
+        self._ack_timers = []
+
+    def arm_site_wait(self, ms: float) -> None:
+        self._site_timer = self.loop.call_later(ms / 1000, self.lifecycle.site_wait_over)
+
+    def arm_grace(self, ms: float) -> None:
+        self._grace_timer = self.loop.call_later(ms / 1000, self.lifecycle.grace_over)
+
+    def clear_grace(self) -> None:
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
+
+    def send_cancel(self, destination: str, reason: str) -> None:
+        requester = self.requester
+        envelope = cancel_message(source=requester.options.id, destination=destination, token=self.token, reason=reason,
+                                  priority=self.lifecycle.priority)
+        try:
+            requester.transport.send(Outbound(cancel_topic(self.action), encode(envelope), qos=1, priority=self.lifecycle.priority,
+                                              deadline=time.time() + CANCEL_QUEUE_S))
+        except Exception:  # noqa: BLE001 - offline or closed: the handler's own deadline stops it
+            pass
+
+    def step(self, step: Any) -> None:
+        self.sink.on_step(step)
+
+    def succeeded(self, payload: Any, code: int, source: str) -> None:
+        self._end()
+        if self.sink.on_result is not None:
+            self.sink.on_result(payload)
+        else:
+            from ..protocol.request_lifecycle import Step
+            self.sink.on_step(Step(kind="final", payload=payload, code=code, source=source, token=self.token))
+
+    def failed(self, error: BaseException) -> None:
+        self._end()
+        self.sink.fail(error)
+
+    def suspect(self, handler: str, waited: float) -> None:
+        if self.requester.detector.missed(handler, self.ack_timeout_ms, _now_ms()):
+            log.info("handler %s gave no answer within %.0f ms: suspected (busy, stopped or unreachable); requests go to "
+                     "other providers while there are, else wait for it", handler, waited)
+
+    def answered(self, handler: str, rtt: float) -> None:
+        self.requester.detector.answered(handler, rtt)
+
+    def log(self, level: str, fields: Any, message: str) -> None:
+        getattr(log, "info" if level == "info" else "debug")("%s %s", message, fields)
+
+    def _end(self) -> None:
+        for timer in (self._deadline_timer, self._site_timer):
+            if timer is not None:
+                timer.cancel()
+        self.clear_grace()
+        self.stop_awaiting_answer()
+        self.requester.pending.pop(self.token, None)
+
+
+class _World:
+    """What a request reads of this client (RequestWorld): its directory, the choice of a handler, the waits."""
+
+    def __init__(self, requester: "Requester") -> None:
+        self._requester = requester
+        options = requester.options
+        self.self = options.id
+        self.self_id = options.id
+        self.max_message_bytes = options.max_message_bytes
+        self.reconnect_grace = options.reconnect_grace * 1000
+
+    @property
+    def directory_settled(self) -> bool:
+        return self._requester.directory.settled
+
+    def presence(self, handler: str) -> Any:
+        return self._requester.directory.get(handler)
+
+    def has_provider(self, action: str) -> bool:
+        return len(self._requester.directory.providers(action)) > 0
+
+    def pick(self, action: str, exclude: Any = None, unsuspected_only: bool = False) -> Optional[str]:
+        return self._requester.choice.pick(action, self._requester.load_by_handler, exclude, unsuspected_only)
+
+    def ack_deadline(self, handler: str, ack_timeout: float, misses: int = 0) -> float:
+        return self._requester.detector.deadline(handler, ack_timeout, misses)
+
+    def missing(self, action: str, target: Optional[str]) -> Optional[NoHandlerError]:
+        """protocol §7.3: a target absent, not alive or not serving the action; or nobody announcing it."""
+        directory = self._requester.directory
+        if target is not None:
+            if directory.serves(target, action):
+                return None
+            info = directory.get(target)
+            if info is None:
+                why = "is not connected"
+            elif info.get("status") != "alive":
+                why = f"is {info.get('status')}"
+            else:
+                why = f"does not serve it (serves: {', '.join(info.get('actions') or []) or 'nothing'})"
+            return NoHandlerError(f"no handler for {action}: target {target} {why}")
+        if directory.providers(action):
+            return None
+        return NoHandlerError(f"no connected client serves {action}")
+
+    def unreachable(self, handler: str) -> Any:
+        """protocol §13.4: a client of a site whose link is down."""
+        return self._requester.sites.unreachable(handler)
+
+
+class Requester:
+    def __init__(self, loop: asyncio.AbstractEventLoop, options: ResolvedOptions, transport: Transport, directory: Directory,
+                 sites: SiteDirectory) -> None:
+        self.loop = loop
+        self.sites = sites
+        self.options = options
+        self.transport = transport
+        self.directory = directory
+        self.pending: dict[str, PendingRequest] = {}
+        self._response_subscriptions: dict[str, dict[str, "asyncio.Future[None]"]] = {"main": {}, "realtime": {}}
+        self.detector = FailureDetector(lambda handler: directory.get(handler))
+        self.choice = HandlerChoice(directory, self.detector, sites)
+        self.world = _World(self)
+        directory.on_gone.append(self._on_gone)
+        directory.on_change.append(self._on_change)
+        directory.on_settled.append(self._on_settled)
+        sites.on_change.append(self._on_sites_changed)
+
+    def load_by_handler(self) -> dict[str, int]:
+        load: dict[str, int] = {}
+        for request in self.pending.values():
+            assignee = request.assignee
+            if assignee is not None:
+                load[assignee] = load.get(assignee, 0) + 1
+        return load
+
+    def _on_gone(self, client_id: str, info: Any) -> None:
+        now = _now_ms()
+        for request in list(self.pending.values()):
+            request.lifecycle.presence_gone(client_id, info, now)
+
+    def _on_change(self, client_id: str, info: Any) -> None:
+        self.detector.presence_changed(client_id, info)
+        if info is None or info.get("status") != "alive":
+            return
+        now = _now_ms()
+        for request in list(self.pending.values()):
+            request.lifecycle.presence_back(client_id, info, now)
+
+    def _on_sites_changed(self, _site: str) -> None:
+        now = _now_ms()
+        for request in list(self.pending.values()):
+            request.lifecycle.sites_changed(now)
+
+    def _on_settled(self) -> None:
+        now = _now_ms()
+        for request in list(self.pending.values()):
+            request.lifecycle.directory_settled(now)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.pending)
+
+    # ---- the two ways to ask -------------------------------------------------------------
+
+    async def request(self, action: str, payload: Any, **options: Any) -> Any:
+        """Resolves with the final response's payload; raises a typed error. A bytes payload (either
+        way) travels as a binary message and arrives as `bytes` (§3.5). A cancelled
+        awaiting task sends the cancel (§4.4) and re-raises."""
+        result: asyncio.Future[Any] = self.loop.create_future()
+        # Read even when nobody awaits it any more (a cancelled caller): no "never retrieved" warning.
+        result.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+        def on_result(value: Any) -> None:
+            if not result.done():
+                result.set_result(value)
+
+        def fail(error: BaseException) -> None:
+            if not result.done():
+                result.set_exception(error)
+
+        request = self._start(action, payload, options, _Sink(lambda step: None, on_result, fail))
+        try:
+            return await asyncio.shield(result)
+        except asyncio.CancelledError:
+            if request is not None:
+                request.lifecycle.cancel(CancelledError(f"request to {action} cancelled by the caller"), "cancelled by the requester")
+            raise
+
+    async def call(self, action: str, payload: Any, **options: Any) -> AsyncIterator[Any]:
+        """Yields each step: `accepted` (when the handler acknowledged, §4.7), progress, then the
+        final one; an error response raises. Leaving early sends a cancel (§4.4)."""
+        from .async_queue import AsyncQueue
+
+        queue: AsyncQueue[Any] = AsyncQueue()
+
+        def on_step(step: Any) -> None:
+            queue.push(step)
+            if getattr(step, "kind", None) == "final":
+                queue.end()
+
+        request = self._start(action, payload, options, _Sink(on_step, None, lambda error: queue.end(error)))
+        try:
+            async for step in queue:
+                yield step
+        finally:
+            if request is not None and not request.lifecycle.ended:
+                request.lifecycle.cancel(CancelledError(f"call to {action} stopped by its consumer"), "consumer stopped reading")
+
+    # ---- starting one --------------------------------------------------------------------
+
+    def _start(self, action: str, payload: Any, options: dict[str, Any], sink: _Sink) -> Optional[PendingRequest]:
+        try:
+            request = self._prepare(action, payload, options, sink)
+        except BaseException as error:  # noqa: BLE001 - what makes it impossible fails it, nothing sent
+            sink.fail(error)
+            return None
+        request.begin()
+        subscribed = self._ensure_response_subscription(action, request.lane)
+        if subscribed.done() and not subscribed.cancelled() and subscribed.exception() is None:
+            request.lifecycle.subscribed()
+        else:
+            def done(future: "asyncio.Future[None]") -> None:
+                if not future.cancelled() and future.exception() is None:
+                    request.lifecycle.subscribed()
+                else:
+                    why = "cancelled" if future.cancelled() else str(future.exception())
+                    request.lifecycle.fail(NotSentError(f"request to {action} not sent: subscribing to its responses failed: {why}"))
+            subscribed.add_done_callback(done)
+        return request
+
+    def _prepare(self, action: str, payload: Any, options: dict[str, Any], sink: _Sink) -> PendingRequest:
+        unknown = set(options) - {"timeout", "deadline", "ack_timeout", "target", "priority", "token", "check_handlers", "on_behalf_of",
+                                   "wait_for_site"}
+        if unknown:
+            raise TypeError(f"unknown request option(s): {', '.join(sorted(unknown))}")
+        timeout_s = options.get("timeout")
+        timeout_s = self.options.timeout if timeout_s is None else timeout_s
+        deadline = options.get("deadline")
+        # A caller's deadline earlier than the time-out wins: nobody waits past it (§4.1).
+        if deadline is not None:
+            timeout_s = min(timeout_s, deadline - time.time())
+        if not isinstance(timeout_s, (int, float)) or isinstance(timeout_s, bool):
+            raise ValueError(f"timeout must be a number of seconds, got {timeout_s!r}")
+        if timeout_s <= 0:
+            raise TimeoutError(f"the deadline of the request to {action} has already passed; nothing was sent")
+        ack_timeout = options.get("ack_timeout")
+        ack_timeout = self.options.ack_timeout if ack_timeout is None else ack_timeout
+        target = options.get("target")
+        problem = check_path(action)
+        if problem is None and target is not None and target != EVERYONE:
+            problem = check_client_id(target)
+        on_behalf_of = options.get("on_behalf_of")
+        if problem is None and on_behalf_of is not None:
+            problem = check_client_id(on_behalf_of)
+        if problem:
+            raise TypeError(problem)
+        token = options.get("token") or new_token()
+        if not isinstance(token, str) or not 1 <= len(token) <= 256:
+            raise TypeError("token must be a string of 1 to 256 characters")
+        # Two pending requests with one token would each take the other's responses.
+        if token in self.pending:
+            raise TypeError(f"token {token} is already used by a pending request; tokens must be unique")
+        priority = options.get("priority") or "normal"
+        check = options.get("check_handlers")
+        wait_for_site = options.get("wait_for_site")
+        if wait_for_site is not None and (isinstance(wait_for_site, bool) or not isinstance(wait_for_site, (int, float)) or wait_for_site < 0):
+            raise ValueError(f"wait_for_site must be a number of seconds, 0 or more, got {wait_for_site!r}")
+        plan = RequestPlan(
+            action=action,
+            payload=payload,
+            token=token,
+            priority=priority,
+            lane=self.transport.lane_of(priority),
+            timeout=timeout_s * 1000,
+            ack_timeout=ack_timeout * 1000,
+            target=target,
+            check_handlers=self.options.check_handlers if check is None else bool(check),
+            on_behalf_of=on_behalf_of,
+            wait_for_site=wait_for_site * 1000 if wait_for_site is not None else None,
+        )
+        return PendingRequest(self, plan, sink)
+
+    def _ensure_response_subscription(self, action: str, lane: str) -> "asyncio.Future[None]":
+        known = self._response_subscriptions[lane]
+        existing = known.get(action)
+        if existing is not None and not (existing.done() and (existing.cancelled() or existing.exception() is not None)):
+            return existing
+        future = self.transport.subscribe(response_topic(action, self.options.id), lane)
+        known[action] = future
+        return future
+
+    # ---- what arrives --------------------------------------------------------------------
+
+    def on_response(self, envelope: dict, lane: str) -> None:
+        token = envelope.get("token")
+        request = self.pending.get(token) if isinstance(token, str) else None
+        if request is None:
+            log.debug("response for no pending request (late, or answered already): token %s from %s", token, envelope.get("source"))
+            return
+        request.lifecycle.response(envelope, lane, _now_ms())
+
+    def on_disconnected(self, lane: str) -> None:
+        for request in list(self.pending.values()):
+            if request.lane == lane:
+                request.lifecycle.disconnected()
+
+    def on_reconnected(self, lane: str) -> None:
+        """A lane is back: once its response subscriptions are made again, what may have been lost is sent again."""
+        for request in list(self.pending.values()):
+            if request.lane != lane:
+                continue
+            future = self.transport.subscribe(response_topic(request.action, self.options.id), lane)
+
+            def done(f: "asyncio.Future[None]", request: PendingRequest = request) -> None:
+                if not f.cancelled() and f.exception() is None:
+                    request.lifecycle.reconnected()
+            future.add_done_callback(done)
+
+    def fail_all(self, make_error: Callable[[], BaseException]) -> None:
+        for request in list(self.pending.values()):
+            request.lifecycle.fail(make_error())

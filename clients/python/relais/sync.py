@@ -1,0 +1,236 @@
+"""A blocking facade over the asyncio client, for scripts::
+
+    import relais.sync
+
+    with relais.sync.connect(id="script-1", broker="mqtt://127.0.0.1:1883") as bus:
+        print(bus.request("demo/echo", {"a": 1}, timeout=5))
+        for step in bus.call("demo/work", {}):
+            print(step.kind, step.progress, step.payload)
+        bus.notify("sensors/temp", {"c": 21.5})
+        for message in bus.subscribe("sensors/+/notification"):   # blocks; break to stop
+            print(message.topic, message.payload)
+
+        @bus.handle("demo/echo")
+        def echo(payload, ctx):        # a plain def runs in a worker thread; ctx.progress() is thread-safe
+            return payload
+        bus.serve_forever()             # until Ctrl-C, SIGTERM handling is the caller's, or bus.close()
+
+One asyncio event loop runs in a background thread; each call hands its coroutine to it and
+waits. Every argument is the asyncio API's (`relais.connect`, `Bus.request`...).
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import inspect
+import threading
+from typing import Any, Callable, Iterator, Optional
+
+from ._client.bus import Bus, connect as _connect
+from .protocol.framing import is_bytes
+from ._client.serving import HandlerContext, Registration
+from ._client.subscriptions import Message, Subscription
+
+
+class _LoopThread:
+    """One event loop in a daemon thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="relais-sync", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def run(self, coroutine: Any, timeout: Optional[float] = None) -> Any:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return future.result(timeout)
+        except KeyboardInterrupt:
+            future.cancel()
+            raise
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Runs a plain function on the loop's thread (the client's state lives there) and returns its result."""
+        async def run() -> Any:
+            return fn(*args, **kwargs)
+        return self.run(run())
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+class SyncContext:
+    """The handler context of a plain `def` handler running in a worker thread."""
+
+    def __init__(self, ctx: HandlerContext, loop: asyncio.AbstractEventLoop) -> None:
+        self._ctx = ctx
+        self._loop = loop
+        self.action, self.token, self.source, self.priority = ctx.action, ctx.token, ctx.source, ctx.priority
+        self.deadline, self.envelope = ctx.deadline, ctx.envelope
+
+    @property
+    def cancelled(self) -> bool:
+        """Poll it: a thread cannot be interrupted; an answer after a cancel is code 5 anyway? No: it is sent as is."""
+        return self._ctx.cancelled
+
+    def progress(self, fraction: Optional[float] = None, data: Any = None) -> None:
+        # Bytes are copied now: the loop encodes them later, while this thread may reuse its buffer (protocol §3.5).
+        self._loop.call_soon_threadsafe(self._ctx.progress, fraction, bytes(data) if is_bytes(data) else data)
+
+
+def _threaded(handler: Callable[..., Any]) -> Callable[[Any, HandlerContext], Any]:
+    """A plain function served without blocking the loop: it runs in a worker thread."""
+    if inspect.iscoroutinefunction(handler):
+        return handler
+
+    async def run(payload: Any, ctx: HandlerContext) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, functools.partial(handler, payload, SyncContext(ctx, loop)))
+
+    return run
+
+
+class SyncSubscription:
+    """A blocking iterator of `relais.Message`; `close()` (or leaving `with`) unsubscribes."""
+
+    def __init__(self, runner: _LoopThread, subscription: Subscription) -> None:
+        self._runner = runner
+        self._subscription = subscription
+        self.filter = subscription.filter
+
+    def __iter__(self) -> Iterator[Message]:
+        return self
+
+    def __next__(self) -> Message:
+        async def next_one() -> Message:
+            return await self._subscription.__anext__()
+        try:
+            return self._runner.run(next_one())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def get(self, timeout: Optional[float] = None) -> Message:
+        """The next message; `TimeoutError` after `timeout` seconds."""
+        async def next_one() -> Message:
+            return await asyncio.wait_for(self._subscription.__anext__(), timeout)
+        return self._runner.run(next_one())
+
+    def close(self) -> None:
+        self._runner.run(self._subscription.unsubscribe())
+
+    def __enter__(self) -> "SyncSubscription":
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+
+class SyncBus:
+    def __init__(self, runner: _LoopThread, bus: Bus) -> None:
+        self._runner = runner
+        self.bus = bus
+        self.id = bus.id
+        self._stopped = threading.Event()
+
+    def request(self, action: str, payload: Any = None, **options: Any) -> Any:
+        return self._runner.run(self.bus.request(action, payload, **options))
+
+    def call(self, action: str, payload: Any = None, **options: Any) -> Iterator[Any]:
+        steps = self._runner.call(self.bus.call, action, payload, **options)
+        try:
+            while True:
+                try:
+                    yield self._runner.run(steps.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._runner.run(steps.aclose())
+
+    def notify(self, category: str, payload: Any = None, **options: Any) -> None:
+        self._runner.call(self.bus.notify, category, payload, **options)
+
+    def log(self, category: str, level: str, message: str, data: Any = None) -> None:
+        self._runner.call(self.bus.log, category, level, message, data)
+
+    def publish(self, topic: str, message: Any, **options: Any) -> None:
+        self._runner.call(self.bus.publish, topic, message, **options)
+
+    def subscribe(self, filter: str, **options: Any) -> SyncSubscription:  # noqa: A002
+        return SyncSubscription(self._runner, self._runner.run(self.bus.subscribe(filter, **options)))
+
+    def serve(self, action: str, handler: Callable[..., Any], **options: Any) -> Registration:
+        return self._runner.run(self.bus.serve(action, _threaded(handler), **options))
+
+    def handle(self, action: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def register(handler: Callable[..., Any]) -> Callable[..., Any]:
+            self.serve(action, handler, **options)
+            return handler
+        return register
+
+    def wait_for_handler(self, action: str, **options: Any) -> None:
+        self._runner.run(self.bus.wait_for_handler(action, **options))
+
+    def providers(self, action: str) -> list[str]:
+        return self._runner.call(self.bus.providers, action)
+
+    def peers(self) -> list[dict]:
+        return self._runner.call(self.bus.peers)
+
+    def clients(self, **options: Any) -> dict:
+        return self._runner.run(self.bus.clients(**options))
+
+    def history(self, **query: Any) -> Any:
+        return self._runner.run(self.bus.history(**query))
+
+    def mark_ready(self) -> None:
+        self._runner.run(self.bus.mark_ready())
+
+    def serve_forever(self) -> None:
+        """Blocks until `close()` (from another thread or a signal handler) or Ctrl-C."""
+        try:
+            while not self._stopped.wait(0.5):
+                if self.bus.closed:
+                    break
+        except KeyboardInterrupt:
+            pass
+
+    def close(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        try:
+            self._runner.run(self.bus.close(), timeout=10)
+        except (concurrent.futures.TimeoutError, RuntimeError):
+            pass
+        self._runner.stop()
+
+    def kill(self) -> None:
+        self._stopped.set()
+        self._runner.run(self.bus.kill(), timeout=10)
+        self._runner.stop()
+
+    def __enter__(self) -> "SyncBus":
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+
+def connect(*args: Any, **options: Any) -> SyncBus:
+    """Connects (blocking) and returns a `SyncBus`; the arguments are `relais.connect`'s."""
+    runner = _LoopThread()
+    try:
+        async def open_bus() -> Bus:
+            return await _connect(*args, **options)
+        bus = runner.run(open_bus())
+    except BaseException:
+        runner.stop()
+        raise
+    return SyncBus(runner, bus)

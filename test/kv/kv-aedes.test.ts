@@ -1,0 +1,3 @@
+import { kvContract } from './kv-contract.js';
+
+kvContract('aedes', { skip: false });

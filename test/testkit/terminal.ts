@@ -1,0 +1,59 @@
+/**
+ * Runs `relais ...args` on a terminal, as a person at a shell does: util-linux `script` gives
+ * it a pseudo-terminal (its stdout and stderr are a TTY: the views print tables there, JSON
+ * lines in a pipe; the long-running commands log readable lines), and what it writes there
+ * comes back here. The environment is the one of every CLI a test runs (cliEnvironment).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { RELAIS_BIN, cliEnvironment, collectRun, watchOutput, type CliResult } from './cli.js';
+
+/** Wide enough that a view's table is not cut to an 80-column terminal. */
+const TERMINAL_ENV = { COLUMNS: '200' };
+
+/** `script -qefc <command> /dev/null`: -q no "Script started" lines, -e its exit code is the command's, -f flushed as written; the log goes nowhere. */
+function onTerminal(args: string[], env: Record<string, string>) {
+  // `exec`: the shell `script` runs becomes relais, so script's one child is the process to signal.
+  const command = `exec ${[process.execPath, RELAIS_BIN, ...args].map(quoted).join(' ')}`;
+  return spawn('script', ['-qefc', command, '/dev/null'], { env: cliEnvironment({ ...TERMINAL_ENV, ...env }), stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Runs `relais ...args` to completion on a terminal: what it showed (\r\n as \n) and the exit code; killed after `timeout` ms (collectRun's default). */
+export async function runInTerminal(args: string[], env: Record<string, string> = {}, timeout?: number): Promise<CliResult> {
+  const result = await collectRun(onTerminal(args, env), `relais ${args.join(' ')} (on a terminal)`, timeout);
+  return { ...result, stdout: result.stdout.replace(/\r\n/g, '\n') };
+}
+
+export interface TerminalCli {
+  output(): string;
+  /** Resolves with the first match of `pattern` in what the terminal showed; rejects on exit or time-out. */
+  waitFor(pattern: RegExp, timeout?: number): Promise<RegExpMatchArray>;
+  /** Sends `signal` to the relais process and resolves when the terminal closes. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+function quoted(word: string): string {
+  return `'${word.replaceAll("'", "'\\''")}'`;
+}
+
+/** Starts a long-running `relais ...args` on a terminal; `stop()` signals the relais process itself, found as `script`'s child. */
+export function startOnTerminal(args: string[], env: Record<string, string> = {}): TerminalCli {
+  const child = onTerminal(args, env);
+  const { output, waitFor, exited } = watchOutput(child, `relais ${args.join(' ')} on a terminal`);
+  return {
+    output,
+    waitFor,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) {
+        let relais: string[] = [];
+        try {
+          relais = execFileSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+        } catch {
+          // pgrep exits 1 when script has no child left: relais has ended already.
+        }
+        for (const pid of relais) process.kill(Number(pid), signal);
+        if (relais.length === 0) child.kill(signal);
+      }
+      await exited;
+    },
+  };
+}
