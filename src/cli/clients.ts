@@ -46,44 +46,57 @@ export function clientsCommand(): Command {
         clients.clear();
         for (const [id, detail] of Object.entries(answer.clients)) clients.set(id, detail);
       };
+      let refresh: NodeJS.Timeout | undefined;
+      let drawn = false;
+      if (options.watch) {
+        // Before anything is drawn: a user presses Ctrl-C as soon as the table shows.
+        onInterrupt(() => {
+          if (refresh) clearInterval(refresh);
+          if (screen && drawn) process.stdout.write(SCREEN.leave);
+          void bus.close().finally(() => process.exit(EXIT.OK));
+        });
+      }
+      // Changes that come before the answer wait for it: applied alone they would make the whole table.
+      const early: ClientDetailChanges[] = [];
+      const applyChanges = (changes: ClientDetailChanges) => {
+        if (changes.revision <= revision) return;
+        revision = changes.revision;
+        for (const [id, detail] of Object.entries(changes.clients)) {
+          if (detail) clients.set(id, detail);
+          else clients.delete(id);
+          if (!interactive) writeLine(detail ? { id, ...detail } : { id, forgotten: true });
+        }
+        if (interactive) show();
+      };
       if (options.watch) {
         // Subscribed before asking, so no change falls between the answer and the first notification.
         await bus.subscribe(`${REGISTRY_CATEGORIES.detail}/notification`, (message) => {
           const changes = message.envelope.payload as ClientDetailChanges;
-          if (changes.revision <= revision) return;
-          revision = changes.revision;
-          for (const [id, detail] of Object.entries(changes.clients)) {
-            if (detail) clients.set(id, detail);
-            else clients.delete(id);
-            if (!interactive) writeLine(detail ? { id, ...detail } : { id, forgotten: true });
-          }
-          if (interactive) show();
+          if (drawn) applyChanges(changes);
+          else early.push(changes);
         });
       }
       apply(await askDetails(bus));
       if (screen) process.stdout.write(SCREEN.enter);
       if (interactive) show();
       else for (const [id, detail] of clients) writeLine({ id, ...detail });
+      drawn = true;
       if (!options.watch) {
         await bus.close();
         process.exit(EXIT.OK);
       }
-      const refresh = screen
-        ? setInterval(() => {
-            askDetails(bus).then(
-              (answer) => {
-                apply(answer);
-                show();
-              },
-              () => show(),
-            );
-          }, REFRESH_MS)
-        : undefined;
-      onInterrupt(() => {
-        if (refresh) clearInterval(refresh);
-        if (screen) process.stdout.write(SCREEN.leave);
-        void bus.close().finally(() => process.exit(EXIT.OK));
-      });
+      for (const changes of early.splice(0)) applyChanges(changes);
+      if (screen) {
+        refresh = setInterval(() => {
+          askDetails(bus).then(
+            (answer) => {
+              apply(answer);
+              show();
+            },
+            () => show(),
+          );
+        }, REFRESH_MS);
+      }
       if (!interactive) process.stderr.write('relais: watching the client registry\n');
     });
 }
