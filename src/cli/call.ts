@@ -46,17 +46,18 @@ export function callCommand(): Command {
         fail(EXIT.USAGE, `--timeout must be a positive number of seconds up to ${Math.floor(MAX_TIMER_MS / 1000)} (24.8 days), got ${options.timeout}`);
       }
       if (!PRIORITIES.includes(options.priority as Priority)) fail(EXIT.USAGE, `--priority must be one of ${PRIORITIES.join(', ')}`);
-      if (options.seal) checkSealOptions(options);
       const payload = options.file !== undefined ? fileBytes(options.file, json !== undefined) : parseJsonArgument(json ?? '{}', 'the payload');
       const siteWait = waitForSiteOption(options);
       const interactive = process.stdout.isTTY && !options.json;
-      const bus = await connectCli(options);
       if (options.expect && !options.all) fail(EXIT.USAGE, '--expect goes with --all');
       if (options.all && (options.target || options.detach)) fail(EXIT.USAGE, '--all sends to every handler: it does not go with --target or --detach');
       if (options.all && options.seal) fail(EXIT.USAGE, '--seal goes with one handler (--target, or the one the library picks), not --all');
+      if (options.seal) checkSealOptions(options);
       const sealed = options.seal ? { seal: true } : {};
-      if (options.all) return fanOut(bus, action, payload, { timeout: seconds * 1000, priority: options.priority as Priority, ...(options.expect && { expect: options.expect }) }, process.stdout.isTTY && !options.json);
       if (options.all && options.waitForSite !== undefined) fail(EXIT.USAGE, '--all names the clients of a site whose link is down at once: it does not go with --wait-for-site');
+      // Usage is checked before connecting: a wrong flag is not a broker's problem.
+      const bus = await connectCli(options);
+      if (options.all) return fanOut(bus, action, payload, { timeout: seconds * 1000, priority: options.priority as Priority, ...(options.expect && { expect: options.expect }) }, process.stdout.isTTY && !options.json);
       if (options.detach) return detach(bus, action, payload, { timeout: seconds * 1000, priority: options.priority as Priority, ...siteWait, ...sealed, ...(options.target && { target: options.target }) }, options.waitForSite);
       const controller = new AbortController();
       onInterrupt(() => controller.abort(new Error('interrupted')));

@@ -153,6 +153,21 @@ describe('relais CLI', { timeout: CLI_SUITE_TIMEOUT }, () => {
     assert.match(result.stderr, /the payload is not valid JSON/);
   });
 
+  it('call - options that do not go together are refused before connecting, exit 2, naming them', async () => {
+    const nowhere = `mqtt://127.0.0.1:${await freePort()}`;
+    const refusals: Array<[string[], RegExp]> = [
+      [['--all', '--wait-for-site', '1m'], /--all .* does not go with --wait-for-site/],
+      [['--all', '--target', 'somebody'], /--all sends to every handler: it does not go with --target/],
+      [['--all', '--seal'], /--seal goes with one handler/],
+      [['--expect', 'somebody'], /--expect goes with --all/],
+    ];
+    for (const [options, message] of refusals) {
+      const result = await runCli(['call', 'cli/anything', '{}', '--broker', nowhere, ...options], env);
+      assert.equal(result.code, 2, `${options.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, message);
+    }
+  });
+
   it('sub + notify - one JSON line per message, with the envelope', async () => {
     const listener = relais.startCli(['sub', 'cli/#', '--count', '1']);
     await listener.waitFor(/subscribed to cli\/#/);
