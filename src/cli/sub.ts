@@ -69,10 +69,11 @@ export function subCommand(): Command {
       process.stdout.write(`${line(delivery)}\n`);
       if (seen >= limit) void stop(EXIT.OK);
     };
+    // Before the first subscription: its retained messages print at once, and a user stops on seeing them.
+    onInterrupt(() => void stop(EXIT.OK));
     for (const filter of filters) {
       await bus.subscribe(filter, printer(filter) as never, { includeInvalid: !options.validOnly });
     }
-    onInterrupt(() => void stop(EXIT.OK));
     if (seconds !== undefined) {
       setTimeout(() => {
         process.stderr.write('relais: timed out\n');
