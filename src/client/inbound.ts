@@ -145,6 +145,7 @@ function admitted(parts: ClientParts, verifier: Verifier, message: { topic: stri
   const verdict = verifier.check(message.topic, message.payload, decoded, !presence && !message.retained);
   if (verdict.ok) return true;
   verifier.logRefusal(parts.options.logger, message.topic, verdict);
+  if (presence) parts.directory.refused(parsed.clientId, verdict.reason);
   parts.refused?.({ topic: message.topic, reason: verdict.reason, lane: message.lane, ...(verdict.source !== undefined && { source: verdict.source }) });
   return false;
 }

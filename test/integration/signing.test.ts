@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
-import { connect, type Bus, type Refusal } from '../../src/index.js';
+import { connect, NoHandlerError, type Bus, type Refusal } from '../../src/index.js';
 import { encode } from '../../src/protocol/envelope.js';
 import { commandMessage, responseMessage } from '../../src/protocol/messages.js';
 import { keyIdOf, signBody } from '../../src/security/ed25519.js';
@@ -136,6 +136,27 @@ for (const kind of ['aedes', 'mosquitto'] as BrokerKind[]) {
       // The handler still serves genuine requests afterwards.
       assert.deepEqual(await requester.request(ACTION, { n: 4 }, { timeout: 10_000 }), { genuine: 4 });
       assert.equal(handlerRuns, runsBefore + 1);
+    });
+
+    it(`signing on ${kind} - an unsigned handler is not believed by a verifying requester, whose "no handler" error says why`, async () => {
+      const unsignedId = uniqueId('unsigned');
+      const unsigned = await connect({ id: unsignedId, broker: broker.url, logger: handlerLog.logger });
+      try {
+        await unsigned.handle('demo/unsigned', () => ({ read: true }));
+        await waitFor(() => (requester.directory.refusedBecause(unsignedId) ? true : undefined), requester, 'refused', 10_000);
+        await assert.rejects(requester.request('demo/unsigned', {}, { target: unsignedId, timeout: 5000 }), (error: unknown) => {
+          assert.ok(error instanceof NoHandlerError, String(error));
+          assert.match(error.message, new RegExp(`target ${unsignedId} is not known: its presence was refused \\(unsigned\\), and this client verifies signatures`));
+          return true;
+        });
+        await assert.rejects(requester.request('demo/unsigned', {}, { timeout: 5000 }), (error: unknown) => {
+          assert.ok(error instanceof NoHandlerError, String(error));
+          assert.match(error.message, new RegExp(`no connected client serves demo/unsigned \\(this client verifies signatures and refused the presences of .*${unsignedId} \\(unsigned\\)`));
+          return true;
+        });
+      } finally {
+        await unsigned.close();
+      }
     });
   });
 }

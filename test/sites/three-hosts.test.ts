@@ -18,7 +18,7 @@ import type { HistoryRow } from '../../src/protocol/history.js';
 import type { SitesAnswer } from '../../src/protocol/sites.js';
 import { runCli, startCli, CLI_SUITE_TIMEOUT, type RunningCli } from '../testkit/cli.js';
 import { startWanProxy, type WanProxy } from '../testkit/wan-proxy.js';
-import { testLogger, within } from '../testkit/index.js';
+import { testLogger, waitFor, within } from '../testkit/index.js';
 
 const SYNC_INTERVAL_MS = 3000;
 
@@ -148,13 +148,25 @@ describe('a central and two sites (relais start ×3, agents on the sites, links 
     const verified = await runCli(signedCall, on(central.url));
     assert.equal(verified.code, 0, verified.stderr);
     assert.deepEqual((JSON.parse(verified.stdout.trim().split('\n').at(-1)!) as { payload: unknown }).payload, { signed: true });
-    // The same handler unsigned: the verifying requester refuses its answer (what it verified above was the handler's signature).
+    // The same handler unsigned: the verifying requester refuses it (what it verified above was the handler's signature).
+    const signedInstance = centralBus.directory.get('signed-handler')?.instance;
     await handler.stop();
     const unsigned = startCli(['serve', 'demo/signed', '--id', 'signed-handler', '--', '/bin/sh', '-c', 'cat >/dev/null; echo \'{"signed":false}\''], { ...on(poller1.url), RELAIS_LOG_LEVEL: 'info' });
     processes.push(unsigned);
-    await centralBus.waitForHandler('demo/signed', { target: 'signed-handler', timeout: 60_000 });
+    // The new instance at the central, not the old one's presence still crossing the 200 ms link.
+    await waitFor(
+      () => {
+        const now = centralBus.directory.get('signed-handler');
+        return now?.status === 'alive' && now.instance !== signedInstance ? true : undefined;
+      },
+      centralBus.directory,
+      'change',
+      60_000,
+    );
     const refused = await runCli([...signedCall, '--timeout', '5'], on(central.url));
-    assert.notEqual(refused.code, 0, refused.stdout);
+    // The verifying requester refuses its unsigned presence, so it never sends: no handler (3), saying why.
+    assert.equal(refused.code, 3, `${refused.stdout}\n${refused.stderr}`);
+    assert.match(refused.stderr, /target signed-handler is not known: its presence was refused \(unsigned\), and this client verifies signatures/);
     await unsigned.stop();
   });
 

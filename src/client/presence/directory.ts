@@ -9,6 +9,9 @@ import { judgePresence, orderAfter, parsePresence, type PresenceInfo, type Prese
 import { Emitter } from '../emitter.js';
 import { waitFor } from '../wait.js';
 
+/** How many refused presences a directory remembers, for its errors' sake. */
+const MAX_REFUSALS_KEPT = 1000;
+
 export class Directory extends Emitter<{
   /** A client left `alive`: `info` is its new presence (`stopped`, `dead`), undefined when forgotten. */
   gone: [clientId: string, info: PresenceInfo | undefined];
@@ -17,6 +20,8 @@ export class Directory extends Emitter<{
 }> {
   private readonly clients = new Map<string, PresenceInfo>();
   private readonly providersByAction = new Map<string, Set<string>>();
+  /** Clients whose latest presence this client refused, and why (protocol §12.4): a NoHandlerError says it. */
+  private readonly refusals = new Map<string, string>();
 
   /** Entries not confirmed since the last reconnection (the broker may have restarted without them). */
   private unconfirmed?: Set<string>;
@@ -93,9 +98,32 @@ export class Directory extends Emitter<{
     this.emit('settled');
   }
 
+  /**
+   * A presence of `clientId` that this client's signature checks refused (protocol §12.4): what it
+   * says is not believed, and what was known of the client stays, but a request that finds no
+   * handler says why, rather than "not connected" of a client that is.
+   */
+  refused(clientId: string, reason: string): void {
+    this.refusals.delete(clientId);
+    this.refusals.set(clientId, reason);
+    // Anyone may publish presences under made-up ids: the oldest refusals go first past the bound.
+    if (this.refusals.size > MAX_REFUSALS_KEPT) this.refusals.delete(this.refusals.keys().next().value!);
+  }
+
+  /** Why the latest presence of `clientId` was refused, if it was and none was believed since. */
+  refusedBecause(clientId: string): string | undefined {
+    return this.refusals.get(clientId);
+  }
+
+  /** The clients whose latest presence was refused, with why. */
+  refusedPresences(): ReadonlyMap<string, string> {
+    return this.refusals;
+  }
+
   /** Records a presence message; `undefined` means the retained presence was cleared. */
   update(clientId: string, envelope: Envelope | undefined): void {
     this.unconfirmed?.delete(clientId);
+    this.refusals.delete(clientId);
     // Presences still coming: the settling waits for them to stop, within its bound.
     if (this.settleTimer && Date.now() - this.settleStartedAt < MAX_SETTLE_IN_WINDOWS * this.settleMs) this.armSettle();
     let info: PresenceInfo | undefined = envelope ? parsePresence(envelope.payload) : undefined;

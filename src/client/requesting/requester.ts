@@ -275,11 +275,18 @@ class DirectoryWorld implements RequestWorld {
     if (target !== undefined) {
       if (this.directory.serves(target, action)) return undefined;
       const info = this.directory.get(target);
-      const why = !info ? 'is not connected' : info.status !== 'alive' ? `is ${info.status}` : `does not serve it (serves: ${info.actions.join(', ') || 'nothing'})`;
+      const refusal = this.directory.refusedBecause(target);
+      const why = !info
+        ? refusal === undefined
+          ? 'is not connected'
+          : `is not known: its presence was refused (${refusal}), and this client verifies signatures (protocol §12.4)`
+        : info.status !== 'alive'
+          ? `is ${info.status}`
+          : `does not serve it (serves: ${info.actions.join(', ') || 'nothing'})`;
       return new NoHandlerError(`no handler for ${action}: target ${target} ${why}`);
     }
     if (this.directory.providers(action).size > 0) return undefined;
-    return new NoHandlerError(`no connected client serves ${action}`);
+    return new NoHandlerError(`no connected client serves ${action}${refusedNote(this.directory.refusedPresences())}`);
   }
 
   /** protocol §13.4: a client of a site whose link is down. */
@@ -301,3 +308,11 @@ class DirectoryWorld implements RequestWorld {
 
 /** `request()` waits for the result only. */
 function ignoreStep(): void {}
+
+/** What a "no handler" error adds when presences were refused (protocol §12.4): one of them may be the handler. */
+function refusedNote(refusals: ReadonlyMap<string, string>): string {
+  if (refusals.size === 0) return '';
+  const named = [...refusals].slice(0, 3).map(([id, reason]) => `${id} (${reason})`);
+  const more = refusals.size > 3 ? ` and ${refusals.size - 3} more` : '';
+  return ` (this client verifies signatures and refused the presences of ${named.join(', ')}${more})`;
+}
