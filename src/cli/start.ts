@@ -123,8 +123,11 @@ export function startCommand(): Command {
         let router: RouterThread | undefined;
         let web: WebServer | undefined;
         let links: SiteLink[] = [];
-        // Ctrl-C is wired before the announcement: whoever reads "listening" may signal at once.
+        // Ctrl-C is wired before the announcement: whoever reads "listening" may signal at once,
+        // while the router and the web server still start; their failure then is not the exit code.
+        let stopping = false;
         onInterrupt(async (signal) => {
+          stopping = true;
           process.stdout.write(`relais: ${signal} received, stopping\n`);
           // Each link says `down` on both brokers first (protocol §13.2); nothing else is cleared.
           await Promise.all(links.map((link) => link.stop()));
@@ -145,10 +148,12 @@ export function startCommand(): Command {
             const access = security && { identities: security.identitiesFile, ...(security.policyFile !== undefined && { policy: security.policyFile }), delegates: options.web ? [WEB_DEFAULTS.id] : [], linkPeers: linkPeersOf(sites) };
             router = await startRouterThread(broker, { ...settings, persistentSession: false, logLevel, logFormat, ...(access && { access }) });
           } catch (error) {
+            if (stopping) return;
             await brokerService.close();
             await broker.close();
             fail(EXIT.ERROR, `the router did not start: ${(error as Error).message} (--no-router runs the broker alone)`);
           }
+          if (stopping) return;
           process.stdout.write(`relais: router recording the request history to ${recordingTo(settings)}\n`);
         }
         if (webPort !== undefined) {
@@ -156,6 +161,7 @@ export function startCommand(): Command {
             const webTls = options.webTls ? brokerOptions.tls : undefined;
             web = await startWebServer({ broker, host: options.webHost, port: webPort, logger: commandLogger(logLevel, 'relais-web', logFormat), ...(security && { security: security.options }), ...(options.insecure && { insecure: true }), ...(webTls && { tls: { cert: webTls.cert, key: webTls.key, ...(webTls.ca !== undefined && { ca: webTls.ca }) } }) });
           } catch (error) {
+            if (stopping) return;
             if (!(error instanceof WebStartError)) throw error;
             await router?.close();
             // Its client first: closed by the broker, it would warn "connection lost" before the reason.
@@ -163,6 +169,7 @@ export function startCommand(): Command {
             await broker.close();
             fail(error.addressInUse ? EXIT.ERROR : EXIT.USAGE, `${error.message}${error.addressInUse ? ': choose another port with --web-port <port> (--web-port 0 picks a free one), or --no-web' : ''}`);
           }
+          if (stopping) return;
           process.stdout.write(`relais: web page and HTTP API on ${web.url} (MQTT over WebSocket at ${web.url.replace(/^http/, 'ws')}mqtt)\n`);
         }
         // protocol §13.1: the links start after the local services; an unreachable other end is retried, never fatal.
