@@ -117,7 +117,8 @@ describe('relais history, one row per request', { timeout: CLI_SUITE_TIMEOUT }, 
       await perRequest.waitFor(/TIME\s+ACTION\s+REQUESTER\s+HANDLER\s+OUTCOME\s+DURATION\s+TOKEN/);
       assert.equal((await runCli(['call', `${prefix}/ok`, '{}', '--id', 'judy'], env)).code, 0);
       await perRequest.waitFor(new RegExp(`${prefix}/ok\\s+judy\\s+handler-ok\\s+ok\\s+\\d+ ms\\s+\\S+`));
-      await steps.waitFor(new RegExp(`#\\d+ .* command\\s+${prefix}/ok judy`));
+      // The live line and the stored rows it printed first (an aligned table) space columns differently.
+      await steps.waitFor(new RegExp(`#\\d+ .* command\\s+${prefix}/ok\\s+judy`));
     } finally {
       await Promise.all([perRequest.stop('SIGTERM'), steps.stop('SIGTERM')]);
     }

@@ -58,6 +58,9 @@ describe('a pulling site with security on (relais init on both, a site certifica
     const agent = startCli(['agent', '--id', 'agent-p1', '--config', at('agent.json'), '--broker', `mqtts://localhost:${siteTls}`, '--ca', at('poller', 'ca.crt'), '--cert', at('poller', 'agent-p1.crt'), '--key', at('poller', 'agent-p1.key')], { RELAIS_LOG_LEVEL: 'info' });
     processes.push(agent);
     await agent.waitFor(/agent agent-p1 serving/);
+    // Serving on the site is not yet known at the central: its presence crosses the link after
+    // the central granted the link's subscriptions (protocol §13.3). The central's registry says when.
+    await central.waitFor(/registry: client agent-p1 alive/);
   });
 
   after(async () => {
