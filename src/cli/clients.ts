@@ -8,7 +8,7 @@
  */
 import { Command } from 'commander';
 import { NoHandlerError, parseClientId, readAllPages, REGISTRY_ACTIONS, REGISTRY_CATEGORIES, type Bus, type ClientDetail, type ClientDetailChanges, type ClientDetailPayload } from '../library.js';
-import { addConnectionOptions, connectCli, EXIT, fail, onInterrupt, writeLine, type GlobalOptions } from './common.js';
+import { addConnectionOptions, connectCli, EXIT, fail, onInterrupt, stdoutWritten, writeLine, type GlobalOptions } from './common.js';
 import { formatColumns, formatDuration } from './table.js';
 
 interface ClientsOptions extends GlobalOptions {
@@ -82,7 +82,7 @@ export function clientsCommand(): Command {
       else for (const [id, detail] of clients) writeLine({ id, ...detail });
       drawn = true;
       if (!options.watch) {
-        await bus.close();
+        await Promise.all([bus.close(), stdoutWritten()]);
         process.exit(EXIT.OK);
       }
       for (const changes of early.splice(0)) applyChanges(changes);
