@@ -69,14 +69,14 @@ describe('registry pages on relais start', { timeout: 120_000 }, () => {
   const assertEveryClientOnce = (ids: string[], pages: Array<{ total?: number; next?: string; clients: Record<string, unknown> }>) => {
     assert.equal(new Set(ids).size, ids.length, 'no client twice');
     for (let n = 0; n < IDLE_CLIENTS; n += 1) assert.ok(ids.includes(idleId(n)) || assert.fail(`${idleId(n)} missing`));
-    assert.ok(ids.includes('paged-client-last') && ids.includes(asker.id));
+    assert.ok(ids.includes('paged-client-last') && ids.includes(asker.id), 'the last presence and the asker listed');
     assert.equal(pages.at(-1)!.next, undefined, 'no next on the last page');
     for (const page of pages) assert.equal(page.total, ids.length, 'total: the clients the registry holds');
     // Each page's next is its last id in code-unit order, and the following page starts after it.
     for (const [index, page] of pages.slice(0, -1).entries()) {
       const pageIds = Object.keys(page.clients).sort();
       assert.equal(page.next, pageIds.at(-1));
-      assert.ok(Object.keys(pages[index + 1]!.clients).every((id) => id > page.next!));
+      assert.ok(Object.keys(pages[index + 1]!.clients).every((id) => id > page.next!), `the page after ${page.next} starts after it`);
     }
   };
 
@@ -149,8 +149,9 @@ describe('registry pages on relais start', { timeout: 120_000 }, () => {
     while (next !== undefined) {
       const page = await http('GET', `${base}/api/clients?after=${encodeURIComponent(next)}&limit=1000`);
       assert.equal(page.status, 200, page.text);
-      assert.ok(Object.keys(page.body.clients).length <= 1000);
+      assert.ok(Object.keys(page.body.clients).length <= 1000, `a page of at most 1000 (${Object.keys(page.body.clients).length})`);
       ids.push(...Object.keys(page.body.clients));
+      assert.ok(page.body.next === undefined || page.body.next > next, `next moves on from ${next}`);
       next = page.body.next;
     }
     assert.equal(new Set(ids).size, ids.length, 'no client twice');
