@@ -3,7 +3,7 @@
  * one process) holding more clients than one answer can carry: thousands of retained presences
  * published by one raw MQTT connection. The pages list every client once, an answer without
  * `limit` fills one message and says `next`, bad paging fields are code 2, and the readers a
- * user has (`relais clients`, GET /api/clients) get every client.
+ * user has (`relais clients`, GET /api/clients, the Python client's `clients()`) get every client.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -11,6 +11,7 @@ import { connect, InvalidMessageError, type Bus, type ClientDetailPayload, type 
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../src/protocol/envelope.js';
 import { runCli, startRelais, type RelaisStart } from '../testkit/cli.js';
 import { testLogger, uniqueId, within } from '../testkit/index.js';
+import { pythonGate, startPythonPeer, stopPythonPeers } from '../testkit/python.js';
 import { http, pollUntil } from '../web/web-kit.js';
 import { presenceBody, rawClient } from './registry-kit.js';
 
@@ -46,6 +47,7 @@ describe('registry pages on relais start', { timeout: 120_000 }, () => {
   });
 
   after(async () => {
+    await stopPythonPeers();
     await asker?.close();
     await start?.close();
   });
@@ -163,5 +165,14 @@ describe('registry pages on relais start', { timeout: 120_000 }, () => {
     const badAfter = await http('GET', `${base}/api/clients?after=${encodeURIComponent('no spaces')}`);
     assert.equal(badAfter.status, 400);
     assert.match(badAfter.body.error.message, /after/);
+  });
+
+  it('pages - the Python client\'s clients() reads every page', { skip: pythonGate('the Python registry reader').skip }, async () => {
+    const peer = await startPythonPeer({ id: uniqueId('py-pages'), broker: start.url });
+    const answer = (await peer.send('clients')) as { revision: number; total: number; clients: Record<string, unknown> };
+    const ids = Object.keys(answer.clients);
+    assert.equal(ids.length, answer.total, 'as many as the registry holds');
+    for (let n = 0; n < IDLE_CLIENTS; n += 1) assert.ok(idleId(n) in answer.clients || assert.fail(`${idleId(n)} missing from clients()`));
+    assert.equal(typeof answer.revision, 'number');
   });
 });
