@@ -1,5 +1,5 @@
 /**
- * `relais clients`: the client registry (protocol §11.3), from its detail answer: each client's
+ * `relais clients`: the client registry (protocol §11.3), from its detail answers (every page): each client's
  * program, status, the actions it serves, version, where it runs, since when and when it was last
  * seen; the sessions of one identity grouped under it (protocol §2.1). A table on a terminal, one JSON line per client in a pipe; `--watch` keeps it up to date
  * from the registry's notifications, and on a terminal redraws it in place (as top does), asking
@@ -7,8 +7,8 @@
  * Exit 3 when no registry answers (the router is not running), as `relais call` does.
  */
 import { Command } from 'commander';
-import { NoHandlerError, parseClientId, REGISTRY_ACTIONS, REGISTRY_CATEGORIES, type Bus, type ClientDetail, type ClientDetailChanges, type ClientDetailPayload } from '../library.js';
-import { addConnectionOptions, connectCli, EXIT, fail, onInterrupt, writeLine, type GlobalOptions } from './common.js';
+import { NoHandlerError, parseClientId, readAllPages, REGISTRY_ACTIONS, REGISTRY_CATEGORIES, type Bus, type ClientDetail, type ClientDetailChanges, type ClientDetailPayload } from '../library.js';
+import { addConnectionOptions, connectCli, EXIT, fail, onInterrupt, stdoutWritten, writeLine, type GlobalOptions } from './common.js';
 import { formatColumns, formatDuration } from './table.js';
 
 interface ClientsOptions extends GlobalOptions {
@@ -82,7 +82,7 @@ export function clientsCommand(): Command {
       else for (const [id, detail] of clients) writeLine({ id, ...detail });
       drawn = true;
       if (!options.watch) {
-        await bus.close();
+        await Promise.all([bus.close(), stdoutWritten()]);
         process.exit(EXIT.OK);
       }
       for (const changes of early.splice(0)) applyChanges(changes);
@@ -101,9 +101,10 @@ export function clientsCommand(): Command {
     });
 }
 
+/** Every client, page after page (protocol §11.3), with the first page's revision: the notifications after it apply. */
 async function askDetails(bus: Bus): Promise<ClientDetailPayload> {
   try {
-    return await bus.request<ClientDetailPayload>(REGISTRY_ACTIONS.detailGet, {}, { timeout: 10_000 });
+    return await readAllPages((page) => bus.request<ClientDetailPayload>(REGISTRY_ACTIONS.detailGet, page, { timeout: 10_000 }));
   } catch (error) {
     if (!(error instanceof NoHandlerError)) throw error;
     await bus.close();

@@ -292,6 +292,14 @@ export function writeLine(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value)}\n`);
 }
 
+/**
+ * Resolves once what was written to stdout has left the process. Writes to a pipe are
+ * asynchronous: `process.exit()` right after thousands of lines cut the output (at 256 KiB).
+ */
+export function stdoutWritten(): Promise<void> {
+  return new Promise((resolve) => process.stdout.write('', () => resolve()));
+}
+
 /** Runs `stop` on Ctrl-C / SIGTERM, once. Install it before printing that the command is ready: a script may signal as soon as it reads that line. */
 export function onInterrupt(stop: (signal: NodeJS.Signals) => void): void {
   let stopping = false;

@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import { Command } from 'commander';
-import { REGISTRY_ACTIONS, type Bus, type ClientDetailPayload } from '../library.js';
+import { readAllPages, REGISTRY_ACTIONS, type Bus, type ClientDetailPayload } from '../library.js';
 import { CONTRACTS_ACTION, type ContractDescription, type ContractsAnswer } from '../protocol/contracts.js';
 import { asyncApiDocument, type ServedContract } from '../protocol/asyncapi.js';
 import { addConnectionOptions, writeLine, type GlobalOptions } from './common.js';
@@ -53,7 +53,7 @@ function nothingDeclared(action: string | undefined): string {
 
 /** Every distinct contract announced by a live client, fetched once each. */
 async function gather(bus: Bus): Promise<ServedContract[]> {
-  const { clients } = await bus.request<ClientDetailPayload>(REGISTRY_ACTIONS.detailGet, {}, { timeout: 10_000 });
+  const { clients } = await readAllPages((page) => bus.request<ClientDetailPayload>(REGISTRY_ACTIONS.detailGet, page, { timeout: 10_000 }));
   const byContract = new Map<string, { action: string; hash: string; servedBy: string[] }>();
   for (const [id, detail] of Object.entries(clients)) {
     const announced = detail.info.contracts;

@@ -7,7 +7,7 @@
  */
 import { judgePresence, orderAfter, parsePresence, PRESENCE_FIELDS, type PresenceOrder } from '../protocol/presence.js';
 import { parseClientId } from '../protocol/topics.js';
-import type { ClientDetail, ClientDetailChanges, ClientDetailPayload, ClientListPayload, ClientStatus, ClientSummary } from '../protocol/registry.js';
+import { firstAfter, takePage, type ClientDetail, type ClientDetailChanges, type ClientDetailPayload, type ClientListPayload, type ClientStatus, type ClientSummary, type RegistryPageRequest } from '../protocol/registry.js';
 
 /** What arrived on a client's presence topic. */
 export type PresenceReading =
@@ -44,6 +44,11 @@ interface Presence {
 
 export class ClientTable {
   private readonly entries = new Map<string, Entry>();
+  /**
+   * The ids of `entries` in code-unit order, the order of pages (protocol §11.3): kept sorted as
+   * clients come and go (a binary search and a splice), so a page costs only its own clients.
+   */
+  private readonly sortedIds: string[] = [];
   /** Ids changed since the last `takeChanges()`. */
   private readonly changed = new Set<string>();
   /** Counts visible changes (protocol §11.3 `revision`). */
@@ -176,12 +181,14 @@ export class ClientTable {
   private forget(id: string, known: Entry | undefined): boolean {
     if (!known) return false;
     this.entries.delete(id);
+    this.sortedIds.splice(firstAfter(this.sortedIds, id) - 1, 1);
     this.markChanged(id);
     return true;
   }
 
   private store(id: string, known: Entry | undefined, next: Omit<Entry, 'detail'>): boolean {
     const entry: Entry = { ...next, detail: this.shown(id, next.base) };
+    if (!this.entries.has(id)) this.sortedIds.splice(firstAfter(this.sortedIds, id), 0, id);
     this.entries.set(id, entry);
     // lastSeen alone is no news: a reconnection storm must not make notifications.
     if (known && sameButLastSeen(known.detail, entry.detail)) return false;
@@ -203,10 +210,23 @@ export class ClientTable {
     return { revision: this.revisionCount, clients };
   }
 
+  /** Every client (the list notification, protocol §11.3). */
   list(): ClientListPayload {
     const clients: Record<string, ClientSummary> = {};
     for (const [id, { detail }] of this.entries) clients[id] = summaryOf(detail);
     return { revision: this.revisionCount, clients };
+  }
+
+  /** One page of the list (`relais/clients/list/get`), its `clients` within `maxBytes` of JSON. */
+  listPage(request: RegistryPageRequest, maxBytes: number): ClientListPayload {
+    const page = takePage(this.sortedIds, request, maxBytes, (id) => summaryOf(this.entries.get(id)!.detail));
+    return { revision: this.revisionCount, total: this.entries.size, ...page };
+  }
+
+  /** One page of details (`relais/clients/detail/get` without `id`), its `clients` within `maxBytes` of JSON. */
+  detailPage(request: RegistryPageRequest, maxBytes: number): ClientDetailPayload {
+    const page = takePage(this.sortedIds, request, maxBytes, (id) => this.entries.get(id)!.detail);
+    return { revision: this.revisionCount, total: this.entries.size, ...page };
   }
 
   /** Every client in detail, or only `id` (undefined when the registry does not know it). */

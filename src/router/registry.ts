@@ -12,11 +12,13 @@ import {
   parseListRequest,
   REGISTRY_ACTIONS,
   REGISTRY_CATEGORIES,
+  registryAnswerBytes,
   UnknownClientError,
   type ClientDetail,
   type ClientDetailPayload,
   type ClientListPayload,
 } from '../protocol/registry.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol/envelope.js';
 import { parseTopic, type Bus, type Delivery, type Registration } from '../index.js';
 import { Coalescer } from './coalescer.js';
 import { ClientTable, type PresenceReading } from './registry-table.js';
@@ -32,14 +34,19 @@ export interface RegistryOptions {
   notifyInterval?: number;
   /** The sites' links and rosters (protocol §13.5): their clients show `site`, and are `unknown` while their site's link is down. */
   sites?: SiteWatch;
+  /**
+   * The bus's `maxMessageBytes` (protocol §3.4): each answer is one page whose measured size
+   * keeps its message under it. Default 1 MiB, the library's default.
+   */
+  maxMessageBytes?: number;
 }
 
 export const REGISTRY_DEFAULTS = { notifyInterval: 250 } as const;
 
 export interface Registry {
-  /** What `relais/clients/list/get` answers. */
+  /** Every client, as the list notification carries it (`relais/clients/list/get` answers pages of it). */
   list(): ClientListPayload;
-  /** What `relais/clients/detail/get` answers: every client, or only `id` (undefined if unknown). */
+  /** Every client in detail, or only `id` (undefined if unknown), as `relais/clients/detail/get` with `id` answers it. */
   detail(id?: string): ClientDetailPayload | undefined;
   /** A message arrived from this client (its envelope's `source`): its `lastSeen` moves (protocol §11.3). */
   seen(id: string): void;
@@ -52,6 +59,7 @@ export async function startRegistry(bus: Bus, options: RegistryOptions = {}): Pr
   const notifyInterval = options.notifyInterval ?? REGISTRY_DEFAULTS.notifyInterval;
   if (!(notifyInterval >= 0 && notifyInterval <= 60_000)) throw new RangeError(`notifyInterval must be a number of ms from 0 to 60000, got ${notifyInterval}`);
   const table = new ClientTable();
+  const answerBytes = registryAnswerBytes(options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
   const notifier = new Coalescer(notifyInterval, () => publishChanges(bus, table, logger));
   let closed = false;
 
@@ -86,13 +94,13 @@ export async function startRegistry(bus: Bus, options: RegistryOptions = {}): Pr
   try {
     registrations = await Promise.all([
       bus.handle(REGISTRY_ACTIONS.listGet, (payload: unknown) => {
-        parseListRequest(payload);
-        return table.list();
+        return table.listPage(parseListRequest(payload), answerBytes);
       }),
       bus.handle(REGISTRY_ACTIONS.detailGet, (payload: unknown) => {
-        const { id } = parseDetailRequest(payload);
+        const { id, ...page } = parseDetailRequest(payload);
+        if (id === undefined) return table.detailPage(page, answerBytes);
         const answer = table.details(id);
-        if (!answer) throw new UnknownClientError(id!);
+        if (!answer) throw new UnknownClientError(id);
         return answer;
       }),
     ]);
@@ -156,7 +164,7 @@ function publishChanges(bus: Bus, table: ClientTable, logger: Logger): void {
   const changes = table.takeChanges();
   if (!changes) return;
   // Each on its own: past ~7,400 clients the whole list outgrows the message limit (protocol §3.4),
-  // and the changes must still reach the readers that follow them.
+  // and the changes must still reach the readers that follow them (readers ask for pages).
   notifyOrLog(bus, logger, REGISTRY_CATEGORIES.detail, changes, table.size);
   notifyOrLog(bus, logger, REGISTRY_CATEGORIES.list, table.list(), table.size);
 }

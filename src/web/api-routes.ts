@@ -89,9 +89,9 @@ export function relaisRoutes(context: WebContext): void {
     app,
     table,
     guard,
-    { method: 'GET', url: '/api/clients', path: '/api/clients', tag: 'clients', summary: "the router's client registry (protocol §11.3 relais/clients/list/get)", status: 200, response: s.clientList, errors: [503, 504], access: { acts: () => [publishes(requestTopic(REGISTRY_ACTIONS.listGet))] } },
-    async ({ caller }) => {
-      return ask(context, REGISTRY_ACTIONS.listGet, {}, 'the client registry', caller);
+    { method: 'GET', url: '/api/clients', path: '/api/clients', tag: 'clients', summary: "a page of the router's client registry, in id order (protocol §11.3 relais/clients/list/get); more: ask again with after = next", query: s.clientsQuery, status: 200, response: s.clientList, errors: [400, 503, 504], access: { acts: () => [publishes(requestTopic(REGISTRY_ACTIONS.listGet))] } },
+    async ({ query, caller }) => {
+      return ask(context, REGISTRY_ACTIONS.listGet, query, 'the client registry', caller);
     },
   );
 

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { HISTORY_KINDS, historyQuerySchema, KILL_OUTCOMES, KILL_WAIT_MS } from '../protocol/history.js';
 import { checkClientId, checkPath } from '../protocol/topics.js';
 import { PRIORITIES } from '../protocol/envelope.js';
+import { MAX_REGISTRY_PAGE_LIMIT } from '../protocol/registry.js';
 
 const count = z.coerce.number().int().nonnegative();
 const text = z.string().min(1).max(1024);
@@ -96,7 +97,24 @@ const clientSummary = z
   .passthrough()
   .describe('protocol §11.3; a detail adds actions, realtimeActions, since, instance, info, reason');
 
-export const clientList = z.object({ revision: z.number().int(), clients: z.record(z.string(), clientSummary) });
+export const clientList = z.object({
+  revision: z.number().int().describe('the registry\'s revision when it answered; a paging reader keeps the first page\'s (protocol §11.3)'),
+  clients: z.record(z.string(), clientSummary),
+  next: z.string().optional().describe('more clients follow: ask again with after = next; absent on the last page'),
+  total: z.number().int().optional().describe('how many clients the registry holds (absent for one client by id)'),
+});
+
+/** A page of the registry (protocol §11.3): the router checks the same again. */
+export const clientsQuery = z
+  .object({
+    after: z
+      .string()
+      .refine((value) => !checkClientId(value), 'a client id (protocol §2.1)')
+      .optional()
+      .describe('the clients after this id, in code-unit order: the next page'),
+    limit: z.coerce.number().int().min(1).max(MAX_REGISTRY_PAGE_LIMIT).optional().describe('at most this many clients; absent: as many as fit in one message'),
+  })
+  .strict();
 
 export const eventsQuery = z
   .object({

@@ -1,9 +1,9 @@
 /**
  * The client registry as the page sees it (protocol §11.3): subscribe to the detail
- * notifications first, then ask for every client's detail, and apply the notifications whose
- * revision is larger than the answer's.
+ * notifications first, then ask for every client's detail (every page), and apply the
+ * notifications whose revision is larger than the first page's.
  */
-import { notificationTopic, NotAuthorizedError, REGISTRY_ACTIONS, REGISTRY_CATEGORIES, type Bus, type ClientDetail, type ClientDetailChanges, type ClientDetailPayload } from 'relais/browser';
+import { notificationTopic, NotAuthorizedError, readAllPages, REGISTRY_ACTIONS, REGISTRY_CATEGORIES, type Bus, type ClientDetail, type ClientDetailChanges, type ClientDetailPayload } from 'relais/browser';
 import { QUERY_TIMEOUT_MS } from './query.js';
 import { Store } from '../ui/store.js';
 
@@ -43,7 +43,7 @@ export async function watchClients(bus: Bus): Promise<Store<ClientsState>> {
     );
   const load = async () => {
     try {
-      const answer = await bus.request<ClientDetailPayload>(REGISTRY_ACTIONS.detailGet, {}, { timeout: QUERY_TIMEOUT_MS });
+      const answer = await readAllPages((page) => bus.request<ClientDetailPayload>(REGISTRY_ACTIONS.detailGet, page, { timeout: QUERY_TIMEOUT_MS }));
       store.set({ clients: answer.clients, revision: answer.revision, loaded: true });
       for (const changes of early.splice(0)) apply(changes);
     } catch (error) {

@@ -35,8 +35,26 @@ def _wire_query(query: dict[str, Any]) -> dict[str, Any]:
 
 
 async def registry(bus: "Bus", timeout: Optional[float]) -> dict:
-    """`relais/clients/list/get` (§11.3): `{"revision", "clients": {id: {...}}}`."""
-    return await bus.request(CLIENTS_LIST_ACTION, {}, timeout=timeout)
+    """`relais/clients/list/get` (§11.3), every page: `{"revision", "total", "clients": {id: {...}}}`.
+
+    Pages are asked with `after` = the previous answer's `next` until an answer has none; the
+    result keeps the FIRST page's revision, so the detail notifications with a larger one are the
+    changes since (a client added before `after` while paging arrives that way, §11.3).
+    """
+    first = await bus.request(CLIENTS_LIST_ACTION, {}, timeout=timeout)
+    clients = dict(first.get("clients", {}))
+    total = first.get("total", len(clients))
+    after = first.get("next")
+    while after is not None:
+        page = await bus.request(CLIENTS_LIST_ACTION, {"after": after}, timeout=timeout)
+        clients.update(page.get("clients", {}))
+        total = page.get("total", total)
+        following = page.get("next")
+        # A registry that does not move on would loop forever: ids go up, or the reading stops.
+        if following is not None and following <= after:
+            raise RuntimeError(f"the registry's page after {after} says next {following}: not after it")
+        after = following
+    return {"revision": first["revision"], "total": total, "clients": clients}
 
 
 async def history(bus: "Bus", query: dict[str, Any]) -> Any:

@@ -42,6 +42,17 @@ class RegistryTest(unittest.TestCase):
             parse_detail_request({"id": "bad id"})
         self.assertEqual(UnknownClientError("z").details, {"id": "z"})
 
+    def test_pages_are_checked_naming_the_field(self) -> None:
+        self.assertEqual(parse_list_request({"after": "vm-1", "limit": 10}), {"after": "vm-1", "limit": 10})
+        self.assertEqual(parse_detail_request({"after": "vm-1"}), {"after": "vm-1"})
+        for bad in ({"limit": 0}, {"limit": 1001}, {"limit": 2.5}, {"limit": True}, {"limit": "10"}):
+            with self.assertRaisesRegex(InvalidMessageError, "field 'limit'"):
+                parse_list_request(bad)
+        with self.assertRaisesRegex(InvalidMessageError, "field 'after'"):
+            parse_detail_request({"after": "bad id"})
+        with self.assertRaisesRegex(InvalidMessageError, "field 'id'"):
+            parse_detail_request({"id": "vm-1", "limit": 5})
+
 
 class SitesTest(unittest.TestCase):
     def test_names_addresses_and_topics(self) -> None:
