@@ -9,7 +9,7 @@ import { CancelledError, checkClientId, checkPath, checkTimeout, isBytes, MAX_TI
 import { randomBytes } from 'node:crypto';
 import type { Bus, FanOutOptions, RequestOptions } from '../library.js';
 import { addFileOption, addRawOption, fileBytes, jsonWithBytes, writePayload } from './binary-payload.js';
-import { addConnectionOptions, addWaitForSiteOption, connectCli, fail, failureLine, EXIT, onInterrupt, parseJsonArgument, waitForSiteOption, writeLine, type GlobalOptions } from './common.js';
+import { addConnectionOptions, addWaitForSiteOption, connectCli, fail, failureLine, EXIT, exitWhenWritten, onInterrupt, parseJsonArgument, waitForSiteOption, writeLine, type GlobalOptions } from './common.js';
 
 interface CallOptions extends GlobalOptions {
   file?: string;
@@ -97,7 +97,7 @@ export function callCommand(): Command {
       } finally {
         await bus.close();
       }
-      process.exit(exitCode);
+      await exitWhenWritten(exitCode);
     });
 }
 
@@ -121,7 +121,7 @@ async function detach(bus: Bus, action: string, payload: unknown, options: Reque
     process.stderr.write(`relais: ${failureLine(error, waitForSite)}\n`);
   }
   await bus.close();
-  process.exit(exitCode);
+  return exitWhenWritten(exitCode);
 }
 
 /**
@@ -148,7 +148,7 @@ async function fanOut(bus: Bus, action: string, payload: unknown, options: FanOu
   ].join('; ');
   if (interactive) process.stdout.write(`${summary}\n`);
   else writeLine({ summary, missing: result.missing, absent: result.absent, silent: result.silent, unreachable: result.unreachable });
-  process.exit(result.silent.length > 0 ? EXIT.TIMEOUT : result.absent.length + result.unreachable.length > 0 ? EXIT.NO_HANDLER : failed > 0 ? EXIT.ERROR : EXIT.OK);
+  return exitWhenWritten(result.silent.length > 0 ? EXIT.TIMEOUT : result.absent.length + result.unreachable.length > 0 ? EXIT.NO_HANDLER : failed > 0 ? EXIT.ERROR : EXIT.OK);
 }
 
 /** `--seal` needs the keys to seal for (the handler's) and the key to open the answer with (ours): else exit 2 saying which. */

@@ -15,10 +15,10 @@ import type { PublicSealingKey } from '../security/sealing.js';
 import { certificateIdentity, connectionFailureLine } from './connection-failure.js';
 import { ContextError, resolveContext } from './context-store.js';
 import { CREDENTIALS_HELP } from './credentials-help.js';
-import { EXIT, fail } from './exit.js';
+import { EXIT, exitWhenWritten, fail, stdoutWritten } from './exit.js';
 import { printable, readableLogLine } from '../logging/log-lines.js';
 
-export { CREDENTIALS_HELP, EXIT, fail, printable, readableLogLine };
+export { CREDENTIALS_HELP, EXIT, exitWhenWritten, fail, printable, readableLogLine, stdoutWritten };
 
 export interface GlobalOptions {
   broker: string;
@@ -290,14 +290,6 @@ export function failureLine(error: unknown, waitForSite?: string): string {
 
 export function writeLine(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value)}\n`);
-}
-
-/**
- * Resolves once what was written to stdout has left the process. Writes to a pipe are
- * asynchronous: `process.exit()` right after thousands of lines cut the output (at 256 KiB).
- */
-export function stdoutWritten(): Promise<void> {
-  return new Promise((resolve) => process.stdout.write('', () => resolve()));
 }
 
 /** Runs `stop` on Ctrl-C / SIGTERM, once. Install it before printing that the command is ready: a script may signal as soon as it reads that line. */

@@ -9,7 +9,7 @@ import { Command } from 'commander';
 import { CancelledError, checkClientId, NoHandlerError, NotAuthorizedError, RemoteError, TimeoutError } from '../library.js';
 import { REMOTE_COMMAND_ACTIONS } from '../agent/remote-commands.js';
 import type { OutputLine } from '../agent/process-runner.js';
-import { addConnectionOptions, addWaitForSiteOption, connectCli, fail, failureLine, EXIT, onInterrupt, waitForSiteOption, type GlobalOptions } from './common.js';
+import { addConnectionOptions, addWaitForSiteOption, connectCli, fail, failureLine, EXIT, exitWhenWritten, onInterrupt, waitForSiteOption, type GlobalOptions } from './common.js';
 
 /** Exit codes of `relais exec` beyond the remote command's own (the shell's conventions). */
 export const EXEC_EXIT = { REFUSED: 126, NOT_FOUND: 127, TIMEOUT: EXIT.TIMEOUT, INTERRUPTED: EXIT.INTERRUPTED, NO_HANDLER: EXIT.NO_HANDLER } as const;
@@ -51,7 +51,7 @@ export function execCommand(): Command {
       } finally {
         await bus.close();
       }
-      process.exit(exitCode);
+      await exitWhenWritten(exitCode);
     });
 }
 

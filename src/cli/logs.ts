@@ -23,7 +23,7 @@ import {
   type LogsAnswer,
   type LogsProgress,
 } from '../library.js';
-import { addConnectionOptions, connectCli, EXIT, fail, onInterrupt, type GlobalOptions } from './common.js';
+import { addConnectionOptions, connectCli, EXIT, exitWhenWritten, fail, onInterrupt, type GlobalOptions } from './common.js';
 import { readableLogLine } from '../logging/log-lines.js';
 
 interface LogsCommandOptions extends GlobalOptions {
@@ -82,7 +82,7 @@ export function logsCommand(): Command {
       } finally {
         await bus.close();
       }
-      process.exit(exitCode);
+      await exitWhenWritten(exitCode);
     });
 }
 

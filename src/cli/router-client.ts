@@ -1,6 +1,6 @@
 /** What the CLI commands that ask the router share: finding it, Ctrl-C, and what their exit codes mean. */
 import { NoHandlerError, type Bus } from '../library.js';
-import { connectCli, EXIT, onInterrupt, type GlobalOptions } from './common.js';
+import { connectCli, EXIT, exitWhenWritten, onInterrupt, type GlobalOptions } from './common.js';
 
 /**
  * Connects, waits (3 s) for a router serving `action`, runs `work`, closes and exits: 0 (or the
@@ -28,5 +28,5 @@ export async function withRouter(options: GlobalOptions, action: string, needs: 
   } finally {
     await bus.close();
   }
-  process.exit(exitCode);
+  return exitWhenWritten(exitCode);
 }

@@ -6,7 +6,7 @@
  */
 import { Command } from 'commander';
 import { checkFilter, type Delivery } from '../library.js';
-import { addConnectionOptions, connectCli, fail, EXIT, onInterrupt, type GlobalOptions } from './common.js';
+import { addConnectionOptions, connectCli, fail, EXIT, exitWhenWritten, onInterrupt, type GlobalOptions } from './common.js';
 import { compileFormat, jsonLine, shown, verboseLine } from './sub-format.js';
 
 /** mosquitto_sub's exit code when -W passes (MOSQ_ERR_TIMEOUT): scripts written for it keep working. */
@@ -57,7 +57,7 @@ export function subCommand(): Command {
       if (stopping) return;
       stopping = true;
       await bus.close();
-      process.exit(code);
+      await exitWhenWritten(code);
     };
     // The reader went away (`relais sub '#' | head`): stop quietly, as mosquitto_sub does.
     process.stdout.on('error', () => void stop(EXIT.OK));

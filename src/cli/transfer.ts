@@ -13,7 +13,7 @@ import cliProgress from 'cli-progress';
 import { checkClientId, NoHandlerError } from '../library.js';
 import { fetchPath, sendPath, type TransferOptions, type TransferSummary } from '../agent/transfer-client.js';
 import { parseRemotePath } from '../agent/transfer-protocol.js';
-import { addConnectionOptions, addWaitForSiteOption, connectCli, EXIT, fail, failureLine, onInterrupt, printable, waitForSiteOption, type GlobalOptions } from './common.js';
+import { addConnectionOptions, addWaitForSiteOption, connectCli, EXIT, exitWhenWritten, fail, failureLine, onInterrupt, printable, waitForSiteOption, type GlobalOptions } from './common.js';
 
 type Direction = 'send' | 'fetch';
 
@@ -71,7 +71,7 @@ function transferCommand(direction: Direction): Command {
       } finally {
         await bus.close();
       }
-      process.exit(exitCode);
+      await exitWhenWritten(exitCode);
     });
 }
 

@@ -1,11 +1,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import mqtt from 'mqtt';
 import path from 'node:path';
 import { freePort, makeTlsCertificate, peerGate } from '../testkit/brokers.js';
-import { CLI_SUITE_TIMEOUT, runCli, startCli, startRelais, type RelaisStart } from '../testkit/cli.js';
+import { CLI_SUITE_TIMEOUT, cliEnvironment, collectRun, RELAIS_BIN, runCli, startCli, startRelais, type RelaisStart } from '../testkit/cli.js';
 
 const openssl = peerGate('openssl', 'the CLI TLS test (a certificate is made for each run)');
 
@@ -102,6 +103,23 @@ describe('relais CLI', { timeout: CLI_SUITE_TIMEOUT }, () => {
     assert.deepEqual(lines.find((line) => line.id === id), { id, ok: true, payload: { from: 'fan' } });
     assert.deepEqual(lines.filter((line) => line.missing === 'absent').map((line) => line.id), ['vm-1', 'vm-2']);
     assert.deepEqual(lines.at(-1)!.absent, ['vm-1', 'vm-2']);
+  });
+
+  it('call - a result larger than a pipe holds reaches the reader whole before the exit', async () => {
+    // 900 KB: far more than a pipe takes at once (64 KiB), under the message limit (1 MiB).
+    const server = serve('cli/big', `process.stdin.resume().on('end', () => console.log(JSON.stringify({ text: 'x'.repeat(900_000) })));`, 'cli-big');
+    await server.waitFor(/serving cli\/big/);
+    // A reader that takes its time (a pager, a slow consumer): it reads nothing for a second after the first bytes.
+    const child = spawn(process.execPath, [RELAIS_BIN, 'call', 'cli/big', '{}'], { env: cliEnvironment(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.once('data', () => {
+      child.stdout.pause();
+      setTimeout(() => child.stdout.resume(), 1000);
+    });
+    const result = await collectRun(child, 'relais call cli/big');
+    assert.equal(result.code, 0, result.stderr);
+    const final = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { kind: string; payload: { text: string } };
+    assert.equal(final.kind, 'final');
+    assert.equal(final.payload.text.length, 900_000);
   });
 
   it('call - exit 3 when nobody serves the action', async () => {
