@@ -234,6 +234,13 @@ export function presenceTopic(clientId: string): string {
 }
 
 /** Filter matching every client's presence. */
+/**
+ * A filter no one subscribes to: a requester that has not heard its broker lately when a
+ * handler's first answer is overdue unsubscribes from it, and the UNSUBACK says the broker runs
+ * (protocol §4.7). An UNSUBSCRIBE changes nothing and is answered whatever the filter (MQTT 3.1.1 §3.10).
+ */
+export const BROKER_PROBE_FILTER = 'relais/probe';
+
 export const PRESENCE_FILTER = `${PRESENCE_PREFIX}+`;
 
 /**

@@ -7,6 +7,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { NotAuthorizedError, NotSentError } from '../../protocol/errors.js';
+import { BROKER_PROBE_FILTER } from '../../protocol/topics.js';
 import type { WireBody } from '../../protocol/framing.js';
 import type { ResolvedOptions } from '../options.js';
 import { BrokerEndpoints } from './broker-endpoints.js';
@@ -55,6 +56,8 @@ export class Connection {
   private closing = false;
   private everConnected = false;
   private connackSeen = false;
+  /** When the broker last sent this connection anything: a silent broker is not a silent handler (protocol §4.7). */
+  heardAt = 0;
   private up = false;
   private lostAt = 0;
   private errorsThisOutage = 0;
@@ -116,6 +119,7 @@ export class Connection {
     }
     this.subscriptions = new HeldSubscriptions(this.client, options.logger, lane);
     this.client.on('packetreceive', (packet) => {
+      this.heardAt = Date.now();
       if (packet.cmd === 'connack' && !packet.returnCode) this.connackSeen = true;
       // The main lane holds its writes while a packet is handled (see coalesceWrites).
       if (lane === 'main') this.coalesceWrites();
@@ -279,6 +283,17 @@ export class Connection {
   }
 
   /** Stops a subscription; it is not made again at reconnection. Resolves on the UNSUBACK (or the connection's end). */
+  /**
+   * Resolves on the broker's answer to an UNSUBSCRIBE of a filter no one holds (protocol §4.7):
+   * the broker runs and reads this connection. Rejects if the connection ends first.
+   */
+  probe(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (this.closing) return reject(new NotSentError('the client is closing'));
+      this.client.unsubscribe(BROKER_PROBE_FILTER, (error) => (error ? reject(error) : resolve()));
+    });
+  }
+
   unsubscribe(filter: string): Promise<void> {
     this.subscriptions.drop(filter);
     if (this.closing || !this.client.connected) return Promise.resolve();

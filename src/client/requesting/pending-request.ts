@@ -46,6 +46,8 @@ export class PendingRequest implements RequestEffects, OutboundMessage, Awaiting
   /** AckClock's times for this request. */
   ackRetryAt = Infinity;
   ackExpireAt = Infinity;
+  ackWaitMs = 0;
+  ackAsked = false;
   private deadlineTimer: ReturnType<typeof setTimeout> | undefined;
   private graceTimer: ReturnType<typeof setTimeout> | undefined;
   private siteWaitTimer: ReturnType<typeof setTimeout> | undefined;

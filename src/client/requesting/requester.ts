@@ -40,7 +40,7 @@ export class Requester {
     this.surroundings = {
       world: new DirectoryWorld(options, directory, sites, new HandlerChoice(directory, detector, sites), detector, this.pending),
       transport,
-      ackClock: new AckClock(),
+      ackClock: new AckClock({ heardAt: (lane) => transport.connection(lane).heardAt, probe: (lane) => transport.connection(lane).probe() }),
       detector,
       nagle: new NagleWatch((message) => options.logger.warn({ broker: transport.brokerLabel }, message)),
       logger: options.logger,
