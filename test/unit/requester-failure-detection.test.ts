@@ -38,7 +38,8 @@ function world(providers: 1 | 2) {
     brokerLabel: 'stub',
     laneOf: () => 'main',
     subscribe: () => Promise.resolve(),
-    connection: () => ({ connected: true }),
+    // A broker that delivers everything at once: always heard (protocol §4.7's silent-broker row does not apply).
+    connection: () => ({ connected: true, heardAt: Infinity, probe: () => Promise.resolve() }),
     send(message: { topic: string; body: string | (() => string); onWritten?: () => void }) {
       const body = JSON.parse(typeof message.body === 'function' ? message.body() : message.body) as { token?: string; acceptBy?: number };
       written.push({ topic: message.topic, ...(body.token !== undefined && { token: body.token }), ...(body.acceptBy !== undefined && { acceptBy: body.acceptBy }) });

@@ -29,7 +29,8 @@ function requesting({ settled = true, realtime = false } = {}) {
     brokerLabel: 'stub',
     laneOf: (wanted: string | undefined) => (wanted === 'realtime' && realtime ? 'realtime' : 'main'),
     subscribe: () => Promise.resolve(),
-    connection: () => ({ connected: true }),
+    // A broker that delivers everything at once: always heard (protocol §4.7's silent-broker row does not apply).
+    connection: () => ({ connected: true, heardAt: Infinity, probe: () => Promise.resolve() }),
     send(message: { topic: string; body: string | (() => string); onWritten?: () => void }) {
       const body = JSON.parse(typeof message.body === 'function' ? message.body() : message.body) as { type: string; destination: string; token: string };
       if (body.type === 'command') written.push({ topic: message.topic, destination: body.destination, token: body.token });
