@@ -10,18 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import unittest
 from contextlib import aclosing
 
 import relais
 
 from .brokers import HAVE_MOSQUITTO, Mosquitto
+from .ts_cli import HAVE_CLI, run_ts_cli
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
-RELAIS = os.path.join(ROOT, "bin", "relais.js")
-NODE = shutil.which("node")
-HAVE_CLI = bool(NODE) and os.path.exists(os.path.join(ROOT, "dist", "cli", "main.js"))
 SCHEMA = {"type": "object", "properties": {"width": {"type": "number"}}, "required": ["width"]}
 
 
@@ -36,9 +32,8 @@ class BuiltInActions(unittest.IsolatedAsyncioTestCase):
         self.broker.stop()
 
     async def _cli(self, *args: str) -> tuple[int, str, str]:
-        process = await asyncio.create_subprocess_exec(NODE, RELAIS, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(process.communicate(), 60)
-        return process.returncode, out.decode(), err.decode()
+        code, out, err = await run_ts_cli(*args)
+        return code, out.decode(), err
 
     async def test_contracts_are_announced_and_served_targeted_only(self) -> None:
         async with relais.connect(id="py-served", broker=self.broker.url) as served, \

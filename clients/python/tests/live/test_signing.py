@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,12 +22,9 @@ import relais
 from relais.protocol.messages import command_message
 
 from .brokers import HAVE_MOSQUITTO, Mosquitto
+from .ts_cli import HAVE_CLI, NODE, RELAIS, ROOT, run_ts_cli
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
-RELAIS = os.path.join(ROOT, "bin", "relais.js")
 PACKAGE = os.path.join(ROOT, "clients", "python") + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")
-NODE = shutil.which("node")
-HAVE_CLI = bool(NODE) and os.path.exists(os.path.join(ROOT, "dist", "cli", "main.js"))
 
 
 def _relais(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -62,9 +58,8 @@ class SignedAcrossLanguages(unittest.IsolatedAsyncioTestCase):
         self.broker.stop()
 
     async def _cli(self, *args: str) -> tuple[int, str, str]:
-        process = await asyncio.create_subprocess_exec(NODE, RELAIS, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(process.communicate(), 60)
-        return process.returncode, out.decode(), err.decode()
+        code, out, err = await run_ts_cli(*args)
+        return code, out.decode(), err
 
     async def test_a_signed_ts_call_is_answered_by_a_signed_python_handler_and_an_unsigned_one_is_refused(self) -> None:
         async with relais.connect(id="py-signed", broker=self.broker.url, signing_key=self.key("py-signed"),
@@ -94,18 +89,13 @@ class SignedAcrossLanguages(unittest.IsolatedAsyncioTestCase):
                                   trusted_keys=self.keys_file) as bus:
             got: list = []
             await bus.serve("demo/signed-bytes", lambda payload, ctx: got.append(payload) or payload[::-1])
-            code, out, err = await self._cli_bytes("call", "demo/signed-bytes", "--file", path, "--raw", "--broker", self.broker.url,
+            code, out, err = await run_ts_cli("call", "demo/signed-bytes", "--file", path, "--raw", "--broker", self.broker.url,
                                                    "--id", "ts-signed", "--signing-key", self.key("ts-signed"),
                                                    "--verify-keys", self.keys_file, "--timeout", "20")
             self.assertEqual(code, 0, err)
             self.assertEqual(got, [sent], "the TS CLI's signed binary command was verified and run")
             self.assertEqual(out, sent[::-1], "the Python handler's signed binary answer was verified by the TS CLI")
             self.assertEqual(sum(bus.signatures["refused"].values()), 0)
-
-    async def _cli_bytes(self, *args: str) -> tuple[int, bytes, str]:
-        process = await asyncio.create_subprocess_exec(NODE, RELAIS, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(process.communicate(), 60)
-        return process.returncode, out, err.decode()
 
     async def test_a_signed_python_request_is_answered_by_a_ts_handler_that_requires_signatures(self) -> None:
         server = await asyncio.create_subprocess_exec(
