@@ -5,10 +5,10 @@
  *
  *   node --import tsx bench/peers/<contender>.ts requester|handler --url URL [--id ID] [--peer ID] [--qos 0|1] [--action A]
  */
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { Driver, type Send } from './drive.js';
-import { encodeLine, parseCommand, type Command, type Reply, type Role } from './protocol.js';
+import type { Command, Role } from './protocol.js';
+import { reply, serveCommands } from './child-io.js';
 
 export interface PeerArgs {
   role: Role;
@@ -47,10 +47,6 @@ export interface PeerRoles {
 /** Closing must end, even when a library hangs on it. */
 const CLOSE_MS = 3000;
 
-export function reply(message: Reply): void {
-  process.stdout.write(encodeLine(message));
-}
-
 export function peerArgs(argv = process.argv.slice(2)): PeerArgs {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -80,22 +76,11 @@ export async function runPeer(roles: PeerRoles): Promise<void> {
     process.exit(1);
   }
   const driver = args.role === 'requester' ? new Driver((side as RequesterSide).send) : undefined;
-  reply({ peer: 'ready', pid: process.pid, ...('url' in side && side.url && { url: side.url }) });
-
-  // One command at a time, in order: the parent waits for each reply before the next.
-  let queue = Promise.resolve();
-  const lines = createInterface({ input: process.stdin });
-  lines.on('line', (line) => {
-    const command = parseCommand(line);
-    if (!command) {
-      reply({ peer: 'error', message: `not a command: ${line.slice(0, 200)}` });
-      return;
-    }
-    queue = queue.then(() => execute(command, side, driver));
-  });
-  lines.on('close', () => {
-    void queue.then(() => shutdown(side, driver));
-  });
+  serveCommands(
+    { peer: 'ready', pid: process.pid, ...('url' in side && side.url && { url: side.url }) },
+    (command) => execute(command, side, driver),
+    () => shutdown(side, driver),
+  );
 }
 
 async function execute(command: Command, side: RequesterSide | HandlerSide, driver: Driver | undefined): Promise<void> {

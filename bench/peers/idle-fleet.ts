@@ -18,14 +18,14 @@
  * thousands of clients one by one would only slow the run down.
  */
 import { parseArgs } from 'node:util';
-import { createInterface } from 'node:readline';
 import mqtt, { type MqttClient } from 'mqtt';
 import pino from 'pino';
 import type { Bus } from '../../src/index.js';
 import { presenceTopic } from '../../src/protocol/topics.js';
 import { relais } from '../lib/relais.js';
 import { withDeadline } from '../lib/util.js';
-import { encodeLine, parseCommand, type FleetReply, type Reply } from './protocol.js';
+import type { FleetReply } from './protocol.js';
+import { reply, serveCommands } from './child-io.js';
 
 const { values } = parseArgs({
   options: {
@@ -45,10 +45,6 @@ let firstAt: number | undefined;
 let lastAt: number | undefined;
 const errors: string[] = [];
 let failed = 0;
-
-function reply(message: Reply): void {
-  process.stdout.write(encodeLine(message));
-}
 
 function stats(cmd: FleetReply['cmd']): FleetReply {
   const memory = process.memoryUsage();
@@ -105,20 +101,17 @@ async function connectLite(id: string): Promise<MqttClient> {
   return client;
 }
 
-reply({ peer: 'ready', pid: process.pid });
-let queue = Promise.resolve();
-const lines = createInterface({ input: process.stdin });
-lines.on('line', (line) => {
-  const command = parseCommand(line);
-  queue = queue.then(async () => {
-    if (command?.cmd === 'fleet-connect') {
+serveCommands(
+  { peer: 'ready', pid: process.pid },
+  async (command) => {
+    if (command.cmd === 'fleet-connect') {
       await connectAll();
       reply(stats('fleet-connect'));
-    } else if (command?.cmd === 'fleet-stats') {
+    } else if (command.cmd === 'fleet-stats') {
       reply(stats('fleet-stats'));
     } else {
-      reply({ peer: 'error', message: `not a fleet command: ${line.slice(0, 200)}` });
+      reply({ peer: 'error', message: `not a fleet command: ${command.cmd}` });
     }
-  });
-});
-lines.on('close', () => process.exit(0));
+  },
+  () => process.exit(0),
+);

@@ -20,13 +20,13 @@
  */
 import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { MqttClient } from 'mqtt';
 import type { Bus } from '../../src/index.js';
 import { closeAll, notificationBody, rawConnect, rawSubscribe, relaisConnect } from '../lib/clients.js';
-import { encodeLine, parseCommand, type PubSubReply, type Reply } from './protocol.js';
+import type { PubSubReply } from './protocol.js';
+import { reply, serveCommands } from './child-io.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -39,9 +39,6 @@ const id = values.id!;
 /** ~100 bytes of payload, as a notification would carry. */
 const TEXT = 'relais pub/sub benchmark: a notification payload of about 100 bytes';
 
-function reply(message: Reply): void {
-  process.stdout.write(encodeLine(message));
-}
 function now(): number {
   return performance.timeOrigin + performance.now();
 }
@@ -126,37 +123,32 @@ async function collect(idleMs: number, capMs: number): Promise<PubSubReply> {
   return { peer: 'pubsub', cmd: 'ps-collect', received, distinct, firstAt, endAt: lastAt, cpuMs: cpuMs() - armedCpu };
 }
 
-reply({ peer: 'ready', pid: process.pid });
-let queue = Promise.resolve();
-const lines = createInterface({ input: process.stdin });
-lines.on('line', (line) => {
-  const command = parseCommand(line);
-  queue = queue.then(async () => {
+serveCommands(
+  { peer: 'ready', pid: process.pid },
+  async (command) => {
     try {
-      if (command?.cmd === 'ps-arm') {
+      if (command.cmd === 'ps-arm') {
         run = command.run;
         seen = new Uint8Array(command.count);
         received = distinct = firstAt = lastAt = 0;
         armedCpu = cpuMs();
         reply({ peer: 'pubsub', cmd: 'ps-arm', cpuMs: 0 });
-      } else if (command?.cmd === 'ps-publish') {
+      } else if (command.cmd === 'ps-publish') {
         reply(await publish(command.run, command.fanout, command.count, command.chunk));
-      } else if (command?.cmd === 'ps-collect') {
+      } else if (command.cmd === 'ps-collect') {
         reply(await collect(command.idleMs, command.capMs));
       } else {
-        reply({ peer: 'error', message: `not a pub/sub command: ${line.slice(0, 200)}` });
+        reply({ peer: 'error', message: `not a pub/sub command: ${command.cmd}` });
       }
     } catch (error) {
-      reply({ peer: 'error', cmd: command?.cmd, message: (error as Error).message });
+      reply({ peer: 'error', cmd: command.cmd, message: (error as Error).message });
     }
-  });
-});
-lines.on('close', () => {
-  void queue.then(async () => {
+  },
+  async () => {
     if (profiler) fs.writeFileSync(profileFile!, JSON.stringify((await profiler.post('Profiler.stop')).profile));
     const forced = setTimeout(() => process.exit(0), 3000);
     await closeAll([bus, raw]);
     clearTimeout(forced);
     process.exit(0);
-  });
-});
+  },
+);
