@@ -3,8 +3,6 @@
  * an agent on a real embedded broker, with real temporary folders.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,8 +13,9 @@ import { PARTIAL_PREFIX } from '../../src/agent/confine.js';
 import { fetchPath, sendPath } from '../../src/agent/transfer-client.js';
 import { TRANSFER_ACTIONS, transferIdOf, uploadPartialNameOf, type PutBeginAnswer } from '../../src/agent/transfer-protocol.js';
 import { toBase64 } from '../../src/protocol/binary.js';
-import { RELAIS_BIN, runCli } from '../testkit/cli.js';
-import { hasBinary, uniqueId, within } from '../testkit/index.js';
+import { runCli } from '../testkit/cli.js';
+import { runInTerminal } from '../testkit/terminal.js';
+import { hasBinary, uniqueId } from '../testkit/index.js';
 import { parseAgentConfig } from '../../src/agent/config.js';
 import { startAgentKit, type AgentKit } from './agent-kit.js';
 import { patternFile, sendFirstChunks, sha256, tempDir } from './transfer-kit.js';
@@ -219,14 +218,9 @@ describe('transfer - relais send / fetch against an agent', () => {
   it('relais send - on a terminal, a progress bar with bytes, rate and ETA', { skip: hasBinary('script') ? false : 'no script(1) to give the command a terminal' }, async () => {
     const source = path.join(local, 'tty.bin');
     patternFile(source, 2_500_000);
-    // script(1) runs the command on a pseudo-terminal, as a user's shell would.
-    const command = [process.execPath, RELAIS_BIN, 'send', env.agent.bus.id, source, 'data:tty.bin'].map((word) => `'${word}'`).join(' ');
-    const child = spawn('script', ['-qec', command, '/dev/null'], { env: { ...process.env, RELAIS_BROKER: env.kit.broker.url }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const [code] = (await within(once(child, 'exit'), 20_000, 'relais send on a terminal')) as [number];
-    assert.equal(code, 0, output);
-    assert.match(output, /send \[[█░]+\] 100% \| 2\.5\/2\.5 MB \| [\d.]+ MB\/s \| ETA \d+s/);
+    const shown = await runInTerminal(['send', env.agent.bus.id, source, 'data:tty.bin'], { RELAIS_BROKER: env.kit.broker.url }, 20_000);
+    assert.equal(shown.code, 0, shown.stdout);
+    assert.match(shown.stdout, /send \[[█░]+\] 100% \| 2\.5\/2\.5 MB \| [\d.]+ MB\/s \| ETA \d+s/);
     assert.equal(sha256(path.join(disk, 'tty.bin')), sha256(source));
   });
 

@@ -3,11 +3,10 @@
  * a "last seen" that moves with what the client sends, and `--watch` redrawn in place on a terminal.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { CLI_SUITE_TIMEOUT, RELAIS_BIN, runCli, startRelais, type RelaisStart } from '../testkit/cli.js';
+import { CLI_SUITE_TIMEOUT, runCli, startRelais, type RelaisStart } from '../testkit/cli.js';
 import { uniqueId } from '../testkit/index.js';
-import { runInTerminal } from '../testkit/terminal.js';
+import { runInTerminal, startOnTerminal } from '../testkit/terminal.js';
 
 interface Listed {
   id: string;
@@ -59,25 +58,13 @@ describe('relais clients against relais start', { timeout: CLI_SUITE_TIMEOUT }, 
   });
 
   it('clients --watch on a terminal - drawn on the alternate screen from the top, redrawn in place, the screen given back on Ctrl-C', async () => {
-    const command = [process.execPath, RELAIS_BIN, 'clients', '--watch'].map((word) => `'${word}'`).join(' ');
-    const child = spawn('script', ['-qefc', command, '/dev/null'], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let seen = '';
-    const redrawn = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no second drawing within 60 s:\n${JSON.stringify(seen)}`)), 60_000);
-      child.stdout.on('data', (chunk: Buffer) => {
-        seen += chunk;
-        // Two drawings: the first answer, then the refresh that makes "last seen" move.
-        if (seen.split('\x1b[H').length > 2) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
-    await redrawn;
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const terminal = startOnTerminal(['clients', '--watch'], env);
+    // Two drawings: the first answer, then the refresh that makes "last seen" move.
+    await terminal.waitFor(/\x1b\[H[\s\S]*\x1b\[H/, 60_000);
     // Ctrl-C typed on the terminal: its line discipline sends SIGINT to relais.
-    child.stdin.write('\x03');
-    assert.equal(await exited, 0);
+    terminal.type('\x03');
+    assert.equal(await terminal.exited, 0);
+    const seen = terminal.output();
     assert.ok(seen.startsWith('\x1b[?1049h') || seen.includes('\x1b[?1049h'), 'enters the alternate screen');
     assert.ok(!seen.includes('\x1b[2J'), 'never clears the whole screen (that flickers and fills the scroll-back)');
     const drawings = seen.split('\x1b[H').slice(1);

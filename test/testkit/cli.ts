@@ -3,7 +3,7 @@ import { spawn, type ChildProcess, type ChildProcessByStdio } from 'node:child_p
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 export const RELAIS_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/relais.js');
@@ -80,7 +80,7 @@ export interface WatchedOutput {
 }
 
 /** Watches what `child` writes on stdout and stderr; `what` names it in errors. */
-export function watchOutput(child: ChildProcessByStdio<null, Readable, Readable>, what: string): WatchedOutput {
+export function watchOutput(child: ChildProcessByStdio<Writable | null, Readable, Readable>, what: string): WatchedOutput {
   let seen = '';
   const listeners = new Set<() => void>();
   const onData = (chunk: Buffer) => {

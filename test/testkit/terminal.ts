@@ -4,22 +4,26 @@
  * lines in a pipe; the long-running commands log readable lines), and what it writes there
  * comes back here. The environment is the one of every CLI a test runs (cliEnvironment).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import { RELAIS_BIN, cliEnvironment, collectRun, watchOutput, type CliResult } from './cli.js';
 
 /** Wide enough that a view's table is not cut to an 80-column terminal. */
 const TERMINAL_ENV = { COLUMNS: '200' };
 
 /** `script -qefc <command> /dev/null`: -q no "Script started" lines, -e its exit code is the command's, -f flushed as written; the log goes nowhere. */
-function onTerminal(args: string[], env: Record<string, string>) {
+function onTerminal(args: string[], env: Record<string, string>, keyboard: 'ignore'): ChildProcessByStdio<null, Readable, Readable>;
+function onTerminal(args: string[], env: Record<string, string>, keyboard: 'pipe'): ChildProcessByStdio<Writable, Readable, Readable>;
+function onTerminal(args: string[], env: Record<string, string>, keyboard: 'ignore' | 'pipe') {
   // `exec`: the shell `script` runs becomes relais, so script's one child is the process to signal.
   const command = `exec ${[process.execPath, RELAIS_BIN, ...args].map(quoted).join(' ')}`;
-  return spawn('script', ['-qefc', command, '/dev/null'], { env: cliEnvironment({ ...TERMINAL_ENV, ...env }), stdio: ['ignore', 'pipe', 'pipe'] });
+  // script's stdin is the terminal's keyboard: what is written there is typed (Ctrl-C included); ignored, the command reads end of file at once.
+  return spawn('script', ['-qefc', command, '/dev/null'], { env: cliEnvironment({ ...TERMINAL_ENV, ...env }), stdio: [keyboard, 'pipe', 'pipe'] });
 }
 
 /** Runs `relais ...args` to completion on a terminal: what it showed (\r\n as \n) and the exit code; killed after `timeout` ms (collectRun's default). */
 export async function runInTerminal(args: string[], env: Record<string, string> = {}, timeout?: number): Promise<CliResult> {
-  const result = await collectRun(onTerminal(args, env), `relais ${args.join(' ')} (on a terminal)`, timeout);
+  const result = await collectRun(onTerminal(args, env, 'ignore'), `relais ${args.join(' ')} (on a terminal)`, timeout);
   return { ...result, stdout: result.stdout.replace(/\r\n/g, '\n') };
 }
 
@@ -29,6 +33,10 @@ export interface TerminalCli {
   waitFor(pattern: RegExp, timeout?: number): Promise<RegExpMatchArray>;
   /** Sends `signal` to the relais process and resolves when the terminal closes. */
   stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Types `keys` on the terminal: `\x03` is Ctrl-C, which its line discipline turns into SIGINT for relais. */
+  type(keys: string): void;
+  /** Resolves with relais's exit code (script -e) when the terminal has closed. */
+  exited: Promise<number | null>;
 }
 
 function quoted(word: string): string {
@@ -37,11 +45,13 @@ function quoted(word: string): string {
 
 /** Starts a long-running `relais ...args` on a terminal; `stop()` signals the relais process itself, found as `script`'s child. */
 export function startOnTerminal(args: string[], env: Record<string, string> = {}): TerminalCli {
-  const child = onTerminal(args, env);
+  const child = onTerminal(args, env, 'pipe');
   const { output, waitFor, exited } = watchOutput(child, `relais ${args.join(' ')} on a terminal`);
   return {
     output,
     waitFor,
+    exited,
+    type: (keys) => child.stdin.write(keys),
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) {
         let relais: string[] = [];
