@@ -63,14 +63,14 @@ export interface ClientDetail extends ClientSummary {
  * A reply or a notification: clients by id. `revision` counts the registry's changes, so a
  * reader that got a list at revision r applies only detail notifications with a larger one.
  * An answer is one page (protocol §11.3): `total` is how many clients the registry holds, and
- * `next`, when present, the `after` of the following page. The list notification has neither.
+ * `next`, when present, the `after` of the following page. The list notification is the first page.
  */
 export interface ClientListPayload {
   revision: number;
   clients: Record<string, ClientSummary>;
   /** The id to send as `after` for the following page; absent on the last page. */
   next?: string;
-  /** How many clients the registry holds (answers only). */
+  /** How many clients the registry holds. */
   total?: number;
 }
 

@@ -60,7 +60,7 @@ export async function startRegistry(bus: Bus, options: RegistryOptions = {}): Pr
   if (!(notifyInterval >= 0 && notifyInterval <= 60_000)) throw new RangeError(`notifyInterval must be a number of ms from 0 to 60000, got ${notifyInterval}`);
   const table = new ClientTable();
   const answerBytes = registryAnswerBytes(options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
-  const notifier = new Coalescer(notifyInterval, () => publishChanges(bus, table, logger));
+  const notifier = new Coalescer(notifyInterval, () => publishChanges(bus, table, logger, answerBytes));
   let closed = false;
 
   const onPresence = (delivery: Delivery) => {
@@ -160,13 +160,14 @@ function readingOf(delivery: Delivery): PresenceReading {
 }
 
 /** One list (every client) and one detail (the changed ones) notification, protocol §11.3. */
-function publishChanges(bus: Bus, table: ClientTable, logger: Logger): void {
+function publishChanges(bus: Bus, table: ClientTable, logger: Logger, answerBytes: number): void {
   const changes = table.takeChanges();
   if (!changes) return;
-  // Each on its own: past ~7,400 clients the whole list outgrows the message limit (protocol §3.4),
-  // and the changes must still reach the readers that follow them (readers ask for pages).
+  // Each on its own, so that one failing does not hold back the other.
   notifyOrLog(bus, logger, REGISTRY_CATEGORIES.detail, changes, table.size);
-  notifyOrLog(bus, logger, REGISTRY_CATEGORIES.list, table.list(), table.size);
+  // The list's first page, as list/get answers `{}`: past ~7,400 clients the whole list outgrows the
+  // message limit (protocol §3.4), and the page then says `total` and `next` (§11.3), never a silent cut.
+  notifyOrLog(bus, logger, REGISTRY_CATEGORIES.list, table.listPage({}, answerBytes), table.size);
 }
 
 function notifyOrLog(bus: Bus, logger: Logger, category: string, payload: unknown, clients: number): void {

@@ -118,6 +118,24 @@ describe('registry pages on relais start', { timeout: 120_000 }, () => {
     }
   });
 
+  it('pages - the list notification past one message is the first page: within the limit, with total and next', async () => {
+    let resolveListed!: (list: ClientListPayload) => void;
+    const listed = new Promise<ClientListPayload>((resolve) => (resolveListed = resolve));
+    const subscription = await asker.subscribe('relais/clients/list/notification', (message) => resolveListed(message.envelope.payload as ClientListPayload));
+    // A client arriving is a change: the registry publishes its list.
+    const arriving = await connect({ id: uniqueId('pages-arriving'), broker: start.url, logger: testLogger, ephemeral: true });
+    try {
+      const list = await within(listed, 15_000, 'a list notification after a client arrived');
+      const held = Object.keys(list.clients).length;
+      assert.ok(list.next, `next: more follow (${held} held)`);
+      assert.ok(list.total! > IDLE_CLIENTS && list.total! > held, `total ${list.total} larger than the ${held} it holds`);
+      assert.equal(list.next, Object.keys(list.clients).sort().at(-1), 'next is its last id');
+    } finally {
+      await subscription.unsubscribe();
+      await arriving.close();
+    }
+  });
+
   it('pages - a bad after or limit is code 2 naming the field; after past the last id is an empty last page', async () => {
     const refused = (action: string, payload: unknown, field: string) =>
       assert.rejects(asker.request(action, payload), (error: Error) => error instanceof InvalidMessageError && new RegExp(`field '${field}'`).test(error.message), `${JSON.stringify(payload)} refused naming ${field}`);
