@@ -4,7 +4,10 @@
  * every other client, logs on demand), which connect and then do nothing, as a deployment's
  * idle clients would, each with its own connections.
  *
- *   node --import tsx bench/peers/idle-fleet.ts --url URL --prefix idle-3- --count 2500 [--concurrency 25] [--no-realtime] [--lite]
+ *   node --import tsx bench/peers/idle-fleet.ts --url URL --prefix idle-3- --count 2500 [--concurrency 25] [--no-realtime] [--on-demand] [--lite]
+ *
+ * With `--on-demand`, the library clients connect with `directory: 'on-demand'` (protocol §7.2):
+ * each hears only its own presence until it needs the directory, which an idle client never does.
  *
  * With `--lite`, each client is instead what protocol §7.4 asks of a foreign peer and no more:
  * one raw MQTT.js connection with a `dead` Last Will on its presence topic and a retained
@@ -34,6 +37,7 @@ const { values } = parseArgs({
     count: { type: 'string', default: '100' },
     concurrency: { type: 'string', default: '25' },
     'no-realtime': { type: 'boolean', default: false },
+    'on-demand': { type: 'boolean', default: false },
     lite: { type: 'boolean', default: false },
   },
 });
@@ -74,7 +78,7 @@ async function connectAll(): Promise<void> {
       const id = `${values.prefix}${n}`;
       firstAt ??= Date.now();
       try {
-        buses.push(values.lite ? await connectLite(id) : await relais.connect({ id, broker: values.url, logger, realtimeLane: !values['no-realtime'], connectTimeout: 120_000 }));
+        buses.push(values.lite ? await connectLite(id) : await relais.connect({ id, broker: values.url, logger, realtimeLane: !values['no-realtime'], connectTimeout: 120_000, ...(values['on-demand'] && { directory: 'on-demand' as const }) }));
         lastAt = Date.now();
       } catch (error) {
         failed++;

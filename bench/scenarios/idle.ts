@@ -42,6 +42,8 @@ export interface IdleConfig {
   capMs: number;
   /** Clients without the real-time lane (one connection each). */
   noRealtime?: boolean;
+  /** Library clients whose directory follows the presences only on demand (protocol §7.2, idle-fleet.ts --on-demand). */
+  onDemand?: boolean;
   /** Foreign peers of protocol §7.4 instead of library clients (idle-fleet.ts --lite): one connection, a presence, no directory. */
   lite?: boolean;
 }
@@ -145,7 +147,7 @@ async function runRound(config: IdleConfig, round: number): Promise<IdleRound> {
     const fleets = await Promise.all(
       Array.from({ length: config.processes }, async (_, index) => {
         const count = Math.min(per, config.clients - index * per);
-        const args = ['--url', broker.url, '--prefix', `${prefix}${index}-`, '--count', String(count), '--concurrency', String(config.concurrency), ...(config.noRealtime ? ['--no-realtime'] : []), ...(config.lite ? ['--lite'] : [])];
+        const args = ['--url', broker.url, '--prefix', `${prefix}${index}-`, '--count', String(count), '--concurrency', String(config.concurrency), ...(config.noRealtime ? ['--no-realtime'] : []), ...(config.onDemand ? ['--on-demand'] : []), ...(config.lite ? ['--lite'] : [])];
         const { peer } = await PeerProcess.start(`idle fleet ${index}`, 'idle-fleet.ts', args);
         state.fleets.push(peer);
         return peer;
@@ -337,13 +339,13 @@ export function idleTables(result: IdleResult): Table[] {
   ]);
   return [
     {
-      title: `Idle clients: ${config.clients} ${config.lite ? 'presence-only peers (protocol §7.4: one connection, no directory)' : 'Relais clients'} on relais start (router on), ${config.processes} fleet processes`,
+      title: `Idle clients: ${config.clients} ${config.lite ? 'presence-only peers (protocol §7.4: one connection, no directory)' : config.onDemand ? "Relais clients with directory: 'on-demand'" : 'Relais clients'} on relais start (router on), ${config.processes} fleet processes`,
       columns: ['round', 'connected', 'relais start RSS before → after', 'per client', 'first connect → last connected', 'first connect → registry counts all alive', 'relais/clients/list/get', 'fresh client: connect() → directory holds all', 'fleet processes RSS', 'fleet CPU per client connected', `CPU while idle (${(config.idleMs / 1000).toFixed(0)} s window, % of a core)`],
       rows,
       notes: [
         config.lite
           ? `each client a raw MQTT.js connection with a dead Last Will and a retained alive presence (protocol §7.4), subscribed to nothing; ${config.concurrency} connects at once per fleet process`
-          : `each client at the library's defaults${config.noRealtime ? ' but realtimeLane: false (one connection each)' : ' (two connections: main and real-time lane)'}; ${config.concurrency} connects at once per fleet process`,
+          : `each client at the library's defaults${config.onDemand ? " but directory: 'on-demand' (it hears only its own presence while idle)" : ''}${config.noRealtime ? ' but realtimeLane: false (one connection each)' : ' (two connections: main and real-time lane)'}; ${config.concurrency} connects at once per fleet process`,
         'relais start holds the embedded broker and the router (its worker thread) in one process: its RSS covers both',
         'the registry is counted from its detail notifications (protocol §11.3) by a watcher client in the bench process; the fresh client is in the bench process too',
         `open files: ${result.fileLimit}`,

@@ -2,17 +2,18 @@
 import { Command } from 'commander';
 import { startAgent, type Agent } from '../agent/agent.js';
 import { AgentConfigError, loadAgentConfig, type AgentConfig } from '../agent/config.js';
-import { addConnectionOptions, cliConnectOptions, fail, EXIT, onInterrupt, type GlobalOptions } from './common.js';
+import { addConnectionOptions, addDirectoryOption, cliConnectOptions, fail, EXIT, onInterrupt, type GlobalOptions } from './common.js';
 import { addLogFormatOption, logFormatOf } from './log-lines.js';
 import { commandLogger } from '../logging/log-lines.js';
 
 interface AgentCommandOptions extends GlobalOptions {
   logFormat?: string;
   config?: string;
+  directory: 'full' | 'on-demand';
 }
 
 export function agentCommand(): Command {
-  return addLogFormatOption(addConnectionOptions(new Command('agent')))
+  return addDirectoryOption(addLogFormatOption(addConnectionOptions(new Command('agent'))))
     .description("serve this host's built-in actions (disks, commands, components, benchmark) as the config file enables them")
     .option('-c, --config <file>', 'the agent config (JSON, docs/agent.md); without it only system/components/discover is served')
     .action(async (options: AgentCommandOptions) => {
@@ -30,7 +31,7 @@ export function agentCommand(): Command {
           id: options.id,
           config,
           logger: commandLogger(options.verbose ? 'debug' : 'info', 'relais-agent', logFormatOf(options)),
-          connection: cliConnectOptions(options),
+          connection: { ...cliConnectOptions(options), directory: options.directory },
         });
       } catch (error) {
         fail(EXIT.ERROR, `the agent did not start: ${(error as Error).message}`);

@@ -38,6 +38,20 @@ export interface GlobalOptions {
   sealingKeys?: string;
 }
 
+/**
+ * `--directory full|on-demand` of the commands that run until stopped (`serve`, `agent`): an
+ * on-demand directory follows the presences only from the first request (protocol §7.2), which a
+ * fleet of handlers may never make.
+ */
+export function addDirectoryOption(command: Command): Command {
+  return command.addOption(
+    new Option('--directory <when>', "when to follow every client's presence: full (at connect) or on-demand (from the first request; for fleets of handlers, protocol §7.2)")
+      .choices(['full', 'on-demand'])
+      .env('RELAIS_DIRECTORY')
+      .default('full'),
+  );
+}
+
 export function addConnectionOptions(command: Command): Command {
   return command
     .addOption(new Option('--context <name>', 'take the broker and credentials of this saved context (relais context add); flags and RELAIS_* variables still win').env('RELAIS_CONTEXT'))
@@ -138,7 +152,7 @@ export function cliConnectOptions(options: GlobalOptions): Pick<ConnectOptions, 
  * (protocol §7.1), e.g. the program it runs, besides the relais version; `extra.logger`
  * replaces the one-line stderr logger (a command that runs until stopped has --log-format).
  */
-export async function connectCli(options: GlobalOptions, extra: { ephemeral?: boolean; session?: boolean; info?: Record<string, unknown>; logger?: pino.Logger } = {}): Promise<Bus> {
+export async function connectCli(options: GlobalOptions, extra: { ephemeral?: boolean; session?: boolean; info?: Record<string, unknown>; logger?: pino.Logger; directory?: 'full' | 'on-demand' } = {}): Promise<Bus> {
   const connection = cliConnectOptions(options);
   const identity = connection.username ?? (options.cert === undefined ? undefined : certificateIdentity(options.cert));
   // A one-shot command authenticated as an identity is a session of it (protocol §2.1), so that
@@ -150,6 +164,7 @@ export async function connectCli(options: GlobalOptions, extra: { ephemeral?: bo
       id: clientId,
       ...connection,
       ephemeral: extra.ephemeral ?? true,
+      ...(extra.directory && { directory: extra.directory }),
       info: { version: relaisVersion(), ...extra.info },
       logger:
         extra.logger ??

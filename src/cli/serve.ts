@@ -11,20 +11,20 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { Command } from 'commander';
 import { checkPath, RelaisError, type HandlerContext } from '../library.js';
-import { addConnectionOptions, connectCli, fail, EXIT, onInterrupt, type GlobalOptions } from './common.js';
+import { addConnectionOptions, addDirectoryOption, connectCli, fail, EXIT, onInterrupt, type GlobalOptions } from './common.js';
 import { addLogFormatOption, logFormatOf } from './log-lines.js';
 import { commandLogger } from '../logging/log-lines.js';
 
 const STDERR_KEPT = 4096;
 
 export function serveCommand(): Command {
-  return addLogFormatOption(addConnectionOptions(new Command('serve')))
+  return addDirectoryOption(addLogFormatOption(addConnectionOptions(new Command('serve'))))
     .description('serve an action with a program: payload on its stdin, progress and result as JSON lines on its stdout')
     .argument('<action>', 'action path to serve')
     .argument('<command...>', 'program and its arguments, after --')
     .option('--lane <lane>', 'main or realtime', 'main')
     .option('--sealed-only', 'refuse commands whose payload is not sealed (code 3; protocol §3.6): with --sealing-key to open them and --sealing-keys to seal the answers back')
-    .action(async (action: string, commandLine: string[], options: GlobalOptions & { lane: string; logFormat?: string; sealedOnly?: boolean }) => {
+    .action(async (action: string, commandLine: string[], options: GlobalOptions & { lane: string; logFormat?: string; sealedOnly?: boolean; directory: 'full' | 'on-demand' }) => {
       const problem = checkPath(action);
       if (problem) fail(EXIT.USAGE, problem);
       const [program, ...args] = commandLine;
@@ -34,7 +34,7 @@ export function serveCommand(): Command {
       }
       // A handler's failures are warnings of this process: on a terminal readable, with the error's text.
       const logger = commandLogger(options.verbose ? 'debug' : 'info', 'relais', logFormatOf(options));
-      const bus = await connectCli(options, { ephemeral: false, logger, info: { program: `serve ${action}` } });
+      const bus = await connectCli(options, { ephemeral: false, logger, directory: options.directory, info: { program: `serve ${action}` } });
       await bus.handle(action, (payload, ctx) => runProgram(program, args, payload, ctx), {
         lane: options.lane === 'realtime' ? 'realtime' : 'main',
         ...(options.sealedOnly && { sealed: 'require' as const }),

@@ -7,7 +7,7 @@ import { iterateFromCaller, NotSentError, stackFromCaller } from '../protocol/er
 import type { BusEvent } from '../protocol/events.js';
 import { HISTORY_ACTIONS, type HistoryPage, type HistoryQuery, type HistoryRow } from '../protocol/history.js';
 import type { LogLevel } from '../protocol/messages.js';
-import { checkPath } from '../protocol/topics.js';
+import { checkPath, presenceTopic, PRESENCE_FILTER } from '../protocol/topics.js';
 import { Emitter } from './emitter.js';
 import { Transport, type Signer, type Verifier } from './connection/index.js';
 import { Directory, Presence, SiteDirectory, Startup, type SiteView } from './presence/index.js';
@@ -20,7 +20,6 @@ import { checkTimeout, type ResolvedOptions } from './options.js';
 import { Publisher } from './publisher.js';
 import type { Runtime } from './runtime.js';
 import { Subscriptions } from './subscriptions.js';
-import { waitFor } from './wait.js';
 import type { Sealing } from './sealing.js';
 import { KvBucket } from './kv.js';
 import { openConfig, type ClientConfig, type ConfigOptions } from './config.js';
@@ -87,7 +86,8 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
     const logs = given.logs === false ? undefined : runtime.logService?.(given, given.logs);
     const options = (this.options = logs ? { ...given, logger: logs.logger } : given);
     this.id = options.id;
-    this.directory = new Directory(options.directorySettle);
+    // On demand (protocol §7.2): every presence only once something needs them, through the same held subscription.
+    this.directory = new Directory(options.directorySettle, options.directory === 'on-demand' ? () => this.transport.subscribe(PRESENCE_FILTER, 'main') : undefined);
     this.siteDirectory = new SiteDirectory(options.logger);
     // Retained statuses not sent again after a reconnection were cleared meanwhile.
     this.directory.on('settled', () => this.siteDirectory.endReload());
@@ -118,7 +118,7 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
       this.transport,
       () => this.presence.announce(),
       () => !this.presence.isStarting,
-      (id) => this.directory.get(id)?.role === 'router',
+      (id) => this.isRouter(id),
       this.sealingPart,
     );
     if (logs) this.handlers.serveTargeted(LOGS_ACTION, logs.serve);
@@ -131,7 +131,7 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
       ...(this.sealingPart && { sealing: this.sealingPart }),
       ...(this.verifier && { verifier: this.verifier, refused: (refusal: Refusal) => this.emit('refused', refusal) }),
     };
-    this.startup = new Startup(this.transport, this.directory, this.presence, options.connectTimeout, options.logger);
+    this.startup = new Startup(this.transport, this.directory, this.presence, options.connectTimeout, options.logger, this.directory.following ? PRESENCE_FILTER : presenceTopic(options.id));
     this.ready = this.startup.ready;
   }
 
@@ -263,13 +263,8 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
    */
   async requestAll(action: string, payload?: unknown, options: FanOutOptions = {}): Promise<FanOutResult> {
     // "Every client serving it now" needs the whole directory: a broker may send the retained presences late (protocol §7.2).
-    if (!this.directory.settled) {
-      await waitFor<void>({ timeout: options.timeout ?? this.options.timeout }, (settle) => {
-        const settled = () => settle(undefined);
-        this.directory.once('settled', settled);
-        return () => this.directory.off('settled', settled);
-      }).catch(() => {});
-    }
+    this.directory.want();
+    await this.directory.whenSettled(options.timeout ?? this.options.timeout);
     return requestAll((name, body, requestOptions) => this.request(name, body, requestOptions), [...this.directory.providers(action)], action, payload, options);
   }
 
@@ -351,6 +346,7 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
     const timeout = options.timeout ?? this.options.timeout;
     const badTimeout = checkTimeout(timeout);
     if (badTimeout) return Promise.reject(new RangeError(badTimeout));
+    this.directory.want();
     return this.directory.waitForProvider(action, { ...options, timeout, stopped: this.stopped.signal });
   }
 
@@ -363,9 +359,25 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
     return this.siteDirectory.list();
   }
 
-  /** Clients known from presence, with their status and actions. */
+  /**
+   * Clients known from presence, with their status and actions. With `directory: 'on-demand'`,
+   * the first call starts following the presences and returns what is known yet (this client).
+   */
   clients(): Array<{ id: string } & PresenceInfo> {
+    this.directory.want();
     return this.directory.list().map(([id, info]) => ({ id, ...info }));
+  }
+
+  /**
+   * Whether `id` is a router, whose relayed cancels this client's handlers take (protocol §11.5).
+   * Asked of a client the directory does not know while it settles (or of an on-demand one that does
+   * not follow the presences yet, which starts to): answered once settled.
+   */
+  private isRouter(id: string): boolean | Promise<boolean> {
+    const known = this.directory.get(id);
+    if (known || (this.directory.following && this.directory.settled)) return known?.role === 'router';
+    this.directory.want();
+    return this.directory.whenSettled(this.options.timeout).then(() => this.directory.get(id)?.role === 'router');
   }
 
   private onConnected(lane: Lane, reconnected: boolean): void {

@@ -77,6 +77,16 @@ export interface ConnectOptions {
    * protocol §7.2). Default 500.
    */
   directorySettle?: number;
+  /**
+   * When this client starts following every presence on the bus (protocol §7.2). `'full'`
+   * (default): at connect, so requests find their handler at once. `'on-demand'`: at its first
+   * request, `call`, `requestAll`, `waitForHandler` or `clients()`, or a kill relayed by the router;
+   * until then it hears only its own presence. For fleets of clients that mostly serve and notify
+   * (pollers, sensors, agents): each presence otherwise goes to every client, N² deliveries when
+   * N clients connect (bench/RESULTS.md, idle clients). The first request then waits for the
+   * directory as one made right after connect does.
+   */
+  directory?: 'full' | 'on-demand';
   /** Where the library logs (bad input, dropped messages, reconnects). Default: pino to stderr at `RELAIS_LOG_LEVEL` or `warn`. */
   logger?: Logger;
   /**

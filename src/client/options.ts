@@ -34,6 +34,7 @@ export function checkOptions(options: ResolvedOptions): string | undefined {
     if (problem) return `subscriptions: ${problem}`;
   }
   if (options.startup !== 'auto' && options.startup !== 'manual') return `startup must be 'auto' or 'manual', got ${JSON.stringify(options.startup)}`;
+  if (options.directory !== 'full' && options.directory !== 'on-demand') return `directory must be 'full' or 'on-demand', got ${JSON.stringify(options.directory)}`;
   for (const name of ['timeout', 'ackTimeout', 'reconnectGrace', 'connectTimeout', 'directorySettle', 'reconnectDelay', 'reconnectMaxDelay'] as const) {
     const problem = checkTimeout(options[name], name);
     if (problem) return problem;
@@ -96,6 +97,7 @@ export const DEFAULTS = {
   keepalive: 30,
   checkHandlers: true,
   directorySettle: 500,
+  directory: 'full',
   ephemeral: false,
   persistentSession: false,
   startup: 'auto',

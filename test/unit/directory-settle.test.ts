@@ -70,4 +70,36 @@ describe('directory settling', () => {
     assert.equal(settled(), true);
     assert.ok(n * 100 <= 21 * SETTLE, `settled after ${n * 100} ms`);
   });
+
+  it('directory on demand - settled at once while it follows nothing; want() subscribes once and settles settleMs after the SUBACK', async () => {
+    let subscribe!: () => void;
+    const follows: number[] = [];
+    const directory = new Directory(SETTLE, () => {
+      follows.push(Date.now());
+      return new Promise<void>((resolve) => (subscribe = resolve));
+    });
+    directory.ownPresenceBack();
+    assert.deepEqual([directory.following, directory.settled], [false, true], 'nothing to wait for');
+    directory.want();
+    directory.want();
+    assert.deepEqual([directory.following, directory.settled, follows.length], [true, false, 1], 'one subscription, settling again');
+    mock.timers.tick(10 * SETTLE);
+    assert.equal(directory.settled, false, 'not settled before the SUBACK');
+    subscribe();
+    await Promise.resolve();
+    directory.update('handler', presence('handler'));
+    mock.timers.tick(SETTLE);
+    assert.equal(directory.settled, true);
+    assert.ok(directory.providers('serve/handler').has('handler'));
+  });
+
+  it('directory on demand - a refused subscription settles it with what it knows, and says why', async () => {
+    const directory = new Directory(SETTLE, () => Promise.reject(new Error('Not authorized')));
+    directory.ownPresenceBack();
+    directory.want();
+    await Promise.resolve();
+    await Promise.resolve();
+    assert.equal(directory.settled, true);
+    assert.match(directory.failure ?? '', /cannot subscribe to the presences: Not authorized/);
+  });
 });

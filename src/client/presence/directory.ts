@@ -1,7 +1,8 @@
 /**
  * Who is connected and which actions they serve, from the retained presence messages
  * every client publishes on `relais/presence/<id>` (protocol §7). Lets a request fail
- * fast with NoHandlerError and notices a handler's death (its Last Will).
+ * fast with NoHandlerError and notices a handler's death (its Last Will). An on-demand
+ * directory (the `directory` option, protocol §7.2) follows every presence only once asked.
  */
 import type { Envelope } from '../../protocol/envelope.js';
 import { CancelledError, TimeoutError } from '../../protocol/errors.js';
@@ -32,13 +33,68 @@ export class Directory extends Emitter<{
   /** When our own presence came back: the settling is not drawn out past MAX_SETTLE_IN_WINDOWS windows from there. */
   private settleStartedAt = 0;
   private markLoaded!: () => void;
+  /** Whether it follows every presence: from the start for a full directory, from the first `want()` for an on-demand one. */
+  private isFollowing: boolean;
+  /** Why an on-demand directory could not follow the presences (its subscription refused), for the errors of what found nobody. */
+  private followFailure: string | undefined;
 
   /** Resolves when this client's own presence first comes back: the retained presences came before it (protocol §7.2). */
   readonly loaded = new Promise<void>((resolve) => (this.markLoaded = resolve));
 
-  /** @param settleMs how long after our own presence comes back the directory is taken as complete (`directorySettle`). */
-  constructor(private readonly settleMs = 0) {
+  /**
+   * @param settleMs how long after our own presence comes back the directory is taken as complete (`directorySettle`).
+   * @param follow for an on-demand directory: subscribes to every presence, resolving on the broker's SUBACK.
+   */
+  constructor(
+    private readonly settleMs = 0,
+    private readonly follow?: () => Promise<void>,
+  ) {
     super();
+    this.isFollowing = follow === undefined;
+  }
+
+  /** Whether it follows every presence on the bus (an on-demand one only once `want()` was called). */
+  get following(): boolean {
+    return this.isFollowing;
+  }
+
+  /** Why it could not follow the presences, when its subscription was refused. */
+  get failure(): string | undefined {
+    return this.followFailure;
+  }
+
+  /**
+   * What needs the whole directory calls this first: an on-demand one subscribes to every
+   * presence and settles as after a connection (§7.2: a request for an action nobody announces
+   * yet is held meanwhile). A no-op for a full directory, or once following.
+   */
+  want(): void {
+    if (this.isFollowing || this.stopped) return;
+    this.isFollowing = true;
+    this.isSettled = false;
+    this.follow!().then(
+      () => {
+        // The broker sends the retained presences after its SUBACK: the settling counts from there.
+        if (this.isSettled || this.settleTimer || this.stopped) return;
+        this.settleStartedAt = Date.now();
+        this.armSettle();
+      },
+      (error: Error) => {
+        // Nothing will come: what waits is answered with what is known, and says why.
+        this.followFailure = `cannot subscribe to the presences: ${error.message}`;
+        if (!this.isSettled) this.endReload();
+      },
+    );
+  }
+
+  /** Resolves once settled (at once if it is), or when `timeout` ms have passed, whatever it holds then. */
+  whenSettled(timeout: number): Promise<void> {
+    if (this.isSettled) return Promise.resolve();
+    return waitFor<void>({ timeout }, (settle) => {
+      const settled = () => settle(undefined);
+      this.once('settled', settled);
+      return () => this.off('settled', settled);
+    }).catch(() => {});
   }
 
   /**
@@ -64,6 +120,11 @@ export class Directory extends Emitter<{
    */
   ownPresenceBack(): void {
     this.markLoaded();
+    // Not following: there is nothing else to wait for.
+    if (!this.isFollowing) {
+      if (!this.isSettled) this.endReload();
+      return;
+    }
     if (this.isSettled || this.settleTimer) return;
     this.settleStartedAt = Date.now();
     this.armSettle();

@@ -1,5 +1,5 @@
 /**
- * A client's first connection (protocol §7.2): subscribe to the presences, announce our own,
+ * A client's first connection (protocol §7.2): subscribe to the presences (only our own for an on-demand directory), announce our own,
  * and be ready once it comes back, the broker having sent every retained presence before it,
  * so the directory is loaded. Fails with NotSentError when any step cannot be done, or when
  * another client takes our id meanwhile (§7.5).
@@ -24,6 +24,8 @@ export class Startup {
     private readonly presence: Presence,
     connectTimeout: number,
     private readonly logger: Logger,
+    /** `relais/presence/+`, or only our own presence for an on-demand directory (protocol §7.2). */
+    private readonly presenceFilter: string = PRESENCE_FILTER,
   ) {
     const loadingFailed = new Promise<never>((_, reject) => (this.failLoading = reject));
     loadingFailed.catch(() => {});
@@ -52,9 +54,9 @@ export class Startup {
     for (const filter of SITE_DIRECTORY_FILTERS) {
       this.transport.subscribe(filter, 'main').catch((error: Error) => this.logger.info({ err: error.message }, `not subscribed to ${filter}: requests to the clients of a site whose link is down are not failed at once`));
     }
-    this.transport.subscribe(PRESENCE_FILTER, 'main').then(
+    this.transport.subscribe(this.presenceFilter, 'main').then(
       () => this.presence.announce().catch((error: Error) => this.fail(new NotSentError(`cannot publish our presence: ${error.message}`, { cause: error }))),
-      (error: Error) => this.fail(new NotSentError(`cannot subscribe to relais/presence/+: ${error.message}`, { cause: error })),
+      (error: Error) => this.fail(new NotSentError(`cannot subscribe to ${this.presenceFilter}: ${error.message}`, { cause: error })),
     );
   }
 

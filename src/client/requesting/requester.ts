@@ -97,6 +97,8 @@ export class Requester {
 
   /** Starts a request; fails the sink at once (nothing sent) when it cannot be sent. */
   private start(action: string, payload: unknown, options: RequestOptions, sink: StepSink): PendingRequest | undefined {
+    // Choosing a handler and noticing it gone need every presence (an on-demand directory starts following them, protocol §7.2).
+    this.directory.want();
     let request: PendingRequest;
     try {
       request = this.prepare(action, payload, options, sink);
@@ -286,7 +288,8 @@ class DirectoryWorld implements RequestWorld {
       return new NoHandlerError(`no handler for ${action}: target ${target} ${why}`);
     }
     if (this.directory.providers(action).size > 0) return undefined;
-    return new NoHandlerError(`no connected client serves ${action}${refusedNote(this.directory.refusedPresences())}`);
+    const failure = this.directory.failure === undefined ? '' : ` (this client ${this.directory.failure})`;
+    return new NoHandlerError(`no connected client serves ${action}${refusedNote(this.directory.refusedPresences())}${failure}`);
   }
 
   /** protocol §13.4: a client of a site whose link is down. */

@@ -52,8 +52,8 @@ export class Handlers implements ProgressSink, ServingView {
     private readonly announce: () => Promise<void>,
     /** False while the client is starting (`startup: 'manual'`, protocol §7.1): it serves nothing yet. */
     private readonly accepting: () => boolean = () => true,
-    /** Whether a client is a router (its presence says `role: "router"`): it may cancel on a requester's behalf (protocol §11.5). */
-    private readonly isRouter: (clientId: string) => boolean = () => false,
+    /** Whether a client is a router (its presence says `role: "router"`): it may cancel on a requester's behalf (protocol §11.5). Later when the directory must settle first. */
+    private readonly isRouter: (clientId: string) => boolean | Promise<boolean> = () => false,
     /** What seals the answers to sealed commands for their requesters (protocol §3.6). */
     private readonly sealing?: Sealing,
   ) {}
@@ -288,13 +288,23 @@ export class Handlers implements ProgressSink, ServingView {
     }
     const { source, token, payload } = decoded.envelope;
     const fields = (typeof payload === 'object' && payload !== null ? payload : {}) as { reason?: unknown; requester?: unknown; by?: unknown };
-    let running = this.running.get(`${source} ${token}`);
-    // A kill relayed by the router names the requester it acts for (protocol §11.5).
-    if (!running && typeof fields.requester === 'string' && this.isRouter(source)) running = this.running.get(`${fields.requester} ${token}`);
-    // A cancel for a request this client does not run (over, or never here) is the sender's mistake or a race: nothing to do.
-    if (!running) return void this.logger.debug({ token, source }, 'cancel for no running request ignored');
     const reason = typeof fields.reason === 'string' ? fields.reason : 'cancelled';
-    running.abort(new CancelledError(`request ${token} cancelled: ${reason}`));
+    const running = this.running.get(`${source} ${token}`);
+    if (running) return running.abort(new CancelledError(`request ${token} cancelled: ${reason}`));
+    // A kill relayed by the router names the requester it acts for (protocol §11.5).
+    const requester = fields.requester;
+    if (typeof requester === 'string' && this.running.has(`${requester} ${token}`)) {
+      const relayed = (byRouter: boolean) => {
+        if (byRouter) this.running.get(`${requester} ${token}`)?.abort(new CancelledError(`request ${token} cancelled: ${reason}`));
+        else this.logger.info({ token, source, requester }, 'cancel on behalf of a requester ignored: its sender is not a router');
+      };
+      const byRouter = this.isRouter(source);
+      if (typeof byRouter === 'boolean') relayed(byRouter);
+      else void byRouter.then(relayed);
+      return;
+    }
+    // A cancel for a request this client does not run (over, or never here) is the sender's mistake or a race: nothing to do.
+    this.logger.debug({ token, source }, 'cancel for no running request ignored');
   }
 
   /** Sends one answer; returns its wire text (undefined if it could not be made). */
