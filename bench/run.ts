@@ -27,6 +27,7 @@
  *   npm run bench -- --only idle --idle-clients 1000 --idle-processes 2   # another count of clients, over another count of processes
  *   npm run bench -- --only idle --idle-lite   # presence-only peers (protocol §7.4: one connection, no directory) instead of library clients
  *   npm run bench -- --only idle --idle-on-demand   # library clients with directory: 'on-demand' (protocol §7.2)
+ *   npm run bench -- --only idle --idle-no-realtime   # library clients without the real-time lane: one socket each (10,000 fit in 20,000 open files)
  *   npm run bench -- --only sites       # sites (protocol §13): requests across a link against one start, the link's CPU per message, the sync of 100,000 rows (~5 min on a busy machine; --quick ~2.5 min)
  *
  * The router scenario runs `relais start` with and without its router and, unless --broker aedes,
@@ -78,13 +79,14 @@ const { values: flags } = parseArgs({
     'idle-processes': { type: 'string' },
     'idle-lite': { type: 'boolean', default: false },
     'idle-on-demand': { type: 'boolean', default: false },
+    'idle-no-realtime': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
 if (flags.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--broker aedes|mosquitto|both] [--only request,pubsub,realtime,progress,peers,router,signing,sealing,security,transfer,sites,cluster,python,idle,pubsub-apart] [--no-inproc] [--no-control] [--rt-receiver child|same|both] [--peers] [--router] [--peers-filter id,...] [--idle-clients N] [--idle-processes P] [--idle-lite] [--idle-on-demand]\n',
+    'usage: npm run bench -- [--quick] [--broker aedes|mosquitto|both] [--only request,pubsub,realtime,progress,peers,router,signing,sealing,security,transfer,sites,cluster,python,idle,pubsub-apart] [--no-inproc] [--no-control] [--rt-receiver child|same|both] [--peers] [--router] [--peers-filter id,...] [--idle-clients N] [--idle-processes P] [--idle-lite] [--idle-on-demand] [--idle-no-realtime]\n',
   );
   process.exit(0);
 }
@@ -421,6 +423,7 @@ if (runsIdle) {
       ...(flags['idle-processes'] && { processes: Number(flags['idle-processes']) }),
       ...(flags['idle-lite'] && { lite: true }),
       ...(flags['idle-on-demand'] && { onDemand: true }),
+      ...(flags['idle-no-realtime'] && { noRealtime: true }),
     });
     if (results.idle.failed) failed = true;
   } catch (error) {

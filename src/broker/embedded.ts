@@ -21,6 +21,7 @@ export { BrokerStartError };
 import { enforce, type BrokerSecurity, type DenialCounts } from './enforce.js';
 import { ROUTER_JOURNAL_DEFAULTS, type RouterJournal, type RouterJournalOptions } from './router-journal.js';
 import { installRouterJournal } from './router-journal-hooks.js';
+import { indexRetained } from './retained-index.js';
 import { BROKER_LIMITS, guardReads, noCutOffs, checkConnect, rememberConnect, slowConsumerPolicy, type BrokerLimits, type CutOffCounts } from './limits.js';
 import { countTraffic, noTraffic, type TrafficCounts } from './traffic.js';
 
@@ -145,6 +146,8 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
     connectTimeout: limits.connectTimeoutMs,
     preConnect: rememberConnect as never,
   });
+  // Before any client connects: a SUBSCRIBE then costs the retained messages under its filter, not all of them.
+  indexRetained((aedes as unknown as { persistence: unknown }).persistence as Parameters<typeof indexRetained>[0]);
   const cutOffs = noCutOffs();
   const logLimit = (_client: unknown, error: Error) => {
     if (error.message === 'connect did not arrive in time') {
