@@ -2,8 +2,9 @@
  * `relais clients`: the client registry (protocol §11.3), from its detail answers (every page): each client's
  * program, status, the actions it serves, version, where it runs, since when and when it was last
  * seen; the sessions of one identity grouped under it (protocol §2.1). A table on a terminal, one JSON line per client in a pipe; `--watch` keeps it up to date
- * from the registry's notifications, and on a terminal redraws it in place (as top does), asking
- * again every 2 s so "last seen" moves (a change of it alone makes no notification).
+ * from the registry's notifications, and on a terminal redraws what fits in place (as top does),
+ * asking again every 2 s so "last seen" moves (a change of it alone makes no notification): every
+ * client while they all fit, else only those on screen.
  * Exit 3 when no registry answers (the router is not running), as `relais call` does.
  */
 import { Command } from 'commander';
@@ -35,7 +36,7 @@ export function clientsCommand(): Command {
       let revision = -1;
       const screen = interactive && options.watch;
       const show = () => {
-        const table = formatTable(clients, Date.now());
+        const table = formatTable(clients, Date.now(), screen ? screenRows() : undefined);
         if (!screen) return process.stdout.write(`${table}\n`);
         // Each line overwrites the one drawn before, then what is left below goes: no flicker, no scroll-back.
         process.stdout.write(`${SCREEN.home}${table.split('\n').map((line) => `${line}${SCREEN.clearLine}`).join('\n')}\n${SCREEN.clearBelow}`);
@@ -88,13 +89,10 @@ export function clientsCommand(): Command {
       for (const changes of early.splice(0)) applyChanges(changes);
       if (screen) {
         refresh = setInterval(() => {
-          askDetails(bus).then(
-            (answer) => {
-              apply(answer);
-              show();
-            },
-            () => show(),
-          );
+          const rows = screenRows();
+          // More clients than the screen holds: only what it shows is asked again, one small answer each, not every page.
+          const asked = rows !== undefined && clients.size > rows ? refreshLastSeen(bus, clients, idsOnScreen(clients, rows)) : askDetails(bus).then(apply);
+          asked.then(show, show);
         }, REFRESH_MS);
       }
       if (!interactive) process.stderr.write('relais: watching the client registry\n');
@@ -110,6 +108,32 @@ async function askDetails(bus: Bus): Promise<ClientDetailPayload> {
     await bus.close();
     fail(EXIT.NO_HANDLER, `no client registry answers ${REGISTRY_ACTIONS.detailGet}: the router is not running (${error.message})`);
   }
+}
+
+/** The rows of the terminal the table's clients may take: its height less the header, the count line and one spare; undefined when unknown. */
+function screenRows(): number | undefined {
+  const rows = process.stdout.rows;
+  return rows !== undefined && rows > 4 ? rows - 3 : undefined;
+}
+
+/**
+ * "Last seen" of the clients on screen, each asked by id (protocol §11.3): a change of it alone makes
+ * no notification. Only that field is taken, never older: status and the rest come from the notifications.
+ */
+async function refreshLastSeen(bus: Bus, clients: Map<string, ClientDetail>, ids: string[]): Promise<void> {
+  await Promise.all(
+    ids.map((id) =>
+      bus.request<ClientDetailPayload>(REGISTRY_ACTIONS.detailGet, { id }, { timeout: REFRESH_MS }).then(
+        (answer) => {
+          const known = clients.get(id);
+          const seen = answer.clients[id]?.lastSeen;
+          if (known && seen !== undefined && seen > known.lastSeen) clients.set(id, { ...known, lastSeen: seen });
+        },
+        // Forgotten meanwhile, or no answer in time: the notifications and the next turn say the rest.
+        () => {},
+      ),
+    ),
+  );
 }
 
 /** What a client runs: the `program` of its presence (the CLI's `serve demo/install`, `sub #`), else its `role` in brackets. */
@@ -154,11 +178,29 @@ function identityAndSession(id: string, client: ShownClient): { identity: string
 /**
  * The clients as an aligned text table, by identity: the sessions of one identity
  * (`alice~tab1`, protocol §2.1) indented under it, below a line naming the identity when it is
- * not connected itself. A SITE column when one is a site's.
+ * not connected itself. A SITE column when one is a site's. With `maxRows`, the rows past it are
+ * left out and the count line says how many (`--watch` draws what fits on the screen, as top does).
  */
-export function formatTable(clients: ReadonlyMap<string, ShownClient>, now = Date.now()): string {
-  const time = (ms: number | undefined) => (ms === undefined ? '-' : new Date(ms).toISOString().replace('T', ' ').slice(0, 19));
+export function formatTable(clients: ReadonlyMap<string, ShownClient>, now = Date.now(), maxRows?: number): string {
   const sites = [...clients.values()].some((client) => client.site !== undefined);
+  const all = tableRows(clients, now, sites);
+  const rows = maxRows === undefined ? all : all.slice(0, maxRows);
+  const hidden = all.slice(rows.length).filter((row) => row.id !== undefined).length;
+  const table = formatColumns([...COLUMNS, ...(sites ? ['SITE'] : [])], rows.map((row) => row.cells));
+  const below = hidden > 0 ? ` (${hidden} below the screen: relais clients lists them all)` : '';
+  return `${table}\n${clients.size} client${clients.size === 1 ? '' : 's'}${below}`;
+}
+
+/** The ids of the clients in the first `maxRows` rows of the table, as formatTable orders them. */
+export function idsOnScreen(clients: ReadonlyMap<string, ShownClient>, maxRows: number): string[] {
+  return tableRows(clients, Date.now(), false)
+    .slice(0, maxRows)
+    .flatMap((row) => (row.id === undefined ? [] : [row.id]));
+}
+
+/** The table's rows in order, each with the client it shows (none for an identity's heading line). */
+function tableRows(clients: ReadonlyMap<string, ShownClient>, now: number, sites: boolean): Array<{ id?: string; cells: string[] }> {
+  const time = (ms: number | undefined) => (ms === undefined ? '-' : new Date(ms).toISOString().replace('T', ' ').slice(0, 19));
   const groups = new Map<string, Array<[string, ShownClient, string | undefined]>>();
   for (const [id, client] of clients) {
     const { identity, session } = identityAndSession(id, client);
@@ -166,28 +208,30 @@ export function formatTable(clients: ReadonlyMap<string, ShownClient>, now = Dat
     if (!group) groups.set(identity, (group = []));
     group.push([id, client, session]);
   }
-  const blank = (first: string, second: string) => [first, second, ...Array<string>(COLUMNS.length - 2 + (sites ? 1 : 0)).fill('')];
-  const rows: string[][] = [];
+  const blank = (first: string, second: string) => ({ cells: [first, second, ...Array<string>(COLUMNS.length - 2 + (sites ? 1 : 0)).fill('')] });
+  const rows: Array<{ id?: string; cells: string[] }> = [];
   for (const identity of [...groups.keys()].sort((a, b) => a.localeCompare(b))) {
     // The identity's own connection first, then its sessions by name.
     const members = groups.get(identity)!.sort(([a, , sa], [b, , sb]) => (sa === undefined ? -1 : sb === undefined ? 1 : sa.localeCompare(sb)) || a.localeCompare(b));
     const sessions = members.filter(([, , session]) => session !== undefined).length;
     if (sessions > 0 && members[0]![2] !== undefined) rows.push(blank(identity, `(${sessions} session${sessions === 1 ? '' : 's'})`));
     for (const [id, client, session] of members) {
-      rows.push([
-        session === undefined ? id : `  ${id}`,
-        programOf({ info: client.info ?? {} }),
-        client.status,
-        actionsOf({ actions: client.actions ?? [], realtimeActions: client.realtimeActions ?? [] }),
-        client.version ?? '-',
-        client.host ?? '-',
-        client.pid === undefined ? '-' : String(client.pid),
-        time(client.connectedSince),
-        ago(client.lastSeen, now),
-        ...(sites ? [client.site ?? '-'] : []),
-      ]);
+      rows.push({
+        id,
+        cells: [
+          session === undefined ? id : `  ${id}`,
+          programOf({ info: client.info ?? {} }),
+          client.status,
+          actionsOf({ actions: client.actions ?? [], realtimeActions: client.realtimeActions ?? [] }),
+          client.version ?? '-',
+          client.host ?? '-',
+          client.pid === undefined ? '-' : String(client.pid),
+          time(client.connectedSince),
+          ago(client.lastSeen, now),
+          ...(sites ? [client.site ?? '-'] : []),
+        ],
+      });
     }
   }
-  const table = formatColumns([...COLUMNS, ...(sites ? ['SITE'] : [])], rows);
-  return `${table}\n${clients.size} client${clients.size === 1 ? '' : 's'}`;
+  return rows;
 }

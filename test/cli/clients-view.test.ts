@@ -71,4 +71,21 @@ describe('relais clients against relais start', { timeout: CLI_SUITE_TIMEOUT }, 
     for (const drawing of drawings) assert.match(drawing, /^ID\s+PROGRAM\s+STATUS/);
     assert.ok(seen.includes('\x1b[?1049l'), 'gives the screen back');
   });
+
+  it('clients --watch on a small terminal - draws the rows that fit and says how many are below, redrawn in place', async () => {
+    // 7 rows: the header, 4 clients, the count line and a spare; this bus has more clients than that.
+    const terminal = startOnTerminal(['clients', '--watch'], env, { rows: 7 });
+    try {
+      const [drawing] = await terminal.waitFor(/\x1b\[H(?:(?!\x1b\[H)[\s\S])*\d+ clients \((\d+) below the screen: relais clients lists them all\)[\s\S]*?\x1b\[H/, 60_000);
+      const lines = drawing.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').split(/\r?\n/).filter((line) => line.trim() !== '');
+      assert.ok(lines.length <= 7, `within the 7 rows of the terminal:\n${lines.join('\n')}`);
+      assert.match(lines[0]!, /^ID\s+PROGRAM/);
+      const [, total, below] = /(\d+) clients \((\d+) below/.exec(drawing)!;
+      assert.equal(Number(total) - Number(below), lines.filter((line) => /\s(alive|stopped|dead|starting|unknown)\s/.test(line)).length, 'the rows drawn and the rows below make every client');
+    } finally {
+      terminal.type('\x03');
+      assert.equal(await terminal.exited, 0);
+    }
+  });
 });
+

@@ -12,11 +12,12 @@ import { RELAIS_BIN, cliEnvironment, collectRun, watchOutput, type CliResult } f
 const TERMINAL_ENV = { COLUMNS: '200' };
 
 /** `script -qefc <command> /dev/null`: -q no "Script started" lines, -e its exit code is the command's, -f flushed as written; the log goes nowhere. */
-function onTerminal(args: string[], env: Record<string, string>, keyboard: 'ignore'): ChildProcessByStdio<null, Readable, Readable>;
-function onTerminal(args: string[], env: Record<string, string>, keyboard: 'pipe'): ChildProcessByStdio<Writable, Readable, Readable>;
-function onTerminal(args: string[], env: Record<string, string>, keyboard: 'ignore' | 'pipe') {
+function onTerminal(args: string[], env: Record<string, string>, keyboard: 'ignore', rows?: number): ChildProcessByStdio<null, Readable, Readable>;
+function onTerminal(args: string[], env: Record<string, string>, keyboard: 'pipe', rows?: number): ChildProcessByStdio<Writable, Readable, Readable>;
+function onTerminal(args: string[], env: Record<string, string>, keyboard: 'ignore' | 'pipe', rows?: number) {
   // `exec`: the shell `script` runs becomes relais, so script's one child is the process to signal.
-  const command = `exec ${[process.execPath, RELAIS_BIN, ...args].map(quoted).join(' ')}`;
+  // `stty rows`: a terminal of that height, as a small window would be.
+  const command = `${rows === undefined ? '' : `stty rows ${rows} cols ${TERMINAL_ENV.COLUMNS}; `}exec ${[process.execPath, RELAIS_BIN, ...args].map(quoted).join(' ')}`;
   // script's stdin is the terminal's keyboard: what is written there is typed (Ctrl-C included); ignored, the command reads end of file at once.
   return spawn('script', ['-qefc', command, '/dev/null'], { env: cliEnvironment({ ...TERMINAL_ENV, ...env }), stdio: [keyboard, 'pipe', 'pipe'] });
 }
@@ -43,9 +44,9 @@ function quoted(word: string): string {
   return `'${word.replaceAll("'", "'\\''")}'`;
 }
 
-/** Starts a long-running `relais ...args` on a terminal; `stop()` signals the relais process itself, found as `script`'s child. */
-export function startOnTerminal(args: string[], env: Record<string, string> = {}): TerminalCli {
-  const child = onTerminal(args, env, 'pipe');
+/** Starts a long-running `relais ...args` on a terminal (`rows` high, if given); `stop()` signals the relais process itself, found as `script`'s child. */
+export function startOnTerminal(args: string[], env: Record<string, string> = {}, options: { rows?: number } = {}): TerminalCli {
+  const child = onTerminal(args, env, 'pipe', options.rows);
   const { output, waitFor, exited } = watchOutput(child, `relais ${args.join(' ')} on a terminal`);
   return {
     output,
