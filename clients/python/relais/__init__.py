@@ -16,6 +16,8 @@ The public API (times in seconds; deadlines in epoch seconds, like `time.time()`
         startup="auto",                     # "manual": presence says starting until await bus.mark_ready()
         check_handlers=True, max_message_bytes=1048576, keepalive=30,
         realtime_lane=True, reconnect_grace=10.0, connect_timeout=10.0, directory_settle=0.5,
+        directory="full",                   # "on-demand": follow the others' presences only from the first request,
+                                            #   call, wait_for_handler, peers() or kill relayed by the router (§7.2)
         signing_key=None,                   # protocol §12, needs `cryptography` (relais.signing_available()): sign all
                                             #   this client writes with this Ed25519 key (a key object, PEM text, or
                                             #   the path of the PEM file `relais identity keygen` writes)

@@ -5,9 +5,11 @@
   message on stderr), 2 for bad usage. `--file` sends a file's bytes (`-`: stdin) as a binary
   message (protocol §3.5); bytes received are shown as `<N bytes sha256 0123456789abcdef…>`, and
   with `--raw` a binary final payload is written to stdout as its bytes.
-- `serve ACTION [--reply JSON | --reply-file PATH]`: serves ACTION, answering the payload back
-  (echo, bytes as bytes), the given JSON, or the bytes of a file; runs no command (by design).
-  Stops on Ctrl-C or SIGTERM with a `stopped` presence.
+- `serve ACTION [--reply JSON | --reply-file PATH] [--directory full|on-demand]`: serves ACTION,
+  answering the payload back (echo, bytes as bytes), the given JSON, or the bytes of a file; runs
+  no command (by design). Stops on Ctrl-C or SIGTERM with a `stopped` presence. `--directory
+  on-demand` (RELAIS_DIRECTORY): it follows the other clients' presences only once it needs them
+  (a kill relayed by the router), not from its connection (protocol §7.2).
 - `sub FILTER`: prints `topic payload` per message until Ctrl-C (bytes as their summary).
 
 Common options: `--broker URL` (RELAIS_BROKER), `--id ID` (RELAIS_ID), `--username`,
@@ -58,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     replies = serve.add_mutually_exclusive_group()
     replies.add_argument("--reply", default=None, help="JSON to answer with instead of the payload")
     replies.add_argument("--reply-file", default=None, help="answer with the bytes of this file (a binary message, protocol §3.5)")
+    serve.add_argument("--directory", default=os.environ.get("RELAIS_DIRECTORY") or "full", choices=["full", "on-demand"],
+                       help="when to follow every client's presence: full (at connect) or on-demand (from the first need; "
+                       "for fleets of handlers, protocol §7.2; env RELAIS_DIRECTORY; default full)")
     sub = commands.add_parser("sub", parents=[common], help="print `topic payload` per message of an MQTT filter")
     sub.add_argument("filter")
     return parser
@@ -167,7 +172,7 @@ async def _serve(args: argparse.Namespace) -> int:
     def answer(payload: Any, ctx: Any) -> Any:
         return payload if echo else reply
 
-    async with connect(**_connect_options(args, ephemeral=False)) as bus:
+    async with connect(**_connect_options(args, ephemeral=False), directory=args.directory) as bus:
         await bus.serve(args.action, answer)
         print(f"serving {args.action} as {bus.id}", file=sys.stderr)
         await _wait_for_stop()

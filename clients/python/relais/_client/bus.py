@@ -15,9 +15,9 @@ from ..protocol.errors import InvalidMessageError, NotSentError, PayloadTooLarge
 from ..protocol.messages import log_message, notification_message
 from ..protocol.framing import is_bytes
 from ..protocol.topics import (PRESENCE_FILTER, check_client_id, check_path, check_topic_name, log_topic,
-                               notification_topic, parse_topic)
+                               notification_topic, parse_topic, presence_topic)
 from .directory import Directory
-from .options import ResolvedOptions, check_seconds, env_broker, host_facts, parse_brokers
+from .options import ResolvedOptions, check_directory, check_seconds, env_broker, host_facts, parse_brokers
 from .presence import Presence
 from .requester import Requester
 from .serving import Handler, Registration, Serving
@@ -52,7 +52,9 @@ class Bus:
         self._on_main_online: list[Callable[[], None]] = []
         self.replaced_by: Optional[dict] = None
         self._no_verifier_listeners: list[Callable[[dict], None]] = []
-        self.directory = Directory(self.loop, options.directory_settle)
+        # On demand (protocol §7.2): every presence only once something needs them, through the same held subscription.
+        self.directory = Directory(self.loop, options.directory_settle,
+                                   (lambda: self._transport.subscribe(PRESENCE_FILTER, "main")) if options.directory == "on-demand" else None)
         self._serving: Serving
         self._presence = Presence(self.loop, options, lambda lane: self._serving.actions(lane),
                                   lambda: self._serving.targeted_actions(), self._give_way)
@@ -66,7 +68,7 @@ class Bus:
         self._requester = Requester(self.loop, options, self._transport, self.directory, self.site_directory)
         self._serving = Serving(self.loop, options, self._transport, self._presence.announce,
                                 lambda: not self._presence.starting,
-                                lambda client_id: (self.directory.get(client_id) or {}).get("role") == "router")
+                                self._is_router)
         self._subscriptions = Subscriptions(self._transport)
         self._presence.contract_hashes = self._serving.contract_hashes
         # Built-in actions every library client serves, targeted only (protocol §7.6, §11.4).
@@ -101,10 +103,13 @@ class Bus:
             raise
 
     def _begin(self) -> None:
-        """The main lane's first CONNACK: subscribe to the presences, then announce ours (§7.2)."""
+        """The main lane's first CONNACK: subscribe to the presences (only our own for an on-demand
+        directory), then announce ours (§7.2)."""
+        presence_filter = PRESENCE_FILTER if self.directory.following else presence_topic(self.id)
+
         def subscribed(future: "asyncio.Future[None]") -> None:
             if future.cancelled() or future.exception() is not None:
-                self._fail_start(NotSentError(f"cannot subscribe to relais/presence/+: {future.exception() if not future.cancelled() else 'cancelled'}"))
+                self._fail_start(NotSentError(f"cannot subscribe to {presence_filter}: {future.exception() if not future.cancelled() else 'cancelled'}"))
                 return
             task = self.loop.create_task(self._presence.announce())
             task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or
@@ -118,7 +123,7 @@ class Bus:
                 lambda f, filter_=filter_: f.cancelled() or f.exception() is None or log.info(
                     "not subscribed to %s: requests to the clients of a site whose link is down are not failed at once (%s)",
                     filter_, f.exception()))
-        self._transport.subscribe(PRESENCE_FILTER, "main").add_done_callback(subscribed)
+        self._transport.subscribe(presence_filter, "main").add_done_callback(subscribed)
 
     def _fail_start(self, error: BaseException) -> None:
         if not self._startup_failed.done():
@@ -301,7 +306,8 @@ class Bus:
     # ---- presence and directory (protocol §7) -----------------------------------------------
 
     def providers(self, action: str) -> list[str]:
-        """Ids of the alive clients that announce `action`."""
+        """Ids of the alive clients that announce `action` (an on-demand directory starts following the presences)."""
+        self.directory.want()
         return sorted(self.directory.providers(action))
 
     def sites(self) -> list[dict]:
@@ -310,19 +316,36 @@ class Bus:
         return self.site_directory.list()
 
     def peers(self) -> list[dict]:
-        """Clients known from presence: `{"id", "status", "actions", ...}`."""
+        """Clients known from presence: `{"id", "status", "actions", ...}`. With `directory="on-demand"`,
+        the first call starts following the presences and returns what is known yet (this client)."""
+        self.directory.want()
         return [{"id": client_id, **info} for client_id, info in self.directory.list()]
 
     async def wait_for_handler(self, action: str, *, target: Optional[str] = None, timeout: Optional[float] = None) -> None:
         """Returns once some alive client (or `target`) announces `action`; `TimeoutError` after `timeout` s."""
         self._check_open()
         wait = self.options.timeout if timeout is None else check_seconds(timeout, "timeout")
+        self.directory.want()
         await self.directory.wait_for_provider(action, target, wait, self._stopped)
 
     async def mark_ready(self) -> None:
         """Ends the `starting` phase of a client connected with `startup="manual"` (§7.1)."""
         self._check_open()
         await self._presence.mark_ready()
+
+    def _is_router(self, client_id: str) -> Union[bool, Awaitable[bool]]:
+        """Whether `client_id` is a router, whose relayed cancels this client's handlers take (§11.5).
+        Asked of a client the directory does not know while it settles (or of an on-demand one that
+        does not follow the presences yet, which starts to): answered once settled."""
+        known = self.directory.get(client_id)
+        if known is not None or (self.directory.following and self.directory.settled):
+            return (known or {}).get("role") == "router"
+        self.directory.want()
+
+        async def once_settled() -> bool:
+            await self.directory.when_settled(self.options.timeout)
+            return (self.directory.get(client_id) or {}).get("role") == "router"
+        return once_settled()
 
     # ---- the router (protocol §11) ----------------------------------------------------------
 
@@ -546,7 +569,7 @@ def connect(id: Optional[str] = None, broker: Union[str, Sequence[str], None] = 
             max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, signing_key: Any = None, trusted_keys: Any = None,
             require_signatures: bool = True, max_signature_skew: float = 30.0, logs: Union[bool, dict] = True,
             keepalive: int = 30, realtime_lane: bool = True, reconnect_grace: float = 10.0,
-            connect_timeout: float = 10.0, directory_settle: float = 0.5, max_offline_messages: int = 1000,
+            connect_timeout: float = 10.0, directory_settle: float = 0.5, directory: str = "full", max_offline_messages: int = 1000,
             reconnect_delay: float = 0.1, reconnect_max_delay: float = 5.0) -> _Connecting:
     """Connects a client (see the module docstring of `relais` for the whole API). Times in seconds.
     `broker` defaults to `RELAIS_BROKER`, else `mqtt://127.0.0.1:1883`; `password` to `RELAIS_TOKEN`."""
@@ -579,6 +602,7 @@ def connect(id: Optional[str] = None, broker: Union[str, Sequence[str], None] = 
         keepalive=keepalive,
         check_handlers=check_handlers,
         directory_settle=check_seconds(directory_settle, "directory_settle"),
+        directory=check_directory(directory),
         ephemeral=ephemeral,
         startup=startup,
         info=dict(info or {}),

@@ -1,7 +1,8 @@
 """Who is connected and which actions they serve, from the retained presences on
 `relais/presence/<id>` (protocol §7), a port of `src/client/presence/directory.ts`: the
 ordering rule (§7.1, in `relais.protocol.presence`), the loading barrier and its settling
-(§7.2), and the events the requester acts on (§7.3).
+(§7.2), and the events the requester acts on (§7.3). An on-demand directory (the `directory`
+option, §7.2) follows every presence only once asked (`want()`).
 """
 from __future__ import annotations
 
@@ -27,9 +28,20 @@ def _order_of(info: PresenceInfo) -> PresenceOrder:
 
 
 class Directory:
-    def __init__(self, loop: asyncio.AbstractEventLoop, settle_s: float) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, settle_s: float,
+                 follow: Optional[Callable[[], "asyncio.Future[None]"]] = None) -> None:
+        """`settle_s`: how long after our own presence comes back the directory is taken as
+        complete (`directory_settle`). `follow`, for an on-demand directory: subscribes to every
+        presence, its future done on the broker's SUBACK."""
         self.loop = loop
         self.settle_s = settle_s
+        self._follow = follow
+        #: Whether it follows every presence: from the start for a full directory, from the first `want()` for an on-demand one.
+        self._following = follow is None
+        #: Why an on-demand directory could not follow the presences (its subscription refused), for the errors of what found nobody.
+        self._failure: Optional[str] = None
+        #: The client is closing or closed: nothing may start following or arm a timer any more.
+        self._stopped = False
         self._clients: dict[str, PresenceInfo] = {}
         self._providers: dict[str, set[str]] = {}
         self._unconfirmed: Optional[set[str]] = None
@@ -41,6 +53,59 @@ class Directory:
         self.on_gone: list[Callable[[str, Optional[PresenceInfo]], None]] = []
         self.on_change: list[Callable[[str, Optional[PresenceInfo]], None]] = []
         self.on_settled: list[Callable[[], None]] = []
+
+    @property
+    def following(self) -> bool:
+        """Whether it follows every presence on the bus (an on-demand one only once `want()` was called)."""
+        return self._following
+
+    @property
+    def failure(self) -> Optional[str]:
+        """Why it could not follow the presences, when its subscription was refused."""
+        return self._failure
+
+    def want(self) -> None:
+        """What needs the whole directory calls this first: an on-demand one subscribes to every
+        presence and settles as after a connection (§7.2: a request for an action nobody announces
+        yet is held meanwhile). A no-op for a full directory, or once following."""
+        if self._following or self._stopped:
+            return
+        self._following = True
+        self._settled = False
+        assert self._follow is not None
+        self._follow().add_done_callback(self._followed)
+
+    def _followed(self, subscribed: "asyncio.Future[None]") -> None:
+        if subscribed.cancelled() or subscribed.exception() is not None:
+            # Nothing will come: what waits is answered with what is known, and says why.
+            why = "cancelled" if subscribed.cancelled() else str(subscribed.exception())
+            self._failure = f"cannot subscribe to the presences: {why}"
+            if not self._settled:
+                self._end_reload()
+            return
+        # The broker sends the retained presences after its SUBACK: the settling counts from there.
+        if self._settled or self._settle_timer is not None or self._stopped:
+            return
+        self._settle_started = time.monotonic()
+        self._arm_settle()
+
+    async def when_settled(self, timeout: float) -> None:
+        """Returns once settled (at once if it is), or when `timeout` s have passed, whatever it holds then."""
+        if self._settled:
+            return
+        settled: asyncio.Future[None] = self.loop.create_future()
+
+        def on_settled() -> None:
+            if not settled.done():
+                settled.set_result(None)
+
+        self.on_settled.append(on_settled)
+        try:
+            await asyncio.wait({settled}, timeout=timeout)
+        finally:
+            self.on_settled.remove(on_settled)
+            if not settled.done():
+                settled.cancel()
 
     @property
     def settled(self) -> bool:
@@ -55,6 +120,11 @@ class Directory:
     def own_presence_back(self) -> None:
         if not self.loaded.done():
             self.loaded.set_result(None)
+        # Not following: there is nothing else to wait for.
+        if not self._following:
+            if not self._settled:
+                self._end_reload()
+            return
         if self._settled or self._settle_timer is not None:
             return
         self._settle_started = time.monotonic()
@@ -66,6 +136,7 @@ class Directory:
         self._settle_timer = self.loop.call_later(self.settle_s, self._end_reload)
 
     def stop(self) -> None:
+        self._stopped = True
         if self._settle_timer is not None:
             self._settle_timer.cancel()
             self._settle_timer = None

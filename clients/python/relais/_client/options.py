@@ -39,6 +39,9 @@ class ResolvedOptions:
     keepalive: int = 30
     check_handlers: bool = True
     directory_settle: float = 0.5
+    #: When it starts following every presence (protocol §7.2): "full" at connect, "on-demand"
+    #: from its first request, call, wait_for_handler, peers() or a kill relayed by the router.
+    directory: str = "full"
     ephemeral: bool = False
     startup: str = "auto"
     info: dict[str, Any] = field(default_factory=dict)
@@ -115,6 +118,15 @@ def host_facts() -> dict[str, Any]:
 
 def env_broker() -> str:
     return os.environ.get("RELAIS_BROKER") or DEFAULT_BROKER
+
+
+DIRECTORIES = ("full", "on-demand")
+
+
+def check_directory(value: Any) -> str:
+    if value not in DIRECTORIES:
+        raise ValueError(f"directory must be 'full' or 'on-demand', got {value!r}")
+    return value
 
 
 def check_seconds(value: Any, what: str) -> float:

@@ -219,7 +219,8 @@ class _World:
             return NoHandlerError(f"no handler for {action}: target {target} {why}")
         if directory.providers(action):
             return None
-        return NoHandlerError(f"no connected client serves {action}")
+        failure = "" if directory.failure is None else f" (this client {directory.failure})"
+        return NoHandlerError(f"no connected client serves {action}{failure}")
 
     def unreachable(self, handler: str) -> Any:
         """protocol §13.4: a client of a site whose link is down."""
@@ -328,6 +329,8 @@ class Requester:
     # ---- starting one --------------------------------------------------------------------
 
     def _start(self, action: str, payload: Any, options: dict[str, Any], sink: _Sink) -> Optional[PendingRequest]:
+        # Choosing a handler and noticing it gone need every presence (an on-demand directory starts following them, §7.2).
+        self.directory.want()
         try:
             request = self._prepare(action, payload, options, sink)
         except BaseException as error:  # noqa: BLE001 - what makes it impossible fails it, nothing sent

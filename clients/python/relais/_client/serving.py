@@ -140,7 +140,7 @@ class Registration:
 class Serving:
     def __init__(self, loop: asyncio.AbstractEventLoop, options: ResolvedOptions, transport: Transport,
                  announce: Callable[[], Awaitable[None]], accepting: Callable[[], bool],
-                 is_router: Callable[[str], bool]) -> None:
+                 is_router: Callable[[str], Union[bool, Awaitable[bool]]]) -> None:
         self.loop = loop
         self.options = options
         self.transport = transport
@@ -150,6 +150,8 @@ class Serving:
         self._served: dict[str, _Served] = {}
         self._running: dict[str, HandlerContext] = {}
         self._finished = RecentTokens()
+        #: Relayed cancels waiting for the directory to say whether their sender is a router (§11.5).
+        self._router_checks: set[asyncio.Task[None]] = set()
 
     # ---- what the presence and admission read ----------------------------------------
 
@@ -333,14 +335,36 @@ class Serving:
         source, token = envelope.get("source"), envelope.get("token")
         payload = envelope.get("payload")
         fields = payload if isinstance(payload, dict) else {}
-        running = self._running.get(f"{source} {token}")
-        # A kill relayed by the router names the requester it acts for (§11.5).
-        if running is None and isinstance(fields.get("requester"), str) and self._is_router(str(source)):
-            running = self._running.get(f"{fields['requester']} {token}")
-        if running is None:
-            return
         reason = fields.get("reason") if isinstance(fields.get("reason"), str) else "cancelled"
-        running.abort(CancelledError(f"request {token} cancelled: {reason}"))
+        running = self._running.get(f"{source} {token}")
+        if running is not None:
+            running.abort(CancelledError(f"request {token} cancelled: {reason}"))
+            return
+        # A kill relayed by the router names the requester it acts for (§11.5).
+        requester = fields.get("requester")
+        if isinstance(requester, str) and f"{requester} {token}" in self._running:
+            def relayed(by_router: bool) -> None:
+                relayed_to = self._running.get(f"{requester} {token}")
+                if by_router and relayed_to is not None:
+                    relayed_to.abort(CancelledError(f"request {token} cancelled: {reason}"))
+                elif not by_router:
+                    log.info("cancel on behalf of a requester ignored: its sender %s is not a router (token %s, requester %s)",
+                             source, token, requester)
+
+            # Known only once the directory has settled (an on-demand one starts following the presences then).
+            by_router = self._is_router(str(source))
+            if isinstance(by_router, bool):
+                relayed(by_router)
+            else:
+                async def once_known(answer: Awaitable[bool] = by_router) -> None:
+                    relayed(await answer)
+                task = self.loop.create_task(once_known())
+                # asyncio keeps only a weak reference to a task: held here until it is done.
+                self._router_checks.add(task)
+                task.add_done_callback(self._router_checks.discard)
+            return
+        # A cancel for a request this client does not run (over, or never here) is the sender's mistake or a race.
+        log.debug("cancel for no running request ignored (token %s, from %s)", token, source)
 
     def reply(self, to: Any, step: str, **answer: Any) -> Optional[str]:
         """Sends one answer; returns its wire text."""
@@ -367,6 +391,8 @@ class Serving:
         """Aborts every running handler (the client is closing): code 5."""
         for ctx in list(self._running.values()):
             ctx.abort(CancelledError("the serving client is closing"))
+        for check in list(self._router_checks):
+            check.cancel()
 
 
 def _fields(fields: Any) -> str:
