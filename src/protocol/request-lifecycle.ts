@@ -155,6 +155,12 @@ export class RequestLifecycle {
   /** The handlers it was offered to before the current one (made only when it moves). */
   private previous: Set<string> | undefined;
   private assigneeInstance: unknown;
+  /**
+   * Written to a target the directory did not know yet (protocol §7.2): at QoS 1, without
+   * acknowledgements, and perhaps before the target subscribed. Offered again once its presence
+   * comes, if it acknowledges (its memory of tokens, §4.8, makes a second copy harmless).
+   */
+  private sentBlind = false;
   /** The assignee acknowledges (its presence says so): QoS 0, acceptBy, resending (protocol §4.7). */
   private acks = false;
   private accepted = false;
@@ -361,6 +367,26 @@ export class RequestLifecycle {
       return;
     }
     if (clientId !== this.assigneeId) return;
+    if (this.sentBlind) {
+      // The target appears: the copy sent before may have reached nobody (it was not subscribed yet), and nothing would send it again.
+      if (info.acks !== true || this.responder !== undefined || this.accepted) {
+        this.sentBlind = false;
+        return;
+      }
+      // Once it announces the action: it subscribes before it announces (protocol §7.4).
+      if (this.world.missing(this.action, clientId) !== undefined) return;
+      this.sentBlind = false;
+      this.assign(clientId);
+      try {
+        this.encode(now);
+      } catch (error) {
+        return this.fail(error);
+      }
+      // Not written yet (its response subscription is on its way): the first write takes the new text.
+      if (!this.handed) return;
+      this.effects.log('debug', { action: this.action, token: this.token, handler: clientId }, 'request offered again to its target, unknown when it was sent');
+      return this.send('offer');
+    }
     if (this.assigneeInstance !== undefined && info.instance !== this.assigneeInstance) {
       // Another instance: what the one we offered it to had taken is lost with it.
       const next = this.accepted ? undefined : this.alternative(false);
@@ -491,6 +517,7 @@ export class RequestLifecycle {
     const info = handler === undefined ? undefined : this.world.presence(handler);
     this.acks = info?.acks === true && info.status === 'alive';
     this.assigneeInstance = info?.instance;
+    this.sentBlind = handler !== undefined && info === undefined;
     this.offeredAt = 0;
     this.misses = 0;
     this.offeredAgain = false;

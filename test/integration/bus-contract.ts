@@ -281,6 +281,18 @@ export function busContract(kind: BrokerKind, options: BusContractOptions): void
       await settled;
     });
 
+    it('request - targeted at a client not there yet, sent while the directory settles: the client connects and serves, and gets it', { timeout: wait(20_000) }, async () => {
+      // A long settling: the target comes before it ends, as after a broker restart (protocol §7.2).
+      const client = await kit.connect(uniqueId('client'), { directorySettle: wait(5000) });
+      const late = uniqueId('late');
+      const answered = client.request('demo/late', { n: 1 }, { target: late, timeout: wait(15_000) });
+      answered.catch(() => {});
+      // The copy just written reached nobody: the target subscribes only now.
+      const server = await kit.connect(late);
+      await server.handle('demo/late', (payload: unknown) => payload);
+      assert.deepEqual(await answered, { n: 1 });
+    });
+
     it('cancel - aborting the caller signal rejects with CancelledError and aborts the handler', async () => {
       let started!: () => void;
       const handlerStarted = new Promise<void>((resolve) => (started = resolve));

@@ -508,6 +508,22 @@ describe('request lifecycle - while the directory settles (protocol §4.6, §7.2
     assert.equal(shell.cancels.length, 0);
   });
 
+  it('request lifecycle - a target not known yet gets the command again, acknowledged, when its presence comes: the first copy may have reached nobody', () => {
+    const { shell, request, world } = begin(settling(), { target: 'h9' });
+    assert.deepEqual(shell.written.map((w) => [w.destination, w.qos, w.acceptBy === undefined]), [['h9', 1, true]], 'sent blind: QoS 1, no acceptBy');
+    request.presenceBack('h9', world.announce('h9', 'alive'), shell.now);
+    assert.deepEqual(shell.written.slice(1).map((w) => [w.destination, w.qos, w.acceptBy !== undefined]), [['h9', 0, true]], 'offered again as to any handler that acknowledges');
+    // Then as any offer: written again half-way, answered, done.
+    shell.wait(ACK_TIMEOUT / 2);
+    assert.equal(shell.written.length, 3);
+    request.response(final('h9'), 'main', shell.now);
+    assert.deepEqual(shell.outcomes, [{ ok: true, payload: { done: true }, source: 'h9' }]);
+    // A target known when it was sent is not offered again by its presence alone.
+    const known = begin(undefined, { target: 'h1' });
+    known.request.presenceBack('h1', known.world.announce('h1', 'alive'), known.shell.now);
+    assert.equal(known.shell.written.length, 1);
+  });
+
   it('request lifecycle - a provider known while it settles gets it at once; a target not known yet is sent anyway and judged at settle time', () => {
     assert.deepEqual(begin(settling(['h0'])).shell.written.map((w) => w.destination), ['h0']);
     const { shell, request, world } = begin(settling(), { target: 'h9' });

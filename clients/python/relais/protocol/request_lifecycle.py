@@ -183,6 +183,10 @@ class RequestLifecycle:
         self._picked = plan.target is None
         self._previous: Optional[set[str]] = None
         self._assignee_instance: Any = None
+        #: Written to a target the directory did not know yet (protocol §7.2): at QoS 1, without
+        #: acknowledgements, perhaps before the target subscribed. Offered again once its presence
+        #: announces the action, if it acknowledges (its memory of tokens, §4.8, makes a copy harmless).
+        self._sent_blind = False
         self._acks = False
         self._accepted = False
         self._accepted_by: Optional[set[str]] = None
@@ -367,6 +371,24 @@ class RequestLifecycle:
             return
         if client_id != self._assignee:
             return
+        if self._sent_blind:
+            # The target appears: the copy sent before may have reached nobody, and nothing would send it again.
+            if info.get("acks") is not True or self._responder is not None or self._accepted:
+                self._sent_blind = False
+                return
+            # Once it announces the action: it subscribes before it announces (protocol §7.4).
+            if self._world.missing(self.action, client_id) is not None:
+                return
+            self._sent_blind = False
+            self._assign(client_id)
+            try:
+                self._encode(now)
+            except Exception as error:  # noqa: BLE001 - what makes the command impossible fails the request
+                return self.fail(error)
+            # Not written yet (its response subscription is on its way): the first write takes the new text.
+            if not self._handed:
+                return
+            return self._send("offer")
         if self._assignee_instance is not None and info.get("instance") != self._assignee_instance:
             # Another instance: what the one we offered it to had taken is lost with it.
             following = None if self._accepted else self._alternative(False)
@@ -516,6 +538,7 @@ class RequestLifecycle:
         info = None if handler is None else self._world.presence(handler)
         self._acks = info is not None and info.get("acks") is True and info.get("status") == "alive"
         self._assignee_instance = None if info is None else info.get("instance")
+        self._sent_blind = handler is not None and info is None
         self._offered_at = 0
         self._misses = 0
         self._offered_again = False

@@ -510,6 +510,20 @@ class WhileTheDirectorySettlesTest(unittest.TestCase):
         self.assertRegex(error.message, r"no handler of demo/work appeared within 4000 ms; nothing was sent")
         self.assertEqual(len(shell.cancels), 0)
 
+    def test_a_target_not_known_yet_gets_the_command_again_acknowledged_when_its_presence_comes(self) -> None:
+        world, shell, request = begin(settling(), target="h9")
+        self.assertEqual([(w.destination, w.qos, w.accept_by) for w in shell.written], [("h9", 1, None)], "sent blind")
+        request.presence_back("h9", world.announce("h9", "alive"), shell.now)
+        self.assertEqual([(w.destination, w.qos, w.accept_by is not None) for w in shell.written[1:]], [("h9", 0, True)])
+        shell.wait(ACK_TIMEOUT / 2)
+        self.assertEqual(len(shell.written), 3, "written again half-way, as any offer")
+        request.response(final("h9"), "main", shell.now)
+        self.assertEqual(shell.outcomes[0].payload, {"done": True})
+        # A target known when it was sent is not offered again by its presence alone.
+        known_world, known_shell, known = begin(target="h1")
+        known.presence_back("h1", known_world.announce("h1", "alive"), known_shell.now)
+        self.assertEqual(len(known_shell.written), 1)
+
     def test_a_provider_known_gets_it_at_once_a_target_not_known_yet_is_sent_and_judged_at_settle_time(self) -> None:
         self.assertEqual(begin(settling(["h0"]))[1].destinations(), ["h0"])
         world, shell, request = begin(settling(), target="h9")
