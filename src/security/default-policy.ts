@@ -57,7 +57,10 @@ export const DEFAULT_POLICY_DATA = {
         'relais/clients/list/get/request/+', 'relais/clients/detail/get/request/+', 'relais/events/get/request/+', 'relais/metrics/get/request/+',
         'relais/logs/get/request/+', 'relais/logs/get/cancel', 'relais/contracts/get/request/+',
         'relais/sites/get/request', 'relais/sites/get/request/+',
-        'relais/kv/+/request', 'relais/kv/+/request/+', 'relais/kv/watch/cancel',
+        'relais/kv/+/request', 'relais/kv/+/request/+', 'relais/kv/+/cancel',
+        // The cancel the library sends for a request that timed out or was aborted (protocol §4.4): the router ignores one for a request it does not run.
+        'relais/history/get/cancel', 'relais/history/put/cancel', 'relais/clients/list/get/cancel', 'relais/clients/detail/get/cancel',
+        'relais/events/get/cancel', 'relais/metrics/get/cancel', 'relais/sites/get/cancel', 'relais/contracts/get/cancel',
       ],
     },
     {
@@ -96,7 +99,10 @@ export const DEFAULT_POLICY_DATA = {
         'relais/events/get/request', 'relais/events/get/request/+', 'relais/metrics/get/request', 'relais/metrics/get/request/+',
         'relais/contracts/get/request/+', 'relais/sites/get/request', 'relais/sites/get/request/+',
         // The key-value store: the router lets an observer read only (the kv rules below).
-        'relais/kv/+/request', 'relais/kv/+/request/+', 'relais/kv/watch/cancel',
+        'relais/kv/+/request', 'relais/kv/+/request/+', 'relais/kv/+/cancel',
+        // The cancels of its own requests (protocol §4.4).
+        'relais/history/get/cancel', 'relais/clients/list/get/cancel', 'relais/clients/detail/get/cancel', 'relais/events/get/cancel',
+        'relais/metrics/get/cancel', 'relais/contracts/get/cancel', 'relais/sites/get/cancel',
       ],
       subscribe: ['relais/${path}/response/${id}'],
     },

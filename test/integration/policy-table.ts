@@ -81,6 +81,9 @@ export const PUBLICATIONS: PublishRow[] = [
   { identity: 'alice', clientId: 'alice~rt', topic: 'demo/install/request/svc', allowed: true },
   { identity: 'alice', clientId: 'alice', topic: 'demo/install/response/svc', allowed: false },
   { identity: 'alice', clientId: 'alice', topic: 'relais/metrics/get/request', allowed: true },
+  // the cancel of its own request to the router, as the library sends it on a time-out (protocol §4.4)
+  { identity: 'alice', clientId: 'alice', topic: 'relais/history/get/cancel', allowed: true },
+  { identity: 'alice', clientId: 'alice~rt', topic: 'relais/kv/get/cancel', allowed: true },
   { identity: 'svc', clientId: 'svc', topic: 'demo/install/response/alice', allowed: true },
   { identity: 'svc', clientId: 'svc', topic: 'demo/news/notification', allowed: true },
   { identity: 'svc', clientId: 'svc', topic: 'other/install/response/alice', allowed: false },
