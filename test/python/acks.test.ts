@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import { NoHandlerError, type Bus, type PresenceInfo } from '../../src/index.js';
 import { setup, uniqueId, waitFor, within, type Kit } from '../testkit/index.js';
-import { PAHO_VERSIONS, pythonGate, startPythonPeer, stopPythonPeers, type PahoVersion, type PeerError, type PeerLine, type PythonPeer } from '../testkit/python.js';
+import { PAHO_VERSIONS, peerEvent, pythonGate, startPythonPeer, stopPythonPeers, type PahoVersion, type PeerError, type PeerLine, type PythonPeer } from '../testkit/python.js';
 
 /**
  * Asks the client holding `id` for `action` three times, targeted, and gives the answers, once
@@ -38,7 +38,6 @@ async function askHolder(caller: Bus, action: string, id: string, instance: stri
   return answers;
 }
 
-const runOf = (token: string) => (line: PeerLine) => line.event === 'run' && line.token === token;
 
 describe('Python client: acknowledgements, duplicates, one id', { skip: pythonGate('the cross-language acknowledgement tests').skip, timeout: 300_000 }, () => {
   let kit: Kit;
@@ -82,7 +81,7 @@ describe('Python client: acknowledgements, duplicates, one id', { skip: pythonGa
             assert.equal(answer.ok, true, JSON.stringify(answer.error));
             assert.equal((answer.result as { by: string }).by, awake.id, 'the Python requests were answered by the awake handler');
           }
-          for (const token of [...tsTokens, ...pyTokens]) assert.equal(awake.seen(runOf(token)).length, 1, `${token} ran once on the awake handler`);
+          for (const token of [...tsTokens, ...pyTokens]) assert.equal(awake.seen(peerEvent('run', token)).length, 1, `${token} ran once on the awake handler`);
         } finally {
           frozen.signal('SIGCONT');
         }
@@ -90,7 +89,7 @@ describe('Python client: acknowledgements, duplicates, one id', { skip: pythonGa
         // runs none of them (protocol §4.7). A command sent after them runs: by the time its
         // run shows, theirs would have shown.
         await requester.request(action, {}, { target: frozen.id, token: `after-${version}`, timeout: 20_000 });
-        await frozen.next(runOf(`after-${version}`), 'the run of the command sent after waking');
+        await frozen.next(peerEvent('run', `after-${version}`), 'the run of the command sent after waking');
         const ranThere = frozen.seen((line) => line.event === 'run' && line.token !== `after-${version}`);
         assert.deepEqual(ranThere.map((line) => line.token), [], 'the frozen handler ran none of the moved requests');
       });
@@ -123,7 +122,7 @@ describe('Python client: acknowledgements, duplicates, one id', { skip: pythonGa
           await raw.publishAsync(`${action}/request/${handler.id}`, command, { qos: 0 });
           const [, again] = await waitFor(() => (finals().length >= 2 ? finals() : undefined), arrived, 'response', 15_000);
           assert.equal(again!.text, first!.text, 'the very same final response, byte for byte');
-          assert.equal(handler.seen(runOf('dup-1')).length, 1, 'run once');
+          assert.equal(handler.seen(peerEvent('run', 'dup-1')).length, 1, 'run once');
         } finally {
           await raw.endAsync();
         }
@@ -134,7 +133,7 @@ describe('Python client: acknowledgements, duplicates, one id', { skip: pythonGa
         assert.deepEqual(answer.echo, { n: 2 });
         const remembered = (await requester.request(action, { n: 3 }, { token: 'dup-2', timeout: 15_000 })) as { echo: unknown };
         assert.deepEqual(remembered.echo, { n: 2 }, 'answered from the handler\'s memory');
-        assert.equal(handler.seen(runOf('dup-2')).length, 1);
+        assert.equal(handler.seen(peerEvent('run', 'dup-2')).length, 1);
       });
 
       it(`duplicates (paho ${version}) - a Python requester's token sent again is not run again by the TypeScript handler`, async () => {

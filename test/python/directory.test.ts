@@ -11,21 +11,19 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import mqtt, { type MqttClient } from 'mqtt';
 import { CancelledError, connect, type Bus } from '../../src/index.js';
 import { PRESENCE_FILTER } from '../../src/protocol/topics.js';
 import { startRelais, type RelaisStart } from '../testkit/cli.js';
 import { startHookedAedes, type HookedAedes } from '../testkit/hooked-aedes.js';
 import { testLogger, uniqueId, within } from '../testkit/index.js';
-import { PAHO_VERSIONS, PYTHON, pythonEnvironment, pythonGate, runPython, startPythonPeer, stopPythonPeers, type PeerError, type PeerLine } from '../testkit/python.js';
+import { rawCommand } from '../testkit/raw-command.js';
+import { PAHO_VERSIONS, peerEvent, PYTHON, pythonEnvironment, pythonGate, runPython, startPythonPeer, stopPythonPeers, type PeerError, type PeerLine } from '../testkit/python.js';
 
 /** True when the peer's error is the `relais` package's class `name` (or derives from it). */
 function isRelais(error: PeerError | undefined, name: string): boolean {
   return (error?.types ?? []).some((type) => type.startsWith('relais.') && type.endsWith(`.${name}`));
 }
 
-const startedOf = (token: string) => (line: PeerLine) => line.event === 'started' && line.token === token;
-const cancelledOf = (token: string) => (line: PeerLine) => line.event === 'cancelled' && line.token === token;
 const idsOf = (peers: Array<{ id: string }>) => peers.map((peer) => peer.id).sort();
 
 describe('Python client with directory="on-demand" and relais start', { skip: pythonGate('the cross-language on-demand directory tests').skip, timeout: 300_000 }, () => {
@@ -101,10 +99,10 @@ describe('Python client with directory="on-demand" and relais start', { skip: py
         const token = uniqueId('od-kill');
         const pending = ts.request(action, {}, { token, timeout: 60_000 });
         pending.catch(() => {});
-        await handler.next(startedOf(token), 'the handler start');
+        await handler.next(peerEvent('started', token), 'the handler start');
         const result = (await ts.request('relais/requests/kill', { token, reason: 'enough', wait: 20_000 }, { timeout: 30_000 })) as { killed: boolean; outcome: string };
         assert.deepEqual([result.killed, result.outcome], [true, 'cancelled']);
-        await handler.next(cancelledOf(token), 'the Python handler seeing asyncio.CancelledError');
+        await handler.next(peerEvent('cancelled', token), 'the Python handler seeing asyncio.CancelledError');
         await assert.rejects(pending, (error: Error) => error instanceof CancelledError && /enough/.test(error.message));
       });
     });
@@ -113,13 +111,11 @@ describe('Python client with directory="on-demand" and relais start', { skip: py
 
 describe('python -m relais serve --directory', { skip: pythonGate('python -m relais serve --directory').skip, timeout: 300_000 }, () => {
   let broker: HookedAedes;
-  let raw: MqttClient | undefined;
   before(async () => {
     // Refused the way Aedes refuses for MQTT 3.1.1: the connection is dropped.
     broker = await startHookedAedes({ refuse: (topic) => topic === PRESENCE_FILTER });
   });
   after(async () => {
-    await raw?.endAsync();
     await broker?.close();
   });
 
@@ -136,18 +132,7 @@ describe('python -m relais serve --directory', { skip: pythonGate('python -m rel
         20_000,
         'python -m relais serve saying it serves',
       ).catch((error: Error) => assert.fail(`${error.message}; stderr:\n${stderr}`));
-      raw = await mqtt.connectAsync(broker.url, { clientId: uniqueId('raw'), protocolVersion: 4 });
-      const responseTopic = `${action}/response/${raw.options.clientId}`;
-      await raw.subscribeAsync(responseTopic, { qos: 1 });
-      const final = new Promise<{ code: number; payload: unknown }>((resolve) =>
-        raw!.on('message', (_topic, body) => {
-          const response = JSON.parse(body.toString()) as { code: number; payload: unknown; accepted?: boolean };
-          if (!response.accepted) resolve(response);
-        }),
-      );
-      const command = { v: 1, type: 'command', source: raw.options.clientId, destination: id, token: uniqueId('t'), payload: { hello: 'on demand' }, deadline: Date.now() + 15_000 };
-      await raw.publishAsync(`${action}/request/${id}`, JSON.stringify(command), { qos: 1 });
-      const answer = await within(final, 15_000, 'the answer of the on-demand Python handler');
+      const answer = await rawCommand(broker.url, action, id, { hello: 'on demand' });
       assert.deepEqual([answer.code, answer.payload], [0, { hello: 'on demand' }]);
       assert.equal(broker.connections.get(id), 1, 'connected once: never dropped for a refused subscription');
     } finally {

@@ -13,7 +13,7 @@ import mqtt from 'mqtt';
 import { CancelledError, connect, NoHandlerError, RemoteError, TimeoutError, type Bus } from '../../src/index.js';
 import { runCli } from '../testkit/cli.js';
 import { testLogger, uniqueId, waitFor, within } from '../testkit/index.js';
-import { PAHO_VERSIONS, PYTHON, pythonEnvironment, pythonGate, runPython, startPythonPeer, stopPythonPeers, type PeerError, type PeerLine, type PythonPeer } from '../testkit/python.js';
+import { PAHO_VERSIONS, peerEvent, PYTHON, pythonEnvironment, pythonGate, runPython, startPythonPeer, stopPythonPeers, type PeerError, type PeerLine, type PythonPeer } from '../testkit/python.js';
 import { startRelais, type RelaisStart } from '../testkit/cli.js';
 
 /** True when the peer's error is the `relais` package's class `name` (or derives from it). */
@@ -21,9 +21,6 @@ function isRelais(error: PeerError | undefined, name: string): boolean {
   return (error?.types ?? []).some((type) => type.startsWith('relais.') && type.endsWith(`.${name}`));
 }
 
-const runOf = (token: string) => (line: PeerLine) => line.event === 'run' && line.token === token;
-const cancelledOf = (token: string) => (line: PeerLine) => line.event === 'cancelled' && line.token === token;
-const startedOf = (token: string) => (line: PeerLine) => line.event === 'started' && line.token === token;
 
 describe('Python client with relais start', { skip: pythonGate('the cross-language request tests').skip, timeout: 300_000 }, () => {
   let relais: RelaisStart;
@@ -104,10 +101,10 @@ describe('Python client with relais start', { skip: pythonGate('the cross-langua
         const controller = new AbortController();
         const token = uniqueId('abort');
         const pending = ts.request(action, {}, { token, signal: controller.signal, timeout: 30_000 });
-        await handler.next(startedOf(token), 'the handler start');
+        await handler.next(peerEvent('started', token), 'the handler start');
         controller.abort();
         await assert.rejects(pending, CancelledError);
-        await handler.next(cancelledOf(token), 'the Python handler seeing asyncio.CancelledError');
+        await handler.next(peerEvent('cancelled', token), 'the Python handler seeing asyncio.CancelledError');
 
         // The other way: the Python application cancels the task awaiting its request.
         const tsAction = `ts${version}/hang`;
@@ -228,12 +225,12 @@ describe('Python client with relais start', { skip: pythonGate('the cross-langua
     await requester.send('wait_for_handler', { action: 'py/kill-me', options: { timeout: 15 } });
     const token = uniqueId('kill');
     const request = requester.start('request', { action: 'py/kill-me', payload: {}, options: { token, timeout: 60 } });
-    await handler.next(startedOf(token), 'the handler start');
+    await handler.next(peerEvent('started', token), 'the handler start');
     const killed = await runCli(['kill', token, '--broker', relais.url, '--json', '--reason', 'changed my mind', '--wait', '20']);
     assert.equal(killed.code, 0, killed.stdout + killed.stderr);
     const outcome = JSON.parse(killed.stdout.trim().split('\n').at(-1)!) as { killed: boolean; outcome: string; handler: string; requester: string };
     assert.deepEqual([outcome.killed, outcome.outcome, outcome.handler, outcome.requester], [true, 'cancelled', handler.id, requester.id]);
-    await handler.next(cancelledOf(token), 'the Python handler seeing asyncio.CancelledError');
+    await handler.next(peerEvent('cancelled', token), 'the Python handler seeing asyncio.CancelledError');
     const reply = await requester.reply(request);
     assert.equal(reply.ok, false);
     assert.ok(isRelais(reply.error, 'CancelledError'), JSON.stringify(reply.error));
@@ -255,7 +252,7 @@ describe('Python client with relais start', { skip: pythonGate('the cross-langua
       const deadline = Date.now() + 1500;
       const expiring = within(once(responses, 'expiring'), 15_000, 'the answer at the deadline');
       await raw.publishAsync(`py/slow/request/${handler.id}`, JSON.stringify({ type: 'command', source, destination: handler.id, token: 'expiring', payload: {}, deadline }), { qos: 1 });
-      const cancelled = await handler.next(cancelledOf('expiring'), 'the Python handler seeing asyncio.CancelledError at its deadline');
+      const cancelled = await handler.next(peerEvent('cancelled', 'expiring'), 'the Python handler seeing asyncio.CancelledError at its deadline');
       assert.ok((cancelled.at as number) * 1000 >= deadline - 20, `cancelled at ${(cancelled.at as number) * 1000}, before the deadline ${deadline}`);
       assert.equal((cancelled.deadline as number) * 1000, deadline);
       const [answer] = (await expiring) as [{ code: number; error: { name: string } }];
@@ -271,8 +268,8 @@ describe('Python client with relais start', { skip: pythonGate('the cross-langua
       await handler.send('serve', { action: 'py/marker', behaviour: 'echo' });
       await ts.waitForHandler('py/marker', { target: handler.id, timeout: 15_000 });
       await ts.request('py/marker', {}, { token: 'marker-after-late', timeout: 10_000 });
-      await handler.next(runOf('marker-after-late'), 'the marker run');
-      assert.equal(handler.seen(runOf('late')).length, 0, 'the late command did not run');
+      await handler.next(peerEvent('run', 'marker-after-late'), 'the marker run');
+      assert.equal(handler.seen(peerEvent('run', 'late')).length, 0, 'the late command did not run');
     } finally {
       await raw.endAsync();
     }

@@ -74,6 +74,9 @@ export function pythonEnvironment(version: PahoVersion, extra: Record<string, st
 /** What the peer says: a reply to a command (`re`), a step of a call, or an event (`event`). */
 export type PeerLine = Record<string, unknown> & { event?: string; re?: number };
 
+/** Matches the peer's line of `event` (`run`, `started`, `cancelled`…) for the request `token`. */
+export const peerEvent = (event: string, token: string) => (line: PeerLine) => line.event === event && line.token === token;
+
 /** An error as the peer reports it: its Python class (and the classes it derives from), code, message. */
 export interface PeerError {
   type: string;
