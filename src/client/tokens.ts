@@ -24,8 +24,16 @@ export function randomText(count: number): string {
   return text;
 }
 
+/**
+ * A new request token. Never one beginning with `-`: users paste tokens into commands
+ * (`relais kill <token>`, `relais history <token>`), where such a word is taken for an option.
+ * Drawn again instead (1 in 64), so every other token stays as likely as before.
+ */
 export function newToken(): string {
-  return randomText(TOKEN_BYTES);
+  for (;;) {
+    const token = randomText(TOKEN_BYTES);
+    if (token[0] !== '-') return token;
+  }
 }
 
 /** base64url (RFC 4648 §5) of `bytes[start, end)`, without padding. */

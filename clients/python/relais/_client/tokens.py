@@ -7,4 +7,9 @@ import secrets
 
 
 def new_token() -> str:
-    return base64.urlsafe_b64encode(secrets.token_bytes(12)).decode("ascii")
+    """Never one beginning with ``-``, which a command line takes for an option (``relais kill
+    <token>``): drawn again instead (1 in 64), as the TypeScript library does."""
+    while True:
+        token = base64.urlsafe_b64encode(secrets.token_bytes(12)).decode("ascii")
+        if not token.startswith("-"):
+            return token
