@@ -376,16 +376,9 @@ export class RequestLifecycle {
       // Once it announces the action: it subscribes before it announces (protocol §7.4).
       if (this.world.missing(this.action, clientId) !== undefined) return;
       this.sentBlind = false;
-      this.assign(clientId);
-      try {
-        this.encode(now);
-      } catch (error) {
-        return this.fail(error);
-      }
-      // Not written yet (its response subscription is on its way): the first write takes the new text.
-      if (!this.handed) return;
       this.effects.log('debug', { action: this.action, token: this.token, handler: clientId }, 'request offered again to its target, unknown when it was sent');
-      return this.send('offer');
+      // Not written yet (its response subscription on its way): send() waits for it, and that first write takes the new text.
+      return this.offerFirst(clientId, now);
     }
     if (this.assigneeInstance !== undefined && info.instance !== this.assigneeInstance) {
       // Another instance: what the one we offered it to had taken is lost with it.
@@ -562,7 +555,7 @@ export class RequestLifecycle {
     }
   }
 
-  /** A provider is known at last for a request that waited for one: the first offer. */
+  /** A provider is known at last for a request that waited for one, or a target unknown when it was sent: an offer as to any known handler. */
   private offerFirst(handler: string, now: number): void {
     this.waitingForProvider = false;
     this.assign(handler);

@@ -380,15 +380,8 @@ class RequestLifecycle:
             if self._world.missing(self.action, client_id) is not None:
                 return
             self._sent_blind = False
-            self._assign(client_id)
-            try:
-                self._encode(now)
-            except Exception as error:  # noqa: BLE001 - what makes the command impossible fails the request
-                return self.fail(error)
-            # Not written yet (its response subscription is on its way): the first write takes the new text.
-            if not self._handed:
-                return
-            return self._send("offer")
+            # Not written yet (its response subscription on its way): _send waits for it, and that first write takes the new text.
+            return self._offer_first(client_id, now)
         if self._assignee_instance is not None and info.get("instance") != self._assignee_instance:
             # Another instance: what the one we offered it to had taken is lost with it.
             following = None if self._accepted else self._alternative(False)
@@ -577,7 +570,7 @@ class RequestLifecycle:
             self.fail(error)
 
     def _offer_first(self, handler: str, now: float) -> None:
-        """A provider is known at last for a request that waited for one: the first offer."""
+        """A provider is known at last for a request that waited for one, or a target unknown when it was sent: an offer as to any known handler."""
         self._waiting_for_provider = False
         self._assign(handler)
         try:
