@@ -24,6 +24,11 @@ function isConnectionLost(error: unknown): boolean {
   return code === 'EPIPE' || code === 'ECONNRESET' || /Connection terminated|not queryable/.test((error as Error).message ?? '');
 }
 
+/** The server did not answer a statement within the client's time-out (`query_timeout`). */
+function isUnanswered(error: unknown): boolean {
+  return (error as Error | undefined)?.message === QUERY_READ_TIMEOUT;
+}
+
 /** int8 (ids, times, counts) as numbers, not strings: every value the stores keep is below 2^53. For this pool only, not the process. */
 const INT8 = 20;
 const types = {
@@ -48,7 +53,22 @@ export interface PostgresDatabaseOptions {
   logger: Logger;
   /** Connections at most (default 4: appends run one at a time per store, queries beside them). */
   maxConnections?: number;
+  /**
+   * How long one statement may take, and a transaction stay open between two, in ms (default
+   * 30,000). Past it the server cancels the statement, or ends the session that holds a
+   * transaction open (a router frozen, or cut off, while it held the counter row's lock, which
+   * every router's appends wait for); a server that does not answer at all (a frozen host, a
+   * network cut) is given up by this process a little later (`CLIENT_GRACE_MS`).
+   */
+  statementTimeoutMs?: number;
 }
+
+/** Default of `statementTimeoutMs`: far above any statement of the stores, far below TCP's own hours. */
+const STATEMENT_TIMEOUT_MS = 30_000;
+/** The client waits this much longer than the server's own time-out, so that the server's answer (an error naming the cause) normally comes first. */
+const CLIENT_GRACE_MS = 5_000;
+/** What pg says when `query_timeout` passes: the server did not answer at all. */
+const QUERY_READ_TIMEOUT = 'Query read timeout';
 
 export class PostgresDatabase {
   /** The URL, redacted: what errors and logs name. */
@@ -56,6 +76,7 @@ export class PostgresDatabase {
   private readonly pool: pg.Pool;
   private readonly logger: Logger;
   private readonly maxConnections: number;
+  private readonly statementTimeoutMs: number;
   /** An outage is logged once, when it is first seen; a call that works again ends it. */
   private outage = false;
   private ended: Promise<void> | undefined;
@@ -67,11 +88,17 @@ export class PostgresDatabase {
     this.label = redactStoreUrl(url);
     this.logger = options.logger;
     this.maxConnections = options.maxConnections ?? 4;
+    this.statementTimeoutMs = options.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS;
     this.pool = new pg.Pool({
       connectionString: url,
       max: this.maxConnections,
       // A server that does not answer a connection (a dead host) fails the call, which the router retries, instead of hanging it.
       connectionTimeoutMillis: 10_000,
+      // Without these a statement, or a lock another router holds, could wait for ever: the
+      // router's appends run one at a time, so its whole history would wait with it.
+      statement_timeout: this.statementTimeoutMs,
+      idle_in_transaction_session_timeout: this.statementTimeoutMs,
+      query_timeout: this.statementTimeoutMs + CLIENT_GRACE_MS,
       idleTimeoutMillis: 30_000,
       keepAlive: true,
       application_name: 'relais-router',
@@ -129,7 +156,9 @@ export class PostgresDatabase {
         broken ??= error instanceof Error ? error : new Error(String(error));
         // Each idle connection may be such a one: at most all of them, then a new one.
         if (first && attempt <= this.maxConnections && isConnectionLost(error)) continue;
-        if (begin) await client.query('ROLLBACK').catch(() => undefined);
+        // A server that did not answer would not answer the ROLLBACK either: the connection is
+        // dropped below, and the server rolls back what it had when it sees it go.
+        if (begin && !isUnanswered(error)) await client.query('ROLLBACK').catch(() => undefined);
         throw this.failure(what, error);
       } finally {
         client.off('error', onError);
@@ -156,7 +185,9 @@ export class PostgresDatabase {
 
   private failure(what: string, error: unknown): PostgresStoreError {
     const code = (error as { code?: unknown }).code;
-    const message = maskStoreUrl(error instanceof Error ? error.message : String(error), this.url);
+    const message = isUnanswered(error)
+      ? `the server did not answer within ${this.statementTimeoutMs + CLIENT_GRACE_MS} ms (the connection is dropped; the next call opens another)`
+      : maskStoreUrl(error instanceof Error ? error.message : String(error), this.url);
     return new PostgresStoreError(`${what} failed on ${this.label}: ${message}`, typeof code === 'string' ? code : undefined);
   }
 

@@ -21,6 +21,8 @@ export interface PostgresStoresOptions {
   now?: () => number;
   /** Connections at most, both stores together (default 4). */
   maxConnections?: number;
+  /** How long a statement may take, or a transaction stay open between two, in ms (default 30,000): `PostgresDatabaseOptions`. */
+  statementTimeoutMs?: number;
 }
 
 export interface PostgresStores {
@@ -39,7 +41,11 @@ export interface PostgresStores {
  * the server cannot be reached or its tables are a newer version's.
  */
 export async function openPostgresStores(url: string, options: PostgresStoresOptions): Promise<PostgresStores> {
-  const database = new PostgresDatabase(url, { logger: options.logger, ...(options.maxConnections !== undefined && { maxConnections: options.maxConnections }) });
+  const database = new PostgresDatabase(url, {
+    logger: options.logger,
+    ...(options.maxConnections !== undefined && { maxConnections: options.maxConnections }),
+    ...(options.statementTimeoutMs !== undefined && { statementTimeoutMs: options.statementTimeoutMs }),
+  });
   try {
     await ensureSchema(database);
     await ensureKvSchema(database);

@@ -15,7 +15,7 @@ import type { HistoryStore } from '../../src/router/history-store.js';
 import { openPostgresStores, PostgresStoreError } from '../../src/router/postgres-stores.js';
 import { redactStoreUrl } from '../../src/router/store-url.js';
 import { recordingLogger, testLogger, within } from '../testkit/index.js';
-import { findPostgresBin, postgresGate, startPostgres, type TestPostgres } from '../testkit/postgres.js';
+import { findPostgresBin, freezableWay, postgresGate, startPostgres, type TestPostgres } from '../testkit/postgres.js';
 import { eventLogContract } from './event-log-contract.js';
 import { historyStoreContract, row } from './history-store-contract.js';
 
@@ -99,6 +99,37 @@ describe('postgres stores - a server that goes away and comes back', { skip: gat
       process.off('uncaughtException', onUnhandled);
       process.off('unhandledRejection', onUnhandled);
       await stores.close();
+    }
+  });
+
+  it('postgres - a router cut off in the middle of an append: its call fails within its time-out naming why, the others append meanwhile (the server ends its transaction), and it appends again once back', async () => {
+    const url = await server.createDatabase();
+    const way = await freezableWay(server, url);
+    const cutOff = await openPostgresStores(way.url, { logger: testLogger, statementTimeoutMs: 1000 });
+    const other = await openPostgresStores(url, { logger: testLogger });
+    try {
+      await cutOff.historyStore.append([row({ token: 'before' })]);
+      // The append's transaction holds the history's counter row when its COMMIT is lost.
+      const frozen = way.freezeAt('COMMIT');
+      const during = cutOff.historyStore.append([row({ token: 'during' })]);
+      const failed = assert.rejects(during, (error: Error) => {
+        assert.ok(error instanceof PostgresStoreError, `a PostgresStoreError, not ${error.name}: ${error.message}`);
+        assert.match(error.message, /PostgreSQL history store: append failed on postgres:\/\/postgres@\/relais_test_\d+\?host=.*: the server did not answer within 6000 ms/);
+        return true;
+      });
+      await within(frozen, 10_000, 'the COMMIT held');
+      // Another router's append waits for that lock: the server ends the silent transaction for it.
+      assert.equal((await within(other.historyStore.append([row({ token: 'other' })]), 25_000, "the other router's append")).length, 1);
+      assert.ok(way.frozen, 'the other router appended while the first was still cut off');
+      await within(failed, 20_000, "the cut-off router's call to fail");
+      way.thaw();
+      assert.equal((await cutOff.historyStore.append([row({ token: 'after' })])).length, 1, 'the next append works');
+      assert.deepEqual((await other.historyStore.query(parseHistoryQuery({}))).rows.map((stored) => stored.token), ['before', 'other', 'after']);
+    } finally {
+      way.thaw();
+      await cutOff.close();
+      await other.close();
+      await way.close();
     }
   });
 

@@ -7,6 +7,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -152,4 +153,78 @@ export async function startPostgres(): Promise<TestPostgres> {
   };
   await start();
   return { url, dir, createDatabase, stop, start, close, [Symbol.asyncDispose]: close };
+}
+
+/** A way to a test server's socket that a test can freeze, as a router cut off (or its host frozen) would be. */
+export interface FreezableWay {
+  /** The database's URL through this way. */
+  url: string;
+  /** Whether something is held now. */
+  readonly frozen: boolean;
+  /**
+   * From the first client message that contains `text` (`'COMMIT'`, say), nothing more goes
+   * either way: that message and what follows are held, neither end hears of it. Resolves once
+   * it happened.
+   */
+  freezeAt(text: string): Promise<void>;
+  /** Sends what was held and forwards again. */
+  thaw(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A Unix socket in its own folder, forwarding to the server's (`.s.PGSQL.5432`, as libpq and pg
+ * name it), for the database at `url`: the connections that go this way can be frozen while
+ * others reach the server directly.
+ */
+export async function freezableWay(server: TestPostgres, databaseUrl: string): Promise<FreezableWay> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relais-pg-way-'));
+  const socketName = '.s.PGSQL.5432';
+  let frozen = false;
+  let trigger: { text: string; reached: () => void } | undefined;
+  const held: Array<() => void> = [];
+  const sockets = new Set<net.Socket>();
+  const proxy = net.createServer((client) => {
+    const upstream = net.connect(path.join(server.dir, socketName));
+    const forward = (from: net.Socket, to: net.Socket, watch: boolean) => {
+      from.on('data', (chunk: Buffer) => {
+        if (!frozen && watch && trigger && chunk.includes(trigger.text)) {
+          frozen = true;
+          trigger.reached();
+          trigger = undefined;
+        }
+        if (frozen) held.push(() => to.write(chunk));
+        else to.write(chunk);
+      });
+      // A cut way tells neither end of a close either, until it is thawed.
+      const end = () => (frozen ? held.push(() => to.destroy()) : to.destroy());
+      from.on('close', end);
+      from.on('error', end);
+    };
+    forward(client, upstream, true);
+    forward(upstream, client, false);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    }
+  });
+  await new Promise<void>((resolve) => proxy.listen(path.join(dir, socketName), resolve));
+  return {
+    url: databaseUrl.replace(/\?host=.*$/, `?host=${dir}`),
+    get frozen() {
+      return frozen;
+    },
+    freezeAt(text) {
+      return new Promise<void>((resolve) => (trigger = { text, reached: resolve }));
+    },
+    thaw() {
+      frozen = false;
+      for (const send of held.splice(0)) send();
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
