@@ -31,6 +31,11 @@ MAX_PATH_LENGTH = 512
 #: Filter matching every client's presence.
 PRESENCE_FILTER = f"{PRESENCE_PREFIX}+"
 
+#: A filter no one subscribes to: a requester that has not heard its broker lately when a
+#: handler's first answer is overdue unsubscribes from it, and the UNSUBACK says the broker runs
+#: (protocol §4.7). An UNSUBSCRIBE changes nothing and is answered whatever the filter (MQTT 3.1.1 §3.10).
+BROKER_PROBE_FILTER = f"{SYSTEM_ROOT}/probe"
+
 # A base id has no '~': `~` separates a session (`<identity>~<session>`) and the real-time lane (`~rt`).
 _BASE_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
 _SESSION_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")

@@ -1,5 +1,5 @@
-"""Ports test/unit/recent-tokens.test.ts and test/unit/ack-clock.test.ts (its pure part), and
-checks the handler choice (protocol §4.6, §4.7, §4.8, §13.4)."""
+"""Ports test/unit/recent-tokens.test.ts and test/unit/ack-clock.test.ts (its pure part, the
+silent broker included), and checks the handler choice (protocol §4.6, §4.7, §4.8, §13.4)."""
 from __future__ import annotations
 
 import math
@@ -53,9 +53,12 @@ class RecentTokensTest(unittest.TestCase):
 
 
 class Waiter:
-    def __init__(self, events: list[str], name: str) -> None:
+    def __init__(self, events: list[str], name: str, lane: str = "main") -> None:
+        self.lane = lane
         self.ack_retry_at = 0.0
         self.ack_expire_at = 0.0
+        self.ack_wait_ms = 0.0
+        self.ack_asked = False
         self._events, self._name = events, name
 
     def retry(self) -> None:
@@ -104,6 +107,84 @@ class AckClockTest(unittest.TestCase):
         clock.start(Waiter(events, "a"), 2000, 0)
         self.assertEqual(clock.start(Waiter(events, "b"), 400, 0), 100)
         self.assertEqual(clock.start(Waiter(events, "c"), 8, 0), 10)
+
+
+class Broker:
+    """The connections as the clock sees them: when the broker was last heard, and the questions asked."""
+
+    def __init__(self) -> None:
+        self.heard = 0.0
+        self.probes: list[str] = []
+
+    def heard_at(self, lane: str) -> float:
+        return self.heard
+
+    def probe(self, lane: str) -> None:
+        self.probes.append(lane)
+
+
+class SilentBrokerTest(unittest.TestCase):
+    """Ports test/unit/ack-clock.test.ts's silent broker case (protocol §4.7)."""
+
+    def test_a_wait_over_while_the_broker_was_silent_asks_it_first_the_handler_then_has_a_quarter_of_the_wait_more_and_a_broker_heard_lately_is_not_asked(self) -> None:
+        broker = Broker()
+        clock = AckClock(broker)
+        events: list[str] = []
+        # Heard in the wait's last quarter: the handler's silence counts at once.
+        heard = Waiter(events, "heard")
+        clock.start(heard, 1000, 0)
+        broker.heard = 800
+        clock.tick(1000)
+        clock.give_up()
+        self.assertEqual(events, ["heard expire"])
+        self.assertEqual(broker.probes, [])
+        # Silent since the wait began (a frozen broker): asked, and nothing expires while it does not answer.
+        frozen, answered = Waiter(events, "frozen"), Waiter(events, "answered")
+        clock.start(frozen, 1000, 2000)
+        clock.start(answered, 1000, 2000)
+        clock.tick(3000)
+        clock.give_up()
+        self.assertEqual(broker.probes, ["main"], "one question for the lane")
+        clock.tick(9000)
+        clock.give_up()
+        self.assertEqual(events, ["heard expire"], "nothing given up while the broker is silent")
+        # It answers; meanwhile one handler's answer came through (the one it held).
+        clock.stop(answered)
+        self.assertEqual(clock.broker_answered("main", 10_000), 62.5, "the sweep is armed again for the quarter")
+        clock.tick(10_249)
+        clock.give_up()
+        self.assertEqual(events, ["heard expire"], "a quarter of the wait more")
+        clock.tick(10_250)
+        clock.give_up()
+        self.assertEqual(events, ["heard expire", "frozen expire"], "then its end counts, without asking again")
+        self.assertEqual(broker.probes, ["main"])
+
+    def test_heard_before_the_last_quarter_is_not_heard_each_lane_asks_its_own_question_and_a_connection_lost_meanwhile_lets_its_requests_go(self) -> None:
+        broker = Broker()
+        clock = AckClock(broker)
+        events: list[str] = []
+        main, realtime = Waiter(events, "main"), Waiter(events, "realtime", "realtime")
+        clock.start(main, 1000, 0)
+        clock.start(realtime, 1000, 0)
+        broker.heard = 749  # the command's own PUBACK, say: before the last quarter began
+        clock.tick(1000)
+        clock.give_up()
+        self.assertEqual(sorted(broker.probes), ["main", "realtime"])
+        self.assertEqual(events, [])
+        # The real-time connection drops before its broker answers: its request leaves the
+        # clock (written again when the lane is back, and waiting from then).
+        clock.broker_lost("realtime")
+        clock.broker_answered("realtime", 1100)
+        clock.broker_answered("main", 1100)
+        clock.tick(1350)
+        clock.give_up()
+        self.assertEqual(events, ["main expire"])
+        clock.start(realtime, 1000, 2000)  # the lane is back, the command written again
+        self.assertFalse(realtime.ack_asked, "a new wait asks again if it must")
+        broker.heard = 2900
+        clock.tick(3000)
+        clock.give_up()
+        self.assertEqual(events, ["main expire", "realtime expire"])
 
 
 class Directory:
