@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from ..protocol.errors import NotAuthorizedError, NotSentError
+from ..protocol.topics import BROKER_PROBE_FILTER
 from .options import ResolvedOptions
 from .paho_adapter import MAX_STRIKES, SUBACK_FAILURE, Endpoint, PahoLink
 from .reconnect import ReconnectSchedule
@@ -76,6 +77,7 @@ class Connection:
         self._careful = False
         self._waiting: list[str] = []
         self._unsuback_waits: dict[int, asyncio.Future[None]] = {}
+        self._probe_waits: dict[int, asyncio.Future[None]] = {}
         self._puback_waits: dict[int, asyncio.Future[None]] = {}
         self._first: asyncio.Future[None] = loop.create_future()
         self._ended: asyncio.Future[None] = loop.create_future()
@@ -216,6 +218,7 @@ class Connection:
             if not waiter.done():
                 waiter.set_exception(NotSentError("the connection closed before the broker acknowledged the message"))
         self._puback_waits.clear()
+        self._fail_probes("the connection closed before the broker answered")
         if not self._closing:
             log.warning("connection to %s lost; reconnecting", self.broker_label, extra={"lane": self.lane})
             self.hooks.disconnected()
@@ -335,8 +338,37 @@ class Connection:
 
     def _on_unsuback(self, mid: int) -> None:
         waiter = self._unsuback_waits.pop(mid, None)
+        if waiter is None:
+            waiter = self._probe_waits.pop(mid, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    # the broker heard
+
+    @property
+    def heard_at(self) -> float:
+        """When the broker last sent this connection anything (epoch ms): a silent broker is not
+        a silent handler (protocol §4.7)."""
+        return self._link.heard_at
+
+    def probe(self) -> "asyncio.Future[None]":
+        """Resolves on the broker's answer to an UNSUBSCRIBE of a filter no one holds (protocol
+        §4.7): the broker runs and reads this connection. Fails (NotSentError) if the connection
+        ends first, or is down."""
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        mid = self._link.unsubscribe(BROKER_PROBE_FILTER) if self.up and not self._closing else None
+        if mid is None:
+            waiter.set_exception(NotSentError("not connected: the broker cannot be asked"))
+        else:
+            # The UNSUBACK's hop runs after this line: call_soon_threadsafe keeps order on this loop.
+            self._probe_waits[mid] = waiter
+        return waiter
+
+    def _fail_probes(self, why: str) -> None:
+        for waiter in self._probe_waits.values():
+            if not waiter.done():
+                waiter.set_exception(NotSentError(why))
+        self._probe_waits.clear()
 
     # publishing
 
@@ -366,6 +398,7 @@ class Connection:
     # the end
 
     def _reject_all(self, why: str) -> None:
+        self._fail_probes(why)
         for filter_, held in self._held.items():
             for waiter in held.waiters:
                 if not waiter.done():

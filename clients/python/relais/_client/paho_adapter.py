@@ -17,6 +17,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -71,9 +72,17 @@ def _int(value: Any) -> int:
 
 
 class _UnixAwareClient(mqtt.Client):  # type: ignore[misc]
-    """A paho client that opens a Unix socket for `unix://` brokers (paho 1.6 cannot)."""
+    """A paho client that opens a Unix socket for `unix://` brokers (paho 1.6 cannot), and notes
+    when the broker last sent it anything."""
 
     relais_unix_path: Optional[str] = None
+    #: Epoch ms of the last whole packet read from the broker (written on the loop thread).
+    #: paho's own `_last_msg_in` will not do: it is also set when paho sends a PINGREQ.
+    relais_heard_at: float = 0.0
+
+    def _packet_handle(self):  # type: ignore[override]
+        self.relais_heard_at = time.time() * 1000
+        return super()._packet_handle()
 
     def _create_socket_connection(self):  # type: ignore[override]
         if self.relais_unix_path is not None:
@@ -229,3 +238,8 @@ class PahoLink:
     @property
     def connected(self) -> bool:
         return bool(self._client.is_connected())
+
+    @property
+    def heard_at(self) -> float:
+        """When the broker last sent this connection anything, any packet (epoch ms; 0 never)."""
+        return self._client.relais_heard_at

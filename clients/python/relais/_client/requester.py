@@ -3,7 +3,9 @@
 requests, each the asyncio shell (timers, the transport, the failure detector) of a
 `RequestLifecycle` (`relais.protocol.request_lifecycle`, where every rule of §4.1-§4.7 lives),
 and tells them what concerns them: responses, presence changes, the directory settling, the
-connection dropping and coming back.
+connection dropping and coming back. The waits for a handler's first answer are one sweep for
+all of them (`relais.protocol.ack_clock`), which asks the broker before it takes a handler's
+silence for the handler's (§4.7).
 
 Times: this API takes seconds; the lifecycle, like the wire, takes epoch ms.
 """
@@ -11,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from typing import Any, AsyncIterator, Callable, Optional
 
+from ..protocol.ack_clock import AckClock
 from ..protocol.envelope import EVERYONE, encode
 from ..protocol.errors import CancelledError, NoHandlerError, NotSentError, TimeoutError
 from ..protocol.failure_detector import FailureDetector
@@ -57,7 +61,11 @@ class PendingRequest:
         self._deadline_timer: Optional[asyncio.TimerHandle] = None
         self._grace_timer: Optional[asyncio.TimerHandle] = None
         self._site_timer: Optional[asyncio.TimerHandle] = None
-        self._ack_timers: list[asyncio.TimerHandle] = []
+        # The ack clock's times for this request (AwaitingAck).
+        self.ack_retry_at = math.inf
+        self.ack_expire_at = math.inf
+        self.ack_wait_ms = 0.0
+        self.ack_asked = False
         self.lifecycle = RequestLifecycle(plan, requester.world, self, _now_ms())
 
     @property
@@ -101,24 +109,18 @@ class PendingRequest:
                                 on_written=written, on_dropped=dropped))
 
     def await_answer(self, wait: float, now: float) -> None:
-        self.stop_awaiting_answer()
-        delay = max(0.0, (now + wait - _now_ms()) / 1000)
-        self._ack_timers = [
-            self.loop.call_later(delay / 2, self.lifecycle.ack_halfway),
-            # A wait ends only after what has arrived is read: the expiry runs behind the
-            # messages already handed to this loop (paho's thread queues them as callbacks).
-            self.loop.call_later(delay, lambda: self._ack_timers and self.loop.call_soon(self._expire)),
-        ]
-
-    def _expire(self) -> None:
-        if self._ack_timers:
-            self._ack_timers = []
-            self.lifecycle.ack_expired(_now_ms())
+        self.requester.await_first_answer(self, wait, now)
 
     def stop_awaiting_answer(self) -> None:
-        for timer in self._ack_timers:
-            timer.cancel()
-        self._ack_timers = []
+        self.requester.ack_clock.stop(self)
+
+    # ---- AwaitingAck (the ack clock's) -----------------------------------------------------
+
+    def retry(self) -> None:
+        self.lifecycle.ack_halfway()
+
+    def expire(self) -> None:
+        self.lifecycle.ack_expired(_now_ms())
 
     def arm_site_wait(self, ms: float) -> None:
         self._site_timer = self.loop.call_later(ms / 1000, self.lifecycle.site_wait_over)
@@ -227,6 +229,29 @@ class _World:
         return self._requester.sites.unreachable(handler)
 
 
+class _BrokerHearing:
+    """What the ack clock asks of the connections (protocol §4.7): when the broker was last heard
+    on a lane, and a round trip to it, whose answer goes back to the clock."""
+
+    def __init__(self, requester: "Requester") -> None:
+        self._requester = requester
+
+    def heard_at(self, lane: str) -> float:
+        return self._requester.transport.connection(lane).heard_at
+
+    def probe(self, lane: str) -> None:
+        requester = self._requester
+
+        def answered(future: "asyncio.Future[None]") -> None:
+            if future.cancelled() or future.exception() is not None:
+                requester.ack_clock.broker_lost(lane)
+            else:
+                requester.sweep_every(requester.ack_clock.broker_answered(lane, _now_ms()))
+
+        # Its answer is a done callback, never within this call (asyncio schedules them).
+        requester.transport.connection(lane).probe().add_done_callback(answered)
+
+
 class Requester:
     def __init__(self, loop: asyncio.AbstractEventLoop, options: ResolvedOptions, transport: Transport, directory: Directory,
                  sites: SiteDirectory) -> None:
@@ -240,6 +265,9 @@ class Requester:
         self.detector = FailureDetector(lambda handler: directory.get(handler))
         self.choice = HandlerChoice(directory, self.detector, sites)
         self.world = _World(self)
+        self.ack_clock = AckClock(_BrokerHearing(self))
+        self._sweep: Optional[asyncio.TimerHandle] = None
+        self._giving_up = False
         directory.on_gone.append(self._on_gone)
         directory.on_change.append(self._on_change)
         directory.on_settled.append(self._on_settled)
@@ -279,6 +307,35 @@ class Requester:
     @property
     def in_flight(self) -> int:
         return len(self.pending)
+
+    # ---- the waits for a first answer (protocol §4.7) ------------------------------------
+
+    def await_first_answer(self, request: PendingRequest, wait: float, now: float) -> None:
+        self.sweep_every(self.ack_clock.start(request, wait, now))
+
+    def sweep_every(self, period_ms: Optional[float]) -> None:
+        """(Re)arms the ack clock's sweep when it says so (a period in ms), else leaves it be."""
+        if period_ms is None:
+            return
+        if self._sweep is not None:
+            self._sweep.cancel()
+        self._sweep = self.loop.call_later(period_ms / 1000, self._sweep_tick)
+
+    def _sweep_tick(self) -> None:
+        self._sweep = None
+        if not self.ack_clock.tick(_now_ms()):
+            return
+        if self.ack_clock.expiring and not self._giving_up:
+            # A wait ends only after what has arrived is read: the waits over are given up behind
+            # the messages already handed to this loop (paho's thread queues them as callbacks).
+            self._giving_up = True
+            self.loop.call_soon(self._give_up)
+        if self._sweep is None:
+            self._sweep = self.loop.call_later(self.ack_clock.period / 1000, self._sweep_tick)
+
+    def _give_up(self) -> None:
+        self._giving_up = False
+        self.ack_clock.give_up()
 
     # ---- the two ways to ask -------------------------------------------------------------
 
