@@ -6,8 +6,8 @@
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { CancelledError, checkClientId, checkPath, checkTimeout, isBytes, MAX_TIMER_MS, NoHandlerError, PRIORITIES, RemoteError, TimeoutError, toWire, type Priority } from '../library.js';
-import { randomBytes } from 'node:crypto';
 import type { Bus, FanOutOptions, RequestOptions } from '../library.js';
+import { newToken } from '../client/tokens.js';
 import { addFileOption, addRawOption, fileBytes, jsonWithBytes, writePayload } from './binary-payload.js';
 import { addConnectionOptions, addWaitForSiteOption, connectCli, fail, failureLine, EXIT, exitWhenWritten, onInterrupt, parseJsonArgument, waitForSiteOption, writeLine, type GlobalOptions } from './common.js';
 
@@ -108,7 +108,8 @@ export function callCommand(): Command {
  * router's history keeps its answers (protocol §11.2).
  */
 async function detach(bus: Bus, action: string, payload: unknown, options: RequestOptions, waitForSite: string | undefined): Promise<never> {
-  const token = randomBytes(12).toString('base64url');
+  // The library's tokens: never one a shell command would take for an option (relais kill <token>).
+  const token = newToken();
   process.stdout.write(`${token}\n`);
   const steps = bus.call(action, payload, { ...options, token });
   let exitCode: number = EXIT.OK;

@@ -20,8 +20,25 @@ const program = new Command('relais')
   .configureHelp({ subcommandTerm: (command) => `${command.name()} ${command.usage()}`.trim() })
   .addHelpText('after', CREDENTIALS_HELP);
 
+/**
+ * Tokens drawn by other clients (a foreign peer, an older one) may begin with `-`, which the
+ * parser takes for an option (`relais kill -nvurETG9lBSKBwO`): the error says how to pass one.
+ */
+function hintTokensAfterDashes(command: Command): Command {
+  command.configureOutput({
+    outputError: (text, write) => {
+      const word = /unknown option '(-[A-Za-z0-9_][A-Za-z0-9_-]{5,})'/.exec(text)?.[1];
+      const names: string[] = [];
+      for (let at: Command | null = command; at; at = at.parent) names.unshift(at.name());
+      write(word ? `${text}relais: if ${word} is a token, put it after --: ${names.join(' ')} -- ${word}\n` : text);
+    },
+  });
+  for (const sub of command.commands) hintTokensAfterDashes(sub);
+  return command;
+}
+
 const named = namedCommand(process.argv.slice(2));
-if (named) program.addCommand(await named.load());
+if (named) program.addCommand(hintTokensAfterDashes(await named.load()));
 else for (const entry of COMMANDS) program.addCommand(new Command(entry.name).usage(entry.usage).description(entry.summary));
 
 // Usage mistakes exit 2 where they are found; what gets here failed at run time (e.g. no broker).

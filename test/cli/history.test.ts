@@ -96,6 +96,17 @@ describe('relais history (router inside relais start)', { timeout: CLI_SUITE_TIM
     }
   });
 
+  it('kill - a token beginning with "-" (drawn by another client): the parse error says to put it after --, and after -- it reaches the router', async () => {
+    const token = '-nvurETG9lBSKBwO';
+    const taken = await runCli(['kill', token], env);
+    assert.notEqual(taken.code, 0);
+    assert.match(taken.stderr, /unknown option '-nvurETG9lBSKBwO'\nrelais: if -nvurETG9lBSKBwO is a token, put it after --: relais kill -- -nvurETG9lBSKBwO/);
+    const passed = await runCli(['kill', '--', token], env);
+    assert.doesNotMatch(passed.stderr, /unknown option/);
+    // The router answered for that token: it never saw it.
+    assert.match(passed.stderr, /token -nvurETG9lBSKBwO is not in the history: nothing to kill/);
+  });
+
   it('events - the newest events as JSON lines with increasing cursors; --since resumes after a cursor', async () => {
     await runCli(['call', 'cli/slow', '{"n":3}'], env);
     const result = await runCli(['events', '-n', '50'], env);
