@@ -11,7 +11,6 @@ A handler's failure becomes an error response; it never reaches the process.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
 import logging
 import time
@@ -19,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Optional, Union
 
 from ..protocol.command_admission import admit_command
-from ..protocol.envelope import DecodeResult, encode, encode_json, encode_message
+from ..protocol.contracts import contract_hash
+from ..protocol.envelope import DecodeResult, encode, encode_message
 from ..protocol.errors import CancelledError, PayloadTooLargeError, ResponseCode, TimeoutError, to_wire
 from ..protocol.messages import response_message
 from ..protocol.recent_tokens import RecentTokens
@@ -52,7 +52,7 @@ def describe_contract(input_schema: Optional[dict], output_schema: Optional[dict
         body["output"] = output_schema
     if description is not None:
         body["description"] = description
-    return {**body, "hash": hashlib.sha256(encode_json(body).encode("utf-8")).hexdigest()[:16]}
+    return {**body, "hash": contract_hash(body)}
 
 
 class HandlerContext:

@@ -1,4 +1,4 @@
-"""The pure wire rules of Relais (protocol §2-§8, §11-§13), ported from ``src/protocol`` of the
+"""The pure wire rules of Relais (protocol §2-§8, §11-§14), ported from ``src/protocol`` of the
 TypeScript library: no socket, no clock (times are epoch ms given by the caller), no asyncio.
 The runtime (``relais._client``) imports them from here or from their modules.
 """
@@ -34,6 +34,11 @@ from .recent_tokens import RecentTokens
 from .request_lifecycle import MAX_OFFERS, RequestEffects, RequestLifecycle, RequestPlan, RequestWorld, Step
 from .event_cursor import EVENTS_PAGE, MAX_HELD_EVENTS, Answered, EventCatchUp, EventCursor, EventGap
 from .events import EVENT_TYPES, EVENTS_ACTION, EVENTS_CATEGORY
+from .kv import (
+    CONFIG_BUCKET, CONFIG_SCHEMA_BUCKET, KV_ACTIONS, BucketNotFoundError, ConfigInvalidError, KeyNotFoundError, RevisionConflictError,
+    ValueTooLargeError, config_schema_announcement, decode_entry, encode_value, is_up_to_date, kv_error_of,
+)
+from .contracts import contract_hash
 from .history import HISTORY_ACTIONS, HISTORY_KINDS, KILL_ACTION, ends_lifecycle, matches_query, parse_history_query
 from .registry import CLIENT_STATUSES, REGISTRY_ACTIONS, REGISTRY_CATEGORIES, UnknownClientError
 from .replay_window import ReplayWindows
