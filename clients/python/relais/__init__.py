@@ -61,6 +61,20 @@ The public API (times in seconds; deadlines in epoch seconds, like `time.time()`
         async for event in bus.events(since=cursor): ...  # §11.8, resumes across reconnections; each a dict:
                                                           #   {"cursor", "time", "type", "data"} or a gap
                                                           #   {"type": "gap", "missed": n, "after": cursor}
+        kv = bus.kv("rooms")          # the router's key-value store (§14); entries are the wire's dicts (times epoch ms)
+        entry = await kv.get("kitchen", revision=None)      # {"value", "revision", "author", ...}; KeyNotFoundError
+        revision = await kv.put("kitchen", {"temp": 21}, expect_revision=None, ttl=None)   # bytes as bytes; ttl seconds;
+                                                            #   a stale expect_revision: RevisionConflictError (0: create)
+        await kv.create(key, value); await kv.delete(key, expect_revision=None)
+        await kv.keys(prefix=None, after=None, limit=None)  # {"keys": [...], "more": bool}
+        await kv.history(key, limit=None)                   # the kept revisions, oldest first
+        async for item in kv.watch(prefix=None, since=None):   # current values (or every change after `since`),
+            relais.is_up_to_date(item)                          #   {"upToDate": True, "revision"}, then live;
+                                                                #   resumes after the last revision across lost connections
+        config = await bus.config(schema, defaults={...}, router_wait=30.0, validate=None)   # §14.6: schema a JSON
+                                      #   Schema dict announced in config-schema/<id>; the router checks every write
+        config.value, config.revision; async for value in config.changes(): ...; config.on_change(fn)
+        await config.set(value); config.close()
         bus.logger                    # logging.Logger "relais.app": its lines are served with the library's
                                       #   by relais/logs/get (§11.4; `relais logs <id>`), password masked
         await bus.mark_ready()        # startup="manual"
@@ -85,7 +99,9 @@ Errors (protocol §5.1): `RelaisError` (`response_code`, `details`, `cause`), `R
 (`remote_name`, `payload`, `handler`), `InvalidMessageError` (`UnknownTokenError`,
 `RequestEndedError`), `NoHandlerError` (`SiteUnreachableError`), `NotAuthorizedError`,
 `CancelledError` (the protocol's, not asyncio's), `TimeoutError` (also a builtin
-`TimeoutError`), `PayloadTooLargeError`, `BusyError`, `HandlerGoneError`, `NotSentError`.
+`TimeoutError`), `PayloadTooLargeError`, `BusyError`, `HandlerGoneError`, `NotSentError`; the
+key-value store's (§14.5) `KeyNotFoundError`, `RevisionConflictError`, `BucketNotFoundError`,
+`ValueTooLargeError` (a `PayloadTooLargeError`), `ConfigInvalidError` (an `InvalidMessageError`).
 `TypeError` for a bad action, target, id or payload that is not JSON; `ValueError` for a bad
 option value.
 
@@ -103,7 +119,12 @@ from .protocol.errors import (
     PayloadTooLargeError, RelaisError, RemoteError, RequestEndedError, ResponseCode, SiteUnreachableError, TimeoutError,
     UnknownTokenError,
 )
+from .protocol.kv import (
+    BucketNotFoundError, ConfigInvalidError, KeyNotFoundError, RevisionConflictError, ValueTooLargeError, is_up_to_date,
+)
 from .protocol.request_lifecycle import Step
+from ._client.config import ClientConfig
+from ._client.kv import KvBucket
 
 
 from .protocol.signature import signing_available
@@ -115,4 +136,6 @@ __all__ = [
     "RelaisError", "RemoteError", "InvalidMessageError", "UnknownTokenError", "RequestEndedError", "NoHandlerError",
     "SiteUnreachableError", "NotAuthorizedError", "CancelledError", "TimeoutError", "PayloadTooLargeError", "BusyError",
     "HandlerGoneError", "NotSentError", "ResponseCode",
+    "KvBucket", "ClientConfig", "is_up_to_date", "KeyNotFoundError", "RevisionConflictError", "BucketNotFoundError",
+    "ValueTooLargeError", "ConfigInvalidError",
 ]

@@ -16,7 +16,9 @@ from ..protocol.messages import log_message, notification_message
 from ..protocol.framing import is_bytes
 from ..protocol.topics import (PRESENCE_FILTER, check_client_id, check_path, check_topic_name, log_topic,
                                notification_topic, parse_topic, presence_topic)
+from .config import ClientConfig, open_config
 from .directory import Directory
+from .kv import KvBucket
 from .options import ResolvedOptions, check_directory, check_seconds, env_broker, host_facts, parse_brokers
 from .presence import Presence
 from .requester import Requester
@@ -371,6 +373,25 @@ class Bus:
         "after": cursor}` when retention removed `n` events before they could be read."""
         from .router import events
         return events(self, since, options)
+
+    # ---- the key-value store (protocol §14) ------------------------------------------------
+
+    def kv(self, bucket: str) -> KvBucket:
+        """One bucket of the router's key-value store (protocol §14): get, put (compare-and-set
+        with `expect_revision`), delete, keys, history, and a watch that goes on across lost
+        connections. Needs a router on the bus (`relais start` runs one)."""
+        return KvBucket(self, bucket)
+
+    async def config(self, schema: dict, *, defaults: Any, router_wait: Optional[float] = None,
+                     validate: Optional[Callable[[Any], Any]] = None) -> ClientConfig:
+        """This client's configuration, `config/<its id>` in the key-value store (protocol §14.6):
+        `schema` (a JSON Schema dict) is announced in `config-schema/<id>`, and the router checks
+        every write against it (`ConfigInvalidError`, code 2, naming the field); the defaults are
+        written when there is none; the changes are followed while the client runs. Waits up to
+        `router_wait` seconds (default 30) for a router, then `NoHandlerError`. `validate(value)`,
+        when given, checks values here too (raise to refuse; a value returned replaces it)."""
+        self._check_open()
+        return await open_config(self, self.id, schema, defaults, router_wait, validate)
 
     # ---- inbound (protocol §2.2, §4.2) ------------------------------------------------------
 
