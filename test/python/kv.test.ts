@@ -23,7 +23,7 @@ import { IdentityStore } from '../../src/security/identities.js';
 import { loadPolicy } from '../../src/security/policy-file.js';
 import { startRelais, type RelaisStart } from '../testkit/cli.js';
 import { testLogger, uniqueId } from '../testkit/index.js';
-import { PAHO_VERSIONS, pythonGate, startPythonPeer, stopPythonPeers, type PeerError, type PeerLine, type PythonPeer } from '../testkit/python.js';
+import { PAHO_VERSIONS, pythonGate, runPython, startPythonPeer, stopPythonPeers, type PeerError, type PeerLine, type PythonPeer } from '../testkit/python.js';
 
 /** True when the peer's error is the `relais` package's class `name` (or derives from it). */
 function isRelais(error: PeerError | undefined, name: string): boolean {
@@ -59,6 +59,31 @@ const SCHEMA = {
   required: ['level'],
   additionalProperties: false,
 };
+
+/** A blocking script (relais.sync) using the store: argv = broker, id, bucket; prints what it saw as one JSON line. */
+const SYNC_SCRIPT = `
+import json, sys, relais, relais.sync
+broker, client_id, bucket = sys.argv[1:4]
+with relais.sync.connect(id=client_id, broker=broker) as bus:
+    bus.wait_for_handler("relais/kv/get", timeout=20)
+    rooms = bus.kv(bucket)
+    out = {"put": rooms.put("kitchen", {"temp": 21}), "watch": []}
+    try:
+        rooms.create("kitchen", 1)
+    except relais.RevisionConflictError as error:
+        out["conflict"] = error.details["currentRevision"]
+    for item in rooms.watch():
+        out["watch"].append(item)
+        if relais.is_up_to_date(item):
+            break
+    config = bus.config({"type": "object", "properties": {"level": {"type": "number"}}}, defaults={"level": 1})
+    out["config"] = config.value
+    changes = config.changes()
+    bus.kv("config").put(client_id, {"level": 2})
+    out["change"] = next(changes)
+    config.close()
+    print(json.dumps(out))
+`;
 
 describe('Python client and the key-value store, with relais start', { skip: pythonGate('the cross-language key-value tests').skip, timeout: 600_000 }, () => {
   let relais: RelaisStart;
@@ -197,6 +222,19 @@ describe('Python client and the key-value store, with relais start', { skip: pyt
         await py.stop();
         const restarted = await startPythonPeer({ id: py.id, broker: relais.url }, version);
         assert.deepEqual((await restarted.send<{ value: unknown }>('config', { schema: SCHEMA, defaults })).value, { level: 7 });
+      });
+
+      it(`relais.sync (paho ${version}) - a blocking script puts, meets a conflict, watches until up to date, and gets its configuration and a change`, async () => {
+        const id = uniqueId(`py${version}-script`);
+        const bucket = `script${version}`;
+        const result = await runPython(['-c', SYNC_SCRIPT, relais.url, id, bucket], version, 120_000);
+        assert.equal(result.code, 0, result.stderr);
+        const out = JSON.parse(result.stdout) as { put: number; conflict: number; watch: WatchItem[]; config: unknown; change: unknown };
+        assert.equal(out.conflict, out.put, 'create over a value: RevisionConflictError with the current revision');
+        assert.deepEqual(out.watch.map((item) => [item.key, item.value, item.upToDate]), [['kitchen', { temp: 21 }, undefined], [undefined, undefined, true]]);
+        assert.deepEqual([out.config, out.change], [{ level: 1 }, { level: 2 }]);
+        assert.equal((await ts.kv(bucket).get('kitchen')).author, id);
+        assert.deepEqual((await ts.kv(CONFIG_BUCKET).get(id)).value, { level: 2 });
       });
     });
   }

@@ -15,6 +15,12 @@
             return payload
         bus.serve_forever()             # until Ctrl-C, SIGTERM handling is the caller's, or bus.close()
 
+        rooms = bus.kv("rooms")         # the key-value store (protocol §14): get, put, create, delete, keys, history
+        rooms.put("kitchen", {"temp": 21}, expect_revision=None)
+        for item in rooms.watch():      # blocks; break to stop
+            print(item)
+        config = bus.config(schema, defaults={"level": 1})   # config.value, config.set(v), for v in config.changes()
+
 One asyncio event loop runs in a background thread; each call hands its coroutine to it and
 waits. Every argument is the asyncio API's (`relais.connect`, `Bus.request`...).
 """
@@ -28,6 +34,8 @@ import threading
 from typing import Any, Callable, Iterator, Optional
 
 from ._client.bus import Bus, connect as _connect
+from ._client.config import ClientConfig
+from ._client.kv import KvBucket
 from .protocol.framing import is_bytes
 from ._client.serving import HandlerContext, Registration
 from ._client.subscriptions import Message, Subscription
@@ -132,6 +140,84 @@ class SyncSubscription:
         self.close()
 
 
+def _iterate(runner: _LoopThread, make: Callable[[], Any]) -> Iterator[Any]:
+    """The items of an async iterator made now on the loop's thread (a `changes()` queue holds
+    what comes from here on), each waited for; leaving early closes it there."""
+    items = runner.call(make)
+
+    def each() -> Iterator[Any]:
+        try:
+            while True:
+                try:
+                    yield runner.run(items.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            runner.run(items.aclose())
+    return each()
+
+
+class SyncKvBucket:
+    """`bus.kv(bucket)` blocking: the `relais.KvBucket` methods, `watch()` a blocking iterator (break to stop)."""
+
+    def __init__(self, runner: _LoopThread, bucket: KvBucket) -> None:
+        self._runner = runner
+        self._bucket = bucket
+        self.bucket = bucket.bucket
+
+    def get(self, key: str, **options: Any) -> dict:
+        return self._runner.run(self._bucket.get(key, **options))
+
+    def put(self, key: str, value: Any, **options: Any) -> int:
+        return self._runner.run(self._bucket.put(key, bytes(value) if is_bytes(value) else value, **options))
+
+    def create(self, key: str, value: Any, **options: Any) -> int:
+        return self._runner.run(self._bucket.create(key, bytes(value) if is_bytes(value) else value, **options))
+
+    def delete(self, key: str, **options: Any) -> int:
+        return self._runner.run(self._bucket.delete(key, **options))
+
+    def keys(self, **options: Any) -> dict:
+        return self._runner.run(self._bucket.keys(**options))
+
+    def history(self, key: str, **options: Any) -> list[dict]:
+        return self._runner.run(self._bucket.history(key, **options))
+
+    def watch(self, **options: Any) -> Iterator[dict]:
+        return _iterate(self._runner, lambda: self._bucket.watch(**options))
+
+
+class SyncConfig:
+    """`bus.config(...)` blocking: `value`, `revision`, `changes()` a blocking iterator, `set()`, `close()`."""
+
+    def __init__(self, runner: _LoopThread, config: ClientConfig) -> None:
+        self._runner = runner
+        self._config = config
+
+    @property
+    def value(self) -> Any:
+        return self._runner.call(lambda: self._config.value)
+
+    @property
+    def revision(self) -> int:
+        return self._runner.call(lambda: self._config.revision)
+
+    def changes(self) -> Iterator[Any]:
+        return _iterate(self._runner, self._config.changes)
+
+    def set(self, value: Any) -> int:
+        return self._runner.run(self._config.set(value))
+
+    def close(self) -> None:
+        self._runner.call(self._config.close)
+
+    def __enter__(self) -> "SyncConfig":
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+
 class SyncBus:
     def __init__(self, runner: _LoopThread, bus: Bus) -> None:
         self._runner = runner
@@ -143,15 +229,7 @@ class SyncBus:
         return self._runner.run(self.bus.request(action, payload, **options))
 
     def call(self, action: str, payload: Any = None, **options: Any) -> Iterator[Any]:
-        steps = self._runner.call(self.bus.call, action, payload, **options)
-        try:
-            while True:
-                try:
-                    yield self._runner.run(steps.__anext__())
-                except StopAsyncIteration:
-                    return
-        finally:
-            self._runner.run(steps.aclose())
+        return _iterate(self._runner, lambda: self.bus.call(action, payload, **options))
 
     def notify(self, category: str, payload: Any = None, **options: Any) -> None:
         self._runner.call(self.bus.notify, category, payload, **options)
@@ -188,6 +266,12 @@ class SyncBus:
 
     def history(self, **query: Any) -> Any:
         return self._runner.run(self.bus.history(**query))
+
+    def kv(self, bucket: str) -> SyncKvBucket:
+        return SyncKvBucket(self._runner, self._runner.call(self.bus.kv, bucket))
+
+    def config(self, schema: dict, **options: Any) -> SyncConfig:
+        return SyncConfig(self._runner, self._runner.run(self.bus.config(schema, **options)))
 
     def mark_ready(self) -> None:
         self._runner.run(self.bus.mark_ready())
