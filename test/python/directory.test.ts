@@ -17,12 +17,7 @@ import { startRelais, type RelaisStart } from '../testkit/cli.js';
 import { startHookedAedes, type HookedAedes } from '../testkit/hooked-aedes.js';
 import { testLogger, uniqueId, within } from '../testkit/index.js';
 import { rawCommand } from '../testkit/raw-command.js';
-import { PAHO_VERSIONS, peerEvent, PYTHON, pythonEnvironment, pythonGate, runPython, startPythonPeer, stopPythonPeers, type PeerError, type PeerLine } from '../testkit/python.js';
-
-/** True when the peer's error is the `relais` package's class `name` (or derives from it). */
-function isRelais(error: PeerError | undefined, name: string): boolean {
-  return (error?.types ?? []).some((type) => type.startsWith('relais.') && type.endsWith(`.${name}`));
-}
+import { isRelaisError, PAHO_VERSIONS, peerEvent, PYTHON, pythonEnvironment, pythonGate, runPython, startPythonPeer, stopPythonPeers } from '../testkit/python.js';
 
 const idsOf = (peers: Array<{ id: string }>) => peers.map((peer) => peer.id).sort();
 
@@ -61,7 +56,7 @@ describe('Python client with directory="on-demand" and relais start', { skip: py
         const nobody = requester.start('request', { action: `od${version}/nobody`, payload: {}, options: { timeout: 15 } });
         const reply = await requester.reply(nobody);
         assert.equal(reply.ok, false);
-        assert.ok(isRelais(reply.error, 'NoHandlerError'), JSON.stringify(reply.error));
+        assert.ok(isRelaisError(reply.error, 'NoHandlerError'), JSON.stringify(reply.error));
         assert.match(reply.error!.message, new RegExp(`no connected client serves od${version}/nobody`));
       });
 

@@ -23,12 +23,7 @@ import { IdentityStore } from '../../src/security/identities.js';
 import { loadPolicy } from '../../src/security/policy-file.js';
 import { startRelais, type RelaisStart } from '../testkit/cli.js';
 import { testLogger, uniqueId } from '../testkit/index.js';
-import { PAHO_VERSIONS, pythonGate, runPython, startPythonPeer, stopPythonPeers, type PeerError, type PeerLine, type PythonPeer } from '../testkit/python.js';
-
-/** True when the peer's error is the `relais` package's class `name` (or derives from it). */
-function isRelais(error: PeerError | undefined, name: string): boolean {
-  return (error?.types ?? []).some((type) => type.startsWith('relais.') && type.endsWith(`.${name}`));
-}
+import { isRelaisError, PAHO_VERSIONS, pythonGate, runPython, startPythonPeer, stopPythonPeers, type PeerError, type PeerLine, type PythonPeer } from '../testkit/python.js';
 
 /** The error a peer's command ended with (it must have failed). */
 async function failure(peer: PythonPeer, op: string, args: Record<string, unknown>): Promise<PeerError> {
@@ -137,22 +132,22 @@ describe('Python client and the key-value store, with relais start', { skip: pyt
         const updated = await ts.kv<number>(bucket).put('visits', 2, { expectRevision: created });
 
         const conflict = await failure(py, 'kv', { bucket, method: 'put', args: ['visits', 3], options: { expect_revision: created } });
-        assert.ok(isRelais(conflict, 'RevisionConflictError'), JSON.stringify(conflict));
+        assert.ok(isRelaisError(conflict, 'RevisionConflictError'), JSON.stringify(conflict));
         assert.deepEqual(conflict.details, { bucket, key: 'visits', expectedRevision: created, currentRevision: updated });
         assert.equal(conflict.response_code, 1);
         const again = await failure(py, 'kv', { bucket, method: 'create', args: ['visits', 100] });
-        assert.ok(isRelais(again, 'RevisionConflictError'), 'create over a value conflicts');
+        assert.ok(isRelaisError(again, 'RevisionConflictError'), 'create over a value conflicts');
         assert.equal((await ts.kv(bucket).get('visits')).value, 2, 'nothing was written by the refused puts');
         assert.equal(await py.send('kv', { bucket, method: 'put', args: ['visits', 3], options: { expect_revision: updated } }), updated + 1);
 
         const missing = await failure(py, 'kv', { bucket, method: 'get', args: ['nobody'] });
-        assert.ok(isRelais(missing, 'KeyNotFoundError'), JSON.stringify(missing));
+        assert.ok(isRelaisError(missing, 'KeyNotFoundError'), JSON.stringify(missing));
         assert.deepEqual(missing.details, { bucket, key: 'nobody' });
         await py.send('kv', { bucket, method: 'delete', args: ['visits'] });
-        assert.ok(isRelais(await failure(py, 'kv', { bucket, method: 'delete', args: ['visits'] }), 'KeyNotFoundError'), 'deleting again');
+        assert.ok(isRelaisError(await failure(py, 'kv', { bucket, method: 'delete', args: ['visits'] }), 'KeyNotFoundError'), 'deleting again');
 
         const large = await failure(py, 'kv', { bucket: 'small', method: 'put', args: [`big${version}`, 'x'.repeat(200)] });
-        assert.ok(isRelais(large, 'ValueTooLargeError') && isRelais(large, 'PayloadTooLargeError'), JSON.stringify(large));
+        assert.ok(isRelaisError(large, 'ValueTooLargeError') && isRelaisError(large, 'PayloadTooLargeError'), JSON.stringify(large));
         assert.deepEqual([large.response_code, (large.details as { max: number }).max], [7, 100]);
       });
 
@@ -227,7 +222,7 @@ describe('Python client and the key-value store, with relais start', { skip: pyt
       it(`relais.sync (paho ${version}) - a blocking script puts, meets a conflict, watches until up to date, and gets its configuration and a change`, async () => {
         const id = uniqueId(`py${version}-script`);
         const bucket = `script${version}`;
-        const result = await runPython(['-c', SYNC_SCRIPT, relais.url, id, bucket], version, 120_000);
+        const result = await runPython(['-c', SYNC_SCRIPT, relais.url, id, bucket], version, 60_000);
         assert.equal(result.code, 0, result.stderr);
         const out = JSON.parse(result.stdout) as { put: number; conflict: number; watch: WatchItem[]; config: unknown; change: unknown };
         assert.equal(out.conflict, out.put, 'create over a value: RevisionConflictError with the current revision');
@@ -275,7 +270,7 @@ describe('Python client and the key-value store, without a router and with secur
       it(`config (paho ${version}) - with no router on the bus, bus.config() fails with NoHandlerError saying the configuration needs one`, async () => {
         const py = await startPythonPeer({ id: uniqueId(`py${version}-lonely`), broker: bare.url! }, version);
         const error = await failure(py, 'config', { schema: SCHEMA, defaults: { level: 1 }, options: { router_wait: 0.5 } });
-        assert.ok(isRelais(error, 'NoHandlerError'), JSON.stringify(error));
+        assert.ok(isRelaisError(error, 'NoHandlerError'), JSON.stringify(error));
         assert.match(error.message, /no router serves the key-value store \(relais\/kv\/get\) after 0\.5 s: .*configuration is kept there \(start one: relais start\)/);
       });
 
@@ -285,10 +280,10 @@ describe('Python client and the key-value store, without a router and with secur
         assert.ok([1, 2].includes((opened.value as { level: number }).level), JSON.stringify(opened));
         assert.deepEqual((await root.kv(CONFIG_BUCKET).get(names.alice)).value, opened.value, 'its own configuration is stored');
         const read = await failure(py, 'kv', { bucket: CONFIG_BUCKET, method: 'get', args: [names.bob] });
-        assert.ok(isRelais(read, 'NotAuthorizedError'), JSON.stringify(read));
+        assert.ok(isRelaisError(read, 'NotAuthorizedError'), JSON.stringify(read));
         assert.equal(read.response_code, 4);
         const write = await failure(py, 'kv', { bucket: CONFIG_BUCKET, method: 'put', args: [names.bob, { level: 9 }] });
-        assert.ok(isRelais(write, 'NotAuthorizedError'), JSON.stringify(write));
+        assert.ok(isRelaisError(write, 'NotAuthorizedError'), JSON.stringify(write));
         assert.deepEqual(await py.send('kv', { bucket: CONFIG_BUCKET, method: 'keys' }), { keys: [names.alice], more: false }, 'listing shows its own key only');
         assert.deepEqual((await root.kv(CONFIG_BUCKET).get(names.bob)).value, { level: 3 }, "bob's configuration is untouched");
         await py.stop();

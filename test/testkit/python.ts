@@ -90,6 +90,11 @@ export interface PeerError {
   cause?: PeerError | null;
 }
 
+/** True when the peer's error is the `relais` package's class `name` (or derives from it). */
+export function isRelaisError(error: PeerError | undefined, name: string): boolean {
+  return (error?.types ?? []).some((type) => type.startsWith('relais.') && type.endsWith(`.${name}`));
+}
+
 export class PeerCommandError extends Error {
   constructor(readonly op: string, readonly error: PeerError) {
     super(`peer ${op} failed: ${error.type}: ${error.message}`);
