@@ -5,6 +5,10 @@ What a Domogik plugin does, and how it maps onto the bus (docs/python.md, "The p
 
 - it reports **starting** while it loads its configuration, then **alive** (protocol §11.3:
   `startup="manual"`, then `await bus.mark_ready()`): `relais clients` shows the change;
+- its **configuration** is in the router's key-value store (protocol §14.6, `bus.config()`):
+  `config/<plugin>`, written with the defaults the first time, checked by the router against
+  the JSON Schema the plugin announces, and followed while it runs (a new `interval` applies at
+  the next notification);
 - it **serves its actions**: `<plugin>/devices/get` (the devices and their last values),
   `<plugin>/lamp/set` (a command with an answer), `<plugin>/devices/scan` (a longer command
   that reports progress and stops when the caller cancels it, or its deadline passes);
@@ -23,6 +27,8 @@ Try it with `relais start` running (`node bin/relais.js start`, or `npx relais s
     npx relais call plugin-demo/lamp/set '{"on": true}'
     npx relais call plugin-demo/devices/scan '{"seconds": 2}'   # progress, then the devices found
     npx relais sub 'sensor/plugin-demo/#'                       # a value per sensor every interval
+    npx relais kv put config plugin-demo '{"interval": 1}' --json   # the plugin follows it at once
+    npx relais kv put config plugin-demo '{"interval": "fast"}' --json   # refused: interval: expected number
     npx relais logs plugin-demo                                 # its log lines, fetched from the plugin
     kill %1                                                     # SIGTERM: relais clients shows stopped
 
@@ -70,19 +76,36 @@ class Devices:
         }
 
 
-async def load_configuration(plugin_id: str, log: logging.Logger) -> Devices:
-    """Stands for what a real plugin does while `starting`: read its configuration, open its devices."""
-    await asyncio.sleep(0.5)
-    log.info("%s: configuration loaded", plugin_id)
-    return Devices(sensors={"living-room": Sensor("°C", 21.0, 0.5), "cellar": Sensor("%RH", 64.0, 3.0)})
+#: The plugin's configuration (`config/<id>`), as JSON Schema: announced in `config-schema/<id>`,
+#: the router refuses any write that breaks it (code 2, naming the field).
+CONFIG_SCHEMA = {
+    "type": "object",
+    "properties": {"interval": {"type": "number", "minimum": 0.1, "description": "seconds between two sensor notifications"}},
+    "required": ["interval"],
+    "additionalProperties": False,
+}
 
 
-async def publish_sensors(bus: relais.Bus, plugin_id: str, devices: Devices, interval: float) -> None:
-    """Every `interval` seconds, one notification per sensor (§8.1)."""
+async def load_configuration(bus: relais.Bus, plugin_id: str, interval: float, log: logging.Logger) -> tuple[Devices, relais.ClientConfig]:
+    """What a plugin does while `starting`: read its configuration (the defaults written the
+    first time: `--interval`), open its devices."""
+    config = await bus.config(CONFIG_SCHEMA, defaults={"interval": interval})
+    log.info("%s: configuration loaded (revision %d): %s", plugin_id, config.revision, config.value)
+    return Devices(sensors={"living-room": Sensor("°C", 21.0, 0.5), "cellar": Sensor("%RH", 64.0, 3.0)}), config
+
+
+async def log_changes(config: relais.ClientConfig, plugin_id: str, log: logging.Logger) -> None:
+    """Each new configuration, as an operator writes it (`relais kv put config <id> ...`)."""
+    async for value in config.changes():
+        log.info("%s: configuration changed (revision %d): %s", plugin_id, config.revision, value)
+
+
+async def publish_sensors(bus: relais.Bus, plugin_id: str, devices: Devices, config: relais.ClientConfig) -> None:
+    """Every `interval` seconds (the configuration's, as it is now), one notification per sensor (§8.1)."""
     while True:
         for name, sensor in devices.sensors.items():
             bus.notify(f"sensor/{plugin_id}/{name}", {"device": name, "value": sensor.read(), "unit": sensor.unit, "at": time.time()})
-        await asyncio.sleep(interval)
+        await asyncio.sleep(config.value["interval"])
 
 
 async def run(plugin_id: str, broker: str | None, interval: float) -> None:
@@ -96,7 +119,7 @@ async def run(plugin_id: str, broker: str | None, interval: float) -> None:
         # bus.logger's lines are kept and served by relais/logs/get (`relais logs <id>`), as well as printed.
         log = bus.logger
         log.info("%s: connected, starting", plugin_id)
-        devices = await load_configuration(plugin_id, log)
+        devices, config = await load_configuration(bus, plugin_id, interval, log)
 
         @bus.handle(f"{plugin_id}/devices/get", description="the devices and their last values")
         async def devices_get(payload: Any, ctx: relais.HandlerContext) -> dict[str, Any]:
@@ -127,14 +150,17 @@ async def run(plugin_id: str, broker: str | None, interval: float) -> None:
         await bus.mark_ready()  # presence: alive, with the actions
         log.info("%s: alive", plugin_id)
 
-        sensors = asyncio.create_task(publish_sensors(bus, plugin_id, devices, interval))
+        sensors = asyncio.create_task(publish_sensors(bus, plugin_id, devices, config))
+        changes = asyncio.create_task(log_changes(config, plugin_id, log))
         await stop.wait()
         log.info("%s: stopping", plugin_id)
+        config.close()
         sensors.cancel()
-        try:
-            await sensors
-        except asyncio.CancelledError:
-            pass
+        for task in (sensors, changes):
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
     # Leaving `async with` closed the bus: handlers finished or cancelled, presence `stopped`.
     logging.getLogger("plugin").info("%s: stopped", plugin_id)
 
@@ -143,7 +169,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="A Domogik-style plugin on Relais (starting → alive, actions, sensor notifications, clean stop).")
     parser.add_argument("--id", default="plugin-demo", help="client id, and the first level of its actions (default plugin-demo)")
     parser.add_argument("--broker", default=None, help="broker URL (default: RELAIS_BROKER, else mqtt://127.0.0.1:1883)")
-    parser.add_argument("--interval", type=float, default=5.0, help="seconds between two sensor notifications (default 5)")
+    parser.add_argument("--interval", type=float, default=5.0,
+                        help="seconds between two sensor notifications, the configuration's default when none is stored (default 5)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(run(args.id, args.broker, args.interval))
