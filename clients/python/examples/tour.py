@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The API tour of docs/python.md, runnable: a handler and a requester in one process, each
 with its own connection, on a running `relais start` (its router answers `clients()`,
-`history()` and `events()`).
+`history()`, `events()`, `kv()` and `config()`).
 
     PYTHONPATH=clients/python python3 clients/python/examples/tour.py [--broker mqtt://127.0.0.1:1883]
 
@@ -97,6 +97,29 @@ async def tour(broker: str | None) -> None:
             first = await asyncio.wait_for(events.__anext__(), 10.0)
             print("first event since 0:", {key: first[key] for key in ("type", "cursor") if key in first})
             await events.aclose()
+
+            # The key-value store (§14): a compare-and-set that loses, and a watch.
+            rooms = ui.kv("tour-rooms")
+            revision = await rooms.put("kitchen", {"temp": 21})
+            entry = await rooms.get("kitchen")
+            print("kv get:", entry["value"], "revision", entry["revision"], "by", entry["author"])
+            await service.kv("tour-rooms").put("kitchen", {"temp": 22})
+            try:
+                await rooms.put("kitchen", {"temp": 23}, expect_revision=revision)
+                raise AssertionError("a stale expect_revision must conflict")
+            except relais.RevisionConflictError as conflict:
+                print("kv conflict: now at", conflict.details["currentRevision"])
+            watch = rooms.watch()
+            async for item in watch:
+                print("kv watch:", item)
+                if relais.is_up_to_date(item):
+                    break
+            await watch.aclose()
+
+            # The configuration (§14.6): the defaults the first time, then what is stored.
+            config = await service.config({"type": "object", "properties": {"workers": {"type": "integer"}}}, defaults={"workers": 2})
+            print("config:", config.value, "revision", config.revision)
+            config.close()
 
 
 def main() -> None:
