@@ -71,11 +71,27 @@ with relais.sync.connect(id=client_id, broker=broker) as bus:
         out["watch"].append(item)
         if relais.is_up_to_date(item):
             break
-    config = bus.config({"type": "object", "properties": {"level": {"type": "number"}}}, defaults={"level": 1})
+    schema = {"type": "object", "properties": {"level": {"type": "number"}}}
+
+    def at_most_ten(value):
+        if value.get("level", 0) > 10:
+            raise ValueError("level: at most 10")
+    try:
+        bus.config(schema, defaults={"level": 11}, validate=at_most_ten)
+    except relais.ConfigInvalidError as error:
+        out["bad_defaults"] = str(error)
+    config = bus.config(schema, defaults={"level": 1}, validate=at_most_ten)
     out["config"] = config.value
     changes = config.changes()
+    bus.kv("config").put(client_id, {"level": 50})   # the router takes it (no maximum in the schema); validate refuses it here
     bus.kv("config").put(client_id, {"level": 2})
     out["change"] = next(changes)
+    try:
+        config.set({"level": 20})
+    except relais.ConfigInvalidError as error:
+        out["bad_set"] = str(error)
+    out["set"] = config.set({"level": 3})
+    out["after_set"] = next(changes)
     config.close()
     print(json.dumps(out))
 `;
@@ -219,17 +235,21 @@ describe('Python client and the key-value store, with relais start', { skip: pyt
         assert.deepEqual((await restarted.send<{ value: unknown }>('config', { schema: SCHEMA, defaults })).value, { level: 7 });
       });
 
-      it(`relais.sync (paho ${version}) - a blocking script puts, meets a conflict, watches until up to date, and gets its configuration and a change`, async () => {
+      it(`relais.sync (paho ${version}) - a blocking script puts, meets a conflict, watches until up to date, gets its configuration and its changes, a value its validate refuses left out`, async () => {
         const id = uniqueId(`py${version}-script`);
         const bucket = `script${version}`;
         const result = await runPython(['-c', SYNC_SCRIPT, relais.url, id, bucket], version, 60_000);
         assert.equal(result.code, 0, result.stderr);
-        const out = JSON.parse(result.stdout) as { put: number; conflict: number; watch: WatchItem[]; config: unknown; change: unknown };
+        const out = JSON.parse(result.stdout) as { put: number; conflict: number; watch: WatchItem[]; config: unknown; change: unknown; bad_defaults: string; bad_set: string; set: number; after_set: unknown };
         assert.equal(out.conflict, out.put, 'create over a value: RevisionConflictError with the current revision');
         assert.deepEqual(out.watch.map((item) => [item.key, item.value, item.upToDate]), [['kitchen', { temp: 21 }, undefined], [undefined, undefined, true]]);
-        assert.deepEqual([out.config, out.change], [{ level: 1 }, { level: 2 }]);
+        assert.match(out.bad_defaults, /the defaults of .*'s configuration: level: at most 10/);
+        assert.deepEqual([out.config, out.change], [{ level: 1 }, { level: 2 }], 'the value validate refuses is not pushed');
+        assert.match(out.bad_set, /the configuration of .*: level: at most 10/);
+        assert.deepEqual(out.after_set, { level: 3 });
         assert.equal((await ts.kv(bucket).get('kitchen')).author, id);
-        assert.deepEqual((await ts.kv(CONFIG_BUCKET).get(id)).value, { level: 2 });
+        const stored = await ts.kv(CONFIG_BUCKET).get(id);
+        assert.deepEqual([stored.value, stored.revision], [{ level: 3 }, out.set]);
       });
     });
   }
