@@ -102,7 +102,7 @@ Errors (protocol §5.1): `RelaisError` (`response_code`, `details`, `cause`), `R
 `TimeoutError`), `PayloadTooLargeError`, `BusyError`, `HandlerGoneError`, `NotSentError`; the
 key-value store's (§14.5) `KeyNotFoundError`, `RevisionConflictError`, `BucketNotFoundError`,
 `ValueTooLargeError` (a `PayloadTooLargeError`), `ConfigInvalidError` (an `InvalidMessageError`).
-`TypeError` for a bad action, target, id or payload that is not JSON; `ValueError` for a bad
+`TypeError` for a bad action, target, id, bucket, key or payload that is not JSON; `ValueError` for a bad
 option value.
 
 Logging: the stdlib `logging` module, loggers `relais.*`; no secret is ever logged.
