@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { connect, type Bus } from '../../src/index.js';
-import { startBrokerProcess, type BrokerProcess } from '../testkit/broker-process.js';
+import { handlersThatFreezeTheBroker, startBrokerProcess, type BrokerProcess } from '../testkit/broker-process.js';
 import { testLogger, uniqueId } from '../testkit/index.js';
 
 const ACK_TIMEOUT_MS = 300;
@@ -19,31 +19,13 @@ describe('a broker frozen while a first answer crosses it', { timeout: 60_000 },
   let broker: BrokerProcess;
   const buses: Bus[] = [];
   const action = `demo/${uniqueId('frozen')}`;
-  const runs: string[] = [];
-  let thawed: Promise<void> | undefined;
+  let runs: string[] = [];
 
   before(async () => {
     broker = await startBrokerProcess();
-    for (const name of ['first', 'second']) {
-      const handler = await connect({ id: uniqueId(name), broker: broker.url, logger: testLogger });
-      buses.push(handler);
-      await handler.handle(action, async () => {
-        runs.push(handler.id);
-        // Whichever handler gets the command freezes the broker in the turn it got it, before its
-        // first answer has left: that answer sits in the frozen broker with everything else.
-        thawed ??= (() => {
-          process.kill(broker.child.pid!, 'SIGSTOP');
-          return new Promise<void>((resolve) =>
-            setTimeout(() => {
-              process.kill(broker.child.pid!, 'SIGCONT');
-              resolve();
-            }, FROZEN_MS),
-          );
-        })();
-        await thawed;
-        return { by: handler.id };
-      });
-    }
+    const freezing = await handlersThatFreezeTheBroker(broker, action, ['first', 'second'], FROZEN_MS);
+    buses.push(...freezing.handlers);
+    runs = freezing.runs;
   });
 
   after(async () => {

@@ -9,9 +9,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { connect, type Bus } from '../../src/index.js';
-import { startBrokerProcess, type BrokerProcess } from '../testkit/broker-process.js';
-import { testLogger, uniqueId } from '../testkit/index.js';
+import type { Bus } from '../../src/index.js';
+import { handlersThatFreezeTheBroker, startBrokerProcess, type BrokerProcess } from '../testkit/broker-process.js';
+import { uniqueId } from '../testkit/index.js';
 import { PAHO_VERSIONS, pythonGate, startPythonPeer, stopPythonPeers } from '../testkit/python.js';
 
 const ACK_TIMEOUT_MS = 300;
@@ -36,30 +36,8 @@ describe('Python client: a broker frozen while a first answer crosses it', { ski
   for (const version of PAHO_VERSIONS) {
     it(`frozen broker (paho ${version}) - a Python requester does not move the command to another handler: it runs once, and its answer comes when the broker runs again (protocol §4.7)`, { skip: pythonGate(`the Python frozen-broker test with paho ${version}.x`, version).skip }, async () => {
       const action = `demo/${uniqueId(`frozen-py${version}`)}`;
-      const runs: string[] = [];
-      let thawed: Promise<void> | undefined;
-      const handlers: Bus[] = [];
-      for (const name of ['first', 'second']) {
-        const handler = await connect({ id: uniqueId(name), broker: broker.url, logger: testLogger });
-        buses.push(handler);
-        handlers.push(handler);
-        await handler.handle(action, async () => {
-          runs.push(handler.id);
-          // Whichever handler gets the command freezes the broker in the turn it got it, before
-          // its first answer has left: that answer sits in the frozen broker with everything else.
-          thawed ??= (() => {
-            process.kill(broker.child.pid!, 'SIGSTOP');
-            return new Promise<void>((resolve) =>
-              setTimeout(() => {
-                process.kill(broker.child.pid!, 'SIGCONT');
-                resolve();
-              }, FROZEN_MS),
-            );
-          })();
-          await thawed;
-          return { by: handler.id };
-        });
-      }
+      const { handlers, runs } = await handlersThatFreezeTheBroker(broker, action, ['first', 'second'], FROZEN_MS);
+      buses.push(...handlers);
       const requester = await startPythonPeer({ id: uniqueId(`py${version}-requester`), broker: broker.url, ack_timeout: ACK_TIMEOUT_MS / 1000 }, version);
       for (const handler of handlers) await requester.send('wait_for_handler', { action, options: { target: handler.id, timeout: 10 } });
       const answer = await requester.send<{ by: string }>('request', { action, payload: {}, options: { timeout: 30 } }, 40_000);

@@ -4,6 +4,8 @@ import { EventEmitter, once } from 'node:events';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { connect, type Bus } from '../../src/index.js';
+import { testLogger, uniqueId } from './index.js';
 
 const FIXTURE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/broker-process.ts');
 
@@ -84,4 +86,35 @@ export async function startBrokerProcess(config: { limits?: object; identities?:
       if (!exited) child.kill('SIGKILL');
     },
   };
+}
+
+/**
+ * Handlers of `action` (one per name, on `broker`) of which whichever gets a command first
+ * freezes the broker (SIGSTOP, a paused VM) in the turn it got it, before its first answer has
+ * left, and lets it run again (SIGCONT) `frozenMs` later: that answer sits in the frozen broker
+ * with everything else (protocol §4.7's silent broker). `runs` lists the handlers that ran it.
+ */
+export async function handlersThatFreezeTheBroker(broker: BrokerProcess, action: string, names: string[], frozenMs: number): Promise<{ handlers: Bus[]; runs: string[] }> {
+  const runs: string[] = [];
+  let thawed: Promise<void> | undefined;
+  const handlers: Bus[] = [];
+  for (const name of names) {
+    const handler = await connect({ id: uniqueId(name), broker: broker.url, logger: testLogger });
+    handlers.push(handler);
+    await handler.handle(action, async () => {
+      runs.push(handler.id);
+      thawed ??= (() => {
+        process.kill(broker.child.pid!, 'SIGSTOP');
+        return new Promise<void>((resolve) =>
+          setTimeout(() => {
+            process.kill(broker.child.pid!, 'SIGCONT');
+            resolve();
+          }, frozenMs),
+        );
+      })();
+      await thawed;
+      return { by: handler.id };
+    });
+  }
+  return { handlers, runs };
 }
