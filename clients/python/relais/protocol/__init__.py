@@ -13,8 +13,8 @@ from .envelope import (
 from .framing import HEADER_END, Framed, body_length_problem, split_frame
 from .errors import (
     BusyError, CancelledError, HandlerGoneError, InvalidMessageError, NoHandlerError, NotAuthorizedError, NotSentError,
-    PayloadTooLargeError, RelaisError, RemoteError, RequestEndedError, ResponseCode, SiteUnreachableError, TimeoutError,
-    UnknownTokenError, WireError, from_wire, to_wire,
+    PayloadTooLargeError, RelaisError, RemoteError, RequestEndedError, ResponseCode, SealingError, SiteUnreachableError,
+    TimeoutError, UnknownTokenError, WireError, from_wire, to_wire,
 )
 from .messages import (
     LOG_LEVELS, cancel_message, command_message, log_message, notification_message, now_ms, presence_message,
@@ -43,4 +43,6 @@ from .history import HISTORY_ACTIONS, HISTORY_KINDS, KILL_ACTION, ends_lifecycle
 from .registry import CLIENT_STATUSES, REGISTRY_ACTIONS, REGISTRY_CATEGORIES, UnknownClientError
 from .replay_window import ReplayWindows
 from .signature import Signer, TrustedKey, Verifier, read_signature, signing_available
+from .sealing import (MAX_SEAL_RECIPIENTS, SEAL_ALGORITHM, SEAL_FAILURES, SEAL_MEMBER, is_sealed, open_payload, read_seal_member,
+                      seal_payload, sealed_envelope, sealing_available)
 from .sites import SITE_DIRECTORY_FILTERS, site_address, site_of_address, site_unreachable

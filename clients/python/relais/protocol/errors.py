@@ -196,6 +196,16 @@ class NotSentError(RelaisError):
         super().__init__("NOT_SENT", message, cause=cause)
 
 
+class SealingError(RelaisError):
+    """A payload could not be sealed or opened (protocol §3.6): no sealing key known for a
+    recipient identity (the request is not sent), or a sealed answer that did not open."""
+
+    _wire_name = "SealingError"
+
+    def __init__(self, message: str, *, cause: Any = None, details: Any = _UNSET) -> None:
+        super().__init__("SEALING", message, cause=cause, details=details)
+
+
 class RemoteError(RelaisError):
     """A handler answered with a non-zero code: ``response_code`` is it, ``remote_name`` the
     error's name on the handler's side, ``payload`` what came with it, ``handler`` who answered."""
