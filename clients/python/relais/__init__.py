@@ -25,31 +25,42 @@ The public API (times in seconds; deadlines in epoch seconds, like `time.time()`
                                             #   (`relais identity keygen` keeps it) or [{"identity", "public_key", "revoked"?}]
         require_signatures=True,            # with trusted_keys: unsigned messages are refused too (needs signing_key)
         max_signature_skew=30.0,            # largest difference between a signature's time and this clock
+        sealing_key=None,                   # protocol §3.6, §12.5, needs `cryptography` (relais.sealing_available()):
+                                            #   open what is sealed for this client with this X25519 key, or a list
+                                            #   (a rotation); a key object, PEM text, or the path of the PEM file
+                                            #   `relais identity keygen --seal` writes (<identity>.sealing.key)
+        sealing_keys=None,                  # seal for the others with their public keys: the sealing keys file's path
+                                            #   (<data-dir>/sealing-keys.json), [{"identity", "public_key", "revoked"?}],
+                                            #   or a function identity -> such a list, asked at each seal
+        seal_requests=False,                # seal every request to an application action (not relais/...) by default
         logs=True,                          # logs on demand (§11.4): False, or {"max_lines", "max_bytes", "lock_timeout"}
     ) as bus:                               # or: bus = await relais.connect(...); ...; await bus.close()
 
         result = await bus.request("demo/echo", {"a": 1}, timeout=5.0, target=None, priority="normal",
                                    token=None, check_handlers=None, ack_timeout=None, deadline=None,
-                                   wait_for_site=None)   # §13.4: a handler on a site whose link is down fails at once
+                                   wait_for_site=None,   # §13.4: a handler on a site whose link is down fails at once
                                                          #   (SiteUnreachableError), or after this many seconds
+                                   seal=None)            # §3.6: sealed for the handler's identity, answers sealed back
         async for step in bus.call("demo/work", {...}):   # relais.Step: kind ("accepted" | "progress" | "final"),
             ...                                           #   source, token, progress, payload, code
 
         @bus.handle("demo/echo", lane="main", description="...",   # registered in the background;
-                    input_schema=None, output_schema=None)          #   contract (§7.6): JSON Schema dicts, announced
+                    input_schema=None, output_schema=None,          #   contract (§7.6): JSON Schema dicts, announced
+                    sealed=None)                                    #   ("require": unsealed commands get code 4, §3.6)
                                                                     #   and served by relais/contracts/get, NOT checked
                                                                     #   (Python has no zod; no validator in the stdlib)
         async def echo(payload, ctx):                               #   await bus.wait_served() to be sure
-            # ctx: action, token, source, priority, deadline (epoch s or None), envelope, cancelled (bool)
+            # ctx: action, token, source, priority, deadline (epoch s or None), envelope, cancelled, sealed (bool)
             await ctx.progress(0.5, {"n": 1})    # or ctx.progress(...) without await
             return {"echo": payload}             # a plain `def` handler runs inline on the event loop
         reg = await bus.serve("a/b", fn)         # same, awaited (alias: handle_async); await reg.close()
 
-        bus.notify("sensors/temp", {"c": 21.5}, priority="normal")
+        bus.notify("sensors/temp", {"c": 21.5}, priority="normal", seal_for=None)   # seal_for: identities (§3.6)
         bus.log("plugin/x", "info", "message", data=None)
         bus.publish(topic, message, qos=1, retain=False)
         sub = await bus.subscribe("sensors/+/notification")      # async with / async for; await sub.unsubscribe()
-        async for msg in sub: msg.topic, msg.envelope, msg.payload, msg.source, msg.retained
+        async for msg in sub: msg.topic, msg.envelope, msg.payload, msg.source, msg.retained,
+                              msg.sealed   # None, "opened" or "unopened" (the payload is then the ciphertext)
 
         bus.directory                 # .get(id), .list(), .providers(action), .settled
         bus.providers(action)         # sorted ids; bus.peers(): [{"id", "status", "actions", ...}]
@@ -81,6 +92,7 @@ The public API (times in seconds; deadlines in epoch seconds, like `time.time()`
         bus.id, bus.connected, bus.broker, bus.starting, bus.in_flight, bus.closed
         bus.signatures                # {"signed", "kid", "verified", "refused": {reason: n}, ...} (§12)
         bus.on_refused.append(fn)     # fn({"topic", "reason", "lane", "source"?}) for each message refused (§12.4)
+        bus.sealing                   # {"sealed", "opened", "refused": {"not-for-me", "malformed", "undecryptable"}, "kids"} (§3.6)
         bus.on_replaced.append(fn)    # another client took this id (§7.5); bus.replaced_by
         await bus.close()             # running handlers answer code 5, presence "stopped"
         await bus.kill()              # as a crash: the broker fires the will ("dead")
@@ -99,7 +111,8 @@ Errors (protocol §5.1): `RelaisError` (`response_code`, `details`, `cause`), `R
 (`remote_name`, `payload`, `handler`), `InvalidMessageError` (`UnknownTokenError`,
 `RequestEndedError`), `NoHandlerError` (`SiteUnreachableError`), `NotAuthorizedError`,
 `CancelledError` (the protocol's, not asyncio's), `TimeoutError` (also a builtin
-`TimeoutError`), `PayloadTooLargeError`, `BusyError`, `HandlerGoneError`, `NotSentError`; the
+`TimeoutError`), `PayloadTooLargeError`, `BusyError`, `HandlerGoneError`, `NotSentError`,
+`SealingError` (no sealing key for a recipient, nothing sent; a sealed answer that did not open); the
 key-value store's (§14.5) `KeyNotFoundError`, `RevisionConflictError`, `BucketNotFoundError`,
 `ValueTooLargeError` (a `PayloadTooLargeError`), `ConfigInvalidError` (an `InvalidMessageError`).
 `TypeError` for a bad action, target, id, bucket, key or payload that is not JSON; `ValueError` for a bad
@@ -116,8 +129,8 @@ from .protocol.bytes import from_base64, to_base64
 from .protocol.envelope import EVERYONE
 from .protocol.errors import (
     BusyError, CancelledError, HandlerGoneError, InvalidMessageError, NoHandlerError, NotAuthorizedError, NotSentError,
-    PayloadTooLargeError, RelaisError, RemoteError, RequestEndedError, ResponseCode, SiteUnreachableError, TimeoutError,
-    UnknownTokenError,
+    PayloadTooLargeError, RelaisError, RemoteError, RequestEndedError, ResponseCode, SealingError, SiteUnreachableError,
+    TimeoutError, UnknownTokenError,
 )
 from .protocol.kv import (
     BucketNotFoundError, ConfigInvalidError, KeyNotFoundError, RevisionConflictError, ValueTooLargeError, is_up_to_date,
@@ -127,15 +140,16 @@ from ._client.config import ClientConfig
 from ._client.kv import KvBucket
 
 
+from .protocol.sealing import sealing_available
 from .protocol.signature import signing_available
 
 
 __all__ = [
     "Bus", "connect", "HandlerContext", "Registration", "Message", "Subscription", "Step", "EVERYONE",
-    "to_base64", "from_base64", "signing_available",
+    "to_base64", "from_base64", "signing_available", "sealing_available",
     "RelaisError", "RemoteError", "InvalidMessageError", "UnknownTokenError", "RequestEndedError", "NoHandlerError",
     "SiteUnreachableError", "NotAuthorizedError", "CancelledError", "TimeoutError", "PayloadTooLargeError", "BusyError",
-    "HandlerGoneError", "NotSentError", "ResponseCode",
+    "HandlerGoneError", "NotSentError", "SealingError", "ResponseCode",
     "KvBucket", "ClientConfig", "is_up_to_date", "KeyNotFoundError", "RevisionConflictError", "BucketNotFoundError",
     "ValueTooLargeError", "ConfigInvalidError",
 ]

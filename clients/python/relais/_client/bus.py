@@ -14,6 +14,7 @@ from ..protocol.envelope import DEFAULT_MAX_MESSAGE_BYTES, DecodeResult, decode,
 from ..protocol.errors import InvalidMessageError, NotSentError, PayloadTooLargeError
 from ..protocol.messages import log_message, notification_message
 from ..protocol.framing import is_bytes
+from ..protocol.sealing import SEAL_MEMBER
 from ..protocol.topics import (PRESENCE_FILTER, check_client_id, check_path, check_topic_name, log_topic,
                                notification_topic, parse_topic, presence_topic)
 from .config import ClientConfig, open_config
@@ -22,6 +23,7 @@ from .kv import KvBucket
 from .options import ResolvedOptions, check_directory, check_seconds, env_broker, host_facts, parse_brokers
 from .presence import Presence
 from .requester import Requester
+from .sealing import make_sealing
 from .serving import Handler, Registration, Serving
 from .sites import SiteDirectory
 from .log_service import LOGS_ACTION, LogService, broker_secrets
@@ -61,16 +63,18 @@ class Bus:
         self._presence = Presence(self.loop, options, lambda lane: self._serving.actions(lane),
                                   lambda: self._serving.targeted_actions(), self._give_way)
         self._signer, self._verifier = _make_signatures(options)
+        # Sealed payloads (protocol §3.6): without the options, one that holds no key (sealed messages stay unopened, counted).
+        self._sealing = make_sealing(options.sealing_key, options.sealing_keys, options.seal_requests)
         self._transport = Transport(self.loop, options, self._presence.will(), self._on_message, self._on_connected,
                                     self._on_disconnected, self._signer.sign if self._signer is not None else None)
         self._presence.transport = self._transport
         #: The sites' links and rosters (protocol §13.4); `bus.sites()` lists them.
         self.site_directory = SiteDirectory()
         self.directory.on_settled.append(self.site_directory.end_reload)
-        self._requester = Requester(self.loop, options, self._transport, self.directory, self.site_directory)
+        self._requester = Requester(self.loop, options, self._transport, self.directory, self.site_directory, self._sealing)
         self._serving = Serving(self.loop, options, self._transport, self._presence.announce,
                                 lambda: not self._presence.starting,
-                                self._is_router)
+                                self._is_router, self._sealing)
         self._subscriptions = Subscriptions(self._transport)
         self._presence.contract_hashes = self._serving.contract_hashes
         # Built-in actions every library client serves, targeted only (protocol §7.6, §11.4).
@@ -169,6 +173,13 @@ class Bus:
         return stats
 
     @property
+    def sealing(self) -> dict:
+        """Sealed payloads (protocol §3.6): how many messages this client `sealed` and `opened`, and
+        how many sealed messages it received but did not open, by why (`refused`: `not-for-me`,
+        `malformed`, `undecryptable`); `kids`, the ids of the keys it opens with."""
+        return {**self._sealing.stats, "kids": self._sealing.kids}
+
+    @property
     def on_refused(self) -> list:
         """Listeners called with each received message the verifier refused (protocol §12.4):
         `{"topic", "reason", "lane", "source"?}`; empty and unused without `trusted_keys`."""
@@ -183,34 +194,37 @@ class Bus:
     async def request(self, action: str, payload: Any = None, *, timeout: Optional[float] = None, target: Optional[str] = None,
                       priority: Optional[str] = None, token: Optional[str] = None, check_handlers: Optional[bool] = None,
                       ack_timeout: Optional[float] = None, deadline: Optional[float] = None,
-                      on_behalf_of: Optional[str] = None, wait_for_site: Optional[float] = None) -> Any:
+                      on_behalf_of: Optional[str] = None, wait_for_site: Optional[float] = None, seal: Optional[bool] = None) -> Any:
         """Sends a command and returns the final response's payload. Raises `RemoteError` (the
         handler's error code), `TimeoutError`, `NoHandlerError`, `HandlerGoneError`,
         `CancelledError`, `NotSentError`... (protocol §5.1). Always ends. `timeout` in seconds,
         `deadline` in epoch seconds. A handler on a site whose link is down (protocol §13.4)
         fails it at once with `SiteUnreachableError`, or, with `wait_for_site` (seconds), after
-        that long unless the link comes back."""
+        that long unless the link comes back. `seal=True` (default `seal_requests`) seals the
+        payload for the handler's identity and its answers come back sealed for this client's
+        (protocol §3.6); no sealing key known for the handler's identity: `SealingError`, nothing sent."""
         self._check_open()
         return await self._requester.request(action, payload, timeout=timeout, target=target, priority=priority, token=token,
                                              check_handlers=check_handlers, ack_timeout=ack_timeout, deadline=deadline,
-                                             on_behalf_of=on_behalf_of, wait_for_site=wait_for_site)
+                                             on_behalf_of=on_behalf_of, wait_for_site=wait_for_site, seal=seal)
 
     def call(self, action: str, payload: Any = None, *, timeout: Optional[float] = None, target: Optional[str] = None,
              priority: Optional[str] = None, token: Optional[str] = None, check_handlers: Optional[bool] = None,
              ack_timeout: Optional[float] = None, deadline: Optional[float] = None,
-             on_behalf_of: Optional[str] = None, wait_for_site: Optional[float] = None) -> AsyncIterator[Any]:
+             on_behalf_of: Optional[str] = None, wait_for_site: Optional[float] = None, seal: Optional[bool] = None) -> AsyncIterator[Any]:
         """Sends a command and yields its steps (`relais.Step`): `accepted`, each progress, then
         the final one (protocol §4.3); an error response raises. Leaving the loop early sends a
         cancel (wrap in `contextlib.aclosing` to have it sent at once)."""
         self._check_open()
         return self._requester.call(action, payload, timeout=timeout, target=target, priority=priority, token=token,
                                     check_handlers=check_handlers, ack_timeout=ack_timeout, deadline=deadline,
-                                    on_behalf_of=on_behalf_of, wait_for_site=wait_for_site)
+                                    on_behalf_of=on_behalf_of, wait_for_site=wait_for_site, seal=seal)
 
     # ---- serving (protocol §4.2) -----------------------------------------------------------
 
     async def serve(self, action: str, handler: Handler, *, lane: Optional[str] = None, description: Optional[str] = None,
-                    input_schema: Optional[dict] = None, output_schema: Optional[dict] = None) -> Registration:
+                    input_schema: Optional[dict] = None, output_schema: Optional[dict] = None,
+                    sealed: Optional[str] = None) -> Registration:
         """Serves `action`: subscribes to its request topics and announces it in the presence.
         Returns a `Registration`; `await reg.close()` stops serving it.
 
@@ -218,24 +232,29 @@ class Bus:
         `output_schema` as JSON Schema (draft 7) dicts. Python has no zod: the schemas are given
         as JSON Schema directly, announced (presence `contracts`, a hash) and served whole by
         `relais/contracts/get` (`relais contracts`), but NOT checked against payloads or results
-        here (no JSON Schema validator in the standard library): a handler checks its input itself."""
+        here (no JSON Schema validator in the standard library): a handler checks its input itself.
+
+        `sealed="require"`: an unsealed command is refused with code 4, the handler not run
+        (protocol §3.6). A sealed command is opened before the handler runs (`ctx.sealed`), and
+        its progress and result go back sealed for the requester."""
         self._check_open()
         problem = check_path(action)
         if problem:
             raise TypeError(problem)
         return await self._serving.handle(action, handler, lane=lane, description=description, input_schema=input_schema,
-                                          output_schema=output_schema)
+                                          output_schema=output_schema, sealed=sealed)
 
     handle_async = serve
 
     def handle(self, action: str, *, lane: Optional[str] = None, description: Optional[str] = None,
-               input_schema: Optional[dict] = None, output_schema: Optional[dict] = None) -> Callable[[Handler], Handler]:
+               input_schema: Optional[dict] = None, output_schema: Optional[dict] = None,
+               sealed: Optional[str] = None) -> Callable[[Handler], Handler]:
         """Decorator: `@bus.handle("a/b")` serves the function. The subscription is made in the
         background; `await bus.wait_served()` (or a later `await`) lets it finish. Prefer
         `await bus.serve(action, fn)` to know it is served."""
         def register(handler: Handler) -> Handler:
             task = self.loop.create_task(self.serve(action, handler, lane=lane, description=description, input_schema=input_schema,
-                                                    output_schema=output_schema))
+                                                    output_schema=output_schema, sealed=sealed))
             self._pending_registrations.append(task)
             task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or
                                    log.error("serving %s failed: %s", action, t.exception()))
@@ -257,14 +276,19 @@ class Bus:
     # ---- publishing (protocol §8) ------------------------------------------------------------
 
     def notify(self, category: str, payload: Any = None, *, priority: str = "normal", destination: Optional[str] = None,
-               deadline: Optional[float] = None) -> None:
+               deadline: Optional[float] = None, seal_for: Optional[Sequence[str]] = None) -> None:
         """Publishes a notification on `<category>/notification` (§8.1); a bytes payload is a binary
-        message (§3.5). Raises `TypeError` for a bad
+        message (§3.5). With `seal_for` (identities), its payload is sealed for every key of each
+        (§3.6): `SealingError` when one has no sealing key, nothing sent. Raises `TypeError` for a bad
         category, `PayloadTooLargeError` past `max_message_bytes`, `NotSentError` when closed."""
         self._check_open()
         topic = notification_topic(category)
         envelope = notification_message(source=self.id, payload=payload, priority=priority, destination=destination,
                                         deadline=None if deadline is None else int(deadline * 1000))
+        if seal_for is not None:
+            if isinstance(seal_for, str) or not seal_for or not all(isinstance(identity, str) for identity in seal_for):
+                raise TypeError("seal_for must be a non-empty list of identities")
+            envelope = self._sealing.seal(envelope, seal_for)
         body = encode_message(envelope, self.options.max_message_bytes, lambda: f"the notification for {topic}")
         self._transport.send(Outbound(topic, body, qos=1, priority=priority, deadline=deadline))
 
@@ -397,15 +421,25 @@ class Bus:
 
     def _on_message(self, topic: str, payload: bytes, retained: bool, qos: int, lane: str) -> None:
         cached: list[DecodeResult] = []
+        # A sealed message (protocol §3.6) is opened where it is decoded, once, before anyone reads
+        # it: None (not sealed), "" (opened), or why it did not open.
+        unopened: list[Optional[str]] = [None]
 
         def decoded() -> DecodeResult:
             if not cached:
-                cached.append(_EMPTY if len(payload) == 0 else decode(payload, self.options.max_message_bytes))
+                result = _EMPTY if len(payload) == 0 else decode(payload, self.options.max_message_bytes)
+                if result.ok and result.envelope.get(SEAL_MEMBER) is not None:
+                    opening = self._sealing.open(result.envelope)
+                    if opening.ok:
+                        result, unopened[0] = DecodeResult(True, envelope=opening.envelope), ""
+                    else:
+                        unopened[0] = f"{opening.reason}: {opening.why}"
+                cached.append(result)
             return cached[0]
 
         try:
             parsed = parse_topic(topic)
-            # protocol §12.4: before any part of the client or any subscription sees it.
+            # protocol §12.4: before any part of the client or any subscription sees it (signatures cover the sealed bytes, §12.2).
             if self._verifier is not None and not self._verifier.admitted(topic, payload, parsed.kind == "presence", retained, lane, decoded):
                 return
             kind = parsed.kind
@@ -413,15 +447,20 @@ class Bus:
                 if parsed.requester == self.id:
                     result = decoded()
                     if result.ok and result.envelope.get("type") == "response":
-                        self._requester.on_response(result.envelope, lane)
+                        if unopened[0]:
+                            self._requester.on_unopened_response(result.envelope, unopened[0])
+                        else:
+                            self._requester.on_response(result.envelope, lane)
                     elif not result.ok:
                         log.warning("invalid response on %s: %s", topic, result.error)
             elif kind == "request":
                 # A client that merely subscribes to '#' must not answer other clients' commands.
                 if parsed.target == self.id:
-                    self._serving.on_request(parsed.action, True, decoded(), qos)
+                    result = decoded()
+                    self._serving.on_request(parsed.action, True, result, qos, unopened[0] or None)
                 elif parsed.target is None and self._serving.serves(parsed.action):
-                    self._serving.on_request(parsed.action, False, decoded(), qos)
+                    result = decoded()
+                    self._serving.on_request(parsed.action, False, result, qos, unopened[0] or None)
             elif kind == "cancel":
                 if self._serving.serves(parsed.action):
                     self._serving.on_cancel(decoded())
@@ -432,7 +471,8 @@ class Bus:
                 site = parse_site_topic(topic)
                 if site is not None:
                     self.site_directory.update(site, len(payload), decoded)
-            self._subscriptions.dispatch(topic, lane, payload, decoded, retained, qos)
+            self._subscriptions.dispatch(topic, lane, payload, decoded, retained, qos,
+                                         lambda: None if unopened[0] is None else "unopened" if unopened[0] else "opened")
         except Exception:  # noqa: BLE001 - one message never stops the client
             log.exception("error while handling a message on %s", topic)
 
@@ -588,7 +628,8 @@ def connect(id: Optional[str] = None, broker: Union[str, Sequence[str], None] = 
             timeout: float = 30.0, ack_timeout: Optional[float] = None, ephemeral: bool = False,
             info: Optional[dict] = None, startup: str = "auto", check_handlers: bool = True,
             max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, signing_key: Any = None, trusted_keys: Any = None,
-            require_signatures: bool = True, max_signature_skew: float = 30.0, logs: Union[bool, dict] = True,
+            require_signatures: bool = True, max_signature_skew: float = 30.0, sealing_key: Any = None,
+            sealing_keys: Any = None, seal_requests: bool = False, logs: Union[bool, dict] = True,
             keepalive: int = 30, realtime_lane: bool = True, reconnect_grace: float = 10.0,
             connect_timeout: float = 10.0, directory_settle: float = 0.5, directory: str = "full", max_offline_messages: int = 1000,
             reconnect_delay: float = 0.1, reconnect_max_delay: float = 5.0) -> _Connecting:
@@ -630,6 +671,9 @@ def connect(id: Optional[str] = None, broker: Union[str, Sequence[str], None] = 
         signing_key=signing_key,
         trusted_keys=trusted_keys,
         require_signatures=bool(require_signatures),
+        sealing_key=sealing_key,
+        sealing_keys=sealing_keys,
+        seal_requests=bool(seal_requests),
         logs=_logs_settings(logs),
         max_signature_skew=check_seconds(max_signature_skew, "max_signature_skew"),
         host_facts=host_facts(),

@@ -49,6 +49,12 @@ class ResolvedOptions:
     trusted_keys: Any = None
     require_signatures: bool = True
     max_signature_skew: float = 30.0
+    #: Sealed payloads (protocol §3.6, §12.5): this client's X25519 private key(s), the others'
+    #: public keys (a sealing keys file's path, a list, or a function of an identity), and whether
+    #: every request to an application action is sealed by default.
+    sealing_key: Any = None
+    sealing_keys: Any = None
+    seal_requests: bool = False
     #: Logs on demand (protocol §11.4): max_lines, max_bytes, lock_timeout (s); None: off.
     logs: Optional[dict] = None
     host_facts: dict[str, Any] = field(default_factory=dict)

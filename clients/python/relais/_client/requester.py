@@ -19,14 +19,15 @@ from typing import Any, AsyncIterator, Callable, Optional
 
 from ..protocol.ack_clock import AckClock
 from ..protocol.envelope import EVERYONE, encode
-from ..protocol.errors import CancelledError, NoHandlerError, NotSentError, TimeoutError
+from ..protocol.errors import CancelledError, NoHandlerError, NotSentError, SealingError, TimeoutError
 from ..protocol.failure_detector import FailureDetector
 from ..protocol.handler_choice import HandlerChoice
 from ..protocol.messages import cancel_message
 from ..protocol.request_lifecycle import RequestLifecycle, RequestPlan
-from ..protocol.topics import cancel_topic, check_client_id, check_path, response_topic
+from ..protocol.topics import cancel_topic, check_client_id, check_path, is_system_action, response_topic
 from .directory import Directory
 from .options import ResolvedOptions
+from .sealing import ClientSealing
 from .sites import SiteDirectory
 from .tokens import new_token
 from .transport import Outbound, Transport
@@ -66,6 +67,8 @@ class PendingRequest:
         self.ack_expire_at = math.inf
         self.ack_wait_ms = 0.0
         self.ack_asked = False
+        #: The command goes sealed (protocol §3.6): its answers must come sealed too.
+        self.sealed = plan.seal is not None
         self.lifecycle = RequestLifecycle(plan, requester.world, self, _now_ms())
 
     @property
@@ -254,8 +257,10 @@ class _BrokerHearing:
 
 class Requester:
     def __init__(self, loop: asyncio.AbstractEventLoop, options: ResolvedOptions, transport: Transport, directory: Directory,
-                 sites: SiteDirectory) -> None:
+                 sites: SiteDirectory, sealing: ClientSealing) -> None:
         self.loop = loop
+        #: What seals commands (`seal=True`) and opened their answers (protocol §3.6).
+        self.sealing = sealing
         self.sites = sites
         self.options = options
         self.transport = transport
@@ -409,7 +414,7 @@ class Requester:
 
     def _prepare(self, action: str, payload: Any, options: dict[str, Any], sink: _Sink) -> PendingRequest:
         unknown = set(options) - {"timeout", "deadline", "ack_timeout", "target", "priority", "token", "check_handlers", "on_behalf_of",
-                                   "wait_for_site"}
+                                   "wait_for_site", "seal"}
         if unknown:
             raise TypeError(f"unknown request option(s): {', '.join(sorted(unknown))}")
         timeout_s = options.get("timeout")
@@ -444,6 +449,10 @@ class Requester:
         wait_for_site = options.get("wait_for_site")
         if wait_for_site is not None and (isinstance(wait_for_site, bool) or not isinstance(wait_for_site, (int, float)) or wait_for_site < 0):
             raise ValueError(f"wait_for_site must be a number of seconds, 0 or more, got {wait_for_site!r}")
+        # `seal_requests` is for the application's actions: the router and the built-in ones (`relais/...`) hold no sealing key.
+        seal = options.get("seal")
+        if seal is None:
+            seal = self.sealing.requests_by_default and not is_system_action(action)
         plan = RequestPlan(
             action=action,
             payload=payload,
@@ -456,8 +465,20 @@ class Requester:
             check_handlers=self.options.check_handlers if check is None else bool(check),
             on_behalf_of=on_behalf_of,
             wait_for_site=wait_for_site * 1000 if wait_for_site is not None else None,
+            seal=(lambda command: self._seal_command(command, action, target)) if seal else None,
         )
         return PendingRequest(self, plan, sink)
+
+    def _seal_command(self, command: dict, action: str, target: Optional[str]) -> dict:
+        """A command sealed for its handler (protocol §3.6): the target's identity; else the handler
+        it goes to, and every identity the directory says serves the action that has a key, so that
+        a retry elsewhere (§4.7) reaches a handler that can open it; and this client's own identity
+        when it has a key, so that it reads its own command in the history (§11.2)."""
+        me = self.options.id
+        if target is not None and target != EVERYONE:
+            return self.sealing.seal(command, [target], [me])
+        destination = command.get("destination")
+        return self.sealing.seal(command, [] if destination == EVERYONE else [destination], [*sorted(self.directory.providers(action)), me])
 
     def _ensure_response_subscription(self, action: str, lane: str) -> "asyncio.Future[None]":
         known = self._response_subscriptions[lane]
@@ -476,7 +497,20 @@ class Requester:
         if request is None:
             log.debug("response for no pending request (late, or answered already): token %s from %s", token, envelope.get("source"))
             return
+        # A sealed command's answers come sealed (protocol §3.6): a plaintext one is not its handler's.
+        if request.sealed and envelope.get("seal") is None and envelope.get("error") is None and envelope.get("accepted") is not True:
+            log.warning("answer to a sealed request came unsealed: refused (token %s, from %s)", token, envelope.get("source"))
+            request.lifecycle.fail(SealingError(f"the answer of {envelope.get('source')} to the sealed request {token} came unsealed: "
+                                                "refused (protocol §3.6)"))
+            return
         request.lifecycle.response(envelope, lane, _now_ms())
+
+    def on_unopened_response(self, envelope: dict, why: str) -> None:
+        """A sealed answer for us that did not open (protocol §3.6): its request fails, nothing else could read it."""
+        token = envelope.get("token")
+        request = self.pending.get(token) if isinstance(token, str) else None
+        if request is not None:
+            request.lifecycle.fail(SealingError(f"the sealed answer of {envelope.get('source')} to request {token} did not open: {why}"))
 
     def on_disconnected(self, lane: str) -> None:
         for request in list(self.pending.values()):

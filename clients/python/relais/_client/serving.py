@@ -14,16 +14,17 @@ import asyncio
 import inspect
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable, Optional, Union
 
 from ..protocol.command_admission import admit_command
 from ..protocol.contracts import contract_hash
-from ..protocol.envelope import DecodeResult, encode, encode_message
-from ..protocol.errors import CancelledError, PayloadTooLargeError, ResponseCode, TimeoutError, to_wire
+from ..protocol.envelope import DecodeResult, encode, encode_json, encode_message
+from ..protocol.errors import CancelledError, PayloadTooLargeError, ResponseCode, SealingError, TimeoutError, to_wire
 from ..protocol.messages import response_message
 from ..protocol.recent_tokens import RecentTokens
-from ..protocol.topics import cancel_topic, request_topic, response_topic
+from ..protocol.sealing import is_sealed
+from ..protocol.topics import cancel_topic, identity_of_client_id, request_topic, response_topic
 from .options import ResolvedOptions
 from .tokens import new_token
 from .transport import Outbound, Transport
@@ -40,6 +41,8 @@ class _Served:
     #: What `relais/contracts/get` serves of it (protocol §7.6), with its hash.
     contract: Optional[dict] = None
     targeted_only: bool = False
+    #: `sealed="require"`: unsealed commands are refused (protocol §3.6).
+    sealed_only: bool = False
 
 
 def describe_contract(input_schema: Optional[dict], output_schema: Optional[dict], description: Optional[str]) -> dict:
@@ -61,7 +64,8 @@ class HandlerContext:
     def __init__(self, serving: "Serving", to: Any, envelope: dict, key: str) -> None:
         self._serving = serving
         self.to = to
-        #: The command's envelope as received, unknown fields kept (§3.3).
+        #: The command's envelope as received, unknown fields kept (§3.3); a sealed one opened
+        #: (`payload` the plaintext, `seal` kept, §3.6).
         self.envelope = envelope
         self.key = key
         self.action: str = to.action
@@ -79,6 +83,11 @@ class HandlerContext:
         self.last_progress: Optional[float] = None
         self.task: Optional[asyncio.Task[Any]] = None
         self._deadline_timer: Optional[asyncio.TimerHandle] = None
+
+    @property
+    def sealed(self) -> bool:
+        """The command came sealed (protocol §3.6): its answers go back sealed for the requester."""
+        return self.envelope.get("seal") is not None
 
     @property
     def cancelled(self) -> bool:
@@ -140,8 +149,10 @@ class Registration:
 class Serving:
     def __init__(self, loop: asyncio.AbstractEventLoop, options: ResolvedOptions, transport: Transport,
                  announce: Callable[[], Awaitable[None]], accepting: Callable[[], bool],
-                 is_router: Callable[[str], Union[bool, Awaitable[bool]]]) -> None:
+                 is_router: Callable[[str], Union[bool, Awaitable[bool]]], sealing: Any = None) -> None:
         self.loop = loop
+        #: What seals the answers to sealed commands for their requesters (protocol §3.6).
+        self._sealing = sealing
         self.options = options
         self.transport = transport
         self._announce = announce
@@ -195,9 +206,11 @@ class Serving:
     # ---- registering -----------------------------------------------------------------
 
     async def handle(self, action: str, handler: Handler, lane: Optional[str] = None, description: Optional[str] = None,
-                     input_schema: Optional[dict] = None, output_schema: Optional[dict] = None) -> Registration:
+                     input_schema: Optional[dict] = None, output_schema: Optional[dict] = None, sealed: Optional[str] = None) -> Registration:
         if action in self._served:
             raise ValueError(f"{action} is already handled by this client")
+        if sealed is not None and sealed != "require":
+            raise ValueError(f"sealed must be 'require' or None, got {sealed!r}")
         if not callable(handler):
             raise TypeError("the handler must be a function (payload, ctx)")
         for name, schema in (("input_schema", input_schema), ("output_schema", output_schema)):
@@ -209,7 +222,7 @@ class Serving:
         contract = describe_contract(input_schema, output_schema, description) if typed else None
         chosen = self.transport.lane_of(lane)
         topics = [request_topic(action), request_topic(action, self.options.id), cancel_topic(action)]
-        self._served[action] = _Served(handler, chosen, contract)
+        self._served[action] = _Served(handler, chosen, contract, sealed_only=sealed == "require")
         try:
             await asyncio.gather(*(self.transport.subscribe(t, chosen) for t in topics))
             await self._announce()
@@ -237,9 +250,21 @@ class Serving:
 
     # ---- commands --------------------------------------------------------------------
 
-    def on_request(self, action: str, targeted: bool, decoded: DecodeResult, qos: int) -> None:
-        """A message on `<action>/request[/<me>]`: the checks of protocol §4.2, then what they decide."""
+    def on_request(self, action: str, targeted: bool, decoded: DecodeResult, qos: int, unopened: Optional[str] = None) -> None:
+        """A message on `<action>/request[/<me>]`: the checks of protocol §4.2, then what they
+        decide. `unopened`: it came sealed and did not open here, why (protocol §3.6)."""
         admission = admit_command(action, targeted, decoded, qos, int(time.time() * 1000), self, new_token)
+        if admission.kind != "drop" and decoded.ok and is_sealed(decoded.envelope):
+            admission = replace(admission, to=replace(admission.to, sealed=True))
+        if admission.kind == "run":
+            refusal = self._sealing_refusal(action, admission.command, admission.to, unopened)
+            if refusal is not None:
+                code, name, message = refusal
+                log.warning("sealed command refused: %s (action %s, token %s, requester %s)", message, action, admission.to.token,
+                            admission.to.requester)
+                # Not `accepted: false`: that says "came after its acceptBy" (§4.7), which a requester meets by offering it again.
+                self.reply(replace(admission.to, sealed=False), "error", code=code, error={"name": name, "message": message})
+                return
         if admission.kind == "drop":
             entry = admission.log
             getattr(log, "warning" if entry.level == "warn" else "debug")("%s %s", entry.message, _fields(entry.fields))
@@ -251,6 +276,20 @@ class Serving:
             self._answer_duplicate(admission.key, admission.to, admission.wants_acks)
             return
         self._run(self._served[action].handler, admission.command, admission.to, admission.key, admission.wants_acks)
+
+    def _sealing_refusal(self, action: str, command: dict, to: Any, unopened: Optional[str]) -> Optional[tuple[int, str, str]]:
+        """Why a command may not run for sealing's sake (protocol §3.6), or None: it did not open
+        here (code 2, the requester sealed it for other keys), it came unsealed to an action that
+        takes sealed commands only (code 4), or its answer could not be sealed back (code 1: no
+        sealing key for the requester's identity; never a plaintext answer to a sealed command)."""
+        if unopened is not None:
+            return int(ResponseCode.INVALID_REQUEST), "SealingError", f"cannot open the sealed command: {unopened}"
+        served = self._served.get(action)
+        if served is not None and served.sealed_only and not is_sealed(command):
+            return int(ResponseCode.NOT_AUTHORIZED), "NotAuthorizedError", "this action takes sealed commands only (protocol §3.6)"
+        if to.sealed and not (self._sealing is not None and self._sealing.can_seal_for(to.requester)):
+            return int(ResponseCode.ERROR), "SealingError", _cannot_seal_answer(to.requester)
+        return None
 
     def _answer_duplicate(self, key: str, to: Any, wants_acks: bool) -> None:
         running = self._running.get(key)
@@ -371,15 +410,23 @@ class Serving:
         envelope = response_message(source=self.options.id, destination=to.requester, token=to.token, priority=to.priority,
                                     step=step, **{k: v for k, v in answer.items() if v is not None or k == "payload"})
         try:
+            # The payload of an answer to a sealed command goes back sealed for its requester (protocol §3.6).
+            if to.sealed and step in ("progress", "result"):
+                envelope = self._seal_answer(envelope, to.requester)
             body = encode_message(envelope, self.options.max_message_bytes, lambda: f"the response of {to.action}")
-        except (PayloadTooLargeError, TypeError) as problem:
-            # One that is not JSON or too large becomes an error answer (§3.4, §5.1).
-            code, wire = to_wire(problem if isinstance(problem, PayloadTooLargeError) else TypeError(str(problem)))
+        except (PayloadTooLargeError, SealingError, TypeError) as problem:
+            # One that is not JSON, too large or not sealable becomes an error answer (§3.4, §3.6, §5.1).
+            code, wire = to_wire(problem if isinstance(problem, (PayloadTooLargeError, SealingError)) else TypeError(str(problem)))
             log.warning("%s (action %s, token %s)", wire.get("message"), to.action, to.token)
             body = encode(response_message(source=self.options.id, destination=to.requester, token=to.token,
                                            priority=to.priority, step="error", code=code, error=wire))
         self._send(to, body)
         return body
+
+    def _seal_answer(self, envelope: dict, requester: str) -> dict:
+        if self._sealing is None or not self._sealing.can_seal_for(requester):
+            raise SealingError(_cannot_seal_answer(requester))
+        return self._sealing.seal(envelope, [requester])
 
     def _send(self, to: Any, body: str) -> None:
         try:
@@ -393,6 +440,10 @@ class Serving:
             ctx.abort(CancelledError("the serving client is closing"))
         for check in list(self._router_checks):
             check.cancel()
+
+
+def _cannot_seal_answer(requester: str) -> str:
+    return f"cannot seal the answer: no sealing key for identity {identity_of_client_id(requester)}"
 
 
 def _fields(fields: Any) -> str:

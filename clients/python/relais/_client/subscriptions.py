@@ -29,6 +29,10 @@ class Message:
     qos: int
     raw: bytes
     invalid: Optional[str] = None
+    #: A sealed message (protocol §3.6): "opened" (the payload is the plaintext) or "unopened" (not
+    #: sealed for this client, or it did not open: the payload is the ciphertext bytes); None when
+    #: it was not sealed. `envelope["seal"]` stays in both cases.
+    sealed: Optional[str] = None
 
     @property
     def payload(self) -> Any:
@@ -119,7 +123,9 @@ class Subscriptions:
             raise
         return subscription
 
-    def dispatch(self, topic: str, lane: str, raw: bytes, decoded: Callable[[], DecodeResult], retained: bool, qos: int) -> None:
+    def dispatch(self, topic: str, lane: str, raw: bytes, decoded: Callable[[], DecodeResult], retained: bool, qos: int,
+                 sealed: Callable[[], Optional[str]] = lambda: None) -> None:
+        """Delivers one message to every matching subscription; `sealed` says what became of a sealed one (read after `decoded()`)."""
         if not self._entries:
             return
         for entry in list(self._entries):
@@ -129,7 +135,7 @@ class Subscriptions:
             result = decoded()
             subscription = entry.subscription
             if result.ok:
-                message = Message(topic, result.envelope, retained, qos, raw)
+                message = Message(topic, result.envelope, retained, qos, raw, sealed=sealed())
             elif entry.include_invalid:
                 message = Message(topic, None, retained, qos, raw, invalid=str(result.error))
             else:

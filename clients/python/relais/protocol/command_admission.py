@@ -28,6 +28,8 @@ class ReplyTo:
     token: str
     priority: str
     qos: int
+    #: The command came sealed: its answers' payloads go back sealed for the requester (protocol §3.6).
+    sealed: bool = False
 
 
 class ServingView(Protocol):

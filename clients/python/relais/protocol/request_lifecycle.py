@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional, Protocol, Union, runtime_checkable
+from typing import Any, Callable, Optional, Protocol, Union, runtime_checkable
 
 from .envelope import encode_message
 from .errors import HandlerGoneError, NoHandlerError, RelaisError, ResponseCode, SiteUnreachableError, TimeoutError, from_wire
@@ -77,6 +77,9 @@ class RequestPlan:
     check_handlers: bool
     on_behalf_of: Optional[str] = None
     wait_for_site: Optional[float] = None
+    #: Seals the command's envelope (protocol §3.6), called at each encoding: a command moved to
+    #: another handler is sealed again for it. Raises what makes it impossible (no key).
+    seal: Optional[Callable[[dict], dict]] = None
 
 
 @runtime_checkable
@@ -551,6 +554,8 @@ class RequestLifecycle:
             accept_by=self._accept_by,
             on_behalf_of=self._plan.on_behalf_of,
         )
+        if self._plan.seal is not None:
+            envelope = self._plan.seal(envelope)
         self._text = encode_message(envelope, self._world.max_message_bytes, lambda: f"the request to {self.action}")
 
     def _accept_by_from(self, now: float) -> int:
