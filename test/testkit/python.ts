@@ -11,7 +11,7 @@
  * that need it): a loud line and a skip, or a failure under RELAIS_REQUIRE_PEERS=1, as
  * `peerGate` does for Mosquitto.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -42,9 +42,28 @@ export function paho2Path(): string | undefined {
   return undefined;
 }
 
-function missing(version: PahoVersion): string | undefined {
+/** An optional Python module some tests need (the package works without it), and the Debian package that brings it. */
+export interface PythonModule {
+  module: string;
+  debianPackage: string;
+}
+
+/** `cryptography`, for signed envelopes (protocol §12) and sealed payloads (§3.6): Debian's python3-cryptography. */
+export const CRYPTOGRAPHY: PythonModule = { module: 'cryptography.hazmat.primitives.asymmetric.x25519', debianPackage: 'python3-cryptography' };
+
+function imports(module: string): boolean {
+  try {
+    execFileSync(PYTHON, ['-c', `import ${module}`], { stdio: 'ignore', timeout: 30_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function missing(version: PahoVersion, needs: readonly PythonModule[] = []): string | undefined {
   if (!fs.existsSync(PYTHON)) return `${PYTHON} is not installed (apt-get install python3 python3-paho-mqtt)`;
   if (!fs.existsSync(SYSTEM_PAHO)) return `${PYTHON} has no paho (apt-get install python3-paho-mqtt)`;
+  for (const need of needs) if (!imports(need.module)) return `${PYTHON} cannot import ${need.module} (apt-get install ${need.debianPackage})`;
   if (version === 2 && paho2Path() === undefined) {
     return `paho-mqtt 2.x is not unpacked (RELAIS_PAHO2_PATH, or ${DEFAULT_PAHO2}: .ci/run shows how to fetch Debian 13's python3-paho-mqtt_2.1.0-1_all.deb and dpkg-deb -x it)`;
   }
@@ -52,11 +71,11 @@ function missing(version: PahoVersion): string | undefined {
 }
 
 /**
- * Whether tests of `what` with paho `version` run: a loud line and a skip when Python, paho or
- * paho 2.x is missing, a failure under RELAIS_REQUIRE_PEERS=1 (CI installs them).
+ * Whether tests of `what` with paho `version` run: a loud line and a skip when Python, paho,
+ * paho 2.x or a module of `needs` is missing, a failure under RELAIS_REQUIRE_PEERS=1 (CI installs them).
  */
-export function pythonGate(what: string, version: PahoVersion = 1): { skip: string | false } {
-  const reason = missing(version);
+export function pythonGate(what: string, version: PahoVersion = 1, needs: readonly PythonModule[] = []): { skip: string | false } {
+  const reason = missing(version, needs);
   if (reason === undefined) return { skip: false };
   if (process.env.RELAIS_REQUIRE_PEERS === '1') throw new Error(`RELAIS_REQUIRE_PEERS=1 but ${what} cannot run: ${reason}`);
   const line = `!!! SKIPPING ${what}: ${reason} !!!`;
