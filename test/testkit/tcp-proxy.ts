@@ -2,7 +2,8 @@
  * A TCP proxy on 127.0.0.1 that a test controls: it forwards to a port, and `cut()` destroys
  * every connection through it (a lost connection, for real, on both sides' sockets); while
  * `refuse` is set, new connections are closed at once, so the client stays offline until the
- * test lets it back.
+ * test lets it back. `hold()` stops forwarding what its clients send, as a network that has
+ * stopped delivering: cut then, what was held is lost, as bytes in flight are.
  */
 import net from 'node:net';
 
@@ -13,7 +14,11 @@ export interface TcpProxy {
   refuse: boolean;
   /** Connections accepted so far. */
   readonly accepted: number;
-  /** Destroys every open connection; returns how many there were. */
+  /** From now on, what clients send is held, not forwarded (until `cut()`, which drops it). */
+  hold(): void;
+  /** What was held so far (MQTT packets, as sent). */
+  readonly held: Buffer;
+  /** Destroys every open connection, and what was held; forwards again afterwards. Returns how many there were. */
   cut(): number;
   close(): Promise<void>;
 }
@@ -22,6 +27,8 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
   const open = new Set<net.Socket>();
   let accepted = 0;
   let refuse = false;
+  let holding = false;
+  let held: Buffer[] = [];
   const server = net.createServer((client) => {
     if (refuse) return void client.destroy();
     accepted += 1;
@@ -33,7 +40,10 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
         other.destroy();
       });
       socket.on('error', () => other.destroy());
-      socket.pipe(other);
+      socket.on('data', (chunk: Buffer) => {
+        if (holding && socket === client) held.push(chunk);
+        else other.write(chunk);
+      });
     }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -50,9 +60,17 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     get accepted() {
       return accepted;
     },
+    hold() {
+      holding = true;
+    },
+    get held() {
+      return Buffer.concat(held);
+    },
     cut() {
       const count = open.size;
       for (const socket of open) socket.destroy();
+      holding = false;
+      held = [];
       return count;
     },
     async close() {
