@@ -12,6 +12,7 @@ import { withRouter } from './router-client.js';
 import { formatRow, formatSteps, formatTimelineStep, requestTable } from './history-format.js';
 import { RequestFollower } from './history-follow.js';
 import { summarise, SUMMARY_ROWS, type RequestSummary } from '../protocol/history-requests.js';
+import { followRows } from '../client/requesting/index.js';
 
 interface HistoryOptions extends GlobalOptions {
   token?: string;
@@ -182,11 +183,8 @@ async function followRequests(bus: Bus, query: HistoryQuery, afterId: number, sh
   }
 }
 
-/** New rows as the router records them, until the request ends (with a token) or Ctrl-C. */
+/** New rows as the router records them, until the request ends (with a token) or Ctrl-C; resumed after lost connections, none missed or doubled. */
 async function followLive(bus: Bus, query: HistoryQuery, signal: AbortSignal, print: Print): Promise<void> {
-  const steps: AsyncIterable<Step> = bus.call(HISTORY_ACTIONS.follow, query, { timeout: 2 ** 31 - 1, signal });
-  for await (const step of steps) {
-    if (step.kind === 'progress') for (const row of bus.openRows(step.payload as HistoryRow[])) print(row);
-    else if (step.kind === 'final' && step.payload) print(bus.openRows([step.payload as HistoryRow])[0]!);
-  }
+  const { afterId, ...rest } = query;
+  for await (const row of followRows(bus, rest, { timeout: 2 ** 31 - 1, signal, ...(afterId !== undefined && { afterId }) })) print(bus.openRows([row])[0]!);
 }

@@ -222,7 +222,7 @@ export class Bus extends Emitter<{ online: []; offline: []; lane: [lane: Lane, u
    * Needs a router on the bus (`relais start` runs one).
    */
   async *follow(token: string, options?: FollowOptions): AsyncGenerator<HistoryRow> {
-    for await (const row of followToken((action, payload, requestOptions) => this.call(action, payload, requestOptions), token, options)) yield this.openRow(row);
+    for await (const row of followToken(this, token, options)) yield this.openRow(row);
   }
 
   /**

@@ -10,7 +10,7 @@ import { fromBase64, toBase64 } from '../protocol/binary.js';
 import { BusyError, InvalidMessageError, NotAuthorizedError, stackFromCaller } from '../protocol/errors.js';
 import { KV_ACTIONS, kvErrorOf, type KvEntry, type KvHistory, type KvKeysPage, type KvUpToDate, type KvWatchStep, type KvWritten } from '../protocol/kv.js';
 import type { RequestOptions, Step } from './types.js';
-import { arm } from './wait.js';
+import { pause } from './wait.js';
 
 /** What the bucket needs of a connected client: the Bus has it. */
 export interface KvClient {
@@ -162,12 +162,4 @@ export function decode<T>(entry: KvEntry): KvValueEntry<T> {
 /** A value as the wire carries it: bytes as `{ "$base64": … }` (§3.5). */
 export function encode(value: unknown): unknown {
   return value instanceof Uint8Array ? toBase64(value) : value;
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    arm({ timeout: ms, onTimeout: resolve, ...(signal && { signal }), onAbort: resolve });
-  });
 }

@@ -69,3 +69,11 @@ export function waitFor<T>(
     if (done) cleanup?.();
   });
 }
+
+/** Resolves after `ms`, or at once when `signal` aborts: a pause between two attempts. */
+export function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    arm({ timeout: ms, onTimeout: resolve, ...(signal && { signal }), onAbort: resolve });
+  });
+}

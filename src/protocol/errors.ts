@@ -114,6 +114,23 @@ export class HandlerGoneError extends RelaisError {
   }
 }
 
+/**
+ * A router's stream (a history follow, a kv watch) ended because steps it had sent may be lost:
+ * its connection was lost, or it is closing (protocol §11.2, §14.9). Code 1, `error.name`
+ * `StreamInterruptedError`: the requester asks again after the last item it handled.
+ */
+export class StreamInterruptedError extends RelaisError {
+  override readonly name = 'StreamInterruptedError';
+  constructor(message: string) {
+    super('STREAM_INTERRUPTED', message);
+  }
+}
+
+/** Whether `error`, as a requester receives it, is a router's `StreamInterruptedError`: ask again. */
+export function isStreamInterrupted(error: unknown): boolean {
+  return error instanceof RemoteError && error.remoteName === 'StreamInterruptedError';
+}
+
 /** The caller aborted the request, or the handler was cancelled. */
 export class CancelledError extends RelaisError {
   override readonly name = 'CancelledError';

@@ -11,6 +11,7 @@ import { READ_ALL_GRANT, type HistoryAccess } from './history-access.js';
 import { endsLifecycle, HISTORY_ACTIONS, historyFollowSchema, historyPutSchema, parseHistoryQuery, type HistoryFollow, type HistoryPage, type HistoryPut, type HistoryRow } from '../protocol/history.js';
 import type { HistoryScope, HistoryStore } from './history-store.js';
 import { capData, type Recorder } from './recorder.js';
+import { watchLostConnection } from './lost-connection.js';
 
 /** Stored rows one follow replays at most before live ones: a follow of everything is refused, not held in memory. */
 const MAX_REPLAY = 100_000;
@@ -33,7 +34,7 @@ export async function serveHistory(bus: Bus, store: HistoryStore, recorder: Reco
       return store.query(query, access.scopeOf(asker));
     }),
     bus.handle(HISTORY_ACTIONS.put, (payload: unknown, ctx) => put(store, recorder, parsed(() => historyPutSchema.parse(payload)), access.asker(ctx), ctx, options)),
-    bus.handle(HISTORY_ACTIONS.follow, (payload: unknown, ctx) => follow(store, recorder, parsed(() => historyFollowSchema.parse(payload)), access.scopeOf(access.asker(ctx)), ctx)),
+    bus.handle(HISTORY_ACTIONS.follow, (payload: unknown, ctx) => follow(store, recorder, parsed(() => historyFollowSchema.parse(payload)), access.scopeOf(access.asker(ctx)), ctx, bus)),
   ]);
 }
 
@@ -103,7 +104,7 @@ function capDataOrRefuse(data: unknown, maxBytes: number): ReturnType<typeof cap
  * on until the caller cancels or its deadline. Rows are read from the store by id, after the
  * last one sent: none lost or doubled, whichever router sharing the store stored them.
  */
-async function follow(store: HistoryStore, recorder: Recorder, filters: HistoryFollow, scope: HistoryScope | undefined, ctx: HandlerContext): Promise<HistoryRow | null> {
+async function follow(store: HistoryStore, recorder: Recorder, filters: HistoryFollow, scope: HistoryScope | undefined, ctx: HandlerContext, bus: Bus): Promise<HistoryRow | null> {
   let wake: (() => void) | undefined;
   /** Rows went into the store since the last read (this router saw them stored, by it or another). */
   let fresh = false;
@@ -116,6 +117,7 @@ async function follow(store: HistoryStore, recorder: Recorder, filters: HistoryF
   });
   const onAbort = () => wake?.();
   ctx.signal.addEventListener('abort', onAbort, { once: true });
+  const lostConnection = watchLostConnection(bus, () => wake?.());
   let lastId = filters.afterId ?? 0;
   /** Sends the rows after lastId as progress steps of up to 100; returns the row that ends the request, if one came. */
   const send = (rows: readonly HistoryRow[]): HistoryRow | undefined => {
@@ -145,6 +147,7 @@ async function follow(store: HistoryStore, recorder: Recorder, filters: HistoryF
       if (more && read >= max) throw new InvalidMessageError(`more than ${MAX_REPLAY} stored rows match: narrow the filters, or give afterId or ctimeFrom`);
       if (more) await new Promise((resolve) => setImmediate(resolve));
       if (ctx.signal.aborted) throw ctx.signal.reason;
+      lostConnection.check();
     }
     return undefined;
   };
@@ -155,6 +158,7 @@ async function follow(store: HistoryStore, recorder: Recorder, filters: HistoryF
     for (;;) {
       while (!fresh) {
         if (ctx.signal.aborted) throw ctx.signal.reason;
+        lostConnection.check();
         await new Promise<void>((resolve) => (wake = resolve));
       }
       fresh = false;
@@ -164,5 +168,6 @@ async function follow(store: HistoryStore, recorder: Recorder, filters: HistoryF
   } finally {
     stop();
     ctx.signal.removeEventListener('abort', onAbort);
+    lostConnection.stop();
   }
 }

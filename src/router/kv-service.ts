@@ -10,7 +10,8 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Bus } from '../client/bus.js';
 import type { HandlerContext, Registration } from '../client/types.js';
-import { BusyError, InvalidMessageError, NotAuthorizedError, RelaisError } from '../protocol/errors.js';
+import { BusyError, InvalidMessageError, NotAuthorizedError, RelaisError, StreamInterruptedError } from '../protocol/errors.js';
+import { watchLostConnection } from './lost-connection.js';
 import {
   BucketNotFoundError,
   bucketSettingsSchema,
@@ -253,14 +254,7 @@ export class KvService {
     this.watchers.add(onChange);
     const onAbort = () => wake?.();
     ctx.signal.addEventListener('abort', onAbort, { once: true });
-    // Steps written as the connection died may never have left, and this watch goes on past
-    // them: it ends, and the library asks again from the last revision it yielded (§14.6).
-    let connectionLost = false;
-    const onOffline = () => {
-      connectionLost = true;
-      wake?.();
-    };
-    bus.on('offline', onOffline);
+    const lostConnection = watchLostConnection(bus, () => wake?.());
     const requester = ctx.source;
     const instance = presenceInstance(bus, requester);
     const pollMs = this.options.watchPollMs ?? 1000;
@@ -289,8 +283,8 @@ export class KvService {
     const checkStillAllowed = () => {
       if (ctx.signal.aborted) throw ctx.signal.reason;
       // Code 1: the library's watch asks again (another router, or this one once back).
-      if (this.closed) throw new RelaisError('ROUTER_CLOSING', 'the router is closing: watch again from the last revision');
-      if (connectionLost) throw new RelaisError('ROUTER_RECONNECTED', "the router's connection was lost, and steps with it perhaps: watch again from the last revision");
+      if (this.closed) throw new StreamInterruptedError('the router is closing: watch again from the last revision');
+      lostConnection.check();
       // The policy as it is now: a rule removed ends the watch (protocol §14.8).
       range = this.readRange(asker, input.bucket, prefix);
       if (instance !== undefined && presenceInstance(bus, requester) !== instance) throw new RelaisError('REQUESTER_GONE', `the requester ${requester} left: its watch ends`);
@@ -344,7 +338,7 @@ export class KvService {
       else this.watchesOf.delete(counted);
       this.watchers.delete(onChange);
       ctx.signal.removeEventListener('abort', onAbort);
-      bus.off('offline', onOffline);
+      lostConnection.stop();
     }
   }
 

@@ -8,7 +8,7 @@ import { EventCursor, type EventCatchUp, type EventGap } from '../../protocol/ev
 import { EVENTS_ACTION, EVENTS_CATEGORY, type BusEvent, type EventsPage } from '../../protocol/events.js';
 import { notificationTopic } from '../../protocol/topics.js';
 import type { ReceivedMessage, RequestOptions } from '../types.js';
-import { arm } from '../wait.js';
+import { pause } from '../wait.js';
 
 export type { EventCatchUp, EventGap };
 
@@ -82,10 +82,3 @@ export async function* eventFeed(client: EventFeedClient, options: EventsOptions
   }
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    arm({ timeout: ms, onTimeout: resolve, ...(signal && { signal }), onAbort: resolve });
-  });
-}

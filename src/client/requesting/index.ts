@@ -5,5 +5,5 @@
  */
 export { Requester } from './requester.js';
 export { requestAll, type FanOutAnswer, type FanOutOptions, type FanOutResult } from './fan-out.js';
-export { followToken, type FollowOptions } from './follow.js';
+export { followRows, followToken, type FollowOptions } from './follow.js';
 export { eventFeed, type EventCatchUp, type EventFeedClient, type EventGap, type EventsOptions } from './event-feed.js';
