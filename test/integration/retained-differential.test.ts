@@ -224,3 +224,107 @@ describe('retained messages against Mosquitto', { skip: gate.skip }, () => {
     });
   }
 });
+
+/** A client's PUBLISHes as `topic=payload r<retain flag>` lines, the topic without `<root>/` (or `<root>-`); `until(n)` waits for the n-th. */
+function received(client: MqttClient, root: string) {
+  const lines: string[] = [];
+  const waiters: Array<() => void> = [];
+  client.on('message', (topic, payload, packet) => {
+    lines.push(`${topic.slice(root.length + 1)}=${payload.toString()} r${packet.retain ? 1 : 0}`);
+    for (const wake of waiters.splice(0)) wake();
+  });
+  const until = (count: number, what: string) =>
+    within(
+      new Promise<void>(function check(resolve) {
+        if (lines.length >= count) resolve();
+        else waiters.push(() => check(resolve));
+      }),
+      WAIT_MS,
+      what,
+    );
+  return { lines, until };
+}
+
+const brokers = [
+  { name: 'the embedded broker', start: async () => { const broker = await startEmbeddedBroker({ port: 0, log: () => {} }); return { url: broker.url!, close: () => broker.close() }; }, skip: false as const },
+  { name: 'Mosquitto (the reference)', start: async () => { const broker = await startMosquitto(); return { url: broker.url, close: () => broker.close() }; }, skip: gate.skip },
+];
+
+for (const { name, start, skip } of brokers) {
+  describe(`retained messages on ${name}`, { skip }, () => {
+    it('retained - a filter unsubscribed and made again brings the retained messages as they are then, with retain=1, and nothing sent meanwhile', async () => {
+      const broker = await start();
+      const publisher = await connected(broker.url, 'retainer');
+      const subscriber = await connected(broker.url, 'subscriber');
+      try {
+        const root = uniqueId('kept');
+        // Its retained message comes last for each SUBSCRIBE naming it last: the replay is over.
+        const end = `${root}-end`;
+        for (const [topic, text] of [['one', '1'], ['two', '2'], ['gone', 'g']] as const) await publisher.publishAsync(`${root}/${topic}`, text, { qos: 1, retain: true });
+        await publisher.publishAsync(end, 'end', { qos: 1, retain: true });
+        const got = received(subscriber, root);
+        await subscriber.subscribeAsync([`${root}/#`, end], { qos: 1 });
+        await got.until(4, 'the first replay');
+        assert.deepEqual(got.lines.splice(0).sort(), ['end=end r1', 'gone=g r1', 'one=1 r1', 'two=2 r1']);
+
+        await subscriber.unsubscribeAsync([`${root}/#`, end]);
+        await publisher.publishAsync(`${root}/one`, '1b', { qos: 1, retain: true });
+        await publisher.publishAsync(`${root}/gone`, '', { qos: 1, retain: true });
+        await publisher.publishAsync(`${root}/three`, '3', { qos: 1, retain: true });
+        await subscriber.subscribeAsync([`${root}/#`, end], { qos: 1 });
+        await got.until(4, 'the replay after subscribing again');
+        assert.deepEqual(got.lines.sort(), ['end=end r1', 'one=1b r1', 'three=3 r1', 'two=2 r1']);
+      } finally {
+        subscriber.end(true);
+        publisher.end(true);
+        await broker.close();
+      }
+    });
+
+    it('retained - a message retained while a subscriber is connected reaches it with retain=0 [MQTT-3.3.1-9], a SUBSCRIBE after gets it with retain=1, and once cleared nobody gets it again', async () => {
+      const broker = await start();
+      const publisher = await connected(broker.url, 'retainer');
+      const present = await connected(broker.url, 'present');
+      const clients = [publisher, present];
+      try {
+        const root = uniqueId('live');
+        const end = `${root}-end`;
+        await publisher.publishAsync(end, 'end', { qos: 1, retain: true });
+        const live = received(present, root);
+        await present.subscribeAsync(`${root}/+`, { qos: 1 });
+
+        await publisher.publishAsync(`${root}/presence`, 'alive', { qos: 1, retain: true });
+        await live.until(1, 'the live copy');
+        assert.deepEqual(live.lines.splice(0), ['presence=alive r0']);
+
+        // The same filter again: its retained messages are sent again [MQTT-3.8.4-3], as retained.
+        await present.subscribeAsync(`${root}/+`, { qos: 1 });
+        await live.until(1, 'the replay to the present subscriber');
+        assert.deepEqual(live.lines.splice(0), ['presence=alive r1']);
+
+        const later = await connected(broker.url, 'later');
+        clients.push(later);
+        const replayed = received(later, root);
+        await later.subscribeAsync([`${root}/+`, end], { qos: 1 });
+        await replayed.until(2, 'the replay to a later subscriber');
+        assert.deepEqual(replayed.lines.splice(0), ['presence=alive r1', 'end=end r1']);
+
+        // A clear is a PUBLISH like any other for those subscribed (MQTT 3.1.1 §3.3.1.3), then nothing is retained.
+        await publisher.publishAsync(`${root}/presence`, '', { qos: 1, retain: true });
+        await live.until(1, 'the live clear');
+        await replayed.until(1, 'the live clear to the later subscriber');
+        assert.deepEqual(live.lines.splice(0), ['presence= r0']);
+        assert.deepEqual(replayed.lines.splice(0), ['presence= r0']);
+        const last = await connected(broker.url, 'last');
+        clients.push(last);
+        const none = received(last, root);
+        await last.subscribeAsync([`${root}/+`, `${root}/#`, end], { qos: 1 });
+        await none.until(1, 'the last replay');
+        assert.deepEqual(none.lines, ['end=end r1']);
+      } finally {
+        for (const client of clients) client.end(true);
+        await broker.close();
+      }
+    });
+  });
+}
