@@ -7,27 +7,21 @@ Times of the API in seconds (a put's `ttl`); entries are the wire's dicts, times
 """
 from __future__ import annotations
 
-import asyncio
-import logging
+import contextlib
 from typing import TYPE_CHECKING, Any, AsyncIterator, Optional
 
 from ..protocol.errors import BusyError, InvalidMessageError, NotAuthorizedError
 from ..protocol.kv import (KV_ACTIONS, KvWatchCursor, bucket_problem, decode_entry, encode_value, key_problem, kv_error_of,
                            prefix_problem)
 
+from .resumable import resumed_steps
+
 if TYPE_CHECKING:
     from .bus import Bus
 
-log = logging.getLogger("relais.kv")
-
-#: Pause before asking again after the router did not answer.
-RETRY_S = 1.0
 #: A watch runs until stopped: no time-out of its own (the longest a timer holds, as in TS).
 WATCH_TIMEOUT_S = (2**31 - 1) / 1000
 
-
-class _Restart(Exception):
-    """The connection came back: the running watch request is dropped and asked again from the last revision."""
 
 
 class KvBucket:
@@ -102,38 +96,23 @@ class KvBucket:
         if prefix is not None:
             _prefix(prefix)
         cursor = KvWatchCursor(since)
-        while True:
-            steps: asyncio.Queue[Any] = asyncio.Queue()
-            pump = asyncio.ensure_future(_pump(bus.call(KV_ACTIONS["watch"], cursor.ask(self.bucket, prefix), timeout=WATCH_TIMEOUT_S), steps))
 
-            # A lost connection may have lost steps too: ask again from the cursor once it is back.
-            def online(pump: "asyncio.Future[None]" = pump, steps: "asyncio.Queue[Any]" = steps) -> None:
-                pump.cancel()
-                steps.put_nowait(_Restart())
-            bus._on_main_online.append(online)
-            try:
-                while True:
-                    step = await steps.get()
-                    if isinstance(step, BaseException):
-                        raise step
-                    if step is None:
-                        break
+        def fatal(error: Exception) -> bool:
+            # Refusals, bad input and too many watches do not get better by asking again.
+            return isinstance(kv_error_of(error), (NotAuthorizedError, InvalidMessageError, BusyError))
+        steps = resumed_steps(bus, KV_ACTIONS["watch"], lambda: cursor.ask(self.bucket, prefix), WATCH_TIMEOUT_S,
+                              lambda error: not fatal(error), f"kv watch of {self.bucket}")
+        try:
+            async with contextlib.aclosing(steps):
+                async for step in steps:
                     if step.kind == "progress":
                         for item in cursor.step(step.payload):
                             yield item
-            except _Restart:
-                continue
-            except Exception as error:  # noqa: BLE001 - sorted below: the router away is asked again
-                typed = kv_error_of(error)
-                # Refusals, bad input and too many watches do not get better by asking again, nor does a closed client.
-                if isinstance(typed, (NotAuthorizedError, InvalidMessageError, BusyError)) or bus.closed:
-                    raise typed
-                log.debug("kv watch of %s: the router did not answer (%s); asking again", self.bucket, error)
-                await _pause(steps, RETRY_S)
-            finally:
-                if online in bus._on_main_online:
-                    bus._on_main_online.remove(online)
-                pump.cancel()
+        except Exception as error:  # noqa: BLE001 - re-raised, typed
+            typed = kv_error_of(error)
+            if typed is error:
+                raise
+            raise typed
 
     async def _ask(self, action: str, payload: dict) -> Any:
         try:
@@ -144,28 +123,6 @@ class KvBucket:
                 raise
             raise typed
 
-
-async def _pump(steps: AsyncIterator[Any], into: "asyncio.Queue[Any]") -> None:
-    """Hands each step of a call to the watch; None at its end, the error it ends with."""
-    try:
-        async for step in steps:
-            into.put_nowait(step)
-        into.put_nowait(None)
-    except asyncio.CancelledError:
-        raise
-    except Exception as error:  # noqa: BLE001 - the watch decides what it means
-        into.put_nowait(error)
-    finally:
-        # Sends the cancel (§4.4) when the watch stopped before the router ended it.
-        await steps.aclose()  # type: ignore[attr-defined]
-
-
-async def _pause(steps: "asyncio.Queue[Any]", seconds: float) -> None:
-    """Waits `seconds` before asking again, or less when the connection comes back meanwhile (a `_Restart` in `steps`)."""
-    try:
-        await asyncio.wait_for(steps.get(), seconds)
-    except asyncio.TimeoutError:
-        pass
 
 
 def _key(key: Any) -> str:

@@ -6,11 +6,13 @@ an `EventCursor` (`relais.protocol.event_cursor`, where the rules of resuming an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any, AsyncIterator, Optional
 
 from ..protocol.event_cursor import EventCursor, EventGap
 from ..protocol.topics import notification_topic
+from .resumable import is_stream_interrupted, resumed_steps
 
 if TYPE_CHECKING:
     from .bus import Bus
@@ -64,20 +66,25 @@ async def history(bus: "Bus", query: dict[str, Any]) -> Any:
 
 
 async def follow(bus: "Bus", token: str, options: dict[str, Any]) -> AsyncIterator[dict]:
-    """Each history row of `token` in order, the last one its final, error or put row (§11.2)."""
-    payload: dict[str, Any] = {"token": token}
-    if options.get("after_id") is not None:
-        payload["afterId"] = options["after_id"]
-    steps = bus.call(HISTORY_FOLLOW_ACTION, payload, timeout=options.get("timeout"))
-    try:
+    """Each history row of `token` in order, the last one its final, error or put row (§11.2).
+    Asked again after the last row yielded when steps may have been lost (this client's
+    reconnection, the router's `StreamInterruptedError`): none missed or doubled."""
+    last: Optional[int] = options.get("after_id")
+
+    def payload() -> dict:
+        return {"token": token, **({"afterId": last} if last is not None else {})}
+    steps = resumed_steps(bus, HISTORY_FOLLOW_ACTION, payload, options.get("timeout"), is_stream_interrupted,
+                          f"history follow of {token}")
+    async with contextlib.aclosing(steps):
         async for step in steps:
-            if step.kind == "progress" and isinstance(step.payload, list):
-                for row in step.payload:
-                    yield row
-            elif step.kind == "final":
-                yield step.payload
-    finally:
-        await steps.aclose()  # type: ignore[attr-defined]
+            rows = step.payload if step.kind == "progress" and isinstance(step.payload, list) else [step.payload] if step.kind == "final" and step.payload else []
+            for row in rows:
+                if last is not None and row.get("id", 0) <= last:
+                    continue
+                last = row.get("id", last)
+                yield row
+            if step.kind == "final":
+                return
 
 
 async def events(bus: "Bus", since: Optional[int], options: dict[str, Any]) -> AsyncIterator[dict]:
