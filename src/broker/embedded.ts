@@ -21,6 +21,7 @@ export { BrokerStartError };
 import { enforce, type BrokerSecurity, type DenialCounts } from './enforce.js';
 import { ROUTER_JOURNAL_DEFAULTS, type RouterJournal, type RouterJournalOptions } from './router-journal.js';
 import { installRouterJournal } from './router-journal-hooks.js';
+import { clearRefusedCopiesByIdentity, type OutgoingPersistence } from './refused-copies.js';
 import { indexRetained } from './retained-index.js';
 import { BROKER_LIMITS, guardReads, noCutOffs, checkConnect, rememberConnect, slowConsumerPolicy, type BrokerLimits, type CutOffCounts } from './limits.js';
 import { countTraffic, noTraffic, type TrafficCounts } from './traffic.js';
@@ -148,6 +149,8 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
   });
   // Before any client connects: a SUBSCRIBE then costs the retained messages under its filter, not all of them.
   indexRetained((aedes as unknown as { persistence: unknown }).persistence as Parameters<typeof indexRetained>[0]);
+  // Overlapping subscriptions of a persistent session must not drop its connection.
+  clearRefusedCopiesByIdentity((aedes as unknown as { persistence: OutgoingPersistence }).persistence);
   const cutOffs = noCutOffs();
   const logLimit = (_client: unknown, error: Error) => {
     if (error.message === 'connect did not arrive in time') {
