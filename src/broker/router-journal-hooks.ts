@@ -104,8 +104,8 @@ export function installRouterJournal(aedes: Aedes, options: RouterJournalOptions
   broker.authorizeForward = (client, packet) => {
     // The router gets commands, responses and cancels from the journal, not also from its
     // subscription. Except a QoS 1 one to a persistent session: Aedes has queued it for that
-    // session, and a refused forward there clears another queued message, whose delivery then
-    // fails and drops the connection. The router stores that copy once (§11.1: same digest).
+    // session, to send again after a reconnection (a refused copy is cleared from that queue,
+    // refused-copies.ts); the router stores that copy once (§11.1: same digest).
     // Nor its own event pushes (protocol §11.8: the router makes no event of them): under a flood
     // they are as many bytes as the commands and responses, and the router would parse and
     // decode each batch only to drop it.
