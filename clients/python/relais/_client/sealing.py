@@ -21,8 +21,8 @@ from ..protocol.sealing import (MAX_SEAL_RECIPIENTS, SEAL_FAILURES, SEAL_MEMBER,
                                 load_sealing_private_key, open_payload, parse_sealing_public_key, seal_payload,
                                 sealed_envelope, sealing_available, sealing_identity_key, sealing_key_id, sealing_recipient)
 from ..protocol.topics import check_client_id, identity_of_client_id
+from .key_source import KeySource, read_key_source
 
-KeySource = Union[str, bytes, os.PathLike, Any]
 
 
 def _need() -> None:
@@ -31,36 +31,18 @@ def _need() -> None:
                          "(apt-get install python3-cryptography)")
 
 
-def _looks_like_pem(value: Union[str, bytes]) -> bool:
-    text = value.decode("latin-1") if isinstance(value, bytes) else value
-    return text.lstrip().startswith("-----BEGIN")
-
-
 def read_sealing_private_key(key: KeySource) -> Any:
     """An X25519 private key: a `cryptography` key object, PEM text (PKCS #8), or the path of the
     PEM file `relais identity keygen --seal` writes (`<identity>.sealing.key`). ValueError saying
     why not (never the key)."""
     _need()
-    if isinstance(key, (str, bytes)) and _looks_like_pem(key):
+
+    def from_object(key: Any) -> Any:
         try:
-            return load_sealing_private_key(key)
-        except TypeError as problem:
-            raise ValueError(f"sealing_key: {problem}") from None
-    if isinstance(key, (str, bytes, os.PathLike)):
-        path = os.fsdecode(key)
-        try:
-            with open(path, "rb") as file:
-                pem = file.read()
-        except OSError as problem:
-            raise ValueError(f"sealing_key: cannot read {path}: {problem.strerror or problem}") from None
-        try:
-            return load_sealing_private_key(pem)
-        except TypeError as problem:
-            raise ValueError(f"sealing_key: {path}: {problem}") from None
-    try:
-        return sealing_identity_key(key).private_key
-    except (TypeError, AttributeError) as problem:
-        raise ValueError(f"sealing_key must be an X25519 private key (a cryptography key, PEM text or a PEM file's path): {problem}") from None
+            return sealing_identity_key(key).private_key
+        except (TypeError, AttributeError) as problem:
+            raise ValueError(f"sealing_key must be an X25519 private key (a cryptography key, PEM text or a PEM file's path): {problem}") from None
+    return read_key_source(key, "sealing_key", load_sealing_private_key, from_object)
 
 
 @dataclass(frozen=True)

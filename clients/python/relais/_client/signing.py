@@ -21,6 +21,7 @@ from ..protocol.envelope import DecodeResult
 from ..protocol.signature import (DEFAULT_MAX_SENDERS, REFUSAL_REASONS, Signer as _WireSigner, TrustedKey, Verifier as _WireVerifier,
                                   key_id_of, load_private_key, parse_public_key, signing_available)
 from ..protocol.topics import check_client_id
+from .key_source import KeySource, read_key_source
 
 log = logging.getLogger("relais.signatures")
 
@@ -36,7 +37,6 @@ WHY = {
     "replayed": "its sequence number was seen before (a replay or a duplicate)",
 }
 
-KeySource = Union[str, bytes, os.PathLike, Any]
 
 
 def _need() -> None:
@@ -45,38 +45,20 @@ def _need() -> None:
                          "(apt-get install python3-cryptography)")
 
 
-def _looks_like_pem(value: Union[str, bytes]) -> bool:
-    text = value.decode("latin-1") if isinstance(value, bytes) else value
-    return text.lstrip().startswith("-----BEGIN")
-
-
 def read_private_key(key: KeySource) -> Any:
     """An Ed25519 private key: a `cryptography` key object, PEM text (PKCS #8), or the path of a
     PEM file as `relais identity keygen` writes it. ValueError saying why not (never the key)."""
     _need()
-    if isinstance(key, (str, bytes)) and _looks_like_pem(key):
-        try:
-            return load_private_key(key)
-        except TypeError as problem:
-            raise ValueError(f"signing_key: {problem}") from None
-    if isinstance(key, (str, bytes, os.PathLike)):
-        path = os.fsdecode(key)
-        try:
-            with open(path, "rb") as file:
-                pem = file.read()
-        except OSError as problem:
-            raise ValueError(f"signing_key: cannot read {path}: {problem.strerror or problem}") from None
-        try:
-            return load_private_key(pem)
-        except TypeError as problem:
-            raise ValueError(f"signing_key: {path}: {problem}") from None
-    if hasattr(key, "sign") and hasattr(key, "public_key"):
-        try:
-            key_id_of(key)
-        except Exception as problem:  # noqa: BLE001 - any other kind of key
-            raise ValueError(f"signing_key must be an Ed25519 private key: {problem}") from None
-        return key
-    raise ValueError("signing_key must be an Ed25519 private key (a cryptography key, PEM text or a PEM file's path)")
+
+    def from_object(key: Any) -> Any:
+        if hasattr(key, "sign") and hasattr(key, "public_key"):
+            try:
+                key_id_of(key)
+            except Exception as problem:  # noqa: BLE001 - any other kind of key
+                raise ValueError(f"signing_key must be an Ed25519 private key: {problem}") from None
+            return key
+        raise ValueError("signing_key must be an Ed25519 private key (a cryptography key, PEM text or a PEM file's path)")
+    return read_key_source(key, "signing_key", load_private_key, from_object)
 
 
 def load_keys_file(path: Union[str, os.PathLike]) -> list[TrustedKey]:
