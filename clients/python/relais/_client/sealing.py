@@ -10,9 +10,7 @@ Needs `cryptography` (`relais.sealing_available()`); without it `connect()` refu
 """
 from __future__ import annotations
 
-import json
 import os
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
@@ -21,7 +19,7 @@ from ..protocol.sealing import (MAX_SEAL_RECIPIENTS, SEAL_FAILURES, SEAL_MEMBER,
                                 load_sealing_private_key, open_payload, parse_sealing_public_key, seal_payload,
                                 sealed_envelope, sealing_available, sealing_identity_key, sealing_key_id, sealing_recipient)
 from ..protocol.topics import check_client_id, identity_of_client_id
-from .key_source import KeySource, read_key_source
+from .key_source import KeySource, read_key_source, read_keys_file
 
 
 
@@ -56,45 +54,10 @@ class PublicSealingKey:
 
 def load_sealing_keys_file(path: Union[str, os.PathLike]) -> list[PublicSealingKey]:
     """The sealing keys file (`relais identity keygen --seal` writes `<data-dir>/sealing-keys.json`;
-    protocol §12.5): `{"version": 1, "keys": {"<kid>": {"identity", "publicKey", "createdAt",
-    "revoked"?}}}`, checked as the TS library checks it, each key id against its key. Revoked keys
-    are kept, marked (nothing is sealed for them). A missing file holds no key."""
+    protocol §12.5), checked as the TS library checks it, each key id against its key. Revoked
+    keys are kept, marked (nothing is sealed for them). A missing file holds no key."""
     _need()
-    name = os.fsdecode(path)
-    try:
-        with open(name, encoding="utf-8") as file:
-            data = json.load(file)
-    except FileNotFoundError:
-        return []
-    except OSError as problem:
-        raise ValueError(f"{name}: cannot read it: {problem.strerror or problem}") from None
-    except ValueError as problem:
-        raise ValueError(f"{name}: not valid JSON: {problem}") from None
-    if not isinstance(data, dict) or data.get("version") != 1 or not isinstance(data.get("keys"), dict) or set(data) != {"version", "keys"}:
-        raise ValueError(f"{name}: field '(top level)': expected {{\"version\": 1, \"keys\": {{...}}}}")
-    keys: list[PublicSealingKey] = []
-    for kid, entry in data["keys"].items():
-        if not re.fullmatch(r"[0-9a-f]{16}", kid):
-            raise ValueError(f"{name}: field 'keys.{kid}': a key id is 16 lower-case hex digits")
-        if not isinstance(entry, dict) or set(entry) - {"identity", "publicKey", "createdAt", "revoked"}:
-            raise ValueError(f"{name}: field 'keys.{kid}': expected {{\"identity\", \"publicKey\", \"createdAt\", \"revoked\"?}}")
-        if not isinstance(entry.get("identity"), str) or check_client_id(entry["identity"]):
-            raise ValueError(f"{name}: field 'keys.{kid}.identity': must be a client id (protocol §2.1)")
-        if not isinstance(entry.get("publicKey"), str) or not entry["publicKey"]:
-            raise ValueError(f"{name}: field 'keys.{kid}.publicKey': expected a string")
-        if not isinstance(entry.get("createdAt"), str):
-            raise ValueError(f"{name}: field 'keys.{kid}.createdAt': expected a string")
-        if "revoked" in entry and not isinstance(entry["revoked"], str):
-            raise ValueError(f"{name}: field 'keys.{kid}.revoked': expected a string")
-        try:
-            public = parse_sealing_public_key(entry["publicKey"])
-        except TypeError as problem:
-            raise ValueError(f"{name}: field 'keys.{kid}.publicKey': {problem}") from None
-        actual = sealing_key_id(public)
-        if actual != kid:
-            raise ValueError(f"{name}: field 'keys.{kid}': this key's id is {actual}, not {kid}")
-        keys.append(PublicSealingKey(entry["identity"], public, bool(entry.get("revoked"))))
-    return keys
+    return [PublicSealingKey(*entry) for entry in read_keys_file(path, parse_sealing_public_key, sealing_key_id, missing_is_empty=True)]
 
 
 def _public_key(key: Any) -> PublicSealingKey:

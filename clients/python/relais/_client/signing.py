@@ -10,10 +10,8 @@ Needs `cryptography` (`relais.signing_available()`); without it `connect()` refu
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import time
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
@@ -21,7 +19,7 @@ from ..protocol.envelope import DecodeResult
 from ..protocol.signature import (DEFAULT_MAX_SENDERS, REFUSAL_REASONS, Signer as _WireSigner, TrustedKey, Verifier as _WireVerifier,
                                   key_id_of, load_private_key, parse_public_key, signing_available)
 from ..protocol.topics import check_client_id
-from .key_source import KeySource, read_key_source
+from .key_source import KeySource, read_key_source, read_keys_file
 
 log = logging.getLogger("relais.signatures")
 
@@ -63,36 +61,9 @@ def read_private_key(key: KeySource) -> Any:
 
 def load_keys_file(path: Union[str, os.PathLike]) -> list[TrustedKey]:
     """The public keys file (`relais identity keygen` writes it; docs/security.md "Signed
-    envelopes"): `{"version": 1, "keys": {"<kid>": {"identity", "publicKey", "createdAt",
-    "revoked"?}}}`, checked as the TS library checks it, each key id against its key."""
+    envelopes"), checked as the TS library checks it, each key id against its key."""
     _need()
-    name = os.fsdecode(path)
-    try:
-        with open(name, encoding="utf-8") as file:
-            data = json.load(file)
-    except OSError as problem:
-        raise ValueError(f"{name}: cannot read it: {problem.strerror or problem}") from None
-    except ValueError as problem:
-        raise ValueError(f"{name}: not valid JSON: {problem}") from None
-    if not isinstance(data, dict) or data.get("version") != 1 or not isinstance(data.get("keys"), dict) or set(data) != {"version", "keys"}:
-        raise ValueError(f"{name}: field '(top level)': expected {{\"version\": 1, \"keys\": {{...}}}}")
-    keys: list[TrustedKey] = []
-    for kid, entry in data["keys"].items():
-        if not re.fullmatch(r"[0-9a-f]{16}", kid):
-            raise ValueError(f"{name}: field 'keys.{kid}': a key id is 16 lower-case hex digits")
-        if not isinstance(entry, dict) or not isinstance(entry.get("identity"), str) or check_client_id(entry["identity"]):
-            raise ValueError(f"{name}: field 'keys.{kid}.identity': must be a client id (protocol §2.1)")
-        if not isinstance(entry.get("publicKey"), str):
-            raise ValueError(f"{name}: field 'keys.{kid}.publicKey': expected a string")
-        try:
-            public = parse_public_key(entry["publicKey"])
-        except TypeError as problem:
-            raise ValueError(f"{name}: field 'keys.{kid}.publicKey': {problem}") from None
-        actual = key_id_of(public)
-        if actual != kid:
-            raise ValueError(f"{name}: field 'keys.{kid}': this key's id is {actual}, not {kid}")
-        keys.append(TrustedKey(entry["identity"], public, bool(entry.get("revoked"))))
-    return keys
+    return [TrustedKey(*entry) for entry in read_keys_file(path, parse_public_key, key_id_of)]
 
 
 def _trusted(key: Any) -> TrustedKey:
