@@ -100,7 +100,7 @@ class KvBucket:
         def fatal(error: Exception) -> bool:
             # Refusals, bad input and too many watches do not get better by asking again.
             return isinstance(kv_error_of(error), (NotAuthorizedError, InvalidMessageError, BusyError))
-        steps = resumed_steps(bus, KV_ACTIONS["watch"], lambda: cursor.ask(self.bucket, prefix), WATCH_TIMEOUT_S,
+        steps = resumed_steps(bus, KV_ACTIONS["watch"], lambda: cursor.ask(self.bucket, prefix), lambda: WATCH_TIMEOUT_S,
                               lambda error: not fatal(error), f"kv watch of {self.bucket}")
         try:
             async with contextlib.aclosing(steps):

@@ -30,14 +30,14 @@ class _Restart(Exception):
     """The connection came back: the running request is dropped and asked again."""
 
 
-async def resumed_steps(bus: "Bus", action: str, payload_of: Callable[[], dict], timeout: Optional[float],
+async def resumed_steps(bus: "Bus", action: str, payload_of: Callable[[], dict], timeout_of: Callable[[], Optional[float]],
                         may_retry: Callable[[Exception], bool], what: str) -> AsyncIterator[Any]:
     """The steps of `action`, attempt after attempt, until one ends (then returns) or fails with
-    an error `may_retry` refuses (raised; so is any error once the client is closed). `timeout`
-    is each attempt's (None: the client's default)."""
+    an error `may_retry` refuses (raised; so is any error once the client is closed).
+    `timeout_of` gives each attempt's time-out (None: the client's default)."""
     while True:
         steps: asyncio.Queue[Any] = asyncio.Queue()
-        pump = asyncio.ensure_future(_pump(bus.call(action, payload_of(), timeout=timeout), steps))
+        pump = asyncio.ensure_future(_pump(bus.call(action, payload_of(), timeout=timeout_of()), steps))
 
         # A lost connection may have lost steps too: ask again once it is back.
         def online(pump: "asyncio.Future[None]" = pump, steps: "asyncio.Queue[Any]" = steps) -> None:

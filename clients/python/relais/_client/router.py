@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any, AsyncIterator, Optional
 
 from ..protocol.event_cursor import EventCursor, EventGap
@@ -73,8 +74,13 @@ async def follow(bus: "Bus", token: str, options: dict[str, Any]) -> AsyncIterat
 
     def payload() -> dict:
         return {"token": token, **({"afterId": last} if last is not None else {})}
-    steps = resumed_steps(bus, HISTORY_FOLLOW_ACTION, payload, options.get("timeout"), is_stream_interrupted,
-                          f"history follow of {token}")
+    # One deadline for the whole follow, however many times it is asked again (as in TS).
+    timeout = options.get("timeout")
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def remaining() -> Optional[float]:
+        return None if deadline is None else max(0.001, deadline - time.monotonic())
+    steps = resumed_steps(bus, HISTORY_FOLLOW_ACTION, payload, remaining, is_stream_interrupted, f"history follow of {token}")
     async with contextlib.aclosing(steps):
         async for step in steps:
             rows = step.payload if step.kind == "progress" and isinstance(step.payload, list) else [step.payload] if step.kind == "final" and step.payload else []
