@@ -299,6 +299,10 @@ export class RequestLifecycle {
     if (this.finished || this.accepted || this.assigneeId === undefined) return;
     const handler = this.assigneeId;
     if (!this.isAlive(handler)) {
+      // Its connection was lost (its will): it may have taken the command just before, its
+      // acknowledgement lost with the connection. Its return within `reconnectGrace` says
+      // (asked again, §4.8), or the end of that wait moves the command: not its silence here.
+      if (this.graceReason !== undefined) return;
       const next = this.alternative(false);
       if (next !== undefined) this.moveTo(next, 'lost its connection before taking it', now);
       return;
@@ -414,9 +418,11 @@ export class RequestLifecycle {
     this.awaitReturn(this.accepted ? `lost its connection and did not come back within ${grace} ms` : `lost its connection before taking the request and did not come back within ${grace} ms`);
   }
 
-  /** Event: the handler's `reconnectGrace` passed without its return. */
-  graceOver(): void {
+  /** Event: the handler's `reconnectGrace` passed without its return: moved if it had not taken it and another can, else `HandlerGoneError`. */
+  graceOver(now: number): void {
     if (this.finished || this.graceReason === undefined) return;
+    const next = this.accepted ? undefined : this.alternative(false);
+    if (next !== undefined) return this.moveTo(next, this.graceReason, now);
     this.fail(new HandlerGoneError(`handler ${this.assigneeId} of ${this.action} ${this.graceReason}`));
   }
 

@@ -198,7 +198,7 @@ class Shell implements RequestEffects {
         this.request.ackHalfway();
       } else {
         this.graceAt = Infinity;
-        this.request.graceOver();
+        this.request.graceOver(next);
       }
     }
     this.now = until;
@@ -390,6 +390,24 @@ describe('request lifecycle - the protocol step by step', () => {
     second.request.presenceGone('h0', second.world.announce('h0', 'dead'), second.shell.now);
     second.shell.wait(GRACE);
     assert.match((second.shell.outcomes[0] as { error: Error }).error.message, /lost its connection and did not come back within 400 ms/);
+  });
+
+  it('request lifecycle - the handler\'s will before its acknowledgement came (it may have taken it, the acknowledgement lost with its connection): not moved at the end of its wait; back within reconnectGrace: offered again to it; not back: moved', () => {
+    const { shell, request, world } = begin();
+    request.presenceGone('h0', world.announce('h0', 'dead'), shell.now);
+    shell.wait(GRACE - 1);
+    assert.ok(GRACE - 1 > ACK_TIMEOUT * 2, 'past its wait for an acknowledgement');
+    assert.deepEqual([...new Set(shell.written.map((w) => w.destination))], ['h0'], 'not moved while it may come back');
+    request.presenceBack('h0', world.announce('h0', 'alive'), shell.now);
+    assert.equal(shell.written.at(-1)!.destination, 'h0', 'offered again to it, which remembers the token (§4.8)');
+    request.response(ack('h0'), 'main', shell.now);
+    assert.deepEqual([...new Set(shell.written.map((w) => w.destination))], ['h0']);
+
+    const second = begin();
+    second.request.presenceGone('h0', second.world.announce('h0', 'dead'), second.shell.now);
+    second.shell.wait(GRACE);
+    assert.equal(second.shell.written.at(-1)!.destination, 'h1', 'moved once its grace is over');
+    assert.equal(second.shell.outcomes.length, 0);
   });
 
   it('request lifecycle - the handler came back as another instance (restarted): moved before it was taken, HandlerGoneError after', () => {

@@ -240,5 +240,5 @@ function siteWaitOver(lifecycle: RequestLifecycle): void {
 }
 
 function graceOver(lifecycle: RequestLifecycle): void {
-  lifecycle.graceOver();
+  lifecycle.graceOver(Date.now());
 }

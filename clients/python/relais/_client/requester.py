@@ -129,7 +129,7 @@ class PendingRequest:
         self._site_timer = self.loop.call_later(ms / 1000, self.lifecycle.site_wait_over)
 
     def arm_grace(self, ms: float) -> None:
-        self._grace_timer = self.loop.call_later(ms / 1000, self.lifecycle.grace_over)
+        self._grace_timer = self.loop.call_later(ms / 1000, lambda: self.lifecycle.grace_over(_now_ms()))
 
     def clear_grace(self) -> None:
         if self._grace_timer is not None:

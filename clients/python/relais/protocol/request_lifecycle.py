@@ -301,6 +301,11 @@ class RequestLifecycle:
             return
         handler = self._assignee
         if not self._is_alive(handler):
+            # Its connection was lost (its will): it may have taken the command just before, its
+            # acknowledgement lost with the connection. Its return within `reconnect_grace` says
+            # (asked again, §4.8), or the end of that wait moves the command: not its silence here.
+            if self._grace_reason is not None:
+                return
             following = self._alternative(False)
             if following is not None:
                 self._move_to(following, "lost its connection before taking it", now)
@@ -420,10 +425,14 @@ class RequestLifecycle:
         self._await_return(f"lost its connection and did not come back within {grace} ms" if self._accepted
                            else f"lost its connection before taking the request and did not come back within {grace} ms")
 
-    def grace_over(self) -> None:
-        """Event: the handler's ``reconnect_grace`` passed without its return."""
+    def grace_over(self, now: float) -> None:
+        """Event: the handler's ``reconnect_grace`` passed without its return: moved if it had
+        not taken it and another can, else ``HandlerGoneError``."""
         if self._finished or self._grace_reason is None:
             return
+        following = None if self._accepted else self._alternative(False)
+        if following is not None:
+            return self._move_to(following, self._grace_reason, now)
         self.fail(HandlerGoneError(f"handler {self._assignee} of {self.action} {self._grace_reason}"))
 
     def disconnected(self) -> None:

@@ -217,7 +217,7 @@ class Shell:
                 self.request.ack_halfway()
             else:
                 self.grace_at = INF
-                self.request.grace_over()
+                self.request.grace_over(due)
         self.now = until
 
     def destinations(self) -> list[str]:
@@ -409,6 +409,24 @@ class ProtocolStepByStepTest(unittest.TestCase):
         request.presence_gone("h0", world.announce("h0", "dead"), shell.now)
         shell.wait(GRACE)
         self.assertRegex(shell.outcomes[0].error.message, "lost its connection and did not come back within 400 ms")
+
+    def test_the_handlers_will_before_its_acknowledgement_not_moved_at_the_end_of_its_wait(self) -> None:
+        # It may have taken the command, its acknowledgement lost with its connection.
+        world, shell, request = begin()
+        request.presence_gone("h0", world.announce("h0", "dead"), shell.now)
+        shell.wait(GRACE - 1)
+        self.assertGreater(GRACE - 1, ACK_TIMEOUT * 2, "past its wait for an acknowledgement")
+        self.assertEqual(set(shell.destinations()), {"h0"}, "not moved while it may come back")
+        request.presence_back("h0", world.announce("h0", "alive"), shell.now)
+        self.assertEqual(shell.written[-1].destination, "h0", "offered again to it, which remembers the token (§4.8)")
+        request.response(ack("h0"), "main", shell.now)
+        self.assertEqual(set(shell.destinations()), {"h0"})
+
+        world, shell, request = begin()
+        request.presence_gone("h0", world.announce("h0", "dead"), shell.now)
+        shell.wait(GRACE)
+        self.assertEqual(shell.written[-1].destination, "h1", "moved once its grace is over")
+        self.assertEqual(len(shell.outcomes), 0)
 
     def test_the_handler_came_back_as_another_instance(self) -> None:
         world, shell, request = begin()
