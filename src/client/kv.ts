@@ -10,7 +10,7 @@ import { fromBase64, toBase64 } from '../protocol/binary.js';
 import { BusyError, InvalidMessageError, NotAuthorizedError, stackFromCaller } from '../protocol/errors.js';
 import { KV_ACTIONS, kvErrorOf, type KvEntry, type KvHistory, type KvKeysPage, type KvUpToDate, type KvWatchStep, type KvWritten } from '../protocol/kv.js';
 import type { RequestOptions, Step } from './types.js';
-import { pause } from './wait.js';
+import { resumedSteps } from './requesting/resumed-steps.js';
 
 /** What the bucket needs of a connected client: the Bus has it. */
 export interface KvClient {
@@ -40,8 +40,6 @@ export interface KvWatchOptions {
   signal?: AbortSignal;
 }
 
-/** Pause before asking again after the router did not answer. */
-const RETRY_MS = 1000;
 /** A watch runs until stopped: no time-out of its own (the longest a timer holds). */
 const WATCH_TIMEOUT_MS = 2 ** 31 - 1;
 
@@ -101,44 +99,36 @@ export class KvBucket<T = unknown> {
     let last = options.since;
     /** While the first answer of a watch without `since` replays current values, `revision` is not yet where it stands. */
     let replayingCurrent = options.since === undefined;
-    while (!signal?.aborted) {
-      const attempt = new AbortController();
-      const stopAttempt = () => attempt.abort();
-      // A lost connection may have lost steps too: ask again from `last` once it is back.
-      const onOnline = () => attempt.abort();
-      this.client.on('online', onOnline);
-      signal?.addEventListener('abort', stopAttempt, { once: true });
-      try {
-        const payload = { bucket: this.bucket, ...(options.prefix !== undefined && { prefix: options.prefix }), ...(last !== undefined && { since: last }) };
-        for await (const step of this.client.call(KV_ACTIONS.watch, payload, { timeout: WATCH_TIMEOUT_MS, signal: attempt.signal })) {
-          if (step.kind !== 'progress') continue;
-          const watchStep = step.payload as KvWatchStep;
-          for (const change of watchStep.changes) {
-            if (last !== undefined && change.revision <= last) continue;
-            last = change.revision;
-            yield decode<T>(change);
-          }
-          if (!replayingCurrent) last = Math.max(last ?? 0, watchStep.revision);
-          if (watchStep.upToDate) {
-            replayingCurrent = false;
-            last = Math.max(last ?? 0, watchStep.revision);
-            yield { upToDate: true, revision: watchStep.revision };
-          }
-        }
-      } catch (error) {
-        if (signal?.aborted) return;
+    const steps = resumedSteps(this.client, KV_ACTIONS.watch, () => ({ bucket: this.bucket, ...(options.prefix !== undefined && { prefix: options.prefix }), ...(last !== undefined && { since: last }) }), {
+      ...(signal && { signal }),
+      timeoutOf: () => WATCH_TIMEOUT_MS,
+      // Refusals, bad input and too many watches do not get better by asking again, nor does a closed client.
+      mayRetry: (error) => {
         const typed = kvErrorOf(error);
-        // Refusals, bad input and too many watches do not get better by asking again, nor does a closed client.
-        if (typed instanceof NotAuthorizedError || typed instanceof InvalidMessageError || typed instanceof BusyError || this.client.isClosed) throw typed;
-        if (!attempt.signal.aborted) {
-          this.client.logger.debug({ err: (error as Error).message, bucket: this.bucket }, 'kv watch: the router did not answer; asking again');
-          await pause(RETRY_MS, signal);
+        return !(typed instanceof NotAuthorizedError || typed instanceof InvalidMessageError || typed instanceof BusyError || this.client.isClosed);
+      },
+      onRetry: (error) => this.client.logger.debug({ err: (error as Error).message, bucket: this.bucket }, 'kv watch: the router did not answer; asking again'),
+    });
+    try {
+      for await (const step of steps) {
+        if (step.kind !== 'progress') continue;
+        const watchStep = step.payload as KvWatchStep;
+        for (const change of watchStep.changes) {
+          if (last !== undefined && change.revision <= last) continue;
+          last = change.revision;
+          yield decode<T>(change);
         }
-      } finally {
-        this.client.off('online', onOnline);
-        signal?.removeEventListener('abort', stopAttempt);
-        attempt.abort();
+        if (!replayingCurrent) last = Math.max(last ?? 0, watchStep.revision);
+        if (watchStep.upToDate) {
+          replayingCurrent = false;
+          last = Math.max(last ?? 0, watchStep.revision);
+          yield { upToDate: true, revision: watchStep.revision };
+        }
       }
+    } catch (error) {
+      // Ended by its signal: the iteration ends, as a loop left does.
+      if (signal?.aborted) return;
+      throw kvErrorOf(error);
     }
   }
 
