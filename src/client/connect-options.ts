@@ -87,6 +87,16 @@ export interface ConnectOptions {
    * directory as one made right after connect does.
    */
   directory?: 'full' | 'on-demand';
+  /**
+   * Publishes each presence of this client once more this many ms after the broker took it
+   * (protocol §7.1, "On a cluster"), or never with `false`. A cluster's nodes (NATS, EMQX...)
+   * copy retained messages to each other some time after the PUBACK: a client that subscribes
+   * on another node meanwhile gets the previous presence and would keep it until the next one
+   * (a handler without its new action, measured on a loaded NATS cluster in 1 subscription of
+   * 10 made within ~50 ms of the presence). Default: 2000 when `broker` lists several URLs (a
+   * cluster, docs/deploy.md), else `false`: one broker has no such delay.
+   */
+  presenceRepeat?: number | false;
   /** Where the library logs (bad input, dropped messages, reconnects). Default: pino to stderr at `RELAIS_LOG_LEVEL` or `warn`. */
   logger?: Logger;
   /**

@@ -35,7 +35,7 @@ export function checkOptions(options: ResolvedOptions): string | undefined {
   }
   if (options.startup !== 'auto' && options.startup !== 'manual') return `startup must be 'auto' or 'manual', got ${JSON.stringify(options.startup)}`;
   if (options.directory !== 'full' && options.directory !== 'on-demand') return `directory must be 'full' or 'on-demand', got ${JSON.stringify(options.directory)}`;
-  for (const name of ['timeout', 'ackTimeout', 'reconnectGrace', 'connectTimeout', 'directorySettle', 'reconnectDelay', 'reconnectMaxDelay'] as const) {
+  for (const name of ['timeout', 'ackTimeout', 'reconnectGrace', 'connectTimeout', 'directorySettle', 'reconnectDelay', 'reconnectMaxDelay', 'presenceRepeat'] as const) {
     const problem = checkTimeout(options[name], name);
     if (problem) return problem;
   }
@@ -107,9 +107,11 @@ export const DEFAULTS = {
 
 export type ResolvedLogsOptions = Required<Omit<LogsOptions, 'level' | 'sources'>> & Pick<LogsOptions, 'level' | 'sources'>;
 
-export type ResolvedOptions = Required<Omit<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions' | 'logs' | 'signing' | 'verify' | 'sealing'>> &
+export type ResolvedOptions = Required<Omit<ConnectOptions, 'presenceRepeat' | 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions' | 'logs' | 'signing' | 'verify' | 'sealing'>> &
   Pick<ConnectOptions, 'username' | 'password' | 'tls' | 'info' | 'stream' | 'subscriptions' | 'signing' | 'verify' | 'sealing'> & {
     logs: ResolvedLogsOptions | false;
+    /** In ms; 0 when presences are not repeated. */
+    presenceRepeat: number;
     /** What the runtime says of where this client runs (host, pid), first in every presence (protocol §7.1). */
     hostFacts: Record<string, unknown>;
   };
@@ -118,14 +120,25 @@ export type ResolvedOptions = Required<Omit<ConnectOptions, 'username' | 'passwo
 export function resolveOptions(options: ConnectOptions, runtime: Runtime): ResolvedOptions {
   const logger: Logger = options.logger ?? runtime.defaultLogger();
   const defined = definedOnly(options);
+  const broker = defined.broker ?? runtime.defaultBroker();
   return {
     ...DEFAULTS,
-    broker: runtime.defaultBroker(),
+    broker,
     ...defined,
+    presenceRepeat: presenceRepeatOf(options.presenceRepeat, broker),
     logger,
     hostFacts: runtime.hostFacts(),
     logs: options.logs === false ? false : { ...DEFAULTS.logs, ...definedOnly(options.logs ?? {}) },
   } as ResolvedOptions;
+}
+
+/** Presences are repeated on a cluster, taken to be what several broker URLs name (docs/deploy.md). */
+export const CLUSTER_PRESENCE_REPEAT_MS = 2000;
+
+function presenceRepeatOf(asked: number | false | undefined, broker: string | readonly string[]): number {
+  if (asked === false) return 0;
+  if (asked !== undefined) return asked;
+  return typeof broker !== 'string' && !Array.isArray(broker) ? 0 : brokerUrls(broker).length > 1 ? CLUSTER_PRESENCE_REPEAT_MS : 0;
 }
 
 function definedOnly<T extends object>(options: T): Partial<T> {

@@ -33,10 +33,9 @@ describe('routers on a NATS cluster sharing one PostgreSQL history', { skip: gat
   const clients: Bus[] = [];
 
   /** The cluster's URLs starting with node `first`: a client starts there and moves to the others. */
-  const brokersFrom = (first: number) => [...cluster.urls.slice(first), ...cluster.urls.slice(0, first)].join(',');
 
   const startRouter = async (index: number): Promise<RunningCli> => {
-    const router = startCli(['router', '--broker', brokersFrom(index), '--id', `relais-router-${index}`, '--store', postgres.url, '--data-dir', path.join(dataDir, `router-${index}`)]);
+    const router = startCli(['router', '--broker', cluster.brokersFrom(index), '--id', `relais-router-${index}`, '--store', postgres.url, '--data-dir', path.join(dataDir, `router-${index}`)]);
     routers.push(router);
     await router.waitFor(/router recording the history to/, 120_000);
     return router;
@@ -56,7 +55,7 @@ describe('routers on a NATS cluster sharing one PostgreSQL history', { skip: gat
   });
 
   const client = async (prefix: string, node: number): Promise<Bus> => {
-    const bus = await connect({ id: uniqueId(prefix), broker: brokersFrom(node), logger: testLogger });
+    const bus = await connect({ id: uniqueId(prefix), broker: cluster.brokersFrom(node), logger: testLogger });
     clients.push(bus);
     return bus;
   };

@@ -19,6 +19,11 @@ import { testLogger, type Kit } from './index.js';
 export interface NatsCluster {
   /** `mqtt://127.0.0.1:<port>`: the MQTT gateway of each node, by index. */
   urls: string[];
+  /**
+   * Every node's URL, node `first`'s first, as a client's `broker` (docs/deploy.md: clients
+   * name every node): it connects there, and moves to the next one when that one is lost.
+   */
+  brokersFrom(first: number): string;
   /** `nats://127.0.0.1:<port>`: each node's NATS client port (for nats.js peers). */
   natsUrls: string[];
   /** Kills node `i` as a crash would (SIGKILL): its clients see their connection drop. */
@@ -132,6 +137,7 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
   }
   return {
     urls,
+    brokersFrom: (first) => [...urls.slice(first), ...urls.slice(0, first)].join(','),
     natsUrls: ports.map((port) => `nats://127.0.0.1:${port.client}`),
     kill: (i) => processes[i]!.stop(),
     start: async (which) => {
@@ -164,9 +170,9 @@ async function probe(url: string, timeout: number): Promise<string | undefined> 
 }
 
 /**
- * A `Kit` (test/testkit/index.ts) on a cluster: each client connects to the next node in
- * turn, so two clients connected one after the other are on different nodes (a handler and
- * the requester of `pair()` always are). `broker` stands for the whole cluster: its `url` is
+ * A `Kit` (test/testkit/index.ts) on a cluster: each client names every node, as deployed
+ * (docs/deploy.md), and connects first to the next node in turn, so two clients connected one
+ * after the other start on different nodes (a handler and the requester of `pair()` do). `broker` stands for the whole cluster: its `url` is
  * node 0's gateway, and stopping it kills every node (the broker dies), starting it starts
  * them all and waits until the cluster is ready.
  */
@@ -189,8 +195,7 @@ export async function setupNatsCluster(options: NatsClusterOptions = {}): Promis
     cluster,
     broker,
     async connect(id, extra = {}) {
-      const url = cluster.urls[next++ % cluster.urls.length]!;
-      const bus = await connect({ id, broker: url, logger: testLogger, ...extra });
+      const bus = await connect({ id, broker: cluster.brokersFrom(next++ % cluster.urls.length), logger: testLogger, ...extra });
       clients.push(bus);
       return bus;
     },

@@ -18,6 +18,8 @@ The public API (times in seconds; deadlines in epoch seconds, like `time.time()`
         realtime_lane=True, reconnect_grace=10.0, connect_timeout=10.0, directory_settle=0.5,
         directory="full",                   # "on-demand": follow the others' presences only from the first request,
                                             #   call, wait_for_handler, peers() or kill relayed by the router (§7.2)
+        presence_repeat=None,               # publish each presence once more after this many seconds (§7.1, "On a
+                                            #   cluster"); None: 2.0 when broker names several nodes, else never; False: never
         signing_key=None,                   # protocol §12, needs `cryptography` (relais.signing_available()): sign all
                                             #   this client writes with this Ed25519 key (a key object, PEM text, or
                                             #   the path of the PEM file `relais identity keygen` writes)

@@ -25,6 +25,9 @@ export class Presence {
   private seq = 0;
   private announcing: Promise<void> = Promise.resolve();
   private reannounceTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The latest presence the broker acknowledged, and the timer that publishes it once more (`presenceRepeat`, protocol §7.1). */
+  private latest: string | undefined;
+  private repeatTimer: ReturnType<typeof setTimeout> | undefined;
   private stopped = false;
   /** `startup: 'manual'` and `markReady()` not called yet: announced as starting, serving nothing (protocol §7.1). */
   private starting: boolean;
@@ -119,16 +122,40 @@ export class Presence {
     return this.enqueue(() => this.body('alive'), 'announce');
   }
 
-  private enqueue(body: () => string, what: string): Promise<void> {
+  /** Publishes `body()` (skipped when it returns undefined) after what is queued before it. */
+  private enqueue(body: () => string | undefined, what: string): Promise<void> {
     this.announcing = this.announcing
       .catch(() => {})
-      .then(() => (this.transport.connected ? this.transport.publishNow(this.topic, body(), true) : undefined))
+      .then(async () => {
+        const text = this.transport.connected ? body() : undefined;
+        if (text === undefined) return;
+        await this.transport.publishNow(this.topic, text, true);
+        if (what !== 'repeat') this.repeatLater(text);
+      })
       .catch((error: unknown) => {
         // A connection lost on the way is not a failure: every reconnection announces again.
         if (this.transport.connected || this.stopped) throw error;
         this.logger.debug({ err: (error as Error).message, what }, 'presence not acknowledged before the connection dropped; it is republished on reconnection');
       });
     return this.announcing;
+  }
+
+  /**
+   * Publishes `text` once more after `presenceRepeat` ms, unless a newer presence went out
+   * meanwhile. A cluster's nodes copy a retained message to each other some time after its
+   * PUBACK: a client subscribing on another node meanwhile gets the previous presence from
+   * that node's store and not this one live, and would keep it until our next change (protocol
+   * §7.1, "On a cluster"). The copy has the same `seq`: directories that have it ignore it.
+   */
+  private repeatLater(text: string): void {
+    clearTimeout(this.repeatTimer);
+    this.latest = text;
+    if (this.options.presenceRepeat <= 0 || this.stopped || text === '') return;
+    this.repeatTimer = setTimeout(() => {
+      if (this.stopped || !this.transport.connected) return;
+      // Checked when its turn comes: a newer presence queued before it must stay the retained one.
+      this.enqueue(() => (this.latest === text ? text : undefined), 'repeat').catch((error: Error) => this.logger.debug({ err: error.message }, 'presence not repeated'));
+    }, this.options.presenceRepeat);
   }
 
   /** After a reconnection: announce a moment later, once the broker has replayed the retained presences (§7.5). */
@@ -200,6 +227,7 @@ export class Presence {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.reannounceTimer);
+    clearTimeout(this.repeatTimer);
   }
 }
 

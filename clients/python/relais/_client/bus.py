@@ -20,7 +20,7 @@ from ..protocol.topics import (PRESENCE_FILTER, check_client_id, check_path, che
 from .config import ClientConfig, open_config
 from .directory import Directory
 from .kv import KvBucket
-from .options import ResolvedOptions, check_directory, check_seconds, env_broker, host_facts, parse_brokers
+from .options import ResolvedOptions, check_directory, check_seconds, env_broker, host_facts, parse_brokers, presence_repeat_of
 from .presence import Presence
 from .requester import Requester
 from .sealing import make_sealing
@@ -632,7 +632,8 @@ def connect(id: Optional[str] = None, broker: Union[str, Sequence[str], None] = 
             sealing_keys: Any = None, seal_requests: bool = False, logs: Union[bool, dict] = True,
             keepalive: int = 30, realtime_lane: bool = True, reconnect_grace: float = 10.0,
             connect_timeout: float = 10.0, directory_settle: float = 0.5, directory: str = "full", max_offline_messages: int = 1000,
-            reconnect_delay: float = 0.1, reconnect_max_delay: float = 5.0) -> _Connecting:
+            reconnect_delay: float = 0.1, reconnect_max_delay: float = 5.0,
+            presence_repeat: Union[float, bool, None] = None) -> _Connecting:
     """Connects a client (see the module docstring of `relais` for the whole API). Times in seconds.
     `broker` defaults to `RELAIS_BROKER`, else `mqtt://127.0.0.1:1883`; `password` to `RELAIS_TOKEN`."""
     import os
@@ -646,9 +647,10 @@ def connect(id: Optional[str] = None, broker: Union[str, Sequence[str], None] = 
         raise ValueError(f"startup must be 'auto' or 'manual', got {startup!r}")
     if not (isinstance(max_message_bytes, int) and max_message_bytes > 0):
         raise ValueError(f"max_message_bytes must be a positive integer, got {max_message_bytes!r}")
+    endpoints = parse_brokers(broker if broker is not None else env_broker())
     options = ResolvedOptions(
         id=client_id,
-        endpoints=parse_brokers(broker if broker is not None else env_broker()),
+        endpoints=endpoints,
         username=username,
         password=password if password is not None else os.environ.get("RELAIS_TOKEN") or None,
         ca=ca, cert=cert, key=key,
@@ -665,6 +667,7 @@ def connect(id: Optional[str] = None, broker: Union[str, Sequence[str], None] = 
         check_handlers=check_handlers,
         directory_settle=check_seconds(directory_settle, "directory_settle"),
         directory=check_directory(directory),
+        presence_repeat=presence_repeat_of(presence_repeat, endpoints),
         ephemeral=ephemeral,
         startup=startup,
         info=dict(info or {}),

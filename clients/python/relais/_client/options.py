@@ -39,6 +39,9 @@ class ResolvedOptions:
     keepalive: int = 30
     check_handlers: bool = True
     directory_settle: float = 0.5
+    #: Each presence published once more this many seconds after the broker took it, 0 for never
+    #: (protocol §7.1, "On a cluster"): by default 2.0 when `broker` names several nodes, else 0.
+    presence_repeat: float = 0.0
     #: When it starts following every presence (protocol §7.2): "full" at connect, "on-demand"
     #: from its first request, call, wait_for_handler, peers() or a kill relayed by the router.
     directory: str = "full"
@@ -133,6 +136,19 @@ def check_directory(value: Any) -> str:
     if value not in DIRECTORIES:
         raise ValueError(f"directory must be 'full' or 'on-demand', got {value!r}")
     return value
+
+
+#: A cluster's nodes copy a retained presence to each other after its PUBACK (protocol §7.1).
+CLUSTER_PRESENCE_REPEAT_S = 2.0
+
+
+def presence_repeat_of(asked: Union[float, bool, None], endpoints: Sequence[Endpoint]) -> float:
+    """`presence_repeat` resolved: False is never, None is the default (several brokers: a cluster)."""
+    if asked is False:
+        return 0.0
+    if asked is None:
+        return CLUSTER_PRESENCE_REPEAT_S if len(endpoints) > 1 else 0.0
+    return check_seconds(asked, "presence_repeat")
 
 
 def check_seconds(value: Any, what: str) -> float:

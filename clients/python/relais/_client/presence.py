@@ -92,6 +92,10 @@ class Presence:
         self._seq = 0
         self._announcing: Optional[asyncio.Future[None]] = None
         self._reannounce_timer: Optional[asyncio.TimerHandle] = None
+        #: The latest presence the broker acknowledged, and the timer that publishes it once more
+        #: (`presence_repeat`, protocol §7.1 "On a cluster").
+        self._latest: Optional[str] = None
+        self._repeat_timer: Optional[asyncio.TimerHandle] = None
         self._stopped = False
         self.starting = options.startup == "manual"
         self.transport: Any = None
@@ -138,15 +142,19 @@ class Presence:
         """Publishes `alive` (retained) and resolves once the broker has it; serialised."""
         await self._enqueue(lambda: self._body("alive"), "announce")
 
-    async def _enqueue(self, body: Callable[[], str], what: str) -> None:
+    async def _enqueue(self, body: Callable[[], Optional[str]], what: str) -> None:
+        """Publishes `body()` (skipped when it returns None) after what is queued before it."""
         previous = self._announcing
         mine: asyncio.Future[None] = self.loop.create_future()
         self._announcing = mine
         try:
             if previous is not None:
                 await asyncio.wait({previous})
-            if self.transport.connected:
-                await self.transport.publish_now(self.topic, body(), True)
+            text = body() if self.transport.connected else None
+            if text is not None:
+                await self.transport.publish_now(self.topic, text, True)
+                if what != "repeat":
+                    self._repeat_later(text)
         except Exception as error:  # noqa: BLE001
             # A connection lost on the way is not a failure: every reconnection announces again.
             if self.transport.connected and not self._stopped:
@@ -155,6 +163,27 @@ class Presence:
         finally:
             if not mine.done():
                 mine.set_result(None)
+
+    def _repeat_later(self, text: str) -> None:
+        """Publishes `text` once more after `presence_repeat`, unless a newer presence went out
+        meanwhile: a cluster's nodes copy a retained message to each other after its PUBACK, and a
+        client subscribing on another node meanwhile gets the previous presence from that node's
+        store, not this one live (protocol §7.1, "On a cluster"). Same `seq`: ignored by who has it."""
+        if self._repeat_timer is not None:
+            self._repeat_timer.cancel()
+            self._repeat_timer = None
+        self._latest = text
+        if self.options.presence_repeat <= 0 or self._stopped or text == "":
+            return
+        self._repeat_timer = self.loop.call_later(self.options.presence_repeat, self._repeat, text)
+
+    def _repeat(self, text: str) -> None:
+        self._repeat_timer = None
+        if self._stopped or not self.transport.connected:
+            return
+        # Checked when its turn comes: a newer presence queued before it must stay the retained one.
+        task = self.loop.create_task(self._enqueue(lambda: text if self._latest == text else None, "repeat"))
+        task.add_done_callback(_log_failure("presence not repeated"))
 
     def reannounce_soon(self) -> None:
         if self._reannounce_timer is not None:
@@ -223,6 +252,8 @@ class Presence:
         self._stopped = True
         if self._reannounce_timer is not None:
             self._reannounce_timer.cancel()
+        if self._repeat_timer is not None:
+            self._repeat_timer.cancel()
 
 
 def _log_failure(what: str) -> Callable[["asyncio.Task[Any]"], None]:
