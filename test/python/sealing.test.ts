@@ -12,7 +12,9 @@
  * `<identity>.sealing.key` files), which the Python peers read as they are.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,8 +25,8 @@ import { startRouter, type Router } from '../../src/router/index.js';
 import { generateSealingKey, loadSealingKeys, readSealingPrivateKey } from '../../src/security/sealing-keys.js';
 import { sealingRecipient, sealPayload } from '../../src/security/sealing.js';
 import { rowsOf, untilRecorded } from '../router/router-contract.js';
-import { setup, subscribedForNext, testLogger, uniqueId, type Kit } from '../testkit/index.js';
-import { CRYPTOGRAPHY, PAHO_VERSIONS, PeerCommandError, peerEvent, pythonGate, startPythonPeer, stopPythonPeers, type PythonPeer } from '../testkit/python.js';
+import { setup, subscribedForNext, testLogger, uniqueId, within, type Kit } from '../testkit/index.js';
+import { CRYPTOGRAPHY, PAHO_VERSIONS, PeerCommandError, peerEvent, PYTHON, pythonEnvironment, pythonGate, runPython, startPythonPeer, stopPythonPeers, type PythonPeer } from '../testkit/python.js';
 
 const WHAT = 'the cross-language sealed payload tests';
 const lines = (bytes: Uint8Array) => ({ $bytes: Buffer.from(bytes).toString('base64') });
@@ -254,4 +256,42 @@ describe('Python client with sealed payloads', { skip: pythonGate(WHAT, 1, [CRYP
       });
     });
   }
+
+  it('seal - python -m relais: call --seal seals for a TypeScript handler and prints the answer opened; serve --sealing-key opens a sealed command and answers sealed; --seal without the keys exits 2 saying which', async () => {
+    const action = `sealcli/${uniqueId('ts')}/echo`;
+    const secret = `cli-secret-${randomBytes(6).toString('hex')}`;
+    const seen: boolean[] = [];
+    await ts.handle(action, (payload: { secret: string }, ctx) => (seen.push(ctx.sealed), { back: payload.secret }));
+    const keyOf = (identity: string) => path.join(dir, `${identity}.sealing.key`);
+    const called = await runPython(['-m', 'relais', 'call', action, JSON.stringify({ secret }), '--seal', '--broker', kit.broker.url, '--id', `py1-seal~${uniqueId('cli')}`, '--sealing-key', keyOf('py1-seal'), '--sealing-keys', keysFile, '--timeout', '20']);
+    assert.equal(called.code, 0, called.stderr);
+    assert.deepEqual(seen, [true]);
+    assert.deepEqual(called.stdout.trim().split('\n').map((line) => JSON.parse(line) as { kind: string; payload?: unknown }).filter((step) => step.kind === 'final').map((step) => step.payload), [{ back: secret }]);
+
+    for (const [missing, args, why] of [
+      ['--sealing-keys', ['--sealing-key', keyOf('py1-seal')], /--seal needs --sealing-keys/],
+      ['--sealing-key', ['--sealing-keys', keysFile], /--seal needs --sealing-key \(RELAIS_SEALING_KEY\)/],
+    ] as const) {
+      const refused = await runPython(['-m', 'relais', 'call', action, '{}', '--seal', '--broker', kit.broker.url, '--id', `py1-seal~${uniqueId('cli')}`, ...args]);
+      assert.equal(refused.code, 2, `without ${missing}: ${refused.stderr}`);
+      assert.match(refused.stderr, why);
+    }
+
+    const served = `sealcli/${uniqueId('py')}/echo`;
+    const serverId = `py2-seal~${uniqueId('serve')}`;
+    const server = spawn(PYTHON, ['-m', 'relais', 'serve', served, '--broker', kit.broker.url, '--id', serverId, '--sealing-key', keyOf('py2-seal'), '--sealing-keys', keysFile], { env: pythonEnvironment(1), stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    server.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = once(server, 'exit');
+    try {
+      await ts.waitForHandler(served, { target: serverId, timeout: 20_000 }).catch((error: Error) => assert.fail(`${error.message}; stderr:\n${stderr}`));
+      const token = uniqueId('cliseal');
+      assert.deepEqual(await ts.request(served, { secret }, { target: serverId, seal: true, token, timeout: 15_000 }), { secret });
+      // Answered sealed: the history holds the command and the final as ciphertext only.
+      await ciphertextOnly(token, [secret]);
+    } finally {
+      server.kill('SIGTERM');
+      await within(exited, 15_000, 'python -m relais serve stopping on SIGTERM');
+    }
+  });
 });

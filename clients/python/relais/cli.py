@@ -1,6 +1,6 @@
 """`python -m relais`: a small command line over the client, for scripts and checks.
 
-- `call ACTION [JSON | --file PATH] [--raw] [--target ID] [--timeout S] [--priority P]`: prints
+- `call ACTION [JSON | --file PATH] [--raw] [--target ID] [--timeout S] [--priority P] [--seal]`: prints
   each step as one JSON line; exit 0 on success, 1 on an error response or failure (its code and
   message on stderr), 2 for bad usage. `--file` sends a file's bytes (`-`: stdin) as a binary
   message (protocol §3.5); bytes received are shown as `<N bytes sha256 0123456789abcdef…>`, and
@@ -13,7 +13,10 @@
 - `sub FILTER`: prints `topic payload` per message until Ctrl-C (bytes as their summary).
 
 Common options: `--broker URL` (RELAIS_BROKER), `--id ID` (RELAIS_ID), `--username`,
-`--password-file FILE` (else RELAIS_TOKEN), `--ca FILE`, `-v` (log to stderr).
+`--password-file FILE` (else RELAIS_TOKEN), `--ca FILE`, `--signing-key FILE`, `--verify-keys FILE`,
+`--sealing-key FILE[,FILE]` (RELAIS_SEALING_KEY: open what is sealed for this identity),
+`--sealing-keys FILE` (RELAIS_SEALING_KEYS: whom `call --seal` seals for, and to whom a sealed
+command is answered sealed), `-v` (log to stderr).
 """
 from __future__ import annotations
 
@@ -44,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
                         "relais identity keygen; protocol §12; env RELAIS_SIGNING_KEY; needs python3-cryptography)")
     common.add_argument("--verify-keys", default=None, help="refuse received messages not signed by a key of this public keys file "
                         "(protocol §12.4; env RELAIS_VERIFY_KEYS; needs --signing-key)")
+    common.add_argument("--sealing-key", default=None, help="open what is sealed for this identity with this X25519 private key "
+                        "(the <identity>.sealing.key file of relais identity keygen --seal; during a rotation, the new and old keys' "
+                        "files separated by a comma; protocol §3.6; env RELAIS_SEALING_KEY; needs python3-cryptography)")
+    common.add_argument("--sealing-keys", default=None, help="the public sealing keys file (sealing-keys.json): whom --seal seals "
+                        "for, and to whom a sealed command is answered sealed (protocol §12.5; env RELAIS_SEALING_KEYS)")
     common.add_argument("-v", "--verbose", action="store_true", help="log what the library does (to stderr)")
     parser = argparse.ArgumentParser(prog="python -m relais", description="Relais bus client (Python)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -55,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--target", "-t", default=None, help="the one client that must handle it; '*' for every provider")
     call.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the final response (default 30)")
     call.add_argument("--priority", default="normal", choices=["realtime", "high", "normal", "low"])
+    call.add_argument("--seal", action="store_true", help="seal the payload for the handler's identity (its answers come back "
+                      "sealed for yours): with --sealing-keys and --sealing-key (protocol §3.6)")
     serve = commands.add_parser("serve", parents=[common], help="serve an action: echo the payload, or answer --reply")
     serve.add_argument("action")
     replies = serve.add_mutually_exclusive_group()
@@ -82,9 +92,19 @@ def _connect_options(args: argparse.Namespace, ephemeral: bool) -> dict[str, Any
     if verify_keys is not None and signing_key is None:
         raise ValueError("--verify-keys needs --signing-key too: a client that requires signatures must sign what it sends "
                          "(its own presence comes back to it)")
+    sealing_key = args.sealing_key or os.environ.get("RELAIS_SEALING_KEY") or None
+    sealing_keys = args.sealing_keys or os.environ.get("RELAIS_SEALING_KEYS") or None
+    if getattr(args, "seal", False):
+        if sealing_keys is None:
+            raise ValueError("--seal needs --sealing-keys (RELAIS_SEALING_KEYS): the public sealing keys file holding the "
+                             "handler identity's keys")
+        if sealing_key is None:
+            raise ValueError("--seal needs --sealing-key (RELAIS_SEALING_KEY): the answer comes back sealed for your "
+                             "identity, and that private key opens it")
     return dict(id=args.id or _default_id(args.command), broker=args.broker, username=args.username, password=password,
                 ca=args.ca or os.environ.get("RELAIS_CA") or None, ephemeral=ephemeral, signing_key=signing_key,
-                trusted_keys=verify_keys)
+                trusted_keys=verify_keys, sealing_keys=sealing_keys,
+                sealing_key=[key for key in sealing_key.split(",") if key] if sealing_key else None)
 
 
 def bytes_summary(data: Any) -> str:
@@ -129,7 +149,8 @@ async def _call(args: argparse.Namespace) -> int:
             print(f"the payload is not JSON: {error}", file=sys.stderr)
             return 2
     async with connect(**_connect_options(args, ephemeral=True), timeout=args.timeout) as bus:
-        async for step in bus.call(args.action, payload, target=args.target, timeout=args.timeout, priority=args.priority):
+        async for step in bus.call(args.action, payload, target=args.target, timeout=args.timeout, priority=args.priority,
+                                   seal=True if args.seal else None):
             # A binary final with --raw is its bytes, even in a pipe (that is what --raw is for).
             if args.raw and step.kind == "final" and is_bytes(step.payload):
                 sys.stdout.buffer.write(step.payload)
