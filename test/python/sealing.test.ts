@@ -121,6 +121,12 @@ describe('Python client with sealed payloads', { skip: pythonGate(WHAT, 1, [CRYP
         assert.deepEqual(seen, [{ payload: { secret }, sealed: true }]);
         assert.deepEqual(steps.filter((step) => step.kind !== 'accepted').map((step) => [step.kind, step.payload]), [['progress', { half: `${secret}-progress` }], ['final', { back: `${secret}-final` }]]);
         await ciphertextOnly(token, [secret]);
+        // Read back by the requester, its history and follow open the rows sealed for it (the command is sealed for it too).
+        type Row = { kind: string; data: string; opened?: boolean; seal?: unknown; sha256?: string };
+        const shown = (rows: Row[]) => rows.filter((row) => row.kind !== 'accepted').map((row) => [row.kind, row.opened === true, row.opened ? JSON.parse(row.data) : 'sealed', row.seal !== undefined, row.sha256 === undefined]);
+        const expected = [['command', true, { secret }, true, true], ['progress', true, { half: `${secret}-progress` }, true, true], ['final', true, { back: `${secret}-final` }, true, true]];
+        assert.deepEqual(shown((await py.send<{ rows: Row[] }>('history', { query: { token } })).rows.sort((a, b) => Number(a.kind !== 'command') - Number(b.kind !== 'command'))), expected);
+        assert.deepEqual(shown(await py.send<Row[]>('follow', { token, options: { timeout: 15 } })), expected);
         const bytes = Buffer.from('\n\0sealed bytes\n');
         await ts.handle(`${action}/bytes`, (payload: Uint8Array) => Buffer.concat([Buffer.from(payload), Buffer.from('!')]));
         await py.send('wait_for_handler', { action: `${action}/bytes`, options: { timeout: 15 } });

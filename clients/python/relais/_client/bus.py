@@ -6,6 +6,7 @@ and stops them together.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Optional, Sequence, Union
@@ -381,14 +382,25 @@ class Bus:
         return await registry(self, timeout)
 
     async def history(self, **query: Any) -> Any:
-        """Rows of the router's history (§11.2): `history(token=...)` or a search (`action`, `since`, ...)."""
+        """Rows of the router's history (§11.2): `history(token=...)` or a search (`action`, `since`, ...).
+        Sealed rows this client holds a key for come opened (`open_rows`)."""
         from .router import history
-        return await history(self, query)
+        page = await history(self, query)
+        return {**page, "rows": self.open_rows(page.get("rows", []))} if isinstance(page, dict) else page
 
-    def follow(self, token: str, **options: Any) -> AsyncIterator[dict]:
-        """One request's rows as the router recorded them, replayed then live until its end (§11.2)."""
+    async def follow(self, token: str, **options: Any) -> AsyncIterator[dict]:
+        """One request's rows as the router recorded them, replayed then live until its end (§11.2);
+        sealed rows this client holds a key for come opened."""
         from .router import follow
-        return follow(self, token, options)
+        async with contextlib.aclosing(follow(self, token, options)) as rows:
+            async for row in rows:
+                yield self._sealing.open_row(row)
+
+    def open_rows(self, rows: Any) -> list:
+        """History rows with the sealed ones this client can open opened (protocol §3.6, §11.1):
+        `opened: True`, `seal` kept, `data`/`size`/`sha256` the plaintext's. Rows not sealed,
+        truncated, or not sealed for this client's keys: unchanged."""
+        return [self._sealing.open_row(row) for row in rows]
 
     def events(self, since: Any = None, **options: Any) -> AsyncIterator[dict]:
         """The router's event stream (§11.8) from `since` (a cursor) or from now, across lost

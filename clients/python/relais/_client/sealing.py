@@ -10,6 +10,9 @@ Needs `cryptography` (`relais.sealing_available()`); without it `connect()` refu
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
@@ -197,6 +200,35 @@ class ClientSealing:
             return Opening(False, reason=opened.reason, why=opened.why)
         self.opened += 1
         return Opening(True, envelope={**envelope, "payload": opened.payload})
+
+    def open_row(self, row: dict) -> dict:
+        """A history row the router recorded sealed (protocol §11.1), opened when this client holds one
+        of its keys and the row holds the whole ciphertext (not `truncated`): `data`, `size`, `sha256`
+        become what the row of the same payload unsealed holds, `seal` stays, `opened` is set. Any
+        other row comes back as it is. Never raises."""
+        kind = _ENVELOPE_TYPE_OF_KIND.get(row.get("kind")) if isinstance(row, dict) else None
+        if kind is None or row.get("seal") is None or row.get("truncated") or row.get("opened") or not self._own:
+            return row
+        try:
+            ciphertext = base64.b64decode(str(row.get("data", "")), validate=True)
+        except ValueError:
+            return row
+        opened = open_payload(kind, str(row.get("via") or row.get("source")), row.get("token"), row["seal"], ciphertext, self._own)
+        if not opened.ok:
+            return row
+        if opened.seal["form"] == "bytes":
+            plain = bytes(opened.payload)
+            return {**row, "data": base64.b64encode(plain).decode("ascii"), "size": len(plain),
+                    "sha256": hashlib.sha256(plain).hexdigest(), "truncated": False, "opened": True}
+        # As the router records a JSON payload (protocol §11.1): its JSON text, with no digest.
+        data = json.dumps(opened.payload, ensure_ascii=False, separators=(",", ":"))
+        rest = {key: value for key, value in row.items() if key != "sha256"}
+        return {**rest, "data": data, "size": len(data.encode("utf-8")), "truncated": False, "opened": True}
+
+
+#: The envelope type a history row of each kind recorded (protocol §11.1): what its seal is bound to.
+_ENVELOPE_TYPE_OF_KIND = {"command": "command", "accepted": "response", "progress": "response", "final": "response",
+                          "error": "response", "cancel": "cancel"}
 
 
 def _no_key(identity: str) -> SealingError:
