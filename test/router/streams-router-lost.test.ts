@@ -49,9 +49,7 @@ describe('router streams - the router loses its connection', { timeout: SUITE_TI
   /** Resolves once the proxy holds a message of the router's on `topic`. */
   const heldOn = (topic: string) =>
     within(
-      new Promise<void>((resolve) => {
-        const check = setInterval(() => proxy.held.includes(topic) && (clearInterval(check), resolve()), 10);
-      }),
+      proxy.whenHeld((held) => held.includes(topic)),
       10_000,
       `the router's message on ${topic} held in the network`,
     );

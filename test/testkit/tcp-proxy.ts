@@ -18,6 +18,8 @@ export interface TcpProxy {
   hold(): void;
   /** What was held so far (MQTT packets, as sent). */
   readonly held: Buffer;
+  /** Resolves once what is held passes `check` (at once if it does): each chunk held is checked as it comes. */
+  whenHeld(check: (held: Buffer) => boolean): Promise<void>;
   /** Destroys every open connection, and what was held; forwards again afterwards. Returns how many there were. */
   cut(): number;
   close(): Promise<void>;
@@ -29,6 +31,11 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
   let refuse = false;
   let holding = false;
   let held: Buffer[] = [];
+  let heldWaiters: Array<{ check: (held: Buffer) => boolean; resolve(): void }> = [];
+  const heldChanged = () => {
+    const bytes = Buffer.concat(held);
+    heldWaiters = heldWaiters.filter((waiter) => !(waiter.check(bytes) && (waiter.resolve(), true)));
+  };
   const server = net.createServer((client) => {
     if (refuse) return void client.destroy();
     accepted += 1;
@@ -41,8 +48,10 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
       });
       socket.on('error', () => other.destroy());
       socket.on('data', (chunk: Buffer) => {
-        if (holding && socket === client) held.push(chunk);
-        else other.write(chunk);
+        if (holding && socket === client) {
+          held.push(chunk);
+          heldChanged();
+        } else other.write(chunk);
       });
     }
   });
@@ -65,6 +74,10 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     },
     get held() {
       return Buffer.concat(held);
+    },
+    whenHeld(check) {
+      if (check(Buffer.concat(held))) return Promise.resolve();
+      return new Promise<void>((resolve) => heldWaiters.push({ check, resolve }));
     },
     cut() {
       const count = open.size;
