@@ -16,9 +16,7 @@ export interface TcpProxy {
   readonly accepted: number;
   /** From now on, what clients send is held, not forwarded (until `cut()`, which drops it). */
   hold(): void;
-  /** What was held so far (MQTT packets, as sent). */
-  readonly held: Buffer;
-  /** Resolves once what is held passes `check` (at once if it does): each chunk held is checked as it comes. */
+  /** Resolves once what is held so far (MQTT packets, as sent) passes `check` (at once if it does): each chunk held is checked as it comes. */
   whenHeld(check: (held: Buffer) => boolean): Promise<void>;
   /** Destroys every open connection, and what was held; forwards again afterwards. Returns how many there were. */
   cut(): number;
@@ -71,9 +69,6 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     },
     hold() {
       holding = true;
-    },
-    get held() {
-      return Buffer.concat(held);
     },
     whenHeld(check) {
       if (check(Buffer.concat(held))) return Promise.resolve();
