@@ -161,6 +161,8 @@ export class Presence {
   /** After a reconnection: announce a moment later, once the broker has replayed the retained presences (§7.5). */
   reannounceSoon(): void {
     clearTimeout(this.reannounceTimer);
+    // The announcement below is repeated in its turn; an older presence must not come back first.
+    clearTimeout(this.repeatTimer);
     this.reannounceTimer = setTimeout(() => {
       if (this.stopped || !this.transport.connected) return;
       this.announce().catch((error: Error) => this.logger.warn({ err: error.message }, 'presence not republished'));

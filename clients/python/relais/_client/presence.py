@@ -188,6 +188,10 @@ class Presence:
     def reannounce_soon(self) -> None:
         if self._reannounce_timer is not None:
             self._reannounce_timer.cancel()
+        # The announcement is repeated in its turn; an older presence must not come back first.
+        if self._repeat_timer is not None:
+            self._repeat_timer.cancel()
+            self._repeat_timer = None
         self._reannounce_timer = self.loop.call_later(REANNOUNCE_DELAY_S, self._reannounce)
 
     def _reannounce(self) -> None:
