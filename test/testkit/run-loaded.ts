@@ -25,7 +25,7 @@ if (!Number.isInteger(size) || size < 0 || files.length === 0) {
 
 const load = startLoad(size);
 process.stdout.write(`# under load: ${size} busy processes (pids ${load.pids.join(' ')})\n`);
-const tests = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-force-exit', '--test-reporter=spec', `--test-concurrency=${flags.concurrency}`, ...files], {
+const tests = spawn(process.execPath, ['--import', 'tsx', '--import', './test/testkit/end-file-after-tests.ts', '--test', '--test-reporter=spec', `--test-concurrency=${flags.concurrency}`, ...files], {
   stdio: 'inherit',
   env: { ...process.env, RELAIS_TEST_LOAD: String(size) },
 });
