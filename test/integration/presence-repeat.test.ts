@@ -48,16 +48,18 @@ describe('presence repeated on a cluster', { timeout: SUITE_TIMEOUT }, () => {
   const sawTwice = (id: string, seq: number) => waitFor(() => (seenOf(id).filter((entry) => entry.seq === seq).length >= 2 ? true : undefined), arrivals, 'seen', CLUSTER_PRESENCE_REPEAT_MS * 10);
   const seqs = (id: string) => seenOf(id).map((entry) => entry.seq);
 
+  /** How many times each seq of `id` was seen, for the seqs of `after` and later (an earlier one may have had its 2 s on a busy machine). */
+  const timesSeen = (id: string, after = 0) => seqs(id).filter((seq) => seq >= after).reduce<Record<number, number>>((times, seq) => ({ ...times, [seq]: (times[seq] ?? 0) + 1 }), {});
+
   it('presence - a client naming several brokers publishes its latest presence once more, with its seq, after 2 s; a newer one takes the older one\'s place', async () => {
     const brokers = `${kit.broker.url},${kit.broker.url}`;
     const id = uniqueId('cluster-client');
     const bus = await kit.connect(id, { broker: brokers });
+    // Two presences a moment apart (seq 2, then 3): only the latest is repeated.
     await bus.handle('demo/repeat-first', () => 1);
-    await sawTwice(id, 2);
     await bus.handle('demo/repeat-second', () => 2);
     await sawTwice(id, 3);
-    // The connect's presence (seq 1) was replaced before its repeat: only the latest is repeated.
-    assert.deepEqual(seqs(id), [1, 2, 2, 3, 3]);
+    assert.deepEqual(timesSeen(id, 2), { 2: 1, 3: 2 });
     const [second, repeat] = seenOf(id).filter((entry) => entry.seq === 3);
     assert.ok(repeat!.at - second!.at >= CLUSTER_PRESENCE_REPEAT_MS - 50, `repeated ${repeat!.at - second!.at} ms after the presence`);
     assert.deepEqual(repeat!.actions, ['demo/repeat-first', 'demo/repeat-second']);
@@ -86,8 +88,10 @@ describe('presence repeated on a cluster', { timeout: SUITE_TIMEOUT }, () => {
     const off = await startPythonPeer({ id: uniqueId('py-repeat-off'), broker: brokers, presence_repeat: false });
     for (const peer of [single, off, cluster]) await peer.send('serve', { action: 'demo/py-repeat' });
     await sawTwice(cluster.id, 2);
-    assert.deepEqual(seqs(cluster.id), [1, 2, 2]);
-    assert.deepEqual(seenOf(cluster.id)[2]!.actions, ['demo/py-repeat']);
+    // Its connect's presence (seq 1) may have been repeated too, if serving took it more than 2 s.
+    assert.deepEqual(timesSeen(cluster.id, 2), { 2: 2 });
+    assert.ok((timesSeen(cluster.id)[1] ?? 0) <= 2);
+    assert.deepEqual(seenOf(cluster.id).at(-1)!.actions, ['demo/py-repeat']);
     assert.deepEqual(seqs(single.id), [1, 2]);
     assert.deepEqual(seqs(off.id), [1, 2]);
   });
